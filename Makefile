@@ -1,0 +1,44 @@
+# fastcall build, test, fuzz and benchmark entry points.
+GO        ?= go
+FUZZTIME  ?= 60s
+TESTFUZZ  ?= 3s
+PKGS      := ./...
+
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+
+fmtcheck:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# Every fuzz target in ./fuzz, each for $(1).
+define run_fuzz
+	@set -e; [ -d fuzz ] || exit 0; for t in $$($(GO) test -list '^Fuzz' ./fuzz | grep '^Fuzz'); do \
+		echo "fuzz $$t ($(1))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(1) ./fuzz; \
+	done
+endef
+
+fuzz-smoke:
+	$(call run_fuzz,$(TESTFUZZ))
+
+fuzz:
+	$(call run_fuzz,$(FUZZTIME))
+
+test: fmtcheck vet unit fuzz-smoke
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	$(GO) clean -testcache
