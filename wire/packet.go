@@ -1,0 +1,182 @@
+package wire
+
+import "unicode/utf8"
+
+// Header holds the fields of a datagram header other than the magic,
+// version, parameter count and length, and tag, which the codec fills in.
+type Header struct {
+	Flags       uint8
+	CallNo      uint16
+	Errno       Errno
+	Src         uint32 // source node id
+	Dst         uint32 // destination node id (0: whoever listens)
+	CallID      uint64
+	Incarnation uint32 // sender's incarnation
+	Budget      uint32 // remaining deadline in microseconds; 0 = none
+	Stamp       uint32 // sender's clock, milliseconds since the Unix epoch mod 2^32
+}
+
+// paramRef locates one parameter value inside the datagram.
+type paramRef struct {
+	off uint16
+	n   uint16
+	typ Type
+}
+
+// Packet is a decoded datagram: the header fields and a table of
+// parameter views into the datagram buffer. A Packet is meant to be
+// reused; Decode overwrites it. Its views are valid while the datagram
+// buffer is unchanged.
+type Packet struct {
+	Header
+	Len     int // datagram length
+	buf     []byte
+	nparams int
+	plen    int
+	params  [MaxParams]paramRef
+}
+
+// NParams returns the number of parameters.
+func (p *Packet) NParams() int { return p.nparams }
+
+// Param returns parameter i; a Value of TypeInvalid if i is out of range.
+func (p *Packet) Param(i int) Value {
+	if uint(i) >= uint(p.nparams) {
+		return Value{}
+	}
+	r := p.params[i]
+	return Value{Type: r.typ, Raw: p.buf[r.off : int(r.off)+int(r.n)]}
+}
+
+// Segment returns the encoded parameter segment.
+func (p *Packet) Segment() []byte { return p.buf[HeaderSize : HeaderSize+p.plen] }
+
+// Datagram returns the whole datagram the packet was decoded from.
+func (p *Packet) Datagram() []byte { return p.buf }
+
+// checkFlags validates flag combinations together with the error field.
+func checkFlags(f uint8, e Errno) Reason {
+	if f&flagReserved != 0 {
+		return ReasonFlags
+	}
+	req, rep := f&FlagRequest != 0, f&FlagReply != 0
+	if req == rep {
+		return ReasonFlags
+	}
+	if req && f&FlagError != 0 {
+		return ReasonFlags
+	}
+	if rep && (f&FlagOneWay != 0 || f&FlagRetrans != 0) {
+		return ReasonFlags
+	}
+	if (f&FlagError != 0) != (e != OK) {
+		return ReasonErrno
+	}
+	return ReasonNone
+}
+
+// parseHeader checks the fixed header of b against limit and fills p.
+// It does not check the tag.
+func parseHeader(p *Packet, b []byte, limit int) Reason {
+	if len(b) < HeaderSize {
+		return ReasonShort
+	}
+	if len(b) > limit {
+		return ReasonTooBig
+	}
+	if be16(b[OffMagic:]) != Magic {
+		return ReasonMagic
+	}
+	if b[OffVersion] != Version {
+		return ReasonVersion
+	}
+	p.Flags = b[OffFlags]
+	p.CallNo = be16(b[OffCallNo:])
+	p.Errno = Errno(be16(b[OffErrno:]))
+	if r := checkFlags(p.Flags, p.Errno); r != ReasonNone {
+		return r
+	}
+	p.Src = be32(b[OffSrc:])
+	p.Dst = be32(b[OffDst:])
+	p.CallID = be64(b[OffCallID:])
+	p.Incarnation = be32(b[OffIncarn:])
+	p.Budget = be32(b[OffBudget:])
+	p.Stamp = be32(b[OffStamp:])
+	n := int(be16(b[OffNParams:]))
+	plen := int(be16(b[OffPLen:]))
+	if HeaderSize+plen != len(b) {
+		return ReasonLength
+	}
+	if n > MaxParams || n*ParamHdrSize > plen {
+		return ReasonParamCount
+	}
+	p.nparams = n
+	p.plen = plen
+	p.buf = b
+	p.Len = len(b)
+	return ReasonNone
+}
+
+// parseParams walks the parameter segment and fills the view table.
+func parseParams(p *Packet) Reason {
+	b := p.buf
+	off := HeaderSize
+	end := HeaderSize + p.plen
+	for i := 0; i < p.nparams; i++ {
+		if end-off < ParamHdrSize {
+			return ReasonParamCount
+		}
+		t := Type(b[off+OffParamType])
+		n := int(be16(b[off+OffParamLen:]))
+		fs := fixedSize(t)
+		if fs == 0 {
+			return ReasonParamType
+		}
+		off += ParamHdrSize
+		if (fs > 0 && n != fs) || n > end-off {
+			return ReasonParamLen
+		}
+		v := b[off : off+n]
+		if t == TypeBool && v[0] > 1 {
+			return ReasonBool
+		}
+		if t == TypeString && !utf8.Valid(v) {
+			return ReasonUTF8
+		}
+		p.params[i] = paramRef{off: uint16(off), n: uint16(n), typ: t}
+		off += n
+	}
+	if off != end {
+		return ReasonParamCount
+	}
+	return ReasonNone
+}
+
+// writeHeader writes h and the segment shape into b[:HeaderSize] and
+// zeroes the tag field.
+func writeHeader(b []byte, h *Header, count, plen int) {
+	put16(b[OffMagic:], Magic)
+	b[OffVersion] = Version
+	b[OffFlags] = h.Flags
+	put16(b[OffCallNo:], h.CallNo)
+	put16(b[OffErrno:], uint16(h.Errno))
+	put32(b[OffSrc:], h.Src)
+	put32(b[OffDst:], h.Dst)
+	put64(b[OffCallID:], h.CallID)
+	put32(b[OffIncarn:], h.Incarnation)
+	put32(b[OffBudget:], h.Budget)
+	put32(b[OffStamp:], h.Stamp)
+	put16(b[OffNParams:], uint16(count))
+	put16(b[OffPLen:], uint16(plen))
+	clear(b[OffTag : OffTag+SizeTag])
+}
+
+// PeekHeader reads the call id, flags and source of a datagram without
+// validating it, for counters and replay bookkeeping; ok is false when b is
+// shorter than a header.
+func PeekHeader(b []byte) (flags uint8, callID uint64, src uint32, ok bool) {
+	if len(b) < HeaderSize {
+		return 0, 0, 0, false
+	}
+	return b[OffFlags], be64(b[OffCallID:]), be32(b[OffSrc:]), true
+}
