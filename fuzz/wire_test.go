@@ -1,0 +1,262 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/hex"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	gofuzz "github.com/google/gofuzz"
+
+	"fastcall/wire"
+)
+
+var fuzzKey = []byte("fastcall-vector-key-0123456789ab")
+
+// specVectors returns the hex dumps of docs/PROTOCOL.md's test vectors.
+func specVectors(tb testing.TB) [][]byte {
+	raw, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		tb.Fatalf("read spec: %v", err)
+	}
+	var out [][]byte
+	var cur []byte
+	in := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case line == "```vector":
+			in, cur = true, nil
+		case in && line == "```":
+			in = false
+			out = append(out, cur)
+		case in && len(line) > 5 && line[4] == ':':
+			b, err := hex.DecodeString(strings.ReplaceAll(line[5:], " ", ""))
+			if err == nil {
+				cur = append(cur, b...)
+			}
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatal("no vectors in spec")
+	}
+	return out
+}
+
+// reencode rebuilds a datagram from a decoded packet with the same codec.
+func reencode(c *wire.Codec, p *wire.Packet) ([]byte, wire.Errno) {
+	var ps wire.Params
+	seg := make([]byte, wire.MaxDatagram)
+	ps.Reset(seg)
+	for i := 0; i < p.NParams(); i++ {
+		ps.Value(p.Param(i))
+	}
+	dg := make([]byte, wire.MaxDatagram)
+	h := p.Header
+	n, e := c.EncodeParams(dg, &h, &ps)
+	return dg[:n], e
+}
+
+// FuzzDecode: decoding arbitrary bytes never panics; with the integrity
+// field fixed up so that parsing reaches the parameters, any datagram the
+// decoder accepts re-encodes to the same bytes.
+func FuzzDecode(f *testing.F) {
+	for _, v := range specVectors(f) {
+		f.Add(v, false)
+		f.Add(v, true)
+	}
+	plain, _ := wire.NewCodec(wire.MaxDatagram, nil)
+	keyed, _ := wire.NewCodec(wire.MaxDatagram, fuzzKey)
+	f.Fuzz(func(t *testing.T, b []byte, auth bool) {
+		c := plain
+		if auth {
+			c = keyed
+		}
+		var p wire.Packet
+		_ = c.Decode(&p, b)
+		b = append([]byte(nil), b...)
+		c.Reseal(b)
+		if r := c.Decode(&p, b); r != wire.ReasonNone {
+			return
+		}
+		out, e := reencode(c, &p)
+		if e != wire.OK {
+			t.Fatalf("accepted datagram does not re-encode: %v", e)
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatalf("re-encode differs:\n in %x\nout %x", b, out)
+		}
+	})
+}
+
+// FuzzRoundTrip: encode fields and parameters drawn from the input, decode,
+// and compare.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add(uint8(wire.FlagRequest), uint16(0x1001), uint16(0), uint32(1), uint32(2), uint64(77), uint32(5), uint32(9), int64(-5), "hello", []byte{1, 2}, 2.5, true)
+	f.Add(uint8(wire.FlagReply|wire.FlagError), uint16(3), uint16(6), uint32(0), uint32(0), uint64(0), uint32(0), uint32(0), int64(0), "", []byte(nil), math.Inf(1), false)
+	plain, _ := wire.NewCodec(0, nil)
+	keyed, _ := wire.NewCodec(0, fuzzKey)
+	f.Fuzz(func(t *testing.T, flags uint8, callNo, errno uint16, src, dst uint32, callID uint64,
+		incarn, budget uint32, i int64, s string, bs []byte, fl float64, auth bool) {
+		c := plain
+		if auth {
+			c = keyed
+		}
+		h := wire.Header{Flags: flags, CallNo: callNo, Errno: wire.Errno(errno), Src: src, Dst: dst,
+			CallID: callID, Incarnation: incarn, Budget: budget, Stamp: incarn ^ budget}
+		var ps wire.Params
+		ps.Reset(make([]byte, 2048))
+		ps.Int64(i)
+		ps.String(s)
+		ps.Bytes(bs)
+		ps.Float64(fl)
+		ps.Bool(auth)
+		dg := make([]byte, wire.DefaultMaxDatagram)
+		n, e := c.EncodeParams(dg, &h, &ps)
+		if e != wire.OK {
+			return // invalid flag combination or too big: refused before sending
+		}
+		var p wire.Packet
+		r := c.Decode(&p, dg[:n])
+		if !utf8Valid(s) {
+			if r != wire.ReasonUTF8 {
+				t.Fatalf("invalid UTF-8 string accepted or misreported: %v", r)
+			}
+			return
+		}
+		if r != wire.ReasonNone {
+			t.Fatalf("decode of own encoding: %v", r)
+		}
+		want := h
+		want.Flags = h.Flags&^wire.FlagAuth | map[bool]uint8{true: wire.FlagAuth}[auth]
+		if p.Header != want {
+			t.Fatalf("header %+v want %+v", p.Header, want)
+		}
+		if p.Param(0).Int64() != i || p.Param(1).Str() != s || !bytes.Equal(p.Param(2).Bytes(), bs) ||
+			math.Float64bits(p.Param(3).Float64()) != math.Float64bits(fl) || p.Param(4).Bool() != auth {
+			t.Fatalf("params differ")
+		}
+	})
+}
+
+func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestGofuzzRoundTrip generates random headers and parameter lists with
+// gofuzz and checks encode/decode round trips, thousands per run.
+func TestGofuzzRoundTrip(t *testing.T) {
+	type param struct {
+		Kind uint8
+		I    int64
+		U    uint64
+		F    float64
+		B    bool
+		Raw  []byte
+		S    string
+	}
+	type input struct {
+		H      wire.Header
+		Params []param
+		Auth   bool
+	}
+	fz := gofuzz.NewWithSeed(1).NilChance(0.1).NumElements(0, 12)
+	plain, _ := wire.NewCodec(0, nil)
+	keyed, _ := wire.NewCodec(0, fuzzKey)
+	ok, refused := 0, 0
+	for n := 0; n < 5000; n++ {
+		var in input
+		fz.Fuzz(&in)
+		// Valid flag shapes most of the time, so most cases reach decode.
+		switch in.H.Flags % 4 {
+		case 0:
+			in.H.Flags = wire.FlagRequest | in.H.Flags&(wire.FlagOneWay|wire.FlagRetrans)
+			in.H.Errno = 0
+		case 1:
+			in.H.Flags = wire.FlagReply
+			in.H.Errno = 0
+		case 2:
+			in.H.Flags = wire.FlagReply | wire.FlagError
+			if in.H.Errno == 0 {
+				in.H.Errno = wire.EBUSY
+			}
+		}
+		c := plain
+		if in.Auth {
+			c = keyed
+		}
+		var ps wire.Params
+		ps.Reset(make([]byte, 1400))
+		var want []wire.Value
+		for _, p := range in.Params {
+			s := strings.ToValidUTF8(p.S, "?")
+			var v wire.Value
+			switch p.Kind % 6 {
+			case 0:
+				ps.Int64(p.I)
+				v = wire.Value{Type: wire.TypeInt64}
+			case 1:
+				ps.Uint64(p.U)
+				v = wire.Value{Type: wire.TypeUint64}
+			case 2:
+				ps.Float64(p.F)
+				v = wire.Value{Type: wire.TypeFloat64}
+			case 3:
+				ps.Bool(p.B)
+				v = wire.Value{Type: wire.TypeBool}
+			case 4:
+				ps.Bytes(p.Raw)
+				v = wire.Value{Type: wire.TypeBytes, Raw: p.Raw}
+			case 5:
+				ps.String(s)
+				v = wire.Value{Type: wire.TypeString, Raw: []byte(s)}
+			}
+			want = append(want, v)
+		}
+		dg := make([]byte, wire.DefaultMaxDatagram)
+		sz, e := c.EncodeParams(dg, &in.H, &ps)
+		if e != wire.OK {
+			refused++
+			continue
+		}
+		var p wire.Packet
+		if r := c.Decode(&p, dg[:sz]); r != wire.ReasonNone {
+			t.Fatalf("case %d: decode %v", n, r)
+		}
+		if p.NParams() != len(want) {
+			t.Fatalf("case %d: %d params, want %d", n, p.NParams(), len(want))
+		}
+		for i, w := range want {
+			got := p.Param(i)
+			if got.Type != w.Type {
+				t.Fatalf("case %d param %d: type %v want %v", n, i, got.Type, w.Type)
+			}
+			pr := in.Params[i]
+			switch w.Type {
+			case wire.TypeInt64:
+				if got.Int64() != pr.I {
+					t.Fatal("i64")
+				}
+			case wire.TypeUint64:
+				if got.Uint64() != pr.U {
+					t.Fatal("u64")
+				}
+			case wire.TypeFloat64:
+				if math.Float64bits(got.Float64()) != math.Float64bits(pr.F) {
+					t.Fatal("f64")
+				}
+			case wire.TypeBool:
+				if got.Bool() != pr.B {
+					t.Fatal("bool")
+				}
+			default:
+				if !bytes.Equal(got.Raw, w.Raw) {
+					t.Fatal("bytes")
+				}
+			}
+		}
+		ok++
+	}
+	if ok < 3000 {
+		t.Fatalf("only %d of 5000 cases reached decode (%d refused)", ok, refused)
+	}
+}
