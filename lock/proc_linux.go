@@ -1,0 +1,166 @@
+//go:build linux
+
+package lock
+
+// Process identity and liveness. A holder is named by its pid paired with
+// its start time (field 22 of /proc/<pid>/stat, clock ticks since boot), so
+// that a pid reused by an unrelated process is not taken for the holder.
+
+import (
+	"strconv"
+	"sync"
+
+	"fastcall/wire"
+
+	"golang.org/x/sys/unix"
+)
+
+// statBufSize bounds the bytes read from /proc/<pid>/stat. The line is about
+// 300 bytes; the command name inside it is at most 64.
+const statBufSize = 1024
+
+// Fields of /proc/<pid>/stat counted after the closing parenthesis of the
+// command name: the first is field 3 (state), field 22 is starttime.
+const (
+	statFieldState = 3
+	statFieldStart = 22
+)
+
+// self caches this process's identity; it is read once.
+var self struct {
+	once  sync.Once
+	pid   int
+	start uint64
+	err   wire.Errno
+}
+
+// selfIdentity returns this process's pid and start time. The result is
+// computed once per process.
+func selfIdentity() (pid int, start uint64, err wire.Errno) {
+	self.once.Do(func() {
+		self.pid = unix.Getpid()
+		st, alive, e := readStat("/proc/self/stat")
+		switch {
+		case e != wire.OK:
+			self.err = e
+		case !alive:
+			self.err = wire.EPROTO
+		case self.pid <= 0 || self.pid > slotPidMask:
+			self.err = wire.EINVAL
+		default:
+			self.start = st
+		}
+	})
+	return self.pid, self.start, self.err
+}
+
+// processLiveness tells whether the process recorded as (pid, start) runs.
+// With startKnown false only the pid is checked (the holder died or stalled
+// before recording its start time). A zombie counts as dead: it can never
+// release anything. When the answer cannot be found (no /proc access) the
+// result is livenessUnknown, which callers treat as alive.
+func processLiveness(pid int, start uint64, startKnown bool) liveness {
+	if pid <= 0 || pid > slotPidMask {
+		return livenessDead
+	}
+	kerr := unix.Kill(pid, 0)
+	if kerr == unix.ESRCH {
+		return livenessDead
+	}
+	st, alive, e := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+	if e == wire.ENOENT {
+		if kerr == nil {
+			return livenessDead // exited between kill and open
+		}
+		return livenessUnknown // hidden by hidepid
+	}
+	if e != wire.OK {
+		return livenessUnknown
+	}
+	if !alive {
+		return livenessDead
+	}
+	if startKnown && st != start {
+		return livenessDead // the pid was reused
+	}
+	return livenessAlive
+}
+
+// readStat reads a stat file and returns the start time and whether the
+// process state is a running one (not zombie 'Z', not dead 'X').
+// A missing file is wire.ENOENT, an unparsable one wire.EPROTO.
+func readStat(path string) (start uint64, alive bool, err wire.Errno) {
+	fd, e := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if e != nil {
+		if e == unix.ENOENT || e == unix.ESRCH {
+			return 0, false, wire.ENOENT
+		}
+		return 0, false, wire.EPROTO
+	}
+	var buf [statBufSize]byte
+	n, e := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if e != nil {
+		if e == unix.ESRCH {
+			return 0, false, wire.ENOENT
+		}
+		return 0, false, wire.EPROTO
+	}
+	return parseStat(buf[:n])
+}
+
+// parseStat extracts the state and start time from the text of a stat file.
+func parseStat(b []byte) (start uint64, alive bool, err wire.Errno) {
+	i := len(b) - 1
+	for i >= 0 && b[i] != ')' {
+		i--
+	}
+	if i < 0 {
+		return 0, false, wire.EPROTO
+	}
+	field := statFieldState - 1
+	var state byte
+	for i++; i < len(b); {
+		for i < len(b) && b[i] == ' ' {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		field++
+		j := i
+		for j < len(b) && b[j] != ' ' && b[j] != '\n' {
+			j++
+		}
+		switch field {
+		case statFieldState:
+			state = b[i]
+		case statFieldStart:
+			v, ok := parseDecimal(b[i:j])
+			if !ok {
+				return 0, false, wire.EPROTO
+			}
+			return v, state != 'Z' && state != 'X' && state != 'x', wire.OK
+		}
+		i = j
+		if i < len(b) && b[i] == '\n' {
+			break
+		}
+	}
+	return 0, false, wire.EPROTO
+}
+
+// parseDecimal parses an unsigned decimal number of at most 19 digits.
+func parseDecimal(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
