@@ -1,0 +1,208 @@
+package shm
+
+import (
+	"bytes"
+
+	"fastcall/wire"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// The point and range operations over one region. Read methods need the
+// shared lock, methods ending in Locked the exclusive lock. Every method
+// returns an error number and never panics on a damaged file.
+
+// getInto copies key's value into dst and returns its length. A dst too
+// short gives wire.EMSGSIZE and the length needed.
+func (r *region) getInto(key, dst []byte) (int, error) {
+	n, ok := r.find(key, xxhash.Sum64(key))
+	if !ok {
+		return 0, wire.ENOENT
+	}
+	v, ok := r.value(n)
+	if !ok {
+		return 0, wire.EPROTO
+	}
+	if len(v) > len(dst) {
+		return len(v), wire.EMSGSIZE
+	}
+	return copy(dst, v), nil
+}
+
+// lookup returns a view of key's value inside the mapping.
+func (r *region) lookup(key []byte) ([]byte, error) {
+	n, ok := r.find(key, xxhash.Sum64(key))
+	if !ok {
+		return nil, wire.ENOENT
+	}
+	v, ok := r.value(n)
+	if !ok {
+		return nil, wire.EPROTO
+	}
+	return v, nil
+}
+
+// scan calls fn for each key in [from, to) in order (to nil: no upper
+// bound; prefix true: keys that start with from) until fn returns false.
+func (r *region) scan(from, to []byte, prefix bool, fn func(k, v []byte) bool) error {
+	x, ok := r.seek(from, nil)
+	for steps := uint64(0); ; steps++ {
+		if !ok || steps > r.maxNodes {
+			return wire.EPROTO
+		}
+		if x.off == 0 {
+			return nil
+		}
+		k := r.key(x)
+		if prefix && !bytes.HasPrefix(k, from) || !prefix && to != nil && bytes.Compare(k, to) >= 0 {
+			return nil
+		}
+		v, vok := r.value(x)
+		if !vok {
+			return wire.EPROTO
+		}
+		if !fn(k, v) {
+			return nil
+		}
+		nx := r.next(x, 0)
+		if nx == 0 {
+			return nil
+		}
+		x, ok = r.node(nx)
+	}
+}
+
+// writeRecord fills the value record at ref with val (not yet published).
+func (r *region) writeRecord(ref uint64, val []byte) {
+	copy(r.mem[ref+recHdrSize:], val)
+	sum := uint64(uint32(xxhash.Sum64(val)))
+	store64(r.mem, ref, uint64(len(val))|sum<<recSumShift)
+}
+
+func checkKV(key, val []byte) error {
+	if len(key) == 0 || len(key) > MaxKeyLen || len(val) > MaxValueLen {
+		return wire.EINVAL
+	}
+	return nil
+}
+
+// putLocked inserts key or replaces its value. On any error the map is as
+// it was.
+func (r *region) putLocked(key, val []byte) error {
+	if err := checkKV(key, val); err != nil {
+		return err
+	}
+	h := xxhash.Sum64(key)
+	n, _, reuse, found := r.findSlot(key, h)
+	if found {
+		return r.replaceLocked(n, val)
+	}
+	if reuse == 0 || r.indexFull(1) {
+		if r.hdr(hdrIndexTombsOff) == 0 || !r.rebuildIndexLocked() {
+			return wire.ENOSPC
+		}
+		if _, _, reuse, _ = r.findSlot(key, h); reuse == 0 || r.indexFull(1) {
+			return wire.ENOSPC
+		}
+	}
+	var preds [maxLevel]nodeView
+	succ, ok := r.seek(key, &preds)
+	if !ok {
+		return wire.EPROTO
+	}
+	if succ.off != 0 && bytes.Equal(r.key(succ), key) {
+		// Linked but not indexed: only after an unrepaired crash.
+		return wire.EPROTO
+	}
+	level := r.randomLevelLocked()
+	recRel := nodeRecOff(level, uint64(len(key)))
+	off, err := r.allocLocked(recRel+recHdrSize+uint64(len(val)), kindNode)
+	if err != nil {
+		return err
+	}
+	icap := blockSize(load64(r.mem, off)) - recRel - recHdrSize
+	if icap > MaxValueLen {
+		icap = MaxValueLen
+	}
+	store64(r.mem, off+nodeHashOff, h)
+	store64(r.mem, off+nodeMetaOff, nodeMeta(uint64(len(key)), level, icap))
+	copy(r.mem[off+nodeKeyOff(level):], key)
+	r.writeRecord(off+recRel, val)
+	store64(r.mem, off+nodeValRefOff, off+recRel)
+	nv := nodeView{off: off, level: level}
+	for i := uint64(0); i < level; i++ {
+		r.setNext(nv, i, r.next(preds[i], i))
+	}
+	// Publish: level 0 is the commit point, then the tower, then the index.
+	for i := uint64(0); i < level; i++ {
+		r.setNext(preds[i], i, off)
+	}
+	if load64(r.mem, reuse) == slotTomb {
+		r.addHdr(hdrIndexTombsOff, -1)
+	}
+	store64(r.mem, reuse, slotWord(h, off))
+	r.addHdr(hdrIndexLiveOff, 1)
+	r.addHdr(hdrNodesOff, 1)
+	r.addHdr(hdrWritesOff, 1)
+	return nil
+}
+
+// replaceLocked gives node n the value val: the new record is written where
+// no reader looks (the unused inline space, or a new value block) and then
+// published by one store of valRef; the old external block is freed after.
+func (r *region) replaceLocked(n nodeView, val []byte) error {
+	inline := n.recOff()
+	cur := load64(r.mem, n.off+nodeValRefOff)
+	var ref uint64
+	if cur != inline && uint64(len(val)) <= n.icap {
+		ref = inline
+	} else {
+		blk, err := r.allocLocked(valueRecOff+recHdrSize+uint64(len(val)), kindValue)
+		if err != nil {
+			return err
+		}
+		ref = blk + valueRecOff
+	}
+	r.writeRecord(ref, val)
+	store64(r.mem, n.off+nodeValRefOff, ref)
+	if cur != inline {
+		r.freeLocked(cur - valueRecOff)
+	}
+	r.addHdr(hdrWritesOff, 1)
+	return nil
+}
+
+// deleteLocked removes key: index slot first, then the tower from the top,
+// level 0 last, then the blocks go back to the allocator.
+func (r *region) deleteLocked(key []byte) error {
+	if len(key) == 0 || len(key) > MaxKeyLen {
+		return wire.EINVAL
+	}
+	h := xxhash.Sum64(key)
+	n, at, _, found := r.findSlot(key, h)
+	if !found {
+		return wire.ENOENT
+	}
+	var preds [maxLevel]nodeView
+	if _, ok := r.seek(key, &preds); !ok {
+		return wire.EPROTO
+	}
+	store64(r.mem, at, slotTomb)
+	r.addHdr(hdrIndexLiveOff, -1)
+	r.addHdr(hdrIndexTombsOff, 1)
+	for i := int(n.level) - 1; i >= 0; i-- {
+		if r.next(preds[i], uint64(i)) == n.off {
+			r.setNext(preds[i], uint64(i), r.next(n, uint64(i)))
+		}
+	}
+	r.addHdr(hdrNodesOff, -1)
+	if cur := load64(r.mem, n.off+nodeValRefOff); cur != n.recOff() {
+		r.freeLocked(cur - valueRecOff)
+	}
+	r.freeLocked(n.off)
+	r.addHdr(hdrWritesOff, 1)
+	if r.hdr(hdrIndexTombsOff)*slotLoadDen > r.slots {
+		r.rebuildIndexLocked()
+	}
+	return nil
+}
