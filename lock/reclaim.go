@@ -55,8 +55,13 @@ func (l *RWLock) checkWriter(s uint32) {
 		return
 	}
 	i := int(owner - 1)
-	if l.slotLiveness(i, l.slotWord(i).Load()) == livenessDead {
-		l.reclaimWriter(s)
+	w := l.slotWord(i).Load()
+	if w&slotStateMask == slotFree {
+		l.reclaimWriter(s) // names a free slot: corrupt, clear it
+		return
+	}
+	if l.slotLiveness(i, w) == livenessDead {
+		l.reclaimSlot(i, w)
 	}
 }
 

@@ -20,13 +20,13 @@ func aligned8(mem []byte) bool {
 // word32 returns the u32 at mem[off:]. off must be a multiple of 4 and
 // off+4 <= len(mem); mem must be 8-byte aligned.
 func word32(mem []byte, off int) *atomic.Uint32 {
-	_ = mem[off+3]
+	_ = mem[off : off+4] // bounds check; reads nothing
 	return (*atomic.Uint32)(unsafe.Pointer(&mem[off]))
 }
 
 // word64 returns the u64 at mem[off:]. off must be a multiple of 8 and
 // off+8 <= len(mem); mem must be 8-byte aligned.
 func word64(mem []byte, off int) *atomic.Uint64 {
-	_ = mem[off+7]
+	_ = mem[off : off+8] // bounds check; reads nothing
 	return (*atomic.Uint64)(unsafe.Pointer(&mem[off]))
 }
