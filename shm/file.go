@@ -1,0 +1,169 @@
+package shm
+
+import (
+	"errors"
+	"os"
+	"strconv"
+
+	"fastcall/lock"
+	"fastcall/wire"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapping is one open file: its region, its lock handle and the resources
+// to release. A mapping is immutable after openMapping/createMapping and is
+// shared by the goroutines of its Map.
+type mapping struct {
+	r       *region
+	lk      *lock.RWLock
+	f       *os.File
+	lockMem []byte // separate writable lock mapping of a read-only Map; nil otherwise
+	ino     uint64
+}
+
+func init() {
+	if lockSize != lock.Size || lock.Size > lockRegionSize {
+		panic("shm: lockSize differs from lock.Size")
+	}
+}
+
+// osErr turns an operating system error into a FileError with a number.
+func osErr(path, what string, err error) error {
+	no := wire.EINVAL
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		no = wire.ENOENT
+	case errors.Is(err, os.ErrExist):
+		no = wire.EEXIST
+	case errors.Is(err, os.ErrPermission):
+		no = wire.EPERM
+	case errors.Is(err, unix.ENOSPC):
+		no = wire.ENOSPC
+	}
+	return &FileError{Path: path, Reason: what + ": " + err.Error(), No: no}
+}
+
+// createMapping makes a new file at path (which must not exist), formats
+// an empty map of size bytes into it and maps it read-write.
+func createMapping(path string, size uint64, o Options, gen uint64) (*mapping, error) {
+	l, ok := computeLayout(size, uint64(o.IndexSlots))
+	if !ok {
+		return nil, wire.EINVAL
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode.Perm())
+	if err != nil {
+		return nil, osErr(path, "create", err)
+	}
+	fail := func(e error) (*mapping, error) {
+		f.Close()
+		os.Remove(path)
+		return nil, e
+	}
+	if err := f.Chmod(o.Mode.Perm()); err != nil {
+		return fail(osErr(path, "chmod", err))
+	}
+	if err := preallocate(int(f.Fd()), int64(size)); err != nil {
+		return fail(osErr(path, "fallocate", err))
+	}
+	if err := f.Truncate(int64(size)); err != nil {
+		return fail(osErr(path, "truncate", err))
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fail(osErr(path, "mmap", err))
+	}
+	r := formatRegion(mem, l, gen)
+	r.path = path
+	lk, err := lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
+	if err != nil {
+		unix.Munmap(mem)
+		return fail(err)
+	}
+	mp := &mapping{r: r, lk: lk, f: f}
+	mp.ino = inode(f)
+	return mp, nil
+}
+
+func inode(f *os.File) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return uint64(st.Ino)
+}
+
+// openMapping maps an existing file and validates its header and lock.
+func openMapping(path string, o Options) (*mapping, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, osErr(path, "open", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, osErr(path, "stat", err)
+	}
+	if st.Size < hdrSize || st.Size > 1<<44 {
+		f.Close()
+		return nil, &FileError{Path: path, Off: uint64(st.Size), Reason: "file too short or too long", No: wire.EPROTO}
+	}
+	size := int(st.Size)
+	mp := &mapping{f: f, ino: uint64(st.Ino)}
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	split := o.ReadOnly && os.Getpagesize() <= lockRegionOff && lockRegionOff%os.Getpagesize() == 0
+	if split {
+		prot = unix.PROT_READ
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, prot, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, osErr(path, "mmap", err)
+	}
+	mp.r = &region{mem: mem}
+	r, err := attachRegion(mem, path)
+	if err != nil {
+		mp.close()
+		return nil, err
+	}
+	mp.r = r
+	lockMem := mem[lockRegionOff : lockRegionOff+lockRegionSize]
+	if split {
+		mp.lockMem, err = unix.Mmap(int(f.Fd()), lockRegionOff, lockRegionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			mp.close()
+			return nil, osErr(path, "mmap lock", err)
+		}
+		lockMem = mp.lockMem
+	}
+	if mp.lk, err = lock.Attach(lockMem); err != nil {
+		mp.close()
+		if wire.AsErrno(err) == wire.EPROTO {
+			return nil, &FileError{Path: path, Off: lockRegionOff, Reason: "bad lock region", No: wire.EPROTO}
+		}
+		return nil, err
+	}
+	return mp, nil
+}
+
+// close releases the lock slot, the mappings and the file.
+func (mp *mapping) close() error {
+	if mp.lk != nil {
+		mp.lk.Detach()
+		mp.lk = nil
+	}
+	if mp.lockMem != nil {
+		unix.Munmap(mp.lockMem)
+		mp.lockMem = nil
+	}
+	if mp.r != nil && mp.r.mem != nil {
+		unix.Munmap(mp.r.mem)
+		mp.r.mem = nil
+	}
+	return mp.f.Close()
+}
+
+// tempPath names a scratch file next to path, unique to this process.
+func tempPath(path string, seq uint64) string {
+	return path + ".tmp." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(seq, 10)
+}

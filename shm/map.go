@@ -1,0 +1,457 @@
+package shm
+
+import (
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"fastcall/lock"
+	"fastcall/wire"
+
+	"golang.org/x/sys/unix"
+)
+
+// Map is an open shared-memory map. Every method takes the file's lock for
+// its own duration; callbacks (View, Range, Prefix) run under the shared
+// lock and must not call write methods of any Map on the same file, nor
+// retain the slices they are lent.
+//
+// Generations: when another process (or this one) grows the file, the old
+// file is marked superseded; the next operation of this Map notices it
+// under the lock and reopens the path. Superseded mappings stay mapped until
+// Close, so a goroutine still inside an old mapping never faults.
+type Map struct {
+	path string
+	opts Options
+	cur  atomic.Pointer[mapping]
+
+	// reopen guards old, the swap of cur and Grow.
+	reopen struct {
+		sync.Mutex
+		old []*mapping
+		seq uint64 // temp file names
+	}
+}
+
+// maxReopens bounds the reopen loop of one operation.
+const maxReopens = 8
+
+// Create makes a new map file of size bytes (rounded up to 4096, at least
+// MinSize) at path, which must not exist (wire.EEXIST). The file appears at
+// path only once it is completely formatted.
+func Create(path string, size int64, opts Options) (*Map, error) {
+	if !hostLittleEndian {
+		return nil, wire.ENOSYS
+	}
+	o := opts.withDefaults()
+	if o.ReadOnly || size < MinSize {
+		return nil, wire.EINVAL
+	}
+	m := &Map{path: o.resolve(path), opts: o}
+	m.reopen.seq = 1
+	tmp := tempPath(m.path, 0)
+	mp, err := createMapping(tmp, align(uint64(size), arenaAlign), o, 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp, m.path); err != nil {
+		mp.close()
+		os.Remove(tmp)
+		return nil, osErr(m.path, "link", err)
+	}
+	os.Remove(tmp)
+	mp.r.path = m.path
+	m.cur.Store(mp)
+	return m, nil
+}
+
+// Open maps an existing map file. A file that is not a map, of another
+// version, truncated or with a damaged header fails with an error that
+// unwraps to wire.EPROTO. Open checks the header only; Verify checks the
+// rest.
+func Open(path string, opts Options) (*Map, error) {
+	if !hostLittleEndian {
+		return nil, wire.ENOSYS
+	}
+	o := opts.withDefaults()
+	m := &Map{path: o.resolve(path), opts: o}
+	m.reopen.seq = 1
+	mp, err := openMapping(m.path, o)
+	if err != nil {
+		return nil, err
+	}
+	m.cur.Store(mp)
+	return m, nil
+}
+
+// Path returns the file path of the map.
+func (m *Map) Path() string { return m.path }
+
+// Close unmaps every mapping of m and releases its lock slots. It must not
+// run concurrently with other methods of m; afterwards they return
+// wire.ECLOSED.
+func (m *Map) Close() error {
+	mp := m.cur.Swap(nil)
+	if mp == nil {
+		return wire.ECLOSED
+	}
+	m.reopen.Lock()
+	old := m.reopen.old
+	m.reopen.old = nil
+	m.reopen.Unlock()
+	err := mp.close()
+	for _, o := range old {
+		o.close()
+	}
+	return err
+}
+
+// rlock returns the current mapping with a read hold taken, reopening the
+// path if the mapping was superseded.
+func (m *Map) rlock() (*mapping, error) {
+	for try := 0; try < maxReopens; try++ {
+		mp := m.cur.Load()
+		if mp == nil {
+			return nil, wire.ECLOSED
+		}
+		var err error
+		if m.opts.Timeout > 0 {
+			err = mp.lk.RLockTimeout(m.opts.Timeout)
+		} else {
+			err = mp.lk.RLock()
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !mp.r.superseded() {
+			return mp, nil
+		}
+		mp.lk.RUnlock()
+		if err := m.reopenFrom(mp); err != nil {
+			return nil, err
+		}
+	}
+	return nil, wire.EAGAIN
+}
+
+// lockWrite takes mp's write hold. A hold inherited from a dead writer is
+// repaired first (Verify, Repair, MarkConsistent); a file that cannot be
+// repaired gives wire.EPROTO and no hold.
+func (m *Map) lockWrite(mp *mapping) error {
+	var err error
+	if m.opts.Timeout > 0 {
+		err = mp.lk.LockTimeout(m.opts.Timeout)
+	} else {
+		err = mp.lk.Lock()
+	}
+	if err == wire.EOWNERDEAD {
+		if err = m.recoverLocked(mp); err != nil {
+			mp.lk.Unlock()
+		}
+	}
+	return err
+}
+
+// wlock returns the current mapping with the write hold taken, reopening
+// the path if the mapping was superseded.
+func (m *Map) wlock() (*mapping, error) {
+	if m.opts.ReadOnly {
+		return nil, wire.EINVAL
+	}
+	for try := 0; try < maxReopens; try++ {
+		mp := m.cur.Load()
+		if mp == nil {
+			return nil, wire.ECLOSED
+		}
+		if err := m.lockWrite(mp); err != nil {
+			return nil, err
+		}
+		if !mp.r.superseded() {
+			return mp, nil
+		}
+		mp.lk.Unlock()
+		if err := m.reopenFrom(mp); err != nil {
+			return nil, err
+		}
+	}
+	return nil, wire.EAGAIN
+}
+
+// recoverLocked repairs mp after its previous writer died, and marks mp
+// superseded if that writer was a Grow that had already renamed the new
+// file over the path.
+func (m *Map) recoverLocked(mp *mapping) error {
+	if err := mp.r.repairLocked(); err != nil {
+		return err
+	}
+	mp.lk.MarkConsistent()
+	var st unix.Stat_t
+	if unix.Stat(m.path, &st) == nil && !mp.r.superseded() {
+		if uint64(st.Ino) != mp.ino {
+			mp.r.setHdr(hdrGenOff, mp.r.generation()|genSuperseded)
+		}
+	}
+	return nil
+}
+
+// reopenFrom replaces the superseded mapping old by a fresh open of the
+// path, unless another goroutine already did.
+func (m *Map) reopenFrom(old *mapping) error {
+	m.reopen.Lock()
+	defer m.reopen.Unlock()
+	if m.cur.Load() != old {
+		return nil
+	}
+	mp, err := openMapping(m.path, m.opts)
+	if err != nil {
+		return err
+	}
+	m.reopen.old = append(m.reopen.old, old)
+	m.cur.Store(mp)
+	return nil
+}
+
+// Get copies the value of key into dst and returns its length. It returns
+// wire.ENOENT if key is absent, and wire.EMSGSIZE with the length needed if
+// dst is too short (dst is then left unchanged). Get allocates nothing.
+func (m *Map) Get(key, dst []byte) (int, error) {
+	mp, err := m.rlock()
+	if err != nil {
+		return 0, err
+	}
+	n, err := mp.r.getInto(key, dst)
+	mp.lk.RUnlock()
+	return n, err
+}
+
+// View calls fn with the value of key, lent from the mapping under the
+// shared lock: fn must not retain val or write to it.
+func (m *Map) View(key []byte, fn func(val []byte)) error {
+	mp, err := m.rlock()
+	if err != nil {
+		return err
+	}
+	defer mp.lk.RUnlock()
+	v, err := mp.r.lookup(key)
+	if err != nil {
+		return err
+	}
+	fn(v)
+	return nil
+}
+
+// Range calls fn for every key k with from <= k < to in byte order (to nil:
+// no upper bound), until fn returns false. Keys and values are lent as in
+// View. The whole walk holds the shared lock.
+func (m *Map) Range(from, to []byte, fn func(key, val []byte) bool) error {
+	mp, err := m.rlock()
+	if err != nil {
+		return err
+	}
+	defer mp.lk.RUnlock()
+	return mp.r.scan(from, to, false, fn)
+}
+
+// Prefix calls fn, in order, for every key that starts with prefix, as
+// Range does.
+func (m *Map) Prefix(prefix []byte, fn func(key, val []byte) bool) error {
+	mp, err := m.rlock()
+	if err != nil {
+		return err
+	}
+	defer mp.lk.RUnlock()
+	return mp.r.scan(prefix, nil, true, fn)
+}
+
+// Len returns the number of keys.
+func (m *Map) Len() (int, error) {
+	mp, err := m.rlock()
+	if err != nil {
+		return 0, err
+	}
+	n := mp.r.hdr(hdrNodesOff)
+	mp.lk.RUnlock()
+	return int(n), nil
+}
+
+// Put inserts key with value val, or replaces its value. When it returns
+// nil the value is in the shared mapping, visible to every reader and safe
+// from the death of any process. wire.ENOSPC (arena or index full) and
+// wire.EINVAL (key empty or longer than MaxKeyLen, value longer than
+// MaxValueLen) leave the map unchanged.
+func (m *Map) Put(key, val []byte) error {
+	mp, err := m.wlock()
+	if err != nil {
+		return err
+	}
+	err = mp.r.putLocked(key, val)
+	mp.lk.Unlock()
+	return err
+}
+
+// Delete removes key; wire.ENOENT if it is absent. Its space is reused.
+func (m *Map) Delete(key []byte) error {
+	mp, err := m.wlock()
+	if err != nil {
+		return err
+	}
+	err = mp.r.deleteLocked(key)
+	mp.lk.Unlock()
+	return err
+}
+
+// Verify checks the whole file under the shared lock and returns nil or an
+// error that unwraps to wire.EPROTO, naming the offset of the first
+// problem. It accepts the residue of an interrupted writer (see verify.go),
+// which the next writer repairs; it never panics and never reads outside
+// the mapping.
+func (m *Map) Verify() error {
+	mp, err := m.rlock()
+	if err != nil {
+		return err
+	}
+	defer mp.lk.RUnlock()
+	return mp.r.verify(false)
+}
+
+// Repair takes the write lock and repairs the file whatever the lock says,
+// then checks it strictly. Writers repair on their own after a crash; this
+// is for operators and tests.
+func (m *Map) Repair() error {
+	mp, err := m.wlock()
+	if err != nil {
+		return err
+	}
+	defer mp.lk.Unlock()
+	if err := mp.r.repairLocked(); err != nil {
+		return err
+	}
+	mp.lk.MarkConsistent()
+	return nil
+}
+
+// Stats is a snapshot of a map file. Fields are read one by one.
+type Stats struct {
+	Generation uint64 // bumped by every Grow
+	FileSize   uint64
+	ArenaSize  uint64
+	UsedBytes  uint64 // in allocated blocks: nodes, external values, head
+	FreeBytes  uint64 // in blocks on the free lists
+	TailBytes  uint64 // never allocated yet (above the bump pointer)
+	Nodes      uint64 // keys
+	Levels     int    // skiplist levels in use
+	IndexSlots uint64 // per buffer
+	IndexLive  uint64
+	IndexTombs uint64
+	Writes     uint64 // completed Put and Delete calls
+	Repairs    uint64 // repairs after a dead writer (or Repair calls)
+	Lock       lock.Stats
+}
+
+// Stats returns a snapshot of the map.
+func (m *Map) Stats() (Stats, error) {
+	mp, err := m.rlock()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer mp.lk.RUnlock()
+	r := mp.r
+	s := Stats{
+		Generation: r.generation() & genMask,
+		FileSize:   r.fileSize,
+		ArenaSize:  r.arenaEnd - r.arenaOff,
+		UsedBytes:  r.hdr(hdrUsedOff),
+		FreeBytes:  r.hdr(hdrFreeBytesOff),
+		Nodes:      r.hdr(hdrNodesOff),
+		IndexSlots: r.slots,
+		IndexLive:  r.hdr(hdrIndexLiveOff),
+		IndexTombs: r.hdr(hdrIndexTombsOff),
+		Writes:     r.hdr(hdrWritesOff),
+		Repairs:    r.hdr(hdrRepairsOff),
+		Lock:       mp.lk.Stats(),
+	}
+	if top := r.hdr(hdrBumpOff); top <= r.arenaEnd {
+		s.TailBytes = r.arenaEnd - top
+	}
+	for i := maxLevel - 1; i >= 0; i-- {
+		if r.next(r.head(), uint64(i)) != 0 {
+			s.Levels = i + 1
+			break
+		}
+	}
+	return s, nil
+}
+
+// Grow copies the map into a new file of newSize bytes and renames it over
+// the path. Readers and writers of the old file (in any process) notice the
+// superseded flag at their next operation and reopen the path; until then
+// the old file stays intact and readable. newSize must exceed the current
+// size (wire.EINVAL). A Grow that dies before the rename leaves the old file
+// current and a scratch file "<path>.tmp.<pid>.<n>" behind.
+func (m *Map) Grow(newSize int64) error {
+	m.reopen.Lock()
+	defer m.reopen.Unlock()
+	mp, err := m.wlockHeld()
+	if err != nil {
+		return err
+	}
+	defer mp.lk.Unlock()
+	size := align(uint64(newSize), arenaAlign)
+	if newSize <= 0 || size <= mp.r.fileSize {
+		return wire.EINVAL
+	}
+	m.reopen.seq++
+	tmp := tempPath(m.path, m.reopen.seq)
+	nm, err := createMapping(tmp, size, m.opts, (mp.r.generation()&genMask)+1)
+	if err != nil {
+		return err
+	}
+	var putErr error
+	err = mp.r.scan(nil, nil, false, func(k, v []byte) bool {
+		putErr = nm.r.putLocked(k, v)
+		return putErr == nil
+	})
+	if err == nil {
+		err = putErr
+	}
+	if err == nil {
+		err = os.Rename(tmp, m.path)
+	}
+	if err != nil {
+		nm.close()
+		os.Remove(tmp)
+		return err
+	}
+	nm.r.path = m.path
+	mp.r.setHdr(hdrGenOff, mp.r.generation()|genSuperseded)
+	m.reopen.old = append(m.reopen.old, mp)
+	m.cur.Store(nm)
+	return nil
+}
+
+// wlockHeld is wlock for a caller that holds m.reopen: it reopens in place.
+func (m *Map) wlockHeld() (*mapping, error) {
+	if m.opts.ReadOnly {
+		return nil, wire.EINVAL
+	}
+	for try := 0; try < maxReopens; try++ {
+		mp := m.cur.Load()
+		if mp == nil {
+			return nil, wire.ECLOSED
+		}
+		if err := m.lockWrite(mp); err != nil {
+			return nil, err
+		}
+		if !mp.r.superseded() {
+			return mp, nil
+		}
+		mp.lk.Unlock()
+		nm, err := openMapping(m.path, m.opts)
+		if err != nil {
+			return nil, err
+		}
+		m.reopen.old = append(m.reopen.old, mp)
+		m.cur.Store(nm)
+	}
+	return nil, wire.EAGAIN
+}

@@ -1,0 +1,228 @@
+package shm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"fastcall/wire"
+)
+
+// testDir returns a scratch directory, under /dev/shm when it exists.
+func testDir(t testing.TB) string {
+	t.Helper()
+	base := ""
+	if st, err := os.Stat(DefaultDir); err == nil && st.IsDir() {
+		base = DefaultDir
+	}
+	d, err := os.MkdirTemp(base, "shmtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func mustCreate(t testing.TB, size int64) (*Map, string) {
+	t.Helper()
+	p := filepath.Join(testDir(t), "m")
+	m, err := Create(p, size, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, p
+}
+
+func TestMapBasics(t *testing.T) {
+	m, p := mustCreate(t, 1<<20)
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", st.Mode(), err)
+	}
+	if _, err := Create(p, 1<<20, Options{}); !errors.Is(err, wire.EEXIST) {
+		t.Fatalf("second create: %v", err)
+	}
+	buf := make([]byte, 64)
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		want wire.Errno
+	}{
+		{"put a", func() error { return m.Put([]byte("a"), []byte("1")) }, wire.OK},
+		{"put b", func() error { return m.Put([]byte("b"), []byte("2")) }, wire.OK},
+		{"replace a", func() error { return m.Put([]byte("a"), []byte("one")) }, wire.OK},
+		{"replace a again", func() error { return m.Put([]byte("a"), bytes.Repeat([]byte("x"), 50)) }, wire.OK},
+		{"replace a inline", func() error { return m.Put([]byte("a"), []byte("uno")) }, wire.OK},
+		{"get a", func() error {
+			n, err := m.Get([]byte("a"), buf)
+			if err == nil && string(buf[:n]) != "uno" {
+				return wire.EFAULT
+			}
+			return err
+		}, wire.OK},
+		{"get short buffer", func() error { _, err := m.Get([]byte("a"), buf[:1]); return err }, wire.EMSGSIZE},
+		{"get missing", func() error { _, err := m.Get([]byte("zz"), buf); return err }, wire.ENOENT},
+		{"empty key", func() error { return m.Put(nil, []byte("x")) }, wire.EINVAL},
+		{"long key", func() error { return m.Put(make([]byte, MaxKeyLen+1), nil) }, wire.EINVAL},
+		{"long value", func() error { return m.Put([]byte("k"), make([]byte, MaxValueLen+1)) }, wire.EINVAL},
+		{"delete b", func() error { return m.Delete([]byte("b")) }, wire.OK},
+		{"delete b again", func() error { return m.Delete([]byte("b")) }, wire.ENOENT},
+		{"view", func() error {
+			return m.View([]byte("a"), func(v []byte) {
+				if string(v) != "uno" {
+					t.Errorf("view %q", v)
+				}
+			})
+		}, wire.OK},
+		{"len", func() error {
+			if n, err := m.Len(); err != nil || n != 1 {
+				return wire.EFAULT
+			}
+			return nil
+		}, wire.OK},
+		{"verify", m.Verify, wire.OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := wire.AsErrno(tc.op()); got != tc.want {
+				t.Fatalf("got %v want %v", got, tc.want)
+			}
+		})
+	}
+	ro, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if err := ro.Put([]byte("x"), nil); !errors.Is(err, wire.EINVAL) {
+		t.Fatalf("read-only put: %v", err)
+	}
+	if n, err := ro.Get([]byte("a"), buf); err != nil || string(buf[:n]) != "uno" {
+		t.Fatalf("read-only get: %v", err)
+	}
+	if err := ro.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get([]byte("a"), buf); !errors.Is(err, wire.ECLOSED) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestRangeAndPrefix(t *testing.T) {
+	m, _ := mustCreate(t, 1<<20)
+	for i := 0; i < 100; i++ {
+		if err := m.Put([]byte(fmt.Sprintf("k%03d", i)), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		prefix   bool
+		want     int
+		first    string
+	}{
+		{"all", "", "", false, 100, "k000"},
+		{"window", "k010", "k020", false, 10, "k010"},
+		{"between", "k0105", "k012", false, 1, "k011"},
+		{"empty", "k050", "k050", false, 0, ""},
+		{"prefix", "k05", "", true, 10, "k050"},
+		{"prefix none", "x", "", true, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			fn := func(k, v []byte) bool { got = append(got, string(k)); return true }
+			var err error
+			if tc.prefix {
+				err = m.Prefix([]byte(tc.from), fn)
+			} else {
+				var to []byte
+				if tc.to != "" {
+					to = []byte(tc.to)
+				}
+				err = m.Range([]byte(tc.from), to, fn)
+			}
+			if err != nil || len(got) != tc.want || tc.want > 0 && got[0] != tc.first {
+				t.Fatalf("got %v (%v)", got, err)
+			}
+		})
+	}
+}
+
+// TestFillReuse fills the map to ENOSPC, deletes, and fills again: freed
+// space is reused and the map verifies throughout.
+func TestFillReuse(t *testing.T) {
+	m, _ := mustCreate(t, 256<<10)
+	val := bytes.Repeat([]byte("v"), 64)
+	fill := func(round int) int {
+		n := 0
+		for ; ; n++ {
+			err := m.Put([]byte(fmt.Sprintf("r%d-key-%06d", round, n)), val)
+			if errors.Is(err, wire.ENOSPC) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := m.Verify(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	first := fill(0)
+	if first < 500 {
+		t.Fatalf("only %d keys fit", first)
+	}
+	// A full map still answers and a failed Put changed nothing.
+	if n, _ := m.Len(); n != first {
+		t.Fatalf("len %d want %d", n, first)
+	}
+	for i := 0; i < first; i++ {
+		if err := m.Delete([]byte(fmt.Sprintf("r0-key-%06d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := fill(1)
+	if second < first*9/10 {
+		t.Fatalf("refill %d keys, first fill %d: space not reused", second, first)
+	}
+	// Mixed sizes: delete the older half (adjacent blocks, which coalesce
+	// once the lists run dry) and refill with larger values.
+	for i := 0; i < second/2; i++ {
+		if err := m.Delete([]byte(fmt.Sprintf("r1-key-%06d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("B"), 200)
+	n := 0
+	for ; m.Put([]byte(fmt.Sprintf("big-%06d", n)), big) == nil; n++ {
+	}
+	if n < second/6 {
+		t.Fatalf("only %d large values fit after deleting %d small ones", n, second/2)
+	}
+	if err := m.Repair(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGetAllocs(t *testing.T) {
+	m, _ := mustCreate(t, 1<<20)
+	key, buf := []byte("some-key"), make([]byte, 64)
+	if err := m.Put(key, []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	miss := []byte("missing")
+	if a := testing.AllocsPerRun(1000, func() {
+		m.Get(key, buf)
+		m.Get(miss, buf)
+	}); a != 0 {
+		t.Fatalf("Get allocates %v per run", a)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package shm
+
+// preallocate is a no-op where fallocate is not available; the file is
+// sized by ftruncate alone.
+func preallocate(fd int, size int64) error { return nil }
