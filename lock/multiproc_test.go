@@ -67,7 +67,7 @@ func mapShared(path string) ([]byte, error) {
 
 // newShared creates a shared file in a temporary directory, formats the lock
 // and returns the mapping, the parent's handle and the path.
-func newShared(t *testing.T) ([]byte, *RWLock, string) {
+func newShared(t testing.TB) ([]byte, *RWLock, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lock")
 	mem, err := mapShared(path)
@@ -93,7 +93,7 @@ type child struct {
 
 // startChild runs the test binary in role on the shared file. The child is
 // killed and reaped when the test ends.
-func startChild(t *testing.T, role, path string, env ...string) *child {
+func startChild(t testing.TB, role, path string, env ...string) *child {
 	t.Helper()
 	c := &child{done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
@@ -121,7 +121,7 @@ func (c *child) wait() error {
 }
 
 // waitWord polls a data word until it equals want or waitDeadline passes.
-func waitWord(t *testing.T, mem []byte, off int, want uint64) {
+func waitWord(t testing.TB, mem []byte, off int, want uint64) {
 	t.Helper()
 	end := time.Now().Add(waitDeadline)
 	for word64(mem, off).Load() != want {
@@ -552,4 +552,18 @@ func TestAttachReclaimsDeadSlots(t *testing.T) {
 		t.Fatalf("attach after the child died: %v", err)
 	}
 	_ = hs
+}
+
+// startHammer starts a child that takes and drops the lock in a loop (one
+// write in eight operations) until stop is called.
+func startHammer(tb testing.TB) (mem []byte, l *RWLock, stop func()) {
+	mem, l, path := newShared(tb)
+	c := startChild(tb, "hammer", path)
+	waitWord(tb, mem, offDataReady, 1)
+	return mem, l, func() {
+		word64(mem, offDataStop).Store(1)
+		if err := c.wait(); err != nil {
+			tb.Errorf("hammer: %v\n%s", err, c.out.String())
+		}
+	}
 }
