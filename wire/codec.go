@@ -195,6 +195,7 @@ func (c *Codec) Decode(p *Packet, b []byte) Reason {
 	if r := c.verify(b); r != ReasonNone {
 		return r
 	}
+	p.Verified = true
 	return parseParams(p)
 }
 
@@ -221,5 +222,20 @@ func (c *Codec) SetRetrans(b []byte) {
 		return
 	}
 	b[OffFlags] |= FlagRetrans
+	c.Reseal(b)
+}
+
+// Restamp rewrites the budget and stamp of an encoded request, sets the
+// retransmission flag if retrans, and reseals it. The engine uses it before
+// every retransmission.
+func (c *Codec) Restamp(b []byte, budget, stamp uint32, retrans bool) {
+	if len(b) < HeaderSize {
+		return
+	}
+	put32(b[OffBudget:], budget)
+	put32(b[OffStamp:], stamp)
+	if retrans {
+		b[OffFlags] |= FlagRetrans
+	}
 	c.Reseal(b)
 }

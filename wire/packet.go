@@ -29,11 +29,15 @@ type paramRef struct {
 // buffer is unchanged.
 type Packet struct {
 	Header
-	Len     int // datagram length
-	buf     []byte
-	nparams int
-	plen    int
-	params  [MaxParams]paramRef
+	Len int // datagram length
+	// Verified is true once the integrity field was checked: a datagram
+	// rejected with Verified set is exactly what its sender sent, so an
+	// error reply to it is safe.
+	Verified bool
+	buf      []byte
+	nparams  int
+	plen     int
+	params   [MaxParams]paramRef
 }
 
 // NParams returns the number of parameters.
@@ -46,6 +50,15 @@ func (p *Packet) Param(i int) Value {
 	}
 	r := p.params[i]
 	return Value{Type: r.typ, Raw: p.buf[r.off : int(r.off)+int(r.n)]}
+}
+
+// Rebase points the packet's views at b, which must hold a copy of the
+// datagram the packet was decoded from (same length). It lets a decoded
+// packet move to another buffer without decoding again.
+func (p *Packet) Rebase(b []byte) {
+	if len(b) == p.Len {
+		p.buf = b
+	}
 }
 
 // Segment returns the encoded parameter segment.
@@ -78,6 +91,7 @@ func checkFlags(f uint8, e Errno) Reason {
 // parseHeader checks the fixed header of b against limit and fills p.
 // It does not check the tag.
 func parseHeader(p *Packet, b []byte, limit int) Reason {
+	p.Verified = false
 	if len(b) < HeaderSize {
 		return ReasonShort
 	}

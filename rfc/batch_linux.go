@@ -1,0 +1,216 @@
+//go:build linux
+
+package rfc
+
+// This file holds the call engine's only use of unsafe: the recvmmsg and
+// sendmmsg system calls need the kernel's msghdr, iovec and sockaddr
+// layouts, filled with pointers into buffers that live as long as the
+// batchConn. Nothing else in the package touches memory this way.
+
+import (
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mmsgConn is the Linux batchConn: one recvmmsg or sendmmsg per batch.
+// The read side state (rhdr, riov, rname) is owned by the single reader
+// goroutine; the write side is guarded by the caller passing distinct
+// writeState values (one per writing goroutine).
+type mmsgConn struct {
+	raw   syscall.RawConn
+	v6    bool // AF_INET6 socket: IPv4 peers are written as mapped addresses
+	rhdr  []unix.Mmsghdr
+	riov  []unix.Iovec
+	rname []unix.RawSockaddrInet6
+	rms   []message
+	rn    int
+	rerr  syscall.Errno
+	readF func(fd uintptr) bool
+}
+
+func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	m := &mmsgConn{
+		raw:   raw,
+		rhdr:  make([]unix.Mmsghdr, size),
+		riov:  make([]unix.Iovec, size),
+		rname: make([]unix.RawSockaddrInet6, size),
+	}
+	m.readF = m.recvmmsg
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		var sa unix.Sockaddr
+		sa, serr = unix.Getsockname(int(fd))
+		_, m.v6 = sa.(*unix.SockaddrInet6)
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, serr
+	}
+	return m, nil
+}
+
+func (m *mmsgConn) recvmmsg(fd uintptr) bool {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhdr[0])),
+		uintptr(len(m.rms)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false // not ready: let the poller park us
+	}
+	m.rn, m.rerr = int(n), e
+	if e != 0 {
+		m.rn = 0
+	}
+	return true
+}
+
+func (m *mmsgConn) readBatch(ms []message) (int, error) {
+	if len(ms) > len(m.rhdr) {
+		ms = ms[:len(m.rhdr)]
+	}
+	for i := range ms {
+		m.riov[i].Base = &ms[i].buf[0]
+		m.riov[i].SetLen(len(ms[i].buf))
+		h := &m.rhdr[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&m.rname[i]))
+		h.Namelen = uint32(unsafe.Sizeof(m.rname[i]))
+		h.Iov = &m.riov[i]
+		h.SetIovlen(1)
+		h.Control = nil
+		h.SetControllen(0)
+		h.Flags = 0
+		m.rhdr[i].Len = 0
+	}
+	m.rms = ms
+	if err := m.raw.Read(m.readF); err != nil {
+		return 0, err
+	}
+	if m.rerr != 0 {
+		return 0, m.rerr
+	}
+	for i := 0; i < m.rn; i++ {
+		ms[i].n = int(m.rhdr[i].Len)
+		if m.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			ms[i].n = len(ms[i].buf) + 1 // longer than any limit: rejected as too big
+		}
+		ms[i].addr = sockaddrToAddrPort(&m.rname[i])
+	}
+	return m.rn, nil
+}
+
+// writeState is per-writer scratch for sendmmsg.
+type writeState struct {
+	hdr  []unix.Mmsghdr
+	iov  []unix.Iovec
+	name []unix.RawSockaddrInet6
+	ms   []message
+	n    int
+	err  syscall.Errno
+	f    func(fd uintptr) bool
+}
+
+func newWriter(size int) *writeState {
+	w := &writeState{
+		hdr:  make([]unix.Mmsghdr, size),
+		iov:  make([]unix.Iovec, size),
+		name: make([]unix.RawSockaddrInet6, size),
+	}
+	w.f = w.sendmmsg
+	return w
+}
+
+func (w *writeState) sendmmsg(fd uintptr) bool {
+	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdr[0])),
+		uintptr(len(w.ms)), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	w.n, w.err = int(n), e
+	if e != 0 {
+		w.n = 0
+	}
+	return true
+}
+
+func (m *mmsgConn) write(w *writeState, ms []message) (int, error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	if len(ms) > len(w.hdr) {
+		ms = ms[:len(w.hdr)]
+	}
+	for i := range ms {
+		w.iov[i].Base = &ms[i].buf[0]
+		w.iov[i].SetLen(ms[i].n)
+		h := &w.hdr[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&w.name[i]))
+		h.Namelen = addrPortToSockaddr(ms[i].addr, &w.name[i], m.v6)
+		h.Iov = &w.iov[i]
+		h.SetIovlen(1)
+		h.Control = nil
+		h.SetControllen(0)
+		h.Flags = 0
+	}
+	w.ms = ms
+	sent := 0
+	for sent < len(ms) {
+		w.hdrOff(sent)
+		if err := m.raw.Write(w.f); err != nil {
+			return sent, err
+		}
+		if w.err != 0 {
+			return sent, w.err
+		}
+		sent += w.n
+	}
+	return sent, nil
+}
+
+// hdrOff shifts the batch to start at message off after a partial send.
+func (w *writeState) hdrOff(off int) {
+	if off == 0 {
+		return
+	}
+	copy(w.hdr, w.hdr[off:len(w.ms)])
+	w.ms = w.ms[off:]
+}
+
+// sockaddrToAddrPort reads a kernel sockaddr_in or sockaddr_in6.
+func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		a := netip.AddrFrom16(sa.Addr)
+		return netip.AddrPortFrom(a.Unmap(), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}
+
+// addrPortToSockaddr writes ap as a sockaddr suited to the socket family
+// and returns its length: sockaddr_in on an IPv4 socket, sockaddr_in6 (with
+// IPv4 peers as mapped addresses) on an IPv6 socket.
+func addrPortToSockaddr(ap netip.AddrPort, sa *unix.RawSockaddrInet6, v6 bool) uint32 {
+	a := ap.Addr()
+	if a.Is4() && !v6 {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
+		return unix.SizeofSockaddrInet4
+	}
+	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
+	return unix.SizeofSockaddrInet6
+}

@@ -1,0 +1,133 @@
+package rfc
+
+import (
+	"fastcall/wire"
+)
+
+// The engine's own call numbers (docs/PROTOCOL.md, "Engine calls").
+const (
+	// CallPing answers with no parameters. Idempotent, inline.
+	CallPing uint16 = wire.CallEngineBase + 0
+	// CallStats returns the counters of the call numbers served and
+	// called, one page per reply: request (u64 cursor), reply (u64 next
+	// cursor, 0 at the end; then per call number: u64 number, str name,
+	// u64 served, u64 served errors, u64 called, u64 called errors,
+	// u64 retransmissions, u64 duplicates, u64 p50 µs, u64 p99 µs of
+	// the round trip, or of the handler time if not called).
+	CallStats uint16 = wire.CallEngineBase + 1
+	// CallEngineStats returns endpoint-wide counters as (str name, u64
+	// value) pairs.
+	CallEngineStats uint16 = wire.CallEngineBase + 2
+)
+
+func (ep *Endpoint) registerBuiltins() {
+	_ = ep.register(CallPing, "ping", nil, Idempotent|Inline|Priority, func(*Request, *wire.Params) wire.Errno { return wire.OK })
+	_ = ep.register(CallStats, "stats", wire.Schema{wire.TypeUint64}, Idempotent, ep.serveStats)
+	_ = ep.register(CallEngineStats, "engine-stats", nil, Idempotent, ep.serveEngineStats)
+}
+
+// statsEntryMax bounds the bytes of one CallStats entry so a page never
+// overflows: 9 u64 values and a name of at most 48 bytes.
+const statsEntryMax = 9*(wire.ParamHdrSize+8) + wire.ParamHdrSize + 48
+
+func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
+	cursor := req.Param(0).Uint64()
+	st := ep.Stats()
+	type row struct {
+		no                uint16
+		served, servedErr uint64
+		called, calledErr uint64
+		retrans, dups     uint64
+		p50, p99          uint64
+	}
+	rows := map[uint16]*row{}
+	var order []uint16
+	get := func(no uint16) *row {
+		r := rows[no]
+		if r == nil {
+			r = &row{no: no}
+			rows[no] = r
+			order = append(order, no)
+		}
+		return r
+	}
+	sum := func(m map[wire.Errno]uint64) (t uint64) {
+		for _, v := range m {
+			t += v
+		}
+		return t
+	}
+	for _, c := range st.Served {
+		r := get(c.CallNo)
+		r.served, r.servedErr, r.dups, r.p50, r.p99 = c.Calls, sum(c.Errors), c.Dups, c.P50us, c.P99us
+	}
+	for _, c := range st.Called {
+		r := get(c.CallNo)
+		r.called, r.calledErr, r.retrans = c.Calls, sum(c.Errors), c.Retrans
+		r.p50, r.p99 = c.P50us, c.P99us
+	}
+	// Call numbers in ascending order, starting at the cursor.
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && order[j] < order[j-1]; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	reply.Uint64(0) // next cursor, patched below
+	next := uint64(0)
+	seg := reply.Segment()
+	for _, no := range order {
+		if uint64(no) < cursor {
+			continue
+		}
+		if reply.Len()+statsEntryMax > ep.cfg.MaxDatagram-wire.HeaderSize {
+			next = uint64(no)
+			break
+		}
+		r := rows[no]
+		name := ep.CallName(no)
+		if len(name) > 48 {
+			name = name[:48]
+		}
+		reply.Uint64(uint64(no))
+		reply.String(name)
+		reply.Uint64(r.served)
+		reply.Uint64(r.servedErr)
+		reply.Uint64(r.called)
+		reply.Uint64(r.calledErr)
+		reply.Uint64(r.retrans)
+		reply.Uint64(r.dups)
+		reply.Uint64(r.p50)
+		reply.Uint64(r.p99)
+	}
+	// The first parameter's value sits right after its 3-byte header.
+	seg = reply.Segment()
+	for i := 0; i < 8; i++ {
+		seg[wire.ParamHdrSize+i] = byte(next >> (56 - 8*i))
+	}
+	return wire.OK
+}
+
+func (ep *Endpoint) serveEngineStats(req *Request, reply *wire.Params) wire.Errno {
+	st := ep.Stats()
+	put := func(name string, v uint64) {
+		reply.String(name)
+		reply.Uint64(v)
+	}
+	put("node", uint64(st.Node))
+	put("incarnation", uint64(st.Incarnation))
+	put("rx", st.Rx)
+	put("tx", st.Tx)
+	put("send-errors", st.SendErrors)
+	put("pending", uint64(st.Pending))
+	put("dup-entries", uint64(st.DupEntries))
+	put("peers", uint64(st.Peers))
+	put("peer-deaths", ep.stats.peerDeaths.Load())
+	put("peer-suspects", ep.stats.peerSuspects.Load())
+	for name, v := range st.Drops {
+		if reply.Count()+2 > wire.MaxParams {
+			break
+		}
+		put("drop-"+name, v)
+	}
+	return wire.OK
+}

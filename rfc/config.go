@@ -1,0 +1,138 @@
+package rfc
+
+import (
+	"log/slog"
+	"time"
+
+	"fastcall/wire"
+)
+
+// Config configures an Endpoint. Start from DefaultConfig and change what
+// you need; Listen refuses out-of-range values with EINVAL and a message
+// naming the field.
+type Config struct {
+	// NodeID names this node in every datagram it sends. 0 is allowed
+	// for anonymous clients such as rfcctl.
+	NodeID uint32
+	// Addr is the UDP address to listen on, "host:port". Default
+	// "127.0.0.1:0" (loopback, any port).
+	Addr string
+	// Key is the cluster key. Nil means checksum mode: datagrams are
+	// protected against corruption, not against forgery. With a key
+	// (at least 16 bytes) every datagram is authenticated.
+	Key []byte
+	// PrevKey is a previous cluster key still accepted on receive during a
+	// key rotation. Nil when not rotating.
+	PrevKey []byte
+	// MaxDatagram is the datagram size limit (default 1400, at most
+	// 65507). Both ends of a link must agree.
+	MaxDatagram int
+	// Readers is the number of reader goroutines (default 1).
+	Readers int
+	// Workers is the number of worker goroutines running handlers
+	// (default 4).
+	Workers int
+	// QueueLen bounds the requests waiting for a worker (default 1024).
+	// A request that finds the queue full is answered EBUSY.
+	QueueLen int
+	// BatchSize is how many datagrams one recvmmsg may return (default 32).
+	BatchSize int
+	// MaxPending bounds the calls in flight from this endpoint (default
+	// 4096, at most 1<<20). A call that finds no free slot fails with
+	// EBUSY at once.
+	MaxPending int
+	// DefaultTimeout is the deadline of a call whose context has none
+	// (default 2s).
+	DefaultTimeout time.Duration
+	// InitialRTO is the retransmission timeout toward a peer with no
+	// round-trip sample yet (default 20ms); MinRTO and MaxRTO bound the
+	// adaptive value (defaults 2ms and 1s).
+	InitialRTO, MinRTO, MaxRTO time.Duration
+	// DupEntries bounds the duplicate-request cache (default 4096 entries,
+	// each holding one reply of up to MaxDatagram bytes). DupAge is how
+	// long a finished entry is kept at most (default 30s).
+	DupEntries int
+	DupAge     time.Duration
+	// SuspectAfter is how many consecutive calls to a peer must time out
+	// before the peer is marked suspect (default 3).
+	SuspectAfter int
+	// MaxPeers bounds the peer table (default 65536). Peers past the bound
+	// are served but not tracked: default timers, no liveness.
+	MaxPeers int
+	// Logger receives engine events (start, stop, peer state changes);
+	// nil means slog.Default(). Nothing is logged per packet.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:           "127.0.0.1:0",
+		MaxDatagram:    wire.DefaultMaxDatagram,
+		Readers:        1,
+		Workers:        4,
+		QueueLen:       1024,
+		BatchSize:      32,
+		MaxPending:     4096,
+		DefaultTimeout: 2 * time.Second,
+		InitialRTO:     20 * time.Millisecond,
+		MinRTO:         2 * time.Millisecond,
+		MaxRTO:         time.Second,
+		DupEntries:     4096,
+		DupAge:         30 * time.Second,
+		SuspectAfter:   3,
+		MaxPeers:       65536,
+	}
+}
+
+// ConfigError names the configuration field that is out of range.
+type ConfigError struct {
+	Field string
+	Why   string
+}
+
+func (e *ConfigError) Error() string { return "rfc config: " + e.Field + ": " + e.Why }
+
+// Errno makes a ConfigError carry EINVAL.
+func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
+
+func (c *Config) check() error {
+	bad := func(f, why string) error { return &ConfigError{f, why} }
+	switch {
+	case c.Addr == "":
+		return bad("Addr", "empty")
+	case c.MaxDatagram < wire.HeaderSize+64 || c.MaxDatagram > wire.MaxDatagram:
+		return bad("MaxDatagram", "must be between 120 and 65507")
+	case c.Readers < 1 || c.Readers > 64:
+		return bad("Readers", "must be between 1 and 64")
+	case c.Workers < 1 || c.Workers > 4096:
+		return bad("Workers", "must be between 1 and 4096")
+	case c.QueueLen < 1 || c.QueueLen > 1<<20:
+		return bad("QueueLen", "must be between 1 and 1048576")
+	case c.BatchSize < 1 || c.BatchSize > 1024:
+		return bad("BatchSize", "must be between 1 and 1024")
+	case c.MaxPending < 1 || c.MaxPending > maxSlots:
+		return bad("MaxPending", "must be between 1 and 1048576")
+	case c.DefaultTimeout <= 0:
+		return bad("DefaultTimeout", "must be positive")
+	case c.MinRTO <= 0 || c.MaxRTO < c.MinRTO:
+		return bad("MinRTO/MaxRTO", "need 0 < MinRTO <= MaxRTO")
+	case c.InitialRTO < c.MinRTO || c.InitialRTO > c.MaxRTO:
+		return bad("InitialRTO", "must be between MinRTO and MaxRTO")
+	case c.DupEntries < 16 || c.DupEntries > 1<<20:
+		return bad("DupEntries", "must be between 16 and 1048576")
+	case c.DupAge <= 0:
+		return bad("DupAge", "must be positive")
+	case c.SuspectAfter < 1:
+		return bad("SuspectAfter", "must be at least 1")
+	case c.MaxPeers < 1:
+		return bad("MaxPeers", "must be at least 1")
+	case len(c.Key) > 0 && len(c.Key) < wire.MinKeyLen:
+		return bad("Key", "must be at least 16 bytes")
+	case len(c.PrevKey) > 0 && len(c.Key) == 0:
+		return bad("PrevKey", "needs Key")
+	case len(c.PrevKey) > 0 && len(c.PrevKey) < wire.MinKeyLen:
+		return bad("PrevKey", "must be at least 16 bytes")
+	}
+	return nil
+}

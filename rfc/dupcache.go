@@ -1,0 +1,245 @@
+package rfc
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// dupKey names one request of one sender instance.
+type dupKey struct {
+	addr   netip.AddrPort
+	src    uint32
+	incarn uint32
+	callID uint64
+}
+
+const (
+	dupEmpty   = 0
+	dupRunning = 1 // accepted; the handler has not finished
+	dupDone    = 2 // finished; rep holds the reply datagram
+)
+
+// dupEntry is one remembered request. rep is allocated on first use and
+// reused by every later occupant of the entry.
+type dupEntry struct {
+	key   dupKey
+	state uint8
+	at    int64 // engine clock when it entered the cache
+	peer  *peerState
+	rep   []byte
+	n     int
+}
+
+// dupCache is the callee's duplicate-request cache. It holds at most
+// len(ents) entries (memory bound: entries × MaxDatagram bytes of reply)
+// in a ring in arrival order; a new request takes the oldest entry's place
+// once that one is finished. Finished entries older than age are dropped
+// when met. Whenever an entry leaves, its sender's floor rises to its call
+// id, so a late retransmission of a forgotten call is refused (ESTALE),
+// never run a second time. Call ids of one sender instance grow
+// monotonically, which is what makes the floor sound.
+//
+// An open-addressing index (linear probing, backward-shift deletion) maps
+// keys to entries; nothing allocates in steady state. One mutex guards it
+// all; critical sections are a hash probe and a copy.
+type dupCache struct {
+	mu    sync.Mutex
+	ents  []dupEntry
+	head  int     // ring position of the next entry to reuse
+	index []int32 // entry index + 1; 0 = empty
+	mask  uint64
+	age   int64
+	limit int // reply buffer size
+}
+
+func (c *dupCache) init(n int, age int64, limit int) {
+	c.ents = make([]dupEntry, n)
+	sz := 1
+	for sz < 2*n {
+		sz <<= 1
+	}
+	c.index = make([]int32, sz)
+	c.mask = uint64(sz - 1)
+	c.age = age
+	c.limit = limit
+}
+
+func (k *dupKey) hash() uint64 {
+	a := k.addr.Addr().As16()
+	h := uint64(14695981039346656037)
+	mix := func(v uint64) {
+		h ^= v
+		h *= 1099511628211
+		h ^= h >> 29
+	}
+	mix(be64u(a[0:8]))
+	mix(be64u(a[8:16]))
+	mix(uint64(k.addr.Port())<<32 | uint64(k.src))
+	mix(uint64(k.incarn))
+	mix(k.callID)
+	return h
+}
+
+func be64u(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// findLocked returns the index slot holding k, or -1.
+func (c *dupCache) findLocked(k *dupKey) int {
+	for i := k.hash() & c.mask; ; i = (i + 1) & c.mask {
+		e := c.index[i]
+		if e == 0 {
+			return -1
+		}
+		if c.ents[e-1].key == *k {
+			return int(i)
+		}
+	}
+}
+
+// unindexLocked removes index slot i with backward-shift deletion.
+func (c *dupCache) unindexLocked(i int) {
+	j := uint64(i)
+	for {
+		c.index[j] = 0
+		k := j
+		for {
+			k = (k + 1) & c.mask
+			e := c.index[k]
+			if e == 0 {
+				return
+			}
+			home := c.ents[e-1].key.hash() & c.mask
+			// Move e back to j if its home is not in (j, k].
+			if (j < k && (home <= j || home > k)) || (j > k && home <= j && home > k) {
+				c.index[j] = e
+				j = k
+				break
+			}
+		}
+	}
+}
+
+// evictLocked frees entry i, raising its sender's floor.
+func (c *dupCache) evictLocked(i int) {
+	e := &c.ents[i]
+	if e.state == dupEmpty {
+		return
+	}
+	if s := c.findLocked(&e.key); s >= 0 {
+		c.unindexLocked(s)
+	}
+	if e.peer != nil {
+		e.peer.raiseFloor(e.key.incarn, e.key.callID)
+	}
+	e.state = dupEmpty
+	e.peer = nil
+}
+
+// Outcomes of dupCache.begin.
+const (
+	dupNew    = iota // recorded as running; run the call
+	dupBusy          // a retransmission of a call still running: drop it
+	dupReplay        // finished: resend the cached reply (copied to out)
+	dupStale         // below the sender's floor: refuse with ESTALE
+	dupFull          // every entry is running: answer EBUSY
+)
+
+// begin looks k up and, if new, records it as running. For dupReplay the
+// cached reply is copied into out and its length returned. It returns the
+// entry index for end.
+func (c *dupCache) begin(k *dupKey, peer *peerState, now int64, out []byte) (outcome int, n int, ent int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.findLocked(k); s >= 0 {
+		ei := c.index[s] - 1
+		e := &c.ents[ei]
+		if e.state == dupRunning {
+			return dupBusy, 0, -1
+		}
+		if now-e.at <= c.age {
+			return dupReplay, copy(out, e.rep[:e.n]), -1
+		}
+		c.evictLocked(int(ei))
+	}
+	if k.callID <= peer.dupFloor(k.incarn) {
+		return dupStale, 0, -1
+	}
+	// Take the ring's next entry; skip entries still running.
+	for tries := 0; tries < len(c.ents); tries++ {
+		i := c.head
+		c.head++
+		if c.head == len(c.ents) {
+			c.head = 0
+		}
+		e := &c.ents[i]
+		if e.state == dupRunning && now-e.at <= c.age {
+			continue
+		}
+		c.evictLocked(i)
+		e.key = *k
+		e.state = dupRunning
+		e.at = now
+		e.peer = peer
+		e.n = 0
+		for s := k.hash() & c.mask; ; s = (s + 1) & c.mask {
+			if c.index[s] == 0 {
+				c.index[s] = int32(i + 1)
+				break
+			}
+		}
+		return dupNew, 0, int32(i)
+	}
+	return dupFull, 0, -1
+}
+
+// end stores the reply of entry ent (rep may be empty for one-way calls)
+// and marks it finished.
+func (c *dupCache) end(ent int32, k *dupKey, rep []byte) {
+	if ent < 0 {
+		return
+	}
+	c.mu.Lock()
+	e := &c.ents[ent]
+	if e.state == dupRunning && e.key == *k {
+		if e.rep == nil {
+			e.rep = make([]byte, c.limit)
+		}
+		e.n = copy(e.rep, rep)
+		e.state = dupDone
+	}
+	c.mu.Unlock()
+}
+
+// forget removes entry ent without raising the floor: the call did not
+// run (it was refused before reaching a handler).
+func (c *dupCache) forget(ent int32, k *dupKey) {
+	if ent < 0 {
+		return
+	}
+	c.mu.Lock()
+	e := &c.ents[ent]
+	if e.state == dupRunning && e.key == *k {
+		if s := c.findLocked(k); s >= 0 {
+			c.unindexLocked(s)
+		}
+		e.state = dupEmpty
+		e.peer = nil
+	}
+	c.mu.Unlock()
+}
+
+// len returns the number of occupied entries (for stats and tests).
+func (c *dupCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for i := range c.ents {
+		if c.ents[i].state != dupEmpty {
+			n++
+		}
+	}
+	return n
+}

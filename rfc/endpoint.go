@@ -1,0 +1,482 @@
+package rfc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/wire"
+)
+
+// CallFlags describe a registered call.
+type CallFlags uint8
+
+const (
+	// Idempotent calls skip the duplicate-request cache: a
+	// retransmission may run the handler again.
+	Idempotent CallFlags = 1 << iota
+	// OneWay calls get no reply, not even an error reply.
+	OneWay
+	// Inline handlers run on the reader goroutine, without a hand-off
+	// to a worker. They must be short and must never block.
+	Inline
+	// Priority calls go to a separate queue served by a worker of their
+	// own, ahead of ordinary calls (heartbeats use it).
+	Priority
+)
+
+// Handler runs one call. It reads the request's parameters, appends its
+// reply parameters to reply (a builder lent over the reply datagram) and
+// returns OK or an error number. An error reply carries no parameters. A
+// handler that panics is answered EFAULT and the endpoint stays up. The
+// request and the builder are valid only during the call.
+type Handler func(req *Request, reply *wire.Params) wire.Errno
+
+// Request is a call as a handler sees it.
+type Request struct {
+	*wire.Packet
+	From     netip.AddrPort
+	Arrived  int64 // engine clock (Endpoint.Now) when the datagram was read
+	Deadline int64 // engine clock when the caller gives up; 0 = none
+	buf      []byte
+}
+
+// callEntry is one registered call number.
+type callEntry struct {
+	no     uint16
+	name   string
+	schema wire.Schema
+	flags  CallFlags
+	h      Handler
+}
+
+// Endpoint is one node's UDP socket and everything that serves and makes
+// calls through it. All methods are safe for concurrent use.
+type Endpoint struct {
+	cfg   Config
+	id    uint32
+	inc   atomic.Uint32
+	conn  *net.UDPConn
+	local netip.AddrPort
+	epoch time.Time
+	codec *wire.Codec // template; each goroutine works with a clone
+	log   *slog.Logger
+
+	regMu  sync.Mutex                            // serializes Register
+	calls  atomic.Pointer[map[uint16]*callEntry] // copy on write
+	names  atomic.Pointer[map[uint16]string]     // names of calls made, for stats
+	onPeer atomic.Pointer[[]func(PeerInfo)]      // membership listeners
+
+	pending pendingTable
+	seq     atomic.Uint64
+	peers   peerTable
+	dup     dupCache
+	timers  timerHeap
+	stats   engineStats
+
+	queue   chan *request // ordinary requests for the workers
+	prio    chan *request // Priority requests for the priority worker
+	reqFree chan *request // free request buffers; bounds queued memory
+	sendBuf sync.Pool     // *sendScratch for one-way sends and error replies
+
+	closed atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// request is a queued call with its own copy of the datagram.
+type request struct {
+	Request
+	pkt wire.Packet
+	ce  *callEntry
+	ent int32
+	key dupKey
+}
+
+// sendScratch is a buffer and codec for a send outside any goroutine's
+// own scratch.
+type sendScratch struct {
+	buf   []byte
+	codec *wire.Codec
+}
+
+// Listen opens the socket and starts the endpoint's goroutines.
+func Listen(cfg Config) (*Endpoint, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	codec, err := wire.NewCodec(cfg.MaxDatagram, cfg.Key)
+	if err != nil {
+		return nil, &ConfigError{"Key", err.Error()}
+	}
+	if len(cfg.PrevKey) > 0 {
+		if err := codec.SetKeys(cfg.Key, cfg.PrevKey); err != nil {
+			return nil, &ConfigError{"PrevKey", err.Error()}
+		}
+	}
+	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, &ConfigError{"Addr", err.Error()}
+	}
+	network := "udp"
+	if ua.IP != nil && ua.IP.To4() != nil {
+		network = "udp4"
+	}
+	conn, err := net.ListenUDP(network, ua)
+	if err != nil {
+		return nil, err
+	}
+	ep := &Endpoint{cfg: cfg, id: cfg.NodeID, conn: conn, epoch: time.Now(), codec: codec, done: make(chan struct{})}
+	ep.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	ep.log = cfg.Logger
+	if ep.log == nil {
+		ep.log = slog.Default()
+	}
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	inc := binary.BigEndian.Uint32(rb[:])
+	if inc == 0 {
+		inc = 1
+	}
+	ep.inc.Store(inc)
+	calls := map[uint16]*callEntry{}
+	ep.calls.Store(&calls)
+	names := map[uint16]string{}
+	ep.names.Store(&names)
+	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
+	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
+	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
+	ep.timers.init(cfg.MaxPending)
+	ep.queue = make(chan *request, cfg.QueueLen)
+	ep.prio = make(chan *request, cfg.QueueLen)
+	ep.reqFree = make(chan *request, cfg.QueueLen+cfg.Workers+1)
+	for i := 0; i < cap(ep.reqFree); i++ {
+		ep.reqFree <- &request{ent: -1}
+	}
+	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram), codec: ep.codec.Clone()} }
+	ep.registerBuiltins()
+
+	readers := make([]batchConn, cfg.Readers)
+	for i := range readers {
+		if readers[i], err = newBatchConn(conn, cfg.BatchSize); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	// Every long-lived goroutine of the endpoint starts here.
+	for i := range readers {
+		ep.wg.Add(1)
+		go ep.readLoop(readers[i])
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		ep.wg.Add(1)
+		go ep.workLoop(ep.queue)
+	}
+	ep.wg.Add(2)
+	go ep.workLoop(ep.prio)
+	go ep.timerLoop()
+	ep.log.Debug("rfc endpoint up", "addr", ep.local.String(), "node", ep.id, "incarnation", inc)
+	return ep, nil
+}
+
+// Close stops the endpoint: the socket closes, every goroutine ends, and
+// every parked caller returns ECLOSED. Close waits for the goroutines and
+// is idempotent.
+func (ep *Endpoint) Close() error {
+	if !ep.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(ep.done)
+	err := ep.conn.Close()
+	ep.wg.Wait()
+	for i := range ep.pending.slots {
+		p := &ep.pending.slots[i]
+		p.mu.Lock()
+		if p.mu.state == slotWaiting {
+			p.completeLocked(wire.ECLOSED)
+		}
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// Addr returns the local UDP address.
+func (ep *Endpoint) Addr() netip.AddrPort { return ep.local }
+
+// NodeID returns the node id.
+func (ep *Endpoint) NodeID() uint32 { return ep.id }
+
+// Incarnation returns the current incarnation number.
+func (ep *Endpoint) Incarnation() uint32 { return ep.inc.Load() }
+
+// SetIncarnation raises the incarnation (the heartbeat service does so to
+// refute a suspicion). Lower values are ignored.
+func (ep *Endpoint) SetIncarnation(v uint32) {
+	for {
+		cur := ep.inc.Load()
+		if v <= cur || ep.inc.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// Now returns the engine clock: monotonic nanoseconds since Listen.
+func (ep *Endpoint) Now() int64 { return int64(time.Since(ep.epoch)) }
+
+// Config returns the configuration the endpoint runs with.
+func (ep *Endpoint) Config() Config { return ep.cfg }
+
+// Register adds a call number. Registering a number twice, number 0, or
+// a handler that is nil gives EINVAL; a number in the engine's own range
+// (below 0x0100) is refused unless the engine registers it itself.
+func (ep *Endpoint) Register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
+	if callNo < wire.CallHeartbeatBase {
+		return wire.EINVAL
+	}
+	return ep.register(callNo, name, schema, flags, h)
+}
+
+func (ep *Endpoint) register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
+	if callNo == 0 || h == nil || len(schema) > wire.MaxParams {
+		return wire.EINVAL
+	}
+	ep.regMu.Lock()
+	defer ep.regMu.Unlock()
+	old := *ep.calls.Load()
+	if _, ok := old[callNo]; ok {
+		return wire.EEXIST
+	}
+	m := make(map[uint16]*callEntry, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[callNo] = &callEntry{no: callNo, name: name, schema: append(wire.Schema(nil), schema...), flags: flags, h: h}
+	ep.calls.Store(&m)
+	ep.NameCall(callNo, name)
+	return nil
+}
+
+// NameCall records a name for a call number this endpoint calls but does
+// not serve, so that statistics show it.
+func (ep *Endpoint) NameCall(callNo uint16, name string) {
+	for {
+		old := ep.names.Load()
+		if (*old)[callNo] == name {
+			return
+		}
+		m := make(map[uint16]string, len(*old)+1)
+		for k, v := range *old {
+			m[k] = v
+		}
+		m[callNo] = name
+		if ep.names.CompareAndSwap(old, &m) {
+			return
+		}
+	}
+}
+
+// CallName returns the registered or recorded name of a call number.
+func (ep *Endpoint) CallName(callNo uint16) string { return (*ep.names.Load())[callNo] }
+
+func (ep *Endpoint) lookupCall(callNo uint16) *callEntry { return (*ep.calls.Load())[callNo] }
+
+// Reply holds a call's reply for Call. Its buffer is allocated on first
+// use and reused; keep one Reply per caller to allocate nothing per call.
+type Reply struct {
+	wire.Packet
+	buf []byte
+}
+
+func (r *Reply) set(p *Pending) {
+	n := p.mu.pkt.Len
+	if cap(r.buf) < n {
+		r.buf = make([]byte, p.ep.cfg.MaxDatagram)
+	}
+	copy(r.buf[:n], p.mu.rep[:n])
+	r.Packet = p.mu.pkt
+	r.Packet.Rebase(r.buf[:n])
+}
+
+// Call sends a request to dst and parks until its reply, its deadline (the
+// context's, or Config.DefaultTimeout), the context's cancellation, or the
+// peer's declared death. It returns nil or an error number (wire.Errno):
+// the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
+// EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
+// be nil).
+func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
+	p, err := ep.start(ctx, dst, callNo, params, false, false)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.mu.Lock()
+		if p.mu.state == slotWaiting {
+			p.completeLocked(wire.ECANCELED)
+		}
+		p.mu.Unlock()
+	}
+	err = p.Err()
+	if err == nil && reply != nil {
+		reply.set(p)
+	}
+	p.Release()
+	return err
+}
+
+// Go sends a request and returns at once with the pending call; wait on
+// Done or Wait, read Reply, then Release. The deadline is the context's
+// (or Config.DefaultTimeout); cancellation of ctx after Go returns is not
+// watched — Release abandons a call.
+func (ep *Endpoint) Go(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params) (*Pending, error) {
+	return ep.start(ctx, dst, callNo, params, false, false)
+}
+
+// Probe is Call for liveness checks: it goes out even to a peer marked
+// dead, so that the heartbeat service can hear it again.
+func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
+	p, err := ep.start(ctx, dst, callNo, params, false, true)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.mu.Lock()
+		if p.mu.state == slotWaiting {
+			p.completeLocked(wire.ECANCELED)
+		}
+		p.mu.Unlock()
+	}
+	err = p.Err()
+	if err == nil && reply != nil {
+		reply.set(p)
+	}
+	p.Release()
+	return err
+}
+
+// Send sends a one-way request: no reply, no retransmission, no
+// guarantee of delivery. It fails only locally (ENODEAD, EMSGSIZE,
+// ECLOSED).
+func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params) error {
+	if ep.closed.Load() {
+		return wire.ECLOSED
+	}
+	peer := ep.peers.get(dst)
+	if PeerState(peer.state.Load()) == PeerDead {
+		return wire.ENODEAD
+	}
+	s := ep.sendBuf.Get().(*sendScratch)
+	defer ep.sendBuf.Put(s)
+	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
+		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+	n, e := s.codec.EncodeParams(s.buf, &h, params)
+	if e != wire.OK {
+		return e
+	}
+	ep.stats.callOut(callNo).calls.Add(1)
+	ep.writeTo(s.buf[:n], dst)
+	return nil
+}
+
+// stamp returns the header's clock field.
+func (ep *Endpoint) stamp() uint32 { return uint32(time.Now().UnixMilli()) }
+
+func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
+	if _, err := ep.conn.WriteToUDPAddrPort(b, dst); err != nil {
+		ep.stats.sendErrs.Add(1)
+		return
+	}
+	ep.stats.tx.Add(1)
+}
+
+// start takes a slot, encodes and sends the request, and arms its timer.
+func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, oneway, probe bool) (*Pending, error) {
+	if ep.closed.Load() {
+		return nil, wire.ECLOSED
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, wire.ECANCELED
+	}
+	peer := ep.peers.get(dst)
+	if !probe && PeerState(peer.state.Load()) == PeerDead {
+		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
+		return nil, wire.ENODEAD
+	}
+	now := ep.Now()
+	deadline := now + int64(ep.cfg.DefaultTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = now + int64(time.Until(d))
+	}
+	if deadline <= now {
+		return nil, wire.ETIMEDOUT
+	}
+	p := ep.pending.get()
+	if p == nil {
+		ep.stats.busy.Add(1)
+		return nil, wire.EBUSY
+	}
+	p.mu.Lock()
+	if p.mu.req == nil {
+		p.mu.req = make([]byte, ep.cfg.MaxDatagram)
+		p.mu.rep = make([]byte, ep.cfg.MaxDatagram)
+		p.mu.codec = ep.codec.Clone()
+	}
+	id := ep.seq.Add(1)<<slotBits | uint64(p.idx)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
+		Incarnation: ep.inc.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
+	n, e := p.mu.codec.EncodeParams(p.mu.req, &h, params)
+	if e != wire.OK {
+		p.mu.Unlock()
+		ep.pending.put(p.idx)
+		return nil, e
+	}
+	p.mu.state = slotWaiting
+	p.mu.callID = id
+	p.mu.callNo = callNo
+	p.mu.peer = peer
+	p.mu.dst = dst
+	p.mu.oneway = oneway
+	p.mu.sentAt = now
+	p.mu.deadline = deadline
+	p.mu.rto = peer.rto()
+	p.mu.retrans = 0
+	p.mu.reqLen = n
+	p.mu.err = wire.OK
+	at := now + p.mu.rto
+	if at > deadline {
+		at = deadline
+	}
+	ep.writeTo(p.mu.req[:n], dst)
+	p.mu.Unlock()
+	ep.stats.callOut(callNo).calls.Add(1)
+	ep.timers.push(timerEntry{at: at, id: id, idx: p.idx})
+	return p, nil
+}
+
+// sendBudgetLocked restamps the request of p with its remaining budget and
+// sends it again.
+func (ep *Endpoint) sendBudgetLocked(p *Pending, now int64) {
+	b := p.mu.req[:p.mu.reqLen]
+	p.mu.codec.Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
+	ep.writeTo(b, p.mu.dst)
+}
+
+func budgetUs(ns int64) uint32 {
+	us := ns / 1000
+	if us < 1 {
+		return 1
+	}
+	if us > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(us)
+}

@@ -1,0 +1,98 @@
+package rfc
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+const (
+	callEcho    = wire.CallUserBase + 1 // bytes -> bytes, inline
+	callAdd     = wire.CallUserBase + 2 // i64, i64 -> i64
+	callSleep   = wire.CallUserBase + 3 // i64 ms -> (), worker
+	callIncr    = wire.CallUserBase + 4 // () -> u64, non-idempotent
+	callPanic   = wire.CallUserBase + 5
+	callBig     = wire.CallUserBase + 6 // reply larger than a datagram
+	callUserErr = wire.CallUserBase + 7
+	callEchoW   = wire.CallUserBase + 8 // bytes -> bytes, on a worker
+)
+
+type testServer struct {
+	*Endpoint
+	counter atomic.Uint64
+	runs    atomic.Uint64
+}
+
+func newTestEndpoint(t testing.TB, mod func(*Config)) *Endpoint {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.NodeID = 0
+	if mod != nil {
+		mod(&cfg)
+	}
+	ep, err := Listen(cfg)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+func newTestServer(t testing.TB, mod func(*Config)) *testServer {
+	s := &testServer{Endpoint: newTestEndpoint(t, mod)}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Register(callEcho, "echo", wire.Schema{wire.TypeBytes}, Idempotent|Inline, func(r *Request, rep *wire.Params) wire.Errno {
+		rep.Bytes(r.Param(0).Bytes())
+		return wire.OK
+	}))
+	must(s.Register(callEchoW, "echo-worker", wire.Schema{wire.TypeBytes}, Idempotent, func(r *Request, rep *wire.Params) wire.Errno {
+		rep.Bytes(r.Param(0).Bytes())
+		return wire.OK
+	}))
+	must(s.Register(callAdd, "add", wire.Schema{wire.TypeInt64, wire.TypeInt64}, Idempotent, func(r *Request, rep *wire.Params) wire.Errno {
+		rep.Int64(r.Param(0).Int64() + r.Param(1).Int64())
+		return wire.OK
+	}))
+	must(s.Register(callSleep, "sleep", wire.Schema{wire.TypeInt64}, 0, func(r *Request, rep *wire.Params) wire.Errno {
+		time.Sleep(time.Duration(r.Param(0).Int64()) * time.Millisecond)
+		return wire.OK
+	}))
+	must(s.Register(callIncr, "incr", nil, 0, func(r *Request, rep *wire.Params) wire.Errno {
+		s.runs.Add(1)
+		rep.Uint64(s.counter.Add(1))
+		return wire.OK
+	}))
+	must(s.Register(callPanic, "panic", nil, 0, func(r *Request, rep *wire.Params) wire.Errno {
+		panic("handler bug")
+	}))
+	must(s.Register(callBig, "big", nil, Idempotent, func(r *Request, rep *wire.Params) wire.Errno {
+		rep.Bytes(make([]byte, 4000))
+		return wire.OK
+	}))
+	must(s.Register(callUserErr, "user-err", nil, Idempotent, func(r *Request, rep *wire.Params) wire.Errno {
+		return wire.EUSER + 5
+	}))
+	return s
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func params(f func(p *wire.Params)) *wire.Params {
+	p := new(wire.Params)
+	p.Reset(make([]byte, 2048))
+	if f != nil {
+		f(p)
+	}
+	return p
+}

@@ -1,0 +1,156 @@
+package rfc
+
+import (
+	"net/netip"
+	"sync"
+
+	"fastcall/wire"
+)
+
+const (
+	slotBits = 20
+	maxSlots = 1 << slotBits
+	slotMask = maxSlots - 1
+)
+
+// Slot states.
+const (
+	slotFree    = 0
+	slotWaiting = 1 // sent, parked until reply, deadline or failure
+	slotDone    = 2 // completed; result readable until Release
+)
+
+// Pending is one call in flight, returned by Endpoint.Go. It lives in a
+// slot of the endpoint's pending table and is reused after Release; do not
+// touch it after Release.
+//
+// The call id of a call is seq<<20 | slot, where seq is an endpoint-wide
+// counter: it names the slot, acts as the slot's generation (a late reply
+// to an earlier call in the same slot carries another id and is dropped),
+// and grows monotonically, which the callee's duplicate cache relies on.
+type Pending struct {
+	ep   *Endpoint
+	idx  int32
+	done chan struct{} // one value per completed call; reused
+
+	mu struct {
+		sync.Mutex
+		state    uint8
+		callID   uint64
+		callNo   uint16
+		peer     *peerState
+		dst      netip.AddrPort
+		oneway   bool
+		sentAt   int64 // first transmission, engine clock
+		deadline int64
+		rto      int64
+		retrans  int
+		req      []byte // the encoded request, for retransmission
+		reqLen   int
+		rep      []byte // the reply datagram
+		pkt      wire.Packet
+		err      wire.Errno
+		codec    *wire.Codec
+	}
+}
+
+// Done returns a channel that receives one value when the call completes.
+// Receiving consumes the value: after it, use Err and Reply, not Done.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Wait parks until the call completes and returns nil or its error number.
+func (p *Pending) Wait() error {
+	p.mu.Lock()
+	st := p.mu.state
+	p.mu.Unlock()
+	if st == slotWaiting {
+		<-p.done
+		// Put the value back so Done stays usable for a later receive.
+		p.done <- struct{}{}
+	}
+	return p.Err()
+}
+
+// Err returns nil, the call's error number, or EAGAIN while in flight.
+func (p *Pending) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.mu.state == slotWaiting:
+		return wire.EAGAIN
+	case p.mu.err != wire.OK:
+		return p.mu.err
+	}
+	return nil
+}
+
+// Reply returns the decoded reply. It is valid after completion without
+// error and until Release.
+func (p *Pending) Reply() *wire.Packet { return &p.mu.pkt }
+
+// Release gives the slot back. A call still in flight is abandoned (its
+// late reply is dropped). Release must be called exactly once.
+func (p *Pending) Release() {
+	p.mu.Lock()
+	if p.mu.state == slotWaiting {
+		p.mu.err = wire.ECANCELED
+	}
+	p.mu.state = slotFree
+	p.mu.callID = 0
+	p.mu.peer = nil
+	p.mu.Unlock()
+	select {
+	case <-p.done:
+	default:
+	}
+	p.ep.pending.put(p.idx)
+}
+
+// completeLocked finishes a waiting call with err and wakes its waiter.
+func (p *Pending) completeLocked(err wire.Errno) {
+	p.mu.state = slotDone
+	p.mu.err = err
+	select {
+	case p.done <- struct{}{}:
+	default:
+	}
+}
+
+// pendingTable is the fixed array of call slots and their free list.
+type pendingTable struct {
+	slots []Pending
+	free  chan int32
+}
+
+func (t *pendingTable) init(ep *Endpoint, n, limit int) {
+	t.slots = make([]Pending, n)
+	t.free = make(chan int32, n)
+	for i := range t.slots {
+		p := &t.slots[i]
+		p.ep = ep
+		p.idx = int32(i)
+		p.done = make(chan struct{}, 1)
+		t.free <- int32(i)
+	}
+}
+
+// get takes a free slot, or returns nil when all are in use.
+func (t *pendingTable) get() *Pending {
+	select {
+	case i := <-t.free:
+		return &t.slots[i]
+	default:
+		return nil
+	}
+}
+
+func (t *pendingTable) put(i int32) { t.free <- i }
+
+// byID returns the slot a call id names.
+func (t *pendingTable) byID(id uint64) *Pending {
+	i := id & slotMask
+	if i >= uint64(len(t.slots)) {
+		return nil
+	}
+	return &t.slots[i]
+}

@@ -1,0 +1,237 @@
+package rfc
+
+import (
+	"errors"
+	"net"
+
+	"fastcall/wire"
+)
+
+// readLoop is a reader goroutine: it reads batches of datagrams, matches
+// replies to parked callers, answers what it can answer at once (error
+// replies, cached replies, Inline calls) in one sendmmsg per batch, and
+// hands other requests to the workers.
+func (ep *Endpoint) readLoop(bc batchConn) {
+	defer ep.wg.Done()
+	n := ep.cfg.BatchSize
+	limit := ep.cfg.MaxDatagram
+	in := make([]message, n)
+	out := make([]message, n)
+	for i := range in {
+		in[i].buf = make([]byte, limit+1) // one spare byte shows oversize datagrams
+		out[i].buf = make([]byte, limit)
+	}
+	rd := &reader{ep: ep, codec: ep.codec.Clone(), out: out, w: newWriter(n)}
+	for {
+		got, err := bc.readBatch(in)
+		if err != nil {
+			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			ep.stats.drops[wire.ReasonShort].Add(0)
+			continue
+		}
+		now := ep.Now()
+		rd.nout = 0
+		for i := 0; i < got; i++ {
+			ep.stats.rx.Add(1)
+			rd.datagram(in[i].buf[:in[i].n], &in[i], now)
+		}
+		if rd.nout > 0 {
+			sent, _ := bc.write(rd.w, out[:rd.nout])
+			ep.stats.tx.Add(uint64(sent))
+			if sent < rd.nout {
+				ep.stats.sendErrs.Add(uint64(rd.nout - sent))
+			}
+		}
+	}
+}
+
+// reader is the per-reader-goroutine state.
+type reader struct {
+	ep    *Endpoint
+	codec *wire.Codec
+	pkt   wire.Packet
+	out   []message // replies to send at the end of the batch
+	nout  int
+	w     *writeState
+	req   Request
+	ps    wire.Params
+}
+
+// outSlot returns the next reply buffer of the batch, or nil if full.
+func (rd *reader) outSlot() *message {
+	if rd.nout == len(rd.out) {
+		return nil
+	}
+	return &rd.out[rd.nout]
+}
+
+// errorReply queues an error reply to the request in rd.pkt.
+func (rd *reader) errorReply(m *message, e wire.Errno) {
+	o := rd.outSlot()
+	if o == nil || rd.pkt.Flags&wire.FlagOneWay != 0 {
+		return
+	}
+	h := wire.Header{Flags: wire.FlagReply | wire.FlagError, CallNo: rd.pkt.CallNo, Errno: e, Src: rd.ep.id,
+		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), Stamp: rd.ep.stamp()}
+	n, err := rd.codec.Encode(o.buf, &h, nil, 0)
+	if err != wire.OK {
+		return
+	}
+	o.n, o.addr = n, m.addr
+	rd.nout++
+	rd.ep.stats.callIn(rd.pkt.CallNo).errs.add(e)
+}
+
+func (rd *reader) datagram(b []byte, m *message, now int64) {
+	ep := rd.ep
+	p := &rd.pkt
+	if r := rd.codec.Decode(p, b); r != wire.ReasonNone {
+		ep.stats.drops[r].Add(1)
+		// Answer only what is exactly as its sender sent it.
+		if p.Verified && p.Flags&wire.FlagRequest != 0 {
+			rd.errorReply(m, r.Errno())
+		}
+		return
+	}
+	if p.Dst != 0 && p.Dst != ep.id {
+		ep.stats.wrongDst.Add(1)
+		return
+	}
+	peer := ep.peers.get(m.addr)
+	ep.heard(peer, p, now)
+	if p.Flags&wire.FlagReply != 0 {
+		ep.deliver(p, m, peer, now)
+		return
+	}
+	rd.serve(m, peer, now)
+}
+
+// deliver matches a reply to its parked caller.
+func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now int64) {
+	p := ep.pending.byID(pkt.CallID)
+	if p == nil {
+		ep.stats.lateReplies.Add(1)
+		return
+	}
+	p.mu.Lock()
+	if p.mu.state != slotWaiting || p.mu.callID != pkt.CallID || p.mu.dst != m.addr {
+		p.mu.Unlock()
+		ep.stats.lateReplies.Add(1)
+		return
+	}
+	n := copy(p.mu.rep, pkt.Datagram())
+	p.mu.pkt = *pkt
+	p.mu.pkt.Rebase(p.mu.rep[:n])
+	rtt := now - p.mu.sentAt
+	clean := p.mu.retrans == 0
+	callNo := p.mu.callNo
+	p.completeLocked(pkt.Errno)
+	p.mu.Unlock()
+	if clean {
+		peer.sample(rtt, int64(ep.cfg.MinRTO), int64(ep.cfg.MaxRTO))
+	}
+	cs := ep.stats.callOut(callNo)
+	cs.lat.record(rtt)
+	if pkt.Errno != wire.OK {
+		cs.errs.add(pkt.Errno)
+	}
+}
+
+// serve decides what happens to a request: refusal, duplicate handling,
+// inline run, or hand-off to a worker.
+func (rd *reader) serve(m *message, peer *peerState, now int64) {
+	ep := rd.ep
+	p := &rd.pkt
+	ce := ep.lookupCall(p.CallNo)
+	if ce == nil {
+		rd.errorReply(m, wire.ENOCALL)
+		return
+	}
+	if !ce.schema.Match(p) {
+		rd.errorReply(m, wire.EINVAL)
+		return
+	}
+	var deadline int64
+	if p.Budget != 0 {
+		deadline = now + int64(p.Budget)*1000
+	}
+	ent := int32(-1)
+	var key dupKey
+	if ce.flags&Idempotent == 0 {
+		key = dupKey{addr: m.addr, src: p.Src, incarn: p.Incarnation, callID: p.CallID}
+		o := rd.outSlot()
+		var scratch []byte
+		if o != nil {
+			scratch = o.buf
+		}
+		outcome, n, e := ep.dup.begin(&key, peer, now, scratch)
+		switch outcome {
+		case dupBusy:
+			ep.stats.callIn(p.CallNo).dups.Add(1)
+			return
+		case dupReplay:
+			ep.stats.callIn(p.CallNo).dups.Add(1)
+			if o != nil && n > 0 && p.Flags&wire.FlagOneWay == 0 {
+				o.n, o.addr = n, m.addr
+				rd.nout++
+			}
+			return
+		case dupStale:
+			ep.stats.stale.Add(1)
+			rd.errorReply(m, wire.ESTALE)
+			return
+		case dupFull:
+			ep.stats.busy.Add(1)
+			rd.errorReply(m, wire.EBUSY)
+			return
+		}
+		ent = e
+	}
+	if ce.flags&Inline != 0 {
+		o := rd.outSlot()
+		if o == nil {
+			ep.dup.forget(ent, &key)
+			ep.stats.busy.Add(1)
+			return
+		}
+		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline}
+		n := ep.run(ce, &rd.req, rd.codec, o.buf, &rd.ps)
+		ep.dup.end(ent, &key, o.buf[:n])
+		if n > 0 {
+			o.n, o.addr = n, m.addr
+			rd.nout++
+		}
+		return
+	}
+	var r *request
+	select {
+	case r = <-ep.reqFree:
+	default:
+		ep.dup.forget(ent, &key)
+		ep.stats.busy.Add(1)
+		rd.errorReply(m, wire.EBUSY)
+		return
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, ep.cfg.MaxDatagram)
+	}
+	n := copy(r.buf, p.Datagram())
+	r.pkt = *p
+	r.pkt.Rebase(r.buf[:n])
+	r.Request = Request{Packet: &r.pkt, From: m.addr, Arrived: now, Deadline: deadline, buf: r.buf}
+	r.ce, r.ent, r.key = ce, ent, key
+	q := ep.queue
+	if ce.flags&Priority != 0 {
+		q = ep.prio
+	}
+	select {
+	case q <- r:
+	default:
+		ep.reqFree <- r
+		ep.dup.forget(ent, &key)
+		ep.stats.busy.Add(1)
+		rd.errorReply(m, wire.EBUSY)
+	}
+}

@@ -1,0 +1,232 @@
+package rfc
+
+import (
+	"math/bits"
+	"sync/atomic"
+
+	"fastcall/wire"
+)
+
+// Error-number buckets of a call's counters: one per known engine error
+// number, and one for every handler-defined number.
+const (
+	errBuckets  = int(wire.EAGAIN) + 2
+	errUserSlot = errBuckets - 1
+	errTimedOut = wire.ETIMEDOUT
+)
+
+func errSlot(e wire.Errno) int {
+	if int(e) < errUserSlot {
+		return int(e)
+	}
+	return errUserSlot
+}
+
+// errCounters counts results by error number.
+type errCounters [errBuckets]atomic.Uint64
+
+func (c *errCounters) add(e wire.Errno) { c[errSlot(e)].Add(1) }
+
+// Latency histogram: values in microseconds; bucket b covers a power of two
+// split into histSub linear sub-buckets, so a percentile read from it is
+// within 1/histSub of the true value.
+const (
+	histSub     = 4
+	histSubBits = 2
+	histPow     = 32
+	histBuckets = histPow * histSub
+)
+
+type histogram struct {
+	b [histBuckets]atomic.Uint64
+}
+
+func histIndex(us uint64) int {
+	if us < histSub {
+		return int(us)
+	}
+	p := bits.Len64(us) - 1 // us in [2^p, 2^(p+1))
+	sub := int(us>>(p-histSubBits)) & (histSub - 1)
+	i := (p-histSubBits+1)*histSub + sub
+	if i >= histBuckets {
+		return histBuckets - 1
+	}
+	return i
+}
+
+// histUpper returns the upper bound (µs) of bucket i.
+func histUpper(i int) uint64 {
+	if i < histSub {
+		return uint64(i)
+	}
+	p := i/histSub + histSubBits - 1
+	sub := uint64(i % histSub)
+	return (uint64(histSub)+sub+1)<<(p-histSubBits) - 1
+}
+
+func (h *histogram) record(ns int64) {
+	if ns < 0 {
+		ns = 0
+	}
+	h.b[histIndex(uint64(ns)/1000)].Add(1)
+}
+
+// Percentile returns the q-quantile (0 < q <= 1) in microseconds, as the
+// upper bound of the bucket that holds it; 0 when empty.
+func (h *histogram) percentile(q float64) uint64 {
+	var total uint64
+	var counts [histBuckets]uint64
+	for i := range h.b {
+		counts[i] = h.b[i].Load()
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total) + 0.5)
+	if rank < 1 {
+		rank = 1
+	}
+	var seen uint64
+	for i, c := range counts {
+		seen += c
+		if seen >= rank {
+			return histUpper(i)
+		}
+	}
+	return histUpper(histBuckets - 1)
+}
+
+// callStats are the counters of one call number on one side.
+type callStats struct {
+	calls   atomic.Uint64 // served (callee side) or made (caller side)
+	errs    errCounters
+	retrans atomic.Uint64 // caller side: retransmissions sent
+	dups    atomic.Uint64 // callee side: duplicates absorbed
+	lat     histogram     // handler time (callee) or round trip (caller)
+}
+
+// statTable maps call numbers to counters without locks: a two-level
+// array whose pages are created on first use.
+type statTable struct {
+	pages [256]atomic.Pointer[[256]atomic.Pointer[callStats]]
+}
+
+func (t *statTable) get(callNo uint16) *callStats {
+	pg := t.pages[callNo>>8].Load()
+	if pg == nil {
+		pg = new([256]atomic.Pointer[callStats])
+		if !t.pages[callNo>>8].CompareAndSwap(nil, pg) {
+			pg = t.pages[callNo>>8].Load()
+		}
+	}
+	s := pg[callNo&0xff].Load()
+	if s == nil {
+		s = new(callStats)
+		if !pg[callNo&0xff].CompareAndSwap(nil, s) {
+			s = pg[callNo&0xff].Load()
+		}
+	}
+	return s
+}
+
+func (t *statTable) each(f func(callNo uint16, s *callStats)) {
+	for i := range t.pages {
+		pg := t.pages[i].Load()
+		if pg == nil {
+			continue
+		}
+		for j := range pg {
+			if s := pg[j].Load(); s != nil {
+				f(uint16(i<<8|j), s)
+			}
+		}
+	}
+}
+
+// engineStats are the endpoint-wide counters.
+type engineStats struct {
+	rx, tx       atomic.Uint64
+	sendErrs     atomic.Uint64
+	drops        [wire.NumReasons]atomic.Uint64 // rejected by the decoder, by reason
+	wrongDst     atomic.Uint64                  // addressed to another node id
+	lateReplies  atomic.Uint64                  // reply to a call that already finished
+	busy         atomic.Uint64                  // answered EBUSY (queue or cache full)
+	expired      atomic.Uint64                  // dropped: the caller's deadline had passed
+	stale        atomic.Uint64                  // refused: below the duplicate-cache floor
+	in, out      statTable
+	peerDeaths   atomic.Uint64
+	peerSuspects atomic.Uint64
+}
+
+func (s *engineStats) callOut(callNo uint16) *callStats { return s.out.get(callNo) }
+func (s *engineStats) callIn(callNo uint16) *callStats  { return s.in.get(callNo) }
+
+// CallCounters is a snapshot of one call number's counters.
+type CallCounters struct {
+	CallNo  uint16
+	Name    string
+	Calls   uint64
+	Errors  map[wire.Errno]uint64 // non-zero error counts; EUSER stands for every handler-defined number
+	Retrans uint64
+	Dups    uint64
+	P50us   uint64
+	P99us   uint64
+	P999us  uint64
+}
+
+// Stats is a snapshot of an endpoint's counters.
+type Stats struct {
+	Node        uint32
+	Incarnation uint32
+	Rx, Tx      uint64
+	SendErrors  uint64
+	Drops       map[string]uint64 // by reason name; includes wrong-dst, late-reply, busy, expired, stale
+	Served      []CallCounters    // callee side, by call number
+	Called      []CallCounters    // caller side, by call number
+	Pending     int
+	DupEntries  int
+	Peers       int
+}
+
+func snapshot(callNo uint16, name string, s *callStats) CallCounters {
+	c := CallCounters{CallNo: callNo, Name: name, Calls: s.calls.Load(), Retrans: s.retrans.Load(), Dups: s.dups.Load(),
+		P50us: s.lat.percentile(0.5), P99us: s.lat.percentile(0.99), P999us: s.lat.percentile(0.999)}
+	for i := range s.errs {
+		if v := s.errs[i].Load(); v != 0 && i != 0 {
+			if c.Errors == nil {
+				c.Errors = map[wire.Errno]uint64{}
+			}
+			e := wire.Errno(i)
+			if i == errUserSlot {
+				e = wire.EUSER
+			}
+			c.Errors[e] = v
+		}
+	}
+	return c
+}
+
+// Stats returns a snapshot of the endpoint's counters.
+func (ep *Endpoint) Stats() Stats {
+	s := &ep.stats
+	st := Stats{Node: ep.id, Incarnation: ep.Incarnation(), Rx: s.rx.Load(), Tx: s.tx.Load(), SendErrors: s.sendErrs.Load(),
+		Drops: map[string]uint64{}}
+	for r := 1; r < wire.NumReasons; r++ {
+		if v := s.drops[r].Load(); v != 0 {
+			st.Drops[wire.Reason(r).String()] = v
+		}
+	}
+	for name, v := range map[string]uint64{"wrong-dst": s.wrongDst.Load(), "late-reply": s.lateReplies.Load(),
+		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load()} {
+		if v != 0 {
+			st.Drops[name] = v
+		}
+	}
+	s.in.each(func(no uint16, cs *callStats) { st.Served = append(st.Served, snapshot(no, ep.CallName(no), cs)) })
+	s.out.each(func(no uint16, cs *callStats) { st.Called = append(st.Called, snapshot(no, ep.CallName(no), cs)) })
+	st.Pending = len(ep.pending.slots) - len(ep.pending.free)
+	st.DupEntries = ep.dup.len()
+	st.Peers = len(ep.peers.all())
+	return st
+}

@@ -1,0 +1,159 @@
+package rfc
+
+import (
+	"sync"
+	"time"
+)
+
+// timerEntry asks the timer goroutine to look at slot idx at time at, if
+// the slot still holds call id.
+type timerEntry struct {
+	at  int64
+	id  uint64
+	idx int32
+}
+
+// timerHeap is a min-heap of timer entries. Entries of calls that finished
+// are not removed; the timer goroutine discards them when they come due
+// (their call id no longer matches). Bounded by MaxPending live entries
+// plus one stale entry per call finished within the last MaxRTO.
+type timerHeap struct {
+	mu   sync.Mutex
+	h    []timerEntry
+	wake chan struct{} // cap 1: the earliest entry changed
+}
+
+func (t *timerHeap) init(n int) {
+	t.h = make([]timerEntry, 0, n)
+	t.wake = make(chan struct{}, 1)
+}
+
+func (t *timerHeap) push(e timerEntry) {
+	t.mu.Lock()
+	t.h = append(t.h, e)
+	i := len(t.h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if t.h[p].at <= t.h[i].at {
+			break
+		}
+		t.h[p], t.h[i] = t.h[i], t.h[p]
+		i = p
+	}
+	first := i == 0
+	t.mu.Unlock()
+	if first {
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// popDueLocked removes and returns the earliest entry if it is due.
+func (t *timerHeap) popDueLocked(now int64) (timerEntry, bool) {
+	if len(t.h) == 0 || t.h[0].at > now {
+		return timerEntry{}, false
+	}
+	e := t.h[0]
+	n := len(t.h) - 1
+	t.h[0] = t.h[n]
+	t.h = t.h[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && t.h[r].at < t.h[l].at {
+			m = r
+		}
+		if t.h[i].at <= t.h[m].at {
+			break
+		}
+		t.h[i], t.h[m] = t.h[m], t.h[i]
+		i = m
+	}
+	return e, true
+}
+
+// timerLoop is the endpoint's timer goroutine: it retransmits calls whose
+// timer expired and fails calls whose deadline passed.
+func (ep *Endpoint) timerLoop() {
+	defer ep.wg.Done()
+	tm := time.NewTimer(time.Hour)
+	defer tm.Stop()
+	var due [64]timerEntry
+	for {
+		now := ep.Now()
+		ep.timers.mu.Lock()
+		n := 0
+		for n < len(due) {
+			e, ok := ep.timers.popDueLocked(now)
+			if !ok {
+				break
+			}
+			due[n] = e
+			n++
+		}
+		next := int64(-1)
+		if len(ep.timers.h) > 0 {
+			next = ep.timers.h[0].at
+		}
+		ep.timers.mu.Unlock()
+		for i := 0; i < n; i++ {
+			ep.expire(due[i], now)
+		}
+		if n == len(due) {
+			continue // more may be due
+		}
+		wait := time.Hour
+		if next >= 0 {
+			wait = time.Duration(next - ep.Now())
+			if wait <= 0 {
+				continue
+			}
+		}
+		tm.Reset(wait)
+		select {
+		case <-tm.C:
+		case <-ep.timers.wake:
+		case <-ep.done:
+			return
+		}
+	}
+}
+
+// expire handles one due timer: retransmit, or fail with ETIMEDOUT.
+func (ep *Endpoint) expire(e timerEntry, now int64) {
+	p := &ep.pending.slots[e.idx]
+	p.mu.Lock()
+	if p.mu.state != slotWaiting || p.mu.callID != e.id {
+		p.mu.Unlock()
+		return
+	}
+	if now >= p.mu.deadline {
+		peer := p.mu.peer
+		callNo := p.mu.callNo
+		p.completeLocked(errTimedOut)
+		p.mu.Unlock()
+		ep.stats.callOut(callNo).errs[errTimedOut].Add(1)
+		ep.peerMissed(peer)
+		return
+	}
+	p.mu.rto = backoff(p.mu.rto, int64(ep.cfg.MaxRTO))
+	if p.mu.retrans == 0 {
+		p.mu.codec.SetRetrans(p.mu.req[:p.mu.reqLen])
+	}
+	p.mu.retrans++
+	ep.sendBudgetLocked(p, now)
+	at := now + p.mu.rto
+	if at > p.mu.deadline {
+		at = p.mu.deadline
+	}
+	id, idx, callNo := p.mu.callID, p.idx, p.mu.callNo
+	p.mu.Unlock()
+	ep.stats.callOut(callNo).retrans.Add(1)
+	ep.timers.push(timerEntry{at: at, id: id, idx: idx})
+}

@@ -1,0 +1,90 @@
+package rfc
+
+import (
+	"fastcall/wire"
+)
+
+// workLoop is a worker goroutine: it runs queued requests and sends their
+// replies.
+func (ep *Endpoint) workLoop(q chan *request) {
+	defer ep.wg.Done()
+	codec := ep.codec.Clone()
+	buf := make([]byte, ep.cfg.MaxDatagram)
+	var ps wire.Params
+	for {
+		select {
+		case r := <-q:
+			if r.Deadline != 0 && ep.Now() > r.Deadline {
+				// The caller has given up: do not run it. Remember an
+				// ETIMEDOUT answer in case a retransmission arrives.
+				ep.stats.expired.Add(1)
+				n := ep.encodeReply(codec, buf, &r.Request, wire.ETIMEDOUT, nil)
+				ep.dup.end(r.ent, &r.key, buf[:n])
+			} else {
+				n := ep.run(r.ce, &r.Request, codec, buf, &ps)
+				ep.dup.end(r.ent, &r.key, buf[:n])
+				if n > 0 {
+					ep.writeTo(buf[:n], r.From)
+				}
+			}
+			r.ce = nil
+			ep.reqFree <- r
+		case <-ep.done:
+			return
+		}
+	}
+}
+
+// run calls the handler with a reply builder over out and encodes the
+// reply into out. It returns the reply length, 0 for one-way calls.
+func (ep *Endpoint) run(ce *callEntry, req *Request, codec *wire.Codec, out []byte, ps *wire.Params) int {
+	ps.Reset(out[wire.HeaderSize:])
+	start := ep.Now()
+	e := invoke(ce.h, req, ps)
+	if e == wire.OK && ps.Err() != wire.OK {
+		e = ps.Err()
+	}
+	cs := ep.stats.callIn(ce.no)
+	cs.calls.Add(1)
+	cs.lat.record(ep.Now() - start)
+	if e != wire.OK {
+		cs.errs.add(e)
+	}
+	if req.Flags&wire.FlagOneWay != 0 || ce.flags&OneWay != 0 {
+		return 0
+	}
+	return ep.encodeReply(codec, out, req, e, ps)
+}
+
+// encodeReply writes the reply to req into out: the parameters of ps on
+// success, none on error.
+func (ep *Endpoint) encodeReply(codec *wire.Codec, out []byte, req *Request, e wire.Errno, ps *wire.Params) int {
+	h := wire.Header{Flags: wire.FlagReply, CallNo: req.CallNo, Errno: e, Src: ep.id, Dst: req.Src,
+		CallID: req.CallID, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+	var n int
+	var err wire.Errno
+	if e != wire.OK || ps == nil {
+		if e != wire.OK {
+			h.Flags |= wire.FlagError
+		}
+		n, err = codec.Encode(out, &h, nil, 0)
+	} else {
+		n, err = codec.EncodeParams(out, &h, ps)
+	}
+	if err != wire.OK {
+		h.Flags |= wire.FlagError
+		h.Errno = err
+		n, _ = codec.Encode(out, &h, nil, 0)
+	}
+	return n
+}
+
+// invoke runs a handler, turning a panic into EFAULT.
+func invoke(h Handler, req *Request, ps *wire.Params) (e wire.Errno) {
+	defer func() {
+		if recover() != nil {
+			e = wire.EFAULT
+		}
+	}()
+	return h(req, ps)
+}
