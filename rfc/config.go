@@ -48,9 +48,12 @@ type Config struct {
 	// round-trip sample yet (default 20ms); MinRTO and MaxRTO bound the
 	// adaptive value (defaults 2ms and 1s).
 	InitialRTO, MinRTO, MaxRTO time.Duration
-	// DupEntries bounds the duplicate-request cache (default 4096 entries,
-	// each holding one reply of up to MaxDatagram bytes). DupAge is how
-	// long a finished entry is kept at most (default 30s).
+	// DupEntries bounds the duplicate-request cache (default 65536
+	// entries, each holding one reply, sized to the reply). An entry is
+	// kept while its caller may retransmit (its deadline), at most DupAge
+	// (default 30s). When every entry must still be kept, new
+	// non-idempotent requests are answered EBUSY. Size it to at least the
+	// non-idempotent call rate times the longest caller deadline.
 	DupEntries int
 	DupAge     time.Duration
 	// SuspectAfter is how many consecutive calls to a peer must time out
@@ -78,7 +81,7 @@ func DefaultConfig() Config {
 		InitialRTO:     20 * time.Millisecond,
 		MinRTO:         2 * time.Millisecond,
 		MaxRTO:         time.Second,
-		DupEntries:     4096,
+		DupEntries:     65536,
 		DupAge:         30 * time.Second,
 		SuspectAfter:   3,
 		MaxPeers:       65536,

@@ -25,19 +25,29 @@ type dupEntry struct {
 	key   dupKey
 	state uint8
 	at    int64 // engine clock when it entered the cache
+	until int64 // kept at least until then: the caller may still retransmit
 	peer  *peerState
 	rep   []byte
 	n     int
 }
 
 // dupCache is the callee's duplicate-request cache. It holds at most
-// len(ents) entries (memory bound: entries × MaxDatagram bytes of reply)
-// in a ring in arrival order; a new request takes the oldest entry's place
-// once that one is finished. Finished entries older than age are dropped
-// when met. Whenever an entry leaves, its sender's floor rises to its call
-// id, so a late retransmission of a forgotten call is refused (ESTALE),
-// never run a second time. Call ids of one sender instance grow
-// monotonically, which is what makes the floor sound.
+// len(ents) entries in a ring in arrival order. Each entry keeps its reply
+// in a buffer sized to the reply (rounded up to 64 bytes) and reused by
+// later occupants, so memory is bounded by entries × MaxDatagram and is
+// typically entries × 128 bytes.
+//
+// An entry is kept while its caller may still retransmit: until the
+// request's arrival plus its deadline budget, and never longer than age
+// (budgets of zero count as age). A new request takes the oldest entry's
+// place only once that entry is finished and past its keep time; when the
+// oldest entry must still be kept, the new request is answered EBUSY
+// rather than forgetting a call that may be retransmitted.
+//
+// Whenever an entry leaves, its sender's floor rises to its call id, so a
+// retransmission of a forgotten call is refused (ESTALE), never run a
+// second time. Call ids of one sender instance grow monotonically, which
+// is what makes the floor sound.
 //
 // An open-addressing index (linear probing, backward-shift deletion) maps
 // keys to entries; nothing allocates in steady state. One mutex guards it
@@ -147,10 +157,10 @@ const (
 	dupFull          // every entry is running: answer EBUSY
 )
 
-// begin looks k up and, if new, records it as running. For dupReplay the
-// cached reply is copied into out and its length returned. It returns the
-// entry index for end.
-func (c *dupCache) begin(k *dupKey, peer *peerState, now int64, out []byte) (outcome int, n int, ent int32) {
+// begin looks k up and, if new, records it as running, to be kept until
+// keep (capped at now+age). For dupReplay the cached reply is copied into
+// out and its length returned. It returns the entry index for end.
+func (c *dupCache) begin(k *dupKey, peer *peerState, now, keep int64, out []byte) (outcome int, n int, ent int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.findLocked(k); s >= 0 {
@@ -167,21 +177,30 @@ func (c *dupCache) begin(k *dupKey, peer *peerState, now int64, out []byte) (out
 	if k.callID <= peer.dupFloor(k.incarn) {
 		return dupStale, 0, -1
 	}
-	// Take the ring's next entry; skip entries still running.
+	if keep <= now || keep > now+c.age {
+		keep = now + c.age
+	}
+	// Take the ring's next entry, skipping entries still running; stop
+	// at a finished entry that must still be kept.
 	for tries := 0; tries < len(c.ents); tries++ {
 		i := c.head
+		e := &c.ents[i]
+		expired := now-e.at > c.age
+		if e.state == dupDone && now < e.until && !expired {
+			return dupFull, 0, -1
+		}
 		c.head++
 		if c.head == len(c.ents) {
 			c.head = 0
 		}
-		e := &c.ents[i]
-		if e.state == dupRunning && now-e.at <= c.age {
+		if e.state == dupRunning && !expired {
 			continue
 		}
 		c.evictLocked(i)
 		e.key = *k
 		e.state = dupRunning
 		e.at = now
+		e.until = keep
 		e.peer = peer
 		e.n = 0
 		for s := k.hash() & c.mask; ; s = (s + 1) & c.mask {
@@ -204,10 +223,11 @@ func (c *dupCache) end(ent int32, k *dupKey, rep []byte) {
 	c.mu.Lock()
 	e := &c.ents[ent]
 	if e.state == dupRunning && e.key == *k {
-		if e.rep == nil {
-			e.rep = make([]byte, c.limit)
+		if cap(e.rep) < len(rep) {
+			e.rep = make([]byte, (len(rep)+63)&^63)
 		}
-		e.n = copy(e.rep, rep)
+		e.n = copy(e.rep[:cap(e.rep)], rep)
+		e.rep = e.rep[:cap(e.rep)]
 		e.state = dupDone
 	}
 	c.mu.Unlock()

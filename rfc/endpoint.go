@@ -185,16 +185,15 @@ func Listen(cfg Config) (*Endpoint, error) {
 	return ep, nil
 }
 
-// Close stops the endpoint: the socket closes, every goroutine ends, and
-// every parked caller returns ECLOSED. Close waits for the goroutines and
-// is idempotent.
+// Close stops the endpoint: the socket closes, every parked caller returns
+// ECLOSED at once, and every goroutine ends (a worker finishes the handler
+// it is running first). Close waits for the goroutines and is idempotent.
 func (ep *Endpoint) Close() error {
 	if !ep.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	close(ep.done)
 	err := ep.conn.Close()
-	ep.wg.Wait()
 	for i := range ep.pending.slots {
 		p := &ep.pending.slots[i]
 		p.mu.Lock()
@@ -203,6 +202,7 @@ func (ep *Endpoint) Close() error {
 		}
 		p.mu.Unlock()
 	}
+	ep.wg.Wait()
 	return err
 }
 
@@ -314,16 +314,34 @@ func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16,
 	if err != nil {
 		return err
 	}
+	return ep.wait(ctx, p, reply)
+}
+
+// wait parks on p until it completes or ctx ends, copies the reply and
+// releases p. A context that ends by its deadline counts as ETIMEDOUT.
+func (ep *Endpoint) wait(ctx context.Context, p *Pending, reply *Reply) error {
 	select {
 	case <-p.done:
 	case <-ctx.Done():
+		e := wire.ECANCELED
+		if ctx.Err() == context.DeadlineExceeded {
+			e = wire.ETIMEDOUT
+		}
 		p.mu.Lock()
-		if p.mu.state == slotWaiting {
-			p.completeLocked(wire.ECANCELED)
+		peer, callNo := p.mu.peer, p.mu.callNo
+		done := p.mu.state != slotWaiting
+		if !done {
+			p.completeLocked(e)
 		}
 		p.mu.Unlock()
+		if !done {
+			ep.stats.callOut(callNo).errs.add(e)
+			if e == wire.ETIMEDOUT {
+				ep.peerMissed(peer)
+			}
+		}
 	}
-	err = p.Err()
+	err := p.Err()
 	if err == nil && reply != nil {
 		reply.set(p)
 	}
@@ -346,21 +364,7 @@ func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16
 	if err != nil {
 		return err
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.mu.Lock()
-		if p.mu.state == slotWaiting {
-			p.completeLocked(wire.ECANCELED)
-		}
-		p.mu.Unlock()
-	}
-	err = p.Err()
-	if err == nil && reply != nil {
-		reply.set(p)
-	}
-	p.Release()
-	return err
+	return ep.wait(ctx, p, reply)
 }
 
 // Send sends a one-way request: no reply, no retransmission, no

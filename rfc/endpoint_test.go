@@ -2,6 +2,10 @@ package rfc
 
 import (
 	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -21,5 +25,249 @@ func TestCallRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(rep.Param(0).Bytes(), []byte("hello")) {
 			t.Fatalf("echo %d: %v", no, err)
 		}
+	}
+}
+
+func TestErrorPaths(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.Workers = 1; c.QueueLen = 1 })
+	cli := newTestEndpoint(t, nil)
+	dead := newTestEndpoint(t, nil)
+	deadAddr := dead.Addr()
+	dead.Close()
+	cases := []struct {
+		name   string
+		dst    func() netip.AddrPort
+		callNo uint16
+		p      func(p *wire.Params)
+		to     time.Duration
+		want   wire.Errno
+	}{
+		{"ENOCALL", srv.Addr, wire.CallUserBase + 999, nil, time.Second, wire.ENOCALL},
+		{"EINVAL-type", srv.Addr, callAdd, func(p *wire.Params) { p.Int64(1); p.String("x") }, time.Second, wire.EINVAL},
+		{"EINVAL-count", srv.Addr, callAdd, func(p *wire.Params) { p.Int64(1) }, time.Second, wire.EINVAL},
+		{"EFAULT", srv.Addr, callPanic, nil, time.Second, wire.EFAULT},
+		{"EMSGSIZE-request", srv.Addr, callEcho, func(p *wire.Params) { p.Bytes(make([]byte, 1500)) }, time.Second, wire.EMSGSIZE},
+		{"EMSGSIZE-reply", srv.Addr, callBig, nil, time.Second, wire.EMSGSIZE},
+		{"EUSER", srv.Addr, callUserErr, nil, time.Second, wire.EUSER + 5},
+		{"ETIMEDOUT", func() netip.AddrPort { return deadAddr }, callAdd, func(p *wire.Params) { p.Int64(1); p.Int64(2) }, 100 * time.Millisecond, wire.ETIMEDOUT},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ps *wire.Params
+			if tc.p != nil {
+				ps = params(tc.p)
+			}
+			err := cli.Call(ctxTimeout(t, tc.to), tc.dst(), tc.callNo, ps, nil)
+			if wire.AsErrno(err) != tc.want {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// The endpoint is still up after the panic.
+	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil); err != nil {
+		t.Fatalf("after panic: %v", err)
+	}
+
+	t.Run("EBUSY", func(t *testing.T) {
+		// One worker, queue of one: a sleeping call holds the worker,
+		// another fills the queue, the rest are answered EBUSY.
+		var ps []*Pending
+		busy := 0
+		for i := 0; i < 8; i++ {
+			p, err := cli.Go(ctxTimeout(t, 3*time.Second), srv.Addr(), callSleep, params(func(p *wire.Params) { p.Int64(300) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		for _, p := range ps {
+			if wire.AsErrno(p.Wait()) == wire.EBUSY {
+				busy++
+			}
+			p.Release()
+		}
+		if busy < 5 {
+			t.Fatalf("%d EBUSY replies, want at least 5", busy)
+		}
+	})
+
+	t.Run("ENODEAD", func(t *testing.T) {
+		// A call parked on a peer fails at once when the peer is
+		// declared dead, long before its deadline.
+		silent := newTestEndpoint(t, nil)
+		addr := silent.Addr()
+		silent.Close()
+		p, err := cli.Go(ctxTimeout(t, 10*time.Second), addr, callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if n := cli.MarkDead(addr); n != 1 {
+			t.Fatalf("MarkDead failed %d calls, want 1", n)
+		}
+		if err := p.Wait(); wire.AsErrno(err) != wire.ENODEAD {
+			t.Fatalf("parked call: %v", err)
+		}
+		p.Release()
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("ENODEAD took %v", time.Since(start))
+		}
+		err = cli.Call(ctxTimeout(t, 10*time.Second), addr, callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+		if wire.AsErrno(err) != wire.ENODEAD {
+			t.Fatalf("new call to dead peer: %v", err)
+		}
+		if info, _ := cli.Peer(addr); info.State != PeerDead {
+			t.Fatalf("peer state %v", info.State)
+		}
+		// Heard again: alive, calls go through.
+		cli.MarkDead(srv.Addr())
+		if err := cli.Probe(ctxTimeout(t, time.Second), srv.Addr(), CallPing, nil, nil); err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		if info, _ := cli.Peer(srv.Addr()); info.State != PeerAlive {
+			t.Fatalf("heard peer state %v", info.State)
+		}
+	})
+
+	t.Run("ECANCELED", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+		err := cli.Call(ctx, deadAddr2(t), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+		if wire.AsErrno(err) != wire.ECANCELED {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func deadAddr2(t *testing.T) netip.AddrPort {
+	e := newTestEndpoint(t, nil)
+	a := e.Addr()
+	e.Close()
+	return a
+}
+
+func TestSuspectAfterMisses(t *testing.T) {
+	cli := newTestEndpoint(t, func(c *Config) { c.SuspectAfter = 2 })
+	addr := deadAddr2(t)
+	var states []PeerState
+	cli.OnPeerChange(func(pi PeerInfo) { states = append(states, pi.State) })
+	for i := 0; i < 2; i++ {
+		cli.Call(ctxTimeout(t, 30*time.Millisecond), addr, CallPing, nil, nil)
+	}
+	info, _ := cli.Peer(addr)
+	if info.State != PeerSuspect || len(states) != 1 || states[0] != PeerSuspect {
+		t.Fatalf("state %v, events %v", info.State, states)
+	}
+}
+
+func TestCloseFailsParkedCallers(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	p, err := cli.Go(ctxTimeout(t, 5*time.Second), srv.Addr(), callSleep, params(func(p *wire.Params) { p.Int64(300) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	cli.Close()
+	if err := p.Wait(); wire.AsErrno(err) != wire.ECLOSED {
+		t.Fatalf("parked caller after Close: %v", err)
+	}
+	if err := cli.Call(context.Background(), srv.Addr(), CallPing, nil, nil); wire.AsErrno(err) != wire.ECLOSED {
+		t.Fatalf("call after Close: %v", err)
+	}
+}
+
+func TestNoGoroutineLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 3; i++ {
+		cfg := DefaultConfig()
+		cfg.Readers, cfg.Workers = 2, 3
+		a, err := Listen(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := Listen(DefaultConfig())
+		_ = b.Call(ctxTimeout(t, time.Second), a.Addr(), CallPing, nil, nil)
+		a.Close()
+		b.Close()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after Close, %d before", n, before)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.Workers = 0 },
+		func(c *Config) { c.MaxDatagram = 70000 },
+		func(c *Config) { c.Key = []byte("short") },
+		func(c *Config) { c.MinRTO = 0 },
+		func(c *Config) { c.Addr = "not an address" },
+	} {
+		cfg := DefaultConfig()
+		mod(&cfg)
+		if ep, err := Listen(cfg); err == nil {
+			ep.Close()
+			t.Fatalf("config accepted: %+v", cfg)
+		}
+	}
+}
+
+func TestRegisterRules(t *testing.T) {
+	ep := newTestEndpoint(t, nil)
+	h := func(*Request, *wire.Params) wire.Errno { return wire.OK }
+	if ep.Register(CallPing, "x", nil, 0, h) != wire.EINVAL {
+		t.Fatal("engine range accepted")
+	}
+	if ep.Register(wire.CallUserBase, "x", nil, 0, h) != nil {
+		t.Fatal("register failed")
+	}
+	if ep.Register(wire.CallUserBase, "x", nil, 0, h) != wire.EEXIST {
+		t.Fatal("double register accepted")
+	}
+	if ep.Register(wire.CallUserBase+1, "x", nil, 0, nil) != wire.EINVAL {
+		t.Fatal("nil handler accepted")
+	}
+}
+
+func TestMalformedDatagramsCounted(t *testing.T) {
+	srv := newTestServer(t, nil)
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	junk := [][]byte{{1, 2, 3}, make([]byte, 100), bytes.Repeat([]byte{0xfc, 0xa1}, 40)}
+	for _, j := range junk {
+		c.Write(j)
+	}
+	// A well-formed request with a bad parameter gets an EPROTO reply.
+	codec, _ := wire.NewCodec(0, nil)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: callAdd, CallID: 77}
+	dg := make([]byte, 200)
+	n, _ := codec.Encode(dg, &h, []byte{9, 0, 0}, 1)
+	c.Write(dg[:n])
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	rb := make([]byte, 1500)
+	rn, err := c.Read(rb)
+	if err != nil {
+		t.Fatalf("no error reply: %v", err)
+	}
+	var pk wire.Packet
+	if r := codec.Decode(&pk, rb[:rn]); r != wire.ReasonNone || pk.Errno != wire.EPROTO || pk.CallID != 77 {
+		t.Fatalf("reply %v errno %v id %d", r, pk.Errno, pk.CallID)
+	}
+	// Still serving.
+	cli := newTestEndpoint(t, nil)
+	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallPing, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := srv.Stats()
+	if st.Drops["short"] < 1 || st.Drops["magic"] < 1 || st.Drops["param-type"] != 1 {
+		t.Fatalf("drops %v", st.Drops)
 	}
 }

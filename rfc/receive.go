@@ -166,7 +166,11 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if o != nil {
 			scratch = o.buf
 		}
-		outcome, n, e := ep.dup.begin(&key, peer, now, scratch)
+		keep := now + int64(ep.cfg.DupAge)
+		if deadline != 0 {
+			keep = deadline + int64(ep.cfg.MaxRTO)
+		}
+		outcome, n, e := ep.dup.begin(&key, peer, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)

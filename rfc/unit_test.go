@@ -1,0 +1,122 @@
+package rfc
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestRTTUpdate(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	min, max := 2*ms, 1000*ms
+	cases := []struct {
+		name   string
+		in     rttState
+		sample int64
+		srtt   int64
+		rttvar int64
+		rto    int64
+	}{
+		{"first sample", rttState{}, 10 * ms, 10 * ms, 5 * ms, 30 * ms},
+		{"steady", rttState{srtt: 8 * ms, rttvar: 4 * ms}, 8 * ms, 8 * ms, 3 * ms, 20 * ms},
+		{"spike", rttState{srtt: 8 * ms, rttvar: 0}, 16 * ms, 9 * ms, 2 * ms, 17 * ms},
+		{"clamped low", rttState{}, 10000, 10000, 5000, min},
+		{"clamped high", rttState{}, 900 * ms, 900 * ms, 450 * ms, max},
+		{"zero sample", rttState{}, 0, 1, 0, min},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := rttUpdate(tc.in, tc.sample, min, max)
+			if got.srtt != tc.srtt || got.rttvar != tc.rttvar || got.rto != tc.rto {
+				t.Fatalf("got %+v, want srtt %d rttvar %d rto %d", got, tc.srtt, tc.rttvar, tc.rto)
+			}
+		})
+	}
+	if backoff(3*ms, max) != 6*ms || backoff(600*ms, max) != max || backoff(max, max) != max {
+		t.Fatal("backoff")
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h histogram
+	if h.percentile(0.5) != 0 {
+		t.Fatal("empty")
+	}
+	for i := 1; i <= 1000; i++ {
+		h.record(int64(i) * 1000) // 1..1000 µs
+	}
+	for _, q := range []struct {
+		q    float64
+		want uint64
+	}{{0.5, 500}, {0.99, 990}, {1, 1000}} {
+		got := h.percentile(q.q)
+		if got < q.want || float64(got) > float64(q.want)*1.26 {
+			t.Fatalf("p%v = %d, want about %d", q.q, got, q.want)
+		}
+	}
+	for us := uint64(0); us < 1<<20; us = us*2 + 1 {
+		i := histIndex(us)
+		if histUpper(i) < us || (i > 0 && histUpper(i-1) >= us) {
+			t.Fatalf("value %d in bucket %d with upper %d", us, i, histUpper(i))
+		}
+	}
+}
+
+func TestDupCache(t *testing.T) {
+	var c dupCache
+	c.init(16, int64(time.Minute), 1400)
+	peer := &peerState{}
+	addr := netip.MustParseAddrPort("127.0.0.1:9")
+	key := func(id uint64) dupKey { return dupKey{addr: addr, src: 1, incarn: 7, callID: id} }
+	out := make([]byte, 1400)
+	now := int64(time.Second)
+	k := key(1)
+	o, _, ent := c.begin(&k, peer, now, now+10, out)
+	if o != dupNew {
+		t.Fatalf("new: %d", o)
+	}
+	if o, _, _ := c.begin(&k, peer, now, now+10, out); o != dupBusy {
+		t.Fatalf("running duplicate: %d", o)
+	}
+	c.end(ent, &k, []byte("reply-1"))
+	if o, n, _ := c.begin(&k, peer, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
+		t.Fatalf("finished duplicate: %d %q", o, out[:n])
+	}
+	// Fill the ring with entries that must be kept: the next is EBUSY.
+	for id := uint64(2); id <= 16; id++ {
+		k := key(id)
+		o, _, e := c.begin(&k, peer, now, now+int64(time.Second), out)
+		if o != dupNew {
+			t.Fatalf("id %d: %d", id, o)
+		}
+		c.end(e, &k, []byte("r"))
+	}
+	k17 := key(17)
+	if o, _, _ := c.begin(&k17, peer, now, now+int64(time.Second), out); o != dupFull {
+		t.Fatalf("full cache: %d", o)
+	}
+	// Past entry 1's keep time it is evicted and the floor rises.
+	later := now + 100
+	if o, _, _ := c.begin(&k17, peer, later, later+int64(time.Second), out); o != dupNew {
+		t.Fatalf("after keep time: %d", o)
+	}
+	if peer.dupFloor(7) != 1 {
+		t.Fatalf("floor %d", peer.dupFloor(7))
+	}
+	if o, _, _ := c.begin(&k, peer, later, later+10, out); o != dupStale {
+		t.Fatalf("retransmission of a forgotten call: %d", o)
+	}
+	// forget leaves no trace and does not raise the floor.
+	k18 := key(18)
+	c2 := dupCache{}
+	c2.init(16, int64(time.Minute), 1400)
+	p2 := &peerState{}
+	_, _, e := c2.begin(&k18, p2, now, now+10, out)
+	c2.forget(e, &k18)
+	if c2.len() != 0 || p2.dupFloor(7) != 0 {
+		t.Fatal("forget")
+	}
+	if o, _, _ := c2.begin(&k18, p2, now, now+10, out); o != dupNew {
+		t.Fatal("after forget")
+	}
+}
