@@ -4,6 +4,7 @@ package lock
 
 import (
 	"math/rand"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -373,6 +374,7 @@ func TestGoroutinesInvariant(t *testing.T) {
 						return
 					}
 					x.Store(x.Load() + 1)
+					runtime.Gosched() // widen the window a broken lock would expose
 					y.Store(y.Load() + 1)
 					l.Unlock()
 					continue
@@ -381,7 +383,11 @@ func TestGoroutinesInvariant(t *testing.T) {
 					bad.Add(1)
 					return
 				}
-				if x.Load() != y.Load() {
+				vx := x.Load()
+				if i%8 == 1 {
+					runtime.Gosched()
+				}
+				if vx != y.Load() {
 					bad.Add(1)
 				}
 				l.RUnlock()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -234,6 +235,7 @@ func stress(l *RWLock, mem []byte, iters int) uint64 {
 					}
 					vx := x.Load()
 					y.Store(y.Load() + 1)
+					runtime.Gosched() // widen the window a broken lock would expose
 					x.Store(vx + 1)
 					l.Unlock()
 					continue
@@ -242,7 +244,11 @@ func stress(l *RWLock, mem []byte, iters int) uint64 {
 					bad.Add(1)
 					continue
 				}
-				if x.Load() != y.Load() {
+				vx := x.Load()
+				if i%8 == 1 {
+					runtime.Gosched()
+				}
+				if vx != y.Load() {
 					bad.Add(1)
 				}
 				l.RUnlock()
