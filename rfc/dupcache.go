@@ -62,8 +62,16 @@ type dupCache struct {
 	limit int // reply buffer size
 }
 
+// dupSlab is the reply space each entry starts with, carved from one
+// allocation; a longer reply gets a buffer of its own, kept by the entry.
+const dupSlab = 128
+
 func (c *dupCache) init(n int, age int64, limit int) {
 	c.ents = make([]dupEntry, n)
+	slab := make([]byte, n*dupSlab)
+	for i := range c.ents {
+		c.ents[i].rep = slab[i*dupSlab : (i+1)*dupSlab : (i+1)*dupSlab]
+	}
 	sz := 1
 	for sz < 2*n {
 		sz <<= 1

@@ -85,6 +85,8 @@ type Endpoint struct {
 	reqFree chan *request // free request buffers; bounds queued memory
 	sendBuf sync.Pool     // *sendScratch for one-way sends and error replies
 
+	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
+
 	closed atomic.Bool
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -153,6 +155,10 @@ func Listen(cfg Config) (*Endpoint, error) {
 	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
 	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
 	ep.timers.init(cfg.MaxPending)
+	ep.tick = cfg.MinRTO / 4
+	if ep.tick < 100*time.Microsecond {
+		ep.tick = 100 * time.Microsecond
+	}
 	ep.queue = make(chan *request, cfg.QueueLen)
 	ep.prio = make(chan *request, cfg.QueueLen)
 	ep.reqFree = make(chan *request, cfg.QueueLen+cfg.Workers+1)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,12 +150,15 @@ func deadAddr2(t *testing.T) netip.AddrPort {
 func TestSuspectAfterMisses(t *testing.T) {
 	cli := newTestEndpoint(t, func(c *Config) { c.SuspectAfter = 2 })
 	addr := deadAddr2(t)
+	var mu sync.Mutex
 	var states []PeerState
-	cli.OnPeerChange(func(pi PeerInfo) { states = append(states, pi.State) })
+	cli.OnPeerChange(func(pi PeerInfo) { mu.Lock(); states = append(states, pi.State); mu.Unlock() })
 	for i := 0; i < 2; i++ {
 		cli.Call(ctxTimeout(t, 30*time.Millisecond), addr, CallPing, nil, nil)
 	}
 	info, _ := cli.Peer(addr)
+	mu.Lock()
+	defer mu.Unlock()
 	if info.State != PeerSuspect || len(states) != 1 || states[0] != PeerSuspect {
 		t.Fatalf("state %v, events %v", info.State, states)
 	}

@@ -116,35 +116,53 @@ func (p *Pending) completeLocked(err wire.Errno) {
 	}
 }
 
-// pendingTable is the fixed array of call slots and their free list.
+// pendingTable is the fixed array of call slots and their free list. The
+// free list is a stack, so the most recently used slots (warm buffers,
+// warm caches) are taken first.
 type pendingTable struct {
 	slots []Pending
-	free  chan int32
+	mu    sync.Mutex // guards free
+	free  []int32
 }
 
 func (t *pendingTable) init(ep *Endpoint, n, limit int) {
 	t.slots = make([]Pending, n)
-	t.free = make(chan int32, n)
+	t.free = make([]int32, n)
 	for i := range t.slots {
 		p := &t.slots[i]
 		p.ep = ep
 		p.idx = int32(i)
 		p.done = make(chan struct{}, 1)
-		t.free <- int32(i)
+		t.free[i] = int32(n - 1 - i)
 	}
 }
 
 // get takes a free slot, or returns nil when all are in use.
 func (t *pendingTable) get() *Pending {
-	select {
-	case i := <-t.free:
-		return &t.slots[i]
-	default:
+	t.mu.Lock()
+	n := len(t.free)
+	if n == 0 {
+		t.mu.Unlock()
 		return nil
 	}
+	i := t.free[n-1]
+	t.free = t.free[:n-1]
+	t.mu.Unlock()
+	return &t.slots[i]
 }
 
-func (t *pendingTable) put(i int32) { t.free <- i }
+func (t *pendingTable) put(i int32) {
+	t.mu.Lock()
+	t.free = append(t.free, i)
+	t.mu.Unlock()
+}
+
+// inUse returns the number of slots taken.
+func (t *pendingTable) inUse() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.slots) - len(t.free)
+}
 
 // byID returns the slot a call id names.
 func (t *pendingTable) byID(id uint64) *Pending {

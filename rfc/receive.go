@@ -3,6 +3,7 @@ package rfc
 import (
 	"errors"
 	"net"
+	"runtime"
 
 	"fastcall/wire"
 )
@@ -33,6 +34,7 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 		}
 		now := ep.Now()
 		rd.nout = 0
+		rd.woke = false
 		for i := 0; i < got; i++ {
 			ep.stats.rx.Add(1)
 			rd.datagram(in[i].buf[:in[i].n], &in[i], now)
@@ -43,6 +45,11 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 			if sent < rd.nout {
 				ep.stats.sendErrs.Add(uint64(rd.nout - sent))
 			}
+		}
+		if rd.woke {
+			// Let the callers just woken run before this goroutine
+			// spends a system call finding the socket empty.
+			runtime.Gosched()
 		}
 	}
 }
@@ -57,6 +64,7 @@ type reader struct {
 	w     *writeState
 	req   Request
 	ps    wire.Params
+	woke  bool // a parked caller was woken in this batch
 }
 
 // outSlot returns the next reply buffer of the batch, or nil if full.
@@ -102,24 +110,27 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 	peer := ep.peers.get(m.addr)
 	ep.heard(peer, p, now)
 	if p.Flags&wire.FlagReply != 0 {
-		ep.deliver(p, m, peer, now)
+		if ep.deliver(p, m, peer, now) {
+			rd.woke = true
+		}
 		return
 	}
 	rd.serve(m, peer, now)
 }
 
-// deliver matches a reply to its parked caller.
-func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now int64) {
+// deliver matches a reply to its parked caller and reports whether it
+// completed a call.
+func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now int64) bool {
 	p := ep.pending.byID(pkt.CallID)
 	if p == nil {
 		ep.stats.lateReplies.Add(1)
-		return
+		return false
 	}
 	p.mu.Lock()
 	if p.mu.state != slotWaiting || p.mu.callID != pkt.CallID || p.mu.dst != m.addr {
 		p.mu.Unlock()
 		ep.stats.lateReplies.Add(1)
-		return
+		return false
 	}
 	n := copy(p.mu.rep, pkt.Datagram())
 	p.mu.pkt = *pkt
@@ -137,6 +148,7 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 	if pkt.Errno != wire.OK {
 		cs.errs.add(pkt.Errno)
 	}
+	return true
 }
 
 // serve decides what happens to a request: refusal, duplicate handling,

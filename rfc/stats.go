@@ -225,7 +225,7 @@ func (ep *Endpoint) Stats() Stats {
 	}
 	s.in.each(func(no uint16, cs *callStats) { st.Served = append(st.Served, snapshot(no, ep.CallName(no), cs)) })
 	s.out.each(func(no uint16, cs *callStats) { st.Called = append(st.Called, snapshot(no, ep.CallName(no), cs)) })
-	st.Pending = len(ep.pending.slots) - len(ep.pending.free)
+	st.Pending = ep.pending.inUse()
 	st.DupEntries = ep.dup.len()
 	st.Peers = len(ep.peers.all())
 	return st

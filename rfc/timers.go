@@ -108,11 +108,14 @@ func (ep *Endpoint) timerLoop() {
 		if n == len(due) {
 			continue // more may be due
 		}
+		// Timers fire with a granularity of tick: entries of calls that
+		// already finished come due all the time under load, and waking
+		// for each would cost a goroutine switch per call.
 		wait := time.Hour
 		if next >= 0 {
 			wait = time.Duration(next - ep.Now())
-			if wait <= 0 {
-				continue
+			if wait < ep.tick {
+				wait = ep.tick
 			}
 		}
 		tm.Reset(wait)

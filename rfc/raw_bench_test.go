@@ -1,0 +1,61 @@
+package rfc
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+)
+
+// rawEchoServer is the floor: one goroutine echoing datagrams.
+func rawEchoServer(tb testing.TB) (netip.AddrPort, func()) {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, a, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(buf[:n], a)
+		}
+	}()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort(), func() { c.Close() }
+}
+
+func benchRaw(b *testing.B, callers int) {
+	addr, stop := rawEchoServer(b)
+	defer stop()
+	b.ReportAllocs()
+	var wg sync.WaitGroup
+	per := b.N/callers + 1
+	b.ResetTimer()
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer c.Close()
+			out := make([]byte, 64+56)
+			in := make([]byte, 2048)
+			for j := 0; j < per; j++ {
+				c.Write(out)
+				if _, err := c.Read(in); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func BenchmarkRawUDPEcho(b *testing.B)    { benchRaw(b, 1) }
+func BenchmarkRawUDPEchox32(b *testing.B) { benchRaw(b, 32) }
