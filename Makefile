@@ -4,7 +4,7 @@ FUZZTIME  ?= 60s
 TESTFUZZ  ?= 3s
 PKGS      := ./...
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo clean
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo clean FORCE
 
 all: build
 
@@ -40,5 +40,16 @@ test: fmtcheck vet unit fuzz-smoke
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+bin/rfcd bin/rfcctl: FORCE
+	$(GO) build -o bin/ ./tools/rfcd ./tools/rfcctl
+
+# Nodes on loopback walking through the features; exits non-zero if any
+# step misbehaves.
+demo: bin/rfcd bin/rfcctl
+	bin/rfcctl demo -rfcd bin/rfcd
+
+FORCE:
+
 clean:
+	rm -rf bin
 	$(GO) clean -testcache

@@ -28,7 +28,10 @@ func (ep *Endpoint) registerBuiltins() {
 
 // statsEntryMax bounds the bytes of one CallStats entry so a page never
 // overflows: 9 u64 values and a name of at most 48 bytes.
-const statsEntryMax = 9*(wire.ParamHdrSize+8) + wire.ParamHdrSize + 48
+const (
+	statsEntryMax    = 9*(wire.ParamHdrSize+8) + wire.ParamHdrSize + 48
+	statsEntryParams = 10
+)
 
 func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 	cursor := req.Param(0).Uint64()
@@ -79,7 +82,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		if uint64(no) < cursor {
 			continue
 		}
-		if reply.Len()+statsEntryMax > ep.cfg.MaxDatagram-wire.HeaderSize {
+		if reply.Len()+statsEntryMax > ep.cfg.MaxDatagram-wire.HeaderSize || reply.Count()+statsEntryParams > wire.MaxParams {
 			next = uint64(no)
 			break
 		}

@@ -19,7 +19,10 @@ type CallFlags uint8
 
 const (
 	// Idempotent calls skip the duplicate-request cache: a
-	// retransmission may run the handler again.
+	// retransmission may run the handler again, or be answered EBUSY
+	// when the queue is full. Use it for short calls; a long call should
+	// stay in the cache, where a retransmission of a running call is
+	// absorbed.
 	Idempotent CallFlags = 1 << iota
 	// OneWay calls get no reply, not even an error reply.
 	OneWay

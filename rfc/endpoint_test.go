@@ -275,3 +275,43 @@ func TestMalformedDatagramsCounted(t *testing.T) {
 		t.Fatalf("drops %v", st.Drops)
 	}
 }
+
+func TestStatsCallPages(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	h := func(*Request, *wire.Params) wire.Errno { return wire.OK }
+	for i := 0; i < 40; i++ {
+		no := wire.CallUserBase + 100 + uint16(i)
+		if err := srv.Register(no, "many", nil, Idempotent, h); err != nil {
+			t.Fatal(err)
+		}
+		if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), no, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint64]bool{}
+	var rep Reply
+	cursor := uint64(0)
+	for pages := 0; ; pages++ {
+		if pages > 40 {
+			t.Fatal("stats pages do not end")
+		}
+		if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallStats, params(func(p *wire.Params) { p.Uint64(cursor) }), &rep); err != nil {
+			t.Fatalf("stats page %d: %v", pages, err)
+		}
+		for i := 1; i < rep.NParams(); i += statsEntryParams {
+			seen[rep.Param(i).Uint64()] = true
+		}
+		if cursor = rep.Param(0).Uint64(); cursor == 0 {
+			break
+		}
+	}
+	for i := 0; i < 40; i++ {
+		if !seen[uint64(wire.CallUserBase+100+uint16(i))] {
+			t.Fatalf("call %d missing from stats pages", i)
+		}
+	}
+	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallEngineStats, nil, &rep); err != nil || rep.NParams() < 10 {
+		t.Fatalf("engine stats: %v %d", err, rep.NParams())
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+func cmdCall(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("call", "ADDR CALL", stderr)
+	cf := addClientFlags(fs)
+	var ps paramList
+	fs.Var(&ps, "p", "parameter TYPE:VALUE, repeatable (i64, u64, f64, bool, str, bytes, hex)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	pos := positional(fs)
+	if len(pos) != 2 {
+		return usageError(stderr, "call: want ADDR CALL (e.g. rfcctl call 127.0.0.1:7000 add -p i64:1 -p i64:2)")
+	}
+	dst, err := parseAddr(pos[0])
+	if err != nil {
+		return usageError(stderr, "call: %v", err)
+	}
+	no, err := callNumber(pos[1])
+	if err != nil {
+		return usageError(stderr, "call: %v", err)
+	}
+	var p wire.Params
+	p.Reset(make([]byte, wire.MaxDatagram))
+	for _, s := range ps {
+		if err := appendParam(&p, s); err != nil {
+			return usageError(stderr, "call: %v", err)
+		}
+	}
+	ep, err := cf.dial(dst)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return 1
+	}
+	defer ep.Close()
+	ctx, cancel := cf.ctx()
+	defer cancel()
+	var rep rfc.Reply
+	start := time.Now()
+	err = ep.Call(ctx, dst, no, &p, &rep)
+	rtt := time.Since(start)
+	errno := wire.AsErrno(err)
+	if *asJSON {
+		out := map[string]any{"call": no, "errno": errno.String(), "rtt_us": rtt.Microseconds()}
+		if err == nil {
+			var vals []map[string]any
+			for i := 0; i < rep.NParams(); i++ {
+				vals = append(vals, jsonValue(rep.Param(i)))
+			}
+			out["reply"] = vals
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		if err == nil {
+			for i := 0; i < rep.NParams(); i++ {
+				fmt.Fprintln(stdout, renderValue(rep.Param(i)))
+			}
+		}
+		fmt.Fprintf(stdout, "%s rtt %s\n", errno.String(), fmtDur(rtt))
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	}
+	return d.Round(time.Millisecond).String()
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"fastcall/node/builtin"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// newFlags returns a flag set that prints usage text and flags to stderr.
+func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("rfcctl "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: rfcctl %s [flags] %s\n\nflags:\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, allowing flags before and after the positional
+// arguments; done is true when the command must exit with code (help: 0,
+// bad flags: 2). The positional arguments are in positional(fs).
+func parse(fs *flag.FlagSet, args []string) (code int, done bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0, true
+			}
+			return 2, true
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	positionals[fs] = pos
+	return 0, false
+}
+
+var positionals = map[*flag.FlagSet][]string{}
+
+// positional returns the positional arguments parse collected.
+func positional(fs *flag.FlagSet) []string { return positionals[fs] }
+
+// clientFlags are the flags of every subcommand that talks to a node.
+type clientFlags struct {
+	key     *string
+	timeout *time.Duration
+	maxDg   *int
+}
+
+func addClientFlags(fs *flag.FlagSet) *clientFlags {
+	return &clientFlags{
+		key:     fs.String("key", "", "file holding the cluster key; empty: checksum mode"),
+		timeout: fs.Duration("t", 2*time.Second, "deadline of each call"),
+		maxDg:   fs.Int("max-datagram", wire.DefaultMaxDatagram, "datagram size limit (must match the node)"),
+	}
+}
+
+// usageError prints a message and returns exit status 2.
+func usageError(stderr io.Writer, format string, a ...any) int {
+	fmt.Fprintf(stderr, "rfcctl: "+format+"\n", a...)
+	return 2
+}
+
+// parseAddr accepts host:port with a numeric host.
+func parseAddr(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return ap, fmt.Errorf("address %q: want IP:PORT", s)
+	}
+	return ap, nil
+}
+
+// dial opens a client endpoint suited to dst's address family.
+func (c *clientFlags) dial(dst netip.AddrPort) (*rfc.Endpoint, error) {
+	cfg := rfc.DefaultConfig()
+	cfg.Addr = "0.0.0.0:0"
+	if dst.Addr().Is6() && !dst.Addr().Is4In6() {
+		cfg.Addr = "[::]:0"
+	}
+	if dst.Addr().IsLoopback() {
+		cfg.Addr = "127.0.0.1:0"
+		if dst.Addr().Is6() {
+			cfg.Addr = "[::1]:0"
+		}
+	}
+	cfg.MaxDatagram = *c.maxDg
+	cfg.Workers = 1
+	cfg.DupEntries = 16
+	cfg.MaxPending = 64
+	if *c.key != "" {
+		key, err := os.ReadFile(*c.key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Key = key
+	}
+	return rfc.Listen(cfg)
+}
+
+func (c *clientFlags) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), *c.timeout)
+}
+
+// callNumber resolves a call name or number.
+func callNumber(s string) (uint16, error) {
+	if no, ok := builtin.Names[s]; ok {
+		return no, nil
+	}
+	v, err := strconv.ParseUint(s, 0, 16)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("call %q: not a known name or a number 1..65535", s)
+	}
+	return uint16(v), nil
+}
+
+// errName renders a call error for humans: the error number's name, or
+// the error text for local failures.
+func errName(err error) string {
+	if e, ok := err.(wire.Errno); ok {
+		return e.String()
+	}
+	return err.Error()
+}

@@ -1,0 +1,79 @@
+// Command rfcctl drives fastcall nodes from the command line: make any
+// call, ping a node, read its statistics, and run the demo.
+//
+// Conventions: every subcommand takes -h; -json where the output is data;
+// exit status 0 on success, 1 when a call failed, 2 on a usage error;
+// error numbers are printed by name.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// subcommand is one rfcctl verb.
+type subcommand struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]subcommand{
+	"call":    {"make one call with typed parameters", cmdCall},
+	"ping":    {"measure round trips to a node, like ping(8)", cmdPing},
+	"stats":   {"print a node's call counters", cmdStats},
+	"demo":    {"start nodes on loopback and walk through the features", cmdDemo},
+	"version": {"print the version", cmdVersion},
+}
+
+// Version is the rfcctl version.
+const Version = "0.1.0"
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: rfcctl COMMAND [flags] [args]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nrfcctl COMMAND -h shows a command's flags.")
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "rfcctl: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return c.run(args[1:], stdout, stderr)
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", "", stderr)
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	if len(positional(fs)) != 0 {
+		return usageError(stderr, "version: no arguments expected")
+	}
+	fmt.Fprintf(stdout, "rfcctl %s (protocol version 1)\n", Version)
+	return 0
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+func cmdPing(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("ping", "ADDR", stderr)
+	cf := addClientFlags(fs)
+	count := fs.Int("c", 5, "number of pings")
+	interval := fs.Duration("i", 200*time.Millisecond, "interval between pings")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	pos := positional(fs)
+	if len(pos) != 1 || *count < 1 || *interval < 0 {
+		return usageError(stderr, "ping: want ADDR, -c >= 1, -i >= 0")
+	}
+	dst, err := parseAddr(pos[0])
+	if err != nil {
+		return usageError(stderr, "ping: %v", err)
+	}
+	ep, err := cf.dial(dst)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return 1
+	}
+	defer ep.Close()
+	var rtts []time.Duration
+	lost := 0
+	for i := 0; i < *count; i++ {
+		if i > 0 {
+			time.Sleep(*interval)
+		}
+		ctx, cancel := cf.ctx()
+		start := time.Now()
+		err := ep.Call(ctx, dst, rfc.CallPing, nil, nil)
+		rtt := time.Since(start)
+		cancel()
+		if err != nil {
+			lost++
+			if !*asJSON {
+				fmt.Fprintf(stdout, "seq=%d %s\n", i, wire.AsErrno(err).String())
+			}
+			continue
+		}
+		rtts = append(rtts, rtt)
+		if !*asJSON {
+			fmt.Fprintf(stdout, "seq=%d time=%s\n", i, fmtDur(rtt))
+		}
+	}
+	sort.Slice(rtts, func(a, b int) bool { return rtts[a] < rtts[b] })
+	var sum time.Duration
+	for _, r := range rtts {
+		sum += r
+	}
+	pct := func(q float64) time.Duration {
+		if len(rtts) == 0 {
+			return 0
+		}
+		i := int(q*float64(len(rtts))+0.999999) - 1
+		if i < 0 {
+			i = 0
+		}
+		return rtts[i]
+	}
+	var avg time.Duration
+	if len(rtts) > 0 {
+		avg = sum / time.Duration(len(rtts))
+	}
+	if *asJSON {
+		b, _ := json.Marshal(map[string]any{"sent": *count, "received": len(rtts), "lost": lost,
+			"min_us": pct(0).Microseconds(), "avg_us": avg.Microseconds(), "max_us": pct(1).Microseconds(), "p99_us": pct(0.99).Microseconds()})
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "--- %s ping statistics ---\n%d sent, %d received, %.0f%% lost\n", dst, *count, len(rtts), 100*float64(lost)/float64(*count))
+		if len(rtts) > 0 {
+			fmt.Fprintf(stdout, "rtt min/avg/max/p99 = %s/%s/%s/%s\n", fmtDur(pct(0)), fmtDur(avg), fmtDur(pct(1)), fmtDur(pct(0.99)))
+		}
+	}
+	if lost > 0 {
+		return 1
+	}
+	return 0
+}

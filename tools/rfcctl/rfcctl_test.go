@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binDir string
+
+// TestMain builds rfcd and rfcctl once; the tests run the built binaries.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rfcctl-test")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, pkg := range []string{"fastcall/tools/rfcd", "fastcall/tools/rfcctl"} {
+		out, err := exec.Command("go", "build", "-o", dir, pkg).CombinedOutput()
+		if err != nil {
+			os.RemoveAll(dir)
+			panic("build " + pkg + ": " + err.Error() + "\n" + string(out))
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startNode runs rfcd and returns its address.
+func startNode(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "rfcd"), append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatal("rfcd printed nothing")
+	}
+	f := strings.Fields(sc.Text())
+	if len(f) < 3 {
+		t.Fatalf("rfcd said %q", sc.Text())
+	}
+	return f[2]
+}
+
+func rfcctl(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "rfcctl"), args...)
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return buf.String(), code
+}
+
+func TestSubcommands(t *testing.T) {
+	addr := startNode(t, "-node", "5")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"call add", []string{"call", addr, "add", "-p", "i64:40", "-p", "i64:2"}, 0, "i64:42"},
+		{"call by number", []string{"call", addr, "0x0800", "-p", "bytes:hi"}, 0, "bytes:6869"},
+		{"call json", []string{"call", "-json", addr, "counter"}, 0, `"errno":"OK"`},
+		{"call EINVAL", []string{"call", addr, "add", "-p", "str:x"}, 1, "EINVAL"},
+		{"call ENOCALL", []string{"call", addr, "0x7777"}, 1, "ENOCALL"},
+		{"call EFAULT", []string{"call", addr, "fault"}, 1, "EFAULT"},
+		{"call timeout", []string{"call", "-t", "100ms", "127.0.0.1:9", "ping"}, 1, "ETIMEDOUT"},
+		{"call bad param", []string{"call", addr, "add", "-p", "i64:x"}, 2, "not an int64"},
+		{"call bad addr", []string{"call", "nowhere", "ping"}, 2, "want IP:PORT"},
+		{"call bad name", []string{"call", addr, "nosuch"}, 2, "not a known name"},
+		{"call missing", []string{"call", addr}, 2, "want ADDR CALL"},
+		{"ping", []string{"ping", "-c", "3", "-i", "1ms", addr}, 0, "3 sent, 3 received"},
+		{"ping json", []string{"ping", "-json", "-c", "2", "-i", "1ms", addr}, 0, `"received":2`},
+		{"ping lost", []string{"ping", "-c", "1", "-t", "50ms", "127.0.0.1:9"}, 1, "1 sent, 0 received"},
+		{"stats", []string{"stats", addr}, 0, "ping"},
+		{"version", []string{"version"}, 0, "rfcctl "},
+		{"help", []string{"call", "-h"}, 0, "usage: rfcctl call"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"bad flag", []string{"ping", "-x", addr}, 2, "flag provided but not defined"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := rfcctl(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d (want %d), output:\n%s\nwant it to contain %q", code, tc.code, out, tc.want)
+			}
+		})
+	}
+	out, code := rfcctl(t, "stats", "-json", addr)
+	var st struct {
+		Engine []struct {
+			Name  string
+			Value uint64
+		}
+		Calls []struct {
+			Name   string
+			Served uint64
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st.Calls) == 0 {
+		t.Fatalf("stats -json: %d %s", code, out)
+	}
+}
+
+func TestRfcdFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-workers", "0"}, 2, "Workers"},
+		{[]string{"-log-level", "loud"}, 2, "log-level"},
+		{[]string{"-key", "/nonexistent"}, 2, "-key"},
+		{[]string{"extra"}, 2, "unexpected argument"},
+		{[]string{"-h"}, 0, "usage: rfcd"},
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(filepath.Join(binDir, "rfcd"), tc.args...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("rfcd %v: exit %d, output %q", tc.args, code, out)
+		}
+	}
+}
+
+// TestDemo runs the whole demo, as `make demo` does.
+func TestDemo(t *testing.T) {
+	start := time.Now()
+	out, code := rfcctl(t, "demo", "-rfcd", filepath.Join(binDir, "rfcd"))
+	if code != 0 || strings.Contains(out, "[FAIL]") {
+		t.Fatalf("demo exit %d:\n%s", code, out)
+	}
+	t.Logf("demo took %s", time.Since(start))
+}
