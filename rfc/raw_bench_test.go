@@ -59,3 +59,34 @@ func benchRaw(b *testing.B, callers int) {
 
 func BenchmarkRawUDPEcho(b *testing.B)    { benchRaw(b, 1) }
 func BenchmarkRawUDPEchox32(b *testing.B) { benchRaw(b, 32) }
+
+// BenchmarkRawUDPEchoHandoff is the floor plus the one structural cost of
+// a shared socket: a reader goroutine receives each reply and hands it to
+// the parked caller over a channel. The difference to BenchmarkRawUDPEcho
+// is the price of that hand-off on this machine.
+func BenchmarkRawUDPEchoHandoff(b *testing.B) {
+	addr, stop := rawEchoServer(b)
+	defer stop()
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ch := make(chan struct{}, 1)
+	go func() {
+		in := make([]byte, 2048)
+		for {
+			if _, err := c.Read(in); err != nil {
+				return
+			}
+			ch <- struct{}{}
+		}
+	}()
+	out := make([]byte, 64+56)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Write(out)
+		<-ch
+	}
+}

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Machine describes where a run happened.
+type Machine struct {
+	CPU     string
+	Cores   int
+	Go      string
+	OS      string
+	Date    string
+	Command string
+}
+
+// ThisMachine reads the CPU model from /proc/cpuinfo where there is one.
+func ThisMachine(command string) Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Command: command, CPU: "unknown"}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
+
+// WriteCallsMarkdown writes the calls table: one row per system and shape,
+// with ratios against fastcall.
+func WriteCallsMarkdown(w io.Writer, rs []CallResult) {
+	fmt.Fprintln(w, "| shape | system | calls/s (min–max) | p50 µs (min–max) | p99 µs | p99.9 µs | allocs/call | fastcall ÷ system: throughput | p50 |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		var fc *CallResult
+		for i := range rs {
+			if rs[i].System == "fastcall" && rs[i].Shape == r.Shape {
+				fc = &rs[i]
+			}
+		}
+		tpRatio, p50Ratio := "", ""
+		if fc != nil && r.Throughput > 0 && r.P50 > 0 {
+			tpRatio = fmt.Sprintf("%.2f×", fc.Throughput/r.Throughput)
+			p50Ratio = fmt.Sprintf("%.2f×", float64(fc.P50)/float64(r.P50))
+		}
+		errs := ""
+		if r.Errors > 0 {
+			errs = fmt.Sprintf(" (%d errors)", r.Errors)
+		}
+		fmt.Fprintf(w, "| %s | %s%s | %.0f (%.0f–%.0f) | %s (%s–%s) | %s | %s | %.3f | %s | %s |\n",
+			shapeName(r.Shape), r.System, errs, r.Throughput, r.ThroughputMin, r.ThroughputMax,
+			us(r.P50), us(r.P50Min), us(r.P50Max), us(r.P99), us(r.P999), r.AllocsPerCall, tpRatio, p50Ratio)
+	}
+}
+
+// LatencySVG draws the latency distributions (CDF, log-scale time axis) of
+// the results of one shape.
+func LatencySVG(title string, rs []CallResult) string {
+	const W, H, L, R, T, B = 720, 360, 60, 160, 30, 40
+	colors := []string{"#888888", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range rs {
+		if len(r.Latencies) == 0 {
+			continue
+		}
+		lo = math.Min(lo, float64(r.Latencies[0]))
+		hi = math.Max(hi, float64(r.Latencies[len(r.Latencies)*999/1000]))
+	}
+	if math.IsInf(lo, 0) || hi <= lo {
+		lo, hi = 1e3, 1e6
+	}
+	lo, hi = math.Log10(lo), math.Log10(hi)
+	x := func(ns float64) float64 {
+		v := (math.Log10(ns) - lo) / (hi - lo)
+		return L + math.Max(0, math.Min(1, v))*float64(W-L-R)
+	}
+	y := func(q float64) float64 { return float64(H-B) - q*float64(H-T-B) }
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
+	fmt.Fprintf(&sb, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
+	fmt.Fprintf(&sb, `<text x="%d" y="18" font-size="14">%s</text>`+"\n", L, title)
+	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", L, H-B, W-R, H-B)
+	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", L, T, L, H-B)
+	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
+		for _, m := range []float64{1, 2, 5} {
+			ns := m * math.Pow(10, e)
+			if math.Log10(ns) < lo || math.Log10(ns) > hi {
+				continue
+			}
+			px := x(ns)
+			fmt.Fprintf(&sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px, T, px, H-B)
+			fmt.Fprintf(&sb, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px, H-B+15, fmtNs(ns))
+		}
+	}
+	for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
+		fmt.Fprintf(&sb, `<text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n", L-5, y(q)+4, q)
+		fmt.Fprintf(&sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`+"\n", L, y(q), W-R, y(q))
+	}
+	fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle">latency (log scale)</text>`+"\n", (W-R+L)/2, H-5)
+	for i, r := range rs {
+		c := colors[i%len(colors)]
+		n := len(r.Latencies)
+		if n == 0 {
+			continue
+		}
+		var pts strings.Builder
+		const steps = 200
+		for s := 0; s <= steps; s++ {
+			q := float64(s) / steps
+			idx := int(q * float64(n-1))
+			fmt.Fprintf(&pts, "%.1f,%.1f ", x(float64(r.Latencies[idx])), y(q))
+		}
+		fmt.Fprintf(&sb, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", c, pts.String())
+		fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
+			W-R+10, T+20*i, c, W-R+28, T+20*i+11, r.System)
+	}
+	sb.WriteString("</svg>\n")
+	return sb.String()
+}
+
+func fmtNs(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%gms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%gµs", ns/1e3)
+	}
+	return fmt.Sprintf("%gns", ns)
+}

@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"net/rpc"
+	"time"
+
+	"fastcall/node/builtin"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// System is one implementation of the echo workload: a server, and a
+// client whose call function sends size bytes and waits for them back.
+type System interface {
+	Name() string
+	Start() error
+	Client(callers, size int) (call func(w int) bool, done func(), err error)
+	Stop()
+}
+
+// Systems returns the call systems of the main module, floor first.
+func Systems() []System {
+	return []System{&rawUDP{}, &fastcallSys{}, &netRPC{}}
+}
+
+// rawUDP is the floor: a goroutine echoing datagrams, clients with
+// connected sockets doing write then read.
+type rawUDP struct {
+	conn *net.UDPConn
+}
+
+func (s *rawUDP) Name() string { return "raw UDP echo" }
+
+func (s *rawUDP) Start() error {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	s.conn = c
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, a, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(buf[:n], a)
+		}
+	}()
+	return nil
+}
+
+func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
+	conns := make([]*net.UDPConn, callers)
+	for i := range conns {
+		c, err := net.DialUDP("udp4", nil, s.conn.LocalAddr().(*net.UDPAddr))
+		if err != nil {
+			return nil, nil, err
+		}
+		conns[i] = c
+	}
+	out := make([][]byte, callers)
+	in := make([][]byte, callers)
+	for i := range out {
+		// The same bytes a fastcall request of this size carries.
+		out[i] = make([]byte, size+wire.HeaderSize+wire.ParamHdrSize)
+		in[i] = make([]byte, 65536)
+	}
+	call := func(w int) bool {
+		c := conns[w]
+		if _, err := c.Write(out[w]); err != nil {
+			return false
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(in[w])
+		return err == nil && n == len(out[w])
+	}
+	done := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	return call, done, nil
+}
+
+func (s *rawUDP) Stop() { s.conn.Close() }
+
+// fastcallSys is fastcall's echo call (inline handler, checksum mode).
+type fastcallSys struct {
+	srv *rfc.Endpoint
+}
+
+func (s *fastcallSys) Name() string { return "fastcall" }
+
+func (s *fastcallSys) Start() error {
+	cfg := rfc.DefaultConfig()
+	cfg.Logger = quiet()
+	ep, err := rfc.Listen(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := builtin.Register(ep); err != nil {
+		ep.Close()
+		return err
+	}
+	s.srv = ep
+	return nil
+}
+
+func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
+	cfg := rfc.DefaultConfig()
+	cfg.Logger = quiet()
+	cli, err := rfc.Listen(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dst := s.srv.Addr()
+	payload := make([]byte, size)
+	ps := make([]wire.Params, callers)
+	segs := make([][]byte, callers)
+	reps := make([]rfc.Reply, callers)
+	for i := range segs {
+		segs[i] = make([]byte, size+64)
+	}
+	ctx := context.Background()
+	call := func(w int) bool {
+		p := &ps[w]
+		p.Reset(segs[w])
+		p.Bytes(payload)
+		if err := cli.Call(ctx, dst, builtin.CallEcho, p, &reps[w]); err != nil {
+			return false
+		}
+		return len(reps[w].Param(0).Bytes()) == size
+	}
+	return call, func() { cli.Close() }, nil
+}
+
+func (s *fastcallSys) Stop() { s.srv.Close() }
+
+// EchoService is the net/rpc echo service.
+type EchoService struct{}
+
+// Echo returns its argument.
+func (EchoService) Echo(args []byte, reply *[]byte) error {
+	*reply = args
+	return nil
+}
+
+// netRPC is Go's net/rpc over TCP with one shared client connection, the
+// package's intended use.
+type netRPC struct {
+	ln net.Listener
+}
+
+func (s *netRPC) Name() string { return "net/rpc TCP" }
+
+func (s *netRPC) Start() error {
+	srv := rpc.NewServer()
+	if err := srv.Register(EchoService{}); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	go srv.Accept(ln)
+	return nil
+}
+
+func (s *netRPC) Client(callers, size int) (func(int) bool, func(), error) {
+	c, err := rpc.Dial("tcp4", s.ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	payload := make([]byte, size)
+	replies := make([][]byte, callers)
+	call := func(w int) bool {
+		err := c.Call("EchoService.Echo", payload, &replies[w])
+		return err == nil && len(replies[w]) == size
+	}
+	return call, func() { c.Close() }, nil
+}
+
+func (s *netRPC) Stop() { s.ln.Close() }
+
+// addrPort converts for callers that need one.
+func addrPort(a net.Addr) netip.AddrPort { return a.(*net.UDPAddr).AddrPort() }
