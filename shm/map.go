@@ -202,13 +202,27 @@ func (m *Map) reopenFrom(old *mapping) error {
 	if m.cur.Load() != old {
 		return nil
 	}
-	mp, err := openMapping(m.path, m.opts)
+	mp, err := m.openNext(old)
 	if err != nil {
 		return err
 	}
 	m.reopen.old = append(m.reopen.old, old)
 	m.cur.Store(mp)
 	return nil
+}
+
+// openNext opens the file that superseded old at the path. Finding old
+// itself there means its superseded flag is damaged: wire.EPROTO.
+func (m *Map) openNext(old *mapping) (*mapping, error) {
+	mp, err := openMapping(m.path, m.opts)
+	if err != nil {
+		return nil, err
+	}
+	if mp.ino == old.ino {
+		mp.close()
+		return nil, old.r.corrupt(hdrGenOff, "superseded flag set on the current file")
+	}
+	return mp, nil
 }
 
 // Get copies the value of key into dst and returns its length. It returns
@@ -446,7 +460,7 @@ func (m *Map) wlockHeld() (*mapping, error) {
 			return mp, nil
 		}
 		mp.lk.Unlock()
-		nm, err := openMapping(m.path, m.opts)
+		nm, err := m.openNext(mp)
 		if err != nil {
 			return nil, err
 		}

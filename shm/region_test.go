@@ -76,9 +76,9 @@ func TestRegionAgainstReference(t *testing.T) {
 		ops   int
 		seed  uint64
 	}{
-		{"small-index", 256 << 10, 64, 20000, 1},
-		{"default", 1 << 20, 0, 40000, 2},
-		{"tight-arena", 128 << 10, 0, 20000, 3},
+		{"small-index", 256 << 10, 64, 12000, 1},
+		{"default", 1 << 20, 0, 20000, 2},
+		{"tight-arena", 128 << 10, 0, 12000, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newHeapRegion(t, tc.size, tc.slots)

@@ -27,8 +27,16 @@ func load64(mem []byte, off uint64) uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w[0])))
 }
 
+// storeHook, when not nil, runs before every store64. Tests set it to stop
+// a writer dead (by panicking) before a chosen store, which simulates a
+// process killed between any two stores to the mapping.
+var storeHook func()
+
 // store64 atomically writes the word at mem[off:off+8].
 func store64(mem []byte, off, v uint64) {
+	if storeHook != nil {
+		storeHook()
+	}
 	w := mem[off : off+wordSize : off+wordSize]
 	atomic.StoreUint64((*uint64)(unsafe.Pointer(&w[0])), v)
 }

@@ -1,0 +1,375 @@
+package shm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Multi-process tests re-exec the test binary; the child role is named by
+// childEnv and its parameters by the other SHM_TEST_* variables.
+const (
+	childEnv   = "SHM_TEST_CHILD"
+	pathEnv    = "SHM_TEST_PATH"
+	logEnv     = "SHM_TEST_LOG"
+	seedEnv    = "SHM_TEST_SEED"
+	durEnv     = "SHM_TEST_DUR"
+	keySpace   = 2000
+	sumSize    = 8
+	maxPayload = 200
+)
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(childEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "writer":
+		os.Exit(childWriter())
+	case "reader":
+		os.Exit(childReader())
+	default:
+		os.Exit(3)
+	}
+}
+
+func procKey(i int) []byte { return []byte(fmt.Sprintf("key-%05d", i)) }
+
+// sealedValue is a value that carries its own checksum: xxhash of the
+// payload, then the payload.
+func sealedValue(rng *rand.Rand) []byte {
+	v := make([]byte, sumSize+rng.IntN(maxPayload))
+	for i := sumSize; i < len(v); i++ {
+		v[i] = byte(rng.Uint32())
+	}
+	binary.LittleEndian.PutUint64(v, xxhash.Sum64(v[sumSize:]))
+	return v
+}
+
+func sealedOK(v []byte) bool {
+	return len(v) >= sumSize && binary.LittleEndian.Uint64(v) == xxhash.Sum64(v[sumSize:])
+}
+
+func spawn(t *testing.T, role string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + role}, env...)...)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// opLog is the writer child's log: a shared file mapping, so that appending
+// costs no system call (the writer spends its time inside Put, where kills
+// matter) and a SIGKILL loses nothing already stored.
+type opLog struct {
+	mem []byte
+	n   int
+}
+
+const opLogSize = 16 << 20
+
+func (l *opLog) add(s string) bool {
+	if l.n+len(s) > len(l.mem) {
+		return false
+	}
+	l.n += copy(l.mem[l.n:], s)
+	return true
+}
+
+// childWriter puts and deletes sealed values. With a log, it appends the
+// intent "P key sum" or "D key" before each operation and "ok" after it
+// returns, so that a SIGKILL loses at most the outcome of the one operation
+// in flight. It runs until the duration, a full log, or a kill.
+func childWriter() int {
+	seed, _ := strconv.ParseUint(os.Getenv(seedEnv), 10, 64)
+	dur, _ := time.ParseDuration(os.Getenv(durEnv))
+	m, err := Open(os.Getenv(pathEnv), Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "writer open:", err)
+		return 1
+	}
+	var log *opLog
+	if p := os.Getenv(logEnv); p != "" {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil || f.Truncate(opLogSize) != nil {
+			return 1
+		}
+		mem, err := syscall.Mmap(int(f.Fd()), 0, opLogSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+		if err != nil {
+			return 1
+		}
+		log = &opLog{mem: mem}
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	end := time.Now().Add(dur)
+	for n := 0; dur == 0 || time.Now().Before(end); n++ {
+		k := procKey(rng.IntN(keySpace))
+		if rng.IntN(5) == 0 {
+			if log != nil && !log.add("D "+string(k)+"\n") {
+				return 0
+			}
+			if err := m.Delete(k); err != nil && !errors.Is(err, wire.ENOENT) {
+				fmt.Fprintln(os.Stderr, "writer delete:", err)
+				return 1
+			}
+		} else {
+			v := sealedValue(rng)
+			if log != nil && !log.add("P "+string(k)+" "+strconv.FormatUint(xxhash.Sum64(v), 16)+"\n") {
+				return 0
+			}
+			if err := m.Put(k, v); err != nil {
+				fmt.Fprintln(os.Stderr, "writer put:", err)
+				return 1
+			}
+		}
+		if log != nil {
+			log.add("ok\n")
+		}
+	}
+	return 0
+}
+
+// childReader reads random keys and ranges for the duration and checks
+// every value's own checksum.
+func childReader() int {
+	seed, _ := strconv.ParseUint(os.Getenv(seedEnv), 10, 64)
+	dur, _ := time.ParseDuration(os.Getenv(durEnv))
+	m, err := Open(os.Getenv(pathEnv), Options{ReadOnly: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reader open:", err)
+		return 1
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	buf := make([]byte, sumSize+maxPayload)
+	bad, reads := 0, 0
+	for end := time.Now().Add(dur); time.Now().Before(end); {
+		if rng.IntN(10) == 0 {
+			from := procKey(rng.IntN(keySpace))
+			err = m.Range(from, nil, func(k, v []byte) bool {
+				reads++
+				if !sealedOK(v) {
+					bad++
+				}
+				return reads%50 != 0
+			})
+		} else {
+			var n int
+			n, err = m.Get(procKey(rng.IntN(keySpace)), buf)
+			if err == nil {
+				reads++
+				if !sealedOK(buf[:n]) {
+					bad++
+				}
+			} else if errors.Is(err, wire.ENOENT) {
+				err = nil
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "reader:", err)
+			return 1
+		}
+	}
+	fmt.Println(reads)
+	if bad != 0 || reads == 0 {
+		fmt.Fprintln(os.Stderr, "reader: bad values", bad, "of", reads)
+		return 2
+	}
+	return 0
+}
+
+// TestWriterAndReaders runs one writer process and three reader processes
+// on the same file at once; every value read verifies its own checksum.
+func TestWriterAndReaders(t *testing.T) {
+	_, p := mustCreate(t, 4<<20)
+	env := []string{pathEnv + "=" + p, durEnv + "=1500ms"}
+	w := spawn(t, "writer", append(env, seedEnv+"=1")...)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var readers []*exec.Cmd
+	var outs []*strings.Builder
+	for i := 0; i < 3; i++ {
+		r := spawn(t, "reader", append(env, seedEnv+"="+strconv.Itoa(10+i))...)
+		out := &strings.Builder{}
+		r.Stdout = out
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		readers = append(readers, r)
+		outs = append(outs, out)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	for i, r := range readers {
+		if err := r.Wait(); err != nil {
+			t.Fatalf("reader %d: %v", i, err)
+		}
+		t.Logf("reader %d: %s values checked", i, strings.TrimSpace(outs[i].String()))
+	}
+	m, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	strictVerify(t, m)
+}
+
+// strictVerify checks the current mapping with no crash residue allowed.
+func strictVerify(t *testing.T, m *Map) {
+	t.Helper()
+	mp, err := m.wlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mp.lk.Unlock()
+	if err := mp.r.verify(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keyState is the reference for one key: its value's hash, or absent.
+type keyState struct {
+	present bool
+	sum     uint64
+}
+
+// TestKillWriter kills a writer process with SIGKILL at random moments,
+// many times. After each kill the file opens, verifies (tolerant: before any
+// writer has repaired it), serves every acknowledged key, and after the
+// next writer's repair verifies strictly.
+func TestKillWriter(t *testing.T) {
+	rounds := 30
+	if testing.Short() {
+		rounds = 8
+	}
+	_, p := mustCreate(t, 2<<20)
+	logPath := p + ".log"
+	model := map[string]keyState{}
+	rng := rand.New(rand.NewPCG(7, 7))
+	buf := make([]byte, sumSize+maxPayload)
+	held := 0
+	for round := 0; round < rounds; round++ {
+		os.Remove(logPath)
+		w := spawn(t, "writer", pathEnv+"="+p, logEnv+"="+logPath, seedEnv+"="+strconv.Itoa(100+round), durEnv+"=0")
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the child writes (its start-up is slow under -race),
+		// then let it run a random while before the kill.
+		for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(time.Millisecond) {
+			if logStarted(logPath) {
+				break
+			}
+		}
+		time.Sleep(time.Duration(5+rng.IntN(40)) * time.Millisecond)
+		w.Process.Signal(syscall.SIGKILL)
+		w.Wait()
+
+		// Replay the log: every "ok" acknowledges the intent before it.
+		f, err := os.Open(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inflight string
+		acked := 0
+		sc := bufio.NewScanner(bufio.NewReader(&zeroStop{f}))
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "ok" {
+				fs := strings.Fields(inflight)
+				if fs[0] == "P" {
+					sum, _ := strconv.ParseUint(fs[2], 16, 64)
+					model[fs[1]] = keyState{true, sum}
+				} else {
+					model[fs[1]] = keyState{}
+				}
+				inflight = ""
+				acked++
+				continue
+			}
+			inflight = line
+		}
+		f.Close()
+		if acked == 0 {
+			t.Fatalf("round %d: writer acknowledged nothing", round)
+		}
+
+		m, err := Open(p, Options{})
+		if err != nil {
+			t.Fatalf("round %d: open: %v", round, err)
+		}
+		if err := m.Verify(); err != nil {
+			t.Fatalf("round %d: verify before repair: %v", round, err)
+		}
+		fs := strings.Fields(inflight)
+		for k, want := range model {
+			n, err := m.Get([]byte(k), buf)
+			got := keyState{present: err == nil}
+			if err == nil {
+				if !sealedOK(buf[:n]) {
+					t.Fatalf("round %d: torn value for %s", round, k)
+				}
+				got.sum = xxhash.Sum64(buf[:n])
+			} else if !errors.Is(err, wire.ENOENT) {
+				t.Fatalf("round %d: get %s: %v", round, k, err)
+			}
+			if got == want {
+				continue
+			}
+			if len(fs) > 1 && fs[1] == k {
+				// The operation in flight may or may not have happened.
+				model[k] = got
+				continue
+			}
+			t.Fatalf("round %d: key %s: got %+v want %+v (acked %d)", round, k, got, want, acked)
+		}
+		// The next writer repairs (if the child died holding the lock).
+		if err := m.Put([]byte("probe"), []byte("x")); err != nil {
+			t.Fatalf("round %d: put after kill: %v", round, err)
+		}
+		strictVerify(t, m)
+		st, _ := m.Stats()
+		held = int(st.Repairs)
+		m.Close()
+	}
+	t.Logf("%d rounds, %d repairs after a writer died holding the lock, %d keys tracked", rounds, held, len(model))
+}
+
+// zeroStop reads until the first zero byte (the unwritten tail of the log).
+type zeroStop struct{ f *os.File }
+
+func (z *zeroStop) Read(b []byte) (int, error) {
+	n, err := z.f.Read(b)
+	for i := 0; i < n; i++ {
+		if b[i] == 0 {
+			return i, io.EOF
+		}
+	}
+	return n, err
+}
+
+// logStarted reports whether the writer child has logged its first intent.
+func logStarted(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [1]byte
+	n, _ := f.ReadAt(b[:], 0)
+	return n == 1 && b[0] != 0
+}
