@@ -26,6 +26,12 @@ func Systems() []System {
 	return []System{&rawUDP{}, &rawUDP{handoff: true}, &fastcallSys{}, &netRPC{}}
 }
 
+// CoalesceSystems compares fastcall with and without client-side
+// coalescing of concurrent callers' sends.
+func CoalesceSystems() []System {
+	return []System{&fastcallSys{}, &fastcallSys{coalesce: true}}
+}
+
 // rawUDP is the floor: a goroutine echoing datagrams, clients with
 // connected sockets doing write then read. With handoff, each client
 // socket has a reader goroutine that hands replies to the caller over a
@@ -131,10 +137,16 @@ func (s *rawUDP) Stop() { s.conn.Close() }
 
 // fastcallSys is fastcall's echo call (inline handler, checksum mode).
 type fastcallSys struct {
-	srv *rfc.Endpoint
+	srv      *rfc.Endpoint
+	coalesce bool
 }
 
-func (s *fastcallSys) Name() string { return "fastcall" }
+func (s *fastcallSys) Name() string {
+	if s.coalesce {
+		return "fastcall, coalesced sends"
+	}
+	return "fastcall"
+}
 
 func (s *fastcallSys) Start() error {
 	cfg := rfc.DefaultConfig()
@@ -154,6 +166,7 @@ func (s *fastcallSys) Start() error {
 func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
 	cfg := rfc.DefaultConfig()
 	cfg.Logger = quiet()
+	cfg.CoalesceSends = s.coalesce
 	cli, err := rfc.Listen(cfg)
 	if err != nil {
 		return nil, nil, err

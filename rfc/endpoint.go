@@ -83,10 +83,11 @@ type Endpoint struct {
 	timers  timerHeap
 	stats   engineStats
 
-	queue   chan *request // ordinary requests for the workers
-	prio    chan *request // Priority requests for the priority worker
-	reqFree chan *request // free request buffers; bounds queued memory
-	sendBuf sync.Pool     // *sendScratch for one-way sends and error replies
+	sendQ   chan timerEntry // requests for the sender goroutine (CoalesceSends)
+	queue   chan *request   // ordinary requests for the workers
+	prio    chan *request   // Priority requests for the priority worker
+	reqFree chan *request   // free request buffers; bounds queued memory
+	sendBuf sync.Pool       // *sendScratch for one-way sends and error replies
 
 	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
 
@@ -190,6 +191,16 @@ func Listen(cfg Config) (*Endpoint, error) {
 	ep.wg.Add(2)
 	go ep.workLoop(ep.prio)
 	go ep.timerLoop()
+	if cfg.CoalesceSends {
+		bc, err := newBatchConn(conn, cfg.BatchSize)
+		if err != nil {
+			ep.Close()
+			return nil, err
+		}
+		ep.sendQ = make(chan timerEntry, cfg.MaxPending)
+		ep.wg.Add(1)
+		go ep.sendLoop(bc)
+	}
 	ep.log.Debug("rfc endpoint up", "addr", ep.local.String(), "node", ep.id, "incarnation", inc)
 	return ep, nil
 }
@@ -468,7 +479,17 @@ func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16
 	if at > deadline {
 		at = deadline
 	}
-	ep.writeTo(p.mu.req[:n], dst)
+	queued := false
+	if ep.sendQ != nil {
+		select {
+		case ep.sendQ <- timerEntry{id: id, idx: p.idx}:
+			queued = true
+		default:
+		}
+	}
+	if !queued {
+		ep.writeTo(p.mu.req[:n], dst)
+	}
 	p.mu.Unlock()
 	ep.stats.callOut(callNo).calls.Add(1)
 	ep.timers.push(timerEntry{at: at, id: id, idx: p.idx})

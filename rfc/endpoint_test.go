@@ -315,3 +315,29 @@ func TestStatsCallPages(t *testing.T) {
 		t.Fatalf("engine stats: %v %d", err, rep.NParams())
 	}
 }
+
+func TestCoalescedSends(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, func(c *Config) { c.CoalesceSends = true })
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var rep Reply
+			for i := 0; i < 200; i++ {
+				err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(int64(g)); p.Int64(int64(i)) }), &rep)
+				if err != nil || rep.Param(0).Int64() != int64(g+i) {
+					errs <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("coalesced call: %v", err)
+	}
+}

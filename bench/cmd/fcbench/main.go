@@ -22,7 +22,7 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("fcbench", flag.ContinueOnError)
-	cases := fs.String("case", "all", "cases to run, comma-separated: calls (or all)")
+	cases := fs.String("case", "all", "cases to run, comma-separated: calls, coalesce (or all)")
 	dur := fs.Duration("d", 2*time.Second, "measured time per round")
 	warm := fs.Duration("warmup", 500*time.Millisecond, "warm-up before each round")
 	rounds := fs.Int("rounds", 3, "rounds per system and shape (median reported)")
@@ -40,10 +40,11 @@ func run(args []string) int {
 		switch c {
 		case "all":
 			want["calls"] = true
-		case "calls":
+			want["coalesce"] = true
+		case "calls", "coalesce":
 			want[c] = true
 		default:
-			fmt.Fprintf(os.Stderr, "fcbench: unknown case %q (calls, all)\n", c)
+			fmt.Fprintf(os.Stderr, "fcbench: unknown case %q (calls, coalesce, all)\n", c)
 			return 2
 		}
 	}
@@ -82,6 +83,18 @@ func run(args []string) int {
 			fmt.Fprintf(&md, "![%s](%s)\n\n", title, name)
 		}
 		out["calls"] = rs
+	}
+	if want["coalesce"] {
+		rs, err := bench.RunCalls(bench.CoalesceSystems(), []bench.Shape{{Callers: 1, Size: 64}, {Callers: 32, Size: 64}}, o, progress)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fcbench: coalesce: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(&md, "## coalesce: client-side coalescing of concurrent callers' sends (Config.CoalesceSends)")
+		fmt.Fprintln(&md)
+		bench.WriteCallsMarkdown(&md, rs)
+		fmt.Fprintln(&md)
+		out["coalesce"] = rs
 	}
 	if err := os.WriteFile(filepath.Join(*outDir, "RESULTS.md"), md.Bytes(), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
