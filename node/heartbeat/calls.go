@@ -1,0 +1,135 @@
+package heartbeat
+
+import (
+	"fastcall/wire"
+)
+
+// Call numbers, in the range reserved for the heartbeat service
+// (wire.CallHeartbeatBase, 0x0100-0x01FF). This list is append-only: a
+// number, once used, is never reassigned. The parameter layouts are
+// documented in docs/HEARTBEAT.md; the schemas below are what the
+// receiver checks.
+const (
+	// CallHeartbeat is a probe. Request: u64 sender incarnation, u64
+	// the sender's view of the receiver's state (State), u64 the
+	// incarnation that view refers to. Reply: u64 the receiver's
+	// incarnation (after any refutation), u64 the receiver's view of the
+	// sender's state, u64 the incarnation that view refers to.
+	// Idempotent, Priority.
+	CallHeartbeat uint16 = wire.CallHeartbeatBase + 0x00
+	// CallProbeRequest asks a member to probe a target for the sender
+	// (an indirect probe). One-way: u64 sequence, u64 target node id,
+	// str target address (as the sender knows it), u64 the sender's view
+	// of the target's state, u64 the incarnation that view refers to.
+	CallProbeRequest uint16 = wire.CallHeartbeatBase + 0x01
+	// CallProbeAck answers a CallProbeRequest. One-way: u64 sequence,
+	// u64 target node id, bool reached, u64 target incarnation.
+	CallProbeAck uint16 = wire.CallHeartbeatBase + 0x02
+	// CallMembers returns one page of the receiver's member view.
+	// Request: u64 cursor (0 for the first page). Reply: u64 next cursor
+	// (0 at the end), u64 receiver node id, u64 receiver incarnation,
+	// then per member: str address, u64 node id, u64 state, u64
+	// incarnation, u64 microseconds since last heard (MaxUint64: never).
+	CallMembers uint16 = wire.CallHeartbeatBase + 0x03
+
+	// CallTaskStart (master to worker) starts a task. Request: u64 task
+	// id, u64 master incarnation, u64 kind, bytes payload. Reply: u64 the
+	// worker incarnation the task runs under. Not idempotent (at most
+	// once through the duplicate cache).
+	CallTaskStart uint16 = wire.CallHeartbeatBase + 0x10
+	// CallTaskProgress (worker to master) reports progress. One-way:
+	// u64 task id, u64 task incarnation, u64 done, u64 total.
+	CallTaskProgress uint16 = wire.CallHeartbeatBase + 0x11
+	// CallTaskResult (worker to master) delivers a task's outcome.
+	// Request: u64 task id, u64 task incarnation, u64 error number, bytes
+	// result. Reply: none; ESTALE if the master gave the task up, ENOENT
+	// if it never issued it. Not idempotent.
+	CallTaskResult uint16 = wire.CallHeartbeatBase + 0x12
+	// CallTaskCancel (master to worker) cancels a task. Request: u64
+	// task id. Reply: none; ENOENT if the worker does not run it.
+	// Idempotent.
+	CallTaskCancel uint16 = wire.CallHeartbeatBase + 0x13
+)
+
+// Parameter positions.
+const (
+	hbParamInc       = 0 // CallHeartbeat request and reply
+	hbParamViewState = 1
+	hbParamViewInc   = 2
+	hbParams         = 3
+
+	prqParamSeq       = 0 // CallProbeRequest
+	prqParamNode      = 1
+	prqParamAddr      = 2
+	prqParamViewState = 3
+	prqParamViewInc   = 4
+
+	pakParamSeq     = 0 // CallProbeAck
+	pakParamNode    = 1
+	pakParamReached = 2
+	pakParamInc     = 3
+
+	memParamCursor   = 0 // CallMembers request
+	memReplyNext     = 0 // CallMembers reply header
+	memReplyNode     = 1
+	memReplyInc      = 2
+	memReplyHead     = 3
+	memEntryAddr     = 0 // offsets inside one member entry
+	memEntryNode     = 1
+	memEntryState    = 2
+	memEntryInc      = 3
+	memEntryHeardAgo = 4
+	memEntryParams   = 5
+
+	tsParamID      = 0 // CallTaskStart
+	tsParamMastInc = 1
+	tsParamKind    = 2
+	tsParamPayload = 3
+	tsReplyInc     = 0
+
+	tpParamID    = 0 // CallTaskProgress
+	tpParamInc   = 1
+	tpParamDone  = 2
+	tpParamTotal = 3
+
+	trParamID    = 0 // CallTaskResult
+	trParamInc   = 1
+	trParamErrno = 2
+	trParamData  = 3
+
+	tcParamID = 0 // CallTaskCancel
+)
+
+// Sizes used to keep a CallMembers page inside one datagram.
+const (
+	sizeU64Param = wire.ParamHdrSize + wire.SizeFixed8
+	// maxAddrText bounds an address as text: a bracketed IPv6 address
+	// with a zone and a port.
+	maxAddrText = 64
+	// memEntryMax is the most bytes one member entry takes.
+	memEntryMax = wire.ParamHdrSize + maxAddrText + (memEntryParams-1)*sizeU64Param
+	// memHeadSize is the reply header of a page.
+	memHeadSize = memReplyHead * sizeU64Param
+	// maxMemberPages bounds the pages QueryMembers follows.
+	maxMemberPages = 4096
+)
+
+// Schemas checked by the receiver.
+var (
+	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaProbeRequest = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64}
+	schemaProbeAck     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBool, wire.TypeUint64}
+	schemaMembers      = wire.Schema{wire.TypeUint64}
+	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	schemaTaskCancel   = wire.Schema{wire.TypeUint64}
+)
+
+// paramsBuf returns a parameter builder over a fresh buffer of n bytes.
+// Used off the hot path only (probes reuse their own builders).
+func paramsBuf(n int) *wire.Params {
+	p := new(wire.Params)
+	p.Reset(make([]byte, n))
+	return p
+}

@@ -1,0 +1,127 @@
+package heartbeat
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// quiet is a logger for tests: state changes are expected and noisy.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const testInterval = 50 * time.Millisecond
+
+// testConfig is the default configuration at the test interval.
+func testConfig() Config {
+	c := DefaultConfig().WithInterval(testInterval)
+	c.Logger = quiet
+	return c
+}
+
+func newEndpoint(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
+	t.Helper()
+	cfg := rfc.DefaultConfig()
+	cfg.NodeID = node
+	cfg.Logger = quiet
+	if mod != nil {
+		mod(&cfg)
+	}
+	ep, err := rfc.Listen(cfg)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// eventLog records a service's events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (l *eventLog) add(ev Event) {
+	l.mu.Lock()
+	l.evs = append(l.evs, ev)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) count(kind EventKind, addr netip.AddrPort) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, ev := range l.evs {
+		if ev.Kind == kind && (!addr.IsValid() || ev.Addr == addr) {
+			n++
+		}
+	}
+	return n
+}
+
+// node is one member of an in-process cluster.
+type node struct {
+	ep  *rfc.Endpoint
+	svc *Service
+	log *eventLog
+}
+
+// startNode starts a service on ep with members and records its events.
+func startNode(t testing.TB, ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) *node {
+	t.Helper()
+	svc, err := Start(ep, cfg, members)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(svc.Close)
+	n := &node{ep: ep, svc: svc, log: new(eventLog)}
+	svc.OnEvent(n.log.add)
+	return n
+}
+
+// cluster starts n fully meshed members on loopback.
+func cluster(t testing.TB, n int, cfg Config) []*node {
+	t.Helper()
+	eps := make([]*rfc.Endpoint, n)
+	addrs := make([]netip.AddrPort, n)
+	for i := range eps {
+		eps[i] = newEndpoint(t, uint32(i+1), nil)
+		addrs[i] = eps[i].Addr()
+	}
+	nodes := make([]*node, n)
+	for i := range eps {
+		nodes[i] = startNode(t, eps[i], cfg, addrs)
+	}
+	return nodes
+}
+
+// waitFor polls cond every few milliseconds until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
+}
+
+func stateOf(s *Service, addr netip.AddrPort) State {
+	info, _ := s.Member(addr)
+	return info.State
+}
+
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func errnoOf(err error) wire.Errno { return wire.AsErrno(err) }

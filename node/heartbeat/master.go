@@ -1,0 +1,305 @@
+package heartbeat
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// MasterConfig configures a Master.
+type MasterConfig struct {
+	// MaxTasks bounds the tasks in flight (default 4096); Start past it
+	// fails with EBUSY.
+	MaxTasks int
+	// StartTimeout is the deadline of a task start call whose context has
+	// none (default 1s).
+	StartTimeout time.Duration
+}
+
+// DefaultMasterConfig returns the documented defaults.
+func DefaultMasterConfig() MasterConfig {
+	return MasterConfig{MaxTasks: 4096, StartTimeout: time.Second}
+}
+
+// Master assigns tasks to workers and follows their liveness through a
+// Service. A worker declared dead, removed, or that declared this node
+// dead, has every task in flight ended with ENODEAD at once; results from
+// the incarnations given up on are rejected with ESTALE. All methods are
+// safe for concurrent use.
+type Master struct {
+	svc *Service
+	ep  *rfc.Endpoint
+	cfg MasterConfig
+
+	mu struct {
+		sync.Mutex
+		tasks  map[uint64]*Task
+		fence  map[netip.AddrPort]uint32 // per worker: highest incarnation given up on
+		closed bool
+	}
+	nextID atomic.Uint64 // last task id issued
+	stop   func()        // removes the event listener
+	stats  masterStats
+}
+
+type masterStats struct {
+	started, completed, failed, stale, unknown atomic.Uint64
+}
+
+// MasterStats is a snapshot of a Master's counters.
+type MasterStats struct {
+	Started   uint64 // tasks accepted by a worker
+	Completed uint64 // results applied
+	Failed    uint64 // tasks ended by a lost worker (ENODEAD)
+	Stale     uint64 // results rejected with ESTALE
+	Unknown   uint64 // results for task ids never issued (ENOENT)
+}
+
+// NewMaster registers the master's call numbers (CallTaskProgress,
+// CallTaskResult) on the service's endpoint and starts following its
+// events. One Master per endpoint.
+func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
+	if cfg.MaxTasks < 1 || cfg.StartTimeout <= 0 {
+		return nil, &ConfigError{"MasterConfig", "MaxTasks and StartTimeout must be positive"}
+	}
+	m := &Master{svc: svc, ep: svc.ep, cfg: cfg}
+	m.mu.tasks = make(map[uint64]*Task)
+	m.mu.fence = make(map[netip.AddrPort]uint32)
+	if err := m.ep.Register(CallTaskProgress, "task-progress", schemaTaskProgress, rfc.Idempotent|rfc.OneWay, m.serveProgress); err != nil {
+		return nil, err
+	}
+	if err := m.ep.Register(CallTaskResult, "task-result", schemaTaskResult, 0, m.serveResult); err != nil {
+		return nil, err
+	}
+	m.stop = svc.OnEvent(m.onEvent)
+	return m, nil
+}
+
+// Close ends every task in flight with ECLOSED and stops following the
+// service. The call numbers stay registered and answer ECLOSED.
+func (m *Master) Close() {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.mu.closed = true
+	tasks := m.mu.tasks
+	m.mu.tasks = map[uint64]*Task{}
+	m.mu.Unlock()
+	m.stop()
+	for _, t := range tasks {
+		t.finish(wire.ECLOSED, nil)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Master) Stats() MasterStats {
+	return MasterStats{Started: m.stats.started.Load(), Completed: m.stats.completed.Load(),
+		Failed: m.stats.failed.Load(), Stale: m.stats.stale.Load(), Unknown: m.stats.unknown.Load()}
+}
+
+// InFlight returns the number of tasks in flight on worker.
+func (m *Master) InFlight(worker netip.AddrPort) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, t := range m.mu.tasks {
+		if t.Worker == worker {
+			n++
+		}
+	}
+	return n
+}
+
+// Start starts a task of the given kind on worker and returns once the
+// worker has accepted it. worker must be a member of the service and not
+// dead (ENOENT, ENODEAD); EBUSY when MaxTasks are in flight or the worker's
+// queue is full; otherwise the error of the start call.
+func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, payload []byte) (*Task, error) {
+	info, ok := m.svc.Member(worker)
+	if !ok {
+		return nil, wire.ENOENT
+	}
+	if info.State == StateDead {
+		return nil, wire.ENODEAD
+	}
+	id := m.nextID.Add(1)
+	t := newTask(id, worker, kind)
+	m.mu.Lock()
+	switch {
+	case m.mu.closed:
+		m.mu.Unlock()
+		return nil, wire.ECLOSED
+	case len(m.mu.tasks) >= m.cfg.MaxTasks:
+		m.mu.Unlock()
+		return nil, wire.EBUSY
+	}
+	m.mu.tasks[id] = t
+	m.mu.Unlock()
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.cfg.StartTimeout)
+		defer cancel()
+	}
+	ps := paramsBuf(4*sizeU64Param + len(payload))
+	ps.Uint64(id)
+	ps.Uint64(uint64(m.ep.Incarnation()))
+	ps.Uint64(kind)
+	ps.Bytes(payload)
+	var rep rfc.Reply
+	err := m.ep.Call(ctx, worker, CallTaskStart, ps, &rep)
+	var inc uint32
+	if err == nil {
+		inc = rep.Incarnation
+		if rep.NParams() == 1 {
+			inc = uint32(rep.Param(tsReplyInc).Uint64())
+		}
+	}
+	m.mu.Lock()
+	_, still := m.mu.tasks[id]
+	if err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0 {
+		err = wire.ESTALE // accepted by an incarnation already given up on
+	}
+	if err != nil {
+		delete(m.mu.tasks, id)
+	}
+	m.mu.Unlock()
+	if err != nil {
+		t.finish(wire.AsErrno(err), nil)
+		if e := wire.AsErrno(err); e == wire.ETIMEDOUT || e == wire.ESTALE {
+			m.sendCancel(worker, id) // it may run there: best effort
+		}
+		return nil, err
+	}
+	t.mu.Lock()
+	if t.mu.inc == 0 {
+		t.mu.inc = inc
+	}
+	t.mu.Unlock()
+	m.stats.started.Add(1)
+	// If the worker was lost while the task was starting (still is
+	// false), the outcome is already set to ENODEAD.
+	_ = still
+	return t, nil
+}
+
+// Cancel asks the worker to cancel t and ends t with ECANCELED. It returns
+// the error of the cancel call (the task ends here either way).
+func (m *Master) Cancel(ctx context.Context, t *Task) error {
+	m.mu.Lock()
+	delete(m.mu.tasks, t.ID)
+	m.mu.Unlock()
+	t.finish(wire.ECANCELED, nil)
+	ps := paramsBuf(sizeU64Param)
+	ps.Uint64(t.ID)
+	return m.ep.Call(ctx, t.Worker, CallTaskCancel, ps, nil)
+}
+
+func (m *Master) sendCancel(worker netip.AddrPort, id uint64) {
+	ps := paramsBuf(sizeU64Param)
+	ps.Uint64(id)
+	_ = m.ep.Send(worker, CallTaskCancel, ps)
+}
+
+// onEvent ends the tasks of a worker that is lost to this master.
+func (m *Master) onEvent(ev Event) {
+	switch ev.Kind {
+	case EventDead, EventRemoved, EventDeclaredDeadBy:
+	default:
+		return
+	}
+	var ended []*Task
+	m.mu.Lock()
+	fence := m.mu.fence[ev.Addr]
+	if ev.Kind == EventDead && ev.Incarnation > fence {
+		fence = ev.Incarnation
+	}
+	for id, t := range m.mu.tasks {
+		if t.Worker != ev.Addr {
+			continue
+		}
+		t.mu.Lock()
+		if t.mu.inc > fence {
+			fence = t.mu.inc
+		}
+		t.mu.Unlock()
+		delete(m.mu.tasks, id)
+		ended = append(ended, t)
+	}
+	if fence != 0 {
+		m.mu.fence[ev.Addr] = fence
+	}
+	m.mu.Unlock()
+	for _, t := range ended {
+		if t.finish(wire.ENODEAD, nil) {
+			m.stats.failed.Add(1)
+		}
+	}
+}
+
+// serveResult applies a worker's result, unless the task was given up on.
+func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
+	id := req.Param(trParamID).Uint64()
+	inc := uint32(req.Param(trParamInc).Uint64())
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return wire.ECLOSED
+	}
+	t := m.mu.tasks[id]
+	if t == nil {
+		m.mu.Unlock()
+		if id != 0 && id <= m.nextID.Load() {
+			m.stats.stale.Add(1)
+			return wire.ESTALE
+		}
+		m.stats.unknown.Add(1)
+		return wire.ENOENT
+	}
+	fence := m.mu.fence[t.Worker]
+	t.mu.Lock()
+	tinc := t.mu.inc
+	if tinc == 0 {
+		t.mu.inc = inc // the result overtook the start reply
+		tinc = inc
+	}
+	t.mu.Unlock()
+	if t.Worker != req.From || inc != tinc || (fence != 0 && inc <= fence) {
+		m.mu.Unlock()
+		m.stats.stale.Add(1)
+		return wire.ESTALE
+	}
+	delete(m.mu.tasks, id)
+	m.mu.Unlock()
+	data := append([]byte(nil), req.Param(trParamData).Bytes()...)
+	if t.finish(wire.Errno(req.Param(trParamErrno).Uint64()), data) {
+		m.stats.completed.Add(1)
+	}
+	return wire.OK
+}
+
+// serveProgress records a worker's progress report.
+func (m *Master) serveProgress(req *rfc.Request, _ *wire.Params) wire.Errno {
+	id := req.Param(tpParamID).Uint64()
+	inc := uint32(req.Param(tpParamInc).Uint64())
+	m.mu.Lock()
+	t := m.mu.tasks[id]
+	m.mu.Unlock()
+	if t == nil || t.Worker != req.From {
+		return wire.ESTALE
+	}
+	t.mu.Lock()
+	if t.mu.inc == inc || t.mu.inc == 0 {
+		t.mu.progress = req.Param(tpParamDone).Uint64()
+		t.mu.total = req.Param(tpParamTotal).Uint64()
+	}
+	t.mu.Unlock()
+	return wire.OK
+}

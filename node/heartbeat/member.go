@@ -1,0 +1,96 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"time"
+
+	"fastcall/rfc"
+)
+
+// State is what a member believes of another member. The values travel
+// on the wire (CallHeartbeat, CallProbeRequest, CallMembers); never
+// renumber them.
+type State uint8
+
+const (
+	StateAlive   State = 0 // heard recently, or its probes succeed
+	StateSuspect State = 1 // SuspectAfter probes in a row failed; being probed indirectly
+	StateDead    State = 2 // declared dead at an incarnation; alive again only above it
+	stateLimit   State = 3
+)
+
+func (s State) String() string {
+	switch s {
+	case StateAlive:
+		return "alive"
+	case StateSuspect:
+		return "suspect"
+	case StateDead:
+		return "dead"
+	}
+	return "?"
+}
+
+// MemberInfo is one member as a Service (or a CallMembers reply) sees it.
+type MemberInfo struct {
+	Addr        netip.AddrPort
+	Node        uint32 // 0 until heard
+	State       State
+	Incarnation uint32        // highest heard; for a dead member, the one it was declared dead at
+	HeardAgo    time.Duration // since the last sign of life; -1 if never heard
+}
+
+// member is one entry of the member list. Fields in the first group are
+// guarded by Service.mu; fields in the second are owned by the probe loop
+// and touched by no other goroutine.
+type member struct {
+	addr netip.AddrPort
+
+	// Guarded by Service.mu.
+	node     uint32
+	state    State
+	inc      uint32 // highest incarnation heard
+	deadInc  uint32 // incarnation it was declared dead at (state dead)
+	heardNs  int64  // last sign of life, engine clock; 0 = never
+	rfcHeard int64  // last rfc LastHeardNs folded in
+	since    int64  // engine clock of the last state change
+	ackSeq   uint64 // sequence of the current indirect round; 0 = none
+	newsInc  uint32 // last self-news from this member that was reported
+	news     State
+	removed  bool
+	syncRFC  bool // state changed outside the probe loop: tell the engine
+
+	// Owned by the probe loop.
+	probe     *rfc.Pending
+	probeAt   int64 // next point of the probe cadence
+	loopSince int64 // the since value the loop last acted on
+	fails     int   // probes failed in a row (alive)
+	rounds    int   // suspect rounds failed
+	roundEnd  int64 // end of the current suspect round
+}
+
+// heardAgo returns the time since the member was last heard at engine
+// clock now, -1 if never.
+func (m *member) heardAgo(now int64) time.Duration {
+	if m.heardNs == 0 {
+		return -1
+	}
+	return time.Duration(now - m.heardNs)
+}
+
+func (m *member) infoLocked(now int64) MemberInfo {
+	inc := m.inc
+	if m.state == StateDead {
+		inc = m.deadInc
+	}
+	return MemberInfo{Addr: m.addr, Node: m.node, State: m.state, Incarnation: inc, HeardAgo: m.heardAgo(now)}
+}
+
+// viewLocked returns what this member tells m about m: its state here
+// and the incarnation that state refers to.
+func (m *member) viewLocked() (State, uint32) {
+	if m.state == StateDead {
+		return StateDead, m.deadInc
+	}
+	return m.state, m.inc
+}

@@ -1,0 +1,131 @@
+package heartbeat
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// serveMembers answers one page of this node's member view. The page
+// holds as many entries as fit the endpoint's datagram limit.
+func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
+	cursor := req.Param(memParamCursor).Uint64()
+	room := s.ep.Config().MaxDatagram - wire.HeaderSize
+	now := s.ep.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var next uint64
+	live := make([]*member, 0, len(s.mu.order))
+	for _, m := range s.mu.order {
+		if !m.removed {
+			live = append(live, m)
+		}
+	}
+	if cursor > uint64(len(live)) {
+		return wire.EINVAL
+	}
+	// The next cursor is written first; reserve it and patch it at the end.
+	rep.Uint64(0)
+	rep.Uint64(uint64(s.ep.NodeID()))
+	rep.Uint64(uint64(s.ep.Incarnation()))
+	var text [maxAddrText]byte
+	for i := int(cursor); i < len(live); i++ {
+		if rep.Len()+memEntryMax > room || rep.Count()+memEntryParams > wire.MaxParams {
+			next = uint64(i)
+			break
+		}
+		m := live[i]
+		info := m.infoLocked(now)
+		rep.String(string(m.addr.AppendTo(text[:0])))
+		rep.Uint64(uint64(info.Node))
+		rep.Uint64(uint64(info.State))
+		rep.Uint64(uint64(info.Incarnation))
+		ago := uint64(math.MaxUint64)
+		if info.HeardAgo >= 0 {
+			ago = uint64(info.HeardAgo / time.Microsecond)
+		}
+		rep.Uint64(ago)
+	}
+	seg := rep.Segment()
+	v := seg[wire.ParamHdrSize : wire.ParamHdrSize+wire.SizeFixed8]
+	for i := range v {
+		v[i] = byte(next >> (56 - 8*i))
+	}
+	return wire.OK
+}
+
+// MembersView is a node's answer to CallMembers.
+type MembersView struct {
+	Node        uint32
+	Incarnation uint32
+	Members     []MemberInfo
+}
+
+// QueryMembers asks the node at addr for its member list (see
+// QueryMembersView).
+func QueryMembers(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort) ([]MemberInfo, error) {
+	v, err := QueryMembersView(ctx, ep, addr)
+	return v.Members, err
+}
+
+// QueryMembersView asks the node at addr for its member view, following
+// the pages until the last (at most maxMemberPages). It returns the error
+// number of the first call that fails, or EPROTO for a malformed page.
+func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort) (MembersView, error) {
+	var view MembersView
+	var rep rfc.Reply
+	var ps wire.Params
+	var buf [sizeU64Param]byte
+	cursor := uint64(0)
+	for page := 0; page < maxMemberPages; page++ {
+		ps.Reset(buf[:])
+		ps.Uint64(cursor)
+		if err := ep.Call(ctx, addr, CallMembers, &ps, &rep); err != nil {
+			return view, err
+		}
+		n := rep.NParams()
+		if n < memReplyHead || (n-memReplyHead)%memEntryParams != 0 {
+			return view, wire.EPROTO
+		}
+		for i := 0; i < n; i++ {
+			t := rep.Param(i).Type
+			want := wire.TypeUint64
+			if i >= memReplyHead && (i-memReplyHead)%memEntryParams == memEntryAddr {
+				want = wire.TypeString
+			}
+			if t != want {
+				return view, wire.EPROTO
+			}
+		}
+		view.Node = uint32(rep.Param(memReplyNode).Uint64())
+		view.Incarnation = uint32(rep.Param(memReplyInc).Uint64())
+		for i := memReplyHead; i < n; i += memEntryParams {
+			a, err := netip.ParseAddrPort(rep.Param(i + memEntryAddr).Str())
+			st := rep.Param(i + memEntryState).Uint64()
+			if err != nil || st >= uint64(stateLimit) {
+				return view, wire.EPROTO
+			}
+			ago := time.Duration(-1)
+			if us := rep.Param(i + memEntryHeardAgo).Uint64(); us != math.MaxUint64 {
+				ago = time.Duration(us) * time.Microsecond
+			}
+			view.Members = append(view.Members, MemberInfo{
+				Addr: a, Node: uint32(rep.Param(i + memEntryNode).Uint64()), State: State(st),
+				Incarnation: uint32(rep.Param(i + memEntryInc).Uint64()), HeardAgo: ago,
+			})
+		}
+		next := rep.Param(memReplyNext).Uint64()
+		if next == 0 {
+			return view, nil
+		}
+		if next <= cursor {
+			return view, wire.EPROTO
+		}
+		cursor = next
+	}
+	return view, wire.EPROTO
+}

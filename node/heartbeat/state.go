@@ -1,0 +1,105 @@
+package heartbeat
+
+import (
+	"net/netip"
+)
+
+// State changes. Every function here runs with Service.mu held. A member
+// leaves alive and suspect only in the probe loop; it becomes alive again
+// wherever a sign of life is seen (a handler, the probe loop, the reprobe
+// loop).
+
+// observeLocked folds a sign of life from m into its state: a datagram,
+// a probe reply or an indirect acknowledgement carrying incarnation inc,
+// seen at engine clock at. A suspect member heard after it became suspect
+// is alive again; a dead member is alive again only with an incarnation
+// above the one it was declared dead at.
+func (s *Service) observeLocked(m *member, inc uint32, at int64) {
+	if at > m.heardNs {
+		m.heardNs = at
+	}
+	if inc > m.inc {
+		m.inc = inc
+	}
+	switch m.state {
+	case StateSuspect:
+		if at > m.since {
+			s.toAliveLocked(m, at)
+		}
+	case StateDead:
+		if inc > m.deadInc {
+			s.toAliveLocked(m, at)
+		}
+	}
+}
+
+func (s *Service) toAliveLocked(m *member, now int64) {
+	old := m.state
+	m.state = StateAlive
+	m.since = now
+	m.ackSeq = 0
+	m.syncRFC = true
+	s.stats.rejoin.Add(1)
+	s.log.Info("heartbeat: member alive", "member", m.addr.String(), "node", m.node, "was", old.String(), "incarnation", m.inc)
+	s.emitLocked(Event{Kind: EventAlive, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
+}
+
+// toSuspectLocked is called by the probe loop only.
+func (s *Service) toSuspectLocked(m *member, now int64) {
+	m.state = StateSuspect
+	m.since = now
+	m.syncRFC = true
+	s.stats.suspects.Add(1)
+	s.log.Info("heartbeat: member suspect", "member", m.addr.String(), "node", m.node, "incarnation", m.inc)
+	s.emitLocked(Event{Kind: EventSuspect, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
+}
+
+// toDeadLocked is called by the probe loop only. The EventDead is
+// returned, not queued: the probe loop queues it after the engine's
+// MarkDead has failed the calls parked on the member, so that a listener
+// never sees the event before the calls fail.
+func (s *Service) toDeadLocked(m *member, now int64) Event {
+	m.state = StateDead
+	m.deadInc = m.inc
+	m.since = now
+	m.ackSeq = 0
+	m.syncRFC = true
+	s.stats.deaths.Add(1)
+	s.log.Warn("heartbeat: member declared dead", "member", m.addr.String(), "node", m.node, "incarnation", m.deadInc)
+	return Event{Kind: EventDead, Addr: m.addr, Node: m.node, Incarnation: m.deadInc, AtNs: now}
+}
+
+// selfNewsLocked handles what another member (m, or an address that is
+// not a member) says about this node: state vs at incarnation vi. A
+// suspicion or a death at or above this node's incarnation is refuted by
+// raising the incarnation above it. Each distinct piece of news from a
+// member is reported once.
+func (s *Service) selfNewsLocked(m *member, from netip.AddrPort, node uint32, vs State, vi uint32, now int64) {
+	if vs != StateSuspect && vs != StateDead {
+		return
+	}
+	cur := s.ep.Incarnation()
+	refuted := false
+	if vi >= cur && vi+1 != 0 {
+		s.ep.SetIncarnation(vi + 1)
+		s.stats.refutations.Add(1)
+		refuted = true
+	}
+	if vs == StateSuspect && !refuted {
+		return // an old suspicion, already refuted
+	}
+	if m != nil {
+		if m.news == vs && m.newsInc == vi {
+			return
+		}
+		m.news, m.newsInc = vs, vi
+		from, node = m.addr, m.node
+	}
+	kind := EventSuspectedBy
+	if vs == StateDead {
+		kind = EventDeclaredDeadBy
+		s.log.Warn("heartbeat: this node was declared dead", "by", from.String(), "incarnation", vi,
+			"now", s.ep.Incarnation())
+	}
+	s.emitLocked(Event{Kind: kind, Addr: from, Node: node, Incarnation: vi, AtNs: now})
+}

@@ -1,0 +1,101 @@
+package heartbeat
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"fastcall/wire"
+)
+
+// Task is a task a Master started on a worker. Its outcome is set once:
+// the worker's result, ENODEAD when the worker is lost (ready to be
+// reassigned), ECANCELED after Master.Cancel, ECLOSED after Master.Close,
+// or the error of the start call.
+type Task struct {
+	ID     uint64
+	Worker netip.AddrPort
+	Kind   uint64
+	done   chan struct{} // closed when the outcome is set
+
+	mu struct {
+		sync.Mutex
+		inc      uint32 // worker incarnation the task runs under; 0 until the start reply
+		finished bool
+		err      wire.Errno
+		result   []byte
+		progress uint64
+		total    uint64
+	}
+}
+
+func newTask(id uint64, worker netip.AddrPort, kind uint64) *Task {
+	return &Task{ID: id, Worker: worker, Kind: kind, done: make(chan struct{})}
+}
+
+// Done is closed when the task has an outcome.
+func (t *Task) Done() <-chan struct{} { return t.done }
+
+// Err returns nil on success, the task's error number, or EAGAIN while
+// it runs.
+func (t *Task) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case !t.mu.finished:
+		return wire.EAGAIN
+	case t.mu.err != wire.OK:
+		return t.mu.err
+	}
+	return nil
+}
+
+// Result returns the worker's result bytes (nil until finished).
+func (t *Task) Result() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.result
+}
+
+// Wait parks until the task has an outcome or ctx ends (ETIMEDOUT or
+// ECANCELED; the task keeps running).
+func (t *Task) Wait(ctx context.Context) ([]byte, error) {
+	select {
+	case <-t.done:
+	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, wire.ETIMEDOUT
+		}
+		return nil, wire.ECANCELED
+	}
+	return t.Result(), t.Err()
+}
+
+// Incarnation returns the worker incarnation the task runs under (0
+// before the worker accepted it).
+func (t *Task) Incarnation() uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.inc
+}
+
+// Progress returns the last progress the worker reported.
+func (t *Task) Progress() (done, total uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mu.progress, t.mu.total
+}
+
+// finish sets the outcome once and reports whether this call set it.
+func (t *Task) finish(e wire.Errno, result []byte) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.finished {
+		return false
+	}
+	t.mu.finished = true
+	t.mu.err = e
+	t.mu.result = result
+	close(t.done)
+	return true
+}

@@ -1,0 +1,274 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+func TestConfigCheck(t *testing.T) {
+	tests := []struct {
+		name  string
+		mod   func(*Config)
+		field string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"interval", func(c *Config) { c.Interval = 0 }, "Interval"},
+		{"probe-timeout", func(c *Config) { c.ProbeTimeout = c.Interval }, "ProbeTimeout"},
+		{"round", func(c *Config) { c.RoundTimeout = c.ProbeTimeout - 1 }, "RoundTimeout"},
+		{"suspect-after", func(c *Config) { c.SuspectAfter = 0 }, "SuspectAfter"},
+		{"dead-after", func(c *Config) { c.DeadAfter = 0 }, "DeadAfter"},
+		{"indirect", func(c *Config) { c.IndirectProbes = 17 }, "IndirectProbes"},
+		{"reprobe", func(c *Config) { c.ReprobeInterval = c.Interval - 1 }, "ReprobeInterval"},
+		{"tick", func(c *Config) { c.Tick = 2 * c.Interval }, "Tick"},
+		{"members", func(c *Config) { c.MaxMembers = 0 }, "MaxMembers"},
+		{"events", func(c *Config) { c.EventQueue = 0 }, "EventQueue"},
+		{"relay", func(c *Config) { c.RelayQueue = 0 }, "RelayQueue"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mod(&c)
+			err := c.check()
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("check: %v", err)
+				}
+				return
+			}
+			ce, ok := err.(*ConfigError)
+			if !ok || ce.Field != tc.field || wire.AsErrno(err) != wire.EINVAL {
+				t.Fatalf("check = %v, want field %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestDetectBound(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want time.Duration
+	}{
+		// 2I + (S-1)I + I/2 + D*I + 2*I/10 = 4.7I
+		{"default", DefaultConfig(), 940 * time.Millisecond},
+		{"100ms", DefaultConfig().WithInterval(100 * time.Millisecond), 470 * time.Millisecond},
+		{"slow", func() Config {
+			c := DefaultConfig().WithInterval(time.Second)
+			c.SuspectAfter, c.DeadAfter = 3, 2
+			return c
+		}(), 2*time.Second + 2*time.Second + 500*time.Millisecond + 2*time.Second + 200*time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := DetectBound(tc.cfg); got != tc.want {
+				t.Fatalf("DetectBound = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStateStrings(t *testing.T) {
+	for s, want := range map[State]string{StateAlive: "alive", StateSuspect: "suspect", StateDead: "dead", 9: "?"} {
+		if s.String() != want {
+			t.Errorf("%d: %q", s, s.String())
+		}
+	}
+	for k := EventAlive; k <= EventDeclaredDeadBy; k++ {
+		if k.String() == "?" {
+			t.Errorf("event kind %d has no name", k)
+		}
+	}
+}
+
+func TestMembership(t *testing.T) {
+	ep := newEndpoint(t, 1, nil)
+	other := netip.MustParseAddrPort("127.0.0.1:9")
+	tests := []struct {
+		name string
+		op   func(s *Service) error
+		want wire.Errno
+	}{
+		{"add", func(s *Service) error { return s.AddMember(other) }, wire.OK},
+		{"add-again", func(s *Service) error { return s.AddMember(other) }, wire.EEXIST},
+		{"add-self", func(s *Service) error { return s.AddMember(ep.Addr()) }, wire.EINVAL},
+		{"add-invalid", func(s *Service) error { return s.AddMember(netip.AddrPort{}) }, wire.EINVAL},
+		{"remove", func(s *Service) error { return s.RemoveMember(other) }, wire.OK},
+		{"remove-again", func(s *Service) error { return s.RemoveMember(other) }, wire.ENOENT},
+	}
+	n := startNode(t, ep, testConfig(), nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := wire.AsErrno(tc.op(n.svc)); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := Start(ep, testConfig(), nil); wire.AsErrno(err) != wire.EEXIST {
+		t.Fatalf("second Start on one endpoint: %v, want EEXIST", err)
+	}
+}
+
+// TestAliveAndMembers: a quiet cluster stays alive, and CallMembers
+// reports each node's view, over several pages when the datagram is
+// small.
+func TestAliveAndMembers(t *testing.T) {
+	nodes := cluster(t, 3, testConfig())
+	time.Sleep(6 * testInterval)
+	for i, n := range nodes {
+		for _, m := range n.svc.Members() {
+			if m.State != StateAlive || m.Node == 0 || m.HeardAgo < 0 {
+				t.Errorf("node %d sees %+v", i, m)
+			}
+		}
+		if st := n.svc.Stats(); st.Deaths != 0 || st.Suspects != 0 {
+			t.Errorf("node %d: %+v", i, st)
+		}
+	}
+	cli := newEndpoint(t, 0, nil)
+	view, err := QueryMembersView(ctxFor(t, 2*time.Second), cli, nodes[0].ep.Addr())
+	if err != nil {
+		t.Fatalf("QueryMembers: %v", err)
+	}
+	if view.Node != 1 || len(view.Members) != 2 || view.Incarnation != nodes[0].ep.Incarnation() {
+		t.Fatalf("view %+v", view)
+	}
+
+	// Paging: many members behind a small datagram limit.
+	small := func(c *rfc.Config) { c.MaxDatagram = 200 }
+	ep := newEndpoint(t, 9, small)
+	var addrs []netip.AddrPort
+	for i := 0; i < 20; i++ {
+		addrs = append(addrs, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(20000+i)))
+	}
+	startNode(t, ep, testConfig(), addrs)
+	cli2 := newEndpoint(t, 0, small)
+	ms, err := QueryMembers(ctxFor(t, 2*time.Second), cli2, ep.Addr())
+	if err != nil {
+		t.Fatalf("QueryMembers paged: %v", err)
+	}
+	if len(ms) != len(addrs) {
+		t.Fatalf("paged: %d members, want %d", len(ms), len(addrs))
+	}
+	for i, m := range ms {
+		if m.Addr != addrs[i] {
+			t.Fatalf("member %d: %v, want %v", i, m.Addr, addrs[i])
+		}
+	}
+}
+
+// TestDeadOnClose: a member whose endpoint closes is declared dead within
+// the bound, a call parked on it fails with ENODEAD long before its own
+// deadline, and new calls fail fast.
+func TestDeadOnClose(t *testing.T) {
+	cfg := testConfig()
+	nodes := cluster(t, 3, cfg)
+	victim := nodes[2].ep.Addr()
+	if !waitFor(2*time.Second, func() bool { info, _ := nodes[0].svc.Member(victim); return info.Node != 0 }) {
+		t.Fatal("victim never heard")
+	}
+	// Park a call on the victim: a request to an unregistered number on a
+	// closed socket gets no answer.
+	nodes[2].svc.Close()
+	nodes[2].ep.Close()
+	start := time.Now()
+	p, err := nodes[0].ep.Go(ctxFor(t, 30*time.Second), victim, wire.CallUserBase, nil)
+	if err != nil {
+		t.Fatalf("Go: %v", err)
+	}
+	defer p.Release()
+	if err := p.Wait(); wire.AsErrno(err) != wire.ENODEAD {
+		t.Fatalf("parked call: %v, want ENODEAD", err)
+	}
+	if el := time.Since(start); el > 2*DetectBound(cfg)+time.Second {
+		t.Fatalf("parked call failed after %v, bound %v", el, DetectBound(cfg))
+	}
+	if err := nodes[0].ep.Call(ctxFor(t, time.Second), victim, wire.CallUserBase, nil, nil); wire.AsErrno(err) != wire.ENODEAD {
+		t.Fatalf("new call: %v, want ENODEAD", err)
+	}
+	for i := 0; i < 2; i++ {
+		n := nodes[i]
+		if !waitFor(2*DetectBound(cfg), func() bool { return stateOf(n.svc, victim) == StateDead }) {
+			t.Fatalf("node %d: victim %v", i, stateOf(n.svc, victim))
+		}
+		if !waitFor(time.Second, func() bool { return n.log.count(EventDead, victim) == 1 }) ||
+			n.log.count(EventSuspect, victim) != 1 {
+			t.Errorf("node %d events: %+v", i, n.log.evs)
+		}
+		if st := n.svc.Stats(); st.IndirectSent == 0 {
+			t.Errorf("node %d sent no indirect probe: %+v", i, st)
+		}
+	}
+	// The survivors still see each other alive.
+	if stateOf(nodes[0].svc, nodes[1].ep.Addr()) != StateAlive {
+		t.Fatal("survivor not alive")
+	}
+}
+
+// TestRefutation: a member told it is suspected at its own incarnation
+// raises it and says so in the reply; told it is dead, it reports the
+// news as an event once.
+func TestRefutation(t *testing.T) {
+	nodes := cluster(t, 2, testConfig())
+	b := nodes[1]
+	cli := newEndpoint(t, 77, nil)
+	var rep rfc.Reply
+	call := func(vs State, vi uint32) (uint32, State) {
+		ps := paramsBuf(64)
+		ps.Uint64(uint64(cli.Incarnation()))
+		ps.Uint64(uint64(vs))
+		ps.Uint64(uint64(vi))
+		if err := cli.Call(ctxFor(t, time.Second), b.ep.Addr(), CallHeartbeat, ps, &rep); err != nil {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		inc, rvs, _ := probeReply(&rep.Packet)
+		return inc, rvs
+	}
+	tests := []struct {
+		name  string
+		vs    State
+		delta int64 // view incarnation relative to b's current one
+		raise bool
+		kind  EventKind
+	}{
+		{"alive", StateAlive, 0, false, 0},
+		{"old-suspicion", StateSuspect, -1, false, 0},
+		{"suspect", StateSuspect, 0, true, EventSuspectedBy},
+		{"dead", StateDead, 0, true, EventDeclaredDeadBy},
+		{"dead-above", StateDead, 5, true, EventDeclaredDeadBy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := b.ep.Incarnation()
+			nb := 0
+			if tc.kind != 0 {
+				nb = b.log.count(tc.kind, netip.AddrPort{})
+			}
+			inc, rvs := call(tc.vs, uint32(int64(before)+tc.delta))
+			if rvs != StateAlive {
+				t.Fatalf("view of caller: %v", rvs)
+			}
+			want := before
+			if tc.raise {
+				want = uint32(int64(before)+tc.delta) + 1
+			}
+			if inc != want || b.ep.Incarnation() != want {
+				t.Fatalf("incarnation %d (endpoint %d), want %d", inc, b.ep.Incarnation(), want)
+			}
+			if tc.kind != 0 && !waitFor(time.Second, func() bool { return b.log.count(tc.kind, netip.AddrPort{}) == nb+1 }) {
+				t.Fatalf("no %v event", tc.kind)
+			}
+		})
+	}
+	// The other member sees b alive throughout, at its new incarnation.
+	if !waitFor(time.Second, func() bool {
+		info, _ := nodes[0].svc.Member(b.ep.Addr())
+		return info.State == StateAlive && info.Incarnation == b.ep.Incarnation()
+	}) {
+		info, _ := nodes[0].svc.Member(b.ep.Addr())
+		t.Fatalf("a sees b as %+v, b at %d", info, b.ep.Incarnation())
+	}
+}
