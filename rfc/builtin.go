@@ -9,21 +9,23 @@ const (
 	// CallPing answers with no parameters. Idempotent, inline.
 	CallPing uint16 = wire.CallEngineBase + 0
 	// CallStats returns the counters of the call numbers served and
-	// called, one page per reply: request (u64 cursor), reply (u64 next
+	// called, one page per reply: request (u64 cursor, bytes padding: a
+	// reply to an unauthenticated request is at most three times the
+	// request's size, so such a client pads to get full pages), reply (u64 next
 	// cursor, 0 at the end; then per call number: u64 number, str name,
 	// u64 served, u64 served errors, u64 called, u64 called errors,
 	// u64 retransmissions, u64 duplicates, u64 p50 µs, u64 p99 µs of
 	// the round trip, or of the handler time if not called).
 	CallStats uint16 = wire.CallEngineBase + 1
 	// CallEngineStats returns endpoint-wide counters as (str name, u64
-	// value) pairs.
+	// value) pairs: request (bytes padding), reply pairs.
 	CallEngineStats uint16 = wire.CallEngineBase + 2
 )
 
 func (ep *Endpoint) registerBuiltins() {
 	_ = ep.register(CallPing, "ping", nil, Idempotent|Inline|Priority, func(*Request, *wire.Params) wire.Errno { return wire.OK })
-	_ = ep.register(CallStats, "stats", wire.Schema{wire.TypeUint64}, Idempotent, ep.serveStats)
-	_ = ep.register(CallEngineStats, "engine-stats", nil, Idempotent, ep.serveEngineStats)
+	_ = ep.register(CallStats, "stats", wire.Schema{wire.TypeUint64, wire.TypeBytes}, Idempotent, ep.serveStats)
+	_ = ep.register(CallEngineStats, "engine-stats", wire.Schema{wire.TypeBytes}, Idempotent, ep.serveEngineStats)
 }
 
 // statsEntryMax bounds the bytes of one CallStats entry so a page never
@@ -82,7 +84,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		if uint64(no) < cursor {
 			continue
 		}
-		if reply.Len()+statsEntryMax > ep.cfg.MaxDatagram-wire.HeaderSize || reply.Count()+statsEntryParams > wire.MaxParams {
+		if reply.Len()+statsEntryMax > reply.Cap() || reply.Count()+statsEntryParams > wire.MaxParams {
 			next = uint64(no)
 			break
 		}

@@ -62,6 +62,14 @@ type Config struct {
 	// MaxPeers bounds the peer table (default 65536). Peers past the bound
 	// are served but not tracked: default timers, no liveness.
 	MaxPeers int
+	// MaxAge bounds how old (or how far in the future) a request's stamp
+	// may be, by the receiver's clock (default 30s; 0 disables). Nodes'
+	// clocks must agree to well within it. It is what keeps a captured
+	// datagram from being replayed later.
+	MaxAge time.Duration
+	// StrangerErrorRate bounds the error replies per second to requests
+	// that are not authenticated (default 1000; 0: unbounded).
+	StrangerErrorRate int
 	// CoalesceSends makes callers hand their requests to one sender
 	// goroutine that sends every request ready at the same moment with
 	// one sendmmsg, instead of each caller sending its own. Off by
@@ -75,21 +83,23 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           "127.0.0.1:0",
-		MaxDatagram:    wire.DefaultMaxDatagram,
-		Readers:        1,
-		Workers:        4,
-		QueueLen:       1024,
-		BatchSize:      32,
-		MaxPending:     4096,
-		DefaultTimeout: 2 * time.Second,
-		InitialRTO:     20 * time.Millisecond,
-		MinRTO:         2 * time.Millisecond,
-		MaxRTO:         time.Second,
-		DupEntries:     65536,
-		DupAge:         30 * time.Second,
-		SuspectAfter:   3,
-		MaxPeers:       65536,
+		Addr:              "127.0.0.1:0",
+		MaxDatagram:       wire.DefaultMaxDatagram,
+		Readers:           1,
+		Workers:           4,
+		QueueLen:          1024,
+		BatchSize:         32,
+		MaxPending:        4096,
+		DefaultTimeout:    2 * time.Second,
+		InitialRTO:        20 * time.Millisecond,
+		MinRTO:            2 * time.Millisecond,
+		MaxRTO:            time.Second,
+		DupEntries:        65536,
+		DupAge:            30 * time.Second,
+		SuspectAfter:      3,
+		MaxPeers:          65536,
+		MaxAge:            30 * time.Second,
+		StrangerErrorRate: 1000,
 	}
 }
 
@@ -133,6 +143,10 @@ func (c *Config) check() error {
 		return bad("DupAge", "must be positive")
 	case c.SuspectAfter < 1:
 		return bad("SuspectAfter", "must be at least 1")
+	case c.MaxAge < 0:
+		return bad("MaxAge", "must not be negative")
+	case c.StrangerErrorRate < 0:
+		return bad("StrangerErrorRate", "must not be negative")
 	case c.MaxPeers < 1:
 		return bad("MaxPeers", "must be at least 1")
 	case len(c.Key) > 0 && len(c.Key) < wire.MinKeyLen:

@@ -62,14 +62,17 @@ type callEntry struct {
 // Endpoint is one node's UDP socket and everything that serves and makes
 // calls through it. All methods are safe for concurrent use.
 type Endpoint struct {
-	cfg   Config
-	id    uint32
-	inc   atomic.Uint32
-	conn  *net.UDPConn
-	local netip.AddrPort
-	epoch time.Time
-	codec *wire.Codec // template; each goroutine works with a clone
-	log   *slog.Logger
+	cfg    Config
+	id     uint32
+	inc    atomic.Uint32
+	conn   *net.UDPConn
+	local  netip.AddrPort
+	epoch  time.Time
+	codec  *wire.Codec // template; each goroutine works with a clone
+	log    *slog.Logger
+	keyMu  sync.Mutex // serializes SetKeys
+	keys   atomic.Pointer[keySet]
+	errLim errLimiter
 
 	regMu  sync.Mutex                            // serializes Register
 	calls  atomic.Pointer[map[uint16]*callEntry] // copy on write
@@ -109,7 +112,7 @@ type request struct {
 // own scratch.
 type sendScratch struct {
 	buf   []byte
-	codec *wire.Codec
+	codec codecRef
 }
 
 // Listen opens the socket and starts the endpoint's goroutines.
@@ -169,7 +172,9 @@ func Listen(cfg Config) (*Endpoint, error) {
 	for i := 0; i < cap(ep.reqFree); i++ {
 		ep.reqFree <- &request{ent: -1}
 	}
-	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram), codec: ep.codec.Clone()} }
+	ep.keys.Store(&keySet{key: cfg.Key, prev: cfg.PrevKey})
+	ep.errLim.init(cfg.StrangerErrorRate)
+	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram)} }
 	ep.registerBuiltins()
 
 	readers := make([]batchConn, cfg.Readers)
@@ -402,7 +407,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	defer ep.sendBuf.Put(s)
 	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
 		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
-	n, e := s.codec.EncodeParams(s.buf, &h, params)
+	n, e := ep.codecOf(&s.codec).EncodeParams(s.buf, &h, params)
 	if e != wire.OK {
 		return e
 	}
@@ -452,12 +457,11 @@ func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16
 	if p.mu.req == nil {
 		p.mu.req = make([]byte, ep.cfg.MaxDatagram)
 		p.mu.rep = make([]byte, ep.cfg.MaxDatagram)
-		p.mu.codec = ep.codec.Clone()
 	}
 	id := ep.seq.Add(1)<<slotBits | uint64(p.idx)
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
 		Incarnation: ep.inc.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
-	n, e := p.mu.codec.EncodeParams(p.mu.req, &h, params)
+	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
 	if e != wire.OK {
 		p.mu.Unlock()
 		ep.pending.put(p.idx)
@@ -500,7 +504,7 @@ func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16
 // sends it again.
 func (ep *Endpoint) sendBudgetLocked(p *Pending, now int64) {
 	b := p.mu.req[:p.mu.reqLen]
-	p.mu.codec.Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
+	ep.codecOf(&p.mu.codec).Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
 	ep.writeTo(b, p.mu.dst)
 }
 

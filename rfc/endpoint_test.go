@@ -296,7 +296,7 @@ func TestStatsCallPages(t *testing.T) {
 		if pages > 40 {
 			t.Fatal("stats pages do not end")
 		}
-		if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallStats, params(func(p *wire.Params) { p.Uint64(cursor) }), &rep); err != nil {
+		if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallStats, params(func(p *wire.Params) { p.Uint64(cursor); p.Bytes(make([]byte, 400)) }), &rep); err != nil {
 			t.Fatalf("stats page %d: %v", pages, err)
 		}
 		for i := 1; i < rep.NParams(); i += statsEntryParams {
@@ -311,7 +311,7 @@ func TestStatsCallPages(t *testing.T) {
 			t.Fatalf("call %d missing from stats pages", i)
 		}
 	}
-	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallEngineStats, nil, &rep); err != nil || rep.NParams() < 10 {
+	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), CallEngineStats, params(func(p *wire.Params) { p.Bytes(make([]byte, 400)) }), &rep); err != nil || rep.NParams() < 10 {
 		t.Fatalf("engine stats: %v %d", err, rep.NParams())
 	}
 }

@@ -50,7 +50,7 @@ type Pending struct {
 		rep      []byte // the reply datagram
 		pkt      wire.Packet
 		err      wire.Errno
-		codec    *wire.Codec
+		codec    codecRef
 	}
 }
 

@@ -22,7 +22,7 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 		in[i].buf = make([]byte, limit+1) // one spare byte shows oversize datagrams
 		out[i].buf = make([]byte, limit)
 	}
-	rd := &reader{ep: ep, codec: ep.codec.Clone(), out: out, w: newWriter(n)}
+	rd := &reader{ep: ep, out: out, w: newWriter(n)}
 	for {
 		got, err := bc.readBatch(in)
 		if err != nil {
@@ -33,6 +33,7 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 			continue
 		}
 		now := ep.Now()
+		rd.codec = ep.codecOf(&rd.cref)
 		rd.nout = 0
 		rd.woke = false
 		for i := 0; i < got; i++ {
@@ -58,6 +59,7 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 type reader struct {
 	ep    *Endpoint
 	codec *wire.Codec
+	cref  codecRef
 	pkt   wire.Packet
 	out   []message // replies to send at the end of the batch
 	nout  int
@@ -79,6 +81,9 @@ func (rd *reader) outSlot() *message {
 func (rd *reader) errorReply(m *message, e wire.Errno) {
 	o := rd.outSlot()
 	if o == nil || rd.pkt.Flags&wire.FlagOneWay != 0 {
+		return
+	}
+	if rd.pkt.Flags&wire.FlagAuth == 0 && !rd.ep.errLim.allow(rd.ep.Now()) {
 		return
 	}
 	h := wire.Header{Flags: wire.FlagReply | wire.FlagError, CallNo: rd.pkt.CallNo, Errno: e, Src: rd.ep.id,
@@ -105,6 +110,10 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 	}
 	if p.Dst != 0 && p.Dst != ep.id {
 		ep.stats.wrongDst.Add(1)
+		return
+	}
+	if p.Flags&wire.FlagRequest != 0 && ep.tooOld(p.Stamp) {
+		ep.stats.tooOld.Add(1)
 		return
 	}
 	peer := ep.peers.get(m.addr)

@@ -154,6 +154,7 @@ type engineStats struct {
 	busy         atomic.Uint64                  // answered EBUSY (queue or cache full)
 	expired      atomic.Uint64                  // dropped: the caller's deadline had passed
 	stale        atomic.Uint64                  // refused: below the duplicate-cache floor
+	tooOld       atomic.Uint64                  // dropped: stamp outside the age bound
 	in, out      statTable
 	peerDeaths   atomic.Uint64
 	peerSuspects atomic.Uint64
@@ -181,7 +182,7 @@ type Stats struct {
 	Incarnation uint32
 	Rx, Tx      uint64
 	SendErrors  uint64
-	Drops       map[string]uint64 // by reason name; includes wrong-dst, late-reply, busy, expired, stale
+	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, error-rate-limited
 	Served      []CallCounters    // callee side, by call number
 	Called      []CallCounters    // caller side, by call number
 	Pending     int
@@ -218,7 +219,8 @@ func (ep *Endpoint) Stats() Stats {
 		}
 	}
 	for name, v := range map[string]uint64{"wrong-dst": s.wrongDst.Load(), "late-reply": s.lateReplies.Load(),
-		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load()} {
+		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load(),
+		"too-old": s.tooOld.Load(), "error-rate-limited": ep.errLim.denied.Load()} {
 		if v != 0 {
 			st.Drops[name] = v
 		}

@@ -146,9 +146,6 @@ func (ep *Endpoint) expire(e timerEntry, now int64) {
 		return
 	}
 	p.mu.rto = backoff(p.mu.rto, int64(ep.cfg.MaxRTO))
-	if p.mu.retrans == 0 {
-		p.mu.codec.SetRetrans(p.mu.req[:p.mu.reqLen])
-	}
 	p.mu.retrans++
 	ep.sendBudgetLocked(p, now)
 	at := now + p.mu.rto

@@ -8,12 +8,13 @@ import (
 // replies.
 func (ep *Endpoint) workLoop(q chan *request) {
 	defer ep.wg.Done()
-	codec := ep.codec.Clone()
+	var cr codecRef
 	buf := make([]byte, ep.cfg.MaxDatagram)
 	var ps wire.Params
 	for {
 		select {
 		case r := <-q:
+			codec := ep.codecOf(&cr)
 			if r.Deadline != 0 && ep.Now() > r.Deadline {
 				// The caller has given up: do not run it. Remember an
 				// ETIMEDOUT answer in case a retransmission arrives.
@@ -38,7 +39,7 @@ func (ep *Endpoint) workLoop(q chan *request) {
 // run calls the handler with a reply builder over out and encodes the
 // reply into out. It returns the reply length, 0 for one-way calls.
 func (ep *Endpoint) run(ce *callEntry, req *Request, codec *wire.Codec, out []byte, ps *wire.Params) int {
-	ps.Reset(out[wire.HeaderSize:])
+	ps.Reset(out[wire.HeaderSize:ep.replyRoom(req.Packet)])
 	start := ep.Now()
 	e := invoke(ce.h, req, ps)
 	if e == wire.OK && ps.Err() != wire.OK {

@@ -133,3 +133,6 @@ func (p *Params) AppendSegment(seg []byte, count int) {
 	p.n += copy(p.buf[p.n:], seg)
 	p.count += count
 }
+
+// Cap returns the largest segment the builder can hold.
+func (p *Params) Cap() int { return len(p.buf) }

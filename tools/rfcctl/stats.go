@@ -72,6 +72,10 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// statsPad pads stats requests so that a node answering an
+// unauthenticated request (at most three times its size) can fill a page.
+var statsPad = make([]byte, 420)
+
 type engineValue struct {
 	Name  string `json:"name"`
 	Value uint64 `json:"value"`
@@ -82,11 +86,12 @@ func fetchStats(cf *clientFlags, ep *rfc.Endpoint, dst netip.AddrPort) ([]callRo
 	var rows []callRow
 	var rep rfc.Reply
 	var p wire.Params
-	buf := make([]byte, 64)
+	buf := make([]byte, 1024)
 	cursor := uint64(0)
 	for page := 0; page < 1000; page++ {
 		p.Reset(buf)
 		p.Uint64(cursor)
+		p.Bytes(statsPad)
 		ctx, cancel := cf.ctx()
 		err := ep.Call(ctx, dst, rfc.CallStats, &p, &rep)
 		cancel()
@@ -109,7 +114,9 @@ func fetchStats(cf *clientFlags, ep *rfc.Endpoint, dst netip.AddrPort) ([]callRo
 	}
 	ctx, cancel := cf.ctx()
 	defer cancel()
-	if err := ep.Call(ctx, dst, rfc.CallEngineStats, nil, &rep); err != nil {
+	p.Reset(buf)
+	p.Bytes(statsPad)
+	if err := ep.Call(ctx, dst, rfc.CallEngineStats, &p, &rep); err != nil {
 		return nil, nil, err
 	}
 	var engine []engineValue

@@ -1,0 +1,204 @@
+package rfc
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+var (
+	keyA = []byte("cluster-key-A-0123456789abcdef!!")
+	keyB = []byte("cluster-key-B-0123456789abcdef!!")
+)
+
+// rawConn sends hand-made datagrams to ep and reads what comes back.
+func rawConn(t *testing.T, ep *Endpoint) *net.UDPConn {
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(ep.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readReply(c *net.UDPConn, d time.Duration) ([]byte, bool) {
+	c.SetReadDeadline(time.Now().Add(d))
+	b := make([]byte, 2048)
+	n, err := c.Read(b)
+	if err != nil {
+		return nil, false
+	}
+	return b[:n], true
+}
+
+func encodeReq(t *testing.T, key []byte, callNo uint16, id uint64, stamp uint32, f func(*wire.Params)) []byte {
+	c, err := wire.NewCodec(0, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p wire.Params
+	p.Reset(make([]byte, 1400))
+	if f != nil {
+		f(&p)
+	}
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: 77, CallID: id, Incarnation: 5, Stamp: stamp, Budget: 5_000_000}
+	b := make([]byte, 1400)
+	n, e := c.EncodeParams(b, &h, &p)
+	if e != wire.OK {
+		t.Fatal(e)
+	}
+	return b[:n]
+}
+
+func nowStamp() uint32 { return uint32(time.Now().UnixMilli()) }
+
+func TestAuthenticatedOnly(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.Key = keyA })
+	good := newTestEndpoint(t, func(c *Config) { c.Key = keyA })
+	if err := good.Call(ctxTimeout(t, time.Second), srv.Addr(), CallPing, nil, nil); err != nil {
+		t.Fatalf("keyed call: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		key    []byte
+		reason string
+	}{{"no key", nil, "unauthenticated"}, {"wrong key", keyB, "tag"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := rawConn(t, srv.Endpoint)
+			for i := 0; i < 5; i++ {
+				c.Write(encodeReq(t, tc.key, callIncr, uint64(i+1)<<20, nowStamp(), nil))
+			}
+			if b, ok := readReply(c, 200*time.Millisecond); ok {
+				t.Fatalf("stranger got %d bytes back", len(b))
+			}
+			if got := srv.Stats().Drops[tc.reason]; got < 5 {
+				t.Fatalf("drops %v", srv.Stats().Drops)
+			}
+		})
+	}
+	if srv.runs.Load() != 0 {
+		t.Fatalf("%d unauthenticated increments ran", srv.runs.Load())
+	}
+}
+
+func TestReplay(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.Key = keyA; c.MaxAge = 300 * time.Millisecond })
+	c := rawConn(t, srv.Endpoint)
+	dg := encodeReq(t, keyA, callIncr, 1<<20, nowStamp(), nil)
+	for i := 0; i < 3; i++ { // the original and two immediate replays
+		c.Write(dg)
+		if _, ok := readReply(c, time.Second); !ok {
+			t.Fatalf("no reply to copy %d", i)
+		}
+	}
+	if srv.runs.Load() != 1 {
+		t.Fatalf("replays within the window ran %d times", srv.runs.Load())
+	}
+	time.Sleep(400 * time.Millisecond)
+	c.Write(dg) // a late replay: past the age bound
+	if _, ok := readReply(c, 200*time.Millisecond); ok {
+		t.Fatal("late replay answered")
+	}
+	// A datagram stamped in the future is refused too.
+	c.Write(encodeReq(t, keyA, callIncr, 2<<20, nowStamp()+10_000, nil))
+	if _, ok := readReply(c, 200*time.Millisecond); ok {
+		t.Fatal("future-stamped datagram answered")
+	}
+	if srv.runs.Load() != 1 || srv.Stats().Drops["too-old"] != 2 {
+		t.Fatalf("runs %d drops %v", srv.runs.Load(), srv.Stats().Drops)
+	}
+}
+
+func TestAmplificationBound(t *testing.T) {
+	const callFat = wire.CallUserBase + 50
+	fat := func(r *Request, rep *wire.Params) wire.Errno {
+		rep.Bytes(make([]byte, 1000))
+		return wire.OK
+	}
+	for _, key := range [][]byte{nil, keyA} {
+		srv := newTestEndpoint(t, func(c *Config) { c.Key = key })
+		if err := srv.Register(callFat, "fat", nil, Idempotent, fat); err != nil {
+			t.Fatal(err)
+		}
+		c := rawConn(t, srv)
+		req := encodeReq(t, key, callFat, 1<<20, nowStamp(), nil)
+		c.Write(req)
+		b, ok := readReply(c, time.Second)
+		if !ok {
+			t.Fatal("no reply")
+		}
+		if key == nil {
+			if len(b) > AmplifyFactor*len(req) {
+				t.Fatalf("%d-byte reply to a %d-byte unauthenticated request", len(b), len(req))
+			}
+			codec, _ := wire.NewCodec(0, nil)
+			var pk wire.Packet
+			if codec.Decode(&pk, b) != wire.ReasonNone || pk.Errno != wire.EMSGSIZE {
+				t.Fatalf("want EMSGSIZE, got %v", pk.Errno)
+			}
+		} else if len(b) < 1000 {
+			t.Fatalf("authenticated request got a %d-byte reply", len(b))
+		}
+	}
+}
+
+func TestStrangerErrorRateLimit(t *testing.T) {
+	srv := newTestEndpoint(t, func(c *Config) { c.StrangerErrorRate = 50 })
+	c := rawConn(t, srv)
+	for i := 0; i < 300; i++ {
+		c.Write(encodeReq(t, nil, wire.CallUserBase+999, uint64(i+1)<<20, nowStamp(), nil))
+	}
+	replies := 0
+	for {
+		if _, ok := readReply(c, 200*time.Millisecond); !ok {
+			break
+		}
+		replies++
+	}
+	// 50 of burst plus what refills during the sends.
+	if replies < 40 || replies > 120 {
+		t.Fatalf("%d error replies to 300 bad requests", replies)
+	}
+	if srv.Stats().Drops["error-rate-limited"] == 0 {
+		t.Fatal("rate limiting not counted")
+	}
+}
+
+func TestKeyRotationLive(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.Key = keyA })
+	oldCli := newTestEndpoint(t, func(c *Config) { c.Key = keyA })
+	newCli := newTestEndpoint(t, func(c *Config) { c.Key = keyB })
+	call := func(ep *Endpoint) error {
+		return ep.Call(ctxTimeout(t, 300*time.Millisecond), srv.Addr(), CallPing, nil, nil)
+	}
+	if call(oldCli) != nil || call(newCli) == nil {
+		t.Fatal("before rotation")
+	}
+	if err := srv.SetKeys(keyB, keyA); err != nil {
+		t.Fatal(err)
+	}
+	// Replies now go out under the new key: the old client cannot check
+	// them, the new one can; both are heard.
+	if err := call(newCli); err != nil {
+		t.Fatalf("new key during rotation: %v", err)
+	}
+	if err := oldCli.SetKeys(keyB, keyA); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(oldCli); err != nil {
+		t.Fatalf("rotated client: %v", err)
+	}
+	if err := srv.SetKeys(keyB, nil); err != nil {
+		t.Fatal(err)
+	}
+	stale := newTestEndpoint(t, func(c *Config) { c.Key = keyA })
+	if err := call(stale); wire.AsErrno(err) != wire.ETIMEDOUT {
+		t.Fatalf("old key after rotation: %v", err)
+	}
+	plain := newTestEndpoint(t, nil)
+	if plain.SetKeys(keyA, nil) != wire.EINVAL {
+		t.Fatal("checksum endpoint accepted a key")
+	}
+}
