@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strconv"
 	"time"
 
 	"fastcall/node/builtin"
+	"fastcall/node/keyfile"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -102,7 +102,7 @@ func (c *clientFlags) dial(dst netip.AddrPort) (*rfc.Endpoint, error) {
 	cfg.DupEntries = 16
 	cfg.MaxPending = 64
 	if *c.key != "" {
-		key, err := os.ReadFile(*c.key)
+		key, err := keyfile.Read(*c.key)
 		if err != nil {
 			return nil, err
 		}

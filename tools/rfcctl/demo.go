@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"fastcall/node/builtin"
+	"fastcall/node/keyfile"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -24,6 +26,8 @@ import (
 // demo runs rfcd processes on loopback and checks each step.
 type demo struct {
 	rfcd   string
+	dir    string // scratch directory: the cluster key
+	key    []byte
 	out    io.Writer
 	procs  []*exec.Cmd
 	ep     *rfc.Endpoint
@@ -90,7 +94,7 @@ func (d *demo) check(ok bool, step, format string, a ...any) {
 
 // start launches an rfcd and returns its address from its first line.
 func (d *demo) start(args ...string) (*exec.Cmd, netip.AddrPort, error) {
-	cmd := exec.Command(d.rfcd, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn"}, args...)...)
+	cmd := exec.Command(d.rfcd, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-key", filepath.Join(d.dir, "cluster.key")}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, netip.AddrPort{}, err
@@ -123,6 +127,9 @@ func (d *demo) start(args ...string) (*exec.Cmd, netip.AddrPort, error) {
 }
 
 func (d *demo) cleanup() {
+	if d.dir != "" {
+		defer os.RemoveAll(d.dir)
+	}
 	if d.ep != nil {
 		d.ep.Close()
 	}
@@ -149,6 +156,18 @@ func (d *demo) call(dst netip.AddrPort, no uint16, timeout time.Duration, f func
 
 func (d *demo) run() error {
 	fmt.Fprintln(d.out, "== call engine: two rfcd nodes on loopback, one client ==")
+	var err error
+	if d.dir, err = os.MkdirTemp("", "fastcall-demo"); err != nil {
+		return err
+	}
+	d.key = make([]byte, 32)
+	if _, err := rand.Read(d.key); err != nil {
+		return err
+	}
+	if err := keyfile.Write(filepath.Join(d.dir, "cluster.key"), d.key); err != nil {
+		return err
+	}
+	d.say("cluster key written to %s (mode 0600); every datagram is authenticated", filepath.Join(d.dir, "cluster.key"))
 	a, addrA, err := d.start("-node", "1")
 	if err != nil {
 		return err
@@ -160,6 +179,7 @@ func (d *demo) run() error {
 	d.say("node 1 at %s, node 2 at %s (one worker, queue of one)", addrA, addrB)
 	cfg := rfc.DefaultConfig()
 	cfg.NodeID = 100
+	cfg.Key = d.key
 	cfg.Logger = quietLogger()
 	if d.ep, err = rfc.Listen(cfg); err != nil {
 		return err
@@ -170,6 +190,18 @@ func (d *demo) run() error {
 		err, rtt := d.call(n, rfc.CallPing, time.Second, nil, nil)
 		d.check(err == nil, "ping", "%s answered in %s", n, fmtDur(rtt))
 	}
+	stranger, err := rfc.Listen(rfc.Config{Addr: "127.0.0.1:0", MaxDatagram: wire.DefaultMaxDatagram, Readers: 1, Workers: 1,
+		QueueLen: 1, BatchSize: 1, MaxPending: 4, DefaultTimeout: time.Second, InitialRTO: 20 * time.Millisecond,
+		MinRTO: 2 * time.Millisecond, MaxRTO: time.Second, DupEntries: 16, DupAge: time.Second, SuspectAfter: 3,
+		MaxPeers: 16, Logger: quietLogger()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	err = stranger.Call(ctx, addrA, rfc.CallPing, nil, nil)
+	cancel()
+	stranger.Close()
+	d.check(wire.AsErrno(err) == wire.ETIMEDOUT, "stranger", "a client without the key gets no answer at all (%s)", errName(errOrOK(err)))
 	msg := []byte("one datagram there, one back")
 	err, rtt := d.call(addrA, builtin.CallEcho, time.Second, func(p *wire.Params) { p.Bytes(msg) }, &rep)
 	d.check(err == nil && bytes.Equal(rep.Param(0).Bytes(), msg), "echo", "%q came back in %s", rep.Param(0).Bytes(), fmtDur(rtt))

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // startNode runs rfcd and returns its address.
 func startNode(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "rfcd"), append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn"}, args...)...)
+	cmd := exec.Command(filepath.Join(binDir, "rfcd"), append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func rfcctl(t *testing.T, args ...string) (string, int) {
 }
 
 func TestSubcommands(t *testing.T) {
-	addr := startNode(t, "-node", "5")
+	addr := startNode(t, "-node", "5", "-insecure")
 	cases := []struct {
 		name string
 		args []string
@@ -126,12 +126,21 @@ func TestSubcommands(t *testing.T) {
 }
 
 func TestRfcdFlags(t *testing.T) {
+	dir := t.TempDir()
+	openKey := filepath.Join(dir, "open.key")
+	os.WriteFile(openKey, []byte("0123456789abcdef0123456789"), 0o644)
+	os.Chmod(openKey, 0o644)
+	goodKey := filepath.Join(dir, "good.key")
+	os.WriteFile(goodKey, []byte("0123456789abcdef0123456789"), 0o600)
 	cases := []struct {
 		args []string
 		code int
 		want string
 	}{
-		{[]string{"-workers", "0"}, 2, "Workers"},
+		{[]string{"-workers", "0", "-insecure"}, 2, "Workers"},
+		{[]string{}, 2, "cluster key file is required"},
+		{[]string{"-key", openKey, "-log-level", "error"}, 2, "group or others"},
+		{[]string{"-key", goodKey, "-insecure"}, 2, "exclude each other"},
 		{[]string{"-log-level", "loud"}, 2, "log-level"},
 		{[]string{"-key", "/nonexistent"}, 2, "-key"},
 		{[]string{"extra"}, 2, "unexpected argument"},
@@ -147,6 +156,23 @@ func TestRfcdFlags(t *testing.T) {
 		if code != tc.code || !strings.Contains(string(out), tc.want) {
 			t.Errorf("rfcd %v: exit %d, output %q", tc.args, code, out)
 		}
+	}
+}
+
+// TestKeyed runs a node with a cluster key: rfcctl with the key gets
+// answers, without it gets none.
+func TestKeyed(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "k")
+	os.WriteFile(key, []byte("fastcall-test-cluster-key-0123456"), 0o600)
+	addr := startNode(t, "-key", key)
+	if out, code := rfcctl(t, "call", "-key", key, addr, "add", "-p", "i64:1", "-p", "i64:2"); code != 0 || !strings.Contains(out, "i64:3") {
+		t.Fatalf("keyed call: %d %s", code, out)
+	}
+	if out, code := rfcctl(t, "call", "-t", "200ms", addr, "ping"); code != 1 || !strings.Contains(out, "ETIMEDOUT") {
+		t.Fatalf("unkeyed call: %d %s", code, out)
+	}
+	if out, code := rfcctl(t, "stats", "-key", key, addr); code != 0 || !strings.Contains(out, "unauthenticated") {
+		t.Fatalf("stats: %d %s", code, out)
 	}
 }
 

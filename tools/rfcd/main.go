@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"fastcall/node/builtin"
+	"fastcall/node/keyfile"
 	"fastcall/rfc"
 )
 
@@ -19,7 +20,9 @@ const usage = `usage: rfcd [flags]
 
 Runs a fastcall node on one UDP socket. It prints one line,
 "rfcd: listening ADDR node N incarnation I", once it serves calls, and
-stops cleanly on SIGTERM or SIGINT (exit 0).
+stops cleanly on SIGTERM or SIGINT (exit 0). A cluster key file (mode
+0600) is required unless -insecure is given; SIGHUP re-reads -key and
+-prev-key to rotate keys without downtime.
 
 flags:
 `
@@ -34,7 +37,9 @@ func run(args []string) int {
 	def := rfc.DefaultConfig()
 	addr := fs.String("addr", def.Addr, "UDP address to listen on (host:port)")
 	node := fs.Uint("node", 0, "node id carried in every datagram (0..4294967295)")
-	keyFile := fs.String("key", "", "file holding the cluster key (at least 16 bytes); empty: checksum mode")
+	keyFile := fs.String("key", "", "file holding the cluster key (at least 16 bytes, mode 0600); required unless -insecure")
+	prevKeyFile := fs.String("prev-key", "", "file holding the previous cluster key, still accepted during a rotation")
+	insecure := fs.Bool("insecure", false, "run without a cluster key: datagrams are checksummed, not authenticated")
 	workers := fs.Int("workers", def.Workers, "worker goroutines running handlers")
 	queue := fs.Int("queue", def.QueueLen, "requests that may wait for a worker before EBUSY")
 	maxDgram := fs.Int("max-datagram", def.MaxDatagram, "datagram size limit in bytes (both ends must agree)")
@@ -66,13 +71,28 @@ func run(args []string) int {
 	cfg.QueueLen = *queue
 	cfg.MaxDatagram = *maxDgram
 	cfg.Logger = log
-	if *keyFile != "" {
-		key, err := os.ReadFile(*keyFile)
+	switch {
+	case *keyFile == "" && !*insecure:
+		fmt.Fprintln(os.Stderr, "rfcd: -key: a cluster key file is required (or -insecure to run unauthenticated)")
+		return 2
+	case *keyFile != "" && *insecure:
+		fmt.Fprintln(os.Stderr, "rfcd: -key and -insecure exclude each other")
+		return 2
+	case *keyFile != "":
+		key, err := keyfile.Read(*keyFile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "rfcd: -key: %v\n", err)
 			return 2
 		}
 		cfg.Key = key
+		if *prevKeyFile != "" {
+			if cfg.PrevKey, err = keyfile.Read(*prevKeyFile); err != nil {
+				fmt.Fprintf(os.Stderr, "rfcd: -prev-key: %v\n", err)
+				return 2
+			}
+		}
+	default:
+		log.Warn("running without a cluster key: datagrams are not authenticated; anyone who can reach this port can call it")
 	}
 	ep, err := rfc.Listen(cfg)
 	if err != nil {
@@ -89,9 +109,29 @@ func run(args []string) int {
 	}
 	fmt.Printf("rfcd: listening %s node %d incarnation %d\n", ep.Addr(), ep.NodeID(), ep.Incarnation())
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
-	log.Info("rfcd stopping", "signal", s.String())
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			// Key rotation: re-read -key and -prev-key.
+			if *keyFile == "" {
+				continue
+			}
+			key, err := keyfile.Read(*keyFile)
+			var prev []byte
+			if err == nil && *prevKeyFile != "" {
+				prev, err = keyfile.Read(*prevKeyFile)
+			}
+			if err == nil {
+				err = ep.SetKeys(key, prev)
+			}
+			if err != nil {
+				log.Error("key reload failed; keeping the current keys", "err", err)
+			}
+			continue
+		}
+		log.Info("rfcd stopping", "signal", s.String())
+		break
+	}
 	ep.Close()
 	return 0
 }
