@@ -57,7 +57,8 @@ func validShmImage(tb testing.TB) []byte {
 }
 
 // openAndRead writes img to a file, opens it read-only and, if it opens,
-// verifies it and reads it every way a reader can (lock waits are bounded:
+// verifies it and reads it every way a reader can, then, if it verified,
+// writes to it through a read-write Map (lock waits are bounded:
 // a damaged lock word may name a live process as its writer). It fails only on a
 // panic (the fuzzer reports those) or on an error that is not an errno.
 func openAndRead(t *testing.T, img []byte) {
@@ -89,6 +90,27 @@ func openAndRead(t *testing.T, img []byte) {
 	m.Prefix([]byte("k1"), func(k, v []byte) bool { return true })
 	m.Len()
 	m.Stats()
+	if verr != nil {
+		return
+	}
+	// Writers on a file that verifies must not trip either.
+	w, err := shm.Open(p, shm.Options{Timeout: 50 * time.Millisecond})
+	if err != nil {
+		return
+	}
+	defer w.Close()
+	for i := 0; i < 40; i += 2 {
+		k := []byte(fmt.Sprintf("k%02d", i))
+		if i%4 == 0 {
+			w.Delete(k)
+		} else {
+			w.Put(k, make([]byte, 10*i))
+		}
+		w.Put([]byte(fmt.Sprintf("n%02d", i)), k)
+	}
+	if err := w.Verify(); err != nil && !errors.Is(err, wire.EPROTO) && !errors.Is(err, wire.ETIMEDOUT) {
+		t.Fatalf("verify after writes: %v", err)
+	}
 }
 
 // FuzzShmOpen opens arbitrary file contents.

@@ -113,9 +113,14 @@ func (r *region) allocLocked(n, kind uint64) (uint64, error) {
 	return 0, wire.ENOSPC
 }
 
-// freeLocked returns the unreachable block at off to its list.
+// freeLocked returns the unreachable block at off to its list. A block
+// that is not a valid allocated block (a damaged file) is left alone: a
+// leak, which Repair reclaims, rather than a write to a wild offset.
 func (r *region) freeLocked(off uint64) {
-	sz := blockSize(load64(r.mem, off))
+	sz, kind, ok := r.blockAt(off)
+	if !ok || kind != kindNode && kind != kindValue {
+		return
+	}
 	r.addHdr(hdrUsedOff, -int64(sz))
 	r.pushLocked(off, sz)
 }

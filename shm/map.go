@@ -13,8 +13,9 @@ import (
 
 // Map is an open shared-memory map. Every method takes the file's lock for
 // its own duration; callbacks (View, Range, Prefix) run under the shared
-// lock and must not call write methods of any Map on the same file, nor
-// retain the slices they are lent.
+// lock and must not retain the slices they are lent, nor call any method of
+// a Map on the same file (the lock is not re-entrant: with a writer waiting,
+// a nested read would wait forever).
 //
 // Generations: when another process (or this one) grows the file, the old
 // file is marked superseded; the next operation of this Map notices it
