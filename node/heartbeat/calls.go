@@ -10,12 +10,12 @@ import (
 // documented in docs/HEARTBEAT.md; the schemas below are what the
 // receiver checks.
 const (
-	// CallHeartbeat is a probe. Request: u64 sender incarnation, u64
-	// the sender's view of the receiver's state (State), u64 the
-	// incarnation that view refers to. Reply: u64 the receiver's
-	// incarnation (after any refutation), u64 the receiver's view of the
-	// sender's state, u64 the incarnation that view refers to.
-	// Idempotent, Priority.
+	// CallHeartbeat is a probe. Request: u64 sender incarnation, then
+	// the sender's view of the receiver: u64 state (State), u64 the
+	// incarnation that state refers to, u64 the incarnation the sender
+	// last declared the receiver dead at (0: never). Reply: u64 the
+	// receiver's incarnation (after any refutation), then the receiver's
+	// view of the sender in the same three fields. Idempotent, Priority.
 	CallHeartbeat uint16 = wire.CallHeartbeatBase + 0x00
 	// CallProbeRequest asks a member to probe a target for the sender
 	// (an indirect probe). One-way: u64 sequence, u64 target node id,
@@ -26,7 +26,10 @@ const (
 	// u64 target node id, bool reached, u64 target incarnation.
 	CallProbeAck uint16 = wire.CallHeartbeatBase + 0x02
 	// CallMembers returns one page of the receiver's member view.
-	// Request: u64 cursor (0 for the first page). Reply: u64 next cursor
+	// Request: u64 cursor (0 for the first page), bytes padding (the
+	// engine caps a reply to an unauthenticated request at
+	// rfc.AmplifyFactor times the request's size, so a client that wants
+	// full pages pads its request). Reply: u64 next cursor
 	// (0 at the end), u64 receiver node id, u64 receiver incarnation,
 	// then per member: str address, u64 node id, u64 state, u64
 	// incarnation, u64 microseconds since last heard (MaxUint64: never).
@@ -56,7 +59,8 @@ const (
 	hbParamInc       = 0 // CallHeartbeat request and reply
 	hbParamViewState = 1
 	hbParamViewInc   = 2
-	hbParams         = 3
+	hbParamViewDied  = 3
+	hbParams         = 4
 
 	prqParamSeq       = 0 // CallProbeRequest
 	prqParamNode      = 1
@@ -70,6 +74,7 @@ const (
 	pakParamInc     = 3
 
 	memParamCursor   = 0 // CallMembers request
+	memParamPad      = 1
 	memReplyNext     = 0 // CallMembers reply header
 	memReplyNode     = 1
 	memReplyInc      = 2
@@ -116,10 +121,10 @@ const (
 
 // Schemas checked by the receiver.
 var (
-	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaProbeRequest = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64}
 	schemaProbeAck     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBool, wire.TypeUint64}
-	schemaMembers      = wire.Schema{wire.TypeUint64}
+	schemaMembers      = wire.Schema{wire.TypeUint64, wire.TypeBytes}
 	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}

@@ -14,9 +14,8 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 	if req.Incarnation > sInc {
 		sInc = req.Incarnation
 	}
-	vs := State(req.Param(hbParamViewState).Uint64())
-	vi := uint32(req.Param(hbParamViewInc).Uint64())
-	rvs, rvi := StateAlive, uint32(0)
+	v := readView(req.Packet)
+	var rv view
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
@@ -29,14 +28,15 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		}
 		s.observeLocked(m, sInc, req.Arrived)
 	}
-	s.selfNewsLocked(m, req.From, req.Src, vs, vi, req.Arrived)
+	s.selfNewsLocked(m, req.From, req.Src, v, req.Arrived)
 	if m != nil {
-		rvs, rvi = m.viewLocked()
+		rv = m.viewLocked()
 	}
 	s.mu.Unlock()
 	rep.Uint64(uint64(s.ep.Incarnation()))
-	rep.Uint64(uint64(rvs))
-	rep.Uint64(uint64(rvi))
+	rep.Uint64(uint64(rv.state))
+	rep.Uint64(uint64(rv.inc))
+	rep.Uint64(uint64(rv.died))
 	return wire.OK
 }
 
@@ -49,8 +49,8 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 		from: req.From,
 		seq:  req.Param(prqParamSeq).Uint64(),
 		node: uint32(req.Param(prqParamNode).Uint64()),
-		vs:   State(req.Param(prqParamViewState).Uint64()),
-		vi:   uint32(req.Param(prqParamViewInc).Uint64()),
+		v: view{state: State(req.Param(prqParamViewState).Uint64()),
+			inc: uint32(req.Param(prqParamViewInc).Uint64())},
 	}
 	addr, _ := netip.ParseAddrPort(req.Param(prqParamAddr).Str())
 	s.mu.Lock()

@@ -55,8 +55,10 @@ type member struct {
 	rfcHeard int64  // last rfc LastHeardNs folded in
 	since    int64  // engine clock of the last state change
 	ackSeq   uint64 // sequence of the current indirect round; 0 = none
-	newsInc  uint32 // last self-news from this member that was reported
-	news     State
+	diedInc  uint32 // incarnation this node last declared it dead at; kept after it rejoins
+	tellDied bool   // rejoined after death: probe it at once so it learns of the death
+	heardSus uint32 // highest suspicion of this node heard from it and reported
+	heardDie uint32 // highest death of this node heard from it and reported
 	removed  bool
 	syncRFC  bool // state changed outside the probe loop: tell the engine
 
@@ -86,11 +88,19 @@ func (m *member) infoLocked(now int64) MemberInfo {
 	return MemberInfo{Addr: m.addr, Node: m.node, State: m.state, Incarnation: inc, HeardAgo: m.heardAgo(now)}
 }
 
-// viewLocked returns what this member tells m about m: its state here
-// and the incarnation that state refers to.
-func (m *member) viewLocked() (State, uint32) {
+// view is what one member tells another about the other, in every
+// heartbeat: its state, the incarnation the state refers to, and the
+// incarnation it last declared the other dead at (0: never).
+type view struct {
+	state State
+	inc   uint32
+	died  uint32
+}
+
+// viewLocked returns what this node tells m about m.
+func (m *member) viewLocked() view {
 	if m.state == StateDead {
-		return StateDead, m.deadInc
+		return view{StateDead, m.deadInc, m.diedInc}
 	}
-	return m.state, m.inc
+	return view{m.state, m.inc, m.diedInc}
 }

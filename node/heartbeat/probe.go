@@ -28,8 +28,7 @@ type relayJob struct {
 	seq    uint64
 	node   uint32
 	target netip.AddrPort
-	vs     State // the asker's view of the target, passed on so the target can refute
-	vi     uint32
+	v      view // the asker's suspicion of the target, passed on so the target can refute it
 }
 
 // relayProbe is a relayJob in flight.
@@ -116,34 +115,42 @@ func (pr *prober) shutdown() {
 	pr.relays = pr.relays[:0]
 }
 
-// heartbeatParams fills the reused builder with a CallHeartbeat request
-// carrying view (vs, vi) of the receiver.
-func (pr *prober) heartbeatParams(vs State, vi uint32) *wire.Params {
-	pr.ps.Reset(pr.buf)
-	pr.ps.Uint64(uint64(pr.s.ep.Incarnation()))
-	pr.ps.Uint64(uint64(vs))
-	pr.ps.Uint64(uint64(vi))
-	return &pr.ps
+// heartbeatParams fills ps over buf with a CallHeartbeat request from a
+// node at incarnation inc carrying view v of the receiver.
+func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view) *wire.Params {
+	ps.Reset(buf)
+	ps.Uint64(uint64(inc))
+	ps.Uint64(uint64(v.state))
+	ps.Uint64(uint64(v.inc))
+	ps.Uint64(uint64(v.died))
+	return ps
 }
 
 // goProbe starts a heartbeat call to addr without waiting for it.
-func (pr *prober) goProbe(addr netip.AddrPort, vs State, vi uint32) (*rfc.Pending, error) {
+func (pr *prober) goProbe(addr netip.AddrPort, v view) (*rfc.Pending, error) {
 	pr.ctx.at = time.Now().Add(pr.s.cfg.ProbeTimeout)
-	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, pr.heartbeatParams(vs, vi))
+	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v))
+}
+
+// readView decodes the view in a CallHeartbeat request or reply.
+func readView(p *wire.Packet) view {
+	if p.NParams() != hbParams {
+		return view{}
+	}
+	return view{state: State(p.Param(hbParamViewState).Uint64()), inc: uint32(p.Param(hbParamViewInc).Uint64()),
+		died: uint32(p.Param(hbParamViewDied).Uint64())}
 }
 
 // probeReply decodes a CallHeartbeat reply: the replier's incarnation and
 // its view of this node.
-func probeReply(r *wire.Packet) (inc uint32, vs State, vi uint32) {
-	inc = r.Incarnation
+func probeReply(r *wire.Packet) (uint32, view) {
+	inc := r.Incarnation
 	if r.NParams() == hbParams {
 		if v := uint32(r.Param(hbParamInc).Uint64()); v > inc {
 			inc = v
 		}
-		vs = State(r.Param(hbParamViewState).Uint64())
-		vi = uint32(r.Param(hbParamViewInc).Uint64())
 	}
-	return inc, vs, vi
+	return inc, readView(r)
 }
 
 // step advances one member. Engine calls (probes, marks, sends) happen
@@ -155,15 +162,15 @@ func (pr *prober) step(m *member, now int64) {
 
 	// Finish the probe in flight, if it completed.
 	probeDone, probeOK := false, false
-	var repInc, repVI uint32
-	var repVS State
+	var repInc uint32
+	var repView view
 	if m.probe != nil {
 		select {
 		case <-m.probe.Done():
 			probeDone = true
 			if m.probe.Err() == nil {
 				probeOK = true
-				repInc, repVS, repVI = probeReply(m.probe.Reply())
+				repInc, repView = probeReply(m.probe.Reply())
 			}
 			m.probe.Release()
 			m.probe = nil
@@ -196,7 +203,8 @@ func (pr *prober) step(m *member, now int64) {
 	}
 	if probeOK {
 		s.observeLocked(m, repInc, now)
-		s.selfNewsLocked(m, m.addr, m.node, repVS, repVI, now)
+		s.selfNewsLocked(m, m.addr, m.node, repView, now)
+		m.tellDied = false
 	}
 	if m.state == StateAlive && m.since != m.loopSince {
 		// Became alive since the last step (possibly elsewhere).
@@ -218,6 +226,12 @@ func (pr *prober) step(m *member, now int64) {
 			m.rounds = 0
 			seq = pr.startRoundLocked(m, now)
 			wantProbe = m.probe == nil
+			break
+		}
+		if m.tellDied && m.probe == nil {
+			// Rejoined after this node declared it dead: tell it now,
+			// busy link or not, so it drops what this node gave up on.
+			wantProbe = true
 			break
 		}
 		if now >= m.probeAt {
@@ -247,7 +261,7 @@ func (pr *prober) step(m *member, now int64) {
 	case StateDead:
 		// The reprobe loop looks after dead members.
 	}
-	vs, vi := m.viewLocked()
+	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
 	m.syncRFC = false
 	node := m.node
@@ -269,7 +283,7 @@ func (pr *prober) step(m *member, now int64) {
 		s.emitLocked(dead) // the channel send needs no lock; the calls have failed first
 	}
 	if wantProbe {
-		if p, err := pr.goProbe(m.addr, vs, vi); err == nil {
+		if p, err := pr.goProbe(m.addr, v); err == nil {
 			m.probe = p
 		} else {
 			s.stats.probes.Add(1)
@@ -277,7 +291,7 @@ func (pr *prober) step(m *member, now int64) {
 		}
 	}
 	if seq != 0 {
-		pr.sendIndirect(seq, node, m.addr, vs, vi)
+		pr.sendIndirect(seq, node, m.addr, v)
 	}
 }
 
@@ -303,7 +317,7 @@ func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 }
 
 // sendIndirect asks the helpers in pr.helpers to probe target.
-func (pr *prober) sendIndirect(seq uint64, node uint32, target netip.AddrPort, vs State, vi uint32) {
+func (pr *prober) sendIndirect(seq uint64, node uint32, target netip.AddrPort, v view) {
 	s := pr.s
 	var addr [maxAddrText]byte
 	text := target.AppendTo(addr[:0])
@@ -312,8 +326,8 @@ func (pr *prober) sendIndirect(seq uint64, node uint32, target netip.AddrPort, v
 		pr.ps.Uint64(seq)
 		pr.ps.Uint64(uint64(node))
 		pr.ps.String(string(text))
-		pr.ps.Uint64(uint64(vs))
-		pr.ps.Uint64(uint64(vi))
+		pr.ps.Uint64(uint64(v.state))
+		pr.ps.Uint64(uint64(v.inc))
 		if s.ep.Send(h, CallProbeRequest, &pr.ps) == nil {
 			s.stats.indirectSent.Add(1)
 		}
@@ -332,7 +346,7 @@ drain:
 		default:
 			break drain
 		}
-		p, err := pr.goProbe(job.target, job.vs, job.vi)
+		p, err := pr.goProbe(job.target, job.v)
 		if err != nil {
 			pr.ack(&job, false, 0)
 			continue
@@ -345,7 +359,7 @@ drain:
 		select {
 		case <-r.p.Done():
 			if r.p.Err() == nil {
-				inc, _, _ := probeReply(r.p.Reply())
+				inc, _ := probeReply(r.p.Reply())
 				pr.ack(&r.job, true, inc)
 			} else {
 				pr.ack(&r.job, false, 0)
@@ -380,7 +394,7 @@ func (s *Service) reprobeLoop() {
 	defer tk.Stop()
 	type target struct {
 		addr netip.AddrPort
-		inc  uint32
+		v    view
 	}
 	var dead []target
 	var ps wire.Params
@@ -396,7 +410,7 @@ func (s *Service) reprobeLoop() {
 		s.mu.Lock()
 		for _, m := range s.mu.order {
 			if !m.removed && m.state == StateDead {
-				dead = append(dead, target{m.addr, m.deadInc})
+				dead = append(dead, target{m.addr, m.viewLocked()})
 			}
 		}
 		s.mu.Unlock()
@@ -406,22 +420,19 @@ func (s *Service) reprobeLoop() {
 				return
 			default:
 			}
-			ps.Reset(buf)
-			ps.Uint64(uint64(s.ep.Incarnation()))
-			ps.Uint64(uint64(StateDead))
-			ps.Uint64(uint64(t.inc))
+			heartbeatParams(&ps, buf, s.ep.Incarnation(), t.v)
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
 			err := s.ep.Probe(ctx, t.addr, CallHeartbeat, &ps, &rep)
 			cancel()
 			if err != nil {
 				continue
 			}
-			inc, vs, vi := probeReply(&rep.Packet)
+			inc, v := probeReply(&rep.Packet)
 			now := s.ep.Now()
 			s.mu.Lock()
 			if m := s.mu.members[t.addr]; m != nil {
 				s.observeLocked(m, inc, now)
-				s.selfNewsLocked(m, m.addr, m.node, vs, vi, now)
+				s.selfNewsLocked(m, m.addr, m.node, v, now)
 			}
 			s.mu.Unlock()
 		}

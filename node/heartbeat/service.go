@@ -25,7 +25,7 @@ type Service struct {
 		helper  int // rotating start of the helper choice for indirect probes
 	}
 
-	lmu          sync.Mutex                // serializes listener changes
+	lmu          sync.Mutex                 // serializes listener changes
 	listeners    atomic.Pointer[[]listener] // copy on write
 	nextListener int
 

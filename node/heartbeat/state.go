@@ -35,6 +35,9 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 
 func (s *Service) toAliveLocked(m *member, now int64) {
 	old := m.state
+	if old == StateDead {
+		m.tellDied = true
+	}
 	m.state = StateAlive
 	m.since = now
 	m.ackSeq = 0
@@ -61,6 +64,7 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
 	m.deadInc = m.inc
+	m.diedInc = m.inc
 	m.since = now
 	m.ackSeq = 0
 	m.syncRFC = true
@@ -70,36 +74,55 @@ func (s *Service) toDeadLocked(m *member, now int64) Event {
 }
 
 // selfNewsLocked handles what another member (m, or an address that is
-// not a member) says about this node: state vs at incarnation vi. A
-// suspicion or a death at or above this node's incarnation is refuted by
-// raising the incarnation above it. Each distinct piece of news from a
-// member is reported once.
-func (s *Service) selfNewsLocked(m *member, from netip.AddrPort, node uint32, vs State, vi uint32, now int64) {
-	if vs != StateSuspect && vs != StateDead {
+// not a member) says about this node. A suspicion or a death at or above
+// this node's incarnation is refuted by raising the incarnation above it.
+// Each suspicion and each death is reported once per member, as
+// EventSuspectedBy or EventDeclaredDeadBy; a death is reported even when
+// already refuted (this node rejoined before it heard), because the
+// member has given up on everything in flight with this node.
+func (s *Service) selfNewsLocked(m *member, from netip.AddrPort, node uint32, v view, now int64) {
+	died := v.died
+	if v.state == StateDead && v.inc > died {
+		died = v.inc
+	}
+	suspect := uint32(0)
+	if v.state == StateSuspect {
+		suspect = v.inc
+	}
+	if died == 0 && suspect == 0 {
 		return
 	}
-	cur := s.ep.Incarnation()
-	refuted := false
-	if vi >= cur && vi+1 != 0 {
-		s.ep.SetIncarnation(vi + 1)
-		s.stats.refutations.Add(1)
-		refuted = true
+	top := died
+	if suspect > top {
+		top = suspect
 	}
-	if vs == StateSuspect && !refuted {
-		return // an old suspicion, already refuted
+	cur := s.ep.Incarnation()
+	if top >= cur && top+1 != 0 {
+		s.ep.SetIncarnation(top + 1)
+		s.stats.refutations.Add(1)
+	}
+	if suspect < cur {
+		suspect = 0 // an old suspicion, refuted already
 	}
 	if m != nil {
-		if m.news == vs && m.newsInc == vi {
-			return
-		}
-		m.news, m.newsInc = vs, vi
 		from, node = m.addr, m.node
+		if died <= m.heardDie {
+			died = 0
+		} else {
+			m.heardDie = died
+		}
+		if suspect <= m.heardSus || suspect < died {
+			suspect = 0
+		} else {
+			m.heardSus = suspect
+		}
 	}
-	kind := EventSuspectedBy
-	if vs == StateDead {
-		kind = EventDeclaredDeadBy
-		s.log.Warn("heartbeat: this node was declared dead", "by", from.String(), "incarnation", vi,
+	if died != 0 {
+		s.log.Warn("heartbeat: this node was declared dead", "by", from.String(), "incarnation", died,
 			"now", s.ep.Incarnation())
+		s.emitLocked(Event{Kind: EventDeclaredDeadBy, Addr: from, Node: node, Incarnation: died, AtNs: now})
 	}
-	s.emitLocked(Event{Kind: kind, Addr: from, Node: node, Incarnation: vi, AtNs: now})
+	if suspect != 0 {
+		s.emitLocked(Event{Kind: EventSuspectedBy, Addr: from, Node: node, Incarnation: suspect, AtNs: now})
+	}
 }

@@ -217,15 +217,13 @@ func TestRefutation(t *testing.T) {
 	cli := newEndpoint(t, 77, nil)
 	var rep rfc.Reply
 	call := func(vs State, vi uint32) (uint32, State) {
-		ps := paramsBuf(64)
-		ps.Uint64(uint64(cli.Incarnation()))
-		ps.Uint64(uint64(vs))
-		ps.Uint64(uint64(vi))
-		if err := cli.Call(ctxFor(t, time.Second), b.ep.Addr(), CallHeartbeat, ps, &rep); err != nil {
+		var ps wire.Params
+		heartbeatParams(&ps, make([]byte, 64), cli.Incarnation(), view{state: vs, inc: vi})
+		if err := cli.Call(ctxFor(t, time.Second), b.ep.Addr(), CallHeartbeat, &ps, &rep); err != nil {
 			t.Fatalf("heartbeat: %v", err)
 		}
-		inc, rvs, _ := probeReply(&rep.Packet)
-		return inc, rvs
+		inc, rv := probeReply(&rep.Packet)
+		return inc, rv.state
 	}
 	tests := []struct {
 		name  string
