@@ -288,3 +288,33 @@ func BenchmarkMemoryLatency(b *testing.B) {
 		chase(b, r.mem[r.arenaOff:r.arenaOff+span])
 	})
 }
+
+// BenchmarkGetChain takes Get's hit path apart, with the same key order:
+// a node read alone (offsets known in advance, each read dependent on the
+// one before), and the index lookup with the hash known in advance.
+func BenchmarkGetChain(b *testing.B) {
+	d := loadBench(b)
+	r := d.m.cur.Load().r
+	offs := make([]uint64, benchKeys)
+	hashes := make([]uint64, benchKeys)
+	for i, k := range d.keys {
+		hashes[i] = xxhash.Sum64(k)
+		n, ok := r.find(k, hashes[i])
+		if !ok {
+			b.Fatal("key not found")
+		}
+		offs[i] = n.off
+	}
+	b.Run("node-read", func(b *testing.B) {
+		dep := uint64(0)
+		for i := 0; b.Loop(); i++ {
+			dep = load64(r.mem, offs[d.order[i%benchKeys]]+dep&1+nodeMetaOff) >> 63
+		}
+	})
+	b.Run("find-prehashed", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			j := d.order[i%benchKeys]
+			r.find(d.keys[j], hashes[j])
+		}
+	})
+}
