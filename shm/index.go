@@ -30,9 +30,7 @@ func (r *region) find(key []byte, h uint64) (nodeView, bool) {
 			break
 		}
 		if s>>slotTagShift == tag && s != slotTomb {
-			off := (s & slotOffMask) << blockShift
-			r.touch(off)
-			nv, ok := r.node(off)
+			nv, ok := r.node((s & slotOffMask) << blockShift)
 			if ok && load64(r.mem, nv.off+nodeHashOff) == h && bytes.Equal(r.key(nv), key) {
 				return nv, true
 			}
@@ -106,21 +104,4 @@ func (r *region) rebuildIndexLocked() bool {
 	r.setHdr(hdrIndexLiveOff, live)
 	r.setHdr(hdrIndexTombsOff, 0)
 	return true
-}
-
-// touchLines is how many cache lines from a node's start touch loads: a
-// node with a short key and value fits in them.
-const touchLines = 4
-
-// touch loads the first cache lines of the block at off, independently of
-// each other, so that their misses overlap instead of following one
-// another through the node's dependent reads (meta, then key, then value).
-func (r *region) touch(off uint64) {
-	line := off &^ (cacheLine - 1)
-	if off < r.arenaOff || line+touchLines*cacheLine > r.arenaEnd {
-		return
-	}
-	for i := uint64(0); i < touchLines; i++ {
-		_ = load64(r.mem, line+i*cacheLine)
-	}
 }
