@@ -138,7 +138,7 @@ func TestAliveAndMembers(t *testing.T) {
 	}
 
 	// Paging: many members behind a small datagram limit.
-	small := func(c *rfc.Config) { c.MaxDatagram = 200 }
+	small := func(c *rfc.Config) { c.MaxDatagram = 300 }
 	ep := newEndpoint(t, 9, small)
 	var addrs []netip.AddrPort
 	for i := 0; i < 20; i++ {
