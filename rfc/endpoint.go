@@ -62,17 +62,18 @@ type callEntry struct {
 // Endpoint is one node's UDP socket and everything that serves and makes
 // calls through it. All methods are safe for concurrent use.
 type Endpoint struct {
-	cfg    Config
-	id     uint32
-	inc    atomic.Uint32
-	conn   *net.UDPConn
-	local  netip.AddrPort
-	epoch  time.Time
-	codec  *wire.Codec // template; each goroutine works with a clone
-	log    *slog.Logger
-	keyMu  sync.Mutex // serializes SetKeys
-	keys   atomic.Pointer[keySet]
-	errLim errLimiter
+	cfg      Config
+	id       uint32
+	inc      atomic.Uint32
+	startInc uint32 // first incarnation; this process has used startInc..inc
+	conn     *net.UDPConn
+	local    netip.AddrPort
+	epoch    time.Time
+	codec    *wire.Codec // template; each goroutine works with a clone
+	log      *slog.Logger
+	keyMu    sync.Mutex // serializes SetKeys
+	keys     atomic.Pointer[keySet]
+	errLim   errLimiter
 
 	regMu  sync.Mutex                            // serializes Register
 	calls  atomic.Pointer[map[uint16]*callEntry] // copy on write
@@ -94,9 +95,10 @@ type Endpoint struct {
 
 	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
 
-	closed atomic.Bool
-	done   chan struct{}
-	wg     sync.WaitGroup
+	started atomic.Bool
+	closed  atomic.Bool
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // request is a queued call with its own copy of the datagram.
@@ -117,6 +119,21 @@ type sendScratch struct {
 
 // Listen opens the socket and starts the endpoint's goroutines.
 func Listen(cfg Config) (*Endpoint, error) {
+	ep, err := Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ep.Start(); err != nil {
+		ep.Close()
+		return nil, err
+	}
+	return ep, nil
+}
+
+// Open opens the socket without starting any goroutine, so that calls can
+// be registered before the first request is read: datagrams wait in the
+// socket buffer until Start. Close an endpoint that is never started.
+func Open(cfg Config) (*Endpoint, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -154,6 +171,7 @@ func Listen(cfg Config) (*Endpoint, error) {
 		inc = 1
 	}
 	ep.inc.Store(inc)
+	ep.startInc = inc
 	calls := map[uint16]*callEntry{}
 	ep.calls.Store(&calls)
 	names := map[uint16]string{}
@@ -176,15 +194,26 @@ func Listen(cfg Config) (*Endpoint, error) {
 	ep.errLim.init(cfg.StrangerErrorRate)
 	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram)} }
 	ep.registerBuiltins()
+	return ep, nil
+}
 
+// Start starts the endpoint's goroutines; every long-lived goroutine of
+// the endpoint starts here. Start may be called once.
+func (ep *Endpoint) Start() error {
+	if !ep.started.CompareAndSwap(false, true) {
+		return wire.EINVAL
+	}
+	if ep.closed.Load() {
+		return wire.ECLOSED
+	}
+	cfg := ep.cfg
 	readers := make([]batchConn, cfg.Readers)
 	for i := range readers {
-		if readers[i], err = newBatchConn(conn, cfg.BatchSize); err != nil {
-			conn.Close()
-			return nil, err
+		var err error
+		if readers[i], err = newBatchConn(ep.conn, cfg.BatchSize); err != nil {
+			return err
 		}
 	}
-	// Every long-lived goroutine of the endpoint starts here.
 	for i := range readers {
 		ep.wg.Add(1)
 		go ep.readLoop(readers[i])
@@ -197,17 +226,16 @@ func Listen(cfg Config) (*Endpoint, error) {
 	go ep.workLoop(ep.prio)
 	go ep.timerLoop()
 	if cfg.CoalesceSends {
-		bc, err := newBatchConn(conn, cfg.BatchSize)
+		bc, err := newBatchConn(ep.conn, cfg.BatchSize)
 		if err != nil {
-			ep.Close()
-			return nil, err
+			return err
 		}
 		ep.sendQ = make(chan timerEntry, cfg.MaxPending)
 		ep.wg.Add(1)
 		go ep.sendLoop(bc)
 	}
-	ep.log.Debug("rfc endpoint up", "addr", ep.local.String(), "node", ep.id, "incarnation", inc)
-	return ep, nil
+	ep.log.Debug("rfc endpoint up", "addr", ep.local.String(), "node", ep.id, "incarnation", ep.Incarnation())
+	return nil
 }
 
 // Close stops the endpoint: the socket closes, every parked caller returns
@@ -242,6 +270,11 @@ func (ep *Endpoint) Incarnation() uint32 { return ep.inc.Load() }
 
 // SetIncarnation raises the incarnation (the heartbeat service does so to
 // refute a suspicion). Lower values are ignored.
+//
+// Requests carry the caller's view of the callee's incarnation. A
+// non-idempotent request that names an incarnation this process never had
+// was meant for an earlier process on this address, which may have run
+// it: it is refused with ESTALE, never run a second time.
 func (ep *Endpoint) SetIncarnation(v uint32) {
 	for {
 		cur := ep.inc.Load()
@@ -249,6 +282,11 @@ func (ep *Endpoint) SetIncarnation(v uint32) {
 			return
 		}
 	}
+}
+
+// ownIncarnation reports whether this process has used incarnation v.
+func (ep *Endpoint) ownIncarnation(v uint32) bool {
+	return v >= ep.startInc && v <= ep.inc.Load()
 }
 
 // Now returns the engine clock: monotonic nanoseconds since Listen.
@@ -460,7 +498,7 @@ func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16
 	}
 	id := ep.seq.Add(1)<<slotBits | uint64(p.idx)
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
-		Incarnation: ep.inc.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
+		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
 	if e != wire.OK {
 		p.mu.Unlock()

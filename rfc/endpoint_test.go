@@ -341,3 +341,30 @@ func TestCoalescedSends(t *testing.T) {
 		t.Fatalf("coalesced call: %v", err)
 	}
 }
+
+// TestRestartFencing: a non-idempotent request addressed to an earlier
+// incarnation of the callee is refused with ESTALE, not run.
+func TestRestartFencing(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), callIncr, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr()
+	srv.Close()
+	srv2 := newTestServer(t, func(c *Config) { c.Addr = addr.String() })
+	// The client still believes the old incarnation.
+	err := cli.Call(ctxTimeout(t, time.Second), addr, callIncr, nil, nil)
+	if wire.AsErrno(err) != wire.ESTALE || srv2.runs.Load() != 0 {
+		t.Fatalf("call to a restarted callee: %v, runs %d", err, srv2.runs.Load())
+	}
+	// The error reply taught the client the new incarnation.
+	if err := cli.Call(ctxTimeout(t, time.Second), addr, callIncr, nil, nil); err != nil || srv2.runs.Load() != 1 {
+		t.Fatalf("next call: %v, runs %d", err, srv2.runs.Load())
+	}
+	// Idempotent calls are not fenced; raised incarnations stay ours.
+	srv2.SetIncarnation(srv2.Incarnation() + 5)
+	if err := cli.Call(ctxTimeout(t, time.Second), addr, callIncr, nil, nil); err != nil {
+		t.Fatalf("after refutation: %v", err)
+	}
+}

@@ -181,6 +181,11 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	ent := int32(-1)
 	var key dupKey
 	if ce.flags&Idempotent == 0 {
+		if p.PeerInc != 0 && !ep.ownIncarnation(p.PeerInc) {
+			ep.stats.stale.Add(1)
+			rd.errorReply(m, wire.ESTALE)
+			return
+		}
 		key = dupKey{addr: m.addr, src: p.Src, incarn: p.Incarnation, callID: p.CallID}
 		o := rd.outSlot()
 		var scratch []byte

@@ -23,7 +23,8 @@ const (
 	SizeCallID = 8
 	OffIncarn  = OffCallID + SizeCallID
 	SizeIncarn = 4
-	OffBudget  = OffIncarn + SizeIncarn
+	OffPeerInc = OffIncarn + SizeIncarn
+	OffBudget  = OffPeerInc + SizeIncarn
 	SizeBudget = 4
 	OffStamp   = OffBudget + SizeBudget
 	SizeStamp  = 4
@@ -33,7 +34,7 @@ const (
 	SizePLen   = 2
 	OffTag     = OffPLen + SizePLen
 	SizeTag    = 16
-	HeaderSize = OffTag + SizeTag // 56
+	HeaderSize = OffTag + SizeTag // 60
 
 	// SizeSum is the part of the tag field the checksum uses; the rest
 	// of the tag field must be zero in checksum mode.

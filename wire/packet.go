@@ -12,6 +12,7 @@ type Header struct {
 	Dst         uint32 // destination node id (0: whoever listens)
 	CallID      uint64
 	Incarnation uint32 // sender's incarnation
+	PeerInc     uint32 // requests: the receiver's incarnation as the sender last heard it; 0 = unknown
 	Budget      uint32 // remaining deadline in microseconds; 0 = none
 	Stamp       uint32 // sender's clock, milliseconds since the Unix epoch mod 2^32
 }
@@ -114,6 +115,7 @@ func parseHeader(p *Packet, b []byte, limit int) Reason {
 	p.Dst = be32(b[OffDst:])
 	p.CallID = be64(b[OffCallID:])
 	p.Incarnation = be32(b[OffIncarn:])
+	p.PeerInc = be32(b[OffPeerInc:])
 	p.Budget = be32(b[OffBudget:])
 	p.Stamp = be32(b[OffStamp:])
 	n := int(be16(b[OffNParams:]))
@@ -178,6 +180,7 @@ func writeHeader(b []byte, h *Header, count, plen int) {
 	put32(b[OffDst:], h.Dst)
 	put64(b[OffCallID:], h.CallID)
 	put32(b[OffIncarn:], h.Incarnation)
+	put32(b[OffPeerInc:], h.PeerInc)
 	put32(b[OffBudget:], h.Budget)
 	put32(b[OffStamp:], h.Stamp)
 	put16(b[OffNParams:], uint16(count))

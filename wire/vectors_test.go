@@ -158,6 +158,7 @@ func TestProtocolVectors(t *testing.T) {
 				Dst:         uint32(parseNum(t, v.fields["dst"])),
 				CallID:      parseNum(t, v.fields["callid"]),
 				Incarnation: uint32(parseNum(t, v.fields["incarnation"])),
+				PeerInc:     uint32(parseNum(t, v.fields["peerinc"])),
 				Budget:      uint32(parseNum(t, v.fields["budget"])),
 				Stamp:       uint32(parseNum(t, v.fields["stamp"])),
 			}

@@ -34,7 +34,7 @@ func fourParams(p *Params, buf []byte) {
 
 func sampleHeader() Header {
 	return Header{Flags: FlagRequest, CallNo: CallUserBase + 1, Src: 7, Dst: 9,
-		CallID: 0x0102030405060708, Incarnation: 0xdeadbeef, Budget: 250000, Stamp: 123456789}
+		CallID: 0x0102030405060708, Incarnation: 0xdeadbeef, PeerInc: 0xfeedface, Budget: 250000, Stamp: 123456789}
 }
 
 func TestRoundTrip(t *testing.T) {

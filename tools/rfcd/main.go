@@ -94,7 +94,7 @@ func run(args []string) int {
 	default:
 		log.Warn("running without a cluster key: datagrams are not authenticated; anyone who can reach this port can call it")
 	}
-	ep, err := rfc.Listen(cfg)
+	ep, err := rfc.Open(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
 		if _, ok := err.(*rfc.ConfigError); ok {
@@ -103,6 +103,12 @@ func run(args []string) int {
 		return 1
 	}
 	if _, err := builtin.Register(ep); err != nil {
+		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
+		ep.Close()
+		return 1
+	}
+	// Every call is registered before the first request is read.
+	if err := ep.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
 		ep.Close()
 		return 1

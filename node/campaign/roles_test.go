@@ -1,0 +1,97 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"fastcall/node/builtin"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+const roleEnv = "FASTCALL_CAMPAIGN_ROLE"
+
+// clientResult is what a client role reports on stdout.
+type clientResult struct {
+	OK     int            `json:"ok"`
+	Errors map[string]int `json:"errors"`
+	Dups   int            `json:"dups"`
+}
+
+// runRole runs a child role of the test binary.
+func runRole(role string) int {
+	switch role {
+	case "client":
+		return roleClient()
+	}
+	fmt.Fprintln(os.Stderr, "unknown role", role)
+	return 2
+}
+
+// roleClient makes FASTCALL_CALLS increments spread over the addresses in
+// FASTCALL_TARGETS and prints a clientResult.
+func roleClient() int {
+	var targets []netip.AddrPort
+	for _, s := range strings.Split(os.Getenv("FASTCALL_TARGETS"), ",") {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		targets = append(targets, ap)
+	}
+	var calls int
+	fmt.Sscan(os.Getenv("FASTCALL_CALLS"), &calls)
+	cfg := quietConfig(testKey)
+	cfg.Addr = os.Getenv("FASTCALL_BIND")
+	ep, err := rfc.Listen(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer ep.Close()
+	res := clientResult{Errors: map[string]int{}}
+	type key struct {
+		addr   netip.AddrPort
+		incarn uint32
+		v      uint64
+	}
+	seen := map[key]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	per := calls / 8
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var rep rfc.Reply
+			for i := 0; i < per; i++ {
+				dst := targets[(g+i)%len(targets)]
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err := ep.Call(ctx, dst, builtin.CallIncr, nil, &rep)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					res.Errors[wire.AsErrno(err).String()]++
+				} else {
+					res.OK++
+					k := key{dst, rep.Incarnation, rep.Param(0).Uint64()}
+					if seen[k] {
+						res.Dups++
+					}
+					seen[k] = true
+				}
+				mu.Unlock()
+			}
+		}(g)
+	}
+	wg.Wait()
+	json.NewEncoder(os.Stdout).Encode(res)
+	return 0
+}
