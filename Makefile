@@ -4,7 +4,7 @@ FUZZTIME  ?= 60s
 TESTFUZZ  ?= 3s
 PKGS      := ./...
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo clean FORCE
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo reliability clean FORCE
 
 all: build
 
@@ -39,6 +39,10 @@ test: fmtcheck vet unit fuzz-smoke
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The fault campaign at ten times the make-test sizes; writes docs/RELIABILITY.md.
+reliability:
+	$(GO) test -count=1 -timeout 30m ./node/campaign -args -campaign.long -campaign.report $(CURDIR)/docs/RELIABILITY.md
 
 bin/rfcd bin/rfcctl: FORCE
 	$(GO) build -o bin/ ./tools/rfcd ./tools/rfcctl

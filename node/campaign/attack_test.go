@@ -1,0 +1,178 @@
+package campaign
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"fastcall/node/builtin"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+func udpTo(t *testing.T, addr string) *net.UDPConn {
+	ua, _ := net.ResolveUDPAddr("udp4", addr)
+	c, err := net.DialUDP("udp4", nil, ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// drain counts the datagrams and bytes that come back within d.
+func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+	buf := make([]byte, 70000)
+	for {
+		c.SetReadDeadline(time.Now().Add(d))
+		m, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		n++
+		bytes += m
+	}
+}
+
+// TestStrangerFlood: junk and unauthenticated datagrams against a keyed
+// rfcd get no reply at all, are counted by reason, and do not disturb
+// authenticated callers.
+func TestStrangerFlood(t *testing.T) {
+	n := &node{args: []string{"-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error"}}
+	n.start(t)
+	defer n.kill()
+	c := udpTo(t, n.addr.String())
+	plain, _ := wire.NewCodec(0, nil)
+	wrong, _ := wire.NewCodec(0, []byte("not-the-cluster-key-000000000000"))
+	sent := 0
+	junk := make([]byte, 200)
+	dg := make([]byte, 1400)
+	for i := 0; i < scale(3000); i++ {
+		switch i % 3 {
+		case 0:
+			rand.Read(junk[:1+i%199])
+			c.Write(junk[:1+i%199])
+		case 1, 2:
+			codec := plain
+			if i%3 == 2 {
+				codec = wrong
+			}
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, CallID: uint64(i+1) << 20, Stamp: uint32(time.Now().UnixMilli())}
+			m, _ := codec.Encode(dg, &h, nil, 0)
+			c.Write(dg[:m])
+		}
+		sent++
+	}
+	replies, _ := drain(c, 300*time.Millisecond)
+	cli, err := rfc.Listen(quietConfig(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var rep rfc.Reply
+	if err := cli.Call(ctx, n.addr, builtin.CallCounter, nil, &rep); err != nil {
+		t.Fatalf("authenticated call after the flood: %v", err)
+	}
+	if replies != 0 || rep.Param(0).Uint64() != 0 {
+		t.Fatalf("%d replies to strangers, counter %d", replies, rep.Param(0).Uint64())
+	}
+	record(t, row{
+		Fault:   "unauthenticated flood",
+		Params:  "random junk, well-formed checksummed requests, requests tagged with a wrong key, against a keyed rfcd",
+		Load:    fmt.Sprintf("%d datagrams", sent),
+		Checked: "no reply of any kind; no increment ran; an authenticated caller is served right after",
+		Result:  "pass: 0 replies, counter 0",
+	})
+}
+
+// TestReplayCampaign: a captured authenticated request replayed at once is
+// answered from the duplicate cache (not run again); replayed after the
+// age bound it is dropped.
+func TestReplayCampaign(t *testing.T) {
+	cfg := quietConfig(testKey)
+	cfg.MaxAge = 500 * time.Millisecond
+	srv, err := rfc.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctr, _ := builtin.Register(srv)
+	codec, _ := wire.NewCodec(0, testKey)
+	dg := make([]byte, 1400)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, Src: 9, CallID: 1 << 20, Incarnation: 3, Budget: 2_000_000,
+		Stamp: uint32(time.Now().UnixMilli())}
+	m, _ := codec.Encode(dg, &h, nil, 0)
+	captured := append([]byte(nil), dg[:m]...)
+	c := udpTo(t, srv.Addr().String())
+	for i := 0; i < 10; i++ {
+		c.Write(captured)
+	}
+	early, _ := drain(c, 200*time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
+	for i := 0; i < 10; i++ {
+		c.Write(captured)
+	}
+	late, _ := drain(c, 200*time.Millisecond)
+	if ctr.Value() != 1 || late != 0 || early == 0 {
+		t.Fatalf("counter %d, early replies %d, late replies %d", ctr.Value(), early, late)
+	}
+	record(t, row{
+		Fault:   "replay of a captured authenticated request",
+		Params:  "10 copies at once, 10 copies after the age bound (MaxAge 500 ms here; 30 s by default)",
+		Load:    "one non-idempotent increment",
+		Checked: "ran once; early copies absorbed by the duplicate cache (dropped while the call runs, answered from the cache after); late copies dropped unanswered",
+		Result:  fmt.Sprintf("pass: counter 1, %d early replies (cached), %d late replies, %d dropped as too old", early, late, srv.Stats().Drops["too-old"]),
+	})
+}
+
+// TestAmplification: against an rfcd without a key, no reply is more than
+// three times the size of the request that asked for it.
+func TestAmplification(t *testing.T) {
+	n := &node{args: []string{"-addr", "127.0.0.1:0", "-insecure", "-log-level", "error"}}
+	n.start(t)
+	defer n.kill()
+	c := udpTo(t, n.addr.String())
+	codec, _ := wire.NewCodec(0, nil)
+	worst := 0.0
+	asked := 0
+	dg := make([]byte, 1400)
+	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
+		builtin.CallIncr, builtin.CallFault, 0x7777} {
+		for _, shape := range []func(*wire.Params){
+			nil,
+			func(p *wire.Params) { p.Uint64(0); p.Bytes(nil) },
+			func(p *wire.Params) { p.Bytes(nil) },
+			func(p *wire.Params) { p.Int64(1); p.Int64(2) },
+		} {
+			var ps wire.Params
+			ps.Reset(make([]byte, 256))
+			if shape != nil {
+				shape(&ps)
+			}
+			asked++
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: no, CallID: uint64(asked) << 20, Stamp: uint32(time.Now().UnixMilli())}
+			m, _ := codec.EncodeParams(dg, &h, &ps)
+			c.Write(dg[:m])
+			_, b := drain(c, 100*time.Millisecond)
+			if r := float64(b) / float64(m); r > worst {
+				worst = r
+			}
+		}
+	}
+	if worst > rfc.AmplifyFactor {
+		t.Fatalf("a reply was %.2f times its request", worst)
+	}
+	record(t, row{
+		Fault:   "amplification",
+		Params:  "rfcd without a key; every engine and built-in call, and an unknown one, with small requests",
+		Load:    fmt.Sprintf("%d requests", asked),
+		Checked: "bytes answered ÷ bytes asked per request ≤ 3",
+		Result:  fmt.Sprintf("pass: worst ratio %.2f", worst),
+	})
+}
+
