@@ -175,4 +175,3 @@ func TestAmplification(t *testing.T) {
 		Result:  fmt.Sprintf("pass: worst ratio %.2f", worst),
 	})
 }
-
