@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"fastcall/shm"
 )
 
 var binDir string
@@ -96,6 +98,9 @@ func TestSubcommands(t *testing.T) {
 		{"ping json", []string{"ping", "-json", "-c", "2", "-i", "1ms", addr}, 0, `"received":2`},
 		{"ping lost", []string{"ping", "-c", "1", "-t", "50ms", "127.0.0.1:9"}, 1, "1 sent, 0 received"},
 		{"stats", []string{"stats", addr}, 0, "ping"},
+		{"bench", []string{"bench", "-c", "2", "-d", "300ms", addr}, 0, "calls/s"},
+		{"bench json", []string{"bench", "-json", "-c", "2", "-d", "200ms", "-call", "add", addr}, 0, `"p99_us"`},
+		{"bench bad", []string{"bench", "-c", "0", addr}, 2, "bench: want"},
 		{"version", []string{"version"}, 0, "rfcctl "},
 		{"help", []string{"call", "-h"}, 0, "usage: rfcctl call"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
@@ -155,6 +160,39 @@ func TestRfcdFlags(t *testing.T) {
 		}
 		if code != tc.code || !strings.Contains(string(out), tc.want) {
 			t.Errorf("rfcd %v: exit %d, output %q", tc.args, code, out)
+		}
+	}
+}
+
+func TestShmCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.shm")
+	m, err := shm.Create(path, 1<<20, shm.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range [][2]string{{"svc/db/1", "10.0.0.1:7000"}, {"svc/db/2", "10.0.0.2:7000"}, {"svc/web/1", "10.0.0.3:80"}} {
+		if err := m.Put([]byte(kv[0]), []byte(kv[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"shm", "stat", path}, 0, "keys        3"},
+		{[]string{"shm", "verify", path}, 0, ": ok"},
+		{[]string{"shm", "get", path, "svc/db/2"}, 0, "10.0.0.2:7000"},
+		{[]string{"shm", "get", path, "svc/none"}, 1, "ENOENT"},
+		{[]string{"shm", "dump", path, "svc/db/"}, 0, "svc/db/1\t10.0.0.1:7000\nsvc/db/2\t10.0.0.2:7000\n"},
+		{[]string{"shm", "-json", "dump", path}, 0, `"svc/web/1"`},
+		{[]string{"shm", "stat", "/nonexistent/file"}, 1, "no such file"},
+		{[]string{"shm", "frob", path}, 2, "unknown verb"},
+	} {
+		out, code := rfcctl(t, tc.args...)
+		if code != tc.code || !strings.Contains(out, strings.ReplaceAll(strings.ReplaceAll(tc.want, "\\t", "\t"), "\\n", "\n")) {
+			t.Errorf("rfcctl %v: exit %d, output:\n%s", tc.args, code, out)
 		}
 	}
 }

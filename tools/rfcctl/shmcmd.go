@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"fastcall/shm"
+)
+
+// cmdShm inspects a node's shared-memory map file without any network
+// call: stat, dump (in key order, optionally under a prefix), get, verify.
+func cmdShm(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("shm", "stat|dump|get|verify FILE [KEY|PREFIX]", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("n", 1000, "dump: at most this many entries")
+	timeout := fs.Duration("t", 2*time.Second, "lock wait bound")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	pos := positional(fs)
+	if len(pos) < 2 {
+		return usageError(stderr, "shm: want stat|dump|get|verify FILE [KEY|PREFIX]")
+	}
+	verb, path := pos[0], pos[1]
+	switch verb {
+	case "stat", "verify":
+		if len(pos) != 2 {
+			return usageError(stderr, "shm %s: want FILE", verb)
+		}
+	case "get":
+		if len(pos) != 3 {
+			return usageError(stderr, "shm get: want FILE KEY")
+		}
+	case "dump":
+		if len(pos) > 3 {
+			return usageError(stderr, "shm dump: want FILE [PREFIX]")
+		}
+	default:
+		return usageError(stderr, "shm: unknown verb %q (stat, dump, get, verify)", verb)
+	}
+	opts := shm.DefaultOptions()
+	opts.ReadOnly = true
+	opts.Timeout = *timeout
+	m, err := shm.Open(path, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: shm %s: %v\n", path, err)
+		return 1
+	}
+	defer m.Close()
+	switch verb {
+	case "stat":
+		st, err := m.Stats()
+		if err != nil {
+			fmt.Fprintf(stderr, "rfcctl: shm stat: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			b, _ := json.Marshal(st)
+			fmt.Fprintln(stdout, string(b))
+			return 0
+		}
+		fmt.Fprintf(stdout, "file        %s\ngeneration  %d\nsize        %d bytes (arena %d)\nused        %d bytes\nfree        %d bytes (+%d never used)\nkeys        %d\nlevels      %d\nindex       %d slots, %d live, %d tombstones\nwrites      %d\nrepairs     %d\n",
+			path, st.Generation, st.FileSize, st.ArenaSize, st.UsedBytes, st.FreeBytes, st.TailBytes, st.Nodes, st.Levels,
+			st.IndexSlots, st.IndexLive, st.IndexTombs, st.Writes, st.Repairs)
+	case "verify":
+		if err := m.Verify(); err != nil {
+			fmt.Fprintf(stdout, "%s: damaged: %v\n", path, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", path)
+	case "get":
+		var out []byte
+		err := m.View([]byte(pos[2]), func(v []byte) { out = append(out, v...) })
+		if err != nil {
+			fmt.Fprintf(stdout, "%s: %s\n", pos[2], errName(err))
+			return 1
+		}
+		if *asJSON {
+			b, _ := json.Marshal(map[string]string{"key": pos[2], "value": printable(out)})
+			fmt.Fprintln(stdout, string(b))
+		} else {
+			fmt.Fprintln(stdout, printable(out))
+		}
+	case "dump":
+		var prefix []byte
+		if len(pos) == 3 {
+			prefix = []byte(pos[2])
+		}
+		n := 0
+		var rows []map[string]string
+		err := m.Prefix(prefix, func(k, v []byte) bool {
+			if *asJSON {
+				rows = append(rows, map[string]string{"key": printable(k), "value": printable(v)})
+			} else {
+				fmt.Fprintf(stdout, "%s\t%s\n", printable(k), printable(v))
+			}
+			n++
+			return n < *limit
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "rfcctl: shm dump: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			b, _ := json.Marshal(rows)
+			fmt.Fprintln(stdout, string(b))
+		}
+	}
+	return 0
+}
+
+// printable returns b as text when it is printable UTF-8, else as hex
+// prefixed with 0x.
+func printable(b []byte) string {
+	if utf8.Valid(b) {
+		s := string(b)
+		if q := strconv.Quote(s); q == `"`+s+`"` {
+			return s
+		}
+	}
+	return "0x" + hex.EncodeToString(b)
+}
