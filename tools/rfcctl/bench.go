@@ -248,4 +248,3 @@ func writeCSV(path string, lats [][]time.Duration) error {
 	}
 	return f.Close()
 }
-
