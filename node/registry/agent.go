@@ -1,0 +1,298 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/shm"
+	"fastcall/wire"
+)
+
+// AgentConfig configures a node agent.
+type AgentConfig struct {
+	// Centers are the registry centers (one or two).
+	Centers []netip.AddrPort
+	// Prefixes are the namespace prefixes written to the map (default
+	// {"svc/"}: every service instance).
+	Prefixes []string
+	// ShmPath is the map file (a bare name goes to shm.DefaultDir). It is
+	// created if absent, of ShmSize bytes (default 16 MiB), and grown
+	// (doubled) when full.
+	ShmPath string
+	ShmSize int64
+	// RenewEvery is how often the agent renews its own registrations
+	// (default: a third of the shortest lease registered).
+	RenewEvery time.Duration
+	// Client tunes the agent's client (timeouts, keepalive).
+	AttemptTimeout, KeepaliveEvery time.Duration
+	// Logger receives state changes; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultShmSize is the size of a new agent map file.
+const DefaultShmSize = 16 << 20
+
+// DefaultAgentConfig returns the defaults for an agent of the given
+// centers writing to shmPath.
+func DefaultAgentConfig(shmPath string, centers ...netip.AddrPort) AgentConfig {
+	return AgentConfig{Centers: centers, Prefixes: []string{sdk.ServicePrefix}, ShmPath: shmPath,
+		ShmSize: DefaultShmSize, AttemptTimeout: DefaultAttemptTimeout, KeepaliveEvery: DefaultKeepaliveEvery}
+}
+
+// Agent is the registry's presence on a node: it watches prefixes at the
+// centers and writes every entry it receives into the node's shared-memory
+// map, where local processes read it with package sdk; and it keeps the
+// node's own registrations alive. Goroutines: the Watch's one and a
+// renewal goroutine, started in StartAgent. All methods are safe for
+// concurrent use.
+type Agent struct {
+	cfg   AgentConfig
+	log   *slog.Logger
+	c     *Client
+	m     *shm.Map
+	seq   *sdk.SeqWriter // nil off Linux
+	watch *Watch
+
+	mu struct {
+		sync.Mutex
+		regs map[string]agentReg // by service name
+	}
+	mapErrors atomic.Uint64
+	renewKick chan struct{}
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// agentReg is one registration the agent keeps alive.
+type agentReg struct {
+	addr  string
+	meta  []byte
+	lease time.Duration
+}
+
+// StartAgent opens (or creates) the map, loads what it holds under the
+// prefixes (so that a resynchronization removes what went away while the
+// agent was down), and starts watching.
+func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
+	if cfg.ShmPath == "" {
+		return nil, &ConfigError{"ShmPath", "required"}
+	}
+	if len(cfg.Prefixes) == 0 {
+		cfg.Prefixes = []string{sdk.ServicePrefix}
+	}
+	if cfg.ShmSize == 0 {
+		cfg.ShmSize = DefaultShmSize
+	}
+	c, err := NewClient(ep, ClientConfig{Centers: cfg.Centers, AttemptTimeout: cfg.AttemptTimeout, KeepaliveEvery: cfg.KeepaliveEvery})
+	if err != nil {
+		return nil, err
+	}
+	m, err := shm.Open(cfg.ShmPath, shm.Options{})
+	if wire.AsErrno(err) == wire.ENOENT || isNotExist(err) {
+		m, err = shm.Create(cfg.ShmPath, cfg.ShmSize, shm.Options{Mode: 0o644})
+		if wire.AsErrno(err) == wire.EEXIST {
+			m, err = shm.Open(cfg.ShmPath, shm.Options{})
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{})}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	a.mu.regs = make(map[string]agentReg)
+	if s, err := sdk.OpenSeqWriter(m.Path()); err == nil {
+		a.seq = s
+	}
+	known := make(map[string]verState)
+	for _, p := range cfg.Prefixes {
+		m.Prefix([]byte(p), func(k, v []byte) bool {
+			known[string(k)] = verState{version: sdk.RecordVersion(v), live: true}
+			return true
+		})
+	}
+	w, err := c.watch(cfg.Prefixes, a.apply, known)
+	if err != nil {
+		a.closeMap()
+		return nil, err
+	}
+	a.watch = w
+	// The agent's renewal goroutine starts here (the Watch started its own).
+	a.wg.Add(1)
+	go a.renewLoop()
+	return a, nil
+}
+
+// Close stops the agent's goroutines and closes the map. The map file
+// stays, with what it last held; registrations are left to expire (or to
+// be removed when the node is declared dead).
+func (a *Agent) Close() {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	close(a.done)
+	a.wg.Wait()
+	a.watch.Close()
+	a.closeMap()
+}
+
+func (a *Agent) closeMap() {
+	if a.seq != nil {
+		a.seq.Close()
+	}
+	a.m.Close()
+}
+
+// Client returns the agent's client (KV operations, lookups at a center).
+func (a *Agent) Client() *Client { return a.c }
+
+// Watch returns the agent's watch (counters, Synced).
+func (a *Agent) Watch() *Watch { return a.watch }
+
+// Map returns the agent's map.
+func (a *Agent) Map() *shm.Map { return a.m }
+
+// MapErrors returns how many map writes failed.
+func (a *Agent) MapErrors() uint64 { return a.mapErrors.Load() }
+
+// apply writes one change into the map (runs under the Watch's lock).
+func (a *Agent) apply(ch Change) {
+	var err error
+	if ch.Deleted {
+		err = a.m.Delete([]byte(ch.Key))
+		if wire.AsErrno(err) == wire.ENOENT {
+			err = nil
+		}
+	} else {
+		err = a.m.Put([]byte(ch.Key), ch.Record)
+		if wire.AsErrno(err) == wire.ENOSPC {
+			if st, serr := a.m.Stats(); serr == nil {
+				if gerr := a.m.Grow(int64(st.FileSize) * 2); gerr == nil {
+					err = a.m.Put([]byte(ch.Key), ch.Record)
+				}
+			}
+		}
+	}
+	if err != nil {
+		a.mapErrors.Add(1)
+		a.log.Warn("registry agent: map write failed", "key", ch.Key, "err", err.Error())
+		return
+	}
+	if a.seq != nil {
+		a.seq.Bump()
+	}
+}
+
+// Register registers this node as an instance of service name and keeps
+// it alive until Deregister or Close.
+func (a *Agent) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) error {
+	if _, err := a.c.Register(ctx, name, addr, meta, lease); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.mu.regs[name] = agentReg{addr: addr, meta: append([]byte(nil), meta...), lease: lease}
+	a.mu.Unlock()
+	select {
+	case a.renewKick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Deregister removes this node's instance of service name.
+func (a *Agent) Deregister(ctx context.Context, name string) error {
+	a.mu.Lock()
+	delete(a.mu.regs, name)
+	a.mu.Unlock()
+	return a.c.Deregister(ctx, name)
+}
+
+// renewEvery returns the renewal period for the registrations held.
+func (a *Agent) renewEvery() time.Duration {
+	if a.cfg.RenewEvery > 0 {
+		return a.cfg.RenewEvery
+	}
+	every := DefaultLease / 3
+	a.mu.Lock()
+	for _, r := range a.mu.regs {
+		l := r.lease
+		if l == 0 {
+			l = DefaultLease
+		}
+		if l/3 < every {
+			every = l / 3
+		}
+	}
+	a.mu.Unlock()
+	if every < 10*time.Millisecond {
+		every = 10 * time.Millisecond
+	}
+	return every
+}
+
+// renewLoop renews the node's leases and registers again what a center
+// lost (it restarted, or a lease expired during a partition).
+func (a *Agent) renewLoop() {
+	defer a.wg.Done()
+	t := time.NewTimer(a.renewEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-a.renewKick:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			t.Reset(a.renewEvery())
+			continue
+		case <-t.C:
+		}
+		a.renew()
+		t.Reset(a.renewEvery())
+	}
+}
+
+func (a *Agent) renew() {
+	a.mu.Lock()
+	regs := make(map[string]agentReg, len(a.mu.regs))
+	for k, v := range a.mu.regs {
+		regs[k] = v
+	}
+	a.mu.Unlock()
+	if len(regs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*a.c.cfg.AttemptTimeout)
+	defer cancel()
+	n, err := a.c.Renew(ctx)
+	if err != nil && wire.AsErrno(err) != wire.ENOENT {
+		return
+	}
+	if n >= len(regs) {
+		return
+	}
+	for name, r := range regs {
+		if _, err := a.c.Register(ctx, name, r.addr, r.meta, r.lease); err != nil {
+			a.log.Warn("registry agent: register again failed", "service", name, "err", err.Error())
+		}
+	}
+}
+
+func isNotExist(err error) bool {
+	return err != nil && errors.Is(err, fs.ErrNotExist)
+}

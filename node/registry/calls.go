@@ -1,0 +1,148 @@
+package registry
+
+import (
+	"fastcall/wire"
+)
+
+// Call numbers, in the range reserved for the registry
+// (wire.CallRegistryBase, 0x0200-0x02FF). This list is append-only: a
+// number, once used, is never reassigned. docs/REGISTRY.md documents the
+// parameters; the schemas below are what the receiver checks. Keys are
+// full keys of the registry namespace ("svc/...", "kv/..."); records are
+// encoded as package sdk defines (sdk.AppendRecord).
+//
+// Calls whose reply can be large end with a bytes padding parameter: the
+// engine caps a reply to an unauthenticated request at rfc.AmplifyFactor
+// times the request's size, so a client in checksum mode pads its request
+// to a third of the datagram limit.
+const (
+	// CallGet reads one entry. Request: str key, bytes padding. Reply:
+	// bytes record. ENOENT if absent, deleted or expired.
+	CallGet uint16 = wire.CallRegistryBase + 0x00
+	// CallPut writes a key/value entry. Request: str key (under "kv/"),
+	// bytes value, u64 expected version, u64 ttl ms (0: none), u64 mode
+	// (putPlain: expected version ignored; putCAS: the entry must be at
+	// exactly the expected version, 0 = must not exist). Reply: u64 new
+	// version. ECONFLICT on a version mismatch, EMSGSIZE if the entry
+	// would not fit one push datagram, EAGAIN if the other center could
+	// not be reached and is not declared dead.
+	CallPut uint16 = wire.CallRegistryBase + 0x01
+	// CallDelete deletes a key/value entry. Request: str key, u64
+	// expected version (0: any). Reply: u64 version of the tombstone.
+	// ENOENT if absent, ECONFLICT on a version mismatch.
+	CallDelete uint16 = wire.CallRegistryBase + 0x02
+	// CallList returns one page of entries in key order. Request: str
+	// prefix, str after (start strictly after this key; "" from the
+	// start), u64 limit (0: as many as fit), u64 flags (listTombstones:
+	// include deleted entries, for anti-entropy and resynchronization),
+	// bytes padding. Reply: u64 more (1 if the page is not the last),
+	// then per entry: str key, bytes record.
+	CallList uint16 = wire.CallRegistryBase + 0x03
+	// CallRegister registers (or replaces) the caller's instance of a
+	// service; the instance is keyed by the request's source node id,
+	// which must not be 0. Request: str name, str service address, bytes
+	// metadata, u64 lease ms. Reply: u64 version.
+	CallRegister uint16 = wire.CallRegistryBase + 0x04
+	// CallDeregister removes the caller's instance. Request: str name.
+	// Reply: u64 version of the tombstone. ENOENT if absent.
+	CallDeregister uint16 = wire.CallRegistryBase + 0x05
+	// CallRenew renews the lease of every instance registered from the
+	// caller's address. Request: none. Reply: u64 instances renewed.
+	// ENOENT if there is none (the caller registers again).
+	CallRenew uint16 = wire.CallRegistryBase + 0x06
+
+	// CallSubscribe adds a prefix to a push stream, opening the stream
+	// if it is new. Request: u64 stream id (chosen by the subscriber,
+	// not 0), str prefix. Reply: u64 sequence number the next push will
+	// carry. ENOSPC past Config.MaxStreamsPerNode or
+	// Config.MaxPrefixesPerNode.
+	CallSubscribe uint16 = wire.CallRegistryBase + 0x10
+	// CallUnsubscribe closes a stream. Request: u64 stream id. Reply:
+	// none; ENOENT if unknown.
+	CallUnsubscribe uint16 = wire.CallRegistryBase + 0x11
+	// CallSubCheck is a subscriber's keepalive. Request: u64 stream id.
+	// Reply: u64 the last sequence number assigned on the stream. ESTALE
+	// if the center does not know the stream (it restarted, or dropped
+	// it): the subscriber resynchronizes.
+	CallSubCheck uint16 = wire.CallRegistryBase + 0x12
+	// CallPush (center to subscriber) carries a batch of changes.
+	// Request: u64 stream id, u64 sequence number of the first change,
+	// u64 count, bytes batch (count times: u16 key length, key, u16
+	// record length, record). Reply: none. ESTALE: unknown stream (the
+	// center drops it); EAGAIN: the subscriber saw a gap and is
+	// resynchronizing on a new stream (the center drops this one).
+	CallPush uint16 = wire.CallRegistryBase + 0x13
+
+	// CallReplicate (center to center) applies a write made at the other
+	// center. Request: u64 sender's center index, u64 the version the
+	// sender's write replaces (0: none), str key, bytes record. Reply:
+	// none. ECONFLICT if the receiver holds a version the sender did not
+	// see, or is itself writing the key and the sender is the junior
+	// center. Priority: it runs on the engine's priority worker, never
+	// behind client writes that wait for it.
+	CallReplicate uint16 = wire.CallRegistryBase + 0x20
+	// CallTouch (center to center) forwards a lease renewal. Request: u64
+	// sender's center index, str owner address. Reply: u64 instances
+	// renewed. Idempotent, Priority.
+	CallTouch uint16 = wire.CallRegistryBase + 0x21
+)
+
+// CallPut modes.
+const (
+	putPlain = 0
+	putCAS   = 1
+)
+
+// CallList flags.
+const (
+	listTombstones = 1 << 0
+)
+
+// Parameter schemas.
+var (
+	schemaGet         = wire.Schema{wire.TypeString, wire.TypeBytes}
+	schemaPut         = wire.Schema{wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaDelete      = wire.Schema{wire.TypeString, wire.TypeUint64}
+	schemaList        = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	schemaRegister    = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeBytes, wire.TypeUint64}
+	schemaDeregister  = wire.Schema{wire.TypeString}
+	schemaRenew       = wire.Schema(nil)
+	schemaSubscribe   = wire.Schema{wire.TypeUint64, wire.TypeString}
+	schemaUnsubscribe = wire.Schema{wire.TypeUint64}
+	schemaSubCheck    = wire.Schema{wire.TypeUint64}
+	schemaPush        = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	schemaReplicate   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeBytes}
+	schemaTouch       = wire.Schema{wire.TypeUint64, wire.TypeString}
+)
+
+// Size bounds derived from the datagram format. A change travels in a
+// push as u16 key length, key, u16 record length, record, inside the
+// batch parameter of a push datagram; an entry is accepted only if one
+// such change fits a push datagram alone, so that every entry can be
+// pushed, replicated, listed and read.
+const (
+	paramU64Size   = wire.ParamHdrSize + wire.SizeFixed8
+	pushFixedSize  = wire.HeaderSize + 3*paramU64Size + wire.ParamHdrSize
+	changeHdrSize  = 2 + 2 // key length, record length
+	listFixedSize  = wire.HeaderSize + paramU64Size
+	listEntryExtra = 2 * wire.ParamHdrSize // str key, bytes record
+
+	// MaxKeyLen bounds a key (namespace prefix included).
+	MaxKeyLen = 512
+	// MaxNameLen bounds a service name.
+	MaxNameLen = 256
+)
+
+// maxEntry returns the largest key length plus record length that fits one
+// push datagram under the limit maxDatagram.
+func maxEntry(maxDatagram int) int { return maxDatagram - pushFixedSize - changeHdrSize }
+
+// padFor returns the padding a request of reqLen bytes needs so that the
+// reply may use the whole datagram limit in checksum mode.
+func padFor(reqLen, maxDatagram int) int {
+	want := maxDatagram/3 + 1
+	if reqLen >= want {
+		return 0
+	}
+	return want - reqLen
+}

@@ -1,0 +1,478 @@
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Center is one registry center running on an rfc.Endpoint. All methods
+// are safe for concurrent use.
+//
+// Lock order: Center.mu, then pushTable.mu, then the log's locks. Handlers
+// that wait for the other center (writes) hold no lock while they wait.
+type Center struct {
+	ep  *rfc.Endpoint
+	cfg Config
+	log *slog.Logger
+	wal *logFile
+
+	mu struct {
+		sync.Mutex
+		st       *store
+		inflight map[string]struct{}            // keys with a write of this center waiting for the other center
+		owners   map[string]map[string]struct{} // owner address -> instance keys
+		closed   bool
+	}
+	written *sync.Cond // on mu: a key left inflight
+
+	push     pushTable
+	pushWake chan *stream        // streams with changes to push; bounded by Config.MaxStreams
+	deadQ    chan netip.AddrPort // dead-node notices; bounded by Config.DeadQueue
+	syncKick chan struct{}       // anti-entropy wanted now; capacity 1
+
+	stats centerStats
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// centerStats are a center's counters.
+type centerStats struct {
+	writes, writesAlone, conflicts, again atomic.Uint64
+	replicated, replicaRefused            atomic.Uint64
+	syncRounds, syncApplied, syncFailed   atomic.Uint64
+	expired, deadRemoved, deadDropped     atomic.Uint64
+	pushes, pushFailures, pushDropped     atomic.Uint64
+	streamsOverflowed, malformed          atomic.Uint64
+	logErrors, snapshots                  atomic.Uint64
+}
+
+// CenterStats is a snapshot of a center's counters.
+type CenterStats struct {
+	Keys              int    // keys in the store, tombstones included
+	Streams           int    // open push streams
+	Writes            uint64 // writes made here and acknowledged
+	WritesAlone       uint64 // of which made while the other center was dead
+	Conflicts         uint64 // writes refused with ECONFLICT
+	Again             uint64 // writes refused with EAGAIN (other center unreachable)
+	Replicated        uint64 // writes of the other center applied here
+	ReplicaRefused    uint64 // writes of the other center refused here
+	SyncRounds        uint64 // anti-entropy rounds completed
+	SyncApplied       uint64 // entries taken from the other center by anti-entropy
+	SyncFailed        uint64 // anti-entropy rounds abandoned
+	Expired           uint64 // entries deleted by TTL or lease expiry
+	DeadRemoved       uint64 // instances removed because their node died
+	DeadDropped       uint64 // dead-node notices lost to a full queue
+	Pushes            uint64 // push batches acknowledged
+	PushFailures      uint64 // push calls that failed (retried)
+	PushDropped       uint64 // streams dropped (gone, resynchronizing, or failing)
+	StreamsOverflowed uint64 // streams whose queue overflowed
+	Malformed         uint64 // malformed requests refused
+	LogErrors         uint64 // log write or sync failures
+	Snapshots         uint64 // snapshots written
+	Recovered         int    // records applied at start (snapshot and log)
+	TornBytes         int64  // bytes cut off the log's tail at start
+}
+
+// StartCenter recovers the store from cfg.DataDir, registers the registry
+// call numbers on ep and starts the center's goroutines. It can run once
+// per endpoint.
+func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	c := &Center{ep: ep, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	c.mu.st = newStore()
+	c.mu.inflight = make(map[string]struct{})
+	c.mu.owners = make(map[string]map[string]struct{})
+	c.written = sync.NewCond(&c.mu)
+	c.push.init()
+	c.pushWake = make(chan *stream, cfg.MaxStreams)
+	c.deadQ = make(chan netip.AddrPort, cfg.DeadQueue)
+	c.syncKick = make(chan struct{}, 1)
+
+	nowMs := time.Now().UnixMilli()
+	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
+		if e, ok := entryFromRecord(rec, nowMs); ok {
+			c.setLocked(key, e, nowMs)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.wal = wal
+	keys := c.mu.st.len()
+
+	type reg struct {
+		no     uint16
+		name   string
+		schema wire.Schema
+		flags  rfc.CallFlags
+		h      rfc.Handler
+	}
+	regs := [...]reg{
+		{CallGet, "reg-get", schemaGet, rfc.Idempotent, c.serveGet},
+		{CallPut, "reg-put", schemaPut, 0, c.servePut},
+		{CallDelete, "reg-delete", schemaDelete, 0, c.serveDelete},
+		{CallList, "reg-list", schemaList, rfc.Idempotent, c.serveList},
+		{CallRegister, "reg-register", schemaRegister, 0, c.serveRegister},
+		{CallDeregister, "reg-deregister", schemaDeregister, 0, c.serveDeregister},
+		{CallRenew, "reg-renew", schemaRenew, rfc.Idempotent, c.serveRenew},
+		{CallSubscribe, "reg-subscribe", schemaSubscribe, rfc.Idempotent, c.serveSubscribe},
+		{CallUnsubscribe, "reg-unsubscribe", schemaUnsubscribe, rfc.Idempotent, c.serveUnsubscribe},
+		{CallSubCheck, "reg-subcheck", schemaSubCheck, rfc.Idempotent, c.serveSubCheck},
+		{CallReplicate, "reg-replicate", schemaReplicate, rfc.Priority, c.serveReplicate},
+		{CallTouch, "reg-touch", schemaTouch, rfc.Idempotent | rfc.Priority, c.serveTouch},
+	}
+	for _, r := range regs {
+		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
+			wal.close()
+			return nil, err
+		}
+	}
+	ep.NameCall(CallPush, "reg-push")
+	ep.OnPeerChange(c.peerChanged)
+
+	// Every long-lived goroutine of the center starts here.
+	c.wg.Add(2 + cfg.Pushers)
+	go c.maintLoop()
+	go c.syncLoop()
+	for i := 0; i < cfg.Pushers; i++ {
+		go c.pushLoop()
+	}
+	c.kickSync()
+	c.log.Info("registry center up", "addr", ep.Addr().String(), "index", cfg.Index,
+		"peer", cfg.Peer.String(), "keys", keys, "recovered", wal.recovered,
+		"torn-bytes", wal.tornBytes, "fsync", cfg.Fsync.String())
+	return c, nil
+}
+
+// Close stops the center's goroutines, syncs and closes the log. The call
+// numbers stay registered on the endpoint and answer ECLOSED. Idempotent.
+func (c *Center) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	c.written.Broadcast()
+	c.mu.Unlock()
+	close(c.done)
+	c.wg.Wait()
+	return c.wal.close()
+}
+
+// Endpoint returns the endpoint the center runs on.
+func (c *Center) Endpoint() *rfc.Endpoint { return c.ep }
+
+// Config returns the configuration the center runs with.
+func (c *Center) Config() Config { return c.cfg }
+
+// Stats returns a snapshot of the counters.
+func (c *Center) Stats() CenterStats {
+	st := &c.stats
+	c.mu.Lock()
+	keys := c.mu.st.len()
+	c.mu.Unlock()
+	return CenterStats{
+		Keys: keys, Streams: c.push.count(),
+		Writes: st.writes.Load(), WritesAlone: st.writesAlone.Load(), Conflicts: st.conflicts.Load(),
+		Again: st.again.Load(), Replicated: st.replicated.Load(), ReplicaRefused: st.replicaRefused.Load(),
+		SyncRounds: st.syncRounds.Load(), SyncApplied: st.syncApplied.Load(), SyncFailed: st.syncFailed.Load(),
+		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
+		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
+		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
+		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(),
+		Recovered: c.wal.recovered, TornBytes: c.wal.tornBytes,
+	}
+}
+
+// Entry returns the center's own record of key (tombstones included), for
+// tests and tools; ok is false if the key is unknown.
+func (c *Center) Entry(key string) (rec []byte, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.mu.st.get(key)
+	if e == nil {
+		return nil, false
+	}
+	return e.rec, true
+}
+
+// setLocked stores e under key and keeps the owner index; c.mu is held.
+// A tombstone's expireMs becomes its purge time.
+func (c *Center) setLocked(key string, e *entry, nowMs int64) {
+	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
+		if set := c.mu.owners[old.owner]; set != nil {
+			delete(set, key)
+			if len(set) == 0 {
+				delete(c.mu.owners, old.owner)
+			}
+		}
+	}
+	switch e.kind {
+	case sdk.KindService:
+		set := c.mu.owners[e.owner]
+		if set == nil {
+			set = make(map[string]struct{})
+			c.mu.owners[e.owner] = set
+		}
+		set[key] = struct{}{}
+	case sdk.KindTombstone:
+		e.expireMs = nowMs + c.cfg.TombstoneAge.Milliseconds()
+	}
+	c.mu.st.set(key, e)
+}
+
+// applyLocked stores rec under key if its version is newer than the
+// store's (versions decide), appends it to the log and queues it for the
+// subscribers. It reports whether the record was applied and the log
+// position to sync to. c.mu is held.
+func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
+	e, ok := entryFromRecord(rec, nowMs)
+	if !ok {
+		return logPos{}, false, wire.EPROTO
+	}
+	if cur := c.mu.st.get(key); cur != nil && cur.version >= e.version {
+		return logPos{}, false, nil
+	}
+	pos, err := c.wal.append(key, rec)
+	if err != nil {
+		c.stats.logErrors.Add(1)
+		c.log.Error("registry log append failed", "err", err.Error())
+		return logPos{}, false, wire.EFAULT
+	}
+	c.setLocked(key, e, nowMs)
+	c.push.notify(c, key, rec)
+	return pos, true, nil
+}
+
+// sync makes a log position durable, counting failures.
+func (c *Center) sync(pos logPos) wire.Errno {
+	if pos.gen == 0 {
+		return wire.OK
+	}
+	if err := c.wal.syncTo(pos); err != nil {
+		c.stats.logErrors.Add(1)
+		c.log.Error("registry log sync failed", "err", err.Error())
+		return wire.EFAULT
+	}
+	return wire.OK
+}
+
+// writeOp is one write made at this center.
+type writeOp struct {
+	key       string
+	rec       sdk.Record // Version and ModifiedMs are filled in by write
+	mustExist bool       // the entry must be live (deletes)
+	check     bool       // the entry must be live at exactly expect (0: absent)
+	expect    uint64
+	rawCheck  bool // the entry, live or not, must be at exactly rawExpect
+	rawExpect uint64
+	dueOnly   bool // the entry must be past its TTL or lease (expiry)
+}
+
+// write makes a write at this center: it checks the condition against the
+// store, replicates the new record to the other center and, once the
+// other center has it (or is declared dead), applies it here, syncs the
+// log and returns the new version. Writes of one key at this center are
+// serialized; the other center refuses a replica that conflicts with a
+// write it is making itself (see serveReplicate).
+func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
+	nowMs := time.Now().UnixMilli()
+	c.mu.Lock()
+	for {
+		if c.mu.closed {
+			c.mu.Unlock()
+			return 0, wire.ECLOSED
+		}
+		if _, busy := c.mu.inflight[op.key]; !busy {
+			break
+		}
+		c.written.Wait()
+	}
+	cur := c.mu.st.get(op.key)
+	live := cur.live(nowMs)
+	var curVer uint64
+	if cur != nil {
+		curVer = cur.version
+	}
+	switch {
+	case op.mustExist && !live:
+		c.mu.Unlock()
+		return 0, wire.ENOENT
+	case op.check && op.expect == 0 && live,
+		op.check && op.expect != 0 && (!live || curVer != op.expect):
+		c.mu.Unlock()
+		c.stats.conflicts.Add(1)
+		return 0, wire.ECONFLICT
+	case op.rawCheck && (cur == nil || curVer != op.rawExpect || cur.kind == sdk.KindTombstone),
+		op.dueOnly && (cur == nil || cur.expireMs == 0 || cur.expireMs > nowMs):
+		c.mu.Unlock()
+		return 0, wire.ECONFLICT
+	case cur == nil && c.mu.st.len() >= c.cfg.MaxKeys:
+		c.mu.Unlock()
+		return 0, wire.ENOSPC
+	}
+	op.rec.Version = sdk.VersionNext(curVer, c.cfg.Index)
+	op.rec.ModifiedMs = nowMs
+	rec := sdk.AppendRecord(make([]byte, 0, sdk.RecordSize(&op.rec)), &op.rec)
+	c.mu.inflight[op.key] = struct{}{}
+	c.mu.Unlock()
+
+	e, alone := c.replicate(op.key, curVer, rec)
+
+	c.mu.Lock()
+	delete(c.mu.inflight, op.key)
+	c.written.Broadcast()
+	if e != wire.OK {
+		c.mu.Unlock()
+		switch e {
+		case wire.ECONFLICT:
+			c.stats.conflicts.Add(1)
+			c.fetch(op.key)
+		case wire.EAGAIN:
+			c.stats.again.Add(1)
+		}
+		return 0, e
+	}
+	pos, _, err := c.applyLocked(op.key, rec, nowMs)
+	c.mu.Unlock()
+	if err != nil {
+		return 0, wire.AsErrno(err)
+	}
+	if e := c.sync(pos); e != wire.OK {
+		return 0, e
+	}
+	c.stats.writes.Add(1)
+	if alone {
+		c.stats.writesAlone.Add(1)
+	}
+	return op.rec.Version, wire.OK
+}
+
+// replicate sends a write to the other center and waits for it. It
+// returns OK with alone set when there is no other center or it is
+// declared dead; ECONFLICT when the other center refused; EAGAIN when it
+// could not be reached in time but is not declared dead.
+func (c *Center) replicate(key string, prev uint64, rec []byte) (wire.Errno, bool) {
+	if !c.cfg.Peer.IsValid() {
+		return wire.OK, true
+	}
+	if info, ok := c.ep.Peer(c.cfg.Peer); ok && info.State == rfc.PeerDead {
+		return wire.OK, true
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, c.ep.Config().MaxDatagram-wire.HeaderSize))
+	ps.Uint64(uint64(c.cfg.Index))
+	ps.Uint64(prev)
+	ps.String(key)
+	ps.Bytes(rec)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
+	defer cancel()
+	switch e := wire.AsErrno(c.ep.Call(ctx, c.cfg.Peer, CallReplicate, &ps, nil)); e {
+	case wire.OK:
+		return wire.OK, false
+	case wire.ENODEAD:
+		return wire.OK, true
+	case wire.ECONFLICT:
+		return wire.ECONFLICT, false
+	case wire.EMSGSIZE, wire.EINVAL:
+		return e, false
+	default:
+		return wire.EAGAIN, false
+	}
+}
+
+// fetch takes key from the other center if its version there is newer,
+// after the other center refused a write because it holds a version this
+// center has not seen.
+func (c *Center) fetch(key string) {
+	if !c.cfg.Peer.IsValid() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
+	defer cancel()
+	var reply rfc.Reply
+	if listCall(ctx, c.ep, c.cfg.Peer, key, "", 1, listTombstones, &reply) != nil {
+		return
+	}
+	c.takeEntries(&reply.Packet, key)
+}
+
+// takeEntries applies the entries of a CallList reply (versions decide);
+// only keys starting with prefix are taken. It returns the count applied
+// and the last key of the page.
+func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
+	nowMs := time.Now().UnixMilli()
+	n, last := 0, ""
+	var pos logPos
+	c.mu.Lock()
+	for i := 1; i+1 < p.NParams(); i += 2 {
+		kv, rv := p.Param(i), p.Param(i+1)
+		if kv.Type != wire.TypeString || rv.Type != wire.TypeBytes {
+			c.stats.malformed.Add(1)
+			break
+		}
+		key := kv.Str()
+		last = key
+		if len(key) < len(prefix) || key[:len(prefix)] != prefix {
+			continue
+		}
+		p2, ok, err := c.applyLocked(key, append([]byte(nil), rv.Bytes()...), nowMs)
+		if err != nil {
+			if err == wire.EPROTO {
+				c.stats.malformed.Add(1)
+			}
+			continue
+		}
+		if ok {
+			n++
+			pos = p2
+		}
+	}
+	c.mu.Unlock()
+	c.sync(pos)
+	return n, last
+}
+
+// peerChanged follows the engine's peer states: the other center coming
+// back starts anti-entropy; a dead node's instances are queued for
+// removal. It runs on an engine goroutine and only hands work off.
+func (c *Center) peerChanged(info rfc.PeerInfo) {
+	if info.Addr == c.cfg.Peer {
+		switch info.State {
+		case rfc.PeerAlive:
+			c.kickSync()
+		case rfc.PeerDead:
+			c.log.Warn("registry: other center declared dead, going on alone", "peer", info.Addr.String())
+		}
+		return
+	}
+	if info.State != rfc.PeerDead {
+		return
+	}
+	select {
+	case c.deadQ <- info.Addr:
+	default:
+		c.stats.deadDropped.Add(1)
+	}
+}
+
+func (c *Center) kickSync() {
+	select {
+	case c.syncKick <- struct{}{}:
+	default:
+	}
+}

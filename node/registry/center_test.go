@@ -1,0 +1,166 @@
+package registry
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"fastcall/node/registry/sdk"
+	"fastcall/wire"
+)
+
+func TestKVOperations(t *testing.T) {
+	p := startPair(t, nil)
+	cl := newClient(t, newEndpoint(t, 7, ""), p.addrs()...)
+	ctx := ctxFor(t, 5*time.Second)
+
+	v1, err := cl.CAS(ctx, "a", 0, []byte("one"), 0)
+	if err != nil {
+		t.Fatalf("CAS create: %v", err)
+	}
+	type step struct {
+		name string
+		run  func() error
+		want wire.Errno
+	}
+	var v2 uint64
+	steps := []step{
+		{"cas-create-again", func() error { _, err := cl.CAS(ctx, "a", 0, []byte("x"), 0); return err }, wire.ECONFLICT},
+		{"cas-wrong-version", func() error { _, err := cl.CAS(ctx, "a", v1+2, []byte("x"), 0); return err }, wire.ECONFLICT},
+		{"cas-right-version", func() (err error) { v2, err = cl.CAS(ctx, "a", v1, []byte("two"), 0); return err }, wire.OK},
+		{"delete-wrong-version", func() error { return cl.Delete(ctx, "a", v1) }, wire.ECONFLICT},
+		{"get", func() error {
+			e, err := cl.Get(ctx, "a")
+			if err == nil && (string(e.Value) != "two" || e.Version != v2) {
+				return fmt.Errorf("got %q v%d", e.Value, e.Version)
+			}
+			return err
+		}, wire.OK},
+		{"delete", func() error { return cl.Delete(ctx, "a", v2) }, wire.OK},
+		{"get-deleted", func() error { _, err := cl.Get(ctx, "a"); return err }, wire.ENOENT},
+		{"delete-absent", func() error { return cl.Delete(ctx, "a", 0) }, wire.ENOENT},
+		{"recreate", func() error { _, err := cl.CAS(ctx, "a", 0, []byte("three"), 0); return err }, wire.OK},
+		{"too-big", func() error { _, err := cl.Put(ctx, "big", make([]byte, 1300), 0); return err }, wire.EMSGSIZE},
+		{"ttl", func() error {
+			if _, err := cl.Put(ctx, "ttl", []byte("t"), 30*time.Millisecond); err != nil {
+				return err
+			}
+			time.Sleep(60 * time.Millisecond)
+			_, err := cl.Get(ctx, "ttl")
+			return err
+		}, wire.ENOENT},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if got := errnoOf(s.run()); got != s.want {
+				t.Fatalf("got %v, want %v", got, s.want)
+			}
+		})
+	}
+	// Both centers hold the same record of "a".
+	r0, _ := p.cs[0].Entry("kv/a")
+	r1, _ := p.cs[1].Entry("kv/a")
+	if !bytes.Equal(r0, r1) || r0 == nil {
+		t.Fatalf("centers differ: %x / %x", r0, r1)
+	}
+	// Paged listing.
+	for i := 0; i < 50; i++ {
+		if _, err := cl.Put(ctx, fmt.Sprintf("list/%03d", i), bytes.Repeat([]byte{'v'}, 40), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []Entry
+	after := ""
+	for pages := 0; ; pages++ {
+		page, more, err := cl.List(ctx, "list/", after, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if !more {
+			if pages == 0 {
+				t.Fatal("expected several pages")
+			}
+			break
+		}
+		after = page[len(page)-1].Key
+	}
+	if len(all) != 50 || all[0].Key != "list/000" || all[49].Key != "list/049" {
+		t.Fatalf("listed %d entries", len(all))
+	}
+}
+
+func TestConcurrentCASOneWinner(t *testing.T) {
+	p := startPair(t, nil)
+	c0 := newClient(t, newEndpoint(t, 7, ""), p.addrs()[0])
+	c1 := newClient(t, newEndpoint(t, 8, ""), p.addrs()[1])
+	ctx := ctxFor(t, 10*time.Second)
+	for round := 0; round < 30; round++ {
+		key := fmt.Sprintf("marker/%d", round)
+		errs := make(chan error, 2)
+		for _, c := range []*Client{c0, c1} {
+			go func() { _, err := c.CAS(ctx, key, 0, []byte("held"), 0); errs <- err }()
+		}
+		wins := 0
+		for i := 0; i < 2; i++ {
+			err := <-errs
+			switch errnoOf(err) {
+			case wire.OK:
+				wins++
+			case wire.ECONFLICT, wire.EAGAIN, wire.ETIMEDOUT:
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if wins > 1 {
+			t.Fatalf("round %d: %d winners", round, wins)
+		}
+		waitFor(time.Second, func() bool {
+			a, _ := p.cs[0].Entry("kv/" + key)
+			b, _ := p.cs[1].Entry("kv/" + key)
+			return bytes.Equal(a, b)
+		})
+		a, _ := p.cs[0].Entry("kv/" + key)
+		b, _ := p.cs[1].Entry("kv/" + key)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("round %d: centers differ", round)
+		}
+	}
+}
+
+func TestAgentWritesMap(t *testing.T) {
+	p := startPair(t, nil)
+	path := t.TempDir() + "/agent.map"
+	ep := newEndpoint(t, 9, "")
+	cfg := DefaultAgentConfig(path, p.addrs()...)
+	cfg.Logger = quiet
+	cfg.KeepaliveEvery = 50 * time.Millisecond
+	a, err := StartAgent(ep, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := ctxFor(t, 5*time.Second)
+	if err := a.Register(ctx, "db", "10.0.0.1:5432", []byte("primary"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sdk.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !waitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+		t.Fatal("instance not in the map")
+	}
+	in, _ := r.Lookup("db")
+	if in[0].Addr != "10.0.0.1:5432" || string(in[0].Meta) != "primary" || in[0].Node != 9 {
+		t.Fatalf("instance %+v", in[0])
+	}
+	if err := a.Deregister(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(2*time.Second, func() bool { _, err := r.Lookup("db"); return errnoOf(err) == wire.ENOENT }) {
+		t.Fatal("instance still in the map")
+	}
+}

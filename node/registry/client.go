@@ -1,0 +1,460 @@
+package registry
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Centers are the addresses of the registry centers (one or two).
+	Centers []netip.AddrPort
+	// AttemptTimeout bounds one attempt at one center (default 500ms);
+	// the context bounds the whole call, failovers and retries included.
+	AttemptTimeout time.Duration
+	// KeepaliveEvery is how often a Watch checks its stream with the
+	// center (default 250ms); a center that stopped knowing the stream,
+	// or stopped answering, makes the Watch resynchronize, at the other
+	// center if need be.
+	KeepaliveEvery time.Duration
+}
+
+// Client defaults.
+const (
+	DefaultAttemptTimeout = 500 * time.Millisecond
+	DefaultKeepaliveEvery = 250 * time.Millisecond
+	maxAgainBackoff       = 32 * time.Millisecond
+)
+
+// DefaultClientConfig returns the defaults for the given centers.
+func DefaultClientConfig(centers ...netip.AddrPort) ClientConfig {
+	return ClientConfig{Centers: centers, AttemptTimeout: DefaultAttemptTimeout, KeepaliveEvery: DefaultKeepaliveEvery}
+}
+
+// Client talks to the registry centers from an rfc.Endpoint. It fails over
+// between the centers by itself: a center that is declared dead, times
+// out, or is busy is left for the other one, which stays the preferred
+// center until it fails in turn. Writes refused with EAGAIN (the center
+// could not reach the other center, which is not yet declared dead) are
+// retried with a short backoff. All methods are safe for concurrent use.
+//
+// A write that fails with ETIMEDOUT or after a failover may still have
+// been applied. Watches of one Client share the endpoint's push call
+// number, so an endpoint has at most one Client that watches.
+type Client struct {
+	ep      *rfc.Endpoint
+	cfg     ClientConfig
+	cur     atomic.Uint32 // index of the preferred center
+	bufPool sync.Pool     // *callBuf
+
+	watchMu  sync.RWMutex
+	watches  map[uint64]*Watch // by current stream id
+	pushOnce sync.Once
+	pushErr  error
+}
+
+// callBuf is the per-call scratch: a parameter buffer and a reply.
+type callBuf struct {
+	seg   []byte
+	ps    wire.Params
+	reply rfc.Reply
+}
+
+// NewClient returns a client of the given centers on ep.
+func NewClient(ep *rfc.Endpoint, cfg ClientConfig) (*Client, error) {
+	if len(cfg.Centers) < 1 || len(cfg.Centers) > 2 {
+		return nil, &ConfigError{"Centers", "one or two centers"}
+	}
+	for _, a := range cfg.Centers {
+		if !a.IsValid() {
+			return nil, &ConfigError{"Centers", "invalid address"}
+		}
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.KeepaliveEvery <= 0 {
+		cfg.KeepaliveEvery = DefaultKeepaliveEvery
+	}
+	c := &Client{ep: ep, cfg: cfg, watches: make(map[uint64]*Watch)}
+	seg := ep.Config().MaxDatagram - wire.HeaderSize
+	c.bufPool.New = func() any { return &callBuf{seg: make([]byte, seg)} }
+	return c, nil
+}
+
+// Endpoint returns the client's endpoint.
+func (c *Client) Endpoint() *rfc.Endpoint { return c.ep }
+
+// Centers returns the centers' addresses.
+func (c *Client) Centers() []netip.AddrPort { return c.cfg.Centers }
+
+// Entry is a key/value entry as the Client returns it.
+type Entry struct {
+	Key        string // without the "kv/" prefix
+	Value      []byte
+	Version    uint64
+	ExpireMs   int64 // absolute expiry, Unix ms; 0 = none
+	ModifiedMs int64
+	Node       uint32 // node id of the writer
+}
+
+// RawEntry is an entry of the whole namespace: its full key and its
+// record (decode it with sdk.ParseRecord).
+type RawEntry struct {
+	Key    string
+	Record []byte
+}
+
+// zeroPad is the padding source for read requests.
+var zeroPad [wire.MaxDatagram / 3]byte
+
+// pad appends a padding parameter so that the reply may use the whole
+// datagram limit in checksum mode.
+func pad(ps *wire.Params, maxDg int) {
+	n := padFor(wire.HeaderSize+ps.Len()+wire.ParamHdrSize, maxDg)
+	if n > len(zeroPad) {
+		n = len(zeroPad)
+	}
+	ps.Bytes(zeroPad[:n])
+}
+
+// failover reports whether an error means "try the other center".
+func failover(e wire.Errno) bool {
+	switch e {
+	case wire.ENODEAD, wire.ETIMEDOUT, wire.EBUSY, wire.ENOCALL, wire.ECLOSED:
+		return true
+	}
+	return false
+}
+
+// call runs one call with failover and EAGAIN retries. build fills the
+// request; read, if not nil, reads a successful reply (the reply is valid
+// only during read).
+func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
+	b := c.bufPool.Get().(*callBuf)
+	defer c.bufPool.Put(b)
+	backoff := time.Millisecond
+	var last error = wire.ETIMEDOUT
+	for tries := 0; ; tries++ {
+		if ctx.Err() != nil {
+			return last
+		}
+		i := c.cur.Load() % uint32(len(c.cfg.Centers))
+		b.ps.Reset(b.seg)
+		build(&b.ps)
+		if e := b.ps.Err(); e != wire.OK {
+			return e
+		}
+		actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+		err := c.ep.Call(actx, c.cfg.Centers[i], callNo, &b.ps, &b.reply)
+		cancel()
+		e := wire.AsErrno(err)
+		switch {
+		case e == wire.OK:
+			if read != nil {
+				return read(&b.reply.Packet)
+			}
+			return nil
+		case e == wire.EAGAIN:
+			last = err
+			select {
+			case <-ctx.Done():
+				return last
+			case <-time.After(backoff):
+			}
+			if backoff < maxAgainBackoff {
+				backoff *= 2
+			}
+		case failover(e) || e == wire.ECANCELED && ctx.Err() == nil:
+			last = err
+			if len(c.cfg.Centers) > 1 {
+				c.cur.CompareAndSwap(i, 1-i)
+			} else {
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// callAt runs one call at one center, no failover.
+func (c *Client) callAt(ctx context.Context, dst netip.AddrPort, callNo uint16, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
+	b := c.bufPool.Get().(*callBuf)
+	defer c.bufPool.Put(b)
+	b.ps.Reset(b.seg)
+	build(&b.ps)
+	if e := b.ps.Err(); e != wire.OK {
+		return e
+	}
+	if err := c.ep.Call(ctx, dst, callNo, &b.ps, &b.reply); err != nil {
+		return err
+	}
+	if read != nil {
+		return read(&b.reply.Packet)
+	}
+	return nil
+}
+
+// listCall sends one CallList request to dst; the reply lands in reply.
+func listCall(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, prefix, after string, limit int, flags uint64, reply *rfc.Reply) error {
+	maxDg := ep.Config().MaxDatagram
+	var ps wire.Params
+	ps.Reset(make([]byte, maxDg-wire.HeaderSize))
+	buildList(&ps, prefix, after, limit, flags, maxDg)
+	if e := ps.Err(); e != wire.OK {
+		return e
+	}
+	return ep.Call(ctx, dst, CallList, &ps, reply)
+}
+
+func buildList(ps *wire.Params, prefix, after string, limit int, flags uint64, maxDg int) {
+	ps.String(prefix)
+	ps.String(after)
+	ps.Uint64(uint64(limit))
+	ps.Uint64(flags)
+	pad(ps, maxDg)
+}
+
+// readList appends the entries of a CallList reply to dst.
+func readList(p *wire.Packet, dst []RawEntry) ([]RawEntry, bool, error) {
+	if p.NParams() < 1 || p.NParams()%2 != 1 || p.Param(0).Type != wire.TypeUint64 {
+		return dst, false, wire.EPROTO
+	}
+	for i := 1; i+1 < p.NParams(); i += 2 {
+		k, r := p.Param(i), p.Param(i+1)
+		if k.Type != wire.TypeString || r.Type != wire.TypeBytes {
+			return dst, false, wire.EPROTO
+		}
+		dst = append(dst, RawEntry{Key: k.Str(), Record: append([]byte(nil), r.Bytes()...)})
+	}
+	return dst, p.Param(0).Uint64() != 0, nil
+}
+
+func readVersion(v *uint64) func(p *wire.Packet) error {
+	return func(p *wire.Packet) error {
+		if p.NParams() != 1 || p.Param(0).Type != wire.TypeUint64 {
+			return wire.EPROTO
+		}
+		*v = p.Param(0).Uint64()
+		return nil
+	}
+}
+
+// entryOf decodes a KV record into an Entry.
+func entryOf(key string, rec []byte) (Entry, error) {
+	var r sdk.Record
+	if e := sdk.ParseRecord(rec, &r); e != wire.OK {
+		return Entry{}, e
+	}
+	if r.Kind != sdk.KindKV {
+		return Entry{}, wire.ENOENT
+	}
+	return Entry{Key: strings.TrimPrefix(key, sdk.KVPrefix), Value: append([]byte(nil), r.Body...),
+		Version: r.Version, ExpireMs: r.ExpireMs, ModifiedMs: r.ModifiedMs, Node: r.Node}, nil
+}
+
+// GetRaw returns the record of any key of the namespace ("svc/...",
+// "kv/..."). ENOENT if absent.
+func (c *Client) GetRaw(ctx context.Context, key string) ([]byte, error) {
+	var rec []byte
+	maxDg := c.ep.Config().MaxDatagram
+	err := c.call(ctx, CallGet, func(ps *wire.Params) {
+		ps.String(key)
+		pad(ps, maxDg)
+	}, func(p *wire.Packet) error {
+		if p.NParams() != 1 || p.Param(0).Type != wire.TypeBytes {
+			return wire.EPROTO
+		}
+		rec = append([]byte(nil), p.Param(0).Bytes()...)
+		return nil
+	})
+	return rec, err
+}
+
+// Get returns the key/value entry key. ENOENT if absent or expired.
+func (c *Client) Get(ctx context.Context, key string) (Entry, error) {
+	rec, err := c.GetRaw(ctx, sdk.KVPrefix+key)
+	if err != nil {
+		return Entry{}, err
+	}
+	return entryOf(sdk.KVPrefix+key, rec)
+}
+
+func (c *Client) put(ctx context.Context, key string, value []byte, expect uint64, ttl time.Duration, mode uint64) (uint64, error) {
+	if ttl < 0 {
+		return 0, wire.EINVAL
+	}
+	var v uint64
+	err := c.call(ctx, CallPut, func(ps *wire.Params) {
+		ps.String(sdk.KVPrefix + key)
+		ps.Bytes(value)
+		ps.Uint64(expect)
+		ps.Uint64(uint64(ttl.Milliseconds()))
+		ps.Uint64(mode)
+	}, readVersion(&v))
+	return v, err
+}
+
+// Put writes key unconditionally and returns its new version. ttl 0
+// means no expiry. EMSGSIZE if the entry would not fit one datagram.
+func (c *Client) Put(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	return c.put(ctx, key, value, 0, ttl, putPlain)
+}
+
+// CAS writes key only if its version is expectVersion (0: it must not
+// exist) and returns the new version; ECONFLICT otherwise.
+func (c *Client) CAS(ctx context.Context, key string, expectVersion uint64, value []byte, ttl time.Duration) (uint64, error) {
+	return c.put(ctx, key, value, expectVersion, ttl, putCAS)
+}
+
+// Delete deletes key; if expectVersion is not 0 the entry must be at that
+// version (ECONFLICT otherwise). ENOENT if absent.
+func (c *Client) Delete(ctx context.Context, key string, expectVersion uint64) error {
+	var v uint64
+	return c.call(ctx, CallDelete, func(ps *wire.Params) {
+		ps.String(sdk.KVPrefix + key)
+		ps.Uint64(expectVersion)
+	}, readVersion(&v))
+}
+
+// ListRaw returns one page of entries of the whole namespace whose keys
+// start with prefix, strictly after the key after, at most limit (0: as
+// many as fit a datagram), tombstones included if asked; more is true if
+// the listing goes on (continue after the last key returned).
+func (c *Client) ListRaw(ctx context.Context, prefix, after string, limit int, tombstones bool) (page []RawEntry, more bool, err error) {
+	var flags uint64
+	if tombstones {
+		flags = listTombstones
+	}
+	maxDg := c.ep.Config().MaxDatagram
+	err = c.call(ctx, CallList, func(ps *wire.Params) {
+		buildList(ps, prefix, after, limit, flags, maxDg)
+	}, func(p *wire.Packet) error {
+		var e error
+		page, more, e = readList(p, page[:0])
+		return e
+	})
+	return page, more, err
+}
+
+// List returns one page of key/value entries whose keys start with
+// prefix, strictly after the key after ("" from the start; keys are given
+// without "kv/"), at most limit (0: as many as fit a datagram). more is
+// true if the listing goes on: call again with after set to the last key.
+func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]Entry, bool, error) {
+	a := ""
+	if after != "" {
+		a = sdk.KVPrefix + after
+	}
+	raw, more, err := c.ListRaw(ctx, sdk.KVPrefix+prefix, a, limit, false)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]Entry, 0, len(raw))
+	for _, r := range raw {
+		e, err := entryOf(r.Key, r.Record)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, e)
+	}
+	return out, more, nil
+}
+
+// Register registers this endpoint's node (its node id, which must not be
+// 0) as an instance of service name at addr with metadata meta, kept alive
+// by renewals for lease (0: the center's default). It replaces an earlier
+// registration of the same name by this node.
+func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) (uint64, error) {
+	var v uint64
+	err := c.call(ctx, CallRegister, func(ps *wire.Params) {
+		ps.String(name)
+		ps.String(addr)
+		ps.Bytes(meta)
+		ps.Uint64(uint64(lease.Milliseconds()))
+	}, readVersion(&v))
+	return v, err
+}
+
+// Deregister removes this node's instance of service name.
+func (c *Client) Deregister(ctx context.Context, name string) error {
+	var v uint64
+	return c.call(ctx, CallDeregister, func(ps *wire.Params) { ps.String(name) }, readVersion(&v))
+}
+
+// Renew renews the lease of every instance registered from this endpoint
+// and returns how many there were; ENOENT if none (register again).
+func (c *Client) Renew(ctx context.Context) (int, error) {
+	var v uint64
+	err := c.call(ctx, CallRenew, func(ps *wire.Params) {}, readVersion(&v))
+	return int(v), err
+}
+
+// Lookup returns the instances of service name from a center.
+func (c *Client) Lookup(ctx context.Context, name string) ([]sdk.Instance, error) {
+	return c.LookupPrefix(ctx, name+string(sdk.InstanceSep))
+}
+
+// LookupPrefix returns the instances of every service whose name starts
+// with prefix, from a center, paging as needed.
+func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instance, error) {
+	var out []sdk.Instance
+	var page []RawEntry
+	after := ""
+	for {
+		var more bool
+		var err error
+		page, more, err = c.ListRaw(ctx, sdk.ServicePrefix+prefix, after, 0, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page {
+			var in sdk.Instance
+			if e := decodeInstance(r.Key, r.Record, &in); e != wire.OK {
+				return nil, e
+			}
+			out = append(out, in)
+		}
+		if !more || len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].Key
+	}
+	if len(out) == 0 {
+		return nil, wire.ENOENT
+	}
+	return out, nil
+}
+
+// decodeInstance decodes an instance key and record.
+func decodeInstance(key string, rec []byte, in *sdk.Instance) wire.Errno {
+	name, node, ok := sdk.SplitServiceKey([]byte(key))
+	if !ok {
+		return wire.EPROTO
+	}
+	var r sdk.Record
+	if e := sdk.ParseRecord(rec, &r); e != wire.OK {
+		return e
+	}
+	if r.Kind != sdk.KindService {
+		return wire.EPROTO
+	}
+	*in = sdk.Instance{Name: string(name), Node: node, Addr: string(r.Addr), Owner: string(r.Owner),
+		Version: r.Version, LeaseMs: r.LeaseMs, ModifiedMs: r.ModifiedMs}
+	if len(r.Body) > 0 {
+		in.Meta = append([]byte(nil), r.Body...)
+	}
+	return wire.OK
+}

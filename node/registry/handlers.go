@@ -1,0 +1,299 @@
+package registry
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Handlers of the client calls. Each checks its arguments (the engine has
+// checked the schema), counts what is malformed and answers an error
+// number; none panics on network input.
+
+// entryFits reports whether key and rec fit one push datagram.
+func (c *Center) entryFits(keyLen, recLen int) bool {
+	return keyLen+recLen <= maxEntry(c.ep.Config().MaxDatagram)
+}
+
+func (c *Center) closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.closed
+}
+
+func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
+	key := req.Param(0).Bytes()
+	nowMs := time.Now().UnixMilli()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return wire.ECLOSED
+	}
+	e := c.mu.st.get(string(key))
+	if !e.live(nowMs) {
+		return wire.ENOENT
+	}
+	reply.Bytes(e.rec)
+	return wire.OK
+}
+
+// validKVKey reports whether key is a key/value key a client may write.
+func validKVKey(key string) bool {
+	return len(key) > len(sdk.KVPrefix) && len(key) <= MaxKeyLen && strings.HasPrefix(key, sdk.KVPrefix)
+}
+
+func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
+	key := req.Param(0).Str()
+	value := req.Param(1).Bytes()
+	expect, ttlMs, mode := req.Param(2).Uint64(), req.Param(3).Uint64(), req.Param(4).Uint64()
+	if !validKVKey(key) || mode > putCAS || ttlMs > uint64(365*24*time.Hour/time.Millisecond) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	op := writeOp{key: key, check: mode == putCAS, expect: expect}
+	op.rec = sdk.Record{Kind: sdk.KindKV, Node: req.Src, Body: append([]byte(nil), value...)}
+	if ttlMs != 0 {
+		op.rec.ExpireMs = time.Now().UnixMilli() + int64(ttlMs)
+	}
+	if !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
+		return wire.EMSGSIZE
+	}
+	v, e := c.write(&op)
+	if e != wire.OK {
+		return e
+	}
+	reply.Uint64(v)
+	return wire.OK
+}
+
+func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
+	key := req.Param(0).Str()
+	expect := req.Param(1).Uint64()
+	if !validKVKey(key) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	v, e := c.delete(key, expect, req.Src)
+	if e != wire.OK {
+		return e
+	}
+	reply.Uint64(v)
+	return wire.OK
+}
+
+// delete writes a tombstone for a live key; expect, if not 0, must be its
+// version.
+func (c *Center) delete(key string, expect uint64, node uint32) (uint64, wire.Errno) {
+	op := writeOp{key: key, mustExist: true, check: expect != 0, expect: expect}
+	op.rec = sdk.Record{Kind: sdk.KindTombstone, Node: node}
+	return c.write(&op)
+}
+
+func (c *Center) serveList(req *rfc.Request, reply *wire.Params) wire.Errno {
+	prefix, after := req.Param(0).Str(), req.Param(1).Str()
+	limit, flags := req.Param(2).Uint64(), req.Param(3).Uint64()
+	maxEntries := (wire.MaxParams - 1) / 2
+	if limit == 0 || limit > uint64(maxEntries) {
+		limit = uint64(maxEntries)
+	}
+	nowMs := time.Now().UnixMilli()
+	room := reply.Cap() - paramU64Size
+	more := false
+	var keys []string
+	var recs [][]byte
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return wire.ECLOSED
+	}
+	c.mu.st.scan(prefix, after, func(k string, e *entry) bool {
+		if flags&listTombstones == 0 && !e.live(nowMs) {
+			return true
+		}
+		need := listEntryExtra + len(k) + len(e.rec)
+		if uint64(len(keys)) >= limit || need > room {
+			more = true
+			return false
+		}
+		room -= need
+		keys = append(keys, k)
+		recs = append(recs, e.rec)
+		return true
+	})
+	c.mu.Unlock()
+	if more && len(keys) == 0 {
+		// The reply room is below one entry: the request was not padded.
+		return wire.EMSGSIZE
+	}
+	if more {
+		reply.Uint64(1)
+	} else {
+		reply.Uint64(0)
+	}
+	for i, k := range keys {
+		reply.String(k)
+		reply.Bytes(recs[i])
+	}
+	return wire.OK
+}
+
+func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno {
+	name := req.Param(0).Str()
+	addr, meta := req.Param(1).Bytes(), req.Param(2).Bytes()
+	leaseMs := req.Param(3).Uint64()
+	if req.Src == 0 || name == "" || len(name) > MaxNameLen || strings.IndexByte(name, sdk.InstanceSep) >= 0 ||
+		!utf8.ValidString(name) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	if leaseMs == 0 {
+		leaseMs = uint64(c.cfg.DefaultLease.Milliseconds())
+	}
+	if leaseMs > uint64(c.cfg.MaxLease.Milliseconds()) {
+		return wire.EINVAL
+	}
+	key := sdk.ServiceKey(name, req.Src)
+	owner := req.From.String()
+	op := writeOp{key: key}
+	op.rec = sdk.Record{Kind: sdk.KindService, Node: req.Src, LeaseMs: uint32(leaseMs),
+		Addr: append([]byte(nil), addr...), Owner: []byte(owner), Body: append([]byte(nil), meta...)}
+	if len(key) > MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
+		return wire.EMSGSIZE
+	}
+	v, e := c.write(&op)
+	if e != wire.OK {
+		return e
+	}
+	reply.Uint64(v)
+	return wire.OK
+}
+
+func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errno {
+	name := req.Param(0).Str()
+	if req.Src == 0 || name == "" || len(name) > MaxNameLen || strings.IndexByte(name, sdk.InstanceSep) >= 0 {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src)
+	if e != wire.OK {
+		return e
+	}
+	reply.Uint64(v)
+	return wire.OK
+}
+
+// renewOwner pushes back the lease deadline of every instance registered
+// from owner and returns how many there were.
+func (c *Center) renewOwner(owner string) int {
+	nowMs := time.Now().UnixMilli()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k := range c.mu.owners[owner] {
+		if e := c.mu.st.get(k); e != nil && e.kind == sdk.KindService {
+			e.expireMs = nowMs + e.leaseMs
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Center) serveRenew(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if c.closed() {
+		return wire.ECLOSED
+	}
+	owner := req.From.String()
+	n := c.renewOwner(owner)
+	if c.cfg.Peer.IsValid() {
+		// Forward the renewal so that the other center does not expire
+		// the lease; a lost forward is made up by the next renewal.
+		var ps wire.Params
+		buf := make([]byte, 2*paramU64Size+len(owner)+wire.ParamHdrSize)
+		ps.Reset(buf)
+		ps.Uint64(uint64(c.cfg.Index))
+		ps.String(owner)
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
+		c.ep.Call(ctx, c.cfg.Peer, CallTouch, &ps, nil)
+		cancel()
+	}
+	if n == 0 {
+		return wire.ENOENT
+	}
+	reply.Uint64(uint64(n))
+	return wire.OK
+}
+
+func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if req.Param(0).Uint64() == uint64(c.cfg.Index) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	reply.Uint64(uint64(c.renewOwner(req.Param(1).Str())))
+	return wire.OK
+}
+
+// serveReplicate applies a write of the other center. Rules, with cur the
+// version held here, prev the version the sender's write replaces and new
+// the version it makes:
+//
+//   - this center is writing the key itself and is the senior (index 0):
+//     ECONFLICT (the junior's write loses; the senior's replica is let
+//     through at the junior);
+//   - cur == new: a duplicate, OK;
+//   - cur <= prev: apply (cur < prev means this center missed writes the
+//     sender saw: it catches up);
+//   - otherwise this center holds a version the sender did not see:
+//     ECONFLICT, and the sender fetches it.
+func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno {
+	sender, prev := req.Param(0).Uint64(), req.Param(1).Uint64()
+	key, recv := req.Param(2).Str(), req.Param(3).Bytes()
+	if sender > 1 || uint8(sender) == c.cfg.Index || len(key) == 0 || len(key) > MaxKeyLen {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	var r sdk.Record
+	if sdk.ParseRecord(recv, &r) != wire.OK {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	rec := append([]byte(nil), recv...)
+	nowMs := time.Now().UnixMilli()
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return wire.ECLOSED
+	}
+	if _, busy := c.mu.inflight[key]; busy && c.cfg.Index == 0 {
+		c.mu.Unlock()
+		c.stats.replicaRefused.Add(1)
+		return wire.ECONFLICT
+	}
+	var cur uint64
+	if e := c.mu.st.get(key); e != nil {
+		cur = e.version
+	}
+	switch {
+	case cur == r.Version:
+		c.mu.Unlock()
+		return wire.OK
+	case cur > prev:
+		c.mu.Unlock()
+		c.stats.replicaRefused.Add(1)
+		return wire.ECONFLICT
+	}
+	pos, _, err := c.applyLocked(key, rec, nowMs)
+	c.mu.Unlock()
+	if err != nil {
+		return wire.AsErrno(err)
+	}
+	if e := c.sync(pos); e != wire.OK {
+		return e
+	}
+	c.stats.replicated.Add(1)
+	return wire.OK
+}

@@ -1,0 +1,330 @@
+package registry
+
+import (
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Push streams (docs/REGISTRY.md, "Subscriptions and pushes"). A
+// subscriber opens a stream with an id of its choice and adds prefixes to
+// it. Every change the center applies under one of the prefixes is queued
+// on the stream with the stream's next sequence number. A pusher sends the
+// queue's head as one batch (as many changes as fit one datagram), waits
+// for the acknowledgement and only then drops it from the queue; a push
+// that fails is retried with the same sequence numbers, so a change is
+// never lost silently: either it is acknowledged, or the stream is broken
+// and the subscriber, seeing the gap, resynchronizes.
+
+// change is one queued change: a key and its new record (a tombstone for
+// a deletion).
+type change struct {
+	key string
+	rec []byte
+}
+
+// stream is one subscriber's push stream. Fields below addr are guarded
+// by pushTable.mu.
+type stream struct {
+	id   uint64
+	addr netip.AddrPort
+
+	prefixes []string
+	queue    []change // changes not yet acknowledged, sequence numbers nextSeq...
+	nextSeq  uint64   // sequence number of queue[0]
+	lastSeq  uint64   // last sequence number assigned
+	broken   bool     // the queue overflowed: push a gap
+	queued   bool     // in Center.pushWake
+	inflight bool     // a pusher is sending a batch
+	retryAt  int64    // engine clock of the next attempt after a failure; 0: none
+	fails    int      // failed pushes in a row
+	dropped  bool
+}
+
+// pushTable holds the streams of a center.
+type pushTable struct {
+	mu      sync.Mutex
+	streams map[uint64]*stream
+	byAddr  map[netip.AddrPort][]*stream
+}
+
+func (t *pushTable) init() {
+	t.streams = make(map[uint64]*stream)
+	t.byAddr = make(map[netip.AddrPort][]*stream)
+}
+
+func (t *pushTable) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.streams)
+}
+
+// dropLocked removes a stream; t.mu is held.
+func (t *pushTable) dropLocked(s *stream) {
+	if s.dropped {
+		return
+	}
+	s.dropped = true
+	s.queue = nil
+	delete(t.streams, s.id)
+	list := t.byAddr[s.addr]
+	for i, x := range list {
+		if x == s {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(t.byAddr, s.addr)
+	} else {
+		t.byAddr[s.addr] = list
+	}
+}
+
+// dropAddr removes every stream of a subscriber address and returns how
+// many there were.
+func (t *pushTable) dropAddr(addr netip.AddrPort) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	list := append([]*stream(nil), t.byAddr[addr]...)
+	for _, s := range list {
+		t.dropLocked(s)
+	}
+	return len(list)
+}
+
+// notify queues a change on every stream subscribed to a prefix of key.
+// The center's mutex is held, so changes are queued in apply order.
+func (t *pushTable) notify(c *Center, key string, rec []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.streams {
+		match := false
+		for _, p := range s.prefixes {
+			if strings.HasPrefix(key, p) {
+				match = true
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		s.lastSeq++
+		if len(s.queue) >= c.cfg.StreamQueue {
+			// The subscriber does not keep up: drop the queue and make
+			// the next push show the gap.
+			s.queue = nil
+			s.nextSeq = s.lastSeq + 1
+			s.broken = true
+			c.stats.streamsOverflowed.Add(1)
+		} else {
+			s.queue = append(s.queue, change{key: key, rec: rec})
+		}
+		c.wakeLocked(s)
+	}
+}
+
+// wakeLocked hands s to a pusher unless it is queued, in flight or
+// waiting for a retry; t.mu is held. The hand-off cannot block: the
+// channel holds Config.MaxStreams streams and a stream is in it at most
+// once.
+func (c *Center) wakeLocked(s *stream) {
+	if s.queued || s.inflight || s.retryAt != 0 || s.dropped {
+		return
+	}
+	select {
+	case c.pushWake <- s:
+		s.queued = true
+	default:
+		s.retryAt = c.ep.Now()
+	}
+}
+
+// retryStreams wakes the streams whose retry time has come (maintenance
+// loop).
+func (c *Center) retryStreams(now int64) {
+	t := &c.push
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.streams {
+		if s.retryAt != 0 && now >= s.retryAt {
+			s.retryAt = 0
+			if len(s.queue) > 0 || s.broken {
+				c.wakeLocked(s)
+			}
+		}
+	}
+}
+
+// pushLoop is a pusher goroutine: it sends one batch of a woken stream at
+// a time and waits for its acknowledgement.
+func (c *Center) pushLoop() {
+	defer c.wg.Done()
+	maxDg := c.ep.Config().MaxDatagram
+	segBuf := make([]byte, maxDg-wire.HeaderSize)
+	batch := make([]byte, 0, maxDg)
+	var ps wire.Params
+	for {
+		select {
+		case <-c.done:
+			return
+		case s := <-c.pushWake:
+			batch = c.pushOnce(s, &ps, segBuf, batch)
+		}
+	}
+}
+
+// pushOnce sends the head of s's queue and handles the outcome.
+func (c *Center) pushOnce(s *stream, ps *wire.Params, segBuf, batch []byte) []byte {
+	t := &c.push
+	t.mu.Lock()
+	s.queued = false
+	if s.dropped || (len(s.queue) == 0 && !s.broken) {
+		t.mu.Unlock()
+		return batch
+	}
+	room := len(segBuf) - 3*paramU64Size - wire.ParamHdrSize
+	batch = batch[:0]
+	n := 0
+	for _, ch := range s.queue {
+		need := changeHdrSize + len(ch.key) + len(ch.rec)
+		if len(batch)+need > room {
+			break
+		}
+		batch = binary.BigEndian.AppendUint16(batch, uint16(len(ch.key)))
+		batch = append(batch, ch.key...)
+		batch = binary.BigEndian.AppendUint16(batch, uint16(len(ch.rec)))
+		batch = append(batch, ch.rec...)
+		n++
+	}
+	first, id, addr := s.nextSeq, s.id, s.addr
+	s.inflight = true
+	t.mu.Unlock()
+
+	ps.Reset(segBuf)
+	ps.Uint64(id)
+	ps.Uint64(first)
+	ps.Uint64(uint64(n))
+	ps.Bytes(batch)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PushTimeout)
+	e := wire.AsErrno(c.ep.Call(ctx, addr, CallPush, ps, nil))
+	cancel()
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.inflight = false
+	if s.dropped {
+		return batch
+	}
+	switch e {
+	case wire.OK:
+		c.stats.pushes.Add(1)
+		s.fails = 0
+		if s.broken && n == 0 {
+			s.broken = false
+		}
+		if s.nextSeq == first { // the queue was not reset meanwhile
+			rest := copy(s.queue, s.queue[n:])
+			clear(s.queue[rest:])
+			s.queue = s.queue[:rest]
+			s.nextSeq += uint64(n)
+		}
+		if len(s.queue) > 0 || s.broken {
+			c.wakeLocked(s)
+		}
+	case wire.ESTALE, wire.EAGAIN, wire.EINVAL, wire.EPROTO, wire.ENOCALL:
+		// The subscriber does not know the stream, is resynchronizing
+		// on a new one, or cannot take it: drop it.
+		c.stats.pushDropped.Add(1)
+		t.dropLocked(s)
+	case wire.ENODEAD:
+		c.stats.pushDropped.Add(1)
+		list := append([]*stream(nil), t.byAddr[addr]...)
+		for _, x := range list {
+			t.dropLocked(x)
+		}
+	default:
+		c.stats.pushFailures.Add(1)
+		s.fails++
+		if s.fails >= c.cfg.MaxPushFailures {
+			c.stats.pushDropped.Add(1)
+			t.dropLocked(s)
+			return batch
+		}
+		s.retryAt = c.ep.Now() + int64(c.cfg.PushRetry)
+	}
+	return batch
+}
+
+func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
+	id, prefix := req.Param(0).Uint64(), req.Param(1).Str()
+	if id == 0 || len(prefix) > MaxKeyLen {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	if c.closed() {
+		return wire.ECLOSED
+	}
+	t := &c.push
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streams[id]
+	if s != nil && s.addr != req.From {
+		return wire.EINVAL
+	}
+	if s != nil {
+		for _, p := range s.prefixes {
+			if p == prefix {
+				reply.Uint64(s.lastSeq + 1)
+				return wire.OK
+			}
+		}
+	}
+	nPrefixes := 0
+	for _, x := range t.byAddr[req.From] {
+		nPrefixes += len(x.prefixes)
+	}
+	if nPrefixes >= c.cfg.MaxPrefixesPerNode {
+		return wire.ENOSPC
+	}
+	if s == nil {
+		if len(t.byAddr[req.From]) >= c.cfg.MaxStreamsPerNode || len(t.streams) >= c.cfg.MaxStreams {
+			return wire.ENOSPC
+		}
+		s = &stream{id: id, addr: req.From, nextSeq: 1}
+		t.streams[id] = s
+		t.byAddr[req.From] = append(t.byAddr[req.From], s)
+	}
+	s.prefixes = append(s.prefixes, prefix)
+	reply.Uint64(s.lastSeq + 1)
+	return wire.OK
+}
+
+func (c *Center) serveUnsubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
+	t := &c.push
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streams[req.Param(0).Uint64()]
+	if s == nil || s.addr != req.From {
+		return wire.ENOENT
+	}
+	t.dropLocked(s)
+	return wire.OK
+}
+
+func (c *Center) serveSubCheck(req *rfc.Request, reply *wire.Params) wire.Errno {
+	t := &c.push
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streams[req.Param(0).Uint64()]
+	if s == nil || s.addr != req.From {
+		return wire.ESTALE
+	}
+	reply.Uint64(s.lastSeq)
+	return wire.OK
+}

@@ -1,0 +1,422 @@
+package registry
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"fastcall/wire"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Persistence (docs/REGISTRY.md, "Persistence"). A center's data
+// directory holds two files:
+//
+//	registry.snap  the store at some moment, written whole and renamed in
+//	registry.log   every record applied since, appended
+//
+// Both are a file header and then frames. A frame is
+//
+//	[0:4]   body length n (u32, big-endian)
+//	[4:12]  xxhash64 of bytes [0:4] followed by the body (big-endian)
+//	[12:12+n] body: u16 key length, key, record (sdk format)
+//
+// Recovery loads the snapshot (which must be whole: header, frames, then a
+// trailer repeating the frame count) and replays the log; versions decide,
+// so replaying a record the snapshot already holds changes nothing. The
+// first log frame that is short, too long or fails its checksum ends the
+// log: it and everything after it are cut off (truncated) and never
+// applied.
+const (
+	logName  = "registry.log"
+	snapName = "registry.snap"
+	tmpExt   = ".tmp"
+
+	logMagic     = "FCRLOG01"
+	snapMagic    = "FCRSNP01"
+	snapEndMagic = "FCRSNPOK"
+	sizeMagic    = 8
+	logHdrSize   = sizeMagic
+	sizeCount    = 8
+	snapHdrSize  = sizeMagic + sizeCount
+	snapEndSize  = sizeMagic + sizeCount
+
+	offFrameLen  = 0
+	sizeFrameLen = 4
+	offFrameSum  = offFrameLen + sizeFrameLen
+	sizeFrameSum = 8
+	frameHdrSize = offFrameSum + sizeFrameSum // 12
+	sizeKeyLen   = 2
+	maxFrameBody = sizeKeyLen + wire.MaxDatagram
+)
+
+// FsyncPolicy says when a center's log reaches the disk.
+type FsyncPolicy uint8
+
+const (
+	// FsyncAlways (the default) syncs the log before a write is
+	// acknowledged, to the client and to the other center. Concurrent
+	// writers share one fsync (group commit).
+	FsyncAlways FsyncPolicy = iota
+	// FsyncInterval syncs every Config.FsyncEvery: an acknowledged write
+	// may be lost if the machine (not just the process) fails within it.
+	FsyncInterval
+	// FsyncNever leaves it to the operating system.
+	FsyncNever
+)
+
+func (p FsyncPolicy) String() string {
+	switch p {
+	case FsyncAlways:
+		return "always"
+	case FsyncInterval:
+		return "interval"
+	case FsyncNever:
+		return "never"
+	}
+	return "?"
+}
+
+// logFile is a center's append-only log and its snapshot. append and
+// snapshot are called with the center's store lock held (so frames go out
+// in apply order); syncTo is called without it.
+type logFile struct {
+	dir    string
+	policy FsyncPolicy
+
+	mu struct { // guards the file handle and the write offset
+		sync.Mutex
+		f    *os.File
+		size int64 // bytes in the log file
+		gen  uint64
+		buf  []byte
+	}
+	syncMu  sync.Mutex   // one fsync at a time
+	synced  atomic.Int64 // log offset known to be on disk (in generation syncGen)
+	syncGen atomic.Uint64
+
+	tornBytes int64 // cut off the log's tail at recovery
+	recovered int   // frames applied at recovery (snapshot + log)
+}
+
+// frameSum is the checksum of a frame: its length field then its body.
+func frameSum(lenField, body []byte) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	d.Write(lenField)
+	d.Write(body)
+	return d.Sum64()
+}
+
+// appendFrame appends a frame for (key, rec) to dst.
+func appendFrame(dst []byte, key string, rec []byte) []byte {
+	n := sizeKeyLen + len(key) + len(rec)
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	dst = append(dst, make([]byte, sizeFrameSum)...)
+	body := len(dst)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(key)))
+	dst = append(dst, key...)
+	dst = append(dst, rec...)
+	binary.BigEndian.PutUint64(dst[start+offFrameSum:], frameSum(dst[start:start+sizeFrameLen], dst[body:]))
+	return dst
+}
+
+// nextFrame decodes the frame at b[off:]. It returns the key, the record
+// (views into b) and the offset after the frame, or next < 0 when the
+// frame is short, oversized, malformed or fails its checksum.
+func nextFrame(b []byte, off int) (key, rec []byte, next int) {
+	if len(b)-off < frameHdrSize {
+		return nil, nil, -1
+	}
+	n := int(binary.BigEndian.Uint32(b[off+offFrameLen:]))
+	if n < sizeKeyLen || n > maxFrameBody || len(b)-off-frameHdrSize < n {
+		return nil, nil, -1
+	}
+	body := b[off+frameHdrSize : off+frameHdrSize+n]
+	if frameSum(b[off:off+sizeFrameLen], body) != binary.BigEndian.Uint64(b[off+offFrameSum:]) {
+		return nil, nil, -1
+	}
+	k := int(binary.BigEndian.Uint16(body))
+	if sizeKeyLen+k > n {
+		return nil, nil, -1
+	}
+	return body[sizeKeyLen : sizeKeyLen+k], body[sizeKeyLen+k:], off + frameHdrSize + n
+}
+
+// openLog recovers the store from dir (creating the directory and an
+// empty log if needed) through apply, cuts a torn log tail, and returns
+// the log open for appending. A damaged snapshot is EPROTO: the center
+// refuses to start rather than run on partial data.
+func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l := &logFile{dir: dir, policy: policy}
+	if b, err := os.ReadFile(filepath.Join(dir, snapName)); err == nil {
+		n, err := loadSnapshot(b, apply)
+		if err != nil {
+			return nil, err
+		}
+		l.recovered += n
+	} else if !os.IsNotExist(err) {
+		return nil, err
+	}
+	path := filepath.Join(dir, logName)
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	if len(b) < logHdrSize || string(b[:sizeMagic]) != logMagic {
+		if len(b) != 0 {
+			// A header that never made it whole: the log was being
+			// created. Nothing in it was acknowledged.
+			l.tornBytes = int64(len(b))
+		}
+		if err := l.newLogFileLocked(); err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	off := logHdrSize
+	for off < len(b) {
+		k, rec, next := nextFrame(b, off)
+		if next < 0 {
+			break
+		}
+		apply(string(k), append([]byte(nil), rec...))
+		l.recovered++
+		off = next
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if off < len(b) {
+		l.tornBytes = int64(len(b) - off)
+		if err := f.Truncate(int64(off)); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	if _, err := f.Seek(int64(off), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	l.mu.f = f
+	l.mu.size = int64(off)
+	l.synced.Store(int64(off))
+	return l, nil
+}
+
+// loadSnapshot applies every frame of a snapshot image.
+func loadSnapshot(b []byte, apply func(key string, rec []byte)) (int, error) {
+	if len(b) < snapHdrSize+snapEndSize || string(b[:sizeMagic]) != snapMagic ||
+		string(b[len(b)-snapEndSize:len(b)-sizeCount]) != snapEndMagic {
+		return 0, wire.EPROTO
+	}
+	count := binary.BigEndian.Uint64(b[sizeMagic:])
+	if binary.BigEndian.Uint64(b[len(b)-sizeCount:]) != count {
+		return 0, wire.EPROTO
+	}
+	body := b[:len(b)-snapEndSize]
+	off, n := snapHdrSize, uint64(0)
+	for off < len(body) {
+		k, rec, next := nextFrame(body, off)
+		if next < 0 {
+			return 0, wire.EPROTO
+		}
+		apply(string(k), append([]byte(nil), rec...))
+		n++
+		off = next
+	}
+	if n != count {
+		return 0, wire.EPROTO
+	}
+	return int(n), nil
+}
+
+// newLogFileLocked replaces the log with an empty one (header only),
+// written aside and renamed in. l.mu is held or l is not yet shared.
+func (l *logFile) newLogFileLocked() error {
+	path := filepath.Join(l.dir, logName)
+	tmp := path + tmpExt
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write([]byte(logMagic)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	if l.mu.f != nil {
+		l.mu.f.Close()
+	}
+	l.mu.f = f
+	l.mu.size = logHdrSize
+	l.mu.gen++
+	l.syncGen.Store(l.mu.gen)
+	l.synced.Store(logHdrSize)
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// append writes one frame and returns the log position after it, for
+// syncTo.
+func (l *logFile) append(key string, rec []byte) (logPos, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.f == nil {
+		return logPos{}, wire.ECLOSED
+	}
+	l.mu.buf = appendFrame(l.mu.buf[:0], key, rec)
+	n, err := l.mu.f.Write(l.mu.buf)
+	l.mu.size += int64(n)
+	if err != nil {
+		return logPos{}, err
+	}
+	return logPos{gen: l.mu.gen, off: l.mu.size}, nil
+}
+
+// logPos is a position in a generation of the log file.
+type logPos struct {
+	gen uint64
+	off int64
+}
+
+// size returns the bytes in the current log file.
+func (l *logFile) size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.size
+}
+
+// syncTo makes the log durable up to p, sharing one fsync among the
+// writers that wait at the same time. A position of an older generation
+// is durable already: the snapshot that replaced it was synced.
+func (l *logFile) syncTo(p logPos) error {
+	if l.policy != FsyncAlways {
+		return nil
+	}
+	if p.gen < l.syncGen.Load() || (p.gen == l.syncGen.Load() && l.synced.Load() >= p.off) {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if p.gen < l.syncGen.Load() || (p.gen == l.syncGen.Load() && l.synced.Load() >= p.off) {
+		return nil
+	}
+	return l.syncNowLocked()
+}
+
+// syncNowLocked fsyncs the log; l.syncMu is held.
+func (l *logFile) syncNowLocked() error {
+	l.mu.Lock()
+	f, end, gen := l.mu.f, l.mu.size, l.mu.gen
+	l.mu.Unlock()
+	if f == nil {
+		return wire.ECLOSED
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if gen == l.syncGen.Load() && end > l.synced.Load() {
+		l.synced.Store(end)
+	}
+	return nil
+}
+
+// syncNow fsyncs the log (the FsyncInterval policy's timer).
+func (l *logFile) syncNow() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	return l.syncNowLocked()
+}
+
+// snapshot writes every entry that each yields to a new snapshot, renames
+// it in and starts an empty log. The caller holds the store lock, so no
+// frame is appended meanwhile; a crash at any point leaves either the old
+// snapshot and the whole log, or the new snapshot and a log whose frames
+// it already holds.
+func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
+	path := filepath.Join(l.dir, snapName)
+	tmp := path + tmpExt
+	buf := make([]byte, snapHdrSize, 1<<16)
+	copy(buf, snapMagic)
+	var count uint64
+	each(func(key string, rec []byte) {
+		buf = appendFrame(buf, key, rec)
+		count++
+	})
+	binary.BigEndian.PutUint64(buf[sizeMagic:], count)
+	buf = append(buf, snapEndMagic...)
+	buf = binary.BigEndian.AppendUint64(buf, count)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.newLogFileLocked()
+}
+
+// close closes the log file after a final sync.
+func (l *logFile) close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.f == nil {
+		return nil
+	}
+	err := l.mu.f.Sync()
+	if cerr := l.mu.f.Close(); err == nil {
+		err = cerr
+	}
+	l.mu.f = nil
+	return err
+}

@@ -1,0 +1,441 @@
+package registry
+
+import (
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Change is one change a Watch delivers.
+type Change struct {
+	Key     string // full key ("svc/...", "kv/...")
+	Deleted bool
+	Version uint64 // 0 for a deletion found by a resynchronization
+	// Record is the entry's record (sdk format), nil for a deletion found
+	// by a resynchronization. It is valid only during the callback.
+	Record []byte
+	// Resync is set for changes found by a resynchronization (a full
+	// listing) rather than pushed.
+	Resync bool
+}
+
+// verState is what a Watch knows of one key.
+type verState struct {
+	version uint64
+	live    bool
+}
+
+// Watch follows the prefixes it was opened with: it subscribes at a
+// center, lists the prefixes once, then applies the center's pushes in
+// sequence. A gap in the sequence, an unknown stream, or a center that
+// stops answering makes it resynchronize (at the other center if need
+// be) on a new stream: it subscribes again, lists again, and reports as
+// deleted the keys that are gone. Within a key, changes are applied in
+// version order; an older version is ignored.
+//
+// Goroutines: one, started by Client.Watch, for subscribing, listing and
+// keepalives; pushes are applied on the endpoint's worker goroutines. fn
+// runs under the Watch's lock, one change at a time: it must be quick and
+// must not call the Watch's methods.
+type Watch struct {
+	c        *Client
+	prefixes []string
+	fn       func(Change)
+
+	mu struct {
+		sync.Mutex
+		stream    uint64 // current stream id
+		expect    uint64 // next sequence number expected
+		center    int    // index of the center the stream is at
+		versions  map[string]verState
+		resyncing bool
+		touched   map[string]struct{} // keys pushed during a resynchronization
+	}
+	kick   chan struct{} // resynchronize now; capacity 1
+	synced atomic.Bool   // a resynchronization completed and no gap seen since
+	err    atomic.Value  // last permanent error (wire.Errno)
+
+	pushes, dups, gaps, resyncs, malformed atomic.Uint64
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// WatchStats is a snapshot of a Watch's counters.
+type WatchStats struct {
+	Pushes, Dups, Gaps, Resyncs, Malformed uint64
+	Keys                                   int
+	Synced                                 bool
+}
+
+// Watch opens a watch of the given prefixes of the namespace (for example
+// "svc/" or "kv/route/") and calls fn for every change, starting with the
+// entries present. Close it when done.
+func (c *Client) Watch(prefixes []string, fn func(Change)) (*Watch, error) {
+	return c.watch(prefixes, fn, nil)
+}
+
+// watch opens a Watch that starts from known versions (an agent's map).
+func (c *Client) watch(prefixes []string, fn func(Change), known map[string]verState) (*Watch, error) {
+	if len(prefixes) == 0 || fn == nil {
+		return nil, wire.EINVAL
+	}
+	c.pushOnce.Do(func() {
+		c.pushErr = c.ep.Register(CallPush, "reg-push", schemaPush, rfc.Idempotent, c.servePush)
+	})
+	if c.pushErr != nil {
+		return nil, c.pushErr
+	}
+	w := &Watch{c: c, prefixes: append([]string(nil), prefixes...), fn: fn,
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w.mu.versions = known
+	if w.mu.versions == nil {
+		w.mu.versions = make(map[string]verState)
+	}
+	w.mu.center = int(c.cur.Load()) % len(c.cfg.Centers)
+	w.kick <- struct{}{}
+	// The Watch's one goroutine starts here.
+	w.wg.Add(1)
+	go w.loop()
+	return w, nil
+}
+
+// Close stops the watch and tells its center, best effort.
+func (w *Watch) Close() {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	close(w.done)
+	w.wg.Wait()
+	w.mu.Lock()
+	id, center := w.mu.stream, w.mu.center
+	w.mu.Unlock()
+	w.c.watchMu.Lock()
+	delete(w.c.watches, id)
+	w.c.watchMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	w.c.callAt(ctx, w.c.cfg.Centers[center], CallUnsubscribe, func(ps *wire.Params) { ps.Uint64(id) }, nil)
+	cancel()
+}
+
+// Synced reports whether the watch has completed a resynchronization and
+// seen no gap since.
+func (w *Watch) Synced() bool { return w.synced.Load() }
+
+// Err returns the last permanent error met while subscribing (ENOSPC:
+// past the center's bounds), nil if none.
+func (w *Watch) Err() error {
+	if e, ok := w.err.Load().(wire.Errno); ok && e != wire.OK {
+		return e
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (w *Watch) Stats() WatchStats {
+	w.mu.Lock()
+	n := 0
+	for _, v := range w.mu.versions {
+		if v.live {
+			n++
+		}
+	}
+	w.mu.Unlock()
+	return WatchStats{Pushes: w.pushes.Load(), Dups: w.dups.Load(), Gaps: w.gaps.Load(),
+		Resyncs: w.resyncs.Load(), Malformed: w.malformed.Load(), Keys: n, Synced: w.synced.Load()}
+}
+
+func (w *Watch) kickResync() {
+	w.synced.Store(false)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop resynchronizes when asked and checks the stream every keepalive.
+func (w *Watch) loop() {
+	defer w.wg.Done()
+	tick := time.NewTicker(w.c.cfg.KeepaliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-w.kick:
+			if e := w.resync(); e != wire.OK {
+				// Try again at the next keepalive, at the other
+				// center if this one did not answer.
+				if failover(e) || e == wire.EAGAIN {
+					w.switchCenter()
+				}
+				w.synced.Store(false)
+			}
+		case <-tick.C:
+			if !w.synced.Load() {
+				w.kickResync()
+				continue
+			}
+			w.mu.Lock()
+			id, center := w.mu.stream, w.mu.center
+			w.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
+			err := w.c.callAt(ctx, w.c.cfg.Centers[center], CallSubCheck, func(ps *wire.Params) { ps.Uint64(id) }, nil)
+			cancel()
+			switch e := wire.AsErrno(err); {
+			case e == wire.OK:
+			case failover(e):
+				w.switchCenter()
+				w.kickResync()
+			default:
+				w.kickResync()
+			}
+		}
+	}
+}
+
+func (w *Watch) switchCenter() {
+	if len(w.c.cfg.Centers) < 2 {
+		return
+	}
+	w.mu.Lock()
+	w.mu.center = 1 - w.mu.center
+	w.mu.Unlock()
+}
+
+// newStreamID returns a random stream id, never 0.
+func newStreamID() uint64 {
+	for {
+		if v := rand.Uint64(); v != 0 {
+			return v
+		}
+	}
+}
+
+// resync opens a new stream, subscribes its prefixes and lists them.
+func (w *Watch) resync() wire.Errno {
+	w.resyncs.Add(1)
+	id := newStreamID()
+	w.mu.Lock()
+	old, center := w.mu.stream, w.mu.center
+	w.mu.stream = id
+	w.mu.expect = 1
+	w.mu.resyncing = true
+	w.mu.touched = make(map[string]struct{})
+	w.mu.Unlock()
+	w.c.watchMu.Lock()
+	delete(w.c.watches, old)
+	w.c.watches[id] = w
+	w.c.watchMu.Unlock()
+
+	dst := w.c.cfg.Centers[center]
+	for _, p := range w.prefixes {
+		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
+		err := w.c.callAt(ctx, dst, CallSubscribe, func(ps *wire.Params) {
+			ps.Uint64(id)
+			ps.String(p)
+		}, nil)
+		cancel()
+		if e := wire.AsErrno(err); e != wire.OK {
+			if !failover(e) {
+				w.err.Store(e)
+			}
+			return e
+		}
+	}
+	seen := make(map[string]struct{})
+	var page []RawEntry
+	for _, p := range w.prefixes {
+		after := ""
+		for {
+			select {
+			case <-w.done:
+				return wire.ECLOSED
+			default:
+			}
+			var more bool
+			maxDg := w.c.ep.Config().MaxDatagram
+			ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
+			err := w.c.callAt(ctx, dst, CallList, func(ps *wire.Params) {
+				buildList(ps, p, after, 0, listTombstones, maxDg)
+			}, func(pk *wire.Packet) error {
+				var e error
+				page, more, e = readList(pk, page[:0])
+				return e
+			})
+			cancel()
+			if e := wire.AsErrno(err); e != wire.OK {
+				return e
+			}
+			w.mu.Lock()
+			if w.mu.stream != id {
+				w.mu.Unlock()
+				return wire.EAGAIN
+			}
+			for _, r := range page {
+				seen[r.Key] = struct{}{}
+				if _, t := w.mu.touched[r.Key]; !t {
+					w.applyLocked(r.Key, r.Record, true)
+				}
+			}
+			w.mu.Unlock()
+			if !more || len(page) == 0 {
+				break
+			}
+			after = page[len(page)-1].Key
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mu.stream != id {
+		return wire.EAGAIN
+	}
+	for k, v := range w.mu.versions {
+		_, s := seen[k]
+		_, t := w.mu.touched[k]
+		if s || t || !w.matches(k) {
+			continue
+		}
+		if v.live {
+			w.fn(Change{Key: k, Deleted: true, Resync: true})
+		}
+		delete(w.mu.versions, k)
+	}
+	// Deleted keys were remembered only to order the listing against the
+	// pushes; from now on pushes arrive in order.
+	for k, v := range w.mu.versions {
+		if !v.live {
+			delete(w.mu.versions, k)
+		}
+	}
+	w.mu.resyncing = false
+	w.mu.touched = nil
+	w.synced.Store(true)
+	w.err.Store(wire.OK)
+	return wire.OK
+}
+
+func (w *Watch) matches(key string) bool {
+	for _, p := range w.prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// applyLocked applies one record if it is newer than what the watch
+// holds; w.mu is held.
+func (w *Watch) applyLocked(key string, rec []byte, resync bool) {
+	ver := sdk.RecordVersion(rec)
+	if cur, ok := w.mu.versions[key]; ok && cur.version >= ver {
+		return
+	}
+	if w.mu.resyncing && !resync {
+		w.mu.touched[key] = struct{}{}
+	}
+	if sdk.RecordKind(rec) == sdk.KindTombstone {
+		cur, ok := w.mu.versions[key]
+		if w.mu.resyncing {
+			w.mu.versions[key] = verState{version: ver}
+		} else {
+			delete(w.mu.versions, key)
+		}
+		if ok && cur.live {
+			w.fn(Change{Key: key, Deleted: true, Version: ver, Record: rec, Resync: resync})
+		}
+		return
+	}
+	w.mu.versions[key] = verState{version: ver, live: true}
+	w.fn(Change{Key: key, Version: ver, Record: rec, Resync: resync})
+}
+
+// servePush applies a push batch to the watch of its stream.
+func (c *Client) servePush(req *rfc.Request, reply *wire.Params) wire.Errno {
+	id, first, count := req.Param(0).Uint64(), req.Param(1).Uint64(), req.Param(2).Uint64()
+	batch := req.Param(3).Bytes()
+	c.watchMu.RLock()
+	w := c.watches[id]
+	c.watchMu.RUnlock()
+	if w == nil {
+		return wire.ESTALE
+	}
+	return w.onPush(id, first, count, batch)
+}
+
+func (w *Watch) onPush(id, first, count uint64, batch []byte) wire.Errno {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mu.stream != id {
+		return wire.ESTALE
+	}
+	if first > w.mu.expect {
+		w.gaps.Add(1)
+		w.kickResync()
+		return wire.EAGAIN
+	}
+	if first+count <= w.mu.expect && !(count == 0 && first == w.mu.expect) {
+		w.dups.Add(1)
+		return wire.OK
+	}
+	skip := w.mu.expect - first
+	// Check the whole batch before applying any of it.
+	off := 0
+	for i := uint64(0); i < count; i++ {
+		k, r, next := nextChange(batch, off)
+		if next < 0 || sdk.ParseRecord(r, new(sdk.Record)) != wire.OK || len(k) == 0 {
+			w.malformed.Add(1)
+			w.kickResync()
+			return wire.EPROTO
+		}
+		off = next
+	}
+	if off != len(batch) {
+		w.malformed.Add(1)
+		w.kickResync()
+		return wire.EPROTO
+	}
+	off = 0
+	for i := uint64(0); i < count; i++ {
+		k, r, next := nextChange(batch, off)
+		off = next
+		if i < skip {
+			continue
+		}
+		w.applyLocked(string(k), r, false)
+	}
+	w.mu.expect = first + count
+	w.pushes.Add(1)
+	return wire.OK
+}
+
+// nextChange decodes the change at batch[off:]: u16 key length, key, u16
+// record length, record. next < 0 if it runs past the batch.
+func nextChange(b []byte, off int) (key, rec []byte, next int) {
+	if len(b)-off < 2 {
+		return nil, nil, -1
+	}
+	kl := int(binary.BigEndian.Uint16(b[off:]))
+	off += 2
+	if len(b)-off < kl+2 {
+		return nil, nil, -1
+	}
+	key = b[off : off+kl]
+	off += kl
+	rl := int(binary.BigEndian.Uint16(b[off:]))
+	off += 2
+	if len(b)-off < rl {
+		return nil, nil, -1
+	}
+	return key, b[off : off+rl], off + rl
+}
