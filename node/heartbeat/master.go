@@ -163,7 +163,6 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 		}
 	}
 	m.mu.Lock()
-	_, still := m.mu.tasks[id]
 	if err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0 {
 		err = wire.ESTALE // accepted by an incarnation already given up on
 	}
@@ -184,9 +183,8 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	}
 	t.mu.Unlock()
 	m.stats.started.Add(1)
-	// If the worker was lost while the task was starting (still is
-	// false), the outcome is already set to ENODEAD.
-	_ = still
+	// If the worker was lost while the task was starting, the task has
+	// already left the table and its outcome is ENODEAD.
 	return t, nil
 }
 
