@@ -1,0 +1,117 @@
+package registry
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"fastcall/node/registry/sdk"
+)
+
+// benchSetup starts a pair, an agent writing a map, and three nodes
+// registering instances of service "bench".
+func benchSetup(b *testing.B, policy FsyncPolicy) (*pair, *Agent, *sdk.Reader, *Client) {
+	p := startPair(b, func(i int, c *Config) { c.Fsync = policy })
+	path := filepath.Join(b.TempDir(), "bench.map")
+	cfg := DefaultAgentConfig(path, p.addrs()...)
+	cfg.Logger = quiet
+	a, err := StartAgent(newEndpoint(b, 50, ""), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(a.Close)
+	for i := 0; i < 3; i++ {
+		c := newClient(b, newEndpoint(b, uint32(60+i), ""), p.addrs()...)
+		if _, err := c.Register(ctxFor(b, time.Second), "bench", fmt.Sprintf("127.0.0.1:%d", 9000+i), []byte("zone=a"), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := sdk.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	if !waitFor(2*time.Second, func() bool { in, _ := r.LookupDirect("bench", nil); return len(in) == 3 }) {
+		b.Fatal("instances not in the map")
+	}
+	return p, a, r, a.Client()
+}
+
+// BenchmarkLookup compares a service lookup through the shm SDK (with its
+// sequence-validated cache, and reading the map every time) with the same
+// lookup as a call to a center over loopback, in one run.
+func BenchmarkLookup(b *testing.B) {
+	_, _, r, c := benchSetup(b, FsyncAlways)
+	b.Run("sdk", func(b *testing.B) {
+		b.ReportAllocs()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if in, err := r.Lookup("bench"); err != nil || len(in) != 3 {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+	})
+	b.Run("sdk-direct", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]sdk.Instance, 0, 8)
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if in, err := r.LookupDirect("bench", buf[:0]); err != nil || len(in) != 3 {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+	})
+	b.Run("center", func(b *testing.B) {
+		b.ReportAllocs()
+		ctx := ctxFor(b, time.Minute)
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if in, err := c.Lookup(ctx, "bench"); err != nil || len(in) != 3 {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lookups/s")
+	})
+}
+
+// BenchmarkPropagation measures a registration from the Register call
+// until it is visible in a subscriber's map (read through the SDK), and
+// reports p50 and p99: with the default policy (both centers fsync before
+// acknowledging) and with FsyncInterval (no fsync on the path).
+func BenchmarkPropagation(b *testing.B) {
+	b.Run("fsync-always", func(b *testing.B) { benchPropagation(b, FsyncAlways) })
+	b.Run("fsync-interval", func(b *testing.B) { benchPropagation(b, FsyncInterval) })
+}
+
+func benchPropagation(b *testing.B, policy FsyncPolicy) {
+	p, _, r, _ := benchSetup(b, policy)
+	reg := newClient(b, newEndpoint(b, 70, ""), p.addrs()...)
+	ctx := ctxFor(b, 10*time.Minute)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := fmt.Sprintf("prop-%d", i)
+		start := time.Now()
+		if _, err := reg.Register(ctx, name, "127.0.0.1:1", nil, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := r.Lookup(name); err == nil {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				b.Fatal("registration not propagated")
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds()), "p99-us")
+}
