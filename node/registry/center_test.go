@@ -164,3 +164,65 @@ func TestAgentWritesMap(t *testing.T) {
 		t.Fatal("instance still in the map")
 	}
 }
+
+func TestSubscriptionBound(t *testing.T) {
+	p := startPair(t, func(i int, c *Config) { c.MaxPrefixesPerNode = 2; c.MaxStreamsPerNode = 1 })
+	cl := newClient(t, newEndpoint(t, 7, ""), p.addrs()[0])
+	sub := func(id uint64, prefix string) wire.Errno {
+		return errnoOf(cl.callAt(ctxFor(t, time.Second), p.addrs()[0], CallSubscribe, func(ps *wire.Params) {
+			ps.Uint64(id)
+			ps.String(prefix)
+		}, nil))
+	}
+	cases := []struct {
+		name   string
+		id     uint64
+		prefix string
+		want   wire.Errno
+	}{
+		{"first", 1, "kv/a", wire.OK},
+		{"second-prefix", 1, "kv/b", wire.OK},
+		{"same-prefix-again", 1, "kv/b", wire.OK},
+		{"third-prefix", 1, "kv/c", wire.ENOSPC},
+		{"second-stream", 2, "kv/d", wire.ENOSPC},
+		{"stream-zero", 0, "kv/e", wire.EINVAL},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := sub(c.id, c.prefix); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	recs := []sdk.Record{
+		{Kind: sdk.KindTombstone, Version: 5, ModifiedMs: 9},
+		{Kind: sdk.KindKV, Node: 3, Version: 7, ExpireMs: 11, Body: []byte("value")},
+		{Kind: sdk.KindService, Node: 4, Version: 8, LeaseMs: 1000, Addr: []byte("1.2.3.4:5"), Owner: []byte("5.6.7.8:9"), Body: []byte("m")},
+	}
+	for _, r := range recs {
+		b := sdk.AppendRecord(nil, &r)
+		if len(b) != sdk.RecordSize(&r) {
+			t.Fatalf("size %d, want %d", len(b), sdk.RecordSize(&r))
+		}
+		var got sdk.Record
+		if e := sdk.ParseRecord(b, &got); e != wire.OK {
+			t.Fatalf("parse: %v", e)
+		}
+		if got.Kind != r.Kind || got.Version != r.Version || !bytes.Equal(got.Body, r.Body) || !bytes.Equal(got.Addr, r.Addr) {
+			t.Fatalf("got %+v, want %+v", got, r)
+		}
+		for n := 0; n < len(b); n++ { // every truncation is refused or shorter
+			var x sdk.Record
+			if sdk.ParseRecord(b[:n], &x) == wire.OK && r.Kind != sdk.KindKV && r.Kind != sdk.KindService {
+				t.Fatalf("truncated record at %d accepted", n)
+			}
+		}
+	}
+	name, node, ok := sdk.SplitServiceKey([]byte(sdk.ServiceKey("a/b", 0xbeef)))
+	if !ok || string(name) != "a/b" || node != 0xbeef {
+		t.Fatalf("split: %q %x %v", name, node, ok)
+	}
+}
