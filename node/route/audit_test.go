@@ -1,0 +1,150 @@
+package route
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// Test 4: audit queries return exactly the matching records across file
+// rotations, page by page, compared with a slow reference filter.
+func TestAuditQueryRotation(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) {
+		c.AuditRotateBytes = minRotateBytes
+		c.AuditKeep = 1000
+		c.QueryScanBytes = 2048 // several pages even for few matches
+	})
+	a := tc.router.audit
+	rng := rand.New(rand.NewSource(1))
+	names := []string{"ns-put", "ns-get", "ns-list"}
+	clients := []netip.AddrPort{mustAddr("127.0.0.1:4001"), mustAddr("127.0.0.1:4002"), mustAddr("127.0.0.2:4001")}
+	base := time.Now().Add(-time.Hour).UnixNano()
+	type ref struct {
+		name   string
+		client netip.AddrPort
+		start  int64
+		callID uint64
+	}
+	var all []ref
+	const n = 600
+	for i := 0; i < n; i++ {
+		rec := auditRecord{start: base + int64(i)*int64(time.Millisecond), client: clients[rng.Intn(len(clients))],
+			callID: uint64(i + 1), callNo: CallNSGet, name: names[rng.Intn(len(names))], cluster: "c1",
+			dest: tc.meps[0].Addr(), tries: 1}
+		rec.end = rec.start + 1000
+		rec.nparams = uint16(copy(rec.params[:], fmt.Sprintf(`str:"/c1/%d"`, i)))
+		a.submit(&rec)
+		all = append(all, ref{rec.name, rec.client, rec.start, rec.callID})
+		if i%100 == 99 {
+			tc.router.Flush(time.Second)
+		}
+	}
+	if !tc.router.Flush(time.Second) {
+		t.Fatal("flush")
+	}
+	seqs, _ := auditFiles(tc.auditDir)
+	if len(seqs) < 5 {
+		t.Fatalf("only %d files: no rotation", len(seqs))
+	}
+	for _, s := range seqs {
+		fi, err := os.Stat(filepath.Join(tc.auditDir, auditFileName(s)))
+		if err != nil || fi.Mode().Perm() != auditFileMode || fi.Size() > minRotateBytes {
+			t.Fatalf("file %d: %v %v", s, fi.Mode(), err)
+		}
+	}
+	at := func(i int) time.Time { return time.Unix(0, base+int64(i)*int64(time.Millisecond)) }
+	cases := []struct {
+		name string
+		f    AuditFilter
+	}{
+		{"by name", AuditFilter{Call: "ns-put", Limit: MaxAuditLimit}},
+		{"range", AuditFilter{Call: "ns-get", Since: at(100), Until: at(450), Limit: MaxAuditLimit}},
+		{"client", AuditFilter{Call: "ns-list", Client: "127.0.0.1:4002", Limit: MaxAuditLimit}},
+		{"client ip", AuditFilter{Call: "ns-list", Client: "127.0.0.1", Since: at(300), Limit: MaxAuditLimit}},
+		{"limit", AuditFilter{Call: "ns-put", Limit: 7}},
+		{"none", AuditFilter{Call: "nothing", Limit: 10}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var want []uint64
+			cl, port, _ := parseClientFilter(c.f.Client)
+			for _, r := range all {
+				if r.name != c.f.Call || (!c.f.Since.IsZero() && r.start < c.f.Since.UnixNano()) ||
+					(!c.f.Until.IsZero() && r.start >= c.f.Until.UnixNano()) ||
+					(cl.IsValid() && (r.client.Addr() != cl || (port != 0 && r.client.Port() != port))) {
+					continue
+				}
+				if len(want) < c.f.Limit {
+					want = append(want, r.callID)
+				}
+			}
+			got := tc.audit(t, c.f)
+			if len(got) != len(want) {
+				t.Fatalf("got %d records, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i].CallID != want[i] || got[i].Name != c.f.Call {
+					t.Fatalf("record %d: call id %d name %s, want %d", i, got[i].CallID, got[i].Name, want[i])
+				}
+			}
+		})
+	}
+	// Limits past the cap are refused with a clear error number, by the
+	// helper and by the router.
+	if _, err := AuditQuery(context.Background(), tc.client, tc.rep.Addr(), AuditFilter{Call: "x", Limit: MaxAuditLimit + 1}); err != wire.EINVAL {
+		t.Fatalf("limit past cap: %v", err)
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, 1300))
+	ps.String("ns-put")
+	ps.Uint64(0)
+	ps.Uint64(0)
+	ps.String("")
+	ps.Uint64(MaxAuditLimit + 1)
+	ps.Uint64(0)
+	ps.Uint64(0)
+	ps.Bytes(nil)
+	if err := tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil); err != wire.EINVAL {
+		t.Fatalf("router limit past cap: %v", err)
+	}
+}
+
+// Old files past AuditKeep are deleted at rotation; a restarted router
+// continues after the highest file.
+func TestAuditKeepAndRestart(t *testing.T) {
+	cfg := testRouterConfig(t)
+	cfg.AuditRotateBytes = minRotateBytes
+	cfg.AuditKeep = 3
+	var last uint64
+	for round := 0; round < 2; round++ {
+		a, err := openAuditLog(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.start()
+		var rec auditRecord
+		rec.name = "x"
+		for i := 0; i < 200; i++ {
+			a.submit(&rec)
+			if i%50 == 0 {
+				a.flush(time.Second)
+			}
+		}
+		a.close()
+		if round == 0 {
+			seqs, _ := auditFiles(cfg.AuditDir)
+			last = seqs[len(seqs)-1]
+		}
+	}
+	seqs, _ := auditFiles(cfg.AuditDir)
+	if len(seqs) != 3 || seqs[2] <= last+1 {
+		t.Fatalf("files after two runs: %v", seqs)
+	}
+}

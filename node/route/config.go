@@ -1,0 +1,144 @@
+package route
+
+import (
+	"log/slog"
+	"time"
+
+	"fastcall/wire"
+)
+
+// Config configures a Router. Start from DefaultConfig and change what you
+// need; New refuses out-of-range values with a *ConfigError carrying
+// EINVAL.
+type Config struct {
+	// TablePrefix is the key prefix of the mount table in the
+	// MountSource (default "kv/route/"). Mounts live under
+	// TablePrefix+"mount", sub-clusters under TablePrefix+"cluster/".
+	TablePrefix string
+	// Calls are the routed call numbers (default NamespaceCalls()).
+	// Each is registered on the endpoint as not idempotent, so that the
+	// duplicate-request cache absorbs client retransmissions and a call
+	// is forwarded at most once.
+	Calls []RoutedCall
+	// ForwardTimeout bounds one forwarding attempt to one member
+	// (default 500ms). The whole call is also bounded by the client's
+	// deadline less ReplyMargin.
+	ForwardTimeout time.Duration
+	// ReplyMargin is kept from the client's deadline so that the reply
+	// reaches the client before it gives up (default 2ms).
+	ReplyMargin time.Duration
+	// ActivateTimeout bounds the CallSetRole call that promotes a standby
+	// (default 200ms).
+	ActivateTimeout time.Duration
+	// AuditDir is the directory of the audit files (default "audit"; it
+	// is created with mode 0700 if missing). Empty disables auditing.
+	AuditDir string
+	// AuditRotateBytes is the size past which the current audit file is
+	// closed and a new one started (default 64 MiB, at least 4 KiB).
+	AuditRotateBytes int64
+	// AuditKeep is how many audit files are kept, the current one
+	// included; older ones are deleted at rotation (default 8).
+	AuditKeep int
+	// AuditBuffer bounds the records waiting for the writer (default
+	// 16384). A record that finds the queue full is dropped and counted
+	// (Router.AuditStats); forwarding never waits for the writer.
+	AuditBuffer int
+	// AuditValueMax cuts each rendered parameter value to this many
+	// bytes (default 32; strings cut at a character boundary, bytes
+	// rendered as hex of the first AuditValueMax bytes).
+	AuditValueMax int
+	// QueryScanBytes bounds the audit bytes one CallAudit page reads
+	// (default 4 MiB); a page that reaches it returns what it found and a
+	// cursor to continue.
+	QueryScanBytes int64
+	// Logger receives table changes and failovers; nil means
+	// slog.Default(). Nothing is logged per call.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultTablePrefix      = "kv/route/"
+	DefaultForwardTimeout   = 500 * time.Millisecond
+	DefaultReplyMargin      = 2 * time.Millisecond
+	DefaultActivateTimeout  = 200 * time.Millisecond
+	DefaultAuditDir         = "audit"
+	DefaultAuditRotateBytes = 64 << 20
+	DefaultAuditKeep        = 8
+	DefaultAuditBuffer      = 16384
+	DefaultAuditValueMax    = 32
+	DefaultQueryScanBytes   = 4 << 20
+
+	minRotateBytes = 4 << 10
+	maxValueMax    = 128
+)
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		TablePrefix:      DefaultTablePrefix,
+		Calls:            NamespaceCalls(),
+		ForwardTimeout:   DefaultForwardTimeout,
+		ReplyMargin:      DefaultReplyMargin,
+		ActivateTimeout:  DefaultActivateTimeout,
+		AuditDir:         DefaultAuditDir,
+		AuditRotateBytes: DefaultAuditRotateBytes,
+		AuditKeep:        DefaultAuditKeep,
+		AuditBuffer:      DefaultAuditBuffer,
+		AuditValueMax:    DefaultAuditValueMax,
+		QueryScanBytes:   DefaultQueryScanBytes,
+	}
+}
+
+// ConfigError names the configuration field that is out of range.
+type ConfigError struct {
+	Field string
+	Why   string
+}
+
+func (e *ConfigError) Error() string { return "route config: " + e.Field + ": " + e.Why }
+
+// Errno makes a ConfigError carry EINVAL.
+func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
+
+func (c *Config) check() error {
+	bad := func(f, why string) error { return &ConfigError{f, why} }
+	switch {
+	case c.TablePrefix == "":
+		return bad("TablePrefix", "empty")
+	case len(c.Calls) == 0:
+		return bad("Calls", "empty")
+	case c.ForwardTimeout <= 0:
+		return bad("ForwardTimeout", "must be positive")
+	case c.ReplyMargin < 0:
+		return bad("ReplyMargin", "must not be negative")
+	case c.ActivateTimeout <= 0:
+		return bad("ActivateTimeout", "must be positive")
+	case c.AuditDir != "" && c.AuditRotateBytes < minRotateBytes:
+		return bad("AuditRotateBytes", "must be at least 4096")
+	case c.AuditDir != "" && c.AuditKeep < 1:
+		return bad("AuditKeep", "must be at least 1")
+	case c.AuditDir != "" && (c.AuditBuffer < 1 || c.AuditBuffer > 1<<22):
+		return bad("AuditBuffer", "must be between 1 and 4194304")
+	case c.AuditValueMax < 1 || c.AuditValueMax > maxValueMax:
+		return bad("AuditValueMax", "must be between 1 and 128")
+	case c.QueryScanBytes < 1<<10:
+		return bad("QueryScanBytes", "must be at least 1024")
+	}
+	for i, rc := range c.Calls {
+		switch {
+		case rc.No < CallNSPut || rc.No >= CallNSPut+RoutedOffset:
+			return bad("Calls", "call number outside 0x0410-0x042F")
+		case len(rc.Schema) == 0 || rc.Schema[0] != wire.TypeString:
+			return bad("Calls", "first parameter must be a str path")
+		case len(rc.Schema)+ContextParams > wire.MaxParams:
+			return bad("Calls", "too many parameters")
+		}
+		for _, o := range c.Calls[:i] {
+			if o.No == rc.No {
+				return bad("Calls", "call number declared twice")
+			}
+		}
+	}
+	return nil
+}

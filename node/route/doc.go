@@ -1,0 +1,32 @@
+// Package route is fastcall's federation router and the sub-cluster member
+// it routes to. It owns the call numbers 0x0400-0x04FF (wire.CallRouteBase)
+// and is specified by docs/ROUTE.md.
+//
+// A Router runs on an existing rfc.Endpoint. It keeps a mount table (path
+// prefix -> sub-cluster, longest prefix wins) read from a MountSource — the
+// registry's key/value store in a cluster, MemMounts on a single node or in
+// tests — and follows its changes by subscription. For every routed call
+// number (a call whose first parameter is a path) it registers a handler
+// that resolves the path, forwards the call to the sub-cluster's active
+// member as call number+RoutedOffset with the client's context (node id,
+// address, call id) as three leading parameters, and returns the member's
+// reply to the client under the client's own call id. A dead or
+// unreachable active member (ENODEAD, ETIMEDOUT) is replaced by a standby
+// that the router activates; a member that answers ENOTACTIVE is skipped.
+// After a failure the router sends the member a one-way notice naming the
+// client.
+//
+// Every routed call leaves one audit record, written by one writer
+// goroutine to an append-only text file with size-based rotation; a full
+// audit queue drops and counts records, it never slows forwarding. Audit
+// records are queried by call name over CallAudit, in pages of one
+// datagram each.
+//
+// A Member serves a small path-keyed namespace (put, get, list, delete) in
+// memory; a standby member answers ENOTACTIVE to every namespace call.
+//
+// Goroutines: New starts one, the audit writer, and nowhere else. Handlers
+// run on the endpoint's workers; a forwarding handler holds its worker
+// while the member answers, so the endpoint needs Config.Workers of at
+// least the number of routed calls expected in flight at once.
+package route

@@ -1,0 +1,287 @@
+package route
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// MemberConfig configures a Member.
+type MemberConfig struct {
+	// Active is the role the member starts in (default false: standby).
+	// A member that comes back after a failure should start as standby:
+	// the router may have promoted another one meanwhile.
+	Active bool
+	// Notices is how many failure notices are kept (default 256); older
+	// ones are forgotten.
+	Notices int
+	// MaxEntries bounds the namespace (default 65536 paths); a put of a
+	// new path past it is answered ENOSPC.
+	MaxEntries int
+}
+
+// Member defaults.
+const (
+	DefaultMemberNotices    = 256
+	DefaultMemberMaxEntries = 65536
+)
+
+// DefaultMemberConfig returns the documented defaults.
+func DefaultMemberConfig() MemberConfig {
+	return MemberConfig{Notices: DefaultMemberNotices, MaxEntries: DefaultMemberMaxEntries}
+}
+
+// Notice is one failure notice a member received from a router.
+type Notice struct {
+	Time       time.Time // when the router saw the failure
+	Router     netip.AddrPort
+	ClientAddr string
+	ClientNode uint32
+	CallID     uint64 // the client's call id
+	CallNo     uint16
+	CallName   string
+	Errno      wire.Errno
+	Path       string
+}
+
+// nsEntry is one path of the namespace.
+type nsEntry struct {
+	value   []byte
+	version uint64
+}
+
+// Member is a sub-cluster member: a path-keyed namespace in memory
+// served over the namespace calls, in their direct form (CallNSPut...)
+// and in the forwarded form a router sends (number+RoutedOffset, with the
+// client context first). A standby member answers every namespace call
+// ENOTACTIVE. All methods are safe for concurrent use.
+type Member struct {
+	cfg    MemberConfig
+	active atomic.Bool
+	writes atomic.Uint64 // namespace changes applied
+	ns     struct {
+		sync.RWMutex // guards m and version
+		m            map[string]nsEntry
+		version      uint64
+	}
+	notices struct {
+		sync.Mutex // guards ring, next, total
+		ring       []Notice
+		next       int
+		total      uint64
+	}
+}
+
+// NewMember returns a member with an empty namespace. Zero fields of cfg
+// take their defaults.
+func NewMember(cfg MemberConfig) *Member {
+	if cfg.Notices <= 0 {
+		cfg.Notices = DefaultMemberNotices
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMemberMaxEntries
+	}
+	m := &Member{cfg: cfg}
+	m.active.Store(cfg.Active)
+	m.ns.m = map[string]nsEntry{}
+	m.notices.ring = make([]Notice, 0, cfg.Notices)
+	return m
+}
+
+// SetActive sets the member's role.
+func (m *Member) SetActive(on bool) { m.active.Store(on) }
+
+// Active reports whether the member is the active one of its sub-cluster.
+func (m *Member) Active() bool { return m.active.Load() }
+
+// Writes returns the number of namespace changes (puts and deletes)
+// applied.
+func (m *Member) Writes() uint64 { return m.writes.Load() }
+
+// Notices returns the failure notices held, newest first.
+func (m *Member) Notices() []Notice {
+	m.notices.Lock()
+	defer m.notices.Unlock()
+	n := len(m.notices.ring)
+	out := make([]Notice, 0, n)
+	for i := 0; i < n; i++ {
+		j := (m.notices.next - 1 - i + 2*n) % n
+		out = append(out, m.notices.ring[j])
+	}
+	return out
+}
+
+// Register adds the member's calls to ep: the namespace calls in both
+// forms, CallNotice, CallSetRole and CallNotices.
+func (m *Member) Register(ep *rfc.Endpoint) error {
+	type reg struct {
+		no     uint16
+		name   string
+		schema wire.Schema
+		flags  rfc.CallFlags
+		h      rfc.Handler
+	}
+	op := func(f func(*rfc.Request, int, *wire.Params) wire.Errno, base int) rfc.Handler {
+		return func(req *rfc.Request, reply *wire.Params) wire.Errno {
+			if !m.active.Load() {
+				return wire.ENOTACTIVE
+			}
+			return f(req, base, reply)
+		}
+	}
+	regs := []reg{
+		{CallNSPut, "ns-put", schemaNSPut, 0, op(m.put, 0)},
+		{CallNSGet, "ns-get", schemaNSGet, rfc.Idempotent, op(m.get, 0)},
+		{CallNSList, "ns-list", schemaNSList, rfc.Idempotent, op(m.list, 0)},
+		{CallNSDelete, "ns-delete", schemaNSDelete, 0, op(m.del, 0)},
+		{CallNSPut + RoutedOffset, "ns-put-fwd", ForwardedSchema(schemaNSPut), 0, op(m.put, ContextParams)},
+		{CallNSGet + RoutedOffset, "ns-get-fwd", ForwardedSchema(schemaNSGet), rfc.Idempotent, op(m.get, ContextParams)},
+		{CallNSList + RoutedOffset, "ns-list-fwd", ForwardedSchema(schemaNSList), rfc.Idempotent, op(m.list, ContextParams)},
+		{CallNSDelete + RoutedOffset, "ns-delete-fwd", ForwardedSchema(schemaNSDelete), 0, op(m.del, ContextParams)},
+		{CallNotice, "route-notice", schemaNotice, rfc.OneWay | rfc.Idempotent, m.serveNotice},
+		{CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent, m.serveSetRole},
+		{CallNotices, "route-notices", wire.Schema{wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, m.serveNotices},
+	}
+	for _, g := range regs {
+		if err := ep.Register(g.no, g.name, g.schema, g.flags, g.h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Member) put(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
+	path := req.Param(base).Bytes()
+	if len(path) == 0 || path[0] != '/' || len(path) > MaxPathLen {
+		return wire.EINVAL
+	}
+	val := append([]byte(nil), req.Param(base+1).Bytes()...)
+	m.ns.Lock()
+	if _, ok := m.ns.m[string(path)]; !ok && len(m.ns.m) >= m.cfg.MaxEntries {
+		m.ns.Unlock()
+		return wire.ENOSPC
+	}
+	m.ns.version++
+	v := m.ns.version
+	m.ns.m[string(path)] = nsEntry{value: val, version: v}
+	m.ns.Unlock()
+	m.writes.Add(1)
+	reply.Uint64(v)
+	return wire.OK
+}
+
+func (m *Member) get(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
+	path := req.Param(base).Bytes()
+	m.ns.RLock()
+	e, ok := m.ns.m[string(path)]
+	m.ns.RUnlock()
+	if !ok {
+		return wire.ENOENT
+	}
+	reply.Bytes(e.value)
+	reply.Uint64(e.version)
+	return wire.OK
+}
+
+func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
+	prefix := req.Param(base).Str()
+	limit := req.Param(base + 1).Uint64()
+	m.ns.RLock()
+	var keys []string
+	for k := range m.ns.m {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	m.ns.RUnlock()
+	sort.Strings(keys)
+	reply.Uint64(0)
+	more := false
+	for i, k := range keys {
+		if (limit != 0 && uint64(i) >= limit) || reply.Len()+wire.ParamHdrSize+len(k) > reply.Cap() || reply.Count() >= wire.MaxParams {
+			more = true
+			break
+		}
+		reply.String(k)
+	}
+	if more {
+		putU64(reply.Segment()[wire.ParamHdrSize:], 1)
+	}
+	return wire.OK
+}
+
+func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
+	path := req.Param(base).Bytes()
+	m.ns.Lock()
+	if _, ok := m.ns.m[string(path)]; !ok {
+		m.ns.Unlock()
+		return wire.ENOENT
+	}
+	delete(m.ns.m, string(path))
+	m.ns.version++
+	v := m.ns.version
+	m.ns.Unlock()
+	m.writes.Add(1)
+	reply.Uint64(v)
+	return wire.OK
+}
+
+func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
+	was := m.active.Swap(req.Param(0).Bool())
+	reply.Bool(was)
+	return wire.OK
+}
+
+func (m *Member) serveNotice(req *rfc.Request, _ *wire.Params) wire.Errno {
+	n := Notice{
+		Router:     req.From,
+		ClientNode: uint32(req.Param(0).Uint64()),
+		ClientAddr: req.Param(1).Str(),
+		CallID:     req.Param(2).Uint64(),
+		CallNo:     uint16(req.Param(3).Uint64()),
+		CallName:   req.Param(4).Str(),
+		Errno:      wire.Errno(req.Param(5).Uint64()),
+		Path:       req.Param(6).Str(),
+		Time:       time.Unix(0, int64(req.Param(7).Uint64())),
+	}
+	m.notices.Lock()
+	if len(m.notices.ring) < cap(m.notices.ring) {
+		m.notices.ring = append(m.notices.ring, n)
+		m.notices.next = len(m.notices.ring) % cap(m.notices.ring)
+	} else {
+		m.notices.ring[m.notices.next] = n
+		m.notices.next = (m.notices.next + 1) % len(m.notices.ring)
+	}
+	m.notices.total++
+	m.notices.Unlock()
+	return wire.OK
+}
+
+// serveNotices answers CallNotices: the notices held, newest first, from
+// skip on, as many as fit.
+func (m *Member) serveNotices(req *rfc.Request, reply *wire.Params) wire.Errno {
+	skip := req.Param(0).Uint64()
+	ns := m.Notices()
+	reply.Uint64(uint64(len(ns)))
+	for i := skip; i < uint64(len(ns)); i++ {
+		n := &ns[i]
+		need := 7*wire.ParamHdrSize + 5*8 + len(n.ClientAddr) + len(n.CallName) + len(n.Path)
+		if reply.Len()+need > reply.Cap() || reply.Count()+7 > wire.MaxParams {
+			break
+		}
+		reply.Uint64(uint64(n.Time.UnixNano()))
+		reply.String(n.ClientAddr)
+		reply.Uint64(uint64(n.ClientNode))
+		reply.Uint64(n.CallID)
+		reply.String(n.CallName)
+		reply.Uint64(uint64(n.Errno))
+		reply.String(n.Path)
+	}
+	return wire.OK
+}

@@ -1,0 +1,452 @@
+package route
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+func TestLongestMount(t *testing.T) {
+	mounts := map[string]mountRef{}
+	for p, c := range map[string]string{"/": "root", "/a": "a", "/a/b": "ab", "/a/bc/d": "abcd", "/x/y": "xy"} {
+		mounts[p] = mountRef{p, c}
+	}
+	cases := []struct {
+		path, prefix, cluster string
+		ok                    bool
+	}{
+		{"/", "/", "root", true},
+		{"/z", "/", "root", true},
+		{"/a", "/a", "a", true},
+		{"/a/", "/a", "a", true},
+		{"/a/b", "/a/b", "ab", true},
+		{"/a/b/c/d", "/a/b", "ab", true},
+		{"/a/bc", "/a", "a", true},
+		{"/a/bc/d", "/a/bc/d", "abcd", true},
+		{"/a/bc/de", "/a", "a", true},
+		{"/x", "/", "root", true},
+		{"/x/y/z", "/x/y", "xy", true},
+		{"", "", "", false},
+		{"a/b", "", "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			p, cl, ok := longestMount(mounts, []byte(c.path))
+			if p != c.prefix || cl != c.cluster || ok != c.ok {
+				t.Fatalf("longestMount(%q) = %q %q %v, want %q %q %v", c.path, p, cl, ok, c.prefix, c.cluster, c.ok)
+			}
+		})
+	}
+	delete(mounts, "/")
+	if _, _, ok := longestMount(mounts, []byte("/z")); ok {
+		t.Fatal("match without a root mount")
+	}
+	path := []byte("/a/b/c/d")
+	if n := testing.AllocsPerRun(100, func() { longestMount(mounts, path) }); n != 0 {
+		t.Fatalf("longestMount allocates %v", n)
+	}
+}
+
+func TestParseMembers(t *testing.T) {
+	cases := []struct {
+		in string
+		n  int
+		ok bool
+	}{
+		{"active=127.0.0.1:1 standby=127.0.0.1:2", 2, true},
+		{"standby=127.0.0.1:1", 1, true},
+		{"active=[::1]:5 standby=127.0.0.1:2 standby=127.0.0.1:3", 3, true},
+		{"", 0, false},
+		{"active=127.0.0.1:1 active=127.0.0.1:2", 0, false},
+		{"master=127.0.0.1:1", 0, false},
+		{"active=127.0.0.1", 0, false},
+		{"active=127.0.0.1:1 standby=127.0.0.1:1", 0, false},
+		{"127.0.0.1:1", 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.in, func(t *testing.T) {
+			ms, err := ParseMembers([]byte(c.in))
+			if (err == nil) != c.ok || len(ms) != c.n {
+				t.Fatalf("ParseMembers(%q) = %v, %v", c.in, ms, err)
+			}
+			if c.ok {
+				again, err := ParseMembers(EncodeMembers(ms))
+				if err != nil || len(again) != len(ms) {
+					t.Fatalf("round trip: %v %v", again, err)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"no audit", func(c *Config) { c.AuditDir = "" }, true},
+		{"prefix", func(c *Config) { c.TablePrefix = "" }, false},
+		{"timeout", func(c *Config) { c.ForwardTimeout = 0 }, false},
+		{"rotate", func(c *Config) { c.AuditRotateBytes = 100 }, false},
+		{"keep", func(c *Config) { c.AuditKeep = 0 }, false},
+		{"buffer", func(c *Config) { c.AuditBuffer = 0 }, false},
+		{"valuemax", func(c *Config) { c.AuditValueMax = 1000 }, false},
+		{"call range", func(c *Config) { c.Calls = []RoutedCall{{0x1000, "x", wire.Schema{wire.TypeString}}} }, false},
+		{"call path", func(c *Config) { c.Calls = []RoutedCall{{CallNSPut, "x", wire.Schema{wire.TypeBytes}}} }, false},
+		{"call twice", func(c *Config) { c.Calls = append(c.Calls, c.Calls[0]) }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			c.mod(&cfg)
+			err := cfg.check()
+			if (err == nil) != c.ok {
+				t.Fatalf("check = %v", err)
+			}
+			if err != nil && wire.AsErrno(err) != wire.EINVAL {
+				t.Fatalf("errno %v", wire.AsErrno(err))
+			}
+		})
+	}
+}
+
+func TestRenderParams(t *testing.T) {
+	long := strings.Repeat("é", 40) // 80 bytes
+	cases := []struct {
+		name string
+		fill func(*wire.Params)
+		want string
+	}{
+		{"scalars", func(p *wire.Params) { p.Int64(-5); p.Uint64(7); p.Bool(true); p.Float64(2.5) }, "i64:-5 u64:7 bool:true f64:2.5"},
+		{"str", func(p *wire.Params) { p.String("a\tb\n") }, `str:"a\tb\n"`},
+		{"bytes", func(p *wire.Params) { p.Bytes([]byte{0xde, 0xad}) }, "bytes:dead"},
+		{"long bytes", func(p *wire.Params) { p.Bytes(bytes.Repeat([]byte{1}, 40)) }, "bytes:" + strings.Repeat("01", 32) + "..(40)"},
+		{"long str", func(p *wire.Params) { p.String(long) }, `str:"` + strings.Repeat("é", 16) + `"..(80)`},
+		{"many", func(p *wire.Params) {
+			for i := 0; i < 20; i++ {
+				p.String(strings.Repeat("x", 40))
+			}
+		}, ""},
+	}
+	codec, _ := wire.NewCodec(wire.DefaultMaxDatagram, nil)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ps wire.Params
+			ps.Reset(make([]byte, 1300))
+			c.fill(&ps)
+			buf := make([]byte, wire.DefaultMaxDatagram)
+			n, e := codec.EncodeParams(buf, &wire.Header{Flags: wire.FlagRequest, CallNo: 0x1000}, &ps)
+			if e != wire.OK {
+				t.Fatal(e)
+			}
+			var pkt wire.Packet
+			if r := codec.Decode(&pkt, buf[:n]); r != wire.ReasonNone {
+				t.Fatal(r)
+			}
+			var out [auditParamsMax]byte
+			got := string(out[:renderParams(&out, &pkt, 0, DefaultAuditValueMax)])
+			if c.want == "" {
+				if len(got) > auditParamsMax || !strings.HasSuffix(got, " ...") {
+					t.Fatalf("not cut: %q", got)
+				}
+				return
+			}
+			if got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestAuditLineRoundTrip(t *testing.T) {
+	rec := auditRecord{start: 1_700_000_000_123_456_789, end: 1_700_000_000_124_456_789,
+		client: mustAddr("127.0.0.1:4000"), dest: mustAddr("127.0.0.1:5001"), prev: mustAddr("127.0.0.1:5000"),
+		callID: 1<<20 | 3, node: 9, callNo: CallNSPut, errno: wire.OK, prevErr: wire.ENODEAD, tries: 2,
+		name: "ns-put", cluster: "c1"}
+	rec.nparams = uint16(copy(rec.params[:], `str:"/c1/a" bytes:00`))
+	line := appendLine(nil, &rec)
+	e, err := ParseAuditLine(string(line))
+	if err != nil {
+		t.Fatalf("parse %q: %v", line, err)
+	}
+	if e.Start.UnixNano() != rec.start || e.End.UnixNano() != rec.end || e.Elapsed != time.Millisecond ||
+		e.Client != rec.client || e.Dest != rec.dest || e.Prev != "127.0.0.1:5000/ENODEAD" || e.CallID != rec.callID ||
+		e.Node != 9 || e.CallNo != CallNSPut || e.Name != "ns-put" || e.Cluster != "c1" || e.Tries != 2 ||
+		e.Errno != wire.OK || e.Params != `str:"/c1/a" bytes:00` {
+		t.Fatalf("round trip: %+v", e)
+	}
+	rec.errno = wire.EUSER + 5
+	if e, err := ParseAuditLine(string(appendLine(nil, &rec))); err != nil || e.Errno != wire.EUSER+5 {
+		t.Fatalf("EUSER: %v %v", e.Errno, err)
+	}
+	for _, bad := range []string{"", "a\tb", strings.Repeat("x\t", auditFields)} {
+		if _, err := ParseAuditLine(bad); err != wire.EPROTO {
+			t.Fatalf("ParseAuditLine(%q) = %v", bad, err)
+		}
+	}
+}
+
+// Test 1: longest-prefix resolution through the router, table changes
+// picked up live.
+func TestTableLive(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	ctx := context.Background()
+	if _, err := tc.put(t, "/c1/x", []byte("v")); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if _, err := tc.put(t, "/c2/x", []byte("v")); err != wire.ENOENT {
+		t.Fatalf("unmounted put: %v, want ENOENT", err)
+	}
+	// A second sub-cluster, mounted deeper, takes over part of /c1.
+	m3 := NewMember(MemberConfig{Active: true})
+	ep3 := newEndpoint(t, 12, 0)
+	if err := m3.Register(ep3); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddCluster(ctx, tc.table, DefaultTablePrefix, "c3", []MemberSpec{{ep3.Addr(), RoleActive}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, tc.table, DefaultTablePrefix, "/c1/deep", "c3"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tc.router.Resolve("/c1/deep/er")
+	if err != nil || res.Cluster != "c3" || res.Prefix != "/c1/deep" || res.Active != ep3.Addr() {
+		t.Fatalf("Resolve: %+v %v", res, err)
+	}
+	if res, err := tc.router.Resolve("/c1/deeper"); err != nil || res.Cluster != "c1" {
+		t.Fatalf("Resolve /c1/deeper: %+v %v", res, err)
+	}
+	if _, err := tc.put(t, "/c1/deep/er", []byte("v")); err != nil {
+		t.Fatalf("put deep: %v", err)
+	}
+	if m3.Writes() != 1 || tc.members[0].Writes() != 1 {
+		t.Fatalf("writes: c3 %d, c1 %d", m3.Writes(), tc.members[0].Writes())
+	}
+	// The rfcctl helpers see the same table.
+	if r2, err := ResolvePath(ctx, tc.table, DefaultTablePrefix, "/c1/deep/er"); err != nil || r2.Cluster != "c3" {
+		t.Fatalf("ResolvePath: %+v %v", r2, err)
+	}
+	tab, err := ListTable(ctx, tc.table, DefaultTablePrefix)
+	if err != nil || len(tab.Mounts) != 2 || len(tab.Clusters) != 2 || len(tab.Bad) != 0 {
+		t.Fatalf("ListTable: %+v %v", tab, err)
+	}
+	// Unmount: /c1/deep/er goes back to c1.
+	if err := DelMount(ctx, tc.table, DefaultTablePrefix, "/c1/deep"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.put(t, "/c1/deep/er", []byte("v")); err != nil {
+		t.Fatalf("put after unmount: %v", err)
+	}
+	if m3.Writes() != 1 || tc.members[0].Writes() != 2 {
+		t.Fatalf("after unmount writes: c3 %d, c1 %d", m3.Writes(), tc.members[0].Writes())
+	}
+	// A malformed entry is ignored, not fatal.
+	_ = tc.table.Put(ctx, ClusterKey(DefaultTablePrefix, "c1"), []byte("bogus"))
+	if _, err := tc.router.Resolve("/c1/x"); err != wire.ENOENT {
+		t.Fatalf("resolve with malformed cluster: %v", err)
+	}
+	// Counters over the call.
+	cs, err := RouteStats(ctx, tc.client, tc.rep.Addr())
+	if err != nil || len(cs) != 2 || cs[0].Name != "c1" || cs[0].Calls != 2 || cs[1].Calls != 1 {
+		t.Fatalf("RouteStats: %+v %v", cs, err)
+	}
+}
+
+// Test 2: the active member dies; calls fail over to the standby, which
+// the router promotes; the audit shows both.
+func TestFailover(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	a0, a1 := tc.meps[0].Addr(), tc.meps[1].Addr()
+	if _, err := tc.put(t, "/c1/before", []byte("1")); err != nil {
+		t.Fatalf("put before: %v", err)
+	}
+	tc.meps[0].Close()
+	tc.rep.MarkDead(a0) // what the heartbeat service would do
+	if _, err := tc.put(t, "/c1/after", []byte("2")); err != nil {
+		t.Fatalf("put after failover: %v", err)
+	}
+	if !tc.members[1].Active() {
+		t.Fatal("standby not promoted")
+	}
+	if res, _ := tc.router.Resolve("/c1/after"); res.Active != a1 {
+		t.Fatalf("router believes %v active", res.Active)
+	}
+	if _, err := tc.get(t, "/c1/after"); err != nil {
+		t.Fatalf("get after failover: %v", err)
+	}
+	es := tc.audit(t, AuditFilter{Call: "ns-put"})
+	if len(es) != 2 {
+		t.Fatalf("audit: %d records", len(es))
+	}
+	if es[0].Dest != a0 || es[0].Errno != wire.OK || es[0].Tries != 1 {
+		t.Fatalf("first record: %+v", es[0])
+	}
+	if es[1].Dest != a1 || es[1].Errno != wire.OK || es[1].Tries != 2 || es[1].Prev != a0.String()+"/ENODEAD" {
+		t.Fatalf("second record: %+v", es[1])
+	}
+	cs := tc.router.Counters()
+	if len(cs) != 1 || cs[0].Failovers != 1 {
+		t.Fatalf("counters: %+v", cs)
+	}
+}
+
+// A member that answers ENOTACTIVE is skipped and the one that answers is
+// remembered, without a promotion.
+func TestNotActiveSwitch(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	tc.members[0].SetActive(false)
+	tc.members[1].SetActive(true)
+	for i := 0; i < 2; i++ {
+		if _, err := tc.put(t, "/c1/k", []byte("v")); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	es := tc.audit(t, AuditFilter{Call: "ns-put"})
+	if len(es) != 2 || es[0].Tries != 2 || es[0].Prev != tc.meps[0].Addr().String()+"/ENOTACTIVE" || es[1].Tries != 1 {
+		t.Fatalf("audit: %+v", es)
+	}
+	if c := tc.router.Counters(); c[0].Failovers != 0 {
+		t.Fatalf("promotion counted: %+v", c)
+	}
+	// Both standby: the call fails with ENOTACTIVE.
+	tc.members[1].SetActive(false)
+	if _, err := tc.put(t, "/c1/k", []byte("v")); err != wire.ENOTACTIVE {
+		t.Fatalf("all standby: %v", err)
+	}
+}
+
+// A silent active member (no dead mark) fails over after the forward
+// timeout.
+func TestFailoverTimeout(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) { c.ForwardTimeout = 100 * time.Millisecond })
+	tc.meps[0].Close()
+	if _, err := tc.put(t, "/c1/k", []byte("v")); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	es := tc.audit(t, AuditFilter{Call: "ns-put"})
+	if len(es) != 1 || es[0].Dest != tc.meps[1].Addr() || !strings.HasSuffix(es[0].Prev, "/ETIMEDOUT") {
+		t.Fatalf("audit: %+v", es)
+	}
+}
+
+// Test 3: a failed call's member receives the client's context.
+func TestFailureNotice(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	if _, err := tc.get(t, "/c1/missing"); err != wire.ENOENT {
+		t.Fatalf("get: %v, want ENOENT", err)
+	}
+	m := tc.members[0]
+	if !waitFor(2*time.Second, func() bool { return len(m.Notices()) == 1 }) {
+		t.Fatalf("notices: %+v", m.Notices())
+	}
+	n := m.Notices()[0]
+	if n.ClientAddr != tc.client.Addr().String() || n.ClientNode != 100 || n.CallNo != CallNSGet ||
+		n.CallName != "ns-get" || n.Errno != wire.ENOENT || n.Path != "/c1/missing" || n.Router != tc.rep.Addr() {
+		t.Fatalf("notice: %+v", n)
+	}
+	es := tc.audit(t, AuditFilter{Call: "ns-get"})
+	if len(es) != 1 || es[0].CallID != n.CallID || es[0].Errno != wire.ENOENT {
+		t.Fatalf("audit %+v vs notice %+v", es, n)
+	}
+	// The notices call returns the same.
+	var ps wire.Params
+	ps.Reset(make([]byte, 1300))
+	ps.Uint64(0)
+	ps.Bytes(make([]byte, 500))
+	var rep rfc.Reply
+	if err := tc.client.Call(context.Background(), tc.meps[0].Addr(), CallNotices, &ps, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Param(0).Uint64() != 1 || rep.Param(4).Uint64() != n.CallID {
+		t.Fatalf("notices call: total %d", rep.Param(0).Uint64())
+	}
+	if tc.members[1].Notices() != nil && len(tc.members[1].Notices()) != 0 {
+		t.Fatal("standby got a notice")
+	}
+}
+
+// Test 5: a client retransmission is forwarded once.
+func TestRetransmissionForwardedOnce(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	codec, _ := wire.NewCodec(wire.DefaultMaxDatagram, nil)
+	var ps wire.Params
+	ps.Reset(make([]byte, 1300))
+	ps.String("/c1/once")
+	ps.Bytes([]byte("payload"))
+	req := make([]byte, wire.DefaultMaxDatagram)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: CallNSPut, Src: 77, CallID: 5<<20 | 1, Incarnation: 4242,
+		Budget: 2_000_000, Stamp: uint32(time.Now().UnixMilli())}
+	n, e := codec.EncodeParams(req, &h, &ps)
+	if e != wire.OK {
+		t.Fatal(e)
+	}
+	dst := net.UDPAddrFromAddrPort(tc.rep.Addr())
+	read := func() []byte {
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		b := make([]byte, 2048)
+		m, _, err := conn.ReadFromUDP(b)
+		if err != nil {
+			t.Fatalf("read reply: %v", err)
+		}
+		return b[:m]
+	}
+	if _, err := conn.WriteToUDP(req[:n], dst); err != nil {
+		t.Fatal(err)
+	}
+	first := read()
+	codec.SetRetrans(req[:n])
+	if _, err := conn.WriteToUDP(req[:n], dst); err != nil {
+		t.Fatal(err)
+	}
+	second := read()
+	if !bytes.Equal(first, second) {
+		t.Fatal("retransmission answered with a different reply")
+	}
+	var pkt wire.Packet
+	if r := codec.Decode(&pkt, first); r != wire.ReasonNone || pkt.Errno != wire.OK || pkt.CallID != h.CallID {
+		t.Fatalf("reply: %v %v %x", r, pkt.Errno, pkt.CallID)
+	}
+	if w := tc.members[0].Writes(); w != 1 {
+		t.Fatalf("member applied %d writes", w)
+	}
+	es := tc.audit(t, AuditFilter{Call: "ns-put"})
+	if len(es) != 1 || es[0].CallID != h.CallID || es[0].Node != 77 {
+		t.Fatalf("audit: %+v", es)
+	}
+}
+
+// Forwarding never waits for the audit writer: with the writer not
+// draining, records past the buffer are dropped and counted.
+func TestAuditDropsWhenFull(t *testing.T) {
+	cfg := testRouterConfig(t)
+	cfg.AuditBuffer = 4
+	a, err := openAuditLog(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec auditRecord
+	for i := 0; i < 10; i++ {
+		a.submit(&rec)
+	}
+	if s := a.stats(); s.Dropped != 6 {
+		t.Fatalf("dropped %d", s.Dropped)
+	}
+	a.start()
+	a.close()
+	if s := a.stats(); s.Written != 4 {
+		t.Fatalf("written %d", s.Written)
+	}
+}

@@ -1,0 +1,177 @@
+package route
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Router is the federation router on one endpoint. All methods are safe
+// for concurrent use.
+type Router struct {
+	ep        *rfc.Endpoint
+	cfg       Config
+	src       MountSource
+	log       *slog.Logger
+	table     atomic.Pointer[mountTable] // snapshot read by every routed call
+	tbl       tableState
+	calls     []*routedCall
+	audit     *auditLog // nil when Config.AuditDir is empty
+	scratch   sync.Pool // *forwardScratch
+	stopWatch func()
+	notices   atomic.Uint64 // failure notices sent
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+// New builds a router on ep: it opens the audit log, subscribes to the
+// mount table under cfg.TablePrefix in src and reads it, registers
+// CallAudit, CallRouteStats and every routed call of cfg.Calls on ep, and
+// starts the audit writer. ep may be started or not; its Workers bound the
+// routed calls in flight (each holds a worker while the member answers).
+//
+// Registered calls cannot be removed: after Close they answer ECLOSED. A
+// failure after some calls were registered leaves them answering ECLOSED.
+func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
+	if ep == nil || src == nil {
+		return nil, wire.EINVAL
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	r := &Router{ep: ep, cfg: cfg, src: src, log: cfg.Logger}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	r.tbl.init()
+	r.table.Store(&mountTable{mounts: map[string]mountRef{}, clusters: map[string]*clusterState{}})
+	maxSeg := ep.Config().MaxDatagram - wire.HeaderSize
+	r.scratch.New = func() any { return &forwardScratch{buf: make([]byte, maxSeg)} }
+	if cfg.AuditDir != "" {
+		a, err := openAuditLog(&r.cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.audit = a
+	}
+	fail := func(err error) (*Router, error) {
+		r.closed.Store(true)
+		if r.stopWatch != nil {
+			r.stopWatch()
+		}
+		if r.audit != nil {
+			r.audit.start()
+			r.audit.close()
+		}
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := r.load(ctx)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	for _, c := range cfg.Calls {
+		rc := &routedCall{RoutedCall: c, fwdNo: c.No + RoutedOffset}
+		rc.Schema = append(wire.Schema(nil), c.Schema...)
+		r.calls = append(r.calls, rc)
+		h := func(req *rfc.Request, reply *wire.Params) wire.Errno { return r.forward(rc, req, reply) }
+		// Not idempotent: the duplicate-request cache absorbs client
+		// retransmissions, so a call is forwarded at most once.
+		if err := ep.Register(c.No, c.Name, c.Schema, 0, h); err != nil {
+			return fail(err)
+		}
+		ep.NameCall(rc.fwdNo, c.Name+"-fwd")
+	}
+	if err := ep.Register(CallAudit, "route-audit", schemaAudit, rfc.Idempotent, r.serveAudit); err != nil {
+		return fail(err)
+	}
+	if err := ep.Register(CallRouteStats, "route-stats", wire.Schema{wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, r.serveStats); err != nil {
+		return fail(err)
+	}
+	ep.NameCall(CallNotice, "route-notice")
+	ep.NameCall(CallSetRole, "route-set-role")
+	if r.audit != nil {
+		r.audit.start()
+	}
+	return r, nil
+}
+
+// Close stops following the table, writes every queued audit record,
+// closes the audit file and stops the writer. Routed calls answer ECLOSED
+// from then on. Close is idempotent; it does not close the endpoint.
+func (r *Router) Close() error {
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		if r.stopWatch != nil {
+			r.stopWatch()
+		}
+		if r.audit != nil {
+			r.audit.close()
+		}
+	})
+	return nil
+}
+
+// Flush waits until every audit record queued before the call is written
+// to the file, at most timeout; it reports whether it completed.
+func (r *Router) Flush(timeout time.Duration) bool {
+	if r.audit == nil {
+		return true
+	}
+	return r.audit.flush(timeout)
+}
+
+// AuditStats returns the audit writer's counters.
+func (r *Router) AuditStats() AuditStats {
+	if r.audit == nil {
+		return AuditStats{}
+	}
+	return r.audit.stats()
+}
+
+// NoticesSent returns the number of failure notices sent to members.
+func (r *Router) NoticesSent() uint64 { return r.notices.Load() }
+
+// statsEntryMax bounds one CallRouteStats entry: a name, six u64 and the
+// histogram.
+const statsEntryMax = 3*wire.ParamHdrSize + MaxClusterName + 6*(wire.ParamHdrSize+8) + HistBuckets*8
+
+// serveStats answers CallRouteStats.
+func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
+	cursor := req.Param(0).Uint64()
+	cs := r.Counters()
+	dropped := r.AuditStats().Dropped
+	reply.Uint64(0)
+	next := uint64(0)
+	var hist [HistBuckets * 8]byte
+	first := int(min(cursor, uint64(len(cs))))
+	for i := first; i < len(cs); i++ {
+		if reply.Len()+statsEntryMax > reply.Cap() || reply.Count()+8 > wire.MaxParams {
+			if i == first {
+				return wire.EMSGSIZE // the client did not pad its request
+			}
+			next = uint64(i)
+			break
+		}
+		c := &cs[i]
+		reply.String(c.Name)
+		reply.Uint64(c.Calls)
+		reply.Uint64(c.Errors)
+		reply.Uint64(c.Failovers)
+		reply.Uint64(dropped)
+		reply.Uint64(c.P50us)
+		reply.Uint64(c.P99us)
+		for j, v := range c.Hist {
+			putU64(hist[8*j:], v)
+		}
+		reply.Bytes(hist[:])
+	}
+	putU64(reply.Segment()[wire.ParamHdrSize:], next)
+	return wire.OK
+}

@@ -1,0 +1,194 @@
+package route
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"fastcall/wire"
+)
+
+// clusterState is one sub-cluster as the router forwards to it. members
+// never changes; a change of the member list in the table makes a new
+// clusterState that keeps the active member if it is still listed.
+type clusterState struct {
+	name    string
+	members []netip.AddrPort
+	active  atomic.Int32 // index in members of the member believed active
+	promote sync.Mutex   // serializes promotions of a standby
+	ctr     *clusterCounters
+}
+
+// mountTable is an immutable snapshot of the table, published through
+// Router.table and read without locks on every routed call.
+type mountTable struct {
+	mounts   map[string]mountRef // by prefix
+	clusters map[string]*clusterState
+}
+
+// tableState is the router's copy of the table as the MountSource holds
+// it, from which snapshots are built.
+type tableState struct {
+	mu struct {
+		sync.Mutex // guards every field below
+		mounts     map[string]string
+		clusters   map[string]*clusterState
+		counters   map[string]*clusterCounters // kept across removals
+		bad        uint64                      // malformed entries ignored
+	}
+}
+
+func (t *tableState) init() {
+	t.mu.mounts = map[string]string{}
+	t.mu.clusters = map[string]*clusterState{}
+	t.mu.counters = map[string]*clusterCounters{}
+}
+
+// countersLocked returns the counters of sub-cluster name, creating them.
+func (t *tableState) countersLocked(name string) *clusterCounters {
+	c := t.mu.counters[name]
+	if c == nil {
+		c = new(clusterCounters)
+		t.mu.counters[name] = c
+	}
+	return c
+}
+
+// apply folds one change of the MountSource into the table and publishes
+// a new snapshot. Malformed keys and values are counted and ignored (a
+// malformed value deletes the entry it replaces).
+func (r *Router) apply(key string, value []byte, deleted bool) {
+	rest, ok := strings.CutPrefix(key, r.cfg.TablePrefix)
+	if !ok {
+		return
+	}
+	t := &r.tbl
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case strings.HasPrefix(rest, mountDir+"/"):
+		prefix := rest[len(mountDir):]
+		name := string(value)
+		if deleted || !ValidPrefix(prefix) || !ValidClusterName(name) {
+			if !deleted {
+				t.mu.bad++
+			}
+			delete(t.mu.mounts, prefix)
+			break
+		}
+		t.mu.mounts[prefix] = name
+	case strings.HasPrefix(rest, clusterDir):
+		name := rest[len(clusterDir):]
+		var ms []MemberSpec
+		var err error
+		if !deleted {
+			if ms, err = ParseMembers(value); err != nil || !ValidClusterName(name) {
+				t.mu.bad++
+				deleted = true
+			}
+		}
+		old := t.mu.clusters[name]
+		if deleted {
+			delete(t.mu.clusters, name)
+			break
+		}
+		cs := &clusterState{name: name, ctr: t.countersLocked(name)}
+		act := 0
+		for i, m := range ms {
+			cs.members = append(cs.members, m.Addr)
+			if m.Role == RoleActive {
+				act = i
+			}
+		}
+		if old != nil {
+			// Keep what the router learned about who is active.
+			cur := old.members[old.active.Load()]
+			for i, a := range cs.members {
+				if a == cur {
+					act = i
+				}
+			}
+		}
+		cs.active.Store(int32(act))
+		t.mu.clusters[name] = cs
+	default:
+		t.mu.bad++
+		return
+	}
+	r.publishLocked()
+}
+
+// publishLocked builds and publishes a snapshot of the table.
+func (r *Router) publishLocked() {
+	t := &r.tbl
+	mt := &mountTable{mounts: make(map[string]mountRef, len(t.mu.mounts)), clusters: make(map[string]*clusterState, len(t.mu.clusters))}
+	for k, v := range t.mu.mounts {
+		mt.mounts[k] = mountRef{k, v}
+	}
+	for k, v := range t.mu.clusters {
+		mt.clusters[k] = v
+	}
+	r.table.Store(mt)
+}
+
+// load subscribes to the table and reads it: Watch first, then List, so
+// that no change is missed. Entries the watch has already delivered are
+// not overwritten by the (possibly older) listing.
+func (r *Router) load(ctx context.Context) error {
+	var seenMu sync.Mutex
+	seen := map[string]bool{}
+	listing := true
+	stop, err := r.src.Watch(r.cfg.TablePrefix, func(key string, value []byte, deleted bool) {
+		seenMu.Lock()
+		if listing {
+			seen[key] = true
+		}
+		seenMu.Unlock()
+		r.apply(key, value, deleted)
+	})
+	if err != nil {
+		return err
+	}
+	kvs, err := r.src.List(ctx, r.cfg.TablePrefix)
+	if err != nil {
+		stop()
+		return err
+	}
+	seenMu.Lock()
+	for _, kv := range kvs {
+		if !seen[kv.Key] {
+			r.apply(kv.Key, kv.Value, false)
+		}
+	}
+	listing = false
+	seenMu.Unlock()
+	r.stopWatch = stop
+	return nil
+}
+
+// Resolution is the answer of Resolve.
+type Resolution struct {
+	Prefix  string           // the longest mount prefix of the path
+	Cluster string           // the sub-cluster it names
+	Members []netip.AddrPort // its members, in table order
+	Active  netip.AddrPort   // the member the router believes active
+}
+
+// Resolve returns where the router would send a call for path, from its
+// current snapshot of the table. ENOENT if no mount matches or the mount
+// names a sub-cluster the table does not define.
+func (r *Router) Resolve(path string) (Resolution, error) {
+	mt := r.table.Load()
+	prefix, name, ok := longestMount(mt.mounts, []byte(path))
+	if !ok {
+		return Resolution{}, wire.ENOENT
+	}
+	cs := mt.clusters[name]
+	if cs == nil {
+		return Resolution{Prefix: prefix, Cluster: name}, wire.ENOENT
+	}
+	return Resolution{Prefix: prefix, Cluster: name, Members: append([]netip.AddrPort(nil), cs.members...),
+		Active: cs.members[cs.active.Load()]}, nil
+}
