@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -137,23 +138,35 @@ func TestRfcdFlags(t *testing.T) {
 	os.Chmod(openKey, 0o644)
 	goodKey := filepath.Join(dir, "good.key")
 	os.WriteFile(goodKey, []byte("0123456789abcdef0123456789"), 0o600)
+	badCfg := filepath.Join(dir, "bad.json")
+	os.WriteFile(badCfg, []byte(`{"insecure": true, "heartbeat": {"interval": 5}}`), 0o600)
+	unknownCfg := filepath.Join(dir, "unknown.json")
+	os.WriteFile(unknownCfg, []byte(`{"insecure": true, "colour": "blue"}`), 0o600)
 	cases := []struct {
 		args []string
 		code int
 		want string
 	}{
-		{[]string{"-workers", "0", "-insecure"}, 2, "Workers"},
+		{[]string{"-workers", "-1", "-insecure"}, 2, "engine.workers"},
 		{[]string{}, 2, "cluster key file is required"},
 		{[]string{"-key", openKey, "-log-level", "error"}, 2, "group or others"},
-		{[]string{"-key", goodKey, "-insecure"}, 2, "exclude each other"},
-		{[]string{"-log-level", "loud"}, 2, "log-level"},
-		{[]string{"-key", "/nonexistent"}, 2, "-key"},
+		{[]string{"-key", goodKey, "-insecure"}, 2, "insecure: excludes key_file"},
+		{[]string{"-insecure", "-roles", "worker"}, 2, "heartbeat.members"},
+		{[]string{"-insecure", "-roles", "chef"}, 2, "unknown role"},
+		{[]string{"-insecure", "-addr", "nowhere"}, 2, "addr: want IP:PORT"},
+		{[]string{"-log-level", "loud", "-insecure"}, 2, "log_level"},
+		{[]string{"-key", "/nonexistent"}, 2, "key_file"},
+		{[]string{"-config", "/nonexistent.json"}, 2, "no such file"},
+		{[]string{"-config", badCfg}, 2, "heartbeat.interval"},
+		{[]string{"-config", unknownCfg}, 2, "unknown field"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-h"}, 0, "usage: rfcd"},
 	}
 	for _, tc := range cases {
-		cmd := exec.Command(filepath.Join(binDir, "rfcd"), tc.args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "rfcd"), tc.args...)
 		out, err := cmd.CombinedOutput()
+		cancel()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()

@@ -1,28 +1,49 @@
 // Command rfcd runs a fastcall node: one rfc endpoint serving the engine's
-// calls and the built-in test calls (echo, add, sleep, incr, counter,
-// fault). See README.md for a tour.
+// calls, the built-in test calls, and the services of the roles its
+// configuration gives it. See docs/RFCD.md.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
-	"fastcall/node/builtin"
+	"fastcall/node/daemon"
 	"fastcall/node/keyfile"
-	"fastcall/rfc"
 )
 
-const usage = `usage: rfcd [flags]
+const usage = `usage: rfcd [-config FILE] [flags]
 
-Runs a fastcall node on one UDP socket. It prints one line,
-"rfcd: listening ADDR node N incarnation I", once it serves calls, and
-stops cleanly on SIGTERM or SIGINT (exit 0). A cluster key file (mode
-0600) is required unless -insecure is given; SIGHUP re-reads -key and
--prev-key to rotate keys without downtime.
+Runs a fastcall node on one UDP socket. Configuration comes from a JSON
+file (-config; see docs/RFCD.md and docs/rfcd.example.json), then from the
+flags below, which override it. Fields of the file:
+
+  node              node id carried in every datagram (0..4294967295)
+  addr              UDP listen address "IP:PORT" (default 127.0.0.1:7000)
+  key_file          cluster key file, mode 0600 (required unless insecure)
+  prev_key_file     previous key, still accepted during a rotation
+  insecure          true: run without a key (checksummed, not authenticated)
+  log_level         debug, info, warn, error (default info)
+  roles             list of: worker, master
+  engine.workers          handler goroutines (default 4)
+  engine.queue            requests waiting for a worker before EBUSY (default 1024)
+  engine.max_datagram     datagram size limit in bytes; all nodes agree (default 1400)
+  engine.max_pending      calls in flight from this node (default 4096)
+  engine.default_timeout  deadline of calls made without one (default "2s")
+  engine.max_age          replay bound on request stamps (default "30s")
+  heartbeat.members       ["IP:PORT", ...] the other nodes to watch
+  heartbeat.interval      probe period (default "200ms")
+
+rfcd prints one line, "rfcd: listening ADDR node N incarnation I", once it
+serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
+flight, exit 0. SIGHUP: re-read key_file and prev_key_file (key rotation
+without downtime). An invalid configuration names the field and exits 2.
 
 flags:
 `
@@ -34,18 +55,21 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("rfcd", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	def := rfc.DefaultConfig()
-	addr := fs.String("addr", def.Addr, "UDP address to listen on (host:port)")
-	node := fs.Uint("node", 0, "node id carried in every datagram (0..4294967295)")
-	keyFile := fs.String("key", "", "file holding the cluster key (at least 16 bytes, mode 0600); required unless -insecure")
-	prevKeyFile := fs.String("prev-key", "", "file holding the previous cluster key, still accepted during a rotation")
-	insecure := fs.Bool("insecure", false, "run without a cluster key: datagrams are checksummed, not authenticated")
-	workers := fs.Int("workers", def.Workers, "worker goroutines running handlers")
-	queue := fs.Int("queue", def.QueueLen, "requests that may wait for a worker before EBUSY")
-	maxDgram := fs.Int("max-datagram", def.MaxDatagram, "datagram size limit in bytes (both ends must agree)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	cfgFile := fs.String("config", "", "JSON configuration file")
+	addr := fs.String("addr", "", "UDP address to listen on (host:port)")
+	node := fs.Uint("node", 0, "node id")
+	keyFile := fs.String("key", "", "cluster key file (mode 0600)")
+	prevKeyFile := fs.String("prev-key", "", "previous cluster key file, accepted during a rotation")
+	insecure := fs.Bool("insecure", false, "run without a cluster key")
+	level := fs.String("log-level", "", "log level: debug, info, warn, error")
+	roles := fs.String("roles", "", "comma-separated roles: worker, master")
+	members := fs.String("members", "", "comma-separated heartbeat members IP:PORT")
+	interval := fs.Duration("hb-interval", 0, "heartbeat probe interval")
+	workers := fs.Int("workers", 0, "engine worker goroutines")
+	queue := fs.Int("queue", 0, "engine queue length")
+	maxDgram := fs.Int("max-datagram", 0, "datagram size limit in bytes")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
@@ -54,90 +78,113 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "rfcd: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(os.Stderr, "rfcd: -log-level: %v\n", err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
-	if *node > 1<<32-1 {
-		fmt.Fprintln(os.Stderr, "rfcd: -node: out of range")
-		return 2
-	}
-	cfg := def
-	cfg.Addr = *addr
-	cfg.NodeID = uint32(*node)
-	cfg.Workers = *workers
-	cfg.QueueLen = *queue
-	cfg.MaxDatagram = *maxDgram
-	cfg.Logger = log
-	switch {
-	case *keyFile == "" && !*insecure:
-		fmt.Fprintln(os.Stderr, "rfcd: -key: a cluster key file is required (or -insecure to run unauthenticated)")
-		return 2
-	case *keyFile != "" && *insecure:
-		fmt.Fprintln(os.Stderr, "rfcd: -key and -insecure exclude each other")
-		return 2
-	case *keyFile != "":
-		key, err := keyfile.Read(*keyFile)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "rfcd: -key: %v\n", err)
+	cfg := daemon.Default()
+	if *cfgFile != "" {
+		if err := daemon.LoadFile(*cfgFile, &cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "rfcd: %s: %v\n", *cfgFile, err)
 			return 2
 		}
-		cfg.Key = key
-		if *prevKeyFile != "" {
-			if cfg.PrevKey, err = keyfile.Read(*prevKeyFile); err != nil {
-				fmt.Fprintf(os.Stderr, "rfcd: -prev-key: %v\n", err)
-				return 2
-			}
-		}
-	default:
-		log.Warn("running without a cluster key: datagrams are not authenticated; anyone who can reach this port can call it")
 	}
-	ep, err := rfc.Open(cfg)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["addr"] {
+		cfg.Addr = *addr
+	}
+	if set["node"] {
+		if *node > 1<<32-1 {
+			fmt.Fprintln(os.Stderr, "rfcd: -node: out of range")
+			return 2
+		}
+		cfg.Node = uint32(*node)
+	}
+	if set["key"] {
+		cfg.KeyFile = *keyFile
+	}
+	if set["prev-key"] {
+		cfg.PrevKeyFile = *prevKeyFile
+	}
+	if set["insecure"] {
+		cfg.Insecure = *insecure
+	}
+	if set["log-level"] {
+		cfg.LogLevel = *level
+	}
+	if set["roles"] {
+		cfg.Roles = splitList(*roles)
+	}
+	if set["members"] {
+		cfg.Heartbeat.Members = splitList(*members)
+	}
+	if set["hb-interval"] {
+		cfg.Heartbeat.Interval = daemon.Duration{Duration: *interval}
+	}
+	if set["workers"] {
+		cfg.Engine.Workers = *workers
+	}
+	if set["queue"] {
+		cfg.Engine.Queue = *queue
+	}
+	if set["max-datagram"] {
+		cfg.Engine.MaxDatagram = *maxDgram
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
+		return 2
+	}
+	var lv slog.Level
+	lv.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	n, err := daemon.Start(cfg, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
-		if _, ok := err.(*rfc.ConfigError); ok {
+		var fe *daemon.FieldError
+		if errors.As(err, &fe) || strings.HasPrefix(err.Error(), "rfc config") {
 			return 2
 		}
 		return 1
 	}
-	if _, err := builtin.Register(ep); err != nil {
-		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
-		ep.Close()
-		return 1
-	}
-	// Every call is registered before the first request is read.
-	if err := ep.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
-		ep.Close()
-		return 1
-	}
-	fmt.Printf("rfcd: listening %s node %d incarnation %d\n", ep.Addr(), ep.NodeID(), ep.Incarnation())
+	fmt.Printf("rfcd: listening %s\n", n)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
-			// Key rotation: re-read -key and -prev-key.
-			if *keyFile == "" {
-				continue
-			}
-			key, err := keyfile.Read(*keyFile)
-			var prev []byte
-			if err == nil && *prevKeyFile != "" {
-				prev, err = keyfile.Read(*prevKeyFile)
-			}
-			if err == nil {
-				err = ep.SetKeys(key, prev)
-			}
-			if err != nil {
-				log.Error("key reload failed; keeping the current keys", "err", err)
-			}
+			reloadKeys(n, cfg, log)
 			continue
 		}
 		log.Info("rfcd stopping", "signal", s.String())
 		break
 	}
-	ep.Close()
+	start := time.Now()
+	n.Stop()
+	log.Info("rfcd stopped", "took", time.Since(start).String())
 	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// reloadKeys re-reads the key files (SIGHUP).
+func reloadKeys(n *daemon.Node, cfg daemon.Config, log *slog.Logger) {
+	if cfg.KeyFile == "" {
+		log.Warn("SIGHUP ignored: no key file")
+		return
+	}
+	key, err := keyfile.Read(cfg.KeyFile)
+	var prev []byte
+	if err == nil && cfg.PrevKeyFile != "" {
+		prev, err = keyfile.Read(cfg.PrevKeyFile)
+	}
+	if err == nil {
+		err = n.Ep.SetKeys(key, prev)
+	}
+	if err != nil {
+		log.Error("key reload failed; keeping the current keys", "err", err)
+	}
 }

@@ -1,0 +1,216 @@
+// Package daemon assembles a fastcall node from a configuration: one rfc
+// endpoint, the built-in calls, and the services of its roles. The rfcd
+// command is a thin shell around it. The configuration file format is
+// documented in docs/RFCD.md with an example in docs/rfcd.example.json.
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"fastcall/rfc"
+)
+
+// Roles a node may take.
+const (
+	RoleWorker = "worker" // runs tasks for masters (heartbeat master/worker channels)
+	RoleMaster = "master" // assigns tasks to workers; serves the task-run call
+)
+
+var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true}
+
+// Duration is a time.Duration written as a string ("200ms") in JSON.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON accepts "1.5s" style strings.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeOf(time.Duration(0))}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: s, Type: reflect.TypeOf(time.Duration(0))}
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// EngineConfig tunes the call engine; zero fields take rfc's defaults.
+type EngineConfig struct {
+	Workers        int      `json:"workers"`         // handler goroutines (default 4)
+	Queue          int      `json:"queue"`           // requests waiting for a worker before EBUSY (default 1024)
+	MaxDatagram    int      `json:"max_datagram"`    // bytes; all nodes must agree (default 1400)
+	MaxPending     int      `json:"max_pending"`     // calls in flight from this node (default 4096)
+	DefaultTimeout Duration `json:"default_timeout"` // deadline of calls without one (default 2s)
+	MaxAge         Duration `json:"max_age"`         // replay bound on request stamps (default 30s)
+}
+
+// HeartbeatConfig configures liveness; members are the other nodes this
+// node watches (and that watch it).
+type HeartbeatConfig struct {
+	Members  []string `json:"members"`  // "IP:PORT" of the other members
+	Interval Duration `json:"interval"` // probe period (default 200ms)
+}
+
+// Config is a node's configuration: the JSON file, then flags on top.
+type Config struct {
+	Node        uint32          `json:"node"`          // node id (0..4294967295)
+	Addr        string          `json:"addr"`          // UDP listen address "IP:PORT" (default 127.0.0.1:7000)
+	KeyFile     string          `json:"key_file"`      // cluster key file, mode 0600; required unless insecure
+	PrevKeyFile string          `json:"prev_key_file"` // previous key accepted during a rotation
+	Insecure    bool            `json:"insecure"`      // run without a key (checksums only)
+	LogLevel    string          `json:"log_level"`     // debug, info, warn, error (default info)
+	Roles       []string        `json:"roles"`         // any of: worker, master
+	Engine      EngineConfig    `json:"engine"`
+	Heartbeat   HeartbeatConfig `json:"heartbeat"`
+}
+
+// Default returns the configuration rfcd starts from.
+func Default() Config {
+	return Config{Addr: "127.0.0.1:7000", LogLevel: "info"}
+}
+
+// FieldError names the configuration field that is wrong.
+type FieldError struct {
+	Field string
+	Why   string
+}
+
+func (e *FieldError) Error() string { return "config: " + e.Field + ": " + e.Why }
+
+// Load reads a JSON configuration over c. Unknown fields are errors.
+func Load(r io.Reader, c *Config) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		var ute *json.UnmarshalTypeError
+		switch {
+		case asType(err, &ute):
+			if ute.Type == reflect.TypeOf(time.Duration(0)) {
+				return &FieldError{ute.Field, "want a duration string such as \"200ms\""}
+			}
+			return &FieldError{ute.Field, "want " + ute.Type.String()}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return &FieldError{strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field"}
+		}
+		return &FieldError{"(file)", err.Error()}
+	}
+	return nil
+}
+
+func asType(err error, t **json.UnmarshalTypeError) bool {
+	e, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*t = e
+	}
+	return ok
+}
+
+// LoadFile is Load from a file path.
+func LoadFile(path string, c *Config) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return Load(f, c)
+}
+
+// Validate checks every field and names the first wrong one.
+func (c *Config) Validate() error {
+	if _, err := netip.ParseAddrPort(c.Addr); err != nil {
+		return &FieldError{"addr", "want IP:PORT"}
+	}
+	switch {
+	case c.KeyFile == "" && !c.Insecure:
+		return &FieldError{"key_file", "a cluster key file is required (or insecure: true)"}
+	case c.KeyFile != "" && c.Insecure:
+		return &FieldError{"insecure", "excludes key_file"}
+	case c.PrevKeyFile != "" && c.KeyFile == "":
+		return &FieldError{"prev_key_file", "needs key_file"}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &FieldError{"log_level", "want debug, info, warn or error"}
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Roles {
+		if !knownRoles[r] {
+			return &FieldError{"roles", fmt.Sprintf("unknown role %q", r)}
+		}
+		if seen[r] {
+			return &FieldError{"roles", fmt.Sprintf("role %q twice", r)}
+		}
+		seen[r] = true
+	}
+	for i, m := range c.Heartbeat.Members {
+		if _, err := netip.ParseAddrPort(m); err != nil {
+			return &FieldError{fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT"}
+		}
+	}
+	if c.Heartbeat.Interval.Duration < 0 {
+		return &FieldError{"heartbeat.interval", "must not be negative"}
+	}
+	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
+		return &FieldError{"heartbeat.members", "masters and workers need members to watch"}
+	}
+	e := c.Engine
+	switch {
+	case e.Workers < 0:
+		return &FieldError{"engine.workers", "must not be negative"}
+	case e.Queue < 0:
+		return &FieldError{"engine.queue", "must not be negative"}
+	case e.MaxDatagram != 0 && (e.MaxDatagram < 120 || e.MaxDatagram > 65507):
+		return &FieldError{"engine.max_datagram", "must be between 120 and 65507"}
+	case e.MaxPending < 0:
+		return &FieldError{"engine.max_pending", "must not be negative"}
+	case e.DefaultTimeout.Duration < 0:
+		return &FieldError{"engine.default_timeout", "must not be negative"}
+	case e.MaxAge.Duration < 0:
+		return &FieldError{"engine.max_age", "must not be negative"}
+	}
+	return nil
+}
+
+// engineConfig turns the engine section into an rfc.Config.
+func (c *Config) engineConfig() rfc.Config {
+	r := rfc.DefaultConfig()
+	r.Addr = c.Addr
+	r.NodeID = c.Node
+	e := c.Engine
+	if e.Workers > 0 {
+		r.Workers = e.Workers
+	}
+	if e.Queue > 0 {
+		r.QueueLen = e.Queue
+	}
+	if e.MaxDatagram > 0 {
+		r.MaxDatagram = e.MaxDatagram
+	}
+	if e.MaxPending > 0 {
+		r.MaxPending = e.MaxPending
+	}
+	if e.DefaultTimeout.Duration > 0 {
+		r.DefaultTimeout = e.DefaultTimeout.Duration
+	}
+	if e.MaxAge.Duration > 0 {
+		r.MaxAge = e.MaxAge.Duration
+	}
+	return r
+}

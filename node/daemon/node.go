@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"fastcall/node/builtin"
+	"fastcall/node/heartbeat"
+	"fastcall/node/keyfile"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Calls the daemon itself serves (in the range reserved for rfcd).
+const (
+	// CallTaskRun, on a master: start a task on a worker and wait for its
+	// outcome. Request (str worker "IP:PORT", u64 kind, bytes payload);
+	// reply (bytes result, u64 incarnation the task ran under). Errors:
+	// the task's (ENODEAD when the worker was lost, ESTALE for a result
+	// of an incarnation given up on), EINVAL for a bad address.
+	CallTaskRun uint16 = wire.CallToolBase + 0x10
+)
+
+// Task kinds the worker role runs.
+const (
+	// TaskSleep sleeps for the big-endian u64 milliseconds of its payload
+	// (at most 60 s), in steps, stopping at once when cancelled.
+	TaskSleep uint64 = 1
+	// TaskEcho returns its payload.
+	TaskEcho uint64 = 2
+)
+
+// Node is a running fastcall node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	Ep     *rfc.Endpoint
+	Count  *builtin.Counter
+	HB     *heartbeat.Service
+	Master *heartbeat.Master
+	Worker *heartbeat.Worker
+}
+
+// Start brings a node up: endpoint, built-in calls, then each role. Every
+// call is registered before the endpoint reads its first request.
+func Start(cfg Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rc := cfg.engineConfig()
+	rc.Logger = log
+	if cfg.KeyFile != "" {
+		key, err := keyfile.Read(cfg.KeyFile)
+		if err != nil {
+			return nil, &FieldError{"key_file", err.Error()}
+		}
+		rc.Key = key
+		if cfg.PrevKeyFile != "" {
+			if rc.PrevKey, err = keyfile.Read(cfg.PrevKeyFile); err != nil {
+				return nil, &FieldError{"prev_key_file", err.Error()}
+			}
+		}
+	} else {
+		log.Warn("running without a cluster key: datagrams are not authenticated; anyone who can reach this port can call it")
+	}
+	ep, err := rfc.Open(rc)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, Ep: ep}
+	fail := func(err error) (*Node, error) {
+		n.Stop()
+		return nil, err
+	}
+	if n.Count, err = builtin.Register(ep); err != nil {
+		return fail(err)
+	}
+	roles := map[string]bool{}
+	for _, r := range cfg.Roles {
+		roles[r] = true
+	}
+	if len(cfg.Heartbeat.Members) > 0 {
+		hc := heartbeat.DefaultConfig()
+		if cfg.Heartbeat.Interval.Duration > 0 {
+			hc = hc.WithInterval(cfg.Heartbeat.Interval.Duration)
+		}
+		hc.Logger = log
+		var members []netip.AddrPort
+		for _, m := range cfg.Heartbeat.Members {
+			members = append(members, netip.MustParseAddrPort(m))
+		}
+		if n.HB, err = heartbeat.Start(ep, hc, members); err != nil {
+			return fail(err)
+		}
+	}
+	if roles[RoleWorker] {
+		if n.Worker, err = heartbeat.NewWorker(n.HB, heartbeat.DefaultWorkerConfig(), runTask); err != nil {
+			return fail(err)
+		}
+	}
+	if roles[RoleMaster] {
+		if n.Master, err = heartbeat.NewMaster(n.HB, heartbeat.DefaultMasterConfig()); err != nil {
+			return fail(err)
+		}
+		if err := ep.Register(CallTaskRun, "task-run", wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeBytes}, 0, n.serveTaskRun); err != nil {
+			return fail(err)
+		}
+	}
+	if err := ep.Start(); err != nil {
+		return fail(err)
+	}
+	return n, nil
+}
+
+// Stop stops the roles, then the endpoint: calls in flight are answered
+// or failed, goroutines end.
+func (n *Node) Stop() {
+	if n.Master != nil {
+		n.Master.Close()
+	}
+	if n.Worker != nil {
+		n.Worker.Close()
+	}
+	if n.HB != nil {
+		n.HB.Close()
+	}
+	n.Ep.Close()
+}
+
+// runTask is the worker role's task code.
+func runTask(ctx context.Context, t *heartbeat.TaskInfo) ([]byte, wire.Errno) {
+	switch t.Kind {
+	case TaskEcho:
+		return append([]byte(nil), t.Payload...), wire.OK
+	case TaskSleep:
+		if len(t.Payload) != 8 {
+			return nil, wire.EINVAL
+		}
+		ms := binary.BigEndian.Uint64(t.Payload)
+		if ms > 60000 {
+			return nil, wire.EINVAL
+		}
+		end := time.Now().Add(time.Duration(ms) * time.Millisecond)
+		for time.Now().Before(end) {
+			select {
+			case <-ctx.Done():
+				return nil, wire.ECANCELED
+			case <-time.After(10 * time.Millisecond):
+			}
+			t.Progress(uint64(ms-uint64(time.Until(end).Milliseconds())), ms)
+		}
+		return []byte("slept " + strconv.FormatUint(ms, 10) + " ms"), wire.OK
+	}
+	return nil, wire.EINVAL
+}
+
+// serveTaskRun runs a task on a worker for a remote client.
+func (n *Node) serveTaskRun(req *rfc.Request, reply *wire.Params) wire.Errno {
+	w, err := netip.ParseAddrPort(req.Param(0).Str())
+	if err != nil {
+		return wire.EINVAL
+	}
+	ctx := context.Background()
+	if req.Deadline != 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Deadline-n.Ep.Now()))
+		defer cancel()
+	}
+	t, err := n.Master.Start(ctx, w, req.Param(1).Uint64(), req.Param(2).Bytes())
+	if err != nil {
+		return wire.AsErrno(err)
+	}
+	res, err := t.Wait(ctx)
+	if err != nil {
+		if e := wire.AsErrno(err); e != wire.EFAULT {
+			return e
+		}
+		return wire.ETIMEDOUT
+	}
+	reply.Bytes(res)
+	reply.Uint64(uint64(t.Incarnation()))
+	return wire.OK
+}
+
+// String describes the node for its start line.
+func (n *Node) String() string {
+	return fmt.Sprintf("%s node %d incarnation %d", n.Ep.Addr(), n.Ep.NodeID(), n.Ep.Incarnation())
+}
