@@ -1,0 +1,79 @@
+package dispatch
+
+import (
+	"fastcall/wire"
+)
+
+// Call numbers, in the range reserved for dispatch (wire.CallDispatchBase,
+// 0x0300-0x03FF). This list is append-only: a number, once used, is never
+// reassigned. docs/DISPATCH.md documents the parameters; the schemas below
+// are what the receiver checks.
+const (
+	// CallSubmit submits an operation. Request: str resource, str kind
+	// ("read", "update", "delete"), u64 call number, bytes parameter
+	// segment (wire format, sent unchanged to every target), str targets
+	// ("host:port" separated by commas), i64 deadline in milliseconds
+	// (0: the dispatcher's default). Reply: u64 operation id. Errors as
+	// Dispatcher.Submit. Not idempotent: a retransmission is answered
+	// from the duplicate cache, never submitted twice.
+	CallSubmit uint16 = wire.CallDispatchBase + 0x00
+	// CallStatus returns one page of an operation's status. Request: u64
+	// operation id, u64 cursor (index of the first target wanted; 0 for
+	// the first page), bytes padding (a reply to an unauthenticated
+	// request is at most rfc.AmplifyFactor times the request's size, so a
+	// client pads its request to get full pages). Reply: u64 next cursor
+	// (0: last page), u64 state, str kind, str resource, u64 targets, u64
+	// targets done, u64 targets failed, u64 elapsed µs, then per target
+	// from the cursor: str address, u64 error number, u64 elapsed µs
+	// (MaxUint64 while the target has no outcome). ENOENT for an unknown
+	// or forgotten id. Idempotent.
+	CallStatus uint16 = wire.CallDispatchBase + 0x01
+)
+
+// Parameter positions.
+const (
+	subParamResource = 0 // CallSubmit request
+	subParamKind     = 1
+	subParamCallNo   = 2
+	subParamSeg      = 3
+	subParamTargets  = 4
+	subParamDeadline = 5
+	subReplyID       = 0
+
+	stParamID     = 0 // CallStatus request
+	stParamCursor = 1
+	stParamPad    = 2
+
+	stReplyNext     = 0 // CallStatus reply header
+	stReplyState    = 1
+	stReplyKind     = 2
+	stReplyResource = 3
+	stReplyTargets  = 4
+	stReplyDone     = 5
+	stReplyFailed   = 6
+	stReplyElapsed  = 7
+	stReplyHead     = 8
+	stEntryAddr     = 0 // offsets inside one target entry
+	stEntryErrno    = 1
+	stEntryElapsed  = 2
+	stEntryParams   = 3
+)
+
+// Sizes used to keep a CallStatus page inside one datagram.
+const (
+	sizeU64Param = wire.ParamHdrSize + wire.SizeFixed8
+	// stEntryFixed is one target entry without its address text.
+	stEntryFixed = wire.ParamHdrSize + (stEntryParams-1)*sizeU64Param
+	// stMaxEntries is the most target entries a page can hold by count.
+	stMaxEntries = (wire.MaxParams - stReplyHead) / stEntryParams
+	// maxStatusPages bounds the pages StatusRemote follows.
+	maxStatusPages = 1 << 16
+	// notDone is the elapsed value of a target without an outcome.
+	notDone = ^uint64(0)
+)
+
+// Schemas checked by the receiver.
+var (
+	schemaSubmit = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeUint64, wire.TypeBytes, wire.TypeString, wire.TypeInt64}
+	schemaStatus = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+)

@@ -1,0 +1,152 @@
+package dispatch
+
+import (
+	"log/slog"
+	"time"
+
+	"fastcall/wire"
+)
+
+// Config configures a Dispatcher. Start from DefaultConfig and change what
+// you need; Start refuses out-of-range values with a *ConfigError carrying
+// EINVAL.
+type Config struct {
+	// QueueLen bounds the calls accepted but not yet sent, over all
+	// operations (default 16384). An operation whose calls do not all fit
+	// is refused with EBUSY; an accepted call is never dropped.
+	QueueLen int
+	// Senders is the number of sender goroutines (default 2).
+	Senders int
+	// Batch is how many calls a sender takes from the queue at once
+	// (default 64). With rfc Config.CoalesceSends on the endpoint, the
+	// calls of one batch leave with one sendmmsg.
+	Batch int
+	// MaxTargets bounds the targets of one operation (default 4096, at
+	// most QueueLen).
+	MaxTargets int
+	// MaxActive bounds the operations not yet done (default 1024); past
+	// it Submit answers EBUSY.
+	MaxActive int
+	// Retention is how long the status of a finished operation stays
+	// queryable (default 10 min); MaxRetained bounds the finished
+	// operations kept (default 4096, the oldest leaves first).
+	Retention   time.Duration
+	MaxRetained int
+	// DefaultDeadline is the deadline of an operation that names none
+	// (default 5s); MaxDeadline bounds the one it names (default 5 min).
+	DefaultDeadline, MaxDeadline time.Duration
+	// MarkerTTL is how long a conflict marker outlives its operation's
+	// deadline (default 10s): the marker of a dispatcher that dies stays
+	// at most deadline + MarkerTTL after Submit. Clocks of the nodes must
+	// agree to well within it (holders carry absolute expiry times).
+	MarkerTTL time.Duration
+	// MaxHolders bounds the operations sharing one marker (default 32, at
+	// most 48 so that a marker fits one registry entry); past it Submit
+	// answers ENOSPC.
+	MaxHolders int
+	// MarkerTimeout bounds the marker calls the dispatcher makes on its
+	// own: the compare-and-set of a remote SUBMIT and each release
+	// (default 2s). A release that fails leaves the marker to its TTL.
+	MarkerTimeout time.Duration
+	// PollInterval is how often the gatherer looks at every call in
+	// flight (default 1ms); the oldest call is watched without polling.
+	PollInterval time.Duration
+	// KeyPrefix is prepended to a resource to make its marker key
+	// (default "dispatch/").
+	KeyPrefix string
+	// Logger receives start, stop and marker release failures; nil means
+	// slog.Default(). Nothing is logged per call.
+	Logger *slog.Logger
+}
+
+// Defaults and hard limits.
+const (
+	DefaultQueueLen        = 16384
+	DefaultSenders         = 2
+	DefaultBatch           = 64
+	DefaultMaxTargets      = 4096
+	DefaultMaxActive       = 1024
+	DefaultRetention       = 10 * time.Minute
+	DefaultMaxRetained     = 4096
+	DefaultDeadline        = 5 * time.Second
+	DefaultMaxDeadline     = 5 * time.Minute
+	DefaultMarkerTTL       = 10 * time.Second
+	DefaultMaxHolders      = 32
+	DefaultMarkerTimeout   = 2 * time.Second
+	DefaultPollInterval    = time.Millisecond
+	DefaultKeyPrefix       = "dispatch/"
+	MaxResource            = 200 // bytes of a resource name
+	maxHoldersLimit        = 48
+	maxCASRounds           = 16 // compare-and-set attempts before EAGAIN
+	maxQueueLen            = 1 << 22
+	maxSenders             = 64
+	minPollInterval        = 50 * time.Microsecond
+	closeReleaseBudget     = 2 * time.Second // Close's bound on releasing markers
+	sendBusyBackoff        = 200 * time.Microsecond
+	sendBusyBackoffMax     = 5 * time.Millisecond
+	remoteSubmitMinTimeout = 10 * time.Millisecond
+)
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		QueueLen:        DefaultQueueLen,
+		Senders:         DefaultSenders,
+		Batch:           DefaultBatch,
+		MaxTargets:      DefaultMaxTargets,
+		MaxActive:       DefaultMaxActive,
+		Retention:       DefaultRetention,
+		MaxRetained:     DefaultMaxRetained,
+		DefaultDeadline: DefaultDeadline,
+		MaxDeadline:     DefaultMaxDeadline,
+		MarkerTTL:       DefaultMarkerTTL,
+		MaxHolders:      DefaultMaxHolders,
+		MarkerTimeout:   DefaultMarkerTimeout,
+		PollInterval:    DefaultPollInterval,
+		KeyPrefix:       DefaultKeyPrefix,
+	}
+}
+
+// ConfigError names the configuration field that is out of range.
+type ConfigError struct {
+	Field string
+	Why   string
+}
+
+func (e *ConfigError) Error() string { return "dispatch config: " + e.Field + ": " + e.Why }
+
+// Errno makes a ConfigError carry EINVAL.
+func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
+
+func (c *Config) check() error {
+	bad := func(f, why string) error { return &ConfigError{f, why} }
+	switch {
+	case c.QueueLen < 1 || c.QueueLen > maxQueueLen:
+		return bad("QueueLen", "must be between 1 and 4194304")
+	case c.Senders < 1 || c.Senders > maxSenders:
+		return bad("Senders", "must be between 1 and 64")
+	case c.Batch < 1 || c.Batch > c.QueueLen:
+		return bad("Batch", "must be between 1 and QueueLen")
+	case c.MaxTargets < 1 || c.MaxTargets > c.QueueLen:
+		return bad("MaxTargets", "must be between 1 and QueueLen")
+	case c.MaxActive < 1 || c.MaxActive > 1<<20:
+		return bad("MaxActive", "must be between 1 and 1048576")
+	case c.Retention <= 0:
+		return bad("Retention", "must be positive")
+	case c.MaxRetained < 1 || c.MaxRetained > 1<<20:
+		return bad("MaxRetained", "must be between 1 and 1048576")
+	case c.DefaultDeadline <= 0 || c.MaxDeadline < c.DefaultDeadline:
+		return bad("DefaultDeadline/MaxDeadline", "need 0 < DefaultDeadline <= MaxDeadline")
+	case c.MarkerTTL <= 0:
+		return bad("MarkerTTL", "must be positive")
+	case c.MaxHolders < 1 || c.MaxHolders > maxHoldersLimit:
+		return bad("MaxHolders", "must be between 1 and 48")
+	case c.MarkerTimeout <= 0:
+		return bad("MarkerTimeout", "must be positive")
+	case c.PollInterval < minPollInterval || c.PollInterval > time.Second:
+		return bad("PollInterval", "must be between 50µs and 1s")
+	case len(c.KeyPrefix) > 64:
+		return bad("KeyPrefix", "at most 64 bytes")
+	}
+	return nil
+}

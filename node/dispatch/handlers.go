@@ -1,0 +1,147 @@
+package dispatch
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// registerCalls adds the dispatch calls to the endpoint. Both run on a
+// worker: SUBMIT waits for the marker store.
+func (d *Dispatcher) registerCalls() error {
+	if err := d.ep.Register(CallSubmit, "dispatch-submit", schemaSubmit, 0, d.serveSubmit); err != nil {
+		return err
+	}
+	return d.ep.Register(CallStatus, "dispatch-status", schemaStatus, rfc.Idempotent, d.serveStatus)
+}
+
+// parseTargets parses "host:port,host:port" into dst. Malformed text is
+// EINVAL; more than max targets ENOSPC.
+func parseTargets(s string, max int, dst []Target) ([]Target, wire.Errno) {
+	for len(s) > 0 {
+		if len(dst) == max {
+			return dst, wire.ENOSPC
+		}
+		item := s
+		if i := strings.IndexByte(s, ','); i >= 0 {
+			item, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		a, err := netip.ParseAddrPort(strings.TrimSpace(item))
+		if err != nil {
+			return dst, wire.EINVAL
+		}
+		dst = append(dst, Target{Addr: a})
+	}
+	return dst, wire.OK
+}
+
+func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errno {
+	kind, ok := KindByName(string(req.Param(subParamKind).Bytes()))
+	if !ok {
+		return wire.EINVAL
+	}
+	no := req.Param(subParamCallNo).Uint64()
+	if no == 0 || no > 0xFFFF {
+		return wire.EINVAL
+	}
+	seg := req.Param(subParamSeg).Bytes()
+	count, e := segmentCount(seg)
+	if e != wire.OK {
+		return e
+	}
+	ms := req.Param(subParamDeadline).Int64()
+	if ms < 0 || ms > int64(d.cfg.MaxDeadline/time.Millisecond) {
+		return wire.EINVAL
+	}
+	targets, e := parseTargets(req.Param(subParamTargets).Str(), d.cfg.MaxTargets, nil)
+	if e != wire.OK {
+		return e
+	}
+	op := Op{
+		Resource: req.Param(subParamResource).Str(),
+		Kind:     kind,
+		Call:     Call{No: uint16(no), Seg: seg, Count: count},
+		Targets:  targets,
+		Deadline: time.Duration(ms) * time.Millisecond,
+	}
+	// The marker's compare-and-set is bounded by the caller's budget and
+	// by MarkerTimeout.
+	wait := d.cfg.MarkerTimeout
+	if req.Deadline != 0 {
+		if left := time.Duration(req.Deadline - d.ep.Now()); left < wait {
+			wait = left
+		}
+	}
+	if wait < remoteSubmitMinTimeout {
+		wait = remoteSubmitMinTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	id, err := d.Submit(ctx, &op)
+	if err != nil {
+		return wire.AsErrno(err)
+	}
+	d.stats.remoteSubmits.Add(1)
+	reply.Uint64(id)
+	return wire.OK
+}
+
+func (d *Dispatcher) serveStatus(req *rfc.Request, reply *wire.Params) wire.Errno {
+	op := d.lookup(req.Param(stParamID).Uint64())
+	if op == nil {
+		return wire.ENOENT
+	}
+	cursor := req.Param(stParamCursor).Uint64()
+	if cursor > uint64(len(op.targets)) {
+		return wire.EINVAL
+	}
+	st := op.status(int(cursor), stMaxEntries)
+	// Count the entries that fit before writing: the next cursor leads
+	// the reply.
+	room := reply.Cap() - (stReplyHead-2)*sizeU64Param - 2*wire.ParamHdrSize - len(st.Kind.String()) - len(st.Resource)
+	if room < 0 {
+		return wire.EMSGSIZE
+	}
+	var text [64]byte
+	n := 0
+	for n < len(st.Outcomes) {
+		sz := stEntryFixed + len(st.Outcomes[n].Addr.AppendTo(text[:0]))
+		if sz > room {
+			break
+		}
+		room -= sz
+		n++
+	}
+	if n == 0 && len(st.Outcomes) > 0 {
+		return wire.EMSGSIZE // not even one entry fits: the request is too small
+	}
+	next := uint64(0)
+	if int(cursor)+n < st.Targets {
+		next = cursor + uint64(n)
+	}
+	reply.Uint64(next)
+	reply.Uint64(uint64(st.State))
+	reply.String(st.Kind.String())
+	reply.String(st.Resource)
+	reply.Uint64(uint64(st.Targets))
+	reply.Uint64(uint64(st.Done))
+	reply.Uint64(uint64(st.Failed))
+	reply.Uint64(uint64(st.Elapsed / time.Microsecond))
+	for i := 0; i < n; i++ {
+		t := &st.Outcomes[i]
+		reply.String(string(t.Addr.AppendTo(text[:0])))
+		el := notDone
+		if t.Done {
+			el = uint64(t.Elapsed / time.Microsecond)
+		}
+		reply.Uint64(uint64(t.Errno))
+		reply.Uint64(el)
+	}
+	return reply.Err()
+}

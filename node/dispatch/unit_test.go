@@ -1,0 +1,250 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+func TestConflictTable(t *testing.T) {
+	cases := []struct {
+		held, wanted Kind
+		conflict     bool
+	}{
+		{KindRead, KindRead, false},
+		{KindRead, KindUpdate, false},
+		{KindRead, KindDelete, true},
+		{KindUpdate, KindRead, false},
+		{KindUpdate, KindUpdate, true},
+		{KindUpdate, KindDelete, true},
+		{KindDelete, KindRead, true},
+		{KindDelete, KindUpdate, true},
+		{KindDelete, KindDelete, true},
+		{KindInvalid, KindRead, true},
+		{KindRead, Kind(9), true},
+	}
+	for _, c := range cases {
+		t.Run(c.held.String()+"/"+c.wanted.String(), func(t *testing.T) {
+			if got := Conflicts(c.held, c.wanted); got != c.conflict {
+				t.Fatalf("Conflicts(%v, %v) = %v", c.held, c.wanted, got)
+			}
+			if Conflicts(c.wanted, c.held) != Conflicts(c.held, c.wanted) {
+				t.Fatal("table not symmetric")
+			}
+		})
+	}
+	for k := KindRead; k < kindLimit; k++ {
+		if g, ok := KindByName(k.String()); !ok || g != k {
+			t.Fatalf("KindByName(%q)", k.String())
+		}
+	}
+	if _, ok := KindByName("invalid"); ok {
+		t.Fatal("invalid is a kind name")
+	}
+}
+
+func TestMarkerCodec(t *testing.T) {
+	hs := []holder{{KindRead, 1, 2, 3}, {KindDelete, ^uint64(0), 7, 1 << 50}}
+	b := appendMarker(nil, hs)
+	if len(b) != markerHdrSize+2*holderSize {
+		t.Fatalf("len %d", len(b))
+	}
+	got, e := decodeMarker(b, nil)
+	if e != wire.OK || len(got) != 2 || got[0] != hs[0] || got[1] != hs[1] {
+		t.Fatalf("round trip: %v %v", got, e)
+	}
+	bad := map[string][]byte{
+		"empty":     nil,
+		"version":   {2, 0},
+		"short":     b[:len(b)-1],
+		"long":      append(append([]byte(nil), b...), 0),
+		"kind-zero": func() []byte { c := append([]byte(nil), b...); c[markerHdrSize] = 0; return c }(),
+		"kind-high": func() []byte { c := append([]byte(nil), b...); c[markerHdrSize] = 9; return c }(),
+	}
+	for name, v := range bad {
+		t.Run(name, func(t *testing.T) {
+			if _, e := decodeMarker(v, nil); e != wire.EPROTO {
+				t.Fatalf("got %v", e)
+			}
+		})
+	}
+}
+
+func TestSegmentCount(t *testing.T) {
+	var p wire.Params
+	p.Reset(make([]byte, 256))
+	p.Int64(-1)
+	p.String("héllo")
+	p.Bool(true)
+	p.Bytes([]byte{1, 2})
+	p.Float64(2.5)
+	p.Uint64(9)
+	good := p.Segment()
+	cases := []struct {
+		name string
+		seg  []byte
+		n    int
+		e    wire.Errno
+	}{
+		{"empty", nil, 0, wire.OK},
+		{"good", good, 6, wire.OK},
+		{"truncated", good[:len(good)-1], 0, wire.EINVAL},
+		{"short-header", []byte{1, 0}, 0, wire.EINVAL},
+		{"type-zero", []byte{0, 0, 0}, 0, wire.EINVAL},
+		{"type-high", []byte{7, 0, 0}, 0, wire.EINVAL},
+		{"i64-len", []byte{1, 0, 1, 0}, 0, wire.EINVAL},
+		{"bool-2", []byte{4, 0, 1, 2}, 0, wire.EINVAL},
+		{"utf8", []byte{6, 0, 1, 0xff}, 0, wire.EINVAL},
+		{"too-many", func() []byte {
+			var q wire.Params
+			q.Reset(make([]byte, 1024))
+			for i := 0; i < wire.MaxParams; i++ {
+				q.Bool(false)
+			}
+			return append(q.Segment(), 4, 0, 1, 0)
+		}(), 0, wire.EINVAL},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n, e := segmentCount(c.seg)
+			if e != c.e || n != c.n {
+				t.Fatalf("got %d %v, want %d %v", n, e, c.n, c.e)
+			}
+		})
+	}
+}
+
+func TestMemStore(t *testing.T) {
+	s := NewMemStore(2)
+	ctx := context.Background()
+	var v1, v2 uint64
+	type step struct {
+		name string
+		run  func() error
+		want wire.Errno
+	}
+	steps := []step{
+		{"get-absent", func() error { _, _, err := s.Get(ctx, "a"); return err }, wire.ENOENT},
+		{"create", func() (err error) { v1, err = s.CAS(ctx, "a", 0, []byte("x"), 0); return }, wire.OK},
+		{"create-again", func() error { _, err := s.CAS(ctx, "a", 0, []byte("y"), 0); return err }, wire.ECONFLICT},
+		{"wrong-version", func() error { _, err := s.CAS(ctx, "a", v1+100, []byte("y"), 0); return err }, wire.ECONFLICT},
+		{"cas-absent", func() error { _, err := s.CAS(ctx, "zz", 5, []byte("y"), 0); return err }, wire.ECONFLICT},
+		{"update", func() (err error) { v2, err = s.CAS(ctx, "a", v1, []byte("y"), 0); return }, wire.OK},
+		{"get", func() error {
+			v, ver, err := s.Get(ctx, "a")
+			if err == nil && (string(v) != "y" || ver != v2) {
+				return wire.EPROTO
+			}
+			return err
+		}, wire.OK},
+		{"delete-wrong", func() error { return s.Delete(ctx, "a", v1) }, wire.ECONFLICT},
+		{"ttl-create", func() error { _, err := s.CAS(ctx, "t", 0, []byte("t"), 20*time.Millisecond); return err }, wire.OK},
+		{"full", func() error { _, err := s.CAS(ctx, "c", 0, []byte("c"), 0); return err }, wire.ENOSPC},
+		{"ttl-expires", func() error { time.Sleep(40 * time.Millisecond); _, _, err := s.Get(ctx, "t"); return err }, wire.ENOENT},
+		{"room-after-expiry", func() error { _, err := s.CAS(ctx, "c", 0, []byte("c"), 0); return err }, wire.OK},
+		{"delete", func() error { return s.Delete(ctx, "a", v2) }, wire.OK},
+		{"delete-absent", func() error { return s.Delete(ctx, "a", 0) }, wire.ENOENT},
+		{"bad-ttl", func() error { _, err := s.CAS(ctx, "d", 0, nil, -1); return err }, wire.EINVAL},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if got := errnoOf(st.run()); got != st.want {
+				t.Fatalf("got %v, want %v", got, st.want)
+			}
+		})
+	}
+}
+
+// TestMarkerSharing drives the compare-and-set loops directly: reads
+// share, the table decides the rest, releases keep the other holders,
+// and expired holders do not count.
+func TestMarkerSharing(t *testing.T) {
+	s := NewMemStore(0)
+	now := time.Now().UnixMilli()
+	m := markerLock{store: s, prefix: "d/", maxHolders: 3, nowMs: wallMs}
+	ctx := context.Background()
+	h := func(k Kind, op uint64, exp int64) holder { return holder{kind: k, instance: 42, op: op, expiryMs: now + exp} }
+	r1, r2, u1, u2, d1 := h(KindRead, 1, 5000), h(KindRead, 2, 5000), h(KindUpdate, 3, 5000), h(KindUpdate, 4, 5000), h(KindDelete, 5, 5000)
+	holders := func() int {
+		v, _, err := s.Get(ctx, "d/r")
+		if err != nil {
+			return 0
+		}
+		hs, _ := decodeMarker(v, nil)
+		return len(hs)
+	}
+	steps := []struct {
+		name    string
+		run     func() wire.Errno
+		want    wire.Errno
+		holders int
+	}{
+		{"read-1", func() wire.Errno { return m.acquire(ctx, "r", r1) }, wire.OK, 1},
+		{"read-2-shares", func() wire.Errno { return m.acquire(ctx, "r", r2) }, wire.OK, 2},
+		{"delete-refused", func() wire.Errno { return m.acquire(ctx, "r", d1) }, wire.ECONFLICT, 2},
+		{"update-beside-reads", func() wire.Errno { return m.acquire(ctx, "r", u1) }, wire.OK, 3},
+		{"second-update-refused", func() wire.Errno { return m.acquire(ctx, "r", u2) }, wire.ECONFLICT, 3},
+		{"read-3-full", func() wire.Errno { return m.acquire(ctx, "r", h(KindRead, 6, 5000)) }, wire.ENOSPC, 3},
+		{"release-read-1", func() wire.Errno { return m.release(ctx, "r", r1) }, wire.OK, 2},
+		{"release-read-1-again", func() wire.Errno { return m.release(ctx, "r", r1) }, wire.OK, 2},
+		{"release-update", func() wire.Errno { return m.release(ctx, "r", u1) }, wire.OK, 1},
+		{"release-read-2-deletes-key", func() wire.Errno { return m.release(ctx, "r", r2) }, wire.OK, 0},
+		{"delete-alone", func() wire.Errno { return m.acquire(ctx, "r", d1) }, wire.OK, 1},
+		{"read-refused-by-delete", func() wire.Errno { return m.acquire(ctx, "r", r1) }, wire.ECONFLICT, 1},
+		{"release-delete", func() wire.Errno { return m.release(ctx, "r", d1) }, wire.OK, 0},
+		{"expired-holder", func() wire.Errno { return m.acquire(ctx, "r", h(KindDelete, 7, 30)) }, wire.OK, 1},
+		{"after-expiry", func() wire.Errno {
+			time.Sleep(60 * time.Millisecond)
+			return m.acquire(ctx, "r", u2)
+		}, wire.OK, 1},
+		{"already-expired-self", func() wire.Errno { return m.acquire(ctx, "q", h(KindRead, 8, -10)) }, wire.ETIMEDOUT, 1},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if got := st.run(); got != st.want {
+				t.Fatalf("got %v, want %v", got, st.want)
+			}
+			if n := holders(); n != st.holders {
+				t.Fatalf("%d holders, want %d", n, st.holders)
+			}
+		})
+	}
+	// A value that is not a marker is EPROTO, never a panic.
+	if _, err := s.CAS(ctx, "d/junk", 0, []byte{9, 9, 9}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if e := m.acquire(ctx, "junk", r1); e != wire.EPROTO {
+		t.Fatalf("junk marker: %v", e)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	cases := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"queue", func(c *Config) { c.QueueLen = 0 }},
+		{"senders", func(c *Config) { c.Senders = 0 }},
+		{"batch", func(c *Config) { c.Batch = c.QueueLen + 1 }},
+		{"targets", func(c *Config) { c.MaxTargets = c.QueueLen + 1 }},
+		{"holders", func(c *Config) { c.MaxHolders = 49 }},
+		{"deadline", func(c *Config) { c.MaxDeadline = c.DefaultDeadline - 1 }},
+		{"poll", func(c *Config) { c.PollInterval = time.Microsecond }},
+		{"ttl", func(c *Config) { c.MarkerTTL = 0 }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			c.mod(&cfg)
+			if err := cfg.check(); errnoOf(err) != wire.EINVAL {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+	def := DefaultConfig()
+	if err := def.check(); err != nil {
+		t.Fatal(err)
+	}
+}
