@@ -1,55 +1,124 @@
 package shm
 
-import "bytes"
+import (
+	"bytes"
+
+	"fastcall/wire"
+)
 
 // The index: two buffers of slots (open addressing, linear probing on the
-// key's xxhash), one active at a time (hdrIndexActOff). A slot is empty (0),
-// a tombstone (1) or tag<<40 | nodeOffset>>4, where tag is the top 24 bits
-// of the hash. Invariants at every instruction:
+// key's xxhash), one active at a time (hdrIndexActOff). A slot is two
+// words. The node word is empty (0), a tombstone (1) or tag<<40 |
+// nodeOffset>>4, where tag is the top 24 bits of the hash; the ref word
+// holds a copy of that node's valRef, so that a reader can fetch the node
+// and the value record at the same time instead of one after the other.
+// Invariants at every instruction:
 //
 //   - every live slot names a node reachable at level 0 (insert links the
 //     node before it fills the slot; delete clears the slot before it
 //     unlinks the node);
+//   - the ref word of a live slot names a complete record that has not been
+//     freed: its node's current record, or (after an interrupted replace,
+//     until repair) its node's previous one. Writers fill the ref word
+//     before the node word, publish a new record in the node before the
+//     slot, and free the old record only after both name the new one;
+//   - readers follow only the node's valRef: the ref word is a hint that
+//     Get checks against it;
 //   - a node reachable at level 0 is missing from the index only while one
 //     interrupted Put or Delete has not been repaired;
 //   - the inactive buffer is never read; rebuilds fill it from level 0 and
 //     then flip hdrIndexActOff with one store.
 
 func (r *region) indexBase() uint64 {
-	return r.indexOff + (load64(r.mem, hdrIndexActOff)&1)*r.slots*slotSize
+	return r.indexOff + (load64(r.mem, hdrIndexActOff)&1)*r.bufBytes
 }
 
-// find returns the node holding key, whose hash is h.
-func (r *region) find(key []byte, h uint64) (nodeView, bool) {
+// getValue returns key's current value, lent from the mapping. It is the
+// hit path of Get and View. After the slot, the loads of the node (meta,
+// key, valRef) and of the record named by the slot's ref word do not depend
+// on each other, so the CPU fetches both at once: a hit waits for the slot
+// and then for one more cache miss, not for the node and then the record.
+// wire.ENOENT: absent; wire.EPROTO: the node's value reference is damaged.
+func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
+	mem := r.mem
 	base := r.indexBase()
 	tag := h >> slotTagShift
 	i := h & r.mask
 	for n := uint64(0); n <= r.mask; n++ {
-		s := load64(r.mem, base+i*slotSize)
+		a := base + i*slotSize
+		s := load64(mem, a+slotNodeOff)
 		if s == slotEmpty {
 			break
 		}
 		if s>>slotTagShift == tag && s != slotTomb {
-			nv, ok := r.node((s & slotOffMask) << blockShift)
-			if ok && load64(r.mem, nv.off+nodeHashOff) == h && bytes.Equal(r.key(nv), key) {
-				return nv, true
+			if v, e := r.matchSlot(key, s, load64(mem, a+slotRefOff)); e != wire.ENOENT {
+				return v, e
 			}
 		}
 		i = (i + 1) & r.mask
 	}
-	return nodeView{}, false
+	return nil, wire.ENOENT
 }
 
-// findSlot is find for writers: it also returns the slot address holding
-// the key and the first reusable (empty or tombstone) slot address on the
-// probe path, 0 if the whole buffer was probed without one.
+// matchSlot checks whether the node named by the slot word s holds key and
+// returns its value; hint is the slot's ref word. wire.ENOENT: another key
+// (or a node too damaged to hold one).
+func (r *region) matchSlot(key []byte, s, hint uint64) ([]byte, wire.Errno) {
+	mem := r.mem
+	node := (s & slotOffMask) << blockShift
+	if node < r.arenaOff || node > r.nodeLast {
+		return nil, wire.ENOENT
+	}
+	klen := uint64(len(key))
+	// The record header is loaded before the node is looked at: its value
+	// is used only once the node has named the same record, but its cache
+	// miss overlaps the node's.
+	hintOK := hint >= r.arenaOff && hint <= r.recLast && hint%wordSize == 0
+	var rec uint64
+	if hintOK {
+		rec = load64(mem, hint)
+	}
+	meta := load64(mem, node+nodeMetaOff)
+	// Wait for the node: same key?
+	level := meta >> metaLevelShift & metaLevelMask
+	if meta&metaKeyMask != klen || level == 0 || level > maxLevel {
+		return nil, wire.ENOENT
+	}
+	koff := node + nodeKeyOff(level)
+	if koff+klen > r.arenaEnd || string(mem[koff:koff+klen]) != string(key) {
+		return nil, wire.ENOENT
+	}
+	// The node's valRef is authoritative; the hint almost always agrees.
+	ref := load64(mem, node+nodeValRefOff)
+	if ref != hint || !hintOK {
+		if ref < r.arenaOff || ref > r.recLast || ref%wordSize != 0 {
+			return nil, wire.EPROTO
+		}
+		rec = load64(mem, ref)
+	}
+	l := rec & recLenMask
+	if l > MaxValueLen || ref+recHdrSize+l > r.arenaEnd {
+		return nil, wire.EPROTO
+	}
+	return mem[ref+recHdrSize : ref+recHdrSize+l], wire.OK
+}
+
+// find returns the node holding key, whose hash is h.
+func (r *region) find(key []byte, h uint64) (nodeView, bool) {
+	n, _, _, found := r.findSlot(key, h)
+	return n, found
+}
+
+// findSlot returns the node holding key (whose hash is h), the address of
+// the slot naming it and the first reusable (empty or tombstone) slot
+// address on the probe path, 0 if the whole buffer was probed without one.
 func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, found bool) {
 	base := r.indexBase()
 	tag := h >> slotTagShift
 	i := h & r.mask
 	for k := uint64(0); k <= r.mask; k++ {
 		a := base + i*slotSize
-		s := load64(r.mem, a)
+		s := load64(r.mem, a+slotNodeOff)
 		if s == slotEmpty {
 			if reuse == 0 {
 				reuse = a
@@ -71,6 +140,14 @@ func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, f
 	return nodeView{}, 0, reuse, false
 }
 
+// fillSlotLocked makes the empty or tombstone slot at a name node (hash h)
+// with value record ref: the ref word first, then the node word, whose
+// store publishes the slot.
+func (r *region) fillSlotLocked(a, h, node, ref uint64) {
+	store64(r.mem, a+slotRefOff, ref)
+	store64(r.mem, a+slotNodeOff, slotWord(h, node))
+}
+
 // indexFull reports whether one more live slot would pass the load limit.
 func (r *region) indexFull(extra uint64) bool {
 	return (r.hdr(hdrIndexLiveOff)+r.hdr(hdrIndexTombsOff)+extra)*slotLoadDen > r.slots*slotLoadNum
@@ -81,8 +158,8 @@ func (r *region) indexFull(extra uint64) bool {
 // than the index can hold.
 func (r *region) rebuildIndexLocked() bool {
 	other := (load64(r.mem, hdrIndexActOff) & 1) ^ 1
-	base := r.indexOff + other*r.slots*slotSize
-	clear(r.mem[base : base+r.slots*slotSize])
+	base := r.indexOff + other*r.bufBytes
+	clear(r.mem[base : base+r.bufBytes])
 	live := uint64(0)
 	for off := r.next(r.head(), 0); off != 0; live++ {
 		if live >= r.maxNodes || (live+1)*slotLoadDen > r.slots*slotLoadNum {
@@ -94,10 +171,10 @@ func (r *region) rebuildIndexLocked() bool {
 		}
 		h := load64(r.mem, x.off+nodeHashOff)
 		i := h & r.mask
-		for load64(r.mem, base+i*slotSize) != slotEmpty {
+		for load64(r.mem, base+i*slotSize+slotNodeOff) != slotEmpty {
 			i = (i + 1) & r.mask
 		}
-		store64(r.mem, base+i*slotSize, slotWord(h, x.off))
+		r.fillSlotLocked(base+i*slotSize, h, x.off, load64(r.mem, x.off+nodeValRefOff))
 		off = r.next(x, 0)
 	}
 	store64(r.mem, hdrIndexActOff, other)

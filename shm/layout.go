@@ -15,7 +15,7 @@ const (
 	wordSize = 8
 
 	fileMagic   = "FCALLSHM"
-	fileVersion = 1
+	fileVersion = 2
 
 	// Immutable part of the header, written once by Create and covered by
 	// hdrLayoutSumOff.
@@ -62,8 +62,12 @@ const (
 	lockSize       = 4096
 	indexOffset    = lockRegionOff + lockRegionSize
 
-	// Index slot: tag<<slotTagShift | nodeOffset>>blockShift.
-	slotSize     = wordSize
+	// Index slot: two words. The node word is empty, a tombstone or
+	// tag<<slotTagShift | nodeOffset>>blockShift; the ref word is a copy of
+	// the node's valRef, meaningful only while the node word is live.
+	slotNodeOff  = 0
+	slotRefOff   = slotNodeOff + wordSize
+	slotSize     = slotRefOff + wordSize
 	slotEmpty    = 0
 	slotTomb     = 1
 	slotTagShift = 40

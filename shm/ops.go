@@ -15,13 +15,9 @@ import (
 // getInto copies key's value into dst and returns its length. A dst too
 // short gives wire.EMSGSIZE and the length needed.
 func (r *region) getInto(key, dst []byte) (int, error) {
-	n, ok := r.find(key, xxhash.Sum64(key))
-	if !ok {
-		return 0, wire.ENOENT
-	}
-	v, ok := r.value(n)
-	if !ok {
-		return 0, wire.EPROTO
+	v, e := r.getValue(key, xxhash.Sum64(key))
+	if e != wire.OK {
+		return 0, e
 	}
 	if len(v) > len(dst) {
 		return len(v), wire.EMSGSIZE
@@ -31,13 +27,9 @@ func (r *region) getInto(key, dst []byte) (int, error) {
 
 // lookup returns a view of key's value inside the mapping.
 func (r *region) lookup(key []byte) ([]byte, error) {
-	n, ok := r.find(key, xxhash.Sum64(key))
-	if !ok {
-		return nil, wire.ENOENT
-	}
-	v, ok := r.value(n)
-	if !ok {
-		return nil, wire.EPROTO
+	v, e := r.getValue(key, xxhash.Sum64(key))
+	if e != wire.OK {
+		return nil, e
 	}
 	return v, nil
 }
@@ -93,9 +85,9 @@ func (r *region) putLocked(key, val []byte) error {
 		return err
 	}
 	h := xxhash.Sum64(key)
-	n, _, reuse, found := r.findSlot(key, h)
+	n, at, reuse, found := r.findSlot(key, h)
 	if found {
-		return r.replaceLocked(n, val)
+		return r.replaceLocked(n, at, val)
 	}
 	if reuse == 0 || r.indexFull(1) {
 		if r.hdr(hdrIndexTombsOff) == 0 || !r.rebuildIndexLocked() {
@@ -137,24 +129,26 @@ func (r *region) putLocked(key, val []byte) error {
 	for i := uint64(0); i < level; i++ {
 		r.setNext(preds[i], i, off)
 	}
-	if load64(r.mem, reuse) == slotTomb {
+	if load64(r.mem, reuse+slotNodeOff) == slotTomb {
 		r.addHdr(hdrIndexTombsOff, -1)
 	}
-	store64(r.mem, reuse, slotWord(h, off))
+	r.fillSlotLocked(reuse, h, off, off+recRel)
 	r.addHdr(hdrIndexLiveOff, 1)
 	r.addHdr(hdrNodesOff, 1)
 	r.addHdr(hdrWritesOff, 1)
 	return nil
 }
 
-// replaceLocked gives node n the value val: the new record is written where
-// no reader looks (the unused inline space, or a new value block) and then
-// published by one store of valRef; the old external block is freed after.
-func (r *region) replaceLocked(n nodeView, val []byte) error {
+// replaceLocked gives node n, indexed at slot at, the value val. The new
+// record is written where no reader looks (the unused inline space, or a
+// new value block), then published by one store of the node's valRef (the
+// commit), then copied into the slot's ref word; the old external block is
+// freed only after both name the new record.
+func (r *region) replaceLocked(n nodeView, at uint64, val []byte) error {
 	inline := n.recOff()
 	cur := load64(r.mem, n.off+nodeValRefOff)
 	var ref uint64
-	if cur != inline && uint64(len(val)) <= n.icap {
+	if cur != inline && load64(r.mem, at+slotRefOff) != inline && uint64(len(val)) <= n.icap {
 		ref = inline
 	} else {
 		blk, err := r.allocLocked(valueRecOff+recHdrSize+uint64(len(val)), kindValue)
@@ -165,6 +159,7 @@ func (r *region) replaceLocked(n nodeView, val []byte) error {
 	}
 	r.writeRecord(ref, val)
 	store64(r.mem, n.off+nodeValRefOff, ref)
+	store64(r.mem, at+slotRefOff, ref)
 	if cur != inline {
 		r.freeLocked(cur - valueRecOff)
 	}
@@ -187,7 +182,7 @@ func (r *region) deleteLocked(key []byte) error {
 	if _, ok := r.seek(key, &preds); !ok {
 		return wire.EPROTO
 	}
-	store64(r.mem, at, slotTomb)
+	store64(r.mem, at+slotNodeOff, slotTomb)
 	r.addHdr(hdrIndexLiveOff, -1)
 	r.addHdr(hdrIndexTombsOff, 1)
 	for i := int(n.level) - 1; i >= 0; i-- {

@@ -17,6 +17,9 @@ type region struct {
 	path string // "" for heap regions
 	layout
 	mask     uint64 // slots-1
+	bufBytes uint64 // bytes per index buffer: slots*slotSize
+	nodeLast uint64 // highest offset at which a node's fixed words fit
+	recLast  uint64 // highest offset at which a record header fits
 	maxNodes uint64 // bound for every walk: arena bytes / smallest node
 	maxFree  uint64 // bound for free-list walks: arena bytes / minBlock
 
@@ -54,6 +57,9 @@ func formatRegion(mem []byte, l layout, gen uint64) *region {
 func newRegion(mem []byte, path string, l layout) *region {
 	r := &region{mem: mem, path: path, layout: l}
 	r.mask = l.slots - 1
+	r.bufBytes = l.slots * slotSize
+	r.nodeLast = l.arenaEnd - nodeNextOff
+	r.recLast = l.arenaEnd - recHdrSize
 	minNode := align(nodeNextOff+wordSize+1+recHdrSize, blockAlign)
 	r.maxNodes = (l.arenaEnd - l.arenaOff) / minNode
 	r.maxFree = (l.arenaEnd - l.arenaOff) / minBlock

@@ -10,9 +10,11 @@ import (
 //
 // verify checks a region in one of two modes. Tolerant mode (strict false)
 // accepts exactly what an interrupted writer may leave behind: a node linked
-// at level 0 but missing from the index (at most one), incomplete towers,
-// kindFree blocks on no free list, at most crashLeaks allocated blocks that
-// nothing reaches, and a node count off by one. It rejects everything a
+// at level 0 but missing from the index (at most one), an index slot whose
+// value reference still names its node's previous, complete record (at most
+// one), incomplete towers, kindFree blocks on no free list, at most
+// crashLeaks allocated blocks that nothing reaches, and a node count off by
+// one. It rejects everything a
 // reader could trip on: a bad header, a block walk that does not tile the
 // arena, an offset that is not a block of the right kind, keys out of order,
 // a key or value whose checksum does not match, an index slot or a free list
@@ -167,10 +169,10 @@ func (v *verifier) checkIndex(strict bool) error {
 	r := v.r
 	base := r.indexBase()
 	indexed := newBitmap((r.arenaEnd - r.arenaOff) / blockAlign)
-	var live, tombs uint64
+	var live, tombs, stale uint64
 	for i := uint64(0); i < r.slots; i++ {
 		a := base + i*slotSize
-		s := load64(r.mem, a)
+		s := load64(r.mem, a+slotNodeOff)
 		switch s {
 		case slotEmpty:
 			continue
@@ -185,8 +187,19 @@ func (v *verifier) checkIndex(strict bool) error {
 		if load64(r.mem, off+nodeHashOff)>>slotTagShift != s>>slotTagShift {
 			return r.corrupt(a, "index slot tag mismatch")
 		}
+		if ref := load64(r.mem, a+slotRefOff); ref != load64(r.mem, off+nodeValRefOff) {
+			// An interrupted replace published the node's new record but
+			// not the slot's copy: the slot still names the old one.
+			if !v.oldRecord(off, ref) {
+				return r.corrupt(a+slotRefOff, "index slot names no value record")
+			}
+			stale++
+		}
 		indexed.set(r.blockBit(off))
 		live++
+	}
+	if stale > 1 || strict && stale != 0 {
+		return r.corrupt(base, "index value references do not match the nodes")
 	}
 	missing := uint64(0)
 	for off := r.next(r.head(), 0); off != 0; {
@@ -202,6 +215,30 @@ func (v *verifier) checkIndex(strict bool) error {
 		return r.corrupt(base, "index does not match level 0")
 	}
 	return nil
+}
+
+// oldRecord reports whether ref names a complete value record that node off
+// may have held before its current one: its inline record or a value block
+// that no node reaches.
+func (v *verifier) oldRecord(off, ref uint64) bool {
+	r := v.r
+	n, ok := r.node(off)
+	d, l, rok := r.record(ref)
+	if !ok || !rok {
+		return false
+	}
+	if ref == n.recOff() {
+		if l > n.icap {
+			return false
+		}
+	} else {
+		blk := ref - valueRecOff
+		if ref < valueRecOff || v.kindAt(blk) != kindValue || v.reached.get(r.blockBit(blk)) ||
+			d+l > blk+blockSize(load64(r.mem, blk)) {
+			return false
+		}
+	}
+	return uint32(xxhash.Sum64(r.mem[d:d+l])) == uint32(load64(r.mem, ref)>>recSumShift)
 }
 
 // checkFree checks the free lists and the blocks nothing reaches.
