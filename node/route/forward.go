@@ -19,11 +19,40 @@ type routedCall struct {
 // forwarded request's parameters, the member's reply, and the audit
 // record. One per worker at a time, from Router.scratch.
 type forwardScratch struct {
-	buf  []byte
-	ps   wire.Params
-	rep  rfc.Reply
-	addr [64]byte
-	rec  auditRecord
+	buf   []byte
+	ps    wire.Params
+	rep   []byte // the member's reply segment
+	nrep  int    // and its parameter count
+	timer *time.Timer
+	addr  [64]byte
+	rec   auditRecord
+}
+
+// call sends the forwarded request in s.ps to m and waits for the reply
+// at most d, without allocating: the engine's pending call and a timer
+// kept in the scratch replace a context per call. On success the reply
+// segment is copied into s.rep.
+func (r *Router) call(s *forwardScratch, m netip.AddrPort, callNo uint16, d time.Duration) wire.Errno {
+	p, err := r.ep.Go(context.Background(), m, callNo, &s.ps)
+	if err != nil {
+		return wire.AsErrno(err)
+	}
+	s.timer.Reset(d)
+	select {
+	case <-p.Done():
+		s.timer.Stop()
+	case <-s.timer.C:
+		p.Release() // abandons the call; a late reply is dropped
+		return wire.ETIMEDOUT
+	}
+	e := wire.AsErrno(p.Err())
+	if e == wire.OK {
+		rp := p.Reply()
+		s.rep = append(s.rep[:0], rp.Segment()...)
+		s.nrep = rp.NParams()
+	}
+	p.Release()
+	return e
 }
 
 // attempt is the outcome of the forwarding attempts of one call.
@@ -69,7 +98,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, reply *wire.Params) w
 			r.attempts(cs, rc, req, s, start, &at)
 		}
 		if at.errno == wire.OK {
-			reply.AppendSegment(s.rep.Segment(), s.rep.NParams())
+			reply.AppendSegment(s.rep, s.nrep)
 			at.errno = reply.Err()
 		}
 	}
@@ -133,10 +162,7 @@ func (r *Router) attempts(cs *clusterState, rc *routedCall, req *rfc.Request, s 
 		}
 		at.tries++
 		at.dest = m
-		ctx, cancel := context.WithTimeout(context.Background(), remain)
-		err := r.ep.Call(ctx, m, rc.fwdNo, &s.ps, &s.rep)
-		cancel()
-		at.errno = wire.AsErrno(err)
+		at.errno = r.call(s, m, rc.fwdNo, remain)
 		switch at.errno {
 		case wire.OK:
 			if int(cs.active.Load()) != idx {

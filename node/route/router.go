@@ -51,7 +51,11 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	r.tbl.init()
 	r.table.Store(&mountTable{mounts: map[string]mountRef{}, clusters: map[string]*clusterState{}})
 	maxSeg := ep.Config().MaxDatagram - wire.HeaderSize
-	r.scratch.New = func() any { return &forwardScratch{buf: make([]byte, maxSeg)} }
+	r.scratch.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &forwardScratch{buf: make([]byte, maxSeg), rep: make([]byte, 0, maxSeg), timer: t}
+	}
 	if cfg.AuditDir != "" {
 		a, err := openAuditLog(&r.cfg)
 		if err != nil {

@@ -1,0 +1,110 @@
+package route
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// BenchmarkCall compares a namespace get sent straight to the active
+// member with the same get sent through the router (auditing on), one
+// caller, on loopback. It reports the median and 99th percentile round
+// trip of each.
+//
+//	go test -run '^$' -bench 'Call|Audit' -benchtime 20000x ./node/route
+func BenchmarkCall(b *testing.B) {
+	tc := newTestCluster(b, nil)
+	if _, err := tc.put(b, "/c1/bench", make([]byte, 64)); err != nil {
+		b.Fatal(err)
+	}
+	bench := func(b *testing.B, callNo uint16, routed bool) {
+		var ps wire.Params
+		ps.Reset(make([]byte, 256))
+		ps.String("/c1/bench")
+		var rep rfc.Reply
+		dst := tc.meps[0].Addr()
+		if routed {
+			dst = tc.rep.Addr()
+		}
+		ctx := context.Background()
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			if err := tc.client.Call(ctx, dst, callNo, &ps, &rep); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		b.StopTimer()
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
+	}
+	b.Run("direct", func(b *testing.B) { bench(b, CallNSGet, false) })
+	b.Run("routed", func(b *testing.B) {
+		bench(b, CallNSGet, true)
+		tc.router.Flush(time.Second)
+		b.ReportMetric(float64(tc.router.AuditStats().Dropped), "audit-dropped")
+	})
+}
+
+// BenchmarkAuditWriter measures the audit writer alone: records are
+// queued with a blocking send (so none is dropped) and the time runs
+// until the last one is written to the file.
+func BenchmarkAuditWriter(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.AuditDir = b.TempDir()
+	a, err := openAuditLog(&cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.start()
+	defer a.close()
+	rec := auditRecord{start: time.Now().UnixNano(), client: mustAddr("127.0.0.1:40000"), dest: mustAddr("127.0.0.1:5000"),
+		callID: 1 << 20, node: 7, callNo: CallNSPut, name: "ns-put", cluster: "c1", tries: 1}
+	rec.end = rec.start + 50_000
+	rec.nparams = uint16(copy(rec.params[:], `str:"/c1/users/alice/profile" bytes:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff..(512)`))
+	line := appendLine(nil, &rec)
+	b.SetBytes(int64(len(line)))
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		rec.callID++
+		a.q <- rec
+	}
+	a.flush(time.Minute)
+	el := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+	if s := a.stats(); s.Written != uint64(b.N) || s.WriteErrors != 0 {
+		b.Fatalf("written %d of %d, %d errors", s.Written, b.N, s.WriteErrors)
+	}
+}
+
+// BenchmarkAuditSubmit is what a forwarding handler pays for its record:
+// a non-blocking queue send (dropped and counted if the queue is full).
+func BenchmarkAuditSubmit(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.AuditDir = b.TempDir()
+	a, err := openAuditLog(&cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.start()
+	defer a.close()
+	var rec auditRecord
+	rec.name = "ns-put"
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a.submit(&rec)
+	}
+	b.StopTimer()
+	a.flush(time.Minute)
+	b.ReportMetric(float64(a.stats().Dropped), "dropped")
+}
