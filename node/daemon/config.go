@@ -22,9 +22,11 @@ import (
 const (
 	RoleWorker = "worker" // runs tasks for masters (heartbeat master/worker channels)
 	RoleMaster = "master" // assigns tasks to workers; serves the task-run call
+	RoleCenter = "center" // a registry center
+	RoleAgent  = "agent"  // the registry's node agent: pushed registrations into a shm map
 )
 
-var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true}
+var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true, RoleCenter: true, RoleAgent: true}
 
 // Duration is a time.Duration written as a string ("200ms") in JSON.
 type Duration struct{ time.Duration }
@@ -63,6 +65,30 @@ type HeartbeatConfig struct {
 	Interval Duration `json:"interval"` // probe period (default 200ms)
 }
 
+// CenterConfig configures the center role.
+type CenterConfig struct {
+	DataDir string `json:"data_dir"` // log and snapshot directory (required)
+	Peer    string `json:"peer"`     // the other center "IP:PORT"; empty: single center
+	Index   int    `json:"index"`    // 0 or 1; the two centers differ (0 wins simultaneous writes)
+	Fsync   string `json:"fsync"`    // always (default), interval, never
+}
+
+// ServiceConfig is a registration the agent keeps alive.
+type ServiceConfig struct {
+	Name string `json:"name"` // service name
+	Addr string `json:"addr"` // address clients use; default the node's addr
+	Meta string `json:"meta"` // free-form metadata
+}
+
+// RegistryConfig configures the agent role (and clients of the registry).
+type RegistryConfig struct {
+	Centers  []string        `json:"centers"`  // one or two centers "IP:PORT"
+	ShmFile  string          `json:"shm_file"` // the node's map file (bare name: under /dev/shm)
+	Prefixes []string        `json:"prefixes"` // prefixes written to the map (default ["svc/"])
+	Services []ServiceConfig `json:"services"` // registrations of this node
+	Lease    Duration        `json:"lease"`    // lease of those registrations (default 10s)
+}
+
 // Config is a node's configuration: the JSON file, then flags on top.
 type Config struct {
 	Node        uint32          `json:"node"`          // node id (0..4294967295)
@@ -71,9 +97,11 @@ type Config struct {
 	PrevKeyFile string          `json:"prev_key_file"` // previous key accepted during a rotation
 	Insecure    bool            `json:"insecure"`      // run without a key (checksums only)
 	LogLevel    string          `json:"log_level"`     // debug, info, warn, error (default info)
-	Roles       []string        `json:"roles"`         // any of: worker, master
+	Roles       []string        `json:"roles"`         // any of: worker, master, center, agent
 	Engine      EngineConfig    `json:"engine"`
 	Heartbeat   HeartbeatConfig `json:"heartbeat"`
+	Center      CenterConfig    `json:"center"`
+	Registry    RegistryConfig  `json:"registry"`
 }
 
 // Default returns the configuration rfcd starts from.
@@ -169,6 +197,44 @@ func (c *Config) Validate() error {
 	}
 	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
 		return &FieldError{"heartbeat.members", "masters and workers need members to watch"}
+	}
+	if seen[RoleCenter] {
+		cc := c.Center
+		switch {
+		case cc.DataDir == "":
+			return &FieldError{"center.data_dir", "required by the center role"}
+		case cc.Index != 0 && cc.Index != 1:
+			return &FieldError{"center.index", "want 0 or 1"}
+		case cc.Fsync != "" && cc.Fsync != "always" && cc.Fsync != "interval" && cc.Fsync != "never":
+			return &FieldError{"center.fsync", "want always, interval or never"}
+		}
+		if cc.Peer != "" {
+			if _, err := netip.ParseAddrPort(cc.Peer); err != nil {
+				return &FieldError{"center.peer", "want IP:PORT"}
+			}
+		}
+	}
+	if seen[RoleAgent] {
+		r := c.Registry
+		if len(r.Centers) == 0 || len(r.Centers) > 2 {
+			return &FieldError{"registry.centers", "the agent role needs one or two centers"}
+		}
+		if r.ShmFile == "" {
+			return &FieldError{"registry.shm_file", "required by the agent role"}
+		}
+		for i, s := range r.Services {
+			if s.Name == "" {
+				return &FieldError{fmt.Sprintf("registry.services[%d].name", i), "empty"}
+			}
+		}
+		if r.Lease.Duration < 0 {
+			return &FieldError{"registry.lease", "must not be negative"}
+		}
+	}
+	for i, cs := range c.Registry.Centers {
+		if _, err := netip.ParseAddrPort(cs); err != nil {
+			return &FieldError{fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT"}
+		}
 	}
 	e := c.Engine
 	switch {

@@ -12,6 +12,7 @@ import (
 	"fastcall/node/builtin"
 	"fastcall/node/heartbeat"
 	"fastcall/node/keyfile"
+	"fastcall/node/registry"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -44,6 +45,8 @@ type Node struct {
 	HB     *heartbeat.Service
 	Master *heartbeat.Master
 	Worker *heartbeat.Worker
+	Center *registry.Center
+	Agent  *registry.Agent
 }
 
 // Start brings a node up: endpoint, built-in calls, then each role. Every
@@ -111,8 +114,53 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			return fail(err)
 		}
 	}
+	if roles[RoleCenter] {
+		cc := registry.DefaultConfig(cfg.Center.DataDir)
+		if cfg.Center.Peer != "" {
+			cc.Peer = netip.MustParseAddrPort(cfg.Center.Peer)
+		}
+		cc.Index = uint8(cfg.Center.Index)
+		switch cfg.Center.Fsync {
+		case "interval":
+			cc.Fsync = registry.FsyncInterval
+		case "never":
+			cc.Fsync = registry.FsyncNever
+		}
+		cc.Logger = log
+		if n.Center, err = registry.StartCenter(ep, cc); err != nil {
+			return fail(err)
+		}
+	}
 	if err := ep.Start(); err != nil {
 		return fail(err)
+	}
+	if roles[RoleAgent] {
+		// The agent calls the centers at once: the endpoint must run.
+		var centers []netip.AddrPort
+		for _, c := range cfg.Registry.Centers {
+			centers = append(centers, netip.MustParseAddrPort(c))
+		}
+		ac := registry.DefaultAgentConfig(cfg.Registry.ShmFile, centers...)
+		if len(cfg.Registry.Prefixes) > 0 {
+			ac.Prefixes = cfg.Registry.Prefixes
+		}
+		ac.Logger = log
+		if n.Agent, err = registry.StartAgent(ep, ac); err != nil {
+			return fail(err)
+		}
+		lease := cfg.Registry.Lease.Duration
+		for _, s := range cfg.Registry.Services {
+			addr := s.Addr
+			if addr == "" {
+				addr = ep.Addr().String()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			err := n.Agent.Register(ctx, s.Name, addr, []byte(s.Meta), lease)
+			cancel()
+			if err != nil {
+				return fail(fmt.Errorf("registry.services %q: %w", s.Name, err))
+			}
+		}
 	}
 	return n, nil
 }
@@ -120,6 +168,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 // Stop stops the roles, then the endpoint: calls in flight are answered
 // or failed, goroutines end.
 func (n *Node) Stop() {
+	if n.Agent != nil {
+		n.Agent.Close()
+	}
+	if n.Center != nil {
+		n.Center.Close()
+	}
 	if n.Master != nil {
 		n.Master.Close()
 	}

@@ -92,9 +92,17 @@ func (d *demo) check(ok bool, step, format string, a ...any) {
 	fmt.Fprintf(d.out, "%s %s: %s\n", tag, step, fmt.Sprintf(format, a...))
 }
 
-// start launches an rfcd and returns its address from its first line.
+type execCmd = exec.Cmd
+
+// start launches an rfcd on a free loopback port with the demo's key and
+// returns its address from its first line.
 func (d *demo) start(args ...string) (*exec.Cmd, netip.AddrPort, error) {
-	cmd := exec.Command(d.rfcd, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-key", filepath.Join(d.dir, "cluster.key")}, args...)...)
+	return d.startArgs(append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-key", filepath.Join(d.dir, "cluster.key")}, args...)...)
+}
+
+// startArgs launches an rfcd with exactly args.
+func (d *demo) startArgs(args ...string) (*exec.Cmd, netip.AddrPort, error) {
+	cmd := exec.Command(d.rfcd, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, netip.AddrPort{}, err
@@ -263,6 +271,13 @@ func (d *demo) run() error {
 	}
 	d.check(calls > 0, "stats", "client made %d calls, %d retransmissions; %d datagrams in, %d out", calls, retrans, st.Rx, st.Tx)
 
+	if err := d.runHeartbeat(); err != nil {
+		return err
+	}
+	if err := d.runRegistry(); err != nil {
+		return err
+	}
+	fmt.Fprintln(d.out, "== shutdown ==")
 	a.Process.Signal(syscall.SIGTERM)
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- a.Wait() }()

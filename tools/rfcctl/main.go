@@ -24,6 +24,8 @@ var commands = map[string]subcommand{
 	"ping":    {"measure round trips to a node, like ping(8)", cmdPing},
 	"stats":   {"print a node's call counters", cmdStats},
 	"demo":    {"start nodes on loopback and walk through the features", cmdDemo},
+	"members": {"print a node's membership view (state, incarnation, last heard)", cmdMembers},
+	"reg":     {"registry: key/value ls, get, put, del; services; watch", cmdReg},
 	"shm":     {"inspect a node's shared-memory map file: stat, dump, get, verify", cmdShm},
 	"bench":   {"load a node with calls and report throughput and latency", cmdBench},
 	"version": {"print the version", cmdVersion},

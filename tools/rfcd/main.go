@@ -30,7 +30,7 @@ flags below, which override it. Fields of the file:
   prev_key_file     previous key, still accepted during a rotation
   insecure          true: run without a key (checksummed, not authenticated)
   log_level         debug, info, warn, error (default info)
-  roles             list of: worker, master
+  roles             list of: worker, master, center, agent
   engine.workers          handler goroutines (default 4)
   engine.queue            requests waiting for a worker before EBUSY (default 1024)
   engine.max_datagram     datagram size limit in bytes; all nodes agree (default 1400)
@@ -39,6 +39,15 @@ flags below, which override it. Fields of the file:
   engine.max_age          replay bound on request stamps (default "30s")
   heartbeat.members       ["IP:PORT", ...] the other nodes to watch
   heartbeat.interval      probe period (default "200ms")
+  center.data_dir         center role: log and snapshot directory
+  center.peer             center role: the other center "IP:PORT"
+  center.index            center role: 0 or 1 (0 wins simultaneous writes)
+  center.fsync            center role: always (default), interval, never
+  registry.centers        agent role: one or two centers "IP:PORT"
+  registry.shm_file       agent role: the node's shared-memory map file
+  registry.prefixes       agent role: prefixes mirrored into the map (default ["svc/"])
+  registry.services       agent role: [{"name", "addr", "meta"}] registrations kept alive
+  registry.lease          agent role: their lease (default "10s")
 
 rfcd prints one line, "rfcd: listening ADDR node N incarnation I", once it
 serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
@@ -62,7 +71,7 @@ func run(args []string) int {
 	prevKeyFile := fs.String("prev-key", "", "previous cluster key file, accepted during a rotation")
 	insecure := fs.Bool("insecure", false, "run without a cluster key")
 	level := fs.String("log-level", "", "log level: debug, info, warn, error")
-	roles := fs.String("roles", "", "comma-separated roles: worker, master")
+	roles := fs.String("roles", "", "comma-separated roles: worker, master, center, agent")
 	members := fs.String("members", "", "comma-separated heartbeat members IP:PORT")
 	interval := fs.Duration("hb-interval", 0, "heartbeat probe interval")
 	workers := fs.Int("workers", 0, "engine worker goroutines")

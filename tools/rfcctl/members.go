@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"fastcall/node/heartbeat"
+)
+
+func cmdMembers(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("members", "ADDR", stderr)
+	cf := addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	pos := positional(fs)
+	if len(pos) != 1 {
+		return usageError(stderr, "members: want ADDR")
+	}
+	dst, err := parseAddr(pos[0])
+	if err != nil {
+		return usageError(stderr, "members: %v", err)
+	}
+	ep, err := cf.dial(dst)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return 1
+	}
+	defer ep.Close()
+	ctx, cancel := cf.ctx()
+	defer cancel()
+	ms, err := heartbeat.QueryMembers(ctx, ep, dst)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: members %s: %s\n", dst, errName(err))
+		return 1
+	}
+	if *asJSON {
+		type row struct {
+			Addr        string  `json:"addr"`
+			Node        uint32  `json:"node"`
+			State       string  `json:"state"`
+			Incarnation uint32  `json:"incarnation"`
+			HeardAgoMs  float64 `json:"heard_ago_ms"`
+		}
+		var rows []row
+		for _, m := range ms {
+			rows = append(rows, row{m.Addr.String(), m.Node, m.State.String(), m.Incarnation, float64(m.HeardAgo) / 1e6})
+		}
+		b, _ := json.Marshal(rows)
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "member\tnode\tstate\tincarnation\tlast heard")
+	for _, m := range ms {
+		ago := "never"
+		if m.HeardAgo >= 0 {
+			ago = m.HeardAgo.Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", m.Addr, m.Node, m.State, m.Incarnation, ago)
+	}
+	tw.Flush()
+	return 0
+}

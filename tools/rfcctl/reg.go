@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
+)
+
+// cmdReg talks to the registry centers: the key/value store (ls, get, put,
+// del), service instances (services) and change streams (watch).
+func cmdReg(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("reg", "ls [PREFIX] | get KEY | put KEY VALUE | del KEY | services [PREFIX] | watch PREFIX", stderr)
+	cf := addClientFlags(fs)
+	centers := fs.String("c", "", "registry centers, IP:PORT[,IP:PORT] (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	ttl := fs.Duration("ttl", 0, "put: time to live (0: none)")
+	expect := fs.Uint64("expect", 0, "put: compare-and-set against this version (with -cas); del: delete only this version")
+	cas := fs.Bool("cas", false, "put: compare-and-set with -expect (0: the key must not exist)")
+	watchFor := fs.Duration("for", 5*time.Second, "watch: how long to print changes")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	pos := positional(fs)
+	if len(pos) == 0 || *centers == "" {
+		return usageError(stderr, "reg: want -c CENTERS and a verb (ls, get, put, del, services, watch)")
+	}
+	var cs []netip.AddrPort
+	for _, s := range strings.Split(*centers, ",") {
+		ap, err := parseAddr(s)
+		if err != nil {
+			return usageError(stderr, "reg -c: %v", err)
+		}
+		cs = append(cs, ap)
+	}
+	want := map[string][2]int{"ls": {0, 1}, "get": {1, 1}, "put": {2, 2}, "del": {1, 1}, "services": {0, 1}, "watch": {1, 1}}
+	verb, rest := pos[0], pos[1:]
+	n, ok := want[verb]
+	if !ok {
+		return usageError(stderr, "reg: unknown verb %q", verb)
+	}
+	if len(rest) < n[0] || len(rest) > n[1] {
+		return usageError(stderr, "reg %s: wrong number of arguments", verb)
+	}
+	ep, err := cf.dial(cs[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return 1
+	}
+	defer ep.Close()
+	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return 1
+	}
+	arg := func(i int) string {
+		if i < len(rest) {
+			return rest[i]
+		}
+		return ""
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stdout, "%s\n", errName(err))
+		return 1
+	}
+	out := func(v any) { b, _ := json.Marshal(v); fmt.Fprintln(stdout, string(b)) }
+	ctx, cancel := cf.ctx()
+	defer cancel()
+	switch verb {
+	case "ls":
+		var all []registry.Entry
+		after := ""
+		for page := 0; page < 10000; page++ {
+			es, more, err := cli.List(ctx, arg(0), after, 0)
+			if err != nil {
+				return fail(err)
+			}
+			all = append(all, es...)
+			if !more || len(es) == 0 {
+				break
+			}
+			after = es[len(es)-1].Key
+		}
+		if *asJSON {
+			out(all)
+			return 0
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "key\tversion\tvalue")
+		for _, e := range all {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Key, e.Version, printable(e.Value))
+		}
+		tw.Flush()
+	case "get":
+		e, err := cli.Get(ctx, arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		if *asJSON {
+			out(e)
+			return 0
+		}
+		fmt.Fprintf(stdout, "%s\nversion %d\n", printable(e.Value), e.Version)
+	case "put":
+		var v uint64
+		if *cas {
+			v, err = cli.CAS(ctx, arg(0), *expect, []byte(arg(1)), *ttl)
+		} else {
+			v, err = cli.Put(ctx, arg(0), []byte(arg(1)), *ttl)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "OK version %d\n", v)
+	case "del":
+		if err := cli.Delete(ctx, arg(0), *expect); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintln(stdout, "OK")
+	case "services":
+		is, err := cli.LookupPrefix(ctx, arg(0))
+		if err != nil {
+			return fail(err)
+		}
+		if *asJSON {
+			out(is)
+			return 0
+		}
+		printInstances(stdout, is)
+	case "watch":
+		ch := make(chan string, 1024)
+		w, err := cli.Watch([]string{arg(0)}, func(c registry.Change) {
+			s := "put"
+			if c.Deleted {
+				s = "del"
+			}
+			select {
+			case ch <- fmt.Sprintf("%s %s version %d", s, c.Key, c.Version):
+			default:
+			}
+		})
+		if err != nil {
+			return fail(err)
+		}
+		defer w.Close()
+		end := time.After(*watchFor)
+		for {
+			select {
+			case l := <-ch:
+				fmt.Fprintln(stdout, l)
+			case <-end:
+				return 0
+			}
+		}
+	}
+	return 0
+}
+
+func printInstances(w io.Writer, is []sdk.Instance) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "service\taddr\tnode\towner\tmeta")
+	for _, i := range is {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", i.Name, i.Addr, i.Node, i.Owner, printable(i.Meta))
+	}
+	tw.Flush()
+}
