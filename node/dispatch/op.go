@@ -90,22 +90,22 @@ type outcome struct {
 // operation is an accepted Op. Fields above mu are set before the
 // operation is published and never change.
 type operation struct {
-	id        uint64
-	resource  string
-	kind      Kind
-	targets   []netip.AddrPort
-	calls     []Call // per target, resolved (segments shared with the op's call)
-	start     time.Time
-	deadline  time.Time
-	ctx       context.Context // carries the deadline to rfc Go
-	cancel    context.CancelFunc
-	holder    holder
-	done      chan struct{} // closed when the state becomes StateDone
+	id       uint64
+	resource string
+	kind     Kind
+	targets  []netip.AddrPort
+	calls    []Call // per target, resolved (segments shared with the op's call)
+	start    time.Time
+	deadline time.Time
+	ctx      context.Context // carries the deadline to rfc Go
+	cancel   context.CancelFunc
+	holder   holder
+	done     chan struct{} // closed when the state becomes StateDone
 
 	mu struct {
 		sync.Mutex
-		state    State
-		outcomes []outcome
+		state     State
+		outcomes  []outcome
 		finished  int
 		failed    int
 		remaining int // targets without an outcome

@@ -165,7 +165,9 @@ func TestMarkerSharing(t *testing.T) {
 	now := time.Now().UnixMilli()
 	m := markerLock{store: s, prefix: "d/", maxHolders: 3, nowMs: wallMs}
 	ctx := context.Background()
-	h := func(k Kind, op uint64, exp int64) holder { return holder{kind: k, instance: 42, op: op, expiryMs: now + exp} }
+	h := func(k Kind, op uint64, exp int64) holder {
+		return holder{kind: k, instance: 42, op: op, expiryMs: now + exp}
+	}
 	r1, r2, u1, u2, d1 := h(KindRead, 1, 5000), h(KindRead, 2, 5000), h(KindUpdate, 3, 5000), h(KindUpdate, 4, 5000), h(KindDelete, 5, 5000)
 	holders := func() int {
 		v, _, err := s.Get(ctx, "d/r")

@@ -1,0 +1,400 @@
+package dispatch
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// TestConflictingOperationsRefused: a second operation that conflicts
+// with a running one is refused with ECONFLICT and sends nothing; one
+// that does not conflict proceeds; once the first ends the resource is
+// free again.
+func TestConflictingOperationsRefused(t *testing.T) {
+	ts := startTargets(t, 3)
+	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), nil)
+	ctx := ctxFor(t, 10*time.Second)
+	addrs := ts.addrs()
+
+	first, err := d.Submit(ctx, opFor("db/t1", KindUpdate, workCall(300), addrs, 5*time.Second))
+	if err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	if !waitFor(2*time.Second, func() bool { return ts.runs.Load() == 3 }) {
+		t.Fatalf("first op ran on %d targets", ts.runs.Load())
+	}
+	cases := []struct {
+		name     string
+		resource string
+		kind     Kind
+		want     wire.Errno
+	}{
+		{"update-same", "db/t1", KindUpdate, wire.ECONFLICT},
+		{"delete-same", "db/t1", KindDelete, wire.ECONFLICT},
+		{"read-same", "db/t1", KindRead, wire.OK},
+		{"update-other", "db/t2", KindUpdate, wire.OK},
+	}
+	var ok []uint64
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sent := d.Stats().Sent
+			runs := ts.runs.Load()
+			id, err := d.Submit(ctx, opFor(c.resource, c.kind, workCall(1), addrs, 5*time.Second))
+			if got := errnoOf(err); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+			if c.want != wire.OK {
+				time.Sleep(20 * time.Millisecond)
+				if d.Stats().Sent != sent || ts.runs.Load() != runs {
+					t.Fatalf("refused operation sent calls: sent %d->%d, runs %d->%d", sent, d.Stats().Sent, runs, ts.runs.Load())
+				}
+				return
+			}
+			ok = append(ok, id)
+		})
+	}
+	for _, id := range append(ok, first) {
+		st, err := d.Wait(ctx, id)
+		if err != nil || st.State != StateDone || st.Failed != 0 || st.Done != 3 {
+			t.Fatalf("op %d: %+v %v", id, st, err)
+		}
+	}
+	if st := d.Stats(); st.Conflicts != 2 || st.Submitted != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The marker is gone: a delete now proceeds.
+	id, err := d.Submit(ctx, opFor("db/t1", KindDelete, workCall(1), addrs, time.Second))
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	if _, err := d.Wait(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.markers.store.Get(ctx, "dispatch/db/t1"); errnoOf(err) != wire.ENOENT {
+		t.Fatalf("marker left behind: %v", err)
+	}
+}
+
+// TestOutcomes: dead, slow, failing, unreachable and healthy targets in
+// one operation; each outcome is right and the operation ends by its
+// deadline.
+func TestOutcomes(t *testing.T) {
+	ts := startTargets(t, 8)
+	ep := newEP(t, 1, nil)
+	d := newDispatcher(t, ep, NewMemStore(0), nil)
+	ctx := ctxFor(t, 10*time.Second)
+	a := ts.addrs()
+	// An address nobody listens on: the port of a closed endpoint.
+	gone := newEP(t, 99, nil)
+	goneAddr := gone.Addr()
+	gone.Close()
+
+	fast, slow := workCall(1), workCall(900)
+	var fail Call
+	fail.No = callFail
+	type tgt struct {
+		addr netip.AddrPort
+		call Call
+		want wire.Errno
+	}
+	plan := []tgt{
+		{a[0], fast, wire.OK},
+		{a[1], fast, wire.OK},
+		{a[2], fail, errFail},
+		{a[3], fail, errFail},
+		{a[4], slow, wire.ETIMEDOUT},
+		{a[5], fast, wire.ENODEAD}, // dead before Submit
+		{a[6], slow, wire.ENODEAD}, // declared dead while its call is parked
+		{a[7], fast, wire.OK},
+		{goneAddr, fast, wire.ETIMEDOUT},
+	}
+	ep.MarkDead(a[5])
+	deadline := 400 * time.Millisecond
+	op := &Op{Resource: "svc/outcomes", Kind: KindUpdate, Deadline: deadline}
+	for _, p := range plan {
+		op.Targets = append(op.Targets, Target{Addr: p.addr, Call: p.call})
+	}
+	start := time.Now()
+	id, err := d.Submit(ctx, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	ep.MarkDead(a[6])
+	st, err := d.Wait(ctx, id)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deadline plus the gatherer's poll and the marker release; the
+	// slack covers the race detector on two shared cores.
+	if took < deadline || took > deadline+250*time.Millisecond {
+		t.Fatalf("operation took %v with a %v deadline", took, deadline)
+	}
+	if st.Done != len(plan) || st.Failed != 6 || st.State != StateDone {
+		t.Fatalf("status %+v", st)
+	}
+	for i, p := range plan {
+		o := st.Outcomes[i]
+		if !o.Done || o.Errno != p.want || o.Addr != p.addr {
+			t.Errorf("target %d (%v): %+v, want %v", i, p.addr, o, p.want)
+		}
+		if o.Elapsed > deadline+50*time.Millisecond {
+			t.Errorf("target %d: outcome after %v", i, o.Elapsed)
+		}
+	}
+}
+
+// TestThousandTargets: one operation to 1,000 distinct addresses; every
+// target runs its call exactly once and every outcome is reported.
+func TestThousandTargets(t *testing.T) {
+	const n = 1000
+	ts := startTargets(t, n)
+	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), nil)
+	ctx := ctxFor(t, 20*time.Second)
+	op := opFor("svc/thousand", KindUpdate, Call{No: callIncr}, ts.addrs(), 10*time.Second)
+	id, err := d.Submit(ctx, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Done != n || st.Failed != 0 || len(st.Outcomes) != n {
+		t.Fatalf("done %d failed %d outcomes %d", st.Done, st.Failed, len(st.Outcomes))
+	}
+	if got := ts.runs.Load(); got != n {
+		t.Fatalf("%d runs, want %d", got, n)
+	}
+	for i := range ts.perEP {
+		if c := ts.perEP[i].Load(); c != 1 {
+			t.Fatalf("target %d ran %d times", i, c)
+		}
+	}
+	t.Logf("1000 targets: %v", st.Elapsed)
+}
+
+// TestQueueFullRefusesAndKeepsAccepted: with the endpoint's call slots
+// taken, calls wait on the send queue; an operation that does not fit is
+// refused with EBUSY at once, and every accepted call is sent and
+// answered once slots free.
+func TestQueueFullRefusesAndKeepsAccepted(t *testing.T) {
+	ts := startTargets(t, 12)
+	ep := newEP(t, 1, func(c *rfc.Config) { c.MaxPending = 2 })
+	d := newDispatcher(t, ep, NewMemStore(0), func(c *Config) {
+		c.QueueLen = 8
+		c.MaxTargets = 8
+		c.Senders = 1
+		c.Batch = 1
+	})
+	ctx := ctxFor(t, 10*time.Second)
+	a := ts.addrs()
+	holdSlots, err := d.Submit(ctx, opFor("q/a", KindUpdate, workCall(300), a[0:2], 5*time.Second))
+	must(t, err)
+	if !waitFor(2*time.Second, func() bool { return ts.runs.Load() == 2 }) {
+		t.Fatal("slots not taken")
+	}
+	b, err := d.Submit(ctx, opFor("q/b", KindUpdate, Call{No: callIncr}, a[2:8], 5*time.Second))
+	must(t, err)
+	if !waitFor(time.Second, func() bool { q, _ := d.queue.len(); return q == 5 }) {
+		q, _ := d.queue.len()
+		t.Fatalf("queue holds %d calls, want 5", q)
+	}
+	start := time.Now()
+	if _, err := d.Submit(ctx, opFor("q/c", KindUpdate, Call{No: callIncr}, a[8:12], 5*time.Second)); errnoOf(err) != wire.EBUSY {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Fatal("EBUSY was not immediate")
+	}
+	c, err := d.Submit(ctx, opFor("q/c", KindUpdate, Call{No: callIncr}, a[8:11], 5*time.Second))
+	must(t, err)
+	for _, id := range []uint64{holdSlots, b, c} {
+		st, err := d.Wait(ctx, id)
+		if err != nil || st.Failed != 0 {
+			t.Fatalf("op %d: %+v %v", id, st, err)
+		}
+	}
+	if got := ts.runs.Load(); got != 2+6+3 {
+		t.Fatalf("%d runs, want 11", got)
+	}
+	if st := d.Stats(); st.SendBusy == 0 || st.Busy != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestRemoteSubmitAndStatus: SUBMIT and paged STATUS over rfc from an
+// unauthenticated client, and malformed requests answered with errors.
+func TestRemoteSubmitAndStatus(t *testing.T) {
+	ts := startTargets(t, 60)
+	srv := newEP(t, 1, nil)
+	d := newDispatcher(t, srv, NewMemStore(0), nil)
+	cli := newEP(t, 0, nil)
+	ctx := ctxFor(t, 10*time.Second)
+	op := opFor("remote/r", KindRead, workCall(5), ts.addrs(), 3*time.Second)
+	id, err := SubmitRemote(ctx, cli, srv.Addr(), op)
+	if err != nil {
+		t.Fatalf("SubmitRemote: %v", err)
+	}
+	st, err := WaitRemote(ctx, cli, srv.Addr(), id, 5*time.Millisecond)
+	if err != nil {
+		t.Fatalf("WaitRemote: %v", err)
+	}
+	if st.ID != id || st.State != StateDone || st.Targets != 60 || st.Done != 60 || st.Failed != 0 ||
+		st.Kind != KindRead || st.Resource != "remote/r" || len(st.Outcomes) != 60 {
+		t.Fatalf("status %+v", st)
+	}
+	for i, o := range st.Outcomes {
+		if o.Addr != ts.eps[i].Addr() || !o.Done || o.Errno != wire.OK {
+			t.Fatalf("outcome %d: %+v", i, o)
+		}
+	}
+	local, _ := d.Status(id)
+	if local.Done != st.Done || local.Elapsed/time.Microsecond != st.Elapsed/time.Microsecond {
+		t.Fatalf("local %+v remote %+v", local, st)
+	}
+	if d.Stats().RemoteSubmits != 1 {
+		t.Fatal("remote submit not counted")
+	}
+
+	raw := func(build func(p *wire.Params)) error {
+		var p wire.Params
+		p.Reset(make([]byte, 1300))
+		build(&p)
+		return cli.Call(ctx, srv.Addr(), CallSubmit, &p, nil)
+	}
+	one := ts.eps[0].Addr().String()
+	cases := []struct {
+		name  string
+		build func(p *wire.Params)
+		want  wire.Errno
+	}{
+		{"bad-kind", func(p *wire.Params) {
+			p.String("x")
+			p.String("write")
+			p.Uint64(uint64(callIncr))
+			p.Bytes(nil)
+			p.String(one)
+			p.Int64(100)
+		}, wire.EINVAL},
+		{"bad-target", func(p *wire.Params) {
+			p.String("x")
+			p.String("read")
+			p.Uint64(uint64(callIncr))
+			p.Bytes(nil)
+			p.String(one + ",nonsense")
+			p.Int64(100)
+		}, wire.EINVAL},
+		{"bad-segment", func(p *wire.Params) {
+			p.String("x")
+			p.String("read")
+			p.Uint64(uint64(callIncr))
+			p.Bytes([]byte{1, 0, 8, 0})
+			p.String(one)
+			p.Int64(100)
+		}, wire.EINVAL},
+		{"call-zero", func(p *wire.Params) {
+			p.String("x")
+			p.String("read")
+			p.Uint64(0)
+			p.Bytes(nil)
+			p.String(one)
+			p.Int64(100)
+		}, wire.EINVAL},
+		{"negative-deadline", func(p *wire.Params) {
+			p.String("x")
+			p.String("read")
+			p.Uint64(uint64(callIncr))
+			p.Bytes(nil)
+			p.String(one)
+			p.Int64(-1)
+		}, wire.EINVAL},
+		{"empty-resource", func(p *wire.Params) {
+			p.String("")
+			p.String("read")
+			p.Uint64(uint64(callIncr))
+			p.Bytes(nil)
+			p.String(one)
+			p.Int64(100)
+		}, wire.EINVAL},
+		{"schema", func(p *wire.Params) { p.String("x") }, wire.EINVAL},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := errnoOf(raw(c.build)); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	if _, err := StatusRemote(ctx, cli, srv.Addr(), id+100); errnoOf(err) != wire.ENOENT {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
+
+// TestStatusRetention: finished operations are forgotten past
+// MaxRetained and past Retention.
+func TestStatusRetention(t *testing.T) {
+	ts := startTargets(t, 1)
+	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), func(c *Config) {
+		c.MaxRetained = 2
+		c.Retention = 300 * time.Millisecond
+	})
+	ctx := ctxFor(t, 10*time.Second)
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		id, err := d.Submit(ctx, opFor("ret", KindUpdate, Call{No: callIncr}, ts.addrs(), time.Second))
+		must(t, err)
+		_, err = d.Wait(ctx, id)
+		must(t, err)
+		ids = append(ids, id)
+	}
+	if _, err := d.Status(ids[0]); errnoOf(err) != wire.ENOENT {
+		t.Fatalf("oldest kept past MaxRetained: %v", err)
+	}
+	if _, err := d.Status(ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(350 * time.Millisecond)
+	if _, err := d.Status(ids[2]); errnoOf(err) != wire.ENOENT {
+		t.Fatalf("kept past Retention: %v", err)
+	}
+	if st := d.Stats(); st.Retained != 0 || st.Active != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestCloseEndsOperations: Close ends queued and in-flight calls with
+// ECLOSED, releases the markers and refuses new operations.
+func TestCloseEndsOperations(t *testing.T) {
+	ts := startTargets(t, 4)
+	store := NewMemStore(0)
+	d := newDispatcher(t, newEP(t, 1, nil), store, nil)
+	ctx := ctxFor(t, 10*time.Second)
+	id, err := d.Submit(ctx, opFor("close/x", KindDelete, workCall(700), ts.addrs(), 5*time.Second))
+	must(t, err)
+	waitFor(time.Second, func() bool { return ts.runs.Load() == 4 })
+	start := time.Now()
+	must(t, d.Close())
+	if time.Since(start) > time.Second {
+		t.Fatalf("Close took %v", time.Since(start))
+	}
+	st, err := d.Wait(ctx, id)
+	if err != nil || st.State != StateDone || st.Done != 4 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	for _, o := range st.Outcomes {
+		if o.Errno != wire.ECLOSED {
+			t.Fatalf("outcome %+v", o)
+		}
+	}
+	if store.Len() != 0 {
+		t.Fatal("marker left behind")
+	}
+	if _, err := d.Submit(ctx, opFor("close/y", KindRead, workCall(1), ts.addrs(), time.Second)); errnoOf(err) != wire.ECLOSED {
+		t.Fatalf("after Close: %v", err)
+	}
+}
