@@ -11,6 +11,7 @@ import (
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
+	"fastcall/wire"
 )
 
 // cmdReg talks to the registry centers: the key/value store (ls, get, put,
@@ -125,7 +126,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "OK")
 	case "services":
 		is, err := cli.LookupPrefix(ctx, arg(0))
-		if err != nil {
+		if err != nil && err != wire.ENOENT {
 			return fail(err)
 		}
 		if *asJSON {

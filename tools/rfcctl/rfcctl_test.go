@@ -236,3 +236,38 @@ func TestDemo(t *testing.T) {
 	}
 	t.Logf("demo took %s", time.Since(start))
 }
+
+// TestMembersAndReg runs a registry center with a heartbeat member list
+// and drives it with rfcctl members and reg.
+func TestMembersAndReg(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "center.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"},
+		"heartbeat": {"members": ["127.0.0.1:9"], "interval": "100ms"}}`), 0o600)
+	addr := startNode(t, "-config", cfg)
+	c := []string{"-c", addr}
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"members", addr}, 0, "127.0.0.1:9"},
+		{[]string{"members", "-json", addr}, 0, `"addr":"127.0.0.1:9"`},
+		{append([]string{"reg"}, append(c, "put", "mount/a", "cluster-a")...), 0, "OK version"},
+		{append([]string{"reg"}, append(c, "get", "mount/a")...), 0, "cluster-a"},
+		{append([]string{"reg"}, append(c, "-cas", "put", "mount/a", "again")...), 1, "ECONFLICT"},
+		{append([]string{"reg"}, append(c, "ls", "mount/")...), 0, "mount/a"},
+		{append([]string{"reg"}, append(c, "services")...), 0, "service"},
+		{append([]string{"reg"}, append(c, "-for", "300ms", "watch", "mount/")...), 0, ""},
+		{append([]string{"reg"}, append(c, "del", "mount/a")...), 0, "OK"},
+		{append([]string{"reg"}, append(c, "get", "mount/a")...), 1, "ENOENT"},
+		{[]string{"reg", "ls"}, 2, "want -c CENTERS"},
+		{append([]string{"reg"}, append(c, "frob")...), 2, "unknown verb"},
+	}
+	for _, s := range steps {
+		out, code := rfcctl(t, s.args...)
+		if code != s.code || !strings.Contains(out, s.want) {
+			t.Errorf("rfcctl %v: exit %d, output:\n%s", s.args, code, out)
+		}
+	}
+}
