@@ -91,6 +91,11 @@ func TestKillRestart(t *testing.T) {
 			n.kill()
 		}
 	}()
+	// Restarts keep each node's address; callers read this copy.
+	addrs := make([]netip.AddrPort, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = n.addr
+	}
 	cli, err := rfc.Listen(quietConfig(testKey))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +118,7 @@ func TestKillRestart(t *testing.T) {
 			defer wg.Done()
 			var rep rfc.Reply
 			for i := 0; !stop.Load(); i++ {
-				dst := nodes[(g+i)%len(nodes)].addr
+				dst := addrs[(g+i)%len(addrs)]
 				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 				err := cli.Call(ctx, dst, builtin.CallIncr, nil, &rep)
 				cancel()
