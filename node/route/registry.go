@@ -1,0 +1,74 @@
+package route
+
+import (
+	"context"
+	"strings"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
+	"fastcall/wire"
+)
+
+// RegistryMounts keeps the mount table in the registry's key/value store,
+// so that every router sees the same table and follows its changes by
+// subscription. Keys are full registry keys ("kv/route/..."); the client's
+// KV calls take them without the "kv/" namespace prefix.
+//
+// The registry allows one watching client per endpoint: give a router node
+// its own endpoint's client and no registry agent.
+type RegistryMounts struct {
+	C *registry.Client
+}
+
+const kvNamespace = "kv/"
+
+// List returns every entry under prefix.
+func (r RegistryMounts) List(ctx context.Context, prefix string) ([]KV, error) {
+	p := strings.TrimPrefix(prefix, kvNamespace)
+	var out []KV
+	after := ""
+	for page := 0; page < 1<<16; page++ {
+		es, more, err := r.C.List(ctx, p, after, 0)
+		if err != nil && err != wire.ENOENT {
+			return nil, err
+		}
+		for _, e := range es {
+			out = append(out, KV{Key: kvNamespace + e.Key, Value: e.Value})
+		}
+		if !more || len(es) == 0 {
+			break
+		}
+		after = es[len(es)-1].Key
+	}
+	return out, nil
+}
+
+// Watch follows changes under prefix.
+func (r RegistryMounts) Watch(prefix string, fn func(key string, value []byte, deleted bool)) (func(), error) {
+	w, err := r.C.Watch([]string{prefix}, func(c registry.Change) {
+		if c.Deleted || c.Record == nil {
+			fn(c.Key, nil, true)
+			return
+		}
+		var rec sdk.Record
+		if sdk.ParseRecord(c.Record, &rec) != wire.OK {
+			return
+		}
+		fn(c.Key, append([]byte(nil), rec.Body...), false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w.Close, nil
+}
+
+// Put writes key.
+func (r RegistryMounts) Put(ctx context.Context, key string, value []byte) error {
+	_, err := r.C.Put(ctx, strings.TrimPrefix(key, kvNamespace), value, 0)
+	return err
+}
+
+// Delete removes key.
+func (r RegistryMounts) Delete(ctx context.Context, key string) error {
+	return r.C.Delete(ctx, strings.TrimPrefix(key, kvNamespace), 0)
+}

@@ -1,0 +1,73 @@
+package route
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"fastcall/node/registry"
+	"fastcall/wire"
+)
+
+// TestRegistryMounts keeps the mount table in a real registry center: a
+// table written by an operator's client reaches the router by
+// subscription, and a removal too.
+func TestRegistryMounts(t *testing.T) {
+	cep := newEndpoint(t, 50, 0)
+	ccfg := registry.DefaultConfig(t.TempDir())
+	ccfg.Fsync = registry.FsyncNever
+	ccfg.Logger = quiet
+	center, err := registry.StartCenter(cep, ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { center.Close() })
+	client := func(node uint32) RegistryMounts {
+		ep := newEndpoint(t, node, 16)
+		c, err := registry.NewClient(ep, registry.DefaultClientConfig(cep.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return RegistryMounts{C: c}
+	}
+	admin := client(60)
+	m := NewMember(MemberConfig{Active: true})
+	mep := newEndpoint(t, 61, 0)
+	if err := m.Register(mep); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := AddCluster(ctx, admin, DefaultTablePrefix, "c1", []MemberSpec{{mep.Addr(), RoleActive}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, admin, DefaultTablePrefix, "/data", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	src := client(62)
+	r, err := New(src.C.Endpoint(), testRouterConfig(t), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if res, err := r.Resolve("/data/x"); err != nil || res.Active != mep.Addr() {
+		t.Fatalf("resolve from the registry's table: %+v %v", res, err)
+	}
+	// A mount added later arrives by push.
+	if err := AddMount(ctx, admin, DefaultTablePrefix, "/more", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(3*time.Second, func() bool { _, err := r.Resolve("/more/y"); return err == nil }) {
+		t.Fatal("pushed mount not seen")
+	}
+	if err := DelMount(ctx, admin, DefaultTablePrefix, "/data"); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(3*time.Second, func() bool { _, err := r.Resolve("/data/x"); return err == wire.ENOENT }) {
+		t.Fatal("pushed unmount not seen")
+	}
+	tab, err := ListTable(ctx, admin, DefaultTablePrefix)
+	if err != nil || len(tab.Mounts) != 1 || len(tab.Clusters) != 1 {
+		t.Fatalf("ListTable through the registry: %+v %v", tab, err)
+	}
+}
