@@ -41,8 +41,9 @@ type Config struct {
 	// agree to well within it (holders carry absolute expiry times).
 	MarkerTTL time.Duration
 	// MaxHolders bounds the operations sharing one marker (default 32, at
-	// most 48 so that a marker fits one registry entry); past it Submit
-	// answers ENOSPC.
+	// most 48); past it Submit answers ENOSPC. 32 holders (802 bytes) fit
+	// one registry entry with any resource name; a marker past the store's
+	// entry bound is refused by the store (EMSGSIZE).
 	MaxHolders int
 	// MarkerTimeout bounds the marker calls the dispatcher makes on its
 	// own: the compare-and-set of a remote SUBMIT and each release
