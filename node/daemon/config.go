@@ -24,9 +24,13 @@ const (
 	RoleMaster = "master" // assigns tasks to workers; serves the task-run call
 	RoleCenter = "center" // a registry center
 	RoleAgent  = "agent"  // the registry's node agent: pushed registrations into a shm map
+	RoleRouter = "router" // federation router in front of sub-clusters, with an audit trail
+	RoleMember = "member" // a sub-cluster member serving the path-keyed namespace store
+	RoleDisp   = "dispatcher"
 )
 
-var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true, RoleCenter: true, RoleAgent: true}
+var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true, RoleCenter: true, RoleAgent: true,
+	RoleRouter: true, RoleMember: true, RoleDisp: true}
 
 // Duration is a time.Duration written as a string ("200ms") in JSON.
 type Duration struct{ time.Duration }
@@ -89,6 +93,19 @@ type RegistryConfig struct {
 	Lease    Duration        `json:"lease"`    // lease of those registrations (default 10s)
 }
 
+// RouterConfig configures the router role; the mount table lives in the
+// registry (registry.centers).
+type RouterConfig struct {
+	AuditDir         string   `json:"audit_dir"`          // audit files (default "audit")
+	AuditRotateBytes int64    `json:"audit_rotate_bytes"` // rotation size (default 64 MiB)
+	ForwardTimeout   Duration `json:"forward_timeout"`    // per forwarding attempt (default 500ms)
+}
+
+// MemberConfig configures the member role.
+type MemberConfig struct {
+	Active bool `json:"active"` // start as the sub-cluster's active member (default standby)
+}
+
 // Config is a node's configuration: the JSON file, then flags on top.
 type Config struct {
 	Node        uint32          `json:"node"`          // node id (0..4294967295)
@@ -102,6 +119,8 @@ type Config struct {
 	Heartbeat   HeartbeatConfig `json:"heartbeat"`
 	Center      CenterConfig    `json:"center"`
 	Registry    RegistryConfig  `json:"registry"`
+	Router      RouterConfig    `json:"router"`
+	Member      MemberConfig    `json:"member"`
 }
 
 // Default returns the configuration rfcd starts from.
@@ -231,6 +250,20 @@ func (c *Config) Validate() error {
 			return &FieldError{"registry.lease", "must not be negative"}
 		}
 	}
+	if seen[RoleRouter] {
+		if len(c.Registry.Centers) == 0 {
+			return &FieldError{"registry.centers", "the router role keeps its mount table in the registry"}
+		}
+		if seen[RoleAgent] {
+			return &FieldError{"roles", "router and agent both watch the registry; run them on different nodes"}
+		}
+		if c.Router.AuditRotateBytes < 0 || (c.Router.AuditRotateBytes > 0 && c.Router.AuditRotateBytes < 4096) {
+			return &FieldError{"router.audit_rotate_bytes", "at least 4096"}
+		}
+		if c.Router.ForwardTimeout.Duration < 0 {
+			return &FieldError{"router.forward_timeout", "must not be negative"}
+		}
+	}
 	for i, cs := range c.Registry.Centers {
 		if _, err := netip.ParseAddrPort(cs); err != nil {
 			return &FieldError{fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT"}
@@ -259,6 +292,13 @@ func (c *Config) engineConfig() rfc.Config {
 	r := rfc.DefaultConfig()
 	r.Addr = c.Addr
 	r.NodeID = c.Node
+	for _, role := range c.Roles {
+		if role == RoleRouter || role == RoleMaster {
+			// Each forwarded call or task-run holds a worker while the
+			// other side answers.
+			r.Workers = 32
+		}
+	}
 	e := c.Engine
 	if e.Workers > 0 {
 		r.Workers = e.Workers

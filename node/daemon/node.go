@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"fastcall/node/builtin"
+	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
 	"fastcall/node/keyfile"
 	"fastcall/node/registry"
+	"fastcall/node/route"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -47,6 +49,10 @@ type Node struct {
 	Worker *heartbeat.Worker
 	Center *registry.Center
 	Agent  *registry.Agent
+	Reg    *registry.Client // for the router and dispatcher roles
+	Router *route.Router
+	Member *route.Member
+	Disp   *dispatch.Dispatcher
 }
 
 // Start brings a node up: endpoint, built-in calls, then each role. Every
@@ -131,8 +137,52 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			return fail(err)
 		}
 	}
+	if roles[RoleMember] {
+		n.Member = route.NewMember(route.MemberConfig{Active: cfg.Member.Active})
+		if err := n.Member.Register(ep); err != nil {
+			return fail(err)
+		}
+	}
 	if err := ep.Start(); err != nil {
 		return fail(err)
+	}
+	if len(cfg.Registry.Centers) > 0 && (roles[RoleRouter] || roles[RoleDisp]) {
+		var centers []netip.AddrPort
+		for _, c := range cfg.Registry.Centers {
+			centers = append(centers, netip.MustParseAddrPort(c))
+		}
+		if n.Reg, err = registry.NewClient(ep, registry.DefaultClientConfig(centers...)); err != nil {
+			return fail(err)
+		}
+	}
+	if roles[RoleRouter] {
+		rc := route.DefaultConfig()
+		if cfg.Router.AuditDir != "" {
+			rc.AuditDir = cfg.Router.AuditDir
+		}
+		if cfg.Router.AuditRotateBytes > 0 {
+			rc.AuditRotateBytes = cfg.Router.AuditRotateBytes
+		}
+		if cfg.Router.ForwardTimeout.Duration > 0 {
+			rc.ForwardTimeout = cfg.Router.ForwardTimeout.Duration
+		}
+		rc.Logger = log
+		if n.Router, err = route.New(ep, rc, route.RegistryMounts{C: n.Reg}); err != nil {
+			return fail(err)
+		}
+	}
+	if roles[RoleDisp] {
+		var store dispatch.MarkerStore
+		if n.Reg != nil {
+			store = dispatch.NewRegistryStore(n.Reg)
+		} else {
+			store = dispatch.NewMemStore(dispatch.DefaultMemStoreKeys)
+		}
+		dc := dispatch.DefaultConfig()
+		dc.Logger = log
+		if n.Disp, err = dispatch.Start(ep, dc, store); err != nil {
+			return fail(err)
+		}
 	}
 	if roles[RoleAgent] {
 		// The agent calls the centers at once: the endpoint must run.
@@ -168,6 +218,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 // Stop stops the roles, then the endpoint: calls in flight are answered
 // or failed, goroutines end.
 func (n *Node) Stop() {
+	if n.Disp != nil {
+		n.Disp.Close()
+	}
+	if n.Router != nil {
+		n.Router.Close()
+	}
 	if n.Agent != nil {
 		n.Agent.Close()
 	}

@@ -26,7 +26,8 @@ import (
 // demo runs rfcd processes on loopback and checks each step.
 type demo struct {
 	rfcd   string
-	dir    string // scratch directory: the cluster key
+	dir    string           // scratch directory: the cluster key
+	agents []netip.AddrPort // live nodes serving the built-in calls, for dispatch
 	key    []byte
 	out    io.Writer
 	procs  []*exec.Cmd
@@ -185,6 +186,7 @@ func (d *demo) run() error {
 		return err
 	}
 	d.say("node 1 at %s, node 2 at %s (one worker, queue of one)", addrA, addrB)
+	d.agents = append(d.agents, addrA)
 	cfg := rfc.DefaultConfig()
 	cfg.NodeID = 100
 	cfg.Key = d.key
@@ -274,7 +276,14 @@ func (d *demo) run() error {
 	if err := d.runHeartbeat(); err != nil {
 		return err
 	}
-	if err := d.runRegistry(); err != nil {
+	centers, err := d.runRegistry()
+	if err != nil {
+		return err
+	}
+	if err := d.runRoute(centers); err != nil {
+		return err
+	}
+	if err := d.runDispatch(centers, d.agents); err != nil {
 		return err
 	}
 	fmt.Fprintln(d.out, "== shutdown ==")

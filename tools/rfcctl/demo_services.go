@@ -95,6 +95,7 @@ func (d *demo) runHeartbeat() error {
 		procs[i] = cmd
 	}
 	master, w1, w2 := netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1]), netip.MustParseAddrPort(addrs[2])
+	d.agents = append(d.agents, master, w2)
 	d.say("master %s, workers %s and %s, probe interval %s", master, w1, w2, iv)
 	alive := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -170,12 +171,13 @@ func (d *demo) runHeartbeat() error {
 
 // runRegistry shows two centers, a node agent writing its shm map, lookups
 // without network calls, and a center dying with no registration lost.
-func (d *demo) runRegistry() error {
+func (d *demo) runRegistry() ([]string, error) {
 	fmt.Fprintln(d.out, "== registry: two centers, an agent with a shared-memory map ==")
 	addrs, err := freeAddrs(3)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var cfgPaths [2]string
 	iv := daemon.Duration{Duration: 100 * time.Millisecond}
 	var centers [2]*execCmd
 	for i := 0; i < 2; i++ {
@@ -187,11 +189,12 @@ func (d *demo) runRegistry() error {
 		c.Heartbeat = daemon.HeartbeatConfig{Members: []string{addrs[1-i]}, Interval: iv}
 		p, err := d.config(fmt.Sprintf("center-%d", i), c)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		cfgPaths[i] = p
 		cmd, _, err := d.startArgs("-config", p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		centers[i] = cmd
 	}
@@ -205,15 +208,21 @@ func (d *demo) runRegistry() error {
 	c.Heartbeat = daemon.HeartbeatConfig{Members: addrs[:2], Interval: iv}
 	p, err := d.config("agent", c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, _, err := d.startArgs("-config", p); err != nil {
-		return err
+		return nil, err
 	}
 	d.say("centers %s and %s; node with an agent at %s writing %s", addrs[0], addrs[1], addrs[2], shmPath)
-	rd, err := sdk.Open(shmPath)
+	d.agents = append(d.agents, netip.MustParseAddrPort(addrs[2]))
+	var rd *sdk.Reader
+	for t0 := time.Now(); time.Since(t0) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+		if rd, err = sdk.Open(shmPath); err == nil {
+			break
+		}
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rd.Close()
 	waitFor := func(name string) ([]sdk.Instance, time.Duration) {
@@ -240,7 +249,7 @@ func (d *demo) runRegistry() error {
 	ccs := []netip.AddrPort{netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1])}
 	cli, err := registry.NewClient(d.ep, registry.DefaultClientConfig(ccs...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	reg := func(name, addr string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -268,7 +277,33 @@ func (d *demo) runRegistry() error {
 		"no registration lost", "the survivor holds %s", joined)
 	is, _ = waitFor("queue")
 	d.check(len(is) == 1, "map follows", "the node's map has queue too")
-	return nil
+	if _, _, err := d.startArgs("-config", cfgPaths[0]); err != nil {
+		return nil, err
+	}
+	only0, err := registry.NewClient(d.ep, registry.DefaultClientConfig(ccs[0]))
+	if err != nil {
+		return nil, err
+	}
+	var back string
+	for t0 := time.Now(); time.Since(t0) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		all, err := only0.LookupPrefix(ctx, "")
+		cancel()
+		if err == nil && len(all) == 3 {
+			back = instNames(all)
+			break
+		}
+	}
+	d.check(back != "", "catch-up", "the restarted center caught up from its log and its peer: %s", back)
+	return addrs[:2], nil
+}
+
+func instNames(is []sdk.Instance) string {
+	var s []string
+	for _, i := range is {
+		s = append(s, i.Name)
+	}
+	return strings.Join(s, ",")
 }
 
 func instAddrs(is []sdk.Instance) string {

@@ -20,22 +20,25 @@ type subcommand struct {
 }
 
 var commands = map[string]subcommand{
-	"call":    {"make one call with typed parameters", cmdCall},
-	"ping":    {"measure round trips to a node, like ping(8)", cmdPing},
-	"stats":   {"print a node's call counters", cmdStats},
-	"demo":    {"start nodes on loopback and walk through the features", cmdDemo},
-	"members": {"print a node's membership view (state, incarnation, last heard)", cmdMembers},
-	"reg":     {"registry: key/value ls, get, put, del; services; watch", cmdReg},
-	"shm":     {"inspect a node's shared-memory map file: stat, dump, get, verify", cmdShm},
-	"bench":   {"load a node with calls and report throughput and latency", cmdBench},
-	"version": {"print the version", cmdVersion},
+	"call":     {"make one call with typed parameters", cmdCall},
+	"ping":     {"measure round trips to a node, like ping(8)", cmdPing},
+	"stats":    {"print a node's call counters", cmdStats},
+	"demo":     {"start nodes on loopback and walk through the features", cmdDemo},
+	"members":  {"print a node's membership view (state, incarnation, last heard)", cmdMembers},
+	"route":    {"the router's mount table: ls, add, del, cluster, resolve", cmdRoute},
+	"audit":    {"query a router's audit trail by call name", cmdAudit},
+	"dispatch": {"submit an operation to a dispatcher, read its status", cmdDispatch},
+	"reg":      {"registry: key/value ls, get, put, del; services; watch", cmdReg},
+	"shm":      {"inspect a node's shared-memory map file: stat, dump, get, verify", cmdShm},
+	"bench":    {"load a node with calls and report throughput and latency", cmdBench},
+	"version":  {"print the version", cmdVersion},
 }
 
 // Version is the rfcctl version.
 const Version = "0.1.0"
 
 func main() {
-	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runCommand(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func usage(w io.Writer) {
@@ -51,7 +54,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nrfcctl COMMAND -h shows a command's flags.")
 }
 
-func dispatch(args []string, stdout, stderr io.Writer) int {
+func runCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"fastcall/node/dispatch"
+	"fastcall/wire"
+)
+
+// cmdDispatch submits an operation to a dispatcher and reads its status.
+func cmdDispatch(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("dispatch", "submit DISPATCHER -resource R -kind K -targets A,B -call CALL [-p T:V]... | status DISPATCHER ID", stderr)
+	cf := addClientFlags(fs)
+	resource := fs.String("resource", "", "submit: the resource the operation acts on")
+	kind := fs.String("kind", "update", "submit: read, update or delete (decides conflicts)")
+	targets := fs.String("targets", "", "submit: IP:PORT,IP:PORT,...")
+	call := fs.String("call", "", "submit: call name or number sent to every target")
+	deadline := fs.Duration("deadline", 5*time.Second, "submit: deadline of the whole operation")
+	wait := fs.Bool("wait", true, "submit: wait for the outcome and print it")
+	var ps paramList
+	fs.Var(&ps, "p", "submit: parameter of the call TYPE:VALUE, repeatable")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	pos := positional(fs)
+	if len(pos) < 2 {
+		return usageError(stderr, "dispatch: want submit DISPATCHER ... or status DISPATCHER ID")
+	}
+	dst, err := parseAddr(pos[1])
+	if err != nil {
+		return usageError(stderr, "dispatch: %v", err)
+	}
+	var id uint64
+	var op dispatch.Op
+	switch pos[0] {
+	case "submit":
+		if len(pos) != 2 || *resource == "" || *targets == "" || *call == "" {
+			return usageError(stderr, "dispatch submit: want DISPATCHER, -resource, -targets, -call")
+		}
+		k, ok := dispatch.KindByName(*kind)
+		if !ok {
+			return usageError(stderr, "dispatch submit: -kind %q: want read, update or delete", *kind)
+		}
+		no, err := callNumber(*call)
+		if err != nil {
+			return usageError(stderr, "dispatch submit: %v", err)
+		}
+		ts, err := dispatch.ParseTargets(*targets)
+		if err != nil {
+			return usageError(stderr, "dispatch submit: -targets: %v", err)
+		}
+		var p wire.Params
+		p.Reset(make([]byte, wire.MaxDatagram))
+		for _, s := range ps {
+			if err := appendParam(&p, s); err != nil {
+				return usageError(stderr, "dispatch submit: %v", err)
+			}
+		}
+		op = dispatch.Op{Resource: *resource, Kind: k, Call: dispatch.CallOf(no, &p), Deadline: *deadline}
+		for _, t := range ts {
+			op.Targets = append(op.Targets, dispatch.Target{Addr: t})
+		}
+	case "status":
+		if len(pos) != 3 {
+			return usageError(stderr, "dispatch status: want DISPATCHER ID")
+		}
+		if _, err := fmt.Sscan(pos[2], &id); err != nil {
+			return usageError(stderr, "dispatch status: ID: want a number")
+		}
+	default:
+		return usageError(stderr, "dispatch: unknown verb %q (submit, status)", pos[0])
+	}
+	ep, err := cf.dial(dst)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return 1
+	}
+	defer ep.Close()
+	ctx, cancel := cf.ctx()
+	defer cancel()
+	if pos[0] == "submit" {
+		if id, err = dispatch.SubmitRemote(ctx, ep, dst, &op); err != nil {
+			fmt.Fprintln(stdout, errName(err))
+			return 1
+		}
+		if !*wait {
+			fmt.Fprintf(stdout, "operation %d\n", id)
+			return 0
+		}
+	}
+	var st dispatch.Status
+	if pos[0] == "submit" {
+		wctx, wcancel := context.WithTimeout(context.Background(), *deadline+*cf.timeout)
+		st, err = dispatch.WaitRemote(wctx, ep, dst, id, 20*time.Millisecond)
+		wcancel()
+	} else {
+		st, err = dispatch.StatusRemote(ctx, ep, dst, id)
+	}
+	if err != nil {
+		fmt.Fprintln(stdout, errName(err))
+		return 1
+	}
+	if *asJSON {
+		b, _ := json.Marshal(st)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "operation %d on %s (%s): %s, %d/%d targets done, %d failed, %s\n", st.ID, st.Resource, st.Kind, st.State,
+			st.Done, st.Targets, st.Failed, st.Elapsed.Round(time.Microsecond))
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, o := range st.Outcomes {
+			out := "pending"
+			if o.Done {
+				out = o.Errno.String()
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Addr, out, o.Elapsed.Round(time.Microsecond))
+		}
+		tw.Flush()
+	}
+	if st.Failed > 0 {
+		return 1
+	}
+	return 0
+}
