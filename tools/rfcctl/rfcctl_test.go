@@ -271,3 +271,70 @@ func TestMembersAndReg(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteAuditDispatch runs a center, a member, a router and a
+// dispatcher, and drives them with rfcctl route, call, audit and dispatch.
+func TestRouteAuditDispatch(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	center := startNode(t, "-config", write("center.json", `{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "c")+`", "fsync": "never"}}`))
+	member := startNode(t, "-config", write("member.json", `{"insecure": true, "roles": ["member"], "member": {"active": true}}`))
+	router := startNode(t, "-config", write("router.json", `{"insecure": true, "roles": ["router"], "registry": {"centers": ["`+center+`"]},
+		"router": {"audit_dir": "`+filepath.Join(dir, "audit")+`"}}`))
+	disp := startNode(t, "-config", write("disp.json", `{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]}}`))
+	c := []string{"-c", center}
+	steps := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{append(append([]string{"route"}, c...), "cluster", "data", "active="+member), 0, "OK"},
+		{append(append([]string{"route"}, c...), "add", "/data", "data"), 0, "OK"},
+		{append(append([]string{"route"}, c...), "ls"), 0, "/data"},
+		{append(append([]string{"route"}, c...), "resolve", "/data/x/y"), 0, "sub-cluster data, active " + member},
+		{append(append([]string{"route"}, c...), "resolve", "/nowhere"), 1, "ENOENT"},
+		{append(append([]string{"route"}, c...), "cluster", "bad", "leader=1.2.3.4:5"), 2, "members"},
+	}
+	for _, s := range steps {
+		out, code := rfcctl(t, s.args...)
+		if code != s.code || !strings.Contains(out, s.want) {
+			t.Fatalf("rfcctl %v: exit %d, output:\n%s", s.args, code, out)
+		}
+	}
+	// The router picks the table up by subscription.
+	var out string
+	var code int
+	for i := 0; i < 100; i++ {
+		if out, code = rfcctl(t, "call", router, "0x0410", "-p", "str:/data/k", "-p", "bytes:v1"); code == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != 0 {
+		t.Fatalf("routed put: %d %s", code, out)
+	}
+	steps = []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"audit", router, "-call", "ns-put"}, 0, "/data/k"},
+		{[]string{"audit", "-json", router, "-call", "ns-put", "-since", "1h"}, 0, `"Name":"ns-put"`},
+		{[]string{"audit", router, "-call", "ns-get"}, 0, "start"},
+		{[]string{"audit", router}, 2, "-call NAME"},
+		{[]string{"dispatch", "submit", disp, "-resource", "r1", "-targets", member + "," + router, "-call", "add", "-p", "i64:1", "-p", "i64:2"}, 0, "2/2 targets done, 0 failed"},
+		{[]string{"dispatch", "status", disp, "1"}, 0, "operation 1 on r1"},
+		{[]string{"dispatch", "status", disp, "999"}, 1, "ENOENT"},
+		{[]string{"dispatch", "submit", disp, "-resource", "r1", "-kind", "frob", "-targets", member, "-call", "ping"}, 2, "read, update or delete"},
+	}
+	for _, s := range steps {
+		out, code := rfcctl(t, s.args...)
+		if code != s.code || !strings.Contains(out, s.want) {
+			t.Errorf("rfcctl %v: exit %d, output:\n%s", s.args, code, out)
+		}
+	}
+}
