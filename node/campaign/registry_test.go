@@ -142,4 +142,3 @@ func TestRegistryCentersKilled(t *testing.T) {
 		Result:  fmt.Sprintf("pass: %d acknowledged, all present on both; refused: %s", len(acked), errnoCounts(errs)),
 	})
 }
-
