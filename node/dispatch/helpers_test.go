@@ -45,9 +45,9 @@ func newEP(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
 // one test process (and under the race detector's goroutine limit).
 func smallTarget(c *rfc.Config) {
 	c.Workers = 1
-	c.QueueLen = 64
+	c.QueueLen = 32
 	c.MaxPending = 16
-	c.DupEntries = 256
+	c.DupEntries = 64
 	c.BatchSize = 8
 }
 
