@@ -60,13 +60,15 @@ func RunCalls(systems []System, shapes []Shape, o Options, progress func(string)
 			}
 		}
 		for i, s := range systems {
-			out = append(out, summarize(s.Name(), sh, samples[i]))
+			out = append(out, Summarize(s.Name(), sh, samples[i]))
 		}
 	}
 	return out, nil
 }
 
-func summarize(name string, sh Shape, ss []Sample) CallResult {
+// Summarize reduces the rounds of one system on one shape to medians and
+// spreads.
+func Summarize(name string, sh Shape, ss []Sample) CallResult {
 	r := CallResult{System: name, Shape: sh, Rounds: len(ss)}
 	var tp, allocs []float64
 	var p50, p99, p999 []time.Duration
@@ -94,6 +96,19 @@ func summarize(name string, sh Shape, ss []Sample) CallResult {
 		}
 	}
 	return r
+}
+
+// Downsample returns n evenly spaced quantiles of the sorted latencies (all
+// of them if there are fewer), enough to draw a distribution.
+func Downsample(lat []time.Duration, n int) []time.Duration {
+	if len(lat) <= n || n < 2 {
+		return lat
+	}
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = lat[i*(len(lat)-1)/(n-1)]
+	}
+	return out
 }
 
 func medianF(v []float64) float64 { return v[len(v)/2] }

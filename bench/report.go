@@ -39,28 +39,38 @@ func us(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(
 
 // WriteCallsMarkdown writes the calls table: one row per system and shape,
 // with ratios against fastcall.
-func WriteCallsMarkdown(w io.Writer, rs []CallResult) {
-	fmt.Fprintln(w, "| shape | system | calls/s (min–max) | p50 µs (min–max) | p99 µs | p99.9 µs | allocs/call | fastcall ÷ system: throughput | p50 |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+func WriteCallsMarkdown(w io.Writer, rs []CallResult) { WriteCallsTable(w, rs, "fastcall") }
+
+// WriteCallsTable writes one row per system and shape, with the ratios
+// base ÷ system of throughput and p50, base being the system named base on
+// the same shape.
+func WriteCallsTable(w io.Writer, rs []CallResult, base string) {
+	fmt.Fprintf(w, "| shape | system | calls/s (min–max) | p50 µs (min–max) | p99 µs | p99.9 µs | allocs/call | %s ÷ system: throughput | p50 | p99 |\n", base)
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		var fc *CallResult
 		for i := range rs {
-			if rs[i].System == "fastcall" && rs[i].Shape == r.Shape {
+			if rs[i].System == base && rs[i].Shape == r.Shape {
 				fc = &rs[i]
 			}
 		}
-		tpRatio, p50Ratio := "", ""
-		if fc != nil && r.Throughput > 0 && r.P50 > 0 {
+		tpRatio, p50Ratio, p99Ratio := "", "", ""
+		if fc != nil && r.Throughput > 0 && r.P50 > 0 && r.P99 > 0 {
 			tpRatio = fmt.Sprintf("%.2f×", fc.Throughput/r.Throughput)
 			p50Ratio = fmt.Sprintf("%.2f×", float64(fc.P50)/float64(r.P50))
+			p99Ratio = fmt.Sprintf("%.2f×", float64(fc.P99)/float64(r.P99))
 		}
 		errs := ""
 		if r.Errors > 0 {
 			errs = fmt.Sprintf(" (%d errors)", r.Errors)
 		}
-		fmt.Fprintf(w, "| %s | %s%s | %.0f (%.0f–%.0f) | %s (%s–%s) | %s | %s | %.3f | %s | %s |\n",
+		allocs := fmt.Sprintf("%.3f", r.AllocsPerCall)
+		if r.AllocsPerCall < 0 {
+			allocs = "n/a"
+		}
+		fmt.Fprintf(w, "| %s | %s%s | %.0f (%.0f–%.0f) | %s (%s–%s) | %s | %s | %s | %s | %s | %s |\n",
 			shapeName(r.Shape), r.System, errs, r.Throughput, r.ThroughputMin, r.ThroughputMax,
-			us(r.P50), us(r.P50Min), us(r.P50Max), us(r.P99), us(r.P999), r.AllocsPerCall, tpRatio, p50Ratio)
+			us(r.P50), us(r.P50Min), us(r.P50Max), us(r.P99), us(r.P999), allocs, tpRatio, p50Ratio, p99Ratio)
 	}
 }
 
@@ -138,3 +148,29 @@ func fmtNs(ns float64) string {
 	}
 	return fmt.Sprintf("%gns", ns)
 }
+
+// WriteTable writes a markdown table; the first two columns are left
+// aligned, the others right aligned.
+func WriteTable(w io.Writer, head []string, rows [][]string) {
+	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
+	sep := make([]string, len(head))
+	for i := range sep {
+		sep[i] = "---:"
+		if i < 2 {
+			sep[i] = "---"
+		}
+	}
+	fmt.Fprintln(w, "|"+strings.Join(sep, "|")+"|")
+	for _, r := range rows {
+		fmt.Fprintln(w, "| "+strings.Join(r, " | ")+" |")
+	}
+}
+
+func ratio(num, den float64) string {
+	if num <= 0 || den <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f×", num/den)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }

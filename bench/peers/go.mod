@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	fastcall v0.0.0
 	github.com/hashicorp/memberlist v0.7.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -21,6 +22,9 @@ require (
 	github.com/sean-/seed v0.0.0-20170313163322-e2103e2c3529 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace fastcall => ../..

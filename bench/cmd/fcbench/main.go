@@ -1,6 +1,12 @@
 // Command fcbench runs fastcall's benchmark cases side by side with the
 // systems users would pick instead, and writes bench/RESULTS.md and SVG
 // charts. `make bench` runs it; `make bench CASE=calls` runs one case.
+//
+// Cases: calls, coalesce, loss, shm, lock, dispatch, detection, route,
+// registry. Peers that need other modules (gRPC-go for calls,
+// hashicorp/memberlist for detection) run as `go run` programs of the
+// nested module bench/peers; when that fails (no module download, say) the
+// case notes it in RESULTS.md and goes on.
 package main
 
 import (
@@ -16,94 +22,118 @@ import (
 	"fastcall/bench"
 )
 
+// allCases in the order they run and appear in RESULTS.md.
+var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry"}
+
 func main() {
+	if bench.ChildMain() {
+		return
+	}
 	os.Exit(run(os.Args[1:]))
+}
+
+// section is one case's part of RESULTS.md and of the JSON output.
+type section struct {
+	md   bytes.Buffer
+	data any
 }
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("fcbench", flag.ContinueOnError)
-	cases := fs.String("case", "all", "cases to run, comma-separated: calls, coalesce (or all)")
-	dur := fs.Duration("d", 2*time.Second, "measured time per round")
-	warm := fs.Duration("warmup", 500*time.Millisecond, "warm-up before each round")
+	cases := fs.String("case", "all", "cases to run, comma-separated: "+strings.Join(allCases, ", ")+" (or all)")
+	dur := fs.Duration("d", time.Second, "measured time per round")
+	warm := fs.Duration("warmup", 300*time.Millisecond, "warm-up before each round")
 	rounds := fs.Int("rounds", 3, "rounds per system and shape (median reported)")
+	trials := fs.Int("trials", 20, "detection: SIGKILL trials per system")
+	interval := fs.Duration("interval", 100*time.Millisecond, "detection: probe interval of both detectors")
+	peers := fs.String("peers", "bench/peers", "directory of the nested module with the peer programs")
 	outDir := fs.String("out", "bench", "directory for RESULTS.md and charts")
-	asJSON := fs.Bool("json", false, "print results as JSON on stdout as well")
+	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of the markdown")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *rounds < 1 || *dur <= 0 || *warm < 0 {
-		fmt.Fprintln(os.Stderr, "fcbench: -rounds >= 1, -d > 0, -warmup >= 0")
+	if *rounds < 1 || *dur <= 0 || *warm < 0 || *trials < 1 || *interval <= 0 {
+		fmt.Fprintln(os.Stderr, "fcbench: -rounds >= 1, -d > 0, -warmup >= 0, -trials >= 1, -interval > 0")
 		return 2
 	}
 	want := map[string]bool{}
 	for _, c := range strings.Split(*cases, ",") {
-		switch c {
-		case "all":
-			want["calls"] = true
-			want["coalesce"] = true
-		case "calls", "coalesce":
-			want[c] = true
-		default:
-			fmt.Fprintf(os.Stderr, "fcbench: unknown case %q (calls, coalesce, all)\n", c)
+		c = strings.TrimSpace(c)
+		known := c == "all"
+		for _, k := range allCases {
+			if c == k || c == "all" {
+				want[k], known = true, true
+			}
+		}
+		if !known {
+			fmt.Fprintf(os.Stderr, "fcbench: unknown case %q (%s, all)\n", c, strings.Join(allCases, ", "))
 			return 2
 		}
 	}
 	o := bench.Options{Warmup: *warm, Duration: *dur, Rounds: *rounds}
-	cmdline := "go run ./bench/cmd/fcbench " + strings.Join(args, " ")
-	m := bench.ThisMachine(strings.TrimSpace(cmdline))
+	cmdline := strings.TrimSpace("go run ./bench/cmd/fcbench " + strings.Join(args, " "))
+	if cmd := os.Getenv("FCBENCH_COMMAND"); cmd != "" {
+		cmdline = cmd
+	}
+	m := bench.ThisMachine(cmdline)
+	full := true
+	for _, c := range allCases {
+		full = full && want[c]
+	}
+	if !full {
+		// A partial run does not overwrite the full results and charts.
+		*outDir = filepath.Join(os.TempDir(), "fcbench")
+		if err := os.MkdirAll(*outDir, 0o755); err != nil {
+			fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
+			return 1
+		}
+	}
+	env := &runEnv{o: o, outDir: *outDir, peers: *peers, trials: *trials, interval: *interval,
+		progress: func(s string) { fmt.Fprintln(os.Stderr, s) }}
+	start := time.Now()
 	var md bytes.Buffer
-	fmt.Fprintf(&md, "# fastcall benchmark results\n\nProduced by `%s` on %s.\n\n", m.Command, m.Date)
-	fmt.Fprintf(&md, "- CPU: %s, %d cores\n- Go: %s, %s\n- Each figure is the median of %d rounds of %s after %s of warm-up; rounds of the systems are interleaved. Client and server run in one process on loopback.\n\n",
-		m.CPU, m.Cores, m.Go, m.OS, o.Rounds, o.Duration, o.Warmup)
-	out := map[string]any{"machine": m}
-	progress := func(s string) { fmt.Fprintln(os.Stderr, s) }
-	if want["calls"] {
-		rs, err := bench.RunCalls(bench.Systems(), bench.CallShapes, o, progress)
+	out := map[string]any{"machine": m, "options": o}
+	var body bytes.Buffer
+	failed := false
+	for _, c := range allCases {
+		if !want[c] {
+			continue
+		}
+		t0 := time.Now()
+		s, err := runners[c](env)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "fcbench: calls: %v\n", err)
-			return 1
+			fmt.Fprintf(os.Stderr, "fcbench: %s: %v\n", c, err)
+			fmt.Fprintf(&body, "## %s\n\nNot measured: %v\n\n", c, err)
+			out[c] = map[string]string{"error": err.Error()}
+			failed = true
+			continue
 		}
-		fmt.Fprintln(&md, "## calls: echo of a payload, one request datagram and one reply")
-		fmt.Fprintln(&md)
-		bench.WriteCallsMarkdown(&md, rs)
-		fmt.Fprintln(&md)
-		for _, sh := range bench.CallShapes {
-			var group []bench.CallResult
-			for _, r := range rs {
-				if r.Shape == sh {
-					group = append(group, r)
-				}
-			}
-			name := fmt.Sprintf("calls-%dx%d.svg", sh.Callers, sh.Size)
-			title := fmt.Sprintf("latency CDF, %d caller(s), %d B", sh.Callers, sh.Size)
-			if err := os.WriteFile(filepath.Join(*outDir, name), []byte(bench.LatencySVG(title, group)), 0o644); err != nil {
-				fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
-				return 1
-			}
-			fmt.Fprintf(&md, "![%s](%s)\n\n", title, name)
-		}
-		out["calls"] = rs
+		fmt.Fprintf(os.Stderr, "fcbench: %s done in %v\n", c, time.Since(t0).Round(time.Second))
+		body.Write(s.md.Bytes())
+		out[c] = s.data
 	}
-	if want["coalesce"] {
-		rs, err := bench.RunCalls(bench.CoalesceSystems(), []bench.Shape{{Callers: 1, Size: 64}, {Callers: 32, Size: 64}}, o, progress)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "fcbench: coalesce: %v\n", err)
-			return 1
-		}
-		fmt.Fprintln(&md, "## coalesce: client-side coalescing of concurrent callers' sends (Config.CoalesceSends)")
-		fmt.Fprintln(&md)
-		bench.WriteCallsMarkdown(&md, rs)
-		fmt.Fprintln(&md)
-		out["coalesce"] = rs
-	}
+	fmt.Fprintf(&md, "# fastcall benchmark results\n\nProduced by `%s` on %s (%s in all).\n\n", m.Command, m.Date,
+		time.Since(start).Round(time.Second))
+	fmt.Fprintf(&md, "- CPU: %s, %d cores\n- Go: %s, %s\n", m.CPU, m.Cores, m.Go, m.OS)
+	fmt.Fprintf(&md, "- Unless a case says otherwise, each figure is the median of %d rounds of %s after %s of warm-up; rounds of the systems are interleaved, and the spread (min–max) of the rounds is shown. Clients and servers run in one process on loopback.\n",
+		o.Rounds, o.Duration, o.Warmup)
+	fmt.Fprintf(&md, "- Ratios are fastcall's figure divided by the other system's (for times, below 1× means fastcall is faster; for throughputs, above 1×).\n\n")
+	md.Write(body.Bytes())
 	if err := os.WriteFile(filepath.Join(*outDir, "RESULTS.md"), md.Bytes(), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
 		return 1
 	}
-	os.Stdout.Write(md.Bytes())
+	if !full {
+		fmt.Fprintf(os.Stderr, "fcbench: partial run, results and charts in %s\n", *outDir)
+	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Println(string(b))
+	} else {
+		os.Stdout.Write(md.Bytes())
+	}
+	if failed {
+		return 1
 	}
 	return 0
 }

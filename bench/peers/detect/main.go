@@ -11,6 +11,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -59,16 +60,44 @@ func main() {
 	interval := flag.Duration("interval", 100*time.Millisecond, "probe interval")
 	lossRun := flag.Duration("loss-run", 60*time.Second, "length of the lossy-link run per system (0: skip)")
 	loss := flag.Float64("loss", 0.20, "loss rate on the lossy link, each way")
+	asJSON := flag.Bool("json", false, "print the detection results as one JSON object instead of text (for fcbench)")
 	flag.Parse()
 	log.SetFlags(0)
+	var results []detectionResult
 	for _, s := range systems(*which) {
 		if *trials > 0 {
-			detection(s, *trials, *interval)
+			r := detection(s, *trials, *interval)
+			results = append(results, r)
+			if !*asJSON {
+				r.print()
+			}
 		}
 		if *lossRun > 0 {
 			falseDeaths(s, *interval, *lossRun, *loss)
 		}
 	}
+	if *asJSON {
+		b, _ := json.Marshal(map[string]any{"detection": results})
+		fmt.Println(string(b))
+	}
+}
+
+// detectionResult is one system's detection times after SIGKILL.
+type detectionResult struct {
+	System   string
+	Interval time.Duration
+	Trials   int // attempted
+	OK       int // trials that ended with the victim declared dead
+	P50, P99 time.Duration
+	Max      time.Duration
+}
+
+func (r detectionResult) print() {
+	iv := func(d time.Duration) string {
+		return fmt.Sprintf("%v (%.1f intervals)", d.Round(time.Millisecond), float64(d)/float64(r.Interval))
+	}
+	fmt.Printf("%-10s detection after SIGKILL, interval %v, %d/%d trials: p50 %s  p99 %s  max %s\n",
+		r.System, r.Interval, r.OK, r.Trials, iv(r.P50), iv(r.P99), iv(r.Max))
 }
 
 func systems(which string) []func() system {
@@ -82,8 +111,8 @@ func systems(which string) []func() system {
 	return out
 }
 
-// detection runs SIGKILL trials and prints the detection time quantiles.
-func detection(mk func() system, trials int, interval time.Duration) {
+// detection runs SIGKILL trials and returns the detection time quantiles.
+func detection(mk func() system, trials int, interval time.Duration) detectionResult {
 	var ds []time.Duration
 	name := ""
 	for i := 0; i < trials; i++ {
@@ -111,11 +140,8 @@ func detection(mk func() system, trials int, interval time.Duration) {
 		}
 		return ds[i]
 	}
-	iv := func(d time.Duration) string {
-		return fmt.Sprintf("%v (%.1f intervals)", d.Round(time.Millisecond), float64(d)/float64(interval))
-	}
-	fmt.Printf("%-10s detection after SIGKILL, interval %v, %d/%d trials: p50 %s  p99 %s  max %s\n",
-		name, interval, len(ds), trials, iv(q(0.50)), iv(q(0.99)), iv(q(1)))
+	return detectionResult{System: name, Interval: interval, Trials: trials, OK: len(ds),
+		P50: q(0.50), P99: q(0.99), Max: q(1)}
 }
 
 func trial(s system, interval time.Duration) (time.Duration, error) {

@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// A case that needs a second process re-executes this binary (os.Args[0])
+// with childEnv naming the job. The child prepares, prints "ready", waits
+// for a line on its standard input, measures for warm-up then the
+// duration, and prints its round as JSON.
+const (
+	childEnv    = "FCBENCH_CHILD"    // job: "shm-get", "lock-readmostly"
+	childArgEnv = "FCBENCH_CHILDARG" // the shared file
+	childWarm   = "FCBENCH_CHILDWARMUP"
+	childDur    = "FCBENCH_CHILDD"
+)
+
+type childRound struct {
+	NsOp, OpsSec, Allocs float64
+}
+
+// ChildMain runs the child job named in the environment, if there is one,
+// and reports whether it did (the caller then exits).
+func ChildMain() bool {
+	job := os.Getenv(childEnv)
+	if job == "" {
+		return false
+	}
+	warm, _ := time.ParseDuration(os.Getenv(childWarm))
+	d, _ := time.ParseDuration(os.Getenv(childDur))
+	path := os.Getenv(childArgEnv)
+	var op func(w, i int)
+	var done func()
+	var err error
+	switch job {
+	case "shm-get":
+		op, done, err = shmChildGet(path)
+	case "lock-readmostly":
+		op, done, err = lockChildReadMostly(path)
+	default:
+		err = fmt.Errorf("unknown child job %q", job)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fcbench child:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		os.Exit(1)
+	}
+	ops, el, al := MeasureOps(1, warm, d, op)
+	done()
+	r := roundOf(1, ops, el, al)
+	b, _ := json.Marshal(childRound{r.nsOp, r.opsSec, r.allocs})
+	fmt.Println(string(b))
+	return true
+}
+
+// child is a running child process.
+type child struct {
+	cmd *exec.Cmd
+	in  interface{ Write([]byte) (int, error) }
+	out *bufio.Reader
+}
+
+// startChild starts job on path and waits until it is ready.
+func startChild(job, path string, o Options) (*child, error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+job, childArgEnv+"="+path,
+		childWarm+"="+o.Warmup.String(), childDur+"="+o.Duration.String())
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	line, err := c.out.ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		c.kill()
+		return nil, fmt.Errorf("child %s not ready: %q %v", job, line, err)
+	}
+	return c, nil
+}
+
+// go tells the child to start measuring.
+func (c *child) start() error { _, err := c.in.Write([]byte("go\n")); return err }
+
+// result waits for the child's round.
+func (c *child) result() (opRound, error) {
+	defer c.kill()
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		return opRound{}, fmt.Errorf("child: %v", err)
+	}
+	var r childRound
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		return opRound{}, fmt.Errorf("child output %q: %v", line, err)
+	}
+	return opRound{nsOp: r.NsOp, opsSec: r.OpsSec, allocs: r.Allocs}, nil
+}
+
+func (c *child) kill() {
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
