@@ -76,8 +76,11 @@ func TestMain(m *testing.M) {
 func writeReport(path string) error {
 	var b strings.Builder
 	b.WriteString("# fastcall reliability campaign\n\n")
-	fmt.Fprintf(&b, "Written by `go test ./node/campaign -args -campaign.report %s%s` on %s; every row is a test that passed in that run.\n\n",
-		filepath.Base(path), map[bool]string{true: " -campaign.long", false: ""}[*long], time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	cmd := "go test ./node/campaign -args -campaign.report " + filepath.Base(path)
+	if *long {
+		cmd = "make reliability` (`go test ./node/campaign -args -campaign.long -campaign.report docs/RELIABILITY.md"
+	}
+	fmt.Fprintf(&b, "Written by `%s` on %s; every row is a test that passed in that run.\n\n", cmd, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	b.WriteString("| fault or attack | parameters | load | checked | result |\n|---|---|---|---|---|\n")
 	names := make([]string, 0, len(rows))
 	for n := range rows {
@@ -88,7 +91,7 @@ func writeReport(path string) error {
 		r := rows[n]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Fault, r.Params, r.Load, r.Checked, r.Result)
 	}
-	b.WriteString("\nFuzzing: see the closing figures of `make fuzz` runs in the section below.\n")
+	b.WriteString("\nThe table above is rewritten by each run; the fuzzing section below is kept.\n")
 	if old, err := os.ReadFile(path); err == nil {
 		if i := strings.Index(string(old), "\n## Fuzzing"); i >= 0 {
 			b.WriteString(string(old[i:]))
