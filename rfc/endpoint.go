@@ -95,10 +95,12 @@ type Endpoint struct {
 
 	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
 
-	started atomic.Bool
-	closed  atomic.Bool
-	done    chan struct{}
-	wg      sync.WaitGroup
+	started  atomic.Bool
+	draining atomic.Bool  // Shutdown: new requests are refused with ECLOSED
+	busy     atomic.Int32 // requests taken by workers and not yet answered
+	closed   atomic.Bool
+	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // request is a queued call with its own copy of the datagram.
@@ -258,6 +260,32 @@ func (ep *Endpoint) Close() error {
 	ep.wg.Wait()
 	return err
 }
+
+// Shutdown stops taking calls and answers the ones in flight, then
+// closes: from now on every new request is answered ECLOSED; requests
+// already queued or running are finished and their replies sent, for at
+// most timeout; then Close. Calls this endpoint makes are not waited for.
+func (ep *Endpoint) Shutdown(timeout time.Duration) error {
+	ep.Drain(timeout)
+	return ep.Close()
+}
+
+// Drain is Shutdown without the Close: new requests are refused with
+// ECLOSED from now on, and Drain returns once the requests in flight are
+// answered or timeout passed. The endpoint can still make calls.
+func (ep *Endpoint) Drain(timeout time.Duration) {
+	ep.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ep.started.Load() && !ep.closed.Load() {
+		if len(ep.queue) == 0 && len(ep.prio) == 0 && ep.busy.Load() == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Started reports whether Start has run.
+func (ep *Endpoint) Started() bool { return ep.started.Load() }
 
 // Addr returns the local UDP address.
 func (ep *Endpoint) Addr() netip.AddrPort { return ep.local }

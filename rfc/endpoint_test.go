@@ -368,3 +368,32 @@ func TestRestartFencing(t *testing.T) {
 		t.Fatalf("after refutation: %v", err)
 	}
 }
+
+// TestShutdownAnswersInFlight: calls running when Shutdown starts get
+// their replies; calls arriving after are refused with ECLOSED.
+func TestShutdownAnswersInFlight(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	var ps []*Pending
+	for i := 0; i < 3; i++ {
+		p, err := cli.Go(ctxTimeout(t, 5*time.Second), srv.Addr(), callSleep, params(func(p *wire.Params) { p.Int64(200) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(5 * time.Second) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil); wire.AsErrno(err) != wire.ECLOSED {
+		t.Fatalf("call during shutdown: %v", err)
+	}
+	for i, p := range ps {
+		if err := p.Wait(); err != nil {
+			t.Fatalf("in-flight call %d: %v", i, err)
+		}
+		p.Release()
+	}
+	<-done
+}

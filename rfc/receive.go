@@ -219,6 +219,13 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		}
 		ent = e
 	}
+	if ep.draining.Load() {
+		// Shutting down: retransmissions were absorbed or answered
+		// above; a new call is refused.
+		ep.dup.forget(ent, &key)
+		rd.errorReply(m, wire.ECLOSED)
+		return
+	}
 	if ce.flags&Inline != 0 {
 		o := rd.outSlot()
 		if o == nil {
@@ -256,9 +263,11 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	if ce.flags&Priority != 0 {
 		q = ep.prio
 	}
+	ep.busy.Add(1)
 	select {
 	case q <- r:
 	default:
+		ep.busy.Add(-1)
 		ep.reqFree <- r
 		ep.dup.forget(ent, &key)
 		ep.stats.busy.Add(1)

@@ -30,6 +30,7 @@ func (ep *Endpoint) workLoop(q chan *request) {
 			}
 			r.ce = nil
 			ep.reqFree <- r
+			ep.busy.Add(-1)
 		case <-ep.done:
 			return
 		}

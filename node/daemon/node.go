@@ -215,9 +215,13 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
-// Stop stops the roles, then the endpoint: calls in flight are answered
-// or failed, goroutines end.
+// Stop stops the node: it stops taking calls and answers those in flight
+// (for at most 5 s), then stops the roles (the router flushes its audit
+// log, the agent and the center their files) and closes the endpoint.
 func (n *Node) Stop() {
+	if n.Ep.Started() {
+		n.Ep.Drain(5 * time.Second)
+	}
 	if n.Disp != nil {
 		n.Disp.Close()
 	}

@@ -30,7 +30,7 @@ flags below, which override it. Fields of the file:
   prev_key_file     previous key, still accepted during a rotation
   insecure          true: run without a key (checksummed, not authenticated)
   log_level         debug, info, warn, error (default info)
-  roles             list of: worker, master, center, agent
+  roles             list of: worker, master, center, agent, router, member, dispatcher
   engine.workers          handler goroutines (default 4)
   engine.queue            requests waiting for a worker before EBUSY (default 1024)
   engine.max_datagram     datagram size limit in bytes; all nodes agree (default 1400)
@@ -48,6 +48,11 @@ flags below, which override it. Fields of the file:
   registry.prefixes       agent role: prefixes mirrored into the map (default ["svc/"])
   registry.services       agent role: [{"name", "addr", "meta"}] registrations kept alive
   registry.lease          agent role: their lease (default "10s")
+                          (router and dispatcher roles use registry.centers too)
+  router.audit_dir        router role: audit files, mode 0600 (default "audit")
+  router.audit_rotate_bytes  router role: audit file rotation size (default 64 MiB)
+  router.forward_timeout  router role: one forwarding attempt (default "500ms")
+  member.active           member role: start as the sub-cluster's active member
 
 rfcd prints one line, "rfcd: listening ADDR node N incarnation I", once it
 serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
@@ -71,7 +76,7 @@ func run(args []string) int {
 	prevKeyFile := fs.String("prev-key", "", "previous cluster key file, accepted during a rotation")
 	insecure := fs.Bool("insecure", false, "run without a cluster key")
 	level := fs.String("log-level", "", "log level: debug, info, warn, error")
-	roles := fs.String("roles", "", "comma-separated roles: worker, master, center, agent")
+	roles := fs.String("roles", "", "comma-separated roles: worker, master, center, agent, router, member, dispatcher")
 	members := fs.String("members", "", "comma-separated heartbeat members IP:PORT")
 	interval := fs.Duration("hb-interval", 0, "heartbeat probe interval")
 	workers := fs.Int("workers", 0, "engine worker goroutines")
