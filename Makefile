@@ -38,7 +38,7 @@ fuzz:
 test: fmtcheck vet unit fuzz-smoke
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./bench/cmd/fcbench -case $(or $(CASE),all) $(BENCHFLAGS)
 
 # The fault campaign at ten times the make-test sizes; writes docs/RELIABILITY.md.
 reliability:

@@ -171,3 +171,5 @@ func WriteOpsMarkdown(w io.Writer, rs []OpResult, baseLabel string) {
 	WriteTable(w, []string{"workload", "system", "ns/op per goroutine (min–max)", "ops/s, all goroutines", "allocs/op",
 		baseLabel + " ÷ system: time/op", "ops/s"}, rows)
 }
+
+func sortFloats(v []float64) { sort.Float64s(v) }

@@ -56,9 +56,9 @@ func WriteCallsTable(w io.Writer, rs []CallResult, base string) {
 		}
 		tpRatio, p50Ratio, p99Ratio := "", "", ""
 		if fc != nil && r.Throughput > 0 && r.P50 > 0 && r.P99 > 0 {
-			tpRatio = fmt.Sprintf("%.2f×", fc.Throughput/r.Throughput)
-			p50Ratio = fmt.Sprintf("%.2f×", float64(fc.P50)/float64(r.P50))
-			p99Ratio = fmt.Sprintf("%.2f×", float64(fc.P99)/float64(r.P99))
+			tpRatio = fmtRatio(fc.Throughput / r.Throughput)
+			p50Ratio = fmtRatio(float64(fc.P50) / float64(r.P50))
+			p99Ratio = fmtRatio(float64(fc.P99) / float64(r.P99))
 		}
 		errs := ""
 		if r.Errors > 0 {
@@ -170,7 +170,17 @@ func ratio(num, den float64) string {
 	if num <= 0 || den <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("%.2f×", num/den)
+	return fmtRatio(num / den)
+}
+
+func fmtRatio(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f×", v)
+	case v >= 0.1:
+		return fmt.Sprintf("%.2f×", v)
+	}
+	return fmt.Sprintf("%.4f×", v)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }

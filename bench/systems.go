@@ -164,6 +164,11 @@ func (s *fastcallSys) Start() error {
 }
 
 func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
+	return s.clientTo(callers, size, s.srv.Addr())
+}
+
+// clientTo is Client sending to dst (the server, or a relay in front of it).
+func (s *fastcallSys) clientTo(callers, size int, dst netip.AddrPort) (func(int) bool, func(), error) {
 	cfg := rfc.DefaultConfig()
 	cfg.Logger = quiet()
 	cfg.CoalesceSends = s.coalesce
@@ -171,7 +176,6 @@ func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	dst := s.srv.Addr()
 	payload := make([]byte, size)
 	ps := make([]wire.Params, callers)
 	segs := make([][]byte, callers)

@@ -24,8 +24,13 @@ type runEnv struct {
 var runners = map[string]func(*runEnv) (*section, error){
 	"calls":     runCalls,
 	"coalesce":  runCoalesce,
+	"loss":      runLoss,
 	"shm":       runShm,
 	"lock":      runLock,
+	"dispatch":  runDispatch,
+	"detection": runDetection,
+	"route":     runRoute,
+	"registry":  runRegistry,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.
@@ -125,6 +130,87 @@ func runLock(e *runEnv) (*section, error) {
 	fmt.Fprintln(&s.md, "An operation is one hold and its release around a one-word access. Read-mostly takes a write hold once in 100 operations, read holds otherwise. The two-process row runs this binary re-executed as a child on the same lock region (a shared file mapping), both processes measuring at once; its ns/op is the mean of the two, ops/s their sum.")
 	fmt.Fprintln(&s.md)
 	bench.WriteOpsMarkdown(&s.md, rs, "lock.RWLock")
+	fmt.Fprintln(&s.md)
+	return s, nil
+}
+
+func runLoss(e *runEnv) (*section, error) {
+	rs, err := bench.RunCalls(bench.LossSystems(), bench.LossShapes, e.o, e.progress)
+	if err != nil {
+		return nil, err
+	}
+	s := &section{data: rs}
+	fmt.Fprintln(&s.md, "## loss: fastcall through a lossy link")
+	fmt.Fprintln(&s.md)
+	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/faultnet, which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
+	fmt.Fprintln(&s.md)
+	bench.WriteCallsTable(&s.md, rs, bench.LossBase)
+	fmt.Fprintln(&s.md)
+	return s, nil
+}
+
+func runDispatch(e *runEnv) (*section, error) {
+	ps, err := bench.RunDispatch(e.o, e.progress)
+	if err != nil {
+		return nil, err
+	}
+	s := &section{data: ps}
+	fmt.Fprintln(&s.md, "## dispatch: parallel fan-out against a serial loop")
+	fmt.Fprintln(&s.md)
+	fmt.Fprintln(&s.md, "One operation sends one call to each target; every target is an rfc endpoint in this process whose handler sleeps 10 ms on a worker (not Inline). node/dispatch (in-memory marker store) from Submit to Wait, against a loop that calls the targets one after another.")
+	fmt.Fprintln(&s.md)
+	bench.WriteDispatchMarkdown(&s.md, ps, e.o.Rounds)
+	fmt.Fprintln(&s.md)
+	if err := e.writeChart(s, "dispatch-fanout.svg", "fan-out time against target count", bench.FanoutSVG(ps)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func runDetection(e *runEnv) (*section, error) {
+	s := &section{}
+	fmt.Fprintln(&s.md, "## detection: time to declare a killed node dead")
+	fmt.Fprintln(&s.md)
+	rs, err := bench.RunDetection(e.peers, e.trials, e.interval)
+	if err != nil {
+		fmt.Fprintf(&s.md, "Not measured: %v\n\n", err)
+		s.data = map[string]string{"error": err.Error()}
+		return s, nil
+	}
+	s.data = rs
+	fmt.Fprintf(&s.md, "Three members per system on loopback (observer, helper, victim); the victim runs in a child process and is killed with SIGKILL at a random phase; the time runs from the kill until the observer declares it dead. Both detectors use the same probe interval (%v): node/heartbeat with DefaultConfig().WithInterval, hashicorp/memberlist with DefaultLANConfig and that ProbeInterval. Run by `go run ./detect -json -loss-run 0 -trials %d -interval %v` in bench/peers.\n\n",
+		e.interval, e.trials, e.interval)
+	bench.WriteDetectionMarkdown(&s.md, rs)
+	fmt.Fprintln(&s.md)
+	return s, nil
+}
+
+func runRoute(e *runEnv) (*section, error) {
+	r, err := bench.RunRoute(e.o, e.progress)
+	if err != nil {
+		return nil, err
+	}
+	s := &section{data: r}
+	fmt.Fprintln(&s.md, "## route: routed against direct calls, auditing on")
+	fmt.Fprintln(&s.md)
+	fmt.Fprintln(&s.md, "A namespace get of a 64-byte value: sent through the router (node/route Router, mount table in memory, every call audited to a file) or straight to the sub-cluster's active member (node/route Member). The ratio column is routed ÷ direct.")
+	fmt.Fprintln(&s.md)
+	bench.WriteRouteMarkdown(&s.md, r)
+	fmt.Fprintln(&s.md)
+	return s, nil
+}
+
+func runRegistry(e *runEnv) (*section, error) {
+	r, err := bench.RunRegistry(e.o, e.progress)
+	if err != nil {
+		return nil, err
+	}
+	s := &section{data: r}
+	fmt.Fprintln(&s.md, "## registry: local SDK lookups against calls to a center; push propagation")
+	fmt.Fprintln(&s.md)
+	fmt.Fprintln(&s.md, "Two centers (fsync before acknowledging), a node agent writing the subscribed services into its shm map, and three registered instances of one service. The SDK reads that map in this process; the center lookup is a call over loopback.")
+	fmt.Fprintln(&s.md)
+	bench.WriteRegistryMarkdown(&s.md, r)
 	fmt.Fprintln(&s.md)
 	return s, nil
 }

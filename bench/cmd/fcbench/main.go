@@ -72,9 +72,6 @@ func run(args []string) int {
 	}
 	o := bench.Options{Warmup: *warm, Duration: *dur, Rounds: *rounds}
 	cmdline := strings.TrimSpace("go run ./bench/cmd/fcbench " + strings.Join(args, " "))
-	if cmd := os.Getenv("FCBENCH_COMMAND"); cmd != "" {
-		cmdline = cmd
-	}
 	m := bench.ThisMachine(cmdline)
 	full := true
 	for _, c := range allCases {

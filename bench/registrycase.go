@@ -1,0 +1,247 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+)
+
+// propagationSamples is how many registrations the propagation
+// measurement times per fsync policy.
+const propagationSamples = 200
+
+// registrySetup is two centers, an agent writing a map, and three nodes
+// that registered instances of service "bench".
+type registrySetup struct {
+	eps    []*rfc.Endpoint
+	cs     []*registry.Center
+	agent  *registry.Agent
+	reader *sdk.Reader
+	dir    string
+}
+
+func (s *registrySetup) addrs() []netip.AddrPort {
+	return []netip.AddrPort{s.eps[0].Addr(), s.eps[1].Addr()}
+}
+
+func (s *registrySetup) newEP(node uint32) (*rfc.Endpoint, error) {
+	ep, err := newEndpoint(node, 0)
+	if err == nil {
+		s.eps = append(s.eps, ep)
+	}
+	return ep, err
+}
+
+func (s *registrySetup) close() {
+	if s.reader != nil {
+		s.reader.Close()
+	}
+	if s.agent != nil {
+		s.agent.Close()
+	}
+	for _, c := range s.cs {
+		c.Close()
+	}
+	closeAll(s.eps)
+	os.RemoveAll(s.dir)
+}
+
+func (s *registrySetup) client(node uint32) (*registry.Client, error) {
+	ep, err := s.newEP(node)
+	if err != nil {
+		return nil, err
+	}
+	cfg := registry.DefaultClientConfig(s.addrs()...)
+	cfg.AttemptTimeout = 200 * time.Millisecond
+	return registry.NewClient(ep, cfg)
+}
+
+func startRegistry(policy registry.FsyncPolicy) (*registrySetup, error) {
+	s := &registrySetup{}
+	dir, err := os.MkdirTemp("", "fcbench-registry")
+	if err != nil {
+		return nil, err
+	}
+	s.dir = dir
+	for i := 0; i < 2; i++ {
+		if _, err := s.newEP(uint32(100 + i)); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	for i := 0; i < 2; i++ {
+		cfg := registry.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
+		cfg.Index = uint8(i)
+		cfg.Peer = s.eps[1-i].Addr()
+		cfg.Logger = quiet()
+		cfg.Fsync = policy
+		c, err := registry.StartCenter(s.eps[i], cfg)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.cs = append(s.cs, c)
+	}
+	ep, err := s.newEP(50)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	path := filepath.Join(dir, "bench.map")
+	acfg := registry.DefaultAgentConfig(path, s.addrs()...)
+	acfg.Logger = quiet()
+	if s.agent, err = registry.StartAgent(ep, acfg); err != nil {
+		s.close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		c, err := s.client(uint32(60 + i))
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		if _, err := c.Register(ctx, "bench", fmt.Sprintf("127.0.0.1:%d", 9000+i), []byte("zone=a"), time.Minute); err != nil {
+			s.close()
+			return nil, fmt.Errorf("registry: Register: %v", err)
+		}
+	}
+	if s.reader, err = sdk.Open(path); err != nil {
+		s.close()
+		return nil, err
+	}
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		if in, _ := s.reader.LookupDirect("bench", nil); len(in) == 3 {
+			break
+		}
+		if time.Now().After(end) {
+			s.close()
+			return nil, fmt.Errorf("registry: instances not in the map")
+		}
+	}
+	return s, nil
+}
+
+// Propagation is the time from a Register call until the instance is
+// visible to an SDK reader of a subscribed node's map.
+type Propagation struct {
+	Policy   string
+	Samples  int
+	P50, P99 time.Duration
+	Max      time.Duration
+}
+
+// RegistryResult is the registry case.
+type RegistryResult struct {
+	Lookups     []OpResult
+	Propagation []Propagation
+}
+
+// RunRegistry measures service lookups of 3 instances through the shm SDK
+// against lookup calls to a center, and push propagation latency with
+// each fsync policy.
+func RunRegistry(o Options, progress func(string)) (RegistryResult, error) {
+	var res RegistryResult
+	s, err := startRegistry(registry.FsyncAlways)
+	if err != nil {
+		return res, err
+	}
+	c := s.agent.Client()
+	ctx := context.Background()
+	buf := make([]sdk.Instance, 0, 8)
+	rs, err := runOpGroup("lookup of a service with 3 instances, 1 goroutine", o, []opSystem{
+		{name: "shm SDK Lookup (sequence-validated cache)", base: true, g: 1, op: func(_, _ int) {
+			if in, err := s.reader.Lookup("bench"); err != nil || len(in) != 3 {
+				panic("sdk Lookup failed")
+			}
+		}},
+		{name: "shm SDK LookupDirect (reads the map every time)", g: 1, op: func(_, _ int) {
+			if in, err := s.reader.LookupDirect("bench", buf[:0]); err != nil || len(in) != 3 {
+				panic("sdk LookupDirect failed")
+			}
+		}},
+		{name: "Lookup call to a center (loopback)", g: 1, op: func(_, _ int) {
+			if in, err := c.Lookup(ctx, "bench"); err != nil || len(in) != 3 {
+				panic("center Lookup failed")
+			}
+		}},
+	}, progress)
+	s.close()
+	if err != nil {
+		return res, err
+	}
+	res.Lookups = rs
+	for _, policy := range []registry.FsyncPolicy{registry.FsyncAlways, registry.FsyncInterval} {
+		p, err := measurePropagation(policy)
+		if err != nil {
+			return res, err
+		}
+		if progress != nil {
+			progress(fmt.Sprintf("propagation %s: p50 %v p99 %v", p.Policy, p.P50, p.P99))
+		}
+		res.Propagation = append(res.Propagation, p)
+	}
+	return res, nil
+}
+
+func measurePropagation(policy registry.FsyncPolicy) (Propagation, error) {
+	p := Propagation{Policy: policy.String(), Samples: propagationSamples}
+	s, err := startRegistry(policy)
+	if err != nil {
+		return p, err
+	}
+	defer s.close()
+	reg, err := s.client(70)
+	if err != nil {
+		return p, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	lat := make([]time.Duration, 0, propagationSamples)
+	for i := 0; i < propagationSamples+10; i++ {
+		name := "prop-" + itoa(i)
+		start := time.Now()
+		if _, err := reg.Register(ctx, name, "127.0.0.1:1", nil, time.Minute); err != nil {
+			return p, fmt.Errorf("propagation: Register: %v", err)
+		}
+		for {
+			if _, err := s.reader.Lookup(name); err == nil {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				return p, fmt.Errorf("propagation: %s not in the map after 5s", name)
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+		if i >= 10 { // the first ones warm up
+			lat = append(lat, time.Since(start))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	smp := Sample{Latencies: lat}
+	p.P50, p.P99, p.Max = smp.Percentile(0.5), smp.Percentile(0.99), lat[len(lat)-1]
+	return p, nil
+}
+
+// WriteRegistryMarkdown writes the lookup and propagation tables.
+func WriteRegistryMarkdown(w io.Writer, r RegistryResult) {
+	WriteOpsMarkdown(w, r.Lookups, "SDK Lookup")
+	fmt.Fprintln(w)
+	var rows [][]string
+	for _, p := range r.Propagation {
+		rows = append(rows, []string{p.Policy, itoa(p.Samples), ms(p.P50), ms(p.P99), ms(p.Max)})
+	}
+	fmt.Fprintln(w, "Push propagation: from a Register call (acknowledged by both centers) until the instance is visible through the SDK in a subscribed node's map; one registration at a time.")
+	fmt.Fprintln(w)
+	WriteTable(w, []string{"center fsync policy", "samples", "p50 ms", "p99 ms", "max ms"}, rows)
+}
