@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"strings"
+	"time"
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
@@ -59,8 +60,21 @@ func (r RegistryMounts) Watch(prefix string, fn func(key string, value []byte, d
 	if err != nil {
 		return nil, err
 	}
+	// The watch reports a deletion only for a key it has seen. Wait for
+	// its first listing, so that every key the router reads with List
+	// afterwards is one the watch knows.
+	for end := time.Now().Add(watchSyncWait); !w.Synced() && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if !w.Synced() {
+		w.Close()
+		return nil, wire.ETIMEDOUT
+	}
 	return w.Close, nil
 }
+
+// watchSyncWait bounds the wait for a new watch's first listing.
+const watchSyncWait = 5 * time.Second
 
 // Put writes key.
 func (r RegistryMounts) Put(ctx context.Context, key string, value []byte) error {
