@@ -76,10 +76,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	case builtin.CallAdd:
 		fill = func(p *wire.Params) { p.Int64(1); p.Int64(2) }
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	var done atomic.Bool

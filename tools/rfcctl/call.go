@@ -38,10 +38,9 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, "call: %v", err)
 		}
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	ctx, cancel := cf.ctx()

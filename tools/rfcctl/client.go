@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"fastcall/node/builtin"
 	"fastcall/node/keyfile"
+	"fastcall/node/registry"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -82,6 +84,41 @@ func parseAddr(s string) (netip.AddrPort, error) {
 		return ap, fmt.Errorf("address %q: want IP:PORT", s)
 	}
 	return ap, nil
+}
+
+// open is dial for a subcommand: on failure it prints the error and
+// returns exit status 1.
+func (c *clientFlags) open(dst netip.AddrPort, stderr io.Writer) (*rfc.Endpoint, int) {
+	ep, err := c.dial(dst)
+	if err != nil {
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return nil, 1
+	}
+	return ep, 0
+}
+
+// registryClient opens an endpoint and a registry client for the centers
+// named by -c (comma-separated IP:PORT); code is non-zero on failure.
+func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*rfc.Endpoint, *registry.Client, int) {
+	var cs []netip.AddrPort
+	for _, s := range strings.Split(centers, ",") {
+		ap, err := parseAddr(s)
+		if err != nil {
+			return nil, nil, usageError(stderr, "%s -c: %v", name, err)
+		}
+		cs = append(cs, ap)
+	}
+	ep, code := c.open(cs[0], stderr)
+	if code != 0 {
+		return nil, nil, code
+	}
+	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
+	if err != nil {
+		ep.Close()
+		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
+		return nil, nil, 1
+	}
+	return ep, cli, 0
 }
 
 // dial opens a client endpoint suited to dst's address family.

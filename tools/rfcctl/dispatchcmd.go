@@ -76,10 +76,9 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(stderr, "dispatch: unknown verb %q (submit, status)", pos[0])
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	ctx, cancel := cf.ctx()

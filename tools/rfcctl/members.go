@@ -25,10 +25,9 @@ func cmdMembers(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "members: %v", err)
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	ctx, cancel := cf.ctx()

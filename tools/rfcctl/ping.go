@@ -28,10 +28,9 @@ func cmdPing(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "ping: %v", err)
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	var rtts []time.Duration

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -32,14 +30,6 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 0 || *centers == "" {
 		return usageError(stderr, "reg: want -c CENTERS and a verb (ls, get, put, del, services, watch)")
 	}
-	var cs []netip.AddrPort
-	for _, s := range strings.Split(*centers, ",") {
-		ap, err := parseAddr(s)
-		if err != nil {
-			return usageError(stderr, "reg -c: %v", err)
-		}
-		cs = append(cs, ap)
-	}
 	want := map[string][2]int{"ls": {0, 1}, "get": {1, 1}, "put": {2, 2}, "del": {1, 1}, "services": {0, 1}, "watch": {1, 1}}
 	verb, rest := pos[0], pos[1:]
 	n, ok := want[verb]
@@ -49,17 +39,11 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	if len(rest) < n[0] || len(rest) > n[1] {
 		return usageError(stderr, "reg %s: wrong number of arguments", verb)
 	}
-	ep, err := cf.dial(cs[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, cli, code := cf.registryClient("reg", *centers, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
-	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
-	}
 	arg := func(i int) string {
 		if i < len(rest) {
 			return rest[i]
@@ -110,6 +94,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s\nversion %d\n", printable(e.Value), e.Version)
 	case "put":
 		var v uint64
+		var err error
 		if *cas {
 			v, err = cli.CAS(ctx, arg(0), *expect, []byte(arg(1)), *ttl)
 		} else {

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"fastcall/node/registry"
 	"fastcall/node/route"
 )
 
@@ -26,14 +24,6 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 0 || *centers == "" {
 		return usageError(stderr, "route: want -c CENTERS and a verb (ls, add, del, cluster, resolve)")
 	}
-	var cs []netip.AddrPort
-	for _, s := range strings.Split(*centers, ",") {
-		ap, err := parseAddr(s)
-		if err != nil {
-			return usageError(stderr, "route -c: %v", err)
-		}
-		cs = append(cs, ap)
-	}
 	verb, rest := pos[0], pos[1:]
 	need := map[string]int{"ls": 0, "add": 2, "del": 1, "resolve": 1}
 	if n, ok := need[verb]; ok && len(rest) != n {
@@ -43,17 +33,11 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	} else if verb == "cluster" && len(rest) < 2 {
 		return usageError(stderr, "route cluster: want NAME ROLE=ADDR...")
 	}
-	ep, err := cf.dial(cs[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, cli, code := cf.registryClient("route", *centers, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
-	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
-	}
 	st := route.RegistryMounts{C: cli}
 	ctx, cancel := cf.ctx()
 	defer cancel()
@@ -144,10 +128,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, "audit -since: want an RFC 3339 time or a duration")
 		}
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	ctx, cancel := cf.ctx()

@@ -40,10 +40,9 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "stats: %v", err)
 	}
-	ep, err := cf.dial(dst)
-	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
-		return 1
+	ep, code := cf.open(dst, stderr)
+	if code != 0 {
+		return code
 	}
 	defer ep.Close()
 	rows, engine, err := fetchStats(cf, ep, dst)
