@@ -7,3 +7,5 @@ require (
 	github.com/google/gofuzz v1.2.0
 	golang.org/x/sys v0.49.0
 )
+
+require golang.org/x/net v0.62.0
