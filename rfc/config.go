@@ -50,10 +50,11 @@ type Config struct {
 	InitialRTO, MinRTO, MaxRTO time.Duration
 	// DupEntries bounds the duplicate-request cache (default 65536
 	// entries, each holding one reply, sized to the reply). An entry is
-	// kept while its caller may retransmit (its deadline), at most DupAge
-	// (default 30s). When every entry must still be kept, new
-	// non-idempotent requests are answered EBUSY. Size it to at least the
-	// non-idempotent call rate times the longest caller deadline.
+	// meant to be kept while its caller may retransmit (its deadline), at
+	// most DupAge (default 30s); when the cache is full the oldest
+	// finished entry gives way early, and a retransmission of its call is
+	// answered ESTALE (counted as dup-evicted-early). Size it to at least
+	// the non-idempotent call rate times the longest caller deadline.
 	DupEntries int
 	DupAge     time.Duration
 	// SuspectAfter is how many consecutive calls to a peer must time out

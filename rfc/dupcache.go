@@ -37,12 +37,13 @@ type dupEntry struct {
 // later occupants, so memory is bounded by entries × MaxDatagram and is
 // typically entries × 128 bytes.
 //
-// An entry is kept while its caller may still retransmit: until the
-// request's arrival plus its deadline budget, and never longer than age
-// (budgets of zero count as age). A new request takes the oldest entry's
-// place only once that entry is finished and past its keep time; when the
-// oldest entry must still be kept, the new request is answered EBUSY
-// rather than forgetting a call that may be retransmitted.
+// An entry should be kept while its caller may still retransmit: until
+// the request's arrival plus its deadline budget, and never longer than
+// age (budgets of zero count as age). A new request takes the oldest
+// finished entry's place; if that entry is still inside its keep time it
+// is counted (early), since a retransmission of it will now be refused
+// with ESTALE. Only when every entry is a call still running is a new
+// request answered EBUSY.
 //
 // Whenever an entry leaves, its sender's floor rises to its call id, so a
 // retransmission of a forgotten call is refused (ESTALE), never run a
@@ -59,7 +60,8 @@ type dupCache struct {
 	index []int32 // entry index + 1; 0 = empty
 	mask  uint64
 	age   int64
-	limit int // reply buffer size
+	limit int    // reply buffer size
+	early uint64 // finished entries taken before their keep time ran out
 }
 
 // dupSlab is the reply space each entry starts with, carved from one
@@ -188,14 +190,17 @@ func (c *dupCache) begin(k *dupKey, peer *peerState, now, keep int64, out []byte
 	if keep <= now || keep > now+c.age {
 		keep = now + c.age
 	}
-	// Take the ring's next entry, skipping entries still running; stop
-	// at a finished entry that must still be kept.
+	// Take the ring's next entry, skipping entries still running. A
+	// finished entry still inside its keep time is taken too when it is
+	// the oldest: its caller most likely has its reply, and if that reply
+	// was lost, the floor answers the retransmission ESTALE rather than
+	// run the call again.
 	for tries := 0; tries < len(c.ents); tries++ {
 		i := c.head
 		e := &c.ents[i]
 		expired := now-e.at > c.age
 		if e.state == dupDone && now < e.until && !expired {
-			return dupFull, 0, -1
+			c.early++
 		}
 		c.head++
 		if c.head == len(c.ents) {
@@ -270,4 +275,12 @@ func (c *dupCache) len() int {
 		}
 	}
 	return n
+}
+
+// earlyCount returns how many finished entries were taken before their
+// keep time ran out.
+func (c *dupCache) earlyCount() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.early
 }

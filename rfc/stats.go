@@ -220,7 +220,7 @@ func (ep *Endpoint) Stats() Stats {
 	}
 	for name, v := range map[string]uint64{"wrong-dst": s.wrongDst.Load(), "late-reply": s.lateReplies.Load(),
 		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load(),
-		"too-old": s.tooOld.Load(), "error-rate-limited": ep.errLim.denied.Load()} {
+		"too-old": s.tooOld.Load(), "error-rate-limited": ep.errLim.denied.Load(), "dup-evicted-early": ep.dup.earlyCount()} {
 		if v != 0 {
 			st.Drops[name] = v
 		}

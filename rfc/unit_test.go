@@ -82,7 +82,8 @@ func TestDupCache(t *testing.T) {
 	if o, n, _ := c.begin(&k, peer, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
 		t.Fatalf("finished duplicate: %d %q", o, out[:n])
 	}
-	// Fill the ring with entries that must be kept: the next is EBUSY.
+	// Fill the ring with finished entries still inside their keep time:
+	// the next request takes the oldest one's place, and the floor rises.
 	for id := uint64(2); id <= 16; id++ {
 		k := key(id)
 		o, _, e := c.begin(&k, peer, now, now+int64(time.Second), out)
@@ -92,13 +93,9 @@ func TestDupCache(t *testing.T) {
 		c.end(e, &k, []byte("r"))
 	}
 	k17 := key(17)
-	if o, _, _ := c.begin(&k17, peer, now, now+int64(time.Second), out); o != dupFull {
-		t.Fatalf("full cache: %d", o)
-	}
-	// Past entry 1's keep time it is evicted and the floor rises.
 	later := now + 100
-	if o, _, _ := c.begin(&k17, peer, later, later+int64(time.Second), out); o != dupNew {
-		t.Fatalf("after keep time: %d", o)
+	if o, _, _ := c.begin(&k17, peer, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 0 {
+		t.Fatalf("entry past its keep time: %d, early %d", o, c.earlyCount())
 	}
 	if peer.dupFloor(7) != 1 {
 		t.Fatalf("floor %d", peer.dupFloor(7))
@@ -106,8 +103,32 @@ func TestDupCache(t *testing.T) {
 	if o, _, _ := c.begin(&k, peer, later, later+10, out); o != dupStale {
 		t.Fatalf("retransmission of a forgotten call: %d", o)
 	}
-	// forget leaves no trace and does not raise the floor.
+	// The next oldest (id 2) is finished but inside its keep time: it is
+	// taken anyway, counted, and its retransmission refused.
 	k18 := key(18)
+	if o, _, _ := c.begin(&k18, peer, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 1 {
+		t.Fatalf("finished entry inside its keep time: %d, early %d", o, c.earlyCount())
+	}
+	k2 := key(2)
+	if o, _, _ := c.begin(&k2, peer, later, later+10, out); o != dupStale {
+		t.Fatalf("retransmission of an entry taken early: %d", o)
+	}
+	// A ring of running calls answers EBUSY.
+	c3 := dupCache{}
+	c3.init(16, int64(time.Minute), 1400)
+	p3 := &peerState{}
+	for id := uint64(1); id <= 16; id++ {
+		k := key(id)
+		if o, _, _ := c3.begin(&k, p3, now, now+10, out); o != dupNew {
+			t.Fatal(o)
+		}
+	}
+	k99 := key(99)
+	if o, _, _ := c3.begin(&k99, p3, now, now+10, out); o != dupFull {
+		t.Fatalf("ring of running calls: %d", o)
+	}
+	// forget leaves no trace and does not raise the floor.
+	k18 = key(19)
 	c2 := dupCache{}
 	c2.init(16, int64(time.Minute), 1400)
 	p2 := &peerState{}
