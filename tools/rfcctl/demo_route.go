@@ -102,14 +102,19 @@ func (d *demo) runRoute(centers []string) error {
 		}
 		return string(rep.Param(0).Bytes()), nil
 	}
-	// The router learns the table by subscription; wait for it.
-	var perr error
-	for t0 := time.Now(); time.Since(t0) < 5*time.Second; time.Sleep(20 * time.Millisecond) {
-		if perr, _ = put("/alpha/users/1", "ann"); perr == nil {
-			break
+	// The router learns the table by subscription, one entry at a time;
+	// retry each first put until its mount has arrived.
+	putWhenMounted := func(path, val string) error {
+		var err error
+		for t0 := time.Now(); time.Since(t0) < 5*time.Second; time.Sleep(20 * time.Millisecond) {
+			if err, _ = put(path, val); wire.AsErrno(err) != wire.ENOENT {
+				return err
+			}
 		}
+		return err
 	}
-	err2, _ := put("/beta/orders/7", "tea")
+	perr := putWhenMounted("/alpha/users/1", "ann")
+	err2 := putWhenMounted("/beta/orders/7", "tea")
 	v1, e1 := getAt(netip.MustParseAddrPort(addrs[0]), "/alpha/users/1")
 	v2, e2 := getAt(netip.MustParseAddrPort(addrs[2]), "/beta/orders/7")
 	_, e3 := getAt(netip.MustParseAddrPort(addrs[0]), "/beta/orders/7")
