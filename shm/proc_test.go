@@ -262,6 +262,7 @@ func TestKillWriter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	buf := make([]byte, sumSize+maxPayload)
 	held := 0
+	totalAcked := 0
 	for round := 0; round < rounds; round++ {
 		os.Remove(logPath)
 		w := spawn(t, "writer", pathEnv+"="+p, logEnv+"="+logPath, seedEnv+"="+strconv.Itoa(100+round), durEnv+"=0")
@@ -304,9 +305,9 @@ func TestKillWriter(t *testing.T) {
 			inflight = line
 		}
 		f.Close()
-		if acked == 0 {
-			t.Fatalf("round %d: writer acknowledged nothing", round)
-		}
+		// A kill can land before the first acknowledgement; the reopen
+		// below is checked all the same.
+		totalAcked += acked
 
 		m, err := Open(p, Options{})
 		if err != nil {
@@ -346,7 +347,10 @@ func TestKillWriter(t *testing.T) {
 		held = int(st.Repairs)
 		m.Close()
 	}
-	t.Logf("%d rounds, %d repairs after a writer died holding the lock, %d keys tracked", rounds, held, len(model))
+	if totalAcked == 0 {
+		t.Fatal("the writer acknowledged nothing in any round")
+	}
+	t.Logf("%d rounds, %d writes acknowledged, %d repairs after a writer died holding the lock, %d keys tracked", rounds, totalAcked, held, len(model))
 }
 
 // zeroStop reads until the first zero byte (the unwritten tail of the log).
