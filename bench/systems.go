@@ -244,6 +244,3 @@ func (s *netRPC) Client(callers, size int) (func(int) bool, func(), error) {
 }
 
 func (s *netRPC) Stop() { s.ln.Close() }
-
-// addrPort converts for callers that need one.
-func addrPort(a net.Addr) netip.AddrPort { return a.(*net.UDPAddr).AddrPort() }

@@ -29,7 +29,7 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			ep.stats.drops[wire.ReasonShort].Add(0)
+			ep.stats.readErrs.Add(1)
 			continue
 		}
 		now := ep.Now()

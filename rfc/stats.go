@@ -148,6 +148,7 @@ func (t *statTable) each(f func(callNo uint16, s *callStats)) {
 type engineStats struct {
 	rx, tx       atomic.Uint64
 	sendErrs     atomic.Uint64
+	readErrs     atomic.Uint64                  // socket reads that failed (other than on Close)
 	drops        [wire.NumReasons]atomic.Uint64 // rejected by the decoder, by reason
 	wrongDst     atomic.Uint64                  // addressed to another node id
 	lateReplies  atomic.Uint64                  // reply to a call that already finished
@@ -182,7 +183,7 @@ type Stats struct {
 	Incarnation uint32
 	Rx, Tx      uint64
 	SendErrors  uint64
-	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, error-rate-limited
+	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, read-errors, error-rate-limited, dup-evicted-early
 	Served      []CallCounters    // callee side, by call number
 	Called      []CallCounters    // caller side, by call number
 	Pending     int
@@ -220,7 +221,7 @@ func (ep *Endpoint) Stats() Stats {
 	}
 	for name, v := range map[string]uint64{"wrong-dst": s.wrongDst.Load(), "late-reply": s.lateReplies.Load(),
 		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load(),
-		"too-old": s.tooOld.Load(), "error-rate-limited": ep.errLim.denied.Load(), "dup-evicted-early": ep.dup.earlyCount()} {
+		"too-old": s.tooOld.Load(), "read-errors": s.readErrs.Load(), "error-rate-limited": ep.errLim.denied.Load(), "dup-evicted-early": ep.dup.earlyCount()} {
 		if v != 0 {
 			st.Drops[name] = v
 		}

@@ -155,7 +155,13 @@ func (m *Map) lockWrite(mp *mapping) error {
 
 // wlock returns the current mapping with the write hold taken, reopening
 // the path if the mapping was superseded.
-func (m *Map) wlock() (*mapping, error) {
+func (m *Map) wlock() (*mapping, error) { return m.wlockReopen(false) }
+
+// wlockHeld is wlock for a caller that holds m.reopen: it reopens in place.
+func (m *Map) wlockHeld() (*mapping, error) { return m.wlockReopen(true) }
+
+// wlockReopen is wlock; held says whether the caller holds m.reopen.
+func (m *Map) wlockReopen(held bool) (*mapping, error) {
 	if m.opts.ReadOnly {
 		return nil, wire.EINVAL
 	}
@@ -171,7 +177,13 @@ func (m *Map) wlock() (*mapping, error) {
 			return mp, nil
 		}
 		mp.lk.Unlock()
-		if err := m.reopenFrom(mp); err != nil {
+		var err error
+		if held {
+			err = m.reopenLocked(mp)
+		} else {
+			err = m.reopenFrom(mp)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -203,6 +215,12 @@ func (m *Map) reopenFrom(old *mapping) error {
 	if m.cur.Load() != old {
 		return nil
 	}
+	return m.reopenLocked(old)
+}
+
+// reopenLocked replaces the superseded mapping old with the file now at
+// the path; m.reopen is held.
+func (m *Map) reopenLocked(old *mapping) error {
 	mp, err := m.openNext(old)
 	if err != nil {
 		return err
@@ -442,31 +460,4 @@ func (m *Map) Grow(newSize int64) error {
 	m.reopen.old = append(m.reopen.old, mp)
 	m.cur.Store(nm)
 	return nil
-}
-
-// wlockHeld is wlock for a caller that holds m.reopen: it reopens in place.
-func (m *Map) wlockHeld() (*mapping, error) {
-	if m.opts.ReadOnly {
-		return nil, wire.EINVAL
-	}
-	for try := 0; try < maxReopens; try++ {
-		mp := m.cur.Load()
-		if mp == nil {
-			return nil, wire.ECLOSED
-		}
-		if err := m.lockWrite(mp); err != nil {
-			return nil, err
-		}
-		if !mp.r.superseded() {
-			return mp, nil
-		}
-		mp.lk.Unlock()
-		nm, err := m.openNext(mp)
-		if err != nil {
-			return nil, err
-		}
-		m.reopen.old = append(m.reopen.old, mp)
-		m.cur.Store(nm)
-	}
-	return nil, wire.EAGAIN
 }

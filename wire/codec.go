@@ -215,16 +215,6 @@ func (c *Codec) Reseal(b []byte) {
 	c.seal(b)
 }
 
-// SetRetrans sets the retransmission flag of an encoded request and
-// reseals it.
-func (c *Codec) SetRetrans(b []byte) {
-	if len(b) < HeaderSize {
-		return
-	}
-	b[OffFlags] |= FlagRetrans
-	c.Reseal(b)
-}
-
 // Restamp rewrites the budget and stamp of an encoded request, sets the
 // retransmission flag if retrans, and reseals it. The engine uses it before
 // every retransmission.

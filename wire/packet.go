@@ -187,13 +187,3 @@ func writeHeader(b []byte, h *Header, count, plen int) {
 	put16(b[OffPLen:], uint16(plen))
 	clear(b[OffTag : OffTag+SizeTag])
 }
-
-// PeekHeader reads the call id, flags and source of a datagram without
-// validating it, for counters and replay bookkeeping; ok is false when b is
-// shorter than a header.
-func PeekHeader(b []byte) (flags uint8, callID uint64, src uint32, ok bool) {
-	if len(b) < HeaderSize {
-		return 0, 0, 0, false
-	}
-	return b[OffFlags], be64(b[OffCallID:]), be32(b[OffSrc:]), true
-}

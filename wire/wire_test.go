@@ -269,9 +269,9 @@ func TestRetransReseal(t *testing.T) {
 	for _, key := range [][]byte{nil, testKey} {
 		c := mustCodec(t, 0, key)
 		b := encodeValid(t, c)
-		c.SetRetrans(b)
+		c.Restamp(b, 77, 88, true)
 		var p Packet
-		if r := c.Decode(&p, b); r != ReasonNone || p.Flags&FlagRetrans == 0 {
+		if r := c.Decode(&p, b); r != ReasonNone || p.Flags&FlagRetrans == 0 || p.Budget != 77 || p.Stamp != 88 {
 			t.Fatalf("retrans: %v %x", r, p.Flags)
 		}
 	}

@@ -407,7 +407,7 @@ func TestRetransmissionForwardedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := read()
-	codec.SetRetrans(req[:n])
+	codec.Restamp(req[:n], h.Budget, h.Stamp, true) // the same request, marked as a retransmission
 	if _, err := conn.WriteToUDP(req[:n], dst); err != nil {
 		t.Fatal(err)
 	}

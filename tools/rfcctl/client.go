@@ -97,6 +97,17 @@ func (c *clientFlags) open(dst netip.AddrPort, stderr io.Writer) (*rfc.Endpoint,
 	return ep, 0
 }
 
+// connect parses a node address argument and opens a client endpoint for
+// it; code is 2 for a bad address, 1 if the endpoint cannot open.
+func (c *clientFlags) connect(name, arg string, stderr io.Writer) (*rfc.Endpoint, netip.AddrPort, int) {
+	dst, err := parseAddr(arg)
+	if err != nil {
+		return nil, dst, usageError(stderr, "%s: %v", name, err)
+	}
+	ep, code := c.open(dst, stderr)
+	return ep, dst, code
+}
+
 // registryClient opens an endpoint and a registry client for the centers
 // named by -c (comma-separated IP:PORT); code is non-zero on failure.
 func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*rfc.Endpoint, *registry.Client, int) {

@@ -21,11 +21,7 @@ func cmdMembers(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(stderr, "members: want ADDR")
 	}
-	dst, err := parseAddr(pos[0])
-	if err != nil {
-		return usageError(stderr, "members: %v", err)
-	}
-	ep, code := cf.open(dst, stderr)
+	ep, dst, code := cf.connect("members", pos[0], stderr)
 	if code != 0 {
 		return code
 	}

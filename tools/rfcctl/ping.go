@@ -24,11 +24,7 @@ func cmdPing(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 || *count < 1 || *interval < 0 {
 		return usageError(stderr, "ping: want ADDR, -c >= 1, -i >= 0")
 	}
-	dst, err := parseAddr(pos[0])
-	if err != nil {
-		return usageError(stderr, "ping: %v", err)
-	}
-	ep, code := cf.open(dst, stderr)
+	ep, dst, code := cf.connect("ping", pos[0], stderr)
 	if code != 0 {
 		return code
 	}

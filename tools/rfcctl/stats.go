@@ -36,11 +36,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	if len(pos) != 1 {
 		return usageError(stderr, "stats: want ADDR")
 	}
-	dst, err := parseAddr(pos[0])
-	if err != nil {
-		return usageError(stderr, "stats: %v", err)
-	}
-	ep, code := cf.open(dst, stderr)
+	ep, dst, code := cf.connect("stats", pos[0], stderr)
 	if code != 0 {
 		return code
 	}
