@@ -57,6 +57,7 @@ type callEntry struct {
 	schema wire.Schema
 	flags  CallFlags
 	h      Handler
+	dh     DeferredHandler // instead of h, for RegisterDeferred
 }
 
 // Endpoint is one node's UDP socket and everything that serves and makes
@@ -92,6 +93,8 @@ type Endpoint struct {
 	prio    chan *request   // Priority requests for the priority worker
 	reqFree chan *request   // free request buffers; bounds queued memory
 	sendBuf sync.Pool       // *sendScratch for one-way sends and error replies
+
+	deferred deferredPool // calls whose handlers reply later
 
 	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
 
@@ -179,6 +182,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	names := map[uint16]string{}
 	ep.names.Store(&names)
 	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
+	ep.deferred.max = cfg.MaxPending
 	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
 	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
 	ep.timers.init(cfg.MaxPending)
@@ -252,10 +256,13 @@ func (ep *Endpoint) Close() error {
 	for i := range ep.pending.slots {
 		p := &ep.pending.slots[i]
 		p.mu.Lock()
-		if p.mu.state == slotWaiting {
-			p.completeLocked(wire.ECLOSED)
+		if p.mu.state != slotWaiting {
+			p.mu.Unlock()
+			continue
 		}
+		fn := p.completeLocked(wire.ECLOSED)
 		p.mu.Unlock()
+		p.finish(fn)
 	}
 	ep.wg.Wait()
 	return err
@@ -334,22 +341,32 @@ func (ep *Endpoint) Register(callNo uint16, name string, schema wire.Schema, fla
 }
 
 func (ep *Endpoint) register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
-	if callNo == 0 || h == nil || len(schema) > wire.MaxParams {
+	if h == nil {
 		return wire.EINVAL
 	}
+	return ep.registerEntry(&callEntry{no: callNo, name: name, schema: schema, flags: flags, h: h})
+}
+
+// registerEntry adds ce to the call table, with its own copy of the
+// schema.
+func (ep *Endpoint) registerEntry(ce *callEntry) error {
+	if ce.no == 0 || len(ce.schema) > wire.MaxParams {
+		return wire.EINVAL
+	}
+	ce.schema = append(wire.Schema(nil), ce.schema...)
 	ep.regMu.Lock()
 	defer ep.regMu.Unlock()
 	old := *ep.calls.Load()
-	if _, ok := old[callNo]; ok {
+	if _, ok := old[ce.no]; ok {
 		return wire.EEXIST
 	}
 	m := make(map[uint16]*callEntry, len(old)+1)
 	for k, v := range old {
 		m[k] = v
 	}
-	m[callNo] = &callEntry{no: callNo, name: name, schema: append(wire.Schema(nil), schema...), flags: flags, h: h}
+	m[ce.no] = ce
 	ep.calls.Store(&m)
-	ep.NameCall(callNo, name)
+	ep.NameCall(ce.no, ce.name)
 	return nil
 }
 
@@ -448,6 +465,27 @@ func (ep *Endpoint) Go(ctx context.Context, dst netip.AddrPort, callNo uint16, p
 	return ep.start(ctx, dst, callNo, params, false, false)
 }
 
+// GoFunc sends a request like Go and, instead of a Pending to wait on,
+// runs done once when the call completes: with its reply, or with
+// ETIMEDOUT after timeout, ENODEAD, or ECLOSED. done runs on the
+// goroutine that completes the call (a reader, the timer goroutine, or
+// the one calling MarkDead or Close), so it must be short and must never
+// block; it reads p.Err and p.Reply, which are valid only until it
+// returns, and must not call Release: the engine releases the call after
+// done. done may run before GoFunc returns. When GoFunc returns an error
+// the call was not made and done never runs.
+//
+// A handler that defers its reply (RegisterDeferred) forwards with
+// GoFunc and replies from done, so that no goroutine waits for the
+// forwarded call.
+func (ep *Endpoint) GoFunc(dst netip.AddrPort, callNo uint16, params *wire.Params, timeout time.Duration, done func(p *Pending)) error {
+	if done == nil {
+		return wire.EINVAL
+	}
+	_, err := ep.startCall(dst, callNo, params, timeout, false, false, done)
+	return err
+}
+
 // Probe is Call for liveness checks: it goes out even to a peer marked
 // dead, so that the heartbeat service can hear it again.
 func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
@@ -494,26 +532,34 @@ func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
 }
 
 // start takes a slot, encodes and sends the request, and arms its timer.
+// The deadline is the context's, or Config.DefaultTimeout.
 func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, oneway, probe bool) (*Pending, error) {
+	if err := ctx.Err(); err != nil && !ep.closed.Load() {
+		return nil, wire.ECANCELED
+	}
+	timeout := ep.cfg.DefaultTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	return ep.startCall(dst, callNo, params, timeout, oneway, probe, nil)
+}
+
+// startCall is start with the time the call may take, and the completion
+// function of a GoFunc call (nil otherwise).
+func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Params, timeout time.Duration, oneway, probe bool, fn func(*Pending)) (*Pending, error) {
 	if ep.closed.Load() {
 		return nil, wire.ECLOSED
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, wire.ECANCELED
 	}
 	peer := ep.peers.get(dst)
 	if !probe && PeerState(peer.state.Load()) == PeerDead {
 		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
 		return nil, wire.ENODEAD
 	}
-	now := ep.Now()
-	deadline := now + int64(ep.cfg.DefaultTimeout)
-	if d, ok := ctx.Deadline(); ok {
-		deadline = now + int64(time.Until(d))
-	}
-	if deadline <= now {
+	if timeout <= 0 {
 		return nil, wire.ETIMEDOUT
 	}
+	now := ep.Now()
+	deadline := now + int64(timeout)
 	p := ep.pending.get()
 	if p == nil {
 		ep.stats.busy.Add(1)
@@ -545,6 +591,7 @@ func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16
 	p.mu.retrans = 0
 	p.mu.reqLen = n
 	p.mu.err = wire.OK
+	p.mu.fn = fn
 	at := now + p.mu.rto
 	if at > deadline {
 		at = deadline

@@ -61,12 +61,15 @@ func (ep *Endpoint) MarkDead(addr netip.AddrPort) int {
 	for i := range ep.pending.slots {
 		p := &ep.pending.slots[i]
 		p.mu.Lock()
-		if p.mu.state == slotWaiting && p.mu.peer == peer {
-			p.completeLocked(wire.ENODEAD)
-			ep.stats.callOut(p.mu.callNo).errs.add(wire.ENODEAD)
-			failed++
+		if p.mu.state != slotWaiting || p.mu.peer != peer {
+			p.mu.Unlock()
+			continue
 		}
+		fn := p.completeLocked(wire.ENODEAD)
+		ep.stats.callOut(p.mu.callNo).errs.add(wire.ENODEAD)
+		failed++
 		p.mu.Unlock()
+		p.finish(fn)
 	}
 	return failed
 }

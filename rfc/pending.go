@@ -51,6 +51,7 @@ type Pending struct {
 		pkt      wire.Packet
 		err      wire.Errno
 		codec    codecRef
+		fn       func(*Pending) // GoFunc's completion function, nil for Go
 	}
 }
 
@@ -98,6 +99,7 @@ func (p *Pending) Release() {
 	p.mu.state = slotFree
 	p.mu.callID = 0
 	p.mu.peer = nil
+	p.mu.fn = nil
 	p.mu.Unlock()
 	select {
 	case <-p.done:
@@ -107,13 +109,30 @@ func (p *Pending) Release() {
 }
 
 // completeLocked finishes a waiting call with err and wakes its waiter.
-func (p *Pending) completeLocked(err wire.Errno) {
+// A call made with GoFunc has no waiter: completeLocked returns its
+// completion function, which the caller runs through p.finish once it
+// has unlocked p.
+func (p *Pending) completeLocked(err wire.Errno) func(*Pending) {
 	p.mu.state = slotDone
 	p.mu.err = err
+	if fn := p.mu.fn; fn != nil {
+		return fn
+	}
 	select {
 	case p.done <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// finish runs the completion function fn of a GoFunc call, if any, and
+// then releases the call.
+func (p *Pending) finish(fn func(*Pending)) {
+	if fn == nil {
+		return
+	}
+	fn(p)
+	p.Release()
 }
 
 // pendingTable is the fixed array of call slots and their free list. The

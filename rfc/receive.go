@@ -147,7 +147,7 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 	rtt := now - p.mu.sentAt
 	clean := p.mu.retrans == 0
 	callNo := p.mu.callNo
-	p.completeLocked(pkt.Errno)
+	fn := p.completeLocked(pkt.Errno)
 	p.mu.Unlock()
 	if clean {
 		peer.sample(rtt, int64(ep.cfg.MinRTO), int64(ep.cfg.MaxRTO))
@@ -156,6 +156,10 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 	cs.lat.record(rtt)
 	if pkt.Errno != wire.OK {
 		cs.errs.add(pkt.Errno)
+	}
+	if fn != nil {
+		p.finish(fn)
+		return false
 	}
 	return true
 }
@@ -234,8 +238,13 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			return
 		}
 		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline}
-		n := ep.run(ce, &rd.req, rd.codec, o.buf, &rd.ps)
-		ep.dup.end(ent, &key, o.buf[:n])
+		var n int
+		if ce.dh != nil {
+			n = ep.runDeferred(ce, &rd.req, rd.codec, o.buf, ent, &key)
+		} else {
+			n = ep.run(ce, &rd.req, rd.codec, o.buf, &rd.ps)
+			ep.dup.end(ent, &key, o.buf[:n])
+		}
 		if n > 0 {
 			o.n, o.addr = n, m.addr
 			rd.nout++

@@ -139,10 +139,11 @@ func (ep *Endpoint) expire(e timerEntry, now int64) {
 	if now >= p.mu.deadline {
 		peer := p.mu.peer
 		callNo := p.mu.callNo
-		p.completeLocked(errTimedOut)
+		fn := p.completeLocked(errTimedOut)
 		p.mu.Unlock()
 		ep.stats.callOut(callNo).errs[errTimedOut].Add(1)
 		ep.peerMissed(peer)
+		p.finish(fn)
 		return
 	}
 	p.mu.rto = backoff(p.mu.rto, int64(ep.cfg.MaxRTO))

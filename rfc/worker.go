@@ -19,8 +19,12 @@ func (ep *Endpoint) workLoop(q chan *request) {
 				// The caller has given up: do not run it. Remember an
 				// ETIMEDOUT answer in case a retransmission arrives.
 				ep.stats.expired.Add(1)
-				n := ep.encodeReply(codec, buf, &r.Request, wire.ETIMEDOUT, nil)
+				n := ep.encodeReply(codec, buf, r.CallNo, r.Src, r.CallID, wire.ETIMEDOUT, nil)
 				ep.dup.end(r.ent, &r.key, buf[:n])
+			} else if r.ce.dh != nil {
+				if n := ep.runDeferred(r.ce, &r.Request, codec, buf, r.ent, &r.key); n > 0 {
+					ep.writeTo(buf[:n], r.From)
+				}
 			} else {
 				n := ep.run(r.ce, &r.Request, codec, buf, &ps)
 				ep.dup.end(r.ent, &r.key, buf[:n])
@@ -55,14 +59,14 @@ func (ep *Endpoint) run(ce *callEntry, req *Request, codec *wire.Codec, out []by
 	if req.Flags&wire.FlagOneWay != 0 || ce.flags&OneWay != 0 {
 		return 0
 	}
-	return ep.encodeReply(codec, out, req, e, ps)
+	return ep.encodeReply(codec, out, req.CallNo, req.Src, req.CallID, e, ps)
 }
 
-// encodeReply writes the reply to req into out: the parameters of ps on
-// success, none on error.
-func (ep *Endpoint) encodeReply(codec *wire.Codec, out []byte, req *Request, e wire.Errno, ps *wire.Params) int {
-	h := wire.Header{Flags: wire.FlagReply, CallNo: req.CallNo, Errno: e, Src: ep.id, Dst: req.Src,
-		CallID: req.CallID, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+// encodeReply writes into out the reply to call callID of node dst: the
+// parameters of ps on success, none on error.
+func (ep *Endpoint) encodeReply(codec *wire.Codec, out []byte, callNo uint16, dst uint32, callID uint64, e wire.Errno, ps *wire.Params) int {
+	h := wire.Header{Flags: wire.FlagReply, CallNo: callNo, Errno: e, Src: ep.id, Dst: dst,
+		CallID: callID, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
 	var n int
 	var err wire.Errno
 	if e != wire.OK || ps == nil {
