@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"net/netip"
 	"sort"
 	"testing"
 	"time"
@@ -12,8 +13,9 @@ import (
 
 // BenchmarkCall compares a namespace get sent straight to the active
 // member with the same get sent through the router (auditing on), one
-// caller, on loopback. It reports the median and 99th percentile round
-// trip of each.
+// caller, on loopback. The two alternate call by call, so that both see
+// the same machine; it reports the median and 99th percentile round trip
+// of each and the ratio of the medians.
 //
 //	go test -run '^$' -bench 'Call|Audit' -benchtime 20000x ./node/route
 func BenchmarkCall(b *testing.B) {
@@ -21,36 +23,38 @@ func BenchmarkCall(b *testing.B) {
 	if _, err := tc.put(b, "/c1/bench", make([]byte, 64)); err != nil {
 		b.Fatal(err)
 	}
-	bench := func(b *testing.B, callNo uint16, routed bool) {
-		var ps wire.Params
-		ps.Reset(make([]byte, 256))
-		ps.String("/c1/bench")
-		var rep rfc.Reply
-		dst := tc.meps[0].Addr()
-		if routed {
-			dst = tc.rep.Addr()
-		}
-		ctx := context.Background()
-		lat := make([]time.Duration, 0, b.N)
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/bench")
+	var rep rfc.Reply
+	ctx := context.Background()
+	dsts := [2]netip.AddrPort{tc.meps[0].Addr(), tc.rep.Addr()}
+	var lat [2][]time.Duration
+	for k := range lat {
+		lat[k] = make([]time.Duration, 0, b.N)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, dst := range dsts {
 			t0 := time.Now()
-			if err := tc.client.Call(ctx, dst, callNo, &ps, &rep); err != nil {
+			if err := tc.client.Call(ctx, dst, CallNSGet, &ps, &rep); err != nil {
 				b.Fatal(err)
 			}
-			lat = append(lat, time.Since(t0))
+			lat[k] = append(lat[k], time.Since(t0))
 		}
-		b.StopTimer()
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
 	}
-	b.Run("direct", func(b *testing.B) { bench(b, CallNSGet, false) })
-	b.Run("routed", func(b *testing.B) {
-		bench(b, CallNSGet, true)
-		tc.router.Flush(time.Second)
-		b.ReportMetric(float64(tc.router.AuditStats().Dropped), "audit-dropped")
-	})
+	b.StopTimer()
+	tc.router.Flush(time.Second)
+	var p50 [2]float64
+	for k, name := range []string{"direct", "routed"} {
+		l := lat[k]
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		p50[k] = float64(l[len(l)/2].Nanoseconds()) / 1000
+		b.ReportMetric(p50[k], name+"-p50-µs")
+		b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds())/1000, name+"-p99-µs")
+	}
+	b.ReportMetric(p50[1]/p50[0], "p50-ratio")
+	b.ReportMetric(float64(tc.router.AuditStats().Dropped), "audit-dropped")
 }
 
 // BenchmarkAuditWriter measures the audit writer alone: records are

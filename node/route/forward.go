@@ -15,44 +15,39 @@ type routedCall struct {
 	fwdNo uint16
 }
 
-// forwardScratch is what one forwarding handler works with: the
-// forwarded request's parameters, the member's reply, and the audit
-// record. One per worker at a time, from Router.scratch.
-type forwardScratch struct {
-	buf   []byte
-	ps    wire.Params
-	rep   []byte // the member's reply segment
-	nrep  int    // and its parameter count
-	timer *time.Timer
-	addr  [64]byte
-	rec   auditRecord
+// forwarding is one routed call from its arrival until its reply: what
+// it keeps of the request (valid only while the handler runs), the
+// forwarded request, the attempts made, and the audit record. The
+// forwarding handler runs on a reader goroutine and the member's reply
+// completes the call on a reader goroutine too: no goroutine waits for
+// the member. Records come from Router.fwds and are reused; done is bound
+// once per record, so a routed call allocates nothing.
+type forwarding struct {
+	r       *Router
+	rc      *routedCall
+	cs      *clusterState
+	d       *rfc.Deferred
+	start   time.Time
+	overall time.Time // the last moment an attempt may end
+	idx     int       // member of the attempt in flight
+	at      attempt
+	src     uint32
+	from    netip.AddrPort
+	callID  uint64
+	callNo  uint16
+	path    wire.Value // param 0, over pathBuf
+	pathBuf []byte
+	buf     []byte
+	ps      wire.Params // the forwarded request
+	addr    [64]byte
+	rec     auditRecord
+	done    func(*rfc.Pending)
 }
 
-// call sends the forwarded request in s.ps to m and waits for the reply
-// at most d, without allocating: the engine's pending call and a timer
-// kept in the scratch replace a context per call. On success the reply
-// segment is copied into s.rep.
-func (r *Router) call(s *forwardScratch, m netip.AddrPort, callNo uint16, d time.Duration) wire.Errno {
-	p, err := r.ep.Go(context.Background(), m, callNo, &s.ps)
-	if err != nil {
-		return wire.AsErrno(err)
-	}
-	s.timer.Reset(d)
-	select {
-	case <-p.Done():
-		s.timer.Stop()
-	case <-s.timer.C:
-		p.Release() // abandons the call; a late reply is dropped
-		return wire.ETIMEDOUT
-	}
-	e := wire.AsErrno(p.Err())
-	if e == wire.OK {
-		rp := p.Reply()
-		s.rep = append(s.rep[:0], rp.Segment()...)
-		s.nrep = rp.NParams()
-	}
-	p.Release()
-	return e
+func (r *Router) newForwarding(maxSeg int) *forwarding {
+	f := &forwarding{r: r, buf: make([]byte, maxSeg), pathBuf: make([]byte, 0, MaxPathLen)}
+	f.done = f.complete
+	return f
 }
 
 // attempt is the outcome of the forwarding attempts of one call.
@@ -64,124 +59,167 @@ type attempt struct {
 	tries   int
 }
 
-// forward is the handler of every routed call number: resolve the path,
-// forward to the active member (failing over as docs/ROUTE.md describes),
-// copy the member's reply, count, notify the member of a failure, audit.
-func (r *Router) forward(rc *routedCall, req *rfc.Request, reply *wire.Params) wire.Errno {
+// forward is the deferred handler of every routed call number: resolve
+// the path and send the call on to the active member. The member's reply
+// (or the failure of the attempt) arrives in complete, which fails over
+// as docs/ROUTE.md describes, or copies the reply and finishes the call.
+func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire.Errno {
 	if r.closed.Load() {
 		return wire.ECLOSED
 	}
-	start := time.Now()
-	s := r.scratch.Get().(*forwardScratch)
-	defer r.scratch.Put(s)
-	var at attempt
-	path := req.Param(0).Bytes()
-	mt := r.table.Load()
-	var cs *clusterState
-	if _, name, ok := longestMount(mt.mounts, path); ok && len(path) <= MaxPathLen {
-		cs = mt.clusters[name]
-	}
-	if cs == nil {
-		at.errno = wire.ENOENT
-		if len(path) > MaxPathLen {
-			at.errno = wire.EINVAL
-		}
-	} else {
-		s.ps.Reset(s.buf)
-		s.ps.Uint64(uint64(req.Src))
-		s.ps.Value(wire.Value{Type: wire.TypeString, Raw: req.From.AppendTo(s.addr[:0])})
-		s.ps.Uint64(req.CallID)
-		s.ps.AppendSegment(req.Segment(), req.NParams())
-		if e := s.ps.Err(); e != wire.OK {
-			at.errno = e
-		} else {
-			r.attempts(cs, rc, req, s, start, &at)
-		}
-		if at.errno == wire.OK {
-			reply.AppendSegment(s.rep, s.nrep)
-			at.errno = reply.Err()
-		}
-	}
-	end := time.Now()
-	if cs != nil {
-		cs.ctr.record(int64(end.Sub(start)), at.errno != wire.OK)
-		if at.errno != wire.OK {
-			r.notice(cs, rc, req, s, &at, end)
-		}
-	}
+	f := r.fwds.Get().(*forwarding)
+	f.rc, f.d, f.cs, f.start = rc, d, nil, time.Now()
+	f.at = attempt{}
+	f.src, f.from, f.callID, f.callNo = req.Src, req.From, req.CallID, req.CallNo
+	path := req.Param(0)
+	f.pathBuf = append(f.pathBuf[:0], path.Raw[:min(len(path.Raw), MaxPathLen)]...)
+	f.path = wire.Value{Type: path.Type, Raw: f.pathBuf}
 	if r.audit != nil {
-		rec := &s.rec
-		rec.start, rec.end = start.UnixNano(), end.UnixNano()
-		rec.client, rec.node, rec.callID, rec.callNo = req.From, req.Src, req.CallID, req.CallNo
-		rec.name, rec.errno = rc.Name, at.errno
-		rec.cluster = ""
-		if cs != nil {
-			rec.cluster = cs.name
-		}
-		rec.dest, rec.prev, rec.prevErr, rec.tries = at.dest, at.prev, at.prevErr, uint8(at.tries)
-		rec.nparams = uint16(renderParams(&rec.params, req.Packet, 0, r.cfg.AuditValueMax))
-		r.audit.submit(rec)
+		f.rec.nparams = uint16(renderParams(&f.rec.params, req.Packet, 0, r.cfg.AuditValueMax))
 	}
-	return at.errno
+	mt := r.table.Load()
+	if _, name, ok := longestMount(mt.mounts, path.Raw); ok && len(path.Raw) <= MaxPathLen {
+		f.cs = mt.clusters[name]
+	}
+	if f.cs == nil {
+		f.at.errno = wire.ENOENT
+		if len(path.Raw) > MaxPathLen {
+			f.at.errno = wire.EINVAL
+		}
+		r.finish(f)
+		return wire.OK
+	}
+	f.ps.Reset(f.buf)
+	f.ps.Uint64(uint64(req.Src))
+	f.ps.Value(wire.Value{Type: wire.TypeString, Raw: req.From.AppendTo(f.addr[:0])})
+	f.ps.Uint64(req.CallID)
+	f.ps.AppendSegment(req.Segment(), req.NParams())
+	if e := f.ps.Err(); e != wire.OK {
+		f.at.errno = e
+		r.finish(f)
+		return wire.OK
+	}
+	f.overall = f.start.Add(r.cfg.ForwardTimeout * time.Duration(len(f.cs.members)))
+	if req.Deadline != 0 {
+		dl := f.start.Add(time.Duration(req.Deadline-r.ep.Now()) - r.cfg.ReplyMargin)
+		if dl.Before(f.overall) {
+			f.overall = dl
+		}
+	}
+	f.at.errno = wire.ETIMEDOUT
+	r.try(f, int(f.cs.active.Load()))
+	return wire.OK
 }
 
-// attempts sends the forwarded request in s.ps to the members of cs,
-// starting with the one believed active, until one answers with anything
-// but a failover condition:
+// try sends the forwarded request to member idx of the call's cluster.
+// Once the request is out, f belongs to its completion.
+func (r *Router) try(f *forwarding, idx int) {
+	remain := time.Until(f.overall)
+	if remain <= 0 {
+		f.at.errno = wire.ETIMEDOUT
+		r.finish(f)
+		return
+	}
+	if remain > r.cfg.ForwardTimeout {
+		remain = r.cfg.ForwardTimeout
+	}
+	m := f.cs.members[idx]
+	if f.at.tries > 0 {
+		f.at.prev, f.at.prevErr = f.at.dest, f.at.errno
+	}
+	f.at.tries++
+	f.at.dest = m
+	f.idx = idx
+	if err := r.ep.GoFunc(m, f.rc.fwdNo, &f.ps, remain, f.done); err != nil {
+		f.at.errno = wire.AsErrno(err)
+		r.next(f)
+	}
+}
+
+// complete is the completion of an attempt: on success the member's reply
+// becomes the client's; on failure the next member may be tried.
+func (f *forwarding) complete(p *rfc.Pending) {
+	r := f.r
+	f.at.errno = wire.AsErrno(p.Err())
+	if f.at.errno != wire.OK {
+		r.next(f)
+		return
+	}
+	rp := p.Reply()
+	dp := f.d.Params()
+	dp.AppendSegment(rp.Segment(), rp.NParams())
+	f.at.errno = dp.Err()
+	if int(f.cs.active.Load()) != f.idx {
+		f.cs.active.Store(int32(f.idx))
+		r.log.Info("route: member answers as active", "cluster", f.cs.name, "member", f.at.dest.String())
+	}
+	r.finish(f)
+}
+
+// next decides what follows a failed attempt, each member being tried at
+// most once:
 //
 //   - ENODEAD (the engine holds the member dead: the heartbeat service
 //     declared it so) or ETIMEDOUT: if it was the active member, promote
-//     the next live member with CallSetRole(true) and try it;
+//     the next live member with CallSetRole(true) and try it. Promotion
+//     is a call of its own, made on a goroutine of its own.
 //   - ENOTACTIVE: try the next member without promoting it; a member
 //     that then answers is remembered as the active one.
-//
-// Each member is tried at most once. On success the reply is in s.rep.
-func (r *Router) attempts(cs *clusterState, rc *routedCall, req *rfc.Request, s *forwardScratch, start time.Time, at *attempt) {
-	overall := start.Add(r.cfg.ForwardTimeout * time.Duration(len(cs.members)))
-	if req.Deadline != 0 {
-		d := start.Add(time.Duration(req.Deadline-r.ep.Now()) - r.cfg.ReplyMargin)
-		if d.Before(overall) {
-			overall = d
-		}
-	}
-	n := len(cs.members)
-	idx := int(cs.active.Load())
-	at.errno = wire.ETIMEDOUT
-	for at.tries < n {
-		remain := time.Until(overall)
-		if remain <= 0 {
-			at.errno = wire.ETIMEDOUT
-			return
-		}
-		if remain > r.cfg.ForwardTimeout {
-			remain = r.cfg.ForwardTimeout
-		}
-		m := cs.members[idx]
-		if at.tries > 0 {
-			at.prev, at.prevErr = at.dest, at.errno
-		}
-		at.tries++
-		at.dest = m
-		at.errno = r.call(s, m, rc.fwdNo, remain)
-		switch at.errno {
-		case wire.OK:
-			if int(cs.active.Load()) != idx {
-				cs.active.Store(int32(idx))
-				r.log.Info("route: member answers as active", "cluster", cs.name, "member", m.String())
-			}
-			return
+//   - anything else is the call's answer.
+func (r *Router) next(f *forwarding) {
+	n := len(f.cs.members)
+	if f.at.tries < n {
+		switch f.at.errno {
 		case wire.ENODEAD, wire.ETIMEDOUT:
-			next := r.promote(cs, idx, at.errno)
-			if next < 0 {
-				return
-			}
-			idx = next
+			go r.failover(f)
+			return
 		case wire.ENOTACTIVE:
-			idx = (idx + 1) % n
-		default:
+			r.try(f, (f.idx+1)%n)
 			return
 		}
 	}
+	r.finish(f)
+}
+
+// failover promotes a standby in place of the member that failed f's
+// attempt and tries it.
+func (r *Router) failover(f *forwarding) {
+	next := r.promote(f.cs, f.idx, f.at.errno)
+	if next < 0 {
+		r.finish(f)
+		return
+	}
+	r.try(f, next)
+}
+
+// finish answers the call with f.at.errno (and, on success, the reply
+// parameters already in the deferral), counts it, notifies the member of
+// a failure, audits it and gives f back.
+func (r *Router) finish(f *forwarding) {
+	e := f.at.errno
+	f.d.Reply(e)
+	f.d = nil
+	end := time.Now()
+	if f.cs != nil {
+		f.cs.ctr.record(int64(end.Sub(f.start)), e != wire.OK)
+		if e != wire.OK {
+			r.notice(f, end)
+		}
+	}
+	if r.audit != nil {
+		rec := &f.rec
+		rec.start, rec.end = f.start.UnixNano(), end.UnixNano()
+		rec.client, rec.node, rec.callID, rec.callNo = f.from, f.src, f.callID, f.callNo
+		rec.name, rec.errno = f.rc.Name, e
+		rec.cluster = ""
+		if f.cs != nil {
+			rec.cluster = f.cs.name
+		}
+		rec.dest, rec.prev, rec.prevErr, rec.tries = f.at.dest, f.at.prev, f.at.prevErr, uint8(f.at.tries)
+		r.audit.submit(rec)
+	}
+	f.rc, f.cs = nil, nil
+	r.fwds.Put(f)
 }
 
 // promote replaces the failed active member cs.members[failed]: the next
@@ -225,29 +263,30 @@ func (r *Router) promote(cs *clusterState, failed int, why wire.Errno) int {
 // holds it dead, the first other member it can reach) a one-way
 // CallNotice naming the client. Best effort: a notice is sent once and
 // may be lost.
-func (r *Router) notice(cs *clusterState, rc *routedCall, req *rfc.Request, s *forwardScratch, at *attempt, now time.Time) {
-	s.ps.Reset(s.buf)
-	s.ps.Uint64(uint64(req.Src))
-	s.ps.Value(wire.Value{Type: wire.TypeString, Raw: req.From.AppendTo(s.addr[:0])})
-	s.ps.Uint64(req.CallID)
-	s.ps.Uint64(uint64(req.CallNo))
-	s.ps.String(rc.Name)
-	s.ps.Uint64(uint64(at.errno))
-	s.ps.Value(req.Param(0))
-	s.ps.Uint64(uint64(now.UnixNano()))
-	if s.ps.Err() != wire.OK {
+func (r *Router) notice(f *forwarding, now time.Time) {
+	cs := f.cs
+	f.ps.Reset(f.buf)
+	f.ps.Uint64(uint64(f.src))
+	f.ps.Value(wire.Value{Type: wire.TypeString, Raw: f.from.AppendTo(f.addr[:0])})
+	f.ps.Uint64(f.callID)
+	f.ps.Uint64(uint64(f.callNo))
+	f.ps.String(f.rc.Name)
+	f.ps.Uint64(uint64(f.at.errno))
+	f.ps.Value(f.path)
+	f.ps.Uint64(uint64(now.UnixNano()))
+	if f.ps.Err() != wire.OK {
 		return
 	}
-	first := at.dest
+	first := f.at.dest
 	if !first.IsValid() {
 		first = cs.members[cs.active.Load()]
 	}
-	if r.ep.Send(first, CallNotice, &s.ps) == nil {
+	if r.ep.Send(first, CallNotice, &f.ps) == nil {
 		r.notices.Add(1)
 		return
 	}
 	for _, m := range cs.members {
-		if m != first && r.ep.Send(m, CallNotice, &s.ps) == nil {
+		if m != first && r.ep.Send(m, CallNotice, &f.ps) == nil {
 			r.notices.Add(1)
 			return
 		}

@@ -22,7 +22,7 @@ type Router struct {
 	tbl       tableState
 	calls     []*routedCall
 	audit     *auditLog // nil when Config.AuditDir is empty
-	scratch   sync.Pool // *forwardScratch
+	fwds      sync.Pool // *forwarding
 	stopWatch func()
 	notices   atomic.Uint64 // failure notices sent
 	closed    atomic.Bool
@@ -32,8 +32,9 @@ type Router struct {
 // New builds a router on ep: it opens the audit log, subscribes to the
 // mount table under cfg.TablePrefix in src and reads it, registers
 // CallAudit, CallRouteStats and every routed call of cfg.Calls on ep, and
-// starts the audit writer. ep may be started or not; its Workers bound the
-// routed calls in flight (each holds a worker while the member answers).
+// starts the audit writer. ep may be started or not; its MaxPending
+// bounds the routed calls in flight (no goroutine waits for a member:
+// see forward).
 //
 // Registered calls cannot be removed: after Close they answer ECLOSED. A
 // failure after some calls were registered leaves them answering ECLOSED.
@@ -51,11 +52,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	r.tbl.init()
 	r.table.Store(&mountTable{mounts: map[string]mountRef{}, clusters: map[string]*clusterState{}})
 	maxSeg := ep.Config().MaxDatagram - wire.HeaderSize
-	r.scratch.New = func() any {
-		t := time.NewTimer(time.Hour)
-		t.Stop()
-		return &forwardScratch{buf: make([]byte, maxSeg), rep: make([]byte, 0, maxSeg), timer: t}
-	}
+	r.fwds.New = func() any { return r.newForwarding(maxSeg) }
 	if cfg.AuditDir != "" {
 		a, err := openAuditLog(&r.cfg)
 		if err != nil {
@@ -84,10 +81,12 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 		rc := &routedCall{RoutedCall: c, fwdNo: c.No + RoutedOffset}
 		rc.Schema = append(wire.Schema(nil), c.Schema...)
 		r.calls = append(r.calls, rc)
-		h := func(req *rfc.Request, reply *wire.Params) wire.Errno { return r.forward(rc, req, reply) }
+		h := func(req *rfc.Request, d *rfc.Deferred) wire.Errno { return r.forward(rc, req, d) }
 		// Not idempotent: the duplicate-request cache absorbs client
-		// retransmissions, so a call is forwarded at most once.
-		if err := ep.Register(c.No, c.Name, c.Schema, 0, h); err != nil {
+		// retransmissions, so a call is forwarded at most once. Inline
+		// and deferred: the reader that reads the call forwards it, and
+		// the reader that reads the member's reply answers it.
+		if err := ep.RegisterDeferred(c.No, c.Name, c.Schema, rfc.Inline, h); err != nil {
 			return fail(err)
 		}
 		ep.NameCall(rc.fwdNo, c.Name+"-fwd")
