@@ -30,6 +30,9 @@ type mmsgConn struct {
 	rn    int
 	rerr  syscall.Errno
 	readF func(fd uintptr) bool
+	// serve's state: the batch handler and the loop run under RawRead.
+	handle func(n int)
+	serveF func(fd uintptr) bool
 }
 
 func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
@@ -44,6 +47,7 @@ func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 		rname: make([]unix.RawSockaddrInet6, size),
 	}
 	m.readF = m.recvmmsg
+	m.serveF = m.serveLoop
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
 		var sa unix.Sockaddr
@@ -75,6 +79,64 @@ func (m *mmsgConn) readBatch(ms []message) (int, error) {
 	if len(ms) > len(m.rhdr) {
 		ms = ms[:len(m.rhdr)]
 	}
+	m.prepare(ms)
+	if err := m.raw.Read(m.readF); err != nil {
+		return 0, err
+	}
+	if m.rerr != 0 {
+		return 0, m.rerr
+	}
+	m.collect(ms)
+	return m.rn, nil
+}
+
+// serve reads batches into ms and runs handle on each until the socket
+// fails or closes. The whole loop runs inside one RawRead: after a batch
+// shorter than ms the socket was empty, so it goes straight back to the
+// poller instead of spending a recvmmsg to learn that again (RawRead
+// clears the poller's readiness on entry, which is why a loop of
+// readBatch calls cannot skip that read). A datagram that arrives while
+// handle runs leaves the poller ready, and the next wait returns at once.
+func (m *mmsgConn) serve(ms []message, handle func(n int)) error {
+	if len(ms) > len(m.rhdr) {
+		ms = ms[:len(m.rhdr)]
+	}
+	m.rms, m.handle = ms, handle
+	for {
+		m.rerr = 0
+		if err := m.raw.Read(m.serveF); err != nil {
+			return err
+		}
+		if m.rerr != 0 {
+			return m.rerr
+		}
+	}
+}
+
+func (m *mmsgConn) serveLoop(fd uintptr) bool {
+	ms := m.rms
+	for {
+		m.prepare(ms)
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhdr[0])),
+			uintptr(len(ms)), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		if e != 0 {
+			m.rerr = e
+			return true
+		}
+		m.rn = int(n)
+		m.collect(ms)
+		m.handle(m.rn)
+		if m.rn < len(ms) {
+			return false
+		}
+	}
+}
+
+// prepare points the receive headers at the buffers of ms.
+func (m *mmsgConn) prepare(ms []message) {
 	for i := range ms {
 		m.riov[i].Base = &ms[i].buf[0]
 		m.riov[i].SetLen(len(ms[i].buf))
@@ -89,12 +151,10 @@ func (m *mmsgConn) readBatch(ms []message) (int, error) {
 		m.rhdr[i].Len = 0
 	}
 	m.rms = ms
-	if err := m.raw.Read(m.readF); err != nil {
-		return 0, err
-	}
-	if m.rerr != 0 {
-		return 0, m.rerr
-	}
+}
+
+// collect fills in the length and sender of the m.rn datagrams read.
+func (m *mmsgConn) collect(ms []message) {
 	for i := 0; i < m.rn; i++ {
 		ms[i].n = int(m.rhdr[i].Len)
 		if m.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
@@ -102,7 +162,6 @@ func (m *mmsgConn) readBatch(ms []message) (int, error) {
 		}
 		ms[i].addr = sockaddrToAddrPort(&m.rname[i])
 	}
-	return m.rn, nil
 }
 
 // writeState is per-writer scratch for sendmmsg.

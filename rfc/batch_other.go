@@ -27,6 +27,16 @@ func (u *udpConn) readBatch(ms []message) (int, error) {
 	return 1, nil
 }
 
+func (u *udpConn) serve(ms []message, handle func(n int)) error {
+	for {
+		n, err := u.readBatch(ms)
+		if err != nil {
+			return err
+		}
+		handle(n)
+	}
+}
+
 func (u *udpConn) write(w *writeState, ms []message) (int, error) {
 	for i := range ms {
 		if _, err := u.c.WriteToUDPAddrPort(ms[i].buf[:ms[i].n], ms[i].addr); err != nil {

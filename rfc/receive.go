@@ -22,42 +22,49 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 		in[i].buf = make([]byte, limit+1) // one spare byte shows oversize datagrams
 		out[i].buf = make([]byte, limit)
 	}
-	rd := &reader{ep: ep, out: out, w: newWriter(n)}
+	rd := &reader{ep: ep, in: in, out: out, w: newWriter(n), bc: bc}
+	handle := rd.batch
 	for {
-		got, err := bc.readBatch(in)
-		if err != nil {
-			if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			ep.stats.readErrs.Add(1)
-			continue
+		err := bc.serve(in, handle)
+		if ep.closed.Load() || errors.Is(err, net.ErrClosed) {
+			return
 		}
-		now := ep.Now()
-		rd.codec = ep.codecOf(&rd.cref)
-		rd.nout = 0
-		rd.woke = false
-		for i := 0; i < got; i++ {
-			ep.stats.rx.Add(1)
-			rd.datagram(in[i].buf[:in[i].n], &in[i], now)
+		ep.stats.readErrs.Add(1)
+	}
+}
+
+// batch handles the got datagrams read into rd.in: replies go to parked
+// callers, and what can be answered at once is sent in one sendmmsg.
+func (rd *reader) batch(got int) {
+	ep := rd.ep
+	now := ep.Now()
+	rd.codec = ep.codecOf(&rd.cref)
+	rd.nout = 0
+	rd.woke = false
+	for i := 0; i < got; i++ {
+		ep.stats.rx.Add(1)
+		rd.datagram(rd.in[i].buf[:rd.in[i].n], &rd.in[i], now)
+	}
+	if rd.nout > 0 {
+		sent, _ := rd.bc.write(rd.w, rd.out[:rd.nout])
+		ep.stats.tx.Add(uint64(sent))
+		if sent < rd.nout {
+			ep.stats.sendErrs.Add(uint64(rd.nout - sent))
 		}
-		if rd.nout > 0 {
-			sent, _ := bc.write(rd.w, out[:rd.nout])
-			ep.stats.tx.Add(uint64(sent))
-			if sent < rd.nout {
-				ep.stats.sendErrs.Add(uint64(rd.nout - sent))
-			}
-		}
-		if rd.woke {
-			// Let the callers just woken run before this goroutine
-			// spends a system call finding the socket empty.
-			runtime.Gosched()
-		}
+	}
+	if rd.woke && got == len(rd.in) {
+		// A full batch: this goroutine reads again at once. Let the
+		// callers just woken run first. (After a short batch it waits
+		// on the poller, which lets them run anyway.)
+		runtime.Gosched()
 	}
 }
 
 // reader is the per-reader-goroutine state.
 type reader struct {
 	ep    *Endpoint
+	bc    batchConn
+	in    []message // datagrams read
 	codec *wire.Codec
 	cref  codecRef
 	pkt   wire.Packet
