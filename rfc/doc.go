@@ -11,6 +11,12 @@
 // and one timer goroutine. Close stops them all and fails every parked
 // caller with ECLOSED. No goroutine is started per packet or per call.
 //
+// A reader waits on the poller as soon as a batch comes back short, so a
+// wake-up costs one recvmmsg. A handler registered with RegisterDeferred
+// may reply later through its Deferred, and GoFunc completes a call by
+// running a function instead of waking a parked goroutine: together they
+// let a node forward calls without holding any goroutine per call.
+//
 // The datagram format is docs/PROTOCOL.md; the call life cycle is described
 // in its "Call life cycle" section.
 package rfc
