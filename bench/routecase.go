@@ -65,7 +65,7 @@ func startRouteCluster(valueSize int) (*routeCluster, error) {
 		rc.close()
 		return nil, err
 	}
-	ep, err := newEndpoint(1, 64) // a forwarding handler holds its worker: room for 32 callers
+	ep, err := newEndpoint(1, 0) // forwarding runs on the reader: the default workers suffice
 	if err != nil {
 		rc.close()
 		return nil, err
