@@ -45,12 +45,79 @@ func regionState(r *region, keys []string) map[string]string {
 	return st
 }
 
+// scanDiffers reads every key of r along level 0 (Range's path) and
+// returns the first key whose value differs from want's ("" and false if
+// none), or the number of keys that were missed.
+func scanDiffers(r *region, want map[string]string) (string, bool, error) {
+	bad, found, n := "", false, 0
+	err := r.scan(nil, nil, false, func(k, v []byte) bool {
+		n++
+		if w, ok := want[string(k)]; !ok || w != string(v) {
+			bad, found = string(k), true
+			return false
+		}
+		return true
+	})
+	if err == nil && !found && n != len(want) {
+		for k := range want {
+			var got []byte
+			r.scan([]byte(k), nil, false, func(kk, v []byte) bool {
+				if string(kk) == k {
+					got = v
+				}
+				return false
+			})
+			if got == nil {
+				return k, true, nil
+			}
+		}
+	}
+	return bad, found, err
+}
+
+// sameState reports the first key on which a and b differ.
+func sameState(a, b map[string]string) (string, bool) {
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return k, false
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			return k, false
+		}
+	}
+	return "", true
+}
+
+// checkSettled checks that Get and Range agree on what a stopped writer
+// left (seen, read through the index), and that repaired, read after a
+// repair, is the same: a repair never brings back a key that readers saw
+// deleted, nor takes away one they saw inserted.
+func checkSettled(t *testing.T, n int, r *region, seen, repaired map[string]string) {
+	t.Helper()
+	now := seen
+	if repaired != nil {
+		if k, ok := sameState(seen, repaired); !ok {
+			t.Fatalf("stop before store %d: key %s reads %.40q before the repair, %.40q after it", n, k, seen[k], repaired[k])
+		}
+		now = repaired
+	}
+	k, differs, err := scanDiffers(r, now)
+	if err != nil {
+		t.Fatalf("stop before store %d: range: %v", n, err)
+	}
+	if differs {
+		t.Fatalf("stop before store %d (repaired: %v): key %s: Get reads %.40q, Range reads otherwise", n, repaired != nil, k, now[k])
+	}
+}
+
 // TestCrashAtEveryStore stops a writer before each of its stores in turn,
 // for every kind of write, and checks after each stop that the region
 // verifies (tolerant), that every other key reads as before, that the key
-// being written reads as before or after, and that Repair restores the
-// strict invariants without losing anything — then that a repair stopped
-// at any store is itself repaired.
+// being written reads as before or after, that Get and Range agree, and
+// that Repair restores the strict invariants without changing what readers
+// saw — then that a repair stopped at any store is itself repaired.
 func TestCrashAtEveryStore(t *testing.T) {
 	big := bytes.Repeat([]byte("E"), 300)
 	type scenario struct {
@@ -144,13 +211,16 @@ func TestCrashAtEveryStore(t *testing.T) {
 				if err := r.verify(false); err != nil {
 					t.Fatalf("stop before store %d: tolerant verify: %v", n, err)
 				}
-				checkStates(t, n, "after stop", regionState(r, keys), before, after, sc.key)
+				seen := regionState(r, keys)
+				checkStates(t, n, "after stop", seen, before, after, sc.key)
+				checkSettled(t, n, r, seen, nil)
 				mid := append([]byte(nil), r.mem...)
 				if err := r.repairLocked(); err != nil {
 					t.Fatalf("stop before store %d: repair: %v", n, err)
 				}
 				repaired := regionState(r, keys)
 				checkStates(t, n, "after repair", repaired, before, after, sc.key)
+				checkSettled(t, n, r, seen, repaired)
 				// A repair that dies is repaired by the next one (sampled:
 				// every stride-th stop of the repair, for some stops).
 				if n%7 != 1 {
@@ -164,10 +234,13 @@ func TestCrashAtEveryStore(t *testing.T) {
 					if err := r.verify(false); err != nil {
 						t.Fatalf("stop %d, repair stop %d: tolerant verify: %v", n, m, err)
 					}
+					checkSettled(t, n, r, seen, regionState(r, keys))
 					if err := r.repairLocked(); err != nil {
 						t.Fatalf("stop %d, repair stop %d: second repair: %v", n, m, err)
 					}
-					checkStates(t, n, "after second repair", regionState(r, keys), repaired, repaired, sc.key)
+					again := regionState(r, keys)
+					checkStates(t, n, "after second repair", again, repaired, repaired, sc.key)
+					checkSettled(t, n, r, seen, again)
 				}
 			}
 			if stops == 0 {

@@ -17,6 +17,10 @@ import (
 //   - every live slot names a node reachable at level 0 (insert links the
 //     node before it fills the slot; delete clears the slot before it
 //     unlinks the node);
+//   - every node reachable at level 0 that is not hidden (metaHidden) is
+//     indexed: insert fills the slot before it clears the bit, delete sets
+//     the bit before it clears the slot. A live slot may name a hidden node
+//     (Get skips it) while one interrupted Put or Delete is not repaired;
 //   - the ref word of a live slot names a complete record that has not been
 //     freed: its node's current record, or (after an interrupted replace,
 //     until repair) its node's previous one. Writers fill the ref word
@@ -24,8 +28,8 @@ import (
 //     slot, and free the old record only after both name the new one;
 //   - readers follow only the node's valRef: the ref word is a hint that
 //     Get checks against it;
-//   - a node reachable at level 0 is missing from the index only while one
-//     interrupted Put or Delete has not been repaired;
+//   - a node reachable at level 0 is missing from the index only if it is
+//     hidden;
 //   - the inactive buffer is never read; rebuilds fill it from level 0 and
 //     then flip hdrIndexActOff with one store.
 
@@ -79,9 +83,9 @@ func (r *region) matchSlot(key []byte, s, hint uint64) ([]byte, wire.Errno) {
 		rec = load64(mem, hint)
 	}
 	meta := load64(mem, node+nodeMetaOff)
-	// Wait for the node: same key?
+	// Wait for the node: same key, and not hidden?
 	level := meta >> metaLevelShift & metaLevelMask
-	if meta&metaKeyMask != klen || level == 0 || level > maxLevel {
+	if meta&(metaKeyMask|metaHidden) != klen || level == 0 || level > maxLevel {
 		return nil, wire.ENOENT
 	}
 	koff := node + nodeKeyOff(level)
@@ -153,20 +157,24 @@ func (r *region) indexFull(extra uint64) bool {
 	return (r.hdr(hdrIndexLiveOff)+r.hdr(hdrIndexTombsOff)+extra)*slotLoadDen > r.slots*slotLoadNum
 }
 
-// rebuildIndexLocked fills the inactive buffer from level 0 and flips it
-// active. It returns false if level 0 cannot be walked or has more nodes
-// than the index can hold.
+// rebuildIndexLocked fills the inactive buffer from the nodes at level 0
+// that are not hidden and flips it active. It returns false if level 0
+// cannot be walked or has more nodes than the index can hold.
 func (r *region) rebuildIndexLocked() bool {
 	other := (load64(r.mem, hdrIndexActOff) & 1) ^ 1
 	base := r.indexOff + other*r.bufBytes
 	clear(r.mem[base : base+r.bufBytes])
 	live := uint64(0)
-	for off := r.next(r.head(), 0); off != 0; live++ {
-		if live >= r.maxNodes || (live+1)*slotLoadDen > r.slots*slotLoadNum {
+	for off, steps := r.next(r.head(), 0), uint64(0); off != 0; steps++ {
+		x, ok := r.node(off)
+		if !ok || steps >= r.maxNodes {
 			return false
 		}
-		x, ok := r.node(off)
-		if !ok {
+		off = r.next(x, 0)
+		if x.hidden {
+			continue
+		}
+		if (live+1)*slotLoadDen > r.slots*slotLoadNum {
 			return false
 		}
 		h := load64(r.mem, x.off+nodeHashOff)
@@ -175,7 +183,7 @@ func (r *region) rebuildIndexLocked() bool {
 			i = (i + 1) & r.mask
 		}
 		r.fillSlotLocked(base+i*slotSize, h, x.off, load64(r.mem, x.off+nodeValRefOff))
-		off = r.next(x, 0)
+		live++
 	}
 	store64(r.mem, hdrIndexActOff, other)
 	r.setHdr(hdrIndexLiveOff, live)

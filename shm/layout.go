@@ -15,7 +15,7 @@ const (
 	wordSize = 8
 
 	fileMagic   = "FCALLSHM"
-	fileVersion = 2
+	fileVersion = 3
 
 	// Immutable part of the header, written once by Create and covered by
 	// hdrLayoutSumOff.
@@ -102,7 +102,7 @@ const (
 	//	0  block header
 	//	8  u64 xxhash of the key
 	//	16 u64 valRef: absolute offset of the current value record
-	//	24 u64 meta: keyLen | level<<16 | inlineCap<<32
+	//	24 u64 meta: keyLen | level<<16 | hidden<<24 | inlineCap<<32
 	//	32 u64 next[level]: absolute node offsets, 0 = end
 	//	   key bytes, then padding to 8, then the inline value record
 	nodeHashOff    = blkHdrSize
@@ -111,8 +111,13 @@ const (
 	nodeNextOff    = nodeMetaOff + 8
 	metaLevelShift = 16
 	metaLevelMask  = 0xff
-	metaCapShift   = 32
-	metaKeyMask    = 0xffff
+	// metaHidden marks a node that is linked but not part of the map: an
+	// insert not yet committed, or a delete already committed. Readers skip
+	// it; Repair unlinks it. Clearing it commits an insert, setting it
+	// commits a delete: one store that Get and Range both see.
+	metaHidden   = uint64(1) << 24
+	metaCapShift = 32
+	metaKeyMask  = 0xffff
 
 	// Value record: one word len | sum<<32 (sum = low 32 bits of the
 	// xxhash of the bytes), then the bytes. It lives either inline in a node

@@ -49,12 +49,14 @@ func (r *region) scan(from, to []byte, prefix bool, fn func(k, v []byte) bool) e
 		if prefix && !bytes.HasPrefix(k, from) || !prefix && to != nil && bytes.Compare(k, to) >= 0 {
 			return nil
 		}
-		v, vok := r.value(x)
-		if !vok {
-			return wire.EPROTO
-		}
-		if !fn(k, v) {
-			return nil
+		if !x.hidden {
+			v, vok := r.value(x)
+			if !vok {
+				return wire.EPROTO
+			}
+			if !fn(k, v) {
+				return nil
+			}
 		}
 		nx := r.next(x, 0)
 		if nx == 0 {
@@ -87,6 +89,10 @@ func (r *region) putLocked(key, val []byte) error {
 	h := xxhash.Sum64(key)
 	n, at, reuse, found := r.findSlot(key, h)
 	if found {
+		if n.hidden {
+			// Only after an unrepaired crash.
+			return wire.EPROTO
+		}
 		return r.replaceLocked(n, at, val)
 	}
 	if reuse == 0 || r.indexFull(1) {
@@ -103,7 +109,7 @@ func (r *region) putLocked(key, val []byte) error {
 		return wire.EPROTO
 	}
 	if succ.off != 0 && bytes.Equal(r.key(succ), key) {
-		// Linked but not indexed: only after an unrepaired crash.
+		// A hidden node of this key: only after an unrepaired crash.
 		return wire.EPROTO
 	}
 	level := r.randomLevelLocked()
@@ -116,16 +122,18 @@ func (r *region) putLocked(key, val []byte) error {
 	if icap > MaxValueLen {
 		icap = MaxValueLen
 	}
+	nv := nodeView{off: off, level: level, keyLen: uint64(len(key)), icap: icap}
 	store64(r.mem, off+nodeHashOff, h)
-	store64(r.mem, off+nodeMetaOff, nodeMeta(uint64(len(key)), level, icap))
+	r.setHidden(nv, true)
 	copy(r.mem[off+nodeKeyOff(level):], key)
 	r.writeRecord(off+recRel, val)
 	store64(r.mem, off+nodeValRefOff, off+recRel)
-	nv := nodeView{off: off, level: level}
 	for i := uint64(0); i < level; i++ {
 		r.setNext(nv, i, r.next(preds[i], i))
 	}
-	// Publish: level 0 is the commit point, then the tower, then the index.
+	// Link the hidden node from level 0 up, index it, then commit: the
+	// store that clears metaHidden makes the key visible to Get and Range
+	// at once.
 	for i := uint64(0); i < level; i++ {
 		r.setNext(preds[i], i, off)
 	}
@@ -134,6 +142,7 @@ func (r *region) putLocked(key, val []byte) error {
 	}
 	r.fillSlotLocked(reuse, h, off, off+recRel)
 	r.addHdr(hdrIndexLiveOff, 1)
+	r.setHidden(nv, false)
 	r.addHdr(hdrNodesOff, 1)
 	r.addHdr(hdrWritesOff, 1)
 	return nil
@@ -167,8 +176,9 @@ func (r *region) replaceLocked(n nodeView, at uint64, val []byte) error {
 	return nil
 }
 
-// deleteLocked removes key: index slot first, then the tower from the top,
-// level 0 last, then the blocks go back to the allocator.
+// deleteLocked removes key: the node is hidden first (the commit), then its
+// index slot becomes a tombstone, then the tower is unlinked from the top,
+// level 0 last, and the blocks go back to the allocator.
 func (r *region) deleteLocked(key []byte) error {
 	if len(key) == 0 || len(key) > MaxKeyLen {
 		return wire.EINVAL
@@ -178,10 +188,16 @@ func (r *region) deleteLocked(key []byte) error {
 	if !found {
 		return wire.ENOENT
 	}
+	if n.hidden {
+		// Only after an unrepaired crash.
+		return wire.EPROTO
+	}
 	var preds [maxLevel]nodeView
 	if _, ok := r.seek(key, &preds); !ok {
 		return wire.EPROTO
 	}
+	r.setHidden(n, true)
+	r.addHdr(hdrNodesOff, -1)
 	store64(r.mem, at+slotNodeOff, slotTomb)
 	r.addHdr(hdrIndexLiveOff, -1)
 	r.addHdr(hdrIndexTombsOff, 1)
@@ -190,7 +206,6 @@ func (r *region) deleteLocked(key []byte) error {
 			r.setNext(preds[i], uint64(i), r.next(n, uint64(i)))
 		}
 	}
-	r.addHdr(hdrNodesOff, -1)
 	if cur := load64(r.mem, n.off+nodeValRefOff); cur != n.recOff() {
 		r.freeLocked(cur - valueRecOff)
 	}

@@ -12,7 +12,15 @@ import "bytes"
 //     value record) and its valRef names a completely written record;
 //   - insert links level 0 first and then upward; delete unlinks from the
 //     top down, level 0 last. A crash can therefore leave a node whose
-//     tower is incomplete, which search tolerates and Repair completes.
+//     tower is incomplete, which search tolerates and Repair completes;
+//   - a node is part of the map only while its metaHidden bit is clear.
+//     Insert links and indexes the node hidden and commits by clearing the
+//     bit; delete commits by setting it, then unlinks. Readers (Get through
+//     the index, Range along level 0) skip hidden nodes, so both see an
+//     interrupted write the same way, and Repair unlinks hidden nodes, so
+//     what readers saw before a repair is what they see after it. Searches
+//     for order (seek) still step through hidden nodes: their keys are in
+//     order like any other.
 //
 // Readers trust nothing: node() checks every offset before use and every
 // walk is bounded by maxNodes steps per level.
@@ -24,6 +32,7 @@ type nodeView struct {
 	keyOff uint64 // absolute
 	keyLen uint64
 	icap   uint64 // inline value capacity
+	hidden bool   // metaHidden: linked but not part of the map
 }
 
 func (n nodeView) recOff() uint64 { return n.off + nodeRecOff(n.level, n.keyLen) }
@@ -39,6 +48,7 @@ func (r *region) node(off uint64) (nodeView, bool) {
 		level:  meta >> metaLevelShift & metaLevelMask,
 		keyLen: meta & metaKeyMask,
 		icap:   meta >> metaCapShift,
+		hidden: meta&metaHidden != 0,
 	}
 	if n.level == 0 || n.level > maxLevel || n.keyLen > MaxKeyLen || n.icap > MaxValueLen {
 		return nodeView{}, false
@@ -51,6 +61,16 @@ func (r *region) node(off uint64) (nodeView, bool) {
 }
 
 func (r *region) key(n nodeView) []byte { return r.mem[n.keyOff : n.keyOff+n.keyLen] }
+
+// setHidden stores n's meta word with metaHidden set or clear: the commit
+// of a delete or of an insert.
+func (r *region) setHidden(n nodeView, hidden bool) {
+	meta := nodeMeta(n.keyLen, n.level, n.icap)
+	if hidden {
+		meta |= metaHidden
+	}
+	store64(r.mem, n.off+nodeMetaOff, meta)
+}
 
 // next returns the level-i successor of n (i < n.level); 0 is the end.
 func (r *region) next(n nodeView, i uint64) uint64 {

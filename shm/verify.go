@@ -9,13 +9,14 @@ import (
 // Verify and Repair.
 //
 // verify checks a region in one of two modes. Tolerant mode (strict false)
-// accepts exactly what an interrupted writer may leave behind: a node linked
-// at level 0 but missing from the index (at most one), an index slot whose
-// value reference still names its node's previous, complete record (at most
-// one), incomplete towers, kindFree blocks on no free list, at most
-// crashLeaks allocated blocks that nothing reaches, and a node count off by
-// one. It rejects everything a
-// reader could trip on: a bad header, a block walk that does not tile the
+// accepts exactly what an interrupted writer may leave behind: one hidden
+// node (an insert not yet committed or a delete committed but not finished),
+// indexed or not, an index slot whose value reference still names its
+// node's previous, complete record (at most one), incomplete towers,
+// kindFree blocks on no free list, at most crashLeaks allocated blocks that
+// nothing reaches, and a node count off by one. A node that is not hidden is
+// always indexed, in both modes: that is what makes Get and Range agree. It
+// rejects everything a reader could trip on: a bad header, a block walk that does not tile the
 // arena, an offset that is not a block of the right kind, keys out of order,
 // a key or value whose checksum does not match, an index slot or a free list
 // entry naming the wrong thing. Strict mode, which Repair must reach,
@@ -24,7 +25,8 @@ import (
 
 // crashLeaks bounds the allocated but unreachable blocks one interrupted
 // write can leave: Delete unlinks a node and its value block before freeing
-// them; Put allocates a node or value block before publishing it.
+// them, and so does Repair with a hidden node; Put allocates a node or value
+// block before publishing it.
 const crashLeaks = 2
 
 type bitmap []uint64
@@ -32,6 +34,7 @@ type bitmap []uint64
 func newBitmap(n uint64) bitmap              { return make(bitmap, (n+63)/64) }
 func (b bitmap) get(i uint64) bool           { return b[i/64]&(1<<(i%64)) != 0 }
 func (b bitmap) set(i uint64)                { b[i/64] |= 1 << (i % 64) }
+func (b bitmap) unset(i uint64)              { b[i/64] &^= 1 << (i % 64) }
 func (r *region) blockBit(off uint64) uint64 { return (off - r.arenaOff) / blockAlign }
 
 // verifier holds the facts gathered by one verification pass.
@@ -41,6 +44,7 @@ type verifier struct {
 	starts  bitmap // block starts below top
 	reached bitmap // node and value blocks reachable from level 0
 	nodes   uint64 // nodes at level 0
+	hidden  uint64 // of which hidden (metaHidden)
 	towers  [maxLevel]uint64
 	blocks  [kindHead + 1]uint64 // blocks per kind
 	bytes   [kindHead + 1]uint64 // bytes per kind
@@ -132,6 +136,9 @@ func (v *verifier) walkLevel0() error {
 			v.towers[i]++
 		}
 		v.nodes++
+		if n.hidden {
+			v.hidden++
+		}
 		prev = k
 		off = r.next(n, 0)
 	}
@@ -201,17 +208,18 @@ func (v *verifier) checkIndex(strict bool) error {
 	if stale > 1 || strict && stale != 0 {
 		return r.corrupt(base, "index value references do not match the nodes")
 	}
-	missing := uint64(0)
 	for off := r.next(r.head(), 0); off != 0; {
 		n, _ := r.node(off)
 		if !indexed.get(r.blockBit(off)) {
-			missing++
+			if !n.hidden {
+				return r.corrupt(off, "node missing from the index")
+			}
 		} else if f, ok := r.find(r.key(n), load64(r.mem, off+nodeHashOff)); !ok || f.off != off {
 			return r.corrupt(off, "indexed node not found by its key")
 		}
 		off = r.next(n, 0)
 	}
-	if missing > 1 || strict && (missing != 0 || live != r.hdr(hdrIndexLiveOff) || tombs != r.hdr(hdrIndexTombsOff)) {
+	if strict && (live != r.hdr(hdrIndexLiveOff) || tombs != r.hdr(hdrIndexTombsOff)) {
 		return r.corrupt(base, "index does not match level 0")
 	}
 	return nil
@@ -293,20 +301,26 @@ func (r *region) verify(strict bool) error {
 	if err := v.checkFree(strict); err != nil {
 		return err
 	}
-	nodes := r.hdr(hdrNodesOff)
-	if strict && (nodes != v.nodes || r.hdr(hdrUsedOff) != v.bytes[kindNode]+v.bytes[kindValue]+v.bytes[kindHead]) ||
-		nodes > v.nodes+1 || nodes+1 < v.nodes {
+	if v.hidden > 1 || strict && v.hidden != 0 {
+		return r.corrupt(r.headOff, utoa(v.hidden)+" hidden nodes at level 0")
+	}
+	nodes, visible := r.hdr(hdrNodesOff), v.nodes-v.hidden
+	if strict && (nodes != visible || r.hdr(hdrUsedOff) != v.bytes[kindNode]+v.bytes[kindValue]+v.bytes[kindHead]) ||
+		nodes > visible+1 || nodes+1 < visible {
 		return r.corrupt(hdrNodesOff, "counters do not match the arena")
 	}
 	return nil
 }
 
 // repairLocked brings a region that a writer left at any instruction back
-// to the strict invariants: towers relinked from level 0, index rebuilt,
-// unreachable blocks freed and merged, counters recounted. Each step keeps
-// the region readable, so a repair that dies is repaired by the next one.
-// It fails with wire.EPROTO, changing nothing, if level 0 itself is damaged
-// (that is corruption, not a crash).
+// to the strict invariants: towers relinked from level 0 without hidden
+// nodes, index rebuilt, hidden nodes unlinked from level 0 (an uncommitted
+// insert is undone, a committed delete finished: readers saw neither key,
+// and after the repair they still do not), unreachable blocks freed and
+// merged, counters recounted. Each step keeps the region readable, so a
+// repair that dies is repaired by the next one. It fails with wire.EPROTO,
+// changing nothing, if level 0 itself is damaged (that is corruption, not a
+// crash).
 func (r *region) repairLocked() error {
 	v := newVerifier(r)
 	if err := v.walkArena(); err != nil {
@@ -321,7 +335,7 @@ func (r *region) repairLocked() error {
 	}
 	for off := r.next(r.head(), 0); off != 0; {
 		n, _ := r.node(off)
-		for i := uint64(1); i < n.level; i++ {
+		for i := uint64(1); i < n.level && !n.hidden; i++ {
 			r.setNext(n, i, 0)
 			r.setNext(last[i], i, off)
 			last[i] = n
@@ -334,10 +348,26 @@ func (r *region) repairLocked() error {
 	if !r.rebuildIndexLocked() {
 		return r.corrupt(r.indexOff, "index cannot hold level 0")
 	}
+	// No upper level and no index slot names a hidden node any more: take
+	// them off level 0, and their blocks become unreachable.
+	prev := r.head()
+	for off := r.next(prev, 0); off != 0; {
+		n, _ := r.node(off)
+		off = r.next(n, 0)
+		if !n.hidden {
+			prev = n
+			continue
+		}
+		r.setNext(prev, 0, off)
+		v.reached.unset(r.blockBit(n.off))
+		if ref := load64(r.mem, n.off+nodeValRefOff); ref != n.recOff() {
+			v.reached.unset(r.blockBit(ref - valueRecOff))
+		}
+	}
 	if err := r.coalesceLocked(func(off uint64) bool { return v.reached.get(r.blockBit(off)) }); err != nil {
 		return err
 	}
-	r.setHdr(hdrNodesOff, v.nodes)
+	r.setHdr(hdrNodesOff, v.nodes-v.hidden)
 	r.addHdr(hdrRepairsOff, 1)
 	return r.verify(true)
 }
