@@ -23,6 +23,7 @@ const (
 // reused by every later occupant of the entry.
 type dupEntry struct {
 	key   dupKey
+	hash  uint64 // key.hash(), kept for probing and deletion
 	state uint8
 	at    int64 // engine clock when it entered the cache
 	until int64 // kept at least until then: the caller may still retransmit
@@ -84,19 +85,25 @@ func (c *dupCache) init(n int, age int64, limit int) {
 	c.limit = limit
 }
 
+// hash mixes every field of the key through a 64-bit finalizer, so that
+// keys differing only in the high bits of the call id (one sender's calls
+// from one pending slot: seq<<20 | slot) spread over the whole index.
 func (k *dupKey) hash() uint64 {
 	a := k.addr.Addr().As16()
-	h := uint64(14695981039346656037)
-	mix := func(v uint64) {
-		h ^= v
-		h *= 1099511628211
-		h ^= h >> 29
-	}
-	mix(be64u(a[0:8]))
-	mix(be64u(a[8:16]))
-	mix(uint64(k.addr.Port())<<32 | uint64(k.src))
-	mix(uint64(k.incarn))
-	mix(k.callID)
+	h := fmix64(be64u(a[0:8]) ^ 0x9e3779b97f4a7c15)
+	h = fmix64(h ^ be64u(a[8:16]))
+	h = fmix64(h ^ (uint64(k.addr.Port())<<32 | uint64(k.src)))
+	return fmix64(h ^ uint64(k.incarn)<<32 ^ k.callID)
+}
+
+// fmix64 is MurmurHash3's 64-bit finalizer: every input bit affects every
+// output bit.
+func fmix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	return h
 }
 
@@ -106,14 +113,14 @@ func be64u(b []byte) uint64 {
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
-// findLocked returns the index slot holding k, or -1.
-func (c *dupCache) findLocked(k *dupKey) int {
-	for i := k.hash() & c.mask; ; i = (i + 1) & c.mask {
+// findLocked returns the index slot holding k, whose hash is h, or -1.
+func (c *dupCache) findLocked(k *dupKey, h uint64) int {
+	for i := h & c.mask; ; i = (i + 1) & c.mask {
 		e := c.index[i]
 		if e == 0 {
 			return -1
 		}
-		if c.ents[e-1].key == *k {
+		if ent := &c.ents[e-1]; ent.hash == h && ent.key == *k {
 			return int(i)
 		}
 	}
@@ -131,7 +138,7 @@ func (c *dupCache) unindexLocked(i int) {
 			if e == 0 {
 				return
 			}
-			home := c.ents[e-1].key.hash() & c.mask
+			home := c.ents[e-1].hash & c.mask
 			// Move e back to j if its home is not in (j, k].
 			if (j < k && (home <= j || home > k)) || (j > k && home <= j && home > k) {
 				c.index[j] = e
@@ -148,7 +155,7 @@ func (c *dupCache) evictLocked(i int) {
 	if e.state == dupEmpty {
 		return
 	}
-	if s := c.findLocked(&e.key); s >= 0 {
+	if s := c.findLocked(&e.key, e.hash); s >= 0 {
 		c.unindexLocked(s)
 	}
 	if e.peer != nil {
@@ -171,9 +178,10 @@ const (
 // keep (capped at now+age). For dupReplay the cached reply is copied into
 // out and its length returned. It returns the entry index for end.
 func (c *dupCache) begin(k *dupKey, peer *peerState, now, keep int64, out []byte) (outcome int, n int, ent int32) {
+	h := k.hash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s := c.findLocked(k); s >= 0 {
+	if s := c.findLocked(k, h); s >= 0 {
 		ei := c.index[s] - 1
 		e := &c.ents[ei]
 		if e.state == dupRunning {
@@ -211,12 +219,13 @@ func (c *dupCache) begin(k *dupKey, peer *peerState, now, keep int64, out []byte
 		}
 		c.evictLocked(i)
 		e.key = *k
+		e.hash = h
 		e.state = dupRunning
 		e.at = now
 		e.until = keep
 		e.peer = peer
 		e.n = 0
-		for s := k.hash() & c.mask; ; s = (s + 1) & c.mask {
+		for s := h & c.mask; ; s = (s + 1) & c.mask {
 			if c.index[s] == 0 {
 				c.index[s] = int32(i + 1)
 				break
@@ -255,7 +264,7 @@ func (c *dupCache) forget(ent int32, k *dupKey) {
 	c.mu.Lock()
 	e := &c.ents[ent]
 	if e.state == dupRunning && e.key == *k {
-		if s := c.findLocked(k); s >= 0 {
+		if s := c.findLocked(k, e.hash); s >= 0 {
 			c.unindexLocked(s)
 		}
 		e.state = dupEmpty

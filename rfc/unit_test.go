@@ -141,3 +141,45 @@ func TestDupCache(t *testing.T) {
 		t.Fatal("after forget")
 	}
 }
+
+// The duplicate cache's index stays short-probed for the keys one sender
+// actually produces: call ids seq<<20|slot from a handful of pending
+// slots, so only the high bits change. A hash that leaves those bits
+// out of the index position builds clusters that every lookup and every
+// deletion walks.
+func TestDupCacheSpread(t *testing.T) {
+	const n = 1 << 14
+	var c dupCache
+	c.init(n, int64(time.Minute), 1400)
+	peer := &peerState{}
+	addr := netip.MustParseAddrPort("127.0.0.1:40000")
+	out := make([]byte, 1400)
+	now := int64(time.Second)
+	for seq := uint64(1); seq <= 3*n; seq++ {
+		k := dupKey{addr: addr, src: 9, incarn: 3, callID: seq<<20 | seq%4}
+		o, _, e := c.begin(&k, peer, now, now+1, out)
+		if o != dupNew {
+			t.Fatalf("seq %d: outcome %d", seq, o)
+		}
+		c.end(e, &k, []byte("r"))
+	}
+	total, worst, used := 0, 0, 0
+	for i, e := range c.index {
+		if e == 0 {
+			continue
+		}
+		home := int(c.ents[e-1].key.hash() & c.mask)
+		d := (i - home) & int(c.mask)
+		total += d
+		used++
+		worst = max(worst, d)
+	}
+	mean := float64(total) / float64(used)
+	t.Logf("%d entries indexed, mean probe distance %.2f, worst %d", used, mean, worst)
+	if used != n {
+		t.Fatalf("%d entries indexed, want %d", used, n)
+	}
+	if mean > 2 || worst > 64 {
+		t.Fatalf("clustered index: mean probe distance %.2f, worst %d", mean, worst)
+	}
+}
