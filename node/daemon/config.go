@@ -293,9 +293,9 @@ func (c *Config) engineConfig() rfc.Config {
 	r.Addr = c.Addr
 	r.NodeID = c.Node
 	for _, role := range c.Roles {
-		if role == RoleRouter || role == RoleMaster {
-			// Each forwarded call or task-run holds a worker while the
-			// other side answers.
+		if role == RoleMaster {
+			// Each task-run holds a worker while the worker node
+			// answers. (A router forwards without holding one.)
 			r.Workers = 32
 		}
 	}

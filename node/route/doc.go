@@ -25,8 +25,10 @@
 // A Member serves a small path-keyed namespace (put, get, list, delete) in
 // memory; a standby member answers ENOTACTIVE to every namespace call.
 //
-// Goroutines: New starts one, the audit writer, and nowhere else. Handlers
-// run on the endpoint's workers; a forwarding handler holds its worker
-// while the member answers, so the endpoint needs Config.Workers of at
-// least the number of routed calls expected in flight at once.
+// Goroutines: New starts one, the audit writer, and nowhere else. A
+// routed call is forwarded by the reader that reads it and answered by
+// the reader that reads the member's reply (rfc's deferred replies and
+// GoFunc), so no goroutine waits while a member answers; the endpoint's
+// Config.MaxPending bounds the routed calls in flight. Only a promotion
+// of a standby runs on a goroutine of its own.
 package route
