@@ -38,9 +38,10 @@ type Center struct {
 	deadQ    chan netip.AddrPort // dead-node notices; bounded by Config.DeadQueue
 	syncKick chan struct{}       // anti-entropy wanted now; capacity 1
 
-	stats centerStats
-	done  chan struct{}
-	wg    sync.WaitGroup
+	stats      centerStats
+	failLogged atomic.Bool // the log's current failure was logged
+	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // centerStats are a center's counters.
@@ -144,8 +145,9 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	ep.OnPeerChange(c.peerChanged)
 
 	// Every long-lived goroutine of the center starts here.
-	c.wg.Add(2 + cfg.Pushers)
+	c.wg.Add(3 + cfg.Pushers)
 	go c.maintLoop()
+	go c.logSyncLoop()
 	go c.syncLoop()
 	for i := 0; i < cfg.Pushers; i++ {
 		go c.pushLoop()
@@ -249,8 +251,7 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 	}
 	pos, err := c.wal.append(key, rec)
 	if err != nil {
-		c.stats.logErrors.Add(1)
-		c.log.Error("registry log append failed", "err", err.Error())
+		c.logFailure(err)
 		return logPos{}, false, wire.EFAULT
 	}
 	c.setLocked(key, e, nowMs)
@@ -258,17 +259,28 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 	return pos, true, nil
 }
 
-// sync makes a log position durable, counting failures.
+// sync makes a log position durable (FsyncAlways); a write whose sync
+// fails is not acknowledged.
 func (c *Center) sync(pos logPos) wire.Errno {
-	if pos.gen == 0 {
+	switch err := c.wal.syncTo(pos); {
+	case err == nil:
 		return wire.OK
-	}
-	if err := c.wal.syncTo(pos); err != nil {
-		c.stats.logErrors.Add(1)
-		c.log.Error("registry log sync failed", "err", err.Error())
+	case err == wire.ECLOSED:
+		return wire.ECLOSED
+	default:
+		c.logFailure(err)
 		return wire.EFAULT
 	}
-	return wire.OK
+}
+
+// logFailure logs the log's failure once: a failed write or fsync stays
+// failed (logsync.go) until a snapshot succeeds, and every write meets it
+// meanwhile. Each meeting is counted.
+func (c *Center) logFailure(err error) {
+	c.stats.logErrors.Add(1)
+	if c.failLogged.CompareAndSwap(false, true) {
+		c.log.Error("registry log failed; writes refused until a snapshot rewrites the store", "err", err.Error())
+	}
 }
 
 // writeOp is one write made at this center.

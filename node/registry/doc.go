@@ -24,8 +24,8 @@
 // Agents (StartAgent): one per node, on the node's endpoint.
 //
 // Goroutines: StartCenter starts a maintenance loop (expiry, dead nodes,
-// push retries, snapshots), an anti-entropy loop and Config.Pushers push
-// loops; Client.Watch starts one; StartAgent starts one besides its
+// push retries, snapshots), a log syncer (the fsyncs nobody blocks on),
+// an anti-entropy loop and Config.Pushers push loops; Client.Watch starts one; StartAgent starts one besides its
 // Watch's. Close stops each. No goroutine is started per call or per
 // push.
 package registry

@@ -12,37 +12,36 @@ import (
 
 // maintLoop is the center's housekeeping goroutine: every SweepEvery it
 // expires KV entries and leases, purges old tombstones, retries failed
-// pushes and writes a snapshot when the log has grown; it removes the
-// instances of dead nodes as their notices arrive; under FsyncInterval it
-// syncs the log.
+// pushes and writes a snapshot when the log has grown or an fsync of it
+// failed (the snapshot rewrites the store and the log accepts writes
+// again); it removes the instances of dead nodes as their notices arrive.
 func (c *Center) maintLoop() {
 	defer c.wg.Done()
 	sweep := time.NewTicker(c.cfg.SweepEvery)
 	defer sweep.Stop()
-	var fsync <-chan time.Time
-	if c.cfg.Fsync == FsyncInterval {
-		t := time.NewTicker(c.cfg.FsyncEvery)
-		defer t.Stop()
-		fsync = t.C
-	}
+	snapFailed := false
 	for {
 		select {
 		case <-c.done:
 			return
 		case addr := <-c.deadQ:
 			c.removeDead(addr)
-		case <-fsync:
-			if err := c.wal.syncNow(); err != nil {
-				c.stats.logErrors.Add(1)
-			}
 		case <-sweep.C:
 			c.retryStreams(c.ep.Now())
 			c.sweep()
-			if c.wal.size() > c.cfg.SnapshotBytes {
-				c.snapshot()
+			if c.wal.failed.Load() || c.wal.size() > c.cfg.SnapshotBytes {
+				snapFailed = !c.snapshot(!snapFailed)
 			}
 		}
 	}
+}
+
+// logSyncLoop is the log syncer goroutine (logsync.go): it runs the
+// fsyncs that nobody blocks on (requestSync, whenSynced) and the periodic
+// fsync of FsyncInterval.
+func (c *Center) logSyncLoop() {
+	defer c.wg.Done()
+	c.wal.syncLoop(c.done, c.cfg.FsyncEvery, c.logFailure)
 }
 
 // expiry is an entry found past its TTL or lease.
@@ -119,10 +118,12 @@ func (c *Center) removeDead(addr netip.AddrPort) {
 	}
 }
 
-// snapshot writes the store to a snapshot and restarts the log.
-func (c *Center) snapshot() {
+// snapshot writes the store to a snapshot and restarts the log; it
+// reports whether it succeeded, and logs a failure if report is set.
+func (c *Center) snapshot(report bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	failed := c.wal.failed.Load()
 	err := c.wal.snapshot(func(fn func(key string, rec []byte)) {
 		for _, k := range c.mu.st.keys {
 			fn(k, c.mu.st.m[k].rec)
@@ -130,10 +131,17 @@ func (c *Center) snapshot() {
 	})
 	if err != nil {
 		c.stats.logErrors.Add(1)
-		c.log.Error("registry snapshot failed", "err", err.Error())
-		return
+		if report {
+			c.log.Error("registry snapshot failed", "err", err.Error())
+		}
+		return false
 	}
 	c.stats.snapshots.Add(1)
+	if failed {
+		c.failLogged.Store(false)
+		c.log.Info("registry log rewritten by a snapshot; writes accepted again")
+	}
+	return true
 }
 
 // syncLoop is the anti-entropy goroutine: at start, whenever the other

@@ -82,10 +82,21 @@ func (p FsyncPolicy) String() string {
 
 // logFile is a center's append-only log and its snapshot. append and
 // snapshot are called with the center's store lock held (so frames go out
-// in apply order); syncTo is called without it.
+// in apply order); syncTo and whenSynced are called without it.
+//
+// Lock order: syncMu, then mu, then wait.
 type logFile struct {
 	dir    string
 	policy FsyncPolicy
+	// incarnation names this opening of the log (random, never 0): a log
+	// position is meaningful only within one incarnation. The other
+	// center quotes it back in CallLogSync, so that a position handed
+	// out before a restart is never taken for one of the new log.
+	incarnation uint64
+	// syncFile makes a file durable: (*os.File).Sync. Every fsync of the
+	// log, the snapshot and the directory goes through it. Guarded by
+	// syncMu (tests replace it).
+	syncFile func(f *os.File) error
 
 	mu struct { // guards the file handle and the write offset
 		sync.Mutex
@@ -94,9 +105,15 @@ type logFile struct {
 		gen  uint64
 		buf  []byte
 	}
-	syncMu  sync.Mutex   // one fsync at a time
-	synced  atomic.Int64 // log offset known to be on disk (in generation syncGen)
-	syncGen atomic.Uint64
+	// end is mu's (gen, size), readable without mu (CallLogSync checks a
+	// position against it on the reader goroutine).
+	endGen  atomic.Uint64
+	endSize atomic.Int64
+
+	syncMu sync.Mutex    // held during an fsync and while the log file is replaced
+	wait   syncState     // what is durable, and who waits for it (logsync.go)
+	kick   chan struct{} // wakes the log syncer; capacity 1
+	failed atomic.Bool   // wait.err is set: appends are refused
 
 	tornBytes int64 // cut off the log's tail at recovery
 	recovered int   // frames applied at recovery (snapshot + log)
@@ -155,7 +172,8 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &logFile{dir: dir, policy: policy}
+	l := &logFile{dir: dir, policy: policy, incarnation: newIncarnation(),
+		syncFile: (*os.File).Sync, kick: make(chan struct{}, 1)}
 	if b, err := os.ReadFile(filepath.Join(dir, snapName)); err == nil {
 		n, err := loadSnapshot(b, apply)
 		if err != nil {
@@ -201,7 +219,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 			f.Close()
 			return nil, err
 		}
-		if err := f.Sync(); err != nil {
+		if err := l.syncFile(f); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -212,7 +230,9 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	}
 	l.mu.f = f
 	l.mu.size = int64(off)
-	l.synced.Store(int64(off))
+	l.mu.gen = 1
+	l.setEndLocked()
+	l.wait.gen, l.wait.synced = 1, int64(off)
 	return l, nil
 }
 
@@ -256,7 +276,7 @@ func (l *logFile) newLogFileLocked() error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err := l.syncFile(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -264,7 +284,7 @@ func (l *logFile) newLogFileLocked() error {
 		f.Close()
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := l.syncDir(); err != nil {
 		f.Close()
 		return err
 	}
@@ -274,41 +294,68 @@ func (l *logFile) newLogFileLocked() error {
 	l.mu.f = f
 	l.mu.size = logHdrSize
 	l.mu.gen++
-	l.syncGen.Store(l.mu.gen)
-	l.synced.Store(logHdrSize)
+	l.setEndLocked()
+	// Every frame of the old log is in the snapshot that replaced it, or
+	// the log was empty: all of it is durable, whatever fsync failed
+	// before.
+	l.syncedUpTo(logPos{gen: l.mu.gen, off: logHdrSize}, nil, true)
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// setEndLocked publishes the write position; l.mu is held.
+func (l *logFile) setEndLocked() {
+	l.endGen.Store(l.mu.gen)
+	l.endSize.Store(l.mu.size)
+}
+
+// syncDir makes the directory's entries durable (after a rename).
+func (l *logFile) syncDir() error {
+	d, err := os.Open(l.dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	return l.syncFile(d)
 }
 
 // append writes one frame and returns the log position after it, for
-// syncTo.
+// syncTo. After a failed write or fsync it refuses (EFAULT) until a
+// snapshot has rewritten the store: a frame written in part, or dropped
+// from the page cache by a failed fsync that a later one would not
+// report, would end the log at recovery, taking every frame after it.
 func (l *logFile) append(key string, rec []byte) (logPos, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.f == nil {
 		return logPos{}, wire.ECLOSED
 	}
+	if l.failed.Load() {
+		return logPos{}, wire.EFAULT
+	}
 	l.mu.buf = appendFrame(l.mu.buf[:0], key, rec)
 	n, err := l.mu.f.Write(l.mu.buf)
 	l.mu.size += int64(n)
+	l.setEndLocked()
 	if err != nil {
+		l.syncedUpTo(logPos{}, err, false)
 		return logPos{}, err
 	}
 	return logPos{gen: l.mu.gen, off: l.mu.size}, nil
 }
 
-// logPos is a position in a generation of the log file.
+// logPos is a position in a generation of the log file. Generations
+// start at 1 and grow with each snapshot; the zero logPos is "nothing to
+// sync".
 type logPos struct {
 	gen uint64
 	off int64
+}
+
+// end returns the position after the last frame appended.
+func (l *logFile) end() logPos {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return logPos{gen: l.mu.gen, off: l.mu.size}
 }
 
 // size returns the bytes in the current log file.
@@ -316,48 +363,6 @@ func (l *logFile) size() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.mu.size
-}
-
-// syncTo makes the log durable up to p, sharing one fsync among the
-// writers that wait at the same time. A position of an older generation
-// is durable already: the snapshot that replaced it was synced.
-func (l *logFile) syncTo(p logPos) error {
-	if l.policy != FsyncAlways {
-		return nil
-	}
-	if p.gen < l.syncGen.Load() || (p.gen == l.syncGen.Load() && l.synced.Load() >= p.off) {
-		return nil
-	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	if p.gen < l.syncGen.Load() || (p.gen == l.syncGen.Load() && l.synced.Load() >= p.off) {
-		return nil
-	}
-	return l.syncNowLocked()
-}
-
-// syncNowLocked fsyncs the log; l.syncMu is held.
-func (l *logFile) syncNowLocked() error {
-	l.mu.Lock()
-	f, end, gen := l.mu.f, l.mu.size, l.mu.gen
-	l.mu.Unlock()
-	if f == nil {
-		return wire.ECLOSED
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if gen == l.syncGen.Load() && end > l.synced.Load() {
-		l.synced.Store(end)
-	}
-	return nil
-}
-
-// syncNow fsyncs the log (the FsyncInterval policy's timer).
-func (l *logFile) syncNow() error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	return l.syncNowLocked()
 }
 
 // snapshot writes every entry that each yields to a new snapshot, renames
@@ -386,7 +391,9 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.syncFile(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -394,17 +401,16 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := l.syncDir(); err != nil {
 		return err
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.newLogFileLocked()
 }
 
-// close closes the log file after a final sync.
+// close closes the log file after a final sync and answers every
+// remaining waiter: OK if the final sync covered it, ECLOSED otherwise.
 func (l *logFile) close() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
@@ -413,10 +419,12 @@ func (l *logFile) close() error {
 	if l.mu.f == nil {
 		return nil
 	}
-	err := l.mu.f.Sync()
+	err := l.syncFile(l.mu.f)
 	if cerr := l.mu.f.Close(); err == nil {
 		err = cerr
 	}
 	l.mu.f = nil
+	l.syncedUpTo(logPos{gen: l.mu.gen, off: l.mu.size}, err, false)
+	l.shut()
 	return err
 }

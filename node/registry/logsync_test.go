@@ -1,0 +1,160 @@
+package registry
+
+import (
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"fastcall/wire"
+)
+
+// setSyncFile replaces the log's fsync; syncMu guards the field.
+func setSyncFile(l *logFile, fn func(f *os.File) error) {
+	l.syncMu.Lock()
+	l.syncFile = fn
+	l.syncMu.Unlock()
+}
+
+// TestLogGroupCommit: writers that wait while an fsync is running share
+// the next one, however they interleave; a whenSynced callback is
+// answered by the same fsync.
+func TestLogGroupCommit(t *testing.T) {
+	l, err := openLog(t.TempDir(), FsyncAlways, func(string, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	var syncs atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	setSyncFile(l, func(f *os.File) error {
+		if syncs.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+		return f.Sync()
+	})
+	first, err := l.append("kv/first", kvRecord(2, "v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 8
+	errs := make(chan error, writers+2)
+	go func() { errs <- l.syncTo(first) }()
+	<-entered
+	// The disk is busy with the first fsync: every writer below appends
+	// before it ends, so one more fsync covers them all.
+	var wg sync.WaitGroup
+	var last logPos
+	for i := 0; i < writers; i++ {
+		pos, err := l.append("kv/w", kvRecord(uint64(4+2*i), "v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = pos
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- l.syncTo(pos)
+		}()
+	}
+	var called atomic.Int32
+	if err, now := l.whenSynced(last, func(err error) {
+		if err != nil {
+			t.Errorf("whenSynced: %v", err)
+		}
+		called.Add(1)
+	}); now {
+		t.Fatalf("whenSynced settled at once (%v) while the position is not durable", err)
+	}
+	close(release)
+	wg.Wait()
+	for i := 0; i < writers; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 2 {
+		t.Fatalf("%d fsyncs for %d writers waiting together, want 2", n, writers+1)
+	}
+	if called.Load() != 1 {
+		t.Fatalf("whenSynced callback ran %d times", called.Load())
+	}
+}
+
+// TestLogSyncAfterReopen: a log reopened from an existing file hands out
+// positions that syncTo really syncs (generation 0 is "nothing to sync").
+func TestLogSyncAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	for round := 0; round < 2; round++ {
+		l, err := openLog(dir, FsyncAlways, func(string, []byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var syncs atomic.Int32
+		setSyncFile(l, func(f *os.File) error { syncs.Add(1); return f.Sync() })
+		pos, err := l.append("kv/k", kvRecord(uint64(2+2*round), "v"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos.gen == 0 {
+			t.Fatalf("round %d: position of generation 0", round)
+		}
+		if err := l.syncTo(pos); err != nil {
+			t.Fatal(err)
+		}
+		if syncs.Load() != 1 {
+			t.Fatalf("round %d: %d fsyncs, want 1", round, syncs.Load())
+		}
+		l.close()
+	}
+}
+
+// TestLogSyncFailureSticky: after a failed fsync the log refuses appends
+// and reports the failure to every waiter, until a snapshot has
+// rewritten the store.
+func TestLogSyncFailureSticky(t *testing.T) {
+	dir := t.TempDir()
+	l, err := openLog(dir, FsyncAlways, func(string, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	setSyncFile(l, func(*os.File) error { return syscall.EIO })
+	pos, err := l.append("kv/a", kvRecord(2, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.syncTo(pos); err != syscall.EIO {
+		t.Fatalf("syncTo: %v, want EIO", err)
+	}
+	if _, err := l.append("kv/b", kvRecord(2, "b")); err != wire.EFAULT {
+		t.Fatalf("append after a failed fsync: %v, want EFAULT", err)
+	}
+	if err, now := l.whenSynced(pos, func(error) { t.Error("callback ran") }); !now || err != syscall.EIO {
+		t.Fatalf("whenSynced: %v %v", err, now)
+	}
+	setSyncFile(l, (*os.File).Sync)
+	if err := l.snapshot(func(fn func(string, []byte)) { fn("kv/a", kvRecord(2, "a")) }); err != nil {
+		t.Fatal(err)
+	}
+	pos, err = l.append("kv/b", kvRecord(2, "b"))
+	if err != nil {
+		t.Fatalf("append after the snapshot: %v", err)
+	}
+	if err := l.syncTo(pos); err != nil {
+		t.Fatalf("syncTo after the snapshot: %v", err)
+	}
+	l.close()
+	got := map[string]bool{}
+	if _, err := openLog(dir, FsyncAlways, func(k string, _ []byte) { got[k] = true }); err != nil {
+		t.Fatal(err)
+	}
+	if !got["kv/a"] || !got["kv/b"] {
+		t.Fatalf("recovered %v", got)
+	}
+}
