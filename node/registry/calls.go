@@ -75,16 +75,29 @@ const (
 
 	// CallReplicate (center to center) applies a write made at the other
 	// center. Request: u64 sender's center index, u64 the version the
-	// sender's write replaces (0: none), str key, bytes record. Reply:
-	// none. ECONFLICT if the receiver holds a version the sender did not
-	// see, or is itself writing the key and the sender is the junior
-	// center. Priority: it runs on the engine's priority worker, never
-	// behind client writes that wait for it.
+	// sender's write replaces (0: none), str key, bytes record. Reply: u64
+	// log incarnation, u64 log generation, u64 log offset: the receiver
+	// has applied and logged the record and answers before its log is
+	// synced; the sender waits for that position with CallLogSync
+	// (generation 0: nothing to wait for, the receiver does not sync
+	// before acknowledging). ECONFLICT if the receiver holds a version
+	// the sender did not see, or is itself writing the key and the sender
+	// is the junior center. Priority: it runs on the engine's priority
+	// worker, never behind client writes that wait for it.
 	CallReplicate uint16 = wire.CallRegistryBase + 0x20
 	// CallTouch (center to center) forwards a lease renewal. Request: u64
 	// sender's center index, str owner address. Reply: u64 instances
 	// renewed. Idempotent, Priority.
 	CallTouch uint16 = wire.CallRegistryBase + 0x21
+	// CallLogSync (center to center) waits until the receiver's log is
+	// durable up to a position a CallReplicate reply gave. Request: u64
+	// sender's center index, u64 log incarnation, u64 log generation, u64
+	// log offset. Reply: none, once the position is on disk. ESTALE if the
+	// incarnation is not the receiver's (it restarted: the record may be
+	// lost there); EFAULT if its log failed. Served inline on the
+	// receiver's reader goroutine: the reply comes from the fsync that
+	// covers the position, no goroutine waits for it.
+	CallLogSync uint16 = wire.CallRegistryBase + 0x22
 )
 
 // CallPut modes.
@@ -113,6 +126,7 @@ var (
 	schemaPush        = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaReplicate   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeBytes}
 	schemaTouch       = wire.Schema{wire.TypeUint64, wire.TypeString}
+	schemaLogSync     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 )
 
 // Size bounds derived from the datagram format. A change travels in a

@@ -141,6 +141,10 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 			return nil, err
 		}
 	}
+	if err := ep.RegisterDeferred(CallLogSync, "reg-logsync", schemaLogSync, rfc.Inline, c.serveLogSync); err != nil {
+		wal.close()
+		return nil, err
+	}
 	ep.NameCall(CallPush, "reg-push")
 	ep.OnPeerChange(c.peerChanged)
 
@@ -343,47 +347,61 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	c.mu.inflight[op.key] = struct{}{}
 	c.mu.Unlock()
 
-	e, alone := c.replicate(op.key, curVer, rec)
+	r := c.replicate(op.key, curVer, rec)
 
 	c.mu.Lock()
 	delete(c.mu.inflight, op.key)
 	c.written.Broadcast()
-	if e != wire.OK {
+	if r.e != wire.OK {
 		c.mu.Unlock()
-		switch e {
+		switch r.e {
 		case wire.ECONFLICT:
 			c.stats.conflicts.Add(1)
 			c.fetch(op.key)
 		case wire.EAGAIN:
 			c.stats.again.Add(1)
 		}
-		return 0, e
+		return 0, r.e
 	}
 	pos, _, err := c.applyLocked(op.key, rec, nowMs)
 	c.mu.Unlock()
 	if err != nil {
 		return 0, wire.AsErrno(err)
 	}
-	if e := c.sync(pos); e != wire.OK {
+	if e := c.commit(pos, &r); e != wire.OK {
+		if e == wire.EAGAIN {
+			c.stats.again.Add(1)
+		}
 		return 0, e
 	}
 	c.stats.writes.Add(1)
-	if alone {
+	if r.alone {
 		c.stats.writesAlone.Add(1)
 	}
 	return op.rec.Version, wire.OK
 }
 
-// replicate sends a write to the other center and waits for it. It
-// returns OK with alone set when there is no other center or it is
-// declared dead; ECONFLICT when the other center refused; EAGAIN when it
-// could not be reached in time but is not declared dead.
-func (c *Center) replicate(key string, prev uint64, rec []byte) (wire.Errno, bool) {
+// replica is the outcome of replicating a write to the other center.
+type replica struct {
+	e     wire.Errno
+	alone bool // no other center, or it is declared dead: nothing to wait for there
+	// The other center's log position holding the record (its reply to
+	// CallReplicate); gen 0: nothing to wait for.
+	inc, gen, off uint64
+}
+
+// replicate sends a write to the other center and waits for its verdict.
+// The other center applies and logs the record before answering but does
+// not wait for its disk: commit waits for that while this center syncs
+// its own log. e is OK with alone set when there is no other center or it
+// is declared dead; ECONFLICT when the other center refused; EAGAIN when
+// it could not be reached in time but is not declared dead.
+func (c *Center) replicate(key string, prev uint64, rec []byte) replica {
 	if !c.cfg.Peer.IsValid() {
-		return wire.OK, true
+		return replica{alone: true}
 	}
 	if info, ok := c.ep.Peer(c.cfg.Peer); ok && info.State == rfc.PeerDead {
-		return wire.OK, true
+		return replica{alone: true}
 	}
 	var ps wire.Params
 	ps.Reset(make([]byte, c.ep.Config().MaxDatagram-wire.HeaderSize))
@@ -391,19 +409,66 @@ func (c *Center) replicate(key string, prev uint64, rec []byte) (wire.Errno, boo
 	ps.Uint64(prev)
 	ps.String(key)
 	ps.Bytes(rec)
+	var reply rfc.Reply
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
 	defer cancel()
-	switch e := wire.AsErrno(c.ep.Call(ctx, c.cfg.Peer, CallReplicate, &ps, nil)); e {
+	switch e := wire.AsErrno(c.ep.Call(ctx, c.cfg.Peer, CallReplicate, &ps, &reply)); e {
 	case wire.OK:
-		return wire.OK, false
+		p := &reply.Packet
+		if p.NParams() != 3 || p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeUint64 ||
+			p.Param(2).Type != wire.TypeUint64 {
+			// Applied there, but where it lies in its log is unknown.
+			c.stats.malformed.Add(1)
+			return replica{e: wire.EAGAIN}
+		}
+		return replica{inc: p.Param(0).Uint64(), gen: p.Param(1).Uint64(), off: p.Param(2).Uint64()}
 	case wire.ENODEAD:
-		return wire.OK, true
+		return replica{alone: true}
 	case wire.ECONFLICT:
-		return wire.ECONFLICT, false
+		return replica{e: wire.ECONFLICT}
 	case wire.EMSGSIZE, wire.EINVAL:
-		return e, false
+		return replica{e: e}
 	default:
-		return wire.EAGAIN, false
+		return replica{e: wire.EAGAIN}
+	}
+}
+
+// commit waits until a write applied here is durable: in this center's
+// log and, if it was replicated, in the other center's. The two fsyncs
+// run at the same time: the log syncer starts this center's while the
+// other center is asked (CallLogSync) to answer once its own is done.
+// If the other center restarted meanwhile (ESTALE), its log failed, or it
+// cannot be reached and is not declared dead, the write is applied here
+// but not acknowledged: EAGAIN, as for a write whose replication failed.
+func (c *Center) commit(pos logPos, r *replica) wire.Errno {
+	if r.gen == 0 {
+		return c.sync(pos)
+	}
+	if pos.gen != 0 {
+		c.wal.requestSync()
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, 4*paramU64Size))
+	ps.Uint64(uint64(c.cfg.Index))
+	ps.Uint64(r.inc)
+	ps.Uint64(r.gen)
+	ps.Uint64(r.off)
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
+	re := wire.AsErrno(c.ep.Call(ctx, c.cfg.Peer, CallLogSync, &ps, nil))
+	cancel()
+	if e := c.sync(pos); e != wire.OK {
+		return e
+	}
+	switch re {
+	case wire.OK:
+		return wire.OK
+	case wire.ENODEAD:
+		// Declared dead since it took the record: go on alone, as a
+		// write that starts now would.
+		r.alone = true
+		return wire.OK
+	default:
+		return wire.EAGAIN
 	}
 }
 

@@ -249,6 +249,9 @@ func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
 //     sender saw: it catches up);
 //   - otherwise this center holds a version the sender did not see:
 //     ECONFLICT, and the sender fetches it.
+//
+// An OK reply carries the log position that holds the record; the log
+// syncer starts on it at once, and the sender's CallLogSync waits for it.
 func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno {
 	sender, prev := req.Param(0).Uint64(), req.Param(1).Uint64()
 	key, recv := req.Param(2).Str(), req.Param(3).Bytes()
@@ -279,21 +282,68 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 	}
 	switch {
 	case cur == r.Version:
-		c.mu.Unlock()
-		return wire.OK
+		// A duplicate: the record was logged before; everything logged
+		// so far covers it.
 	case cur > prev:
 		c.mu.Unlock()
 		c.stats.replicaRefused.Add(1)
 		return wire.ECONFLICT
+	default:
+		if _, _, err := c.applyLocked(key, rec, nowMs); err != nil {
+			c.mu.Unlock()
+			return wire.AsErrno(err)
+		}
+		c.stats.replicated.Add(1)
 	}
-	pos, _, err := c.applyLocked(key, rec, nowMs)
 	c.mu.Unlock()
-	if err != nil {
-		return wire.AsErrno(err)
+	var pos logPos
+	if c.cfg.Fsync == FsyncAlways {
+		pos = c.wal.end()
+		c.wal.requestSync()
 	}
-	if e := c.sync(pos); e != wire.OK {
-		return e
-	}
-	c.stats.replicated.Add(1)
+	reply.Uint64(c.wal.incarnation)
+	reply.Uint64(pos.gen)
+	reply.Uint64(uint64(pos.off))
 	return wire.OK
+}
+
+// serveLogSync answers once this center's log is durable up to a position
+// its CallReplicate reply gave (see CallLogSync). It runs on the reader
+// goroutine and never blocks: the fsync that covers the position replies.
+func (c *Center) serveLogSync(req *rfc.Request, d *rfc.Deferred) wire.Errno {
+	sender, inc := req.Param(0).Uint64(), req.Param(1).Uint64()
+	pos := logPos{gen: req.Param(2).Uint64(), off: int64(req.Param(3).Uint64())}
+	if sender > 1 || uint8(sender) == c.cfg.Index {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	if inc != c.wal.incarnation {
+		return wire.ESTALE
+	}
+	if gen := c.wal.endGen.Load(); pos.gen == 0 || pos.off < logHdrSize || pos.gen > gen ||
+		(pos.gen == gen && pos.off > c.wal.endSize.Load()) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	err, now := c.wal.whenSynced(pos, func(err error) { d.Reply(syncErrno(err)) })
+	if !now {
+		return wire.OK
+	}
+	if err != nil {
+		return syncErrno(err)
+	}
+	d.Reply(wire.OK)
+	return wire.OK
+}
+
+// syncErrno is the error number for the outcome of a log sync.
+func syncErrno(err error) wire.Errno {
+	switch err {
+	case nil:
+		return wire.OK
+	case wire.ECLOSED:
+		return wire.ECLOSED
+	default:
+		return wire.EFAULT
+	}
 }

@@ -1,12 +1,16 @@
 package registry
 
 import (
+	"context"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -156,5 +160,112 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	}
 	if !got["kv/a"] || !got["kv/b"] {
 		t.Fatalf("recovered %v", got)
+	}
+}
+
+// logSync calls CallLogSync on dst as center index 1.
+func logSync(ep *rfc.Endpoint, dst netip.AddrPort, inc uint64, pos logPos) wire.Errno {
+	var ps wire.Params
+	ps.Reset(make([]byte, 4*paramU64Size))
+	ps.Uint64(1)
+	ps.Uint64(inc)
+	ps.Uint64(pos.gen)
+	ps.Uint64(uint64(pos.off))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return wire.AsErrno(ep.Call(ctx, dst, CallLogSync, &ps, nil))
+}
+
+// TestLogSyncCall: CallLogSync answers once the position is on disk, and
+// refuses a position of another incarnation of the log (the center
+// restarted since it gave it) or one past the end.
+func TestLogSyncCall(t *testing.T) {
+	ep := newEndpoint(t, 100, "")
+	c, err := StartCenter(ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	caller := newEndpoint(t, 101, "")
+	inc := c.wal.incarnation
+	if e := logSync(caller, ep.Addr(), inc, c.wal.end()); e != wire.OK {
+		t.Fatalf("durable position: %v", e)
+	}
+	if e := logSync(caller, ep.Addr(), inc+1, c.wal.end()); e != wire.ESTALE {
+		t.Fatalf("other incarnation: %v, want ESTALE", e)
+	}
+	end := c.wal.end()
+	if e := logSync(caller, ep.Addr(), inc, logPos{gen: end.gen, off: end.off + 1}); e != wire.EINVAL {
+		t.Fatalf("past the end: %v, want EINVAL", e)
+	}
+	if e := logSync(caller, ep.Addr(), inc, logPos{gen: end.gen + 1, off: logHdrSize}); e != wire.EINVAL {
+		t.Fatalf("future generation: %v, want EINVAL", e)
+	}
+
+	// A position not yet on disk is answered by the fsync that covers it.
+	release := make(chan struct{})
+	setSyncFile(c.wal, func(f *os.File) error {
+		<-release
+		return f.Sync()
+	})
+	cl := newClient(t, newEndpoint(t, 7, ""), ep.Addr())
+	put := make(chan error, 1)
+	go func() {
+		_, err := cl.Put(ctxFor(t, 5*time.Second), "k", []byte("v"), 0)
+		put <- err
+	}()
+	if !waitFor(5*time.Second, func() bool { _, ok := c.Entry("kv/k"); return ok }) {
+		t.Fatal("write not applied")
+	}
+	sync := make(chan wire.Errno, 1)
+	go func() { sync <- logSync(caller, ep.Addr(), inc, c.wal.end()) }()
+	close(release)
+	if e := <-sync; e != wire.OK {
+		t.Fatalf("pending position: %v", e)
+	}
+	if err := <-put; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriteWaitsForBothLogs: a write replicated to the other center is
+// acknowledged only once it is on the disk of both centers, whichever
+// fsync ends last.
+func TestWriteWaitsForBothLogs(t *testing.T) {
+	for slow := 0; slow < 2; slow++ {
+		t.Run([...]string{"writer-disk-slow", "replica-disk-slow"}[slow], func(t *testing.T) {
+			p := startPair(t, nil)
+			cl := newClient(t, newEndpoint(t, 7, ""), p.addrs()[0])
+			ctx := ctxFor(t, 10*time.Second)
+			if _, err := cl.Put(ctx, "warm", []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+			release := make(chan struct{})
+			setSyncFile(p.cs[slow].wal, func(f *os.File) error {
+				<-release
+				return f.Sync()
+			})
+			put := make(chan error, 1)
+			go func() {
+				_, err := cl.Put(ctx, "k", []byte("v"), 0)
+				put <- err
+			}()
+			if !waitFor(5*time.Second, func() bool {
+				_, a := p.cs[0].Entry("kv/k")
+				_, b := p.cs[1].Entry("kv/k")
+				return a && b
+			}) {
+				t.Fatal("write not applied at both centers")
+			}
+			select {
+			case err := <-put:
+				t.Fatalf("write acknowledged (%v) while center %d has not synced it", err, slow)
+			default:
+			}
+			close(release)
+			if err := <-put; err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

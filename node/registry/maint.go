@@ -37,7 +37,8 @@ func (c *Center) maintLoop() {
 }
 
 // logSyncLoop is the log syncer goroutine (logsync.go): it runs the
-// fsyncs that nobody blocks on (requestSync, whenSynced) and the periodic
+// fsyncs that nobody blocks on, those a write starts before it waits for
+// the other center's and those CallLogSync waits for, and the periodic
 // fsync of FsyncInterval.
 func (c *Center) logSyncLoop() {
 	defer c.wg.Done()

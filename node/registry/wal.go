@@ -58,7 +58,9 @@ type FsyncPolicy uint8
 
 const (
 	// FsyncAlways (the default) syncs the log before a write is
-	// acknowledged, to the client and to the other center. Concurrent
+	// acknowledged: a client's write once it is synced here and at the
+	// other center (the two fsyncs run at the same time), a replica of
+	// the other center's write before CallLogSync answers. Concurrent
 	// writers share one fsync (group commit).
 	FsyncAlways FsyncPolicy = iota
 	// FsyncInterval syncs every Config.FsyncEvery: an acknowledged write
