@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -224,5 +225,37 @@ func TestRecordRoundTrip(t *testing.T) {
 	name, node, ok := sdk.SplitServiceKey([]byte(sdk.ServiceKey("a/b", 0xbeef)))
 	if !ok || string(name) != "a/b" || node != 0xbeef {
 		t.Fatalf("split: %q %x %v", name, node, ok)
+	}
+}
+
+// TestWriteAfterCenterRestart: the engine refuses a client's first
+// at-most-once call to a restarted center (it names the old incarnation)
+// without running it; the client sends it again at once.
+func TestWriteAfterCenterRestart(t *testing.T) {
+	dir := t.TempDir()
+	ep := newEndpoint(t, 100, "")
+	addr := ep.Addr()
+	cfg := testCenterConfig(dir, 0, netip.AddrPort{})
+	c, err := StartCenter(ep, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, newEndpoint(t, 7, ""), addr)
+	ctx := ctxFor(t, 10*time.Second)
+	if _, err := cl.Put(ctx, "k", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ep.Close()
+	c2, err := StartCenter(newEndpoint(t, 100, addr.String()), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c2.Close() })
+	if _, err := cl.Put(ctx, "k", []byte("2"), 0); err != nil {
+		t.Fatalf("first write after the restart: %v", err)
+	}
+	if e, err := cl.Get(ctx, "k"); err != nil || string(e.Value) != "2" {
+		t.Fatalf("get: %q %v", e.Value, err)
 	}
 }

@@ -143,6 +143,7 @@ func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Pa
 	defer c.bufPool.Put(b)
 	backoff := time.Millisecond
 	var last error = wire.ETIMEDOUT
+	staleRetried := false
 	for tries := 0; ; tries++ {
 		if ctx.Err() != nil {
 			return last
@@ -163,6 +164,12 @@ func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Pa
 				return read(&b.reply.Packet)
 			}
 			return nil
+		case e == wire.ESTALE && !staleRetried:
+			// The center restarted since this endpoint last heard from
+			// it: the engine refused the call without running it, and
+			// its reply carried the new incarnation. Once more at once.
+			staleRetried = true
+			last = err
 		case e == wire.EAGAIN:
 			last = err
 			select {
