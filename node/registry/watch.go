@@ -38,8 +38,10 @@ type verState struct {
 // sequence. A gap in the sequence, an unknown stream, or a center that
 // stops answering makes it resynchronize (at the other center if need
 // be) on a new stream: it subscribes again, lists again, and reports as
-// deleted the keys that are gone. Within a key, changes are applied in
-// version order; an older version is ignored.
+// deleted the keys that are gone. Within a stream, changes of a key are
+// applied in version order and an older version is ignored; a
+// resynchronization takes the center's record of every key, even one
+// older than the record held (see applyLocked).
 //
 // Goroutines: one, started by Client.Watch, for subscribing, listing and
 // keepalives; pushes are applied on the endpoint's worker goroutines. fn
@@ -334,18 +336,31 @@ func (w *Watch) matches(key string) bool {
 	return false
 }
 
-// applyLocked applies one record if it is newer than what the watch
-// holds; w.mu is held.
+// applyLocked applies one record; w.mu is held. Within a stream versions
+// only grow, so a record not newer than the one held is ignored. During a
+// resynchronization, though, a version held from before (an older stream,
+// or the map the agent started from) is not trusted until the new stream
+// confirms it: a center that crashed may have pushed writes it never got
+// to disk and lost them, and it may make the same version numbers again
+// for other records. So until a key is confirmed (listed, or pushed on
+// the new stream) what the center sends replaces what is held, older or
+// not; a listed key is applied only if no push touched it first.
 func (w *Watch) applyLocked(key string, rec []byte, resync bool) {
 	ver := sdk.RecordVersion(rec)
-	if cur, ok := w.mu.versions[key]; ok && cur.version >= ver {
-		return
-	}
-	if w.mu.resyncing && !resync {
+	live := sdk.RecordKind(rec) != sdk.KindTombstone
+	cur, ok := w.mu.versions[key]
+	confirmed := !w.mu.resyncing
+	if !confirmed && !resync {
+		_, confirmed = w.mu.touched[key]
 		w.mu.touched[key] = struct{}{}
 	}
-	if sdk.RecordKind(rec) == sdk.KindTombstone {
-		cur, ok := w.mu.versions[key]
+	switch {
+	case ok && confirmed && cur.version >= ver:
+		return
+	case ok && cur.version == ver && cur.live == live:
+		return
+	}
+	if !live {
 		if w.mu.resyncing {
 			w.mu.versions[key] = verState{version: ver}
 		} else {
