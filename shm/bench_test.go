@@ -298,7 +298,7 @@ func BenchmarkGetChain(b *testing.B) {
 	offs := make([]uint64, benchKeys)
 	hashes := make([]uint64, benchKeys)
 	for i, k := range d.keys {
-		hashes[i] = xxhash.Sum64(k)
+		hashes[i] = keyHash(k)
 		n, ok := r.find(k, hashes[i])
 		if !ok {
 			b.Fatal("key not found")

@@ -38,7 +38,7 @@ func regionState(r *region, keys []string) map[string]string {
 	st := map[string]string{}
 	buf := make([]byte, MaxValueLen)
 	for _, k := range keys {
-		if n, err := r.getInto([]byte(k), buf); err == nil {
+		if n, err := r.getInto([]byte(k), buf, keyHash([]byte(k))); err == nil {
 			st[k] = string(buf[:n])
 		}
 	}

@@ -7,7 +7,9 @@
 //
 // Concurrency contract: any number of processes and goroutines may use the
 // same file at once. Readers (Get, View, Range, Prefix, Len) take the shared
-// lock; writers (Put, Delete, Grow, Repair) take the exclusive lock. A *Map
+// lock, except that Get on amd64 first reads without it and keeps the
+// answer only if no writer was inside meanwhile (seqread.go); writers (Put,
+// Delete, Grow, Repair) take the exclusive lock. A *Map
 // is safe for concurrent use by several goroutines, except Close, which must
 // not run concurrently with any other method of the same *Map.
 //

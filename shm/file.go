@@ -146,6 +146,13 @@ func openMapping(path string, o Options) (*mapping, error) {
 	return mp, nil
 }
 
+// unlockWrite makes the write sequence even and releases the write hold
+// that Map.lockWrite took.
+func (mp *mapping) unlockWrite() {
+	mp.r.endWriteLocked()
+	mp.lk.Unlock()
+}
+
 // close releases the lock slot, the mappings and the file.
 func (mp *mapping) close() error {
 	if mp.lk != nil {

@@ -38,73 +38,76 @@ func (r *region) indexBase() uint64 {
 }
 
 // getValue returns key's current value, lent from the mapping. It is the
-// hit path of Get and View. After the slot, the loads of the node (meta,
-// key, valRef) and of the record named by the slot's ref word do not depend
-// on each other, so the CPU fetches both at once: a hit waits for the slot
-// and then for one more cache miss, not for the node and then the record.
-// wire.ENOENT: absent; wire.EPROTO: the node's value reference is damaged.
+// hit path of Get and View, kept short because its length decides how much
+// of the next lookup the CPU overlaps with this one's cache misses. After
+// the slot, the loads of the node (meta, key, valRef) and of the record
+// named by the slot's ref word do not depend on each other, so the CPU
+// fetches both at once: a hit waits for the slot and then for one more
+// cache miss, not for the node and then the record. Every offset read from
+// the file is checked against the arena before the unchecked loads of
+// word.go use it. wire.ENOENT: absent; wire.EPROTO: the node's value
+// reference is damaged.
 func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 	mem := r.mem
-	base := r.indexBase()
+	base := r.indexOff + (loadAt(mem, hdrIndexActOff)&1)*r.bufBytes
 	tag := h >> slotTagShift
+	klen := uint64(len(key))
+	// A key shorter than a word is compared as one masked word; the node
+	// side may be read a whole word long (its record header follows).
+	kread, kword, kmask := klen, uint64(0), uint64(0)
+	if klen < wordSize {
+		kread = wordSize
+		for j := uint64(0); j < klen; j++ {
+			kword |= uint64(key[j]) << (8 * j)
+		}
+		kmask = uint64(1)<<(8*klen) - 1
+	}
 	i := h & r.mask
-	for n := uint64(0); n <= r.mask; n++ {
+	for n := uint64(0); n <= r.mask; n, i = n+1, (i+1)&r.mask {
 		a := base + i*slotSize
-		s := load64(mem, a+slotNodeOff)
+		s := loadAt(mem, a+slotNodeOff)
 		if s == slotEmpty {
 			break
 		}
-		if s>>slotTagShift == tag && s != slotTomb {
-			if v, e := r.matchSlot(key, s, load64(mem, a+slotRefOff)); e != wire.ENOENT {
-				return v, e
-			}
+		node, level := slotNode(s), slotLevel(s)
+		if s>>slotTagShift != tag || node < r.arenaOff || node > r.nodeLast {
+			continue // another key, a tombstone (tag 0, node 16) or damage
 		}
-		i = (i + 1) & r.mask
-	}
-	return nil, wire.ENOENT
-}
-
-// matchSlot checks whether the node named by the slot word s holds key and
-// returns its value; hint is the slot's ref word. wire.ENOENT: another key
-// (or a node too damaged to hold one).
-func (r *region) matchSlot(key []byte, s, hint uint64) ([]byte, wire.Errno) {
-	mem := r.mem
-	node := (s & slotOffMask) << blockShift
-	if node < r.arenaOff || node > r.nodeLast {
-		return nil, wire.ENOENT
-	}
-	klen := uint64(len(key))
-	// The record header is loaded before the node is looked at: its value
-	// is used only once the node has named the same record, but its cache
-	// miss overlaps the node's.
-	hintOK := hint >= r.arenaOff && hint <= r.recLast && hint%wordSize == 0
-	var rec uint64
-	if hintOK {
-		rec = load64(mem, hint)
-	}
-	meta := load64(mem, node+nodeMetaOff)
-	// Wait for the node: same key, and not hidden?
-	level := meta >> metaLevelShift & metaLevelMask
-	if meta&(metaKeyMask|metaHidden) != klen || level == 0 || level > maxLevel {
-		return nil, wire.ENOENT
-	}
-	koff := node + nodeKeyOff(level)
-	if koff+klen > r.arenaEnd || string(mem[koff:koff+klen]) != string(key) {
-		return nil, wire.ENOENT
-	}
-	// The node's valRef is authoritative; the hint almost always agrees.
-	ref := load64(mem, node+nodeValRefOff)
-	if ref != hint || !hintOK {
-		if ref < r.arenaOff || ref > r.recLast || ref%wordSize != 0 {
+		// The record header is loaded before the node is looked at: it is
+		// used only once the node has named the same record, but its cache
+		// miss overlaps the node's.
+		hint := loadAt(mem, a+slotRefOff)
+		var rec uint64
+		if hint >= r.arenaOff && hint <= r.recLast && hint%wordSize == 0 {
+			rec = loadAt(mem, hint)
+		} else {
+			hint = 0
+		}
+		// The key's place comes from the slot, so the key, the meta word and
+		// the record load at once. Same key, same level, and not hidden?
+		meta := loadAt(mem, node+nodeMetaOff)
+		koff := node + nodeKeyOff(level)
+		if koff+kread > r.arenaEnd ||
+			klen < wordSize && (loadAt(mem, koff)^kword)&kmask != 0 ||
+			klen >= wordSize && !equalAt(mem, koff, key) ||
+			meta&(metaKeyMask|metaLevelMask<<metaLevelShift|metaHidden) != klen|level<<metaLevelShift {
+			continue
+		}
+		// The node's valRef is authoritative; the hint almost always agrees.
+		ref := loadAt(mem, node+nodeValRefOff)
+		if ref != hint {
+			if ref < r.arenaOff || ref > r.recLast || ref%wordSize != 0 {
+				return nil, wire.EPROTO
+			}
+			rec = loadAt(mem, ref)
+		}
+		l := rec & recLenMask
+		if l > MaxValueLen || ref+recHdrSize+l > r.arenaEnd {
 			return nil, wire.EPROTO
 		}
-		rec = load64(mem, ref)
+		return bytesAt(mem, ref+recHdrSize, l), wire.OK
 	}
-	l := rec & recLenMask
-	if l > MaxValueLen || ref+recHdrSize+l > r.arenaEnd {
-		return nil, wire.EPROTO
-	}
-	return mem[ref+recHdrSize : ref+recHdrSize+l], wire.OK
+	return nil, wire.ENOENT
 }
 
 // find returns the node holding key, whose hash is h.
@@ -134,7 +137,7 @@ func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, f
 				reuse = a
 			}
 		} else if s>>slotTagShift == tag {
-			nv, ok := r.node((s & slotOffMask) << blockShift)
+			nv, ok := r.node(slotNode(s))
 			if ok && load64(r.mem, nv.off+nodeHashOff) == h && bytes.Equal(r.key(nv), key) {
 				return nv, a, reuse, true
 			}
@@ -144,12 +147,12 @@ func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, f
 	return nodeView{}, 0, reuse, false
 }
 
-// fillSlotLocked makes the empty or tombstone slot at a name node (hash h)
-// with value record ref: the ref word first, then the node word, whose
+// fillSlotLocked makes the empty or tombstone slot at a name node n (hash
+// h) with value record ref: the ref word first, then the node word, whose
 // store publishes the slot.
-func (r *region) fillSlotLocked(a, h, node, ref uint64) {
+func (r *region) fillSlotLocked(a, h uint64, n nodeView, ref uint64) {
 	store64(r.mem, a+slotRefOff, ref)
-	store64(r.mem, a+slotNodeOff, slotWord(h, node))
+	store64(r.mem, a+slotNodeOff, slotWord(h, n.off, n.level))
 }
 
 // indexFull reports whether one more live slot would pass the load limit.
@@ -182,7 +185,7 @@ func (r *region) rebuildIndexLocked() bool {
 		for load64(r.mem, base+i*slotSize+slotNodeOff) != slotEmpty {
 			i = (i + 1) & r.mask
 		}
-		r.fillSlotLocked(base+i*slotSize, h, x.off, load64(r.mem, x.off+nodeValRefOff))
+		r.fillSlotLocked(base+i*slotSize, h, x, load64(r.mem, x.off+nodeValRefOff))
 		live++
 	}
 	store64(r.mem, hdrIndexActOff, other)

@@ -37,6 +37,7 @@ const (
 	cacheLine        = 64                   // separates reader- and writer-hot words
 	hdrGenOff        = 2 * cacheLine        // u64 generation | genSuperseded
 	hdrIndexActOff   = hdrGenOff + 8        // u64 active index buffer, 0 or 1
+	hdrWriteSeqOff   = hdrIndexActOff + 8   // u64 write sequence: odd while a writer may be changing the file
 	hdrBumpOff       = 3 * cacheLine        // u64 first never-allocated arena byte
 	hdrNodesOff      = hdrBumpOff + 8       // u64 nodes linked at level 0
 	hdrUsedOff       = hdrNodesOff + 8      // u64 bytes in allocated blocks
@@ -63,16 +64,22 @@ const (
 	indexOffset    = lockRegionOff + lockRegionSize
 
 	// Index slot: two words. The node word is empty, a tombstone or
-	// tag<<slotTagShift | nodeOffset>>blockShift; the ref word is a copy of
-	// the node's valRef, meaningful only while the node word is live.
-	slotNodeOff  = 0
-	slotRefOff   = slotNodeOff + wordSize
-	slotSize     = slotRefOff + wordSize
-	slotEmpty    = 0
-	slotTomb     = 1
-	slotTagShift = 40
-	slotOffMask  = uint64(1)<<slotTagShift - 1
-	minSlots     = 64
+	// tag<<slotTagShift | (level-1)<<slotLevelShift | nodeOffset>>blockShift;
+	// the ref word is a copy of the node's valRef, meaningful only while the
+	// node word is live. The node's level is in the slot so that a reader
+	// knows where the key starts without waiting for the node's meta word.
+	slotNodeOff    = 0
+	slotRefOff     = slotNodeOff + wordSize
+	slotSize       = slotRefOff + wordSize
+	slotEmpty      = 0
+	slotTomb       = 1
+	slotTagShift   = 40
+	slotLevelShift = 36
+	slotLevelMask  = 0xf
+	slotOffMask    = uint64(1)<<slotLevelShift - 1
+	minSlots       = 64
+	// maxFileSize keeps every node offset>>blockShift within slotOffMask.
+	maxFileSize = (slotOffMask + 1) << blockShift
 	// A buffer is full when live+tombstones reach 3/4 of its slots.
 	slotLoadNum = 3
 	slotLoadDen = 4
@@ -222,9 +229,13 @@ func nodeRecOff(level, keyLen uint64) uint64 {
 	return align(nodeKeyOff(level)+keyLen, wordSize)
 }
 
-func slotWord(h, node uint64) uint64 {
-	return h>>slotTagShift<<slotTagShift | node>>blockShift
+func slotWord(h, node, level uint64) uint64 {
+	return h>>slotTagShift<<slotTagShift | (level-1)<<slotLevelShift | node>>blockShift
 }
+
+// slotNode and slotLevel decode a live slot's node word.
+func slotNode(s uint64) uint64  { return (s & slotOffMask) << blockShift }
+func slotLevel(s uint64) uint64 { return (s>>slotLevelShift)&slotLevelMask + 1 }
 
 // hostLittleEndian gates Create and Open: the format is little-endian and
 // words are accessed in host order.
@@ -243,7 +254,7 @@ type layout struct {
 // computeLayout derives the geometry for a new file of fileSize bytes with
 // slots index slots per buffer (0: derived from the size).
 func computeLayout(fileSize, slots uint64) (layout, bool) {
-	if fileSize < MinSize || fileSize%arenaAlign != 0 {
+	if fileSize < MinSize || fileSize > maxFileSize || fileSize%arenaAlign != 0 {
 		return layout{}, false
 	}
 	if slots == 0 {

@@ -135,9 +135,10 @@ func (m *Map) rlock() (*mapping, error) {
 	return nil, wire.EAGAIN
 }
 
-// lockWrite takes mp's write hold. A hold inherited from a dead writer is
-// repaired first (Verify, Repair, MarkConsistent); a file that cannot be
-// repaired gives wire.EPROTO and no hold.
+// lockWrite takes mp's write hold and makes the write sequence odd. A hold
+// inherited from a dead writer is repaired first (Verify, Repair,
+// MarkConsistent); a file that cannot be repaired gives wire.EPROTO and no
+// hold. The hold is released with unlockWrite.
 func (m *Map) lockWrite(mp *mapping) error {
 	var err error
 	if m.opts.Timeout > 0 {
@@ -145,9 +146,13 @@ func (m *Map) lockWrite(mp *mapping) error {
 	} else {
 		err = mp.lk.Lock()
 	}
+	if err != nil && err != wire.EOWNERDEAD {
+		return err
+	}
+	mp.r.beginWriteLocked()
 	if err == wire.EOWNERDEAD {
 		if err = m.recoverLocked(mp); err != nil {
-			mp.lk.Unlock()
+			mp.unlockWrite()
 		}
 	}
 	return err
@@ -176,7 +181,7 @@ func (m *Map) wlockReopen(held bool) (*mapping, error) {
 		if !mp.r.superseded() {
 			return mp, nil
 		}
-		mp.lk.Unlock()
+		mp.unlockWrite()
 		var err error
 		if held {
 			err = m.reopenLocked(mp)
@@ -246,13 +251,31 @@ func (m *Map) openNext(old *mapping) (*mapping, error) {
 
 // Get copies the value of key into dst and returns its length. It returns
 // wire.ENOENT if key is absent, and wire.EMSGSIZE with the length needed if
-// dst is too short (dst is then left unchanged). Get allocates nothing.
+// dst is too short (dst then holds nothing of the value; it is unchanged
+// unless a write raced with the call). Get allocates nothing.
+//
+// Where seqReads allows it, Get first reads without the lock and keeps the
+// answer only if no writer was inside meanwhile (seqread.go); otherwise it
+// takes the shared lock.
 func (m *Map) Get(key, dst []byte) (int, error) {
+	h := keyHash(key)
+	mp := m.cur.Load()
+	if mp == nil {
+		return 0, wire.ECLOSED
+	}
+	if seqReads {
+		if n, e := mp.r.getSeq(key, dst, h); e != errSeqBusy {
+			if e != wire.OK {
+				return n, e
+			}
+			return n, nil
+		}
+	}
 	mp, err := m.rlock()
 	if err != nil {
 		return 0, err
 	}
-	n, err := mp.r.getInto(key, dst)
+	n, err := mp.r.getInto(key, dst, h)
 	mp.lk.RUnlock()
 	return n, err
 }
@@ -318,7 +341,7 @@ func (m *Map) Put(key, val []byte) error {
 		return err
 	}
 	err = mp.r.putLocked(key, val)
-	mp.lk.Unlock()
+	mp.unlockWrite()
 	return err
 }
 
@@ -329,7 +352,7 @@ func (m *Map) Delete(key []byte) error {
 		return err
 	}
 	err = mp.r.deleteLocked(key)
-	mp.lk.Unlock()
+	mp.unlockWrite()
 	return err
 }
 
@@ -355,7 +378,7 @@ func (m *Map) Repair() error {
 	if err != nil {
 		return err
 	}
-	defer mp.lk.Unlock()
+	defer mp.unlockWrite()
 	if err := mp.r.repairLocked(); err != nil {
 		return err
 	}
@@ -428,7 +451,7 @@ func (m *Map) Grow(newSize int64) error {
 	if err != nil {
 		return err
 	}
-	defer mp.lk.Unlock()
+	defer mp.unlockWrite()
 	size := align(uint64(newSize), arenaAlign)
 	if newSize <= 0 || size <= mp.r.fileSize {
 		return wire.EINVAL

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"fastcall/wire"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // testDir returns a scratch directory, under /dev/shm when it exists.
@@ -224,5 +226,57 @@ func TestGetAllocs(t *testing.T) {
 		m.Get(miss, buf)
 	}); a != 0 {
 		t.Fatalf("Get allocates %v per run", a)
+	}
+}
+
+// TestKeyHash checks keyHash against a plain restatement of its definition
+// for every short length, and that it spreads: no two of many similar keys
+// share a hash, and the index tag (top 24 bits) and the low bits vary.
+func TestKeyHash(t *testing.T) {
+	ref := func(key []byte) uint64 {
+		n := len(key)
+		if n > keyHashShort {
+			return xxhash.Sum64(key)
+		}
+		word := func(b []byte) uint64 {
+			var w uint64
+			for i := len(b) - 1; i >= 0; i-- {
+				w = w<<8 | uint64(b[i])
+			}
+			return w
+		}
+		h := uint64(hashSeed) ^ uint64(n)
+		if n < 8 {
+			return hashMix(hashMix(h^word(key), hashK1), hashK2)
+		}
+		for i := 0; i+8 < n; i += 8 {
+			h = hashMix(h^word(key[i:i+8]), hashK1)
+		}
+		return hashMix(hashMix(h^word(key[n-8:]), hashK1), hashK2)
+	}
+	for n := 0; n <= 2*keyHashShort; n++ {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + n)
+		}
+		if got, want := keyHash(b), ref(b); got != want {
+			t.Fatalf("len %d: keyHash %x, want %x", n, got, want)
+		}
+	}
+	seen := map[uint64]string{}
+	tags := map[uint64]bool{}
+	lows := map[uint64]bool{}
+	for i := 0; i < 100000; i++ {
+		k := fmt.Sprintf("key-%05d", i)
+		h := keyHash([]byte(k))
+		if o, dup := seen[h]; dup {
+			t.Fatalf("%s and %s share hash %x", o, k, h)
+		}
+		seen[h] = k
+		tags[h>>slotTagShift] = true
+		lows[h&0xffff] = true
+	}
+	if len(tags) < 95000 || len(lows) < 45000 {
+		t.Fatalf("poor spread: %d tags, %d low 16-bit values of 100000 keys", len(tags), len(lows))
 	}
 }

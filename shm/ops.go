@@ -12,10 +12,10 @@ import (
 // shared lock, methods ending in Locked the exclusive lock. Every method
 // returns an error number and never panics on a damaged file.
 
-// getInto copies key's value into dst and returns its length. A dst too
-// short gives wire.EMSGSIZE and the length needed.
-func (r *region) getInto(key, dst []byte) (int, error) {
-	v, e := r.getValue(key, xxhash.Sum64(key))
+// getInto copies key's value (h is the key's hash) into dst and returns its
+// length. A dst too short gives wire.EMSGSIZE and the length needed.
+func (r *region) getInto(key, dst []byte, h uint64) (int, error) {
+	v, e := r.getValue(key, h)
 	if e != wire.OK {
 		return 0, e
 	}
@@ -27,7 +27,7 @@ func (r *region) getInto(key, dst []byte) (int, error) {
 
 // lookup returns a view of key's value inside the mapping.
 func (r *region) lookup(key []byte) ([]byte, error) {
-	v, e := r.getValue(key, xxhash.Sum64(key))
+	v, e := r.getValue(key, keyHash(key))
 	if e != wire.OK {
 		return nil, e
 	}
@@ -86,7 +86,7 @@ func (r *region) putLocked(key, val []byte) error {
 	if err := checkKV(key, val); err != nil {
 		return err
 	}
-	h := xxhash.Sum64(key)
+	h := keyHash(key)
 	n, at, reuse, found := r.findSlot(key, h)
 	if found {
 		if n.hidden {
@@ -140,7 +140,7 @@ func (r *region) putLocked(key, val []byte) error {
 	if load64(r.mem, reuse+slotNodeOff) == slotTomb {
 		r.addHdr(hdrIndexTombsOff, -1)
 	}
-	r.fillSlotLocked(reuse, h, off, off+recRel)
+	r.fillSlotLocked(reuse, h, nv, off+recRel)
 	r.addHdr(hdrIndexLiveOff, 1)
 	r.setHidden(nv, false)
 	r.addHdr(hdrNodesOff, 1)
@@ -183,7 +183,7 @@ func (r *region) deleteLocked(key []byte) error {
 	if len(key) == 0 || len(key) > MaxKeyLen {
 		return wire.EINVAL
 	}
-	h := xxhash.Sum64(key)
+	h := keyHash(key)
 	n, at, _, found := r.findSlot(key, h)
 	if !found {
 		return wire.ENOENT

@@ -269,7 +269,7 @@ func strictVerify(t *testing.T, m *Map) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mp.lk.Unlock()
+	defer mp.unlockWrite()
 	if err := mp.r.verify(true); err != nil {
 		t.Fatal(err)
 	}
@@ -340,6 +340,12 @@ func TestKillWriterAtStore(t *testing.T) {
 					t.Fatalf("stop %d: stopper: %v", n, err)
 				}
 				kills++
+				// The first store is the write sequence going odd; a writer
+				// killed after it leaves it odd, which keeps Get on the lock.
+				r := m.cur.Load().r
+				if odd := load64(r.mem, hdrWriteSeqOff)&1 != 0; odd != (n > 1) {
+					t.Fatalf("stop %d: write sequence odd %v", n, odd)
+				}
 				if err := m.Verify(); err != nil {
 					t.Fatalf("stop %d: verify before repair: %v", n, err)
 				}
@@ -352,6 +358,9 @@ func TestKillWriterAtStore(t *testing.T) {
 					t.Fatalf("stop %d: put after kill: %v", n, err)
 				}
 				strictVerify(t, m)
+				if load64(r.mem, hdrWriteSeqOff)&1 != 0 {
+					t.Fatalf("stop %d: write sequence odd after the repair", n)
+				}
 				if got := readKey(t, m, key); got != seen {
 					t.Fatalf("stop %d: key reads %q after the kill, %q after the repair", n, seen, got)
 				}

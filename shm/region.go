@@ -55,6 +55,9 @@ func formatRegion(mem []byte, l layout, gen uint64) *region {
 }
 
 func newRegion(mem []byte, path string, l layout) *region {
+	if uint64(len(mem)) < l.arenaEnd {
+		panic("shm: mapping shorter than its arena")
+	}
 	r := &region{mem: mem, path: path, layout: l}
 	r.mask = l.slots - 1
 	r.bufBytes = l.slots * slotSize

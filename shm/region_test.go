@@ -106,7 +106,7 @@ func TestRegionAgainstReference(t *testing.T) {
 					}
 					delete(ref, string(k))
 				case x < 8:
-					n, err := r.getInto(k, buf)
+					n, err := r.getInto(k, buf, keyHash(k))
 					want, had := ref[string(k)]
 					if had != (err == nil) || had && string(buf[:n]) != want {
 						t.Fatalf("op %d get %q: %v", op, k, err)

@@ -108,7 +108,7 @@ func (v *verifier) walkLevel0() error {
 		if prev != nil && bytes.Compare(prev, k) >= 0 {
 			return r.corrupt(off, "keys out of order")
 		}
-		if xxhash.Sum64(k) != load64(r.mem, off+nodeHashOff) {
+		if keyHash(k) != load64(r.mem, off+nodeHashOff) {
 			return r.corrupt(off, "key checksum mismatch")
 		}
 		ref := load64(r.mem, off+nodeValRefOff)
@@ -187,12 +187,15 @@ func (v *verifier) checkIndex(strict bool) error {
 			tombs++
 			continue
 		}
-		off := (s & slotOffMask) << blockShift
+		off := slotNode(s)
 		if v.kindAt(off) != kindNode || !v.reached.get(r.blockBit(off)) || indexed.get(r.blockBit(off)) {
 			return r.corrupt(a, "index slot names no live node")
 		}
 		if load64(r.mem, off+nodeHashOff)>>slotTagShift != s>>slotTagShift {
 			return r.corrupt(a, "index slot tag mismatch")
+		}
+		if n, _ := r.node(off); n.level != slotLevel(s) {
+			return r.corrupt(a, "index slot level mismatch")
 		}
 		if ref := load64(r.mem, a+slotRefOff); ref != load64(r.mem, off+nodeValRefOff) {
 			// An interrupted replace published the node's new record but

@@ -10,9 +10,12 @@ package shm
 //     after the atomic store that publishes it.
 //
 // Callers pass offsets that they have checked against the mapping's bounds
-// and that are multiples of 8; the slice expression below is a backstop that
-// turns a broken invariant of our own code into a panic instead of a read
-// outside the mapping. The mapping itself starts on a page boundary, and
+// and that are multiples of 8; the slice expression in load64 and store64
+// is a backstop that turns a broken invariant of our own code into a panic
+// instead of a read outside the mapping. Get's lookup, the hottest path,
+// uses loadAt and equalAt, which skip that backstop: there every offset is
+// checked against the arena explicitly, and the arena ends at len(mem)
+// (newRegion checks it). The mapping itself starts on a page boundary, and
 // heap buffers used by tests come from make([]byte, n) with n large, which
 // the Go allocator aligns to at least 8 bytes.
 
@@ -25,6 +28,43 @@ import (
 func load64(mem []byte, off uint64) uint64 {
 	w := mem[off : off+wordSize : off+wordSize]
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w[0])))
+}
+
+// loadAt is load64 without the bounds check, for the lookup of getValue,
+// which checks every offset against the arena itself before it reads
+// there. off+8 must not exceed len(mem) and off must be a multiple of 8.
+func loadAt(mem []byte, off uint64) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), off)))
+}
+
+// equalAt reports whether mem[off:off+len(key)] equals key, eight bytes at
+// a time, without bounds checks: off+len(key) must not exceed len(mem), and
+// key must be at least 8 bytes long (getValue compares shorter keys as one
+// masked word). It inlines and calls nothing, so the lookup around it keeps
+// its registers.
+func equalAt(mem []byte, off uint64, key []byte) bool {
+	n := uintptr(len(key))
+	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), off)
+	q := unsafe.Pointer(unsafe.SliceData(key))
+	// Whole words, then the last word, which may overlap the one before.
+	for i := uintptr(0); i < n-wordSize; i += wordSize {
+		if *(*uint64)(unsafe.Add(p, i)) != *(*uint64)(unsafe.Add(q, i)) {
+			return false
+		}
+	}
+	return *(*uint64)(unsafe.Add(p, n-wordSize)) == *(*uint64)(unsafe.Add(q, n-wordSize))
+}
+
+// bytesAt returns mem[off:off+n] without bounds checks: off+n must not
+// exceed len(mem). For the value getValue returns.
+func bytesAt(mem []byte, off, n uint64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), off)), n)
+}
+
+// bytesWord returns the little-endian word at b[i:i+8] without a bounds
+// check: i+8 must not exceed len(b). For keyHash.
+func bytesWord(b []byte, i uint64) uint64 {
+	return *(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), i))
 }
 
 // storeHook, when not nil, runs before every store64. Tests set it to stop
