@@ -14,7 +14,7 @@ import (
 // 8-byte word (the last one may overlap the one before, a key shorter than
 // 8 bytes is one word) is xored into the state, which is then multiplied
 // by a constant into 128 bits, and the two halves xored (the mixing step of
-// wyhash). For a 24-byte key that is about 30 instructions against about 65
+// wyhash). For a 24-byte key that is about 50 instructions against about 65
 // for xxhash64, whose setup and call through its assembly wrapper dominate
 // at that length; Get's speed depends on its instruction count (see
 // docs/SHM.md). Longer keys use xxhash64.
