@@ -368,6 +368,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	if err != nil {
 		return 0, wire.AsErrno(err)
 	}
+	c.sendDue()
 	if e := c.commit(pos, &r); e != wire.OK {
 		if e == wire.EAGAIN {
 			c.stats.again.Add(1)
@@ -520,6 +521,7 @@ func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
 		}
 	}
 	c.mu.Unlock()
+	c.sendDue()
 	c.sync(pos)
 	return n, last
 }

@@ -64,8 +64,11 @@ type Config struct {
 	// skips sequence numbers, so the subscriber sees the gap and
 	// resynchronizes.
 	StreamQueue int
-	// Pushers is the number of push goroutines (default 2). Each sends
-	// one batch at a time and waits for its acknowledgement.
+	// Pushers is the number of push goroutines (default 2). A change is
+	// pushed by the goroutine that applied it, and the next batch of a
+	// stream by the goroutine that completed the previous push; pushers
+	// send the retries. None waits for an acknowledgement: a push is an
+	// asynchronous call, one batch in flight per stream.
 	Pushers int
 	// PushTimeout bounds one push call (default 200ms; the engine
 	// retransmits within it). A failed push is retried after

@@ -301,6 +301,7 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 		pos = c.wal.end()
 		c.wal.requestSync()
 	}
+	c.sendDue()
 	reply.Uint64(c.wal.incarnation)
 	reply.Uint64(pos.gen)
 	reply.Uint64(uint64(pos.off))

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"encoding/binary"
 	"net/netip"
 	"strings"
@@ -14,12 +13,18 @@ import (
 // Push streams (docs/REGISTRY.md, "Subscriptions and pushes"). A
 // subscriber opens a stream with an id of its choice and adds prefixes to
 // it. Every change the center applies under one of the prefixes is queued
-// on the stream with the stream's next sequence number. A pusher sends the
-// queue's head as one batch (as many changes as fit one datagram), waits
-// for the acknowledgement and only then drops it from the queue; a push
-// that fails is retried with the same sequence numbers, so a change is
-// never lost silently: either it is acknowledged, or the stream is broken
-// and the subscriber, seeing the gap, resynchronizes.
+// on the stream with the stream's next sequence number. The queue's head
+// goes out as one batch (as many changes as fit one datagram) in an
+// asynchronous call; only its acknowledgement drops the batch from the
+// queue, and a push that fails is retried with the same sequence numbers,
+// so a change is never lost silently: either it is acknowledged, or the
+// stream is broken and the subscriber, seeing the gap, resynchronizes.
+//
+// Who sends: the goroutine that applied the change, right after it
+// releases the center's mutex (sendDue), when the stream is idle; the
+// goroutine that completes a push (pushDone), when changes queued while
+// it was in flight; a pusher goroutine, for retries. One batch per
+// stream is in flight at a time.
 
 // change is one queued change: a key and its new record (a tombstone for
 // a deletion).
@@ -39,11 +44,13 @@ type stream struct {
 	nextSeq  uint64   // sequence number of queue[0]
 	lastSeq  uint64   // last sequence number assigned
 	broken   bool     // the queue overflowed: push a gap
-	queued   bool     // in Center.pushWake
-	inflight bool     // a pusher is sending a batch
+	queued   bool     // handed to a sender: in pushTable.due or Center.pushWake
+	inflight bool     // a batch is in flight
 	retryAt  int64    // engine clock of the next attempt after a failure; 0: none
 	fails    int      // failed pushes in a row
 	dropped  bool
+	seg      []byte // request parameters of the batch in flight; made on first push
+	batch    []byte // the batch in flight
 }
 
 // pushTable holds the streams of a center.
@@ -51,6 +58,7 @@ type pushTable struct {
 	mu      sync.Mutex
 	streams map[uint64]*stream
 	byAddr  map[netip.AddrPort][]*stream
+	due     []*stream // woken by notify, to be sent by the applier (sendDue); each at most once
 }
 
 func (t *pushTable) init() {
@@ -125,7 +133,24 @@ func (t *pushTable) notify(c *Center, key string, rec []byte) {
 		} else {
 			s.queue = append(s.queue, change{key: key, rec: rec})
 		}
-		c.wakeLocked(s)
+		if !s.queued && !s.inflight && s.retryAt == 0 && !s.dropped {
+			s.queued = true
+			t.due = append(t.due, s)
+		}
+	}
+}
+
+// sendDue sends the streams that notify woke, on the caller's goroutine:
+// the goroutine that applied a change pushes it, with no hand-off. Every
+// caller of applyLocked calls it once it has released the center's mutex.
+func (c *Center) sendDue() {
+	t := &c.push
+	t.mu.Lock()
+	due := t.due
+	t.due = nil
+	t.mu.Unlock()
+	for _, s := range due {
+		c.startPush(s)
 	}
 }
 
@@ -161,35 +186,38 @@ func (c *Center) retryStreams(now int64) {
 	}
 }
 
-// pushLoop is a pusher goroutine: it sends one batch of a woken stream at
-// a time and waits for its acknowledgement.
+// pushLoop is a pusher goroutine: it sends the streams handed to it
+// (retries, and wakes that found the hand-off to the applier closed).
 func (c *Center) pushLoop() {
 	defer c.wg.Done()
-	maxDg := c.ep.Config().MaxDatagram
-	segBuf := make([]byte, maxDg-wire.HeaderSize)
-	batch := make([]byte, 0, maxDg)
-	var ps wire.Params
 	for {
 		select {
 		case <-c.done:
 			return
 		case s := <-c.pushWake:
-			batch = c.pushOnce(s, &ps, segBuf, batch)
+			c.startPush(s)
 		}
 	}
 }
 
-// pushOnce sends the head of s's queue and handles the outcome.
-func (c *Center) pushOnce(s *stream, ps *wire.Params, segBuf, batch []byte) []byte {
+// startPush sends the head of s's queue as one asynchronous call, unless
+// the stream has nothing to send, is dropped or has a batch in flight.
+// pushDone handles the outcome.
+func (c *Center) startPush(s *stream) {
 	t := &c.push
 	t.mu.Lock()
 	s.queued = false
-	if s.dropped || (len(s.queue) == 0 && !s.broken) {
+	if s.dropped || s.inflight || (len(s.queue) == 0 && !s.broken) {
 		t.mu.Unlock()
-		return batch
+		return
 	}
-	room := len(segBuf) - 3*paramU64Size - wire.ParamHdrSize
-	batch = batch[:0]
+	if s.seg == nil {
+		maxDg := c.ep.Config().MaxDatagram
+		s.seg = make([]byte, maxDg-wire.HeaderSize)
+		s.batch = make([]byte, 0, maxDg)
+	}
+	room := len(s.seg) - 3*paramU64Size - wire.ParamHdrSize
+	batch := s.batch[:0]
 	n := 0
 	for _, ch := range s.queue {
 		need := changeHdrSize + len(ch.key) + len(ch.rec)
@@ -202,25 +230,39 @@ func (c *Center) pushOnce(s *stream, ps *wire.Params, segBuf, batch []byte) []by
 		batch = append(batch, ch.rec...)
 		n++
 	}
-	first, id, addr := s.nextSeq, s.id, s.addr
-	s.inflight = true
-	t.mu.Unlock()
-
-	ps.Reset(segBuf)
-	ps.Uint64(id)
+	s.batch = batch
+	first, addr := s.nextSeq, s.addr
+	var ps wire.Params
+	ps.Reset(s.seg)
+	ps.Uint64(s.id)
 	ps.Uint64(first)
 	ps.Uint64(uint64(n))
 	ps.Bytes(batch)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PushTimeout)
-	e := wire.AsErrno(c.ep.Call(ctx, addr, CallPush, ps, nil))
-	cancel()
+	s.inflight = true
+	t.mu.Unlock()
 
+	// The engine copies the request: s.seg is free again when GoFunc
+	// returns, and s stays in flight until pushDone.
+	err := c.ep.GoFunc(addr, CallPush, &ps, c.cfg.PushTimeout, func(p *rfc.Pending) {
+		c.pushDone(s, first, n, wire.AsErrno(p.Err()))
+	})
+	if err != nil {
+		c.pushDone(s, first, n, wire.AsErrno(err))
+	}
+}
+
+// pushDone handles the outcome of the push of n changes from first on s;
+// it runs on the goroutine that completed the call and never blocks. What
+// queued meanwhile goes out at once.
+func (c *Center) pushDone(s *stream, first uint64, n int, e wire.Errno) {
+	t := &c.push
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	s.inflight = false
 	if s.dropped {
-		return batch
+		t.mu.Unlock()
+		return
 	}
+	next := false
 	switch e {
 	case wire.OK:
 		c.stats.pushes.Add(1)
@@ -234,8 +276,9 @@ func (c *Center) pushOnce(s *stream, ps *wire.Params, segBuf, batch []byte) []by
 			s.queue = s.queue[:rest]
 			s.nextSeq += uint64(n)
 		}
-		if len(s.queue) > 0 || s.broken {
-			c.wakeLocked(s)
+		if (len(s.queue) > 0 || s.broken) && !s.queued {
+			s.queued = true
+			next = true
 		}
 	case wire.ESTALE, wire.EAGAIN, wire.EINVAL, wire.EPROTO, wire.ENOCALL:
 		// The subscriber does not know the stream, is resynchronizing
@@ -244,7 +287,7 @@ func (c *Center) pushOnce(s *stream, ps *wire.Params, segBuf, batch []byte) []by
 		t.dropLocked(s)
 	case wire.ENODEAD:
 		c.stats.pushDropped.Add(1)
-		list := append([]*stream(nil), t.byAddr[addr]...)
+		list := append([]*stream(nil), t.byAddr[s.addr]...)
 		for _, x := range list {
 			t.dropLocked(x)
 		}
@@ -254,11 +297,14 @@ func (c *Center) pushOnce(s *stream, ps *wire.Params, segBuf, batch []byte) []by
 		if s.fails >= c.cfg.MaxPushFailures {
 			c.stats.pushDropped.Add(1)
 			t.dropLocked(s)
-			return batch
+			break
 		}
 		s.retryAt = c.ep.Now() + int64(c.cfg.PushRetry)
 	}
-	return batch
+	t.mu.Unlock()
+	if next {
+		c.startPush(s)
+	}
 }
 
 func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
