@@ -436,17 +436,15 @@ func (c *Center) replicate(key string, prev uint64, rec []byte) replica {
 
 // commit waits until a write applied here is durable: in this center's
 // log and, if it was replicated, in the other center's. The two fsyncs
-// run at the same time: the log syncer starts this center's while the
-// other center is asked (CallLogSync) to answer once its own is done.
-// If the other center restarted meanwhile (ESTALE), its log failed, or it
-// cannot be reached and is not declared dead, the write is applied here
-// but not acknowledged: EAGAIN, as for a write whose replication failed.
+// run at the same time: the other center is asked (CallLogSync, an
+// asynchronous call) to answer once its own is done, and this goroutine
+// runs this center's meanwhile. If the other center restarted meanwhile
+// (ESTALE), its log failed, or it cannot be reached and is not declared
+// dead, the write is applied here but not acknowledged: EAGAIN, as for a
+// write whose replication failed.
 func (c *Center) commit(pos logPos, r *replica) wire.Errno {
 	if r.gen == 0 {
 		return c.sync(pos)
-	}
-	if pos.gen != 0 {
-		c.wal.requestSync()
 	}
 	var ps wire.Params
 	ps.Reset(make([]byte, 4*paramU64Size))
@@ -454,10 +452,15 @@ func (c *Center) commit(pos logPos, r *replica) wire.Errno {
 	ps.Uint64(r.inc)
 	ps.Uint64(r.gen)
 	ps.Uint64(r.off)
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
-	re := wire.AsErrno(c.ep.Call(ctx, c.cfg.Peer, CallLogSync, &ps, nil))
-	cancel()
-	if e := c.sync(pos); e != wire.OK {
+	remote := make(chan wire.Errno, 1)
+	if err := c.ep.GoFunc(c.cfg.Peer, CallLogSync, &ps, c.cfg.ReplicateTimeout, func(p *rfc.Pending) {
+		remote <- wire.AsErrno(p.Err())
+	}); err != nil {
+		remote <- wire.AsErrno(err)
+	}
+	e := c.sync(pos)
+	re := <-remote
+	if e != wire.OK {
 		return e
 	}
 	switch re {
