@@ -17,8 +17,8 @@ import (
 //     one itself, otherwise it waits for the running one and, if that did
 //     not cover p, runs the next;
 //   - requestSync wakes the log syncer (Center.logSyncLoop), which runs
-//     an fsync at once without anybody blocking on it: a write starts its
-//     own fsync this way before it waits for the other center's;
+//     an fsync at once without anybody blocking on it: a replica starts
+//     its fsync this way as the center answers the replica;
 //   - whenSynced(p, done) registers a callback that the fsync covering p
 //     runs; CallLogSync answers the other center from it, holding no
 //     goroutine while the disk works.

@@ -37,9 +37,9 @@ func (c *Center) maintLoop() {
 }
 
 // logSyncLoop is the log syncer goroutine (logsync.go): it runs the
-// fsyncs that nobody blocks on, those a write starts before it waits for
-// the other center's and those CallLogSync waits for, and the periodic
-// fsync of FsyncInterval.
+// fsyncs that nobody blocks on, the one a replica starts as it is
+// answered and those CallLogSync waits for, and the periodic fsync of
+// FsyncInterval.
 func (c *Center) logSyncLoop() {
 	defer c.wg.Done()
 	c.wal.syncLoop(c.done, c.cfg.FsyncEvery, c.logFailure)
