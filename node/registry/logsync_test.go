@@ -155,9 +155,11 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	}
 	l.close()
 	got := map[string]bool{}
-	if _, err := openLog(dir, FsyncAlways, func(k string, _ []byte) { got[k] = true }); err != nil {
+	l2, err := openLog(dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
+	if err != nil {
 		t.Fatal(err)
 	}
+	l2.close()
 	if !got["kv/a"] || !got["kv/b"] {
 		t.Fatalf("recovered %v", got)
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,10 +96,11 @@ type logFile struct {
 	// center quotes it back in CallLogSync, so that a position handed
 	// out before a restart is never taken for one of the new log.
 	incarnation uint64
-	// syncFile makes a file durable: (*os.File).Sync. Every fsync of the
+	// syncFile makes a file durable: logFile.fsync. Every fsync of the
 	// log, the snapshot and the directory goes through it. Guarded by
 	// syncMu (tests replace it).
 	syncFile func(f *os.File) error
+	aio      *aioSync // nil where Linux AIO is not offered
 
 	mu struct { // guards the file handle and the write offset
 		sync.Mutex
@@ -174,8 +176,8 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &logFile{dir: dir, policy: policy, incarnation: newIncarnation(),
-		syncFile: (*os.File).Sync, kick: make(chan struct{}, 1)}
+	l := &logFile{dir: dir, policy: policy, incarnation: newIncarnation(), kick: make(chan struct{}, 1)}
+	l.syncFile = l.fsync
 	if b, err := os.ReadFile(filepath.Join(dir, snapName)); err == nil {
 		n, err := loadSnapshot(b, apply)
 		if err != nil {
@@ -199,6 +201,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 		if err := l.newLogFileLocked(); err != nil {
 			return nil, err
 		}
+		l.aio, _ = newAIOSync()
 		return l, nil
 	}
 	off := logHdrSize
@@ -235,6 +238,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	l.mu.gen = 1
 	l.setEndLocked()
 	l.wait.gen, l.wait.synced = 1, int64(off)
+	l.aio, _ = newAIOSync()
 	return l, nil
 }
 
@@ -308,6 +312,23 @@ func (l *logFile) newLogFileLocked() error {
 func (l *logFile) setEndLocked() {
 	l.endGen.Store(l.mu.gen)
 	l.endSize.Store(l.mu.size)
+}
+
+// errAIOUnsupported is aioSync.sync's answer when the kernel does not
+// take an AIO fsync of the file (not offered for it, or no resources for
+// it now): nothing was started.
+var errAIOUnsupported = errors.New("registry: AIO fsync not supported")
+
+// fsync makes f durable: through Linux AIO where the kernel offers it, so
+// that the goroutine waiting holds no P (aiosync_linux.go), directly
+// otherwise.
+func (l *logFile) fsync(f *os.File) error {
+	if l.aio != nil {
+		if err := l.aio.sync(f); err != errAIOUnsupported {
+			return err
+		}
+	}
+	return f.Sync()
 }
 
 // syncDir makes the directory's entries durable (after a rename).
@@ -428,5 +449,8 @@ func (l *logFile) close() error {
 	l.mu.f = nil
 	l.syncedUpTo(logPos{gen: l.mu.gen, off: l.mu.size}, err, false)
 	l.shut()
+	if l.aio != nil {
+		l.aio.close()
+	}
 	return err
 }

@@ -115,13 +115,15 @@ func TestSnapshotAndLogRecover(t *testing.T) {
 	}
 	l.close()
 	got := map[string][]byte{}
-	if _, err := openLog(dir, FsyncAlways, func(k string, rec []byte) {
+	l2, err := openLog(dir, FsyncAlways, func(k string, rec []byte) {
 		if sdk.RecordVersion(rec) > sdk.RecordVersion(got[k]) {
 			got[k] = rec
 		}
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	l2.close()
 	if len(got) != len(store) {
 		t.Fatalf("recovered %d keys, want %d", len(got), len(store))
 	}
