@@ -264,7 +264,14 @@ func (m *Map) Get(key, dst []byte) (int, error) {
 		return 0, wire.ECLOSED
 	}
 	if seqReads {
-		if n, e := mp.r.getSeq(key, dst, h); e != errSeqBusy {
+		for try := 0; try < seqTries; try++ {
+			n, e := mp.r.getSeq(key, dst, h)
+			if e == errSeqMoved {
+				continue
+			}
+			if e == errSeqBusy {
+				break
+			}
 			if e != wire.OK {
 				return n, e
 			}

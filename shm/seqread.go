@@ -29,6 +29,11 @@ import "fastcall/wire"
 // lock: a writer is active, and waiting for it is the lock's job.
 const seqTries = 2
 
+// shortKeyMax is the longest key whose lookup getSeq writes out straight
+// (equalShortAt); longer keys, and keys shorter than a word, take
+// getSeqSlow.
+const shortKeyMax = 4 * wordSize
+
 // beginWriteLocked makes the write sequence odd, unless a writer that died
 // holding the lock left it odd. Called with the write hold, before any
 // other store to the file.
@@ -46,34 +51,111 @@ func (r *region) endWriteLocked() {
 	}
 }
 
-// errSeqBusy is getSeq's answer when the caller must take the lock
-// instead (the lookup itself never gives wire.EAGAIN). It never leaves
-// the package.
-const errSeqBusy = wire.EAGAIN
+// getSeq's answers that are not Get's: errSeqBusy when the caller must
+// take the lock (a writer is inside or died inside, or the file was
+// superseded), errSeqMoved when a write moved the sequence during the
+// lookup and the caller may try again. The lookup itself gives neither;
+// they never leave the package.
+const (
+	errSeqBusy  = wire.EAGAIN
+	errSeqMoved = wire.EBUSY
+)
 
-// getSeq is Get without the lock; h is the key's hash. It returns
-// errSeqBusy when the caller must take the lock instead: a writer is
-// inside (or died inside), the file was superseded, or writes kept moving
-// the sequence; dst may have been written then. Otherwise n and the error
-// number are Get's answer.
+// getSeq is one attempt at Get without the lock; h is the key's hash. It
+// returns errSeqBusy or errSeqMoved (dst may have been written then), or
+// Get's answer: n and the error number.
+//
+// The common case is written out straight: the first slot with the key's
+// tag names the key's node, the slot's ref word names the node's record,
+// and every offset is in range. Anything else (a tag shared with another
+// key, a stale ref word, an offset out of range) goes to getSeqSlow, which
+// asks getValue, the lookup of the locked paths. Get's time depends on how
+// many instructions lie between one lookup's cache misses and the next
+// one's (docs/SHM.md); the straight path has no loop around its checks,
+// so the compiler keeps its values in registers. The checks are
+// getValue's, in another form:
+//
+//   - a slot's node must lie above the arena's start, and the key it
+//     implies must end inside the arena, which covers the node's fixed
+//     words before the key as well;
+//   - the slot's ref word is only a place to start loading early: rounded
+//     down to a word and replaced by the arena's first word when out of
+//     range, the load is always in bounds, and the record it loads is used
+//     only if the node's valRef names that same word.
 func (r *region) getSeq(key, dst []byte, h uint64) (int, wire.Errno) {
 	mem := r.mem
-	for try := 0; try < seqTries; try++ {
-		seq := loadAt(mem, hdrWriteSeqOff)
-		if seq&1 != 0 || loadAt(mem, hdrGenOff)&genSuperseded != 0 {
-			break
-		}
-		v, e := r.getValue(key, h)
-		if e == wire.OK && len(v) <= len(dst) {
-			copy(dst, v)
-		}
-		if loadAt(mem, hdrWriteSeqOff) != seq {
-			continue
-		}
-		if e == wire.OK && len(v) > len(dst) {
-			e = wire.EMSGSIZE
-		}
-		return len(v), e
+	seq := loadAt(mem, hdrWriteSeqOff)
+	if seq&1 != 0 || loadAt(mem, hdrGenOff)&genSuperseded != 0 {
+		return 0, errSeqBusy
 	}
-	return 0, errSeqBusy
+	// Probe to the first slot with the key's tag; an empty slot (or every
+	// slot probed) means absent.
+	base := r.indexOff + (loadAt(mem, hdrIndexActOff)&1)*r.bufBytes
+	i := h & r.mask
+	s := loadAt(mem, base+i*slotSize+slotNodeOff)
+	for k := uint64(0); s>>slotTagShift != h>>slotTagShift; k++ {
+		if s == slotEmpty || k == r.mask {
+			if loadAt(mem, hdrWriteSeqOff) != seq {
+				return 0, errSeqMoved
+			}
+			return 0, wire.ENOENT
+		}
+		i = (i + 1) & r.mask
+		s = loadAt(mem, base+i*slotSize+slotNodeOff)
+	}
+	// The key's place comes from the slot's level, so the key, the meta
+	// word and the record the slot names load at once.
+	klen := uint64(len(key))
+	node, level := slotNode(s), slotLevel(s)
+	koff := node + nodeKeyOff(level)
+	if klen-wordSize > shortKeyMax-wordSize || node < r.arenaOff || koff+klen > r.arenaEnd {
+		// A key outside [wordSize, shortKeyMax], an empty slot of tag 0,
+		// a tombstone, damage.
+		return r.getSeqSlow(key, dst, h, seq)
+	}
+	ref := loadAt(mem, base+i*slotSize+slotRefOff) &^ (wordSize - 1)
+	if ref-r.arenaOff > r.recLast-r.arenaOff {
+		ref = r.arenaOff
+	}
+	rec := loadAt(mem, ref)
+	meta := loadAt(mem, node+nodeMetaOff)
+	if !equalShortAt(mem, koff, key) ||
+		meta&(metaKeyMask|metaLevelMask<<metaLevelShift|metaHidden) != klen|level<<metaLevelShift ||
+		loadAt(mem, node+nodeValRefOff) != ref {
+		return r.getSeqSlow(key, dst, h, seq)
+	}
+	l := rec & recLenMask
+	if l > MaxValueLen || ref+recHdrSize+l > r.arenaEnd {
+		return r.getSeqSlow(key, dst, h, seq)
+	}
+	if l <= uint64(len(dst)) {
+		copy(dst, bytesAt(mem, ref+recHdrSize, l))
+	}
+	if loadAt(mem, hdrWriteSeqOff) != seq {
+		return 0, errSeqMoved
+	}
+	if l > uint64(len(dst)) {
+		return int(l), wire.EMSGSIZE
+	}
+	return int(l), wire.OK
+}
+
+// getSeqSlow finishes what getSeq started, under the same sequence seq,
+// with getValue: for a tag shared by two keys, a ref word that is not the
+// node's valRef (after an interrupted replace), or a damaged file.
+func (r *region) getSeqSlow(key, dst []byte, h, seq uint64) (int, wire.Errno) {
+	v, e := r.getValue(key, h)
+	if e == wire.OK && len(v) <= len(dst) {
+		copy(dst, v)
+	}
+	if loadAt(r.mem, hdrWriteSeqOff) != seq {
+		return 0, errSeqMoved
+	}
+	if e != wire.OK {
+		return 0, e
+	}
+	if len(v) > len(dst) {
+		return len(v), wire.EMSGSIZE
+	}
+	return len(v), wire.OK
 }

@@ -12,8 +12,9 @@ import (
 	"fastcall/wire"
 )
 
-// TestGetSeq checks the lock-free lookup against the locked one, and that
-// it gives way (errSeqBusy) while the write sequence is odd or the file is
+// TestGetSeq checks the lock-free lookup against the locked one (keys on
+// its straight path and keys it hands to getSeqSlow, slot ref words that
+// do not name the node's record), and that it gives way (errSeqBusy) while the write sequence is odd or the file is
 // superseded.
 func TestGetSeq(t *testing.T) {
 	r := newHeapRegion(t, MinSize, 0)
@@ -29,7 +30,7 @@ func TestGetSeq(t *testing.T) {
 		wn, werr := r.getInto(k, big, h)
 		want := append([]byte(nil), big[:wn]...)
 		gn, ge := r.getSeq(k, big, h)
-		if ge == errSeqBusy {
+		if ge == errSeqBusy || ge == errSeqMoved {
 			t.Fatalf("%q: busy with an even sequence", k)
 		}
 		if gn != wn || wire.AsErrno(werr) != ge || werr == nil && !bytes.Equal(big[:gn], want) {
@@ -42,6 +43,26 @@ func TestGetSeq(t *testing.T) {
 				t.Fatalf("%q: short dst: %d %v %x", k, n, e, small)
 			}
 		}
+	}
+	// A slot's ref word that does not name the node's record (stale after
+	// an interrupted replace, or damaged): the answer is still the node's.
+	for _, k := range keys[1:4] {
+		h := keyHash(k)
+		_, at, _, ok := r.findSlot(k, h)
+		if !ok {
+			t.Fatalf("%q: not indexed", k)
+		}
+		good := load64(r.mem, at+slotRefOff)
+		wn, _ := r.getInto(k, big, h)
+		want := append([]byte(nil), big[:wn]...)
+		for _, bad := range []uint64{0, 3, good + 1, good + wordSize, r.arenaOff, r.recLast + wordSize, ^uint64(0)} {
+			store64(r.mem, at+slotRefOff, bad)
+			clear(big)
+			if n, e := r.getSeq(k, big, h); e != wire.OK || !bytes.Equal(big[:n], want) {
+				t.Fatalf("%q: ref word %#x: %d %v", k, bad, n, e)
+			}
+		}
+		store64(r.mem, at+slotRefOff, good)
 	}
 	h := keyHash(keys[1])
 	r.beginWriteLocked()
@@ -183,7 +204,7 @@ func TestGetSeqScribble(t *testing.T) {
 		}
 		n, e := r.getSeq(key, buf, h)
 		switch {
-		case e == errSeqBusy:
+		case e == errSeqBusy || e == errSeqMoved:
 			busy++
 		case e != wire.OK || n != len(val) || !sealedOK(buf[:n]):
 			bad++

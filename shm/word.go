@@ -40,19 +40,38 @@ func loadAt(mem []byte, off uint64) uint64 {
 // equalAt reports whether mem[off:off+len(key)] equals key, eight bytes at
 // a time, without bounds checks: off+len(key) must not exceed len(mem), and
 // key must be at least 8 bytes long (getValue compares shorter keys as one
-// masked word). It inlines and calls nothing, so the lookup around it keeps
-// its registers.
+// masked word). It
+// inlines and calls nothing, so the lookup around it keeps its registers,
+// and it compares every word before it answers (one branch in all).
 func equalAt(mem []byte, off uint64, key []byte) bool {
 	n := uintptr(len(key))
 	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), off)
 	q := unsafe.Pointer(unsafe.SliceData(key))
-	// Whole words, then the last word, which may overlap the one before.
+	// The last word, which may overlap the one before, then whole words.
+	d := *(*uint64)(unsafe.Add(p, n-wordSize)) ^ *(*uint64)(unsafe.Add(q, n-wordSize))
 	for i := uintptr(0); i < n-wordSize; i += wordSize {
-		if *(*uint64)(unsafe.Add(p, i)) != *(*uint64)(unsafe.Add(q, i)) {
-			return false
-		}
+		d |= *(*uint64)(unsafe.Add(p, i)) ^ *(*uint64)(unsafe.Add(q, i))
 	}
-	return *(*uint64)(unsafe.Add(p, n-wordSize)) == *(*uint64)(unsafe.Add(q, n-wordSize))
+	return d == 0
+}
+
+// equalShortAt is equalAt for a key of wordSize to shortKeyMax bytes,
+// without a loop: up to four word compares folded into one branch, which
+// leaves the straight path of getSeq free of loops (the compiler keeps a
+// function's values in registers better without them).
+func equalShortAt(mem []byte, off uint64, key []byte) bool {
+	n := uintptr(len(key))
+	p := unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), off)
+	q := unsafe.Pointer(unsafe.SliceData(key))
+	d := *(*uint64)(p) ^ *(*uint64)(q)
+	d |= *(*uint64)(unsafe.Add(p, n-wordSize)) ^ *(*uint64)(unsafe.Add(q, n-wordSize))
+	if n > 2*wordSize {
+		d |= *(*uint64)(unsafe.Add(p, wordSize)) ^ *(*uint64)(unsafe.Add(q, wordSize))
+	}
+	if n > 3*wordSize {
+		d |= *(*uint64)(unsafe.Add(p, 2*wordSize)) ^ *(*uint64)(unsafe.Add(q, 2*wordSize))
+	}
+	return d == 0
 }
 
 // bytesAt returns mem[off:off+n] without bounds checks: off+n must not
