@@ -7,8 +7,8 @@ import (
 )
 
 // TestAIOSync: the AIO fsync makes files and directories durable, many
-// times over one context, refuses a closed file, and is what a log uses
-// where the kernel offers it.
+// times over one context, refuses a closed file, and is what the log
+// syncer uses where the kernel offers it.
 func TestAIOSync(t *testing.T) {
 	a, err := newAIOSync()
 	if err != nil {
@@ -53,7 +53,14 @@ func TestAIOSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.syncTo(pos); err != nil {
+	// The log syncer's pass goes through AIO.
+	l.syncMu.Lock()
+	err = l.syncPassLocked(true)
+	l.syncMu.Unlock()
+	if err != nil {
 		t.Fatal(err)
+	}
+	if done, err := l.settled(pos); !done || err != nil {
+		t.Fatalf("after the syncer's pass: settled %v, %v", done, err)
 	}
 }

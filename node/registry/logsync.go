@@ -107,7 +107,7 @@ func (l *logFile) syncTo(p logPos) error {
 	}
 	// p was appended before this pass reads the end of the log: the
 	// pass covers it.
-	return l.syncPassLocked()
+	return l.syncPassLocked(false)
 }
 
 // whenSynced arranges for done to run once p is durable (err nil) or can
@@ -131,8 +131,9 @@ func (l *logFile) whenSynced(p logPos, done func(err error)) (err error, now boo
 }
 
 // syncPassLocked fsyncs the log if some of it is not known to be durable;
-// l.syncMu is held. It returns the sticky failure if there is one.
-func (l *logFile) syncPassLocked() error {
+// l.syncMu is held. offload is set when the log syncer runs it (see
+// logFile.fsync). It returns the sticky failure if there is one.
+func (l *logFile) syncPassLocked(offload bool) error {
 	l.mu.Lock()
 	f, end := l.mu.f, logPos{gen: l.mu.gen, off: l.mu.size}
 	l.mu.Unlock()
@@ -150,7 +151,7 @@ func (l *logFile) syncPassLocked() error {
 		l.syncedUpTo(end, nil, false)
 		return nil
 	}
-	err = l.syncFile(f)
+	err = l.syncFile(f, offload)
 	l.syncedUpTo(end, err, false)
 	return err
 }
@@ -236,7 +237,7 @@ func (l *logFile) syncLoop(done <-chan struct{}, every time.Duration, failed fun
 		case <-tick:
 		}
 		l.syncMu.Lock()
-		err := l.syncPassLocked()
+		err := l.syncPassLocked(true)
 		l.syncMu.Unlock()
 		if err != nil && err != last && err != wire.ECLOSED {
 			failed(err)

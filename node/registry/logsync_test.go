@@ -17,7 +17,7 @@ import (
 // setSyncFile replaces the log's fsync; syncMu guards the field.
 func setSyncFile(l *logFile, fn func(f *os.File) error) {
 	l.syncMu.Lock()
-	l.syncFile = fn
+	l.syncFile = func(f *os.File, _ bool) error { return fn(f) }
 	l.syncMu.Unlock()
 }
 

@@ -99,7 +99,7 @@ type logFile struct {
 	// syncFile makes a file durable: logFile.fsync. Every fsync of the
 	// log, the snapshot and the directory goes through it. Guarded by
 	// syncMu (tests replace it).
-	syncFile func(f *os.File) error
+	syncFile func(f *os.File, offload bool) error
 	aio      *aioSync // nil where Linux AIO is not offered
 
 	mu struct { // guards the file handle and the write offset
@@ -224,7 +224,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 			f.Close()
 			return nil, err
 		}
-		if err := l.syncFile(f); err != nil {
+		if err := l.syncFile(f, false); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -282,7 +282,7 @@ func (l *logFile) newLogFileLocked() error {
 		f.Close()
 		return err
 	}
-	if err := l.syncFile(f); err != nil {
+	if err := l.syncFile(f, false); err != nil {
 		f.Close()
 		return err
 	}
@@ -319,11 +319,14 @@ func (l *logFile) setEndLocked() {
 // it now): nothing was started.
 var errAIOUnsupported = errors.New("registry: AIO fsync not supported")
 
-// fsync makes f durable: through Linux AIO where the kernel offers it, so
-// that the goroutine waiting holds no P (aiosync_linux.go), directly
-// otherwise.
-func (l *logFile) fsync(f *os.File) error {
-	if l.aio != nil {
+// fsync makes f durable. offload is set for the fsyncs of the log
+// syncer, which no goroutine waits on directly: they go through Linux AIO
+// where the kernel offers it, so that the syncer holds no P while the
+// disk works (aiosync_linux.go). Other fsyncs, a writer's own on the
+// path of its acknowledgement, a snapshot's, run directly: an AIO
+// completion costs the wake-ups of a kernel worker and of the poller.
+func (l *logFile) fsync(f *os.File, offload bool) error {
+	if offload && l.aio != nil {
 		if err := l.aio.sync(f); err != errAIOUnsupported {
 			return err
 		}
@@ -338,7 +341,7 @@ func (l *logFile) syncDir() error {
 		return err
 	}
 	defer d.Close()
-	return l.syncFile(d)
+	return l.syncFile(d, false)
 }
 
 // append writes one frame and returns the log position after it, for
@@ -416,7 +419,7 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 	}
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if err := l.syncFile(f); err != nil {
+	if err := l.syncFile(f, false); err != nil {
 		f.Close()
 		return err
 	}
@@ -442,7 +445,7 @@ func (l *logFile) close() error {
 	if l.mu.f == nil {
 		return nil
 	}
-	err := l.syncFile(l.mu.f)
+	err := l.syncFile(l.mu.f, false)
 	if cerr := l.mu.f.Close(); err == nil {
 		err = cerr
 	}
