@@ -8,14 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// An fsync through Linux AIO. A goroutine in a plain fsync holds its P
-// (its share of GOMAXPROCS) for as long as the disk takes, and the runtime
-// takes the P back only when sysmon next looks, which may be milliseconds
-// later: with the two centers of a pair in one process on two cores, two
-// fsyncs leave no P to read the network, and a push waits for the disk it
-// does not need. IOCB_CMD_FSYNC hands the fsync to a kernel worker
-// (Linux 4.18 and later); its completion bumps an eventfd, which the
-// goroutine reads through the runtime's poller, holding no P meanwhile.
+// An fsync through Linux AIO, for the log syncer (logFile.fsync). A
+// goroutine in a plain fsync holds its P (its share of GOMAXPROCS) for as
+// long as the disk takes, and the runtime takes the P back only when
+// sysmon next looks, which may be milliseconds later: with the two
+// centers of a pair in one process on two cores, two fsyncs left no P to
+// read the network, and a push waited for a disk it does not need.
+// IOCB_CMD_FSYNC hands the fsync to a kernel worker (Linux 4.18 and
+// later); its completion bumps an eventfd, which the goroutine reads
+// through the runtime's poller, holding no P meanwhile.
 //
 // This file is the only one of the package that uses unsafe: the AIO
 // system calls take pointers to the control block and the event, which
