@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,7 +96,21 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	m, err := shm.Open(cfg.ShmPath, shm.Options{})
+	if wire.AsErrno(err) == wire.EPROTO {
+		// Not a map this version can open: another format version, or
+		// damage Open refuses. The map only caches the centers'
+		// records, so it is replaced; readers open the new file.
+		log.Warn("registry: replacing an unusable shm map", "path", cfg.ShmPath, "err", err)
+		if rerr := os.Remove(cfg.ShmPath); rerr != nil && !isNotExist(rerr) {
+			return nil, err
+		}
+		err = fs.ErrNotExist
+	}
 	if wire.AsErrno(err) == wire.ENOENT || isNotExist(err) {
 		m, err = shm.Create(cfg.ShmPath, cfg.ShmSize, shm.Options{Mode: 0o644})
 		if wire.AsErrno(err) == wire.EEXIST {
@@ -105,10 +120,7 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{})}
-	if a.log == nil {
-		a.log = slog.Default()
-	}
+	a := &Agent{cfg: cfg, log: log, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{})}
 	a.mu.regs = make(map[string]agentReg)
 	if s, err := sdk.OpenSeqWriter(m.Path()); err == nil {
 		a.seq = s

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"os"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -257,5 +258,39 @@ func TestWriteAfterCenterRestart(t *testing.T) {
 	}
 	if e, err := cl.Get(ctx, "k"); err != nil || string(e.Value) != "2" {
 		t.Fatalf("get: %q %v", e.Value, err)
+	}
+}
+
+// A file at the map's path that is not a map this version opens (another
+// format version, damage) is replaced: the map only caches the centers'
+// records.
+func TestAgentReplacesUnusableMap(t *testing.T) {
+	p := startPair(t, nil)
+	path := t.TempDir() + "/agent.map"
+	junk := bytes.Repeat([]byte{0xAB}, 64<<10)
+	if err := os.WriteFile(path, junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk.Open(path); err == nil {
+		t.Fatal("the junk file opens as a map; the test shows nothing")
+	}
+	ep := newEndpoint(t, 9, "")
+	cfg := DefaultAgentConfig(path, p.addrs()...)
+	cfg.Logger = quiet
+	a, err := StartAgent(ep, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Register(ctxFor(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sdk.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !waitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+		t.Fatal("instance not in the new map")
 	}
 }
