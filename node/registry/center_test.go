@@ -2,9 +2,9 @@ package registry
 
 import (
 	"bytes"
-	"os"
 	"fmt"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
