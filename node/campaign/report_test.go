@@ -76,11 +76,11 @@ func TestMain(m *testing.M) {
 func writeReport(path string) error {
 	var b strings.Builder
 	b.WriteString("# fastcall reliability campaign\n\n")
-	cmd := "go test ./node/campaign -args -campaign.report " + filepath.Base(path)
+	by := "`go test ./node/campaign -args -campaign.report " + filepath.Base(path) + "`"
 	if *long {
-		cmd = "make reliability` (`go test ./node/campaign -args -campaign.long -campaign.report docs/RELIABILITY.md"
+		by = "`make reliability` (`go test ./node/campaign -args -campaign.long -campaign.report docs/RELIABILITY.md`)"
 	}
-	fmt.Fprintf(&b, "Written by `%s` on %s; every row is a test that passed in that run.\n\n", cmd, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Written by %s on %s; every row is a test that passed in that run.\n\n", by, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	b.WriteString("| fault or attack | parameters | load | checked | result |\n|---|---|---|---|---|\n")
 	names := make([]string, 0, len(rows))
 	for n := range rows {
