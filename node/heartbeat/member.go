@@ -50,12 +50,11 @@ type member struct {
 	node     uint32
 	state    State
 	inc      uint32 // highest incarnation heard
-	deadInc  uint32 // incarnation it was declared dead at (state dead)
+	deadInc  uint32 // incarnation this node last declared it dead at (0: never); kept after it rejoins
 	heardNs  int64  // last sign of life, engine clock; 0 = never
 	rfcHeard int64  // last rfc LastHeardNs folded in
 	since    int64  // engine clock of the last state change
 	ackSeq   uint64 // sequence of the current indirect round; 0 = none
-	diedInc  uint32 // incarnation this node last declared it dead at; kept after it rejoins
 	tellDied bool   // rejoined after death: probe it at once so it learns of the death
 	heardSus uint32 // highest suspicion of this node heard from it and reported
 	heardDie uint32 // highest death of this node heard from it and reported
@@ -100,7 +99,7 @@ type view struct {
 // viewLocked returns what this node tells m about m.
 func (m *member) viewLocked() view {
 	if m.state == StateDead {
-		return view{StateDead, m.deadInc, m.diedInc}
+		return view{StateDead, m.deadInc, m.deadInc}
 	}
-	return view{m.state, m.inc, m.diedInc}
+	return view{m.state, m.inc, m.deadInc}
 }

@@ -64,7 +64,6 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
 	m.deadInc = m.inc
-	m.diedInc = m.inc
 	m.since = now
 	m.ackSeq = 0
 	m.syncRFC = true
