@@ -429,7 +429,7 @@ func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instanc
 		}
 		for _, r := range page {
 			var in sdk.Instance
-			if e := decodeInstance(r.Key, r.Record, &in); e != wire.OK {
+			if e := sdk.DecodeInstance([]byte(r.Key), r.Record, &in); e != wire.OK {
 				return nil, e
 			}
 			out = append(out, in)
@@ -443,25 +443,4 @@ func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instanc
 		return nil, wire.ENOENT
 	}
 	return out, nil
-}
-
-// decodeInstance decodes an instance key and record.
-func decodeInstance(key string, rec []byte, in *sdk.Instance) wire.Errno {
-	name, node, ok := sdk.SplitServiceKey([]byte(key))
-	if !ok {
-		return wire.EPROTO
-	}
-	var r sdk.Record
-	if e := sdk.ParseRecord(rec, &r); e != wire.OK {
-		return e
-	}
-	if r.Kind != sdk.KindService {
-		return wire.EPROTO
-	}
-	*in = sdk.Instance{Name: string(name), Node: node, Addr: string(r.Addr), Owner: string(r.Owner),
-		Version: r.Version, LeaseMs: r.LeaseMs, ModifiedMs: r.ModifiedMs}
-	if len(r.Body) > 0 {
-		in.Meta = append([]byte(nil), r.Body...)
-	}
-	return wire.OK
 }

@@ -120,7 +120,7 @@ func (r *Reader) LookupDirect(name string, dst []Instance) ([]Instance, error) {
 	var perr error
 	err := r.m.Prefix([]byte(ServiceNamePrefix(name)), func(k, v []byte) bool {
 		var in Instance
-		if e := decodeInstance(k, v, &in); e != wire.OK {
+		if e := DecodeInstance(k, v, &in); e != wire.OK {
 			perr = e
 			return false
 		}
@@ -146,7 +146,7 @@ func (r *Reader) LookupPrefix(prefix string, fn func(Instance) bool) error {
 	var perr error
 	err := r.m.Prefix([]byte(ServicePrefix+prefix), func(k, v []byte) bool {
 		var in Instance
-		if e := decodeInstance(k, v, &in); e != wire.OK {
+		if e := DecodeInstance(k, v, &in); e != wire.OK {
 			perr = e
 			return false
 		}
@@ -186,8 +186,10 @@ func (r *Reader) Get(key string) (KV, error) {
 	return out, nil
 }
 
-// decodeInstance decodes an instance key and record into in (copies).
-func decodeInstance(k, v []byte, in *Instance) wire.Errno {
+// DecodeInstance decodes an instance key and its record into in, copying
+// what it keeps. EPROTO if the key is not an instance key or the record is
+// not a service record.
+func DecodeInstance(k, v []byte, in *Instance) wire.Errno {
 	name, node, ok := SplitServiceKey(k)
 	if !ok {
 		return wire.EPROTO
