@@ -31,12 +31,9 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageError(stderr, "call: %v", err)
 	}
-	var p wire.Params
-	p.Reset(make([]byte, wire.MaxDatagram))
-	for _, s := range ps {
-		if err := appendParam(&p, s); err != nil {
-			return usageError(stderr, "call: %v", err)
-		}
+	p, err := ps.params()
+	if err != nil {
+		return usageError(stderr, "call: %v", err)
 	}
 	ep, code := cf.open(dst, stderr)
 	if code != 0 {
@@ -47,7 +44,7 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	var rep rfc.Reply
 	start := time.Now()
-	err = ep.Call(ctx, dst, no, &p, &rep)
+	err = ep.Call(ctx, dst, no, p, &rep)
 	rtt := time.Since(start)
 	errno := wire.AsErrno(err)
 	if *asJSON {

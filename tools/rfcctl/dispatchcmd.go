@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"fastcall/node/dispatch"
-	"fastcall/wire"
 )
 
 // cmdDispatch submits an operation to a dispatcher and reads its status.
@@ -55,14 +54,11 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, "dispatch submit: -targets: %v", err)
 		}
-		var p wire.Params
-		p.Reset(make([]byte, wire.MaxDatagram))
-		for _, s := range ps {
-			if err := appendParam(&p, s); err != nil {
-				return usageError(stderr, "dispatch submit: %v", err)
-			}
+		p, err := ps.params()
+		if err != nil {
+			return usageError(stderr, "dispatch submit: %v", err)
 		}
-		op = dispatch.Op{Resource: *resource, Kind: k, Call: dispatch.CallOf(no, &p), Deadline: *deadline}
+		op = dispatch.Op{Resource: *resource, Kind: k, Call: dispatch.CallOf(no, p), Deadline: *deadline}
 		for _, t := range ts {
 			op.Targets = append(op.Targets, dispatch.Target{Addr: t})
 		}

@@ -16,6 +16,18 @@ type paramList []string
 func (p *paramList) String() string     { return strings.Join(*p, " ") }
 func (p *paramList) Set(s string) error { *p = append(*p, s); return nil }
 
+// params parses every -p flag into a fresh parameter list.
+func (p paramList) params() (*wire.Params, error) {
+	ps := new(wire.Params)
+	ps.Reset(make([]byte, wire.MaxDatagram))
+	for _, s := range p {
+		if err := appendParam(ps, s); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
+}
+
 // appendParam parses TYPE:VALUE (types i64, u64, f64, bool, str, bytes,
 // hex) and appends it.
 func appendParam(ps *wire.Params, s string) error {
