@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"math/rand/v2"
+
 	"fastcall/wire"
 )
 
@@ -159,4 +161,14 @@ func padFor(reqLen, maxDatagram int) int {
 		return 0
 	}
 	return want - reqLen
+}
+
+// randomID returns a random identifier, never 0: a push stream id
+// (CallSubscribe) or a log incarnation (CallLogSync).
+func randomID() uint64 {
+	for {
+		if v := rand.Uint64(); v != 0 {
+			return v
+		}
+	}
 }

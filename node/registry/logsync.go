@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -41,15 +40,6 @@ type syncState struct {
 	err     error        // first fsync failure since the last snapshot
 	closed  bool         // the log is closed: nothing more becomes durable
 	waiters []syncWaiter // whenSynced callbacks; one per CallLogSync running, bounded by the endpoint's deferred calls
-}
-
-// newIncarnation returns a random log incarnation, never 0.
-func newIncarnation() uint64 {
-	for {
-		if v := rand.Uint64(); v != 0 {
-			return v
-		}
-	}
 }
 
 // durableLocked reports whether p is on disk; l.wait is held. A position

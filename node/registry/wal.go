@@ -176,7 +176,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l := &logFile{dir: dir, policy: policy, incarnation: newIncarnation(), kick: make(chan struct{}, 1)}
+	l := &logFile{dir: dir, policy: policy, incarnation: randomID(), kick: make(chan struct{}, 1)}
 	l.syncFile = l.fsync
 	if b, err := os.ReadFile(filepath.Join(dir, snapName)); err == nil {
 		n, err := loadSnapshot(b, apply)

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"encoding/binary"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,19 +214,10 @@ func (w *Watch) switchCenter() {
 	w.mu.Unlock()
 }
 
-// newStreamID returns a random stream id, never 0.
-func newStreamID() uint64 {
-	for {
-		if v := rand.Uint64(); v != 0 {
-			return v
-		}
-	}
-}
-
 // resync opens a new stream, subscribes its prefixes and lists them.
 func (w *Watch) resync() wire.Errno {
 	w.resyncs.Add(1)
-	id := newStreamID()
+	id := randomID()
 	w.mu.Lock()
 	old, center := w.mu.stream, w.mu.center
 	w.mu.stream = id
