@@ -267,60 +267,37 @@ func TestRemoteSubmitAndStatus(t *testing.T) {
 		build(&p)
 		return cli.Call(ctx, srv.Addr(), CallSubmit, &p, nil)
 	}
-	one := ts.eps[0].Addr().String()
+	// submit builds a well-formed CallSubmit request, changed by edit.
+	type submitFields struct {
+		resource, kind string
+		call           uint64
+		seg            []byte
+		targets        string
+		deadlineMs     int64
+	}
+	submit := func(edit func(f *submitFields)) func(p *wire.Params) {
+		return func(p *wire.Params) {
+			f := submitFields{"x", "read", uint64(callIncr), nil, ts.eps[0].Addr().String(), 100}
+			edit(&f)
+			p.String(f.resource)
+			p.String(f.kind)
+			p.Uint64(f.call)
+			p.Bytes(f.seg)
+			p.String(f.targets)
+			p.Int64(f.deadlineMs)
+		}
+	}
 	cases := []struct {
 		name  string
 		build func(p *wire.Params)
 		want  wire.Errno
 	}{
-		{"bad-kind", func(p *wire.Params) {
-			p.String("x")
-			p.String("write")
-			p.Uint64(uint64(callIncr))
-			p.Bytes(nil)
-			p.String(one)
-			p.Int64(100)
-		}, wire.EINVAL},
-		{"bad-target", func(p *wire.Params) {
-			p.String("x")
-			p.String("read")
-			p.Uint64(uint64(callIncr))
-			p.Bytes(nil)
-			p.String(one + ",nonsense")
-			p.Int64(100)
-		}, wire.EINVAL},
-		{"bad-segment", func(p *wire.Params) {
-			p.String("x")
-			p.String("read")
-			p.Uint64(uint64(callIncr))
-			p.Bytes([]byte{1, 0, 8, 0})
-			p.String(one)
-			p.Int64(100)
-		}, wire.EINVAL},
-		{"call-zero", func(p *wire.Params) {
-			p.String("x")
-			p.String("read")
-			p.Uint64(0)
-			p.Bytes(nil)
-			p.String(one)
-			p.Int64(100)
-		}, wire.EINVAL},
-		{"negative-deadline", func(p *wire.Params) {
-			p.String("x")
-			p.String("read")
-			p.Uint64(uint64(callIncr))
-			p.Bytes(nil)
-			p.String(one)
-			p.Int64(-1)
-		}, wire.EINVAL},
-		{"empty-resource", func(p *wire.Params) {
-			p.String("")
-			p.String("read")
-			p.Uint64(uint64(callIncr))
-			p.Bytes(nil)
-			p.String(one)
-			p.Int64(100)
-		}, wire.EINVAL},
+		{"bad-kind", submit(func(f *submitFields) { f.kind = "write" }), wire.EINVAL},
+		{"bad-target", submit(func(f *submitFields) { f.targets += ",nonsense" }), wire.EINVAL},
+		{"bad-segment", submit(func(f *submitFields) { f.seg = []byte{1, 0, 8, 0} }), wire.EINVAL},
+		{"call-zero", submit(func(f *submitFields) { f.call = 0 }), wire.EINVAL},
+		{"negative-deadline", submit(func(f *submitFields) { f.deadlineMs = -1 }), wire.EINVAL},
+		{"empty-resource", submit(func(f *submitFields) { f.resource = "" }), wire.EINVAL},
 		{"schema", func(p *wire.Params) { p.String("x") }, wire.EINVAL},
 	}
 	for _, c := range cases {
