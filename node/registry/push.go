@@ -99,6 +99,11 @@ func (t *pushTable) dropLocked(s *stream) {
 func (t *pushTable) dropAddr(addr netip.AddrPort) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.dropAddrLocked(addr)
+}
+
+// dropAddrLocked is dropAddr with t.mu held.
+func (t *pushTable) dropAddrLocked(addr netip.AddrPort) int {
 	list := append([]*stream(nil), t.byAddr[addr]...)
 	for _, s := range list {
 		t.dropLocked(s)
@@ -287,10 +292,7 @@ func (c *Center) pushDone(s *stream, first uint64, n int, e wire.Errno) {
 		t.dropLocked(s)
 	case wire.ENODEAD:
 		c.stats.pushDropped.Add(1)
-		list := append([]*stream(nil), t.byAddr[s.addr]...)
-		for _, x := range list {
-			t.dropLocked(x)
-		}
+		t.dropAddrLocked(s.addr)
 	default:
 		c.stats.pushFailures.Add(1)
 		s.fails++
