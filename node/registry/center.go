@@ -405,7 +405,7 @@ func (c *Center) replicate(key string, prev uint64, rec []byte) replica {
 		return replica{alone: true}
 	}
 	var ps wire.Params
-	ps.Reset(make([]byte, c.ep.Config().MaxDatagram-wire.HeaderSize))
+	ps.Reset(make([]byte, 2*paramU64Size+2*wire.ParamHdrSize+len(key)+len(rec)))
 	ps.Uint64(uint64(c.cfg.Index))
 	ps.Uint64(prev)
 	ps.String(key)
