@@ -23,15 +23,12 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 	if len(op.Targets) == 0 || op.Deadline < 0 {
 		return 0, wire.EINVAL
 	}
-	var targets []byte
+	addrs := make([]netip.AddrPort, len(op.Targets))
 	for i := range op.Targets {
 		if op.Targets[i].Call.No != 0 || !op.Targets[i].Addr.IsValid() {
 			return 0, wire.EINVAL
 		}
-		if i > 0 {
-			targets = append(targets, ',')
-		}
-		targets = op.Targets[i].Addr.AppendTo(targets)
+		addrs[i] = op.Targets[i].Addr
 	}
 	ps := new(wire.Params)
 	ps.Reset(make([]byte, ep.Config().MaxDatagram-wire.HeaderSize))
@@ -39,7 +36,7 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 	ps.String(op.Kind.String())
 	ps.Uint64(uint64(op.Call.No))
 	ps.Bytes(op.Call.Seg)
-	ps.String(string(targets))
+	ps.String(FormatTargets(addrs))
 	ps.Int64(int64(op.Deadline / time.Millisecond))
 	if e := ps.Err(); e != wire.OK {
 		return 0, e
