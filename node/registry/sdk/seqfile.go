@@ -5,8 +5,7 @@ package sdk
 //
 //	[0:8]   magic     SeqMagic
 //	[8:16]  sequence  u64, native (little-endian) byte order, written
-//	                  atomically by the agent after every batch of map
-//	                  writes
+//	                  atomically by the agent after every map write
 //
 // A reader that saw sequence s and finds it unchanged knows the map has
 // not been written since (by the agent: other writers are not tracked), so
