@@ -69,7 +69,7 @@ const (
 // tag names the key's node, the slot's ref word names the node's record,
 // and every offset is in range. Anything else (a tag shared with another
 // key, a stale ref word, an offset out of range) goes to getSeqSlow, which
-// asks getValue, the lookup of the locked paths. Get's time depends on how
+// asks getInto, the Get of the locked paths. Get's time depends on how
 // many instructions lie between one lookup's cache misses and the next
 // one's (docs/SHM.md); the straight path has no loop around its checks,
 // so the compiler keeps its values in registers. The checks are
@@ -141,21 +141,13 @@ func (r *region) getSeq(key, dst []byte, h uint64) (int, wire.Errno) {
 }
 
 // getSeqSlow finishes what getSeq started, under the same sequence seq,
-// with getValue: for a tag shared by two keys, a ref word that is not the
-// node's valRef (after an interrupted replace), or a damaged file.
+// with getInto, the locked paths' Get: for a tag shared by two keys, a ref
+// word that is not the node's valRef (after an interrupted replace), or a
+// damaged file.
 func (r *region) getSeqSlow(key, dst []byte, h, seq uint64) (int, wire.Errno) {
-	v, e := r.getValue(key, h)
-	if e == wire.OK && len(v) <= len(dst) {
-		copy(dst, v)
-	}
+	n, err := r.getInto(key, dst, h)
 	if loadAt(r.mem, hdrWriteSeqOff) != seq {
 		return 0, errSeqMoved
 	}
-	if e != wire.OK {
-		return 0, e
-	}
-	if len(v) > len(dst) {
-		return len(v), wire.EMSGSIZE
-	}
-	return len(v), wire.OK
+	return n, wire.AsErrno(err)
 }
