@@ -111,25 +111,12 @@ func (v *verifier) walkLevel0() error {
 		if keyHash(k) != load64(r.mem, off+nodeHashOff) {
 			return r.corrupt(off, "key checksum mismatch")
 		}
-		ref := load64(r.mem, off+nodeValRefOff)
-		d, l, ok := r.record(ref)
-		switch {
-		case !ok:
-			return r.corrupt(off+nodeValRefOff, "bad value reference")
-		case ref == n.recOff():
-			if l > n.icap {
-				return r.corrupt(ref, "inline value longer than its space")
-			}
-		default:
-			blk := ref - valueRecOff
-			if v.kindAt(blk) != kindValue || v.reached.get(r.blockBit(blk)) ||
-				d+l > blk+blockSize(load64(r.mem, blk)) {
-				return r.corrupt(off+nodeValRefOff, "value reference to a bad block")
-			}
-			v.reached.set(r.blockBit(blk))
+		blk, at, why := v.checkRecord(n, load64(r.mem, off+nodeValRefOff))
+		if why != "" {
+			return r.corrupt(at, why)
 		}
-		if uint32(xxhash.Sum64(r.mem[d:d+l])) != uint32(load64(r.mem, ref)>>recSumShift) {
-			return r.corrupt(ref, "value checksum mismatch")
+		if blk != 0 {
+			v.reached.set(r.blockBit(blk))
 		}
 		v.reached.set(r.blockBit(off))
 		for i := uint64(0); i < n.level; i++ {
@@ -228,28 +215,44 @@ func (v *verifier) checkIndex(strict bool) error {
 	return nil
 }
 
+// checkRecord checks that ref names a complete value record that node n
+// may hold: its inline record, within its capacity, or one in a value
+// block that no node checked so far reaches, checksum intact. It returns
+// that value block (0 for the inline record) or, if the record is bad, the
+// offset and reason to report.
+func (v *verifier) checkRecord(n nodeView, ref uint64) (blk, at uint64, why string) {
+	r := v.r
+	d, l, ok := r.record(ref)
+	switch {
+	case !ok:
+		return 0, n.off + nodeValRefOff, "bad value reference"
+	case ref == n.recOff():
+		if l > n.icap {
+			return 0, ref, "inline value longer than its space"
+		}
+	default:
+		blk = ref - valueRecOff
+		if v.kindAt(blk) != kindValue || v.reached.get(r.blockBit(blk)) ||
+			d+l > blk+blockSize(load64(r.mem, blk)) {
+			return 0, n.off + nodeValRefOff, "value reference to a bad block"
+		}
+	}
+	if uint32(xxhash.Sum64(r.mem[d:d+l])) != uint32(load64(r.mem, ref)>>recSumShift) {
+		return 0, ref, "value checksum mismatch"
+	}
+	return blk, 0, ""
+}
+
 // oldRecord reports whether ref names a complete value record that node off
 // may have held before its current one: its inline record or a value block
 // that no node reaches.
 func (v *verifier) oldRecord(off, ref uint64) bool {
-	r := v.r
-	n, ok := r.node(off)
-	d, l, rok := r.record(ref)
-	if !ok || !rok {
+	n, ok := v.r.node(off)
+	if !ok {
 		return false
 	}
-	if ref == n.recOff() {
-		if l > n.icap {
-			return false
-		}
-	} else {
-		blk := ref - valueRecOff
-		if ref < valueRecOff || v.kindAt(blk) != kindValue || v.reached.get(r.blockBit(blk)) ||
-			d+l > blk+blockSize(load64(r.mem, blk)) {
-			return false
-		}
-	}
-	return uint32(xxhash.Sum64(r.mem[d:d+l])) == uint32(load64(r.mem, ref)>>recSumShift)
+	_, _, why := v.checkRecord(n, ref)
+	return why == ""
 }
 
 // checkFree checks the free lists and the blocks nothing reaches.
