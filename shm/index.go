@@ -7,7 +7,7 @@ import (
 )
 
 // The index: two buffers of slots (open addressing, linear probing on the
-// key's xxhash), one active at a time (hdrIndexActOff). A slot is two
+// key's keyHash), one active at a time (hdrIndexActOff). A slot is two
 // words. The node word is empty (0), a tombstone (1) or tag<<40 |
 // nodeOffset>>4, where tag is the top 24 bits of the hash; the ref word
 // holds a copy of that node's valRef, so that a reader can fetch the node
@@ -38,8 +38,9 @@ func (r *region) indexBase() uint64 {
 }
 
 // getValue returns key's current value, lent from the mapping. It is the
-// hit path of Get and View, kept short because its length decides how much
-// of the next lookup the CPU overlaps with this one's cache misses. After
+// lookup of View, of Get under the lock and of getSeq's fallback, kept
+// short because its length decides how much of the next lookup the CPU
+// overlaps with this one's cache misses. After
 // the slot, the loads of the node (meta, key, valRef) and of the record
 // named by the slot's ref word do not depend on each other, so the CPU
 // fetches both at once: a hit waits for the slot and then for one more

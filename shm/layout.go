@@ -107,7 +107,7 @@ const (
 
 	// Skiplist node, relative to its block:
 	//	0  block header
-	//	8  u64 xxhash of the key
+	//	8  u64 keyHash of the key
 	//	16 u64 valRef: absolute offset of the current value record
 	//	24 u64 meta: keyLen | level<<16 | hidden<<24 | inlineCap<<32
 	//	32 u64 next[level]: absolute node offsets, 0 = end

@@ -12,8 +12,8 @@ package shm
 // Callers pass offsets that they have checked against the mapping's bounds
 // and that are multiples of 8; the slice expression in load64 and store64
 // is a backstop that turns a broken invariant of our own code into a panic
-// instead of a read outside the mapping. Get's lookup, the hottest path,
-// uses loadAt and equalAt, which skip that backstop: there every offset is
+// instead of a read outside the mapping. Get's lookups, the hottest path,
+// use loadAt, equalAt and equalShortAt, which skip that backstop: there every offset is
 // checked against the arena explicitly, and the arena ends at len(mem)
 // (newRegion checks it). The mapping itself starts on a page boundary, and
 // heap buffers used by tests come from make([]byte, n) with n large, which
@@ -30,9 +30,9 @@ func load64(mem []byte, off uint64) uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&w[0])))
 }
 
-// loadAt is load64 without the bounds check, for the lookup of getValue,
-// which checks every offset against the arena itself before it reads
-// there. off+8 must not exceed len(mem) and off must be a multiple of 8.
+// loadAt is load64 without the bounds check, for the lookups of getValue
+// and getSeq, which check every offset against the arena themselves before
+// they read there. off+8 must not exceed len(mem) and off must be a multiple of 8.
 func loadAt(mem []byte, off uint64) uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(mem)), off)))
 }
