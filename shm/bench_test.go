@@ -298,7 +298,8 @@ func BenchmarkMemoryLatency(b *testing.B) {
 
 // BenchmarkGetChain takes Get's hit path apart, with the same key order:
 // a node read alone (offsets known in advance, each read dependent on the
-// one before), and the index lookup with the hash known in advance.
+// one before), and Get's index lookup (getValue, the locked path's) with
+// the hash known in advance.
 func BenchmarkGetChain(b *testing.B) {
 	d := loadBench(b)
 	r := d.m.cur.Load().r
@@ -318,10 +319,10 @@ func BenchmarkGetChain(b *testing.B) {
 			dep = load64(r.mem, offs[d.order[i%benchKeys]]+dep&1+nodeMetaOff) >> 63
 		}
 	})
-	b.Run("find-prehashed", func(b *testing.B) {
+	b.Run("lookup-prehashed", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			j := d.order[i%benchKeys]
-			r.find(d.keys[j], hashes[j])
+			r.getValue(d.keys[j], hashes[j])
 		}
 	})
 }
