@@ -17,13 +17,11 @@ type message struct {
 // (BenchmarkReadBatchXNet shows it), and the call engine allocates nothing
 // per call in steady state.
 //
-// readBatch blocks until at least one datagram is there; serve reads
-// batches into ms and runs handle on each (n datagrams, in ms[:n]) until
-// the socket fails or closes, and returns that error. Either is used by
-// one goroutine at a time per batchConn. write may be used concurrently
-// by goroutines that each own their writeState (from newWriter).
+// serve reads batches into ms and runs handle on each (n datagrams, in
+// ms[:n]) until the socket fails or closes, and returns that error; it is
+// used by one goroutine per batchConn. write may be used concurrently by
+// goroutines that each own their writeState (from newWriter).
 type batchConn interface {
-	readBatch(ms []message) (int, error)
 	serve(ms []message, handle func(n int)) error
 	write(w *writeState, ms []message) (int, error)
 }

@@ -29,7 +29,6 @@ type mmsgConn struct {
 	rms   []message
 	rn    int
 	rerr  syscall.Errno
-	readF func(fd uintptr) bool
 	// serve's state: the batch handler and the loop run under RawRead.
 	handle func(n int)
 	serveF func(fd uintptr) bool
@@ -46,7 +45,6 @@ func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 		riov:  make([]unix.Iovec, size),
 		rname: make([]unix.RawSockaddrInet6, size),
 	}
-	m.readF = m.recvmmsg
 	m.serveF = m.serveLoop
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
@@ -60,34 +58,6 @@ func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 		return nil, serr
 	}
 	return m, nil
-}
-
-func (m *mmsgConn) recvmmsg(fd uintptr) bool {
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhdr[0])),
-		uintptr(len(m.rms)), unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN {
-		return false // not ready: let the poller park us
-	}
-	m.rn, m.rerr = int(n), e
-	if e != 0 {
-		m.rn = 0
-	}
-	return true
-}
-
-func (m *mmsgConn) readBatch(ms []message) (int, error) {
-	if len(ms) > len(m.rhdr) {
-		ms = ms[:len(m.rhdr)]
-	}
-	m.prepare(ms)
-	if err := m.raw.Read(m.readF); err != nil {
-		return 0, err
-	}
-	if m.rerr != 0 {
-		return 0, m.rerr
-	}
-	m.collect(ms)
-	return m.rn, nil
 }
 
 // serve reads batches into ms and runs handle on each until the socket

@@ -245,14 +245,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			return
 		}
 		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline}
-		var n int
-		if ce.dh != nil {
-			n = ep.runDeferred(ce, &rd.req, rd.codec, o.buf, ent, &key)
-		} else {
-			n = ep.run(ce, &rd.req, rd.codec, o.buf, &rd.ps)
-			ep.dup.end(ent, &key, o.buf[:n])
-		}
-		if n > 0 {
+		if n := ep.answer(ce, &rd.req, rd.codec, o.buf, &rd.ps, ent, &key); n > 0 {
 			o.n, o.addr = n, m.addr
 			rd.nout++
 		}

@@ -21,16 +21,8 @@ func (ep *Endpoint) workLoop(q chan *request) {
 				ep.stats.expired.Add(1)
 				n := ep.encodeReply(codec, buf, r.CallNo, r.Src, r.CallID, wire.ETIMEDOUT, nil)
 				ep.dup.end(r.ent, &r.key, buf[:n])
-			} else if r.ce.dh != nil {
-				if n := ep.runDeferred(r.ce, &r.Request, codec, buf, r.ent, &r.key); n > 0 {
-					ep.writeTo(buf[:n], r.From)
-				}
-			} else {
-				n := ep.run(r.ce, &r.Request, codec, buf, &ps)
-				ep.dup.end(r.ent, &r.key, buf[:n])
-				if n > 0 {
-					ep.writeTo(buf[:n], r.From)
-				}
+			} else if n := ep.answer(r.ce, &r.Request, codec, buf, &ps, r.ent, &r.key); n > 0 {
+				ep.writeTo(buf[:n], r.From)
 			}
 			r.ce = nil
 			ep.reqFree <- r
@@ -39,6 +31,19 @@ func (ep *Endpoint) workLoop(q chan *request) {
 			return
 		}
 	}
+}
+
+// answer runs the handler of ce for req, with its reply built in out and
+// the request's duplicate cache entry ent/key ended, and returns the
+// length of the reply to send now: 0 for none (a one-way call), below 0
+// when a deferred handler will reply later (Deferred.Reply).
+func (ep *Endpoint) answer(ce *callEntry, req *Request, codec *wire.Codec, out []byte, ps *wire.Params, ent int32, key *dupKey) int {
+	if ce.dh != nil {
+		return ep.runDeferred(ce, req, codec, out, ent, key)
+	}
+	n := ep.run(ce, req, codec, out, ps)
+	ep.dup.end(ent, key, out[:n])
+	return n
 }
 
 // run calls the handler with a reply builder over out and encodes the
