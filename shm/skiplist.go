@@ -138,15 +138,6 @@ func (r *region) seek(key []byte, preds *[maxLevel]nodeView) (nodeView, bool) {
 	return cand, true
 }
 
-// first returns the first node at level 0 (off 0 if the map is empty).
-func (r *region) first() (nodeView, bool) {
-	nx := r.next(r.head(), 0)
-	if nx == 0 {
-		return nodeView{}, true
-	}
-	return r.node(nx)
-}
-
 // randomLevelLocked draws a level with P(level > k) = 4^-k.
 func (r *region) randomLevelLocked() uint64 {
 	x := r.rng

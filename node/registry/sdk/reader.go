@@ -40,7 +40,6 @@ type Reader struct {
 	seq      *seqMap // nil: no cache
 	cacheSeq uint64
 	cache    map[string][]Instance
-	buf      []byte
 	hits     uint64
 	misses   uint64
 }
