@@ -126,7 +126,7 @@ func RunDispatch(o Options, progress func(string)) ([]DispatchPoint, error) {
 	for i, ep := range targets {
 		addrs[i] = ep.Addr()
 	}
-	ep, err := newEndpoint(1, 0)
+	ep, err := newEndpoint(1)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (s *registrySetup) addrs() []netip.AddrPort {
 }
 
 func (s *registrySetup) newEP(node uint32) (*rfc.Endpoint, error) {
-	ep, err := newEndpoint(node, 0)
+	ep, err := newEndpoint(node)
 	if err == nil {
 		s.eps = append(s.eps, ep)
 	}
@@ -248,8 +248,8 @@ func measurePropagation(policy registry.FsyncPolicy) (Propagation, error) {
 	sort.Slice(acks, func(i, j int) bool { return acks[i] < acks[j] })
 	smp := Sample{Latencies: lat}
 	p.P50, p.P99, p.Max = smp.Percentile(0.5), smp.Percentile(0.99), lat[len(lat)-1]
-	ack50 := Sample{Latencies: acks}
-	p.AckP50, p.AckP99 = ack50.Percentile(0.5), ack50.Percentile(0.99)
+	acked := Sample{Latencies: acks}
+	p.AckP50, p.AckP99 = acked.Percentile(0.5), acked.Percentile(0.99)
 	return p, nil
 }
 

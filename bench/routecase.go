@@ -30,13 +30,10 @@ type routeCluster struct {
 	auditDir string
 }
 
-func newEndpoint(node uint32, workers int) (*rfc.Endpoint, error) {
+func newEndpoint(node uint32) (*rfc.Endpoint, error) {
 	cfg := rfc.DefaultConfig()
 	cfg.NodeID = node
 	cfg.Logger = quiet()
-	if workers > 0 {
-		cfg.Workers = workers
-	}
 	return rfc.Listen(cfg)
 }
 
@@ -44,7 +41,7 @@ func startRouteCluster(valueSize int) (*routeCluster, error) {
 	rc := &routeCluster{}
 	table := route.NewMemMounts()
 	for i := range rc.meps {
-		ep, err := newEndpoint(uint32(10+i), 0)
+		ep, err := newEndpoint(uint32(10+i))
 		if err != nil {
 			rc.close()
 			return nil, err
@@ -65,7 +62,7 @@ func startRouteCluster(valueSize int) (*routeCluster, error) {
 		rc.close()
 		return nil, err
 	}
-	ep, err := newEndpoint(1, 0) // forwarding runs on the reader: the default workers suffice
+	ep, err := newEndpoint(1)
 	if err != nil {
 		rc.close()
 		return nil, err
@@ -87,7 +84,7 @@ func startRouteCluster(valueSize int) (*routeCluster, error) {
 	}
 	rc.router = r
 	// The value the calls read.
-	cli, err := newEndpoint(100, 0)
+	cli, err := newEndpoint(100)
 	if err != nil {
 		rc.close()
 		return nil, err
@@ -143,7 +140,7 @@ func (s *routeSys) Start() error { return nil }
 func (s *routeSys) Stop()        {}
 
 func (s *routeSys) Client(callers, size int) (func(int) bool, func(), error) {
-	cli, err := newEndpoint(200, 0)
+	cli, err := newEndpoint(200)
 	if err != nil {
 		return nil, nil, err
 	}
