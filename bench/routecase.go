@@ -41,7 +41,7 @@ func startRouteCluster(valueSize int) (*routeCluster, error) {
 	rc := &routeCluster{}
 	table := route.NewMemMounts()
 	for i := range rc.meps {
-		ep, err := newEndpoint(uint32(10+i))
+		ep, err := newEndpoint(uint32(10 + i))
 		if err != nil {
 			rc.close()
 			return nil, err
