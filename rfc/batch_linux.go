@@ -72,6 +72,7 @@ func (m *mmsgConn) serve(ms []message, handle func(n int)) error {
 		ms = ms[:len(m.rhdr)]
 	}
 	m.rms, m.handle = ms, handle
+	m.prepare(ms, len(ms))
 	for {
 		m.rerr = 0
 		if err := m.raw.Read(m.serveF); err != nil {
@@ -86,7 +87,6 @@ func (m *mmsgConn) serve(ms []message, handle func(n int)) error {
 func (m *mmsgConn) serveLoop(fd uintptr) bool {
 	ms := m.rms
 	for {
-		m.prepare(ms)
 		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhdr[0])),
 			uintptr(len(ms)), unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN {
@@ -98,6 +98,7 @@ func (m *mmsgConn) serveLoop(fd uintptr) bool {
 		}
 		m.rn = int(n)
 		m.collect(ms)
+		m.prepare(ms, min(m.rn+1, len(ms)))
 		m.handle(m.rn)
 		if m.rn < len(ms) {
 			return false
@@ -105,9 +106,11 @@ func (m *mmsgConn) serveLoop(fd uintptr) bool {
 	}
 }
 
-// prepare points the receive headers at the buffers of ms.
-func (m *mmsgConn) prepare(ms []message) {
-	for i := range ms {
+// prepare points the first n receive headers at the buffers of ms: all of
+// them before the first read, then after each read the ones it filled in
+// and the one it stopped at (the kernel writes no others).
+func (m *mmsgConn) prepare(ms []message, n int) {
+	for i := range ms[:n] {
 		m.riov[i].Base = &ms[i].buf[0]
 		m.riov[i].SetLen(len(ms[i].buf))
 		h := &m.rhdr[i].Hdr
@@ -120,7 +123,6 @@ func (m *mmsgConn) prepare(ms []message) {
 		h.Flags = 0
 		m.rhdr[i].Len = 0
 	}
-	m.rms = ms
 }
 
 // collect fills in the length and sender of the m.rn datagrams read.

@@ -17,6 +17,15 @@
 // running a function instead of waking a parked goroutine: together they
 // let a node forward calls without holding any goroutine per call.
 //
+// A caller that is the endpoint's only call in flight, with a context
+// that cannot be cancelled, parks in the network poller on an eventfd
+// (the endpoint's bell, Linux only) instead of on a channel, and the
+// reader that completes its call writes the eventfd. The Go scheduler
+// then runs the caller on the thread that is already running, where
+// readying a goroutine directly would wake a second thread: on a quiet
+// endpoint that wake-up chain cost about as much as the loopback round
+// trip (bell.go).
+//
 // The datagram format is docs/PROTOCOL.md; the call life cycle is described
 // in its "Call life cycle" section.
 package rfc

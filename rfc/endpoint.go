@@ -95,6 +95,7 @@ type Endpoint struct {
 	sendBuf sync.Pool       // *sendScratch for one-way sends and error replies
 
 	deferred deferredPool // calls whose handlers reply later
+	bell     bell         // wakes the only call in flight (bell.go)
 
 	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
 
@@ -220,6 +221,7 @@ func (ep *Endpoint) Start() error {
 			return err
 		}
 	}
+	ep.bell.init()
 	for i := range readers {
 		ep.wg.Add(1)
 		go ep.readLoop(readers[i])
@@ -264,6 +266,7 @@ func (ep *Endpoint) Close() error {
 		p.mu.Unlock()
 		p.finish(fn)
 	}
+	ep.bell.close()
 	ep.wg.Wait()
 	return err
 }
@@ -428,6 +431,9 @@ func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16,
 // wait parks on p until it completes or ctx ends, copies the reply and
 // releases p. A context that ends by its deadline counts as ETIMEDOUT.
 func (ep *Endpoint) wait(ctx context.Context, p *Pending, reply *Reply) error {
+	if ctx.Done() == nil {
+		ep.bellWait(p)
+	}
 	select {
 	case <-p.done:
 	case <-ctx.Done():
@@ -580,6 +586,8 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		return nil, e
 	}
 	p.mu.state = slotWaiting
+	p.fin.Store(false)
+	p.mu.bell = false
 	p.mu.callID = id
 	p.mu.callNo = callNo
 	p.mu.peer = peer

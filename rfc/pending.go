@@ -3,6 +3,7 @@ package rfc
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"fastcall/wire"
 )
@@ -32,6 +33,7 @@ type Pending struct {
 	ep   *Endpoint
 	idx  int32
 	done chan struct{} // one value per completed call; reused
+	fin  atomic.Bool   // completed: what a caller on the bell looks at
 
 	mu struct {
 		sync.Mutex
@@ -52,6 +54,7 @@ type Pending struct {
 		err      wire.Errno
 		codec    codecRef
 		fn       func(*Pending) // GoFunc's completion function, nil for Go
+		bell     bool           // the caller waits on the endpoint's bell
 	}
 }
 
@@ -115,12 +118,17 @@ func (p *Pending) Release() {
 func (p *Pending) completeLocked(err wire.Errno) func(*Pending) {
 	p.mu.state = slotDone
 	p.mu.err = err
+	p.fin.Store(true)
 	if fn := p.mu.fn; fn != nil {
 		return fn
 	}
 	select {
 	case p.done <- struct{}{}:
 	default:
+	}
+	if p.mu.bell {
+		p.mu.bell = false
+		p.ep.bell.ring()
 	}
 	return nil
 }
@@ -142,6 +150,7 @@ type pendingTable struct {
 	slots []Pending
 	mu    sync.Mutex // guards free
 	free  []int32
+	used  atomic.Int32 // slots taken, read without mu
 }
 
 func (t *pendingTable) init(ep *Endpoint, n, limit int) {
@@ -167,6 +176,7 @@ func (t *pendingTable) get() *Pending {
 	i := t.free[n-1]
 	t.free = t.free[:n-1]
 	t.mu.Unlock()
+	t.used.Add(1)
 	return &t.slots[i]
 }
 
@@ -174,6 +184,7 @@ func (t *pendingTable) put(i int32) {
 	t.mu.Lock()
 	t.free = append(t.free, i)
 	t.mu.Unlock()
+	t.used.Add(-1)
 }
 
 // inUse returns the number of slots taken.
