@@ -71,10 +71,11 @@ type Config struct {
 	// StrangerErrorRate bounds the error replies per second to requests
 	// that are not authenticated (default 1000; 0: unbounded).
 	StrangerErrorRate int
-	// CoalesceSends makes callers hand their requests to one sender
-	// goroutine that sends every request ready at the same moment with
-	// one sendmmsg, instead of each caller sending its own. Off by
-	// default: see bench/RESULTS.md for what it measured.
+	// CoalesceSends makes callers that send at the same moment share one
+	// sendmmsg: the first sends its own request and then, for two
+	// rounds, the ones others queued meanwhile (send.go). On by default;
+	// bench/RESULTS.md ("coalesce") measures it against sends not
+	// combined.
 	CoalesceSends bool
 	// Logger receives engine events (start, stop, peer state changes);
 	// nil means slog.Default(). Nothing is logged per packet.
@@ -101,6 +102,7 @@ func DefaultConfig() Config {
 		MaxPeers:          65536,
 		MaxAge:            30 * time.Second,
 		StrangerErrorRate: 1000,
+		CoalesceSends:     true,
 	}
 }
 

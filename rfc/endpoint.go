@@ -88,11 +88,11 @@ type Endpoint struct {
 	timers  timerHeap
 	stats   engineStats
 
-	sendQ   chan timerEntry // requests for the sender goroutine (CoalesceSends)
-	queue   chan *request   // ordinary requests for the workers
-	prio    chan *request   // Priority requests for the priority worker
-	reqFree chan *request   // free request buffers; bounds queued memory
-	sendBuf sync.Pool       // *sendScratch for one-way sends and error replies
+	comb    combiner      // combined sends (CoalesceSends)
+	queue   chan *request // ordinary requests for the workers
+	prio    chan *request // Priority requests for the priority worker
+	reqFree chan *request // free request buffers; bounds queued memory
+	sendBuf sync.Pool     // *sendScratch for one-way sends and error replies
 
 	deferred deferredPool // calls whose handlers reply later
 	bell     bell         // wakes the only call in flight (bell.go)
@@ -200,6 +200,14 @@ func Open(cfg Config) (*Endpoint, error) {
 	ep.keys.Store(&keySet{key: cfg.Key, prev: cfg.PrevKey})
 	ep.errLim.init(cfg.StrangerErrorRate)
 	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram)} }
+	if cfg.CoalesceSends {
+		bc, err := newBatchConn(conn, cfg.BatchSize)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		ep.comb.init(bc, cfg.BatchSize, cfg.MaxDatagram)
+	}
 	ep.registerBuiltins()
 	return ep, nil
 }
@@ -233,15 +241,6 @@ func (ep *Endpoint) Start() error {
 	ep.wg.Add(2)
 	go ep.workLoop(ep.prio)
 	go ep.timerLoop()
-	if cfg.CoalesceSends {
-		bc, err := newBatchConn(ep.conn, cfg.BatchSize)
-		if err != nil {
-			return err
-		}
-		ep.sendQ = make(chan timerEntry, cfg.MaxPending)
-		ep.wg.Add(1)
-		go ep.sendLoop(bc)
-	}
 	ep.log.Debug("rfc endpoint up", "addr", ep.local.String(), "node", ep.id, "incarnation", ep.Incarnation())
 	return nil
 }
@@ -604,13 +603,9 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	if at > deadline {
 		at = deadline
 	}
-	queued := false
-	if ep.sendQ != nil {
-		select {
-		case ep.sendQ <- timerEntry{id: id, idx: p.idx}:
-			queued = true
-		default:
-		}
+	queued, combine := false, false
+	if ep.cfg.CoalesceSends {
+		queued, combine = ep.comb.enqueue(timerEntry{id: id, idx: p.idx})
 	}
 	if !queued {
 		ep.writeTo(p.mu.req[:n], dst)
@@ -618,6 +613,9 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	p.mu.Unlock()
 	ep.stats.callOut(callNo).calls.Add(1)
 	ep.timers.push(timerEntry{at: at, id: id, idx: p.idx})
+	if combine {
+		ep.combine()
+	}
 	return p, nil
 }
 

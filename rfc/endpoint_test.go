@@ -340,6 +340,14 @@ func TestCoalescedSends(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("coalesced call: %v", err)
 	}
+	if cli.comb.others.Load() == 0 {
+		t.Fatal("no caller sent another's request")
+	}
+	cli.comb.mu.Lock()
+	defer cli.comb.mu.Unlock()
+	if cli.comb.active || len(cli.comb.q) != 0 || len(cli.comb.batches) != cap(cli.comb.batches) {
+		t.Fatalf("combiner left active %v, %d queued, %d of %d batches free", cli.comb.active, len(cli.comb.q), len(cli.comb.batches), cap(cli.comb.batches))
+	}
 }
 
 // TestRestartFencing: a non-idempotent request addressed to an earlier
