@@ -13,8 +13,8 @@ import (
 // call (a reader, usually). The Go scheduler then wakes an idle thread to
 // look for work, and that thread takes over polling the network: from
 // then on every datagram that arrives wakes a thread on the other
-// processor. On a quiet endpoint that chain costs more than the loopback
-// round trip itself (bench/RESULTS.md: "raw UDP + hand-off" against "raw
+// processor. On a quiet endpoint that chain adds about a third to a
+// loopback round trip (bench/RESULTS.md: "raw UDP + hand-off" against "raw
 // UDP echo"). A caller parked in the network poller instead, as a
 // goroutine reading its own socket is, is made runnable by the poller on
 // the thread that is already running, and nothing else wakes.

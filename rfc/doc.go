@@ -23,8 +23,13 @@
 // reader that completes its call writes the eventfd. The Go scheduler
 // then runs the caller on the thread that is already running, where
 // readying a goroutine directly would wake a second thread: on a quiet
-// endpoint that wake-up chain cost about as much as the loopback round
-// trip (bell.go).
+// endpoint that wake-up chain adds about a third to a loopback round trip
+// (bell.go).
+//
+// Callers that send at the same moment share one sendmmsg
+// (Config.CoalesceSends, on by default): the first of them sends its own
+// request at once and then, for two rounds, the requests the others
+// queued meanwhile (send.go). No goroutine is added for it.
 //
 // The datagram format is docs/PROTOCOL.md; the call life cycle is described
 // in its "Call life cycle" section.
