@@ -148,3 +148,44 @@ func TestBellConcurrentCallers(t *testing.T) {
 		t.Fatal("the bell is still held")
 	}
 }
+
+// The way a sole call waits follows the measured round trips: the way with
+// the lower average is taken, except one call in sixteen.
+func TestBellChoosesFasterWay(t *testing.T) {
+	var b bell
+	count := func() (onBell int) {
+		for i := 0; i < 1600; i++ {
+			if b.choose() {
+				onBell++
+			}
+		}
+		return onBell
+	}
+	for i := 0; i < 200; i++ {
+		b.record(true, 30000)
+		b.record(false, 20000)
+	}
+	if n := count(); n < 50 || n > 150 {
+		t.Fatalf("channel faster: %d of 1600 calls on the bell, want about 100", n)
+	}
+	for i := 0; i < 200; i++ {
+		b.record(true, 15000)
+	}
+	if n := count(); n < 1450 || n > 1550 {
+		t.Fatalf("bell faster: %d of 1600 calls on the bell, want about 1500", n)
+	}
+	// The explored calls do not follow the parity of the call count.
+	var even, odd int
+	for i := 0; i < 1600; i++ {
+		if !b.choose() {
+			if b.sole.Load()%2 == 0 {
+				even++
+			} else {
+				odd++
+			}
+		}
+	}
+	if even == 0 || odd == 0 {
+		t.Fatalf("explored calls: %d even, %d odd", even, odd)
+	}
+}
