@@ -29,7 +29,7 @@ func Systems() []System {
 // CoalesceSystems compares fastcall with and without client-side
 // coalescing of concurrent callers' sends.
 func CoalesceSystems() []System {
-	return []System{&fastcallSys{}, &fastcallSys{separate: true}}
+	return []System{&fastcallSys{}, &fastcallSys{combine: true}}
 }
 
 // rawUDP is the floor: a goroutine echoing datagrams, clients with
@@ -137,13 +137,13 @@ func (s *rawUDP) Stop() { s.conn.Close() }
 
 // fastcallSys is fastcall's echo call (inline handler, checksum mode).
 type fastcallSys struct {
-	srv      *rfc.Endpoint
-	separate bool // Config.CoalesceSends off: each caller sends its own request
+	srv     *rfc.Endpoint
+	combine bool // Config.CoalesceSends: concurrent callers share sendmmsg rounds
 }
 
 func (s *fastcallSys) Name() string {
-	if s.separate {
-		return "fastcall, sends not combined"
+	if s.combine {
+		return "fastcall, combined sends"
 	}
 	return "fastcall"
 }
@@ -171,7 +171,7 @@ func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) 
 func (s *fastcallSys) clientTo(callers, size int, dst netip.AddrPort) (func(int) bool, func(), error) {
 	cfg := rfc.DefaultConfig()
 	cfg.Logger = quiet()
-	cfg.CoalesceSends = !s.separate
+	cfg.CoalesceSends = s.combine
 	cli, err := rfc.Listen(cfg)
 	if err != nil {
 		return nil, nil, err

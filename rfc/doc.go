@@ -28,10 +28,10 @@
 // callers measure both ways and take the one with the lower average
 // round trip (bell.go).
 //
-// Callers that send at the same moment share one sendmmsg
-// (Config.CoalesceSends, on by default): the first of them sends its own
-// request at once and then, for two rounds, the requests the others
-// queued meanwhile (send.go). No goroutine is added for it.
+// With Config.CoalesceSends, callers that send at the same moment share
+// one sendmmsg: the first of them sends its own request at once and then,
+// for two rounds, the requests the others queued meanwhile (send.go). No
+// goroutine is added for it.
 //
 // The datagram format is docs/PROTOCOL.md; the call life cycle is described
 // in its "Call life cycle" section.

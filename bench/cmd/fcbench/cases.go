@@ -97,7 +97,7 @@ func runCoalesce(e *runEnv) (*section, error) {
 		return nil, err
 	}
 	s := &section{data: rs}
-	fmt.Fprintln(&s.md, "## coalesce: concurrent callers' sends combined into one sendmmsg (Config.CoalesceSends, on by default) against each caller sending its own")
+	fmt.Fprintln(&s.md, "## coalesce: each caller sending its own request (the default) against concurrent callers' sends combined into sendmmsg rounds (Config.CoalesceSends)")
 	fmt.Fprintln(&s.md)
 	bench.WriteCallsMarkdown(&s.md, rs)
 	fmt.Fprintln(&s.md)
