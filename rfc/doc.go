@@ -18,15 +18,13 @@
 // let a node forward calls without holding any goroutine per call.
 //
 // A caller that is the endpoint's only call in flight, with a context
-// that cannot be cancelled, may park in the network poller on an eventfd
+// that cannot be cancelled, parks in the network poller on an eventfd
 // (the endpoint's bell, Linux only) instead of on a channel, and the
 // reader that completes its call writes the eventfd. The Go scheduler
 // then runs the caller on the thread that is already running, where
-// readying a goroutine directly may wake a second thread: on a quiet
-// endpoint that wake-up chain adds about a third to a loopback round
-// trip. When the process is busy the channel can be cheaper, so such
-// callers measure both ways and take the one with the lower average
-// round trip (bell.go).
+// readying a goroutine directly would wake a second thread: on a quiet
+// endpoint that wake-up chain adds about a third to a loopback round trip
+// (bell.go).
 //
 // With Config.CoalesceSends, callers that send at the same moment share
 // one sendmmsg: the first of them sends its own request at once and then,

@@ -430,12 +430,8 @@ func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16,
 // wait parks on p until it completes or ctx ends, copies the reply and
 // releases p. A context that ends by its deadline counts as ETIMEDOUT.
 func (ep *Endpoint) wait(ctx context.Context, p *Pending, reply *Reply) error {
-	sole, onBell := false, false
-	if ctx.Done() == nil && ep.sole() {
-		sole, onBell = true, ep.bell.choose()
-		if onBell {
-			ep.bellWait(p)
-		}
+	if ctx.Done() == nil {
+		ep.bellWait(p)
 	}
 	select {
 	case <-p.done:
@@ -459,9 +455,6 @@ func (ep *Endpoint) wait(ctx context.Context, p *Pending, reply *Reply) error {
 		}
 	}
 	err := p.Err()
-	if sole && err == nil {
-		ep.bell.record(onBell, ep.Now()-p.mu.sentAt)
-	}
 	if err == nil && reply != nil {
 		reply.set(p)
 	}
