@@ -74,8 +74,8 @@ type Config struct {
 	// CoalesceSends makes callers that send at the same moment share one
 	// sendmmsg: the first sends its own request and then, for two
 	// rounds, the ones others queued meanwhile (send.go). Off by default:
-	// with 32 callers on loopback it gave 6-11% more calls per second and
-	// an 11-13% lower median, but a 13-43% higher p99 (bench/RESULTS.md,
+	// with 32 callers on loopback it gave 1-11% more calls per second and
+	// a 6-13% lower median, but a 13-74% higher p99 (bench/RESULTS.md,
 	// "coalesce").
 	CoalesceSends bool
 	// Logger receives engine events (start, stop, peer state changes);
