@@ -28,10 +28,9 @@ import (
 type bell struct {
 	f      *os.File
 	raw    syscall.RawConn
-	busy   atomic.Bool // a caller holds the bell
-	p      *Pending    // the call of the caller holding it
-	waitF  func(fd uintptr) bool
-	ringF  func(fd uintptr) bool
+	busy   atomic.Bool           // a caller holds the bell
+	p      *Pending              // the call of the caller holding it
+	waitF  func(fd uintptr) bool // b.poll, made once
 	closed atomic.Bool
 	waits  atomic.Uint64 // calls waited for on the bell
 }
@@ -49,7 +48,6 @@ func (b *bell) init() {
 	}
 	b.f, b.raw = f, raw
 	b.waitF = b.poll
-	b.ringF = bellRing
 }
 
 // poll is the RawRead function of the caller holding the bell: done when
@@ -62,7 +60,7 @@ func (b *bell) poll(fd uintptr) bool {
 	return b.p.fin.Load()
 }
 
-// wait parks the caller of p on the bell until p completes, if p is the
+// bellWait parks the caller of p on the bell until p completes, if p is the
 // only call in flight and no other caller holds the bell; otherwise it
 // returns at once. Either way the caller then waits on p's channel, which
 // holds a value once p is complete.
@@ -89,7 +87,7 @@ func (ep *Endpoint) bellWait(p *Pending) {
 // ring wakes the caller holding the bell. Called with the call's lock
 // held, from completeLocked.
 func (b *bell) ring() {
-	b.raw.Write(b.ringF)
+	b.raw.Write(bellRing)
 }
 
 // close closes the eventfd; a caller parked on it returns and finds its

@@ -150,7 +150,7 @@ type pendingTable struct {
 	slots []Pending
 	mu    sync.Mutex // guards free
 	free  []int32
-	used  atomic.Int32 // slots taken, read without mu
+	used  atomic.Int32 // slots taken: changed under mu, read without it
 }
 
 func (t *pendingTable) init(ep *Endpoint, n, limit int) {
@@ -175,24 +175,20 @@ func (t *pendingTable) get() *Pending {
 	}
 	i := t.free[n-1]
 	t.free = t.free[:n-1]
-	t.mu.Unlock()
 	t.used.Add(1)
+	t.mu.Unlock()
 	return &t.slots[i]
 }
 
 func (t *pendingTable) put(i int32) {
 	t.mu.Lock()
 	t.free = append(t.free, i)
-	t.mu.Unlock()
 	t.used.Add(-1)
+	t.mu.Unlock()
 }
 
 // inUse returns the number of slots taken.
-func (t *pendingTable) inUse() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.slots) - len(t.free)
-}
+func (t *pendingTable) inUse() int { return int(t.used.Load()) }
 
 // byID returns the slot a call id names.
 func (t *pendingTable) byID(id uint64) *Pending {
