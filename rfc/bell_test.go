@@ -3,8 +3,6 @@ package rfc
 import (
 	"context"
 	"net/netip"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,34 +114,7 @@ func TestBellConcurrentCallers(t *testing.T) {
 	srv := newTestServer(t, nil)
 	cli := newTestEndpoint(t, nil)
 	needBell(t, cli)
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			var rep Reply
-			for i := 0; i < 300; i++ {
-				p := params(func(p *wire.Params) { p.Int64(int64(g * 1000)); p.Int64(int64(i)) })
-				if err := bellCall(cli, srv.Addr(), callAdd, p, &rep); err != nil {
-					errs <- err
-					return
-				}
-				if got := rep.Param(0).Int64(); got != int64(g*1000+i) {
-					errs <- wire.EPROTO
-					return
-				}
-				if i%50 == 0 {
-					runtime.Gosched()
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	concurrentAdds(t, cli, srv.Addr(), 8, 300, context.Background)
 	if cli.bell.busy.Load() {
 		t.Fatal("the bell is still held")
 	}

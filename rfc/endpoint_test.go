@@ -319,27 +319,7 @@ func TestStatsCallPages(t *testing.T) {
 func TestCoalescedSends(t *testing.T) {
 	srv := newTestServer(t, nil)
 	cli := newTestEndpoint(t, func(c *Config) { c.CoalesceSends = true })
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			var rep Reply
-			for i := 0; i < 200; i++ {
-				err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(int64(g)); p.Int64(int64(i)) }), &rep)
-				if err != nil || rep.Param(0).Int64() != int64(g+i) {
-					errs <- err
-					return
-				}
-			}
-		}(g)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("coalesced call: %v", err)
-	}
+	concurrentAdds(t, cli, srv.Addr(), 16, 200, func() context.Context { return ctxTimeout(t, 2*time.Second) })
 	if cli.comb.others.Load() == 0 {
 		t.Fatal("no caller sent another's request")
 	}

@@ -2,6 +2,9 @@ package rfc
 
 import (
 	"context"
+	"net/netip"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,6 +89,42 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// concurrentAdds runs callers goroutines of n add calls each from cli to
+// dst, each call with the context ctx returns, and fails t on an error or
+// a wrong sum. The goroutines yield now and then, so that calls overlap
+// in changing ways.
+func concurrentAdds(t *testing.T, cli *Endpoint, dst netip.AddrPort, callers, n int, ctx func() context.Context) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for g := 0; g < callers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var rep Reply
+			for i := 0; i < n; i++ {
+				p := params(func(p *wire.Params) { p.Int64(int64(g * 1000)); p.Int64(int64(i)) })
+				if err := cli.Call(ctx(), dst, callAdd, p, &rep); err != nil {
+					errs <- err
+					return
+				}
+				if got := rep.Param(0).Int64(); got != int64(g*1000+i) {
+					errs <- wire.EPROTO
+					return
+				}
+				if i%50 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
 
 func params(f func(p *wire.Params)) *wire.Params {

@@ -28,11 +28,7 @@ func benchSetup(b *testing.B, policy FsyncPolicy) (*pair, *Agent, *sdk.Reader, *
 			b.Fatal(err)
 		}
 	}
-	r, err := sdk.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { r.Close() })
+	r := openMap(b, path)
 	if !waitFor(2*time.Second, func() bool { in, _ := r.LookupDirect("bench", nil); return len(in) == 3 }) {
 		b.Fatal("instances not in the map")
 	}

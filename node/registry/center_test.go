@@ -147,11 +147,7 @@ func TestAgentWritesMap(t *testing.T) {
 	if err := a.Register(ctx, "db", "10.0.0.1:5432", []byte("primary"), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	r, err := sdk.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openMap(t, path)
 	if !waitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 		t.Fatal("instance not in the map")
 	}
@@ -285,11 +281,7 @@ func TestAgentReplacesUnusableMap(t *testing.T) {
 	if err := a.Register(ctxFor(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	r, err := sdk.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openMap(t, path)
 	if !waitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 		t.Fatal("instance not in the new map")
 	}

@@ -49,11 +49,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	r, err := sdk.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openMap(t, path)
 	cl := newClient(t, newEndpoint(t, 7, ""), addr)
 	ctx := ctxFor(t, 20*time.Second)
 	if _, err := cl.Register(ctx, "keep", "127.0.0.1:1", nil, time.Minute); err != nil {

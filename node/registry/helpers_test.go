@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -96,6 +97,18 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return cond()
+}
+
+// openMap opens the agent's map at path for reading, closed when the test
+// ends.
+func openMap(t testing.TB, path string) *sdk.Reader {
+	t.Helper()
+	r, err := sdk.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 func ctxFor(t testing.TB, d time.Duration) context.Context {

@@ -240,11 +240,7 @@ func TestSDKSeparateProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := sdk.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openMap(t, path)
 	if !waitFor(2*time.Second, func() bool {
 		_, e1 := r.Lookup("cache")
 		_, e2 := r.Get("conf")
