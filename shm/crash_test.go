@@ -128,6 +128,9 @@ func TestCrashAtEveryStore(t *testing.T) {
 		op    func(r *region) error
 		key   string
 	}
+	// Index slots in use before and after the operation, where it resizes
+	// the index.
+	resize := map[string][2]uint64{"insert-grows-index": {64, 128}, "delete-shrinks-index": {512, 256}}
 	fill := func(n int) func(r *region) {
 		return func(r *region) {
 			for i := 0; i < n; i++ {
@@ -176,6 +179,16 @@ func TestCrashAtEveryStore(t *testing.T) {
 				r.deleteLocked([]byte(fmt.Sprintf("key%04d", i)))
 			}
 		}, put("zzz", bytes.Repeat([]byte("L"), 1000)), "zzz"},
+		// The 49th key passes 3/4 of the first 64 slots: the index grows.
+		{"insert-grows-index", MinSize, 0, fill(48), put("key0100x", []byte("new")), "key0100x"},
+		// The 129th tombstone passes 1/4 of 512 slots: the rebuild sizes
+		// the index for the 71 keys left.
+		{"delete-shrinks-index", MinSize, 0, func(r *region) {
+			fill(200)(r)
+			for i := 0; i < 128; i++ {
+				r.deleteLocked([]byte(fmt.Sprintf("key%04d", i)))
+			}
+		}, del("key0150"), "key0150"},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -191,8 +204,15 @@ func TestCrashAtEveryStore(t *testing.T) {
 			keys = append(keys, sc.key)
 			before := regionState(r, keys)
 			// The final state, from an uninterrupted run.
+			want, resizes := resize[sc.name]
+			if _, mask := r.activeIndex(); resizes && mask+1 != want[0] {
+				t.Fatalf("index uses %d slots before the operation, want %d", mask+1, want[0])
+			}
 			if err := sc.op(r); err != nil && !errors.Is(err, wire.ENOSPC) {
 				t.Fatal(err)
+			}
+			if _, mask := r.activeIndex(); resizes && mask+1 != want[1] {
+				t.Fatalf("index uses %d slots after the operation, want %d", mask+1, want[1])
 			}
 			after := regionState(r, keys)
 			stops := 0

@@ -20,23 +20,36 @@ import (
 // docs/SHM.md). Longer keys use xxhash64.
 func keyHash(key []byte) uint64 {
 	n := uint64(len(key))
+	if n-wordSize > keyHashShort-wordSize {
+		return keyHashOther(key)
+	}
+	// 8 to 32 bytes, straight: the words at 0, 8 and 16 that lie wholly
+	// before the last word, then the last word.
+	h := hashMix(hashSeed^n^bytesWord(key, 0), hashK1)
+	if n > wordSize {
+		if n > 2*wordSize {
+			h = hashMix(h^bytesWord(key, wordSize), hashK1)
+			if n > 3*wordSize {
+				h = hashMix(h^bytesWord(key, 2*wordSize), hashK1)
+			}
+		}
+		h = hashMix(h^bytesWord(key, n-wordSize), hashK1)
+	}
+	return hashMix(h, hashK2)
+}
+
+// keyHashOther is keyHash for keys shorter than a word or longer than
+// keyHashShort.
+func keyHashOther(key []byte) uint64 {
+	n := uint64(len(key))
 	if n > keyHashShort {
 		return xxhash.Sum64(key)
 	}
-	h := hashSeed ^ n
-	if n < wordSize {
-		var w uint64
-		for i := uint64(0); i < n; i++ {
-			w |= uint64(key[i]) << (8 * i)
-		}
-		return hashMix(hashMix(h^w, hashK1), hashK2)
+	var w uint64
+	for i := uint64(0); i < n; i++ {
+		w |= uint64(key[i]) << (8 * i)
 	}
-	i := uint64(0)
-	for ; i+wordSize < n; i += wordSize {
-		h = hashMix(h^bytesWord(key, i), hashK1)
-	}
-	h = hashMix(h^bytesWord(key, n-wordSize), hashK1)
-	return hashMix(h, hashK2)
+	return hashMix(hashMix(hashSeed^n^w, hashK1), hashK2)
 }
 
 // hashMix multiplies a by k into 128 bits and folds the halves.

@@ -7,7 +7,11 @@ import (
 )
 
 // The index: two buffers of slots (open addressing, linear probing on the
-// key's keyHash), one active at a time (hdrIndexActOff). A slot is two
+// key's keyHash), one active at a time (hdrIndexActOff). The active buffer
+// uses a power of two of its slots, sized to the keys at its last rebuild:
+// a map of 100,000 keys probes 256Ki slots (4 MiB) whatever the size of
+// its file, so the slots it reads stay in the processor's cache as much as
+// they can. Growing and shrinking are rebuilds. A slot is two
 // words. The node word is empty (0), a tombstone (1) or tag<<40 |
 // nodeOffset>>4, where tag is the top 24 bits of the hash; the ref word
 // holds a copy of that node's valRef, so that a reader can fetch the node
@@ -33,8 +37,28 @@ import (
 //   - the inactive buffer is never read; rebuilds fill it from level 0 and
 //     then flip hdrIndexActOff with one store.
 
-func (r *region) indexBase() uint64 {
-	return r.indexOff + (load64(r.mem, hdrIndexActOff)&1)*r.bufBytes
+// activeIndex returns the active buffer's first slot and its probe mask.
+func (r *region) activeIndex() (base, mask uint64) {
+	return r.indexOf(load64(r.mem, hdrIndexActOff))
+}
+
+// indexOf decodes the active-index word w into the buffer's first slot and
+// its probe mask. The mask is cut to the buffers' room, so a probe never
+// leaves the buffer whatever the word holds (a damaged word, which Verify
+// reports, can only misplace probes).
+func (r *region) indexOf(w uint64) (base, mask uint64) {
+	return r.indexOff + (w&1)*r.bufBytes, w >> idxMaskShift & r.mask
+}
+
+// slotsFor returns the slots a rebuild gives an index of n keys: the
+// fewest, a power of two and at least minSlots, that keep the load at 1/2
+// or less; at most the buffers' room.
+func (r *region) slotsFor(n uint64) uint64 {
+	s := uint64(minSlots)
+	for s < r.slots && n*2 > s {
+		s *= 2
+	}
+	return s
 }
 
 // getValue returns key's current value, lent from the mapping. It is the
@@ -50,7 +74,7 @@ func (r *region) indexBase() uint64 {
 // reference is damaged.
 func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 	mem := r.mem
-	base := r.indexOff + (loadAt(mem, hdrIndexActOff)&1)*r.bufBytes
+	base, mask := r.indexOf(loadAt(mem, hdrIndexActOff))
 	tag := h >> slotTagShift
 	klen := uint64(len(key))
 	// A key shorter than a word is compared as one masked word; the node
@@ -63,8 +87,8 @@ func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 		}
 		kmask = uint64(1)<<(8*klen) - 1
 	}
-	i := h & r.mask
-	for n := uint64(0); n <= r.mask; n, i = n+1, (i+1)&r.mask {
+	i := h & mask
+	for n := uint64(0); n <= mask; n, i = n+1, (i+1)&mask {
 		a := base + i*slotSize
 		s := loadAt(mem, a+slotNodeOff)
 		if s == slotEmpty {
@@ -121,10 +145,10 @@ func (r *region) find(key []byte, h uint64) (nodeView, bool) {
 // the slot naming it and the first reusable (empty or tombstone) slot
 // address on the probe path, 0 if the whole buffer was probed without one.
 func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, found bool) {
-	base := r.indexBase()
+	base, mask := r.activeIndex()
 	tag := h >> slotTagShift
-	i := h & r.mask
-	for k := uint64(0); k <= r.mask; k++ {
+	i := h & mask
+	for k := uint64(0); k <= mask; k++ {
 		a := base + i*slotSize
 		s := load64(r.mem, a+slotNodeOff)
 		if s == slotEmpty {
@@ -143,7 +167,7 @@ func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, f
 				return nv, a, reuse, true
 			}
 		}
-		i = (i + 1) & r.mask
+		i = (i + 1) & mask
 	}
 	return nodeView{}, 0, reuse, false
 }
@@ -156,41 +180,63 @@ func (r *region) fillSlotLocked(a, h uint64, n nodeView, ref uint64) {
 	store64(r.mem, a+slotNodeOff, slotWord(h, n.off, n.level))
 }
 
-// indexFull reports whether one more live slot would pass the load limit.
+// indexFull reports whether extra more live slots would pass the active
+// buffer's load limit.
 func (r *region) indexFull(extra uint64) bool {
-	return (r.hdr(hdrIndexLiveOff)+r.hdr(hdrIndexTombsOff)+extra)*slotLoadDen > r.slots*slotLoadNum
+	_, mask := r.activeIndex()
+	return (r.hdr(hdrIndexLiveOff)+r.hdr(hdrIndexTombsOff)+extra)*slotLoadDen > (mask+1)*slotLoadNum
 }
 
 // rebuildIndexLocked fills the inactive buffer from the nodes at level 0
-// that are not hidden and flips it active. It returns false if level 0
-// cannot be walked or has more nodes than the index can hold.
-func (r *region) rebuildIndexLocked() bool {
-	other := (load64(r.mem, hdrIndexActOff) & 1) ^ 1
+// that are not hidden and flips it active: sized (slotsFor) for them and
+// extra more, which grows or shrinks the index, and drops its tombstones.
+// It returns false if level 0 cannot be walked or has more nodes than the
+// buffers can hold with extra more, or if the rebuild would change nothing
+// (no tombstones, and the size the index has).
+func (r *region) rebuildIndexLocked(extra uint64) bool {
+	w := load64(r.mem, hdrIndexActOff)
+	other := (w & 1) ^ 1
 	base := r.indexOff + other*r.bufBytes
-	clear(r.mem[base : base+r.bufBytes])
-	live := uint64(0)
-	for off, steps := r.next(r.head(), 0), uint64(0); off != 0; steps++ {
-		x, ok := r.node(off)
-		if !ok || steps >= r.maxNodes {
-			return false
+	_, mask := r.indexOf(w)
+	slots := r.slotsFor(r.hdr(hdrIndexLiveOff) + extra)
+	if slots == mask+1 && r.hdr(hdrIndexTombsOff) == 0 && extra > 0 {
+		return false
+	}
+	for {
+		live, ok, mask := uint64(0), true, slots-1
+		clear(r.mem[base : base+slots*slotSize])
+		for off, steps := r.next(r.head(), 0), uint64(0); off != 0 && ok; steps++ {
+			x, xok := r.node(off)
+			if !xok || steps >= r.maxNodes {
+				return false
+			}
+			off = r.next(x, 0)
+			if x.hidden {
+				continue
+			}
+			if (live+1+extra)*slotLoadDen > slots*slotLoadNum {
+				// The header's count was short (a repair): size again.
+				ok = false
+				break
+			}
+			h := load64(r.mem, x.off+nodeHashOff)
+			i := h & mask
+			for load64(r.mem, base+i*slotSize+slotNodeOff) != slotEmpty {
+				i = (i + 1) & mask
+			}
+			r.fillSlotLocked(base+i*slotSize, h, x, load64(r.mem, x.off+nodeValRefOff))
+			live++
 		}
-		off = r.next(x, 0)
-		if x.hidden {
+		if !ok {
+			if slots >= r.slots {
+				return false
+			}
+			slots *= 2
 			continue
 		}
-		if (live+1)*slotLoadDen > r.slots*slotLoadNum {
-			return false
-		}
-		h := load64(r.mem, x.off+nodeHashOff)
-		i := h & r.mask
-		for load64(r.mem, base+i*slotSize+slotNodeOff) != slotEmpty {
-			i = (i + 1) & r.mask
-		}
-		r.fillSlotLocked(base+i*slotSize, h, x, load64(r.mem, x.off+nodeValRefOff))
-		live++
+		store64(r.mem, hdrIndexActOff, other|mask<<idxMaskShift)
+		r.setHdr(hdrIndexLiveOff, live)
+		r.setHdr(hdrIndexTombsOff, 0)
+		return true
 	}
-	store64(r.mem, hdrIndexActOff, other)
-	r.setHdr(hdrIndexLiveOff, live)
-	r.setHdr(hdrIndexTombsOff, 0)
-	return true
 }

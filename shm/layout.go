@@ -15,7 +15,7 @@ const (
 	wordSize = 8
 
 	fileMagic   = "FCALLSHM"
-	fileVersion = 3
+	fileVersion = 4
 
 	// Immutable part of the header, written once by Create and covered by
 	// hdrLayoutSumOff.
@@ -36,7 +36,7 @@ const (
 	hdrLayoutEnd     = hdrLayoutSumOff + 8  // end of the immutable part
 	cacheLine        = 64                   // separates reader- and writer-hot words
 	hdrGenOff        = 2 * cacheLine        // u64 generation | genSuperseded
-	hdrIndexActOff   = hdrGenOff + 8        // u64 active index buffer, 0 or 1
+	hdrIndexActOff   = hdrGenOff + 8        // u64 active index: buffer (bit 0) | (slots in use - 1) << 1
 	hdrWriteSeqOff   = hdrIndexActOff + 8   // u64 write sequence: odd while a writer may be changing the file
 	hdrBumpOff       = 3 * cacheLine        // u64 first never-allocated arena byte
 	hdrNodesOff      = hdrBumpOff + 8       // u64 nodes linked at level 0
@@ -78,9 +78,15 @@ const (
 	slotLevelMask  = 0xf
 	slotOffMask    = uint64(1)<<slotLevelShift - 1
 	minSlots       = 64
+	// The active-index word (hdrIndexActOff): the active buffer in bit 0,
+	// above it the probe mask of the slots it uses. A buffer has room for
+	// slots slots; the active one uses the first mask+1 (a power of two) of
+	// them, sized to the keys at its last rebuild (slotsFor).
+	idxMaskShift = 1
 	// maxFileSize keeps every node offset>>blockShift within slotOffMask.
 	maxFileSize = (slotOffMask + 1) << blockShift
-	// A buffer is full when live+tombstones reach 3/4 of its slots.
+	// A buffer is full when live+tombstones reach 3/4 of its slots; a
+	// rebuild sizes it for a load of at most 1/2 (slotsFor).
 	slotLoadNum = 3
 	slotLoadDen = 4
 	// bytesPerSlot derives the default slot count from the file size.

@@ -258,31 +258,39 @@ func (m *Map) openNext(old *mapping) (*mapping, error) {
 // answer only if no writer was inside meanwhile (seqread.go); otherwise it
 // takes the shared lock.
 func (m *Map) Get(key, dst []byte) (int, error) {
-	h := keyHash(key)
+	if mp := m.cur.Load(); seqReads && mp != nil {
+		n, e := mp.r.getSeq(key, dst)
+		if e == wire.OK {
+			return n, nil
+		}
+		if e != errSeqMoved && e != errSeqBusy {
+			return n, e
+		}
+	}
+	return m.getAgain(key, dst)
+}
+
+// getAgain is Get after its first attempt without the lock gave way (or
+// where there is none): at most one more attempt, then the shared lock.
+func (m *Map) getAgain(key, dst []byte) (int, error) {
 	mp := m.cur.Load()
 	if mp == nil {
 		return 0, wire.ECLOSED
 	}
 	if seqReads {
-		for try := 0; try < seqTries; try++ {
-			n, e := mp.r.getSeq(key, dst, h)
-			if e == errSeqMoved {
-				continue
-			}
-			if e == errSeqBusy {
-				break
-			}
-			if e != wire.OK {
-				return n, e
-			}
+		n, e := mp.r.getSeq(key, dst)
+		if e == wire.OK {
 			return n, nil
+		}
+		if e != errSeqMoved && e != errSeqBusy {
+			return n, e
 		}
 	}
 	mp, err := m.rlock()
 	if err != nil {
 		return 0, err
 	}
-	n, err := mp.r.getInto(key, dst, h)
+	n, err := mp.r.getInto(key, dst, keyHash(key))
 	mp.lk.RUnlock()
 	return n, err
 }
@@ -403,7 +411,8 @@ type Stats struct {
 	TailBytes  uint64 // never allocated yet (above the bump pointer)
 	Nodes      uint64 // keys
 	Levels     int    // skiplist levels in use
-	IndexSlots uint64 // per buffer
+	IndexSlots uint64 // room per buffer: the most the index can grow to
+	IndexInUse uint64 // slots the active buffer uses, sized to the keys
 	IndexLive  uint64
 	IndexTombs uint64
 	Writes     uint64 // completed Put and Delete calls
@@ -419,6 +428,7 @@ func (m *Map) Stats() (Stats, error) {
 	}
 	defer mp.lk.RUnlock()
 	r := mp.r
+	_, mask := r.activeIndex()
 	s := Stats{
 		Generation: r.generation() & genMask,
 		FileSize:   r.fileSize,
@@ -427,6 +437,7 @@ func (m *Map) Stats() (Stats, error) {
 		FreeBytes:  r.hdr(hdrFreeBytesOff),
 		Nodes:      r.hdr(hdrNodesOff),
 		IndexSlots: r.slots,
+		IndexInUse: mask + 1,
 		IndexLive:  r.hdr(hdrIndexLiveOff),
 		IndexTombs: r.hdr(hdrIndexTombsOff),
 		Writes:     r.hdr(hdrWritesOff),

@@ -280,3 +280,71 @@ func TestKeyHash(t *testing.T) {
 		t.Fatalf("poor spread: %d tags, %d low 16-bit values of 100000 keys", len(tags), len(lows))
 	}
 }
+
+// TestIndexFollowsKeys grows a map's index from its first 64 slots to the
+// size its keys need and shrinks it again as they are deleted, while a
+// second handle on the file, opened at the start, reads every key at every
+// size.
+func TestIndexFollowsKeys(t *testing.T) {
+	m, p := mustCreate(t, 8<<20)
+	rd, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	inUse := func() (Stats, uint64) {
+		st, err := m.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, st.IndexInUse
+	}
+	if st, n := inUse(); n != minSlots || st.IndexSlots != 8<<20/bytesPerSlot {
+		t.Fatalf("new map: %d of %d slots in use", n, st.IndexSlots)
+	}
+	const keys = 20000
+	key := func(i int) []byte { return []byte(fmt.Sprintf("key-%06d", i)) }
+	buf := make([]byte, 16)
+	check := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if n, err := rd.Get(key(i), buf); err != nil || string(buf[:n]) != fmt.Sprint(i) {
+				t.Fatalf("key %d: %q %v", i, buf[:n], err)
+			}
+		}
+	}
+	sizes := map[uint64]bool{}
+	for i := 0; i < keys; i++ {
+		if err := m.Put(key(i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, n := inUse(); !sizes[n] {
+			sizes[n] = true
+			check(0, i+1)
+		}
+	}
+	// 20,000 keys: 32,768 slots hold them at a load of 0.61 (the last
+	// growth, at 12,289 keys, doubled 16,384).
+	if _, n := inUse(); n != 32768 || len(sizes) != 10 {
+		t.Fatalf("%d keys: %d slots in use, %d sizes seen", keys, n, len(sizes))
+	}
+	for i := 0; i < keys-100; i++ {
+		if err := m.Delete(key(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(keys-100, keys)
+	if _, err := rd.Get(key(0), buf); !errors.Is(err, wire.ENOENT) {
+		t.Fatalf("deleted key: %v", err)
+	}
+	// The last rebuild came after more than a quarter of its slots had
+	// become tombstones; 2,048 slots (a rebuild for up to 1,024 keys, at
+	// most 512 deletes before the end) is the most that allows.
+	st, n := inUse()
+	if n > 2048 || st.IndexLive != 100 {
+		t.Fatalf("100 keys left: %d slots in use, %d live", n, st.IndexLive)
+	}
+	if err := m.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}

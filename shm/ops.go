@@ -96,7 +96,7 @@ func (r *region) putLocked(key, val []byte) error {
 		return r.replaceLocked(n, at, val)
 	}
 	if reuse == 0 || r.indexFull(1) {
-		if r.hdr(hdrIndexTombsOff) == 0 || !r.rebuildIndexLocked() {
+		if !r.rebuildIndexLocked(1) {
 			return wire.ENOSPC
 		}
 		if _, _, reuse, _ = r.findSlot(key, h); reuse == 0 || r.indexFull(1) {
@@ -211,8 +211,8 @@ func (r *region) deleteLocked(key []byte) error {
 	}
 	r.freeLocked(n.off)
 	r.addHdr(hdrWritesOff, 1)
-	if r.hdr(hdrIndexTombsOff)*slotLoadDen > r.slots {
-		r.rebuildIndexLocked()
+	if _, mask := r.activeIndex(); r.hdr(hdrIndexTombsOff)*slotLoadDen > mask+1 {
+		r.rebuildIndexLocked(0)
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ type region struct {
 	mem  []byte // the whole file
 	path string // "" for heap regions
 	layout
-	mask     uint64 // slots-1
+	mask     uint64 // slots-1: the largest active index's probe mask
 	bufBytes uint64 // bytes per index buffer: slots*slotSize
 	nodeLast uint64 // highest offset at which a node's fixed words fit
 	recLast  uint64 // highest offset at which a record header fits
@@ -51,6 +51,7 @@ func formatRegion(mem []byte, l layout, gen uint64) *region {
 	store64(mem, hdrBumpOff, h+headNodeSize)
 	store64(mem, hdrUsedOff, headNodeSize)
 	store64(mem, hdrGenOff, gen)
+	store64(mem, hdrIndexActOff, (minSlots-1)<<idxMaskShift)
 	return r
 }
 

@@ -82,7 +82,8 @@ const (
 //     down to a word and replaced by the arena's first word when out of
 //     range, the load is always in bounds, and the record it loads is used
 //     only if the node's valRef names that same word.
-func (r *region) getSeq(key, dst []byte, h uint64) (int, wire.Errno) {
+func (r *region) getSeq(key, dst []byte) (int, wire.Errno) {
+	h := keyHash(key)
 	mem := r.mem
 	seq := loadAt(mem, hdrWriteSeqOff)
 	if seq&1 != 0 || loadAt(mem, hdrGenOff)&genSuperseded != 0 {
@@ -90,17 +91,17 @@ func (r *region) getSeq(key, dst []byte, h uint64) (int, wire.Errno) {
 	}
 	// Probe to the first slot with the key's tag; an empty slot (or every
 	// slot probed) means absent.
-	base := r.indexOff + (loadAt(mem, hdrIndexActOff)&1)*r.bufBytes
-	i := h & r.mask
+	base, mask := r.indexOf(loadAt(mem, hdrIndexActOff))
+	i := h & mask
 	s := loadAt(mem, base+i*slotSize+slotNodeOff)
 	for k := uint64(0); s>>slotTagShift != h>>slotTagShift; k++ {
-		if s == slotEmpty || k == r.mask {
+		if s == slotEmpty || k == mask {
 			if loadAt(mem, hdrWriteSeqOff) != seq {
 				return 0, errSeqMoved
 			}
 			return 0, wire.ENOENT
 		}
-		i = (i + 1) & r.mask
+		i = (i + 1) & mask
 		s = loadAt(mem, base+i*slotSize+slotNodeOff)
 	}
 	// The key's place comes from the slot's level, so the key, the meta

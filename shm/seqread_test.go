@@ -29,7 +29,7 @@ func TestGetSeq(t *testing.T) {
 		h := keyHash(k)
 		wn, werr := r.getInto(k, big, h)
 		want := append([]byte(nil), big[:wn]...)
-		gn, ge := r.getSeq(k, big, h)
+		gn, ge := r.getSeq(k, big)
 		if ge == errSeqBusy || ge == errSeqMoved {
 			t.Fatalf("%q: busy with an even sequence", k)
 		}
@@ -39,7 +39,7 @@ func TestGetSeq(t *testing.T) {
 		// A dst too short: EMSGSIZE with the length, dst untouched.
 		if werr == nil && wn > 1 {
 			small := []byte{0xEE}
-			if n, e := r.getSeq(k, small, h); e != wire.EMSGSIZE || n != wn || small[0] != 0xEE {
+			if n, e := r.getSeq(k, small); e != wire.EMSGSIZE || n != wn || small[0] != 0xEE {
 				t.Fatalf("%q: short dst: %d %v %x", k, n, e, small)
 			}
 		}
@@ -58,23 +58,22 @@ func TestGetSeq(t *testing.T) {
 		for _, bad := range []uint64{0, 3, good + 1, good + wordSize, r.arenaOff, r.recLast + wordSize, ^uint64(0)} {
 			store64(r.mem, at+slotRefOff, bad)
 			clear(big)
-			if n, e := r.getSeq(k, big, h); e != wire.OK || !bytes.Equal(big[:n], want) {
+			if n, e := r.getSeq(k, big); e != wire.OK || !bytes.Equal(big[:n], want) {
 				t.Fatalf("%q: ref word %#x: %d %v", k, bad, n, e)
 			}
 		}
 		store64(r.mem, at+slotRefOff, good)
 	}
-	h := keyHash(keys[1])
 	r.beginWriteLocked()
-	if _, e := r.getSeq(keys[1], big, h); e != errSeqBusy {
+	if _, e := r.getSeq(keys[1], big); e != errSeqBusy {
 		t.Fatalf("odd sequence: %v", e)
 	}
 	r.endWriteLocked()
-	if _, e := r.getSeq(keys[1], big, h); e != wire.OK {
+	if _, e := r.getSeq(keys[1], big); e != wire.OK {
 		t.Fatalf("even sequence: %v", e)
 	}
 	r.setHdr(hdrGenOff, r.generation()|genSuperseded)
-	if _, e := r.getSeq(keys[1], big, h); e != errSeqBusy {
+	if _, e := r.getSeq(keys[1], big); e != errSeqBusy {
 		t.Fatalf("superseded: %v", e)
 	}
 }
@@ -190,7 +189,6 @@ func TestGetSeqScribble(t *testing.T) {
 	}()
 	var seen, busy, bad int
 	buf := make([]byte, len(val))
-	h := keyHash(key)
 	for {
 		select {
 		case <-done:
@@ -202,7 +200,7 @@ func TestGetSeqScribble(t *testing.T) {
 			return
 		default:
 		}
-		n, e := r.getSeq(key, buf, h)
+		n, e := r.getSeq(key, buf)
 		switch {
 		case e == errSeqBusy || e == errSeqMoved:
 			busy++

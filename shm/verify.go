@@ -161,10 +161,14 @@ func (v *verifier) checkUpper(strict bool) error {
 // checkIndex checks the active index buffer against level 0.
 func (v *verifier) checkIndex(strict bool) error {
 	r := v.r
-	base := r.indexBase()
+	w := load64(r.mem, hdrIndexActOff)
+	if n := w>>idxMaskShift + 1; n&(n-1) != 0 || n < minSlots || n > r.slots {
+		return r.corrupt(hdrIndexActOff, "bad active index word")
+	}
+	base, mask := r.indexOf(w)
 	indexed := newBitmap((r.arenaEnd - r.arenaOff) / blockAlign)
 	var live, tombs, stale uint64
-	for i := uint64(0); i < r.slots; i++ {
+	for i := uint64(0); i <= mask; i++ {
 		a := base + i*slotSize
 		s := load64(r.mem, a+slotNodeOff)
 		switch s {
@@ -351,7 +355,7 @@ func (r *region) repairLocked() error {
 	for i := uint64(1); i < maxLevel; i++ {
 		r.setNext(last[i], i, 0)
 	}
-	if !r.rebuildIndexLocked() {
+	if !r.rebuildIndexLocked(0) {
 		return r.corrupt(r.indexOff, "index cannot hold level 0")
 	}
 	// No upper level and no index slot names a hidden node any more: take

@@ -64,9 +64,9 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, string(b))
 			return 0
 		}
-		fmt.Fprintf(stdout, "file        %s\ngeneration  %d\nsize        %d bytes (arena %d)\nused        %d bytes\nfree        %d bytes (+%d never used)\nkeys        %d\nlevels      %d\nindex       %d slots, %d live, %d tombstones\nwrites      %d\nrepairs     %d\n",
+		fmt.Fprintf(stdout, "file        %s\ngeneration  %d\nsize        %d bytes (arena %d)\nused        %d bytes\nfree        %d bytes (+%d never used)\nkeys        %d\nlevels      %d\nindex       %d of %d slots in use, %d live, %d tombstones\nwrites      %d\nrepairs     %d\n",
 			path, st.Generation, st.FileSize, st.ArenaSize, st.UsedBytes, st.FreeBytes, st.TailBytes, st.Nodes, st.Levels,
-			st.IndexSlots, st.IndexLive, st.IndexTombs, st.Writes, st.Repairs)
+			st.IndexInUse, st.IndexSlots, st.IndexLive, st.IndexTombs, st.Writes, st.Repairs)
 	case "verify":
 		if err := m.Verify(); err != nil {
 			fmt.Fprintf(stdout, "%s: damaged: %v\n", path, err)
