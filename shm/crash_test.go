@@ -150,6 +150,8 @@ func TestCrashAtEveryStore(t *testing.T) {
 		{"insert", MinSize, 0, fill(120), put("key0100x", []byte("new")), "key0100x"},
 		{"insert-first", MinSize, 0, fill(50), put("a", []byte("new")), "a"},
 		{"replace-to-external", MinSize, 0, fill(100), put("key0042", big), "key0042"},
+		// Inline to inline: committed in a value block first, then inline.
+		{"replace-inline-to-inline", MinSize, 0, fill(100), put("key0042", []byte("VAL42")), "key0042"},
 		{"replace-external-to-inline", MinSize, 0, func(r *region) {
 			fill(100)(r)
 			r.putLocked([]byte("key0042"), big)

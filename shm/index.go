@@ -9,13 +9,14 @@ import (
 // The index: two buffers of slots (open addressing, linear probing on the
 // key's keyHash), one active at a time (hdrIndexActOff). The active buffer
 // uses a power of two of its slots, sized to the keys at its last rebuild:
-// a map of 100,000 keys probes 256Ki slots (4 MiB) whatever the size of
+// a map of 100,000 keys probes 256Ki slots (2 MiB) whatever the size of
 // its file, so the slots it reads stay in the processor's cache as much as
-// they can. Growing and shrinking are rebuilds. A slot is two
-// words. The node word is empty (0), a tombstone (1) or tag<<40 |
-// nodeOffset>>4, where tag is the top 24 bits of the hash; the ref word
-// holds a copy of that node's valRef, so that a reader can fetch the node
-// and the value record at the same time instead of one after the other.
+// they can. Growing and shrinking are rebuilds. A slot is one word: empty
+// (0), a tombstone (1) or tag<<40 | (level-1)<<36 | nodeOffset>>4, where
+// tag is the top 24 bits of the hash. From the level and the key's length a
+// reader knows where the node's key and inline value record lie, so it
+// fetches the node and the record at the same time instead of one after
+// the other (replaceLocked keeps a value inline whenever it fits).
 // Invariants at every instruction:
 //
 //   - every live slot names a node reachable at level 0 (insert links the
@@ -25,13 +26,8 @@ import (
 //     indexed: insert fills the slot before it clears the bit, delete sets
 //     the bit before it clears the slot. A live slot may name a hidden node
 //     (Get skips it) while one interrupted Put or Delete is not repaired;
-//   - the ref word of a live slot names a complete record that has not been
-//     freed: its node's current record, or (after an interrupted replace,
-//     until repair) its node's previous one. Writers fill the ref word
-//     before the node word, publish a new record in the node before the
-//     slot, and free the old record only after both name the new one;
-//   - readers follow only the node's valRef: the ref word is a hint that
-//     Get checks against it;
+//   - readers follow only the node's valRef: the inline record they load
+//     early is used only when valRef names it;
 //   - a node reachable at level 0 is missing from the index only if it is
 //     hidden;
 //   - the inactive buffer is never read; rebuilds fill it from level 0 and
@@ -65,10 +61,10 @@ func (r *region) slotsFor(n uint64) uint64 {
 // lookup of View, of Get under the lock and of getSeq's fallback, kept
 // short because its length decides how much of the next lookup the CPU
 // overlaps with this one's cache misses. After
-// the slot, the loads of the node (meta, key, valRef) and of the record
-// named by the slot's ref word do not depend on each other, so the CPU
-// fetches both at once: a hit waits for the slot and then for one more
-// cache miss, not for the node and then the record. Every offset read from
+// the slot, the loads of the node (meta, key, valRef) and of its inline
+// record do not depend on each other, so the CPU fetches both at once: a
+// hit waits for the slot and then for one more cache miss, not for the
+// node and then the record. Every offset read from
 // the file is checked against the arena before the unchecked loads of
 // word.go use it. wire.ENOENT: absent; wire.EPROTO: the node's value
 // reference is damaged.
@@ -98,27 +94,28 @@ func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 		if s>>slotTagShift != tag || node < r.arenaOff || node > r.nodeLast {
 			continue // another key, a tombstone (tag 0, node 16) or damage
 		}
-		// The record header is loaded before the node is looked at: it is
-		// used only once the node has named the same record, but its cache
-		// miss overlaps the node's.
-		hint := loadAt(mem, a+slotRefOff)
+		// The key's place and the inline record's come from the slot and
+		// the key's length, so the key, the meta word and the record load
+		// at once: the record header is used only once the node has named
+		// it, but its cache miss overlaps the node's.
+		koff := node + nodeKeyOff(level)
+		hint := align(koff+klen, wordSize)
 		var rec uint64
-		if hint >= r.arenaOff && hint <= r.recLast && hint%wordSize == 0 {
+		if hint <= r.recLast {
 			rec = loadAt(mem, hint)
 		} else {
 			hint = 0
 		}
-		// The key's place comes from the slot, so the key, the meta word and
-		// the record load at once. Same key, same level, and not hidden?
+		// Same key, same level, and not hidden?
 		meta := loadAt(mem, node+nodeMetaOff)
-		koff := node + nodeKeyOff(level)
 		if koff+kread > r.arenaEnd ||
 			klen < wordSize && (loadAt(mem, koff)^kword)&kmask != 0 ||
 			klen >= wordSize && !equalAt(mem, koff, key) ||
 			meta&(metaKeyMask|metaLevelMask<<metaLevelShift|metaHidden) != klen|level<<metaLevelShift {
 			continue
 		}
-		// The node's valRef is authoritative; the hint almost always agrees.
+		// The node's valRef is authoritative; the inline record is the
+		// common case (a value in a block of its own costs one more miss).
 		ref := loadAt(mem, node+nodeValRefOff)
 		if ref != hint {
 			if ref < r.arenaOff || ref > r.recLast || ref%wordSize != 0 {
@@ -173,10 +170,8 @@ func (r *region) findSlot(key []byte, h uint64) (n nodeView, at, reuse uint64, f
 }
 
 // fillSlotLocked makes the empty or tombstone slot at a name node n (hash
-// h) with value record ref: the ref word first, then the node word, whose
-// store publishes the slot.
-func (r *region) fillSlotLocked(a, h uint64, n nodeView, ref uint64) {
-	store64(r.mem, a+slotRefOff, ref)
+// h) with one store.
+func (r *region) fillSlotLocked(a, h uint64, n nodeView) {
 	store64(r.mem, a+slotNodeOff, slotWord(h, n.off, n.level))
 }
 
@@ -224,7 +219,7 @@ func (r *region) rebuildIndexLocked(extra uint64) bool {
 			for load64(r.mem, base+i*slotSize+slotNodeOff) != slotEmpty {
 				i = (i + 1) & mask
 			}
-			r.fillSlotLocked(base+i*slotSize, h, x, load64(r.mem, x.off+nodeValRefOff))
+			r.fillSlotLocked(base+i*slotSize, h, x)
 			live++
 		}
 		if !ok {

@@ -15,7 +15,7 @@ const (
 	wordSize = 8
 
 	fileMagic   = "FCALLSHM"
-	fileVersion = 4
+	fileVersion = 5
 
 	// Immutable part of the header, written once by Create and covered by
 	// hdrLayoutSumOff.
@@ -63,14 +63,13 @@ const (
 	lockSize       = 4096
 	indexOffset    = lockRegionOff + lockRegionSize
 
-	// Index slot: two words. The node word is empty, a tombstone or
-	// tag<<slotTagShift | (level-1)<<slotLevelShift | nodeOffset>>blockShift;
-	// the ref word is a copy of the node's valRef, meaningful only while the
-	// node word is live. The node's level is in the slot so that a reader
-	// knows where the key starts without waiting for the node's meta word.
+	// Index slot: one word, empty, a tombstone or
+	// tag<<slotTagShift | (level-1)<<slotLevelShift | nodeOffset>>blockShift.
+	// The node's level is in the slot so that a reader knows where the key
+	// and the inline value record start without waiting for the node's
+	// meta word.
 	slotNodeOff    = 0
-	slotRefOff     = slotNodeOff + wordSize
-	slotSize       = slotRefOff + wordSize
+	slotSize       = wordSize
 	slotEmpty      = 0
 	slotTomb       = 1
 	slotTagShift   = 40

@@ -87,13 +87,13 @@ func (r *region) putLocked(key, val []byte) error {
 		return err
 	}
 	h := keyHash(key)
-	n, at, reuse, found := r.findSlot(key, h)
+	n, _, reuse, found := r.findSlot(key, h)
 	if found {
 		if n.hidden {
 			// Only after an unrepaired crash.
 			return wire.EPROTO
 		}
-		return r.replaceLocked(n, at, val)
+		return r.replaceLocked(n, val)
 	}
 	if reuse == 0 || r.indexFull(1) {
 		if !r.rebuildIndexLocked(1) {
@@ -140,7 +140,7 @@ func (r *region) putLocked(key, val []byte) error {
 	if load64(r.mem, reuse+slotNodeOff) == slotTomb {
 		r.addHdr(hdrIndexTombsOff, -1)
 	}
-	r.fillSlotLocked(reuse, h, nv, off+recRel)
+	r.fillSlotLocked(reuse, h, nv)
 	r.addHdr(hdrIndexLiveOff, 1)
 	r.setHidden(nv, false)
 	r.addHdr(hdrNodesOff, 1)
@@ -148,28 +148,34 @@ func (r *region) putLocked(key, val []byte) error {
 	return nil
 }
 
-// replaceLocked gives node n, indexed at slot at, the value val. The new
-// record is written where no reader looks (the unused inline space, or a
-// new value block), then published by one store of the node's valRef (the
-// commit), then copied into the slot's ref word; the old external block is
-// freed only after both name the new record.
-func (r *region) replaceLocked(n nodeView, at uint64, val []byte) error {
+// replaceLocked gives node n the value val. A new record is written where
+// no reader looks, then published by one store of the node's valRef (the
+// commit); the block of the record it replaced is freed after. A value that
+// fits the node's inline space ends up there, where Get finds it without
+// following valRef: when the inline record is the current one, the new
+// value is first committed in a value block of its own, then written inline
+// and committed again, and the block freed. A crash between the two
+// commits leaves the new value in its block, which Get follows.
+func (r *region) replaceLocked(n nodeView, val []byte) error {
 	inline := n.recOff()
 	cur := load64(r.mem, n.off+nodeValRefOff)
-	var ref uint64
-	if cur != inline && load64(r.mem, at+slotRefOff) != inline && uint64(len(val)) <= n.icap {
-		ref = inline
-	} else {
+	fits := uint64(len(val)) <= n.icap
+	if cur == inline || !fits {
 		blk, err := r.allocLocked(valueRecOff+recHdrSize+uint64(len(val)), kindValue)
 		if err != nil {
 			return err
 		}
-		ref = blk + valueRecOff
+		ext := blk + valueRecOff
+		r.writeRecord(ext, val)
+		store64(r.mem, n.off+nodeValRefOff, ext)
+		if cur != inline {
+			r.freeLocked(cur - valueRecOff)
+		}
+		cur = ext
 	}
-	r.writeRecord(ref, val)
-	store64(r.mem, n.off+nodeValRefOff, ref)
-	store64(r.mem, at+slotRefOff, ref)
-	if cur != inline {
+	if fits {
+		r.writeRecord(inline, val)
+		store64(r.mem, n.off+nodeValRefOff, inline)
 		r.freeLocked(cur - valueRecOff)
 	}
 	r.addHdr(hdrWritesOff, 1)

@@ -61,27 +61,24 @@ const (
 	errSeqMoved = wire.EBUSY
 )
 
-// getSeq is one attempt at Get without the lock; h is the key's hash. It
-// returns errSeqBusy or errSeqMoved (dst may have been written then), or
+// getSeq is one attempt at Get without the lock. It returns errSeqBusy or errSeqMoved (dst may have been written then), or
 // Get's answer: n and the error number.
 //
 // The common case is written out straight: the first slot with the key's
-// tag names the key's node, the slot's ref word names the node's record,
-// and every offset is in range. Anything else (a tag shared with another
-// key, a stale ref word, an offset out of range) goes to getSeqSlow, which
+// tag names the key's node, the node holds its value inline, and every
+// offset is in range. Anything else (a tag shared with another key, a value
+// in a block of its own, an offset out of range) goes to getSeqSlow, which
 // asks getInto, the Get of the locked paths. Get's time depends on how
 // many instructions lie between one lookup's cache misses and the next
 // one's (docs/SHM.md); the straight path has no loop around its checks,
 // so the compiler keeps its values in registers. The checks are
 // getValue's, in another form:
 //
-//   - a slot's node must lie above the arena's start, and the key it
-//     implies must end inside the arena, which covers the node's fixed
-//     words before the key as well;
-//   - the slot's ref word is only a place to start loading early: rounded
-//     down to a word and replaced by the arena's first word when out of
-//     range, the load is always in bounds, and the record it loads is used
-//     only if the node's valRef names that same word.
+//   - a slot's node must lie above the arena's start, and the inline
+//     record it implies must have its header inside the arena, which
+//     covers the node's fixed words and the key before it as well;
+//   - the inline record is loaded before the node has named it, and is
+//     used only if the node's valRef names that same word.
 func (r *region) getSeq(key, dst []byte) (int, wire.Errno) {
 	h := keyHash(key)
 	mem := r.mem
@@ -104,19 +101,17 @@ func (r *region) getSeq(key, dst []byte) (int, wire.Errno) {
 		i = (i + 1) & mask
 		s = loadAt(mem, base+i*slotSize+slotNodeOff)
 	}
-	// The key's place comes from the slot's level, so the key, the meta
-	// word and the record the slot names load at once.
+	// The key's place and the inline record's come from the slot's level
+	// and the key's length, so the key, the meta word and the record load
+	// at once.
 	klen := uint64(len(key))
 	node, level := slotNode(s), slotLevel(s)
 	koff := node + nodeKeyOff(level)
-	if klen-wordSize > shortKeyMax-wordSize || node < r.arenaOff || koff+klen > r.arenaEnd {
+	ref := align(koff+klen, wordSize)
+	if klen-wordSize > shortKeyMax-wordSize || node < r.arenaOff || ref > r.recLast {
 		// A key outside [wordSize, shortKeyMax], an empty slot of tag 0,
 		// a tombstone, damage.
 		return r.getSeqSlow(key, dst, h, seq)
-	}
-	ref := loadAt(mem, base+i*slotSize+slotRefOff) &^ (wordSize - 1)
-	if ref-r.arenaOff > r.recLast-r.arenaOff {
-		ref = r.arenaOff
 	}
 	rec := loadAt(mem, ref)
 	meta := loadAt(mem, node+nodeMetaOff)

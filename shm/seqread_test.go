@@ -13,9 +13,9 @@ import (
 )
 
 // TestGetSeq checks the lock-free lookup against the locked one (keys on
-// its straight path and keys it hands to getSeqSlow, slot ref words that
-// do not name the node's record), and that it gives way (errSeqBusy) while the write sequence is odd or the file is
-// superseded.
+// its straight path and keys it hands to getSeqSlow, values in a block of
+// their own), and that it gives way (errSeqBusy) while the write sequence
+// is odd or the file is superseded.
 func TestGetSeq(t *testing.T) {
 	r := newHeapRegion(t, MinSize, 0)
 	keys := [][]byte{[]byte("a"), []byte("short"), []byte("exactly8"), []byte("a key of twenty-four b."), bytes.Repeat([]byte("k"), 100)}
@@ -44,25 +44,26 @@ func TestGetSeq(t *testing.T) {
 			}
 		}
 	}
-	// A slot's ref word that does not name the node's record (stale after
-	// an interrupted replace, or damaged): the answer is still the node's.
+	// A value that outgrows its node's inline space lives in a block of
+	// its own, which getSeq reaches through the node's valRef; a later
+	// value that fits goes back inline, where getSeq looks first.
+	wide := make([]byte, 4096)
 	for _, k := range keys[1:4] {
-		h := keyHash(k)
-		_, at, _, ok := r.findSlot(k, h)
+		n, ok := r.find(k, keyHash(k))
 		if !ok {
 			t.Fatalf("%q: not indexed", k)
 		}
-		good := load64(r.mem, at+slotRefOff)
-		wn, _ := r.getInto(k, big, h)
-		want := append([]byte(nil), big[:wn]...)
-		for _, bad := range []uint64{0, 3, good + 1, good + wordSize, r.arenaOff, r.recLast + wordSize, ^uint64(0)} {
-			store64(r.mem, at+slotRefOff, bad)
-			clear(big)
-			if n, e := r.getSeq(k, big); e != wire.OK || !bytes.Equal(big[:n], want) {
-				t.Fatalf("%q: ref word %#x: %d %v", k, bad, n, e)
+		for _, v := range [][]byte{bytes.Repeat([]byte("x"), int(n.icap)+1), []byte("inline"), []byte("again")} {
+			if err := r.putLocked(k, v); err != nil {
+				t.Fatal(err)
+			}
+			if inline := load64(r.mem, n.off+nodeValRefOff) == n.recOff(); inline != (uint64(len(v)) <= n.icap) {
+				t.Fatalf("%q: value of %d bytes, inline space %d: inline %v", k, len(v), n.icap, inline)
+			}
+			if got, e := r.getSeq(k, wide); e != wire.OK || !bytes.Equal(wide[:got], v) {
+				t.Fatalf("%q: %q %v, want %q", k, wide[:got], e, v)
 			}
 		}
-		store64(r.mem, at+slotRefOff, good)
 	}
 	r.beginWriteLocked()
 	if _, e := r.getSeq(keys[1], big); e != errSeqBusy {

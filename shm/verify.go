@@ -167,7 +167,7 @@ func (v *verifier) checkIndex(strict bool) error {
 	}
 	base, mask := r.indexOf(w)
 	indexed := newBitmap((r.arenaEnd - r.arenaOff) / blockAlign)
-	var live, tombs, stale uint64
+	var live, tombs uint64
 	for i := uint64(0); i <= mask; i++ {
 		a := base + i*slotSize
 		s := load64(r.mem, a+slotNodeOff)
@@ -188,19 +188,8 @@ func (v *verifier) checkIndex(strict bool) error {
 		if n, _ := r.node(off); n.level != slotLevel(s) {
 			return r.corrupt(a, "index slot level mismatch")
 		}
-		if ref := load64(r.mem, a+slotRefOff); ref != load64(r.mem, off+nodeValRefOff) {
-			// An interrupted replace published the node's new record but
-			// not the slot's copy: the slot still names the old one.
-			if !v.oldRecord(off, ref) {
-				return r.corrupt(a+slotRefOff, "index slot names no value record")
-			}
-			stale++
-		}
 		indexed.set(r.blockBit(off))
 		live++
-	}
-	if stale > 1 || strict && stale != 0 {
-		return r.corrupt(base, "index value references do not match the nodes")
 	}
 	for off := r.next(r.head(), 0); off != 0; {
 		n, _ := r.node(off)
@@ -245,18 +234,6 @@ func (v *verifier) checkRecord(n nodeView, ref uint64) (blk, at uint64, why stri
 		return 0, ref, "value checksum mismatch"
 	}
 	return blk, 0, ""
-}
-
-// oldRecord reports whether ref names a complete value record that node off
-// may have held before its current one: its inline record or a value block
-// that no node reaches.
-func (v *verifier) oldRecord(off, ref uint64) bool {
-	n, ok := v.r.node(off)
-	if !ok {
-		return false
-	}
-	_, _, why := v.checkRecord(n, ref)
-	return why == ""
 }
 
 // checkFree checks the free lists and the blocks nothing reaches.
