@@ -104,7 +104,7 @@ func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 		if hint <= r.recLast {
 			rec = loadAt(mem, hint)
 		} else {
-			hint = 0
+			hint = ^uint64(0) // no valRef names it: the node's is checked
 		}
 		// Same key, same level, and not hidden?
 		meta := loadAt(mem, node+nodeMetaOff)
