@@ -100,11 +100,10 @@ func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 		// it, but its cache miss overlaps the node's.
 		koff := node + nodeKeyOff(level)
 		hint := align(koff+klen, wordSize)
+		early := hint <= r.recLast
 		var rec uint64
-		if hint <= r.recLast {
+		if early {
 			rec = loadAt(mem, hint)
-		} else {
-			hint = ^uint64(0) // no valRef names it: the node's is checked
 		}
 		// Same key, same level, and not hidden?
 		meta := loadAt(mem, node+nodeMetaOff)
@@ -117,7 +116,7 @@ func (r *region) getValue(key []byte, h uint64) ([]byte, wire.Errno) {
 		// The node's valRef is authoritative; the inline record is the
 		// common case (a value in a block of its own costs one more miss).
 		ref := loadAt(mem, node+nodeValRefOff)
-		if ref != hint {
+		if ref != hint || !early {
 			if ref < r.arenaOff || ref > r.recLast || ref%wordSize != 0 {
 				return nil, wire.EPROTO
 			}

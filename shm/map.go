@@ -266,18 +266,21 @@ func (m *Map) Get(key, dst []byte) (int, error) {
 		if e != errSeqMoved && e != errSeqBusy {
 			return n, e
 		}
+		return m.getAgain(key, dst, e == errSeqMoved)
 	}
-	return m.getAgain(key, dst)
+	return m.getAgain(key, dst, false)
 }
 
-// getAgain is Get after its first attempt without the lock gave way (or
-// where there is none): at most one more attempt, then the shared lock.
-func (m *Map) getAgain(key, dst []byte) (int, error) {
+// getAgain is Get after its first attempt without the lock gave way, or
+// where there is none: one more attempt if retry (a write moved the
+// sequence during the first), then the shared lock. A writer inside, one
+// that died inside, or a superseded file sends Get to the lock at once.
+func (m *Map) getAgain(key, dst []byte, retry bool) (int, error) {
 	mp := m.cur.Load()
 	if mp == nil {
 		return 0, wire.ECLOSED
 	}
-	if seqReads {
+	if seqReads && retry {
 		n, e := mp.r.getSeq(key, dst)
 		if e == wire.OK {
 			return n, nil

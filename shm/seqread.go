@@ -25,10 +25,6 @@ import "fastcall/wire"
 // The mapping is never unmapped while the Map is open, so a stale offset
 // still points into mapped memory.
 
-// seqTries bounds the optimistic attempts of one Get before it takes the
-// lock: a writer is active, and waiting for it is the lock's job.
-const seqTries = 2
-
 // shortKeyMax is the longest key whose lookup getSeq writes out straight
 // (equalShortAt); longer keys, and keys shorter than a word, take
 // getSeqSlow.
@@ -137,9 +133,9 @@ func (r *region) getSeq(key, dst []byte) (int, wire.Errno) {
 }
 
 // getSeqSlow finishes what getSeq started, under the same sequence seq,
-// with getInto, the locked paths' Get: for a tag shared by two keys, a ref
-// word that is not the node's valRef (after an interrupted replace), or a
-// damaged file.
+// with getInto, the locked paths' Get: for a key outside getSeq's lengths,
+// a tag shared by two keys, a value in a block of its own, or a damaged
+// file.
 func (r *region) getSeqSlow(key, dst []byte, h, seq uint64) (int, wire.Errno) {
 	n, err := r.getInto(key, dst, h)
 	if loadAt(r.mem, hdrWriteSeqOff) != seq {

@@ -213,3 +213,30 @@ func TestGetSeqScribble(t *testing.T) {
 		}
 	}
 }
+
+// TestGetDamagedValRef builds a damaged node whose key ends at the arena's
+// end, so that its inline record would lie outside it, and gives it value
+// references that name no record. Both lookups must answer EPROTO: no
+// reference, however damaged, may pass for the inline record.
+func TestGetDamagedValRef(t *testing.T) {
+	r := newHeapRegion(t, MinSize, 0)
+	key := []byte("exactly8")
+	h := keyHash(key)
+	level := uint64(1)
+	node := r.arenaEnd - nodeKeyOff(level) - uint64(len(key))
+	store64(r.mem, node+nodeHashOff, h)
+	store64(r.mem, node+nodeMetaOff, nodeMeta(uint64(len(key)), level, 0))
+	copy(r.mem[node+nodeKeyOff(level):], key)
+	base, mask := r.activeIndex()
+	store64(r.mem, base+(h&mask)*slotSize, slotWord(h, node, level))
+	buf := make([]byte, 16)
+	for _, ref := range []uint64{^uint64(0), 0, 1, 8, r.arenaEnd, align(r.arenaEnd+1, wordSize)} {
+		store64(r.mem, node+nodeValRefOff, ref)
+		if v, e := r.getValue(key, h); e != wire.EPROTO {
+			t.Errorf("valRef %#x: getValue %q %v, want EPROTO", ref, v, e)
+		}
+		if n, e := r.getSeq(key, buf); e != wire.EPROTO {
+			t.Errorf("valRef %#x: getSeq %d %v, want EPROTO", ref, n, e)
+		}
+	}
+}

@@ -11,8 +11,7 @@ import (
 // verify checks a region in one of two modes. Tolerant mode (strict false)
 // accepts exactly what an interrupted writer may leave behind: one hidden
 // node (an insert not yet committed or a delete committed but not finished),
-// indexed or not, an index slot whose value reference still names its
-// node's previous, complete record (at most one), incomplete towers,
+// indexed or not, incomplete towers,
 // kindFree blocks on no free list, at most crashLeaks allocated blocks that
 // nothing reaches, and a node count off by one. A node that is not hidden is
 // always indexed, in both modes: that is what makes Get and Range agree. It
