@@ -191,15 +191,15 @@ func (r *region) rebuildIndexLocked(extra uint64) bool {
 	w := load64(r.mem, hdrIndexActOff)
 	other := (w & 1) ^ 1
 	base := r.indexOff + other*r.bufBytes
-	_, mask := r.indexOf(w)
+	_, cur := r.indexOf(w)
 	slots := r.slotsFor(r.hdr(hdrIndexLiveOff) + extra)
-	if slots == mask+1 && r.hdr(hdrIndexTombsOff) == 0 && extra > 0 {
+	if slots == cur+1 && r.hdr(hdrIndexTombsOff) == 0 && extra > 0 {
 		return false
 	}
 	for {
 		live, ok, mask := uint64(0), true, slots-1
 		clear(r.mem[base : base+slots*slotSize])
-		for off, steps := r.next(r.head(), 0), uint64(0); off != 0 && ok; steps++ {
+		for off, steps := r.next(r.head(), 0), uint64(0); off != 0; steps++ {
 			x, xok := r.node(off)
 			if !xok || steps >= r.maxNodes {
 				return false

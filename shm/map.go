@@ -260,35 +260,24 @@ func (m *Map) openNext(old *mapping) (*mapping, error) {
 func (m *Map) Get(key, dst []byte) (int, error) {
 	if mp := m.cur.Load(); seqReads && mp != nil {
 		n, e := mp.r.getSeq(key, dst)
+		if e == errSeqMoved {
+			// A write moved the sequence during the attempt: one more.
+			n, e = mp.r.getSeq(key, dst)
+		}
 		if e == wire.OK {
 			return n, nil
 		}
 		if e != errSeqMoved && e != errSeqBusy {
 			return n, e
 		}
-		return m.getAgain(key, dst, e == errSeqMoved)
 	}
-	return m.getAgain(key, dst, false)
+	return m.getLocked(key, dst)
 }
 
-// getAgain is Get after its first attempt without the lock gave way, or
-// where there is none: one more attempt if retry (a write moved the
-// sequence during the first), then the shared lock. A writer inside, one
-// that died inside, or a superseded file sends Get to the lock at once.
-func (m *Map) getAgain(key, dst []byte, retry bool) (int, error) {
-	mp := m.cur.Load()
-	if mp == nil {
-		return 0, wire.ECLOSED
-	}
-	if seqReads && retry {
-		n, e := mp.r.getSeq(key, dst)
-		if e == wire.OK {
-			return n, nil
-		}
-		if e != errSeqMoved && e != errSeqBusy {
-			return n, e
-		}
-	}
+// getLocked is Get under the shared lock: where there is no lock-free
+// read, after two attempts at it that writes moved, and at once when a
+// writer is inside, died inside, or the file was superseded.
+func (m *Map) getLocked(key, dst []byte) (int, error) {
 	mp, err := m.rlock()
 	if err != nil {
 		return 0, err

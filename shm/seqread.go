@@ -57,8 +57,9 @@ const (
 	errSeqMoved = wire.EBUSY
 )
 
-// getSeq is one attempt at Get without the lock. It returns errSeqBusy or errSeqMoved (dst may have been written then), or
-// Get's answer: n and the error number.
+// getSeq is one attempt at Get without the lock. It returns errSeqBusy or
+// errSeqMoved (dst may have been written then), or Get's answer: n and the
+// error number.
 //
 // The common case is written out straight: the first slot with the key's
 // tag names the key's node, the node holds its value inline, and every
