@@ -77,13 +77,12 @@ func run(args []string) int {
 	for _, c := range allCases {
 		full = full && want[c]
 	}
-	if !full {
-		// A partial run does not overwrite the full results and charts.
-		*outDir = filepath.Join(os.TempDir(), "fcbench")
-		if err := os.MkdirAll(*outDir, 0o755); err != nil {
-			fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
-			return 1
-		}
+	outSet := false
+	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	*outDir = resultsDir(*outDir, outSet, full)
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
+		return 1
 	}
 	env := &runEnv{o: o, outDir: *outDir, peers: *peers, trials: *trials, interval: *interval,
 		progress: func(s string) { fmt.Fprintln(os.Stderr, s) }}
@@ -133,4 +132,15 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// resultsDir says where a run writes RESULTS.md and its charts: the -out
+// directory when it was given; otherwise bench/ for a full run, and for a
+// partial run a directory under the system's temporary directory, so that a
+// partial run does not overwrite the full results and charts.
+func resultsDir(out string, outSet bool, full bool) string {
+	if outSet || full {
+		return out
+	}
+	return filepath.Join(os.TempDir(), "fcbench")
 }

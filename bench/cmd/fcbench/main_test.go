@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestResultsDir(t *testing.T) {
+	tmp := filepath.Join(os.TempDir(), "fcbench")
+	cases := []struct {
+		name   string
+		out    string
+		outSet bool
+		full   bool
+		want   string
+	}{
+		{"full run, default", "bench", false, true, "bench"},
+		{"full run, -out", "/x/y", true, true, "/x/y"},
+		{"partial run, default", "bench", false, false, tmp},
+		{"partial run, -out", "/x/y", true, false, "/x/y"},
+		{"partial run, -out naming the default", "bench", true, false, "bench"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := resultsDir(c.out, c.outSet, c.full); got != c.want {
+				t.Fatalf("resultsDir(%q, %v, %v) = %q, want %q", c.out, c.outSet, c.full, got, c.want)
+			}
+		})
+	}
+}
