@@ -19,7 +19,11 @@ import (
 //
 // Generations: when another process (or this one) grows the file, the old
 // file is marked superseded; the next operation of this Map notices it
-// under the lock and reopens the path. Superseded mappings stay mapped until
+// under the lock and reopens the path. A Grow that died after its rename
+// and before that mark leaves its writer's mark on the old file (odd write
+// sequence, owner-died flag); an operation that finds it under the shared
+// lock compares the path's inode with the mapping's and reopens if they
+// differ. Superseded mappings stay mapped until
 // Close, so a goroutine still inside an old mapping never faults.
 type Map struct {
 	path string
@@ -124,7 +128,7 @@ func (m *Map) rlock() (*mapping, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !mp.r.superseded() {
+		if !mp.r.superseded() && !m.replacedAfterDeath(mp) {
 			return mp, nil
 		}
 		mp.lk.RUnlock()
@@ -133,6 +137,21 @@ func (m *Map) rlock() (*mapping, error) {
 		}
 	}
 	return nil, wire.EAGAIN
+}
+
+// replacedAfterDeath is called with a read hold on mp. It reports whether
+// a writer died inside mp (the write sequence is odd although the caller
+// holds the lock shared, or the lock's owner-died flag is set) and the
+// path now names another file: a Grow that died between its rename and
+// marking mp superseded. Only a writer's recovery marks mp then, and a
+// read-only Map never recovers, so readers look at the path themselves.
+// The path is stat'ed only while a dead writer's mark is on mp.
+func (m *Map) replacedAfterDeath(mp *mapping) bool {
+	if mp.r.hdr(hdrWriteSeqOff)&1 == 0 && !mp.lk.NeedsRepair() {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Stat(m.path, &st) == nil && uint64(st.Ino) != mp.ino
 }
 
 // lockWrite takes mp's write hold and makes the write sequence odd. A hold
@@ -453,7 +472,10 @@ func (m *Map) Stats() (Stats, error) {
 // superseded flag at their next operation and reopen the path; until then
 // the old file stays intact and readable. newSize must exceed the current
 // size (wire.EINVAL). A Grow that dies before the rename leaves the old file
-// current and a scratch file "<path>.tmp.<pid>.<n>" behind.
+// current and a scratch file "<path>.tmp.<pid>.<n>" behind. A Grow that dies
+// after the rename and before marking the old file leaves the old file with
+// a dead writer's mark; every Map's next operation under the shared lock
+// finds the mark, sees another inode at the path and reopens it.
 func (m *Map) Grow(newSize int64) error {
 	m.reopen.Lock()
 	defer m.reopen.Unlock()
