@@ -43,8 +43,27 @@ const maxReopens = 8
 
 // Create makes a new map file of size bytes (rounded up to 4096, at least
 // MinSize) at path, which must not exist (wire.EEXIST). The file appears at
-// path only once it is completely formatted.
+// path only once it is completely formatted. opts.Mode must give neither
+// group nor others write permission (wire.EINVAL): Open refuses such a
+// file.
 func Create(path string, size int64, opts Options) (*Map, error) {
+	return create(path, size, opts, false)
+}
+
+// Replace is Create for a path that may name a file already: the new map
+// is formatted under a scratch name made with O_EXCL and renamed over
+// whatever the path names (a file Open refused as untrusted, wire.EPERM,
+// or as not a map, wire.EPROTO). Processes that mapped the replaced file
+// are not told: it is not marked superseded, since it may be another
+// user's. A rename refused by the directory (a sticky directory and a file
+// of another owner) is wire.EPERM, and the path is left as it was.
+func Replace(path string, size int64, opts Options) (*Map, error) {
+	return create(path, size, opts, true)
+}
+
+// create is Create and Replace; replace says whether the new file is
+// renamed over the path (Replace) or linked to it (Create).
+func create(path string, size int64, opts Options, replace bool) (*Map, error) {
 	if !hostLittleEndian {
 		return nil, wire.ENOSYS
 	}
@@ -59,12 +78,19 @@ func Create(path string, size int64, opts Options) (*Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Link(tmp, m.path); err != nil {
+	if replace {
+		err = os.Rename(tmp, m.path)
+	} else {
+		err = os.Link(tmp, m.path)
+	}
+	if err != nil {
 		mp.close()
 		os.Remove(tmp)
-		return nil, osErr(m.path, "link", err)
+		return nil, osErr(m.path, "put in place", err)
 	}
-	os.Remove(tmp)
+	if !replace {
+		os.Remove(tmp)
+	}
 	mp.r.path = m.path
 	m.cur.Store(mp)
 	return m, nil
