@@ -64,10 +64,12 @@ func Check(f *os.File, rootToo bool) error {
 }
 
 // OpenTrusted opens path with flag (no O_CREATE) without following a
-// symbolic link in its last element, and returns it only if Check accepts
-// it (rootToo false). A refused file is closed and the *Error returned.
+// symbolic link in its last element and without blocking on a FIFO, and
+// returns it only if Check accepts it (rootToo false). A refused file is
+// closed and the *Error returned.
 func OpenTrusted(path string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO at the path is refused by Check, not waited on.
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if pe, ok := err.(*os.PathError); ok && pe.Err == unix.ELOOP {
 			return nil, &Error{Path: path, Reason: "a symbolic link"}

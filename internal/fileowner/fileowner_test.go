@@ -79,6 +79,13 @@ func TestCreateFreshAndOpenTrusted(t *testing.T) {
 	if st.Uid != 0 || st.Mode&0o777 != 0o600 || st.Size != 0 {
 		t.Fatalf("fresh file: uid %d mode %o size %d", st.Uid, st.Mode&0o777, st.Size)
 	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenTrusted(fifo, os.O_RDONLY); wire.AsErrno(err) != wire.EPERM {
+		t.Fatalf("OpenTrusted of a FIFO: %v", err)
+	}
 	link := filepath.Join(dir, "link")
 	os.Symlink(p, link)
 	if _, err := OpenTrusted(link, os.O_RDONLY); wire.AsErrno(err) != wire.EPERM {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"fastcall/internal/fileowner"
 	"fastcall/wire"
@@ -22,7 +23,8 @@ const groupOtherRead = 0o044
 // non-regular file, and a key shorter than wire.MinKeyLen. The checks are
 // made on the open file, so the bytes read are those of the file checked.
 func Read(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO at the path must be refused, not waited on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -98,3 +98,14 @@ func TestWriteReplacesPlanted(t *testing.T) {
 		t.Fatalf("Read after Write: %q %v", k, err)
 	}
 }
+
+// A FIFO at the key path is refused at once, not waited on.
+func TestReadFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(p); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Read of a FIFO: %v", err)
+	}
+}
