@@ -23,8 +23,8 @@ import (
 // and before that mark leaves its writer's mark on the old file (odd write
 // sequence, owner-died flag); an operation that finds it under the shared
 // lock compares the path's inode with the mapping's and reopens if they
-// differ. Superseded mappings stay mapped until
-// Close, so a goroutine still inside an old mapping never faults.
+// differ. Superseded mappings stay mapped until Close, so a goroutine
+// still inside an old mapping never faults.
 type Map struct {
 	path string
 	opts Options
