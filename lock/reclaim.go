@@ -14,7 +14,10 @@ package lock
 //     of its process, and reclaiming is one CAS of that word to free.
 //   - Every reclaiming CAS compares the whole word (with a generation or a
 //     write sequence inside), so a reclaimer that stalled cannot clear a
-//     hold that a newer holder took in the same place.
+//     hold that a newer holder took in the same place. The writer hold of a
+//     dead slot is cleared only while the slot still holds the exact word
+//     that was judged dead (generation included), read after the state
+//     word: a newer holder of the same slot index keeps its write hold.
 
 // liveness is the answer of a holder check.
 type liveness uint8
@@ -127,11 +130,22 @@ func (l *RWLock) reclaimDeadSlots() {
 // state word names the slot as writer, that hold is cleared first, so that a
 // freed slot is never named by the state word. The slot is freed by one CAS
 // from w: if anything changed meanwhile, the slot is left alone.
+//
+// The writer hold is cleared only while slot i still holds exactly w,
+// checked after the state word was read: a claim of the slot changes its
+// generation, so a state word read before that check names an acquisition
+// of the dead process (or of nobody), and reclaimWriter's CAS on owner and
+// write sequence fails if a new holder of the slot has taken the lock since.
+// A reclaimer that stalled after judging w dead therefore never clears the
+// hold of a live process that took slot i in the meantime.
 func (l *RWLock) reclaimSlot(i int, w uint64) {
 	for {
 		s := l.state.Load()
 		if s&stateOwnerMask != uint32(i+1) {
 			break
+		}
+		if l.slotWord(i).Load() != w {
+			return // the slot changed since it was judged: not ours to clear
 		}
 		l.reclaimWriter(s)
 	}

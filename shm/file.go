@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 
+	"fastcall/internal/fileowner"
 	"fastcall/lock"
 	"fastcall/wire"
 
@@ -45,10 +46,12 @@ func osErr(path, what string, err error) error {
 }
 
 // createMapping makes a new file at path (which must not exist), formats
-// an empty map of size bytes into it and maps it read-write.
+// an empty map of size bytes into it and maps it read-write. A mode that
+// lets group or others write is wire.EINVAL: openMapping would refuse the
+// file.
 func createMapping(path string, size uint64, o Options, gen uint64) (*mapping, error) {
 	l, ok := computeLayout(size, uint64(o.IndexSlots))
-	if !ok {
+	if !ok || o.Mode.Perm()&fileowner.GroupOtherWrite != 0 {
 		return nil, wire.EINVAL
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.Mode.Perm())
@@ -93,16 +96,29 @@ func inode(f *os.File) uint64 {
 	return uint64(st.Ino)
 }
 
-// openMapping maps an existing file and validates its header and lock.
+// openMapping maps an existing file and validates its owner and mode, its
+// header and its lock. The file is opened without following a symbolic
+// link; a writer (o.ReadOnly false) accepts only a file owned by the
+// effective uid, a reader one owned by the effective uid or by root, and
+// neither a file that group or others may write (fileowner.Reason):
+// wire.EPERM otherwise. Another user's file could hold anything, and its
+// owner could rewrite it under every reader.
 func openMapping(path string, o Options) (*mapping, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, &FileError{Path: path, Reason: "untrusted file: a symbolic link", No: wire.EPERM}
+		}
 		return nil, osErr(path, "open", err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		f.Close()
 		return nil, osErr(path, "stat", err)
+	}
+	if why := fileowner.Reason(&st, unix.Geteuid(), o.ReadOnly); why != "" {
+		f.Close()
+		return nil, &FileError{Path: path, Reason: "untrusted file: " + why, No: wire.EPERM}
 	}
 	if st.Size < hdrSize || st.Size > 1<<44 {
 		f.Close()

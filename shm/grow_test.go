@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 
 	"fastcall/wire"
@@ -89,5 +90,61 @@ func TestGrowWhileReading(t *testing.T) {
 	ents, _ := os.ReadDir(p[:len(p)-2])
 	if len(ents) != 1 {
 		t.Fatalf("scratch files left: %v", ents)
+	}
+}
+
+// TestGrowKilledAfterRename kills a growing process between the rename of
+// the new file over the path and the store that marks the old file
+// superseded. The old file is left with a dead writer, an odd write
+// sequence and no superseded flag; a read-only Map on it, which never
+// repairs, must find the new file at the path and read from it.
+func TestGrowKilledAfterRename(t *testing.T) {
+	w, p := mustCreate(t, MinSize)
+	for i := 0; i < 20; i++ {
+		if err := w.Put([]byte(fmt.Sprintf("k%05d", i)), []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 16)
+	if c, err := r.Get([]byte("k00007"), buf); err != nil || string(buf[:c]) != "old" {
+		t.Fatalf("reader before grow: %q %v", buf[:c], err)
+	}
+	oldIno := inode(r.cur.Load().f)
+
+	c := spawn(t, "growstopper", pathEnv+"="+p)
+	err = c.Run()
+	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("growstopper was not killed after the rename: %v", err)
+	}
+	old := r.cur.Load().r
+	if old.superseded() || load64(old.mem, hdrWriteSeqOff)&1 == 0 {
+		t.Fatalf("old file: superseded %v, write sequence %d", old.superseded(), load64(old.mem, hdrWriteSeqOff))
+	}
+	// A writer on the file now at the path changes a key there.
+	nw, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nw.Close()
+	if inode(nw.cur.Load().f) == oldIno {
+		t.Fatal("the path still names the old file")
+	}
+	if err := nw.Put([]byte("k00007"), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Get([]byte("k00007"), buf); err != nil || string(buf[:c]) != "new" {
+		t.Fatalf("reader after the killed grow: %q %v, want %q", buf[:c], err, "new")
+	}
+	if inode(r.cur.Load().f) == oldIno {
+		t.Fatal("reader still maps the old file")
+	}
+	st, err := r.Stats()
+	if err != nil || st.Generation != 2 || st.FileSize != 2*MinSize || st.Nodes != 20 {
+		t.Fatalf("reader stats: %+v %v", st, err)
 	}
 }

@@ -19,8 +19,12 @@ import (
 //
 // Generations: when another process (or this one) grows the file, the old
 // file is marked superseded; the next operation of this Map notices it
-// under the lock and reopens the path. Superseded mappings stay mapped until
-// Close, so a goroutine still inside an old mapping never faults.
+// under the lock and reopens the path. A Grow that died after its rename
+// and before that mark leaves its writer's mark on the old file (odd write
+// sequence, owner-died flag); an operation that finds it under the shared
+// lock compares the path's inode with the mapping's and reopens if they
+// differ. Superseded mappings stay mapped until Close, so a goroutine
+// still inside an old mapping never faults.
 type Map struct {
 	path string
 	opts Options
@@ -39,8 +43,27 @@ const maxReopens = 8
 
 // Create makes a new map file of size bytes (rounded up to 4096, at least
 // MinSize) at path, which must not exist (wire.EEXIST). The file appears at
-// path only once it is completely formatted.
+// path only once it is completely formatted. opts.Mode must give neither
+// group nor others write permission (wire.EINVAL): Open refuses such a
+// file.
 func Create(path string, size int64, opts Options) (*Map, error) {
+	return create(path, size, opts, false)
+}
+
+// Replace is Create for a path that may name a file already: the new map
+// is formatted under a scratch name made with O_EXCL and renamed over
+// whatever the path names (a file Open refused as untrusted, wire.EPERM,
+// or as not a map, wire.EPROTO). Processes that mapped the replaced file
+// are not told: it is not marked superseded, since it may be another
+// user's. A rename refused by the directory (a sticky directory and a file
+// of another owner) is wire.EPERM, and the path is left as it was.
+func Replace(path string, size int64, opts Options) (*Map, error) {
+	return create(path, size, opts, true)
+}
+
+// create is Create and Replace; replace says whether the new file is
+// renamed over the path (Replace) or linked to it (Create).
+func create(path string, size int64, opts Options, replace bool) (*Map, error) {
 	if !hostLittleEndian {
 		return nil, wire.ENOSYS
 	}
@@ -55,12 +78,19 @@ func Create(path string, size int64, opts Options) (*Map, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Link(tmp, m.path); err != nil {
+	if replace {
+		err = os.Rename(tmp, m.path)
+	} else {
+		err = os.Link(tmp, m.path)
+	}
+	if err != nil {
 		mp.close()
 		os.Remove(tmp)
-		return nil, osErr(m.path, "link", err)
+		return nil, osErr(m.path, "put in place", err)
 	}
-	os.Remove(tmp)
+	if !replace {
+		os.Remove(tmp)
+	}
 	mp.r.path = m.path
 	m.cur.Store(mp)
 	return m, nil
@@ -124,7 +154,7 @@ func (m *Map) rlock() (*mapping, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !mp.r.superseded() {
+		if !mp.r.superseded() && !m.replacedAfterDeath(mp) {
 			return mp, nil
 		}
 		mp.lk.RUnlock()
@@ -133,6 +163,21 @@ func (m *Map) rlock() (*mapping, error) {
 		}
 	}
 	return nil, wire.EAGAIN
+}
+
+// replacedAfterDeath is called with a read hold on mp. It reports whether
+// a writer died inside mp (the write sequence is odd although the caller
+// holds the lock shared, or the lock's owner-died flag is set) and the
+// path now names another file: a Grow that died between its rename and
+// marking mp superseded. Only a writer's recovery marks mp then, and a
+// read-only Map never recovers, so readers look at the path themselves.
+// The path is stat'ed only while a dead writer's mark is on mp.
+func (m *Map) replacedAfterDeath(mp *mapping) bool {
+	if mp.r.hdr(hdrWriteSeqOff)&1 == 0 && !mp.lk.NeedsRepair() {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Stat(m.path, &st) == nil && uint64(st.Ino) != mp.ino
 }
 
 // lockWrite takes mp's write hold and makes the write sequence odd. A hold
@@ -453,7 +498,10 @@ func (m *Map) Stats() (Stats, error) {
 // superseded flag at their next operation and reopen the path; until then
 // the old file stays intact and readable. newSize must exceed the current
 // size (wire.EINVAL). A Grow that dies before the rename leaves the old file
-// current and a scratch file "<path>.tmp.<pid>.<n>" behind.
+// current and a scratch file "<path>.tmp.<pid>.<n>" behind. A Grow that dies
+// after the rename and before marking the old file leaves the old file with
+// a dead writer's mark; every Map's next operation under the shared lock
+// finds the mark, sees another inode at the path and reopens it.
 func (m *Map) Grow(newSize int64) error {
 	m.reopen.Lock()
 	defer m.reopen.Unlock()

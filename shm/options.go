@@ -13,7 +13,9 @@ const DefaultDir = "/dev/shm"
 type Options struct {
 	// Dir is the directory for a path without '/'; "" means DefaultDir.
 	Dir string
-	// Mode is the permission of files made by Create and Grow; 0 means 0600.
+	// Mode is the permission of files made by Create, Replace and Grow;
+	// 0 means 0600. Group or other write is refused (wire.EINVAL): Open
+	// refuses files that others may write.
 	Mode os.FileMode
 	// Timeout bounds every lock wait (wire.ETIMEDOUT past it); 0 waits as
 	// long as needed.

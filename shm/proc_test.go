@@ -45,6 +45,8 @@ func TestMain(m *testing.M) {
 		os.Exit(childReader())
 	case "stopper":
 		os.Exit(childStopper())
+	case "growstopper":
+		os.Exit(childGrowStopper())
 	default:
 		os.Exit(3)
 	}
@@ -171,6 +173,36 @@ func childStopper() int {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stopper:", err)
+		return 1
+	}
+	return 0
+}
+
+// childGrowStopper grows the map at pathEnv to twice its size and kills
+// its own process with SIGKILL at the first store after the new file was
+// renamed over the path: the store that would mark the old file
+// superseded. It exits 0 if the Grow completed first.
+func childGrowStopper() int {
+	path := os.Getenv(pathEnv)
+	m, err := Open(path, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "growstopper:", err)
+		return 1
+	}
+	st, err := m.Stats()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "growstopper:", err)
+		return 1
+	}
+	ino := inode(m.cur.Load().f)
+	storeHook = func() {
+		var now syscall.Stat_t
+		if syscall.Stat(path, &now) == nil && now.Ino != ino {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
+	if err := m.Grow(int64(2 * st.FileSize)); err != nil {
+		fmt.Fprintln(os.Stderr, "growstopper:", err)
 		return 1
 	}
 	return 0

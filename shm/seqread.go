@@ -20,6 +20,8 @@ import "fastcall/wire"
 //   - a writer that died holding the lock leaves the sequence odd, so
 //     readers take the lock (which lets them in beside a dead writer, as
 //     before) until the next writer has repaired the file and released it;
+//     under the lock they reopen the path if a Grow that died after its
+//     rename left another file there (Map.replacedAfterDeath);
 //   - a superseded file sends the reader to the locked path, which reopens.
 //
 // The mapping is never unmapped while the Map is open, so a stale offset

@@ -1,30 +1,45 @@
 // Package keyfile reads cluster keys from files and refuses files that
-// other users could read.
+// other users could read, write or have made.
 package keyfile
 
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"syscall"
 
+	"fastcall/internal/fileowner"
 	"fastcall/wire"
 )
 
+// groupOtherRead are the permission bits that let another user read a key.
+const groupOtherRead = 0o044
+
 // Read returns the key held in path: the file's bytes with one trailing
-// newline removed. It refuses a file that is readable or writable by group
-// or others, a non-regular file, and a key shorter than wire.MinKeyLen.
+// newline removed. It refuses a file that is not owned by the process's
+// effective uid or that group or others may write (an error that unwraps to
+// wire.EPERM, from fileowner), a file that group or others may read, a
+// non-regular file, and a key shorter than wire.MinKeyLen. The checks are
+// made on the open file, so the bytes read are those of the file checked.
 func Read(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	// O_NONBLOCK: a FIFO at the path must be refused, not waited on.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s: not a regular file", path)
+	defer f.Close()
+	if err := fileowner.Check(f, false); err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&groupOtherRead != 0 {
 		return nil, fmt.Errorf("key file %s: mode %04o lets group or others read it; chmod 600 it", path, perm)
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +50,28 @@ func Read(path string) ([]byte, error) {
 	return b, nil
 }
 
-// Write creates path with mode 0600 holding key.
+// Write puts a new file of mode 0600 holding key at path: it is written
+// under path+".tmp", created afresh (fileowner.CreateFresh), and renamed
+// over path, so a file that already was at path, whoever made it, is
+// replaced, never written into.
 func Write(path string, key []byte) error {
-	return os.WriteFile(path, key, 0o600)
+	tmp := path + ".tmp"
+	f, err := fileowner.CreateFresh(tmp, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(key)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }

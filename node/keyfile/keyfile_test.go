@@ -1,10 +1,15 @@
 package keyfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"fastcall/wire"
 )
 
 func TestRead(t *testing.T) {
@@ -31,5 +36,76 @@ func TestRead(t *testing.T) {
 		if _, err := Read(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.path, err)
 		}
+	}
+}
+
+// A key file another user owns is refused, even with mode 0600: its owner
+// chose the key.
+func TestReadRefusesOtherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	p := filepath.Join(t.TempDir(), "key")
+	if err := Write(p, []byte("0123456789abcdef0123")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Read(p)
+	if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") || wire.AsErrno(errors.Unwrap(err)) != wire.EPERM {
+		t.Fatalf("Read of another uid's key file: %v", err)
+	}
+	os.Chown(p, 0, 0)
+	os.Chmod(p, 0o620)
+	if _, err := Read(p); err == nil || !strings.Contains(err.Error(), "write") {
+		t.Fatalf("Read of a group-writable key file: %v", err)
+	}
+}
+
+// Write replaces a file planted at the path by another user instead of
+// writing the key into it (which would leave the planter able to read it).
+func TestWriteReplacesPlanted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o666)
+	os.Chown(p, 65534, 65534)
+	planted, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer planted.Close()
+	key := []byte("0123456789abcdef0123")
+	if err := Write(p, key); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: uid %d mode %v", st.Uid, fi.Mode())
+	}
+	if b, _ := io.ReadAll(planted); len(b) != 0 {
+		t.Fatalf("key written into the planted file: %q", b)
+	}
+	if k, err := Read(p); err != nil || string(k) != string(key) {
+		t.Fatalf("Read after Write: %q %v", k, err)
+	}
+}
+
+// A FIFO at the key path is refused at once, not waited on.
+func TestReadFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(p); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Read of a FIFO: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,22 +99,25 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	// A map file the agent makes is 0644: others may read it, only the
+	// agent's uid may write it (shm refuses group or other write).
 	m, err := shm.Open(cfg.ShmPath, shm.Options{})
-	if wire.AsErrno(err) == wire.EPROTO {
-		// Not a map this version can open: another format version, or
-		// damage Open refuses. The map only caches the centers'
-		// records, so it is replaced; readers open the new file.
-		log.Warn("registry: replacing an unusable shm map", "path", cfg.ShmPath, "err", err)
-		if rerr := os.Remove(cfg.ShmPath); rerr != nil && !isNotExist(rerr) {
-			return nil, err
-		}
-		err = fs.ErrNotExist
-	}
 	if wire.AsErrno(err) == wire.ENOENT || isNotExist(err) {
 		m, err = shm.Create(cfg.ShmPath, cfg.ShmSize, shm.Options{Mode: 0o644})
 		if wire.AsErrno(err) == wire.EEXIST {
 			m, err = shm.Open(cfg.ShmPath, shm.Options{})
 		}
+	}
+	if e := wire.AsErrno(err); e == wire.EPROTO || e == wire.EPERM {
+		// Not a map this version can open (another format version, or
+		// damage Open refuses), or a file this process may not trust
+		// (another uid's, or writable by group or others: its owner
+		// could write any record into it). The map only caches the
+		// centers' records, so a new file is renamed over it; readers
+		// open the new file. A rename the directory refuses fails the
+		// start.
+		log.Warn("registry: replacing an unusable or untrusted shm map", "path", cfg.ShmPath, "err", err)
+		m, err = shm.Replace(cfg.ShmPath, cfg.ShmSize, shm.Options{Mode: 0o644})
 	}
 	if err != nil {
 		return nil, err

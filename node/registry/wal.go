@@ -3,11 +3,13 @@ package registry
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 
+	"fastcall/internal/fileowner"
 	"fastcall/wire"
 
 	"github.com/cespare/xxhash/v2"
@@ -35,6 +37,10 @@ const (
 	logName  = "registry.log"
 	snapName = "registry.snap"
 	tmpExt   = ".tmp"
+
+	// fileMode is the mode of the snapshot and the log: the center's own
+	// data, readable and writable by its uid only.
+	fileMode = 0o600
 
 	logMagic     = "FCRLOG01"
 	snapMagic    = "FCRSNP01"
@@ -178,7 +184,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	}
 	l := &logFile{dir: dir, policy: policy, incarnation: randomID(), kick: make(chan struct{}, 1)}
 	l.syncFile = l.fsync
-	if b, err := os.ReadFile(filepath.Join(dir, snapName)); err == nil {
+	if b, err := readTrusted(filepath.Join(dir, snapName)); err == nil {
 		n, err := loadSnapshot(b, apply)
 		if err != nil {
 			return nil, err
@@ -188,11 +194,21 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 		return nil, err
 	}
 	path := filepath.Join(dir, logName)
-	b, err := os.ReadFile(path)
+	f, err := fileowner.OpenTrusted(path, os.O_RDWR)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
+	var b []byte
+	if f != nil {
+		if b, err = io.ReadAll(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	if len(b) < logHdrSize || string(b[:sizeMagic]) != logMagic {
+		if f != nil {
+			f.Close()
+		}
 		if len(b) != 0 {
 			// A header that never made it whole: the log was being
 			// created. Nothing in it was acknowledged.
@@ -213,10 +229,6 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 		apply(string(k), append([]byte(nil), rec...))
 		l.recovered++
 		off = next
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
 	}
 	if off < len(b) {
 		l.tornBytes = int64(len(b) - off)
@@ -240,6 +252,20 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	l.wait.gen, l.wait.synced = 1, int64(off)
 	l.aio, _ = newAIOSync()
 	return l, nil
+}
+
+// readTrusted returns the bytes of the file at path if fileowner accepts
+// it: owned by the effective uid, not writable by group or others, not a
+// symbolic link. A file another user made or may change could hold any
+// record; it is refused (an error that unwraps to wire.EPERM) and the
+// center does not start.
+func readTrusted(path string) ([]byte, error) {
+	f, err := fileowner.OpenTrusted(path, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // loadSnapshot applies every frame of a snapshot image.
@@ -274,7 +300,7 @@ func loadSnapshot(b []byte, apply func(key string, rec []byte)) (int, error) {
 func (l *logFile) newLogFileLocked() error {
 	path := filepath.Join(l.dir, logName)
 	tmp := path + tmpExt
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fileowner.CreateFresh(tmp, fileMode)
 	if err != nil {
 		return err
 	}
@@ -409,7 +435,7 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 	binary.BigEndian.PutUint64(buf[sizeMagic:], count)
 	buf = append(buf, snapEndMagic...)
 	buf = binary.BigEndian.AppendUint64(buf, count)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fileowner.CreateFresh(tmp, fileMode)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,132 @@
+package shm
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"fastcall/wire"
+)
+
+// hostileUID owns the files another local user would plant.
+const hostileUID = 65534
+
+// TestOpenRefusesUntrusted plants valid map files that another user owns,
+// or that group or others may write, or a symbolic link, and checks that
+// Open refuses each one with wire.EPERM, for writing and for reading, and
+// that Replace puts a file of this process's own in their place.
+func TestOpenRefusesUntrusted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	dir := testDir(t)
+	plant := func(t *testing.T, name string, uid int, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		m, err := Create(p, MinSize, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Put([]byte("svc/db"), []byte("6.6.6.6:5432")); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		uid     int
+		mode    os.FileMode
+		readOK  bool // a reader (ReadOnly) may open it
+		writeOK bool // a writer may open it
+	}{
+		{"own-0600", 0, 0o600, true, true},
+		{"own-0644", 0, 0o644, true, true},
+		{"other-uid-0600", hostileUID, 0o600, false, false},
+		{"other-uid-0644", hostileUID, 0o644, false, false},
+		{"own-group-write", 0, 0o620, false, false},
+		{"own-other-write", 0, 0o602, false, false},
+		{"own-0666", 0, 0o666, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plant(t, tc.name, tc.uid, tc.mode)
+			for _, ro := range []bool{false, true} {
+				m, err := Open(p, Options{ReadOnly: ro})
+				want := tc.writeOK
+				if ro {
+					want = tc.readOK
+				}
+				if want {
+					if err != nil {
+						t.Fatalf("read-only %v: %v", ro, err)
+					}
+					m.Close()
+					continue
+				}
+				if err == nil {
+					m.Close()
+					t.Fatalf("read-only %v: untrusted file opened", ro)
+				}
+				if !errors.Is(err, wire.EPERM) || wire.AsErrno(err) != wire.EPERM {
+					t.Fatalf("read-only %v: %v, want EPERM", ro, err)
+				}
+			}
+		})
+	}
+	t.Run("symlink", func(t *testing.T) {
+		target := plant(t, "target", 0, 0o600)
+		link := filepath.Join(dir, "link")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range []bool{false, true} {
+			if m, err := Open(link, Options{ReadOnly: ro}); wire.AsErrno(err) != wire.EPERM {
+				if err == nil {
+					m.Close()
+				}
+				t.Fatalf("read-only %v: %v, want EPERM", ro, err)
+			}
+		}
+	})
+	t.Run("replace", func(t *testing.T) {
+		p := plant(t, "replace", hostileUID, 0o666)
+		m, err := Replace(p, MinSize, Options{Mode: 0o644})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 0 || st.Mode().Perm() != 0o644 {
+			t.Fatalf("replaced file: uid %d mode %v", uid, st.Mode())
+		}
+		if _, err := m.Get([]byte("svc/db"), make([]byte, 64)); wire.AsErrno(err) != wire.ENOENT {
+			t.Fatalf("planted record in the replacement: %v", err)
+		}
+		r, err := Open(p, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("reader of the replacement: %v", err)
+		}
+		r.Close()
+	})
+	t.Run("create-mode", func(t *testing.T) {
+		for _, mode := range []os.FileMode{0o620, 0o602, 0o666} {
+			if m, err := Create(filepath.Join(dir, "mode"), MinSize, Options{Mode: mode}); wire.AsErrno(err) != wire.EINVAL {
+				if err == nil {
+					m.Close()
+				}
+				t.Fatalf("Create mode %v: %v, want EINVAL", mode, err)
+			}
+		}
+	})
+}
