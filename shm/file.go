@@ -5,7 +5,7 @@ import (
 	"os"
 	"strconv"
 
-	"fastcall/internal/fileowner"
+	"fastcall/shm/fileowner"
 	"fastcall/lock"
 	"fastcall/wire"
 

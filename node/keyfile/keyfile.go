@@ -9,7 +9,7 @@ import (
 	"os"
 	"syscall"
 
-	"fastcall/internal/fileowner"
+	"fastcall/shm/fileowner"
 	"fastcall/wire"
 )
 

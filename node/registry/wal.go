@@ -9,7 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"fastcall/internal/fileowner"
+	"fastcall/shm/fileowner"
 	"fastcall/wire"
 
 	"github.com/cespare/xxhash/v2"
