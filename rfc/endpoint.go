@@ -96,6 +96,7 @@ type Endpoint struct {
 
 	deferred deferredPool // calls whose handlers reply later
 	bell     bell         // wakes the only call in flight (bell.go)
+	watch    cancelWatch  // callers' contexts that may end early (cancel.go)
 
 	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
 
@@ -183,6 +184,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	names := map[uint16]string{}
 	ep.names.Store(&names)
 	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
+	ep.watch.init(cfg.MaxPending)
 	ep.deferred.max = cfg.MaxPending
 	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
 	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
@@ -429,31 +431,49 @@ func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16,
 
 // wait parks on p until it completes or ctx ends, copies the reply and
 // releases p. A context that ends by its deadline counts as ETIMEDOUT.
+//
+// The call's timer enforces the context's deadline (start), and the timer
+// goroutine watches a context that may end earlier (cancel.go), so the
+// caller parks on the bell or on p's channel alone, whatever its context,
+// and is woken once. Before Start there is no timer goroutine: the caller
+// then watches the context itself.
 func (ep *Endpoint) wait(ctx context.Context, p *Pending, reply *Reply) error {
-	if ctx.Done() == nil {
-		ep.bellWait(p)
+	if !ep.started.Load() {
+		return ep.waitUnstarted(ctx, p, reply)
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		e := wire.ECANCELED
-		if ctx.Err() == context.DeadlineExceeded {
-			e = wire.ETIMEDOUT
-		}
-		p.mu.Lock()
-		peer, callNo := p.mu.peer, p.mu.callNo
-		done := p.mu.state != slotWaiting
-		if !done {
-			p.completeLocked(e)
-		}
-		p.mu.Unlock()
-		if !done {
-			ep.stats.callOut(callNo).errs.add(e)
-			if e == wire.ETIMEDOUT {
-				ep.peerMissed(peer)
+	watched := false
+	if mayEndEarly(ctx) {
+		var id uint64
+		if id, watched = ep.watchCancel(ctx, p); watched {
+			if err := ctx.Err(); err != nil {
+				ep.endWaiting(p, id, err)
 			}
 		}
 	}
+	ep.bellWait(p)
+	<-p.done
+	if watched {
+		ep.unwatch(p)
+	}
+	return ep.finishWait(p, reply)
+}
+
+// waitUnstarted is wait on an endpoint whose goroutines have not started.
+func (ep *Endpoint) waitUnstarted(ctx context.Context, p *Pending, reply *Reply) error {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.mu.Lock()
+		id := p.mu.callID
+		p.mu.Unlock()
+		ep.endWaiting(p, id, ctx.Err())
+		<-p.done
+	}
+	return ep.finishWait(p, reply)
+}
+
+// finishWait copies the reply of the completed call p and releases p.
+func (ep *Endpoint) finishWait(p *Pending, reply *Reply) error {
 	err := p.Err()
 	if err == nil && reply != nil {
 		reply.set(p)

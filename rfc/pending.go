@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -53,8 +54,9 @@ type Pending struct {
 		pkt      wire.Packet
 		err      wire.Errno
 		codec    codecRef
-		fn       func(*Pending) // GoFunc's completion function, nil for Go
-		bell     bool           // the caller waits on the endpoint's bell
+		fn       func(*Pending)  // GoFunc's completion function, nil for Go
+		bell     bool            // the caller waits on the endpoint's bell
+		ctx      context.Context // the caller's context, while under watch (cancel.go)
 	}
 }
 
@@ -103,6 +105,7 @@ func (p *Pending) Release() {
 	p.mu.callID = 0
 	p.mu.peer = nil
 	p.mu.fn = nil
+	p.mu.ctx = nil
 	p.mu.Unlock()
 	select {
 	case <-p.done:

@@ -79,7 +79,8 @@ func (t *timerHeap) popDueLocked(now int64) (timerEntry, bool) {
 }
 
 // timerLoop is the endpoint's timer goroutine: it retransmits calls whose
-// timer expired and fails calls whose deadline passed.
+// timer expired, fails calls whose deadline passed, and fails calls whose
+// caller's context was cancelled (cancel.go).
 func (ep *Endpoint) timerLoop() {
 	defer ep.wg.Done()
 	tm := time.NewTimer(time.Hour)
@@ -108,6 +109,7 @@ func (ep *Endpoint) timerLoop() {
 		if n == len(due) {
 			continue // more may be due
 		}
+		poll := ep.scanCancels()
 		// Timers fire with a granularity of tick: entries of calls that
 		// already finished come due all the time under load, and waking
 		// for each would cost a goroutine switch per call.
@@ -117,6 +119,9 @@ func (ep *Endpoint) timerLoop() {
 			if wait < ep.tick {
 				wait = ep.tick
 			}
+		}
+		if poll && wait > ep.tick {
+			wait = ep.tick // callers' contexts under watch (cancel.go)
 		}
 		tm.Reset(wait)
 		select {

@@ -1,0 +1,193 @@
+package rfc
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// A sole caller whose context has a deadline, or can be cancelled, waits
+// on the bell as a caller with context.Background does: its context is
+// watched by the timer goroutine, not by the caller.
+func TestBellContextCaller(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	needBell(t, cli)
+	kinds := []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 5*time.Second)
+		}},
+		{"cancel", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+	}
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			w0 := cli.bell.waits.Load()
+			for i := 0; i < 200; i++ {
+				ctx, cancel := k.ctx()
+				err := cli.Call(ctx, srv.Addr(), CallPing, nil, nil)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A call whose reply came before its caller reached the bell
+			// does not wait at all, but not all 200 can be so.
+			if w := cli.bell.waits.Load() - w0; w == 0 || w > 200 {
+				t.Fatalf("%d of 200 sequential calls waited on the bell", w)
+			}
+			if n := cli.watch.n.Load(); n != 0 {
+				t.Fatalf("%d calls still under watch", n)
+			}
+		})
+	}
+}
+
+// callerAllocs returns the allocations per call of Call with the
+// context ctx gives, counted over the whole process, while others
+// goroutines call in a loop beside it with a long deadline context of
+// their own; ctx's own allocations (and done's) are counted too.
+func callerAllocs(t *testing.T, others int, ctx func() (context.Context, context.CancelFunc)) float64 {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	for g := 0; g < others; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			var p wire.Params
+			seg := make([]byte, 128)
+			payload := make([]byte, 64)
+			var rep Reply
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p.Reset(seg)
+				p.Bytes(payload)
+				if err := cli.Call(c, srv.Addr(), callEcho, &p, &rep); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var p wire.Params
+	seg := make([]byte, 128)
+	payload := make([]byte, 64)
+	var rep Reply
+	var failed error
+	call := func() {
+		c, cancel := ctx()
+		p.Reset(seg)
+		p.Bytes(payload)
+		if err := cli.Call(c, srv.Addr(), callEcho, &p, &rep); err != nil && failed == nil {
+			failed = err
+		}
+		cancel()
+	}
+	for i := 0; i < 2000; i++ { // warm up: slots, caches, pools
+		call()
+	}
+	a := testing.AllocsPerRun(3000, call)
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	return a
+}
+
+// A call with a deadline context allocates nothing, alone or with other
+// callers in flight.
+func TestCallAllocsDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count needs a quiet process")
+	}
+	long, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	reused := func() (context.Context, context.CancelFunc) { return long, func() {} }
+	for _, others := range []int{0, 8} {
+		if a := callerAllocs(t, others, reused); a != 0 {
+			t.Fatalf("%d other callers: %v allocations per call with a deadline context", others, a)
+		}
+	}
+}
+
+// A call with a context made for it (as the services make them) adds no
+// allocation to the context's own: the engine never asks such a context
+// for its Done channel, which the context would allocate.
+func TestCallAllocsContextPerCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count needs a quiet process")
+	}
+	perCall := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), time.Minute)
+	}
+	own := testing.AllocsPerRun(3000, func() { _, cancel := perCall(); cancel() })
+	if a := callerAllocs(t, 0, perCall); a != own {
+		t.Fatalf("%v allocations per call with a context made for it; the context alone makes %v", a, own)
+	}
+}
+
+// cancel() wakes a parked caller with ECANCELED long before the context's
+// deadline: a sole caller on the bell, and callers on their channels.
+func TestCancelWakesParkedCaller(t *testing.T) {
+	for _, callers := range []int{1, 6} {
+		t.Run(itoaTest(callers), func(t *testing.T) {
+			cli := newTestEndpoint(t, func(cfg *Config) { cfg.DefaultTimeout = time.Minute })
+			dst := deadAddr2(t) // silent: only the cancellation ends the calls
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			errc := make(chan error, callers)
+			for i := 0; i < callers; i++ {
+				go func() { errc <- cli.Call(ctx, dst, CallPing, nil, nil) }()
+			}
+			for i := 0; cli.watch.n.Load() != int32(callers); i++ {
+				if i == 5000 {
+					cancel()
+					t.Fatalf("%d of %d callers under watch", cli.watch.n.Load(), callers)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if callers == 1 && cli.bell.raw != nil {
+				waitBellHeld(t, cli)
+			}
+			cancel()
+			for i := 0; i < callers; i++ {
+				select {
+				case err := <-errc:
+					if wire.AsErrno(err) != wire.ECANCELED {
+						t.Fatalf("got %v, want ECANCELED", err)
+					}
+				case <-time.After(20 * time.Second):
+					cli.Close() // release the callers left
+					t.Fatal("a cancelled caller was not woken")
+				}
+			}
+			if n := cli.watch.n.Load(); n != 0 {
+				t.Fatalf("%d calls still under watch", n)
+			}
+			if cli.bell.busy.Load() {
+				t.Fatal("the bell is still held")
+			}
+		})
+	}
+}
+
+func itoaTest(n int) string {
+	if n == 1 {
+		return "sole"
+	}
+	return "many"
+}
