@@ -13,17 +13,19 @@ import (
 // call (a reader, usually). The Go scheduler then wakes an idle thread to
 // look for work, and that thread takes over polling the network: from
 // then on every datagram that arrives wakes a thread on the other
-// processor. On a quiet endpoint that chain adds about a third to a
-// loopback round trip (bench/RESULTS.md: "raw UDP + hand-off" against "raw
-// UDP echo"). A caller parked in the network poller instead, as a
+// processor, and a quiet endpoint pays that chain on every round trip
+// (bench/RESULTS.md, calls: "raw UDP + hand-off" against "raw UDP echo"
+// measures it). A caller parked in the network poller instead, as a
 // goroutine reading its own socket is, is made runnable by the poller on
 // the thread that is already running, and nothing else wakes.
 //
 // So a caller that is the endpoint's only call in flight parks in the
 // poller on an eventfd, and the goroutine that completes its call writes
-// the eventfd. One caller at a time holds the bell; others, and callers
-// whose context can be cancelled, park on their call's channel as before.
-// The completer signals the channel too, so that a caller that leaves the
+// the eventfd. One caller at a time holds the bell; others park on their
+// call's channel. The caller's context does not matter: its deadline is
+// the call's timer and its cancellation is watched by the timer goroutine
+// (cancel.go), which completes the call like any other completer. The
+// completer signals the channel too, so that a caller that leaves the
 // bell early (the file closed under it) finds its call complete there.
 type bell struct {
 	f      *os.File

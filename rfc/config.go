@@ -74,9 +74,10 @@ type Config struct {
 	// CoalesceSends makes callers that send at the same moment share one
 	// sendmmsg: the first sends its own request and then, for two
 	// rounds, the ones others queued meanwhile (send.go). Off by default:
-	// with 32 callers on loopback it gave 1-11% more calls per second and
-	// a 6-13% lower median, but a 13-74% higher p99 (bench/RESULTS.md,
-	// "coalesce").
+	// a request that waits in the queue waits for another caller's
+	// sendmmsg, which on loopback raises the slowest calls' latency more
+	// than it helps the median or the throughput (bench/RESULTS.md,
+	// "coalesce", has the figures).
 	CoalesceSends bool
 	// Logger receives engine events (start, stop, peer state changes);
 	// nil means slog.Default(). Nothing is logged per packet.

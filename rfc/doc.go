@@ -17,14 +17,16 @@
 // running a function instead of waking a parked goroutine: together they
 // let a node forward calls without holding any goroutine per call.
 //
-// A caller that is the endpoint's only call in flight, with a context
-// that cannot be cancelled, parks in the network poller on an eventfd
-// (the endpoint's bell, Linux only) instead of on a channel, and the
-// reader that completes its call writes the eventfd. The Go scheduler
-// then runs the caller on the thread that is already running, where
-// readying a goroutine directly would wake a second thread: on a quiet
-// endpoint that wake-up chain adds about a third to a loopback round trip
-// (bell.go).
+// A caller that is the endpoint's only call in flight parks in the
+// network poller on an eventfd (the endpoint's bell, Linux only) instead
+// of on a channel, and the goroutine that completes its call writes the
+// eventfd. The Go scheduler then runs the caller on the thread that is
+// already running, where readying a goroutine directly would wake a
+// second thread (bell.go). The caller's context does not change how it
+// parks: the call's timer enforces the context's deadline, and the timer
+// goroutine notices a cancellation within a tick (cancel.go), so a call
+// with a deadline or cancellable context costs no goroutine, wake-up or
+// allocation more than one with context.Background.
 //
 // With Config.CoalesceSends, callers that send at the same moment share
 // one sendmmsg: the first of them sends its own request at once and then,
