@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,7 +17,7 @@ import (
 // for a line on its standard input, measures for warm-up then the
 // duration, and prints its round as JSON.
 const (
-	childEnv    = "FCBENCH_CHILD"    // job: "shm-get", "lock-readmostly"
+	childEnv    = "FCBENCH_CHILD"    // job: "shm-get", "lock-readmostly", or a server below
 	childArgEnv = "FCBENCH_CHILDARG" // the shared file
 	childWarm   = "FCBENCH_CHILDWARMUP"
 	childDur    = "FCBENCH_CHILDD"
@@ -31,6 +33,10 @@ func ChildMain() bool {
 	job := os.Getenv(childEnv)
 	if job == "" {
 		return false
+	}
+	if job == childRawEcho || job == childFastcall {
+		serveChildMain(job)
+		return true
 	}
 	warm, _ := time.ParseDuration(os.Getenv(childWarm))
 	d, _ := time.ParseDuration(os.Getenv(childDur))
@@ -115,4 +121,87 @@ func (c *child) result() (opRound, error) {
 func (c *child) kill() {
 	_ = c.cmd.Process.Kill()
 	_ = c.cmd.Wait()
+}
+
+// Server jobs: the child serves until its standard input ends, instead of
+// measuring. It prints "ready ADDR" once it serves on ADDR.
+const (
+	childRawEcho  = "calls-raw-echo" // the raw UDP echo loop
+	childFastcall = "calls-fastcall" // a fastcall endpoint with the builtin echo, checksum mode
+)
+
+// serveChildMain runs a server job in the child.
+func serveChildMain(job string) {
+	var addr string
+	var stop func()
+	switch job {
+	case childRawEcho:
+		c, err := listenRawEcho()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fcbench child:", err)
+			os.Exit(1)
+		}
+		go serveRawEcho(c)
+		addr, stop = c.LocalAddr().String(), func() { c.Close() }
+	case childFastcall:
+		ep, err := listenFastcallEcho(false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fcbench child:", err)
+			os.Exit(1)
+		}
+		addr, stop = ep.Addr().String(), func() { ep.Close() }
+	}
+	fmt.Println("ready " + addr)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	stop()
+}
+
+// serverChild is a child process serving calls on addr.
+type serverChild struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	addr netip.AddrPort
+}
+
+// startServerChild starts a server job and waits until it serves.
+func startServerChild(job string) (*serverChild, error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+job)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &serverChild{cmd: cmd, in: in}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	if err == nil && ok {
+		c.addr, err = netip.ParseAddrPort(rest)
+	}
+	if err != nil || !ok {
+		c.stop()
+		return nil, fmt.Errorf("child %s not ready: %q %v", job, line, err)
+	}
+	return c, nil
+}
+
+// stop ends the child: its standard input closes, it closes its server
+// and exits; a child that does not is killed.
+func (c *serverChild) stop() {
+	c.in.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
 }

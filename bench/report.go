@@ -184,3 +184,72 @@ func fmtRatio(v float64) string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+// callTarget is one comparison the calls case is held to: system against
+// base on the shapes with callers callers (0: every shape), with the
+// bounds its ratios (system ÷ base) must keep; a zero bound is not held.
+type callTarget struct {
+	system, base string
+	callers      int
+	minTput      float64 // throughput ratio at least
+	maxP50       float64 // p50 ratio at most
+	maxP99       float64 // p99 ratio at most
+}
+
+// callTargets are the calls case's targets.
+var callTargets = []callTarget{
+	{DeadlineSystem, FastcallSystem, 0, 0.9, 0, 1.2},
+	{DeadlineLongSystem, FastcallSystem, 0, 0.9, 0, 1.2},
+	{KeyedSystem, FastcallSystem, 32, 0.9, 0, 0},
+	{FastcallChildSys, RawChildSystem, 1, 0, 1.3, 0},
+	{FastcallChildSys, RawChildSystem, 32, 1.0, 0, 0},
+}
+
+// WriteCallTargets writes, for each target and shape, the ratios system ÷
+// base of one run and whether the target is met.
+func WriteCallTargets(w io.Writer, rs []CallResult) {
+	find := func(name string, sh Shape) *CallResult {
+		for i := range rs {
+			if rs[i].System == name && rs[i].Shape == sh {
+				return &rs[i]
+			}
+		}
+		return nil
+	}
+	var rows [][]string
+	for _, t := range callTargets {
+		for _, sh := range CallShapes {
+			if t.callers != 0 && sh.Callers != t.callers {
+				continue
+			}
+			s, b := find(t.system, sh), find(t.base, sh)
+			if s == nil || b == nil || b.Throughput <= 0 || b.P50 <= 0 || b.P99 <= 0 {
+				continue
+			}
+			tp := s.Throughput / b.Throughput
+			p50 := float64(s.P50) / float64(b.P50)
+			p99 := float64(s.P99) / float64(b.P99)
+			var want []string
+			met := true
+			if t.minTput > 0 {
+				want = append(want, fmt.Sprintf("throughput ≥ %.2f×", t.minTput))
+				met = met && tp >= t.minTput
+			}
+			if t.maxP50 > 0 {
+				want = append(want, fmt.Sprintf("p50 ≤ %.2f×", t.maxP50))
+				met = met && p50 <= t.maxP50
+			}
+			if t.maxP99 > 0 {
+				want = append(want, fmt.Sprintf("p99 ≤ %.2f×", t.maxP99))
+				met = met && p99 <= t.maxP99
+			}
+			verdict := "met"
+			if !met {
+				verdict = "NOT met"
+			}
+			rows = append(rows, []string{shapeName(sh), t.system + " ÷ " + t.base,
+				fmtRatio(tp), fmtRatio(p50), fmtRatio(p99), strings.Join(want, ", "), verdict})
+		}
+	}
+	WriteTable(w, []string{"shape", "system ÷ base", "throughput", "p50", "p99", "target", "this run"}, rows)
+}

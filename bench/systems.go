@@ -21,9 +21,25 @@ type System interface {
 	Stop()
 }
 
-// Systems returns the call systems of the main module, floor first.
+// Names of the calls case's systems that its targets compare.
+const (
+	FastcallSystem     = "fastcall"
+	DeadlineSystem     = "fastcall, deadline context per call"
+	DeadlineLongSystem = "fastcall, one deadline context per caller"
+	KeyedSystem        = "fastcall, authenticated (keyed)"
+	RawChildSystem     = "raw UDP echo, server in a child process"
+	FastcallChildSys   = "fastcall, server in a child process"
+)
+
+// Systems returns the call systems of the main module, floor first. The
+// fastcall rows are the engine with context.Background in checksum mode,
+// then as the services call it (a deadline context), as rfcd runs
+// (authenticated), and across two processes beside the raw echo across
+// two processes.
 func Systems() []System {
-	return []System{&rawUDP{}, &rawUDP{handoff: true}, &fastcallSys{}, &netRPC{}}
+	return []System{&rawUDP{}, &rawUDP{handoff: true}, &fastcallSys{},
+		&fastcallSys{ctx: ctxPerCall}, &fastcallSys{ctx: ctxPerCaller}, &fastcallSys{keyed: true},
+		&netRPC{}, &rawUDP{child: true}, &fastcallSys{child: true}}
 }
 
 // CoalesceSystems compares fastcall with and without client-side
@@ -36,41 +52,68 @@ func CoalesceSystems() []System {
 // connected sockets doing write then read. With handoff, each client
 // socket has a reader goroutine that hands replies to the caller over a
 // channel: the floor plus the one structural cost of a shared socket.
+//
+// With child, the echo server runs in a child process (this binary
+// re-executed), and the client in this one.
 type rawUDP struct {
 	conn    *net.UDPConn
+	addr    *net.UDPAddr
 	handoff bool
+	child   bool
+	srv     *serverChild
 }
 
 func (s *rawUDP) Name() string {
-	if s.handoff {
+	switch {
+	case s.handoff:
 		return "raw UDP + hand-off"
+	case s.child:
+		return RawChildSystem
 	}
 	return "raw UDP echo"
 }
 
 func (s *rawUDP) Start() error {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if s.child {
+		c, err := startServerChild(childRawEcho)
+		if err != nil {
+			return err
+		}
+		s.srv = c
+		s.addr = net.UDPAddrFromAddrPort(c.addr)
+		return nil
+	}
+	c, err := listenRawEcho()
 	if err != nil {
 		return err
 	}
 	s.conn = c
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, a, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			c.WriteToUDPAddrPort(buf[:n], a)
-		}
-	}()
+	s.addr = c.LocalAddr().(*net.UDPAddr)
+	go serveRawEcho(c)
 	return nil
+}
+
+// listenRawEcho opens the raw echo server's socket on loopback.
+func listenRawEcho() (*net.UDPConn, error) {
+	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+}
+
+// serveRawEcho echoes every datagram on c until c is closed.
+func serveRawEcho(c *net.UDPConn) {
+	buf := make([]byte, 65536)
+	for {
+		n, a, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		c.WriteToUDPAddrPort(buf[:n], a)
+	}
 }
 
 func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
 	conns := make([]*net.UDPConn, callers)
 	for i := range conns {
-		c, err := net.DialUDP("udp4", nil, s.conn.LocalAddr().(*net.UDPAddr))
+		c, err := net.DialUDP("udp4", nil, s.addr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -133,38 +176,94 @@ func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
 	return call, done, nil
 }
 
-func (s *rawUDP) Stop() { s.conn.Close() }
+func (s *rawUDP) Stop() {
+	if s.srv != nil {
+		s.srv.stop()
+		return
+	}
+	s.conn.Close()
+}
 
-// fastcallSys is fastcall's echo call (inline handler, checksum mode).
+// How a fastcall client's callers make their contexts.
+const (
+	ctxBackground = iota // context.Background for every call
+	ctxPerCall           // context.WithTimeout per call, cancelled after it, as the services do
+	ctxPerCaller         // one context.WithTimeout per caller for the whole round
+)
+
+// callTimeout is the deadline of the bench's deadline contexts: the
+// engine's default timeout, as a service would pick.
+const callTimeout = 2 * time.Second
+
+// benchKey is the cluster key of the authenticated rows.
+var benchKey = []byte("fcbench cluster key, 32 bytes..")
+
+// fastcallSys is fastcall's echo call (inline handler), in checksum mode
+// unless keyed. With child, the server runs in a child process (this
+// binary re-executed), and the client in this one.
 type fastcallSys struct {
 	srv     *rfc.Endpoint
+	addr    netip.AddrPort
 	combine bool // Config.CoalesceSends: concurrent callers share sendmmsg rounds
+	ctx     int  // ctxBackground, ctxPerCall or ctxPerCaller
+	keyed   bool // Config.Key on both ends
+	child   bool
+	proc    *serverChild
 }
 
 func (s *fastcallSys) Name() string {
-	if s.combine {
+	switch {
+	case s.combine:
 		return "fastcall, combined sends"
+	case s.ctx == ctxPerCall:
+		return DeadlineSystem
+	case s.ctx == ctxPerCaller:
+		return DeadlineLongSystem
+	case s.keyed:
+		return KeyedSystem
+	case s.child:
+		return FastcallChildSys
 	}
-	return "fastcall"
+	return FastcallSystem
 }
 
 func (s *fastcallSys) Start() error {
-	cfg := rfc.DefaultConfig()
-	cfg.Logger = quiet()
-	ep, err := rfc.Listen(cfg)
+	if s.child {
+		c, err := startServerChild(childFastcall)
+		if err != nil {
+			return err
+		}
+		s.proc, s.addr = c, c.addr
+		return nil
+	}
+	ep, err := listenFastcallEcho(s.keyed)
 	if err != nil {
 		return err
 	}
-	if _, err := builtin.Register(ep); err != nil {
-		ep.Close()
-		return err
-	}
-	s.srv = ep
+	s.srv, s.addr = ep, ep.Addr()
 	return nil
 }
 
+// listenFastcallEcho starts a fastcall server with the builtin echo call.
+func listenFastcallEcho(keyed bool) (*rfc.Endpoint, error) {
+	cfg := rfc.DefaultConfig()
+	cfg.Logger = quiet()
+	if keyed {
+		cfg.Key = benchKey
+	}
+	ep, err := rfc.Listen(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := builtin.Register(ep); err != nil {
+		ep.Close()
+		return nil, err
+	}
+	return ep, nil
+}
+
 func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
-	return s.clientTo(callers, size, s.srv.Addr())
+	return s.clientTo(callers, size, s.addr)
 }
 
 // clientTo is Client sending to dst (the server, or a relay in front of it).
@@ -172,6 +271,9 @@ func (s *fastcallSys) clientTo(callers, size int, dst netip.AddrPort) (func(int)
 	cfg := rfc.DefaultConfig()
 	cfg.Logger = quiet()
 	cfg.CoalesceSends = s.combine
+	if s.keyed {
+		cfg.Key = benchKey
+	}
 	cli, err := rfc.Listen(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -180,23 +282,51 @@ func (s *fastcallSys) clientTo(callers, size int, dst netip.AddrPort) (func(int)
 	ps := make([]wire.Params, callers)
 	segs := make([][]byte, callers)
 	reps := make([]rfc.Reply, callers)
+	ctxs := make([]context.Context, callers)
+	cancels := make([]context.CancelFunc, callers)
 	for i := range segs {
 		segs[i] = make([]byte, size+64)
+		ctxs[i] = context.Background()
+		if s.ctx == ctxPerCaller {
+			// One context for every call of the round, as a
+			// request-scoped context is.
+			ctxs[i], cancels[i] = context.WithTimeout(context.Background(), time.Hour)
+		}
 	}
-	ctx := context.Background()
+	perCall := s.ctx == ctxPerCall
 	call := func(w int) bool {
 		p := &ps[w]
 		p.Reset(segs[w])
 		p.Bytes(payload)
-		if err := cli.Call(ctx, dst, builtin.CallEcho, p, &reps[w]); err != nil {
-			return false
+		ctx := ctxs[w]
+		var cancel context.CancelFunc
+		if perCall {
+			ctx, cancel = context.WithTimeout(ctx, callTimeout)
 		}
-		return len(reps[w].Param(0).Bytes()) == size
+		err := cli.Call(ctx, dst, builtin.CallEcho, p, &reps[w])
+		if cancel != nil {
+			cancel()
+		}
+		return err == nil && len(reps[w].Param(0).Bytes()) == size
 	}
-	return call, func() { cli.Close() }, nil
+	done := func() {
+		cli.Close()
+		for _, c := range cancels {
+			if c != nil {
+				c()
+			}
+		}
+	}
+	return call, done, nil
 }
 
-func (s *fastcallSys) Stop() { s.srv.Close() }
+func (s *fastcallSys) Stop() {
+	if s.proc != nil {
+		s.proc.stop()
+		return
+	}
+	s.srv.Close()
+}
 
 // EchoService is the net/rpc echo service.
 type EchoService struct{}

@@ -111,7 +111,7 @@ func run(args []string) int {
 	fmt.Fprintf(&md, "# fastcall benchmark results\n\nProduced by `%s` on %s (%s in all).\n\n", m.Command, m.Date,
 		time.Since(start).Round(time.Second))
 	fmt.Fprintf(&md, "- CPU: %s, %d cores\n- Go: %s, %s\n", m.CPU, m.Cores, m.Go, m.OS)
-	fmt.Fprintf(&md, "- Unless a case says otherwise, each figure is the median of %d rounds of %s after %s of warm-up; rounds of the systems are interleaved, and the spread (min–max) of the rounds is shown. Clients and servers run in one process on loopback.\n",
+	fmt.Fprintf(&md, "- Unless a case says otherwise, each figure is the median of %d rounds of %s after %s of warm-up; rounds of the systems are interleaved, and the spread (min–max) of the rounds is shown. Clients and servers run in one process on loopback unless a row says otherwise.\n",
 		o.Rounds, o.Duration, o.Warmup)
 	fmt.Fprintf(&md, "- Ratios are fastcall's figure divided by the other system's (for times, below 1× means fastcall is faster; for throughputs, above 1×).\n\n")
 	md.Write(body.Bytes())
