@@ -54,6 +54,13 @@ func TestCallAllocs(t *testing.T) {
 }
 
 func benchCall(b *testing.B, no uint16, size int, parallel bool) {
+	benchCallCtx(b, no, size, parallel, false)
+}
+
+// benchCallCtx is benchCall; with perCall, every call has a
+// context.WithTimeout of its own, as the services make them (its own
+// allocations are counted).
+func benchCallCtx(b *testing.B, no uint16, size int, parallel, perCall bool) {
 	srv := newTestServer(b, nil)
 	cli := newTestEndpoint(b, nil)
 	payload := make([]byte, size)
@@ -68,7 +75,15 @@ func benchCall(b *testing.B, no uint16, size int, parallel bool) {
 		for i := 0; i < b.N; i++ {
 			p.Reset(seg)
 			p.Bytes(payload)
-			if err := cli.Call(ctx, srv.Addr(), no, &p, &rep); err != nil {
+			c, cancel := ctx, context.CancelFunc(nil)
+			if perCall {
+				c, cancel = context.WithTimeout(ctx, 2*time.Second)
+			}
+			err := cli.Call(c, srv.Addr(), no, &p, &rep)
+			if cancel != nil {
+				cancel()
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -90,7 +105,15 @@ func benchCall(b *testing.B, no uint16, size int, parallel bool) {
 			for i := 0; i < per; i++ {
 				p.Reset(seg)
 				p.Bytes(payload)
-				if err := cli.Call(ctx, srv.Addr(), no, &p, &rep); err != nil {
+				c, cancel := ctx, context.CancelFunc(nil)
+				if perCall {
+					c, cancel = context.WithTimeout(ctx, 2*time.Second)
+				}
+				err := cli.Call(c, srv.Addr(), no, &p, &rep)
+				if cancel != nil {
+					cancel()
+				}
+				if err != nil {
 					b.Error(err)
 					return
 				}
@@ -105,3 +128,6 @@ func BenchmarkCallWorker64(b *testing.B)    { benchCall(b, callEchoW, 64, false)
 func BenchmarkCallInline64x32(b *testing.B) { benchCall(b, callEcho, 64, true) }
 func BenchmarkCallWorker64x32(b *testing.B) { benchCall(b, callEchoW, 64, true) }
 func BenchmarkCallInline1K(b *testing.B)    { benchCall(b, callEcho, 1024, false) }
+
+func BenchmarkCallInline64Deadline(b *testing.B)    { benchCallCtx(b, callEcho, 64, false, true) }
+func BenchmarkCallInline64x32Deadline(b *testing.B) { benchCallCtx(b, callEcho, 64, true, true) }
