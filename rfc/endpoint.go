@@ -416,8 +416,8 @@ func (r *Reply) set(p *Pending) {
 }
 
 // Call sends a request to dst and parks until its reply, its deadline (the
-// context's, or Config.DefaultTimeout), the context's cancellation, or the
-// peer's declared death. It returns nil or an error number (wire.Errno):
+// context's, or Config.DefaultTimeout), the context's cancellation
+// (noticed within a timer tick, cancel.go), or the peer's declared death. It returns nil or an error number (wire.Errno):
 // the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
 // EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
 // be nil).
