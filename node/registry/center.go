@@ -19,10 +19,11 @@ import (
 // Lock order: Center.mu, then pushTable.mu, then the log's locks. Handlers
 // that wait for the other center (writes) hold no lock while they wait.
 type Center struct {
-	ep  *rfc.Endpoint
-	cfg Config
-	log *slog.Logger
-	wal *logFile
+	ep    *rfc.Endpoint
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
+	wal   *logFile
 
 	mu struct {
 		sync.Mutex
@@ -89,9 +90,12 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	c := &Center{ep: ep, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	c := &Center{ep: ep, cfg: cfg, log: cfg.Logger, clock: cfg.Clock, done: make(chan struct{})}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if c.clock == nil {
+		c.clock = hostClock{ep}
 	}
 	c.mu.st = newStore()
 	c.mu.inflight = make(map[string]struct{})
@@ -102,7 +106,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	c.deadQ = make(chan netip.AddrPort, cfg.DeadQueue)
 	c.syncKick = make(chan struct{}, 1)
 
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
 		if e, ok := entryFromRecord(rec, nowMs); ok {
 			c.setLocked(key, e, nowMs)
@@ -334,7 +338,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.stats.conflicts.Add(1)
 		return 0, wire.ECONFLICT
 	case op.rawCheck && (cur == nil || curVer != op.rawExpect || cur.kind == sdk.KindTombstone),
-		op.dueOnly && (cur == nil || cur.expireMs == 0 || cur.expireMs > nowMs):
+		op.dueOnly && !c.dueLocked(cur):
 		c.mu.Unlock()
 		return 0, wire.ECONFLICT
 	case cur == nil && c.mu.st.len() >= c.cfg.MaxKeys:
@@ -496,7 +500,7 @@ func (c *Center) fetch(key string) {
 // only keys starting with prefix are taken. It returns the count applied
 // and the last key of the page.
 func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	n, last := 0, ""
 	var pos logPos
 	c.mu.Lock()

@@ -83,6 +83,9 @@ type Config struct {
 	// Logger receives state changes; nil means slog.Default(). Nothing is
 	// logged per call.
 	Logger *slog.Logger
+	// Clock is the center's view of time (clock.go); nil means the host's
+	// wall clock and the endpoint's monotonic engine clock.
+	Clock Clock
 }
 
 // Defaults.

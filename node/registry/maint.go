@@ -54,7 +54,7 @@ type expiry struct {
 // sweep deletes expired entries (through the write path, so the deletion
 // is replicated and pushed) and purges tombstones past TombstoneAge.
 func (c *Center) sweep() {
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	var due []expiry
 	var purge []string
 	c.mu.Lock()
@@ -78,6 +78,11 @@ func (c *Center) sweep() {
 			c.stats.expired.Add(1)
 		}
 	}
+}
+
+// dueLocked reports whether e is past its TTL or lease; c.mu is held.
+func (c *Center) dueLocked(e *entry) bool {
+	return e != nil && e.expireMs != 0 && e.expireMs <= c.clock.WallMs()
 }
 
 // expire deletes an entry if it is still at the version found expired
