@@ -108,7 +108,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 
 	nowMs := c.clock.WallMs()
 	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
-		if e, ok := entryFromRecord(rec, nowMs); ok {
+		if e, ok := entryFromRecord(rec, c.clock.MonoNs()); ok {
 			c.setLocked(key, e, nowMs)
 		}
 	})
@@ -250,7 +250,7 @@ func (c *Center) setLocked(key string, e *entry, nowMs int64) {
 // subscribers. It reports whether the record was applied and the log
 // position to sync to. c.mu is held.
 func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
-	e, ok := entryFromRecord(rec, nowMs)
+	e, ok := entryFromRecord(rec, c.clock.MonoNs())
 	if !ok {
 		return logPos{}, false, wire.EPROTO
 	}

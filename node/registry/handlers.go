@@ -190,13 +190,13 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 // renewOwner pushes back the lease deadline of every instance registered
 // from owner and returns how many there were.
 func (c *Center) renewOwner(owner string) int {
-	nowMs := c.clock.WallMs()
+	monoNs := c.clock.MonoNs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for k := range c.mu.owners[owner] {
 		if e := c.mu.st.get(k); e != nil && e.kind == sdk.KindService {
-			e.expireMs = nowMs + e.leaseMs
+			e.leaseDue = monoNs + e.leaseMs*int64(time.Millisecond)
 			n++
 		}
 	}
