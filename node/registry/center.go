@@ -108,8 +108,9 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 
 	nowMs := c.clock.WallMs()
 	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
-		if e, ok := entryFromRecord(rec, c.clock.MonoNs()); ok {
-			c.setLocked(key, e, nowMs)
+		e, ok := entryFromRecord(rec, c.clock.MonoNs(), cfg.TombstoneAge.Milliseconds())
+		if ok && !c.purgedLocked(key, e, nowMs) {
+			c.setLocked(key, e)
 		}
 	})
 	if err != nil {
@@ -221,8 +222,7 @@ func (c *Center) Entry(key string) (rec []byte, ok bool) {
 }
 
 // setLocked stores e under key and keeps the owner index; c.mu is held.
-// A tombstone's expireMs becomes its purge time.
-func (c *Center) setLocked(key string, e *entry, nowMs int64) {
+func (c *Center) setLocked(key string, e *entry) {
 	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
 		if set := c.mu.owners[old.owner]; set != nil {
 			delete(set, key)
@@ -239,22 +239,35 @@ func (c *Center) setLocked(key string, e *entry, nowMs int64) {
 			c.mu.owners[e.owner] = set
 		}
 		set[key] = struct{}{}
-	case sdk.KindTombstone:
-		e.expireMs = nowMs + c.cfg.TombstoneAge.Milliseconds()
 	}
 	c.mu.st.set(key, e)
 }
 
+// purgedLocked reports whether e is a tombstone past its age (at wall
+// time nowMs) for a key the store does not hold. Such a tombstone is not
+// taken: this center purged it, or holds nothing it would delete, and
+// taking it back would only keep it for another age, in turn with the
+// other center, for good. A tombstone past its age still replaces an
+// older record held (applyLocked), so a late deletion is not lost; it is
+// purged at the next sweep. c.mu is held.
+func (c *Center) purgedLocked(key string, e *entry, nowMs int64) bool {
+	return e.kind == sdk.KindTombstone && e.expireMs <= nowMs && c.mu.st.get(key) == nil
+}
+
 // applyLocked stores rec under key if its version is newer than the
-// store's (versions decide), appends it to the log and queues it for the
+// store's (versions decide) and it is not a tombstone this center purged
+// (purgedLocked), appends it to the log and queues it for the
 // subscribers. It reports whether the record was applied and the log
 // position to sync to. c.mu is held.
 func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
-	e, ok := entryFromRecord(rec, c.clock.MonoNs())
+	e, ok := entryFromRecord(rec, c.clock.MonoNs(), c.cfg.TombstoneAge.Milliseconds())
 	if !ok {
 		return logPos{}, false, wire.EPROTO
 	}
 	if cur := c.mu.st.get(key); cur != nil && cur.version >= e.version {
+		return logPos{}, false, nil
+	}
+	if c.purgedLocked(key, e, nowMs) {
 		return logPos{}, false, nil
 	}
 	pos, err := c.wal.append(key, rec)
@@ -262,7 +275,7 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 		c.logFailure(err)
 		return logPos{}, false, wire.EFAULT
 	}
-	c.setLocked(key, e, nowMs)
+	c.setLocked(key, e)
 	c.push.notify(c, key, rec)
 	return pos, true, nil
 }

@@ -34,7 +34,11 @@ type Config struct {
 	// 65536); a write of a new key past it gets ENOSPC.
 	MaxKeys int
 	// TombstoneAge is how long a deleted key is remembered so that
-	// anti-entropy does not bring it back (default 1h). A center that
+	// anti-entropy does not bring it back (default 1h), counted from the
+	// deletion: the tombstone's modified time, on the wall clock of the
+	// center that deleted it, which the tombstone carries everywhere (a
+	// restart does not make it younger). A center never takes a
+	// tombstone past this age for a key it does not hold. A center that
 	// stays away longer than this may resurrect keys deleted meanwhile.
 	TombstoneAge time.Duration
 	// ReplicateTimeout bounds a replication call to the other center

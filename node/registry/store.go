@@ -111,8 +111,11 @@ func (s *store) scan(prefix, from string, fn func(k string, e *entry) bool) {
 }
 
 // entryFromRecord builds the store entry for an encoded record, with a
-// service's lease deadline starting at monoNs (monotonic clock).
-func entryFromRecord(rec []byte, monoNs int64) (*entry, bool) {
+// service's lease deadline starting at monoNs (monotonic clock) and a
+// tombstone's purge time tombAgeMs after its deletion (the record's
+// modified time, wall clock), wherever and whenever the tombstone is
+// taken: by the write, a replica, anti-entropy or recovery.
+func entryFromRecord(rec []byte, monoNs, tombAgeMs int64) (*entry, bool) {
 	var r sdk.Record
 	if sdk.ParseRecord(rec, &r) != 0 {
 		return nil, false
@@ -125,6 +128,8 @@ func entryFromRecord(rec []byte, monoNs int64) (*entry, bool) {
 		e.leaseMs = int64(r.LeaseMs)
 		e.leaseDue = monoNs + e.leaseMs*int64(time.Millisecond)
 		e.owner = string(r.Owner)
+	case sdk.KindTombstone:
+		e.expireMs = r.ModifiedMs + tombAgeMs
 	}
 	return e, true
 }
