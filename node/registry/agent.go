@@ -59,6 +59,7 @@ type Agent struct {
 	log   *slog.Logger
 	c     *Client
 	m     *shm.Map
+	mw    mapWriter      // the writes to m
 	seq   *sdk.SeqWriter // nil off Linux
 	watch *Watch
 
@@ -79,10 +80,26 @@ type agentReg struct {
 	lease time.Duration
 }
 
+// mapWriter is the agent's boundary with its map file: the writes apply
+// makes. *shm.Map is the production one; tests wrap it to make writes
+// fail.
+type mapWriter interface {
+	Put(key, val []byte) error
+	Delete(key []byte) error
+	Stats() (shm.Stats, error)
+	Grow(newSize int64) error
+}
+
 // StartAgent opens (or creates) the map, loads what it holds under the
 // prefixes (so that a resynchronization removes what went away while the
 // agent was down), and starts watching.
 func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
+	return startAgent(ep, cfg, nil)
+}
+
+// startAgent is StartAgent with the map's writes going through wrap(m)
+// if wrap is not nil.
+func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter) (*Agent, error) {
 	if cfg.ShmPath == "" {
 		return nil, &ConfigError{"ShmPath", "required"}
 	}
@@ -122,6 +139,10 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: log, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{})}
 	a.mu.regs = make(map[string]agentReg)
+	a.mw = m
+	if wrap != nil {
+		a.mw = wrap(m)
+	}
 	if s, err := sdk.OpenSeqWriter(m.Path()); err == nil {
 		a.seq = s
 	}
@@ -182,16 +203,16 @@ func (a *Agent) MapErrors() uint64 { return a.mapErrors.Load() }
 func (a *Agent) apply(ch Change) {
 	var err error
 	if ch.Deleted {
-		err = a.m.Delete([]byte(ch.Key))
+		err = a.mw.Delete([]byte(ch.Key))
 		if wire.AsErrno(err) == wire.ENOENT {
 			err = nil
 		}
 	} else {
-		err = a.m.Put([]byte(ch.Key), ch.Record)
+		err = a.mw.Put([]byte(ch.Key), ch.Record)
 		if wire.AsErrno(err) == wire.ENOSPC {
-			if st, serr := a.m.Stats(); serr == nil {
-				if gerr := a.m.Grow(int64(st.FileSize) * 2); gerr == nil {
-					err = a.m.Put([]byte(ch.Key), ch.Record)
+			if st, serr := a.mw.Stats(); serr == nil {
+				if gerr := a.mw.Grow(int64(st.FileSize) * 2); gerr == nil {
+					err = a.mw.Put([]byte(ch.Key), ch.Record)
 				}
 			}
 		}
