@@ -53,6 +53,7 @@ type centerStats struct {
 	expired, deadRemoved, deadDropped     atomic.Uint64
 	pushes, pushFailures, pushDropped     atomic.Uint64
 	streamsOverflowed, malformed          atomic.Uint64
+	streamsExpired, subscribeRefused      atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
 }
 
@@ -76,6 +77,8 @@ type CenterStats struct {
 	PushFailures      uint64 // push calls that failed (retried)
 	PushDropped       uint64 // streams dropped (gone, resynchronizing, or failing)
 	StreamsOverflowed uint64 // streams whose queue overflowed
+	StreamsExpired    uint64 // streams dropped for not being renewed within StreamIdle
+	SubscribeRefused  uint64 // subscriptions refused past a bound (ENOSPC)
 	Malformed         uint64 // malformed requests refused
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
@@ -204,6 +207,7 @@ func (c *Center) Stats() CenterStats {
 		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
 		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
+		StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
 		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(),
 		Recovered: c.wal.recovered, TornBytes: c.wal.tornBytes,
 	}
