@@ -184,8 +184,8 @@ func Open(cfg Config) (*Endpoint, error) {
 	ep.names.Store(&names)
 	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
 	ep.deferred.max = cfg.MaxPending
-	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
-	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
+	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
+	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram, int64(cfg.MaxRTO)+2*int64(cfg.MaxAge))
 	ep.timers.init(cfg.MaxPending)
 	ep.tick = cfg.MinRTO / 4
 	if ep.tick < 100*time.Microsecond {

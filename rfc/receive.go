@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -119,24 +120,34 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		ep.stats.wrongDst.Add(1)
 		return
 	}
-	if p.Flags&wire.FlagRequest != 0 && ep.tooOld(p.Stamp) {
+	if ep.tooOld(p.Stamp) {
 		ep.stats.tooOld.Add(1)
 		return
 	}
-	peer := ep.peers.get(m.addr)
-	ep.heard(peer, p, now)
 	if p.Flags&wire.FlagReply != 0 {
-		if ep.deliver(p, m, peer, now) {
+		// A reply is a sign of life only once it is matched to a call
+		// (deliver); it never makes a peer entry.
+		if ep.deliver(p, m, now) {
 			rd.woke = true
 		}
 		return
+	}
+	peer := ep.peers.learn(m.addr)
+	if peer != nil {
+		ep.heard(peer, p, now)
 	}
 	rd.serve(m, peer, now)
 }
 
 // deliver matches a reply to its parked caller and reports whether it
-// completed a call.
-func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now int64) bool {
+// completed a call. A matched reply is a sign of life from the peer the
+// call went to.
+//
+// An ESTALE reply to a request that named no callee incarnation (the
+// first call to a peer) means the callee refused it without running it
+// (serve): the request is sent again at once with the incarnation the
+// reply carries, and the call goes on.
+func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 	p := ep.pending.byID(pkt.CallID)
 	if p == nil {
 		ep.stats.lateReplies.Add(1)
@@ -148,6 +159,36 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 		ep.stats.lateReplies.Add(1)
 		return false
 	}
+	// The peer is told before the caller wakes, so that its next call
+	// carries what this reply taught (the callee's incarnation).
+	peer := p.mu.peer
+	revived := peer != nil && ep.noteHeard(peer, pkt, now)
+	if pkt.Errno == wire.ESTALE && pkt.Incarnation != 0 {
+		named := binary.BigEndian.Uint32(p.mu.req[wire.OffPeerInc:])
+		resend := named == 0
+		if resend {
+			binary.BigEndian.PutUint32(p.mu.req[wire.OffPeerInc:], pkt.Incarnation)
+			p.mu.learnt = true
+			p.mu.retrans++
+			ep.sendBudgetLocked(p, now)
+		}
+		// After the resend, an ESTALE naming the incarnation the request
+		// now carries answers a copy sent before it (or refuses the
+		// resent request below the floor, once it ran and left the
+		// cache): the call waits on, until a reply or its deadline.
+		if resend || (p.mu.learnt && named == pkt.Incarnation) {
+			p.mu.Unlock()
+			if resend {
+				ep.stats.callOut(pkt.CallNo).retrans.Add(1)
+			} else {
+				ep.stats.lateReplies.Add(1)
+			}
+			if revived {
+				ep.notify(peer)
+			}
+			return false
+		}
+	}
 	n := copy(p.mu.rep, pkt.Datagram())
 	p.mu.pkt = *pkt
 	p.mu.pkt.Rebase(p.mu.rep[:n])
@@ -156,7 +197,10 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 	callNo := p.mu.callNo
 	fn := p.completeLocked(pkt.Errno)
 	p.mu.Unlock()
-	if clean {
+	if revived {
+		ep.notify(peer)
+	}
+	if clean && peer != nil {
 		peer.sample(rtt, int64(ep.cfg.MinRTO), int64(ep.cfg.MaxRTO))
 	}
 	cs := ep.stats.callOut(callNo)
@@ -192,9 +236,19 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	ent := int32(-1)
 	var key dupKey
 	if ce.flags&Idempotent == 0 {
-		if p.PeerInc != 0 && !ep.ownIncarnation(p.PeerInc) {
+		// A request that names no incarnation of this process (none at
+		// all, or an earlier process's) may have run at an earlier
+		// process on this address: it is refused, never run.
+		if !ep.ownIncarnation(p.PeerInc) {
 			ep.stats.stale.Add(1)
 			rd.errorReply(m, wire.ESTALE)
+			return
+		}
+		if peer == nil {
+			// The peer table is full: without a floor for the sender,
+			// at-most-once could not be kept.
+			ep.stats.peersFull.Add(1)
+			rd.errorReply(m, wire.EBUSY)
 			return
 		}
 		key = dupKey{addr: m.addr, src: p.Src, incarn: p.Incarnation, callID: p.CallID}
@@ -207,14 +261,20 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if deadline != 0 {
 			keep = deadline + int64(ep.cfg.MaxRTO)
 		}
-		outcome, n, e := ep.dup.begin(&key, peer, now, keep, scratch)
+		outcome, n, e := ep.dup.begin(&key, requestSum(p), peer, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
 			return
+		case dupOther:
+			ep.stats.dupOther.Add(1)
+			return
 		case dupReplay:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
-			if o != nil && n > 0 && p.Flags&wire.FlagOneWay == 0 {
+			if o != nil && n > 0 && n <= ep.replyRoom(p) && p.Flags&wire.FlagOneWay == 0 {
+				// Stamped anew: the caller applies the age bound to
+				// replies too.
+				rd.codec.Restamp(o.buf[:n], 0, ep.stamp(), false)
 				o.n, o.addr = n, m.addr
 				rd.nout++
 			}
