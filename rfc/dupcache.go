@@ -68,12 +68,12 @@ type dupEntry struct {
 // keys to entries; nothing allocates in steady state. One mutex guards it
 // all; critical sections are a hash probe and a copy.
 type dupCache struct {
-	mu    sync.Mutex
-	ents  []dupEntry
-	head  int     // ring position of the next entry to reuse
-	index []int32 // entry index + 1; 0 = empty
-	mask  uint64
-	age   int64
+	mu     sync.Mutex
+	ents   []dupEntry
+	head   int     // ring position of the next entry to reuse
+	index  []int32 // entry index + 1; 0 = empty
+	mask   uint64
+	age    int64
 	limit  int    // reply buffer size
 	window int64  // added to an entry's keep time for its hold
 	early  uint64 // finished entries taken before their keep time ran out
