@@ -265,3 +265,98 @@ func TestPeerTableSpoofedReplies(t *testing.T) {
 		t.Fatalf("%d peers tracked after spoofed replies", n)
 	}
 }
+
+// TestDupFloorRecords: each sender instance of an address keeps its own
+// floor; when more instances need one than there are records, the record
+// taken over leaves its floor in strict until its hold passes.
+func TestDupFloorRecords(t *testing.T) {
+	p := &peerState{}
+	const now, hold = 10, 100
+	for inc := uint32(1); inc <= peerFloors; inc++ {
+		p.raiseFloor(1, inc, uint64(inc)<<20, hold+int64(inc), now)
+	}
+	for inc := uint32(1); inc <= peerFloors; inc++ {
+		if !p.belowFloor(1, inc, uint64(inc)<<20, now) || p.belowFloor(1, inc, uint64(inc)<<20+1, now) {
+			t.Fatalf("instance %d: floor is not its own", inc)
+		}
+	}
+	if p.belowFloor(2, 1, 1, now) {
+		t.Fatal("another node id shares a floor")
+	}
+	// One more instance takes over the record held the shortest (inc 1).
+	p.raiseFloor(1, 99, 50<<20, hold, now)
+	if !p.belowFloor(1, 1, 1<<20, now) {
+		t.Fatal("instance whose record was taken over: a forgotten call may run again")
+	}
+	if !p.belowFloor(1, 99, 50<<20, now) || p.belowFloor(1, 99, 50<<20+1, now) {
+		t.Fatal("new instance's floor")
+	}
+	if p.belowFloor(1, 1, 1<<20, hold+2) || !p.floorsHeld(hold+2) || p.floorsHeld(hold+peerFloors+1) {
+		t.Fatal("holds")
+	}
+}
+
+// TestPeerSweepKeepsFloors: an idle peer leaves the table only once no
+// copy of a request it sent can still arrive; until then a resent request
+// that left the cache is refused.
+func TestPeerSweepKeepsFloors(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.DupEntries = 16 })
+	s := newRawSender(t, srv.Addr(), nil, 77, 5)
+	o := newRawSender(t, srv.Addr(), nil, 78, 6)
+	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	if e := s.call(req); e != wire.OK {
+		t.Fatalf("call: %v", e)
+	}
+	for i := uint64(1); i <= 16; i++ { // push s's entry out of the cache
+		if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
+			t.Fatalf("call %d: %v", i, e)
+		}
+	}
+	now := srv.Now()
+	srv.sweepPeers(now + int64(srv.cfg.DupAge) + int64(time.Second))
+	if _, ok := srv.Peer(s.addr()); !ok {
+		t.Fatal("peer swept while its floor is held")
+	}
+	runs := srv.runs.Load()
+	if e := s.call(req); e != wire.ESTALE || srv.runs.Load() != runs {
+		t.Fatalf("resent request: %v, runs %d -> %d", e, runs, srv.runs.Load())
+	}
+	// Past the caller's deadline, the longest RTO and twice the age bound
+	// a copy's stamp can no longer pass: the peer goes.
+	late := now + int64(5*time.Second+srv.cfg.MaxRTO+2*srv.cfg.MaxAge+srv.cfg.DupAge+time.Second)
+	srv.sweepPeers(late)
+	if _, ok := srv.Peer(s.addr()); ok {
+		t.Fatal("idle peer not swept")
+	}
+	if _, ok := srv.Peer(o.addr()); !ok {
+		t.Fatal("peer with entries in the cache swept")
+	}
+}
+
+// TestPeerTableBound: senders learnt from requests fill the table only
+// up to MaxPeers; past it a non-idempotent request is refused EBUSY (no
+// floor could keep it at most once) until idle peers are swept.
+func TestPeerTableBound(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.MaxPeers = 2 })
+	for i := 0; i < 2; i++ {
+		s := newRawSender(t, srv.Addr(), nil, uint32(10+i), 1)
+		if e := s.call(s.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("ping: %v", e)
+		}
+	}
+	late := newRawSender(t, srv.Addr(), nil, 20, 1)
+	req := late.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	if e := late.call(req); e != wire.EBUSY || srv.runs.Load() != 0 {
+		t.Fatalf("non-idempotent request past MaxPeers: %v, runs %d", e, srv.runs.Load())
+	}
+	if e := late.call(late.request(CallPing, 2<<20, 0, nil)); e != wire.OK {
+		t.Fatalf("ping past MaxPeers: %v", e)
+	}
+	srv.sweepPeers(srv.Now() + int64(srv.cfg.DupAge) + int64(time.Second))
+	if e := late.call(late.request(callIncr, 3<<20, srv.Incarnation(), nil)); e != wire.OK || srv.runs.Load() != 1 {
+		t.Fatalf("after the sweep: %v, runs %d", e, srv.runs.Load())
+	}
+	if n := srv.Stats().Peers; n != 1 {
+		t.Fatalf("%d peers tracked", n)
+	}
+}

@@ -86,7 +86,9 @@ type peerTable struct {
 	max     int
 	initRTO int64
 	now     func() int64 // the engine clock
-	gen     uint64       // sweep generation (timer goroutine only)
+
+	sweepMu sync.Mutex // serializes sweepPeers; guards gen
+	gen     uint64     // sweep generation
 }
 
 func (t *peerTable) init(max int, initRTO int64, now func() int64) {
@@ -283,6 +285,8 @@ func (p *peerState) info() PeerInfo {
 // gone in dupCache.begin and answers EBUSY.
 func (ep *Endpoint) sweepPeers(now int64) {
 	t := &ep.peers
+	t.sweepMu.Lock()
+	defer t.sweepMu.Unlock()
 	t.gen++
 	gen := t.gen
 	for i := range ep.pending.slots {
