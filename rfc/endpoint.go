@@ -503,7 +503,8 @@ func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16
 
 // Send sends a one-way request: no reply, no retransmission, no
 // guarantee of delivery. It fails only locally (ENODEAD, EMSGSIZE,
-// ECLOSED).
+// ECLOSED). A call not registered Idempotent is dropped by the callee
+// until this endpoint has heard the callee's incarnation.
 func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params) error {
 	if ep.closed.Load() {
 		return wire.ECLOSED
@@ -515,7 +516,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	s := ep.sendBuf.Get().(*sendScratch)
 	defer ep.sendBuf.Put(s)
 	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
-		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&s.codec).EncodeParams(s.buf, &h, params)
 	if e != wire.OK {
 		return e
