@@ -309,9 +309,10 @@ func (ep *Endpoint) Incarnation() uint32 { return ep.inc.Load() }
 // refute a suspicion). Lower values are ignored.
 //
 // Requests carry the caller's view of the callee's incarnation. A
-// non-idempotent request that names an incarnation this process never had
-// was meant for an earlier process on this address, which may have run
-// it: it is refused with ESTALE, never run a second time.
+// non-idempotent request that names no incarnation this process had (0,
+// before the caller heard this process, included) may have been meant for
+// an earlier process on this address, which may have run it: it is
+// refused with ESTALE, never run a second time.
 func (ep *Endpoint) SetIncarnation(v uint32) {
 	for {
 		cur := ep.inc.Load()
