@@ -3,6 +3,7 @@ package rfc
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,5 +359,30 @@ func TestPeerTableBound(t *testing.T) {
 	}
 	if n := srv.Stats().Peers; n != 1 {
 		t.Fatalf("%d peers tracked", n)
+	}
+}
+
+// TestHandlerStaleFirstCall: an ESTALE that a handler returns reaches the
+// caller of a first call as it is; only the engine's own refusal of a
+// request naming no incarnation makes the caller resend.
+func TestHandlerStaleFirstCall(t *testing.T) {
+	const callStale, callStaleIdem = wire.CallUserBase + 52, wire.CallUserBase + 53
+	srv := newTestEndpoint(t, nil)
+	var runs [2]atomic.Int32
+	for i, flags := range []CallFlags{0, Idempotent} {
+		err := srv.Register([]uint16{callStale, callStaleIdem}[i], "stale", nil, flags, func(*Request, *wire.Params) wire.Errno {
+			runs[i].Add(1)
+			return wire.ESTALE
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, no := range []uint16{callStale, callStaleIdem} {
+		cli := newTestEndpoint(t, nil) // a first call each
+		err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), no, nil, nil)
+		if wire.AsErrno(err) != wire.ESTALE || runs[i].Load() != 1 {
+			t.Fatalf("call %d: %v, handler ran %d times", no, err, runs[i].Load())
+		}
 	}
 }

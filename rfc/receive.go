@@ -86,7 +86,15 @@ func (rd *reader) outSlot() *message {
 }
 
 // errorReply queues an error reply to the request in rd.pkt.
-func (rd *reader) errorReply(m *message, e wire.Errno) {
+func (rd *reader) errorReply(m *message, e wire.Errno) { rd.errorReplyInc(m, e, 0) }
+
+// fenceReply queues the ESTALE refusal of a non-idempotent request that
+// names no incarnation of this process. It carries this process's
+// incarnation in the peer-incarnation field too, which marks it apart from
+// an ESTALE that a handler or the duplicate cache's floor returns.
+func (rd *reader) fenceReply(m *message) { rd.errorReplyInc(m, wire.ESTALE, rd.ep.inc.Load()) }
+
+func (rd *reader) errorReplyInc(m *message, e wire.Errno, peerInc uint32) {
 	o := rd.outSlot()
 	if o == nil || rd.pkt.Flags&wire.FlagOneWay != 0 {
 		return
@@ -95,7 +103,7 @@ func (rd *reader) errorReply(m *message, e wire.Errno) {
 		return
 	}
 	h := wire.Header{Flags: wire.FlagReply | wire.FlagError, CallNo: rd.pkt.CallNo, Errno: e, Src: rd.ep.id,
-		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), Stamp: rd.ep.stamp()}
+		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), PeerInc: peerInc, Stamp: rd.ep.stamp()}
 	n, err := rd.codec.Encode(o.buf, &h, nil, 0)
 	if err != wire.OK {
 		return
@@ -143,10 +151,12 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 // completed a call. A matched reply is a sign of life from the peer the
 // call went to.
 //
-// An ESTALE reply to a request that named no callee incarnation (the
-// first call to a peer) means the callee refused it without running it
-// (serve): the request is sent again at once with the incarnation the
-// reply carries, and the call goes on.
+// A fence refusal (an ESTALE reply whose peer-incarnation field is set:
+// fenceReply) of a request that named no callee incarnation (the first
+// call to a peer) means the callee did not run it: the request is sent
+// again at once naming the incarnation the reply carries, and the call
+// goes on. A fence refusal naming the incarnation the resent request
+// carries answers a copy sent before the resend, and is dropped.
 func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 	p := ep.pending.byID(pkt.CallID)
 	if p == nil {
@@ -163,7 +173,7 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 	// carries what this reply taught (the callee's incarnation).
 	peer := p.mu.peer
 	revived := peer != nil && ep.noteHeard(peer, pkt, now)
-	if pkt.Errno == wire.ESTALE && pkt.Incarnation != 0 {
+	if pkt.Errno == wire.ESTALE && pkt.PeerInc != 0 && pkt.Incarnation != 0 {
 		named := binary.BigEndian.Uint32(p.mu.req[wire.OffPeerInc:])
 		resend := named == 0
 		if resend {
@@ -172,10 +182,6 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 			p.mu.retrans++
 			ep.sendBudgetLocked(p, now)
 		}
-		// After the resend, an ESTALE naming the incarnation the request
-		// now carries answers a copy sent before it (or refuses the
-		// resent request below the floor, once it ran and left the
-		// cache): the call waits on, until a reply or its deadline.
 		if resend || (p.mu.learnt && named == pkt.Incarnation) {
 			p.mu.Unlock()
 			if resend {
@@ -241,7 +247,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		// process on this address: it is refused, never run.
 		if !ep.ownIncarnation(p.PeerInc) {
 			ep.stats.stale.Add(1)
-			rd.errorReply(m, wire.ESTALE)
+			rd.fenceReply(m)
 			return
 		}
 		if peer == nil {
