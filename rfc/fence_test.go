@@ -386,3 +386,29 @@ func TestHandlerStaleFirstCall(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedReplyRestamped: a reply resent from the duplicate cache
+// carries a fresh stamp, so that a caller whose call outlives the age
+// bound still accepts it.
+func TestCachedReplyRestamped(t *testing.T) {
+	const maxAge = 200 * time.Millisecond
+	srv := newTestServer(t, func(c *Config) { c.MaxAge = maxAge })
+	s := newRawSender(t, srv.Addr(), nil, 77, 5)
+	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	s.send(req)
+	first, _, ok := s.recv(time.Second)
+	if !ok || first.Errno != wire.OK {
+		t.Fatalf("first reply: %v %v", ok, first.Errno)
+	}
+	time.Sleep(2 * maxAge) // let the reply's stamp age past the bound
+	stamp := nowStamp()
+	s.codec.Restamp(req, 5_000_000, stamp, true)
+	s.send(req)
+	again, _, ok := s.recv(time.Second)
+	if !ok || again.Errno != wire.OK || srv.runs.Load() != 1 {
+		t.Fatalf("retransmission: %v %v, runs %d", ok, again.Errno, srv.runs.Load())
+	}
+	if age := int32(stamp - again.Stamp); age > int32(maxAge.Milliseconds()) {
+		t.Fatalf("cached reply stamped %d ms before the retransmission", age)
+	}
+}
