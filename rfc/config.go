@@ -60,13 +60,16 @@ type Config struct {
 	// SuspectAfter is how many consecutive calls to a peer must time out
 	// before the peer is marked suspect (default 3).
 	SuspectAfter int
-	// MaxPeers bounds the peer table (default 65536). Peers past the bound
-	// are served but not tracked: default timers, no liveness.
+	// MaxPeers bounds the peers learnt from incoming requests (default
+	// 65536); peers this endpoint calls or marks are always tracked, and
+	// idle peers are removed (docs/PROTOCOL.md, "Peer table"). A sender
+	// past the bound is served for idempotent calls and answered EBUSY
+	// for the others.
 	MaxPeers int
-	// MaxAge bounds how old (or how far in the future) a request's stamp
-	// may be, by the receiver's clock (default 30s; 0 disables). Nodes'
-	// clocks must agree to well within it. It is what keeps a captured
-	// datagram from being replayed later.
+	// MaxAge bounds how old (or how far in the future) a datagram's
+	// stamp may be, requests and replies alike, by the receiver's clock
+	// (default 30s; 0 disables). Nodes' clocks must agree to well within
+	// it. It is what keeps a captured datagram from being replayed later.
 	MaxAge time.Duration
 	// StrangerErrorRate bounds the error replies per second to requests
 	// that are not authenticated (default 1000; 0: unbounded).

@@ -184,8 +184,8 @@ func Open(cfg Config) (*Endpoint, error) {
 	ep.names.Store(&names)
 	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
 	ep.deferred.max = cfg.MaxPending
-	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
-	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
+	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
+	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram, int64(cfg.MaxRTO)+2*int64(cfg.MaxAge))
 	ep.timers.init(cfg.MaxPending)
 	ep.tick = cfg.MinRTO / 4
 	if ep.tick < 100*time.Microsecond {
@@ -309,9 +309,10 @@ func (ep *Endpoint) Incarnation() uint32 { return ep.inc.Load() }
 // refute a suspicion). Lower values are ignored.
 //
 // Requests carry the caller's view of the callee's incarnation. A
-// non-idempotent request that names an incarnation this process never had
-// was meant for an earlier process on this address, which may have run
-// it: it is refused with ESTALE, never run a second time.
+// non-idempotent request that names no incarnation this process had (0,
+// before the caller heard this process, included) may have been meant for
+// an earlier process on this address, which may have run it: it is
+// refused with ESTALE, never run a second time.
 func (ep *Endpoint) SetIncarnation(v uint32) {
 	for {
 		cur := ep.inc.Load()
@@ -503,7 +504,8 @@ func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16
 
 // Send sends a one-way request: no reply, no retransmission, no
 // guarantee of delivery. It fails only locally (ENODEAD, EMSGSIZE,
-// ECLOSED).
+// ECLOSED). A call not registered Idempotent is dropped by the callee
+// until this endpoint has heard the callee's incarnation.
 func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params) error {
 	if ep.closed.Load() {
 		return wire.ECLOSED
@@ -515,7 +517,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	s := ep.sendBuf.Get().(*sendScratch)
 	defer ep.sendBuf.Put(s)
 	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
-		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&s.codec).EncodeParams(s.buf, &h, params)
 	if e != wire.OK {
 		return e

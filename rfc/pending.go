@@ -55,6 +55,7 @@ type Pending struct {
 		codec    codecRef
 		fn       func(*Pending) // GoFunc's completion function, nil for Go
 		bell     bool           // the caller waits on the endpoint's bell
+		learnt   bool           // resent with the callee's incarnation after an ESTALE (deliver)
 	}
 }
 
@@ -103,6 +104,7 @@ func (p *Pending) Release() {
 	p.mu.callID = 0
 	p.mu.peer = nil
 	p.mu.fn = nil
+	p.mu.learnt = false
 	p.mu.Unlock()
 	select {
 	case <-p.done:

@@ -154,8 +154,11 @@ type engineStats struct {
 	lateReplies  atomic.Uint64                  // reply to a call that already finished
 	busy         atomic.Uint64                  // answered EBUSY (queue or cache full)
 	expired      atomic.Uint64                  // dropped: the caller's deadline had passed
-	stale        atomic.Uint64                  // refused: below the duplicate-cache floor
+	stale        atomic.Uint64                  // refused ESTALE: below a duplicate-cache floor, or no incarnation of this process named
 	tooOld       atomic.Uint64                  // dropped: stamp outside the age bound
+	dupOther     atomic.Uint64                  // dropped: a cached request's key with other content
+	peersFull    atomic.Uint64                  // refused EBUSY: non-idempotent request from a sender the full peer table does not track
+	peersSwept   atomic.Uint64                  // idle peers removed from the table
 	in, out      statTable
 	peerDeaths   atomic.Uint64
 	peerSuspects atomic.Uint64
@@ -183,7 +186,7 @@ type Stats struct {
 	Incarnation uint32
 	Rx, Tx      uint64
 	SendErrors  uint64
-	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, read-errors, error-rate-limited, dup-evicted-early
+	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, dup-other, peers-full, peers-swept, read-errors, error-rate-limited, dup-evicted-early
 	Served      []CallCounters    // callee side, by call number
 	Called      []CallCounters    // caller side, by call number
 	Pending     int
@@ -221,7 +224,8 @@ func (ep *Endpoint) Stats() Stats {
 	}
 	for name, v := range map[string]uint64{"wrong-dst": s.wrongDst.Load(), "late-reply": s.lateReplies.Load(),
 		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load(),
-		"too-old": s.tooOld.Load(), "read-errors": s.readErrs.Load(), "error-rate-limited": ep.errLim.denied.Load(), "dup-evicted-early": ep.dup.earlyCount()} {
+		"too-old": s.tooOld.Load(), "dup-other": s.dupOther.Load(), "peers-full": s.peersFull.Load(), "peers-swept": s.peersSwept.Load(),
+		"read-errors": s.readErrs.Load(), "error-rate-limited": ep.errLim.denied.Load(), "dup-evicted-early": ep.dup.earlyCount()} {
 		if v != 0 {
 			st.Drops[name] = v
 		}
@@ -230,6 +234,6 @@ func (ep *Endpoint) Stats() Stats {
 	s.out.each(func(no uint16, cs *callStats) { st.Called = append(st.Called, snapshot(no, ep.CallName(no), cs)) })
 	st.Pending = ep.pending.inUse()
 	st.DupEntries = ep.dup.len()
-	st.Peers = len(ep.peers.all())
+	st.Peers = ep.peers.size()
 	return st
 }

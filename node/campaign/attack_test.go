@@ -105,7 +105,7 @@ func TestReplayCampaign(t *testing.T) {
 	codec, _ := wire.NewCodec(0, testKey)
 	dg := make([]byte, 1400)
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, Src: 9, CallID: 1 << 20, Incarnation: 3, Budget: 2_000_000,
-		Stamp: uint32(time.Now().UnixMilli())}
+		PeerInc: srv.Incarnation(), Stamp: uint32(time.Now().UnixMilli())}
 	m, _ := codec.Encode(dg, &h, nil, 0)
 	captured := append([]byte(nil), dg[:m]...)
 	c := udpTo(t, srv.Addr().String())
