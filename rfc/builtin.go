@@ -1,6 +1,8 @@
 package rfc
 
 import (
+	"slices"
+
 	"fastcall/wire"
 )
 
@@ -72,22 +74,24 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		r.p50, r.p99 = c.P50us, c.P99us
 	}
 	// Call numbers in ascending order, starting at the cursor.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && order[j] < order[j-1]; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	slices.Sort(order)
 	reply.Uint64(0) // next cursor, patched below
 	next := uint64(0)
-	seg := reply.Segment()
+	entries := 0
 	for _, no := range order {
 		if uint64(no) < cursor {
 			continue
 		}
 		if reply.Len()+statsEntryMax > reply.Cap() || reply.Count()+statsEntryParams > wire.MaxParams {
+			if entries == 0 {
+				// Not even one entry fits: a page without entries
+				// would send the client back to the same cursor.
+				return wire.EMSGSIZE
+			}
 			next = uint64(no)
 			break
 		}
+		entries++
 		r := rows[no]
 		name := ep.CallName(no)
 		if len(name) > 48 {
@@ -105,7 +109,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		reply.Uint64(r.p99)
 	}
 	// The first parameter's value sits right after its 3-byte header.
-	seg = reply.Segment()
+	seg := reply.Segment()
 	for i := 0; i < 8; i++ {
 		seg[wire.ParamHdrSize+i] = byte(next >> (56 - 8*i))
 	}
@@ -128,11 +132,18 @@ func (ep *Endpoint) serveEngineStats(req *Request, reply *wire.Params) wire.Errn
 	put("peers", uint64(st.Peers))
 	put("peer-deaths", ep.stats.peerDeaths.Load())
 	put("peer-suspects", ep.stats.peerSuspects.Load())
-	for name, v := range st.Drops {
+	// Drop counters in name order, so that a reply cut at MaxParams
+	// always leaves off the same ones.
+	names := make([]string, 0, len(st.Drops))
+	for name := range st.Drops {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		if reply.Count()+2 > wire.MaxParams {
 			break
 		}
-		put("drop-"+name, v)
+		put("drop-"+name, st.Drops[name])
 	}
 	return wire.OK
 }
