@@ -2,6 +2,8 @@ package rfc
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +55,115 @@ func TestEngineStatsOrder(t *testing.T) {
 				t.Fatalf("drops %v, want %v", names, want)
 			}
 		}
+	}
+}
+
+// TestUnknownCallsOneBucket: requests for many unregistered call numbers
+// are counted in one served-side bucket (UnknownCalls), not one entry per
+// number, and stats shows that bucket once.
+func TestUnknownCallsOneBucket(t *testing.T) {
+	srv := newTestServer(t, nil)
+	cli := newTestEndpoint(t, nil)
+	const n = 300
+	for i := 0; i < n; i++ {
+		no := uint16(0x2000 + i)
+		if i == 0 {
+			no = 0 // number 0 is never registered
+		}
+		if err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), no, nil, nil); !errors.Is(err, wire.ENOCALL) {
+			t.Fatalf("call %#x: %v, want ENOCALL", no, err)
+		}
+	}
+	if err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), callEcho, params(func(p *wire.Params) { p.Bytes([]byte("x")) }), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := srv.Stats()
+	var unknown *CallCounters
+	for i := range st.Served {
+		c := &st.Served[i]
+		switch c.CallNo {
+		case UnknownCalls:
+			unknown = c
+		case callEcho:
+		default:
+			t.Errorf("served entry for %#x (%s)", c.CallNo, c.Name)
+		}
+	}
+	if unknown == nil || unknown.Errors[wire.ENOCALL] != n || unknown.Name != "unknown" {
+		t.Fatalf("unknown bucket %+v, want %d ENOCALL", unknown, n)
+	}
+	// The stats call shows the bucket as one row, number 0, first.
+	var rep Reply
+	if err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), CallStats, params(func(p *wire.Params) { p.Uint64(0); p.Bytes(make([]byte, 420)) }), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.NParams() < 11 || rep.Param(1).Uint64() != 0 || rep.Param(2).Str() != "unknown" || rep.Param(4).Uint64() != n {
+		t.Fatalf("first stats row: %d params, number %d name %q errors %d", rep.NParams(), rep.Param(1).Uint64(), rep.Param(2).Str(), rep.Param(4).Uint64())
+	}
+	rows := 0
+	for i := 1; i < rep.NParams(); i += statsEntryParams {
+		if rep.Param(i).Uint64() == 0 {
+			rows++
+		}
+	}
+	if rows != 1 {
+		t.Fatalf("%d rows for number 0", rows)
+	}
+}
+
+// TestCallsListing reads every page of CallCalls with a small reply room
+// and compares it with the registered calls.
+func TestCallsListing(t *testing.T) {
+	srv := newTestServer(t, nil)
+	if err := srv.RegisterDeferred(wire.CallUserBase+0x100, strings.Repeat("a", nameMax-1)+"ü-later", wire.Schema{wire.TypeString, wire.TypeBool}, Inline, func(*Request, *Deferred) wire.Errno { return wire.EAGAIN }); err != nil {
+		t.Fatal(err)
+	}
+	cli := newTestEndpoint(t, nil)
+	want := srv.Calls()
+	if len(want) < 12 || want[0].CallNo != CallPing {
+		t.Fatalf("Calls() = %+v", want)
+	}
+	var got []CallInfo
+	var rep Reply
+	cursor := uint64(0)
+	pages := 0
+	for ; pages < 100; pages++ {
+		// Padding of 60 bytes: a reply room of 3×137 bytes, a few entries a page.
+		if err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), CallCalls, params(func(p *wire.Params) { p.Uint64(cursor); p.Bytes(make([]byte, 60)) }), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if (rep.NParams()-1)%callsEntryParams != 0 || rep.NParams() == 1 {
+			t.Fatalf("page of %d params", rep.NParams())
+		}
+		for i := 1; i < rep.NParams(); i += callsEntryParams {
+			var sc wire.Schema
+			for _, b := range rep.Param(i + 2).Bytes() {
+				sc = append(sc, wire.Type(b))
+			}
+			f := rep.Param(i + 3).Uint64()
+			got = append(got, CallInfo{CallNo: uint16(rep.Param(i).Uint64()), Name: rep.Param(i + 1).Str(), Schema: sc,
+				Flags: CallFlags(f &^ InfoDeferred), Deferred: f&InfoDeferred != 0})
+		}
+		if cursor = rep.Param(0).Uint64(); cursor == 0 {
+			break
+		}
+	}
+	if pages < 2 {
+		t.Fatalf("%d pages; want the listing to need several", pages+1)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listed %d calls, registered %d", len(got), len(want))
+	}
+	for i := range want {
+		w := want[i]
+		w.Name = cutName(w.Name)
+		g := got[i]
+		if g.CallNo != w.CallNo || g.Name != w.Name || g.Flags != w.Flags || g.Deferred != w.Deferred || !slices.Equal(g.Schema, w.Schema) {
+			t.Fatalf("entry %d: got %+v, want %+v", i, g, w)
+		}
+	}
+	last := got[len(got)-1]
+	if !last.Deferred || last.Flags != Inline || len(last.Name) > nameMax {
+		t.Fatalf("deferred entry %+v", last)
 	}
 }

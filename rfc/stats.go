@@ -130,6 +130,15 @@ func (t *statTable) get(callNo uint16) *callStats {
 	return s
 }
 
+// lookup returns the counters of callNo, nil if it has none yet.
+func (t *statTable) lookup(callNo uint16) *callStats {
+	pg := t.pages[callNo>>8].Load()
+	if pg == nil {
+		return nil
+	}
+	return pg[callNo&0xff].Load()
+}
+
 func (t *statTable) each(f func(callNo uint16, s *callStats)) {
 	for i := range t.pages {
 		pg := t.pages[i].Load()
@@ -159,10 +168,45 @@ type engineStats struct {
 	in, out      statTable
 	peerDeaths   atomic.Uint64
 	peerSuspects atomic.Uint64
+	// calls is the endpoint's call table: the served side keeps counters
+	// only for registered numbers, every other number shares the bucket
+	// of number 0 (UnknownCalls), so that a peer cannot grow the table.
+	calls *atomic.Pointer[map[uint16]*callEntry]
+}
+
+// UnknownCalls is the call number under which the served-side counters
+// of every unregistered call number are kept (no call is registered
+// with number 0).
+const UnknownCalls uint16 = 0
+
+// unknownName is the name CallStats and Stats give the UnknownCalls
+// bucket.
+const unknownName = "unknown"
+
+// statsName returns the name shown for call number no.
+func statsName(no uint16, name string) string {
+	if no == UnknownCalls && name == "" {
+		return unknownName
+	}
+	return name
 }
 
 func (s *engineStats) callOut(callNo uint16) *callStats { return s.out.get(callNo) }
-func (s *engineStats) callIn(callNo uint16) *callStats  { return s.in.get(callNo) }
+
+// callIn returns the served-side counters of callNo: its own once it is
+// registered, the UnknownCalls bucket otherwise. Registered numbers pay
+// the registration check only on their first request.
+func (s *engineStats) callIn(callNo uint16) *callStats {
+	if c := s.in.lookup(callNo); c != nil {
+		return c
+	}
+	if s.calls != nil {
+		if _, ok := (*s.calls.Load())[callNo]; !ok {
+			callNo = UnknownCalls
+		}
+	}
+	return s.in.get(callNo)
+}
 
 // CallCounters is a snapshot of one call number's counters.
 type CallCounters struct {
@@ -184,7 +228,7 @@ type Stats struct {
 	Rx, Tx      uint64
 	SendErrors  uint64
 	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, read-errors, error-rate-limited, dup-evicted-early
-	Served      []CallCounters    // callee side, by call number
+	Served      []CallCounters    // callee side, by registered call number; UnknownCalls counts all others
 	Called      []CallCounters    // caller side, by call number
 	Pending     int
 	DupEntries  int
@@ -226,7 +270,9 @@ func (ep *Endpoint) Stats() Stats {
 			st.Drops[name] = v
 		}
 	}
-	s.in.each(func(no uint16, cs *callStats) { st.Served = append(st.Served, snapshot(no, ep.CallName(no), cs)) })
+	s.in.each(func(no uint16, cs *callStats) {
+		st.Served = append(st.Served, snapshot(no, statsName(no, ep.CallName(no)), cs))
+	})
 	s.out.each(func(no uint16, cs *callStats) { st.Called = append(st.Called, snapshot(no, ep.CallName(no), cs)) })
 	st.Pending = ep.pending.inUse()
 	st.DupEntries = ep.dup.len()
