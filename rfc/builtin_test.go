@@ -167,3 +167,72 @@ func TestCallsListing(t *testing.T) {
 		t.Fatalf("deferred entry %+v", last)
 	}
 }
+
+// TestLatencyBuckets: the metric buckets are exact cumulative counts at
+// their bounds, monotone, with the total as Count and the sum of the
+// recorded times as SumNs.
+func TestLatencyBuckets(t *testing.T) {
+	for i := 0; i < LatencyBuckets; i++ {
+		b := LatencyBoundUs(i)
+		j := histIndex(b - 1)
+		if histUpper(j)+1 != b || histIndex(b) != j+1 {
+			t.Fatalf("bound %d µs is not a histogram bucket edge", b)
+		}
+	}
+	var h histogram
+	var sum uint64
+	rec := func(ns int64) { h.record(ns); sum += uint64(ns) }
+	rec(7999)           // 7 µs: below 8 µs
+	rec(8000)           // 8 µs: not below 8 µs
+	rec(1_000_000)      // 1 ms
+	rec(int64(1) << 40) // past the last bound
+	l := h.latency()
+	if l.Count != 4 || l.SumNs != sum {
+		t.Fatalf("count %d sum %d, want 4 and %d", l.Count, l.SumNs, sum)
+	}
+	if l.Counts[0] != 1 || l.Counts[1] != 2 || l.Counts[LatencyBuckets-1] != 3 {
+		t.Fatalf("counts %v", l.Counts)
+	}
+	for i := 1; i < LatencyBuckets; i++ {
+		if l.Counts[i] < l.Counts[i-1] {
+			t.Fatalf("counts not monotone: %v", l.Counts)
+		}
+	}
+	for i := 0; i < LatencyBuckets; i++ {
+		want := uint64(0)
+		for _, us := range []uint64{7, 8, 1000, 1 << 30} {
+			if us < LatencyBoundUs(i) {
+				want++
+			}
+		}
+		if l.Counts[i] != want {
+			t.Fatalf("bucket < %d µs: %d, want %d", LatencyBoundUs(i), l.Counts[i], want)
+		}
+	}
+}
+
+// TestDropsListsEveryReason: Drops lists every counter, zeros included,
+// and agrees with Stats.Drops.
+func TestDropsListsEveryReason(t *testing.T) {
+	ep := newTestEndpoint(t, nil)
+	ep.stats.drops[wire.ReasonTrailing].Add(2)
+	ep.stats.stale.Add(1)
+	ds := ep.Drops()
+	if len(ds) != wire.NumReasons-1+len(dropNames) {
+		t.Fatalf("%d drop counters", len(ds))
+	}
+	st := ep.Stats()
+	seen := map[string]bool{}
+	for _, d := range ds {
+		if seen[d.Reason] {
+			t.Fatalf("%s twice", d.Reason)
+		}
+		seen[d.Reason] = true
+		if st.Drops[d.Reason] != d.Count {
+			t.Fatalf("%s: %d, Stats says %d", d.Reason, d.Count, st.Drops[d.Reason])
+		}
+	}
+	if st.Drops["trailing"] != 2 || st.Drops["stale"] != 1 || len(st.Drops) != 2 {
+		t.Fatalf("Stats.Drops %v", st.Drops)
+	}
+}

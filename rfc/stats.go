@@ -38,7 +38,8 @@ const (
 )
 
 type histogram struct {
-	b [histBuckets]atomic.Uint64
+	b   [histBuckets]atomic.Uint64
+	sum atomic.Uint64 // nanoseconds, for the metrics' _sum
 }
 
 func histIndex(us uint64) int {
@@ -69,6 +70,49 @@ func (h *histogram) record(ns int64) {
 		ns = 0
 	}
 	h.b[histIndex(uint64(ns)/1000)].Add(1)
+	h.sum.Add(uint64(ns))
+}
+
+// Latency buckets of the metrics: cumulative counts at every power of two
+// of microseconds from 2^LatencyFirstPow to 2^(LatencyFirstPow+
+// LatencyBuckets-1). Each bound is the upper end of a group of histogram
+// buckets, so the cumulative counts are exact, not interpolated.
+const (
+	LatencyBuckets  = 22
+	LatencyFirstPow = 3
+)
+
+// LatencyBoundUs returns the bound of latency bucket i in microseconds:
+// bucket i counts the calls that took less than it.
+func LatencyBoundUs(i int) uint64 { return 1 << (LatencyFirstPow + i) }
+
+// Latency is a latency distribution in the metrics' form.
+type Latency struct {
+	// Counts[i] is the number of calls that took less than
+	// LatencyBoundUs(i) microseconds; it never decreases with i.
+	Counts [LatencyBuckets]uint64
+	Count  uint64 // every call, the slowest included
+	SumNs  uint64 // total time, nanoseconds
+}
+
+// latency reads h as cumulative metric buckets. The counts come from one
+// pass over the buckets, so they are monotone and Count is their total.
+func (h *histogram) latency() Latency {
+	var l Latency
+	var seen uint64
+	next := 0
+	for i := range h.b {
+		seen += h.b[i].Load()
+		// Bucket i ends a power-of-two group when its upper bound + 1 is
+		// the next metric bound.
+		if next < LatencyBuckets && histUpper(i)+1 == LatencyBoundUs(next) {
+			l.Counts[next] = seen
+			next++
+		}
+	}
+	l.Count = seen
+	l.SumNs = h.sum.Load()
+	return l
 }
 
 // Percentile returns the q-quantile (0 < q <= 1) in microseconds, as the
@@ -219,6 +263,7 @@ type CallCounters struct {
 	P50us   uint64
 	P99us   uint64
 	P999us  uint64
+	Latency Latency // handler time (served) or round trip (called)
 }
 
 // Stats is a snapshot of an endpoint's counters.
@@ -233,11 +278,41 @@ type Stats struct {
 	Pending     int
 	DupEntries  int
 	Peers       int
+	PeerDeaths  uint64 // peers declared dead (MarkDead)
+	PeerSuspect uint64 // peers marked suspect after SuspectAfter timeouts in a row
+}
+
+// DropCount is one drop counter of the endpoint.
+type DropCount struct {
+	Reason string
+	Count  uint64
+}
+
+// dropNames are the engine's own drop counters, after the decoder's
+// reasons, in the order Drops lists them.
+var dropNames = [...]string{"wrong-dst", "late-reply", "busy", "expired", "stale", "too-old", "read-errors",
+	"error-rate-limited", "dup-evicted-early"}
+
+// Drops returns every drop counter, zero ones included, in a fixed order:
+// the decoder's reasons in wire.Reason order, then dropNames. Stats.Drops
+// holds the same counters, only the non-zero ones.
+func (ep *Endpoint) Drops() []DropCount {
+	s := &ep.stats
+	out := make([]DropCount, 0, wire.NumReasons-1+len(dropNames))
+	for r := 1; r < wire.NumReasons; r++ {
+		out = append(out, DropCount{wire.Reason(r).String(), s.drops[r].Load()})
+	}
+	vals := [len(dropNames)]uint64{s.wrongDst.Load(), s.lateReplies.Load(), s.busy.Load(), s.expired.Load(), s.stale.Load(),
+		s.tooOld.Load(), s.readErrs.Load(), ep.errLim.denied.Load(), ep.dup.earlyCount()}
+	for i, name := range dropNames {
+		out = append(out, DropCount{name, vals[i]})
+	}
+	return out
 }
 
 func snapshot(callNo uint16, name string, s *callStats) CallCounters {
 	c := CallCounters{CallNo: callNo, Name: name, Calls: s.calls.Load(), Retrans: s.retrans.Load(), Dups: s.dups.Load(),
-		P50us: s.lat.percentile(0.5), P99us: s.lat.percentile(0.99), P999us: s.lat.percentile(0.999)}
+		P50us: s.lat.percentile(0.5), P99us: s.lat.percentile(0.99), P999us: s.lat.percentile(0.999), Latency: s.lat.latency()}
 	for i := range s.errs {
 		if v := s.errs[i].Load(); v != 0 && i != 0 {
 			if c.Errors == nil {
@@ -258,16 +333,9 @@ func (ep *Endpoint) Stats() Stats {
 	s := &ep.stats
 	st := Stats{Node: ep.id, Incarnation: ep.Incarnation(), Rx: s.rx.Load(), Tx: s.tx.Load(), SendErrors: s.sendErrs.Load(),
 		Drops: map[string]uint64{}}
-	for r := 1; r < wire.NumReasons; r++ {
-		if v := s.drops[r].Load(); v != 0 {
-			st.Drops[wire.Reason(r).String()] = v
-		}
-	}
-	for name, v := range map[string]uint64{"wrong-dst": s.wrongDst.Load(), "late-reply": s.lateReplies.Load(),
-		"busy": s.busy.Load(), "expired": s.expired.Load(), "stale": s.stale.Load(),
-		"too-old": s.tooOld.Load(), "read-errors": s.readErrs.Load(), "error-rate-limited": ep.errLim.denied.Load(), "dup-evicted-early": ep.dup.earlyCount()} {
-		if v != 0 {
-			st.Drops[name] = v
+	for _, d := range ep.Drops() {
+		if d.Count != 0 {
+			st.Drops[d.Reason] = d.Count
 		}
 	}
 	s.in.each(func(no uint16, cs *callStats) {
@@ -277,5 +345,7 @@ func (ep *Endpoint) Stats() Stats {
 	st.Pending = ep.pending.inUse()
 	st.DupEntries = ep.dup.len()
 	st.Peers = len(ep.peers.all())
+	st.PeerDeaths = s.peerDeaths.Load()
+	st.PeerSuspect = s.peerSuspects.Load()
 	return st
 }
