@@ -141,7 +141,7 @@ func TestAmplification(t *testing.T) {
 	worst := 0.0
 	asked := 0
 	dg := make([]byte, 1400)
-	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
+	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
 		builtin.CallIncr, builtin.CallFault, 0x7777} {
 		for _, shape := range []func(*wire.Params){
 			nil,
