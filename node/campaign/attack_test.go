@@ -168,7 +168,7 @@ func TestAmplification(t *testing.T) {
 	if peerInc == 0 {
 		t.Fatal("no reply to ping")
 	}
-	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
+	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
 		builtin.CallIncr, builtin.CallFault, 0x7777} {
 		for _, shape := range []func(*wire.Params){
 			nil,

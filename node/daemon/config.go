@@ -121,6 +121,7 @@ type Config struct {
 	Registry    RegistryConfig  `json:"registry"`
 	Router      RouterConfig    `json:"router"`
 	Member      MemberConfig    `json:"member"`
+	MetricsAddr string          `json:"metrics_addr"` // Prometheus /metrics over HTTP: PORT or :PORT (loopback) or IP:PORT; empty: off
 }
 
 // Default returns the configuration rfcd starts from.

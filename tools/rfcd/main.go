@@ -53,10 +53,12 @@ flags below, which override it. Fields of the file:
   router.audit_rotate_bytes  router role: audit file rotation size (default 64 MiB)
   router.forward_timeout  router role: one forwarding attempt (default "500ms")
   member.active           member role: start as the sub-cluster's active member
+  metrics_addr            Prometheus text format at http://ADDR/metrics: PORT or :PORT
+                          (loopback), or IP:PORT; empty (default): off
 
-rfcd prints one line, "rfcd: listening ADDR node N incarnation I", once it
-serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
-flight, exit 0. SIGHUP: re-read key_file and prev_key_file (key rotation
+rfcd prints one line, "rfcd: listening ADDR node N incarnation I" (then
+" metrics MADDR" with metrics_addr), once it serves calls. SIGTERM or
+SIGINT: stop taking calls, answer those in flight, exit 0. SIGHUP: re-read key_file and prev_key_file (key rotation
 without downtime). An invalid configuration names the field and exits 2.
 
 flags:
@@ -82,6 +84,7 @@ func run(args []string) int {
 	workers := fs.Int("workers", 0, "engine worker goroutines")
 	queue := fs.Int("queue", 0, "engine queue length")
 	maxDgram := fs.Int("max-datagram", 0, "datagram size limit in bytes")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics over HTTP at PORT, :PORT (both loopback) or IP:PORT; empty: off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -140,6 +143,9 @@ func run(args []string) int {
 	}
 	if set["max-datagram"] {
 		cfg.Engine.MaxDatagram = *maxDgram
+	}
+	if set["metrics-addr"] {
+		cfg.MetricsAddr = *metricsAddr
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
