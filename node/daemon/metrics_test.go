@@ -139,7 +139,9 @@ func TestMetricsScrape(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_ = cli.Call(ctx, n.Ep.Addr(), builtin.CallFault, nil, nil)
+	if err := cli.Call(ctx, n.Ep.Addr(), builtin.CallFault, nil, nil); wire.AsErrno(err) != wire.EFAULT {
+		t.Fatalf("fault: %v, want EFAULT", err)
+	}
 	_ = cli.Call(ctx, n.Ep.Addr(), 0x7777, nil, nil)
 
 	url := "http://" + n.MetricsAddr().String() + "/metrics"
@@ -171,7 +173,7 @@ func TestMetricsScrape(t *testing.T) {
 		"# TYPE fastcall_route_calls_total counter",
 	} {
 		if !bytes.Contains(body, []byte(want)) {
-			t.Errorf("scrape lacks %q", want)
+			t.Errorf("scrape lacks %q; its lines of that family:\n%s", want, family(body, want))
 		}
 	}
 	if samples < 100 {
@@ -188,4 +190,17 @@ func TestMetricsScrape(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+}
+
+// family returns the lines of body that start with want's metric name.
+func family(body []byte, want string) string {
+	name, _, _ := strings.Cut(want, "{")
+	name, _, _ = strings.Cut(name, " ")
+	var b strings.Builder
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, name) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
