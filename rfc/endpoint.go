@@ -579,6 +579,12 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
 		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
+	if e == wire.OK && ep.closed.Load() {
+		// Close sets closed before it sweeps the slots under their
+		// locks: either its sweep of this slot comes after this
+		// unlock and finds the call waiting, or closed shows here.
+		e = wire.ECLOSED
+	}
 	if e != wire.OK {
 		p.mu.Unlock()
 		ep.pending.put(p.idx)
