@@ -10,6 +10,18 @@ type message struct {
 	addr netip.AddrPort
 }
 
+// peerAddr is the form in which the engine names a peer: an IPv4
+// address as itself, never as an IPv4-mapped IPv6 address, which is how
+// the reader reports the sender of every datagram. Every entry point that
+// takes a destination passes it through here, so that a reply's sender
+// equals its call's destination and both find the same peer entry.
+func peerAddr(ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is4In6() {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap
+}
+
 // batchConn reads and writes several datagrams per system call where the
 // platform has recvmmsg/sendmmsg, and one per call elsewhere, behind the
 // same two signatures. It exists instead of golang.org/x/net/ipv4's

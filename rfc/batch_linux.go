@@ -222,8 +222,7 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
 	case unix.AF_INET6:
 		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-		a := netip.AddrFrom16(sa.Addr)
-		return netip.AddrPortFrom(a.Unmap(), uint16(p[0])<<8|uint16(p[1]))
+		return peerAddr(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1])))
 	}
 	return netip.AddrPort{}
 }

@@ -23,7 +23,7 @@ func (u *udpConn) readBatch(ms []message) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ms[0].n, ms[0].addr = n, addr
+	ms[0].n, ms[0].addr = n, peerAddr(addr)
 	return 1, nil
 }
 

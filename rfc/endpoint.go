@@ -418,7 +418,8 @@ func (r *Reply) set(p *Pending) {
 // peer's declared death. It returns nil or an error number (wire.Errno):
 // the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
 // EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
-// be nil).
+// be nil). A destination given as an IPv4-mapped IPv6 address is the IPv4
+// peer, in this and every other method that takes one (peerAddr).
 func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
 	p, err := ep.start(ctx, dst, callNo, params, false, false)
 	if err != nil {
@@ -508,6 +509,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	if ep.closed.Load() {
 		return wire.ECLOSED
 	}
+	dst = peerAddr(dst)
 	peer := ep.peers.get(dst)
 	if PeerState(peer.state.Load()) == PeerDead {
 		return wire.ENODEAD
@@ -555,6 +557,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	if ep.closed.Load() {
 		return nil, wire.ECLOSED
 	}
+	dst = peerAddr(dst)
 	peer := ep.peers.get(dst)
 	if !probe && PeerState(peer.state.Load()) == PeerDead {
 		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
