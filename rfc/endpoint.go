@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -567,7 +568,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		return nil, wire.ETIMEDOUT
 	}
 	now := ep.Now()
-	deadline := now + int64(timeout)
+	deadline := clockAfter(now, timeout)
 	p := ep.pending.get()
 	if p == nil {
 		ep.stats.busy.Add(1)
@@ -649,6 +650,16 @@ func (ep *Endpoint) sendBudgetLocked(p *Pending, now int64) {
 	b := p.mu.req[:p.mu.reqLen]
 	ep.codecOf(&p.mu.codec).Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
 	ep.writeTo(b, p.mu.dst)
+}
+
+// clockAfter returns the engine clock time d after now, saturated at the
+// largest clock value: a timeout too long to represent is no deadline in
+// practice, never a deadline in the past.
+func clockAfter(now int64, d time.Duration) int64 {
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 func budgetUs(ns int64) uint32 {
