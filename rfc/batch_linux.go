@@ -22,6 +22,7 @@ import (
 // writeState values (one per writing goroutine).
 type mmsgConn struct {
 	raw   syscall.RawConn
+	sys   mmsgSys
 	v6    bool // AF_INET6 socket: IPv4 peers are written as mapped addresses
 	rhdr  []unix.Mmsghdr
 	riov  []unix.Iovec
@@ -34,30 +35,64 @@ type mmsgConn struct {
 	serveF func(fd uintptr) bool
 }
 
+// mmsgSys is the pair of system calls an mmsgConn makes, given the
+// headers to fill or to send and returning the count or the error number
+// as the kernel does. newBatchConn passes the kernel's (kernelMmsg); tests
+// pass scripted ones, to reach partial sends, truncation and errors.
+type mmsgSys struct {
+	recvmmsg func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno)
+	sendmmsg func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno)
+}
+
+var kernelMmsg = mmsgSys{recvmmsg: kernelRecvmmsg, sendmmsg: kernelSendmmsg}
+
+// kernelRecvmmsg reads up to len(hs) datagrams without blocking.
+func kernelRecvmmsg(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hs[0])),
+		uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), e
+}
+
+// kernelSendmmsg sends up to len(hs) datagrams without blocking.
+func kernelSendmmsg(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[0])),
+		uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), e
+}
+
 func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	m := &mmsgConn{
-		raw:   raw,
-		rhdr:  make([]unix.Mmsghdr, size),
-		riov:  make([]unix.Iovec, size),
-		rname: make([]unix.RawSockaddrInet6, size),
-	}
-	m.serveF = m.serveLoop
+	var v6 bool
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
 		var sa unix.Sockaddr
 		sa, serr = unix.Getsockname(int(fd))
-		_, m.v6 = sa.(*unix.SockaddrInet6)
+		_, v6 = sa.(*unix.SockaddrInet6)
 	}); err != nil {
 		return nil, err
 	}
 	if serr != nil {
 		return nil, serr
 	}
-	return m, nil
+	return newMmsgConn(raw, v6, size, kernelMmsg), nil
+}
+
+// newMmsgConn returns an mmsgConn on raw, reading and writing batches of
+// at most size datagrams through sys.
+func newMmsgConn(raw syscall.RawConn, v6 bool, size int, sys mmsgSys) *mmsgConn {
+	m := &mmsgConn{
+		raw:   raw,
+		sys:   sys,
+		v6:    v6,
+		rhdr:  make([]unix.Mmsghdr, size),
+		riov:  make([]unix.Iovec, size),
+		rname: make([]unix.RawSockaddrInet6, size),
+	}
+	m.serveF = m.serveLoop
+	return m
 }
 
 // serve reads batches into ms and runs handle on each until the socket
@@ -87,8 +122,7 @@ func (m *mmsgConn) serve(ms []message, handle func(n int)) error {
 func (m *mmsgConn) serveLoop(fd uintptr) bool {
 	ms := m.rms
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhdr[0])),
-			uintptr(len(ms)), unix.MSG_DONTWAIT, 0, 0)
+		n, e := m.sys.recvmmsg(fd, m.rhdr[:len(ms)])
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -96,7 +130,7 @@ func (m *mmsgConn) serveLoop(fd uintptr) bool {
 			m.rerr = e
 			return true
 		}
-		m.rn = int(n)
+		m.rn = n
 		m.collect(ms)
 		m.prepare(ms, min(m.rn+1, len(ms)))
 		m.handle(m.rn)
@@ -142,6 +176,7 @@ type writeState struct {
 	iov  []unix.Iovec
 	name []unix.RawSockaddrInet6
 	ms   []message
+	send func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) // the conn's sendmmsg
 	n    int
 	err  syscall.Errno
 	f    func(fd uintptr) bool
@@ -158,12 +193,11 @@ func newWriter(size int) *writeState {
 }
 
 func (w *writeState) sendmmsg(fd uintptr) bool {
-	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdr[0])),
-		uintptr(len(w.ms)), unix.MSG_DONTWAIT, 0, 0)
+	n, e := w.send(fd, w.hdr[:len(w.ms)])
 	if e == unix.EAGAIN {
 		return false
 	}
-	w.n, w.err = int(n), e
+	w.n, w.err = n, e
 	if e != 0 {
 		w.n = 0
 	}
@@ -190,6 +224,7 @@ func (m *mmsgConn) write(w *writeState, ms []message) (int, error) {
 		h.Flags = 0
 	}
 	w.ms = ms
+	w.send = m.sys.sendmmsg
 	sent := 0
 	for sent < len(ms) {
 		w.hdrOff(sent)
