@@ -123,6 +123,9 @@ func (m *mmsgConn) serveLoop(fd uintptr) bool {
 	ms := m.rms
 	for {
 		n, e := m.sys.recvmmsg(fd, m.rhdr[:len(ms)])
+		if e == unix.EINTR {
+			continue
+		}
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -159,13 +162,16 @@ func (m *mmsgConn) prepare(ms []message, n int) {
 	}
 }
 
-// collect fills in the length and sender of the m.rn datagrams read.
+// collect fills in the length and sender of the m.rn datagrams read. A
+// datagram the kernel truncated to its buffer reads as the whole buffer
+// (message.n), longer than the limit the buffers are sized past.
 func (m *mmsgConn) collect(ms []message) {
 	for i := 0; i < m.rn; i++ {
-		ms[i].n = int(m.rhdr[i].Len)
-		if m.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
-			ms[i].n = len(ms[i].buf) + 1 // longer than any limit: rejected as too big
+		n := int(m.rhdr[i].Len)
+		if m.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 || n > len(ms[i].buf) {
+			n = len(ms[i].buf)
 		}
+		ms[i].n = n
 		ms[i].addr = sockaddrToAddrPort(&m.rname[i])
 	}
 }
@@ -175,7 +181,7 @@ type writeState struct {
 	hdr  []unix.Mmsghdr
 	iov  []unix.Iovec
 	name []unix.RawSockaddrInet6
-	ms   []message
+	hs   []unix.Mmsghdr                                           // the headers of the messages not yet sent
 	send func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) // the conn's sendmmsg
 	n    int
 	err  syscall.Errno
@@ -192,22 +198,29 @@ func newWriter(size int) *writeState {
 	return w
 }
 
+// sendmmsg is the RawWrite function of write: one sendmmsg of w.hs,
+// again at once after EINTR, and after the next readiness after EAGAIN.
 func (w *writeState) sendmmsg(fd uintptr) bool {
-	n, e := w.send(fd, w.hdr[:len(w.ms)])
-	if e == unix.EAGAIN {
-		return false
+	for {
+		n, e := w.send(fd, w.hs)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		w.n, w.err = n, e
+		return true
 	}
-	w.n, w.err = n, e
-	if e != 0 {
-		w.n = 0
-	}
-	return true
 }
 
-func (m *mmsgConn) write(w *writeState, ms []message) (int, error) {
-	if len(ms) == 0 {
-		return 0, nil
-	}
+// write sends ms in order, each message at most once, and returns how
+// many went out. sendmmsg may send a part of what it is given; write
+// goes on from the first message not sent. An error from sendmmsg is the
+// first unsent message's: that message is tried once more (the error may
+// be an earlier datagram's, reported now and then cleared by the kernel)
+// and then counted out and skipped; err is the last such error.
+func (m *mmsgConn) write(w *writeState, ms []message) (sent int, err error) {
 	if len(ms) > len(w.hdr) {
 		ms = ms[:len(w.hdr)]
 	}
@@ -223,29 +236,33 @@ func (m *mmsgConn) write(w *writeState, ms []message) (int, error) {
 		h.SetControllen(0)
 		h.Flags = 0
 	}
-	w.ms = ms
 	w.send = m.sys.sendmmsg
-	sent := 0
-	for sent < len(ms) {
-		w.hdrOff(sent)
-		if err := m.raw.Write(w.f); err != nil {
-			return sent, err
+	retried := false
+	for next := 0; next < len(ms); {
+		w.hs = w.hdr[next:len(ms)]
+		if werr := m.raw.Write(w.f); werr != nil {
+			return sent, werr
 		}
-		if w.err != 0 {
-			return sent, w.err
+		if w.err == 0 && w.n > 0 {
+			k := min(w.n, len(ms)-next)
+			sent += k
+			next += k
+			retried = false
+			continue
 		}
-		sent += w.n
+		if !retried {
+			retried = true
+			continue
+		}
+		e := w.err
+		if e == 0 {
+			e = unix.EIO // nothing sent and no error: the kernel never does that
+		}
+		err = e
+		next++
+		retried = false
 	}
-	return sent, nil
-}
-
-// hdrOff shifts the batch to start at message off after a partial send.
-func (w *writeState) hdrOff(off int) {
-	if off == 0 {
-		return
-	}
-	copy(w.hdr, w.hdr[off:len(w.ms)])
-	w.ms = w.ms[off:]
+	return sent, err
 }
 
 // sockaddrToAddrPort reads a kernel sockaddr_in or sockaddr_in6.
