@@ -47,8 +47,7 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// InitialRTO is the retransmission timeout toward a peer with no
 	// round-trip sample yet (default 20ms); MinRTO and MaxRTO bound the
-	// adaptive value (defaults 2ms and 1s; MaxRTO at most
-	// maxConfigDuration).
+	// adaptive value (defaults 2ms and 1s; MaxRTO at most 24h).
 	InitialRTO, MinRTO, MaxRTO time.Duration
 	// DupEntries bounds the duplicate-request cache (default 65536
 	// entries, each holding one reply, sized to the reply). An entry is
@@ -57,7 +56,7 @@ type Config struct {
 	// finished entry gives way early, and a retransmission of its call is
 	// answered ESTALE (counted as dup-evicted-early). Size it to at least
 	// the non-idempotent call rate times the longest caller deadline.
-	// DupAge is at most maxConfigDuration.
+	// DupAge is at most 24h.
 	DupEntries int
 	DupAge     time.Duration
 	// SuspectAfter is how many consecutive calls to a peer must time out
@@ -69,7 +68,7 @@ type Config struct {
 	// MaxAge bounds how old (or how far in the future) a request's stamp
 	// may be, by the receiver's clock (default 30s; 0 disables). Nodes'
 	// clocks must agree to well within it. It is what keeps a captured
-	// datagram from being replayed later. At most maxConfigDuration.
+	// datagram from being replayed later. At most 24h.
 	MaxAge time.Duration
 	// StrangerErrorRate bounds the error replies per second to requests
 	// that are not authenticated (default 1000; 0: unbounded).
