@@ -177,8 +177,13 @@ func TestMappedDestination(t *testing.T) {
 	if err := cli.GoFunc(dst, callEcho, echo, 5*time.Second, func(p *Pending) { done <- p.Err() }); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("GoFunc to %v: %v", dst, err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("GoFunc to %v: %v", dst, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("GoFunc to %v: not completed after 10s", dst)
 	}
 	if err := cli.Send(dst, wire.CallUserBase+20, nil); err != nil {
 		t.Fatalf("Send to %v: %v", dst, err)
@@ -197,23 +202,40 @@ func TestMappedDestination(t *testing.T) {
 func TestHugeTimeout(t *testing.T) {
 	srv := newTestServer(t, nil)
 	cli := newTestEndpoint(t, func(c *Config) { c.DefaultTimeout = math.MaxInt64 })
-	check := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	check("default timeout", cli.Call(context.Background(), srv.Addr(), CallPing, nil, nil))
 	far, cancel := context.WithDeadline(context.Background(), time.Unix(1<<62, 0))
 	defer cancel()
-	check("far deadline", cli.Call(far, srv.Addr(), CallPing, nil, nil))
-	pd, err := cli.Go(far, srv.Addr(), CallPing, nil)
-	check("Go", err)
-	check("Go wait", pd.Wait())
-	pd.Release()
-	done := make(chan error, 1)
-	check("GoFunc", cli.GoFunc(srv.Addr(), CallPing, nil, math.MaxInt64, func(p *Pending) { done <- p.Err() }))
-	check("GoFunc done", <-done)
+	// Each call runs on its own goroutine, so that a call that never
+	// ends fails the test instead of hanging it.
+	check := func(what string, call func() error) {
+		t.Helper()
+		res := make(chan error, 1)
+		go func() { res <- call() }()
+		select {
+		case err := <-res:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no result after 10s", what)
+		}
+	}
+	check("default timeout", func() error { return cli.Call(context.Background(), srv.Addr(), CallPing, nil, nil) })
+	check("far deadline", func() error { return cli.Call(far, srv.Addr(), CallPing, nil, nil) })
+	check("Go", func() error {
+		pd, err := cli.Go(far, srv.Addr(), CallPing, nil)
+		if err != nil {
+			return err
+		}
+		defer pd.Release()
+		return pd.Wait()
+	})
+	check("GoFunc", func() error {
+		done := make(chan error, 1)
+		if err := cli.GoFunc(srv.Addr(), CallPing, nil, math.MaxInt64, func(p *Pending) { done <- p.Err() }); err != nil {
+			return err
+		}
+		return <-done
+	})
 	info, ok := cli.Peer(srv.Addr())
 	if !ok || info.State != PeerAlive {
 		t.Fatalf("peer %+v after calls with huge timeouts", info)
