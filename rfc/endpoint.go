@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -419,7 +420,8 @@ func (r *Reply) set(p *Pending) {
 // peer's declared death. It returns nil or an error number (wire.Errno):
 // the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
 // EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
-// be nil).
+// be nil). A destination given as an IPv4-mapped IPv6 address is the IPv4
+// peer, in this and every other method that takes one (peerAddr).
 func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
 	p, err := ep.start(ctx, dst, callNo, params, false, false)
 	if err != nil {
@@ -510,6 +512,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	if ep.closed.Load() {
 		return wire.ECLOSED
 	}
+	dst = peerAddr(dst)
 	peer := ep.peers.get(dst)
 	if PeerState(peer.state.Load()) == PeerDead {
 		return wire.ENODEAD
@@ -557,6 +560,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	if ep.closed.Load() {
 		return nil, wire.ECLOSED
 	}
+	dst = peerAddr(dst)
 	peer := ep.peers.get(dst)
 	if !probe && PeerState(peer.state.Load()) == PeerDead {
 		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
@@ -566,7 +570,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		return nil, wire.ETIMEDOUT
 	}
 	now := ep.Now()
-	deadline := now + int64(timeout)
+	deadline := clockAfter(now, timeout)
 	p := ep.pending.get()
 	if p == nil {
 		ep.stats.busy.Add(1)
@@ -581,6 +585,12 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
 		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
+	if e == wire.OK && ep.closed.Load() {
+		// Close sets closed before it sweeps the slots under their
+		// locks: either its sweep of this slot comes after this
+		// unlock and finds the call waiting, or closed shows here.
+		e = wire.ECLOSED
+	}
 	if e != wire.OK {
 		p.mu.Unlock()
 		ep.pending.put(p.idx)
@@ -642,6 +652,16 @@ func (ep *Endpoint) sendBudgetLocked(p *Pending, now int64) {
 	b := p.mu.req[:p.mu.reqLen]
 	ep.codecOf(&p.mu.codec).Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
 	ep.writeTo(b, p.mu.dst)
+}
+
+// clockAfter returns the engine clock time d after now, saturated at the
+// largest clock value: a timeout too long to represent is no deadline in
+// practice, never a deadline in the past.
+func clockAfter(now int64, d time.Duration) int64 {
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 func budgetUs(ns int64) uint32 {

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,13 +83,116 @@ func TestStrangerFlood(t *testing.T) {
 	if replies != 0 || rep.Param(0).Uint64() != 0 {
 		t.Fatalf("%d replies to strangers, counter %d", replies, rep.Param(0).Uint64())
 	}
+
+	// Datagrams longer than the node's limit, up to the largest UDP
+	// payload, one at a time so that the socket buffer keeps each: every
+	// one is counted as too-big.
+	before := engineStats(t, cli, n.addr)
+	big := make([]byte, wire.MaxDatagram)
+	rand.Read(big)
+	sizes := []int{wire.DefaultMaxDatagram + 1, 2000, 9000, 32768, wire.MaxDatagram}
+	oversized := scale(25)
+	for i := 0; i < oversized; i++ {
+		c.Write(big[:sizes[i%len(sizes)]])
+		want := before["drop-too-big"] + uint64(i+1)
+		if !waitEngine(t, cli, n.addr, func(st map[string]uint64) bool { return st["drop-too-big"] >= want }) {
+			t.Fatalf("oversized datagram %d (%d bytes) not counted as too-big", i, sizes[i%len(sizes)])
+		}
+	}
+	// Junk sent to the node's address written as an IPv4-mapped IPv6
+	// address, and authenticated calls to that address.
+	ua, err := net.ResolveUDPAddr("udp", n.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := ua.AddrPort()
+	if !mapped.Addr().Is4In6() {
+		mapped = netip.AddrPortFrom(netip.AddrFrom16(n.addr.Addr().As16()), n.addr.Port())
+	}
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	mappedJunk := scale(100)
+	for i := 0; i < mappedJunk; i++ {
+		rand.Read(junk[:1+i%199])
+		u.WriteToUDPAddrPort(junk[:1+i%199], mapped)
+	}
+	mappedCalls := scale(50)
+	for i := 0; i < mappedCalls; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := cli.Call(ctx, mapped, builtin.CallCounter, nil, &rep)
+		cancel()
+		if err != nil {
+			t.Fatalf("authenticated call %d to %v: %v", i, mapped, err)
+		}
+	}
+	var after map[string]uint64
+	dropped := func(st map[string]uint64) (d uint64) {
+		for k, v := range st {
+			if strings.HasPrefix(k, "drop-") && k != "drop-too-big" {
+				d += v
+			}
+		}
+		return d
+	}
+	if !waitEngine(t, cli, n.addr, func(st map[string]uint64) bool {
+		after = st
+		return dropped(st)-dropped(before) >= uint64(mappedJunk)
+	}) {
+		t.Fatalf("%d junk datagrams to %v, %d counted as dropped", mappedJunk, mapped, dropped(after)-dropped(before))
+	}
+	if got := after["drop-too-big"] - before["drop-too-big"]; got != uint64(oversized) {
+		t.Fatalf("%d oversized datagrams, %d counted as too-big", oversized, got)
+	}
+	if rx := after["rx"] - before["rx"]; rx < uint64(oversized+mappedJunk+mappedCalls) {
+		t.Fatalf("node read %d datagrams, sent it at least %d", rx, oversized+mappedJunk+mappedCalls)
+	}
+	if replies, _ := drain(u, 100*time.Millisecond); replies != 0 {
+		t.Fatalf("%d replies to junk sent to the mapped address", replies)
+	}
 	record(t, row{
-		Fault:   "unauthenticated flood",
-		Params:  "random junk, well-formed checksummed requests, requests tagged with a wrong key, against a keyed rfcd",
-		Load:    fmt.Sprintf("%d datagrams", sent),
-		Checked: "no reply of any kind; no increment ran; an authenticated caller is served right after",
-		Result:  "pass: 0 replies, counter 0",
+		Fault: "unauthenticated flood",
+		Params: "random junk, well-formed checksummed requests, requests tagged with a wrong key, against a keyed rfcd; " +
+			"then datagrams of 1401 to 65507 bytes (past the 1400-byte limit), junk sent to the node's IPv4-mapped IPv6 address, and authenticated calls to that address",
+		Load:    fmt.Sprintf("%d datagrams, %d oversized, %d mapped junk, %d mapped calls", sent, oversized, mappedJunk, mappedCalls),
+		Checked: "no reply of any kind to strangers; no increment ran; every oversized datagram counted as too-big; the node stays up and serves authenticated callers, at its plain and its mapped address",
+		Result:  fmt.Sprintf("pass: 0 replies, counter 0, %d too-big, %d mapped calls answered", after["drop-too-big"]-before["drop-too-big"], mappedCalls),
 	})
+}
+
+// engineStats reads the engine counters of the node at addr.
+func engineStats(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort) map[string]uint64 {
+	t.Helper()
+	var p wire.Params
+	p.Reset(make([]byte, 512))
+	p.Bytes(make([]byte, 420)) // asks with enough bytes for the reply to stay within the amplification bound
+	var rep rfc.Reply
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := cli.Call(ctx, addr, rfc.CallEngineStats, &p, &rep); err != nil {
+		t.Fatalf("engine stats of %v: %v", addr, err)
+	}
+	st := map[string]uint64{}
+	for i := 0; i+1 < rep.NParams(); i += 2 {
+		st[string(rep.Param(i).Bytes())] = rep.Param(i + 1).Uint64()
+	}
+	return st
+}
+
+// waitEngine polls the engine counters of the node at addr until cond
+// holds, for at most 10 seconds, and reports whether it held.
+func waitEngine(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, cond func(map[string]uint64) bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(engineStats(t, cli, addr)) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // TestReplayCampaign: a captured authenticated request replayed at once is
