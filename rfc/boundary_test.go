@@ -279,3 +279,35 @@ func TestConfigDurationBounds(t *testing.T) {
 	}
 	ep.Close()
 }
+
+// TestMappedLivenessMarks: the liveness calls take a destination the way
+// calls do, so MarkDead on the IPv4-mapped form of an address fails the
+// calls parked on it, and Peer and MarkAlive find the same entry.
+func TestMappedLivenessMarks(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	plain := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(plain.Addr().As16()), plain.Port())
+	cli := newTestEndpoint(t, nil)
+	pd, err := cli.Go(ctxTimeout(t, 20*time.Second), plain, callEcho, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cli.MarkDead(mapped); n != 1 {
+		t.Fatalf("MarkDead(%v) failed %d calls, want the one parked on %v", mapped, n, plain)
+	}
+	if err := pd.Wait(); wire.AsErrno(err) != wire.ENODEAD {
+		t.Fatalf("parked call: %v, want ENODEAD", err)
+	}
+	pd.Release()
+	if info, ok := cli.Peer(mapped); !ok || info.State != PeerDead {
+		t.Fatalf("Peer(%v) = %+v %v, want the dead entry", mapped, info, ok)
+	}
+	cli.MarkAlive(mapped)
+	if info, _ := cli.Peer(plain); info.State != PeerAlive {
+		t.Fatalf("after MarkAlive(%v), %v is %v", mapped, plain, info.State)
+	}
+}

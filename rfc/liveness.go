@@ -56,7 +56,7 @@ func (ep *Endpoint) peerMissed(peer *peerState) {
 // or MarkAlive is called. The heartbeat service drives this. It returns
 // the number of calls failed.
 func (ep *Endpoint) MarkDead(addr netip.AddrPort) int {
-	peer := ep.peers.get(addr)
+	peer := ep.peers.get(peerAddr(addr))
 	if old := PeerState(peer.state.Swap(uint32(PeerDead))); old != PeerDead {
 		ep.stats.peerDeaths.Add(1)
 		ep.log.Info("peer declared dead", "peer", addr.String(), "node", peer.node.Load())
@@ -81,7 +81,7 @@ func (ep *Endpoint) MarkDead(addr netip.AddrPort) int {
 
 // MarkSuspect marks the peer suspect (calls still go out).
 func (ep *Endpoint) MarkSuspect(addr netip.AddrPort) {
-	peer := ep.peers.get(addr)
+	peer := ep.peers.get(peerAddr(addr))
 	if peer.state.CompareAndSwap(uint32(PeerAlive), uint32(PeerSuspect)) {
 		ep.stats.peerSuspects.Add(1)
 		ep.notify(peer)
@@ -90,7 +90,7 @@ func (ep *Endpoint) MarkSuspect(addr netip.AddrPort) {
 
 // MarkAlive clears a dead or suspect mark.
 func (ep *Endpoint) MarkAlive(addr netip.AddrPort) {
-	peer := ep.peers.get(addr)
+	peer := ep.peers.get(peerAddr(addr))
 	peer.misses.Store(0)
 	if old := PeerState(peer.state.Swap(uint32(PeerAlive))); old != PeerAlive {
 		ep.notify(peer)
@@ -99,7 +99,7 @@ func (ep *Endpoint) MarkAlive(addr netip.AddrPort) {
 
 // Peer returns what the engine knows of the peer at addr.
 func (ep *Endpoint) Peer(addr netip.AddrPort) (PeerInfo, bool) {
-	p := ep.peers.lookup(addr)
+	p := ep.peers.lookup(peerAddr(addr))
 	if p == nil {
 		return PeerInfo{Addr: addr}, false
 	}
