@@ -71,4 +71,3 @@ func TestFailoverFencesOldActive(t *testing.T) {
 		t.Fatalf("direct get on the fenced member: %v, want ENOTACTIVE", err)
 	}
 }
-
