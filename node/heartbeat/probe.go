@@ -280,7 +280,7 @@ func (pr *prober) step(m *member, now int64) {
 		}
 	}
 	if dead.Kind != 0 {
-		s.emitLocked(dead) // the channel send needs no lock; the calls have failed first
+		s.finishDeath(m, dead) // the calls have failed first
 	}
 	if wantProbe {
 		if p, err := pr.goProbe(m.addr, v); err == nil {

@@ -13,7 +13,9 @@ import (
 // a probe reply or an indirect acknowledgement carrying incarnation inc,
 // seen at engine clock at. A suspect member heard after it became suspect
 // is alive again; a dead member is alive again only with an incarnation
-// above the one it was declared dead at.
+// above the one it was declared dead at, and only once its death is
+// complete (the engine's MarkDead done and EventDead queued: see
+// finishDeath), so that its events follow its states in order.
 func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 	if at > m.heardNs {
 		m.heardNs = at
@@ -27,7 +29,7 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 			s.toAliveLocked(m, at)
 		}
 	case StateDead:
-		if inc > m.deadInc {
+		if inc > m.deadInc && !m.marking {
 			s.toAliveLocked(m, at)
 		}
 	}
@@ -58,11 +60,13 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 }
 
 // toDeadLocked is called by the probe loop only. The EventDead is
-// returned, not queued: the probe loop queues it after the engine's
-// MarkDead has failed the calls parked on the member, so that a listener
-// never sees the event before the calls fail.
+// returned, not queued: the probe loop queues it (finishDeath) after the
+// engine's MarkDead has failed the calls parked on the member, so that a
+// listener never sees the event before the calls fail. Until then the
+// member is marking and stays dead whatever is heard from it.
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
+	m.marking = true
 	m.deadInc = m.inc
 	m.since = now
 	m.ackSeq = 0
@@ -70,6 +74,23 @@ func (s *Service) toDeadLocked(m *member, now int64) Event {
 	s.stats.deaths.Add(1)
 	s.log.Warn("heartbeat: member declared dead", "member", m.addr.String(), "node", m.node, "incarnation", m.deadInc)
 	return Event{Kind: EventDead, Addr: m.addr, Node: m.node, Incarnation: m.deadInc, AtNs: now}
+}
+
+// finishDeath completes a death toDeadLocked began, once the engine's
+// MarkDead has returned: it queues dead (unless the member was removed
+// meanwhile: EventRemoved has said it all) and then applies a revival
+// heard during the marking, so EventAlive follows EventDead.
+func (s *Service) finishDeath(m *member, dead Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.marking = false
+	if m.removed {
+		return
+	}
+	s.emitLocked(dead)
+	if m.state == StateDead && m.inc > m.deadInc {
+		s.toAliveLocked(m, s.ep.Now())
+	}
 }
 
 // selfNewsLocked handles what another member (m, or an address that is
