@@ -228,8 +228,8 @@ func (c *Config) Validate() error {
 			return &FieldError{"center.fsync", "want always, interval or never"}
 		}
 		if cc.Peer != "" {
-			if _, err := netip.ParseAddrPort(cc.Peer); err != nil {
-				return &FieldError{"center.peer", "want IP:PORT"}
+			if err := c.checkCenterPeer(); err != nil {
+				return err
 			}
 		}
 	}
@@ -285,6 +285,32 @@ func (c *Config) Validate() error {
 		return &FieldError{"engine.max_age", "must not be negative"}
 	}
 	return nil
+}
+
+// checkCenterPeer checks center.peer: a valid address, not this node's
+// own, and watched by this node's heartbeat (listed in heartbeat.members).
+// The center learns of its peer's death only from the heartbeat service
+// (the engine's MarkDead); a peer nobody watches is never found dead, and
+// the survivor would answer every write EAGAIN for good.
+func (c *Config) checkCenterPeer() error {
+	peer, err := netip.ParseAddrPort(c.Center.Peer)
+	if err != nil {
+		return &FieldError{"center.peer", "want IP:PORT"}
+	}
+	if self, err := netip.ParseAddrPort(c.Addr); err == nil && sameAddr(peer, self) {
+		return &FieldError{"center.peer", "is this node's own addr; name the other center"}
+	}
+	for _, m := range c.Heartbeat.Members {
+		if a, err := netip.ParseAddrPort(m); err == nil && sameAddr(a, peer) {
+			return nil
+		}
+	}
+	return &FieldError{"center.peer", "must also be listed in heartbeat.members: only the heartbeat finds the peer dead"}
+}
+
+// sameAddr compares two addresses with IPv4-mapped IPv6 unmapped.
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Addr().Unmap() == b.Addr().Unmap() && a.Port() == b.Port()
 }
 
 // engineConfig turns the engine section into an rfc.Config.
