@@ -261,9 +261,16 @@ func (d *Dispatcher) Submit(ctx context.Context, op *Op) (uint64, error) {
 	o.mu.state = StatePending
 	o.mu.outcomes = make([]outcome, n)
 	o.mu.remaining = n
-	if e := d.markers.acquire(ctx, o.resource, o.holder); e != wire.OK {
+	if e, maybe := d.markers.acquire(ctx, o.resource, o.holder); e != wire.OK {
 		d.queue.unreserve(n)
 		d.unactive()
+		if maybe {
+			// A CAS of ours may have been applied: take the holder
+			// out rather than leave the resource locked to its expiry.
+			rctx, cancel := context.WithTimeout(context.Background(), d.cfg.MarkerTimeout)
+			d.markers.release(rctx, o.resource, o.holder)
+			cancel()
+		}
 		if e == wire.ECONFLICT {
 			d.stats.conflicts.Add(1)
 		} else {
