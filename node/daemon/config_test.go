@@ -40,6 +40,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "engine": {"max_datagram": 70000}}`, "engine.max_datagram"},
 		{`{"insecure": true, "engine": {"workers": "many"}}`, "engine.workers"},
 		{`{"insecure": true, "colour": "blue"}`, "colour"},
+		{`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["x"]}}`, "dispatcher.targets[0]"},
 	}
 	for _, tc := range cases {
 		c := Default()

@@ -180,6 +180,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		dc := dispatch.DefaultConfig()
 		dc.Logger = log
+		dc.RemoteTargets = cfg.DispatchTargets()
 		if n.Disp, err = dispatch.Start(ep, dc, store); err != nil {
 			return fail(err)
 		}

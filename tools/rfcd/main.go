@@ -53,6 +53,8 @@ flags below, which override it. Fields of the file:
   router.audit_rotate_bytes  router role: audit file rotation size (default 64 MiB)
   router.forward_timeout  router role: one forwarding attempt (default "500ms")
   member.active           member role: start as the sub-cluster's active member
+  dispatcher.targets      dispatcher role: the only "IP:PORT" a remote submit may
+                          name (default: heartbeat.members; neither: all refused)
 
 rfcd prints one line, "rfcd: listening ADDR node N incarnation I", once it
 serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
