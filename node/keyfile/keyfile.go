@@ -4,7 +4,11 @@ package keyfile
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"fastcall/wire"
@@ -35,7 +39,35 @@ func Read(path string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadPrev returns the previous key of a rotation held in path. A path
+// that is empty, a file that does not exist and a file that is empty (or
+// only white space) mean no previous key: nil, and no error. Otherwise it
+// is Read.
+func ReadPrev(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err == nil && len(bytes.TrimSpace(b)) == 0:
+		return nil, nil
+	}
+	return Read(path)
+}
+
 // Write creates path with mode 0600 holding key.
 func Write(path string, key []byte) error {
 	return os.WriteFile(path, key, 0o600)
+}
+
+// ID names a key in logs without revealing it: the first 4 bytes of its
+// SHA-256, in hex. "none" for no key.
+func ID(key []byte) string {
+	if len(key) == 0 {
+		return "none"
+	}
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
 }
