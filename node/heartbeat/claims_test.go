@@ -37,6 +37,13 @@ func TestNonMemberClaimsIgnored(t *testing.T) {
 	if got := b.ep.Incarnation(); got != before {
 		t.Fatalf("incarnation %d after non-member claims, was %d", got, before)
 	}
+	// A non-member that writes a member's node id in its headers is not
+	// that member.
+	spoof := newEndpoint(t, a.ep.NodeID(), nil)
+	sendView(t, spoof, b.ep.Addr(), view{state: StateDead, inc: maxInc - 1})
+	if got := b.ep.Incarnation(); got != before {
+		t.Fatalf("incarnation %d after a claim under a member's node id, was %d", got, before)
+	}
 	// An indirect probe asked by a non-member is not run.
 	var ps wire.Params
 	ps.Reset(make([]byte, 128))
@@ -57,8 +64,8 @@ func TestNonMemberClaimsIgnored(t *testing.T) {
 	if n := b.log.count(EventDeclaredDeadBy, netip.AddrPort{}) + b.log.count(EventSuspectedBy, netip.AddrPort{}); n != 0 {
 		t.Fatalf("%d events from non-member claims", n)
 	}
-	if st := b.svc.Stats(); st.NonMember < 200 {
-		t.Fatalf("non-member heartbeats counted %d, want 200", st.NonMember)
+	if st := b.svc.Stats(); st.NonMember < 201 {
+		t.Fatalf("non-member heartbeats counted %d, want 201", st.NonMember)
 	}
 }
 

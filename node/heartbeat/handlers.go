@@ -21,15 +21,21 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
-	// Only a member's claims about this node count: what a non-member
-	// says is answered and otherwise ignored.
+	// Only a member's claims about this node count, and only from the
+	// member's own address (a node id in a header is no proof: anyone
+	// can write it). What a non-member says is answered and otherwise
+	// ignored.
 	m := s.lookupLocked(req.From, req.Src)
 	if m != nil {
 		if m.node == 0 {
 			m.node = req.Src
 		}
 		s.observeLocked(m, sInc, req.Arrived)
-		s.selfNewsLocked(m, v, req.Arrived)
+		if m.addr == req.From {
+			s.selfNewsLocked(m, v, req.Arrived)
+		} else {
+			s.stats.nonMember.Add(1)
+		}
 		rv = m.viewLocked()
 	} else {
 		s.stats.nonMember.Add(1)
@@ -60,9 +66,10 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
-	if s.lookupLocked(req.From, req.Src) == nil {
-		// Only members ask for indirect probes: the probe carries the
-		// asker's view of the target, a claim the target believes.
+	if s.mu.members[req.From] == nil {
+		// Only members, from their own address, ask for indirect
+		// probes: the probe carries the asker's view of the target, a
+		// claim the target believes.
 		s.mu.Unlock()
 		s.stats.nonMember.Add(1)
 		return wire.EPERM
@@ -103,7 +110,7 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lookupLocked(req.From, req.Src) == nil {
+	if s.mu.members[req.From] == nil {
 		s.stats.nonMember.Add(1)
 		return wire.EPERM
 	}
