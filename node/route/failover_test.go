@@ -149,3 +149,45 @@ func TestLateAnswerKeepsView(t *testing.T) {
 		t.Fatalf("a late answer made %v active again", res.Active)
 	}
 }
+
+// A burst of calls that fail on a dead active member while no standby
+// can take over costs a failover decision or two, not one per call: each
+// call ends ENODEAD well before its deadline (one decision at a time is
+// a fence and a promotion attempt, ActivateTimeout each).
+func TestFailoverBurstOneDecision(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	a0 := tc.meps[0].Addr()
+	tc.meps[0].Close()
+	tc.meps[1].Close()
+	tc.rep.MarkDead(a0)
+	const calls = 50
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/k")
+	ps.Bytes([]byte("v"))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	pend := make([]*rfc.Pending, 0, calls)
+	defer func() {
+		for _, p := range pend {
+			p.Release()
+		}
+	}()
+	for i := 0; i < calls; i++ {
+		p, err := tc.client.Go(ctx, tc.rep.Addr(), CallNSPut, &ps)
+		if err != nil {
+			t.Fatalf("Go %d: %v", i, err)
+		}
+		pend = append(pend, p)
+	}
+	got := map[wire.Errno]int{}
+	for _, p := range pend {
+		got[wire.AsErrno(p.Wait())]++
+	}
+	if got[wire.ENODEAD] != calls {
+		t.Fatalf("outcomes %v, want %d ENODEAD", got, calls)
+	}
+	if c := tc.router.Counters(); c[0].Failovers != 0 {
+		t.Fatalf("failovers %d with no live standby", c[0].Failovers)
+	}
+}

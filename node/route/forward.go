@@ -24,27 +24,28 @@ type routedCall struct {
 // the member. Records come from Router.fwds and are reused; done is bound
 // once per record, so a routed call allocates nothing.
 type forwarding struct {
-	r       *Router
-	rc      *routedCall
-	cs      *clusterState
-	d       *rfc.Deferred
-	start   time.Time
-	overall time.Time // the last moment an attempt may end
-	idx     int       // member of the attempt in flight
-	cut     bool      // the attempt's bound was cut by the client's deadline
-	view    uint64    // the cluster's role view when the call arrived
-	at      attempt
-	src     uint32
-	from    netip.AddrPort
-	callID  uint64
-	callNo  uint16
-	path    wire.Value // param 0, over pathBuf
-	pathBuf []byte
-	buf     []byte
-	ps      wire.Params // the forwarded request
-	addr    [64]byte
-	rec     auditRecord
-	done    func(*rfc.Pending)
+	r        *Router
+	rc       *routedCall
+	cs       *clusterState
+	d        *rfc.Deferred
+	start    time.Time
+	overall  time.Time // the last moment an attempt may end
+	idx      int       // member of the attempt in flight
+	cut      bool      // the attempt's bound was cut by the client's deadline
+	view     uint64    // the cluster's role view when the call arrived
+	failedAt time.Time // when the attempt handed to the failover goroutine failed
+	at       attempt
+	src      uint32
+	from     netip.AddrPort
+	callID   uint64
+	callNo   uint16
+	path     wire.Value // param 0, over pathBuf
+	pathBuf  []byte
+	buf      []byte
+	ps       wire.Params // the forwarded request
+	addr     [64]byte
+	rec      auditRecord
+	done     func(*rfc.Pending)
 }
 
 func (r *Router) newForwarding(maxSeg int) *forwarding {
@@ -184,6 +185,7 @@ func (r *Router) next(f *forwarding) {
 	if f.at.tries < n {
 		switch {
 		case f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut:
+			f.failedAt = time.Now()
 			r.fo.enqueue(f)
 			return
 		case f.at.errno == wire.ENOTACTIVE:
@@ -254,29 +256,54 @@ func (q *failoverQueue) run() {
 	}
 }
 
-// failover decides what follows f's failed attempt on member f.idx. If
-// the router's view changed since (another call's failover), the call
-// goes to the member now believed active. Otherwise the member is judged
-// by the router's own evidence: the engine holding it dead (ENODEAD, the
-// heartbeat service's verdict), or no answer to a ping bounded by
-// ProbeTimeout. A member that answers the ping is alive and stays
-// active: the call ends with its error number. A dead one is replaced.
+// failover decides what follows f's failed attempt on member f.idx. A
+// call whose overall deadline has passed ends with its attempt's error
+// number: nobody waits for it. If the router's view changed since
+// (another call's failover), the call goes to the member now believed
+// active. Otherwise the member is judged by the router's own evidence:
+// the engine holding it dead (ENODEAD, the heartbeat service's verdict),
+// or no answer to a ping bounded by ProbeTimeout. A member that answers
+// the ping is alive and stays active: the call ends with its error
+// number. A dead one is replaced (promote). A decision that kept the
+// view (the member answered, or no standby took over) also stands for
+// every call whose attempt failed before that decision began, so a burst
+// of failed calls costs one decision, not one each.
 func (r *Router) failover(f *forwarding) {
-	cs := f.cs
-	if cur := cs.activeIdx(); cur != f.idx {
-		r.try(f, cur)
-		return
-	}
-	if f.at.errno != wire.ENODEAD && r.alive(cs.members[f.idx]) {
+	if !time.Now().Before(f.overall) {
 		r.finish(f)
 		return
 	}
-	next := r.promote(cs, f.idx, f.at.errno)
+	cs := f.cs
+	cs.promote.Lock()
+	next := r.decideLocked(cs, f)
+	cs.promote.Unlock()
 	if next < 0 {
 		r.finish(f)
 		return
 	}
 	r.try(f, next)
+}
+
+// decideLocked returns the member f tries next, -1 for none. Called with
+// cs.promote held.
+func (r *Router) decideLocked(cs *clusterState, f *forwarding) int {
+	view := cs.role.Load()
+	if cur := roleIdx(view); cur != f.idx {
+		return cur
+	}
+	if cs.kept.view == view && !f.failedAt.After(cs.kept.at) {
+		return -1 // decided since this attempt failed: the view stands
+	}
+	start := time.Now()
+	if f.at.errno != wire.ENODEAD && r.alive(cs.members[f.idx]) {
+		cs.kept.view, cs.kept.at = view, start
+		return -1
+	}
+	next := r.promoteLocked(cs, view, f.at.errno)
+	if next < 0 {
+		cs.kept.view, cs.kept.at = view, start
+	}
+	return next
 }
 
 // alive pings m, bounded by ProbeTimeout, and reports whether it answered.
@@ -317,22 +344,16 @@ func (r *Router) finish(f *forwarding) {
 	r.fwds.Put(f)
 }
 
-// promote replaces the failed active member cs.members[failed]. First it
-// fences the failed member: CallSetRole(false), bounded by
+// promoteLocked replaces the active member of view, which failed.
+// First it fences that member: CallSetRole(false), bounded by
 // ActivateTimeout and sent even if the engine holds it dead, so that a
 // member that is alive after all stops serving before another starts.
 // Then the next member in table order that the engine does not hold dead
 // is told to become active (CallSetRole true) and, if it agrees, becomes
-// the active one. Promotions of one sub-cluster are serialized; a call
-// that finds the promotion already made uses its result. It returns the
-// member to try next, -1 if none.
-func (r *Router) promote(cs *clusterState, failed int, why wire.Errno) int {
-	cs.promote.Lock()
-	defer cs.promote.Unlock()
-	view := cs.role.Load()
-	if cur := roleIdx(view); cur != failed {
-		return cur
-	}
+// the active one. It returns the member to try next, -1 if none. Called
+// with cs.promote held: promotions of one sub-cluster are serialized.
+func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
+	failed := roleIdx(view)
 	n := len(cs.members)
 	var ps wire.Params
 	var buf [16]byte

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"fastcall/wire"
 )
@@ -22,8 +23,14 @@ type clusterState struct {
 	// it started from, so a late answer from a member that has since
 	// been replaced never makes it the active one again.
 	role    atomic.Uint64
-	promote sync.Mutex // serializes promotions of a standby
-	ctr     *clusterCounters
+	promote sync.Mutex // serializes failover decisions; guards kept
+	// kept is the last failover decision that kept the view: the view
+	// and when the decision began.
+	kept struct {
+		view uint64
+		at   time.Time
+	}
+	ctr *clusterCounters
 }
 
 // roleIdx is the member index of a role view.
