@@ -40,7 +40,8 @@ flags below, which override it. Fields of the file:
   heartbeat.members       ["IP:PORT", ...] the other nodes to watch
   heartbeat.interval      probe period (default "200ms")
   center.data_dir         center role: log and snapshot directory
-  center.peer             center role: the other center "IP:PORT"
+  center.peer             center role: the other center "IP:PORT" (also listed
+                          in heartbeat.members: only the heartbeat finds it dead)
   center.index            center role: 0 or 1 (0 wins simultaneous writes)
   center.fsync            center role: always (default), interval, never
   registry.centers        agent role: one or two centers "IP:PORT"
