@@ -78,11 +78,10 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			return nil, &FieldError{"key_file", err.Error()}
 		}
 		rc.Key = key
-		if cfg.PrevKeyFile != "" {
-			if rc.PrevKey, err = keyfile.Read(cfg.PrevKeyFile); err != nil {
-				return nil, &FieldError{"prev_key_file", err.Error()}
-			}
+		if rc.PrevKey, err = keyfile.ReadPrev(cfg.PrevKeyFile); err != nil {
+			return nil, &FieldError{"prev_key_file", err.Error()}
 		}
+		log.Info("keys active", "key", keyfile.ID(rc.Key), "prev", keyfile.ID(rc.PrevKey))
 	} else {
 		log.Warn("running without a cluster key: datagrams are not authenticated; anyone who can reach this port can call it")
 	}
@@ -189,6 +188,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		dc := dispatch.DefaultConfig()
 		dc.Logger = log
+		dc.RemoteTargets = cfg.DispatchTargets()
 		if n.Disp, err = dispatch.Start(ep, dc, store); err != nil {
 			return fail(err)
 		}
