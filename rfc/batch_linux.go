@@ -22,6 +22,7 @@ import (
 // writeState values (one per writing goroutine).
 type mmsgConn struct {
 	raw   syscall.RawConn
+	sys   mmsgSys
 	v6    bool // AF_INET6 socket: IPv4 peers are written as mapped addresses
 	rhdr  []unix.Mmsghdr
 	riov  []unix.Iovec
@@ -34,30 +35,64 @@ type mmsgConn struct {
 	serveF func(fd uintptr) bool
 }
 
+// mmsgSys is the pair of system calls an mmsgConn makes, given the
+// headers to fill or to send and returning the count or the error number
+// as the kernel does. newBatchConn passes the kernel's (kernelMmsg); tests
+// pass scripted ones, to reach partial sends, truncation and errors.
+type mmsgSys struct {
+	recvmmsg func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno)
+	sendmmsg func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno)
+}
+
+var kernelMmsg = mmsgSys{recvmmsg: kernelRecvmmsg, sendmmsg: kernelSendmmsg}
+
+// kernelRecvmmsg reads up to len(hs) datagrams without blocking.
+func kernelRecvmmsg(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hs[0])),
+		uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), e
+}
+
+// kernelSendmmsg sends up to len(hs) datagrams without blocking.
+func kernelSendmmsg(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
+	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[0])),
+		uintptr(len(hs)), unix.MSG_DONTWAIT, 0, 0)
+	return int(n), e
+}
+
 func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	m := &mmsgConn{
-		raw:   raw,
-		rhdr:  make([]unix.Mmsghdr, size),
-		riov:  make([]unix.Iovec, size),
-		rname: make([]unix.RawSockaddrInet6, size),
-	}
-	m.serveF = m.serveLoop
+	var v6 bool
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
 		var sa unix.Sockaddr
 		sa, serr = unix.Getsockname(int(fd))
-		_, m.v6 = sa.(*unix.SockaddrInet6)
+		_, v6 = sa.(*unix.SockaddrInet6)
 	}); err != nil {
 		return nil, err
 	}
 	if serr != nil {
 		return nil, serr
 	}
-	return m, nil
+	return newMmsgConn(raw, v6, size, kernelMmsg), nil
+}
+
+// newMmsgConn returns an mmsgConn on raw, reading and writing batches of
+// at most size datagrams through sys.
+func newMmsgConn(raw syscall.RawConn, v6 bool, size int, sys mmsgSys) *mmsgConn {
+	m := &mmsgConn{
+		raw:   raw,
+		sys:   sys,
+		v6:    v6,
+		rhdr:  make([]unix.Mmsghdr, size),
+		riov:  make([]unix.Iovec, size),
+		rname: make([]unix.RawSockaddrInet6, size),
+	}
+	m.serveF = m.serveLoop
+	return m
 }
 
 // serve reads batches into ms and runs handle on each until the socket
@@ -87,8 +122,10 @@ func (m *mmsgConn) serve(ms []message, handle func(n int)) error {
 func (m *mmsgConn) serveLoop(fd uintptr) bool {
 	ms := m.rms
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&m.rhdr[0])),
-			uintptr(len(ms)), unix.MSG_DONTWAIT, 0, 0)
+		n, e := m.sys.recvmmsg(fd, m.rhdr[:len(ms)])
+		if e == unix.EINTR {
+			continue
+		}
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -96,7 +133,7 @@ func (m *mmsgConn) serveLoop(fd uintptr) bool {
 			m.rerr = e
 			return true
 		}
-		m.rn = int(n)
+		m.rn = n
 		m.collect(ms)
 		m.prepare(ms, min(m.rn+1, len(ms)))
 		m.handle(m.rn)
@@ -125,13 +162,16 @@ func (m *mmsgConn) prepare(ms []message, n int) {
 	}
 }
 
-// collect fills in the length and sender of the m.rn datagrams read.
+// collect fills in the length and sender of the m.rn datagrams read. A
+// datagram the kernel truncated to its buffer reads as the whole buffer
+// (message.n), longer than the limit the buffers are sized past.
 func (m *mmsgConn) collect(ms []message) {
 	for i := 0; i < m.rn; i++ {
-		ms[i].n = int(m.rhdr[i].Len)
-		if m.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
-			ms[i].n = len(ms[i].buf) + 1 // longer than any limit: rejected as too big
+		n := int(m.rhdr[i].Len)
+		if m.rhdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 || n > len(ms[i].buf) {
+			n = len(ms[i].buf)
 		}
+		ms[i].n = n
 		ms[i].addr = sockaddrToAddrPort(&m.rname[i])
 	}
 }
@@ -141,7 +181,8 @@ type writeState struct {
 	hdr  []unix.Mmsghdr
 	iov  []unix.Iovec
 	name []unix.RawSockaddrInet6
-	ms   []message
+	hs   []unix.Mmsghdr                                           // the headers of the messages not yet sent
+	send func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) // the conn's sendmmsg
 	n    int
 	err  syscall.Errno
 	f    func(fd uintptr) bool
@@ -157,23 +198,29 @@ func newWriter(size int) *writeState {
 	return w
 }
 
+// sendmmsg is the RawWrite function of write: one sendmmsg of w.hs,
+// again at once after EINTR, and after the next readiness after EAGAIN.
 func (w *writeState) sendmmsg(fd uintptr) bool {
-	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdr[0])),
-		uintptr(len(w.ms)), unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN {
-		return false
+	for {
+		n, e := w.send(fd, w.hs)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		w.n, w.err = n, e
+		return true
 	}
-	w.n, w.err = int(n), e
-	if e != 0 {
-		w.n = 0
-	}
-	return true
 }
 
-func (m *mmsgConn) write(w *writeState, ms []message) (int, error) {
-	if len(ms) == 0 {
-		return 0, nil
-	}
+// write sends ms in order, each message at most once, and returns how
+// many went out. sendmmsg may send a part of what it is given; write
+// goes on from the first message not sent. An error from sendmmsg is the
+// first unsent message's: that message is tried once more (the error may
+// be an earlier datagram's, reported now and then cleared by the kernel)
+// and then counted out and skipped; err is the last such error.
+func (m *mmsgConn) write(w *writeState, ms []message) (sent int, err error) {
 	if len(ms) > len(w.hdr) {
 		ms = ms[:len(w.hdr)]
 	}
@@ -189,28 +236,33 @@ func (m *mmsgConn) write(w *writeState, ms []message) (int, error) {
 		h.SetControllen(0)
 		h.Flags = 0
 	}
-	w.ms = ms
-	sent := 0
-	for sent < len(ms) {
-		w.hdrOff(sent)
-		if err := m.raw.Write(w.f); err != nil {
-			return sent, err
+	w.send = m.sys.sendmmsg
+	retried := false
+	for next := 0; next < len(ms); {
+		w.hs = w.hdr[next:len(ms)]
+		if werr := m.raw.Write(w.f); werr != nil {
+			return sent, werr
 		}
-		if w.err != 0 {
-			return sent, w.err
+		if w.err == 0 && w.n > 0 {
+			k := min(w.n, len(ms)-next)
+			sent += k
+			next += k
+			retried = false
+			continue
 		}
-		sent += w.n
+		if !retried {
+			retried = true
+			continue
+		}
+		e := w.err
+		if e == 0 {
+			e = unix.EIO // nothing sent and no error: the kernel never does that
+		}
+		err = e
+		next++
+		retried = false
 	}
-	return sent, nil
-}
-
-// hdrOff shifts the batch to start at message off after a partial send.
-func (w *writeState) hdrOff(off int) {
-	if off == 0 {
-		return
-	}
-	copy(w.hdr, w.hdr[off:len(w.ms)])
-	w.ms = w.ms[off:]
+	return sent, err
 }
 
 // sockaddrToAddrPort reads a kernel sockaddr_in or sockaddr_in6.
@@ -222,8 +274,7 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
 	case unix.AF_INET6:
 		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-		a := netip.AddrFrom16(sa.Addr)
-		return netip.AddrPortFrom(a.Unmap(), uint16(p[0])<<8|uint16(p[1]))
+		return peerAddr(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1])))
 	}
 	return netip.AddrPort{}
 }

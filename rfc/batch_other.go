@@ -3,6 +3,7 @@
 package rfc
 
 import (
+	"errors"
 	"net"
 )
 
@@ -19,11 +20,13 @@ func (u *udpConn) readBatch(ms []message) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
+	// A datagram longer than the buffer is cut to it: n is then
+	// len(buf), past the reader's limit.
 	n, addr, err := u.c.ReadFromUDPAddrPort(ms[0].buf)
 	if err != nil {
 		return 0, err
 	}
-	ms[0].n, ms[0].addr = n, addr
+	ms[0].n, ms[0].addr = n, peerAddr(addr)
 	return 1, nil
 }
 
@@ -37,11 +40,21 @@ func (u *udpConn) serve(ms []message, handle func(n int)) error {
 	}
 }
 
-func (u *udpConn) write(w *writeState, ms []message) (int, error) {
+// write sends ms in order, as mmsgConn.write does: a message the kernel
+// refuses is tried once more and then counted out and skipped.
+func (u *udpConn) write(w *writeState, ms []message) (sent int, err error) {
 	for i := range ms {
-		if _, err := u.c.WriteToUDPAddrPort(ms[i].buf[:ms[i].n], ms[i].addr); err != nil {
-			return i, err
+		for try := 0; try < 2; try++ {
+			_, werr := u.c.WriteToUDPAddrPort(ms[i].buf[:ms[i].n], ms[i].addr)
+			if werr == nil {
+				sent++
+				break
+			}
+			if errors.Is(werr, net.ErrClosed) {
+				return sent, werr
+			}
+			err = werr
 		}
 	}
-	return len(ms), nil
+	return sent, err
 }

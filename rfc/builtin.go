@@ -1,6 +1,9 @@
 package rfc
 
 import (
+	"slices"
+	"unicode/utf8"
+
 	"fastcall/wire"
 )
 
@@ -20,18 +23,124 @@ const (
 	// CallEngineStats returns endpoint-wide counters as (str name, u64
 	// value) pairs: request (bytes padding), reply pairs.
 	CallEngineStats uint16 = wire.CallEngineBase + 2
+	// CallCalls lists the registered call numbers, like rpcinfo, one page
+	// per reply: request (u64 cursor, bytes padding, as for CallStats),
+	// reply (u64 next cursor, 0 at the end; then per call number in
+	// ascending order: u64 number, str name, bytes schema with one type
+	// code per parameter, u64 flags, the CallInfo flag bits).
+	CallCalls uint16 = wire.CallEngineBase + 3
 )
+
+// CallInfo flag bits in a CallCalls reply. The low bits equal CallFlags.
+const (
+	InfoIdempotent = uint64(Idempotent)
+	InfoOneWay     = uint64(OneWay)
+	InfoInline     = uint64(Inline)
+	InfoPriority   = uint64(Priority)
+	InfoDeferred   = uint64(1) << 4 // registered with RegisterDeferred
+)
+
+// CallInfo describes one registered call number.
+type CallInfo struct {
+	CallNo uint16
+	Name   string
+	Schema wire.Schema
+	Flags  CallFlags
+	// Deferred is set for calls registered with RegisterDeferred.
+	Deferred bool
+}
+
+// Calls returns the registered call numbers in ascending order.
+func (ep *Endpoint) Calls() []CallInfo {
+	m := *ep.calls.Load()
+	out := make([]CallInfo, 0, len(m))
+	for _, ce := range m {
+		out = append(out, CallInfo{CallNo: ce.no, Name: ce.name, Schema: append(wire.Schema(nil), ce.schema...),
+			Flags: ce.flags, Deferred: ce.dh != nil})
+	}
+	slices.SortFunc(out, func(a, b CallInfo) int { return int(a.CallNo) - int(b.CallNo) })
+	return out
+}
 
 func (ep *Endpoint) registerBuiltins() {
 	_ = ep.register(CallPing, "ping", nil, Idempotent|Inline|Priority, func(*Request, *wire.Params) wire.Errno { return wire.OK })
 	_ = ep.register(CallStats, "stats", wire.Schema{wire.TypeUint64, wire.TypeBytes}, Idempotent, ep.serveStats)
 	_ = ep.register(CallEngineStats, "engine-stats", wire.Schema{wire.TypeBytes}, Idempotent, ep.serveEngineStats)
+	_ = ep.register(CallCalls, "calls", wire.Schema{wire.TypeUint64, wire.TypeBytes}, Idempotent, ep.serveCalls)
+	ep.stats.calls = &ep.calls
+}
+
+// nameMax bounds a call name in the CallStats and CallCalls replies.
+const nameMax = 48
+
+// cutName returns name cut to at most nameMax bytes at a rune boundary,
+// so that the cut name is still valid UTF-8.
+func cutName(name string) string {
+	if len(name) <= nameMax {
+		return name
+	}
+	n := nameMax
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n]
+}
+
+// patchCursor writes the next cursor into the first parameter of reply,
+// a u64 appended first as a placeholder.
+func patchCursor(reply *wire.Params, next uint64) {
+	seg := reply.Segment()
+	for i := 0; i < 8; i++ {
+		seg[wire.ParamHdrSize+i] = byte(next >> (56 - 8*i))
+	}
+}
+
+// callsEntryMax bounds the bytes of one CallCalls entry: u64 number, a
+// name of at most nameMax bytes, a schema of at most MaxParams bytes,
+// u64 flags.
+const (
+	callsEntryMax    = 2*(wire.ParamHdrSize+8) + 2*wire.ParamHdrSize + nameMax + wire.MaxParams
+	callsEntryParams = 4
+)
+
+func (ep *Endpoint) serveCalls(req *Request, reply *wire.Params) wire.Errno {
+	cursor := req.Param(0).Uint64()
+	reply.Uint64(0) // next cursor, patched below
+	next := uint64(0)
+	entries := 0
+	var schema [wire.MaxParams]byte
+	for _, ci := range ep.Calls() {
+		if uint64(ci.CallNo) < cursor {
+			continue
+		}
+		if reply.Len()+callsEntryMax > reply.Cap() || reply.Count()+callsEntryParams > wire.MaxParams {
+			if entries == 0 {
+				return wire.EMSGSIZE
+			}
+			next = uint64(ci.CallNo)
+			break
+		}
+		entries++
+		flags := uint64(ci.Flags)
+		if ci.Deferred {
+			flags |= InfoDeferred
+		}
+		for i, t := range ci.Schema {
+			schema[i] = byte(t)
+		}
+		reply.Uint64(uint64(ci.CallNo))
+		reply.String(cutName(ci.Name))
+		reply.Bytes(schema[:len(ci.Schema)])
+		reply.Uint64(flags)
+	}
+	patchCursor(reply, next)
+	return wire.OK
 }
 
 // statsEntryMax bounds the bytes of one CallStats entry so a page never
 // overflows: 9 u64 values and a name of at most 48 bytes.
 const (
-	statsEntryMax    = 9*(wire.ParamHdrSize+8) + wire.ParamHdrSize + 48
+	statsEntryMax    = 9*(wire.ParamHdrSize+8) + wire.ParamHdrSize + nameMax
 	statsEntryParams = 10
 )
 
@@ -72,27 +181,26 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		r.p50, r.p99 = c.P50us, c.P99us
 	}
 	// Call numbers in ascending order, starting at the cursor.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && order[j] < order[j-1]; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	slices.Sort(order)
 	reply.Uint64(0) // next cursor, patched below
 	next := uint64(0)
-	seg := reply.Segment()
+	entries := 0
 	for _, no := range order {
 		if uint64(no) < cursor {
 			continue
 		}
 		if reply.Len()+statsEntryMax > reply.Cap() || reply.Count()+statsEntryParams > wire.MaxParams {
+			if entries == 0 {
+				// Not even one entry fits: a page without entries
+				// would send the client back to the same cursor.
+				return wire.EMSGSIZE
+			}
 			next = uint64(no)
 			break
 		}
+		entries++
 		r := rows[no]
-		name := ep.CallName(no)
-		if len(name) > 48 {
-			name = name[:48]
-		}
+		name := cutName(statsName(no, ep.CallName(no)))
 		reply.Uint64(uint64(no))
 		reply.String(name)
 		reply.Uint64(r.served)
@@ -104,11 +212,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		reply.Uint64(r.p50)
 		reply.Uint64(r.p99)
 	}
-	// The first parameter's value sits right after its 3-byte header.
-	seg = reply.Segment()
-	for i := 0; i < 8; i++ {
-		seg[wire.ParamHdrSize+i] = byte(next >> (56 - 8*i))
-	}
+	patchCursor(reply, next)
 	return wire.OK
 }
 
@@ -128,11 +232,18 @@ func (ep *Endpoint) serveEngineStats(req *Request, reply *wire.Params) wire.Errn
 	put("peers", uint64(st.Peers))
 	put("peer-deaths", ep.stats.peerDeaths.Load())
 	put("peer-suspects", ep.stats.peerSuspects.Load())
-	for name, v := range st.Drops {
+	// Drop counters in name order, so that a reply cut at MaxParams
+	// always leaves off the same ones.
+	names := make([]string, 0, len(st.Drops))
+	for name := range st.Drops {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		if reply.Count()+2 > wire.MaxParams {
 			break
 		}
-		put("drop-"+name, v)
+		put("drop-"+name, st.Drops[name])
 	}
 	return wire.OK
 }

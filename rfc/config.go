@@ -42,11 +42,12 @@ type Config struct {
 	// EBUSY at once.
 	MaxPending int
 	// DefaultTimeout is the deadline of a call whose context has none
-	// (default 2s).
+	// (default 2s). Any positive value is accepted: a deadline past the
+	// engine clock's range is no deadline (clockAfter).
 	DefaultTimeout time.Duration
 	// InitialRTO is the retransmission timeout toward a peer with no
 	// round-trip sample yet (default 20ms); MinRTO and MaxRTO bound the
-	// adaptive value (defaults 2ms and 1s).
+	// adaptive value (defaults 2ms and 1s; MaxRTO at most 24h).
 	InitialRTO, MinRTO, MaxRTO time.Duration
 	// DupEntries bounds the duplicate-request cache (default 65536
 	// entries, each holding one reply, sized to the reply). An entry is
@@ -55,18 +56,23 @@ type Config struct {
 	// finished entry gives way early, and a retransmission of its call is
 	// answered ESTALE (counted as dup-evicted-early). Size it to at least
 	// the non-idempotent call rate times the longest caller deadline.
+	// DupAge is at most 24h.
 	DupEntries int
 	DupAge     time.Duration
 	// SuspectAfter is how many consecutive calls to a peer must time out
 	// before the peer is marked suspect (default 3).
 	SuspectAfter int
-	// MaxPeers bounds the peer table (default 65536). Peers past the bound
-	// are served but not tracked: default timers, no liveness.
+	// MaxPeers bounds the peers learnt from incoming requests (default
+	// 65536); peers this endpoint calls or marks are always tracked, and
+	// idle peers are removed (docs/PROTOCOL.md, "Peer table"). A sender
+	// past the bound is served for idempotent calls and answered EBUSY
+	// for the others.
 	MaxPeers int
-	// MaxAge bounds how old (or how far in the future) a request's stamp
-	// may be, by the receiver's clock (default 30s; 0 disables). Nodes'
-	// clocks must agree to well within it. It is what keeps a captured
-	// datagram from being replayed later.
+	// MaxAge bounds how old (or how far in the future) a datagram's
+	// stamp may be, requests and replies alike, by the receiver's clock
+	// (default 30s; 0 disables). Nodes' clocks must agree to well within
+	// it. It is what keeps a captured datagram from being replayed later. At
+	// most 24h.
 	MaxAge time.Duration
 	// StrangerErrorRate bounds the error replies per second to requests
 	// that are not authenticated (default 1000; 0: unbounded).
@@ -118,6 +124,11 @@ func (e *ConfigError) Error() string { return "rfc config: " + e.Field + ": " + 
 // Errno makes a ConfigError carry EINVAL.
 func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
 
+// maxConfigDuration bounds the durations the engine adds to its clock
+// without saturating (retransmission timeouts, cache and replay ages), so
+// that no sum overflows.
+const maxConfigDuration = 24 * time.Hour
+
 func (c *Config) check() error {
 	bad := func(f, why string) error { return &ConfigError{f, why} }
 	switch {
@@ -143,12 +154,14 @@ func (c *Config) check() error {
 		return bad("InitialRTO", "must be between MinRTO and MaxRTO")
 	case c.DupEntries < 16 || c.DupEntries > 1<<20:
 		return bad("DupEntries", "must be between 16 and 1048576")
-	case c.DupAge <= 0:
-		return bad("DupAge", "must be positive")
+	case c.MaxRTO > maxConfigDuration:
+		return bad("MaxRTO", "must be at most "+maxConfigDuration.String())
+	case c.DupAge <= 0 || c.DupAge > maxConfigDuration:
+		return bad("DupAge", "must be positive and at most "+maxConfigDuration.String())
 	case c.SuspectAfter < 1:
 		return bad("SuspectAfter", "must be at least 1")
-	case c.MaxAge < 0:
-		return bad("MaxAge", "must not be negative")
+	case c.MaxAge < 0 || c.MaxAge > maxConfigDuration:
+		return bad("MaxAge", "must be between 0 and "+maxConfigDuration.String())
 	case c.StrangerErrorRate < 0:
 		return bad("StrangerErrorRate", "must not be negative")
 	case c.MaxPeers < 1:

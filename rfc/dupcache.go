@@ -3,6 +3,10 @@ package rfc
 import (
 	"net/netip"
 	"sync"
+
+	"github.com/cespare/xxhash/v2"
+
+	"fastcall/wire"
 )
 
 // dupKey names one request of one sender instance.
@@ -24,9 +28,11 @@ const (
 type dupEntry struct {
 	key   dupKey
 	hash  uint64 // key.hash(), kept for probing and deletion
+	sum   uint64 // requestSum of the request: only its copies are answered
 	state uint8
 	at    int64 // engine clock when it entered the cache
 	until int64 // kept at least until then: the caller may still retransmit
+	hold  int64 // a copy may arrive until then: the floor's hold once it leaves
 	peer  *peerState
 	rep   []byte
 	n     int
@@ -46,30 +52,42 @@ type dupEntry struct {
 // with ESTALE. Only when every entry is a call still running is a new
 // request answered EBUSY.
 //
-// Whenever an entry leaves, its sender's floor rises to its call id, so a
-// retransmission of a forgotten call is refused (ESTALE), never run a
-// second time. Call ids of one sender instance grow monotonically, which
-// is what makes the floor sound.
+// Whenever an entry leaves, its sender instance's floor rises to its call
+// id (peerState.raiseFloor), so a retransmission of a forgotten call is
+// refused (ESTALE), never run a second time. Call ids of one sender
+// instance grow monotonically, which is what makes the floor sound. The
+// floor is held as long as a copy of the call may still arrive; the peer
+// entry that holds it is not removed before (sweepPeers).
+//
+// A cached reply answers only a copy of the request it replies to: same
+// call number, parameter count, length and parameter bytes (requestSum).
+// Another datagram with the same key is dropped, so a small datagram
+// never draws a large cached reply.
 //
 // An open-addressing index (linear probing, backward-shift deletion) maps
 // keys to entries; nothing allocates in steady state. One mutex guards it
 // all; critical sections are a hash probe and a copy.
 type dupCache struct {
-	mu    sync.Mutex
-	ents  []dupEntry
-	head  int     // ring position of the next entry to reuse
-	index []int32 // entry index + 1; 0 = empty
-	mask  uint64
-	age   int64
-	limit int    // reply buffer size
-	early uint64 // finished entries taken before their keep time ran out
+	mu     sync.Mutex
+	ents   []dupEntry
+	head   int     // ring position of the next entry to reuse
+	index  []int32 // entry index + 1; 0 = empty
+	mask   uint64
+	age    int64
+	limit  int    // reply buffer size
+	window int64  // added to an entry's keep time for its hold
+	early  uint64 // finished entries taken before their keep time ran out
 }
 
 // dupSlab is the reply space each entry starts with, carved from one
 // allocation; a longer reply gets a buffer of its own, kept by the entry.
 const dupSlab = 128
 
-func (c *dupCache) init(n int, age int64, limit int) {
+// init sizes the cache for n entries kept at most age. window is how long
+// after its caller's last possible retransmission a copy of a request may
+// still arrive and pass the age bound: the longest retransmission timeout
+// plus twice MaxAge (the sender's clock may run up to MaxAge behind).
+func (c *dupCache) init(n int, age int64, limit int, window int64) {
 	c.ents = make([]dupEntry, n)
 	slab := make([]byte, n*dupSlab)
 	for i := range c.ents {
@@ -83,6 +101,15 @@ func (c *dupCache) init(n int, age int64, limit int) {
 	c.mask = uint64(sz - 1)
 	c.age = age
 	c.limit = limit
+	c.window = window
+}
+
+// requestSum names a request's content for the duplicate cache: the fields
+// a retransmission keeps (call number, parameter count, length, parameter
+// segment). The fields it rewrites (flags, budget, stamp, tag) are left
+// out, and the key's fields are compared apart.
+func requestSum(p *wire.Packet) uint64 {
+	return fmix64(xxhash.Sum64(p.Segment()) ^ uint64(p.CallNo)<<48 ^ uint64(p.NParams())<<32 ^ uint64(p.Len))
 }
 
 // hash mixes every field of the key through a 64-bit finalizer, so that
@@ -149,8 +176,9 @@ func (c *dupCache) unindexLocked(i int) {
 	}
 }
 
-// evictLocked frees entry i, raising its sender's floor.
-func (c *dupCache) evictLocked(i int) {
+// evictLocked frees entry i at engine time now, raising its sender
+// instance's floor.
+func (c *dupCache) evictLocked(i int, now int64) {
 	e := &c.ents[i]
 	if e.state == dupEmpty {
 		return
@@ -159,7 +187,8 @@ func (c *dupCache) evictLocked(i int) {
 		c.unindexLocked(s)
 	}
 	if e.peer != nil {
-		e.peer.raiseFloor(e.key.incarn, e.key.callID)
+		e.peer.raiseFloor(e.key.src, e.key.incarn, e.key.callID, e.hold, now)
+		e.peer.dupRefs--
 	}
 	e.state = dupEmpty
 	e.peer = nil
@@ -171,31 +200,44 @@ const (
 	dupBusy          // a retransmission of a call still running: drop it
 	dupReplay        // finished: resend the cached reply (copied to out)
 	dupStale         // below the sender's floor: refuse with ESTALE
-	dupFull          // every entry is running: answer EBUSY
+	dupFull          // every entry is running, or the peer left the table: answer EBUSY
+	dupOther         // same key, other content than the cached request: drop it
 )
 
 // begin looks k up and, if new, records it as running, to be kept until
-// keep (capped at now+age). For dupReplay the cached reply is copied into
-// out and its length returned. It returns the entry index for end.
-func (c *dupCache) begin(k *dupKey, peer *peerState, now, keep int64, out []byte) (outcome int, n int, ent int32) {
+// keep (capped at now+age); keep is when its caller stops retransmitting.
+// sum is the request's requestSum. For dupReplay the cached reply is
+// copied into out and its length returned. It returns the entry index for
+// end.
+func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, now, keep int64, out []byte) (outcome int, n int, ent int32) {
 	h := k.hash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.findLocked(k, h); s >= 0 {
 		ei := c.index[s] - 1
 		e := &c.ents[ei]
+		if e.sum != sum {
+			return dupOther, 0, -1
+		}
 		if e.state == dupRunning {
 			return dupBusy, 0, -1
 		}
 		if now-e.at <= c.age {
 			return dupReplay, copy(out, e.rep[:e.n]), -1
 		}
-		c.evictLocked(int(ei))
+		c.evictLocked(int(ei), now)
 	}
-	if k.callID <= peer.dupFloor(k.incarn) {
+	if peer.gone {
+		return dupFull, 0, -1
+	}
+	if peer.belowFloor(k.src, k.incarn, k.callID, now) {
 		return dupStale, 0, -1
 	}
-	if keep <= now || keep > now+c.age {
+	if keep <= now {
+		keep = now + c.age
+	}
+	hold := keep + c.window
+	if keep > now+c.age {
 		keep = now + c.age
 	}
 	// Take the ring's next entry, skipping entries still running. A
@@ -217,13 +259,16 @@ func (c *dupCache) begin(k *dupKey, peer *peerState, now, keep int64, out []byte
 		if e.state == dupRunning && !expired {
 			continue
 		}
-		c.evictLocked(i)
+		c.evictLocked(i, now)
 		e.key = *k
 		e.hash = h
+		e.sum = sum
 		e.state = dupRunning
 		e.at = now
 		e.until = keep
+		e.hold = hold
 		e.peer = peer
+		peer.dupRefs++
 		e.n = 0
 		for s := h & c.mask; ; s = (s + 1) & c.mask {
 			if c.index[s] == 0 {
@@ -266,6 +311,9 @@ func (c *dupCache) forget(ent int32, k *dupKey) {
 	if e.state == dupRunning && e.key == *k {
 		if s := c.findLocked(k, e.hash); s >= 0 {
 			c.unindexLocked(s)
+		}
+		if e.peer != nil {
+			e.peer.dupRefs--
 		}
 		e.state = dupEmpty
 		e.peer = nil

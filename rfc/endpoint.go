@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -186,8 +187,8 @@ func Open(cfg Config) (*Endpoint, error) {
 	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
 	ep.watch.init(cfg.MaxPending)
 	ep.deferred.max = cfg.MaxPending
-	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO))
-	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram)
+	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
+	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram, int64(cfg.MaxRTO)+2*int64(cfg.MaxAge))
 	ep.timers.init(cfg.MaxPending)
 	ep.tick = cfg.MinRTO / 4
 	if ep.tick < 100*time.Microsecond {
@@ -311,9 +312,10 @@ func (ep *Endpoint) Incarnation() uint32 { return ep.inc.Load() }
 // refute a suspicion). Lower values are ignored.
 //
 // Requests carry the caller's view of the callee's incarnation. A
-// non-idempotent request that names an incarnation this process never had
-// was meant for an earlier process on this address, which may have run
-// it: it is refused with ESTALE, never run a second time.
+// non-idempotent request that names no incarnation this process had (0,
+// before the caller heard this process, included) may have been meant for
+// an earlier process on this address, which may have run it: it is
+// refused with ESTALE, never run a second time.
 func (ep *Endpoint) SetIncarnation(v uint32) {
 	for {
 		cur := ep.inc.Load()
@@ -420,7 +422,8 @@ func (r *Reply) set(p *Pending) {
 // (noticed within a timer tick, cancel.go), or the peer's declared death. It returns nil or an error number (wire.Errno):
 // the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
 // EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
-// be nil).
+// be nil). A destination given as an IPv4-mapped IPv6 address is the IPv4
+// peer, in this and every other method that takes one (peerAddr).
 func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
 	p, err := ep.start(ctx, dst, callNo, params, false, false)
 	if err != nil {
@@ -523,11 +526,13 @@ func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16
 
 // Send sends a one-way request: no reply, no retransmission, no
 // guarantee of delivery. It fails only locally (ENODEAD, EMSGSIZE,
-// ECLOSED).
+// ECLOSED). A call not registered Idempotent is dropped by the callee
+// until this endpoint has heard the callee's incarnation.
 func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params) error {
 	if ep.closed.Load() {
 		return wire.ECLOSED
 	}
+	dst = peerAddr(dst)
 	peer := ep.peers.get(dst)
 	if PeerState(peer.state.Load()) == PeerDead {
 		return wire.ENODEAD
@@ -535,7 +540,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	s := ep.sendBuf.Get().(*sendScratch)
 	defer ep.sendBuf.Put(s)
 	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
-		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&s.codec).EncodeParams(s.buf, &h, params)
 	if e != wire.OK {
 		return e
@@ -575,6 +580,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	if ep.closed.Load() {
 		return nil, wire.ECLOSED
 	}
+	dst = peerAddr(dst)
 	peer := ep.peers.get(dst)
 	if !probe && PeerState(peer.state.Load()) == PeerDead {
 		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
@@ -584,7 +590,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		return nil, wire.ETIMEDOUT
 	}
 	now := ep.Now()
-	deadline := now + int64(timeout)
+	deadline := clockAfter(now, timeout)
 	p := ep.pending.get()
 	if p == nil {
 		ep.stats.busy.Add(1)
@@ -599,6 +605,12 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
 		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
+	if e == wire.OK && ep.closed.Load() {
+		// Close sets closed before it sweeps the slots under their
+		// locks: either its sweep of this slot comes after this
+		// unlock and finds the call waiting, or closed shows here.
+		e = wire.ECLOSED
+	}
 	if e != wire.OK {
 		p.mu.Unlock()
 		ep.pending.put(p.idx)
@@ -660,6 +672,16 @@ func (ep *Endpoint) sendBudgetLocked(p *Pending, now int64) {
 	b := p.mu.req[:p.mu.reqLen]
 	ep.codecOf(&p.mu.codec).Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
 	ep.writeTo(b, p.mu.dst)
+}
+
+// clockAfter returns the engine clock time d after now, saturated at the
+// largest clock value: a timeout too long to represent is no deadline in
+// practice, never a deadline in the past.
+func clockAfter(now int64, d time.Duration) int64 {
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 func budgetUs(ns int64) uint32 {

@@ -6,13 +6,21 @@ import (
 	"fastcall/wire"
 )
 
-// heard records a sign of life from a peer: any valid datagram counts.
-// A suspect or dead peer that is heard becomes alive again.
+// heard records a sign of life from a peer. The signs of life are a
+// request that passed the tag and the age bound, and a reply matched to a
+// call parked on the peer (deliver); a reply that matches no call is not
+// one. A suspect or dead peer that is heard becomes alive again.
 func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
-	peer.lastHeard.Store(now)
-	if peer == &ep.peers.overflow {
-		return
+	if ep.noteHeard(peer, p, now) {
+		ep.notify(peer)
 	}
+}
+
+// noteHeard is heard without telling the listeners: it reports whether
+// the peer became alive, for the caller to call notify once it holds no
+// lock.
+func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64) bool {
+	peer.lastHeard.Store(now)
 	if peer.node.Load() != p.Src {
 		peer.node.Store(p.Src)
 	}
@@ -23,16 +31,15 @@ func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
 		peer.misses.Store(0)
 	}
 	if st := PeerState(peer.state.Load()); st != PeerAlive {
-		if peer.state.CompareAndSwap(uint32(st), uint32(PeerAlive)) {
-			ep.notify(peer)
-		}
+		return peer.state.CompareAndSwap(uint32(st), uint32(PeerAlive))
 	}
+	return false
 }
 
 // peerMissed counts a call to peer that timed out; after SuspectAfter in a
 // row the peer becomes suspect.
 func (ep *Endpoint) peerMissed(peer *peerState) {
-	if peer == nil || peer == &ep.peers.overflow {
+	if peer == nil {
 		return
 	}
 	if int(peer.misses.Add(1)) >= ep.cfg.SuspectAfter {
@@ -45,13 +52,11 @@ func (ep *Endpoint) peerMissed(peer *peerState) {
 
 // MarkDead declares the peer at addr dead: every call parked on it fails
 // with ENODEAD at once, and new calls to it fail at once until it is heard
-// again (any valid datagram from it) or MarkAlive is called. The heartbeat
-// service drives this. It returns the number of calls failed.
+// again (a fresh request from it, or a reply to a call made with Probe)
+// or MarkAlive is called. The heartbeat service drives this. It returns
+// the number of calls failed.
 func (ep *Endpoint) MarkDead(addr netip.AddrPort) int {
-	peer := ep.peers.get(addr)
-	if peer == &ep.peers.overflow {
-		return 0
-	}
+	peer := ep.peers.get(peerAddr(addr))
 	if old := PeerState(peer.state.Swap(uint32(PeerDead))); old != PeerDead {
 		ep.stats.peerDeaths.Add(1)
 		ep.log.Info("peer declared dead", "peer", addr.String(), "node", peer.node.Load())
@@ -76,8 +81,8 @@ func (ep *Endpoint) MarkDead(addr netip.AddrPort) int {
 
 // MarkSuspect marks the peer suspect (calls still go out).
 func (ep *Endpoint) MarkSuspect(addr netip.AddrPort) {
-	peer := ep.peers.get(addr)
-	if peer != &ep.peers.overflow && peer.state.CompareAndSwap(uint32(PeerAlive), uint32(PeerSuspect)) {
+	peer := ep.peers.get(peerAddr(addr))
+	if peer.state.CompareAndSwap(uint32(PeerAlive), uint32(PeerSuspect)) {
 		ep.stats.peerSuspects.Add(1)
 		ep.notify(peer)
 	}
@@ -85,10 +90,7 @@ func (ep *Endpoint) MarkSuspect(addr netip.AddrPort) {
 
 // MarkAlive clears a dead or suspect mark.
 func (ep *Endpoint) MarkAlive(addr netip.AddrPort) {
-	peer := ep.peers.get(addr)
-	if peer == &ep.peers.overflow {
-		return
-	}
+	peer := ep.peers.get(peerAddr(addr))
 	peer.misses.Store(0)
 	if old := PeerState(peer.state.Swap(uint32(PeerAlive))); old != PeerAlive {
 		ep.notify(peer)
@@ -97,7 +99,7 @@ func (ep *Endpoint) MarkAlive(addr netip.AddrPort) {
 
 // Peer returns what the engine knows of the peer at addr.
 func (ep *Endpoint) Peer(addr netip.AddrPort) (PeerInfo, bool) {
-	p := ep.peers.lookup(addr)
+	p := ep.peers.lookup(peerAddr(addr))
 	if p == nil {
 		return PeerInfo{Addr: addr}, false
 	}

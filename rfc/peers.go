@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // PeerState is what the engine believes of a peer.
@@ -28,45 +29,88 @@ func (s PeerState) String() string {
 }
 
 // peerState is one peer, keyed by its UDP address. Fields under mu are the
-// round-trip estimator and the duplicate-cache floor; the rest are atomic.
+// round-trip estimator and the duplicate-cache floors; dupRefs and gone
+// are guarded by the endpoint's dupCache.mu; the rest are atomic.
 type peerState struct {
 	addr      netip.AddrPort
-	lastHeard atomic.Int64 // engine clock, ns; 0 = never
+	lastHeard atomic.Int64 // engine clock, ns, of the last sign of life; 0 = never
+	created   int64        // engine clock when the entry was made
 	state     atomic.Uint32
 	misses    atomic.Int32 // consecutive timed-out calls
 	node      atomic.Uint32
 	incarn    atomic.Uint32
+	calling   atomic.Uint64 // sweep generation that found a call parked on the peer
+
+	dupRefs int  // duplicate-cache entries naming this peer (dupCache.mu)
+	gone    bool // removed from the table: begin refuses it (dupCache.mu)
 
 	mu struct {
 		sync.Mutex
 		rtt rttState
-		// floor is the highest call id evicted from the duplicate
-		// cache for incarnation floorInc: a request at or below it that
-		// is not in the cache may have run already, and is refused.
-		floorInc uint32
-		floor    uint64
+		// floors are the duplicate-cache floors of the sender instances
+		// (node id, incarnation) seen at this address; strict holds
+		// what records taken over while still held left behind.
+		floors [peerFloors]dupFloor
+		strict dupFloor
 	}
 }
 
-// peerTable maps addresses to peers. Lookups take the read lock; a new
-// peer takes the write lock once.
-type peerTable struct {
-	mu       sync.RWMutex
-	m        map[netip.AddrPort]*peerState
-	max      int
-	overflow peerState // shared by peers past the bound; never changes state
-	initRTO  int64
+// dupFloor is the duplicate-cache floor of one sender instance: floor is
+// the highest call id of (src, inc) that left the cache, and hold the
+// engine time until which a copy of any of those calls may still arrive
+// (its caller's deadline, plus the longest retransmission timeout, plus
+// twice the age bound that a replayed copy's stamp must pass). After hold
+// the record proves nothing any more and may be reused.
+type dupFloor struct {
+	src, inc uint32
+	floor    uint64
+	hold     int64
 }
 
-func (t *peerTable) init(max int, initRTO int64) {
+// peerFloors is how many sender instances of one address keep a floor of
+// their own at once: a live sender changes incarnation when it refutes a
+// suspicion, and calls of its earlier incarnations may still be
+// retransmitted for their deadline.
+const peerFloors = 4
+
+// peerTable maps addresses to peers. Lookups take the read lock; a new
+// peer takes the write lock once.
+//
+// Peers this endpoint calls or marks (get) are always tracked. A peer
+// learnt from an incoming datagram (learn) is tracked only while the
+// table holds fewer than max entries, and only after the datagram passed
+// its tag and the age bound. sweep removes idle entries: see sweepPeers.
+type peerTable struct {
+	mu      sync.RWMutex
+	m       map[netip.AddrPort]*peerState
+	max     int
+	initRTO int64
+	now     func() int64 // the engine clock
+
+	sweepMu sync.Mutex // serializes sweepPeers; guards gen
+	gen     uint64     // sweep generation
+}
+
+func (t *peerTable) init(max int, initRTO int64, now func() int64) {
 	t.m = make(map[netip.AddrPort]*peerState)
 	t.max = max
 	t.initRTO = initRTO
-	t.overflow.mu.rtt.rto = initRTO
+	t.now = now
 }
 
-// get returns the peer for addr, creating it if the table has room.
+// get returns the peer for addr, creating it if needed: for calls and
+// marks this endpoint makes itself.
 func (t *peerTable) get(addr netip.AddrPort) *peerState {
+	return t.getOrMake(addr, false)
+}
+
+// learn returns the peer for addr, creating it only if the table has room,
+// or nil: for a sender heard in an authenticated, fresh datagram.
+func (t *peerTable) learn(addr netip.AddrPort) *peerState {
+	return t.getOrMake(addr, true)
+}
+
+func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
 	t.mu.RLock()
 	p := t.m[addr]
 	t.mu.RUnlock()
@@ -78,10 +122,10 @@ func (t *peerTable) get(addr netip.AddrPort) *peerState {
 	if p = t.m[addr]; p != nil {
 		return p
 	}
-	if len(t.m) >= t.max {
-		return &t.overflow
+	if bounded && len(t.m) >= t.max {
+		return nil
 	}
-	p = &peerState{addr: addr}
+	p = &peerState{addr: addr, created: t.now()}
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
 	return p
@@ -106,6 +150,14 @@ func (t *peerTable) all() []*peerState {
 	return out
 }
 
+// size returns the number of tracked peers.
+func (t *peerTable) size() int {
+	t.mu.RLock()
+	n := len(t.m)
+	t.mu.RUnlock()
+	return n
+}
+
 // rto returns the peer's current retransmission timeout.
 func (p *peerState) rto() int64 {
 	p.mu.Lock()
@@ -121,27 +173,75 @@ func (p *peerState) sample(ns, min, max int64) {
 	p.mu.Unlock()
 }
 
-// dupFloor returns the floor for incarnation inc (0 if another
-// incarnation is tracked).
-func (p *peerState) dupFloor(inc uint32) uint64 {
+// belowFloor reports whether call id of sender instance (src, inc), not
+// found in the duplicate cache at engine time now, may have run already:
+// it is at or below its instance's floor, or, for an instance without a
+// record, below what records taken over while still held left behind.
+func (p *peerState) belowFloor(src, inc uint32, id uint64, now int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.mu.floorInc != inc {
-		return 0
+	for i := range p.mu.floors {
+		if f := &p.mu.floors[i]; f.hold != 0 && f.src == src && f.inc == inc {
+			return id <= f.floor
+		}
 	}
-	return p.mu.floor
+	return now < p.mu.strict.hold && id <= p.mu.strict.floor
 }
 
-// raiseFloor records that call id id of incarnation inc left the cache.
-func (p *peerState) raiseFloor(inc uint32, id uint64) {
+// raiseFloor records that call id of sender instance (src, inc) left the
+// duplicate cache, and that a copy of it may arrive until hold. A record
+// whose hold has passed is reused; when every record is held, the one
+// held the shortest is taken over and its floor and hold fold into
+// strict, so no call of any instance that lost its record runs again.
+func (p *peerState) raiseFloor(src, inc uint32, id uint64, hold, now int64) {
 	p.mu.Lock()
-	if p.mu.floorInc != inc {
-		p.mu.floorInc, p.mu.floor = inc, 0
+	defer p.mu.Unlock()
+	var f *dupFloor
+	for i := range p.mu.floors {
+		if r := &p.mu.floors[i]; r.hold != 0 && r.src == src && r.inc == inc {
+			f = r
+			break
+		}
 	}
-	if id > p.mu.floor {
-		p.mu.floor = id
+	if f == nil {
+		for i := range p.mu.floors {
+			r := &p.mu.floors[i]
+			if f == nil || r.hold < f.hold {
+				f = r
+			}
+		}
+		if f.hold > now {
+			if f.floor > p.mu.strict.floor {
+				p.mu.strict.floor = f.floor
+			}
+			if f.hold > p.mu.strict.hold {
+				p.mu.strict.hold = f.hold
+			}
+		}
+		*f = dupFloor{src: src, inc: inc}
 	}
-	p.mu.Unlock()
+	if id > f.floor {
+		f.floor = id
+	}
+	if hold > f.hold {
+		f.hold = hold
+	}
+}
+
+// floorsHeld reports whether any floor of the peer may still refuse a
+// copy at engine time now.
+func (p *peerState) floorsHeld(now int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.strict.hold > now {
+		return true
+	}
+	for i := range p.mu.floors {
+		if p.mu.floors[i].hold > now {
+			return true
+		}
+	}
+	return false
 }
 
 // PeerInfo is a snapshot of one peer for the Peers API.
@@ -166,3 +266,63 @@ func (p *peerState) info() PeerInfo {
 		SRTTNs: rtt.srtt, RTONs: rtt.rto, Misses: int(p.misses.Load()),
 	}
 }
+
+// sweepPeers removes idle peers from the table; the timer goroutine runs
+// it every sweepEvery. A peer is idle, and removed, when all of these hold:
+//
+//   - it is not declared dead (a dead mark is kept until MarkAlive or a
+//     sign of life, so calls to it keep failing at once);
+//   - no call is parked on it;
+//   - it has not been heard, nor made, for DupAge;
+//   - no duplicate-cache entry names it, and none of its floors is held
+//     (peerState.floorsHeld): a copy of any request it sent that left
+//     the cache can no longer arrive, since its caller's deadline, the
+//     retransmission timeout and twice the age bound have passed.
+//
+// So removing a peer forgets nothing that could refuse a copy: a request
+// that arrives from its address later is new, and is judged against a
+// fresh entry. A reader that took the peer before it was removed finds it
+// gone in dupCache.begin and answers EBUSY.
+func (ep *Endpoint) sweepPeers(now int64) {
+	t := &ep.peers
+	t.sweepMu.Lock()
+	defer t.sweepMu.Unlock()
+	t.gen++
+	gen := t.gen
+	for i := range ep.pending.slots {
+		p := &ep.pending.slots[i]
+		p.mu.Lock()
+		if p.mu.state == slotWaiting && p.mu.peer != nil {
+			p.mu.peer.calling.Store(gen)
+		}
+		p.mu.Unlock()
+	}
+	idle := int64(ep.cfg.DupAge)
+	t.mu.Lock()
+	ep.dup.mu.Lock()
+	for addr, p := range t.m {
+		if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 {
+			continue
+		}
+		if now-max(p.lastHeard.Load(), p.created) < idle || p.floorsHeld(now) {
+			continue
+		}
+		p.gone = true
+		delete(t.m, addr)
+		ep.stats.peersSwept.Add(1)
+	}
+	ep.dup.mu.Unlock()
+	t.mu.Unlock()
+}
+
+// sweepEvery returns how often the timer goroutine sweeps the peer table:
+// a quarter of DupAge, within [sweepMin, sweepMax].
+func (ep *Endpoint) sweepEvery() int64 {
+	d := int64(ep.cfg.DupAge) / 4
+	return min(max(d, int64(sweepMin)), int64(sweepMax))
+}
+
+const (
+	sweepMin = 10 * time.Millisecond
+	sweepMax = 10 * time.Second
+)

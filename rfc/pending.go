@@ -56,6 +56,7 @@ type Pending struct {
 		codec    codecRef
 		fn       func(*Pending)  // GoFunc's completion function, nil for Go
 		bell     bool            // the caller waits on the endpoint's bell
+		learnt   bool            // resent with the callee's incarnation after an ESTALE (deliver)
 		ctx      context.Context // the caller's context, while under watch (cancel.go)
 	}
 }
@@ -105,6 +106,7 @@ func (p *Pending) Release() {
 	p.mu.callID = 0
 	p.mu.peer = nil
 	p.mu.fn = nil
+	p.mu.learnt = false
 	p.mu.ctx = nil
 	p.mu.Unlock()
 	select {

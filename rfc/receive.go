@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -85,7 +86,15 @@ func (rd *reader) outSlot() *message {
 }
 
 // errorReply queues an error reply to the request in rd.pkt.
-func (rd *reader) errorReply(m *message, e wire.Errno) {
+func (rd *reader) errorReply(m *message, e wire.Errno) { rd.errorReplyInc(m, e, 0) }
+
+// fenceReply queues the ESTALE refusal of a non-idempotent request that
+// names no incarnation of this process. It carries this process's
+// incarnation in the peer-incarnation field too, which marks it apart from
+// an ESTALE that a handler or the duplicate cache's floor returns.
+func (rd *reader) fenceReply(m *message) { rd.errorReplyInc(m, wire.ESTALE, rd.ep.inc.Load()) }
+
+func (rd *reader) errorReplyInc(m *message, e wire.Errno, peerInc uint32) {
 	o := rd.outSlot()
 	if o == nil || rd.pkt.Flags&wire.FlagOneWay != 0 {
 		return
@@ -94,7 +103,7 @@ func (rd *reader) errorReply(m *message, e wire.Errno) {
 		return
 	}
 	h := wire.Header{Flags: wire.FlagReply | wire.FlagError, CallNo: rd.pkt.CallNo, Errno: e, Src: rd.ep.id,
-		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), Stamp: rd.ep.stamp()}
+		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), PeerInc: peerInc, Stamp: rd.ep.stamp()}
 	n, err := rd.codec.Encode(o.buf, &h, nil, 0)
 	if err != wire.OK {
 		return
@@ -119,24 +128,36 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		ep.stats.wrongDst.Add(1)
 		return
 	}
-	if p.Flags&wire.FlagRequest != 0 && ep.tooOld(p.Stamp) {
+	if ep.tooOld(p.Stamp) {
 		ep.stats.tooOld.Add(1)
 		return
 	}
-	peer := ep.peers.get(m.addr)
-	ep.heard(peer, p, now)
 	if p.Flags&wire.FlagReply != 0 {
-		if ep.deliver(p, m, peer, now) {
+		// A reply is a sign of life only once it is matched to a call
+		// (deliver); it never makes a peer entry.
+		if ep.deliver(p, m, now) {
 			rd.woke = true
 		}
 		return
+	}
+	peer := ep.peers.learn(m.addr)
+	if peer != nil {
+		ep.heard(peer, p, now)
 	}
 	rd.serve(m, peer, now)
 }
 
 // deliver matches a reply to its parked caller and reports whether it
-// completed a call.
-func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now int64) bool {
+// completed a call. A matched reply is a sign of life from the peer the
+// call went to.
+//
+// A fence refusal (an ESTALE reply whose peer-incarnation field is set:
+// fenceReply) of a request that named no callee incarnation (the first
+// call to a peer) means the callee did not run it: the request is sent
+// again at once naming the incarnation the reply carries, and the call
+// goes on. A fence refusal naming the incarnation the resent request
+// carries answers a copy sent before the resend, and is dropped.
+func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 	p := ep.pending.byID(pkt.CallID)
 	if p == nil {
 		ep.stats.lateReplies.Add(1)
@@ -148,6 +169,32 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 		ep.stats.lateReplies.Add(1)
 		return false
 	}
+	// The peer is told before the caller wakes, so that its next call
+	// carries what this reply taught (the callee's incarnation).
+	peer := p.mu.peer
+	revived := peer != nil && ep.noteHeard(peer, pkt, now)
+	if pkt.Errno == wire.ESTALE && pkt.PeerInc != 0 && pkt.Incarnation != 0 {
+		named := binary.BigEndian.Uint32(p.mu.req[wire.OffPeerInc:])
+		resend := named == 0
+		if resend {
+			binary.BigEndian.PutUint32(p.mu.req[wire.OffPeerInc:], pkt.Incarnation)
+			p.mu.learnt = true
+			p.mu.retrans++
+			ep.sendBudgetLocked(p, now)
+		}
+		if resend || (p.mu.learnt && named == pkt.Incarnation) {
+			p.mu.Unlock()
+			if resend {
+				ep.stats.callOut(pkt.CallNo).retrans.Add(1)
+			} else {
+				ep.stats.lateReplies.Add(1)
+			}
+			if revived {
+				ep.notify(peer)
+			}
+			return false
+		}
+	}
 	n := copy(p.mu.rep, pkt.Datagram())
 	p.mu.pkt = *pkt
 	p.mu.pkt.Rebase(p.mu.rep[:n])
@@ -156,7 +203,10 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, peer *peerState, now i
 	callNo := p.mu.callNo
 	fn := p.completeLocked(pkt.Errno)
 	p.mu.Unlock()
-	if clean {
+	if revived {
+		ep.notify(peer)
+	}
+	if clean && peer != nil {
 		peer.sample(rtt, int64(ep.cfg.MinRTO), int64(ep.cfg.MaxRTO))
 	}
 	cs := ep.stats.callOut(callNo)
@@ -192,9 +242,19 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	ent := int32(-1)
 	var key dupKey
 	if ce.flags&Idempotent == 0 {
-		if p.PeerInc != 0 && !ep.ownIncarnation(p.PeerInc) {
+		// A request that names no incarnation of this process (none at
+		// all, or an earlier process's) may have run at an earlier
+		// process on this address: it is refused, never run.
+		if !ep.ownIncarnation(p.PeerInc) {
 			ep.stats.stale.Add(1)
-			rd.errorReply(m, wire.ESTALE)
+			rd.fenceReply(m)
+			return
+		}
+		if peer == nil {
+			// The peer table is full: without a floor for the sender,
+			// at-most-once could not be kept.
+			ep.stats.peersFull.Add(1)
+			rd.errorReply(m, wire.EBUSY)
 			return
 		}
 		key = dupKey{addr: m.addr, src: p.Src, incarn: p.Incarnation, callID: p.CallID}
@@ -207,14 +267,20 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if deadline != 0 {
 			keep = deadline + int64(ep.cfg.MaxRTO)
 		}
-		outcome, n, e := ep.dup.begin(&key, peer, now, keep, scratch)
+		outcome, n, e := ep.dup.begin(&key, requestSum(p), peer, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
 			return
+		case dupOther:
+			ep.stats.dupOther.Add(1)
+			return
 		case dupReplay:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
-			if o != nil && n > 0 && p.Flags&wire.FlagOneWay == 0 {
+			if o != nil && n > 0 && n <= ep.replyRoom(p) && p.Flags&wire.FlagOneWay == 0 {
+				// Stamped anew: the caller applies the age bound to
+				// replies too.
+				rd.codec.Restamp(o.buf[:n], 0, ep.stamp(), false)
 				o.n, o.addr = n, m.addr
 				rd.nout++
 			}

@@ -13,13 +13,16 @@ import (
 //   - keys: with a cluster key every datagram is authenticated and anything
 //     else is dropped without a reply; SetKeys rotates keys at run time,
 //     accepting the previous key during the rotation window;
-//   - age: a request whose stamp is older than Config.MaxAge (or further
-//     in the future) is dropped, so a captured datagram replayed later is
-//     not executed; within that bound the duplicate cache answers replays
-//     of non-idempotent calls from the cache and its floor refuses older
-//     ones, so nothing runs twice;
+//   - age: a datagram, request or reply, whose stamp is older than
+//     Config.MaxAge (or further in the future) is dropped, so a captured
+//     datagram replayed later is neither executed nor taken as a sign of
+//     life; within that bound the duplicate cache answers replays of
+//     non-idempotent calls from the cache and its floors refuse older
+//     ones, so nothing runs twice, and a reply counts only for the call
+//     it answers;
 //   - amplification: a reply to a request that is not authenticated is at
-//     most AmplifyFactor times the request's size;
+//     most AmplifyFactor times the request's size, and a cached reply goes
+//     only to a copy of its request;
 //   - error replies to unauthenticated requests are rate limited.
 
 // AmplifyFactor bounds a reply to an unauthenticated request, as a
@@ -71,7 +74,7 @@ func (ep *Endpoint) SetKeys(key, prev []byte) error {
 	return nil
 }
 
-// tooOld reports whether a request's stamp is outside the age bound.
+// tooOld reports whether a datagram's stamp is outside the age bound.
 func (ep *Endpoint) tooOld(stamp uint32) bool {
 	if ep.cfg.MaxAge <= 0 {
 		return false

@@ -34,6 +34,12 @@ func readReply(c *net.UDPConn, d time.Duration) ([]byte, bool) {
 }
 
 func encodeReq(t *testing.T, key []byte, callNo uint16, id uint64, stamp uint32, f func(*wire.Params)) []byte {
+	return encodeReqTo(t, key, callNo, id, stamp, 0, f)
+}
+
+// encodeReqTo is encodeReq naming the callee's incarnation peerInc, as a
+// caller does once it has heard the callee.
+func encodeReqTo(t *testing.T, key []byte, callNo uint16, id uint64, stamp, peerInc uint32, f func(*wire.Params)) []byte {
 	c, err := wire.NewCodec(0, key)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +49,7 @@ func encodeReq(t *testing.T, key []byte, callNo uint16, id uint64, stamp uint32,
 	if f != nil {
 		f(&p)
 	}
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: 77, CallID: id, Incarnation: 5, Stamp: stamp, Budget: 5_000_000}
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: 77, CallID: id, Incarnation: 5, PeerInc: peerInc, Stamp: stamp, Budget: 5_000_000}
 	b := make([]byte, 1400)
 	n, e := c.EncodeParams(b, &h, &p)
 	if e != wire.OK {
@@ -86,7 +92,7 @@ func TestAuthenticatedOnly(t *testing.T) {
 func TestReplay(t *testing.T) {
 	srv := newTestServer(t, func(c *Config) { c.Key = keyA; c.MaxAge = 300 * time.Millisecond })
 	c := rawConn(t, srv.Endpoint)
-	dg := encodeReq(t, keyA, callIncr, 1<<20, nowStamp(), nil)
+	dg := encodeReqTo(t, keyA, callIncr, 1<<20, nowStamp(), srv.Incarnation(), nil)
 	for i := 0; i < 3; i++ { // the original and two immediate replays
 		c.Write(dg)
 		if _, ok := readReply(c, time.Second); !ok {
@@ -102,7 +108,7 @@ func TestReplay(t *testing.T) {
 		t.Fatal("late replay answered")
 	}
 	// A datagram stamped in the future is refused too.
-	c.Write(encodeReq(t, keyA, callIncr, 2<<20, nowStamp()+10_000, nil))
+	c.Write(encodeReqTo(t, keyA, callIncr, 2<<20, nowStamp()+10_000, srv.Incarnation(), nil))
 	if _, ok := readReply(c, 200*time.Millisecond); ok {
 		t.Fatal("future-stamped datagram answered")
 	}

@@ -79,13 +79,15 @@ func (t *timerHeap) popDueLocked(now int64) (timerEntry, bool) {
 }
 
 // timerLoop is the endpoint's timer goroutine: it retransmits calls whose
-// timer expired, fails calls whose deadline passed, and fails calls whose
-// caller's context was cancelled (cancel.go).
+// timer expired, fails calls whose deadline passed, fails calls whose
+// caller's context was cancelled (cancel.go), and sweeps idle peers from
+// the peer table (sweepPeers).
 func (ep *Endpoint) timerLoop() {
 	defer ep.wg.Done()
 	tm := time.NewTimer(time.Hour)
 	defer tm.Stop()
 	var due [64]timerEntry
+	sweepAt := ep.sweepEvery()
 	for {
 		now := ep.Now()
 		ep.timers.mu.Lock()
@@ -110,15 +112,19 @@ func (ep *Endpoint) timerLoop() {
 			continue // more may be due
 		}
 		poll := ep.scanCancels()
+		if now >= sweepAt {
+			ep.sweepPeers(now)
+			sweepAt = now + ep.sweepEvery()
+		}
 		// Timers fire with a granularity of tick: entries of calls that
 		// already finished come due all the time under load, and waking
 		// for each would cost a goroutine switch per call.
-		wait := time.Hour
-		if next >= 0 {
-			wait = time.Duration(next - ep.Now())
-			if wait < ep.tick {
-				wait = ep.tick
-			}
+		if next < 0 || next > sweepAt {
+			next = sweepAt
+		}
+		wait := time.Duration(next - ep.Now())
+		if wait < ep.tick {
+			wait = ep.tick
 		}
 		if poll && wait > ep.tick {
 			wait = ep.tick // callers' contexts under watch (cancel.go)

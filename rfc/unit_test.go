@@ -64,29 +64,29 @@ func TestHistogram(t *testing.T) {
 
 func TestDupCache(t *testing.T) {
 	var c dupCache
-	c.init(16, int64(time.Minute), 1400)
+	c.init(16, int64(time.Minute), 1400, int64(time.Second))
 	peer := &peerState{}
 	addr := netip.MustParseAddrPort("127.0.0.1:9")
 	key := func(id uint64) dupKey { return dupKey{addr: addr, src: 1, incarn: 7, callID: id} }
 	out := make([]byte, 1400)
 	now := int64(time.Second)
 	k := key(1)
-	o, _, ent := c.begin(&k, peer, now, now+10, out)
+	o, _, ent := c.begin(&k, 0, peer, now, now+10, out)
 	if o != dupNew {
 		t.Fatalf("new: %d", o)
 	}
-	if o, _, _ := c.begin(&k, peer, now, now+10, out); o != dupBusy {
+	if o, _, _ := c.begin(&k, 0, peer, now, now+10, out); o != dupBusy {
 		t.Fatalf("running duplicate: %d", o)
 	}
 	c.end(ent, &k, []byte("reply-1"))
-	if o, n, _ := c.begin(&k, peer, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
+	if o, n, _ := c.begin(&k, 0, peer, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
 		t.Fatalf("finished duplicate: %d %q", o, out[:n])
 	}
 	// Fill the ring with finished entries still inside their keep time:
 	// the next request takes the oldest one's place, and the floor rises.
 	for id := uint64(2); id <= 16; id++ {
 		k := key(id)
-		o, _, e := c.begin(&k, peer, now, now+int64(time.Second), out)
+		o, _, e := c.begin(&k, 0, peer, now, now+int64(time.Second), out)
 		if o != dupNew {
 			t.Fatalf("id %d: %d", id, o)
 		}
@@ -94,50 +94,50 @@ func TestDupCache(t *testing.T) {
 	}
 	k17 := key(17)
 	later := now + 100
-	if o, _, _ := c.begin(&k17, peer, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 0 {
+	if o, _, _ := c.begin(&k17, 0, peer, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 0 {
 		t.Fatalf("entry past its keep time: %d, early %d", o, c.earlyCount())
 	}
-	if peer.dupFloor(7) != 1 {
-		t.Fatalf("floor %d", peer.dupFloor(7))
+	if !peer.belowFloor(1, 7, 1, later) || peer.belowFloor(1, 7, 2, later) {
+		t.Fatal("floor is not call id 1")
 	}
-	if o, _, _ := c.begin(&k, peer, later, later+10, out); o != dupStale {
+	if o, _, _ := c.begin(&k, 0, peer, later, later+10, out); o != dupStale {
 		t.Fatalf("retransmission of a forgotten call: %d", o)
 	}
 	// The next oldest (id 2) is finished but inside its keep time: it is
 	// taken anyway, counted, and its retransmission refused.
 	k18 := key(18)
-	if o, _, _ := c.begin(&k18, peer, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 1 {
+	if o, _, _ := c.begin(&k18, 0, peer, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 1 {
 		t.Fatalf("finished entry inside its keep time: %d, early %d", o, c.earlyCount())
 	}
 	k2 := key(2)
-	if o, _, _ := c.begin(&k2, peer, later, later+10, out); o != dupStale {
+	if o, _, _ := c.begin(&k2, 0, peer, later, later+10, out); o != dupStale {
 		t.Fatalf("retransmission of an entry taken early: %d", o)
 	}
 	// A ring of running calls answers EBUSY.
 	c3 := dupCache{}
-	c3.init(16, int64(time.Minute), 1400)
+	c3.init(16, int64(time.Minute), 1400, int64(time.Second))
 	p3 := &peerState{}
 	for id := uint64(1); id <= 16; id++ {
 		k := key(id)
-		if o, _, _ := c3.begin(&k, p3, now, now+10, out); o != dupNew {
+		if o, _, _ := c3.begin(&k, 0, p3, now, now+10, out); o != dupNew {
 			t.Fatal(o)
 		}
 	}
 	k99 := key(99)
-	if o, _, _ := c3.begin(&k99, p3, now, now+10, out); o != dupFull {
+	if o, _, _ := c3.begin(&k99, 0, p3, now, now+10, out); o != dupFull {
 		t.Fatalf("ring of running calls: %d", o)
 	}
 	// forget leaves no trace and does not raise the floor.
 	k18 = key(19)
 	c2 := dupCache{}
-	c2.init(16, int64(time.Minute), 1400)
+	c2.init(16, int64(time.Minute), 1400, int64(time.Second))
 	p2 := &peerState{}
-	_, _, e := c2.begin(&k18, p2, now, now+10, out)
+	_, _, e := c2.begin(&k18, 0, p2, now, now+10, out)
 	c2.forget(e, &k18)
-	if c2.len() != 0 || p2.dupFloor(7) != 0 {
+	if c2.len() != 0 || p2.belowFloor(1, 7, 1, now) {
 		t.Fatal("forget")
 	}
-	if o, _, _ := c2.begin(&k18, p2, now, now+10, out); o != dupNew {
+	if o, _, _ := c2.begin(&k18, 0, p2, now, now+10, out); o != dupNew {
 		t.Fatal("after forget")
 	}
 }
@@ -150,14 +150,14 @@ func TestDupCache(t *testing.T) {
 func TestDupCacheSpread(t *testing.T) {
 	const n = 1 << 14
 	var c dupCache
-	c.init(n, int64(time.Minute), 1400)
+	c.init(n, int64(time.Minute), 1400, int64(time.Second))
 	peer := &peerState{}
 	addr := netip.MustParseAddrPort("127.0.0.1:40000")
 	out := make([]byte, 1400)
 	now := int64(time.Second)
 	for seq := uint64(1); seq <= 3*n; seq++ {
 		k := dupKey{addr: addr, src: 9, incarn: 3, callID: seq<<20 | seq%4}
-		o, _, e := c.begin(&k, peer, now, now+1, out)
+		o, _, e := c.begin(&k, 0, peer, now, now+1, out)
 		if o != dupNew {
 			t.Fatalf("seq %d: outcome %d", seq, o)
 		}

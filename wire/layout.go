@@ -84,7 +84,7 @@ const (
 // fastcall's own services; applications register theirs at CallUserBase
 // and above. See docs/PROTOCOL.md.
 const (
-	CallEngineBase    = 0x0001 // 0x0001-0x00FF: engine (ping, stats)
+	CallEngineBase    = 0x0001 // 0x0001-0x00FF: engine (ping, stats, engine-stats, calls)
 	CallHeartbeatBase = 0x0100 // 0x0100-0x01FF: node/heartbeat and master/worker
 	CallRegistryBase  = 0x0200 // 0x0200-0x02FF: node/registry
 	CallDispatchBase  = 0x0300 // 0x0300-0x03FF: node/dispatch

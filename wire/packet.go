@@ -163,7 +163,7 @@ func parseParams(p *Packet) Reason {
 		off += n
 	}
 	if off != end {
-		return ReasonParamCount
+		return ReasonTrailing
 	}
 	return ReasonNone
 }

@@ -12,7 +12,7 @@ const (
 	ReasonVersion                  // unknown version
 	ReasonFlags                    // reserved bits or inconsistent flags
 	ReasonLength                   // parameter length disagrees with the datagram
-	ReasonParamCount               // parameter count too large or disagrees with the segment
+	ReasonParamCount               // more than MaxParams, more than the segment can hold, or the segment ends before them
 	ReasonParamType                // unknown parameter type
 	ReasonParamLen                 // parameter length wrong for its type or past the segment
 	ReasonBool                     // bool value other than 0 or 1
@@ -21,6 +21,7 @@ const (
 	ReasonChecksum                 // checksum mismatch
 	ReasonTag                      // authentication tag mismatch, or no key to check it
 	ReasonUnauth                   // unauthenticated datagram where a key is required
+	ReasonTrailing                 // bytes left in the segment after the last parameter
 	reasonLimit                    // number of reasons; keep last
 )
 
@@ -44,6 +45,7 @@ var reasonNames = [...]string{
 	ReasonChecksum:   "checksum",
 	ReasonTag:        "tag",
 	ReasonUnauth:     "unauthenticated",
+	ReasonTrailing:   "trailing",
 }
 
 func (r Reason) String() string {

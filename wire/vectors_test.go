@@ -197,12 +197,18 @@ func TestProtocolVectors(t *testing.T) {
 			}
 			if want.Flags&FlagError != 0 {
 				seen["error"] = true
+				if key != nil {
+					seen["auth-error"] = true
+				}
 			} else if want.Flags&FlagReply != 0 {
 				seen["reply"] = true
 			}
+			if want.Flags&FlagRetrans != 0 {
+				seen["retrans"] = true
+			}
 		})
 	}
-	for _, k := range []string{"request", "reply", "error", "auth"} {
+	for _, k := range []string{"request", "reply", "error", "auth", "auth-error", "retrans"} {
 		if !seen[k] {
 			t.Errorf("spec lacks a %s vector", k)
 		}
@@ -237,4 +243,72 @@ func TestErrnoTable(t *testing.T) {
 	if found != int(errnoLast)+1 {
 		t.Fatalf("spec lists %d error numbers, code has %d", found, errnoLast+1)
 	}
+}
+
+// TestRetransmissionVector checks the spec's retransmission vector against
+// what the engine does to retransmit: the vector it names, restamped with
+// Restamp (RETRANS set, budget and stamp updated, tag recomputed). The
+// original bytes with only the flag changed fail the checksum.
+func TestRetransmissionVector(t *testing.T) {
+	byName := map[string]docVector{}
+	for _, v := range readDocVectors(t) {
+		byName[v.fields["name"]] = v
+	}
+	found := 0
+	for _, v := range byName {
+		orig, ok := v.fields["retransmits"]
+		if !ok {
+			continue
+		}
+		found++
+		first, ok := byName[orig]
+		if !ok {
+			t.Fatalf("vector %s retransmits %q, which the spec lacks", v.fields["name"], orig)
+		}
+		var key []byte
+		if k := v.fields["key"]; k != "none" {
+			key = []byte(k)
+		}
+		c := mustCodec(t, 0, key)
+		b := append([]byte(nil), first.bytes...)
+		c.Restamp(b, uint32(parseNum(t, v.fields["budget"])), uint32(parseNum(t, v.fields["stamp"])), true)
+		if !bytes.Equal(b, v.bytes) {
+			t.Fatalf("restamped %s:\n got %x\nspec %x", orig, b, v.bytes)
+		}
+		if bytes.Equal(b[OffTag:OffTag+SizeTag], first.bytes[OffTag:OffTag+SizeTag]) {
+			t.Fatal("retransmission kept the original tag")
+		}
+		stale := append([]byte(nil), first.bytes...)
+		stale[OffFlags] |= FlagRetrans
+		var p Packet
+		if r := c.Decode(&p, stale); r != ReasonChecksum && r != ReasonTag {
+			t.Fatalf("RETRANS set without resealing: decode %v, want a tag failure", r)
+		}
+	}
+	if found == 0 {
+		t.Fatal("spec has no retransmission vector")
+	}
+}
+
+// TestAuthErrorVector checks the authenticated error reply: it opens with
+// the key, not without it, and carries no parameters.
+func TestAuthErrorVector(t *testing.T) {
+	for _, v := range readDocVectors(t) {
+		f := parseFlags(t, v.fields["flags"])
+		if f&FlagError == 0 || f&FlagAuth == 0 {
+			continue
+		}
+		var p Packet
+		if r := mustCodec(t, 0, []byte(v.fields["key"])).Decode(&p, v.bytes); r != ReasonNone || p.NParams() != 0 || p.Errno == OK {
+			t.Fatalf("%s: decode %v, %d params, errno %v", v.fields["name"], r, p.NParams(), p.Errno)
+		}
+		if r := mustCodec(t, 0, nil).Decode(&p, v.bytes); r != ReasonTag {
+			t.Fatalf("%s without the key: %v, want tag", v.fields["name"], r)
+		}
+		if r := mustCodec(t, 0, []byte("another-cluster-key-000000000000")).Decode(&p, v.bytes); r != ReasonTag {
+			t.Fatalf("%s with another key: %v, want tag", v.fields["name"], r)
+		}
+		return
+	}
+	t.Fatal("spec has no authenticated error reply vector")
 }

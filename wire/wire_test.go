@@ -141,7 +141,20 @@ func TestDecodeRejects(t *testing.T) {
 		{"trailing", plain, plain, func(b []byte) []byte { return append(b, 0) }, ReasonLength, EPROTO},
 		{"count-huge", plain, plain, reseal(func(b []byte) { put16(b[OffNParams:], 65535) }), ReasonParamCount, EPROTO},
 		{"count-more", plain, plain, reseal(func(b []byte) { put16(b[OffNParams:], 3) }), ReasonParamCount, EPROTO},
-		{"count-less", plain, plain, reseal(func(b []byte) { put16(b[OffNParams:], 1) }), ReasonParamCount, EPROTO},
+		{"count-less", plain, plain, reseal(func(b []byte) { put16(b[OffNParams:], 1) }), ReasonTrailing, EPROTO},
+		{"trailing-bytes", plain, plain, func(b []byte) []byte {
+			b = append(b, 0, 0)
+			put16(b[OffPLen:], be16(b[OffPLen:])+2)
+			plain.Reseal(b)
+			return b
+		}, ReasonTrailing, EPROTO},
+		{"segment-ends-early", plain, plain, func(b []byte) []byte {
+			put16(b[OffNParams:], 3)
+			b = append(b, byte(TypeBytes), 0)
+			put16(b[OffPLen:], be16(b[OffPLen:])+2)
+			plain.Reseal(b)
+			return b
+		}, ReasonParamCount, EPROTO},
 		{"param-type", plain, plain, reseal(func(b []byte) { b[HeaderSize] = 99 }), ReasonParamType, EPROTO},
 		{"param-len-fixed", plain, plain, reseal(func(b []byte) { put16(b[HeaderSize+1:], 7) }), ReasonParamLen, EPROTO},
 		{"param-len-past", plain, plain, reseal(func(b []byte) { put16(b[HeaderSize+ParamHdrSize+8+1:], 500) }), ReasonParamLen, EPROTO},

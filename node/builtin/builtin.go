@@ -89,6 +89,7 @@ var Names = map[string]uint16{
 	"ping":         rfc.CallPing,
 	"stats":        rfc.CallStats,
 	"engine-stats": rfc.CallEngineStats,
+	"calls":        rfc.CallCalls,
 	"echo":         CallEcho,
 	"echo-worker":  CallEchoW,
 	"add":          CallAdd,

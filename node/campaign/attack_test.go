@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,13 +83,116 @@ func TestStrangerFlood(t *testing.T) {
 	if replies != 0 || rep.Param(0).Uint64() != 0 {
 		t.Fatalf("%d replies to strangers, counter %d", replies, rep.Param(0).Uint64())
 	}
+
+	// Datagrams longer than the node's limit, up to the largest UDP
+	// payload, one at a time so that the socket buffer keeps each: every
+	// one is counted as too-big.
+	before := engineStats(t, cli, n.addr)
+	big := make([]byte, wire.MaxDatagram)
+	rand.Read(big)
+	sizes := []int{wire.DefaultMaxDatagram + 1, 2000, 9000, 32768, wire.MaxDatagram}
+	oversized := scale(25)
+	for i := 0; i < oversized; i++ {
+		c.Write(big[:sizes[i%len(sizes)]])
+		want := before["drop-too-big"] + uint64(i+1)
+		if !waitEngine(t, cli, n.addr, func(st map[string]uint64) bool { return st["drop-too-big"] >= want }) {
+			t.Fatalf("oversized datagram %d (%d bytes) not counted as too-big", i, sizes[i%len(sizes)])
+		}
+	}
+	// Junk sent to the node's address written as an IPv4-mapped IPv6
+	// address, and authenticated calls to that address.
+	ua, err := net.ResolveUDPAddr("udp", n.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := ua.AddrPort()
+	if !mapped.Addr().Is4In6() {
+		mapped = netip.AddrPortFrom(netip.AddrFrom16(n.addr.Addr().As16()), n.addr.Port())
+	}
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	mappedJunk := scale(100)
+	for i := 0; i < mappedJunk; i++ {
+		rand.Read(junk[:1+i%199])
+		u.WriteToUDPAddrPort(junk[:1+i%199], mapped)
+	}
+	mappedCalls := scale(50)
+	for i := 0; i < mappedCalls; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := cli.Call(ctx, mapped, builtin.CallCounter, nil, &rep)
+		cancel()
+		if err != nil {
+			t.Fatalf("authenticated call %d to %v: %v", i, mapped, err)
+		}
+	}
+	var after map[string]uint64
+	dropped := func(st map[string]uint64) (d uint64) {
+		for k, v := range st {
+			if strings.HasPrefix(k, "drop-") && k != "drop-too-big" {
+				d += v
+			}
+		}
+		return d
+	}
+	if !waitEngine(t, cli, n.addr, func(st map[string]uint64) bool {
+		after = st
+		return dropped(st)-dropped(before) >= uint64(mappedJunk)
+	}) {
+		t.Fatalf("%d junk datagrams to %v, %d counted as dropped", mappedJunk, mapped, dropped(after)-dropped(before))
+	}
+	if got := after["drop-too-big"] - before["drop-too-big"]; got != uint64(oversized) {
+		t.Fatalf("%d oversized datagrams, %d counted as too-big", oversized, got)
+	}
+	if rx := after["rx"] - before["rx"]; rx < uint64(oversized+mappedJunk+mappedCalls) {
+		t.Fatalf("node read %d datagrams, sent it at least %d", rx, oversized+mappedJunk+mappedCalls)
+	}
+	if replies, _ := drain(u, 100*time.Millisecond); replies != 0 {
+		t.Fatalf("%d replies to junk sent to the mapped address", replies)
+	}
 	record(t, row{
-		Fault:   "unauthenticated flood",
-		Params:  "random junk, well-formed checksummed requests, requests tagged with a wrong key, against a keyed rfcd",
-		Load:    fmt.Sprintf("%d datagrams", sent),
-		Checked: "no reply of any kind; no increment ran; an authenticated caller is served right after",
-		Result:  "pass: 0 replies, counter 0",
+		Fault: "unauthenticated flood",
+		Params: "random junk, well-formed checksummed requests, requests tagged with a wrong key, against a keyed rfcd; " +
+			"then datagrams of 1401 to 65507 bytes (past the 1400-byte limit), junk sent to the node's IPv4-mapped IPv6 address, and authenticated calls to that address",
+		Load:    fmt.Sprintf("%d datagrams, %d oversized, %d mapped junk, %d mapped calls", sent, oversized, mappedJunk, mappedCalls),
+		Checked: "no reply of any kind to strangers; no increment ran; every oversized datagram counted as too-big; the node stays up and serves authenticated callers, at its plain and its mapped address",
+		Result:  fmt.Sprintf("pass: 0 replies, counter 0, %d too-big, %d mapped calls answered", after["drop-too-big"]-before["drop-too-big"], mappedCalls),
 	})
+}
+
+// engineStats reads the engine counters of the node at addr.
+func engineStats(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort) map[string]uint64 {
+	t.Helper()
+	var p wire.Params
+	p.Reset(make([]byte, 512))
+	p.Bytes(make([]byte, 420)) // asks with enough bytes for the reply to stay within the amplification bound
+	var rep rfc.Reply
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := cli.Call(ctx, addr, rfc.CallEngineStats, &p, &rep); err != nil {
+		t.Fatalf("engine stats of %v: %v", addr, err)
+	}
+	st := map[string]uint64{}
+	for i := 0; i+1 < rep.NParams(); i += 2 {
+		st[string(rep.Param(i).Bytes())] = rep.Param(i + 1).Uint64()
+	}
+	return st
+}
+
+// waitEngine polls the engine counters of the node at addr until cond
+// holds, for at most 10 seconds, and reports whether it held.
+func waitEngine(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, cond func(map[string]uint64) bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(engineStats(t, cli, addr)) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // TestReplayCampaign: a captured authenticated request replayed at once is
@@ -105,7 +210,7 @@ func TestReplayCampaign(t *testing.T) {
 	codec, _ := wire.NewCodec(0, testKey)
 	dg := make([]byte, 1400)
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, Src: 9, CallID: 1 << 20, Incarnation: 3, Budget: 2_000_000,
-		Stamp: uint32(time.Now().UnixMilli())}
+		PeerInc: srv.Incarnation(), Stamp: uint32(time.Now().UnixMilli())}
 	m, _ := codec.Encode(dg, &h, nil, 0)
 	captured := append([]byte(nil), dg[:m]...)
 	c := udpTo(t, srv.Addr().String())
@@ -141,7 +246,34 @@ func TestAmplification(t *testing.T) {
 	worst := 0.0
 	asked := 0
 	dg := make([]byte, 1400)
-	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
+	buf := make([]byte, 70000)
+	var pk wire.Packet
+	// answered sums the bytes of the replies to call id within d; a late
+	// reply to an earlier request is not charged to this one.
+	answered := func(id uint64, d time.Duration) (bytes int, inc uint32) {
+		for {
+			c.SetReadDeadline(time.Now().Add(d))
+			m, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
+				bytes += m
+				inc = pk.Incarnation
+			}
+		}
+	}
+	// The callee's incarnation, as a caller learns it on first contact:
+	// non-idempotent requests that name it run, so their replies are
+	// measured, not the engine's ESTALE refusal.
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
+	m, _ := codec.EncodeParams(dg, &h, nil)
+	c.Write(dg[:m])
+	_, peerInc := answered(h.CallID, 500*time.Millisecond)
+	if peerInc == 0 {
+		t.Fatal("no reply to ping")
+	}
+	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
 		builtin.CallIncr, builtin.CallFault, 0x7777} {
 		for _, shape := range []func(*wire.Params){
 			nil,
@@ -155,10 +287,11 @@ func TestAmplification(t *testing.T) {
 				shape(&ps)
 			}
 			asked++
-			h := wire.Header{Flags: wire.FlagRequest, CallNo: no, CallID: uint64(asked) << 20, Stamp: uint32(time.Now().UnixMilli())}
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: no, CallID: uint64(asked) << 20, PeerInc: peerInc,
+				Stamp: uint32(time.Now().UnixMilli())}
 			m, _ := codec.EncodeParams(dg, &h, &ps)
 			c.Write(dg[:m])
-			_, b := drain(c, 100*time.Millisecond)
+			b, _ := answered(h.CallID, 100*time.Millisecond)
 			if r := float64(b) / float64(m); r > worst {
 				worst = r
 			}

@@ -101,6 +101,14 @@ type RouterConfig struct {
 	ForwardTimeout   Duration `json:"forward_timeout"`    // per forwarding attempt (default 500ms)
 }
 
+// DispatcherConfig configures the dispatcher role.
+type DispatcherConfig struct {
+	// Targets are the only addresses a remote dispatch-submit may name
+	// ("IP:PORT"); empty: the heartbeat members. A dispatcher with
+	// neither refuses every remote submit (EPERM).
+	Targets []string `json:"targets"`
+}
+
 // MemberConfig configures the member role.
 type MemberConfig struct {
 	Active bool `json:"active"` // start as the sub-cluster's active member (default standby)
@@ -108,19 +116,21 @@ type MemberConfig struct {
 
 // Config is a node's configuration: the JSON file, then flags on top.
 type Config struct {
-	Node        uint32          `json:"node"`          // node id (0..4294967295)
-	Addr        string          `json:"addr"`          // UDP listen address "IP:PORT" (default 127.0.0.1:7000)
-	KeyFile     string          `json:"key_file"`      // cluster key file, mode 0600; required unless insecure
-	PrevKeyFile string          `json:"prev_key_file"` // previous key accepted during a rotation
-	Insecure    bool            `json:"insecure"`      // run without a key (checksums only)
-	LogLevel    string          `json:"log_level"`     // debug, info, warn, error (default info)
-	Roles       []string        `json:"roles"`         // any of: worker, master, center, agent
-	Engine      EngineConfig    `json:"engine"`
-	Heartbeat   HeartbeatConfig `json:"heartbeat"`
-	Center      CenterConfig    `json:"center"`
-	Registry    RegistryConfig  `json:"registry"`
-	Router      RouterConfig    `json:"router"`
-	Member      MemberConfig    `json:"member"`
+	Node        uint32           `json:"node"`          // node id (0..4294967295)
+	Addr        string           `json:"addr"`          // UDP listen address "IP:PORT" (default 127.0.0.1:7000)
+	KeyFile     string           `json:"key_file"`      // cluster key file, mode 0600; required unless insecure
+	PrevKeyFile string           `json:"prev_key_file"` // previous key accepted during a rotation
+	Insecure    bool             `json:"insecure"`      // run without a key (checksums only)
+	LogLevel    string           `json:"log_level"`     // debug, info, warn, error (default info)
+	Roles       []string         `json:"roles"`         // any of: worker, master, center, agent
+	Engine      EngineConfig     `json:"engine"`
+	Heartbeat   HeartbeatConfig  `json:"heartbeat"`
+	Center      CenterConfig     `json:"center"`
+	Registry    RegistryConfig   `json:"registry"`
+	Router      RouterConfig     `json:"router"`
+	Member      MemberConfig     `json:"member"`
+	Dispatcher  DispatcherConfig `json:"dispatcher"`
+	MetricsAddr string           `json:"metrics_addr"` // Prometheus /metrics over HTTP: PORT or :PORT (loopback) or IP:PORT; empty: off
 }
 
 // Default returns the configuration rfcd starts from.
@@ -228,8 +238,8 @@ func (c *Config) Validate() error {
 			return &FieldError{"center.fsync", "want always, interval or never"}
 		}
 		if cc.Peer != "" {
-			if _, err := netip.ParseAddrPort(cc.Peer); err != nil {
-				return &FieldError{"center.peer", "want IP:PORT"}
+			if err := c.checkCenterPeer(); err != nil {
+				return err
 			}
 		}
 	}
@@ -264,6 +274,11 @@ func (c *Config) Validate() error {
 			return &FieldError{"router.forward_timeout", "must not be negative"}
 		}
 	}
+	for i, a := range c.Dispatcher.Targets {
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			return &FieldError{fmt.Sprintf("dispatcher.targets[%d]", i), "want IP:PORT"}
+		}
+	}
 	for i, cs := range c.Registry.Centers {
 		if _, err := netip.ParseAddrPort(cs); err != nil {
 			return &FieldError{fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT"}
@@ -285,6 +300,49 @@ func (c *Config) Validate() error {
 		return &FieldError{"engine.max_age", "must not be negative"}
 	}
 	return nil
+}
+
+// checkCenterPeer checks center.peer: a valid address, not this node's
+// own, and watched by this node's heartbeat (listed in heartbeat.members).
+// The center learns of its peer's death only from the heartbeat service
+// (the engine's MarkDead); a peer nobody watches is never found dead, and
+// the survivor would answer every write EAGAIN for good.
+func (c *Config) checkCenterPeer() error {
+	peer, err := netip.ParseAddrPort(c.Center.Peer)
+	if err != nil {
+		return &FieldError{"center.peer", "want IP:PORT"}
+	}
+	if self, err := netip.ParseAddrPort(c.Addr); err == nil && sameAddr(peer, self) {
+		return &FieldError{"center.peer", "is this node's own addr; name the other center"}
+	}
+	for _, m := range c.Heartbeat.Members {
+		if a, err := netip.ParseAddrPort(m); err == nil && sameAddr(a, peer) {
+			return nil
+		}
+	}
+	return &FieldError{"center.peer", "must also be listed in heartbeat.members: only the heartbeat finds the peer dead"}
+}
+
+// sameAddr compares two addresses with IPv4-mapped IPv6 unmapped.
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Addr().Unmap() == b.Addr().Unmap() && a.Port() == b.Port()
+}
+
+// DispatchTargets returns the addresses a remote dispatch-submit may name:
+// dispatcher.targets, or the heartbeat members when it is empty. Call it
+// on a validated configuration.
+func (c *Config) DispatchTargets() []netip.AddrPort {
+	list := c.Dispatcher.Targets
+	if len(list) == 0 {
+		list = c.Heartbeat.Members
+	}
+	out := make([]netip.AddrPort, 0, len(list))
+	for _, a := range list {
+		if ap, err := netip.ParseAddrPort(a); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
 }
 
 // engineConfig turns the engine section into an rfc.Config.

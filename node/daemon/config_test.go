@@ -32,11 +32,15 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "roles": ["center"]}`, "center.data_dir"},
 		{`{"insecure": true, "roles": ["center"], "center": {"data_dir": "d", "index": 2}}`, "center.index"},
 		{`{"insecure": true, "roles": ["center"], "center": {"data_dir": "d", "fsync": "sometimes"}}`, "center.fsync"},
+		{`{"insecure": true, "roles": ["center"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}}`, "center.peer"},
+		{`{"insecure": true, "roles": ["center"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7002"]}}`, "center.peer"},
+		{`{"insecure": true, "addr": "127.0.0.1:7001", "roles": ["center"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7001"]}}`, "center.peer"},
 		{`{"insecure": true, "roles": ["agent"], "registry": {"shm_file": "f"}}`, "registry.centers"},
 		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"]}}`, "registry.shm_file"},
 		{`{"insecure": true, "engine": {"max_datagram": 70000}}`, "engine.max_datagram"},
 		{`{"insecure": true, "engine": {"workers": "many"}}`, "engine.workers"},
 		{`{"insecure": true, "colour": "blue"}`, "colour"},
+		{`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["x"]}}`, "dispatcher.targets[0]"},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -48,5 +52,17 @@ func TestConfigErrors(t *testing.T) {
 		if !ok || fe.Field != tc.field {
 			t.Errorf("%s: got %v, want an error naming %s", tc.json, err, tc.field)
 		}
+	}
+}
+
+// A center whose peer the heartbeat watches is accepted.
+func TestCenterPeerWatched(t *testing.T) {
+	c := Default()
+	body := `{"insecure": true, "addr": "127.0.0.1:7000", "roles": ["center"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7001"]}}`
+	if err := Load(strings.NewReader(body), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("watched peer refused: %v", err)
 	}
 }

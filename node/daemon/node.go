@@ -53,6 +53,8 @@ type Node struct {
 	Router *route.Router
 	Member *route.Member
 	Disp   *dispatch.Dispatcher
+
+	metrics *metricsServer // nil when metrics_addr is empty
 }
 
 // Start brings a node up: endpoint, built-in calls, then each role. Every
@@ -60,6 +62,13 @@ type Node struct {
 func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var metricsAddr string
+	if cfg.MetricsAddr != "" {
+		var err error
+		if metricsAddr, err = MetricsListenAddr(cfg.MetricsAddr); err != nil {
+			return nil, &FieldError{"metrics_addr", err.Error()}
+		}
 	}
 	rc := cfg.engineConfig()
 	rc.Logger = log
@@ -69,11 +78,10 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			return nil, &FieldError{"key_file", err.Error()}
 		}
 		rc.Key = key
-		if cfg.PrevKeyFile != "" {
-			if rc.PrevKey, err = keyfile.Read(cfg.PrevKeyFile); err != nil {
-				return nil, &FieldError{"prev_key_file", err.Error()}
-			}
+		if rc.PrevKey, err = keyfile.ReadPrev(cfg.PrevKeyFile); err != nil {
+			return nil, &FieldError{"prev_key_file", err.Error()}
 		}
+		log.Info("keys active", "key", keyfile.ID(rc.Key), "prev", keyfile.ID(rc.PrevKey))
 	} else {
 		log.Warn("running without a cluster key: datagrams are not authenticated; anyone who can reach this port can call it")
 	}
@@ -180,6 +188,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		dc := dispatch.DefaultConfig()
 		dc.Logger = log
+		dc.RemoteTargets = cfg.DispatchTargets()
 		if n.Disp, err = dispatch.Start(ep, dc, store); err != nil {
 			return fail(err)
 		}
@@ -212,6 +221,11 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			}
 		}
 	}
+	if metricsAddr != "" {
+		if err := n.startMetrics(metricsAddr); err != nil {
+			return fail(err)
+		}
+	}
 	return n, nil
 }
 
@@ -219,6 +233,9 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 // (for at most 5 s), then stops the roles (the router flushes its audit
 // log, the agent and the center their files) and closes the endpoint.
 func (n *Node) Stop() {
+	if n.metrics != nil {
+		n.metrics.close()
+	}
 	if n.Ep.Started() {
 		n.Ep.Drain(5 * time.Second)
 	}
@@ -303,5 +320,9 @@ func (n *Node) serveTaskRun(req *rfc.Request, reply *wire.Params) wire.Errno {
 
 // String describes the node for its start line.
 func (n *Node) String() string {
-	return fmt.Sprintf("%s node %d incarnation %d", n.Ep.Addr(), n.Ep.NodeID(), n.Ep.Incarnation())
+	s := fmt.Sprintf("%s node %d incarnation %d", n.Ep.Addr(), n.Ep.NodeID(), n.Ep.Incarnation())
+	if n.metrics != nil {
+		s += " metrics " + n.MetricsAddr().String()
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"fastcall/wire"
@@ -55,6 +56,20 @@ type Config struct {
 	// KeyPrefix is prepended to a resource to make its marker key
 	// (default "dispatch/").
 	KeyPrefix string
+	// RemoteTargets are the only addresses a remote SUBMIT may name
+	// (default none: every remote SUBMIT is refused with EPERM). A
+	// dispatcher sends where a SUBMIT tells it, so without this list any
+	// sender of one datagram could aim its calls and their
+	// retransmissions at any address. Submit through the Go API is not
+	// restricted.
+	RemoteTargets []netip.AddrPort
+	// MaxRemoteTargets bounds the targets of a remote SUBMIT (default 64,
+	// and never more than MaxTargets); past it: ENOSPC.
+	MaxRemoteTargets int
+	// MaxRemoteDeadline bounds the deadline a remote SUBMIT names
+	// (default 10s, and never more than MaxDeadline), and so how long its
+	// calls are retransmitted; past it: EINVAL.
+	MaxRemoteDeadline time.Duration
 	// Logger receives start, stop and marker release failures; nil means
 	// slog.Default(). Nothing is logged per call.
 	Logger *slog.Logger
@@ -86,6 +101,9 @@ const (
 	sendBusyBackoff        = 200 * time.Microsecond
 	sendBusyBackoffMax     = 5 * time.Millisecond
 	remoteSubmitMinTimeout = 10 * time.Millisecond
+
+	DefaultMaxRemoteTargets  = 64
+	DefaultMaxRemoteDeadline = 10 * time.Second
 )
 
 // DefaultConfig returns the documented defaults.
@@ -105,6 +123,9 @@ func DefaultConfig() Config {
 		MarkerTimeout:   DefaultMarkerTimeout,
 		PollInterval:    DefaultPollInterval,
 		KeyPrefix:       DefaultKeyPrefix,
+
+		MaxRemoteTargets:  DefaultMaxRemoteTargets,
+		MaxRemoteDeadline: DefaultMaxRemoteDeadline,
 	}
 }
 
@@ -148,6 +169,15 @@ func (c *Config) check() error {
 		return bad("PollInterval", "must be between 50µs and 1s")
 	case len(c.KeyPrefix) > 64:
 		return bad("KeyPrefix", "at most 64 bytes")
+	case c.MaxRemoteTargets < 1:
+		return bad("MaxRemoteTargets", "must be positive")
+	case c.MaxRemoteDeadline <= 0:
+		return bad("MaxRemoteDeadline", "must be positive")
+	}
+	for _, a := range c.RemoteTargets {
+		if !a.IsValid() || a.Port() == 0 {
+			return bad("RemoteTargets", "want IP:PORT addresses")
+		}
 	}
 	return nil
 }

@@ -232,7 +232,7 @@ func TestQueueFullRefusesAndKeepsAccepted(t *testing.T) {
 func TestRemoteSubmitAndStatus(t *testing.T) {
 	ts := startTargets(t, 60)
 	srv := newEP(t, 1, nil)
-	d := newDispatcher(t, srv, NewMemStore(0), nil)
+	d := newDispatcher(t, srv, NewMemStore(0), func(c *Config) { c.RemoteTargets = ts.addrs() })
 	cli := newEP(t, 0, nil)
 	ctx := ctxFor(t, 10*time.Second)
 	op := opFor("remote/r", KindRead, workCall(5), ts.addrs(), 3*time.Second)
@@ -298,6 +298,9 @@ func TestRemoteSubmitAndStatus(t *testing.T) {
 		{"call-zero", submit(func(f *submitFields) { f.call = 0 }), wire.EINVAL},
 		{"negative-deadline", submit(func(f *submitFields) { f.deadlineMs = -1 }), wire.EINVAL},
 		{"empty-resource", submit(func(f *submitFields) { f.resource = "" }), wire.EINVAL},
+		{"target-twice", submit(func(f *submitFields) { f.targets += "," + f.targets }), wire.EINVAL},
+		{"target-not-allowed", submit(func(f *submitFields) { f.targets += "," + srv.Addr().String() }), wire.EPERM},
+		{"deadline-past-remote-max", submit(func(f *submitFields) { f.deadlineMs = 30000 }), wire.EINVAL},
 		{"schema", func(p *wire.Params) { p.String("x") }, wire.EINVAL},
 	}
 	for _, c := range cases {

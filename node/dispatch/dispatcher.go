@@ -22,7 +22,8 @@ type Dispatcher struct {
 	cfg      Config
 	log      *slog.Logger
 	markers  markerLock
-	instance uint64 // random; names this dispatcher in markers
+	instance uint64                  // random; names this dispatcher in markers
+	remoteOK map[netip.AddrPort]bool // Config.RemoteTargets, unmapped; read-only after Start
 	nextID   atomic.Uint64
 
 	queue    sendQueue
@@ -53,6 +54,7 @@ type dispatchStats struct {
 	targetsOK, targetsFailed    atomic.Uint64
 	opsDone, releaseFailed      atomic.Uint64
 	markerErrors, remoteSubmits atomic.Uint64
+	remoteRefused               atomic.Uint64
 }
 
 // Stats is a snapshot of the dispatcher's counters and queue.
@@ -68,6 +70,7 @@ type Stats struct {
 	OpsDone       uint64 // operations done
 	ReleaseFailed uint64 // markers left to their TTL because the release failed
 	RemoteSubmits uint64 // operations accepted through the SUBMIT call
+	RemoteRefused uint64 // SUBMIT calls refused EPERM: a target outside Config.RemoteTargets
 	Queued        int    // calls waiting to be sent
 	Active        int    // operations not yet done
 	Retained      int    // done operations whose status is kept
@@ -96,6 +99,10 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 	d.gatherQ = make(chan inflight, ep.Config().MaxPending)
 	d.releaseQ = make(chan *operation, cfg.MaxActive)
 	d.mu.ops = make(map[uint64]*operation)
+	d.remoteOK = make(map[netip.AddrPort]bool, len(cfg.RemoteTargets))
+	for _, a := range cfg.RemoteTargets {
+		d.remoteOK[unmapped(a)] = true
+	}
 	if err := d.registerCalls(); err != nil {
 		return nil, err
 	}
@@ -183,11 +190,16 @@ func (d *Dispatcher) check(op *Op) ([]Call, wire.Errno) {
 	}
 	var common Call
 	calls := make([]Call, len(op.Targets))
+	seen := make(map[netip.AddrPort]struct{}, len(op.Targets))
 	for i := range op.Targets {
 		t := &op.Targets[i]
 		if !t.Addr.IsValid() || t.Addr.Port() == 0 {
 			return nil, wire.EINVAL
 		}
+		if _, dup := seen[unmapped(t.Addr)]; dup {
+			return nil, wire.EINVAL // one call per target
+		}
+		seen[unmapped(t.Addr)] = struct{}{}
 		if t.Call.No != 0 {
 			if e := checkCall(&t.Call); e != wire.OK {
 				return nil, e
@@ -206,10 +218,16 @@ func (d *Dispatcher) check(op *Op) ([]Call, wire.Errno) {
 	return calls, wire.OK
 }
 
+// unmapped is a with an IPv4-mapped IPv6 address unmapped, so that one
+// target has one spelling.
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
 // Submit accepts an operation and returns its id once the conflict marker
 // is set and its calls are queued; it does not wait for any target. ctx
 // bounds the marker's compare-and-set only. Errors (wire.Errno): EINVAL
-// (a malformed operation), ENOSPC (more than MaxTargets targets, or the
+// (a malformed operation, a target named twice), ENOSPC (more than MaxTargets targets, or the
 // marker already has MaxHolders holders), EMSGSIZE (a call's parameters
 // do not fit a datagram), EBUSY (the send queue has no room for all the
 // calls, or MaxActive operations are active), ECONFLICT (a conflicting
@@ -261,9 +279,16 @@ func (d *Dispatcher) Submit(ctx context.Context, op *Op) (uint64, error) {
 	o.mu.state = StatePending
 	o.mu.outcomes = make([]outcome, n)
 	o.mu.remaining = n
-	if e := d.markers.acquire(ctx, o.resource, o.holder); e != wire.OK {
+	if e, maybe := d.markers.acquire(ctx, o.resource, o.holder); e != wire.OK {
 		d.queue.unreserve(n)
 		d.unactive()
+		if maybe {
+			// A CAS of ours may have been applied: take the holder
+			// out rather than leave the resource locked to its expiry.
+			rctx, cancel := context.WithTimeout(context.Background(), d.cfg.MarkerTimeout)
+			d.markers.release(rctx, o.resource, o.holder)
+			cancel()
+		}
 		if e == wire.ECONFLICT {
 			d.stats.conflicts.Add(1)
 		} else {
@@ -392,6 +417,7 @@ func (d *Dispatcher) Stats() Stats {
 		MarkerErrors: s.markerErrors.Load(), Sent: s.sent.Load(), SendBusy: s.sendBusy.Load(),
 		TargetsOK: s.targetsOK.Load(), TargetsFailed: s.targetsFailed.Load(), OpsDone: s.opsDone.Load(),
 		ReleaseFailed: s.releaseFailed.Load(), RemoteSubmits: s.remoteSubmits.Load(),
-		Queued: q, Active: active, Retained: retained,
+		RemoteRefused: s.remoteRefused.Load(),
+		Queued:        q, Active: active, Retained: retained,
 	}
 }

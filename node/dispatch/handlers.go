@@ -41,6 +41,10 @@ func parseTargets(s string, max int, dst []Target) ([]Target, wire.Errno) {
 	return dst, wire.OK
 }
 
+// serveSubmit answers CallSubmit. Beyond Submit's checks, a remote
+// operation names at most MaxRemoteTargets targets, each once and each in
+// Config.RemoteTargets (EPERM otherwise), with a deadline of at most
+// MaxRemoteDeadline.
 func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	kind, ok := KindByName(string(req.Param(subParamKind).Bytes()))
 	if !ok {
@@ -56,12 +60,24 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 		return e
 	}
 	ms := req.Param(subParamDeadline).Int64()
-	if ms < 0 || ms > int64(d.cfg.MaxDeadline/time.Millisecond) {
+	maxDl := min(d.cfg.MaxRemoteDeadline, d.cfg.MaxDeadline)
+	if ms < 0 || ms > int64(maxDl/time.Millisecond) {
 		return wire.EINVAL
 	}
-	targets, e := parseTargets(req.Param(subParamTargets).Str(), d.cfg.MaxTargets, nil)
+	if ms == 0 {
+		ms = int64(min(d.cfg.DefaultDeadline, maxDl) / time.Millisecond)
+	}
+	targets, e := parseTargets(req.Param(subParamTargets).Str(), min(d.cfg.MaxRemoteTargets, d.cfg.MaxTargets), nil)
 	if e != wire.OK {
 		return e
+	}
+	// A remote SUBMIT sends only to the configured targets: never to an
+	// address its sender chose (docs/DISPATCH.md, "Remote SUBMIT").
+	for i := range targets {
+		if !d.remoteOK[unmapped(targets[i].Addr)] {
+			d.stats.remoteRefused.Add(1)
+			return wire.EPERM
+		}
 	}
 	op := Op{
 		Resource: req.Param(subParamResource).Str(),

@@ -130,7 +130,15 @@ type markerLock struct {
 // marker already has maxHolders live holders, EPROTO when the stored
 // value is not a marker, EAGAIN when the marker kept changing under it
 // for maxCASRounds rounds, or the store's error.
-func (m *markerLock) acquire(ctx context.Context, resource string, me holder) wire.Errno {
+//
+// A CAS whose outcome is unknown (the store answered an error that does
+// not say the write was refused, such as ETIMEDOUT or EAGAIN, or a
+// failover retry found the version changed by that very write) may have
+// been applied: the next round reads the marker again, and a marker that
+// already lists me (same instance and operation id) is mine: OK. When
+// acquire fails after such a CAS, maybe reports that me may be in the
+// marker, and the caller releases it.
+func (m *markerLock) acquire(ctx context.Context, resource string, me holder) (e wire.Errno, maybe bool) {
 	key := m.prefix + resource
 	var hs [maxHoldersLimit + 1]holder
 	var buf [maxMarkerSize]byte
@@ -141,40 +149,61 @@ func (m *markerLock) acquire(ctx context.Context, resource string, me holder) wi
 		case wire.OK:
 			var d wire.Errno
 			if cur, d = decodeMarker(val, cur); d != wire.OK {
-				return d
+				return d, maybe
 			}
 		case wire.ENOENT:
 			ver = 0
 		default:
-			return e
+			return e, maybe
 		}
 		now := m.nowMs()
 		cur, _ = liveHolders(cur, now)
 		for i := range cur {
+			if cur[i].same(&me) {
+				return wire.OK, false // an earlier CAS of mine was applied
+			}
+		}
+		for i := range cur {
 			if Conflicts(cur[i].kind, me.kind) {
-				return wire.ECONFLICT
+				return wire.ECONFLICT, maybe
 			}
 		}
 		if len(cur) >= m.maxHolders {
-			return wire.ENOSPC
+			return wire.ENOSPC, maybe
 		}
 		cur = append(cur, me)
 		_, last := liveHolders(cur, now)
 		if last <= now {
-			return wire.ETIMEDOUT // my own expiry has passed already
+			return wire.ETIMEDOUT, maybe // my own expiry has passed already
 		}
 		ttl := time.Duration(last-now) * time.Millisecond
 		_, err = m.store.CAS(ctx, key, ver, appendMarker(buf[:0], cur), ttl)
-		switch e := wire.AsErrno(err); e {
-		case wire.OK:
-			return wire.OK
-		case wire.ECONFLICT, wire.ENOENT:
-			continue // changed or expired under us: read again
+		switch e := wire.AsErrno(err); {
+		case e == wire.OK:
+			return wire.OK, false
+		case e == wire.ENOENT:
+			continue // expired under us: read again
+		case e == wire.ECONFLICT || casUnknown(e):
+			// Changed under us, or perhaps written by this very CAS
+			// (a store that fails over retries on the other copy):
+			// read again.
+			maybe = true
+			continue
 		default:
-			return e
+			return e, maybe
 		}
 	}
-	return wire.EAGAIN
+	return wire.EAGAIN, maybe
+}
+
+// casUnknown reports whether a CAS that failed with e may still have been
+// applied: the store did not answer, or answered that it could not say.
+func casUnknown(e wire.Errno) bool {
+	switch e {
+	case wire.ETIMEDOUT, wire.EAGAIN, wire.ENODEAD, wire.EBUSY, wire.ECANCELED:
+		return true
+	}
+	return false
 }
 
 // release removes me from the marker of resource, deleting the key when

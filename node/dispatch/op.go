@@ -144,12 +144,15 @@ func (op *operation) finish(i int, e wire.Errno, now time.Time) bool {
 	return op.mu.remaining == 0
 }
 
-// end marks the operation done (after its marker was released).
-func (op *operation) end(now time.Time) {
+// end marks the operation done (after its marker was released). retire
+// runs between the state change and the wake-up of the waiters, so that a
+// waiter that returns sees the retention bounds already applied.
+func (op *operation) end(now time.Time, retire func(*operation)) {
 	op.mu.Lock()
 	op.mu.state = StateDone
 	op.mu.ended = now
 	op.mu.Unlock()
+	retire(op)
 	op.cancel()
 	close(op.done)
 }

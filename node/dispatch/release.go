@@ -42,6 +42,5 @@ func (d *Dispatcher) releaseOp(parent context.Context, op *operation) {
 		d.stats.releaseFailed.Add(1)
 		d.log.Warn("dispatch marker not released; left to its TTL", "resource", op.resource, "op", op.id, "errno", e.String())
 	}
-	op.end(time.Now())
-	d.retire(op)
+	op.end(time.Now(), d.retire)
 }

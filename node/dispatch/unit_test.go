@@ -169,6 +169,10 @@ func TestMarkerSharing(t *testing.T) {
 		return holder{kind: k, instance: 42, op: op, expiryMs: now + exp}
 	}
 	r1, r2, u1, u2, d1 := h(KindRead, 1, 5000), h(KindRead, 2, 5000), h(KindUpdate, 3, 5000), h(KindUpdate, 4, 5000), h(KindDelete, 5, 5000)
+	acquire := func(res string, h holder) wire.Errno {
+		e, _ := m.acquire(ctx, res, h)
+		return e
+	}
 	holders := func() int {
 		v, _, err := s.Get(ctx, "d/r")
 		if err != nil {
@@ -183,25 +187,25 @@ func TestMarkerSharing(t *testing.T) {
 		want    wire.Errno
 		holders int
 	}{
-		{"read-1", func() wire.Errno { return m.acquire(ctx, "r", r1) }, wire.OK, 1},
-		{"read-2-shares", func() wire.Errno { return m.acquire(ctx, "r", r2) }, wire.OK, 2},
-		{"delete-refused", func() wire.Errno { return m.acquire(ctx, "r", d1) }, wire.ECONFLICT, 2},
-		{"update-beside-reads", func() wire.Errno { return m.acquire(ctx, "r", u1) }, wire.OK, 3},
-		{"second-update-refused", func() wire.Errno { return m.acquire(ctx, "r", u2) }, wire.ECONFLICT, 3},
-		{"read-3-full", func() wire.Errno { return m.acquire(ctx, "r", h(KindRead, 6, 5000)) }, wire.ENOSPC, 3},
+		{"read-1", func() wire.Errno { return acquire("r", r1) }, wire.OK, 1},
+		{"read-2-shares", func() wire.Errno { return acquire("r", r2) }, wire.OK, 2},
+		{"delete-refused", func() wire.Errno { return acquire("r", d1) }, wire.ECONFLICT, 2},
+		{"update-beside-reads", func() wire.Errno { return acquire("r", u1) }, wire.OK, 3},
+		{"second-update-refused", func() wire.Errno { return acquire("r", u2) }, wire.ECONFLICT, 3},
+		{"read-3-full", func() wire.Errno { return acquire("r", h(KindRead, 6, 5000)) }, wire.ENOSPC, 3},
 		{"release-read-1", func() wire.Errno { return m.release(ctx, "r", r1) }, wire.OK, 2},
 		{"release-read-1-again", func() wire.Errno { return m.release(ctx, "r", r1) }, wire.OK, 2},
 		{"release-update", func() wire.Errno { return m.release(ctx, "r", u1) }, wire.OK, 1},
 		{"release-read-2-deletes-key", func() wire.Errno { return m.release(ctx, "r", r2) }, wire.OK, 0},
-		{"delete-alone", func() wire.Errno { return m.acquire(ctx, "r", d1) }, wire.OK, 1},
-		{"read-refused-by-delete", func() wire.Errno { return m.acquire(ctx, "r", r1) }, wire.ECONFLICT, 1},
+		{"delete-alone", func() wire.Errno { return acquire("r", d1) }, wire.OK, 1},
+		{"read-refused-by-delete", func() wire.Errno { return acquire("r", r1) }, wire.ECONFLICT, 1},
 		{"release-delete", func() wire.Errno { return m.release(ctx, "r", d1) }, wire.OK, 0},
-		{"expired-holder", func() wire.Errno { return m.acquire(ctx, "r", h(KindDelete, 7, 30)) }, wire.OK, 1},
+		{"expired-holder", func() wire.Errno { return acquire("r", h(KindDelete, 7, 30)) }, wire.OK, 1},
 		{"after-expiry", func() wire.Errno {
 			time.Sleep(60 * time.Millisecond)
-			return m.acquire(ctx, "r", u2)
+			return acquire("r", u2)
 		}, wire.OK, 1},
-		{"already-expired-self", func() wire.Errno { return m.acquire(ctx, "q", h(KindRead, 8, -10)) }, wire.ETIMEDOUT, 1},
+		{"already-expired-self", func() wire.Errno { return acquire("q", h(KindRead, 8, -10)) }, wire.ETIMEDOUT, 1},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -217,7 +221,7 @@ func TestMarkerSharing(t *testing.T) {
 	if _, err := s.CAS(ctx, "d/junk", 0, []byte{9, 9, 9}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if e := m.acquire(ctx, "junk", r1); e != wire.EPROTO {
+	if e := acquire("junk", r1); e != wire.EPROTO {
 		t.Fatalf("junk marker: %v", e)
 	}
 }

@@ -21,16 +21,24 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
+	// Only a member's claims about this node count, and only from the
+	// member's own address (a node id in a header is no proof: anyone
+	// can write it). What a non-member says is answered and otherwise
+	// ignored.
 	m := s.lookupLocked(req.From, req.Src)
 	if m != nil {
 		if m.node == 0 {
 			m.node = req.Src
 		}
 		s.observeLocked(m, sInc, req.Arrived)
-	}
-	s.selfNewsLocked(m, req.From, req.Src, v, req.Arrived)
-	if m != nil {
+		if m.addr == req.From {
+			s.selfNewsLocked(m, v, req.Arrived)
+		} else {
+			s.stats.nonMember.Add(1)
+		}
 		rv = m.viewLocked()
+	} else {
+		s.stats.nonMember.Add(1)
 	}
 	s.mu.Unlock()
 	rep.Uint64(uint64(s.ep.Incarnation()))
@@ -41,7 +49,7 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 }
 
 // serveProbeRequest queues an indirect probe for another member. The
-// target must be a member here (found by node id, else by address); the
+// asker and the target must be members here (found by node id, else by address); the
 // request is dropped when the relay queue is full. One-way: nothing is
 // answered; the outcome goes back as a CallProbeAck.
 func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno {
@@ -57,6 +65,14 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 	if s.mu.closed {
 		s.mu.Unlock()
 		return wire.ECLOSED
+	}
+	if s.mu.members[req.From] == nil {
+		// Only members, from their own address, ask for indirect
+		// probes: the probe carries the asker's view of the target, a
+		// claim the target believes.
+		s.mu.Unlock()
+		s.stats.nonMember.Add(1)
+		return wire.EPERM
 	}
 	var m *member
 	if job.node != 0 {
@@ -83,7 +99,7 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 }
 
 // serveProbeAck takes the outcome of an indirect probe this node asked
-// for. A reached target is a sign of life for the member whose current
+// for, from a member. A reached target is a sign of life for the member whose current
 // suspect round carries the sequence number.
 func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
@@ -94,6 +110,10 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.mu.members[req.From] == nil {
+		s.stats.nonMember.Add(1)
+		return wire.EPERM
+	}
 	for _, m := range s.mu.order {
 		if m.ackSeq == seq && !m.removed {
 			s.observeLocked(m, inc, req.Arrived)

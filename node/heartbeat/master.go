@@ -27,9 +27,16 @@ func DefaultMasterConfig() MasterConfig {
 }
 
 // Master assigns tasks to workers and follows their liveness through a
-// Service. A worker declared dead, removed, or that declared this node
-// dead, has every task in flight ended with ENODEAD at once; results from
-// the incarnations given up on are rejected with ESTALE. All methods are
+// Service. A worker declared dead at incarnation X has every task it
+// runs under X or below ended with ENODEAD at once, and X becomes its
+// fence: what an incarnation at or below the fence accepts or reports is
+// rejected with ESTALE. A worker removed has every task in flight ended;
+// a worker that declared this node dead at this node's incarnation Y has
+// every task this node started under Y or below ended (the worker has
+// cancelled them). Only a death this node declared raises a fence: the
+// worker's incarnation does not change when only this node refuted, so
+// fencing it would refuse the live worker for good. A task ended while
+// its start was in flight is cancelled on the worker. All methods are
 // safe for concurrent use.
 type Master struct {
 	svc *Service
@@ -39,7 +46,7 @@ type Master struct {
 	mu struct {
 		sync.Mutex
 		tasks  map[uint64]*Task
-		fence  map[netip.AddrPort]uint32 // per worker: highest incarnation given up on
+		fence  map[netip.AddrPort]uint32 // per worker: highest incarnation declared dead
 		closed bool
 	}
 	nextID atomic.Uint64 // last task id issued
@@ -148,9 +155,13 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 		ctx, cancel = context.WithTimeout(ctx, m.cfg.StartTimeout)
 		defer cancel()
 	}
+	mastInc := m.ep.Incarnation()
+	t.mu.Lock()
+	t.mu.mastInc = mastInc
+	t.mu.Unlock()
 	ps := paramsBuf(4*sizeU64Param + len(payload))
 	ps.Uint64(id)
-	ps.Uint64(uint64(m.ep.Incarnation()))
+	ps.Uint64(uint64(mastInc))
 	ps.Uint64(kind)
 	ps.Bytes(payload)
 	var rep rfc.Reply
@@ -166,10 +177,14 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	if err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0 {
 		err = wire.ESTALE // accepted by an incarnation already given up on
 	}
+	ended := m.mu.tasks[id] != t // ended by a lost worker while starting
 	if err != nil {
 		delete(m.mu.tasks, id)
 	}
 	m.mu.Unlock()
+	if err == nil && ended {
+		m.sendCancel(worker, id) // accepted, but given up on here
+	}
 	if err != nil {
 		t.finish(wire.AsErrno(err), nil)
 		if e := wire.AsErrno(err); e == wire.ETIMEDOUT || e == wire.ESTALE {
@@ -206,7 +221,8 @@ func (m *Master) sendCancel(worker netip.AddrPort, id uint64) {
 	_ = m.ep.Send(worker, CallTaskCancel, ps)
 }
 
-// onEvent ends the tasks of a worker that is lost to this master.
+// onEvent ends the tasks of a worker that is lost to this master, as
+// the Master's doc comment says.
 func (m *Master) onEvent(ev Event) {
 	switch ev.Kind {
 	case EventDead, EventRemoved, EventDeclaredDeadBy:
@@ -215,24 +231,24 @@ func (m *Master) onEvent(ev Event) {
 	}
 	var ended []*Task
 	m.mu.Lock()
-	fence := m.mu.fence[ev.Addr]
-	if ev.Kind == EventDead && ev.Incarnation > fence {
-		fence = ev.Incarnation
+	if ev.Kind == EventDead && ev.Incarnation > m.mu.fence[ev.Addr] {
+		m.mu.fence[ev.Addr] = ev.Incarnation
 	}
 	for id, t := range m.mu.tasks {
 		if t.Worker != ev.Addr {
 			continue
 		}
 		t.mu.Lock()
-		if t.mu.inc > fence {
-			fence = t.mu.inc
-		}
+		inc, mastInc := t.mu.inc, t.mu.mastInc
 		t.mu.Unlock()
+		switch {
+		case ev.Kind == EventDead && inc > ev.Incarnation:
+			continue // runs under an incarnation that rejoined after the death
+		case ev.Kind == EventDeclaredDeadBy && mastInc > ev.Incarnation:
+			continue // started after this node rejoined
+		}
 		delete(m.mu.tasks, id)
 		ended = append(ended, t)
-	}
-	if fence != 0 {
-		m.mu.fence[ev.Addr] = fence
 	}
 	m.mu.Unlock()
 	for _, t := range ended {

@@ -60,6 +60,7 @@ type member struct {
 	heardDie uint32 // highest death of this node heard from it and reported
 	removed  bool
 	syncRFC  bool // state changed outside the probe loop: tell the engine
+	marking  bool // declared dead, MarkDead and EventDead not yet done: a revival waits
 
 	// Owned by the probe loop.
 	probe     *rfc.Pending

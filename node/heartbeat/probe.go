@@ -203,7 +203,7 @@ func (pr *prober) step(m *member, now int64) {
 	}
 	if probeOK {
 		s.observeLocked(m, repInc, now)
-		s.selfNewsLocked(m, m.addr, m.node, repView, now)
+		s.selfNewsLocked(m, repView, now)
 		m.tellDied = false
 	}
 	if m.state == StateAlive && m.since != m.loopSince {
@@ -280,7 +280,7 @@ func (pr *prober) step(m *member, now int64) {
 		}
 	}
 	if dead.Kind != 0 {
-		s.emitLocked(dead) // the channel send needs no lock; the calls have failed first
+		s.finishDeath(m, dead) // the calls have failed first
 	}
 	if wantProbe {
 		if p, err := pr.goProbe(m.addr, v); err == nil {
@@ -432,7 +432,8 @@ func (s *Service) reprobeLoop() {
 			s.mu.Lock()
 			if m := s.mu.members[t.addr]; m != nil {
 				s.observeLocked(m, inc, now)
-				s.selfNewsLocked(m, m.addr, m.node, v, now)
+				s.reviveAtTopLocked(m, t.v, inc, now)
+				s.selfNewsLocked(m, v, now)
 			}
 			s.mu.Unlock()
 		}

@@ -23,6 +23,9 @@ type Service struct {
 		order   []*member                  // insertion order; removed members leave via the probe loop
 		closed  bool
 		helper  int // rotating start of the helper choice for indirect probes
+
+		newsLogAt    int64  // engine clock of the last "declared dead" log line
+		newsUnlogged uint64 // such lines left out since
 	}
 
 	lmu          sync.Mutex                 // serializes listener changes
@@ -47,6 +50,7 @@ type serviceStats struct {
 	suspects, deaths, rejoin atomic.Uint64
 	refutations              atomic.Uint64
 	eventsDropped            atomic.Uint64
+	nonMember                atomic.Uint64
 }
 
 // Stats is a snapshot of the service's counters.
@@ -62,6 +66,7 @@ type Stats struct {
 	Rejoins       uint64 // transitions from suspect or dead to alive
 	Refutations   uint64 // times this node raised its incarnation to refute
 	EventsDropped uint64 // events lost to a full queue
+	NonMember     uint64 // heartbeat, probe-request and probe-ack calls from non-members: claims ignored
 }
 
 // Start starts the liveness service on ep with the given members (this
@@ -210,7 +215,7 @@ func (s *Service) Stats() Stats {
 		Probes: st.probes.Load(), ProbeFails: st.probeFails.Load(), ProbesSkipped: st.probesSkipped.Load(),
 		IndirectSent: st.indirectSent.Load(), Relayed: st.relayed.Load(), RelayDropped: st.relayDropped.Load(),
 		Suspects: st.suspects.Load(), Deaths: st.deaths.Load(), Rejoins: st.rejoin.Load(),
-		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(),
+		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
 	}
 }
 

@@ -1,7 +1,7 @@
 package heartbeat
 
 import (
-	"net/netip"
+	"time"
 )
 
 // State changes. Every function here runs with Service.mu held. A member
@@ -13,7 +13,9 @@ import (
 // a probe reply or an indirect acknowledgement carrying incarnation inc,
 // seen at engine clock at. A suspect member heard after it became suspect
 // is alive again; a dead member is alive again only with an incarnation
-// above the one it was declared dead at.
+// above the one it was declared dead at, and only once its death is
+// complete (the engine's MarkDead done and EventDead queued: see
+// finishDeath), so that its events follow its states in order.
 func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 	if at > m.heardNs {
 		m.heardNs = at
@@ -27,7 +29,7 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 			s.toAliveLocked(m, at)
 		}
 	case StateDead:
-		if inc > m.deadInc {
+		if inc > m.deadInc && !m.marking {
 			s.toAliveLocked(m, at)
 		}
 	}
@@ -58,11 +60,13 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 }
 
 // toDeadLocked is called by the probe loop only. The EventDead is
-// returned, not queued: the probe loop queues it after the engine's
-// MarkDead has failed the calls parked on the member, so that a listener
-// never sees the event before the calls fail.
+// returned, not queued: the probe loop queues it (finishDeath) after the
+// engine's MarkDead has failed the calls parked on the member, so that a
+// listener never sees the event before the calls fail. Until then the
+// member is marking and stays dead whatever is heard from it.
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
+	m.marking = true
 	m.deadInc = m.inc
 	m.since = now
 	m.ackSeq = 0
@@ -72,14 +76,33 @@ func (s *Service) toDeadLocked(m *member, now int64) Event {
 	return Event{Kind: EventDead, Addr: m.addr, Node: m.node, Incarnation: m.deadInc, AtNs: now}
 }
 
-// selfNewsLocked handles what another member (m, or an address that is
-// not a member) says about this node. A suspicion or a death at or above
-// this node's incarnation is refuted by raising the incarnation above it.
-// Each suspicion and each death is reported once per member, as
+// finishDeath completes a death toDeadLocked began, once the engine's
+// MarkDead has returned: it queues dead (unless the member was removed
+// meanwhile: EventRemoved has said it all) and then applies a revival
+// heard during the marking, so EventAlive follows EventDead.
+func (s *Service) finishDeath(m *member, dead Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.marking = false
+	if m.removed {
+		return
+	}
+	s.emitLocked(dead)
+	if m.state == StateDead && m.inc > m.deadInc {
+		s.toAliveLocked(m, s.ep.Now())
+	}
+}
+
+// selfNewsLocked handles what member m says about this node (claims of
+// non-members are never applied). A suspicion or a death at or above
+// this node's incarnation is refuted by raising the incarnation above it;
+// a raise past the top incarnation is not made (see maxInc). Each
+// suspicion and each death is reported once per member, as
 // EventSuspectedBy or EventDeclaredDeadBy; a death is reported even when
 // already refuted (this node rejoined before it heard), because the
-// member has given up on everything in flight with this node.
-func (s *Service) selfNewsLocked(m *member, from netip.AddrPort, node uint32, v view, now int64) {
+// member has given up on everything in flight with this node. The log
+// line of a death is rate-limited (newsLogEvery).
+func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 	died := v.died
 	if v.state == StateDead && v.inc > died {
 		died = v.inc
@@ -96,32 +119,56 @@ func (s *Service) selfNewsLocked(m *member, from netip.AddrPort, node uint32, v 
 		top = suspect
 	}
 	cur := s.ep.Incarnation()
-	if top >= cur && top+1 != 0 {
+	if top >= cur && top != maxInc {
 		s.ep.SetIncarnation(top + 1)
 		s.stats.refutations.Add(1)
 	}
 	if suspect < cur {
 		suspect = 0 // an old suspicion, refuted already
 	}
-	if m != nil {
-		from, node = m.addr, m.node
-		if died <= m.heardDie {
-			died = 0
-		} else {
-			m.heardDie = died
-		}
-		if suspect <= m.heardSus || suspect < died {
-			suspect = 0
-		} else {
-			m.heardSus = suspect
-		}
+	if died <= m.heardDie {
+		died = 0
+	} else {
+		m.heardDie = died
+	}
+	if suspect <= m.heardSus || suspect < died {
+		suspect = 0
+	} else {
+		m.heardSus = suspect
 	}
 	if died != 0 {
-		s.log.Warn("heartbeat: this node was declared dead", "by", from.String(), "incarnation", died,
-			"now", s.ep.Incarnation())
-		s.emitLocked(Event{Kind: EventDeclaredDeadBy, Addr: from, Node: node, Incarnation: died, AtNs: now})
+		if s.mu.newsLogAt == 0 || now-s.mu.newsLogAt >= int64(newsLogEvery) {
+			s.log.Warn("heartbeat: this node was declared dead", "by", m.addr.String(), "incarnation", died,
+				"now", s.ep.Incarnation(), "unlogged", s.mu.newsUnlogged)
+			s.mu.newsLogAt, s.mu.newsUnlogged = now, 0
+		} else {
+			s.mu.newsUnlogged++
+		}
+		s.emitLocked(Event{Kind: EventDeclaredDeadBy, Addr: m.addr, Node: m.node, Incarnation: died, AtNs: now})
 	}
 	if suspect != 0 {
-		s.emitLocked(Event{Kind: EventSuspectedBy, Addr: from, Node: node, Incarnation: suspect, AtNs: now})
+		s.emitLocked(Event{Kind: EventSuspectedBy, Addr: m.addr, Node: m.node, Incarnation: suspect, AtNs: now})
+	}
+}
+
+// maxInc is the top incarnation. The engine's incarnation only rises,
+// so a node there cannot refute by raising it: a member that declared it
+// dead there takes it back on the reply to a probe that told it of its
+// death (reviveAtTopLocked).
+const maxInc = ^uint32(0)
+
+// newsLogEvery is the least time between two log lines about this node
+// being declared dead; the lines left out are counted in the next one.
+const newsLogEvery = time.Second
+
+// reviveAtTopLocked revives a dead member m that answered a probe
+// carrying its death, view v, with incarnation inc, when neither can go
+// higher: it was declared dead at the top incarnation and answers at the
+// top. Answering a probe that tells of its death is what a raise proves
+// (the member has heard of the death and given up what it held), and
+// raising is impossible there.
+func (s *Service) reviveAtTopLocked(m *member, v view, inc uint32, now int64) {
+	if m.state == StateDead && !m.marking && v.state == StateDead && v.inc == maxInc && m.deadInc == maxInc && inc == maxInc {
+		s.toAliveLocked(m, now)
 	}
 }

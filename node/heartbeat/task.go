@@ -21,6 +21,7 @@ type Task struct {
 	mu struct {
 		sync.Mutex
 		inc      uint32 // worker incarnation the task runs under; 0 until the start reply
+		mastInc  uint32 // this master's incarnation when it sent the start
 		finished bool
 		err      wire.Errno
 		result   []byte

@@ -208,13 +208,19 @@ func TestDeadOnClose(t *testing.T) {
 	}
 }
 
-// TestRefutation: a member told it is suspected at its own incarnation
+// TestRefutation: a node told by a member that it is suspected at its own incarnation
 // raises it and says so in the reply; told it is dead, it reports the
 // news as an event once.
 func TestRefutation(t *testing.T) {
 	nodes := cluster(t, 2, testConfig())
 	b := nodes[1]
+	// Only a member's claims count: cli is a member of b, with a service
+	// of its own so that b's probes of it succeed.
 	cli := newEndpoint(t, 77, nil)
+	startNode(t, cli, testConfig(), []netip.AddrPort{b.ep.Addr()})
+	if err := b.svc.AddMember(cli.Addr()); err != nil {
+		t.Fatalf("AddMember: %v", err)
+	}
 	var rep rfc.Reply
 	call := func(vs State, vi uint32) (uint32, State) {
 		var ps wire.Params

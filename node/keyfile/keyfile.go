@@ -4,8 +4,12 @@ package keyfile
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -50,6 +54,28 @@ func Read(path string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadPrev returns the previous key of a rotation held in path. A path
+// that is empty, a file that does not exist and a file that is empty (or
+// only white space) mean no previous key: nil, and no error. Otherwise it
+// is Read.
+func ReadPrev(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil && fi.Mode().IsRegular() {
+		// A regular file is read whole here only to see whether it is
+		// empty; Read makes every check on the file it opens.
+		if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) == 0 {
+			return nil, nil
+		}
+	}
+	return Read(path)
+}
+
 // Write puts a new file of mode 0600 holding key at path: it is written
 // under path+".tmp", created afresh (fileowner.CreateFresh), and renamed
 // over path, so a file that already was at path, whoever made it, is
@@ -74,4 +100,14 @@ func Write(path string, key []byte) error {
 		os.Remove(tmp)
 	}
 	return err
+}
+
+// ID names a key in logs without revealing it: the first 4 bytes of its
+// SHA-256, in hex. "none" for no key.
+func ID(key []byte) string {
+	if len(key) == 0 {
+		return "none"
+	}
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
 }

@@ -109,3 +109,23 @@ func TestReadFIFO(t *testing.T) {
 		t.Fatalf("Read of a FIFO: %v", err)
 	}
 }
+
+func TestReadPrevAndID(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, p := range []string{"", filepath.Join(dir, "missing"), empty} {
+		if k, err := ReadPrev(p); k != nil || err != nil {
+			t.Errorf("ReadPrev(%q) = %q, %v; want none", p, k, err)
+		}
+	}
+	short := filepath.Join(dir, "short")
+	Write(short, []byte("short"))
+	if _, err := ReadPrev(short); err == nil {
+		t.Error("short previous key accepted")
+	}
+	key := []byte("0123456789abcdef0123")
+	if id := ID(key); len(id) != 8 || strings.Contains(string(key), id) || ID(nil) != "none" {
+		t.Errorf("ID: %q", id)
+	}
+}

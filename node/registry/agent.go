@@ -31,6 +31,9 @@ type AgentConfig struct {
 	// RenewEvery is how often the agent renews its own registrations
 	// (default: a third of the shortest lease registered).
 	RenewEvery time.Duration
+	// MapRetryEvery is how often the agent writes again into the map the
+	// changes it failed to write (default 100ms).
+	MapRetryEvery time.Duration
 	// Client tunes the agent's client (timeouts, keepalive).
 	AttemptTimeout, KeepaliveEvery time.Duration
 	// Logger receives state changes; nil means slog.Default().
@@ -40,24 +43,37 @@ type AgentConfig struct {
 // DefaultShmSize is the size of a new agent map file.
 const DefaultShmSize = 16 << 20
 
+// DefaultMapRetryEvery is the default AgentConfig.MapRetryEvery.
+const DefaultMapRetryEvery = 100 * time.Millisecond
+
 // DefaultAgentConfig returns the defaults for an agent of the given
 // centers writing to shmPath.
 func DefaultAgentConfig(shmPath string, centers ...netip.AddrPort) AgentConfig {
 	return AgentConfig{Centers: centers, Prefixes: []string{sdk.ServicePrefix}, ShmPath: shmPath,
-		ShmSize: DefaultShmSize, AttemptTimeout: DefaultAttemptTimeout, KeepaliveEvery: DefaultKeepaliveEvery}
+		ShmSize: DefaultShmSize, MapRetryEvery: DefaultMapRetryEvery, AttemptTimeout: DefaultAttemptTimeout,
+		KeepaliveEvery: DefaultKeepaliveEvery}
 }
 
 // Agent is the registry's presence on a node: it watches prefixes at the
 // centers and writes every entry it receives into the node's shared-memory
 // map, where local processes read it with package sdk; and it keeps the
 // node's own registrations alive. Goroutines: the Watch's one and a
-// renewal goroutine, started in StartAgent. All methods are safe for
+// renewal goroutine, started in StartAgent; the renewal goroutine also
+// writes again the changes the map refused. All methods are safe for
 // concurrent use.
+//
+// A change the map refuses (full and unable to grow, say) is kept, the
+// latest per key, and written again every MapRetryEvery until it goes
+// in or a newer change of the key replaces it: the Watch has taken its
+// version and will not deliver it again, so the map would otherwise stay
+// behind the centers until a resynchronization. The changes kept are
+// bounded by the keys under the prefixes.
 type Agent struct {
 	cfg   AgentConfig
 	log   *slog.Logger
 	c     *Client
 	m     *shm.Map
+	mw    mapWriter      // the writes to m
 	seq   *sdk.SeqWriter // nil off Linux
 	watch *Watch
 
@@ -65,7 +81,15 @@ type Agent struct {
 		sync.Mutex
 		regs map[string]agentReg // by service name
 	}
+	// mapMu serializes the map writes of the Watch (apply) and of the
+	// retries, so a retry never writes over a newer change. Lock order:
+	// the Watch's lock, then mapMu.
+	mapMu struct {
+		sync.Mutex
+		pending map[string]mapChange // by key: the latest change the map refused
+	}
 	mapErrors atomic.Uint64
+	mapKick   chan struct{} // a map write failed: retry; capacity 1
 	renewKick chan struct{}
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -78,10 +102,32 @@ type agentReg struct {
 	lease time.Duration
 }
 
+// mapChange is a change waiting to be written into the map.
+type mapChange struct {
+	rec     []byte // nil for a deletion
+	deleted bool
+}
+
+// mapWriter is the agent's boundary with its map file: the writes apply
+// makes. *shm.Map is the production one; tests wrap it to make writes
+// fail.
+type mapWriter interface {
+	Put(key, val []byte) error
+	Delete(key []byte) error
+	Stats() (shm.Stats, error)
+	Grow(newSize int64) error
+}
+
 // StartAgent opens (or creates) the map, loads what it holds under the
 // prefixes (so that a resynchronization removes what went away while the
 // agent was down), and starts watching.
 func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
+	return startAgent(ep, cfg, nil)
+}
+
+// startAgent is StartAgent with the map's writes going through wrap(m)
+// if wrap is not nil.
+func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter) (*Agent, error) {
 	if cfg.ShmPath == "" {
 		return nil, &ConfigError{"ShmPath", "required"}
 	}
@@ -90,6 +136,9 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 	}
 	if cfg.ShmSize == 0 {
 		cfg.ShmSize = DefaultShmSize
+	}
+	if cfg.MapRetryEvery <= 0 {
+		cfg.MapRetryEvery = DefaultMapRetryEvery
 	}
 	c, err := NewClient(ep, ClientConfig{Centers: cfg.Centers, AttemptTimeout: cfg.AttemptTimeout, KeepaliveEvery: cfg.KeepaliveEvery})
 	if err != nil {
@@ -124,6 +173,12 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: log, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{})}
 	a.mu.regs = make(map[string]agentReg)
+	a.mapMu.pending = make(map[string]mapChange)
+	a.mapKick = make(chan struct{}, 1)
+	a.mw = m
+	if wrap != nil {
+		a.mw = wrap(m)
+	}
 	if s, err := sdk.OpenSeqWriter(m.Path()); err == nil {
 		a.seq = s
 	}
@@ -180,32 +235,91 @@ func (a *Agent) Map() *shm.Map { return a.m }
 // MapErrors returns how many map writes failed.
 func (a *Agent) MapErrors() uint64 { return a.mapErrors.Load() }
 
-// apply writes one change into the map (runs under the Watch's lock).
+// apply writes one change into the map (runs under the Watch's lock). A
+// change the map refuses is kept for retryMap.
 func (a *Agent) apply(ch Change) {
-	var err error
-	if ch.Deleted {
-		err = a.m.Delete([]byte(ch.Key))
-		if wire.AsErrno(err) == wire.ENOENT {
-			err = nil
-		}
-	} else {
-		err = a.m.Put([]byte(ch.Key), ch.Record)
-		if wire.AsErrno(err) == wire.ENOSPC {
-			if st, serr := a.m.Stats(); serr == nil {
-				if gerr := a.m.Grow(int64(st.FileSize) * 2); gerr == nil {
-					err = a.m.Put([]byte(ch.Key), ch.Record)
-				}
-			}
-		}
-	}
-	if err != nil {
+	a.mapMu.Lock()
+	defer a.mapMu.Unlock()
+	delete(a.mapMu.pending, ch.Key) // replaced by this change
+	if err := a.writeMapLocked(ch.Key, ch.Record, ch.Deleted); err != nil {
 		a.mapErrors.Add(1)
-		a.log.Warn("registry agent: map write failed", "key", ch.Key, "err", err.Error())
+		if len(a.mapMu.pending) == 0 {
+			a.log.Warn("registry agent: map write failed; retrying", "key", ch.Key, "err", err.Error())
+		}
+		var rec []byte
+		if !ch.Deleted {
+			rec = append([]byte(nil), ch.Record...)
+		}
+		a.mapMu.pending[ch.Key] = mapChange{rec: rec, deleted: ch.Deleted}
+		select {
+		case a.mapKick <- struct{}{}:
+		default:
+		}
 		return
 	}
 	if a.seq != nil {
 		a.seq.Bump()
 	}
+}
+
+// writeMapLocked writes one change into the map, growing it (doubling)
+// when it is full; a.mapMu is held.
+func (a *Agent) writeMapLocked(key string, rec []byte, deleted bool) error {
+	if deleted {
+		err := a.mw.Delete([]byte(key))
+		if wire.AsErrno(err) == wire.ENOENT {
+			err = nil
+		}
+		return err
+	}
+	err := a.mw.Put([]byte(key), rec)
+	if wire.AsErrno(err) == wire.ENOSPC {
+		if st, serr := a.mw.Stats(); serr == nil {
+			if gerr := a.mw.Grow(int64(st.FileSize) * 2); gerr == nil {
+				err = a.mw.Put([]byte(key), rec)
+			}
+		}
+	}
+	return err
+}
+
+// retryMap writes again the changes the map refused, deletions first (they
+// make room), and returns how many are still waiting.
+func (a *Agent) retryMap() int {
+	a.mapMu.Lock()
+	defer a.mapMu.Unlock()
+	if len(a.mapMu.pending) == 0 {
+		return 0
+	}
+	wrote := 0
+	for _, deletions := range [2]bool{true, false} {
+		for k, ch := range a.mapMu.pending {
+			if ch.deleted != deletions {
+				continue
+			}
+			if err := a.writeMapLocked(k, ch.rec, ch.deleted); err != nil {
+				a.mapErrors.Add(1)
+				continue
+			}
+			delete(a.mapMu.pending, k)
+			wrote++
+		}
+	}
+	if wrote > 0 && a.seq != nil {
+		a.seq.Bump()
+	}
+	if wrote > 0 && len(a.mapMu.pending) == 0 {
+		a.log.Info("registry agent: map caught up", "written", wrote)
+	}
+	return len(a.mapMu.pending)
+}
+
+// MapBehind returns how many keys the map holds an older state of than
+// the agent received (their writes failed and wait for a retry).
+func (a *Agent) MapBehind() int {
+	a.mapMu.Lock()
+	defer a.mapMu.Unlock()
+	return len(a.mapMu.pending)
 }
 
 // Register registers this node as an instance of service name and keeps
@@ -256,15 +370,32 @@ func (a *Agent) renewEvery() time.Duration {
 }
 
 // renewLoop renews the node's leases and registers again what a center
-// lost (it restarted, or a lease expired during a partition).
+// lost (it restarted, or a lease expired during a partition); while the
+// map has refused changes, it writes them again every MapRetryEvery.
 func (a *Agent) renewLoop() {
 	defer a.wg.Done()
 	t := time.NewTimer(a.renewEvery())
 	defer t.Stop()
+	retry := time.NewTimer(a.cfg.MapRetryEvery)
+	retry.Stop()
+	defer retry.Stop()
+	retrying := false
 	for {
 		select {
 		case <-a.done:
 			return
+		case <-a.mapKick:
+			if !retrying {
+				retrying = true
+				retry.Reset(a.cfg.MapRetryEvery)
+			}
+			continue
+		case <-retry.C:
+			retrying = a.retryMap() > 0
+			if retrying {
+				retry.Reset(a.cfg.MapRetryEvery)
+			}
+			continue
 		case <-a.renewKick:
 			if !t.Stop() {
 				select {

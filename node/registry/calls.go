@@ -56,13 +56,15 @@ const (
 	// CallSubscribe adds a prefix to a push stream, opening the stream
 	// if it is new. Request: u64 stream id (chosen by the subscriber,
 	// not 0), str prefix. Reply: u64 sequence number the next push will
-	// carry. ENOSPC past Config.MaxStreamsPerNode or
-	// Config.MaxPrefixesPerNode.
+	// carry. ENOSPC past Config.MaxStreamsPerNode,
+	// Config.MaxPrefixesPerNode, Config.MaxStreamsPerIP or
+	// Config.MaxStreams. Pushes go to the request's source address.
 	CallSubscribe uint16 = wire.CallRegistryBase + 0x10
 	// CallUnsubscribe closes a stream. Request: u64 stream id. Reply:
 	// none; ENOENT if unknown.
 	CallUnsubscribe uint16 = wire.CallRegistryBase + 0x11
-	// CallSubCheck is a subscriber's keepalive. Request: u64 stream id.
+	// CallSubCheck is a subscriber's keepalive; it renews the stream
+	// (Config.StreamIdle). Request: u64 stream id.
 	// Reply: u64 the last sequence number assigned on the stream. ESTALE
 	// if the center does not know the stream (it restarted, or dropped
 	// it): the subscriber resynchronizes.

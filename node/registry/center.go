@@ -19,10 +19,11 @@ import (
 // Lock order: Center.mu, then pushTable.mu, then the log's locks. Handlers
 // that wait for the other center (writes) hold no lock while they wait.
 type Center struct {
-	ep  *rfc.Endpoint
-	cfg Config
-	log *slog.Logger
-	wal *logFile
+	ep    *rfc.Endpoint
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
+	wal   *logFile
 
 	mu struct {
 		sync.Mutex
@@ -52,6 +53,7 @@ type centerStats struct {
 	expired, deadRemoved, deadDropped     atomic.Uint64
 	pushes, pushFailures, pushDropped     atomic.Uint64
 	streamsOverflowed, malformed          atomic.Uint64
+	streamsExpired, subscribeRefused      atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
 }
 
@@ -75,6 +77,8 @@ type CenterStats struct {
 	PushFailures      uint64 // push calls that failed (retried)
 	PushDropped       uint64 // streams dropped (gone, resynchronizing, or failing)
 	StreamsOverflowed uint64 // streams whose queue overflowed
+	StreamsExpired    uint64 // streams dropped for not being renewed within StreamIdle
+	SubscribeRefused  uint64 // subscriptions refused past a bound (ENOSPC)
 	Malformed         uint64 // malformed requests refused
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
@@ -89,9 +93,12 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	c := &Center{ep: ep, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	c := &Center{ep: ep, cfg: cfg, log: cfg.Logger, clock: cfg.Clock, done: make(chan struct{})}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if c.clock == nil {
+		c.clock = hostClock{ep}
 	}
 	c.mu.st = newStore()
 	c.mu.inflight = make(map[string]struct{})
@@ -102,10 +109,11 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	c.deadQ = make(chan netip.AddrPort, cfg.DeadQueue)
 	c.syncKick = make(chan struct{}, 1)
 
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
-		if e, ok := entryFromRecord(rec, nowMs); ok {
-			c.setLocked(key, e, nowMs)
+		e, ok := entryFromRecord(rec, c.clock.MonoNs(), cfg.TombstoneAge.Milliseconds())
+		if ok && !c.purgedLocked(key, e, nowMs) {
+			c.setLocked(key, e)
 		}
 	})
 	if err != nil {
@@ -199,6 +207,7 @@ func (c *Center) Stats() CenterStats {
 		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
 		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
+		StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
 		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(),
 		Recovered: c.wal.recovered, TornBytes: c.wal.tornBytes,
 	}
@@ -217,8 +226,7 @@ func (c *Center) Entry(key string) (rec []byte, ok bool) {
 }
 
 // setLocked stores e under key and keeps the owner index; c.mu is held.
-// A tombstone's expireMs becomes its purge time.
-func (c *Center) setLocked(key string, e *entry, nowMs int64) {
+func (c *Center) setLocked(key string, e *entry) {
 	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
 		if set := c.mu.owners[old.owner]; set != nil {
 			delete(set, key)
@@ -235,22 +243,35 @@ func (c *Center) setLocked(key string, e *entry, nowMs int64) {
 			c.mu.owners[e.owner] = set
 		}
 		set[key] = struct{}{}
-	case sdk.KindTombstone:
-		e.expireMs = nowMs + c.cfg.TombstoneAge.Milliseconds()
 	}
 	c.mu.st.set(key, e)
 }
 
+// purgedLocked reports whether e is a tombstone past its age (at wall
+// time nowMs) for a key the store does not hold. Such a tombstone is not
+// taken: this center purged it, or holds nothing it would delete, and
+// taking it back would only keep it for another age, in turn with the
+// other center, for good. A tombstone past its age still replaces an
+// older record held (applyLocked), so a late deletion is not lost; it is
+// purged at the next sweep. c.mu is held.
+func (c *Center) purgedLocked(key string, e *entry, nowMs int64) bool {
+	return e.kind == sdk.KindTombstone && e.expireMs <= nowMs && c.mu.st.get(key) == nil
+}
+
 // applyLocked stores rec under key if its version is newer than the
-// store's (versions decide), appends it to the log and queues it for the
+// store's (versions decide) and it is not a tombstone this center purged
+// (purgedLocked), appends it to the log and queues it for the
 // subscribers. It reports whether the record was applied and the log
 // position to sync to. c.mu is held.
 func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
-	e, ok := entryFromRecord(rec, nowMs)
+	e, ok := entryFromRecord(rec, c.clock.MonoNs(), c.cfg.TombstoneAge.Milliseconds())
 	if !ok {
 		return logPos{}, false, wire.EPROTO
 	}
 	if cur := c.mu.st.get(key); cur != nil && cur.version >= e.version {
+		return logPos{}, false, nil
+	}
+	if c.purgedLocked(key, e, nowMs) {
 		return logPos{}, false, nil
 	}
 	pos, err := c.wal.append(key, rec)
@@ -258,7 +279,7 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 		c.logFailure(err)
 		return logPos{}, false, wire.EFAULT
 	}
-	c.setLocked(key, e, nowMs)
+	c.setLocked(key, e)
 	c.push.notify(c, key, rec)
 	return pos, true, nil
 }
@@ -334,7 +355,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.stats.conflicts.Add(1)
 		return 0, wire.ECONFLICT
 	case op.rawCheck && (cur == nil || curVer != op.rawExpect || cur.kind == sdk.KindTombstone),
-		op.dueOnly && (cur == nil || cur.expireMs == 0 || cur.expireMs > nowMs):
+		op.dueOnly && !c.dueLocked(cur):
 		c.mu.Unlock()
 		return 0, wire.ECONFLICT
 	case cur == nil && c.mu.st.len() >= c.cfg.MaxKeys:
@@ -496,7 +517,7 @@ func (c *Center) fetch(key string) {
 // only keys starting with prefix are taken. It returns the count applied
 // and the last key of the page.
 func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	n, last := 0, ""
 	var pos logPos
 	c.mu.Lock()

@@ -34,7 +34,11 @@ type Config struct {
 	// 65536); a write of a new key past it gets ENOSPC.
 	MaxKeys int
 	// TombstoneAge is how long a deleted key is remembered so that
-	// anti-entropy does not bring it back (default 1h). A center that
+	// anti-entropy does not bring it back (default 1h), counted from the
+	// deletion: the tombstone's modified time, on the wall clock of the
+	// center that deleted it, which the tombstone carries everywhere (a
+	// restart does not make it younger). A center never takes a
+	// tombstone past this age for a key it does not hold. A center that
 	// stays away longer than this may resurrect keys deleted meanwhile.
 	TombstoneAge time.Duration
 	// ReplicateTimeout bounds a replication call to the other center
@@ -55,10 +59,17 @@ type Config struct {
 	// DefaultLease is used when a registration asks for 0 (default 10s).
 	MaxLease, DefaultLease time.Duration
 	// MaxStreamsPerNode and MaxPrefixesPerNode bound the push streams and
-	// subscribed prefixes of one subscriber address (defaults 4 and 32);
-	// past them CallSubscribe answers ENOSPC. MaxStreams bounds all
-	// streams (default 4096).
-	MaxStreamsPerNode, MaxPrefixesPerNode, MaxStreams int
+	// subscribed prefixes of one subscriber address (defaults 4 and 32),
+	// MaxStreamsPerIP the streams of all the ports of one IP address
+	// (default 64), MaxStreams all streams (default 4096); past them
+	// CallSubscribe answers ENOSPC, and the refusal is logged (at most
+	// once per StreamIdle) and counted.
+	MaxStreamsPerNode, MaxPrefixesPerNode, MaxStreamsPerIP, MaxStreams int
+	// StreamIdle is how long a push stream lives without being renewed
+	// (default 5s): by its subscriber's CallSubCheck (a Watch sends one
+	// every KeepaliveEvery, default 250ms) or CallSubscribe, or by an
+	// acknowledged push. A stream not renewed within it is dropped.
+	StreamIdle time.Duration
 	// StreamQueue bounds the changes waiting to be pushed on one stream
 	// (default 4096). A stream that overflows is broken: its next push
 	// skips sequence numbers, so the subscriber sees the gap and
@@ -83,6 +94,9 @@ type Config struct {
 	// Logger receives state changes; nil means slog.Default(). Nothing is
 	// logged per call.
 	Logger *slog.Logger
+	// Clock is the center's view of time (clock.go); nil means the host's
+	// wall clock and the endpoint's monotonic engine clock.
+	Clock Clock
 }
 
 // Defaults.
@@ -99,7 +113,9 @@ const (
 	DefaultLease              = 10 * time.Second
 	DefaultMaxStreamsPerNode  = 4
 	DefaultMaxPrefixesPerNode = 32
+	DefaultMaxStreamsPerIP    = 64
 	DefaultMaxStreams         = 4096
+	DefaultStreamIdle         = 5 * time.Second
 	DefaultStreamQueue        = 4096
 	DefaultPushers            = 2
 	DefaultPushTimeout        = 200 * time.Millisecond
@@ -126,7 +142,9 @@ func DefaultConfig(dir string) Config {
 		DefaultLease:       DefaultLease,
 		MaxStreamsPerNode:  DefaultMaxStreamsPerNode,
 		MaxPrefixesPerNode: DefaultMaxPrefixesPerNode,
+		MaxStreamsPerIP:    DefaultMaxStreamsPerIP,
 		MaxStreams:         DefaultMaxStreams,
+		StreamIdle:         DefaultStreamIdle,
 		StreamQueue:        DefaultStreamQueue,
 		Pushers:            DefaultPushers,
 		PushTimeout:        DefaultPushTimeout,
@@ -174,8 +192,10 @@ func (c *Config) check() error {
 		return bad("SweepEvery", "must be at least 1ms")
 	case c.MaxLease < time.Second || c.DefaultLease <= 0 || c.DefaultLease > c.MaxLease:
 		return bad("MaxLease", "MaxLease at least 1s, DefaultLease in (0, MaxLease]")
-	case c.MaxStreamsPerNode < 1 || c.MaxPrefixesPerNode < 1 || c.MaxStreams < 1:
+	case c.MaxStreamsPerNode < 1 || c.MaxPrefixesPerNode < 1 || c.MaxStreamsPerIP < 1 || c.MaxStreams < 1:
 		return bad("MaxStreams", "stream and prefix bounds must be at least 1")
+	case c.StreamIdle < 10*time.Millisecond:
+		return bad("StreamIdle", "must be at least 10ms")
 	case c.StreamQueue < 1 || c.StreamQueue > 1<<20:
 		return bad("StreamQueue", "must be between 1 and 1048576")
 	case c.Pushers < 1 || c.Pushers > 64:

@@ -28,7 +28,7 @@ func (c *Center) closed() bool {
 
 func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
 	key := req.Param(0).Bytes()
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
@@ -101,7 +101,7 @@ func (c *Center) serveList(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if limit == 0 || limit > uint64(maxEntries) {
 		limit = uint64(maxEntries)
 	}
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	room := reply.Cap() - paramU64Size
 	more := false
 	var keys []string
@@ -190,13 +190,13 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 // renewOwner pushes back the lease deadline of every instance registered
 // from owner and returns how many there were.
 func (c *Center) renewOwner(owner string) int {
-	nowMs := time.Now().UnixMilli()
+	monoNs := c.clock.MonoNs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
 	for k := range c.mu.owners[owner] {
 		if e := c.mu.st.get(k); e != nil && e.kind == sdk.KindService {
-			e.expireMs = nowMs + e.leaseMs
+			e.leaseDue = monoNs + e.leaseMs*int64(time.Millisecond)
 			n++
 		}
 	}

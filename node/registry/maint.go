@@ -54,13 +54,13 @@ type expiry struct {
 // sweep deletes expired entries (through the write path, so the deletion
 // is replicated and pushed) and purges tombstones past TombstoneAge.
 func (c *Center) sweep() {
-	nowMs := time.Now().UnixMilli()
+	nowMs, monoNs := c.clock.WallMs(), c.clock.MonoNs()
 	var due []expiry
 	var purge []string
 	c.mu.Lock()
 	for _, k := range c.mu.st.keys {
 		e := c.mu.st.m[k]
-		if e.expireMs == 0 || e.expireMs > nowMs {
+		if !e.due(nowMs, monoNs) {
 			continue
 		}
 		if e.kind == sdk.KindTombstone {
@@ -78,6 +78,11 @@ func (c *Center) sweep() {
 			c.stats.expired.Add(1)
 		}
 	}
+}
+
+// dueLocked reports whether e is past its TTL or lease; c.mu is held.
+func (c *Center) dueLocked(e *entry) bool {
+	return e != nil && e.due(c.clock.WallMs(), c.clock.MonoNs())
 }
 
 // expire deletes an entry if it is still at the version found expired

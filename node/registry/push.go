@@ -25,6 +25,13 @@ import (
 // goroutine that completes a push (pushDone), when changes queued while
 // it was in flight; a pusher goroutine, for retries. One batch per
 // stream is in flight at a time.
+//
+// Bounds (docs/REGISTRY.md, "Bounds"): a stream lives while its
+// subscriber renews it (CallSubCheck, CallSubscribe, an acknowledged
+// push) at least once per Config.StreamIdle; the maintenance loop drops
+// the others. Streams are bounded per subscriber address, per source IP
+// address and in all; a refusal is counted and logged, at most once per
+// StreamIdle. Pushes go only to the address the subscription came from.
 
 // change is one queued change: a key and its new record (a tombstone for
 // a deletion).
@@ -47,6 +54,7 @@ type stream struct {
 	queued   bool     // handed to a sender: in pushTable.due or Center.pushWake
 	inflight bool     // a batch is in flight
 	retryAt  int64    // engine clock of the next attempt after a failure; 0: none
+	heard    int64    // engine clock of the last renewal (subscribe, subcheck, acknowledged push)
 	fails    int      // failed pushes in a row
 	dropped  bool
 	seg      []byte // request parameters of the batch in flight; made on first push
@@ -58,12 +66,18 @@ type pushTable struct {
 	mu      sync.Mutex
 	streams map[uint64]*stream
 	byAddr  map[netip.AddrPort][]*stream
-	due     []*stream // woken by notify, to be sent by the applier (sendDue); each at most once
+	byIP    map[netip.Addr]int // streams per source IP address (unmapped)
+	due     []*stream          // woken by notify, to be sent by the applier (sendDue); each at most once
+	// Refused subscriptions since the last log line, and the engine
+	// clock of that line (0: none yet).
+	refused   uint64
+	refusedAt int64
 }
 
 func (t *pushTable) init() {
 	t.streams = make(map[uint64]*stream)
 	t.byAddr = make(map[netip.AddrPort][]*stream)
+	t.byIP = make(map[netip.Addr]int)
 }
 
 func (t *pushTable) count() int {
@@ -91,6 +105,12 @@ func (t *pushTable) dropLocked(s *stream) {
 		delete(t.byAddr, s.addr)
 	} else {
 		t.byAddr[s.addr] = list
+	}
+	ip := s.addr.Addr().Unmap()
+	if t.byIP[ip] <= 1 {
+		delete(t.byIP, ip)
+	} else {
+		t.byIP[ip]--
 	}
 }
 
@@ -175,13 +195,19 @@ func (c *Center) wakeLocked(s *stream) {
 	}
 }
 
-// retryStreams wakes the streams whose retry time has come (maintenance
-// loop).
+// retryStreams wakes the streams whose retry time has come and drops
+// those not renewed within StreamIdle (maintenance loop).
 func (c *Center) retryStreams(now int64) {
 	t := &c.push
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	idle := int64(c.cfg.StreamIdle)
 	for _, s := range t.streams {
+		if now-s.heard > idle {
+			t.dropLocked(s)
+			c.stats.streamsExpired.Add(1)
+			continue
+		}
 		if s.retryAt != 0 && now >= s.retryAt {
 			s.retryAt = 0
 			if len(s.queue) > 0 || s.broken {
@@ -272,6 +298,7 @@ func (c *Center) pushDone(s *stream, first uint64, n int, e wire.Errno) {
 	case wire.OK:
 		c.stats.pushes.Add(1)
 		s.fails = 0
+		s.heard = c.ep.Now()
 		if s.broken && n == 0 {
 			s.broken = false
 		}
@@ -309,6 +336,9 @@ func (c *Center) pushDone(s *stream, first uint64, n int, e wire.Errno) {
 	}
 }
 
+// serveSubscribe adds a prefix to a stream, opening it if new. The
+// stream belongs to the request's source address: pushes go there and
+// nowhere else, and only that address may renew, extend or close it.
 func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
 	id, prefix := req.Param(0).Uint64(), req.Param(1).Str()
 	if id == 0 || len(prefix) > MaxKeyLen {
@@ -318,6 +348,7 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 	if c.closed() {
 		return wire.ECLOSED
 	}
+	now := c.ep.Now()
 	t := &c.push
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -326,6 +357,7 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 		return wire.EINVAL
 	}
 	if s != nil {
+		s.heard = now
 		for _, p := range s.prefixes {
 			if p == prefix {
 				reply.Uint64(s.lastSeq + 1)
@@ -338,19 +370,42 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 		nPrefixes += len(x.prefixes)
 	}
 	if nPrefixes >= c.cfg.MaxPrefixesPerNode {
-		return wire.ENOSPC
+		return c.refuseLocked(req.From, "prefixes per address", now)
 	}
 	if s == nil {
-		if len(t.byAddr[req.From]) >= c.cfg.MaxStreamsPerNode || len(t.streams) >= c.cfg.MaxStreams {
-			return wire.ENOSPC
+		ip := req.From.Addr().Unmap()
+		switch {
+		case len(t.byAddr[req.From]) >= c.cfg.MaxStreamsPerNode:
+			return c.refuseLocked(req.From, "streams per address", now)
+		case t.byIP[ip] >= c.cfg.MaxStreamsPerIP:
+			return c.refuseLocked(req.From, "streams per IP address", now)
+		case len(t.streams) >= c.cfg.MaxStreams:
+			return c.refuseLocked(req.From, "streams in all", now)
 		}
-		s = &stream{id: id, addr: req.From, nextSeq: 1}
+		s = &stream{id: id, addr: req.From, nextSeq: 1, heard: now}
 		t.streams[id] = s
 		t.byAddr[req.From] = append(t.byAddr[req.From], s)
+		t.byIP[ip]++
 	}
 	s.prefixes = append(s.prefixes, prefix)
 	reply.Uint64(s.lastSeq + 1)
 	return wire.OK
+}
+
+// refuseLocked counts a refused subscription and logs it, at most once
+// per StreamIdle with the count refused since the last line; it returns
+// ENOSPC. c.push.mu is held.
+func (c *Center) refuseLocked(from netip.AddrPort, bound string, now int64) wire.Errno {
+	t := &c.push
+	c.stats.subscribeRefused.Add(1)
+	t.refused++
+	if t.refusedAt == 0 || now-t.refusedAt >= int64(c.cfg.StreamIdle) {
+		c.log.Warn("registry: subscriptions refused", "bound", bound, "last-from", from.String(),
+			"refused", t.refused, "streams", len(t.streams))
+		t.refused = 0
+		t.refusedAt = now
+	}
+	return wire.ENOSPC
 }
 
 func (c *Center) serveUnsubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
@@ -373,6 +428,7 @@ func (c *Center) serveSubCheck(req *rfc.Request, reply *wire.Params) wire.Errno 
 	if s == nil || s.addr != req.From {
 		return wire.ESTALE
 	}
+	s.heard = c.ep.Now()
 	reply.Uint64(s.lastSeq)
 	return wire.OK
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"fastcall/node/registry/sdk"
 )
@@ -15,13 +16,26 @@ type entry struct {
 	rec     []byte // encoded record (sdk format)
 	version uint64
 	kind    uint8
-	// expireMs is, for a KV entry, its absolute expiry from the record
-	// (0: none); for a service instance, its lease deadline, kept in
-	// memory only and pushed back by renewals; for a tombstone, when it
+	// expireMs is, on the wall clock (Clock.WallMs), for a KV entry its
+	// absolute expiry from the record (0: none); for a tombstone, when it
 	// may be purged.
 	expireMs int64
+	// leaseDue is, for a service instance, its lease deadline on the
+	// monotonic clock (Clock.MonoNs): kept in memory only, pushed back by
+	// renewals, and so never moved by a step of the wall clock.
+	leaseDue int64
 	leaseMs  int64  // services: lease duration
 	owner    string // services: registering endpoint address
+}
+
+// due reports whether e is past its TTL (KV entries), its lease (service
+// instances, on the monotonic clock monoNs) or its age (tombstones), at
+// wall time nowMs.
+func (e *entry) due(nowMs, monoNs int64) bool {
+	if e.kind == sdk.KindService {
+		return e.leaseDue <= monoNs
+	}
+	return e.expireMs != 0 && e.expireMs <= nowMs
 }
 
 // live reports whether e is a present, unexpired entry at wall time nowMs.
@@ -97,8 +111,11 @@ func (s *store) scan(prefix, from string, fn func(k string, e *entry) bool) {
 }
 
 // entryFromRecord builds the store entry for an encoded record, with a
-// service's lease deadline starting at nowMs.
-func entryFromRecord(rec []byte, nowMs int64) (*entry, bool) {
+// service's lease deadline starting at monoNs (monotonic clock) and a
+// tombstone's purge time tombAgeMs after its deletion (the record's
+// modified time, wall clock), wherever and whenever the tombstone is
+// taken: by the write, a replica, anti-entropy or recovery.
+func entryFromRecord(rec []byte, monoNs, tombAgeMs int64) (*entry, bool) {
 	var r sdk.Record
 	if sdk.ParseRecord(rec, &r) != 0 {
 		return nil, false
@@ -109,8 +126,10 @@ func entryFromRecord(rec []byte, nowMs int64) (*entry, bool) {
 		e.expireMs = r.ExpireMs
 	case sdk.KindService:
 		e.leaseMs = int64(r.LeaseMs)
-		e.expireMs = nowMs + e.leaseMs
+		e.leaseDue = monoNs + e.leaseMs*int64(time.Millisecond)
 		e.owner = string(r.Owner)
+	case sdk.KindTombstone:
+		e.expireMs = r.ModifiedMs + tombAgeMs
 	}
 	return e, true
 }

@@ -231,6 +231,14 @@ func (w *Watch) resync() wire.Errno {
 	w.c.watchMu.Unlock()
 
 	dst := w.c.cfg.Centers[center]
+	if old != 0 {
+		// The old stream counts against this address's bound at the
+		// center until it expires: close it first, best effort, so that
+		// resyncs in a row do not lock this watch out.
+		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
+		w.c.callAt(ctx, dst, CallUnsubscribe, func(ps *wire.Params) { ps.Uint64(old) }, nil)
+		cancel()
+	}
 	for _, p := range w.prefixes {
 		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
 		err := w.c.callAt(ctx, dst, CallSubscribe, func(ps *wire.Params) {

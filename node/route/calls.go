@@ -33,8 +33,8 @@ const (
 	// str path, u64 time (Unix ns).
 	CallNotice uint16 = wire.CallRouteBase + 0x08
 	// CallSetRole makes a member active (true) or standby (false). The
-	// router calls it with true to promote a standby when the active
-	// member is dead or unreachable. Request: bool active. Reply: bool
+	// router calls it with false to fence an active member it finds dead
+	// or unreachable, then with true to promote a standby. Request: bool active. Reply: bool
 	// previous role (true: was active).
 	CallSetRole uint16 = wire.CallRouteBase + 0x09
 	// CallNotices returns the last failure notices a member received,

@@ -27,9 +27,16 @@ type Config struct {
 	// ReplyMargin is kept from the client's deadline so that the reply
 	// reaches the client before it gives up (default 2ms).
 	ReplyMargin time.Duration
-	// ActivateTimeout bounds the CallSetRole call that promotes a standby
-	// (default 200ms).
+	// ActivateTimeout bounds each CallSetRole call of a failover: the one
+	// that fences (demotes) the failed member and the one that promotes a
+	// standby (default 200ms).
 	ActivateTimeout time.Duration
+	// ProbeTimeout bounds the ping the router sends a member believed
+	// active whose attempt got no answer within ForwardTimeout (default
+	// 200ms). A member that answers is alive and is not replaced; only
+	// the router's own evidence (this ping, or the engine holding the
+	// member dead) leads to a failover, never a client's deadline.
+	ProbeTimeout time.Duration
 	// AuditDir is the directory of the audit files (default "audit"; it
 	// is created with mode 0700 if missing). Empty disables auditing.
 	AuditDir string
@@ -62,6 +69,7 @@ const (
 	DefaultForwardTimeout   = 500 * time.Millisecond
 	DefaultReplyMargin      = 2 * time.Millisecond
 	DefaultActivateTimeout  = 200 * time.Millisecond
+	DefaultProbeTimeout     = 200 * time.Millisecond
 	DefaultAuditDir         = "audit"
 	DefaultAuditRotateBytes = 64 << 20
 	DefaultAuditKeep        = 8
@@ -81,6 +89,7 @@ func DefaultConfig() Config {
 		ForwardTimeout:   DefaultForwardTimeout,
 		ReplyMargin:      DefaultReplyMargin,
 		ActivateTimeout:  DefaultActivateTimeout,
+		ProbeTimeout:     DefaultProbeTimeout,
 		AuditDir:         DefaultAuditDir,
 		AuditRotateBytes: DefaultAuditRotateBytes,
 		AuditKeep:        DefaultAuditKeep,
@@ -88,6 +97,13 @@ func DefaultConfig() Config {
 		AuditValueMax:    DefaultAuditValueMax,
 		QueryScanBytes:   DefaultQueryScanBytes,
 	}
+}
+
+// callBound is how long the router may hold a call to a sub-cluster of n
+// members when the client set no deadline: an attempt per member, and a
+// failover's ping, fence and promotions.
+func (c *Config) callBound(n int) time.Duration {
+	return time.Duration(n)*(c.ForwardTimeout+c.ActivateTimeout) + c.ProbeTimeout
 }
 
 // ConfigError names the configuration field that is out of range.
@@ -114,6 +130,8 @@ func (c *Config) check() error {
 		return bad("ReplyMargin", "must not be negative")
 	case c.ActivateTimeout <= 0:
 		return bad("ActivateTimeout", "must be positive")
+	case c.ProbeTimeout <= 0:
+		return bad("ProbeTimeout", "must be positive")
 	case c.AuditDir != "" && c.AuditRotateBytes < minRotateBytes:
 		return bad("AuditRotateBytes", "must be at least 4096")
 	case c.AuditDir != "" && c.AuditKeep < 1:

@@ -10,9 +10,11 @@
 // that resolves the path, forwards the call to the sub-cluster's active
 // member as call number+RoutedOffset with the client's context (node id,
 // address, call id) as three leading parameters, and returns the member's
-// reply to the client under the client's own call id. A dead or
-// unreachable active member (ENODEAD, ETIMEDOUT) is replaced by a standby
-// that the router activates; a member that answers ENOTACTIVE is skipped.
+// reply to the client under the client's own call id. An active member
+// the router itself finds dead (the engine holds it dead, or it misses a
+// ping after an attempt timed out) is fenced and replaced by a standby
+// that the router activates; a client's deadline never causes a
+// failover. A member that answers ENOTACTIVE is skipped.
 // After a failure the router sends the member a one-way notice naming the
 // client.
 //
@@ -25,10 +27,12 @@
 // A Member serves a small path-keyed namespace (put, get, list, delete) in
 // memory; a standby member answers ENOTACTIVE to every namespace call.
 //
-// Goroutines: New starts one, the audit writer, and nowhere else. A
-// routed call is forwarded by the reader that reads it and answered by
-// the reader that reads the member's reply (rfc's deferred replies and
-// GoFunc), so no goroutine waits while a member answers; the endpoint's
-// Config.MaxPending bounds the routed calls in flight. Only a promotion
-// of a standby runs on a goroutine of its own.
+// Goroutines: New starts two, the audit writer and the failover
+// goroutine, and nowhere else. A routed call is forwarded by the reader
+// that reads it and answered by the reader that reads the member's reply
+// (rfc's deferred replies and GoFunc), so no goroutine waits while a
+// member answers; the endpoint's Config.MaxPending bounds the routed
+// calls in flight. A call whose attempt failed on a member is handed to
+// the failover goroutine over a bounded queue, which pings, fences and
+// promotes.
 package route

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"time"
 
 	"fastcall/rfc"
@@ -23,25 +24,28 @@ type routedCall struct {
 // the member. Records come from Router.fwds and are reused; done is bound
 // once per record, so a routed call allocates nothing.
 type forwarding struct {
-	r       *Router
-	rc      *routedCall
-	cs      *clusterState
-	d       *rfc.Deferred
-	start   time.Time
-	overall time.Time // the last moment an attempt may end
-	idx     int       // member of the attempt in flight
-	at      attempt
-	src     uint32
-	from    netip.AddrPort
-	callID  uint64
-	callNo  uint16
-	path    wire.Value // param 0, over pathBuf
-	pathBuf []byte
-	buf     []byte
-	ps      wire.Params // the forwarded request
-	addr    [64]byte
-	rec     auditRecord
-	done    func(*rfc.Pending)
+	r        *Router
+	rc       *routedCall
+	cs       *clusterState
+	d        *rfc.Deferred
+	start    time.Time
+	overall  time.Time // the last moment an attempt may end
+	idx      int       // member of the attempt in flight
+	cut      bool      // the attempt's bound was cut by the client's deadline
+	view     uint64    // the cluster's role view when the call arrived
+	failedAt time.Time // when the attempt handed to the failover goroutine failed
+	at       attempt
+	src      uint32
+	from     netip.AddrPort
+	callID   uint64
+	callNo   uint16
+	path     wire.Value // param 0, over pathBuf
+	pathBuf  []byte
+	buf      []byte
+	ps       wire.Params // the forwarded request
+	addr     [64]byte
+	rec      auditRecord
+	done     func(*rfc.Pending)
 }
 
 func (r *Router) newForwarding(maxSeg int) *forwarding {
@@ -99,7 +103,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 		r.finish(f)
 		return wire.OK
 	}
-	f.overall = f.start.Add(r.cfg.ForwardTimeout * time.Duration(len(f.cs.members)))
+	f.overall = f.start.Add(r.cfg.callBound(len(f.cs.members)))
 	if req.Deadline != 0 {
 		dl := f.start.Add(time.Duration(req.Deadline-r.ep.Now()) - r.cfg.ReplyMargin)
 		if dl.Before(f.overall) {
@@ -107,12 +111,16 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 		}
 	}
 	f.at.errno = wire.ETIMEDOUT
-	r.try(f, int(f.cs.active.Load()))
+	f.view = f.cs.role.Load()
+	r.try(f, roleIdx(f.view))
 	return wire.OK
 }
 
 // try sends the forwarded request to member idx of the call's cluster.
-// Once the request is out, f belongs to its completion.
+// Once the request is out, f belongs to its completion. The attempt is
+// bounded by ForwardTimeout and by what remains of the call's overall
+// deadline; an attempt cut short by the client's deadline is marked so,
+// and its timeout says nothing of the member's health.
 func (r *Router) try(f *forwarding, idx int) {
 	remain := time.Until(f.overall)
 	if remain <= 0 {
@@ -120,7 +128,8 @@ func (r *Router) try(f *forwarding, idx int) {
 		r.finish(f)
 		return
 	}
-	if remain > r.cfg.ForwardTimeout {
+	f.cut = remain < r.cfg.ForwardTimeout
+	if !f.cut {
 		remain = r.cfg.ForwardTimeout
 	}
 	m := f.cs.members[idx]
@@ -149,8 +158,11 @@ func (f *forwarding) complete(p *rfc.Pending) {
 	dp := f.d.Params()
 	dp.AppendSegment(rp.Segment(), rp.NParams())
 	f.at.errno = dp.Err()
-	if int(f.cs.active.Load()) != f.idx {
-		f.cs.active.Store(int32(f.idx))
+	// Only a member reached because the one believed active said
+	// ENOTACTIVE is learned as active, and only if no other change of
+	// the view came meanwhile: a late answer of a replaced member
+	// leaves the view alone.
+	if f.at.prevErr == wire.ENOTACTIVE && roleIdx(f.view) != f.idx && f.cs.switchActive(f.view, f.idx) {
 		r.log.Info("route: member answers as active", "cluster", f.cs.name, "member", f.at.dest.String())
 	}
 	r.finish(f)
@@ -160,20 +172,23 @@ func (f *forwarding) complete(p *rfc.Pending) {
 // most once:
 //
 //   - ENODEAD (the engine holds the member dead: the heartbeat service
-//     declared it so) or ETIMEDOUT: if it was the active member, promote
-//     the next live member with CallSetRole(true) and try it. Promotion
-//     is a call of its own, made on a goroutine of its own.
+//     declared it so), or ETIMEDOUT of an attempt that had its whole
+//     ForwardTimeout: handed to the failover goroutine, which decides
+//     from the router's own evidence whether to promote (failover).
+//   - ETIMEDOUT of an attempt cut short by the client's deadline: the
+//     call's answer; the client's deadline is no evidence of a death.
 //   - ENOTACTIVE: try the next member without promoting it; a member
 //     that then answers is remembered as the active one.
 //   - anything else is the call's answer.
 func (r *Router) next(f *forwarding) {
 	n := len(f.cs.members)
 	if f.at.tries < n {
-		switch f.at.errno {
-		case wire.ENODEAD, wire.ETIMEDOUT:
-			go r.failover(f)
+		switch {
+		case f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut:
+			f.failedAt = time.Now()
+			r.fo.enqueue(f)
 			return
-		case wire.ENOTACTIVE:
+		case f.at.errno == wire.ENOTACTIVE:
 			r.try(f, (f.idx+1)%n)
 			return
 		}
@@ -181,15 +196,122 @@ func (r *Router) next(f *forwarding) {
 	r.finish(f)
 }
 
-// failover promotes a standby in place of the member that failed f's
-// attempt and tries it.
+// failoverQueue hands calls whose attempt failed on a member to the one
+// failover goroutine. The queue is bounded; a call that finds it full
+// (or the router closed) ends with its attempt's error number.
+type failoverQueue struct {
+	r    *Router
+	ch   chan *forwarding
+	done chan struct{} // closed when the goroutine has returned
+	mu   struct {
+		sync.Mutex // guards closed; held while a call is queued
+		closed     bool
+	}
+}
+
+func (q *failoverQueue) init(r *Router, size int) {
+	q.r = r
+	q.ch = make(chan *forwarding, size)
+	q.done = make(chan struct{})
+}
+
+// enqueue queues f for the failover goroutine without blocking.
+func (q *failoverQueue) enqueue(f *forwarding) {
+	q.mu.Lock()
+	ok := !q.mu.closed
+	if ok {
+		select {
+		case q.ch <- f:
+		default:
+			ok = false
+		}
+	}
+	q.mu.Unlock()
+	if !ok {
+		q.r.finish(f)
+	}
+}
+
+// close stops taking calls, lets the goroutine end the queued ones and
+// waits for it.
+func (q *failoverQueue) close() {
+	q.mu.Lock()
+	if !q.mu.closed {
+		q.mu.closed = true
+		close(q.ch)
+	}
+	q.mu.Unlock()
+	<-q.done
+}
+
+// run is the failover goroutine: one per router, started by New.
+func (q *failoverQueue) run() {
+	defer close(q.done)
+	for f := range q.ch {
+		if q.r.closed.Load() {
+			q.r.finish(f)
+			continue
+		}
+		q.r.failover(f)
+	}
+}
+
+// failover decides what follows f's failed attempt on member f.idx. A
+// call whose overall deadline has passed ends with its attempt's error
+// number: nobody waits for it. If the router's view changed since
+// (another call's failover), the call goes to the member now believed
+// active. Otherwise the member is judged by the router's own evidence:
+// the engine holding it dead (ENODEAD, the heartbeat service's verdict),
+// or no answer to a ping bounded by ProbeTimeout. A member that answers
+// the ping is alive and stays active: the call ends with its error
+// number. A dead one is replaced (promote). A decision that kept the
+// view (the member answered, or no standby took over) also stands for
+// every call whose attempt failed before that decision began, so a burst
+// of failed calls costs one decision, not one each.
 func (r *Router) failover(f *forwarding) {
-	next := r.promote(f.cs, f.idx, f.at.errno)
+	if !time.Now().Before(f.overall) {
+		r.finish(f)
+		return
+	}
+	cs := f.cs
+	cs.promote.Lock()
+	next := r.decideLocked(cs, f)
+	cs.promote.Unlock()
 	if next < 0 {
 		r.finish(f)
 		return
 	}
 	r.try(f, next)
+}
+
+// decideLocked returns the member f tries next, -1 for none. Called with
+// cs.promote held.
+func (r *Router) decideLocked(cs *clusterState, f *forwarding) int {
+	view := cs.role.Load()
+	if cur := roleIdx(view); cur != f.idx {
+		return cur
+	}
+	if cs.kept.view == view && !f.failedAt.After(cs.kept.at) {
+		return -1 // decided since this attempt failed: the view stands
+	}
+	start := time.Now()
+	if f.at.errno != wire.ENODEAD && r.alive(cs.members[f.idx]) {
+		cs.kept.view, cs.kept.at = view, start
+		return -1
+	}
+	next := r.promoteLocked(cs, view, f.at.errno)
+	if next < 0 {
+		cs.kept.view, cs.kept.at = view, start
+	}
+	return next
+}
+
+// alive pings m, bounded by ProbeTimeout, and reports whether it answered.
+func (r *Router) alive(m netip.AddrPort) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ProbeTimeout)
+	err := r.ep.Call(ctx, m, rfc.CallPing, nil, nil)
+	cancel()
+	return err == nil
 }
 
 // finish answers the call with f.at.errno (and, on success, the reply
@@ -222,41 +344,47 @@ func (r *Router) finish(f *forwarding) {
 	r.fwds.Put(f)
 }
 
-// promote replaces the failed active member cs.members[failed]: the next
-// member in table order that the engine does not hold dead is told to
-// become active (CallSetRole true) and, if it agrees, becomes the active
-// one. Concurrent promotions of one sub-cluster are serialized; a call
-// that finds the promotion already made uses its result. It returns the
-// member to try next, -1 if none.
-func (r *Router) promote(cs *clusterState, failed int, why wire.Errno) int {
-	cs.promote.Lock()
-	defer cs.promote.Unlock()
-	if cur := int(cs.active.Load()); cur != failed {
-		return cur
-	}
+// promoteLocked replaces the active member of view, which failed.
+// First it fences that member: CallSetRole(false), bounded by
+// ActivateTimeout and sent even if the engine holds it dead, so that a
+// member that is alive after all stops serving before another starts.
+// Then the next member in table order that the engine does not hold dead
+// is told to become active (CallSetRole true) and, if it agrees, becomes
+// the active one. It returns the member to try next, -1 if none. Called
+// with cs.promote held: promotions of one sub-cluster are serialized.
+func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
+	failed := roleIdx(view)
 	n := len(cs.members)
 	var ps wire.Params
 	var buf [16]byte
+	fenced := r.setRole(cs.members[failed], false, &ps, buf[:]) == nil
 	for j := 1; j < n; j++ {
 		cand := (failed + j) % n
 		if info, ok := r.ep.Peer(cs.members[cand]); ok && info.State == rfc.PeerDead {
 			continue
 		}
-		ps.Reset(buf[:])
-		ps.Bool(true)
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ActivateTimeout)
-		err := r.ep.Call(ctx, cs.members[cand], CallSetRole, &ps, nil)
-		cancel()
-		if err != nil {
+		if r.setRole(cs.members[cand], true, &ps, buf[:]) != nil {
 			continue
 		}
-		cs.active.Store(int32(cand))
+		if !cs.switchActive(view, cand) {
+			return cs.activeIdx()
+		}
 		cs.ctr.failovers.Add(1)
 		r.log.Warn("route: standby promoted", "cluster", cs.name, "failed", cs.members[failed].String(),
-			"reason", why.String(), "active", cs.members[cand].String())
+			"reason", why.String(), "fenced", fenced, "active", cs.members[cand].String())
 		return cand
 	}
 	return -1
+}
+
+// setRole calls CallSetRole(active) on m, bounded by ActivateTimeout.
+// The request goes out even to a member the engine holds dead.
+func (r *Router) setRole(m netip.AddrPort, active bool, ps *wire.Params, buf []byte) error {
+	ps.Reset(buf)
+	ps.Bool(active)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ActivateTimeout)
+	defer cancel()
+	return r.ep.Probe(ctx, m, CallSetRole, ps, nil)
 }
 
 // notice sends the member the failed call went to (or, if the engine
@@ -279,7 +407,7 @@ func (r *Router) notice(f *forwarding, now time.Time) {
 	}
 	first := f.at.dest
 	if !first.IsValid() {
-		first = cs.members[cs.active.Load()]
+		first = cs.members[cs.activeIdx()]
 	}
 	if r.ep.Send(first, CallNotice, &f.ps) == nil {
 		r.notices.Add(1)

@@ -388,7 +388,7 @@ func TestRetransmissionForwardedOnce(t *testing.T) {
 	ps.Bytes([]byte("payload"))
 	req := make([]byte, wire.DefaultMaxDatagram)
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: CallNSPut, Src: 77, CallID: 5<<20 | 1, Incarnation: 4242,
-		Budget: 2_000_000, Stamp: uint32(time.Now().UnixMilli())}
+		PeerInc: tc.rep.Incarnation(), Budget: 2_000_000, Stamp: uint32(time.Now().UnixMilli())}
 	n, e := codec.EncodeParams(req, &h, &ps)
 	if e != wire.OK {
 		t.Fatal(e)

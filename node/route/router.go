@@ -21,8 +21,9 @@ type Router struct {
 	table     atomic.Pointer[mountTable] // snapshot read by every routed call
 	tbl       tableState
 	calls     []*routedCall
-	audit     *auditLog // nil when Config.AuditDir is empty
-	fwds      sync.Pool // *forwarding
+	audit     *auditLog     // nil when Config.AuditDir is empty
+	fwds      sync.Pool     // *forwarding
+	fo        failoverQueue // calls whose attempt failed, for the failover goroutine
 	stopWatch func()
 	notices   atomic.Uint64 // failure notices sent
 	closed    atomic.Bool
@@ -32,7 +33,7 @@ type Router struct {
 // New builds a router on ep: it opens the audit log, subscribes to the
 // mount table under cfg.TablePrefix in src and reads it, registers
 // CallAudit, CallRouteStats and every routed call of cfg.Calls on ep, and
-// starts the audit writer. ep may be started or not; its MaxPending
+// starts the failover goroutine and the audit writer. ep may be started or not; its MaxPending
 // bounds the routed calls in flight (no goroutine waits for a member:
 // see forward).
 //
@@ -53,6 +54,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	r.table.Store(&mountTable{mounts: map[string]mountRef{}, clusters: map[string]*clusterState{}})
 	maxSeg := ep.Config().MaxDatagram - wire.HeaderSize
 	r.fwds.New = func() any { return r.newForwarding(maxSeg) }
+	r.fo.init(r, ep.Config().MaxPending)
 	if cfg.AuditDir != "" {
 		a, err := openAuditLog(&r.cfg)
 		if err != nil {
@@ -69,6 +71,8 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 			r.audit.start()
 			r.audit.close()
 		}
+		go r.fo.run()
+		r.fo.close()
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -99,14 +103,16 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	}
 	ep.NameCall(CallNotice, "route-notice")
 	ep.NameCall(CallSetRole, "route-set-role")
+	go r.fo.run()
 	if r.audit != nil {
 		r.audit.start()
 	}
 	return r, nil
 }
 
-// Close stops following the table, writes every queued audit record,
-// closes the audit file and stops the writer. Routed calls answer ECLOSED
+// Close stops following the table, ends the calls waiting for a
+// failover decision (waiting for the one being decided), writes every
+// queued audit record, closes the audit file and stops the writer. Routed calls answer ECLOSED
 // from then on. Close is idempotent; it does not close the endpoint.
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
@@ -114,6 +120,7 @@ func (r *Router) Close() error {
 		if r.stopWatch != nil {
 			r.stopWatch()
 		}
+		r.fo.close()
 		if r.audit != nil {
 			r.audit.close()
 		}

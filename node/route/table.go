@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"fastcall/wire"
 )
@@ -16,9 +17,42 @@ import (
 type clusterState struct {
 	name    string
 	members []netip.AddrPort
-	active  atomic.Int32 // index in members of the member believed active
-	promote sync.Mutex   // serializes promotions of a standby
-	ctr     *clusterCounters
+	// role is the router's view of who is active: the index in members
+	// of the member believed active (low 32 bits) and the number of
+	// changes of that belief (high 32 bits). A call remembers the view
+	// it started from, so a late answer from a member that has since
+	// been replaced never makes it the active one again.
+	role    atomic.Uint64
+	promote sync.Mutex // serializes failover decisions; guards kept
+	// kept is the last failover decision that kept the view: the view
+	// and when the decision began.
+	kept struct {
+		view uint64
+		at   time.Time
+	}
+	ctr *clusterCounters
+}
+
+// roleIdx is the member index of a role view.
+func roleIdx(v uint64) int { return int(uint32(v)) }
+
+// activeIdx returns the index of the member believed active.
+func (cs *clusterState) activeIdx() int { return roleIdx(cs.role.Load()) }
+
+// setActive makes member idx the active one, whatever the view.
+func (cs *clusterState) setActive(idx int) {
+	for {
+		v := cs.role.Load()
+		if cs.role.CompareAndSwap(v, (v>>32+1)<<32|uint64(uint32(idx))) {
+			return
+		}
+	}
+}
+
+// switchActive makes member idx the active one if the view is still
+// from; it reports whether it did.
+func (cs *clusterState) switchActive(from uint64, idx int) bool {
+	return cs.role.CompareAndSwap(from, (from>>32+1)<<32|uint64(uint32(idx)))
 }
 
 // mountTable is an immutable snapshot of the table, published through
@@ -104,14 +138,14 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		}
 		if old != nil {
 			// Keep what the router learned about who is active.
-			cur := old.members[old.active.Load()]
+			cur := old.members[old.activeIdx()]
 			for i, a := range cs.members {
 				if a == cur {
 					act = i
 				}
 			}
 		}
-		cs.active.Store(int32(act))
+		cs.setActive(act)
 		t.mu.clusters[name] = cs
 	default:
 		t.mu.bad++
@@ -190,5 +224,5 @@ func (r *Router) Resolve(path string) (Resolution, error) {
 		return Resolution{Prefix: prefix, Cluster: name}, wire.ENOENT
 	}
 	return Resolution{Prefix: prefix, Cluster: name, Members: append([]netip.AddrPort(nil), cs.members...),
-		Active: cs.members[cs.active.Load()]}, nil
+		Active: cs.members[cs.activeIdx()]}, nil
 }

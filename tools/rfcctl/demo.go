@@ -273,6 +273,9 @@ func (d *demo) run() error {
 	}
 	d.check(calls > 0, "stats", "client made %d calls, %d retransmissions; %d datagrams in, %d out", calls, retrans, st.Rx, st.Tx)
 
+	if err := d.runMetrics(); err != nil {
+		return err
+	}
 	if err := d.runHeartbeat(); err != nil {
 		return err
 	}

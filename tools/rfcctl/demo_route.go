@@ -176,6 +176,9 @@ func (d *demo) runDispatch(centers []string, targets []netip.AddrPort) error {
 	c.Addr = addrs[0]
 	c.Roles = []string{daemon.RoleDisp}
 	c.Registry = daemon.RegistryConfig{Centers: centers}
+	for _, t := range targets {
+		c.Dispatcher.Targets = append(c.Dispatcher.Targets, t.String()) // a remote submit may name only these
+	}
 	p, err := d.config("dispatcher", c)
 	if err != nil {
 		return err

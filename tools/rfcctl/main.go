@@ -23,6 +23,7 @@ var commands = map[string]subcommand{
 	"call":     {"make one call with typed parameters", cmdCall},
 	"ping":     {"measure round trips to a node, like ping(8)", cmdPing},
 	"stats":    {"print a node's call counters", cmdStats},
+	"calls":    {"list a node's call numbers: name, parameters, flags (like rpcinfo)", cmdCalls},
 	"demo":     {"start nodes on loopback and walk through the features", cmdDemo},
 	"members":  {"print a node's membership view (state, incarnation, last heard)", cmdMembers},
 	"route":    {"the router's mount table: ls, add, del, cluster, resolve", cmdRoute},

@@ -285,7 +285,8 @@ func TestRouteAuditDispatch(t *testing.T) {
 	member := startNode(t, "-config", write("member.json", `{"insecure": true, "roles": ["member"], "member": {"active": true}}`))
 	router := startNode(t, "-config", write("router.json", `{"insecure": true, "roles": ["router"], "registry": {"centers": ["`+center+`"]},
 		"router": {"audit_dir": "`+filepath.Join(dir, "audit")+`"}}`))
-	disp := startNode(t, "-config", write("disp.json", `{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]}}`))
+	disp := startNode(t, "-config", write("disp.json", `{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]},
+		"dispatcher": {"targets": ["`+member+`", "`+router+`"]}}`))
 	c := []string{"-c", center}
 	steps := []struct {
 		args []string

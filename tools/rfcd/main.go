@@ -40,7 +40,8 @@ flags below, which override it. Fields of the file:
   heartbeat.members       ["IP:PORT", ...] the other nodes to watch
   heartbeat.interval      probe period (default "200ms")
   center.data_dir         center role: log and snapshot directory
-  center.peer             center role: the other center "IP:PORT"
+  center.peer             center role: the other center "IP:PORT" (also listed
+                          in heartbeat.members: only the heartbeat finds it dead)
   center.index            center role: 0 or 1 (0 wins simultaneous writes)
   center.fsync            center role: always (default), interval, never
   registry.centers        agent role: one or two centers "IP:PORT"
@@ -53,11 +54,20 @@ flags below, which override it. Fields of the file:
   router.audit_rotate_bytes  router role: audit file rotation size (default 64 MiB)
   router.forward_timeout  router role: one forwarding attempt (default "500ms")
   member.active           member role: start as the sub-cluster's active member
+  metrics_addr            Prometheus text format at http://ADDR/metrics: PORT or :PORT
+                          (loopback), or IP:PORT; empty (default): off
+  dispatcher.targets      dispatcher role: the only "IP:PORT" a remote submit may
+                          name (default: heartbeat.members; neither: all refused)
 
-rfcd prints one line, "rfcd: listening ADDR node N incarnation I", once it
-serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
-flight, exit 0. SIGHUP: re-read key_file and prev_key_file (key rotation
-without downtime). An invalid configuration names the field and exits 2.
+rfcd prints one line, "rfcd: listening ADDR node N incarnation I" (then
+" metrics MADDR" with metrics_addr), once it serves calls. SIGTERM or SIGINT: stop taking calls, answer those in
+flight, exit 0. SIGHUP: re-read the configuration file's key_file and
+prev_key_file (the -key and -prev-key flags still override them) and the
+key files (key rotation without downtime). A prev_key_file that is unset,
+missing or empty ends a rotation: the previous key is no longer accepted.
+The log line "keys active" names the keys in use by id (the first bytes
+of their SHA-256), never the keys. An invalid configuration names the
+field and exits 2.
 
 flags:
 `
@@ -82,6 +92,7 @@ func run(args []string) int {
 	workers := fs.Int("workers", 0, "engine worker goroutines")
 	queue := fs.Int("queue", 0, "engine queue length")
 	maxDgram := fs.Int("max-datagram", 0, "datagram size limit in bytes")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics over HTTP at PORT, :PORT (both loopback) or IP:PORT; empty: off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -141,6 +152,9 @@ func run(args []string) int {
 	if set["max-datagram"] {
 		cfg.Engine.MaxDatagram = *maxDgram
 	}
+	if set["metrics-addr"] {
+		cfg.MetricsAddr = *metricsAddr
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
 		return 2
@@ -158,11 +172,12 @@ func run(args []string) int {
 		return 1
 	}
 	fmt.Printf("rfcd: listening %s\n", n)
+	ks := keySource{cfgFile: *cfgFile, keySet: set["key"], key: *keyFile, prevSet: set["prev-key"], prev: *prevKeyFile}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for s := range sig {
 		if s == syscall.SIGHUP {
-			reloadKeys(n, cfg, log)
+			reloadKeys(n, ks, cfg, log)
 			continue
 		}
 		log.Info("rfcd stopping", "signal", s.String())
@@ -184,21 +199,77 @@ func splitList(s string) []string {
 	return out
 }
 
-// reloadKeys re-reads the key files (SIGHUP).
-func reloadKeys(n *daemon.Node, cfg daemon.Config, log *slog.Logger) {
-	if cfg.KeyFile == "" {
+// keySource is where a SIGHUP finds the key file paths: the
+// configuration file, read again, with the -key and -prev-key flags over
+// it when they were given.
+type keySource struct {
+	cfgFile string
+	keySet  bool
+	key     string
+	prevSet bool
+	prev    string
+}
+
+// keyPaths are the key file paths in force.
+type keyPaths struct {
+	key, prev string
+}
+
+// paths returns the key file paths a reload applies. Without a
+// configuration file, or if it no longer loads, the paths are those of
+// fallback (the configuration rfcd started with) under the flags.
+func (ks keySource) paths(fallback daemon.Config) (keyPaths, error) {
+	kp := keyPaths{fallback.KeyFile, fallback.PrevKeyFile}
+	var err error
+	if ks.cfgFile != "" {
+		c := daemon.Default()
+		if err = daemon.LoadFile(ks.cfgFile, &c); err == nil {
+			kp = keyPaths{c.KeyFile, c.PrevKeyFile}
+		}
+	}
+	if ks.keySet {
+		kp.key = ks.key
+	}
+	if ks.prevSet {
+		kp.prev = ks.prev
+	}
+	return kp, err
+}
+
+// read reads the keys (keyfile.ReadPrev: a previous key file that is
+// not set, does not exist or is empty means the rotation has ended).
+func (kp keyPaths) read() (key, prev []byte, err error) {
+	if kp.key == "" {
+		return nil, nil, errors.New("key_file is not set")
+	}
+	if key, err = keyfile.Read(kp.key); err != nil {
+		return nil, nil, err
+	}
+	if prev, err = keyfile.ReadPrev(kp.prev); err != nil {
+		return nil, nil, err
+	}
+	return key, prev, nil
+}
+
+// reloadKeys applies the keys a SIGHUP finds (keySource, keyPaths.read).
+// On any error the keys in use stay as they are.
+func reloadKeys(n *daemon.Node, ks keySource, started daemon.Config, log *slog.Logger) {
+	if started.KeyFile == "" {
 		log.Warn("SIGHUP ignored: no key file")
 		return
 	}
-	key, err := keyfile.Read(cfg.KeyFile)
-	var prev []byte
-	if err == nil && cfg.PrevKeyFile != "" {
-		prev, err = keyfile.Read(cfg.PrevKeyFile)
+	kp, err := ks.paths(started)
+	if err != nil {
+		log.Error("key reload failed; keeping the current keys", "config", ks.cfgFile, "err", err)
+		return
 	}
+	key, prev, err := kp.read()
 	if err == nil {
 		err = n.Ep.SetKeys(key, prev)
 	}
 	if err != nil {
 		log.Error("key reload failed; keeping the current keys", "err", err)
+		return
 	}
+	log.Info("keys active", "key", keyfile.ID(key), "prev", keyfile.ID(prev))
 }

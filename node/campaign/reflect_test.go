@@ -1,0 +1,83 @@
+package campaign
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"fastcall/node/builtin"
+	"fastcall/node/dispatch"
+	"fastcall/wire"
+)
+
+// TestDispatchReflection: unauthenticated dispatch-submit requests that
+// name a victim address (once, or many times with a long deadline) make
+// a dispatcher rfcd send the victim nothing; the requests are answered
+// with an error number.
+func TestDispatchReflection(t *testing.T) {
+	victim, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	va := victim.LocalAddr().String()
+	allowed, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer allowed.Close()
+	cfg := filepath.Join(t.TempDir(), "disp.json")
+	body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "insecure": true, "log_level": "error", "roles": ["dispatcher"],
+		"dispatcher": {"targets": [%q]}}`, allowed.LocalAddr().String())
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{args: []string{"-config", cfg}}
+	n.start(t)
+	defer n.kill()
+	c := udpTo(t, n.addr.String())
+	codec, _ := wire.NewCodec(0, nil)
+	dg := make([]byte, 1400)
+	shapes := []struct {
+		repeat   int
+		deadline time.Duration
+	}{{1, time.Second}, {75, 30 * time.Second}, {20, 5 * time.Second}}
+	asked, answered, reqBytes := 0, 0, 0
+	for round := 0; round < scale(20); round++ {
+		for _, sh := range shapes {
+			var ps wire.Params
+			ps.Reset(make([]byte, 1300))
+			ps.String("victim")
+			ps.String("read")
+			ps.Uint64(uint64(builtin.CallEcho))
+			ps.Bytes(nil)
+			ps.String(strings.TrimSuffix(strings.Repeat(va+",", sh.repeat), ","))
+			ps.Int64(int64(sh.deadline / time.Millisecond))
+			asked++
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: dispatch.CallSubmit, CallID: uint64(asked) << 20, Stamp: uint32(time.Now().UnixMilli())}
+			m, e := codec.EncodeParams(dg, &h, &ps)
+			if e != wire.OK {
+				t.Fatalf("encode: %v", e)
+			}
+			reqBytes += m
+			c.Write(dg[:m])
+			r, _ := drain(c, 100*time.Millisecond)
+			answered += r
+		}
+	}
+	got, _ := drain(victim, 500*time.Millisecond)
+	if got != 0 {
+		t.Fatalf("the victim received %d datagrams from %d requests", got, asked)
+	}
+	record(t, row{
+		Fault:   "dispatch reflection",
+		Params:  "unauthenticated dispatch-submit naming a victim 1, 20 and 75 times, deadlines 1-30 s; dispatcher.targets lists another address",
+		Load:    fmt.Sprintf("%d requests, %d bytes", asked, reqBytes),
+		Checked: "datagrams received by the victim = 0",
+		Result:  fmt.Sprintf("pass: 0 datagrams at the victim, %d error replies", answered),
+	})
+}

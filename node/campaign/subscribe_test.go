@@ -1,0 +1,138 @@
+package campaign
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// subscribeFlood sends, from ports UDP sockets on 127.0.0.1, perPort
+// authenticated subscriptions each on a prefix that never matches, one
+// at a time, and never renews them. It returns how many were granted.
+func subscribeFlood(t *testing.T, center netip.AddrPort, ports, perPort int) int {
+	codec, _ := wire.NewCodec(0, testKey)
+	dg := make([]byte, 1400)
+	buf := make([]byte, 1500)
+	seg := make([]byte, 64)
+	var pk wire.Packet
+	granted := 0
+	for i := 0; i < ports; i++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < perPort; j++ {
+			var ps wire.Params
+			ps.Reset(seg)
+			ps.Uint64(uint64(1<<40 | i*perPort + j + 1))
+			ps.String("nomatch/")
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: registry.CallSubscribe, Src: uint32(5000 + i),
+				CallID: uint64(j+1) << 20, Incarnation: 1, Budget: 1_000_000, Stamp: uint32(time.Now().UnixMilli())}
+			n, _ := codec.EncodeParams(dg, &h, &ps)
+			c.WriteToUDPAddrPort(dg[:n], center)
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			m, _, err := c.ReadFromUDPAddrPort(buf)
+			if err == nil && codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.Errno == wire.OK {
+				granted++
+			}
+		}
+		c.Close()
+	}
+	return granted
+}
+
+// TestSubscriptionExhaustion: many source ports of one address open push
+// streams at a registry center and never renew them; real agents, on
+// another address and on the flooded one, still get the registered
+// instance into their maps.
+func TestSubscriptionExhaustion(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "center.json")
+	body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 70, "key_file": %q, "log_level": "error", "roles": ["center"],
+		"center": {"data_dir": %q}}`, keyFile(t), filepath.Join(dir, "data"))
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	center := &node{args: []string{"-config", cfgPath}}
+	center.start(t)
+	defer center.kill()
+
+	ecfg := quietConfig(testKey)
+	ecfg.NodeID = 42 // an instance is keyed by its node id
+	ep, err := rfc.Listen(ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(center.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := cli.Register(ctx, "db", "10.0.0.1:5432", nil, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	ports, perPort := scale(128), 4
+	granted := subscribeFlood(t, center.addr, ports, perPort)
+	if granted > registry.DefaultMaxStreamsPerIP {
+		t.Fatalf("the flood was granted %d streams from one address", granted)
+	}
+	flooded := time.Now()
+
+	// agentGets starts an agent on ip and returns how long after the
+	// flood its map held the instance, or fails.
+	agentGets := func(ip string, within time.Duration) time.Duration {
+		cfg := quietConfig(testKey)
+		cfg.Addr = ip + ":0"
+		aep, err := rfc.Listen(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer aep.Close()
+		path := filepath.Join(t.TempDir(), "agent.map")
+		acfg := registry.DefaultAgentConfig(path, center.addr)
+		acfg.Logger = quietLogger()
+		a, err := registry.StartAgent(aep, acfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		r, err := sdk.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for end := time.Now().Add(within); ; {
+			if in, err := r.Lookup("db"); err == nil && len(in) == 1 {
+				return time.Since(flooded)
+			}
+			if time.Now().After(end) {
+				t.Fatalf("agent on %s: no instance in its map after %v (watch error %v)", ip, within, a.Watch().Err())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	other := agentGets("127.0.0.2", 5*time.Second)
+	same := agentGets("127.0.0.1", 3*registry.DefaultStreamIdle)
+
+	record(t, row{
+		Fault: "push-subscription exhaustion",
+		Params: fmt.Sprintf("one center (rfcd, keyed, default bounds: %d streams per address, %d per IP address, %d in all; a stream expires %v after its last renewal); "+
+			"%d source ports of 127.0.0.1 × %d subscriptions on a prefix that never matches, never renewed",
+			registry.DefaultMaxStreamsPerNode, registry.DefaultMaxStreamsPerIP, registry.DefaultMaxStreams, registry.DefaultStreamIdle, ports, perPort),
+		Load:    fmt.Sprintf("%d subscriptions, one at a time", ports*perPort),
+		Checked: "an agent on another address (127.0.0.2), then one on the flooded address, each get the registered instance into their shm map",
+		Result: fmt.Sprintf("pass: flood granted %d streams; agent on 127.0.0.2 had the instance %d ms after the flood, agent on 127.0.0.1 %d ms after it (its streams expired first)",
+			granted, other.Milliseconds(), same.Milliseconds()),
+	})
+}

@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"fastcall/node/dispatch"
+	"fastcall/node/heartbeat"
+	"fastcall/node/registry"
+	"fastcall/node/route"
+)
+
+// The roles' counters as metrics, one table per statistics snapshot.
+
+type routeCounters = route.ClusterCounters
+
+func u(v uint64) float64 { return float64(v) }
+
+var heartbeatFields = []field[heartbeat.Stats]{
+	{"fastcall_heartbeat_probes_total", "counter", "Direct probes sent.", func(s *heartbeat.Stats) float64 { return u(s.Probes) }},
+	{"fastcall_heartbeat_probe_failures_total", "counter", "Direct probes that failed.", func(s *heartbeat.Stats) float64 { return u(s.ProbeFails) }},
+	{"fastcall_heartbeat_probes_skipped_total", "counter", "Probes not sent because the member was heard within the interval.", func(s *heartbeat.Stats) float64 { return u(s.ProbesSkipped) }},
+	{"fastcall_heartbeat_indirect_probes_total", "counter", "Indirect probe requests sent.", func(s *heartbeat.Stats) float64 { return u(s.IndirectSent) }},
+	{"fastcall_heartbeat_relayed_total", "counter", "Indirect probes run for other members.", func(s *heartbeat.Stats) float64 { return u(s.Relayed) }},
+	{"fastcall_heartbeat_relay_dropped_total", "counter", "Indirect probe requests dropped.", func(s *heartbeat.Stats) float64 { return u(s.RelayDropped) }},
+	{"fastcall_heartbeat_suspects_total", "counter", "Transitions of members to suspect.", func(s *heartbeat.Stats) float64 { return u(s.Suspects) }},
+	{"fastcall_heartbeat_deaths_total", "counter", "Transitions of members to dead.", func(s *heartbeat.Stats) float64 { return u(s.Deaths) }},
+	{"fastcall_heartbeat_rejoins_total", "counter", "Transitions of members from suspect or dead to alive.", func(s *heartbeat.Stats) float64 { return u(s.Rejoins) }},
+	{"fastcall_heartbeat_refutations_total", "counter", "Times this node raised its incarnation to refute a suspicion.", func(s *heartbeat.Stats) float64 { return u(s.Refutations) }},
+	{"fastcall_heartbeat_events_dropped_total", "counter", "Membership events lost to a full queue.", func(s *heartbeat.Stats) float64 { return u(s.EventsDropped) }},
+}
+
+var masterFields = []field[heartbeat.MasterStats]{
+	{"fastcall_master_tasks_started_total", "counter", "Tasks accepted by a worker.", func(s *heartbeat.MasterStats) float64 { return u(s.Started) }},
+	{"fastcall_master_tasks_completed_total", "counter", "Task results applied.", func(s *heartbeat.MasterStats) float64 { return u(s.Completed) }},
+	{"fastcall_master_tasks_failed_total", "counter", "Tasks ended by a lost worker.", func(s *heartbeat.MasterStats) float64 { return u(s.Failed) }},
+	{"fastcall_master_results_stale_total", "counter", "Results rejected with ESTALE.", func(s *heartbeat.MasterStats) float64 { return u(s.Stale) }},
+	{"fastcall_master_results_unknown_total", "counter", "Results for task ids never issued.", func(s *heartbeat.MasterStats) float64 { return u(s.Unknown) }},
+}
+
+var workerFields = []field[heartbeat.WorkerStats]{
+	{"fastcall_worker_tasks_started_total", "counter", "Tasks accepted.", func(s *heartbeat.WorkerStats) float64 { return u(s.Started) }},
+	{"fastcall_worker_tasks_finished_total", "counter", "Results the master applied.", func(s *heartbeat.WorkerStats) float64 { return u(s.Finished) }},
+	{"fastcall_worker_tasks_aborted_total", "counter", "Tasks cancelled because their master was lost.", func(s *heartbeat.WorkerStats) float64 { return u(s.Aborted) }},
+	{"fastcall_worker_results_stale_total", "counter", "Results the master rejected with ESTALE.", func(s *heartbeat.WorkerStats) float64 { return u(s.Stale) }},
+	{"fastcall_worker_results_lost_total", "counter", "Results that could not be delivered.", func(s *heartbeat.WorkerStats) float64 { return u(s.Lost) }},
+}
+
+var centerFields = []field[registry.CenterStats]{
+	{"fastcall_registry_keys", "gauge", "Keys in the center's store, tombstones included.", func(s *registry.CenterStats) float64 { return float64(s.Keys) }},
+	{"fastcall_registry_streams", "gauge", "Open push streams.", func(s *registry.CenterStats) float64 { return float64(s.Streams) }},
+	{"fastcall_registry_writes_total", "counter", "Writes made at this center and acknowledged.", func(s *registry.CenterStats) float64 { return u(s.Writes) }},
+	{"fastcall_registry_writes_alone_total", "counter", "Writes made while the other center was dead.", func(s *registry.CenterStats) float64 { return u(s.WritesAlone) }},
+	{"fastcall_registry_conflicts_total", "counter", "Writes refused with ECONFLICT.", func(s *registry.CenterStats) float64 { return u(s.Conflicts) }},
+	{"fastcall_registry_again_total", "counter", "Writes refused with EAGAIN (other center unreachable).", func(s *registry.CenterStats) float64 { return u(s.Again) }},
+	{"fastcall_registry_replicated_total", "counter", "Writes of the other center applied here.", func(s *registry.CenterStats) float64 { return u(s.Replicated) }},
+	{"fastcall_registry_replica_refused_total", "counter", "Writes of the other center refused here.", func(s *registry.CenterStats) float64 { return u(s.ReplicaRefused) }},
+	{"fastcall_registry_sync_rounds_total", "counter", "Anti-entropy rounds completed.", func(s *registry.CenterStats) float64 { return u(s.SyncRounds) }},
+	{"fastcall_registry_sync_applied_total", "counter", "Entries taken from the other center by anti-entropy.", func(s *registry.CenterStats) float64 { return u(s.SyncApplied) }},
+	{"fastcall_registry_sync_failed_total", "counter", "Anti-entropy rounds abandoned.", func(s *registry.CenterStats) float64 { return u(s.SyncFailed) }},
+	{"fastcall_registry_expired_total", "counter", "Entries deleted by TTL or lease expiry.", func(s *registry.CenterStats) float64 { return u(s.Expired) }},
+	{"fastcall_registry_dead_removed_total", "counter", "Instances removed because their node died.", func(s *registry.CenterStats) float64 { return u(s.DeadRemoved) }},
+	{"fastcall_registry_dead_dropped_total", "counter", "Dead-node notices lost to a full queue.", func(s *registry.CenterStats) float64 { return u(s.DeadDropped) }},
+	{"fastcall_registry_pushes_total", "counter", "Push batches acknowledged.", func(s *registry.CenterStats) float64 { return u(s.Pushes) }},
+	{"fastcall_registry_push_failures_total", "counter", "Push calls that failed (retried).", func(s *registry.CenterStats) float64 { return u(s.PushFailures) }},
+	{"fastcall_registry_push_dropped_total", "counter", "Streams dropped.", func(s *registry.CenterStats) float64 { return u(s.PushDropped) }},
+	{"fastcall_registry_streams_overflowed_total", "counter", "Streams whose queue overflowed.", func(s *registry.CenterStats) float64 { return u(s.StreamsOverflowed) }},
+	{"fastcall_registry_malformed_total", "counter", "Malformed requests refused.", func(s *registry.CenterStats) float64 { return u(s.Malformed) }},
+	{"fastcall_registry_log_errors_total", "counter", "Log write or sync failures.", func(s *registry.CenterStats) float64 { return u(s.LogErrors) }},
+	{"fastcall_registry_snapshots_total", "counter", "Snapshots written.", func(s *registry.CenterStats) float64 { return u(s.Snapshots) }},
+}
+
+var dispatchFields = []field[dispatch.Stats]{
+	{"fastcall_dispatch_submitted_total", "counter", "Operations accepted.", func(s *dispatch.Stats) float64 { return u(s.Submitted) }},
+	{"fastcall_dispatch_conflicts_total", "counter", "Operations refused with ECONFLICT.", func(s *dispatch.Stats) float64 { return u(s.Conflicts) }},
+	{"fastcall_dispatch_busy_total", "counter", "Operations refused with EBUSY.", func(s *dispatch.Stats) float64 { return u(s.Busy) }},
+	{"fastcall_dispatch_marker_errors_total", "counter", "Operations refused because the marker store failed.", func(s *dispatch.Stats) float64 { return u(s.MarkerErrors) }},
+	{"fastcall_dispatch_sent_total", "counter", "Calls sent to targets.", func(s *dispatch.Stats) float64 { return u(s.Sent) }},
+	{"fastcall_dispatch_send_busy_total", "counter", "Sends retried for lack of a free call slot.", func(s *dispatch.Stats) float64 { return u(s.SendBusy) }},
+	{"fastcall_dispatch_targets_ok_total", "counter", "Targets that answered OK.", func(s *dispatch.Stats) float64 { return u(s.TargetsOK) }},
+	{"fastcall_dispatch_targets_failed_total", "counter", "Targets with any other outcome.", func(s *dispatch.Stats) float64 { return u(s.TargetsFailed) }},
+	{"fastcall_dispatch_ops_done_total", "counter", "Operations done.", func(s *dispatch.Stats) float64 { return u(s.OpsDone) }},
+	{"fastcall_dispatch_release_failed_total", "counter", "Markers left to their TTL because the release failed.", func(s *dispatch.Stats) float64 { return u(s.ReleaseFailed) }},
+	{"fastcall_dispatch_remote_submits_total", "counter", "Operations accepted through the SUBMIT call.", func(s *dispatch.Stats) float64 { return u(s.RemoteSubmits) }},
+	{"fastcall_dispatch_queued_calls", "gauge", "Calls waiting to be sent.", func(s *dispatch.Stats) float64 { return float64(s.Queued) }},
+	{"fastcall_dispatch_active_ops", "gauge", "Operations not yet done.", func(s *dispatch.Stats) float64 { return float64(s.Active) }},
+	{"fastcall_dispatch_retained_ops", "gauge", "Done operations whose status is kept.", func(s *dispatch.Stats) float64 { return float64(s.Retained) }},
+}
+
+var auditFields = []field[route.AuditStats]{
+	{"fastcall_route_audit_written_total", "counter", "Audit records written.", func(s *route.AuditStats) float64 { return u(s.Written) }},
+	{"fastcall_route_audit_dropped_total", "counter", "Audit records dropped (queue full, or no file open).", func(s *route.AuditStats) float64 { return u(s.Dropped) }},
+	{"fastcall_route_audit_write_errors_total", "counter", "Failed audit writes, opens and rotations.", func(s *route.AuditStats) float64 { return u(s.WriteErrors) }},
+	{"fastcall_route_audit_rotations_total", "counter", "Audit file rotations.", func(s *route.AuditStats) float64 { return u(s.Rotations) }},
+}

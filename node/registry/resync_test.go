@@ -1,0 +1,61 @@
+package registry
+
+import (
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// TestResyncsKeepOneStream: a watch that resyncs more times in a row than
+// the center allows streams per address still ends subscribed, holding
+// one stream, and still receives pushes. Each resync opens a new stream;
+// before, the old one stayed at the center, so a few resyncs in a row
+// (a restarted center, lists timing out under load) filled the address's
+// bound and every later subscription was refused ENOSPC.
+func TestResyncsKeepOneStream(t *testing.T) {
+	p := startPair(t, nil)
+	ep := newEndpoint(t, 300, "127.0.0.1:0")
+	cl := newClient(t, ep, p.addrs()...)
+	changes := make(chan Change, 64)
+	w, err := cl.Watch([]string{"kv/"}, func(c Change) {
+		select {
+		case changes <- c:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	if !waitFor(10*time.Second, w.Synced) {
+		t.Fatal("watch never synced")
+	}
+	w.mu.Lock()
+	center := w.mu.center
+	w.mu.Unlock()
+	bound := p.cs[center].Config().MaxStreamsPerNode
+	for i := 0; i < 2*bound; i++ {
+		if e := w.resync(); e != wire.OK {
+			t.Fatalf("resync %d of %d: %v (center streams %d, refused %d)", i+1, 2*bound, e,
+				p.cs[center].Stats().Streams, p.cs[center].Stats().SubscribeRefused)
+		}
+	}
+	if st := p.cs[center].Stats(); st.Streams != 1 {
+		t.Fatalf("center holds %d streams after %d resyncs, want 1", st.Streams, 2*bound)
+	}
+	if _, err := cl.Put(ctxFor(t, 5*time.Second), "a", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-changes:
+			if c.Key == "kv/a" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no push for kv/a after the resyncs")
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package route
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// A client's tight deadline cuts the forwarding attempt short; the
+// timeout that follows is no evidence against the healthy active member:
+// no promotion, one active member, and the next call goes to it.
+func TestTightDeadlineNoFailover(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	margin := DefaultReplyMargin
+	const calls = 40
+	for i := 0; i < calls; i++ {
+		var ps wire.Params
+		ps.Reset(make([]byte, 256))
+		ps.String("/c1/tight")
+		ps.Bytes([]byte("v"))
+		d := margin + time.Duration(10+10*i)*time.Microsecond
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		_ = tc.client.Call(ctx, tc.rep.Addr(), CallNSPut, &ps, nil)
+		cancel()
+	}
+	// A call without a tight deadline goes through after them; no
+	// outcome of the tight calls may lead to a failover, now or later.
+	if _, err := tc.put(t, "/c1/after", []byte("v")); err != nil {
+		t.Fatalf("put after the tight calls: %v", err)
+	}
+	if c := tc.router.Counters(); c[0].Failovers != 0 {
+		t.Fatalf("failovers %d, want 0", c[0].Failovers)
+	}
+	if !tc.members[0].Active() || tc.members[1].Active() {
+		t.Fatalf("roles: member0 active %v, member1 active %v", tc.members[0].Active(), tc.members[1].Active())
+	}
+	if res, _ := tc.router.Resolve("/c1/x"); res.Active != tc.meps[0].Addr() {
+		t.Fatalf("router believes %v active", res.Active)
+	}
+}
+
+// A promotion fences the member it replaces: a member the engine holds
+// dead but that is alive after all is demoted before the standby takes
+// over, so the sub-cluster never has two active members.
+func TestFailoverFencesOldActive(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	a0, a1 := tc.meps[0].Addr(), tc.meps[1].Addr()
+	tc.rep.MarkDead(a0) // a false verdict: member 0 is alive
+	if _, err := tc.put(t, "/c1/k", []byte("v")); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if tc.members[0].Active() || !tc.members[1].Active() {
+		t.Fatalf("roles: member0 active %v, member1 active %v", tc.members[0].Active(), tc.members[1].Active())
+	}
+	if res, _ := tc.router.Resolve("/c1/k"); res.Active != a1 {
+		t.Fatalf("router believes %v active", res.Active)
+	}
+	// Member 0 answers ENOTACTIVE to a direct call now.
+	var ps wire.Params
+	ps.Reset(make([]byte, 64))
+	ps.String("/c1/k")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := tc.client.Call(ctx, a0, CallNSGet, &ps, nil); err != wire.ENOTACTIVE {
+		t.Fatalf("direct get on the fenced member: %v, want ENOTACTIVE", err)
+	}
+}
+
+// A late success from the member that was active when a call started
+// does not make it the router's active member again once the router has
+// learned another (here: the old one said ENOTACTIVE to a later call and
+// the standby answered it).
+func TestLateAnswerKeepsView(t *testing.T) {
+	table := NewMemMounts()
+	slow := newEndpoint(t, 10, 0)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	if err := slow.Register(CallNSPut+RoutedOffset, "ns-put-fwd", ForwardedSchema(schemaNSPut), 0,
+		func(req *rfc.Request, reply *wire.Params) wire.Errno {
+			if req.Param(ContextParams).Str() != "/c1/slow" {
+				return wire.ENOTACTIVE
+			}
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+			reply.Uint64(1)
+			return wire.OK
+		}); err != nil {
+		t.Fatal(err)
+	}
+	standby := NewMember(MemberConfig{Active: true})
+	sep := newEndpoint(t, 11, 0)
+	if err := standby.Register(sep); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{slow.Addr(), RoleActive}, {sep.Addr(), RoleStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	rep := newEndpoint(t, 1, 16)
+	cfg := testRouterConfig(t)
+	cfg.ForwardTimeout = 10 * time.Second
+	r, err := New(rep, cfg, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	client := newEndpoint(t, 100, 0)
+	put := func(path string) (*rfc.Pending, error) {
+		var ps wire.Params
+		ps.Reset(make([]byte, 256))
+		ps.String(path)
+		ps.Bytes([]byte("v"))
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		t.Cleanup(cancel)
+		return client.Go(cctx, rep.Addr(), CallNSPut, &ps)
+	}
+	slowCall, err := put("/c1/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowCall.Release()
+	fast, err := put("/c1/fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Wait(); err != nil {
+		t.Fatalf("put through the standby: %v", err)
+	}
+	fast.Release()
+	if res, _ := r.Resolve("/c1/x"); res.Active != sep.Addr() {
+		t.Fatalf("after ENOTACTIVE the router believes %v active", res.Active)
+	}
+	free()
+	if err := slowCall.Wait(); err != nil {
+		t.Fatalf("slow put: %v", err)
+	}
+	if res, _ := r.Resolve("/c1/x"); res.Active != sep.Addr() {
+		t.Fatalf("a late answer made %v active again", res.Active)
+	}
+}
+
+// A burst of calls that fail on a dead active member while no standby
+// can take over costs a failover decision or two, not one per call: each
+// call ends ENODEAD well before its deadline (one decision at a time is
+// a fence and a promotion attempt, ActivateTimeout each).
+func TestFailoverBurstOneDecision(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	a0 := tc.meps[0].Addr()
+	tc.meps[0].Close()
+	tc.meps[1].Close()
+	tc.rep.MarkDead(a0)
+	const calls = 50
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/k")
+	ps.Bytes([]byte("v"))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	pend := make([]*rfc.Pending, 0, calls)
+	defer func() {
+		for _, p := range pend {
+			p.Release()
+		}
+	}()
+	for i := 0; i < calls; i++ {
+		p, err := tc.client.Go(ctx, tc.rep.Addr(), CallNSPut, &ps)
+		if err != nil {
+			t.Fatalf("Go %d: %v", i, err)
+		}
+		pend = append(pend, p)
+	}
+	got := map[wire.Errno]int{}
+	for _, p := range pend {
+		got[wire.AsErrno(p.Wait())]++
+	}
+	if got[wire.ENODEAD] != calls {
+		t.Fatalf("outcomes %v, want %d ENODEAD", got, calls)
+	}
+	if c := tc.router.Counters(); c[0].Failovers != 0 {
+		t.Fatalf("failovers %d with no live standby", c[0].Failovers)
+	}
+}

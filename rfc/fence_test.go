@@ -1,0 +1,414 @@
+package rfc
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// Regression tests for at-most-once across sender incarnations and
+// restarts, freshness and liveness of replies, answers from the duplicate
+// cache, and the peer table's bounds (docs/PROTOCOL.md, "Callee").
+
+// rawSender is a UDP socket that sends hand-made datagrams to one
+// endpoint as a node with its own id and incarnation would.
+type rawSender struct {
+	t     *testing.T
+	c     *net.UDPConn
+	codec *wire.Codec
+	to    netip.AddrPort
+	src   uint32
+	inc   uint32
+}
+
+func newRawSender(t *testing.T, to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	codec, err := wire.NewCodec(0, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rawSender{t: t, c: c, codec: codec, to: to, src: src, inc: inc}
+}
+
+func (s *rawSender) addr() netip.AddrPort {
+	return s.c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// encode builds a datagram with header h (Src and Incarnation filled in
+// from s when zero) and the parameters f writes.
+func (s *rawSender) encode(h wire.Header, f func(*wire.Params)) []byte {
+	if h.Src == 0 {
+		h.Src = s.src
+	}
+	if h.Incarnation == 0 {
+		h.Incarnation = s.inc
+	}
+	var p wire.Params
+	p.Reset(make([]byte, 1400))
+	if f != nil {
+		f(&p)
+	}
+	b := make([]byte, 1400)
+	n, e := s.codec.EncodeParams(b, &h, &p)
+	if e != wire.OK {
+		s.t.Fatal(e)
+	}
+	return b[:n]
+}
+
+// request builds a request for call callNo with call id id, naming the
+// callee's incarnation peerInc.
+func (s *rawSender) request(callNo uint16, id uint64, peerInc uint32, f func(*wire.Params)) []byte {
+	return s.encode(wire.Header{Flags: wire.FlagRequest, CallNo: callNo, CallID: id, PeerInc: peerInc,
+		Budget: 5_000_000, Stamp: nowStamp()}, f)
+}
+
+func (s *rawSender) send(b []byte) {
+	if _, err := s.c.WriteToUDPAddrPort(b, s.to); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// recv returns the next datagram within d, decoded, or false.
+func (s *rawSender) recv(d time.Duration) (wire.Packet, int, bool) {
+	var pk wire.Packet
+	s.c.SetReadDeadline(time.Now().Add(d))
+	b := make([]byte, 2048)
+	n, _, err := s.c.ReadFromUDPAddrPort(b)
+	if err != nil {
+		return pk, 0, false
+	}
+	if r := s.codec.Decode(&pk, b[:n]); r != wire.ReasonNone {
+		s.t.Fatalf("undecodable answer: %v", r)
+	}
+	return pk, n, true
+}
+
+// call sends b and returns the error number of the answer (ETIMEDOUT for
+// none within a second).
+func (s *rawSender) call(b []byte) wire.Errno {
+	s.send(b)
+	pk, _, ok := s.recv(time.Second)
+	if !ok {
+		return wire.ETIMEDOUT
+	}
+	return pk.Errno
+}
+
+// waitRx polls until ep has read at least n datagrams in all.
+func waitRx(t *testing.T, ep *Endpoint, n uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ep.Stats().Rx < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint read %d datagrams, want %d", ep.Stats().Rx, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestAtMostOnceAcrossIncarnations: a request whose cache entry was
+// evicted is refused when resent, even after its sender changed
+// incarnation (refutation) and entries of the new incarnation were
+// evicted in turn; and a sender the peer table does not track never gets
+// a shared floor that another sender's evictions reset.
+func TestAtMostOnceAcrossIncarnations(t *testing.T) {
+	t.Run("incarnation change", func(t *testing.T) {
+		srv := newTestServer(t, func(c *Config) { c.DupEntries = 16 })
+		s := newRawSender(t, srv.Addr(), nil, 77, 5)
+		first := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+		if e := s.call(first); e != wire.OK {
+			t.Fatalf("first call: %v", e)
+		}
+		s.inc = 6 // refuted a suspicion: same process, call ids go on
+		for i := uint64(2); i <= 18; i++ {
+			if e := s.call(s.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
+				t.Fatalf("call %d: %v", i, e)
+			}
+		}
+		runs := srv.runs.Load()
+		e := s.call(first) // the first request, retransmitted
+		if srv.runs.Load() != runs || e != wire.ESTALE {
+			t.Fatalf("resent request of the earlier incarnation: answer %v, runs %d -> %d", e, runs, srv.runs.Load())
+		}
+	})
+	t.Run("untracked senders", func(t *testing.T) {
+		srv := newTestServer(t, func(c *Config) { c.DupEntries = 16; c.MaxPeers = 1 })
+		first := newRawSender(t, srv.Addr(), nil, 70, 3)
+		if e := first.call(first.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("ping: %v", e)
+		}
+		a := newRawSender(t, srv.Addr(), nil, 71, 5)
+		b := newRawSender(t, srv.Addr(), nil, 72, 9)
+		req := a.request(callIncr, 1<<20, srv.Incarnation(), nil)
+		a.call(req)
+		for i := uint64(1); i <= 17; i++ {
+			b.call(b.request(callIncr, i<<20, srv.Incarnation(), nil))
+		}
+		before := srv.runs.Load()
+		a.call(req)
+		if srv.runs.Load() > before {
+			t.Fatalf("a request of an untracked sender ran again (runs %d -> %d)", before, srv.runs.Load())
+		}
+	})
+}
+
+// TestRestartFirstContact: a non-idempotent request that names no
+// incarnation of the callee (a first call) is not run, so a restarted
+// callee never runs a retransmission of a call its earlier process ran;
+// an Endpoint's first call still goes through, once.
+func TestRestartFirstContact(t *testing.T) {
+	srv := newTestServer(t, nil)
+	addr := srv.Addr()
+	s := newRawSender(t, addr, nil, 77, 5)
+	req := s.request(callIncr, 1<<20, 0, nil)
+	s.call(req)
+	ran := srv.runs.Load()
+	srv.Close()
+	srv2 := newTestServer(t, func(c *Config) { c.Addr = addr.String() })
+	s.call(req) // its retransmission, to the restarted callee
+	if ran+srv2.runs.Load() > 1 {
+		t.Fatalf("a first-contact request ran %d times across a restart", ran+srv2.runs.Load())
+	}
+	cli := newTestEndpoint(t, nil)
+	var rep Reply
+	if err := cli.Call(ctxTimeout(t, 2*time.Second), addr, callIncr, nil, &rep); err != nil {
+		t.Fatalf("first call of an endpoint: %v", err)
+	}
+	if srv2.runs.Load() != 1 || rep.Param(0).Uint64() != 1 {
+		t.Fatalf("first call ran %d times", srv2.runs.Load())
+	}
+}
+
+// TestReplyNotSignOfLife: in keyed mode, neither an old authenticated
+// reply nor a fresh one that matches no call revives a dead peer.
+func TestReplyNotSignOfLife(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		age  uint32 // ms before now
+	}{{"replayed", 2500}, {"unmatched", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cli := newTestEndpoint(t, func(c *Config) { c.Key = keyA; c.MaxAge = time.Second })
+			dead := newRawSender(t, cli.Addr(), keyA, 9, 4)
+			cli.MarkDead(dead.addr())
+			before := cli.Stats().Rx
+			dead.send(dead.encode(wire.Header{Flags: wire.FlagReply, CallNo: CallPing, CallID: 7<<20 | 1,
+				Stamp: nowStamp() - tc.age}, nil))
+			waitRx(t, cli, before+1)
+			if info, _ := cli.Peer(dead.addr()); info.State != PeerDead {
+				t.Fatalf("peer %v after a %s reply", info.State, tc.name)
+			}
+			err := cli.Call(ctxTimeout(t, 2*time.Second), dead.addr(), CallPing, nil, nil)
+			if wire.AsErrno(err) != wire.ENODEAD {
+				t.Fatalf("call to the dead peer: %v", err)
+			}
+		})
+	}
+}
+
+// TestDupReplyOnlyToCopies: the duplicate cache answers only a copy of
+// the request it holds the reply of; a smaller datagram with the same
+// call id draws nothing.
+func TestDupReplyOnlyToCopies(t *testing.T) {
+	const callFat = wire.CallUserBase + 51
+	srv := newTestEndpoint(t, nil)
+	err := srv.Register(callFat, "fat", wire.Schema{wire.TypeBytes}, 0, func(r *Request, rep *wire.Params) wire.Errno {
+		rep.Bytes(make([]byte, 2*len(r.Param(0).Bytes())))
+		return wire.OK
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newRawSender(t, srv.Addr(), nil, 77, 5)
+	big := s.request(callFat, 1<<20, srv.Incarnation(), func(p *wire.Params) { p.Bytes(make([]byte, 600)) })
+	s.send(big)
+	_, n, ok := s.recv(time.Second)
+	if !ok || n < 1200 {
+		t.Fatalf("reply to the large request: %d bytes", n)
+	}
+	small := s.request(callFat, 1<<20, srv.Incarnation(), func(p *wire.Params) { p.Bytes(nil) })
+	s.send(small)
+	if _, n, ok := s.recv(300 * time.Millisecond); ok && n > AmplifyFactor*len(small) {
+		t.Fatalf("a %d-byte datagram drew a %d-byte cached reply", len(small), n)
+	}
+	s.send(big) // a true copy is still answered from the cache
+	if _, n2, ok := s.recv(time.Second); !ok || n2 != n {
+		t.Fatalf("copy of the request: %d bytes, want %d", n2, n)
+	}
+}
+
+// TestPeerTableSpoofedReplies: reply-shaped datagrams from many sources
+// do not fill the peer table, and a peer this endpoint calls is tracked,
+// so that once it is declared dead its calls fail at once.
+func TestPeerTableSpoofedReplies(t *testing.T) {
+	const max = 8
+	cli := newTestEndpoint(t, func(c *Config) { c.MaxPeers = max })
+	before := cli.Stats().Rx
+	for i := 0; i < 3*max; i++ {
+		s := newRawSender(t, cli.Addr(), nil, uint32(100+i), 1)
+		s.send(s.encode(wire.Header{Flags: wire.FlagReply, CallNo: CallPing, CallID: uint64(i+1) << 20, Stamp: nowStamp() - 60_000}, nil))
+	}
+	waitRx(t, cli, before+3*max)
+	target := newRawSender(t, cli.Addr(), nil, 5, 1) // a node that never answers
+	cli.MarkDead(target.addr())
+	err := cli.Call(ctxTimeout(t, 2*time.Second), target.addr(), CallPing, nil, nil)
+	if wire.AsErrno(err) != wire.ENODEAD {
+		t.Fatalf("call to a peer declared dead after the table filled: %v", err)
+	}
+	if n := cli.Stats().Peers; n > 1 {
+		t.Fatalf("%d peers tracked after spoofed replies", n)
+	}
+}
+
+// TestDupFloorRecords: each sender instance of an address keeps its own
+// floor; when more instances need one than there are records, the record
+// taken over leaves its floor in strict until its hold passes.
+func TestDupFloorRecords(t *testing.T) {
+	p := &peerState{}
+	const now, hold = 10, 100
+	for inc := uint32(1); inc <= peerFloors; inc++ {
+		p.raiseFloor(1, inc, uint64(inc)<<20, hold+int64(inc), now)
+	}
+	for inc := uint32(1); inc <= peerFloors; inc++ {
+		if !p.belowFloor(1, inc, uint64(inc)<<20, now) || p.belowFloor(1, inc, uint64(inc)<<20+1, now) {
+			t.Fatalf("instance %d: floor is not its own", inc)
+		}
+	}
+	if p.belowFloor(2, 1, 1, now) {
+		t.Fatal("another node id shares a floor")
+	}
+	// One more instance takes over the record held the shortest (inc 1).
+	p.raiseFloor(1, 99, 50<<20, hold, now)
+	if !p.belowFloor(1, 1, 1<<20, now) {
+		t.Fatal("instance whose record was taken over: a forgotten call may run again")
+	}
+	if !p.belowFloor(1, 99, 50<<20, now) || p.belowFloor(1, 99, 50<<20+1, now) {
+		t.Fatal("new instance's floor")
+	}
+	if p.belowFloor(1, 1, 1<<20, hold+2) || !p.floorsHeld(hold+2) || p.floorsHeld(hold+peerFloors+1) {
+		t.Fatal("holds")
+	}
+}
+
+// TestPeerSweepKeepsFloors: an idle peer leaves the table only once no
+// copy of a request it sent can still arrive; until then a resent request
+// that left the cache is refused.
+func TestPeerSweepKeepsFloors(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.DupEntries = 16 })
+	s := newRawSender(t, srv.Addr(), nil, 77, 5)
+	o := newRawSender(t, srv.Addr(), nil, 78, 6)
+	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	if e := s.call(req); e != wire.OK {
+		t.Fatalf("call: %v", e)
+	}
+	for i := uint64(1); i <= 16; i++ { // push s's entry out of the cache
+		if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
+			t.Fatalf("call %d: %v", i, e)
+		}
+	}
+	now := srv.Now()
+	srv.sweepPeers(now + int64(srv.cfg.DupAge) + int64(time.Second))
+	if _, ok := srv.Peer(s.addr()); !ok {
+		t.Fatal("peer swept while its floor is held")
+	}
+	runs := srv.runs.Load()
+	if e := s.call(req); e != wire.ESTALE || srv.runs.Load() != runs {
+		t.Fatalf("resent request: %v, runs %d -> %d", e, runs, srv.runs.Load())
+	}
+	// Past the caller's deadline, the longest RTO and twice the age bound
+	// a copy's stamp can no longer pass: the peer goes.
+	late := now + int64(5*time.Second+srv.cfg.MaxRTO+2*srv.cfg.MaxAge+srv.cfg.DupAge+time.Second)
+	srv.sweepPeers(late)
+	if _, ok := srv.Peer(s.addr()); ok {
+		t.Fatal("idle peer not swept")
+	}
+	if _, ok := srv.Peer(o.addr()); !ok {
+		t.Fatal("peer with entries in the cache swept")
+	}
+}
+
+// TestPeerTableBound: senders learnt from requests fill the table only
+// up to MaxPeers; past it a non-idempotent request is refused EBUSY (no
+// floor could keep it at most once) until idle peers are swept.
+func TestPeerTableBound(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.MaxPeers = 2 })
+	for i := 0; i < 2; i++ {
+		s := newRawSender(t, srv.Addr(), nil, uint32(10+i), 1)
+		if e := s.call(s.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("ping: %v", e)
+		}
+	}
+	late := newRawSender(t, srv.Addr(), nil, 20, 1)
+	req := late.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	if e := late.call(req); e != wire.EBUSY || srv.runs.Load() != 0 {
+		t.Fatalf("non-idempotent request past MaxPeers: %v, runs %d", e, srv.runs.Load())
+	}
+	if e := late.call(late.request(CallPing, 2<<20, 0, nil)); e != wire.OK {
+		t.Fatalf("ping past MaxPeers: %v", e)
+	}
+	srv.sweepPeers(srv.Now() + int64(srv.cfg.DupAge) + int64(time.Second))
+	if e := late.call(late.request(callIncr, 3<<20, srv.Incarnation(), nil)); e != wire.OK || srv.runs.Load() != 1 {
+		t.Fatalf("after the sweep: %v, runs %d", e, srv.runs.Load())
+	}
+	if n := srv.Stats().Peers; n != 1 {
+		t.Fatalf("%d peers tracked", n)
+	}
+}
+
+// TestHandlerStaleFirstCall: an ESTALE that a handler returns reaches the
+// caller of a first call as it is; only the engine's own refusal of a
+// request naming no incarnation makes the caller resend.
+func TestHandlerStaleFirstCall(t *testing.T) {
+	const callStale, callStaleIdem = wire.CallUserBase + 52, wire.CallUserBase + 53
+	srv := newTestEndpoint(t, nil)
+	var runs [2]atomic.Int32
+	for i, flags := range []CallFlags{0, Idempotent} {
+		err := srv.Register([]uint16{callStale, callStaleIdem}[i], "stale", nil, flags, func(*Request, *wire.Params) wire.Errno {
+			runs[i].Add(1)
+			return wire.ESTALE
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, no := range []uint16{callStale, callStaleIdem} {
+		cli := newTestEndpoint(t, nil) // a first call each
+		err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), no, nil, nil)
+		if wire.AsErrno(err) != wire.ESTALE || runs[i].Load() != 1 {
+			t.Fatalf("call %d: %v, handler ran %d times", no, err, runs[i].Load())
+		}
+	}
+}
+
+// TestCachedReplyRestamped: a reply resent from the duplicate cache
+// carries a fresh stamp, so that a caller whose call outlives the age
+// bound still accepts it.
+func TestCachedReplyRestamped(t *testing.T) {
+	const maxAge = 200 * time.Millisecond
+	srv := newTestServer(t, func(c *Config) { c.MaxAge = maxAge })
+	s := newRawSender(t, srv.Addr(), nil, 77, 5)
+	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	s.send(req)
+	first, _, ok := s.recv(time.Second)
+	if !ok || first.Errno != wire.OK {
+		t.Fatalf("first reply: %v %v", ok, first.Errno)
+	}
+	time.Sleep(2 * maxAge) // let the reply's stamp age past the bound
+	stamp := nowStamp()
+	s.codec.Restamp(req, 5_000_000, stamp, true)
+	s.send(req)
+	again, _, ok := s.recv(time.Second)
+	if !ok || again.Errno != wire.OK || srv.runs.Load() != 1 {
+		t.Fatalf("retransmission: %v %v, runs %d", ok, again.Errno, srv.runs.Load())
+	}
+	if age := int32(stamp - again.Stamp); age > int32(maxAge.Milliseconds()) {
+		t.Fatalf("cached reply stamped %d ms before the retransmission", age)
+	}
+}
