@@ -685,6 +685,11 @@ func clockAfter(now int64, d time.Duration) int64 {
 	return now + int64(d)
 }
 
+// maxBudget is the longest time, in engine-clock nanoseconds, the budget
+// field carries (2^32-1 µs): budgetUs saturates there, and a caller sends
+// no copy of a call later than this after its first send (expire).
+const maxBudget = int64(1<<32-1) * 1000
+
 func budgetUs(ns int64) uint32 {
 	us := ns / 1000
 	if us < 1 {
