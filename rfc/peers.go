@@ -175,17 +175,23 @@ func (p *peerState) sample(ns, min, max int64) {
 
 // belowFloor reports whether call id of sender instance (src, inc), not
 // found in the duplicate cache at engine time now, may have run already:
-// it is at or below its instance's floor, or, for an instance without a
-// record, below what records taken over while still held left behind.
+// it is at or below its instance's floor, or below what records taken
+// over while still held left behind. The latter holds for an instance
+// with a record too: entries leave the cache out of call-id order (a
+// running one is passed over), so an instance whose record was taken
+// over may make a new one with a lower floor than the one folded away.
 func (p *peerState) belowFloor(src, inc uint32, id uint64, now int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now < p.mu.strict.hold && id <= p.mu.strict.floor {
+		return true
+	}
 	for i := range p.mu.floors {
 		if f := &p.mu.floors[i]; f.hold != 0 && f.src == src && f.inc == inc {
 			return id <= f.floor
 		}
 	}
-	return now < p.mu.strict.hold && id <= p.mu.strict.floor
+	return false
 }
 
 // raiseFloor records that call id of sender instance (src, inc) left the
