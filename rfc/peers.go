@@ -34,6 +34,7 @@ func (s PeerState) String() string {
 type peerState struct {
 	addr      netip.AddrPort
 	lastHeard atomic.Int64 // engine clock, ns, of the last sign of life; 0 = never
+	taken     atomic.Int64 // engine clock when get last returned the entry (under peerTable.mu)
 	created   int64        // engine clock when the entry was made
 	state     atomic.Uint32
 	misses    atomic.Int32 // consecutive timed-out calls
@@ -110,9 +111,17 @@ func (t *peerTable) learn(addr netip.AddrPort) *peerState {
 	return t.getOrMake(addr, true)
 }
 
+// getOrMake is get (bounded false) and learn (bounded true). get marks
+// the entry taken while it holds the table's lock, so a sweep
+// (which removes under the write lock) either ran before, and get finds
+// or makes the table's entry, or runs after and sees it taken just now:
+// a call never parks on an entry the sweep removed.
 func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
 	t.mu.RLock()
 	p := t.m[addr]
+	if p != nil && !bounded {
+		p.taken.Store(t.now())
+	}
 	t.mu.RUnlock()
 	if p != nil {
 		return p
@@ -120,12 +129,16 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if p = t.m[addr]; p != nil {
+		if !bounded {
+			p.taken.Store(t.now())
+		}
 		return p
 	}
 	if bounded && len(t.m) >= t.max {
 		return nil
 	}
 	p = &peerState{addr: addr, created: t.now()}
+	p.taken.Store(p.created)
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
 	return p
@@ -279,7 +292,8 @@ func (p *peerState) info() PeerInfo {
 //   - it is not declared dead (a dead mark is kept until MarkAlive or a
 //     sign of life, so calls to it keep failing at once);
 //   - no call is parked on it;
-//   - it has not been heard, nor made, for DupAge;
+//   - it has not been heard, nor made, nor taken by get (a call, a
+//     mark, a send), for DupAge;
 //   - no duplicate-cache entry names it, and none of its floors is held
 //     (peerState.floorsHeld): a copy of any request it sent that left
 //     the cache can no longer arrive, since its caller's deadline, the
@@ -310,7 +324,7 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 {
 			continue
 		}
-		if now-max(p.lastHeard.Load(), p.created) < idle || p.floorsHeld(now) {
+		if now-max(p.lastHeard.Load(), p.created, p.taken.Load()) < idle || p.floorsHeld(now) {
 			continue
 		}
 		p.gone = true
