@@ -33,9 +33,10 @@ func (s PeerState) String() string {
 // are guarded by the endpoint's dupCache.mu; the rest are atomic.
 type peerState struct {
 	addr      netip.AddrPort
-	lastHeard atomic.Int64 // engine clock, ns, of the last sign of life; 0 = never
-	taken     atomic.Int64 // engine clock when get last returned the entry (under peerTable.mu)
-	created   int64        // engine clock when the entry was made
+	lastHeard atomic.Int64  // engine clock, ns, of the last sign of life; 0 = never
+	taken     atomic.Int64  // engine clock when get last returned the entry (under peerTable.mu)
+	stamp     atomic.Uint64 // stampHeard | the highest stamp heard (noteStamp); 0 = none
+	created   int64         // engine clock when the entry was made
 	state     atomic.Uint32
 	misses    atomic.Int32 // consecutive timed-out calls
 	node      atomic.Uint32
@@ -169,6 +170,24 @@ func (t *peerTable) size() int {
 	n := len(t.m)
 	t.mu.RUnlock()
 	return n
+}
+
+// stampHeard marks peerState.stamp as holding a stamp.
+const stampHeard = 1 << 32
+
+// noteStamp records stamp st of a datagram heard from the peer and
+// reports whether it is later than every stamp heard from it before
+// (modular, as the age bound compares them), or the first.
+func (p *peerState) noteStamp(st uint32) bool {
+	for {
+		old := p.stamp.Load()
+		if old != 0 && int32(st-uint32(old)) <= 0 {
+			return false
+		}
+		if p.stamp.CompareAndSwap(old, stampHeard|uint64(st)) {
+			return true
+		}
+	}
 }
 
 // rto returns the peer's current retransmission timeout.
