@@ -182,6 +182,14 @@ func Open(cfg Config) (*Endpoint, error) {
 	ep.inc.Store(inc)
 	ep.incUsed[0].Store(inc)
 	ep.incNext = 1
+	// Call ids start at a random point, so that a process restarted on
+	// the same address does not repeat its predecessor's ids: replies
+	// name their call by id only, and a late or replayed reply to the
+	// earlier process would complete the new one's call. 40 random bits
+	// leave the counter (64 - slotBits bits) room for ever.
+	var sb [8]byte
+	_, _ = rand.Read(sb[:])
+	ep.seq.Store(binary.BigEndian.Uint64(sb[:]) >> 24)
 	calls := map[uint16]*callEntry{}
 	ep.calls.Store(&calls)
 	names := map[uint16]string{}
