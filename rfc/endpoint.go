@@ -64,18 +64,20 @@ type callEntry struct {
 // Endpoint is one node's UDP socket and everything that serves and makes
 // calls through it. All methods are safe for concurrent use.
 type Endpoint struct {
-	cfg      Config
-	id       uint32
-	inc      atomic.Uint32
-	startInc uint32 // first incarnation; this process has used startInc..inc
-	conn     *net.UDPConn
-	local    netip.AddrPort
-	epoch    time.Time
-	codec    *wire.Codec // template; each goroutine works with a clone
-	log      *slog.Logger
-	keyMu    sync.Mutex // serializes SetKeys
-	keys     atomic.Pointer[keySet]
-	errLim   errLimiter
+	cfg     Config
+	id      uint32
+	inc     atomic.Uint32
+	incMu   sync.Mutex             // serializes SetIncarnation's writes to incUsed
+	incUsed [incKept]atomic.Uint32 // incarnations this process had, newest at incNext-1
+	incNext int                    // ring position of the next write (incMu)
+	conn    *net.UDPConn
+	local   netip.AddrPort
+	epoch   time.Time
+	codec   *wire.Codec // template; each goroutine works with a clone
+	log     *slog.Logger
+	keyMu   sync.Mutex // serializes SetKeys
+	keys    atomic.Pointer[keySet]
+	errLim  errLimiter
 
 	regMu  sync.Mutex                            // serializes Register
 	calls  atomic.Pointer[map[uint16]*callEntry] // copy on write
@@ -179,7 +181,16 @@ func Open(cfg Config) (*Endpoint, error) {
 		inc = 1
 	}
 	ep.inc.Store(inc)
-	ep.startInc = inc
+	ep.incUsed[0].Store(inc)
+	ep.incNext = 1
+	// Call ids start at a random point, so that a process restarted on
+	// the same address does not repeat its predecessor's ids: replies
+	// name their call by id only, and a late or replayed reply to the
+	// earlier process would complete the new one's call. 40 random bits
+	// leave the counter (64 - slotBits bits) room for ever.
+	var sb [8]byte
+	_, _ = rand.Read(sb[:])
+	ep.seq.Store(binary.BigEndian.Uint64(sb[:]) >> 24)
 	calls := map[uint16]*callEntry{}
 	ep.calls.Store(&calls)
 	names := map[uint16]string{}
@@ -317,17 +328,35 @@ func (ep *Endpoint) Incarnation() uint32 { return ep.inc.Load() }
 // an earlier process on this address, which may have run it: it is
 // refused with ESTALE, never run a second time.
 func (ep *Endpoint) SetIncarnation(v uint32) {
-	for {
-		cur := ep.inc.Load()
-		if v <= cur || ep.inc.CompareAndSwap(cur, v) {
-			return
-		}
+	ep.incMu.Lock()
+	defer ep.incMu.Unlock()
+	if v <= ep.inc.Load() {
+		return
 	}
+	ep.incUsed[ep.incNext].Store(v)
+	ep.incNext = (ep.incNext + 1) % incKept
+	ep.inc.Store(v)
 }
 
-// ownIncarnation reports whether this process has used incarnation v.
+// incKept is how many incarnations of this process (the latest ones)
+// requests may name. A refutation jumps to a value learnt from the
+// cluster, which may lie above incarnations an earlier process on this
+// address had: only values this process took are its own, never the
+// range between its first and its current one.
+const incKept = 8
+
+// ownIncarnation reports whether v is one of the last incKept
+// incarnations this process had.
 func (ep *Endpoint) ownIncarnation(v uint32) bool {
-	return v >= ep.startInc && v <= ep.inc.Load()
+	if v == 0 {
+		return false
+	}
+	for i := range ep.incUsed {
+		if ep.incUsed[i].Load() == v {
+			return true
+		}
+	}
+	return false
 }
 
 // Now returns the engine clock: monotonic nanoseconds since Listen.
@@ -683,6 +712,11 @@ func clockAfter(now int64, d time.Duration) int64 {
 	}
 	return now + int64(d)
 }
+
+// maxBudget is the longest time, in engine-clock nanoseconds, the budget
+// field carries (2^32-1 µs): budgetUs saturates there, and a caller sends
+// no copy of a call later than this after its first send (expire).
+const maxBudget = int64(1<<32-1) * 1000
 
 func budgetUs(ns int64) uint32 {
 	us := ns / 1000

@@ -9,7 +9,10 @@ import (
 // heard records a sign of life from a peer. The signs of life are a
 // request that passed the tag and the age bound, and a reply matched to a
 // call parked on the peer (deliver); a reply that matches no call is not
-// one. A suspect or dead peer that is heard becomes alive again.
+// one. A suspect peer that is heard becomes alive again; a dead one only
+// if the datagram's stamp is later than every stamp heard from the peer
+// before, so that a copy of what it sent before it was declared dead,
+// replayed within the age bound, does not revive it.
 func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
 	if ep.noteHeard(peer, p, now) {
 		ep.notify(peer)
@@ -20,6 +23,7 @@ func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
 // the peer became alive, for the caller to call notify once it holds no
 // lock.
 func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64) bool {
+	later := peer.noteStamp(p.Stamp)
 	peer.lastHeard.Store(now)
 	if peer.node.Load() != p.Src {
 		peer.node.Store(p.Src)
@@ -30,7 +34,7 @@ func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64) bool {
 	if peer.misses.Load() != 0 {
 		peer.misses.Store(0)
 	}
-	if st := PeerState(peer.state.Load()); st != PeerAlive {
+	if st := PeerState(peer.state.Load()); st != PeerAlive && (st != PeerDead || later) {
 		return peer.state.CompareAndSwap(uint32(st), uint32(PeerAlive))
 	}
 	return false

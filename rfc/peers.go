@@ -33,8 +33,10 @@ func (s PeerState) String() string {
 // are guarded by the endpoint's dupCache.mu; the rest are atomic.
 type peerState struct {
 	addr      netip.AddrPort
-	lastHeard atomic.Int64 // engine clock, ns, of the last sign of life; 0 = never
-	created   int64        // engine clock when the entry was made
+	lastHeard atomic.Int64  // engine clock, ns, of the last sign of life; 0 = never
+	taken     atomic.Int64  // engine clock when get last returned the entry (under peerTable.mu)
+	stamp     atomic.Uint64 // stampHeard | the highest stamp heard (noteStamp); 0 = none
+	created   int64         // engine clock when the entry was made
 	state     atomic.Uint32
 	misses    atomic.Int32 // consecutive timed-out calls
 	node      atomic.Uint32
@@ -110,9 +112,17 @@ func (t *peerTable) learn(addr netip.AddrPort) *peerState {
 	return t.getOrMake(addr, true)
 }
 
+// getOrMake is get (bounded false) and learn (bounded true). get marks
+// the entry taken while it holds the table's lock, so a sweep
+// (which removes under the write lock) either ran before, and get finds
+// or makes the table's entry, or runs after and sees it taken just now:
+// a call never parks on an entry the sweep removed.
 func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
 	t.mu.RLock()
 	p := t.m[addr]
+	if p != nil && !bounded {
+		p.taken.Store(t.now())
+	}
 	t.mu.RUnlock()
 	if p != nil {
 		return p
@@ -120,12 +130,16 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if p = t.m[addr]; p != nil {
+		if !bounded {
+			p.taken.Store(t.now())
+		}
 		return p
 	}
 	if bounded && len(t.m) >= t.max {
 		return nil
 	}
 	p = &peerState{addr: addr, created: t.now()}
+	p.taken.Store(p.created)
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
 	return p
@@ -158,6 +172,24 @@ func (t *peerTable) size() int {
 	return n
 }
 
+// stampHeard marks peerState.stamp as holding a stamp.
+const stampHeard = 1 << 32
+
+// noteStamp records stamp st of a datagram heard from the peer and
+// reports whether it is later than every stamp heard from it before
+// (modular, as the age bound compares them), or the first.
+func (p *peerState) noteStamp(st uint32) bool {
+	for {
+		old := p.stamp.Load()
+		if old != 0 && int32(st-uint32(old)) <= 0 {
+			return false
+		}
+		if p.stamp.CompareAndSwap(old, stampHeard|uint64(st)) {
+			return true
+		}
+	}
+}
+
 // rto returns the peer's current retransmission timeout.
 func (p *peerState) rto() int64 {
 	p.mu.Lock()
@@ -175,17 +207,23 @@ func (p *peerState) sample(ns, min, max int64) {
 
 // belowFloor reports whether call id of sender instance (src, inc), not
 // found in the duplicate cache at engine time now, may have run already:
-// it is at or below its instance's floor, or, for an instance without a
-// record, below what records taken over while still held left behind.
+// it is at or below its instance's floor, or below what records taken
+// over while still held left behind. The latter holds for an instance
+// with a record too: entries leave the cache out of call-id order (a
+// running one is passed over), so an instance whose record was taken
+// over may make a new one with a lower floor than the one folded away.
 func (p *peerState) belowFloor(src, inc uint32, id uint64, now int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now < p.mu.strict.hold && id <= p.mu.strict.floor {
+		return true
+	}
 	for i := range p.mu.floors {
 		if f := &p.mu.floors[i]; f.hold != 0 && f.src == src && f.inc == inc {
 			return id <= f.floor
 		}
 	}
-	return now < p.mu.strict.hold && id <= p.mu.strict.floor
+	return false
 }
 
 // raiseFloor records that call id of sender instance (src, inc) left the
@@ -273,7 +311,8 @@ func (p *peerState) info() PeerInfo {
 //   - it is not declared dead (a dead mark is kept until MarkAlive or a
 //     sign of life, so calls to it keep failing at once);
 //   - no call is parked on it;
-//   - it has not been heard, nor made, for DupAge;
+//   - it has not been heard, nor made, nor taken by get (a call, a
+//     mark, a send), for DupAge;
 //   - no duplicate-cache entry names it, and none of its floors is held
 //     (peerState.floorsHeld): a copy of any request it sent that left
 //     the cache can no longer arrive, since its caller's deadline, the
@@ -304,7 +343,7 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 {
 			continue
 		}
-		if now-max(p.lastHeard.Load(), p.created) < idle || p.floorsHeld(now) {
+		if now-max(p.lastHeard.Load(), p.created, p.taken.Load()) < idle || p.floorsHeld(now) {
 			continue
 		}
 		p.gone = true

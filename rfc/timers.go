@@ -157,6 +157,16 @@ func (ep *Endpoint) expire(e timerEntry, now int64) {
 		p.finish(fn)
 		return
 	}
+	if now-p.mu.sentAt >= maxBudget {
+		// The callee holds what refuses a copy of the call for the
+		// budget a copy carries, which saturates at maxBudget: a copy
+		// sent later might run again. The call waits, unsent, for
+		// its reply or its deadline.
+		id, idx, at := p.mu.callID, p.idx, p.mu.deadline
+		p.mu.Unlock()
+		ep.timers.push(timerEntry{at: at, id: id, idx: idx})
+		return
+	}
 	p.mu.rto = backoff(p.mu.rto, int64(ep.cfg.MaxRTO))
 	p.mu.retrans++
 	ep.sendBudgetLocked(p, now)

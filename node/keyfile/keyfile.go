@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"syscall"
 
 	"fastcall/shm/fileowner"
@@ -26,7 +27,17 @@ const groupOtherRead = 0o044
 // wire.EPERM, from fileowner), a file that group or others may read, a
 // non-regular file, and a key shorter than wire.MinKeyLen. The checks are
 // made on the open file, so the bytes read are those of the file checked.
+//
+// A symbolic link at path is followed only if the effective uid or root
+// owns it: a link another user made in a shared directory would choose
+// which of this user's files is read as the key.
 func Read(path string) ([]byte, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+			return nil, fmt.Errorf("key file: %w", &fileowner.Error{Path: path,
+				Reason: "a symbolic link owned by uid " + strconv.FormatUint(uint64(st.Uid), 10)})
+		}
+	}
 	// O_NONBLOCK: a FIFO at the path must be refused, not waited on.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {

@@ -182,6 +182,11 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Whoever may write the directory may remove, rename or swap either
+	// file between two starts, whatever the files' own owner and mode.
+	if err := fileowner.CheckDir(dir); err != nil {
+		return nil, err
+	}
 	l := &logFile{dir: dir, policy: policy, incarnation: randomID(), kick: make(chan struct{}, 1)}
 	l.syncFile = l.fsync
 	if b, err := readTrusted(filepath.Join(dir, snapName)); err == nil {

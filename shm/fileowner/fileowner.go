@@ -63,6 +63,39 @@ func Check(f *os.File, rootToo bool) error {
 	return nil
 }
 
+// DirReason returns why a process of effective uid euid must not trust
+// the files in a directory of status st, or "" if it may: the directory
+// must be owned by euid or root, and give neither group nor others write
+// permission unless its sticky bit is set (then they cannot remove or
+// rename another's files in it).
+func DirReason(st *unix.Stat_t, euid int) string {
+	mode := uint32(st.Mode)
+	if mode&unix.S_IFMT != unix.S_IFDIR {
+		return "not a directory"
+	}
+	if int(st.Uid) != euid && st.Uid != 0 {
+		return "directory owned by uid " + strconv.FormatUint(uint64(st.Uid), 10) + ", not " + strconv.Itoa(euid)
+	}
+	if mode&GroupOtherWrite != 0 && mode&unix.S_ISVTX == 0 {
+		return "directory mode " + octal(mode&0o7777) + " lets group or others write it"
+	}
+	return ""
+}
+
+// CheckDir applies DirReason to the directory at path (a symbolic link is
+// followed), with this process's effective uid. It returns nil, an
+// *Error, or the error of stat.
+func CheckDir(path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if r := DirReason(&st, unix.Geteuid()); r != "" {
+		return &Error{Path: path, Reason: r}
+	}
+	return nil
+}
+
 // OpenTrusted opens path with flag (no O_CREATE) without following a
 // symbolic link in its last element and without blocking on a FIFO, and
 // returns it only if Check accepts it (rootToo false). A refused file is
