@@ -5,8 +5,8 @@ import (
 	"os"
 	"strconv"
 
-	"fastcall/shm/fileowner"
 	"fastcall/lock"
+	"fastcall/shm/fileowner"
 	"fastcall/wire"
 
 	"golang.org/x/sys/unix"
