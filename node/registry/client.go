@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -31,7 +32,13 @@ type ClientConfig struct {
 const (
 	DefaultAttemptTimeout = 500 * time.Millisecond
 	DefaultKeepaliveEvery = 250 * time.Millisecond
-	maxAgainBackoff       = 32 * time.Millisecond
+	// A call waits between retries of EAGAIN, and after every round in
+	// which each center failed (declared dead, busy, closed, timed out),
+	// for a jittered backoff doubling from minRetryBackoff up to
+	// maxRetryBackoff, so that centers failing at once are not called in
+	// a busy loop.
+	minRetryBackoff = time.Millisecond
+	maxRetryBackoff = 64 * time.Millisecond
 )
 
 // DefaultClientConfig returns the defaults for the given centers.
@@ -135,15 +142,45 @@ func failover(e wire.Errno) bool {
 	return false
 }
 
+// retryWait waits the jittered backoff *b (half to all of it), doubles
+// it up to maxRetryBackoff, and reports false if ctx ended meanwhile.
+func retryWait(ctx context.Context, b *time.Duration) bool {
+	d := *b/2 + rand.N(*b/2+1)
+	if *b < maxRetryBackoff {
+		*b = min(2**b, maxRetryBackoff)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// allDead reports whether the engine has declared every center dead.
+func (c *Client) allDead() bool {
+	for _, a := range c.cfg.Centers {
+		if info, ok := c.ep.Peer(a); !ok || info.State != rfc.PeerDead {
+			return false
+		}
+	}
+	return true
+}
+
 // call runs one call with failover and EAGAIN retries. build fills the
 // request; read, if not nil, reads a successful reply (the reply is valid
-// only during read).
+// only during read). A call whose centers are all declared dead returns
+// ENODEAD at once; after each round in which every center failed, and
+// before each retry of EAGAIN, it waits a backoff (retryWait).
 func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
 	b := c.bufPool.Get().(*callBuf)
 	defer c.bufPool.Put(b)
-	backoff := time.Millisecond
+	backoff := minRetryBackoff
 	var last error = wire.ETIMEDOUT
 	staleRetried := false
+	failed := 0 // centers failed in a row
 	for tries := 0; ; tries++ {
 		if ctx.Err() != nil {
 			return last
@@ -172,22 +209,22 @@ func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Pa
 			last = err
 		case e == wire.EAGAIN:
 			last = err
-			select {
-			case <-ctx.Done():
+			failed = 0
+			if !retryWait(ctx, &backoff) {
 				return last
-			case <-time.After(backoff):
-			}
-			if backoff < maxAgainBackoff {
-				backoff *= 2
 			}
 		case failover(e) || e == wire.ECANCELED && ctx.Err() == nil:
 			last = err
+			if e == wire.ENODEAD && c.allDead() {
+				return err
+			}
 			if len(c.cfg.Centers) > 1 {
 				c.cur.CompareAndSwap(i, 1-i)
-			} else {
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
+			}
+			if failed++; failed >= len(c.cfg.Centers) {
+				failed = 0
+				if !retryWait(ctx, &backoff) {
+					return last
 				}
 			}
 		default:
