@@ -23,6 +23,11 @@ type Center struct {
 	cfg Config
 	log *slog.Logger
 	wal *logFile
+	// epoch is this start's epoch (epoch.go): greater than that of every
+	// earlier start of the center, it goes into every record the center
+	// makes, so that a version number made again after a restart that
+	// lost the first record makes a different, newer sdk.Stamp.
+	epoch uint64
 
 	mu struct {
 		sync.Mutex
@@ -53,6 +58,7 @@ type centerStats struct {
 	pushes, pushFailures, pushDropped     atomic.Uint64
 	streamsOverflowed, malformed          atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
+	retried                               atomic.Uint64
 }
 
 // CenterStats is a snapshot of a center's counters.
@@ -78,6 +84,7 @@ type CenterStats struct {
 	Malformed         uint64 // malformed requests refused
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
+	Retried           uint64 // client operations found applied before and answered again
 	Recovered         int    // records applied at start (snapshot and log)
 	TornBytes         int64  // bytes cut off the log's tail at start
 }
@@ -103,15 +110,30 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	c.syncKick = make(chan struct{}, 1)
 
 	nowMs := time.Now().UnixMilli()
+	var maxEpoch uint64
 	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
 		if e, ok := entryFromRecord(rec, nowMs); ok {
 			c.setLocked(key, e, nowMs)
+			maxEpoch = max(maxEpoch, e.epoch)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.wal = wal
+	if c.epoch, err = nextEpoch(wal, maxEpoch); err != nil {
+		wal.close()
+		return nil, err
+	}
+	if wal.upgraded {
+		// The files were of the previous format: rewrite the store in
+		// the current one before anything is appended.
+		if !c.snapshot(true) {
+			wal.close()
+			return nil, wire.EFAULT
+		}
+		c.log.Info("registry data upgraded to the current record format", "dir", cfg.DataDir)
+	}
 	keys := c.mu.st.len()
 
 	type reg struct {
@@ -199,7 +221,7 @@ func (c *Center) Stats() CenterStats {
 		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
 		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
-		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(),
+		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(), Retried: st.retried.Load(),
 		Recovered: c.wal.recovered, TornBytes: c.wal.tornBytes,
 	}
 }
@@ -216,10 +238,18 @@ func (c *Center) Entry(key string) (rec []byte, ok bool) {
 	return e.rec, true
 }
 
-// setLocked stores e under key and keeps the owner index; c.mu is held.
-// A tombstone's expireMs becomes its purge time.
+// setLocked stores e under key and keeps the owner index and the key's
+// operation history; c.mu is held. A tombstone's expireMs becomes its
+// purge time.
 func (c *Center) setLocked(key string, e *entry, nowMs int64) {
-	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
+	old := c.mu.st.get(key)
+	if old != nil {
+		e.ops = old.ops
+	}
+	if e.op != (sdk.OpID{}) {
+		e.ops = withOp(e.ops, opDone{id: e.op, version: e.version})
+	}
+	if old != nil && old.kind == sdk.KindService {
 		if set := c.mu.owners[old.owner]; set != nil {
 			delete(set, key)
 			if len(set) == 0 {
@@ -241,8 +271,8 @@ func (c *Center) setLocked(key string, e *entry, nowMs int64) {
 	c.mu.st.set(key, e)
 }
 
-// applyLocked stores rec under key if its version is newer than the
-// store's (versions decide), appends it to the log and queues it for the
+// applyLocked stores rec under key if its stamp (version, then epoch) is
+// newer than the store's (stamps decide), appends it to the log and queues it for the
 // subscribers. It reports whether the record was applied and the log
 // position to sync to. c.mu is held.
 func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
@@ -250,7 +280,7 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 	if !ok {
 		return logPos{}, false, wire.EPROTO
 	}
-	if cur := c.mu.st.get(key); cur != nil && cur.version >= e.version {
+	if cur := c.mu.st.get(key); cur != nil && cur.stamp().Compare(e.stamp()) >= 0 {
 		return logPos{}, false, nil
 	}
 	pos, err := c.wal.append(key, rec)
@@ -290,7 +320,8 @@ func (c *Center) logFailure(err error) {
 // writeOp is one write made at this center.
 type writeOp struct {
 	key       string
-	rec       sdk.Record // Version and ModifiedMs are filled in by write
+	id        sdk.OpID   // the client operation (zero: none): a retry of it is answered, not applied again
+	rec       sdk.Record // Version, Epoch, Op and ModifiedMs are filled in by write
 	mustExist bool       // the entry must be live (deletes)
 	check     bool       // the entry must be live at exactly expect (0: absent)
 	expect    uint64
@@ -305,6 +336,12 @@ type writeOp struct {
 // log and returns the new version. Writes of one key at this center are
 // serialized; the other center refuses a replica that conflicts with a
 // write it is making itself (see serveReplicate).
+//
+// A client operation (op.id) that this center finds among the key's
+// applied operations, made here or replicated from the other center, was
+// applied before (an earlier attempt of the same call): it is answered
+// with the version it made, once this center's log holds it on disk, and
+// not applied again, whatever its condition says now.
 func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	nowMs := time.Now().UnixMilli()
 	c.mu.Lock()
@@ -319,6 +356,10 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.written.Wait()
 	}
 	cur := c.mu.st.get(op.key)
+	if v, ok := cur.findOp(op.id); ok {
+		c.mu.Unlock()
+		return c.applied(v)
+	}
 	live := cur.live(nowMs)
 	var curVer uint64
 	if cur != nil {
@@ -342,6 +383,8 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		return 0, wire.ENOSPC
 	}
 	op.rec.Version = sdk.VersionNext(curVer, c.cfg.Index)
+	op.rec.Epoch = c.epoch
+	op.rec.Op = op.id
 	op.rec.ModifiedMs = nowMs
 	rec := sdk.AppendRecord(make([]byte, 0, sdk.RecordSize(&op.rec)), &op.rec)
 	c.mu.inflight[op.key] = struct{}{}
@@ -358,6 +401,14 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		case wire.ECONFLICT:
 			c.stats.conflicts.Add(1)
 			c.fetch(op.key)
+			// The other center may hold this very operation, applied
+			// there by an earlier attempt.
+			c.mu.Lock()
+			v, ok := c.mu.st.get(op.key).findOp(op.id)
+			c.mu.Unlock()
+			if ok {
+				return c.applied(v)
+			}
 		case wire.EAGAIN:
 			c.stats.again.Add(1)
 		}
@@ -380,6 +431,16 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.stats.writesAlone.Add(1)
 	}
 	return op.rec.Version, wire.OK
+}
+
+// applied answers a client operation found applied before, at version v,
+// once everything this center's log holds is on disk.
+func (c *Center) applied(v uint64) (uint64, wire.Errno) {
+	if e := c.sync(c.wal.end()); e != wire.OK {
+		return 0, e
+	}
+	c.stats.retried.Add(1)
+	return v, wire.OK
 }
 
 // replica is the outcome of replicating a write to the other center.

@@ -55,7 +55,7 @@ func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	op := writeOp{key: key, check: mode == putCAS, expect: expect}
+	op := writeOp{key: key, id: opOf(req), check: mode == putCAS, expect: expect}
 	op.rec = sdk.Record{Kind: sdk.KindKV, Node: req.Src, Body: append([]byte(nil), value...)}
 	if ttlMs != 0 {
 		op.rec.ExpireMs = time.Now().UnixMilli() + int64(ttlMs)
@@ -78,7 +78,7 @@ func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	v, e := c.delete(key, expect, req.Src)
+	v, e := c.delete(key, expect, req.Src, opOf(req))
 	if e != wire.OK {
 		return e
 	}
@@ -87,9 +87,9 @@ func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
 }
 
 // delete writes a tombstone for a live key; expect, if not 0, must be its
-// version.
-func (c *Center) delete(key string, expect uint64, node uint32) (uint64, wire.Errno) {
-	op := writeOp{key: key, mustExist: true, check: expect != 0, expect: expect}
+// version. id names the client operation.
+func (c *Center) delete(key string, expect uint64, node uint32, id sdk.OpID) (uint64, wire.Errno) {
+	op := writeOp{key: key, id: id, mustExist: true, check: expect != 0, expect: expect}
 	op.rec = sdk.Record{Kind: sdk.KindTombstone, Node: node}
 	return c.write(&op)
 }
@@ -159,7 +159,7 @@ func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno 
 	}
 	key := sdk.ServiceKey(name, req.Src)
 	owner := req.From.String()
-	op := writeOp{key: key}
+	op := writeOp{key: key, id: opOf(req)}
 	op.rec = sdk.Record{Kind: sdk.KindService, Node: req.Src, LeaseMs: uint32(leaseMs),
 		Addr: append([]byte(nil), addr...), Owner: []byte(owner), Body: append([]byte(nil), meta...)}
 	if len(key) > MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
@@ -179,7 +179,7 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src)
+	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src, opOf(req))
 	if e != wire.OK {
 		return e
 	}
@@ -244,7 +244,10 @@ func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
 //   - this center is writing the key itself and is the senior (index 0):
 //     ECONFLICT (the junior's write loses; the senior's replica is let
 //     through at the junior);
-//   - cur == new: a duplicate, OK;
+//   - the record held has the replica's stamp (version and epoch): a
+//     duplicate, OK. The same version with another epoch is another
+//     record: the sender restarted, lost the record held here and made
+//     its version again; it falls under the last rule, since new > prev;
 //   - cur <= prev: apply (cur < prev means this center missed writes the
 //     sender saw: it catches up);
 //   - otherwise this center holds a version the sender did not see:
@@ -277,11 +280,12 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 		return wire.ECONFLICT
 	}
 	var cur uint64
+	var curStamp sdk.Stamp
 	if e := c.mu.st.get(key); e != nil {
-		cur = e.version
+		cur, curStamp = e.version, e.stamp()
 	}
 	switch {
-	case cur == r.Version:
+	case cur != 0 && curStamp == (sdk.Stamp{Version: r.Version, Epoch: r.Epoch}):
 		// A duplicate: the record was logged before; everything logged
 		// so far covers it.
 	case cur > prev:

@@ -14,6 +14,9 @@ import (
 type entry struct {
 	rec     []byte // encoded record (sdk format)
 	version uint64
+	epoch   uint64   // the record's epoch: (version, epoch) is its sdk.Stamp
+	op      sdk.OpID // the client operation that made the record (zero: none)
+	ops     []opDone // the last client operations applied to the key, oldest first; never modified in place
 	kind    uint8
 	// expireMs is, for a KV entry, its absolute expiry from the record
 	// (0: none); for a service instance, its lease deadline, kept in
@@ -22,6 +25,41 @@ type entry struct {
 	expireMs int64
 	leaseMs  int64  // services: lease duration
 	owner    string // services: registering endpoint address
+}
+
+// opDone is a client operation applied to a key and the version it made.
+type opDone struct {
+	id      sdk.OpID
+	version uint64
+}
+
+// opHistory bounds entry.ops: a retry finds its operation only among the
+// last opHistory client writes of the key that this center applied.
+const opHistory = 8
+
+func (e *entry) stamp() sdk.Stamp { return sdk.Stamp{Version: e.version, Epoch: e.epoch} }
+
+// findOp returns the version client operation id made, if it is among
+// the key's last applied operations.
+func (e *entry) findOp(id sdk.OpID) (uint64, bool) {
+	if e == nil || id == (sdk.OpID{}) {
+		return 0, false
+	}
+	for i := len(e.ops) - 1; i >= 0; i-- {
+		if e.ops[i].id == id {
+			return e.ops[i].version, true
+		}
+	}
+	return 0, false
+}
+
+// withOp returns the history ops followed by d, keeping the last
+// opHistory operations, in a new slice.
+func withOp(ops []opDone, d opDone) []opDone {
+	n := min(len(ops), opHistory-1)
+	out := make([]opDone, 0, n+1)
+	out = append(out, ops[len(ops)-n:]...)
+	return append(out, d)
 }
 
 // live reports whether e is a present, unexpired entry at wall time nowMs.
@@ -103,7 +141,7 @@ func entryFromRecord(rec []byte, nowMs int64) (*entry, bool) {
 	if sdk.ParseRecord(rec, &r) != 0 {
 		return nil, false
 	}
-	e := &entry{rec: rec, version: r.Version, kind: r.Kind}
+	e := &entry{rec: rec, version: r.Version, epoch: r.Epoch, op: r.Op, kind: r.Kind}
 	switch r.Kind {
 	case sdk.KindKV:
 		e.expireMs = r.ExpireMs
