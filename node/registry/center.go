@@ -34,6 +34,7 @@ type Center struct {
 		st       *store
 		inflight map[string]struct{}            // keys with a write of this center waiting for the other center
 		owners   map[string]map[string]struct{} // owner address -> instance keys
+		ops      opTable                        // client operations applied
 		closed   bool
 	}
 	written *sync.Cond // on mu: a key left inflight
@@ -103,6 +104,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	c.mu.st = newStore()
 	c.mu.inflight = make(map[string]struct{})
 	c.mu.owners = make(map[string]map[string]struct{})
+	c.mu.ops.init()
 	c.written = sync.NewCond(&c.mu)
 	c.push.init()
 	c.pushWake = make(chan *stream, cfg.MaxStreams)
@@ -238,18 +240,12 @@ func (c *Center) Entry(key string) (rec []byte, ok bool) {
 	return e.rec, true
 }
 
-// setLocked stores e under key and keeps the owner index and the key's
-// operation history; c.mu is held. A tombstone's expireMs becomes its
+// setLocked stores e under key and keeps the owner index and the table
+// of applied operations; c.mu is held. A tombstone's expireMs becomes its
 // purge time.
 func (c *Center) setLocked(key string, e *entry, nowMs int64) {
-	old := c.mu.st.get(key)
-	if old != nil {
-		e.ops = old.ops
-	}
-	if e.op != (sdk.OpID{}) {
-		e.ops = withOp(e.ops, opDone{id: e.op, version: e.version})
-	}
-	if old != nil && old.kind == sdk.KindService {
+	c.mu.ops.add(e.op, e.version, nowMs)
+	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
 		if set := c.mu.owners[old.owner]; set != nil {
 			delete(set, key)
 			if len(set) == 0 {
@@ -337,8 +333,8 @@ type writeOp struct {
 // serialized; the other center refuses a replica that conflicts with a
 // write it is making itself (see serveReplicate).
 //
-// A client operation (op.id) that this center finds among the key's
-// applied operations, made here or replicated from the other center, was
+// A client operation (op.id) that this center finds among the operations
+// it applied (opTable), made here or replicated from the other center, was
 // applied before (an earlier attempt of the same call): it is answered
 // with the version it made, once this center's log holds it on disk, and
 // not applied again, whatever its condition says now.
@@ -356,7 +352,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.written.Wait()
 	}
 	cur := c.mu.st.get(op.key)
-	if v, ok := cur.findOp(op.id); ok {
+	if v, ok := c.mu.ops.find(op.id); ok {
 		c.mu.Unlock()
 		return c.applied(v)
 	}
@@ -404,7 +400,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 			// The other center may hold this very operation, applied
 			// there by an earlier attempt.
 			c.mu.Lock()
-			v, ok := c.mu.st.get(op.key).findOp(op.id)
+			v, ok := c.mu.ops.find(op.id)
 			c.mu.Unlock()
 			if ok {
 				return c.applied(v)

@@ -16,7 +16,6 @@ type entry struct {
 	version uint64
 	epoch   uint64   // the record's epoch: (version, epoch) is its sdk.Stamp
 	op      sdk.OpID // the client operation that made the record (zero: none)
-	ops     []opDone // the last client operations applied to the key, oldest first; never modified in place
 	kind    uint8
 	// expireMs is, for a KV entry, its absolute expiry from the record
 	// (0: none); for a service instance, its lease deadline, kept in
@@ -27,40 +26,7 @@ type entry struct {
 	owner    string // services: registering endpoint address
 }
 
-// opDone is a client operation applied to a key and the version it made.
-type opDone struct {
-	id      sdk.OpID
-	version uint64
-}
-
-// opHistory bounds entry.ops: a retry finds its operation only among the
-// last opHistory client writes of the key that this center applied.
-const opHistory = 8
-
 func (e *entry) stamp() sdk.Stamp { return sdk.Stamp{Version: e.version, Epoch: e.epoch} }
-
-// findOp returns the version client operation id made, if it is among
-// the key's last applied operations.
-func (e *entry) findOp(id sdk.OpID) (uint64, bool) {
-	if e == nil || id == (sdk.OpID{}) {
-		return 0, false
-	}
-	for i := len(e.ops) - 1; i >= 0; i-- {
-		if e.ops[i].id == id {
-			return e.ops[i].version, true
-		}
-	}
-	return 0, false
-}
-
-// withOp returns the history ops followed by d, keeping the last
-// opHistory operations, in a new slice.
-func withOp(ops []opDone, d opDone) []opDone {
-	n := min(len(ops), opHistory-1)
-	out := make([]opDone, 0, n+1)
-	out = append(out, ops[len(ops)-n:]...)
-	return append(out, d)
-}
 
 // live reports whether e is a present, unexpired entry at wall time nowMs.
 func (e *entry) live(nowMs int64) bool {
