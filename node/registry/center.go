@@ -45,6 +45,7 @@ type Center struct {
 	syncKick chan struct{}       // anti-entropy wanted now; capacity 1
 
 	stats      centerStats
+	caughtUp   atomic.Bool // serving: see Center.serving
 	failLogged atomic.Bool // the log's current failure was logged
 	done       chan struct{}
 	wg         sync.WaitGroup
@@ -59,7 +60,7 @@ type centerStats struct {
 	pushes, pushFailures, pushDropped     atomic.Uint64
 	streamsOverflowed, malformed          atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
-	retried                               atomic.Uint64
+	retried, notCaughtUp                  atomic.Uint64
 }
 
 // CenterStats is a snapshot of a center's counters.
@@ -86,6 +87,7 @@ type CenterStats struct {
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
 	Retried           uint64 // client operations found applied before and answered again
+	NotCaughtUp       uint64 // client reads and writes refused (EBUSY) before the first anti-entropy round
 	Recovered         int    // records applied at start (snapshot and log)
 	TornBytes         int64  // bytes cut off the log's tail at start
 }
@@ -203,6 +205,32 @@ func (c *Center) Close() error {
 	return c.wal.close()
 }
 
+// serving reports whether the center serves client reads and writes
+// (CallGet, CallPut, CallDelete, CallRegister, CallDeregister). From its
+// start until it has completed one anti-entropy round, a center with a
+// peer may lack writes the other center applied while it was down: it
+// answers EBUSY (not run; the client goes to the other center) unless
+// the other center is declared dead, when it goes on alone with what it
+// holds. Once serving, it stays so. A refusal asks for an anti-entropy
+// round at once (kickSync), so a center that failed its first round does
+// not wait for the next period.
+func (c *Center) serving() bool {
+	if c.caughtUp.Load() {
+		return true
+	}
+	if !c.cfg.Peer.IsValid() || c.stats.syncRounds.Load() > 0 {
+		c.caughtUp.Store(true)
+		return true
+	}
+	if info, ok := c.ep.Peer(c.cfg.Peer); ok && info.State == rfc.PeerDead {
+		c.caughtUp.Store(true)
+		return true
+	}
+	c.stats.notCaughtUp.Add(1)
+	c.kickSync()
+	return false
+}
+
 // Endpoint returns the endpoint the center runs on.
 func (c *Center) Endpoint() *rfc.Endpoint { return c.ep }
 
@@ -224,7 +252,8 @@ func (c *Center) Stats() CenterStats {
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
 		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
 		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(), Retried: st.retried.Load(),
-		Recovered: c.wal.recovered, TornBytes: c.wal.tornBytes,
+		NotCaughtUp: st.notCaughtUp.Load(),
+		Recovered:   c.wal.recovered, TornBytes: c.wal.tornBytes,
 	}
 }
 

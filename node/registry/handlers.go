@@ -27,6 +27,9 @@ func (c *Center) closed() bool {
 }
 
 func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if !c.serving() {
+		return wire.EBUSY
+	}
 	key := req.Param(0).Bytes()
 	nowMs := time.Now().UnixMilli()
 	c.mu.Lock()
@@ -63,6 +66,9 @@ func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
 	}
+	if !c.serving() {
+		return wire.EBUSY
+	}
 	v, e := c.write(&op)
 	if e != wire.OK {
 		return e
@@ -77,6 +83,9 @@ func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if !validKVKey(key) {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
+	}
+	if !c.serving() {
+		return wire.EBUSY
 	}
 	v, e := c.delete(key, expect, req.Src, opOf(req))
 	if e != wire.OK {
@@ -165,6 +174,9 @@ func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno 
 	if len(key) > MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
 	}
+	if !c.serving() {
+		return wire.EBUSY
+	}
 	v, e := c.write(&op)
 	if e != wire.OK {
 		return e
@@ -178,6 +190,9 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 	if req.Src == 0 || name == "" || len(name) > MaxNameLen || strings.IndexByte(name, sdk.InstanceSep) >= 0 {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
+	}
+	if !c.serving() {
+		return wire.EBUSY
 	}
 	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src, opOf(req))
 	if e != wire.OK {

@@ -209,10 +209,10 @@ func TestUnknownOutcomeNotConflict(t *testing.T) {
 
 // TestReissuedVersionConverges: centers A and B hold a key at v5 made
 // by B; B loses v5 (its log cut back, as when it crashes before the
-// fsync) and restarts holding v3; before its anti-entropy reaches A, a
-// client writes the key at B, which makes version 5 again for another
-// record. A must not take the replica for a duplicate of what it holds:
-// the two centers end with one record.
+// fsync) and restarts holding v3; its anti-entropy cannot reach A, which
+// it then declares dead, and a client writes the key at B, which makes
+// version 5 again for another record. Once they meet again, the two
+// centers must end with one record.
 func TestReissuedVersionConverges(t *testing.T) {
 	epA := newEndpoint(t, 100, "")
 	epB := newEndpoint(t, 101, "")
@@ -259,7 +259,8 @@ func TestReissuedVersionConverges(t *testing.T) {
 	}
 	// B starts cut off from A: its first anti-entropy round fails.
 	relay.F.Blackhole.Store(true)
-	b, err = StartCenter(newEndpoint(t, 101, addrB.String()), cfgB)
+	epB = newEndpoint(t, 101, addrB.String())
+	b, err = StartCenter(epB, cfgB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,12 +268,13 @@ func TestReissuedVersionConverges(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
-	relay.F.Blackhole.Store(false)
+	epB.MarkDead(relay.Addr())
 	v, err := cl.Put(ctx, "k", []byte("3"), 0)
-	t.Logf("write at the restarted B: v%d %v (lost v%d)", v, err, lost)
-	if err != nil && errnoOf(err) != wire.ECONFLICT {
-		t.Fatal(err)
+	if err != nil || v != lost {
+		t.Fatalf("write at the restarted B: v%d %v; want the lost v%d made again", v, err, lost)
 	}
+	relay.F.Blackhole.Store(false)
+	epB.MarkAlive(relay.Addr())
 	// Both run an anti-entropy round; then they hold the same record.
 	ra, rb := a.Stats().SyncRounds, b.Stats().SyncRounds
 	a.kickSync()
@@ -364,5 +366,101 @@ func TestWatchTakesReissuedVersion(t *testing.T) {
 	}
 	if !waitFor(2*time.Second, func() bool { return value() == "b" }) {
 		t.Fatalf("the watch keeps %q, the center holds \"b\" under the same version", value())
+	}
+}
+
+// TestReplicaSameVersionIsNotDuplicate: a replica with the version of the
+// record held but another epoch is another record (its sender restarted
+// and made the version again), refused as a conflict, not acknowledged as
+// a duplicate; a replica with the very stamp held is a duplicate.
+func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
+	p := startPair(t, nil)
+	cl := newClient(t, newEndpoint(t, 7, ""), p.addrs()...)
+	ctx := ctxFor(t, 10*time.Second)
+	if _, err := cl.Put(ctx, "k", []byte("held"), 0); err != nil {
+		t.Fatal(err)
+	}
+	held, _ := p.cs[0].Entry("kv/k")
+	var r sdk.Record
+	if sdk.ParseRecord(held, &r) != wire.OK {
+		t.Fatal("no record")
+	}
+	ep := newEndpoint(t, 101, "")
+	send := func(rec []byte) error {
+		var ps wire.Params
+		ps.Reset(make([]byte, 1200))
+		ps.Uint64(1)
+		ps.Uint64(0)
+		ps.String("kv/k")
+		ps.Bytes(rec)
+		return ep.Call(ctx, p.eps[0].Addr(), CallReplicate, &ps, nil)
+	}
+	other := r
+	other.Epoch++
+	other.Body = []byte("other")
+	if err := send(sdk.AppendRecord(nil, &other)); errnoOf(err) != wire.ECONFLICT {
+		t.Fatalf("same version, another epoch: %v, want ECONFLICT", err)
+	}
+	if now, _ := p.cs[0].Entry("kv/k"); !bytes.Equal(now, held) {
+		t.Fatal("the record held was replaced")
+	}
+	if err := send(held); err != nil {
+		t.Fatalf("the record held again: %v, want OK", err)
+	}
+}
+
+// TestRestartedCenterWaitsForAntiEntropy: a center that restarts while
+// the other center took writes alone does not serve clients what it
+// holds until an anti-entropy round brought it those writes: it answers
+// EBUSY (the client goes to the other center), then the new record.
+func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
+	epA := newEndpoint(t, 100, "")
+	epB := newEndpoint(t, 101, "")
+	addrB := epB.Addr()
+	relay, err := faultnet.New(epA.Addr(), &faultnet.Faults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(relay.Close)
+	cfgA := testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, addrB)
+	cfgB := testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, relay.Addr())
+	cfgA.AntiEntropyEvery, cfgB.AntiEntropyEvery = time.Hour, time.Hour
+	a, err := StartCenter(epA, cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err := StartCenter(epB, cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, 30*time.Second)
+	atA := newClient(t, newEndpoint(t, 7, ""), epA.Addr())
+	atB := newClient(t, newEndpoint(t, 8, ""), addrB)
+	if _, err := atA.Put(ctx, "k", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	epB.Close()
+	epA.MarkDead(addrB)
+	if _, err := atA.Put(ctx, "k", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	relay.F.Blackhole.Store(true)
+	b, err = StartCenter(newEndpoint(t, 101, addrB.String()), cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if !waitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
+		t.Fatal("B's first anti-entropy round did not fail")
+	}
+	e, err := atB.Get(ctxFor(t, 500*time.Millisecond), "k")
+	if errnoOf(err) != wire.EBUSY {
+		t.Fatalf("read at B before it caught up: %q %v, want EBUSY", e.Value, err)
+	}
+	relay.F.Blackhole.Store(false)
+	if e, err := atB.Get(ctx, "k"); err != nil || string(e.Value) != "2" {
+		t.Fatalf("read at B after: %q %v, want \"2\"", e.Value, err)
 	}
 }
