@@ -273,7 +273,7 @@ func (c *Center) Entry(key string) (rec []byte, ok bool) {
 // of applied operations; c.mu is held. A tombstone's expireMs becomes its
 // purge time.
 func (c *Center) setLocked(key string, e *entry, nowMs int64) {
-	c.mu.ops.add(e.op, e.version, nowMs)
+	c.mu.ops.add(e.op, key, e.version, nowMs)
 	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
 		if set := c.mu.owners[old.owner]; set != nil {
 			delete(set, key)
@@ -297,8 +297,8 @@ func (c *Center) setLocked(key string, e *entry, nowMs int64) {
 }
 
 // applyLocked stores rec under key if its stamp (version, then epoch) is
-// newer than the store's (stamps decide), appends it to the log and queues it for the
-// subscribers. It reports whether the record was applied and the log
+// newer than the store's (stamps decide), appends it to the log and
+// queues it for the subscribers. It reports whether the record was applied and the log
 // position to sync to. c.mu is held.
 func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
 	e, ok := entryFromRecord(rec, nowMs)
@@ -381,7 +381,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.written.Wait()
 	}
 	cur := c.mu.st.get(op.key)
-	if v, ok := c.mu.ops.find(op.id); ok {
+	if v, ok := c.mu.ops.find(op.id, op.key); ok {
 		c.mu.Unlock()
 		return c.applied(v)
 	}
@@ -429,7 +429,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 			// The other center may hold this very operation, applied
 			// there by an earlier attempt.
 			c.mu.Lock()
-			v, ok := c.mu.ops.find(op.id)
+			v, ok := c.mu.ops.find(op.id, op.key)
 			c.mu.Unlock()
 			if ok {
 				return c.applied(v)

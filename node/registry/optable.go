@@ -11,10 +11,16 @@ import "fastcall/node/registry/sdk"
 // sooner when it holds maxOps. Not safe for concurrent use: the center's
 // mutex guards it.
 type opTable struct {
-	m    map[sdk.OpID]uint64 // operation -> version it made
+	m    map[sdk.OpID]opDone // operation -> what it made
 	ring []opRef             // recorded operations, oldest at head
 	head int
 	n    int
+}
+
+// opDone is what an operation made: a version of a key.
+type opDone struct {
+	key     string
+	version uint64
 }
 
 // opRef is one recorded operation and when it was recorded.
@@ -30,14 +36,14 @@ const (
 )
 
 func (t *opTable) init() {
-	t.m = make(map[sdk.OpID]uint64)
+	t.m = make(map[sdk.OpID]opDone)
 	t.ring = make([]opRef, maxOps)
 }
 
-// add records that operation id made version at wall time nowMs. An
-// operation already recorded keeps its first version: a later record
+// add records that operation id made version of key at wall time nowMs.
+// An operation already recorded keeps its first version: a later record
 // of it is the same write taken again.
-func (t *opTable) add(id sdk.OpID, version uint64, nowMs int64) {
+func (t *opTable) add(id sdk.OpID, key string, version uint64, nowMs int64) {
 	if id == (sdk.OpID{}) {
 		return
 	}
@@ -50,16 +56,21 @@ func (t *opTable) add(id sdk.OpID, version uint64, nowMs int64) {
 	}
 	t.ring[(t.head+t.n)%len(t.ring)] = opRef{id: id, atMs: nowMs}
 	t.n++
-	t.m[id] = version
+	t.m[id] = opDone{key: key, version: version}
 }
 
-// find returns the version operation id made, if it is remembered.
-func (t *opTable) find(id sdk.OpID) (uint64, bool) {
+// find returns the version of key operation id made, if it is
+// remembered. An operation recorded for another key is not found (a
+// client that used one number twice).
+func (t *opTable) find(id sdk.OpID, key string) (uint64, bool) {
 	if id == (sdk.OpID{}) {
 		return 0, false
 	}
-	v, ok := t.m[id]
-	return v, ok
+	d, ok := t.m[id]
+	if !ok || d.key != key {
+		return 0, false
+	}
+	return d.version, true
 }
 
 // expire forgets the operations recorded more than opMemoryMs before nowMs.
