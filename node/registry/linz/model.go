@@ -34,6 +34,12 @@ func (k Kind) String() string {
 // Result classifies an operation's outcome. Only OK, Conflict and NoEnt
 // are definite; an operation that ended otherwise may or may not have
 // taken effect (Unknown), at any moment after it was called.
+//
+// Conflict is "not applied". For a CAS it also says the version did not
+// match when the CAS took effect. A put or a delete gets it when a write
+// of the key made at the other center at the same moment won (the senior
+// center refuses the junior's replica, docs/REGISTRY.md): the model lets
+// it be a no-op in any state.
 type Result uint8
 
 const (
@@ -141,7 +147,7 @@ func step(st, in, out interface{}) []interface{} {
 		case NoEnt:
 			may(!s.Exists, s)
 		case Conflict:
-			may(s.Exists && i.Expect != 0 && (s.Version != i.Expect || s.Version == 0), s)
+			may(true, s)
 		case Unknown:
 			may(true, s)
 			may(deletable, state{false, "", 0})

@@ -43,6 +43,12 @@ func TestModel(t *testing.T) {
 			{Input{Kind: CAS, Key: "k", Value: "b", Expect: 2}, Output{Result: Conflict}, 2, 5},
 			{Input{Kind: Get, Key: "k"}, Output{Result: OK, Value: "b", Version: 3}, 6, 7},
 		}, porcupine.Illegal},
+		{"delete-lost-to-concurrent-delete", []op{
+			{Input{Kind: Put, Key: "k", Value: "a"}, Output{Result: OK, Version: 2}, 0, 1},
+			{Input{Kind: Delete, Key: "k", Expect: 2}, Output{Result: Conflict}, 2, 5},
+			{Input{Kind: Delete, Key: "k", Expect: 2}, Output{Result: OK, Version: 4}, 3, 4},
+			{Input{Kind: Get, Key: "k"}, Output{Result: NoEnt}, 6, 7},
+		}, porcupine.Ok},
 		{"delete-then-absent", []op{
 			{Input{Kind: Put, Key: "k", Value: "a"}, Output{Result: OK, Version: 2}, 0, 1},
 			{Input{Kind: Delete, Key: "k", Expect: 2}, Output{Result: OK, Version: 4}, 2, 3},
