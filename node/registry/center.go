@@ -32,7 +32,7 @@ type Center struct {
 	mu struct {
 		sync.Mutex
 		st       *store
-		inflight map[string]struct{}            // keys with a write of this center waiting for the other center
+		inflight map[string]uint64              // keys with a write of this center waiting for the other center -> the version it makes
 		owners   map[string]map[string]struct{} // owner address -> instance keys
 		ops      opTable                        // client operations applied
 		closed   bool
@@ -104,7 +104,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 		c.log = slog.Default()
 	}
 	c.mu.st = newStore()
-	c.mu.inflight = make(map[string]struct{})
+	c.mu.inflight = make(map[string]uint64)
 	c.mu.owners = make(map[string]map[string]struct{})
 	c.mu.ops.init()
 	c.written = sync.NewCond(&c.mu)
@@ -205,20 +205,27 @@ func (c *Center) Close() error {
 	return c.wal.close()
 }
 
+// catchUpRounds is how many anti-entropy rounds a center completes after
+// its start before it serves clients: the first one's calls tell the
+// other center it is alive again, so that the other center replicates
+// its writes here from then on; the second one takes what the other
+// center wrote alone before it heard of this one.
+const catchUpRounds = 2
+
 // serving reports whether the center serves client reads and writes
 // (CallGet, CallPut, CallDelete, CallRegister, CallDeregister). From its
-// start until it has completed one anti-entropy round, a center with a
-// peer may lack writes the other center applied while it was down: it
-// answers EBUSY (not run; the client goes to the other center) unless
-// the other center is declared dead, when it goes on alone with what it
-// holds. Once serving, it stays so. A refusal asks for an anti-entropy
-// round at once (kickSync), so a center that failed its first round does
-// not wait for the next period.
+// start until it has completed catchUpRounds anti-entropy rounds, a
+// center with a peer may lack writes the other center applied while it
+// was down: it answers EBUSY (not run; the client goes to the other
+// center) unless the other center is declared dead, when it goes on
+// alone with what it holds. Once serving, it stays so. A refusal asks
+// for an anti-entropy round at once (kickSync), so that the rounds do not
+// wait for the next period.
 func (c *Center) serving() bool {
 	if c.caughtUp.Load() {
 		return true
 	}
-	if !c.cfg.Peer.IsValid() || c.stats.syncRounds.Load() > 0 {
+	if !c.cfg.Peer.IsValid() || c.stats.syncRounds.Load() >= catchUpRounds {
 		c.caughtUp.Store(true)
 		return true
 	}
@@ -412,7 +419,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	op.rec.Op = op.id
 	op.rec.ModifiedMs = nowMs
 	rec := sdk.AppendRecord(make([]byte, 0, sdk.RecordSize(&op.rec)), &op.rec)
-	c.mu.inflight[op.key] = struct{}{}
+	c.mu.inflight[op.key] = op.rec.Version
 	c.mu.Unlock()
 
 	r := c.replicate(op.key, curVer, rec)

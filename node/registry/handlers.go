@@ -30,14 +30,24 @@ func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if !c.serving() {
 		return wire.EBUSY
 	}
-	key := req.Param(0).Bytes()
+	key := req.Param(0).Str()
 	nowMs := time.Now().UnixMilli()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mu.closed {
-		return wire.ECLOSED
+	// A write of the key at this center that is waiting for the other
+	// center may already be applied and read there: wait for its
+	// outcome here, so that no read here returns what a read there
+	// already saw replaced.
+	for {
+		if c.mu.closed {
+			return wire.ECLOSED
+		}
+		if _, busy := c.mu.inflight[key]; !busy {
+			break
+		}
+		c.written.Wait()
 	}
-	e := c.mu.st.get(string(key))
+	e := c.mu.st.get(key)
 	if !e.live(nowMs) {
 		return wire.ENOENT
 	}
@@ -257,8 +267,11 @@ func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
 // the version it makes:
 //
 //   - this center is writing the key itself and is the senior (index 0):
-//     ECONFLICT (the junior's write loses; the senior's replica is let
-//     through at the junior);
+//     if the replica replaces the very version this center's write makes
+//     (the junior took that write's replica and wrote on top of it before
+//     this center heard back), wait for this center's write to end and
+//     go on with the rules below; otherwise ECONFLICT (the junior's write
+//     loses; the senior's replica is let through at the junior);
 //   - the record held has the replica's stamp (version and epoch): a
 //     duplicate, OK. The same version with another epoch is another
 //     record: the sender restarted, lost the record held here and made
@@ -289,10 +302,24 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 		c.mu.Unlock()
 		return wire.ECLOSED
 	}
-	if _, busy := c.mu.inflight[key]; busy && c.cfg.Index == 0 {
-		c.mu.Unlock()
-		c.stats.replicaRefused.Add(1)
-		return wire.ECONFLICT
+	for c.cfg.Index == 0 {
+		pending, busy := c.mu.inflight[key]
+		if !busy {
+			break
+		}
+		if pending != prev {
+			c.mu.Unlock()
+			c.stats.replicaRefused.Add(1)
+			return wire.ECONFLICT
+		}
+		// The reply that ends this center's write is on its way (or
+		// its replicate call times out): neither waits for this
+		// handler.
+		c.written.Wait()
+		if c.mu.closed {
+			c.mu.Unlock()
+			return wire.ECLOSED
+		}
 	}
 	var cur uint64
 	var curStamp sdk.Stamp

@@ -124,6 +124,10 @@ func (h *History) Explain(w io.Writer) {
 		return fmt.Sprintf("client %d [%.3fms, %s] %s", op.ClientId, float64(op.Call)/1e6, ret,
 			m.DescribeOperation(op.Input, op.Output))
 	}
+	perKey := map[string]int{}
+	for _, op := range ops {
+		perKey[op.Input.(Input).Key]++
+	}
 	for _, part := range info.PartialLinearizationsOperations() {
 		var best []porcupine.Operation
 		for _, l := range part {
@@ -131,7 +135,7 @@ func (h *History) Explain(w io.Writer) {
 				best = l
 			}
 		}
-		if len(part) == 0 {
+		if len(best) == 0 || len(best) == perKey[best[0].Input.(Input).Key] {
 			continue
 		}
 		in := map[int64]map[int]bool{}
@@ -141,7 +145,8 @@ func (h *History) Explain(w io.Writer) {
 			}
 			in[op.Call][op.ClientId] = true
 		}
-		fmt.Fprintf(w, "longest linearizable prefix: %d operations; its end:\n", len(best))
+		fmt.Fprintf(w, "key %s: longest linearizable prefix: %d of %d operations; its end:\n",
+			best[0].Input.(Input).Key, len(best), perKey[best[0].Input.(Input).Key])
 		for _, op := range best[max(0, len(best)-12):] {
 			fmt.Fprintln(w, "  "+desc(op))
 		}
