@@ -423,24 +423,28 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	c.mu.Unlock()
 
 	r := c.replicate(op.key, curVer, rec)
+	if r.e == wire.ECONFLICT || r.e == wire.EAGAIN {
+		// The other center holds a version this one did not see, or
+		// may hold this very record (no verdict came back): take its
+		// record of the key while the key is still in flight here, so
+		// that no read here misses what a read there returns.
+		c.fetch(op.key)
+	}
 
 	c.mu.Lock()
 	delete(c.mu.inflight, op.key)
 	c.written.Broadcast()
 	if r.e != wire.OK {
+		// The record taken may be this operation's, applied there by
+		// this attempt or an earlier one.
+		v, found := c.mu.ops.find(op.id, op.key)
 		c.mu.Unlock()
+		if found {
+			return c.applied(v)
+		}
 		switch r.e {
 		case wire.ECONFLICT:
 			c.stats.conflicts.Add(1)
-			c.fetch(op.key)
-			// The other center may hold this very operation, applied
-			// there by an earlier attempt.
-			c.mu.Lock()
-			v, ok := c.mu.ops.find(op.id, op.key)
-			c.mu.Unlock()
-			if ok {
-				return c.applied(v)
-			}
 		case wire.EAGAIN:
 			c.stats.again.Add(1)
 		}
