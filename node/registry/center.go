@@ -37,7 +37,7 @@ type Center struct {
 		ops      opTable                        // client operations applied
 		closed   bool
 	}
-	written *sync.Cond // on mu: a key left inflight
+	written *sync.Cond // on mu: a key left inflight, or a record was applied
 
 	push     pushTable
 	pushWake chan *stream        // streams with changes to push; bounded by Config.MaxStreams
@@ -321,6 +321,7 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 		return logPos{}, false, wire.EFAULT
 	}
 	c.setLocked(key, e, nowMs)
+	c.written.Broadcast()
 	c.push.notify(c, key, rec)
 	return pos, true, nil
 }
@@ -432,6 +433,17 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	}
 
 	c.mu.Lock()
+	if r.e == wire.ECONFLICT && c.mu.st.get(op.key) == cur {
+		// Refused, yet nothing newer here: the other center is making
+		// a write of the key that this one has not received. Until its
+		// replica arrives, reads here still return the record this
+		// write was checked against, so the refusal is not reported
+		// before it is seen here; if it never is, the write reports
+		// EAGAIN (not applied, and nothing to show it conflicted).
+		if !c.waitChangeLocked(op.key, cur, c.cfg.ReplicateTimeout) {
+			r.e = wire.EAGAIN
+		}
+	}
 	delete(c.mu.inflight, op.key)
 	c.written.Broadcast()
 	if r.e != wire.OK {
@@ -467,6 +479,23 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.stats.writesAlone.Add(1)
 	}
 	return op.rec.Version, wire.OK
+}
+
+// waitChangeLocked waits, c.mu held, until key's entry is no longer cur
+// or d has passed; it reports whether the entry changed.
+func (c *Center) waitChangeLocked(key string, cur *entry, d time.Duration) bool {
+	expired := false
+	t := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		expired = true
+		c.written.Broadcast()
+		c.mu.Unlock()
+	})
+	defer t.Stop()
+	for c.mu.st.get(key) == cur && !expired && !c.mu.closed {
+		c.written.Wait()
+	}
+	return c.mu.st.get(key) != cur
 }
 
 // applied answers a client operation found applied before, at version v,
