@@ -4,7 +4,7 @@ FUZZTIME  ?= 60s
 TESTFUZZ  ?= 3s
 PKGS      := ./...
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo reliability clean FORCE
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo reliability linz clean FORCE
 
 all: build
 
@@ -41,8 +41,19 @@ bench:
 	$(GO) run ./bench/cmd/fcbench -case $(or $(CASE),all) $(BENCHFLAGS)
 
 # The fault campaign at ten times the make-test sizes; writes docs/RELIABILITY.md.
+# Then the registry's linearizability check (a nested module): LINZRUNS runs
+# of each workload (one key, many keys), LINZDUR each, with a center SIGKILLed
+# and restarted every 0.7-1.5 s.
+LINZRUNS ?= 20
+LINZDUR  ?= 12s
 reliability:
 	$(GO) test -count=1 -timeout 30m ./node/campaign -args -campaign.long -campaign.report $(CURDIR)/docs/RELIABILITY.md
+	cd node/registry/linz && $(GO) test -count=1 -timeout 60m -run TestLinearizableUnderCenterKills -v . \
+		-args -linz.runs $(LINZRUNS) -linz.dur $(LINZDUR)
+
+# The short version of the linearizability check: one run of each workload.
+linz:
+	cd node/registry/linz && $(GO) test -count=1 -timeout 10m -v .
 
 bin/rfcd bin/rfcctl: FORCE
 	$(GO) build -o bin/ ./tools/rfcd ./tools/rfcctl

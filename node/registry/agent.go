@@ -185,7 +185,7 @@ func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter
 	known := make(map[string]verState)
 	for _, p := range cfg.Prefixes {
 		m.Prefix([]byte(p), func(k, v []byte) bool {
-			known[string(k)] = verState{version: sdk.RecordVersion(v), live: true}
+			known[string(k)] = verState{stamp: sdk.RecordStamp(v), live: true}
 			return true
 		})
 	}

@@ -3,6 +3,8 @@ package registry
 import (
 	"math/rand/v2"
 
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -24,14 +26,17 @@ const (
 	// CallPut writes a key/value entry. Request: str key (under "kv/"),
 	// bytes value, u64 expected version, u64 ttl ms (0: none), u64 mode
 	// (putPlain: expected version ignored; putCAS: the entry must be at
-	// exactly the expected version, 0 = must not exist). Reply: u64 new
-	// version. ECONFLICT on a version mismatch, EMSGSIZE if the entry
-	// would not fit one push datagram, EAGAIN if the other center could
-	// not be reached and is not declared dead.
+	// exactly the expected version, 0 = must not exist), then the
+	// operation (opParams). Reply: u64 new version. ECONFLICT on a
+	// version mismatch, EMSGSIZE if the entry would not fit one push
+	// datagram, EAGAIN if the other center could not be reached and is
+	// not declared dead. An operation found applied before is answered
+	// with the version it made.
 	CallPut uint16 = wire.CallRegistryBase + 0x01
 	// CallDelete deletes a key/value entry. Request: str key, u64
-	// expected version (0: any). Reply: u64 version of the tombstone.
-	// ENOENT if absent, ECONFLICT on a version mismatch.
+	// expected version (0: any), then the operation (opParams). Reply:
+	// u64 version of the tombstone. ENOENT if absent, ECONFLICT on a
+	// version mismatch.
 	CallDelete uint16 = wire.CallRegistryBase + 0x02
 	// CallList returns one page of entries in key order. Request: str
 	// prefix, str after (start strictly after this key; "" from the
@@ -43,10 +48,12 @@ const (
 	// CallRegister registers (or replaces) the caller's instance of a
 	// service; the instance is keyed by the request's source node id,
 	// which must not be 0. Request: str name, str service address, bytes
-	// metadata, u64 lease ms. Reply: u64 version.
+	// metadata, u64 lease ms, then the operation (opParams). Reply: u64
+	// version.
 	CallRegister uint16 = wire.CallRegistryBase + 0x04
-	// CallDeregister removes the caller's instance. Request: str name.
-	// Reply: u64 version of the tombstone. ENOENT if absent.
+	// CallDeregister removes the caller's instance. Request: str name,
+	// then the operation (opParams). Reply: u64 version of the tombstone.
+	// ENOENT if absent.
 	CallDeregister uint16 = wire.CallRegistryBase + 0x05
 	// CallRenew renews the lease of every instance registered from the
 	// caller's address. Request: none. Reply: u64 instances renewed.
@@ -110,6 +117,18 @@ const (
 	putCAS   = 1
 )
 
+// Every client write (CallPut, CallDelete, CallRegister,
+// CallDeregister) ends with opParams parameters naming the operation:
+// u64 client id, u64 operation number (sdk.OpID; both 0: none). Every
+// attempt of one call carries the same pair.
+const opParams = 2
+
+// opOf returns the operation named by the last opParams parameters of req.
+func opOf(req *rfc.Request) sdk.OpID {
+	n := req.NParams()
+	return sdk.OpID{Client: req.Param(n - 2).Uint64(), Seq: req.Param(n - 1).Uint64()}
+}
+
 // CallList flags.
 const (
 	listTombstones = 1 << 0
@@ -118,11 +137,11 @@ const (
 // Parameter schemas.
 var (
 	schemaGet         = wire.Schema{wire.TypeString, wire.TypeBytes}
-	schemaPut         = wire.Schema{wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
-	schemaDelete      = wire.Schema{wire.TypeString, wire.TypeUint64}
+	schemaPut         = wire.Schema{wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaDelete      = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaList        = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
-	schemaRegister    = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeBytes, wire.TypeUint64}
-	schemaDeregister  = wire.Schema{wire.TypeString}
+	schemaRegister    = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaDeregister  = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64}
 	schemaRenew       = wire.Schema(nil)
 	schemaSubscribe   = wire.Schema{wire.TypeUint64, wire.TypeString}
 	schemaUnsubscribe = wire.Schema{wire.TypeUint64}

@@ -24,15 +24,21 @@ type Center struct {
 	log   *slog.Logger
 	clock Clock
 	wal   *logFile
+	// epoch is this start's epoch (epoch.go): greater than that of every
+	// earlier start of the center, it goes into every record the center
+	// makes, so that a version number made again after a restart that
+	// lost the first record makes a different, newer sdk.Stamp.
+	epoch uint64
 
 	mu struct {
 		sync.Mutex
 		st       *store
-		inflight map[string]struct{}            // keys with a write of this center waiting for the other center
+		inflight map[string]uint64              // keys with a write of this center waiting for the other center -> the version it makes
 		owners   map[string]map[string]struct{} // owner address -> instance keys
+		ops      opTable                        // client operations applied
 		closed   bool
 	}
-	written *sync.Cond // on mu: a key left inflight
+	written *sync.Cond // on mu: a key left inflight, or a record was applied
 
 	push     pushTable
 	pushWake chan *stream        // streams with changes to push; bounded by Config.MaxStreams
@@ -40,6 +46,7 @@ type Center struct {
 	syncKick chan struct{}       // anti-entropy wanted now; capacity 1
 
 	stats      centerStats
+	caughtUp   atomic.Bool // serving: see Center.serving
 	failLogged atomic.Bool // the log's current failure was logged
 	done       chan struct{}
 	wg         sync.WaitGroup
@@ -55,6 +62,7 @@ type centerStats struct {
 	streamsOverflowed, malformed          atomic.Uint64
 	streamsExpired, subscribeRefused      atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
+	retried, notCaughtUp                  atomic.Uint64
 }
 
 // CenterStats is a snapshot of a center's counters.
@@ -82,6 +90,8 @@ type CenterStats struct {
 	Malformed         uint64 // malformed requests refused
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
+	Retried           uint64 // client operations found applied before and answered again
+	NotCaughtUp       uint64 // client reads and writes refused (EBUSY) before the first anti-entropy round
 	Recovered         int    // records applied at start (snapshot and log)
 	TornBytes         int64  // bytes cut off the log's tail at start
 }
@@ -101,8 +111,9 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 		c.clock = hostClock{ep}
 	}
 	c.mu.st = newStore()
-	c.mu.inflight = make(map[string]struct{})
+	c.mu.inflight = make(map[string]uint64)
 	c.mu.owners = make(map[string]map[string]struct{})
+	c.mu.ops.init()
 	c.written = sync.NewCond(&c.mu)
 	c.push.init()
 	c.pushWake = make(chan *stream, cfg.MaxStreams)
@@ -110,16 +121,33 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	c.syncKick = make(chan struct{}, 1)
 
 	nowMs := c.clock.WallMs()
+	var maxEpoch uint64
 	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
 		e, ok := entryFromRecord(rec, c.clock.MonoNs(), cfg.TombstoneAge.Milliseconds())
+		if ok {
+			maxEpoch = max(maxEpoch, e.epoch)
+		}
 		if ok && !c.purgedLocked(key, e, nowMs) {
-			c.setLocked(key, e)
+			c.setLocked(key, e, nowMs)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.wal = wal
+	if c.epoch, err = nextEpoch(wal, maxEpoch); err != nil {
+		wal.close()
+		return nil, err
+	}
+	if wal.upgraded {
+		// The files were of the previous format: rewrite the store in
+		// the current one before anything is appended.
+		if !c.snapshot(true) {
+			wal.close()
+			return nil, wire.EFAULT
+		}
+		c.log.Info("registry data upgraded to the current record format", "dir", cfg.DataDir)
+	}
 	keys := c.mu.st.len()
 
 	type reg struct {
@@ -187,6 +215,39 @@ func (c *Center) Close() error {
 	return c.wal.close()
 }
 
+// catchUpRounds is how many anti-entropy rounds a center completes after
+// its start before it serves clients: the first one's calls tell the
+// other center it is alive again, so that the other center replicates
+// its writes here from then on; the second one takes what the other
+// center wrote alone before it heard of this one.
+const catchUpRounds = 2
+
+// serving reports whether the center serves client reads and writes
+// (CallGet, CallPut, CallDelete, CallRegister, CallDeregister). From its
+// start until it has completed catchUpRounds anti-entropy rounds, a
+// center with a peer may lack writes the other center applied while it
+// was down: it answers EBUSY (not run; the client goes to the other
+// center) unless the other center is declared dead, when it goes on
+// alone with what it holds. Once serving, it stays so. A refusal asks
+// for an anti-entropy round at once (kickSync), so that the rounds do not
+// wait for the next period.
+func (c *Center) serving() bool {
+	if c.caughtUp.Load() {
+		return true
+	}
+	if !c.cfg.Peer.IsValid() || c.stats.syncRounds.Load() >= catchUpRounds {
+		c.caughtUp.Store(true)
+		return true
+	}
+	if info, ok := c.ep.Peer(c.cfg.Peer); ok && info.State == rfc.PeerDead {
+		c.caughtUp.Store(true)
+		return true
+	}
+	c.stats.notCaughtUp.Add(1)
+	c.kickSync()
+	return false
+}
+
 // Endpoint returns the endpoint the center runs on.
 func (c *Center) Endpoint() *rfc.Endpoint { return c.ep }
 
@@ -208,8 +269,9 @@ func (c *Center) Stats() CenterStats {
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
 		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
 		StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
-		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(),
-		Recovered: c.wal.recovered, TornBytes: c.wal.tornBytes,
+		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(), Retried: st.retried.Load(),
+		NotCaughtUp: st.notCaughtUp.Load(),
+		Recovered:   c.wal.recovered, TornBytes: c.wal.tornBytes,
 	}
 }
 
@@ -225,8 +287,10 @@ func (c *Center) Entry(key string) (rec []byte, ok bool) {
 	return e.rec, true
 }
 
-// setLocked stores e under key and keeps the owner index; c.mu is held.
-func (c *Center) setLocked(key string, e *entry) {
+// setLocked stores e under key and keeps the owner index and the table
+// of applied operations; c.mu is held.
+func (c *Center) setLocked(key string, e *entry, nowMs int64) {
+	c.mu.ops.add(e.op, key, e.version, nowMs)
 	if old := c.mu.st.get(key); old != nil && old.kind == sdk.KindService {
 		if set := c.mu.owners[old.owner]; set != nil {
 			delete(set, key)
@@ -258,17 +322,17 @@ func (c *Center) purgedLocked(key string, e *entry, nowMs int64) bool {
 	return e.kind == sdk.KindTombstone && e.expireMs <= nowMs && c.mu.st.get(key) == nil
 }
 
-// applyLocked stores rec under key if its version is newer than the
-// store's (versions decide) and it is not a tombstone this center purged
-// (purgedLocked), appends it to the log and queues it for the
-// subscribers. It reports whether the record was applied and the log
+// applyLocked stores rec under key if its stamp (version, then epoch) is
+// newer than the store's (stamps decide) and it is not a tombstone this
+// center purged (purgedLocked), appends it to the log and queues it for
+// the subscribers. It reports whether the record was applied and the log
 // position to sync to. c.mu is held.
 func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool, error) {
 	e, ok := entryFromRecord(rec, c.clock.MonoNs(), c.cfg.TombstoneAge.Milliseconds())
 	if !ok {
 		return logPos{}, false, wire.EPROTO
 	}
-	if cur := c.mu.st.get(key); cur != nil && cur.version >= e.version {
+	if cur := c.mu.st.get(key); cur != nil && cur.stamp().Compare(e.stamp()) >= 0 {
 		return logPos{}, false, nil
 	}
 	if c.purgedLocked(key, e, nowMs) {
@@ -279,7 +343,8 @@ func (c *Center) applyLocked(key string, rec []byte, nowMs int64) (logPos, bool,
 		c.logFailure(err)
 		return logPos{}, false, wire.EFAULT
 	}
-	c.setLocked(key, e)
+	c.setLocked(key, e, nowMs)
+	c.written.Broadcast()
 	c.push.notify(c, key, rec)
 	return pos, true, nil
 }
@@ -311,7 +376,8 @@ func (c *Center) logFailure(err error) {
 // writeOp is one write made at this center.
 type writeOp struct {
 	key       string
-	rec       sdk.Record // Version and ModifiedMs are filled in by write
+	id        sdk.OpID   // the client operation (zero: none): a retry of it is answered, not applied again
+	rec       sdk.Record // Version, Epoch, Op and ModifiedMs are filled in by write
 	mustExist bool       // the entry must be live (deletes)
 	check     bool       // the entry must be live at exactly expect (0: absent)
 	expect    uint64
@@ -326,8 +392,14 @@ type writeOp struct {
 // log and returns the new version. Writes of one key at this center are
 // serialized; the other center refuses a replica that conflicts with a
 // write it is making itself (see serveReplicate).
+//
+// A client operation (op.id) that this center finds among the operations
+// it applied (opTable), made here or replicated from the other center, was
+// applied before (an earlier attempt of the same call): it is answered
+// with the version it made, once this center's log holds it on disk, and
+// not applied again, whatever its condition says now.
 func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	c.mu.Lock()
 	for {
 		if c.mu.closed {
@@ -340,6 +412,10 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.written.Wait()
 	}
 	cur := c.mu.st.get(op.key)
+	if v, ok := c.mu.ops.find(op.id, op.key); ok {
+		c.mu.Unlock()
+		return c.applied(v)
+	}
 	live := cur.live(nowMs)
 	var curVer uint64
 	if cur != nil {
@@ -363,22 +439,47 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		return 0, wire.ENOSPC
 	}
 	op.rec.Version = sdk.VersionNext(curVer, c.cfg.Index)
+	op.rec.Epoch = c.epoch
+	op.rec.Op = op.id
 	op.rec.ModifiedMs = nowMs
 	rec := sdk.AppendRecord(make([]byte, 0, sdk.RecordSize(&op.rec)), &op.rec)
-	c.mu.inflight[op.key] = struct{}{}
+	c.mu.inflight[op.key] = op.rec.Version
 	c.mu.Unlock()
 
 	r := c.replicate(op.key, curVer, rec)
+	if r.e == wire.ECONFLICT || r.e == wire.EAGAIN {
+		// The other center holds a version this one did not see, or
+		// may hold this very record (no verdict came back): take its
+		// record of the key while the key is still in flight here, so
+		// that no read here misses what a read there returns.
+		c.fetch(op.key)
+	}
 
 	c.mu.Lock()
+	if r.e == wire.ECONFLICT && c.mu.st.get(op.key) == cur {
+		// Refused, yet nothing newer here: the other center is making
+		// a write of the key that this one has not received. Until its
+		// replica arrives, reads here still return the record this
+		// write was checked against, so the refusal is not reported
+		// before it is seen here; if it never is, the write reports
+		// EAGAIN (not applied, and nothing to show it conflicted).
+		if !c.waitChangeLocked(op.key, cur, c.cfg.ReplicateTimeout) {
+			r.e = wire.EAGAIN
+		}
+	}
 	delete(c.mu.inflight, op.key)
 	c.written.Broadcast()
 	if r.e != wire.OK {
+		// The record taken may be this operation's, applied there by
+		// this attempt or an earlier one.
+		v, found := c.mu.ops.find(op.id, op.key)
 		c.mu.Unlock()
+		if found {
+			return c.applied(v)
+		}
 		switch r.e {
 		case wire.ECONFLICT:
 			c.stats.conflicts.Add(1)
-			c.fetch(op.key)
 		case wire.EAGAIN:
 			c.stats.again.Add(1)
 		}
@@ -401,6 +502,33 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 		c.stats.writesAlone.Add(1)
 	}
 	return op.rec.Version, wire.OK
+}
+
+// waitChangeLocked waits, c.mu held, until key's entry is no longer cur
+// or d has passed; it reports whether the entry changed.
+func (c *Center) waitChangeLocked(key string, cur *entry, d time.Duration) bool {
+	expired := false
+	t := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		expired = true
+		c.written.Broadcast()
+		c.mu.Unlock()
+	})
+	defer t.Stop()
+	for c.mu.st.get(key) == cur && !expired && !c.mu.closed {
+		c.written.Wait()
+	}
+	return c.mu.st.get(key) != cur
+}
+
+// applied answers a client operation found applied before, at version v,
+// once everything this center's log holds is on disk.
+func (c *Center) applied(v uint64) (uint64, wire.Errno) {
+	if e := c.sync(c.wal.end()); e != wire.OK {
+		return 0, e
+	}
+	c.stats.retried.Add(1)
+	return v, wire.OK
 }
 
 // replica is the outcome of replicating a write to the other center.

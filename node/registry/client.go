@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -31,7 +32,13 @@ type ClientConfig struct {
 const (
 	DefaultAttemptTimeout = 500 * time.Millisecond
 	DefaultKeepaliveEvery = 250 * time.Millisecond
-	maxAgainBackoff       = 32 * time.Millisecond
+	// A call waits between retries of EAGAIN, and after every round in
+	// which each center failed (declared dead, busy, closed, timed out),
+	// for a jittered backoff doubling from minRetryBackoff up to
+	// maxRetryBackoff, so that centers failing at once are not called in
+	// a busy loop.
+	minRetryBackoff = time.Millisecond
+	maxRetryBackoff = 64 * time.Millisecond
 )
 
 // DefaultClientConfig returns the defaults for the given centers.
@@ -46,12 +53,24 @@ func DefaultClientConfig(centers ...netip.AddrPort) ClientConfig {
 // could not reach the other center, which is not yet declared dead) are
 // retried with a short backoff. All methods are safe for concurrent use.
 //
-// A write that fails with ETIMEDOUT or after a failover may still have
-// been applied. Watches of one Client share the endpoint's push call
-// number, so an endpoint has at most one Client that watches.
+// Every write (Put, CAS, Delete, Register, Deregister) is one operation,
+// named by the Client's id and a number it never uses again (sdk.OpID),
+// and every attempt of it, at either center, carries that name: a center
+// that finds the operation applied before answers with the version it
+// made instead of applying it again or refusing it. ECONFLICT and ENOENT
+// are definite: the write was not applied. When an earlier attempt may
+// have been applied and a later one is refused with ECONFLICT or ENOENT
+// without the operation being found, the outcome is unknown and the
+// write returns ETIMEDOUT. Any other error of a write (ETIMEDOUT,
+// ENODEAD, EAGAIN, ECANCELED, EFAULT, ECLOSED) also leaves its outcome
+// unknown: it may have been applied. Watches of one Client share the
+// endpoint's push call number, so an endpoint has at most one Client
+// that watches.
 type Client struct {
 	ep      *rfc.Endpoint
 	cfg     ClientConfig
+	id      uint64        // names this Client's operations (random, never 0)
+	opSeq   atomic.Uint64 // the last operation number used
 	cur     atomic.Uint32 // index of the preferred center
 	bufPool sync.Pool     // *callBuf
 
@@ -84,7 +103,7 @@ func NewClient(ep *rfc.Endpoint, cfg ClientConfig) (*Client, error) {
 	if cfg.KeepaliveEvery <= 0 {
 		cfg.KeepaliveEvery = DefaultKeepaliveEvery
 	}
-	c := &Client{ep: ep, cfg: cfg, watches: make(map[uint64]*Watch)}
+	c := &Client{ep: ep, cfg: cfg, id: randomID(), watches: make(map[uint64]*Watch)}
 	seg := ep.Config().MaxDatagram - wire.HeaderSize
 	c.bufPool.New = func() any { return &callBuf{seg: make([]byte, seg)} }
 	return c, nil
@@ -135,15 +154,81 @@ func failover(e wire.Errno) bool {
 	return false
 }
 
-// call runs one call with failover and EAGAIN retries. build fills the
-// request; read, if not nil, reads a successful reply (the reply is valid
-// only during read).
+// retryWait waits the jittered backoff *b (half to all of it), doubles
+// it up to maxRetryBackoff, and reports false if ctx ended meanwhile.
+func retryWait(ctx context.Context, b *time.Duration) bool {
+	d := *b/2 + rand.N(*b/2+1)
+	if *b < maxRetryBackoff {
+		*b = min(2**b, maxRetryBackoff)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// allDead reports whether the engine has declared every center dead.
+func (c *Client) allDead() bool {
+	for _, a := range c.cfg.Centers {
+		if info, ok := c.ep.Peer(a); !ok || info.State != rfc.PeerDead {
+			return false
+		}
+	}
+	return true
+}
+
+// newOp returns the name of a new write operation.
+func (c *Client) newOp() sdk.OpID { return sdk.OpID{Client: c.id, Seq: c.opSeq.Add(1)} }
+
+// appendOp appends the operation parameters of a write request (opParams).
+func appendOp(ps *wire.Params, id sdk.OpID) {
+	ps.Uint64(id.Client)
+	ps.Uint64(id.Seq)
+}
+
+// mayHaveRun reports whether an attempt of a write that failed with e may
+// have been applied: every error but those that say the center refused
+// it or never ran it.
+func mayHaveRun(e wire.Errno) bool {
+	switch e {
+	case wire.ESTALE, wire.EBUSY, wire.ENOCALL, wire.EINVAL, wire.EMSGSIZE, wire.EPERM,
+		wire.ECONFLICT, wire.ENOENT, wire.ENOSPC:
+		return false
+	}
+	return true
+}
+
+// call runs one call that is not a write, with failover and retries
+// (run).
 func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
+	return c.run(ctx, callNo, false, build, read)
+}
+
+// write runs one write operation (build includes its sdk.OpID) with
+// failover and retries (run).
+func (c *Client) write(ctx context.Context, callNo uint16, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
+	return c.run(ctx, callNo, true, build, read)
+}
+
+// run runs one call with failover and EAGAIN retries. build fills the
+// request; read, if not nil, reads a successful reply (the reply is valid
+// only during read). A call whose centers are all declared dead returns
+// ENODEAD at once; after each round in which every center failed, and
+// before each retry of EAGAIN, it waits a backoff (retryWait). For a
+// write, an ECONFLICT or ENOENT after an attempt that may have been
+// applied is ETIMEDOUT: the outcome is unknown.
+func (c *Client) run(ctx context.Context, callNo uint16, write bool, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
 	b := c.bufPool.Get().(*callBuf)
 	defer c.bufPool.Put(b)
-	backoff := time.Millisecond
+	backoff := minRetryBackoff
 	var last error = wire.ETIMEDOUT
 	staleRetried := false
+	failed := 0       // centers failed in a row
+	maybeRun := false // an earlier attempt of the write may have been applied
 	for tries := 0; ; tries++ {
 		if ctx.Err() != nil {
 			return last
@@ -158,6 +243,10 @@ func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Pa
 		err := c.ep.Call(actx, c.cfg.Centers[i], callNo, &b.ps, &b.reply)
 		cancel()
 		e := wire.AsErrno(err)
+		if write && maybeRun && (e == wire.ECONFLICT || e == wire.ENOENT) {
+			return wire.ETIMEDOUT
+		}
+		maybeRun = maybeRun || write && e != wire.OK && mayHaveRun(e)
 		switch {
 		case e == wire.OK:
 			if read != nil {
@@ -172,22 +261,22 @@ func (c *Client) call(ctx context.Context, callNo uint16, build func(ps *wire.Pa
 			last = err
 		case e == wire.EAGAIN:
 			last = err
-			select {
-			case <-ctx.Done():
+			failed = 0
+			if !retryWait(ctx, &backoff) {
 				return last
-			case <-time.After(backoff):
-			}
-			if backoff < maxAgainBackoff {
-				backoff *= 2
 			}
 		case failover(e) || e == wire.ECANCELED && ctx.Err() == nil:
 			last = err
+			if e == wire.ENODEAD && c.allDead() {
+				return err
+			}
 			if len(c.cfg.Centers) > 1 {
 				c.cur.CompareAndSwap(i, 1-i)
-			} else {
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
+			}
+			if failed++; failed >= len(c.cfg.Centers) {
+				failed = 0
+				if !retryWait(ctx, &backoff) {
+					return last
 				}
 			}
 		default:
@@ -304,12 +393,14 @@ func (c *Client) put(ctx context.Context, key string, value []byte, expect uint6
 		return 0, wire.EINVAL
 	}
 	var v uint64
-	err := c.call(ctx, CallPut, func(ps *wire.Params) {
+	id := c.newOp()
+	err := c.write(ctx, CallPut, func(ps *wire.Params) {
 		ps.String(sdk.KVPrefix + key)
 		ps.Bytes(value)
 		ps.Uint64(expect)
 		ps.Uint64(uint64(ttl.Milliseconds()))
 		ps.Uint64(mode)
+		appendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
 }
@@ -321,19 +412,31 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, ttl time.Dur
 }
 
 // CAS writes key only if its version is expectVersion (0: it must not
-// exist) and returns the new version; ECONFLICT otherwise.
+// exist) and returns the new version; ECONFLICT otherwise (definite: not
+// written). ETIMEDOUT and the other errors leave the outcome unknown.
 func (c *Client) CAS(ctx context.Context, key string, expectVersion uint64, value []byte, ttl time.Duration) (uint64, error) {
 	return c.put(ctx, key, value, expectVersion, ttl, putCAS)
 }
 
 // Delete deletes key; if expectVersion is not 0 the entry must be at that
-// version (ECONFLICT otherwise). ENOENT if absent.
+// version (ECONFLICT otherwise). ENOENT if absent. ECONFLICT and ENOENT
+// are definite (not deleted); ETIMEDOUT and the other errors leave the
+// outcome unknown.
 func (c *Client) Delete(ctx context.Context, key string, expectVersion uint64) error {
+	_, err := c.DeleteVersion(ctx, key, expectVersion)
+	return err
+}
+
+// DeleteVersion is Delete that also returns the version of the tombstone.
+func (c *Client) DeleteVersion(ctx context.Context, key string, expectVersion uint64) (uint64, error) {
 	var v uint64
-	return c.call(ctx, CallDelete, func(ps *wire.Params) {
+	id := c.newOp()
+	err := c.write(ctx, CallDelete, func(ps *wire.Params) {
 		ps.String(sdk.KVPrefix + key)
 		ps.Uint64(expectVersion)
+		appendOp(ps, id)
 	}, readVersion(&v))
+	return v, err
 }
 
 // ListRaw returns one page of entries of the whole namespace whose keys
@@ -386,11 +489,13 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]E
 // registration of the same name by this node.
 func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) (uint64, error) {
 	var v uint64
-	err := c.call(ctx, CallRegister, func(ps *wire.Params) {
+	id := c.newOp()
+	err := c.write(ctx, CallRegister, func(ps *wire.Params) {
 		ps.String(name)
 		ps.String(addr)
 		ps.Bytes(meta)
 		ps.Uint64(uint64(lease.Milliseconds()))
+		appendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
 }
@@ -398,7 +503,11 @@ func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, l
 // Deregister removes this node's instance of service name.
 func (c *Client) Deregister(ctx context.Context, name string) error {
 	var v uint64
-	return c.call(ctx, CallDeregister, func(ps *wire.Params) { ps.String(name) }, readVersion(&v))
+	id := c.newOp()
+	return c.write(ctx, CallDeregister, func(ps *wire.Params) {
+		ps.String(name)
+		appendOp(ps, id)
+	}, readVersion(&v))
 }
 
 // Renew renews the lease of every instance registered from this endpoint

@@ -27,14 +27,27 @@ func (c *Center) closed() bool {
 }
 
 func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
-	key := req.Param(0).Bytes()
+	if !c.serving() {
+		return wire.EBUSY
+	}
+	key := req.Param(0).Str()
 	nowMs := c.clock.WallMs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.mu.closed {
-		return wire.ECLOSED
+	// A write of the key at this center that is waiting for the other
+	// center may already be applied and read there: wait for its
+	// outcome here, so that no read here returns what a read there
+	// already saw replaced.
+	for {
+		if c.mu.closed {
+			return wire.ECLOSED
+		}
+		if _, busy := c.mu.inflight[key]; !busy {
+			break
+		}
+		c.written.Wait()
 	}
-	e := c.mu.st.get(string(key))
+	e := c.mu.st.get(key)
 	if !e.live(nowMs) {
 		return wire.ENOENT
 	}
@@ -55,13 +68,16 @@ func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	op := writeOp{key: key, check: mode == putCAS, expect: expect}
+	op := writeOp{key: key, id: opOf(req), check: mode == putCAS, expect: expect}
 	op.rec = sdk.Record{Kind: sdk.KindKV, Node: req.Src, Body: append([]byte(nil), value...)}
 	if ttlMs != 0 {
-		op.rec.ExpireMs = time.Now().UnixMilli() + int64(ttlMs)
+		op.rec.ExpireMs = c.clock.WallMs() + int64(ttlMs)
 	}
 	if !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
+	}
+	if !c.serving() {
+		return wire.EBUSY
 	}
 	v, e := c.write(&op)
 	if e != wire.OK {
@@ -78,7 +94,10 @@ func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	v, e := c.delete(key, expect, req.Src)
+	if !c.serving() {
+		return wire.EBUSY
+	}
+	v, e := c.delete(key, expect, req.Src, opOf(req))
 	if e != wire.OK {
 		return e
 	}
@@ -87,9 +106,9 @@ func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
 }
 
 // delete writes a tombstone for a live key; expect, if not 0, must be its
-// version.
-func (c *Center) delete(key string, expect uint64, node uint32) (uint64, wire.Errno) {
-	op := writeOp{key: key, mustExist: true, check: expect != 0, expect: expect}
+// version. id names the client operation.
+func (c *Center) delete(key string, expect uint64, node uint32, id sdk.OpID) (uint64, wire.Errno) {
+	op := writeOp{key: key, id: id, mustExist: true, check: expect != 0, expect: expect}
 	op.rec = sdk.Record{Kind: sdk.KindTombstone, Node: node}
 	return c.write(&op)
 }
@@ -159,11 +178,14 @@ func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno 
 	}
 	key := sdk.ServiceKey(name, req.Src)
 	owner := req.From.String()
-	op := writeOp{key: key}
+	op := writeOp{key: key, id: opOf(req)}
 	op.rec = sdk.Record{Kind: sdk.KindService, Node: req.Src, LeaseMs: uint32(leaseMs),
 		Addr: append([]byte(nil), addr...), Owner: []byte(owner), Body: append([]byte(nil), meta...)}
 	if len(key) > MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
+	}
+	if !c.serving() {
+		return wire.EBUSY
 	}
 	v, e := c.write(&op)
 	if e != wire.OK {
@@ -179,7 +201,10 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src)
+	if !c.serving() {
+		return wire.EBUSY
+	}
+	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src, opOf(req))
 	if e != wire.OK {
 		return e
 	}
@@ -242,9 +267,15 @@ func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
 // the version it makes:
 //
 //   - this center is writing the key itself and is the senior (index 0):
-//     ECONFLICT (the junior's write loses; the senior's replica is let
-//     through at the junior);
-//   - cur == new: a duplicate, OK;
+//     if the replica replaces the very version this center's write makes
+//     (the junior took that write's replica and wrote on top of it before
+//     this center heard back), wait for this center's write to end and
+//     go on with the rules below; otherwise ECONFLICT (the junior's write
+//     loses; the senior's replica is let through at the junior);
+//   - the record held has the replica's stamp (version and epoch): a
+//     duplicate, OK. The same version with another epoch is another
+//     record: the sender restarted, lost the record held here and made
+//     its version again; it falls under the last rule, since new > prev;
 //   - cur <= prev: apply (cur < prev means this center missed writes the
 //     sender saw: it catches up);
 //   - otherwise this center holds a version the sender did not see:
@@ -265,23 +296,38 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 		return wire.EINVAL
 	}
 	rec := append([]byte(nil), recv...)
-	nowMs := time.Now().UnixMilli()
+	nowMs := c.clock.WallMs()
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
 		return wire.ECLOSED
 	}
-	if _, busy := c.mu.inflight[key]; busy && c.cfg.Index == 0 {
-		c.mu.Unlock()
-		c.stats.replicaRefused.Add(1)
-		return wire.ECONFLICT
+	for c.cfg.Index == 0 {
+		pending, busy := c.mu.inflight[key]
+		if !busy {
+			break
+		}
+		if pending != prev {
+			c.mu.Unlock()
+			c.stats.replicaRefused.Add(1)
+			return wire.ECONFLICT
+		}
+		// The reply that ends this center's write is on its way (or
+		// its replicate call times out): neither waits for this
+		// handler.
+		c.written.Wait()
+		if c.mu.closed {
+			c.mu.Unlock()
+			return wire.ECLOSED
+		}
 	}
 	var cur uint64
+	var curStamp sdk.Stamp
 	if e := c.mu.st.get(key); e != nil {
-		cur = e.version
+		cur, curStamp = e.version, e.stamp()
 	}
 	switch {
-	case cur == r.Version:
+	case cur != 0 && curStamp == (sdk.Stamp{Version: r.Version, Epoch: r.Epoch}):
 		// A duplicate: the record was logged before; everything logged
 		// so far covers it.
 	case cur > prev:

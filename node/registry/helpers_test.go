@@ -70,6 +70,10 @@ func startPair(t testing.TB, mod func(i int, c *Config)) *pair {
 		p.cs[i] = c
 		t.Cleanup(func() { c.Close() })
 	}
+	// Each serves clients once it has caught up with the other.
+	if !waitFor(10*time.Second, func() bool { return p.cs[0].serving() && p.cs[1].serving() }) {
+		t.Fatal("centers did not complete their first anti-entropy round")
+	}
 	return p
 }
 

@@ -15,6 +15,8 @@ import (
 type entry struct {
 	rec     []byte // encoded record (sdk format)
 	version uint64
+	epoch   uint64   // the record's epoch: (version, epoch) is its sdk.Stamp
+	op      sdk.OpID // the client operation that made the record (zero: none)
 	kind    uint8
 	// expireMs is, on the wall clock (Clock.WallMs), for a KV entry its
 	// absolute expiry from the record (0: none); for a tombstone, when it
@@ -37,6 +39,8 @@ func (e *entry) due(nowMs, monoNs int64) bool {
 	}
 	return e.expireMs != 0 && e.expireMs <= nowMs
 }
+
+func (e *entry) stamp() sdk.Stamp { return sdk.Stamp{Version: e.version, Epoch: e.epoch} }
 
 // live reports whether e is a present, unexpired entry at wall time nowMs.
 func (e *entry) live(nowMs int64) bool {
@@ -120,7 +124,7 @@ func entryFromRecord(rec []byte, monoNs, tombAgeMs int64) (*entry, bool) {
 	if sdk.ParseRecord(rec, &r) != 0 {
 		return nil, false
 	}
-	e := &entry{rec: rec, version: r.Version, kind: r.Kind}
+	e := &entry{rec: rec, version: r.Version, epoch: r.Epoch, op: r.Op, kind: r.Kind}
 	switch r.Kind {
 	case sdk.KindKV:
 		e.expireMs = r.ExpireMs

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"fastcall/node/registry/sdk"
 	"fastcall/shm/fileowner"
 	"fastcall/wire"
 
@@ -33,6 +34,12 @@ import (
 // first log frame that is short, too long or fails its checksum ends the
 // log: it and everything after it are cut off (truncated) and never
 // applied.
+//
+// The magic names the record format of the frames: "...02" files hold
+// format 2 records (sdk.RecFormat). Files of format 1 ("...01") are
+// upgraded as they are read (sdk.UpgradeRecord) and the center then
+// rewrites the store at once with a snapshot, which also replaces the
+// log (logFile.upgraded); a file with any other magic is refused.
 const (
 	logName  = "registry.log"
 	snapName = "registry.snap"
@@ -42,8 +49,10 @@ const (
 	// data, readable and writable by its uid only.
 	fileMode = 0o600
 
-	logMagic     = "FCRLOG01"
-	snapMagic    = "FCRSNP01"
+	logMagic     = "FCRLOG02"
+	snapMagic    = "FCRSNP02"
+	logMagicV1   = "FCRLOG01" // format 1 records: upgraded when read
+	snapMagicV1  = "FCRSNP01"
 	snapEndMagic = "FCRSNPOK"
 	sizeMagic    = 8
 	logHdrSize   = sizeMagic
@@ -127,6 +136,7 @@ type logFile struct {
 
 	tornBytes int64 // cut off the log's tail at recovery
 	recovered int   // frames applied at recovery (snapshot + log)
+	upgraded  bool  // a file held format 1 records: the store must be rewritten
 }
 
 // frameSum is the checksum of a frame: its length field then its body.
@@ -174,10 +184,23 @@ func nextFrame(b []byte, off int) (key, rec []byte, next int) {
 	return body[sizeKeyLen : sizeKeyLen+k], body[sizeKeyLen+k:], off + frameHdrSize + n
 }
 
+// upgradeApply returns apply behind the upgrade of format 1 records; a
+// record that does not upgrade is dropped, as apply drops a malformed
+// one.
+func upgradeApply(apply func(key string, rec []byte)) func(key string, rec []byte) {
+	return func(key string, rec []byte) {
+		if r, e := sdk.UpgradeRecord(rec); e == wire.OK {
+			apply(key, r)
+		}
+	}
+}
+
 // openLog recovers the store from dir (creating the directory and an
 // empty log if needed) through apply, cuts a torn log tail, and returns
 // the log open for appending. A damaged snapshot is EPROTO: the center
-// refuses to start rather than run on partial data.
+// refuses to start rather than run on partial data. Files of record
+// format 1 are upgraded as they are read and upgraded is set: the caller
+// writes a snapshot before it appends anything.
 func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -190,7 +213,11 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	l := &logFile{dir: dir, policy: policy, incarnation: randomID(), kick: make(chan struct{}, 1)}
 	l.syncFile = l.fsync
 	if b, err := readTrusted(filepath.Join(dir, snapName)); err == nil {
-		n, err := loadSnapshot(b, apply)
+		snapApply := apply
+		if len(b) >= sizeMagic && string(b[:sizeMagic]) == snapMagicV1 {
+			snapApply, l.upgraded = upgradeApply(apply), true
+		}
+		n, err := loadSnapshot(b, snapApply)
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +237,18 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 			return nil, err
 		}
 	}
-	if len(b) < logHdrSize || string(b[:sizeMagic]) != logMagic {
+	logApply := apply
+	switch {
+	case len(b) < logHdrSize || string(b[:sizeMagic]) == logMagic:
+	case string(b[:sizeMagic]) == logMagicV1:
+		logApply, l.upgraded = upgradeApply(apply), true
+	default:
+		// A whole header of another format: refuse rather than take the
+		// log for one cut while it was created.
+		f.Close()
+		return nil, wire.EPROTO
+	}
+	if len(b) < logHdrSize {
 		if f != nil {
 			f.Close()
 		}
@@ -231,7 +269,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 		if next < 0 {
 			break
 		}
-		apply(string(k), append([]byte(nil), rec...))
+		logApply(string(k), append([]byte(nil), rec...))
 		l.recovered++
 		off = next
 	}
@@ -275,7 +313,7 @@ func readTrusted(path string) ([]byte, error) {
 
 // loadSnapshot applies every frame of a snapshot image.
 func loadSnapshot(b []byte, apply func(key string, rec []byte)) (int, error) {
-	if len(b) < snapHdrSize+snapEndSize || string(b[:sizeMagic]) != snapMagic ||
+	if len(b) < snapHdrSize+snapEndSize || string(b[:sizeMagic]) != snapMagic && string(b[:sizeMagic]) != snapMagicV1 ||
 		string(b[len(b)-snapEndSize:len(b)-sizeCount]) != snapEndMagic {
 		return 0, wire.EPROTO
 	}

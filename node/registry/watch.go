@@ -26,10 +26,11 @@ type Change struct {
 	Resync bool
 }
 
-// verState is what a Watch knows of one key.
+// verState is what a Watch knows of one key: the stamp (version and
+// epoch) of the record it holds, which names that record.
 type verState struct {
-	version uint64
-	live    bool
+	stamp sdk.Stamp
+	live  bool
 }
 
 // Watch follows the prefixes it was opened with: it subscribes at a
@@ -334,8 +335,9 @@ func (w *Watch) matches(key string) bool {
 	return false
 }
 
-// applyLocked applies one record; w.mu is held. Within a stream versions
-// only grow, so a record not newer than the one held is ignored. During a
+// applyLocked applies one record; w.mu is held. Within a stream stamps
+// (version, then epoch) only grow, so a record not newer than the one
+// held is ignored; a record with the stamp held is the record held. During a
 // resynchronization, though, a version held from before (an older stream,
 // or the map the agent started from) is not trusted until the new stream
 // confirms it: a center that crashed may have pushed writes it never got
@@ -344,7 +346,8 @@ func (w *Watch) matches(key string) bool {
 // the new stream) what the center sends replaces what is held, older or
 // not; a listed key is applied only if no push touched it first.
 func (w *Watch) applyLocked(key string, rec []byte, resync bool) {
-	ver := sdk.RecordVersion(rec)
+	st := sdk.RecordStamp(rec)
+	ver := st.Version
 	live := sdk.RecordKind(rec) != sdk.KindTombstone
 	cur, ok := w.mu.versions[key]
 	confirmed := !w.mu.resyncing
@@ -353,14 +356,14 @@ func (w *Watch) applyLocked(key string, rec []byte, resync bool) {
 		w.mu.touched[key] = struct{}{}
 	}
 	switch {
-	case ok && confirmed && cur.version >= ver:
+	case ok && confirmed && cur.stamp.Compare(st) >= 0:
 		return
-	case ok && cur.version == ver && cur.live == live:
+	case ok && cur.stamp == st && cur.live == live:
 		return
 	}
 	if !live {
 		if w.mu.resyncing {
-			w.mu.versions[key] = verState{version: ver}
+			w.mu.versions[key] = verState{stamp: st}
 		} else {
 			delete(w.mu.versions, key)
 		}
@@ -369,7 +372,7 @@ func (w *Watch) applyLocked(key string, rec []byte, resync bool) {
 		}
 		return
 	}
-	w.mu.versions[key] = verState{version: ver, live: true}
+	w.mu.versions[key] = verState{stamp: st, live: true}
 	w.fn(Change{Key: key, Version: ver, Record: rec, Resync: resync})
 }
 

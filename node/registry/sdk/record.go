@@ -7,7 +7,7 @@ import (
 )
 
 // Entry record layout (docs/REGISTRY.md, "SDK value format"). Every
-// registry entry, live or deleted, is one record: a fixed 32-byte header
+// registry entry, live or deleted, is one record: a fixed 56-byte header
 // then a body whose layout depends on the kind. All integers are
 // big-endian, as on the wire.
 //
@@ -18,19 +18,26 @@ import (
 //	[8:16]   version    entry version (see VersionNext)
 //	[16:24]  expire     KV: absolute expiry, Unix ms (0 = none); else 0
 //	[24:32]  modified   Unix ms when the version was made
+//	[32:40]  epoch      epoch of the center that made the version (see Stamp)
+//	[40:48]  client     id of the client whose operation made it (0: none)
+//	[48:56]  op         that client's operation number
 //
 // Service body:
 //
-//	[32:36]  lease      lease duration in ms
-//	[36:38]  addr len   a
-//	[38:38+a]           service address, text "ip:port"
+//	[56:60]  lease      lease duration in ms
+//	[60:62]  addr len   a
+//	[62:62+a]           service address, text "ip:port"
 //	[..+2]   owner len  o
 //	[..+o]              registering endpoint address, text "ip:port"
 //	[rest]              metadata, opaque
 //
 // KV body: the value, opaque. Tombstone body: empty.
+//
+// Format 1 records (the header's first 32 bytes, no epoch and no
+// operation) are read only by UpgradeRecord.
 const (
-	RecFormat = 1
+	RecFormat   = 2
+	RecFormatV1 = 1
 
 	OffFormat     = 0
 	SizeFormat    = 1
@@ -46,13 +53,23 @@ const (
 	SizeExpire    = 8
 	OffModified   = OffExpire + SizeExpire
 	SizeModified  = 8
-	RecHeaderSize = OffModified + SizeModified // 32
+	OffEpoch      = OffModified + SizeModified
+	SizeEpoch     = 8
+	OffClient     = OffEpoch + SizeEpoch
+	SizeClient    = 8
+	OffOp         = OffClient + SizeClient
+	SizeOp        = 8
+	RecHeaderSize = OffOp + SizeOp // 56
+
+	// RecHeaderSizeV1 is the header of a format 1 record: everything
+	// before the epoch.
+	RecHeaderSizeV1 = OffEpoch
 
 	OffLease    = RecHeaderSize
 	SizeLease   = 4
 	OffAddrLen  = OffLease + SizeLease
 	SizeAddrLen = 2
-	OffAddr     = OffAddrLen + SizeAddrLen // 38
+	OffAddr     = OffAddrLen + SizeAddrLen // 62
 	SizeOwnLen  = 2
 	// MinServiceRecord is a service record with empty address, owner and
 	// metadata.
@@ -84,6 +101,8 @@ type Record struct {
 	Version    uint64
 	ExpireMs   int64
 	ModifiedMs int64
+	Epoch      uint64 // epoch of the center that made the version
+	Op         OpID   // the client operation that made it (zero: none)
 	LeaseMs    uint32 // services
 	Addr       []byte // services: service address text
 	Owner      []byte // services: registering endpoint address text
@@ -112,6 +131,9 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	binary.BigEndian.PutUint64(h[OffVersion:], r.Version)
 	binary.BigEndian.PutUint64(h[OffExpire:], uint64(r.ExpireMs))
 	binary.BigEndian.PutUint64(h[OffModified:], uint64(r.ModifiedMs))
+	binary.BigEndian.PutUint64(h[OffEpoch:], r.Epoch)
+	binary.BigEndian.PutUint64(h[OffClient:], r.Op.Client)
+	binary.BigEndian.PutUint64(h[OffOp:], r.Op.Seq)
 	dst = append(dst, h[:]...)
 	switch r.Kind {
 	case KindService:
@@ -140,6 +162,8 @@ func ParseRecord(b []byte, r *Record) wire.Errno {
 		Version:    binary.BigEndian.Uint64(b[OffVersion:]),
 		ExpireMs:   int64(binary.BigEndian.Uint64(b[OffExpire:])),
 		ModifiedMs: int64(binary.BigEndian.Uint64(b[OffModified:])),
+		Epoch:      binary.BigEndian.Uint64(b[OffEpoch:]),
+		Op:         OpID{Client: binary.BigEndian.Uint64(b[OffClient:]), Seq: binary.BigEndian.Uint64(b[OffOp:])},
 	}
 	switch r.Kind {
 	case KindTombstone:
@@ -179,6 +203,85 @@ func RecordVersion(b []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(b[OffVersion:])
+}
+
+// Stamp identifies one record of a key and orders the records of a key:
+// by version, then by the epoch of the center that made it. A center's
+// epoch grows each time it starts, so a center that restarted after
+// losing writes it had made (and replicated, or pushed) and that makes
+// one of their version numbers again makes a different stamp, and a
+// newer one. Two records of a key with equal stamps are the same record.
+type Stamp struct {
+	Version uint64
+	Epoch   uint64
+}
+
+// Compare returns -1, 0 or +1 as a is older than, the same as, or newer
+// than b.
+func (a Stamp) Compare(b Stamp) int {
+	switch {
+	case a.Version != b.Version:
+		if a.Version < b.Version {
+			return -1
+		}
+		return 1
+	case a.Epoch != b.Epoch:
+		if a.Epoch < b.Epoch {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+// RecordStamp returns the stamp of an encoded record, the zero Stamp if b
+// is too short to hold one.
+func RecordStamp(b []byte) Stamp {
+	if len(b) < RecHeaderSize {
+		return Stamp{}
+	}
+	return Stamp{Version: binary.BigEndian.Uint64(b[OffVersion:]), Epoch: binary.BigEndian.Uint64(b[OffEpoch:])}
+}
+
+// OpID names one write operation of a client: the client's id, random
+// and never 0, chosen when the client is made, and a number the client
+// never uses twice. A record keeps the OpID of the operation that made
+// it, so a center that receives the operation again (a retry, at either
+// center) recognises it. The zero OpID names no operation.
+type OpID struct {
+	Client uint64
+	Seq    uint64
+}
+
+// RecordOp returns the operation an encoded record was made by (zero if
+// none, or if b is too short).
+func RecordOp(b []byte) OpID {
+	if len(b) < RecHeaderSize {
+		return OpID{}
+	}
+	return OpID{Client: binary.BigEndian.Uint64(b[OffClient:]), Seq: binary.BigEndian.Uint64(b[OffOp:])}
+}
+
+// UpgradeRecord returns the format 2 encoding of a format 1 record
+// (epoch 0, no operation), or b itself if it is already format 2. EPROTO
+// if b is neither.
+func UpgradeRecord(b []byte) ([]byte, wire.Errno) {
+	if len(b) >= RecHeaderSize && b[OffFormat] == RecFormat {
+		return b, wire.OK
+	}
+	if len(b) < RecHeaderSizeV1 || b[OffFormat] != RecFormatV1 {
+		return nil, wire.EPROTO
+	}
+	out := make([]byte, 0, len(b)+RecHeaderSize-RecHeaderSizeV1)
+	out = append(out, b[:RecHeaderSizeV1]...)
+	out[OffFormat] = RecFormat
+	out = append(out, make([]byte, RecHeaderSize-RecHeaderSizeV1)...)
+	out = append(out, b[RecHeaderSizeV1:]...)
+	var r Record
+	if e := ParseRecord(out, &r); e != wire.OK {
+		return nil, e
+	}
+	return out, wire.OK
 }
 
 // RecordKind returns the kind of an encoded record, KindTombstone if b is
