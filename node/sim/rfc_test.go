@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"fastcall/rfc"
@@ -241,115 +240,28 @@ func (w *rfcWorld) client(i, gen int, ep *rfc.Endpoint, rnd *simnet.Rand) {
 	}
 }
 
-// undo is a fault to lift at a time.
-type undo struct {
-	at time.Duration
-	fn func()
-}
-
 // faults runs the fault schedule for flagTime, lifts every fault, and
 // lets the world run quiet for flagQuiet.
 func (w *rfcWorld) faults(t *testing.T, rnd *simnet.Rand) {
-	tr := w.chk.tr
-	var undos []undo
-	busy := map[int]bool{} // nodes paused or crashed
-	later := func(d time.Duration, fn func()) { undos = append(undos, undo{tr.Since() + d, fn}) }
-	// settle lets every consequence of a fault at this instant play
-	// out before the next one, so that no datagram's fate depends on
-	// whether its sender ran before or after the fault changed.
-	settle := synctest.Wait
-	runDue := func(now time.Duration) {
-		for k := 0; k < len(undos); {
-			if undos[k].at <= now {
-				fn := undos[k].fn
-				undos = append(undos[:k], undos[k+1:]...)
-				fn()
-				settle()
-				continue
-			}
-			k++
-		}
+	addrs := make([]netip.AddrPort, len(w.nodes))
+	for i, nd := range w.nodes {
+		addrs[i] = nd.addr
 	}
-	pick := func() (int, int) {
-		a := int(rnd.Below(uint64(len(w.nodes))))
-		b := int(rnd.Below(uint64(len(w.nodes) - 1)))
-		if b >= a {
-			b++
-		}
-		return a, b
+	s := &schedule{net: w.net, tr: w.chk.tr, rnd: rnd, addrs: addrs, log: newFaultLog(), maxDown: 3 * time.Second, links: randomFaults,
+		crash: func(i int) {
+			w.nodes[i].ep.Close()
+			w.nodes[i].ep = nil
+		},
+		restart: func(i int, rnd *simnet.Rand) { w.startNode(t, w.nodes[i], rnd) },
 	}
-	for tr.Since() < *flagTime {
-		next := tr.Since() + 50*time.Millisecond + rnd.Dur(time.Second)
-		for _, u := range undos {
-			if u.at < next {
-				next = u.at
-			}
-		}
-		time.Sleep(next - tr.Since())
-		runDue(tr.Since())
-		if tr.Since() < next {
-			continue
-		}
-		d := 10*time.Millisecond + rnd.Dur(3*time.Second)
-		switch rnd.Below(8) {
-		case 0:
-			w.net.SetDefault(randomFaults(rnd))
-		case 1:
-			a, b := pick()
-			w.net.SetFaults(w.nodes[a].addr, w.nodes[b].addr, randomFaults(rnd))
-		case 2:
-			a, b := pick()
-			x, y := w.nodes[a].addr, w.nodes[b].addr
-			w.net.Cut(x, y)
-			w.net.Cut(y, x)
-			later(d, func() { w.net.Heal(x, y); w.net.Heal(y, x) })
-		case 3:
-			a, b := pick()
-			x, y := w.nodes[a].addr, w.nodes[b].addr
-			w.net.Cut(x, y)
-			later(d, func() { w.net.Heal(x, y) })
-		case 4:
-			a, _ := pick()
-			if busy[a] {
-				break
-			}
-			busy[a] = true
-			x := w.nodes[a].addr
-			w.net.Pause(x)
-			later(d, func() { w.net.Resume(x); busy[a] = false })
-		case 5, 6:
-			a, _ := pick()
-			if busy[a] {
-				break
-			}
-			busy[a] = true
-			nd := w.nodes[a]
-			w.net.Crash(nd.addr)
-			nd.ep.Close()
-			nd.ep = nil
-			crnd := rnd.Fork(uint64(a))
-			later(d, func() { w.startNode(t, nd, crnd); busy[a] = false })
-		case 7:
-			w.net.HealAll()
-		}
-		settle()
-	}
-	for len(undos) > 0 {
-		runDue(undos[0].at)
-		if len(undos) > 0 {
-			time.Sleep(max(0, undos[0].at-tr.Since()))
-		}
-	}
-	w.net.HealAll()
-	w.net.SetDefault(calm())
-	tr.Add("faults-end", noAddr, noAddr, "")
+	s.run(*flagTime, calm())
 	// Settled: every call started after this must succeed. A caller's
 	// view of a peer (its RTO, its suspicion) needs up to MaxRTO to
 	// recover, and a request queued behind a long handler up to its
 	// work time.
 	time.Sleep(w.cfg.MaxRTO + time.Second)
 	w.mu.Lock()
-	w.mu.settled = tr.Since()
+	w.mu.settled = w.chk.tr.Since()
 	w.mu.Unlock()
 	time.Sleep(*flagQuiet)
 }
