@@ -32,7 +32,7 @@ var noAddr netip.AddrPort
 // deadline plus one engine tick; a successful reply is its own call's;
 // once the faults stop and the network has settled, calls succeed (or
 // are refused EBUSY by a full queue).
-func TestSimRFC(t *testing.T) { runSeeds(t, "rfc", runRFC) }
+func TestSimRFC(t *testing.T) { runSeeds(t, "RFC", runRFC) }
 
 // rfcWorld is one run of the rfc scenario.
 type rfcWorld struct {
@@ -69,6 +69,7 @@ func runRFC(t *testing.T, seed uint64, chk *checker) {
 	defer w.net.Close()
 	cfg := rfc.DefaultConfig()
 	cfg.MaxPending = 256
+	cfg.Logger = quietLogger
 	cfg.DupEntries = 4096
 	cfg.Workers = 1 + int(rnd.Below(4))
 	cfg.QueueLen = 4 + int(rnd.Below(64))

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"fastcall/wire"
 )
 
 // Dist is a delay distribution: Base, plus a uniform draw in [0, Jitter),
@@ -300,7 +302,7 @@ func (n *Network) sendLocked(now time.Time, src, dst netip.AddrPort, b []byte) {
 	if !ok {
 		f = n.mu.def
 	}
-	r := rng{mix(n.seed, hashAddr(src)^hashAddr(dst)<<1, uint64(now.UnixNano()), xxhash.Sum64(b))}
+	r := rng{mix(n.seed, hashAddr(src)^hashAddr(dst)<<1, uint64(now.UnixNano()), fateKey(b))}
 	if n.mu.cut[l] {
 		n.trace.AddPacket("cut", src, dst, b)
 		return
@@ -338,6 +340,22 @@ func (n *Network) sendLocked(now time.Time, src, dst netip.AddrPort, b []byte) {
 	case n.wake <- struct{}{}:
 	default:
 	}
+}
+
+// fateKey hashes what a datagram's fate is drawn from: its bytes, but
+// for the call id and the checksum or tag (which covers the call id). A
+// call id counts an endpoint's calls in the order its goroutines made
+// them, and goroutines woken at one instant may run in either order; the
+// rest of a datagram is the same from run to run.
+func fateKey(b []byte) uint64 {
+	if len(b) < wire.HeaderSize {
+		return xxhash.Sum64(b)
+	}
+	d := xxhash.New()
+	d.Write(b[:wire.OffCallID])
+	d.Write(b[wire.OffCallID+wire.SizeCallID : wire.OffTag])
+	d.Write(b[wire.HeaderSize:])
+	return d.Sum64()
 }
 
 // deliverLoop is the network's goroutine: it hands each datagram to its

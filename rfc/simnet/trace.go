@@ -15,11 +15,16 @@ import (
 
 // Event is one entry of a Trace: when (virtual time since the trace
 // began), what, between which addresses, and a short description.
+//
+// Note is shown but left out of the trace's hash: it holds what depends
+// on the order in which goroutines of one instant ran (a call id), not on
+// what the run did.
 type Event struct {
 	At       time.Duration
 	Kind     string
 	Src, Dst netip.AddrPort
 	Info     string
+	Note     string
 }
 
 // String formats the event on one line.
@@ -33,6 +38,9 @@ func (e Event) String() string {
 	}
 	if e.Info != "" {
 		s += " " + e.Info
+	}
+	if e.Note != "" {
+		s += " " + e.Note
 	}
 	return s
 }
@@ -73,7 +81,11 @@ func (t *Trace) Since() time.Duration { return time.Since(t.start) }
 
 // Add records an event.
 func (t *Trace) Add(kind string, src, dst netip.AddrPort, info string) {
-	e := Event{At: time.Since(t.start), Kind: kind, Src: src, Dst: dst, Info: info}
+	t.add(Event{At: time.Since(t.start), Kind: kind, Src: src, Dst: dst, Info: info})
+}
+
+func (t *Trace) add(e Event) {
+	kind, src, dst, info := e.Kind, e.Src, e.Dst, e.Info
 	t.mu.Lock()
 	b := t.mu.buf[:0]
 	b = binary.BigEndian.AppendUint64(b, uint64(e.At))
@@ -96,15 +108,16 @@ func (t *Trace) Add(kind string, src, dst netip.AddrPort, info string) {
 
 // AddPacket records an event about a datagram, described by its header.
 func (t *Trace) AddPacket(kind string, src, dst netip.AddrPort, b []byte) {
-	t.Add(kind, src, dst, Describe(b))
+	info, note := Describe(b)
+	t.add(Event{At: time.Since(t.start), Kind: kind, Src: src, Dst: dst, Info: info, Note: note})
 }
 
 // Describe summarises a datagram by its header: request or reply, call
-// number, call id, error number, retransmission. It reads only what is
-// there.
-func Describe(b []byte) string {
+// number, error number, retransmission; and apart, in note, its call id.
+// It reads only what is there.
+func Describe(b []byte) (info, note string) {
 	if len(b) < wire.HeaderSize {
-		return "short len=" + strconv.Itoa(len(b))
+		return "short len=" + strconv.Itoa(len(b)), ""
 	}
 	f := b[wire.OffFlags]
 	s := "rep"
@@ -112,7 +125,7 @@ func Describe(b []byte) string {
 		s = "req"
 	}
 	s += " call=" + strconv.FormatUint(uint64(binary.BigEndian.Uint16(b[wire.OffCallNo:])), 16)
-	s += " id=" + strconv.FormatUint(binary.BigEndian.Uint64(b[wire.OffCallID:]), 16)
+	note = "id=" + strconv.FormatUint(binary.BigEndian.Uint64(b[wire.OffCallID:]), 16)
 	if e := binary.BigEndian.Uint16(b[wire.OffErrno:]); e != 0 {
 		s += " err=" + wire.Errno(e).String()
 	}
@@ -122,7 +135,7 @@ func Describe(b []byte) string {
 	if f&wire.FlagOneWay != 0 {
 		s += " oneway"
 	}
-	return s
+	return s, note
 }
 
 // Hash returns the number of events recorded and their order-free hash.
