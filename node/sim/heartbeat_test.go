@@ -80,10 +80,16 @@ func runHeartbeat(t *testing.T, seed uint64, chk *checker) {
 	w.cfg.DupEntries = 1024
 	w.hcfg = heartbeat.DefaultConfig().WithInterval([]time.Duration{50, 100, 200}[rnd.Below(3)] * time.Millisecond)
 	// A probe's deadline falls between two ticks of the probe loop,
-	// not on one: at one instant the engine's timer goroutine (failing
-	// the probe) and the probe loop (looking at it) run in the
-	// scheduler's order, and the run would not replay exactly.
+	// not on one: two goroutines woken at one instant (here the
+	// engine's timer goroutine failing the probe and the probe loop
+	// looking at it) run in the scheduler's order, and the run would
+	// not replay exactly.
+	// Likewise the reprobe loop's ticker against the probe loop's, and
+	// the engine's retransmission timers (whole milliseconds when
+	// they start from InitialRTO) against the probe loop's ticks.
+	w.hcfg.Tick += w.hcfg.Tick / 13
 	w.hcfg.ProbeTimeout -= w.hcfg.Tick / 3
+	w.hcfg.ReprobeInterval += w.hcfg.Tick / 7
 	w.hcfg.Logger = quietLogger
 	w.cfg.Logger = quietLogger
 	w.bound = heartbeat.DetectBound(w.hcfg)
