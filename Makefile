@@ -43,14 +43,15 @@ test: fmtcheck vet unit fuzz-smoke
 # prints its trace (the last TRACE events) and checks that both runs have
 # the same trace hash. SCENARIO=RFC (the name after TestSim) picks one.
 # make test runs a few fixed seeds of each scenario within make unit.
-SEEDS     ?= 600
+SEEDS     ?= 200
 TRACE     ?= 400
+SIMTIME   ?= 20s
 SCENARIO  ?=
 sim:
 ifdef SEED
-	$(GO) test -count=1 -v -timeout 10m -run '^TestSim$(SCENARIO)' ./node/sim -args -sim.seed=$(SEED) -sim.trace=$(TRACE)
+	$(GO) test -count=1 -v -timeout 10m -run '^TestSim$(SCENARIO)' ./node/sim -args -sim.seed=$(SEED) -sim.time=$(SIMTIME) -sim.trace=$(TRACE)
 else
-	$(GO) test -count=1 -timeout 60m -run '^TestSim$(SCENARIO)' ./node/sim -args -sim.seeds=$(SEEDS) -sim.base=$(or $(BASE),$(shell date +%s))
+	$(GO) test -count=1 -timeout 60m -run '^TestSim$(SCENARIO)' ./node/sim -args -sim.seeds=$(SEEDS) -sim.time=$(SIMTIME) -sim.base=$(or $(BASE),$(shell date +%s))
 endif
 
 bench:

@@ -15,11 +15,11 @@ import (
 )
 
 var (
-	flagSeeds = flag.Int("sim.seeds", 4, "seeds to run per scenario")
+	flagSeeds = flag.Int("sim.seeds", 2, "seeds to run per scenario")
 	flagBase  = flag.Uint64("sim.base", 1, "first seed; seeds base .. base+seeds-1 run")
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed, twice, and print its trace hash (replay)")
 	flagTrace = flag.Int("sim.trace", 0, "print the last N trace events of every run (replay)")
-	flagTime  = flag.Duration("sim.time", 20*time.Second, "virtual time of the fault phase of a run")
+	flagTime  = flag.Duration("sim.time", 10*time.Second, "virtual time of the fault phase of a run")
 	flagQuiet = flag.Duration("sim.quiet", 5*time.Second, "virtual time after the faults stop")
 )
 
@@ -96,8 +96,8 @@ func runOne(t *testing.T, name string, seed uint64, sc scenario) (count, hash ui
 			if fails := chk.failures(); len(fails) > 0 {
 				var b strings.Builder
 				chk.tr.Dump(&b, failTrace)
-				t.Errorf("%s seed %d: %d violations:\n  %s\nlast %d trace events:\n%s\nreplay: make sim SCENARIO=%s SEED=%d",
-					name, seed, len(fails), strings.Join(fails, "\n  "), failTrace, b.String(), name, seed)
+				t.Errorf("%s seed %d: %d violations:\n  %s\nlast %d trace events:\n%s\nreplay: make sim SCENARIO=%s SEED=%d SIMTIME=%v",
+					name, seed, len(fails), strings.Join(fails, "\n  "), failTrace, b.String(), name, seed, *flagTime)
 			}
 		})
 	})
@@ -110,11 +110,17 @@ var quietLogger = slog.New(slog.DiscardHandler)
 // TestSimReplay runs seeds of every scenario twice each and requires
 // equal trace hashes: a seed replays exactly.
 func TestSimReplay(t *testing.T) {
+	if *flagSeed != 0 {
+		t.Skip("-sim.seed replays its own seed")
+	}
+	if raceEnabled {
+		t.Skip("the race detector shuffles the goroutines of one instant; replay needs a build without -race")
+	}
 	for _, sc := range []struct {
 		name string
 		run  scenario
 	}{{"RFC", runRFC}, {"Heartbeat", runHeartbeat}} {
-		for _, seed := range []uint64{1, 2} {
+		for _, seed := range []uint64{1} {
 			c1, h1 := runOne(t, sc.name, seed, sc.run)
 			c2, h2 := runOne(t, sc.name, seed, sc.run)
 			if c1 != c2 || h1 != h2 {
