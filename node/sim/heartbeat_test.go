@@ -63,6 +63,11 @@ type hbWorld struct {
 	addrs []netip.AddrPort
 	eps   []*rfc.Endpoint
 	svcs  []*heartbeat.Service
+	// roles, if set, starts what else runs on member i (after the
+	// heartbeat service, before the endpoint starts) and returns how to
+	// stop it.
+	roles func(i int, svc *heartbeat.Service) (stop func())
+	stops []func()
 	mu    struct {
 		sync.Mutex
 		view map[[2]int]heartbeat.EventKind // observer, member -> last alive/suspect/dead event
@@ -70,8 +75,16 @@ type hbWorld struct {
 }
 
 func runHeartbeat(t *testing.T, seed uint64, chk *checker) {
-	rnd := simnet.NewRand(seed)
 	w := &hbWorld{t: t, chk: chk, log: newFaultLog()}
+	w.run(seed, nil)
+}
+
+// run runs the heartbeat world; between the start of every member and
+// the fault schedule it runs load, if set, on a goroutine of its own
+// that must return once stop is closed.
+func (w *hbWorld) run(seed uint64, load func(stop <-chan struct{}, rnd *simnet.Rand)) {
+	chk := w.chk
+	rnd := simnet.NewRand(seed)
 	w.mu.view = map[[2]int]heartbeat.EventKind{}
 	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
@@ -99,6 +112,7 @@ func runHeartbeat(t *testing.T, seed uint64, chk *checker) {
 	}
 	w.eps = make([]*rfc.Endpoint, n)
 	w.svcs = make([]*heartbeat.Service, n)
+	w.stops = make([]func(), n)
 	chk.tr.Add("world", noAddr, noAddr, fmt.Sprintf("seed=%d members=%d interval=%v bound=%v", seed, n, w.hcfg.Interval, w.bound))
 	for i := 0; i < n; i++ {
 		// Members start a random fraction of a tick apart, as processes
@@ -110,6 +124,14 @@ func runHeartbeat(t *testing.T, seed uint64, chk *checker) {
 		crash:   w.stop,
 		restart: func(i int, _ *simnet.Rand) { w.start(i) },
 		onCrash: w.crashCheck,
+	}
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	if load != nil {
+		lrnd := rnd.Fork(2)
+		go func() { load(stopLoad, lrnd); close(loadDone) }()
+	} else {
+		close(loadDone)
 	}
 	s.run(*flagTime, calm())
 	// Once the faults stop, every member must see every other alive
@@ -123,6 +145,8 @@ func runHeartbeat(t *testing.T, seed uint64, chk *checker) {
 		}
 	}
 	time.Sleep(*flagQuiet)
+	close(stopLoad)
+	<-loadDone
 	for i := range w.svcs {
 		w.stop(i)
 	}
@@ -146,6 +170,9 @@ func (w *hbWorld) start(i int) {
 	}
 	w.mu.Unlock()
 	svc.OnEvent(func(ev heartbeat.Event) { w.event(i, ev) })
+	if w.roles != nil {
+		w.stops[i] = w.roles(i, svc)
+	}
 	if err := ep.Start(); err != nil {
 		w.t.Fatal(err)
 	}
@@ -156,6 +183,10 @@ func (w *hbWorld) start(i int) {
 func (w *hbWorld) stop(i int) {
 	if w.svcs[i] == nil {
 		return
+	}
+	if w.stops[i] != nil {
+		w.stops[i]()
+		w.stops[i] = nil
 	}
 	w.svcs[i].Close()
 	w.eps[i].Close()
