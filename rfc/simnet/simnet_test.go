@@ -123,3 +123,39 @@ func TestLossyLinkDeterministic(t *testing.T) {
 	}
 	t.Logf("%d events, hash %x", c1, h1)
 }
+
+// TestPauseAndCrash: a paused server answers nothing until resumed, then
+// answers what waited; a crashed address drops everything; a restarted
+// one has a new incarnation.
+func TestPauseAndCrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
+		pair(t, 3, f, func(n *simnet.Network, srv, cli *rfc.Endpoint) {
+			if _, err := echo(cli, srv.Addr(), 0, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			n.Pause(srv.Addr())
+			if _, err := echo(cli, srv.Addr(), 1, 100*time.Millisecond); err != wire.ETIMEDOUT {
+				t.Fatalf("echo to a paused node = %v, want ETIMEDOUT", err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := echo(cli, srv.Addr(), 2, time.Second)
+				done <- err
+			}()
+			time.Sleep(200 * time.Millisecond)
+			n.Resume(srv.Addr())
+			if err := <-done; err != nil {
+				t.Fatalf("echo across a resume = %v", err)
+			}
+			inc := n.Attach(netip.MustParseAddrPort("10.0.0.3:7000")).FirstIncarnation()
+			n.Crash(srv.Addr())
+			if _, err := echo(cli, srv.Addr(), 3, 100*time.Millisecond); err != wire.ETIMEDOUT {
+				t.Fatalf("echo to a crashed node = %v, want ETIMEDOUT", err)
+			}
+			if again := n.Attach(netip.MustParseAddrPort("10.0.0.3:7000")).FirstIncarnation(); again == inc {
+				t.Errorf("restart kept incarnation %d", inc)
+			}
+		})
+	})
+}
