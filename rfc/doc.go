@@ -33,6 +33,10 @@
 // for two rounds, the requests the others queued meanwhile (send.go). No
 // goroutine is added for it.
 //
+// OpenTransport and ListenTransport put an endpoint on a Transport instead
+// of a socket: the simulated network of rfc/simnet, where every datagram
+// goes through Recv and Send and the bell stays off (docs/SIMULATION.md).
+//
 // The datagram format is docs/PROTOCOL.md; the call life cycle is described
 // in its "Call life cycle" section.
 package rfc

@@ -70,7 +70,8 @@ type Endpoint struct {
 	incMu   sync.Mutex             // serializes SetIncarnation's writes to incUsed
 	incUsed [incKept]atomic.Uint32 // incarnations this process had, newest at incNext-1
 	incNext int                    // ring position of the next write (incMu)
-	conn    *net.UDPConn
+	conn    *net.UDPConn           // the socket; nil on a Transport
+	tr      Transport              // the transport of OpenTransport; nil on a socket
 	local   netip.AddrPort
 	epoch   time.Time
 	codec   *wire.Codec // template; each goroutine works with a clone
@@ -144,17 +145,9 @@ func Listen(cfg Config) (*Endpoint, error) {
 // be registered before the first request is read: datagrams wait in the
 // socket buffer until Start. Close an endpoint that is never started.
 func Open(cfg Config) (*Endpoint, error) {
-	if err := cfg.check(); err != nil {
-		return nil, err
-	}
-	codec, err := wire.NewCodec(cfg.MaxDatagram, cfg.Key)
+	codec, err := newCodec(cfg)
 	if err != nil {
-		return nil, &ConfigError{"Key", err.Error()}
-	}
-	if len(cfg.PrevKey) > 0 {
-		if err := codec.SetKeys(cfg.Key, cfg.PrevKey); err != nil {
-			return nil, &ConfigError{"PrevKey", err.Error()}
-		}
+		return nil, err
 	}
 	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
@@ -168,15 +161,48 @@ func Open(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	ep := &Endpoint{cfg: cfg, id: cfg.NodeID, conn: conn, epoch: time.Now(), codec: codec, done: make(chan struct{})}
-	ep.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return open(cfg, codec, conn, nil)
+}
+
+// newCodec checks cfg and returns the codec template of an endpoint.
+func newCodec(cfg Config) (*wire.Codec, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	codec, err := wire.NewCodec(cfg.MaxDatagram, cfg.Key)
+	if err != nil {
+		return nil, &ConfigError{"Key", err.Error()}
+	}
+	if len(cfg.PrevKey) > 0 {
+		if err := codec.SetKeys(cfg.Key, cfg.PrevKey); err != nil {
+			return nil, &ConfigError{"PrevKey", err.Error()}
+		}
+	}
+	return codec, nil
+}
+
+// open builds the endpoint on its socket conn or its transport tr (one of
+// the two is nil), with the codec template of a checked cfg.
+func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endpoint, error) {
+	ep := &Endpoint{cfg: cfg, id: cfg.NodeID, conn: conn, tr: tr, epoch: time.Now(), codec: codec, done: make(chan struct{})}
+	var inc uint32
+	if tr != nil {
+		ep.local = tr.LocalAddr()
+		if s, ok := tr.(incarnationSource); ok {
+			inc = s.FirstIncarnation()
+		}
+	} else {
+		ep.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
 	ep.log = cfg.Logger
 	if ep.log == nil {
 		ep.log = slog.Default()
 	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	inc := binary.BigEndian.Uint32(rb[:])
+	if inc == 0 {
+		var rb [4]byte
+		_, _ = rand.Read(rb[:])
+		inc = binary.BigEndian.Uint32(rb[:])
+	}
 	if inc == 0 {
 		inc = 1
 	}
@@ -215,9 +241,9 @@ func Open(cfg Config) (*Endpoint, error) {
 	ep.errLim.init(cfg.StrangerErrorRate)
 	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram)} }
 	if cfg.CoalesceSends {
-		bc, err := newBatchConn(conn, cfg.BatchSize)
+		bc, err := ep.newBatchConn()
 		if err != nil {
-			conn.Close()
+			ep.closeConn()
 			return nil, err
 		}
 		ep.comb.init(bc, cfg.BatchSize, cfg.MaxDatagram)
@@ -239,11 +265,15 @@ func (ep *Endpoint) Start() error {
 	readers := make([]batchConn, cfg.Readers)
 	for i := range readers {
 		var err error
-		if readers[i], err = newBatchConn(ep.conn, cfg.BatchSize); err != nil {
+		if readers[i], err = ep.newBatchConn(); err != nil {
 			return err
 		}
 	}
-	ep.bell.init()
+	if ep.tr == nil {
+		// The bell parks a caller in the poller: a socket endpoint's
+		// path only. On a Transport the bell stays off.
+		ep.bell.init()
+	}
 	for i := range readers {
 		ep.wg.Add(1)
 		go ep.readLoop(readers[i])
@@ -267,7 +297,7 @@ func (ep *Endpoint) Close() error {
 		return nil
 	}
 	close(ep.done)
-	err := ep.conn.Close()
+	err := ep.closeConn()
 	for i := range ep.pending.slots {
 		p := &ep.pending.slots[i]
 		p.mu.Lock()
@@ -583,7 +613,13 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 func (ep *Endpoint) stamp() uint32 { return uint32(time.Now().UnixMilli()) }
 
 func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
-	if _, err := ep.conn.WriteToUDPAddrPort(b, dst); err != nil {
+	var err error
+	if ep.tr != nil {
+		err = ep.tr.Send(b, dst)
+	} else {
+		_, err = ep.conn.WriteToUDPAddrPort(b, dst)
+	}
+	if err != nil {
 		ep.stats.sendErrs.Add(1)
 		return
 	}

@@ -1,0 +1,212 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/rfc/simnet"
+)
+
+// TestSimRegistry is the registry scenario: two centers (data in a temp
+// dir), agents writing their shm maps (files in the temp dir) and
+// writers putting kv entries, under the fault schedule (centers and
+// agents crash and restart from their files). Invariants: no
+// acknowledged write is lost (every center ends at or above the highest
+// version acknowledged for each key); once the faults stop both centers
+// converge (same version of every key) and every agent's map holds the
+// centers' version of every key.
+func TestSimRegistry(t *testing.T) { runSeeds(t, "Registry", runRegistry) }
+
+// regKeys is how many keys the writers share.
+const regKeys = 8
+
+// Roles of the registry scenario's nodes, by index.
+const (
+	regCenter0 = iota
+	regCenter1
+	regAgent0
+	regAgent1
+	regWriter0
+	regWriter1
+	regNodes
+)
+
+type regWorld struct {
+	t     *testing.T
+	dir   string
+	net   *simnet.Network
+	chk   *checker
+	cfg   rfc.Config
+	addrs []netip.AddrPort
+	eps   []*rfc.Endpoint
+	ctrs  [2]*registry.Center
+	ags   [2]*registry.Agent
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    struct {
+		sync.Mutex
+		acked map[string]uint64 // key -> highest version acknowledged
+	}
+}
+
+func runRegistry(t *testing.T, seed uint64, chk *checker) {
+	rnd := simnet.NewRand(seed)
+	w := &regWorld{t: t, dir: t.TempDir(), chk: chk, stop: make(chan struct{})}
+	w.mu.acked = map[string]uint64{}
+	w.net = simnet.New(seed, calm(), chk.tr)
+	defer w.net.Close()
+	w.cfg = rfc.DefaultConfig()
+	w.cfg.MaxPending = 256
+	w.cfg.DupEntries = 4096
+	w.cfg.Logger = quietLogger
+	for i := 0; i < regNodes; i++ {
+		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(i + 1)}), 7200))
+	}
+	w.eps = make([]*rfc.Endpoint, regNodes)
+	chk.tr.Add("world", noAddr, noAddr, fmt.Sprintf("seed=%d", seed))
+	for i := 0; i < regNodes; i++ {
+		w.start(i)
+	}
+	for i := regWriter0; i <= regWriter1; i++ {
+		w.wg.Add(1)
+		go w.writer(i, rnd.Fork(uint64(i)))
+	}
+	s := &schedule{net: w.net, tr: chk.tr, rnd: rnd.Fork(1), addrs: w.addrs[:regWriter0], log: newFaultLog(), maxDown: 3 * time.Second,
+		links: randomFaults, crash: w.crash, restart: func(i int, _ *simnet.Rand) { w.start(i) }}
+	s.run(*flagTime, calm())
+	close(w.stop)
+	w.wg.Wait()
+	// Once the faults stop: anti-entropy, pushes and resubscription
+	// bring everything together within a few anti-entropy periods.
+	time.Sleep(3*registry.DefaultAntiEntropyEvery + *flagQuiet)
+	w.check()
+	for i := range w.eps {
+		w.crash(i)
+	}
+}
+
+// start starts node i's endpoint and its role.
+func (w *regWorld) start(i int) {
+	cfg := w.cfg
+	cfg.NodeID = uint32(i + 1)
+	ep, err := rfc.OpenTransport(cfg, w.net.Attach(w.addrs[i]))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	centers := []netip.AddrPort{w.addrs[regCenter0], w.addrs[regCenter1]}
+	switch i {
+	case regCenter0, regCenter1:
+		rc := registry.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
+		rc.Index = uint8(i)
+		rc.Peer = centers[1-i]
+		rc.Logger = quietLogger
+		if w.ctrs[i], err = registry.StartCenter(ep, rc); err != nil {
+			w.t.Fatal(err)
+		}
+	case regAgent0, regAgent1:
+		ac := registry.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), centers...)
+		ac.Prefixes = []string{sdk.KVPrefix}
+		ac.ShmSize = 1 << 20
+		ac.Logger = quietLogger
+		if w.ags[i-regAgent0], err = registry.StartAgent(ep, ac); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	if !ep.Started() {
+		if err := ep.Start(); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	w.eps[i] = ep
+}
+
+// crash stops node i: its endpoint first, as a process killed, then what
+// ran on it.
+func (w *regWorld) crash(i int) {
+	if w.eps[i] == nil {
+		return
+	}
+	w.eps[i].Close()
+	switch i {
+	case regCenter0, regCenter1:
+		w.ctrs[i].Close()
+		w.ctrs[i] = nil
+	case regAgent0, regAgent1:
+		w.ags[i-regAgent0].Close()
+		w.ags[i-regAgent0] = nil
+	}
+	w.eps[i] = nil
+}
+
+// writer puts random keys until the world stops, and records the
+// versions acknowledged.
+func (w *regWorld) writer(i int, rnd *simnet.Rand) {
+	defer w.wg.Done()
+	c, err := registry.NewClient(w.eps[i], registry.DefaultClientConfig(w.addrs[regCenter0], w.addrs[regCenter1]))
+	if err != nil {
+		w.chk.failf("writer %d: %v", i, err)
+		return
+	}
+	for n := 0; ; n++ {
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(rnd.Dur(100 * time.Millisecond)):
+		}
+		name := "k" + strconv.Itoa(int(rnd.Below(regKeys)))
+		key := sdk.KVPrefix + name
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond+rnd.Dur(2*time.Second))
+		v, err := c.Put(ctx, name, []byte(fmt.Sprintf("w%d-%d", i, n)), 0)
+		cancel()
+		w.chk.tr.Add("put", w.addrs[i], noAddr, fmt.Sprintf("key=%s n=%d version=%d err=%v", key, n, v, err))
+		if err == nil {
+			w.mu.Lock()
+			w.mu.acked[key] = max(w.mu.acked[key], v)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// check compares the centers with the acknowledged writes, with each
+// other, and with every agent's map.
+func (w *regWorld) check() {
+	buf := make([]byte, 4096)
+	for k := 0; k < regKeys; k++ {
+		key := sdk.KVPrefix + "k" + strconv.Itoa(k)
+		w.mu.Lock()
+		acked := w.mu.acked[key]
+		w.mu.Unlock()
+		w.chk.tr.Add("check", noAddr, noAddr, fmt.Sprintf("key=%s acked=%d", key, acked))
+		var vs [2]uint64
+		for i, c := range w.ctrs {
+			if rec, ok := c.Entry(key); ok {
+				vs[i] = sdk.RecordVersion(rec)
+			}
+			if vs[i] < acked {
+				w.chk.failf("acknowledged write lost: center %d holds %s at version %d, version %d was acknowledged", i, key, vs[i], acked)
+			}
+		}
+		if vs[0] != vs[1] {
+			w.chk.failf("centers diverge after the faults: %s at version %d and %d", key, vs[0], vs[1])
+		}
+		for j, a := range w.ags {
+			n, err := a.Map().Get([]byte(key), buf)
+			var v uint64
+			if err == nil {
+				v = sdk.RecordVersion(buf[:n])
+			}
+			if v != vs[0] {
+				w.chk.failf("agent %d's map holds %s at version %d (err %v), the centers at %d", j, key, v, err, vs[0])
+			}
+		}
+	}
+}
