@@ -16,9 +16,9 @@ import (
 // peerFlood sends to dst, in checksum mode, one datagram from each of n
 // sources (a socket on its own loopback address and port, 127.1.0.1
 // upwards, closed at once): reply-shaped if replies, else a request (a
-// ping, or an increment naming no incarnation). It returns how many it
-// sent.
-func peerFlood(t *testing.T, dst netip.AddrPort, n int, replies bool) int {
+// ping, or an increment naming the node's incarnation inc). It returns
+// how many it sent.
+func peerFlood(t *testing.T, dst netip.AddrPort, n int, replies bool, inc uint32) int {
 	codec, _ := wire.NewCodec(0, nil)
 	dg := make([]byte, 1400)
 	sent := 0
@@ -34,7 +34,7 @@ func peerFlood(t *testing.T, dst netip.AddrPort, n int, replies bool) int {
 		case replies:
 			h.Flags, h.Budget = wire.FlagReply, 0
 		case i%2 == 1:
-			h.CallNo = builtin.CallIncr
+			h.CallNo, h.PeerInc = builtin.CallIncr, inc
 		}
 		m, _ := codec.EncodeParams(dg, &h, nil)
 		c.WriteToUDPAddrPort(dg[:m], dst)
@@ -91,7 +91,7 @@ func TestPeerTableFill(t *testing.T) {
 
 	sources := scale(5000)
 	began := time.Now()
-	sent := peerFlood(t, observer.addr, sources, true)
+	sent := peerFlood(t, observer.addr, sources, true, 0)
 	mid := settle(t, cli, observer.addr, "drop-late-reply")
 	late := mid["drop-late-reply"] - before["drop-late-reply"]
 	if late == 0 || mid["peers"] > before["peers"] {
@@ -100,7 +100,7 @@ func TestPeerTableFill(t *testing.T) {
 	}
 	// Past MaxPeers at -campaign.long.
 	requests := scale(7000)
-	sent += peerFlood(t, observer.addr, requests, false)
+	sent += peerFlood(t, observer.addr, requests, false, uint32(before["incarnation"]))
 	took := time.Since(began)
 	after := settle(t, cli, observer.addr, "peers")
 	maxPeers := uint64(rfc.DefaultConfig().MaxPeers)
@@ -138,7 +138,7 @@ func TestPeerTableFill(t *testing.T) {
 	final := engineStats(t, cli, observer.addr)
 	record(t, row{
 		Fault: "peer-table fill",
-		Params: fmt.Sprintf("rfcd without a key (dispatcher, one heartbeat member, default MaxPeers %d); a reply-shaped datagram from each of %d source addresses and ports, then a request (ping or increment) from each of %d sources; "+
+		Params: fmt.Sprintf("rfcd without a key (dispatcher, one heartbeat member, default MaxPeers %d); a reply-shaped datagram from each of %d source addresses and ports, then a request (ping, or increment naming the node's incarnation) from each of %d sources; "+
 			"then a heartbeat member never heard before comes up and is killed", maxPeers, sources, requests),
 		Load:    fmt.Sprintf("%d datagrams in %v", sent, took.Round(time.Millisecond)),
 		Checked: "reply-shaped datagrams make no peer entry (dropped, late); requests at most one each, within the bound; the new peer is seen alive, declared dead when killed, and the node's calls to it end ENODEAD",
