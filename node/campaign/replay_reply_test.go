@@ -1,0 +1,280 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fastcall/node/dispatch"
+	"fastcall/node/heartbeat"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// reservePort returns a loopback address no socket holds (a port the
+// kernel gave and took back), for configurations that name a node before
+// it starts.
+func reservePort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.LocalAddr().String()
+	c.Close()
+	return a
+}
+
+// writeConfig writes an rfcd configuration file and returns its path.
+func writeConfig(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// memberOf returns the view that the node at addr has of member.
+func memberOf(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort) (heartbeat.MemberInfo, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ms, err := heartbeat.QueryMembers(ctx, cli, addr)
+	if err != nil {
+		return heartbeat.MemberInfo{}, err
+	}
+	for _, m := range ms {
+		if m.Addr == member {
+			return m, nil
+		}
+	}
+	return heartbeat.MemberInfo{}, wire.ENOENT
+}
+
+// waitMember polls the view that the node at addr has of member until
+// cond holds, for at most 10 seconds, and returns the last view read and
+// whether cond held.
+func waitMember(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort, cond func(heartbeat.MemberInfo) bool) (heartbeat.MemberInfo, bool) {
+	t.Helper()
+	var m heartbeat.MemberInfo
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		if m, err = memberOf(t, cli, addr, member); err == nil && cond(m) {
+			return m, true
+		}
+		if time.Now().After(deadline) {
+			return m, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dispatchPing has the dispatcher at disp ping target (a remote
+// dispatch-submit of one target) and returns the target's outcome and how
+// long the dispatcher took to reach it.
+func dispatchPing(t *testing.T, cli *rfc.Endpoint, disp, target netip.AddrPort, resource string) (wire.Errno, time.Duration) {
+	t.Helper()
+	op := dispatch.Op{Resource: resource, Kind: dispatch.KindRead, Call: dispatch.CallOf(rfc.CallPing, nil),
+		Targets: []dispatch.Target{{Addr: target}}, Deadline: 2 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	id, err := dispatch.SubmitRemote(ctx, cli, disp, &op)
+	if err != nil {
+		t.Fatalf("dispatch-submit to %v: %v", disp, err)
+	}
+	st, err := dispatch.WaitRemote(ctx, cli, disp, id, 5*time.Millisecond)
+	if err != nil || len(st.Outcomes) != 1 {
+		t.Fatalf("dispatch status of %d at %v: %+v %v", id, disp, st, err)
+	}
+	return st.Outcomes[0].Errno, st.Outcomes[0].Elapsed
+}
+
+// relay stands between an observer and a callee: what the observer sends
+// to front goes to the callee from back, and what the callee sends to
+// back goes to the observer from front, kept as captured. To the
+// observer, front is the callee.
+type relay struct {
+	front, back *net.UDPConn
+	callee      netip.AddrPort
+	observer    atomic.Pointer[netip.AddrPort]
+	forward     atomic.Bool
+	mu          sync.Mutex
+	captured    [][]byte // datagrams from the callee, in arrival order
+	wg          sync.WaitGroup
+}
+
+func newRelay(t *testing.T) *relay {
+	r := &relay{}
+	for _, c := range []**net.UDPConn{&r.front, &r.back} {
+		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*c = u
+	}
+	return r
+}
+
+func (r *relay) addr() netip.AddrPort { return r.front.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// run starts the two forwarding goroutines; close stops them.
+func (r *relay) run(callee netip.AddrPort) {
+	r.callee = callee
+	r.forward.Store(true)
+	loop := func(in *net.UDPConn, fn func([]byte, netip.AddrPort)) {
+		defer r.wg.Done()
+		buf := make([]byte, 70000)
+		for {
+			n, from, err := in.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err == nil && r.forward.Load() {
+				fn(buf[:n], from)
+			}
+		}
+	}
+	r.wg.Add(2)
+	go loop(r.front, func(b []byte, from netip.AddrPort) {
+		r.observer.Store(&from)
+		r.back.WriteToUDPAddrPort(b, r.callee)
+	})
+	go loop(r.back, func(b []byte, from netip.AddrPort) {
+		r.mu.Lock()
+		r.captured = append(r.captured, append([]byte(nil), b...))
+		r.mu.Unlock()
+		if o := r.observer.Load(); o != nil {
+			r.front.WriteToUDPAddrPort(b, *o)
+		}
+	})
+}
+
+func (r *relay) close() {
+	r.front.Close()
+	r.back.Close()
+	r.wg.Wait()
+}
+
+// TestReplayedRepliesReviveNothing: an observer rfcd (keyed) watches a
+// callee through a relay that keeps every authenticated reply the callee
+// sends it. The callee is killed; once the observer has declared it dead,
+// the kept replies are replayed at the observer from the callee's address,
+// round after round, before and past the age bound. The callee stays dead
+// in the observer's view, the observer's calls to it keep failing at once
+// with ENODEAD, and every replayed reply is dropped (too old, or matching
+// no call).
+func TestReplayedRepliesReviveNothing(t *testing.T) {
+	const maxAge = 500 * time.Millisecond
+	key := keyFile(t)
+	dummy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dummy.Close()
+	// The callee serves heartbeats (its own member, never answering,
+	// only makes it register the call).
+	callee := &node{args: []string{"-config", writeConfig(t, "callee.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 2, "key_file": %q,
+		"log_level": "error", "heartbeat": {"members": [%q], "interval": "50ms"}}`, key, dummy.LocalAddr().String()))}}
+	callee.start(t)
+	defer callee.kill()
+	r := newRelay(t)
+	defer r.close()
+	r.run(callee.addr)
+	peer := r.addr()
+	observer := &node{args: []string{"-config", writeConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 1, "key_file": %q,
+		"log_level": "error", "roles": ["dispatcher"], "engine": {"max_age": %q},
+		"heartbeat": {"members": [%q], "interval": "50ms"}}`, key, maxAge.String(), peer.String()))}}
+	observer.start(t)
+	defer observer.kill()
+	cli, err := rfc.Listen(quietConfig(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+
+	if m, ok := waitMember(t, cli, observer.addr, peer, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive && m.Node == 2 }); !ok {
+		t.Fatalf("the observer never saw the callee alive: %+v", m)
+	}
+	if e, _ := dispatchPing(t, cli, observer.addr, peer, "replay/alive"); e != wire.OK {
+		t.Fatalf("dispatched ping to the live callee: %v", e)
+	}
+	// Keep at least a few replies (heartbeats, the dispatched ping).
+	for end := time.Now().Add(10 * time.Second); ; {
+		r.mu.Lock()
+		n := len(r.captured)
+		r.mu.Unlock()
+		if n >= 8 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("relay kept %d replies", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	callee.kill()
+	r.forward.Store(false)
+	killed := time.Now()
+	r.mu.Lock()
+	captured := r.captured
+	r.mu.Unlock()
+	dead, ok := waitMember(t, cli, observer.addr, peer, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateDead })
+	if !ok {
+		t.Fatalf("the observer did not declare the killed callee dead: %+v", dead)
+	}
+	before := engineStats(t, cli, observer.addr)
+
+	// Rounds of replays, each followed by a dispatched call to the
+	// callee and a look at the observer's view, until the kept replies
+	// are all past the age bound and the rounds are done.
+	rounds, replayed, enodead := 0, 0, 0
+	var slowest time.Duration
+	for rounds < scale(10) || time.Since(killed) < 2*maxAge {
+		for _, b := range captured {
+			r.front.WriteToUDPAddrPort(b, observer.addr)
+			replayed++
+		}
+		rounds++
+		e, took := dispatchPing(t, cli, observer.addr, peer, fmt.Sprintf("replay/%d", rounds))
+		if e != wire.ENODEAD {
+			t.Fatalf("round %d: the observer's call to the dead callee ended %v (after %v), want ENODEAD", rounds, e, took)
+		}
+		enodead++
+		slowest = max(slowest, took)
+		if m, err := memberOf(t, cli, observer.addr, peer); err != nil || m.State != heartbeat.StateDead {
+			t.Fatalf("round %d: the observer's view of the callee: %+v %v", rounds, m, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var after map[string]uint64
+	dropped := func(st map[string]uint64) uint64 { return st["drop-too-old"] + st["drop-late-reply"] }
+	if !waitEngine(t, cli, observer.addr, func(st map[string]uint64) bool {
+		after = st
+		return dropped(st)-dropped(before) >= uint64(replayed)
+	}) {
+		t.Fatalf("%d replies replayed, %d dropped as too old or late (%+v)", replayed, dropped(after)-dropped(before), after)
+	}
+	if m, err := memberOf(t, cli, observer.addr, peer); err != nil || m.State != heartbeat.StateDead || m.Incarnation != dead.Incarnation {
+		t.Fatalf("after the replays the observer's view of the callee is %+v %v (declared dead at %d)", m, err, dead.Incarnation)
+	}
+	if after["peer-deaths"] != before["peer-deaths"] {
+		t.Fatalf("the callee was declared dead %d more times during the replays (revived in between)", after["peer-deaths"]-before["peer-deaths"])
+	}
+	record(t, row{
+		Fault: "replay of captured authenticated replies at a caller",
+		Params: fmt.Sprintf("keyed rfcd observer (engine.max_age %v, heartbeat 50 ms, dispatcher) watching a keyed rfcd callee through a relay that kept its %d replies; callee killed, "+
+			"replies replayed from the callee's address once the observer declared it dead", maxAge, len(captured)),
+		Load:    fmt.Sprintf("%d rounds over %v, %d replayed replies", rounds, time.Since(killed).Round(time.Millisecond), replayed),
+		Checked: "the callee stays dead in the observer's view (same incarnation, no second death); every call the observer makes to it ends ENODEAD; every replayed reply dropped",
+		Result: fmt.Sprintf("pass: %d of %d dispatched calls ENODEAD (slowest %v), %d dropped as too old, %d as late replies",
+			enodead, rounds, slowest.Round(time.Microsecond), after["drop-too-old"]-before["drop-too-old"], after["drop-late-reply"]-before["drop-late-reply"]),
+	})
+}
