@@ -33,27 +33,18 @@ var callFlagNames = []struct {
 }
 
 func cmdCalls(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("calls", "ADDR", stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
+	q, code, ok := openNodeQuery("calls", args, stderr)
+	if !ok {
 		return code
 	}
-	pos := positional(fs)
-	if len(pos) != 1 {
-		return usageError(stderr, "calls: want ADDR")
-	}
-	ep, dst, code := cf.connect("calls", pos[0], stderr)
-	if code != 0 {
-		return code
-	}
-	defer ep.Close()
+	defer q.ep.Close()
+	cf, ep, dst := q.cf, q.ep, q.dst
 	rows, err := fetchCalls(cf, ep, dst)
 	if err != nil {
 		fmt.Fprintf(stderr, "rfcctl: calls %s: %s\n", dst, errName(err))
 		return 1
 	}
-	if *asJSON {
+	if q.asJSON {
 		b, _ := json.Marshal(rows)
 		fmt.Fprintln(stdout, string(b))
 		return 0

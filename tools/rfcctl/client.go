@@ -108,6 +108,35 @@ func (c *clientFlags) connect(name, arg string, stderr io.Writer) (*rfc.Endpoint
 	return ep, dst, code
 }
 
+// nodeQuery is a command that asks one node: its flags, the endpoint it
+// opened and the node's address.
+type nodeQuery struct {
+	cf     *clientFlags
+	ep     *rfc.Endpoint
+	dst    netip.AddrPort
+	asJSON bool
+}
+
+// openNodeQuery parses the flags of a command of the form "NAME [flags]
+// ADDR" (client flags and -json) and opens an endpoint for ADDR. When ok
+// is false the command ends with status code (0 for -h); otherwise the
+// caller closes q.ep.
+func openNodeQuery(name string, args []string, stderr io.Writer) (q nodeQuery, code int, ok bool) {
+	fs := newFlags(name, "ADDR", stderr)
+	q.cf = addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, done := parse(fs, args); done {
+		return q, code, false
+	}
+	pos := positional(fs)
+	if len(pos) != 1 {
+		return q, usageError(stderr, "%s: want ADDR", name), false
+	}
+	q.asJSON = *asJSON
+	q.ep, q.dst, code = q.cf.connect(name, pos[0], stderr)
+	return q, code, code == 0
+}
+
 // registryClient opens an endpoint and a registry client for the centers
 // named by -c (comma-separated IP:PORT); code is non-zero on failure.
 func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*rfc.Endpoint, *registry.Client, int) {

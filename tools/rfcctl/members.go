@@ -11,21 +11,12 @@ import (
 )
 
 func cmdMembers(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("members", "ADDR", stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
+	q, code, ok := openNodeQuery("members", args, stderr)
+	if !ok {
 		return code
 	}
-	pos := positional(fs)
-	if len(pos) != 1 {
-		return usageError(stderr, "members: want ADDR")
-	}
-	ep, dst, code := cf.connect("members", pos[0], stderr)
-	if code != 0 {
-		return code
-	}
-	defer ep.Close()
+	defer q.ep.Close()
+	cf, ep, dst := q.cf, q.ep, q.dst
 	ctx, cancel := cf.ctx()
 	defer cancel()
 	ms, err := heartbeat.QueryMembers(ctx, ep, dst)
@@ -33,7 +24,7 @@ func cmdMembers(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rfcctl: members %s: %s\n", dst, errName(err))
 		return 1
 	}
-	if *asJSON {
+	if q.asJSON {
 		type row struct {
 			Addr        string  `json:"addr"`
 			Node        uint32  `json:"node"`

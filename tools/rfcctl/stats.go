@@ -26,27 +26,18 @@ type callRow struct {
 }
 
 func cmdStats(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("stats", "ADDR", stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
+	q, code, ok := openNodeQuery("stats", args, stderr)
+	if !ok {
 		return code
 	}
-	pos := positional(fs)
-	if len(pos) != 1 {
-		return usageError(stderr, "stats: want ADDR")
-	}
-	ep, dst, code := cf.connect("stats", pos[0], stderr)
-	if code != 0 {
-		return code
-	}
-	defer ep.Close()
+	defer q.ep.Close()
+	cf, ep, dst := q.cf, q.ep, q.dst
 	rows, engine, err := fetchStats(cf, ep, dst)
 	if err != nil {
 		fmt.Fprintf(stderr, "rfcctl: stats %s: %s\n", dst, errName(err))
 		return 1
 	}
-	if *asJSON {
+	if q.asJSON {
 		b, _ := json.Marshal(map[string]any{"engine": engine, "calls": rows})
 		fmt.Fprintln(stdout, string(b))
 		return 0
