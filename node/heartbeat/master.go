@@ -255,6 +255,10 @@ func (m *Master) onEvent(ev Event) {
 		if t.finish(wire.ENODEAD, nil) {
 			m.stats.failed.Add(1)
 		}
+		// Best effort: a worker that still runs the task (it accepted
+		// the start after its own view of the loss) stops it. The
+		// engine drops it locally for a worker marked dead.
+		m.sendCancel(t.Worker, t.ID)
 	}
 }
 

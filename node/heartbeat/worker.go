@@ -93,7 +93,7 @@ type Worker struct {
 }
 
 type workerStats struct {
-	started, finished, aborted, stale, lost atomic.Uint64
+	started, finished, aborted, stale, lost, refused atomic.Uint64
 }
 
 // WorkerStats is a snapshot of a Worker's counters.
@@ -103,6 +103,7 @@ type WorkerStats struct {
 	Aborted  uint64 // tasks cancelled because their master was lost
 	Stale    uint64 // results the master rejected with ESTALE
 	Lost     uint64 // results that could not be delivered
+	Refused  uint64 // stale starts refused with ESTALE, unrun
 }
 
 // NewWorker registers the worker's call numbers (CallTaskStart,
@@ -158,23 +159,25 @@ func (w *Worker) Running() int {
 // Stats returns a snapshot of the counters.
 func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{Started: w.stats.started.Load(), Finished: w.stats.finished.Load(),
-		Aborted: w.stats.aborted.Load(), Stale: w.stats.stale.Load(), Lost: w.stats.lost.Load()}
+		Aborted: w.stats.aborted.Load(), Stale: w.stats.stale.Load(), Lost: w.stats.lost.Load(),
+		Refused: w.stats.refused.Load()}
 }
 
-// serveStart accepts a task from a master that is a live member.
+// serveStart accepts a task from a master that is a live member. A
+// start that is stale is refused with ESTALE, unrun: one addressed to an
+// incarnation of this worker below its current one (the request's
+// PeerInc: the master may have declared that incarnation dead and given
+// the task up, and this node has refuted since), or one sent under a
+// master incarnation below the one this worker has heard (the master
+// refuted a death since, and may have ended the task). The checks and the
+// insertion hold w.mu, as onEvent does: a loss either comes before the
+// check, and the start is refused, or after the insertion, and cancels
+// the task.
 func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
-	info, ok := w.svc.Member(req.From)
-	if !ok {
-		return wire.ENOENT
-	}
-	if info.State == StateDead {
-		return wire.ENODEAD
-	}
-	inc := w.ep.Incarnation()
 	t := &workTask{TaskInfo: TaskInfo{
 		ID: req.Param(tsParamID).Uint64(), Kind: req.Param(tsParamKind).Uint64(),
 		Payload: append([]byte(nil), req.Param(tsParamPayload).Bytes()...), Master: req.From,
-		MasterIncarnation: uint32(req.Param(tsParamMastInc).Uint64()), Incarnation: inc, w: w,
+		MasterIncarnation: uint32(req.Param(tsParamMastInc).Uint64()), w: w,
 	}}
 	key := workKey{req.From, t.ID}
 	w.mu.Lock()
@@ -182,10 +185,24 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 		w.mu.Unlock()
 		return wire.ECLOSED
 	}
-	if w.mu.tasks[key] != nil {
+	info, ok := w.svc.Member(req.From)
+	inc := w.ep.Incarnation()
+	switch {
+	case !ok:
+		w.mu.Unlock()
+		return wire.ENOENT
+	case info.State == StateDead:
+		w.mu.Unlock()
+		return wire.ENODEAD
+	case req.PeerInc != 0 && req.PeerInc < inc, t.MasterIncarnation < info.Incarnation:
+		w.mu.Unlock()
+		w.stats.refused.Add(1)
+		return wire.ESTALE
+	case w.mu.tasks[key] != nil:
 		w.mu.Unlock()
 		return wire.EEXIST
 	}
+	t.Incarnation = inc
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	select {
 	case w.queue <- t:
