@@ -72,8 +72,9 @@ type workKey struct {
 
 // Worker runs tasks for masters that are members of its Service. When a
 // master is declared dead or removed, or declares this node dead, every
-// task of that master is cancelled (its context ends). All methods are
-// safe for concurrent use.
+// task of that master is cancelled (its context ends). A stale start is
+// refused with ESTALE (see serveStart). All methods are safe for
+// concurrent use.
 type Worker struct {
 	svc *Service
 	ep  *rfc.Endpoint
