@@ -77,33 +77,26 @@ func TestWorkerRefusesStartToLeftIncarnation(t *testing.T) {
 	}
 }
 
-// TestWorkerRefusesStartFromRefutedMaster: a start sent under a master
-// incarnation below the one the worker has heard from that master (the
-// master refuted a death the worker declared, and ended the tasks it had
-// started under the old incarnation) is refused ESTALE and never runs.
+// TestWorkerRefusesStartFromRefutedMaster: after this worker declared
+// its master dead at incarnation X (EventDead: it cancelled the master's
+// tasks, and the master, told of it, ends every task it started under X
+// or below), a start sent under X that arrives once the master is alive
+// again is refused ESTALE and never runs; a start under the master's new
+// incarnation runs.
 func TestWorkerRefusesStartFromRefutedMaster(t *testing.T) {
 	sw := newStaleWorld(t)
 	old := sw.master.Incarnation()
-	sw.master.SetIncarnation(old + 1)
-	// The master's heartbeat tells the worker its new incarnation.
-	ps := paramsBuf(hbParams * sizeU64Param)
-	ps.Uint64(uint64(old + 1))
-	ps.Uint64(uint64(StateAlive))
-	ps.Uint64(uint64(sw.wep.Incarnation()))
-	ps.Uint64(0)
-	var rep rfc.Reply
-	if err := sw.master.Call(ctxFor(t, 5*time.Second), sw.wep.Addr(), CallHeartbeat, ps, &rep); err != nil {
-		t.Fatalf("heartbeat: %v", err)
-	}
-	if info, _ := sw.svc.Member(sw.master.Addr()); info.Incarnation != old+1 || info.State != StateAlive {
-		t.Fatalf("worker's view of the master: %+v, want alive at %d", info, old+1)
+	sw.wk.onEvent(Event{Kind: EventDead, Addr: sw.master.Addr(), Incarnation: old})
+	sw.master.SetIncarnation(old + 1) // the master refuted; the service sees it alive
+	if info, _ := sw.svc.Member(sw.master.Addr()); info.State != StateAlive {
+		t.Fatalf("worker's view of the master: %+v, want alive", info)
 	}
 	err := sw.start(t, 1, old) // sent before the refutation, delivered after
 	if errnoOf(err) != wire.ESTALE {
-		t.Errorf("start under master incarnation %d after the worker heard %d: got %v, want ESTALE", old, old+1, err)
+		t.Errorf("start under master incarnation %d, declared dead there: got %v, want ESTALE", old, err)
 	}
 	if err := sw.start(t, 2, old+1); err != nil {
-		t.Errorf("start under the current master incarnation: %v", err)
+		t.Errorf("start under the master's new incarnation: %v", err)
 	}
 	if st := sw.wk.Stats(); st.Started != 1 {
 		t.Errorf("worker stats %+v: want 1 started", st)

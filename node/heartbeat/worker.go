@@ -84,6 +84,7 @@ type Worker struct {
 	mu struct {
 		sync.Mutex
 		tasks  map[workKey]*workTask
+		deadAt map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
 		closed bool
 	}
 	queue chan *workTask // bounded by WorkerConfig.Queue
@@ -116,6 +117,7 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	}
 	w := &Worker{svc: svc, ep: svc.ep, cfg: cfg, fn: fn, done: make(chan struct{})}
 	w.mu.tasks = make(map[workKey]*workTask)
+	w.mu.deadAt = make(map[netip.AddrPort]uint32)
 	w.queue = make(chan *workTask, cfg.Queue)
 	if err := w.ep.Register(CallTaskStart, "task-start", schemaTaskStart, 0, w.serveStart); err != nil {
 		return nil, err
@@ -169,8 +171,9 @@ func (w *Worker) Stats() WorkerStats {
 // incarnation of this worker below its current one (the request's
 // PeerInc: the master may have declared that incarnation dead and given
 // the task up, and this node has refuted since), or one sent under a
-// master incarnation below the one this worker has heard (the master
-// refuted a death since, and may have ended the task). The checks and the
+// master incarnation at or below one this worker declared that master
+// dead at (the master has ended what it started under it; the worker's
+// own loss handler cancelled the rest). The checks and the
 // insertion hold w.mu, as onEvent does: a loss either comes before the
 // check, and the start is refused, or after the insertion, and cancels
 // the task.
@@ -195,7 +198,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	case info.State == StateDead:
 		w.mu.Unlock()
 		return wire.ENODEAD
-	case req.PeerInc != 0 && req.PeerInc < inc, t.MasterIncarnation < info.Incarnation:
+	case req.PeerInc != 0 && req.PeerInc < inc, t.MasterIncarnation <= w.mu.deadAt[req.From]:
 		w.mu.Unlock()
 		w.stats.refused.Add(1)
 		return wire.ESTALE
@@ -240,6 +243,12 @@ func (w *Worker) onEvent(ev Event) {
 		return
 	}
 	w.mu.Lock()
+	switch {
+	case ev.Kind == EventDead && ev.Incarnation > w.mu.deadAt[ev.Addr]:
+		w.mu.deadAt[ev.Addr] = ev.Incarnation
+	case ev.Kind == EventRemoved:
+		delete(w.mu.deadAt, ev.Addr) // a non-member's starts are refused ENOENT
+	}
 	for k, t := range w.mu.tasks {
 		if k.master != ev.Addr {
 			continue
