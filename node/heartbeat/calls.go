@@ -37,8 +37,9 @@ const (
 
 	// CallTaskStart (master to worker) starts a task. Request: u64 task
 	// id, u64 master incarnation, u64 kind, bytes payload. Reply: u64 the
-	// worker incarnation the task runs under. Not idempotent (at most
-	// once through the duplicate cache).
+	// worker incarnation the task runs under; ESTALE, unrun, for a stale
+	// start (see Worker.serveStart). Not idempotent (at most once through
+	// the duplicate cache).
 	CallTaskStart uint16 = wire.CallHeartbeatBase + 0x10
 	// CallTaskProgress (worker to master) reports progress. One-way:
 	// u64 task id, u64 task incarnation, u64 done, u64 total.

@@ -35,9 +35,10 @@ func DefaultMasterConfig() MasterConfig {
 // every task this node started under Y or below ended (the worker has
 // cancelled them). Only a death this node declared raises a fence: the
 // worker's incarnation does not change when only this node refuted, so
-// fencing it would refuse the live worker for good. A task ended while
-// its start was in flight is cancelled on the worker. All methods are
-// safe for concurrent use.
+// fencing it would refuse the live worker for good. Every task ended by
+// a loss, and a task ended while its start was in flight, is cancelled on
+// the worker (one-way, best effort). All methods are safe for concurrent
+// use.
 type Master struct {
 	svc *Service
 	ep  *rfc.Endpoint
@@ -255,6 +256,10 @@ func (m *Master) onEvent(ev Event) {
 		if t.finish(wire.ENODEAD, nil) {
 			m.stats.failed.Add(1)
 		}
+		// Best effort: a worker that still runs the task (it accepted
+		// the start after its own view of the loss) stops it. The
+		// engine drops it locally for a worker marked dead.
+		m.sendCancel(t.Worker, t.ID)
 	}
 }
 

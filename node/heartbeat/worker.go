@@ -72,8 +72,9 @@ type workKey struct {
 
 // Worker runs tasks for masters that are members of its Service. When a
 // master is declared dead or removed, or declares this node dead, every
-// task of that master is cancelled (its context ends). All methods are
-// safe for concurrent use.
+// task of that master is cancelled (its context ends). A stale start is
+// refused with ESTALE (see serveStart). All methods are safe for
+// concurrent use.
 type Worker struct {
 	svc *Service
 	ep  *rfc.Endpoint
@@ -83,6 +84,7 @@ type Worker struct {
 	mu struct {
 		sync.Mutex
 		tasks  map[workKey]*workTask
+		deadAt map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
 		closed bool
 	}
 	queue chan *workTask // bounded by WorkerConfig.Queue
@@ -93,7 +95,7 @@ type Worker struct {
 }
 
 type workerStats struct {
-	started, finished, aborted, stale, lost atomic.Uint64
+	started, finished, aborted, stale, lost, refused atomic.Uint64
 }
 
 // WorkerStats is a snapshot of a Worker's counters.
@@ -103,6 +105,7 @@ type WorkerStats struct {
 	Aborted  uint64 // tasks cancelled because their master was lost
 	Stale    uint64 // results the master rejected with ESTALE
 	Lost     uint64 // results that could not be delivered
+	Refused  uint64 // stale starts refused with ESTALE, unrun
 }
 
 // NewWorker registers the worker's call numbers (CallTaskStart,
@@ -114,6 +117,7 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	}
 	w := &Worker{svc: svc, ep: svc.ep, cfg: cfg, fn: fn, done: make(chan struct{})}
 	w.mu.tasks = make(map[workKey]*workTask)
+	w.mu.deadAt = make(map[netip.AddrPort]uint32)
 	w.queue = make(chan *workTask, cfg.Queue)
 	if err := w.ep.Register(CallTaskStart, "task-start", schemaTaskStart, 0, w.serveStart); err != nil {
 		return nil, err
@@ -158,23 +162,26 @@ func (w *Worker) Running() int {
 // Stats returns a snapshot of the counters.
 func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{Started: w.stats.started.Load(), Finished: w.stats.finished.Load(),
-		Aborted: w.stats.aborted.Load(), Stale: w.stats.stale.Load(), Lost: w.stats.lost.Load()}
+		Aborted: w.stats.aborted.Load(), Stale: w.stats.stale.Load(), Lost: w.stats.lost.Load(),
+		Refused: w.stats.refused.Load()}
 }
 
-// serveStart accepts a task from a master that is a live member.
+// serveStart accepts a task from a master that is a live member. A
+// start that is stale is refused with ESTALE, unrun: one addressed to an
+// incarnation of this worker below its current one (the request's
+// PeerInc: the master may have declared that incarnation dead and given
+// the task up, and this node has refuted since), or one sent under a
+// master incarnation at or below one this worker declared that master
+// dead at (the master has ended what it started under it; the worker's
+// own loss handler cancelled the rest). The checks and the
+// insertion hold w.mu, as onEvent does: a loss either comes before the
+// check, and the start is refused, or after the insertion, and cancels
+// the task.
 func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
-	info, ok := w.svc.Member(req.From)
-	if !ok {
-		return wire.ENOENT
-	}
-	if info.State == StateDead {
-		return wire.ENODEAD
-	}
-	inc := w.ep.Incarnation()
 	t := &workTask{TaskInfo: TaskInfo{
 		ID: req.Param(tsParamID).Uint64(), Kind: req.Param(tsParamKind).Uint64(),
 		Payload: append([]byte(nil), req.Param(tsParamPayload).Bytes()...), Master: req.From,
-		MasterIncarnation: uint32(req.Param(tsParamMastInc).Uint64()), Incarnation: inc, w: w,
+		MasterIncarnation: uint32(req.Param(tsParamMastInc).Uint64()), w: w,
 	}}
 	key := workKey{req.From, t.ID}
 	w.mu.Lock()
@@ -182,10 +189,24 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 		w.mu.Unlock()
 		return wire.ECLOSED
 	}
-	if w.mu.tasks[key] != nil {
+	info, ok := w.svc.Member(req.From)
+	inc := w.ep.Incarnation()
+	switch {
+	case !ok:
+		w.mu.Unlock()
+		return wire.ENOENT
+	case info.State == StateDead:
+		w.mu.Unlock()
+		return wire.ENODEAD
+	case req.PeerInc != 0 && req.PeerInc < inc, t.MasterIncarnation <= w.mu.deadAt[req.From]:
+		w.mu.Unlock()
+		w.stats.refused.Add(1)
+		return wire.ESTALE
+	case w.mu.tasks[key] != nil:
 		w.mu.Unlock()
 		return wire.EEXIST
 	}
+	t.Incarnation = inc
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	select {
 	case w.queue <- t:
@@ -222,6 +243,12 @@ func (w *Worker) onEvent(ev Event) {
 		return
 	}
 	w.mu.Lock()
+	switch {
+	case ev.Kind == EventDead && ev.Incarnation > w.mu.deadAt[ev.Addr]:
+		w.mu.deadAt[ev.Addr] = ev.Incarnation
+	case ev.Kind == EventRemoved:
+		delete(w.mu.deadAt, ev.Addr) // a non-member's starts are refused ENOENT
+	}
 	for k, t := range w.mu.tasks {
 		if k.master != ev.Addr {
 			continue
