@@ -170,6 +170,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	if info.State == StateDead {
 		return wire.ENODEAD
 	}
+	w.svc.Pin(req.From) // the pair's heartbeat channel stays direct
 	inc := w.ep.Incarnation()
 	t := &workTask{TaskInfo: TaskInfo{
 		ID: req.Param(tsParamID).Uint64(), Kind: req.Param(tsParamKind).Uint64(),
