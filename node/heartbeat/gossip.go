@@ -222,6 +222,7 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 			}
 			m.inc = u.inc
 			m.pendingDead = s.toDeadLocked(m, now)
+			m.hearsay = true
 			s.touchLocked(m)
 		}
 	}

@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -366,7 +367,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	case StateSuspect:
 		if now >= m.roundEnd {
 			m.rounds++
-			if m.rounds >= cfg.DeadAfter {
+			if m.rounds >= cfg.DeadAfter*suspectRounds(len(s.mu.members)) {
 				dead = s.toDeadLocked(m, now)
 				m.loopSince = m.since
 				break
@@ -435,6 +436,15 @@ func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
 		s.applyUpdatesLocked(m, b, now)
 	}
 	s.mu.Unlock()
+}
+
+// suspectRounds is how many times DeadAfter suspect rounds a suspect
+// member of a cluster of n members gets before it is declared dead: 1 up
+// to 31 members, then one more per doubling. A death is disseminated to
+// every member, so the more members, the more a false one costs; the
+// extra rounds give a slow member more chances to answer.
+func suspectRounds(n int) int {
+	return 1 + max(0, bits.Len(uint(n))-5)
 }
 
 // startRoundLocked opens a suspect round: its deadline, its sequence

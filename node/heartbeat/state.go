@@ -37,7 +37,7 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 
 func (s *Service) toAliveLocked(m *member, now int64) {
 	old := m.state
-	if old == StateDead {
+	if old == StateDead && (!m.hearsay || m.pinned) {
 		m.tellDied = true
 	}
 	m.state = StateAlive
@@ -70,6 +70,7 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 // member is marking and stays dead whatever is heard from it.
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
+	m.hearsay = false
 	m.marking = true
 	m.deadInc = m.inc
 	m.since = now

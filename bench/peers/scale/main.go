@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"os"
@@ -28,7 +27,7 @@ import (
 	"time"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
 // result is one system at one N.
 type result struct {
@@ -78,13 +77,16 @@ func main() {
 			log.Fatalf("bad -n %q", f)
 		}
 		for _, sys := range systems(*which) {
-			r := measure(sys, n, *interval, *settle, *run)
+			r, c := measure(sys, n, *interval, *settle, *run)
 			r.Busy = *busy
 			out = append(out, r)
 			if !*asJSON {
 				print(r)
 			} else {
 				fmt.Fprintf(os.Stderr, "scale: %s N=%d done\n", r.System, r.N)
+			}
+			if c != nil {
+				c.stop()
 			}
 			runtime.GC()
 		}
@@ -114,7 +116,9 @@ func spin(stop *atomic.Bool) {
 	_ = x
 }
 
-func measure(sys string, n int, interval, settle, run time.Duration) result {
+// measure runs one system at one size and returns the result and the
+// cluster, still running (the caller stops it after reporting).
+func measure(sys string, n int, interval, settle, run time.Duration) (result, cluster) {
 	r := result{System: sys, N: n, Views: n * (n - 1), RunS: run.Seconds()}
 	var c cluster
 	var err error
@@ -126,9 +130,9 @@ func measure(sys string, n int, interval, settle, run time.Duration) result {
 	}
 	if err != nil {
 		r.Err = err.Error()
-		return r
+		return r, nil
 	}
-	defer c.stop()
+	fmt.Fprintf(os.Stderr, "scale: %s N=%d up, settling\n", sys, n)
 	time.Sleep(settle)
 	r.Load1Start = load1()
 	sent0, deaths0, sus0 := c.counters()
@@ -143,7 +147,10 @@ func measure(sys string, n int, interval, settle, run time.Duration) result {
 	r.Deaths = int(deaths1 - deaths0)
 	r.Suspects = int(sus1 - sus0)
 	r.NotAlive = c.notAlive()
-	return r
+	if d, ok := c.(interface{ detail() string }); ok {
+		fmt.Fprintf(os.Stderr, "scale: %s N=%d totals since start: %s\n", sys, n, d.detail())
+	}
+	return r, c
 }
 
 // cpuTime is the process's user plus system CPU time.
