@@ -367,7 +367,11 @@ func (pr *prober) step(m *member, now int64) bool {
 	case StateSuspect:
 		if now >= m.roundEnd {
 			m.rounds++
-			if m.rounds >= cfg.DeadAfter*suspectRounds(len(s.mu.members)) {
+			need := cfg.DeadAfter
+			if !m.pinned {
+				need *= suspectRounds(len(s.mu.members))
+			}
+			if m.rounds >= need {
 				dead = s.toDeadLocked(m, now)
 				m.loopSince = m.since
 				break
@@ -442,7 +446,8 @@ func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
 // member of a cluster of n members gets before it is declared dead: 1 up
 // to 31 members, then one more per doubling. A death is disseminated to
 // every member, so the more members, the more a false one costs; the
-// extra rounds give a slow member more chances to answer.
+// extra rounds give a slow member more chances to answer. A pinned
+// member (a master/worker pair) gets DeadAfter rounds at any size.
 func suspectRounds(n int) int {
 	return 1 + max(0, bits.Len(uint(n))-5)
 }
