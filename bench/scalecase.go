@@ -16,7 +16,8 @@ type ScaleResult struct {
 	N           int     `json:"n"`
 	Busy        int     `json:"busy"`
 	RunS        float64 `json:"run_s"`
-	CPUCores    float64 `json:"cpu_cores"`
+	CPUCores    float64 `json:"cpu_cores"`  // process CPU, the spinners' own thread time taken out
+	SpinCores   float64 `json:"spin_cores"` // the spinners' CPU
 	CPUPerMemMs float64 `json:"cpu_ms_per_member_s"`
 	DgramsPerMI float64 `json:"datagrams_per_member_interval"`
 	Deaths      int     `json:"false_deaths"`
@@ -55,13 +56,13 @@ func WriteScaleMarkdown(w io.Writer, rs []ScaleResult) {
 	var rows [][]string
 	for _, r := range rs {
 		if r.Err != "" {
-			rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), "error: " + r.Err, "", "", "", "", ""})
+			rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), "error: " + r.Err, "", "", "", "", "", ""})
 			continue
 		}
-		rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), fmt.Sprintf("%.3f", r.CPUCores),
+		rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), fmt.Sprintf("%.2f", r.SpinCores), fmt.Sprintf("%.3f", r.CPUCores),
 			fmt.Sprintf("%.2f", r.CPUPerMemMs), fmt.Sprintf("%.2f", r.DgramsPerMI), itoa(r.Deaths),
 			fmt.Sprintf("%d/%d", r.NotAlive, r.Views), fmt.Sprintf("%.1f-%.1f", r.Load1Start, r.Load1End)})
 	}
-	WriteTable(w, []string{"system", "N", "busy goroutines", "CPU cores", "CPU ms per member per s",
+	WriteTable(w, []string{"system", "N", "busy goroutines", "their CPU cores", "detector CPU cores", "CPU ms per member per s",
 		"datagrams per member per interval", "deaths (none died)", "views not alive at end", "load average (1 min)"}, rows)
 }

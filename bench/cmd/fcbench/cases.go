@@ -201,7 +201,7 @@ func runScale(e *runEnv) (*section, error) {
 		all = append(all, rs...)
 	}
 	s.data = all
-	fmt.Fprintf(&s.md, "N members on loopback in one process, all alive, for %v after a 3 s settle, one system after the other at each N: node/heartbeat with DefaultConfig (interval %v), hashicorp/memberlist with DefaultLANConfig and ProbeInterval %v. CPU is the process's user + system time (getrusage) over the run; datagrams are those each member sends (fastcall: the engine's Tx, retransmissions included; memberlist: its transport's packet writes); deaths count every death declared during the run. With busy 2, two goroutines spin for the whole run. Run by `go run ./scale -json -n %s -run %v -busy B` in bench/peers.\n\n",
+	fmt.Fprintf(&s.md, "N members on loopback in one process, all alive, for %v after a 3 s settle, one system after the other at each N: node/heartbeat with DefaultConfig (interval %v), hashicorp/memberlist with DefaultLANConfig and ProbeInterval %v. CPU is the process's user + system time (getrusage) over the run, less the busy goroutines' own thread time (each spins on a locked OS thread and reads RUSAGE_THREAD); datagrams are those each member sends (fastcall: the engine's Tx, retransmissions included; memberlist: its transport's packet writes); deaths count every death declared during the run. With busy 2, two goroutines spin for the whole run. Run by `go run ./scale -json -n %s -run %v -busy B` in bench/peers.\n\n",
 		run, interval, interval, bench.ScaleSizes, run)
 	bench.WriteScaleMarkdown(&s.md, all)
 	fmt.Fprintln(&s.md)

@@ -29,13 +29,17 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// busyN is the number of spinners (-busy).
+var busyN int
+
 // result is one system at one N.
 type result struct {
 	System      string  `json:"system"`
 	N           int     `json:"n"`
 	Busy        int     `json:"busy"`
 	RunS        float64 `json:"run_s"`
-	CPUCores    float64 `json:"cpu_cores"`           // process CPU seconds per second
+	CPUCores    float64 `json:"cpu_cores"`           // process CPU seconds per second, the spinners' taken out
+	SpinCores   float64 `json:"spin_cores"`          // the spinners' CPU seconds per second
 	CPUPerMemMs float64 `json:"cpu_ms_per_member_s"` // CPU ms per member per second
 	DgramsPerMI float64 `json:"datagrams_per_member_interval"`
 	Deaths      int     `json:"false_deaths"`    // deaths declared during the run (none died)
@@ -67,8 +71,12 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	var stop atomic.Bool
+	if *busy > len(spinCPU) {
+		log.Fatalf("-busy at most %d", len(spinCPU))
+	}
+	busyN = *busy
 	for i := 0; i < *busy; i++ {
-		go spin(&stop)
+		go spin(i, &stop)
 	}
 	var out []result
 	for _, f := range strings.Split(*ns, ",") {
@@ -106,14 +114,37 @@ func systems(which string) []string {
 	return []string{"fastcall", "memberlist"}
 }
 
-func spin(stop *atomic.Bool) {
+// spinCPU holds each spinner's own thread CPU time in nanoseconds, so
+// the spinners' share can be taken out of the process CPU time.
+var spinCPU [64]atomic.Int64
+
+// spin burns CPU on its own OS thread until stop, publishing its thread's
+// CPU time (getrusage RUSAGE_THREAD) in spinCPU[i].
+func spin(i int, stop *atomic.Bool) {
+	runtime.LockOSThread()
 	x := uint64(1)
 	for !stop.Load() {
-		for i := 0; i < 1<<16; i++ {
+		for j := 0; j < 1<<18; j++ {
 			x = x*6364136223846793005 + 1442695040888963407
+		}
+		var ru syscall.Rusage
+		if syscall.Getrusage(rusageThread, &ru) == nil {
+			spinCPU[i].Store(ru.Utime.Nano() + ru.Stime.Nano())
 		}
 	}
 	_ = x
+}
+
+// rusageThread is RUSAGE_THREAD (Linux).
+const rusageThread = 1
+
+// spinnersCPU is the CPU time the spinners have used.
+func spinnersCPU(n int) time.Duration {
+	var t int64
+	for i := 0; i < n && i < len(spinCPU); i++ {
+		t += spinCPU[i].Load()
+	}
+	return time.Duration(t)
 }
 
 // measure runs one system at one size and returns the result and the
@@ -136,12 +167,13 @@ func measure(sys string, n int, interval, settle, run time.Duration) (result, cl
 	time.Sleep(settle)
 	r.Load1Start = load1()
 	sent0, deaths0, sus0 := c.counters()
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, spin0, t0 := cpuTime(), spinnersCPU(busyN), time.Now()
 	time.Sleep(run)
-	cpu1, el := cpuTime(), time.Since(t0)
+	cpu1, spin1, el := cpuTime(), spinnersCPU(busyN), time.Since(t0)
+	r.SpinCores = (spin1 - spin0).Seconds() / el.Seconds()
 	sent1, deaths1, sus1 := c.counters()
 	r.Load1End = load1()
-	r.CPUCores = (cpu1 - cpu0).Seconds() / el.Seconds()
+	r.CPUCores = (cpu1 - cpu0 - (spin1 - spin0)).Seconds() / el.Seconds()
 	r.CPUPerMemMs = r.CPUCores * 1000 / float64(n)
 	r.DgramsPerMI = float64(sent1-sent0) / float64(n) / (el.Seconds() / interval.Seconds())
 	r.Deaths = int(deaths1 - deaths0)
@@ -189,6 +221,6 @@ func print(r result) {
 		fmt.Printf("%-10s N=%-4d busy=%d error: %s\n", r.System, r.N, r.Busy, r.Err)
 		return
 	}
-	fmt.Printf("%-10s N=%-4d busy=%d cpu %.3f cores (%.3f ms/member/s) datagrams/member/interval %.2f deaths %d suspects %d not-alive %d/%d load1 %.1f-%.1f\n",
-		r.System, r.N, r.Busy, r.CPUCores, r.CPUPerMemMs, r.DgramsPerMI, r.Deaths, r.Suspects, r.NotAlive, r.Views, r.Load1Start, r.Load1End)
+	fmt.Printf("%-10s N=%-4d busy=%d (spinning %.2f cores) cpu %.3f cores (%.3f ms/member/s) datagrams/member/interval %.2f deaths %d suspects %d not-alive %d/%d load1 %.1f-%.1f\n",
+		r.System, r.N, r.Busy, r.SpinCores, r.CPUCores, r.CPUPerMemMs, r.DgramsPerMI, r.Deaths, r.Suspects, r.NotAlive, r.Views, r.Load1Start, r.Load1End)
 }
