@@ -166,6 +166,16 @@ func (pr *prober) schedule(now int64) {
 		pr.ringAt = len(pr.ring)
 		pr.ringGen = s.mu.gen
 	}
+	if len(s.mu.members) <= cfg.ProbesPerInterval {
+		// A cluster this small is probed whole every Interval, each
+		// member on its own cadence.
+		for _, m := range s.mu.order {
+			if !m.removed {
+				pr.activate(m)
+			}
+		}
+		pr.credit = 0
+	}
 	if pr.credit > int64(cfg.Interval) {
 		pr.credit = int64(cfg.Interval) // no burst after a stall
 	}
@@ -318,6 +328,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	}
 	due := m.due
 	m.due = false
+	small := len(s.mu.members) <= cfg.ProbesPerInterval
 	switch m.state {
 	case StateAlive:
 		if probeDone {
@@ -349,10 +360,11 @@ func (pr *prober) step(m *member, now int64) bool {
 			wantProbe = m.probe == nil
 			break
 		}
-		// A pinned member, or one whose last probe failed, is probed on
-		// its own cadence every Interval; the others when the schedule
+		// A pinned member, one whose last probe failed, and every member
+		// of a cluster of ProbesPerInterval+1 or fewer are probed on
+		// their own cadence every Interval; the others when the schedule
 		// picks them.
-		if due || ((m.pinned || m.fails > 0) && now >= m.probeAt) {
+		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt) {
 			m.probeAt += int64(cfg.Interval)
 			if m.probeAt <= now {
 				m.probeAt = now + int64(cfg.Interval)
@@ -392,7 +404,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	sync, state := m.syncRFC, m.state
 	m.syncRFC = false
 	node := m.node
-	keep := m.state == StateSuspect || m.fails > 0 || m.tellDied || m.pinned || m.probeNow
+	keep := m.state == StateSuspect || m.fails > 0 || m.tellDied || m.pinned || m.probeNow || small
 	s.mu.Unlock()
 
 	if sync {
