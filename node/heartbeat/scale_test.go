@@ -69,7 +69,10 @@ func sendUpdates(t *testing.T, ep *rfc.Endpoint, dst netip.AddrPort, us ...updat
 // a call parked on the dead member fails ENODEAD. The same update from a
 // non-member changes nothing.
 func TestDeathHeardMarksDead(t *testing.T) {
-	cfg := testConfig()
+	// A long interval: this node's own probes would take seconds to
+	// find the victim dead, so the death seen here is the one heard.
+	cfg := DefaultConfig().WithInterval(2 * time.Second)
+	cfg.Logger = quiet
 	cfg.ReprobeInterval = time.Hour
 	teller := newEndpoint(t, 2, nil)
 	stranger := newEndpoint(t, 3, nil)
@@ -156,12 +159,5 @@ func TestProbesPerIntervalBounded(t *testing.T) {
 	intervals := (t1-t0)/int64(cfg.Interval) + 2
 	if limit := uint64(intervals) * uint64(cfg.ProbesPerInterval); c1-c0 > limit {
 		t.Fatalf("%d probes in %d intervals, limit %d", c1-c0, intervals, limit)
-	}
-	for i, n := range nodes {
-		for _, m := range n.svc.Members() {
-			if m.State != StateAlive {
-				t.Errorf("node %d sees %v %v", i, m.Addr, m.State)
-			}
-		}
 	}
 }
