@@ -60,36 +60,41 @@ func TestLossyLinkNoFalseDeath(t *testing.T) {
 }
 
 // TestSaturatedWorkerAlive: a worker whose ordinary queue is kept full by
-// a flood of slow calls still answers heartbeats (they are served by the
-// priority worker, ahead of the flood) and is never declared dead.
+// a flood of slow calls from a third endpoint (not a member, so its
+// traffic is no sign of life between master and worker) still answers
+// heartbeats, because they go to the priority worker ahead of the flood.
+// The master hears the worker only through heartbeats here: it probes,
+// and every probe succeeds (a heartbeat queued behind the flood would be
+// answered EBUSY and counted as a failed probe), and neither side is
+// declared dead.
 func TestSaturatedWorkerAlive(t *testing.T) {
-	run := 60 * testInterval
-	cfg := testConfig()
+	cfg := DefaultConfig().WithInterval(100 * time.Millisecond)
+	cfg.ProbeTimeout = 90 * time.Millisecond // the machine may be loaded
+	cfg.Logger = quiet
 	master := newEndpoint(t, 1, nil)
 	worker := newEndpoint(t, 2, func(c *rfc.Config) { c.Workers = 2; c.QueueLen = 32 })
+	flooder := newEndpoint(t, 3, nil)
 	const callBusy = wire.CallUserBase + 7
 	if err := worker.Register(callBusy, "busy", nil, rfc.Idempotent, func(*rfc.Request, *wire.Params) wire.Errno {
-		end := time.Now().Add(2 * time.Millisecond)
+		end := time.Now().Add(5 * time.Millisecond)
 		for time.Now().Before(end) {
 		}
 		return wire.OK
 	}); err != nil {
 		t.Fatal(err)
 	}
-	mn := startNode(t, master, cfg, []netip.AddrPort{worker.Addr()})
-	wn := startNode(t, worker, cfg, []netip.AddrPort{master.Addr()})
-
-	ctx, cancel := context.WithTimeout(context.Background(), run)
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
 	var calls, busy atomic.Uint64
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
 	for g := 0; g < 48; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
-				err := master.Call(cctx, worker.Addr(), callBusy, nil, nil)
+				err := flooder.Call(cctx, worker.Addr(), callBusy, nil, nil)
 				ccancel()
 				calls.Add(1)
 				if errnoOf(err) == wire.EBUSY {
@@ -98,16 +103,33 @@ func TestSaturatedWorkerAlive(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
-	t.Logf("calls %d, EBUSY %d; master %+v; worker %+v", calls.Load(), busy.Load(), mn.svc.Stats(), wn.svc.Stats())
-	if busy.Load() == 0 {
+	// The flood is on before the members start: every heartbeat between
+	// them meets a full queue.
+	if !waitFor(10*time.Second, func() bool { return busy.Load() > 0 }) {
 		t.Fatal("the worker was never saturated")
 	}
-	if mn.svc.Stats().Deaths != 0 || wn.svc.Stats().Deaths != 0 {
-		t.Fatal("a saturated worker (or its master) was declared dead")
+	mn := startNode(t, master, cfg, []netip.AddrPort{worker.Addr()})
+	wn := startNode(t, worker, cfg, []netip.AddrPort{master.Addr()})
+	const probes = 30
+	ok := waitFor(60*time.Second, func() bool { return mn.svc.Stats().Probes >= probes })
+	busyBefore := busy.Load()
+	if !waitFor(10*time.Second, func() bool { return busy.Load() > busyBefore }) {
+		t.Fatal("the flood stopped saturating the worker")
 	}
-	if stateOf(mn.svc, worker.Addr()) == StateDead {
-		t.Fatal("worker dead")
+	cancel()
+	wg.Wait()
+	ms, ws := mn.svc.Stats(), wn.svc.Stats()
+	t.Logf("calls %d, EBUSY %d; master %+v; worker %+v", calls.Load(), busy.Load(), ms, ws)
+	if !ok {
+		t.Fatalf("the master sent %d probes, want %d", ms.Probes, probes)
+	}
+	// A probe may time out on a loaded machine; a heartbeat that queued
+	// behind the flood would fail most of them.
+	if ms.ProbeFails*4 > ms.Probes {
+		t.Fatalf("the master's heartbeats failed under the worker's full queue: %d of %d probes", ms.ProbeFails, ms.Probes)
+	}
+	if ms.Deaths+ws.Deaths != 0 {
+		t.Fatal("a saturated worker (or its master) was declared dead")
 	}
 }
 
