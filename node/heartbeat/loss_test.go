@@ -152,7 +152,10 @@ func TestSaturatedWorkerAlive(t *testing.T) {
 // but never declares it dead, because C's indirect probes reach B; and
 // the same the other way round.
 func TestBrokenLinkIndirect(t *testing.T) {
-	cfg := testConfig()
+	// Twice the test interval: the members must not suspect C on a
+	// loaded machine.
+	cfg := DefaultConfig().WithInterval(2 * testInterval)
+	cfg.Logger = quiet
 	eps := make([]*rfc.Endpoint, 3)
 	for i := range eps {
 		eps[i] = newEndpoint(t, uint32(i+1), nil)
@@ -180,19 +183,25 @@ func TestBrokenLinkIndirect(t *testing.T) {
 		}
 		return true
 	}
-	if !waitFor(2*time.Second, func() bool { return known(na) && known(nb) && known(nc) }) {
+	if !waitFor(10*time.Second, func() bool { return known(na) && known(nb) && known(nc) }) {
 		t.Fatal("members never heard each other")
 	}
 	toB.F.Blackhole.Store(true)
 	toA.F.Blackhole.Store(true)
-	time.Sleep(30 * testInterval)
+	// Run until A and B have each gone through several suspect rounds
+	// (or one of them declared a death, which fails below).
+	const rounds = 5
+	waitFor(60*time.Second, func() bool {
+		sa, sb := na.svc.Stats(), nb.svc.Stats()
+		return sa.Deaths+sb.Deaths != 0 || (sa.IndirectSent >= rounds && sb.IndirectSent >= rounds)
+	})
 	for _, n := range []*node{na, nb} {
 		st := n.svc.Stats()
 		t.Logf("%v: %+v", n.ep.Addr(), st)
 		if st.Deaths != 0 {
 			t.Fatalf("%v declared a member dead over one broken link", n.ep.Addr())
 		}
-		if st.Suspects == 0 || st.IndirectSent == 0 {
+		if st.Suspects == 0 || st.IndirectSent < rounds {
 			t.Fatalf("%v never suspected its peer across the cut", n.ep.Addr())
 		}
 	}
