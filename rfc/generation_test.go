@@ -90,3 +90,48 @@ func TestReplyGenerationBits(t *testing.T) {
 		t.Fatalf("call: %v", err)
 	}
 }
+
+// TestDupFloorRefusesEvicted: with a duplicate cache of 16 entries, a
+// 17th non-idempotent request evicts the first, and the sender's floor
+// rises to the evicted call's id. A retransmission of that very call (its
+// id equal to the floor) is refused with ESTALE and not run again; the
+// calls still cached are answered from the cache.
+func TestDupFloorRefusesEvicted(t *testing.T) {
+	const entries = 16
+	srv := newTestServer(t, func(c *Config) { c.DupEntries = entries })
+	c := rawConn(t, srv.Endpoint)
+	codec, _ := wire.NewCodec(0, nil)
+	send := func(id uint64) wire.Errno {
+		t.Helper()
+		c.Write(encodeReq(t, nil, callIncr, id, nowStamp(), nil))
+		b, ok := readReply(c, 5*time.Second)
+		if !ok {
+			t.Fatalf("no reply to call %#x", id)
+		}
+		var p wire.Packet
+		if r := codec.Decode(&p, b); r != wire.ReasonNone || p.CallID != id {
+			t.Fatalf("reply to %#x: %v, id %#x", id, r, p.CallID)
+		}
+		return p.Errno
+	}
+	var ids []uint64
+	for i := 1; i <= entries+1; i++ {
+		ids = append(ids, uint64(i)<<20)
+	}
+	for _, id := range ids {
+		if e := send(id); e != wire.OK {
+			t.Fatalf("call %#x: %v", id, e)
+		}
+	}
+	if e := send(ids[0]); e != wire.ESTALE {
+		t.Fatalf("retransmission of the evicted call: %v, want ESTALE", e)
+	}
+	for _, id := range ids[1:] {
+		if e := send(id); e != wire.OK {
+			t.Fatalf("retransmission of cached call %#x: %v", id, e)
+		}
+	}
+	if n := srv.runs.Load(); n != uint64(len(ids)) {
+		t.Fatalf("%d runs of %d calls", n, len(ids))
+	}
+}
