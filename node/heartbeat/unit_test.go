@@ -293,13 +293,13 @@ func TestRefutation(t *testing.T) {
 			if inc != want || b.ep.Incarnation() != want {
 				t.Fatalf("incarnation %d (endpoint %d), want %d", inc, b.ep.Incarnation(), want)
 			}
-			if tc.kind != 0 && !waitFor(time.Second, func() bool { return b.log.count(tc.kind, netip.AddrPort{}) == nb+1 }) {
+			if tc.kind != 0 && !waitFor(10*time.Second, func() bool { return b.log.count(tc.kind, netip.AddrPort{}) == nb+1 }) {
 				t.Fatalf("no %v event", tc.kind)
 			}
 		})
 	}
 	// The other member sees b alive throughout, at its new incarnation.
-	if !waitFor(time.Second, func() bool {
+	if !waitFor(10*time.Second, func() bool {
 		info, _ := nodes[0].svc.Member(b.ep.Addr())
 		return info.State == StateAlive && info.Incarnation == b.ep.Incarnation()
 	}) {
