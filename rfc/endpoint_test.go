@@ -237,6 +237,13 @@ func TestRegisterRules(t *testing.T) {
 	if ep.Register(wire.CallUserBase+1, "x", nil, 0, nil) != wire.EINVAL {
 		t.Fatal("nil handler accepted")
 	}
+	// The engine's range ends where the services' begins.
+	if ep.Register(wire.CallHeartbeatBase-1, "x", nil, 0, h) != wire.EINVAL {
+		t.Fatal("last engine number accepted")
+	}
+	if err := ep.Register(wire.CallHeartbeatBase, "x", nil, 0, h); err != nil {
+		t.Fatalf("first service number refused: %v", err)
+	}
 }
 
 func TestMalformedDatagramsCounted(t *testing.T) {
