@@ -48,7 +48,9 @@ func TestConfigBounds(t *testing.T) {
 		{"timeout-min", func(c *Config) { c.DefaultTimeout = 1 }, ""},
 		{"minrto-zero", func(c *Config) { c.MinRTO = 0 }, "MinRTO/MaxRTO"},
 		{"maxrto-below-min", func(c *Config) { c.MaxRTO = c.MinRTO - 1 }, "MinRTO/MaxRTO"},
-		{"rto-equal", func(c *Config) { c.MinRTO, c.InitialRTO, c.MaxRTO = time.Millisecond, time.Millisecond, time.Millisecond }, ""},
+		{"rto-equal", func(c *Config) {
+			c.MinRTO, c.InitialRTO, c.MaxRTO = time.Millisecond, time.Millisecond, time.Millisecond
+		}, ""},
 		{"initial-below-min", func(c *Config) { c.InitialRTO = c.MinRTO - 1 }, "InitialRTO"},
 		{"initial-above-max", func(c *Config) { c.InitialRTO = c.MaxRTO + 1 }, "InitialRTO"},
 		{"dup-min", func(c *Config) { c.DupEntries = 16 }, ""},
