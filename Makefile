@@ -4,7 +4,7 @@ FUZZTIME  ?= 60s
 TESTFUZZ  ?= 3s
 PKGS      := ./...
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo reliability linz sim clean FORCE
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench demo reliability linz sim mutate clean FORCE
 
 all: build
 
@@ -53,6 +53,34 @@ ifdef SEED
 else
 	$(GO) test -count=1 -timeout 60m -run '^TestSim$(SCENARIO)' ./node/sim -args -sim.seeds=$(SEEDS) -sim.time=$(SIMTIME) -sim.base=$(or $(BASE),$(shell date +%s))
 endif
+
+# Mutation testing with gremlins, installed at a pinned version from the
+# module proxy into MUTATE_OUT (it is not a dependency of the main module). Each package
+# gets MUTATE_BUDGET; a package cut off by its budget reports the mutants
+# tested so far. Tests run with -short (GOFLAGS). Efficacy is killed (and
+# timed out) over killed plus lived; docs/TESTING.md lists the survivors.
+GREMLINS       ?= github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
+MUTATE_PKGS    ?= wire lock shm rfc node/registry node/dispatch
+MUTATE_BUDGET  ?= 30m
+MUTATE_OUT     ?= /tmp/fastcall-mutate
+
+mutate:
+	@mkdir -p $(MUTATE_OUT) && GOBIN=$(MUTATE_OUT)/bin $(GO) install $(GREMLINS)
+	@for p in $(MUTATE_PKGS); do \
+		out=$(MUTATE_OUT)/$$(echo $$p | tr / -).txt; \
+		echo "mutate ./$$p (budget $(MUTATE_BUDGET), log $$out)"; \
+		GOFLAGS=-short timeout -k 30s $(MUTATE_BUDGET) $(MUTATE_OUT)/bin/gremlins unleash \
+			--workers 1 --test-cpu 1 --timeout-coefficient 5 ./$$p >$$out 2>&1; \
+		rc=$$?; part=""; \
+		grep -E '^ *(KILLED|TIMED OUT|LIVED) ' $$out >$$out.st; \
+		if [ $$rc = 124 ] || [ $$rc = 137 ]; then part=" (budget spent: partial)"; sed -i '$$d' $$out.st; fi; \
+		k=$$(grep -c '^ *KILLED' $$out.st); o=$$(grep -c '^ *TIMED OUT' $$out.st); l=$$(grep -c '^ *LIVED' $$out.st); \
+		n=$$(grep -c '^ *NOT COVERED' $$out); \
+		awk -v p=$$p -v k=$$k -v o=$$o -v l=$$l -v n=$$n -v part="$$part" 'BEGIN { \
+			e = (k+o+l) ? 100*(k+o)/(k+o+l) : 0; \
+			printf "%-14s killed %d, timed out %d, lived %d, not covered %d: efficacy %.1f%%%s\n", p, k, o, l, n, e, part }'; \
+		grep '^ *LIVED' $$out.st | sed 's/^ */    /'; \
+	done
 
 bench:
 	$(GO) run ./bench/cmd/fcbench -case $(or $(CASE),all) $(BENCHFLAGS)

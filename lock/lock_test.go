@@ -101,17 +101,48 @@ func TestInitAttachErrors(t *testing.T) {
 	})
 }
 
+// TestAttachGarbageNeverPanics: Attach on random bytes never panics, and
+// refuses with EPROTO every region whose layout words are not this
+// layout's: random bytes, and random bytes behind a header in which one
+// layout word (magic, version, slot count, slot size, high water) is
+// wrong. Behind a correct header the rest may be anything: Attach then
+// takes a slot or finds none (ENOSPC), and a handle it returns reads its
+// statistics.
 func TestAttachGarbageNeverPanics(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	buf := make([]uint64, Size/8)
 	mem := unsafeBytes(buf)
-	for i := 0; i < 200; i++ {
+	const cases = 7
+	for i := 0; i < 100*cases; i++ {
 		r.Read(mem)
-		if i%2 == 0 {
+		c := i % cases
+		if c > 0 {
 			word32(mem, offMagic).Store(Magic)
 			word32(mem, offVersion).Store(Version)
+			word32(mem, offSlotCount).Store(slotCount)
+			word32(mem, offSlotSize).Store(slotSize)
+			word32(mem, offHighWater).Store(uint32(r.Intn(slotCount + 1)))
 		}
-		if l, err := Attach(mem); err == nil {
+		bad := 1 + uint32(r.Intn(1000))
+		switch c {
+		case 1:
+			word32(mem, offMagic).Store(Magic ^ bad)
+		case 2:
+			word32(mem, offVersion).Store(Version + bad)
+		case 3:
+			word32(mem, offSlotCount).Store(slotCount + bad)
+		case 4:
+			word32(mem, offSlotSize).Store(slotSize + bad)
+		case 5:
+			word32(mem, offHighWater).Store(slotCount + bad)
+		}
+		l, err := Attach(mem)
+		switch e := wire.AsErrno(err); {
+		case c < cases-1 && e != wire.EPROTO:
+			t.Fatalf("region %d (case %d) with a wrong layout word: Attach = %v, want EPROTO", i, c, err)
+		case c == cases-1 && e != wire.OK && e != wire.ENOSPC:
+			t.Fatalf("region %d with a correct layout: Attach = %v, want OK or ENOSPC", i, err)
+		case e == wire.OK:
 			_ = l.Stats()
 		}
 	}

@@ -46,6 +46,7 @@ func TestErrorPaths(t *testing.T) {
 		{"ENOCALL", srv.Addr, wire.CallUserBase + 999, nil, time.Second, wire.ENOCALL},
 		{"EINVAL-type", srv.Addr, callAdd, func(p *wire.Params) { p.Int64(1); p.String("x") }, time.Second, wire.EINVAL},
 		{"EINVAL-count", srv.Addr, callAdd, func(p *wire.Params) { p.Int64(1) }, time.Second, wire.EINVAL},
+		{"EINVAL-extra", srv.Addr, callAdd, func(p *wire.Params) { p.Int64(1); p.Int64(2); p.Int64(3) }, time.Second, wire.EINVAL},
 		{"EFAULT", srv.Addr, callPanic, nil, time.Second, wire.EFAULT},
 		{"EMSGSIZE-request", srv.Addr, callEcho, func(p *wire.Params) { p.Bytes(make([]byte, 1500)) }, time.Second, wire.EMSGSIZE},
 		{"EMSGSIZE-reply", srv.Addr, callBig, nil, time.Second, wire.EMSGSIZE},
@@ -236,6 +237,13 @@ func TestRegisterRules(t *testing.T) {
 	if ep.Register(wire.CallUserBase+1, "x", nil, 0, nil) != wire.EINVAL {
 		t.Fatal("nil handler accepted")
 	}
+	// The engine's range ends where the services' begins.
+	if ep.Register(wire.CallHeartbeatBase-1, "x", nil, 0, h) != wire.EINVAL {
+		t.Fatal("last engine number accepted")
+	}
+	if err := ep.Register(wire.CallHeartbeatBase, "x", nil, 0, h); err != nil {
+		t.Fatalf("first service number refused: %v", err)
+	}
 }
 
 func TestMalformedDatagramsCounted(t *testing.T) {
@@ -358,23 +366,50 @@ func TestRestartFencing(t *testing.T) {
 }
 
 // TestShutdownAnswersInFlight: calls running when Shutdown starts get
-// their replies; calls arriving after are refused with ECLOSED.
+// their replies; calls arriving after are refused with ECLOSED. The
+// running calls are held in their handler until the refusal was seen.
 func TestShutdownAnswersInFlight(t *testing.T) {
 	srv := newTestServer(t, nil)
+	const callHold = wire.CallUserBase + 40
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release) // a failing test does not leave handlers blocked
+	if err := srv.Register(callHold, "hold", nil, 0, func(*Request, *wire.Params) wire.Errno {
+		select {
+		case <-hold:
+		case <-time.After(20 * time.Second):
+		}
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
 	cli := newTestEndpoint(t, nil)
 	var ps []*Pending
 	for i := 0; i < 3; i++ {
-		p, err := cli.Go(ctxTimeout(t, 5*time.Second), srv.Addr(), callSleep, params(func(p *wire.Params) { p.Int64(200) }))
+		p, err := cli.Go(ctxTimeout(t, 30*time.Second), srv.Addr(), callHold, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ps = append(ps, p)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// poll waits for cond, which the test needs before it goes on.
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				release()
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	poll("the three calls to reach the server", func() bool { return srv.busy.Load() == 3 })
 	done := make(chan error, 1)
-	go func() { done <- srv.Shutdown(5 * time.Second) }()
-	time.Sleep(20 * time.Millisecond)
-	if err := cli.Call(ctxTimeout(t, time.Second), srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil); wire.AsErrno(err) != wire.ECLOSED {
+	go func() { done <- srv.Shutdown(30 * time.Second) }()
+	poll("Shutdown to start draining", srv.draining.Load)
+	err := cli.Call(ctxTimeout(t, 5*time.Second), srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+	release()
+	if wire.AsErrno(err) != wire.ECLOSED {
 		t.Fatalf("call during shutdown: %v", err)
 	}
 	for i, p := range ps {
@@ -383,5 +418,7 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 		}
 		p.Release()
 	}
-	<-done
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 }

@@ -92,7 +92,8 @@ func TestAuthenticatedOnly(t *testing.T) {
 func TestReplay(t *testing.T) {
 	srv := newTestServer(t, func(c *Config) { c.Key = keyA; c.MaxAge = 300 * time.Millisecond })
 	c := rawConn(t, srv.Endpoint)
-	dg := encodeReqTo(t, keyA, callIncr, 1<<20, nowStamp(), srv.Incarnation(), nil)
+	stamp := nowStamp()
+	dg := encodeReqTo(t, keyA, callIncr, 1<<20, stamp, srv.Incarnation(), nil)
 	for i := 0; i < 3; i++ { // the original and two immediate replays
 		c.Write(dg)
 		if _, ok := readReply(c, time.Second); !ok {
@@ -102,7 +103,13 @@ func TestReplay(t *testing.T) {
 	if srv.runs.Load() != 1 {
 		t.Fatalf("replays within the window ran %d times", srv.runs.Load())
 	}
-	time.Sleep(400 * time.Millisecond)
+	// Wait until the server's own clock puts the datagram past the age
+	// bound.
+	for end := time.Now().Add(10 * time.Second); !srv.tooOld(stamp); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the datagram never became too old")
+		}
+	}
 	c.Write(dg) // a late replay: past the age bound
 	if _, ok := readReply(c, 200*time.Millisecond); ok {
 		t.Fatal("late replay answered")

@@ -218,10 +218,11 @@ func TestCrashAtEveryStore(t *testing.T) {
 			}
 			after := regionState(r, keys)
 			stops := 0
-			// Every store; past the first 64, every 4th under -race.
+			// Every store; past the first 64, every 4th under -race or
+			// -short (the mutation run uses -short).
 			step := 1
 			for n := 1; ; n += step {
-				if raceEnabled && n > 64 {
+				if (raceEnabled || testing.Short()) && n > 64 {
 					step = 4
 				}
 				copy(r.mem, snap)

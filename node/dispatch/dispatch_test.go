@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,16 +123,21 @@ func TestOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// a[6]'s call is parked once its handler runs: then it is declared
+	// dead.
+	if !waitFor(10*time.Second, func() bool { return ts.perEP[6].Load() == 1 }) {
+		t.Fatal("the call to a[6] never ran")
+	}
 	ep.MarkDead(a[6])
 	st, err := d.Wait(ctx, id)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The deadline plus the gatherer's poll and the marker release; the
-	// slack covers the race detector on two loaded shared cores.
-	if took < deadline || took > deadline+500*time.Millisecond {
+	// Some targets time out: the operation cannot end before its
+	// deadline. (That it ends at it, not at the slow calls' end, is
+	// a[4]'s ETIMEDOUT below.)
+	if took < deadline {
 		t.Fatalf("operation took %v with a %v deadline", took, deadline)
 	}
 	if st.Done != len(plan) || st.Failed != 6 || st.State != StateDone {
@@ -141,9 +147,6 @@ func TestOutcomes(t *testing.T) {
 		o := st.Outcomes[i]
 		if !o.Done || o.Errno != p.want || o.Addr != p.addr {
 			t.Errorf("target %d (%v): %+v, want %v", i, p.addr, o, p.want)
-		}
-		if o.Elapsed > deadline+300*time.Millisecond {
-			t.Errorf("target %d: outcome after %v", i, o.Elapsed)
 		}
 	}
 }
@@ -193,7 +196,24 @@ func TestQueueFullRefusesAndKeepsAccepted(t *testing.T) {
 	})
 	ctx := ctxFor(t, 10*time.Second)
 	a := ts.addrs()
-	holdSlots, err := d.Submit(ctx, opFor("q/a", KindUpdate, workCall(300), a[0:2], 5*time.Second))
+	// The first operation's calls hold the endpoint's two call slots
+	// until the test lets them go (in cleanup too, if it fails first).
+	const callHold = wire.CallUserBase + 9
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release)
+	for _, ep := range ts.eps[0:2] {
+		must(t, ep.Register(callHold, "hold", nil, 0, func(*rfc.Request, *wire.Params) wire.Errno {
+			ts.runs.Add(1)
+			select {
+			case <-hold:
+			case <-time.After(20 * time.Second):
+			}
+			return wire.OK
+		}))
+	}
+	holdSlots, err := d.Submit(ctx, opFor("q/a", KindUpdate, CallOf(callHold, nil), a[0:2], 5*time.Second))
 	must(t, err)
 	if !waitFor(2*time.Second, func() bool { return ts.runs.Load() == 2 }) {
 		t.Fatal("slots not taken")
@@ -204,15 +224,17 @@ func TestQueueFullRefusesAndKeepsAccepted(t *testing.T) {
 		q, _ := d.queue.len()
 		t.Fatalf("queue holds %d calls, want 5", q)
 	}
-	start := time.Now()
+	// Refused at once: the slots are held until release below, so a
+	// Submit that waited for room would not return.
 	if _, err := d.Submit(ctx, opFor("q/c", KindUpdate, Call{No: callIncr}, a[8:12], 5*time.Second)); errnoOf(err) != wire.EBUSY {
 		t.Fatalf("over the bound: %v", err)
 	}
-	if time.Since(start) > 100*time.Millisecond {
-		t.Fatal("EBUSY was not immediate")
-	}
 	c, err := d.Submit(ctx, opFor("q/c", KindUpdate, Call{No: callIncr}, a[8:11], 5*time.Second))
 	must(t, err)
+	if q, _ := d.queue.len(); q != 8 {
+		t.Fatalf("queue holds %d calls, want 8", q)
+	}
+	release()
 	for _, id := range []uint64{holdSlots, b, c} {
 		st, err := d.Wait(ctx, id)
 		if err != nil || st.Failed != 0 {

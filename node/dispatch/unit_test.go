@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,10 +141,30 @@ func TestMemStore(t *testing.T) {
 			return err
 		}, wire.OK},
 		{"delete-wrong", func() error { return s.Delete(ctx, "a", v1) }, wire.ECONFLICT},
-		{"ttl-create", func() error { _, err := s.CAS(ctx, "t", 0, []byte("t"), 20*time.Millisecond); return err }, wire.OK},
+		{"ttl-create", func() error { _, err := s.CAS(ctx, "t", 0, []byte("t"), time.Hour); return err }, wire.OK},
 		{"full", func() error { _, err := s.CAS(ctx, "c", 0, []byte("c"), 0); return err }, wire.ENOSPC},
-		{"ttl-expires", func() error { time.Sleep(40 * time.Millisecond); _, _, err := s.Get(ctx, "t"); return err }, wire.ENOENT},
+		{"ttl-live", func() error { _, _, err := s.Get(ctx, "t"); return err }, wire.OK},
+		{"ttl-replace-short", func() error {
+			_, ver, err := s.Get(ctx, "t")
+			if err != nil {
+				return err
+			}
+			// Expiry is on the store's clock (time.Now): wait until it
+			// has passed, without reading the key (that would remove it
+			// on access and leave the sweep below nothing to do).
+			expires := time.Now().Add(time.Millisecond)
+			if _, err := s.CAS(ctx, "t", ver, []byte("t"), time.Millisecond); err != nil {
+				return err
+			}
+			for end := time.Now().Add(10 * time.Second); !time.Now().After(expires.Add(time.Millisecond)); time.Sleep(time.Millisecond) {
+				if time.Now().After(end) {
+					return wire.ETIMEDOUT
+				}
+			}
+			return nil
+		}, wire.OK},
 		{"room-after-expiry", func() error { _, err := s.CAS(ctx, "c", 0, []byte("c"), 0); return err }, wire.OK},
+		{"ttl-expired", func() error { _, _, err := s.Get(ctx, "t"); return err }, wire.ENOENT},
 		{"delete", func() error { return s.Delete(ctx, "a", v2) }, wire.OK},
 		{"delete-absent", func() error { return s.Delete(ctx, "a", 0) }, wire.ENOENT},
 		{"bad-ttl", func() error { _, err := s.CAS(ctx, "d", 0, nil, -1); return err }, wire.EINVAL},
@@ -162,13 +183,18 @@ func TestMemStore(t *testing.T) {
 // and expired holders do not count.
 func TestMarkerSharing(t *testing.T) {
 	s := NewMemStore(0)
-	now := time.Now().UnixMilli()
-	m := markerLock{store: s, prefix: "d/", maxHolders: 3, nowMs: wallMs}
+	// The marker lock's clock is the test's: holders expire when the test
+	// moves it, not when the machine is slow. The store's own TTLs, set
+	// from the same expiries, run on real time and are minutes long.
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixMilli())
+	m := markerLock{store: s, prefix: "d/", maxHolders: 3, nowMs: clock.Load}
 	ctx := context.Background()
+	const minute = 60_000
 	h := func(k Kind, op uint64, exp int64) holder {
-		return holder{kind: k, instance: 42, op: op, expiryMs: now + exp}
+		return holder{kind: k, instance: 42, op: op, expiryMs: clock.Load() + exp}
 	}
-	r1, r2, u1, u2, d1 := h(KindRead, 1, 5000), h(KindRead, 2, 5000), h(KindUpdate, 3, 5000), h(KindUpdate, 4, 5000), h(KindDelete, 5, 5000)
+	r1, r2, u1, u2, d1 := h(KindRead, 1, 5*minute), h(KindRead, 2, 5*minute), h(KindUpdate, 3, 5*minute), h(KindUpdate, 4, 5*minute), h(KindDelete, 5, 5*minute)
 	acquire := func(res string, h holder) wire.Errno {
 		e, _ := m.acquire(ctx, res, h)
 		return e
@@ -192,7 +218,7 @@ func TestMarkerSharing(t *testing.T) {
 		{"delete-refused", func() wire.Errno { return acquire("r", d1) }, wire.ECONFLICT, 2},
 		{"update-beside-reads", func() wire.Errno { return acquire("r", u1) }, wire.OK, 3},
 		{"second-update-refused", func() wire.Errno { return acquire("r", u2) }, wire.ECONFLICT, 3},
-		{"read-3-full", func() wire.Errno { return acquire("r", h(KindRead, 6, 5000)) }, wire.ENOSPC, 3},
+		{"read-3-full", func() wire.Errno { return acquire("r", h(KindRead, 6, 5*minute)) }, wire.ENOSPC, 3},
 		{"release-read-1", func() wire.Errno { return m.release(ctx, "r", r1) }, wire.OK, 2},
 		{"release-read-1-again", func() wire.Errno { return m.release(ctx, "r", r1) }, wire.OK, 2},
 		{"release-update", func() wire.Errno { return m.release(ctx, "r", u1) }, wire.OK, 1},
@@ -200,12 +226,12 @@ func TestMarkerSharing(t *testing.T) {
 		{"delete-alone", func() wire.Errno { return acquire("r", d1) }, wire.OK, 1},
 		{"read-refused-by-delete", func() wire.Errno { return acquire("r", r1) }, wire.ECONFLICT, 1},
 		{"release-delete", func() wire.Errno { return m.release(ctx, "r", d1) }, wire.OK, 0},
-		{"expired-holder", func() wire.Errno { return acquire("r", h(KindDelete, 7, 30)) }, wire.OK, 1},
+		{"expired-holder", func() wire.Errno { return acquire("r", h(KindDelete, 7, minute)) }, wire.OK, 1},
 		{"after-expiry", func() wire.Errno {
-			time.Sleep(60 * time.Millisecond)
+			clock.Add(2 * minute) // the delete holder's expiry passes; u2's does not
 			return acquire("r", u2)
 		}, wire.OK, 1},
-		{"already-expired-self", func() wire.Errno { return acquire("q", h(KindRead, 8, -10)) }, wire.ETIMEDOUT, 1},
+		{"already-expired-self", func() wire.Errno { return acquire("q", h(KindRead, 8, 0)) }, wire.ETIMEDOUT, 1},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

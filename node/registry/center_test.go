@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"testing"
@@ -93,40 +94,85 @@ func TestKVOperations(t *testing.T) {
 	}
 }
 
+// TestConcurrentCASOneWinner: two clients, one at each center, create
+// the same key with CAS at the same moment, in many rounds. Each retries
+// while the key does not exist (both centers may refuse each other's
+// replication at once, and then neither write is applied); a client stops
+// when its CAS succeeded or the key exists. Every round ends with exactly
+// one winner: the key exists on both centers with one client's value, and
+// a client told OK is that client.
 func TestConcurrentCASOneWinner(t *testing.T) {
 	p := startPair(t, nil)
-	c0 := newClient(t, newEndpoint(t, 7, ""), p.addrs()[0])
-	c1 := newClient(t, newEndpoint(t, 8, ""), p.addrs()[1])
-	ctx := ctxFor(t, 10*time.Second)
+	cs := []*Client{
+		newClient(t, newEndpoint(t, 7, ""), p.addrs()[0]),
+		newClient(t, newEndpoint(t, 8, ""), p.addrs()[1]),
+	}
+	ctx := ctxFor(t, 60*time.Second)
+	const tries = 50
 	for round := 0; round < 30; round++ {
 		key := fmt.Sprintf("marker/%d", round)
-		errs := make(chan error, 2)
-		for _, c := range []*Client{c0, c1} {
-			go func() { _, err := c.CAS(ctx, key, 0, []byte("held"), 0); errs <- err }()
+		type result struct {
+			who int
+			err error
 		}
-		wins := 0
-		for i := 0; i < 2; i++ {
-			err := <-errs
-			switch errnoOf(err) {
+		out := make(chan result, 2)
+		start := make(chan struct{})
+		for i, c := range cs {
+			go func() {
+				<-start
+				val := []byte(fmt.Sprintf("held-%d", i))
+				var err error
+				for try := 0; try < tries; try++ {
+					if _, err = c.CAS(ctx, key, 0, val, 0); err == nil {
+						break
+					}
+					if e := errnoOf(err); e != wire.ECONFLICT && e != wire.EAGAIN {
+						break
+					}
+					if _, gerr := c.Get(ctx, key); gerr == nil {
+						break // the other one won
+					}
+					time.Sleep(time.Duration(1+rand.IntN(5)) * time.Millisecond) // back off apart
+				}
+				out <- result{i, err}
+			}()
+		}
+		close(start)
+		winner := -1
+		for range cs {
+			r := <-out
+			switch errnoOf(r.err) {
 			case wire.OK:
-				wins++
-			case wire.ECONFLICT, wire.EAGAIN, wire.ETIMEDOUT:
+				if winner >= 0 {
+					t.Fatalf("round %d: two winners", round)
+				}
+				winner = r.who
+			case wire.ECONFLICT, wire.EAGAIN:
 			default:
-				t.Fatalf("round %d: %v", round, err)
+				t.Fatalf("round %d: client %d: %v", round, r.who, r.err)
 			}
 		}
-		if wins > 1 {
-			t.Fatalf("round %d: %d winners", round, wins)
-		}
-		waitFor(time.Second, func() bool {
-			a, _ := p.cs[0].Entry("kv/" + key)
-			b, _ := p.cs[1].Entry("kv/" + key)
-			return bytes.Equal(a, b)
+		var a, b []byte
+		same := waitFor(5*time.Second, func() bool {
+			a, _ = p.cs[0].Entry("kv/" + key)
+			b, _ = p.cs[1].Entry("kv/" + key)
+			return a != nil && bytes.Equal(a, b)
 		})
-		a, _ := p.cs[0].Entry("kv/" + key)
-		b, _ := p.cs[1].Entry("kv/" + key)
-		if !bytes.Equal(a, b) {
-			t.Fatalf("round %d: centers differ", round)
+		if !same {
+			t.Fatalf("round %d: centers hold %x and %x", round, a, b)
+		}
+		var rec sdk.Record
+		if e := sdk.ParseRecord(a, &rec); e != wire.OK || rec.Kind != sdk.KindKV {
+			t.Fatalf("round %d: entry %x: %v", round, a, e)
+		}
+		holder := -1
+		for i := range cs {
+			if string(rec.Body) == fmt.Sprintf("held-%d", i) {
+				holder = i
+			}
+		}
+		if holder < 0 || (winner >= 0 && winner != holder) {
+			t.Fatalf("round %d: key holds %q, client %d was told it won", round, rec.Body, winner)
 		}
 	}
 }
@@ -212,10 +258,28 @@ func TestRecordRoundTrip(t *testing.T) {
 		if got.Kind != r.Kind || got.Version != r.Version || !bytes.Equal(got.Body, r.Body) || !bytes.Equal(got.Addr, r.Addr) {
 			t.Fatalf("got %+v, want %+v", got, r)
 		}
-		for n := 0; n < len(b); n++ { // every truncation is refused or shorter
+		// Every truncation is refused, except one that only shortens the
+		// opaque tail (a KV value, a service's metadata): that parses to
+		// the same fields with a shorter body.
+		fixed := len(b) // a tombstone has no tail
+		switch r.Kind {
+		case sdk.KindKV:
+			fixed = sdk.RecHeaderSize
+		case sdk.KindService:
+			fixed = sdk.OffAddr + len(r.Addr) + sdk.SizeOwnLen + len(r.Owner)
+		}
+		for n := 0; n < len(b); n++ {
 			var x sdk.Record
-			if sdk.ParseRecord(b[:n], &x) == wire.OK && r.Kind != sdk.KindKV && r.Kind != sdk.KindService {
-				t.Fatalf("truncated record at %d accepted", n)
+			e := sdk.ParseRecord(b[:n], &x)
+			switch {
+			case n < fixed && e == wire.OK:
+				t.Fatalf("kind %d: record cut at %d of %d accepted: %+v", r.Kind, n, len(b), x)
+			case n >= fixed && e != wire.OK:
+				t.Fatalf("kind %d: record cut at %d inside its tail refused: %v", r.Kind, n, e)
+			case n >= fixed && (x.Kind != r.Kind || x.Version != r.Version || x.Node != r.Node ||
+				x.LeaseMs != r.LeaseMs || !bytes.Equal(x.Addr, r.Addr) || !bytes.Equal(x.Owner, r.Owner) ||
+				!bytes.Equal(x.Body, r.Body[:n-fixed])):
+				t.Fatalf("kind %d: record cut at %d parsed as %+v", r.Kind, n, x)
 			}
 		}
 	}

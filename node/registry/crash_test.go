@@ -61,9 +61,9 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 
 	// The disk stops answering: every fsync from now on waits, then
 	// fails. What is on disk is what was synced so far.
-	release := make(chan struct{})
+	release := newGate(t)
 	setSyncFile(c.wal, func(*os.File) error {
-		<-release
+		release.wait()
 		return syscall.EIO
 	})
 	c.wal.wait.Lock()
@@ -89,7 +89,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 
 	// The machine fails: the fsyncs fail (so nothing is acknowledged),
 	// the center stops, and its log loses what was not synced.
-	close(release)
+	release.open()
 	ep.Close()
 	for i := 0; i < 2; i++ {
 		if err := <-lost; err == nil {

@@ -14,6 +14,25 @@ import (
 	"fastcall/wire"
 )
 
+// gate holds fsyncs back until the test opens it. newGate also opens it
+// in the test's cleanup: a test that fails before it opens the gate does
+// not leave an fsync blocked on it, and the log's close (which waits for
+// that fsync) does not hang until the go test timeout. A test that closes
+// the log in a defer opens the gate in a later defer as well.
+type gate struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func newGate(t testing.TB) *gate {
+	g := &gate{ch: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+func (g *gate) wait() { <-g.ch }
+
 // setSyncFile replaces the log's fsync; syncMu guards the field.
 func setSyncFile(l *logFile, fn func(f *os.File) error) {
 	l.syncMu.Lock()
@@ -31,11 +50,12 @@ func TestLogGroupCommit(t *testing.T) {
 	}
 	defer l.close()
 	var syncs atomic.Int32
-	entered, release := make(chan struct{}), make(chan struct{})
+	entered, release := make(chan struct{}), newGate(t)
+	defer release.open()
 	setSyncFile(l, func(f *os.File) error {
 		if syncs.Add(1) == 1 {
 			close(entered)
-			<-release
+			release.wait()
 		}
 		return f.Sync()
 	})
@@ -46,7 +66,13 @@ func TestLogGroupCommit(t *testing.T) {
 	const writers = 8
 	errs := make(chan error, writers+2)
 	go func() { errs <- l.syncTo(first) }()
-	<-entered
+	select {
+	case <-entered:
+	case err := <-errs:
+		t.Fatalf("syncTo returned (%v) without an fsync", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fsync started")
+	}
 	// The disk is busy with the first fsync: every writer below appends
 	// before it ends, so one more fsync covers them all.
 	var wg sync.WaitGroup
@@ -72,7 +98,7 @@ func TestLogGroupCommit(t *testing.T) {
 	}); now {
 		t.Fatalf("whenSynced settled at once (%v) while the position is not durable", err)
 	}
-	close(release)
+	release.open()
 	wg.Wait()
 	for i := 0; i < writers; i++ {
 		if err := <-errs; err != nil {
@@ -205,9 +231,9 @@ func TestLogSyncCall(t *testing.T) {
 	}
 
 	// A position not yet on disk is answered by the fsync that covers it.
-	release := make(chan struct{})
+	release := newGate(t)
 	setSyncFile(c.wal, func(f *os.File) error {
-		<-release
+		release.wait()
 		return f.Sync()
 	})
 	cl := newClient(t, newEndpoint(t, 7, ""), ep.Addr())
@@ -221,7 +247,7 @@ func TestLogSyncCall(t *testing.T) {
 	}
 	sync := make(chan wire.Errno, 1)
 	go func() { sync <- logSync(caller, ep.Addr(), inc, c.wal.end()) }()
-	close(release)
+	release.open()
 	if e := <-sync; e != wire.OK {
 		t.Fatalf("pending position: %v", e)
 	}
@@ -242,9 +268,9 @@ func TestWriteWaitsForBothLogs(t *testing.T) {
 			if _, err := cl.Put(ctx, "warm", []byte("v"), 0); err != nil {
 				t.Fatal(err)
 			}
-			release := make(chan struct{})
+			release := newGate(t)
 			setSyncFile(p.cs[slow].wal, func(f *os.File) error {
-				<-release
+				release.wait()
 				return f.Sync()
 			})
 			put := make(chan error, 1)
@@ -264,7 +290,7 @@ func TestWriteWaitsForBothLogs(t *testing.T) {
 				t.Fatalf("write acknowledged (%v) while center %d has not synced it", err, slow)
 			default:
 			}
-			close(release)
+			release.open()
 			if err := <-put; err != nil {
 				t.Fatal(err)
 			}

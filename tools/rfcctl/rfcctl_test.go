@@ -258,7 +258,9 @@ func TestMembersAndReg(t *testing.T) {
 		{append([]string{"reg"}, append(c, "-cas", "put", "mount/a", "again")...), 1, "ECONFLICT"},
 		{append([]string{"reg"}, append(c, "ls", "mount/")...), 0, "mount/a"},
 		{append([]string{"reg"}, append(c, "services")...), 0, "service"},
-		{append([]string{"reg"}, append(c, "-for", "300ms", "watch", "mount/")...), 0, ""},
+		// watch takes a namespace prefix (kv/ for the key/value store) and
+		// starts with the entries present.
+		{append([]string{"reg"}, append(c, "-for", "300ms", "watch", "kv/mount/")...), 0, "put kv/mount/a version"},
 		{append([]string{"reg"}, append(c, "del", "mount/a")...), 0, "OK"},
 		{append([]string{"reg"}, append(c, "get", "mount/a")...), 1, "ENOENT"},
 		{[]string{"reg", "ls"}, 2, "want -c CENTERS"},
@@ -325,7 +327,8 @@ func TestRouteAuditDispatch(t *testing.T) {
 	}{
 		{[]string{"audit", router, "-call", "ns-put"}, 0, "/data/k"},
 		{[]string{"audit", "-json", router, "-call", "ns-put", "-since", "1h"}, 0, `"Name":"ns-put"`},
-		{[]string{"audit", router, "-call", "ns-get"}, 0, "start"},
+		{[]string{"call", router, "0x0411", "-p", "str:/data/k"}, 0, "OK rtt"},
+		{[]string{"audit", router, "-call", "ns-get"}, 0, `str:"/data/k"`},
 		{[]string{"audit", router}, 2, "-call NAME"},
 		{[]string{"dispatch", "submit", disp, "-resource", "r1", "-targets", member + "," + router, "-call", "add", "-p", "i64:1", "-p", "i64:2"}, 0, "2/2 targets done, 0 failed"},
 		{[]string{"dispatch", "status", disp, "1"}, 0, "operation 1 on r1"},

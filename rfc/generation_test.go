@@ -1,0 +1,137 @@
+package rfc
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// TestReplyGenerationBits: a reply whose call id names the caller's slot
+// but another generation (the bits above the slot) is a late reply to an
+// earlier call in that slot, or a forgery: it is dropped and counted, and
+// the call stays parked until the reply with its own id arrives. The
+// callee here is a bare socket that answers by hand.
+func TestReplyGenerationBits(t *testing.T) {
+	cli := newTestEndpoint(t, nil)
+	callee, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callee.Close()
+	dst := callee.LocalAddr().(*net.UDPAddr).AddrPort()
+	codec, _ := wire.NewCodec(0, nil)
+	p, err := cli.Go(ctxTimeout(t, 30*time.Second), dst, CallPing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release()
+	buf := make([]byte, 2048)
+	callee.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, from, err := callee.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no request: %v", err)
+	}
+	var req wire.Packet
+	if r := codec.Decode(&req, buf[:n]); r != wire.ReasonNone {
+		t.Fatalf("request: %v", r)
+	}
+	reply := func(id uint64) {
+		t.Helper()
+		h := wire.Header{Flags: wire.FlagReply, CallNo: req.CallNo, Src: 9, Dst: req.Src, CallID: id, Incarnation: 77, Stamp: nowStamp()}
+		dg := make([]byte, 256)
+		n, e := codec.Encode(dg, &h, nil, 0)
+		if e != wire.OK {
+			t.Fatal(e)
+		}
+		if _, err := callee.WriteToUDPAddrPort(dg[:n], from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := func() uint64 { return cli.Stats().Drops["late-reply"] }
+	// pollUntil polls cond every millisecond until it holds or d passes.
+	pollUntil := func(d time.Duration, cond func() bool) bool {
+		end := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(end) {
+				return false
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return true
+	}
+	gen := uint64(1) << slotBits
+	forged := []uint64{req.CallID + gen, req.CallID ^ gen<<5}
+	if req.CallID >= gen {
+		forged = append(forged, req.CallID-gen)
+	}
+	for i, id := range forged {
+		if id&slotMask != req.CallID&slotMask || id == req.CallID {
+			t.Fatalf("forged id %#x does not share only the slot of %#x", id, req.CallID)
+		}
+		reply(id)
+		if !pollUntil(10*time.Second, func() bool { return late() == uint64(i+1) }) {
+			t.Fatalf("reply %#x to call %#x: %d late replies counted, want %d", id, req.CallID, late(), i+1)
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("call %#x completed by a reply to %#x (err %v)", req.CallID, id, p.Err())
+		default:
+		}
+	}
+	reply(req.CallID)
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call's own reply did not complete it")
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+}
+
+// TestDupFloorRefusesEvicted: with a duplicate cache of 16 entries, a
+// 17th non-idempotent request evicts the first, and the sender's floor
+// rises to the evicted call's id. A retransmission of that very call (its
+// id equal to the floor) is refused with ESTALE and not run again; the
+// calls still cached are answered from the cache.
+func TestDupFloorRefusesEvicted(t *testing.T) {
+	const entries = 16
+	srv := newTestServer(t, func(c *Config) { c.DupEntries = entries })
+	c := rawConn(t, srv.Endpoint)
+	codec, _ := wire.NewCodec(0, nil)
+	send := func(id uint64) wire.Errno {
+		t.Helper()
+		c.Write(encodeReqTo(t, nil, callIncr, id, nowStamp(), srv.Incarnation(), nil))
+		b, ok := readReply(c, 5*time.Second)
+		if !ok {
+			t.Fatalf("no reply to call %#x", id)
+		}
+		var p wire.Packet
+		if r := codec.Decode(&p, b); r != wire.ReasonNone || p.CallID != id {
+			t.Fatalf("reply to %#x: %v, id %#x", id, r, p.CallID)
+		}
+		return p.Errno
+	}
+	var ids []uint64
+	for i := 1; i <= entries+1; i++ {
+		ids = append(ids, uint64(i)<<20)
+	}
+	for _, id := range ids {
+		if e := send(id); e != wire.OK {
+			t.Fatalf("call %#x: %v", id, e)
+		}
+	}
+	if e := send(ids[0]); e != wire.ESTALE {
+		t.Fatalf("retransmission of the evicted call: %v, want ESTALE", e)
+	}
+	for _, id := range ids[1:] {
+		if e := send(id); e != wire.OK {
+			t.Fatalf("retransmission of cached call %#x: %v", id, e)
+		}
+	}
+	if n := srv.runs.Load(); n != uint64(len(ids)) {
+		t.Fatalf("%d runs of %d calls", n, len(ids))
+	}
+}
