@@ -39,7 +39,9 @@ func DefaultMasterConfig() MasterConfig {
 // worker's incarnation does not change when only this node refuted, so
 // fencing it would refuse the live worker for good. Every task ended by
 // a loss, and a task ended while its start was in flight, is cancelled on
-// the worker (one-way, best effort). All methods are safe for concurrent
+// the worker (one-way, best effort). A cancel that does not arrive is
+// covered by the worker's task lease: serveCheck confirms only the tasks
+// this master holds (see Worker). All methods are safe for concurrent
 // use.
 type Master struct {
 	svc *Service
