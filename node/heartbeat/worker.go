@@ -129,7 +129,8 @@ type WorkerStats struct {
 
 // NewWorker registers the worker's call numbers (CallTaskStart,
 // CallTaskCancel) on the service's endpoint, starts cfg.Runners runner
-// goroutines and the lease goroutine, and follows the service's events. One Worker per endpoint.
+// goroutines and the lease goroutine, and follows the service's events.
+// One Worker per endpoint.
 func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	if cfg.Runners < 1 || cfg.Runners > 4096 || cfg.Queue < 1 || cfg.ResultTimeout <= 0 || fn == nil {
 		return nil, &ConfigError{"WorkerConfig", "Runners 1-4096, Queue and ResultTimeout positive, fn set"}
