@@ -99,8 +99,10 @@ func TestConfigCheck(t *testing.T) {
 		{"keep", func(c *Config) { c.AuditKeep = 0 }, false},
 		{"buffer", func(c *Config) { c.AuditBuffer = 0 }, false},
 		{"valuemax", func(c *Config) { c.AuditValueMax = 1000 }, false},
-		{"call range", func(c *Config) { c.Calls = []RoutedCall{{0x1000, "x", wire.Schema{wire.TypeString}}} }, false},
-		{"call path", func(c *Config) { c.Calls = []RoutedCall{{CallNSPut, "x", wire.Schema{wire.TypeBytes}}} }, false},
+		{"call range", func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, false},
+		{"call path", func(c *Config) {
+			c.Calls = []RoutedCall{{No: CallNSPut, Name: "x", Schema: wire.Schema{wire.TypeBytes}}}
+		}, false},
 		{"call twice", func(c *Config) { c.Calls = append(c.Calls, c.Calls[0]) }, false},
 	}
 	for _, c := range cases {
