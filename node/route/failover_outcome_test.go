@@ -189,3 +189,57 @@ func TestUnackedDemotionResent(t *testing.T) {
 		t.Fatalf("the old active member was never demoted once it could answer")
 	}
 }
+
+// A standby that takes the active role but whose acknowledgement the
+// router never hears is not promoted in the router's view: it is
+// demoted once it answers, so the sub-cluster does not keep two active
+// members.
+func TestUnackedPromotionDemoted(t *testing.T) {
+	table := NewMemMounts()
+	old := NewMember(MemberConfig{Active: true})
+	oep := newEndpoint(t, 10, 0)
+	if err := old.Register(oep); err != nil {
+		t.Fatal(err)
+	}
+	var active, acked atomic.Bool
+	cep := newEndpoint(t, 11, 0)
+	if err := cep.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
+		func(req *rfc.Request, reply *wire.Params) wire.Errno {
+			prev := active.Swap(req.Param(0).Bool())
+			if req.Param(0).Bool() {
+				return wire.EBUSY // the role is taken, the answer says otherwise
+			}
+			acked.Store(true)
+			reply.Bool(prev)
+			return wire.OK
+		}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{oep.Addr(), RoleActive}, {cep.Addr(), RoleStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	rep := newEndpoint(t, 1, 16)
+	r, err := New(rep, testRouterConfig(t), table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	client := newEndpoint(t, 100, 0)
+	rep.MarkDead(oep.Addr())
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/k")
+	ps.Bytes([]byte("v"))
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := client.Call(cctx, rep.Addr(), CallNSPut, &ps, nil); err != wire.ENODEAD {
+		t.Fatalf("put: %v, want ENODEAD (no standby took over)", err)
+	}
+	if !waitFor(10*time.Second, func() bool { return acked.Load() && !active.Load() }) {
+		t.Fatalf("the standby that took the role unheard was never demoted (active %v)", active.Load())
+	}
+}

@@ -447,8 +447,10 @@ func (r *Router) finish(f *forwarding) {
 // the active one. It returns the member to try next, -1 if none. Called
 // with cs.promote held: promotions of one sub-cluster are serialized.
 // A promotion does not wait for the fence to be acknowledged (a dead
-// member cannot answer); an unacknowledged fence is remembered and
-// re-sent by the failover goroutine until acknowledged (redemote).
+// member cannot answer); an unacknowledged fence, and a candidate that
+// did not acknowledge its promotion (it may have taken the role), are
+// remembered and sent set-role(false) by the failover goroutine until
+// acknowledged (redemote).
 func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
 	failed := roleIdx(view)
 	n := len(cs.members)
@@ -461,6 +463,9 @@ func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) in
 			continue
 		}
 		if r.setRole(cs.members[cand], true, &ps, buf[:]) != nil {
+			// It may have taken the role without the router hearing
+			// it: demoted later unless it is made active meanwhile.
+			r.rememberDemotion(cs.name, cs.members[cand])
 			continue
 		}
 		if !cs.switchActive(view, cand) {
