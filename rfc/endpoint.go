@@ -151,7 +151,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	}
 	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
-		return nil, &ConfigError{"Addr", err.Error()}
+		return nil, BadConfig("rfc", "Addr", cfg.Addr, err.Error())
 	}
 	network := "udp"
 	if ua.IP != nil && ua.IP.To4() != nil {
@@ -171,11 +171,11 @@ func newCodec(cfg Config) (*wire.Codec, error) {
 	}
 	codec, err := wire.NewCodec(cfg.MaxDatagram, cfg.Key)
 	if err != nil {
-		return nil, &ConfigError{"Key", err.Error()}
+		return nil, BadConfig("rfc", "Key", nil, err.Error())
 	}
 	if len(cfg.PrevKey) > 0 {
 		if err := codec.SetKeys(cfg.Key, cfg.PrevKey); err != nil {
-			return nil, &ConfigError{"PrevKey", err.Error()}
+			return nil, BadConfig("rfc", "PrevKey", nil, err.Error())
 		}
 	}
 	return codec, nil
