@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -56,7 +56,7 @@ func TestRegistryCentersKilled(t *testing.T) {
 	}
 	defer ep.Close()
 	cs := []netip.AddrPort{netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1])}
-	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
+	cli, err := client.NewClient(ep, client.DefaultClientConfig(cs...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestRegistryCentersKilled(t *testing.T) {
 	// Both centers converge; check each one alone.
 	missing := 0
 	for i, c := range cs {
-		one, err := registry.NewClient(ep, registry.DefaultClientConfig(c))
+		one, err := client.NewClient(ep, client.DefaultClientConfig(c))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
@@ -48,8 +50,8 @@ type regWorld struct {
 	cfg   rfc.Config
 	addrs []netip.AddrPort
 	eps   []*rfc.Endpoint
-	ctrs  [2]*registry.Center
-	ags   [2]*registry.Agent
+	ctrs  [2]*center.Center
+	ags   [2]*agent.Agent
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	mu    struct {
@@ -87,7 +89,7 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 	w.wg.Wait()
 	// Once the faults stop: anti-entropy, pushes and resubscription
 	// bring everything together within a few anti-entropy periods.
-	time.Sleep(3*registry.DefaultAntiEntropyEvery + *flagQuiet)
+	time.Sleep(3*center.DefaultAntiEntropyEvery + *flagQuiet)
 	w.check()
 	for i := range w.eps {
 		w.crash(i)
@@ -105,19 +107,19 @@ func (w *regWorld) start(i int) {
 	centers := []netip.AddrPort{w.addrs[regCenter0], w.addrs[regCenter1]}
 	switch i {
 	case regCenter0, regCenter1:
-		rc := registry.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
+		rc := center.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
 		rc.Index = uint8(i)
 		rc.Peer = centers[1-i]
 		rc.Logger = quietLogger
-		if w.ctrs[i], err = registry.StartCenter(ep, rc); err != nil {
+		if w.ctrs[i], err = center.StartCenter(ep, rc); err != nil {
 			w.t.Fatal(err)
 		}
 	case regAgent0, regAgent1:
-		ac := registry.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), centers...)
+		ac := agent.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), centers...)
 		ac.Prefixes = []string{sdk.KVPrefix}
 		ac.ShmSize = 1 << 20
 		ac.Logger = quietLogger
-		if w.ags[i-regAgent0], err = registry.StartAgent(ep, ac); err != nil {
+		if w.ags[i-regAgent0], err = agent.StartAgent(ep, ac); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -151,7 +153,7 @@ func (w *regWorld) crash(i int) {
 // versions acknowledged.
 func (w *regWorld) writer(i int, rnd *simnet.Rand) {
 	defer w.wg.Done()
-	c, err := registry.NewClient(w.eps[i], registry.DefaultClientConfig(w.addrs[regCenter0], w.addrs[regCenter1]))
+	c, err := client.NewClient(w.eps[i], client.DefaultClientConfig(w.addrs[regCenter0], w.addrs[regCenter1]))
 	if err != nil {
 		w.chk.failf("writer %d: %v", i, err)
 		return

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"fastcall/node/heartbeat"
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/rfc"
 
 	"github.com/anishathalye/porcupine"
@@ -157,7 +157,7 @@ func (p *centerProc) kill() {
 // newClient returns a registry Client on its own endpoint, with a
 // heartbeat service watching the centers so that a killed center is
 // declared dead (ENODEAD) rather than timed out.
-func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *registry.Client {
+func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *client.Client {
 	t.Helper()
 	cfg := rfc.DefaultConfig()
 	cfg.NodeID = node
@@ -174,9 +174,9 @@ func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *registry.Cl
 		t.Fatal(err)
 	}
 	t.Cleanup(hb.Close)
-	ccfg := registry.DefaultClientConfig(centers...)
+	ccfg := client.DefaultClientConfig(centers...)
 	ccfg.AttemptTimeout = 500 * time.Millisecond
-	cl, err := registry.NewClient(ep, ccfg)
+	cl, err := client.NewClient(ep, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *registry.Cl
 }
 
 // workload runs one client's operations on keys until ctx ends.
-func workload(ctx context.Context, h *History, id int, cl *registry.Client, keys []string, rng *rand.Rand) {
+func workload(ctx context.Context, h *History, id int, cl *client.Client, keys []string, rng *rand.Rand) {
 	seen := map[string]uint64{} // last version this client saw of each key
 	seq := 0
 	for ctx.Err() == nil {
