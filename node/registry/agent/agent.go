@@ -131,7 +131,7 @@ func StartAgent(ep *rfc.Endpoint, cfg AgentConfig) (*Agent, error) {
 // if wrap is not nil.
 func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter) (*Agent, error) {
 	if cfg.ShmPath == "" {
-		return nil, &registry.ConfigError{Field: "ShmPath", Why: "required"}
+		return nil, rfc.BadConfig("registry", "ShmPath", nil, "required")
 	}
 	if len(cfg.Prefixes) == 0 {
 		cfg.Prefixes = []string{sdk.ServicePrefix}

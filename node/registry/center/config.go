@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
 // Config configures a Center. Start from DefaultConfig and change what you
-// need; StartCenter refuses out-of-range values with a *registry.ConfigError
+// need; StartCenter refuses out-of-range values with an *rfc.ConfigError
 // carrying EINVAL.
 type Config struct {
 	// DataDir holds the log and the snapshot (required).
@@ -156,44 +157,43 @@ func DefaultConfig(dir string) Config {
 }
 
 func (c *Config) check() error {
-	bad := func(f, why string) error { return &registry.ConfigError{Field: f, Why: why} }
 	switch {
 	case c.DataDir == "":
-		return bad("DataDir", "required")
+		return rfc.BadConfig("registry", "DataDir", c.DataDir, "required")
 	case c.Index > 1:
-		return bad("Index", "must be 0 or 1")
+		return rfc.BadConfig("registry", "Index", c.Index, "must be 0 or 1")
 	case c.Fsync > FsyncNever:
-		return bad("Fsync", "unknown policy")
+		return rfc.BadConfig("registry", "Fsync", c.Fsync, "unknown policy")
 	case c.Fsync == FsyncInterval && c.FsyncEvery <= 0:
-		return bad("FsyncEvery", "must be positive")
+		return rfc.BadConfig("registry", "FsyncEvery", c.FsyncEvery, "must be positive")
 	case c.SnapshotBytes < 4096:
-		return bad("SnapshotBytes", "must be at least 4096")
+		return rfc.BadConfig("registry", "SnapshotBytes", c.SnapshotBytes, "must be at least 4096")
 	case c.MaxKeys < 1 || c.MaxKeys > 1<<22:
-		return bad("MaxKeys", "must be between 1 and 4194304")
+		return rfc.BadConfig("registry", "MaxKeys", c.MaxKeys, "must be between 1 and 4194304")
 	case c.TombstoneAge < time.Second:
-		return bad("TombstoneAge", "must be at least 1s")
+		return rfc.BadConfig("registry", "TombstoneAge", c.TombstoneAge, "must be at least 1s")
 	case c.ReplicateTimeout <= 0:
-		return bad("ReplicateTimeout", "must be positive")
+		return rfc.BadConfig("registry", "ReplicateTimeout", c.ReplicateTimeout, "must be positive")
 	case c.AntiEntropyEvery < 10*time.Millisecond:
-		return bad("AntiEntropyEvery", "must be at least 10ms")
+		return rfc.BadConfig("registry", "AntiEntropyEvery", c.AntiEntropyEvery, "must be at least 10ms")
 	case c.SyncPage < 1 || c.SyncPage > (wire.MaxParams-1)/2:
-		return bad("SyncPage", "must be between 1 and 31")
+		return rfc.BadConfig("registry", "SyncPage", c.SyncPage, "must be between 1 and 31")
 	case c.SweepEvery < time.Millisecond:
-		return bad("SweepEvery", "must be at least 1ms")
+		return rfc.BadConfig("registry", "SweepEvery", c.SweepEvery, "must be at least 1ms")
 	case c.MaxLease < time.Second || c.DefaultLease <= 0 || c.DefaultLease > c.MaxLease:
-		return bad("MaxLease", "MaxLease at least 1s, DefaultLease in (0, MaxLease]")
+		return rfc.BadConfig("registry", "MaxLease", c.MaxLease, "MaxLease at least 1s, DefaultLease in (0, MaxLease]")
 	case c.MaxStreamsPerNode < 1 || c.MaxPrefixesPerNode < 1 || c.MaxStreamsPerIP < 1 || c.MaxStreams < 1:
-		return bad("MaxStreams", "stream and prefix bounds must be at least 1")
+		return rfc.BadConfig("registry", "MaxStreams", c.MaxStreams, "stream and prefix bounds must be at least 1")
 	case c.StreamIdle < 10*time.Millisecond:
-		return bad("StreamIdle", "must be at least 10ms")
+		return rfc.BadConfig("registry", "StreamIdle", c.StreamIdle, "must be at least 10ms")
 	case c.StreamQueue < 1 || c.StreamQueue > 1<<20:
-		return bad("StreamQueue", "must be between 1 and 1048576")
+		return rfc.BadConfig("registry", "StreamQueue", c.StreamQueue, "must be between 1 and 1048576")
 	case c.Pushers < 1 || c.Pushers > 64:
-		return bad("Pushers", "must be between 1 and 64")
+		return rfc.BadConfig("registry", "Pushers", c.Pushers, "must be between 1 and 64")
 	case c.PushTimeout <= 0 || c.PushRetry <= 0 || c.MaxPushFailures < 1:
-		return bad("PushTimeout", "push timers and failure bound must be positive")
+		return rfc.BadConfig("registry", "PushTimeout", c.PushTimeout, "push timers and failure bound must be positive")
 	case c.DeadQueue < 1:
-		return bad("DeadQueue", "must be at least 1")
+		return rfc.BadConfig("registry", "DeadQueue", c.DeadQueue, "must be at least 1")
 	}
 	return nil
 }

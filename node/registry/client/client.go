@@ -90,11 +90,11 @@ type callBuf struct {
 // NewClient returns a client of the given centers on ep.
 func NewClient(ep *rfc.Endpoint, cfg ClientConfig) (*Client, error) {
 	if len(cfg.Centers) < 1 || len(cfg.Centers) > 2 {
-		return nil, &registry.ConfigError{Field: "Centers", Why: "one or two centers"}
+		return nil, rfc.BadConfig("registry", "Centers", len(cfg.Centers), "one or two centers")
 	}
 	for _, a := range cfg.Centers {
 		if !a.IsValid() {
-			return nil, &registry.ConfigError{Field: "Centers", Why: "invalid address"}
+			return nil, rfc.BadConfig("registry", "Centers", a, "invalid address")
 		}
 	}
 	if cfg.AttemptTimeout <= 0 {
