@@ -51,7 +51,7 @@ func nextEpoch(l *logFile, floor uint64) (uint64, error) {
 	}
 	_, err = f.Write(buf)
 	if err == nil {
-		err = l.syncFile(f, false)
+		err = l.syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

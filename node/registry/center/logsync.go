@@ -97,7 +97,7 @@ func (l *logFile) syncTo(p logPos) error {
 	}
 	// p was appended before this pass reads the end of the log: the
 	// pass covers it.
-	return l.syncPassLocked(false)
+	return l.syncPassLocked()
 }
 
 // whenSynced arranges for done to run once p is durable (err nil) or can
@@ -121,9 +121,8 @@ func (l *logFile) whenSynced(p logPos, done func(err error)) (err error, now boo
 }
 
 // syncPassLocked fsyncs the log if some of it is not known to be durable;
-// l.syncMu is held. offload is set when the log syncer runs it (see
-// logFile.fsync). It returns the sticky failure if there is one.
-func (l *logFile) syncPassLocked(offload bool) error {
+// l.syncMu is held. It returns the sticky failure if there is one.
+func (l *logFile) syncPassLocked() error {
 	l.mu.Lock()
 	f, end := l.mu.f, logPos{gen: l.mu.gen, off: l.mu.size}
 	l.mu.Unlock()
@@ -141,7 +140,7 @@ func (l *logFile) syncPassLocked(offload bool) error {
 		l.syncedUpTo(end, nil, false)
 		return nil
 	}
-	err = l.syncFile(f, offload)
+	err = l.syncFile(f)
 	l.syncedUpTo(end, err, false)
 	return err
 }
@@ -227,7 +226,7 @@ func (l *logFile) syncLoop(done <-chan struct{}, every time.Duration, failed fun
 		case <-tick:
 		}
 		l.syncMu.Lock()
-		err := l.syncPassLocked(true)
+		err := l.syncPassLocked()
 		l.syncMu.Unlock()
 		if err != nil && err != last && err != wire.ECLOSED {
 			failed(err)

@@ -38,7 +38,7 @@ func (g *gate) wait() { <-g.ch }
 // setSyncFile replaces the log's fsync; syncMu guards the field.
 func setSyncFile(l *logFile, fn func(f *os.File) error) {
 	l.syncMu.Lock()
-	l.syncFile = func(f *os.File, _ bool) error { return fn(f) }
+	l.syncFile = fn
 	l.syncMu.Unlock()
 }
 

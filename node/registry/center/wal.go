@@ -2,7 +2,6 @@ package center
 
 import (
 	"encoding/binary"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -117,8 +116,7 @@ type logFile struct {
 	// syncFile makes a file durable: logFile.fsync. Every fsync of the
 	// log, the snapshot and the directory goes through it. Guarded by
 	// syncMu (tests replace it).
-	syncFile func(f *os.File, offload bool) error
-	aio      *aioSync // nil where Linux AIO is not offered
+	syncFile func(f *os.File) error
 
 	mu struct { // guards the file handle and the write offset
 		sync.Mutex
@@ -263,7 +261,6 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 		if err := l.newLogFileLocked(); err != nil {
 			return nil, err
 		}
-		l.aio, _ = newAIOSync()
 		return l, nil
 	}
 	off := logHdrSize
@@ -282,7 +279,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 			f.Close()
 			return nil, err
 		}
-		if err := l.syncFile(f, false); err != nil {
+		if err := l.syncFile(f); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -296,7 +293,6 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	l.mu.gen = 1
 	l.setEndLocked()
 	l.wait.gen, l.wait.synced = 1, int64(off)
-	l.aio, _ = newAIOSync()
 	return l, nil
 }
 
@@ -354,7 +350,7 @@ func (l *logFile) newLogFileLocked() error {
 		f.Close()
 		return err
 	}
-	if err := l.syncFile(f, false); err != nil {
+	if err := l.syncFile(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -386,25 +382,8 @@ func (l *logFile) setEndLocked() {
 	l.endSize.Store(l.mu.size)
 }
 
-// errAIOUnsupported is aioSync.sync's answer when the kernel does not
-// take an AIO fsync of the file (not offered for it, or no resources for
-// it now): nothing was started.
-var errAIOUnsupported = errors.New("registry: AIO fsync not supported")
-
-// fsync makes f durable. offload is set for the fsyncs of the log
-// syncer, which no goroutine waits on directly: they go through Linux AIO
-// where the kernel offers it, so that the syncer holds no P while the
-// disk works (aiosync_linux.go). Other fsyncs, a writer's own on the
-// path of its acknowledgement, a snapshot's, run directly: an AIO
-// completion costs the wake-ups of a kernel worker and of the poller.
-func (l *logFile) fsync(f *os.File, offload bool) error {
-	if offload && l.aio != nil {
-		if err := l.aio.sync(f); err != errAIOUnsupported {
-			return err
-		}
-	}
-	return f.Sync()
-}
+// fsync makes f durable.
+func (l *logFile) fsync(f *os.File) error { return f.Sync() }
 
 // syncDir makes the directory's entries durable (after a rename).
 func (l *logFile) syncDir() error {
@@ -413,7 +392,7 @@ func (l *logFile) syncDir() error {
 		return err
 	}
 	defer d.Close()
-	return l.syncFile(d, false)
+	return l.syncFile(d)
 }
 
 // append writes one frame and returns the log position after it, for
@@ -491,7 +470,7 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 	}
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	if err := l.syncFile(f, false); err != nil {
+	if err := l.syncFile(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -517,15 +496,12 @@ func (l *logFile) close() error {
 	if l.mu.f == nil {
 		return nil
 	}
-	err := l.syncFile(l.mu.f, false)
+	err := l.syncFile(l.mu.f)
 	if cerr := l.mu.f.Close(); err == nil {
 		err = cerr
 	}
 	l.mu.f = nil
 	l.syncedUpTo(logPos{gen: l.mu.gen, off: l.mu.size}, err, false)
 	l.shut()
-	if l.aio != nil {
-		l.aio.close()
-	}
 	return err
 }
