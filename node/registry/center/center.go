@@ -111,6 +111,9 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	if c.clock == nil {
 		c.clock = hostClock{ep}
 	}
+	if c.cfg.Disk == nil {
+		c.cfg.Disk = OSDisk{}
+	}
 	c.mu.st = newStore()
 	c.mu.inflight = make(map[string]uint64)
 	c.mu.owners = make(map[string]map[string]struct{})
@@ -123,7 +126,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 
 	nowMs := c.clock.WallMs()
 	var maxEpoch uint64
-	wal, err := openLog(cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
+	wal, err := openLog(c.cfg.Disk, cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
 		e, ok := entryFromRecord(rec, c.clock.MonoNs(), cfg.TombstoneAge.Milliseconds())
 		if ok {
 			maxEpoch = max(maxEpoch, e.epoch)

@@ -99,6 +99,9 @@ type Config struct {
 	// Clock is the center's view of time (clock.go); nil means the host's
 	// wall clock and the endpoint's monotonic engine clock.
 	Clock Clock
+	// Disk is the center's view of its data directory (disk.go); nil
+	// means the host's file system (OSDisk).
+	Disk Disk
 }
 
 // Defaults.

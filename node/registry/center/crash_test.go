@@ -64,7 +64,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 	// The disk stops answering: every fsync from now on waits, then
 	// fails. What is on disk is what was synced so far.
 	release := newGate(t)
-	setSyncFile(c.wal, func(*os.File) error {
+	setSyncFile(c.wal, func(File) error {
 		release.wait()
 		return syscall.EIO
 	})

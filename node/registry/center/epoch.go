@@ -32,7 +32,7 @@ const (
 func nextEpoch(l *logFile, floor uint64) (uint64, error) {
 	path := filepath.Join(l.dir, epochName)
 	var last uint64
-	b, err := os.ReadFile(path)
+	b, err := l.disk.ReadFile(path)
 	switch {
 	case err == nil:
 		if len(b) != epochSize || string(b[:sizeMagic]) != epochMagic {
@@ -45,7 +45,7 @@ func nextEpoch(l *logFile, floor uint64) (uint64, error) {
 	next := max(last, floor) + 1
 	buf := binary.BigEndian.AppendUint64([]byte(epochMagic), next)
 	tmp := path + tmpExt
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := l.disk.CreateFile(tmp, 0o644)
 	if err != nil {
 		return 0, err
 	}
@@ -59,7 +59,7 @@ func nextEpoch(l *logFile, floor uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := l.disk.Rename(tmp, path); err != nil {
 		return 0, err
 	}
 	if err := l.syncDir(); err != nil {

@@ -3,7 +3,6 @@ package center
 import (
 	"context"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -36,7 +35,7 @@ func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 func (g *gate) wait() { <-g.ch }
 
 // setSyncFile replaces the log's fsync; syncMu guards the field.
-func setSyncFile(l *logFile, fn func(f *os.File) error) {
+func setSyncFile(l *logFile, fn func(f File) error) {
 	l.syncMu.Lock()
 	l.syncFile = fn
 	l.syncMu.Unlock()
@@ -46,7 +45,7 @@ func setSyncFile(l *logFile, fn func(f *os.File) error) {
 // the next one, however they interleave; a whenSynced callback is
 // answered by the same fsync.
 func TestLogGroupCommit(t *testing.T) {
-	l, err := openLog(t.TempDir(), FsyncAlways, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, t.TempDir(), FsyncAlways, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +53,7 @@ func TestLogGroupCommit(t *testing.T) {
 	var syncs atomic.Int32
 	entered, release := make(chan struct{}), newGate(t)
 	defer release.open()
-	setSyncFile(l, func(f *os.File) error {
+	setSyncFile(l, func(f File) error {
 		if syncs.Add(1) == 1 {
 			close(entered)
 			release.wait()
@@ -123,12 +122,12 @@ func TestLogGroupCommit(t *testing.T) {
 func TestLogSyncAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	for round := 0; round < 2; round++ {
-		l, err := openLog(dir, FsyncAlways, func(string, []byte) {})
+		l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var syncs atomic.Int32
-		setSyncFile(l, func(f *os.File) error { syncs.Add(1); return f.Sync() })
+		setSyncFile(l, func(f File) error { syncs.Add(1); return f.Sync() })
 		pos, err := l.append("kv/k", kvRecord(uint64(2+2*round), "v"))
 		if err != nil {
 			t.Fatal(err)
@@ -151,12 +150,12 @@ func TestLogSyncAfterReopen(t *testing.T) {
 // rewritten the store.
 func TestLogSyncFailureSticky(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLog(dir, FsyncAlways, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.close()
-	setSyncFile(l, func(*os.File) error { return syscall.EIO })
+	setSyncFile(l, func(File) error { return syscall.EIO })
 	pos, err := l.append("kv/a", kvRecord(2, "a"))
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +169,7 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	if err, now := l.whenSynced(pos, func(error) { t.Error("callback ran") }); !now || err != syscall.EIO {
 		t.Fatalf("whenSynced: %v %v", err, now)
 	}
-	setSyncFile(l, (*os.File).Sync)
+	setSyncFile(l, File.Sync)
 	if err := l.snapshot(func(fn func(string, []byte)) { fn("kv/a", kvRecord(2, "a")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +182,7 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	}
 	l.close()
 	got := map[string]bool{}
-	l2, err := openLog(dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
+	l2, err := openLog(OSDisk{}, dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +233,7 @@ func TestLogSyncCall(t *testing.T) {
 
 	// A position not yet on disk is answered by the fsync that covers it.
 	release := newGate(t)
-	setSyncFile(c.wal, func(f *os.File) error {
+	setSyncFile(c.wal, func(f File) error {
 		release.wait()
 		return f.Sync()
 	})
@@ -271,7 +270,7 @@ func TestWriteWaitsForBothLogs(t *testing.T) {
 				t.Fatal(err)
 			}
 			release := newGate(t)
-			setSyncFile(p.Cs[slow].wal, func(f *os.File) error {
+			setSyncFile(p.Cs[slow].wal, func(f File) error {
 				release.wait()
 				return f.Sync()
 			})

@@ -87,7 +87,7 @@ func TestLogAndSnapshotVectors(t *testing.T) {
 	wantSnap := "464352534e503032" + "0000000000000001" + frame + "464352534e504f4b" + "0000000000000001" // "FCRSNP02" ... "FCRSNPOK"
 
 	dir := t.TempDir()
-	l, err := openLog(dir, FsyncNever, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, dir, FsyncNever, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestLogAndSnapshotVectors(t *testing.T) {
 			}
 		}
 		var keys []string
-		l, err := openLog(d, FsyncNever, func(key string, r []byte) {
+		l, err := openLog(OSDisk{}, d, FsyncNever, func(key string, r []byte) {
 			if !bytes.Equal(r, rec) {
 				t.Errorf("recovered %q = %x, want %x", key, r, rec)
 			}

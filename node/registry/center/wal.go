@@ -10,7 +10,6 @@ import (
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
-	"fastcall/shm/fileowner"
 	"fastcall/wire"
 
 	"github.com/cespare/xxhash/v2"
@@ -106,6 +105,7 @@ func (p FsyncPolicy) String() string {
 //
 // Lock order: syncMu, then mu, then wait.
 type logFile struct {
+	disk   Disk
 	dir    string
 	policy FsyncPolicy
 	// incarnation names this opening of the log (random, never 0): a log
@@ -116,11 +116,11 @@ type logFile struct {
 	// syncFile makes a file durable: logFile.fsync. Every fsync of the
 	// log, the snapshot and the directory goes through it. Guarded by
 	// syncMu (tests replace it).
-	syncFile func(f *os.File) error
+	syncFile func(f File) error
 
 	mu struct { // guards the file handle and the write offset
 		sync.Mutex
-		f    *os.File
+		f    File
 		size int64 // bytes in the log file
 		gen  uint64
 		buf  []byte
@@ -202,18 +202,15 @@ func upgradeApply(apply func(key string, rec []byte)) func(key string, rec []byt
 // refuses to start rather than run on partial data. Files of record
 // format 1 are upgraded as they are read and upgraded is set: the caller
 // writes a snapshot before it appends anything.
-func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
+func openLog(disk Disk, dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
 	// Whoever may write the directory may remove, rename or swap either
 	// file between two starts, whatever the files' own owner and mode.
-	if err := fileowner.CheckDir(dir); err != nil {
+	if err := disk.PrepareDir(dir); err != nil {
 		return nil, err
 	}
-	l := &logFile{dir: dir, policy: policy, incarnation: registry.RandomID(), kick: make(chan struct{}, 1)}
+	l := &logFile{disk: disk, dir: dir, policy: policy, incarnation: registry.RandomID(), kick: make(chan struct{}, 1)}
 	l.syncFile = l.fsync
-	if b, err := readTrusted(filepath.Join(dir, SnapshotName)); err == nil {
+	if b, err := disk.ReadFile(filepath.Join(dir, SnapshotName)); err == nil {
 		snapApply := apply
 		if len(b) >= sizeMagic && string(b[:sizeMagic]) == snapMagicV1 {
 			snapApply, l.upgraded = upgradeApply(apply), true
@@ -227,7 +224,7 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 		return nil, err
 	}
 	path := filepath.Join(dir, LogName)
-	f, err := fileowner.OpenTrusted(path, os.O_RDWR)
+	f, err := disk.OpenFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
@@ -296,20 +293,6 @@ func openLog(dir string, policy FsyncPolicy, apply func(key string, rec []byte))
 	return l, nil
 }
 
-// readTrusted returns the bytes of the file at path if fileowner accepts
-// it: owned by the effective uid, not writable by group or others, not a
-// symbolic link. A file another user made or may change could hold any
-// record; it is refused (an error that unwraps to wire.EPERM) and the
-// center does not start.
-func readTrusted(path string) ([]byte, error) {
-	f, err := fileowner.OpenTrusted(path, os.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
-}
-
 // loadSnapshot applies every frame of a snapshot image.
 func loadSnapshot(b []byte, apply func(key string, rec []byte)) (int, error) {
 	if len(b) < snapHdrSize+snapEndSize || string(b[:sizeMagic]) != snapMagic && string(b[:sizeMagic]) != snapMagicV1 ||
@@ -342,7 +325,7 @@ func loadSnapshot(b []byte, apply func(key string, rec []byte)) (int, error) {
 func (l *logFile) newLogFileLocked() error {
 	path := filepath.Join(l.dir, LogName)
 	tmp := path + tmpExt
-	f, err := fileowner.CreateFresh(tmp, fileMode)
+	f, err := l.disk.CreateFile(tmp, fileMode)
 	if err != nil {
 		return err
 	}
@@ -354,7 +337,7 @@ func (l *logFile) newLogFileLocked() error {
 		f.Close()
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := l.disk.Rename(tmp, path); err != nil {
 		f.Close()
 		return err
 	}
@@ -383,11 +366,11 @@ func (l *logFile) setEndLocked() {
 }
 
 // fsync makes f durable.
-func (l *logFile) fsync(f *os.File) error { return f.Sync() }
+func (l *logFile) fsync(f File) error { return f.Sync() }
 
 // syncDir makes the directory's entries durable (after a rename).
 func (l *logFile) syncDir() error {
-	d, err := os.Open(l.dir)
+	d, err := l.disk.OpenDir(l.dir)
 	if err != nil {
 		return err
 	}
@@ -460,7 +443,7 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 	binary.BigEndian.PutUint64(buf[sizeMagic:], count)
 	buf = append(buf, snapEndMagic...)
 	buf = binary.BigEndian.AppendUint64(buf, count)
-	f, err := fileowner.CreateFresh(tmp, fileMode)
+	f, err := l.disk.CreateFile(tmp, fileMode)
 	if err != nil {
 		return err
 	}
@@ -475,7 +458,7 @@ func (l *logFile) snapshot(each func(fn func(key string, rec []byte))) error {
 		return err
 	}
 	f.Close()
-	if err := os.Rename(tmp, path); err != nil {
+	if err := l.disk.Rename(tmp, path); err != nil {
 		return err
 	}
 	if err := l.syncDir(); err != nil {
