@@ -166,8 +166,9 @@ const (
 // push datagram under the limit maxDatagram.
 func MaxEntry(maxDatagram int) int { return maxDatagram - PushFixedSize - ChangeHdrSize }
 
-// RandomID returns a random identifier, never 0: a push stream id
-// (CallSubscribe) or a log incarnation (CallLogSync).
+// RandomID returns a random identifier, never 0: a client's id, a push
+// stream id (CallSubscribe) or a log incarnation (CallLogSync); it is
+// the IDSource of production.
 func RandomID() uint64 {
 	for {
 		if v := rand.Uint64(); v != 0 {

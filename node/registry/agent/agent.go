@@ -36,8 +36,10 @@ type AgentConfig struct {
 	// MapRetryEvery is how often the agent writes again into the map the
 	// changes it failed to write (default 100ms).
 	MapRetryEvery time.Duration
-	// client.Client tunes the agent's client (timeouts, keepalive).
+	// AttemptTimeout, KeepaliveEvery and IDs configure the agent's
+	// client (client.ClientConfig).
 	AttemptTimeout, KeepaliveEvery time.Duration
+	IDs                            registry.IDSource
 	// Logger receives state changes; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -142,7 +144,7 @@ func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter
 	if cfg.MapRetryEvery <= 0 {
 		cfg.MapRetryEvery = DefaultMapRetryEvery
 	}
-	c, err := client.NewClient(ep, client.ClientConfig{Centers: cfg.Centers, AttemptTimeout: cfg.AttemptTimeout, KeepaliveEvery: cfg.KeepaliveEvery})
+	c, err := client.NewClient(ep, client.ClientConfig{Centers: cfg.Centers, AttemptTimeout: cfg.AttemptTimeout, KeepaliveEvery: cfg.KeepaliveEvery, IDs: cfg.IDs})
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	if c.cfg.Disk == nil {
 		c.cfg.Disk = OSDisk{}
 	}
+	c.cfg.IDs = c.cfg.IDs.OrRandom()
 	c.mu.st = newStore()
 	c.mu.inflight = make(map[string]uint64)
 	c.mu.owners = make(map[string]map[string]struct{})
@@ -126,7 +127,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 
 	nowMs := c.clock.WallMs()
 	var maxEpoch uint64
-	wal, err := openLog(c.cfg.Disk, cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
+	wal, err := openLog(c.cfg.Disk, c.cfg.IDs, cfg.DataDir, cfg.Fsync, func(key string, rec []byte) {
 		e, ok := entryFromRecord(rec, c.clock.MonoNs(), cfg.TombstoneAge.Milliseconds())
 		if ok {
 			maxEpoch = max(maxEpoch, e.epoch)

@@ -102,6 +102,9 @@ type Config struct {
 	// Disk is the center's view of its data directory (disk.go); nil
 	// means the host's file system (OSDisk).
 	Disk Disk
+	// IDs draws the incarnation of each opening of the log; nil means
+	// registry.RandomID.
+	IDs registry.IDSource
 }
 
 // Defaults.

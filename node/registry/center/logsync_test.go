@@ -45,7 +45,7 @@ func setSyncFile(l *logFile, fn func(f File) error) {
 // the next one, however they interleave; a whenSynced callback is
 // answered by the same fsync.
 func TestLogGroupCommit(t *testing.T) {
-	l, err := openLog(OSDisk{}, t.TempDir(), FsyncAlways, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, registry.RandomID, t.TempDir(), FsyncAlways, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestLogGroupCommit(t *testing.T) {
 func TestLogSyncAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	for round := 0; round < 2; round++ {
-		l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+		l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +150,7 @@ func TestLogSyncAfterReopen(t *testing.T) {
 // rewritten the store.
 func TestLogSyncFailureSticky(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	}
 	l.close()
 	got := map[string]bool{}
-	l2, err := openLog(OSDisk{}, dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
+	l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
 	if err != nil {
 		t.Fatal(err)
 	}

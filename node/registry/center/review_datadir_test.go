@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/wire"
 )
@@ -37,7 +38,7 @@ func TestReviewDataDirRefusedUntrusted(t *testing.T) {
 			if err := os.Chown(dir, tc.uid, tc.uid); err != nil {
 				t.Fatal(err)
 			}
-			l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 			if err == nil {
 				l.close()
 				t.Fatalf("openLog accepted a data directory of uid %d mode %v", tc.uid, tc.mode)
@@ -57,7 +58,7 @@ func TestReviewDataDirRefusedUntrusted(t *testing.T) {
 		if err := os.Chmod(dir, mode); err != nil {
 			t.Fatal(err)
 		}
-		l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+		l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 		if err != nil {
 			t.Fatalf("openLog of a %v directory: %v", mode, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
 )
@@ -87,7 +88,7 @@ func TestLogAndSnapshotVectors(t *testing.T) {
 	wantSnap := "464352534e503032" + "0000000000000001" + frame + "464352534e504f4b" + "0000000000000001" // "FCRSNP02" ... "FCRSNPOK"
 
 	dir := t.TempDir()
-	l, err := openLog(OSDisk{}, dir, FsyncNever, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncNever, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestLogAndSnapshotVectors(t *testing.T) {
 			}
 		}
 		var keys []string
-		l, err := openLog(OSDisk{}, d, FsyncNever, func(key string, r []byte) {
+		l, err := openLog(OSDisk{}, registry.RandomID, d, FsyncNever, func(key string, r []byte) {
 			if !bytes.Equal(r, rec) {
 				t.Errorf("recovered %q = %x, want %x", key, r, rec)
 			}

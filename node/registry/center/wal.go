@@ -202,13 +202,13 @@ func upgradeApply(apply func(key string, rec []byte)) func(key string, rec []byt
 // refuses to start rather than run on partial data. Files of record
 // format 1 are upgraded as they are read and upgraded is set: the caller
 // writes a snapshot before it appends anything.
-func openLog(disk Disk, dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
+func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
 	// Whoever may write the directory may remove, rename or swap either
 	// file between two starts, whatever the files' own owner and mode.
 	if err := disk.PrepareDir(dir); err != nil {
 		return nil, err
 	}
-	l := &logFile{disk: disk, dir: dir, policy: policy, incarnation: registry.RandomID(), kick: make(chan struct{}, 1)}
+	l := &logFile{disk: disk, dir: dir, policy: policy, incarnation: ids(), kick: make(chan struct{}, 1)}
 	l.syncFile = l.fsync
 	if b, err := disk.ReadFile(filepath.Join(dir, SnapshotName)); err == nil {
 		snapApply := apply

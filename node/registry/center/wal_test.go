@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
@@ -38,7 +39,7 @@ func TestLogTornTail(t *testing.T) {
 	for _, c := range cuts {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestLogTornTail(t *testing.T) {
 			b, _ := os.ReadFile(path)
 			os.WriteFile(path, c.mod(b), 0o644)
 			got := map[string]bool{}
-			l2, err := openLog(OSDisk{}, dir, FsyncAlways, func(k string, rec []byte) {
+			l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, rec []byte) {
 				var r sdk.Record
 				if sdk.ParseRecord(rec, &r) != 0 {
 					t.Fatalf("applied a bad record for %s", k)
@@ -80,7 +81,7 @@ func TestLogTornTail(t *testing.T) {
 			}
 			l2.close()
 			n := 0
-			l3, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) { n++ })
+			l3, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { n++ })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +99,7 @@ var lastFrame = appendFrame(nil, "kv/k9", kvRecord(20, "value"))
 func TestSnapshotAndLogRecover(t *testing.T) {
 	dir := t.TempDir()
 	store := map[string][]byte{}
-	l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestSnapshotAndLogRecover(t *testing.T) {
 	}
 	l.close()
 	got := map[string][]byte{}
-	l2, err := openLog(OSDisk{}, dir, FsyncAlways, func(k string, rec []byte) {
+	l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, rec []byte) {
 		if sdk.RecordVersion(rec) > sdk.RecordVersion(got[k]) {
 			got[k] = rec
 		}
@@ -141,7 +142,7 @@ func TestSnapshotAndLogRecover(t *testing.T) {
 	b, _ := os.ReadFile(snap)
 	b[snapHdrSize+frameHdrSize] ^= 1
 	os.WriteFile(snap, b, 0o644)
-	if _, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {}); wire.AsErrno(err) != 12 {
+	if _, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {}); wire.AsErrno(err) != 12 {
 		t.Fatalf("damaged snapshot: %v", err)
 	}
 }

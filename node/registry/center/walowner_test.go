@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/wire"
 )
@@ -34,7 +35,7 @@ func logDir(t *testing.T, plant bool) string {
 		}
 		planted = append(planted, f)
 	}
-	l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) {})
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestLogFilesCreatedFresh(t *testing.T) {
 	}
 	dir := logDir(t, true)
 	n := 0
-	l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) { n++ })
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { n++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestLogFilesRefusedUntrusted(t *testing.T) {
 				t.Fatal(err)
 			}
 			applied := 0
-			l, err := openLog(OSDisk{}, dir, FsyncAlways, func(string, []byte) { applied++ })
+			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { applied++ })
 			if err == nil {
 				l.close()
 				t.Fatalf("untrusted %s loaded (%d records)", tc.file, applied)

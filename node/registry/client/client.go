@@ -26,6 +26,9 @@ type ClientConfig struct {
 	// or stopped answering, makes the Watch resynchronize, at the other
 	// center if need be.
 	KeepaliveEvery time.Duration
+	// IDs draws the client's id and its watches' stream ids; nil means
+	// registry.RandomID.
+	IDs registry.IDSource
 }
 
 // Client defaults.
@@ -103,7 +106,8 @@ func NewClient(ep *rfc.Endpoint, cfg ClientConfig) (*Client, error) {
 	if cfg.KeepaliveEvery <= 0 {
 		cfg.KeepaliveEvery = DefaultKeepaliveEvery
 	}
-	c := &Client{ep: ep, cfg: cfg, id: registry.RandomID(), watches: make(map[uint64]*Watch)}
+	cfg.IDs = cfg.IDs.OrRandom()
+	c := &Client{ep: ep, cfg: cfg, id: cfg.IDs(), watches: make(map[uint64]*Watch)}
 	seg := ep.Config().MaxDatagram - wire.HeaderSize
 	c.bufPool.New = func() any { return &callBuf{seg: make([]byte, seg)} }
 	return c, nil

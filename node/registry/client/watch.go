@@ -177,15 +177,36 @@ func (w *Watch) kickResync() {
 }
 
 // loop resynchronizes when asked and checks the stream every keepalive.
+// When both are due at once, the resynchronization runs and the
+// keepalive is skipped (a new stream needs none): one order whatever
+// select picks, so that a simulated run replays.
 func (w *Watch) loop() {
 	defer w.wg.Done()
 	tick := time.NewTicker(w.c.cfg.KeepaliveEvery)
 	defer tick.Stop()
 	for {
+		kicked := false
 		select {
 		case <-w.done:
 			return
 		case <-w.kick:
+			kicked = true
+		case <-tick.C:
+			select {
+			case <-w.kick:
+				kicked = true
+			default:
+			}
+		}
+		if !kicked && !w.synced.Load() {
+			w.kickResync()
+			continue
+		}
+		if kicked {
+			select {
+			case <-tick.C:
+			default:
+			}
 			if e := w.resync(); e != wire.OK {
 				// Try again at the next keepalive, at the other
 				// center if this one did not answer.
@@ -194,26 +215,28 @@ func (w *Watch) loop() {
 				}
 				w.synced.Store(false)
 			}
-		case <-tick.C:
-			if !w.synced.Load() {
-				w.kickResync()
-				continue
-			}
-			w.mu.Lock()
-			id, center := w.mu.stream, w.mu.center
-			w.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
-			err := w.c.callAt(ctx, w.c.cfg.Centers[center], registry.CallSubCheck, func(ps *wire.Params) { ps.Uint64(id) }, nil)
-			cancel()
-			switch e := wire.AsErrno(err); {
-			case e == wire.OK:
-			case failover(e):
-				w.switchCenter()
-				w.kickResync()
-			default:
-				w.kickResync()
-			}
+			continue
 		}
+		w.keepalive()
+	}
+}
+
+// keepalive checks the stream with its center (CallSubCheck), and
+// resynchronizes if the center does not know it or does not answer.
+func (w *Watch) keepalive() {
+	w.mu.Lock()
+	id, center := w.mu.stream, w.mu.center
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
+	err := w.c.callAt(ctx, w.c.cfg.Centers[center], registry.CallSubCheck, func(ps *wire.Params) { ps.Uint64(id) }, nil)
+	cancel()
+	switch e := wire.AsErrno(err); {
+	case e == wire.OK:
+	case failover(e):
+		w.switchCenter()
+		w.kickResync()
+	default:
+		w.kickResync()
 	}
 }
 
@@ -229,7 +252,7 @@ func (w *Watch) switchCenter() {
 // resync opens a new stream, subscribes its prefixes and lists them.
 func (w *Watch) resync() wire.Errno {
 	w.resyncs.Add(1)
-	id := registry.RandomID()
+	id := w.c.cfg.IDs()
 	w.mu.Lock()
 	old, center := w.mu.stream, w.mu.center
 	w.mu.stream = id
