@@ -310,13 +310,7 @@ func TestWriteAfterCenterRestart(t *testing.T) {
 	if _, err := cl.Put(ctx, "k", []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
-	c.Close()
-	ep.Close()
-	c2, err := StartCenter(regtest.Endpoint(t, 100, addr.String()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c2.Close() })
+	restartCenter(t, c, cfg)
 	if _, err := cl.Put(ctx, "k", []byte("2"), 0); err != nil {
 		t.Fatalf("first write after the restart: %v", err)
 	}

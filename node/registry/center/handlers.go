@@ -77,15 +77,7 @@ func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
 	}
-	if !c.serving() {
-		return wire.EBUSY
-	}
-	v, e := c.write(&op)
-	if e != wire.OK {
-		return e
-	}
-	reply.Uint64(v)
-	return wire.OK
+	return c.writeAnswer(&op, reply)
 }
 
 func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
@@ -95,23 +87,29 @@ func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
+	op := deleteOp(key, expect, req.Src, registry.OpOf(req))
+	return c.writeAnswer(&op, reply)
+}
+
+// deleteOp is the write of a tombstone for a live key; expect, if not 0,
+// must be its version. id names the client operation.
+func deleteOp(key string, expect uint64, node uint32, id sdk.OpID) writeOp {
+	op := writeOp{key: key, id: id, mustExist: true, check: expect != 0, expect: expect}
+	op.rec = sdk.Record{Kind: sdk.KindTombstone, Node: node}
+	return op
+}
+
+// writeAnswer runs a client's write once the center serves clients
+// (EBUSY before) and answers the version it made.
+func (c *Center) writeAnswer(op *writeOp, reply *wire.Params) wire.Errno {
 	if !c.serving() {
 		return wire.EBUSY
 	}
-	v, e := c.delete(key, expect, req.Src, registry.OpOf(req))
-	if e != wire.OK {
-		return e
+	v, e := c.write(op)
+	if e == wire.OK {
+		reply.Uint64(v)
 	}
-	reply.Uint64(v)
-	return wire.OK
-}
-
-// delete writes a tombstone for a live key; expect, if not 0, must be its
-// version. id names the client operation.
-func (c *Center) delete(key string, expect uint64, node uint32, id sdk.OpID) (uint64, wire.Errno) {
-	op := writeOp{key: key, id: id, mustExist: true, check: expect != 0, expect: expect}
-	op.rec = sdk.Record{Kind: sdk.KindTombstone, Node: node}
-	return c.write(&op)
+	return e
 }
 
 func (c *Center) serveList(req *rfc.Request, reply *wire.Params) wire.Errno {
@@ -185,15 +183,7 @@ func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno 
 	if len(key) > registry.MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
 	}
-	if !c.serving() {
-		return wire.EBUSY
-	}
-	v, e := c.write(&op)
-	if e != wire.OK {
-		return e
-	}
-	reply.Uint64(v)
-	return wire.OK
+	return c.writeAnswer(&op, reply)
 }
 
 func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errno {
@@ -202,15 +192,8 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
-	if !c.serving() {
-		return wire.EBUSY
-	}
-	v, e := c.delete(sdk.ServiceKey(name, req.Src), 0, req.Src, registry.OpOf(req))
-	if e != wire.OK {
-		return e
-	}
-	reply.Uint64(v)
-	return wire.OK
+	op := deleteOp(sdk.ServiceKey(name, req.Src), 0, req.Src, registry.OpOf(req))
+	return c.writeAnswer(&op, reply)
 }
 
 // renewOwner pushes back the lease deadline of every instance registered

@@ -47,3 +47,19 @@ func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *clien
 	}
 	return c
 }
+
+// restartCenter closes c and its endpoint, as a crash that lets the last
+// fsync finish, and starts a center with cfg on a new endpoint at the same
+// address (node 100), closed when the test ends.
+func restartCenter(t testing.TB, c *Center, cfg Config) *Center {
+	t.Helper()
+	addr := c.Endpoint().Addr()
+	c.Close()
+	c.Endpoint().Close()
+	c2, err := StartCenter(regtest.Endpoint(t, 100, addr.String()), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c2.Close() })
+	return c2
+}

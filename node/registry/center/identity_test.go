@@ -224,27 +224,9 @@ func TestUnknownOutcomeNotConflict(t *testing.T) {
 // version 5 again for another record. Once they meet again, the two
 // centers must end with one record.
 func TestReissuedVersionConverges(t *testing.T) {
-	epA := regtest.Endpoint(t, 100, "")
-	epB := regtest.Endpoint(t, 101, "")
-	addrB := epB.Addr()
-	relay, err := faultnet.New(epA.Addr(), &faultnet.Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(relay.Close)
-	dirA, dirB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	cfgA := testCenterConfig(dirA, 0, addrB)
-	cfgB := testCenterConfig(dirB, 1, relay.Addr())
-	cfgA.AntiEntropyEvery, cfgB.AntiEntropyEvery = time.Hour, time.Hour
-	a, err := StartCenter(epA, cfgA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	b, err := StartCenter(epB, cfgB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := startRelayed(t)
+	epB, addrB, relay, cfgB, a, b := r.epB, r.epB.Addr(), r.relay, r.cfgB, r.a, r.b
+	dirB := cfgB.DataDir
 	ctx := regtest.Ctx(t, 30*time.Second)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addrB)
 	if _, err := cl.Put(ctx, "k", []byte("1"), 0); err != nil {
@@ -347,26 +329,8 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 // holds until an anti-entropy round brought it those writes: it answers
 // EBUSY (the client goes to the other center), then the new record.
 func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
-	epA := regtest.Endpoint(t, 100, "")
-	epB := regtest.Endpoint(t, 101, "")
-	addrB := epB.Addr()
-	relay, err := faultnet.New(epA.Addr(), &faultnet.Faults{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(relay.Close)
-	cfgA := testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, addrB)
-	cfgB := testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, relay.Addr())
-	cfgA.AntiEntropyEvery, cfgB.AntiEntropyEvery = time.Hour, time.Hour
-	a, err := StartCenter(epA, cfgA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	b, err := StartCenter(epB, cfgB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := startRelayed(t)
+	epA, epB, addrB, relay, cfgB, b := r.epA, r.epB, r.epB.Addr(), r.relay, r.cfgB, r.b
 	ctx := regtest.Ctx(t, 30*time.Second)
 	atA := newClient(t, regtest.Endpoint(t, 7, ""), epA.Addr())
 	atB := newClient(t, regtest.Endpoint(t, 8, ""), addrB)
@@ -380,7 +344,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay.F.Blackhole.Store(true)
-	b, err = StartCenter(regtest.Endpoint(t, 101, addrB.String()), cfgB)
+	b, err := StartCenter(regtest.Endpoint(t, 101, addrB.String()), cfgB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,4 +360,34 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 	if e, err := atB.Get(ctx, "k"); err != nil || string(e.Value) != "2" {
 		t.Fatalf("read at B after: %q %v, want \"2\"", e.Value, err)
 	}
+}
+
+// relayed is two centers A (index 0) and B (index 1) whose anti-entropy
+// runs only at start, B reaching A through a relay the test can cut.
+type relayed struct {
+	epA, epB   *rfc.Endpoint
+	relay      *faultnet.Relay
+	cfgA, cfgB Config
+	a, b       *Center
+}
+
+func startRelayed(t *testing.T) *relayed {
+	t.Helper()
+	r := &relayed{epA: regtest.Endpoint(t, 100, ""), epB: regtest.Endpoint(t, 101, "")}
+	var err error
+	if r.relay, err = faultnet.New(r.epA.Addr(), &faultnet.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.relay.Close)
+	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, r.epB.Addr())
+	r.cfgB = testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, r.relay.Addr())
+	r.cfgA.AntiEntropyEvery, r.cfgB.AntiEntropyEvery = time.Hour, time.Hour
+	if r.a, err = StartCenter(r.epA, r.cfgA); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.a.Close() })
+	if r.b, err = StartCenter(r.epB, r.cfgB); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -184,13 +184,7 @@ func TestAgedTombstoneDeletesOlderRecord(t *testing.T) {
 	if _, err := cl.Get(ctx, "b"); wire.AsErrno(err) != wire.ENOENT {
 		t.Fatalf("get after the aged tombstone: %v, want ENOENT", err)
 	}
-	c.Close()
-	ep.Close()
-	c2, err := StartCenter(regtest.Endpoint(t, 100, addr.String()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c2.Close() })
+	c2 := restartCenter(t, c, cfg)
 	if _, err := cl.Get(ctx, "b"); wire.AsErrno(err) != wire.ENOENT {
 		t.Fatalf("get after the restart: %v, want ENOENT", err)
 	}

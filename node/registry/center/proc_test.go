@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -106,25 +105,6 @@ func childSDK() int {
 	return 0
 }
 
-// freePorts returns n loopback UDP addresses that were free a moment ago.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var conns []*net.UDPConn
-	for i := 0; i < n; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		out = append(out, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	return out
-}
-
 // centerProc is a center running in a child process.
 type centerProc struct {
 	cmd *exec.Cmd
@@ -173,7 +153,7 @@ func (p *centerProc) kill() {
 // stream of writes: every write that returned success is on the survivor
 // and, once the killed center is back, on it too.
 func TestKillCenterMidStream(t *testing.T) {
-	addrs := freePorts(t, 2)
+	addrs := regtest.FreeAddrs(t, 2)
 	dirs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
 	a := spawnCenter(t, 0, addrs[0], addrs[1], dirs[0])
 	spawnCenter(t, 1, addrs[1], addrs[0], dirs[1])

@@ -409,12 +409,22 @@ func (c *Center) refuseLocked(from netip.AddrPort, bound string, now int64) wire
 	return wire.ENOSPC
 }
 
+// ownedLocked returns the stream that req's first parameter names if it
+// belongs to req's source address (only its owner may check or close a
+// stream), nil otherwise; t.mu is held.
+func (t *pushTable) ownedLocked(req *rfc.Request) *stream {
+	if s := t.streams[req.Param(0).Uint64()]; s != nil && s.addr == req.From {
+		return s
+	}
+	return nil
+}
+
 func (c *Center) serveUnsubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
 	t := &c.push
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.streams[req.Param(0).Uint64()]
-	if s == nil || s.addr != req.From {
+	s := t.ownedLocked(req)
+	if s == nil {
 		return wire.ENOENT
 	}
 	t.dropLocked(s)
@@ -425,8 +435,8 @@ func (c *Center) serveSubCheck(req *rfc.Request, reply *wire.Params) wire.Errno 
 	t := &c.push
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.streams[req.Param(0).Uint64()]
-	if s == nil || s.addr != req.From {
+	s := t.ownedLocked(req)
+	if s == nil {
 		return wire.ESTALE
 	}
 	s.heard = c.ep.Now()

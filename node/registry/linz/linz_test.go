@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	"fastcall/node/heartbeat"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
 
 	"github.com/anishathalye/porcupine"
@@ -55,25 +55,6 @@ func buildRfcd(t *testing.T, dir string) string {
 		t.Fatalf("go build rfcd: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freeAddrs returns n loopback UDP addresses that were free a moment ago.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var conns []*net.UDPConn
-	for i := 0; i < n; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		out = append(out, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	return out
 }
 
 // centerProc is one center as an rfcd process, restarted on the same
@@ -250,7 +231,7 @@ func workload(ctx context.Context, h *History, id int, cl *client.Client, keys [
 // checks the history.
 func runOnce(t *testing.T, bin string, nkeys int, d time.Duration, seed uint64) (porcupine.CheckResult, *History, int) {
 	dir := t.TempDir()
-	addrs := freeAddrs(t, 2)
+	addrs := regtest.FreeAddrs(t, 2)
 	procs := []*centerProc{
 		newCenterProc(t, bin, dir, 0, addrs[0], addrs[1]),
 		newCenterProc(t, bin, dir, 1, addrs[1], addrs[0]),

@@ -98,26 +98,33 @@ func (v *view) PrepareDir(dir string) error {
 	return nil
 }
 
-func (v *view) ReadFile(path string) ([]byte, error) {
-	defer v.d.mu.Unlock()
-	if !v.lock() {
+// openLocked returns the file at path; the disk's lock is held.
+func (v *view) openLocked(path string) (*inode, error) {
+	if v.boot != v.d.boot {
 		return nil, closed("open", path)
 	}
-	n := v.d.names[filepath.Clean(path)]
-	if n == nil {
-		return nil, notExist("open", path)
+	if n := v.d.names[filepath.Clean(path)]; n != nil {
+		return n, nil
+	}
+	return nil, notExist("open", path)
+}
+
+func (v *view) ReadFile(path string) ([]byte, error) {
+	v.d.mu.Lock()
+	defer v.d.mu.Unlock()
+	n, err := v.openLocked(path)
+	if err != nil {
+		return nil, err
 	}
 	return append([]byte(nil), n.data...), nil
 }
 
 func (v *view) OpenFile(path string) (center.File, error) {
+	v.d.mu.Lock()
 	defer v.d.mu.Unlock()
-	if !v.lock() {
-		return nil, closed("open", path)
-	}
-	n := v.d.names[filepath.Clean(path)]
-	if n == nil {
-		return nil, notExist("open", path)
+	n, err := v.openLocked(path)
+	if err != nil {
+		return nil, err
 	}
 	return &file{v: v, n: n, path: path}, nil
 }

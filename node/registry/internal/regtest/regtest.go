@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -133,3 +134,23 @@ func StartPair[C io.Closer](t testing.TB, start StartFunc[C]) *Pair[C] {
 // HostileUID is a uid other than the test's (nobody) that planted files
 // are given, to check that the registry refuses files it may not trust.
 const HostileUID = 65534
+
+// FreeAddrs returns n loopback UDP addresses that were free a moment ago,
+// for processes that must be told their address before they start.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var out []string
+	var conns []*net.UDPConn
+	for i := 0; i < n; i++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		out = append(out, c.LocalAddr().String())
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	return out
+}
