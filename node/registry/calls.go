@@ -1,10 +1,6 @@
 package registry
 
-import (
-	"math/rand/v2"
-
-	"fastcall/wire"
-)
+import "fastcall/wire"
 
 // Call numbers, in the range reserved for the registry
 // (wire.CallRegistryBase, 0x0200-0x02FF). This list is append-only: a
@@ -165,14 +161,3 @@ const (
 // MaxEntry returns the largest key length plus record length that fits one
 // push datagram under the limit maxDatagram.
 func MaxEntry(maxDatagram int) int { return maxDatagram - PushFixedSize - ChangeHdrSize }
-
-// RandomID returns a random identifier, never 0: a client's id, a push
-// stream id (CallSubscribe) or a log incarnation (CallLogSync); it is
-// the IDSource of production.
-func RandomID() uint64 {
-	for {
-		if v := rand.Uint64(); v != 0 {
-			return v
-		}
-	}
-}

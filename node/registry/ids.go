@@ -1,5 +1,7 @@
 package registry
 
+import "math/rand/v2"
+
 // IDSource returns a new identifier, never 0, at each call: a client's
 // id (the Client of sdk.OpID), a push stream id (CallSubscribe) or a log
 // incarnation (CallLogSync). These travel in datagrams and must not
@@ -15,4 +17,15 @@ func (s IDSource) OrRandom() IDSource {
 		return RandomID
 	}
 	return s
+}
+
+// RandomID returns a random identifier, never 0: a client's id, a push
+// stream id (CallSubscribe) or a log incarnation (CallLogSync); it is
+// the IDSource of production.
+func RandomID() uint64 {
+	for {
+		if v := rand.Uint64(); v != 0 {
+			return v
+		}
+	}
 }
