@@ -61,14 +61,14 @@ func DefaultAgentConfig(shmPath string, centers ...netip.AddrPort) AgentConfig {
 // Agent is the registry's presence on a node: it watches prefixes at the
 // centers and writes every entry it receives into the node's shared-memory
 // map, where local processes read it with package sdk; and it keeps the
-// node's own registrations alive. Goroutines: the client.Watch's one and a
+// node's own registrations alive. Goroutines: the Watch's one and a
 // renewal goroutine, started in StartAgent; the renewal goroutine also
 // writes again the changes the map refused. All methods are safe for
 // concurrent use.
 //
 // A change the map refuses (full and unable to grow, say) is kept, the
 // latest per key, and written again every MapRetryEvery until it goes
-// in or a newer change of the key replaces it: the client.Watch has taken its
+// in or a newer change of the key replaces it: the Watch has taken its
 // version and will not deliver it again, so the map would otherwise stay
 // behind the centers until a resynchronization. The changes kept are
 // bounded by the keys under the prefixes.
@@ -85,9 +85,9 @@ type Agent struct {
 		sync.Mutex
 		regs map[string]agentReg // by service name
 	}
-	// mapMu serializes the map writes of the client.Watch (apply) and of the
+	// mapMu serializes the map writes of the Watch (apply) and of the
 	// retries, so a retry never writes over a newer change. Lock order:
-	// the client.Watch's lock, then mapMu.
+	// the Watch's lock, then mapMu.
 	mapMu struct {
 		sync.Mutex
 		pending map[string]mapChange // by key: the latest change the map refused
@@ -199,7 +199,7 @@ func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter
 		return nil, err
 	}
 	a.watch = w
-	// The agent's renewal goroutine starts here (the client.Watch started its own).
+	// The agent's renewal goroutine starts here (the Watch started its own).
 	a.wg.Add(1)
 	go a.renewLoop()
 	return a, nil
@@ -227,10 +227,10 @@ func (a *Agent) closeMap() {
 	a.m.Close()
 }
 
-// client.Client returns the agent's client (KV operations, lookups at a center).
+// Client returns the agent's client (KV operations, lookups at a center).
 func (a *Agent) Client() *client.Client { return a.c }
 
-// client.Watch returns the agent's watch (counters, Synced).
+// Watch returns the agent's watch (counters, Synced).
 func (a *Agent) Watch() *client.Watch { return a.watch }
 
 // Map returns the agent's map.
@@ -239,7 +239,7 @@ func (a *Agent) Map() *shm.Map { return a.m }
 // MapErrors returns how many map writes failed.
 func (a *Agent) MapErrors() uint64 { return a.mapErrors.Load() }
 
-// apply writes one change into the map (runs under the client.Watch's lock). A
+// apply writes one change into the map (runs under the Watch's lock). A
 // change the map refuses is kept for retryMap.
 func (a *Agent) apply(ch client.Change) {
 	a.mapMu.Lock()
