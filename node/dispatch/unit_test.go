@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,45 +74,28 @@ func TestMarkerCodec(t *testing.T) {
 	}
 }
 
-func TestSegmentCount(t *testing.T) {
-	var p wire.Params
-	p.Reset(make([]byte, 256))
-	p.Int64(-1)
-	p.String("héllo")
-	p.Bool(true)
-	p.Bytes([]byte{1, 2})
-	p.Float64(2.5)
-	p.Uint64(9)
-	good := p.Segment()
+// TestSubmitChecksSegment: Submit refuses, before anything is sent, a call
+// whose segment is malformed or whose count disagrees with its segment
+// (the segment is checked by wire.CheckSegment, as a receiver would).
+func TestSubmitChecksSegment(t *testing.T) {
+	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), nil)
+	to := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")}
+	good := workCall(1)
 	cases := []struct {
 		name string
-		seg  []byte
-		n    int
-		e    wire.Errno
+		call Call
+		want wire.Errno
 	}{
-		{"empty", nil, 0, wire.OK},
-		{"good", good, 6, wire.OK},
-		{"truncated", good[:len(good)-1], 0, wire.EINVAL},
-		{"short-header", []byte{1, 0}, 0, wire.EINVAL},
-		{"type-zero", []byte{0, 0, 0}, 0, wire.EINVAL},
-		{"type-high", []byte{7, 0, 0}, 0, wire.EINVAL},
-		{"i64-len", []byte{1, 0, 1, 0}, 0, wire.EINVAL},
-		{"bool-2", []byte{4, 0, 1, 2}, 0, wire.EINVAL},
-		{"utf8", []byte{6, 0, 1, 0xff}, 0, wire.EINVAL},
-		{"too-many", func() []byte {
-			var q wire.Params
-			q.Reset(make([]byte, 1024))
-			for i := 0; i < wire.MaxParams; i++ {
-				q.Bool(false)
-			}
-			return append(q.Segment(), 4, 0, 1, 0)
-		}(), 0, wire.EINVAL},
+		{"good", good, wire.OK},
+		{"count", Call{No: good.No, Seg: good.Seg, Count: 2}, wire.EINVAL},
+		{"bool-2", Call{No: good.No, Seg: []byte{byte(wire.TypeBool), 0, 1, 2}, Count: 1}, wire.EINVAL},
+		{"truncated", Call{No: good.No, Seg: good.Seg[:len(good.Seg)-1], Count: 1}, wire.EINVAL},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, e := segmentCount(c.seg)
-			if e != c.e || n != c.n {
-				t.Fatalf("got %d %v, want %d %v", n, e, c.n, c.e)
+			_, e := d.check(opFor("db/seg", KindUpdate, c.call, to, time.Second))
+			if e != c.want {
+				t.Fatalf("check: %v, want %v", e, c.want)
 			}
 		})
 	}
