@@ -92,6 +92,7 @@ func TestSubcommands(t *testing.T) {
 		{"call EFAULT", []string{"call", addr, "fault"}, 1, "EFAULT"},
 		{"call timeout", []string{"call", "-t", "100ms", "127.0.0.1:9", "ping"}, 1, "ETIMEDOUT"},
 		{"call bad param", []string{"call", addr, "add", "-p", "i64:x"}, 2, "not an int64"},
+		{"call bad utf8", []string{"call", addr, "0x0800", "-p", "str:\xff"}, 2, "not valid UTF-8"},
 		{"call bad addr", []string{"call", "nowhere", "ping"}, 2, "want IP:PORT"},
 		{"call bad name", []string{"call", addr, "nosuch"}, 2, "not a known name"},
 		{"call missing", []string{"call", addr}, 2, "want ADDR CALL"},
