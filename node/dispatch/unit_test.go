@@ -2,11 +2,13 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -238,24 +240,28 @@ func TestMarkerSharing(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	cases := []struct {
-		name string
-		mod  func(*Config)
+		field string
+		mod   func(*Config)
 	}{
-		{"queue", func(c *Config) { c.QueueLen = 0 }},
-		{"senders", func(c *Config) { c.Senders = 0 }},
-		{"batch", func(c *Config) { c.Batch = c.QueueLen + 1 }},
-		{"targets", func(c *Config) { c.MaxTargets = c.QueueLen + 1 }},
-		{"holders", func(c *Config) { c.MaxHolders = 49 }},
-		{"deadline", func(c *Config) { c.MaxDeadline = c.DefaultDeadline - 1 }},
-		{"poll", func(c *Config) { c.PollInterval = time.Microsecond }},
-		{"ttl", func(c *Config) { c.MarkerTTL = 0 }},
+		{"QueueLen", func(c *Config) { c.QueueLen = 0 }},
+		{"Senders", func(c *Config) { c.Senders = 0 }},
+		{"Batch", func(c *Config) { c.Batch = c.QueueLen + 1 }},
+		{"MaxTargets", func(c *Config) { c.MaxTargets = c.QueueLen + 1 }},
+		{"MaxHolders", func(c *Config) { c.MaxHolders = 49 }},
+		{"DefaultDeadline", func(c *Config) { c.DefaultDeadline = 0 }},
+		{"MaxDeadline", func(c *Config) { c.MaxDeadline = c.DefaultDeadline - 1 }},
+		{"PollInterval", func(c *Config) { c.PollInterval = time.Microsecond }},
+		{"MarkerTTL", func(c *Config) { c.MarkerTTL = 0 }},
+		{"RemoteTargets", func(c *Config) { c.RemoteTargets = []netip.AddrPort{{}} }},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.field, func(t *testing.T) {
 			cfg := DefaultConfig()
 			c.mod(&cfg)
-			if err := cfg.check(); errnoOf(err) != wire.EINVAL {
-				t.Fatalf("got %v", err)
+			err := cfg.check()
+			var ce *rfc.ConfigError
+			if !errors.As(err, &ce) || ce.Scope != "dispatch" || ce.Field != c.field || errnoOf(err) != wire.EINVAL {
+				t.Fatalf("got %v, want a dispatch ConfigError for %s", err, c.field)
 			}
 		})
 	}
