@@ -159,6 +159,8 @@ func TestRfcdFlags(t *testing.T) {
 		{[]string{"-key", "/nonexistent"}, 2, "key_file"},
 		{[]string{"-config", "/nonexistent.json"}, 2, "no such file"},
 		{[]string{"-config", badCfg}, 2, "heartbeat.interval"},
+		{[]string{"-insecure", "-addr", "127.0.0.1:0", "-members", "127.0.0.1:9", "-hb-interval", "500us"}, 2, "heartbeat.interval"},
+		{[]string{"-insecure", "-addr", "127.0.0.1:0", "-max-datagram", "70000"}, 2, "engine.max_datagram = 70000"},
 		{[]string{"-config", unknownCfg}, 2, "unknown field"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-h"}, 0, "usage: rfcd"},
