@@ -134,15 +134,12 @@ func parseHeader(p *Packet, b []byte, limit int) Reason {
 // parseParams checks the packet's parameters with parseSegment and fills
 // the view table.
 func parseParams(p *Packet) Reason {
-	seg := p.buf[:HeaderSize+p.plen]
-	off, r := parseSegment(seg, HeaderSize, p.params[:p.nparams])
-	if r != ReasonNone {
-		return r
+	end := HeaderSize + p.plen
+	off, r := parseSegment(p.buf[:end], HeaderSize, p.params[:p.nparams])
+	if r == ReasonNone && off != end {
+		r = ReasonTrailing
 	}
-	if off != len(seg) {
-		return ReasonTrailing
-	}
-	return ReasonNone
+	return r
 }
 
 // writeHeader writes h and the segment shape into b[:HeaderSize] and
