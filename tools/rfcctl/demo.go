@@ -36,14 +36,10 @@ type demo struct {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demo", "", stderr)
-	rfcd := fs.String("rfcd", "", "path of the rfcd binary (default: next to rfcctl, then $PATH)")
-	if code, done := parse(fs, args); done {
+	c := newCommand("demo", "", stderr, 0)
+	rfcd := c.fs.String("rfcd", "", "path of the rfcd binary (default: next to rfcctl, then $PATH)")
+	if _, code, ok := c.parse(args, nargs(0), "no arguments expected"); !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) != 0 {
-		return usageError(stderr, "demo: no arguments expected")
 	}
 	path, err := findRfcd(*rfcd)
 	if err != nil {
