@@ -171,6 +171,21 @@ func callFailed(stdout io.Writer, err error) int {
 	return 1
 }
 
+// printed ends the step of a command that fetched v: on err it prints the
+// error's name on stdout and the command ends with status 1; with -json it
+// prints v as JSON and the command ends with status 0. done is false when
+// the caller is to print v as text.
+func (c *command) printed(stdout io.Writer, v any, err error) (code int, done bool) {
+	if err != nil {
+		return callFailed(stdout, err), true
+	}
+	if *c.asJSON {
+		printJSON(stdout, v)
+		return 0, true
+	}
+	return 0, false
+}
+
 // printJSON prints v as one line of JSON.
 func printJSON(w io.Writer, v any) {
 	b, _ := json.Marshal(v)

@@ -72,12 +72,8 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	case "get":
 		e, err := cli.Get(ctx, arg(0))
-		if err != nil {
-			return callFailed(stdout, err)
-		}
-		if *asJSON {
-			printJSON(stdout, e)
-			return 0
+		if code, done := c.printed(stdout, e, err); done {
+			return code
 		}
 		fmt.Fprintf(stdout, "%s\nversion %d\n", printable(e.Value), e.Version)
 	case "put":
@@ -99,12 +95,11 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "OK")
 	case "services":
 		is, err := cli.LookupPrefix(ctx, arg(0))
-		if err != nil && err != wire.ENOENT {
-			return callFailed(stdout, err)
+		if err == wire.ENOENT {
+			err = nil // no instance: an empty list
 		}
-		if *asJSON {
-			printJSON(stdout, is)
-			return 0
+		if code, done := c.printed(stdout, is, err); done {
+			return code
 		}
 		printInstances(stdout, is)
 	case "watch":

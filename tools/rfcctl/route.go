@@ -38,12 +38,8 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	switch verb {
 	case "ls":
 		tab, err := route.ListTable(ctx, st, tp)
-		if err != nil {
-			return callFailed(stdout, err)
-		}
-		if *c.asJSON {
-			printJSON(stdout, tab)
-			return 0
+		if code, done := c.printed(stdout, tab, err); done {
+			return code
 		}
 		tw := newTable(stdout)
 		fmt.Fprintln(tw, "mount\tsub-cluster")
@@ -76,12 +72,8 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "OK")
 	case "resolve":
 		res, err := route.ResolvePath(ctx, st, tp, rest[0])
-		if err != nil {
-			return callFailed(stdout, err)
-		}
-		if *c.asJSON {
-			printJSON(stdout, res)
-			return 0
+		if code, done := c.printed(stdout, res, err); done {
+			return code
 		}
 		fmt.Fprintf(stdout, "%s -> mount %s, sub-cluster %s, active %s\n", rest[0], res.Prefix, res.Cluster, res.Active)
 	}
@@ -120,12 +112,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	defer s.close()
 	es, err := route.AuditQuery(s.ctx, s.ep, dst, f)
-	if err != nil {
-		return callFailed(stdout, err)
-	}
-	if *c.asJSON {
-		printJSON(stdout, es)
-		return 0
+	if code, done := c.printed(stdout, es, err); done {
+		return code
 	}
 	tw := newTable(stdout)
 	fmt.Fprintln(tw, "start\tclient\tcall\tsub-cluster\tdestination\toutcome\telapsed\tparams")
