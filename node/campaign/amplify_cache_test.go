@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"fastcall/node/daemon"
-	"fastcall/node/heartbeat"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -21,20 +20,12 @@ import (
 // dropped (dup-other).
 func TestDupCacheAmplification(t *testing.T) {
 	maddr, waddr := reservePort(t), reservePort(t)
-	worker := &node{args: []string{"-config", writeConfig(t, "worker.json", fmt.Sprintf(`{"addr": %q, "node": 11, "insecure": true,
-		"log_level": "error", "roles": ["worker"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, waddr, maddr))}}
-	worker.start(t)
-	defer worker.kill()
-	master := &node{args: []string{"-config", writeConfig(t, "master.json", fmt.Sprintf(`{"addr": %q, "node": 10, "insecure": true,
-		"log_level": "error", "roles": ["master"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, maddr, waddr))}}
-	master.start(t)
-	defer master.kill()
-	cli, err := rfc.Listen(quietConfig(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	if m, ok := waitMember(t, cli, master.addr, netip.MustParseAddrPort(waddr), func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive && m.Node != 0 }); !ok {
+	startConfig(t, "worker.json", fmt.Sprintf(`{"addr": %q, "node": 11, "insecure": true,
+		"log_level": "error", "roles": ["worker"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, waddr, maddr))
+	master := startConfig(t, "master.json", fmt.Sprintf(`{"addr": %q, "node": 10, "insecure": true,
+		"log_level": "error", "roles": ["master"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, maddr, waddr))
+	cli := listenClient(t, nil)
+	if m, ok := waitMember(t, cli, master.addr, netip.MustParseAddrPort(waddr), aliveAs(0)); !ok {
 		t.Fatalf("the master never saw the worker alive: %+v", m)
 	}
 

@@ -43,9 +43,7 @@ func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
 // rfcd get no reply at all, are counted by reason, and do not disturb
 // authenticated callers.
 func TestStrangerFlood(t *testing.T) {
-	n := &node{args: []string{"-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error"}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error")
 	c := udpTo(t, n.addr.String())
 	plain, _ := wire.NewCodec(0, nil)
 	wrong, _ := wire.NewCodec(0, []byte("not-the-cluster-key-000000000000"))
@@ -69,11 +67,7 @@ func TestStrangerFlood(t *testing.T) {
 		sent++
 	}
 	replies, _ := drain(c, 300*time.Millisecond)
-	cli, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := listenClient(t, testKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var rep rfc.Reply
@@ -250,9 +244,7 @@ func TestReplayCampaign(t *testing.T) {
 // TestAmplification: against an rfcd without a key, no reply is more than
 // three times the size of the request that asked for it.
 func TestAmplification(t *testing.T) {
-	n := &node{args: []string{"-addr", "127.0.0.1:0", "-insecure", "-log-level", "error"}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error")
 	c := udpTo(t, n.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
 	worst := 0.0
