@@ -66,12 +66,27 @@ func Command(role string, env ...string) *exec.Cmd {
 	return cmd
 }
 
-// Child is a running child started by Start.
+// Args returns, in a child, the arguments after the first "--" on its
+// command line: a parent that passes a child a command line of its own
+// appends "--" and the arguments to the Args of Command.
+func Args() []string {
+	for i, a := range os.Args {
+		if a == "--" {
+			return os.Args[i+1:]
+		}
+	}
+	return nil
+}
+
+// Child is a running child started by Start or StartCmd.
 type Child struct {
 	Cmd *exec.Cmd
 	// Lines carries the child's stdout, one line each, and is closed when
 	// stdout ends. At most LineBuffer lines wait unread.
 	Lines chan string
+	// Log carries the child's stderr the same way when StartCmd found
+	// cmd.Stderr nil; it is nil otherwise.
+	Log chan string
 
 	stdin io.WriteCloser
 	once  sync.Once
@@ -83,7 +98,15 @@ type Child struct {
 // when the test ends.
 func Start(t testing.TB, role string, env ...string) *Child {
 	t.Helper()
-	cmd := Command(role, env...)
+	return StartCmd(t, Command(role, env...))
+}
+
+// StartCmd is Start for a command from Command that the caller changed
+// (more arguments, another environment). With cmd.Stderr set to nil, the
+// child's stderr is read into Log.
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Child {
+	t.Helper()
+	c := &Child{Cmd: cmd, Lines: make(chan string, LineBuffer)}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -92,26 +115,40 @@ func Start(t testing.TB, role string, env ...string) *Child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", role, err)
+	var stderr io.Reader
+	if cmd.Stderr == nil {
+		if stderr, err = cmd.StderrPipe(); err != nil {
+			t.Fatal(err)
+		}
+		c.Log = make(chan string, LineBuffer)
 	}
-	c := &Child{Cmd: cmd, Lines: make(chan string, LineBuffer), stdin: stdin}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", cmd.Args, err)
+	}
+	c.stdin = stdin
 	t.Cleanup(func() {
 		c.stdin.Close()
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = c.Kill()
 	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case c.Lines <- sc.Text():
-			default:
-			}
-		}
-		close(c.Lines)
-	}()
+	go readLines(stdout, c.Lines)
+	if stderr != nil {
+		go readLines(stderr, c.Log)
+	}
 	return c
+}
+
+// readLines sends the lines of r to lines, dropping those that find it
+// full, and closes lines at the end of r.
+func readLines(r io.Reader, lines chan<- string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		select {
+		case lines <- sc.Text():
+		default:
+		}
+	}
+	close(lines)
 }
 
 // Next returns the next line that starts with prefix, skipping the others,

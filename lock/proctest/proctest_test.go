@@ -3,6 +3,7 @@ package proctest
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,6 +19,12 @@ func TestMain(m *testing.M) {
 			return 0
 		},
 		"fail": func() int { return 7 },
+		"args": func() int {
+			fmt.Println(strings.Join(Args(), ","))
+			fmt.Fprintln(os.Stderr, "logged")
+			<-ParentGone()
+			return 0
+		},
 	})
 }
 
@@ -61,5 +68,25 @@ func TestKill(t *testing.T) {
 	}
 	if err := c.Kill(); err == nil {
 		t.Fatal("second Kill lost the exit error")
+	}
+}
+
+// TestStartCmdArgsLog: a child gets the arguments after "--" from Args,
+// and with a nil cmd.Stderr its stderr lines arrive on Log.
+func TestStartCmdArgsLog(t *testing.T) {
+	cmd := Command("args")
+	cmd.Args = append(cmd.Args, "--", "a", "-b", "c d")
+	cmd.Stderr = nil
+	c := StartCmd(t, cmd)
+	if line, ok := c.Next("", waitDeadline); !ok || line != "a,-b,c d" {
+		t.Fatalf("arguments: %q %v", line, ok)
+	}
+	select {
+	case l := <-c.Log:
+		if l != "logged" {
+			t.Fatalf("log line %q", l)
+		}
+	case <-time.After(waitDeadline):
+		t.Fatal("no log line")
 	}
 }
