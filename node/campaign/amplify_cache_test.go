@@ -31,30 +31,11 @@ func TestDupCacheAmplification(t *testing.T) {
 
 	c := udpTo(t, master.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
-	buf := make([]byte, 70000)
 	var pk wire.Packet
-	// answered returns the size of each reply to call id within d.
-	answered := func(id uint64, d time.Duration) (sizes []int, inc uint32) {
-		for {
-			c.SetReadDeadline(time.Now().Add(d))
-			m, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
-				sizes = append(sizes, m)
-				inc = pk.Incarnation
-			}
-		}
-	}
-	dg := make([]byte, 1400)
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
-	m, _ := codec.EncodeParams(dg, &h, nil)
-	c.Write(dg[:m])
-	_, peerInc := answered(h.CallID, 500*time.Millisecond)
-	if peerInc == 0 {
-		t.Fatal("no reply to ping")
-	}
+	// answered returns the size of each reply to call id within d; pk
+	// holds the last.
+	answered := func(id uint64, d time.Duration) ([]int, uint32) { return replySizes(c, codec, &pk, id, d) }
+	peerInc := pingIncarnation(t, c, codec)
 	before := engineStats(t, cli, master.addr)
 
 	payload := make([]byte, 1200)

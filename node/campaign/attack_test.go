@@ -39,6 +39,40 @@ func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
 	}
 }
 
+// replySizes reads datagrams from c until none comes for d, and returns
+// the sizes of those that decode with codec into pk as replies to call id,
+// and the incarnation they carry; pk is left holding the last one.
+func replySizes(c *net.UDPConn, codec *wire.Codec, pk *wire.Packet, id uint64, d time.Duration) (sizes []int, inc uint32) {
+	buf := make([]byte, 70000)
+	for {
+		c.SetReadDeadline(time.Now().Add(d))
+		m, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		if codec.Decode(pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
+			sizes = append(sizes, m)
+			inc = pk.Incarnation
+		}
+	}
+}
+
+// pingIncarnation pings the node c is connected to, as a raw datagram
+// sealed by codec, and returns the incarnation its reply carries.
+func pingIncarnation(t *testing.T, c *net.UDPConn, codec *wire.Codec) uint32 {
+	t.Helper()
+	dg := make([]byte, 1400)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
+	m, _ := codec.EncodeParams(dg, &h, nil)
+	c.Write(dg[:m])
+	var pk wire.Packet
+	_, inc := replySizes(c, codec, &pk, h.CallID, 500*time.Millisecond)
+	if inc == 0 {
+		t.Fatal("no reply to ping")
+	}
+	return inc
+}
+
 // TestStrangerFlood: junk and unauthenticated datagrams against a keyed
 // rfcd get no reply at all, are counted by reason, and do not disturb
 // authenticated callers.
@@ -250,33 +284,20 @@ func TestAmplification(t *testing.T) {
 	worst := 0.0
 	asked := 0
 	dg := make([]byte, 1400)
-	buf := make([]byte, 70000)
-	var pk wire.Packet
 	// answered sums the bytes of the replies to call id within d; a late
 	// reply to an earlier request is not charged to this one.
 	answered := func(id uint64, d time.Duration) (bytes int, inc uint32) {
-		for {
-			c.SetReadDeadline(time.Now().Add(d))
-			m, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
-				bytes += m
-				inc = pk.Incarnation
-			}
+		var pk wire.Packet
+		sizes, inc := replySizes(c, codec, &pk, id, d)
+		for _, n := range sizes {
+			bytes += n
 		}
+		return bytes, inc
 	}
 	// The callee's incarnation, as a caller learns it on first contact:
 	// non-idempotent requests that name it run, so their replies are
 	// measured, not the engine's ESTALE refusal.
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
-	m, _ := codec.EncodeParams(dg, &h, nil)
-	c.Write(dg[:m])
-	_, peerInc := answered(h.CallID, 500*time.Millisecond)
-	if peerInc == 0 {
-		t.Fatal("no reply to ping")
-	}
+	peerInc := pingIncarnation(t, c, codec)
 	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
 		builtin.CallIncr, builtin.CallFault, 0x7777} {
 		for _, shape := range []func(*wire.Params){
