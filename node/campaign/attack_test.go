@@ -25,8 +25,9 @@ func udpTo(t *testing.T, addr string) *net.UDPConn {
 	return c
 }
 
-// drain counts the datagrams and bytes that come back within d.
-func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+// readQuiet reads datagrams from c, handing each to got, until none comes
+// for d.
+func readQuiet(c *net.UDPConn, d time.Duration, got func(dg []byte)) {
 	buf := make([]byte, 70000)
 	for {
 		c.SetReadDeadline(time.Now().Add(d))
@@ -34,27 +35,27 @@ func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
 		if err != nil {
 			return
 		}
-		n++
-		bytes += m
+		got(buf[:m])
 	}
+}
+
+// drain counts the datagrams and bytes that come back within d.
+func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+	readQuiet(c, d, func(dg []byte) { n, bytes = n+1, bytes+len(dg) })
+	return n, bytes
 }
 
 // replySizes reads datagrams from c until none comes for d, and returns
 // the sizes of those that decode with codec into pk as replies to call id,
 // and the incarnation they carry; pk is left holding the last one.
 func replySizes(c *net.UDPConn, codec *wire.Codec, pk *wire.Packet, id uint64, d time.Duration) (sizes []int, inc uint32) {
-	buf := make([]byte, 70000)
-	for {
-		c.SetReadDeadline(time.Now().Add(d))
-		m, err := c.Read(buf)
-		if err != nil {
-			return
-		}
-		if codec.Decode(pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
-			sizes = append(sizes, m)
+	readQuiet(c, d, func(dg []byte) {
+		if codec.Decode(pk, dg) == wire.ReasonNone && pk.CallID == id {
+			sizes = append(sizes, len(dg))
 			inc = pk.Incarnation
 		}
-	}
+	})
+	return sizes, inc
 }
 
 // pingIncarnation pings the node c is connected to, as a raw datagram
