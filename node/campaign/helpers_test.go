@@ -6,7 +6,6 @@ package campaign
 import (
 	"bufio"
 	"context"
-	"io"
 	"log/slog"
 	"math/rand"
 	"net"
@@ -23,10 +22,11 @@ import (
 	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLogger() *slog.Logger { return rfctest.Quiet }
 
 // listenClient opens a client endpoint with key (nil: checksum mode) that
 // logs nothing; it is closed when the test ends.

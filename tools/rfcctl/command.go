@@ -18,17 +18,19 @@ import (
 // subcommands share: the client flags of a command that calls a node and
 // -json.
 type command struct {
-	name   string
-	fs     *flag.FlagSet
-	stderr io.Writer
-	cf     *clientFlags // nil for a command that calls no node
-	asJSON *bool        // nil for a command without -json
+	name    string
+	fs      *flag.FlagSet
+	stderr  io.Writer
+	cf      *clientFlags // nil for a command that calls no node
+	asJSON  *bool        // nil for a command without -json
+	centers *string      // -c, nil for a command that asks no registry
 }
 
 // Shared flags a command asks newCommand for.
 const (
-	withClient = 1 << iota // -key, -t, -max-datagram
-	withJSON               // -json, "print JSON"
+	withClient  = 1 << iota // -key, -t, -max-datagram
+	withJSON                // -json, "print JSON"
+	withCenters             // -c CENTERS, the registry centers
 )
 
 // newCommand returns the flag set of the subcommand name, whose usage line
@@ -46,6 +48,9 @@ func newCommand(name, args string, stderr io.Writer, shared int) *command {
 	}
 	if shared&withJSON != 0 {
 		c.asJSON = fs.Bool("json", false, "print JSON")
+	}
+	if shared&withCenters != 0 {
+		c.centers = fs.String("c", "", "registry centers, IP:PORT[,IP:PORT] (required)")
 	}
 	return c
 }
@@ -134,8 +139,8 @@ func (c *command) open(dst netip.AddrPort) (*session, int) {
 
 // dialRegistry opens a session and a registry client for the centers
 // named by -c (comma-separated IP:PORT); code is non-zero on failure.
-func (c *command) dialRegistry(centers string) (*session, *registry.Client, int) {
-	ep, cli, code := c.cf.registryClient(c.name, centers, c.stderr)
+func (c *command) dialRegistry() (*session, *registry.Client, int) {
+	ep, cli, code := c.cf.registryClient(c.name, *c.centers, c.stderr)
 	if code != 0 {
 		return nil, nil, code
 	}

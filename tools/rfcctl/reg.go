@@ -13,13 +13,12 @@ import (
 // cmdReg talks to the registry centers: the key/value store (ls, get, put,
 // del), service instances (services) and change streams (watch).
 func cmdReg(args []string, stdout, stderr io.Writer) int {
-	c := newCommand("reg", "ls [PREFIX] | get KEY | put KEY VALUE | del KEY | services [PREFIX] | watch PREFIX", stderr, withClient|withJSON)
-	centers := c.fs.String("c", "", "registry centers, IP:PORT[,IP:PORT] (required)")
+	c := newCommand("reg", "ls [PREFIX] | get KEY | put KEY VALUE | del KEY | services [PREFIX] | watch PREFIX", stderr, withClient|withJSON|withCenters)
 	ttl := c.fs.Duration("ttl", 0, "put: time to live (0: none)")
 	expect := c.fs.Uint64("expect", 0, "put: compare-and-set against this version (with -cas); del: delete only this version")
 	cas := c.fs.Bool("cas", false, "put: compare-and-set with -expect (0: the key must not exist)")
 	watchFor := c.fs.Duration("for", 5*time.Second, "watch: how long to print changes")
-	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *centers != "" },
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *c.centers != "" },
 		"want -c CENTERS and a verb (ls, get, put, del, services, watch)")
 	if !ok {
 		return code
@@ -33,7 +32,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	if len(rest) < n[0] || len(rest) > n[1] {
 		return usageError(stderr, "reg %s: wrong number of arguments", verb)
 	}
-	s, cli, code := c.dialRegistry(*centers)
+	s, cli, code := c.dialRegistry()
 	if code != 0 {
 		return code
 	}

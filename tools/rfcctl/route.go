@@ -11,9 +11,8 @@ import (
 
 // cmdRoute edits and reads the router's mount table, kept in the registry.
 func cmdRoute(args []string, stdout, stderr io.Writer) int {
-	c := newCommand("route", "ls | add PREFIX CLUSTER | del PREFIX | cluster NAME ROLE=ADDR... | resolve PATH", stderr, withClient|withJSON)
-	centers := c.fs.String("c", "", "registry centers, IP:PORT[,IP:PORT] (required)")
-	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *centers != "" },
+	c := newCommand("route", "ls | add PREFIX CLUSTER | del PREFIX | cluster NAME ROLE=ADDR... | resolve PATH", stderr, withClient|withJSON|withCenters)
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *c.centers != "" },
 		"want -c CENTERS and a verb (ls, add, del, cluster, resolve)")
 	if !ok {
 		return code
@@ -27,7 +26,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	} else if verb == "cluster" && len(rest) < 2 {
 		return usageError(stderr, "route cluster: want NAME ROLE=ADDR...")
 	}
-	s, cli, code := c.dialRegistry(*centers)
+	s, cli, code := c.dialRegistry()
 	if code != 0 {
 		return code
 	}

@@ -43,18 +43,20 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	opts := shm.DefaultOptions()
 	opts.ReadOnly = true
 	opts.Timeout = *timeout
+	fail := func(what string, err error) int {
+		fmt.Fprintf(stderr, "rfcctl: shm %s: %v\n", what, err)
+		return 1
+	}
 	m, err := shm.Open(path, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: shm %s: %v\n", path, err)
-		return 1
+		return fail(path, err)
 	}
 	defer m.Close()
 	switch verb {
 	case "stat":
 		st, err := m.Stats()
 		if err != nil {
-			fmt.Fprintf(stderr, "rfcctl: shm stat: %v\n", err)
-			return 1
+			return fail("stat", err)
 		}
 		if *asJSON {
 			printJSON(stdout, st)
@@ -98,8 +100,7 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 			return n < *limit
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "rfcctl: shm dump: %v\n", err)
-			return 1
+			return fail("dump", err)
 		}
 		if *asJSON {
 			printJSON(stdout, rows)
