@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"context"
 	"fmt"
 	"math/rand"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 // TestKillRestart: rfcd nodes are killed with SIGKILL and restarted on the
@@ -65,10 +65,7 @@ func TestKillRestart(t *testing.T) {
 	}
 	// Every node serves again after the storm.
 	for _, n := range nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := cli.Call(ctx, n.addr, rfc.CallPing, nil, nil)
-		cancel()
-		if err != nil {
+		if err := cli.Call(rfctest.Context(t, 2*time.Second), n.addr, rfc.CallPing, nil, nil); err != nil {
 			t.Fatalf("node %s after restarts: %v", n.addr, err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"fastcall/lock/proctest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -132,10 +133,7 @@ func runChild() int {
 	if err1 != nil || err2 != nil {
 		return 2
 	}
-	rc := rfc.DefaultConfig()
-	rc.NodeID = 2
-	rc.Logger = quiet
-	ep, err := rfc.Listen(rc)
+	ep, err := rfc.Listen(rfctest.Config(2))
 	if err != nil {
 		return 3
 	}
