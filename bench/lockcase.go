@@ -46,6 +46,18 @@ type guarded struct {
 	_ [56]byte
 }
 
+// readMostly is the read-mostly workload over wr and rd: a write every
+// writeEvery operations, reads between.
+func readMostly(wr, rd func(w, i int)) func(w, i int) {
+	return func(w, i int) {
+		if i%writeEvery == 0 {
+			wr(w, i)
+		} else {
+			rd(w, i)
+		}
+	}
+}
+
 func rwLockOps(l *lock.RWLock, data *guarded) (wr, rd, mostly func(w, i int)) {
 	wr = func(_, _ int) {
 		if l.Lock() != nil {
@@ -61,14 +73,7 @@ func rwLockOps(l *lock.RWLock, data *guarded) (wr, rd, mostly func(w, i int)) {
 		_ = data.n
 		l.RUnlock()
 	}
-	mostly = func(w, i int) {
-		if i%writeEvery == 0 {
-			wr(w, i)
-		} else {
-			rd(w, i)
-		}
-	}
-	return
+	return wr, rd, readMostly(wr, rd)
 }
 
 func mutexOps(mu *sync.RWMutex, data *guarded) (wr, rd, mostly func(w, i int)) {
@@ -82,14 +87,7 @@ func mutexOps(mu *sync.RWMutex, data *guarded) (wr, rd, mostly func(w, i int)) {
 		_ = data.n
 		mu.RUnlock()
 	}
-	mostly = func(w, i int) {
-		if i%writeEvery == 0 {
-			wr(w, i)
-		} else {
-			rd(w, i)
-		}
-	}
-	return
+	return wr, rd, readMostly(wr, rd)
 }
 
 // RunLock measures lock.RWLock against sync.RWMutex: uncontended write
