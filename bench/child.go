@@ -96,7 +96,8 @@ func spawn(job string, env ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser,
 	return cmd, in, out, nil
 }
 
-// startChild starts job on path and waits until it is ready.
+// startChild starts job on path, waits until it is ready and tells it to
+// start measuring.
 func startChild(job, path string, o Options) (*child, error) {
 	cmd, in, out, err := spawn(job, childArgEnv+"="+path, childWarm+"="+o.Warmup.String(), childDur+"="+o.Duration.String())
 	if err != nil {
@@ -107,6 +108,10 @@ func startChild(job, path string, o Options) (*child, error) {
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		c.kill()
 		return nil, fmt.Errorf("child %s not ready: %q %v", job, line, err)
+	}
+	if err := c.start(); err != nil {
+		c.kill()
+		return nil, err
 	}
 	return c, nil
 }
