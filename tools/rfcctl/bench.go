@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -151,16 +150,7 @@ loop:
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	pct := func(q float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		i := int(math.Ceil(q*float64(len(all)))) - 1
-		if i < 0 {
-			i = 0
-		}
-		return float64(all[i]) / 1e3
-	}
+	pct := func(q float64) float64 { return float64(percentile(all, q)) / 1e3 }
 	sum := benchSummary{Target: dst.String(), Call: *call, Callers: *callers, Seconds: elapsed.Seconds(), Calls: len(all),
 		Errors: total, Throughput: float64(len(all)) / elapsed.Seconds(), P50us: pct(0.5), P90us: pct(0.9), P99us: pct(0.99),
 		P999us: pct(0.999), MaxUs: pct(1)}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -54,16 +55,7 @@ func cmdPing(args []string, stdout, stderr io.Writer) int {
 	for _, r := range rtts {
 		sum += r
 	}
-	pct := func(q float64) time.Duration {
-		if len(rtts) == 0 {
-			return 0
-		}
-		i := int(q*float64(len(rtts))+0.999999) - 1
-		if i < 0 {
-			i = 0
-		}
-		return rtts[i]
-	}
+	pct := func(q float64) time.Duration { return percentile(rtts, q) }
 	var avg time.Duration
 	if len(rtts) > 0 {
 		avg = sum / time.Duration(len(rtts))
@@ -81,4 +73,18 @@ func cmdPing(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// percentile returns the q-quantile (0 < q <= 1) of sorted by the nearest
+// rank: the smallest value at or above a fraction q of the values; 0 for
+// no values.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	if i < 0 {
+		i = 0
+	}
+	return sorted[i]
 }
