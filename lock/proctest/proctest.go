@@ -13,6 +13,7 @@
 //
 // The package sits under lock, the lowest layer, so that the tests of every
 // package import it downward; it imports only the standard library.
+// docs/TESTING.md ("Shared test helpers") describes it.
 package proctest
 
 import (

@@ -4,7 +4,8 @@
 // bounded waits that tests of asynchronous services need.
 //
 // rfc's own tests cannot import it (rfctest imports rfc); they keep their
-// helpers in rfc/helpers_test.go.
+// helpers in rfc/helpers_test.go. docs/TESTING.md ("Shared test helpers")
+// describes it.
 package rfctest
 
 import (
