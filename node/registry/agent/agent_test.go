@@ -8,6 +8,7 @@ import (
 	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 	"fastcall/shm"
 	"fastcall/wire"
 )
@@ -40,7 +41,7 @@ func TestAgentRetriesMapWrite(t *testing.T) {
 	p := centertest.StartPair(t)
 	path := t.TempDir() + "/agent.map"
 	cfg := DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	cfg.KeepaliveEvery = 50 * time.Millisecond
 	var fm *fullMap
 	a, err := startAgent(regtest.Endpoint(t, 9, ""), cfg, func(m *shm.Map) mapWriter {
@@ -51,16 +52,16 @@ func TestAgentRetriesMapWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if !regtest.WaitFor(5*time.Second, a.Watch().Synced) {
+	if !rfctest.WaitFor(5*time.Second, a.Watch().Synced) {
 		t.Fatal("agent not synced")
 	}
 	resyncs := a.Watch().Stats().Resyncs
 	fm.full.Store(true)
-	ctx := regtest.Ctx(t, 5*time.Second)
+	ctx := rfctest.Context(t, 5*time.Second)
 	if err := a.Register(ctx, "db", "10.0.0.1:5432", nil, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !regtest.WaitFor(2*time.Second, func() bool { return a.MapErrors() > 0 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { return a.MapErrors() > 0 }) {
 		t.Fatal("the write into the full map did not fail")
 	}
 	r := regtest.OpenMap(t, path)
@@ -69,7 +70,7 @@ func TestAgentRetriesMapWrite(t *testing.T) {
 		t.Fatalf("key in the full map: %v", err)
 	}
 	fm.full.Store(false)
-	if !regtest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 		t.Fatalf("the map did not catch up once there was room (%d map errors)", a.MapErrors())
 	}
 	if n := a.Watch().Stats().Resyncs; n != resyncs {

@@ -9,6 +9,7 @@ import (
 	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 	"fastcall/shm"
 )
 
@@ -41,7 +42,7 @@ func TestAgentReplacesForeignMap(t *testing.T) {
 
 	ep := regtest.Endpoint(t, 9, "")
 	cfg := DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	a, err := StartAgent(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -54,11 +55,11 @@ func TestAgentReplacesForeignMap(t *testing.T) {
 	if st.Ino == planted.Ino || st.Uid != 0 || st.Mode&0o777 != 0o644 {
 		t.Fatalf("map file: inode %d (planted %d), uid %d, mode %o", st.Ino, planted.Ino, st.Uid, st.Mode&0o777)
 	}
-	if err := a.Register(regtest.Ctx(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
+	if err := a.Register(rfctest.Context(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	r := regtest.OpenMap(t, path)
-	if !regtest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 		in, err := r.Lookup("db")
 		t.Fatalf("lookup of db: %+v %v, want the one registered instance", in, err)
 	}

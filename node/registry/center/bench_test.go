@@ -11,6 +11,7 @@ import (
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 )
 
 // benchSetup starts a pair, an agent writing a map, and three nodes
@@ -19,7 +20,7 @@ func benchSetup(b *testing.B, policy FsyncPolicy) (*pair, *agent.Agent, *sdk.Rea
 	p := startPair(b, func(i int, c *Config) { c.Fsync = policy })
 	path := filepath.Join(b.TempDir(), "bench.map")
 	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	a, err := agent.StartAgent(regtest.Endpoint(b, 50, ""), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -27,12 +28,12 @@ func benchSetup(b *testing.B, policy FsyncPolicy) (*pair, *agent.Agent, *sdk.Rea
 	b.Cleanup(a.Close)
 	for i := 0; i < 3; i++ {
 		c := newClient(b, regtest.Endpoint(b, uint32(60+i), ""), p.Addrs()...)
-		if _, err := c.Register(regtest.Ctx(b, time.Second), "bench", fmt.Sprintf("127.0.0.1:%d", 9000+i), []byte("zone=a"), time.Minute); err != nil {
+		if _, err := c.Register(rfctest.Context(b, time.Second), "bench", fmt.Sprintf("127.0.0.1:%d", 9000+i), []byte("zone=a"), time.Minute); err != nil {
 			b.Fatal(err)
 		}
 	}
 	r := regtest.OpenMap(b, path)
-	if !regtest.WaitFor(2*time.Second, func() bool { in, _ := r.LookupDirect("bench", nil); return len(in) == 3 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { in, _ := r.LookupDirect("bench", nil); return len(in) == 3 }) {
 		b.Fatal("instances not in the map")
 	}
 	return p, a, r, a.Client()
@@ -66,7 +67,7 @@ func BenchmarkLookup(b *testing.B) {
 	})
 	b.Run("center", func(b *testing.B) {
 		b.ReportAllocs()
-		ctx := regtest.Ctx(b, time.Minute)
+		ctx := rfctest.Context(b, time.Minute)
 		start := time.Now()
 		for i := 0; i < b.N; i++ {
 			if in, err := c.Lookup(ctx, "bench"); err != nil || len(in) != 3 {
@@ -97,7 +98,7 @@ func BenchmarkPropagation(b *testing.B) {
 func benchPropagation(b *testing.B, policy FsyncPolicy) {
 	p, _, r, _ := benchSetup(b, policy)
 	reg := newClient(b, regtest.Endpoint(b, 70, ""), p.Addrs()...)
-	ctx := regtest.Ctx(b, 10*time.Minute)
+	ctx := rfctest.Context(b, 10*time.Minute)
 	visible := make([]time.Duration, 0, b.N)
 	acked := make([]time.Duration, 0, b.N)
 	both := make([]time.Duration, 0, b.N)

@@ -14,13 +14,14 @@ import (
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
 func TestKVOperations(t *testing.T) {
 	p := startPair(t, nil)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()...)
-	ctx := regtest.Ctx(t, 5*time.Second)
+	ctx := rfctest.Context(t, 5*time.Second)
 
 	v1, err := cl.CAS(ctx, "a", 0, []byte("one"), 0)
 	if err != nil {
@@ -111,7 +112,7 @@ func TestConcurrentCASOneWinner(t *testing.T) {
 		newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()[0]),
 		newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()[1]),
 	}
-	ctx := regtest.Ctx(t, 60*time.Second)
+	ctx := rfctest.Context(t, 60*time.Second)
 	const tries = 50
 	for round := 0; round < 30; round++ {
 		key := fmt.Sprintf("marker/%d", round)
@@ -157,7 +158,7 @@ func TestConcurrentCASOneWinner(t *testing.T) {
 			}
 		}
 		var a, b []byte
-		same := regtest.WaitFor(5*time.Second, func() bool {
+		same := rfctest.WaitFor(5*time.Second, func() bool {
 			a, _ = p.Cs[0].Entry("kv/" + key)
 			b, _ = p.Cs[1].Entry("kv/" + key)
 			return a != nil && bytes.Equal(a, b)
@@ -186,19 +187,19 @@ func TestAgentWritesMap(t *testing.T) {
 	path := t.TempDir() + "/agent.map"
 	ep := regtest.Endpoint(t, 9, "")
 	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	cfg.KeepaliveEvery = 50 * time.Millisecond
 	a, err := agent.StartAgent(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	ctx := regtest.Ctx(t, 5*time.Second)
+	ctx := rfctest.Context(t, 5*time.Second)
 	if err := a.Register(ctx, "db", "10.0.0.1:5432", []byte("primary"), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	r := regtest.OpenMap(t, path)
-	if !regtest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 		t.Fatal("instance not in the map")
 	}
 	in, _ := r.Lookup("db")
@@ -208,7 +209,7 @@ func TestAgentWritesMap(t *testing.T) {
 	if err := a.Deregister(ctx, "db"); err != nil {
 		t.Fatal(err)
 	}
-	if !regtest.WaitFor(2*time.Second, func() bool { _, err := r.Lookup("db"); return wire.AsErrno(err) == wire.ENOENT }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { _, err := r.Lookup("db"); return wire.AsErrno(err) == wire.ENOENT }) {
 		t.Fatal("instance still in the map")
 	}
 }
@@ -306,7 +307,7 @@ func TestWriteAfterCenterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
-	ctx := regtest.Ctx(t, 10*time.Second)
+	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Put(ctx, "k", []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -334,17 +335,17 @@ func TestAgentReplacesUnusableMap(t *testing.T) {
 	}
 	ep := regtest.Endpoint(t, 9, "")
 	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	a, err := agent.StartAgent(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := a.Register(regtest.Ctx(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
+	if err := a.Register(rfctest.Context(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	r := regtest.OpenMap(t, path)
-	if !regtest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 		t.Fatal("instance not in the new map")
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -25,7 +26,7 @@ func TestConfigRefused(t *testing.T) {
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := DefaultConfig(t.TempDir())
-			cfg.Logger = regtest.Quiet
+			cfg.Logger = rfctest.Quiet
 			tc.mod(&cfg)
 			c, err := StartCenter(regtest.Endpoint(t, 100, ""), cfg)
 			if err == nil {

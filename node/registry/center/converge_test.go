@@ -16,6 +16,7 @@ import (
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/faultnet"
+	"fastcall/rfc/rfctest"
 	"fastcall/shm"
 )
 
@@ -81,7 +82,7 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 		ep := regtest.Endpoint(t, uint32(10+i), "")
 		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), relays...)
 		cfg.Prefixes = []string{"kv/conv/"}
-		cfg.Logger = regtest.Quiet
+		cfg.Logger = rfctest.Quiet
 		cfg.AttemptTimeout = 200 * time.Millisecond
 		cfg.KeepaliveEvery = 50 * time.Millisecond
 		a, err := agent.StartAgent(ep, cfg)
@@ -93,7 +94,7 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 	}
 	writers := []*client.Client{newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()[0]), newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()[1])}
 	rng := rand.New(rand.NewPCG(1, 2))
-	ctx := regtest.Ctx(t, 20*time.Second)
+	ctx := rfctest.Context(t, 20*time.Second)
 	for i := 0; i < 300; i++ {
 		w := writers[rng.IntN(2)]
 		k := fmt.Sprintf("conv/%02d", rng.IntN(40))
@@ -109,7 +110,7 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 	}
 	for i, a := range agents {
 		var bad string
-		if !regtest.WaitFor(10*time.Second, func() bool {
+		if !rfctest.WaitFor(10*time.Second, func() bool {
 			var ok bool
 			bad, ok = sameState(want, mapState(t, a.Map(), "kv/conv/"))
 			return ok
@@ -130,7 +131,7 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 func TestDeadNodeRemoved(t *testing.T) {
 	p := startPair(t, nil)
 	hc := heartbeat.DefaultConfig()
-	hc.Logger = regtest.Quiet
+	hc.Logger = rfctest.Quiet
 	const lease = time.Minute
 	const nodes = 3
 	var eps []*rfc.Endpoint
@@ -148,7 +149,7 @@ func TestDeadNodeRemoved(t *testing.T) {
 	var agents []*agent.Agent
 	for i, ep := range eps {
 		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), p.Addrs()...)
-		cfg.Logger = regtest.Quiet
+		cfg.Logger = rfctest.Quiet
 		cfg.KeepaliveEvery = 50 * time.Millisecond
 		a, err := agent.StartAgent(ep, cfg)
 		if err != nil {
@@ -156,13 +157,13 @@ func TestDeadNodeRemoved(t *testing.T) {
 		}
 		t.Cleanup(a.Close)
 		agents = append(agents, a)
-		if err := a.Register(regtest.Ctx(t, 10*time.Second), "worker", fmt.Sprintf("127.0.0.1:%d", 7000+i), nil, lease); err != nil {
+		if err := a.Register(rfctest.Context(t, 10*time.Second), "worker", fmt.Sprintf("127.0.0.1:%d", 7000+i), nil, lease); err != nil {
 			t.Fatal(err)
 		}
 	}
 	count := func(a *agent.Agent) int { return len(mapState(t, a.Map(), sdk.ServiceNamePrefix("worker"))) }
 	for i, a := range agents {
-		if !regtest.WaitFor(10*time.Second, func() bool { return count(a) == nodes }) {
+		if !rfctest.WaitFor(10*time.Second, func() bool { return count(a) == nodes }) {
 			t.Fatalf("agent %d sees %d instances", i, count(a))
 		}
 	}
@@ -172,7 +173,7 @@ func TestDeadNodeRemoved(t *testing.T) {
 	start := time.Now()
 	bound := heartbeat.DetectBound(hc)
 	for i, a := range agents[:2] {
-		if !regtest.WaitFor(lease/2, func() bool {
+		if !rfctest.WaitFor(lease/2, func() bool {
 			_, ok := mapState(t, a.Map(), victim)[victim]
 			return !ok
 		}) {

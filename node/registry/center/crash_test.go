@@ -12,6 +12,7 @@ import (
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 )
 
 // mapAddr returns the address of service name's instance in the map, ""
@@ -43,7 +44,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	path := filepath.Join(t.TempDir(), "crash.map")
 	acfg := agent.DefaultAgentConfig(path, addr)
-	acfg.Logger = regtest.Quiet
+	acfg.Logger = rfctest.Quiet
 	acfg.AttemptTimeout = 100 * time.Millisecond
 	acfg.KeepaliveEvery = 50 * time.Millisecond
 	a, err := agent.StartAgent(regtest.Endpoint(t, 50, ""), acfg)
@@ -53,11 +54,11 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 	t.Cleanup(a.Close)
 	r := regtest.OpenMap(t, path)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
-	ctx := regtest.Ctx(t, 20*time.Second)
+	ctx := rfctest.Context(t, 20*time.Second)
 	if _, err := cl.Register(ctx, "keep", "127.0.0.1:1", nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if !regtest.WaitFor(5*time.Second, func() bool { return mapAddr(r, "keep") == "127.0.0.1:1" }) {
+	if !rfctest.WaitFor(5*time.Second, func() bool { return mapAddr(r, "keep") == "127.0.0.1:1" }) {
 		t.Fatal("registration not in the map")
 	}
 
@@ -83,7 +84,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 			lost <- err
 		}()
 	}
-	if !regtest.WaitFor(5*time.Second, func() bool {
+	if !rfctest.WaitFor(5*time.Second, func() bool {
 		return mapAddr(r, "keep") == "127.0.0.1:2" && mapAddr(r, "new") == "127.0.0.1:3"
 	}) {
 		t.Fatal("unsynced writes not pushed")
@@ -109,7 +110,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c2.Close() })
-	if !regtest.WaitFor(5*time.Second, func() bool {
+	if !rfctest.WaitFor(5*time.Second, func() bool {
 		return mapAddr(r, "keep") == "127.0.0.1:1" && mapAddr(r, "new") == ""
 	}) {
 		t.Fatalf("after the restart the map holds keep=%q new=%q, want the center's keep=127.0.0.1:1 and no new (watch %+v, center %+v)",
@@ -120,7 +121,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regtest.WaitFor(5*time.Second, func() bool { return mapAddr(r, "keep") == "127.0.0.1:4" }) {
+	if !rfctest.WaitFor(5*time.Second, func() bool { return mapAddr(r, "keep") == "127.0.0.1:4" }) {
 		t.Fatalf("version %d after the restart not applied: the map holds keep=%q", v, mapAddr(r, "keep"))
 	}
 }

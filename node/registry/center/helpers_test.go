@@ -8,6 +8,7 @@ import (
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 // testCenterConfig is the default configuration with test-sized timers.
@@ -15,7 +16,7 @@ func testCenterConfig(dir string, index uint8, peer netip.AddrPort) Config {
 	cfg := DefaultConfig(dir)
 	cfg.Index = index
 	cfg.Peer = peer
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	cfg.AntiEntropyEvery = 500 * time.Millisecond
 	cfg.SweepEvery = 10 * time.Millisecond
 	return cfg

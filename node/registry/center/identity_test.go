@@ -17,6 +17,7 @@ import (
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/faultnet"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -88,7 +89,7 @@ func (r *replyDropper) addr() netip.AddrPort { return r.front.LocalAddr().(*net.
 func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 	p := startPair(t, nil)
 	direct := newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()...)
-	ctx := regtest.Ctx(t, 30*time.Second)
+	ctx := rfctest.Context(t, 30*time.Second)
 	cases := []struct {
 		name string
 		// prepare returns the version of "kv/"+key the write expects.
@@ -178,7 +179,7 @@ func TestRetriedDeregisterAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := regtest.Ctx(t, 10*time.Second)
+	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Register(ctx, "svc1", "127.0.0.1:9", nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -206,13 +207,13 @@ func TestUnknownOutcomeNotConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
-	_, err := cl.CAS(regtest.Ctx(t, 5*time.Second), "k", 2, []byte("v"), 0)
+	_, err := cl.CAS(rfctest.Context(t, 5*time.Second), "k", 2, []byte("v"), 0)
 	if wire.AsErrno(err) != wire.ETIMEDOUT {
 		t.Fatalf("got %v after an attempt that may have been applied, want ETIMEDOUT", err)
 	}
 	// A first refusal is definite.
 	calls.Store(1)
-	if _, err := cl.CAS(regtest.Ctx(t, 5*time.Second), "k", 2, []byte("v"), 0); wire.AsErrno(err) != wire.ECONFLICT {
+	if _, err := cl.CAS(rfctest.Context(t, 5*time.Second), "k", 2, []byte("v"), 0); wire.AsErrno(err) != wire.ECONFLICT {
 		t.Fatalf("got %v, want ECONFLICT", err)
 	}
 }
@@ -227,7 +228,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 	r := startRelayed(t)
 	epB, addrB, relay, cfgB, a, b := r.epB, r.epB.Addr(), r.relay, r.cfgB, r.a, r.b
 	dirB := cfgB.DataDir
-	ctx := regtest.Ctx(t, 30*time.Second)
+	ctx := rfctest.Context(t, 30*time.Second)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addrB)
 	if _, err := cl.Put(ctx, "k", []byte("1"), 0); err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	if !regtest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
 	epB.MarkDead(relay.Addr())
@@ -271,7 +272,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 	ra, rb := a.Stats().SyncRounds, b.Stats().SyncRounds
 	a.kickSync()
 	b.kickSync()
-	if !regtest.WaitFor(10*time.Second, func() bool { return a.Stats().SyncRounds > ra && b.Stats().SyncRounds > rb }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return a.Stats().SyncRounds > ra && b.Stats().SyncRounds > rb }) {
 		t.Fatal("anti-entropy rounds did not complete")
 	}
 	recA, _ := a.Entry("kv/k")
@@ -291,7 +292,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 	p := startPair(t, nil)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()...)
-	ctx := regtest.Ctx(t, 10*time.Second)
+	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Put(ctx, "k", []byte("held"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 	r := startRelayed(t)
 	epA, epB, addrB, relay, cfgB, b := r.epA, r.epB, r.epB.Addr(), r.relay, r.cfgB, r.b
-	ctx := regtest.Ctx(t, 30*time.Second)
+	ctx := rfctest.Context(t, 30*time.Second)
 	atA := newClient(t, regtest.Endpoint(t, 7, ""), epA.Addr())
 	atB := newClient(t, regtest.Endpoint(t, 8, ""), addrB)
 	if _, err := atA.Put(ctx, "k", []byte("1"), 0); err != nil {
@@ -349,10 +350,10 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	if !regtest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
-	e, err := atB.Get(regtest.Ctx(t, 500*time.Millisecond), "k")
+	e, err := atB.Get(rfctest.Context(t, 500*time.Millisecond), "k")
 	if wire.AsErrno(err) != wire.EBUSY {
 		t.Fatalf("read at B before it caught up: %q %v, want EBUSY", e.Value, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -240,10 +241,10 @@ func TestLogSyncCall(t *testing.T) {
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
 	put := make(chan error, 1)
 	go func() {
-		_, err := cl.Put(regtest.Ctx(t, 5*time.Second), "k", []byte("v"), 0)
+		_, err := cl.Put(rfctest.Context(t, 5*time.Second), "k", []byte("v"), 0)
 		put <- err
 	}()
-	if !regtest.WaitFor(5*time.Second, func() bool { _, ok := c.Entry("kv/k"); return ok }) {
+	if !rfctest.WaitFor(5*time.Second, func() bool { _, ok := c.Entry("kv/k"); return ok }) {
 		t.Fatal("write not applied")
 	}
 	sync := make(chan wire.Errno, 1)
@@ -265,7 +266,7 @@ func TestWriteWaitsForBothLogs(t *testing.T) {
 		t.Run([...]string{"writer-disk-slow", "replica-disk-slow"}[slow], func(t *testing.T) {
 			p := startPair(t, nil)
 			cl := newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()[0])
-			ctx := regtest.Ctx(t, 10*time.Second)
+			ctx := rfctest.Context(t, 10*time.Second)
 			if _, err := cl.Put(ctx, "warm", []byte("v"), 0); err != nil {
 				t.Fatal(err)
 			}
@@ -279,7 +280,7 @@ func TestWriteWaitsForBothLogs(t *testing.T) {
 				_, err := cl.Put(ctx, "k", []byte("v"), 0)
 				put <- err
 			}()
-			if !regtest.WaitFor(5*time.Second, func() bool {
+			if !rfctest.WaitFor(5*time.Second, func() bool {
 				_, a := p.Cs[0].Entry("kv/k")
 				_, b := p.Cs[1].Entry("kv/k")
 				return a && b

@@ -8,6 +8,7 @@ import (
 
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -62,7 +63,7 @@ func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close() })
 			cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
-			if _, err := cl.Register(regtest.Ctx(t, 10*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
+			if _, err := cl.Register(rfctest.Context(t, 10*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 				t.Fatal(err)
 			}
 			key := sdk.ServiceKey("db", 7)
@@ -71,7 +72,7 @@ func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 			c.sweep()
 			if tc.want == sdk.KindTombstone {
 				// A sweep of the maintenance loop may hold the write.
-				regtest.WaitFor(2*time.Second, func() bool { return entryKind(c, key) == int(sdk.KindTombstone) })
+				rfctest.WaitFor(2*time.Second, func() bool { return entryKind(c, key) == int(sdk.KindTombstone) })
 			}
 			if k := entryKind(c, key); k != int(tc.want) {
 				t.Fatalf("wall %v, monotonic %v after a 1s lease: kind %d, want %d", tc.wall, tc.mono, k, tc.want)
@@ -95,7 +96,7 @@ func TestPurgedTombstoneStaysPurged(t *testing.T) {
 	}
 	p := startPair(t, mod)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()...)
-	ctx := regtest.Ctx(t, 10*time.Second)
+	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Put(ctx, "a", []byte("1"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestAgedTombstoneDeletesOlderRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
-	ctx := regtest.Ctx(t, 10*time.Second)
+	ctx := rfctest.Context(t, 10*time.Second)
 	v, err := cl.Put(ctx, "b", []byte("1"), 0)
 	if err != nil {
 		t.Fatal(err)

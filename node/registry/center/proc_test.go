@@ -20,6 +20,7 @@ import (
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 // Multi-process tests re-exec the test binary; the child role is named by
@@ -57,14 +58,14 @@ func childCenter() int {
 	cfg := rfc.DefaultConfig()
 	cfg.NodeID = uint32(100 + idx)
 	cfg.Addr = os.Getenv(addrEnv)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	ep, err := rfc.Listen(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen:", err)
 		return 1
 	}
 	hc := heartbeat.DefaultConfig().WithInterval(childHeartbeat)
-	hc.Logger = regtest.Quiet
+	hc.Logger = rfctest.Quiet
 	if _, err := heartbeat.Start(ep, hc, []netip.AddrPort{peer}); err != nil {
 		fmt.Fprintln(os.Stderr, "heartbeat:", err)
 		return 1
@@ -169,7 +170,7 @@ func TestKillCenterMidStream(t *testing.T) {
 			a.kill()
 		}
 		k, v := fmt.Sprintf("stream/%04d", i), fmt.Sprintf("v%d", i)
-		if _, err := cl.Put(regtest.Ctx(t, 3*time.Second), k, []byte(v), 0); err != nil {
+		if _, err := cl.Put(rfctest.Context(t, 3*time.Second), k, []byte(v), 0); err != nil {
 			failed++
 			continue
 		}
@@ -182,9 +183,9 @@ func TestKillCenterMidStream(t *testing.T) {
 	check := func(name string, c *client.Client, within time.Duration) {
 		t.Helper()
 		var missing string
-		good := regtest.WaitFor(within, func() bool {
+		good := rfctest.WaitFor(within, func() bool {
 			for k, v := range ok {
-				e, err := c.Get(regtest.Ctx(t, time.Second), k)
+				e, err := c.Get(rfctest.Context(t, time.Second), k)
 				if err != nil || string(e.Value) != v {
 					missing = k
 					return false
@@ -209,13 +210,13 @@ func TestSDKSeparateProcess(t *testing.T) {
 	ep := regtest.Endpoint(t, 42, "")
 	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
 	cfg.Prefixes = []string{sdk.ServicePrefix, sdk.KVPrefix}
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	ag, err := agent.StartAgent(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ag.Close()
-	ctx := regtest.Ctx(t, 5*time.Second)
+	ctx := rfctest.Context(t, 5*time.Second)
 	if err := ag.Register(ctx, "cache", "127.0.0.1:6379", []byte("shard=3"), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +225,7 @@ func TestSDKSeparateProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := regtest.OpenMap(t, path)
-	if !regtest.WaitFor(2*time.Second, func() bool {
+	if !rfctest.WaitFor(2*time.Second, func() bool {
 		_, e1 := r.Lookup("cache")
 		_, e2 := r.Get("conf")
 		return e1 == nil && e2 == nil

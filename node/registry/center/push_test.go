@@ -13,6 +13,7 @@ import (
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -124,12 +125,12 @@ func TestSubscriptionExhaustion(t *testing.T) {
 			}
 
 			cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
-			if _, err := cl.Register(regtest.Ctx(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Minute); err != nil {
+			if _, err := cl.Register(rfctest.Context(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			path := t.TempDir() + "/agent.map"
 			acfg := agent.DefaultAgentConfig(path, ep.Addr())
-			acfg.Logger = regtest.Quiet
+			acfg.Logger = rfctest.Quiet
 			acfg.KeepaliveEvery = 50 * time.Millisecond
 			a, err := agent.StartAgent(regtest.Endpoint(t, 9, tc.agentIP+":0"), acfg)
 			if err != nil {
@@ -137,7 +138,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 			}
 			defer a.Close()
 			r := regtest.OpenMap(t, path)
-			if !regtest.WaitFor(5*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+			if !rfctest.WaitFor(5*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 				t.Fatalf("the agent's map did not get the instance (watch error %v, %d streams at the center)",
 					a.Watch().Err(), c.Stats().Streams)
 			}

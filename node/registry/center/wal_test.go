@@ -12,6 +12,7 @@ import (
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -153,7 +154,7 @@ func TestSnapshotAndLogRecover(t *testing.T) {
 func TestRestartBothCenters(t *testing.T) {
 	p := startPair(t, func(i int, c *Config) { c.SnapshotBytes = 4096 })
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()...)
-	ctx := regtest.Ctx(t, 10*time.Second)
+	ctx := rfctest.Context(t, 10*time.Second)
 	want := map[string]string{}
 	for i := 0; i < 120; i++ {
 		k := fmt.Sprintf("r/%d", i%40)

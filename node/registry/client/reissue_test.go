@@ -5,6 +5,7 @@ import (
 	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 	"os"
 	"path/filepath"
@@ -55,7 +56,7 @@ func TestWatchTakesReissuedVersion(t *testing.T) {
 		return seen["kv/k"]
 	}
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
-	ctx := regtest.Ctx(t, 20*time.Second)
+	ctx := rfctest.Context(t, 20*time.Second)
 	logPath := filepath.Join(dir, center.LogName)
 	fi, err := os.Stat(logPath)
 	if err != nil {
@@ -64,7 +65,7 @@ func TestWatchTakesReissuedVersion(t *testing.T) {
 	if _, err := cl.Put(ctx, "k", []byte("a"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if !regtest.WaitFor(5*time.Second, func() bool { return value() == "a" }) {
+	if !rfctest.WaitFor(5*time.Second, func() bool { return value() == "a" }) {
 		t.Fatal("the watch did not see the first write")
 	}
 	c.Close()
@@ -82,10 +83,10 @@ func TestWatchTakesReissuedVersion(t *testing.T) {
 	}
 	resyncs := w.Stats().Resyncs
 	w.kickResync()
-	if !regtest.WaitFor(5*time.Second, func() bool { st := w.Stats(); return st.Resyncs > resyncs && st.Synced }) {
+	if !rfctest.WaitFor(5*time.Second, func() bool { st := w.Stats(); return st.Resyncs > resyncs && st.Synced }) {
 		t.Fatal("the watch did not resynchronize")
 	}
-	if !regtest.WaitFor(2*time.Second, func() bool { return value() == "b" }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { return value() == "b" }) {
 		t.Fatalf("the watch keeps %q, the center holds \"b\" under the same version", value())
 	}
 }

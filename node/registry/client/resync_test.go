@@ -6,6 +6,7 @@ import (
 
 	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -30,7 +31,7 @@ func TestResyncsKeepOneStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
-	if !regtest.WaitFor(10*time.Second, w.Synced) {
+	if !rfctest.WaitFor(10*time.Second, w.Synced) {
 		t.Fatal("watch never synced")
 	}
 	w.mu.Lock()
@@ -46,7 +47,7 @@ func TestResyncsKeepOneStream(t *testing.T) {
 	if st := p.Cs[center].Stats(); st.Streams != 1 {
 		t.Fatalf("center holds %d streams after %d resyncs, want 1", st.Streams, 2*bound)
 	}
-	if _, err := cl.Put(regtest.Ctx(t, 5*time.Second), "a", []byte("x"), 0); err != nil {
+	if _, err := cl.Put(rfctest.Context(t, 5*time.Second), "a", []byte("x"), 0); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.After(10 * time.Second)

@@ -8,6 +8,7 @@ import (
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc/rfctest"
 )
 
 // TestCenterCrashOnMemDisk: a center on the in-memory disk keeps across a
@@ -22,7 +23,7 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 			d := New()
 			ep := regtest.Endpoint(t, 100, "")
 			cfg := center.DefaultConfig("/data/center")
-			cfg.Logger = regtest.Quiet
+			cfg.Logger = rfctest.Quiet
 			cfg.Fsync = tc.policy
 			cfg.Disk = d.Boot()
 			c, err := center.StartCenter(ep, cfg)
@@ -35,7 +36,7 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := cl.Put(regtest.Ctx(t, 5*time.Second), "k", []byte("v"), 0)
+			v, err := cl.Put(rfctest.Context(t, 5*time.Second), "k", []byte("v"), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,12 +10,13 @@ import (
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 // Config is a center's default configuration for dir, logging nothing.
 func Config(dir string) center.Config {
 	cfg := center.DefaultConfig(dir)
-	cfg.Logger = regtest.Quiet
+	cfg.Logger = rfctest.Quiet
 	return cfg
 }
 

@@ -1,14 +1,13 @@
-// Package regtest holds what the tests of the registry's packages share:
-// endpoints on loopback, a pair of centers, polling with a deadline, raw
-// calls and the agent's map opened for reading. It imports none of the
+// Package regtest holds what the tests of the registry's packages share
+// beyond rfc/rfctest (quiet logger, contexts, polling): endpoints on a
+// given loopback address, a pair of centers, raw calls, free addresses
+// and the agent's map opened for reading. It imports none of the
 // registry's role packages, so that the tests inside each of them can use
 // it; a pair of centers is started through the function the test passes.
 package regtest
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -18,40 +17,18 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-// Quiet is a logger for tests: state changes are expected and noisy.
-var Quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // Endpoint listens on addr (any loopback port if empty) as node; it is
 // closed when the test ends.
 func Endpoint(t testing.TB, node uint32, addr string) *rfc.Endpoint {
 	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = Quiet
-	if addr != "" {
-		cfg.Addr = addr
+	if addr == "" {
+		return rfctest.Listen(t, node, nil)
 	}
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
-}
-
-// WaitFor polls cond every few milliseconds until it holds or d passes.
-func WaitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return cond()
+	return rfctest.Listen(t, node, func(c *rfc.Config) { c.Addr = addr })
 }
 
 // OpenMap opens the agent's map at path for reading, closed when the test
@@ -66,13 +43,6 @@ func OpenMap(t testing.TB, path string) *sdk.Reader {
 	return r
 }
 
-// Ctx returns a context that ends after d or with the test.
-func Ctx(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Call makes one call no from ep to dst with the parameters build appends,
 // and returns its error number; the reply is discarded.
 func Call(t testing.TB, ep *rfc.Endpoint, dst netip.AddrPort, no uint16, build func(ps *wire.Params)) wire.Errno {
@@ -82,7 +52,7 @@ func Call(t testing.TB, ep *rfc.Endpoint, dst netip.AddrPort, no uint16, build f
 	if e := ps.Err(); e != wire.OK {
 		return e
 	}
-	return wire.AsErrno(ep.Call(Ctx(t, 2*time.Second), dst, no, &ps, nil))
+	return wire.AsErrno(ep.Call(rfctest.Context(t, 2*time.Second), dst, no, &ps, nil))
 }
 
 // Pair is two centers on loopback, each with its endpoint and data
@@ -125,7 +95,7 @@ func StartPair[C io.Closer](t testing.TB, start StartFunc[C]) *Pair[C] {
 			ps.Bytes(nil)
 		}) == wire.ENOENT
 	}
-	if !WaitFor(10*time.Second, func() bool { return serves(0) && serves(1) }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return serves(0) && serves(1) }) {
 		t.Fatal("centers did not complete their first anti-entropy rounds")
 	}
 	return p
