@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -189,5 +190,62 @@ func TestFailoverBurstOneDecision(t *testing.T) {
 	}
 	if c := tc.router.Counters(); c[0].Failovers != 0 {
 		t.Fatalf("failovers %d with no live standby", c[0].Failovers)
+	}
+}
+
+// Many calls that fail at once on an active member that does not answer
+// wait for the one failover goroutine in its bounded queue: the router
+// starts no goroutine per failing call, so the process's goroutine count
+// stays near where it was while the failover decision (a ping and two
+// set-role calls to members that do not answer) runs.
+func TestFailingCallsNoGoroutineEach(t *testing.T) {
+	const calls = 200
+	tc := newTestCluster(t, func(c *Config) {
+		c.ForwardTimeout = 200 * time.Millisecond
+		c.ProbeTimeout = 300 * time.Millisecond
+		c.ActivateTimeout = 300 * time.Millisecond
+	})
+	tc.meps[0].Close()
+	tc.meps[1].Close()
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/k")
+	ps.Bytes([]byte("v"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := runtime.NumGoroutine()
+	pend := make([]*rfc.Pending, 0, calls)
+	defer func() {
+		for _, p := range pend {
+			p.Release()
+		}
+	}()
+	for i := 0; i < calls; i++ {
+		p, err := tc.client.Go(ctx, tc.rep.Addr(), CallNSPut, &ps)
+		if err != nil {
+			t.Fatalf("Go %d: %v", i, err)
+		}
+		pend = append(pend, p)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range pend {
+			p.Wait()
+		}
+	}()
+	peak := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-tick.C:
+		}
+		peak = max(peak, runtime.NumGoroutine())
+	}
+	if peak-base > calls/4 {
+		t.Fatalf("goroutines rose from %d to %d while %d calls failed", base, peak, calls)
 	}
 }
