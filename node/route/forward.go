@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -46,7 +47,7 @@ type forwarding struct {
 	buf      []byte
 	ps       wire.Params // the forwarded request
 	addr     [64]byte
-	rec      auditRecord
+	rec      audit.Record
 	done     func(*rfc.Pending)
 }
 
@@ -82,7 +83,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 	f.pathBuf = append(f.pathBuf[:0], path.Raw[:min(len(path.Raw), MaxPathLen)]...)
 	f.path = wire.Value{Type: path.Type, Raw: f.pathBuf}
 	if r.audit != nil {
-		f.rec.nparams = uint16(renderParams(&f.rec.params, req.Packet, 0, r.cfg.AuditValueMax))
+		f.rec.NParams = uint16(renderParams(&f.rec.Params, req.Packet, 0, r.cfg.AuditValueMax))
 	}
 	mt := r.table.Load()
 	if _, name, ok := longestMount(mt.mounts, path.Raw); ok && len(path.Raw) <= MaxPathLen {
@@ -424,15 +425,15 @@ func (r *Router) finish(f *forwarding) {
 	}
 	if r.audit != nil {
 		rec := &f.rec
-		rec.start, rec.end = f.start.UnixNano(), end.UnixNano()
-		rec.client, rec.node, rec.callID, rec.callNo = f.from, f.src, f.callID, f.callNo
-		rec.name, rec.errno = f.rc.Name, e
-		rec.cluster = ""
+		rec.Start, rec.End = f.start.UnixNano(), end.UnixNano()
+		rec.Client, rec.Node, rec.CallID, rec.CallNo = f.from, f.src, f.callID, f.callNo
+		rec.Name, rec.Errno = f.rc.Name, e
+		rec.Cluster = ""
 		if f.cs != nil {
-			rec.cluster = f.cs.name
+			rec.Cluster = f.cs.name
 		}
-		rec.dest, rec.prev, rec.prevErr, rec.tries = f.at.dest, f.at.prev, f.at.prevErr, uint8(f.at.tries)
-		r.audit.submit(rec)
+		rec.Dest, rec.Prev, rec.PrevErr, rec.Tries = f.at.dest, f.at.prev, f.at.prevErr, uint8(f.at.tries)
+		r.audit.Submit(rec)
 	}
 	f.rc, f.cs = nil, nil
 	r.fwds.Put(f)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -117,7 +118,7 @@ func (tc *testCluster) get(t testing.TB, path string) ([]byte, error) {
 }
 
 // audit queries the router's audit trail over the call.
-func (tc *testCluster) audit(t testing.TB, f AuditFilter) []AuditEntry {
+func (tc *testCluster) audit(t testing.TB, f AuditFilter) []audit.Entry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

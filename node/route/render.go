@@ -4,12 +4,13 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"fastcall/node/route/audit"
 	"fastcall/wire"
 )
 
 // auditParamsMax bounds the rendered parameters of one audit record; past
 // it the rendering ends with " ...".
-const auditParamsMax = 320
+const auditParamsMax = audit.ParamsMax
 
 // renderParams renders the parameters of pkt from index first on into
 // dst (at most auditParamsMax bytes) and returns the length used. Each

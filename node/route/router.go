@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -21,7 +22,7 @@ type Router struct {
 	table     atomic.Pointer[mountTable] // snapshot read by every routed call
 	tbl       tableState
 	calls     []*routedCall
-	audit     *auditLog     // nil when Config.AuditDir is empty
+	audit     *audit.Log    // nil when Config.AuditDir is empty
 	fwds      sync.Pool     // *forwarding
 	fo        failoverQueue // calls whose attempt failed, for the failover goroutine
 	stopWatch func()
@@ -56,7 +57,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	r.fwds.New = func() any { return r.newForwarding(maxSeg) }
 	r.fo.init(r, ep.Config().MaxPending)
 	if cfg.AuditDir != "" {
-		a, err := openAuditLog(&r.cfg)
+		a, err := audit.Open(audit.Config{Dir: cfg.AuditDir, RotateBytes: cfg.AuditRotateBytes, Keep: cfg.AuditKeep, Buffer: cfg.AuditBuffer})
 		if err != nil {
 			return nil, err
 		}
@@ -68,8 +69,8 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 			r.stopWatch()
 		}
 		if r.audit != nil {
-			r.audit.start()
-			r.audit.close()
+			r.audit.Start()
+			r.audit.Close()
 		}
 		go r.fo.run()
 		r.fo.close()
@@ -105,7 +106,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	ep.NameCall(CallSetRole, "route-set-role")
 	go r.fo.run()
 	if r.audit != nil {
-		r.audit.start()
+		r.audit.Start()
 	}
 	return r, nil
 }
@@ -122,7 +123,7 @@ func (r *Router) Close() error {
 		}
 		r.fo.close()
 		if r.audit != nil {
-			r.audit.close()
+			r.audit.Close()
 		}
 	})
 	return nil
@@ -134,15 +135,15 @@ func (r *Router) Flush(timeout time.Duration) bool {
 	if r.audit == nil {
 		return true
 	}
-	return r.audit.flush(timeout)
+	return r.audit.Flush(timeout)
 }
 
 // AuditStats returns the audit writer's counters.
-func (r *Router) AuditStats() AuditStats {
+func (r *Router) AuditStats() audit.Stats {
 	if r.audit == nil {
-		return AuditStats{}
+		return audit.Stats{}
 	}
-	return r.audit.stats()
+	return r.audit.Stats()
 }
 
 // NoticesSent returns the number of failure notices sent to members.

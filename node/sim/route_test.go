@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fastcall/node/route"
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
@@ -213,8 +214,8 @@ func (w *rtWorld) client(i int, rnd *simnet.Rand) {
 }
 
 // audits reads every audit record of the scenario's call, by path.
-func (w *rtWorld) audits() map[string][]route.AuditEntry {
-	out := map[string][]route.AuditEntry{}
+func (w *rtWorld) audits() map[string][]audit.Entry {
+	out := map[string][]audit.Entry{}
 	files, _ := filepath.Glob(filepath.Join(w.dir, "audit", "*"))
 	for _, name := range files {
 		f, err := os.Open(name)
@@ -225,7 +226,7 @@ func (w *rtWorld) audits() map[string][]route.AuditEntry {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			e, err := route.ParseAuditLine(sc.Text())
+			e, err := audit.ParseLine(sc.Text())
 			if err != nil {
 				w.chk.failf("audit line %q: %v", sc.Text(), err)
 				continue
