@@ -261,14 +261,17 @@ func (q *failoverQueue) close() {
 }
 
 // run is the failover goroutine: one per router, started by New. While
-// a demotion is unacknowledged it also re-sends the pending demotions
-// every demoteEvery.
+// a demotion is unacknowledged it also re-sends the pending demotions,
+// waiting between rounds with rfc.Backoff from demoteEvery up to
+// demoteMax; the wait starts again from demoteEvery once every demotion
+// is acknowledged.
 func (q *failoverQueue) run() {
 	defer close(q.done)
 	var retry <-chan time.Time
+	wait := rfc.Backoff{Min: demoteEvery, Max: demoteMax}
 	for {
 		if retry == nil && len(q.demote) > 0 {
-			retry = time.After(demoteEvery)
+			retry = time.After(wait.Next())
 		}
 		select {
 		case f, ok := <-q.ch:
@@ -285,12 +288,19 @@ func (q *failoverQueue) run() {
 			if !q.r.closed.Load() {
 				q.r.redemote()
 			}
+			if len(q.demote) == 0 {
+				wait.Reset()
+			}
 		}
 	}
 }
 
-// demoteEvery is the period at which unacknowledged demotions are re-sent.
-const demoteEvery = time.Second
+// The waits between rounds of unacknowledged demotions: the first step
+// and the largest (rfc.Backoff, jittered to half a step below).
+const (
+	demoteEvery = time.Second
+	demoteMax   = 2 * time.Second
+)
 
 // demotion is a member the router fenced (set-role false) without an
 // acknowledgement, then replaced.

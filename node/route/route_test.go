@@ -3,6 +3,7 @@ package route
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -115,6 +116,10 @@ func TestConfigCheck(t *testing.T) {
 			}
 			if err != nil && wire.AsErrno(err) != wire.EINVAL {
 				t.Fatalf("errno %v", wire.AsErrno(err))
+			}
+			var ce *rfc.ConfigError
+			if err != nil && (!errors.As(err, &ce) || ce.Scope != "route" || ce.Field == "") {
+				t.Fatalf("error %#v is not the route's rfc.ConfigError", err)
 			}
 		})
 	}
