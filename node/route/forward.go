@@ -35,6 +35,7 @@ type forwarding struct {
 	idx      int       // member of the attempt in flight
 	cut      bool      // the attempt's bound was cut by the client's deadline
 	unknown  bool      // an attempt was sent and got no answer: it may have run
+	standby  int       // attempts answered ENOTACTIVE
 	view     uint64    // the cluster's role view when the call arrived
 	failedAt time.Time // when the attempt handed to the failover goroutine failed
 	at       attempt
@@ -77,7 +78,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 	f := r.fwds.Get().(*forwarding)
 	f.rc, f.d, f.cs, f.start = rc, d, nil, time.Now()
 	f.at = attempt{}
-	f.unknown = false
+	f.unknown, f.standby = false, 0
 	f.src, f.from, f.callID, f.callNo = req.Src, req.From, req.CallID, req.CallNo
 	path := req.Param(0)
 	f.pathBuf = append(f.pathBuf[:0], path.Raw[:min(len(path.Raw), MaxPathLen)]...)
@@ -187,7 +188,10 @@ func (f *forwarding) complete(p *rfc.Pending) {
 //   - ETIMEDOUT of an attempt cut short by the client's deadline: the
 //     call's answer; the client's deadline is no evidence of a death.
 //   - ENOTACTIVE: try the next member without promoting it; a member
-//     that then answers is remembered as the active one.
+//     that then answers is remembered as the active one. When every
+//     member has answered ENOTACTIVE the sub-cluster has no active
+//     member: handed to the failover goroutine, which activates one
+//     (activateStandbyLocked).
 //   - anything else is the call's answer.
 //
 // A call that is not idempotent and whose attempt was sent without an
@@ -195,6 +199,14 @@ func (f *forwarding) complete(p *rfc.Pending) {
 // made, then the call ends ETIMEDOUT (see finish).
 func (r *Router) next(f *forwarding) {
 	n := len(f.cs.members)
+	if f.at.errno == wire.ENOTACTIVE {
+		f.standby++
+		if f.at.tries == n && f.standby == n {
+			f.failedAt = time.Now()
+			r.fo.enqueue(f)
+			return
+		}
+	}
 	if f.at.tries < n {
 		switch {
 		case f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut:
@@ -219,9 +231,11 @@ type failoverQueue struct {
 	// demote holds the demotions not acknowledged yet; owned by the
 	// failover goroutine.
 	demote []demotion
+	owedCh chan struct{} // wakes the goroutine for mu.owed; one slot
 	mu     struct {
-		sync.Mutex // guards closed; held while a call is queued
+		sync.Mutex // guards closed and owed; held while a call is queued
 		closed     bool
+		owed       []demotion // demotions handed over by owe, not yet taken
 	}
 }
 
@@ -229,6 +243,41 @@ func (q *failoverQueue) init(r *Router, size int) {
 	q.r = r
 	q.ch = make(chan *forwarding, size)
 	q.done = make(chan struct{})
+	q.owedCh = make(chan struct{}, 1)
+}
+
+// owe hands the goroutine demotions to send until acknowledged: every
+// member of a sub-cluster but the one the router makes active, when the
+// router first learns the sub-cluster (at start, or when the table adds
+// it). A router does not keep the demotions an earlier run of it owed
+// (a fence not acknowledged, a promotion not heard); owing them all again
+// re-derives them, so that no member it once made active stays active
+// beside the one it routes to. Safe from any goroutine.
+func (q *failoverQueue) owe(cs *clusterState) {
+	act := cs.activeIdx()
+	q.mu.Lock()
+	for i, m := range cs.members {
+		if i != act {
+			q.mu.owed = append(q.mu.owed, demotion{cs.name, m})
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case q.owedCh <- struct{}{}:
+	default:
+	}
+}
+
+// takeOwed moves the owed demotions into q.demote. Runs on the failover
+// goroutine.
+func (q *failoverQueue) takeOwed() {
+	q.mu.Lock()
+	owed := q.mu.owed
+	q.mu.owed = nil
+	q.mu.Unlock()
+	for _, d := range owed {
+		q.r.rememberDemotion(d.cluster, d.member)
+	}
 }
 
 // enqueue queues f for the failover goroutine without blocking.
@@ -290,6 +339,13 @@ func (q *failoverQueue) run() {
 			}
 			if len(q.demote) == 0 {
 				wait.Reset()
+			}
+		case <-q.owedCh:
+			// Owed demotions are sent at once: a member that must
+			// not be active is demoted before the first wait.
+			q.takeOwed()
+			if !q.r.closed.Load() {
+				q.r.redemote()
 			}
 		}
 	}
@@ -387,6 +443,9 @@ func (r *Router) failover(f *forwarding) {
 // cs.promote held.
 func (r *Router) decideLocked(cs *clusterState, f *forwarding) int {
 	view := cs.role.Load()
+	if f.at.errno == wire.ENOTACTIVE {
+		return r.activateStandbyLocked(cs, f, view)
+	}
 	if cur := roleIdx(view); cur != f.idx {
 		return cur
 	}
@@ -464,34 +523,85 @@ func (r *Router) finish(f *forwarding) {
 // acknowledged (redemote).
 func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
 	failed := roleIdx(view)
-	n := len(cs.members)
 	var ps wire.Params
 	var buf [16]byte
 	fenced := r.setRole(cs.members[failed], false, &ps, buf[:]) == nil
-	for j := 1; j < n; j++ {
-		cand := (failed + j) % n
+	cand, ok := r.activateLocked(cs, view, failed+1, len(cs.members)-1)
+	if !ok {
+		return cand
+	}
+	if !fenced {
+		r.rememberDemotion(cs.name, cs.members[failed])
+	}
+	cs.ctr.failovers.Add(1)
+	r.log.Warn("route: standby promoted", "cluster", cs.name, "failed", cs.members[failed].String(),
+		"reason", why.String(), "fenced", fenced, "active", cs.members[cand].String())
+	return cand
+}
+
+// activateLocked tells count members of cs, in table order from index
+// first (modulo the member count), to become active (CallSetRole true),
+// skipping those the engine holds dead, until one agrees; that one
+// becomes the active member of view. It returns the member to try next
+// and whether it made that one active: (-1, false) if none agreed, the
+// member now believed active and false if the view changed meanwhile. A
+// member whose answer the router did not hear, or that agreed after the
+// view changed, may hold the role: it is demoted later unless it is made
+// active meanwhile. Called with cs.promote held.
+func (r *Router) activateLocked(cs *clusterState, view uint64, first, count int) (int, bool) {
+	n := len(cs.members)
+	var ps wire.Params
+	var buf [16]byte
+	for j := 0; j < count; j++ {
+		cand := (first + j) % n
 		if info, ok := r.ep.Peer(cs.members[cand]); ok && info.State == rfc.PeerDead {
 			continue
 		}
 		if r.setRole(cs.members[cand], true, &ps, buf[:]) != nil {
-			// It may have taken the role without the router hearing
-			// it: demoted later unless it is made active meanwhile.
 			r.rememberDemotion(cs.name, cs.members[cand])
 			continue
 		}
 		if !cs.switchActive(view, cand) {
-			return cs.activeIdx()
+			if cur := cs.activeIdx(); cur != cand {
+				r.rememberDemotion(cs.name, cs.members[cand])
+			}
+			return cs.activeIdx(), false
 		}
 		r.forgetDemotion(cs.name, cs.members[cand])
-		if !fenced {
-			r.rememberDemotion(cs.name, cs.members[failed])
-		}
-		cs.ctr.failovers.Add(1)
-		r.log.Warn("route: standby promoted", "cluster", cs.name, "failed", cs.members[failed].String(),
-			"reason", why.String(), "fenced", fenced, "active", cs.members[cand].String())
-		return cand
+		return cand, true
 	}
-	return -1
+	return -1, false
+}
+
+// activateStandbyLocked decides for f, a call every member refused with
+// ENOTACTIVE: the sub-cluster has no active member (each restarted as
+// standby, or was demoted as the router started). If the view changed
+// since the call began, the call goes to the member now believed
+// active. Otherwise the router activates a member, the one it believes
+// active first, and demotes the others until they acknowledge. A
+// decision that found no member to activate stands for the calls whose
+// attempts failed before it began. Called with cs.promote held.
+func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uint64) int {
+	if view != f.view {
+		return roleIdx(view)
+	}
+	if cs.kept.view == view && !f.failedAt.After(cs.kept.at) {
+		return -1
+	}
+	start := time.Now()
+	cand, ok := r.activateLocked(cs, view, roleIdx(view), len(cs.members))
+	switch {
+	case ok:
+		for i, m := range cs.members {
+			if i != cand {
+				r.rememberDemotion(cs.name, m)
+			}
+		}
+		r.log.Warn("route: every member standby, one activated", "cluster", cs.name, "active", cs.members[cand].String())
+	case cand < 0:
+		cs.kept.view, cs.kept.at = view, start
+	}
+	return cand
 }
 
 // setRole calls CallSetRole(active) on m, bounded by ActivateTimeout.

@@ -295,10 +295,10 @@ func TestNotActiveSwitch(t *testing.T) {
 	if c := tc.router.Counters(); c[0].Failovers != 0 {
 		t.Fatalf("promotion counted: %+v", c)
 	}
-	// Both standby: the call fails with ENOTACTIVE.
+	// Both standby: the router activates the member it routes to.
 	tc.members[1].SetActive(false)
-	if _, err := tc.put(t, "/c1/k", []byte("v")); err != wire.ENOTACTIVE {
-		t.Fatalf("all standby: %v", err)
+	if _, err := tc.put(t, "/c1/k", []byte("v")); err != nil || !tc.members[1].Active() || tc.members[0].Active() {
+		t.Fatalf("all standby: %v, active %v %v", err, tc.members[0].Active(), tc.members[1].Active())
 	}
 }
 

@@ -32,7 +32,10 @@ type Router struct {
 }
 
 // New builds a router on ep: it opens the audit log, subscribes to the
-// mount table under cfg.TablePrefix in src and reads it, registers
+// mount table under cfg.TablePrefix in src and reads it, sends
+// set-role(false) to every member but the one it makes active in each
+// sub-cluster (each bounded by ActivateTimeout; see failoverQueue.owe),
+// registers
 // CallAudit, CallRouteStats and every routed call of cfg.Calls on ep, and
 // starts the failover goroutine and the audit writer. ep may be started or not; its MaxPending
 // bounds the routed calls in flight (no goroutine waits for a member:
@@ -81,6 +84,15 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	cancel()
 	if err != nil {
 		return fail(err)
+	}
+	// The demotions owed for the table as loaded are sent once before
+	// any call is routed; those not acknowledged are re-sent by the
+	// failover goroutine (it is not running yet: New owns q.demote).
+	r.fo.takeOwed()
+	r.redemote()
+	select {
+	case <-r.fo.owedCh:
+	default:
 	}
 	for _, c := range cfg.Calls {
 		rc := &routedCall{RoutedCall: c, fwdNo: c.No + RoutedOffset}
