@@ -50,7 +50,7 @@ func TestAuditQueryRotation(t *testing.T) {
 	if !tc.router.Flush(time.Second) {
 		t.Fatal("flush")
 	}
-	seqs, _ := audit.Files(tc.auditDir)
+	seqs, _ := audit.Files(audit.OSFS{}, tc.auditDir)
 	if len(seqs) < 5 {
 		t.Fatalf("only %d files: no rotation", len(seqs))
 	}

@@ -36,7 +36,7 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	}
 	reply.Uint64(0)
 	reply.Uint64(0)
-	nf, no, err := audit.Scan(r.audit.Dir(), &q, file, off, int(limit), r.cfg.QueryScanBytes, func(line []byte) bool {
+	nf, no, err := r.audit.Scan(&q, file, off, int(limit), r.cfg.QueryScanBytes, func(line []byte) bool {
 		if reply.Len()+wire.ParamHdrSize+len(line) > reply.Cap() || reply.Count() >= wire.MaxParams {
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// AuditRotateBytes is the size past which the current audit file is
 	// closed and a new one started (default 64 MiB, at least 4 KiB).
 	AuditRotateBytes int64
+	// AuditFS holds the audit files (default nil: the operating
+	// system's files, audit.OSFS); a simulation passes an audit.MemFS.
+	AuditFS audit.FS
 	// AuditKeep is how many audit files are kept, the current one
 	// included; older ones are deleted at rotation (default 8).
 	AuditKeep int

@@ -232,6 +232,7 @@ type failoverQueue struct {
 	// failover goroutine.
 	demote []demotion
 	owedCh chan struct{} // wakes the goroutine for mu.owed; one slot
+	wait   rfc.Backoff   // between rounds of demotions; owned by the goroutine
 	mu     struct {
 		sync.Mutex // guards closed and owed; held while a call is queued
 		closed     bool
@@ -244,6 +245,13 @@ func (q *failoverQueue) init(r *Router, size int) {
 	q.ch = make(chan *forwarding, size)
 	q.done = make(chan struct{})
 	q.owedCh = make(chan struct{}, 1)
+	// The first Next seeds the jitter from crypto/rand: done here, on
+	// the goroutine that calls New, so that the draw comes in the same
+	// order from run to run of a simulation that makes crypto/rand
+	// deterministic, not whenever the failover goroutine first waits.
+	q.wait = rfc.Backoff{Min: demoteEvery, Max: demoteMax}
+	q.wait.Next()
+	q.wait.Reset()
 }
 
 // owe hands the goroutine demotions to send until acknowledged: every
@@ -313,42 +321,80 @@ func (q *failoverQueue) close() {
 // a demotion is unacknowledged it also re-sends the pending demotions,
 // waiting between rounds with rfc.Backoff from demoteEvery up to
 // demoteMax; the wait starts again from demoteEvery once every demotion
-// is acknowledged.
+// is acknowledged. Owed demotions (owe) are sent at once.
+//
+// Events are handled one at a time in a fixed order: owed demotions,
+// then queued calls, then a due round. A select picks at random among
+// ready cases; the blocking select below only notes a signal, and the
+// order comes from the checks that follow it, so that a simulation
+// whose events coincide replays exactly.
 func (q *failoverQueue) run() {
 	defer close(q.done)
 	var retry <-chan time.Time
-	wait := rfc.Backoff{Min: demoteEvery, Max: demoteMax}
+	owed, due := false, false
 	for {
-		if retry == nil && len(q.demote) > 0 {
-			retry = time.After(wait.Next())
+		if retry == nil && !due && len(q.demote) > 0 {
+			retry = time.After(q.wait.Next())
+		}
+		select {
+		case <-q.owedCh:
+			owed = true
+		default:
+		}
+		if owed {
+			owed = false
+			q.takeOwed()
+			if !q.r.closed.Load() {
+				q.r.redemote()
+			}
+			continue
 		}
 		select {
 		case f, ok := <-q.ch:
 			if !ok {
 				return
 			}
-			if q.r.closed.Load() {
-				q.r.finish(f)
-				continue
-			}
-			q.r.failover(f)
+			q.handle(f)
+			continue
+		default:
+		}
+		select {
 		case <-retry:
-			retry = nil
+			retry, due = nil, true
+		default:
+		}
+		if due {
+			due = false
 			if !q.r.closed.Load() {
 				q.r.redemote()
 			}
 			if len(q.demote) == 0 {
-				wait.Reset()
+				q.wait.Reset()
 			}
+			continue
+		}
+		select {
+		case f, ok := <-q.ch:
+			if !ok {
+				return
+			}
+			q.handle(f)
+		case <-retry:
+			retry, due = nil, true
 		case <-q.owedCh:
-			// Owed demotions are sent at once: a member that must
-			// not be active is demoted before the first wait.
-			q.takeOwed()
-			if !q.r.closed.Load() {
-				q.r.redemote()
-			}
+			owed = true
 		}
 	}
+}
+
+// handle decides for one queued call: ended at once if the router is
+// closed.
+func (q *failoverQueue) handle(f *forwarding) {
+	if q.r.closed.Load() {
+		q.r.finish(f)
+		return
+	}
+	q.r.failover(f)
 }
 
 // The waits between rounds of unacknowledged demotions: the first step

@@ -60,7 +60,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	r.fwds.New = func() any { return r.newForwarding(maxSeg) }
 	r.fo.init(r, ep.Config().MaxPending)
 	if cfg.AuditDir != "" {
-		a, err := audit.Open(audit.Config{Dir: cfg.AuditDir, RotateBytes: cfg.AuditRotateBytes, Keep: cfg.AuditKeep, Buffer: cfg.AuditBuffer})
+		a, err := audit.Open(audit.Config{Dir: cfg.AuditDir, RotateBytes: cfg.AuditRotateBytes, Keep: cfg.AuditKeep, Buffer: cfg.AuditBuffer, FS: cfg.AuditFS})
 		if err != nil {
 			return nil, err
 		}

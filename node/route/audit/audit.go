@@ -2,7 +2,6 @@ package audit
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -150,10 +149,11 @@ type Stats struct {
 // worker; every other method but Stats, Flush and Dir runs on the writer
 // goroutine, which alone touches the fields under "writer".
 type Log struct {
+	fs       FS
 	dir      string
 	rotate   int64
 	keep     int
-	q        chan Record        // bounded by Config.AuditBuffer
+	q        chan Record        // bounded by Config.Buffer
 	flushReq chan chan struct{} // flush requests (queries, Flush)
 	done     chan struct{}      // closed by close
 	wg       sync.WaitGroup
@@ -163,7 +163,7 @@ type Log struct {
 	written, dropped, writeErrs, rotations atomic.Uint64
 
 	// writer
-	f    *os.File
+	f    File
 	seq  uint64
 	size int64
 	buf  []byte
@@ -177,18 +177,23 @@ type Config struct {
 	RotateBytes int64  // size past which the current file is closed and a new one started
 	Keep        int    // files kept, the current one included
 	Buffer      int    // records waiting for the writer
+	FS          FS     // the files; nil: OSFS
 }
 
 // Open creates the directory if needed and opens a new file numbered
 // after the highest one present. It starts no goroutine (Start does).
 func Open(cfg Config) (*Log, error) {
-	if err := os.MkdirAll(cfg.Dir, auditDirMode); err != nil {
+	fsys := cfg.FS
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	if err := fsys.MkdirAll(cfg.Dir); err != nil {
 		return nil, err
 	}
-	a := &Log{dir: cfg.Dir, rotate: cfg.RotateBytes, keep: cfg.Keep,
+	a := &Log{fs: fsys, dir: cfg.Dir, rotate: cfg.RotateBytes, keep: cfg.Keep,
 		q: make(chan Record, cfg.Buffer), flushReq: make(chan chan struct{}), done: make(chan struct{}),
 		buf: make([]byte, 0, auditWriteChunk+auditLineMax), line: make([]byte, 0, auditLineMax+ParamsMax)}
-	seqs, err := Files(a.dir)
+	seqs, err := Files(fsys, a.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +217,13 @@ func FileName(seq uint64) string {
 
 // Files returns the sequence numbers of the audit files in dir,
 // ascending.
-func Files(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func Files(fsys FS, dir string) ([]uint64, error) {
+	names, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, e := range ents {
-		n := e.Name()
+	for _, n := range names {
 		if !strings.HasPrefix(n, auditFilePrefix) || !strings.HasSuffix(n, auditFileSuffix) {
 			continue
 		}
@@ -243,7 +247,7 @@ func (a *Log) next() error {
 	}
 	a.seq++
 	name := filepath.Join(a.dir, FileName(a.seq))
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, FileMode)
+	f, err := a.fs.Create(name)
 	if err != nil {
 		a.file.Store(nil)
 		return err
@@ -251,10 +255,10 @@ func (a *Log) next() error {
 	a.f, a.size = f, 0
 	a.file.Store(&name)
 	if a.seq > uint64(a.keep) {
-		if seqs, err := Files(a.dir); err == nil {
+		if seqs, err := Files(a.fs, a.dir); err == nil {
 			for _, s := range seqs {
 				if s+uint64(a.keep) <= a.seq {
-					_ = os.Remove(filepath.Join(a.dir, FileName(s)))
+					_ = a.fs.Remove(filepath.Join(a.dir, FileName(s)))
 				}
 			}
 		}

@@ -1,7 +1,14 @@
 package audit
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,33 +55,144 @@ func TestAuditLineRoundTrip(t *testing.T) {
 // Old files past AuditKeep are deleted at rotation; a restarted router
 // continues after the highest file.
 func TestAuditKeepAndRestart(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.RotateBytes = 4 << 10
-	cfg.Keep = 3
-	var last uint64
-	for round := 0; round < 2; round++ {
+	for _, fsys := range []FS{OSFS{}, NewMemFS()} {
+		t.Run(fmt.Sprintf("%T", fsys), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.RotateBytes = 4 << 10
+			cfg.Keep = 3
+			cfg.FS = fsys
+			var last uint64
+			for round := 0; round < 2; round++ {
+				a, err := Open(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.Start()
+				var rec Record
+				rec.Name = "x"
+				for i := 0; i < 200; i++ {
+					a.Submit(&rec)
+					if i%50 == 0 {
+						a.Flush(time.Second)
+					}
+				}
+				a.Close()
+				if round == 0 {
+					seqs, _ := Files(fsys, cfg.Dir)
+					last = seqs[len(seqs)-1]
+				}
+			}
+			seqs, _ := Files(fsys, cfg.Dir)
+			if len(seqs) != 3 || seqs[2] <= last+1 {
+				t.Fatalf("files after two runs: %v", seqs)
+			}
+		})
+	}
+}
+
+// The same records written to OSFS and to MemFS leave byte-identical
+// files and answer a scan with the same lines and cursors.
+func TestMemFSMatchesOS(t *testing.T) {
+	var files [2]map[string]string
+	var scans [2][]string
+	for k, fsys := range []FS{OSFS{}, NewMemFS()} {
+		cfg := testConfig(t)
+		cfg.RotateBytes = 4 << 10
+		cfg.Keep = 100
+		cfg.FS = fsys
 		a, err := Open(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.Start()
-		var rec Record
-		rec.Name = "x"
-		for i := 0; i < 200; i++ {
+		for i := 0; i < 300; i++ {
+			rec := Record{Start: int64(i) * 1e6, End: int64(i)*1e6 + 1000, CallID: uint64(i), CallNo: callNSPut,
+				Name: []string{"ns-put", "ns-get"}[i%2], Client: netip.MustParseAddrPort("127.0.0.1:4000")}
 			a.Submit(&rec)
-			if i%50 == 0 {
+			if i%64 == 0 {
 				a.Flush(time.Second)
 			}
 		}
+		a.Flush(time.Second)
+		q := Filter{Name: []byte("ns-get")}
+		var file, off uint64
+		for page := 0; page < 100; page++ {
+			nf, no, err := a.Scan(&q, file, off, 7, 1<<20, func(line []byte) bool {
+				scans[k] = append(scans[k], string(line))
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			scans[k] = append(scans[k], fmt.Sprintf("cursor %d %d", nf, no))
+			if nf == 0 && no == 0 {
+				break
+			}
+			file, off = nf, no
+		}
 		a.Close()
-		if round == 0 {
-			seqs, _ := Files(cfg.Dir)
-			last = seqs[len(seqs)-1]
+		files[k] = map[string]string{}
+		seqs, err := Files(fsys, cfg.Dir)
+		if err != nil || len(seqs) < 3 {
+			t.Fatalf("%T: files %v %v", fsys, seqs, err)
+		}
+		for _, s := range seqs {
+			r, err := fsys.Open(filepath.Join(cfg.Dir, FileName(s)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(r)
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[k][FileName(s)] = string(b)
 		}
 	}
-	seqs, _ := Files(cfg.Dir)
-	if len(seqs) != 3 || seqs[2] <= last+1 {
-		t.Fatalf("files after two runs: %v", seqs)
+	if !maps.Equal(files[0], files[1]) {
+		t.Fatalf("files differ: %d on the OS, %d in memory", len(files[0]), len(files[1]))
+	}
+	if !slices.Equal(scans[0], scans[1]) || len(scans[0]) < 150 {
+		t.Fatalf("scans differ or too short: %d and %d lines", len(scans[0]), len(scans[1]))
+	}
+}
+
+// A MemFS refuses to create a file twice or in a missing directory, and
+// a reader keeps what the file held when it was opened, removed or not.
+func TestMemFS(t *testing.T) {
+	m := NewMemFS()
+	if _, err := m.Create("/a/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("create without dir: %v", err)
+	}
+	if err := m.MkdirAll("/a"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := m.Create("/a/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create("/a/x"); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("create twice: %v", err)
+	}
+	w.Write([]byte("one\n"))
+	r, err := m.Open("/a/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("two\n"))
+	if err := m.Remove("/a/x"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	if string(b) != "one\n" {
+		t.Fatalf("reader got %q", b)
+	}
+	if names, err := m.ReadDir("/a"); err != nil || len(names) != 0 {
+		t.Fatalf("dir after remove: %v %v", names, err)
+	}
+	w.Close()
+	if _, err := w.Write([]byte("x")); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -167,16 +166,16 @@ func (q *Filter) match(f *[Fields][]byte) bool {
 	return true
 }
 
-// Scan reads the audit files of dir from the cursor (file, off) on,
+// Scan reads the audit files of the Log from the cursor (file, off) on,
 // (0, 0) meaning the oldest file, and calls emit for every selected line
 // (without newline) until emit returns false, limit lines were emitted,
 // or scanBudget bytes were read. It returns the cursor of the first line
 // not yet examined, (0, 0) when every file was read to its end. A line
 // without its newline at the end of the newest file is still being
 // written and ends the scan; elsewhere it is a damaged tail and skipped.
-func Scan(dir string, q *Filter, file, off uint64, limit int, scanBudget int64,
+func (a *Log) Scan(q *Filter, file, off uint64, limit int, scanBudget int64,
 	emit func(line []byte) bool) (nextFile, nextOff uint64, err error) {
-	seqs, err := Files(dir)
+	seqs, err := Files(a.fs, a.dir)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -191,7 +190,7 @@ func Scan(dir string, q *Filter, file, off uint64, limit int, scanBudget int64,
 		if seq == file {
 			pos = int64(off)
 		}
-		fh, err := os.Open(filepath.Join(dir, FileName(seq)))
+		fh, err := a.fs.Open(filepath.Join(a.dir, FileName(seq)))
 		if err != nil {
 			continue // deleted by a rotation since the listing
 		}
