@@ -17,12 +17,14 @@ type outcomeCluster struct {
 	old, sep, rep, client *rfc.Endpoint
 	standby               *Member
 	router                *Router
+	table                 *MemMounts
 }
 
 func newOutcomeCluster(t *testing.T, register func(old *rfc.Endpoint)) *outcomeCluster {
 	t.Helper()
 	oc := &outcomeCluster{}
 	table := NewMemMounts()
+	oc.table = table
 	oc.old = newEndpoint(t, 10, 0)
 	register(oc.old)
 	oc.standby = NewMember(MemberConfig{})

@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +78,56 @@ func TestAllStandbyActivated(t *testing.T) {
 	if !ms[0].Active() || ms[1].Active() || ms[0].Writes() != 1 {
 		t.Fatalf("members active %v %v, writes %d %d; want the first active with the write",
 			ms[0].Active(), ms[1].Active(), ms[0].Writes(), ms[1].Writes())
+	}
+}
+
+// The router promotes the standby while its fence of the old active
+// member is not acknowledged, and is closed (a crash) before it re-sends
+// the fence. A router started on the same table believes the table's
+// active member, the old one, which never heard the fence: it demotes
+// the member the first router promoted, so one member is active, the
+// one it routes to.
+func TestRouterRestartAfterLostFence(t *testing.T) {
+	var refuse, active atomic.Bool
+	refuse.Store(true)
+	active.Store(true)
+	oc := newOutcomeCluster(t, func(old *rfc.Endpoint) {
+		if err := old.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
+			func(req *rfc.Request, reply *wire.Params) wire.Errno {
+				if refuse.Load() {
+					return wire.EBUSY // the fence is not acknowledged
+				}
+				reply.Bool(active.Swap(req.Param(0).Bool()))
+				return wire.OK
+			}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	oc.rep.MarkDead(oc.old.Addr())
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/k")
+	ps.Bytes([]byte("v"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := oc.client.Call(ctx, oc.rep.Addr(), CallNSPut, &ps, nil); err != nil {
+		t.Fatalf("put after the failover: %v", err)
+	}
+	oc.router.Close()
+	if !oc.standby.Active() || !active.Load() {
+		t.Fatalf("before the restart: standby active %v, old active %v; want both", oc.standby.Active(), active.Load())
+	}
+	refuse.Store(false)
+	r2, err := New(newEndpoint(t, 2, 16), testRouterConfig(t), oc.table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	res, err := r2.Resolve("/c1/k")
+	if err != nil || res.Active != oc.old.Addr() {
+		t.Fatalf("restarted router routes to %+v %v, want the table's active member", res, err)
+	}
+	if !waitFor(10*time.Second, func() bool { return !oc.standby.Active() }) || !active.Load() {
+		t.Fatalf("after the restart: promoted member active %v, old active %v; want only the old one", oc.standby.Active(), active.Load())
 	}
 }
