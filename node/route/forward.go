@@ -325,12 +325,13 @@ func (q *failoverQueue) close() {
 //
 // Events are handled one at a time in a fixed order: owed demotions,
 // then queued calls, then a due round. A select picks at random among
-// ready cases; the blocking select below only notes a signal, and the
-// order comes from the checks that follow it, so that a simulation
-// whose events coincide replays exactly.
+// ready cases; here each select only notes what is ready (a signal, or
+// the call taken from the queue), and the switch handles it in that
+// order, so that a simulation whose events coincide replays exactly.
 func (q *failoverQueue) run() {
 	defer close(q.done)
 	var retry <-chan time.Time
+	var next *forwarding // a call taken from q.ch, not yet handled
 	owed, due := false, false
 	for {
 		if retry == nil && !due && len(q.demote) > 0 {
@@ -341,48 +342,48 @@ func (q *failoverQueue) run() {
 			owed = true
 		default:
 		}
-		if owed {
-			owed = false
-			q.takeOwed()
-			if !q.r.closed.Load() {
-				q.r.redemote()
+		if next == nil {
+			select {
+			case f, ok := <-q.ch:
+				if !ok {
+					return
+				}
+				next = f
+			default:
 			}
-			continue
-		}
-		select {
-		case f, ok := <-q.ch:
-			if !ok {
-				return
-			}
-			q.handle(f)
-			continue
-		default:
 		}
 		select {
 		case <-retry:
 			retry, due = nil, true
 		default:
 		}
-		if due {
+		switch {
+		case owed:
+			owed = false
+			q.takeOwed()
+			q.r.redemote()
+		case next != nil:
+			f := next
+			next = nil
+			q.handle(f)
+		case due:
 			due = false
-			if !q.r.closed.Load() {
-				q.r.redemote()
-			}
+			q.r.redemote()
 			if len(q.demote) == 0 {
 				q.wait.Reset()
 			}
-			continue
-		}
-		select {
-		case f, ok := <-q.ch:
-			if !ok {
-				return
+		default:
+			select {
+			case f, ok := <-q.ch:
+				if !ok {
+					return
+				}
+				next = f
+			case <-retry:
+				retry, due = nil, true
+			case <-q.owedCh:
+				owed = true
 			}
-			q.handle(f)
-		case <-retry:
-			retry, due = nil, true
-		case <-q.owedCh:
-			owed = true
 		}
 	}
 }
@@ -414,9 +415,13 @@ type demotion struct {
 // redemote re-sends set-role(false) to every member in q.demote, under
 // its sub-cluster's promote lock. A member that acknowledges, that is no
 // longer listed in its sub-cluster, or that the router believes active
-// again, is forgotten. Runs on the failover goroutine, which owns
-// q.demote.
+// again, is forgotten. Nothing is sent once the router is closed. Runs
+// on the failover goroutine, which owns q.demote (or in New before it
+// starts).
 func (r *Router) redemote() {
+	if r.closed.Load() {
+		return
+	}
 	var ps wire.Params
 	var buf [16]byte
 	mt := r.table.Load()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"fastcall/rfc"
-	"fastcall/wire"
 )
 
 // restartCluster is c1 = {m0, m1} in a table that lists m0 active, with
@@ -25,19 +24,8 @@ func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *
 			t.Fatal(err)
 		}
 	}
-	ctx := context.Background()
-	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{eps[0].Addr(), RoleActive}, {eps[1].Addr(), RoleStandby}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
-		t.Fatal(err)
-	}
-	rep := newEndpoint(t, 1, 16)
-	r, err := New(rep, testRouterConfig(t), table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	mountC1(t, table, eps[0].Addr(), eps[1].Addr())
+	r, rep := startRouter(t, table, testRouterConfig(t))
 	return r, ms, rep, newEndpoint(t, 100, 0)
 }
 
@@ -66,13 +54,9 @@ func TestRestartedRouterDemotesOthers(t *testing.T) {
 // believes active, and the call is served there.
 func TestAllStandbyActivated(t *testing.T) {
 	_, ms, rep, client := restartCluster(t, false, false)
-	var ps wire.Params
-	ps.Reset(make([]byte, 256))
-	ps.String("/c1/k")
-	ps.Bytes([]byte("v"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := client.Call(ctx, rep.Addr(), CallNSPut, &ps, nil); err != nil {
+	if err := client.Call(ctx, rep.Addr(), CallNSPut, putKV(), nil); err != nil {
 		t.Fatalf("put with every member standby: %v", err)
 	}
 	if !ms[0].Active() || ms[1].Active() || ms[0].Writes() != 1 {
@@ -89,30 +73,7 @@ func TestAllStandbyActivated(t *testing.T) {
 // one it routes to.
 func TestRouterRestartAfterLostFence(t *testing.T) {
 	var refuse, active atomic.Bool
-	refuse.Store(true)
-	active.Store(true)
-	oc := newOutcomeCluster(t, func(old *rfc.Endpoint) {
-		if err := old.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
-			func(req *rfc.Request, reply *wire.Params) wire.Errno {
-				if refuse.Load() {
-					return wire.EBUSY // the fence is not acknowledged
-				}
-				reply.Bool(active.Swap(req.Param(0).Bool()))
-				return wire.OK
-			}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	oc.rep.MarkDead(oc.old.Addr())
-	var ps wire.Params
-	ps.Reset(make([]byte, 256))
-	ps.String("/c1/k")
-	ps.Bytes([]byte("v"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := oc.client.Call(ctx, oc.rep.Addr(), CallNSPut, &ps, nil); err != nil {
-		t.Fatalf("put after the failover: %v", err)
-	}
+	oc := failoverLostFence(t, &refuse, &active)
 	oc.router.Close()
 	if !oc.standby.Active() || !active.Load() {
 		t.Fatalf("before the restart: standby active %v, old active %v; want both", oc.standby.Active(), active.Load())

@@ -19,6 +19,17 @@ import (
 // callNSPut is a call number for records of the tests.
 const callNSPut = 0x0410
 
+// startLog opens a Log on cfg and starts its writer.
+func startLog(tb testing.TB, cfg Config) *Log {
+	tb.Helper()
+	a, err := Open(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a.Start()
+	return a
+}
+
 // testConfig is the router's default audit configuration in a temp dir.
 func testConfig(t testing.TB) Config {
 	return Config{Dir: t.TempDir(), RotateBytes: 64 << 20, Keep: 8, Buffer: 16384}
@@ -63,11 +74,7 @@ func TestAuditKeepAndRestart(t *testing.T) {
 			cfg.FS = fsys
 			var last uint64
 			for round := 0; round < 2; round++ {
-				a, err := Open(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a.Start()
+				a := startLog(t, cfg)
 				var rec Record
 				rec.Name = "x"
 				for i := 0; i < 200; i++ {
@@ -100,11 +107,7 @@ func TestMemFSMatchesOS(t *testing.T) {
 		cfg.RotateBytes = 4 << 10
 		cfg.Keep = 100
 		cfg.FS = fsys
-		a, err := Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.Start()
+		a := startLog(t, cfg)
 		for i := 0; i < 300; i++ {
 			rec := Record{Start: int64(i) * 1e6, End: int64(i)*1e6 + 1000, CallID: uint64(i), CallNo: callNSPut,
 				Name: []string{"ns-put", "ns-get"}[i%2], Client: netip.MustParseAddrPort("127.0.0.1:4000")}
@@ -224,11 +227,7 @@ func TestAuditDropsWhenFull(t *testing.T) {
 // until the last one is written to the file.
 func BenchmarkAuditWriter(b *testing.B) {
 	cfg := testConfig(b)
-	a, err := Open(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.Start()
+	a := startLog(b, cfg)
 	defer a.Close()
 	rec := Record{Start: time.Now().UnixNano(), Client: netip.MustParseAddrPort("127.0.0.1:40000"), Dest: netip.MustParseAddrPort("127.0.0.1:5000"),
 		CallID: 1 << 20, Node: 7, CallNo: callNSPut, Name: "ns-put", Cluster: "c1", Tries: 1}
@@ -255,11 +254,7 @@ func BenchmarkAuditWriter(b *testing.B) {
 // a non-blocking queue send (dropped and counted if the queue is full).
 func BenchmarkAuditSubmit(b *testing.B) {
 	cfg := testConfig(b)
-	a, err := Open(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a.Start()
+	a := startLog(b, cfg)
 	defer a.Close()
 	var rec Record
 	rec.Name = "ns-put"
