@@ -14,25 +14,25 @@ import (
 )
 
 // The audit file format (docs/ROUTE.md, "Audit trail"): UTF-8 text, one
-// record per line, Fields fields separated by one tab, in this order.
+// record per line, auditFields fields separated by one tab, in this order.
 // No field contains a tab or a newline.
 const (
-	FTime      = iota // start, RFC 3339 UTC with microseconds
-	FStartNs          // start, Unix ns
-	FEndNs            // end, Unix ns
-	FElapsedUs        // end - start, µs
-	FClient           // client address ip:port
-	FNode             // client node id, decimal
-	FCallID           // client call id, decimal
-	FCallNo           // call number, 0x%04x
-	FName             // call name
-	FCluster          // sub-cluster, "-" if none resolved
-	FDest             // member the last attempt went to, "-" if none
-	FOutcome          // error number name, "OK" on success
-	FTries            // attempts made (members tried), decimal
-	FPrev             // "addr/ERRNO" of the attempt before the last, "-" if none
-	FParams           // rendered parameters (renderParams)
-	Fields
+	fTime      = iota // start, RFC 3339 UTC with microseconds
+	fStartNs          // start, Unix ns
+	fEndNs            // end, Unix ns
+	fElapsedUs        // end - start, µs
+	fClient           // client address ip:port
+	fNode             // client node id, decimal
+	fCallID           // client call id, decimal
+	fCallNo           // call number, 0x%04x
+	fName             // call name
+	fCluster          // sub-cluster, "-" if none resolved
+	fDest             // member the last attempt went to, "-" if none
+	fOutcome          // error number name, "OK" on success
+	fTries            // attempts made (members tried), decimal
+	fPrev             // "addr/ERRNO" of the attempt before the last, "-" if none
+	fParams           // rendered parameters (renderParams)
+	auditFields
 )
 
 // ParamsMax bounds the rendered parameters of one record; the router's

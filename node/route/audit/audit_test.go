@@ -56,7 +56,7 @@ func TestAuditLineRoundTrip(t *testing.T) {
 	if e, err := ParseLine(string(AppendLine(nil, &rec))); err != nil || e.Errno != wire.EUSER+5 {
 		t.Fatalf("EUSER: %v %v", e.Errno, err)
 	}
-	for _, bad := range []string{"", "a\tb", strings.Repeat("x\t", Fields)} {
+	for _, bad := range []string{"", "a\tb", strings.Repeat("x\t", auditFields)} {
 		if _, err := ParseLine(bad); err != wire.EPROTO {
 			t.Fatalf("ParseLine(%q) = %v", bad, err)
 		}

@@ -32,10 +32,10 @@ type Entry struct {
 }
 
 // splitLine splits a line (without newline) into its fields; false if
-// it does not have exactly Fields fields.
-func splitLine(line []byte, out *[Fields][]byte) bool {
+// it does not have exactly auditFields fields.
+func splitLine(line []byte, out *[auditFields][]byte) bool {
 	i := 0
-	for i < Fields-1 {
+	for i < auditFields-1 {
 		j := bytes.IndexByte(line, '\t')
 		if j < 0 {
 			return false
@@ -55,28 +55,28 @@ func splitLine(line []byte, out *[Fields][]byte) bool {
 // EPROTO if it is malformed.
 func ParseLine(line string) (Entry, error) {
 	line = trimNL(line)
-	var f [Fields][]byte
+	var f [auditFields][]byte
 	if !splitLine([]byte(line), &f) {
 		return Entry{}, wire.EPROTO
 	}
 	var e Entry
 	e.Line = line
-	start, err1 := strconv.ParseInt(string(f[FStartNs]), 10, 64)
-	end, err2 := strconv.ParseInt(string(f[FEndNs]), 10, 64)
-	el, err3 := strconv.ParseInt(string(f[FElapsedUs]), 10, 64)
-	node, err4 := strconv.ParseUint(string(f[FNode]), 10, 32)
-	id, err5 := strconv.ParseUint(string(f[FCallID]), 10, 64)
-	no, err6 := strconv.ParseUint(string(f[FCallNo]), 0, 16)
-	tries, err7 := strconv.Atoi(string(f[FTries]))
-	client, err8 := netip.ParseAddrPort(string(f[FClient]))
+	start, err1 := strconv.ParseInt(string(f[fStartNs]), 10, 64)
+	end, err2 := strconv.ParseInt(string(f[fEndNs]), 10, 64)
+	el, err3 := strconv.ParseInt(string(f[fElapsedUs]), 10, 64)
+	node, err4 := strconv.ParseUint(string(f[fNode]), 10, 32)
+	id, err5 := strconv.ParseUint(string(f[fCallID]), 10, 64)
+	no, err6 := strconv.ParseUint(string(f[fCallNo]), 0, 16)
+	tries, err7 := strconv.Atoi(string(f[fTries]))
+	client, err8 := netip.ParseAddrPort(string(f[fClient]))
 	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
 		if err != nil {
 			return Entry{}, wire.EPROTO
 		}
 	}
-	errno, ok := wire.ErrnoByName(string(f[FOutcome]))
+	errno, ok := wire.ErrnoByName(string(f[fOutcome]))
 	if !ok {
-		v, err := parseErrnoText(string(f[FOutcome]))
+		v, err := parseErrnoText(string(f[fOutcome]))
 		if err != nil {
 			return Entry{}, wire.EPROTO
 		}
@@ -84,14 +84,14 @@ func ParseLine(line string) (Entry, error) {
 	}
 	e.Start, e.End, e.Elapsed = time.Unix(0, start), time.Unix(0, end), time.Duration(el)*time.Microsecond
 	e.Client, e.Node, e.CallID, e.CallNo, e.Tries = client, uint32(node), id, uint16(no), tries
-	e.Name, e.Errno, e.Params = string(f[FName]), errno, string(f[FParams])
-	if c := string(f[FCluster]); c != "-" {
+	e.Name, e.Errno, e.Params = string(f[fName]), errno, string(f[fParams])
+	if c := string(f[fCluster]); c != "-" {
 		e.Cluster = c
 	}
-	if d := string(f[FDest]); d != "-" {
+	if d := string(f[fDest]); d != "-" {
 		e.Dest, _ = netip.ParseAddrPort(d)
 	}
-	if p := string(f[FPrev]); p != "-" {
+	if p := string(f[fPrev]); p != "-" {
 		e.Prev = p
 	}
 	return e, nil
@@ -147,18 +147,18 @@ func ParseClient(s string) (netip.Addr, uint16, bool) {
 }
 
 // match reports whether the split line is selected.
-func (q *Filter) match(f *[Fields][]byte) bool {
-	if !bytes.Equal(f[FName], q.Name) {
+func (q *Filter) match(f *[auditFields][]byte) bool {
+	if !bytes.Equal(f[fName], q.Name) {
 		return false
 	}
 	if q.Since != 0 || q.Until != 0 {
-		start, err := strconv.ParseInt(string(f[FStartNs]), 10, 64)
+		start, err := strconv.ParseInt(string(f[fStartNs]), 10, 64)
 		if err != nil || (q.Since != 0 && start < q.Since) || (q.Until != 0 && start >= q.Until) {
 			return false
 		}
 	}
 	if q.Client.IsValid() {
-		ap, err := netip.ParseAddrPort(string(f[FClient]))
+		ap, err := netip.ParseAddrPort(string(f[fClient]))
 		if err != nil || ap.Addr() != q.Client || (q.Port != 0 && ap.Port() != q.Port) {
 			return false
 		}
@@ -179,7 +179,7 @@ func (a *Log) Scan(q *Filter, file, off uint64, limit int, scanBudget int64,
 	if err != nil {
 		return 0, 0, err
 	}
-	var f [Fields][]byte
+	var f [auditFields][]byte
 	emitted := 0
 	var scanned int64
 	for i, seq := range seqs {
