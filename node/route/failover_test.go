@@ -172,11 +172,11 @@ func TestFailoverBurstOneDecision(t *testing.T) {
 // stays near where it was while the failover decision (a ping and two
 // set-role calls to members that do not answer) runs.
 func TestFailingCallsNoGoroutineEach(t *testing.T) {
-	const calls = 200
+	const calls = 100
 	tc := newTestCluster(t, func(c *Config) {
-		c.ForwardTimeout = 200 * time.Millisecond
-		c.ProbeTimeout = 300 * time.Millisecond
-		c.ActivateTimeout = 300 * time.Millisecond
+		c.ForwardTimeout = 100 * time.Millisecond
+		c.ProbeTimeout = 200 * time.Millisecond
+		c.ActivateTimeout = 200 * time.Millisecond
 	})
 	tc.meps[0].Close()
 	tc.meps[1].Close()
