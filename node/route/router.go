@@ -34,8 +34,8 @@ type Router struct {
 // New builds a router on ep: it opens the audit log, subscribes to the
 // mount table under cfg.TablePrefix in src and reads it, sends
 // set-role(false) to every member but the one it makes active in each
-// sub-cluster (each bounded by ActivateTimeout; see failoverQueue.owe),
-// registers
+// sub-cluster if ep is started (each bounded by ActivateTimeout; see
+// failoverQueue.owe), registers
 // CallAudit, CallRouteStats and every routed call of cfg.Calls on ep, and
 // starts the failover goroutine and the audit writer. ep may be started or not; its MaxPending
 // bounds the routed calls in flight (no goroutine waits for a member:
@@ -85,14 +85,18 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// The demotions owed for the table as loaded are sent once before
-	// any call is routed; those not acknowledged are re-sent by the
-	// failover goroutine (it is not running yet: New owns q.demote).
-	r.fo.takeOwed()
-	r.redemote()
-	select {
-	case <-r.fo.owedCh:
-	default:
+	// On a started endpoint the demotions owed for the table as loaded
+	// are sent once before any call is routed; those not acknowledged
+	// are re-sent by the failover goroutine (it is not running yet: New
+	// owns q.demote). An endpoint not started cannot read the
+	// acknowledgements: the failover goroutine sends them once it runs.
+	if ep.Started() {
+		r.fo.takeOwed()
+		r.redemote()
+		select {
+		case <-r.fo.owedCh:
+		default:
+		}
 	}
 	for _, c := range cfg.Calls {
 		rc := &routedCall{RoutedCall: c, fwdNo: c.No + RoutedOffset}
