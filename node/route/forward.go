@@ -36,6 +36,7 @@ type forwarding struct {
 	cut      bool      // the attempt's bound was cut by the client's deadline
 	unknown  bool      // an attempt was sent and got no answer: it may have run
 	standby  int       // attempts answered ENOTACTIVE
+	noActive bool      // every member tried, none active: handed over to activate one
 	view     uint64    // the cluster's role view when the call arrived
 	failedAt time.Time // when the attempt handed to the failover goroutine failed
 	at       attempt
@@ -78,7 +79,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 	f := r.fwds.Get().(*forwarding)
 	f.rc, f.d, f.cs, f.start = rc, d, nil, time.Now()
 	f.at = attempt{}
-	f.unknown, f.standby = false, 0
+	f.unknown, f.standby, f.noActive = false, 0, false
 	f.src, f.from, f.callID, f.callNo = req.Src, req.From, req.CallID, req.CallNo
 	path := req.Param(0)
 	f.pathBuf = append(f.pathBuf[:0], path.Raw[:min(len(path.Raw), MaxPathLen)]...)
@@ -188,9 +189,11 @@ func (f *forwarding) complete(p *rfc.Pending) {
 //   - ETIMEDOUT of an attempt cut short by the client's deadline: the
 //     call's answer; the client's deadline is no evidence of a death.
 //   - ENOTACTIVE: try the next member without promoting it; a member
-//     that then answers is remembered as the active one. When every
-//     member has answered ENOTACTIVE the sub-cluster has no active
-//     member: handed to the failover goroutine, which activates one
+//     that then answers is remembered as the active one.
+//   - every member tried, at least one answered ENOTACTIVE and the last
+//     attempt failed too (ENOTACTIVE, ENODEAD or a whole-length
+//     ETIMEDOUT): no member is active as far as the router can tell;
+//     handed to the failover goroutine, which activates one
 //     (activateStandbyLocked).
 //   - anything else is the call's answer.
 //
@@ -199,17 +202,19 @@ func (f *forwarding) complete(p *rfc.Pending) {
 // made, then the call ends ETIMEDOUT (see finish).
 func (r *Router) next(f *forwarding) {
 	n := len(f.cs.members)
+	memberFailed := f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut
 	if f.at.errno == wire.ENOTACTIVE {
 		f.standby++
-		if f.at.tries == n && f.standby == n {
-			f.failedAt = time.Now()
-			r.fo.enqueue(f)
-			return
-		}
+	}
+	if f.at.tries == n && f.standby > 0 && (f.at.errno == wire.ENOTACTIVE || memberFailed) {
+		f.noActive = true
+		f.failedAt = time.Now()
+		r.fo.enqueue(f)
+		return
 	}
 	if f.at.tries < n {
 		switch {
-		case f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut:
+		case memberFailed:
 			f.failedAt = time.Now()
 			r.fo.enqueue(f)
 			return
@@ -494,7 +499,7 @@ func (r *Router) failover(f *forwarding) {
 // cs.promote held.
 func (r *Router) decideLocked(cs *clusterState, f *forwarding) int {
 	view := cs.role.Load()
-	if f.at.errno == wire.ENOTACTIVE {
+	if f.noActive {
 		return r.activateStandbyLocked(cs, f, view)
 	}
 	if cur := roleIdx(view); cur != f.idx {
@@ -624,14 +629,17 @@ func (r *Router) activateLocked(cs *clusterState, view uint64, first, count int)
 	return -1, false
 }
 
-// activateStandbyLocked decides for f, a call every member refused with
-// ENOTACTIVE: the sub-cluster has no active member (each restarted as
-// standby, or was demoted as the router started). If the view changed
-// since the call began, the call goes to the member now believed
-// active. Otherwise the router activates a member, the one it believes
-// active first, and demotes the others until they acknowledge. A
-// decision that found no member to activate stands for the calls whose
-// attempts failed before it began. Called with cs.promote held.
+// activateStandbyLocked decides for f, a call that tried every member
+// and found none active: those that answered said ENOTACTIVE (each
+// restarted as standby, or was demoted as the router started) and the
+// others failed. If the view changed since the call began, the call goes
+// to the member now believed active. A member whose attempt timed out
+// is pinged first, as in a failover: if it answers it is alive, may be
+// the active one, and nothing changes. Otherwise the router activates a
+// member, the one it believes active first (skipping those the engine
+// holds dead), and demotes the others until they acknowledge. A decision
+// that changed nothing stands for the calls whose attempts failed before
+// it began. Called with cs.promote held.
 func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uint64) int {
 	if view != f.view {
 		return roleIdx(view)
@@ -640,6 +648,10 @@ func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uin
 		return -1
 	}
 	start := time.Now()
+	if f.at.errno == wire.ETIMEDOUT && r.alive(cs.members[f.idx]) {
+		cs.kept.view, cs.kept.at = view, start
+		return -1
+	}
 	cand, ok := r.activateLocked(cs, view, roleIdx(view), len(cs.members))
 	switch {
 	case ok:

@@ -10,9 +10,11 @@ import (
 )
 
 // restartCluster is c1 = {m0, m1} in a table that lists m0 active, with
-// the members' roles as given, behind a router started on that table:
-// the state a router finds when it starts after a crash.
-func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *rfc.Endpoint, *rfc.Endpoint) {
+// the members' roles as given, behind a router started on that table
+// (the state a router finds when it starts after a crash); it returns
+// the router, the members, the router's endpoint, a client endpoint and
+// the members' endpoints.
+func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *rfc.Endpoint, *rfc.Endpoint, [2]*rfc.Endpoint) {
 	t.Helper()
 	table := NewMemMounts()
 	var ms [2]*Member
@@ -26,7 +28,7 @@ func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *
 	}
 	mountC1(t, table, eps[0].Addr(), eps[1].Addr())
 	r, rep := startRouter(t, table, testRouterConfig(t))
-	return r, ms, rep, newEndpoint(t, 100, 0)
+	return r, ms, rep, newEndpoint(t, 100, 0), eps
 }
 
 // A router that starts does not know the demotions an earlier run of it
@@ -35,7 +37,7 @@ func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *
 // router demotes every member but the one it makes active, until they
 // acknowledge, so the sub-cluster does not keep two active members.
 func TestRestartedRouterDemotesOthers(t *testing.T) {
-	r, ms, _, _ := restartCluster(t, true, true)
+	r, ms, _, _, _ := restartCluster(t, true, true)
 	if !waitFor(10*time.Second, func() bool { return !ms[1].Active() }) {
 		t.Fatalf("members active %v %v after the router started, want only the one it routes to", ms[0].Active(), ms[1].Active())
 	}
@@ -53,7 +55,7 @@ func TestRestartedRouterDemotesOthers(t *testing.T) {
 // refuses with ENOTACTIVE leads the router to activate the member it
 // believes active, and the call is served there.
 func TestAllStandbyActivated(t *testing.T) {
-	_, ms, rep, client := restartCluster(t, false, false)
+	_, ms, rep, client, _ := restartCluster(t, false, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := client.Call(ctx, rep.Addr(), CallNSPut, putKV(), nil); err != nil {
@@ -90,5 +92,22 @@ func TestRouterRestartAfterLostFence(t *testing.T) {
 	}
 	if !waitFor(10*time.Second, func() bool { return !oc.standby.Active() }) || !active.Load() {
 		t.Fatalf("after the restart: promoted member active %v, old active %v; want only the old one", oc.standby.Active(), active.Load())
+	}
+}
+
+// A sub-cluster whose live member is standby and whose other member is
+// dead has no active member either: the router activates the live one
+// (the dead one is owed a demotion) and the call is served there.
+func TestStandbyWithDeadPeerActivated(t *testing.T) {
+	_, ms, rep, client, meps := restartCluster(t, false, true)
+	meps[1].Close()
+	rep.MarkDead(meps[1].Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Call(ctx, rep.Addr(), CallNSPut, putKV(), nil); err != nil {
+		t.Fatalf("put with the live member standby and the other dead: %v", err)
+	}
+	if !ms[0].Active() || ms[0].Writes() != 1 {
+		t.Fatalf("live member active %v writes %d; want it active with the write", ms[0].Active(), ms[0].Writes())
 	}
 }
