@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -181,7 +182,7 @@ func TestUnackedDemotionResent(t *testing.T) {
 		t.Fatalf("the refused demotion took effect")
 	}
 	refuse.Store(false)
-	if !waitFor(10*time.Second, func() bool { return !active.Load() }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !active.Load() }) {
 		t.Fatalf("the old active member was never demoted once it could answer")
 	}
 }
@@ -220,7 +221,7 @@ func TestUnackedPromotionDemoted(t *testing.T) {
 	if err := client.Call(cctx, rep.Addr(), CallNSPut, putKV(), nil); err != wire.ENODEAD {
 		t.Fatalf("put: %v, want ENODEAD (no standby took over)", err)
 	}
-	if !waitFor(10*time.Second, func() bool { return acked.Load() && !active.Load() }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return acked.Load() && !active.Load() }) {
 		t.Fatalf("the standby that took the role unheard was never demoted (active %v)", active.Load())
 	}
 }

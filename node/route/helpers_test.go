@@ -2,34 +2,28 @@ package route
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"fastcall/node/route/audit"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
 // quiet is a logger for tests: failovers are expected and noisy.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = rfctest.Quiet
 
+// newEndpoint opens a test endpoint for node (rfctest.Listen), with
+// workers reader workers if positive.
 func newEndpoint(t testing.TB, node uint32, workers int) *rfc.Endpoint {
 	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	if workers > 0 {
-		cfg.Workers = workers
-	}
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return rfctest.Listen(t, node, func(c *rfc.Config) {
+		if workers > 0 {
+			c.Workers = workers
+		}
+	})
 }
 
 // testCluster is a router, a sub-cluster "c1" of two members mounted at
@@ -170,18 +164,6 @@ func (tc *testCluster) audit(t testing.TB, f AuditFilter) []audit.Entry {
 		t.Fatalf("AuditQuery: %v", err)
 	}
 	return es
-}
-
-// waitFor polls cond every few ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }
 
 func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 // restartCluster is c1 = {m0, m1} in a table that lists m0 active, with
@@ -38,7 +39,7 @@ func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *
 // acknowledge, so the sub-cluster does not keep two active members.
 func TestRestartedRouterDemotesOthers(t *testing.T) {
 	r, ms, _, _, _ := restartCluster(t, true, true)
-	if !waitFor(10*time.Second, func() bool { return !ms[1].Active() }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !ms[1].Active() }) {
 		t.Fatalf("members active %v %v after the router started, want only the one it routes to", ms[0].Active(), ms[1].Active())
 	}
 	if !ms[0].Active() {
@@ -90,7 +91,7 @@ func TestRouterRestartAfterLostFence(t *testing.T) {
 	if err != nil || res.Active != oc.old.Addr() {
 		t.Fatalf("restarted router routes to %+v %v, want the table's active member", res, err)
 	}
-	if !waitFor(10*time.Second, func() bool { return !oc.standby.Active() }) || !active.Load() {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !oc.standby.Active() }) || !active.Load() {
 		t.Fatalf("after the restart: promoted member active %v, old active %v; want only the old one", oc.standby.Active(), active.Load())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -327,7 +328,7 @@ func TestFailureNotice(t *testing.T) {
 		t.Fatalf("get: %v, want ENOENT", err)
 	}
 	m := tc.members[0]
-	if !waitFor(2*time.Second, func() bool { return len(m.Notices()) == 1 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { return len(m.Notices()) == 1 }) {
 		t.Fatalf("notices: %+v", m.Notices())
 	}
 	n := m.Notices()[0]
