@@ -195,8 +195,16 @@ func (n *Network) Pause(addr netip.AddrPort) {
 	n.trace.Add("pause", addr, netip.AddrPort{}, "")
 }
 
+// ResumeGap spaces what a resumed node does with what it held: it reads
+// its held datagrams one every ResumeGap, and its held sends go out one
+// every ResumeGap, in order, as a process reads its socket buffer one
+// datagram at a time. No two of them happen at one instant, so what each
+// one causes is done before the next (virtual time moves only when every
+// goroutine is blocked) and the order does not depend on the scheduler.
+const ResumeGap = time.Microsecond
+
 // Resume ends a Pause: the held datagrams are read and the held sends go
-// out, in the order they were made.
+// out, in the order they were made, one every ResumeGap.
 func (n *Network) Resume(addr netip.AddrPort) {
 	n.trace.Add("resume", addr, netip.AddrPort{}, "")
 	n.mu.Lock()
@@ -208,14 +216,19 @@ func (n *Network) Resume(addr netip.AddrPort) {
 	h.paused = false
 	in, out := h.heldIn, h.heldOut
 	h.heldIn, h.heldOut = nil, nil
-	for _, f := range in {
-		n.deliverLocked(f)
-	}
 	now := time.Now()
-	for _, p := range out {
-		n.sendLocked(now, addr, p.dst, p.b)
+	for i, f := range in {
+		f.at = now.Add(time.Duration(i+1) * ResumeGap)
+		heap.Push(&n.mu.flying, f)
+	}
+	for i, p := range out {
+		n.sendLocked(now.Add(time.Duration(i+1)*ResumeGap), addr, p.dst, p.b)
 	}
 	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Attach returns the Conn of a new endpoint at addr (a first start or a
