@@ -148,7 +148,7 @@ func runLoss(e *runEnv) (*section, error) {
 	s := &section{data: rs}
 	fmt.Fprintln(&s.md, "## loss: fastcall through a lossy link")
 	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/faultnet, which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
+	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/simnet (simnet.Relay), which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
 	fmt.Fprintln(&s.md)
 	bench.WriteCallsTable(&s.md, rs, bench.LossBase)
 	fmt.Fprintln(&s.md)
