@@ -24,8 +24,10 @@ func TestConflictingOperationsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first: %v", err)
 	}
-	if !waitFor(2*time.Second, func() bool { return ts.runs.Load() == 3 }) {
-		t.Fatalf("first op ran on %d targets", ts.runs.Load())
+	// Sent counts a call after the send returns, which can be after the
+	// target ran it: wait for both before the refused operations compare.
+	if !waitFor(2*time.Second, func() bool { return ts.runs.Load() == 3 && d.Stats().Sent == 3 }) {
+		t.Fatalf("first op ran on %d targets, %d calls counted sent", ts.runs.Load(), d.Stats().Sent)
 	}
 	cases := []struct {
 		name     string
