@@ -32,7 +32,13 @@ func quietLogger() *slog.Logger { return rfctest.Quiet }
 // logs nothing; it is closed when the test ends.
 func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 	t.Helper()
-	ep, err := rfc.Listen(quietConfig(key))
+	return listen(t, quietConfig(key))
+}
+
+// listen opens an endpoint on cfg, closed when the test ends.
+func listen(t *testing.T, cfg rfc.Config) *rfc.Endpoint {
+	t.Helper()
+	ep, err := rfc.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
