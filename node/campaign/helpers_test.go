@@ -32,18 +32,7 @@ func quietLogger() *slog.Logger { return rfctest.Quiet }
 // logs nothing; it is closed when the test ends.
 func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 	t.Helper()
-	return listen(t, quietConfig(key))
-}
-
-// listen opens an endpoint on cfg, closed when the test ends.
-func listen(t *testing.T, cfg rfc.Config) *rfc.Endpoint {
-	t.Helper()
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return rfctest.Listen(t, 0, func(c *rfc.Config) { c.Key = key })
 }
 
 // node is one rfcd process of the campaign.

@@ -11,6 +11,7 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -57,9 +58,8 @@ func TestSubscriptionExhaustion(t *testing.T) {
 	center := startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 70, "key_file": %q, "log_level": "error", "roles": ["center"],
 		"center": {"data_dir": %q}}`, keyFile(t), filepath.Join(t.TempDir(), "data")))
 
-	ecfg := quietConfig(testKey)
-	ecfg.NodeID = 42 // an instance is keyed by its node id
-	ep := listen(t, ecfg)
+	// An instance is keyed by its node id.
+	ep := rfctest.Listen(t, 42, func(c *rfc.Config) { c.Key = testKey })
 	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(center.addr))
 	if err != nil {
 		t.Fatal(err)
