@@ -105,7 +105,9 @@ type scaleWorld struct {
 func startScaleWorld(t *testing.T, n int) *scaleWorld {
 	w := &scaleWorld{net: simnet.New(1, calm(), simnet.NewTrace(0)), dir: t.TempDir(), node: 3}
 	t.Cleanup(w.close)
-	addr := func(a, b, c byte) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, a, b, c}), 7300) }
+	addr := func(a, b, c byte) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, a, b, c}), 7300)
+	}
 	open := func(cfg rfc.Config, at netip.AddrPort) *rfc.Endpoint {
 		cfg.Logger = quietLogger
 		ep, err := rfc.OpenTransport(cfg, w.net.Attach(at))
