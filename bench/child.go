@@ -38,6 +38,10 @@ func ChildMain() bool {
 		serveChildMain(job)
 		return true
 	}
+	if job == childRegCenters {
+		regCentersChildMain()
+		return true
+	}
 	warm, _ := time.ParseDuration(os.Getenv(childWarm))
 	d, _ := time.ParseDuration(os.Getenv(childDur))
 	path := os.Getenv(childArgEnv)

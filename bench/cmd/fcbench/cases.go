@@ -31,6 +31,7 @@ var runners = map[string]func(*runEnv) (*section, error){
 	"detection": runDetection,
 	"route":     runRoute,
 	"registry":  runRegistry,
+	"regscale":  runRegScale,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.
