@@ -42,6 +42,10 @@ func ChildMain() bool {
 		regCentersChildMain()
 		return true
 	}
+	if job == childDispatchTargets {
+		dispatchTargetsChildMain()
+		return true
+	}
 	warm, _ := time.ParseDuration(os.Getenv(childWarm))
 	d, _ := time.ParseDuration(os.Getenv(childDur))
 	path := os.Getenv(childArgEnv)

@@ -3,7 +3,7 @@
 // charts. `make bench` runs it; `make bench CASE=calls` runs one case.
 //
 // Cases: calls, coalesce, loss, shm, lock, dispatch, detection, route,
-// registry, regscale. Peers that need other modules (gRPC-go for calls,
+// registry, regscale, dispatchscale. Peers that need other modules (gRPC-go for calls,
 // hashicorp/memberlist for detection) run as `go run` programs of the
 // nested module bench/peers; when that fails (no module download, say) the
 // case notes it in RESULTS.md and goes on.
@@ -23,7 +23,7 @@ import (
 )
 
 // allCases in the order they run and appear in RESULTS.md.
-var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale"}
+var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale", "dispatchscale"}
 
 func main() {
 	if bench.ChildMain() {
@@ -47,6 +47,7 @@ func run(args []string) int {
 	trials := fs.Int("trials", 20, "detection: SIGKILL trials per system")
 	interval := fs.Duration("interval", 100*time.Millisecond, "detection: probe interval of both detectors")
 	agents := fs.String("agents", joinInts(bench.RegScaleCounts), "regscale: agent counts, comma-separated")
+	targets := fs.String("targets", joinInts(bench.DispatchScaleCounts), "dispatchscale: target counts, comma-separated")
 	peers := fs.String("peers", "bench/peers", "directory of the nested module with the peer programs")
 	outDir := fs.String("out", "bench", "directory for RESULTS.md and charts")
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of the markdown")
@@ -73,6 +74,10 @@ func run(args []string) int {
 	}
 	if bench.RegScaleCounts = parseCounts(*agents); bench.RegScaleCounts == nil {
 		fmt.Fprintln(os.Stderr, "fcbench: -agents wants positive counts, comma-separated")
+		return 2
+	}
+	if bench.DispatchScaleCounts = parseCounts(*targets); bench.DispatchScaleCounts == nil {
+		fmt.Fprintln(os.Stderr, "fcbench: -targets wants positive counts, comma-separated")
 		return 2
 	}
 	o := bench.Options{Warmup: *warm, Duration: *dur, Rounds: *rounds}

@@ -44,3 +44,18 @@ func joinInts(v []int) string {
 	}
 	return strings.Join(f, ",")
 }
+
+func runDispatchScale(e *runEnv) (*section, error) {
+	ps, err := bench.RunDispatchScale(e.o, e.progress)
+	if err != nil {
+		return nil, err
+	}
+	s := &section{data: ps}
+	fmt.Fprintln(&s.md, "## dispatchscale: one operation fanned out to many targets, real endpoints on loopback")
+	fmt.Fprintln(&s.md)
+	fmt.Fprintln(&s.md, "node/dispatch (default configuration, in-memory marker store) in this process; the targets, each its own rfc endpoint whose handler answers at once on a worker, in a child process (this binary re-executed). One operation at a time to every target, 10 ms apart, 5 unmeasured first; the time runs from Submit until Wait returns with every target's reply gathered. CPU: this process's user + system time (getrusage) over the measured operations, divided by their count: the dispatcher, its endpoint and the submitting loop. Datagrams: the dispatcher endpoint's sent and received (retransmissions included). Kernel drops: /proc/net/udp's count at the dispatcher's socket and at the targets' over the measured operations. Load average: the machine's, at the end of the count's run.")
+	fmt.Fprintln(&s.md)
+	bench.WriteDispatchScaleMarkdown(&s.md, ps)
+	fmt.Fprintln(&s.md)
+	return s, nil
+}
