@@ -4,7 +4,7 @@ import "net"
 
 // socketReadBuffer is the receive buffer (SO_RCVBUF) an endpoint's socket
 // asks the kernel for. A node that fans one operation out to many peers
-// (a dispatch to a thousand targets, a registry center pushing to every
+// (a dispatch to many targets, a registry center pushing to every
 // subscriber) gets their replies in one burst; with the kernel's default
 // buffer the burst overflows it whenever the reader is not scheduled at
 // once, and every reply dropped costs a retransmission timeout. The
