@@ -49,8 +49,9 @@ type RegScalePoint struct {
 	Agents, Samples  int
 	P50, P99, Max    time.Duration
 	EachP50, EachP99 time.Duration
-	CentersCores     float64 // during the registrations
-	IdleCores        float64 // the same length of time with no registration
+	AckP50, AckP99   time.Duration // until Register returns, acknowledged
+	CentersCores     float64       // during the registrations
+	IdleCores        float64       // the same length of time with no registration
 	CPUPerReg        time.Duration
 	ThisCores        float64 // this process (agents, registering node, polling) during the registrations
 	// Over the measured registrations: the datagrams both centers sent
@@ -310,7 +311,7 @@ func measureRegScale(n int) (RegScalePoint, error) {
 			return p, err
 		}
 	}
-	var all, each []time.Duration
+	var all, each, acks []time.Duration
 	buf := make([]byte, 4096)
 	left := make([]int, 0, n)
 	var snap0 regCentersSnap
@@ -330,11 +331,13 @@ func measureRegScale(n int) (RegScalePoint, error) {
 		name := "regscale-" + itoa(k)
 		key := []byte(sdk.ServiceKey(name, regScaleNode))
 		done := make(chan error, 1)
+		var acked time.Duration
 		start := time.Now()
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), regScaleBound)
 			defer cancel()
 			_, err := cls[k%2].Register(ctx, name, "127.0.0.1:1", nil, time.Minute)
+			acked = time.Since(start)
 			done <- err
 		}()
 		left = left[:0]
@@ -355,8 +358,10 @@ func measureRegScale(n int) (RegScalePoint, error) {
 				break
 			}
 			if time.Since(start) > regScaleBound {
-				<-done
-				return p, fmt.Errorf("regscale: %s not in %d of %d maps after %v", key, len(left), n, regScaleBound)
+				err := <-done
+				ws := s.ags[left[0]].Watch().Stats()
+				return p, fmt.Errorf("regscale: %s not in %d of %d maps after %v (Register: %v; the first such agent's watch: %+v)",
+					key, len(left), n, regScaleBound, err, ws)
 			}
 			time.Sleep(regScalePoll)
 		}
@@ -365,6 +370,9 @@ func measureRegScale(n int) (RegScalePoint, error) {
 		}
 		if err := <-done; err != nil {
 			return p, fmt.Errorf("regscale: Register: %v", err)
+		}
+		if k >= regScaleWarm {
+			acks = append(acks, acked)
 		}
 		time.Sleep(regScaleGap)
 	}
@@ -385,6 +393,9 @@ func measureRegScale(n int) (RegScalePoint, error) {
 	}
 	slices.Sort(all)
 	slices.Sort(each)
+	slices.Sort(acks)
+	ack := Sample{Latencies: acks}
+	p.AckP50, p.AckP99 = ack.Percentile(0.5), ack.Percentile(0.99)
 	smp, one := Sample{Latencies: all}, Sample{Latencies: each}
 	p.P50, p.P99, p.Max = smp.Percentile(0.5), smp.Percentile(0.99), all[len(all)-1]
 	p.EachP50, p.EachP99 = one.Percentile(0.5), one.Percentile(0.99)
@@ -401,11 +412,11 @@ func measureRegScale(n int) (RegScalePoint, error) {
 func WriteRegScaleMarkdown(w io.Writer, ps []RegScalePoint) {
 	var rows [][]string
 	for _, p := range ps {
-		rows = append(rows, []string{itoa(p.Agents), itoa(p.Samples), ms(p.P50), ms(p.P99), ms(p.Max), ms(p.EachP50), ms(p.EachP99),
+		rows = append(rows, []string{itoa(p.Agents), itoa(p.Samples), ms(p.P50), ms(p.P99), ms(p.Max), ms(p.EachP50), ms(p.EachP99), ms(p.AckP50), ms(p.AckP99),
 			fmt.Sprintf("%.3f", p.CentersCores), fmt.Sprintf("%.3f", p.IdleCores), ms(p.CPUPerReg), fmt.Sprintf("%.3f", p.ThisCores),
 			fmt.Sprintf("%d / %d", p.CenterTx, p.CenterRx), fmt.Sprint(p.PushFailures), fmt.Sprintf("%d / %d", p.CenterDrops, p.AgentDrops), p.Load})
 	}
-	WriteTable(w, []string{"agents", "registrations", "every map p50 ms", "every map p99 ms", "every map max ms", "one map p50 ms", "one map p99 ms",
+	WriteTable(w, []string{"agents", "registrations", "every map p50 ms", "every map p99 ms", "every map max ms", "one map p50 ms", "one map p99 ms", "acknowledged p50 ms", "acknowledged p99 ms",
 		"centers CPU, cores", "centers CPU idle, cores", "centers CPU ms per registration", "agents' process CPU, cores",
 		"centers' datagrams sent / received", "push failures", "kernel drops at centers / agents", "load average"}, rows)
 }
