@@ -23,28 +23,28 @@ import (
 // set by flags so that go test runs a small world and a measurement run
 // the full one.
 var (
-	flagScaleAgents = flag.Int("scale.agents", 50, "TestScaleRegistryPush: subscribed agents")
-	flagScaleRegs   = flag.Int("scale.regs", 20, "TestScaleRegistryPush: measured registrations per loss rate")
-	flagScaleTarget = flag.Duration("scale.target", 50*time.Millisecond, "TestScaleRegistryPush: bound on the p99 with no loss (0: report only)")
+	flagRegScaleAgents = flag.Int("scale.agents", 50, "TestScaleRegistryPush: subscribed agents")
+	flagRegScaleRegs   = flag.Int("scale.regs", 20, "TestScaleRegistryPush: measured registrations per loss rate")
+	flagRegScaleTarget = flag.Duration("scale.target", 50*time.Millisecond, "TestScaleRegistryPush: bound on the p99 with no loss (0: report only)")
 )
 
 const (
-	// scaleWarmRegs registrations before the measured ones, not
+	// regScaleWarm registrations before the measured ones, not
 	// measured: the centers' first push to an agent runs with the
 	// engine's InitialRTO toward it, before any round-trip sample.
-	scaleWarmRegs = 3
-	// scalePoll is the period at which the maps are read: the
+	regScaleWarm = 3
+	// regScalePoll is the period at which the maps are read: the
 	// resolution of the times measured.
-	scalePoll = 100 * time.Microsecond
-	// scaleBound bounds one registration's wait for every map, in
+	regScalePoll = 100 * time.Microsecond
+	// regScaleBound bounds one registration's wait for every map, in
 	// virtual time.
-	scaleBound = 10 * time.Second
+	regScaleBound = 10 * time.Second
 )
 
-// scaleResult is one loss rate's measurement: for each registration the
+// regScaleResult is one loss rate's measurement: for each registration the
 // virtual time from the start of Register until every agent's map held
 // the instance (all), and the same per agent (each).
-type scaleResult struct {
+type regScaleResult struct {
 	loss      float64
 	all, each []time.Duration
 }
@@ -58,21 +58,21 @@ type scaleResult struct {
 // time until every map holds the instance must stay within
 // -scale.target; with loss it is reported.
 func TestScaleRegistryPush(t *testing.T) {
-	n, regs := *flagScaleAgents, *flagScaleRegs
+	n, regs := *flagRegScaleAgents, *flagRegScaleRegs
 	if n < 1 || regs < 1 {
 		t.Fatalf("-scale.agents and -scale.regs must be at least 1")
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	synctest.Test(t, func(t *testing.T) {
-		w := startScaleWorld(t, n)
+		w := startRegScaleWorld(t, n)
 		for _, loss := range []float64{0, 0.05} {
 			r := w.measure(t, loss, regs)
 			all, each := slices.Sorted(slices.Values(r.all)), slices.Sorted(slices.Values(r.each))
 			t.Logf("registry push, %d agents, loss %.0f%%: every map holds it p50 %v p99 %v max %v (%d registrations); one map p50 %v p99 %v max %v (%d samples)",
-				n, loss*100, pct(all, 0.5), pct(all, 0.99), all[len(all)-1], len(all),
-				pct(each, 0.5), pct(each, 0.99), each[len(each)-1], len(each))
-			if loss == 0 && *flagScaleTarget > 0 && pct(all, 0.99) > *flagScaleTarget {
-				t.Errorf("no loss: every map holds the instance p99 %v, above %v", pct(all, 0.99), *flagScaleTarget)
+				n, loss*100, regScalePct(all, 0.5), regScalePct(all, 0.99), all[len(all)-1], len(all),
+				regScalePct(each, 0.5), regScalePct(each, 0.99), each[len(each)-1], len(each))
+			if loss == 0 && *flagRegScaleTarget > 0 && regScalePct(all, 0.99) > *flagRegScaleTarget {
+				t.Errorf("no loss: every map holds the instance p99 %v, above %v", regScalePct(all, 0.99), *flagRegScaleTarget)
 			}
 		}
 		for i, c := range w.ctrs {
@@ -82,13 +82,13 @@ func TestScaleRegistryPush(t *testing.T) {
 	})
 }
 
-// pct is the q-quantile of sorted durations (nearest rank).
-func pct(s []time.Duration, q float64) time.Duration {
+// regScalePct is the q-quantile of sorted durations (nearest rank).
+func regScalePct(s []time.Duration, q float64) time.Duration {
 	i := int(q*float64(len(s))+0.5) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-type scaleWorld struct {
+type regScaleWorld struct {
 	net     *simnet.Network
 	dir     string
 	centers []netip.AddrPort
@@ -100,10 +100,10 @@ type scaleWorld struct {
 	seq     int                 // registrations made
 }
 
-// startScaleWorld starts two centers, n agents and a registering node,
+// startRegScaleWorld starts two centers, n agents and a registering node,
 // with no faults, and waits until every agent's watch is synced.
-func startScaleWorld(t *testing.T, n int) *scaleWorld {
-	w := &scaleWorld{net: simnet.New(1, calm(), simnet.NewTrace(0)), dir: t.TempDir(), node: 3}
+func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
+	w := &regScaleWorld{net: simnet.New(1, calm(), simnet.NewTrace(0)), dir: t.TempDir(), node: 3}
 	t.Cleanup(w.close)
 	addr := func(a, b, c byte) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, a, b, c}), 7300)
@@ -192,16 +192,16 @@ func startScaleWorld(t *testing.T, n int) *scaleWorld {
 	}
 }
 
-// measure makes scaleWarmRegs + regs registrations with loss on every
+// measure makes regScaleWarm + regs registrations with loss on every
 // link, and times each until every map holds it.
-func (w *scaleWorld) measure(t *testing.T, loss float64, regs int) scaleResult {
+func (w *regScaleWorld) measure(t *testing.T, loss float64, regs int) regScaleResult {
 	f := calm()
 	f.Loss = loss
 	w.net.SetDefault(f)
-	r := scaleResult{loss: loss}
+	r := regScaleResult{loss: loss}
 	buf := make([]byte, 4096)
 	left := make([]int, 0, len(w.ags))
-	for k := 0; k < scaleWarmRegs+regs; k++ {
+	for k := 0; k < regScaleWarm+regs; k++ {
 		name := "scale-" + strconv.Itoa(w.seq)
 		c := w.cls[w.seq%2]
 		w.seq++
@@ -209,7 +209,7 @@ func (w *scaleWorld) measure(t *testing.T, loss float64, regs int) scaleResult {
 		done := make(chan error, 1)
 		start := time.Now()
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), scaleBound)
+			ctx, cancel := context.WithTimeout(context.Background(), regScaleBound)
 			defer cancel()
 			_, err := c.Register(ctx, name, "10.3.0.3:1", nil, time.Minute)
 			done <- err
@@ -223,7 +223,7 @@ func (w *scaleWorld) measure(t *testing.T, loss float64, regs int) scaleResult {
 			for _, i := range left {
 				if _, err := w.ags[i].Map().Get([]byte(key), buf); err != nil {
 					keep = append(keep, i)
-				} else if k >= scaleWarmRegs {
+				} else if k >= regScaleWarm {
 					r.each = append(r.each, time.Since(start))
 				}
 			}
@@ -231,7 +231,7 @@ func (w *scaleWorld) measure(t *testing.T, loss float64, regs int) scaleResult {
 			if len(left) == 0 {
 				break
 			}
-			if time.Since(start) > scaleBound {
+			if time.Since(start) > regScaleBound {
 				_, ok0 := w.ctrs[0].Entry(key)
 				_, ok1 := w.ctrs[1].Entry(key)
 				var keys []string
@@ -240,9 +240,9 @@ func (w *scaleWorld) measure(t *testing.T, loss float64, regs int) scaleResult {
 					<-done, ok0, ok1, keys, w.ags[0].Watch().Stats())
 				t.Fatalf("loss %.0f%%: %s not in %d of %d maps after %v", loss*100, key, len(left), len(w.ags), time.Since(start))
 			}
-			time.Sleep(scalePoll)
+			time.Sleep(regScalePoll)
 		}
-		if k >= scaleWarmRegs {
+		if k >= regScaleWarm {
 			r.all = append(r.all, time.Since(start))
 		}
 		if err := <-done; err != nil {
@@ -255,7 +255,7 @@ func (w *scaleWorld) measure(t *testing.T, loss float64, regs int) scaleResult {
 }
 
 // close stops the endpoints first, as a crash would, then the services.
-func (w *scaleWorld) close() {
+func (w *regScaleWorld) close() {
 	for _, ep := range w.eps {
 		ep.Close()
 	}
