@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,22 +79,10 @@ func dispatchTargetsChildMain() {
 
 // startDispatchTargetsChild starts the child and reads the addresses.
 func startDispatchTargetsChild(n int) (*serverChild, []netip.AddrPort, error) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"="+childDispatchTargets, childCountEnv+"="+itoa(n))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	c, r, err := startChildJob(childDispatchTargets, childCountEnv+"="+itoa(n))
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	c := &serverChild{cmd: cmd, in: in}
-	r := bufio.NewReader(out)
 	line, err := r.ReadString('\n')
 	if err == nil && strings.TrimSpace(line) != "ready "+itoa(n) {
 		err = fmt.Errorf("child said %q", line)

@@ -65,29 +65,38 @@ type RegScalePoint struct {
 
 // regCentersChild is the child process running the two centers.
 type regCentersChild struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
+	*serverChild
 	out   *bufio.Reader
 	addrs []netip.AddrPort
 }
 
-// startRegCenters starts the child and reads the centers' addresses.
-func startRegCenters() (*regCentersChild, error) {
+// startChildJob starts this binary as the child job named, with env
+// added to its environment, and returns it with its standard output.
+func startChildJob(job string, env ...string) (*serverChild, *bufio.Reader, error) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"="+childRegCenters)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+job), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	return &serverChild{cmd: cmd, in: in}, bufio.NewReader(out), nil
+}
+
+// startRegCenters starts the child and reads the centers' addresses.
+func startRegCenters() (*regCentersChild, error) {
+	sc, out, err := startChildJob(childRegCenters)
+	if err != nil {
 		return nil, err
 	}
-	c := &regCentersChild{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	c := &regCentersChild{serverChild: sc, out: out}
 	line, err := c.out.ReadString('\n')
 	f := strings.Fields(line)
 	if err == nil && (len(f) != 3 || f[0] != "ready") {
@@ -130,18 +139,6 @@ func (c *regCentersChild) snap() (regCentersSnap, error) {
 	}
 	s.cpu = time.Duration(ns)
 	return s, nil
-}
-
-func (c *regCentersChild) stop() {
-	c.in.Close()
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
 }
 
 // regCentersChildMain is the child: two centers (default configuration,
