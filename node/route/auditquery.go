@@ -269,8 +269,8 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 		// A new query sees every record queued before it.
 		r.audit.flush(100 * time.Millisecond)
 	}
-	reply.Uint64(0)
-	reply.Uint64(0)
+	fileAt := reply.ReserveUint64() // where the next page starts, known after this one
+	offAt := reply.ReserveUint64()
 	nf, no, err := scanAudit(r.audit.dir, &q, file, off, int(limit), r.cfg.QueryScanBytes, func(line []byte) bool {
 		if reply.Len()+wire.ParamHdrSize+len(line) > reply.Cap() || reply.Count() >= wire.MaxParams {
 			return false
@@ -281,18 +281,9 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if err != nil {
 		return wire.EPROTO
 	}
-	seg := reply.Segment()
-	putU64(seg[wire.ParamHdrSize:], nf)
-	putU64(seg[2*wire.ParamHdrSize+8:], no)
+	reply.SetUint64(fileAt, nf)
+	reply.SetUint64(offAt, no)
 	return wire.OK
-}
-
-// putU64 writes v big-endian into b[:8].
-func putU64(b []byte, v uint64) {
-	_ = b[7]
-	for i := 0; i < 8; i++ {
-		b[i] = byte(v >> (56 - 8*i))
-	}
 }
 
 // AuditFilter is a query of the audit trail (rfcctl audit).

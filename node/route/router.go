@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -157,7 +158,7 @@ func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
 	cursor := req.Param(0).Uint64()
 	cs := r.Counters()
 	dropped := r.AuditStats().Dropped
-	reply.Uint64(0)
+	nextAt := reply.ReserveUint64() // the next cursor, known after the page
 	next := uint64(0)
 	var hist [HistBuckets * 8]byte
 	first := int(min(cursor, uint64(len(cs))))
@@ -178,10 +179,10 @@ func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
 		reply.Uint64(c.P50us)
 		reply.Uint64(c.P99us)
 		for j, v := range c.Hist {
-			putU64(hist[8*j:], v)
+			binary.BigEndian.PutUint64(hist[8*j:], v)
 		}
 		reply.Bytes(hist[:])
 	}
-	putU64(reply.Segment()[wire.ParamHdrSize:], next)
+	reply.SetUint64(nextAt, next)
 	return wire.OK
 }
