@@ -79,10 +79,11 @@ func dispatchTargetsChildMain() {
 
 // startDispatchTargetsChild starts the child and reads the addresses.
 func startDispatchTargetsChild(n int) (*serverChild, []netip.AddrPort, error) {
-	c, r, err := startChildJob(childDispatchTargets, childCountEnv+"="+itoa(n))
+	cmd, in, out, err := spawn(childDispatchTargets, childCountEnv+"="+itoa(n))
 	if err != nil {
 		return nil, nil, err
 	}
+	c, r := &serverChild{cmd: cmd, in: in}, bufio.NewReader(out)
 	line, err := r.ReadString('\n')
 	if err == nil && strings.TrimSpace(line) != "ready "+itoa(n) {
 		err = fmt.Errorf("child said %q", line)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,33 +69,13 @@ type regCentersChild struct {
 	addrs []netip.AddrPort
 }
 
-// startChildJob starts this binary as the child job named, with env
-// added to its environment, and returns it with its standard output.
-func startChildJob(job string, env ...string) (*serverChild, *bufio.Reader, error) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(append(os.Environ(), childEnv+"="+job), env...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
-	}
-	return &serverChild{cmd: cmd, in: in}, bufio.NewReader(out), nil
-}
-
 // startRegCenters starts the child and reads the centers' addresses.
 func startRegCenters() (*regCentersChild, error) {
-	sc, out, err := startChildJob(childRegCenters)
+	cmd, in, out, err := spawn(childRegCenters)
 	if err != nil {
 		return nil, err
 	}
-	c := &regCentersChild{serverChild: sc, out: out}
+	c := &regCentersChild{serverChild: &serverChild{cmd: cmd, in: in}, out: bufio.NewReader(out)}
 	line, err := c.out.ReadString('\n')
 	f := strings.Fields(line)
 	if err == nil && (len(f) != 3 || f[0] != "ready") {
