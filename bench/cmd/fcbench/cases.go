@@ -22,15 +22,17 @@ type runEnv struct {
 // runners by case name. A runner returns an error only when fastcall's
 // own measurement fails; a peer that cannot run is noted in its section.
 var runners = map[string]func(*runEnv) (*section, error){
-	"calls":     runCalls,
-	"coalesce":  runCoalesce,
-	"loss":      runLoss,
-	"shm":       runShm,
-	"lock":      runLock,
-	"dispatch":  runDispatch,
-	"detection": runDetection,
-	"route":     runRoute,
-	"registry":  runRegistry,
+	"calls":         runCalls,
+	"coalesce":      runCoalesce,
+	"loss":          runLoss,
+	"shm":           runShm,
+	"lock":          runLock,
+	"dispatch":      runDispatch,
+	"detection":     runDetection,
+	"route":         runRoute,
+	"registry":      runRegistry,
+	"regscale":      runRegScale,
+	"dispatchscale": runDispatchScale,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.
