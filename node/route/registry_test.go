@@ -7,6 +7,7 @@ import (
 
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -58,13 +59,13 @@ func TestRegistryMounts(t *testing.T) {
 	if err := AddMount(ctx, admin, DefaultTablePrefix, "/more", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(10*time.Second, func() bool { _, err := r.Resolve("/more/y"); return err == nil }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { _, err := r.Resolve("/more/y"); return err == nil }) {
 		t.Fatal("pushed mount not seen")
 	}
 	if err := DelMount(ctx, admin, DefaultTablePrefix, "/data"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(10*time.Second, func() bool { _, err := r.Resolve("/data/x"); return err == wire.ENOENT }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { _, err := r.Resolve("/data/x"); return err == wire.ENOENT }) {
 		t.Fatal("pushed unmount not seen")
 	}
 	tab, err := ListTable(ctx, admin, DefaultTablePrefix)

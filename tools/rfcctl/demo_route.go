@@ -13,6 +13,7 @@ import (
 	"fastcall/node/dispatch"
 	"fastcall/node/registry/client"
 	"fastcall/node/route"
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -108,15 +109,15 @@ func (d *demo) runRoute(centers []string) error {
 		"routing", "puts by path through the router landed on alpha-1 (/alpha/users/1=%s) and beta-1 (/beta/orders/7=%s) only", v1, v2)
 	g, err := getAt(router, "/alpha/users/1")
 	d.check(err == nil && g == "ann", "routed get", "/alpha/users/1 read back through the router: %s", g)
-	audit := func() []route.AuditEntry {
+	queryAudit := func() []audit.Entry {
 		actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer acancel()
 		es, _ := route.AuditQuery(actx, d.ep, router, route.AuditFilter{Call: "ns-put"})
 		return es
 	}
-	var es []route.AuditEntry
+	var es []audit.Entry
 	for t0 := time.Now(); time.Since(t0) < 2*time.Second; time.Sleep(20 * time.Millisecond) {
-		if es = audit(); len(es) >= 2 {
+		if es = queryAudit(); len(es) >= 2 {
 			break
 		}
 	}
@@ -136,7 +137,7 @@ func (d *demo) runRoute(centers []string) error {
 	}
 	v, _ := getAt(netip.MustParseAddrPort(addrs[1]), "/alpha/users/2")
 	d.check(ferr == nil && v == "bob", "failover", "/alpha/users/2 written through the router to alpha-2, the standby it promoted, %s after the kill", time.Since(t0).Round(time.Millisecond))
-	es = audit()
+	es = queryAudit()
 	last := es[len(es)-1]
 	d.check(last.Dest.String() == addrs[1], "audit after failover", "last ns-put went to %s (tries %d, before: %s)", last.Dest, last.Tries, orNone(last.Prev))
 	return nil
