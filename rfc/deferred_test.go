@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -298,18 +297,7 @@ func TestDeferredForwardAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 0; i < 2000; i++ {
-		call()
-	}
-	const n = 5000
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	for i := 0; i < n; i++ {
-		call()
-	}
-	runtime.ReadMemStats(&m1)
-	per := float64(m1.Mallocs-m0.Mallocs) / n
+	per := allocsPerCall(call)
 	t.Logf("%.3f allocations per forwarded call, whole process", per)
 	if per > 0.05 {
 		t.Fatalf("%.3f allocations per forwarded call", per)

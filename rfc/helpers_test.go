@@ -135,3 +135,30 @@ func params(f func(p *wire.Params)) *wire.Params {
 	}
 	return p
 }
+
+// waitFor polls cond until it holds or d passes, and reports whether it
+// held.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// waitResult waits up to 10 s for the result of what on res and fails the
+// test if it is an error or does not come.
+func waitResult(t *testing.T, res <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no result after 10s", what)
+	}
+}

@@ -25,8 +25,9 @@ func udpTo(t *testing.T, addr string) *net.UDPConn {
 	return c
 }
 
-// drain counts the datagrams and bytes that come back within d.
-func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+// readQuiet reads datagrams from c, handing each to got, until none comes
+// for d.
+func readQuiet(c *net.UDPConn, d time.Duration, got func(dg []byte)) {
 	buf := make([]byte, 70000)
 	for {
 		c.SetReadDeadline(time.Now().Add(d))
@@ -34,18 +35,50 @@ func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
 		if err != nil {
 			return
 		}
-		n++
-		bytes += m
+		got(buf[:m])
 	}
+}
+
+// drain counts the datagrams and bytes that come back within d.
+func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+	readQuiet(c, d, func(dg []byte) { n, bytes = n+1, bytes+len(dg) })
+	return n, bytes
+}
+
+// replySizes reads datagrams from c until none comes for d, and returns
+// the sizes of those that decode with codec into pk as replies to call id,
+// and the incarnation they carry; pk is left holding the last one.
+func replySizes(c *net.UDPConn, codec *wire.Codec, pk *wire.Packet, id uint64, d time.Duration) (sizes []int, inc uint32) {
+	readQuiet(c, d, func(dg []byte) {
+		if codec.Decode(pk, dg) == wire.ReasonNone && pk.CallID == id {
+			sizes = append(sizes, len(dg))
+			inc = pk.Incarnation
+		}
+	})
+	return sizes, inc
+}
+
+// pingIncarnation pings the node c is connected to, as a raw datagram
+// sealed by codec, and returns the incarnation its reply carries.
+func pingIncarnation(t *testing.T, c *net.UDPConn, codec *wire.Codec) uint32 {
+	t.Helper()
+	dg := make([]byte, 1400)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
+	m, _ := codec.EncodeParams(dg, &h, nil)
+	c.Write(dg[:m])
+	var pk wire.Packet
+	_, inc := replySizes(c, codec, &pk, h.CallID, 500*time.Millisecond)
+	if inc == 0 {
+		t.Fatal("no reply to ping")
+	}
+	return inc
 }
 
 // TestStrangerFlood: junk and unauthenticated datagrams against a keyed
 // rfcd get no reply at all, are counted by reason, and do not disturb
 // authenticated callers.
 func TestStrangerFlood(t *testing.T) {
-	n := &node{args: []string{"-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error"}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error")
 	c := udpTo(t, n.addr.String())
 	plain, _ := wire.NewCodec(0, nil)
 	wrong, _ := wire.NewCodec(0, []byte("not-the-cluster-key-000000000000"))
@@ -69,11 +102,7 @@ func TestStrangerFlood(t *testing.T) {
 		sent++
 	}
 	replies, _ := drain(c, 300*time.Millisecond)
-	cli, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := listenClient(t, testKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var rep rfc.Reply
@@ -250,41 +279,26 @@ func TestReplayCampaign(t *testing.T) {
 // TestAmplification: against an rfcd without a key, no reply is more than
 // three times the size of the request that asked for it.
 func TestAmplification(t *testing.T) {
-	n := &node{args: []string{"-addr", "127.0.0.1:0", "-insecure", "-log-level", "error"}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error")
 	c := udpTo(t, n.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
 	worst := 0.0
 	asked := 0
 	dg := make([]byte, 1400)
-	buf := make([]byte, 70000)
-	var pk wire.Packet
 	// answered sums the bytes of the replies to call id within d; a late
 	// reply to an earlier request is not charged to this one.
 	answered := func(id uint64, d time.Duration) (bytes int, inc uint32) {
-		for {
-			c.SetReadDeadline(time.Now().Add(d))
-			m, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
-				bytes += m
-				inc = pk.Incarnation
-			}
+		var pk wire.Packet
+		sizes, inc := replySizes(c, codec, &pk, id, d)
+		for _, n := range sizes {
+			bytes += n
 		}
+		return bytes, inc
 	}
 	// The callee's incarnation, as a caller learns it on first contact:
 	// non-idempotent requests that name it run, so their replies are
 	// measured, not the engine's ESTALE refusal.
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
-	m, _ := codec.EncodeParams(dg, &h, nil)
-	c.Write(dg[:m])
-	_, peerInc := answered(h.CallID, 500*time.Millisecond)
-	if peerInc == 0 {
-		t.Fatal("no reply to ping")
-	}
+	peerInc := pingIncarnation(t, c, codec)
 	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
 		builtin.CallIncr, builtin.CallFault, 0x7777} {
 		for _, shape := range []func(*wire.Params){

@@ -62,9 +62,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	center := &node{args: []string{"-config", cfgPath}}
-	center.start(t)
-	defer center.kill()
+	center := startNode(t, "-config", cfgPath)
 
 	ecfg := quietConfig(testKey)
 	ecfg.NodeID = 42 // an instance is keyed by its node id

@@ -1,10 +1,13 @@
 package route
 
-import "fastcall/wire"
+import (
+	"fastcall/node/route/audit"
+	"fastcall/wire"
+)
 
 // auditParamsMax bounds the rendered parameters of one audit record; past
 // it the rendering ends with " ...".
-const auditParamsMax = 320
+const auditParamsMax = audit.ParamsMax
 
 // renderParams renders the parameters of pkt from index first on into
 // dst (at most auditParamsMax bytes) and returns the length used. Each

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,10 +38,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startNode runs rfcd and returns its address.
+// startNode runs rfcd on a loopback port with log level error and returns
+// its address.
 func startNode(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "rfcd"), append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)...)
+	return startRfcd(t, append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)...)[2]
+}
+
+// startRfcd runs rfcd with exactly args and returns the fields of its
+// first line ("rfcd: listening ADDR node N incarnation I ..."); the rest of
+// its output is discarded. It is stopped with SIGTERM when the test ends.
+func startRfcd(t *testing.T, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "rfcd"), args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +67,8 @@ func startNode(t *testing.T, args ...string) string {
 	if len(f) < 3 {
 		t.Fatalf("rfcd said %q", sc.Text())
 	}
-	return f[2]
+	go io.Copy(io.Discard, out)
+	return f
 }
 
 func rfcctl(t *testing.T, args ...string) (string, int) {
