@@ -132,13 +132,10 @@ func parseHeader(p *Packet, b []byte, limit int) Reason {
 }
 
 // parseParams checks the packet's parameters with parseSegment and fills
-// the view table.
+// the view table. The segment runs from HeaderSize to the end of the
+// datagram (parseHeader checked that the lengths agree).
 func parseParams(p *Packet) Reason {
-	end := HeaderSize + p.plen
-	off, r := parseSegment(p.buf[:end], HeaderSize, p.params[:p.nparams])
-	if r == ReasonNone && off != end {
-		r = ReasonTrailing
-	}
+	_, r := parseSegment(p.buf, HeaderSize, p.params[:p.nparams], true)
 	return r
 }
 

@@ -7,10 +7,11 @@ import "unicode/utf8"
 // type, a length that fits the type and the segment, a bool of 0 or 1, a
 // string of valid UTF-8. It stores a view of each in refs (offsets into
 // seg) until refs is full, and returns the offset just past the last one.
-// A segment that ends before refs is full is ReasonParamCount. It reads
+// A segment that ends before refs is full is ReasonParamCount; with whole
+// set, bytes left after the last one are ReasonTrailing. It reads
 // nothing outside seg. This is the one parser of parameters: Decode checks
 // a whole segment with one call, Walker one parameter per call.
-func parseSegment(seg []byte, off int, refs []paramRef) (int, Reason) {
+func parseSegment(seg []byte, off int, refs []paramRef, whole bool) (int, Reason) {
 	for i := range refs {
 		if len(seg)-off < ParamHdrSize {
 			return off, ReasonParamCount
@@ -34,6 +35,9 @@ func parseSegment(seg []byte, off int, refs []paramRef) (int, Reason) {
 		}
 		refs[i] = paramRef{off: uint16(off), n: uint16(n), typ: t}
 		off += n
+	}
+	if whole && off != len(seg) {
+		return off, ReasonTrailing
 	}
 	return off, ReasonNone
 }
@@ -70,7 +74,7 @@ func (w *Walker) Next() (Value, bool) {
 		return Value{}, false
 	}
 	var ref [1]paramRef
-	end, r := parseSegment(w.seg, w.off, ref[:])
+	end, r := parseSegment(w.seg, w.off, ref[:], false)
 	if r != ReasonNone {
 		w.reason = r
 		return Value{}, false
