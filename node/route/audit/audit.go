@@ -238,7 +238,7 @@ func Files(fsys FS, dir string) ([]uint64, error) {
 }
 
 // next closes the current file, opens file seq+1 (mode 0600, never an
-// existing file) and deletes files older than the keep bound.
+// existing file) and deletes the oldest files past the keep bound.
 func (a *Log) next() error {
 	if a.f != nil {
 		_ = a.f.Sync()
@@ -254,13 +254,11 @@ func (a *Log) next() error {
 	}
 	a.f, a.size = f, 0
 	a.file.Store(&name)
-	if a.seq > uint64(a.keep) {
-		if seqs, err := Files(a.fs, a.dir); err == nil {
-			for _, s := range seqs {
-				if s+uint64(a.keep) <= a.seq {
-					_ = a.fs.Remove(filepath.Join(a.dir, FileName(s)))
-				}
-			}
+	// The keep bound counts files, not sequence numbers: a creation that
+	// failed consumed a number without leaving a file.
+	if seqs, err := Files(a.fs, a.dir); err == nil && len(seqs) > a.keep {
+		for _, s := range seqs[:len(seqs)-a.keep] {
+			_ = a.fs.Remove(filepath.Join(a.dir, FileName(s)))
 		}
 	}
 	return nil
