@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"fastcall/wire"
 )
@@ -120,20 +121,41 @@ func appendAddr(b []byte, a netip.AddrPort) []byte {
 	return a.AppendTo(b)
 }
 
+// NameMax bounds the call and sub-cluster names a line holds.
+const NameMax = 64
+
 // appendName appends a name, "-" if empty, with any byte below 0x21 (tab,
-// newline, space) replaced by '_' so the line keeps its shape.
+// newline, space) replaced by '_' so the line keeps its shape, cut to
+// NameMax bytes. A name ValidName accepts is appended unchanged.
 func appendName(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '-')
 	}
-	for i := 0; i < len(s) && i < 64; i++ {
+	for i := 0; i < len(s) && i < NameMax; i++ {
 		c := s[i]
-		if c < 0x21 || c == 0x7f {
+		if nameByteBad(c) {
 			c = '_'
 		}
 		b = append(b, c)
 	}
 	return b
+}
+
+func nameByteBad(c byte) bool { return c < 0x21 || c == 0x7f }
+
+// ValidName reports whether a line holds name as it is, so that a query
+// by the name finds its records: 1 to NameMax bytes of UTF-8, not "-",
+// with no blank, control byte or DEL.
+func ValidName(name string) bool {
+	if name == "" || name == "-" || len(name) > NameMax || !utf8.ValidString(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if nameByteBad(name[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Stats are the audit writer's counters.
