@@ -89,9 +89,10 @@ type Child struct {
 	// cmd.Stderr nil; it is nil otherwise.
 	Log chan string
 
-	stdin io.WriteCloser
-	once  sync.Once
-	err   error
+	stdin   io.WriteCloser
+	readers sync.WaitGroup // the readLines goroutines
+	once    sync.Once
+	err     error
 }
 
 // Start runs Command(role, env...) with its stdin and stdout piped. The
@@ -132,9 +133,11 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Child {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = c.Kill()
 	})
-	go readLines(stdout, c.Lines)
+	c.readers.Add(1)
+	go func() { defer c.readers.Done(); readLines(stdout, c.Lines) }()
 	if stderr != nil {
-		go readLines(stderr, c.Log)
+		c.readers.Add(1)
+		go func() { defer c.readers.Done(); readLines(stderr, c.Log) }()
 	}
 	return c
 }
@@ -179,9 +182,15 @@ func (c *Child) Kill() error {
 	return c.Wait()
 }
 
-// Wait reaps the child once and returns its exit error.
+// Wait reaps the child once and returns its exit error. It first reads
+// the child's output to its end (the child's exit closes it), so that
+// every line the child wrote reaches Lines and Log: exec.Cmd.Wait closes
+// the pipes once the child has exited, dropping what they still hold.
 func (c *Child) Wait() error {
-	c.once.Do(func() { c.err = c.Cmd.Wait() })
+	c.once.Do(func() {
+		c.readers.Wait()
+		c.err = c.Cmd.Wait()
+	})
 	return c.err
 }
 
