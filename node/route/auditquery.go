@@ -110,7 +110,11 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 		if rep.NParams() < 2 {
 			return out, wire.EPROTO
 		}
+		askedFile, askedOff := file, off
 		file, off = rep.Param(0).Uint64(), rep.Param(1).Uint64()
+		if rep.NParams() == 2 && file == askedFile && off == askedOff && (file != 0 || off != 0) {
+			return out, wire.EPROTO // a page that does not advance would be asked again forever
+		}
 		for i := 2; i < rep.NParams(); i++ {
 			e, err := audit.ParseLine(rep.Param(i).Str())
 			if err != nil {

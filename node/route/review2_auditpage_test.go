@@ -35,3 +35,24 @@ func TestReview2AuditLineTooBigForPage(t *testing.T) {
 		t.Fatalf("AuditQuery: %d records, %v; want EMSGSIZE", len(es), err)
 	}
 }
+
+// TestReview2AuditQueryNoProgress: AuditQuery gives up with EPROTO on a
+// page that holds no record and sends it back to the cursor it asked
+// from (a router that does not advance). It used to ask for the same page
+// again until its context ended.
+func TestReview2AuditQueryNoProgress(t *testing.T) {
+	stuck := rfctest.Listen(t, 2, nil)
+	if err := stuck.Register(CallAudit, "route-audit", schemaAudit, rfc.Idempotent, func(req *rfc.Request, reply *wire.Params) wire.Errno {
+		reply.Uint64(max(req.Param(5).Uint64(), 1)) // the cursor it was given
+		reply.Uint64(req.Param(6).Uint64())
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	client := rfctest.Listen(t, 100, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := AuditQuery(ctx, client, stuck.Addr(), AuditFilter{Call: "ns-put"}); err != wire.EPROTO {
+		t.Fatalf("AuditQuery of a router that does not advance: %v, want EPROTO", err)
+	}
+}
