@@ -38,6 +38,14 @@ func ChildMain() bool {
 		serveChildMain(job)
 		return true
 	}
+	if job == childRegCenters {
+		regCentersChildMain()
+		return true
+	}
+	if job == childDispatchTargets {
+		dispatchTargetsChildMain()
+		return true
+	}
 	warm, _ := time.ParseDuration(os.Getenv(childWarm))
 	d, _ := time.ParseDuration(os.Getenv(childDur))
 	path := os.Getenv(childArgEnv)

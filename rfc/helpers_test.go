@@ -45,7 +45,12 @@ func newTestEndpoint(t testing.TB, mod func(*Config)) *Endpoint {
 }
 
 func newTestServer(t testing.TB, mod func(*Config)) *testServer {
-	s := &testServer{Endpoint: newTestEndpoint(t, mod)}
+	return registerTestCalls(t, newTestEndpoint(t, mod))
+}
+
+// registerTestCalls registers the test calls on ep.
+func registerTestCalls(t testing.TB, ep *Endpoint) *testServer {
+	s := &testServer{Endpoint: ep}
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)

@@ -32,12 +32,7 @@ func quietLogger() *slog.Logger { return rfctest.Quiet }
 // logs nothing; it is closed when the test ends.
 func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 	t.Helper()
-	ep, err := rfc.Listen(quietConfig(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return rfctest.Listen(t, 0, func(c *rfc.Config) { c.Key = key })
 }
 
 // node is one rfcd process of the campaign.

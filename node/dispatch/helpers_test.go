@@ -47,9 +47,16 @@ type targets struct {
 
 func startTargets(t testing.TB, n int) *targets {
 	t.Helper()
+	return startTargetsOn(t, n, func(node uint32, mod func(*rfc.Config)) *rfc.Endpoint { return newEP(t, node, mod) })
+}
+
+// startTargetsOn is startTargets with endpoints from open (newEP, or a
+// simulated network's).
+func startTargetsOn(t testing.TB, n int, open func(node uint32, mod func(*rfc.Config)) *rfc.Endpoint) *targets {
+	t.Helper()
 	ts := &targets{eps: make([]*rfc.Endpoint, n), perEP: make([]atomic.Int64, n)}
 	for i := range ts.eps {
-		ep := newEP(t, uint32(1000+i), smallTarget)
+		ep := open(uint32(1000+i), smallTarget)
 		i := i
 		must(t, ep.Register(callWork, "work", wire.Schema{wire.TypeInt64}, 0, func(r *rfc.Request, _ *wire.Params) wire.Errno {
 			ts.runs.Add(1)

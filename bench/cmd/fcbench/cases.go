@@ -22,15 +22,17 @@ type runEnv struct {
 // runners by case name. A runner returns an error only when fastcall's
 // own measurement fails; a peer that cannot run is noted in its section.
 var runners = map[string]func(*runEnv) (*section, error){
-	"calls":     runCalls,
-	"coalesce":  runCoalesce,
-	"loss":      runLoss,
-	"shm":       runShm,
-	"lock":      runLock,
-	"dispatch":  runDispatch,
-	"detection": runDetection,
-	"route":     runRoute,
-	"registry":  runRegistry,
+	"calls":         runCalls,
+	"coalesce":      runCoalesce,
+	"loss":          runLoss,
+	"shm":           runShm,
+	"lock":          runLock,
+	"dispatch":      runDispatch,
+	"detection":     runDetection,
+	"route":         runRoute,
+	"registry":      runRegistry,
+	"regscale":      runRegScale,
+	"dispatchscale": runDispatchScale,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.
@@ -148,7 +150,7 @@ func runLoss(e *runEnv) (*section, error) {
 	s := &section{data: rs}
 	fmt.Fprintln(&s.md, "## loss: fastcall through a lossy link")
 	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/faultnet, which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
+	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/simnet (simnet.Relay), which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
 	fmt.Fprintln(&s.md)
 	bench.WriteCallsTable(&s.md, rs, bench.LossBase)
 	fmt.Fprintln(&s.md)
