@@ -142,17 +142,43 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Child {
 	return c
 }
 
+// MaxLine bounds a line of a child's output; a longer line is dropped.
+const MaxLine = 64 << 10
+
 // readLines sends the lines of r to lines, dropping those that find it
-// full, and closes lines at the end of r.
+// full and those longer than MaxLine, and closes lines at the end of r.
+// It reads r to its end whatever it holds, so that the child never
+// blocks writing.
 func readLines(r io.Reader, lines chan<- string) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		select {
-		case lines <- sc.Text():
-		default:
+	defer close(lines)
+	br := bufio.NewReaderSize(r, MaxLine)
+	for {
+		b, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil {
+				return
+			}
+			continue
+		}
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 || err == nil {
+			select {
+			case lines <- string(b):
+			default:
+			}
+		}
+		if err != nil {
+			return
 		}
 	}
-	close(lines)
 }
 
 // Next returns the next line that starts with prefix, skipping the others,
