@@ -15,8 +15,8 @@ import (
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
-	"fastcall/rfc/faultnet"
 	"fastcall/rfc/rfctest"
+	"fastcall/rfc/simnet"
 	"fastcall/shm"
 )
 
@@ -72,7 +72,7 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 	for i := 0; i < nodes; i++ {
 		var relays []netip.AddrPort
 		for j, addr := range p.Addrs() {
-			r, err := faultnet.New(addr, &faultnet.Faults{Loss: 0.10, Dup: 0.10, Seed: int64(10*i + j + 1)})
+			r, err := simnet.NewRelay(addr, simnet.RelayConfig{Faults: simnet.Faults{Loss: 0.10, Dup: 0.10}, Seed: uint64(10*i + j + 1)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,8 +16,8 @@ import (
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
-	"fastcall/rfc/faultnet"
 	"fastcall/rfc/rfctest"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -251,7 +251,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// B starts cut off from A: its first anti-entropy round fails.
-	relay.F.Blackhole.Store(true)
+	relay.Cut()
 	epB = regtest.Endpoint(t, 101, addrB.String())
 	b, err = StartCenter(epB, cfgB)
 	if err != nil {
@@ -266,7 +266,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 	if err != nil || v != lost {
 		t.Fatalf("write at the restarted B: v%d %v; want the lost v%d made again", v, err, lost)
 	}
-	relay.F.Blackhole.Store(false)
+	relay.Heal()
 	epB.MarkAlive(relay.Addr())
 	// Both run an anti-entropy round; then they hold the same record.
 	ra, rb := a.Stats().SyncRounds, b.Stats().SyncRounds
@@ -344,7 +344,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 	if _, err := atA.Put(ctx, "k", []byte("2"), 0); err != nil {
 		t.Fatal(err)
 	}
-	relay.F.Blackhole.Store(true)
+	relay.Cut()
 	b, err := StartCenter(regtest.Endpoint(t, 101, addrB.String()), cfgB)
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +357,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 	if wire.AsErrno(err) != wire.EBUSY {
 		t.Fatalf("read at B before it caught up: %q %v, want EBUSY", e.Value, err)
 	}
-	relay.F.Blackhole.Store(false)
+	relay.Heal()
 	if e, err := atB.Get(ctx, "k"); err != nil || string(e.Value) != "2" {
 		t.Fatalf("read at B after: %q %v, want \"2\"", e.Value, err)
 	}
@@ -367,7 +367,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 // runs only at start, B reaching A through a relay the test can cut.
 type relayed struct {
 	epA, epB   *rfc.Endpoint
-	relay      *faultnet.Relay
+	relay      *simnet.Relay
 	cfgA, cfgB Config
 	a, b       *Center
 }
@@ -376,7 +376,7 @@ func startRelayed(t *testing.T) *relayed {
 	t.Helper()
 	r := &relayed{epA: regtest.Endpoint(t, 100, ""), epB: regtest.Endpoint(t, 101, "")}
 	var err error
-	if r.relay, err = faultnet.New(r.epA.Addr(), &faultnet.Faults{}); err != nil {
+	if r.relay, err = simnet.NewRelay(r.epA.Addr(), simnet.RelayConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.relay.Close)
