@@ -291,7 +291,11 @@ func (w *dispWorld) submitter(i int, rnd *simnet.Rand) {
 		g0 := w.gen(d)
 		at := w.chk.tr.Since()
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond+rnd.Dur(time.Second))
-		id, err := dispatch.SubmitRemote(ctx, w.eps[i], w.addrs[d], op)
+		var id uint64
+		err := w.chk.timed(ctx, fmt.Sprintf("dispatch SubmitRemote n=%d from %v to %v", n, w.addrs[i], w.addrs[d]), engineTick(w.cfg), func() (err error) {
+			id, err = dispatch.SubmitRemote(ctx, w.eps[i], w.addrs[d], op)
+			return err
+		})
 		cancel()
 		g1 := w.gen(d)
 		w.chk.tr.Add("submit", w.addrs[i], w.addrs[d], fmt.Sprintf("n=%d res=%s kind=%v deadline=%v id=%d gen=%d/%d err=%v",

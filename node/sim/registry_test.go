@@ -205,7 +205,11 @@ func (w *regWorld) writer(i int, rnd *simnet.Rand) {
 		name := "k" + strconv.Itoa(int(rnd.Below(regKeys)))
 		key := sdk.KVPrefix + name
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond+rnd.Dur(2*time.Second))
-		v, err := c.Put(ctx, name, []byte(fmt.Sprintf("w%d-%d", i, n)), 0)
+		var v uint64
+		err := w.chk.timed(ctx, fmt.Sprintf("registry Put %s n=%d by %v", key, n, w.addrs[i]), engineTick(w.cfg), func() (err error) {
+			v, err = c.Put(ctx, name, []byte(fmt.Sprintf("w%d-%d", i, n)), 0)
+			return err
+		})
 		cancel()
 		w.chk.tr.Add("put", w.addrs[i], noAddr, fmt.Sprintf("key=%s n=%d version=%d err=%v", key, n, v, err))
 		if err == nil {
