@@ -14,7 +14,7 @@ import (
 // holds as many entries as fit the endpoint's datagram limit.
 func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 	cursor := req.Param(memParamCursor).Uint64()
-	room := replyRoom(s.ep, req) - wire.HeaderSize
+	room := s.ep.ReplyRoom(req.Packet) - wire.HeaderSize
 	if room < memHeadSize+memEntryMax {
 		return wire.EMSGSIZE
 	}
@@ -31,8 +31,8 @@ func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 	if cursor > uint64(len(live)) {
 		return wire.EINVAL
 	}
-	// The next cursor is written first; reserve it and patch it at the end.
-	rep.Uint64(0)
+	// The next cursor is written first; reserve it and fill it at the end.
+	nextAt := rep.ReserveUint64()
 	rep.Uint64(uint64(s.ep.NodeID()))
 	rep.Uint64(uint64(s.ep.Incarnation()))
 	var text [maxAddrText]byte
@@ -53,35 +53,8 @@ func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 		}
 		rep.Uint64(ago)
 	}
-	seg := rep.Segment()
-	v := seg[wire.ParamHdrSize : wire.ParamHdrSize+wire.SizeFixed8]
-	for i := range v {
-		v[i] = byte(next >> (56 - 8*i))
-	}
-	return wire.OK
-}
-
-// replyRoom is how many bytes the engine lets a reply to req take: the
-// datagram limit, and for an unauthenticated request at most
-// rfc.AmplifyFactor times the request's length.
-func replyRoom(ep *rfc.Endpoint, req *rfc.Request) int {
-	room := ep.Config().MaxDatagram
-	if req.Flags&wire.FlagAuth == 0 {
-		if lim := rfc.AmplifyFactor * req.Len; lim < room {
-			room = lim
-		}
-	}
-	return room
-}
-
-// membersPad returns the padding that lets a CallMembers reply fill a
-// datagram of ep's size.
-func membersPad(ep *rfc.Endpoint) int {
-	n := ep.Config().MaxDatagram/rfc.AmplifyFactor + 1 - wire.HeaderSize - sizeU64Param - wire.ParamHdrSize
-	if n < 0 {
-		n = 0
-	}
-	return n
+	rep.SetUint64(nextAt, next)
+	return rep.Err()
 }
 
 // MembersView is a node's answer to CallMembers.
@@ -105,13 +78,13 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 	var view MembersView
 	var rep rfc.Reply
 	var ps wire.Params
-	pad := make([]byte, membersPad(ep))
-	buf := make([]byte, sizeU64Param+wire.ParamHdrSize+len(pad))
+	maxDg := ep.Config().MaxDatagram
+	buf := make([]byte, maxDg-wire.HeaderSize)
 	cursor := uint64(0)
 	for page := 0; page < maxMemberPages; page++ {
 		ps.Reset(buf)
 		ps.Uint64(cursor)
-		ps.Bytes(pad)
+		rfc.AppendPad(&ps, maxDg)
 		if err := ep.Call(ctx, addr, CallMembers, &ps, &rep); err != nil {
 			return view, err
 		}
