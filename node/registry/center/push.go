@@ -72,10 +72,10 @@ type pushTable struct {
 	// maintenance loop walk it, so pushes go out in an order the
 	// sequence of subscriptions decides, not the map's random one, and a
 	// simulated run replays.
-	list    []*stream
-	byAddr  map[netip.AddrPort][]*stream
-	byIP    map[netip.Addr]int // streams per source IP address (unmapped)
-	due     []*stream          // woken by notify, to be sent by the applier (sendDue); each at most once
+	list   []*stream
+	byAddr map[netip.AddrPort][]*stream
+	byIP   map[netip.Addr]int // streams per source IP address (unmapped)
+	due    []*stream          // woken by notify, to be sent by the applier (sendDue); each at most once
 	// Refused subscriptions since the last log line, and the engine
 	// clock of that line (0: none yet).
 	refused   uint64
