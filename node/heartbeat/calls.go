@@ -13,9 +13,11 @@ const (
 	// CallHeartbeat is a probe. Request: u64 sender incarnation, then
 	// the sender's view of the receiver: u64 state (State), u64 the
 	// incarnation that state refers to, u64 the incarnation the sender
-	// last declared the receiver dead at (0: never). Reply: u64 the
-	// receiver's incarnation (after any refutation), then the receiver's
-	// view of the sender in the same three fields. Idempotent, Priority.
+	// last declared the receiver dead at (0: never), bytes membership
+	// updates (gossip.go). Reply: u64 the receiver's incarnation (after
+	// any refutation), then the receiver's view of the sender in the same
+	// three fields, bytes membership updates (within the reply budget).
+	// Idempotent, Priority.
 	CallHeartbeat uint16 = wire.CallHeartbeatBase + 0x00
 	// CallProbeRequest asks a member to probe a target for the sender
 	// (an indirect probe). One-way: u64 sequence, u64 target node id,
@@ -61,7 +63,9 @@ const (
 	hbParamViewState = 1
 	hbParamViewInc   = 2
 	hbParamViewDied  = 3
-	hbParams         = 4
+	hbParams         = 4 // the view fields
+	hbParamUpdates   = 4 // bytes: packed membership updates (gossip.go)
+	hbParamsUpd      = 5
 
 	prqParamSeq       = 0 // CallProbeRequest
 	prqParamNode      = 1
@@ -122,7 +126,7 @@ const (
 
 // Schemas checked by the receiver.
 var (
-	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaProbeRequest = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64}
 	schemaProbeAck     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBool, wire.TypeUint64}
 	schemaMembers      = wire.Schema{wire.TypeUint64, wire.TypeBytes}

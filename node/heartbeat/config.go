@@ -33,6 +33,16 @@ type Config struct {
 	// suspect member in each round (default 3; 0 disables indirect
 	// probes).
 	IndirectProbes int
+	// ProbesPerInterval is how many members chosen by the probe schedule
+	// (a shuffled round-robin over the member list) are probed each
+	// Interval (default 2), whatever the number of members. A member
+	// whose probe failed, a suspect member and a pinned member (a
+	// master/worker pair) are probed every Interval besides.
+	ProbesPerInterval int
+	// Retransmit is λ in the dissemination bound: a membership update is
+	// piggybacked on at most Retransmit·⌈log2(N+2)⌉ heartbeats (default
+	// 3; 0 disables dissemination).
+	Retransmit int
 	// ReprobeInterval is how often a dead member is probed so that a
 	// partition heals (default 5*Interval).
 	ReprobeInterval time.Duration
@@ -58,6 +68,8 @@ const (
 	DefaultSuspectAfter   = 2
 	DefaultDeadAfter      = 1
 	DefaultIndirectProbes = 3
+	DefaultProbes         = 2
+	DefaultRetransmit     = 3
 	DefaultMaxMembers     = 1024
 	DefaultEventQueue     = 1024
 	DefaultRelayQueue     = 64
@@ -68,12 +80,14 @@ const (
 // DefaultConfig returns the documented defaults (Interval 200ms).
 func DefaultConfig() Config {
 	c := Config{
-		SuspectAfter:   DefaultSuspectAfter,
-		DeadAfter:      DefaultDeadAfter,
-		IndirectProbes: DefaultIndirectProbes,
-		MaxMembers:     DefaultMaxMembers,
-		EventQueue:     DefaultEventQueue,
-		RelayQueue:     DefaultRelayQueue,
+		SuspectAfter:      DefaultSuspectAfter,
+		DeadAfter:         DefaultDeadAfter,
+		IndirectProbes:    DefaultIndirectProbes,
+		ProbesPerInterval: DefaultProbes,
+		Retransmit:        DefaultRetransmit,
+		MaxMembers:        DefaultMaxMembers,
+		EventQueue:        DefaultEventQueue,
+		RelayQueue:        DefaultRelayQueue,
 	}
 	return c.WithInterval(DefaultInterval)
 }
@@ -119,6 +133,10 @@ func (c *Config) check() error {
 		return bad("DeadAfter", "must be at least 1")
 	case c.IndirectProbes < 0 || c.IndirectProbes > 16:
 		return bad("IndirectProbes", "must be between 0 and 16")
+	case c.ProbesPerInterval < 1 || c.ProbesPerInterval > 64:
+		return bad("ProbesPerInterval", "must be between 1 and 64")
+	case c.Retransmit < 0 || c.Retransmit > 64:
+		return bad("Retransmit", "must be between 0 and 64")
 	case c.ReprobeInterval < c.Interval:
 		return bad("ReprobeInterval", "must be at least Interval")
 	case c.Tick < minTick || c.Tick > c.Interval:

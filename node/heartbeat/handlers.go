@@ -15,6 +15,7 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		sInc = req.Incarnation
 	}
 	v := readView(req.Packet)
+	upd := req.Param(hbParamUpdates).Bytes()
 	var rv view
 	s.mu.Lock()
 	if s.mu.closed {
@@ -33,6 +34,9 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		s.observeLocked(m, sInc, req.Arrived)
 		if m.addr == req.From {
 			s.selfNewsLocked(m, v, req.Arrived)
+			if len(upd) > 0 {
+				s.applyUpdatesLocked(m, upd, req.Arrived)
+			}
 		} else {
 			s.stats.nonMember.Add(1)
 		}
@@ -40,11 +44,21 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 	} else {
 		s.stats.nonMember.Add(1)
 	}
+	// Updates go back within the reply budget (the datagram limit and,
+	// unauthenticated, rfc.AmplifyFactor times the request), and only
+	// to members.
+	var buf [piggybackBuf]byte
+	out := buf[:0]
+	if m != nil && m.addr == req.From {
+		room := replyRoom(s.ep, req) - wire.HeaderSize - hbParams*sizeU64Param - wire.ParamHdrSize
+		out = s.takeUpdatesLocked(out, min(room, rep.Cap()-rep.Len()-hbParams*sizeU64Param-wire.ParamHdrSize))
+	}
 	s.mu.Unlock()
 	rep.Uint64(uint64(s.ep.Incarnation()))
 	rep.Uint64(uint64(rv.state))
 	rep.Uint64(uint64(rv.inc))
 	rep.Uint64(uint64(rv.died))
+	rep.Bytes(out)
 	return wire.OK
 }
 

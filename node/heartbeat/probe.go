@@ -2,6 +2,8 @@ package heartbeat
 
 import (
 	"context"
+	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -38,27 +40,44 @@ type relayProbe struct {
 }
 
 // prober is the probe loop's private state: scratch buffers reused for
-// every probe, the member snapshot and the relays in flight.
+// every probe, the members it steps each tick, the probe schedule and
+// the relays in flight.
 type prober struct {
 	s       *Service
 	ctx     deadlineCtx
 	ps      wire.Params
 	buf     []byte
-	ms      []*member
-	gone    []*member
+	upd     []byte
+	active  []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
+	ring    []*member // the probe schedule: a shuffled copy of the member list
+	ringAt  int
+	ringGen uint64
+	credit  int64 // schedule credit, in Interval/ProbesPerInterval units of engine time
+	lastNs  int64 // engine clock of the previous tick
+	onTime  int64 // engine clock since which every tick was on time
+	health  int   // local health score (loop-owned; published in Stats)
 	relays  []relayProbe
 	helpers []netip.AddrPort
 }
 
+// healthMax bounds the local health score: timeouts stretch at most
+// 1+healthMax times.
+const healthMax = 4
+
 // probeLoop is the service's timer: every Tick it finishes the probes
 // that completed, moves members through their states, starts the probes
 // that are due, and runs the indirect probes other members asked for.
+// Its work per tick is bounded by the members it must step (probes in
+// flight, failures, suspects, pinned and touched members, and the
+// ProbesPerInterval the schedule picks), not by the member count.
 func (s *Service) probeLoop() {
 	defer s.wg.Done()
-	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram)}
+	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram), upd: make([]byte, 0, piggybackBuf)}
 	pr.ctx.Context = context.Background()
 	tk := time.NewTicker(s.cfg.Tick)
 	defer tk.Stop()
+	pr.lastNs = s.ep.Now()
+	pr.onTime = pr.lastNs
 	for {
 		select {
 		case <-s.done:
@@ -67,43 +86,128 @@ func (s *Service) probeLoop() {
 		case <-tk.C:
 		}
 		now := s.ep.Now()
-		pr.snapshot()
-		for _, m := range pr.ms {
-			pr.step(m, now)
+		pr.gauge(now)
+		pr.schedule(now)
+		kept := pr.active[:0]
+		for _, m := range pr.active {
+			if pr.step(m, now) {
+				kept = append(kept, m)
+			} else {
+				m.active = false
+			}
 		}
+		clear(pr.active[len(kept):])
+		pr.active = kept
 		pr.runRelays()
 	}
 }
 
-// snapshot copies the member list and drops removed members, releasing
-// their probes.
-func (pr *prober) snapshot() {
+// gauge updates the local health score from this node's own timeliness:
+// a tick later than Interval/4 past its time, or a refutation of a claim
+// about this node, raises it by one; an Interval of ticks on time lowers
+// it by one. A slow node thus stretches its own timeouts before it
+// blames others.
+func (pr *prober) gauge(now int64) {
 	s := pr.s
-	pr.ms, pr.gone = pr.ms[:0], pr.gone[:0]
+	late := now-pr.lastNs > int64(s.cfg.Tick)+int64(s.cfg.Interval)/4
+	pr.credit += now - pr.lastNs
+	pr.lastNs = now
 	s.mu.Lock()
-	kept := s.mu.order[:0]
-	for _, m := range s.mu.order {
-		if m.removed {
-			pr.gone = append(pr.gone, m)
+	refuted := s.mu.selfRefuted
+	s.mu.selfRefuted = false
+	s.mu.Unlock()
+	if late || refuted {
+		if pr.health < healthMax {
+			pr.health++
+		}
+		pr.onTime = now
+	} else if now-pr.onTime >= int64(s.cfg.Interval) {
+		if pr.health > 0 {
+			pr.health--
+		}
+		pr.onTime = now
+	}
+	s.stats.health.Store(int64(pr.health))
+}
+
+// stretch scales a timeout by the local health score.
+func (pr *prober) stretch(d time.Duration) time.Duration {
+	return d * time.Duration(1+pr.health)
+}
+
+// schedule adds to the active list the members touched outside the loop
+// and the members the probe schedule picks for this tick:
+// ProbesPerInterval per Interval, round-robin over a shuffled copy of the
+// member list (reshuffled at each pass and when the list changes).
+func (pr *prober) schedule(now int64) {
+	s := pr.s
+	cfg := &s.cfg
+	unit := int64(cfg.Interval) / int64(cfg.ProbesPerInterval)
+	s.mu.Lock()
+	if s.mu.pruned {
+		kept := s.mu.order[:0]
+		for _, m := range s.mu.order {
+			if !m.removed {
+				kept = append(kept, m)
+			}
+		}
+		clear(s.mu.order[len(kept):])
+		s.mu.order = kept
+		s.mu.pruned = false
+	}
+	for _, m := range s.mu.touched {
+		m.touched = false
+		pr.activate(m)
+	}
+	clear(s.mu.touched)
+	s.mu.touched = s.mu.touched[:0]
+	if pr.ringGen != s.mu.gen {
+		pr.ring = append(pr.ring[:0], s.mu.order...)
+		pr.ringAt = len(pr.ring)
+		pr.ringGen = s.mu.gen
+	}
+	if len(s.mu.members) <= cfg.ProbesPerInterval {
+		// A cluster this small is probed whole every Interval, each
+		// member on its own cadence.
+		for _, m := range s.mu.order {
+			if !m.removed {
+				pr.activate(m)
+			}
+		}
+		pr.credit = 0
+	}
+	if pr.credit > int64(cfg.Interval) {
+		pr.credit = int64(cfg.Interval) // no burst after a stall
+	}
+	for tries := 0; pr.credit >= unit && tries <= len(pr.ring); tries++ {
+		if pr.ringAt >= len(pr.ring) {
+			if len(pr.ring) == 0 {
+				break
+			}
+			rand.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
+			pr.ringAt = 0
+		}
+		m := pr.ring[pr.ringAt]
+		pr.ringAt++
+		if m.removed || m.state != StateAlive || m.pinned || m.probe != nil || m.due {
 			continue
 		}
-		kept = append(kept, m)
+		pr.credit -= unit
+		m.due = true
+		pr.activate(m)
 	}
-	clear(s.mu.order[len(kept):])
-	s.mu.order = kept
-	pr.ms = append(pr.ms, kept...)
 	s.mu.Unlock()
-	for _, m := range pr.gone {
-		if m.probe != nil {
-			m.probe.Release()
-			m.probe = nil
-		}
+}
+
+func (pr *prober) activate(m *member) {
+	if !m.active {
+		m.active = true
+		pr.active = append(pr.active, m)
 	}
 }
 
 func (pr *prober) shutdown() {
-	pr.snapshot()
-	for _, m := range pr.ms {
+	for _, m := range pr.active {
 		if m.probe != nil {
 			m.probe.Release()
 			m.probe = nil
@@ -116,25 +220,29 @@ func (pr *prober) shutdown() {
 }
 
 // heartbeatParams fills ps over buf with a CallHeartbeat request from a
-// node at incarnation inc carrying view v of the receiver.
-func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view) *wire.Params {
+// node at incarnation inc carrying view v of the receiver and the packed
+// membership updates upd (may be empty).
+func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view, upd []byte) *wire.Params {
 	ps.Reset(buf)
 	ps.Uint64(uint64(inc))
 	ps.Uint64(uint64(v.state))
 	ps.Uint64(uint64(v.inc))
 	ps.Uint64(uint64(v.died))
+	ps.Bytes(upd)
 	return ps
 }
 
-// goProbe starts a heartbeat call to addr without waiting for it.
+// goProbe starts a heartbeat call to addr without waiting for it,
+// piggybacking the membership updates due.
 func (pr *prober) goProbe(addr netip.AddrPort, v view) (*rfc.Pending, error) {
-	pr.ctx.at = time.Now().Add(pr.s.cfg.ProbeTimeout)
-	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v))
+	pr.ctx.at = time.Now().Add(pr.stretch(pr.s.cfg.ProbeTimeout))
+	pr.upd = pr.s.takeUpdates(pr.upd[:0], piggybackBuf)
+	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
 
 // readView decodes the view in a CallHeartbeat request or reply.
 func readView(p *wire.Packet) view {
-	if p.NParams() != hbParams {
+	if p.NParams() < hbParams || p.Param(hbParamViewDied).Type != wire.TypeUint64 {
 		return view{}
 	}
 	return view{state: State(p.Param(hbParamViewState).Uint64()), inc: uint32(p.Param(hbParamViewInc).Uint64()),
@@ -145,7 +253,7 @@ func readView(p *wire.Packet) view {
 // its view of this node.
 func probeReply(r *wire.Packet) (uint32, view) {
 	inc := r.Incarnation
-	if r.NParams() == hbParams {
+	if r.NParams() >= hbParams && r.Param(hbParamInc).Type == wire.TypeUint64 {
 		if v := uint32(r.Param(hbParamInc).Uint64()); v > inc {
 			inc = v
 		}
@@ -153,9 +261,10 @@ func probeReply(r *wire.Packet) (uint32, view) {
 	return inc, readView(r)
 }
 
-// step advances one member. Engine calls (probes, marks, sends) happen
+// step advances one member and reports whether the loop must step it
+// again at the next tick. Engine calls (probes, marks, sends) happen
 // outside Service.mu.
-func (pr *prober) step(m *member, now int64) {
+func (pr *prober) step(m *member, now int64) bool {
 	s := pr.s
 	cfg := &s.cfg
 	info, known := s.ep.Peer(m.addr)
@@ -171,6 +280,7 @@ func (pr *prober) step(m *member, now int64) {
 			if m.probe.Err() == nil {
 				probeOK = true
 				repInc, repView = probeReply(m.probe.Reply())
+				pr.applyReplyUpdates(m, m.probe.Reply(), now)
 			}
 			m.probe.Release()
 			m.probe = nil
@@ -191,7 +301,12 @@ func (pr *prober) step(m *member, now int64) {
 	s.mu.Lock()
 	if m.removed {
 		s.mu.Unlock()
-		return
+		if m.probe != nil {
+			m.probe.Release()
+			m.probe = nil
+		}
+		m.due = false
+		return false
 	}
 	if known && info.LastHeardNs > m.rfcHeard {
 		// Any datagram from the member counts as a sign of life.
@@ -211,6 +326,9 @@ func (pr *prober) step(m *member, now int64) {
 		m.loopSince = m.since
 		m.fails, m.rounds = 0, 0
 	}
+	due := m.due
+	m.due = false
+	small := len(s.mu.members) <= cfg.ProbesPerInterval
 	switch m.state {
 	case StateAlive:
 		if probeDone {
@@ -234,7 +352,19 @@ func (pr *prober) step(m *member, now int64) {
 			wantProbe = true
 			break
 		}
-		if now >= m.probeAt {
+		if m.probeNow {
+			// A death heard on hearsay about a member heard recently:
+			// see for itself.
+			m.probeNow = false
+			m.probeAt = now + int64(cfg.Interval)
+			wantProbe = m.probe == nil
+			break
+		}
+		// A pinned member, one whose last probe failed, and every member
+		// of a cluster of ProbesPerInterval+1 or fewer are probed on
+		// their own cadence every Interval; the others when the schedule
+		// picks them.
+		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt) {
 			m.probeAt += int64(cfg.Interval)
 			if m.probeAt <= now {
 				m.probeAt = now + int64(cfg.Interval)
@@ -249,7 +379,11 @@ func (pr *prober) step(m *member, now int64) {
 	case StateSuspect:
 		if now >= m.roundEnd {
 			m.rounds++
-			if m.rounds >= cfg.DeadAfter {
+			need := cfg.DeadAfter
+			if !m.pinned {
+				need *= suspectRounds(len(s.mu.members))
+			}
+			if m.rounds >= need {
 				dead = s.toDeadLocked(m, now)
 				m.loopSince = m.since
 				break
@@ -260,11 +394,17 @@ func (pr *prober) step(m *member, now int64) {
 		wantProbe = m.probe == nil && (seq != 0 || probeDone)
 	case StateDead:
 		// The reprobe loop looks after dead members.
+		m.probeNow = false
+	}
+	if m.pendingDead.Kind != 0 {
+		// A death heard through dissemination: mark the engine first.
+		dead, m.pendingDead = m.pendingDead, Event{}
 	}
 	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
 	m.syncRFC = false
 	node := m.node
+	keep := m.state == StateSuspect || m.fails > 0 || m.tellDied || m.pinned || m.probeNow || small
 	s.mu.Unlock()
 
 	if sync {
@@ -293,6 +433,35 @@ func (pr *prober) step(m *member, now int64) {
 	if seq != 0 {
 		pr.sendIndirect(seq, node, m.addr, v)
 	}
+	return keep || m.probe != nil
+}
+
+// applyReplyUpdates applies the membership updates in the reply to a
+// probe of m.
+func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
+	if r.NParams() != hbParamsUpd || r.Param(hbParamUpdates).Type != wire.TypeBytes {
+		return
+	}
+	b := r.Param(hbParamUpdates).Bytes()
+	if len(b) == 0 {
+		return
+	}
+	s := pr.s
+	s.mu.Lock()
+	if !m.removed {
+		s.applyUpdatesLocked(m, b, now)
+	}
+	s.mu.Unlock()
+}
+
+// suspectRounds is how many times DeadAfter suspect rounds a suspect
+// member of a cluster of n members gets before it is declared dead: 1 up
+// to 31 members, then one more per doubling. A death is disseminated to
+// every member, so the more members, the more a false one costs; the
+// extra rounds give a slow member more chances to answer. A pinned
+// member (a master/worker pair) gets DeadAfter rounds at any size.
+func suspectRounds(n int) int {
+	return 1 + max(0, bits.Len(uint(n))-5)
 }
 
 // startRoundLocked opens a suspect round: its deadline, its sequence
@@ -300,7 +469,7 @@ func (pr *prober) step(m *member, now int64) {
 // left in pr.helpers.
 func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	s := pr.s
-	m.roundEnd = now + int64(s.cfg.RoundTimeout)
+	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout))
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
 	n := len(s.mu.order)
@@ -420,7 +589,7 @@ func (s *Service) reprobeLoop() {
 				return
 			default:
 			}
-			heartbeatParams(&ps, buf, s.ep.Incarnation(), t.v)
+			heartbeatParams(&ps, buf, s.ep.Incarnation(), t.v, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
 			err := s.ep.Probe(ctx, t.addr, CallHeartbeat, &ps, &rep)
 			cancel()

@@ -22,7 +22,13 @@ type Service struct {
 		members map[netip.AddrPort]*member // by address
 		order   []*member                  // insertion order; removed members leave via the probe loop
 		closed  bool
-		helper  int // rotating start of the helper choice for indirect probes
+		helper  int    // rotating start of the helper choice for indirect probes
+		gen     uint64 // raised by every AddMember and RemoveMember
+		pruned  bool   // a member was removed: the probe loop compacts order
+
+		bcast       []update  // membership changes to disseminate, oldest first
+		touched     []*member // members the probe loop must step at its next tick
+		selfRefuted bool      // this node refuted a claim about itself since the loop last looked
 
 		newsLogAt    int64  // engine clock of the last "declared dead" log line
 		newsUnlogged uint64 // such lines left out since
@@ -51,6 +57,9 @@ type serviceStats struct {
 	refutations              atomic.Uint64
 	eventsDropped            atomic.Uint64
 	nonMember                atomic.Uint64
+	updatesSent              atomic.Uint64
+	updatesHeard, badUpdates atomic.Uint64
+	health                   atomic.Int64
 }
 
 // Stats is a snapshot of the service's counters.
@@ -67,6 +76,10 @@ type Stats struct {
 	Refutations   uint64 // times this node raised its incarnation to refute
 	EventsDropped uint64 // events lost to a full queue
 	NonMember     uint64 // heartbeat, probe-request and probe-ack calls from non-members: claims ignored
+	UpdatesSent   uint64 // membership updates piggybacked on heartbeats
+	UpdatesHeard  uint64 // membership updates received from members
+	BadUpdates    uint64 // malformed update parameters (the rest of the parameter dropped)
+	Health        int    // local health score: timeouts are stretched by 1+Health (0: healthy)
 }
 
 // Start starts the liveness service on ep with the given members (this
@@ -163,6 +176,8 @@ func (s *Service) AddMember(addr netip.AddrPort) error {
 	m.probeAt = now + int64(s.cfg.Interval)*int64(len(s.mu.order)%8+1)/8
 	s.mu.members[addr] = m
 	s.mu.order = append(s.mu.order, m)
+	s.mu.gen++
+	s.touchLocked(m)
 	s.emitLocked(Event{Kind: EventAdded, Addr: addr, AtNs: now})
 	return nil
 }
@@ -178,7 +193,29 @@ func (s *Service) RemoveMember(addr netip.AddrPort) error {
 	}
 	delete(s.mu.members, addr)
 	m.removed = true // the probe loop releases its probe and drops it
+	s.mu.gen++
+	s.mu.pruned = true
+	s.touchLocked(m)
 	s.emitLocked(Event{Kind: EventRemoved, Addr: addr, Node: m.node, Incarnation: m.inc, AtNs: s.ep.Now()})
+	return nil
+}
+
+// Pin makes a member probed on its own cadence every Interval, as in a
+// cluster of two, whatever the probe schedule: the heartbeat channel of a
+// master/worker pair stays direct between the pair. A Master pins a
+// worker when it starts a task there, a Worker pins a master whose task
+// it accepts. ENOENT if addr is not a member.
+func (s *Service) Pin(addr netip.AddrPort) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.mu.members[addr]
+	if m == nil {
+		return wire.ENOENT
+	}
+	if !m.pinned {
+		m.pinned = true
+		s.touchLocked(m)
+	}
 	return nil
 }
 
@@ -216,6 +253,8 @@ func (s *Service) Stats() Stats {
 		IndirectSent: st.indirectSent.Load(), Relayed: st.relayed.Load(), RelayDropped: st.relayDropped.Load(),
 		Suspects: st.suspects.Load(), Deaths: st.deaths.Load(), Rejoins: st.rejoin.Load(),
 		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
+		UpdatesSent: st.updatesSent.Load(), UpdatesHeard: st.updatesHeard.Load(), BadUpdates: st.badUpdates.Load(),
+		Health: int(st.health.Load()),
 	}
 }
 

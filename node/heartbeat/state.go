@@ -37,13 +37,17 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 
 func (s *Service) toAliveLocked(m *member, now int64) {
 	old := m.state
-	if old == StateDead {
+	if old == StateDead && (!m.hearsay || m.pinned) {
 		m.tellDied = true
 	}
 	m.state = StateAlive
 	m.since = now
 	m.ackSeq = 0
 	m.syncRFC = true
+	s.touchLocked(m)
+	if old == StateDead {
+		s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
+	}
 	s.stats.rejoin.Add(1)
 	s.log.Info("heartbeat: member alive", "member", m.addr.String(), "node", m.node, "was", old.String(), "incarnation", m.inc)
 	s.emitLocked(Event{Kind: EventAlive, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
@@ -66,11 +70,13 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 // member is marking and stays dead whatever is heard from it.
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
+	m.hearsay = false
 	m.marking = true
 	m.deadInc = m.inc
 	m.since = now
 	m.ackSeq = 0
 	m.syncRFC = true
+	s.enqueueLocked(m.addr, m.node, StateDead, m.deadInc)
 	s.stats.deaths.Add(1)
 	s.log.Warn("heartbeat: member declared dead", "member", m.addr.String(), "node", m.node, "incarnation", m.deadInc)
 	return Event{Kind: EventDead, Addr: m.addr, Node: m.node, Incarnation: m.deadInc, AtNs: now}
@@ -122,6 +128,8 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 	if top >= cur && top != maxInc {
 		s.ep.SetIncarnation(top + 1)
 		s.stats.refutations.Add(1)
+		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, top+1)
+		s.mu.selfRefuted = true
 	}
 	if suspect < cur {
 		suspect = 0 // an old suspicion, refuted already

@@ -261,7 +261,7 @@ func TestRefutation(t *testing.T) {
 	var rep rfc.Reply
 	call := func(vs State, vi uint32) (uint32, State) {
 		var ps wire.Params
-		heartbeatParams(&ps, make([]byte, 64), cli.Incarnation(), view{state: vs, inc: vi})
+		heartbeatParams(&ps, make([]byte, 64), cli.Incarnation(), view{state: vs, inc: vi}, nil)
 		if err := cli.Call(ctxFor(t, time.Second), b.ep.Addr(), CallHeartbeat, &ps, &rep); err != nil {
 			t.Fatalf("heartbeat: %v", err)
 		}

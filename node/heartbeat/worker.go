@@ -217,6 +217,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	}
 	w.mu.tasks[key] = t
 	w.mu.Unlock()
+	w.svc.Pin(req.From) // the pair's heartbeat channel stays direct
 	w.stats.started.Add(1)
 	rep.Uint64(uint64(inc))
 	return wire.OK

@@ -3,8 +3,8 @@
 // charts. `make bench` runs it; `make bench CASE=calls` runs one case.
 //
 // Cases: calls, coalesce, loss, shm, lock, dispatch, detection, route,
-// registry. Peers that need other modules (gRPC-go for calls,
-// hashicorp/memberlist for detection) run as `go run` programs of the
+// registry, scale. Peers that need other modules (gRPC-go for calls,
+// hashicorp/memberlist for detection and scale) run as `go run` programs of the
 // nested module bench/peers; when that fails (no module download, say) the
 // case notes it in RESULTS.md and goes on.
 package main
@@ -23,7 +23,7 @@ import (
 )
 
 // allCases in the order they run and appear in RESULTS.md.
-var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry"}
+var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "scale"}
 
 func main() {
 	if bench.ChildMain() {
