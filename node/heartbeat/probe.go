@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -58,6 +60,7 @@ type prober struct {
 	health  int   // local health score (loop-owned; published in Stats)
 	relays  []relayProbe
 	helpers []netip.AddrPort
+	rnd     *rand.Rand // the schedule's shuffles, seeded from this node's incarnation and address
 }
 
 // healthMax bounds the local health score: timeouts stretch at most
@@ -73,6 +76,11 @@ const healthMax = 4
 func (s *Service) probeLoop() {
 	defer s.wg.Done()
 	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram), upd: make([]byte, 0, piggybackBuf)}
+	// The shuffles draw from the endpoint's incarnation (random per
+	// process) and address, not from the global generator, so that a
+	// run whose incarnations are fixed (the simulation) replays.
+	addr := s.ep.Addr().Addr().As16()
+	pr.rnd = rand.New(rand.NewPCG(uint64(s.ep.Incarnation()), xxhash.Sum64(addr[:])^uint64(s.ep.Addr().Port())))
 	pr.ctx.Context = context.Background()
 	tk := time.NewTicker(s.cfg.Tick)
 	defer tk.Stop()
@@ -184,7 +192,7 @@ func (pr *prober) schedule(now int64) {
 			if len(pr.ring) == 0 {
 				break
 			}
-			rand.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
+			pr.rnd.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
 			pr.ringAt = 0
 		}
 		m := pr.ring[pr.ringAt]
