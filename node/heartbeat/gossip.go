@@ -158,9 +158,11 @@ func (s *Service) takeUpdatesLocked(dst []byte, room int) []byte {
 // address). What a non-member says is never applied. An update about
 // this node that suspects or buries it at or above its incarnation is
 // refuted: the incarnation is raised and the new one disseminated. A
-// death heard about a member this node heard from itself within the
-// last Interval is not applied on hearsay: the member is probed at once
-// instead, and declared dead only if that probe and a suspect round fail.
+// death heard about a member is never applied on hearsay: a member this
+// node heard from itself within the last Interval is probed at once; any
+// other alive member becomes suspect at once and gets its suspect rounds
+// here (a direct probe and indirect ones), so it is declared dead only on
+// this node's own evidence.
 func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 	self, selfNode := s.ep.Addr(), s.ep.NodeID()
 	for len(b) > 0 {
@@ -221,8 +223,14 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 				continue
 			}
 			m.inc = u.inc
-			m.pendingDead = s.toDeadLocked(m, now)
-			m.hearsay = true
+			if m.state == StateAlive {
+				// Not dead on hearsay: the teller may have been cut off
+				// or stalled itself. Suspect now and open a suspect
+				// round at the next tick; dead only if it fails here.
+				s.toSuspectLocked(m, now)
+				m.rounds = -1
+				m.roundEnd = now
+			}
 			s.touchLocked(m)
 		}
 	}

@@ -63,11 +63,7 @@ type member struct {
 	marking  bool // declared dead, MarkDead and EventDead not yet done: a revival waits
 	pinned   bool // probed on its own cadence every Interval (a master/worker pair's channel)
 	probeNow bool // probe at the next tick (a death heard about it on hearsay)
-	hearsay  bool // its last death was heard, not declared by this node: a rejoin need not be told
 	touched  bool // listed in Service.mu.touched for the probe loop
-	// pendingDead is the EventDead of a death applied outside the probe
-	// loop (disseminated); the loop marks the engine and queues it.
-	pendingDead Event
 
 	// Owned by the probe loop.
 	active    bool // in the loop's active list

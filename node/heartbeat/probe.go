@@ -404,10 +404,6 @@ func (pr *prober) step(m *member, now int64) bool {
 		// The reprobe loop looks after dead members.
 		m.probeNow = false
 	}
-	if m.pendingDead.Kind != 0 {
-		// A death heard through dissemination: mark the engine first.
-		dead, m.pendingDead = m.pendingDead, Event{}
-	}
 	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
 	m.syncRFC = false

@@ -65,12 +65,13 @@ func sendUpdates(t *testing.T, ep *rfc.Endpoint, dst netip.AddrPort, us ...updat
 }
 
 // TestDeathHeardMarksDead: a death disseminated by a member makes this
-// node declare the member dead without probing it itself: EventDead, and
-// a call parked on the dead member fails ENODEAD. The same update from a
+// node suspect the member at once and declare it dead when its own
+// suspect round fails: EventSuspect then EventDead, and a call parked on
+// the dead member fails ENODEAD. The same update from a
 // non-member changes nothing.
 func TestDeathHeardMarksDead(t *testing.T) {
 	// A long interval: this node's own probes would take seconds to
-	// find the victim dead, so the death seen here is the one heard.
+	// find the victim suspect, so the suspicion seen here is the one heard.
 	cfg := DefaultConfig().WithInterval(2 * time.Second)
 	cfg.Logger = quiet
 	cfg.ReprobeInterval = time.Hour
@@ -95,6 +96,9 @@ func TestDeathHeardMarksDead(t *testing.T) {
 	sendUpdates(t, teller, x.ep.Addr(), dead)
 	if !waitFor(5*time.Second, func() bool { return x.log.count(EventDead, victim) == 1 }) {
 		t.Fatalf("victim %v, events %+v", stateOf(x.svc, victim), x.log.evs)
+	}
+	if n := x.log.count(EventSuspect, victim); n != 1 {
+		t.Fatalf("%d suspicions before the death, want 1", n)
 	}
 	if err := p.Wait(); wire.AsErrno(err) != wire.ENODEAD {
 		t.Fatalf("parked call: %v, want ENODEAD", err)
@@ -159,5 +163,29 @@ func TestProbesPerIntervalBounded(t *testing.T) {
 	intervals := (t1-t0)/int64(cfg.Interval) + 2
 	if limit := uint64(intervals) * uint64(cfg.ProbesPerInterval); c1-c0 > limit {
 		t.Fatalf("%d probes in %d intervals, limit %d", c1-c0, intervals, limit)
+	}
+}
+
+// TestDeathHearsayOfLiveMember: a death heard about a member this node
+// has not heard from yet (a teller that was cut off or stalled says so)
+// does not make the member dead here: it becomes suspect, this node
+// probes it, and it answers, so it is alive again and no EventDead is
+// queued.
+func TestDeathHearsayOfLiveMember(t *testing.T) {
+	// A long interval: the update lands before this node's first probe.
+	cfg := DefaultConfig().WithInterval(5 * time.Second)
+	cfg.Logger = quiet
+	cfg.ReprobeInterval = time.Hour
+	teller := newEndpoint(t, 2, nil)
+	live := startNode(t, newEndpoint(t, 3, nil), cfg, nil)
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), live.ep.Addr()})
+	sendUpdates(t, teller, x.ep.Addr(), update{addr: live.ep.Addr(), node: 3, state: StateDead, inc: live.ep.Incarnation()})
+	if !waitFor(20*time.Second, func() bool {
+		return x.log.count(EventSuspect, live.ep.Addr()) == 1 && stateOf(x.svc, live.ep.Addr()) == StateAlive
+	}) {
+		t.Fatalf("live member %v after a death heard on hearsay, events %+v", stateOf(x.svc, live.ep.Addr()), x.log.evs)
+	}
+	if n := x.log.count(EventDead, live.ep.Addr()); n != 0 {
+		t.Fatalf("live member declared dead %d times on hearsay", n)
 	}
 }

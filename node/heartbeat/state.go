@@ -37,7 +37,7 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 
 func (s *Service) toAliveLocked(m *member, now int64) {
 	old := m.state
-	if old == StateDead && (!m.hearsay || m.pinned) {
+	if old == StateDead {
 		m.tellDied = true
 	}
 	m.state = StateAlive
@@ -53,7 +53,8 @@ func (s *Service) toAliveLocked(m *member, now int64) {
 	s.emitLocked(Event{Kind: EventAlive, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
 }
 
-// toSuspectLocked is called by the probe loop only.
+// toSuspectLocked is called by the probe loop, and for a death heard on
+// hearsay (applyUpdatesLocked), which hands the member to the loop.
 func (s *Service) toSuspectLocked(m *member, now int64) {
 	m.state = StateSuspect
 	m.since = now
@@ -70,7 +71,6 @@ func (s *Service) toSuspectLocked(m *member, now int64) {
 // member is marking and stays dead whatever is heard from it.
 func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.state = StateDead
-	m.hearsay = false
 	m.marking = true
 	m.deadInc = m.inc
 	m.since = now
