@@ -151,18 +151,38 @@ func (c *Config) check() error {
 	return nil
 }
 
-// DetectBound is the longest time from the last datagram heard from a
-// member that stopped to its declaration as dead, for configuration c:
+// DetectBound is DetectBoundAt(c, c.ProbesPerInterval+1): the bound in a
+// cluster small enough that every member is probed on its own cadence
+// every Interval, and the bound for a pinned member at any size.
+func DetectBound(c Config) time.Duration {
+	return DetectBoundAt(c, c.ProbesPerInterval+1)
+}
+
+// DetectBoundAt is the longest time from the last datagram heard from a
+// member that stopped to its declaration as dead by a member at local
+// health 0 (see Stats.Health), in a cluster of n members this node
+// included, for configuration c:
 //
-//	first probe      at most 2*Interval after the last datagram (a probe
-//	                 goes out on the member's cadence once it has been
+//	first probe      at most Interval + G after the last datagram, G
+//	                 being the longest gap between two probes of one
+//	                 member: Interval in a cluster of ProbesPerInterval+1
+//	                 or fewer; otherwise one pass of the probe schedule's
+//	                 round-robin, (n-1)/ProbesPerInterval Intervals, plus
+//	                 a Tick (a probe goes out once the member has been
 //	                 silent for a full Interval)
-//	suspect          (SuspectAfter-1)*Interval + ProbeTimeout later
-//	dead             DeadAfter*RoundTimeout later
+//	suspect          (SuspectAfter-1)*Interval + ProbeTimeout later (a
+//	                 member whose probe failed is probed every Interval)
+//	dead             DeadAfter*suspectRounds(n)*RoundTimeout later
 //	plus two Ticks of loop granularity.
 //
-// It is a pure function of c so that it can be table-tested and printed.
-func DetectBound(c Config) time.Duration {
-	return 2*c.Interval + time.Duration(c.SuspectAfter-1)*c.Interval + c.ProbeTimeout +
-		time.Duration(c.DeadAfter)*c.RoundTimeout + 2*c.Tick
+// The member list changing restarts the round-robin in a new order, so
+// one gap across that change may reach two passes. It is a pure function
+// of c and n so that it can be table-tested and printed.
+func DetectBoundAt(c Config, n int) time.Duration {
+	gap := c.Interval
+	if n-1 > c.ProbesPerInterval {
+		gap = time.Duration(n-1)*c.Interval/time.Duration(c.ProbesPerInterval) + c.Tick
+	}
+	return c.Interval + gap + time.Duration(c.SuspectAfter-1)*c.Interval + c.ProbeTimeout +
+		time.Duration(c.DeadAfter*suspectRounds(n))*c.RoundTimeout + 2*c.Tick
 }

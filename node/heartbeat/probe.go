@@ -146,7 +146,7 @@ func (pr *prober) stretch(d time.Duration) time.Duration {
 // schedule adds to the active list the members touched outside the loop
 // and the members the probe schedule picks for this tick:
 // ProbesPerInterval per Interval, round-robin over a shuffled copy of the
-// member list (reshuffled at each pass and when the list changes).
+// member list (shuffled anew only when the list changes).
 func (pr *prober) schedule(now int64) {
 	s := pr.s
 	cfg := &s.cfg
@@ -170,8 +170,13 @@ func (pr *prober) schedule(now int64) {
 	clear(s.mu.touched)
 	s.mu.touched = s.mu.touched[:0]
 	if pr.ringGen != s.mu.gen {
+		// One shuffle per member list: a fixed order keeps the gap
+		// between two probes of one member to one pass (DetectBoundAt);
+		// a reshuffle at each pass could put a member first in one pass
+		// and last in the next, two passes apart.
 		pr.ring = append(pr.ring[:0], s.mu.order...)
-		pr.ringAt = len(pr.ring)
+		pr.rnd.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
+		pr.ringAt = 0
 		pr.ringGen = s.mu.gen
 	}
 	if len(s.mu.members) <= cfg.ProbesPerInterval {
@@ -188,11 +193,10 @@ func (pr *prober) schedule(now int64) {
 		pr.credit = int64(cfg.Interval) // no burst after a stall
 	}
 	for tries := 0; pr.credit >= unit && tries <= len(pr.ring); tries++ {
+		if len(pr.ring) == 0 {
+			break
+		}
 		if pr.ringAt >= len(pr.ring) {
-			if len(pr.ring) == 0 {
-				break
-			}
-			pr.rnd.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
 			pr.ringAt = 0
 		}
 		m := pr.ring[pr.ringAt]

@@ -71,6 +71,28 @@ func TestDetectBound(t *testing.T) {
 	}
 }
 
+// TestDetectBoundAt: past ProbesPerInterval+1 members the first-probe
+// term grows by one pass of the probe schedule's round-robin and a Tick,
+// and past 31 members the suspect rounds grow per doubling.
+func TestDetectBoundAt(t *testing.T) {
+	c := DefaultConfig()
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{1, 940 * time.Millisecond},
+		{3, 940 * time.Millisecond},
+		// I + (5I/2 + I/10) + (S-1)I + I/2 + D*I + 2*I/10
+		{6, 1260 * time.Millisecond},
+		// I + (63I/2 + I/10) + (S-1)I + I/2 + 3*D*I + 2*I/10
+		{64, 7460 * time.Millisecond},
+	} {
+		if got := DetectBoundAt(c, tc.n); got != tc.want {
+			t.Fatalf("DetectBoundAt(n=%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}
+
 func TestStateStrings(t *testing.T) {
 	for s, want := range map[State]string{StateAlive: "alive", StateSuspect: "suspect", StateDead: "dead", 9: "?"} {
 		if s.String() != want {
