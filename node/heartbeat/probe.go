@@ -72,15 +72,15 @@ const healthMax = 4
 // that are due, and runs the indirect probes other members asked for.
 // Its work per tick is bounded by the members it must step (probes in
 // flight, failures, suspects, pinned and touched members, and the
-// ProbesPerInterval the schedule picks), not by the member count.
-func (s *Service) probeLoop() {
+// ProbesPerInterval the schedule picks), not by the member count. The
+// schedule's shuffles draw from seed and the endpoint's address, not from
+// the global generator, so that a run whose incarnations are fixed (the
+// simulation) replays.
+func (s *Service) probeLoop(seed uint64) {
 	defer s.wg.Done()
 	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram), upd: make([]byte, 0, piggybackBuf)}
-	// The shuffles draw from the endpoint's incarnation (random per
-	// process) and address, not from the global generator, so that a
-	// run whose incarnations are fixed (the simulation) replays.
 	addr := s.ep.Addr().Addr().As16()
-	pr.rnd = rand.New(rand.NewPCG(uint64(s.ep.Incarnation()), xxhash.Sum64(addr[:])^uint64(s.ep.Addr().Port())))
+	pr.rnd = rand.New(rand.NewPCG(seed, xxhash.Sum64(addr[:])^uint64(s.ep.Addr().Port())))
 	pr.ctx.Context = context.Background()
 	tk := time.NewTicker(s.cfg.Tick)
 	defer tk.Stop()
@@ -92,6 +92,14 @@ func (s *Service) probeLoop() {
 			pr.shutdown()
 			return
 		case <-tk.C:
+		}
+		select {
+		case <-s.done:
+			// Closed at the instant of a tick: no tick, whichever case
+			// the select above drew.
+			pr.shutdown()
+			return
+		default:
 		}
 		now := s.ep.Now()
 		pr.gauge(now)

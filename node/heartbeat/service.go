@@ -124,7 +124,9 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	}
 	// Every long-lived goroutine of the service starts here.
 	s.wg.Add(3)
-	go s.probeLoop()
+	// The incarnation now, before a handler can raise it in a
+	// refutation: read later, it would depend on the goroutines' order.
+	go s.probeLoop(uint64(s.ep.Incarnation()))
 	go s.reprobeLoop()
 	go s.eventLoop()
 	s.log.Debug("heartbeat up", "addr", ep.Addr().String(), "members", len(members),

@@ -335,3 +335,30 @@ func TestRefutation(t *testing.T) {
 		t.Fatalf("a sees b as %+v, b at %d", info, b.ep.Incarnation())
 	}
 }
+
+// TestCloseDeliversQueuedEvents: an event queued before Close is
+// delivered by the time Close returns, every time (the event loop used to
+// pick between a queued event and Close at random, so a run did not
+// replay).
+func TestCloseDeliversQueuedEvents(t *testing.T) {
+	cfg := testConfig()
+	other := newEndpoint(t, 2, nil).Addr()
+	for i := 0; i < 100; i++ {
+		ep := newEndpoint(t, 1, nil)
+		svc, err := Start(ep, cfg, nil)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		log := new(eventLog)
+		svc.OnEvent(log.add)
+		if err := svc.AddMember(other); err != nil {
+			svc.Close()
+			t.Fatalf("AddMember: %v", err)
+		}
+		svc.Close()
+		ep.Close()
+		if n := log.count(EventAdded, other); n != 1 {
+			t.Fatalf("run %d: %d EventAdded delivered by Close, want 1", i, n)
+		}
+	}
+}
