@@ -55,6 +55,13 @@ const (
 	// task id. Reply: none; ENOENT if the worker does not run it.
 	// Idempotent.
 	CallTaskCancel uint16 = wire.CallHeartbeatBase + 0x13
+	// CallTaskCheck (worker to master) renews a task's lease. Request:
+	// u64 task id, u64 master incarnation the task was started under,
+	// u64 worker incarnation it runs under. Reply: none; ENOENT if the
+	// master does not hold the task (it ended it, or never issued it),
+	// ESTALE if it holds that id for another start, ECLOSED if the
+	// master is closed. Idempotent (it only reads).
+	CallTaskCheck uint16 = wire.CallHeartbeatBase + 0x14
 )
 
 // Parameter positions.
@@ -108,6 +115,11 @@ const (
 	trParamData  = 3
 
 	tcParamID = 0 // CallTaskCancel
+
+	tkParamID      = 0 // CallTaskCheck
+	tkParamMastInc = 1
+	tkParamInc     = 2
+	tkParams       = 3
 )
 
 // Sizes used to keep a CallMembers page inside one datagram.
@@ -134,6 +146,7 @@ var (
 	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskCancel   = wire.Schema{wire.TypeUint64}
+	schemaTaskCheck    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 )
 
 // paramsBuf returns a parameter builder over a fresh buffer of n bytes.

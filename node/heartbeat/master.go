@@ -1,8 +1,10 @@
 package heartbeat
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,9 @@ func DefaultMasterConfig() MasterConfig {
 // worker's incarnation does not change when only this node refuted, so
 // fencing it would refuse the live worker for good. Every task ended by
 // a loss, and a task ended while its start was in flight, is cancelled on
-// the worker (one-way, best effort). All methods are safe for concurrent
+// the worker (one-way, best effort). A cancel that does not arrive is
+// covered by the worker's task lease: serveCheck confirms only the tasks
+// this master holds (see Worker). All methods are safe for concurrent
 // use.
 type Master struct {
 	svc *Service
@@ -69,7 +73,7 @@ type MasterStats struct {
 }
 
 // NewMaster registers the master's call numbers (CallTaskProgress,
-// CallTaskResult) on the service's endpoint and starts following its
+// CallTaskResult, CallTaskCheck) on the service's endpoint and starts following its
 // events. One Master per endpoint.
 func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 	if cfg.MaxTasks < 1 || cfg.StartTimeout <= 0 {
@@ -82,6 +86,9 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 		return nil, err
 	}
 	if err := m.ep.Register(CallTaskResult, "task-result", schemaTaskResult, 0, m.serveResult); err != nil {
+		return nil, err
+	}
+	if err := m.ep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, m.serveCheck); err != nil {
 		return nil, err
 	}
 	m.stop = svc.OnEvent(m.onEvent)
@@ -101,7 +108,12 @@ func (m *Master) Close() {
 	m.mu.tasks = map[uint64]*Task{}
 	m.mu.Unlock()
 	m.stop()
+	ts := make([]*Task, 0, len(tasks))
 	for _, t := range tasks {
+		ts = append(ts, t)
+	}
+	sortTasks(ts)
+	for _, t := range ts {
 		t.finish(wire.ECLOSED, nil)
 	}
 }
@@ -223,6 +235,12 @@ func (m *Master) sendCancel(worker netip.AddrPort, id uint64) {
 	_ = m.ep.Send(worker, CallTaskCancel, ps)
 }
 
+// sortTasks puts tasks in id order: they are ended in that order, not in
+// map order, so that a run replays.
+func sortTasks(ts []*Task) {
+	slices.SortFunc(ts, func(a, b *Task) int { return cmp.Compare(a.ID, b.ID) })
+}
+
 // onEvent ends the tasks of a worker that is lost to this master, as
 // the Master's doc comment says.
 func (m *Master) onEvent(ev Event) {
@@ -253,6 +271,7 @@ func (m *Master) onEvent(ev Event) {
 		ended = append(ended, t)
 	}
 	m.mu.Unlock()
+	sortTasks(ended)
 	for _, t := range ended {
 		if t.finish(wire.ENODEAD, nil) {
 			m.stats.failed.Add(1)
@@ -301,6 +320,34 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 	data := append([]byte(nil), req.Param(trParamData).Bytes()...)
 	if t.finish(wire.Errno(req.Param(trParamErrno).Uint64()), data) {
 		m.stats.completed.Add(1)
+	}
+	return wire.OK
+}
+
+// serveCheck renews a worker's lease on a task: OK only while this
+// master holds the task, started under the named master incarnation on
+// the calling worker (and, once the start reply is in, under the named
+// worker incarnation). A restarted master holds none of its
+// predecessor's tasks: it answers ENOENT, or ESTALE when it reused the
+// id, so the worker cancels the task (see Worker).
+func (m *Master) serveCheck(req *rfc.Request, _ *wire.Params) wire.Errno {
+	id := req.Param(tkParamID).Uint64()
+	mastInc := uint32(req.Param(tkParamMastInc).Uint64())
+	inc := uint32(req.Param(tkParamInc).Uint64())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return wire.ECLOSED
+	}
+	t := m.mu.tasks[id]
+	if t == nil {
+		return wire.ENOENT
+	}
+	t.mu.Lock()
+	tmast, tinc := t.mu.mastInc, t.mu.inc
+	t.mu.Unlock()
+	if t.Worker != req.From || tmast != mastInc || (tinc != 0 && tinc != inc) {
+		return wire.ESTALE
 	}
 	return wire.OK
 }

@@ -1,8 +1,10 @@
 package heartbeat
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +64,13 @@ type workTask struct {
 	TaskInfo
 	ctx     context.Context
 	cancel  context.CancelFunc
-	aborted atomic.Bool // cancelled because the master was lost
+	aborted atomic.Bool // cancelled because the master was lost or the lease lapsed
+
+	// The task's lease (see Worker). Atomics: the engine goroutine that
+	// completes a check updates them without taking Worker.mu.
+	leased   atomic.Int64 // ep.Now() when the master last held the task: the acceptance, then the send time of a confirmed check
+	checked  int64        // ep.Now() when the last check was sent; leaseLoop only (outside Worker.mu)
+	checking atomic.Bool  // a check is in flight
 }
 
 type workKey struct {
@@ -73,8 +81,17 @@ type workKey struct {
 // Worker runs tasks for masters that are members of its Service. When a
 // master is declared dead or removed, or declares this node dead, every
 // task of that master is cancelled (its context ends). A stale start is
-// refused with ESTALE (see serveStart). All methods are safe for
-// concurrent use.
+// refused with ESTALE (see serveStart).
+//
+// Every task held (queued or running) is under a lease: once per
+// service Interval the worker asks the master (CallTaskCheck) whether it
+// still holds the task. A confirmation renews the lease from the time
+// the check was sent; an answer ENOENT, ESTALE or ECLOSED (the master
+// ended the task, restarted, or closed) cancels the task at once; a task
+// whose lease was not renewed within DetectBound of the service's
+// configuration is cancelled. So a task never runs longer than
+// DetectBound plus one Tick after its master ended it, whatever was
+// lost on the way. All methods are safe for concurrent use.
 type Worker struct {
 	svc *Service
 	ep  *rfc.Endpoint
@@ -87,7 +104,9 @@ type Worker struct {
 		deadAt map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
 		closed bool
 	}
-	queue chan *workTask // bounded by WorkerConfig.Queue
+	queue chan *workTask     // bounded by WorkerConfig.Queue
+	ctx   context.Context    // parent of the result calls; ended by Close
+	end   context.CancelFunc // ends ctx
 	stop  func()
 	stats workerStats
 	done  chan struct{}
@@ -102,7 +121,7 @@ type workerStats struct {
 type WorkerStats struct {
 	Started  uint64 // tasks accepted
 	Finished uint64 // results the master applied
-	Aborted  uint64 // tasks cancelled because their master was lost
+	Aborted  uint64 // tasks cancelled because their master was lost or their lease lapsed
 	Stale    uint64 // results the master rejected with ESTALE
 	Lost     uint64 // results that could not be delivered
 	Refused  uint64 // stale starts refused with ESTALE, unrun
@@ -110,12 +129,14 @@ type WorkerStats struct {
 
 // NewWorker registers the worker's call numbers (CallTaskStart,
 // CallTaskCancel) on the service's endpoint, starts cfg.Runners runner
-// goroutines, and follows the service's events. One Worker per endpoint.
+// goroutines and the lease goroutine, and follows the service's events.
+// One Worker per endpoint.
 func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	if cfg.Runners < 1 || cfg.Runners > 4096 || cfg.Queue < 1 || cfg.ResultTimeout <= 0 || fn == nil {
 		return nil, &ConfigError{"WorkerConfig", "Runners 1-4096, Queue and ResultTimeout positive, fn set"}
 	}
 	w := &Worker{svc: svc, ep: svc.ep, cfg: cfg, fn: fn, done: make(chan struct{})}
+	w.ctx, w.end = context.WithCancel(context.Background())
 	w.mu.tasks = make(map[workKey]*workTask)
 	w.mu.deadAt = make(map[netip.AddrPort]uint32)
 	w.queue = make(chan *workTask, cfg.Queue)
@@ -131,11 +152,14 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 		w.wg.Add(1)
 		go w.runLoop()
 	}
+	w.wg.Add(1)
+	go w.leaseLoop()
 	return w, nil
 }
 
-// Close cancels every task, stops the runners and waits for them (a
-// runner first waits for its task code to return).
+// Close cancels every task and the result calls in flight, stops the
+// runners and the lease goroutine and waits for them (a runner first
+// waits for its task code to return).
 func (w *Worker) Close() {
 	w.mu.Lock()
 	if w.mu.closed {
@@ -143,10 +167,16 @@ func (w *Worker) Close() {
 		return
 	}
 	w.mu.closed = true
+	ts := make([]*workTask, 0, len(w.mu.tasks))
 	for _, t := range w.mu.tasks {
+		ts = append(ts, t)
+	}
+	sortWork(ts)
+	for _, t := range ts {
 		t.cancel()
 	}
 	w.mu.Unlock()
+	w.end()
 	w.stop()
 	close(w.done)
 	w.wg.Wait()
@@ -207,6 +237,8 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 		return wire.EEXIST
 	}
 	t.Incarnation = inc
+	t.checked = w.ep.Now()
+	t.leased.Store(t.checked)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	select {
 	case w.queue <- t:
@@ -250,6 +282,7 @@ func (w *Worker) onEvent(ev Event) {
 	case ev.Kind == EventRemoved:
 		delete(w.mu.deadAt, ev.Addr) // a non-member's starts are refused ENOENT
 	}
+	var ts []*workTask
 	for k, t := range w.mu.tasks {
 		if k.master != ev.Addr {
 			continue
@@ -257,12 +290,109 @@ func (w *Worker) onEvent(ev Event) {
 		if ev.Kind == EventDeclaredDeadBy && t.Incarnation > ev.Incarnation {
 			continue // accepted after this node rejoined
 		}
-		if !t.aborted.Swap(true) {
-			w.stats.aborted.Add(1)
-		}
-		t.cancel()
+		ts = append(ts, t)
+	}
+	sortWork(ts)
+	for _, t := range ts {
+		w.abort(t)
 	}
 	w.mu.Unlock()
+}
+
+// sortWork puts tasks in (id, master) order: tasks are cancelled and
+// checked in that order, not in map order, so that a run replays.
+func sortWork(ts []*workTask) {
+	slices.SortFunc(ts, func(a, b *workTask) int {
+		if c := cmp.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return a.Master.Compare(b.Master)
+	})
+}
+
+// abort cancels t because its master is lost to this worker or its
+// lease lapsed. It takes no lock.
+func (w *Worker) abort(t *workTask) {
+	if !t.aborted.Swap(true) {
+		w.stats.aborted.Add(1)
+	}
+	t.cancel()
+}
+
+// leaseLoop is the lease goroutine: every service Tick it cancels the
+// tasks whose lease lapsed and sends a CallTaskCheck for each task not
+// checked for an Interval (one check in flight per task, with the
+// service's ProbeTimeout, below Interval, so that it has ended before
+// the next is due; the engine runs the answer in checkDone).
+func (w *Worker) leaseLoop() {
+	defer w.wg.Done()
+	scfg := w.svc.Config()
+	lease, every := int64(DetectBound(scfg)), int64(scfg.Interval)
+	// Half a Tick out of phase with the service's probe loop, started
+	// at the same time: the two never act at the same instant, so that
+	// a simulated run replays.
+	select {
+	case <-time.After(scfg.Tick / 2):
+	case <-w.done:
+		return
+	}
+	tick := time.NewTicker(scfg.Tick)
+	defer tick.Stop()
+	var due []*workTask
+	for {
+		select {
+		case <-tick.C:
+		case <-w.done:
+			return
+		}
+		now := w.ep.Now()
+		due = due[:0]
+		w.mu.Lock()
+		for _, t := range w.mu.tasks {
+			if t.ctx.Err() == nil {
+				due = append(due, t)
+			}
+		}
+		w.mu.Unlock()
+		sortWork(due)
+		for i, t := range due {
+			due[i] = nil
+			switch {
+			case now-t.leased.Load() > lease:
+				w.abort(t)
+				continue
+			case now-t.checked < every || !t.checking.CompareAndSwap(false, true):
+				continue
+			}
+			t.checked = now
+			ps := paramsBuf(tkParams * sizeU64Param)
+			ps.Uint64(t.ID)
+			ps.Uint64(uint64(t.MasterIncarnation))
+			ps.Uint64(uint64(t.Incarnation))
+			sent := now
+			err := w.ep.GoFunc(t.Master, CallTaskCheck, ps, scfg.ProbeTimeout, func(p *rfc.Pending) {
+				w.checkDone(t, sent, wire.AsErrno(p.Err()))
+			})
+			if err != nil {
+				w.checkDone(t, sent, wire.ETIMEDOUT) // not sent: the lease runs on
+			}
+		}
+	}
+}
+
+// checkDone applies the master's answer to a check sent at sent: OK
+// renews t's lease, a definite refusal cancels t, anything else (the
+// call timed out or the master is marked dead) leaves the lease to run
+// out. It runs on an engine goroutine and takes no lock.
+func (w *Worker) checkDone(t *workTask, sent int64, e wire.Errno) {
+	switch e {
+	case wire.OK:
+		for old := t.leased.Load(); sent > old && !t.leased.CompareAndSwap(old, sent); old = t.leased.Load() {
+		}
+	case wire.ENOENT, wire.ESTALE, wire.ECLOSED:
+		w.abort(t)
+	}
+	t.checking.Store(false)
 }
 
 // runLoop is a runner goroutine: it runs queued tasks and sends their
@@ -310,7 +440,7 @@ func (w *Worker) sendResult(t *workTask, res []byte, e wire.Errno, buf []byte, p
 	if ps.Err() != wire.OK || ps.Len() > w.ep.Config().MaxDatagram-wire.HeaderSize {
 		build(nil, wire.EMSGSIZE)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ResultTimeout)
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.ResultTimeout)
 	err := w.ep.Call(ctx, t.Master, CallTaskResult, ps, rep)
 	cancel()
 	switch wire.AsErrno(err) {

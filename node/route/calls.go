@@ -100,21 +100,24 @@ var (
 
 // RoutedCall declares a call number the router forwards. Its first
 // parameter must be a str path. Schema is the client's form; the member
-// registers No+RoutedOffset with ForwardedSchema(Schema).
+// registers No+RoutedOffset with ForwardedSchema(Schema). Idempotent
+// states what the members register (rfc.Idempotent): only an idempotent
+// call is forwarded again after an attempt whose outcome is unknown.
 type RoutedCall struct {
-	No     uint16
-	Name   string
-	Schema wire.Schema
+	No         uint16
+	Name       string
+	Schema     wire.Schema
+	Idempotent bool
 }
 
 // NamespaceCalls returns the routed declarations of the namespace calls,
 // the default Config.Calls.
 func NamespaceCalls() []RoutedCall {
 	return []RoutedCall{
-		{CallNSPut, "ns-put", schemaNSPut},
-		{CallNSGet, "ns-get", schemaNSGet},
-		{CallNSList, "ns-list", schemaNSList},
-		{CallNSDelete, "ns-delete", schemaNSDelete},
+		{No: CallNSPut, Name: "ns-put", Schema: schemaNSPut},
+		{No: CallNSGet, Name: "ns-get", Schema: schemaNSGet, Idempotent: true},
+		{No: CallNSList, Name: "ns-list", Schema: schemaNSList, Idempotent: true},
+		{No: CallNSDelete, Name: "ns-delete", Schema: schemaNSDelete},
 	}
 }
 

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type forwarding struct {
 	overall  time.Time // the last moment an attempt may end
 	idx      int       // member of the attempt in flight
 	cut      bool      // the attempt's bound was cut by the client's deadline
+	unknown  bool      // an attempt was sent and got no answer: it may have run
 	view     uint64    // the cluster's role view when the call arrived
 	failedAt time.Time // when the attempt handed to the failover goroutine failed
 	at       attempt
@@ -74,6 +76,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 	f := r.fwds.Get().(*forwarding)
 	f.rc, f.d, f.cs, f.start = rc, d, nil, time.Now()
 	f.at = attempt{}
+	f.unknown = false
 	f.src, f.from, f.callID, f.callNo = req.Src, req.From, req.CallID, req.CallNo
 	path := req.Param(0)
 	f.pathBuf = append(f.pathBuf[:0], path.Raw[:min(len(path.Raw), MaxPathLen)]...)
@@ -151,6 +154,11 @@ func (f *forwarding) complete(p *rfc.Pending) {
 	r := f.r
 	f.at.errno = wire.AsErrno(p.Err())
 	if f.at.errno != wire.OK {
+		// The request went out: a timeout, or a death declared while
+		// it was in flight, leaves its outcome unknown.
+		if f.at.errno == wire.ETIMEDOUT || f.at.errno == wire.ENODEAD {
+			f.unknown = true
+		}
 		r.next(f)
 		return
 	}
@@ -180,6 +188,10 @@ func (f *forwarding) complete(p *rfc.Pending) {
 //   - ENOTACTIVE: try the next member without promoting it; a member
 //     that then answers is remembered as the active one.
 //   - anything else is the call's answer.
+//
+// A call that is not idempotent and whose attempt was sent without an
+// answer (f.unknown) is never sent again: the failover decision is still
+// made, then the call ends ETIMEDOUT (see finish).
 func (r *Router) next(f *forwarding) {
 	n := len(f.cs.members)
 	if f.at.tries < n {
@@ -203,7 +215,10 @@ type failoverQueue struct {
 	r    *Router
 	ch   chan *forwarding
 	done chan struct{} // closed when the goroutine has returned
-	mu   struct {
+	// demote holds the demotions not acknowledged yet; owned by the
+	// failover goroutine.
+	demote []demotion
+	mu     struct {
 		sync.Mutex // guards closed; held while a call is queued
 		closed     bool
 	}
@@ -244,15 +259,88 @@ func (q *failoverQueue) close() {
 	<-q.done
 }
 
-// run is the failover goroutine: one per router, started by New.
+// run is the failover goroutine: one per router, started by New. While
+// a demotion is unacknowledged it also re-sends the pending demotions
+// every demoteEvery.
 func (q *failoverQueue) run() {
 	defer close(q.done)
-	for f := range q.ch {
-		if q.r.closed.Load() {
-			q.r.finish(f)
+	var retry <-chan time.Time
+	for {
+		if retry == nil && len(q.demote) > 0 {
+			retry = time.After(demoteEvery)
+		}
+		select {
+		case f, ok := <-q.ch:
+			if !ok {
+				return
+			}
+			if q.r.closed.Load() {
+				q.r.finish(f)
+				continue
+			}
+			q.r.failover(f)
+		case <-retry:
+			retry = nil
+			if !q.r.closed.Load() {
+				q.r.redemote()
+			}
+		}
+	}
+}
+
+// demoteEvery is the period at which unacknowledged demotions are re-sent.
+const demoteEvery = time.Second
+
+// demotion is a member the router fenced (set-role false) without an
+// acknowledgement, then replaced.
+type demotion struct {
+	cluster string
+	member  netip.AddrPort
+}
+
+// redemote re-sends set-role(false) to every member in q.demote, under
+// its sub-cluster's promote lock. A member that acknowledges, that is no
+// longer listed in its sub-cluster, or that the router believes active
+// again, is forgotten. Runs on the failover goroutine, which owns
+// q.demote.
+func (r *Router) redemote() {
+	var ps wire.Params
+	var buf [16]byte
+	mt := r.table.Load()
+	keep := r.fo.demote[:0]
+	for _, d := range r.fo.demote {
+		cs := mt.clusters[d.cluster]
+		if cs == nil {
 			continue
 		}
-		q.r.failover(f)
+		cs.promote.Lock()
+		idx := slices.Index(cs.members, d.member)
+		pending := idx >= 0 && idx != cs.activeIdx()
+		if pending && r.setRole(d.member, false, &ps, buf[:]) == nil {
+			pending = false
+			r.log.Info("route: replaced member demoted", "cluster", cs.name, "member", d.member.String())
+		}
+		cs.promote.Unlock()
+		if pending {
+			keep = append(keep, d)
+		}
+	}
+	clear(r.fo.demote[len(keep):])
+	r.fo.demote = keep
+}
+
+// forgetDemotion drops a pending demotion of m in cluster (m is made
+// active again). Runs on the failover goroutine.
+func (r *Router) forgetDemotion(cluster string, m netip.AddrPort) {
+	r.fo.demote = slices.DeleteFunc(r.fo.demote, func(d demotion) bool { return d.cluster == cluster && d.member == m })
+}
+
+// rememberDemotion records an unacknowledged demotion of m in cluster,
+// once. Runs on the failover goroutine.
+func (r *Router) rememberDemotion(cluster string, m netip.AddrPort) {
+	d := demotion{cluster, m}
+	if !slices.Contains(r.fo.demote, d) {
+		r.fo.demote = append(r.fo.demote, d)
 	}
 }
 
@@ -277,7 +365,7 @@ func (r *Router) failover(f *forwarding) {
 	cs.promote.Lock()
 	next := r.decideLocked(cs, f)
 	cs.promote.Unlock()
-	if next < 0 {
+	if next < 0 || f.unknown && !f.rc.Idempotent {
 		r.finish(f)
 		return
 	}
@@ -317,7 +405,13 @@ func (r *Router) alive(m netip.AddrPort) bool {
 // finish answers the call with f.at.errno (and, on success, the reply
 // parameters already in the deferral), counts it, notifies the member of
 // a failure, audits it and gives f back.
+//
+// A call that is not idempotent and was sent without an answer ends
+// ETIMEDOUT, whatever followed: it may have run at f.at.dest.
 func (r *Router) finish(f *forwarding) {
+	if f.unknown && !f.rc.Idempotent && f.at.errno != wire.OK {
+		f.at.errno = wire.ETIMEDOUT
+	}
 	e := f.at.errno
 	f.d.Reply(e)
 	f.d = nil
@@ -352,6 +446,11 @@ func (r *Router) finish(f *forwarding) {
 // is told to become active (CallSetRole true) and, if it agrees, becomes
 // the active one. It returns the member to try next, -1 if none. Called
 // with cs.promote held: promotions of one sub-cluster are serialized.
+// A promotion does not wait for the fence to be acknowledged (a dead
+// member cannot answer); an unacknowledged fence, and a candidate that
+// did not acknowledge its promotion (it may have taken the role), are
+// remembered and sent set-role(false) by the failover goroutine until
+// acknowledged (redemote).
 func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
 	failed := roleIdx(view)
 	n := len(cs.members)
@@ -364,10 +463,17 @@ func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) in
 			continue
 		}
 		if r.setRole(cs.members[cand], true, &ps, buf[:]) != nil {
+			// It may have taken the role without the router hearing
+			// it: demoted later unless it is made active meanwhile.
+			r.rememberDemotion(cs.name, cs.members[cand])
 			continue
 		}
 		if !cs.switchActive(view, cand) {
 			return cs.activeIdx()
+		}
+		r.forgetDemotion(cs.name, cs.members[cand])
+		if !fenced {
+			r.rememberDemotion(cs.name, cs.members[failed])
 		}
 		cs.ctr.failovers.Add(1)
 		r.log.Warn("route: standby promoted", "cluster", cs.name, "failed", cs.members[failed].String(),

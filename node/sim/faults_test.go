@@ -17,11 +17,6 @@ func (s span) overlaps(a, b time.Duration) bool {
 	return s.from <= b && (s.to < 0 || s.to >= a)
 }
 
-// covers reports whether s lasts through all of [a, b].
-func (s span) covers(a, b time.Duration) bool {
-	return s.from <= a && (s.to < 0 || s.to >= b)
-}
-
 // faultLog records the faults a schedule applied, so that the checkers
 // can tell a justified verdict (a death after a crash) from a false one.
 type faultLog struct {

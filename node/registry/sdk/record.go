@@ -253,15 +253,6 @@ type OpID struct {
 	Seq    uint64
 }
 
-// RecordOp returns the operation an encoded record was made by (zero if
-// none, or if b is too short).
-func RecordOp(b []byte) OpID {
-	if len(b) < RecHeaderSize {
-		return OpID{}
-	}
-	return OpID{Client: binary.BigEndian.Uint64(b[OffClient:]), Seq: binary.BigEndian.Uint64(b[OffOp:])}
-}
-
 // UpgradeRecord returns the format 2 encoding of a format 1 record
 // (epoch 0, no operation), or b itself if it is already format 2. EPROTO
 // if b is neither.
