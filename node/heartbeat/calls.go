@@ -36,6 +36,10 @@ const (
 	// then per member: str address, u64 node id, u64 state, u64
 	// incarnation, u64 microseconds since last heard (MaxUint64: never).
 	CallMembers uint16 = wire.CallHeartbeatBase + 0x03
+	// CallGossip carries membership updates alone, while some wait to
+	// be disseminated. One-way: u64 sender incarnation, bytes membership
+	// updates (gossip.go). Applied only from a member's own address.
+	CallGossip uint16 = wire.CallHeartbeatBase + 0x04
 
 	// CallTaskStart (master to worker) starts a task. Request: u64 task
 	// id, u64 master incarnation, u64 kind, bytes payload. Reply: u64 the
@@ -84,6 +88,9 @@ const (
 	pakParamNode    = 1
 	pakParamReached = 2
 	pakParamInc     = 3
+
+	gsParamInc     = 0 // CallGossip
+	gsParamUpdates = 1
 
 	memParamCursor   = 0 // CallMembers request
 	memParamPad      = 1
@@ -142,6 +149,7 @@ var (
 	schemaProbeRequest = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64}
 	schemaProbeAck     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBool, wire.TypeUint64}
 	schemaMembers      = wire.Schema{wire.TypeUint64, wire.TypeBytes}
+	schemaGossip       = wire.Schema{wire.TypeUint64, wire.TypeBytes}
 	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}

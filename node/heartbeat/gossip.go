@@ -6,28 +6,32 @@ import (
 	"net/netip"
 )
 
-// Dissemination. Membership changes (a member declared dead, a member
-// alive again or at a higher incarnation, this node's own refutation)
-// ride on heartbeat requests and replies as a bytes parameter of packed
-// updates. Each update is sent at most Config.Retransmit·⌈log2(N+2)⌉
-// times, newest first, so a change reaches every member in O(log N)
-// intervals while a member's traffic stays independent of N.
+// Dissemination. Membership changes (a member suspected, a member
+// declared dead, a member alive again or at a higher incarnation, this
+// node's own refutation) ride on heartbeat requests and replies as a
+// bytes parameter of packed updates, and, while any wait, on CallGossip
+// datagrams to Config.GossipNodes random members every GossipInterval.
+// Each update is sent at most Config.Retransmit·⌈log2(N+2)⌉ times, least
+// sent first, so a change reaches every member in O(log N) intervals
+// while a member's traffic stays independent of N.
 //
 // Update layout (big-endian), one after another in the parameter:
 //
 //	0  u8  state (State)
 //	1  u32 incarnation the state refers to
 //	5  u32 node id (0: unknown)
-//	9  u16 port
-//	11 u8  address length (4 or 16)
-//	12     address
+//	9  u32 observer: the member whose verdict it is (observerID)
+//	13 u16 port
+//	15 u8  address length (4 or 16)
+//	16     address
 const (
 	updOffState   = 0
 	updOffInc     = 1
 	updOffNode    = 5
-	updOffPort    = 9
-	updOffAddrLen = 11
-	updOffAddr    = 12
+	updOffFrom    = 9
+	updOffPort    = 13
+	updOffAddrLen = 15
+	updOffAddr    = 16
 	updHead       = updOffAddr
 	updMax        = updHead + 16 // an IPv6 entry
 
@@ -41,6 +45,7 @@ const (
 type update struct {
 	addr  netip.AddrPort
 	node  uint32
+	from  uint32 // observer (observerID) whose verdict a suspicion or death is
 	state State
 	inc   uint32
 	sends int
@@ -53,6 +58,7 @@ func putUpdate(b []byte, u *update) []byte {
 	e[updOffState] = byte(u.state)
 	binary.BigEndian.PutUint32(e[updOffInc:], u.inc)
 	binary.BigEndian.PutUint32(e[updOffNode:], u.node)
+	binary.BigEndian.PutUint32(e[updOffFrom:], u.from)
 	binary.BigEndian.PutUint16(e[updOffPort:], u.addr.Port())
 	n := updHead
 	if a.Is4() {
@@ -86,6 +92,7 @@ func nextUpdate(b []byte) (u update, rest []byte, ok bool) {
 	u = update{
 		addr:  netip.AddrPortFrom(a, binary.BigEndian.Uint16(b[updOffPort:])),
 		node:  binary.BigEndian.Uint32(b[updOffNode:]),
+		from:  binary.BigEndian.Uint32(b[updOffFrom:]),
 		state: State(b[updOffState]),
 		inc:   binary.BigEndian.Uint32(b[updOffInc:]),
 	}
@@ -98,10 +105,17 @@ func (s *Service) retransmitLimitLocked() int {
 	return s.cfg.Retransmit * bits.Len(uint(len(s.mu.members)+1))
 }
 
-// enqueueLocked queues an update for dissemination. A newer update about
-// the same address replaces the queued one; the queue holds at most one
-// update per member plus one about this node.
+// enqueueLocked queues this node's own update for dissemination (see
+// enqueueFromLocked).
 func (s *Service) enqueueLocked(addr netip.AddrPort, node uint32, st State, inc uint32) {
+	s.enqueueFromLocked(addr, node, st, inc, s.self)
+}
+
+// enqueueFromLocked queues an update, the verdict of observer from, for
+// dissemination. A newer update about the same address replaces the
+// queued one; the queue holds at most one update per member plus one
+// about this node.
+func (s *Service) enqueueFromLocked(addr netip.AddrPort, node uint32, st State, inc, from uint32) {
 	if s.cfg.Retransmit == 0 {
 		return
 	}
@@ -117,12 +131,13 @@ func (s *Service) enqueueLocked(addr netip.AddrPort, node uint32, st State, inc 
 		copy(q, q[1:]) // the oldest, sent the most, goes
 		q = q[:len(q)-1]
 	}
-	s.mu.bcast = append(q, update{addr: addr, node: node, state: st, inc: inc})
+	s.mu.bcast = append(q, update{addr: addr, node: node, from: from, state: st, inc: inc})
 }
 
 // takeUpdates appends to dst the queued updates that fit room bytes (at
-// most piggybackMax), newest first, and counts each as sent once; an
-// update sent its retransmit limit leaves the queue.
+// most piggybackMax), least sent first and, among those sent as often,
+// newest first, and counts each as sent once; an update sent its
+// retransmit limit leaves the queue.
 func (s *Service) takeUpdates(dst []byte, room int) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,11 +151,27 @@ func (s *Service) takeUpdatesLocked(dst []byte, room int) []byte {
 	}
 	limit := s.retransmitLimitLocked()
 	taken := 0
-	for i := len(q) - 1; i >= 0 && taken < piggybackMax && room >= updMax; i-- {
+	var picked [piggybackMax]int
+	for taken < piggybackMax && room >= updMax {
+		best := -1
+		for i := len(q) - 1; i >= 0; i-- {
+			if q[i].sends >= limit || isPicked(picked[:taken], i) {
+				continue
+			}
+			if best < 0 || q[i].sends < q[best].sends {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
 		n := len(dst)
-		dst = putUpdate(dst, &q[i])
+		dst = putUpdate(dst, &q[best])
 		room -= len(dst) - n
+		picked[taken] = best
 		taken++
+	}
+	for _, i := range picked[:taken] {
 		q[i].sends++
 	}
 	kept := q[:0]
@@ -149,20 +180,45 @@ func (s *Service) takeUpdatesLocked(dst []byte, room int) []byte {
 			kept = append(kept, u)
 		}
 	}
+	clear(q[len(kept):])
 	s.mu.bcast = kept
 	s.stats.updatesSent.Add(uint64(taken))
 	return dst
 }
 
+func isPicked(p []int, i int) bool {
+	for _, j := range p {
+		if j == i {
+			return true
+		}
+	}
+	return false
+}
+
+// pendingUpdatesLocked reports whether an update waits to be sent.
+func (s *Service) pendingUpdatesLocked() bool { return len(s.mu.bcast) > 0 }
+
 // applyUpdatesLocked applies the updates member from sent (from its own
-// address). What a non-member says is never applied. An update about
-// this node that suspects or buries it at or above its incarnation is
-// refuted: the incarnation is raised and the new one disseminated. A
-// death heard about a member is never applied on hearsay: a member this
-// node heard from itself within the last Interval is probed at once; any
-// other alive member becomes suspect at once and gets its suspect rounds
-// here (a direct probe and indirect ones), so it is declared dead only on
-// this node's own evidence.
+// address). What a non-member says is never applied; neither is a
+// member's suspicion or death of itself (its heartbeat speaks for it).
+//
+//   - suspect or dead about this node at or above its incarnation: refuted
+//     by raising the incarnation and disseminating alive at the new one.
+//   - suspect X@i, i at or above what this node holds for X: X becomes
+//     suspect here too (its own timer, see suspectHeardLocked); from an
+//     observer not yet counted for this suspicion it is a confirmation,
+//     which shrinks the timer and is passed on.
+//   - dead X@i: a suspicion confirmed by every observer it could need: X
+//     is suspect here with the shortest timeout from when this node began
+//     to suspect it. Dead only when that timer expires here, so a stale
+//     claim (from a member that was paused or cut off) is refuted first
+//     by a member that is alive and reachable.
+//   - alive X@i above the incarnation X is suspect or dead at: alive again.
+//
+// A suspicion or death of an alive member heard from directly within the
+// last Interval is not applied: the member is probed at once instead
+// (in a small cluster every member is heard every Interval, so there
+// each member judges on its own probes).
 func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 	self, selfNode := s.ep.Addr(), s.ep.NodeID()
 	for len(b) > 0 {
@@ -213,26 +269,52 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 					s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
 				}
 			}
-		case StateDead:
-			if m.state == StateDead || u.inc < m.inc {
-				continue
-			}
-			if m.heardNs != 0 && now-m.heardNs < int64(s.cfg.Interval) {
-				m.probeNow = true
-				s.touchLocked(m)
-				continue
-			}
-			m.inc = u.inc
-			if m.state == StateAlive {
-				// Not dead on hearsay: the teller may have been cut off
-				// or stalled itself. Suspect now and open a suspect
-				// round at the next tick; dead only if it fails here.
-				s.toSuspectLocked(m, now)
-				m.rounds = -1
-				m.roundEnd = now
-			}
+		case StateSuspect, StateDead:
+			s.suspectHeardLocked(m, u, now)
+		}
+	}
+}
+
+// suspectHeardLocked applies a suspicion or a death of m (update u)
+// heard from another member.
+func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
+	if m.state == StateDead || u.inc < m.inc {
+		return // final here, or refuted already
+	}
+	if m.state == StateAlive && m.heardNs != 0 && now-m.heardNs < int64(s.cfg.Interval) {
+		// Heard from it within the Interval: not suspected on another's
+		// word; it is probed at once, and suspected here only if this
+		// node's own indirect round fails.
+		m.probeNow = true
+		s.touchLocked(m)
+		return
+	}
+	if m.state == StateAlive || u.inc > m.inc {
+		m.inc = u.inc
+		s.toSuspectLocked(m, now)
+		m.susp = suspicion{start: now}
+		if u.from != 0 && u.from != s.self {
+			m.susp.confirmers[0] = u.from // the first observer is the suspicion, not a confirmation
+			m.susp.n = 1
+		}
+		if u.state == StateDead {
+			m.susp.conf = maxConfirm
+		}
+		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
+		s.touchLocked(m)
+		return
+	}
+	// Suspect here already at this incarnation.
+	if u.state == StateDead {
+		if m.susp.conf < maxConfirm {
+			m.susp.conf = maxConfirm
 			s.touchLocked(m)
 		}
+		return
+	}
+	if u.from != s.self && m.susp.confirm(u.from) {
+		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
+		s.touchLocked(m)
 	}
 }
 

@@ -119,7 +119,7 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
 	reached := req.Param(pakParamReached).Bool()
 	inc := uint32(req.Param(pakParamInc).Uint64())
-	if seq == 0 || !reached {
+	if seq == 0 {
 		return wire.OK
 	}
 	s.mu.Lock()
@@ -130,9 +130,40 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	for _, m := range s.mu.order {
 		if m.ackSeq == seq && !m.removed {
-			s.observeLocked(m, inc, req.Arrived)
+			// Reached or not, the helper answered: this node is heard.
+			m.acks++
+			if reached {
+				s.observeLocked(m, inc, req.Arrived)
+			}
 			break
 		}
 	}
+	return wire.OK
+}
+
+// serveGossip applies the membership updates a member sent alone
+// (CallGossip), from its own address; anything else is counted in
+// NonMember and dropped. The datagram is a sign of life of its sender.
+func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
+	sInc := uint32(req.Param(gsParamInc).Uint64())
+	if req.Incarnation > sInc {
+		sInc = req.Incarnation
+	}
+	upd := req.Param(gsParamUpdates).Bytes()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return wire.ECLOSED
+	}
+	m := s.mu.members[req.From]
+	if m == nil || m.removed {
+		s.stats.nonMember.Add(1)
+		return wire.EPERM
+	}
+	if m.node == 0 {
+		m.node = req.Src
+	}
+	s.observeLocked(m, sInc, req.Arrived)
+	s.applyUpdatesLocked(m, upd, req.Arrived)
 	return wire.OK
 }

@@ -2,7 +2,6 @@ package heartbeat
 
 import (
 	"context"
-	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -45,22 +44,25 @@ type relayProbe struct {
 // every probe, the members it steps each tick, the probe schedule and
 // the relays in flight.
 type prober struct {
-	s       *Service
-	ctx     deadlineCtx
-	ps      wire.Params
-	buf     []byte
-	upd     []byte
-	active  []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
-	ring    []*member // the probe schedule: a shuffled copy of the member list
-	ringAt  int
-	ringGen uint64
-	credit  int64 // schedule credit, in Interval/ProbesPerInterval units of engine time
-	lastNs  int64 // engine clock of the previous tick
-	onTime  int64 // engine clock since which every tick was on time
-	health  int   // local health score (loop-owned; published in Stats)
-	relays  []relayProbe
-	helpers []netip.AddrPort
-	rnd     *rand.Rand // the schedule's shuffles, seeded from this node's incarnation and address
+	s        *Service
+	ctx      deadlineCtx
+	ps       wire.Params
+	buf      []byte
+	upd      []byte
+	active   []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
+	ring     []*member // the probe schedule: a shuffled copy of the member list
+	ringAt   int
+	ringGen  uint64
+	credit   int64 // schedule credit, in Interval/ProbesPerInterval units of engine time
+	lastNs   int64 // engine clock of the previous tick
+	onTime   int64 // engine clock since which every tick was on time
+	health   int   // local health score (loop-owned; published in Stats)
+	late     int64 // how late this tick came past Tick (0: on time; see gauge)
+	gossipAt int64 // engine clock of the next gossip round
+	targets  []netip.AddrPort
+	relays   []relayProbe
+	helpers  []netip.AddrPort
+	rnd      *rand.Rand // the schedule's shuffles, seeded from this node's incarnation and address
 }
 
 // healthMax bounds the local health score: timeouts stretch at most
@@ -115,17 +117,25 @@ func (s *Service) probeLoop(seed uint64) {
 		clear(pr.active[len(kept):])
 		pr.active = kept
 		pr.runRelays()
+		pr.gossip(now)
 	}
 }
 
 // gauge updates the local health score from this node's own timeliness:
 // a tick later than Interval/4 past its time, or a refutation of a claim
-// about this node, raises it by one; an Interval of ticks on time lowers
-// it by one. A slow node thus stretches its own timeouts before it
-// blames others.
+// about this node, raises it by one (as does an indirect round missing
+// acknowledgements, see step); an Interval of ticks on time lowers it by
+// one. A slow node thus stretches its own timeouts before it blames
+// others. A late tick also sets pr.late: the time this node was stalled
+// does not count against others (step shifts its rounds and suspicion
+// timers past it and ignores the probes that failed meanwhile).
 func (pr *prober) gauge(now int64) {
 	s := pr.s
 	late := now-pr.lastNs > int64(s.cfg.Tick)+int64(s.cfg.Interval)/4
+	pr.late = 0
+	if late {
+		pr.late = now - pr.lastNs - int64(s.cfg.Tick)
+	}
 	pr.credit += now - pr.lastNs
 	pr.lastNs = now
 	s.mu.Lock()
@@ -239,6 +249,62 @@ func (pr *prober) shutdown() {
 	pr.relays = pr.relays[:0]
 }
 
+// healthUp raises the local health score by one (at most healthMax).
+func (pr *prober) healthUp() {
+	if pr.health < healthMax {
+		pr.health++
+	}
+}
+
+// gossip sends the waiting updates to GossipNodes random members (alive
+// or suspect: a suspected member hears of it and refutes), one CallGossip
+// datagram each, every GossipInterval. Nothing is sent when no update
+// waits.
+func (pr *prober) gossip(now int64) {
+	s := pr.s
+	cfg := &s.cfg
+	if cfg.GossipNodes == 0 || cfg.Retransmit == 0 || now < pr.gossipAt {
+		return
+	}
+	pr.gossipAt += int64(cfg.GossipInterval)
+	if pr.gossipAt <= now {
+		pr.gossipAt = now + int64(cfg.GossipInterval)
+	}
+	pr.targets = pr.targets[:0]
+	s.mu.Lock()
+	if n := len(s.mu.order); n > 0 && s.pendingUpdatesLocked() {
+		for tries := 0; tries < 4*cfg.GossipNodes && len(pr.targets) < cfg.GossipNodes; tries++ {
+			m := s.mu.order[pr.rnd.IntN(n)]
+			if m.removed || m.state == StateDead || containsAddr(pr.targets, m.addr) {
+				continue
+			}
+			pr.targets = append(pr.targets, m.addr)
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range pr.targets {
+		pr.upd = s.takeUpdates(pr.upd[:0], piggybackBuf)
+		if len(pr.upd) == 0 {
+			break
+		}
+		pr.ps.Reset(pr.buf)
+		pr.ps.Uint64(uint64(s.ep.Incarnation()))
+		pr.ps.Bytes(pr.upd)
+		if s.ep.Send(a, CallGossip, &pr.ps) == nil {
+			s.stats.gossipSent.Add(1)
+		}
+	}
+}
+
+func containsAddr(as []netip.AddrPort, a netip.AddrPort) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
 // heartbeatParams fills ps over buf with a CallHeartbeat request from a
 // node at incarnation inc carrying view v of the receiver and the packed
 // membership updates upd (may be empty).
@@ -344,24 +410,53 @@ func (pr *prober) step(m *member, now int64) bool {
 	if m.state == StateAlive && m.since != m.loopSince {
 		// Became alive since the last step (possibly elsewhere).
 		m.loopSince = m.since
-		m.fails, m.rounds = 0, 0
+		m.fails = 0
 	}
 	due := m.due
 	m.due = false
 	small := len(s.mu.members) <= cfg.ProbesPerInterval
+	stalled := pr.late > 0
+	if stalled {
+		// This node was stalled: the time does not count against m.
+		m.roundEnd += pr.late
+		m.susp.start += pr.late
+	}
 	switch m.state {
 	case StateAlive:
 		if probeDone {
 			if probeOK {
 				m.fails = 0
-			} else {
+			} else if !stalled {
 				m.fails++
 			}
 		}
-		if m.fails >= cfg.SuspectAfter {
+		if m.ackSeq != 0 {
+			// An indirect round is open: any sign of life since it began
+			// closes it; none by its end makes m suspect.
+			if m.heardNs >= m.roundStart {
+				m.ackSeq, m.fails = 0, 0
+				break
+			}
+			if now < m.roundEnd {
+				break
+			}
+			if m.acks < m.asked {
+				// Helpers did not answer either: this node may be the one
+				// cut off or slow (Lifeguard's missed nack).
+				pr.healthUp()
+			}
 			s.toSuspectLocked(m, now)
 			m.loopSince = m.since
-			m.rounds = 0
+			m.susp = suspicion{start: now, own: true}
+			m.susp.confirmers[0] = s.self
+			m.susp.n = 1
+			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
+			// Tell m now (a live member refutes), then every Interval.
+			m.probeAt = now + int64(cfg.Interval)
+			wantProbe = m.probe == nil
+			break
+		}
+		if m.fails >= cfg.SuspectAfter {
 			seq = pr.startRoundLocked(m, now)
 			wantProbe = m.probe == nil
 			break
@@ -370,14 +465,6 @@ func (pr *prober) step(m *member, now int64) bool {
 			// Rejoined after this node declared it dead: tell it now,
 			// busy link or not, so it drops what this node gave up on.
 			wantProbe = true
-			break
-		}
-		if m.probeNow {
-			// A death heard on hearsay about a member heard recently:
-			// see for itself.
-			m.probeNow = false
-			m.probeAt = now + int64(cfg.Interval)
-			wantProbe = m.probe == nil
 			break
 		}
 		// A pinned member, one whose last probe failed, and every member
@@ -397,30 +484,41 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 		}
 	case StateSuspect:
-		if now >= m.roundEnd {
-			m.rounds++
-			need := cfg.DeadAfter
-			if !m.pinned {
-				need *= suspectRounds(len(s.mu.members))
-			}
-			if m.rounds >= need {
-				dead = s.toDeadLocked(m, now)
-				m.loopSince = m.since
-				break
-			}
-			seq = pr.startRoundLocked(m, now)
+		if probeDone && !probeOK && !stalled && m.susp.confirm(s.self) {
+			// This node's own probe failed too: a confirmation, passed on.
+			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
 		}
-		// A direct probe every round, and again if one failed early.
-		wantProbe = m.probe == nil && (seq != 0 || probeDone)
+		n := len(s.mu.members) + 1
+		to := suspicionTimeout(cfg, n, m.susp.conf)
+		if m.pinned {
+			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
+		}
+		if now-m.susp.start >= int64(pr.stretch(to)) {
+			dead = s.toDeadLocked(m, now)
+			m.loopSince = m.since
+			break
+		}
+		if (m.susp.own || m.pinned || small) && now >= m.probeAt && m.probe == nil {
+			// This node's own suspicion: probe it every Interval, telling
+			// it that it is suspected, so that a live member refutes.
+			m.probeAt = now + int64(cfg.Interval)
+			wantProbe = true
+		}
 	case StateDead:
 		// The reprobe loop looks after dead members.
 		m.probeNow = false
+	}
+	if m.probeNow && m.state != StateDead {
+		// A suspicion heard of a member heard recently: see for itself
+		// and tell it.
+		m.probeNow = false
+		wantProbe = m.probe == nil
 	}
 	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
 	m.syncRFC = false
 	node := m.node
-	keep := m.state == StateSuspect || m.fails > 0 || m.tellDied || m.pinned || m.probeNow || small
+	keep := m.state == StateSuspect || m.fails > 0 || m.ackSeq != 0 || m.tellDied || m.pinned || m.probeNow || small
 	s.mu.Unlock()
 
 	if sync {
@@ -470,24 +568,16 @@ func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
 	s.mu.Unlock()
 }
 
-// suspectRounds is how many times DeadAfter suspect rounds a suspect
-// member of a cluster of n members gets before it is declared dead: 1 up
-// to 31 members, then one more per doubling. A death is disseminated to
-// every member, so the more members, the more a false one costs; the
-// extra rounds give a slow member more chances to answer. A pinned
-// member (a master/worker pair) gets DeadAfter rounds at any size.
-func suspectRounds(n int) int {
-	return 1 + max(0, bits.Len(uint(n))-5)
-}
-
-// startRoundLocked opens a suspect round: its deadline, its sequence
+// startRoundLocked opens an indirect round: its deadline, its sequence
 // number, and the helpers (alive members other than m, chosen round-robin)
 // left in pr.helpers.
 func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	s := pr.s
+	m.roundStart = now
 	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout))
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
+	m.acks = 0
 	n := len(s.mu.order)
 	for i := 0; i < n && len(pr.helpers) < s.cfg.IndirectProbes; i++ {
 		h := s.mu.order[(s.mu.helper+i)%n]
@@ -498,6 +588,7 @@ func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	if n > 0 {
 		s.mu.helper = (s.mu.helper + 1) % n
 	}
+	m.asked = len(pr.helpers)
 	return seq
 }
 

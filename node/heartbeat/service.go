@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
+
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -13,9 +15,10 @@ import (
 // Service is the liveness service of one node. All methods are safe for
 // concurrent use.
 type Service struct {
-	ep  *rfc.Endpoint
-	cfg Config
-	log *slog.Logger
+	ep   *rfc.Endpoint
+	cfg  Config
+	log  *slog.Logger
+	self uint32 // this node as an observer in updates (observerID)
 
 	mu struct {
 		sync.Mutex
@@ -59,6 +62,7 @@ type serviceStats struct {
 	nonMember                atomic.Uint64
 	updatesSent              atomic.Uint64
 	updatesHeard, badUpdates atomic.Uint64
+	gossipSent               atomic.Uint64
 	health                   atomic.Int64
 }
 
@@ -79,6 +83,7 @@ type Stats struct {
 	UpdatesSent   uint64 // membership updates piggybacked on heartbeats
 	UpdatesHeard  uint64 // membership updates received from members
 	BadUpdates    uint64 // malformed update parameters (the rest of the parameter dropped)
+	GossipSent    uint64 // CallGossip datagrams sent (only while updates wait)
 	Health        int    // local health score: timeouts are stretched by 1+Health (0: healthy)
 }
 
@@ -89,7 +94,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &Service{ep: ep, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	s := &Service{ep: ep, cfg: cfg, log: cfg.Logger, self: observerID(ep), done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -116,6 +121,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 		{CallProbeRequest, "probe-request", schemaProbeRequest, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeRequest},
 		{CallProbeAck, "probe-ack", schemaProbeAck, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeAck},
 		{CallMembers, "members", schemaMembers, rfc.Idempotent, s.serveMembers},
+		{CallGossip, "gossip", schemaGossip, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveGossip},
 	}
 	for _, r := range regs {
 		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
@@ -256,8 +262,24 @@ func (s *Service) Stats() Stats {
 		Suspects: st.suspects.Load(), Deaths: st.deaths.Load(), Rejoins: st.rejoin.Load(),
 		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
 		UpdatesSent: st.updatesSent.Load(), UpdatesHeard: st.updatesHeard.Load(), BadUpdates: st.badUpdates.Load(),
-		Health: int(st.health.Load()),
+		GossipSent: st.gossipSent.Load(),
+		Health:     int(st.health.Load()),
 	}
+}
+
+// observerID names ep's node as the observer of a suspicion or a death
+// in updates: its node id, or, for a node without one, a hash of its
+// address (never 0, which means unknown).
+func observerID(ep *rfc.Endpoint) uint32 {
+	if id := ep.NodeID(); id != 0 {
+		return id
+	}
+	a := ep.Addr().Addr().As16()
+	h := uint32(xxhash.Sum64(a[:]) ^ uint64(ep.Addr().Port())<<7)
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // lookupLocked finds the member a datagram came from: by address, else

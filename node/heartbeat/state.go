@@ -20,12 +20,16 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 	if at > m.heardNs {
 		m.heardNs = at
 	}
-	if inc > m.inc {
+	raised := inc > m.inc
+	if raised {
 		m.inc = inc
 	}
 	switch m.state {
 	case StateSuspect:
-		if at > m.since {
+		if raised {
+			s.toAliveLocked(m, at)
+			s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
+		} else if at > m.since {
 			s.toAliveLocked(m, at)
 		}
 	case StateDead:
@@ -43,6 +47,7 @@ func (s *Service) toAliveLocked(m *member, now int64) {
 	m.state = StateAlive
 	m.since = now
 	m.ackSeq = 0
+	m.susp = suspicion{}
 	m.syncRFC = true
 	s.touchLocked(m)
 	if old == StateDead {
@@ -53,18 +58,21 @@ func (s *Service) toAliveLocked(m *member, now int64) {
 	s.emitLocked(Event{Kind: EventAlive, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
 }
 
-// toSuspectLocked is called by the probe loop, and for a death heard on
-// hearsay (applyUpdatesLocked), which hands the member to the loop.
+// toSuspectLocked is called by the probe loop, and for a suspicion or a
+// death heard from another member (suspectHeardLocked), which hands the
+// member to the loop. The caller sets m.susp.
 func (s *Service) toSuspectLocked(m *member, now int64) {
 	m.state = StateSuspect
 	m.since = now
+	m.ackSeq = 0
 	m.syncRFC = true
 	s.stats.suspects.Add(1)
 	s.log.Info("heartbeat: member suspect", "member", m.addr.String(), "node", m.node, "incarnation", m.inc)
 	s.emitLocked(Event{Kind: EventSuspect, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
 }
 
-// toDeadLocked is called by the probe loop only. The EventDead is
+// toDeadLocked is called by the probe loop only, when a suspicion timer
+// expires. The EventDead is
 // returned, not queued: the probe loop queues it (finishDeath) after the
 // engine's MarkDead has failed the calls parked on the member, so that a
 // listener never sees the event before the calls fail. Until then the
