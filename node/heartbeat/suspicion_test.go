@@ -1,0 +1,218 @@
+package heartbeat
+
+import (
+	"math"
+	"net/netip"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// TestSuspicionTimeout: the Lifeguard timeout starts at
+// SuspicionMaxMult times the shortest, falls with log(conf+1)/log(k+1),
+// reaches the shortest at k = min(Confirmations, n-2) confirmations, and
+// is the shortest where no other member could confirm; the shortest
+// grows with log10(n) past ten members.
+func TestSuspicionTimeout(t *testing.T) {
+	c := DefaultConfig() // SuspicionMin 100ms, β 4, k 3
+	lo1000 := time.Duration(float64(100*time.Millisecond) * math.Log10(1000))
+	for _, tc := range []struct {
+		n, conf int
+		want    time.Duration
+	}{
+		{2, 0, 100 * time.Millisecond},
+		{3, 0, 400 * time.Millisecond},
+		{3, 1, 100 * time.Millisecond},
+		{10, 0, 400 * time.Millisecond},
+		{10, 3, 100 * time.Millisecond},
+		{10, 9, 100 * time.Millisecond},
+		{1000, 0, 4 * lo1000},
+		{1000, 1, 4*lo1000 - time.Duration(float64(3*lo1000)*(math.Log(2)/math.Log(4)))},
+		{1000, 2, 4*lo1000 - time.Duration(float64(3*lo1000)*(math.Log(3)/math.Log(4)))},
+		{1000, 3, lo1000},
+	} {
+		if got := suspicionTimeout(&c, tc.n, tc.conf); got != tc.want {
+			t.Errorf("suspicionTimeout(n=%d, conf=%d) = %v, want %v", tc.n, tc.conf, got, tc.want)
+		}
+	}
+}
+
+// TestSuspicionConfirmDistinct: a confirmation counts once per observer;
+// an unknown observer (0) never counts.
+func TestSuspicionConfirmDistinct(t *testing.T) {
+	var p suspicion
+	for _, c := range []struct {
+		from uint32
+		want bool
+	}{{7, true}, {7, false}, {0, false}, {8, true}, {9, true}, {8, false}} {
+		if got := p.confirm(c.from); got != c.want {
+			t.Fatalf("confirm(%d) = %v, want %v", c.from, got, c.want)
+		}
+	}
+	if p.conf != 3 {
+		t.Fatalf("%d confirmations, want 3", p.conf)
+	}
+}
+
+// TestSuspicionHeardStartsTimer: a suspicion disseminated by a member
+// makes this node suspect the member at once and declare it dead when
+// its own suspicion timer expires, with no indirect round of its own (it
+// need not fail to reach the member itself first).
+func TestSuspicionHeardStartsTimer(t *testing.T) {
+	cfg := DefaultConfig().WithInterval(time.Second)
+	cfg.Logger = quiet
+	cfg.ReprobeInterval = time.Hour
+	teller := newEndpoint(t, 2, nil)
+	gone := newEndpoint(t, 4, nil)
+	victim := gone.Addr()
+	gone.Close()
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, from: 2, state: StateSuspect, inc: 0})
+	if !waitFor(10*time.Second, func() bool { return x.log.count(EventDead, victim) == 1 }) {
+		t.Fatalf("victim %v, events %+v, stats %+v", stateOf(x.svc, victim), x.log.evs, x.svc.Stats())
+	}
+	if st := x.svc.Stats(); st.IndirectSent != 0 || st.Suspects != 1 {
+		t.Fatalf("dead after %d indirect probes and %d suspicions, want 0 and 1 (the suspicion heard): %+v",
+			st.IndirectSent, st.Suspects, st)
+	}
+}
+
+// TestDeathHeardShortestTimeout: a death disseminated by a member is a
+// suspicion confirmed: this node declares the member dead after the
+// shortest suspicion timeout, sooner than an indirect round of its own
+// could end.
+func TestDeathHeardShortestTimeout(t *testing.T) {
+	cfg := DefaultConfig().WithInterval(4 * time.Second)
+	cfg.Logger = quiet
+	cfg.ReprobeInterval = time.Hour
+	teller := newEndpoint(t, 2, nil)
+	gone := newEndpoint(t, 4, nil)
+	victim := gone.Addr()
+	gone.Close()
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, state: StateDead, inc: 0})
+	if !waitFor(4*cfg.RoundTimeout, func() bool { return x.log.count(EventDead, victim) == 1 }) {
+		t.Fatalf("victim %v, events %+v", stateOf(x.svc, victim), x.log.evs)
+	}
+	var sus, dead int64
+	x.log.mu.Lock()
+	for _, ev := range x.log.evs {
+		switch {
+		case ev.Addr == victim && ev.Kind == EventSuspect && sus == 0:
+			sus = ev.AtNs
+		case ev.Addr == victim && ev.Kind == EventDead:
+			dead = ev.AtNs
+		}
+	}
+	x.log.mu.Unlock()
+	if d := time.Duration(dead - sus); sus == 0 || d >= cfg.RoundTimeout {
+		t.Fatalf("dead %v after the death was heard, want below a round (%v)", d, cfg.RoundTimeout)
+	}
+}
+
+// TestAliveAboveSuspicionRevives: a suspicion heard, then the member's
+// own refutation (alive at a higher incarnation) heard: alive again, no
+// death.
+func TestAliveAboveSuspicionRevives(t *testing.T) {
+	cfg := DefaultConfig().WithInterval(2 * time.Second)
+	cfg.Logger = quiet
+	teller := newEndpoint(t, 2, nil)
+	gone := newEndpoint(t, 4, nil)
+	victim := gone.Addr()
+	gone.Close()
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, from: 2, state: StateSuspect, inc: 5})
+	if st := stateOf(x.svc, victim); st != StateSuspect {
+		t.Fatalf("victim %v after a suspicion, want suspect", st)
+	}
+	// An alive update at the suspected incarnation does not clear it.
+	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, state: StateAlive, inc: 5})
+	if st := stateOf(x.svc, victim); st != StateSuspect {
+		t.Fatalf("victim %v after alive at the same incarnation, want suspect", st)
+	}
+	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, state: StateAlive, inc: 6})
+	if st := stateOf(x.svc, victim); st != StateAlive {
+		t.Fatalf("victim %v after alive at a higher incarnation, want alive", st)
+	}
+	if x.log.count(EventDead, victim) != 0 {
+		t.Fatal("declared dead")
+	}
+}
+
+// TestSuspicionRefutedThroughGossip: in a cluster of three that has
+// settled, no gossip datagram is sent (nothing to disseminate); a member
+// told that it is suspect refutes, disseminates its new incarnation
+// (gossip datagrams while the update waits), the others hold it, and
+// nobody is declared dead. A member heard within the Interval is not
+// suspected on another's word.
+func TestSuspicionRefutedThroughGossip(t *testing.T) {
+	cfg := DefaultConfig().WithInterval(500 * time.Millisecond)
+	cfg.Logger = quiet
+	nodes := cluster(t, 3, cfg)
+	for _, n := range nodes {
+		if !waitFor(10*time.Second, func() bool {
+			for _, m := range n.svc.Members() {
+				if m.Node == 0 {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatal("members never heard each other")
+		}
+	}
+	for _, n := range nodes {
+		if st := n.svc.Stats(); st.GossipSent != 0 || st.Suspects != 0 {
+			t.Fatalf("settled cluster: %+v, want no gossip and no suspicion", st)
+		}
+	}
+	c := nodes[2]
+	inc := c.ep.Incarnation()
+	// Heard within the Interval: not suspected on the teller's word.
+	sendUpdates(t, nodes[1].ep, nodes[0].ep.Addr(), update{addr: c.ep.Addr(), node: 3, from: 2, state: StateSuspect, inc: inc})
+	if st := stateOf(nodes[0].svc, c.ep.Addr()); st != StateAlive {
+		t.Fatalf("member heard within the Interval is %v on another's word", st)
+	}
+	sendUpdates(t, nodes[1].ep, c.ep.Addr(), update{addr: c.ep.Addr(), node: 3, from: 2, state: StateSuspect, inc: inc})
+	if got := c.ep.Incarnation(); got != inc+1 {
+		t.Fatalf("incarnation %d after a suspicion at %d, want %d", got, inc, inc+1)
+	}
+	if !waitFor(10*time.Second, func() bool { return c.svc.Stats().GossipSent > 0 }) {
+		t.Fatalf("refutation not gossiped: %+v", c.svc.Stats())
+	}
+	if !waitFor(10*time.Second, func() bool {
+		info, _ := nodes[0].svc.Member(c.ep.Addr())
+		return info.State == StateAlive && info.Incarnation > inc
+	}) {
+		t.Fatalf("refutation not heard: %+v", nodes[0].svc.Members())
+	}
+	for _, n := range nodes {
+		if st := n.svc.Stats(); st.Deaths != 0 {
+			t.Fatalf("%v declared a death: %+v", n.ep.Addr(), st)
+		}
+	}
+}
+
+// TestGossipFromNonMemberIgnored: a CallGossip from an address that is
+// not a member is counted and changes nothing.
+func TestGossipFromNonMemberIgnored(t *testing.T) {
+	cfg := testConfig()
+	member := newEndpoint(t, 2, nil)
+	stranger := newEndpoint(t, 3, nil)
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{member.Addr()})
+	b := putUpdate(nil, &update{addr: member.Addr(), node: 2, from: 3, state: StateDead, inc: ^uint32(0) - 1})
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.Uint64(uint64(stranger.Incarnation()))
+	ps.Bytes(b)
+	if err := stranger.Send(x.ep.Addr(), CallGossip, &ps); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return x.svc.Stats().NonMember > 0 }) {
+		t.Fatalf("gossip from a non-member not counted: %+v", x.svc.Stats())
+	}
+	if st := x.svc.Stats(); st.UpdatesHeard != 0 || stateOf(x.svc, member.Addr()) != StateAlive {
+		t.Fatalf("a non-member's gossip was applied: %+v", st)
+	}
+}
