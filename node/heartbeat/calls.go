@@ -40,6 +40,11 @@ const (
 	// be disseminated. One-way: u64 sender incarnation, bytes membership
 	// updates (gossip.go). Applied only from a member's own address.
 	CallGossip uint16 = wire.CallHeartbeatBase + 0x04
+	// CallJoin asks the receiver to add the sender (at its own address)
+	// as a member. Request: u64 sender incarnation. Reply: none; EPERM
+	// unless the receiver runs with Config.AcceptJoins, ENOSPC when its
+	// member list is full. Idempotent (a member already listed is OK).
+	CallJoin uint16 = wire.CallHeartbeatBase + 0x05
 
 	// CallTaskStart (master to worker) starts a task. Request: u64 task
 	// id, u64 master incarnation, u64 kind, bytes payload. Reply: u64 the
@@ -91,6 +96,8 @@ const (
 
 	gsParamInc     = 0 // CallGossip
 	gsParamUpdates = 1
+
+	jnParamInc = 0 // CallJoin
 
 	memParamCursor   = 0 // CallMembers request
 	memParamPad      = 1
@@ -150,6 +157,7 @@ var (
 	schemaProbeAck     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBool, wire.TypeUint64}
 	schemaMembers      = wire.Schema{wire.TypeUint64, wire.TypeBytes}
 	schemaGossip       = wire.Schema{wire.TypeUint64, wire.TypeBytes}
+	schemaJoin         = wire.Schema{wire.TypeUint64}
 	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}

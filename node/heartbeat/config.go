@@ -64,6 +64,13 @@ type Config struct {
 	GossipNodes int
 	// GossipInterval is the gossip period (default Interval/4).
 	GossipInterval time.Duration
+	// AcceptJoins lets a node join through this one (CallJoin, see
+	// Service.Join) and lets an alive update about an address that is
+	// not a member add it. Off by default: membership is then exactly
+	// what Start, AddMember and RemoveMember say. Turn it on only with
+	// a cluster key (rfc.Config.Key), so that only cluster nodes can
+	// join.
+	AcceptJoins bool
 	// ReprobeInterval is how often a dead member is probed so that a
 	// partition heals (default 5*Interval).
 	ReprobeInterval time.Duration

@@ -243,6 +243,11 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		if m == nil && u.node != 0 {
 			m = s.lookupLocked(netip.AddrPort{}, u.node)
 		}
+		if m == nil && u.state == StateAlive {
+			// A member that joined elsewhere (Config.AcceptJoins).
+			s.joinedLocked(u.addr, u.node, u.inc, now)
+			continue
+		}
 		if m == nil || m.removed || m == from && u.state != StateAlive {
 			continue // not a member here; a member's word about itself is its heartbeat
 		}

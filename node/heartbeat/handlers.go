@@ -167,3 +167,29 @@ func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
 	s.applyUpdatesLocked(m, upd, req.Arrived)
 	return wire.OK
 }
+
+// serveJoin adds the sender, at its own address, as a member when this
+// node accepts joins (Config.AcceptJoins), and disseminates it.
+func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
+	inc := uint32(req.Param(jnParamInc).Uint64())
+	if req.Incarnation > inc {
+		inc = req.Incarnation
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return wire.ECLOSED
+	}
+	if !s.cfg.AcceptJoins {
+		s.stats.nonMember.Add(1)
+		return wire.EPERM
+	}
+	if m := s.mu.members[req.From]; m != nil {
+		s.observeLocked(m, inc, req.Arrived)
+		return wire.OK
+	}
+	if s.joinedLocked(req.From, req.Src, inc, req.Arrived) == nil {
+		return wire.ENOSPC
+	}
+	return wire.OK
+}

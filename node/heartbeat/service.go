@@ -1,6 +1,7 @@
 package heartbeat
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -62,7 +63,7 @@ type serviceStats struct {
 	nonMember                atomic.Uint64
 	updatesSent              atomic.Uint64
 	updatesHeard, badUpdates atomic.Uint64
-	gossipSent               atomic.Uint64
+	gossipSent, joined       atomic.Uint64
 	health                   atomic.Int64
 }
 
@@ -84,6 +85,7 @@ type Stats struct {
 	UpdatesHeard  uint64 // membership updates received from members
 	BadUpdates    uint64 // malformed update parameters (the rest of the parameter dropped)
 	GossipSent    uint64 // CallGossip datagrams sent (only while updates wait)
+	Joined        uint64 // members added by a join (Config.AcceptJoins)
 	Health        int    // local health score: timeouts are stretched by 1+Health (0: healthy)
 }
 
@@ -122,6 +124,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 		{CallProbeAck, "probe-ack", schemaProbeAck, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeAck},
 		{CallMembers, "members", schemaMembers, rfc.Idempotent, s.serveMembers},
 		{CallGossip, "gossip", schemaGossip, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveGossip},
+		{CallJoin, "join", schemaJoin, rfc.Idempotent | rfc.Priority, s.serveJoin},
 	}
 	for _, r := range regs {
 		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
@@ -170,14 +173,21 @@ func (s *Service) AddMember(addr netip.AddrPort) error {
 	now := s.ep.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, err := s.addMemberLocked(addr, now)
+	return err
+}
+
+// addMemberLocked adds addr as an alive member not yet heard (see
+// AddMember for the errors).
+func (s *Service) addMemberLocked(addr netip.AddrPort, now int64) (*member, error) {
 	if s.mu.closed {
-		return wire.ECLOSED
+		return nil, wire.ECLOSED
 	}
 	if m := s.mu.members[addr]; m != nil {
-		return wire.EEXIST
+		return m, wire.EEXIST
 	}
 	if len(s.mu.members) >= s.cfg.MaxMembers {
-		return wire.ENOSPC
+		return nil, wire.ENOSPC
 	}
 	m := &member{addr: addr, state: StateAlive, since: now, syncRFC: true}
 	// Stagger the cadence so members are not all probed on the same tick.
@@ -187,6 +197,67 @@ func (s *Service) AddMember(addr netip.AddrPort) error {
 	s.mu.gen++
 	s.touchLocked(m)
 	s.emitLocked(Event{Kind: EventAdded, Addr: addr, AtNs: now})
+	return m, nil
+}
+
+// joinedLocked adds a member learnt from the cluster (a join request,
+// an alive update about an unknown address, a joined node's pull) when
+// Config.AcceptJoins is set, with its node id and incarnation, and
+// disseminates it. It returns nil when the member is not added (joins
+// not accepted, this node's own address, the list full).
+func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64) *member {
+	if !s.cfg.AcceptJoins || !addr.IsValid() || addr == s.ep.Addr() {
+		return nil
+	}
+	m, err := s.addMemberLocked(addr, now)
+	if err != nil {
+		return nil
+	}
+	m.node, m.inc = node, inc
+	s.stats.joined.Add(1)
+	s.enqueueLocked(addr, node, StateAlive, inc)
+	return m
+}
+
+// Join makes this node a member of the cluster that seed belongs to:
+// it asks seed to add it (CallJoin: seed adds it and disseminates it, so
+// every member that accepts joins adds it), then pulls seed's member
+// view (CallMembers, every page) and adds every member listed there not
+// dead (full state transfer). Seed must run with Config.AcceptJoins;
+// otherwise it answers EPERM. It returns the error number of the first
+// call that fails.
+func (s *Service) Join(ctx context.Context, seed netip.AddrPort) error {
+	if err := s.AddMember(seed); err != nil && err != wire.EEXIST {
+		return err
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, sizeU64Param))
+	ps.Uint64(uint64(s.ep.Incarnation()))
+	if err := s.ep.Call(ctx, seed, CallJoin, &ps, nil); err != nil {
+		return err
+	}
+	v, err := QueryMembersView(ctx, s.ep, seed)
+	if err != nil {
+		return err
+	}
+	now := s.ep.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.mu.members[seed]; m != nil && m.node == 0 {
+		m.node = v.Node
+	}
+	for _, mi := range v.Members {
+		if mi.State == StateDead || mi.Addr == s.ep.Addr() {
+			continue
+		}
+		m, err := s.addMemberLocked(mi.Addr, now)
+		if err == wire.ENOSPC {
+			return err
+		}
+		if m != nil && m.node == 0 {
+			m.node, m.inc = mi.Node, max(m.inc, mi.Incarnation)
+		}
+	}
 	return nil
 }
 
@@ -262,8 +333,8 @@ func (s *Service) Stats() Stats {
 		Suspects: st.suspects.Load(), Deaths: st.deaths.Load(), Rejoins: st.rejoin.Load(),
 		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
 		UpdatesSent: st.updatesSent.Load(), UpdatesHeard: st.updatesHeard.Load(), BadUpdates: st.badUpdates.Load(),
-		GossipSent: st.gossipSent.Load(),
-		Health:     int(st.health.Load()),
+		GossipSent: st.gossipSent.Load(), Joined: st.joined.Load(),
+		Health: int(st.health.Load()),
 	}
 }
 

@@ -216,3 +216,40 @@ func TestGossipFromNonMemberIgnored(t *testing.T) {
 		t.Fatalf("a non-member's gossip was applied: %+v", st)
 	}
 }
+
+// TestJoinThroughSeed: a node that knows one member joins through it:
+// it receives the seed's whole member list, and every member (the seed
+// at once, the others through dissemination) lists it, alive. A node
+// that does not accept joins answers EPERM.
+func TestJoinThroughSeed(t *testing.T) {
+	cfg := testConfig()
+	cfg.AcceptJoins = true
+	nodes := cluster(t, 3, cfg)
+	j := startNode(t, newEndpoint(t, 9, nil), cfg, nil)
+	if err := j.svc.Join(ctxFor(t, 5*time.Second), nodes[1].ep.Addr()); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	if got := len(j.svc.Members()); got != 3 {
+		t.Fatalf("joined node lists %d members, want 3: %+v", got, j.svc.Members())
+	}
+	for _, n := range nodes {
+		if !waitFor(10*time.Second, func() bool { return stateOf(n.svc, j.ep.Addr()) == StateAlive && len(n.svc.Members()) == 3 }) {
+			t.Fatalf("%v does not list the joined node: %+v", n.ep.Addr(), n.svc.Members())
+		}
+	}
+	if !waitFor(10*time.Second, func() bool {
+		for _, m := range j.svc.Members() {
+			if m.State != StateAlive || m.Node == 0 {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("joined node's view: %+v", j.svc.Members())
+	}
+	closed := startNode(t, newEndpoint(t, 10, nil), testConfig(), nil)
+	k := startNode(t, newEndpoint(t, 11, nil), testConfig(), nil)
+	if err := k.svc.Join(ctxFor(t, 5*time.Second), closed.ep.Addr()); wire.AsErrno(err) != wire.EPERM {
+		t.Fatalf("Join through a node that accepts none: %v, want EPERM", err)
+	}
+}
