@@ -10,6 +10,7 @@
 // whole run so the detectors compete for a saturated CPU.
 //
 //	go run ./scale -n 16,64,128,256 -run 8s -busy 0
+//	go run ./scale -chart scale.svg idle.json busy.json
 package main
 
 import (
@@ -68,8 +69,15 @@ func main() {
 	interval := flag.Duration("interval", 200*time.Millisecond, "probe interval of both systems")
 	busy := flag.Int("busy", 0, "goroutines spinning for the whole run (saturate the CPU)")
 	asJSON := flag.Bool("json", false, "print the results as one JSON object")
+	chart := flag.String("chart", "", "write an SVG chart of CPU per member against N from the -json outputs named as arguments, and exit")
 	flag.Parse()
 	log.SetFlags(0)
+	if *chart != "" {
+		if err := writeChart(*chart, flag.Args()); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	var stop atomic.Bool
 	if *busy > len(spinCPU) {
 		log.Fatalf("-busy at most %d", len(spinCPU))
