@@ -1,7 +1,9 @@
 package rfc
 
 import (
+	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"fastcall/wire"
@@ -113,13 +115,35 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigError names the configuration field that is out of range.
+// ConfigError is the one configuration error of fastcall: the engine,
+// every node service and rfcd's configuration file refuse a bad setting
+// with it. It names the scope ("rfc", "heartbeat", "registry", ...), the
+// field, the value given (empty when it is secret or absent) and why the
+// value is refused, and carries EINVAL.
 type ConfigError struct {
+	Scope string
 	Field string
+	Value string
 	Why   string
 }
 
-func (e *ConfigError) Error() string { return "rfc config: " + e.Field + ": " + e.Why }
+// BadConfig returns the ConfigError for field of scope holding value.
+// value is printed with fmt.Sprint; pass nil to leave it out.
+func BadConfig(scope, field string, value any, why string) *ConfigError {
+	e := &ConfigError{Scope: scope, Field: field, Why: why}
+	if value != nil {
+		e.Value = fmt.Sprint(value)
+	}
+	return e
+}
+
+func (e *ConfigError) Error() string {
+	s := e.Scope + " config: " + e.Field
+	if e.Value != "" {
+		s += " = " + e.Value
+	}
+	return s + ": " + e.Why
+}
 
 // Errno makes a ConfigError carry EINVAL.
 func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
@@ -130,48 +154,48 @@ func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
 const maxConfigDuration = 24 * time.Hour
 
 func (c *Config) check() error {
-	bad := func(f, why string) error { return &ConfigError{f, why} }
+	bad := func(f string, v any, why string) error { return BadConfig("rfc", f, v, why) }
 	switch {
 	case c.Addr == "":
-		return bad("Addr", "empty")
+		return bad("Addr", c.Addr, "empty")
 	case c.MaxDatagram < wire.HeaderSize+64 || c.MaxDatagram > wire.MaxDatagram:
-		return bad("MaxDatagram", "must be between 120 and 65507")
+		return bad("MaxDatagram", c.MaxDatagram, "must be between 120 and 65507")
 	case c.Readers < 1 || c.Readers > 64:
-		return bad("Readers", "must be between 1 and 64")
+		return bad("Readers", c.Readers, "must be between 1 and 64")
 	case c.Workers < 1 || c.Workers > 4096:
-		return bad("Workers", "must be between 1 and 4096")
+		return bad("Workers", c.Workers, "must be between 1 and 4096")
 	case c.QueueLen < 1 || c.QueueLen > 1<<20:
-		return bad("QueueLen", "must be between 1 and 1048576")
+		return bad("QueueLen", c.QueueLen, "must be between 1 and 1048576")
 	case c.BatchSize < 1 || c.BatchSize > 1024:
-		return bad("BatchSize", "must be between 1 and 1024")
+		return bad("BatchSize", c.BatchSize, "must be between 1 and 1024")
 	case c.MaxPending < 1 || c.MaxPending > maxSlots:
-		return bad("MaxPending", "must be between 1 and 1048576")
+		return bad("MaxPending", c.MaxPending, "must be between 1 and 1048576")
 	case c.DefaultTimeout <= 0:
-		return bad("DefaultTimeout", "must be positive")
+		return bad("DefaultTimeout", c.DefaultTimeout, "must be positive")
 	case c.MinRTO <= 0 || c.MaxRTO < c.MinRTO:
-		return bad("MinRTO/MaxRTO", "need 0 < MinRTO <= MaxRTO")
+		return bad("MinRTO/MaxRTO", c.MinRTO, "need 0 < MinRTO <= MaxRTO")
 	case c.InitialRTO < c.MinRTO || c.InitialRTO > c.MaxRTO:
-		return bad("InitialRTO", "must be between MinRTO and MaxRTO")
+		return bad("InitialRTO", c.InitialRTO, "must be between MinRTO and MaxRTO")
 	case c.DupEntries < 16 || c.DupEntries > 1<<20:
-		return bad("DupEntries", "must be between 16 and 1048576")
+		return bad("DupEntries", c.DupEntries, "must be between 16 and 1048576")
 	case c.MaxRTO > maxConfigDuration:
-		return bad("MaxRTO", "must be at most "+maxConfigDuration.String())
+		return bad("MaxRTO", c.MaxRTO, "must be at most "+maxConfigDuration.String())
 	case c.DupAge <= 0 || c.DupAge > maxConfigDuration:
-		return bad("DupAge", "must be positive and at most "+maxConfigDuration.String())
+		return bad("DupAge", c.DupAge, "must be positive and at most "+maxConfigDuration.String())
 	case c.SuspectAfter < 1:
-		return bad("SuspectAfter", "must be at least 1")
+		return bad("SuspectAfter", c.SuspectAfter, "must be at least 1")
 	case c.MaxAge < 0 || c.MaxAge > maxConfigDuration:
-		return bad("MaxAge", "must be between 0 and "+maxConfigDuration.String())
+		return bad("MaxAge", c.MaxAge, "must be between 0 and "+maxConfigDuration.String())
 	case c.StrangerErrorRate < 0:
-		return bad("StrangerErrorRate", "must not be negative")
+		return bad("StrangerErrorRate", c.StrangerErrorRate, "must not be negative")
 	case c.MaxPeers < 1:
-		return bad("MaxPeers", "must be at least 1")
+		return bad("MaxPeers", c.MaxPeers, "must be at least 1")
 	case len(c.Key) > 0 && len(c.Key) < wire.MinKeyLen:
-		return bad("Key", "must be at least 16 bytes")
+		return bad("Key", strconv.Itoa(len(c.Key))+" bytes", "must be at least 16 bytes")
 	case len(c.PrevKey) > 0 && len(c.Key) == 0:
-		return bad("PrevKey", "needs Key")
+		return bad("PrevKey", strconv.Itoa(len(c.PrevKey))+" bytes", "needs Key")
 	case len(c.PrevKey) > 0 && len(c.PrevKey) < wire.MinKeyLen:
-		return bad("PrevKey", "must be at least 16 bytes")
+		return bad("PrevKey", strconv.Itoa(len(c.PrevKey))+" bytes", "must be at least 16 bytes")
 	}
 	return nil
 }

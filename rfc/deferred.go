@@ -144,7 +144,7 @@ func (ep *Endpoint) runDeferred(ce *callEntry, req *Request, codec *wire.Codec, 
 		d.oneway = req.Flags&wire.FlagOneWay != 0 || ce.flags&OneWay != 0
 		d.arrived, d.deadline = req.Arrived, req.Deadline
 		d.ent, d.key = ent, *key
-		d.ps.Reset(d.buf[wire.HeaderSize:ep.replyRoom(req.Packet)])
+		d.ps.Reset(d.buf[wire.HeaderSize:ep.ReplyRoom(req.Packet)])
 		d.live.Store(true)
 		ep.busy.Add(1)
 		var panicked bool

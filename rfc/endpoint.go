@@ -1,11 +1,9 @@
 package rfc
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"log/slog"
-	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -14,52 +12,6 @@ import (
 
 	"fastcall/wire"
 )
-
-// CallFlags describe a registered call.
-type CallFlags uint8
-
-const (
-	// Idempotent calls skip the duplicate-request cache: a
-	// retransmission may run the handler again, or be answered EBUSY
-	// when the queue is full. Use it for short calls; a long call should
-	// stay in the cache, where a retransmission of a running call is
-	// absorbed.
-	Idempotent CallFlags = 1 << iota
-	// OneWay calls get no reply, not even an error reply.
-	OneWay
-	// Inline handlers run on the reader goroutine, without a hand-off
-	// to a worker. They must be short and must never block.
-	Inline
-	// Priority calls go to a separate queue served by a worker of their
-	// own, ahead of ordinary calls (heartbeats use it).
-	Priority
-)
-
-// Handler runs one call. It reads the request's parameters, appends its
-// reply parameters to reply (a builder lent over the reply datagram) and
-// returns OK or an error number. An error reply carries no parameters. A
-// handler that panics is answered EFAULT and the endpoint stays up. The
-// request and the builder are valid only during the call.
-type Handler func(req *Request, reply *wire.Params) wire.Errno
-
-// Request is a call as a handler sees it.
-type Request struct {
-	*wire.Packet
-	From     netip.AddrPort
-	Arrived  int64 // engine clock (Endpoint.Now) when the datagram was read
-	Deadline int64 // engine clock when the caller gives up; 0 = none
-	buf      []byte
-}
-
-// callEntry is one registered call number.
-type callEntry struct {
-	no     uint16
-	name   string
-	schema wire.Schema
-	flags  CallFlags
-	h      Handler
-	dh     DeferredHandler // instead of h, for RegisterDeferred
-}
 
 // Endpoint is one node's UDP socket and everything that serves and makes
 // calls through it. All methods are safe for concurrent use.
@@ -151,7 +103,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	}
 	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
-		return nil, &ConfigError{"Addr", err.Error()}
+		return nil, BadConfig("rfc", "Addr", cfg.Addr, err.Error())
 	}
 	network := "udp"
 	if ua.IP != nil && ua.IP.To4() != nil {
@@ -171,11 +123,11 @@ func newCodec(cfg Config) (*wire.Codec, error) {
 	}
 	codec, err := wire.NewCodec(cfg.MaxDatagram, cfg.Key)
 	if err != nil {
-		return nil, &ConfigError{"Key", err.Error()}
+		return nil, BadConfig("rfc", "Key", nil, err.Error())
 	}
 	if len(cfg.PrevKey) > 0 {
 		if err := codec.SetKeys(cfg.Key, cfg.PrevKey); err != nil {
-			return nil, &ConfigError{"PrevKey", err.Error()}
+			return nil, BadConfig("rfc", "PrevKey", nil, err.Error())
 		}
 	}
 	return codec, nil
@@ -221,7 +173,7 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	ep.calls.Store(&calls)
 	names := map[uint16]string{}
 	ep.names.Store(&names)
-	ep.pending.init(ep, cfg.MaxPending, cfg.MaxDatagram)
+	ep.pending.init(ep, cfg.MaxPending)
 	ep.watch.init(cfg.MaxPending)
 	ep.deferred.max = cfg.MaxPending
 	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
@@ -394,373 +346,3 @@ func (ep *Endpoint) Now() int64 { return int64(time.Since(ep.epoch)) }
 
 // Config returns the configuration the endpoint runs with.
 func (ep *Endpoint) Config() Config { return ep.cfg }
-
-// Register adds a call number. Registering a number twice, number 0, or
-// a handler that is nil gives EINVAL; a number in the engine's own range
-// (below 0x0100) is refused unless the engine registers it itself.
-func (ep *Endpoint) Register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
-	if callNo < wire.CallHeartbeatBase {
-		return wire.EINVAL
-	}
-	return ep.register(callNo, name, schema, flags, h)
-}
-
-func (ep *Endpoint) register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
-	if h == nil {
-		return wire.EINVAL
-	}
-	return ep.registerEntry(&callEntry{no: callNo, name: name, schema: schema, flags: flags, h: h})
-}
-
-// registerEntry adds ce to the call table, with its own copy of the
-// schema.
-func (ep *Endpoint) registerEntry(ce *callEntry) error {
-	if ce.no == 0 || len(ce.schema) > wire.MaxParams {
-		return wire.EINVAL
-	}
-	ce.schema = append(wire.Schema(nil), ce.schema...)
-	ep.regMu.Lock()
-	defer ep.regMu.Unlock()
-	old := *ep.calls.Load()
-	if _, ok := old[ce.no]; ok {
-		return wire.EEXIST
-	}
-	m := make(map[uint16]*callEntry, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[ce.no] = ce
-	ep.calls.Store(&m)
-	ep.NameCall(ce.no, ce.name)
-	return nil
-}
-
-// NameCall records a name for a call number this endpoint calls but does
-// not serve, so that statistics show it.
-func (ep *Endpoint) NameCall(callNo uint16, name string) {
-	for {
-		old := ep.names.Load()
-		if (*old)[callNo] == name {
-			return
-		}
-		m := make(map[uint16]string, len(*old)+1)
-		for k, v := range *old {
-			m[k] = v
-		}
-		m[callNo] = name
-		if ep.names.CompareAndSwap(old, &m) {
-			return
-		}
-	}
-}
-
-// CallName returns the registered or recorded name of a call number.
-func (ep *Endpoint) CallName(callNo uint16) string { return (*ep.names.Load())[callNo] }
-
-func (ep *Endpoint) lookupCall(callNo uint16) *callEntry { return (*ep.calls.Load())[callNo] }
-
-// Reply holds a call's reply for Call. Its buffer is allocated on first
-// use and reused; keep one Reply per caller to allocate nothing per call.
-type Reply struct {
-	wire.Packet
-	buf []byte
-}
-
-func (r *Reply) set(p *Pending) {
-	n := p.mu.pkt.Len
-	if cap(r.buf) < n {
-		r.buf = make([]byte, p.ep.cfg.MaxDatagram)
-	}
-	copy(r.buf[:n], p.mu.rep[:n])
-	r.Packet = p.mu.pkt
-	r.Packet.Rebase(r.buf[:n])
-}
-
-// Call sends a request to dst and parks until its reply, its deadline (the
-// context's, or Config.DefaultTimeout), the context's cancellation
-// (noticed within a timer tick, cancel.go), or the peer's declared death. It returns nil or an error number (wire.Errno):
-// the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
-// EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
-// be nil). A destination given as an IPv4-mapped IPv6 address is the IPv4
-// peer, in this and every other method that takes one (peerAddr).
-func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
-	p, err := ep.start(ctx, dst, callNo, params, false, false)
-	if err != nil {
-		return err
-	}
-	return ep.wait(ctx, p, reply)
-}
-
-// wait parks on p until it completes or ctx ends, copies the reply and
-// releases p. A context that ends by its deadline counts as ETIMEDOUT.
-//
-// The call's timer enforces the context's deadline (start), and the timer
-// goroutine watches a context that may end earlier (cancel.go), so the
-// caller parks on the bell or on p's channel alone, whatever its context,
-// and is woken once. Before Start there is no timer goroutine: the caller
-// then watches the context itself.
-func (ep *Endpoint) wait(ctx context.Context, p *Pending, reply *Reply) error {
-	if !ep.started.Load() {
-		return ep.waitUnstarted(ctx, p, reply)
-	}
-	watched := false
-	if mayEndEarly(ctx) {
-		var id uint64
-		if id, watched = ep.watchCancel(ctx, p); watched {
-			if err := ctx.Err(); err != nil {
-				ep.endWaiting(p, id, err)
-			}
-		}
-	}
-	ep.bellWait(p)
-	<-p.done
-	if watched {
-		ep.unwatch(p)
-	}
-	return ep.finishWait(p, reply)
-}
-
-// waitUnstarted is wait on an endpoint whose goroutines have not started.
-func (ep *Endpoint) waitUnstarted(ctx context.Context, p *Pending, reply *Reply) error {
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		p.mu.Lock()
-		id := p.mu.callID
-		p.mu.Unlock()
-		ep.endWaiting(p, id, ctx.Err())
-		<-p.done
-	}
-	return ep.finishWait(p, reply)
-}
-
-// finishWait copies the reply of the completed call p and releases p.
-func (ep *Endpoint) finishWait(p *Pending, reply *Reply) error {
-	err := p.Err()
-	if err == nil && reply != nil {
-		reply.set(p)
-	}
-	p.Release()
-	return err
-}
-
-// Go sends a request and returns at once with the pending call; wait on
-// Done or Wait, read Reply, then Release. The deadline is the context's
-// (or Config.DefaultTimeout); cancellation of ctx after Go returns is not
-// watched — Release abandons a call.
-func (ep *Endpoint) Go(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params) (*Pending, error) {
-	return ep.start(ctx, dst, callNo, params, false, false)
-}
-
-// GoFunc sends a request like Go and, instead of a Pending to wait on,
-// runs done once when the call completes: with its reply, or with
-// ETIMEDOUT after timeout, ENODEAD, or ECLOSED. done runs on the
-// goroutine that completes the call (a reader, the timer goroutine, or
-// the one calling MarkDead or Close), so it must be short and must never
-// block; it reads p.Err and p.Reply, which are valid only until it
-// returns, and must not call Release: the engine releases the call after
-// done. done may run before GoFunc returns. When GoFunc returns an error
-// the call was not made and done never runs.
-//
-// A handler that defers its reply (RegisterDeferred) forwards with
-// GoFunc and replies from done, so that no goroutine waits for the
-// forwarded call.
-func (ep *Endpoint) GoFunc(dst netip.AddrPort, callNo uint16, params *wire.Params, timeout time.Duration, done func(p *Pending)) error {
-	if done == nil {
-		return wire.EINVAL
-	}
-	_, err := ep.startCall(dst, callNo, params, timeout, false, false, done)
-	return err
-}
-
-// Probe is Call for liveness checks: it goes out even to a peer marked
-// dead, so that the heartbeat service can hear it again.
-func (ep *Endpoint) Probe(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
-	p, err := ep.start(ctx, dst, callNo, params, false, true)
-	if err != nil {
-		return err
-	}
-	return ep.wait(ctx, p, reply)
-}
-
-// Send sends a one-way request: no reply, no retransmission, no
-// guarantee of delivery. It fails only locally (ENODEAD, EMSGSIZE,
-// ECLOSED). A call not registered Idempotent is dropped by the callee
-// until this endpoint has heard the callee's incarnation.
-func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params) error {
-	if ep.closed.Load() {
-		return wire.ECLOSED
-	}
-	dst = peerAddr(dst)
-	peer := ep.peers.get(dst)
-	if PeerState(peer.state.Load()) == PeerDead {
-		return wire.ENODEAD
-	}
-	s := ep.sendBuf.Get().(*sendScratch)
-	defer ep.sendBuf.Put(s)
-	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
-		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Stamp: ep.stamp()}
-	n, e := ep.codecOf(&s.codec).EncodeParams(s.buf, &h, params)
-	if e != wire.OK {
-		return e
-	}
-	ep.stats.callOut(callNo).calls.Add(1)
-	ep.writeTo(s.buf[:n], dst)
-	return nil
-}
-
-// stamp returns the header's clock field.
-func (ep *Endpoint) stamp() uint32 { return uint32(time.Now().UnixMilli()) }
-
-func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
-	var err error
-	if ep.tr != nil {
-		err = ep.tr.Send(b, dst)
-	} else {
-		_, err = ep.conn.WriteToUDPAddrPort(b, dst)
-	}
-	if err != nil {
-		ep.stats.sendErrs.Add(1)
-		return
-	}
-	ep.stats.tx.Add(1)
-}
-
-// start takes a slot, encodes and sends the request, and arms its timer.
-// The deadline is the context's, or Config.DefaultTimeout.
-func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, oneway, probe bool) (*Pending, error) {
-	if err := ctx.Err(); err != nil && !ep.closed.Load() {
-		return nil, wire.ECANCELED
-	}
-	timeout := ep.cfg.DefaultTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	return ep.startCall(dst, callNo, params, timeout, oneway, probe, nil)
-}
-
-// startCall is start with the time the call may take, and the completion
-// function of a GoFunc call (nil otherwise).
-func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Params, timeout time.Duration, oneway, probe bool, fn func(*Pending)) (*Pending, error) {
-	if ep.closed.Load() {
-		return nil, wire.ECLOSED
-	}
-	dst = peerAddr(dst)
-	peer := ep.peers.get(dst)
-	if !probe && PeerState(peer.state.Load()) == PeerDead {
-		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
-		return nil, wire.ENODEAD
-	}
-	if timeout <= 0 {
-		return nil, wire.ETIMEDOUT
-	}
-	now := ep.Now()
-	deadline := clockAfter(now, timeout)
-	p := ep.pending.get()
-	if p == nil {
-		ep.stats.busy.Add(1)
-		return nil, wire.EBUSY
-	}
-	p.mu.Lock()
-	if p.mu.req == nil {
-		p.mu.req = make([]byte, ep.cfg.MaxDatagram)
-		p.mu.rep = make([]byte, ep.cfg.MaxDatagram)
-	}
-	id := ep.seq.Add(1)<<slotBits | uint64(p.idx)
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
-		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
-	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
-	if e == wire.OK && ep.closed.Load() {
-		// Close sets closed before it sweeps the slots under their
-		// locks: either its sweep of this slot comes after this
-		// unlock and finds the call waiting, or closed shows here.
-		e = wire.ECLOSED
-	}
-	if e != wire.OK {
-		p.mu.Unlock()
-		ep.pending.put(p.idx)
-		return nil, e
-	}
-	p.mu.state = slotWaiting
-	p.fin.Store(false)
-	p.mu.bell = false
-	p.mu.callID = id
-	p.mu.callNo = callNo
-	p.mu.peer = peer
-	p.mu.dst = dst
-	p.mu.oneway = oneway
-	p.mu.sentAt = now
-	p.mu.deadline = deadline
-	p.mu.rto = peer.rto()
-	p.mu.retrans = 0
-	p.mu.reqLen = n
-	p.mu.err = wire.OK
-	p.mu.fn = fn
-	at := now + p.mu.rto
-	if at > deadline {
-		at = deadline
-	}
-	queued, combine := false, false
-	if ep.cfg.CoalesceSends {
-		queued, combine = ep.comb.enqueue(timerEntry{id: id, idx: p.idx})
-	}
-	// A caller that waits for its call (Call, Go) sends after unlocking
-	// it: the reply may come back while the send is still in the kernel,
-	// and the reader delivering it must not wait for the lock meanwhile.
-	// Nothing else writes the request before the timer is pushed below,
-	// and the slot is released only by this goroutine or after it. A
-	// GoFunc call's slot is released by whoever completes it, perhaps
-	// during the send, so its request goes out under the lock.
-	var after []byte
-	if !queued {
-		if fn == nil {
-			after = p.mu.req[:n]
-		} else {
-			ep.writeTo(p.mu.req[:n], dst)
-		}
-	}
-	p.mu.Unlock()
-	if after != nil {
-		ep.writeTo(after, dst)
-	}
-	ep.stats.callOut(callNo).calls.Add(1)
-	ep.timers.push(timerEntry{at: at, id: id, idx: p.idx})
-	if combine {
-		ep.combine()
-	}
-	return p, nil
-}
-
-// sendBudgetLocked restamps the request of p with its remaining budget and
-// sends it again.
-func (ep *Endpoint) sendBudgetLocked(p *Pending, now int64) {
-	b := p.mu.req[:p.mu.reqLen]
-	ep.codecOf(&p.mu.codec).Restamp(b, budgetUs(p.mu.deadline-now), ep.stamp(), true)
-	ep.writeTo(b, p.mu.dst)
-}
-
-// clockAfter returns the engine clock time d after now, saturated at the
-// largest clock value: a timeout too long to represent is no deadline in
-// practice, never a deadline in the past.
-func clockAfter(now int64, d time.Duration) int64 {
-	if int64(d) > math.MaxInt64-now {
-		return math.MaxInt64
-	}
-	return now + int64(d)
-}
-
-// maxBudget is the longest time, in engine-clock nanoseconds, the budget
-// field carries (2^32-1 µs): budgetUs saturates there, and a caller sends
-// no copy of a call later than this after its first send (expire).
-const maxBudget = int64(1<<32-1) * 1000
-
-func budgetUs(ns int64) uint32 {
-	us := ns / 1000
-	if us < 1 {
-		return 1
-	}
-	if us > 1<<32-1 {
-		return 1<<32 - 1
-	}
-	return uint32(us)
-}

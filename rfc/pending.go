@@ -43,7 +43,6 @@ type Pending struct {
 		callNo   uint16
 		peer     *peerState
 		dst      netip.AddrPort
-		oneway   bool
 		sentAt   int64 // first transmission, engine clock
 		deadline int64
 		rto      int64
@@ -158,7 +157,7 @@ type pendingTable struct {
 	used  atomic.Int32 // slots taken: changed under mu, read without it
 }
 
-func (t *pendingTable) init(ep *Endpoint, n, limit int) {
+func (t *pendingTable) init(ep *Endpoint, n int) {
 	t.slots = make([]Pending, n)
 	t.free = make([]int32, n)
 	for i := range t.slots {

@@ -277,7 +277,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			return
 		case dupReplay:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
-			if o != nil && n > 0 && n <= ep.replyRoom(p) && p.Flags&wire.FlagOneWay == 0 {
+			if o != nil && n > 0 && n <= ep.ReplyRoom(p) && p.Flags&wire.FlagOneWay == 0 {
 				// Stamped anew: the caller applies the age bound to
 				// replies too.
 				rd.codec.Restamp(o.buf[:n], 0, ep.stamp(), false)

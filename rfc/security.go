@@ -84,17 +84,6 @@ func (ep *Endpoint) tooOld(stamp uint32) bool {
 	return age > max || age < -max
 }
 
-// replyRoom returns how many bytes a reply to req may use.
-func (ep *Endpoint) replyRoom(req *wire.Packet) int {
-	room := ep.cfg.MaxDatagram
-	if req.Flags&wire.FlagAuth == 0 {
-		if lim := AmplifyFactor * req.Len; lim < room {
-			room = lim
-		}
-	}
-	return room
-}
-
 // errLimiter is a token bucket for error replies to unauthenticated
 // requests, shared by the readers.
 type errLimiter struct {

@@ -83,7 +83,7 @@ func ListenTransport(cfg Config, t Transport) (*Endpoint, error) {
 // is not used. Close closes t.
 func OpenTransport(cfg Config, t Transport) (*Endpoint, error) {
 	if t == nil {
-		return nil, &ConfigError{"Transport", "nil"}
+		return nil, BadConfig("rfc", "Transport", nil, "nil")
 	}
 	codec, err := newCodec(cfg)
 	if err != nil {

@@ -49,7 +49,7 @@ func (ep *Endpoint) answer(ce *callEntry, req *Request, codec *wire.Codec, out [
 // run calls the handler with a reply builder over out and encodes the
 // reply into out. It returns the reply length, 0 for one-way calls.
 func (ep *Endpoint) run(ce *callEntry, req *Request, codec *wire.Codec, out []byte, ps *wire.Params) int {
-	ps.Reset(out[wire.HeaderSize:ep.replyRoom(req.Packet)])
+	ps.Reset(out[wire.HeaderSize:ep.ReplyRoom(req.Packet)])
 	start := ep.Now()
 	e := invoke(ce.h, req, ps)
 	if e == wire.OK && ps.Err() != wire.OK {

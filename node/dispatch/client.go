@@ -51,9 +51,6 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 	return rep.Param(subReplyID).Uint64(), nil
 }
 
-// zeroPad is the padding source for CallStatus requests.
-var zeroPad [wire.MaxDatagram/rfc.AmplifyFactor + 1]byte
-
 // StatusRemote returns the status of operation id at the dispatcher at
 // dst, following CallStatus pages until every target's outcome is read.
 // A reply that does not parse, or pages that do not advance, are EPROTO.
@@ -61,11 +58,6 @@ func StatusRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, id 
 	maxDg := ep.Config().MaxDatagram
 	ps := new(wire.Params)
 	buf := make([]byte, maxDg-wire.HeaderSize)
-	// Pad so that AmplifyFactor times the request covers a full reply.
-	pad := (maxDg+rfc.AmplifyFactor-1)/rfc.AmplifyFactor - (wire.HeaderSize + 2*sizeU64Param + wire.ParamHdrSize)
-	if pad < 0 {
-		pad = 0
-	}
 	var st Status
 	var rep rfc.Reply
 	cursor := uint64(0)
@@ -73,7 +65,7 @@ func StatusRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, id 
 		ps.Reset(buf)
 		ps.Uint64(id)
 		ps.Uint64(cursor)
-		ps.Bytes(zeroPad[:pad])
+		rfc.AppendPad(ps, maxDg)
 		if err := ep.Call(ctx, dst, CallStatus, ps, &rep); err != nil {
 			return st, err
 		}

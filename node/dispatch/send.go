@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"time"
 
 	"fastcall/rfc"
@@ -54,7 +55,7 @@ func (d *Dispatcher) sendLoop() {
 // dispatcher is closing and the call was not sent.
 func (d *Dispatcher) sendOne(op *operation, i int, ps *wire.Params, buf []byte) bool {
 	call := &op.calls[i]
-	backoff := sendBusyBackoff
+	backoff := rfc.Backoff{Min: sendBusyBackoff, Max: sendBusyBackoffMax}
 	for {
 		now := time.Now()
 		if !now.Before(op.deadline) {
@@ -79,15 +80,8 @@ func (d *Dispatcher) sendOne(op *operation, i int, ps *wire.Params, buf []byte) 
 			return true
 		}
 		d.stats.sendBusy.Add(1)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-d.done:
-			t.Stop()
+		if !backoff.Wait(context.Background(), d.done) {
 			return false
-		}
-		if backoff *= 2; backoff > sendBusyBackoffMax {
-			backoff = sendBusyBackoffMax
 		}
 	}
 }

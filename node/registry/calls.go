@@ -174,16 +174,6 @@ const (
 // push datagram under the limit maxDatagram.
 func maxEntry(maxDatagram int) int { return maxDatagram - pushFixedSize - changeHdrSize }
 
-// padFor returns the padding a request of reqLen bytes needs so that the
-// reply may use the whole datagram limit in checksum mode.
-func padFor(reqLen, maxDatagram int) int {
-	want := maxDatagram/3 + 1
-	if reqLen >= want {
-		return 0
-	}
-	return want - reqLen
-}
-
 // randomID returns a random identifier, never 0: a push stream id
 // (CallSubscribe) or a log incarnation (CallLogSync).
 func randomID() uint64 {

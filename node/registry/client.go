@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -132,19 +131,6 @@ type RawEntry struct {
 	Record []byte
 }
 
-// zeroPad is the padding source for read requests.
-var zeroPad [wire.MaxDatagram / 3]byte
-
-// pad appends a padding parameter so that the reply may use the whole
-// datagram limit in checksum mode.
-func pad(ps *wire.Params, maxDg int) {
-	n := padFor(wire.HeaderSize+ps.Len()+wire.ParamHdrSize, maxDg)
-	if n > len(zeroPad) {
-		n = len(zeroPad)
-	}
-	ps.Bytes(zeroPad[:n])
-}
-
 // failover reports whether an error means "try the other center".
 func failover(e wire.Errno) bool {
 	switch e {
@@ -152,23 +138,6 @@ func failover(e wire.Errno) bool {
 		return true
 	}
 	return false
-}
-
-// retryWait waits the jittered backoff *b (half to all of it), doubles
-// it up to maxRetryBackoff, and reports false if ctx ended meanwhile.
-func retryWait(ctx context.Context, b *time.Duration) bool {
-	d := *b/2 + rand.N(*b/2+1)
-	if *b < maxRetryBackoff {
-		*b = min(2**b, maxRetryBackoff)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // allDead reports whether the engine has declared every center dead.
@@ -218,13 +187,13 @@ func (c *Client) write(ctx context.Context, callNo uint16, build func(ps *wire.P
 // request; read, if not nil, reads a successful reply (the reply is valid
 // only during read). A call whose centers are all declared dead returns
 // ENODEAD at once; after each round in which every center failed, and
-// before each retry of EAGAIN, it waits a backoff (retryWait). For a
+// before each retry of EAGAIN, it waits a backoff (rfc.Backoff). For a
 // write, an ECONFLICT or ENOENT after an attempt that may have been
 // applied is ETIMEDOUT: the outcome is unknown.
 func (c *Client) run(ctx context.Context, callNo uint16, write bool, build func(ps *wire.Params), read func(p *wire.Packet) error) error {
 	b := c.bufPool.Get().(*callBuf)
 	defer c.bufPool.Put(b)
-	backoff := minRetryBackoff
+	backoff := rfc.Backoff{Min: minRetryBackoff, Max: maxRetryBackoff}
 	var last error = wire.ETIMEDOUT
 	staleRetried := false
 	failed := 0       // centers failed in a row
@@ -262,7 +231,7 @@ func (c *Client) run(ctx context.Context, callNo uint16, write bool, build func(
 		case e == wire.EAGAIN:
 			last = err
 			failed = 0
-			if !retryWait(ctx, &backoff) {
+			if !backoff.Wait(ctx, nil) {
 				return last
 			}
 		case failover(e) || e == wire.ECANCELED && ctx.Err() == nil:
@@ -275,7 +244,7 @@ func (c *Client) run(ctx context.Context, callNo uint16, write bool, build func(
 			}
 			if failed++; failed >= len(c.cfg.Centers) {
 				failed = 0
-				if !retryWait(ctx, &backoff) {
+				if !backoff.Wait(ctx, nil) {
 					return last
 				}
 			}
@@ -320,7 +289,7 @@ func buildList(ps *wire.Params, prefix, after string, limit int, flags uint64, m
 	ps.String(after)
 	ps.Uint64(uint64(limit))
 	ps.Uint64(flags)
-	pad(ps, maxDg)
+	rfc.AppendPad(ps, maxDg)
 }
 
 // readList appends the entries of a CallList reply to dst.
@@ -368,7 +337,7 @@ func (c *Client) GetRaw(ctx context.Context, key string) ([]byte, error) {
 	maxDg := c.ep.Config().MaxDatagram
 	err := c.call(ctx, CallGet, func(ps *wire.Params) {
 		ps.String(key)
-		pad(ps, maxDg)
+		rfc.AppendPad(ps, maxDg)
 	}, func(p *wire.Packet) error {
 		if p.NParams() != 1 || p.Param(0).Type != wire.TypeBytes {
 			return wire.EPROTO

@@ -148,7 +148,7 @@ func RouteStats(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort) ([]C
 	for page := 0; page < 1<<16; page++ {
 		ps.Reset(buf)
 		ps.Uint64(cursor)
-		ps.Bytes(make([]byte, padFor(wire.HeaderSize+ps.Len()+wire.ParamHdrSize, maxDg)))
+		rfc.AppendPad(&ps, maxDg)
 		if err := ep.Call(ctx, addr, CallRouteStats, &ps, &rep); err != nil {
 			return out, err
 		}

@@ -337,7 +337,7 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 		ps.Uint64(uint64(limit - len(out)))
 		ps.Uint64(file)
 		ps.Uint64(off)
-		ps.Bytes(make([]byte, padFor(wire.HeaderSize+ps.Len()+wire.ParamHdrSize, maxDg)))
+		rfc.AppendPad(&ps, maxDg)
 		if e := ps.Err(); e != wire.OK {
 			return out, e
 		}

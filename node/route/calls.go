@@ -128,15 +128,3 @@ func ForwardedSchema(s wire.Schema) wire.Schema {
 	out = append(out, contextSchema...)
 	return append(out, s...)
 }
-
-// padFor returns the padding a request of reqLen bytes needs so that a
-// reply to it may use the whole datagram limit even when the request is
-// not authenticated (the engine caps such replies at rfc.AmplifyFactor
-// times the request).
-func padFor(reqLen, maxDatagram int) int {
-	want := maxDatagram/3 + 1
-	if reqLen >= want {
-		return 0
-	}
-	return want - reqLen
-}
