@@ -44,13 +44,12 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 	} else {
 		s.stats.nonMember.Add(1)
 	}
-	// Updates go back within the reply budget (the datagram limit and,
-	// unauthenticated, rfc.AmplifyFactor times the request), and only
-	// to members.
+	// Updates go back within the reply budget (rfc.Endpoint.ReplyRoom),
+	// and only to members.
 	var buf [piggybackBuf]byte
 	out := buf[:0]
 	if m != nil && m.addr == req.From {
-		room := replyRoom(s.ep, req) - wire.HeaderSize - hbParams*sizeU64Param - wire.ParamHdrSize
+		room := s.ep.ReplyRoom(req.Packet) - wire.HeaderSize - hbParams*sizeU64Param - wire.ParamHdrSize
 		out = s.takeUpdatesLocked(out, min(room, rep.Cap()-rep.Len()-hbParams*sizeU64Param-wire.ParamHdrSize))
 	}
 	s.mu.Unlock()

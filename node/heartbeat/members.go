@@ -14,7 +14,7 @@ import (
 // holds as many entries as fit the endpoint's datagram limit.
 func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 	cursor := req.Param(memParamCursor).Uint64()
-	room := replyRoom(s.ep, req) - wire.HeaderSize
+	room := s.ep.ReplyRoom(req.Packet) - wire.HeaderSize
 	if room < memHeadSize+memEntryMax {
 		return wire.EMSGSIZE
 	}
@@ -61,29 +61,6 @@ func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 	return wire.OK
 }
 
-// replyRoom is how many bytes the engine lets a reply to req take: the
-// datagram limit, and for an unauthenticated request at most
-// rfc.AmplifyFactor times the request's length.
-func replyRoom(ep *rfc.Endpoint, req *rfc.Request) int {
-	room := ep.Config().MaxDatagram
-	if req.Flags&wire.FlagAuth == 0 {
-		if lim := rfc.AmplifyFactor * req.Len; lim < room {
-			room = lim
-		}
-	}
-	return room
-}
-
-// membersPad returns the padding that lets a CallMembers reply fill a
-// datagram of ep's size.
-func membersPad(ep *rfc.Endpoint) int {
-	n := ep.Config().MaxDatagram/rfc.AmplifyFactor + 1 - wire.HeaderSize - sizeU64Param - wire.ParamHdrSize
-	if n < 0 {
-		n = 0
-	}
-	return n
-}
-
 // MembersView is a node's answer to CallMembers.
 type MembersView struct {
 	Node        uint32
@@ -105,13 +82,14 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 	var view MembersView
 	var rep rfc.Reply
 	var ps wire.Params
-	pad := make([]byte, membersPad(ep))
-	buf := make([]byte, sizeU64Param+wire.ParamHdrSize+len(pad))
+	// The request is padded so that a page may fill a datagram (the
+	// engine's reply budget, rfc.AppendPad).
+	buf := make([]byte, sizeU64Param+wire.ParamHdrSize+ep.Config().MaxDatagram/rfc.AmplifyFactor+1)
 	cursor := uint64(0)
 	for page := 0; page < maxMemberPages; page++ {
 		ps.Reset(buf)
 		ps.Uint64(cursor)
-		ps.Bytes(pad)
+		rfc.AppendPad(&ps, ep.Config().MaxDatagram)
 		if err := ep.Call(ctx, addr, CallMembers, &ps, &rep); err != nil {
 			return view, err
 		}
