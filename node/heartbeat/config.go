@@ -40,7 +40,7 @@ type Config struct {
 	SuspicionMin time.Duration
 	// SuspicionMaxMult is β: a suspicion starts at β times the shortest
 	// timeout and shrinks toward it as other members confirm it
-	// (default 4).
+	// (default 3).
 	SuspicionMaxMult int
 	// Confirmations is k: the independent suspicions (from distinct
 	// members) that shrink a suspicion timeout to its shortest
@@ -95,7 +95,7 @@ const (
 	DefaultInterval       = 200 * time.Millisecond
 	DefaultSuspectAfter   = 1
 	DefaultIndirectProbes = 3
-	DefaultSuspicionMax   = 4
+	DefaultSuspicionMax   = 3
 	DefaultConfirmations  = 3
 	DefaultProbes         = 2
 	DefaultRetransmit     = 3

@@ -164,7 +164,10 @@ func (pr *prober) stretch(d time.Duration) time.Duration {
 // schedule adds to the active list the members touched outside the loop
 // and the members the probe schedule picks for this tick:
 // ProbesPerInterval per Interval, round-robin over a shuffled copy of the
-// member list (shuffled anew only when the list changes).
+// member list (shuffled anew only when the list changes). Suspect members
+// stay in the schedule (Lifeguard): a failed probe of one is a
+// confirmation, a reply clears it here and the probe tells it it is
+// suspected.
 func (pr *prober) schedule(now int64) {
 	s := pr.s
 	cfg := &s.cfg
@@ -219,7 +222,7 @@ func (pr *prober) schedule(now int64) {
 		}
 		m := pr.ring[pr.ringAt]
 		pr.ringAt++
-		if m.removed || m.state != StateAlive || m.pinned || m.probe != nil || m.due {
+		if m.removed || m.state == StateDead || m.pinned || m.probe != nil || m.due {
 			continue
 		}
 		pr.credit -= unit
@@ -498,9 +501,10 @@ func (pr *prober) step(m *member, now int64) bool {
 			m.loopSince = m.since
 			break
 		}
-		if (m.susp.own || m.pinned || small) && now >= m.probeAt && m.probe == nil {
-			// This node's own suspicion: probe it every Interval, telling
-			// it that it is suspected, so that a live member refutes.
+		if m.probe == nil && (due || ((m.susp.own || m.pinned || small) && now >= m.probeAt)) {
+			// Picked by the schedule, or this node's own suspicion (probed
+			// every Interval): the probe tells it that it is suspected, so
+			// that a live member refutes; a failure confirms it.
 			m.probeAt = now + int64(cfg.Interval)
 			wantProbe = true
 		}

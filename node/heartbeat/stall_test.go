@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"fastcall/wire"
 )
 
 // stallProber builds a service and its probe loop's state on a real
@@ -102,5 +104,54 @@ func TestStalledTickShiftsSuspicion(t *testing.T) {
 	if at == 0 || at-stalled < to {
 		t.Fatalf("member %v (dead %v after the stall), want dead no sooner than %v after it",
 			stateOf(s, m.addr), time.Duration(at-stalled), time.Duration(to))
+	}
+}
+
+// TestScheduledProbeOfSuspectConfirms: a suspect member stays in the
+// probe schedule; when this node's probe of it fails, that is one
+// confirmation from this node (the timer shrinks), passed on as a
+// suspicion with this node as observer.
+func TestScheduledProbeOfSuspectConfirms(t *testing.T) {
+	s, pr, m := stallProber(t)
+	// Two more members, pinned (the schedule skips them), so that the
+	// cluster is past the size probed whole every Interval.
+	for i := uint32(3); i <= 4; i++ {
+		ep := newEndpoint(t, i, nil)
+		if err := s.AddMember(ep.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.members[ep.Addr()].pinned = true
+	}
+	t0 := s.ep.Now()
+	s.mu.Lock()
+	s.toSuspectLocked(m, t0)
+	m.susp = suspicion{start: t0}
+	m.susp.confirm(7)
+	m.susp.conf = 0 // observer 7 began the suspicion
+	s.mu.bcast = nil
+	s.mu.Unlock()
+	pr.credit = int64(s.cfg.Interval)
+	pr.schedule(t0)
+	if !m.due {
+		t.Fatal("the schedule did not pick the suspect member")
+	}
+	pr.lastNs = s.ep.Now()
+	pr.step(m, s.ep.Now())
+	if m.probe == nil {
+		t.Fatal("no probe of the suspect member")
+	}
+	if !waitFor(10*time.Second, func() bool { return wire.AsErrno(m.probe.Err()) != wire.EAGAIN }) {
+		t.Fatal("probe never ended")
+	}
+	now := s.ep.Now()
+	pr.lastNs = now
+	pr.step(m, now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.susp.conf != 1 {
+		t.Fatalf("%d confirmations after this node's probe failed, want 1 (state %v, stats %+v)", m.susp.conf, m.state, s.Stats())
+	}
+	if len(s.mu.bcast) != 1 || s.mu.bcast[0].state != StateSuspect || s.mu.bcast[0].from != s.self {
+		t.Fatalf("queued updates %+v, want this node's suspicion", s.mu.bcast)
 	}
 }

@@ -58,10 +58,10 @@ func TestDetectBound(t *testing.T) {
 		cfg  Config
 		want time.Duration
 	}{
-		// 2I + (S-1)I + I/2 + I (round) + 4*I/2 (suspicion, no
-		// confirmation) + 2*I/10 = 5.7I
-		{"default", DefaultConfig(), 1140 * time.Millisecond},
-		{"100ms", DefaultConfig().WithInterval(100 * time.Millisecond), 570 * time.Millisecond},
+		// 2I + (S-1)I + I/2 + I (round) + 3*I/2 (suspicion, no
+		// confirmation) + 2*I/10 = 5.2I
+		{"default", DefaultConfig(), 1040 * time.Millisecond},
+		{"100ms", DefaultConfig().WithInterval(100 * time.Millisecond), 520 * time.Millisecond},
 		{"slow", func() Config {
 			c := DefaultConfig().WithInterval(time.Second)
 			c.SuspectAfter, c.SuspicionMaxMult = 3, 2
@@ -88,11 +88,11 @@ func TestDetectBoundAt(t *testing.T) {
 	}{
 		// n = 1 and 2: no other member can confirm: the shortest timeout.
 		{1, 840 * time.Millisecond},
-		{3, 1140 * time.Millisecond},
-		// I + (5I/2 + I/10) + I/2 + I + 4*I/2 + 2*I/10
-		{6, 1460 * time.Millisecond},
-		// I + (63I/2 + I/10) + I/2 + I + 4*(I/2)*log10(64) + 2*I/10
-		{64, 6860*time.Millisecond + 4*time.Duration(float64(100*time.Millisecond)*math.Log10(64))},
+		{3, 1040 * time.Millisecond},
+		// I + (5I/2 + I/10) + I/2 + I + 3*I/2 + 2*I/10
+		{6, 1360 * time.Millisecond},
+		// I + (63I/2 + I/10) + I/2 + I + 3*(I/2)*log10(64) + 2*I/10
+		{64, 6860*time.Millisecond + 3*time.Duration(float64(100*time.Millisecond)*math.Log10(64))},
 	} {
 		if got := DetectBoundAt(c, tc.n); got != tc.want {
 			t.Fatalf("DetectBoundAt(n=%d) = %v, want %v", tc.n, got, tc.want)
