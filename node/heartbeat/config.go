@@ -22,7 +22,8 @@ type Config struct {
 	// RoundTimeout is how long an indirect round (a direct probe plus
 	// IndirectProbes indirect ones, opened when SuspectAfter direct
 	// probes in a row have failed) waits for any sign of life before
-	// the member becomes suspect here (default Interval). Must be at
+	// the member becomes suspect here (default 3·Interval/4, so that the
+	// helpers' probes, ProbeTimeout long, end within it). Must be at
 	// least ProbeTimeout.
 	RoundTimeout time.Duration
 	// SuspectAfter is how many direct probes in a row must fail before
@@ -44,7 +45,7 @@ type Config struct {
 	SuspicionMaxMult int
 	// Confirmations is k: the independent suspicions (from distinct
 	// members) that shrink a suspicion timeout to its shortest
-	// (default 3; at most n-2 in a cluster of n).
+	// (default 2; at most n-2 in a cluster of n).
 	Confirmations int
 	// ProbesPerInterval is how many members chosen by the probe schedule
 	// (a shuffled round-robin over the member list) are probed each
@@ -96,7 +97,7 @@ const (
 	DefaultSuspectAfter   = 1
 	DefaultIndirectProbes = 3
 	DefaultSuspicionMax   = 3
-	DefaultConfirmations  = 3
+	DefaultConfirmations  = 2
 	DefaultProbes         = 2
 	DefaultRetransmit     = 3
 	DefaultGossipNodes    = 3
@@ -125,13 +126,13 @@ func DefaultConfig() Config {
 }
 
 // WithInterval returns c with Interval set to d and the timers derived
-// from it reset to their default ratios: ProbeTimeout d/2, RoundTimeout d,
+// from it reset to their default ratios: ProbeTimeout d/2, RoundTimeout 3d/4,
 // SuspicionMin d/2, GossipInterval d/4, ReprobeInterval 5d, Tick d/10
 // (at least 1ms).
 func (c Config) WithInterval(d time.Duration) Config {
 	c.Interval = d
 	c.ProbeTimeout = d / 2
-	c.RoundTimeout = d
+	c.RoundTimeout = 3 * d / 4
 	c.SuspicionMin = d / 2
 	c.GossipInterval = d / 4
 	c.ReprobeInterval = 5 * d

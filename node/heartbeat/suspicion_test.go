@@ -15,7 +15,7 @@ import (
 // is the shortest where no other member could confirm; the shortest
 // grows with log10(n) past ten members.
 func TestSuspicionTimeout(t *testing.T) {
-	c := DefaultConfig() // SuspicionMin 100ms, β 3, k 3
+	c := DefaultConfig() // SuspicionMin 100ms, β 3, k 2
 	lo1000 := time.Duration(float64(100*time.Millisecond) * math.Log10(1000))
 	for _, tc := range []struct {
 		n, conf int
@@ -28,8 +28,8 @@ func TestSuspicionTimeout(t *testing.T) {
 		{10, 3, 100 * time.Millisecond},
 		{10, 9, 100 * time.Millisecond},
 		{1000, 0, 3 * lo1000},
-		{1000, 1, 3*lo1000 - time.Duration(float64(2*lo1000)*(math.Log(2)/math.Log(4)))},
-		{1000, 2, 3*lo1000 - time.Duration(float64(2*lo1000)*(math.Log(3)/math.Log(4)))},
+		{1000, 1, 3*lo1000 - time.Duration(float64(2*lo1000)*(math.Log(2)/math.Log(3)))},
+		{1000, 2, lo1000},
 		{1000, 3, lo1000},
 	} {
 		if got := suspicionTimeout(&c, tc.n, tc.conf); got != tc.want {

@@ -66,6 +66,7 @@ type scaleWorld struct {
 	mu    struct {
 		sync.Mutex
 		dead   map[[2]int]time.Duration // observer, member -> first EventDead
+		sus    map[int]time.Duration    // member -> first EventSuspect anywhere
 		deaths int                      // EventDead of members that did not crash
 	}
 	crashed map[int]bool
@@ -78,6 +79,7 @@ func runScale(t *testing.T, n int, seed uint64) {
 	w := &scaleWorld{t: t, net: simnet.New(seed, link, simnet.NewTrace(0)), crashed: map[int]bool{}, start: time.Now()}
 	defer w.net.Close()
 	w.mu.dead = map[[2]int]time.Duration{}
+	w.mu.sus = map[int]time.Duration{}
 	w.hcfg = heartbeat.DefaultConfig()
 	w.hcfg.Logger = quietLogger
 	w.hcfg.MaxMembers = max(w.hcfg.MaxMembers, n)
@@ -143,12 +145,15 @@ func runScale(t *testing.T, n int, seed uint64) {
 			v = int(rnd.Below(uint64(n)))
 		}
 		at := time.Since(w.start)
+		w.mu.Lock()
 		w.crashed[v] = true
+		w.mu.Unlock()
 		w.net.Crash(w.addrs[v])
 		w.svcs[v].Close()
 		w.eps[v].Close()
 		time.Sleep(30 * iv)
 		w.mu.Lock()
+		first, last := time.Duration(-1), time.Duration(0)
 		for i := 0; i < n; i++ {
 			if w.crashed[i] {
 				continue
@@ -159,8 +164,18 @@ func runScale(t *testing.T, n int, seed uint64) {
 				continue
 			}
 			detect = append(detect, float64(d-at)/float64(iv))
+			if first < 0 || d < first {
+				first = d
+			}
+			last = max(last, d)
 		}
+		sus, ok := w.mu.sus[v]
 		w.mu.Unlock()
+		if !ok {
+			sus = at - iv
+		}
+		t.Logf("N=%d crash %d: first suspicion %.2f, first death %.2f, last death %.2f intervals after the crash",
+			n, r, float64(sus-at)/float64(iv), float64(first-at)/float64(iv), float64(last-at)/float64(iv))
 	}
 
 	// Refutations: a live member told it is suspect raises its
@@ -250,11 +265,19 @@ func (w *scaleWorld) startMember(i int) {
 		w.t.Fatal(err)
 	}
 	svc.OnEvent(func(ev heartbeat.Event) {
+		j := w.index(ev.Addr)
+		now := time.Since(w.start)
+		if ev.Kind == heartbeat.EventSuspect {
+			w.mu.Lock()
+			if _, ok := w.mu.sus[j]; !ok && w.crashed[j] {
+				w.mu.sus[j] = now
+			}
+			w.mu.Unlock()
+			return
+		}
 		if ev.Kind != heartbeat.EventDead {
 			return
 		}
-		j := w.index(ev.Addr)
-		now := time.Since(w.start)
 		w.mu.Lock()
 		if _, ok := w.mu.dead[[2]int{i, j}]; !ok {
 			w.mu.dead[[2]int{i, j}] = now
