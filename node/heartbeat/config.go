@@ -41,7 +41,7 @@ type Config struct {
 	SuspicionMin time.Duration
 	// SuspicionMaxMult is β: a suspicion starts at β times the shortest
 	// timeout and shrinks toward it as other members confirm it
-	// (default 3).
+	// (default 2).
 	SuspicionMaxMult int
 	// Confirmations is k: the independent suspicions (from distinct
 	// members) that shrink a suspicion timeout to its shortest
@@ -96,7 +96,7 @@ const (
 	DefaultInterval       = 200 * time.Millisecond
 	DefaultSuspectAfter   = 1
 	DefaultIndirectProbes = 3
-	DefaultSuspicionMax   = 3
+	DefaultSuspicionMax   = 2
 	DefaultConfirmations  = 2
 	DefaultProbes         = 2
 	DefaultRetransmit     = 3

@@ -15,20 +15,20 @@ import (
 // is the shortest where no other member could confirm; the shortest
 // grows with log10(n) past ten members.
 func TestSuspicionTimeout(t *testing.T) {
-	c := DefaultConfig() // SuspicionMin 100ms, β 3, k 2
+	c := DefaultConfig() // SuspicionMin 100ms, β 2, k 2
 	lo1000 := time.Duration(float64(100*time.Millisecond) * math.Log10(1000))
 	for _, tc := range []struct {
 		n, conf int
 		want    time.Duration
 	}{
 		{2, 0, 100 * time.Millisecond},
-		{3, 0, 300 * time.Millisecond},
+		{3, 0, 200 * time.Millisecond},
 		{3, 1, 100 * time.Millisecond},
-		{10, 0, 300 * time.Millisecond},
+		{10, 0, 200 * time.Millisecond},
 		{10, 3, 100 * time.Millisecond},
 		{10, 9, 100 * time.Millisecond},
-		{1000, 0, 3 * lo1000},
-		{1000, 1, 3*lo1000 - time.Duration(float64(2*lo1000)*(math.Log(2)/math.Log(3)))},
+		{1000, 0, 2 * lo1000},
+		{1000, 1, 2*lo1000 - time.Duration(float64(lo1000)*(math.Log(2)/math.Log(3)))},
 		{1000, 2, lo1000},
 		{1000, 3, lo1000},
 	} {

@@ -54,7 +54,7 @@ func TestSimScale(t *testing.T) {
 
 // scaleRounds is how many crashes and how many refutations a run
 // measures.
-const scaleRounds = 5
+const scaleRounds = 10
 
 type scaleWorld struct {
 	t     *testing.T
