@@ -21,10 +21,18 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 		m.heardNs = at
 	}
 	raised := inc > m.inc
+	news := raised && m.inc != 0 // not the first incarnation heard of it
 	if raised {
 		m.inc = inc
 	}
 	switch m.state {
+	case StateAlive:
+		if news {
+			// A new incarnation heard from the member itself (a
+			// refutation, a restart): passed on, as an alive update
+			// carrying it would be.
+			s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
+		}
 	case StateSuspect:
 		if raised {
 			s.toAliveLocked(m, at)

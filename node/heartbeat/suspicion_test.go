@@ -253,3 +253,34 @@ func TestJoinThroughSeed(t *testing.T) {
 		t.Fatalf("Join through a node that accepts none: %v, want EPERM", err)
 	}
 }
+
+// TestNewIncarnationHeardPassedOn: a member heard at a higher
+// incarnation than before, from itself (its refutation or restart), has
+// that incarnation disseminated by the hearer as an alive update; the
+// first incarnation heard of a member is not news and is not.
+func TestNewIncarnationHeardPassedOn(t *testing.T) {
+	cfg := DefaultConfig().WithInterval(2 * time.Second)
+	cfg.Logger = quiet
+	peer := newEndpoint(t, 2, nil)
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{peer.Addr()})
+	queued := func() (found bool, inc uint32) {
+		x.svc.mu.Lock()
+		defer x.svc.mu.Unlock()
+		for _, u := range x.svc.mu.bcast {
+			if u.addr == peer.Addr() && u.state == StateAlive {
+				return true, u.inc
+			}
+		}
+		return false, 0
+	}
+	sendUpdates(t, peer, x.ep.Addr())
+	if found, _ := queued(); found {
+		t.Fatal("the first incarnation heard of a member was disseminated")
+	}
+	next := peer.Incarnation() + 5
+	peer.SetIncarnation(next)
+	sendUpdates(t, peer, x.ep.Addr())
+	if found, inc := queued(); !found || inc != next {
+		t.Fatalf("new incarnation %d heard from the member: queued %v at %d, want an alive update at it", next, found, inc)
+	}
+}

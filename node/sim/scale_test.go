@@ -212,6 +212,14 @@ func runScale(t *testing.T, n int, seed uint64) {
 			time.Sleep(w.hcfg.Tick)
 		}
 		unspread += left
+		if left > 0 {
+			for i := 0; i < n; i++ {
+				if !seen[i] && i != x && !w.crashed[i] {
+					m, _ := w.svcs[i].Member(w.addrs[x])
+					t.Logf("N=%d refutation %d of member %d (incarnation %d): member %d holds %v at %d", n, r, x, inc, i, m.State, m.Incarnation)
+				}
+			}
+		}
 		time.Sleep(5 * iv)
 	}
 
