@@ -63,7 +63,8 @@ type Config struct {
 	// sent (default 3; 0: updates ride on heartbeats only). No gossip
 	// datagram is sent when there is nothing to disseminate.
 	GossipNodes int
-	// GossipInterval is the gossip period (default Interval/4).
+	// GossipInterval is the gossip period (default Interval/2),
+	// stretched by the local health.
 	GossipInterval time.Duration
 	// AcceptJoins lets a node join through this one (CallJoin, see
 	// Service.Join) and lets an alive update about an address that is
@@ -127,14 +128,14 @@ func DefaultConfig() Config {
 
 // WithInterval returns c with Interval set to d and the timers derived
 // from it reset to their default ratios: ProbeTimeout d/2, RoundTimeout 3d/4,
-// SuspicionMin d/2, GossipInterval d/4, ReprobeInterval 5d, Tick d/10
+// SuspicionMin d/2, GossipInterval d/2, ReprobeInterval 5d, Tick d/10
 // (at least 1ms).
 func (c Config) WithInterval(d time.Duration) Config {
 	c.Interval = d
 	c.ProbeTimeout = d / 2
 	c.RoundTimeout = 3 * d / 4
 	c.SuspicionMin = d / 2
-	c.GossipInterval = d / 4
+	c.GossipInterval = d / 2
 	c.ReprobeInterval = 5 * d
 	c.Tick = d / 10
 	if c.Tick < minTick {

@@ -261,17 +261,18 @@ func (pr *prober) healthUp() {
 
 // gossip sends the waiting updates to GossipNodes random members (alive
 // or suspect: a suspected member hears of it and refutes), one CallGossip
-// datagram each, every GossipInterval. Nothing is sent when no update
-// waits.
+// datagram each, every GossipInterval stretched by the local health.
+// Nothing is sent when no update waits.
 func (pr *prober) gossip(now int64) {
 	s := pr.s
 	cfg := &s.cfg
 	if cfg.GossipNodes == 0 || cfg.Retransmit == 0 || now < pr.gossipAt {
 		return
 	}
-	pr.gossipAt += int64(cfg.GossipInterval)
+	// A slow node (local health) gossips less, as it probes less.
+	pr.gossipAt += int64(pr.stretch(cfg.GossipInterval))
 	if pr.gossipAt <= now {
-		pr.gossipAt = now + int64(cfg.GossipInterval)
+		pr.gossipAt = now + int64(pr.stretch(cfg.GossipInterval))
 	}
 	pr.targets = pr.targets[:0]
 	s.mu.Lock()
@@ -665,7 +666,8 @@ func (pr *prober) ack(job *relayJob, reached bool, inc uint32) {
 
 // reprobeLoop probes dead members every ReprobeInterval with
 // rfc.Endpoint.Probe, the one call that reaches a peer the engine has
-// marked dead. A dead member that answers with a higher incarnation, or
+// marked dead: at most ProbesPerInterval per Interval of ReprobeInterval
+// in one round, round-robin. A dead member that answers with a higher incarnation, or
 // that learns from the probe that it was declared dead and refutes it,
 // is alive again.
 func (s *Service) reprobeLoop() {
@@ -677,6 +679,8 @@ func (s *Service) reprobeLoop() {
 		v    view
 	}
 	var dead []target
+	cursor := 0
+	reprobeMax := s.cfg.ProbesPerInterval * max(1, int(s.cfg.ReprobeInterval/s.cfg.Interval))
 	var ps wire.Params
 	buf := make([]byte, s.ep.Config().MaxDatagram)
 	var rep rfc.Reply
@@ -686,11 +690,19 @@ func (s *Service) reprobeLoop() {
 			return
 		case <-tk.C:
 		}
+		// At most reprobeMax dead members per round, round-robin from
+		// where the last round stopped: the cost of reprobing stays that
+		// of the probe schedule however many members are dead.
 		dead = dead[:0]
 		s.mu.Lock()
-		for _, m := range s.mu.order {
+		n := len(s.mu.order)
+		for i := 0; i < n && len(dead) < reprobeMax; i++ {
+			m := s.mu.order[(cursor+i)%n]
 			if !m.removed && m.state == StateDead {
 				dead = append(dead, target{m.addr, m.viewLocked()})
+			}
+			if i == n-1 || len(dead) == reprobeMax {
+				cursor = (cursor + i + 1) % n
 			}
 		}
 		s.mu.Unlock()
