@@ -123,8 +123,10 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 		{CallProbeRequest, "probe-request", schemaProbeRequest, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeRequest},
 		{CallProbeAck, "probe-ack", schemaProbeAck, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeAck},
 		{CallMembers, "members", schemaMembers, rfc.Idempotent, s.serveMembers},
-		{CallGossip, "gossip", schemaGossip, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveGossip},
-		{CallJoin, "join", schemaJoin, rfc.Idempotent | rfc.Priority, s.serveJoin},
+		// Gossip and joins take the ordinary queue: a burst of updates
+		// never delays the heartbeats on the priority worker.
+		{CallGossip, "gossip", schemaGossip, rfc.Idempotent | rfc.OneWay, s.serveGossip},
+		{CallJoin, "join", schemaJoin, rfc.Idempotent, s.serveJoin},
 	}
 	for _, r := range regs {
 		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
