@@ -150,28 +150,32 @@ func (s *Service) takeUpdatesLocked(dst []byte, room int) []byte {
 		return dst
 	}
 	limit := s.retransmitLimitLocked()
-	taken := 0
+	want := min(piggybackMax, room/updMax)
+	// One pass, newest first, keeping the want least sent in picked,
+	// sorted by sends (among equals the newer first): the cost per
+	// datagram is one scan of the queue.
 	var picked [piggybackMax]int
-	for taken < piggybackMax && room >= updMax {
-		best := -1
-		for i := len(q) - 1; i >= 0; i-- {
-			if q[i].sends >= limit || isPicked(picked[:taken], i) {
-				continue
-			}
-			if best < 0 || q[i].sends < q[best].sends {
-				best = i
-			}
+	taken := 0
+	for i := len(q) - 1; i >= 0 && want > 0; i-- {
+		if q[i].sends >= limit {
+			continue
 		}
-		if best < 0 {
-			break
+		k := taken
+		if taken < want {
+			taken++
+		} else if q[i].sends >= q[picked[taken-1]].sends {
+			continue
+		} else {
+			k = taken - 1
 		}
-		n := len(dst)
-		dst = putUpdate(dst, &q[best])
-		room -= len(dst) - n
-		picked[taken] = best
-		taken++
+		for k > 0 && q[picked[k-1]].sends > q[i].sends {
+			picked[k] = picked[k-1]
+			k--
+		}
+		picked[k] = i
 	}
 	for _, i := range picked[:taken] {
+		dst = putUpdate(dst, &q[i])
 		q[i].sends++
 	}
 	kept := q[:0]
@@ -184,15 +188,6 @@ func (s *Service) takeUpdatesLocked(dst []byte, room int) []byte {
 	s.mu.bcast = kept
 	s.stats.updatesSent.Add(uint64(taken))
 	return dst
-}
-
-func isPicked(p []int, i int) bool {
-	for _, j := range p {
-		if j == i {
-			return true
-		}
-	}
-	return false
 }
 
 // pendingUpdatesLocked reports whether an update waits to be sent.

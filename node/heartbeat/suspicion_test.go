@@ -284,3 +284,55 @@ func TestNewIncarnationHeardPassedOn(t *testing.T) {
 		t.Fatalf("new incarnation %d heard from the member: queued %v at %d, want an alive update at it", next, found, inc)
 	}
 }
+
+// TestTakeUpdatesLeastSentFirst: a datagram carries at most
+// piggybackMax updates, the least sent first and, among those sent as
+// often, the newest first; an update sent its retransmit limit leaves
+// the queue; a small room takes fewer.
+func TestTakeUpdatesLeastSentFirst(t *testing.T) {
+	s := &Service{cfg: DefaultConfig()}
+	s.mu.members = map[netip.AddrPort]*member{}
+	for i := 0; i < 100; i++ {
+		s.mu.members[netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}), 1)] = &member{}
+	}
+	limit := s.retransmitLimitLocked()
+	sends := []int{5, 0, 2, 0, limit - 1, 1, 0, 3, 4, 1, 2}
+	for i, n := range sends {
+		s.mu.bcast = append(s.mu.bcast, update{addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(i + 1)}), 1),
+			state: StateAlive, inc: uint32(i), sends: n})
+	}
+	b := s.takeUpdatesLocked(nil, 1<<16)
+	// Least sent first, newest first among equals: incarnations name
+	// the queue positions.
+	want := []uint32{6, 3, 1, 9, 5, 10, 2, 7}
+	for k, w := range want {
+		u, rest, ok := nextUpdate(b)
+		if !ok || u.inc != w {
+			t.Fatalf("update %d: %+v (ok %v), want the one at position %d", k, u, ok, w)
+		}
+		b = rest
+	}
+	if len(b) != 0 {
+		t.Fatalf("more than %d updates in one datagram", len(want))
+	}
+	if len(s.mu.bcast) != len(sends) {
+		t.Fatalf("%d updates left, want %d (none at the limit yet)", len(s.mu.bcast), len(sends))
+	}
+	// The one at limit-1 goes once taken again; a room for two takes two.
+	for i := range s.mu.bcast {
+		s.mu.bcast[i].sends = limit
+	}
+	s.mu.bcast[4].sends = limit - 1
+	s.mu.bcast[8].sends = 0
+	s.mu.bcast[0].sends = 0
+	b = s.takeUpdatesLocked(nil, 2*updMax)
+	u1, rest, _ := nextUpdate(b)
+	u2, rest, _ := nextUpdate(rest)
+	if len(rest) != 0 || u1.inc != 8 || u2.inc != 0 {
+		t.Fatalf("took %d, %d (and %d bytes more), want 8 then 0", u1.inc, u2.inc, len(rest))
+	}
+	b = s.takeUpdatesLocked(nil, 1<<16)
+	if len(s.mu.bcast) != 2 {
+		t.Fatalf("%d updates left, want 2 (those at the limit gone)", len(s.mu.bcast))
+	}
+}
