@@ -122,6 +122,7 @@ func TestLossyLinkNoFalseDeath(t *testing.T) {
 func TestSaturatedWorkerAlive(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ProbeTimeout = cfg.Interval * 9 / 10 // the machine may be loaded
+	cfg.RoundTimeout = cfg.Interval
 	cfg.Logger = quiet
 	master := newEndpoint(t, 1, nil)
 	worker := newEndpoint(t, 2, func(c *rfc.Config) { c.Workers = 2; c.QueueLen = 32 })
