@@ -38,6 +38,14 @@ func ChildMain() bool {
 		serveChildMain(job)
 		return true
 	}
+	if job == childRegCenters {
+		regCentersChildMain()
+		return true
+	}
+	if job == childDispatchTargets {
+		dispatchTargetsChildMain()
+		return true
+	}
 	warm, _ := time.ParseDuration(os.Getenv(childWarm))
 	d, _ := time.ParseDuration(os.Getenv(childDur))
 	path := os.Getenv(childArgEnv)
@@ -75,21 +83,32 @@ type child struct {
 	out *bufio.Reader
 }
 
-// startChild starts job on path and waits until it is ready.
-func startChild(job, path string, o Options) (*child, error) {
+// spawn starts this binary again as a child running job, with env
+// (KEY=VALUE) added to the environment, its stdin and stdout piped and its
+// stderr this process's.
+func spawn(job string, env ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"="+job, childArgEnv+"="+path,
-		childWarm+"="+o.Warmup.String(), childDur+"="+o.Duration.String())
+	cmd.Env = append(append(os.Environ(), childEnv+"="+job), env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, in, out, nil
+}
+
+// startChild starts job on path, waits until it is ready and tells it to
+// start measuring.
+func startChild(job, path string, o Options) (*child, error) {
+	cmd, in, out, err := spawn(job, childArgEnv+"="+path, childWarm+"="+o.Warmup.String(), childDur+"="+o.Duration.String())
+	if err != nil {
 		return nil, err
 	}
 	c := &child{cmd: cmd, in: in, out: bufio.NewReader(out)}
@@ -97,6 +116,10 @@ func startChild(job, path string, o Options) (*child, error) {
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		c.kill()
 		return nil, fmt.Errorf("child %s not ready: %q %v", job, line, err)
+	}
+	if err := c.start(); err != nil {
+		c.kill()
+		return nil, err
 	}
 	return c, nil
 }
@@ -165,18 +188,8 @@ type serverChild struct {
 
 // startServerChild starts a server job and waits until it serves.
 func startServerChild(job string) (*serverChild, error) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"="+job)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	cmd, in, out, err := spawn(job)
 	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	c := &serverChild{cmd: cmd, in: in}

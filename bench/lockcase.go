@@ -46,6 +46,18 @@ type guarded struct {
 	_ [56]byte
 }
 
+// readMostly is the read-mostly workload over wr and rd: a write every
+// writeEvery operations, reads between.
+func readMostly(wr, rd func(w, i int)) func(w, i int) {
+	return func(w, i int) {
+		if i%writeEvery == 0 {
+			wr(w, i)
+		} else {
+			rd(w, i)
+		}
+	}
+}
+
 func rwLockOps(l *lock.RWLock, data *guarded) (wr, rd, mostly func(w, i int)) {
 	wr = func(_, _ int) {
 		if l.Lock() != nil {
@@ -61,14 +73,7 @@ func rwLockOps(l *lock.RWLock, data *guarded) (wr, rd, mostly func(w, i int)) {
 		_ = data.n
 		l.RUnlock()
 	}
-	mostly = func(w, i int) {
-		if i%writeEvery == 0 {
-			wr(w, i)
-		} else {
-			rd(w, i)
-		}
-	}
-	return
+	return wr, rd, readMostly(wr, rd)
 }
 
 func mutexOps(mu *sync.RWMutex, data *guarded) (wr, rd, mostly func(w, i int)) {
@@ -82,30 +87,32 @@ func mutexOps(mu *sync.RWMutex, data *guarded) (wr, rd, mostly func(w, i int)) {
 		_ = data.n
 		mu.RUnlock()
 	}
-	mostly = func(w, i int) {
-		if i%writeEvery == 0 {
-			wr(w, i)
-		} else {
-			rd(w, i)
-		}
+	return wr, rd, readMostly(wr, rd)
+}
+
+// initRegion maps a region (see mapRegion) and formats a lock in it;
+// release detaches the lock and unmaps the region.
+func initRegion(path string) (l *lock.RWLock, release func(), err error) {
+	mem, unmap, err := mapRegion(path)
+	if err != nil {
+		return nil, nil, err
 	}
-	return
+	if l, err = lock.Init(mem); err != nil {
+		unmap()
+		return nil, nil, err
+	}
+	return l, func() { l.Detach(); unmap() }, nil
 }
 
 // RunLock measures lock.RWLock against sync.RWMutex: uncontended write
 // and read holds, read-mostly (one write hold per writeEvery) from 2
 // goroutines, and read-mostly from two processes (one goroutine each).
 func RunLock(o Options, progress func(string)) ([]OpResult, error) {
-	mem, unmap, err := mapRegion("")
+	l, release, err := initRegion("")
 	if err != nil {
 		return nil, err
 	}
-	defer unmap()
-	l, err := lock.Init(mem)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Detach()
+	defer release()
 	var ld, md guarded
 	var mu sync.RWMutex
 	lw, lr, lm := rwLockOps(l, &ld)
@@ -132,26 +139,17 @@ func RunLock(o Options, progress func(string)) ([]OpResult, error) {
 	// Two processes on one region in a shared file.
 	path := filepath.Join(shmDir(), fmt.Sprintf("fcbench-%d.lock", os.Getpid()))
 	defer os.Remove(path)
-	fmem, funmap, err := mapRegion(path)
+	fl, frelease, err := initRegion(path)
 	if err != nil {
 		return nil, err
 	}
-	defer funmap()
-	fl, err := lock.Init(fmem)
-	if err != nil {
-		return nil, err
-	}
-	defer fl.Detach()
+	defer frelease()
 	var fd guarded
 	_, _, fm := rwLockOps(fl, &fd)
 	rs, err := runOpGroup(fmt.Sprintf("read-mostly (1 write in %d), 2 processes", writeEvery), o, []opSystem{
 		{name: "lock.RWLock", base: true, run: func() (opRound, error) {
 			c, err := startChild("lock-readmostly", path, o)
 			if err != nil {
-				return opRound{}, err
-			}
-			if err := c.start(); err != nil {
-				c.kill()
 				return opRound{}, err
 			}
 			ops, el, al := MeasureOps(1, o.Warmup, o.Duration, fm)

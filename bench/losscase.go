@@ -3,7 +3,7 @@ package bench
 import (
 	"fmt"
 
-	"fastcall/rfc/faultnet"
+	"fastcall/rfc/simnet"
 )
 
 // LossBase is the loss table's reference row: fastcall through the relay
@@ -14,17 +14,17 @@ const LossBase = "fastcall via relay, 0% loss"
 var LossShapes = []Shape{{1, 64}, {32, 64}}
 
 // LossSystems are fastcall direct, and through the user-space relay of
-// package faultnet at 0%, 1% and 5% loss each way.
+// package simnet (simnet.Relay) at 0%, 1% and 5% loss each way.
 func LossSystems() []System {
 	return []System{&fastcallSys{}, &lossySys{loss: 0}, &lossySys{loss: 0.01}, &lossySys{loss: 0.05}}
 }
 
-// lossySys is fastcall's echo call with a faultnet relay between client
+// lossySys is fastcall's echo call with a simnet.Relay between client
 // and server that drops each datagram with probability loss, each way.
 type lossySys struct {
 	fastcallSys
 	loss  float64
-	relay *faultnet.Relay
+	relay *simnet.Relay
 }
 
 func (s *lossySys) Name() string {
@@ -38,7 +38,7 @@ func (s *lossySys) Start() error {
 	if err := s.fastcallSys.Start(); err != nil {
 		return err
 	}
-	r, err := faultnet.New(s.srv.Addr(), &faultnet.Faults{Loss: s.loss, Seed: 1})
+	r, err := simnet.NewRelay(s.srv.Addr(), simnet.RelayConfig{Faults: simnet.Faults{Loss: s.loss}, Seed: 1})
 	if err != nil {
 		s.fastcallSys.Stop()
 		return err

@@ -215,10 +215,6 @@ func RunShm(o Options, progress func(string)) ([]OpResult, error) {
 			if err != nil {
 				return opRound{}, err
 			}
-			if err := c.start(); err != nil {
-				c.kill()
-				return opRound{}, err
-			}
 			return c.result()
 		}},
 	}, progress)

@@ -140,6 +140,58 @@ func FuzzRoundTrip(f *testing.F) {
 	})
 }
 
+// FuzzWalk: walking arbitrary bytes as a parameter segment never panics,
+// and the walker agrees with Decode: a segment it accepts with n
+// parameters decodes, inside a datagram declaring n, to the same values;
+// a segment it stops on with reason r after k parameters is refused with r
+// inside a datagram declaring k+1.
+func FuzzWalk(f *testing.F) {
+	for _, v := range specVectors(f) {
+		if len(v) >= wire.HeaderSize {
+			f.Add(v[wire.HeaderSize:])
+		}
+	}
+	f.Add([]byte{byte(wire.TypeBool), 0, 1, 2})
+	f.Add([]byte{byte(wire.TypeString), 0, 1, 0xff})
+	c, _ := wire.NewCodec(wire.MaxDatagram, nil)
+	dg := make([]byte, wire.MaxDatagram)
+	f.Fuzz(func(t *testing.T, seg []byte) {
+		w := wire.Walk(seg)
+		var vals []wire.Value
+		for v, ok := w.Next(); ok; v, ok = w.Next() {
+			vals = append(vals, v)
+		}
+		if _, ok := w.Next(); ok {
+			t.Fatal("walker goes on after its end")
+		}
+		n, r := wire.CheckSegment(seg)
+		if r != w.Reason() || (r == wire.ReasonNone && n != len(vals)) {
+			t.Fatalf("CheckSegment %d %v, walker %d %v", n, r, len(vals), w.Reason())
+		}
+		count := len(vals)
+		if r != wire.ReasonNone {
+			count++
+		}
+		h := wire.Header{Flags: wire.FlagRequest, CallNo: wire.CallUserBase}
+		sz, e := c.Encode(dg, &h, seg, count)
+		if e != wire.OK {
+			return // too many parameters or too long to encode at all
+		}
+		var p wire.Packet
+		if got := c.Decode(&p, dg[:sz]); got != r {
+			t.Fatalf("decode %v, walker %v after %d parameters", got, r, len(vals))
+		}
+		if r != wire.ReasonNone {
+			return
+		}
+		for i, v := range vals {
+			if q := p.Param(i); q.Type != v.Type || !bytes.Equal(q.Raw, v.Raw) {
+				t.Fatalf("parameter %d: decode %v %x, walker %v %x", i, q.Type, q.Raw, v.Type, v.Raw)
+			}
+		}
+	})
+}
+
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
 // TestGofuzzRoundTrip generates random headers and parameter lists with

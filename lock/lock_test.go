@@ -385,6 +385,33 @@ func TestAgainstRWMutex(t *testing.T) {
 	}
 }
 
+// pairOp is one operation of the invariant tests on two words that move
+// together: with write it adds one to both under the write lock, else it
+// checks under the read lock that they are equal (yielding in between when
+// yield is set). ok is false when the lock failed or the words differed.
+func pairOp(l *RWLock, x, y *atomic.Uint64, write, yield bool) (ok bool, err error) {
+	if write {
+		if err := l.Lock(); err != nil {
+			return false, err
+		}
+		x.Store(x.Load() + 1)
+		runtime.Gosched() // widen the window a broken lock would expose
+		y.Store(y.Load() + 1)
+		l.Unlock()
+		return true, nil
+	}
+	if err := l.RLock(); err != nil {
+		return false, err
+	}
+	vx := x.Load()
+	if yield {
+		runtime.Gosched()
+	}
+	ok = vx == y.Load()
+	l.RUnlock()
+	return ok, nil
+}
+
 // TestGoroutinesInvariant runs goroutines over two handles of one region;
 // writers move two words together, readers check they are equal.
 func TestGoroutinesInvariant(t *testing.T) {
@@ -399,29 +426,13 @@ func TestGoroutinesInvariant(t *testing.T) {
 			defer wg.Done()
 			l := hs[g%len(hs)]
 			for i := 0; i < iters; i++ {
-				if (i+g)%4 == 0 {
-					if err := l.Lock(); err != nil {
-						bad.Add(1)
-						return
-					}
-					x.Store(x.Load() + 1)
-					runtime.Gosched() // widen the window a broken lock would expose
-					y.Store(y.Load() + 1)
-					l.Unlock()
-					continue
-				}
-				if err := l.RLock(); err != nil {
+				ok, err := pairOp(l, &x, &y, (i+g)%4 == 0, i%8 == 1)
+				if !ok {
 					bad.Add(1)
+				}
+				if err != nil {
 					return
 				}
-				vx := x.Load()
-				if i%8 == 1 {
-					runtime.Gosched()
-				}
-				if vx != y.Load() {
-					bad.Add(1)
-				}
-				l.RUnlock()
 			}
 		}(g)
 	}

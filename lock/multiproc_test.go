@@ -2,8 +2,8 @@
 
 package lock
 
-// Multi-process tests. The test binary re-executes itself: TestMain sees
-// envRole and runs a child role instead of the tests. Parent and children
+// Multi-process tests. The test binary re-executes itself (lock/proctest):
+// TestMain runs a child role instead of the tests. Parent and children
 // share a file mapped MAP_SHARED: the lock in its first Size bytes, then a
 // data page with the words below.
 
@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -21,13 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/wire"
 
 	"golang.org/x/sys/unix"
 )
 
 const (
-	envRole  = "FASTCALL_LOCK_TEST_ROLE"  // child role name
 	envFile  = "FASTCALL_LOCK_TEST_FILE"  // shared file path
 	envIters = "FASTCALL_LOCK_TEST_ITERS" // iterations per goroutine (stress)
 
@@ -47,10 +46,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(envRole); role != "" {
-		os.Exit(runChild(role))
+	roles := map[string]func() int{}
+	for _, role := range []string{"stress", "holdwrite", "holdread", "lockwait", "sleep", "hammer"} {
+		roles[role] = func() int { return runChild(role) }
 	}
-	os.Exit(m.Run())
+	proctest.Main(m, roles)
 }
 
 // mapShared maps path (created with sharedSize bytes if missing) MAP_SHARED.
@@ -97,14 +97,7 @@ type child struct {
 func startChild(t testing.TB, role, path string, env ...string) *child {
 	t.Helper()
 	c := &child{done: make(chan struct{})}
-	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), envRole+"="+role, envFile+"="+path)
-	if os.Getenv("GORACE") == "" {
-		// A race-enabled child sleeps 1 s at exit by default; ours report
-		// through their exit status, so skip the sleep.
-		c.cmd.Env = append(c.cmd.Env, "GORACE=atexit_sleep_ms=0")
-	}
-	c.cmd.Env = append(c.cmd.Env, env...)
+	c.cmd = proctest.Command(role, append([]string{envFile + "=" + path}, env...)...)
 	c.cmd.Stdout = &c.out
 	c.cmd.Stderr = &c.out
 	if err := c.cmd.Start(); err != nil {
@@ -228,30 +221,9 @@ func stress(l *RWLock, mem []byte, iters int) uint64 {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < iters; i++ {
-				if i%stressWriteEvery == 0 {
-					if err := l.Lock(); err != nil {
-						bad.Add(1)
-						continue
-					}
-					vx := x.Load()
-					y.Store(y.Load() + 1)
-					runtime.Gosched() // widen the window a broken lock would expose
-					x.Store(vx + 1)
-					l.Unlock()
-					continue
-				}
-				if err := l.RLock(); err != nil {
-					bad.Add(1)
-					continue
-				}
-				vx := x.Load()
-				if i%8 == 1 {
-					runtime.Gosched()
-				}
-				if vx != y.Load() {
+				if ok, _ := pairOp(l, x, y, i%stressWriteEvery == 0, i%8 == 1); !ok {
 					bad.Add(1)
 				}
-				l.RUnlock()
 			}
 		}()
 	}

@@ -2,6 +2,7 @@ package rfc
 
 import (
 	"context"
+	"net/netip"
 	"runtime"
 	"sync"
 	"testing"
@@ -34,23 +35,30 @@ func TestCallAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for i := 0; i < 2000; i++ { // warm up: slots, caches, pools
-			call()
-		}
-		const n = 5000
-		runtime.GC()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		for i := 0; i < n; i++ {
-			call()
-		}
-		runtime.ReadMemStats(&m1)
-		per := float64(m1.Mallocs-m0.Mallocs) / n
+		per := allocsPerCall(call)
 		t.Logf("call %d: %.3f allocations per call, whole process", no, per)
 		if per > 0.05 {
 			t.Fatalf("call %d: %.3f allocations per call", no, per)
 		}
 	}
+}
+
+// allocsPerCall runs call a few thousand times to warm up (slots, caches,
+// pools), then returns the allocations of the whole process per call over
+// five thousand more.
+func allocsPerCall(call func()) float64 {
+	for i := 0; i < 2000; i++ {
+		call()
+	}
+	const n = 5000
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := 0; i < n; i++ {
+		call()
+	}
+	runtime.ReadMemStats(&m1)
+	return float64(m1.Mallocs-m0.Mallocs) / n
 }
 
 func benchCall(b *testing.B, no uint16, size int, parallel bool) {
@@ -67,57 +75,68 @@ func benchCallCtx(b *testing.B, no uint16, size int, parallel, perCall bool) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	if !parallel {
-		var p wire.Params
-		seg := make([]byte, size+64)
-		var rep Reply
-		ctx := context.Background()
+		bc := newBenchCaller(cli, srv.Addr(), no, size, perCall)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			p.Reset(seg)
-			p.Bytes(payload)
-			c, cancel := ctx, context.CancelFunc(nil)
-			if perCall {
-				c, cancel = context.WithTimeout(ctx, 2*time.Second)
-			}
-			err := cli.Call(c, srv.Addr(), no, &p, &rep)
-			if cancel != nil {
-				cancel()
-			}
-			if err != nil {
+			if err := bc.call(context.Background(), payload); err != nil {
 				b.Fatal(err)
 			}
 		}
 		return
 	}
-	const callers = 32
+	runCallers(b, 32, func(per int) {
+		bc := newBenchCaller(cli, srv.Addr(), no, size, perCall)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for i := 0; i < per; i++ {
+			if err := bc.call(ctx, payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// benchCaller is one caller of benchCallCtx, with its own parameter
+// buffer and reply.
+type benchCaller struct {
+	cli     *Endpoint
+	dst     netip.AddrPort
+	no      uint16
+	perCall bool
+	p       wire.Params
+	seg     []byte
+	rep     Reply
+}
+
+func newBenchCaller(cli *Endpoint, dst netip.AddrPort, no uint16, size int, perCall bool) *benchCaller {
+	return &benchCaller{cli: cli, dst: dst, no: no, perCall: perCall, seg: make([]byte, size+64)}
+}
+
+// call makes one call with payload as its parameter, under ctx or, with
+// perCall, under a 2 s deadline of its own derived from ctx.
+func (c *benchCaller) call(ctx context.Context, payload []byte) error {
+	c.p.Reset(c.seg)
+	c.p.Bytes(payload)
+	if c.perCall {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+	}
+	return c.cli.Call(ctx, c.dst, c.no, &c.p, &c.rep)
+}
+
+// runCallers resets the timer, starts callers goroutines that each run
+// body for b.N/callers+1 calls, and waits for them.
+func runCallers(b *testing.B, callers int, body func(per int)) {
 	var wg sync.WaitGroup
 	per := b.N/callers + 1
 	b.ResetTimer()
-	for c := 0; c < callers; c++ {
+	for i := 0; i < callers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var p wire.Params
-			seg := make([]byte, size+64)
-			var rep Reply
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			for i := 0; i < per; i++ {
-				p.Reset(seg)
-				p.Bytes(payload)
-				c, cancel := ctx, context.CancelFunc(nil)
-				if perCall {
-					c, cancel = context.WithTimeout(ctx, 2*time.Second)
-				}
-				err := cli.Call(c, srv.Addr(), no, &p, &rep)
-				if cancel != nil {
-					cancel()
-				}
-				if err != nil {
-					b.Error(err)
-					return
-				}
-			}
+			body(per)
 		}()
 	}
 	wg.Wait()

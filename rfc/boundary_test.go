@@ -15,19 +15,6 @@ import (
 	"fastcall/wire"
 )
 
-// waitFor polls cond until it holds or d passes, and reports whether it
-// held.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
-
 // A datagram longer than MaxDatagram, up to the largest UDP payload, is
 // counted as too-big and dropped; the reader stays up.
 func TestOversizeDatagramDropped(t *testing.T) {
@@ -177,14 +164,7 @@ func TestMappedDestination(t *testing.T) {
 	if err := cli.GoFunc(dst, callEcho, echo, 5*time.Second, func(p *Pending) { done <- p.Err() }); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("GoFunc to %v: %v", dst, err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("GoFunc to %v: not completed after 10s", dst)
-	}
+	waitResult(t, done, "GoFunc to "+dst.String())
 	if err := cli.Send(dst, wire.CallUserBase+20, nil); err != nil {
 		t.Fatalf("Send to %v: %v", dst, err)
 	}
@@ -218,14 +198,7 @@ func TestHugeTimeout(t *testing.T) {
 		t.Helper()
 		res := make(chan error, 1)
 		go func() { res <- call() }()
-		select {
-		case err := <-res:
-			if err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: no result after 10s", what)
-		}
+		waitResult(t, res, what)
 	}
 	check("default timeout", func() error { return cli.Call(context.Background(), srv.Addr(), CallPing, nil, nil) })
 	check("far deadline", func() error { return cli.Call(far, srv.Addr(), CallPing, nil, nil) })

@@ -86,15 +86,6 @@ func cutName(name string) string {
 	return name[:n]
 }
 
-// patchCursor writes the next cursor into the first parameter of reply,
-// a u64 appended first as a placeholder.
-func patchCursor(reply *wire.Params, next uint64) {
-	seg := reply.Segment()
-	for i := 0; i < 8; i++ {
-		seg[wire.ParamHdrSize+i] = byte(next >> (56 - 8*i))
-	}
-}
-
 // callsEntryMax bounds the bytes of one CallCalls entry: u64 number, a
 // name of at most nameMax bytes, a schema of at most MaxParams bytes,
 // u64 flags.
@@ -105,7 +96,7 @@ const (
 
 func (ep *Endpoint) serveCalls(req *Request, reply *wire.Params) wire.Errno {
 	cursor := req.Param(0).Uint64()
-	reply.Uint64(0) // next cursor, patched below
+	nextAt := reply.ReserveUint64() // the next cursor, known after the page
 	next := uint64(0)
 	entries := 0
 	var schema [wire.MaxParams]byte
@@ -133,7 +124,7 @@ func (ep *Endpoint) serveCalls(req *Request, reply *wire.Params) wire.Errno {
 		reply.Bytes(schema[:len(ci.Schema)])
 		reply.Uint64(flags)
 	}
-	patchCursor(reply, next)
+	reply.SetUint64(nextAt, next)
 	return wire.OK
 }
 
@@ -182,7 +173,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 	}
 	// Call numbers in ascending order, starting at the cursor.
 	slices.Sort(order)
-	reply.Uint64(0) // next cursor, patched below
+	nextAt := reply.ReserveUint64() // the next cursor, known after the page
 	next := uint64(0)
 	entries := 0
 	for _, no := range order {
@@ -212,7 +203,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		reply.Uint64(r.p50)
 		reply.Uint64(r.p99)
 	}
-	patchCursor(reply, next)
+	reply.SetUint64(nextAt, next)
 	return wire.OK
 }
 

@@ -8,42 +8,43 @@ import (
 	"fastcall/wire"
 )
 
+// configCase is one configuration of TestConfigBounds: mod applied to the
+// default, and the field the check must name ("" = accepted).
+type configCase struct {
+	name  string
+	mod   func(*Config)
+	field string
+}
+
+// intBounds is the four cases of an integer field with the range [lo, hi]:
+// lo and hi accepted, lo-1 and hi+1 refused naming field.
+func intBounds(name, field string, at func(*Config) *int, lo, hi int) []configCase {
+	set := func(v int) func(*Config) { return func(c *Config) { *at(c) = v } }
+	return []configCase{
+		{name + "-min", set(lo), ""},
+		{name + "-low", set(lo - 1), field},
+		{name + "-max", set(hi), ""},
+		{name + "-high", set(hi + 1), field},
+	}
+}
+
 // TestConfigBounds: every limit of Config.check, one value just past it
 // (refused with a ConfigError naming the field, EINVAL) and the limit
 // itself (accepted).
 func TestConfigBounds(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, wire.MinKeyLen)
-	tests := []struct {
-		name  string
-		mod   func(*Config)
-		field string // "" = accepted
-	}{
+	tests := []configCase{
 		{"default", func(*Config) {}, ""},
 		{"addr-empty", func(c *Config) { c.Addr = "" }, "Addr"},
-		{"datagram-min", func(c *Config) { c.MaxDatagram = wire.HeaderSize + 64 }, ""},
-		{"datagram-low", func(c *Config) { c.MaxDatagram = wire.HeaderSize + 63 }, "MaxDatagram"},
-		{"datagram-max", func(c *Config) { c.MaxDatagram = wire.MaxDatagram }, ""},
-		{"datagram-high", func(c *Config) { c.MaxDatagram = wire.MaxDatagram + 1 }, "MaxDatagram"},
-		{"readers-min", func(c *Config) { c.Readers = 1 }, ""},
-		{"readers-low", func(c *Config) { c.Readers = 0 }, "Readers"},
-		{"readers-max", func(c *Config) { c.Readers = 64 }, ""},
-		{"readers-high", func(c *Config) { c.Readers = 65 }, "Readers"},
-		{"workers-min", func(c *Config) { c.Workers = 1 }, ""},
-		{"workers-low", func(c *Config) { c.Workers = 0 }, "Workers"},
-		{"workers-max", func(c *Config) { c.Workers = 4096 }, ""},
-		{"workers-high", func(c *Config) { c.Workers = 4097 }, "Workers"},
-		{"queue-min", func(c *Config) { c.QueueLen = 1 }, ""},
-		{"queue-low", func(c *Config) { c.QueueLen = 0 }, "QueueLen"},
-		{"queue-max", func(c *Config) { c.QueueLen = 1 << 20 }, ""},
-		{"queue-high", func(c *Config) { c.QueueLen = 1<<20 + 1 }, "QueueLen"},
-		{"batch-min", func(c *Config) { c.BatchSize = 1 }, ""},
-		{"batch-low", func(c *Config) { c.BatchSize = 0 }, "BatchSize"},
-		{"batch-max", func(c *Config) { c.BatchSize = 1024 }, ""},
-		{"batch-high", func(c *Config) { c.BatchSize = 1025 }, "BatchSize"},
-		{"pending-min", func(c *Config) { c.MaxPending = 1 }, ""},
-		{"pending-low", func(c *Config) { c.MaxPending = 0 }, "MaxPending"},
-		{"pending-max", func(c *Config) { c.MaxPending = maxSlots }, ""},
-		{"pending-high", func(c *Config) { c.MaxPending = maxSlots + 1 }, "MaxPending"},
+	}
+	tests = append(tests, intBounds("datagram", "MaxDatagram", func(c *Config) *int { return &c.MaxDatagram }, wire.HeaderSize+64, wire.MaxDatagram)...)
+	tests = append(tests, intBounds("readers", "Readers", func(c *Config) *int { return &c.Readers }, 1, 64)...)
+	tests = append(tests, intBounds("workers", "Workers", func(c *Config) *int { return &c.Workers }, 1, 4096)...)
+	tests = append(tests, intBounds("queue", "QueueLen", func(c *Config) *int { return &c.QueueLen }, 1, 1<<20)...)
+	tests = append(tests, intBounds("batch", "BatchSize", func(c *Config) *int { return &c.BatchSize }, 1, 1024)...)
+	tests = append(tests, intBounds("pending", "MaxPending", func(c *Config) *int { return &c.MaxPending }, 1, maxSlots)...)
+	tests = append(tests, intBounds("dup", "DupEntries", func(c *Config) *int { return &c.DupEntries }, 16, 1<<20)...)
+	tests = append(tests, []configCase{
 		{"timeout-zero", func(c *Config) { c.DefaultTimeout = 0 }, "DefaultTimeout"},
 		{"timeout-min", func(c *Config) { c.DefaultTimeout = 1 }, ""},
 		{"minrto-zero", func(c *Config) { c.MinRTO = 0 }, "MinRTO/MaxRTO"},
@@ -53,10 +54,6 @@ func TestConfigBounds(t *testing.T) {
 		}, ""},
 		{"initial-below-min", func(c *Config) { c.InitialRTO = c.MinRTO - 1 }, "InitialRTO"},
 		{"initial-above-max", func(c *Config) { c.InitialRTO = c.MaxRTO + 1 }, "InitialRTO"},
-		{"dup-min", func(c *Config) { c.DupEntries = 16 }, ""},
-		{"dup-low", func(c *Config) { c.DupEntries = 15 }, "DupEntries"},
-		{"dup-max", func(c *Config) { c.DupEntries = 1 << 20 }, ""},
-		{"dup-high", func(c *Config) { c.DupEntries = 1<<20 + 1 }, "DupEntries"},
 		{"dupage-zero", func(c *Config) { c.DupAge = 0 }, "DupAge"},
 		{"dupage-min", func(c *Config) { c.DupAge = 1 }, ""},
 		{"suspect-min", func(c *Config) { c.SuspectAfter = 1 }, ""},
@@ -72,7 +69,7 @@ func TestConfigBounds(t *testing.T) {
 		{"prev-without-key", func(c *Config) { c.PrevKey = key }, "PrevKey"},
 		{"prev-min", func(c *Config) { c.Key, c.PrevKey = key, key }, ""},
 		{"prev-short", func(c *Config) { c.Key, c.PrevKey = key, key[1:] }, "PrevKey"},
-	}
+	}...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/wire"
@@ -43,7 +43,13 @@ type fwd struct {
 
 func newProxy(t testing.TB, backend netip.AddrPort, mod func(*Config)) *proxy {
 	t.Helper()
-	px := &proxy{Endpoint: newTestEndpoint(t, mod)}
+	return newProxyOn(t, newTestEndpoint(t, mod), backend)
+}
+
+// newProxyOn registers the proxy's calls on ep.
+func newProxyOn(t testing.TB, ep *Endpoint, backend netip.AddrPort) *proxy {
+	t.Helper()
+	px := &proxy{Endpoint: ep}
 	px.backend.Store(&backend)
 	px.timeout.Store(int64(time.Second))
 	free := make(chan *fwd, 64)
@@ -195,25 +201,34 @@ func TestDeferredAtMostOnce(t *testing.T) {
 	}
 }
 
+// TestDeferredDrainWaits: Drain waits for a deferred reply that a
+// goroutine sends later, and the call gets it. In virtual time: Drain
+// returns within its polling millisecond of the reply leaving.
 func TestDeferredDrainWaits(t *testing.T) {
-	srv := newTestServer(t, nil)
-	px := newProxy(t, srv.Addr(), nil)
-	cli := newTestEndpoint(t, nil)
-	p, err := cli.Go(ctxTimeout(t, 3*time.Second), px.Addr(), callLater, params(func(p *wire.Params) { p.Int64(200) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Release()
-	for px.later.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	px.Drain(5 * time.Second)
-	if px.replied.Load() != 1 {
-		t.Fatalf("Drain returned before the deferred reply")
-	}
-	if err := p.Wait(); err != nil {
-		t.Fatalf("deferred call across Drain: %v", err)
-	}
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		px := newProxyOn(t, w.endpoint(nil), srv.Addr())
+		cli := w.endpoint(nil)
+		const later = 200 * time.Millisecond
+		p, err := cli.Go(ctxTimeout(t, 3*time.Second), px.Addr(), callLater, params(func(p *wire.Params) { p.Int64(later.Milliseconds()) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Release()
+		synctest.Wait() // the handler ran and deferred its reply
+		if px.later.Load() != 1 {
+			t.Fatalf("handler ran %d times", px.later.Load())
+		}
+		start := time.Now()
+		px.Drain(5 * time.Second)
+		// Drain looks every millisecond.
+		if took := time.Since(start); px.replied.Load() != 1 || took < later || took > later+time.Millisecond {
+			t.Fatalf("Drain returned after %v, %d deferred replies sent; want %v (+1ms), 1", took, px.replied.Load(), later)
+		}
+		if err := p.Wait(); err != nil {
+			t.Fatalf("deferred call across Drain: %v", err)
+		}
+	})
 }
 
 // Close fails a GoFunc call in flight with ECLOSED through its completion
@@ -298,18 +313,7 @@ func TestDeferredForwardAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 0; i < 2000; i++ {
-		call()
-	}
-	const n = 5000
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	for i := 0; i < n; i++ {
-		call()
-	}
-	runtime.ReadMemStats(&m1)
-	per := float64(m1.Mallocs-m0.Mallocs) / n
+	per := allocsPerCall(call)
 	t.Logf("%.3f allocations per forwarded call, whole process", per)
 	if per > 0.05 {
 		t.Fatalf("%.3f allocations per forwarded call", per)

@@ -113,6 +113,7 @@ func Open(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	growReadBuffer(conn)
 	return open(cfg, codec, conn, nil)
 }
 

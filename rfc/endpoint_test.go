@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/wire"
@@ -92,17 +93,23 @@ func TestErrorPaths(t *testing.T) {
 			t.Fatalf("%d EBUSY replies, want at least 5", busy)
 		}
 	})
+}
 
-	t.Run("ENODEAD", func(t *testing.T) {
-		// A call parked on a peer fails at once when the peer is
-		// declared dead, long before its deadline.
-		silent := newTestEndpoint(t, nil)
-		addr := silent.Addr()
-		silent.Close()
-		p, err := cli.Go(ctxTimeout(t, 10*time.Second), addr, callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }))
+// TestMarkDeadFailsParked: a call parked on a peer fails with ENODEAD
+// the instant the peer is declared dead, long before its deadline; a new
+// call to the dead peer fails at once; a peer heard again is alive. In
+// virtual time, so "at once" is exact.
+func TestMarkDeadFailsParked(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		cli := w.endpoint(nil)
+		addr := w.deadAddr()
+		add := func(p *wire.Params) { p.Int64(1); p.Int64(1) }
+		p, err := cli.Go(ctxTimeout(t, 10*time.Second), addr, callAdd, params(add))
 		if err != nil {
 			t.Fatal(err)
 		}
+		synctest.Wait() // the call is parked
 		start := time.Now()
 		if n := cli.MarkDead(addr); n != 1 {
 			t.Fatalf("MarkDead failed %d calls, want 1", n)
@@ -111,12 +118,12 @@ func TestErrorPaths(t *testing.T) {
 			t.Fatalf("parked call: %v", err)
 		}
 		p.Release()
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("ENODEAD took %v", time.Since(start))
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("ENODEAD %v after MarkDead, want at once", d)
 		}
-		err = cli.Call(ctxTimeout(t, 10*time.Second), addr, callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
-		if wire.AsErrno(err) != wire.ENODEAD {
-			t.Fatalf("new call to dead peer: %v", err)
+		err = cli.Call(ctxTimeout(t, 10*time.Second), addr, callAdd, params(add), nil)
+		if wire.AsErrno(err) != wire.ENODEAD || time.Since(start) != 0 {
+			t.Fatalf("new call to dead peer: %v after %v", err, time.Since(start))
 		}
 		if info, _ := cli.Peer(addr); info.State != PeerDead {
 			t.Fatalf("peer state %v", info.State)
@@ -130,13 +137,26 @@ func TestErrorPaths(t *testing.T) {
 			t.Fatalf("heard peer state %v", info.State)
 		}
 	})
+}
 
-	t.Run("ECANCELED", func(t *testing.T) {
+// TestCancelEndsCall: a call whose context is cancelled returns
+// ECANCELED within a tick of the cancellation (cancel.go), not at its
+// timeout.
+func TestCancelEndsCall(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		cli := w.endpoint(nil)
+		const after = 20 * time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-		err := cli.Call(ctx, deadAddr2(t), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+		defer cancel()
+		go func() { time.Sleep(after); cancel() }()
+		start := time.Now()
+		err := cli.Call(ctx, w.deadAddr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+		took := time.Since(start)
 		if wire.AsErrno(err) != wire.ECANCELED {
-			t.Fatalf("got %v", err)
+			t.Fatalf("got %v after %v", err, took)
+		}
+		if took < after || took > after+cli.tick {
+			t.Fatalf("ECANCELED %v after the call, cancelled at %v (tick %v)", took, after, cli.tick)
 		}
 	})
 }
@@ -149,37 +169,54 @@ func deadAddr2(t *testing.T) netip.AddrPort {
 }
 
 func TestSuspectAfterMisses(t *testing.T) {
-	cli := newTestEndpoint(t, func(c *Config) { c.SuspectAfter = 2 })
-	addr := deadAddr2(t)
-	var mu sync.Mutex
-	var states []PeerState
-	cli.OnPeerChange(func(pi PeerInfo) { mu.Lock(); states = append(states, pi.State); mu.Unlock() })
-	for i := 0; i < 2; i++ {
-		cli.Call(ctxTimeout(t, 30*time.Millisecond), addr, CallPing, nil, nil)
-	}
-	info, _ := cli.Peer(addr)
-	mu.Lock()
-	defer mu.Unlock()
-	if info.State != PeerSuspect || len(states) != 1 || states[0] != PeerSuspect {
-		t.Fatalf("state %v, events %v", info.State, states)
-	}
+	inSim(t, func(t *testing.T, w *simWorld) {
+		cli := w.endpoint(func(c *Config) { c.SuspectAfter = 2 })
+		addr := w.deadAddr()
+		var mu sync.Mutex
+		var states []PeerState
+		cli.OnPeerChange(func(pi PeerInfo) { mu.Lock(); states = append(states, pi.State); mu.Unlock() })
+		for i := 0; i < 2; i++ {
+			if info, _ := cli.Peer(addr); i > 0 && info.State != PeerAlive {
+				t.Fatalf("state %v after %d missed call", info.State, i)
+			}
+			err := cli.Call(ctxTimeout(t, 30*time.Millisecond), addr, CallPing, nil, nil)
+			if wire.AsErrno(err) != wire.ETIMEDOUT {
+				t.Fatalf("call %d to nobody: %v", i, err)
+			}
+		}
+		synctest.Wait()
+		info, _ := cli.Peer(addr)
+		mu.Lock()
+		defer mu.Unlock()
+		if info.State != PeerSuspect || len(states) != 1 || states[0] != PeerSuspect {
+			t.Fatalf("state %v, events %v", info.State, states)
+		}
+	})
 }
 
+// TestCloseFailsParkedCallers: Close fails a caller parked on a call in
+// its callee's handler with ECLOSED at once, and later calls too.
 func TestCloseFailsParkedCallers(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
-	p, err := cli.Go(ctxTimeout(t, 5*time.Second), srv.Addr(), callSleep, params(func(p *wire.Params) { p.Int64(300) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond)
-	cli.Close()
-	if err := p.Wait(); wire.AsErrno(err) != wire.ECLOSED {
-		t.Fatalf("parked caller after Close: %v", err)
-	}
-	if err := cli.Call(context.Background(), srv.Addr(), CallPing, nil, nil); wire.AsErrno(err) != wire.ECLOSED {
-		t.Fatalf("call after Close: %v", err)
-	}
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		cli := w.endpoint(nil)
+		p, err := cli.Go(ctxTimeout(t, 5*time.Second), srv.Addr(), callSleep, params(func(p *wire.Params) { p.Int64(300) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the call is in the handler, its caller parked
+		if n := cli.Stats().Pending; n != 1 {
+			t.Fatalf("%d calls pending, want 1", n)
+		}
+		start := time.Now()
+		cli.Close()
+		if err := p.Wait(); wire.AsErrno(err) != wire.ECLOSED || time.Since(start) != 0 {
+			t.Fatalf("parked caller after Close: %v after %v", err, time.Since(start))
+		}
+		if err := cli.Call(context.Background(), srv.Addr(), CallPing, nil, nil); wire.AsErrno(err) != wire.ECLOSED {
+			t.Fatalf("call after Close: %v", err)
+		}
+	})
 }
 
 func TestNoGoroutineLeft(t *testing.T) {

@@ -50,17 +50,6 @@ func TestReplyGenerationBits(t *testing.T) {
 		}
 	}
 	late := func() uint64 { return cli.Stats().Drops["late-reply"] }
-	// pollUntil polls cond every millisecond until it holds or d passes.
-	pollUntil := func(d time.Duration, cond func() bool) bool {
-		end := time.Now().Add(d)
-		for !cond() {
-			if time.Now().After(end) {
-				return false
-			}
-			time.Sleep(time.Millisecond)
-		}
-		return true
-	}
 	gen := uint64(1) << slotBits
 	forged := []uint64{req.CallID + gen, req.CallID ^ gen<<5}
 	if req.CallID >= gen {
@@ -71,7 +60,7 @@ func TestReplyGenerationBits(t *testing.T) {
 			t.Fatalf("forged id %#x does not share only the slot of %#x", id, req.CallID)
 		}
 		reply(id)
-		if !pollUntil(10*time.Second, func() bool { return late() == uint64(i+1) }) {
+		if !waitFor(10*time.Second, func() bool { return late() == uint64(i+1) }) {
 			t.Fatalf("reply %#x to call %#x: %d late replies counted, want %d", id, req.CallID, late(), i+1)
 		}
 		select {

@@ -45,7 +45,12 @@ func newTestEndpoint(t testing.TB, mod func(*Config)) *Endpoint {
 }
 
 func newTestServer(t testing.TB, mod func(*Config)) *testServer {
-	s := &testServer{Endpoint: newTestEndpoint(t, mod)}
+	return registerTestCalls(t, newTestEndpoint(t, mod))
+}
+
+// registerTestCalls registers the test calls on ep.
+func registerTestCalls(t testing.TB, ep *Endpoint) *testServer {
+	s := &testServer{Endpoint: ep}
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
@@ -134,4 +139,31 @@ func params(f func(p *wire.Params)) *wire.Params {
 		f(p)
 	}
 	return p
+}
+
+// waitFor polls cond until it holds or d passes, and reports whether it
+// held.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// waitResult waits up to 10 s for the result of what on res and fails the
+// test if it is an error or does not come.
+func waitResult(t *testing.T, res <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no result after 10s", what)
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/rfc/faultnet"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -20,8 +20,8 @@ func TestAtMostOnceUnderLoss(t *testing.T) {
 		total = 4000
 	}
 	srv := newTestServer(t, nil)
-	f := &faultnet.Faults{Loss: 0.20, Dup: 0.05, Reorder: 0.05, MaxDelay: 3 * time.Millisecond, Seed: 42}
-	relay, err := faultnet.New(srv.Addr(), f)
+	f := simnet.Faults{Loss: 0.20, Dup: 0.05, Reorder: 0.05, ReorderBy: 3 * time.Millisecond}
+	relay, err := simnet.NewRelay(srv.Addr(), simnet.RelayConfig{Faults: f, Seed: 42})
 	if err != nil {
 		t.Fatal(err)
 	}

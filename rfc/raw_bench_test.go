@@ -3,7 +3,6 @@ package rfc
 import (
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 )
 
@@ -30,31 +29,23 @@ func benchRaw(b *testing.B, callers int) {
 	addr, stop := rawEchoServer(b)
 	defer stop()
 	b.ReportAllocs()
-	var wg sync.WaitGroup
-	per := b.N/callers + 1
-	b.ResetTimer()
-	for i := 0; i < callers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
-			if err != nil {
+	runCallers(b, callers, func(per int) {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		out := make([]byte, 64+56)
+		in := make([]byte, 2048)
+		for j := 0; j < per; j++ {
+			c.Write(out)
+			if _, err := c.Read(in); err != nil {
 				b.Error(err)
 				return
 			}
-			defer c.Close()
-			out := make([]byte, 64+56)
-			in := make([]byte, 2048)
-			for j := 0; j < per; j++ {
-				c.Write(out)
-				if _, err := c.Read(in); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 func BenchmarkRawUDPEcho(b *testing.B)    { benchRaw(b, 1) }

@@ -60,68 +60,79 @@ func encodeReqTo(t *testing.T, key []byte, callNo uint16, id uint64, stamp, peer
 
 func nowStamp() uint32 { return uint32(time.Now().UnixMilli()) }
 
+// TestAuthenticatedOnly: an endpoint with a key answers nothing to a
+// datagram without its tag or with another key's, and runs nothing. In
+// virtual time: the wait for an answer that must not come is exact.
 func TestAuthenticatedOnly(t *testing.T) {
-	srv := newTestServer(t, func(c *Config) { c.Key = keyA })
-	good := newTestEndpoint(t, func(c *Config) { c.Key = keyA })
-	if err := good.Call(ctxTimeout(t, time.Second), srv.Addr(), CallPing, nil, nil); err != nil {
-		t.Fatalf("keyed call: %v", err)
-	}
-	for _, tc := range []struct {
-		name   string
-		key    []byte
-		reason string
-	}{{"no key", nil, "unauthenticated"}, {"wrong key", keyB, "tag"}} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := rawConn(t, srv.Endpoint)
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		good := w.endpoint(func(c *Config) { c.Key = keyA })
+		if err := good.Call(ctxTimeout(t, time.Second), srv.Addr(), CallPing, nil, nil); err != nil {
+			t.Fatalf("keyed call: %v", err)
+		}
+		for _, tc := range []struct {
+			name   string
+			key    []byte
+			reason string
+		}{{"no key", nil, "unauthenticated"}, {"wrong key", keyB, "tag"}} {
+			s := w.rawSender(srv.Addr(), tc.key, 77, 5)
 			for i := 0; i < 5; i++ {
-				c.Write(encodeReq(t, tc.key, callIncr, uint64(i+1)<<20, nowStamp(), nil))
+				s.send(encodeReq(t, tc.key, callIncr, uint64(i+1)<<20, nowStamp(), nil))
 			}
-			if b, ok := readReply(c, 200*time.Millisecond); ok {
-				t.Fatalf("stranger got %d bytes back", len(b))
+			if b, ok := s.sim.recv(time.Second); ok {
+				t.Fatalf("%s: stranger got %d bytes back", tc.name, len(b))
 			}
-			if got := srv.Stats().Drops[tc.reason]; got < 5 {
-				t.Fatalf("drops %v", srv.Stats().Drops)
+			if got := srv.Stats().Drops[tc.reason]; got != 5 {
+				t.Fatalf("%s: drops %v", tc.name, srv.Stats().Drops)
 			}
-		})
-	}
-	if srv.runs.Load() != 0 {
-		t.Fatalf("%d unauthenticated increments ran", srv.runs.Load())
-	}
+		}
+		if srv.runs.Load() != 0 {
+			t.Fatalf("%d unauthenticated increments ran", srv.runs.Load())
+		}
+	})
 }
 
+// TestReplay: a keyed datagram replayed within the age bound is answered
+// from the duplicate cache and runs once; one past the bound, on the
+// server's clock, is dropped, and so is one stamped in the future. In
+// virtual time, so the bound is checked to the millisecond.
 func TestReplay(t *testing.T) {
-	srv := newTestServer(t, func(c *Config) { c.Key = keyA; c.MaxAge = 300 * time.Millisecond })
-	c := rawConn(t, srv.Endpoint)
-	stamp := nowStamp()
-	dg := encodeReqTo(t, keyA, callIncr, 1<<20, stamp, srv.Incarnation(), nil)
-	for i := 0; i < 3; i++ { // the original and two immediate replays
-		c.Write(dg)
-		if _, ok := readReply(c, time.Second); !ok {
-			t.Fatalf("no reply to copy %d", i)
+	inSim(t, func(t *testing.T, w *simWorld) {
+		const maxAge = 300 * time.Millisecond
+		srv := w.server(func(c *Config) { c.Key = keyA; c.MaxAge = maxAge })
+		s := w.rawSender(srv.Addr(), keyA, 77, 5)
+		start := time.Now()
+		dg := encodeReqTo(t, keyA, callIncr, 1<<20, nowStamp(), srv.Incarnation(), nil)
+		for i := 0; i < 3; i++ { // the original and two immediate replays
+			s.send(dg)
+			if _, ok := s.sim.recv(time.Second); !ok {
+				t.Fatalf("no reply to copy %d", i)
+			}
 		}
-	}
-	if srv.runs.Load() != 1 {
-		t.Fatalf("replays within the window ran %d times", srv.runs.Load())
-	}
-	// Wait until the server's own clock puts the datagram past the age
-	// bound.
-	for end := time.Now().Add(10 * time.Second); !srv.tooOld(stamp); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("the datagram never became too old")
+		if srv.runs.Load() != 1 {
+			t.Fatalf("replays within the window ran %d times", srv.runs.Load())
 		}
-	}
-	c.Write(dg) // a late replay: past the age bound
-	if _, ok := readReply(c, 200*time.Millisecond); ok {
-		t.Fatal("late replay answered")
-	}
-	// A datagram stamped in the future is refused too.
-	c.Write(encodeReqTo(t, keyA, callIncr, 2<<20, nowStamp()+10_000, srv.Incarnation(), nil))
-	if _, ok := readReply(c, 200*time.Millisecond); ok {
-		t.Fatal("future-stamped datagram answered")
-	}
-	if srv.runs.Load() != 1 || srv.Stats().Drops["too-old"] != 2 {
-		t.Fatalf("runs %d drops %v", srv.runs.Load(), srv.Stats().Drops)
-	}
+		// At the age bound: still within it, answered from the cache.
+		time.Sleep(maxAge - time.Since(start))
+		s.send(dg)
+		if _, ok := s.sim.recv(time.Second); !ok {
+			t.Fatal("a replay at the age bound was not answered")
+		}
+		// A millisecond past it: dropped.
+		time.Sleep(time.Millisecond)
+		s.send(dg)
+		if _, ok := s.sim.recv(200 * time.Millisecond); ok {
+			t.Fatal("late replay answered")
+		}
+		// A datagram stamped in the future is refused too.
+		s.send(encodeReqTo(t, keyA, callIncr, 2<<20, nowStamp()+10_000, srv.Incarnation(), nil))
+		if _, ok := s.sim.recv(200 * time.Millisecond); ok {
+			t.Fatal("future-stamped datagram answered")
+		}
+		if srv.runs.Load() != 1 || srv.Stats().Drops["too-old"] != 2 {
+			t.Fatalf("runs %d drops %v", srv.runs.Load(), srv.Stats().Drops)
+		}
+	})
 }
 
 func TestAmplificationBound(t *testing.T) {

@@ -1,6 +1,10 @@
 package shm
 
-import "fastcall/wire"
+import (
+	"strconv"
+
+	"fastcall/wire"
+)
 
 // FileError reports a malformed or corrupted file: what is wrong and where.
 // It carries an error number (wire.EPROTO for bad files) and unwraps to it,
@@ -30,15 +34,5 @@ func (r *region) corrupt(off uint64, reason string) error {
 	return &FileError{Path: r.path, Off: off, Reason: reason, No: wire.EPROTO}
 }
 
-func utoa(v uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			return string(b[i:])
-		}
-	}
-}
+// utoa formats v in decimal.
+func utoa(v uint64) string { return strconv.FormatUint(v, 10) }

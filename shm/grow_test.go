@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"fastcall/lock/proctest"
 	"fastcall/wire"
 )
 
@@ -116,7 +117,7 @@ func TestGrowKilledAfterRename(t *testing.T) {
 	}
 	oldIno := inode(r.cur.Load().f)
 
-	c := spawn(t, "growstopper", pathEnv+"="+p)
+	c := proctest.Command("growstopper", pathEnv+"="+p)
 	err = c.Run()
 	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("growstopper was not killed after the rename: %v", err)

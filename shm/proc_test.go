@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/wire"
 
 	"github.com/cespare/xxhash/v2"
 )
 
-// Multi-process tests re-exec the test binary; the child role is named by
-// childEnv and its parameters by the other SHM_TEST_* variables.
+// Multi-process tests re-exec the test binary (lock/proctest) in a child
+// role; its parameters are the SHM_TEST_* variables.
 const (
-	childEnv   = "SHM_TEST_CHILD"
 	pathEnv    = "SHM_TEST_PATH"
 	logEnv     = "SHM_TEST_LOG"
 	seedEnv    = "SHM_TEST_SEED"
@@ -36,20 +36,12 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(childEnv) {
-	case "":
-		os.Exit(m.Run())
-	case "writer":
-		os.Exit(childWriter())
-	case "reader":
-		os.Exit(childReader())
-	case "stopper":
-		os.Exit(childStopper())
-	case "growstopper":
-		os.Exit(childGrowStopper())
-	default:
-		os.Exit(3)
-	}
+	proctest.Main(m, map[string]func() int{
+		"writer":      childWriter,
+		"reader":      childReader,
+		"stopper":     childStopper,
+		"growstopper": childGrowStopper,
+	})
 }
 
 func procKey(i int) []byte { return []byte(fmt.Sprintf("key-%05d", i)) }
@@ -67,14 +59,6 @@ func sealedValue(rng *rand.Rand) []byte {
 
 func sealedOK(v []byte) bool {
 	return len(v) >= sumSize && binary.LittleEndian.Uint64(v) == xxhash.Sum64(v[sumSize:])
-}
-
-func spawn(t *testing.T, role string, env ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + role}, env...)...)
-	cmd.Stderr = os.Stderr
-	return cmd
 }
 
 // opLog is the writer child's log: a shared file mapping, so that appending
@@ -261,14 +245,14 @@ func childReader() int {
 func TestWriterAndReaders(t *testing.T) {
 	_, p := mustCreate(t, 4<<20)
 	env := []string{pathEnv + "=" + p, durEnv + "=1500ms"}
-	w := spawn(t, "writer", append(env, seedEnv+"=1")...)
+	w := proctest.Command("writer", append(env, seedEnv+"=1")...)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
 	var readers []*exec.Cmd
 	var outs []*strings.Builder
 	for i := 0; i < 3; i++ {
-		r := spawn(t, "reader", append(env, seedEnv+"="+strconv.Itoa(10+i))...)
+		r := proctest.Command("reader", append(env, seedEnv+"="+strconv.Itoa(10+i))...)
 		out := &strings.Builder{}
 		r.Stdout = out
 		if err := r.Start(); err != nil {
@@ -363,7 +347,7 @@ func TestKillWriterAtStore(t *testing.T) {
 				} else if err := m.Delete([]byte(key)); err != nil && !errors.Is(err, wire.ENOENT) {
 					t.Fatal(err)
 				}
-				c := spawn(t, "stopper", pathEnv+"="+p, opEnv+"="+op+" "+key, stopEnv+"="+strconv.Itoa(n))
+				c := proctest.Command("stopper", pathEnv+"="+p, opEnv+"="+op+" "+key, stopEnv+"="+strconv.Itoa(n))
 				err := c.Run()
 				if err == nil {
 					break
@@ -438,7 +422,7 @@ func TestKillWriter(t *testing.T) {
 	totalAcked := 0
 	for round := 0; round < rounds; round++ {
 		os.Remove(logPath)
-		w := spawn(t, "writer", pathEnv+"="+p, logEnv+"="+logPath, seedEnv+"="+strconv.Itoa(100+round), durEnv+"=0")
+		w := proctest.Command("writer", pathEnv+"="+p, logEnv+"="+logPath, seedEnv+"="+strconv.Itoa(100+round), durEnv+"=0")
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,5 @@
 package wire
 
-import "unicode/utf8"
-
 // Header holds the fields of a datagram header other than the magic,
 // version, parameter count and length, and tag, which the codec fills in.
 type Header struct {
@@ -133,39 +131,12 @@ func parseHeader(p *Packet, b []byte, limit int) Reason {
 	return ReasonNone
 }
 
-// parseParams walks the parameter segment and fills the view table.
+// parseParams checks the packet's parameters with parseSegment and fills
+// the view table. The segment runs from HeaderSize to the end of the
+// datagram (parseHeader checked that the lengths agree).
 func parseParams(p *Packet) Reason {
-	b := p.buf
-	off := HeaderSize
-	end := HeaderSize + p.plen
-	for i := 0; i < p.nparams; i++ {
-		if end-off < ParamHdrSize {
-			return ReasonParamCount
-		}
-		t := Type(b[off+OffParamType])
-		n := int(be16(b[off+OffParamLen:]))
-		fs := fixedSize(t)
-		if fs == 0 {
-			return ReasonParamType
-		}
-		off += ParamHdrSize
-		if (fs > 0 && n != fs) || n > end-off {
-			return ReasonParamLen
-		}
-		v := b[off : off+n]
-		if t == TypeBool && v[0] > 1 {
-			return ReasonBool
-		}
-		if t == TypeString && !utf8.Valid(v) {
-			return ReasonUTF8
-		}
-		p.params[i] = paramRef{off: uint16(off), n: uint16(n), typ: t}
-		off += n
-	}
-	if off != end {
-		return ReasonTrailing
-	}
-	return ReasonNone
+	_, r := parseSegment(p.buf, HeaderSize, p.params[:p.nparams], true)
+	return r
 }
 
 // writeHeader writes h and the segment shape into b[:HeaderSize] and

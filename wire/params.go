@@ -136,3 +136,48 @@ func (p *Params) AppendSegment(seg []byte, count int) {
 
 // Cap returns the largest segment the builder can hold.
 func (p *Params) Cap() int { return len(p.buf) }
+
+// ReserveUint64 appends a uint64 placeholder with value 0 and returns its
+// index, for SetUint64 to fill once the value is known (a page's next
+// cursor, written first but known only after the entries). It returns -1
+// after setting the sticky error.
+func (p *Params) ReserveUint64() int {
+	b := p.room(TypeUint64, SizeFixed8)
+	if b == nil {
+		return -1
+	}
+	put64(b, 0)
+	return p.count - 1
+}
+
+// SetUint64 writes v into parameter i, a uint64 appended before (usually
+// with ReserveUint64). Any other index or type sets the sticky error
+// EINVAL; after an error it does nothing. It walks the segment to find the
+// parameter.
+func (p *Params) SetUint64(i int, v uint64) {
+	if b := p.slot(i, TypeUint64); b != nil {
+		put64(b, v)
+	}
+}
+
+// slot returns the value bytes of parameter i if it has type t, otherwise
+// nil after setting the sticky error.
+func (p *Params) slot(i int, t Type) []byte {
+	if p.err != OK {
+		return nil
+	}
+	if i >= 0 && i < p.count {
+		w := Walk(p.Segment())
+		for j := 0; j <= i; j++ {
+			v, ok := w.Next()
+			if !ok {
+				break
+			}
+			if j == i && v.Type == t {
+				return v.Raw
+			}
+		}
+	}
+	p.err = EINVAL
+	return nil
+}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"fastcall/node/daemon"
-	"fastcall/node/heartbeat"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -21,49 +20,22 @@ import (
 // dropped (dup-other).
 func TestDupCacheAmplification(t *testing.T) {
 	maddr, waddr := reservePort(t), reservePort(t)
-	worker := &node{args: []string{"-config", writeConfig(t, "worker.json", fmt.Sprintf(`{"addr": %q, "node": 11, "insecure": true,
-		"log_level": "error", "roles": ["worker"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, waddr, maddr))}}
-	worker.start(t)
-	defer worker.kill()
-	master := &node{args: []string{"-config", writeConfig(t, "master.json", fmt.Sprintf(`{"addr": %q, "node": 10, "insecure": true,
-		"log_level": "error", "roles": ["master"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, maddr, waddr))}}
-	master.start(t)
-	defer master.kill()
-	cli, err := rfc.Listen(quietConfig(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	if m, ok := waitMember(t, cli, master.addr, netip.MustParseAddrPort(waddr), func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive && m.Node != 0 }); !ok {
+	startConfig(t, "worker.json", fmt.Sprintf(`{"addr": %q, "node": 11, "insecure": true,
+		"log_level": "error", "roles": ["worker"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, waddr, maddr))
+	master := startConfig(t, "master.json", fmt.Sprintf(`{"addr": %q, "node": 10, "insecure": true,
+		"log_level": "error", "roles": ["master"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, maddr, waddr))
+	cli := listenClient(t, nil)
+	if m, ok := waitMember(t, cli, master.addr, netip.MustParseAddrPort(waddr), aliveAs(0)); !ok {
 		t.Fatalf("the master never saw the worker alive: %+v", m)
 	}
 
 	c := udpTo(t, master.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
-	buf := make([]byte, 70000)
 	var pk wire.Packet
-	// answered returns the size of each reply to call id within d.
-	answered := func(id uint64, d time.Duration) (sizes []int, inc uint32) {
-		for {
-			c.SetReadDeadline(time.Now().Add(d))
-			m, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
-				sizes = append(sizes, m)
-				inc = pk.Incarnation
-			}
-		}
-	}
-	dg := make([]byte, 1400)
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
-	m, _ := codec.EncodeParams(dg, &h, nil)
-	c.Write(dg[:m])
-	_, peerInc := answered(h.CallID, 500*time.Millisecond)
-	if peerInc == 0 {
-		t.Fatal("no reply to ping")
-	}
+	// answered returns the size of each reply to call id within d; pk
+	// holds the last.
+	answered := func(id uint64, d time.Duration) ([]int, uint32) { return replySizes(c, codec, &pk, id, d) }
+	peerInc := pingIncarnation(t, c, codec)
 	before := engineStats(t, cli, master.addr)
 
 	payload := make([]byte, 1200)

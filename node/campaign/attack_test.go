@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -25,8 +27,9 @@ func udpTo(t *testing.T, addr string) *net.UDPConn {
 	return c
 }
 
-// drain counts the datagrams and bytes that come back within d.
-func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+// readQuiet reads datagrams from c, handing each to got, until none comes
+// for d.
+func readQuiet(c *net.UDPConn, d time.Duration, got func(dg []byte)) {
 	buf := make([]byte, 70000)
 	for {
 		c.SetReadDeadline(time.Now().Add(d))
@@ -34,18 +37,50 @@ func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
 		if err != nil {
 			return
 		}
-		n++
-		bytes += m
+		got(buf[:m])
 	}
+}
+
+// drain counts the datagrams and bytes that come back within d.
+func drain(c *net.UDPConn, d time.Duration) (n, bytes int) {
+	readQuiet(c, d, func(dg []byte) { n, bytes = n+1, bytes+len(dg) })
+	return n, bytes
+}
+
+// replySizes reads datagrams from c until none comes for d, and returns
+// the sizes of those that decode with codec into pk as replies to call id,
+// and the incarnation they carry; pk is left holding the last one.
+func replySizes(c *net.UDPConn, codec *wire.Codec, pk *wire.Packet, id uint64, d time.Duration) (sizes []int, inc uint32) {
+	readQuiet(c, d, func(dg []byte) {
+		if codec.Decode(pk, dg) == wire.ReasonNone && pk.CallID == id {
+			sizes = append(sizes, len(dg))
+			inc = pk.Incarnation
+		}
+	})
+	return sizes, inc
+}
+
+// pingIncarnation pings the node c is connected to, as a raw datagram
+// sealed by codec, and returns the incarnation its reply carries.
+func pingIncarnation(t *testing.T, c *net.UDPConn, codec *wire.Codec) uint32 {
+	t.Helper()
+	dg := make([]byte, 1400)
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
+	m, _ := codec.EncodeParams(dg, &h, nil)
+	c.Write(dg[:m])
+	var pk wire.Packet
+	_, inc := replySizes(c, codec, &pk, h.CallID, 500*time.Millisecond)
+	if inc == 0 {
+		t.Fatal("no reply to ping")
+	}
+	return inc
 }
 
 // TestStrangerFlood: junk and unauthenticated datagrams against a keyed
 // rfcd get no reply at all, are counted by reason, and do not disturb
 // authenticated callers.
 func TestStrangerFlood(t *testing.T) {
-	n := &node{args: []string{"-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error"}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-addr", "127.0.0.1:0", "-key", keyFile(t), "-log-level", "error")
 	c := udpTo(t, n.addr.String())
 	plain, _ := wire.NewCodec(0, nil)
 	wrong, _ := wire.NewCodec(0, []byte("not-the-cluster-key-000000000000"))
@@ -69,11 +104,7 @@ func TestStrangerFlood(t *testing.T) {
 		sent++
 	}
 	replies, _ := drain(c, 300*time.Millisecond)
-	cli, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := listenClient(t, testKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var rep rfc.Reply
@@ -209,82 +240,98 @@ func waitEngine(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, cond func(
 
 // TestReplayCampaign: a captured authenticated request replayed at once is
 // answered from the duplicate cache (not run again); replayed after the
-// age bound it is dropped.
+// age bound it is dropped. It runs in a synctest bubble on rfc/simnet:
+// the age bound passes in virtual time, and "no reply" is a virtual
+// timeout that nothing could have beaten.
 func TestReplayCampaign(t *testing.T) {
-	cfg := quietConfig(testKey)
-	cfg.MaxAge = 500 * time.Millisecond
-	srv, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ctr, _ := builtin.Register(srv)
-	codec, _ := wire.NewCodec(0, testKey)
-	dg := make([]byte, 1400)
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, Src: 9, CallID: 1 << 20, Incarnation: 3, Budget: 2_000_000,
-		PeerInc: srv.Incarnation(), Stamp: uint32(time.Now().UnixMilli())}
-	m, _ := codec.Encode(dg, &h, nil, 0)
-	captured := append([]byte(nil), dg[:m]...)
-	c := udpTo(t, srv.Addr().String())
-	for i := 0; i < 10; i++ {
-		c.Write(captured)
-	}
-	early, _ := drain(c, 200*time.Millisecond)
-	time.Sleep(600 * time.Millisecond)
-	for i := 0; i < 10; i++ {
-		c.Write(captured)
-	}
-	late, _ := drain(c, 200*time.Millisecond)
-	if ctr.Value() != 1 || late != 0 || early == 0 {
-		t.Fatalf("counter %d, early replies %d, late replies %d", ctr.Value(), early, late)
-	}
-	record(t, row{
-		Fault:   "replay of a captured authenticated request",
-		Params:  "10 copies at once, 10 copies after the age bound (MaxAge 500 ms here; 30 s by default)",
-		Load:    "one non-idempotent increment",
-		Checked: "ran once; early copies absorbed by the duplicate cache (dropped while the call runs, answered from the cache after); late copies dropped unanswered",
-		Result:  fmt.Sprintf("pass: counter 1, %d early replies (cached), %d late replies, %d dropped as too old", early, late, srv.Stats().Drops["too-old"]),
+	synctest.Test(t, func(t *testing.T) {
+		const maxAge = 500 * time.Millisecond
+		sn := simnet.New(1, simnet.Faults{}, nil)
+		defer sn.Close()
+		cfg := quietConfig(testKey)
+		cfg.MaxAge = maxAge
+		srv, err := rfc.ListenTransport(cfg, sn.Attach(netip.MustParseAddrPort("127.0.0.1:7000")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		ctr, _ := builtin.Register(srv)
+		codec, _ := wire.NewCodec(0, testKey)
+		dg := make([]byte, 1400)
+		h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, Src: 9, CallID: 1 << 20, Incarnation: 3, Budget: 2_000_000,
+			PeerInc: srv.Incarnation(), Stamp: uint32(time.Now().UnixMilli())}
+		m, _ := codec.Encode(dg, &h, nil, 0)
+		captured := append([]byte(nil), dg[:m]...)
+		c := sn.Attach(netip.MustParseAddrPort("127.0.0.2:7000"))
+		defer c.Close()
+		replies := make(chan int, 64)
+		go func() {
+			b := make([]byte, 2048)
+			for {
+				n, _, err := c.Recv(b)
+				if err != nil {
+					return
+				}
+				replies <- n
+			}
+		}()
+		// count counts the replies until none comes for d.
+		count := func(d time.Duration) (n int) {
+			for {
+				select {
+				case <-replies:
+					n++
+				case <-time.After(d):
+					return n
+				}
+			}
+		}
+		sent := time.Now()
+		for i := 0; i < 10; i++ {
+			c.Send(captured, srv.Addr())
+		}
+		early := count(200 * time.Millisecond)
+		time.Sleep(maxAge + time.Millisecond - time.Since(sent)) // past the bound, on the server's clock
+		for i := 0; i < 10; i++ {
+			c.Send(captured, srv.Addr())
+		}
+		late := count(200 * time.Millisecond)
+		if ctr.Value() != 1 || late != 0 || early == 0 {
+			t.Fatalf("counter %d, early replies %d, late replies %d", ctr.Value(), early, late)
+		}
+		record(t, row{
+			Fault:   "replay of a captured authenticated request",
+			Params:  "10 copies at once, 10 copies 1 ms past the age bound (MaxAge 500 ms here; 30 s by default), in virtual time on the simulated network",
+			Load:    "one non-idempotent increment",
+			Checked: "ran once; early copies absorbed by the duplicate cache (dropped while the call runs, answered from the cache after); late copies dropped unanswered",
+			Result:  fmt.Sprintf("pass: counter 1, %d early replies (cached), %d late replies, %d dropped as too old", early, late, srv.Stats().Drops["too-old"]),
+		})
 	})
 }
 
 // TestAmplification: against an rfcd without a key, no reply is more than
 // three times the size of the request that asked for it.
 func TestAmplification(t *testing.T) {
-	n := &node{args: []string{"-addr", "127.0.0.1:0", "-insecure", "-log-level", "error"}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error")
 	c := udpTo(t, n.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
 	worst := 0.0
 	asked := 0
 	dg := make([]byte, 1400)
-	buf := make([]byte, 70000)
-	var pk wire.Packet
 	// answered sums the bytes of the replies to call id within d; a late
 	// reply to an earlier request is not charged to this one.
 	answered := func(id uint64, d time.Duration) (bytes int, inc uint32) {
-		for {
-			c.SetReadDeadline(time.Now().Add(d))
-			m, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			if codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.CallID == id {
-				bytes += m
-				inc = pk.Incarnation
-			}
+		var pk wire.Packet
+		sizes, inc := replySizes(c, codec, &pk, id, d)
+		for _, n := range sizes {
+			bytes += n
 		}
+		return bytes, inc
 	}
 	// The callee's incarnation, as a caller learns it on first contact:
 	// non-idempotent requests that name it run, so their replies are
 	// measured, not the engine's ESTALE refusal.
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: rfc.CallPing, CallID: 1 << 40, Stamp: uint32(time.Now().UnixMilli())}
-	m, _ := codec.EncodeParams(dg, &h, nil)
-	c.Write(dg[:m])
-	_, peerInc := answered(h.CallID, 500*time.Millisecond)
-	if peerInc == 0 {
-		t.Fatal("no reply to ping")
-	}
+	peerInc := pingIncarnation(t, c, codec)
 	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
 		builtin.CallIncr, builtin.CallFault, 0x7777} {
 		for _, shape := range []func(*wire.Params){

@@ -1,79 +1,18 @@
 package campaign
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"math/rand"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
-	"fastcall/wire"
+	"fastcall/rfc/rfctest"
 )
-
-// node is one rfcd process of the campaign.
-type node struct {
-	args []string
-	addr netip.AddrPort
-	cmd  *exec.Cmd
-}
-
-func keyFile(t *testing.T) string {
-	p := filepath.Join(t.TempDir(), "cluster.key")
-	if err := os.WriteFile(p, testKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// start runs rfcd with n.args; addr is taken from its first line.
-func (n *node) start(t *testing.T, prefix ...string) {
-	t.Helper()
-	argv := append(append([]string{}, prefix...), filepath.Join(binDir, "rfcd"))
-	argv = append(argv, n.args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("rfcd %v printed nothing", n.args)
-	}
-	f := strings.Fields(sc.Text())
-	ap, err := netip.ParseAddrPort(f[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	n.addr, n.cmd = ap, cmd
-}
-
-func (n *node) kill() {
-	if n.cmd != nil {
-		n.cmd.Process.Signal(syscall.SIGKILL)
-		n.cmd.Wait()
-		n.cmd = nil
-	}
-}
 
 // TestKillRestart: rfcd nodes are killed with SIGKILL and restarted on the
 // same address while clients keep calling them.
@@ -96,21 +35,9 @@ func TestKillRestart(t *testing.T) {
 	for i, n := range nodes {
 		addrs[i] = n.addr
 	}
-	cli, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := listenClient(t, testKey)
 	var stop atomic.Bool
-	var mu sync.Mutex
-	type seenKey struct {
-		addr   netip.AddrPort
-		incarn uint32
-		v      uint64
-	}
-	seen := map[seenKey]bool{}
-	errs := map[wire.Errno]int{}
-	ok, dups := 0, 0
+	log := newIncrLog()
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
@@ -118,38 +45,16 @@ func TestKillRestart(t *testing.T) {
 			defer wg.Done()
 			var rep rfc.Reply
 			for i := 0; !stop.Load(); i++ {
-				dst := addrs[(g+i)%len(addrs)]
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				err := cli.Call(ctx, dst, builtin.CallIncr, nil, &rep)
-				cancel()
-				mu.Lock()
-				if err != nil {
-					errs[wire.AsErrno(err)]++
-				} else {
-					ok++
-					k := seenKey{dst, rep.Incarnation, rep.Param(0).Uint64()}
-					if seen[k] {
-						dups++
-					}
-					seen[k] = true
-				}
-				mu.Unlock()
+				log.incr(cli, addrs[(g+i)%len(addrs)], builtin.CallIncr, 300*time.Millisecond, &rep)
 			}
 		}(g)
 	}
 	rng := rand.New(rand.NewSource(3))
-	kills := 0
-	deadline := time.Now().Add(time.Duration(scale(3)) * time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(time.Duration(150+rng.Intn(200)) * time.Millisecond)
-		n := nodes[rng.Intn(len(nodes))]
-		n.kill()
-		kills++
-		time.Sleep(50 * time.Millisecond)
-		n.start(t)
-	}
+	kills := churn(t, rng, time.Now().Add(time.Duration(scale(3))*time.Second), [2]int{150, 200}, [2]int{50, 0},
+		func(int) *node { return nodes[rng.Intn(len(nodes))] })
 	stop.Store(true)
 	wg.Wait()
+	ok, dups, errs := log.ok, log.dups, log.errs
 	for e := range errs {
 		if !e.Known() {
 			t.Fatalf("unknown error number %v", e)
@@ -160,10 +65,7 @@ func TestKillRestart(t *testing.T) {
 	}
 	// Every node serves again after the storm.
 	for _, n := range nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := cli.Call(ctx, n.addr, rfc.CallPing, nil, nil)
-		cancel()
-		if err != nil {
+		if err := cli.Call(rfctest.Context(t, 2*time.Second), n.addr, rfc.CallPing, nil, nil); err != nil {
 			t.Fatalf("node %s after restarts: %v", n.addr, err)
 		}
 	}

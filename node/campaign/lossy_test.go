@@ -11,7 +11,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
-	"fastcall/rfc/faultnet"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -58,8 +58,8 @@ func TestLossyIncrements(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := &faultnet.Faults{Loss: 0.20, Dup: 0.05, Reorder: 0.10, MaxDelay: 5 * time.Millisecond, Corrupt: 0.01, Seed: 7}
-			relay, err := faultnet.New(srv.Addr(), f)
+			f := simnet.Faults{Loss: 0.20, Dup: 0.05, Reorder: 0.10, ReorderBy: 5 * time.Millisecond, Corrupt: 0.01}
+			relay, err := simnet.NewRelay(srv.Addr(), simnet.RelayConfig{Faults: f, Seed: 7})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"fastcall/node/heartbeat"
-	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -134,16 +133,10 @@ func TestNonMemberClaims(t *testing.T) {
 	// rfcd logs to stderr; the shell keeps it in logPath.
 	a.start(t, "sh", "-c", `exec "$0" "$@" 2>>`+logPath)
 	defer a.kill()
-	b := &node{args: []string{"-config", writeConfig(t, "b.json", fmt.Sprintf(`{"addr": %q, "node": 22, "key_file": %q,
-		"log_level": "error", "heartbeat": {"members": [%q], "interval": "100ms"}}`, baddr, key, aaddr))}}
-	b.start(t)
-	defer b.kill()
-	cli, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	alive := func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive && m.Node != 0 }
+	b := startConfig(t, "b.json", fmt.Sprintf(`{"addr": %q, "node": 22, "key_file": %q,
+		"log_level": "error", "heartbeat": {"members": [%q], "interval": "100ms"}}`, baddr, key, aaddr))
+	cli := listenClient(t, testKey)
+	alive := aliveAs(0)
 	if m, ok := waitMember(t, cli, b.addr, a.addr, alive); !ok {
 		t.Fatalf("b never saw a alive: %+v", m)
 	}
@@ -195,7 +188,7 @@ func TestNonMemberClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	dead, ok := waitMember(t, cli, b.addr, a.addr, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateDead })
+	dead, ok := waitMember(t, cli, b.addr, a.addr, inState(heartbeat.StateDead))
 	if ok {
 		// Stopped twice the detection bound at least, as a long
 		// pause would be; this waits for no event.
@@ -207,7 +200,7 @@ func TestNonMemberClaims(t *testing.T) {
 	}
 	held := time.Since(stopped)
 	resumed := time.Now()
-	back, ok := waitMember(t, cli, b.addr, a.addr, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive })
+	back, ok := waitMember(t, cli, b.addr, a.addr, inState(heartbeat.StateAlive))
 	if !ok {
 		t.Fatalf("b never saw a alive again after SIGCONT: %+v (declared dead at %d)", back, dead.Incarnation)
 	}

@@ -73,18 +73,12 @@ func settle(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, counter string
 // declares it dead and its calls to it fail at once with ENODEAD.
 func TestPeerTableFill(t *testing.T) {
 	vaddr := reservePort(t)
-	observer := &node{args: []string{"-config", writeConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 31, "insecure": true,
-		"log_level": "error", "roles": ["dispatcher"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, vaddr))}}
-	observer.start(t)
-	defer observer.kill()
-	cli, err := rfc.Listen(quietConfig(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	observer := startConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 31, "insecure": true,
+		"log_level": "error", "roles": ["dispatcher"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, vaddr))
+	cli := listenClient(t, nil)
 	// The member is called, found silent and declared dead before the
 	// flood, so that the table holds its entry and this caller's.
-	if m, ok := waitMember(t, cli, observer.addr, netip.MustParseAddrPort(vaddr), func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateDead }); !ok {
+	if m, ok := waitMember(t, cli, observer.addr, netip.MustParseAddrPort(vaddr), inState(heartbeat.StateDead)); !ok {
 		t.Fatalf("the node never declared its silent member dead: %+v", m)
 	}
 	before := engineStats(t, cli, observer.addr)
@@ -110,19 +104,17 @@ func TestPeerTableFill(t *testing.T) {
 
 	// A peer the node has called (its heartbeat member) but never heard
 	// comes up after the flood, then dies.
-	victim := &node{args: []string{"-config", writeConfig(t, "victim.json", fmt.Sprintf(`{"addr": %q, "node": 32, "insecure": true,
-		"log_level": "error", "heartbeat": {"members": [%q], "interval": "100ms"}}`, vaddr, observer.addr))}}
-	victim.start(t)
-	defer victim.kill()
+	victim := startConfig(t, "victim.json", fmt.Sprintf(`{"addr": %q, "node": 32, "insecure": true,
+		"log_level": "error", "heartbeat": {"members": [%q], "interval": "100ms"}}`, vaddr, observer.addr))
 	va := victim.addr
-	if m, ok := waitMember(t, cli, observer.addr, va, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive && m.Node == 32 }); !ok {
+	if m, ok := waitMember(t, cli, observer.addr, va, aliveAs(32)); !ok {
 		t.Fatalf("the node never saw the new peer alive: %+v", m)
 	}
 	if e, _ := dispatchPing(t, cli, observer.addr, va, "fill/alive"); e != wire.OK {
 		t.Fatalf("dispatched ping to the live peer: %v", e)
 	}
 	victim.kill()
-	if m, ok := waitMember(t, cli, observer.addr, va, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateDead }); !ok {
+	if m, ok := waitMember(t, cli, observer.addr, va, inState(heartbeat.StateDead)); !ok {
 		t.Fatalf("the node did not declare the killed peer dead: %+v", m)
 	}
 	calls, enodead := 5, 0

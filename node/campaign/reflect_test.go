@@ -36,9 +36,7 @@ func TestDispatchReflection(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{args: []string{"-config", cfg}}
-	n.start(t)
-	defer n.kill()
+	n := startNode(t, "-config", cfg)
 	c := udpTo(t, n.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
 	dg := make([]byte, 1400)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"fastcall/node/registry"
-	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -26,35 +24,16 @@ func TestRegistryCentersKilled(t *testing.T) {
 	dir := t.TempDir()
 	addrs := make([]string, 2)
 	for i := range addrs {
-		// Fixed ports: configurations name the peer.
-		n := &node{args: []string{"-addr", "127.0.0.1:0", "-insecure", "-log-level", "error"}}
-		n.start(t)
-		addrs[i] = n.addr.String()
-		n.kill()
+		addrs[i] = reservePort(t) // fixed ports: configurations name the peer
 	}
 	centers := make([]*node, 2)
 	for i := range centers {
-		cfg := filepath.Join(dir, fmt.Sprintf("c%d.json", i))
-		body := fmt.Sprintf(`{"addr": %q, "node": %d, "key_file": %q, "log_level": "error", "roles": ["center"],
+		centers[i] = startConfig(t, fmt.Sprintf("c%d.json", i), fmt.Sprintf(`{"addr": %q, "node": %d, "key_file": %q, "log_level": "error", "roles": ["center"],
 			"center": {"data_dir": %q, "peer": %q, "index": %d},
 			"heartbeat": {"members": [%q], "interval": "50ms"}}`,
-			addrs[i], 70+i, key, filepath.Join(dir, fmt.Sprintf("data%d", i)), addrs[1-i], i, addrs[1-i])
-		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		centers[i] = &node{args: []string{"-config", cfg}}
-		centers[i].start(t)
+			addrs[i], 70+i, key, filepath.Join(dir, fmt.Sprintf("data%d", i)), addrs[1-i], i, addrs[1-i]))
 	}
-	defer func() {
-		for _, c := range centers {
-			c.kill()
-		}
-	}()
-	ep, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
+	ep := listenClient(t, testKey)
 	cs := []netip.AddrPort{netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1])}
 	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
 	if err != nil {
@@ -86,16 +65,8 @@ func TestRegistryCentersKilled(t *testing.T) {
 		}(g)
 	}
 	rng := rand.New(rand.NewSource(11))
-	kills := 0
-	end := time.Now().Add(time.Duration(scale(4)) * time.Second)
-	for time.Now().Before(end) {
-		time.Sleep(time.Duration(400+rng.Intn(400)) * time.Millisecond)
-		c := centers[kills%2]
-		c.kill()
-		kills++
-		time.Sleep(time.Duration(200+rng.Intn(300)) * time.Millisecond)
-		c.start(t)
-	}
+	kills := churn(t, rng, time.Now().Add(time.Duration(scale(4))*time.Second), [2]int{400, 400}, [2]int{200, 300},
+		func(kills int) *node { return centers[kills%2] })
 	time.Sleep(300 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()

@@ -1,102 +1,18 @@
 package campaign
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
-	"fastcall/rfc"
 	"fastcall/wire"
 )
-
-// reservePort returns a loopback address no socket holds (a port the
-// kernel gave and took back), for configurations that name a node before
-// it starts.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := c.LocalAddr().String()
-	c.Close()
-	return a
-}
-
-// writeConfig writes an rfcd configuration file and returns its path.
-func writeConfig(t *testing.T, name, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// memberOf returns the view that the node at addr has of member.
-func memberOf(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort) (heartbeat.MemberInfo, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	ms, err := heartbeat.QueryMembers(ctx, cli, addr)
-	if err != nil {
-		return heartbeat.MemberInfo{}, err
-	}
-	for _, m := range ms {
-		if m.Addr == member {
-			return m, nil
-		}
-	}
-	return heartbeat.MemberInfo{}, wire.ENOENT
-}
-
-// waitMember polls the view that the node at addr has of member until
-// cond holds, for at most 10 seconds, and returns the last view read and
-// whether cond held.
-func waitMember(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort, cond func(heartbeat.MemberInfo) bool) (heartbeat.MemberInfo, bool) {
-	t.Helper()
-	var m heartbeat.MemberInfo
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var err error
-		if m, err = memberOf(t, cli, addr, member); err == nil && cond(m) {
-			return m, true
-		}
-		if time.Now().After(deadline) {
-			return m, false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// dispatchPing has the dispatcher at disp ping target (a remote
-// dispatch-submit of one target) and returns the target's outcome and how
-// long the dispatcher took to reach it.
-func dispatchPing(t *testing.T, cli *rfc.Endpoint, disp, target netip.AddrPort, resource string) (wire.Errno, time.Duration) {
-	t.Helper()
-	op := dispatch.Op{Resource: resource, Kind: dispatch.KindRead, Call: dispatch.CallOf(rfc.CallPing, nil),
-		Targets: []dispatch.Target{{Addr: target}}, Deadline: 2 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
-	defer cancel()
-	id, err := dispatch.SubmitRemote(ctx, cli, disp, &op)
-	if err != nil {
-		t.Fatalf("dispatch-submit to %v: %v", disp, err)
-	}
-	st, err := dispatch.WaitRemote(ctx, cli, disp, id, 5*time.Millisecond)
-	if err != nil || len(st.Outcomes) != 1 {
-		t.Fatalf("dispatch status of %d at %v: %+v %v", id, disp, st, err)
-	}
-	return st.Outcomes[0].Errno, st.Outcomes[0].Elapsed
-}
 
 // relay stands between an observer and a callee: what the observer sends
 // to front goes to the callee from back, and what the callee sends to
@@ -182,26 +98,18 @@ func TestReplayedRepliesReviveNothing(t *testing.T) {
 	defer dummy.Close()
 	// The callee serves heartbeats (its own member, never answering,
 	// only makes it register the call).
-	callee := &node{args: []string{"-config", writeConfig(t, "callee.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 2, "key_file": %q,
-		"log_level": "error", "heartbeat": {"members": [%q], "interval": "50ms"}}`, key, dummy.LocalAddr().String()))}}
-	callee.start(t)
-	defer callee.kill()
+	callee := startConfig(t, "callee.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 2, "key_file": %q,
+		"log_level": "error", "heartbeat": {"members": [%q], "interval": "50ms"}}`, key, dummy.LocalAddr().String()))
 	r := newRelay(t)
 	defer r.close()
 	r.run(callee.addr)
 	peer := r.addr()
-	observer := &node{args: []string{"-config", writeConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 1, "key_file": %q,
+	observer := startConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 1, "key_file": %q,
 		"log_level": "error", "roles": ["dispatcher"], "engine": {"max_age": %q},
-		"heartbeat": {"members": [%q], "interval": "50ms"}}`, key, maxAge.String(), peer.String()))}}
-	observer.start(t)
-	defer observer.kill()
-	cli, err := rfc.Listen(quietConfig(testKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+		"heartbeat": {"members": [%q], "interval": "50ms"}}`, key, maxAge.String(), peer.String()))
+	cli := listenClient(t, testKey)
 
-	if m, ok := waitMember(t, cli, observer.addr, peer, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateAlive && m.Node == 2 }); !ok {
+	if m, ok := waitMember(t, cli, observer.addr, peer, aliveAs(2)); !ok {
 		t.Fatalf("the observer never saw the callee alive: %+v", m)
 	}
 	if e, _ := dispatchPing(t, cli, observer.addr, peer, "replay/alive"); e != wire.OK {
@@ -226,7 +134,7 @@ func TestReplayedRepliesReviveNothing(t *testing.T) {
 	r.mu.Lock()
 	captured := r.captured
 	r.mu.Unlock()
-	dead, ok := waitMember(t, cli, observer.addr, peer, func(m heartbeat.MemberInfo) bool { return m.State == heartbeat.StateDead })
+	dead, ok := waitMember(t, cli, observer.addr, peer, inState(heartbeat.StateDead))
 	if !ok {
 		t.Fatalf("the observer did not declare the killed callee dead: %+v", dead)
 	}

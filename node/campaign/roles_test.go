@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -12,7 +11,6 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
-	"fastcall/wire"
 )
 
 const roleEnv = "FASTCALL_CAMPAIGN_ROLE"
@@ -56,14 +54,7 @@ func roleClient() int {
 		return 1
 	}
 	defer ep.Close()
-	res := clientResult{Errors: map[string]int{}}
-	type key struct {
-		addr   netip.AddrPort
-		incarn uint32
-		v      uint64
-	}
-	seen := map[key]bool{}
-	var mu sync.Mutex
+	log := newIncrLog()
 	var wg sync.WaitGroup
 	per := calls / 8
 	for g := 0; g < 8; g++ {
@@ -72,26 +63,15 @@ func roleClient() int {
 			defer wg.Done()
 			var rep rfc.Reply
 			for i := 0; i < per; i++ {
-				dst := targets[(g+i)%len(targets)]
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				err := ep.Call(ctx, dst, builtin.CallIncr, nil, &rep)
-				cancel()
-				mu.Lock()
-				if err != nil {
-					res.Errors[wire.AsErrno(err).String()]++
-				} else {
-					res.OK++
-					k := key{dst, rep.Incarnation, rep.Param(0).Uint64()}
-					if seen[k] {
-						res.Dups++
-					}
-					seen[k] = true
-				}
-				mu.Unlock()
+				log.incr(ep, targets[(g+i)%len(targets)], builtin.CallIncr, 2*time.Second, &rep)
 			}
 		}(g)
 	}
 	wg.Wait()
+	res := clientResult{OK: log.ok, Errors: map[string]int{}, Dups: log.dups}
+	for e, n := range log.errs {
+		res.Errors[e.String()] += n
+	}
 	json.NewEncoder(os.Stdout).Encode(res)
 	return 0
 }

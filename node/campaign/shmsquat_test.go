@@ -27,10 +27,8 @@ func TestShmSquat(t *testing.T) {
 	}
 	key := keyFile(t)
 	dir := t.TempDir()
-	center := &node{args: []string{"-config", writeConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 40, "key_file": %q,
-		"log_level": "error", "roles": ["center"], "center": {"data_dir": %q}}`, key, filepath.Join(dir, "data")))}}
-	center.start(t)
-	defer center.kill()
+	center := startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 40, "key_file": %q,
+		"log_level": "error", "roles": ["center"], "center": {"data_dir": %q}}`, key, filepath.Join(dir, "data")))
 
 	path := filepath.Join(dir, "agent.map")
 	m, err := shm.Create(path, 1<<20, shm.Options{Mode: 0o644})
@@ -55,12 +53,10 @@ func TestShmSquat(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	agent := &node{args: []string{"-config", writeConfig(t, "agent.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 41, "key_file": %q,
-		"log_level": "error", "roles": ["agent"], "registry": {"centers": [%q], "shm_file": %q,
-		"services": [{"name": "db", "addr": "10.0.0.1:5432"}], "lease": "10s"}}`, key, center.addr.String(), path))}}
 	began := time.Now()
-	agent.start(t)
-	defer agent.kill()
+	startConfig(t, "agent.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 41, "key_file": %q,
+		"log_level": "error", "roles": ["agent"], "registry": {"centers": [%q], "shm_file": %q,
+		"services": [{"name": "db", "addr": "10.0.0.1:5432"}], "lease": "10s"}}`, key, center.addr.String(), path))
 
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -55,24 +55,11 @@ func subscribeFlood(t *testing.T, center netip.AddrPort, ports, perPort int) int
 // another address and on the flooded one, still get the registered
 // instance into their maps.
 func TestSubscriptionExhaustion(t *testing.T) {
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "center.json")
-	body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 70, "key_file": %q, "log_level": "error", "roles": ["center"],
-		"center": {"data_dir": %q}}`, keyFile(t), filepath.Join(dir, "data"))
-	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	center := &node{args: []string{"-config", cfgPath}}
-	center.start(t)
-	defer center.kill()
+	center := startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 70, "key_file": %q, "log_level": "error", "roles": ["center"],
+		"center": {"data_dir": %q}}`, keyFile(t), filepath.Join(t.TempDir(), "data")))
 
-	ecfg := quietConfig(testKey)
-	ecfg.NodeID = 42 // an instance is keyed by its node id
-	ep, err := rfc.Listen(ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close()
+	// An instance is keyed by its node id.
+	ep := rfctest.Listen(t, 42, func(c *rfc.Config) { c.Key = testKey })
 	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(center.addr))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/wire"
 )
 
 // Roles a node may take.
@@ -138,13 +140,10 @@ func Default() Config {
 	return Config{Addr: "127.0.0.1:7000", LogLevel: "info"}
 }
 
-// FieldError names the configuration field that is wrong.
-type FieldError struct {
-	Field string
-	Why   string
-}
-
-func (e *FieldError) Error() string { return "config: " + e.Field + ": " + e.Why }
+// bad returns the error of a field of the configuration file: an
+// *rfc.ConfigError of scope "rfcd" (EINVAL) naming the field as the file
+// spells it.
+func bad(field, why string) error { return rfc.BadConfig("rfcd", field, nil, why) }
 
 // Load reads a JSON configuration over c. Unknown fields are errors.
 func Load(r io.Reader, c *Config) error {
@@ -159,13 +158,13 @@ func Load(r io.Reader, c *Config) error {
 		switch {
 		case asType(err, &ute):
 			if ute.Type == reflect.TypeOf(time.Duration(0)) {
-				return &FieldError{ute.Field, "want a duration string such as \"200ms\""}
+				return bad(ute.Field, "want a duration string such as \"200ms\"")
 			}
-			return &FieldError{ute.Field, "want " + ute.Type.String()}
+			return bad(ute.Field, "want "+ute.Type.String())
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return &FieldError{strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field"}
+			return bad(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
 		}
-		return &FieldError{"(file)", err.Error()}
+		return bad("(file)", err.Error())
 	}
 	return nil
 }
@@ -188,54 +187,55 @@ func LoadFile(path string, c *Config) error {
 	return Load(f, c)
 }
 
-// Validate checks every field and names the first wrong one.
+// Validate checks the rules of the file itself and names the first field
+// that breaks one: addresses, key files, log level, roles and what each
+// role requires, the fsync policy. The ranges of the values a package
+// takes (engine, heartbeat.interval, center, router, dispatcher) are that
+// package's to check: Start builds each package's configuration with the
+// file's values, zero meaning the package's default, and maps a package's
+// refusal to the file's field (fileError).
 func (c *Config) Validate() error {
 	if _, err := netip.ParseAddrPort(c.Addr); err != nil {
-		return &FieldError{"addr", "want IP:PORT"}
+		return bad("addr", "want IP:PORT")
 	}
 	switch {
 	case c.KeyFile == "" && !c.Insecure:
-		return &FieldError{"key_file", "a cluster key file is required (or insecure: true)"}
+		return bad("key_file", "a cluster key file is required (or insecure: true)")
 	case c.KeyFile != "" && c.Insecure:
-		return &FieldError{"insecure", "excludes key_file"}
+		return bad("insecure", "excludes key_file")
 	case c.PrevKeyFile != "" && c.KeyFile == "":
-		return &FieldError{"prev_key_file", "needs key_file"}
+		return bad("prev_key_file", "needs key_file")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return &FieldError{"log_level", "want debug, info, warn or error"}
+		return bad("log_level", "want debug, info, warn or error")
 	}
 	seen := map[string]bool{}
 	for _, r := range c.Roles {
 		if !knownRoles[r] {
-			return &FieldError{"roles", fmt.Sprintf("unknown role %q", r)}
+			return bad("roles", fmt.Sprintf("unknown role %q", r))
 		}
 		if seen[r] {
-			return &FieldError{"roles", fmt.Sprintf("role %q twice", r)}
+			return bad("roles", fmt.Sprintf("role %q twice", r))
 		}
 		seen[r] = true
 	}
 	for i, m := range c.Heartbeat.Members {
 		if _, err := netip.ParseAddrPort(m); err != nil {
-			return &FieldError{fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT"}
+			return bad(fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT")
 		}
 	}
-	if c.Heartbeat.Interval.Duration < 0 {
-		return &FieldError{"heartbeat.interval", "must not be negative"}
-	}
 	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
-		return &FieldError{"heartbeat.members", "masters and workers need members to watch"}
+		return bad("heartbeat.members", "masters and workers need members to watch")
 	}
 	if seen[RoleCenter] {
 		cc := c.Center
 		switch {
 		case cc.DataDir == "":
-			return &FieldError{"center.data_dir", "required by the center role"}
-		case cc.Index != 0 && cc.Index != 1:
-			return &FieldError{"center.index", "want 0 or 1"}
+			return bad("center.data_dir", "required by the center role")
 		case cc.Fsync != "" && cc.Fsync != "always" && cc.Fsync != "interval" && cc.Fsync != "never":
-			return &FieldError{"center.fsync", "want always, interval or never"}
+			return bad("center.fsync", "want always, interval or never")
 		}
 		if cc.Peer != "" {
 			if err := c.checkCenterPeer(); err != nil {
@@ -246,58 +246,37 @@ func (c *Config) Validate() error {
 	if seen[RoleAgent] {
 		r := c.Registry
 		if len(r.Centers) == 0 || len(r.Centers) > 2 {
-			return &FieldError{"registry.centers", "the agent role needs one or two centers"}
+			return bad("registry.centers", "the agent role needs one or two centers")
 		}
 		if r.ShmFile == "" {
-			return &FieldError{"registry.shm_file", "required by the agent role"}
+			return bad("registry.shm_file", "required by the agent role")
 		}
 		for i, s := range r.Services {
 			if s.Name == "" {
-				return &FieldError{fmt.Sprintf("registry.services[%d].name", i), "empty"}
+				return bad(fmt.Sprintf("registry.services[%d].name", i), "empty")
 			}
 		}
 		if r.Lease.Duration < 0 {
-			return &FieldError{"registry.lease", "must not be negative"}
+			return bad("registry.lease", "must not be negative")
 		}
 	}
 	if seen[RoleRouter] {
 		if len(c.Registry.Centers) == 0 {
-			return &FieldError{"registry.centers", "the router role keeps its mount table in the registry"}
+			return bad("registry.centers", "the router role keeps its mount table in the registry")
 		}
 		if seen[RoleAgent] {
-			return &FieldError{"roles", "router and agent both watch the registry; run them on different nodes"}
-		}
-		if c.Router.AuditRotateBytes < 0 || (c.Router.AuditRotateBytes > 0 && c.Router.AuditRotateBytes < 4096) {
-			return &FieldError{"router.audit_rotate_bytes", "at least 4096"}
-		}
-		if c.Router.ForwardTimeout.Duration < 0 {
-			return &FieldError{"router.forward_timeout", "must not be negative"}
+			return bad("roles", "router and agent both watch the registry; run them on different nodes")
 		}
 	}
 	for i, a := range c.Dispatcher.Targets {
 		if _, err := netip.ParseAddrPort(a); err != nil {
-			return &FieldError{fmt.Sprintf("dispatcher.targets[%d]", i), "want IP:PORT"}
+			return bad(fmt.Sprintf("dispatcher.targets[%d]", i), "want IP:PORT")
 		}
 	}
 	for i, cs := range c.Registry.Centers {
 		if _, err := netip.ParseAddrPort(cs); err != nil {
-			return &FieldError{fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT"}
+			return bad(fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT")
 		}
-	}
-	e := c.Engine
-	switch {
-	case e.Workers < 0:
-		return &FieldError{"engine.workers", "must not be negative"}
-	case e.Queue < 0:
-		return &FieldError{"engine.queue", "must not be negative"}
-	case e.MaxDatagram != 0 && (e.MaxDatagram < 120 || e.MaxDatagram > 65507):
-		return &FieldError{"engine.max_datagram", "must be between 120 and 65507"}
-	case e.MaxPending < 0:
-		return &FieldError{"engine.max_pending", "must not be negative"}
-	case e.DefaultTimeout.Duration < 0:
-		return &FieldError{"engine.default_timeout", "must not be negative"}
-	case e.MaxAge.Duration < 0:
-		return &FieldError{"engine.max_age", "must not be negative"}
 	}
 	return nil
 }
@@ -310,17 +289,17 @@ func (c *Config) Validate() error {
 func (c *Config) checkCenterPeer() error {
 	peer, err := netip.ParseAddrPort(c.Center.Peer)
 	if err != nil {
-		return &FieldError{"center.peer", "want IP:PORT"}
+		return bad("center.peer", "want IP:PORT")
 	}
 	if self, err := netip.ParseAddrPort(c.Addr); err == nil && sameAddr(peer, self) {
-		return &FieldError{"center.peer", "is this node's own addr; name the other center"}
+		return bad("center.peer", "is this node's own addr; name the other center")
 	}
 	for _, m := range c.Heartbeat.Members {
 		if a, err := netip.ParseAddrPort(m); err == nil && sameAddr(a, peer) {
 			return nil
 		}
 	}
-	return &FieldError{"center.peer", "must also be listed in heartbeat.members: only the heartbeat finds the peer dead"}
+	return bad("center.peer", "must also be listed in heartbeat.members: only the heartbeat finds the peer dead")
 }
 
 // sameAddr compares two addresses with IPv4-mapped IPv6 unmapped.
@@ -345,7 +324,8 @@ func (c *Config) DispatchTargets() []netip.AddrPort {
 	return out
 }
 
-// engineConfig turns the engine section into an rfc.Config.
+// engineConfig turns the engine section into an rfc.Config: a zero field
+// keeps rfc's default, any other value is passed on for rfc to check.
 func (c *Config) engineConfig() rfc.Config {
 	r := rfc.DefaultConfig()
 	r.Addr = c.Addr
@@ -358,23 +338,74 @@ func (c *Config) engineConfig() rfc.Config {
 		}
 	}
 	e := c.Engine
-	if e.Workers > 0 {
+	if e.Workers != 0 {
 		r.Workers = e.Workers
 	}
-	if e.Queue > 0 {
+	if e.Queue != 0 {
 		r.QueueLen = e.Queue
 	}
-	if e.MaxDatagram > 0 {
+	if e.MaxDatagram != 0 {
 		r.MaxDatagram = e.MaxDatagram
 	}
-	if e.MaxPending > 0 {
+	if e.MaxPending != 0 {
 		r.MaxPending = e.MaxPending
 	}
-	if e.DefaultTimeout.Duration > 0 {
+	if e.DefaultTimeout.Duration != 0 {
 		r.DefaultTimeout = e.DefaultTimeout.Duration
 	}
-	if e.MaxAge.Duration > 0 {
+	if e.MaxAge.Duration != 0 {
 		r.MaxAge = e.MaxAge.Duration
 	}
 	return r
+}
+
+// fileFields names the field of the file that sets each package field
+// rfcd passes on, keyed by the scope and field of the package's
+// *rfc.ConfigError.
+var fileFields = map[string]string{
+	"rfc.Addr":                  "addr",
+	"rfc.Key":                   "key_file",
+	"rfc.PrevKey":               "prev_key_file",
+	"rfc.Workers":               "engine.workers",
+	"rfc.QueueLen":              "engine.queue",
+	"rfc.MaxDatagram":           "engine.max_datagram",
+	"rfc.MaxPending":            "engine.max_pending",
+	"rfc.DefaultTimeout":        "engine.default_timeout",
+	"rfc.MaxAge":                "engine.max_age",
+	"heartbeat.Interval":        "heartbeat.interval",
+	"heartbeat.ProbeTimeout":    "heartbeat.interval", // the heartbeat's timers all follow the interval
+	"heartbeat.RoundTimeout":    "heartbeat.interval",
+	"heartbeat.ReprobeInterval": "heartbeat.interval",
+	"heartbeat.Tick":            "heartbeat.interval",
+	"registry.Index":            "center.index",
+	"route.AuditRotateBytes":    "router.audit_rotate_bytes",
+	"route.ForwardTimeout":      "router.forward_timeout",
+	"dispatch.RemoteTargets":    "dispatcher.targets",
+}
+
+// fileError maps a package's refusal of its configuration to the file:
+// an *rfc.ConfigError of a field the file sets becomes one of scope
+// "rfcd" naming that field, with the package's value and reason. section
+// names the part of the file the package was configured from; it serves
+// for a package whose configuration error is still its own type (any
+// error carrying EINVAL from the package's start). Other errors pass
+// unchanged.
+func fileError(err error, section string) error {
+	if err == nil {
+		return nil
+	}
+	var ce *rfc.ConfigError
+	if errors.As(err, &ce) {
+		if ce.Scope == "rfcd" {
+			return err
+		}
+		if f, ok := fileFields[ce.Scope+"."+ce.Field]; ok {
+			return &rfc.ConfigError{Scope: "rfcd", Field: f, Value: ce.Value, Why: ce.Why}
+		}
+		return &rfc.ConfigError{Scope: "rfcd", Field: section, Why: err.Error()}
+	}
+	if wire.AsErrno(err) == wire.EINVAL {
+		return &rfc.ConfigError{Scope: "rfcd", Field: section, Why: err.Error()}
+	}
+	return err
 }

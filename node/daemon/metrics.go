@@ -68,7 +68,7 @@ type metricsServer struct {
 func (n *Node) startMetrics(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return &FieldError{"metrics_addr", err.Error()}
+		return bad("metrics_addr", err.Error())
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(metricsPath, n.serveMetrics)

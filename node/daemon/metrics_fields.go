@@ -5,6 +5,7 @@ import (
 	"fastcall/node/heartbeat"
 	"fastcall/node/registry"
 	"fastcall/node/route"
+	"fastcall/node/route/audit"
 )
 
 // The roles' counters as metrics, one table per statistics snapshot.
@@ -84,9 +85,9 @@ var dispatchFields = []field[dispatch.Stats]{
 	{"fastcall_dispatch_retained_ops", "gauge", "Done operations whose status is kept.", func(s *dispatch.Stats) float64 { return float64(s.Retained) }},
 }
 
-var auditFields = []field[route.AuditStats]{
-	{"fastcall_route_audit_written_total", "counter", "Audit records written.", func(s *route.AuditStats) float64 { return u(s.Written) }},
-	{"fastcall_route_audit_dropped_total", "counter", "Audit records dropped (queue full, or no file open).", func(s *route.AuditStats) float64 { return u(s.Dropped) }},
-	{"fastcall_route_audit_write_errors_total", "counter", "Failed audit writes, opens and rotations.", func(s *route.AuditStats) float64 { return u(s.WriteErrors) }},
-	{"fastcall_route_audit_rotations_total", "counter", "Audit file rotations.", func(s *route.AuditStats) float64 { return u(s.Rotations) }},
+var auditFields = []field[audit.Stats]{
+	{"fastcall_route_audit_written_total", "counter", "Audit records written.", func(s *audit.Stats) float64 { return u(s.Written) }},
+	{"fastcall_route_audit_dropped_total", "counter", "Audit records dropped (queue full, or no file open).", func(s *audit.Stats) float64 { return u(s.Dropped) }},
+	{"fastcall_route_audit_write_errors_total", "counter", "Failed audit writes, opens and rotations.", func(s *audit.Stats) float64 { return u(s.WriteErrors) }},
+	{"fastcall_route_audit_rotations_total", "counter", "Audit file rotations.", func(s *audit.Stats) float64 { return u(s.Rotations) }},
 }

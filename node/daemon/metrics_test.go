@@ -40,7 +40,7 @@ func TestMetricsListenAddr(t *testing.T) {
 	c.Insecure = true
 	c.Addr = "127.0.0.1:0"
 	c.MetricsAddr = "nowhere:1"
-	if _, err := Start(c, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || err.(*FieldError).Field != "metrics_addr" {
+	if _, err := Start(c, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || err.(*rfc.ConfigError).Field != "metrics_addr" {
 		t.Fatalf("bad metrics_addr: %v", err)
 	}
 }

@@ -67,7 +67,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	if cfg.MetricsAddr != "" {
 		var err error
 		if metricsAddr, err = MetricsListenAddr(cfg.MetricsAddr); err != nil {
-			return nil, &FieldError{"metrics_addr", err.Error()}
+			return nil, bad("metrics_addr", err.Error())
 		}
 	}
 	rc := cfg.engineConfig()
@@ -75,11 +75,11 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	if cfg.KeyFile != "" {
 		key, err := keyfile.Read(cfg.KeyFile)
 		if err != nil {
-			return nil, &FieldError{"key_file", err.Error()}
+			return nil, bad("key_file", err.Error())
 		}
 		rc.Key = key
 		if rc.PrevKey, err = keyfile.ReadPrev(cfg.PrevKeyFile); err != nil {
-			return nil, &FieldError{"prev_key_file", err.Error()}
+			return nil, bad("prev_key_file", err.Error())
 		}
 		log.Info("keys active", "key", keyfile.ID(rc.Key), "prev", keyfile.ID(rc.PrevKey))
 	} else {
@@ -87,7 +87,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	ep, err := rfc.Open(rc)
 	if err != nil {
-		return nil, err
+		return nil, fileError(err, "engine")
 	}
 	n := &Node{cfg: cfg, log: log, Ep: ep}
 	fail := func(err error) (*Node, error) {
@@ -103,7 +103,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	if len(cfg.Heartbeat.Members) > 0 {
 		hc := heartbeat.DefaultConfig()
-		if cfg.Heartbeat.Interval.Duration > 0 {
+		if cfg.Heartbeat.Interval.Duration != 0 {
 			hc = hc.WithInterval(cfg.Heartbeat.Interval.Duration)
 		}
 		hc.Logger = log
@@ -112,7 +112,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 			members = append(members, netip.MustParseAddrPort(m))
 		}
 		if n.HB, err = heartbeat.Start(ep, hc, members); err != nil {
-			return fail(err)
+			return fail(fileError(err, "heartbeat.interval"))
 		}
 	}
 	if roles[RoleWorker] {
@@ -133,7 +133,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if cfg.Center.Peer != "" {
 			cc.Peer = netip.MustParseAddrPort(cfg.Center.Peer)
 		}
-		cc.Index = uint8(cfg.Center.Index)
+		cc.Index = uint8(min(max(cfg.Center.Index, 0), 255)) // out of uint8: a value the registry refuses
 		switch cfg.Center.Fsync {
 		case "interval":
 			cc.Fsync = registry.FsyncInterval
@@ -142,7 +142,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		cc.Logger = log
 		if n.Center, err = registry.StartCenter(ep, cc); err != nil {
-			return fail(err)
+			return fail(fileError(err, "center"))
 		}
 	}
 	if roles[RoleMember] {
@@ -168,15 +168,15 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if cfg.Router.AuditDir != "" {
 			rc.AuditDir = cfg.Router.AuditDir
 		}
-		if cfg.Router.AuditRotateBytes > 0 {
+		if cfg.Router.AuditRotateBytes != 0 {
 			rc.AuditRotateBytes = cfg.Router.AuditRotateBytes
 		}
-		if cfg.Router.ForwardTimeout.Duration > 0 {
+		if cfg.Router.ForwardTimeout.Duration != 0 {
 			rc.ForwardTimeout = cfg.Router.ForwardTimeout.Duration
 		}
 		rc.Logger = log
 		if n.Router, err = route.New(ep, rc, route.RegistryMounts{C: n.Reg}); err != nil {
-			return fail(err)
+			return fail(fileError(err, "router"))
 		}
 	}
 	if roles[RoleDisp] {
@@ -190,7 +190,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		dc.Logger = log
 		dc.RemoteTargets = cfg.DispatchTargets()
 		if n.Disp, err = dispatch.Start(ep, dc, store); err != nil {
-			return fail(err)
+			return fail(fileError(err, "dispatcher"))
 		}
 	}
 	if roles[RoleAgent] {

@@ -5,12 +5,12 @@ import (
 	"net/netip"
 	"time"
 
-	"fastcall/wire"
+	"fastcall/rfc"
 )
 
 // Config configures a Dispatcher. Start from DefaultConfig and change what
-// you need; Start refuses out-of-range values with a *ConfigError carrying
-// EINVAL.
+// you need; Start refuses out-of-range values with a *rfc.ConfigError (scope
+// "dispatch") carrying EINVAL.
 type Config struct {
 	// QueueLen bounds the calls accepted but not yet sent, over all
 	// operations (default 16384). An operation whose calls do not all fit
@@ -129,54 +129,47 @@ func DefaultConfig() Config {
 	}
 }
 
-// ConfigError names the configuration field that is out of range.
-type ConfigError struct {
-	Field string
-	Why   string
-}
-
-func (e *ConfigError) Error() string { return "dispatch config: " + e.Field + ": " + e.Why }
-
-// Errno makes a ConfigError carry EINVAL.
-func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
-
+// check answers a *rfc.ConfigError (scope "dispatch", EINVAL) naming the
+// first field out of range.
 func (c *Config) check() error {
-	bad := func(f, why string) error { return &ConfigError{f, why} }
+	bad := func(f string, v any, why string) error { return rfc.BadConfig("dispatch", f, v, why) }
 	switch {
 	case c.QueueLen < 1 || c.QueueLen > maxQueueLen:
-		return bad("QueueLen", "must be between 1 and 4194304")
+		return bad("QueueLen", c.QueueLen, "must be between 1 and 4194304")
 	case c.Senders < 1 || c.Senders > maxSenders:
-		return bad("Senders", "must be between 1 and 64")
+		return bad("Senders", c.Senders, "must be between 1 and 64")
 	case c.Batch < 1 || c.Batch > c.QueueLen:
-		return bad("Batch", "must be between 1 and QueueLen")
+		return bad("Batch", c.Batch, "must be between 1 and QueueLen")
 	case c.MaxTargets < 1 || c.MaxTargets > c.QueueLen:
-		return bad("MaxTargets", "must be between 1 and QueueLen")
+		return bad("MaxTargets", c.MaxTargets, "must be between 1 and QueueLen")
 	case c.MaxActive < 1 || c.MaxActive > 1<<20:
-		return bad("MaxActive", "must be between 1 and 1048576")
+		return bad("MaxActive", c.MaxActive, "must be between 1 and 1048576")
 	case c.Retention <= 0:
-		return bad("Retention", "must be positive")
+		return bad("Retention", c.Retention, "must be positive")
 	case c.MaxRetained < 1 || c.MaxRetained > 1<<20:
-		return bad("MaxRetained", "must be between 1 and 1048576")
-	case c.DefaultDeadline <= 0 || c.MaxDeadline < c.DefaultDeadline:
-		return bad("DefaultDeadline/MaxDeadline", "need 0 < DefaultDeadline <= MaxDeadline")
+		return bad("MaxRetained", c.MaxRetained, "must be between 1 and 1048576")
+	case c.DefaultDeadline <= 0:
+		return bad("DefaultDeadline", c.DefaultDeadline, "must be positive")
+	case c.MaxDeadline < c.DefaultDeadline:
+		return bad("MaxDeadline", c.MaxDeadline, "must be at least DefaultDeadline")
 	case c.MarkerTTL <= 0:
-		return bad("MarkerTTL", "must be positive")
+		return bad("MarkerTTL", c.MarkerTTL, "must be positive")
 	case c.MaxHolders < 1 || c.MaxHolders > maxHoldersLimit:
-		return bad("MaxHolders", "must be between 1 and 48")
+		return bad("MaxHolders", c.MaxHolders, "must be between 1 and 48")
 	case c.MarkerTimeout <= 0:
-		return bad("MarkerTimeout", "must be positive")
+		return bad("MarkerTimeout", c.MarkerTimeout, "must be positive")
 	case c.PollInterval < minPollInterval || c.PollInterval > time.Second:
-		return bad("PollInterval", "must be between 50µs and 1s")
+		return bad("PollInterval", c.PollInterval, "must be between 50µs and 1s")
 	case len(c.KeyPrefix) > 64:
-		return bad("KeyPrefix", "at most 64 bytes")
+		return bad("KeyPrefix", nil, "at most 64 bytes")
 	case c.MaxRemoteTargets < 1:
-		return bad("MaxRemoteTargets", "must be positive")
+		return bad("MaxRemoteTargets", c.MaxRemoteTargets, "must be positive")
 	case c.MaxRemoteDeadline <= 0:
-		return bad("MaxRemoteDeadline", "must be positive")
+		return bad("MaxRemoteDeadline", c.MaxRemoteDeadline, "must be positive")
 	}
 	for _, a := range c.RemoteTargets {
 		if !a.IsValid() || a.Port() == 0 {
-			return bad("RemoteTargets", "want IP:PORT addresses")
+			return bad("RemoteTargets", a, "want IP:PORT addresses")
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/rfc"
@@ -15,140 +16,143 @@ import (
 // that does not conflict proceeds; once the first ends the resource is
 // free again.
 func TestConflictingOperationsRefused(t *testing.T) {
-	ts := startTargets(t, 3)
-	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), nil)
-	ctx := ctxFor(t, 10*time.Second)
-	addrs := ts.addrs()
+	inSim(t, func(t *testing.T, w *simWorld) {
+		ts := w.targets(3)
+		d := newDispatcher(t, w.ep(1, nil), NewMemStore(0), nil)
+		ctx := ctxFor(t, 10*time.Second)
+		addrs := ts.addrs()
 
-	first, err := d.Submit(ctx, opFor("db/t1", KindUpdate, workCall(300), addrs, 5*time.Second))
-	if err != nil {
-		t.Fatalf("first: %v", err)
-	}
-	if !waitFor(2*time.Second, func() bool { return ts.runs.Load() == 3 }) {
-		t.Fatalf("first op ran on %d targets", ts.runs.Load())
-	}
-	cases := []struct {
-		name     string
-		resource string
-		kind     Kind
-		want     wire.Errno
-	}{
-		{"update-same", "db/t1", KindUpdate, wire.ECONFLICT},
-		{"delete-same", "db/t1", KindDelete, wire.ECONFLICT},
-		{"read-same", "db/t1", KindRead, wire.OK},
-		{"update-other", "db/t2", KindUpdate, wire.OK},
-	}
-	var ok []uint64
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		first, err := d.Submit(ctx, opFor("db/t1", KindUpdate, workCall(300), addrs, 5*time.Second))
+		if err != nil {
+			t.Fatalf("first: %v", err)
+		}
+		synctest.Wait()
+		if ts.runs.Load() != 3 {
+			t.Fatalf("first op ran on %d targets", ts.runs.Load())
+		}
+		cases := []struct {
+			name     string
+			resource string
+			kind     Kind
+			want     wire.Errno
+		}{
+			{"update-same", "db/t1", KindUpdate, wire.ECONFLICT},
+			{"delete-same", "db/t1", KindDelete, wire.ECONFLICT},
+			{"read-same", "db/t1", KindRead, wire.OK},
+			{"update-other", "db/t2", KindUpdate, wire.OK},
+		}
+		var ok []uint64
+		for _, c := range cases {
 			sent := d.Stats().Sent
 			runs := ts.runs.Load()
 			id, err := d.Submit(ctx, opFor(c.resource, c.kind, workCall(1), addrs, 5*time.Second))
 			if got := errnoOf(err); got != c.want {
-				t.Fatalf("got %v, want %v", got, c.want)
+				t.Fatalf("%s: got %v, want %v", c.name, got, c.want)
 			}
 			if c.want != wire.OK {
-				time.Sleep(20 * time.Millisecond)
+				synctest.Wait() // all that the refusal led to has happened
 				if d.Stats().Sent != sent || ts.runs.Load() != runs {
-					t.Fatalf("refused operation sent calls: sent %d->%d, runs %d->%d", sent, d.Stats().Sent, runs, ts.runs.Load())
+					t.Fatalf("%s: refused operation sent calls: sent %d->%d, runs %d->%d", c.name, sent, d.Stats().Sent, runs, ts.runs.Load())
 				}
-				return
+				continue
 			}
 			ok = append(ok, id)
-		})
-	}
-	for _, id := range append(ok, first) {
-		st, err := d.Wait(ctx, id)
-		if err != nil || st.State != StateDone || st.Failed != 0 || st.Done != 3 {
-			t.Fatalf("op %d: %+v %v", id, st, err)
 		}
-	}
-	if st := d.Stats(); st.Conflicts != 2 || st.Submitted != 3 {
-		t.Fatalf("stats %+v", st)
-	}
-	// The marker is gone: a delete now proceeds.
-	id, err := d.Submit(ctx, opFor("db/t1", KindDelete, workCall(1), addrs, time.Second))
-	if err != nil {
-		t.Fatalf("after release: %v", err)
-	}
-	if _, err := d.Wait(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := d.markers.store.Get(ctx, "dispatch/db/t1"); errnoOf(err) != wire.ENOENT {
-		t.Fatalf("marker left behind: %v", err)
-	}
+		for _, id := range append(ok, first) {
+			st, err := d.Wait(ctx, id)
+			if err != nil || st.State != StateDone || st.Failed != 0 || st.Done != 3 {
+				t.Fatalf("op %d: %+v %v", id, st, err)
+			}
+		}
+		if st := d.Stats(); st.Conflicts != 2 || st.Submitted != 3 {
+			t.Fatalf("stats %+v", st)
+		}
+		// The marker is gone: a delete now proceeds.
+		id, err := d.Submit(ctx, opFor("db/t1", KindDelete, workCall(1), addrs, time.Second))
+		if err != nil {
+			t.Fatalf("after release: %v", err)
+		}
+		if _, err := d.Wait(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := d.markers.store.Get(ctx, "dispatch/db/t1"); errnoOf(err) != wire.ENOENT {
+			t.Fatalf("marker left behind: %v", err)
+		}
+	})
 }
 
 // TestOutcomes: dead, slow, failing, unreachable and healthy targets in
 // one operation; each outcome is right and the operation ends by its
 // deadline.
 func TestOutcomes(t *testing.T) {
-	ts := startTargets(t, 8)
-	ep := newEP(t, 1, nil)
-	d := newDispatcher(t, ep, NewMemStore(0), nil)
-	ctx := ctxFor(t, 10*time.Second)
-	a := ts.addrs()
-	// An address nobody listens on: the port of a closed endpoint.
-	gone := newEP(t, 99, nil)
-	goneAddr := gone.Addr()
-	gone.Close()
+	inSim(t, func(t *testing.T, w *simWorld) {
+		ts := w.targets(8)
+		ep := w.ep(1, nil)
+		d := newDispatcher(t, ep, NewMemStore(0), nil)
+		ctx := ctxFor(t, 10*time.Second)
+		a := ts.addrs()
+		// An address nobody listens on.
+		goneAddr := w.addr()
 
-	fast, slow := workCall(1), workCall(900)
-	var fail Call
-	fail.No = callFail
-	type tgt struct {
-		addr netip.AddrPort
-		call Call
-		want wire.Errno
-	}
-	plan := []tgt{
-		{a[0], fast, wire.OK},
-		{a[1], fast, wire.OK},
-		{a[2], fail, errFail},
-		{a[3], fail, errFail},
-		{a[4], slow, wire.ETIMEDOUT},
-		{a[5], fast, wire.ENODEAD}, // dead before Submit
-		{a[6], slow, wire.ENODEAD}, // declared dead while its call is parked
-		{a[7], fast, wire.OK},
-		{goneAddr, fast, wire.ETIMEDOUT},
-	}
-	ep.MarkDead(a[5])
-	deadline := 400 * time.Millisecond
-	op := &Op{Resource: "svc/outcomes", Kind: KindUpdate, Deadline: deadline}
-	for _, p := range plan {
-		op.Targets = append(op.Targets, Target{Addr: p.addr, Call: p.call})
-	}
-	start := time.Now()
-	id, err := d.Submit(ctx, op)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// a[6]'s call is parked once its handler runs: then it is declared
-	// dead.
-	if !waitFor(10*time.Second, func() bool { return ts.perEP[6].Load() == 1 }) {
-		t.Fatal("the call to a[6] never ran")
-	}
-	ep.MarkDead(a[6])
-	st, err := d.Wait(ctx, id)
-	took := time.Since(start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Some targets time out: the operation cannot end before its
-	// deadline. (That it ends at it, not at the slow calls' end, is
-	// a[4]'s ETIMEDOUT below.)
-	if took < deadline {
-		t.Fatalf("operation took %v with a %v deadline", took, deadline)
-	}
-	if st.Done != len(plan) || st.Failed != 6 || st.State != StateDone {
-		t.Fatalf("status %+v", st)
-	}
-	for i, p := range plan {
-		o := st.Outcomes[i]
-		if !o.Done || o.Errno != p.want || o.Addr != p.addr {
-			t.Errorf("target %d (%v): %+v, want %v", i, p.addr, o, p.want)
+		fast, slow := workCall(1), workCall(900)
+		var fail Call
+		fail.No = callFail
+		type tgt struct {
+			addr netip.AddrPort
+			call Call
+			want wire.Errno
 		}
-	}
+		plan := []tgt{
+			{a[0], fast, wire.OK},
+			{a[1], fast, wire.OK},
+			{a[2], fail, errFail},
+			{a[3], fail, errFail},
+			{a[4], slow, wire.ETIMEDOUT},
+			{a[5], fast, wire.ENODEAD}, // dead before Submit
+			{a[6], slow, wire.ENODEAD}, // declared dead while its call is parked
+			{a[7], fast, wire.OK},
+			{goneAddr, fast, wire.ETIMEDOUT},
+		}
+		ep.MarkDead(a[5])
+		deadline := 400 * time.Millisecond
+		op := &Op{Resource: "svc/outcomes", Kind: KindUpdate, Deadline: deadline}
+		for _, p := range plan {
+			op.Targets = append(op.Targets, Target{Addr: p.addr, Call: p.call})
+		}
+		start := time.Now()
+		id, err := d.Submit(ctx, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// a[6]'s call is parked once its handler runs: then it is declared
+		// dead.
+		synctest.Wait()
+		if ts.perEP[6].Load() != 1 {
+			t.Fatal("the call to a[6] did not run")
+		}
+		ep.MarkDead(a[6])
+		st, err := d.Wait(ctx, id)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Some targets time out: the operation ends at its deadline, not
+		// before and not at the slow calls' end (the engine fails a call
+		// within a tick of its deadline, the gatherer looks every
+		// PollInterval).
+		if took < deadline || took > deadline+ep.Config().MinRTO/4+DefaultPollInterval {
+			t.Fatalf("operation took %v with a %v deadline", took, deadline)
+		}
+		if st.Done != len(plan) || st.Failed != 6 || st.State != StateDone {
+			t.Fatalf("status %+v", st)
+		}
+		for i, p := range plan {
+			o := st.Outcomes[i]
+			if !o.Done || o.Errno != p.want || o.Addr != p.addr {
+				t.Errorf("target %d (%v): %+v, want %v", i, p.addr, o, p.want)
+			}
+		}
+	})
 }
 
 // TestThousandTargets: one operation to 1,000 distinct addresses; every
@@ -340,63 +344,74 @@ func TestRemoteSubmitAndStatus(t *testing.T) {
 // TestStatusRetention: finished operations are forgotten past
 // MaxRetained and past Retention.
 func TestStatusRetention(t *testing.T) {
-	ts := startTargets(t, 1)
-	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), func(c *Config) {
-		c.MaxRetained = 2
-		c.Retention = 300 * time.Millisecond
+	inSim(t, func(t *testing.T, w *simWorld) {
+		const retention = 300 * time.Millisecond
+		ts := w.targets(1)
+		d := newDispatcher(t, w.ep(1, nil), NewMemStore(0), func(c *Config) {
+			c.MaxRetained = 2
+			c.Retention = retention
+		})
+		ctx := ctxFor(t, 10*time.Second)
+		var ids []uint64
+		for i := 0; i < 3; i++ {
+			id, err := d.Submit(ctx, opFor("ret", KindUpdate, Call{No: callIncr}, ts.addrs(), time.Second))
+			must(t, err)
+			_, err = d.Wait(ctx, id)
+			must(t, err)
+			ids = append(ids, id)
+		}
+		ended := time.Now()
+		if _, err := d.Status(ids[0]); errnoOf(err) != wire.ENOENT {
+			t.Fatalf("oldest kept past MaxRetained: %v", err)
+		}
+		// Kept until Retention has passed since it ended, not longer.
+		time.Sleep(retention - time.Millisecond)
+		if _, err := d.Status(ids[2]); err != nil {
+			t.Fatalf("forgotten %v after it ended, within Retention: %v", time.Since(ended), err)
+		}
+		time.Sleep(time.Millisecond)
+		if _, err := d.Status(ids[2]); errnoOf(err) != wire.ENOENT {
+			t.Fatalf("kept past Retention: %v", err)
+		}
+		if st := d.Stats(); st.Retained != 0 || st.Active != 0 {
+			t.Fatalf("stats %+v", st)
+		}
 	})
-	ctx := ctxFor(t, 10*time.Second)
-	var ids []uint64
-	for i := 0; i < 3; i++ {
-		id, err := d.Submit(ctx, opFor("ret", KindUpdate, Call{No: callIncr}, ts.addrs(), time.Second))
-		must(t, err)
-		_, err = d.Wait(ctx, id)
-		must(t, err)
-		ids = append(ids, id)
-	}
-	if _, err := d.Status(ids[0]); errnoOf(err) != wire.ENOENT {
-		t.Fatalf("oldest kept past MaxRetained: %v", err)
-	}
-	if _, err := d.Status(ids[2]); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(350 * time.Millisecond)
-	if _, err := d.Status(ids[2]); errnoOf(err) != wire.ENOENT {
-		t.Fatalf("kept past Retention: %v", err)
-	}
-	if st := d.Stats(); st.Retained != 0 || st.Active != 0 {
-		t.Fatalf("stats %+v", st)
-	}
 }
 
 // TestCloseEndsOperations: Close ends queued and in-flight calls with
 // ECLOSED, releases the markers and refuses new operations.
 func TestCloseEndsOperations(t *testing.T) {
-	ts := startTargets(t, 4)
-	store := NewMemStore(0)
-	d := newDispatcher(t, newEP(t, 1, nil), store, nil)
-	ctx := ctxFor(t, 10*time.Second)
-	id, err := d.Submit(ctx, opFor("close/x", KindDelete, workCall(700), ts.addrs(), 5*time.Second))
-	must(t, err)
-	waitFor(time.Second, func() bool { return ts.runs.Load() == 4 })
-	start := time.Now()
-	must(t, d.Close())
-	if time.Since(start) > time.Second {
-		t.Fatalf("Close took %v", time.Since(start))
-	}
-	st, err := d.Wait(ctx, id)
-	if err != nil || st.State != StateDone || st.Done != 4 {
-		t.Fatalf("%+v %v", st, err)
-	}
-	for _, o := range st.Outcomes {
-		if o.Errno != wire.ECLOSED {
-			t.Fatalf("outcome %+v", o)
+	inSim(t, func(t *testing.T, w *simWorld) {
+		ts := w.targets(4)
+		store := NewMemStore(0)
+		d := newDispatcher(t, w.ep(1, nil), store, nil)
+		ctx := ctxFor(t, 10*time.Second)
+		id, err := d.Submit(ctx, opFor("close/x", KindDelete, workCall(700), ts.addrs(), 5*time.Second))
+		must(t, err)
+		synctest.Wait()
+		if ts.runs.Load() != 4 {
+			t.Fatalf("%d calls running, want 4", ts.runs.Load())
 		}
-	}
-	if store.Len() != 0 {
-		t.Fatal("marker left behind")
-	}
-	if _, err := d.Submit(ctx, opFor("close/y", KindRead, workCall(1), ts.addrs(), time.Second)); errnoOf(err) != wire.ECLOSED {
-		t.Fatalf("after Close: %v", err)
-	}
+		start := time.Now()
+		must(t, d.Close())
+		if took := time.Since(start); took != 0 {
+			t.Fatalf("Close took %v", took)
+		}
+		st, err := d.Wait(ctx, id)
+		if err != nil || st.State != StateDone || st.Done != 4 {
+			t.Fatalf("%+v %v", st, err)
+		}
+		for _, o := range st.Outcomes {
+			if o.Errno != wire.ECLOSED {
+				t.Fatalf("outcome %+v", o)
+			}
+		}
+		if store.Len() != 0 {
+			t.Fatal("marker left behind")
+		}
+		if _, err := d.Submit(ctx, opFor("close/y", KindRead, workCall(1), ts.addrs(), time.Second)); errnoOf(err) != wire.ECLOSED {
+			t.Fatalf("after Close: %v", err)
+		}
+	})
 }

@@ -182,8 +182,8 @@ func (d *Dispatcher) check(op *Op) ([]Call, wire.Errno) {
 		if len(c.Seg) > maxSeg {
 			return wire.EMSGSIZE
 		}
-		n, e := segmentCount(c.Seg)
-		if e != wire.OK || n != c.Count {
+		n, r := wire.CheckSegment(c.Seg)
+		if r != wire.ReasonNone || n != c.Count {
 			return wire.EINVAL
 		}
 		return wire.OK

@@ -55,9 +55,9 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 		return wire.EINVAL
 	}
 	seg := req.Param(subParamSeg).Bytes()
-	count, e := segmentCount(seg)
-	if e != wire.OK {
-		return e
+	count, r := wire.CheckSegment(seg)
+	if r != wire.ReasonNone {
+		return wire.EINVAL
 	}
 	ms := req.Param(subParamDeadline).Int64()
 	maxDl := min(d.cfg.MaxRemoteDeadline, d.cfg.MaxDeadline)

@@ -1,20 +1,23 @@
 package dispatch
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
-// quiet is a logger for tests: peer deaths and the like are expected.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+// The endpoint helpers of the tests are rfctest's.
+var (
+	quiet   = rfctest.Quiet
+	newEP   = rfctest.Listen
+	ctxFor  = rfctest.Context
+	waitFor = rfctest.WaitFor
+)
 
 // Target-side calls of the tests.
 const (
@@ -24,22 +27,6 @@ const (
 
 	errFail = wire.EUSER + 7
 )
-
-func newEP(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
-	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
-}
 
 // smallTarget keeps a target endpoint light: thousands of them run in
 // one test process (and under the race detector's goroutine limit).
@@ -60,9 +47,16 @@ type targets struct {
 
 func startTargets(t testing.TB, n int) *targets {
 	t.Helper()
+	return startTargetsOn(t, n, func(node uint32, mod func(*rfc.Config)) *rfc.Endpoint { return newEP(t, node, mod) })
+}
+
+// startTargetsOn is startTargets with endpoints from open (newEP, or a
+// simulated network's).
+func startTargetsOn(t testing.TB, n int, open func(node uint32, mod func(*rfc.Config)) *rfc.Endpoint) *targets {
+	t.Helper()
 	ts := &targets{eps: make([]*rfc.Endpoint, n), perEP: make([]atomic.Int64, n)}
 	for i := range ts.eps {
-		ep := newEP(t, uint32(1000+i), smallTarget)
+		ep := open(uint32(1000+i), smallTarget)
 		i := i
 		must(t, ep.Register(callWork, "work", wire.Schema{wire.TypeInt64}, 0, func(r *rfc.Request, _ *wire.Params) wire.Errno {
 			ts.runs.Add(1)
@@ -127,22 +121,4 @@ func opFor(resource string, kind Kind, call Call, addrs []netip.AddrPort, deadli
 	return op
 }
 
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func errnoOf(err error) wire.Errno { return wire.AsErrno(err) }
-
-// waitFor polls cond every few milliseconds until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return cond()
-}

@@ -2,31 +2,30 @@
 
 package dispatch
 
-// Multi-process test. The test binary re-executes itself: TestMain sees
-// envRole and runs a dispatcher instead of the tests. The dispatcher keeps
+// Multi-process test. The test binary re-executes itself (lock/proctest):
+// TestMain runs a dispatcher instead of the tests in the dispatcher role. The dispatcher keeps
 // its markers in a key/value store served over rfc by the parent (a
 // test-only stand-in for the registry), so that the marker outlives the
 // killed process. It reports on stdout: "submitted ID".
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
 const (
-	envRole   = "FASTCALL_DISPATCH_TEST_ROLE"
 	envKV     = "FASTCALL_DISPATCH_TEST_KV"
 	envTarget = "FASTCALL_DISPATCH_TEST_TARGET"
 
@@ -44,10 +43,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envRole) == roleDispatcher {
-		os.Exit(runChild())
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func() int{roleDispatcher: runChild})
 }
 
 // serveKV registers the test key/value calls over store on ep.
@@ -137,10 +133,7 @@ func runChild() int {
 	if err1 != nil || err2 != nil {
 		return 2
 	}
-	rc := rfc.DefaultConfig()
-	rc.NodeID = 2
-	rc.Logger = quiet
-	ep, err := rfc.Listen(rc)
+	ep, err := rfc.Listen(rfctest.Config(2))
 	if err != nil {
 		return 3
 	}
@@ -160,18 +153,8 @@ func runChild() int {
 		return 4
 	}
 	os.Stdout.WriteString("submitted " + strconv.FormatUint(id, 10) + "\n")
-	stdinEOF := make(chan struct{})
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			if _, err := os.Stdin.Read(buf); err != nil {
-				close(stdinEOF)
-				return
-			}
-		}
-	}()
 	select {
-	case <-stdinEOF:
+	case <-proctest.ParentGone():
 	case <-time.After(childDeadline):
 	}
 	return 0
@@ -203,39 +186,10 @@ func TestKilledDispatcherMarkerExpires(t *testing.T) {
 		}
 	}()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"="+roleDispatcher, envKV+"="+kvEP.Addr().String(),
-		envTarget+"="+silent.LocalAddr().String())
-	stdin, err := cmd.StdinPipe()
-	must(t, err)
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	cmd.Stderr = os.Stderr
 	submitAt := time.Now()
-	must(t, cmd.Start())
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		stdin.Close()
-	})
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	select {
-	case l := <-lines:
-		if !strings.HasPrefix(l, "submitted ") {
-			t.Fatalf("child: %q", l)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("child did not submit")
+	child := proctest.Start(t, roleDispatcher, envKV+"="+kvEP.Addr().String(), envTarget+"="+silent.LocalAddr().String())
+	if l, ok := child.Next("", 10*time.Second); !ok || !strings.HasPrefix(l, "submitted ") {
+		t.Fatalf("child did not submit: %q", l)
 	}
 	select {
 	case <-arrived:
@@ -256,9 +210,8 @@ func TestKilledDispatcherMarkerExpires(t *testing.T) {
 	}
 
 	// SIGKILL: no release runs.
-	must(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
-	killed = true
+	must(t, child.Cmd.Process.Signal(syscall.SIGKILL))
+	_ = child.Wait()
 
 	d := newDispatcher(t, newEP(t, 3, nil), store, nil)
 	ctx := ctxFor(t, 10*time.Second)

@@ -2,10 +2,13 @@ package dispatch
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -73,45 +76,28 @@ func TestMarkerCodec(t *testing.T) {
 	}
 }
 
-func TestSegmentCount(t *testing.T) {
-	var p wire.Params
-	p.Reset(make([]byte, 256))
-	p.Int64(-1)
-	p.String("héllo")
-	p.Bool(true)
-	p.Bytes([]byte{1, 2})
-	p.Float64(2.5)
-	p.Uint64(9)
-	good := p.Segment()
+// TestSubmitChecksSegment: Submit refuses, before anything is sent, a call
+// whose segment is malformed or whose count disagrees with its segment
+// (the segment is checked by wire.CheckSegment, as a receiver would).
+func TestSubmitChecksSegment(t *testing.T) {
+	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), nil)
+	to := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")}
+	good := workCall(1)
 	cases := []struct {
 		name string
-		seg  []byte
-		n    int
-		e    wire.Errno
+		call Call
+		want wire.Errno
 	}{
-		{"empty", nil, 0, wire.OK},
-		{"good", good, 6, wire.OK},
-		{"truncated", good[:len(good)-1], 0, wire.EINVAL},
-		{"short-header", []byte{1, 0}, 0, wire.EINVAL},
-		{"type-zero", []byte{0, 0, 0}, 0, wire.EINVAL},
-		{"type-high", []byte{7, 0, 0}, 0, wire.EINVAL},
-		{"i64-len", []byte{1, 0, 1, 0}, 0, wire.EINVAL},
-		{"bool-2", []byte{4, 0, 1, 2}, 0, wire.EINVAL},
-		{"utf8", []byte{6, 0, 1, 0xff}, 0, wire.EINVAL},
-		{"too-many", func() []byte {
-			var q wire.Params
-			q.Reset(make([]byte, 1024))
-			for i := 0; i < wire.MaxParams; i++ {
-				q.Bool(false)
-			}
-			return append(q.Segment(), 4, 0, 1, 0)
-		}(), 0, wire.EINVAL},
+		{"good", good, wire.OK},
+		{"count", Call{No: good.No, Seg: good.Seg, Count: 2}, wire.EINVAL},
+		{"bool-2", Call{No: good.No, Seg: []byte{byte(wire.TypeBool), 0, 1, 2}, Count: 1}, wire.EINVAL},
+		{"truncated", Call{No: good.No, Seg: good.Seg[:len(good.Seg)-1], Count: 1}, wire.EINVAL},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			n, e := segmentCount(c.seg)
-			if e != c.e || n != c.n {
-				t.Fatalf("got %d %v, want %d %v", n, e, c.n, c.e)
+			_, e := d.check(opFor("db/seg", KindUpdate, c.call, to, time.Second))
+			if e != c.want {
+				t.Fatalf("check: %v, want %v", e, c.want)
 			}
 		})
 	}
@@ -254,24 +240,28 @@ func TestMarkerSharing(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	cases := []struct {
-		name string
-		mod  func(*Config)
+		field string
+		mod   func(*Config)
 	}{
-		{"queue", func(c *Config) { c.QueueLen = 0 }},
-		{"senders", func(c *Config) { c.Senders = 0 }},
-		{"batch", func(c *Config) { c.Batch = c.QueueLen + 1 }},
-		{"targets", func(c *Config) { c.MaxTargets = c.QueueLen + 1 }},
-		{"holders", func(c *Config) { c.MaxHolders = 49 }},
-		{"deadline", func(c *Config) { c.MaxDeadline = c.DefaultDeadline - 1 }},
-		{"poll", func(c *Config) { c.PollInterval = time.Microsecond }},
-		{"ttl", func(c *Config) { c.MarkerTTL = 0 }},
+		{"QueueLen", func(c *Config) { c.QueueLen = 0 }},
+		{"Senders", func(c *Config) { c.Senders = 0 }},
+		{"Batch", func(c *Config) { c.Batch = c.QueueLen + 1 }},
+		{"MaxTargets", func(c *Config) { c.MaxTargets = c.QueueLen + 1 }},
+		{"MaxHolders", func(c *Config) { c.MaxHolders = 49 }},
+		{"DefaultDeadline", func(c *Config) { c.DefaultDeadline = 0 }},
+		{"MaxDeadline", func(c *Config) { c.MaxDeadline = c.DefaultDeadline - 1 }},
+		{"PollInterval", func(c *Config) { c.PollInterval = time.Microsecond }},
+		{"MarkerTTL", func(c *Config) { c.MarkerTTL = 0 }},
+		{"RemoteTargets", func(c *Config) { c.RemoteTargets = []netip.AddrPort{{}} }},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.field, func(t *testing.T) {
 			cfg := DefaultConfig()
 			c.mod(&cfg)
-			if err := cfg.check(); errnoOf(err) != wire.EINVAL {
-				t.Fatalf("got %v", err)
+			err := cfg.check()
+			var ce *rfc.ConfigError
+			if !errors.As(err, &ce) || ce.Scope != "dispatch" || ce.Field != c.field || errnoOf(err) != wire.EINVAL {
+				t.Fatalf("got %v, want a dispatch ConfigError for %s", err, c.field)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"sort"
 	"strings"
@@ -164,7 +165,7 @@ func RouteStats(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort) ([]C
 				return out, wire.EPROTO
 			}
 			for j := range c.Hist {
-				c.Hist[j] = be64(h[8*j:])
+				c.Hist[j] = binary.BigEndian.Uint64(h[8*j:])
 			}
 			out = append(out, c)
 		}
@@ -174,13 +175,4 @@ func RouteStats(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort) ([]C
 		}
 	}
 	return out, wire.EPROTO
-}
-
-func be64(b []byte) uint64 {
-	_ = b[7]
-	var v uint64
-	for i := 0; i < 8; i++ {
-		v = v<<8 | uint64(b[i])
-	}
-	return v
 }

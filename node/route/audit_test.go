@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/wire"
 )
 
@@ -35,13 +36,13 @@ func TestAuditQueryRotation(t *testing.T) {
 	var all []ref
 	const n = 600
 	for i := 0; i < n; i++ {
-		rec := auditRecord{start: base + int64(i)*int64(time.Millisecond), client: clients[rng.Intn(len(clients))],
-			callID: uint64(i + 1), callNo: CallNSGet, name: names[rng.Intn(len(names))], cluster: "c1",
-			dest: tc.meps[0].Addr(), tries: 1}
-		rec.end = rec.start + 1000
-		rec.nparams = uint16(copy(rec.params[:], fmt.Sprintf(`str:"/c1/%d"`, i)))
-		a.submit(&rec)
-		all = append(all, ref{rec.name, rec.client, rec.start, rec.callID})
+		rec := audit.Record{Start: base + int64(i)*int64(time.Millisecond), Client: clients[rng.Intn(len(clients))],
+			CallID: uint64(i + 1), CallNo: CallNSGet, Name: names[rng.Intn(len(names))], Cluster: "c1",
+			Dest: tc.meps[0].Addr(), Tries: 1}
+		rec.End = rec.Start + 1000
+		rec.NParams = uint16(copy(rec.Params[:], fmt.Sprintf(`str:"/c1/%d"`, i)))
+		a.Submit(&rec)
+		all = append(all, ref{rec.Name, rec.Client, rec.Start, rec.CallID})
 		if i%100 == 99 {
 			tc.router.Flush(time.Second)
 		}
@@ -49,13 +50,13 @@ func TestAuditQueryRotation(t *testing.T) {
 	if !tc.router.Flush(time.Second) {
 		t.Fatal("flush")
 	}
-	seqs, _ := auditFiles(tc.auditDir)
+	seqs, _ := audit.Files(audit.OSFS{}, tc.auditDir)
 	if len(seqs) < 5 {
 		t.Fatalf("only %d files: no rotation", len(seqs))
 	}
 	for _, s := range seqs {
-		fi, err := os.Stat(filepath.Join(tc.auditDir, auditFileName(s)))
-		if err != nil || fi.Mode().Perm() != auditFileMode || fi.Size() > minRotateBytes {
+		fi, err := os.Stat(filepath.Join(tc.auditDir, audit.FileName(s)))
+		if err != nil || fi.Mode().Perm() != audit.FileMode || fi.Size() > minRotateBytes {
 			t.Fatalf("file %d: %v %v", s, fi.Mode(), err)
 		}
 	}
@@ -74,7 +75,7 @@ func TestAuditQueryRotation(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var want []uint64
-			cl, port, _ := parseClientFilter(c.f.Client)
+			cl, port, _ := audit.ParseClient(c.f.Client)
 			for _, r := range all {
 				if r.name != c.f.Call || (!c.f.Since.IsZero() && r.start < c.f.Since.UnixNano()) ||
 					(!c.f.Until.IsZero() && r.start >= c.f.Until.UnixNano()) ||
@@ -113,38 +114,5 @@ func TestAuditQueryRotation(t *testing.T) {
 	ps.Bytes(nil)
 	if err := tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil); err != wire.EINVAL {
 		t.Fatalf("router limit past cap: %v", err)
-	}
-}
-
-// Old files past AuditKeep are deleted at rotation; a restarted router
-// continues after the highest file.
-func TestAuditKeepAndRestart(t *testing.T) {
-	cfg := testRouterConfig(t)
-	cfg.AuditRotateBytes = minRotateBytes
-	cfg.AuditKeep = 3
-	var last uint64
-	for round := 0; round < 2; round++ {
-		a, err := openAuditLog(&cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.start()
-		var rec auditRecord
-		rec.name = "x"
-		for i := 0; i < 200; i++ {
-			a.submit(&rec)
-			if i%50 == 0 {
-				a.flush(time.Second)
-			}
-		}
-		a.close()
-		if round == 0 {
-			seqs, _ := auditFiles(cfg.AuditDir)
-			last = seqs[len(seqs)-1]
-		}
-	}
-	seqs, _ := auditFiles(cfg.AuditDir)
-	if len(seqs) != 3 || seqs[2] <= last+1 {
-		t.Fatalf("files after two runs: %v", seqs)
 	}
 }

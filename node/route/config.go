@@ -4,11 +4,13 @@ import (
 	"log/slog"
 	"time"
 
+	"fastcall/node/route/audit"
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
 // Config configures a Router. Start from DefaultConfig and change what you
-// need; New refuses out-of-range values with a *ConfigError carrying
+// need; New refuses out-of-range values with an *rfc.ConfigError carrying
 // EINVAL.
 type Config struct {
 	// TablePrefix is the key prefix of the mount table in the
@@ -43,6 +45,9 @@ type Config struct {
 	// AuditRotateBytes is the size past which the current audit file is
 	// closed and a new one started (default 64 MiB, at least 4 KiB).
 	AuditRotateBytes int64
+	// AuditFS holds the audit files (default nil: the operating
+	// system's files, audit.OSFS); a simulation passes an audit.MemFS.
+	AuditFS audit.FS
 	// AuditKeep is how many audit files are kept, the current one
 	// included; older ones are deleted at rotation (default 8).
 	AuditKeep int
@@ -106,55 +111,44 @@ func (c *Config) callBound(n int) time.Duration {
 	return time.Duration(n)*(c.ForwardTimeout+c.ActivateTimeout) + c.ProbeTimeout
 }
 
-// ConfigError names the configuration field that is out of range.
-type ConfigError struct {
-	Field string
-	Why   string
-}
-
-func (e *ConfigError) Error() string { return "route config: " + e.Field + ": " + e.Why }
-
-// Errno makes a ConfigError carry EINVAL.
-func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
-
 func (c *Config) check() error {
-	bad := func(f, why string) error { return &ConfigError{f, why} }
+	bad := func(f string, v any, why string) error { return rfc.BadConfig("route", f, v, why) }
 	switch {
 	case c.TablePrefix == "":
-		return bad("TablePrefix", "empty")
+		return bad("TablePrefix", c.TablePrefix, "empty")
 	case len(c.Calls) == 0:
-		return bad("Calls", "empty")
+		return bad("Calls", nil, "empty")
 	case c.ForwardTimeout <= 0:
-		return bad("ForwardTimeout", "must be positive")
+		return bad("ForwardTimeout", c.ForwardTimeout, "must be positive")
 	case c.ReplyMargin < 0:
-		return bad("ReplyMargin", "must not be negative")
+		return bad("ReplyMargin", c.ReplyMargin, "must not be negative")
 	case c.ActivateTimeout <= 0:
-		return bad("ActivateTimeout", "must be positive")
+		return bad("ActivateTimeout", c.ActivateTimeout, "must be positive")
 	case c.ProbeTimeout <= 0:
-		return bad("ProbeTimeout", "must be positive")
+		return bad("ProbeTimeout", c.ProbeTimeout, "must be positive")
 	case c.AuditDir != "" && c.AuditRotateBytes < minRotateBytes:
-		return bad("AuditRotateBytes", "must be at least 4096")
+		return bad("AuditRotateBytes", c.AuditRotateBytes, "must be at least 4096")
 	case c.AuditDir != "" && c.AuditKeep < 1:
-		return bad("AuditKeep", "must be at least 1")
+		return bad("AuditKeep", c.AuditKeep, "must be at least 1")
 	case c.AuditDir != "" && (c.AuditBuffer < 1 || c.AuditBuffer > 1<<22):
-		return bad("AuditBuffer", "must be between 1 and 4194304")
+		return bad("AuditBuffer", c.AuditBuffer, "must be between 1 and 4194304")
 	case c.AuditValueMax < 1 || c.AuditValueMax > maxValueMax:
-		return bad("AuditValueMax", "must be between 1 and 128")
+		return bad("AuditValueMax", c.AuditValueMax, "must be between 1 and 128")
 	case c.QueryScanBytes < 1<<10:
-		return bad("QueryScanBytes", "must be at least 1024")
+		return bad("QueryScanBytes", c.QueryScanBytes, "must be at least 1024")
 	}
 	for i, rc := range c.Calls {
 		switch {
 		case rc.No < CallNSPut || rc.No >= CallNSPut+RoutedOffset:
-			return bad("Calls", "call number outside 0x0410-0x042F")
+			return bad("Calls", rc.No, "call number outside 0x0410-0x042F")
 		case len(rc.Schema) == 0 || rc.Schema[0] != wire.TypeString:
-			return bad("Calls", "first parameter must be a str path")
+			return bad("Calls", rc.Name, "first parameter must be a str path")
 		case len(rc.Schema)+ContextParams > wire.MaxParams:
-			return bad("Calls", "too many parameters")
+			return bad("Calls", rc.Name, "too many parameters")
 		}
 		for _, o := range c.Calls[:i] {
 			if o.No == rc.No {
-				return bad("Calls", "call number declared twice")
+				return bad("Calls", rc.No, "call number declared twice")
 			}
 		}
 	}

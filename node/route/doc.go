@@ -18,11 +18,11 @@
 // After a failure the router sends the member a one-way notice naming the
 // client.
 //
-// Every routed call leaves one audit record, written by one writer
-// goroutine to an append-only text file with size-based rotation; a full
-// audit queue drops and counts records, it never slows forwarding. Audit
-// records are queried by call name over CallAudit, in pages of one
-// datagram each.
+// Every routed call leaves one audit record in the audit trail of
+// package audit (node/route/audit): written by one writer goroutine to
+// append-only text files with size-based rotation; a full audit queue
+// drops and counts records, it never slows forwarding. Audit records are
+// queried by call name over CallAudit, in pages of one datagram each.
 //
 // A Member serves a small path-keyed namespace (put, get, list, delete) in
 // memory; a standby member answers ENOTACTIVE to every namespace call.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -17,12 +18,14 @@ type outcomeCluster struct {
 	old, sep, rep, client *rfc.Endpoint
 	standby               *Member
 	router                *Router
+	table                 *MemMounts
 }
 
 func newOutcomeCluster(t *testing.T, register func(old *rfc.Endpoint)) *outcomeCluster {
 	t.Helper()
 	oc := &outcomeCluster{}
 	table := NewMemMounts()
+	oc.table = table
 	oc.old = newEndpoint(t, 10, 0)
 	register(oc.old)
 	oc.standby = NewMember(MemberConfig{})
@@ -30,23 +33,41 @@ func newOutcomeCluster(t *testing.T, register func(old *rfc.Endpoint)) *outcomeC
 	if err := oc.standby.Register(oc.sep); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{oc.old.Addr(), RoleActive}, {oc.sep.Addr(), RoleStandby}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
-		t.Fatal(err)
-	}
-	oc.rep = newEndpoint(t, 1, 16)
+	mountC1(t, table, oc.old.Addr(), oc.sep.Addr())
 	cfg := testRouterConfig(t)
 	cfg.ForwardTimeout = 10 * time.Second
-	r, err := New(oc.rep, cfg, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	oc.router = r
+	oc.router, oc.rep = startRouter(t, table, cfg)
 	oc.client = newEndpoint(t, 100, 0)
+	return oc
+}
+
+// failoverLostFence builds an outcomeCluster whose old active member
+// (active set) answers set-role only while refuse is clear, sets refuse,
+// marks the old member dead at the router and puts through it: the
+// router promotes the standby, its fence of the old member not
+// acknowledged.
+func failoverLostFence(t *testing.T, refuse, active *atomic.Bool) *outcomeCluster {
+	t.Helper()
+	refuse.Store(true)
+	active.Store(true)
+	oc := newOutcomeCluster(t, func(old *rfc.Endpoint) {
+		if err := old.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
+			func(req *rfc.Request, reply *wire.Params) wire.Errno {
+				if refuse.Load() {
+					return wire.EBUSY // the demotion is not acknowledged
+				}
+				reply.Bool(active.Swap(req.Param(0).Bool()))
+				return wire.OK
+			}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	oc.rep.MarkDead(oc.old.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := oc.client.Call(ctx, oc.rep.Addr(), CallNSPut, putKV(), nil); err != nil {
+		t.Fatalf("put after the failover: %v", err)
+	}
 	return oc
 }
 
@@ -152,32 +173,8 @@ func TestUnknownOutcomeNotReforwarded(t *testing.T) {
 // stop the promotion, and is re-sent until the member acknowledges it:
 // once it can answer, the old active member is standby.
 func TestUnackedDemotionResent(t *testing.T) {
-	var refuse atomic.Bool
-	var active atomic.Bool
-	refuse.Store(true)
-	active.Store(true)
-	oc := newOutcomeCluster(t, func(old *rfc.Endpoint) {
-		if err := old.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
-			func(req *rfc.Request, reply *wire.Params) wire.Errno {
-				if refuse.Load() {
-					return wire.EBUSY // the demotion is not acknowledged
-				}
-				reply.Bool(active.Swap(req.Param(0).Bool()))
-				return wire.OK
-			}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	oc.rep.MarkDead(oc.old.Addr())
-	var ps wire.Params
-	ps.Reset(make([]byte, 256))
-	ps.String("/c1/k")
-	ps.Bytes([]byte("v"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := oc.client.Call(ctx, oc.rep.Addr(), CallNSPut, &ps, nil); err != nil {
-		t.Fatalf("put after the failover: %v", err)
-	}
+	var refuse, active atomic.Bool
+	oc := failoverLostFence(t, &refuse, &active)
 	if !oc.standby.Active() || oc.standby.Writes() != 1 {
 		t.Fatalf("standby active %v writes %d, want promoted with 1 write", oc.standby.Active(), oc.standby.Writes())
 	}
@@ -185,7 +182,7 @@ func TestUnackedDemotionResent(t *testing.T) {
 		t.Fatalf("the refused demotion took effect")
 	}
 	refuse.Store(false)
-	if !waitFor(10*time.Second, func() bool { return !active.Load() }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !active.Load() }) {
 		t.Fatalf("the old active member was never demoted once it could answer")
 	}
 }
@@ -215,31 +212,16 @@ func TestUnackedPromotionDemoted(t *testing.T) {
 		}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{oep.Addr(), RoleActive}, {cep.Addr(), RoleStandby}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
-		t.Fatal(err)
-	}
-	rep := newEndpoint(t, 1, 16)
-	r, err := New(rep, testRouterConfig(t), table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	mountC1(t, table, oep.Addr(), cep.Addr())
+	_, rep := startRouter(t, table, testRouterConfig(t))
 	client := newEndpoint(t, 100, 0)
 	rep.MarkDead(oep.Addr())
-	var ps wire.Params
-	ps.Reset(make([]byte, 256))
-	ps.String("/c1/k")
-	ps.Bytes([]byte("v"))
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := client.Call(cctx, rep.Addr(), CallNSPut, &ps, nil); err != wire.ENODEAD {
+	if err := client.Call(cctx, rep.Addr(), CallNSPut, putKV(), nil); err != wire.ENODEAD {
 		t.Fatalf("put: %v, want ENODEAD (no standby took over)", err)
 	}
-	if !waitFor(10*time.Second, func() bool { return acked.Load() && !active.Load() }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { return acked.Load() && !active.Load() }) {
 		t.Fatalf("the standby that took the role unheard was never demoted (active %v)", active.Load())
 	}
 }

@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -100,28 +101,17 @@ func TestLateAnswerKeepsView(t *testing.T) {
 	if err := standby.Register(sep); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{slow.Addr(), RoleActive}, {sep.Addr(), RoleStandby}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
-		t.Fatal(err)
-	}
-	rep := newEndpoint(t, 1, 16)
+	mountC1(t, table, slow.Addr(), sep.Addr())
 	cfg := testRouterConfig(t)
 	cfg.ForwardTimeout = 10 * time.Second
-	r, err := New(rep, cfg, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	r, rep := startRouter(t, table, cfg)
 	client := newEndpoint(t, 100, 0)
 	put := func(path string) (*rfc.Pending, error) {
 		var ps wire.Params
 		ps.Reset(make([]byte, 256))
 		ps.String(path)
 		ps.Bytes([]byte("v"))
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		t.Cleanup(cancel)
 		return client.Go(cctx, rep.Addr(), CallNSPut, &ps)
 	}
@@ -161,25 +151,9 @@ func TestFailoverBurstOneDecision(t *testing.T) {
 	tc.meps[1].Close()
 	tc.rep.MarkDead(a0)
 	const calls = 50
-	var ps wire.Params
-	ps.Reset(make([]byte, 256))
-	ps.String("/c1/k")
-	ps.Bytes([]byte("v"))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	pend := make([]*rfc.Pending, 0, calls)
-	defer func() {
-		for _, p := range pend {
-			p.Release()
-		}
-	}()
-	for i := 0; i < calls; i++ {
-		p, err := tc.client.Go(ctx, tc.rep.Addr(), CallNSPut, &ps)
-		if err != nil {
-			t.Fatalf("Go %d: %v", i, err)
-		}
-		pend = append(pend, p)
-	}
+	pend := goPuts(t, ctx, tc.client, tc.rep.Addr(), calls)
 	got := map[wire.Errno]int{}
 	for _, p := range pend {
 		got[wire.AsErrno(p.Wait())]++
@@ -189,5 +163,46 @@ func TestFailoverBurstOneDecision(t *testing.T) {
 	}
 	if c := tc.router.Counters(); c[0].Failovers != 0 {
 		t.Fatalf("failovers %d with no live standby", c[0].Failovers)
+	}
+}
+
+// Many calls that fail at once on an active member that does not answer
+// wait for the one failover goroutine in its bounded queue: the router
+// starts no goroutine per failing call, so the process's goroutine count
+// stays near where it was while the failover decision (a ping and two
+// set-role calls to members that do not answer) runs.
+func TestFailingCallsNoGoroutineEach(t *testing.T) {
+	const calls = 100
+	tc := newTestCluster(t, func(c *Config) {
+		c.ForwardTimeout = 100 * time.Millisecond
+		c.ProbeTimeout = 200 * time.Millisecond
+		c.ActivateTimeout = 200 * time.Millisecond
+	})
+	tc.meps[0].Close()
+	tc.meps[1].Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := runtime.NumGoroutine()
+	pend := goPuts(t, ctx, tc.client, tc.rep.Addr(), calls)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range pend {
+			p.Wait()
+		}
+	}()
+	peak := 0
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-tick.C:
+		}
+		peak = max(peak, runtime.NumGoroutine())
+	}
+	if peak-base > calls/4 {
+		t.Fatalf("goroutines rose from %d to %d while %d calls failed", base, peak, calls)
 	}
 }

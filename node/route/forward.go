@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -34,6 +35,8 @@ type forwarding struct {
 	idx      int       // member of the attempt in flight
 	cut      bool      // the attempt's bound was cut by the client's deadline
 	unknown  bool      // an attempt was sent and got no answer: it may have run
+	standby  int       // attempts answered ENOTACTIVE
+	noActive bool      // every member tried, none active: handed over to activate one
 	view     uint64    // the cluster's role view when the call arrived
 	failedAt time.Time // when the attempt handed to the failover goroutine failed
 	at       attempt
@@ -46,7 +49,7 @@ type forwarding struct {
 	buf      []byte
 	ps       wire.Params // the forwarded request
 	addr     [64]byte
-	rec      auditRecord
+	rec      audit.Record
 	done     func(*rfc.Pending)
 }
 
@@ -76,13 +79,13 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 	f := r.fwds.Get().(*forwarding)
 	f.rc, f.d, f.cs, f.start = rc, d, nil, time.Now()
 	f.at = attempt{}
-	f.unknown = false
+	f.unknown, f.standby, f.noActive = false, 0, false
 	f.src, f.from, f.callID, f.callNo = req.Src, req.From, req.CallID, req.CallNo
 	path := req.Param(0)
 	f.pathBuf = append(f.pathBuf[:0], path.Raw[:min(len(path.Raw), MaxPathLen)]...)
 	f.path = wire.Value{Type: path.Type, Raw: f.pathBuf}
 	if r.audit != nil {
-		f.rec.nparams = uint16(renderParams(&f.rec.params, req.Packet, 0, r.cfg.AuditValueMax))
+		f.rec.NParams = uint16(renderParams(&f.rec.Params, req.Packet, 0, r.cfg.AuditValueMax))
 	}
 	mt := r.table.Load()
 	if _, name, ok := longestMount(mt.mounts, path.Raw); ok && len(path.Raw) <= MaxPathLen {
@@ -187,6 +190,11 @@ func (f *forwarding) complete(p *rfc.Pending) {
 //     call's answer; the client's deadline is no evidence of a death.
 //   - ENOTACTIVE: try the next member without promoting it; a member
 //     that then answers is remembered as the active one.
+//   - every member tried, at least one answered ENOTACTIVE and the last
+//     attempt failed too (ENOTACTIVE, ENODEAD or a whole-length
+//     ETIMEDOUT): no member is active as far as the router can tell;
+//     handed to the failover goroutine, which activates one
+//     (activateStandbyLocked).
 //   - anything else is the call's answer.
 //
 // A call that is not idempotent and whose attempt was sent without an
@@ -194,9 +202,19 @@ func (f *forwarding) complete(p *rfc.Pending) {
 // made, then the call ends ETIMEDOUT (see finish).
 func (r *Router) next(f *forwarding) {
 	n := len(f.cs.members)
+	memberFailed := f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut
+	if f.at.errno == wire.ENOTACTIVE {
+		f.standby++
+	}
+	if f.at.tries == n && f.standby > 0 && (f.at.errno == wire.ENOTACTIVE || memberFailed) {
+		f.noActive = true
+		f.failedAt = time.Now()
+		r.fo.enqueue(f)
+		return
+	}
 	if f.at.tries < n {
 		switch {
-		case f.at.errno == wire.ENODEAD || f.at.errno == wire.ETIMEDOUT && !f.cut:
+		case memberFailed:
 			f.failedAt = time.Now()
 			r.fo.enqueue(f)
 			return
@@ -218,9 +236,12 @@ type failoverQueue struct {
 	// demote holds the demotions not acknowledged yet; owned by the
 	// failover goroutine.
 	demote []demotion
+	owedCh chan struct{} // wakes the goroutine for mu.owed; one slot
+	wait   rfc.Backoff   // between rounds of demotions; owned by the goroutine
 	mu     struct {
-		sync.Mutex // guards closed; held while a call is queued
+		sync.Mutex // guards closed and owed; held while a call is queued
 		closed     bool
+		owed       []demotion // demotions handed over by owe, not yet taken
 	}
 }
 
@@ -228,6 +249,48 @@ func (q *failoverQueue) init(r *Router, size int) {
 	q.r = r
 	q.ch = make(chan *forwarding, size)
 	q.done = make(chan struct{})
+	q.owedCh = make(chan struct{}, 1)
+	// The first Next seeds the jitter from crypto/rand: done here, on
+	// the goroutine that calls New, so that the draw comes in the same
+	// order from run to run of a simulation that makes crypto/rand
+	// deterministic, not whenever the failover goroutine first waits.
+	q.wait = rfc.Backoff{Min: demoteEvery, Max: demoteMax}
+	q.wait.Next()
+	q.wait.Reset()
+}
+
+// owe hands the goroutine demotions to send until acknowledged: every
+// member of a sub-cluster but the one the router makes active, when the
+// router first learns the sub-cluster (at start, or when the table adds
+// it). A router does not keep the demotions an earlier run of it owed
+// (a fence not acknowledged, a promotion not heard); owing them all again
+// re-derives them, so that no member it once made active stays active
+// beside the one it routes to. Safe from any goroutine.
+func (q *failoverQueue) owe(cs *clusterState) {
+	act := cs.activeIdx()
+	q.mu.Lock()
+	for i, m := range cs.members {
+		if i != act {
+			q.mu.owed = append(q.mu.owed, demotion{cs.name, m})
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case q.owedCh <- struct{}{}:
+	default:
+	}
+}
+
+// takeOwed moves the owed demotions into q.demote. Runs on the failover
+// goroutine.
+func (q *failoverQueue) takeOwed() {
+	q.mu.Lock()
+	owed := q.mu.owed
+	q.mu.owed = nil
+	q.mu.Unlock()
+	for _, d := range owed {
+		q.r.rememberDemotion(d.cluster, d.member)
+	}
 }
 
 // enqueue queues f for the failover goroutine without blocking.
@@ -260,36 +323,92 @@ func (q *failoverQueue) close() {
 }
 
 // run is the failover goroutine: one per router, started by New. While
-// a demotion is unacknowledged it also re-sends the pending demotions
-// every demoteEvery.
+// a demotion is unacknowledged it also re-sends the pending demotions,
+// waiting between rounds with rfc.Backoff from demoteEvery up to
+// demoteMax; the wait starts again from demoteEvery once every demotion
+// is acknowledged. Owed demotions (owe) are sent at once.
+//
+// Events are handled one at a time in a fixed order: owed demotions,
+// then queued calls, then a due round. A select picks at random among
+// ready cases; here each select only notes what is ready (a signal, or
+// the call taken from the queue), and the switch handles it in that
+// order, so that a simulation whose events coincide replays exactly.
 func (q *failoverQueue) run() {
 	defer close(q.done)
 	var retry <-chan time.Time
+	var next *forwarding // a call taken from q.ch, not yet handled
+	owed, due := false, false
 	for {
-		if retry == nil && len(q.demote) > 0 {
-			retry = time.After(demoteEvery)
+		if retry == nil && !due && len(q.demote) > 0 {
+			retry = time.After(q.wait.Next())
 		}
 		select {
-		case f, ok := <-q.ch:
-			if !ok {
-				return
+		case <-q.owedCh:
+			owed = true
+		default:
+		}
+		if next == nil {
+			select {
+			case f, ok := <-q.ch:
+				if !ok {
+					return
+				}
+				next = f
+			default:
 			}
-			if q.r.closed.Load() {
-				q.r.finish(f)
-				continue
-			}
-			q.r.failover(f)
+		}
+		select {
 		case <-retry:
-			retry = nil
-			if !q.r.closed.Load() {
-				q.r.redemote()
+			retry, due = nil, true
+		default:
+		}
+		switch {
+		case owed:
+			owed = false
+			q.takeOwed()
+			q.r.redemote()
+		case next != nil:
+			f := next
+			next = nil
+			q.handle(f)
+		case due:
+			due = false
+			q.r.redemote()
+			if len(q.demote) == 0 {
+				q.wait.Reset()
+			}
+		default:
+			select {
+			case f, ok := <-q.ch:
+				if !ok {
+					return
+				}
+				next = f
+			case <-retry:
+				retry, due = nil, true
+			case <-q.owedCh:
+				owed = true
 			}
 		}
 	}
 }
 
-// demoteEvery is the period at which unacknowledged demotions are re-sent.
-const demoteEvery = time.Second
+// handle decides for one queued call: ended at once if the router is
+// closed.
+func (q *failoverQueue) handle(f *forwarding) {
+	if q.r.closed.Load() {
+		q.r.finish(f)
+		return
+	}
+	q.r.failover(f)
+}
+
+// The waits between rounds of unacknowledged demotions: the first step
+// and the largest (rfc.Backoff, jittered to half a step below).
+const (
+	demoteEvery = time.Second
+	demoteMax   = 2 * time.Second
+)
 
 // demotion is a member the router fenced (set-role false) without an
 // acknowledgement, then replaced.
@@ -301,9 +420,13 @@ type demotion struct {
 // redemote re-sends set-role(false) to every member in q.demote, under
 // its sub-cluster's promote lock. A member that acknowledges, that is no
 // longer listed in its sub-cluster, or that the router believes active
-// again, is forgotten. Runs on the failover goroutine, which owns
-// q.demote.
+// again, is forgotten. Nothing is sent once the router is closed. Runs
+// on the failover goroutine, which owns q.demote (or in New before it
+// starts).
 func (r *Router) redemote() {
+	if r.closed.Load() {
+		return
+	}
 	var ps wire.Params
 	var buf [16]byte
 	mt := r.table.Load()
@@ -376,6 +499,9 @@ func (r *Router) failover(f *forwarding) {
 // cs.promote held.
 func (r *Router) decideLocked(cs *clusterState, f *forwarding) int {
 	view := cs.role.Load()
+	if f.noActive {
+		return r.activateStandbyLocked(cs, f, view)
+	}
 	if cur := roleIdx(view); cur != f.idx {
 		return cur
 	}
@@ -424,15 +550,15 @@ func (r *Router) finish(f *forwarding) {
 	}
 	if r.audit != nil {
 		rec := &f.rec
-		rec.start, rec.end = f.start.UnixNano(), end.UnixNano()
-		rec.client, rec.node, rec.callID, rec.callNo = f.from, f.src, f.callID, f.callNo
-		rec.name, rec.errno = f.rc.Name, e
-		rec.cluster = ""
+		rec.Start, rec.End = f.start.UnixNano(), end.UnixNano()
+		rec.Client, rec.Node, rec.CallID, rec.CallNo = f.from, f.src, f.callID, f.callNo
+		rec.Name, rec.Errno = f.rc.Name, e
+		rec.Cluster = ""
 		if f.cs != nil {
-			rec.cluster = f.cs.name
+			rec.Cluster = f.cs.name
 		}
-		rec.dest, rec.prev, rec.prevErr, rec.tries = f.at.dest, f.at.prev, f.at.prevErr, uint8(f.at.tries)
-		r.audit.submit(rec)
+		rec.Dest, rec.Prev, rec.PrevErr, rec.Tries = f.at.dest, f.at.prev, f.at.prevErr, uint8(f.at.tries)
+		r.audit.Submit(rec)
 	}
 	f.rc, f.cs = nil, nil
 	r.fwds.Put(f)
@@ -453,34 +579,92 @@ func (r *Router) finish(f *forwarding) {
 // acknowledged (redemote).
 func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
 	failed := roleIdx(view)
-	n := len(cs.members)
 	var ps wire.Params
 	var buf [16]byte
 	fenced := r.setRole(cs.members[failed], false, &ps, buf[:]) == nil
-	for j := 1; j < n; j++ {
-		cand := (failed + j) % n
+	cand, ok := r.activateLocked(cs, view, failed+1, len(cs.members)-1)
+	if !ok {
+		return cand
+	}
+	if !fenced {
+		r.rememberDemotion(cs.name, cs.members[failed])
+	}
+	cs.ctr.failovers.Add(1)
+	r.log.Warn("route: standby promoted", "cluster", cs.name, "failed", cs.members[failed].String(),
+		"reason", why.String(), "fenced", fenced, "active", cs.members[cand].String())
+	return cand
+}
+
+// activateLocked tells count members of cs, in table order from index
+// first (modulo the member count), to become active (CallSetRole true),
+// skipping those the engine holds dead, until one agrees; that one
+// becomes the active member of view. It returns the member to try next
+// and whether it made that one active: (-1, false) if none agreed, the
+// member now believed active and false if the view changed meanwhile. A
+// member whose answer the router did not hear, or that agreed after the
+// view changed, may hold the role: it is demoted later unless it is made
+// active meanwhile. Called with cs.promote held.
+func (r *Router) activateLocked(cs *clusterState, view uint64, first, count int) (int, bool) {
+	n := len(cs.members)
+	var ps wire.Params
+	var buf [16]byte
+	for j := 0; j < count; j++ {
+		cand := (first + j) % n
 		if info, ok := r.ep.Peer(cs.members[cand]); ok && info.State == rfc.PeerDead {
 			continue
 		}
 		if r.setRole(cs.members[cand], true, &ps, buf[:]) != nil {
-			// It may have taken the role without the router hearing
-			// it: demoted later unless it is made active meanwhile.
 			r.rememberDemotion(cs.name, cs.members[cand])
 			continue
 		}
 		if !cs.switchActive(view, cand) {
-			return cs.activeIdx()
+			if cur := cs.activeIdx(); cur != cand {
+				r.rememberDemotion(cs.name, cs.members[cand])
+			}
+			return cs.activeIdx(), false
 		}
 		r.forgetDemotion(cs.name, cs.members[cand])
-		if !fenced {
-			r.rememberDemotion(cs.name, cs.members[failed])
-		}
-		cs.ctr.failovers.Add(1)
-		r.log.Warn("route: standby promoted", "cluster", cs.name, "failed", cs.members[failed].String(),
-			"reason", why.String(), "fenced", fenced, "active", cs.members[cand].String())
-		return cand
+		return cand, true
 	}
-	return -1
+	return -1, false
+}
+
+// activateStandbyLocked decides for f, a call that tried every member
+// and found none active: those that answered said ENOTACTIVE (each
+// restarted as standby, or was demoted as the router started) and the
+// others failed. If the view changed since the call began, the call goes
+// to the member now believed active. A member whose attempt timed out
+// is pinged first, as in a failover: if it answers it is alive, may be
+// the active one, and nothing changes. Otherwise the router activates a
+// member, the one it believes active first (skipping those the engine
+// holds dead), and demotes the others until they acknowledge. A decision
+// that changed nothing stands for the calls whose attempts failed before
+// it began. Called with cs.promote held.
+func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uint64) int {
+	if view != f.view {
+		return roleIdx(view)
+	}
+	if cs.kept.view == view && !f.failedAt.After(cs.kept.at) {
+		return -1
+	}
+	start := time.Now()
+	if f.at.errno == wire.ETIMEDOUT && r.alive(cs.members[f.idx]) {
+		cs.kept.view, cs.kept.at = view, start
+		return -1
+	}
+	cand, ok := r.activateLocked(cs, view, roleIdx(view), len(cs.members))
+	switch {
+	case ok:
+		for i, m := range cs.members {
+			if i != cand {
+				r.rememberDemotion(cs.name, m)
+			}
+		}
+		r.log.Warn("route: every member standby, one activated", "cluster", cs.name, "active", cs.members[cand].String())
+	case cand < 0:
+		cs.kept.view, cs.kept.at = view, start
+	}
+	return cand
 }
 
 // setRole calls CallSetRole(active) on m, bounded by ActivateTimeout.

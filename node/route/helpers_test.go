@@ -2,33 +2,28 @@ package route
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
 // quiet is a logger for tests: failovers are expected and noisy.
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = rfctest.Quiet
 
+// newEndpoint opens a test endpoint for node (rfctest.Listen), with
+// workers reader workers if positive.
 func newEndpoint(t testing.TB, node uint32, workers int) *rfc.Endpoint {
 	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	if workers > 0 {
-		cfg.Workers = workers
-	}
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return rfctest.Listen(t, node, func(c *rfc.Config) {
+		if workers > 0 {
+			c.Workers = workers
+		}
+	})
 }
 
 // testCluster is a router, a sub-cluster "c1" of two members mounted at
@@ -61,28 +56,41 @@ func newTestCluster(t testing.TB, mod func(*Config)) *testCluster {
 			t.Fatalf("member Register: %v", err)
 		}
 	}
-	ctx := context.Background()
-	if err := AddCluster(ctx, tc.table, DefaultTablePrefix, "c1", []MemberSpec{
-		{tc.meps[0].Addr(), RoleActive}, {tc.meps[1].Addr(), RoleStandby}}); err != nil {
-		t.Fatalf("AddCluster: %v", err)
-	}
-	if err := AddMount(ctx, tc.table, DefaultTablePrefix, "/c1", "c1"); err != nil {
-		t.Fatalf("AddMount: %v", err)
-	}
-	tc.rep = newEndpoint(t, 1, 16)
+	mountC1(t, tc.table, tc.meps[0].Addr(), tc.meps[1].Addr())
 	cfg := testRouterConfig(t)
 	if mod != nil {
 		mod(&cfg)
 	}
 	tc.auditDir = cfg.AuditDir
-	r, err := New(tc.rep, cfg, tc.table)
+	tc.router, tc.rep = startRouter(t, tc.table, cfg)
+	tc.client = newEndpoint(t, 100, 0)
+	return tc
+}
+
+// startRouter starts a router over table on a new endpoint (node 1, 16
+// workers); both are closed when the test ends.
+func startRouter(t testing.TB, table MountSource, cfg Config) (*Router, *rfc.Endpoint) {
+	t.Helper()
+	rep := newEndpoint(t, 1, 16)
+	r, err := New(rep, cfg, table)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { r.Close() })
-	tc.router = r
-	tc.client = newEndpoint(t, 100, 0)
-	return tc
+	return r, rep
+}
+
+// mountC1 defines sub-cluster c1 = {a0 active, a1 standby} in table and
+// mounts it at /c1.
+func mountC1(t testing.TB, table *MemMounts, a0, a1 netip.AddrPort) {
+	t.Helper()
+	ctx := context.Background()
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "c1", []MemberSpec{{a0, RoleActive}, {a1, RoleStandby}}); err != nil {
+		t.Fatalf("AddCluster: %v", err)
+	}
+	if err := AddMount(ctx, table, DefaultTablePrefix, "/c1", "c1"); err != nil {
+		t.Fatalf("AddMount: %v", err)
+	}
 }
 
 // put stores value at path through the router and returns the version.
@@ -116,8 +124,38 @@ func (tc *testCluster) get(t testing.TB, path string) ([]byte, error) {
 	return rep.Param(0).Bytes(), nil
 }
 
+// putKV returns the parameters of an ns-put of "v" at /c1/k.
+func putKV() *wire.Params {
+	var ps wire.Params
+	ps.Reset(make([]byte, 256))
+	ps.String("/c1/k")
+	ps.Bytes([]byte("v"))
+	return &ps
+}
+
+// goPuts starts n puts of putKV from client through the router at addr,
+// released when the test ends.
+func goPuts(t *testing.T, ctx context.Context, client *rfc.Endpoint, addr netip.AddrPort, n int) []*rfc.Pending {
+	t.Helper()
+	ps := putKV()
+	pend := make([]*rfc.Pending, 0, n)
+	t.Cleanup(func() {
+		for _, p := range pend {
+			p.Release()
+		}
+	})
+	for i := 0; i < n; i++ {
+		p, err := client.Go(ctx, addr, CallNSPut, ps)
+		if err != nil {
+			t.Fatalf("Go %d: %v", i, err)
+		}
+		pend = append(pend, p)
+	}
+	return pend
+}
+
 // audit queries the router's audit trail over the call.
-func (tc *testCluster) audit(t testing.TB, f AuditFilter) []AuditEntry {
+func (tc *testCluster) audit(t testing.TB, f AuditFilter) []audit.Entry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -126,18 +164,6 @@ func (tc *testCluster) audit(t testing.TB, f AuditFilter) []AuditEntry {
 		t.Fatalf("AuditQuery: %v", err)
 	}
 	return es
-}
-
-// waitFor polls cond every few ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }
 
 func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -201,7 +201,7 @@ func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno
 	}
 	m.ns.RUnlock()
 	sort.Strings(keys)
-	reply.Uint64(0)
+	moreAt := reply.ReserveUint64() // 1 if the list was cut, known after it
 	more := false
 	for i, k := range keys {
 		if (limit != 0 && uint64(i) >= limit) || reply.Len()+wire.ParamHdrSize+len(k) > reply.Cap() || reply.Count() >= wire.MaxParams {
@@ -211,7 +211,7 @@ func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno
 		reply.String(k)
 	}
 	if more {
-		putU64(reply.Segment()[wire.ParamHdrSize:], 1)
+		reply.SetUint64(moreAt, 1)
 	}
 	return wire.OK
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -57,13 +58,13 @@ func TestRegistryMounts(t *testing.T) {
 	if err := AddMount(ctx, admin, DefaultTablePrefix, "/more", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(10*time.Second, func() bool { _, err := r.Resolve("/more/y"); return err == nil }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { _, err := r.Resolve("/more/y"); return err == nil }) {
 		t.Fatal("pushed mount not seen")
 	}
 	if err := DelMount(ctx, admin, DefaultTablePrefix, "/data"); err != nil {
 		t.Fatal(err)
 	}
-	if !waitFor(10*time.Second, func() bool { _, err := r.Resolve("/data/x"); return err == wire.ENOENT }) {
+	if !rfctest.WaitFor(10*time.Second, func() bool { _, err := r.Resolve("/data/x"); return err == wire.ENOENT }) {
 		t.Fatal("pushed unmount not seen")
 	}
 	tab, err := ListTable(ctx, admin, DefaultTablePrefix)

@@ -3,12 +3,14 @@ package route
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -116,6 +118,10 @@ func TestConfigCheck(t *testing.T) {
 			if err != nil && wire.AsErrno(err) != wire.EINVAL {
 				t.Fatalf("errno %v", wire.AsErrno(err))
 			}
+			var ce *rfc.ConfigError
+			if err != nil && (!errors.As(err, &ce) || ce.Scope != "route" || ce.Field == "") {
+				t.Fatalf("error %#v is not the route's rfc.ConfigError", err)
+			}
 		})
 	}
 }
@@ -165,34 +171,6 @@ func TestRenderParams(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, c.want)
 			}
 		})
-	}
-}
-
-func TestAuditLineRoundTrip(t *testing.T) {
-	rec := auditRecord{start: 1_700_000_000_123_456_789, end: 1_700_000_000_124_456_789,
-		client: mustAddr("127.0.0.1:4000"), dest: mustAddr("127.0.0.1:5001"), prev: mustAddr("127.0.0.1:5000"),
-		callID: 1<<20 | 3, node: 9, callNo: CallNSPut, errno: wire.OK, prevErr: wire.ENODEAD, tries: 2,
-		name: "ns-put", cluster: "c1"}
-	rec.nparams = uint16(copy(rec.params[:], `str:"/c1/a" bytes:00`))
-	line := appendLine(nil, &rec)
-	e, err := ParseAuditLine(string(line))
-	if err != nil {
-		t.Fatalf("parse %q: %v", line, err)
-	}
-	if e.Start.UnixNano() != rec.start || e.End.UnixNano() != rec.end || e.Elapsed != time.Millisecond ||
-		e.Client != rec.client || e.Dest != rec.dest || e.Prev != "127.0.0.1:5000/ENODEAD" || e.CallID != rec.callID ||
-		e.Node != 9 || e.CallNo != CallNSPut || e.Name != "ns-put" || e.Cluster != "c1" || e.Tries != 2 ||
-		e.Errno != wire.OK || e.Params != `str:"/c1/a" bytes:00` {
-		t.Fatalf("round trip: %+v", e)
-	}
-	rec.errno = wire.EUSER + 5
-	if e, err := ParseAuditLine(string(appendLine(nil, &rec))); err != nil || e.Errno != wire.EUSER+5 {
-		t.Fatalf("EUSER: %v %v", e.Errno, err)
-	}
-	for _, bad := range []string{"", "a\tb", strings.Repeat("x\t", auditFields)} {
-		if _, err := ParseAuditLine(bad); err != wire.EPROTO {
-			t.Fatalf("ParseAuditLine(%q) = %v", bad, err)
-		}
 	}
 }
 
@@ -318,10 +296,10 @@ func TestNotActiveSwitch(t *testing.T) {
 	if c := tc.router.Counters(); c[0].Failovers != 0 {
 		t.Fatalf("promotion counted: %+v", c)
 	}
-	// Both standby: the call fails with ENOTACTIVE.
+	// Both standby: the router activates the member it routes to.
 	tc.members[1].SetActive(false)
-	if _, err := tc.put(t, "/c1/k", []byte("v")); err != wire.ENOTACTIVE {
-		t.Fatalf("all standby: %v", err)
+	if _, err := tc.put(t, "/c1/k", []byte("v")); err != nil || !tc.members[1].Active() || tc.members[0].Active() {
+		t.Fatalf("all standby: %v, active %v %v", err, tc.members[0].Active(), tc.members[1].Active())
 	}
 }
 
@@ -350,7 +328,7 @@ func TestFailureNotice(t *testing.T) {
 		t.Fatalf("get: %v, want ENOENT", err)
 	}
 	m := tc.members[0]
-	if !waitFor(2*time.Second, func() bool { return len(m.Notices()) == 1 }) {
+	if !rfctest.WaitFor(2*time.Second, func() bool { return len(m.Notices()) == 1 }) {
 		t.Fatalf("notices: %+v", m.Notices())
 	}
 	n := m.Notices()[0]
@@ -435,28 +413,5 @@ func TestRetransmissionForwardedOnce(t *testing.T) {
 	es := tc.audit(t, AuditFilter{Call: "ns-put"})
 	if len(es) != 1 || es[0].CallID != h.CallID || es[0].Node != 77 {
 		t.Fatalf("audit: %+v", es)
-	}
-}
-
-// Forwarding never waits for the audit writer: with the writer not
-// draining, records past the buffer are dropped and counted.
-func TestAuditDropsWhenFull(t *testing.T) {
-	cfg := testRouterConfig(t)
-	cfg.AuditBuffer = 4
-	a, err := openAuditLog(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec auditRecord
-	for i := 0; i < 10; i++ {
-		a.submit(&rec)
-	}
-	if s := a.stats(); s.Dropped != 6 {
-		t.Fatalf("dropped %d", s.Dropped)
-	}
-	a.start()
-	a.close()
-	if s := a.stats(); s.Written != 4 {
-		t.Fatalf("written %d", s.Written)
 	}
 }

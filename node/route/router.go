@@ -2,11 +2,13 @@ package route
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -21,7 +23,7 @@ type Router struct {
 	table     atomic.Pointer[mountTable] // snapshot read by every routed call
 	tbl       tableState
 	calls     []*routedCall
-	audit     *auditLog     // nil when Config.AuditDir is empty
+	audit     *audit.Log    // nil when Config.AuditDir is empty
 	fwds      sync.Pool     // *forwarding
 	fo        failoverQueue // calls whose attempt failed, for the failover goroutine
 	stopWatch func()
@@ -31,7 +33,10 @@ type Router struct {
 }
 
 // New builds a router on ep: it opens the audit log, subscribes to the
-// mount table under cfg.TablePrefix in src and reads it, registers
+// mount table under cfg.TablePrefix in src and reads it, sends
+// set-role(false) to every member but the one it makes active in each
+// sub-cluster if ep is started (each bounded by ActivateTimeout; see
+// failoverQueue.owe), registers
 // CallAudit, CallRouteStats and every routed call of cfg.Calls on ep, and
 // starts the failover goroutine and the audit writer. ep may be started or not; its MaxPending
 // bounds the routed calls in flight (no goroutine waits for a member:
@@ -56,7 +61,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	r.fwds.New = func() any { return r.newForwarding(maxSeg) }
 	r.fo.init(r, ep.Config().MaxPending)
 	if cfg.AuditDir != "" {
-		a, err := openAuditLog(&r.cfg)
+		a, err := audit.Open(audit.Config{Dir: cfg.AuditDir, RotateBytes: cfg.AuditRotateBytes, Keep: cfg.AuditKeep, Buffer: cfg.AuditBuffer, FS: cfg.AuditFS})
 		if err != nil {
 			return nil, err
 		}
@@ -68,8 +73,8 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 			r.stopWatch()
 		}
 		if r.audit != nil {
-			r.audit.start()
-			r.audit.close()
+			r.audit.Start()
+			r.audit.Close()
 		}
 		go r.fo.run()
 		r.fo.close()
@@ -80,6 +85,19 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	cancel()
 	if err != nil {
 		return fail(err)
+	}
+	// On a started endpoint the demotions owed for the table as loaded
+	// are sent once before any call is routed; those not acknowledged
+	// are re-sent by the failover goroutine (it is not running yet: New
+	// owns q.demote). An endpoint not started cannot read the
+	// acknowledgements: the failover goroutine sends them once it runs.
+	if ep.Started() {
+		r.fo.takeOwed()
+		r.redemote()
+		select {
+		case <-r.fo.owedCh:
+		default:
+		}
 	}
 	for _, c := range cfg.Calls {
 		rc := &routedCall{RoutedCall: c, fwdNo: c.No + RoutedOffset}
@@ -105,7 +123,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	ep.NameCall(CallSetRole, "route-set-role")
 	go r.fo.run()
 	if r.audit != nil {
-		r.audit.start()
+		r.audit.Start()
 	}
 	return r, nil
 }
@@ -122,7 +140,7 @@ func (r *Router) Close() error {
 		}
 		r.fo.close()
 		if r.audit != nil {
-			r.audit.close()
+			r.audit.Close()
 		}
 	})
 	return nil
@@ -134,15 +152,15 @@ func (r *Router) Flush(timeout time.Duration) bool {
 	if r.audit == nil {
 		return true
 	}
-	return r.audit.flush(timeout)
+	return r.audit.Flush(timeout)
 }
 
 // AuditStats returns the audit writer's counters.
-func (r *Router) AuditStats() AuditStats {
+func (r *Router) AuditStats() audit.Stats {
 	if r.audit == nil {
-		return AuditStats{}
+		return audit.Stats{}
 	}
-	return r.audit.stats()
+	return r.audit.Stats()
 }
 
 // NoticesSent returns the number of failure notices sent to members.
@@ -157,7 +175,7 @@ func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
 	cursor := req.Param(0).Uint64()
 	cs := r.Counters()
 	dropped := r.AuditStats().Dropped
-	reply.Uint64(0)
+	nextAt := reply.ReserveUint64() // the next cursor, known after the page
 	next := uint64(0)
 	var hist [HistBuckets * 8]byte
 	first := int(min(cursor, uint64(len(cs))))
@@ -178,10 +196,10 @@ func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
 		reply.Uint64(c.P50us)
 		reply.Uint64(c.P99us)
 		for j, v := range c.Hist {
-			putU64(hist[8*j:], v)
+			binary.BigEndian.PutUint64(hist[8*j:], v)
 		}
 		reply.Bytes(hist[:])
 	}
-	putU64(reply.Segment()[wire.ParamHdrSize:], next)
+	reply.SetUint64(nextAt, next)
 	return wire.OK
 }

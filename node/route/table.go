@@ -147,6 +147,9 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		}
 		cs.setActive(act)
 		t.mu.clusters[name] = cs
+		if old == nil {
+			r.fo.owe(cs)
+		}
 	default:
 		t.mu.bad++
 		return

@@ -34,7 +34,8 @@ const (
 	dispRes      = 3                      // resources the submitters share
 	dispTTL      = 2 * time.Second        // dispatch Config.MarkerTTL
 	dispMaxDl    = 1500 * time.Millisecond
-	dispSample   = 5 * time.Millisecond // how often the dispatchers' view is checked
+	dispSample   = 5 * time.Millisecond     // how often the dispatchers' view is checked
+	dispPoll     = 999983 * time.Nanosecond // dispatch Config.PollInterval (prime)
 )
 
 // Roles of the dispatch scenario's nodes, by index.
@@ -198,6 +199,13 @@ func (w *dispWorld) start(i int) {
 	case dispD0, dispD1:
 		dc := dispatch.DefaultConfig()
 		dc.MarkerTTL = dispTTL
+		// An operation's deadline is a whole number of milliseconds
+		// after the SUBMIT, and the gatherer takes its first call at
+		// that instant: with a 1 ms poll its timer and the engine's
+		// deadline would fire at one instant, and which ran first
+		// would move the release by a poll. A poll of a prime number
+		// of nanoseconds never meets a whole millisecond.
+		dc.PollInterval = dispPoll
 		dc.RemoteTargets = w.addrs[dispA0 : dispA2+1]
 		dc.Logger = quietLogger
 		d, err := dispatch.Start(ep, dc, w.store)

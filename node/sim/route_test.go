@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -13,14 +12,15 @@ import (
 	"time"
 
 	"fastcall/node/route"
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
 // TestSimRouter is the router scenario: a router with a mount table (a
-// route.MemMounts outside the simulated network; audit files in a temp
-// dir) routing /c1 and /c2 to two sub-clusters of two members each, and
+// route.MemMounts outside the simulated network; audit files in an
+// audit.MemFS, which outlives the router's crashes as a disk does) routing /c1 and /c2 to two sub-clusters of two members each, and
 // two clients sending routed calls, each with a path of its own, under
 // the fault schedule (the router and the members crash and restart; a
 // member restarts as standby). Invariants: at most one audit record per
@@ -54,6 +54,7 @@ const (
 type rtWorld struct {
 	t       *testing.T
 	dir     string
+	fs      *audit.MemFS
 	net     *simnet.Network
 	chk     *checker
 	cfg     rfc.Config
@@ -73,7 +74,7 @@ type rtWorld struct {
 
 func runRouter(t *testing.T, seed uint64, chk *checker) {
 	rnd := simnet.NewRand(seed)
-	w := &rtWorld{t: t, dir: t.TempDir(), chk: chk, stop: make(chan struct{}), mounts: route.NewMemMounts()}
+	w := &rtWorld{t: t, dir: "/sim", fs: audit.NewMemFS(), chk: chk, stop: make(chan struct{}), mounts: route.NewMemMounts()}
 	w.mu.execs = map[string][]int{}
 	w.mu.ok = map[string]bool{}
 	w.net = simnet.New(seed, calm(), chk.tr)
@@ -134,6 +135,7 @@ func (w *rtWorld) start(i int, active bool) {
 		rc := route.DefaultConfig()
 		rc.Calls = append(rc.Calls, route.RoutedCall{No: callSimPut, Name: "sim-put", Schema: simPutSchema})
 		rc.AuditDir = filepath.Join(w.dir, "audit")
+		rc.AuditFS = w.fs
 		rc.Logger = quietLogger
 		if w.router, err = route.New(ep, rc, w.mounts); err != nil {
 			w.t.Fatal(err)
@@ -213,11 +215,16 @@ func (w *rtWorld) client(i int, rnd *simnet.Rand) {
 }
 
 // audits reads every audit record of the scenario's call, by path.
-func (w *rtWorld) audits() map[string][]route.AuditEntry {
-	out := map[string][]route.AuditEntry{}
-	files, _ := filepath.Glob(filepath.Join(w.dir, "audit", "*"))
-	for _, name := range files {
-		f, err := os.Open(name)
+func (w *rtWorld) audits() map[string][]audit.Entry {
+	out := map[string][]audit.Entry{}
+	dir := filepath.Join(w.dir, "audit")
+	seqs, err := audit.Files(w.fs, dir)
+	if err != nil {
+		w.chk.failf("audit files: %v", err)
+	}
+	for _, seq := range seqs {
+		name := filepath.Join(dir, audit.FileName(seq))
+		f, err := w.fs.Open(name)
 		if err != nil {
 			w.chk.failf("audit file %s: %v", name, err)
 			continue
@@ -225,7 +232,7 @@ func (w *rtWorld) audits() map[string][]route.AuditEntry {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			e, err := route.ParseAuditLine(sc.Text())
+			e, err := audit.ParseLine(sc.Text())
 			if err != nil {
 				w.chk.failf("audit line %q: %v", sc.Text(), err)
 				continue

@@ -35,26 +35,6 @@ import (
 	"fastcall/wire"
 )
 
-// Dist is a delay distribution: Base, plus a uniform draw in [0, Jitter),
-// plus, with probability TailP, a uniform draw in [0, Tail) (a slow path).
-type Dist struct {
-	Base, Jitter time.Duration
-	TailP        float64
-	Tail         time.Duration
-}
-
-// Faults is the fault model of one direction of one link. Probabilities
-// are per datagram, 0..1, drawn independently.
-type Faults struct {
-	Loss    float64 // dropped
-	Dup     float64 // delivered twice, the copy with its own delay
-	Reorder float64 // held back by a further uniform draw in [0, ReorderBy)
-	Corrupt float64 // one byte flipped in transit
-	Delay   Dist
-	// ReorderBy bounds the extra delay of a reordered datagram.
-	ReorderBy time.Duration
-}
-
 // InboxLen bounds the datagrams waiting for a reader at one address, like
 // a socket's receive buffer: a datagram that finds it full is dropped
 // (counted as "overflow" in the trace).
@@ -215,8 +195,16 @@ func (n *Network) Pause(addr netip.AddrPort) {
 	n.trace.Add("pause", addr, netip.AddrPort{}, "")
 }
 
+// ResumeGap spaces what a resumed node does with what it held: it reads
+// its held datagrams one every ResumeGap, and its held sends go out one
+// every ResumeGap, in order, as a process reads its socket buffer one
+// datagram at a time. No two of them happen at one instant, so what each
+// one causes is done before the next (virtual time moves only when every
+// goroutine is blocked) and the order does not depend on the scheduler.
+const ResumeGap = time.Microsecond
+
 // Resume ends a Pause: the held datagrams are read and the held sends go
-// out, in the order they were made.
+// out, in the order they were made, one every ResumeGap.
 func (n *Network) Resume(addr netip.AddrPort) {
 	n.trace.Add("resume", addr, netip.AddrPort{}, "")
 	n.mu.Lock()
@@ -228,14 +216,19 @@ func (n *Network) Resume(addr netip.AddrPort) {
 	h.paused = false
 	in, out := h.heldIn, h.heldOut
 	h.heldIn, h.heldOut = nil, nil
-	for _, f := range in {
-		n.deliverLocked(f)
-	}
 	now := time.Now()
-	for _, p := range out {
-		n.sendLocked(now, addr, p.dst, p.b)
+	for i, f := range in {
+		f.at = now.Add(time.Duration(i+1) * ResumeGap)
+		heap.Push(&n.mu.flying, f)
+	}
+	for i, p := range out {
+		n.sendLocked(now.Add(time.Duration(i+1)*ResumeGap), addr, p.dst, p.b)
 	}
 	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Attach returns the Conn of a new endpoint at addr (a first start or a
@@ -302,38 +295,30 @@ func (n *Network) sendLocked(now time.Time, src, dst netip.AddrPort, b []byte) {
 	if !ok {
 		f = n.mu.def
 	}
-	r := rng{mix(n.seed, hashAddr(src)^hashAddr(dst)<<1, uint64(now.UnixNano()), fateKey(b))}
+	r := Rand{rng{mix(n.seed, hashAddr(src)^hashAddr(dst)<<1, uint64(now.UnixNano()), fateKey(b))}}
 	if n.mu.cut[l] {
 		n.trace.AddPacket("cut", src, dst, b)
 		return
 	}
-	if r.chance(f.Loss) {
+	fa := f.Decide(&r, len(b))
+	if fa.Lost {
 		n.trace.AddPacket("loss", src, dst, b)
 		return
 	}
-	copies := 1
-	if r.chance(f.Dup) {
-		copies = 2
-	}
-	for i := 0; i < copies; i++ {
-		c := append([]byte(nil), b...)
+	for i := 0; i < fa.N; i++ {
+		cp := &fa.Copies[i]
+		c := cp.Bytes(b)
 		kind := "send"
 		if i > 0 {
 			kind = "dup"
 		}
-		if r.chance(f.Corrupt) && len(c) > 0 {
-			c[r.below(uint64(len(c)))] ^= byte(1 + r.below(255))
+		if cp.Corrupt {
 			kind += "+corrupt"
 		}
-		d := f.Delay.Base + r.dur(f.Delay.Jitter)
-		if r.chance(f.Delay.TailP) {
-			d += r.dur(f.Delay.Tail)
-		}
-		if r.chance(f.Reorder) {
-			d += r.dur(f.ReorderBy)
+		if cp.Reordered {
 			kind += "+reorder"
 		}
-		heap.Push(&n.mu.flying, flight{at: now.Add(d), key: r.next(), src: src, dst: dst, b: c})
+		heap.Push(&n.mu.flying, flight{at: now.Add(cp.Delay), key: cp.Key, src: src, dst: dst, b: c})
 		n.trace.AddPacket(kind, src, dst, c)
 	}
 	select {

@@ -166,3 +166,62 @@ func TestPauseAndCrash(t *testing.T) {
 		})
 	})
 }
+
+// TestResumeReadsHeldOneAtATime: a resumed node reads the datagrams it
+// held one every ResumeGap, in the order they came, and its held sends
+// go out one every ResumeGap too: no two at one instant, where the order
+// of what each one causes would be the scheduler's.
+func TestResumeReadsHeldOneAtATime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := simnet.New(1, simnet.Faults{}, nil)
+		defer n.Close()
+		a := n.Attach(netip.MustParseAddrPort("10.0.0.1:7000"))
+		b := n.Attach(netip.MustParseAddrPort("10.0.0.2:7000"))
+		defer a.Close()
+		defer b.Close()
+		type got struct {
+			at time.Time
+			v  byte
+		}
+		// read reads k datagrams at c and returns them with when they came.
+		read := func(c *simnet.Conn, k int) chan []got {
+			out := make(chan []got, 1)
+			go func() {
+				var gs []got
+				buf := make([]byte, 16)
+				for len(gs) < k {
+					if _, _, err := c.Recv(buf); err != nil {
+						break
+					}
+					gs = append(gs, got{time.Now(), buf[0]})
+				}
+				out <- gs
+			}()
+			return out
+		}
+		check := func(who string, gs []got, from time.Time) {
+			t.Helper()
+			if len(gs) != 3 {
+				t.Fatalf("%s read %d datagrams, want 3", who, len(gs))
+			}
+			for i, g := range gs {
+				if g.v != byte(i) || !g.at.Equal(from.Add(time.Duration(i+1)*simnet.ResumeGap)) {
+					t.Fatalf("%s: datagram %d is %d at %v after the resume, want %d at %v", who, i, g.v, g.at.Sub(from), i, time.Duration(i+1)*simnet.ResumeGap)
+				}
+			}
+		}
+		atB := read(b, 3)
+		n.Pause(b.LocalAddr())
+		for i := byte(0); i < 3; i++ {
+			a.Send([]byte{i}, b.LocalAddr())
+			b.Send([]byte{i}, a.LocalAddr())
+			time.Sleep(time.Millisecond) // one instant each: datagrams of one instant come in hash order
+		}
+		time.Sleep(time.Second)
+		atA := read(a, 3)
+		resumed := time.Now()
+		n.Resume(b.LocalAddr())
+		check("the resumed node", <-atB, resumed)
+		check("its peer", <-atA, resumed)
+	})
+}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -45,28 +43,27 @@ func isTerminal(w io.Writer) bool {
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench", "ADDR", stderr)
-	cf := addClientFlags(fs)
-	callers := fs.Int("c", 8, "concurrent callers")
-	dur := fs.Duration("d", 5*time.Second, "duration of the load")
-	call := fs.String("call", "echo", "call to make: echo (with -size bytes), ping, add, counter, or a number (no parameters)")
-	size := fs.Int("size", 64, "echo payload bytes")
-	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	csvPath := fs.String("csv", "", "write every sample's latency (µs) to this file")
-	if code, done := parse(fs, args); done {
+	c := newCommand("bench", "ADDR", stderr, withClient)
+	callers := c.fs.Int("c", 8, "concurrent callers")
+	dur := c.fs.Duration("d", 5*time.Second, "duration of the load")
+	call := c.fs.String("call", "echo", "call to make: echo (with -size bytes), ping, add, counter, or a number (no parameters)")
+	size := c.fs.Int("size", 64, "echo payload bytes")
+	c.json("print the summary as JSON")
+	csvPath := c.fs.String("csv", "", "write every sample's latency (µs) to this file")
+	pos, code, ok := c.parse(args, func(pos []string) bool {
+		return len(pos) == 1 && *callers >= 1 && *callers <= 4096 && *dur > 0 && *size >= 0 && *size <= wire.MaxDatagram
+	}, "want ADDR, 1 <= -c <= 4096, -d > 0, 0 <= -size")
+	if !ok {
 		return code
 	}
-	pos := positional(fs)
-	if len(pos) != 1 || *callers < 1 || *callers > 4096 || *dur <= 0 || *size < 0 || *size > wire.MaxDatagram {
-		return usageError(stderr, "bench: want ADDR, 1 <= -c <= 4096, -d > 0, 0 <= -size")
-	}
+	cf, asJSON := c.cf, c.asJSON
 	dst, err := parseAddr(pos[0])
 	if err != nil {
-		return usageError(stderr, "bench: %v", err)
+		return c.usageError("%v", err)
 	}
 	no, err := callNumber(*call)
 	if err != nil {
-		return usageError(stderr, "bench: %v", err)
+		return c.usageError("%v", err)
 	}
 	fill := func(p *wire.Params) {}
 	switch no {
@@ -153,16 +150,7 @@ loop:
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	pct := func(q float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		i := int(math.Ceil(q*float64(len(all)))) - 1
-		if i < 0 {
-			i = 0
-		}
-		return float64(all[i]) / 1e3
-	}
+	pct := func(q float64) float64 { return float64(percentile(all, q)) / 1e3 }
 	sum := benchSummary{Target: dst.String(), Call: *call, Callers: *callers, Seconds: elapsed.Seconds(), Calls: len(all),
 		Errors: total, Throughput: float64(len(all)) / elapsed.Seconds(), P50us: pct(0.5), P90us: pct(0.9), P99us: pct(0.99),
 		P999us: pct(0.999), MaxUs: pct(1)}
@@ -173,8 +161,7 @@ loop:
 		}
 	}
 	if *asJSON {
-		b, _ := json.Marshal(sum)
-		fmt.Fprintln(stdout, string(b))
+		printJSON(stdout, sum)
 	} else {
 		fmt.Fprintf(stdout, "%d calls in %.2fs: %.0f calls/s, %d callers, call %s\n", sum.Calls, sum.Seconds, sum.Throughput, sum.Callers, sum.Call)
 		fmt.Fprintf(stdout, "latency µs: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", sum.P50us, sum.P90us, sum.P99us, sum.P999us, sum.MaxUs)

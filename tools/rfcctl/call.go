@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -11,43 +10,37 @@ import (
 )
 
 func cmdCall(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("call", "ADDR CALL", stderr)
-	cf := addClientFlags(fs)
+	c := newCommand("call", "ADDR CALL", stderr, withClient)
 	var ps paramList
-	fs.Var(&ps, "p", "parameter TYPE:VALUE, repeatable (i64, u64, f64, bool, str, bytes, hex)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if code, done := parse(fs, args); done {
+	c.fs.Var(&ps, "p", "parameter TYPE:VALUE, repeatable (i64, u64, f64, bool, str, bytes, hex)")
+	c.json("print the result as JSON")
+	pos, code, ok := c.parse(args, nargs(2), "want ADDR CALL (e.g. rfcctl call 127.0.0.1:7000 add -p i64:1 -p i64:2)")
+	if !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) != 2 {
-		return usageError(stderr, "call: want ADDR CALL (e.g. rfcctl call 127.0.0.1:7000 add -p i64:1 -p i64:2)")
 	}
 	dst, err := parseAddr(pos[0])
 	if err != nil {
-		return usageError(stderr, "call: %v", err)
+		return c.usageError("%v", err)
 	}
 	no, err := callNumber(pos[1])
 	if err != nil {
-		return usageError(stderr, "call: %v", err)
+		return c.usageError("%v", err)
 	}
 	p, err := ps.params()
 	if err != nil {
-		return usageError(stderr, "call: %v", err)
+		return c.usageError("%v", err)
 	}
-	ep, code := cf.open(dst, stderr)
+	s, code := c.open(dst)
 	if code != 0 {
 		return code
 	}
-	defer ep.Close()
-	ctx, cancel := cf.ctx()
-	defer cancel()
+	defer s.close()
 	var rep rfc.Reply
 	start := time.Now()
-	err = ep.Call(ctx, dst, no, p, &rep)
+	err = s.ep.Call(s.ctx, dst, no, p, &rep)
 	rtt := time.Since(start)
 	errno := wire.AsErrno(err)
-	if *asJSON {
+	if *c.asJSON {
 		out := map[string]any{"call": no, "errno": errno.String(), "rtt_us": rtt.Microseconds()}
 		if err == nil {
 			var vals []map[string]any
@@ -56,8 +49,7 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 			}
 			out["reply"] = vals
 		}
-		b, _ := json.Marshal(out)
-		fmt.Fprintln(stdout, string(b))
+		printJSON(stdout, out)
 	} else {
 		if err == nil {
 			for i := 0; i < rep.NParams(); i++ {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,44 +17,6 @@ import (
 	"fastcall/wire"
 )
 
-// newFlags returns a flag set that prints usage text and flags to stderr.
-func newFlags(name, args string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("rfcctl "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: rfcctl %s [flags] %s\n\nflags:\n", name, args)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses args, allowing flags before and after the positional
-// arguments; done is true when the command must exit with code (help: 0,
-// bad flags: 2). The positional arguments are in positional(fs).
-func parse(fs *flag.FlagSet, args []string) (code int, done bool) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0, true
-			}
-			return 2, true
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	positionals[fs] = pos
-	return 0, false
-}
-
-var positionals = map[*flag.FlagSet][]string{}
-
-// positional returns the positional arguments parse collected.
-func positional(fs *flag.FlagSet) []string { return positionals[fs] }
-
 // clientFlags are the flags of every subcommand that talks to a node.
 type clientFlags struct {
 	key     *string
@@ -69,12 +30,6 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 		timeout: fs.Duration("t", 2*time.Second, "deadline of each call"),
 		maxDg:   fs.Int("max-datagram", wire.DefaultMaxDatagram, "datagram size limit (must match the node)"),
 	}
-}
-
-// usageError prints a message and returns exit status 2.
-func usageError(stderr io.Writer, format string, a ...any) int {
-	fmt.Fprintf(stderr, "rfcctl: "+format+"\n", a...)
-	return 2
 }
 
 // parseAddr accepts host:port with a numeric host.
@@ -95,46 +50,6 @@ func (c *clientFlags) open(dst netip.AddrPort, stderr io.Writer) (*rfc.Endpoint,
 		return nil, 1
 	}
 	return ep, 0
-}
-
-// connect parses a node address argument and opens a client endpoint for
-// it; code is 2 for a bad address, 1 if the endpoint cannot open.
-func (c *clientFlags) connect(name, arg string, stderr io.Writer) (*rfc.Endpoint, netip.AddrPort, int) {
-	dst, err := parseAddr(arg)
-	if err != nil {
-		return nil, dst, usageError(stderr, "%s: %v", name, err)
-	}
-	ep, code := c.open(dst, stderr)
-	return ep, dst, code
-}
-
-// nodeQuery is a command that asks one node: its flags, the endpoint it
-// opened and the node's address.
-type nodeQuery struct {
-	cf     *clientFlags
-	ep     *rfc.Endpoint
-	dst    netip.AddrPort
-	asJSON bool
-}
-
-// openNodeQuery parses the flags of a command of the form "NAME [flags]
-// ADDR" (client flags and -json) and opens an endpoint for ADDR. When ok
-// is false the command ends with status code (0 for -h); otherwise the
-// caller closes q.ep.
-func openNodeQuery(name string, args []string, stderr io.Writer) (q nodeQuery, code int, ok bool) {
-	fs := newFlags(name, "ADDR", stderr)
-	q.cf = addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
-		return q, code, false
-	}
-	pos := positional(fs)
-	if len(pos) != 1 {
-		return q, usageError(stderr, "%s: want ADDR", name), false
-	}
-	q.asJSON = *asJSON
-	q.ep, q.dst, code = q.cf.connect(name, pos[0], stderr)
-	return q, code, code == 0
 }
 
 // registryClient opens an endpoint and a registry client for the centers

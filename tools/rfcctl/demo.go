@@ -36,14 +36,10 @@ type demo struct {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demo", "", stderr)
-	rfcd := fs.String("rfcd", "", "path of the rfcd binary (default: next to rfcctl, then $PATH)")
-	if code, done := parse(fs, args); done {
+	c := newCommand("demo", "", stderr, 0)
+	rfcd := c.fs.String("rfcd", "", "path of the rfcd binary (default: next to rfcctl, then $PATH)")
+	if _, code, ok := c.parse(args, nargs(0), "no arguments expected"); !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) != 0 {
-		return usageError(stderr, "demo: no arguments expected")
 	}
 	path, err := findRfcd(*rfcd)
 	if err != nil {
@@ -98,19 +94,42 @@ type execCmd = exec.Cmd
 // start launches an rfcd on a free loopback port with the demo's key and
 // returns its address from its first line.
 func (d *demo) start(args ...string) (*exec.Cmd, netip.AddrPort, error) {
-	return d.startArgs(append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-key", filepath.Join(d.dir, "cluster.key")}, args...)...)
+	return d.startArgs(d.rfcdArgs(args...)...)
 }
 
-// startArgs launches an rfcd with exactly args.
+// rfcdArgs is the flags of every demo rfcd (a loopback address the kernel
+// picks, log level warn, the cluster key) followed by args.
+func (d *demo) rfcdArgs(args ...string) []string {
+	return append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-key", filepath.Join(d.dir, "cluster.key")}, args...)
+}
+
+// startArgs launches an rfcd with exactly args and returns its address from
+// its first line.
 func (d *demo) startArgs(args ...string) (*exec.Cmd, netip.AddrPort, error) {
-	cmd := exec.Command(d.rfcd, args...)
-	stdout, err := cmd.StdoutPipe()
+	cmd, l, err := d.launch(args...)
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
+	f := strings.Fields(l)
+	if len(f) < 3 || f[1] != "listening" {
+		return nil, netip.AddrPort{}, fmt.Errorf("rfcd did not start: %q", l)
+	}
+	ap, err := netip.ParseAddrPort(f[2])
+	return cmd, ap, err
+}
+
+// launch starts an rfcd with exactly args and returns its first line of
+// output ("rfcd: listening ADDR ..."; empty if it ended without one); the
+// rest of its output is discarded. The process is killed at cleanup.
+func (d *demo) launch(args ...string) (*exec.Cmd, string, error) {
+	cmd := exec.Command(d.rfcd, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, netip.AddrPort{}, err
+		return nil, "", err
 	}
 	d.procs = append(d.procs, cmd)
 	line := make(chan string, 1)
@@ -123,15 +142,10 @@ func (d *demo) startArgs(args ...string) (*exec.Cmd, netip.AddrPort, error) {
 		io.Copy(io.Discard, stdout)
 	}()
 	select {
-	case l, ok := <-line:
-		f := strings.Fields(l)
-		if !ok || len(f) < 3 || f[1] != "listening" {
-			return nil, netip.AddrPort{}, fmt.Errorf("rfcd did not start: %q", l)
-		}
-		ap, err := netip.ParseAddrPort(f[2])
-		return cmd, ap, err
+	case l := <-line:
+		return cmd, l, nil
 	case <-time.After(10 * time.Second):
-		return nil, netip.AddrPort{}, errors.New("rfcd did not report its address in 10s")
+		return nil, "", errors.New("rfcd did not report its address in 10s")
 	}
 }
 

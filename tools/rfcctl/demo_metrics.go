@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -23,33 +18,11 @@ import (
 // and shows one scrape of its /metrics, checked line by line.
 func (d *demo) runMetrics() error {
 	fmt.Fprintln(d.out, "== metrics: one scrape of /metrics ==")
-	cmd := exec.Command(d.rfcd, "-addr", "127.0.0.1:0", "-log-level", "warn", "-key", filepath.Join(d.dir, "cluster.key"),
-		"-node", "3", "-metrics-addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
+	cmd, l, err := d.launch(d.rfcdArgs("-node", "3", "-metrics-addr", "127.0.0.1:0")...)
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	d.procs = append(d.procs, cmd)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		io.Copy(io.Discard, stdout)
-	}()
-	var l string
-	select {
-	case l = <-line:
-	case <-time.After(10 * time.Second):
-		return errors.New("rfcd did not report its address in 10s")
-	}
 	// "rfcd: listening ADDR node N incarnation I metrics MADDR"
 	f := strings.Fields(l)
 	if len(f) != 9 || f[7] != "metrics" {

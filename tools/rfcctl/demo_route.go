@@ -13,6 +13,7 @@ import (
 	"fastcall/node/dispatch"
 	"fastcall/node/registry"
 	"fastcall/node/route"
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -29,32 +30,18 @@ func (d *demo) runRoute(centers []string) error {
 	names := []string{"alpha-1", "alpha-2", "beta-1", "beta-2"}
 	var procs [4]*execCmd
 	for i := 0; i < 4; i++ {
-		c := daemon.Default()
-		c.Node = uint32(40 + i)
-		c.Addr = addrs[i]
-		c.Roles = []string{daemon.RoleMember}
+		c := nodeConfig(uint32(40+i), addrs[i], daemon.RoleMember)
 		c.Member = daemon.MemberConfig{Active: i%2 == 0}
 		c.Heartbeat = daemon.HeartbeatConfig{Members: []string{addrs[4]}, Interval: iv}
-		p, err := d.config(names[i], c)
-		if err != nil {
-			return err
-		}
-		if procs[i], _, err = d.startArgs("-config", p); err != nil {
+		if procs[i], _, err = d.startConfig(names[i], c); err != nil {
 			return err
 		}
 	}
-	rc := daemon.Default()
-	rc.Node = 50
-	rc.Addr = addrs[4]
-	rc.Roles = []string{daemon.RoleRouter}
+	rc := nodeConfig(50, addrs[4], daemon.RoleRouter)
 	rc.Registry = daemon.RegistryConfig{Centers: centers}
 	rc.Router = daemon.RouterConfig{AuditDir: filepath.Join(d.dir, "audit"), ForwardTimeout: daemon.Duration{Duration: 300 * time.Millisecond}}
 	rc.Heartbeat = daemon.HeartbeatConfig{Members: addrs[:4], Interval: iv}
-	p, err := d.config("router", rc)
-	if err != nil {
-		return err
-	}
-	if _, _, err := d.startArgs("-config", p); err != nil {
+	if _, _, err := d.startConfig("router", rc); err != nil {
 		return err
 	}
 	router := netip.MustParseAddrPort(addrs[4])
@@ -122,15 +109,15 @@ func (d *demo) runRoute(centers []string) error {
 		"routing", "puts by path through the router landed on alpha-1 (/alpha/users/1=%s) and beta-1 (/beta/orders/7=%s) only", v1, v2)
 	g, err := getAt(router, "/alpha/users/1")
 	d.check(err == nil && g == "ann", "routed get", "/alpha/users/1 read back through the router: %s", g)
-	audit := func() []route.AuditEntry {
+	queryAudit := func() []audit.Entry {
 		actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer acancel()
 		es, _ := route.AuditQuery(actx, d.ep, router, route.AuditFilter{Call: "ns-put"})
 		return es
 	}
-	var es []route.AuditEntry
+	var es []audit.Entry
 	for t0 := time.Now(); time.Since(t0) < 2*time.Second; time.Sleep(20 * time.Millisecond) {
-		if es = audit(); len(es) >= 2 {
+		if es = queryAudit(); len(es) >= 2 {
 			break
 		}
 	}
@@ -150,7 +137,7 @@ func (d *demo) runRoute(centers []string) error {
 	}
 	v, _ := getAt(netip.MustParseAddrPort(addrs[1]), "/alpha/users/2")
 	d.check(ferr == nil && v == "bob", "failover", "/alpha/users/2 written through the router to alpha-2, the standby it promoted, %s after the kill", time.Since(t0).Round(time.Millisecond))
-	es = audit()
+	es = queryAudit()
 	last := es[len(es)-1]
 	d.check(last.Dest.String() == addrs[1], "audit after failover", "last ns-put went to %s (tries %d, before: %s)", last.Dest, last.Tries, orNone(last.Prev))
 	return nil
@@ -171,19 +158,12 @@ func (d *demo) runDispatch(centers []string, targets []netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	c := daemon.Default()
-	c.Node = 60
-	c.Addr = addrs[0]
-	c.Roles = []string{daemon.RoleDisp}
+	c := nodeConfig(60, addrs[0], daemon.RoleDisp)
 	c.Registry = daemon.RegistryConfig{Centers: centers}
 	for _, t := range targets {
 		c.Dispatcher.Targets = append(c.Dispatcher.Targets, t.String()) // a remote submit may name only these
 	}
-	p, err := d.config("dispatcher", c)
-	if err != nil {
-		return err
-	}
-	if _, _, err := d.startArgs("-config", p); err != nil {
+	if _, _, err := d.startConfig("dispatcher", c); err != nil {
 		return err
 	}
 	disp := netip.MustParseAddrPort(addrs[0])

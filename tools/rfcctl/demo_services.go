@@ -53,6 +53,27 @@ func (d *demo) config(name string, c daemon.Config) (string, error) {
 	return p, os.WriteFile(p, b, 0o600)
 }
 
+// nodeConfig is the default configuration of the demo node number node at
+// addr in one role.
+func nodeConfig(node uint32, addr, role string) daemon.Config {
+	c := daemon.Default()
+	c.Node = node
+	c.Addr = addr
+	c.Roles = []string{role}
+	return c
+}
+
+// startConfig writes c as the configuration name and starts an rfcd on it;
+// it returns the process and the configuration's path.
+func (d *demo) startConfig(name string, c daemon.Config) (*execCmd, string, error) {
+	p, err := d.config(name, c)
+	if err != nil {
+		return nil, "", err
+	}
+	cmd, _, err := d.startArgs("-config", p)
+	return cmd, p, err
+}
+
 // others returns every address of all but skip.
 func others(all []string, skip int) []string {
 	var out []string
@@ -76,23 +97,15 @@ func (d *demo) runHeartbeat() error {
 	var procs [3]*execCmd
 	names := []string{"master", "worker-1", "worker-2"}
 	for i := range addrs {
-		c := daemon.Default()
-		c.Node = uint32(10 + i)
-		c.Addr = addrs[i]
-		c.Roles = []string{daemon.RoleWorker}
+		role := daemon.RoleWorker
 		if i == 0 {
-			c.Roles = []string{daemon.RoleMaster}
+			role = daemon.RoleMaster
 		}
+		c := nodeConfig(uint32(10+i), addrs[i], role)
 		c.Heartbeat = daemon.HeartbeatConfig{Members: others(addrs, i), Interval: daemon.Duration{Duration: iv}}
-		p, err := d.config(names[i], c)
-		if err != nil {
+		if procs[i], _, err = d.startConfig(names[i], c); err != nil {
 			return err
 		}
-		cmd, _, err := d.startArgs("-config", p)
-		if err != nil {
-			return err
-		}
-		procs[i] = cmd
 	}
 	master, w1, w2 := netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1]), netip.MustParseAddrPort(addrs[2])
 	d.agents = append(d.agents, master, w2)
@@ -181,36 +194,19 @@ func (d *demo) runRegistry() ([]string, error) {
 	iv := daemon.Duration{Duration: 100 * time.Millisecond}
 	var centers [2]*execCmd
 	for i := 0; i < 2; i++ {
-		c := daemon.Default()
-		c.Node = uint32(20 + i)
-		c.Addr = addrs[i]
-		c.Roles = []string{daemon.RoleCenter}
+		c := nodeConfig(uint32(20+i), addrs[i], daemon.RoleCenter)
 		c.Center = daemon.CenterConfig{DataDir: filepath.Join(d.dir, fmt.Sprintf("center-%d", i)), Peer: addrs[1-i], Index: i}
 		c.Heartbeat = daemon.HeartbeatConfig{Members: []string{addrs[1-i]}, Interval: iv}
-		p, err := d.config(fmt.Sprintf("center-%d", i), c)
-		if err != nil {
+		if centers[i], cfgPaths[i], err = d.startConfig(fmt.Sprintf("center-%d", i), c); err != nil {
 			return nil, err
 		}
-		cfgPaths[i] = p
-		cmd, _, err := d.startArgs("-config", p)
-		if err != nil {
-			return nil, err
-		}
-		centers[i] = cmd
 	}
 	shmPath := filepath.Join(d.dir, "node.shm")
-	c := daemon.Default()
-	c.Node = 30
-	c.Addr = addrs[2]
-	c.Roles = []string{daemon.RoleAgent}
+	c := nodeConfig(30, addrs[2], daemon.RoleAgent)
 	c.Registry = daemon.RegistryConfig{Centers: addrs[:2], ShmFile: shmPath,
 		Services: []daemon.ServiceConfig{{Name: "db", Addr: "10.0.0.1:5432", Meta: "primary"}}}
 	c.Heartbeat = daemon.HeartbeatConfig{Members: addrs[:2], Interval: iv}
-	p, err := d.config("agent", c)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := d.startArgs("-config", p); err != nil {
+	if _, _, err := d.startConfig("agent", c); err != nil {
 		return nil, err
 	}
 	d.say("centers %s and %s; node with an agent at %s writing %s", addrs[0], addrs[1], addrs[2], shmPath)

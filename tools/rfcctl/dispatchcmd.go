@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"fastcall/node/dispatch"
@@ -13,27 +11,23 @@ import (
 
 // cmdDispatch submits an operation to a dispatcher and reads its status.
 func cmdDispatch(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("dispatch", "submit DISPATCHER -resource R -kind K -targets A,B -call CALL [-p T:V]... | status DISPATCHER ID", stderr)
-	cf := addClientFlags(fs)
-	resource := fs.String("resource", "", "submit: the resource the operation acts on")
-	kind := fs.String("kind", "update", "submit: read, update or delete (decides conflicts)")
-	targets := fs.String("targets", "", "submit: IP:PORT,IP:PORT,...")
-	call := fs.String("call", "", "submit: call name or number sent to every target")
-	deadline := fs.Duration("deadline", 5*time.Second, "submit: deadline of the whole operation")
-	wait := fs.Bool("wait", true, "submit: wait for the outcome and print it")
+	c := newCommand("dispatch", "submit DISPATCHER -resource R -kind K -targets A,B -call CALL [-p T:V]... | status DISPATCHER ID", stderr, withClient|withJSON)
+	resource := c.fs.String("resource", "", "submit: the resource the operation acts on")
+	kind := c.fs.String("kind", "update", "submit: read, update or delete (decides conflicts)")
+	targets := c.fs.String("targets", "", "submit: IP:PORT,IP:PORT,...")
+	call := c.fs.String("call", "", "submit: call name or number sent to every target")
+	deadline := c.fs.Duration("deadline", 5*time.Second, "submit: deadline of the whole operation")
+	wait := c.fs.Bool("wait", true, "submit: wait for the outcome and print it")
 	var ps paramList
-	fs.Var(&ps, "p", "submit: parameter of the call TYPE:VALUE, repeatable")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
+	c.fs.Var(&ps, "p", "submit: parameter of the call TYPE:VALUE, repeatable")
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) >= 2 },
+		"want submit DISPATCHER ... or status DISPATCHER ID")
+	if !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) < 2 {
-		return usageError(stderr, "dispatch: want submit DISPATCHER ... or status DISPATCHER ID")
 	}
 	dst, err := parseAddr(pos[1])
 	if err != nil {
-		return usageError(stderr, "dispatch: %v", err)
+		return c.usageError("%v", err)
 	}
 	var id uint64
 	var op dispatch.Op
@@ -72,17 +66,14 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(stderr, "dispatch: unknown verb %q (submit, status)", pos[0])
 	}
-	ep, code := cf.open(dst, stderr)
+	s, code := c.open(dst)
 	if code != 0 {
 		return code
 	}
-	defer ep.Close()
-	ctx, cancel := cf.ctx()
-	defer cancel()
+	defer s.close()
 	if pos[0] == "submit" {
-		if id, err = dispatch.SubmitRemote(ctx, ep, dst, &op); err != nil {
-			fmt.Fprintln(stdout, errName(err))
-			return 1
+		if id, err = dispatch.SubmitRemote(s.ctx, s.ep, dst, &op); err != nil {
+			return callFailed(stdout, err)
 		}
 		if !*wait {
 			fmt.Fprintf(stdout, "operation %d\n", id)
@@ -91,23 +82,21 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	var st dispatch.Status
 	if pos[0] == "submit" {
-		wctx, wcancel := context.WithTimeout(context.Background(), *deadline+*cf.timeout)
-		st, err = dispatch.WaitRemote(wctx, ep, dst, id, 20*time.Millisecond)
+		wctx, wcancel := context.WithTimeout(context.Background(), *deadline+*c.cf.timeout)
+		st, err = dispatch.WaitRemote(wctx, s.ep, dst, id, 20*time.Millisecond)
 		wcancel()
 	} else {
-		st, err = dispatch.StatusRemote(ctx, ep, dst, id)
+		st, err = dispatch.StatusRemote(s.ctx, s.ep, dst, id)
 	}
 	if err != nil {
-		fmt.Fprintln(stdout, errName(err))
-		return 1
+		return callFailed(stdout, err)
 	}
-	if *asJSON {
-		b, _ := json.Marshal(st)
-		fmt.Fprintln(stdout, string(b))
+	if *c.asJSON {
+		printJSON(stdout, st)
 	} else {
 		fmt.Fprintf(stdout, "operation %d on %s (%s): %s, %d/%d targets done, %d failed, %s\n", st.ID, st.Resource, st.Kind, st.State,
 			st.Done, st.Targets, st.Failed, st.Elapsed.Round(time.Microsecond))
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(stdout)
 		for _, o := range st.Outcomes {
 			out := "pending"
 			if o.Done {

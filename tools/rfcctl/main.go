@@ -75,12 +75,9 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", "", stderr)
-	if code, done := parse(fs, args); done {
+	c := newCommand("version", "", stderr, 0)
+	if _, code, ok := c.parse(args, nargs(0), "no arguments expected"); !ok {
 		return code
-	}
-	if len(positional(fs)) != 0 {
-		return usageError(stderr, "version: no arguments expected")
 	}
 	fmt.Fprintf(stdout, "rfcctl %s (protocol version 1)\n", Version)
 	return 0

@@ -1,30 +1,24 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"fastcall/node/heartbeat"
 )
 
 func cmdMembers(args []string, stdout, stderr io.Writer) int {
-	q, code, ok := openNodeQuery("members", args, stderr)
+	c, s, code, ok := queryNode("members", args, stderr)
 	if !ok {
 		return code
 	}
-	defer q.ep.Close()
-	cf, ep, dst := q.cf, q.ep, q.dst
-	ctx, cancel := cf.ctx()
-	defer cancel()
-	ms, err := heartbeat.QueryMembers(ctx, ep, dst)
+	defer s.close()
+	ms, err := heartbeat.QueryMembers(s.ctx, s.ep, s.dst)
 	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: members %s: %s\n", dst, errName(err))
-		return 1
+		return c.queryFailed(s, err)
 	}
-	if q.asJSON {
+	if *c.asJSON {
 		type row struct {
 			Addr        string  `json:"addr"`
 			Node        uint32  `json:"node"`
@@ -36,11 +30,10 @@ func cmdMembers(args []string, stdout, stderr io.Writer) int {
 		for _, m := range ms {
 			rows = append(rows, row{m.Addr.String(), m.Node, m.State.String(), m.Incarnation, float64(m.HeardAgo) / 1e6})
 		}
-		b, _ := json.Marshal(rows)
-		fmt.Fprintln(stdout, string(b))
+		printJSON(stdout, rows)
 		return 0
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	fmt.Fprintln(tw, "member\tnode\tstate\tincarnation\tlast heard")
 	for _, m := range ms {
 		ago := "never"

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,24 +14,10 @@ import (
 // any free one), checks that it listens on loopback, and scrapes it:
 // every line must parse strictly.
 func TestRfcdMetrics(t *testing.T) {
-	cmd := exec.Command(filepath.Join(binDir, "rfcd"), "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error", "-metrics-addr", "0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		t.Fatal("rfcd printed nothing")
-	}
-	f := strings.Fields(sc.Text())
+	f := startRfcd(t, "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error", "-metrics-addr", "0")
 	if len(f) != 9 || f[7] != "metrics" || !strings.HasPrefix(f[8], "127.0.0.1:") {
-		t.Fatalf("rfcd said %q; want a loopback metrics address", sc.Text())
+		t.Fatalf("rfcd said %q; want a loopback metrics address", strings.Join(f, " "))
 	}
-	go io.Copy(io.Discard, out)
 	if o, code := rfcctl(t, "call", f[2], "add", "-p", "i64:1", "-p", "i64:2"); code != 0 {
 		t.Fatalf("call: %s", o)
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 
 	"fastcall/wire"
@@ -28,50 +26,38 @@ func (p paramList) params() (*wire.Params, error) {
 	return ps, nil
 }
 
-// appendParam parses TYPE:VALUE (types i64, u64, f64, bool, str, bytes,
-// hex) and appends it.
+// valueNoun names what a TYPE:VALUE of each type must hold, for messages.
+var valueNoun = [...]string{
+	wire.TypeInt64:   "an int64",
+	wire.TypeUint64:  "a uint64",
+	wire.TypeFloat64: "a float64",
+	wire.TypeBool:    "a bool",
+	wire.TypeBytes:   "bytes",
+	wire.TypeString:  "valid UTF-8",
+}
+
+// appendParam parses TYPE:VALUE and appends it: TYPE is a wire type name
+// (wire.TypeByName: i64, u64, f64, bool, str, bytes) with its text form
+// (wire.Params.ParseValue), or hex for bytes written in hex.
 func appendParam(ps *wire.Params, s string) error {
 	ty, val, ok := strings.Cut(s, ":")
 	if !ok {
 		return fmt.Errorf("parameter %q: want TYPE:VALUE", s)
 	}
-	switch ty {
-	case "i64":
-		v, err := strconv.ParseInt(val, 0, 64)
-		if err != nil {
-			return fmt.Errorf("parameter %q: not an int64", s)
-		}
-		ps.Int64(v)
-	case "u64":
-		v, err := strconv.ParseUint(val, 0, 64)
-		if err != nil {
-			return fmt.Errorf("parameter %q: not a uint64", s)
-		}
-		ps.Uint64(v)
-	case "f64":
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			return fmt.Errorf("parameter %q: not a float64", s)
-		}
-		ps.Float64(v)
-	case "bool":
-		v, err := strconv.ParseBool(val)
-		if err != nil {
-			return fmt.Errorf("parameter %q: not a bool", s)
-		}
-		ps.Bool(v)
-	case "str":
-		ps.String(val)
-	case "bytes":
-		ps.Bytes([]byte(val))
-	case "hex":
+	if ty == "hex" {
 		b, err := hex.DecodeString(val)
 		if err != nil {
 			return fmt.Errorf("parameter %q: not hex", s)
 		}
 		ps.Bytes(b)
-	default:
-		return fmt.Errorf("parameter %q: unknown type %q (i64, u64, f64, bool, str, bytes, hex)", s, ty)
+	} else {
+		t, ok := wire.TypeByName(ty)
+		if !ok {
+			return fmt.Errorf("parameter %q: unknown type %q (i64, u64, f64, bool, str, bytes, hex)", s, ty)
+		}
+		if e := ps.ParseValue(t, val); e == wire.EINVAL && ps.Err() == wire.OK {
+			return fmt.Errorf("parameter %q: not %s", s, valueNoun[t])
+		}
 	}
 	if ps.Err() != wire.OK {
 		return fmt.Errorf("parameter %q: %v", s, ps.Err())
@@ -79,27 +65,10 @@ func appendParam(ps *wire.Params, s string) error {
 	return nil
 }
 
-// renderValue prints a decoded value as TYPE:VALUE.
+// renderValue prints a decoded value as TYPE:VALUE (wire.AppendValue,
+// values whole).
 func renderValue(v wire.Value) string {
-	switch v.Type {
-	case wire.TypeInt64:
-		return "i64:" + strconv.FormatInt(v.Int64(), 10)
-	case wire.TypeUint64:
-		return "u64:" + strconv.FormatUint(v.Uint64(), 10)
-	case wire.TypeFloat64:
-		f := v.Float64()
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			return "f64:" + strconv.FormatFloat(f, 'g', -1, 64)
-		}
-		return "f64:" + strconv.FormatFloat(f, 'g', -1, 64)
-	case wire.TypeBool:
-		return "bool:" + strconv.FormatBool(v.Bool())
-	case wire.TypeString:
-		return "str:" + strconv.Quote(string(v.Raw))
-	case wire.TypeBytes:
-		return "bytes:" + hex.EncodeToString(v.Raw)
-	}
-	return v.Type.String()
+	return string(wire.AppendValue(nil, v, 0))
 }
 
 // jsonValue is a value for -json output.

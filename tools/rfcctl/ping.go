@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -12,23 +12,21 @@ import (
 )
 
 func cmdPing(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("ping", "ADDR", stderr)
-	cf := addClientFlags(fs)
-	count := fs.Int("c", 5, "number of pings")
-	interval := fs.Duration("i", 200*time.Millisecond, "interval between pings")
-	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	if code, done := parse(fs, args); done {
+	c := newCommand("ping", "ADDR", stderr, withClient)
+	count := c.fs.Int("c", 5, "number of pings")
+	interval := c.fs.Duration("i", 200*time.Millisecond, "interval between pings")
+	c.json("print the summary as JSON")
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) == 1 && *count >= 1 && *interval >= 0 },
+		"want ADDR, -c >= 1, -i >= 0")
+	if !ok {
 		return code
 	}
-	pos := positional(fs)
-	if len(pos) != 1 || *count < 1 || *interval < 0 {
-		return usageError(stderr, "ping: want ADDR, -c >= 1, -i >= 0")
-	}
-	ep, dst, code := cf.connect("ping", pos[0], stderr)
+	s, code := c.dial(pos[0])
 	if code != 0 {
 		return code
 	}
-	defer ep.Close()
+	defer s.close()
+	asJSON, cf, ep, dst := c.asJSON, c.cf, s.ep, s.dst
 	var rtts []time.Duration
 	lost := 0
 	for i := 0; i < *count; i++ {
@@ -57,24 +55,14 @@ func cmdPing(args []string, stdout, stderr io.Writer) int {
 	for _, r := range rtts {
 		sum += r
 	}
-	pct := func(q float64) time.Duration {
-		if len(rtts) == 0 {
-			return 0
-		}
-		i := int(q*float64(len(rtts))+0.999999) - 1
-		if i < 0 {
-			i = 0
-		}
-		return rtts[i]
-	}
+	pct := func(q float64) time.Duration { return percentile(rtts, q) }
 	var avg time.Duration
 	if len(rtts) > 0 {
 		avg = sum / time.Duration(len(rtts))
 	}
 	if *asJSON {
-		b, _ := json.Marshal(map[string]any{"sent": *count, "received": len(rtts), "lost": lost,
+		printJSON(stdout, map[string]any{"sent": *count, "received": len(rtts), "lost": lost,
 			"min_us": pct(0).Microseconds(), "avg_us": avg.Microseconds(), "max_us": pct(1).Microseconds(), "p99_us": pct(0.99).Microseconds()})
-		fmt.Fprintln(stdout, string(b))
 	} else {
 		fmt.Fprintf(stdout, "--- %s ping statistics ---\n%d sent, %d received, %.0f%% lost\n", dst, *count, len(rtts), 100*float64(lost)/float64(*count))
 		if len(rtts) > 0 {
@@ -85,4 +73,18 @@ func cmdPing(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// percentile returns the q-quantile (0 < q <= 1) of sorted by the nearest
+// rank: the smallest value at or above a fraction q of the values; 0 for
+// no values.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	if i < 0 {
+		i = 0
+	}
+	return sorted[i]
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"fastcall/node/registry"
@@ -15,20 +13,15 @@ import (
 // cmdReg talks to the registry centers: the key/value store (ls, get, put,
 // del), service instances (services) and change streams (watch).
 func cmdReg(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("reg", "ls [PREFIX] | get KEY | put KEY VALUE | del KEY | services [PREFIX] | watch PREFIX", stderr)
-	cf := addClientFlags(fs)
-	centers := fs.String("c", "", "registry centers, IP:PORT[,IP:PORT] (required)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	ttl := fs.Duration("ttl", 0, "put: time to live (0: none)")
-	expect := fs.Uint64("expect", 0, "put: compare-and-set against this version (with -cas); del: delete only this version")
-	cas := fs.Bool("cas", false, "put: compare-and-set with -expect (0: the key must not exist)")
-	watchFor := fs.Duration("for", 5*time.Second, "watch: how long to print changes")
-	if code, done := parse(fs, args); done {
+	c := newCommand("reg", "ls [PREFIX] | get KEY | put KEY VALUE | del KEY | services [PREFIX] | watch PREFIX", stderr, withClient|withJSON|withCenters)
+	ttl := c.fs.Duration("ttl", 0, "put: time to live (0: none)")
+	expect := c.fs.Uint64("expect", 0, "put: compare-and-set against this version (with -cas); del: delete only this version")
+	cas := c.fs.Bool("cas", false, "put: compare-and-set with -expect (0: the key must not exist)")
+	watchFor := c.fs.Duration("for", 5*time.Second, "watch: how long to print changes")
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *c.centers != "" },
+		"want -c CENTERS and a verb (ls, get, put, del, services, watch)")
+	if !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) == 0 || *centers == "" {
-		return usageError(stderr, "reg: want -c CENTERS and a verb (ls, get, put, del, services, watch)")
 	}
 	want := map[string][2]int{"ls": {0, 1}, "get": {1, 1}, "put": {2, 2}, "del": {1, 1}, "services": {0, 1}, "watch": {1, 1}}
 	verb, rest := pos[0], pos[1:]
@@ -39,24 +32,18 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	if len(rest) < n[0] || len(rest) > n[1] {
 		return usageError(stderr, "reg %s: wrong number of arguments", verb)
 	}
-	ep, cli, code := cf.registryClient("reg", *centers, stderr)
+	s, cli, code := c.dialRegistry()
 	if code != 0 {
 		return code
 	}
-	defer ep.Close()
+	defer s.close()
+	ctx, asJSON := s.ctx, c.asJSON
 	arg := func(i int) string {
 		if i < len(rest) {
 			return rest[i]
 		}
 		return ""
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stdout, "%s\n", errName(err))
-		return 1
-	}
-	out := func(v any) { b, _ := json.Marshal(v); fmt.Fprintln(stdout, string(b)) }
-	ctx, cancel := cf.ctx()
-	defer cancel()
 	switch verb {
 	case "ls":
 		var all []registry.Entry
@@ -64,7 +51,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		for page := 0; page < 10000; page++ {
 			es, more, err := cli.List(ctx, arg(0), after, 0)
 			if err != nil {
-				return fail(err)
+				return callFailed(stdout, err)
 			}
 			all = append(all, es...)
 			if !more || len(es) == 0 {
@@ -73,10 +60,10 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 			after = es[len(es)-1].Key
 		}
 		if *asJSON {
-			out(all)
+			printJSON(stdout, all)
 			return 0
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(stdout)
 		fmt.Fprintln(tw, "key\tversion\tvalue")
 		for _, e := range all {
 			fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Key, e.Version, printable(e.Value))
@@ -84,12 +71,8 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	case "get":
 		e, err := cli.Get(ctx, arg(0))
-		if err != nil {
-			return fail(err)
-		}
-		if *asJSON {
-			out(e)
-			return 0
+		if code, done := c.printed(stdout, e, err); done {
+			return code
 		}
 		fmt.Fprintf(stdout, "%s\nversion %d\n", printable(e.Value), e.Version)
 	case "put":
@@ -101,22 +84,21 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 			v, err = cli.Put(ctx, arg(0), []byte(arg(1)), *ttl)
 		}
 		if err != nil {
-			return fail(err)
+			return callFailed(stdout, err)
 		}
 		fmt.Fprintf(stdout, "OK version %d\n", v)
 	case "del":
 		if err := cli.Delete(ctx, arg(0), *expect); err != nil {
-			return fail(err)
+			return callFailed(stdout, err)
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "services":
 		is, err := cli.LookupPrefix(ctx, arg(0))
-		if err != nil && err != wire.ENOENT {
-			return fail(err)
+		if err == wire.ENOENT {
+			err = nil // no instance: an empty list
 		}
-		if *asJSON {
-			out(is)
-			return 0
+		if code, done := c.printed(stdout, is, err); done {
+			return code
 		}
 		printInstances(stdout, is)
 	case "watch":
@@ -132,7 +114,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 			}
 		})
 		if err != nil {
-			return fail(err)
+			return callFailed(stdout, err)
 		}
 		defer w.Close()
 		end := time.After(*watchFor)
@@ -149,7 +131,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 }
 
 func printInstances(w io.Writer, is []sdk.Instance) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "service\taddr\tnode\towner\tmeta")
 	for _, i := range is {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", i.Name, i.Addr, i.Node, i.Owner, printable(i.Meta))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,10 +38,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startNode runs rfcd and returns its address.
+// startNode runs rfcd on a loopback port with log level error and returns
+// its address.
 func startNode(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "rfcd"), append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)...)
+	return startRfcd(t, append([]string{"-addr", "127.0.0.1:0", "-log-level", "error"}, args...)...)[2]
+}
+
+// startRfcd runs rfcd with exactly args and returns the fields of its
+// first line ("rfcd: listening ADDR node N incarnation I ..."); the rest of
+// its output is discarded. It is stopped with SIGTERM when the test ends.
+func startRfcd(t *testing.T, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "rfcd"), args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +67,8 @@ func startNode(t *testing.T, args ...string) string {
 	if len(f) < 3 {
 		t.Fatalf("rfcd said %q", sc.Text())
 	}
-	return f[2]
+	go io.Copy(io.Discard, out)
+	return f
 }
 
 func rfcctl(t *testing.T, args ...string) (string, int) {
@@ -92,6 +103,7 @@ func TestSubcommands(t *testing.T) {
 		{"call EFAULT", []string{"call", addr, "fault"}, 1, "EFAULT"},
 		{"call timeout", []string{"call", "-t", "100ms", "127.0.0.1:9", "ping"}, 1, "ETIMEDOUT"},
 		{"call bad param", []string{"call", addr, "add", "-p", "i64:x"}, 2, "not an int64"},
+		{"call bad utf8", []string{"call", addr, "0x0800", "-p", "str:\xff"}, 2, "not valid UTF-8"},
 		{"call bad addr", []string{"call", "nowhere", "ping"}, 2, "want IP:PORT"},
 		{"call bad name", []string{"call", addr, "nosuch"}, 2, "not a known name"},
 		{"call missing", []string{"call", addr}, 2, "want ADDR CALL"},
@@ -158,6 +170,8 @@ func TestRfcdFlags(t *testing.T) {
 		{[]string{"-key", "/nonexistent"}, 2, "key_file"},
 		{[]string{"-config", "/nonexistent.json"}, 2, "no such file"},
 		{[]string{"-config", badCfg}, 2, "heartbeat.interval"},
+		{[]string{"-insecure", "-addr", "127.0.0.1:0", "-members", "127.0.0.1:9", "-hb-interval", "500us"}, 2, "heartbeat.interval"},
+		{[]string{"-insecure", "-addr", "127.0.0.1:0", "-max-datagram", "70000"}, 2, "engine.max_datagram = 70000"},
 		{[]string{"-config", unknownCfg}, 2, "unknown field"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-h"}, 0, "usage: rfcd"},

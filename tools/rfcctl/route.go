@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"fastcall/node/route"
@@ -13,16 +11,11 @@ import (
 
 // cmdRoute edits and reads the router's mount table, kept in the registry.
 func cmdRoute(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("route", "ls | add PREFIX CLUSTER | del PREFIX | cluster NAME ROLE=ADDR... | resolve PATH", stderr)
-	cf := addClientFlags(fs)
-	centers := fs.String("c", "", "registry centers, IP:PORT[,IP:PORT] (required)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
+	c := newCommand("route", "ls | add PREFIX CLUSTER | del PREFIX | cluster NAME ROLE=ADDR... | resolve PATH", stderr, withClient|withJSON|withCenters)
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *c.centers != "" },
+		"want -c CENTERS and a verb (ls, add, del, cluster, resolve)")
+	if !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) == 0 || *centers == "" {
-		return usageError(stderr, "route: want -c CENTERS and a verb (ls, add, del, cluster, resolve)")
 	}
 	verb, rest := pos[0], pos[1:]
 	need := map[string]int{"ls": 0, "add": 2, "del": 1, "resolve": 1}
@@ -33,28 +26,21 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	} else if verb == "cluster" && len(rest) < 2 {
 		return usageError(stderr, "route cluster: want NAME ROLE=ADDR...")
 	}
-	ep, cli, code := cf.registryClient("route", *centers, stderr)
+	s, cli, code := c.dialRegistry()
 	if code != 0 {
 		return code
 	}
-	defer ep.Close()
+	defer s.close()
+	ctx := s.ctx
 	st := route.RegistryMounts{C: cli}
-	ctx, cancel := cf.ctx()
-	defer cancel()
-	fail := func(err error) int { fmt.Fprintln(stdout, errName(err)); return 1 }
 	tp := route.DefaultTablePrefix
 	switch verb {
 	case "ls":
 		tab, err := route.ListTable(ctx, st, tp)
-		if err != nil {
-			return fail(err)
+		if code, done := c.printed(stdout, tab, err); done {
+			return code
 		}
-		if *asJSON {
-			b, _ := json.Marshal(tab)
-			fmt.Fprintln(stdout, string(b))
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(stdout)
 		fmt.Fprintln(tw, "mount\tsub-cluster")
 		for _, m := range tab.Mounts {
 			fmt.Fprintf(tw, "%s\t%s\n", m.Prefix, m.Cluster)
@@ -66,12 +52,12 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	case "add":
 		if err := route.AddMount(ctx, st, tp, rest[0], rest[1]); err != nil {
-			return fail(err)
+			return callFailed(stdout, err)
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "del":
 		if err := route.DelMount(ctx, st, tp, rest[0]); err != nil {
-			return fail(err)
+			return callFailed(stdout, err)
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "cluster":
@@ -80,18 +66,13 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, "route cluster: members: want active=IP:PORT standby=IP:PORT ...")
 		}
 		if err := route.AddCluster(ctx, st, tp, rest[0], ms); err != nil {
-			return fail(err)
+			return callFailed(stdout, err)
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "resolve":
 		res, err := route.ResolvePath(ctx, st, tp, rest[0])
-		if err != nil {
-			return fail(err)
-		}
-		if *asJSON {
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(stdout, string(b))
-			return 0
+		if code, done := c.printed(stdout, res, err); done {
+			return code
 		}
 		fmt.Fprintf(stdout, "%s -> mount %s, sub-cluster %s, active %s\n", rest[0], res.Prefix, res.Cluster, res.Active)
 	}
@@ -100,23 +81,19 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 
 // cmdAudit queries a router's audit trail by call name.
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("audit", "ROUTER -call NAME", stderr)
-	cf := addClientFlags(fs)
-	call := fs.String("call", "", "call name, e.g. ns-put (required)")
-	since := fs.String("since", "", "only calls started at or after: RFC 3339 time or a duration ago (10m)")
-	client := fs.String("client", "", "only calls from this client IP or IP:PORT")
-	limit := fs.Int("limit", 0, "at most this many records (default and cap: the router's)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if code, done := parse(fs, args); done {
+	c := newCommand("audit", "ROUTER -call NAME", stderr, withClient|withJSON)
+	call := c.fs.String("call", "", "call name, e.g. ns-put (required)")
+	since := c.fs.String("since", "", "only calls started at or after: RFC 3339 time or a duration ago (10m)")
+	client := c.fs.String("client", "", "only calls from this client IP or IP:PORT")
+	limit := c.fs.Int("limit", 0, "at most this many records (default and cap: the router's)")
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) == 1 && *call != "" && *limit >= 0 },
+		"want ROUTER and -call NAME")
+	if !ok {
 		return code
-	}
-	pos := positional(fs)
-	if len(pos) != 1 || *call == "" || *limit < 0 {
-		return usageError(stderr, "audit: want ROUTER and -call NAME")
 	}
 	dst, err := parseAddr(pos[0])
 	if err != nil {
-		return usageError(stderr, "audit: %v", err)
+		return c.usageError("%v", err)
 	}
 	f := route.AuditFilter{Call: *call, Client: *client, Limit: *limit}
 	if *since != "" {
@@ -128,24 +105,16 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, "audit -since: want an RFC 3339 time or a duration")
 		}
 	}
-	ep, code := cf.open(dst, stderr)
+	s, code := c.open(dst)
 	if code != 0 {
 		return code
 	}
-	defer ep.Close()
-	ctx, cancel := cf.ctx()
-	defer cancel()
-	es, err := route.AuditQuery(ctx, ep, dst, f)
-	if err != nil {
-		fmt.Fprintln(stdout, errName(err))
-		return 1
+	defer s.close()
+	es, err := route.AuditQuery(s.ctx, s.ep, dst, f)
+	if code, done := c.printed(stdout, es, err); done {
+		return code
 	}
-	if *asJSON {
-		b, _ := json.Marshal(es)
-		fmt.Fprintln(stdout, string(b))
-		return 0
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	fmt.Fprintln(tw, "start\tclient\tcall\tsub-cluster\tdestination\toutcome\telapsed\tparams")
 	for _, e := range es {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), e.Client, e.Name, e.Cluster, e.Dest,

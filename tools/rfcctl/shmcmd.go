@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,17 +14,15 @@ import (
 // cmdShm inspects a node's shared-memory map file without any network
 // call: stat, dump (in key order, optionally under a prefix), get, verify.
 func cmdShm(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("shm", "stat|dump|get|verify FILE [KEY|PREFIX]", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	limit := fs.Int("n", 1000, "dump: at most this many entries")
-	timeout := fs.Duration("t", 2*time.Second, "lock wait bound")
-	if code, done := parse(fs, args); done {
+	c := newCommand("shm", "stat|dump|get|verify FILE [KEY|PREFIX]", stderr, withJSON)
+	limit := c.fs.Int("n", 1000, "dump: at most this many entries")
+	timeout := c.fs.Duration("t", 2*time.Second, "lock wait bound")
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) >= 2 },
+		"want stat|dump|get|verify FILE [KEY|PREFIX]")
+	if !ok {
 		return code
 	}
-	pos := positional(fs)
-	if len(pos) < 2 {
-		return usageError(stderr, "shm: want stat|dump|get|verify FILE [KEY|PREFIX]")
-	}
+	asJSON := c.asJSON
 	verb, path := pos[0], pos[1]
 	switch verb {
 	case "stat", "verify":
@@ -46,22 +43,23 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	opts := shm.DefaultOptions()
 	opts.ReadOnly = true
 	opts.Timeout = *timeout
+	fail := func(what string, err error) int {
+		fmt.Fprintf(stderr, "rfcctl: shm %s: %v\n", what, err)
+		return 1
+	}
 	m, err := shm.Open(path, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: shm %s: %v\n", path, err)
-		return 1
+		return fail(path, err)
 	}
 	defer m.Close()
 	switch verb {
 	case "stat":
 		st, err := m.Stats()
 		if err != nil {
-			fmt.Fprintf(stderr, "rfcctl: shm stat: %v\n", err)
-			return 1
+			return fail("stat", err)
 		}
 		if *asJSON {
-			b, _ := json.Marshal(st)
-			fmt.Fprintln(stdout, string(b))
+			printJSON(stdout, st)
 			return 0
 		}
 		fmt.Fprintf(stdout, "file        %s\ngeneration  %d\nsize        %d bytes (arena %d)\nused        %d bytes\nfree        %d bytes (+%d never used)\nkeys        %d\nlevels      %d\nindex       %d of %d slots in use, %d live, %d tombstones\nwrites      %d\nrepairs     %d\n",
@@ -81,8 +79,7 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if *asJSON {
-			b, _ := json.Marshal(map[string]string{"key": pos[2], "value": printable(out)})
-			fmt.Fprintln(stdout, string(b))
+			printJSON(stdout, map[string]string{"key": pos[2], "value": printable(out)})
 		} else {
 			fmt.Fprintln(stdout, printable(out))
 		}
@@ -103,12 +100,10 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 			return n < *limit
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "rfcctl: shm dump: %v\n", err)
-			return 1
+			return fail("dump", err)
 		}
 		if *asJSON {
-			b, _ := json.Marshal(rows)
-			fmt.Fprintln(stdout, string(b))
+			printJSON(stdout, rows)
 		}
 	}
 	return 0

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"text/tabwriter"
 
 	"fastcall/rfc"
@@ -26,23 +24,20 @@ type callRow struct {
 }
 
 func cmdStats(args []string, stdout, stderr io.Writer) int {
-	q, code, ok := openNodeQuery("stats", args, stderr)
+	c, s, code, ok := queryNode("stats", args, stderr)
 	if !ok {
 		return code
 	}
-	defer q.ep.Close()
-	cf, ep, dst := q.cf, q.ep, q.dst
-	rows, engine, err := fetchStats(cf, ep, dst)
+	defer s.close()
+	rows, engine, err := fetchStats(s, c.cf)
 	if err != nil {
-		fmt.Fprintf(stderr, "rfcctl: stats %s: %s\n", dst, errName(err))
-		return 1
+		return c.queryFailed(s, err)
 	}
-	if q.asJSON {
-		b, _ := json.Marshal(map[string]any{"engine": engine, "calls": rows})
-		fmt.Fprintln(stdout, string(b))
+	if *c.asJSON {
+		printJSON(stdout, map[string]any{"engine": engine, "calls": rows})
 		return 0
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	for _, kv := range engine {
 		fmt.Fprintf(tw, "%s\t%d\n", kv.Name, kv.Value)
 	}
@@ -68,8 +63,40 @@ type engineValue struct {
 }
 
 // fetchStats reads every page of CallStats and the engine counters.
-func fetchStats(cf *clientFlags, ep *rfc.Endpoint, dst netip.AddrPort) ([]callRow, []engineValue, error) {
+func fetchStats(s *session, cf *clientFlags) ([]callRow, []engineValue, error) {
 	var rows []callRow
+	err := cf.queryPages(s, rfc.CallStats, 10, func(rep *rfc.Reply, i int) {
+		rows = append(rows, callRow{Call: uint16(rep.Param(i).Uint64()), Name: string(rep.Param(i + 1).Bytes()),
+			Served: rep.Param(i + 2).Uint64(), ServedErr: rep.Param(i + 3).Uint64(), Called: rep.Param(i + 4).Uint64(),
+			CalledErr: rep.Param(i + 5).Uint64(), Retrans: rep.Param(i + 6).Uint64(), Dups: rep.Param(i + 7).Uint64(),
+			P50us: rep.Param(i + 8).Uint64(), P99us: rep.Param(i + 9).Uint64()})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := cf.ctx()
+	defer cancel()
+	var p wire.Params
+	p.Reset(make([]byte, 1024))
+	p.Bytes(statsPad)
+	var rep rfc.Reply
+	if err := s.ep.Call(ctx, s.dst, rfc.CallEngineStats, &p, &rep); err != nil {
+		return nil, nil, err
+	}
+	var engine []engineValue
+	for i := 0; i+1 < rep.NParams(); i += 2 {
+		engine = append(engine, engineValue{string(rep.Param(i).Bytes()), rep.Param(i + 1).Uint64()})
+	}
+	return rows, engine, nil
+}
+
+// queryPages reads every page of a paged listing call (CallStats,
+// CallCalls), each with its own -t deadline. A request is (u64 cursor,
+// bytes statsPad); a reply is (u64 next cursor, 0 after the last page)
+// followed by rows of stride parameters, handed to row by the index of
+// their first parameter. A reply of another shape, or a next cursor that
+// does not advance, is EPROTO.
+func (c *clientFlags) queryPages(s *session, callNo uint16, stride int, row func(rep *rfc.Reply, i int)) error {
 	var rep rfc.Reply
 	var p wire.Params
 	buf := make([]byte, 1024)
@@ -78,36 +105,26 @@ func fetchStats(cf *clientFlags, ep *rfc.Endpoint, dst netip.AddrPort) ([]callRo
 		p.Reset(buf)
 		p.Uint64(cursor)
 		p.Bytes(statsPad)
-		ctx, cancel := cf.ctx()
-		err := ep.Call(ctx, dst, rfc.CallStats, &p, &rep)
+		ctx, cancel := c.ctx()
+		err := s.ep.Call(ctx, s.dst, callNo, &p, &rep)
 		cancel()
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		if rep.NParams() < 1 || (rep.NParams()-1)%10 != 0 {
-			return nil, nil, wire.EPROTO
+		if rep.NParams() < 1 || (rep.NParams()-1)%stride != 0 {
+			return wire.EPROTO
 		}
-		for i := 1; i < rep.NParams(); i += 10 {
-			rows = append(rows, callRow{Call: uint16(rep.Param(i).Uint64()), Name: string(rep.Param(i + 1).Bytes()),
-				Served: rep.Param(i + 2).Uint64(), ServedErr: rep.Param(i + 3).Uint64(), Called: rep.Param(i + 4).Uint64(),
-				CalledErr: rep.Param(i + 5).Uint64(), Retrans: rep.Param(i + 6).Uint64(), Dups: rep.Param(i + 7).Uint64(),
-				P50us: rep.Param(i + 8).Uint64(), P99us: rep.Param(i + 9).Uint64()})
+		for i := 1; i < rep.NParams(); i += stride {
+			row(&rep, i)
 		}
-		cursor = rep.Param(0).Uint64()
-		if cursor == 0 {
-			break
+		next := rep.Param(0).Uint64()
+		if next == 0 {
+			return nil
 		}
+		if next <= cursor {
+			return wire.EPROTO
+		}
+		cursor = next
 	}
-	ctx, cancel := cf.ctx()
-	defer cancel()
-	p.Reset(buf)
-	p.Bytes(statsPad)
-	if err := ep.Call(ctx, dst, rfc.CallEngineStats, &p, &rep); err != nil {
-		return nil, nil, err
-	}
-	var engine []engineValue
-	for i := 0; i+1 < rep.NParams(); i += 2 {
-		engine = append(engine, engineValue{string(rep.Param(i).Bytes()), rep.Param(i + 1).Uint64()})
-	}
-	return rows, engine, nil
+	return nil
 }

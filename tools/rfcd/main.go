@@ -16,6 +16,7 @@ import (
 
 	"fastcall/node/daemon"
 	"fastcall/node/keyfile"
+	"fastcall/rfc"
 )
 
 const usage = `usage: rfcd [-config FILE] [flags]
@@ -165,8 +166,8 @@ func run(args []string) int {
 	n, err := daemon.Start(cfg, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
-		var fe *daemon.FieldError
-		if errors.As(err, &fe) || strings.HasPrefix(err.Error(), "rfc config") {
+		var ce *rfc.ConfigError
+		if errors.As(err, &ce) {
 			return 2
 		}
 		return 1

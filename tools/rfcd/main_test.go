@@ -1,92 +1,60 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/node/keyfile"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
-// TestMain runs rfcd itself when the test binary is re-executed as it.
+// TestMain runs rfcd itself, with the arguments after "--", when the
+// test binary is re-executed in the rfcd role.
 func TestMain(m *testing.M) {
-	if os.Getenv("RFCD_TEST_MAIN") == "1" {
-		os.Exit(run(os.Args[1:]))
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func() int{"rfcd": func() int { return run(proctest.Args()) }})
 }
 
-// daemonProc is rfcd running as a child process.
+// daemonProc is rfcd running as a child process; its log (stderr) arrives
+// on Log.
 type daemonProc struct {
-	cmd   *exec.Cmd
-	addr  netip.AddrPort
-	lines chan string // stderr, line by line
+	*proctest.Child
+	addr netip.AddrPort
 }
 
 func startRfcd(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "RFCD_TEST_MAIN=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	cmd := proctest.Command("rfcd")
+	cmd.Args = append(append(cmd.Args, "--"), args...)
+	cmd.Stderr = nil
+	p := &daemonProc{Child: proctest.StartCmd(t, cmd)}
+	l, ok := p.Next("", 20*time.Second)
+	f := strings.Fields(l)
+	if !ok || len(f) < 3 {
+		t.Fatalf("rfcd %v printed %q", args, l)
 	}
-	errp, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &daemonProc{cmd: cmd, lines: make(chan string, 256)}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-	})
-	go func() {
-		sc := bufio.NewScanner(errp)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default: // the test reads the lines it waits for; drop the rest
-			}
-		}
-		close(p.lines)
-	}()
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		t.Fatalf("rfcd %v printed nothing", args)
-	}
-	f := strings.Fields(sc.Text())
-	if len(f) < 3 {
-		t.Fatalf("rfcd printed %q", sc.Text())
-	}
+	var err error
 	if p.addr, err = netip.ParseAddrPort(f[2]); err != nil {
 		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, out)
 	return p
 }
 
-// waitLine waits for a stderr line holding every one of parts.
+// waitLine waits for a log line holding every one of parts.
 func (p *daemonProc) waitLine(t *testing.T, parts ...string) string {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
-		case l, ok := <-p.lines:
+		case l, ok := <-p.Log:
 			if !ok {
 				t.Fatalf("rfcd exited before logging %v", parts)
 			}
@@ -107,20 +75,14 @@ func (p *daemonProc) waitLine(t *testing.T, parts ...string) string {
 // also accepts accept (a reply is sealed with the callee's current key).
 func pingWith(t *testing.T, key, accept []byte, addr netip.AddrPort, d time.Duration) error {
 	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.Key = key
-	if string(accept) != string(key) {
-		cfg.PrevKey = accept
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep := rfctest.Listen(t, 0, func(cfg *rfc.Config) {
+		cfg.Key = key
+		if string(accept) != string(key) {
+			cfg.PrevKey = accept
+		}
+	})
 	defer ep.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	return ep.Call(ctx, addr, rfc.CallPing, nil, nil)
+	return ep.Call(rfctest.Context(t, d), addr, rfc.CallPing, nil, nil)
 }
 
 // TestKeyRotationEnds: rfcd runs with the old key; a SIGHUP starts a
@@ -165,7 +127,7 @@ func TestKeyRotationEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeCfg(true)
-			p.cmd.Process.Signal(syscall.SIGHUP)
+			p.Cmd.Process.Signal(syscall.SIGHUP)
 			l := p.waitLine(t, "keys active", "key="+keyfile.ID(newKey), "prev="+keyfile.ID(oldKey))
 			if strings.Contains(l, string(oldKey)) || strings.Contains(l, string(newKey)) {
 				t.Fatalf("a key in the log: %s", l)
@@ -188,7 +150,7 @@ func TestKeyRotationEnds(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p.cmd.Process.Signal(syscall.SIGHUP)
+			p.Cmd.Process.Signal(syscall.SIGHUP)
 			p.waitLine(t, "keys active", "key="+keyfile.ID(newKey), "prev=none")
 			if err := pingWith(t, newKey, newKey, p.addr, 5*time.Second); err != nil {
 				t.Fatalf("new key after the rotation: %v", err)

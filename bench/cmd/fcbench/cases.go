@@ -22,16 +22,17 @@ type runEnv struct {
 // runners by case name. A runner returns an error only when fastcall's
 // own measurement fails; a peer that cannot run is noted in its section.
 var runners = map[string]func(*runEnv) (*section, error){
-	"calls":     runCalls,
-	"coalesce":  runCoalesce,
-	"loss":      runLoss,
-	"shm":       runShm,
-	"lock":      runLock,
-	"dispatch":  runDispatch,
-	"detection": runDetection,
-	"route":     runRoute,
-	"registry":  runRegistry,
-	"scale":     runScale,
+	"calls":         runCalls,
+	"coalesce":      runCoalesce,
+	"loss":          runLoss,
+	"shm":           runShm,
+	"lock":          runLock,
+	"dispatch":      runDispatch,
+	"detection":     runDetection,
+	"route":         runRoute,
+	"registry":      runRegistry,
+	"regscale":      runRegScale,
+	"dispatchscale": runDispatchScale,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.
@@ -149,7 +150,7 @@ func runLoss(e *runEnv) (*section, error) {
 	s := &section{data: rs}
 	fmt.Fprintln(&s.md, "## loss: fastcall through a lossy link")
 	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/faultnet, which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
+	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/simnet (simnet.Relay), which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
 	fmt.Fprintln(&s.md)
 	bench.WriteCallsTable(&s.md, rs, bench.LossBase)
 	fmt.Fprintln(&s.md)
@@ -188,28 +189,6 @@ func runDetection(e *runEnv) (*section, error) {
 	fmt.Fprintf(&s.md, "Three members per system on loopback (observer, helper, victim); the victim runs in a child process and is killed with SIGKILL at a random phase; the time runs from the kill until the observer declares it dead. Both detectors use the same probe interval (%v): node/heartbeat with DefaultConfig().WithInterval, hashicorp/memberlist with DefaultLANConfig and that ProbeInterval. Run by `go run ./detect -json -loss-run 0 -trials %d -interval %v` in bench/peers.\n\n",
 		e.interval, e.trials, e.interval)
 	bench.WriteDetectionMarkdown(&s.md, rs)
-	fmt.Fprintln(&s.md)
-	return s, nil
-}
-
-func runScale(e *runEnv) (*section, error) {
-	s := &section{}
-	fmt.Fprintln(&s.md, "## scale: failure detection cost against cluster size")
-	fmt.Fprintln(&s.md)
-	const run, interval = 8 * time.Second, 200 * time.Millisecond
-	var all []bench.ScaleResult
-	for _, busy := range []int{0, 2} {
-		rs, err := bench.RunScale(e.peers, interval, run, busy)
-		if err != nil {
-			fmt.Fprintf(&s.md, "Not measured (busy %d): %v\n\n", busy, err)
-			continue
-		}
-		all = append(all, rs...)
-	}
-	s.data = all
-	fmt.Fprintf(&s.md, "N members on loopback in one process, all alive, for %v after a 3 s settle, one system after the other at each N: node/heartbeat with DefaultConfig (interval %v), hashicorp/memberlist with DefaultLANConfig and ProbeInterval %v. CPU is the process's user + system time (getrusage) over the run, less the busy goroutines' own thread time (each spins on a locked OS thread and reads RUSAGE_THREAD); datagrams are those each member sends (fastcall: the engine's Tx, retransmissions included; memberlist: its transport's packet writes); deaths count every death declared during the run. With busy 2, two goroutines spin for the whole run. Run by `go run ./scale -json -n %s -run %v -busy B` in bench/peers.\n\n",
-		run, interval, interval, bench.ScaleSizes, run)
-	bench.WriteScaleMarkdown(&s.md, all)
 	fmt.Fprintln(&s.md)
 	return s, nil
 }

@@ -3,8 +3,8 @@
 // charts. `make bench` runs it; `make bench CASE=calls` runs one case.
 //
 // Cases: calls, coalesce, loss, shm, lock, dispatch, detection, route,
-// registry, scale. Peers that need other modules (gRPC-go for calls,
-// hashicorp/memberlist for detection and scale) run as `go run` programs of the
+// registry, regscale, dispatchscale. Peers that need other modules (gRPC-go for calls,
+// hashicorp/memberlist for detection) run as `go run` programs of the
 // nested module bench/peers; when that fails (no module download, say) the
 // case notes it in RESULTS.md and goes on.
 package main
@@ -23,7 +23,7 @@ import (
 )
 
 // allCases in the order they run and appear in RESULTS.md.
-var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "scale"}
+var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale", "dispatchscale"}
 
 func main() {
 	if bench.ChildMain() {
@@ -46,6 +46,8 @@ func run(args []string) int {
 	rounds := fs.Int("rounds", 3, "rounds per system and shape (median reported)")
 	trials := fs.Int("trials", 20, "detection: SIGKILL trials per system")
 	interval := fs.Duration("interval", 100*time.Millisecond, "detection: probe interval of both detectors")
+	agents := fs.String("agents", joinInts(bench.RegScaleCounts), "regscale: agent counts, comma-separated")
+	targets := fs.String("targets", joinInts(bench.DispatchScaleCounts), "dispatchscale: target counts, comma-separated")
 	peers := fs.String("peers", "bench/peers", "directory of the nested module with the peer programs")
 	outDir := fs.String("out", "bench", "directory for RESULTS.md and charts")
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of the markdown")
@@ -69,6 +71,14 @@ func run(args []string) int {
 			fmt.Fprintf(os.Stderr, "fcbench: unknown case %q (%s, all)\n", c, strings.Join(allCases, ", "))
 			return 2
 		}
+	}
+	if bench.RegScaleCounts = parseCounts(*agents); bench.RegScaleCounts == nil {
+		fmt.Fprintln(os.Stderr, "fcbench: -agents wants positive counts, comma-separated")
+		return 2
+	}
+	if bench.DispatchScaleCounts = parseCounts(*targets); bench.DispatchScaleCounts == nil {
+		fmt.Fprintln(os.Stderr, "fcbench: -targets wants positive counts, comma-separated")
+		return 2
 	}
 	o := bench.Options{Warmup: *warm, Duration: *dur, Rounds: *rounds}
 	cmdline := strings.TrimSpace("go run ./bench/cmd/fcbench " + strings.Join(args, " "))

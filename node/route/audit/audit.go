@@ -1,8 +1,7 @@
-package route
+package audit
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -36,12 +35,16 @@ const (
 	auditFields
 )
 
+// ParamsMax bounds the rendered parameters of one record; the router's
+// renderer ends a longer rendering with " ...".
+const ParamsMax = 320
+
 // File naming: audit-NNNNNNNN.log, NNNNNNNN the file's sequence number in
 // decimal (8 digits, more past 99999999), one more than the previous file.
 const (
 	auditFilePrefix = "audit-"
 	auditFileSuffix = ".log"
-	auditFileMode   = 0o600
+	FileMode        = 0o600
 	auditDirMode    = 0o700
 	// auditWriteChunk is the buffered size past which the writer writes.
 	auditWriteChunk = 64 << 10
@@ -49,64 +52,64 @@ const (
 	auditLineMax = 1024
 )
 
-// auditRecord is one routed call, as the handler hands it to the writer.
-// It is copied by value through the queue; the names point at strings
-// that never change (call names, sub-cluster names).
-type auditRecord struct {
-	start, end int64 // Unix ns
-	client     netip.AddrPort
-	dest       netip.AddrPort
-	prev       netip.AddrPort
-	callID     uint64
-	node       uint32
-	callNo     uint16
-	errno      wire.Errno
-	prevErr    wire.Errno
-	tries      uint8
-	name       string
-	cluster    string
-	nparams    uint16
-	params     [auditParamsMax]byte
+// Record is one routed call, as the router hands it to the writer. It
+// is copied by value through the queue; the names point at strings that
+// never change (call names, sub-cluster names).
+type Record struct {
+	Start, End int64 // Unix ns
+	Client     netip.AddrPort
+	Dest       netip.AddrPort // member the last attempt went to
+	Prev       netip.AddrPort // member of the attempt before the last
+	CallID     uint64
+	Node       uint32
+	CallNo     uint16
+	Errno      wire.Errno
+	PrevErr    wire.Errno
+	Tries      uint8
+	Name       string
+	Cluster    string
+	NParams    uint16 // bytes of Params used
+	Params     [ParamsMax]byte
 }
 
-// appendLine formats rec as one audit line, newline included.
-func appendLine(b []byte, rec *auditRecord) []byte {
-	b = time.Unix(0, rec.start).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+// AppendLine formats rec as one audit line, newline included.
+func AppendLine(b []byte, rec *Record) []byte {
+	b = time.Unix(0, rec.Start).UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
 	b = append(b, '\t')
-	b = strconv.AppendInt(b, rec.start, 10)
+	b = strconv.AppendInt(b, rec.Start, 10)
 	b = append(b, '\t')
-	b = strconv.AppendInt(b, rec.end, 10)
+	b = strconv.AppendInt(b, rec.End, 10)
 	b = append(b, '\t')
-	b = strconv.AppendInt(b, (rec.end-rec.start)/1000, 10)
+	b = strconv.AppendInt(b, (rec.End-rec.Start)/1000, 10)
 	b = append(b, '\t')
-	b = appendAddr(b, rec.client)
+	b = appendAddr(b, rec.Client)
 	b = append(b, '\t')
-	b = strconv.AppendUint(b, uint64(rec.node), 10)
+	b = strconv.AppendUint(b, uint64(rec.Node), 10)
 	b = append(b, '\t')
-	b = strconv.AppendUint(b, rec.callID, 10)
+	b = strconv.AppendUint(b, rec.CallID, 10)
 	b = append(b, '\t', '0', 'x')
 	const hexDigits = "0123456789abcdef"
-	b = append(b, hexDigits[rec.callNo>>12], hexDigits[rec.callNo>>8&15], hexDigits[rec.callNo>>4&15], hexDigits[rec.callNo&15])
+	b = append(b, hexDigits[rec.CallNo>>12], hexDigits[rec.CallNo>>8&15], hexDigits[rec.CallNo>>4&15], hexDigits[rec.CallNo&15])
 	b = append(b, '\t')
-	b = appendName(b, rec.name)
+	b = appendName(b, rec.Name)
 	b = append(b, '\t')
-	b = appendName(b, rec.cluster)
+	b = appendName(b, rec.Cluster)
 	b = append(b, '\t')
-	b = appendAddr(b, rec.dest)
+	b = appendAddr(b, rec.Dest)
 	b = append(b, '\t')
-	b = append(b, rec.errno.String()...)
+	b = append(b, rec.Errno.String()...)
 	b = append(b, '\t')
-	b = strconv.AppendUint(b, uint64(rec.tries), 10)
+	b = strconv.AppendUint(b, uint64(rec.Tries), 10)
 	b = append(b, '\t')
-	if rec.prev.IsValid() {
-		b = rec.prev.AppendTo(b)
+	if rec.Prev.IsValid() {
+		b = rec.Prev.AppendTo(b)
 		b = append(b, '/')
-		b = append(b, rec.prevErr.String()...)
+		b = append(b, rec.PrevErr.String()...)
 	} else {
 		b = append(b, '-')
 	}
 	b = append(b, '\t')
-	b = append(b, rec.params[:rec.nparams]...)
+	b = append(b, rec.Params[:rec.NParams]...)
 	return append(b, '\n')
 }
 
@@ -133,8 +136,8 @@ func appendName(b []byte, s string) []byte {
 	return b
 }
 
-// AuditStats are the audit writer's counters.
-type AuditStats struct {
+// Stats are the audit writer's counters.
+type Stats struct {
 	Written     uint64 // records written to a file
 	Dropped     uint64 // records dropped: queue full, or no file open
 	WriteErrors uint64 // failed writes, opens and rotations
@@ -142,14 +145,15 @@ type AuditStats struct {
 	File        string // current file name, "" if none
 }
 
-// auditLog owns the audit files. submit is called by handlers on any
-// worker; every other method but stats and flush runs on the writer
+// Log owns the audit files. Submit is called by handlers on any
+// worker; every other method but Stats, Flush and Dir runs on the writer
 // goroutine, which alone touches the fields under "writer".
-type auditLog struct {
+type Log struct {
+	fs       FS
 	dir      string
 	rotate   int64
 	keep     int
-	q        chan auditRecord   // bounded by Config.AuditBuffer
+	q        chan Record        // bounded by Config.Buffer
 	flushReq chan chan struct{} // flush requests (queries, Flush)
 	done     chan struct{}      // closed by close
 	wg       sync.WaitGroup
@@ -159,23 +163,37 @@ type auditLog struct {
 	written, dropped, writeErrs, rotations atomic.Uint64
 
 	// writer
-	f    *os.File
+	f    File
 	seq  uint64
 	size int64
 	buf  []byte
 	line []byte
 }
 
-// openAuditLog creates dir if needed and opens a new file numbered after
-// the highest one present. It starts no goroutine (start does).
-func openAuditLog(cfg *Config) (*auditLog, error) {
-	if err := os.MkdirAll(cfg.AuditDir, auditDirMode); err != nil {
+// Config is where and how a Log writes. The router checks the values
+// (route.Config); Open takes them as given.
+type Config struct {
+	Dir         string // created with mode 0700 if missing
+	RotateBytes int64  // size past which the current file is closed and a new one started
+	Keep        int    // files kept, the current one included
+	Buffer      int    // records waiting for the writer
+	FS          FS     // the files; nil: OSFS
+}
+
+// Open creates the directory if needed and opens a new file numbered
+// after the highest one present. It starts no goroutine (Start does).
+func Open(cfg Config) (*Log, error) {
+	fsys := cfg.FS
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	if err := fsys.MkdirAll(cfg.Dir); err != nil {
 		return nil, err
 	}
-	a := &auditLog{dir: cfg.AuditDir, rotate: cfg.AuditRotateBytes, keep: cfg.AuditKeep,
-		q: make(chan auditRecord, cfg.AuditBuffer), flushReq: make(chan chan struct{}), done: make(chan struct{}),
-		buf: make([]byte, 0, auditWriteChunk+auditLineMax), line: make([]byte, 0, auditLineMax+auditParamsMax)}
-	seqs, err := auditFiles(a.dir)
+	a := &Log{fs: fsys, dir: cfg.Dir, rotate: cfg.RotateBytes, keep: cfg.Keep,
+		q: make(chan Record, cfg.Buffer), flushReq: make(chan chan struct{}), done: make(chan struct{}),
+		buf: make([]byte, 0, auditWriteChunk+auditLineMax), line: make([]byte, 0, auditLineMax+ParamsMax)}
+	seqs, err := Files(fsys, a.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +206,8 @@ func openAuditLog(cfg *Config) (*auditLog, error) {
 	return a, nil
 }
 
-// auditFileName returns the name of file seq.
-func auditFileName(seq uint64) string {
+// FileName returns the name of file seq.
+func FileName(seq uint64) string {
 	s := strconv.FormatUint(seq, 10)
 	if len(s) < 8 {
 		s = strings.Repeat("0", 8-len(s)) + s
@@ -197,16 +215,15 @@ func auditFileName(seq uint64) string {
 	return auditFilePrefix + s + auditFileSuffix
 }
 
-// auditFiles returns the sequence numbers of the audit files in dir,
+// Files returns the sequence numbers of the audit files in dir,
 // ascending.
-func auditFiles(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
+func Files(fsys FS, dir string) ([]uint64, error) {
+	names, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, e := range ents {
-		n := e.Name()
+	for _, n := range names {
 		if !strings.HasPrefix(n, auditFilePrefix) || !strings.HasSuffix(n, auditFileSuffix) {
 			continue
 		}
@@ -222,15 +239,15 @@ func auditFiles(dir string) ([]uint64, error) {
 
 // next closes the current file, opens file seq+1 (mode 0600, never an
 // existing file) and deletes files older than the keep bound.
-func (a *auditLog) next() error {
+func (a *Log) next() error {
 	if a.f != nil {
 		_ = a.f.Sync()
 		_ = a.f.Close()
 		a.f = nil
 	}
 	a.seq++
-	name := filepath.Join(a.dir, auditFileName(a.seq))
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, auditFileMode)
+	name := filepath.Join(a.dir, FileName(a.seq))
+	f, err := a.fs.Create(name)
 	if err != nil {
 		a.file.Store(nil)
 		return err
@@ -238,10 +255,10 @@ func (a *auditLog) next() error {
 	a.f, a.size = f, 0
 	a.file.Store(&name)
 	if a.seq > uint64(a.keep) {
-		if seqs, err := auditFiles(a.dir); err == nil {
+		if seqs, err := Files(a.fs, a.dir); err == nil {
 			for _, s := range seqs {
 				if s+uint64(a.keep) <= a.seq {
-					_ = os.Remove(filepath.Join(a.dir, auditFileName(s)))
+					_ = a.fs.Remove(filepath.Join(a.dir, FileName(s)))
 				}
 			}
 		}
@@ -249,14 +266,17 @@ func (a *auditLog) next() error {
 	return nil
 }
 
-// start starts the writer goroutine.
-func (a *auditLog) start() {
+// Dir returns the directory of the files.
+func (a *Log) Dir() string { return a.dir }
+
+// Start starts the writer goroutine.
+func (a *Log) Start() {
 	a.wg.Add(1)
 	go a.writeLoop()
 }
 
-// submit queues a record without waiting: a full queue drops it.
-func (a *auditLog) submit(rec *auditRecord) {
+// Submit queues a record without waiting: a full queue drops it.
+func (a *Log) Submit(rec *Record) {
 	select {
 	case a.q <- *rec:
 	default:
@@ -264,9 +284,9 @@ func (a *auditLog) submit(rec *auditRecord) {
 	}
 }
 
-// flush waits until every record queued before the call is written, or
+// Flush waits until every record queued before the call is written, or
 // until timeout; it reports whether it completed.
-func (a *auditLog) flush(timeout time.Duration) bool {
+func (a *Log) Flush(timeout time.Duration) bool {
 	ack := make(chan struct{})
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -285,15 +305,16 @@ func (a *auditLog) flush(timeout time.Duration) bool {
 	}
 }
 
-// close stops the writer after it has written every queued record, and
+// Close stops the writer after it has written every queued record, and
 // closes the file.
-func (a *auditLog) close() {
+func (a *Log) Close() {
 	a.closing.Do(func() { close(a.done) })
 	a.wg.Wait()
 }
 
-func (a *auditLog) stats() AuditStats {
-	s := AuditStats{Written: a.written.Load(), Dropped: a.dropped.Load(), WriteErrors: a.writeErrs.Load(),
+// Stats returns the writer's counters.
+func (a *Log) Stats() Stats {
+	s := Stats{Written: a.written.Load(), Dropped: a.dropped.Load(), WriteErrors: a.writeErrs.Load(),
 		Rotations: a.rotations.Load()}
 	if p := a.file.Load(); p != nil {
 		s.File = *p
@@ -313,7 +334,7 @@ const auditPace = time.Millisecond
 // buffer and writes it when it passes auditWriteChunk or the queue runs
 // empty, then rests for auditPace. While idle it waits on the queue, so
 // the first record after a quiet spell is written at once.
-func (a *auditLog) writeLoop() {
+func (a *Log) writeLoop() {
 	defer a.wg.Done()
 	pace := time.NewTimer(time.Hour)
 	pace.Stop()
@@ -349,7 +370,7 @@ func (a *auditLog) writeLoop() {
 }
 
 // finish writes every queued record, then syncs and closes the file.
-func (a *auditLog) finish() {
+func (a *Log) finish() {
 	a.drain()
 	if a.f != nil {
 		_ = a.f.Sync()
@@ -360,7 +381,7 @@ func (a *auditLog) finish() {
 }
 
 // drain formats every record queued now and writes the buffer.
-func (a *auditLog) drain() {
+func (a *Log) drain() {
 	for {
 		select {
 		case rec := <-a.q:
@@ -375,8 +396,8 @@ func (a *auditLog) drain() {
 
 // put formats one record into the buffer, rotating first if the line
 // would take the current file past the rotation size.
-func (a *auditLog) put(rec *auditRecord) {
-	a.line = appendLine(a.line[:0], rec)
+func (a *Log) put(rec *Record) {
+	a.line = AppendLine(a.line[:0], rec)
 	if a.size+int64(len(a.buf))+int64(len(a.line)) > a.rotate && a.size+int64(len(a.buf)) > 0 {
 		a.writeOut()
 		a.rotations.Add(1)
@@ -399,7 +420,7 @@ func (a *auditLog) put(rec *auditRecord) {
 }
 
 // writeOut writes the buffer to the current file.
-func (a *auditLog) writeOut() {
+func (a *Log) writeOut() {
 	if len(a.buf) == 0 {
 		return
 	}

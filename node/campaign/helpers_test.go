@@ -1,0 +1,265 @@
+package campaign
+
+// Helpers of the campaign tests: the rfcd processes, their configurations
+// and the client endpoint that observes them.
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"math/rand"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"fastcall/node/dispatch"
+	"fastcall/node/heartbeat"
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
+	"fastcall/wire"
+)
+
+func quietLogger() *slog.Logger { return rfctest.Quiet }
+
+// listenClient opens a client endpoint with key (nil: checksum mode) that
+// logs nothing; it is closed when the test ends.
+func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
+	t.Helper()
+	return rfctest.Listen(t, 0, func(c *rfc.Config) { c.Key = key })
+}
+
+// node is one rfcd process of the campaign.
+type node struct {
+	args []string
+	addr netip.AddrPort
+	cmd  *exec.Cmd
+}
+
+func keyFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(p, testKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// start runs rfcd with n.args; addr is taken from its first line.
+func (n *node) start(t *testing.T, prefix ...string) {
+	t.Helper()
+	argv := append(append([]string{}, prefix...), filepath.Join(binDir, "rfcd"))
+	argv = append(argv, n.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("rfcd %v printed nothing", n.args)
+	}
+	f := strings.Fields(sc.Text())
+	ap, err := netip.ParseAddrPort(f[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	n.addr, n.cmd = ap, cmd
+}
+
+func (n *node) kill() {
+	if n.cmd != nil {
+		n.cmd.Process.Signal(syscall.SIGKILL)
+		n.cmd.Wait()
+		n.cmd = nil
+	}
+}
+
+// startConfig writes the rfcd configuration body as name and starts a
+// node on it; the node is killed when the test ends.
+func startConfig(t *testing.T, name, body string) *node {
+	t.Helper()
+	return startNode(t, "-config", writeConfig(t, name, body))
+}
+
+// startNode starts rfcd with args; the node is killed when the test ends.
+func startNode(t *testing.T, args ...string) *node {
+	t.Helper()
+	n := &node{args: args}
+	n.start(t)
+	t.Cleanup(n.kill)
+	return n
+}
+
+// churn kills a node with SIGKILL and restarts it on its address, again
+// and again until end: it waits pause(up) before each kill and
+// pause(down) before the restart; pick chooses the node of the kill
+// numbered kills. It returns the number of kills.
+func churn(t *testing.T, rng *rand.Rand, end time.Time, up, down [2]int, pick func(kills int) *node) (kills int) {
+	t.Helper()
+	for time.Now().Before(end) {
+		time.Sleep(pause(rng, up))
+		n := pick(kills)
+		n.kill()
+		kills++
+		time.Sleep(pause(rng, down))
+		n.start(t)
+	}
+	return kills
+}
+
+// pause is r[0] ms plus a random part of r[1] ms (none when r[1] is 0).
+func pause(rng *rand.Rand, r [2]int) time.Duration {
+	ms := r[0]
+	if r[1] > 0 {
+		ms += rng.Intn(r[1])
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// incrLog collects the outcomes of non-idempotent increments from many
+// callers: a counter value returned twice by the same incarnation of a
+// node means an increment ran twice.
+type incrLog struct {
+	mu   sync.Mutex
+	seen map[incrKey]bool
+	ok   int
+	dups int
+	errs map[wire.Errno]int
+}
+
+type incrKey struct {
+	addr   netip.AddrPort
+	incarn uint32
+	v      uint64
+}
+
+func newIncrLog() *incrLog {
+	return &incrLog{seen: map[incrKey]bool{}, errs: map[wire.Errno]int{}}
+}
+
+// incr calls builtin increment call no on dst within d and records the
+// outcome; rep is the caller's own reply.
+func (l *incrLog) incr(cli *rfc.Endpoint, dst netip.AddrPort, no uint16, d time.Duration, rep *rfc.Reply) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	err := cli.Call(ctx, dst, no, nil, rep)
+	cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.errs[wire.AsErrno(err)]++
+		return
+	}
+	l.ok++
+	k := incrKey{dst, rep.Incarnation, rep.Param(0).Uint64()}
+	if l.seen[k] {
+		l.dups++
+	}
+	l.seen[k] = true
+}
+
+// inState holds for a member in state s.
+func inState(s heartbeat.State) func(heartbeat.MemberInfo) bool {
+	return func(m heartbeat.MemberInfo) bool { return m.State == s }
+}
+
+// aliveAs holds for a live member known by its node id: id, or any id
+// when id is 0.
+func aliveAs(id uint32) func(heartbeat.MemberInfo) bool {
+	return func(m heartbeat.MemberInfo) bool {
+		return m.State == heartbeat.StateAlive && m.Node != 0 && (id == 0 || m.Node == id)
+	}
+}
+
+// reservePort returns a loopback address no socket holds (a port the
+// kernel gave and took back), for configurations that name a node before
+// it starts.
+func reservePort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.LocalAddr().String()
+	c.Close()
+	return a
+}
+
+// writeConfig writes an rfcd configuration file and returns its path.
+func writeConfig(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// memberOf returns the view that the node at addr has of member.
+func memberOf(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort) (heartbeat.MemberInfo, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ms, err := heartbeat.QueryMembers(ctx, cli, addr)
+	if err != nil {
+		return heartbeat.MemberInfo{}, err
+	}
+	for _, m := range ms {
+		if m.Addr == member {
+			return m, nil
+		}
+	}
+	return heartbeat.MemberInfo{}, wire.ENOENT
+}
+
+// waitMember polls the view that the node at addr has of member until
+// cond holds, for at most 10 seconds, and returns the last view read and
+// whether cond held.
+func waitMember(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort, cond func(heartbeat.MemberInfo) bool) (heartbeat.MemberInfo, bool) {
+	t.Helper()
+	var m heartbeat.MemberInfo
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		if m, err = memberOf(t, cli, addr, member); err == nil && cond(m) {
+			return m, true
+		}
+		if time.Now().After(deadline) {
+			return m, false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dispatchPing has the dispatcher at disp ping target (a remote
+// dispatch-submit of one target) and returns the target's outcome and how
+// long the dispatcher took to reach it.
+func dispatchPing(t *testing.T, cli *rfc.Endpoint, disp, target netip.AddrPort, resource string) (wire.Errno, time.Duration) {
+	t.Helper()
+	op := dispatch.Op{Resource: resource, Kind: dispatch.KindRead, Call: dispatch.CallOf(rfc.CallPing, nil),
+		Targets: []dispatch.Target{{Addr: target}}, Deadline: 2 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	id, err := dispatch.SubmitRemote(ctx, cli, disp, &op)
+	if err != nil {
+		t.Fatalf("dispatch-submit to %v: %v", disp, err)
+	}
+	st, err := dispatch.WaitRemote(ctx, cli, disp, id, 5*time.Millisecond)
+	if err != nil || len(st.Outcomes) != 1 {
+		t.Fatalf("dispatch status of %d at %v: %+v %v", id, disp, st, err)
+	}
+	return st.Outcomes[0].Errno, st.Outcomes[0].Elapsed
+}

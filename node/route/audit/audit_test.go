@@ -1,0 +1,269 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// callNSPut is a call number for records of the tests.
+const callNSPut = 0x0410
+
+// startLog opens a Log on cfg and starts its writer.
+func startLog(tb testing.TB, cfg Config) *Log {
+	tb.Helper()
+	a, err := Open(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a.Start()
+	return a
+}
+
+// testConfig is the router's default audit configuration in a temp dir.
+func testConfig(t testing.TB) Config {
+	return Config{Dir: t.TempDir(), RotateBytes: 64 << 20, Keep: 8, Buffer: 16384}
+}
+
+func TestAuditLineRoundTrip(t *testing.T) {
+	rec := Record{Start: 1_700_000_000_123_456_789, End: 1_700_000_000_124_456_789,
+		Client: netip.MustParseAddrPort("127.0.0.1:4000"), Dest: netip.MustParseAddrPort("127.0.0.1:5001"), Prev: netip.MustParseAddrPort("127.0.0.1:5000"),
+		CallID: 1<<20 | 3, Node: 9, CallNo: callNSPut, Errno: wire.OK, PrevErr: wire.ENODEAD, Tries: 2,
+		Name: "ns-put", Cluster: "c1"}
+	rec.NParams = uint16(copy(rec.Params[:], `str:"/c1/a" bytes:00`))
+	line := AppendLine(nil, &rec)
+	e, err := ParseLine(string(line))
+	if err != nil {
+		t.Fatalf("parse %q: %v", line, err)
+	}
+	if e.Start.UnixNano() != rec.Start || e.End.UnixNano() != rec.End || e.Elapsed != time.Millisecond ||
+		e.Client != rec.Client || e.Dest != rec.Dest || e.Prev != "127.0.0.1:5000/ENODEAD" || e.CallID != rec.CallID ||
+		e.Node != 9 || e.CallNo != callNSPut || e.Name != "ns-put" || e.Cluster != "c1" || e.Tries != 2 ||
+		e.Errno != wire.OK || e.Params != `str:"/c1/a" bytes:00` {
+		t.Fatalf("round trip: %+v", e)
+	}
+	rec.Errno = wire.EUSER + 5
+	if e, err := ParseLine(string(AppendLine(nil, &rec))); err != nil || e.Errno != wire.EUSER+5 {
+		t.Fatalf("EUSER: %v %v", e.Errno, err)
+	}
+	for _, bad := range []string{"", "a\tb", strings.Repeat("x\t", auditFields)} {
+		if _, err := ParseLine(bad); err != wire.EPROTO {
+			t.Fatalf("ParseLine(%q) = %v", bad, err)
+		}
+	}
+}
+
+// Old files past AuditKeep are deleted at rotation; a restarted router
+// continues after the highest file.
+func TestAuditKeepAndRestart(t *testing.T) {
+	for _, fsys := range []FS{OSFS{}, NewMemFS()} {
+		t.Run(fmt.Sprintf("%T", fsys), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.RotateBytes = 4 << 10
+			cfg.Keep = 3
+			cfg.FS = fsys
+			var last uint64
+			for round := 0; round < 2; round++ {
+				a := startLog(t, cfg)
+				var rec Record
+				rec.Name = "x"
+				for i := 0; i < 200; i++ {
+					a.Submit(&rec)
+					if i%50 == 0 {
+						a.Flush(time.Second)
+					}
+				}
+				a.Close()
+				if round == 0 {
+					seqs, _ := Files(fsys, cfg.Dir)
+					last = seqs[len(seqs)-1]
+				}
+			}
+			seqs, _ := Files(fsys, cfg.Dir)
+			if len(seqs) != 3 || seqs[2] <= last+1 {
+				t.Fatalf("files after two runs: %v", seqs)
+			}
+		})
+	}
+}
+
+// The same records written to OSFS and to MemFS leave byte-identical
+// files and answer a scan with the same lines and cursors.
+func TestMemFSMatchesOS(t *testing.T) {
+	var files [2]map[string]string
+	var scans [2][]string
+	for k, fsys := range []FS{OSFS{}, NewMemFS()} {
+		cfg := testConfig(t)
+		cfg.RotateBytes = 4 << 10
+		cfg.Keep = 100
+		cfg.FS = fsys
+		a := startLog(t, cfg)
+		for i := 0; i < 300; i++ {
+			rec := Record{Start: int64(i) * 1e6, End: int64(i)*1e6 + 1000, CallID: uint64(i), CallNo: callNSPut,
+				Name: []string{"ns-put", "ns-get"}[i%2], Client: netip.MustParseAddrPort("127.0.0.1:4000")}
+			a.Submit(&rec)
+			if i%64 == 0 {
+				a.Flush(time.Second)
+			}
+		}
+		a.Flush(time.Second)
+		q := Filter{Name: []byte("ns-get")}
+		var file, off uint64
+		for page := 0; page < 100; page++ {
+			nf, no, err := a.Scan(&q, file, off, 7, 1<<20, func(line []byte) bool {
+				scans[k] = append(scans[k], string(line))
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			scans[k] = append(scans[k], fmt.Sprintf("cursor %d %d", nf, no))
+			if nf == 0 && no == 0 {
+				break
+			}
+			file, off = nf, no
+		}
+		a.Close()
+		files[k] = map[string]string{}
+		seqs, err := Files(fsys, cfg.Dir)
+		if err != nil || len(seqs) < 3 {
+			t.Fatalf("%T: files %v %v", fsys, seqs, err)
+		}
+		for _, s := range seqs {
+			r, err := fsys.Open(filepath.Join(cfg.Dir, FileName(s)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(r)
+			r.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[k][FileName(s)] = string(b)
+		}
+	}
+	if !maps.Equal(files[0], files[1]) {
+		t.Fatalf("files differ: %d on the OS, %d in memory", len(files[0]), len(files[1]))
+	}
+	if !slices.Equal(scans[0], scans[1]) || len(scans[0]) < 150 {
+		t.Fatalf("scans differ or too short: %d and %d lines", len(scans[0]), len(scans[1]))
+	}
+}
+
+// A MemFS refuses to create a file twice or in a missing directory, and
+// a reader keeps what the file held when it was opened, removed or not.
+func TestMemFS(t *testing.T) {
+	m := NewMemFS()
+	if _, err := m.Create("/a/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("create without dir: %v", err)
+	}
+	if err := m.MkdirAll("/a"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := m.Create("/a/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create("/a/x"); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("create twice: %v", err)
+	}
+	w.Write([]byte("one\n"))
+	r, err := m.Open("/a/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("two\n"))
+	if err := m.Remove("/a/x"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	if string(b) != "one\n" {
+		t.Fatalf("reader got %q", b)
+	}
+	if names, err := m.ReadDir("/a"); err != nil || len(names) != 0 {
+		t.Fatalf("dir after remove: %v %v", names, err)
+	}
+	w.Close()
+	if _, err := w.Write([]byte("x")); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+// Forwarding never waits for the audit writer: with the writer not
+// draining, records past the buffer are dropped and counted.
+func TestAuditDropsWhenFull(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Buffer = 4
+	a, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec Record
+	for i := 0; i < 10; i++ {
+		a.Submit(&rec)
+	}
+	if s := a.Stats(); s.Dropped != 6 {
+		t.Fatalf("dropped %d", s.Dropped)
+	}
+	a.Start()
+	a.Close()
+	if s := a.Stats(); s.Written != 4 {
+		t.Fatalf("written %d", s.Written)
+	}
+}
+
+// BenchmarkAuditWriter measures the audit writer alone: records are
+// queued with a blocking send (so none is dropped) and the time runs
+// until the last one is written to the file.
+func BenchmarkAuditWriter(b *testing.B) {
+	cfg := testConfig(b)
+	a := startLog(b, cfg)
+	defer a.Close()
+	rec := Record{Start: time.Now().UnixNano(), Client: netip.MustParseAddrPort("127.0.0.1:40000"), Dest: netip.MustParseAddrPort("127.0.0.1:5000"),
+		CallID: 1 << 20, Node: 7, CallNo: callNSPut, Name: "ns-put", Cluster: "c1", Tries: 1}
+	rec.End = rec.Start + 50_000
+	rec.NParams = uint16(copy(rec.Params[:], `str:"/c1/users/alice/profile" bytes:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff..(512)`))
+	line := AppendLine(nil, &rec)
+	b.SetBytes(int64(len(line)))
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		rec.CallID++
+		a.q <- rec
+	}
+	a.Flush(time.Minute)
+	el := time.Since(t0)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "records/s")
+	if s := a.Stats(); s.Written != uint64(b.N) || s.WriteErrors != 0 {
+		b.Fatalf("written %d of %d, %d errors", s.Written, b.N, s.WriteErrors)
+	}
+}
+
+// BenchmarkAuditSubmit is what a forwarding handler pays for its record:
+// a non-blocking queue send (dropped and counted if the queue is full).
+func BenchmarkAuditSubmit(b *testing.B) {
+	cfg := testConfig(b)
+	a := startLog(b, cfg)
+	defer a.Close()
+	var rec Record
+	rec.Name = "ns-put"
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a.Submit(&rec)
+	}
+	b.StopTimer()
+	a.Flush(time.Minute)
+	b.ReportMetric(float64(a.Stats().Dropped), "dropped")
+}

@@ -1,0 +1,243 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"fastcall/wire"
+)
+
+// Entry is one parsed audit record.
+type Entry struct {
+	Start, End time.Time
+	Elapsed    time.Duration // as recorded, µs resolution
+	Client     netip.AddrPort
+	Node       uint32
+	CallID     uint64
+	CallNo     uint16
+	Name       string
+	Cluster    string // "" if none resolved
+	Dest       netip.AddrPort
+	Errno      wire.Errno
+	Tries      int
+	Prev       string // "addr/ERRNO" of the attempt before the last, "" if none
+	Params     string
+	Line       string // the line as stored, without its newline
+}
+
+// splitLine splits a line (without newline) into its fields; false if
+// it does not have exactly auditFields fields.
+func splitLine(line []byte, out *[auditFields][]byte) bool {
+	i := 0
+	for i < auditFields-1 {
+		j := bytes.IndexByte(line, '\t')
+		if j < 0 {
+			return false
+		}
+		out[i] = line[:j]
+		line = line[j+1:]
+		i++
+	}
+	if bytes.IndexByte(line, '\t') >= 0 {
+		return false
+	}
+	out[i] = line
+	return true
+}
+
+// ParseLine parses one audit line (with or without its newline).
+// EPROTO if it is malformed.
+func ParseLine(line string) (Entry, error) {
+	line = trimNL(line)
+	var f [auditFields][]byte
+	if !splitLine([]byte(line), &f) {
+		return Entry{}, wire.EPROTO
+	}
+	var e Entry
+	e.Line = line
+	start, err1 := strconv.ParseInt(string(f[fStartNs]), 10, 64)
+	end, err2 := strconv.ParseInt(string(f[fEndNs]), 10, 64)
+	el, err3 := strconv.ParseInt(string(f[fElapsedUs]), 10, 64)
+	node, err4 := strconv.ParseUint(string(f[fNode]), 10, 32)
+	id, err5 := strconv.ParseUint(string(f[fCallID]), 10, 64)
+	no, err6 := strconv.ParseUint(string(f[fCallNo]), 0, 16)
+	tries, err7 := strconv.Atoi(string(f[fTries]))
+	client, err8 := netip.ParseAddrPort(string(f[fClient]))
+	for _, err := range []error{err1, err2, err3, err4, err5, err6, err7, err8} {
+		if err != nil {
+			return Entry{}, wire.EPROTO
+		}
+	}
+	errno, ok := wire.ErrnoByName(string(f[fOutcome]))
+	if !ok {
+		v, err := parseErrnoText(string(f[fOutcome]))
+		if err != nil {
+			return Entry{}, wire.EPROTO
+		}
+		errno = v
+	}
+	e.Start, e.End, e.Elapsed = time.Unix(0, start), time.Unix(0, end), time.Duration(el)*time.Microsecond
+	e.Client, e.Node, e.CallID, e.CallNo, e.Tries = client, uint32(node), id, uint16(no), tries
+	e.Name, e.Errno, e.Params = string(f[fName]), errno, string(f[fParams])
+	if c := string(f[fCluster]); c != "-" {
+		e.Cluster = c
+	}
+	if d := string(f[fDest]); d != "-" {
+		e.Dest, _ = netip.ParseAddrPort(d)
+	}
+	if p := string(f[fPrev]); p != "-" {
+		e.Prev = p
+	}
+	return e, nil
+}
+
+// parseErrnoText parses "EUSER+n" and "E?n".
+func parseErrnoText(s string) (wire.Errno, error) {
+	var base uint64
+	switch {
+	case len(s) > 6 && s[:6] == "EUSER+":
+		base, s = uint64(wire.EUSER), s[6:]
+	case len(s) > 2 && s[:2] == "E?":
+		s = s[2:]
+	default:
+		return 0, wire.EPROTO
+	}
+	v, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || base+v > 0xFFFF {
+		return 0, wire.EPROTO
+	}
+	return wire.Errno(base + v), nil
+}
+
+func trimNL(s string) string {
+	if n := len(s); n > 0 && s[n-1] == '\n' {
+		return s[:n-1]
+	}
+	return s
+}
+
+// Filter selects records: exact call name, start in [Since, Until)
+// (0: unbounded), and the client's address (any port if Port is 0).
+type Filter struct {
+	Name         []byte
+	Since, Until int64
+	Client       netip.Addr // invalid: any
+	Port         uint16
+}
+
+// ParseClient parses "", "ip" or "ip:port".
+func ParseClient(s string) (netip.Addr, uint16, bool) {
+	if s == "" {
+		return netip.Addr{}, 0, true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), ap.Port(), true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	return a, 0, true
+}
+
+// match reports whether the split line is selected.
+func (q *Filter) match(f *[auditFields][]byte) bool {
+	if !bytes.Equal(f[fName], q.Name) {
+		return false
+	}
+	if q.Since != 0 || q.Until != 0 {
+		start, err := strconv.ParseInt(string(f[fStartNs]), 10, 64)
+		if err != nil || (q.Since != 0 && start < q.Since) || (q.Until != 0 && start >= q.Until) {
+			return false
+		}
+	}
+	if q.Client.IsValid() {
+		ap, err := netip.ParseAddrPort(string(f[fClient]))
+		if err != nil || ap.Addr() != q.Client || (q.Port != 0 && ap.Port() != q.Port) {
+			return false
+		}
+	}
+	return true
+}
+
+// Scan reads the audit files of the Log from the cursor (file, off) on,
+// (0, 0) meaning the oldest file, and calls emit for every selected line
+// (without newline) until emit returns false, limit lines were emitted,
+// or scanBudget bytes were read. It returns the cursor of the first line
+// not yet examined, (0, 0) when every file was read to its end. A line
+// without its newline at the end of the newest file is still being
+// written and ends the scan; elsewhere it is a damaged tail and skipped.
+func (a *Log) Scan(q *Filter, file, off uint64, limit int, scanBudget int64,
+	emit func(line []byte) bool) (nextFile, nextOff uint64, err error) {
+	seqs, err := Files(a.fs, a.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	var f [auditFields][]byte
+	emitted := 0
+	var scanned int64
+	for i, seq := range seqs {
+		if seq < file {
+			continue
+		}
+		pos := int64(0)
+		if seq == file {
+			pos = int64(off)
+		}
+		fh, err := a.fs.Open(filepath.Join(a.dir, FileName(seq)))
+		if err != nil {
+			continue // deleted by a rotation since the listing
+		}
+		if _, err := fh.Seek(pos, io.SeekStart); err != nil {
+			fh.Close()
+			return 0, 0, err
+		}
+		br := bufio.NewReaderSize(fh, 64<<10)
+		last := i == len(seqs)-1
+		for {
+			line, rerr := br.ReadSlice('\n')
+			if rerr == bufio.ErrBufferFull {
+				// Not a line this router wrote: skip to the next newline.
+				pos += int64(len(line))
+				for rerr == bufio.ErrBufferFull {
+					line, rerr = br.ReadSlice('\n')
+					pos += int64(len(line))
+				}
+				if rerr != nil {
+					break
+				}
+				continue
+			}
+			if rerr != nil { // EOF, maybe with a partial line
+				if len(line) > 0 && last {
+					fh.Close()
+					return 0, 0, nil
+				}
+				break
+			}
+			n := int64(len(line))
+			body := line[:len(line)-1]
+			if splitLine(body, &f) && q.match(&f) && utf8.Valid(body) {
+				if !emit(body) {
+					fh.Close()
+					return seq, uint64(pos), nil
+				}
+				emitted++
+			}
+			pos += n
+			scanned += n
+			if emitted >= limit || scanned >= scanBudget {
+				fh.Close()
+				return seq, uint64(pos), nil
+			}
+		}
+		fh.Close()
+	}
+	return 0, 0, nil
+}

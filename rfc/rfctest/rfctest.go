@@ -1,0 +1,68 @@
+// Package rfctest provides rfc endpoints for the tests of the packages
+// above rfc, as net/http/httptest does for HTTP servers: loopback
+// endpoints that log nothing and are closed when the test ends, and the
+// bounded waits that tests of asynchronous services need.
+//
+// rfc's own tests cannot import it (rfctest imports rfc); they keep their
+// helpers in rfc/helpers_test.go. docs/TESTING.md ("Shared test helpers")
+// describes it.
+package rfctest
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"fastcall/rfc"
+)
+
+// Quiet is a logger that discards every record: tests provoke peer
+// deaths, refusals and state changes on purpose.
+var Quiet = slog.New(slog.DiscardHandler)
+
+// Config is rfc.DefaultConfig (a loopback address the kernel picks) for
+// node, logging to Quiet.
+func Config(node uint32) rfc.Config {
+	cfg := rfc.DefaultConfig()
+	cfg.NodeID = node
+	cfg.Logger = Quiet
+	return cfg
+}
+
+// Listen opens an endpoint on Config(node), changed by mod when mod is not
+// nil. The endpoint is closed when the test ends; a failure to open ends
+// the test.
+func Listen(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
+	t.Helper()
+	cfg := Config(node)
+	if mod != nil {
+		mod(&cfg)
+	}
+	ep, err := rfc.Listen(cfg)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// Context returns a context that ends after d, or when the test ends.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// WaitFor polls cond every millisecond until it holds or d passes, and
+// reports whether it held.
+func WaitFor(d time.Duration, cond func() bool) bool {
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}

@@ -1,0 +1,119 @@
+package rfc
+
+import (
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc/simnet"
+	"fastcall/wire"
+)
+
+// simWorld is a simulated network (rfc/simnet) inside a testing/synctest
+// bubble, for the tests that need time to pass or a datagram not to come
+// rather than the kernel's socket: time is virtual, so a wait is exact
+// and takes no real time, a timeout that expires proves that nothing came
+// (every goroutine of the bubble was blocked until then), and an elapsed
+// time can be asserted exactly. Endpoints on it have no socket and no
+// bell (docs/SIMULATION.md); the socket path keeps its real tests.
+type simWorld struct {
+	t    *testing.T
+	net  *simnet.Network
+	next byte // last host number handed out
+}
+
+// inSim runs fn inside a bubble with a calm network: no faults, no delay.
+// Everything fn opens is closed by its cleanups, inside the bubble.
+func inSim(t *testing.T, fn func(t *testing.T, w *simWorld)) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &simWorld{t: t, net: simnet.New(1, simnet.Faults{}, nil)}
+		t.Cleanup(w.net.Close) // last: after the endpoints
+		fn(t, w)
+	})
+}
+
+// attach returns the Conn of a new loopback address on the network.
+func (w *simWorld) attach() *simnet.Conn {
+	w.next++
+	return w.net.Attach(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, w.next}), 7000))
+}
+
+// endpoint is newTestEndpoint on the simulated network.
+func (w *simWorld) endpoint(mod func(*Config)) *Endpoint {
+	w.t.Helper()
+	cfg := DefaultConfig()
+	cfg.NodeID = 0
+	if mod != nil {
+		mod(&cfg)
+	}
+	ep, err := ListenTransport(cfg, w.attach())
+	if err != nil {
+		w.t.Fatalf("ListenTransport: %v", err)
+	}
+	w.t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// server is newTestServer on the simulated network.
+func (w *simWorld) server(mod func(*Config)) *testServer {
+	return registerTestCalls(w.t, w.endpoint(mod))
+}
+
+// deadAddr is an address on the network where nothing listens.
+func (w *simWorld) deadAddr() netip.AddrPort {
+	w.next++
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, w.next}), 7000)
+}
+
+// rawSender is newRawSender on the simulated network.
+func (w *simWorld) rawSender(to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
+	codec, err := wire.NewCodec(0, key)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	r := &simRaw{c: w.attach(), in: make(chan []byte, simnet.InboxLen)}
+	w.t.Cleanup(func() { r.c.Close() })
+	go r.read()
+	return &rawSender{t: w.t, sim: r, codec: codec, to: to, src: src, inc: inc}
+}
+
+// simRaw is a raw peer's Conn and the datagrams its reader received.
+type simRaw struct {
+	c  *simnet.Conn
+	in chan []byte
+}
+
+// read moves what arrives to in until the Conn closes.
+func (r *simRaw) read() {
+	for {
+		b := make([]byte, 2048)
+		n, _, err := r.c.Recv(b)
+		if err != nil {
+			return
+		}
+		select {
+		case r.in <- b[:n]:
+		default: // a peer that does not read drops, as a full socket would
+		}
+	}
+}
+
+func (r *simRaw) send(t *testing.T, b []byte, to netip.AddrPort) {
+	if err := r.c.Send(b, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recv returns the next datagram within d of virtual time, or false: in a
+// bubble, false means nothing was on its way.
+func (r *simRaw) recv(d time.Duration) ([]byte, bool) {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case b := <-r.in:
+		return b, true
+	case <-tm.C:
+		return nil, false
+	}
+}
