@@ -99,10 +99,21 @@ func main() {
 			if !*asJSON {
 				print(r)
 			} else {
-				fmt.Fprintf(os.Stderr, "scale: %s N=%d done\n", r.System, r.N)
+				// Each row as soon as it is measured, so that a run cut
+				// short keeps what it measured.
+				b, _ := json.Marshal(r)
+				fmt.Fprintf(os.Stderr, "scale: %s N=%d done: %s\n", r.System, r.N, b)
 			}
 			if c != nil {
-				c.stop()
+				// A collapsed cluster may not close at once (its sockets'
+				// writes blocked): the run goes on after a bound.
+				stopped := make(chan struct{})
+				go func() { c.stop(); close(stopped) }()
+				select {
+				case <-stopped:
+				case <-time.After(30 * time.Second):
+					fmt.Fprintf(os.Stderr, "scale: %s N=%d not stopped after 30s; going on\n", r.System, r.N)
+				}
 			}
 			runtime.GC()
 		}
