@@ -52,7 +52,7 @@ func writeChart(out string, inputs []string) error {
 		}
 		return keys[i].busy < keys[j].busy
 	})
-	const w, h, x0, x1, y0, y1 = 720, 360, 70, 530, 320, 30
+	const w, h, x0, x1, y0, y1 = 790, 360, 70, 530, 320, 30
 	minN := 8.0
 	xOf := func(n float64) float64 {
 		return x0 + (x1-x0)*(math.Log(n)-math.Log(minN))/(math.Log(maxN*1.25)-math.Log(minN))
