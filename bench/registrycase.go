@@ -10,7 +10,9 @@ import (
 	"sort"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 )
@@ -23,8 +25,8 @@ const propagationSamples = 200
 // that registered instances of service "bench".
 type registrySetup struct {
 	eps    []*rfc.Endpoint
-	cs     []*registry.Center
-	agent  *registry.Agent
+	cs     []*center.Center
+	agent  *agent.Agent
 	reader *sdk.Reader
 	dir    string
 }
@@ -55,17 +57,17 @@ func (s *registrySetup) close() {
 	os.RemoveAll(s.dir)
 }
 
-func (s *registrySetup) client(node uint32) (*registry.Client, error) {
+func (s *registrySetup) client(node uint32) (*client.Client, error) {
 	ep, err := s.newEP(node)
 	if err != nil {
 		return nil, err
 	}
-	cfg := registry.DefaultClientConfig(s.addrs()...)
+	cfg := client.DefaultClientConfig(s.addrs()...)
 	cfg.AttemptTimeout = 200 * time.Millisecond
-	return registry.NewClient(ep, cfg)
+	return client.NewClient(ep, cfg)
 }
 
-func startRegistry(policy registry.FsyncPolicy) (*registrySetup, error) {
+func startRegistry(policy center.FsyncPolicy) (*registrySetup, error) {
 	s := &registrySetup{}
 	dir, err := os.MkdirTemp("", "fcbench-registry")
 	if err != nil {
@@ -79,12 +81,12 @@ func startRegistry(policy registry.FsyncPolicy) (*registrySetup, error) {
 		}
 	}
 	for i := 0; i < 2; i++ {
-		cfg := registry.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
+		cfg := center.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
 		cfg.Index = uint8(i)
 		cfg.Peer = s.eps[1-i].Addr()
 		cfg.Logger = quiet()
 		cfg.Fsync = policy
-		c, err := registry.StartCenter(s.eps[i], cfg)
+		c, err := center.StartCenter(s.eps[i], cfg)
 		if err != nil {
 			s.close()
 			return nil, err
@@ -97,9 +99,9 @@ func startRegistry(policy registry.FsyncPolicy) (*registrySetup, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "bench.map")
-	acfg := registry.DefaultAgentConfig(path, s.addrs()...)
+	acfg := agent.DefaultAgentConfig(path, s.addrs()...)
 	acfg.Logger = quiet()
-	if s.agent, err = registry.StartAgent(ep, acfg); err != nil {
+	if s.agent, err = agent.StartAgent(ep, acfg); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -155,7 +157,7 @@ type RegistryResult struct {
 // each fsync policy.
 func RunRegistry(o Options, progress func(string)) (RegistryResult, error) {
 	var res RegistryResult
-	s, err := startRegistry(registry.FsyncAlways)
+	s, err := startRegistry(center.FsyncAlways)
 	if err != nil {
 		return res, err
 	}
@@ -184,7 +186,7 @@ func RunRegistry(o Options, progress func(string)) (RegistryResult, error) {
 		return res, err
 	}
 	res.Lookups = rs
-	for _, policy := range []registry.FsyncPolicy{registry.FsyncAlways, registry.FsyncInterval} {
+	for _, policy := range []center.FsyncPolicy{center.FsyncAlways, center.FsyncInterval} {
 		p, err := measurePropagation(policy)
 		if err != nil {
 			return res, err
@@ -197,7 +199,7 @@ func RunRegistry(o Options, progress func(string)) (RegistryResult, error) {
 	return res, nil
 }
 
-func measurePropagation(policy registry.FsyncPolicy) (Propagation, error) {
+func measurePropagation(policy center.FsyncPolicy) (Propagation, error) {
 	p := Propagation{Policy: policy.String(), Samples: propagationSamples}
 	s, err := startRegistry(policy)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/shm"
@@ -144,13 +146,13 @@ func regCentersChildMain() {
 		}
 		eps = append(eps, ep)
 	}
-	var cs []*registry.Center
+	var cs []*center.Center
 	for i := 0; i < 2; i++ {
-		cfg := registry.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
+		cfg := center.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
 		cfg.Index = uint8(i)
 		cfg.Peer = eps[1-i].Addr()
 		cfg.Logger = quiet()
-		c, err := registry.StartCenter(eps[i], cfg)
+		c, err := center.StartCenter(eps[i], cfg)
 		if err != nil {
 			fail(err)
 		}
@@ -182,7 +184,7 @@ func regCentersChildMain() {
 // own, with a map file of the smallest size.
 type regScaleAgents struct {
 	eps []*rfc.Endpoint
-	ags []*registry.Agent
+	ags []*agent.Agent
 	dir string
 }
 
@@ -216,10 +218,10 @@ func startRegScaleAgents(n int, centers []netip.AddrPort) (*regScaleAgents, erro
 			return nil, err
 		}
 		s.eps = append(s.eps, ep)
-		ac := registry.DefaultAgentConfig(filepath.Join(s.dir, "agent"+itoa(i)+".map"), centers...)
+		ac := agent.DefaultAgentConfig(filepath.Join(s.dir, "agent"+itoa(i)+".map"), centers...)
 		ac.ShmSize = shm.MinSize
 		ac.Logger = quiet()
-		a, err := registry.StartAgent(ep, ac)
+		a, err := agent.StartAgent(ep, ac)
 		if err != nil {
 			s.close()
 			return nil, err
@@ -280,10 +282,10 @@ func measureRegScale(n int) (RegScalePoint, error) {
 		return p, err
 	}
 	defer ep.Close()
-	var cls [2]*registry.Client
+	var cls [2]*client.Client
 	for i := range cls {
-		cfg := registry.DefaultClientConfig(cc.addrs[i], cc.addrs[1-i])
-		if cls[i], err = registry.NewClient(ep, cfg); err != nil {
+		cfg := client.DefaultClientConfig(cc.addrs[i], cc.addrs[1-i])
+		if cls[i], err = client.NewClient(ep, cfg); err != nil {
 			return p, err
 		}
 	}

@@ -42,12 +42,6 @@ func Systems() []System {
 		&netRPC{}, &rawUDP{child: true}, &fastcallSys{child: true}}
 }
 
-// CoalesceSystems compares fastcall with and without client-side
-// coalescing of concurrent callers' sends.
-func CoalesceSystems() []System {
-	return []System{&fastcallSys{}, &fastcallSys{combine: true}}
-}
-
 // rawUDP is the floor: a goroutine echoing datagrams, clients with
 // connected sockets doing write then read. With handoff, each client
 // socket has a reader goroutine that hands replies to the caller over a
@@ -202,19 +196,16 @@ var benchKey = []byte("fcbench cluster key, 32 bytes..")
 // unless keyed. With child, the server runs in a child process (this
 // binary re-executed), and the client in this one.
 type fastcallSys struct {
-	srv     *rfc.Endpoint
-	addr    netip.AddrPort
-	combine bool // Config.CoalesceSends: concurrent callers share sendmmsg rounds
-	ctx     int  // ctxBackground, ctxPerCall or ctxPerCaller
-	keyed   bool // Config.Key on both ends
-	child   bool
-	proc    *serverChild
+	srv   *rfc.Endpoint
+	addr  netip.AddrPort
+	ctx   int  // ctxBackground, ctxPerCall or ctxPerCaller
+	keyed bool // Config.Key on both ends
+	child bool
+	proc  *serverChild
 }
 
 func (s *fastcallSys) Name() string {
 	switch {
-	case s.combine:
-		return "fastcall, combined sends"
 	case s.ctx == ctxPerCall:
 		return DeadlineSystem
 	case s.ctx == ctxPerCaller:
@@ -270,7 +261,6 @@ func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) 
 func (s *fastcallSys) clientTo(callers, size int, dst netip.AddrPort) (func(int) bool, func(), error) {
 	cfg := rfc.DefaultConfig()
 	cfg.Logger = quiet()
-	cfg.CoalesceSends = s.combine
 	if s.keyed {
 		cfg.Key = benchKey
 	}

@@ -2,6 +2,7 @@ package rfc
 
 import (
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"fastcall/wire"
@@ -74,8 +75,12 @@ func (ep *Endpoint) registerBuiltins() {
 const nameMax = 48
 
 // cutName returns name cut to at most nameMax bytes at a rune boundary,
-// so that the cut name is still valid UTF-8.
+// each byte that is not UTF-8 replaced by '?' first, so that the page's
+// str parameter is valid UTF-8 whatever name was registered.
 func cutName(name string) string {
+	if !utf8.ValidString(name) {
+		name = strings.ToValidUTF8(name, "?")
+	}
 	if len(name) <= nameMax {
 		return name
 	}

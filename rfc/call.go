@@ -249,10 +249,6 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	if at > deadline {
 		at = deadline
 	}
-	queued, combine := false, false
-	if ep.cfg.CoalesceSends {
-		queued, combine = ep.comb.enqueue(timerEntry{id: id, idx: p.idx})
-	}
 	// A caller that waits for its call (Call, Go) sends after unlocking
 	// it: the reply may come back while the send is still in the kernel,
 	// and the reader delivering it must not wait for the lock meanwhile.
@@ -261,12 +257,10 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	// GoFunc call's slot is released by whoever completes it, perhaps
 	// during the send, so its request goes out under the lock.
 	var after []byte
-	if !queued {
-		if fn == nil {
-			after = p.mu.req[:n]
-		} else {
-			ep.writeTo(p.mu.req[:n], dst)
-		}
+	if fn == nil {
+		after = p.mu.req[:n]
+	} else {
+		ep.writeTo(p.mu.req[:n], dst)
 	}
 	p.mu.Unlock()
 	if after != nil {
@@ -274,9 +268,6 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	}
 	ep.stats.callOut(callNo).calls.Add(1)
 	ep.timers.push(timerEntry{at: at, id: id, idx: p.idx})
-	if combine {
-		ep.combine()
-	}
 	return p, nil
 }
 

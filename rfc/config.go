@@ -79,14 +79,6 @@ type Config struct {
 	// StrangerErrorRate bounds the error replies per second to requests
 	// that are not authenticated (default 1000; 0: unbounded).
 	StrangerErrorRate int
-	// CoalesceSends makes callers that send at the same moment share one
-	// sendmmsg: the first sends its own request and then, for two
-	// rounds, the ones others queued meanwhile (send.go). Off by default:
-	// a request that waits in the queue waits for another caller's
-	// sendmmsg, which on loopback raises the slowest calls' latency more
-	// than it helps the median or the throughput (bench/RESULTS.md,
-	// "coalesce", has the figures).
-	CoalesceSends bool
 	// Logger receives engine events (start, stop, peer state changes);
 	// nil means slog.Default(). Nothing is logged per packet.
 	Logger *slog.Logger

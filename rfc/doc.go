@@ -28,11 +28,6 @@
 // with a deadline or cancellable context costs no goroutine, wake-up or
 // allocation more than one with context.Background.
 //
-// With Config.CoalesceSends, callers that send at the same moment share
-// one sendmmsg: the first of them sends its own request at once and then,
-// for two rounds, the requests the others queued meanwhile (send.go). No
-// goroutine is added for it.
-//
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram
 // goes through Recv and Send and the bell stays off (docs/SIMULATION.md).

@@ -44,7 +44,6 @@ type Endpoint struct {
 	timers  timerHeap
 	stats   engineStats
 
-	comb    combiner      // combined sends (CoalesceSends)
 	queue   chan *request // ordinary requests for the workers
 	prio    chan *request // Priority requests for the priority worker
 	reqFree chan *request // free request buffers; bounds queued memory
@@ -193,14 +192,6 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	ep.keys.Store(&keySet{key: cfg.Key, prev: cfg.PrevKey})
 	ep.errLim.init(cfg.StrangerErrorRate)
 	ep.sendBuf.New = func() any { return &sendScratch{buf: make([]byte, cfg.MaxDatagram)} }
-	if cfg.CoalesceSends {
-		bc, err := ep.newBatchConn()
-		if err != nil {
-			ep.closeConn()
-			return nil, err
-		}
-		ep.comb.init(bc, cfg.BatchSize, cfg.MaxDatagram)
-	}
 	ep.registerBuiltins()
 	return ep, nil
 }

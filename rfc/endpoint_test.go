@@ -361,20 +361,6 @@ func TestStatsCallPages(t *testing.T) {
 	}
 }
 
-func TestCoalescedSends(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, func(c *Config) { c.CoalesceSends = true })
-	concurrentAdds(t, cli, srv.Addr(), 16, 200, func() context.Context { return ctxTimeout(t, 2*time.Second) })
-	if cli.comb.others.Load() == 0 {
-		t.Fatal("no caller sent another's request")
-	}
-	cli.comb.mu.Lock()
-	defer cli.comb.mu.Unlock()
-	if cli.comb.active || len(cli.comb.q) != 0 || len(cli.comb.batches) != cap(cli.comb.batches) {
-		t.Fatalf("combiner left active %v, %d queued, %d of %d batches free", cli.comb.active, len(cli.comb.q), len(cli.comb.batches), cap(cli.comb.batches))
-	}
-}
-
 // TestRestartFencing: a non-idempotent request addressed to an earlier
 // incarnation of the callee is refused with ESTALE, not run.
 func TestRestartFencing(t *testing.T) {

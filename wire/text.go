@@ -66,9 +66,22 @@ func appendCut(b []byte, n int) []byte {
 	return append(b, ')')
 }
 
+// intBase returns the base strconv reads an integer's text in: 10 for a
+// zero-padded decimal ("010" is ten, not the legacy octal of base 0),
+// otherwise 0 (decimal, or the 0x, 0o, 0b prefixes).
+func intBase(text string) int {
+	if text != "" && (text[0] == '-' || text[0] == '+') {
+		text = text[1:]
+	}
+	if len(text) > 1 && text[0] == '0' && text[1] >= '0' && text[1] <= '9' {
+		return 10
+	}
+	return 0
+}
+
 // ParseValue parses text as a value of type t (see TypeByName) and appends
-// it: i64 and u64 as Go integer literals (decimal, or 0x, 0o, 0b
-// prefixed), f64 as strconv.ParseFloat reads it, bool as
+// it: i64 and u64 as Go integer literals (decimal, leading zeros
+// included, or 0x, 0o, 0b prefixed), f64 as strconv.ParseFloat reads it, bool as
 // strconv.ParseBool does (true, false, 1, 0, t, f), str as the text itself
 // (valid UTF-8), bytes as the text's bytes. The str and bytes forms are
 // not AppendValue's (which quotes and writes hex). Text that is not a
@@ -77,13 +90,13 @@ func appendCut(b []byte, n int) []byte {
 func (p *Params) ParseValue(t Type, text string) Errno {
 	switch t {
 	case TypeInt64:
-		v, err := strconv.ParseInt(text, 0, 64)
+		v, err := strconv.ParseInt(text, intBase(text), 64)
 		if err != nil {
 			return EINVAL
 		}
 		p.Int64(v)
 	case TypeUint64:
-		v, err := strconv.ParseUint(text, 0, 64)
+		v, err := strconv.ParseUint(text, intBase(text), 64)
 		if err != nil {
 			return EINVAL
 		}

@@ -89,9 +89,10 @@ type Child struct {
 	// cmd.Stderr nil; it is nil otherwise.
 	Log chan string
 
-	stdin io.WriteCloser
-	once  sync.Once
-	err   error
+	stdin   io.WriteCloser
+	readers sync.WaitGroup // the readLines goroutines
+	once    sync.Once
+	err     error
 }
 
 // Start runs Command(role, env...) with its stdin and stdout piped. The
@@ -132,24 +133,52 @@ func StartCmd(t testing.TB, cmd *exec.Cmd) *Child {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
 		_ = c.Kill()
 	})
-	go readLines(stdout, c.Lines)
+	c.readers.Add(1)
+	go func() { defer c.readers.Done(); readLines(stdout, c.Lines) }()
 	if stderr != nil {
-		go readLines(stderr, c.Log)
+		c.readers.Add(1)
+		go func() { defer c.readers.Done(); readLines(stderr, c.Log) }()
 	}
 	return c
 }
 
+// MaxLine bounds a line of a child's output; a longer line is dropped.
+const MaxLine = 64 << 10
+
 // readLines sends the lines of r to lines, dropping those that find it
-// full, and closes lines at the end of r.
+// full and those longer than MaxLine, and closes lines at the end of r.
+// It reads r to its end whatever it holds, so that the child never
+// blocks writing.
 func readLines(r io.Reader, lines chan<- string) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		select {
-		case lines <- sc.Text():
-		default:
+	defer close(lines)
+	br := bufio.NewReaderSize(r, MaxLine)
+	for {
+		b, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil {
+				return
+			}
+			continue
+		}
+		if len(b) > 0 && b[len(b)-1] == '\n' {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 && b[len(b)-1] == '\r' {
+			b = b[:len(b)-1]
+		}
+		if len(b) > 0 || err == nil {
+			select {
+			case lines <- string(b):
+			default:
+			}
+		}
+		if err != nil {
+			return
 		}
 	}
-	close(lines)
 }
 
 // Next returns the next line that starts with prefix, skipping the others,
@@ -179,9 +208,15 @@ func (c *Child) Kill() error {
 	return c.Wait()
 }
 
-// Wait reaps the child once and returns its exit error.
+// Wait reaps the child once and returns its exit error. It first reads
+// the child's output to its end (the child's exit closes it), so that
+// every line the child wrote reaches Lines and Log: exec.Cmd.Wait closes
+// the pipes once the child has exited, dropping what they still hold.
 func (c *Child) Wait() error {
-	c.once.Do(func() { c.err = c.Cmd.Wait() })
+	c.once.Do(func() {
+		c.readers.Wait()
+		c.err = c.Cmd.Wait()
+	})
 	return c.err
 }
 

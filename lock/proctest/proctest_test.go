@@ -18,7 +18,9 @@ func TestMain(m *testing.M) {
 			<-ParentGone()
 			return 0
 		},
-		"fail": func() int { return 7 },
+		"fail":     func() int { return 7 },
+		"burst":    review2Burst,
+		"longline": review2LongLine,
 		"args": func() int {
 			fmt.Println(strings.Join(Args(), ","))
 			fmt.Fprintln(os.Stderr, "logged")

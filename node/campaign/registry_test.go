@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/wire"
 )
 
@@ -35,7 +35,7 @@ func TestRegistryCentersKilled(t *testing.T) {
 	}
 	ep := listenClient(t, testKey)
 	cs := []netip.AddrPort{netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1])}
-	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
+	cli, err := client.NewClient(ep, client.DefaultClientConfig(cs...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRegistryCentersKilled(t *testing.T) {
 	// Both centers converge; check each one alone.
 	missing := 0
 	for i, c := range cs {
-		one, err := registry.NewClient(ep, registry.DefaultClientConfig(c))
+		one, err := client.NewClient(ep, client.DefaultClientConfig(c))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	regcenter "fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
@@ -60,7 +63,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 
 	// An instance is keyed by its node id.
 	ep := rfctest.Listen(t, 42, func(c *rfc.Config) { c.Key = testKey })
-	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(center.addr))
+	cli, err := client.NewClient(ep, client.DefaultClientConfig(center.addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 
 	ports, perPort := scale(128), 4
 	granted := subscribeFlood(t, center.addr, ports, perPort)
-	if granted > registry.DefaultMaxStreamsPerIP {
+	if granted > regcenter.DefaultMaxStreamsPerIP {
 		t.Fatalf("the flood was granted %d streams from one address", granted)
 	}
 	flooded := time.Now()
@@ -87,9 +90,9 @@ func TestSubscriptionExhaustion(t *testing.T) {
 		}
 		defer aep.Close()
 		path := filepath.Join(t.TempDir(), "agent.map")
-		acfg := registry.DefaultAgentConfig(path, center.addr)
+		acfg := agent.DefaultAgentConfig(path, center.addr)
 		acfg.Logger = quietLogger()
-		a, err := registry.StartAgent(aep, acfg)
+		a, err := agent.StartAgent(aep, acfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,13 +113,13 @@ func TestSubscriptionExhaustion(t *testing.T) {
 		}
 	}
 	other := agentGets("127.0.0.2", 5*time.Second)
-	same := agentGets("127.0.0.1", 3*registry.DefaultStreamIdle)
+	same := agentGets("127.0.0.1", 3*regcenter.DefaultStreamIdle)
 
 	record(t, row{
 		Fault: "push-subscription exhaustion",
 		Params: fmt.Sprintf("one center (rfcd, keyed, default bounds: %d streams per address, %d per IP address, %d in all; a stream expires %v after its last renewal); "+
 			"%d source ports of 127.0.0.1 × %d subscriptions on a prefix that never matches, never renewed",
-			registry.DefaultMaxStreamsPerNode, registry.DefaultMaxStreamsPerIP, registry.DefaultMaxStreams, registry.DefaultStreamIdle, ports, perPort),
+			regcenter.DefaultMaxStreamsPerNode, regcenter.DefaultMaxStreamsPerIP, regcenter.DefaultMaxStreams, regcenter.DefaultStreamIdle, ports, perPort),
 		Load:    fmt.Sprintf("%d subscriptions, one at a time", ports*perPort),
 		Checked: "an agent on another address (127.0.0.2), then one on the flooded address, each get the registered instance into their shm map",
 		Result: fmt.Sprintf("pass: flood granted %d streams; agent on 127.0.0.2 had the instance %d ms after the flood, agent on 127.0.0.1 %d ms after it (its streams expired first)",

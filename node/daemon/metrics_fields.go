@@ -3,7 +3,7 @@ package daemon
 import (
 	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
-	"fastcall/node/registry"
+	"fastcall/node/registry/center"
 	"fastcall/node/route"
 	"fastcall/node/route/audit"
 )
@@ -44,28 +44,28 @@ var workerFields = []field[heartbeat.WorkerStats]{
 	{"fastcall_worker_results_lost_total", "counter", "Results that could not be delivered.", func(s *heartbeat.WorkerStats) float64 { return u(s.Lost) }},
 }
 
-var centerFields = []field[registry.CenterStats]{
-	{"fastcall_registry_keys", "gauge", "Keys in the center's store, tombstones included.", func(s *registry.CenterStats) float64 { return float64(s.Keys) }},
-	{"fastcall_registry_streams", "gauge", "Open push streams.", func(s *registry.CenterStats) float64 { return float64(s.Streams) }},
-	{"fastcall_registry_writes_total", "counter", "Writes made at this center and acknowledged.", func(s *registry.CenterStats) float64 { return u(s.Writes) }},
-	{"fastcall_registry_writes_alone_total", "counter", "Writes made while the other center was dead.", func(s *registry.CenterStats) float64 { return u(s.WritesAlone) }},
-	{"fastcall_registry_conflicts_total", "counter", "Writes refused with ECONFLICT.", func(s *registry.CenterStats) float64 { return u(s.Conflicts) }},
-	{"fastcall_registry_again_total", "counter", "Writes refused with EAGAIN (other center unreachable).", func(s *registry.CenterStats) float64 { return u(s.Again) }},
-	{"fastcall_registry_replicated_total", "counter", "Writes of the other center applied here.", func(s *registry.CenterStats) float64 { return u(s.Replicated) }},
-	{"fastcall_registry_replica_refused_total", "counter", "Writes of the other center refused here.", func(s *registry.CenterStats) float64 { return u(s.ReplicaRefused) }},
-	{"fastcall_registry_sync_rounds_total", "counter", "Anti-entropy rounds completed.", func(s *registry.CenterStats) float64 { return u(s.SyncRounds) }},
-	{"fastcall_registry_sync_applied_total", "counter", "Entries taken from the other center by anti-entropy.", func(s *registry.CenterStats) float64 { return u(s.SyncApplied) }},
-	{"fastcall_registry_sync_failed_total", "counter", "Anti-entropy rounds abandoned.", func(s *registry.CenterStats) float64 { return u(s.SyncFailed) }},
-	{"fastcall_registry_expired_total", "counter", "Entries deleted by TTL or lease expiry.", func(s *registry.CenterStats) float64 { return u(s.Expired) }},
-	{"fastcall_registry_dead_removed_total", "counter", "Instances removed because their node died.", func(s *registry.CenterStats) float64 { return u(s.DeadRemoved) }},
-	{"fastcall_registry_dead_dropped_total", "counter", "Dead-node notices lost to a full queue.", func(s *registry.CenterStats) float64 { return u(s.DeadDropped) }},
-	{"fastcall_registry_pushes_total", "counter", "Push batches acknowledged.", func(s *registry.CenterStats) float64 { return u(s.Pushes) }},
-	{"fastcall_registry_push_failures_total", "counter", "Push calls that failed (retried).", func(s *registry.CenterStats) float64 { return u(s.PushFailures) }},
-	{"fastcall_registry_push_dropped_total", "counter", "Streams dropped.", func(s *registry.CenterStats) float64 { return u(s.PushDropped) }},
-	{"fastcall_registry_streams_overflowed_total", "counter", "Streams whose queue overflowed.", func(s *registry.CenterStats) float64 { return u(s.StreamsOverflowed) }},
-	{"fastcall_registry_malformed_total", "counter", "Malformed requests refused.", func(s *registry.CenterStats) float64 { return u(s.Malformed) }},
-	{"fastcall_registry_log_errors_total", "counter", "Log write or sync failures.", func(s *registry.CenterStats) float64 { return u(s.LogErrors) }},
-	{"fastcall_registry_snapshots_total", "counter", "Snapshots written.", func(s *registry.CenterStats) float64 { return u(s.Snapshots) }},
+var centerFields = []field[center.CenterStats]{
+	{"fastcall_registry_keys", "gauge", "Keys in the center's store, tombstones included.", func(s *center.CenterStats) float64 { return float64(s.Keys) }},
+	{"fastcall_registry_streams", "gauge", "Open push streams.", func(s *center.CenterStats) float64 { return float64(s.Streams) }},
+	{"fastcall_registry_writes_total", "counter", "Writes made at this center and acknowledged.", func(s *center.CenterStats) float64 { return u(s.Writes) }},
+	{"fastcall_registry_writes_alone_total", "counter", "Writes made while the other center was dead.", func(s *center.CenterStats) float64 { return u(s.WritesAlone) }},
+	{"fastcall_registry_conflicts_total", "counter", "Writes refused with ECONFLICT.", func(s *center.CenterStats) float64 { return u(s.Conflicts) }},
+	{"fastcall_registry_again_total", "counter", "Writes refused with EAGAIN (other center unreachable).", func(s *center.CenterStats) float64 { return u(s.Again) }},
+	{"fastcall_registry_replicated_total", "counter", "Writes of the other center applied here.", func(s *center.CenterStats) float64 { return u(s.Replicated) }},
+	{"fastcall_registry_replica_refused_total", "counter", "Writes of the other center refused here.", func(s *center.CenterStats) float64 { return u(s.ReplicaRefused) }},
+	{"fastcall_registry_sync_rounds_total", "counter", "Anti-entropy rounds completed.", func(s *center.CenterStats) float64 { return u(s.SyncRounds) }},
+	{"fastcall_registry_sync_applied_total", "counter", "Entries taken from the other center by anti-entropy.", func(s *center.CenterStats) float64 { return u(s.SyncApplied) }},
+	{"fastcall_registry_sync_failed_total", "counter", "Anti-entropy rounds abandoned.", func(s *center.CenterStats) float64 { return u(s.SyncFailed) }},
+	{"fastcall_registry_expired_total", "counter", "Entries deleted by TTL or lease expiry.", func(s *center.CenterStats) float64 { return u(s.Expired) }},
+	{"fastcall_registry_dead_removed_total", "counter", "Instances removed because their node died.", func(s *center.CenterStats) float64 { return u(s.DeadRemoved) }},
+	{"fastcall_registry_dead_dropped_total", "counter", "Dead-node notices lost to a full queue.", func(s *center.CenterStats) float64 { return u(s.DeadDropped) }},
+	{"fastcall_registry_pushes_total", "counter", "Push batches acknowledged.", func(s *center.CenterStats) float64 { return u(s.Pushes) }},
+	{"fastcall_registry_push_failures_total", "counter", "Push calls that failed (retried).", func(s *center.CenterStats) float64 { return u(s.PushFailures) }},
+	{"fastcall_registry_push_dropped_total", "counter", "Streams dropped.", func(s *center.CenterStats) float64 { return u(s.PushDropped) }},
+	{"fastcall_registry_streams_overflowed_total", "counter", "Streams whose queue overflowed.", func(s *center.CenterStats) float64 { return u(s.StreamsOverflowed) }},
+	{"fastcall_registry_malformed_total", "counter", "Malformed requests refused.", func(s *center.CenterStats) float64 { return u(s.Malformed) }},
+	{"fastcall_registry_log_errors_total", "counter", "Log write or sync failures.", func(s *center.CenterStats) float64 { return u(s.LogErrors) }},
+	{"fastcall_registry_snapshots_total", "counter", "Snapshots written.", func(s *center.CenterStats) float64 { return u(s.Snapshots) }},
 }
 
 var dispatchFields = []field[dispatch.Stats]{

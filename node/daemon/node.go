@@ -13,7 +13,9 @@ import (
 	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
 	"fastcall/node/keyfile"
-	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/node/route"
 	"fastcall/rfc"
 	"fastcall/wire"
@@ -47,9 +49,9 @@ type Node struct {
 	HB     *heartbeat.Service
 	Master *heartbeat.Master
 	Worker *heartbeat.Worker
-	Center *registry.Center
-	Agent  *registry.Agent
-	Reg    *registry.Client // for the router and dispatcher roles
+	Center *center.Center
+	Agent  *agent.Agent
+	Reg    *client.Client // for the router and dispatcher roles
 	Router *route.Router
 	Member *route.Member
 	Disp   *dispatch.Dispatcher
@@ -129,19 +131,19 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 	}
 	if roles[RoleCenter] {
-		cc := registry.DefaultConfig(cfg.Center.DataDir)
+		cc := center.DefaultConfig(cfg.Center.DataDir)
 		if cfg.Center.Peer != "" {
 			cc.Peer = netip.MustParseAddrPort(cfg.Center.Peer)
 		}
 		cc.Index = uint8(min(max(cfg.Center.Index, 0), 255)) // out of uint8: a value the registry refuses
 		switch cfg.Center.Fsync {
 		case "interval":
-			cc.Fsync = registry.FsyncInterval
+			cc.Fsync = center.FsyncInterval
 		case "never":
-			cc.Fsync = registry.FsyncNever
+			cc.Fsync = center.FsyncNever
 		}
 		cc.Logger = log
-		if n.Center, err = registry.StartCenter(ep, cc); err != nil {
+		if n.Center, err = center.StartCenter(ep, cc); err != nil {
 			return fail(fileError(err, "center"))
 		}
 	}
@@ -159,7 +161,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		for _, c := range cfg.Registry.Centers {
 			centers = append(centers, netip.MustParseAddrPort(c))
 		}
-		if n.Reg, err = registry.NewClient(ep, registry.DefaultClientConfig(centers...)); err != nil {
+		if n.Reg, err = client.NewClient(ep, client.DefaultClientConfig(centers...)); err != nil {
 			return fail(err)
 		}
 	}
@@ -199,12 +201,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		for _, c := range cfg.Registry.Centers {
 			centers = append(centers, netip.MustParseAddrPort(c))
 		}
-		ac := registry.DefaultAgentConfig(cfg.Registry.ShmFile, centers...)
+		ac := agent.DefaultAgentConfig(cfg.Registry.ShmFile, centers...)
 		if len(cfg.Registry.Prefixes) > 0 {
 			ac.Prefixes = cfg.Registry.Prefixes
 		}
 		ac.Logger = log
-		if n.Agent, err = registry.StartAgent(ep, ac); err != nil {
+		if n.Agent, err = agent.StartAgent(ep, ac); err != nil {
 			return fail(err)
 		}
 		lease := cfg.Registry.Lease.Duration

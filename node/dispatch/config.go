@@ -19,8 +19,7 @@ type Config struct {
 	// Senders is the number of sender goroutines (default 2).
 	Senders int
 	// Batch is how many calls a sender takes from the queue at once
-	// (default 64). With rfc Config.CoalesceSends on the endpoint, calls
-	// that senders start at the same moment may leave with one sendmmsg.
+	// (default 64).
 	Batch int
 	// MaxTargets bounds the targets of one operation (default 4096, at
 	// most QueueLen).

@@ -2,21 +2,20 @@ package dispatch
 
 import (
 	"context"
+	"fastcall/node/registry/client"
 	"time"
-
-	"fastcall/node/registry"
 )
 
 // RegistryStore keeps conflict markers in the registry's replicated
-// key/value store through a registry.Client (which fails over between the
+// key/value store through a client.Client (which fails over between the
 // two centers by itself). Keys are the registry's "kv/" keys; TTLs are
 // whole milliseconds, as the registry keeps them.
 type RegistryStore struct {
-	c *registry.Client
+	c *client.Client
 }
 
 // NewRegistryStore returns a MarkerStore over c.
-func NewRegistryStore(c *registry.Client) *RegistryStore { return &RegistryStore{c: c} }
+func NewRegistryStore(c *client.Client) *RegistryStore { return &RegistryStore{c: c} }
 
 // CAS implements MarkerStore.
 func (s *RegistryStore) CAS(ctx context.Context, key string, expectVersion uint64, value []byte, ttl time.Duration) (uint64, error) {

@@ -4,7 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -19,12 +20,12 @@ func TestRegistryStore(t *testing.T) {
 		eps[i] = &registryCenter{ep: newEP(t, uint32(100+i), nil), dir: t.TempDir()}
 	}
 	for i, c := range eps {
-		cfg := registry.DefaultConfig(c.dir)
+		cfg := center.DefaultConfig(c.dir)
 		cfg.Index = uint8(i)
 		cfg.Peer = eps[1-i].ep.Addr()
 		cfg.Logger = quiet
 		cfg.SweepEvery = 10 * time.Millisecond
-		center, err := registry.StartCenter(c.ep, cfg)
+		center, err := center.StartCenter(c.ep, cfg)
 		if err != nil {
 			t.Fatalf("StartCenter: %v", err)
 		}
@@ -33,8 +34,8 @@ func TestRegistryStore(t *testing.T) {
 	}
 	newStore := func(node uint32) (*Dispatcher, *RegistryStore) {
 		ep := newEP(t, node, nil)
-		ccfg := registry.DefaultClientConfig(eps[0].ep.Addr(), eps[1].ep.Addr())
-		cl, err := registry.NewClient(ep, ccfg)
+		ccfg := client.DefaultClientConfig(eps[0].ep.Addr(), eps[1].ep.Addr())
+		cl, err := client.NewClient(ep, ccfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,5 +78,5 @@ func TestRegistryStore(t *testing.T) {
 type registryCenter struct {
 	ep     *rfc.Endpoint
 	dir    string
-	center *registry.Center
+	center *center.Center
 }

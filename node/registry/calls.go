@@ -1,12 +1,6 @@
 package registry
 
-import (
-	"math/rand/v2"
-
-	"fastcall/node/registry/sdk"
-	"fastcall/rfc"
-	"fastcall/wire"
-)
+import "fastcall/wire"
 
 // Call numbers, in the range reserved for the registry
 // (wire.CallRegistryBase, 0x0200-0x02FF). This list is append-only: a
@@ -25,22 +19,22 @@ const (
 	CallGet uint16 = wire.CallRegistryBase + 0x00
 	// CallPut writes a key/value entry. Request: str key (under "kv/"),
 	// bytes value, u64 expected version, u64 ttl ms (0: none), u64 mode
-	// (putPlain: expected version ignored; putCAS: the entry must be at
+	// (PutPlain: expected version ignored; PutCAS: the entry must be at
 	// exactly the expected version, 0 = must not exist), then the
-	// operation (opParams). Reply: u64 new version. ECONFLICT on a
+	// operation (OpParams). Reply: u64 new version. ECONFLICT on a
 	// version mismatch, EMSGSIZE if the entry would not fit one push
 	// datagram, EAGAIN if the other center could not be reached and is
 	// not declared dead. An operation found applied before is answered
 	// with the version it made.
 	CallPut uint16 = wire.CallRegistryBase + 0x01
 	// CallDelete deletes a key/value entry. Request: str key, u64
-	// expected version (0: any), then the operation (opParams). Reply:
+	// expected version (0: any), then the operation (OpParams). Reply:
 	// u64 version of the tombstone. ENOENT if absent, ECONFLICT on a
 	// version mismatch.
 	CallDelete uint16 = wire.CallRegistryBase + 0x02
 	// CallList returns one page of entries in key order. Request: str
 	// prefix, str after (start strictly after this key; "" from the
-	// start), u64 limit (0: as many as fit), u64 flags (listTombstones:
+	// start), u64 limit (0: as many as fit), u64 flags (ListTombstones:
 	// include deleted entries, for anti-entropy and resynchronization),
 	// bytes padding. Reply: u64 more (1 if the page is not the last),
 	// then per entry: str key, bytes record.
@@ -48,11 +42,11 @@ const (
 	// CallRegister registers (or replaces) the caller's instance of a
 	// service; the instance is keyed by the request's source node id,
 	// which must not be 0. Request: str name, str service address, bytes
-	// metadata, u64 lease ms, then the operation (opParams). Reply: u64
+	// metadata, u64 lease ms, then the operation (OpParams). Reply: u64
 	// version.
 	CallRegister uint16 = wire.CallRegistryBase + 0x04
 	// CallDeregister removes the caller's instance. Request: str name,
-	// then the operation (opParams). Reply: u64 version of the tombstone.
+	// then the operation (OpParams). Reply: u64 version of the tombstone.
 	// ENOENT if absent.
 	CallDeregister uint16 = wire.CallRegistryBase + 0x05
 	// CallRenew renews the lease of every instance registered from the
@@ -113,43 +107,37 @@ const (
 
 // CallPut modes.
 const (
-	putPlain = 0
-	putCAS   = 1
+	PutPlain = 0
+	PutCAS   = 1
 )
 
 // Every client write (CallPut, CallDelete, CallRegister,
-// CallDeregister) ends with opParams parameters naming the operation:
+// CallDeregister) ends with OpParams parameters naming the operation:
 // u64 client id, u64 operation number (sdk.OpID; both 0: none). Every
 // attempt of one call carries the same pair.
-const opParams = 2
-
-// opOf returns the operation named by the last opParams parameters of req.
-func opOf(req *rfc.Request) sdk.OpID {
-	n := req.NParams()
-	return sdk.OpID{Client: req.Param(n - 2).Uint64(), Seq: req.Param(n - 1).Uint64()}
-}
+const OpParams = 2
 
 // CallList flags.
 const (
-	listTombstones = 1 << 0
+	ListTombstones = 1 << 0
 )
 
 // Parameter schemas.
 var (
-	schemaGet         = wire.Schema{wire.TypeString, wire.TypeBytes}
-	schemaPut         = wire.Schema{wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
-	schemaDelete      = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
-	schemaList        = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
-	schemaRegister    = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
-	schemaDeregister  = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64}
-	schemaRenew       = wire.Schema(nil)
-	schemaSubscribe   = wire.Schema{wire.TypeUint64, wire.TypeString}
-	schemaUnsubscribe = wire.Schema{wire.TypeUint64}
-	schemaSubCheck    = wire.Schema{wire.TypeUint64}
-	schemaPush        = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
-	schemaReplicate   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeBytes}
-	schemaTouch       = wire.Schema{wire.TypeUint64, wire.TypeString}
-	schemaLogSync     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	SchemaGet         = wire.Schema{wire.TypeString, wire.TypeBytes}
+	SchemaPut         = wire.Schema{wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	SchemaDelete      = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	SchemaList        = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	SchemaRegister    = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeBytes, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	SchemaDeregister  = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64}
+	SchemaRenew       = wire.Schema(nil)
+	SchemaSubscribe   = wire.Schema{wire.TypeUint64, wire.TypeString}
+	SchemaUnsubscribe = wire.Schema{wire.TypeUint64}
+	SchemaSubCheck    = wire.Schema{wire.TypeUint64}
+	SchemaPush        = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	SchemaReplicate   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeBytes}
+	SchemaTouch       = wire.Schema{wire.TypeUint64, wire.TypeString}
+	SchemaLogSync     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 )
 
 // Size bounds derived from the datagram format. A change travels in a
@@ -158,11 +146,11 @@ var (
 // such change fits a push datagram alone, so that every entry can be
 // pushed, replicated, listed and read.
 const (
-	paramU64Size   = wire.ParamHdrSize + wire.SizeFixed8
-	pushFixedSize  = wire.HeaderSize + 3*paramU64Size + wire.ParamHdrSize
-	changeHdrSize  = 2 + 2 // key length, record length
-	listFixedSize  = wire.HeaderSize + paramU64Size
-	listEntryExtra = 2 * wire.ParamHdrSize // str key, bytes record
+	ParamU64Size   = wire.ParamHdrSize + wire.SizeFixed8
+	PushFixedSize  = wire.HeaderSize + 3*ParamU64Size + wire.ParamHdrSize
+	ChangeHdrSize  = 2 + 2 // key length, record length
+	ListFixedSize  = wire.HeaderSize + ParamU64Size
+	ListEntryExtra = 2 * wire.ParamHdrSize // str key, bytes record
 
 	// MaxKeyLen bounds a key (namespace prefix included).
 	MaxKeyLen = 512
@@ -170,16 +158,6 @@ const (
 	MaxNameLen = 256
 )
 
-// maxEntry returns the largest key length plus record length that fits one
+// MaxEntry returns the largest key length plus record length that fits one
 // push datagram under the limit maxDatagram.
-func maxEntry(maxDatagram int) int { return maxDatagram - pushFixedSize - changeHdrSize }
-
-// randomID returns a random identifier, never 0: a push stream id
-// (CallSubscribe) or a log incarnation (CallLogSync).
-func randomID() uint64 {
-	for {
-		if v := rand.Uint64(); v != 0 {
-			return v
-		}
-	}
-}
+func MaxEntry(maxDatagram int) int { return maxDatagram - PushFixedSize - ChangeHdrSize }

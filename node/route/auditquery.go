@@ -36,8 +36,10 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	}
 	fileAt := reply.ReserveUint64() // where the next page starts, known after this one
 	offAt := reply.ReserveUint64()
+	full := false // a selected line did not fit the page
 	nf, no, err := r.audit.Scan(&q, file, off, int(limit), r.cfg.QueryScanBytes, func(line []byte) bool {
 		if reply.Len()+wire.ParamHdrSize+len(line) > reply.Cap() || reply.Count() >= wire.MaxParams {
+			full = true
 			return false
 		}
 		reply.Value(wire.Value{Type: wire.TypeString, Raw: line})
@@ -45,6 +47,11 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	})
 	if err != nil {
 		return wire.EPROTO
+	}
+	if full && reply.Count() == 2 {
+		// Not even one line fits: a page without lines would send the
+		// client back to the same cursor.
+		return wire.EMSGSIZE
 	}
 	reply.SetUint64(fileAt, nf)
 	reply.SetUint64(offAt, no)
@@ -103,7 +110,11 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 		if rep.NParams() < 2 {
 			return out, wire.EPROTO
 		}
+		askedFile, askedOff := file, off
 		file, off = rep.Param(0).Uint64(), rep.Param(1).Uint64()
+		if rep.NParams() == 2 && file == askedFile && off == askedOff && (file != 0 || off != 0) {
+			return out, wire.EPROTO // a page that does not advance would be asked again forever
+		}
 		for i := 2; i < rep.NParams(); i++ {
 			e, err := audit.ParseLine(rep.Param(i).Str())
 			if err != nil {

@@ -141,6 +141,8 @@ func (c *Config) check() error {
 		switch {
 		case rc.No < CallNSPut || rc.No >= CallNSPut+RoutedOffset:
 			return bad("Calls", rc.No, "call number outside 0x0410-0x042F")
+		case !audit.ValidName(rc.Name):
+			return bad("Calls", rc.Name, "name must be 1 to 64 bytes of UTF-8 without blanks or control bytes (the audit trail holds it as it is)")
 		case len(rc.Schema) == 0 || rc.Schema[0] != wire.TypeString:
 			return bad("Calls", rc.Name, "first parameter must be a str path")
 		case len(rc.Schema)+ContextParams > wire.MaxParams:

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fastcall/node/route/audit"
@@ -417,38 +418,58 @@ type demotion struct {
 	member  netip.AddrPort
 }
 
-// redemote re-sends set-role(false) to every member in q.demote, under
-// its sub-cluster's promote lock. A member that acknowledges, that is no
-// longer listed in its sub-cluster, or that the router believes active
+// demoteParallel bounds the set-role(false) requests of one round of
+// redemote in flight at once.
+const demoteParallel = 32
+
+// redemote re-sends set-role(false) to every member in q.demote, up to
+// demoteParallel at once, so that a round lasts about ActivateTimeout
+// however many members do not answer. A member that acknowledges, that is
+// no longer listed in its sub-cluster, or that the router believes active
 // again, is forgotten. Nothing is sent once the router is closed. Runs
 // on the failover goroutine, which owns q.demote (or in New before it
-// starts).
+// starts) and makes every promotion: no promotion runs during a round.
 func (r *Router) redemote() {
 	if r.closed.Load() {
 		return
 	}
-	var ps wire.Params
-	var buf [16]byte
-	mt := r.table.Load()
-	keep := r.fo.demote[:0]
-	for _, d := range r.fo.demote {
-		cs := mt.clusters[d.cluster]
-		if cs == nil {
-			continue
-		}
-		cs.promote.Lock()
-		idx := slices.Index(cs.members, d.member)
-		pending := idx >= 0 && idx != cs.activeIdx()
-		if pending && r.setRole(d.member, false, &ps, buf[:]) == nil {
-			pending = false
-			r.log.Info("route: replaced member demoted", "cluster", cs.name, "member", d.member.String())
-		}
-		cs.promote.Unlock()
-		if pending {
+	todo := r.fo.demote
+	acked := make([]bool, len(todo))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(todo), demoteParallel) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ps wire.Params
+			var buf [16]byte
+			for i := int(next.Add(1) - 1); i < len(todo); i = int(next.Add(1) - 1) {
+				d := todo[i]
+				cs := r.table.Load().clusters[d.cluster]
+				if cs == nil {
+					acked[i] = true
+					continue
+				}
+				idx := slices.Index(cs.members, d.member)
+				if idx < 0 || idx == cs.activeIdx() {
+					acked[i] = true
+					continue
+				}
+				if r.setRole(d.member, false, &ps, buf[:]) == nil {
+					acked[i] = true
+					r.log.Info("route: replaced member demoted", "cluster", cs.name, "member", d.member.String())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	keep := todo[:0]
+	for i, d := range todo {
+		if !acked[i] {
 			keep = append(keep, d)
 		}
 	}
-	clear(r.fo.demote[len(keep):])
+	clear(todo[len(keep):])
 	r.fo.demote = keep
 }
 

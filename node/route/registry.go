@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
 )
@@ -18,7 +18,7 @@ import (
 // The registry allows one watching client per endpoint: give a router node
 // its own endpoint's client and no registry agent.
 type RegistryMounts struct {
-	C *registry.Client
+	C *client.Client
 }
 
 const kvNamespace = "kv/"
@@ -46,7 +46,7 @@ func (r RegistryMounts) List(ctx context.Context, prefix string) ([]KV, error) {
 
 // Watch follows changes under prefix.
 func (r RegistryMounts) Watch(prefix string, fn func(key string, value []byte, deleted bool)) (func(), error) {
-	w, err := r.C.Watch([]string{prefix}, func(c registry.Change) {
+	w, err := r.C.Watch([]string{prefix}, func(c client.Change) {
 		if c.Deleted || c.Record == nil {
 			fn(c.Key, nil, true)
 			return

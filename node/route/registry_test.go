@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
@@ -15,17 +16,17 @@ import (
 // subscription, and a removal too.
 func TestRegistryMounts(t *testing.T) {
 	cep := newEndpoint(t, 50, 0)
-	ccfg := registry.DefaultConfig(t.TempDir())
-	ccfg.Fsync = registry.FsyncNever
+	ccfg := center.DefaultConfig(t.TempDir())
+	ccfg.Fsync = center.FsyncNever
 	ccfg.Logger = quiet
-	center, err := registry.StartCenter(cep, ccfg)
+	center, err := center.StartCenter(cep, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { center.Close() })
 	client := func(node uint32) RegistryMounts {
 		ep := newEndpoint(t, node, 16)
-		c, err := registry.NewClient(ep, registry.DefaultClientConfig(cep.Addr()))
+		c, err := client.NewClient(ep, client.DefaultClientConfig(cep.Addr()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,12 +92,15 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	// owns q.demote). An endpoint not started cannot read the
 	// acknowledgements: the failover goroutine sends them once it runs.
 	if ep.Started() {
-		r.fo.takeOwed()
-		r.redemote()
+		// The wake-up signal is taken before the list it announces: a
+		// sub-cluster the table adds meanwhile signals again, and the
+		// failover goroutine takes what New did not.
 		select {
 		case <-r.fo.owedCh:
 		default:
 		}
+		r.fo.takeOwed()
+		r.redemote()
 	}
 	for _, c := range cfg.Calls {
 		rc := &routedCall{RoutedCall: c, fwdNo: c.No + RoutedOffset}

@@ -8,16 +8,21 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/cryptotest"
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/center/memdisk"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
 )
 
-// TestSimRegistry is the registry scenario: two centers (data in a temp
-// dir), agents writing their shm maps (files in the temp dir) and
+// TestSimRegistry is the registry scenario: two centers (data on
+// in-memory disks, a crash loses what they had not synced), agents writing their shm maps (files in the temp dir) and
 // writers putting kv entries, under the fault schedule (centers and
 // agents crash and restart from their files). Invariants: no
 // acknowledged write is lost (every center ends at or above the highest
@@ -48,8 +53,11 @@ type regWorld struct {
 	cfg   rfc.Config
 	addrs []netip.AddrPort
 	eps   []*rfc.Endpoint
-	ctrs  [2]*registry.Center
-	ags   [2]*registry.Agent
+	ctrs  [2]*center.Center
+	disks [2]*memdisk.Disk // each center's disk, kept across its crashes
+	seed  uint64
+	boots [regNodes]uint64 // starts of each node so far
+	ags   [2]*agent.Agent
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	mu    struct {
@@ -59,8 +67,10 @@ type regWorld struct {
 }
 
 func runRegistry(t *testing.T, seed uint64, chk *checker) {
+	// The client's retry jitter (rfc.Backoff) is seeded from crypto/rand.
+	cryptotest.SetGlobalRandom(t, seed)
 	rnd := simnet.NewRand(seed)
-	w := &regWorld{t: t, dir: t.TempDir(), chk: chk, stop: make(chan struct{})}
+	w := &regWorld{seed: seed, t: t, dir: t.TempDir(), chk: chk, stop: make(chan struct{})}
 	w.mu.acked = map[string]uint64{}
 	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
@@ -72,6 +82,9 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(i + 1)}), 7200))
 	}
 	w.eps = make([]*rfc.Endpoint, regNodes)
+	for i := range w.disks {
+		w.disks[i] = memdisk.New()
+	}
 	chk.tr.Add("world", noAddr, noAddr, fmt.Sprintf("seed=%d", seed))
 	for i := 0; i < regNodes; i++ {
 		w.start(i)
@@ -87,10 +100,25 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 	w.wg.Wait()
 	// Once the faults stop: anti-entropy, pushes and resubscription
 	// bring everything together within a few anti-entropy periods.
-	time.Sleep(3*registry.DefaultAntiEntropyEvery + *flagQuiet)
+	time.Sleep(3*center.DefaultAntiEntropyEvery + *flagQuiet)
 	w.check()
 	for i := range w.eps {
 		w.crash(i)
+	}
+}
+
+// seededIDs draws a node's registry identifiers from rnd: the datagrams
+// that carry them, and so their fates, replay.
+func seededIDs(rnd *simnet.Rand) registry.IDSource {
+	var mu sync.Mutex
+	return func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			if v := rnd.Uint64(); v != 0 {
+				return v
+			}
+		}
 	}
 }
 
@@ -103,21 +131,28 @@ func (w *regWorld) start(i int) {
 		w.t.Fatal(err)
 	}
 	centers := []netip.AddrPort{w.addrs[regCenter0], w.addrs[regCenter1]}
+	// Each start of a node draws its identifiers from its own stream, so
+	// that what a crashed instance drew while it died does not shift them.
+	w.boots[i]++
+	ids := seededIDs(simnet.NewRand(w.seed ^ uint64(i+1)<<40 ^ w.boots[i]<<52))
 	switch i {
 	case regCenter0, regCenter1:
-		rc := registry.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
+		rc := center.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
 		rc.Index = uint8(i)
 		rc.Peer = centers[1-i]
 		rc.Logger = quietLogger
-		if w.ctrs[i], err = registry.StartCenter(ep, rc); err != nil {
+		rc.Disk = w.disks[i].Boot()
+		rc.IDs = ids
+		if w.ctrs[i], err = center.StartCenter(ep, rc); err != nil {
 			w.t.Fatal(err)
 		}
 	case regAgent0, regAgent1:
-		ac := registry.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), centers...)
+		ac := agent.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), centers...)
 		ac.Prefixes = []string{sdk.KVPrefix}
 		ac.ShmSize = 1 << 20
 		ac.Logger = quietLogger
-		if w.ags[i-regAgent0], err = registry.StartAgent(ep, ac); err != nil {
+		ac.IDs = ids
+		if w.ags[i-regAgent0], err = agent.StartAgent(ep, ac); err != nil {
 			w.t.Fatal(err)
 		}
 	}
@@ -130,7 +165,8 @@ func (w *regWorld) start(i int) {
 }
 
 // crash stops node i: its endpoint first, as a process killed, then what
-// ran on it.
+// ran on it; a center's disk loses first what was not synced, and the
+// dying center reaches it no more.
 func (w *regWorld) crash(i int) {
 	if w.eps[i] == nil {
 		return
@@ -138,6 +174,8 @@ func (w *regWorld) crash(i int) {
 	w.eps[i].Close()
 	switch i {
 	case regCenter0, regCenter1:
+		// What the center had not synced dies with it.
+		w.disks[i].Crash()
 		w.ctrs[i].Close()
 		w.ctrs[i] = nil
 	case regAgent0, regAgent1:
@@ -151,7 +189,9 @@ func (w *regWorld) crash(i int) {
 // versions acknowledged.
 func (w *regWorld) writer(i int, rnd *simnet.Rand) {
 	defer w.wg.Done()
-	c, err := registry.NewClient(w.eps[i], registry.DefaultClientConfig(w.addrs[regCenter0], w.addrs[regCenter1]))
+	cc := client.DefaultClientConfig(w.addrs[regCenter0], w.addrs[regCenter1])
+	cc.IDs = seededIDs(simnet.NewRand(w.seed ^ uint64(i+1)<<40))
+	c, err := client.NewClient(w.eps[i], cc)
 	if err != nil {
 		w.chk.failf("writer %d: %v", i, err)
 		return

@@ -123,7 +123,7 @@ func TestSimReplay(t *testing.T) {
 	for _, sc := range []struct {
 		name string
 		run  scenario
-	}{{"RFC", runRFC}, {"Heartbeat", runHeartbeat}, {"MasterWorker", runMasterWorker}, {"Dispatch", runDispatch}, {"Router", runRouter}} {
+	}{{"RFC", runRFC}, {"Heartbeat", runHeartbeat}, {"MasterWorker", runMasterWorker}, {"Dispatch", runDispatch}, {"Router", runRouter}, {"Registry", runRegistry}} {
 		for _, seed := range []uint64{1} {
 			c1, h1 := runOne(t, sc.name, seed, sc.run)
 			c2, h2 := runOne(t, sc.name, seed, sc.run)

@@ -12,7 +12,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
@@ -93,11 +95,11 @@ type regScaleWorld struct {
 	dir     string
 	centers []netip.AddrPort
 	eps     []*rfc.Endpoint
-	ctrs    []*registry.Center
-	ags     []*registry.Agent
-	cls     [2]*registry.Client // registration i goes first to center i%2
-	node    uint32              // the registering node's id
-	seq     int                 // registrations made
+	ctrs    []*center.Center
+	ags     []*agent.Agent
+	cls     [2]*client.Client // registration i goes first to center i%2
+	node    uint32            // the registering node's id
+	seq     int               // registrations made
 }
 
 // startRegScaleWorld starts two centers, n agents and a registering node,
@@ -122,11 +124,11 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 		cfg := rfc.DefaultConfig()
 		cfg.NodeID = uint32(i + 1)
 		ep := open(cfg, w.centers[i])
-		rc := registry.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
+		rc := center.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
 		rc.Index = uint8(i)
 		rc.Peer = w.centers[1-i]
 		rc.Logger = quietLogger
-		c, err := registry.StartCenter(ep, rc)
+		c, err := center.StartCenter(ep, rc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,8 +143,8 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 	cfg.NodeID = w.node
 	ep := open(cfg, addr(3, 0, 3))
 	for i := range w.cls {
-		cc := registry.DefaultClientConfig(w.centers[i], w.centers[1-i])
-		c, err := registry.NewClient(ep, cc)
+		cc := client.DefaultClientConfig(w.centers[i], w.centers[1-i])
+		c, err := client.NewClient(ep, cc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,10 +163,10 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 		cfg.MaxPending = 64
 		cfg.DupEntries = 256
 		ep := open(cfg, addr(4, byte(i/250), byte(i%250+1)))
-		ac := registry.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), w.centers...)
+		ac := agent.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), w.centers...)
 		ac.ShmSize = shm.MinSize
 		ac.Logger = quietLogger
-		a, err := registry.StartAgent(ep, ac)
+		a, err := agent.StartAgent(ep, ac)
 		if err != nil {
 			t.Fatal(err)
 		}

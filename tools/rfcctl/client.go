@@ -12,7 +12,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/node/keyfile"
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -54,7 +54,7 @@ func (c *clientFlags) open(dst netip.AddrPort, stderr io.Writer) (*rfc.Endpoint,
 
 // registryClient opens an endpoint and a registry client for the centers
 // named by -c (comma-separated IP:PORT); code is non-zero on failure.
-func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*rfc.Endpoint, *registry.Client, int) {
+func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*rfc.Endpoint, *client.Client, int) {
 	var cs []netip.AddrPort
 	for _, s := range strings.Split(centers, ",") {
 		ap, err := parseAddr(s)
@@ -67,7 +67,7 @@ func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*r
 	if code != 0 {
 		return nil, nil, code
 	}
-	cli, err := registry.NewClient(ep, registry.DefaultClientConfig(cs...))
+	cli, err := client.NewClient(ep, client.DefaultClientConfig(cs...))
 	if err != nil {
 		ep.Close()
 		fmt.Fprintf(stderr, "rfcctl: %v\n", err)

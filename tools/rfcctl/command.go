@@ -10,7 +10,7 @@ import (
 	"net/netip"
 	"text/tabwriter"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/rfc"
 )
 
@@ -139,7 +139,7 @@ func (c *command) open(dst netip.AddrPort) (*session, int) {
 
 // dialRegistry opens a session and a registry client for the centers
 // named by -c (comma-separated IP:PORT); code is non-zero on failure.
-func (c *command) dialRegistry() (*session, *registry.Client, int) {
+func (c *command) dialRegistry() (*session, *client.Client, int) {
 	ep, cli, code := c.cf.registryClient(c.name, *c.centers, c.stderr)
 	if code != 0 {
 		return nil, nil, code

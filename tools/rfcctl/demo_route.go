@@ -11,7 +11,7 @@ import (
 	"fastcall/node/builtin"
 	"fastcall/node/daemon"
 	"fastcall/node/dispatch"
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/node/route"
 	"fastcall/node/route/audit"
 	"fastcall/rfc"
@@ -52,7 +52,7 @@ func (d *demo) runRoute(centers []string) error {
 	for _, c := range centers {
 		cs = append(cs, netip.MustParseAddrPort(c))
 	}
-	cli, err := registry.NewClient(d.ep, registry.DefaultClientConfig(cs...))
+	cli, err := client.NewClient(d.ep, client.DefaultClientConfig(cs...))
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"fastcall/node/daemon"
 	"fastcall/node/heartbeat"
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/wire"
@@ -243,7 +243,7 @@ func (d *demo) runRegistry() ([]string, error) {
 	}
 	d.say("%.1fM lookups/s from shared memory", float64(lookups)/time.Since(t0).Seconds()/1e6)
 	ccs := []netip.AddrPort{netip.MustParseAddrPort(addrs[0]), netip.MustParseAddrPort(addrs[1])}
-	cli, err := registry.NewClient(d.ep, registry.DefaultClientConfig(ccs...))
+	cli, err := client.NewClient(d.ep, client.DefaultClientConfig(ccs...))
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (d *demo) runRegistry() ([]string, error) {
 	if _, _, err := d.startArgs("-config", cfgPaths[0]); err != nil {
 		return nil, err
 	}
-	only0, err := registry.NewClient(d.ep, registry.DefaultClientConfig(ccs[0]))
+	only0, err := client.NewClient(d.ep, client.DefaultClientConfig(ccs[0]))
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
 )
@@ -46,7 +46,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "ls":
-		var all []registry.Entry
+		var all []client.Entry
 		after := ""
 		for page := 0; page < 10000; page++ {
 			es, more, err := cli.List(ctx, arg(0), after, 0)
@@ -103,7 +103,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		printInstances(stdout, is)
 	case "watch":
 		ch := make(chan string, 1024)
-		w, err := cli.Watch([]string{arg(0)}, func(c registry.Change) {
+		w, err := cli.Watch([]string{arg(0)}, func(c client.Change) {
 			s := "put"
 			if c.Deleted {
 				s = "del"

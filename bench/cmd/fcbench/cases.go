@@ -23,7 +23,6 @@ type runEnv struct {
 // own measurement fails; a peer that cannot run is noted in its section.
 var runners = map[string]func(*runEnv) (*section, error){
 	"calls":         runCalls,
-	"coalesce":      runCoalesce,
 	"loss":          runLoss,
 	"shm":           runShm,
 	"lock":          runLock,
@@ -96,19 +95,6 @@ func runCalls(e *runEnv) (*section, error) {
 		}
 	}
 	s.data = all
-	return s, nil
-}
-
-func runCoalesce(e *runEnv) (*section, error) {
-	rs, err := bench.RunCalls(bench.CoalesceSystems(), []bench.Shape{{Callers: 1, Size: 64}, {Callers: 32, Size: 64}}, e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: rs}
-	fmt.Fprintln(&s.md, "## coalesce: each caller sending its own request (the default) against concurrent callers' sends combined into sendmmsg rounds (Config.CoalesceSends)")
-	fmt.Fprintln(&s.md)
-	bench.WriteCallsMarkdown(&s.md, rs)
-	fmt.Fprintln(&s.md)
 	return s, nil
 }
 

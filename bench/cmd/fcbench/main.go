@@ -2,7 +2,7 @@
 // systems users would pick instead, and writes bench/RESULTS.md and SVG
 // charts. `make bench` runs it; `make bench CASE=calls` runs one case.
 //
-// Cases: calls, coalesce, loss, shm, lock, dispatch, detection, route,
+// Cases: calls, loss, shm, lock, dispatch, detection, route,
 // registry, regscale, dispatchscale. Peers that need other modules (gRPC-go for calls,
 // hashicorp/memberlist for detection) run as `go run` programs of the
 // nested module bench/peers; when that fails (no module download, say) the
@@ -23,7 +23,7 @@ import (
 )
 
 // allCases in the order they run and appear in RESULTS.md.
-var allCases = []string{"calls", "coalesce", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale", "dispatchscale"}
+var allCases = []string{"calls", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale", "dispatchscale"}
 
 func main() {
 	if bench.ChildMain() {
@@ -125,6 +125,7 @@ func run(args []string) int {
 		o.Rounds, o.Duration, o.Warmup)
 	fmt.Fprintf(&md, "- Ratios are fastcall's figure divided by the other system's (for times, below 1× means fastcall is faster; for throughputs, above 1×).\n\n")
 	md.Write(body.Bytes())
+	md.Write(keptSection(filepath.Join(*outDir, "RESULTS.md")))
 	if err := os.WriteFile(filepath.Join(*outDir, "RESULTS.md"), md.Bytes(), 0o644); err != nil {
 		fmt.Fprintf(os.Stderr, "fcbench: %v\n", err)
 		return 1
@@ -153,4 +154,23 @@ func resultsDir(out string, outSet bool, full bool) string {
 		return out
 	}
 	return filepath.Join(os.TempDir(), "fcbench")
+}
+
+// keptHeading starts the part of RESULTS.md that no case produces: the
+// A/B runs that decide whether a speed mechanism of the engine stays,
+// made with builds of the code with and without it. A run keeps it.
+const keptHeading = "## Speed mechanisms"
+
+// keptSection returns the kept part of the RESULTS.md at path, from
+// keptHeading to the end, or nothing when there is none.
+func keptSection(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	i := bytes.Index(b, []byte("\n"+keptHeading+"\n"))
+	if i < 0 {
+		return nil
+	}
+	return b[i+1:]
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,7 +20,8 @@ import (
 	"time"
 
 	"fastcall/node/heartbeat"
-	"fastcall/node/registry"
+	"fastcall/node/registry/client"
+	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
 
 	"github.com/anishathalye/porcupine"
@@ -55,25 +55,6 @@ func buildRfcd(t *testing.T, dir string) string {
 		t.Fatalf("go build rfcd: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// freeAddrs returns n loopback UDP addresses that were free a moment ago.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var conns []*net.UDPConn
-	for i := 0; i < n; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		out = append(out, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	return out
 }
 
 // centerProc is one center as an rfcd process, restarted on the same
@@ -157,7 +138,7 @@ func (p *centerProc) kill() {
 // newClient returns a registry Client on its own endpoint, with a
 // heartbeat service watching the centers so that a killed center is
 // declared dead (ENODEAD) rather than timed out.
-func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *registry.Client {
+func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *client.Client {
 	t.Helper()
 	cfg := rfc.DefaultConfig()
 	cfg.NodeID = node
@@ -174,9 +155,9 @@ func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *registry.Cl
 		t.Fatal(err)
 	}
 	t.Cleanup(hb.Close)
-	ccfg := registry.DefaultClientConfig(centers...)
+	ccfg := client.DefaultClientConfig(centers...)
 	ccfg.AttemptTimeout = 500 * time.Millisecond
-	cl, err := registry.NewClient(ep, ccfg)
+	cl, err := client.NewClient(ep, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +165,7 @@ func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *registry.Cl
 }
 
 // workload runs one client's operations on keys until ctx ends.
-func workload(ctx context.Context, h *History, id int, cl *registry.Client, keys []string, rng *rand.Rand) {
+func workload(ctx context.Context, h *History, id int, cl *client.Client, keys []string, rng *rand.Rand) {
 	seen := map[string]uint64{} // last version this client saw of each key
 	seq := 0
 	for ctx.Err() == nil {
@@ -250,7 +231,7 @@ func workload(ctx context.Context, h *History, id int, cl *registry.Client, keys
 // checks the history.
 func runOnce(t *testing.T, bin string, nkeys int, d time.Duration, seed uint64) (porcupine.CheckResult, *History, int) {
 	dir := t.TempDir()
-	addrs := freeAddrs(t, 2)
+	addrs := regtest.FreeAddrs(t, 2)
 	procs := []*centerProc{
 		newCenterProc(t, bin, dir, 0, addrs[0], addrs[1]),
 		newCenterProc(t, bin, dir, 1, addrs[1], addrs[0]),

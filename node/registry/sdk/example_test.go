@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/center"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 )
@@ -39,27 +40,27 @@ func ExampleReader_Lookup() {
 	// A registry center and, on the node, its agent.
 	cep := listen(100)
 	defer cep.Close()
-	ccfg := registry.DefaultConfig(filepath.Join(dir, "center"))
-	ccfg.Fsync = registry.FsyncNever
+	ccfg := center.DefaultConfig(filepath.Join(dir, "center"))
+	ccfg.Fsync = center.FsyncNever
 	ccfg.Logger = quiet
-	center, err := registry.StartCenter(cep, ccfg)
+	cen, err := center.StartCenter(cep, ccfg)
 	if err != nil {
 		panic(err)
 	}
-	defer center.Close()
+	defer cen.Close()
 	ep := listen(7)
 	defer ep.Close()
 	mapFile := filepath.Join(dir, "node.map")
-	acfg := registry.DefaultAgentConfig(mapFile, cep.Addr())
+	acfg := agent.DefaultAgentConfig(mapFile, cep.Addr())
 	acfg.Logger = quiet
-	agent, err := registry.StartAgent(ep, acfg)
+	a, err := agent.StartAgent(ep, acfg)
 	if err != nil {
 		panic(err)
 	}
-	defer agent.Close()
+	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := agent.Register(ctx, "cache", "127.0.0.1:6379", []byte("zone=a"), 10*time.Second); err != nil {
+	if err := a.Register(ctx, "cache", "127.0.0.1:6379", []byte("zone=a"), 10*time.Second); err != nil {
 		panic(err)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"fastcall/wire"
 )
@@ -120,20 +121,41 @@ func appendAddr(b []byte, a netip.AddrPort) []byte {
 	return a.AppendTo(b)
 }
 
+// NameMax bounds the call and sub-cluster names a line holds.
+const NameMax = 64
+
 // appendName appends a name, "-" if empty, with any byte below 0x21 (tab,
-// newline, space) replaced by '_' so the line keeps its shape.
+// newline, space) replaced by '_' so the line keeps its shape, cut to
+// NameMax bytes. A name ValidName accepts is appended unchanged.
 func appendName(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '-')
 	}
-	for i := 0; i < len(s) && i < 64; i++ {
+	for i := 0; i < len(s) && i < NameMax; i++ {
 		c := s[i]
-		if c < 0x21 || c == 0x7f {
+		if nameByteBad(c) {
 			c = '_'
 		}
 		b = append(b, c)
 	}
 	return b
+}
+
+func nameByteBad(c byte) bool { return c < 0x21 || c == 0x7f }
+
+// ValidName reports whether a line holds name as it is, so that a query
+// by the name finds its records: 1 to NameMax bytes of UTF-8, not "-",
+// with no blank, control byte or DEL.
+func ValidName(name string) bool {
+	if name == "" || name == "-" || len(name) > NameMax || !utf8.ValidString(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if nameByteBad(name[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Stats are the audit writer's counters.
@@ -238,7 +260,7 @@ func Files(fsys FS, dir string) ([]uint64, error) {
 }
 
 // next closes the current file, opens file seq+1 (mode 0600, never an
-// existing file) and deletes files older than the keep bound.
+// existing file) and deletes the oldest files past the keep bound.
 func (a *Log) next() error {
 	if a.f != nil {
 		_ = a.f.Sync()
@@ -254,13 +276,11 @@ func (a *Log) next() error {
 	}
 	a.f, a.size = f, 0
 	a.file.Store(&name)
-	if a.seq > uint64(a.keep) {
-		if seqs, err := Files(a.fs, a.dir); err == nil {
-			for _, s := range seqs {
-				if s+uint64(a.keep) <= a.seq {
-					_ = a.fs.Remove(filepath.Join(a.dir, FileName(s)))
-				}
-			}
+	// The keep bound counts files, not sequence numbers: a creation that
+	// failed consumed a number without leaving a file.
+	if seqs, err := Files(a.fs, a.dir); err == nil && len(seqs) > a.keep {
+		for _, s := range seqs[:len(seqs)-a.keep] {
+			_ = a.fs.Remove(filepath.Join(a.dir, FileName(s)))
 		}
 	}
 	return nil

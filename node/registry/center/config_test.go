@@ -1,0 +1,45 @@
+package center
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"fastcall/node/registry/internal/regtest"
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
+	"fastcall/wire"
+)
+
+// TestConfigRefused: StartCenter refuses an out-of-range configuration
+// with the one configuration error, naming the field and its value.
+func TestConfigRefused(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		mod   func(c *Config)
+		value string
+	}{
+		{"DataDir", func(c *Config) { c.DataDir = "" }, ""},
+		{"Index", func(c *Config) { c.Index = 2 }, "2"},
+		{"SweepEvery", func(c *Config) { c.SweepEvery = time.Microsecond }, "1µs"},
+		{"Pushers", func(c *Config) { c.Pushers = 0 }, "0"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			cfg := DefaultConfig(t.TempDir())
+			cfg.Logger = rfctest.Quiet
+			tc.mod(&cfg)
+			c, err := StartCenter(regtest.Endpoint(t, 100, ""), cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("accepted")
+			}
+			var ce *rfc.ConfigError
+			if !errors.As(err, &ce) || ce.Scope != "registry" || ce.Field != tc.field || ce.Value != tc.value {
+				t.Fatalf("got %#v, want registry field %s value %q", err, tc.field, tc.value)
+			}
+			if wire.AsErrno(err) != wire.EINVAL {
+				t.Fatalf("errno %v, want EINVAL", wire.AsErrno(err))
+			}
+		})
+	}
+}

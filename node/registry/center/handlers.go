@@ -1,0 +1,380 @@
+package center
+
+import (
+	"context"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// Handlers of the client calls. Each checks its arguments (the engine has
+// checked the schema), counts what is malformed and answers an error
+// number; none panics on network input.
+
+// entryFits reports whether key and rec fit one push datagram.
+func (c *Center) entryFits(keyLen, recLen int) bool {
+	return keyLen+recLen <= registry.MaxEntry(c.ep.Config().MaxDatagram)
+}
+
+func (c *Center) closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.closed
+}
+
+func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if !c.serving() {
+		return wire.EBUSY
+	}
+	key := req.Param(0).Str()
+	nowMs := c.clock.WallMs()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// A write of the key at this center that is waiting for the other
+	// center may already be applied and read there: wait for its
+	// outcome here, so that no read here returns what a read there
+	// already saw replaced.
+	for {
+		if c.mu.closed {
+			return wire.ECLOSED
+		}
+		if _, busy := c.mu.inflight[key]; !busy {
+			break
+		}
+		c.written.Wait()
+	}
+	e := c.mu.st.get(key)
+	if !e.live(nowMs) {
+		return wire.ENOENT
+	}
+	reply.Bytes(e.rec)
+	return wire.OK
+}
+
+// validKVKey reports whether key is a key/value key a client may write.
+func validKVKey(key string) bool {
+	return len(key) > len(sdk.KVPrefix) && len(key) <= registry.MaxKeyLen && strings.HasPrefix(key, sdk.KVPrefix)
+}
+
+func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
+	key := req.Param(0).Str()
+	value := req.Param(1).Bytes()
+	expect, ttlMs, mode := req.Param(2).Uint64(), req.Param(3).Uint64(), req.Param(4).Uint64()
+	if !validKVKey(key) || mode > registry.PutCAS || ttlMs > uint64(365*24*time.Hour/time.Millisecond) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	op := writeOp{key: key, id: registry.OpOf(req), check: mode == registry.PutCAS, expect: expect}
+	op.rec = sdk.Record{Kind: sdk.KindKV, Node: req.Src, Body: append([]byte(nil), value...)}
+	if ttlMs != 0 {
+		op.rec.ExpireMs = c.clock.WallMs() + int64(ttlMs)
+	}
+	if !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
+		return wire.EMSGSIZE
+	}
+	return c.writeAnswer(&op, reply)
+}
+
+func (c *Center) serveDelete(req *rfc.Request, reply *wire.Params) wire.Errno {
+	key := req.Param(0).Str()
+	expect := req.Param(1).Uint64()
+	if !validKVKey(key) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	op := deleteOp(key, expect, req.Src, registry.OpOf(req))
+	return c.writeAnswer(&op, reply)
+}
+
+// deleteOp is the write of a tombstone for a live key; expect, if not 0,
+// must be its version. id names the client operation.
+func deleteOp(key string, expect uint64, node uint32, id sdk.OpID) writeOp {
+	op := writeOp{key: key, id: id, mustExist: true, check: expect != 0, expect: expect}
+	op.rec = sdk.Record{Kind: sdk.KindTombstone, Node: node}
+	return op
+}
+
+// writeAnswer runs a client's write once the center serves clients
+// (EBUSY before) and answers the version it made.
+func (c *Center) writeAnswer(op *writeOp, reply *wire.Params) wire.Errno {
+	if !c.serving() {
+		return wire.EBUSY
+	}
+	v, e := c.write(op)
+	if e == wire.OK {
+		reply.Uint64(v)
+	}
+	return e
+}
+
+func (c *Center) serveList(req *rfc.Request, reply *wire.Params) wire.Errno {
+	prefix, after := req.Param(0).Str(), req.Param(1).Str()
+	limit, flags := req.Param(2).Uint64(), req.Param(3).Uint64()
+	maxEntries := (wire.MaxParams - 1) / 2
+	if limit == 0 || limit > uint64(maxEntries) {
+		limit = uint64(maxEntries)
+	}
+	nowMs := c.clock.WallMs()
+	room := reply.Cap() - registry.ParamU64Size
+	more := false
+	var keys []string
+	var recs [][]byte
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return wire.ECLOSED
+	}
+	c.mu.st.scan(prefix, after, func(k string, e *entry) bool {
+		if flags&registry.ListTombstones == 0 && !e.live(nowMs) {
+			return true
+		}
+		need := registry.ListEntryExtra + len(k) + len(e.rec)
+		if uint64(len(keys)) >= limit || need > room {
+			more = true
+			return false
+		}
+		room -= need
+		keys = append(keys, k)
+		recs = append(recs, e.rec)
+		return true
+	})
+	c.mu.Unlock()
+	if more && len(keys) == 0 {
+		// The reply room is below one entry: the request was not padded.
+		return wire.EMSGSIZE
+	}
+	if more {
+		reply.Uint64(1)
+	} else {
+		reply.Uint64(0)
+	}
+	for i, k := range keys {
+		reply.String(k)
+		reply.Bytes(recs[i])
+	}
+	return wire.OK
+}
+
+func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno {
+	name := req.Param(0).Str()
+	addr, meta := req.Param(1).Bytes(), req.Param(2).Bytes()
+	leaseMs := req.Param(3).Uint64()
+	if req.Src == 0 || name == "" || len(name) > registry.MaxNameLen || strings.IndexByte(name, sdk.InstanceSep) >= 0 ||
+		!utf8.ValidString(name) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	if leaseMs == 0 {
+		leaseMs = uint64(c.cfg.DefaultLease.Milliseconds())
+	}
+	if leaseMs > uint64(c.cfg.MaxLease.Milliseconds()) {
+		return wire.EINVAL
+	}
+	key := sdk.ServiceKey(name, req.Src)
+	owner := req.From.String()
+	op := writeOp{key: key, id: registry.OpOf(req)}
+	op.rec = sdk.Record{Kind: sdk.KindService, Node: req.Src, LeaseMs: uint32(leaseMs),
+		Addr: append([]byte(nil), addr...), Owner: []byte(owner), Body: append([]byte(nil), meta...)}
+	if len(key) > registry.MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
+		return wire.EMSGSIZE
+	}
+	return c.writeAnswer(&op, reply)
+}
+
+func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errno {
+	name := req.Param(0).Str()
+	if req.Src == 0 || name == "" || len(name) > registry.MaxNameLen || strings.IndexByte(name, sdk.InstanceSep) >= 0 {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	op := deleteOp(sdk.ServiceKey(name, req.Src), 0, req.Src, registry.OpOf(req))
+	return c.writeAnswer(&op, reply)
+}
+
+// renewOwner pushes back the lease deadline of every instance registered
+// from owner and returns how many there were.
+func (c *Center) renewOwner(owner string) int {
+	monoNs := c.clock.MonoNs()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k := range c.mu.owners[owner] {
+		if e := c.mu.st.get(k); e != nil && e.kind == sdk.KindService {
+			e.leaseDue = monoNs + e.leaseMs*int64(time.Millisecond)
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Center) serveRenew(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if c.closed() {
+		return wire.ECLOSED
+	}
+	owner := req.From.String()
+	n := c.renewOwner(owner)
+	if c.cfg.Peer.IsValid() {
+		// Forward the renewal so that the other center does not expire
+		// the lease; a lost forward is made up by the next renewal.
+		var ps wire.Params
+		buf := make([]byte, 2*registry.ParamU64Size+len(owner)+wire.ParamHdrSize)
+		ps.Reset(buf)
+		ps.Uint64(uint64(c.cfg.Index))
+		ps.String(owner)
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReplicateTimeout)
+		c.ep.Call(ctx, c.cfg.Peer, registry.CallTouch, &ps, nil)
+		cancel()
+	}
+	if n == 0 {
+		return wire.ENOENT
+	}
+	reply.Uint64(uint64(n))
+	return wire.OK
+}
+
+func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if req.Param(0).Uint64() == uint64(c.cfg.Index) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	reply.Uint64(uint64(c.renewOwner(req.Param(1).Str())))
+	return wire.OK
+}
+
+// serveReplicate applies a write of the other center. Rules, with cur the
+// version held here, prev the version the sender's write replaces and new
+// the version it makes:
+//
+//   - this center is writing the key itself and is the senior (index 0):
+//     if the replica replaces the very version this center's write makes
+//     (the junior took that write's replica and wrote on top of it before
+//     this center heard back), wait for this center's write to end and
+//     go on with the rules below; otherwise ECONFLICT (the junior's write
+//     loses; the senior's replica is let through at the junior);
+//   - the record held has the replica's stamp (version and epoch): a
+//     duplicate, OK. The same version with another epoch is another
+//     record: the sender restarted, lost the record held here and made
+//     its version again; it falls under the last rule, since new > prev;
+//   - cur <= prev: apply (cur < prev means this center missed writes the
+//     sender saw: it catches up);
+//   - otherwise this center holds a version the sender did not see:
+//     ECONFLICT, and the sender fetches it.
+//
+// An OK reply carries the log position that holds the record; the log
+// syncer starts on it at once, and the sender's registry.CallLogSync waits for it.
+func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno {
+	sender, prev := req.Param(0).Uint64(), req.Param(1).Uint64()
+	key, recv := req.Param(2).Str(), req.Param(3).Bytes()
+	if sender > 1 || uint8(sender) == c.cfg.Index || len(key) == 0 || len(key) > registry.MaxKeyLen {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	var r sdk.Record
+	if sdk.ParseRecord(recv, &r) != wire.OK {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	rec := append([]byte(nil), recv...)
+	nowMs := c.clock.WallMs()
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return wire.ECLOSED
+	}
+	for c.cfg.Index == 0 {
+		pending, busy := c.mu.inflight[key]
+		if !busy {
+			break
+		}
+		if pending != prev {
+			c.mu.Unlock()
+			c.stats.replicaRefused.Add(1)
+			return wire.ECONFLICT
+		}
+		// The reply that ends this center's write is on its way (or
+		// its replicate call times out): neither waits for this
+		// handler.
+		c.written.Wait()
+		if c.mu.closed {
+			c.mu.Unlock()
+			return wire.ECLOSED
+		}
+	}
+	var cur uint64
+	var curStamp sdk.Stamp
+	if e := c.mu.st.get(key); e != nil {
+		cur, curStamp = e.version, e.stamp()
+	}
+	switch {
+	case cur != 0 && curStamp == (sdk.Stamp{Version: r.Version, Epoch: r.Epoch}):
+		// A duplicate: the record was logged before; everything logged
+		// so far covers it.
+	case cur > prev:
+		c.mu.Unlock()
+		c.stats.replicaRefused.Add(1)
+		return wire.ECONFLICT
+	default:
+		if _, _, err := c.applyLocked(key, rec, nowMs); err != nil {
+			c.mu.Unlock()
+			return wire.AsErrno(err)
+		}
+		c.stats.replicated.Add(1)
+	}
+	c.mu.Unlock()
+	var pos logPos
+	if c.cfg.Fsync == FsyncAlways {
+		pos = c.wal.end()
+		c.wal.requestSync()
+	}
+	c.sendDue()
+	reply.Uint64(c.wal.incarnation)
+	reply.Uint64(pos.gen)
+	reply.Uint64(uint64(pos.off))
+	return wire.OK
+}
+
+// serveLogSync answers once this center's log is durable up to a position
+// its registry.CallReplicate reply gave (see registry.CallLogSync). It runs on the reader
+// goroutine and never blocks: the fsync that covers the position replies.
+func (c *Center) serveLogSync(req *rfc.Request, d *rfc.Deferred) wire.Errno {
+	sender, inc := req.Param(0).Uint64(), req.Param(1).Uint64()
+	pos := logPos{gen: req.Param(2).Uint64(), off: int64(req.Param(3).Uint64())}
+	if sender > 1 || uint8(sender) == c.cfg.Index {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	if inc != c.wal.incarnation {
+		return wire.ESTALE
+	}
+	if gen := c.wal.endGen.Load(); pos.gen == 0 || pos.off < logHdrSize || pos.gen > gen ||
+		(pos.gen == gen && pos.off > c.wal.endSize.Load()) {
+		c.stats.malformed.Add(1)
+		return wire.EINVAL
+	}
+	err, now := c.wal.whenSynced(pos, func(err error) { d.Reply(syncErrno(err)) })
+	if !now {
+		return wire.OK
+	}
+	if err != nil {
+		return syncErrno(err)
+	}
+	d.Reply(wire.OK)
+	return wire.OK
+}
+
+// syncErrno is the error number for the outcome of a log sync.
+func syncErrno(err error) wire.Errno {
+	switch err {
+	case nil:
+		return wire.OK
+	case wire.ECLOSED:
+		return wire.ECLOSED
+	default:
+		return wire.EFAULT
+	}
+}

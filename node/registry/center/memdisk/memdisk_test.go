@@ -1,0 +1,94 @@
+package memdisk
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"testing"
+)
+
+func write(t *testing.T, f interface{ Write([]byte) (int, error) }, s string) {
+	t.Helper()
+	if _, err := f.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashKeepsOnlySynced: a crash keeps a file's contents up to its
+// last sync and the directory entries as of the last sync of their
+// directory, and fails the handles of the crashed boot.
+func TestCrashKeepsOnlySynced(t *testing.T) {
+	d := New()
+	v := d.Boot()
+	if err := v.PrepareDir("/data"); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := v.OpenDir("/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := v.CreateFile("/data/log", 0o600)
+	write(t, log, "synced")
+	log.Sync()
+	dir.Sync()
+	write(t, log, "+lost")
+	tmp, _ := v.CreateFile("/data/snap.tmp", 0o600)
+	write(t, tmp, "snap")
+	tmp.Sync()
+	if err := v.Rename("/data/snap.tmp", "/data/snap"); err != nil {
+		t.Fatal(err)
+	}
+	// The rename is not durable: no sync of the directory after it.
+	d.Crash()
+	if _, err := log.Write([]byte("x")); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("write after the crash: %v, want ErrClosed", err)
+	}
+	if _, err := v.ReadFile("/data/log"); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("old boot's read after the crash: %v, want ErrClosed", err)
+	}
+	v = d.Boot()
+	b, err := v.ReadFile("/data/log")
+	if err != nil || string(b) != "synced" {
+		t.Fatalf("log after the crash: %q %v, want \"synced\"", b, err)
+	}
+	if _, err := v.ReadFile("/data/snap"); !os.IsNotExist(err) {
+		t.Fatalf("snap renamed without a directory sync survived: %v", err)
+	}
+	if _, err := v.ReadFile("/data/snap.tmp"); !os.IsNotExist(err) {
+		t.Fatalf("snap.tmp created without a directory sync survived: %v", err)
+	}
+}
+
+// TestFileReadSeekTruncate: a file reads back what was written, from
+// where Seek put it, and Truncate cuts it.
+func TestFileReadSeekTruncate(t *testing.T) {
+	v := New().Boot()
+	v.PrepareDir("/d")
+	f, _ := v.CreateFile("/d/f", 0o600)
+	write(t, f, "hello world")
+	if err := f.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read %q %v", b, err)
+	}
+	if off, _ := f.Seek(0, io.SeekEnd); off != 5 {
+		t.Fatalf("end at %d", off)
+	}
+	write(t, f, "!")
+	g, err := v.OpenFile("/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(g); string(b) != "hello!" {
+		t.Fatalf("reopened: %q", b)
+	}
+	if _, err := v.OpenFile("/d/none"); !os.IsNotExist(err) {
+		t.Fatalf("absent file: %v", err)
+	}
+}

@@ -1,0 +1,195 @@
+package center
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/agent"
+	"fastcall/node/registry/internal/regtest"
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
+	"fastcall/wire"
+)
+
+// subscribeFlood opens streams the way an attacker does: from ports UDP
+// sockets on ip, perPort subscriptions each, on a prefix that never
+// matches, and never renews them. It returns how many the center
+// accepted. The sockets stay open until the test ends.
+func subscribeFlood(t *testing.T, center netip.AddrPort, ip string, ports, perPort int) int {
+	t.Helper()
+	codec, _ := wire.NewCodec(0, nil)
+	dg := make([]byte, 1400)
+	buf := make([]byte, 1500)
+	seg := make([]byte, 64)
+	var pk wire.Packet
+	accepted := 0
+	for i := 0; i < ports; i++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		for j := 0; j < perPort; j++ {
+			var ps wire.Params
+			ps.Reset(seg)
+			ps.Uint64(uint64(1<<40 | i*perPort + j + 1))
+			ps.String("nomatch/")
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: registry.CallSubscribe, Src: uint32(5000 + i), CallID: uint64(j+1) << 20,
+				Incarnation: 1, Budget: 1_000_000, Stamp: uint32(time.Now().UnixMilli())}
+			n, e := codec.EncodeParams(dg, &h, &ps)
+			if e != wire.OK {
+				t.Fatal(e)
+			}
+			if _, err := c.WriteToUDPAddrPort(dg[:n], center); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			m, _, err := c.ReadFromUDPAddrPort(buf)
+			if err == nil && codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.Errno == wire.OK {
+				accepted++
+			}
+		}
+	}
+	return accepted
+}
+
+// countHandler counts the log records with one message.
+type countHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSubscriptionExhaustion: streams opened by one IP address and never
+// renewed cannot keep a real agent from subscribing. Before, streams
+// were bounded only per source address (ip:port) and in all, and never
+// expired: 32 ports of one address took the whole table for good, every
+// subscription of the agent was refused, its map stayed empty, and
+// nothing was logged.
+func TestSubscriptionExhaustion(t *testing.T) {
+	cases := []struct {
+		name     string
+		mod      func(*Config)
+		agentIP  string
+		maxFlood int // streams the flood may be granted
+	}{
+		// The table holds 128 streams; the flood's address gets at most
+		// MaxStreamsPerIP (64) of them; the agent comes from another.
+		{"other-address", func(c *Config) { c.MaxStreams = 128 }, "127.0.0.2", DefaultMaxStreamsPerIP},
+		// The flood takes the whole table from the agent's own address;
+		// its streams expire, not being renewed (some may expire while
+		// the flood lasts, making room for more of it).
+		{"same-address-expiry", func(c *Config) {
+			c.MaxStreams = 32
+			c.MaxStreamsPerIP = 128
+			c.StreamIdle = 300 * time.Millisecond
+		}, "127.0.0.1", 128},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var refusedLogs atomic.Int64
+			ep := regtest.Endpoint(t, 100, "127.0.0.1:0")
+			cfg := testCenterConfig(t.TempDir(), 0, netip.AddrPort{})
+			cfg.Logger = slog.New(countHandler{"registry: subscriptions refused", &refusedLogs})
+			tc.mod(&cfg)
+			c, err := StartCenter(ep, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			const ports, perPort = 32, 4
+			accepted := subscribeFlood(t, ep.Addr(), "127.0.0.1", ports, perPort)
+			if accepted > tc.maxFlood || accepted == 0 {
+				t.Fatalf("flood: %d streams accepted, want 1..%d", accepted, tc.maxFlood)
+			}
+			// Every refusal is counted; the log is rate-limited (once per
+			// StreamIdle), not a line per refusal.
+			refused, logs := c.Stats().SubscribeRefused, refusedLogs.Load()
+			if refused != uint64(ports*perPort-accepted) || refused == 0 || logs < 1 || uint64(logs)*8 > refused {
+				t.Fatalf("%d of %d refusals counted, logged %d times", refused, ports*perPort-accepted, logs)
+			}
+
+			cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
+			if _, err := cl.Register(rfctest.Context(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			path := t.TempDir() + "/agent.map"
+			acfg := agent.DefaultAgentConfig(path, ep.Addr())
+			acfg.Logger = rfctest.Quiet
+			acfg.KeepaliveEvery = 50 * time.Millisecond
+			a, err := agent.StartAgent(regtest.Endpoint(t, 9, tc.agentIP+":0"), acfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			r := regtest.OpenMap(t, path)
+			if !rfctest.WaitFor(5*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
+				t.Fatalf("the agent's map did not get the instance (watch error %v, %d streams at the center)",
+					a.Watch().Err(), c.Stats().Streams)
+			}
+		})
+	}
+}
+
+// TestStreamBelongsToItsAddress: a stream pushes to the address that
+// opened it, which no parameter can name; another address using its id
+// can neither extend, renew nor close it.
+func TestStreamBelongsToItsAddress(t *testing.T) {
+	ep := regtest.Endpoint(t, 100, "")
+	c, err := StartCenter(ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	owner := regtest.Endpoint(t, 7, "")
+	other := regtest.Endpoint(t, 8, "")
+	call := func(from *rfc.Endpoint, no uint16, prefix string) wire.Errno {
+		return regtest.Call(t, from, ep.Addr(), no, func(ps *wire.Params) {
+			ps.Uint64(77)
+			if no == registry.CallSubscribe {
+				ps.String(prefix)
+			}
+		})
+	}
+	if e := call(owner, registry.CallSubscribe, "kv/"); e != wire.OK {
+		t.Fatalf("subscribe: %v", e)
+	}
+	for _, tc := range []struct {
+		name string
+		no   uint16
+		want wire.Errno
+	}{
+		{"subscribe", registry.CallSubscribe, wire.EINVAL},
+		{"subcheck", registry.CallSubCheck, wire.ESTALE},
+		{"unsubscribe", registry.CallUnsubscribe, wire.ENOENT},
+	} {
+		if e := call(other, tc.no, "svc/"); e != tc.want {
+			t.Fatalf("%s from another address: %v, want %v", tc.name, e, tc.want)
+		}
+	}
+	c.push.mu.Lock()
+	var addr netip.AddrPort
+	prefixes := -1
+	if s := c.push.streams[77]; s != nil {
+		addr, prefixes = s.addr, len(s.prefixes)
+	}
+	c.push.mu.Unlock()
+	if addr != owner.Addr() || prefixes != 1 {
+		t.Fatalf("stream pushing to %v with %d prefixes, want %v with one", addr, prefixes, owner.Addr())
+	}
+}

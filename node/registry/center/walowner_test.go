@@ -1,0 +1,139 @@
+package center
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"fastcall/node/registry"
+	"fastcall/node/registry/internal/regtest"
+	"fastcall/wire"
+)
+
+// logDir makes a center's data directory holding a snapshot and a log.
+// With plant, another user's files sit at the scratch names first, and
+// logDir checks that nothing was written into them and that the snapshot
+// and the log are this process's, mode 0600.
+func logDir(t *testing.T, plant bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	// Scratch names planted by another user, writable by all.
+	var planted []*os.File
+	for _, name := range plantNames(plant) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, 0o666)
+		os.Chown(p, regtest.HostileUID, regtest.HostileUID)
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		planted = append(planted, f)
+	}
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := l.append(fmt.Sprintf("kv/k%d", i), kvRecord(uint64(i+2), "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.snapshot(func(fn func(string, []byte)) { fn("kv/snap", kvRecord(2, "s")) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.append("kv/after", kvRecord(3, "a")); err != nil {
+		t.Fatal(err)
+	}
+	l.close()
+	for _, f := range planted {
+		if b, _ := io.ReadAll(f); len(b) != 0 {
+			t.Fatalf("data written into the planted %s", f.Name())
+		}
+		f.Close()
+	}
+	for _, name := range plantNames(plant) {
+		name = name[:len(name)-len(tmpExt)]
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: uid %d mode %v, want 0 and 0600", name, st.Uid, fi.Mode())
+		}
+	}
+	return dir
+}
+
+// plantNames returns the scratch names logDir plants, with plant.
+func plantNames(plant bool) []string {
+	if !plant {
+		return nil
+	}
+	return []string{LogName + tmpExt, SnapshotName + tmpExt}
+}
+
+// TestLogFilesCreatedFresh checks that the snapshot and the log are made
+// 0600 by this process, never written into a file another user planted at
+// their scratch names.
+func TestLogFilesCreatedFresh(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	dir := logDir(t, true)
+	n := 0
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.close()
+	if n != 2 {
+		t.Fatalf("recovered %d records, want 2", n)
+	}
+}
+
+// TestLogFilesRefusedUntrusted checks that a snapshot or a log that
+// another uid owns, or that group or others may write, is refused (EPERM)
+// instead of loaded.
+func TestLogFilesRefusedUntrusted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	tests := []struct {
+		name string
+		file string
+		uid  int
+		mode os.FileMode
+	}{
+		{"snapshot-other-uid", SnapshotName, regtest.HostileUID, 0o600},
+		{"snapshot-group-write", SnapshotName, 0, 0o620},
+		{"log-other-uid", LogName, regtest.HostileUID, 0o600},
+		{"log-other-write", LogName, 0, 0o602},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := logDir(t, false)
+			p := filepath.Join(dir, tc.file)
+			if err := os.Chown(p, tc.uid, tc.uid); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			applied := 0
+			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { applied++ })
+			if err == nil {
+				l.close()
+				t.Fatalf("untrusted %s loaded (%d records)", tc.file, applied)
+			}
+			if wire.AsErrno(err) != wire.EPERM {
+				t.Fatalf("%v, want EPERM", err)
+			}
+		})
+	}
+}

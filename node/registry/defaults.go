@@ -1,0 +1,8 @@
+package registry
+
+import "time"
+
+// DefaultLease is the lease of a registration that asks for none (a
+// center's Config.DefaultLease by default); an agent renews its
+// registrations every third of it.
+const DefaultLease = 10 * time.Second
