@@ -497,10 +497,9 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if now-m.susp.start >= int64(pr.stretch(to)) && (m.susp.own || m.probe == nil && !m.probeNow) {
-			// Expired; a suspicion heard from others also waits for this
-			// node's own probe in flight or due (its answer would clear
-			// it here).
+		if now-m.susp.start >= int64(pr.stretch(to)) && m.probe == nil && !m.probeNow {
+			// Expired, and no probe of this node's own in flight or due
+			// (its answer would clear the suspicion here).
 			dead = s.toDeadLocked(m, now)
 			m.loopSince = m.since
 			break
