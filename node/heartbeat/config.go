@@ -219,9 +219,7 @@ func DetectBound(c Config) time.Duration {
 //	                 member whose probe failed is probed every Interval)
 //	suspect          RoundTimeout later
 //	dead             the longest suspicion timeout later (no
-//	                 confirmation: SuspicionMaxMult·suspicionMin(n)),
-//	                 plus a ProbeTimeout (the verdict waits for this
-//	                 node's own probe in flight)
+//	                 confirmation: SuspicionMaxMult·suspicionMin(n))
 //	plus two Ticks of loop granularity.
 //
 // A suspicion heard from another member only starts the timer sooner, so
@@ -236,7 +234,7 @@ func DetectBoundAt(c Config, n int) time.Duration {
 		gap = time.Duration(n-1)*c.Interval/time.Duration(c.ProbesPerInterval) + c.Tick
 	}
 	return c.Interval + gap + time.Duration(c.SuspectAfter-1)*c.Interval + c.ProbeTimeout +
-		c.RoundTimeout + suspicionTimeout(&c, n, 0) + c.ProbeTimeout + 2*c.Tick
+		c.RoundTimeout + suspicionTimeout(&c, n, 0) + 2*c.Tick
 }
 
 // maxConfirm bounds Config.Confirmations (the distinct confirmers a

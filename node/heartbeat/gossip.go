@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // Dissemination. Membership changes (a member suspected, a member
@@ -295,11 +293,6 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		m.inc = u.inc
 		s.toSuspectLocked(m, now)
 		m.susp = suspicion{start: now}
-		if s.hearsayProbeLocked(m) {
-			// Tell it, and see: a live member answers (alive here) and
-			// refutes; the verdict waits for this probe.
-			m.probeNow = true
-		}
 		if u.from != 0 && u.from != s.self {
 			m.susp.confirmers[0] = u.from // the first observer is the suspicion, not a confirmation
 			m.susp.n = 1
@@ -323,30 +316,6 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
 		s.touchLocked(m)
 	}
-}
-
-// hearsayProbes bounds how many members, cluster-wide, probe a member at
-// once when they hear it suspected: every member in a cluster of up to
-// hearsayProbes members, else each with probability
-// hearsayProbes/members, so that a suspected member hears of it from a
-// few members at once (and refutes) at a cost that does not grow with
-// the cluster.
-const hearsayProbes = 8
-
-// hearsayProbeLocked reports whether this node probes m at once on
-// hearing it suspected. The draw hashes this node, m and m's incarnation,
-// so that a simulated run replays.
-func (s *Service) hearsayProbeLocked(m *member) bool {
-	n := len(s.mu.members)
-	if n <= hearsayProbes {
-		return true
-	}
-	a := m.addr.Addr().As16()
-	h := xxhash.Sum64(a[:]) ^ uint64(m.addr.Port())<<32 ^ uint64(s.self)*0x9e3779b97f4a7c15 ^ uint64(m.inc)
-	h ^= h >> 29
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 32
-	return h%uint64(n) < hearsayProbes
 }
 
 // touchLocked hands m to the probe loop at its next tick: its state

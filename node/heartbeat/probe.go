@@ -497,9 +497,7 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if now-m.susp.start >= int64(pr.stretch(to)) && m.probe == nil && !m.probeNow {
-			// Expired, and no probe of this node's own in flight or due
-			// (its answer would clear the suspicion here).
+		if now-m.susp.start >= int64(pr.stretch(to)) {
 			dead = s.toDeadLocked(m, now)
 			m.loopSince = m.since
 			break

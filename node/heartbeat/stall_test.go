@@ -91,7 +91,6 @@ func TestStalledTickShiftsSuspicion(t *testing.T) {
 	s.mu.Lock()
 	s.toSuspectLocked(m, t0)
 	m.susp = suspicion{start: t0, conf: maxConfirm}
-	m.probeAt = t0 + int64(time.Hour) // no probe of its own: the verdict would wait for it
 	s.mu.Unlock()
 	pr.lastNs = t0
 	stalled := t0 + 10*iv

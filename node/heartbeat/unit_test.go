@@ -59,14 +59,14 @@ func TestDetectBound(t *testing.T) {
 		want time.Duration
 	}{
 		// 2I + (S-1)I + I/2 + 3I/4 (round) + 2*I/2 (suspicion, no
-		// confirmation) + I/2 (a probe in flight) + 2*I/10 = 4.95I
-		{"default", DefaultConfig(), 990 * time.Millisecond},
-		{"100ms", DefaultConfig().WithInterval(100 * time.Millisecond), 495 * time.Millisecond},
+		// confirmation) + 2*I/10 = 4.45I
+		{"default", DefaultConfig(), 890 * time.Millisecond},
+		{"100ms", DefaultConfig().WithInterval(100 * time.Millisecond), 445 * time.Millisecond},
 		{"slow", func() Config {
 			c := DefaultConfig().WithInterval(time.Second)
 			c.SuspectAfter, c.SuspicionMaxMult = 3, 2
 			return c
-		}(), 2*time.Second + 2*time.Second + 500*time.Millisecond + 750*time.Millisecond + time.Second + 500*time.Millisecond + 200*time.Millisecond},
+		}(), 2*time.Second + 2*time.Second + 500*time.Millisecond + 750*time.Millisecond + time.Second + 200*time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,12 +87,12 @@ func TestDetectBoundAt(t *testing.T) {
 		want time.Duration
 	}{
 		// n = 1 and 2: no other member can confirm: the shortest timeout.
-		{1, 890 * time.Millisecond},
-		{3, 990 * time.Millisecond},
-		// I + (5I/2 + I/10) + I/2 + 3I/4 + 2*I/2 + I/2 + 2*I/10
-		{6, 1310 * time.Millisecond},
-		// I + (63I/2 + I/10) + I/2 + 3I/4 + 2*(I/2)*log10(64) + I/2 + 2*I/10
-		{64, 6910*time.Millisecond + 2*time.Duration(float64(100*time.Millisecond)*math.Log10(64))},
+		{1, 790 * time.Millisecond},
+		{3, 890 * time.Millisecond},
+		// I + (5I/2 + I/10) + I/2 + 3I/4 + 2*I/2 + 2*I/10
+		{6, 1210 * time.Millisecond},
+		// I + (63I/2 + I/10) + I/2 + 3I/4 + 2*(I/2)*log10(64) + 2*I/10
+		{64, 6810*time.Millisecond + 2*time.Duration(float64(100*time.Millisecond)*math.Log10(64))},
 	} {
 		if got := DetectBoundAt(c, tc.n); got != tc.want {
 			t.Fatalf("DetectBoundAt(n=%d) = %v, want %v", tc.n, got, tc.want)
