@@ -129,8 +129,6 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	for _, m := range s.mu.order {
 		if m.ackSeq == seq && !m.removed {
-			// Reached or not, the helper answered: this node is heard.
-			m.acks++
 			if reached {
 				s.observeLocked(m, inc, req.Arrived)
 			}

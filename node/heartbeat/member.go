@@ -55,8 +55,6 @@ type member struct {
 	rfcHeard int64  // last rfc LastHeardNs folded in
 	since    int64  // engine clock of the last state change
 	ackSeq   uint64 // sequence of the current indirect round; 0 = none
-	acks     int    // acknowledgements (reached or not) of the current indirect round
-	asked    int    // helpers asked in the current indirect round
 	susp     suspicion
 	tellDied bool   // rejoined after death: probe it at once so it learns of the death
 	heardSus uint32 // highest suspicion of this node heard from it and reported

@@ -123,9 +123,8 @@ func (s *Service) probeLoop(seed uint64) {
 
 // gauge updates the local health score from this node's own timeliness:
 // a tick later than Interval/4 past its time, or a refutation of a claim
-// about this node, raises it by one (as does an indirect round missing
-// acknowledgements, see step); an Interval of ticks on time lowers it by
-// one. A slow node thus stretches its own timeouts before it blames
+// about this node, raises it by one; an Interval of ticks on time lowers
+// it by one. A slow node thus stretches its own timeouts before it blames
 // others. A late tick also sets pr.late: the time this node was stalled
 // does not count against others (step shifts its rounds and suspicion
 // timers past it and ignores the probes that failed meanwhile).
@@ -250,13 +249,6 @@ func (pr *prober) shutdown() {
 		r.p.Release()
 	}
 	pr.relays = pr.relays[:0]
-}
-
-// healthUp raises the local health score by one (at most healthMax).
-func (pr *prober) healthUp() {
-	if pr.health < healthMax {
-		pr.health++
-	}
 }
 
 // gossip sends the waiting updates to GossipNodes random members (alive
@@ -444,11 +436,6 @@ func (pr *prober) step(m *member, now int64) bool {
 			if now < m.roundEnd {
 				break
 			}
-			if m.acks < m.asked {
-				// Helpers did not answer either: this node may be the one
-				// cut off or slow (Lifeguard's missed nack).
-				pr.healthUp()
-			}
 			s.toSuspectLocked(m, now)
 			m.loopSince = m.since
 			m.susp = suspicion{start: now, own: true}
@@ -582,7 +569,6 @@ func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout))
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
-	m.acks = 0
 	n := len(s.mu.order)
 	for i := 0; i < n && len(pr.helpers) < s.cfg.IndirectProbes; i++ {
 		h := s.mu.order[(s.mu.helper+i)%n]
@@ -593,7 +579,6 @@ func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	if n > 0 {
 		s.mu.helper = (s.mu.helper + 1) % n
 	}
-	m.asked = len(pr.helpers)
 	return seq
 }
 
