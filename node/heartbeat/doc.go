@@ -16,7 +16,7 @@
 // then fails every call parked on it with ENODEAD. A suspected member
 // refutes by raising its incarnation; a member declared dead at
 // incarnation n is alive again only when heard above n. A node that is
-// itself slow (late ticks, unanswered indirect rounds) stretches its own
+// itself slow (late ticks, refutations of claims about it) stretches its own
 // timeouts, and time it spent stalled does not count against others.
 //
 // Master/worker channels: a Master starts tasks on workers and a Worker
