@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"fastcall/rfc"
-	"fastcall/wire"
 )
 
 // Roles a node may take.
@@ -385,11 +384,9 @@ var fileFields = map[string]string{
 
 // fileError maps a package's refusal of its configuration to the file:
 // an *rfc.ConfigError of a field the file sets becomes one of scope
-// "rfcd" naming that field, with the package's value and reason. section
-// names the part of the file the package was configured from; it serves
-// for a package whose configuration error is still its own type (any
-// error carrying EINVAL from the package's start). Other errors pass
-// unchanged.
+// "rfcd" naming that field, with the package's value and reason; one of a
+// field the table does not name becomes one naming section, the part of
+// the file the package was configured from. Other errors pass unchanged.
 func fileError(err error, section string) error {
 	if err == nil {
 		return nil
@@ -402,9 +399,6 @@ func fileError(err error, section string) error {
 		if f, ok := fileFields[ce.Scope+"."+ce.Field]; ok {
 			return &rfc.ConfigError{Scope: "rfcd", Field: f, Value: ce.Value, Why: ce.Why}
 		}
-		return &rfc.ConfigError{Scope: "rfcd", Field: section, Why: err.Error()}
-	}
-	if wire.AsErrno(err) == wire.EINVAL {
 		return &rfc.ConfigError{Scope: "rfcd", Field: section, Why: err.Error()}
 	}
 	return err

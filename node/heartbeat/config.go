@@ -5,12 +5,12 @@ import (
 	"math"
 	"time"
 
-	"fastcall/wire"
+	"fastcall/rfc"
 )
 
 // Config configures a Service. Start from DefaultConfig (or
 // DefaultConfig().WithInterval(d)) and change what you need; Start refuses
-// out-of-range values with a *ConfigError carrying EINVAL.
+// out-of-range values with an *rfc.ConfigError carrying EINVAL.
 type Config struct {
 	// Interval is the probe period (default 200ms): a member not heard
 	// from (any datagram) within Interval is probed.
@@ -144,54 +144,43 @@ func (c Config) WithInterval(d time.Duration) Config {
 	return c
 }
 
-// ConfigError names the configuration field that is out of range.
-type ConfigError struct {
-	Field string
-	Why   string
-}
-
-func (e *ConfigError) Error() string { return "heartbeat config: " + e.Field + ": " + e.Why }
-
-// Errno makes a ConfigError carry EINVAL.
-func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
-
 func (c *Config) check() error {
-	bad := func(f, why string) error { return &ConfigError{f, why} }
+	bad := func(f string, v any, why string) error { return rfc.BadConfig("heartbeat", f, v, why) }
 	switch {
 	case c.Interval < minTick:
-		return bad("Interval", "must be at least 1ms")
+		return bad("Interval", c.Interval, "must be at least 1ms")
 	case c.ProbeTimeout <= 0 || c.ProbeTimeout >= c.Interval:
-		return bad("ProbeTimeout", "must be positive and below Interval")
+		return bad("ProbeTimeout", c.ProbeTimeout, "must be positive and below Interval")
 	case c.RoundTimeout < c.ProbeTimeout:
-		return bad("RoundTimeout", "must be at least ProbeTimeout")
+		return bad("RoundTimeout", c.RoundTimeout, "must be at least ProbeTimeout")
 	case c.SuspectAfter < 1:
-		return bad("SuspectAfter", "must be at least 1")
+		return bad("SuspectAfter", c.SuspectAfter, "must be at least 1")
 	case c.IndirectProbes < 0 || c.IndirectProbes > 16:
-		return bad("IndirectProbes", "must be between 0 and 16")
+		return bad("IndirectProbes", c.IndirectProbes, "must be between 0 and 16")
 	case c.SuspicionMin <= 0:
-		return bad("SuspicionMin", "must be positive")
+		return bad("SuspicionMin", c.SuspicionMin, "must be positive")
 	case c.SuspicionMaxMult < 1 || c.SuspicionMaxMult > 64:
-		return bad("SuspicionMaxMult", "must be between 1 and 64")
+		return bad("SuspicionMaxMult", c.SuspicionMaxMult, "must be between 1 and 64")
 	case c.Confirmations < 0 || c.Confirmations > maxConfirm:
-		return bad("Confirmations", "must be between 0 and 8")
+		return bad("Confirmations", c.Confirmations, "must be between 0 and 8")
 	case c.GossipNodes < 0 || c.GossipNodes > 16:
-		return bad("GossipNodes", "must be between 0 and 16")
+		return bad("GossipNodes", c.GossipNodes, "must be between 0 and 16")
 	case c.ProbesPerInterval < 1 || c.ProbesPerInterval > 64:
-		return bad("ProbesPerInterval", "must be between 1 and 64")
+		return bad("ProbesPerInterval", c.ProbesPerInterval, "must be between 1 and 64")
 	case c.Retransmit < 0 || c.Retransmit > 64:
-		return bad("Retransmit", "must be between 0 and 64")
+		return bad("Retransmit", c.Retransmit, "must be between 0 and 64")
 	case c.ReprobeInterval < c.Interval:
-		return bad("ReprobeInterval", "must be at least Interval")
+		return bad("ReprobeInterval", c.ReprobeInterval, "must be at least Interval")
 	case c.Tick < minTick || c.Tick > c.Interval:
-		return bad("Tick", "must be between 1ms and Interval")
+		return bad("Tick", c.Tick, "must be between 1ms and Interval")
 	case c.GossipNodes > 0 && (c.GossipInterval < c.Tick || c.GossipInterval > c.Interval):
-		return bad("GossipInterval", "must be between Tick and Interval")
+		return bad("GossipInterval", c.GossipInterval, "must be between Tick and Interval")
 	case c.MaxMembers < 1 || c.MaxMembers > 1<<16:
-		return bad("MaxMembers", "must be between 1 and 65536")
+		return bad("MaxMembers", c.MaxMembers, "must be between 1 and 65536")
 	case c.EventQueue < 1 || c.EventQueue > 1<<20:
-		return bad("EventQueue", "must be between 1 and 1048576")
+		return bad("EventQueue", c.EventQueue, "must be between 1 and 1048576")
 	case c.RelayQueue < 1 || c.RelayQueue > 1<<16:
-		return bad("RelayQueue", "must be between 1 and 65536")
+		return bad("RelayQueue", c.RelayQueue, "must be between 1 and 65536")
 	}
 	return nil
 }

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"fastcall/rfc"
-	"fastcall/rfc/faultnet"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
 // TestLossyLinkNoFalseDeath: four members, and the link between A and B
-// loses 60% of its datagrams each way (a faultnet relay in front of each
+// loses 60% of its datagrams each way (a simnet.Relay in front of each
 // end), more than retransmission within a probe's timeout hides: A's and
 // B's direct probes of each other fail often enough that they suspect
 // each other and ask C and D for indirect probes. The test runs until the
@@ -30,8 +30,8 @@ func TestLossyLinkNoFalseDeath(t *testing.T) {
 		eps[i] = newEndpoint(t, uint32(i+1), nil)
 	}
 	a, b, c, d := eps[0], eps[1], eps[2], eps[3]
-	relay := func(to *rfc.Endpoint, seed int64) *faultnet.Relay {
-		r, err := faultnet.New(to.Addr(), &faultnet.Faults{Loss: 0.60, Seed: seed})
+	relay := func(to *rfc.Endpoint, seed int64) *simnet.Relay {
+		r, err := simnet.NewRelay(to.Addr(), simnet.RelayConfig{Faults: simnet.Faults{Loss: 0.60}, Seed: uint64(seed)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,8 +208,8 @@ func TestBrokenLinkIndirect(t *testing.T) {
 		eps[i] = newEndpoint(t, uint32(i+1), nil)
 	}
 	a, b, c := eps[0], eps[1], eps[2]
-	cut := func(to *rfc.Endpoint) *faultnet.Relay {
-		r, err := faultnet.New(to.Addr(), &faultnet.Faults{})
+	cut := func(to *rfc.Endpoint) *simnet.Relay {
+		r, err := simnet.NewRelay(to.Addr(), simnet.RelayConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,8 +233,8 @@ func TestBrokenLinkIndirect(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { return known(na) && known(nb) && known(nc) }) {
 		t.Fatal("members never heard each other")
 	}
-	toB.F.Blackhole.Store(true)
-	toA.F.Blackhole.Store(true)
+	toB.Cut()
+	toA.Cut()
 	// Run until A and B have each gone through several indirect rounds
 	// (or one of them declared a death, which fails below).
 	const rounds = 5

@@ -77,7 +77,7 @@ type MasterStats struct {
 // events. One Master per endpoint.
 func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 	if cfg.MaxTasks < 1 || cfg.StartTimeout <= 0 {
-		return nil, &ConfigError{"MasterConfig", "MaxTasks and StartTimeout must be positive"}
+		return nil, rfc.BadConfig("heartbeat", "MasterConfig", nil, "MaxTasks and StartTimeout must be positive")
 	}
 	m := &Master{svc: svc, ep: svc.ep, cfg: cfg}
 	m.mu.tasks = make(map[uint64]*Task)

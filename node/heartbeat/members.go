@@ -31,8 +31,8 @@ func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 	if cursor > uint64(len(live)) {
 		return wire.EINVAL
 	}
-	// The next cursor is written first; reserve it and patch it at the end.
-	rep.Uint64(0)
+	// The next cursor is written first; reserve it and fill it at the end.
+	nextAt := rep.ReserveUint64()
 	rep.Uint64(uint64(s.ep.NodeID()))
 	rep.Uint64(uint64(s.ep.Incarnation()))
 	var text [maxAddrText]byte
@@ -53,12 +53,8 @@ func (s *Service) serveMembers(req *rfc.Request, rep *wire.Params) wire.Errno {
 		}
 		rep.Uint64(ago)
 	}
-	seg := rep.Segment()
-	v := seg[wire.ParamHdrSize : wire.ParamHdrSize+wire.SizeFixed8]
-	for i := range v {
-		v[i] = byte(next >> (56 - 8*i))
-	}
-	return wire.OK
+	rep.SetUint64(nextAt, next)
+	return rep.Err()
 }
 
 // MembersView is a node's answer to CallMembers.
@@ -82,14 +78,13 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 	var view MembersView
 	var rep rfc.Reply
 	var ps wire.Params
-	// The request is padded so that a page may fill a datagram (the
-	// engine's reply budget, rfc.AppendPad).
-	buf := make([]byte, sizeU64Param+wire.ParamHdrSize+ep.Config().MaxDatagram/rfc.AmplifyFactor+1)
+	maxDg := ep.Config().MaxDatagram
+	buf := make([]byte, maxDg-wire.HeaderSize)
 	cursor := uint64(0)
 	for page := 0; page < maxMemberPages; page++ {
 		ps.Reset(buf)
 		ps.Uint64(cursor)
-		rfc.AppendPad(&ps, ep.Config().MaxDatagram)
+		rfc.AppendPad(&ps, maxDg)
 		if err := ep.Call(ctx, addr, CallMembers, &ps, &rep); err != nil {
 			return view, err
 		}

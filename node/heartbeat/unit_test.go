@@ -44,8 +44,8 @@ func TestConfigCheck(t *testing.T) {
 				}
 				return
 			}
-			ce, ok := err.(*ConfigError)
-			if !ok || ce.Field != tc.field || wire.AsErrno(err) != wire.EINVAL {
+			ce, ok := err.(*rfc.ConfigError)
+			if !ok || ce.Scope != "heartbeat" || ce.Field != tc.field || wire.AsErrno(err) != wire.EINVAL {
 				t.Fatalf("check = %v, want field %s", err, tc.field)
 			}
 		})

@@ -133,7 +133,7 @@ type WorkerStats struct {
 // One Worker per endpoint.
 func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	if cfg.Runners < 1 || cfg.Runners > 4096 || cfg.Queue < 1 || cfg.ResultTimeout <= 0 || fn == nil {
-		return nil, &ConfigError{"WorkerConfig", "Runners 1-4096, Queue and ResultTimeout positive, fn set"}
+		return nil, rfc.BadConfig("heartbeat", "WorkerConfig", nil, "Runners 1-4096, Queue and ResultTimeout positive, fn set")
 	}
 	w := &Worker{svc: svc, ep: svc.ep, cfg: cfg, fn: fn, done: make(chan struct{})}
 	w.ctx, w.end = context.WithCancel(context.Background())

@@ -7,14 +7,14 @@ import (
 
 	"fastcall/node/heartbeat"
 	"fastcall/rfc"
-	"fastcall/rfc/faultnet"
+	"fastcall/rfc/simnet"
 )
 
 // fastcallSystem is node/heartbeat with DefaultConfig().WithInterval.
 type fastcallSystem struct {
 	eps    []*rfc.Endpoint
 	svcs   []*heartbeat.Service
-	relays []*faultnet.Relay
+	relays []*simnet.Relay
 	victim netip.AddrPort
 
 	mu     sync.Mutex
@@ -133,7 +133,7 @@ func fastcallVictim(peers []string, interval time.Duration) (string, error) {
 }
 
 // lossyRun: members A, B, C in this process; A and B reach each other
-// through faultnet relays that lose the given fraction each way.
+// through simnet relays that lose the given fraction each way.
 func lossyRunFastcall(f *fastcallSystem, interval, run time.Duration, loss float64) (int, error) {
 	for i := 0; i < 3; i++ {
 		ep, err := listen(uint32(i + 1))
@@ -143,11 +143,11 @@ func lossyRunFastcall(f *fastcallSystem, interval, run time.Duration, loss float
 		f.eps = append(f.eps, ep)
 	}
 	a, b, c := f.eps[0], f.eps[1], f.eps[2]
-	toB, err := faultnet.New(b.Addr(), &faultnet.Faults{Loss: loss, Seed: 1})
+	toB, err := simnet.NewRelay(b.Addr(), simnet.RelayConfig{Faults: simnet.Faults{Loss: loss}, Seed: uint64(1)})
 	if err != nil {
 		return 0, err
 	}
-	toA, err := faultnet.New(a.Addr(), &faultnet.Faults{Loss: loss, Seed: 2})
+	toA, err := simnet.NewRelay(a.Addr(), simnet.RelayConfig{Faults: simnet.Faults{Loss: loss}, Seed: uint64(2)})
 	if err != nil {
 		return 0, err
 	}
