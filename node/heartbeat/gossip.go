@@ -281,11 +281,18 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 	if m.state == StateDead || u.inc < m.inc {
 		return // final here, or refuted already
 	}
-	if m.state == StateAlive && m.heardNs != 0 && now-m.heardNs < int64(s.cfg.Interval) {
+	heard := s.lastHeardLocked(m)
+	if m.state == StateAlive && heard != 0 && now-heard < int64(s.cfg.Interval) {
 		// Heard from it within the Interval: not suspected on another's
 		// word; it is probed at once, and suspected here only if this
 		// node's own indirect round fails.
 		m.probeNow = true
+		s.touchLocked(m)
+		return
+	}
+	if m.state == StateSuspect && heard > m.since {
+		// Heard from it since it became suspect here: alive at the probe
+		// loop's next step (observeLocked); no confirmation counted.
 		s.touchLocked(m)
 		return
 	}
@@ -316,6 +323,18 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
 		s.touchLocked(m)
 	}
+}
+
+// lastHeardLocked is the engine clock of the last sign of life from m:
+// the later of what the probe loop has folded in (m.heardNs) and the
+// engine's last datagram from it, which the loop folds in only when it
+// steps m.
+func (s *Service) lastHeardLocked(m *member) int64 {
+	heard := m.heardNs
+	if info, ok := s.ep.Peer(m.addr); ok && info.LastHeardNs > heard {
+		heard = info.LastHeardNs
+	}
+	return heard
 }
 
 // touchLocked hands m to the probe loop at its next tick: its state

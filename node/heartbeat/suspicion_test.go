@@ -336,3 +336,39 @@ func TestTakeUpdatesLeastSentFirst(t *testing.T) {
 		t.Fatalf("%d updates left, want 2 (those at the limit gone)", len(s.mu.bcast))
 	}
 }
+
+// TestSuspicionHeardEngineFresh: a suspicion of a member this node's
+// engine has just heard from is not applied, even where the probe loop
+// has not yet folded that datagram into the member (it steps an idle
+// member only when the schedule picks it): the member is probed instead.
+// A live member reached here must not be suspected on the word of
+// members cut off from it.
+func TestSuspicionHeardEngineFresh(t *testing.T) {
+	cfg := DefaultConfig().WithInterval(2 * time.Second)
+	cfg.Logger = quiet
+	cfg.ReprobeInterval = time.Hour
+	teller := newEndpoint(t, 2, nil)
+	target := newEndpoint(t, 3, nil)
+	other := newEndpoint(t, 4, nil)
+	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), target.Addr(), other.Addr()})
+	sendUpdates(t, target, x.ep.Addr()) // a datagram from the target: the engine has heard it
+	if info, ok := x.ep.Peer(target.Addr()); !ok || info.LastHeardNs == 0 {
+		t.Fatalf("engine has not heard the target: %+v", info)
+	}
+	var b []byte
+	b = putUpdate(b, &update{addr: target.Addr(), node: 3, from: 2, state: StateSuspect, inc: target.Incarnation()})
+	s := x.svc
+	s.mu.Lock()
+	m, from := s.mu.members[target.Addr()], s.mu.members[teller.Addr()]
+	if m == nil || from == nil || m.state != StateAlive {
+		s.mu.Unlock()
+		t.Fatalf("target %v, teller %v: want both members, the target alive", m, from)
+	}
+	m.heardNs = 0 // the probe loop has not stepped it since
+	s.applyUpdatesLocked(from, b, s.ep.Now())
+	st := m.state
+	s.mu.Unlock()
+	if st != StateAlive {
+		t.Fatalf("target %v after a suspicion heard, want alive (the engine heard it just now)", st)
+	}
+}
