@@ -549,9 +549,9 @@ func (r *Router) alive(m netip.AddrPort) bool {
 	return err == nil
 }
 
-// finish answers the call with f.at.errno (and, on success, the reply
-// parameters already in the deferral), counts it, notifies the member of
-// a failure, audits it and gives f back.
+// finish counts the call, notifies the member of a failure, audits it,
+// answers it with f.at.errno (and, on success, the reply parameters
+// already in the deferral) and gives f back.
 //
 // A call that is not idempotent and was sent without an answer ends
 // ETIMEDOUT, whatever followed: it may have run at f.at.dest.
@@ -560,8 +560,6 @@ func (r *Router) finish(f *forwarding) {
 		f.at.errno = wire.ETIMEDOUT
 	}
 	e := f.at.errno
-	f.d.Reply(e)
-	f.d = nil
 	end := time.Now()
 	if f.cs != nil {
 		f.cs.ctr.record(int64(end.Sub(f.start)), e != wire.OK)
@@ -581,6 +579,11 @@ func (r *Router) finish(f *forwarding) {
 		rec.Dest, rec.Prev, rec.PrevErr, rec.Tries = f.at.dest, f.at.prev, f.at.prevErr, uint8(f.at.tries)
 		r.audit.Submit(rec)
 	}
+	// The record is queued before the answer goes out: a client that has
+	// its answer and then queries the trail finds the record (a query
+	// flushes what was queued before it).
+	f.d.Reply(e)
+	f.d = nil
 	f.rc, f.cs = nil, nil
 	r.fwds.Put(f)
 }

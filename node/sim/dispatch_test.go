@@ -291,7 +291,11 @@ func (w *dispWorld) submitter(i int, rnd *simnet.Rand) {
 		g0 := w.gen(d)
 		at := w.chk.tr.Since()
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond+rnd.Dur(time.Second))
-		id, err := dispatch.SubmitRemote(ctx, w.eps[i], w.addrs[d], op)
+		var id uint64
+		err := w.chk.timed(ctx, fmt.Sprintf("dispatch SubmitRemote n=%d from %v to %v", n, w.addrs[i], w.addrs[d]), engineTick(w.cfg), func() (err error) {
+			id, err = dispatch.SubmitRemote(ctx, w.eps[i], w.addrs[d], op)
+			return err
+		})
 		cancel()
 		g1 := w.gen(d)
 		w.chk.tr.Add("submit", w.addrs[i], w.addrs[d], fmt.Sprintf("n=%d res=%s kind=%v deadline=%v id=%d gen=%d/%d err=%v",
@@ -301,6 +305,18 @@ func (w *dispWorld) submitter(i int, rnd *simnet.Rand) {
 			w.mu.ops = append(w.mu.ops, &dispOp{d: d, gen: g0, id: id, res: op.Resource, kind: op.Kind, deadline: op.Deadline, at: at})
 			w.mu.Unlock()
 		}
+		if err != nil || !rnd.Chance(0.5) {
+			continue
+		}
+		// A remote STATUS of the operation, for the parked-caller check.
+		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond+rnd.Dur(time.Second))
+		var st dispatch.Status
+		err = w.chk.timed(ctx, fmt.Sprintf("dispatch StatusRemote id=%d from %v to %v", id, w.addrs[i], w.addrs[d]), engineTick(w.cfg), func() (err error) {
+			st, err = dispatch.StatusRemote(ctx, w.eps[i], w.addrs[d], id)
+			return err
+		})
+		cancel()
+		w.chk.tr.Add("status", w.addrs[i], w.addrs[d], fmt.Sprintf("n=%d id=%d state=%v err=%v", n, id, st.State, err))
 	}
 }
 

@@ -131,7 +131,11 @@ func (w *mwWorld) load(stop <-chan struct{}, rnd *simnet.Rand) {
 		binary.BigEndian.PutUint64(pl[:], gen)
 		binary.BigEndian.PutUint64(pl[8:], tok)
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		tk, err := m.Start(ctx, worker, 1, pl[:])
+		var tk *heartbeat.Task
+		err := w.hb.chk.timed(ctx, fmt.Sprintf("master Start tok=%x on %v", tok, worker), engineTick(w.hb.cfg), func() (err error) {
+			tk, err = m.Start(ctx, worker, 1, pl[:])
+			return err
+		})
 		cancel()
 		w.hb.chk.tr.Add("task-start", w.hb.addrs[0], worker, fmt.Sprintf("tok=%x err=%v", tok, err))
 		if err != nil {

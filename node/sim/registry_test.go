@@ -205,7 +205,11 @@ func (w *regWorld) writer(i int, rnd *simnet.Rand) {
 		name := "k" + strconv.Itoa(int(rnd.Below(regKeys)))
 		key := sdk.KVPrefix + name
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond+rnd.Dur(2*time.Second))
-		v, err := c.Put(ctx, name, []byte(fmt.Sprintf("w%d-%d", i, n)), 0)
+		var v uint64
+		err := w.chk.timed(ctx, fmt.Sprintf("registry Put %s n=%d by %v", key, n, w.addrs[i]), engineTick(w.cfg), func() (err error) {
+			v, err = c.Put(ctx, name, []byte(fmt.Sprintf("w%d-%d", i, n)), 0)
+			return err
+		})
 		cancel()
 		w.chk.tr.Add("put", w.addrs[i], noAddr, fmt.Sprintf("key=%s n=%d version=%d err=%v", key, n, v, err))
 		if err == nil {
@@ -213,6 +217,19 @@ func (w *regWorld) writer(i int, rnd *simnet.Rand) {
 			w.mu.acked[key] = max(w.mu.acked[key], v)
 			w.mu.Unlock()
 		}
+		if !rnd.Chance(0.3) {
+			continue
+		}
+		// A read, for the parked-caller check.
+		name = "k" + strconv.Itoa(int(rnd.Below(regKeys)))
+		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond+rnd.Dur(time.Second))
+		var e client.Entry
+		err = w.chk.timed(ctx, fmt.Sprintf("registry Get %s%s n=%d by %v", sdk.KVPrefix, name, n, w.addrs[i]), engineTick(w.cfg), func() (err error) {
+			e, err = c.Get(ctx, name)
+			return err
+		})
+		cancel()
+		w.chk.tr.Add("get", w.addrs[i], noAddr, fmt.Sprintf("key=%s%s n=%d version=%d err=%v", sdk.KVPrefix, name, n, e.Version, err))
 	}
 }
 

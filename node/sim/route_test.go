@@ -203,7 +203,9 @@ func (w *rtWorld) client(i int, rnd *simnet.Rand) {
 		ps.String(path)
 		var rep rfc.Reply
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond+rnd.Dur(2*time.Second))
-		err := w.eps[i].Call(ctx, w.addrs[rtRouter], callSimPut, &ps, &rep)
+		err := w.chk.timed(ctx, fmt.Sprintf("routed call %s from %v", path, w.addrs[i]), engineTick(w.cfg), func() error {
+			return w.eps[i].Call(ctx, w.addrs[rtRouter], callSimPut, &ps, &rep)
+		})
 		cancel()
 		w.chk.tr.Add("call", w.addrs[i], w.addrs[rtRouter], fmt.Sprintf("path=%s err=%v", path, err))
 		if err == nil {

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +14,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"fastcall/rfc"
 	"fastcall/rfc/simnet"
+	"fastcall/wire"
 )
 
 var (
@@ -27,14 +31,95 @@ var (
 // failTrace is how many trace events a failure prints.
 const failTrace = 400
 
+// stuckGrace is how long past its bound a parked call is reported as
+// stuck while the run goes on (it may never return, and then the run
+// cannot end).
+const stuckGrace = 5 * time.Second
+
 // checker collects the violations of one run. Every violation is
 // recorded in the trace too, so that the printed trace shows where it
 // happened.
 type checker struct {
 	tr *simnet.Trace
-	mu struct {
+	// stuck reports at once, and ends the test binary, a call parked
+	// past its bound + stuckGrace, with the seed and the trace: a call
+	// that never returns keeps the run from ending and printing its
+	// failures.
+	stuck func(msg string)
+	mu    struct {
 		sync.Mutex
-		fails []string
+		fails  []string
+		nextID uint64
+		parked map[uint64]string // timed calls not yet returned
+	}
+}
+
+// engineTick is the timer granularity of an endpoint of configuration
+// cfg (rfc Endpoint.tick: MinRTO/4, at least 100µs): the engine fails a
+// call at the first tick at or after its deadline.
+func engineTick(cfg rfc.Config) time.Duration {
+	return max(cfg.MinRTO/4, 100*time.Microsecond)
+}
+
+// timed runs f, a call to a service API bounded by ctx's deadline, and
+// checks that it returns by that deadline plus slack (one engine tick of
+// the caller's endpoint: engineTick). A call still parked at the end of
+// the run is a violation (checkParked). ctx without a deadline is a
+// violation of the scenario: every timed call has one.
+func (c *checker) timed(ctx context.Context, name string, slack time.Duration, f func() error) error {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		c.failf("%s: timed call without a context deadline", name)
+		return f()
+	}
+	return c.timedUntil(name, time.Until(dl), slack, f)
+}
+
+// timedUntil is timed for a call whose bound is a timeout from now that
+// is not a context's (an endpoint's DefaultTimeout).
+func (c *checker) timedUntil(name string, timeout, slack time.Duration, f func() error) error {
+	start := c.tr.Since()
+	c.mu.Lock()
+	c.mu.nextID++
+	id := c.mu.nextID
+	if c.mu.parked == nil {
+		c.mu.parked = map[uint64]string{}
+	}
+	c.mu.parked[id] = fmt.Sprintf("%s (called at %v, deadline %v + %v)", name, start, timeout, slack)
+	c.mu.Unlock()
+	// Fires only for a call parked well past its bound: on time, the
+	// timer is stopped before it fires and wakes nothing.
+	watch := time.AfterFunc(timeout+slack+stuckGrace, func() {
+		msg := fmt.Sprintf("%s called at %v is still parked at %v, deadline %v + %v", name, start, c.tr.Since(), timeout, slack)
+		c.failf("%s", msg)
+		if c.stuck != nil {
+			c.stuck(msg)
+		}
+	})
+	err := f()
+	watch.Stop()
+	el := c.tr.Since() - start
+	c.mu.Lock()
+	delete(c.mu.parked, id)
+	c.mu.Unlock()
+	if el > timeout+slack {
+		c.failf("%s returned %v after %v, deadline %v (+%v)", name, wire.AsErrno(err), el, timeout, slack)
+	}
+	return err
+}
+
+// checkParked fails for every timed call not returned by the end of the
+// run.
+func (c *checker) checkParked() {
+	c.mu.Lock()
+	var left []string
+	for _, s := range c.mu.parked {
+		left = append(left, s)
+	}
+	c.mu.Unlock()
+	slices.Sort(left)
+	for _, s := range left {
+		c.failf("%s never returned by the end of the run", s)
 	}
 }
 
@@ -90,7 +175,17 @@ func runOne(t *testing.T, name string, seed uint64, sc scenario) (count, hash ui
 			// replays.
 			cryptotest.SetGlobalRandom(t, seed)
 			chk := &checker{tr: simnet.NewTrace(*flagTrace)}
+			// A call parked past its bound + stuckGrace may never
+			// return: the run cannot end to report it (the services'
+			// timers keep virtual time going), so it ends here.
+			chk.stuck = func(msg string) {
+				var b strings.Builder
+				chk.tr.Dump(&b, failTrace)
+				panic(fmt.Sprintf("%s seed %d: %s\nlast %d trace events:\n%s\nreplay: make sim SCENARIO=%s SEED=%d SIMTIME=%v",
+					name, seed, msg, failTrace, b.String(), name, seed, *flagTime))
+			}
 			sc(t, seed, chk)
+			chk.checkParked()
 			count, hash = chk.tr.Hash()
 			if *flagTrace > 0 {
 				var b strings.Builder

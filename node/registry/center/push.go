@@ -46,6 +46,7 @@ type change struct {
 type stream struct {
 	id   uint64
 	addr netip.AddrPort
+	at   int // index in pushTable.list
 
 	prefixes []string
 	queue    []change // changes not yet acknowledged, sequence numbers nextSeq...
@@ -66,6 +67,12 @@ type stream struct {
 type pushTable struct {
 	mu      sync.Mutex
 	streams map[uint64]*stream
+	// list holds the streams of streams in a fixed order (a new stream at
+	// the end, a dropped one replaced by the last): notify and the
+	// maintenance loop walk it, so pushes go out in an order the
+	// sequence of subscriptions decides, not the map's random one, and a
+	// simulated run replays.
+	list    []*stream
 	byAddr  map[netip.AddrPort][]*stream
 	byIP    map[netip.Addr]int // streams per source IP address (unmapped)
 	due     []*stream          // woken by notify, to be sent by the applier (sendDue); each at most once
@@ -95,6 +102,11 @@ func (t *pushTable) dropLocked(s *stream) {
 	s.dropped = true
 	s.queue = nil
 	delete(t.streams, s.id)
+	last := t.list[len(t.list)-1]
+	t.list[s.at] = last
+	last.at = s.at
+	t.list[len(t.list)-1] = nil
+	t.list = t.list[:len(t.list)-1]
 	list := t.byAddr[s.addr]
 	for i, x := range list {
 		if x == s {
@@ -137,7 +149,7 @@ func (t *pushTable) dropAddrLocked(addr netip.AddrPort) int {
 func (t *pushTable) notify(c *Center, key string, rec []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, s := range t.streams {
+	for _, s := range t.list {
 		match := false
 		for _, p := range s.prefixes {
 			if strings.HasPrefix(key, p) {
@@ -203,12 +215,14 @@ func (c *Center) retryStreams(now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	idle := int64(c.cfg.StreamIdle)
-	for _, s := range t.streams {
+	for i := 0; i < len(t.list); {
+		s := t.list[i]
 		if now-s.heard > idle {
-			t.dropLocked(s)
+			t.dropLocked(s) // moves the last stream to i
 			c.stats.streamsExpired.Add(1)
 			continue
 		}
+		i++
 		if s.retryAt != 0 && now >= s.retryAt {
 			s.retryAt = 0
 			if len(s.queue) > 0 || s.broken {
@@ -385,6 +399,8 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 		}
 		s = &stream{id: id, addr: req.From, nextSeq: 1, heard: now}
 		t.streams[id] = s
+		s.at = len(t.list)
+		t.list = append(t.list, s)
 		t.byAddr[req.From] = append(t.byAddr[req.From], s)
 		t.byIP[ip]++
 	}
