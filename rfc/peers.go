@@ -67,6 +67,18 @@ type dupFloor struct {
 	src, inc uint32
 	floor    uint64
 	hold     int64
+	mask     uint64 // strict only: instBits of every instance folded in
+}
+
+// instBits returns the two bits of a 64-bit mask that stand for sender
+// instance (src, inc) in strict's mask: an instance whose record was
+// taken over always finds its bits set there, and another instance finds
+// both of its bits set only by chance (a few in a thousand with two
+// instances folded in), so that strict refuses the calls of the instances
+// that lost their records, not those of every instance at the address.
+func instBits(src, inc uint32) uint64 {
+	h := (uint64(src)<<32 | uint64(inc)) * 0x9e3779b97f4a7c15
+	return 1<<(h>>58) | 1<<(h>>52&63)
 }
 
 // peerFloors is how many sender instances of one address keep a floor of
@@ -207,15 +219,17 @@ func (p *peerState) sample(ns, min, max int64) {
 
 // belowFloor reports whether call id of sender instance (src, inc), not
 // found in the duplicate cache at engine time now, may have run already:
-// it is at or below its instance's floor, or below what records taken
-// over while still held left behind. The latter holds for an instance
-// with a record too: entries leave the cache out of call-id order (a
-// running one is passed over), so an instance whose record was taken
-// over may make a new one with a lower floor than the one folded away.
+// it is at or below its instance's floor, or, for an instance whose bits
+// are in strict's mask, below what records taken over while still held
+// left behind. The latter holds for an instance with a record too:
+// entries leave the cache out of call-id order (a running one is passed
+// over), so an instance whose record was taken over may make a new one
+// with a lower floor than the one folded away.
 func (p *peerState) belowFloor(src, inc uint32, id uint64, now int64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if now < p.mu.strict.hold && id <= p.mu.strict.floor {
+	s := &p.mu.strict
+	if b := instBits(src, inc); now < s.hold && id <= s.floor && s.mask&b == b {
 		return true
 	}
 	for i := range p.mu.floors {
@@ -229,8 +243,9 @@ func (p *peerState) belowFloor(src, inc uint32, id uint64, now int64) bool {
 // raiseFloor records that call id of sender instance (src, inc) left the
 // duplicate cache, and that a copy of it may arrive until hold. A record
 // whose hold has passed is reused; when every record is held, the one
-// held the shortest is taken over and its floor and hold fold into
-// strict, so no call of any instance that lost its record runs again.
+// held the shortest is taken over and its floor, hold and instance fold
+// into strict, so no call of any instance that lost its record runs
+// again. A strict whose hold has passed proves nothing and starts anew.
 func (p *peerState) raiseFloor(src, inc uint32, id uint64, hold, now int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -249,12 +264,17 @@ func (p *peerState) raiseFloor(src, inc uint32, id uint64, hold, now int64) {
 			}
 		}
 		if f.hold > now {
-			if f.floor > p.mu.strict.floor {
-				p.mu.strict.floor = f.floor
+			s := &p.mu.strict
+			if s.hold <= now {
+				*s = dupFloor{}
 			}
-			if f.hold > p.mu.strict.hold {
-				p.mu.strict.hold = f.hold
+			if f.floor > s.floor {
+				s.floor = f.floor
 			}
+			if f.hold > s.hold {
+				s.hold = f.hold
+			}
+			s.mask |= instBits(f.src, f.inc)
 		}
 		*f = dupFloor{src: src, inc: inc}
 	}
