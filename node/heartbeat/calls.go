@@ -13,9 +13,11 @@ const (
 	// CallHeartbeat is a probe. Request: u64 sender incarnation, then
 	// the sender's view of the receiver: u64 state (State), u64 the
 	// incarnation that state refers to, u64 the incarnation the sender
-	// last declared the receiver dead at (0: never). Reply: u64 the
-	// receiver's incarnation (after any refutation), then the receiver's
-	// view of the sender in the same three fields. Idempotent, Priority.
+	// last declared the receiver dead at (0: never), bytes membership
+	// updates (gossip.go). Reply: u64 the receiver's incarnation (after
+	// any refutation), then the receiver's view of the sender in the same
+	// three fields, bytes membership updates (within the reply budget).
+	// Idempotent, Priority.
 	CallHeartbeat uint16 = wire.CallHeartbeatBase + 0x00
 	// CallProbeRequest asks a member to probe a target for the sender
 	// (an indirect probe). One-way: u64 sequence, u64 target node id,
@@ -34,6 +36,15 @@ const (
 	// then per member: str address, u64 node id, u64 state, u64
 	// incarnation, u64 microseconds since last heard (MaxUint64: never).
 	CallMembers uint16 = wire.CallHeartbeatBase + 0x03
+	// CallGossip carries membership updates alone, while some wait to
+	// be disseminated. One-way: u64 sender incarnation, bytes membership
+	// updates (gossip.go). Applied only from a member's own address.
+	CallGossip uint16 = wire.CallHeartbeatBase + 0x04
+	// CallJoin asks the receiver to add the sender (at its own address)
+	// as a member. Request: u64 sender incarnation. Reply: none; EPERM
+	// unless the receiver runs with Config.AcceptJoins, ENOSPC when its
+	// member list is full. Idempotent (a member already listed is OK).
+	CallJoin uint16 = wire.CallHeartbeatBase + 0x05
 
 	// CallTaskStart (master to worker) starts a task. Request: u64 task
 	// id, u64 master incarnation, u64 kind, bytes payload. Reply: u64 the
@@ -68,7 +79,9 @@ const (
 	hbParamViewState = 1
 	hbParamViewInc   = 2
 	hbParamViewDied  = 3
-	hbParams         = 4
+	hbParams         = 4 // the view fields
+	hbParamUpdates   = 4 // bytes: packed membership updates (gossip.go)
+	hbParamsUpd      = 5
 
 	prqParamSeq       = 0 // CallProbeRequest
 	prqParamNode      = 1
@@ -80,6 +93,11 @@ const (
 	pakParamNode    = 1
 	pakParamReached = 2
 	pakParamInc     = 3
+
+	gsParamInc     = 0 // CallGossip
+	gsParamUpdates = 1
+
+	jnParamInc = 0 // CallJoin
 
 	memParamCursor   = 0 // CallMembers request
 	memParamPad      = 1
@@ -134,10 +152,12 @@ const (
 
 // Schemas checked by the receiver.
 var (
-	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaHeartbeat    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaProbeRequest = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64}
 	schemaProbeAck     = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBool, wire.TypeUint64}
 	schemaMembers      = wire.Schema{wire.TypeUint64, wire.TypeBytes}
+	schemaGossip       = wire.Schema{wire.TypeUint64, wire.TypeBytes}
+	schemaJoin         = wire.Schema{wire.TypeUint64}
 	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}

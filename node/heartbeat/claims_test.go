@@ -17,7 +17,7 @@ import (
 func sendView(t *testing.T, ep *rfc.Endpoint, dst netip.AddrPort, v view) {
 	t.Helper()
 	var ps wire.Params
-	heartbeatParams(&ps, make([]byte, 64), ep.Incarnation(), v)
+	heartbeatParams(&ps, make([]byte, 64), ep.Incarnation(), v, nil)
 	if err := ep.Call(ctxFor(t, 2*time.Second), dst, CallHeartbeat, &ps, nil); err != nil {
 		t.Fatalf("heartbeat: %v", err)
 	}

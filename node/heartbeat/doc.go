@@ -2,18 +2,22 @@
 // channels. It owns the call numbers 0x0100-0x01FF (wire.CallHeartbeatBase)
 // and is specified by docs/HEARTBEAT.md.
 //
-// Liveness: a Service runs on an existing rfc.Endpoint with a list of
-// member addresses. Each member probes every other member that it has not
-// heard from within Config.Interval (any datagram counts as a sign of
-// life, so a busy link needs no extra heartbeats). A member whose probes
-// fail SuspectAfter times in a row becomes suspect; a suspect member is
-// probed directly and, through up to IndirectProbes other members,
-// indirectly; after DeadAfter such rounds without any sign of life it is
-// declared dead and the engine's MarkDead fails every call parked on it
-// with ENODEAD. Heartbeats carry incarnation numbers: a member that hears
-// it is suspected or dead refutes it by raising its incarnation, and a
-// member declared dead at incarnation n is alive again only when heard
-// with an incarnation above n.
+// Liveness (SWIM with Lifeguard's refinements): a Service runs on an
+// existing rfc.Endpoint with a list of member addresses (or joins through
+// one, Join). Each member probes Config.ProbesPerInterval members per
+// Interval from a shuffled round-robin (any datagram counts as a sign of
+// life). A failed probe opens an indirect round through IndirectProbes
+// other members; a round without any sign of life makes the member
+// suspect. Suspicions, deaths and refutations are disseminated, on the
+// probes and on gossip datagrams while any wait, each at most
+// Retransmit·⌈log2(N+2)⌉ times. A member that hears a suspicion runs its
+// own suspicion timer, which shrinks as distinct members confirm it; only
+// its expiry here declares the member dead, and the engine's MarkDead
+// then fails every call parked on it with ENODEAD. A suspected member
+// refutes by raising its incarnation; a member declared dead at
+// incarnation n is alive again only when heard above n. A node that is
+// itself slow (late ticks, refutations of claims about it) stretches its own
+// timeouts, and time it spent stalled does not count against others.
 //
 // Master/worker channels: a Master starts tasks on workers and a Worker
 // runs them. Both follow the Service's events: a master that loses a
@@ -24,7 +28,7 @@
 // incarnation it has given up on.
 //
 // Goroutines: Start starts three, and nowhere else: the probe loop (timers,
-// direct and indirect probes, state changes), the reprobe loop (dead
+// direct and indirect probes, state changes, gossip), the reprobe loop (dead
 // members, which the engine refuses ordinary calls to) and the event loop
 // (delivers events in order to listeners). NewWorker starts
 // WorkerConfig.Runners task runners. No goroutine is started per probe,

@@ -67,8 +67,13 @@ type listener struct {
 
 // emitLocked queues an event for the event loop. It never blocks: when
 // the queue is full the event is dropped and counted. Called with
-// Service.mu held, so events leave in the order they happened.
+// Service.mu held, so events leave in the order they happened. Once
+// Close has begun nothing more is queued, so the events a closed service
+// delivers are exactly those it queued before (see eventLoop).
 func (s *Service) emitLocked(ev Event) {
+	if s.mu.closed {
+		return
+	}
 	select {
 	case s.events <- ev:
 	default:
@@ -76,7 +81,9 @@ func (s *Service) emitLocked(ev Event) {
 	}
 }
 
-// eventLoop delivers events to listeners, in order, one at a time.
+// eventLoop delivers events to listeners, in order, one at a time. On
+// Close it delivers the events still queued before it returns, whichever
+// of the two was ready first.
 func (s *Service) eventLoop() {
 	defer s.wg.Done()
 	for {
@@ -84,7 +91,14 @@ func (s *Service) eventLoop() {
 		case ev := <-s.events:
 			s.deliver(ev)
 		case <-s.done:
-			return
+			for {
+				select {
+				case ev := <-s.events:
+					s.deliver(ev)
+				default:
+					return
+				}
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		sInc = req.Incarnation
 	}
 	v := readView(req.Packet)
+	upd := req.Param(hbParamUpdates).Bytes()
 	var rv view
 	s.mu.Lock()
 	if s.mu.closed {
@@ -33,6 +34,9 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		s.observeLocked(m, sInc, req.Arrived)
 		if m.addr == req.From {
 			s.selfNewsLocked(m, v, req.Arrived)
+			if len(upd) > 0 {
+				s.applyUpdatesLocked(m, upd, req.Arrived)
+			}
 		} else {
 			s.stats.nonMember.Add(1)
 		}
@@ -40,11 +44,20 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 	} else {
 		s.stats.nonMember.Add(1)
 	}
+	// Updates go back within the reply budget (rfc.Endpoint.ReplyRoom),
+	// and only to members.
+	var buf [piggybackBuf]byte
+	out := buf[:0]
+	if m != nil && m.addr == req.From {
+		room := s.ep.ReplyRoom(req.Packet) - wire.HeaderSize - hbParams*sizeU64Param - wire.ParamHdrSize
+		out = s.takeUpdatesLocked(out, min(room, rep.Cap()-rep.Len()-hbParams*sizeU64Param-wire.ParamHdrSize))
+	}
 	s.mu.Unlock()
 	rep.Uint64(uint64(s.ep.Incarnation()))
 	rep.Uint64(uint64(rv.state))
 	rep.Uint64(uint64(rv.inc))
 	rep.Uint64(uint64(rv.died))
+	rep.Bytes(out)
 	return wire.OK
 }
 
@@ -105,7 +118,7 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
 	reached := req.Param(pakParamReached).Bool()
 	inc := uint32(req.Param(pakParamInc).Uint64())
-	if seq == 0 || !reached {
+	if seq == 0 {
 		return wire.OK
 	}
 	s.mu.Lock()
@@ -116,9 +129,64 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	for _, m := range s.mu.order {
 		if m.ackSeq == seq && !m.removed {
-			s.observeLocked(m, inc, req.Arrived)
+			if reached {
+				s.observeLocked(m, inc, req.Arrived)
+			}
 			break
 		}
+	}
+	return wire.OK
+}
+
+// serveGossip applies the membership updates a member sent alone
+// (CallGossip), from its own address; anything else is counted in
+// NonMember and dropped. The datagram is a sign of life of its sender.
+func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
+	sInc := uint32(req.Param(gsParamInc).Uint64())
+	if req.Incarnation > sInc {
+		sInc = req.Incarnation
+	}
+	upd := req.Param(gsParamUpdates).Bytes()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return wire.ECLOSED
+	}
+	m := s.mu.members[req.From]
+	if m == nil || m.removed {
+		s.stats.nonMember.Add(1)
+		return wire.EPERM
+	}
+	if m.node == 0 {
+		m.node = req.Src
+	}
+	s.observeLocked(m, sInc, req.Arrived)
+	s.applyUpdatesLocked(m, upd, req.Arrived)
+	return wire.OK
+}
+
+// serveJoin adds the sender, at its own address, as a member when this
+// node accepts joins (Config.AcceptJoins), and disseminates it.
+func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
+	inc := uint32(req.Param(jnParamInc).Uint64())
+	if req.Incarnation > inc {
+		inc = req.Incarnation
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return wire.ECLOSED
+	}
+	if !s.cfg.AcceptJoins {
+		s.stats.nonMember.Add(1)
+		return wire.EPERM
+	}
+	if m := s.mu.members[req.From]; m != nil {
+		s.observeLocked(m, inc, req.Arrived)
+		return wire.OK
+	}
+	if s.joinedLocked(req.From, req.Src, inc, req.Arrived) == nil {
+		return wire.ENOSPC
 	}
 	return wire.OK
 }

@@ -149,6 +149,7 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	if info.State == StateDead {
 		return nil, wire.ENODEAD
 	}
+	m.svc.Pin(worker) // the pair's heartbeat channel stays direct
 	id := m.nextID.Add(1)
 	t := newTask(id, worker, kind)
 	m.mu.Lock()

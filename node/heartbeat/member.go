@@ -14,7 +14,7 @@ type State uint8
 
 const (
 	StateAlive   State = 0 // heard recently, or its probes succeed
-	StateSuspect State = 1 // SuspectAfter probes in a row failed; being probed indirectly
+	StateSuspect State = 1 // an indirect round failed here or a suspicion was heard; dead when its timer expires
 	StateDead    State = 2 // declared dead at an incarnation; alive again only above it
 	stateLimit   State = 3
 )
@@ -54,21 +54,60 @@ type member struct {
 	heardNs  int64  // last sign of life, engine clock; 0 = never
 	rfcHeard int64  // last rfc LastHeardNs folded in
 	since    int64  // engine clock of the last state change
+	revived  int64  // engine clock it last became alive again after this node declared it dead; 0 = never
 	ackSeq   uint64 // sequence of the current indirect round; 0 = none
+	susp     suspicion
 	tellDied bool   // rejoined after death: probe it at once so it learns of the death
 	heardSus uint32 // highest suspicion of this node heard from it and reported
 	heardDie uint32 // highest death of this node heard from it and reported
 	removed  bool
 	syncRFC  bool // state changed outside the probe loop: tell the engine
 	marking  bool // declared dead, MarkDead and EventDead not yet done: a revival waits
+	pinned   bool // probed on its own cadence every Interval (a master/worker pair's channel)
+	probeNow bool // probe at the next tick (a suspicion heard of a member heard recently)
+	touched  bool // listed in Service.mu.touched for the probe loop
 
 	// Owned by the probe loop.
-	probe     *rfc.Pending
-	probeAt   int64 // next point of the probe cadence
-	loopSince int64 // the since value the loop last acted on
-	fails     int   // probes failed in a row (alive)
-	rounds    int   // suspect rounds failed
-	roundEnd  int64 // end of the current suspect round
+	active     bool // in the loop's active list
+	due        bool // picked by the probe schedule for this tick
+	probe      *rfc.Pending
+	probeAt    int64 // next point of the probe cadence
+	loopSince  int64 // the since value the loop last acted on
+	fails      int   // probes failed in a row (alive)
+	roundStart int64 // start of the current indirect round
+	roundEnd   int64 // end of the current indirect round
+}
+
+// suspicion is a suspect member's timer (Lifeguard): it runs from start
+// for suspicionTimeout(n, conf), which shrinks as distinct observers
+// confirm it. Guarded by Service.mu.
+type suspicion struct {
+	start      int64 // engine clock the suspicion began here (shifted past this node's own stalls)
+	conf       int   // confirmations counted (maxConfirm: a death heard, the shortest timeout)
+	own        bool  // this node's own indirect round failed: it probes the member every Interval
+	n          int   // observers recorded in confirmers
+	confirmers [maxConfirm + 1]uint32
+}
+
+// confirm records observer from (see observerID) and reports whether it
+// is a new confirmation: 0 (unknown) and one already recorded are not.
+func (p *suspicion) confirm(from uint32) bool {
+	if from == 0 {
+		return false
+	}
+	for _, c := range p.confirmers[:p.n] {
+		if c == from {
+			return false
+		}
+	}
+	if p.n < len(p.confirmers) {
+		p.confirmers[p.n] = from
+		p.n++
+	}
+	if p.conf < maxConfirm {
+		p.conf++
+	}
+	return true
 }
 
 // heardAgo returns the time since the member was last heard at engine

@@ -2,8 +2,11 @@ package heartbeat
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"fastcall/rfc"
 	"fastcall/wire"
@@ -38,27 +41,53 @@ type relayProbe struct {
 }
 
 // prober is the probe loop's private state: scratch buffers reused for
-// every probe, the member snapshot and the relays in flight.
+// every probe, the members it steps each tick, the probe schedule and
+// the relays in flight.
 type prober struct {
-	s       *Service
-	ctx     deadlineCtx
-	ps      wire.Params
-	buf     []byte
-	ms      []*member
-	gone    []*member
-	relays  []relayProbe
-	helpers []netip.AddrPort
+	s        *Service
+	ctx      deadlineCtx
+	ps       wire.Params
+	buf      []byte
+	upd      []byte
+	active   []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
+	ring     []*member // the probe schedule: a shuffled copy of the member list
+	ringAt   int
+	ringGen  uint64
+	credit   int64 // schedule credit, in Interval/ProbesPerInterval units of engine time
+	lastNs   int64 // engine clock of the previous tick
+	onTime   int64 // engine clock since which every tick was on time
+	health   int   // local health score (loop-owned; published in Stats)
+	late     int64 // how late this tick came past Tick (0: on time; see gauge)
+	gossipAt int64 // engine clock of the next gossip round
+	targets  []netip.AddrPort
+	relays   []relayProbe
+	helpers  []netip.AddrPort
+	rnd      *rand.Rand // the schedule's shuffles, seeded from this node's incarnation and address
 }
+
+// healthMax bounds the local health score: timeouts stretch at most
+// 1+healthMax times.
+const healthMax = 4
 
 // probeLoop is the service's timer: every Tick it finishes the probes
 // that completed, moves members through their states, starts the probes
 // that are due, and runs the indirect probes other members asked for.
-func (s *Service) probeLoop() {
+// Its work per tick is bounded by the members it must step (probes in
+// flight, failures, suspects, pinned and touched members, and the
+// ProbesPerInterval the schedule picks), not by the member count. The
+// schedule's shuffles draw from seed and the endpoint's address, not from
+// the global generator, so that a run whose incarnations are fixed (the
+// simulation) replays.
+func (s *Service) probeLoop(seed uint64) {
 	defer s.wg.Done()
-	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram)}
+	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram), upd: make([]byte, 0, piggybackBuf)}
+	addr := s.ep.Addr().Addr().As16()
+	pr.rnd = rand.New(rand.NewPCG(seed, xxhash.Sum64(addr[:])^uint64(s.ep.Addr().Port())))
 	pr.ctx.Context = context.Background()
 	tk := time.NewTicker(s.cfg.Tick)
 	defer tk.Stop()
+	pr.lastNs = s.ep.Now()
+	pr.onTime = pr.lastNs
 	for {
 		select {
 		case <-s.done:
@@ -66,44 +95,151 @@ func (s *Service) probeLoop() {
 			return
 		case <-tk.C:
 		}
-		now := s.ep.Now()
-		pr.snapshot()
-		for _, m := range pr.ms {
-			pr.step(m, now)
+		select {
+		case <-s.done:
+			// Closed at the instant of a tick: no tick, whichever case
+			// the select above drew.
+			pr.shutdown()
+			return
+		default:
 		}
+		now := s.ep.Now()
+		pr.gauge(now)
+		pr.schedule(now)
+		kept := pr.active[:0]
+		for _, m := range pr.active {
+			if pr.step(m, now) {
+				kept = append(kept, m)
+			} else {
+				m.active = false
+			}
+		}
+		clear(pr.active[len(kept):])
+		pr.active = kept
 		pr.runRelays()
+		pr.gossip(now)
 	}
 }
 
-// snapshot copies the member list and drops removed members, releasing
-// their probes.
-func (pr *prober) snapshot() {
+// gauge updates the local health score from this node's own timeliness:
+// a tick later than Interval/4 past its time, or a refutation of a claim
+// about this node, raises it by one; an Interval of ticks on time lowers
+// it by one. A slow node thus stretches its own timeouts before it blames
+// others. A late tick also sets pr.late: the time this node was stalled
+// does not count against others (step shifts its rounds and suspicion
+// timers past it and ignores the probes that failed meanwhile).
+func (pr *prober) gauge(now int64) {
 	s := pr.s
-	pr.ms, pr.gone = pr.ms[:0], pr.gone[:0]
+	late := now-pr.lastNs > int64(s.cfg.Tick)+int64(s.cfg.Interval)/4
+	pr.late = 0
+	if late {
+		pr.late = now - pr.lastNs - int64(s.cfg.Tick)
+	}
+	pr.credit += now - pr.lastNs
+	pr.lastNs = now
 	s.mu.Lock()
-	kept := s.mu.order[:0]
-	for _, m := range s.mu.order {
-		if m.removed {
-			pr.gone = append(pr.gone, m)
+	refuted := s.mu.selfRefuted
+	s.mu.selfRefuted = false
+	s.mu.Unlock()
+	if late || refuted {
+		if pr.health < healthMax {
+			pr.health++
+		}
+		pr.onTime = now
+	} else if now-pr.onTime >= int64(s.cfg.Interval) {
+		if pr.health > 0 {
+			pr.health--
+		}
+		pr.onTime = now
+	}
+	s.stats.health.Store(int64(pr.health))
+}
+
+// stretch scales a timeout by the local health score.
+func (pr *prober) stretch(d time.Duration) time.Duration {
+	return d * time.Duration(1+pr.health)
+}
+
+// schedule adds to the active list the members touched outside the loop
+// and the members the probe schedule picks for this tick:
+// ProbesPerInterval per Interval, round-robin over a shuffled copy of the
+// member list (shuffled anew only when the list changes). Suspect members
+// stay in the schedule (Lifeguard): a failed probe of one is a
+// confirmation, a reply clears it here and the probe tells it it is
+// suspected.
+func (pr *prober) schedule(now int64) {
+	s := pr.s
+	cfg := &s.cfg
+	unit := int64(cfg.Interval) / int64(cfg.ProbesPerInterval)
+	s.mu.Lock()
+	if s.mu.pruned {
+		kept := s.mu.order[:0]
+		for _, m := range s.mu.order {
+			if !m.removed {
+				kept = append(kept, m)
+			}
+		}
+		clear(s.mu.order[len(kept):])
+		s.mu.order = kept
+		s.mu.pruned = false
+	}
+	for _, m := range s.mu.touched {
+		m.touched = false
+		pr.activate(m)
+	}
+	clear(s.mu.touched)
+	s.mu.touched = s.mu.touched[:0]
+	if pr.ringGen != s.mu.gen {
+		// One shuffle per member list: a fixed order keeps the gap
+		// between two probes of one member to one pass (DetectBoundAt);
+		// a reshuffle at each pass could put a member first in one pass
+		// and last in the next, two passes apart.
+		pr.ring = append(pr.ring[:0], s.mu.order...)
+		pr.rnd.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
+		pr.ringAt = 0
+		pr.ringGen = s.mu.gen
+	}
+	if len(s.mu.members) <= cfg.ProbesPerInterval {
+		// A cluster this small is probed whole every Interval, each
+		// member on its own cadence.
+		for _, m := range s.mu.order {
+			if !m.removed {
+				pr.activate(m)
+			}
+		}
+		pr.credit = 0
+	}
+	if pr.credit > int64(cfg.Interval) {
+		pr.credit = int64(cfg.Interval) // no burst after a stall
+	}
+	for tries := 0; pr.credit >= unit && tries <= len(pr.ring); tries++ {
+		if len(pr.ring) == 0 {
+			break
+		}
+		if pr.ringAt >= len(pr.ring) {
+			pr.ringAt = 0
+		}
+		m := pr.ring[pr.ringAt]
+		pr.ringAt++
+		if m.removed || m.state == StateDead || m.pinned || m.probe != nil || m.due {
 			continue
 		}
-		kept = append(kept, m)
+		pr.credit -= unit
+		m.due = true
+		pr.activate(m)
 	}
-	clear(s.mu.order[len(kept):])
-	s.mu.order = kept
-	pr.ms = append(pr.ms, kept...)
 	s.mu.Unlock()
-	for _, m := range pr.gone {
-		if m.probe != nil {
-			m.probe.Release()
-			m.probe = nil
-		}
+}
+
+func (pr *prober) activate(m *member) {
+	if !m.active {
+		m.active = true
+		pr.active = append(pr.active, m)
 	}
 }
 
 func (pr *prober) shutdown() {
-	pr.snapshot()
-	for _, m := range pr.ms {
+	for _, m := range pr.active {
 		if m.probe != nil {
 			m.probe.Release()
 			m.probe = nil
@@ -115,26 +251,80 @@ func (pr *prober) shutdown() {
 	pr.relays = pr.relays[:0]
 }
 
+// gossip sends the waiting updates to GossipNodes random members (alive
+// or suspect: a suspected member hears of it and refutes), one CallGossip
+// datagram each, every GossipInterval stretched by the local health.
+// Nothing is sent when no update waits.
+func (pr *prober) gossip(now int64) {
+	s := pr.s
+	cfg := &s.cfg
+	if cfg.GossipNodes == 0 || cfg.Retransmit == 0 || now < pr.gossipAt {
+		return
+	}
+	// A slow node (local health) gossips less, as it probes less.
+	pr.gossipAt += int64(pr.stretch(cfg.GossipInterval))
+	if pr.gossipAt <= now {
+		pr.gossipAt = now + int64(pr.stretch(cfg.GossipInterval))
+	}
+	pr.targets = pr.targets[:0]
+	s.mu.Lock()
+	if n := len(s.mu.order); n > 0 && s.pendingUpdatesLocked() {
+		for tries := 0; tries < 4*cfg.GossipNodes && len(pr.targets) < cfg.GossipNodes; tries++ {
+			m := s.mu.order[pr.rnd.IntN(n)]
+			if m.removed || m.state == StateDead || containsAddr(pr.targets, m.addr) {
+				continue
+			}
+			pr.targets = append(pr.targets, m.addr)
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range pr.targets {
+		pr.upd = s.takeUpdates(pr.upd[:0], piggybackBuf)
+		if len(pr.upd) == 0 {
+			break
+		}
+		pr.ps.Reset(pr.buf)
+		pr.ps.Uint64(uint64(s.ep.Incarnation()))
+		pr.ps.Bytes(pr.upd)
+		if s.ep.Send(a, CallGossip, &pr.ps) == nil {
+			s.stats.gossipSent.Add(1)
+		}
+	}
+}
+
+func containsAddr(as []netip.AddrPort, a netip.AddrPort) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
 // heartbeatParams fills ps over buf with a CallHeartbeat request from a
-// node at incarnation inc carrying view v of the receiver.
-func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view) *wire.Params {
+// node at incarnation inc carrying view v of the receiver and the packed
+// membership updates upd (may be empty).
+func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view, upd []byte) *wire.Params {
 	ps.Reset(buf)
 	ps.Uint64(uint64(inc))
 	ps.Uint64(uint64(v.state))
 	ps.Uint64(uint64(v.inc))
 	ps.Uint64(uint64(v.died))
+	ps.Bytes(upd)
 	return ps
 }
 
-// goProbe starts a heartbeat call to addr without waiting for it.
+// goProbe starts a heartbeat call to addr without waiting for it,
+// piggybacking the membership updates due.
 func (pr *prober) goProbe(addr netip.AddrPort, v view) (*rfc.Pending, error) {
-	pr.ctx.at = time.Now().Add(pr.s.cfg.ProbeTimeout)
-	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v))
+	pr.ctx.at = time.Now().Add(pr.stretch(pr.s.cfg.ProbeTimeout))
+	pr.upd = pr.s.takeUpdates(pr.upd[:0], piggybackBuf)
+	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
 
 // readView decodes the view in a CallHeartbeat request or reply.
 func readView(p *wire.Packet) view {
-	if p.NParams() != hbParams {
+	if p.NParams() < hbParams || p.Param(hbParamViewDied).Type != wire.TypeUint64 {
 		return view{}
 	}
 	return view{state: State(p.Param(hbParamViewState).Uint64()), inc: uint32(p.Param(hbParamViewInc).Uint64()),
@@ -145,7 +335,7 @@ func readView(p *wire.Packet) view {
 // its view of this node.
 func probeReply(r *wire.Packet) (uint32, view) {
 	inc := r.Incarnation
-	if r.NParams() == hbParams {
+	if r.NParams() >= hbParams && r.Param(hbParamInc).Type == wire.TypeUint64 {
 		if v := uint32(r.Param(hbParamInc).Uint64()); v > inc {
 			inc = v
 		}
@@ -153,9 +343,10 @@ func probeReply(r *wire.Packet) (uint32, view) {
 	return inc, readView(r)
 }
 
-// step advances one member. Engine calls (probes, marks, sends) happen
+// step advances one member and reports whether the loop must step it
+// again at the next tick. Engine calls (probes, marks, sends) happen
 // outside Service.mu.
-func (pr *prober) step(m *member, now int64) {
+func (pr *prober) step(m *member, now int64) bool {
 	s := pr.s
 	cfg := &s.cfg
 	info, known := s.ep.Peer(m.addr)
@@ -171,6 +362,7 @@ func (pr *prober) step(m *member, now int64) {
 			if m.probe.Err() == nil {
 				probeOK = true
 				repInc, repView = probeReply(m.probe.Reply())
+				pr.applyReplyUpdates(m, m.probe.Reply(), now)
 			}
 			m.probe.Release()
 			m.probe = nil
@@ -191,7 +383,12 @@ func (pr *prober) step(m *member, now int64) {
 	s.mu.Lock()
 	if m.removed {
 		s.mu.Unlock()
-		return
+		if m.probe != nil {
+			m.probe.Release()
+			m.probe = nil
+		}
+		m.due = false
+		return false
 	}
 	if known && info.LastHeardNs > m.rfcHeard {
 		// Any datagram from the member counts as a sign of life.
@@ -209,21 +406,48 @@ func (pr *prober) step(m *member, now int64) {
 	if m.state == StateAlive && m.since != m.loopSince {
 		// Became alive since the last step (possibly elsewhere).
 		m.loopSince = m.since
-		m.fails, m.rounds = 0, 0
+		m.fails = 0
+	}
+	due := m.due
+	m.due = false
+	small := len(s.mu.members) <= cfg.ProbesPerInterval
+	stalled := pr.late > 0
+	if stalled {
+		// This node was stalled: the time does not count against m.
+		m.roundEnd += pr.late
+		m.susp.start += pr.late
 	}
 	switch m.state {
 	case StateAlive:
 		if probeDone {
 			if probeOK {
 				m.fails = 0
-			} else {
+			} else if !stalled {
 				m.fails++
 			}
 		}
-		if m.fails >= cfg.SuspectAfter {
+		if m.ackSeq != 0 {
+			// An indirect round is open: any sign of life since it began
+			// closes it; none by its end makes m suspect.
+			if m.heardNs >= m.roundStart {
+				m.ackSeq, m.fails = 0, 0
+				break
+			}
+			if now < m.roundEnd {
+				break
+			}
 			s.toSuspectLocked(m, now)
 			m.loopSince = m.since
-			m.rounds = 0
+			m.susp = suspicion{start: now, own: true}
+			m.susp.confirmers[0] = s.self
+			m.susp.n = 1
+			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
+			// Tell m now (a live member refutes), then every Interval.
+			m.probeAt = now + int64(cfg.Interval)
+			wantProbe = m.probe == nil
+			break
+		}
+		if m.fails >= cfg.SuspectAfter {
 			seq = pr.startRoundLocked(m, now)
 			wantProbe = m.probe == nil
 			break
@@ -234,7 +458,11 @@ func (pr *prober) step(m *member, now int64) {
 			wantProbe = true
 			break
 		}
-		if now >= m.probeAt {
+		// A pinned member, one whose last probe failed, and every member
+		// of a cluster of ProbesPerInterval+1 or fewer are probed on
+		// their own cadence every Interval; the others when the schedule
+		// picks them.
+		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt) {
 			m.probeAt += int64(cfg.Interval)
 			if m.probeAt <= now {
 				m.probeAt = now + int64(cfg.Interval)
@@ -247,24 +475,42 @@ func (pr *prober) step(m *member, now int64) {
 			}
 		}
 	case StateSuspect:
-		if now >= m.roundEnd {
-			m.rounds++
-			if m.rounds >= cfg.DeadAfter {
-				dead = s.toDeadLocked(m, now)
-				m.loopSince = m.since
-				break
-			}
-			seq = pr.startRoundLocked(m, now)
+		if probeDone && !probeOK && !stalled && m.susp.confirm(s.self) {
+			// This node's own probe failed too: a confirmation, passed on.
+			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
 		}
-		// A direct probe every round, and again if one failed early.
-		wantProbe = m.probe == nil && (seq != 0 || probeDone)
+		n := len(s.mu.members) + 1
+		to := suspicionTimeout(cfg, n, m.susp.conf)
+		if m.pinned {
+			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
+		}
+		if now-m.susp.start >= int64(pr.stretch(to)) {
+			dead = s.toDeadLocked(m, now)
+			m.loopSince = m.since
+			break
+		}
+		if m.probe == nil && (due || ((m.susp.own || m.pinned || small) && now >= m.probeAt)) {
+			// Picked by the schedule, or this node's own suspicion (probed
+			// every Interval): the probe tells it that it is suspected, so
+			// that a live member refutes; a failure confirms it.
+			m.probeAt = now + int64(cfg.Interval)
+			wantProbe = true
+		}
 	case StateDead:
 		// The reprobe loop looks after dead members.
+		m.probeNow = false
+	}
+	if m.probeNow && m.state != StateDead {
+		// A suspicion heard of a member heard recently: see for itself
+		// and tell it.
+		m.probeNow = false
+		wantProbe = m.probe == nil
 	}
 	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
 	m.syncRFC = false
 	node := m.node
+	keep := m.state == StateSuspect || m.fails > 0 || m.ackSeq != 0 || m.tellDied || m.pinned || m.probeNow || small
 	s.mu.Unlock()
 
 	if sync {
@@ -293,14 +539,34 @@ func (pr *prober) step(m *member, now int64) {
 	if seq != 0 {
 		pr.sendIndirect(seq, node, m.addr, v)
 	}
+	return keep || m.probe != nil
 }
 
-// startRoundLocked opens a suspect round: its deadline, its sequence
+// applyReplyUpdates applies the membership updates in the reply to a
+// probe of m.
+func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
+	if r.NParams() != hbParamsUpd || r.Param(hbParamUpdates).Type != wire.TypeBytes {
+		return
+	}
+	b := r.Param(hbParamUpdates).Bytes()
+	if len(b) == 0 {
+		return
+	}
+	s := pr.s
+	s.mu.Lock()
+	if !m.removed {
+		s.applyUpdatesLocked(m, b, now)
+	}
+	s.mu.Unlock()
+}
+
+// startRoundLocked opens an indirect round: its deadline, its sequence
 // number, and the helpers (alive members other than m, chosen round-robin)
 // left in pr.helpers.
 func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	s := pr.s
-	m.roundEnd = now + int64(s.cfg.RoundTimeout)
+	m.roundStart = now
+	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout))
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
 	n := len(s.mu.order)
@@ -385,7 +651,8 @@ func (pr *prober) ack(job *relayJob, reached bool, inc uint32) {
 
 // reprobeLoop probes dead members every ReprobeInterval with
 // rfc.Endpoint.Probe, the one call that reaches a peer the engine has
-// marked dead. A dead member that answers with a higher incarnation, or
+// marked dead: at most ProbesPerInterval per Interval of ReprobeInterval
+// in one round, round-robin. A dead member that answers with a higher incarnation, or
 // that learns from the probe that it was declared dead and refutes it,
 // is alive again.
 func (s *Service) reprobeLoop() {
@@ -397,6 +664,8 @@ func (s *Service) reprobeLoop() {
 		v    view
 	}
 	var dead []target
+	cursor := 0
+	reprobeMax := s.cfg.ProbesPerInterval * max(1, int(s.cfg.ReprobeInterval/s.cfg.Interval))
 	var ps wire.Params
 	buf := make([]byte, s.ep.Config().MaxDatagram)
 	var rep rfc.Reply
@@ -406,11 +675,19 @@ func (s *Service) reprobeLoop() {
 			return
 		case <-tk.C:
 		}
+		// At most reprobeMax dead members per round, round-robin from
+		// where the last round stopped: the cost of reprobing stays that
+		// of the probe schedule however many members are dead.
 		dead = dead[:0]
 		s.mu.Lock()
-		for _, m := range s.mu.order {
+		n := len(s.mu.order)
+		for i := 0; i < n && len(dead) < reprobeMax; i++ {
+			m := s.mu.order[(cursor+i)%n]
 			if !m.removed && m.state == StateDead {
 				dead = append(dead, target{m.addr, m.viewLocked()})
+			}
+			if i == n-1 || len(dead) == reprobeMax {
+				cursor = (cursor + i + 1) % n
 			}
 		}
 		s.mu.Unlock()
@@ -420,7 +697,7 @@ func (s *Service) reprobeLoop() {
 				return
 			default:
 			}
-			heartbeatParams(&ps, buf, s.ep.Incarnation(), t.v)
+			heartbeatParams(&ps, buf, s.ep.Incarnation(), t.v, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
 			err := s.ep.Probe(ctx, t.addr, CallHeartbeat, &ps, &rep)
 			cancel()

@@ -1,10 +1,13 @@
 package heartbeat
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 
 	"fastcall/rfc"
 	"fastcall/wire"
@@ -13,16 +16,23 @@ import (
 // Service is the liveness service of one node. All methods are safe for
 // concurrent use.
 type Service struct {
-	ep  *rfc.Endpoint
-	cfg Config
-	log *slog.Logger
+	ep   *rfc.Endpoint
+	cfg  Config
+	log  *slog.Logger
+	self uint32 // this node as an observer in updates (observerID)
 
 	mu struct {
 		sync.Mutex
 		members map[netip.AddrPort]*member // by address
 		order   []*member                  // insertion order; removed members leave via the probe loop
 		closed  bool
-		helper  int // rotating start of the helper choice for indirect probes
+		helper  int    // rotating start of the helper choice for indirect probes
+		gen     uint64 // raised by every AddMember and RemoveMember
+		pruned  bool   // a member was removed: the probe loop compacts order
+
+		bcast       []update  // membership changes to disseminate, oldest first
+		touched     []*member // members the probe loop must step at its next tick
+		selfRefuted bool      // this node refuted a claim about itself since the loop last looked
 
 		newsLogAt    int64  // engine clock of the last "declared dead" log line
 		newsUnlogged uint64 // such lines left out since
@@ -51,6 +61,10 @@ type serviceStats struct {
 	refutations              atomic.Uint64
 	eventsDropped            atomic.Uint64
 	nonMember                atomic.Uint64
+	updatesSent              atomic.Uint64
+	updatesHeard, badUpdates atomic.Uint64
+	gossipSent, joined       atomic.Uint64
+	health                   atomic.Int64
 }
 
 // Stats is a snapshot of the service's counters.
@@ -67,6 +81,12 @@ type Stats struct {
 	Refutations   uint64 // times this node raised its incarnation to refute
 	EventsDropped uint64 // events lost to a full queue
 	NonMember     uint64 // heartbeat, probe-request and probe-ack calls from non-members: claims ignored
+	UpdatesSent   uint64 // membership updates piggybacked on heartbeats
+	UpdatesHeard  uint64 // membership updates received from members
+	BadUpdates    uint64 // malformed update parameters (the rest of the parameter dropped)
+	GossipSent    uint64 // CallGossip datagrams sent (only while updates wait)
+	Joined        uint64 // members added by a join (Config.AcceptJoins)
+	Health        int    // local health score: timeouts are stretched by 1+Health (0: healthy)
 }
 
 // Start starts the liveness service on ep with the given members (this
@@ -76,7 +96,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	s := &Service{ep: ep, cfg: cfg, log: cfg.Logger, done: make(chan struct{})}
+	s := &Service{ep: ep, cfg: cfg, log: cfg.Logger, self: observerID(ep), done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -103,6 +123,10 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 		{CallProbeRequest, "probe-request", schemaProbeRequest, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeRequest},
 		{CallProbeAck, "probe-ack", schemaProbeAck, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeAck},
 		{CallMembers, "members", schemaMembers, rfc.Idempotent, s.serveMembers},
+		// Gossip and joins take the ordinary queue: a burst of updates
+		// never delays the heartbeats on the priority worker.
+		{CallGossip, "gossip", schemaGossip, rfc.Idempotent | rfc.OneWay, s.serveGossip},
+		{CallJoin, "join", schemaJoin, rfc.Idempotent, s.serveJoin},
 	}
 	for _, r := range regs {
 		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
@@ -111,7 +135,9 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	}
 	// Every long-lived goroutine of the service starts here.
 	s.wg.Add(3)
-	go s.probeLoop()
+	// The incarnation now, before a handler can raise it in a
+	// refutation: read later, it would depend on the goroutines' order.
+	go s.probeLoop(uint64(s.ep.Incarnation()))
 	go s.reprobeLoop()
 	go s.eventLoop()
 	s.log.Debug("heartbeat up", "addr", ep.Addr().String(), "members", len(members),
@@ -149,21 +175,91 @@ func (s *Service) AddMember(addr netip.AddrPort) error {
 	now := s.ep.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, err := s.addMemberLocked(addr, now)
+	return err
+}
+
+// addMemberLocked adds addr as an alive member not yet heard (see
+// AddMember for the errors).
+func (s *Service) addMemberLocked(addr netip.AddrPort, now int64) (*member, error) {
 	if s.mu.closed {
-		return wire.ECLOSED
+		return nil, wire.ECLOSED
 	}
 	if m := s.mu.members[addr]; m != nil {
-		return wire.EEXIST
+		return m, wire.EEXIST
 	}
 	if len(s.mu.members) >= s.cfg.MaxMembers {
-		return wire.ENOSPC
+		return nil, wire.ENOSPC
 	}
 	m := &member{addr: addr, state: StateAlive, since: now, syncRFC: true}
 	// Stagger the cadence so members are not all probed on the same tick.
 	m.probeAt = now + int64(s.cfg.Interval)*int64(len(s.mu.order)%8+1)/8
 	s.mu.members[addr] = m
 	s.mu.order = append(s.mu.order, m)
+	s.mu.gen++
+	s.touchLocked(m)
 	s.emitLocked(Event{Kind: EventAdded, Addr: addr, AtNs: now})
+	return m, nil
+}
+
+// joinedLocked adds a member learnt from the cluster (a join request,
+// an alive update about an unknown address, a joined node's pull) when
+// Config.AcceptJoins is set, with its node id and incarnation, and
+// disseminates it. It returns nil when the member is not added (joins
+// not accepted, this node's own address, the list full).
+func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64) *member {
+	if !s.cfg.AcceptJoins || !addr.IsValid() || addr == s.ep.Addr() {
+		return nil
+	}
+	m, err := s.addMemberLocked(addr, now)
+	if err != nil {
+		return nil
+	}
+	m.node, m.inc = node, inc
+	s.stats.joined.Add(1)
+	s.enqueueLocked(addr, node, StateAlive, inc)
+	return m
+}
+
+// Join makes this node a member of the cluster that seed belongs to:
+// it asks seed to add it (CallJoin: seed adds it and disseminates it, so
+// every member that accepts joins adds it), then pulls seed's member
+// view (CallMembers, every page) and adds every member listed there not
+// dead (full state transfer). Seed must run with Config.AcceptJoins;
+// otherwise it answers EPERM. It returns the error number of the first
+// call that fails.
+func (s *Service) Join(ctx context.Context, seed netip.AddrPort) error {
+	if err := s.AddMember(seed); err != nil && err != wire.EEXIST {
+		return err
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, sizeU64Param))
+	ps.Uint64(uint64(s.ep.Incarnation()))
+	if err := s.ep.Call(ctx, seed, CallJoin, &ps, nil); err != nil {
+		return err
+	}
+	v, err := QueryMembersView(ctx, s.ep, seed)
+	if err != nil {
+		return err
+	}
+	now := s.ep.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.mu.members[seed]; m != nil && m.node == 0 {
+		m.node = v.Node
+	}
+	for _, mi := range v.Members {
+		if mi.State == StateDead || mi.Addr == s.ep.Addr() {
+			continue
+		}
+		m, err := s.addMemberLocked(mi.Addr, now)
+		if err == wire.ENOSPC {
+			return err
+		}
+		if m != nil && m.node == 0 {
+			m.node, m.inc = mi.Node, max(m.inc, mi.Incarnation)
+		}
+	}
 	return nil
 }
 
@@ -178,7 +274,29 @@ func (s *Service) RemoveMember(addr netip.AddrPort) error {
 	}
 	delete(s.mu.members, addr)
 	m.removed = true // the probe loop releases its probe and drops it
+	s.mu.gen++
+	s.mu.pruned = true
+	s.touchLocked(m)
 	s.emitLocked(Event{Kind: EventRemoved, Addr: addr, Node: m.node, Incarnation: m.inc, AtNs: s.ep.Now()})
+	return nil
+}
+
+// Pin makes a member probed on its own cadence every Interval, as in a
+// cluster of two, whatever the probe schedule: the heartbeat channel of a
+// master/worker pair stays direct between the pair. A Master pins a
+// worker when it starts a task there, a Worker pins a master whose task
+// it accepts. ENOENT if addr is not a member.
+func (s *Service) Pin(addr netip.AddrPort) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.mu.members[addr]
+	if m == nil {
+		return wire.ENOENT
+	}
+	if !m.pinned {
+		m.pinned = true
+		s.touchLocked(m)
+	}
 	return nil
 }
 
@@ -208,6 +326,17 @@ func (s *Service) Member(addr netip.AddrPort) (MemberInfo, bool) {
 	return m.infoLocked(now), true
 }
 
+// revivedAt returns the engine clock at which the member at addr last
+// became alive again after this node had declared it dead; 0 if never.
+func (s *Service) revivedAt(addr netip.AddrPort) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.mu.members[addr]; m != nil {
+		return m.revived
+	}
+	return 0
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Service) Stats() Stats {
 	st := &s.stats
@@ -216,7 +345,25 @@ func (s *Service) Stats() Stats {
 		IndirectSent: st.indirectSent.Load(), Relayed: st.relayed.Load(), RelayDropped: st.relayDropped.Load(),
 		Suspects: st.suspects.Load(), Deaths: st.deaths.Load(), Rejoins: st.rejoin.Load(),
 		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
+		UpdatesSent: st.updatesSent.Load(), UpdatesHeard: st.updatesHeard.Load(), BadUpdates: st.badUpdates.Load(),
+		GossipSent: st.gossipSent.Load(), Joined: st.joined.Load(),
+		Health: int(st.health.Load()),
 	}
+}
+
+// observerID names ep's node as the observer of a suspicion or a death
+// in updates: its node id, or, for a node without one, a hash of its
+// address (never 0, which means unknown).
+func observerID(ep *rfc.Endpoint) uint32 {
+	if id := ep.NodeID(); id != 0 {
+		return id
+	}
+	a := ep.Addr().Addr().As16()
+	h := uint32(xxhash.Sum64(a[:]) ^ uint64(ep.Addr().Port())<<7)
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // lookupLocked finds the member a datagram came from: by address, else

@@ -144,3 +144,68 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 		t.Errorf("no task-cancel reached the worker for the task the master ended")
 	}
 }
+
+// TestWorkerConfirmsStartAfterMasterRevived: a start that arrives soon
+// after this worker's service revived its master from a death it had
+// declared (the start may have waited out the loss in the network, long
+// after the master gave it up) runs only once a check confirms that the
+// master holds the task: refused by the master (ENOENT), it is aborted
+// without running; confirmed, it runs.
+func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
+	mep := newEndpoint(t, 1, nil)
+	wep := newEndpoint(t, 2, nil)
+	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
+		if req.Param(tkParamID).Uint64() == 1 {
+			return wire.ENOENT // given up on
+		}
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig().WithInterval(time.Second)
+	cfg.Logger = quiet
+	cfg.ReprobeInterval = time.Hour
+	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	ran := make(chan uint64, 4)
+	wk, err := NewWorker(svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+		ran <- ti.ID
+		return nil, wire.OK
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wk.Close)
+	// The master declared dead here, then alive again.
+	svc.mu.Lock()
+	m := svc.mu.members[mep.Addr()]
+	m.state, m.deadInc = StateDead, mep.Incarnation()
+	svc.toAliveLocked(m, svc.ep.Now())
+	svc.mu.Unlock()
+	mep.SetIncarnation(mep.Incarnation() + 1)
+	start := func(id uint64) error {
+		ps := paramsBuf(4*sizeU64Param + 16)
+		ps.Uint64(id)
+		ps.Uint64(uint64(mep.Incarnation()))
+		ps.Uint64(1)
+		ps.Bytes(nil)
+		var rep rfc.Reply
+		return mep.Call(ctxFor(t, 5*time.Second), wep.Addr(), CallTaskStart, ps, &rep)
+	}
+	if err := start(1); err != nil {
+		t.Fatalf("start 1: %v", err)
+	}
+	if !waitFor(10*time.Second, func() bool { return wk.Stats().Aborted == 1 }) {
+		t.Errorf("task 1 not aborted on the master's refusal: %+v", wk.Stats())
+	}
+	if err := start(2); err != nil {
+		t.Fatalf("start 2: %v", err)
+	}
+	select {
+	case id := <-ran:
+		if id != 2 {
+			t.Errorf("task %d ran, want only 2 (1 was refused by its master's check)", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("confirmed task 2 never ran: %+v", wk.Stats())
+	}
+}

@@ -20,12 +20,24 @@ func (s *Service) observeLocked(m *member, inc uint32, at int64) {
 	if at > m.heardNs {
 		m.heardNs = at
 	}
-	if inc > m.inc {
+	raised := inc > m.inc
+	news := raised && m.inc != 0 // not the first incarnation heard of it
+	if raised {
 		m.inc = inc
 	}
 	switch m.state {
+	case StateAlive:
+		if news {
+			// A new incarnation heard from the member itself (a
+			// refutation, a restart): passed on, as an alive update
+			// carrying it would be.
+			s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
+		}
 	case StateSuspect:
-		if at > m.since {
+		if raised {
+			s.toAliveLocked(m, at)
+			s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
+		} else if at > m.since {
 			s.toAliveLocked(m, at)
 		}
 	case StateDead:
@@ -39,27 +51,37 @@ func (s *Service) toAliveLocked(m *member, now int64) {
 	old := m.state
 	if old == StateDead {
 		m.tellDied = true
+		m.revived = now
 	}
 	m.state = StateAlive
 	m.since = now
 	m.ackSeq = 0
+	m.susp = suspicion{}
 	m.syncRFC = true
+	s.touchLocked(m)
+	if old == StateDead {
+		s.enqueueLocked(m.addr, m.node, StateAlive, m.inc)
+	}
 	s.stats.rejoin.Add(1)
 	s.log.Info("heartbeat: member alive", "member", m.addr.String(), "node", m.node, "was", old.String(), "incarnation", m.inc)
 	s.emitLocked(Event{Kind: EventAlive, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
 }
 
-// toSuspectLocked is called by the probe loop only.
+// toSuspectLocked is called by the probe loop, and for a suspicion or a
+// death heard from another member (suspectHeardLocked), which hands the
+// member to the loop. The caller sets m.susp.
 func (s *Service) toSuspectLocked(m *member, now int64) {
 	m.state = StateSuspect
 	m.since = now
+	m.ackSeq = 0
 	m.syncRFC = true
 	s.stats.suspects.Add(1)
 	s.log.Info("heartbeat: member suspect", "member", m.addr.String(), "node", m.node, "incarnation", m.inc)
 	s.emitLocked(Event{Kind: EventSuspect, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
 }
 
-// toDeadLocked is called by the probe loop only. The EventDead is
+// toDeadLocked is called by the probe loop only, when a suspicion timer
+// expires. The EventDead is
 // returned, not queued: the probe loop queues it (finishDeath) after the
 // engine's MarkDead has failed the calls parked on the member, so that a
 // listener never sees the event before the calls fail. Until then the
@@ -71,6 +93,7 @@ func (s *Service) toDeadLocked(m *member, now int64) Event {
 	m.since = now
 	m.ackSeq = 0
 	m.syncRFC = true
+	s.enqueueLocked(m.addr, m.node, StateDead, m.deadInc)
 	s.stats.deaths.Add(1)
 	s.log.Warn("heartbeat: member declared dead", "member", m.addr.String(), "node", m.node, "incarnation", m.deadInc)
 	return Event{Kind: EventDead, Addr: m.addr, Node: m.node, Incarnation: m.deadInc, AtNs: now}
@@ -122,6 +145,8 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 	if top >= cur && top != maxInc {
 		s.ep.SetIncarnation(top + 1)
 		s.stats.refutations.Add(1)
+		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, top+1)
+		s.mu.selfRefuted = true
 	}
 	if suspect < cur {
 		suspect = 0 // an old suspicion, refuted already

@@ -71,6 +71,11 @@ type workTask struct {
 	leased   atomic.Int64 // ep.Now() when the master last held the task: the acceptance, then the send time of a confirmed check
 	checked  int64        // ep.Now() when the last check was sent; leaseLoop only (outside Worker.mu)
 	checking atomic.Bool  // a check is in flight
+
+	// confirm, when not nil, is closed by the first confirmed check: the
+	// task waits for it before its code runs (see serveStart).
+	confirm   chan struct{}
+	confirmed atomic.Bool
 }
 
 type workKey struct {
@@ -239,6 +244,14 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	t.Incarnation = inc
 	t.checked = w.ep.Now()
 	t.leased.Store(t.checked)
+	if rev := w.svc.revivedAt(req.From); rev != 0 && t.checked-rev < int64(DetectBound(w.svc.Config())) {
+		// The master came back from a death declared here within a
+		// lease: the start may have waited out the loss in the network,
+		// long after the master gave it up. Its code runs only once a
+		// check sent from now on confirms that the master holds it.
+		t.confirm = make(chan struct{})
+		t.checked -= int64(w.svc.Config().Interval) // checked at the lease loop's next tick
+	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	select {
 	case w.queue <- t:
@@ -249,6 +262,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	}
 	w.mu.tasks[key] = t
 	w.mu.Unlock()
+	w.svc.Pin(req.From) // the pair's heartbeat channel stays direct
 	w.stats.started.Add(1)
 	rep.Uint64(uint64(inc))
 	return wire.OK
@@ -388,6 +402,9 @@ func (w *Worker) checkDone(t *workTask, sent int64, e wire.Errno) {
 	case wire.OK:
 		for old := t.leased.Load(); sent > old && !t.leased.CompareAndSwap(old, sent); old = t.leased.Load() {
 		}
+		if t.confirm != nil && !t.confirmed.Swap(true) {
+			close(t.confirm)
+		}
 	case wire.ENOENT, wire.ESTALE, wire.ECLOSED:
 		w.abort(t)
 	}
@@ -407,6 +424,14 @@ func (w *Worker) runLoop() {
 		case t = <-w.queue:
 		case <-w.done:
 			return
+		}
+		if t.confirm != nil {
+			// Ended by the check's refusal, the lease running out or
+			// Close (which cancels every task) if not confirmed.
+			select {
+			case <-t.confirm:
+			case <-t.ctx.Done():
+			}
 		}
 		var res []byte
 		e := wire.ECANCELED

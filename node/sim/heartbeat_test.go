@@ -105,8 +105,8 @@ func (w *hbWorld) run(seed uint64, load func(stop <-chan struct{}, rnd *simnet.R
 	w.hcfg.ReprobeInterval += w.hcfg.Tick / 7
 	w.hcfg.Logger = quietLogger
 	w.cfg.Logger = quietLogger
-	w.bound = heartbeat.DetectBound(w.hcfg)
 	n := 4 + int(rnd.Below(3))
+	w.bound = heartbeat.DetectBoundAt(w.hcfg, n)
 	for i := 0; i < n; i++ {
 		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i + 1)}), 7100))
 	}

@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ScaleResult is one failure detector at one cluster size (the nested
+// module's scale program, -json): process CPU time per member, datagrams
+// each member sends per probe interval, and the deaths declared while no
+// member died.
+type ScaleResult struct {
+	System      string  `json:"system"`
+	N           int     `json:"n"`
+	Busy        int     `json:"busy"`
+	RunS        float64 `json:"run_s"`
+	CPUCores    float64 `json:"cpu_cores"`  // process CPU, the spinners' own thread time taken out
+	SpinCores   float64 `json:"spin_cores"` // the spinners' CPU
+	CPUPerMemMs float64 `json:"cpu_ms_per_member_s"`
+	DgramsPerMI float64 `json:"datagrams_per_member_interval"`
+	Deaths      int     `json:"false_deaths"`
+	Suspects    int     `json:"suspects"`
+	NotAlive    int     `json:"views_not_alive"`
+	Views       int     `json:"views"`
+	Load1Start  float64 `json:"load1_start"`
+	Load1End    float64 `json:"load1_end"`
+	Err         string  `json:"error,omitempty"`
+}
+
+// ScaleSizes are the cluster sizes of the scale case.
+const ScaleSizes = "16,64,128,256"
+
+// RunScale runs the nested module's scale program at ScaleSizes with the
+// given probe interval and run length, with busy goroutines spinning (0:
+// none).
+func RunScale(peersDir string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
+	limit := 5*time.Minute + 8*(run+2*time.Minute)
+	b, err := runPeer(peersDir, "scale", limit, "-json", "-n", ScaleSizes, "-interval", interval.String(),
+		"-run", run.String(), "-busy", itoa(busy))
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Scale []ScaleResult `json:"scale"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("scale output: %v", err)
+	}
+	return doc.Scale, nil
+}
+
+// WriteScaleMarkdown writes one row per system and size.
+func WriteScaleMarkdown(w io.Writer, rs []ScaleResult) {
+	var rows [][]string
+	for _, r := range rs {
+		if r.Err != "" {
+			rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), "error: " + r.Err, "", "", "", "", "", ""})
+			continue
+		}
+		rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), fmt.Sprintf("%.2f", r.SpinCores), fmt.Sprintf("%.3f", r.CPUCores),
+			fmt.Sprintf("%.2f", r.CPUPerMemMs), fmt.Sprintf("%.2f", r.DgramsPerMI), itoa(r.Deaths),
+			fmt.Sprintf("%d/%d", r.NotAlive, r.Views), fmt.Sprintf("%.1f-%.1f", r.Load1Start, r.Load1End)})
+	}
+	WriteTable(w, []string{"system", "N", "busy goroutines", "their CPU cores", "detector CPU cores", "CPU ms per member per s",
+		"datagrams per member per interval", "deaths (none died)", "views not alive at end", "load average (1 min)"}, rows)
+}
