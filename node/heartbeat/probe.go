@@ -361,6 +361,9 @@ func (pr *prober) step(m *member, now int64) bool {
 			probeDone = true
 			if m.probe.Err() == nil {
 				probeOK = true
+				if m.node == 0 {
+					m.node = m.probe.Reply().Src // first heard through its reply
+				}
 				repInc, repView = probeReply(m.probe.Reply())
 				pr.applyReplyUpdates(m, m.probe.Reply(), now)
 			}
@@ -708,6 +711,9 @@ func (s *Service) reprobeLoop() {
 			now := s.ep.Now()
 			s.mu.Lock()
 			if m := s.mu.members[t.addr]; m != nil {
+				if m.node == 0 {
+					m.node = rep.Src // first heard through its reply
+				}
 				s.observeLocked(m, inc, now)
 				s.reviveAtTopLocked(m, t.v, inc, now)
 				s.selfNewsLocked(m, v, now)
