@@ -76,6 +76,9 @@ type member struct {
 	fails      int   // probes failed in a row (alive)
 	roundStart int64 // start of the current indirect round
 	roundEnd   int64 // end of the current indirect round
+
+	probeEnd  int64        // engine clock at which the probe in flight has failed (ProbeTimeout)
+	lateProbe *rfc.Pending // a failed probe's call, open until Interval after it was sent: its reply is still a sign of life
 }
 
 // suspicion is a suspect member's timer (Lifeguard): it runs from start

@@ -244,6 +244,10 @@ func (pr *prober) shutdown() {
 			m.probe.Release()
 			m.probe = nil
 		}
+		if m.lateProbe != nil {
+			m.lateProbe.Release()
+			m.lateProbe = nil
+		}
 	}
 	for _, r := range pr.relays {
 		r.p.Release()
@@ -315,9 +319,10 @@ func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view, upd []byte
 }
 
 // goProbe starts a heartbeat call to addr without waiting for it,
-// piggybacking the membership updates due.
-func (pr *prober) goProbe(addr netip.AddrPort, v view) (*rfc.Pending, error) {
-	pr.ctx.at = time.Now().Add(pr.stretch(pr.s.cfg.ProbeTimeout))
+// piggybacking the membership updates due; the call's deadline is
+// timeout stretched by the local health.
+func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration) (*rfc.Pending, error) {
+	pr.ctx.at = time.Now().Add(pr.stretch(timeout))
 	pr.upd = pr.s.takeUpdates(pr.upd[:0], piggybackBuf)
 	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
@@ -351,7 +356,12 @@ func (pr *prober) step(m *member, now int64) bool {
 	cfg := &s.cfg
 	info, known := s.ep.Peer(m.addr)
 
-	// Finish the probe in flight, if it completed.
+	// Finish the probe in flight, if it completed or its ProbeTimeout
+	// passed. A probe with no reply by then has failed, but its call
+	// stays open until Interval after it was sent (lateProbe): a reply
+	// that comes later is a sign of life all the same (the engine
+	// counts only replies to open calls), so that a slow or
+	// retransmitted exchange is not taken for silence.
 	probeDone, probeOK := false, false
 	var repInc uint32
 	var repView view
@@ -361,14 +371,30 @@ func (pr *prober) step(m *member, now int64) bool {
 			probeDone = true
 			if m.probe.Err() == nil {
 				probeOK = true
-				if m.node == 0 {
-					m.node = m.probe.Reply().Src // first heard through its reply
-				}
-				repInc, repView = probeReply(m.probe.Reply())
-				pr.applyReplyUpdates(m, m.probe.Reply(), now)
+				repInc, repView = pr.finishReply(m, m.probe, now)
 			}
 			m.probe.Release()
 			m.probe = nil
+		default:
+			if now >= m.probeEnd {
+				probeDone = true
+				if m.lateProbe != nil {
+					m.lateProbe.Release()
+				}
+				m.lateProbe, m.probe = m.probe, nil
+			}
+		}
+	}
+	lateOK := false
+	if m.lateProbe != nil {
+		select {
+		case <-m.lateProbe.Done():
+			if m.lateProbe.Err() == nil {
+				lateOK = true
+				repInc, repView = pr.finishReply(m, m.lateProbe, now)
+			}
+			m.lateProbe.Release()
+			m.lateProbe = nil
 		default:
 		}
 	}
@@ -390,6 +416,10 @@ func (pr *prober) step(m *member, now int64) bool {
 			m.probe.Release()
 			m.probe = nil
 		}
+		if m.lateProbe != nil {
+			m.lateProbe.Release()
+			m.lateProbe = nil
+		}
 		m.due = false
 		return false
 	}
@@ -401,7 +431,7 @@ func (pr *prober) step(m *member, now int64) bool {
 		}
 		s.observeLocked(m, info.Incarnation, info.LastHeardNs)
 	}
-	if probeOK {
+	if probeOK || lateOK {
 		s.observeLocked(m, repInc, now)
 		s.selfNewsLocked(m, repView, now)
 		m.tellDied = false
@@ -532,8 +562,9 @@ func (pr *prober) step(m *member, now int64) bool {
 		s.finishDeath(m, dead) // the calls have failed first
 	}
 	if wantProbe {
-		if p, err := pr.goProbe(m.addr, v); err == nil {
+		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
 			m.probe = p
+			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout))
 		} else {
 			s.stats.probes.Add(1)
 			s.stats.probeFails.Add(1)
@@ -542,7 +573,18 @@ func (pr *prober) step(m *member, now int64) bool {
 	if seq != 0 {
 		pr.sendIndirect(seq, node, m.addr, v)
 	}
-	return keep || m.probe != nil
+	return keep || m.probe != nil || m.lateProbe != nil
+}
+
+// finishReply takes what the reply to a probe of m says: its sender's
+// node id if not known yet, the membership updates it carries, and the
+// replier's incarnation and view of this node.
+func (pr *prober) finishReply(m *member, p *rfc.Pending, now int64) (uint32, view) {
+	if m.node == 0 {
+		m.node = p.Reply().Src // first heard through its reply
+	}
+	pr.applyReplyUpdates(m, p.Reply(), now)
+	return probeReply(p.Reply())
 }
 
 // applyReplyUpdates applies the membership updates in the reply to a
@@ -615,7 +657,7 @@ drain:
 		default:
 			break drain
 		}
-		p, err := pr.goProbe(job.target, job.v)
+		p, err := pr.goProbe(job.target, job.v, s.cfg.ProbeTimeout)
 		if err != nil {
 			pr.ack(&job, false, 0)
 			continue

@@ -1,0 +1,89 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/rfc/simnet"
+)
+
+// simCluster starts a service on the simulated network net for each
+// address, with members[i] as member i's member list, and returns the
+// nodes; stop closes them all.
+func simCluster(t *testing.T, net *simnet.Network, cfg Config, addrs []netip.AddrPort, members [][]netip.AddrPort) (nodes []*node, stop func()) {
+	t.Helper()
+	for i, a := range addrs {
+		rc := rfc.DefaultConfig()
+		rc.NodeID = uint32(i + 1)
+		rc.Logger = quiet
+		ep, err := rfc.OpenTransport(rc, net.Attach(a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := Start(ep, cfg, members[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &node{ep: ep, svc: svc, log: new(eventLog)}
+		svc.OnEvent(n.log.add)
+		if err := ep.Start(); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, func() {
+		for _, n := range nodes {
+			n.svc.Close()
+			n.ep.Close()
+		}
+	}
+}
+
+// TestLateReplyIsSignOfLife: the reply to a probe that comes after its
+// ProbeTimeout but within the Interval is a sign of life. A probes X over
+// a link whose round trip (60 ms) is longer than ProbeTimeout (50 ms) and
+// shorter than the Interval (100 ms); B, A's only helper, is cut off from
+// X, so B suspects and declares X dead, rightly from where it stands, and
+// its word reaches A. No member gossips (updates ride on heartbeats
+// only), so what A hears from X is the replies to its probes. A must
+// never declare X dead: X answers every probe, and a suspicion at A is
+// cleared by the next reply. (Sim Heartbeat seed 700035 and MasterWorker
+// seed 500012 were such deaths: a retransmitted probe's reply came a few
+// milliseconds after the probe's deadline, was not counted, and a
+// suspicion from a member cut off from the target ran out first.)
+func TestLateReplyIsSignOfLife(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fast := simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
+		net := simnet.New(1, fast, nil)
+		defer net.Close()
+		a := netip.MustParseAddrPort("10.0.0.1:7100")
+		b := netip.MustParseAddrPort("10.0.0.2:7100")
+		x := netip.MustParseAddrPort("10.0.0.3:7100")
+		slow := simnet.Faults{Delay: simnet.Dist{Base: 30 * time.Millisecond}}
+		net.SetFaults(a, x, slow)
+		net.SetFaults(x, a, slow)
+		net.Cut(b, x)
+		net.Cut(x, b)
+		cfg := DefaultConfig().WithInterval(100 * time.Millisecond)
+		cfg.SuspicionMin = 2 * cfg.Interval
+		cfg.Logger = quiet
+		nodes, stop := simCluster(t, net, cfg, []netip.AddrPort{a, b, x},
+			[][]netip.AddrPort{{b, x}, {a, x}, nil})
+		defer stop()
+		time.Sleep(40 * cfg.Interval)
+		synctest.Wait()
+		na, nb := nodes[0], nodes[1]
+		if nb.log.count(EventDead, x) == 0 {
+			t.Errorf("B, cut off from X, never declared it dead: the scenario did not run")
+		}
+		if st := na.svc.Stats(); st.ProbeFails == 0 {
+			t.Errorf("none of A's probes failed (%d probes): the link is not slower than ProbeTimeout", st.Probes)
+		}
+		if d := na.log.count(EventDead, x); d != 0 {
+			t.Errorf("A declared X dead %d times; X answered every probe within the Interval", d)
+		}
+	})
+}
