@@ -208,11 +208,16 @@ func DetectBound(c Config) time.Duration {
 //	                 member whose probe failed is probed every Interval)
 //	suspect          RoundTimeout later
 //	dead             the longest suspicion timeout later (no
-//	                 confirmation: SuspicionMaxMult·suspicionMin(n))
+//	                 confirmation: SuspicionMaxMult·suspicionMin(n)), or
+//	                 from three members on, ProbeTimeout + Tick if
+//	                 that is longer (below)
 //	plus two Ticks of loop granularity.
 //
-// A suspicion heard from another member only starts the timer sooner, so
-// it never delays the verdict. The member list changing restarts the
+// A suspicion heard from another member starts the timer sooner; it ends
+// in a death only once a probe of this node's own has failed too, and
+// the member is probed at once when the suspicion is heard, so a heard
+// suspicion ends at most ProbeTimeout + Tick after it began here: it
+// never delays the verdict past the bound. The member list changing restarts the
 // round-robin in a new order, so one gap across that change may reach
 // two passes. In a large cluster the usual detection time is set by
 // dissemination, not by this bound (docs/HEARTBEAT.md, Measured). It is a
@@ -222,8 +227,13 @@ func DetectBoundAt(c Config, n int) time.Duration {
 	if n-1 > c.ProbesPerInterval {
 		gap = time.Duration(n-1)*c.Interval/time.Duration(c.ProbesPerInterval) + c.Tick
 	}
+	susp := suspicionTimeout(&c, n, 0)
+	if n >= 3 {
+		// A suspicion can be heard only from a third member.
+		susp = max(susp, c.ProbeTimeout+c.Tick)
+	}
 	return c.Interval + gap + time.Duration(c.SuspectAfter-1)*c.Interval + c.ProbeTimeout +
-		c.RoundTimeout + suspicionTimeout(&c, n, 0) + 2*c.Tick
+		c.RoundTimeout + susp + 2*c.Tick
 }
 
 // maxConfirm bounds Config.Confirmations (the distinct confirmers a

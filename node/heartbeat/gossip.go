@@ -307,6 +307,10 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		if u.state == StateDead {
 			m.susp.conf = maxConfirm
 		}
+		// Probed at once: the probe tells it that it is suspected (a
+		// live member refutes in its reply), and only its failure lets
+		// the timer end in a death here (suspicion.verified).
+		m.probeNow = true
 		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
 		s.touchLocked(m)
 		return

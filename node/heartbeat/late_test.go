@@ -1,8 +1,10 @@
 package heartbeat
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
+	"testing/cryptotest"
 	"testing/synctest"
 	"time"
 
@@ -86,4 +88,51 @@ func TestLateReplyIsSignOfLife(t *testing.T) {
 			t.Errorf("A declared X dead %d times; X answered every probe within the Interval", d)
 		}
 	})
+}
+
+// TestHearsayDeathOfReachableMember: a member that hears a suspicion or
+// a death of X from another member probes X at once and declares X dead
+// only if a probe of its own fails too. B is cut off from X and has no
+// helper (IndirectProbes 0), so B suspects X and declares it dead,
+// rightly from where it stands, and tells A. A reaches X, but probes it
+// only every fourth Interval (ProbesPerInterval 1, four members): on
+// B's word alone A's timer would run out before A next probed X. Several
+// seeds, so that B's word reaches A at several phases of A's schedule.
+// (Sim Heartbeat seed 900029: a member declared a reachable member dead
+// 30 ms after a death heard from a member cut off from it, without
+// having sent it anything meanwhile.)
+func TestHearsayDeathOfReachableMember(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cryptotest.SetGlobalRandom(t, seed)
+				net := simnet.New(seed, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, nil)
+				defer net.Close()
+				var addrs []netip.AddrPort
+				for i := range 5 {
+					addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
+				}
+				a, b, x, c, d := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
+				net.Cut(b, x)
+				net.Cut(x, b)
+				cfg := DefaultConfig().WithInterval(100 * time.Millisecond)
+				cfg.ProbesPerInterval = 1
+				cfg.IndirectProbes = 0
+				cfg.Logger = quiet
+				// X, C and D keep no member list: they answer probes and
+				// send nothing else, so A hears X only in its replies.
+				nodes, stop := simCluster(t, net, cfg, addrs,
+					[][]netip.AddrPort{{b, x, c, d}, {a, x}, nil, nil, nil})
+				defer stop()
+				time.Sleep(40 * cfg.Interval)
+				synctest.Wait()
+				if nodes[1].log.count(EventDead, x) == 0 {
+					t.Errorf("B, cut off from X, never declared it dead: the scenario did not run")
+				}
+				if n := nodes[0].log.count(EventDead, x); n != 0 {
+					t.Errorf("A declared X dead %d times on B's word; A reaches X", n)
+				}
+			})
+		})
+	}
 }

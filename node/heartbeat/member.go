@@ -88,6 +88,7 @@ type suspicion struct {
 	start      int64 // engine clock the suspicion began here (shifted past this node's own stalls)
 	conf       int   // confirmations counted (maxConfirm: a death heard, the shortest timeout)
 	own        bool  // this node's own indirect round failed: it probes the member every Interval
+	verified   bool  // own, or a probe of this node's own failed since the suspicion began: the timer may end it
 	n          int   // observers recorded in confirmers
 	confirmers [maxConfirm + 1]uint32
 }

@@ -471,7 +471,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 			s.toSuspectLocked(m, now)
 			m.loopSince = m.since
-			m.susp = suspicion{start: now, own: true}
+			m.susp = suspicion{start: now, own: true, verified: true}
 			m.susp.confirmers[0] = s.self
 			m.susp.n = 1
 			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
@@ -508,24 +508,33 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 		}
 	case StateSuspect:
-		if probeDone && !probeOK && !stalled && m.susp.confirm(s.self) {
-			// This node's own probe failed too: a confirmation, passed on.
-			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
+		if probeDone && !probeOK && !stalled {
+			// This node's own probe failed too: the suspicion is verified
+			// here, and a confirmation, passed on.
+			m.susp.verified = true
+			if m.susp.confirm(s.self) {
+				s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
+			}
 		}
 		n := len(s.mu.members) + 1
 		to := suspicionTimeout(cfg, n, m.susp.conf)
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if now-m.susp.start >= int64(pr.stretch(to)) {
+		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to)) {
+			// Only a suspicion this node has seen fail for itself ends
+			// in a death: a member cut off from m (rightly suspecting
+			// it from where it stands) cannot make a member that still
+			// reaches m declare it dead.
 			dead = s.toDeadLocked(m, now)
 			m.loopSince = m.since
 			break
 		}
-		if m.probe == nil && (due || ((m.susp.own || m.pinned || small) && now >= m.probeAt)) {
-			// Picked by the schedule, or this node's own suspicion (probed
-			// every Interval): the probe tells it that it is suspected, so
-			// that a live member refutes; a failure confirms it.
+		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt)) {
+			// Picked by the schedule, this node's own suspicion, or one
+			// heard and not yet verified here (probed every Interval):
+			// the probe tells it that it is suspected, so that a live
+			// member refutes; a failure confirms it.
 			m.probeAt = now + int64(cfg.Interval)
 			wantProbe = true
 		}

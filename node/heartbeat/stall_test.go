@@ -140,7 +140,9 @@ func TestScheduledProbeOfSuspectConfirms(t *testing.T) {
 	if m.probe == nil {
 		t.Fatal("no probe of the suspect member")
 	}
-	if !waitFor(10*time.Second, func() bool { return wire.AsErrno(m.probe.Err()) != wire.EAGAIN }) {
+	// The probe has failed once its call ended in an error or its
+	// ProbeTimeout passed (the call stays open for a late reply).
+	if !waitFor(10*time.Second, func() bool { return wire.AsErrno(m.probe.Err()) != wire.EAGAIN || s.ep.Now() >= m.probeEnd }) {
 		t.Fatal("probe never ended")
 	}
 	now := s.ep.Now()
@@ -148,6 +150,9 @@ func TestScheduledProbeOfSuspectConfirms(t *testing.T) {
 	pr.step(m, now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !m.susp.verified {
+		t.Fatalf("suspicion not verified after this node's probe failed (state %v)", m.state)
+	}
 	if m.susp.conf != 1 {
 		t.Fatalf("%d confirmations after this node's probe failed, want 1 (state %v, stats %+v)", m.susp.conf, m.state, s.Stats())
 	}
