@@ -231,6 +231,7 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 				s.stats.refutations.Add(1)
 				s.enqueueLocked(self, selfNode, StateAlive, u.inc+1)
 				s.mu.selfRefuted = true
+				s.mu.refuteSend = true
 			}
 			continue
 		}

@@ -136,3 +136,37 @@ func TestHearsayDeathOfReachableMember(t *testing.T) {
 		})
 	}
 }
+
+// TestRefutationGossipedAtOnce: a node that refutes a suspicion of
+// itself gossips the refutation at the probe loop's next tick, not at
+// the next gossip period (which the refutation, raising the local
+// health, also stretches): the members that heard the suspicion run
+// timers as short as SuspicionMin. (Sim Heartbeat seed 700026: a member
+// declared dead 1 ms before its refutation, gossiped 16 ms after it
+// heard of the suspicion, arrived.)
+func TestRefutationGossipedAtOnce(t *testing.T) {
+	s, pr, m := stallProber(t)
+	now := s.ep.Now()
+	pr.lastNs = now
+	pr.gossipAt = now + int64(s.cfg.GossipInterval) // a round just went out
+	u := update{addr: s.ep.Addr(), node: s.ep.NodeID(), from: 7, state: StateSuspect, inc: s.ep.Incarnation()}
+	s.mu.Lock()
+	s.applyUpdatesLocked(m, putUpdate(nil, &u), now)
+	s.mu.Unlock()
+	if s.Stats().Refutations != 1 {
+		t.Fatalf("suspicion of this node not refuted: %+v", s.Stats())
+	}
+	now += int64(s.cfg.Tick)
+	pr.gauge(now)
+	pr.gossip(now)
+	if st := s.Stats(); st.GossipSent != 1 {
+		t.Fatalf("%d gossip datagrams at the tick after the refutation, want 1 (%+v)", st.GossipSent, st)
+	}
+	// The next round keeps its time: no second datagram at once.
+	now += int64(s.cfg.Tick)
+	pr.gauge(now)
+	pr.gossip(now)
+	if st := s.Stats(); st.GossipSent != 1 {
+		t.Fatalf("%d gossip datagrams before the gossip period, want 1", st.GossipSent)
+	}
+}

@@ -257,18 +257,31 @@ func (pr *prober) shutdown() {
 
 // gossip sends the waiting updates to GossipNodes random members (alive
 // or suspect: a suspected member hears of it and refutes), one CallGossip
-// datagram each, every GossipInterval stretched by the local health.
-// Nothing is sent when no update waits.
+// datagram each, every GossipInterval stretched by the local health, and
+// at the first tick after this node refuted a claim about itself: a
+// refutation races the suspicion timers of the members that heard the
+// claim, and waits for no period (the refutation also raises the local
+// health, which stretches the period). Nothing is sent when no update
+// waits.
 func (pr *prober) gossip(now int64) {
 	s := pr.s
 	cfg := &s.cfg
-	if cfg.GossipNodes == 0 || cfg.Retransmit == 0 || now < pr.gossipAt {
+	if cfg.GossipNodes == 0 || cfg.Retransmit == 0 {
 		return
 	}
-	// A slow node (local health) gossips less, as it probes less.
-	pr.gossipAt += int64(pr.stretch(cfg.GossipInterval))
-	if pr.gossipAt <= now {
-		pr.gossipAt = now + int64(pr.stretch(cfg.GossipInterval))
+	s.mu.Lock()
+	refute := s.mu.refuteSend
+	s.mu.refuteSend = false
+	s.mu.Unlock()
+	if !refute && now < pr.gossipAt {
+		return
+	}
+	if !refute {
+		// A slow node (local health) gossips less, as it probes less.
+		pr.gossipAt += int64(pr.stretch(cfg.GossipInterval))
+		if pr.gossipAt <= now {
+			pr.gossipAt = now + int64(pr.stretch(cfg.GossipInterval))
+		}
 	}
 	pr.targets = pr.targets[:0]
 	s.mu.Lock()
