@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -50,10 +51,10 @@ type prober struct {
 	buf      []byte
 	upd      []byte
 	active   []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
-	ring     []*member // the probe schedule: a shuffled copy of the member list
-	ringAt   int
+	ring     []*member // the probe schedule: the members and this node (nil), in address order
+	rank     int       // this node's place in ring
 	ringGen  uint64
-	credit   int64 // schedule credit, in Interval/ProbesPerInterval units of engine time
+	slot     int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
 	lastNs   int64 // engine clock of the previous tick
 	onTime   int64 // engine clock since which every tick was on time
 	health   int   // local health score (loop-owned; published in Stats)
@@ -62,7 +63,7 @@ type prober struct {
 	targets  []netip.AddrPort
 	relays   []relayProbe
 	helpers  []netip.AddrPort
-	rnd      *rand.Rand // the schedule's shuffles, seeded from this node's incarnation and address
+	rnd      *rand.Rand // gossip targets, seeded from this node's incarnation and address
 }
 
 // healthMax bounds the local health score: timeouts stretch at most
@@ -135,7 +136,6 @@ func (pr *prober) gauge(now int64) {
 	if late {
 		pr.late = now - pr.lastNs - int64(s.cfg.Tick)
 	}
-	pr.credit += now - pr.lastNs
 	pr.lastNs = now
 	s.mu.Lock()
 	refuted := s.mu.selfRefuted
@@ -162,11 +162,19 @@ func (pr *prober) stretch(d time.Duration) time.Duration {
 
 // schedule adds to the active list the members touched outside the loop
 // and the members the probe schedule picks for this tick:
-// ProbesPerInterval per Interval, round-robin over a shuffled copy of the
-// member list (shuffled anew only when the list changes). Suspect members
-// stay in the schedule (Lifeguard): a failed probe of one is a
-// confirmation, a reply clears it here and the probe tells it it is
-// suspected.
+// ProbesPerInterval per Interval, one per slot of
+// Interval/ProbesPerInterval. The slots are counted on the wall clock, so
+// that the members' slots line up, and in slot k a member probes the
+// member 1 + k mod (len−1) places after itself in ring, the member list
+// and itself in address order. Members that hold the same list thus
+// probe in each slot a permutation of the cluster: every member is
+// probed by some member once per slot, and by each member once per pass
+// of len−1 slots (DetectBoundAt). A crashed member is probed within a
+// slot of its crash, where a random schedule leaves it unprobed for
+// several Intervals now and then. Members whose lists differ, or whose
+// clocks do, still probe each member once per pass. Suspect members stay
+// in the schedule (Lifeguard): a failed probe of one is a confirmation,
+// a reply clears it here and the probe tells it it is suspected.
 func (pr *prober) schedule(now int64) {
 	s := pr.s
 	cfg := &s.cfg
@@ -190,15 +198,25 @@ func (pr *prober) schedule(now int64) {
 	clear(s.mu.touched)
 	s.mu.touched = s.mu.touched[:0]
 	if pr.ringGen != s.mu.gen {
-		// One shuffle per member list: a fixed order keeps the gap
-		// between two probes of one member to one pass (DetectBoundAt);
-		// a reshuffle at each pass could put a member first in one pass
-		// and last in the next, two passes apart.
-		pr.ring = append(pr.ring[:0], s.mu.order...)
-		pr.rnd.Shuffle(len(pr.ring), func(i, j int) { pr.ring[i], pr.ring[j] = pr.ring[j], pr.ring[i] })
-		pr.ringAt = 0
+		pr.ring = pr.ring[:0]
+		for _, m := range s.mu.order {
+			if !m.removed {
+				pr.ring = append(pr.ring, m)
+			}
+		}
+		pr.ring = append(pr.ring, nil)
+		self := s.ep.Addr()
+		slices.SortFunc(pr.ring, func(a, b *member) int { return ringAddr(a, self).Compare(ringAddr(b, self)) })
+		pr.rank = slices.Index(pr.ring, nil)
 		pr.ringGen = s.mu.gen
 	}
+	k := time.Now().UnixNano() / unit
+	n := k - pr.slot
+	if pr.slot == 0 || n < 0 {
+		n = 1 // the first tick, or the clock stepped back
+	}
+	n = min(n, int64(cfg.ProbesPerInterval)) // no burst after a stall
+	pr.slot = k
 	if len(s.mu.members) <= cfg.ProbesPerInterval {
 		// A cluster this small is probed whole every Interval, each
 		// member on its own cadence.
@@ -207,28 +225,36 @@ func (pr *prober) schedule(now int64) {
 				pr.activate(m)
 			}
 		}
-		pr.credit = 0
+		n = 0
 	}
-	if pr.credit > int64(cfg.Interval) {
-		pr.credit = int64(cfg.Interval) // no burst after a stall
-	}
-	for tries := 0; pr.credit >= unit && tries <= len(pr.ring); tries++ {
-		if len(pr.ring) == 0 {
-			break
-		}
-		if pr.ringAt >= len(pr.ring) {
-			pr.ringAt = 0
-		}
-		m := pr.ring[pr.ringAt]
-		pr.ringAt++
-		if m.removed || m.state == StateDead || m.pinned || m.probe != nil || m.due {
-			continue
-		}
-		pr.credit -= unit
-		m.due = true
-		pr.activate(m)
+	for i := k - n + 1; i <= k; i++ {
+		pr.scheduleSlotLocked(i)
 	}
 	s.mu.Unlock()
+}
+
+// scheduleSlotLocked picks the member slot k of the schedule names, unless
+// it is dead (the reprobe loop's), pinned (probed on its own cadence) or
+// already being probed.
+func (pr *prober) scheduleSlotLocked(k int64) {
+	if len(pr.ring) < 2 {
+		return
+	}
+	d := 1 + int(uint64(k)%uint64(len(pr.ring)-1))
+	m := pr.ring[(pr.rank+d)%len(pr.ring)]
+	if m.removed || m.state == StateDead || m.pinned || m.probe != nil || m.due {
+		return
+	}
+	m.due = true
+	pr.activate(m)
+}
+
+// ringAddr is the address of ring entry m (nil: this node, at self).
+func ringAddr(m *member, self netip.AddrPort) netip.AddrPort {
+	if m == nil {
+		return self
+	}
+	return m.addr
 }
 
 func (pr *prober) activate(m *member) {

@@ -130,8 +130,12 @@ func TestScheduledProbeOfSuspectConfirms(t *testing.T) {
 	m.susp.conf = 0 // observer 7 began the suspicion
 	s.mu.bcast = nil
 	s.mu.Unlock()
-	pr.credit = int64(s.cfg.Interval)
 	pr.schedule(t0)
+	s.mu.Lock()
+	for k := int64(1); !m.due && k <= int64(len(pr.ring)); k++ {
+		pr.scheduleSlotLocked(k) // a pass of the schedule's slots
+	}
+	s.mu.Unlock()
 	if !m.due {
 		t.Fatal("the schedule did not pick the suspect member")
 	}
