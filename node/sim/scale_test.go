@@ -67,6 +67,7 @@ type scaleWorld struct {
 		sync.Mutex
 		dead   map[[2]int]time.Duration // observer, member -> first EventDead
 		sus    map[int]time.Duration    // member -> first EventSuspect anywhere
+		susAt  map[[2]int]time.Duration // observer, crashed member -> first EventSuspect
 		deaths int                      // EventDead of members that did not crash
 	}
 	crashed map[int]bool
@@ -80,6 +81,7 @@ func runScale(t *testing.T, n int, seed uint64) {
 	defer w.net.Close()
 	w.mu.dead = map[[2]int]time.Duration{}
 	w.mu.sus = map[int]time.Duration{}
+	w.mu.susAt = map[[2]int]time.Duration{}
 	w.hcfg = heartbeat.DefaultConfig()
 	w.hcfg.Logger = quietLogger
 	w.hcfg.MaxMembers = max(w.hcfg.MaxMembers, n)
@@ -153,7 +155,7 @@ func runScale(t *testing.T, n int, seed uint64) {
 		w.eps[v].Close()
 		time.Sleep(30 * iv)
 		w.mu.Lock()
-		first, last := time.Duration(-1), time.Duration(0)
+		first, last, lastAt := time.Duration(-1), time.Duration(0), -1
 		for i := 0; i < n; i++ {
 			if w.crashed[i] {
 				continue
@@ -167,15 +169,21 @@ func runScale(t *testing.T, n int, seed uint64) {
 			if first < 0 || d < first {
 				first = d
 			}
-			last = max(last, d)
+			if d > last {
+				last, lastAt = d, i
+			}
 		}
 		sus, ok := w.mu.sus[v]
+		lastSus, lastOK := w.mu.susAt[[2]int{lastAt, v}]
 		w.mu.Unlock()
 		if !ok {
 			sus = at - iv
 		}
-		t.Logf("N=%d crash %d: first suspicion %.2f, first death %.2f, last death %.2f intervals after the crash",
-			n, r, float64(sus-at)/float64(iv), float64(first-at)/float64(iv), float64(last-at)/float64(iv))
+		if !lastOK {
+			lastSus = at - iv
+		}
+		t.Logf("N=%d crash %d: first suspicion %.2f, first death %.2f, last death %.2f intervals after the crash (that member suspected it at %.2f)",
+			n, r, float64(sus-at)/float64(iv), float64(first-at)/float64(iv), float64(last-at)/float64(iv), float64(lastSus-at)/float64(iv))
 	}
 
 	// Refutations: a live member told it is suspect raises its
@@ -279,6 +287,9 @@ func (w *scaleWorld) startMember(i int) {
 			w.mu.Lock()
 			if _, ok := w.mu.sus[j]; !ok && w.crashed[j] {
 				w.mu.sus[j] = now
+			}
+			if _, ok := w.mu.susAt[[2]int{i, j}]; !ok && j >= 0 && w.crashed[j] {
+				w.mu.susAt[[2]int{i, j}] = now
 			}
 			w.mu.Unlock()
 			return
