@@ -206,3 +206,42 @@ func TestFailingCallsNoGoroutineEach(t *testing.T) {
 		t.Fatalf("goroutines rose from %d to %d while %d calls failed", base, peak, calls)
 	}
 }
+
+// A member obeys CallSetRole in epoch order: a request below the highest
+// epoch it has obeyed is refused ESTALE and changes nothing; the same
+// epoch again (a retransmission) is obeyed; epoch 0 (an operator's) is
+// obeyed whatever came before and does not move the epoch.
+func TestSetRoleEpochOrder(t *testing.T) {
+	m := NewMember(MemberConfig{})
+	mep := newEndpoint(t, 10, 0)
+	if err := m.Register(mep); err != nil {
+		t.Fatal(err)
+	}
+	client := newEndpoint(t, 100, 0)
+	for i, st := range []struct {
+		active bool
+		epoch  uint64
+		want   wire.Errno
+		after  bool // the member's role after the request
+	}{
+		{true, 5, wire.OK, true},
+		{false, 7, wire.OK, false},
+		{true, 5, wire.ESTALE, false}, // delayed past epoch 7
+		{true, 6, wire.ESTALE, false},
+		{false, 7, wire.OK, false}, // a retransmission of epoch 7
+		{true, 0, wire.OK, true},   // an operator's
+		{false, 6, wire.ESTALE, true},
+		{false, 8, wire.OK, false},
+	} {
+		var ps wire.Params
+		ps.Reset(make([]byte, setRoleSize))
+		ps.Bool(st.active)
+		ps.Uint64(st.epoch)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := client.Call(ctx, mep.Addr(), CallSetRole, &ps, nil)
+		cancel()
+		if wire.AsErrno(err) != st.want || m.Active() != st.after {
+			t.Fatalf("step %d set-role(%v, epoch %d): %v active %v, want %v active %v", i, st.active, st.epoch, err, m.Active(), st.want, st.after)
+		}
+	}
+}
