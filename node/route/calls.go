@@ -38,7 +38,7 @@ const (
 	// active, u64 epoch (the router's role epoch, growing with every
 	// request it sends, across its restarts; 0: unordered, an operator's).
 	// Reply: bool previous role (true: was active). A member refuses,
-	// ESTALE, a request whose epoch is below the highest it has obeyed:
+	// ECONFLICT, a request whose epoch is below the highest it has obeyed:
 	// the network delayed it past a later decision.
 	CallSetRole uint16 = wire.CallRouteBase + 0x09
 	// CallNotices returns the last failure notices a member received,

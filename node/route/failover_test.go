@@ -208,7 +208,7 @@ func TestFailingCallsNoGoroutineEach(t *testing.T) {
 }
 
 // A member obeys CallSetRole in epoch order: a request below the highest
-// epoch it has obeyed is refused ESTALE and changes nothing; the same
+// epoch it has obeyed is refused ECONFLICT and changes nothing; the same
 // epoch again (a retransmission) is obeyed; epoch 0 (an operator's) is
 // obeyed whatever came before and does not move the epoch.
 func TestSetRoleEpochOrder(t *testing.T) {
@@ -226,11 +226,11 @@ func TestSetRoleEpochOrder(t *testing.T) {
 	}{
 		{true, 5, wire.OK, true},
 		{false, 7, wire.OK, false},
-		{true, 5, wire.ESTALE, false}, // delayed past epoch 7
-		{true, 6, wire.ESTALE, false},
+		{true, 5, wire.ECONFLICT, false}, // delayed past epoch 7
+		{true, 6, wire.ECONFLICT, false},
 		{false, 7, wire.OK, false}, // a retransmission of epoch 7
 		{true, 0, wire.OK, true},   // an operator's
-		{false, 6, wire.ESTALE, true},
+		{false, 6, wire.ECONFLICT, true},
 		{false, 8, wire.OK, false},
 	} {
 		var ps wire.Params

@@ -690,7 +690,7 @@ const setRoleSize = 2*wire.ParamHdrSize + 1 + 8
 
 // setRole calls CallSetRole(active) on m, bounded by ActivateTimeout,
 // under a new role epoch (nextRoleEpoch). The request goes out even to a
-// member the engine holds dead. ESTALE (the member obeyed a later
+// member the engine holds dead. ECONFLICT (the member obeyed a later
 // request) is a failure like any other: the request was not obeyed.
 func (r *Router) setRole(m netip.AddrPort, active bool) error {
 	var ps wire.Params

@@ -66,7 +66,7 @@ type Member struct {
 	active atomic.Bool
 	// role orders the CallSetRole requests the member obeys: a request
 	// whose epoch is below epoch, the highest it has obeyed, was
-	// overtaken by a later decision and is refused ESTALE. Epoch 0 (an
+	// overtaken by a later decision and is refused ECONFLICT. Epoch 0 (an
 	// operator's request) is obeyed whatever came before and leaves
 	// epoch as it is.
 	role struct {
@@ -242,14 +242,14 @@ func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 }
 
 // serveSetRole answers CallSetRole: the role is set unless a request of
-// a later epoch was obeyed before (ESTALE). A retransmission carries its
+// a later epoch was obeyed before (ECONFLICT). A retransmission carries its
 // request's epoch and is obeyed again, to the same effect.
 func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
 	on, epoch := req.Param(0).Bool(), req.Param(1).Uint64()
 	m.role.Lock()
 	if epoch != 0 && epoch < m.role.epoch {
 		m.role.Unlock()
-		return wire.ESTALE
+		return wire.ECONFLICT
 	}
 	m.role.epoch = max(m.role.epoch, epoch)
 	was := m.active.Swap(on)
