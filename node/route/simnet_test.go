@@ -1,7 +1,6 @@
 package route
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"testing/synctest"
@@ -11,18 +10,12 @@ import (
 	"fastcall/rfc/simnet"
 )
 
-// simCluster is a router, a sub-cluster "c1" of two members (the first
-// active) mounted at "/c1", and a client, on a simulated network. Built
-// and used inside a synctest bubble: time is virtual, so a test moves it
-// on with time.Sleep and every timer fires in order.
+// simCluster is a testCluster (without audit) on a simulated network.
+// Built and used inside a synctest bubble: time is virtual, so a test
+// moves it on with time.Sleep and every timer fires in order.
 type simCluster struct {
-	net     *simnet.Network
-	table   *MemMounts
-	router  *Router
-	rep     *rfc.Endpoint
-	members [2]*Member
-	meps    [2]*rfc.Endpoint
-	client  *rfc.Endpoint
+	testCluster
+	net *simnet.Network
 }
 
 // simAddr is the simulated address of node i.
@@ -35,7 +28,8 @@ func simAddr(i int) netip.AddrPort {
 // closed when the test ends.
 func newSimCluster(t *testing.T, mod func(*Config)) *simCluster {
 	t.Helper()
-	sc := &simCluster{net: simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}}, nil), table: NewMemMounts()}
+	sc := &simCluster{net: simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}}, nil)}
+	sc.table = NewMemMounts()
 	t.Cleanup(sc.net.Close)
 	open := func(node int) *rfc.Endpoint {
 		cfg := rfc.DefaultConfig()
@@ -82,13 +76,6 @@ func newSimCluster(t *testing.T, mod func(*Config)) *simCluster {
 	return sc
 }
 
-// put sends an ns-put of /c1/k through the router, bounded by timeout.
-func (sc *simCluster) put(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return sc.client.Call(ctx, sc.rep.Addr(), CallNSPut, putKV(), nil)
-}
-
 // TestStaleActivationRefused: a set-role(true) that the network delays
 // past the router's later set-role(false) to the same member does not
 // make that member active. The router's promotion of the standby got no
@@ -110,7 +97,7 @@ func TestStaleActivationRefused(t *testing.T) {
 		// The put's attempt times out, the ping goes unanswered, the
 		// fence is lost and the promotion not answered in time: no
 		// failover, the put ends ETIMEDOUT.
-		if err := sc.put(5 * time.Second); err == nil {
+		if _, err := sc.put(t, "/c1/k", []byte("v")); err == nil {
 			t.Fatal("put succeeded with the active member cut off")
 		}
 		// The links recover; the delayed promotion is still on its way.
@@ -126,7 +113,7 @@ func TestStaleActivationRefused(t *testing.T) {
 		if !sc.members[0].Active() {
 			t.Errorf("active member %v demoted", act)
 		}
-		if err := sc.put(time.Second); err != nil {
+		if _, err := sc.put(t, "/c1/k", []byte("v")); err != nil {
 			t.Errorf("put after the links recovered: %v", err)
 		}
 	})
