@@ -31,32 +31,11 @@ func newSimCluster(t *testing.T, mod func(*Config)) *simCluster {
 	sc := &simCluster{net: simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}}, nil)}
 	sc.table = NewMemMounts()
 	t.Cleanup(sc.net.Close)
-	open := func(node int) *rfc.Endpoint {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(node)
-		cfg.Logger = quiet
-		ep, err := rfc.OpenTransport(cfg, sc.net.Attach(simAddr(node)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ep.Close() })
-		return ep
-	}
 	for i := range sc.members {
-		sc.members[i] = NewMember(MemberConfig{Active: i == 0})
-		sc.meps[i] = open(10 + i)
-		if err := sc.members[i].Register(sc.meps[i]); err != nil {
-			t.Fatal(err)
-		}
-		if err := sc.meps[i].Start(); err != nil {
-			t.Fatal(err)
-		}
+		sc.startMember(t, i, i == 0)
 	}
 	mountC1(t, sc.table, sc.meps[0].Addr(), sc.meps[1].Addr())
-	sc.rep = open(1)
-	if err := sc.rep.Start(); err != nil {
-		t.Fatal(err)
-	}
+	sc.rep = sc.open(t, 1)
 	cfg := DefaultConfig()
 	cfg.AuditDir = ""
 	cfg.Logger = quiet
@@ -69,11 +48,39 @@ func newSimCluster(t *testing.T, mod func(*Config)) *simCluster {
 	}
 	t.Cleanup(func() { r.Close() })
 	sc.router = r
-	sc.client = open(100)
-	if err := sc.client.Start(); err != nil {
+	sc.client = sc.open(t, 100)
+	return sc
+}
+
+// open starts an endpoint for node at simAddr(node) with a new
+// incarnation (a first start, or a restart once the previous one is
+// closed), closed when the test ends.
+func (sc *simCluster) open(t *testing.T, node int) *rfc.Endpoint {
+	t.Helper()
+	cfg := rfc.DefaultConfig()
+	cfg.NodeID = uint32(node)
+	cfg.Logger = quiet
+	ep, err := rfc.OpenTransport(cfg, sc.net.Attach(simAddr(node)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return sc
+	t.Cleanup(func() { ep.Close() })
+	if err := ep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// startMember starts member i (node 10+i) in role active, as a new
+// process: a restart once the previous one's endpoint is closed.
+func (sc *simCluster) startMember(t *testing.T, i int, active bool) {
+	t.Helper()
+	m := NewMember(MemberConfig{Active: active})
+	ep := sc.open(t, 10+i)
+	if err := m.Register(ep); err != nil {
+		t.Fatal(err)
+	}
+	sc.members[i], sc.meps[i] = m, ep
 }
 
 // TestStaleActivationRefused: a set-role(true) that the network delays
@@ -126,4 +133,40 @@ func (r *Router) resolveActive(t *testing.T) netip.AddrPort {
 		t.Fatalf("Resolve: %v", err)
 	}
 	return res.Active
+}
+
+// TestActivationForEarlierProcessRefused: a set-role(true) that the
+// network delays until after its member restarted does not make the new
+// process active. The router's promotion of the standby got no answer in
+// time, so it owed the standby a demotion; the standby restarted (as
+// standby, with no role epoch) and acknowledged the demotion, and then
+// the delayed promotion, meant for the process before, arrived: it is
+// below the epoch of the demotion the new process obeyed, and refused.
+func TestActivationForEarlierProcessRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := newSimCluster(t, nil)
+		act, stby := sc.meps[0].Addr(), sc.meps[1].Addr()
+		sc.net.Cut(sc.rep.Addr(), act)
+		sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 3 * time.Second}})
+		if _, err := sc.put(t, "/c1/k", []byte("v")); err == nil {
+			t.Fatal("put succeeded with the active member cut off")
+		}
+		// The standby restarts while the promotion is on its way; the
+		// links recover.
+		sc.meps[1].Close()
+		sc.startMember(t, 1, false)
+		sc.net.Heal(sc.rep.Addr(), act)
+		sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}})
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if sc.members[1].Active() {
+			t.Errorf("restarted standby %v active after a delayed promotion; the router routes to %v", stby, sc.router.resolveActive(t))
+		}
+		if !sc.members[0].Active() {
+			t.Errorf("active member %v demoted", act)
+		}
+		if _, err := sc.put(t, "/c1/k", []byte("v")); err != nil {
+			t.Errorf("put after the links recovered: %v", err)
+		}
+	})
 }
