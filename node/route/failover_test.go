@@ -3,7 +3,6 @@ package route
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -266,28 +265,15 @@ func TestSilentMembersDoNotStallFailover(t *testing.T) {
 	sent := make(chan struct{}, 1024)
 	var silent []netip.AddrPort
 	for i := 0; i < silentN; i++ {
-		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		silent = append(silent, conn.LocalAddr().(*net.UDPAddr).AddrPort())
-		go func() {
-			buf := make([]byte, wire.MaxDatagram)
-			for {
-				n, err := conn.Read(buf)
-				if err != nil {
-					return
-				}
-				if n >= wire.HeaderSize && buf[wire.OffFlags]&wire.FlagRetrans == 0 &&
-					uint16(buf[wire.OffCallNo])<<8|uint16(buf[wire.OffCallNo+1]) == CallSetRole {
-					select {
-					case sent <- struct{}{}:
-					default:
-					}
+		silent = append(silent, silentMember(t, func(retrans bool) bool {
+			if !retrans {
+				select {
+				case sent <- struct{}{}:
+				default:
 				}
 			}
-		}()
+			return true
+		}))
 	}
 	live := NewMember(MemberConfig{Active: true})
 	lep := newEndpoint(t, 10, 0)

@@ -2,14 +2,12 @@ package route
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
-	"fastcall/wire"
 )
 
 // restartCluster is c1 = {m0, m1} in a table that lists m0 active, with
@@ -133,12 +131,6 @@ func TestClusterAddedDuringFirstDemotionsOwed(t *testing.T) {
 	if err := live.Register(lep); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	mountC1(t, table, lep.Addr(), conn.LocalAddr().(*net.UDPAddr).AddrPort())
 	// c2, added when the silent member hears its demotion: x active, y
 	// still active from an earlier run.
 	x, y := NewMember(MemberConfig{Active: true}), NewMember(MemberConfig{Active: true})
@@ -150,20 +142,11 @@ func TestClusterAddedDuringFirstDemotionsOwed(t *testing.T) {
 		t.Fatal(err)
 	}
 	added := make(chan error, 1)
-	go func() {
-		buf := make([]byte, wire.MaxDatagram)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				added <- err
-				return
-			}
-			if n >= wire.HeaderSize && uint16(buf[wire.OffCallNo])<<8|uint16(buf[wire.OffCallNo+1]) == CallSetRole {
-				added <- AddCluster(ctx, table, DefaultTablePrefix, "c2", []MemberSpec{{xep.Addr(), RoleActive}, {yep.Addr(), RoleStandby}})
-				return
-			}
-		}
-	}()
+	silent := silentMember(t, func(bool) bool {
+		added <- AddCluster(ctx, table, DefaultTablePrefix, "c2", []MemberSpec{{xep.Addr(), RoleActive}, {yep.Addr(), RoleStandby}})
+		return false
+	})
+	mountC1(t, table, lep.Addr(), silent)
 	cfg := testRouterConfig(t)
 	cfg.ActivateTimeout = 500 * time.Millisecond
 	startRouter(t, table, cfg)
