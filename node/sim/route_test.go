@@ -49,6 +49,13 @@ var (
 	simPathRE    = regexp.MustCompile(`/c[12]/x[0-9]{7}`)
 )
 
+// The router scenario's audit files: small, so that they rotate during a
+// run, and never deleted (more than a run's files and router restarts).
+const (
+	rtAuditRotate = 16 << 10
+	rtAuditKeep   = 1 << 16
+)
+
 // Roles of the router scenario's nodes, by index.
 const (
 	rtRouter = iota
@@ -152,6 +159,10 @@ func (w *rtWorld) start(i int, active bool) {
 		rc.Calls = append(rc.Calls, route.RoutedCall{No: callSimPut, Name: "sim-put", Schema: simPutSchema})
 		rc.AuditDir = filepath.Join(w.dir, "audit")
 		rc.AuditFS = w.fs
+		// Files rotate during a run, and every one is kept (a restart
+		// starts a new file too): the check reads every record.
+		rc.AuditRotateBytes = rtAuditRotate
+		rc.AuditKeep = rtAuditKeep
 		rc.Logger = quietLogger
 		if w.router, err = route.New(ep, rc, w.mounts); err != nil {
 			w.t.Fatal(err)
