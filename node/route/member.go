@@ -64,6 +64,15 @@ type nsEntry struct {
 type Member struct {
 	cfg    MemberConfig
 	active atomic.Bool
+	// role orders the CallSetRole requests the member obeys: a request
+	// whose epoch is below epoch, the highest it has obeyed, was
+	// overtaken by a later decision and is refused ECONFLICT. Epoch 0 (an
+	// operator's request) is obeyed whatever came before and leaves
+	// epoch as it is.
+	role struct {
+		sync.Mutex // guards epoch; held while active is set by CallSetRole
+		epoch      uint64
+	}
 	writes atomic.Uint64 // namespace changes applied
 	ns     struct {
 		sync.RWMutex // guards m and version
@@ -145,7 +154,7 @@ func (m *Member) Register(ep *rfc.Endpoint) error {
 		{CallNSList + RoutedOffset, "ns-list-fwd", ForwardedSchema(schemaNSList), rfc.Idempotent, op(m.list, ContextParams)},
 		{CallNSDelete + RoutedOffset, "ns-delete-fwd", ForwardedSchema(schemaNSDelete), 0, op(m.del, ContextParams)},
 		{CallNotice, "route-notice", schemaNotice, rfc.OneWay | rfc.Idempotent, m.serveNotice},
-		{CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent, m.serveSetRole},
+		{CallSetRole, "route-set-role", schemaSetRole, rfc.Idempotent, m.serveSetRole},
 		{CallNotices, "route-notices", wire.Schema{wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, m.serveNotices},
 	}
 	for _, g := range regs {
@@ -232,8 +241,19 @@ func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 	return wire.OK
 }
 
+// serveSetRole answers CallSetRole: the role is set unless a request of
+// a later epoch was obeyed before (ECONFLICT). A retransmission carries its
+// request's epoch and is obeyed again, to the same effect.
 func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
-	was := m.active.Swap(req.Param(0).Bool())
+	on, epoch := req.Param(0).Bool(), req.Param(1).Uint64()
+	m.role.Lock()
+	if epoch != 0 && epoch < m.role.epoch {
+		m.role.Unlock()
+		return wire.ECONFLICT
+	}
+	m.role.epoch = max(m.role.epoch, epoch)
+	was := m.active.Swap(on)
+	m.role.Unlock()
 	reply.Bool(was)
 	return wire.OK
 }
