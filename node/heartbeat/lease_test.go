@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -137,4 +139,119 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 	if n := wn.log.count(EventDead, mep.Addr()); n != 0 {
 		t.Skipf("the worker declared the master dead (%d); the test needs a restart within the bound", n)
 	}
+}
+
+// simPair is a master, a worker and a third member on a simulated
+// network inside a synctest bubble (virtual time), fully meshed.
+type simPair struct {
+	net    *simnet.Network
+	addrs  []netip.AddrPort
+	eps    []*rfc.Endpoint
+	svcs   []*Service
+	m      *Master
+	wk     *Worker
+	ran    chan uint64 // ids of the tasks whose code started
+	cfg    Config
+	master netip.AddrPort
+	worker netip.AddrPort
+}
+
+// newSimPair starts the three members, the master on the first and the
+// worker on the second, and waits until every member sees the others
+// alive and has heard from them. It must run inside a synctest bubble.
+func newSimPair(t *testing.T) *simPair {
+	t.Helper()
+	p := &simPair{ran: make(chan uint64, 16), cfg: testConfig()}
+	p.net = simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, simnet.NewTrace(0))
+	t.Cleanup(p.net.Close)
+	for i := 0; i < 3; i++ {
+		p.addrs = append(p.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), 7100))
+	}
+	p.master, p.worker = p.addrs[0], p.addrs[1]
+	for i, a := range p.addrs {
+		rcfg := rfc.DefaultConfig()
+		rcfg.NodeID = uint32(i + 1)
+		rcfg.Logger = quiet
+		ep, err := rfc.ListenTransport(rcfg, p.net.Attach(a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ep.Close() })
+		svc, err := Start(ep, p.cfg, p.addrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(svc.Close)
+		p.eps, p.svcs = append(p.eps, ep), append(p.svcs, svc)
+	}
+	m, err := NewMaster(p.svcs[0], DefaultMasterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	wk, err := NewWorker(p.svcs[1], DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+		p.ran <- ti.ID
+		<-ctx.Done()
+		return nil, wire.ECANCELED
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wk.Close)
+	p.m, p.wk = m, wk
+	if !waitFor(20*DetectBound(p.cfg), p.allAlive) {
+		t.Fatal("the members never saw each other alive")
+	}
+	return p
+}
+
+func (p *simPair) allAlive() bool {
+	for _, svc := range p.svcs {
+		for _, mi := range svc.Members() {
+			if mi.State != StateAlive || mi.Incarnation == 0 || mi.HeardAgo < 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestWorkerRunsNoStartHeldWhilePaused: the worker is paused (as by
+// SIGSTOP) while a start is on its way; the master declares it dead and
+// Start returns ENODEAD. On resume the worker reads the held start,
+// which looks fresh (the engine measures a request's budget from its
+// arrival) and names the worker's current incarnation, and the worker
+// has not yet heard that it was declared dead. The task must not run:
+// the master gave it up, and its check is refused.
+func TestWorkerRunsNoStartHeldWhilePaused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t)
+		p.net.Pause(p.worker)
+		_, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if errnoOf(err) != wire.ENODEAD {
+			p.net.Resume(p.worker)
+			t.Fatalf("Start on a paused worker: %v, want ENODEAD", err)
+		}
+		p.net.Resume(p.worker)
+		// The worker learns it was declared dead, refutes, and is seen
+		// alive again.
+		if !waitFor(20*DetectBound(p.cfg), p.allAlive) {
+			t.Fatal("the worker never came back alive")
+		}
+		synctest.Wait()
+		select {
+		case id := <-p.ran:
+			t.Errorf("task %d ran on the worker after its master ended it with ENODEAD (worker stats %+v)", id, p.wk.Stats())
+		default:
+		}
+		// A new task on the worker's new incarnation runs.
+		if _, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil); err != nil {
+			t.Fatalf("Start after the worker came back: %v", err)
+		}
+		select {
+		case <-p.ran:
+		case <-time.After(20 * DetectBound(p.cfg)):
+			t.Errorf("a task started after the worker came back never ran: %+v", p.wk.Stats())
+		}
+	})
 }
