@@ -53,12 +53,14 @@ const (
 	// the duplicate cache).
 	CallTaskStart uint16 = wire.CallHeartbeatBase + 0x10
 	// CallTaskProgress (worker to master) reports progress. One-way:
-	// u64 task id, u64 task incarnation, u64 done, u64 total.
+	// u64 task id, u64 master incarnation the task was started under,
+	// u64 task incarnation, u64 done, u64 total.
 	CallTaskProgress uint16 = wire.CallHeartbeatBase + 0x11
 	// CallTaskResult (worker to master) delivers a task's outcome.
-	// Request: u64 task id, u64 task incarnation, u64 error number, bytes
-	// result. Reply: none; ESTALE if the master gave the task up, ENOENT
-	// if it never issued it. Not idempotent.
+	// Request: u64 task id, u64 master incarnation the task was started
+	// under, u64 task incarnation, u64 error number, bytes result. Reply:
+	// none; ESTALE if the master gave the task up (or holds that id for
+	// another start), ENOENT if it never issued it. Not idempotent.
 	CallTaskResult uint16 = wire.CallHeartbeatBase + 0x12
 	// CallTaskCancel (master to worker) cancels a task. Request: u64
 	// task id. Reply: none; ENOENT if the worker does not run it.
@@ -118,15 +120,18 @@ const (
 	tsParamPayload = 3
 	tsReplyInc     = 0
 
-	tpParamID    = 0 // CallTaskProgress
-	tpParamInc   = 1
-	tpParamDone  = 2
-	tpParamTotal = 3
+	tpParamID      = 0 // CallTaskProgress
+	tpParamMastInc = 1
+	tpParamInc     = 2
+	tpParamDone    = 3
+	tpParamTotal   = 4
+	tpParams       = 5
 
-	trParamID    = 0 // CallTaskResult
-	trParamInc   = 1
-	trParamErrno = 2
-	trParamData  = 3
+	trParamID      = 0 // CallTaskResult
+	trParamMastInc = 1
+	trParamInc     = 2
+	trParamErrno   = 3
+	trParamData    = 4
 
 	tcParamID = 0 // CallTaskCancel
 
@@ -159,8 +164,8 @@ var (
 	schemaGossip       = wire.Schema{wire.TypeUint64, wire.TypeBytes}
 	schemaJoin         = wire.Schema{wire.TypeUint64}
 	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
-	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
-	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskCancel   = wire.Schema{wire.TypeUint64}
 	schemaTaskCheck    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 )

@@ -286,6 +286,7 @@ func (m *Master) onEvent(ev Event) {
 // serveResult applies a worker's result, unless the task was given up on.
 func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 	id := req.Param(trParamID).Uint64()
+	mastInc := uint32(req.Param(trParamMastInc).Uint64())
 	inc := uint32(req.Param(trParamInc).Uint64())
 	m.mu.Lock()
 	if m.mu.closed {
@@ -303,18 +304,16 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 		return wire.ENOENT
 	}
 	fence := m.mu.fence[t.Worker]
-	t.mu.Lock()
-	tinc := t.mu.inc
-	if tinc == 0 {
-		t.mu.inc = inc // the result overtook the start reply
-		tinc = inc
-	}
-	t.mu.Unlock()
-	if t.Worker != req.From || inc != tinc || (fence != 0 && inc <= fence) {
+	if !t.startedAs(req.From, mastInc, inc) || (fence != 0 && inc <= fence) {
 		m.mu.Unlock()
 		m.stats.stale.Add(1)
 		return wire.ESTALE
 	}
+	t.mu.Lock()
+	if t.mu.inc == 0 {
+		t.mu.inc = inc // the result overtook the start reply
+	}
+	t.mu.Unlock()
 	delete(m.mu.tasks, id)
 	m.mu.Unlock()
 	data := append([]byte(nil), req.Param(trParamData).Bytes()...)
@@ -343,10 +342,7 @@ func (m *Master) serveCheck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	if t == nil {
 		return wire.ENOENT
 	}
-	t.mu.Lock()
-	tmast, tinc := t.mu.mastInc, t.mu.inc
-	t.mu.Unlock()
-	if t.Worker != req.From || tmast != mastInc || (tinc != 0 && tinc != inc) {
+	if !t.startedAs(req.From, mastInc, inc) {
 		return wire.ESTALE
 	}
 	return wire.OK
@@ -355,18 +351,17 @@ func (m *Master) serveCheck(req *rfc.Request, _ *wire.Params) wire.Errno {
 // serveProgress records a worker's progress report.
 func (m *Master) serveProgress(req *rfc.Request, _ *wire.Params) wire.Errno {
 	id := req.Param(tpParamID).Uint64()
+	mastInc := uint32(req.Param(tpParamMastInc).Uint64())
 	inc := uint32(req.Param(tpParamInc).Uint64())
 	m.mu.Lock()
 	t := m.mu.tasks[id]
 	m.mu.Unlock()
-	if t == nil || t.Worker != req.From {
+	if t == nil || !t.startedAs(req.From, mastInc, inc) {
 		return wire.ESTALE
 	}
 	t.mu.Lock()
-	if t.mu.inc == inc || t.mu.inc == 0 {
-		t.mu.progress = req.Param(tpParamDone).Uint64()
-		t.mu.total = req.Param(tpParamTotal).Uint64()
-	}
+	t.mu.progress = req.Param(tpParamDone).Uint64()
+	t.mu.total = req.Param(tpParamTotal).Uint64()
 	t.mu.Unlock()
 	return wire.OK
 }

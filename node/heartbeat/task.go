@@ -87,6 +87,19 @@ func (t *Task) Progress() (done, total uint64) {
 	return t.mu.progress, t.mu.total
 }
 
+// startedAs reports whether a worker's report about this task (a
+// check, progress or a result) names the start this master made: it
+// comes from the task's worker and names the master incarnation the
+// task was started under and, once the start reply is in, the worker
+// incarnation it runs under. Anything else is about another start of
+// the same id: one of an earlier process of this master, or one the
+// worker accepted under an incarnation given up on.
+func (t *Task) startedAs(from netip.AddrPort, mastInc, inc uint32) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Worker == from && t.mu.mastInc == mastInc && (t.mu.inc == 0 || t.mu.inc == inc)
+}
+
 // finish sets the outcome once and reports whether this call set it.
 func (t *Task) finish(e wire.Errno, result []byte) bool {
 	t.mu.Lock()

@@ -50,8 +50,9 @@ type TaskInfo struct {
 
 // Progress reports progress to the master (one datagram, not retried).
 func (t *TaskInfo) Progress(done, total uint64) error {
-	ps := paramsBuf(4 * sizeU64Param)
+	ps := paramsBuf(tpParams * sizeU64Param)
 	ps.Uint64(t.ID)
+	ps.Uint64(uint64(t.MasterIncarnation))
 	ps.Uint64(uint64(t.Incarnation))
 	ps.Uint64(done)
 	ps.Uint64(total)
@@ -477,6 +478,7 @@ func (w *Worker) sendResult(t *workTask, res []byte, e wire.Errno, buf []byte, p
 	build := func(res []byte, e wire.Errno) {
 		ps.Reset(buf)
 		ps.Uint64(t.ID)
+		ps.Uint64(uint64(t.MasterIncarnation))
 		ps.Uint64(uint64(t.Incarnation))
 		ps.Uint64(uint64(e))
 		ps.Bytes(res)
