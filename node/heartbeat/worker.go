@@ -51,12 +51,18 @@ type TaskInfo struct {
 // Progress reports progress to the master (one datagram, not retried).
 func (t *TaskInfo) Progress(done, total uint64) error {
 	ps := paramsBuf(tpParams * sizeU64Param)
-	ps.Uint64(t.ID)
-	ps.Uint64(uint64(t.MasterIncarnation))
-	ps.Uint64(uint64(t.Incarnation))
+	t.putReport(ps)
 	ps.Uint64(done)
 	ps.Uint64(total)
 	return t.w.ep.Send(t.Master, CallTaskProgress, ps)
+}
+
+// putReport writes what opens every report about t (task-check,
+// task-progress, task-result): the start it is about.
+func (t *TaskInfo) putReport(ps *wire.Params) {
+	ps.Uint64(t.ID)
+	ps.Uint64(uint64(t.MasterIncarnation))
+	ps.Uint64(uint64(t.Incarnation))
 }
 
 // workTask is a task held by a Worker from its start call until its
@@ -297,9 +303,7 @@ func (w *Worker) serveCancel(req *rfc.Request, _ *wire.Params) wire.Errno {
 
 // onEvent cancels the tasks of a master that is lost to this worker.
 func (w *Worker) onEvent(ev Event) {
-	switch ev.Kind {
-	case EventDead, EventRemoved, EventDeclaredDeadBy:
-	default:
+	if !pairLoss(ev) {
 		return
 	}
 	w.mu.Lock()
@@ -311,11 +315,8 @@ func (w *Worker) onEvent(ev Event) {
 	}
 	var ts []*workTask
 	for k, t := range w.mu.tasks {
-		if k.master != ev.Addr {
-			continue
-		}
-		if ev.Kind == EventDeclaredDeadBy && t.Incarnation > ev.Incarnation {
-			continue // accepted after this node rejoined
+		if k.master != ev.Addr || !endsTask(ev, t.MasterIncarnation, t.Incarnation) {
+			continue // another master's, or started after the loss
 		}
 		ts = append(ts, t)
 	}
@@ -402,9 +403,7 @@ func (w *Worker) leaseLoop() {
 // runs the answer in checkDone.
 func (w *Worker) sendCheck(t *workTask, sent int64) {
 	ps := paramsBuf(tkParams * sizeU64Param)
-	ps.Uint64(t.ID)
-	ps.Uint64(uint64(t.MasterIncarnation))
-	ps.Uint64(uint64(t.Incarnation))
+	t.putReport(ps)
 	err := w.ep.GoFunc(t.Master, CallTaskCheck, ps, w.svc.Config().ProbeTimeout, func(p *rfc.Pending) {
 		w.checkDone(t, sent, wire.AsErrno(p.Err()))
 	})
@@ -477,9 +476,7 @@ func (w *Worker) runLoop() {
 func (w *Worker) sendResult(t *workTask, res []byte, e wire.Errno, buf []byte, ps *wire.Params, rep *rfc.Reply) {
 	build := func(res []byte, e wire.Errno) {
 		ps.Reset(buf)
-		ps.Uint64(t.ID)
-		ps.Uint64(uint64(t.MasterIncarnation))
-		ps.Uint64(uint64(t.Incarnation))
+		t.putReport(ps)
 		ps.Uint64(uint64(e))
 		ps.Bytes(res)
 	}
