@@ -148,8 +148,9 @@ func runDispatch(t *testing.T, seed uint64, chk *checker) {
 	rnd := simnet.NewRand(seed)
 	w := &dispWorld{t: t, chk: chk, stop: make(chan struct{})}
 	w.store = &dispStore{MemStore: dispatch.NewMemStore(0), chk: chk}
-	w.net, w.cfg, w.addrs = newNodes(seed, chk, dispNodes, 3, 7300)
+	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
+	w.cfg, w.addrs = crashNodes(dispNodes, 3, 7300)
 	w.eps = make([]*rfc.Endpoint, dispNodes)
 	chk.tr.Add("world", noAddr, noAddr, fmt.Sprintf("seed=%d", seed))
 	for i := 0; i < dispNodes; i++ {

@@ -72,8 +72,9 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 	rnd := simnet.NewRand(seed)
 	w := &regWorld{seed: seed, t: t, dir: t.TempDir(), chk: chk, stop: make(chan struct{})}
 	w.mu.acked = map[string]uint64{}
-	w.net, w.cfg, w.addrs = newNodes(seed, chk, regNodes, 2, 7200)
+	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
+	w.cfg, w.addrs = crashNodes(regNodes, 2, 7200)
 	w.eps = make([]*rfc.Endpoint, regNodes)
 	for i := range w.disks {
 		w.disks[i] = memdisk.New()

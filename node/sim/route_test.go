@@ -77,8 +77,9 @@ func runRouter(t *testing.T, seed uint64, chk *checker) {
 	w := &rtWorld{t: t, dir: "/sim", fs: audit.NewMemFS(), chk: chk, stop: make(chan struct{}), mounts: route.NewMemMounts()}
 	w.mu.execs = map[string][]int{}
 	w.mu.ok = map[string]bool{}
-	w.net, w.cfg, w.addrs = newNodes(seed, chk, rtNodes, 4, 7400)
+	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
+	w.cfg, w.addrs = crashNodes(rtNodes, 4, 7400)
 	ctx := context.Background()
 	for c, ms := range [][2]int{{rtC1a, rtC1b}, {rtC2a, rtC2b}} {
 		name := fmt.Sprintf("c%d", c+1)

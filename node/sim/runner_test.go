@@ -214,12 +214,11 @@ func runOne(t *testing.T, name string, seed uint64, sc scenario) (count, hash ui
 // quietLogger drops the services' logs: the trace is the record.
 var quietLogger = slog.New(slog.DiscardHandler)
 
-// newNodes sets up what the crash-and-restart scenarios (Registry,
-// Dispatch, Router) share: the network of the seed, recording into
-// chk's trace; the endpoint configuration of every node (room for the
-// calls and duplicates of a run under faults); and n node addresses,
-// 10.0.subnet.1 and up, at port. The caller closes the network.
-func newNodes(seed uint64, chk *checker, n int, subnet byte, port uint16) (*simnet.Network, rfc.Config, []netip.AddrPort) {
+// crashNodes is what the crash-and-restart scenarios (Registry,
+// Dispatch, Router) give their nodes alike: the endpoint configuration
+// (room for the calls and duplicates of a run under faults) and n
+// addresses, 10.0.subnet.1 and up, at port.
+func crashNodes(n int, subnet byte, port uint16) (rfc.Config, []netip.AddrPort) {
 	cfg := rfc.DefaultConfig()
 	cfg.MaxPending = 256
 	cfg.DupEntries = 4096
@@ -228,7 +227,7 @@ func newNodes(seed uint64, chk *checker, n int, subnet byte, port uint16) (*simn
 	for i := range addrs {
 		addrs[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, subnet, byte(i + 1)}), port)
 	}
-	return simnet.New(seed, calm(), chk.tr), cfg, addrs
+	return cfg, addrs
 }
 
 // openNode opens the endpoint of a node of a scenario, cfg with NodeID
