@@ -127,65 +127,65 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 // lease would have expired them. In a synctest bubble on rfc/simnet (no
 // delay): the heartbeat runs at its default interval in virtual time,
 // and the bound is checked exactly.
-func TestDeadNodeRemoved(t *testing.T) {
-	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		p := startSimPair(t, s, nil)
-		hc := heartbeat.DefaultConfig()
-		hc.Logger = rfctest.Quiet
-		const lease = time.Minute
-		const nodes = 3
-		var eps []*rfc.Endpoint
-		for i := 0; i < nodes; i++ {
-			eps = append(eps, s.Listen(uint32(10+i), nil))
+func TestDeadNodeRemoved(t *testing.T) { rfctest.InSim(t, deadNodeRemoved) }
+
+func deadNodeRemoved(t *testing.T, s *rfctest.Sim) {
+	p := startSimPair(t, s, nil)
+	hc := heartbeat.DefaultConfig()
+	hc.Logger = rfctest.Quiet
+	const lease = time.Minute
+	const nodes = 3
+	var eps []*rfc.Endpoint
+	for i := 0; i < nodes; i++ {
+		eps = append(eps, s.Listen(uint32(10+i), nil))
+	}
+	members := append(p.Addrs(), eps[0].Addr(), eps[1].Addr(), eps[2].Addr())
+	for _, ep := range append([]*rfc.Endpoint{p.EPs[0], p.EPs[1]}, eps...) {
+		svc, err := heartbeat.Start(ep, hc, members)
+		if err != nil {
+			t.Fatal(err)
 		}
-		members := append(p.Addrs(), eps[0].Addr(), eps[1].Addr(), eps[2].Addr())
-		for _, ep := range append([]*rfc.Endpoint{p.EPs[0], p.EPs[1]}, eps...) {
-			svc, err := heartbeat.Start(ep, hc, members)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(svc.Close)
+		t.Cleanup(svc.Close)
+	}
+	var agents []*agent.Agent
+	for i, ep := range eps {
+		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), p.Addrs()...)
+		cfg.Logger = rfctest.Quiet
+		cfg.KeepaliveEvery = 50 * time.Millisecond
+		a, err := agent.StartAgent(ep, cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		var agents []*agent.Agent
-		for i, ep := range eps {
-			cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), p.Addrs()...)
-			cfg.Logger = rfctest.Quiet
-			cfg.KeepaliveEvery = 50 * time.Millisecond
-			a, err := agent.StartAgent(ep, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(a.Close)
-			agents = append(agents, a)
-			if err := a.Register(rfctest.Context(t, 10*time.Second), "worker", fmt.Sprintf("127.0.0.1:%d", 7000+i), nil, lease); err != nil {
-				t.Fatal(err)
-			}
+		t.Cleanup(a.Close)
+		agents = append(agents, a)
+		if err := a.Register(rfctest.Context(t, 10*time.Second), "worker", fmt.Sprintf("127.0.0.1:%d", 7000+i), nil, lease); err != nil {
+			t.Fatal(err)
 		}
-		count := func(a *agent.Agent) int { return len(mapState(t, a.Map(), sdk.ServiceNamePrefix("worker"))) }
-		for i, a := range agents {
-			if !rfctest.WaitFor(10*time.Second, func() bool { return count(a) == nodes }) {
-				t.Fatalf("agent %d sees %d instances", i, count(a))
-			}
+	}
+	count := func(a *agent.Agent) int { return len(mapState(t, a.Map(), sdk.ServiceNamePrefix("worker"))) }
+	for i, a := range agents {
+		if !rfctest.WaitFor(10*time.Second, func() bool { return count(a) == nodes }) {
+			t.Fatalf("agent %d sees %d instances", i, count(a))
 		}
-		victim := sdk.ServiceKey("worker", 12)
-		agents[2].Close()
-		eps[2].Close()
-		start := time.Now()
-		bound := heartbeat.DetectBoundAt(hc, len(members))
-		for i, a := range agents[:2] {
-			if !rfctest.WaitFor(lease/2, func() bool {
-				_, ok := mapState(t, a.Map(), victim)[victim]
-				return !ok
-			}) {
-				t.Fatalf("agent %d still sees the dead node's instance", i)
-			}
-			if count(a) != nodes-1 {
-				t.Fatalf("agent %d sees %d instances", i, count(a))
-			}
+	}
+	victim := sdk.ServiceKey("worker", 12)
+	agents[2].Close()
+	eps[2].Close()
+	start := time.Now()
+	bound := heartbeat.DetectBoundAt(hc, len(members))
+	for i, a := range agents[:2] {
+		if !rfctest.WaitFor(lease/2, func() bool {
+			_, ok := mapState(t, a.Map(), victim)[victim]
+			return !ok
+		}) {
+			t.Fatalf("agent %d still sees the dead node's instance", i)
 		}
-		if took := time.Since(start); took > bound {
-			t.Fatalf("removed from every map %v after the node went silent, detection bound %v", took, bound)
+		if count(a) != nodes-1 {
+			t.Fatalf("agent %d sees %d instances", i, count(a))
 		}
-		t.Logf("removed from every map after %v (detection bound %v)", time.Since(start), bound)
-	})
+	}
+	if took := time.Since(start); took > bound {
+		t.Fatalf("removed from every map %v after the node went silent, detection bound %v", took, bound)
+	}
+	t.Logf("removed from every map after %v (detection bound %v)", time.Since(start), bound)
 }
