@@ -102,13 +102,7 @@ func runRouter(t *testing.T, seed uint64, chk *checker) {
 	w.mu.errs = map[string]wire.Errno{}
 	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
-	w.cfg = rfc.DefaultConfig()
-	w.cfg.MaxPending = 256
-	w.cfg.DupEntries = 4096
-	w.cfg.Logger = quietLogger
-	for i := 0; i < rtNodes; i++ {
-		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 4, byte(i + 1)}), 7400))
-	}
+	w.cfg, w.addrs = crashNodes(rtNodes, 4, 7400)
 	ctx := context.Background()
 	for c, ms := range [][2]int{{rtC1a, rtC1b}, {rtC2a, rtC2b}} {
 		name := fmt.Sprintf("c%d", c+1)
@@ -129,9 +123,7 @@ func runRouter(t *testing.T, seed uint64, chk *checker) {
 		w.wg.Add(1)
 		go w.client(i, rnd.Fork(uint64(i)))
 	}
-	s := &schedule{net: w.net, tr: chk.tr, rnd: rnd.Fork(1), addrs: w.addrs[:rtClient0], log: newFaultLog(), maxDown: 3 * time.Second,
-		links: randomFaults, crash: w.crash, restart: func(i int, _ *simnet.Rand) { w.start(i, false) }}
-	s.run(*flagTime, calm())
+	runAnyFaults(w.net, chk, rnd.Fork(1), w.addrs[:rtClient0], w.crash, func(i int) { w.start(i, false) })
 	// Calls go on for a while on the calm network, so that the router
 	// meets every member it must fence or promote.
 	time.Sleep(*flagQuiet / 2)
@@ -147,12 +139,8 @@ func runRouter(t *testing.T, seed uint64, chk *checker) {
 // start starts node i's endpoint and its role; a member starts active
 // only at the very first start, as the table lists it.
 func (w *rtWorld) start(i int, active bool) {
-	cfg := w.cfg
-	cfg.NodeID = uint32(i + 1)
-	ep, err := rfc.OpenTransport(cfg, w.net.Attach(w.addrs[i]))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	ep := openNode(w.t, w.net, w.cfg, uint32(i+1), w.addrs[i])
+	var err error
 	switch i {
 	case rtRouter:
 		rc := route.DefaultConfig()
@@ -191,21 +179,15 @@ func (w *rtWorld) start(i int, active bool) {
 		}
 		w.members[i] = m
 	}
-	if !ep.Started() {
-		if err := ep.Start(); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	w.eps[i] = ep
+	w.eps[i] = startNode(w.t, ep)
 }
 
 // crash stops node i: its endpoint first, as a process killed, then what
 // ran on it.
 func (w *rtWorld) crash(i int) {
-	if w.eps[i] == nil {
+	if !killNode(&w.eps[i]) {
 		return
 	}
-	w.eps[i].Close()
 	if i == rtRouter {
 		w.router.Close()
 		fin, drop := routerFinished(w.router)
@@ -216,7 +198,6 @@ func (w *rtWorld) crash(i int) {
 		w.router = nil
 	}
 	w.members[i] = nil
-	w.eps[i] = nil
 }
 
 // client sends routed calls until the world stops, each with a path of
