@@ -10,12 +10,12 @@ import (
 	"fastcall/wire"
 )
 
-// TestReviewTouchOnlyFromPeer: registry.CallTouch is the other center forwarding a
+// TestTouchOnlyFromPeer: registry.CallTouch is the other center forwarding a
 // lease renewal. Any other sender (any node with the key, or anyone in
 // checksum mode) that sends it with a dead node's address as owner keeps
 // that node's instances registered for as long as it likes. A touch that
 // does not come from the configured peer center is refused.
-func TestReviewTouchOnlyFromPeer(t *testing.T) {
+func TestTouchOnlyFromPeer(t *testing.T) {
 	t.Skip("known: serveTouch (handlers.go) renews the leases of any owner for any sender; center-to-center calls do not check req.From == cfg.Peer")
 	p := startPair(t, nil)
 	owner := regtest.Endpoint(t, 7, "")
