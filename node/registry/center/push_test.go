@@ -129,14 +129,9 @@ func TestSubscriptionExhaustion(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := t.TempDir() + "/agent.map"
-			acfg := agent.DefaultAgentConfig(path, ep.Addr())
-			acfg.Logger = rfctest.Quiet
-			acfg.KeepaliveEvery = 50 * time.Millisecond
-			a, err := agent.StartAgent(regtest.Endpoint(t, 9, tc.agentIP+":0"), acfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := startAgent(t, regtest.Endpoint(t, 9, tc.agentIP+":0"), path, []netip.AddrPort{ep.Addr()}, func(c *agent.AgentConfig) {
+				c.KeepaliveEvery = 50 * time.Millisecond
+			})
 			r := regtest.OpenMap(t, path)
 			if !rfctest.WaitFor(5*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 				t.Fatalf("the agent's map did not get the instance (watch error %v, %d streams at the center)",
@@ -150,12 +145,8 @@ func TestSubscriptionExhaustion(t *testing.T) {
 // opened it, which no parameter can name; another address using its id
 // can neither extend, renew nor close it.
 func TestStreamBelongsToItsAddress(t *testing.T) {
-	ep := regtest.Endpoint(t, 100, "")
-	c, err := StartCenter(ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := startLone(t, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+	ep := c.Endpoint()
 	owner := regtest.Endpoint(t, 7, "")
 	other := regtest.Endpoint(t, 8, "")
 	call := func(from *rfc.Endpoint, no uint16, prefix string) wire.Errno {
