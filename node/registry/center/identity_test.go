@@ -90,6 +90,14 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 	p := startPair(t, nil)
 	direct := newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()...)
 	ctx := rfctest.Context(t, 30*time.Second)
+	// putOld writes "old" at key and returns its version.
+	putOld := func(t *testing.T, key string) uint64 {
+		v, err := direct.Put(ctx, key, []byte("old"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	cases := []struct {
 		name string
 		// prepare returns the version of "kv/"+key the write expects.
@@ -97,32 +105,18 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 		run     func(cl *client.Client, key string, expect uint64) (uint64, error)
 		deleted bool
 	}{
-		{"cas", func(t *testing.T, key string) uint64 {
-			v, err := direct.Put(ctx, key, []byte("old"), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}, func(cl *client.Client, key string, expect uint64) (uint64, error) {
+		{"cas", putOld, func(cl *client.Client, key string, expect uint64) (uint64, error) {
 			return cl.CAS(ctx, key, expect, []byte("new"), 0)
 		}, false},
 		{"cas-create", func(t *testing.T, key string) uint64 { return 0 },
 			func(cl *client.Client, key string, expect uint64) (uint64, error) {
 				return cl.CAS(ctx, key, 0, []byte("new"), 0)
 			}, false},
-		{"delete-expected", func(t *testing.T, key string) uint64 {
-			v, err := direct.Put(ctx, key, []byte("old"), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}, func(cl *client.Client, key string, expect uint64) (uint64, error) {
+		{"delete-expected", putOld, func(cl *client.Client, key string, expect uint64) (uint64, error) {
 			return cl.DeleteVersion(ctx, key, expect)
 		}, true},
 		{"delete-any", func(t *testing.T, key string) uint64 {
-			if _, err := direct.Put(ctx, key, []byte("old"), 0); err != nil {
-				t.Fatal(err)
-			}
+			putOld(t, key)
 			return 0
 		}, func(cl *client.Client, key string, expect uint64) (uint64, error) {
 			return cl.DeleteVersion(ctx, key, 0)
