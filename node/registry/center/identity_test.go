@@ -80,6 +80,20 @@ func newReplyDropper(t *testing.T, server netip.AddrPort) *replyDropper {
 
 func (r *replyDropper) addr() netip.AddrPort { return r.front.LocalAddr().(*net.UDPAddr).AddrPort() }
 
+// clientBehindDropper returns a client (node 7) of p that reaches p's
+// first center through a replyDropper, and that dropper.
+func clientBehindDropper(t *testing.T, p *pair) (*client.Client, *replyDropper) {
+	t.Helper()
+	relay := newReplyDropper(t, p.EPs[0].Addr())
+	cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
+	cfg.AttemptTimeout = 500 * time.Millisecond
+	cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, relay
+}
+
 // TestRetriedWriteAnsweredAtOtherCenter: a client's write is applied at
 // the first center (and replicated), but the reply is lost, so the
 // client fails over and sends the same operation to the other center.
@@ -126,13 +140,7 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "retry/" + tc.name
 			expect := tc.prepare(t, key)
-			relay := newReplyDropper(t, p.EPs[0].Addr())
-			cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
-			cfg.AttemptTimeout = 500 * time.Millisecond
-			cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cl, relay := clientBehindDropper(t, p)
 			// A read through the relay first: the client learns the
 			// first center's incarnation, as any client that has talked
 			// to it has, so its write runs there at the first attempt
@@ -166,13 +174,7 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 // retry would otherwise find its own tombstone and answer ENOENT.
 func TestRetriedDeregisterAnswered(t *testing.T) {
 	p := startPair(t, nil)
-	relay := newReplyDropper(t, p.EPs[0].Addr())
-	cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
-	cfg.AttemptTimeout = 500 * time.Millisecond
-	cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, relay := clientBehindDropper(t, p)
 	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Register(ctx, "svc1", "127.0.0.1:9", nil, time.Minute); err != nil {
 		t.Fatal(err)
