@@ -6,6 +6,7 @@ package campaign
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand"
 	"net"
@@ -27,6 +28,32 @@ import (
 )
 
 func quietLogger() *slog.Logger { return rfctest.Quiet }
+
+var testKey = []byte("campaign-cluster-key-0123456789ab")
+
+// errnoCounts renders error counts by name, in table order.
+func errnoCounts(m map[wire.Errno]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for e := wire.Errno(0); e < 1<<16-1; e++ {
+		if n, ok := m[e]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", e.String(), n))
+		}
+		if e > 100 && e < wire.EUSER {
+			e = wire.EUSER - 1
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func quietConfig(key []byte) rfc.Config {
+	cfg := rfc.DefaultConfig()
+	cfg.Key = key
+	cfg.Logger = quietLogger()
+	return cfg
+}
 
 // listenClient opens a client endpoint with key (nil: checksum mode) that
 // logs nothing; it is closed when the test ends.
