@@ -48,15 +48,9 @@ func errnoCounts(m map[wire.Errno]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func quietConfig(key []byte) rfc.Config {
-	cfg := rfc.DefaultConfig()
-	cfg.Key = key
-	cfg.Logger = quietLogger()
-	return cfg
-}
-
-// listenClient opens a client endpoint with key (nil: checksum mode) that
-// logs nothing; it is closed when the test ends.
+// listenClient opens an endpoint (a client, or a server of the built-in
+// calls) with key (nil: checksum mode) that logs nothing; it is closed
+// when the test ends.
 func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 	t.Helper()
 	return rfctest.Listen(t, 0, func(c *rfc.Config) { c.Key = key })

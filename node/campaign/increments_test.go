@@ -91,11 +91,7 @@ func TestLossyIncrements(t *testing.T) {
 		key  []byte
 	}{{"checksum", nil}, {"authenticated", testKey}} {
 		t.Run(mode.name, func(t *testing.T) {
-			srv, err := rfc.Listen(quietConfig(mode.key))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
+			srv := listenClient(t, mode.key)
 			ctr, err := builtin.Register(srv)
 			if err != nil {
 				t.Fatal(err)
@@ -106,11 +102,7 @@ func TestLossyIncrements(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer relay.Close()
-			cli, err := rfc.Listen(quietConfig(mode.key))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
+			cli := listenClient(t, mode.key)
 			total := scale(5000)
 			log := newIncrLog()
 			var next atomic.Int64

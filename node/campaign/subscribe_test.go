@@ -44,7 +44,8 @@ func TestSubscriptionExhaustion(t *testing.T) {
 	// agentGets starts an agent on ip and returns how long after the
 	// flood its map held the instance, or fails.
 	agentGets := func(ip string, within time.Duration) time.Duration {
-		cfg := quietConfig(testKey)
+		cfg := rfctest.Config(0)
+		cfg.Key = testKey
 		cfg.Addr = ip + ":0"
 		aep, err := rfc.Listen(cfg)
 		if err != nil {
