@@ -2,8 +2,8 @@ package rfc
 
 import "fastcall/wire"
 
-// Call is one row of a service's call table: the arguments of Register.
-type Call struct {
+// CallSpec is one row of a service's call table: the arguments of Register.
+type CallSpec struct {
 	No     uint16
 	Name   string
 	Schema wire.Schema
@@ -14,7 +14,7 @@ type Call struct {
 // RegisterCalls registers the calls of table in order. It stops at the
 // first call Register refuses and returns that error; the calls before it
 // stay registered.
-func (ep *Endpoint) RegisterCalls(table []Call) error {
+func (ep *Endpoint) RegisterCalls(table []CallSpec) error {
 	for i := range table {
 		c := &table[i]
 		if err := ep.Register(c.No, c.Name, c.Schema, c.Flags, c.H); err != nil {

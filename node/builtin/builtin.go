@@ -39,7 +39,7 @@ func Register(ep *rfc.Endpoint) (*Counter, error) {
 		rep.Bytes(r.Param(0).Bytes())
 		return wire.OK
 	}
-	calls := []rfc.Call{
+	calls := []rfc.CallSpec{
 		{No: CallEcho, Name: "echo", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent | rfc.Inline, H: echo},
 		{No: CallEchoW, Name: "echo-worker", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent, H: echo},
 		{No: CallAdd, Name: "add", Schema: wire.Schema{wire.TypeInt64, wire.TypeInt64}, Flags: rfc.Idempotent | rfc.Inline,

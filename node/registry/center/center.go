@@ -155,7 +155,7 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	}
 	keys := c.mu.st.len()
 
-	calls := []rfc.Call{
+	calls := []rfc.CallSpec{
 		{No: registry.CallGet, Name: "reg-get", Schema: registry.SchemaGet, Flags: rfc.Idempotent, H: c.serveGet},
 		{No: registry.CallPut, Name: "reg-put", Schema: registry.SchemaPut, H: c.servePut},
 		{No: registry.CallDelete, Name: "reg-delete", Schema: registry.SchemaDelete, H: c.serveDelete},
