@@ -68,8 +68,8 @@ func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *clien
 	return c
 }
 
-// startLone starts a center without a peer, with cfg, on a new endpoint
-// (node 100); it is closed when the test ends.
+// startLone starts one center, with cfg, on a new endpoint (node 100),
+// with no other center running; it is closed when the test ends.
 func startLone(t testing.TB, cfg Config) *Center {
 	t.Helper()
 	c, err := StartCenter(regtest.Endpoint(t, 100, ""), cfg)
