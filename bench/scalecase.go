@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -37,18 +36,12 @@ const ScaleSizes = "16,64,128,256"
 // none).
 func RunScale(peersDir string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
 	limit := 5*time.Minute + 8*(run+2*time.Minute)
-	b, err := runPeer(peersDir, "scale", limit, "-json", "-n", ScaleSizes, "-interval", interval.String(),
-		"-run", run.String(), "-busy", itoa(busy))
-	if err != nil {
-		return nil, err
-	}
 	var doc struct {
 		Scale []ScaleResult `json:"scale"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("scale output: %v", err)
-	}
-	return doc.Scale, nil
+	err := runPeer(peersDir, "scale", limit, &doc, "-json", "-n", ScaleSizes, "-interval", interval.String(),
+		"-run", run.String(), "-busy", itoa(busy))
+	return doc.Scale, err
 }
 
 // WriteScaleMarkdown writes one row per system and size.
