@@ -128,17 +128,11 @@ func measureDispatchScale(n int) (DispatchScalePoint, error) {
 		return p, err
 	}
 	defer tc.stop()
-	ep, err := newEndpoint(1)
+	d, ep, err := startDispatcher()
 	if err != nil {
 		return p, err
 	}
 	defer ep.Close()
-	cfg := dispatch.DefaultConfig()
-	cfg.Logger = quiet()
-	d, err := dispatch.Start(ep, cfg, dispatch.NewMemStore(0))
-	if err != nil {
-		return p, err
-	}
 	defer d.Close()
 	var ps wire.Params
 	ps.Reset(make([]byte, 32))
