@@ -37,15 +37,7 @@ type DispatchPoint struct {
 func startDispatchTargets(n int) ([]*rfc.Endpoint, error) {
 	eps := make([]*rfc.Endpoint, 0, n)
 	for i := 0; i < n; i++ {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(1000 + i)
-		cfg.Logger = quiet()
-		cfg.Workers = 1
-		cfg.QueueLen = 32
-		cfg.MaxPending = 16
-		cfg.DupEntries = 64
-		cfg.BatchSize = 8
-		ep, err := rfc.Listen(cfg)
+		ep, err := rfc.Listen(lightConfig(uint32(1000+i), 32, 16, 64))
 		if err != nil {
 			closeAll(eps)
 			return nil, err
@@ -60,6 +52,21 @@ func startDispatchTargets(n int) ([]*rfc.Endpoint, error) {
 		}
 	}
 	return eps, nil
+}
+
+// lightConfig configures one of many endpoints of a process (targets,
+// agents) as node: one worker, a queue of queue requests, pending calls
+// and duplicate-cache entries as given, small read batches, no logging.
+func lightConfig(node uint32, queue, pending, dups int) rfc.Config {
+	cfg := rfc.DefaultConfig()
+	cfg.NodeID = node
+	cfg.Logger = quiet()
+	cfg.Workers = 1
+	cfg.QueueLen = queue
+	cfg.MaxPending = pending
+	cfg.DupEntries = dups
+	cfg.BatchSize = 8
+	return cfg
 }
 
 func closeAll(eps []*rfc.Endpoint) {

@@ -203,15 +203,8 @@ func startRegScaleAgents(n int, centers []netip.AddrPort) (*regScaleAgents, erro
 		return nil, err
 	}
 	for i := 0; i < n; i++ {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(1000 + i)
+		cfg := lightConfig(uint32(1000+i), 64, 64, 256)
 		cfg.Addr = fmt.Sprintf("127.1.%d.%d:0", i/250, i%250+1)
-		cfg.Logger = quiet()
-		cfg.Workers = 1
-		cfg.QueueLen = 64
-		cfg.MaxPending = 64
-		cfg.DupEntries = 256
-		cfg.BatchSize = 8
 		ep, err := rfc.Listen(cfg)
 		if err != nil {
 			s.close()
