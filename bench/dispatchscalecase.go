@@ -107,18 +107,9 @@ func startDispatchTargetsChild(n int) (*serverChild, []netip.AddrPort, error) {
 // RunDispatchScale measures, for each target count, operations one after
 // another, each fanned out to every target.
 func RunDispatchScale(o Options, progress func(string)) ([]DispatchScalePoint, error) {
-	var out []DispatchScalePoint
-	for _, n := range DispatchScaleCounts {
-		p, err := measureDispatchScale(n)
-		if err != nil {
-			return out, err
-		}
-		if progress != nil {
-			progress(fmt.Sprintf("dispatchscale %d targets: p50 %v p99 %v, CPU %v per operation", n, p.P50, p.P99, p.CPUPerOp))
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return measureCounts(DispatchScaleCounts, measureDispatchScale, progress, func(n int, p DispatchScalePoint) string {
+		return fmt.Sprintf("dispatchscale %d targets: p50 %v p99 %v, CPU %v per operation", n, p.P50, p.P99, p.CPUPerOp)
+	})
 }
 
 func measureDispatchScale(n int) (DispatchScalePoint, error) {
