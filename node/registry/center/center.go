@@ -64,6 +64,7 @@ type centerStats struct {
 	streamsExpired, subscribeRefused      atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
 	retried, notCaughtUp                  atomic.Uint64
+	notPeer                               atomic.Uint64
 }
 
 // CenterStats is a snapshot of a center's counters.
@@ -89,6 +90,7 @@ type CenterStats struct {
 	StreamsExpired    uint64 // streams dropped for not being renewed within StreamIdle
 	SubscribeRefused  uint64 // subscriptions refused past a bound (ENOSPC)
 	Malformed         uint64 // malformed requests refused
+	NotPeer           uint64 // calls between centers refused (EPERM) from a sender that is not the peer center
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
 	Retried           uint64 // client operations found applied before and answered again
@@ -263,7 +265,7 @@ func (c *Center) Stats() CenterStats {
 		SyncRounds: st.syncRounds.Load(), SyncApplied: st.syncApplied.Load(), SyncFailed: st.syncFailed.Load(),
 		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
-		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
+		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(), NotPeer: st.notPeer.Load(),
 		StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
 		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(), Retried: st.retried.Load(),
 		NotCaughtUp: st.notCaughtUp.Load(),

@@ -301,7 +301,7 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 	if sdk.ParseRecord(held, &r) != wire.OK {
 		t.Fatal("no record")
 	}
-	ep := regtest.Endpoint(t, 101, "")
+	ep := p.EPs[1] // replicas come from the peer center's address
 	send := func(rec []byte) error {
 		var ps wire.Params
 		ps.Reset(make([]byte, 1200))
@@ -340,7 +340,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 	}
 	b.Close()
 	epB.Close()
-	epA.MarkDead(addrB)
+	epA.MarkDead(r.cfgA.Peer)
 	if _, err := atA.Put(ctx, "k", []byte("2"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,8 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 }
 
 // relayed is two centers A (index 0) and B (index 1) whose anti-entropy
-// runs only at start, B reaching A through a relay the test can cut.
+// runs only at start, each reaching the other through a relay the test
+// can cut.
 type relayed struct {
 	epA, epB   *rfc.Endpoint
 	relay      *simnet.Relay
@@ -380,7 +381,12 @@ func startRelayed(t *testing.T) *relayed {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.relay.Close)
-	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, r.epB.Addr())
+	// Both ways go through the relay: A sees B at B's upstream socket.
+	upB, ok := r.relay.Upstream(r.epB.Addr())
+	if !ok {
+		t.Fatal("relay closed")
+	}
+	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, upB)
 	r.cfgB = testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, r.relay.Addr())
 	r.cfgA.AntiEntropyEvery, r.cfgB.AntiEntropyEvery = time.Hour, time.Hour
 	if r.a, err = StartCenter(r.epA, r.cfgA); err != nil {

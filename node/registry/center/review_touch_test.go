@@ -10,13 +10,13 @@ import (
 	"fastcall/wire"
 )
 
-// TestReviewTouchOnlyFromPeer: registry.CallTouch is the other center forwarding a
+// TestTouchOnlyFromPeer: registry.CallTouch is the other center forwarding a
 // lease renewal. Any other sender (any node with the key, or anyone in
-// checksum mode) that sends it with a dead node's address as owner keeps
-// that node's instances registered for as long as it likes. A touch that
-// does not come from the configured peer center is refused.
-func TestReviewTouchOnlyFromPeer(t *testing.T) {
-	t.Skip("known: serveTouch (handlers.go) renews the leases of any owner for any sender; center-to-center calls do not check req.From == cfg.Peer")
+// checksum mode) that sends it with a dead node's address as owner would
+// keep that node's instances registered for as long as it liked. A call
+// between centers (touch, replicate, log sync) that does not come from the
+// configured peer center is refused EPERM and counted.
+func TestTouchOnlyFromPeer(t *testing.T) {
 	p := startPair(t, nil)
 	owner := regtest.Endpoint(t, 7, "")
 	c := newClient(t, owner, p.Addrs()...)
@@ -33,5 +33,27 @@ func TestReviewTouchOnlyFromPeer(t *testing.T) {
 	err := stranger.Call(ctx, p.EPs[0].Addr(), registry.CallTouch, &ps, nil)
 	if e := wire.AsErrno(err); e != wire.EPERM {
 		t.Fatalf("touch from a node that is not the peer center: %v, want EPERM", err)
+	}
+
+	// The other calls between centers are refused the same way.
+	ps.Reset(make([]byte, 256))
+	ps.Uint64(1)
+	ps.Uint64(0)
+	ps.String("db/x")
+	ps.Bytes([]byte{1, 2, 3})
+	err = stranger.Call(ctx, p.EPs[0].Addr(), registry.CallReplicate, &ps, nil)
+	if e := wire.AsErrno(err); e != wire.EPERM {
+		t.Fatalf("replicate from a node that is not the peer center: %v, want EPERM", err)
+	}
+	ps.Reset(make([]byte, 256))
+	for i := 0; i < 4; i++ {
+		ps.Uint64(1)
+	}
+	err = stranger.Call(ctx, p.EPs[0].Addr(), registry.CallLogSync, &ps, nil)
+	if e := wire.AsErrno(err); e != wire.EPERM {
+		t.Fatalf("log sync from a node that is not the peer center: %v, want EPERM", err)
+	}
+	if n := p.Cs[0].Stats().NotPeer; n != 3 {
+		t.Fatalf("NotPeer = %d, want 3", n)
 	}
 }
