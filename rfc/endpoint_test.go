@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -281,48 +280,6 @@ func TestRegisterRules(t *testing.T) {
 	}
 	if err := ep.Register(wire.CallHeartbeatBase, "x", nil, 0, h); err != nil {
 		t.Fatalf("first service number refused: %v", err)
-	}
-}
-
-// TestRegisterAll: a table of calls registers in order with each entry's
-// name, schema and flags; the first entry refused stops the table and
-// its error is returned, with the entries before it registered and those
-// after it not.
-func TestRegisterAll(t *testing.T) {
-	ep := newTestEndpoint(t, nil)
-	h := func(*Request, *wire.Params) wire.Errno { return wire.OK }
-	first := []Registration{
-		{No: wire.CallUserBase, Name: "a", Schema: wire.Schema{wire.TypeBytes}, Flags: Idempotent | Inline, Handler: h},
-		{No: wire.CallUserBase + 1, Name: "b", Schema: nil, Flags: OneWay, Handler: h},
-	}
-	if err := ep.RegisterAll(first); err != nil {
-		t.Fatalf("RegisterAll: %v", err)
-	}
-	for _, r := range first {
-		ce := ep.lookupCall(r.No)
-		if ce == nil || ce.name != r.Name || ce.flags != r.Flags || !slices.Equal(ce.schema, r.Schema) {
-			t.Fatalf("call %#x registered as %+v, want %+v", r.No, ce, r)
-		}
-	}
-	second := []Registration{
-		{No: wire.CallUserBase + 2, Name: "c", Handler: h},
-		{No: wire.CallUserBase, Name: "again", Handler: h},
-		{No: wire.CallUserBase + 3, Name: "d", Handler: h},
-	}
-	if err := ep.RegisterAll(second); err != wire.EEXIST {
-		t.Fatalf("RegisterAll with a number taken: %v, want EEXIST", err)
-	}
-	if ep.lookupCall(wire.CallUserBase+2) == nil {
-		t.Fatal("the entry before the refused one is not registered")
-	}
-	if ep.lookupCall(wire.CallUserBase+3) != nil {
-		t.Fatal("the entry after the refused one is registered")
-	}
-	if name := ep.CallName(wire.CallUserBase); name != "a" {
-		t.Fatalf("the refused entry renamed the call: %q", name)
-	}
-	if err := ep.RegisterAll([]Registration{{No: wire.CallUserBase + 4, Name: "nil"}}); err != wire.EINVAL {
-		t.Fatalf("RegisterAll with a nil handler: %v, want EINVAL", err)
 	}
 }
 

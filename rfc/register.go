@@ -62,30 +62,6 @@ func (ep *Endpoint) Register(callNo uint16, name string, schema wire.Schema, fla
 	return ep.register(callNo, name, schema, flags, h)
 }
 
-// Registration is one call number as a service declares it: the
-// arguments of Register, so that a service can keep its calls in one
-// table and hand the table to RegisterAll.
-type Registration struct {
-	No      uint16
-	Name    string
-	Schema  wire.Schema
-	Flags   CallFlags
-	Handler Handler
-}
-
-// RegisterAll registers each entry of regs with Register, in order. It
-// stops at the first entry refused and returns that error; the entries
-// before it stay registered.
-func (ep *Endpoint) RegisterAll(regs []Registration) error {
-	for i := range regs {
-		r := &regs[i]
-		if err := ep.Register(r.No, r.Name, r.Schema, r.Flags, r.Handler); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (ep *Endpoint) register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
 	if h == nil {
 		return wire.EINVAL

@@ -39,16 +39,16 @@ func Register(ep *rfc.Endpoint) (*Counter, error) {
 		rep.Bytes(r.Param(0).Bytes())
 		return wire.OK
 	}
-	regs := []rfc.Registration{
-		{No: CallEcho, Name: "echo", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent | rfc.Inline, Handler: echo},
-		{No: CallEchoW, Name: "echo-worker", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent, Handler: echo},
+	calls := []rfc.CallSpec{
+		{No: CallEcho, Name: "echo", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent | rfc.Inline, H: echo},
+		{No: CallEchoW, Name: "echo-worker", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent, H: echo},
 		{No: CallAdd, Name: "add", Schema: wire.Schema{wire.TypeInt64, wire.TypeInt64}, Flags: rfc.Idempotent | rfc.Inline,
-			Handler: func(r *rfc.Request, rep *wire.Params) wire.Errno {
+			H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 				rep.Int64(r.Param(0).Int64() + r.Param(1).Int64())
 				return wire.OK
 			}},
-		{No: CallSleep, Name: "sleep", Schema: wire.Schema{wire.TypeInt64}, Flags: 0,
-			Handler: func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallSleep, Name: "sleep", Schema: wire.Schema{wire.TypeInt64},
+			H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 				d := time.Duration(r.Param(0).Int64()) * time.Millisecond
 				if d < 0 || d > MaxSleep {
 					return wire.EINVAL
@@ -56,19 +56,19 @@ func Register(ep *rfc.Endpoint) (*Counter, error) {
 				time.Sleep(d)
 				return wire.OK
 			}},
-		{No: CallIncr, Name: "incr", Schema: nil, Flags: 0, Handler: func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallIncr, Name: "incr", H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 			rep.Uint64(c.v.Add(1))
 			return wire.OK
 		}},
-		{No: CallCounter, Name: "counter", Schema: nil, Flags: rfc.Idempotent | rfc.Inline, Handler: func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallCounter, Name: "counter", Flags: rfc.Idempotent | rfc.Inline, H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 			rep.Uint64(c.v.Load())
 			return wire.OK
 		}},
-		{No: CallFault, Name: "fault", Schema: nil, Flags: rfc.Idempotent, Handler: func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallFault, Name: "fault", Flags: rfc.Idempotent, H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 			panic("fault call: fails on purpose")
 		}},
 	}
-	if err := ep.RegisterAll(regs); err != nil {
+	if err := ep.RegisterCalls(calls); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -111,17 +111,17 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 			return nil, err
 		}
 	}
-	regs := []rfc.Registration{
-		{No: CallHeartbeat, Name: "heartbeat", Schema: schemaHeartbeat, Flags: rfc.Idempotent | rfc.Priority, Handler: s.serveHeartbeat},
-		{No: CallProbeRequest, Name: "probe-request", Schema: schemaProbeRequest, Flags: rfc.Idempotent | rfc.OneWay | rfc.Priority, Handler: s.serveProbeRequest},
-		{No: CallProbeAck, Name: "probe-ack", Schema: schemaProbeAck, Flags: rfc.Idempotent | rfc.OneWay | rfc.Priority, Handler: s.serveProbeAck},
-		{No: CallMembers, Name: "members", Schema: schemaMembers, Flags: rfc.Idempotent, Handler: s.serveMembers},
+	calls := []rfc.CallSpec{
+		{No: CallHeartbeat, Name: "heartbeat", Schema: schemaHeartbeat, Flags: rfc.Idempotent | rfc.Priority, H: s.serveHeartbeat},
+		{No: CallProbeRequest, Name: "probe-request", Schema: schemaProbeRequest, Flags: rfc.Idempotent | rfc.OneWay | rfc.Priority, H: s.serveProbeRequest},
+		{No: CallProbeAck, Name: "probe-ack", Schema: schemaProbeAck, Flags: rfc.Idempotent | rfc.OneWay | rfc.Priority, H: s.serveProbeAck},
+		{No: CallMembers, Name: "members", Schema: schemaMembers, Flags: rfc.Idempotent, H: s.serveMembers},
 		// Gossip and joins take the ordinary queue: a burst of updates
 		// never delays the heartbeats on the priority worker.
-		{No: CallGossip, Name: "gossip", Schema: schemaGossip, Flags: rfc.Idempotent | rfc.OneWay, Handler: s.serveGossip},
-		{No: CallJoin, Name: "join", Schema: schemaJoin, Flags: rfc.Idempotent, Handler: s.serveJoin},
+		{No: CallGossip, Name: "gossip", Schema: schemaGossip, Flags: rfc.Idempotent | rfc.OneWay, H: s.serveGossip},
+		{No: CallJoin, Name: "join", Schema: schemaJoin, Flags: rfc.Idempotent, H: s.serveJoin},
 	}
-	if err := ep.RegisterAll(regs); err != nil {
+	if err := ep.RegisterCalls(calls); err != nil {
 		return nil, err
 	}
 	// Every long-lived goroutine of the service starts here.

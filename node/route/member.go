@@ -128,20 +128,20 @@ func (m *Member) Register(ep *rfc.Endpoint) error {
 			return f(req, base, reply)
 		}
 	}
-	regs := []rfc.Registration{
-		{No: CallNSPut, Name: "ns-put", Schema: schemaNSPut, Flags: 0, Handler: op(m.put, 0)},
-		{No: CallNSGet, Name: "ns-get", Schema: schemaNSGet, Flags: rfc.Idempotent, Handler: op(m.get, 0)},
-		{No: CallNSList, Name: "ns-list", Schema: schemaNSList, Flags: rfc.Idempotent, Handler: op(m.list, 0)},
-		{No: CallNSDelete, Name: "ns-delete", Schema: schemaNSDelete, Flags: 0, Handler: op(m.del, 0)},
-		{No: CallNSPut + RoutedOffset, Name: "ns-put-fwd", Schema: ForwardedSchema(schemaNSPut), Flags: 0, Handler: op(m.put, ContextParams)},
-		{No: CallNSGet + RoutedOffset, Name: "ns-get-fwd", Schema: ForwardedSchema(schemaNSGet), Flags: rfc.Idempotent, Handler: op(m.get, ContextParams)},
-		{No: CallNSList + RoutedOffset, Name: "ns-list-fwd", Schema: ForwardedSchema(schemaNSList), Flags: rfc.Idempotent, Handler: op(m.list, ContextParams)},
-		{No: CallNSDelete + RoutedOffset, Name: "ns-delete-fwd", Schema: ForwardedSchema(schemaNSDelete), Flags: 0, Handler: op(m.del, ContextParams)},
-		{No: CallNotice, Name: "route-notice", Schema: schemaNotice, Flags: rfc.OneWay | rfc.Idempotent, Handler: m.serveNotice},
-		{No: CallSetRole, Name: "route-set-role", Schema: wire.Schema{wire.TypeBool}, Flags: rfc.Idempotent, Handler: m.serveSetRole},
-		{No: CallNotices, Name: "route-notices", Schema: wire.Schema{wire.TypeUint64, wire.TypeBytes}, Flags: rfc.Idempotent, Handler: m.serveNotices},
+	calls := []rfc.CallSpec{
+		{No: CallNSPut, Name: "ns-put", Schema: schemaNSPut, H: op(m.put, 0)},
+		{No: CallNSGet, Name: "ns-get", Schema: schemaNSGet, Flags: rfc.Idempotent, H: op(m.get, 0)},
+		{No: CallNSList, Name: "ns-list", Schema: schemaNSList, Flags: rfc.Idempotent, H: op(m.list, 0)},
+		{No: CallNSDelete, Name: "ns-delete", Schema: schemaNSDelete, H: op(m.del, 0)},
+		{No: CallNSPut + RoutedOffset, Name: "ns-put-fwd", Schema: ForwardedSchema(schemaNSPut), H: op(m.put, ContextParams)},
+		{No: CallNSGet + RoutedOffset, Name: "ns-get-fwd", Schema: ForwardedSchema(schemaNSGet), Flags: rfc.Idempotent, H: op(m.get, ContextParams)},
+		{No: CallNSList + RoutedOffset, Name: "ns-list-fwd", Schema: ForwardedSchema(schemaNSList), Flags: rfc.Idempotent, H: op(m.list, ContextParams)},
+		{No: CallNSDelete + RoutedOffset, Name: "ns-delete-fwd", Schema: ForwardedSchema(schemaNSDelete), H: op(m.del, ContextParams)},
+		{No: CallNotice, Name: "route-notice", Schema: schemaNotice, Flags: rfc.OneWay | rfc.Idempotent, H: m.serveNotice},
+		{No: CallSetRole, Name: "route-set-role", Schema: wire.Schema{wire.TypeBool}, Flags: rfc.Idempotent, H: m.serveSetRole},
+		{No: CallNotices, Name: "route-notices", Schema: wire.Schema{wire.TypeUint64, wire.TypeBytes}, Flags: rfc.Idempotent, H: m.serveNotices},
 	}
-	return ep.RegisterAll(regs)
+	return ep.RegisterCalls(calls)
 }
 
 func (m *Member) put(req *rfc.Request, base int, reply *wire.Params) wire.Errno {

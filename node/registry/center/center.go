@@ -157,21 +157,21 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	}
 	keys := c.mu.st.len()
 
-	regs := []rfc.Registration{
-		{No: registry.CallGet, Name: "reg-get", Schema: registry.SchemaGet, Flags: rfc.Idempotent, Handler: c.serveGet},
-		{No: registry.CallPut, Name: "reg-put", Schema: registry.SchemaPut, Flags: 0, Handler: c.servePut},
-		{No: registry.CallDelete, Name: "reg-delete", Schema: registry.SchemaDelete, Flags: 0, Handler: c.serveDelete},
-		{No: registry.CallList, Name: "reg-list", Schema: registry.SchemaList, Flags: rfc.Idempotent, Handler: c.serveList},
-		{No: registry.CallRegister, Name: "reg-register", Schema: registry.SchemaRegister, Flags: 0, Handler: c.serveRegister},
-		{No: registry.CallDeregister, Name: "reg-deregister", Schema: registry.SchemaDeregister, Flags: 0, Handler: c.serveDeregister},
-		{No: registry.CallRenew, Name: "reg-renew", Schema: registry.SchemaRenew, Flags: rfc.Idempotent, Handler: c.serveRenew},
-		{No: registry.CallSubscribe, Name: "reg-subscribe", Schema: registry.SchemaSubscribe, Flags: rfc.Idempotent, Handler: c.serveSubscribe},
-		{No: registry.CallUnsubscribe, Name: "reg-unsubscribe", Schema: registry.SchemaUnsubscribe, Flags: rfc.Idempotent, Handler: c.serveUnsubscribe},
-		{No: registry.CallSubCheck, Name: "reg-subcheck", Schema: registry.SchemaSubCheck, Flags: rfc.Idempotent, Handler: c.serveSubCheck},
-		{No: registry.CallReplicate, Name: "reg-replicate", Schema: registry.SchemaReplicate, Flags: rfc.Priority, Handler: c.serveReplicate},
-		{No: registry.CallTouch, Name: "reg-touch", Schema: registry.SchemaTouch, Flags: rfc.Idempotent | rfc.Priority, Handler: c.serveTouch},
+	calls := []rfc.CallSpec{
+		{No: registry.CallGet, Name: "reg-get", Schema: registry.SchemaGet, Flags: rfc.Idempotent, H: c.serveGet},
+		{No: registry.CallPut, Name: "reg-put", Schema: registry.SchemaPut, H: c.servePut},
+		{No: registry.CallDelete, Name: "reg-delete", Schema: registry.SchemaDelete, H: c.serveDelete},
+		{No: registry.CallList, Name: "reg-list", Schema: registry.SchemaList, Flags: rfc.Idempotent, H: c.serveList},
+		{No: registry.CallRegister, Name: "reg-register", Schema: registry.SchemaRegister, H: c.serveRegister},
+		{No: registry.CallDeregister, Name: "reg-deregister", Schema: registry.SchemaDeregister, H: c.serveDeregister},
+		{No: registry.CallRenew, Name: "reg-renew", Schema: registry.SchemaRenew, Flags: rfc.Idempotent, H: c.serveRenew},
+		{No: registry.CallSubscribe, Name: "reg-subscribe", Schema: registry.SchemaSubscribe, Flags: rfc.Idempotent, H: c.serveSubscribe},
+		{No: registry.CallUnsubscribe, Name: "reg-unsubscribe", Schema: registry.SchemaUnsubscribe, Flags: rfc.Idempotent, H: c.serveUnsubscribe},
+		{No: registry.CallSubCheck, Name: "reg-subcheck", Schema: registry.SchemaSubCheck, Flags: rfc.Idempotent, H: c.serveSubCheck},
+		{No: registry.CallReplicate, Name: "reg-replicate", Schema: registry.SchemaReplicate, Flags: rfc.Priority, H: c.serveReplicate},
+		{No: registry.CallTouch, Name: "reg-touch", Schema: registry.SchemaTouch, Flags: rfc.Idempotent | rfc.Priority, H: c.serveTouch},
 	}
-	if err := ep.RegisterAll(regs); err != nil {
+	if err := ep.RegisterCalls(calls); err != nil {
 		wal.close()
 		return nil, err
 	}
