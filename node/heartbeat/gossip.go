@@ -231,7 +231,7 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 				s.stats.refutations.Add(1)
 				s.enqueueLocked(self, selfNode, StateAlive, u.inc+1)
 				s.mu.selfRefuted = true
-				s.mu.refuteSend = true
+				s.mu.gossipNow = true
 			}
 			continue
 		}
@@ -313,6 +313,7 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		// the timer end in a death here (suspicion.verified).
 		m.probeNow = true
 		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
+		s.mu.gossipNow = true // passed on at once (gossip)
 		s.touchLocked(m)
 		return
 	}

@@ -170,3 +170,42 @@ func TestRefutationGossipedAtOnce(t *testing.T) {
 		t.Fatalf("%d gossip datagrams before the gossip period, want 1", st.GossipSent)
 	}
 }
+
+// TestSuspicionGossipedAtOnce: a suspicion new here is passed on by
+// gossip at the probe loop's next tick, not at the next gossip period,
+// so that it reaches every member in a few link delays and their timers
+// start sooner (detection by every member at N=1000, docs/HEARTBEAT.md,
+// Measured). A confirmation of a suspicion held already waits for the
+// period.
+func TestSuspicionGossipedAtOnce(t *testing.T) {
+	s, pr, m := stallProber(t)
+	teller := newEndpoint(t, 3, nil)
+	if err := s.AddMember(teller.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	now := s.ep.Now()
+	pr.lastNs = now
+	pr.gossipAt = now + int64(s.cfg.GossipInterval) // a round just went out
+	from := s.mu.members[teller.Addr()]
+	hear := func(observer uint32) {
+		u := update{addr: m.addr, state: StateSuspect, from: observer}
+		s.mu.Lock()
+		s.applyUpdatesLocked(from, putUpdate(nil, &u), now)
+		s.mu.Unlock()
+		now += int64(s.cfg.Tick)
+		pr.gauge(now)
+		pr.gossip(now)
+	}
+	hear(7)
+	if st := stateOf(s, m.addr); st != StateSuspect {
+		t.Fatalf("member %v after a suspicion heard, want suspect", st)
+	}
+	sent := s.Stats().GossipSent
+	if sent == 0 {
+		t.Fatalf("no gossip datagram at the tick after a new suspicion (%+v)", s.Stats())
+	}
+	hear(8)
+	if st := s.Stats(); st.GossipSent != sent {
+		t.Fatalf("%d gossip datagrams after a confirmation, before the gossip period, want %d", st.GossipSent, sent)
+	}
+}

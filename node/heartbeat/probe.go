@@ -284,11 +284,13 @@ func (pr *prober) shutdown() {
 // gossip sends the waiting updates to GossipNodes random members (alive
 // or suspect: a suspected member hears of it and refutes), one CallGossip
 // datagram each, every GossipInterval stretched by the local health, and
-// at the first tick after this node refuted a claim about itself: a
-// refutation races the suspicion timers of the members that heard the
-// claim, and waits for no period (the refutation also raises the local
-// health, which stretches the period). Nothing is sent when no update
-// waits.
+// at the first tick after this node refuted a claim about itself or
+// began to suspect a member (Service.mu.gossipNow): a refutation races
+// the suspicion timers of the members that heard the claim (and raises
+// the local health, which stretches the period), and a suspicion passed
+// on at once reaches every member in a few link delays rather than a few
+// gossip periods, so that their timers start sooner. Nothing is sent
+// when no update waits.
 func (pr *prober) gossip(now int64) {
 	s := pr.s
 	cfg := &s.cfg
@@ -296,13 +298,13 @@ func (pr *prober) gossip(now int64) {
 		return
 	}
 	s.mu.Lock()
-	refute := s.mu.refuteSend
-	s.mu.refuteSend = false
+	urgent := s.mu.gossipNow
+	s.mu.gossipNow = false
 	s.mu.Unlock()
-	if !refute && now < pr.gossipAt {
+	if !urgent && now < pr.gossipAt {
 		return
 	}
-	if !refute {
+	if !urgent {
 		// A slow node (local health) gossips less, as it probes less.
 		pr.gossipAt += int64(pr.stretch(cfg.GossipInterval))
 		if pr.gossipAt <= now {
@@ -514,6 +516,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			m.susp.confirmers[0] = s.self
 			m.susp.n = 1
 			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
+			s.mu.gossipNow = true
 			// Tell m now (a live member refutes), then every Interval.
 			m.probeAt = now + int64(cfg.Interval)
 			wantProbe = m.probe == nil

@@ -33,7 +33,7 @@ type Service struct {
 		bcast       []update  // membership changes to disseminate, oldest first
 		touched     []*member // members the probe loop must step at its next tick
 		selfRefuted bool      // this node refuted a claim about itself since the loop last looked
-		refuteSend  bool      // a refutation waits for the probe loop to gossip it at once
+		gossipNow   bool      // an update waits that the probe loop gossips at once: a refutation, a suspicion new here
 
 		newsLogAt    int64  // engine clock of the last "declared dead" log line
 		newsUnlogged uint64 // such lines left out since

@@ -146,7 +146,7 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 		s.stats.refutations.Add(1)
 		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, top+1)
 		s.mu.selfRefuted = true
-		s.mu.refuteSend = true
+		s.mu.gossipNow = true
 	}
 	if suspect < cur {
 		suspect = 0 // an old suspicion, refuted already
