@@ -279,6 +279,15 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 // suspectHeardLocked applies a suspicion or a death of m (update u)
 // heard from another member.
 func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
+	if u.inc == 0 {
+		// The observer never heard an incarnation of m (in a large
+		// cluster a member may not have exchanged a datagram with m
+		// before its probe of m failed): the claim is about m as it is,
+		// and is held and passed on at the incarnation known here, which
+		// m can refute. Dropped as stale, it would reach only the members
+		// that know no incarnation of m either.
+		u.inc = m.inc
+	}
 	if m.state == StateDead || u.inc < m.inc {
 		return // final here, or refuted already
 	}
