@@ -243,3 +243,45 @@ func TestSuspicionOfUnknownIncarnation(t *testing.T) {
 		s.toAliveLocked(m, now)
 	}
 }
+
+// TestSuspectAfterRevivalProbes: a member dead here that is revived and
+// then suspected on hearsay before the probe loop steps it is probed in
+// the network: the engine's dead mark is lifted, not left to fail the
+// probe at once (a suspicion heard ends in a death only once a probe of
+// this node's own fails, so a probe failed by the engine alone kept the
+// member suspect forever: sim Heartbeat seed 1500053, a crashed member
+// never declared dead by two members).
+func TestSuspectAfterRevivalProbes(t *testing.T) {
+	s, pr, m := stallProber(t)
+	teller := newEndpoint(t, 3, nil)
+	if err := s.AddMember(teller.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	now := s.ep.Now()
+	s.mu.Lock()
+	m.inc = 5
+	dead := s.toDeadLocked(m, now)
+	s.mu.Unlock()
+	s.ep.MarkDead(m.addr)
+	s.finishDeath(m, dead)
+	s.mu.Lock()
+	from := s.mu.members[teller.Addr()]
+	u := update{addr: m.addr, state: StateAlive, inc: 6}
+	s.applyUpdatesLocked(from, putUpdate(nil, &u), now)
+	u = update{addr: m.addr, state: StateSuspect, inc: 6, from: 7}
+	s.applyUpdatesLocked(from, putUpdate(nil, &u), now)
+	st := m.state
+	s.mu.Unlock()
+	if st != StateSuspect {
+		t.Fatalf("member %v after alive then suspect heard, want suspect", st)
+	}
+	now += int64(s.cfg.Tick)
+	pr.lastNs = now
+	pr.step(m, now)
+	if m.probe == nil {
+		t.Fatalf("no probe in flight after the suspicion heard (stats %+v)", s.Stats())
+	}
+	if p, _ := s.ep.Peer(m.addr); p.State == rfc.PeerDead {
+		t.Fatalf("engine still holds the member dead")
+	}
+}

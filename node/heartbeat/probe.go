@@ -604,6 +604,13 @@ func (pr *prober) step(m *member, now int64) bool {
 				s.ep.MarkAlive(m.addr)
 			}
 		case StateSuspect:
+			// Possibly dead, then alive, then suspect since the last
+			// step: a dead mark left in the engine would fail this
+			// node's probes of m at once, and a suspicion ends only
+			// once one has failed in the network.
+			if p, ok := s.ep.Peer(m.addr); ok && p.State == rfc.PeerDead {
+				s.ep.MarkAlive(m.addr)
+			}
 			s.ep.MarkSuspect(m.addr)
 		case StateDead:
 			s.ep.MarkDead(m.addr)
