@@ -12,6 +12,27 @@ import (
 	"fastcall/wire"
 )
 
+// leaseTask is task code that reports when it runs and when its
+// context ends, and otherwise runs until release is closed.
+type leaseTask struct {
+	ran, ended, release chan struct{}
+}
+
+func newLeaseTask() *leaseTask {
+	return &leaseTask{ran: make(chan struct{}, 1), ended: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (lt *leaseTask) run(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) {
+	lt.ran <- struct{}{}
+	select {
+	case <-ctx.Done():
+		lt.ended <- struct{}{}
+		return nil, wire.ECANCELED
+	case <-lt.release:
+		return nil, wire.OK
+	}
+}
+
 // TestWorkerLeaseCancelsTaskItsMasterEnded: a master that ends a task
 // without telling the worker (here it closes, which sends no cancel;
 // the same holds for a cancel lost on the way or a master restarted
@@ -24,20 +45,9 @@ func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := make(chan struct{}, 1)
-	ended := make(chan struct{}, 1)
-	release := make(chan struct{})
-	defer close(release) // a failing test frees the runner before Close
-	wk, err := NewWorker(nodes[1].svc, DefaultWorkerConfig(), func(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) {
-		ran <- struct{}{}
-		select {
-		case <-ctx.Done():
-			ended <- struct{}{}
-			return nil, wire.ECANCELED
-		case <-release:
-			return nil, wire.OK
-		}
-	})
+	lt := newLeaseTask()
+	defer close(lt.release) // a failing test frees the runner before Close
+	wk, err := NewWorker(nodes[1].svc, DefaultWorkerConfig(), lt.run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,13 +56,13 @@ func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	select {
-	case <-ran:
+	case <-lt.ran:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the task never ran")
 	}
 	m.Close()
 	select {
-	case <-ended:
+	case <-lt.ended:
 	case <-time.After(20 * DetectBound(testConfig())):
 		t.Fatal("the worker still runs a task its master ended")
 	}
@@ -83,20 +93,9 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := make(chan struct{}, 1)
-	ended := make(chan struct{}, 1)
-	release := make(chan struct{})
-	defer close(release) // a failing test frees the runner before Close
-	wk, err := NewWorker(wn.svc, DefaultWorkerConfig(), func(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) {
-		ran <- struct{}{}
-		select {
-		case <-ctx.Done():
-			ended <- struct{}{}
-			return nil, wire.ECANCELED
-		case <-release:
-			return nil, wire.OK
-		}
-	})
+	lt := newLeaseTask()
+	defer close(lt.release) // a failing test frees the runner before Close
+	wk, err := NewWorker(wn.svc, DefaultWorkerConfig(), lt.run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +107,7 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	select {
-	case <-ran:
+	case <-lt.ran:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the task never ran")
 	}
@@ -132,7 +131,7 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 	}
 	defer m2.Close()
 	select {
-	case <-ended:
+	case <-lt.ended:
 	case <-time.After(20 * DetectBound(cfg)):
 		t.Fatal("the worker still runs a task of the master's previous process")
 	}
