@@ -149,8 +149,8 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 // after this worker's service revived its master from a death it had
 // declared (the start may have waited out the loss in the network, long
 // after the master gave it up) runs only once a check confirms that the
-// master holds the task: refused by the master (ENOENT), it is aborted
-// without running; confirmed, it runs.
+// master holds the task, as every start does: refused by the master
+// (ENOENT), it is aborted without running; confirmed, it runs.
 func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	mep := newEndpoint(t, 1, nil)
 	wep := newEndpoint(t, 2, nil)
