@@ -88,7 +88,10 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 	if err := m.ep.Register(CallTaskResult, "task-result", schemaTaskResult, 0, m.serveResult); err != nil {
 		return nil, err
 	}
-	if err := m.ep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, m.serveCheck); err != nil {
+	// A check is part of the pair's liveness, as a heartbeat is: served
+	// ahead of ordinary calls, so that a busy master keeps its workers'
+	// leases.
+	if err := m.ep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent|rfc.Priority, m.serveCheck); err != nil {
 		return nil, err
 	}
 	m.stop = svc.OnEvent(m.onEvent)
