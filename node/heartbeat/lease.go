@@ -91,7 +91,7 @@ func (w *Worker) checkDone(t *workTask, sent int64, e wire.Errno) {
 		for old := t.leased.Load(); sent > old && !t.leased.CompareAndSwap(old, sent); old = t.leased.Load() {
 		}
 		if !t.confirmed.Swap(true) {
-			close(t.confirm)
+			w.hand(t)
 		}
 	case wire.ENOENT, wire.ESTALE, wire.ECLOSED:
 		w.abort(t)

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -359,4 +360,78 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 			t.Errorf("new master stats %+v: want the old result refused (Stale 1)", st)
 		}
 	})
+}
+
+// TestWorkerRunsConfirmedTaskPastUnconfirmed: a task whose check the
+// master does not confirm (here it answers EBUSY, neither a
+// confirmation nor a refusal) takes no runner: with one runner, a task
+// started after it and confirmed runs while the first still waits (its
+// lease has not lapsed). Accepted tasks not yet taken by a runner are
+// bounded by Queue: past it a start is refused EBUSY.
+func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
+	mep := newEndpoint(t, 1, nil)
+	wep := newEndpoint(t, 2, nil)
+	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
+		if req.Param(rpParamID).Uint64()%2 == 1 {
+			return wire.EBUSY // odd ids: never confirmed
+		}
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig().WithInterval(time.Second)
+	cfg.Logger = quiet
+	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	type run struct {
+		id      uint64
+		aborted uint64
+	}
+	ran := make(chan run, 4)
+	release := make(chan struct{})
+	defer close(release) // a failing test frees the runner before Close
+	var wkp atomic.Pointer[Worker]
+	wcfg := DefaultWorkerConfig()
+	wcfg.Runners, wcfg.Queue = 1, 2
+	wk, err := NewWorker(svc, wcfg, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+		ran <- run{ti.ID, wkp.Load().Stats().Aborted}
+		select {
+		case <-ctx.Done():
+		case <-release:
+		}
+		return nil, wire.OK
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wkp.Store(wk)
+	t.Cleanup(wk.Close)
+	start := func(id uint64) error {
+		ps := paramsBuf(4*sizeU64Param + 16)
+		ps.Uint64(id)
+		ps.Uint64(uint64(mep.Incarnation()))
+		ps.Uint64(1)
+		ps.Bytes(nil)
+		var rep rfc.Reply
+		return mep.Call(ctxFor(t, 5*time.Second), wep.Addr(), CallTaskStart, ps, &rep)
+	}
+	for _, id := range []uint64{1, 2} {
+		if err := start(id); err != nil {
+			t.Fatalf("start %d: %v", id, err)
+		}
+	}
+	select {
+	case r := <-ran:
+		if r.id != 2 || r.aborted != 0 {
+			t.Errorf("task %d ran with %d aborted; want task 2 running while task 1 waits unaborted", r.id, r.aborted)
+		}
+	case <-time.After(20 * DetectBound(cfg)):
+		t.Fatalf("no task ran: %+v", wk.Stats())
+	}
+	// Task 1 waits, task 2 runs: one more start fills the Queue.
+	if err := start(3); err != nil {
+		t.Fatalf("start 3: %v", err)
+	}
+	if err := start(5); errnoOf(err) != wire.EBUSY {
+		t.Errorf("start 5 with two tasks waiting and Queue 2: %v, want EBUSY", err)
+	}
 }
