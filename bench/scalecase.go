@@ -3,6 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -31,17 +34,42 @@ type ScaleResult struct {
 // ScaleSizes are the cluster sizes of the scale case.
 const ScaleSizes = "16,64,128,256"
 
-// RunScale runs the nested module's scale program at ScaleSizes with the
-// given probe interval and run length, with busy goroutines spinning (0:
-// none).
-func RunScale(peersDir string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
-	limit := 5*time.Minute + 8*(run+2*time.Minute)
+// RunScale runs the nested module's scale program (both systems) at the
+// cluster sizes ns ("16,64"), with the given probe interval and run
+// length, with busy goroutines spinning (0: none). It returns the results
+// and the program's JSON document, which ScaleChart reads.
+func RunScale(peersDir, ns string, interval, run time.Duration, busy int) ([]ScaleResult, []byte, error) {
+	sizes := strings.Count(ns, ",") + 1
+	limit := 5*time.Minute + time.Duration(2*sizes)*(run+2*time.Minute)
 	var doc struct {
 		Scale []ScaleResult `json:"scale"`
 	}
-	err := runPeer(peersDir, "scale", limit, &doc, "-json", "-n", ScaleSizes, "-interval", interval.String(),
+	b, err := runPeer(peersDir, "scale", limit, &doc, "-json", "-n", ns, "-interval", interval.String(),
 		"-run", run.String(), "-busy", itoa(busy))
-	return doc.Scale, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return doc.Scale, b, nil
+}
+
+// ScaleChart writes the SVG chart of CPU per member against N, one line
+// per system and busy setting, from RunScale's JSON documents.
+func ScaleChart(peersDir, svgPath string, docs ...[]byte) error {
+	dir, err := os.MkdirTemp("", "fcbench-scale")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	args := []string{"-chart", svgPath}
+	for i, d := range docs {
+		p := filepath.Join(dir, "run"+itoa(i)+".json")
+		if err := os.WriteFile(p, d, 0o644); err != nil {
+			return err
+		}
+		args = append(args, p)
+	}
+	_, err = runPeer(peersDir, "scale", 5*time.Minute, nil, args...)
+	return err
 }
 
 // WriteScaleMarkdown writes one row per system and size.

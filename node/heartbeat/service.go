@@ -317,17 +317,6 @@ func (s *Service) Member(addr netip.AddrPort) (MemberInfo, bool) {
 	return m.infoLocked(now), true
 }
 
-// revivedAt returns the engine clock at which the member at addr last
-// became alive again after this node had declared it dead; 0 if never.
-func (s *Service) revivedAt(addr netip.AddrPort) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m := s.mu.members[addr]; m != nil {
-		return m.revived
-	}
-	return 0
-}
-
 // Stats returns a snapshot of the counters.
 func (s *Service) Stats() Stats {
 	st := &s.stats

@@ -64,6 +64,15 @@ type nsEntry struct {
 type Member struct {
 	cfg    MemberConfig
 	active atomic.Bool
+	// role orders the CallSetRole requests the member obeys: a request
+	// whose epoch is below epoch, the highest it has obeyed, was
+	// overtaken by a later decision and is refused ECONFLICT. Epoch 0 (an
+	// operator's request) is obeyed whatever came before and leaves
+	// epoch as it is.
+	role struct {
+		sync.Mutex // guards epoch; held while active is set by CallSetRole
+		epoch      uint64
+	}
 	writes atomic.Uint64 // namespace changes applied
 	ns     struct {
 		sync.RWMutex // guards m and version
@@ -138,7 +147,7 @@ func (m *Member) Register(ep *rfc.Endpoint) error {
 		{No: CallNSList + RoutedOffset, Name: "ns-list-fwd", Schema: ForwardedSchema(schemaNSList), Flags: rfc.Idempotent, H: op(m.list, ContextParams)},
 		{No: CallNSDelete + RoutedOffset, Name: "ns-delete-fwd", Schema: ForwardedSchema(schemaNSDelete), H: op(m.del, ContextParams)},
 		{No: CallNotice, Name: "route-notice", Schema: schemaNotice, Flags: rfc.OneWay | rfc.Idempotent, H: m.serveNotice},
-		{No: CallSetRole, Name: "route-set-role", Schema: wire.Schema{wire.TypeBool}, Flags: rfc.Idempotent, H: m.serveSetRole},
+		{No: CallSetRole, Name: "route-set-role", Schema: schemaSetRole, Flags: rfc.Idempotent, H: m.serveSetRole},
 		{No: CallNotices, Name: "route-notices", Schema: wire.Schema{wire.TypeUint64, wire.TypeBytes}, Flags: rfc.Idempotent, H: m.serveNotices},
 	}
 	return ep.RegisterCalls(calls)
@@ -220,8 +229,19 @@ func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 	return wire.OK
 }
 
+// serveSetRole answers CallSetRole: the role is set unless a request of
+// a later epoch was obeyed before (ECONFLICT). A retransmission carries its
+// request's epoch and is obeyed again, to the same effect.
 func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
-	was := m.active.Swap(req.Param(0).Bool())
+	on, epoch := req.Param(0).Bool(), req.Param(1).Uint64()
+	m.role.Lock()
+	if epoch != 0 && epoch < m.role.epoch {
+		m.role.Unlock()
+		return wire.ECONFLICT
+	}
+	m.role.epoch = max(m.role.epoch, epoch)
+	was := m.active.Swap(on)
+	m.role.Unlock()
 	reply.Bool(was)
 	return wire.OK
 }

@@ -17,6 +17,7 @@ type runEnv struct {
 	peers    string
 	trials   int
 	interval time.Duration
+	scale    scaleOpts
 	progress func(string)
 }
 
@@ -33,6 +34,7 @@ var runners = map[string]func(*runEnv) (*section, error){
 	"registry":      runRegistry,
 	"regscale":      runRegScale,
 	"dispatchscale": runDispatchScale,
+	"scale":         runScale,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.

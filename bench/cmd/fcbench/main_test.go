@@ -52,3 +52,19 @@ func TestKeptSection(t *testing.T) {
 		t.Fatalf("no section: %q", got)
 	}
 }
+
+// TestBadScaleFlags: the scale case's flags are checked before anything
+// runs: exit 2.
+func TestBadScaleFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-case", "scale", "-scale-n", "1"},
+		{"-case", "scale", "-scale-n", "16,x"},
+		{"-case", "scale", "-scale-run", "0s"},
+		{"-case", "scale", "-scale-interval", "-1ms"},
+		{"-case", "scale", "-scale-busy", "-1"},
+	} {
+		if rc := run(append(args, "-out", t.TempDir())); rc != 2 {
+			t.Errorf("%v: exit %d, want 2", args, rc)
+		}
+	}
+}
