@@ -15,16 +15,16 @@ import (
 const GRPCSystem = "gRPC-go unary (separate process run, same machine)"
 
 // runPeer runs `go run ./prog args...` in the nested module dir and
-// returns its standard output, decoded as a JSON document into doc when
-// doc is not nil. Its standard error goes to ours (progress lines).
-func runPeer(dir, prog string, limit time.Duration, doc any, args ...string) ([]byte, error) {
+// decodes the JSON document it prints on its standard output into doc
+// (nil: it prints none). Its standard error goes to ours (progress lines).
+func runPeer(dir, prog string, limit time.Duration, doc any, args ...string) error {
 	cmd := exec.Command("go", append([]string{"run", "./" + prog}, args...)...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -32,19 +32,20 @@ func runPeer(dir, prog string, limit time.Duration, doc any, args ...string) ([]
 	case err := <-done:
 		os.Stderr.Write(errb.Bytes())
 		if err != nil {
-			return nil, fmt.Errorf("go run ./%s in %s: %v: %s", prog, dir, err, lastLine(errb.String()))
+			return fmt.Errorf("go run ./%s in %s: %v: %s", prog, dir, err, lastLine(errb.String()))
 		}
 	case <-time.After(limit):
 		_ = cmd.Process.Kill()
 		<-done
-		return nil, fmt.Errorf("go run ./%s in %s: no result within %v", prog, dir, limit)
+		return fmt.Errorf("go run ./%s in %s: no result within %v", prog, dir, limit)
 	}
-	if doc != nil {
-		if err := json.Unmarshal(out.Bytes(), doc); err != nil {
-			return nil, fmt.Errorf("%s output: %v", prog, err)
-		}
+	if doc == nil {
+		return nil
 	}
-	return out.Bytes(), nil
+	if err := json.Unmarshal(out.Bytes(), doc); err != nil {
+		return fmt.Errorf("%s output: %v", prog, err)
+	}
+	return nil
 }
 
 func lastLine(s string) string {
@@ -66,7 +67,7 @@ func RunGRPC(peersDir string, o Options) ([]CallResult, error) {
 			Latencies []time.Duration `json:"latencies"`
 		} `json:"results"`
 	}
-	if _, err := runPeer(peersDir, "grpcecho", limit, &doc, "-d", o.Duration.String(), "-warmup", o.Warmup.String(), "-rounds", itoa(o.Rounds)); err != nil {
+	if err := runPeer(peersDir, "grpcecho", limit, &doc, "-d", o.Duration.String(), "-warmup", o.Warmup.String(), "-rounds", itoa(o.Rounds)); err != nil {
 		return nil, err
 	}
 	var out []CallResult
@@ -97,7 +98,7 @@ func RunDetection(peersDir string, trials int, interval time.Duration) ([]Detect
 	var doc struct {
 		Detection []DetectionResult `json:"detection"`
 	}
-	_, err := runPeer(peersDir, "detect", limit, &doc, "-json", "-loss-run", "0", "-trials", itoa(trials), "-interval", interval.String())
+	err := runPeer(peersDir, "detect", limit, &doc, "-json", "-loss-run", "0", "-trials", itoa(trials), "-interval", interval.String())
 	return doc.Detection, err
 }
 

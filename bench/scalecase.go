@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -36,40 +37,35 @@ const ScaleSizes = "16,64,128,256"
 
 // RunScale runs the nested module's scale program (both systems) at the
 // cluster sizes ns ("16,64"), with the given probe interval and run
-// length, with busy goroutines spinning (0: none). It returns the results
-// and the program's JSON document, which ScaleChart reads.
-func RunScale(peersDir, ns string, interval, run time.Duration, busy int) ([]ScaleResult, []byte, error) {
+// length, with busy goroutines spinning (0: none).
+func RunScale(peersDir, ns string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
 	sizes := strings.Count(ns, ",") + 1
 	limit := 5*time.Minute + time.Duration(2*sizes)*(run+2*time.Minute)
 	var doc struct {
 		Scale []ScaleResult `json:"scale"`
 	}
-	b, err := runPeer(peersDir, "scale", limit, &doc, "-json", "-n", ns, "-interval", interval.String(),
+	err := runPeer(peersDir, "scale", limit, &doc, "-json", "-n", ns, "-interval", interval.String(),
 		"-run", run.String(), "-busy", itoa(busy))
-	if err != nil {
-		return nil, nil, err
-	}
-	return doc.Scale, b, nil
+	return doc.Scale, err
 }
 
 // ScaleChart writes the SVG chart of CPU per member against N, one line
-// per system and busy setting, from RunScale's JSON documents.
-func ScaleChart(peersDir, svgPath string, docs ...[]byte) error {
+// per system and busy setting, from RunScale's results.
+func ScaleChart(peersDir, svgPath string, rs []ScaleResult) error {
 	dir, err := os.MkdirTemp("", "fcbench-scale")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	args := []string{"-chart", svgPath}
-	for i, d := range docs {
-		p := filepath.Join(dir, "run"+itoa(i)+".json")
-		if err := os.WriteFile(p, d, 0o644); err != nil {
-			return err
-		}
-		args = append(args, p)
+	b, err := json.Marshal(map[string]any{"scale": rs})
+	if err != nil {
+		return err
 	}
-	_, err = runPeer(peersDir, "scale", 5*time.Minute, nil, args...)
-	return err
+	p := filepath.Join(dir, "scale.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return err
+	}
+	return runPeer(peersDir, "scale", 5*time.Minute, nil, "-chart", svgPath, p)
 }
 
 // WriteScaleMarkdown writes one row per system and size.

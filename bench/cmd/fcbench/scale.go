@@ -20,17 +20,16 @@ type scaleOpts struct {
 // at each cluster size, idle and with the process's CPU saturated, and
 // charts CPU per member against N.
 func runScale(e *runEnv) (*section, error) {
-	idle, idleDoc, err := bench.RunScale(e.peers, e.scale.n, e.scale.interval, e.scale.run, 0)
+	all, err := bench.RunScale(e.peers, e.scale.n, e.scale.interval, e.scale.run, 0)
 	if err != nil {
 		return nil, err
 	}
-	all, docs := idle, [][]byte{idleDoc}
 	if e.scale.busy > 0 {
-		busy, busyDoc, err := bench.RunScale(e.peers, e.scale.n, e.scale.interval, e.scale.run, e.scale.busy)
+		busy, err := bench.RunScale(e.peers, e.scale.n, e.scale.interval, e.scale.run, e.scale.busy)
 		if err != nil {
 			return nil, err
 		}
-		all, docs = append(all, busy...), append(docs, busyDoc)
+		all = append(all, busy...)
 	}
 	s := &section{data: all}
 	fmt.Fprintln(&s.md, "## scale: failure detection at cluster size, real loopback, one process")
@@ -44,7 +43,7 @@ func runScale(e *runEnv) (*section, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bench.ScaleChart(e.peers, svg, docs...); err != nil {
+	if err := bench.ScaleChart(e.peers, svg, all); err != nil {
 		fmt.Fprintf(&s.md, "Chart not drawn: %v\n\n", err)
 		return s, nil
 	}
