@@ -35,13 +35,21 @@ const RoleEnv = "FASTCALL_TEST_ROLE"
 // are dropped until the parent reads.
 const LineBuffer = 4096
 
-// Main is the body of a TestMain. In a child it runs the function of the
-// role named by RoleEnv and exits with its status (3 for a role not in
-// roles); in the parent it runs the tests.
+// Main is the body of a TestMain: RunRole, then, in the parent, the
+// tests.
 func Main(m *testing.M, roles map[string]func() int) {
+	RunRole(roles)
+	os.Exit(m.Run())
+}
+
+// RunRole, in a child, runs the function of the role named by RoleEnv
+// and exits with its status (3 for a role not in roles); in the parent it
+// returns at once. A TestMain that prepares more than Main does calls
+// RunRole first.
+func RunRole(roles map[string]func() int) {
 	role := os.Getenv(RoleEnv)
 	if role == "" {
-		os.Exit(m.Run())
+		return
 	}
 	run, ok := roles[role]
 	if !ok {
