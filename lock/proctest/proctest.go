@@ -112,8 +112,9 @@ func Start(t testing.TB, role string, env ...string) *Child {
 }
 
 // StartCmd is Start for a command from Command that the caller changed
-// (more arguments, another environment). With cmd.Stderr set to nil, the
-// child's stderr is read into Log.
+// (more arguments, another environment), or for another program (the
+// campaign's rfcd). With cmd.Stderr set to nil, the child's stderr is read
+// into Log.
 func StartCmd(t testing.TB, cmd *exec.Cmd) *Child {
 	t.Helper()
 	c := &Child{Cmd: cmd, Lines: make(chan string, LineBuffer)}
