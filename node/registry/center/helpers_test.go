@@ -29,13 +29,26 @@ type pair = regtest.Pair[*Center]
 // startPair starts two centers with testCenterConfig, changed by mod.
 func startPair(t testing.TB, mod func(i int, c *Config)) *pair {
 	t.Helper()
-	return regtest.StartPair(t, func(i int, ep *rfc.Endpoint, dir string, peer netip.AddrPort) (*Center, error) {
+	return regtest.StartPair(t, pairStart(mod))
+}
+
+// startSimPair is startPair on the simulated network of s, in its
+// synctest bubble.
+func startSimPair(t testing.TB, s *rfctest.Sim, mod func(i int, c *Config)) *pair {
+	t.Helper()
+	return regtest.StartPairOn(t, func(node uint32) *rfc.Endpoint { return s.Listen(node, nil) }, pairStart(mod))
+}
+
+// pairStart starts a center of a pair with testCenterConfig, changed by
+// mod.
+func pairStart(mod func(i int, c *Config)) regtest.StartFunc[*Center] {
+	return func(i int, ep *rfc.Endpoint, dir string, peer netip.AddrPort) (*Center, error) {
 		cfg := testCenterConfig(dir, uint8(i), peer)
 		if mod != nil {
 			mod(i, &cfg)
 		}
 		return StartCenter(ep, cfg)
-	})
+	}
 }
 
 // startAgent starts an agent on ep that writes the map at path and is fed
