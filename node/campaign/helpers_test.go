@@ -6,6 +6,7 @@ package campaign
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand"
 	"net"
@@ -28,8 +29,28 @@ import (
 
 func quietLogger() *slog.Logger { return rfctest.Quiet }
 
-// listenClient opens a client endpoint with key (nil: checksum mode) that
-// logs nothing; it is closed when the test ends.
+var testKey = []byte("campaign-cluster-key-0123456789ab")
+
+// errnoCounts renders error counts by name, in table order.
+func errnoCounts(m map[wire.Errno]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for e := wire.Errno(0); e < 1<<16-1; e++ {
+		if n, ok := m[e]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", e.String(), n))
+		}
+		if e > 100 && e < wire.EUSER {
+			e = wire.EUSER - 1
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// listenClient opens an endpoint (a client, or a server of the built-in
+// calls) with key (nil: checksum mode) that logs nothing; it is closed
+// when the test ends.
 func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 	t.Helper()
 	return rfctest.Listen(t, 0, func(c *rfc.Config) { c.Key = key })

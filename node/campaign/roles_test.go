@@ -11,6 +11,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 const roleEnv = "FASTCALL_CAMPAIGN_ROLE"
@@ -46,7 +47,8 @@ func roleClient() int {
 	}
 	var calls int
 	fmt.Sscan(os.Getenv("FASTCALL_CALLS"), &calls)
-	cfg := quietConfig(testKey)
+	cfg := rfctest.Config(0)
+	cfg.Key = testKey
 	cfg.Addr = os.Getenv("FASTCALL_BIND")
 	ep, err := rfc.Listen(cfg)
 	if err != nil {

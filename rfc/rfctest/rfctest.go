@@ -49,6 +49,16 @@ func Listen(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
 	return ep
 }
 
+// Must returns ep, and panics if err is not nil. It is for examples,
+// which have no testing.TB to fail and show the call a user writes:
+// rfctest.Must(rfc.Listen(rfctest.Config(1))). The caller closes ep.
+func Must(ep *rfc.Endpoint, err error) *rfc.Endpoint {
+	if err != nil {
+		panic(err)
+	}
+	return ep
+}
+
 // Context returns a context that ends after d, or when the test ends.
 func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

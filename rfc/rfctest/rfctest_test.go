@@ -69,3 +69,22 @@ func TestInSim(t *testing.T) {
 		}
 	})
 }
+
+// TestMust: Must hands back the endpoint of a call that succeeded and
+// panics with the error of one that failed.
+func TestMust(t *testing.T) {
+	ep := Must(rfc.Open(Config(9)))
+	defer ep.Close()
+	if ep.Config().NodeID != 9 {
+		t.Fatalf("node %d, want 9", ep.Config().NodeID)
+	}
+	bad := Config(9)
+	bad.Addr = "not an address"
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for an endpoint that failed to open")
+		}
+	}()
+	Must(rfc.Open(bad))
+	t.Fatal("Must returned after a failure")
+}

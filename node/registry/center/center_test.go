@@ -211,15 +211,9 @@ func TestConcurrentCASOneWinner(t *testing.T) {
 func TestAgentWritesMap(t *testing.T) {
 	p := startPair(t, nil)
 	path := t.TempDir() + "/agent.map"
-	ep := regtest.Endpoint(t, 9, "")
-	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = rfctest.Quiet
-	cfg.KeepaliveEvery = 50 * time.Millisecond
-	a, err := agent.StartAgent(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := startAgent(t, regtest.Endpoint(t, 9, ""), path, p.Addrs(), func(c *agent.AgentConfig) {
+		c.KeepaliveEvery = 50 * time.Millisecond
+	})
 	ctx := rfctest.Context(t, 5*time.Second)
 	if err := a.Register(ctx, "db", "10.0.0.1:5432", []byte("primary"), time.Second); err != nil {
 		t.Fatal(err)
@@ -325,14 +319,9 @@ func TestRecordRoundTrip(t *testing.T) {
 // without running it; the client sends it again at once.
 func TestWriteAfterCenterRestart(t *testing.T) {
 	dir := t.TempDir()
-	ep := regtest.Endpoint(t, 100, "")
-	addr := ep.Addr()
 	cfg := testCenterConfig(dir, 0, netip.AddrPort{})
-	c, err := StartCenter(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
+	c := startLone(t, cfg)
+	cl := newClient(t, regtest.Endpoint(t, 7, ""), c.Endpoint().Addr())
 	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Put(ctx, "k", []byte("1"), 0); err != nil {
 		t.Fatal(err)
@@ -359,14 +348,7 @@ func TestAgentReplacesUnusableMap(t *testing.T) {
 	if _, err := sdk.Open(path); err == nil {
 		t.Fatal("the junk file opens as a map; the test shows nothing")
 	}
-	ep := regtest.Endpoint(t, 9, "")
-	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = rfctest.Quiet
-	a, err := agent.StartAgent(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := startAgent(t, regtest.Endpoint(t, 9, ""), path, p.Addrs(), nil)
 	if err := a.Register(rfctest.Context(t, 5*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -80,17 +80,11 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 			relays = append(relays, r.Addr())
 		}
 		ep := regtest.Endpoint(t, uint32(10+i), "")
-		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), relays...)
-		cfg.Prefixes = []string{"kv/conv/"}
-		cfg.Logger = rfctest.Quiet
-		cfg.AttemptTimeout = 200 * time.Millisecond
-		cfg.KeepaliveEvery = 50 * time.Millisecond
-		a, err := agent.StartAgent(ep, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Close)
-		agents = append(agents, a)
+		agents = append(agents, startAgent(t, ep, filepath.Join(t.TempDir(), "node.map"), relays, func(c *agent.AgentConfig) {
+			c.Prefixes = []string{"kv/conv/"}
+			c.AttemptTimeout = 200 * time.Millisecond
+			c.KeepaliveEvery = 50 * time.Millisecond
+		}))
 	}
 	writers := []*client.Client{newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()[0]), newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()[1])}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -149,14 +143,9 @@ func deadNodeRemoved(t *testing.T, s *rfctest.Sim) {
 	}
 	var agents []*agent.Agent
 	for i, ep := range eps {
-		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), p.Addrs()...)
-		cfg.Logger = rfctest.Quiet
-		cfg.KeepaliveEvery = 50 * time.Millisecond
-		a, err := agent.StartAgent(ep, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Close)
+		a := startAgent(t, ep, filepath.Join(t.TempDir(), "node.map"), p.Addrs(), func(c *agent.AgentConfig) {
+			c.KeepaliveEvery = 50 * time.Millisecond
+		})
 		agents = append(agents, a)
 		if err := a.Register(rfctest.Context(t, 10*time.Second), "worker", fmt.Sprintf("127.0.0.1:%d", 7000+i), nil, lease); err != nil {
 			t.Fatal(err)

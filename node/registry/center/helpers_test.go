@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/registry/agent"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
@@ -50,6 +51,24 @@ func pairStart(mod func(i int, c *Config)) regtest.StartFunc[*Center] {
 	}
 }
 
+// startAgent starts an agent on ep that writes the map at path and is fed
+// by centers, with the quiet logger and what mod changes; it is closed
+// when the test ends.
+func startAgent(t testing.TB, ep *rfc.Endpoint, path string, centers []netip.AddrPort, mod func(c *agent.AgentConfig)) *agent.Agent {
+	t.Helper()
+	cfg := agent.DefaultAgentConfig(path, centers...)
+	cfg.Logger = rfctest.Quiet
+	if mod != nil {
+		mod(&cfg)
+	}
+	a, err := agent.StartAgent(ep, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
 func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *client.Client {
 	t.Helper()
 	cfg := client.DefaultClientConfig(centers...)
@@ -59,6 +78,18 @@ func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *clien
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}
+	return c
+}
+
+// startLone starts one center, with cfg, on a new endpoint (node 100),
+// with no other center running; it is closed when the test ends.
+func startLone(t testing.TB, cfg Config) *Center {
+	t.Helper()
+	c, err := StartCenter(regtest.Endpoint(t, 100, ""), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

@@ -208,15 +208,9 @@ func TestKillCenterMidStream(t *testing.T) {
 func TestSDKSeparateProcess(t *testing.T) {
 	p := startPair(t, nil)
 	path := filepath.Join(t.TempDir(), "node.map")
-	ep := regtest.Endpoint(t, 42, "")
-	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Prefixes = []string{sdk.ServicePrefix, sdk.KVPrefix}
-	cfg.Logger = rfctest.Quiet
-	ag, err := agent.StartAgent(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ag.Close()
+	ag := startAgent(t, regtest.Endpoint(t, 42, ""), path, p.Addrs(), func(c *agent.AgentConfig) {
+		c.Prefixes = []string{sdk.ServicePrefix, sdk.KVPrefix}
+	})
 	ctx := rfctest.Context(t, 5*time.Second)
 	if err := ag.Register(ctx, "cache", "127.0.0.1:6379", []byte("shard=3"), 5*time.Second); err != nil {
 		t.Fatal(err)

@@ -109,10 +109,6 @@ func StartPairOn[C io.Closer](t testing.TB, listen func(node uint32) *rfc.Endpoi
 	return p
 }
 
-// HostileUID is a uid other than the test's (nobody) that planted files
-// are given, to check that the registry refuses files it may not trust.
-const HostileUID = 65534
-
 // FreeAddrs returns n loopback UDP addresses that were free a moment ago,
 // for processes that must be told their address before they start.
 func FreeAddrs(t testing.TB, n int) []string {
