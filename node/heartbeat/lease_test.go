@@ -405,15 +405,7 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 	}
 	wkp.Store(wk)
 	t.Cleanup(wk.Close)
-	start := func(id uint64) error {
-		ps := paramsBuf(4*sizeU64Param + 16)
-		ps.Uint64(id)
-		ps.Uint64(uint64(mep.Incarnation()))
-		ps.Uint64(1)
-		ps.Bytes(nil)
-		var rep rfc.Reply
-		return mep.Call(ctxFor(t, 5*time.Second), wep.Addr(), CallTaskStart, ps, &rep)
-	}
+	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
 	for _, id := range []uint64{1, 2} {
 		if err := start(id); err != nil {
 			t.Fatalf("start %d: %v", id, err)

@@ -164,10 +164,11 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	w.mu.tasks = make(map[workKey]*workTask)
 	w.mu.deadAt = make(map[netip.AddrPort]uint32)
 	w.queue = make(chan *workTask, cfg.Queue)
-	if err := w.ep.Register(CallTaskStart, "task-start", schemaTaskStart, 0, w.serveStart); err != nil {
-		return nil, err
+	calls := []rfc.CallSpec{
+		{No: CallTaskStart, Name: "task-start", Schema: schemaTaskStart, H: w.serveStart},
+		{No: CallTaskCancel, Name: "task-cancel", Schema: schemaTaskCancel, Flags: rfc.Idempotent, H: w.serveCancel},
 	}
-	if err := w.ep.Register(CallTaskCancel, "task-cancel", schemaTaskCancel, rfc.Idempotent, w.serveCancel); err != nil {
+	if err := w.ep.RegisterCalls(calls); err != nil {
 		return nil, err
 	}
 	w.stop = svc.OnEvent(w.onEvent)
