@@ -45,6 +45,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "engine": {"workers": "many"}}`, "engine.workers"},
 		{`{"insecure": true, "colour": "blue"}`, "colour"},
 		{`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["x"]}}`, "dispatcher.targets[0]"},
+		{`{"insecure": true, "roles": ["center", "dispatcher"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7001"]}, "dispatcher": {"targets": ["127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "dispatcher.targets[1]"},
 	}
 	for _, tc := range cases {
 		c := Default()
