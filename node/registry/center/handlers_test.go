@@ -2,6 +2,9 @@ package center
 
 import (
 	"context"
+	"net"
+	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -55,5 +58,42 @@ func TestTouchOnlyFromPeer(t *testing.T) {
 	}
 	if n := p.Cs[0].Stats().NotPeer; n != 3 {
 		t.Fatalf("NotPeer = %d, want 3", n)
+	}
+}
+
+// TestFromPeerForms: the peer is recognised in the form the engine names
+// a sender: an IPv4-mapped Peer as IPv4, and a link-local Peer whose zone
+// names an interface ("fe80::1%lo") by the interface's index, the zone
+// every datagram from it carries. Another port, address or zone is not
+// the peer.
+func TestFromPeerForms(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no interface lo")
+	}
+	idx := strconv.Itoa(lo.Index)
+	cases := []struct {
+		peer, from string
+		want       bool
+	}{
+		{"127.0.0.1:7001", "127.0.0.1:7001", true},
+		{"[::ffff:127.0.0.1]:7001", "127.0.0.1:7001", true},
+		{"127.0.0.1:7001", "127.0.0.1:7002", false},
+		{"127.0.0.1:7001", "127.0.0.2:7001", false},
+		{"[fe80::1%lo]:7001", "[fe80::1%" + idx + "]:7001", true},
+		{"[fe80::1%" + idx + "]:7001", "[fe80::1%" + idx + "]:7001", true},
+		{"[fe80::1%lo]:7001", "[fe80::1%" + strconv.Itoa(lo.Index+1000) + "]:7001", false},
+		{"[fe80::1%lo]:7001", "[fe80::1]:7001", false},
+		{"", "127.0.0.1:7001", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	}
+	for _, tc := range cases {
+		c := &Center{}
+		if tc.peer != "" {
+			c.cfg.Peer = netip.MustParseAddrPort(tc.peer)
+		}
+		if got := c.fromPeer(netip.MustParseAddrPort(tc.from)); got != tc.want {
+			t.Errorf("peer %q, sender %s: fromPeer %v, want %v", tc.peer, tc.from, got, tc.want)
+		}
 	}
 }
