@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"fastcall/node/dispatch"
 	"fastcall/node/registry"
+	"fastcall/node/registry/client"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -103,5 +105,56 @@ func TestNoRelayToPeerCenter(t *testing.T) {
 			t.Fatal("operation not done")
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// TestWildcardCenters: two centers listening on every address (0.0.0.0 or
+// [::], dual-stack) with center.peer given as 127.0.0.1:PORT recognise
+// each other: a datagram between them comes from 127.0.0.1 (unmapped
+// from ::ffff:127.0.0.1 on a dual-stack socket), and a write at one is
+// replicated to the other.
+func TestWildcardCenters(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, any := range []string{"0.0.0.0", "[::]"} {
+		t.Run(any, func(t *testing.T) {
+			addrs := freeLoopback(t, 2)
+			var ns [2]*Node
+			for i := range ns {
+				c := Default()
+				c.Insecure = true
+				c.Addr = any + ":" + strconv.Itoa(int(netip.MustParseAddrPort(addrs[i]).Port()))
+				c.Node = uint32(50 + i)
+				c.Roles = []string{RoleCenter}
+				c.Center = CenterConfig{DataDir: filepath.Join(t.TempDir(), "center"), Peer: addrs[1-i], Index: i, Fsync: "never"}
+				c.Heartbeat = HeartbeatConfig{Members: []string{addrs[1-i]}, Interval: Duration{50 * time.Millisecond}}
+				n, err := Start(c, quiet)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer n.Stop()
+				ns[i] = n
+			}
+			cli, err := rfc.Listen(rfc.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for i := range ns {
+				rc, err := client.NewClient(cli, client.DefaultClientConfig(netip.MustParseAddrPort(addrs[i])))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := rc.Put(ctx, "k"+strconv.Itoa(i), []byte("v"), 0); err != nil {
+					t.Fatalf("put at center %d: %v", i, err)
+				}
+			}
+			for i, n := range ns {
+				if st := n.Center.Stats(); st.NotPeer != 0 || st.Replicated != 1 {
+					t.Errorf("center %d: NotPeer %d, Replicated %d; want 0 and 1", i, st.NotPeer, st.Replicated)
+				}
+			}
+		})
 	}
 }
