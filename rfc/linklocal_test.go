@@ -106,9 +106,12 @@ func TestLinkLocalCall(t *testing.T) {
 		return ep
 	}
 	a, b := listen(nsA), listen(nsB)
-	var from netip.AddrPort
+	froms := make(chan netip.AddrPort, 8)
 	if err := b.Register(0x7F01, "who", nil, 0, func(req *Request, reply *wire.Params) wire.Errno {
-		from = req.From
+		select {
+		case froms <- req.From:
+		default:
+		}
 		return wire.OK
 	}); err != nil {
 		t.Fatal(err)
@@ -131,6 +134,7 @@ func TestLinkLocalCall(t *testing.T) {
 	if callErr != nil {
 		t.Fatalf("call to %v: %v", dst, callErr)
 	}
+	from := <-froms // the handler ran before its reply came back
 	if want := netip.MustParseAddr("fe80::a").WithZone(strconv.Itoa(idxB)); from.Addr() != want || from.Port() != a.Addr().Port() {
 		t.Errorf("callee saw the caller as %v, want %v port %d", from, want, a.Addr().Port())
 	}
