@@ -23,7 +23,8 @@ type message struct {
 // peerAddr is the form in which the engine names a peer: an IPv4
 // address as itself, never as an IPv4-mapped IPv6 address, and an IPv6
 // address with a zone (a link-local peer) with the zone as the
-// interface's index in decimal ("fe80::1%2", not "fe80::1%eth0"), which
+// interface's index in decimal ("fe80::1%2", not "fe80::1%eth0"), and
+// any other address without a zone ("::1", not "::1%lo"), which
 // is how the reader reports the sender of every datagram. Every entry
 // point that takes a destination passes it through here, so that a
 // reply's sender equals its call's destination and both find the same
@@ -36,6 +37,10 @@ func peerAddr(ap netip.AddrPort) netip.AddrPort {
 		return netip.AddrPortFrom(a.Unmap(), ap.Port())
 	}
 	if z := a.Zone(); z != "" {
+		if !needsZone(a) {
+			// The kernel ignores it, and names the replies without it.
+			return netip.AddrPortFrom(a.WithZone(""), ap.Port())
+		}
 		if _, ok := zoneNumber(z); ok {
 			return ap
 		}
@@ -44,6 +49,13 @@ func peerAddr(ap netip.AddrPort) netip.AddrPort {
 		}
 	}
 	return ap
+}
+
+// needsZone reports whether a is an IPv6 address whose zone the kernel
+// takes (a scope id): link-local unicast and multicast, interface-local
+// multicast. Any other address is sent and reported without one.
+func needsZone(a netip.Addr) bool {
+	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()
 }
 
 // PeerAddr returns ap in the form the engine names peers (see

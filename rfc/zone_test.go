@@ -3,10 +3,12 @@
 package rfc
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,5 +87,26 @@ func TestZoneNoAlloc(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { addrPortToSockaddr(named, &out, true) }); n != 0 {
 		t.Errorf("named zone sockaddr: %v allocations per send", n)
+	}
+}
+
+// TestZoneOnGlobalAddress: the kernel takes a zone only for addresses
+// that need one (link-local) and reports every other sender without one,
+// so a destination such as [::1%lo] is named without its zone: otherwise
+// its replies, from [::1], never match the call and it times out.
+func TestZoneOnGlobalAddress(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.Addr = "[::1]:0" })
+	cli := newTestEndpoint(t, func(c *Config) { c.Addr = "[::1]:0" })
+	for _, zone := range []string{"lo", "1", "0"} {
+		dst := netip.AddrPortFrom(srv.Addr().Addr().WithZone(zone), srv.Addr().Port())
+		if got := peerAddr(dst); got != srv.Addr() {
+			t.Errorf("peerAddr(%v) = %v, want %v", dst, got, srv.Addr())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := cli.Call(ctx, dst, CallPing, nil, nil)
+		cancel()
+		if err != nil {
+			t.Errorf("call to %v: %v", dst, err)
+		}
 	}
 }
