@@ -10,6 +10,7 @@ import (
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -94,6 +95,32 @@ func TestFromPeerForms(t *testing.T) {
 		}
 		if got := c.fromPeer(netip.MustParseAddrPort(tc.from)); got != tc.want {
 			t.Errorf("peer %q, sender %s: fromPeer %v, want %v", tc.peer, tc.from, got, tc.want)
+		}
+	}
+}
+
+// TestTouchSenderIndex: from the peer center's address, a touch whose
+// sender index is not the other center's (the receiver's own, or past the
+// two indexes) is refused EINVAL and counted as malformed; the other
+// center's index is answered.
+func TestTouchSenderIndex(t *testing.T) {
+	p := startPair(t, nil)
+	ctx := rfctest.Context(t, 5*time.Second)
+	for _, tc := range []struct {
+		sender uint64
+		want   wire.Errno
+	}{{0, wire.EINVAL}, {2, wire.EINVAL}, {1, wire.OK}} {
+		var ps wire.Params
+		ps.Reset(make([]byte, 256))
+		ps.Uint64(tc.sender)
+		ps.String("127.0.0.1:9")
+		before := p.Cs[0].Stats().Malformed
+		err := p.EPs[1].Call(ctx, p.EPs[0].Addr(), registry.CallTouch, &ps, nil)
+		if e := wire.AsErrno(err); e != tc.want {
+			t.Fatalf("touch from the peer naming sender %d: %v, want %v", tc.sender, err, tc.want)
+		}
+		if n := p.Cs[0].Stats().Malformed - before; (n == 1) != (tc.want == wire.EINVAL) {
+			t.Fatalf("sender %d: malformed counted %d times", tc.sender, n)
 		}
 	}
 }
