@@ -28,7 +28,8 @@ type message struct {
 // is how the reader reports the sender of every datagram. Every entry
 // point that takes a destination passes it through here, so that a
 // reply's sender equals its call's destination and both find the same
-// peer entry. A zone that is neither a number nor the name of an
+// peer entry. A decimal zone is written in its shortest form. A zone
+// that is neither a number nor the name of an
 // interface of this host is left as it is; a send to it fails. It
 // allocates nothing once a zone's name and text are cached (zoneCache).
 func peerAddr(ap netip.AddrPort) netip.AddrPort {
@@ -41,8 +42,11 @@ func peerAddr(ap netip.AddrPort) netip.AddrPort {
 			// The kernel ignores it, and names the replies without it.
 			return netip.AddrPortFrom(a.WithZone(""), ap.Port())
 		}
-		if _, ok := zoneNumber(z); ok {
-			return ap
+		if n, ok := zoneNumber(z); ok {
+			if zoneText(n) == z {
+				return ap
+			}
+			return netip.AddrPortFrom(a.WithZone(zoneText(n)), ap.Port()) // "003" is read back as "3"
 		}
 		if id := zones.index(z); id != 0 {
 			return netip.AddrPortFrom(a.WithZone(zoneText(id)), ap.Port())

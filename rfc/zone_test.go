@@ -47,6 +47,10 @@ func TestZoneByName(t *testing.T) {
 	if got := peerAddr(netip.MustParseAddrPort("[fe80::1%3]:7000")); got.Addr().Zone() != "3" {
 		t.Fatalf("numeric zone changed: %v", got)
 	}
+	// The reader writes an index in its shortest decimal form.
+	if got := peerAddr(netip.MustParseAddrPort("[fe80::1%003]:7000")); got.Addr().Zone() != "3" {
+		t.Fatalf("zone 003 not named as the reader names scope id 3: %v", got)
+	}
 	if got := peerAddr(netip.MustParseAddrPort("[::ffff:10.0.0.1]:7000")); got != netip.MustParseAddrPort("10.0.0.1:7000") {
 		t.Fatalf("mapped address not unmapped: %v", got)
 	}
