@@ -63,9 +63,9 @@ func needsZone(a netip.Addr) bool {
 }
 
 // PeerAddr returns ap in the form the engine names peers (see
-// Request.From and PeerInfo.Addr): IPv4-mapped addresses unmapped, a zone
-// as its interface's index. Compare a configured address with a sender
-// through it.
+// Request.From and PeerInfo.Addr): IPv4-mapped addresses unmapped, a
+// link-local zone as its interface's index in decimal, no zone on any
+// other address. Compare a configured address with a sender through it.
 func PeerAddr(ap netip.AddrPort) netip.AddrPort { return peerAddr(ap) }
 
 // zoneIndex returns the interface index a zone names, in decimal or as an
