@@ -10,6 +10,7 @@ import (
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
@@ -122,5 +123,22 @@ func TestTouchSenderIndex(t *testing.T) {
 		if n := p.Cs[0].Stats().Malformed - before; (n == 1) != (tc.want == wire.EINVAL) {
 			t.Fatalf("sender %d: malformed counted %d times", tc.sender, n)
 		}
+	}
+}
+
+// TestPeerChangedForms: the engine names the peer center unmapped (and a
+// link-local zone by index); a Peer configured mapped must still be
+// recognised as the other center when the engine reports it dead, not
+// queued as a dead node whose instances are removed.
+func TestPeerChangedForms(t *testing.T) {
+	c := &Center{deadQ: make(chan netip.AddrPort, 1), syncKick: make(chan struct{}, 1), log: rfctest.Quiet}
+	c.cfg.Peer = netip.MustParseAddrPort("[::ffff:127.0.0.1]:7001")
+	c.peerChanged(rfc.PeerInfo{Addr: netip.MustParseAddrPort("127.0.0.1:7001"), State: rfc.PeerDead})
+	if len(c.deadQ) != 0 {
+		t.Fatalf("the peer center, declared dead, was queued as a dead node")
+	}
+	c.peerChanged(rfc.PeerInfo{Addr: netip.MustParseAddrPort("127.0.0.1:7001"), State: rfc.PeerAlive})
+	if len(c.syncKick) != 1 {
+		t.Fatalf("the peer center back alive did not start anti-entropy")
 	}
 }
