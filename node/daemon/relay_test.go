@@ -1,12 +1,3 @@
-//go:build !race
-
-// These tests start two centers that name each other, through Start: a
-// center's anti-entropy calls its peer from StartCenter on, before Start
-// starts the endpoint, and the engine's Start sets up its call bell
-// without synchronisation with such a call, which the race detector
-// reports. They run without -race until the engine sets the bell up in
-// Open.
-
 package daemon
 
 import (
