@@ -14,23 +14,11 @@ import (
 	"fastcall/rfc/rfctest"
 )
 
-const roleEnv = "FASTCALL_CAMPAIGN_ROLE"
-
 // clientResult is what a client role reports on stdout.
 type clientResult struct {
 	OK     int            `json:"ok"`
 	Errors map[string]int `json:"errors"`
 	Dups   int            `json:"dups"`
-}
-
-// runRole runs a child role of the test binary.
-func runRole(role string) int {
-	switch role {
-	case "client":
-		return roleClient()
-	}
-	fmt.Fprintln(os.Stderr, "unknown role", role)
-	return 2
 }
 
 // roleClient makes FASTCALL_CALLS increments spread over the addresses in

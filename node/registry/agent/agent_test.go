@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -129,5 +130,32 @@ func TestAgentReplacesForeignMap(t *testing.T) {
 	in, _ := r.Lookup("db")
 	if in[0].Addr != "10.0.0.1:5432" {
 		t.Fatalf("db served at %s", in[0].Addr)
+	}
+}
+
+// TestCloseConcurrent: several goroutines closing one agent at once (a
+// node's shutdown path and a signal handler, say) close it once; none
+// panics on a second close of its channels.
+func TestCloseConcurrent(t *testing.T) {
+	p := centertest.StartPair(t)
+	cfg := DefaultAgentConfig(t.TempDir()+"/agent.map", p.Addrs()...)
+	cfg.Logger = rfctest.Quiet
+	for round := 0; round < 20; round++ {
+		a, err := StartAgent(regtest.Endpoint(t, uint32(10+round), ""), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				a.Close()
+			}()
+		}
+		close(start)
+		wg.Wait()
 	}
 }
