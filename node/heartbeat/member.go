@@ -66,6 +66,10 @@ type member struct {
 	probeNow bool // probe at the next tick (a suspicion heard of a member heard recently)
 	touched  bool // listed in Service.mu.touched for the probe loop
 
+	// The helpers asked in the current indirect round, the only members
+	// whose acks count (serveProbeAck). Guarded by Service.mu.
+	asked []netip.AddrPort
+
 	// Owned by the probe loop.
 	active     bool // in the loop's active list
 	due        bool // picked by the probe schedule for this tick

@@ -579,6 +579,7 @@ func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 			pr.helpers = append(pr.helpers, h.addr)
 		}
 	}
+	m.asked = append(m.asked[:0], pr.helpers...)
 	if n > 0 {
 		s.mu.helper = (s.mu.helper + 1) % n
 	}

@@ -1,0 +1,154 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
+	"fastcall/wire"
+)
+
+// Attacks on the membership layer: a non-member on the network, a member
+// holding the key, a replayed capture. Each test is an attack that
+// worked once and the rule that stops it (docs/HEARTBEAT.md, "Incarnations
+// and refutation" and "Security").
+
+// TestAttackNodeIDIsNoSignOfLife: a non-member whose header carries a
+// dead member's node id (readable on any members page) sends heartbeats
+// from its own address with an incarnation above the death. That is no
+// sign of life of the member: it stays dead, and a call to it still fails
+// fast.
+func TestAttackNodeIDIsNoSignOfLife(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		cfg.ReprobeInterval = time.Hour
+		teller := s.Listen(2, nil)
+		victim := s.Addr() // nothing answers there: crashed
+		x := startNode(t, s.Listen(1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+		sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, state: StateDead, inc: 0})
+		if !waitFor(10*DetectBound(cfg), func() bool { return stateOf(x.svc, victim) == StateDead }) {
+			t.Fatalf("victim %v, want dead", stateOf(x.svc, victim))
+		}
+		// The attacker: a non-member endpoint with the victim's node id.
+		forger := s.Listen(4, nil)
+		var ps wire.Params
+		for _, inc := range []uint32{1, 1 << 20, maxInc} {
+			heartbeatParams(&ps, make([]byte, 256), inc, view{}, nil)
+			if err := forger.Call(ctxFor(t, time.Second), x.ep.Addr(), CallHeartbeat, &ps, nil); err != nil {
+				t.Fatalf("forged heartbeat: %v", err)
+			}
+			if info, _ := x.svc.Member(victim); info.State != StateDead || info.Incarnation != 0 {
+				t.Fatalf("forged heartbeat at incarnation %d from a non-member with the victim's node id: victim %+v, want dead at 0", inc, info)
+			}
+		}
+		time.Sleep(2 * cfg.Interval) // virtual: the probe loop steps the victim
+		if st := stateOf(x.svc, victim); st != StateDead {
+			t.Fatalf("victim %v after forged heartbeats", st)
+		}
+		if err := x.ep.Call(ctxFor(t, time.Second), victim, wire.CallUserBase, nil, nil); errnoOf(err) != wire.ENODEAD {
+			t.Fatalf("call to the dead victim: %v, want ENODEAD", err)
+		}
+	})
+}
+
+// TestAttackRelayedDeathView: a member asks a helper for an indirect probe
+// of a live member x, with a view that says x is dead. The helper must
+// not pass the death on: x would report EventDeclaredDeadBy from the
+// helper (a worker cancels every task of that master) and refute a death
+// nobody declared. A relayed probe carries at most the asker's suspicion.
+func TestAttackRelayedDeathView(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		asker := s.Listen(3, nil)
+		acks := make(chan bool, 4)
+		if err := asker.RegisterCalls([]rfc.CallSpec{{No: CallProbeAck, Name: "probe-ack", Schema: schemaProbeAck,
+			Flags: rfc.Idempotent | rfc.OneWay, H: func(req *rfc.Request, _ *wire.Params) wire.Errno {
+				acks <- req.Param(pakParamReached).Bool()
+				return wire.OK
+			}}}); err != nil {
+			t.Fatalf("RegisterCalls: %v", err)
+		}
+		xep, hep := s.Listen(1, nil), s.Listen(2, nil)
+		x := startNode(t, xep, cfg, []netip.AddrPort{hep.Addr()})
+		helper := startNode(t, hep, cfg, []netip.AddrPort{xep.Addr(), asker.Addr()})
+		inc := xep.Incarnation()
+		for i, st := range []uint64{uint64(StateDead), 0x100 + uint64(StateDead)} {
+			var ps wire.Params
+			ps.Reset(make([]byte, 256))
+			ps.Uint64(uint64(7 + i))
+			ps.Uint64(1)
+			ps.String(xep.Addr().String())
+			ps.Uint64(st)
+			ps.Uint64(uint64(inc))
+			if err := asker.Send(hep.Addr(), CallProbeRequest, &ps); err != nil {
+				t.Fatalf("probe-request: %v", err)
+			}
+			select {
+			case reached := <-acks:
+				if !reached {
+					t.Fatalf("x not reached by the helper")
+				}
+			case <-time.After(4 * cfg.Interval):
+				t.Fatalf("no probe-ack: helper stats %+v", helper.svc.Stats())
+			}
+		}
+		synctest.Wait()
+		if got := xep.Incarnation(); got != inc || x.svc.Stats().Refutations != 0 {
+			t.Errorf("x refuted a relayed death: incarnation %d (was %d), stats %+v", got, inc, x.svc.Stats())
+		}
+		if n := x.log.count(EventDeclaredDeadBy, hep.Addr()); n != 0 {
+			t.Errorf("x reports %d EventDeclaredDeadBy from the helper, which declared nothing", n)
+		}
+	})
+}
+
+// TestAttackUnsolicitedProbeAck: a member sends probe-acks (reached) for
+// indirect rounds it was never asked to help in, guessing their sequence
+// numbers. They must not close the rounds: the crashed member is still
+// declared dead within the bound.
+func TestAttackUnsolicitedProbeAck(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.IndirectProbes = 0 // the attacker is asked for nothing
+		victim := s.Addr()
+		aep, bep := s.Listen(1, nil), s.Listen(2, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), victim})
+		startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), victim})
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tk := time.NewTicker(cfg.Tick)
+			defer tk.Stop()
+			var ps wire.Params
+			buf := make([]byte, 128)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+				for seq := uint64(1); seq <= 64; seq++ {
+					ps.Reset(buf)
+					ps.Uint64(seq)
+					ps.Uint64(0)
+					ps.Bool(true)
+					ps.Uint64(0)
+					_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
+				}
+			}
+		}()
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, victim) == StateDead })
+		close(stop)
+		<-done
+		if !ok {
+			t.Fatalf("crashed member %v at a after %v of forged probe-acks, want dead (stats %+v)",
+				stateOf(a.svc, victim), 2*DetectBound(cfg), a.svc.Stats())
+		}
+	})
+}
