@@ -152,3 +152,40 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackDeathAtTopIncarnation: a member tells a that x is dead at
+// 2^32-1 while a has not heard x for an Interval (x cut off for a
+// moment). a declares x dead there; x, alive and reachable again, must
+// be able to come back: told of a death at the top incarnation it raises
+// its own to the top, and a's reprobe takes it back (reviveAtTopLocked).
+// Before, x raised nothing (no incarnation above the top) and stayed
+// dead at a for good.
+func TestAttackDeathAtTopIncarnation(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		teller := s.Listen(3, nil)
+		aep, xep := s.Listen(1, nil), s.Listen(2, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{teller.Addr(), xep.Addr()})
+		startNode(t, xep, cfg, []netip.AddrPort{aep.Addr()})
+		if !waitFor(4*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 }) {
+			t.Fatal("a never heard x")
+		}
+		s.Net.Pause(xep.Addr())
+		time.Sleep(cfg.Interval + cfg.Tick) // virtual: x not heard for an Interval
+		sendUpdates(t, teller, aep.Addr(), update{addr: xep.Addr(), node: 2, state: StateDead, inc: maxInc})
+		ok := waitFor(4*cfg.Interval, func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		s.Net.Resume(xep.Addr())
+		if !ok {
+			t.Fatalf("x %v at a, want dead", stateOf(a.svc, xep.Addr()))
+		}
+		if info, _ := a.svc.Member(xep.Addr()); info.Incarnation != maxInc {
+			t.Logf("x declared dead at %d, not at the top", info.Incarnation)
+		}
+		if !waitFor(4*cfg.ReprobeInterval, func() bool { return stateOf(a.svc, xep.Addr()) == StateAlive }) {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("x, alive and reachable, still %v at a after %v (a's view %+v, x's incarnation %d)",
+				info.State, 4*cfg.ReprobeInterval, info, xep.Incarnation())
+		}
+	})
+}

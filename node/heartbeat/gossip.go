@@ -225,11 +225,10 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		b = rest
 		s.stats.updatesHeard.Add(1)
 		if u.addr == self || (u.node != 0 && u.node == selfNode) {
-			cur := s.ep.Incarnation()
-			if u.state != StateAlive && u.inc >= cur && u.inc != maxInc {
-				s.ep.SetIncarnation(u.inc + 1)
+			if inc, ok := refuteInc(u.inc, s.ep.Incarnation()); ok && u.state != StateAlive {
+				s.ep.SetIncarnation(inc)
 				s.stats.refutations.Add(1)
-				s.enqueueLocked(self, selfNode, StateAlive, u.inc+1)
+				s.enqueueLocked(self, selfNode, StateAlive, inc)
 				s.mu.selfRefuted = true
 			}
 			continue
