@@ -189,3 +189,64 @@ func TestAttackDeathAtTopIncarnation(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackReplayedHeartbeatHidesCrash: in authenticated mode an
+// attacker without the key captures one heartbeat request x sent, and
+// once x has crashed replays it from x's address every half Interval
+// (heartbeats are idempotent: no duplicate cache entry answers them, and
+// the copy is within the age bound). A copy of what x sent before is no
+// sign of life: x is declared dead within the bound.
+func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		keyed := func(c *rfc.Config) { c.Key = []byte("attack-test-cluster-key") }
+		cfg := testConfig()
+		aep, xep := s.Listen(1, keyed), s.Listen(2, keyed)
+		a := startNode(t, aep, cfg, []netip.AddrPort{xep.Addr()})
+		x := startNode(t, xep, cfg, []netip.AddrPort{aep.Addr()})
+		if !waitFor(4*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 }) {
+			t.Fatal("a never heard x")
+		}
+		// The capture: a heartbeat x sends, read off the network.
+		tap := s.Net.Attach(s.Addr())
+		var ps wire.Params
+		p, err := xep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
+			heartbeatParams(&ps, make([]byte, 256), xep.Incarnation(), view{}, nil))
+		if err != nil {
+			t.Fatalf("Go: %v", err)
+		}
+		capt := make([]byte, 2048)
+		n, _, err := tap.Recv(capt)
+		if err != nil {
+			t.Fatalf("capture: %v", err)
+		}
+		capt = capt[:n]
+		p.Release()
+		// x crashes; the attacker sends the copy from x's address.
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		forger := s.Net.Attach(xep.Addr())
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			tk := time.NewTicker(cfg.Interval / 2)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+				_ = forger.Send(capt, aep.Addr())
+			}
+		}()
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		close(stop)
+		<-done
+		if !ok {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("crashed x %+v at a after %v of replayed heartbeats, want dead (engine: %d requests in)",
+				info, 2*DetectBound(cfg), aep.Stats().Rx)
+		}
+	})
+}

@@ -33,7 +33,9 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 			if m.node == 0 {
 				m.node = req.Src
 			}
-			s.observeLocked(m, sInc, req.Arrived)
+			if s.freshLocked(m, req, sInc) {
+				s.observeLocked(m, sInc, req.Arrived)
+			}
 			s.selfNewsLocked(m, v, req.Arrived)
 			if len(upd) > 0 {
 				s.applyUpdatesLocked(m, upd, req.Arrived)
@@ -176,9 +178,27 @@ func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
 	if m.node == 0 {
 		m.node = req.Src
 	}
-	s.observeLocked(m, sInc, req.Arrived)
+	if s.freshLocked(m, req, sInc) {
+		s.observeLocked(m, sInc, req.Arrived)
+	}
 	s.applyUpdatesLocked(m, upd, req.Arrived)
 	return wire.OK
+}
+
+// freshLocked reports whether request req from member m, carrying m's
+// incarnation inc, is news of m: the engine counted it as a sign of life
+// (docs/PROTOCOL.md, "Liveness evidence"), or it carries an incarnation
+// above the highest heard of m. A copy of a request heard before,
+// replayed within the age bound, is neither, and must not keep a crashed
+// member alive here; a request stamped in the same millisecond as the
+// one before it is not a sign of life for the engine but may carry a new
+// incarnation.
+func (s *Service) freshLocked(m *member, req *rfc.Request, inc uint32) bool {
+	if inc > m.inc {
+		return true
+	}
+	info, ok := s.ep.Peer(req.From)
+	return ok && info.LastHeardNs >= req.Arrived
 }
 
 // serveJoin adds the sender, at its own address, as a member when this
@@ -198,7 +218,9 @@ func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
 		return wire.EPERM
 	}
 	if m := s.mu.members[req.From]; m != nil {
-		s.observeLocked(m, inc, req.Arrived)
+		if s.freshLocked(m, req, inc) {
+			s.observeLocked(m, inc, req.Arrived)
+		}
 		return wire.OK
 	}
 	if s.joinedLocked(req.From, req.Src, inc, req.Arrived) == nil {
