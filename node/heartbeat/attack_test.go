@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -247,6 +248,75 @@ func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
 			info, _ := a.svc.Member(xep.Addr())
 			t.Fatalf("crashed x %+v at a after %v of replayed heartbeats, want dead (engine: %d requests in)",
 				info, 2*DetectBound(cfg), aep.Stats().Rx)
+		}
+	})
+}
+
+// TestAttackInjectedMembersNotReprobed: with AcceptJoins, a member
+// gossips alive updates about eight addresses nothing answers on (a
+// victim's ports). Every member adds them and probes them until it
+// declares them dead; then it must stop (it sent the victim about 60
+// datagrams per member per second for as long as it ran, reprobes): a member never heard is not
+// reprobed, so one datagram does not make the cluster send to the victim
+// for as long as it runs.
+func TestAttackInjectedMembersNotReprobed(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		var addrs []netip.AddrPort
+		var nodes []*node
+		for i := 0; i < 3; i++ {
+			ep := s.Listen(uint32(i+1), nil)
+			addrs = append(addrs, ep.Addr())
+			nodes = append(nodes, &node{ep: ep})
+		}
+		for i := range nodes {
+			nodes[i] = startNode(t, nodes[i].ep, cfg, addrs)
+		}
+		var got atomic.Int64
+		var upd []byte
+		var victims []netip.AddrPort
+		for i := 0; i < 8; i++ {
+			c := s.Net.Attach(s.Addr())
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					if _, _, err := c.Recv(buf); err != nil {
+						return
+					}
+					got.Add(1)
+				}
+			}()
+			victims = append(victims, c.LocalAddr())
+			upd = putUpdate(upd, &update{addr: c.LocalAddr(), state: StateAlive, inc: 1})
+		}
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		ps.Uint64(uint64(nodes[0].ep.Incarnation()))
+		ps.Bytes(upd)
+		if err := nodes[0].ep.Send(addrs[1], CallGossip, &ps); err != nil {
+			t.Fatalf("gossip: %v", err)
+		}
+		allDead := func() bool {
+			for _, n := range nodes {
+				for _, v := range victims {
+					if info, ok := n.svc.Member(v); !ok || info.State != StateDead {
+						return false
+					}
+				}
+			}
+			return true
+		}
+		if !waitFor(20*DetectBound(cfg), allDead) {
+			t.Fatalf("injected members not all listed dead by every member after %v", 20*DetectBound(cfg))
+		}
+		time.Sleep(cfg.ProbeTimeout + cfg.Interval) // virtual: the last probes end
+		before := got.Load()
+		time.Sleep(10 * cfg.ReprobeInterval)
+		if n := got.Load() - before; n != 0 {
+			t.Fatalf("the victim received %d datagrams in %v after every injected member was dead (%d before)",
+				n, 10*cfg.ReprobeInterval, before)
 		}
 	})
 }

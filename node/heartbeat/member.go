@@ -66,9 +66,12 @@ type member struct {
 	probeNow bool // probe at the next tick (a suspicion heard of a member heard recently)
 	touched  bool // listed in Service.mu.touched for the probe loop
 
-	// The helpers asked in the current indirect round, the only members
-	// whose acks count (serveProbeAck). Guarded by Service.mu.
+	// Guarded by Service.mu too. The helpers asked in the current
+	// indirect round, the only members whose acks count (serveProbeAck).
 	asked []netip.AddrPort
+	// Added on the cluster's word (joinedLocked), not by this node's
+	// configuration: never reprobed once dead unless heard before.
+	learnt bool
 
 	// Owned by the probe loop.
 	active     bool // in the loop's active list

@@ -687,7 +687,10 @@ func (s *Service) reprobeLoop() {
 		n := len(s.mu.order)
 		for i := 0; i < n && len(dead) < reprobeMax; i++ {
 			m := s.mu.order[(cursor+i)%n]
-			if !m.removed && m.state == StateDead {
+			if !m.removed && m.state == StateDead && (!m.learnt || m.heardNs != 0) {
+				// A member added on another member's word and never
+				// heard is not reprobed: an injected address would be
+				// sent to for as long as the cluster runs.
 				dead = append(dead, target{m.addr, m.viewLocked()})
 			}
 			if i == n-1 || len(dead) == reprobeMax {
