@@ -306,6 +306,10 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		if u.state == StateDead {
 			m.susp.conf = maxConfirm
 		}
+		// Probed at once, as when heard recently: a live member answers
+		// within a round trip, which clears the suspicion here long
+		// before the timer, whoever made the claim.
+		m.probeNow = true
 		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
 		s.touchLocked(m)
 		return
