@@ -82,6 +82,7 @@ type member struct {
 	fails      int   // probes failed in a row (alive)
 	roundStart int64 // start of the current indirect round
 	roundEnd   int64 // end of the current indirect round
+	checking   bool  // the probe in flight checks a suspicion heard: its failure confirms nothing
 }
 
 // suspicion is a suspect member's timer (Lifeguard): it runs from start

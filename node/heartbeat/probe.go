@@ -478,7 +478,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 		}
 	case StateSuspect:
-		if probeDone && !probeOK && !stalled && m.susp.confirm(s.self) {
+		if probeDone && !probeOK && !stalled && !m.checking && m.susp.confirm(s.self) {
 			// This node's own probe failed too: a confirmation, passed on.
 			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
 		}
@@ -503,11 +503,18 @@ func (pr *prober) step(m *member, now int64) bool {
 		// The reprobe loop looks after dead members.
 		m.probeNow = false
 	}
+	if probeDone {
+		m.checking = false
+	}
 	if m.probeNow && m.state != StateDead {
-		// A suspicion heard of a member heard recently: see for itself
-		// and tell it.
+		// A suspicion heard: see for itself and tell it. A check of a
+		// suspect member that fails is no confirmation (only the probes
+		// of its schedule are): a lossy link would shorten every timer.
 		m.probeNow = false
-		wantProbe = m.probe == nil
+		if m.probe == nil {
+			wantProbe = true
+			m.checking = m.state == StateSuspect
+		}
 	}
 	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
