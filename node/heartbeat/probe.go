@@ -478,7 +478,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 		}
 	case StateSuspect:
-		if probeDone && !probeOK && !stalled && !m.checking && m.susp.confirm(s.self) {
+		if probeDone && !probeOK && !stalled && (!m.checking || m.pinned || small) && m.susp.confirm(s.self) {
 			// This node's own probe failed too: a confirmation, passed on.
 			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
 		}
@@ -508,8 +508,9 @@ func (pr *prober) step(m *member, now int64) bool {
 	}
 	if m.probeNow && m.state != StateDead {
 		// A suspicion heard: see for itself and tell it. A check of a
-		// suspect member that fails is no confirmation (only the probes
-		// of its schedule are): a lossy link would shorten every timer.
+		// suspect member that fails is no confirmation unless the member
+		// is probed on its own cadence anyway (pinned, a small cluster):
+		// a lossy link would shorten every timer.
 		m.probeNow = false
 		if m.probe == nil {
 			wantProbe = true
