@@ -214,9 +214,10 @@ func (ep *Endpoint) Start() error {
 		}
 	}
 	if ep.tr == nil {
-		// The bell parks a caller in the poller: a socket endpoint's
-		// path only. On a Transport the bell stays off.
+		// The bell and the alarm park a goroutine in the poller: a
+		// socket endpoint's path only. On a Transport both stay off.
 		ep.bell.init()
+		ep.timers.alarm = newAlarm()
 	}
 	for i := range readers {
 		ep.wg.Add(1)
@@ -254,6 +255,9 @@ func (ep *Endpoint) Close() error {
 		p.finish(fn)
 	}
 	ep.bell.close()
+	if a := ep.timers.alarm; a != nil && ep.started.Load() {
+		a.close()
+	}
 	ep.wg.Wait()
 	return err
 }
