@@ -29,8 +29,10 @@ import (
 // parks until the alarm fires and reports false once the alarm is
 // closed. One goroutine waits; set and kick may be called by any.
 type alarm struct {
-	mu     sync.Mutex // serializes settings: d and the system call
+	mu     sync.Mutex // serializes settings: d, spec and the system call
 	d      time.Duration
+	spec   alarmSpec // the system call's argument, kept here so that it is not allocated
+	buf    [8]byte   // what a read of the kernel timer fills in; the waiter's
 	raw    syscall.RawConn
 	setF   func(fd uintptr)      // arms the kernel timer to a.d
 	waitF  func(fd uintptr) bool // consumes an expiry, or reports none yet

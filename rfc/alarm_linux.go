@@ -24,9 +24,12 @@ func newAlarm() *alarm {
 	}
 	a := &alarm{raw: raw, close: f.Close}
 	a.setF = a.settime
-	a.waitF = alarmRead
+	a.waitF = a.read
 	return a
 }
+
+// alarmSpec is the argument of timerfd_settime.
+type alarmSpec = unix.ItimerSpec
 
 // settime arms the timerfd to a.d from now; a zero it_value would disarm
 // it, so "at once" is one nanosecond.
@@ -35,16 +38,15 @@ func (a *alarm) settime(fd uintptr) {
 	if d < 1 {
 		d = 1
 	}
-	its := unix.ItimerSpec{Value: unix.NsecToTimespec(d)}
-	_ = unix.TimerfdSettime(int(fd), 0, &its, nil)
+	a.spec = unix.ItimerSpec{Value: unix.NsecToTimespec(d)}
+	_ = unix.TimerfdSettime(int(fd), 0, &a.spec, nil)
 }
 
-// alarmRead consumes the timerfd's expiries: true if it had fired, false
+// read consumes the timerfd's expiries: true if it had fired, false
 // (park in the poller) if not yet.
-func alarmRead(fd uintptr) bool {
-	var b [8]byte
+func (a *alarm) read(fd uintptr) bool {
 	for {
-		_, err := unix.Read(int(fd), b[:])
+		_, err := unix.Read(int(fd), a.buf[:])
 		if err == unix.EINTR {
 			continue
 		}
