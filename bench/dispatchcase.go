@@ -37,15 +37,7 @@ type DispatchPoint struct {
 func startDispatchTargets(n int) ([]*rfc.Endpoint, error) {
 	eps := make([]*rfc.Endpoint, 0, n)
 	for i := 0; i < n; i++ {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(1000 + i)
-		cfg.Logger = quiet()
-		cfg.Workers = 1
-		cfg.QueueLen = 32
-		cfg.MaxPending = 16
-		cfg.DupEntries = 64
-		cfg.BatchSize = 8
-		ep, err := rfc.Listen(cfg)
+		ep, err := rfc.Listen(lightConfig(uint32(1000+i), 32, 16, 64))
 		if err != nil {
 			closeAll(eps)
 			return nil, err
@@ -60,6 +52,21 @@ func startDispatchTargets(n int) ([]*rfc.Endpoint, error) {
 		}
 	}
 	return eps, nil
+}
+
+// lightConfig configures one of many endpoints of a process (targets,
+// agents) as node: one worker, a queue of queue requests, pending calls
+// and duplicate-cache entries as given, small read batches, no logging.
+func lightConfig(node uint32, queue, pending, dups int) rfc.Config {
+	cfg := rfc.DefaultConfig()
+	cfg.NodeID = node
+	cfg.Logger = quiet()
+	cfg.Workers = 1
+	cfg.QueueLen = queue
+	cfg.MaxPending = pending
+	cfg.DupEntries = dups
+	cfg.BatchSize = 8
+	return cfg
 }
 
 func closeAll(eps []*rfc.Endpoint) {
@@ -126,17 +133,11 @@ func RunDispatch(o Options, progress func(string)) ([]DispatchPoint, error) {
 	for i, ep := range targets {
 		addrs[i] = ep.Addr()
 	}
-	ep, err := newEndpoint(1)
+	d, ep, err := startDispatcher()
 	if err != nil {
 		return nil, err
 	}
 	defer ep.Close()
-	cfg := dispatch.DefaultConfig()
-	cfg.Logger = quiet()
-	d, err := dispatch.Start(ep, cfg, dispatch.NewMemStore(0))
-	if err != nil {
-		return nil, err
-	}
 	defer d.Close()
 	if _, err := fanoutOnce(d, addrs); err != nil { // warm up peers and buffers
 		return nil, err
@@ -171,6 +172,25 @@ func max2(a, b int) int {
 	return b
 }
 
+// startDispatcher starts the dispatcher both dispatch cases measure:
+// node/dispatch with its default configuration and an in-memory marker
+// store, on an endpoint of its own (node 1). The caller closes the
+// dispatcher, then the endpoint.
+func startDispatcher() (*dispatch.Dispatcher, *rfc.Endpoint, error) {
+	ep, err := newEndpoint(1)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := dispatch.DefaultConfig()
+	cfg.Logger = quiet()
+	d, err := dispatch.Start(ep, cfg, dispatch.NewMemStore(0))
+	if err != nil {
+		ep.Close()
+		return nil, nil, err
+	}
+	return d, ep, nil
+}
+
 // WriteDispatchMarkdown writes one row per target count.
 func WriteDispatchMarkdown(w io.Writer, ps []DispatchPoint, rounds int) {
 	var rows [][]string
@@ -199,27 +219,17 @@ func FanoutSVG(ps []DispatchPoint) string {
 	x := func(n int) float64 { return L + (math.Log10(float64(n))-nlo)/(nhi-nlo)*float64(W-L-R) }
 	y := func(d float64) float64 { return float64(H-B) - (math.Log10(d)-lo)/(hi-lo)*float64(H-T-B) }
 	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
-	fmt.Fprintf(&sb, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	fmt.Fprintf(&sb, `<text x="%d" y="18" font-size="14">time of one operation against target count (10 ms handler, log-log)</text>`+"\n", L)
-	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", L, H-B, W-R, H-B)
-	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", L, T, L, H-B)
+	svgFrame(&sb, W, H, L, R, T, B, "time of one operation against target count (10 ms handler, log-log)")
 	for _, p := range ps {
 		px := x(p.Targets)
 		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px, T, px, H-B)
 		fmt.Fprintf(&sb, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", px, H-B+15, p.Targets)
 	}
-	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
-		for _, m := range []float64{1, 2, 5} {
-			ns := m * math.Pow(10, e)
-			if math.Log10(ns) < lo || math.Log10(ns) > hi {
-				continue
-			}
-			py := y(ns)
-			fmt.Fprintf(&sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`+"\n", L, py, W-R, py)
-			fmt.Fprintf(&sb, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", L-5, py+4, fmtNs(ns))
-		}
-	}
+	logTicks(lo, hi, func(ns float64) {
+		py := y(ns)
+		fmt.Fprintf(&sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`+"\n", L, py, W-R, py)
+		fmt.Fprintf(&sb, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", L-5, py+4, fmtNs(ns))
+	})
 	fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle">targets (log scale)</text>`+"\n", (W-R+L)/2, H-5)
 	series := []struct {
 		name  string

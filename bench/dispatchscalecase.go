@@ -107,18 +107,9 @@ func startDispatchTargetsChild(n int) (*serverChild, []netip.AddrPort, error) {
 // RunDispatchScale measures, for each target count, operations one after
 // another, each fanned out to every target.
 func RunDispatchScale(o Options, progress func(string)) ([]DispatchScalePoint, error) {
-	var out []DispatchScalePoint
-	for _, n := range DispatchScaleCounts {
-		p, err := measureDispatchScale(n)
-		if err != nil {
-			return out, err
-		}
-		if progress != nil {
-			progress(fmt.Sprintf("dispatchscale %d targets: p50 %v p99 %v, CPU %v per operation", n, p.P50, p.P99, p.CPUPerOp))
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return measureCounts(DispatchScaleCounts, measureDispatchScale, progress, func(n int, p DispatchScalePoint) string {
+		return fmt.Sprintf("dispatchscale %d targets: p50 %v p99 %v, CPU %v per operation", n, p.P50, p.P99, p.CPUPerOp)
+	})
 }
 
 func measureDispatchScale(n int) (DispatchScalePoint, error) {
@@ -128,17 +119,11 @@ func measureDispatchScale(n int) (DispatchScalePoint, error) {
 		return p, err
 	}
 	defer tc.stop()
-	ep, err := newEndpoint(1)
+	d, ep, err := startDispatcher()
 	if err != nil {
 		return p, err
 	}
 	defer ep.Close()
-	cfg := dispatch.DefaultConfig()
-	cfg.Logger = quiet()
-	d, err := dispatch.Start(ep, cfg, dispatch.NewMemStore(0))
-	if err != nil {
-		return p, err
-	}
 	defer d.Close()
 	var ps wire.Params
 	ps.Reset(make([]byte, 32))

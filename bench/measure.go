@@ -123,3 +123,21 @@ func Drive(callers int, warmup, d time.Duration, call func(worker int) bool) Sam
 	s.Throughput = float64(s.Calls) / elapsed.Seconds()
 	return s
 }
+
+// measureCounts measures each of counts in order with measure, tells
+// progress (when not nil) what say makes of each point, and stops at the
+// first failure, returning it with the points measured before it.
+func measureCounts[P any](counts []int, measure func(n int) (P, error), progress func(string), say func(n int, p P) string) ([]P, error) {
+	var out []P
+	for _, n := range counts {
+		p, err := measure(n)
+		if err != nil {
+			return out, err
+		}
+		if progress != nil {
+			progress(say(n, p))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -14,16 +14,17 @@ import (
 // GRPCSystem is the name of the gRPC-go rows in the calls table.
 const GRPCSystem = "gRPC-go unary (separate process run, same machine)"
 
-// runPeer runs `go run ./prog args...` in the nested module dir and returns
-// its standard output. Its standard error goes to ours (progress lines).
-func runPeer(dir, prog string, limit time.Duration, args ...string) ([]byte, error) {
+// runPeer runs `go run ./prog args...` in the nested module dir and
+// decodes the JSON document it prints on its standard output into doc
+// (nil: it prints none). Its standard error goes to ours (progress lines).
+func runPeer(dir, prog string, limit time.Duration, doc any, args ...string) error {
 	cmd := exec.Command("go", append([]string{"run", "./" + prog}, args...)...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -31,14 +32,20 @@ func runPeer(dir, prog string, limit time.Duration, args ...string) ([]byte, err
 	case err := <-done:
 		os.Stderr.Write(errb.Bytes())
 		if err != nil {
-			return nil, fmt.Errorf("go run ./%s in %s: %v: %s", prog, dir, err, lastLine(errb.String()))
+			return fmt.Errorf("go run ./%s in %s: %v: %s", prog, dir, err, lastLine(errb.String()))
 		}
 	case <-time.After(limit):
 		_ = cmd.Process.Kill()
 		<-done
-		return nil, fmt.Errorf("go run ./%s in %s: no result within %v", prog, dir, limit)
+		return fmt.Errorf("go run ./%s in %s: no result within %v", prog, dir, limit)
 	}
-	return out.Bytes(), nil
+	if doc == nil {
+		return nil
+	}
+	if err := json.Unmarshal(out.Bytes(), doc); err != nil {
+		return fmt.Errorf("%s output: %v", prog, err)
+	}
+	return nil
 }
 
 func lastLine(s string) string {
@@ -54,18 +61,14 @@ func lastLine(s string) string {
 // (downsampled) latency distributions.
 func RunGRPC(peersDir string, o Options) ([]CallResult, error) {
 	limit := 5*time.Minute + time.Duration(o.Rounds*len(CallShapes))*(o.Warmup+o.Duration+time.Second)
-	b, err := runPeer(peersDir, "grpcecho", limit, "-d", o.Duration.String(), "-warmup", o.Warmup.String(), "-rounds", itoa(o.Rounds))
-	if err != nil {
-		return nil, err
-	}
 	var doc struct {
 		Results []struct {
 			CallResult
 			Latencies []time.Duration `json:"latencies"`
 		} `json:"results"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("grpcecho output: %v", err)
+	if err := runPeer(peersDir, "grpcecho", limit, &doc, "-d", o.Duration.String(), "-warmup", o.Warmup.String(), "-rounds", itoa(o.Rounds)); err != nil {
+		return nil, err
 	}
 	var out []CallResult
 	for _, r := range doc.Results {
@@ -92,17 +95,11 @@ type DetectionResult struct {
 // trials per system with the given probe interval.
 func RunDetection(peersDir string, trials int, interval time.Duration) ([]DetectionResult, error) {
 	limit := 5*time.Minute + time.Duration(2*trials)*(40*interval+3*time.Second)
-	b, err := runPeer(peersDir, "detect", limit, "-json", "-loss-run", "0", "-trials", itoa(trials), "-interval", interval.String())
-	if err != nil {
-		return nil, err
-	}
 	var doc struct {
 		Detection []DetectionResult `json:"detection"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("detect output: %v", err)
-	}
-	return doc.Detection, nil
+	err := runPeer(peersDir, "detect", limit, &doc, "-json", "-loss-run", "0", "-trials", itoa(trials), "-interval", interval.String())
+	return doc.Detection, err
 }
 
 // WriteDetectionMarkdown writes one row per detector, ratios fastcall ÷ it.

@@ -203,15 +203,8 @@ func startRegScaleAgents(n int, centers []netip.AddrPort) (*regScaleAgents, erro
 		return nil, err
 	}
 	for i := 0; i < n; i++ {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(1000 + i)
+		cfg := lightConfig(uint32(1000+i), 64, 64, 256)
 		cfg.Addr = fmt.Sprintf("127.1.%d.%d:0", i/250, i%250+1)
-		cfg.Logger = quiet()
-		cfg.Workers = 1
-		cfg.QueueLen = 64
-		cfg.MaxPending = 64
-		cfg.DupEntries = 256
-		cfg.BatchSize = 8
 		ep, err := rfc.Listen(cfg)
 		if err != nil {
 			s.close()
@@ -250,19 +243,10 @@ func startRegScaleAgents(n int, centers []netip.AddrPort) (*regScaleAgents, erro
 // holds each, and the centers' CPU.
 func RunRegScale(o Options, progress func(string)) ([]RegScalePoint, error) {
 	raiseFileLimit(uint64(4*RegScaleCounts[len(RegScaleCounts)-1] + 256))
-	var out []RegScalePoint
-	for _, n := range RegScaleCounts {
-		p, err := measureRegScale(n)
-		if err != nil {
-			return out, err
-		}
-		if progress != nil {
-			progress(fmt.Sprintf("regscale %d agents: every map p50 %v p99 %v max %v; centers %.3f cores (idle %.3f)",
-				n, p.P50, p.P99, p.Max, p.CentersCores, p.IdleCores))
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return measureCounts(RegScaleCounts, measureRegScale, progress, func(n int, p RegScalePoint) string {
+		return fmt.Sprintf("regscale %d agents: every map p50 %v p99 %v max %v; centers %.3f cores (idle %.3f)",
+			n, p.P50, p.P99, p.Max, p.CentersCores, p.IdleCores)
+	})
 }
 
 func measureRegScale(n int) (RegScalePoint, error) {

@@ -97,22 +97,12 @@ func LatencySVG(title string, rs []CallResult) string {
 	}
 	y := func(q float64) float64 { return float64(H-B) - q*float64(H-T-B) }
 	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
-	fmt.Fprintf(&sb, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	fmt.Fprintf(&sb, `<text x="%d" y="18" font-size="14">%s</text>`+"\n", L, title)
-	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", L, H-B, W-R, H-B)
-	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", L, T, L, H-B)
-	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
-		for _, m := range []float64{1, 2, 5} {
-			ns := m * math.Pow(10, e)
-			if math.Log10(ns) < lo || math.Log10(ns) > hi {
-				continue
-			}
-			px := x(ns)
-			fmt.Fprintf(&sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px, T, px, H-B)
-			fmt.Fprintf(&sb, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px, H-B+15, fmtNs(ns))
-		}
-	}
+	svgFrame(&sb, W, H, L, R, T, B, title)
+	logTicks(lo, hi, func(ns float64) {
+		px := x(ns)
+		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px, T, px, H-B)
+		fmt.Fprintf(&sb, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px, H-B+15, fmtNs(ns))
+	})
 	for _, q := range []float64{0, 0.5, 0.9, 0.99, 1} {
 		fmt.Fprintf(&sb, `<text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n", L-5, y(q)+4, q)
 		fmt.Fprintf(&sb, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>`+"\n", L, y(q), W-R, y(q))
@@ -137,6 +127,31 @@ func LatencySVG(title string, rs []CallResult) string {
 	}
 	sb.WriteString("</svg>\n")
 	return sb.String()
+}
+
+// svgFrame starts a chart of w×h pixels with margins l, r, t and b: the
+// white background, the title and the two axes.
+func svgFrame(sb *strings.Builder, w, h, l, r, t, b int, title string) {
+	fmt.Fprintf(sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(sb, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	fmt.Fprintf(sb, `<text x="%d" y="18" font-size="14">%s</text>`+"\n", l, title)
+	fmt.Fprintf(sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", l, h-b, w-r, h-b)
+	fmt.Fprintf(sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", l, t, l, h-b)
+}
+
+// logTicks calls tick with each value of 1, 2 or 5 times a power of ten
+// whose log10 lies in [lo, hi], in ascending order: the ticks of a log
+// axis.
+func logTicks(lo, hi float64, tick func(v float64)) {
+	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if math.Log10(v) < lo || math.Log10(v) > hi {
+				continue
+			}
+			tick(v)
+		}
+	}
 }
 
 func fmtNs(ns float64) string {

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -32,23 +35,37 @@ type ScaleResult struct {
 // ScaleSizes are the cluster sizes of the scale case.
 const ScaleSizes = "16,64,128,256"
 
-// RunScale runs the nested module's scale program at ScaleSizes with the
-// given probe interval and run length, with busy goroutines spinning (0:
-// none).
-func RunScale(peersDir string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
-	limit := 5*time.Minute + 8*(run+2*time.Minute)
-	b, err := runPeer(peersDir, "scale", limit, "-json", "-n", ScaleSizes, "-interval", interval.String(),
-		"-run", run.String(), "-busy", itoa(busy))
-	if err != nil {
-		return nil, err
-	}
+// RunScale runs the nested module's scale program (both systems) at the
+// cluster sizes ns ("16,64"), with the given probe interval and run
+// length, with busy goroutines spinning (0: none).
+func RunScale(peersDir, ns string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
+	sizes := strings.Count(ns, ",") + 1
+	limit := 5*time.Minute + time.Duration(2*sizes)*(run+2*time.Minute)
 	var doc struct {
 		Scale []ScaleResult `json:"scale"`
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("scale output: %v", err)
+	err := runPeer(peersDir, "scale", limit, &doc, "-json", "-n", ns, "-interval", interval.String(),
+		"-run", run.String(), "-busy", itoa(busy))
+	return doc.Scale, err
+}
+
+// ScaleChart writes the SVG chart of CPU per member against N, one line
+// per system and busy setting, from RunScale's results.
+func ScaleChart(peersDir, svgPath string, rs []ScaleResult) error {
+	dir, err := os.MkdirTemp("", "fcbench-scale")
+	if err != nil {
+		return err
 	}
-	return doc.Scale, nil
+	defer os.RemoveAll(dir)
+	b, err := json.Marshal(map[string]any{"scale": rs})
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, "scale.json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return err
+	}
+	return runPeer(peersDir, "scale", 5*time.Minute, nil, "-chart", svgPath, p)
 }
 
 // WriteScaleMarkdown writes one row per system and size.

@@ -258,7 +258,7 @@ func TestMultiProcessStress(t *testing.T) {
 }
 
 // Test 2: a child dies holding the write lock; waiters in this process get
-// in well within their timeout and the writer sees EOWNERDEAD.
+// in before their timeout and the writer sees EOWNERDEAD.
 func TestDeadWriter(t *testing.T) {
 	const timeout = 5 * time.Second
 	mem, l, path := newShared(t)
@@ -284,13 +284,22 @@ func TestDeadWriter(t *testing.T) {
 		}
 		rres <- result{err, elapsed}
 	}()
-	time.Sleep(2 * LivenessPoll) // let both sleep on a live holder first
+	// Both sleep on the live holder before it dies.
+	end := time.Now().Add(waitDeadline)
+	for l.Stats().Waiters < 2 {
+		if time.Now().After(end) {
+			t.Fatalf("the waiters never slept on the holder: %+v", l.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	// Not reaped yet: the holder is a zombie, and must count as dead.
 
+	// Each got in before its timeout (which would have ended it
+	// ETIMEDOUT); how long it took is not asserted.
 	w := <-wres
-	if wire.AsErrno(w.err) != wire.EOWNERDEAD || w.elapsed >= timeout {
-		t.Fatalf("writer: %v after %v, want EOWNERDEAD within %v", w.err, w.elapsed, timeout)
+	if wire.AsErrno(w.err) != wire.EOWNERDEAD {
+		t.Fatalf("writer: %v after %v, want EOWNERDEAD", w.err, w.elapsed)
 	}
 	if !l.NeedsRepair() {
 		t.Fatal("owner-died flag not set")
@@ -298,7 +307,7 @@ func TestDeadWriter(t *testing.T) {
 	l.MarkConsistent()
 	l.Unlock()
 	r := <-rres
-	if r.err != nil || r.elapsed >= timeout {
+	if r.err != nil {
 		t.Fatalf("reader: %v after %v", r.err, r.elapsed)
 	}
 	if s := l.Stats(); s.ReclaimedWriters != 1 || s.Writer {
@@ -344,8 +353,7 @@ func TestDeadReader(t *testing.T) {
 	waitWord(t, mem, offDataReady, 1)
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	start := time.Now()
-	err := l.LockTimeout(timeout)
-	if err != nil || time.Since(start) >= timeout {
+	if err := l.LockTimeout(timeout); err != nil {
 		t.Fatalf("writer: %v after %v", err, time.Since(start))
 	}
 	l.Unlock()

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"fastcall/wire"
@@ -65,6 +66,18 @@ func sleepLength(remaining time.Duration, timed bool) (time.Duration, wire.Errno
 	}
 }
 
+// round begins one round of a blocking wait: it returns how long the
+// round may sleep, or no sleep (0) and what the wait returns at once:
+// wire.ETIMEDOUT when the deadline has passed, wire.OK after a yield (the
+// caller looks at the lock again).
+func (w *waiter) round() (time.Duration, wire.Errno) {
+	sleep, e := w.next()
+	if e != wire.OK || w.spin() {
+		return 0, e
+	}
+	return sleep, wire.OK
+}
+
 // spin yields the processor while the waiter has spins left and reports
 // whether it did.
 func (w *waiter) spin() bool {
@@ -82,12 +95,9 @@ func (w *waiter) spin() bool {
 // state, or wire.ETIMEDOUT. A sleep that runs its full length checks the
 // writer's liveness and reclaims the hold of a dead one.
 func (l *RWLock) waitState(w *waiter, s uint32) wire.Errno {
-	sleep, e := w.next()
-	if e != wire.OK {
+	sleep, e := w.round()
+	if sleep == 0 {
 		return e
-	}
-	if w.spin() {
-		return wire.OK
 	}
 	if s&stateWaiters == 0 {
 		if !l.state.CompareAndSwap(s, s|stateWaiters) {
@@ -95,10 +105,7 @@ func (l *RWLock) waitState(w *waiter, s uint32) wire.Errno {
 		}
 		s |= stateWaiters
 	}
-	l.slotWaiters.Add(1)
-	r := futexWait(l.state, s, sleep)
-	l.slotWaiters.Add(^uint32(0))
-	if r == wire.ETIMEDOUT {
+	if l.sleep(l.state, s, sleep) {
 		l.checkWriter(s)
 	}
 	return wire.OK
@@ -110,18 +117,22 @@ func (l *RWLock) waitState(w *waiter, s uint32) wire.Errno {
 // wire.ETIMEDOUT. A sleep that runs its full length checks the liveness of
 // the processes that hold read holds and reclaims the dead ones.
 func (l *RWLock) waitDrain(w *waiter, seq uint32) wire.Errno {
-	sleep, e := w.next()
-	if e != wire.OK {
+	sleep, e := w.round()
+	if sleep == 0 {
 		return e
 	}
-	if w.spin() {
-		return wire.OK
-	}
-	l.slotWaiters.Add(1)
-	r := futexWait(l.drainSeq, seq, sleep)
-	l.slotWaiters.Add(^uint32(0))
-	if r == wire.ETIMEDOUT {
+	if l.sleep(l.drainSeq, seq, sleep) {
 		l.reclaimDeadReaders()
 	}
 	return wire.OK
+}
+
+// sleep sleeps on word while it holds val, for at most d, counted among
+// the handle's sleepers, and reports whether the sleep ran its full length
+// (then the holders waited for must be checked).
+func (l *RWLock) sleep(word *atomic.Uint32, val uint32, d time.Duration) bool {
+	l.slotWaiters.Add(1)
+	r := futexWait(word, val, d)
+	l.slotWaiters.Add(^uint32(0))
+	return r == wire.ETIMEDOUT
 }

@@ -10,6 +10,7 @@ package rfc
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -274,14 +275,19 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
 	case unix.AF_INET6:
 		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-		return peerAddr(netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1])))
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
+		}
+		return peerAddr(netip.AddrPortFrom(a, uint16(p[0])<<8|uint16(p[1])))
 	}
 	return netip.AddrPort{}
 }
 
 // addrPortToSockaddr writes ap as a sockaddr suited to the socket family
 // and returns its length: sockaddr_in on an IPv4 socket, sockaddr_in6 (with
-// IPv4 peers as mapped addresses) on an IPv6 socket.
+// IPv4 peers as mapped addresses, and a zone as the scope id) on an IPv6
+// socket.
 func addrPortToSockaddr(ap netip.AddrPort, sa *unix.RawSockaddrInet6, v6 bool) uint32 {
 	a := ap.Addr()
 	if a.Is4() && !v6 {
@@ -291,7 +297,7 @@ func addrPortToSockaddr(ap netip.AddrPort, sa *unix.RawSockaddrInet6, v6 bool) u
 		p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
 		return unix.SizeofSockaddrInet4
 	}
-	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
+	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16(), Scope_id: zoneIndex(a.Zone())}
 	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
 	p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
 	return unix.SizeofSockaddrInet6

@@ -2,11 +2,8 @@ package rfc
 
 import (
 	"context"
-	"net/netip"
 	"testing"
-	"testing/synctest"
 
-	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -18,27 +15,10 @@ import (
 // fault this test catches) is still woken and the test fails instead of
 // waiting for virtual time that cannot move.
 func TestTransportLeavesBellOff(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		n := simnet.New(1, simnet.Faults{}, nil)
-		defer n.Close()
-		sc := n.Attach(netip.MustParseAddrPort("10.9.0.1:9"))
-		cc := n.Attach(netip.MustParseAddrPort("10.9.0.2:9"))
-		cfg := DefaultConfig()
-		srv, err := OpenTransport(cfg, sc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		if err := srv.Register(callEcho, "echo", wire.Schema{wire.TypeBytes}, Idempotent, func(req *Request, reply *wire.Params) wire.Errno {
-			reply.Bytes(req.Param(0).Bytes())
-			return wire.OK
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cli, err := ListenTransport(cfg, cc)
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		cc := w.attach()
+		cli, err := ListenTransport(DefaultConfig(), cc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,10 +27,10 @@ func TestTransportLeavesBellOff(t *testing.T) {
 			t.Errorf("incarnation %d addr %v, want the transport's %d %v", cli.Incarnation(), cli.Addr(), cc.FirstIncarnation(), cc.LocalAddr())
 		}
 		var r Reply
-		if err := cli.Call(t.Context(), srv.Addr(), callEcho, params(func(p *wire.Params) { p.Bytes([]byte("x")) }), &r); err != nil {
+		if err := cli.Call(t.Context(), srv.Addr(), callEchoW, params(func(p *wire.Params) { p.Bytes([]byte("x")) }), &r); err != nil {
 			t.Fatal(err)
 		}
-		if err := cli.Call(context.Background(), srv.Addr(), callEcho, params(func(p *wire.Params) { p.Bytes([]byte("y")) }), &r); err != nil {
+		if err := cli.Call(context.Background(), srv.Addr(), callEchoW, params(func(p *wire.Params) { p.Bytes([]byte("y")) }), &r); err != nil {
 			t.Fatal(err)
 		}
 		if string(r.Param(0).Bytes()) != "y" {

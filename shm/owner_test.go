@@ -7,20 +7,16 @@ import (
 	"syscall"
 	"testing"
 
+	"fastcall/shm/fileowner/fileownertest"
 	"fastcall/wire"
 )
-
-// hostileUID owns the files another local user would plant.
-const hostileUID = 65534
 
 // TestOpenRefusesUntrusted plants valid map files that another user owns,
 // or that group or others may write, or a symbolic link, and checks that
 // Open refuses each one with wire.EPERM, for writing and for reading, and
 // that Replace puts a file of this process's own in their place.
 func TestOpenRefusesUntrusted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	dir := testDir(t)
 	plant := func(t *testing.T, name string, uid int, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
@@ -49,8 +45,8 @@ func TestOpenRefusesUntrusted(t *testing.T) {
 	}{
 		{"own-0600", 0, 0o600, true, true},
 		{"own-0644", 0, 0o644, true, true},
-		{"other-uid-0600", hostileUID, 0o600, false, false},
-		{"other-uid-0644", hostileUID, 0o644, false, false},
+		{"other-uid-0600", fileownertest.HostileUID, 0o600, false, false},
+		{"other-uid-0644", fileownertest.HostileUID, 0o644, false, false},
 		{"own-group-write", 0, 0o620, false, false},
 		{"own-other-write", 0, 0o602, false, false},
 		{"own-0666", 0, 0o666, false, false},
@@ -97,7 +93,7 @@ func TestOpenRefusesUntrusted(t *testing.T) {
 		}
 	})
 	t.Run("replace", func(t *testing.T) {
-		p := plant(t, "replace", hostileUID, 0o666)
+		p := plant(t, "replace", fileownertest.HostileUID, 0o666)
 		m, err := Replace(p, MinSize, Options{Mode: 0o644})
 		if err != nil {
 			t.Fatal(err)

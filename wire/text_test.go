@@ -71,6 +71,28 @@ func TestParseValue(t *testing.T) {
 		{"str", "\xff", ""},
 		{"bytes", "hi", "bytes:6869"},
 		{"bytes", "", "bytes:"},
+		// A zero-padded integer is decimal, as the text form says
+		// (decimal, or 0x, 0o, 0b prefixed): strconv's base 0 would read
+		// "010" as the legacy octal 8 and refuse "09", and a zero-padded
+		// id given to rfcctl -p would be sent as another number.
+		{"i64", "010", "i64:10"},
+		{"i64", "-010", "i64:-10"},
+		{"i64", "+09", "i64:9"},
+		{"i64", "0", "i64:0"},
+		{"i64", "-0", "i64:0"},
+		{"i64", "0o10", "i64:8"},
+		{"i64", "0b10", "i64:2"},
+		{"i64", "-0x10", "i64:-16"},
+		{"u64", "00042", "u64:42"},
+		{"u64", "0755", "u64:755"},
+		{"u64", "0X1f", "u64:31"},
+		{"i64", "", ""},
+		{"i64", "-", ""},
+		{"i64", "0x", ""},
+		{"i64", "08x", ""},
+		{"i64", "0_8", ""},
+		{"i64", "1e3", ""},
+		{"i64", " 1", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.typ+"/"+c.text, func(t *testing.T) {

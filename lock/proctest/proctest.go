@@ -35,13 +35,21 @@ const RoleEnv = "FASTCALL_TEST_ROLE"
 // are dropped until the parent reads.
 const LineBuffer = 4096
 
-// Main is the body of a TestMain. In a child it runs the function of the
-// role named by RoleEnv and exits with its status (3 for a role not in
-// roles); in the parent it runs the tests.
+// Main is the body of a TestMain: RunRole, then, in the parent, the
+// tests.
 func Main(m *testing.M, roles map[string]func() int) {
+	RunRole(roles)
+	os.Exit(m.Run())
+}
+
+// RunRole, in a child, runs the function of the role named by RoleEnv
+// and exits with its status (3 for a role not in roles); in the parent it
+// returns at once. A TestMain that prepares more than Main does calls
+// RunRole first.
+func RunRole(roles map[string]func() int) {
 	role := os.Getenv(RoleEnv)
 	if role == "" {
-		os.Exit(m.Run())
+		return
 	}
 	run, ok := roles[role]
 	if !ok {
@@ -104,8 +112,9 @@ func Start(t testing.TB, role string, env ...string) *Child {
 }
 
 // StartCmd is Start for a command from Command that the caller changed
-// (more arguments, another environment). With cmd.Stderr set to nil, the
-// child's stderr is read into Log.
+// (more arguments, another environment), or for another program (the
+// campaign's rfcd). With cmd.Stderr set to nil, the child's stderr is read
+// into Log.
 func StartCmd(t testing.TB, cmd *exec.Cmd) *Child {
 	t.Helper()
 	c := &Child{Cmd: cmd, Lines: make(chan string, LineBuffer)}

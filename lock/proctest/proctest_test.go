@@ -19,8 +19,8 @@ func TestMain(m *testing.M) {
 			return 0
 		},
 		"fail":     func() int { return 7 },
-		"burst":    review2Burst,
-		"longline": review2LongLine,
+		"burst":    burstRole,
+		"longline": longLineRole,
 		"args": func() int {
 			fmt.Println(strings.Join(Args(), ","))
 			fmt.Fprintln(os.Stderr, "logged")
@@ -90,5 +90,80 @@ func TestStartCmdArgsLog(t *testing.T) {
 		}
 	case <-time.After(waitDeadline):
 		t.Fatal("no log line")
+	}
+}
+
+// longLineRole prints a line longer than any pipe and line buffer,
+// then a short one, and exits.
+func longLineRole() int {
+	fmt.Println(strings.Repeat("x", 512<<10))
+	fmt.Println("after")
+	return 0
+}
+
+// TestLongLineNoHang: a child that prints a line too long for the
+// line reader is still read to its end: the line is dropped, the lines
+// after it arrive, and the child exits. readLines used to stop at the
+// long line (bufio.Scanner's token limit) and read no more, so the child
+// blocked writing into the full pipe and never exited.
+func TestLongLineNoHang(t *testing.T) {
+	c := Start(t, "longline")
+	if line, ok := c.Next("after", waitDeadline); !ok || line != "after" {
+		t.Errorf("line after the long one: %q %v", line, ok)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("child: %v", err)
+		}
+	case <-time.After(waitDeadline):
+		_ = c.Cmd.Process.Kill()
+		<-done
+		t.Fatal("the child never exited")
+	}
+}
+
+// burstLines is how many lines the burst role prints before it
+// exits.
+const burstLines = 3000
+
+// burstRole prints burstLines lines and exits at once.
+func burstRole() int {
+	for i := 0; i < burstLines; i++ {
+		fmt.Printf("line %d\n", i)
+	}
+	return 0
+}
+
+// TestWaitKeepsLines: every line a child printed before it exited
+// reaches Lines, also when the test reaps the child with Wait before
+// reading them. Wait used to call exec.Cmd.Wait at once, which closes the
+// stdout pipe as soon as the child has exited: the lines still in the pipe
+// were lost and Lines closed early.
+func TestWaitKeepsLines(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		c := Start(t, "burst")
+		if err := c.Wait(); err != nil {
+			t.Fatalf("child: %v", err)
+		}
+		n := 0
+		end := time.After(waitDeadline)
+	read:
+		for {
+			select {
+			case _, ok := <-c.Lines:
+				if !ok {
+					break read
+				}
+				n++
+			case <-end:
+				t.Fatal("Lines not closed")
+			}
+		}
+		if n != burstLines {
+			t.Fatalf("round %d: %d lines after Wait, want %d", round, n, burstLines)
+		}
 	}
 }

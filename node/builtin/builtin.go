@@ -35,27 +35,20 @@ func (c *Counter) Value() uint64 { return c.v.Load() }
 // Register adds the built-in calls to ep and returns their counter.
 func Register(ep *rfc.Endpoint) (*Counter, error) {
 	c := new(Counter)
-	type reg struct {
-		no     uint16
-		name   string
-		schema wire.Schema
-		flags  rfc.CallFlags
-		h      rfc.Handler
-	}
 	echo := func(r *rfc.Request, rep *wire.Params) wire.Errno {
 		rep.Bytes(r.Param(0).Bytes())
 		return wire.OK
 	}
-	regs := []reg{
-		{CallEcho, "echo", wire.Schema{wire.TypeBytes}, rfc.Idempotent | rfc.Inline, echo},
-		{CallEchoW, "echo-worker", wire.Schema{wire.TypeBytes}, rfc.Idempotent, echo},
-		{CallAdd, "add", wire.Schema{wire.TypeInt64, wire.TypeInt64}, rfc.Idempotent | rfc.Inline,
-			func(r *rfc.Request, rep *wire.Params) wire.Errno {
+	calls := []rfc.CallSpec{
+		{No: CallEcho, Name: "echo", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent | rfc.Inline, H: echo},
+		{No: CallEchoW, Name: "echo-worker", Schema: wire.Schema{wire.TypeBytes}, Flags: rfc.Idempotent, H: echo},
+		{No: CallAdd, Name: "add", Schema: wire.Schema{wire.TypeInt64, wire.TypeInt64}, Flags: rfc.Idempotent | rfc.Inline,
+			H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 				rep.Int64(r.Param(0).Int64() + r.Param(1).Int64())
 				return wire.OK
 			}},
-		{CallSleep, "sleep", wire.Schema{wire.TypeInt64}, 0,
-			func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallSleep, Name: "sleep", Schema: wire.Schema{wire.TypeInt64},
+			H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 				d := time.Duration(r.Param(0).Int64()) * time.Millisecond
 				if d < 0 || d > MaxSleep {
 					return wire.EINVAL
@@ -63,22 +56,20 @@ func Register(ep *rfc.Endpoint) (*Counter, error) {
 				time.Sleep(d)
 				return wire.OK
 			}},
-		{CallIncr, "incr", nil, 0, func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallIncr, Name: "incr", H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 			rep.Uint64(c.v.Add(1))
 			return wire.OK
 		}},
-		{CallCounter, "counter", nil, rfc.Idempotent | rfc.Inline, func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallCounter, Name: "counter", Flags: rfc.Idempotent | rfc.Inline, H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 			rep.Uint64(c.v.Load())
 			return wire.OK
 		}},
-		{CallFault, "fault", nil, rfc.Idempotent, func(r *rfc.Request, rep *wire.Params) wire.Errno {
+		{No: CallFault, Name: "fault", Flags: rfc.Idempotent, H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
 			panic("fault call: fails on purpose")
 		}},
 	}
-	for _, g := range regs {
-		if err := ep.Register(g.no, g.name, g.schema, g.flags, g.h); err != nil {
-			return nil, err
-		}
+	if err := ep.RegisterCalls(calls); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

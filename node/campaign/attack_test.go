@@ -13,6 +13,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
@@ -248,7 +249,8 @@ func TestReplayCampaign(t *testing.T) {
 		const maxAge = 500 * time.Millisecond
 		sn := simnet.New(1, simnet.Faults{}, nil)
 		defer sn.Close()
-		cfg := quietConfig(testKey)
+		cfg := rfctest.Config(0)
+		cfg.Key = testKey
 		cfg.MaxAge = maxAge
 		srv, err := rfc.ListenTransport(cfg, sn.Attach(netip.MustParseAddrPort("127.0.0.1:7000")))
 		if err != nil {

@@ -4,8 +4,8 @@ package campaign
 // and the client endpoint that observes them.
 
 import (
-	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand"
 	"net"
@@ -15,10 +15,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
 	"fastcall/rfc"
@@ -28,8 +28,28 @@ import (
 
 func quietLogger() *slog.Logger { return rfctest.Quiet }
 
-// listenClient opens a client endpoint with key (nil: checksum mode) that
-// logs nothing; it is closed when the test ends.
+var testKey = []byte("campaign-cluster-key-0123456789ab")
+
+// errnoCounts renders error counts by name, in table order.
+func errnoCounts(m map[wire.Errno]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for e := wire.Errno(0); e < 1<<16-1; e++ {
+		if n, ok := m[e]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", e.String(), n))
+		}
+		if e > 100 && e < wire.EUSER {
+			e = wire.EUSER - 1
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// listenClient opens an endpoint (a client, or a server of the built-in
+// calls) with key (nil: checksum mode) that logs nothing; it is closed
+// when the test ends.
 func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 	t.Helper()
 	return rfctest.Listen(t, 0, func(c *rfc.Config) { c.Key = key })
@@ -39,7 +59,7 @@ func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 type node struct {
 	args []string
 	addr netip.AddrPort
-	cmd  *exec.Cmd
+	proc *proctest.Child
 }
 
 func keyFile(t *testing.T) string {
@@ -50,42 +70,37 @@ func keyFile(t *testing.T) string {
 	return p
 }
 
-// start runs rfcd with n.args; addr is taken from its first line.
+// startWait bounds the wait for a starting rfcd's first line.
+const startWait = 30 * time.Second
+
+// start runs rfcd with n.args, through prefix when given (a command that
+// runs another, such as "ip netns exec NS"); addr is taken from its first
+// line ("rfcd: listening ADDR ..."). The process is killed when the test
+// ends if kill has not ended it before.
 func (n *node) start(t *testing.T, prefix ...string) {
 	t.Helper()
 	argv := append(append([]string{}, prefix...), filepath.Join(binDir, "rfcd"))
 	argv = append(argv, n.args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	p := proctest.StartCmd(t, exec.Command(argv[0], argv[1:]...))
+	line, ok := p.Next("", startWait)
+	f := strings.Fields(line)
+	if !ok || len(f) < 3 {
+		p.Kill()
+		t.Fatalf("rfcd %v printed %q", n.args, line)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("rfcd %v printed nothing", n.args)
-	}
-	f := strings.Fields(sc.Text())
 	ap, err := netip.ParseAddrPort(f[2])
 	if err != nil {
+		p.Kill()
 		t.Fatal(err)
 	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	n.addr, n.cmd = ap, cmd
+	n.addr, n.proc = ap, p
 }
 
+// kill ends the node with SIGKILL and reaps it.
 func (n *node) kill() {
-	if n.cmd != nil {
-		n.cmd.Process.Signal(syscall.SIGKILL)
-		n.cmd.Wait()
-		n.cmd = nil
+	if n.proc != nil {
+		n.proc.Kill()
+		n.proc = nil
 	}
 }
 

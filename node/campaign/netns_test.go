@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/wire"
 )
 
@@ -62,9 +63,10 @@ func TestNamespaces(t *testing.T) {
 		targets = append(targets, n.addr.String())
 	}
 	calls := scale(4000)
-	cmd := exec.Command("ip", "netns", "exec", ns[2], os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), roleEnv+"=client", "FASTCALL_TARGETS="+strings.Join(targets, ","),
+	child := proctest.Command("client", "FASTCALL_TARGETS="+strings.Join(targets, ","),
 		fmt.Sprintf("FASTCALL_CALLS=%d", calls), "FASTCALL_BIND="+addr[2]+":0")
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns[2]}, child.Args...)...)
+	cmd.Env = child.Env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()

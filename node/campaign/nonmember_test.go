@@ -184,7 +184,7 @@ func TestNonMemberClaims(t *testing.T) {
 		wg.Wait()
 	}()
 	bound := heartbeat.DetectBound(heartbeat.DefaultConfig().WithInterval(100 * time.Millisecond))
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := a.proc.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
@@ -194,7 +194,7 @@ func TestNonMemberClaims(t *testing.T) {
 		// pause would be; this waits for no event.
 		time.Sleep(time.Until(stopped.Add(2 * bound)))
 	}
-	a.cmd.Process.Signal(syscall.SIGCONT)
+	a.proc.Cmd.Process.Signal(syscall.SIGCONT)
 	if !ok {
 		t.Fatalf("b did not declare a dead while a was stopped: %+v", dead)
 	}

@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"fastcall/lock/proctest"
 	"flag"
 	"fmt"
 	"os"
@@ -50,9 +51,7 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if role := os.Getenv(roleEnv); role != "" {
-		os.Exit(runRole(role))
-	}
+	proctest.RunRole(map[string]func() int{"client": roleClient})
 	dir, err := os.MkdirTemp("", "campaign")
 	if err != nil {
 		panic(err)

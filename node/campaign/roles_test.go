@@ -11,25 +11,14 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
-
-const roleEnv = "FASTCALL_CAMPAIGN_ROLE"
 
 // clientResult is what a client role reports on stdout.
 type clientResult struct {
 	OK     int            `json:"ok"`
 	Errors map[string]int `json:"errors"`
 	Dups   int            `json:"dups"`
-}
-
-// runRole runs a child role of the test binary.
-func runRole(role string) int {
-	switch role {
-	case "client":
-		return roleClient()
-	}
-	fmt.Fprintln(os.Stderr, "unknown role", role)
-	return 2
 }
 
 // roleClient makes FASTCALL_CALLS increments spread over the addresses in
@@ -46,7 +35,8 @@ func roleClient() int {
 	}
 	var calls int
 	fmt.Sscan(os.Getenv("FASTCALL_CALLS"), &calls)
-	cfg := quietConfig(testKey)
+	cfg := rfctest.Config(0)
+	cfg.Key = testKey
 	cfg.Addr = os.Getenv("FASTCALL_BIND")
 	ep, err := rfc.Listen(cfg)
 	if err != nil {

@@ -10,11 +10,9 @@ import (
 
 	"fastcall/node/registry/sdk"
 	"fastcall/shm"
+	"fastcall/shm/fileowner/fileownertest"
 	"fastcall/wire"
 )
-
-// squatUID is the uid that owns the planted map file (nobody).
-const squatUID = 65534
 
 // TestShmSquat: before an agent rfcd starts, another user has made its
 // map file: a valid map holding a forged instance of a registered service
@@ -22,9 +20,7 @@ const squatUID = 65534
 // inode, this process's owner) instead of adopting it, and lookups through
 // the local SDK return what the center holds and nothing of the forgery.
 func TestShmSquat(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("TestShmSquat needs root, to give the planted map file to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	key := keyFile(t)
 	dir := t.TempDir()
 	center := startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 40, "key_file": %q,
@@ -45,9 +41,7 @@ func TestShmSquat(t *testing.T) {
 		forged++
 	}
 	m.Close()
-	if err := os.Chown(path, squatUID, squatUID); err != nil {
-		t.Fatal(err)
-	}
+	fileownertest.Plant(t, path)
 	var planted syscall.Stat_t
 	if err := syscall.Stat(path, &planted); err != nil {
 		t.Fatal(err)
@@ -86,7 +80,7 @@ func TestShmSquat(t *testing.T) {
 	}
 	record(t, row{
 		Fault:   "squatted shm map file",
-		Params:  fmt.Sprintf("before a keyed agent rfcd starts, uid %d owns a valid map at its shm_file holding %d forged instances (of the service the agent registers, and of one nobody registers)", squatUID, forged),
+		Params:  fmt.Sprintf("before a keyed agent rfcd starts, uid %d owns a valid map at its shm_file holding %d forged instances (of the service the agent registers, and of one nobody registers)", fileownertest.HostileUID, forged),
 		Load:    "one agent start, one registration at the center",
 		Checked: "the agent replaces the file (new inode, owned by the agent's uid) instead of adopting it; SDK lookups return only the center's instance; the forged-only service is ENOENT",
 		Result: fmt.Sprintf("pass: inode %d → %d, uid %d → %d; lookup of db: 1 instance at %s, %d ms after the agent started; pay: ENOENT",

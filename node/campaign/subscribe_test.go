@@ -2,56 +2,18 @@ package campaign
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
 	"fastcall/node/registry/agent"
 	regcenter "fastcall/node/registry/center"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/registrytest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
-	"fastcall/wire"
 )
-
-// subscribeFlood sends, from ports UDP sockets on 127.0.0.1, perPort
-// authenticated subscriptions each on a prefix that never matches, one
-// at a time, and never renews them. It returns how many were granted.
-func subscribeFlood(t *testing.T, center netip.AddrPort, ports, perPort int) int {
-	codec, _ := wire.NewCodec(0, testKey)
-	dg := make([]byte, 1400)
-	buf := make([]byte, 1500)
-	seg := make([]byte, 64)
-	var pk wire.Packet
-	granted := 0
-	for i := 0; i < ports; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j := 0; j < perPort; j++ {
-			var ps wire.Params
-			ps.Reset(seg)
-			ps.Uint64(uint64(1<<40 | i*perPort + j + 1))
-			ps.String("nomatch/")
-			h := wire.Header{Flags: wire.FlagRequest, CallNo: registry.CallSubscribe, Src: uint32(5000 + i),
-				CallID: uint64(j+1) << 20, Incarnation: 1, Budget: 1_000_000, Stamp: uint32(time.Now().UnixMilli())}
-			n, _ := codec.EncodeParams(dg, &h, &ps)
-			c.WriteToUDPAddrPort(dg[:n], center)
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			m, _, err := c.ReadFromUDPAddrPort(buf)
-			if err == nil && codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.Errno == wire.OK {
-				granted++
-			}
-		}
-		c.Close()
-	}
-	return granted
-}
 
 // TestSubscriptionExhaustion: many source ports of one address open push
 // streams at a registry center and never renew them; real agents, on
@@ -73,7 +35,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 	}
 
 	ports, perPort := scale(128), 4
-	granted := subscribeFlood(t, center.addr, ports, perPort)
+	granted := registrytest.SubscribeFlood(t, center.addr, "127.0.0.1", testKey, ports, perPort)
 	if granted > regcenter.DefaultMaxStreamsPerIP {
 		t.Fatalf("the flood was granted %d streams from one address", granted)
 	}
@@ -82,7 +44,8 @@ func TestSubscriptionExhaustion(t *testing.T) {
 	// agentGets starts an agent on ip and returns how long after the
 	// flood its map held the instance, or fails.
 	agentGets := func(ip string, within time.Duration) time.Duration {
-		cfg := quietConfig(testKey)
+		cfg := rfctest.Config(0)
+		cfg.Key = testKey
 		cfg.Addr = ip + ":0"
 		aep, err := rfc.Listen(cfg)
 		if err != nil {

@@ -172,6 +172,16 @@ func (e expo) sample(name string, v float64, labels ...string) {
 	e.b.WriteByte('\n')
 }
 
+// perCall writes the counter family name with one sample per call number
+// of cs, the counter v picks, labelled with the call number and its name.
+func (e expo) perCall(name, help string, cs []rfc.CallCounters, v func(c *rfc.CallCounters) uint64) {
+	e.family(name, "counter", help)
+	for i := range cs {
+		c := &cs[i]
+		e.sample(name, float64(v(c)), "call", callLabel(c.CallNo), "name", c.Name)
+	}
+}
+
 // one writes a family of a single unlabelled sample.
 func (e expo) one(name, typ, help string, v float64) {
 	e.family(name, typ, help)
@@ -271,19 +281,18 @@ func writeEngineMetrics(e expo, ep *rfc.Endpoint) {
 	}
 
 	// Per call number: served (callee) and called (caller) sides.
-	e.family("fastcall_calls_served_total", "counter", "Requests whose handler ran, by call number.")
-	for _, c := range st.Served {
-		e.sample("fastcall_calls_served_total", float64(c.Calls), "call", callLabel(c.CallNo), "name", c.Name)
-	}
-	e.family("fastcall_calls_made_total", "counter", "Calls this node made, by call number.")
-	for _, c := range st.Called {
-		e.sample("fastcall_calls_made_total", float64(c.Calls), "call", callLabel(c.CallNo), "name", c.Name)
-	}
-	e.family("fastcall_call_errors_total", "counter", "Calls that ended with an error number, by side, call number and error number (EUSER counts every handler-defined number).")
-	for _, side := range []struct {
+	e.perCall("fastcall_calls_served_total", "Requests whose handler ran, by call number.", st.Served,
+		func(c *rfc.CallCounters) uint64 { return c.Calls })
+	e.perCall("fastcall_calls_made_total", "Calls this node made, by call number.", st.Called,
+		func(c *rfc.CallCounters) uint64 { return c.Calls })
+	// The two sides of a call number's counters, as the label "side" names
+	// them.
+	sides := [...]struct {
 		name string
 		cs   []rfc.CallCounters
-	}{{"served", st.Served}, {"called", st.Called}} {
+	}{{"served", st.Served}, {"called", st.Called}}
+	e.family("fastcall_call_errors_total", "counter", "Calls that ended with an error number, by side, call number and error number (EUSER counts every handler-defined number).")
+	for _, side := range sides {
 		for _, c := range side.cs {
 			errs := make([]wire.Errno, 0, len(c.Errors))
 			for en := range c.Errors {
@@ -296,24 +305,17 @@ func writeEngineMetrics(e expo, ep *rfc.Endpoint) {
 			}
 		}
 	}
-	e.family("fastcall_retransmissions_total", "counter", "Requests this node sent again, by call number.")
-	for _, c := range st.Called {
-		e.sample("fastcall_retransmissions_total", float64(c.Retrans), "call", callLabel(c.CallNo), "name", c.Name)
-	}
-	e.family("fastcall_duplicates_total", "counter", "Duplicate requests absorbed or answered from the cache, by call number.")
-	for _, c := range st.Served {
-		e.sample("fastcall_duplicates_total", float64(c.Dups), "call", callLabel(c.CallNo), "name", c.Name)
-	}
+	e.perCall("fastcall_retransmissions_total", "Requests this node sent again, by call number.", st.Called,
+		func(c *rfc.CallCounters) uint64 { return c.Retrans })
+	e.perCall("fastcall_duplicates_total", "Duplicate requests absorbed or answered from the cache, by call number.", st.Served,
+		func(c *rfc.CallCounters) uint64 { return c.Dups })
 	const lat = "fastcall_call_duration_seconds"
 	e.family(lat, "histogram", "Handler time (side served) or round trip (side called), by call number.")
 	var le [rfc.LatencyBuckets]string
 	for i := range le {
 		le[i] = formatValue(float64(rfc.LatencyBoundUs(i)) / 1e6)
 	}
-	for _, side := range []struct {
-		name string
-		cs   []rfc.CallCounters
-	}{{"served", st.Served}, {"called", st.Called}} {
+	for _, side := range sides {
 		for _, c := range side.cs {
 			call := callLabel(c.CallNo)
 			l := &c.Latency

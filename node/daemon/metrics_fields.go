@@ -64,6 +64,7 @@ var centerFields = []field[center.CenterStats]{
 	{"fastcall_registry_push_dropped_total", "counter", "Streams dropped.", func(s *center.CenterStats) float64 { return u(s.PushDropped) }},
 	{"fastcall_registry_streams_overflowed_total", "counter", "Streams whose queue overflowed.", func(s *center.CenterStats) float64 { return u(s.StreamsOverflowed) }},
 	{"fastcall_registry_malformed_total", "counter", "Malformed requests refused.", func(s *center.CenterStats) float64 { return u(s.Malformed) }},
+	{"fastcall_registry_not_peer_total", "counter", "Calls between centers refused (EPERM) from a sender that is not the peer center.", func(s *center.CenterStats) float64 { return u(s.NotPeer) }},
 	{"fastcall_registry_log_errors_total", "counter", "Log write or sync failures.", func(s *center.CenterStats) float64 { return u(s.LogErrors) }},
 	{"fastcall_registry_snapshots_total", "counter", "Snapshots written.", func(s *center.CenterStats) float64 { return u(s.Snapshots) }},
 }

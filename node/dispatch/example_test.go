@@ -3,29 +3,15 @@ package dispatch_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
 	"fastcall/node/dispatch"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
 const callApply = wire.CallUserBase + 1 // what each target runs
-
-func listen(node uint32) *rfc.Endpoint {
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return ep
-}
 
 // A dispatcher fans one operation out to three targets in parallel and
 // gathers their outcomes; a conflicting operation on the same resource is
@@ -34,7 +20,7 @@ func listen(node uint32) *rfc.Endpoint {
 func Example() {
 	var targets []dispatch.Target
 	for i := 0; i < 3; i++ {
-		ep := listen(uint32(20 + i))
+		ep := rfctest.Must(rfc.Listen(rfctest.Config(uint32(20 + i))))
 		defer ep.Close()
 		fail := i == 2 // the third target refuses
 		_ = ep.Register(callApply, "apply", wire.Schema{wire.TypeString}, 0,
@@ -47,10 +33,10 @@ func Example() {
 		targets = append(targets, dispatch.Target{Addr: ep.Addr()})
 	}
 
-	ep := listen(1)
+	ep := rfctest.Must(rfc.Listen(rfctest.Config(1)))
 	defer ep.Close()
 	cfg := dispatch.DefaultConfig()
-	cfg.Logger = quiet
+	cfg.Logger = rfctest.Quiet
 	d, err := dispatch.Start(ep, cfg, dispatch.NewMemStore(dispatch.DefaultMemStoreKeys))
 	if err != nil {
 		panic(err)

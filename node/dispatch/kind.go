@@ -1,5 +1,7 @@
 package dispatch
 
+import "fastcall/wire"
+
 // Kind is an operation kind. The conflict table says which kinds may hold
 // one resource at the same time. The list is append-only: kinds travel in
 // markers and in the SUBMIT call.
@@ -13,7 +15,8 @@ const (
 	kindLimit   Kind = 4
 )
 
-var kindNames = [...]string{
+// kindNames has a name for every kind below kindLimit.
+var kindNames = wire.Names{
 	KindInvalid: "invalid",
 	KindRead:    "read",
 	KindUpdate:  "update",
@@ -22,20 +25,16 @@ var kindNames = [...]string{
 
 // String returns the kind's name as SUBMIT and rfcctl spell it.
 func (k Kind) String() string {
-	if k < kindLimit {
-		return kindNames[k]
+	if s, ok := kindNames.Name(uint64(k)); ok {
+		return s
 	}
 	return "kind?"
 }
 
 // KindByName is the inverse of String; "invalid" is not a name.
 func KindByName(s string) (Kind, bool) {
-	for k := KindRead; k < kindLimit; k++ {
-		if kindNames[k] == s {
-			return k, true
-		}
-	}
-	return KindInvalid, false
+	k, ok := kindNames.Value(s, uint64(KindRead))
+	return Kind(k), ok
 }
 
 // conflictTable[held][wanted] is true when an operation of kind wanted

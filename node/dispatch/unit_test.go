@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/rfc"
@@ -127,30 +128,6 @@ func TestMemStore(t *testing.T) {
 			return err
 		}, wire.OK},
 		{"delete-wrong", func() error { return s.Delete(ctx, "a", v1) }, wire.ECONFLICT},
-		{"ttl-create", func() error { _, err := s.CAS(ctx, "t", 0, []byte("t"), time.Hour); return err }, wire.OK},
-		{"full", func() error { _, err := s.CAS(ctx, "c", 0, []byte("c"), 0); return err }, wire.ENOSPC},
-		{"ttl-live", func() error { _, _, err := s.Get(ctx, "t"); return err }, wire.OK},
-		{"ttl-replace-short", func() error {
-			_, ver, err := s.Get(ctx, "t")
-			if err != nil {
-				return err
-			}
-			// Expiry is on the store's clock (time.Now): wait until it
-			// has passed, without reading the key (that would remove it
-			// on access and leave the sweep below nothing to do).
-			expires := time.Now().Add(time.Millisecond)
-			if _, err := s.CAS(ctx, "t", ver, []byte("t"), time.Millisecond); err != nil {
-				return err
-			}
-			for end := time.Now().Add(10 * time.Second); !time.Now().After(expires.Add(time.Millisecond)); time.Sleep(time.Millisecond) {
-				if time.Now().After(end) {
-					return wire.ETIMEDOUT
-				}
-			}
-			return nil
-		}, wire.OK},
-		{"room-after-expiry", func() error { _, err := s.CAS(ctx, "c", 0, []byte("c"), 0); return err }, wire.OK},
-		{"ttl-expired", func() error { _, _, err := s.Get(ctx, "t"); return err }, wire.ENOENT},
 		{"delete", func() error { return s.Delete(ctx, "a", v2) }, wire.OK},
 		{"delete-absent", func() error { return s.Delete(ctx, "a", 0) }, wire.ENOENT},
 		{"bad-ttl", func() error { _, err := s.CAS(ctx, "d", 0, nil, -1); return err }, wire.EINVAL},
@@ -162,6 +139,43 @@ func TestMemStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMemStoreTTL: an entry with a TTL is live until the TTL has passed
+// on the store's clock (time.Now) and gone from that instant; once
+// expired it makes room in a full store without being read first. In a
+// synctest bubble: the TTL passes in virtual time, and the bound is
+// exact.
+func TestMemStoreTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewMemStore(2)
+		ctx := context.Background()
+		check := func(step string, err error, want wire.Errno) {
+			t.Helper()
+			if got := errnoOf(err); got != want {
+				t.Fatalf("%s: got %v, want %v", step, got, want)
+			}
+		}
+		_, err := s.CAS(ctx, "a", 0, []byte("x"), 0)
+		check("create", err, wire.OK)
+		ver, err := s.CAS(ctx, "t", 0, []byte("t"), time.Hour)
+		check("ttl-create", err, wire.OK)
+		_, err = s.CAS(ctx, "c", 0, []byte("c"), 0)
+		check("full", err, wire.ENOSPC)
+		_, _, err = s.Get(ctx, "t")
+		check("ttl-live", err, wire.OK)
+		const ttl = time.Millisecond
+		_, err = s.CAS(ctx, "t", ver, []byte("t"), ttl)
+		check("ttl-replace-short", err, wire.OK)
+		time.Sleep(ttl - time.Nanosecond)
+		_, _, err = s.Get(ctx, "t")
+		check("live until the TTL", err, wire.OK)
+		time.Sleep(time.Nanosecond)
+		_, err = s.CAS(ctx, "c", 0, []byte("c"), 0)
+		check("room-after-expiry", err, wire.OK)
+		_, _, err = s.Get(ctx, "t")
+		check("ttl-expired", err, wire.ENOENT)
+	})
 }
 
 // TestMarkerSharing drives the compare-and-set loops directly: reads

@@ -53,12 +53,15 @@ const (
 	// the duplicate cache).
 	CallTaskStart uint16 = wire.CallHeartbeatBase + 0x10
 	// CallTaskProgress (worker to master) reports progress. One-way:
-	// u64 task id, u64 task incarnation, u64 done, u64 total.
+	// u64 task id, u64 master incarnation the task was started under,
+	// u64 task incarnation, u64 done, u64 total.
 	CallTaskProgress uint16 = wire.CallHeartbeatBase + 0x11
 	// CallTaskResult (worker to master) delivers a task's outcome.
-	// Request: u64 task id, u64 task incarnation, u64 error number, bytes
-	// result. Reply: none; ESTALE if the master gave the task up, ENOENT
-	// if it never issued it. Not idempotent.
+	// Request: u64 task id, u64 master incarnation the task was started
+	// under, u64 task incarnation, u64 error number, bytes result. Reply:
+	// none; ESTALE if the master gave the task up, holds that id for
+	// another start, or fenced the worker incarnation, ENOENT if it
+	// never issued it. Not idempotent.
 	CallTaskResult uint16 = wire.CallHeartbeatBase + 0x12
 	// CallTaskCancel (master to worker) cancels a task. Request: u64
 	// task id. Reply: none; ENOENT if the worker does not run it.
@@ -67,9 +70,9 @@ const (
 	// CallTaskCheck (worker to master) renews a task's lease. Request:
 	// u64 task id, u64 master incarnation the task was started under,
 	// u64 worker incarnation it runs under. Reply: none; ENOENT if the
-	// master does not hold the task (it ended it, or never issued it),
-	// ESTALE if it holds that id for another start, ECLOSED if the
-	// master is closed. Idempotent (it only reads).
+	// master never issued the id, ESTALE if it ended the task, holds
+	// that id for another start, or fenced the worker incarnation,
+	// ECLOSED if the master is closed. Idempotent (it only reads).
 	CallTaskCheck uint16 = wire.CallHeartbeatBase + 0x14
 )
 
@@ -118,22 +121,24 @@ const (
 	tsParamPayload = 3
 	tsReplyInc     = 0
 
-	tpParamID    = 0 // CallTaskProgress
-	tpParamInc   = 1
-	tpParamDone  = 2
-	tpParamTotal = 3
+	// Every report a worker makes about a task (task-check,
+	// task-progress, task-result) opens with the start it is about:
+	// u64 task id, u64 master incarnation, u64 task incarnation.
+	rpParamID      = 0
+	rpParamMastInc = 1
+	rpParamInc     = 2
+	rpParams       = 3
 
-	trParamID    = 0 // CallTaskResult
-	trParamInc   = 1
-	trParamErrno = 2
-	trParamData  = 3
+	tpParamDone  = rpParams // CallTaskProgress
+	tpParamTotal = rpParams + 1
+	tpParams     = rpParams + 2
+
+	trParamErrno = rpParams // CallTaskResult
+	trParamData  = rpParams + 1
 
 	tcParamID = 0 // CallTaskCancel
 
-	tkParamID      = 0 // CallTaskCheck
-	tkParamMastInc = 1
-	tkParamInc     = 2
-	tkParams       = 3
+	tkParams = rpParams // CallTaskCheck
 )
 
 // Sizes used to keep a CallMembers page inside one datagram.
@@ -159,8 +164,8 @@ var (
 	schemaGossip       = wire.Schema{wire.TypeUint64, wire.TypeBytes}
 	schemaJoin         = wire.Schema{wire.TypeUint64}
 	schemaTaskStart    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
-	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
-	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	schemaTaskProgress = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
+	schemaTaskResult   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	schemaTaskCancel   = wire.Schema{wire.TypeUint64}
 	schemaTaskCheck    = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64}
 )

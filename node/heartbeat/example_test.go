@@ -4,29 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"time"
 
 	"fastcall/node/heartbeat"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// open opens an endpoint on loopback, port 0, without starting it.
-func open(node uint32) *rfc.Endpoint {
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	ep, err := rfc.Open(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return ep
-}
+// open opens an endpoint on loopback, port 0, without starting it:
+// rfctest.Config is rfc.DefaultConfig for node, logging nothing.
+func open(node uint32) *rfc.Endpoint { return rfctest.Must(rfc.Open(rfctest.Config(node))) }
 
 // wait returns the first event of kind about addr, or false after d.
 func wait(ch <-chan heartbeat.Event, kind heartbeat.EventKind, addr netip.AddrPort, d time.Duration) (heartbeat.Event, bool) {
@@ -50,7 +39,7 @@ func ExampleService_OnEvent() {
 	defer a.Close()
 	defer b.Close()
 	cfg := heartbeat.DefaultConfig().WithInterval(20 * time.Millisecond)
-	cfg.Logger = quiet
+	cfg.Logger = rfctest.Quiet
 
 	svcA, err := heartbeat.Start(a, cfg, []netip.AddrPort{b.Addr()})
 	if err != nil {
@@ -95,7 +84,7 @@ func ExampleMaster() {
 	defer m.Close()
 	defer w.Close()
 	cfg := heartbeat.DefaultConfig().WithInterval(20 * time.Millisecond)
-	cfg.Logger = quiet
+	cfg.Logger = rfctest.Quiet
 	svcM, err := heartbeat.Start(m, cfg, []netip.AddrPort{w.Addr()})
 	if err != nil {
 		panic(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -25,21 +26,9 @@ func testConfig() Config {
 	return c
 }
 
-func newEndpoint(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
-	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
-}
+// newEndpoint opens a loopback endpoint for node, closed when the test
+// ends (rfctest.Listen).
+var newEndpoint = rfctest.Listen
 
 // eventLog records a service's events.
 type eventLog struct {

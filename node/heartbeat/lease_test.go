@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -137,4 +139,225 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 	if n := wn.log.count(EventDead, mep.Addr()); n != 0 {
 		t.Skipf("the worker declared the master dead (%d); the test needs a restart within the bound", n)
 	}
+}
+
+// simPair is a master, a worker and a third member on a simulated
+// network inside a synctest bubble (virtual time), fully meshed.
+type simPair struct {
+	net    *simnet.Network
+	addrs  []netip.AddrPort
+	eps    []*rfc.Endpoint
+	svcs   []*Service
+	m      *Master
+	wk     *Worker
+	ran    chan *TaskInfo // the tasks whose code started
+	cfg    Config
+	master netip.AddrPort
+	worker netip.AddrPort
+	// task, if set, is the worker's task code after it reports to ran;
+	// by default it waits for its context to end.
+	task func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno)
+}
+
+// newSimPair starts the three members, the master on the first and the
+// worker on the second, and waits until every member sees the others
+// alive and has heard from them. It must run inside a synctest bubble.
+func newSimPair(t *testing.T, task func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno)) *simPair {
+	t.Helper()
+	p := &simPair{ran: make(chan *TaskInfo, 16), cfg: testConfig(), task: task}
+	p.net = simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, simnet.NewTrace(0))
+	t.Cleanup(p.net.Close)
+	for i := 0; i < 3; i++ {
+		p.addrs = append(p.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), 7100))
+	}
+	p.master, p.worker = p.addrs[0], p.addrs[1]
+	p.eps, p.svcs = make([]*rfc.Endpoint, 3), make([]*Service, 3)
+	for i := range p.addrs {
+		p.start(t, i)
+	}
+	p.m = p.newMaster(t)
+	wk, err := NewWorker(p.svcs[1], DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+		p.ran <- ti
+		if p.task != nil {
+			return p.task(ctx, ti)
+		}
+		<-ctx.Done()
+		return nil, wire.ECANCELED
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wk.Close)
+	p.wk = wk
+	if !waitFor(20*DetectBound(p.cfg), p.allAlive) {
+		t.Fatal("the members never saw each other alive")
+	}
+	return p
+}
+
+// start starts a process of member i: a new endpoint (the next
+// incarnation at its address) and its service.
+func (p *simPair) start(t *testing.T, i int) {
+	t.Helper()
+	rcfg := rfc.DefaultConfig()
+	rcfg.NodeID = uint32(i + 1)
+	rcfg.Logger = quiet
+	ep, err := rfc.ListenTransport(rcfg, p.net.Attach(p.addrs[i]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	svc, err := Start(ep, p.cfg, p.addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	p.eps[i], p.svcs[i] = ep, svc
+}
+
+// newMaster starts a Master on the first member's current process.
+func (p *simPair) newMaster(t *testing.T) *Master {
+	t.Helper()
+	m, err := NewMaster(p.svcs[0], DefaultMasterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// restartMaster crashes the master's process and starts a new one on
+// its address (a new incarnation) with a new Master.
+func (p *simPair) restartMaster(t *testing.T) {
+	t.Helper()
+	p.net.Crash(p.master)
+	p.m.Close()
+	p.svcs[0].Close()
+	p.eps[0].Close()
+	p.start(t, 0)
+	p.m = p.newMaster(t)
+}
+
+func (p *simPair) allAlive() bool {
+	for _, svc := range p.svcs {
+		for _, mi := range svc.Members() {
+			if mi.State != StateAlive || mi.Incarnation == 0 || mi.HeardAgo < 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// TestWorkerRunsNoStartHeldWhilePaused: the worker is paused (as by
+// SIGSTOP) while a start is on its way; the master declares it dead and
+// Start returns ENODEAD. On resume the worker reads the held start,
+// which looks fresh (the engine measures a request's budget from its
+// arrival) and names the worker's current incarnation, and the worker
+// has not yet heard that it was declared dead. The task must not run:
+// the master gave it up, and its check is refused.
+func TestWorkerRunsNoStartHeldWhilePaused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil)
+		p.net.Pause(p.worker)
+		_, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if errnoOf(err) != wire.ENODEAD {
+			p.net.Resume(p.worker)
+			t.Fatalf("Start on a paused worker: %v, want ENODEAD", err)
+		}
+		p.net.Resume(p.worker)
+		// The worker learns it was declared dead, refutes, and is seen
+		// alive again.
+		if !waitFor(20*DetectBound(p.cfg), p.allAlive) {
+			t.Fatal("the worker never came back alive")
+		}
+		synctest.Wait()
+		select {
+		case ti := <-p.ran:
+			t.Errorf("task %d ran on the worker after its master ended it with ENODEAD (worker stats %+v)", ti.ID, p.wk.Stats())
+		default:
+		}
+		// A new task on the worker's new incarnation runs.
+		if _, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil); err != nil {
+			t.Fatalf("Start after the worker came back: %v", err)
+		}
+		select {
+		case <-p.ran:
+		case <-time.After(20 * DetectBound(p.cfg)):
+			t.Errorf("a task started after the worker came back never ran: %+v", p.wk.Stats())
+		}
+	})
+}
+
+// TestMasterRefusesResultOfPreviousProcess: the master restarts on its
+// address (a new process, a new incarnation) within the detection
+// bound, and its new task reuses the id of a task the previous process
+// started on the same worker incarnation. The old task's result, sent
+// when the worker already knows the new incarnation (so the engine's
+// fence lets it through) and arriving while the new task's start is in
+// flight, must be refused ESTALE, not applied to the new task.
+func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		defer func() {
+			select {
+			case <-gate:
+			default:
+				close(gate) // a failing test frees the old task
+			}
+		}()
+		var old uint32
+		p := newSimPair(t, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+			if ti.MasterIncarnation != old {
+				<-ctx.Done()
+				return nil, wire.ECANCELED
+			}
+			select {
+			case <-gate:
+				return []byte("old"), wire.OK
+			case <-ctx.Done():
+				return nil, wire.ECANCELED
+			}
+		})
+		old = p.eps[0].Incarnation()
+		tk1, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if err != nil {
+			t.Fatalf("Start under the first process: %v", err)
+		}
+		select {
+		case <-p.ran:
+		case <-time.After(20 * DetectBound(p.cfg)):
+			t.Fatalf("the first task never ran: %+v", p.wk.Stats())
+		}
+		p.restartMaster(t)
+		if p.eps[0].Incarnation() == old {
+			t.Fatalf("the restarted master kept incarnation %d", old)
+		}
+		// The worker's engine hears the new process (its result calls
+		// name the new incarnation from now on).
+		if _, err := QueryMembers(ctxFor(t, 5*time.Second), p.eps[0], p.worker); err != nil {
+			t.Fatalf("members query from the new process: %v", err)
+		}
+		// The old task ends now, and the new process starts its task
+		// (the same id) at the same instant: the old result reaches the
+		// new process while the new start is in flight.
+		close(gate)
+		tk2, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if err != nil {
+			t.Fatalf("Start under the new process: %v", err)
+		}
+		if tk2.ID != tk1.ID {
+			t.Fatalf("new task id %d, old %d: the test needs the same id", tk2.ID, tk1.ID)
+		}
+		time.Sleep(2 * p.cfg.Interval)
+		synctest.Wait()
+		select {
+		case <-tk2.Done():
+			t.Errorf("the new process's task %d ended with %v, result %q: the previous process's result was applied to it", tk2.ID, tk2.Err(), tk2.Result())
+		default:
+		}
+		if st := p.m.Stats(); st.Stale != 1 {
+			t.Errorf("new master stats %+v: want the old result refused (Stale 1)", st)
+		}
+	})
 }

@@ -244,9 +244,7 @@ func sortTasks(ts []*Task) {
 // onEvent ends the tasks of a worker that is lost to this master, as
 // the Master's doc comment says.
 func (m *Master) onEvent(ev Event) {
-	switch ev.Kind {
-	case EventDead, EventRemoved, EventDeclaredDeadBy:
-	default:
+	if !pairLoss(ev) {
 		return
 	}
 	var ended []*Task
@@ -261,11 +259,8 @@ func (m *Master) onEvent(ev Event) {
 		t.mu.Lock()
 		inc, mastInc := t.mu.inc, t.mu.mastInc
 		t.mu.Unlock()
-		switch {
-		case ev.Kind == EventDead && inc > ev.Incarnation:
-			continue // runs under an incarnation that rejoined after the death
-		case ev.Kind == EventDeclaredDeadBy && mastInc > ev.Incarnation:
-			continue // started after this node rejoined
+		if !endsTask(ev, inc, mastInc) {
+			continue // started after the loss
 		}
 		delete(m.mu.tasks, id)
 		ended = append(ended, t)
@@ -283,39 +278,53 @@ func (m *Master) onEvent(ev Event) {
 	}
 }
 
-// serveResult applies a worker's result, unless the task was given up on.
-func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
-	id := req.Param(trParamID).Uint64()
-	inc := uint32(req.Param(trParamInc).Uint64())
-	m.mu.Lock()
+// reportedLocked returns the task a worker's report (task-check,
+// task-progress, task-result) names, if this master holds it for that
+// very start (Task.startedAs) under a worker incarnation above the
+// worker's fence. Otherwise the errno says why: ECLOSED once closed,
+// ENOENT for an id never issued, ESTALE for a task ended since, held
+// for another start, or run under a fenced incarnation. The caller
+// holds m.mu.
+func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {
 	if m.mu.closed {
-		m.mu.Unlock()
-		return wire.ECLOSED
+		return nil, wire.ECLOSED
 	}
+	id := req.Param(rpParamID).Uint64()
 	t := m.mu.tasks[id]
 	if t == nil {
-		m.mu.Unlock()
 		if id != 0 && id <= m.nextID.Load() {
-			m.stats.stale.Add(1)
-			return wire.ESTALE
+			return nil, wire.ESTALE
 		}
-		m.stats.unknown.Add(1)
-		return wire.ENOENT
+		return nil, wire.ENOENT
 	}
+	inc := uint32(req.Param(rpParamInc).Uint64())
 	fence := m.mu.fence[t.Worker]
+	if !t.startedAs(req.From, uint32(req.Param(rpParamMastInc).Uint64()), inc) || (fence != 0 && inc <= fence) {
+		return nil, wire.ESTALE
+	}
+	return t, wire.OK
+}
+
+// serveResult applies a worker's result, unless the task was given up on.
+func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
+	m.mu.Lock()
+	t, e := m.reportedLocked(req)
+	if e != wire.OK {
+		m.mu.Unlock()
+		switch e {
+		case wire.ESTALE:
+			m.stats.stale.Add(1)
+		case wire.ENOENT:
+			m.stats.unknown.Add(1)
+		}
+		return e
+	}
 	t.mu.Lock()
-	tinc := t.mu.inc
-	if tinc == 0 {
-		t.mu.inc = inc // the result overtook the start reply
-		tinc = inc
+	if t.mu.inc == 0 {
+		t.mu.inc = uint32(req.Param(rpParamInc).Uint64()) // the result overtook the start reply
 	}
 	t.mu.Unlock()
-	if t.Worker != req.From || inc != tinc || (fence != 0 && inc <= fence) {
-		m.mu.Unlock()
-		m.stats.stale.Add(1)
-		return wire.ESTALE
-	}
-	delete(m.mu.tasks, id)
+	delete(m.mu.tasks, t.ID)
 	m.mu.Unlock()
 	data := append([]byte(nil), req.Param(trParamData).Bytes()...)
 	if t.finish(wire.Errno(req.Param(trParamErrno).Uint64()), data) {
@@ -325,48 +334,29 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 }
 
 // serveCheck renews a worker's lease on a task: OK only while this
-// master holds the task, started under the named master incarnation on
-// the calling worker (and, once the start reply is in, under the named
-// worker incarnation). A restarted master holds none of its
-// predecessor's tasks: it answers ENOENT, or ESTALE when it reused the
-// id, so the worker cancels the task (see Worker).
+// master holds the task for the start the check names (see
+// reportedLocked). A restarted master holds none of its predecessor's
+// tasks: it answers ENOENT, or ESTALE when it reused the id, so the
+// worker cancels the task (see Worker).
 func (m *Master) serveCheck(req *rfc.Request, _ *wire.Params) wire.Errno {
-	id := req.Param(tkParamID).Uint64()
-	mastInc := uint32(req.Param(tkParamMastInc).Uint64())
-	inc := uint32(req.Param(tkParamInc).Uint64())
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.mu.closed {
-		return wire.ECLOSED
-	}
-	t := m.mu.tasks[id]
-	if t == nil {
-		return wire.ENOENT
-	}
-	t.mu.Lock()
-	tmast, tinc := t.mu.mastInc, t.mu.inc
-	t.mu.Unlock()
-	if t.Worker != req.From || tmast != mastInc || (tinc != 0 && tinc != inc) {
-		return wire.ESTALE
-	}
-	return wire.OK
+	_, e := m.reportedLocked(req)
+	return e
 }
 
-// serveProgress records a worker's progress report.
+// serveProgress records a worker's progress report on the task it
+// names (see reportedLocked).
 func (m *Master) serveProgress(req *rfc.Request, _ *wire.Params) wire.Errno {
-	id := req.Param(tpParamID).Uint64()
-	inc := uint32(req.Param(tpParamInc).Uint64())
 	m.mu.Lock()
-	t := m.mu.tasks[id]
+	t, e := m.reportedLocked(req)
 	m.mu.Unlock()
-	if t == nil || t.Worker != req.From {
-		return wire.ESTALE
+	if e != wire.OK {
+		return e
 	}
 	t.mu.Lock()
-	if t.mu.inc == inc || t.mu.inc == 0 {
-		t.mu.progress = req.Param(tpParamDone).Uint64()
-		t.mu.total = req.Param(tpParamTotal).Uint64()
-	}
+	t.mu.progress = req.Param(tpParamDone).Uint64()
+	t.mu.total = req.Param(tpParamTotal).Uint64()
 	t.mu.Unlock()
 	return wire.OK
 }

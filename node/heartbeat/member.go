@@ -54,7 +54,6 @@ type member struct {
 	heardNs  int64  // last sign of life, engine clock; 0 = never
 	rfcHeard int64  // last rfc LastHeardNs folded in
 	since    int64  // engine clock of the last state change
-	revived  int64  // engine clock it last became alive again after this node declared it dead; 0 = never
 	ackSeq   uint64 // sequence of the current indirect round; 0 = none
 	susp     suspicion
 	tellDied bool   // rejoined after death: probe it at once so it learns of the death

@@ -36,7 +36,7 @@ const (
 	kindStubborn = 2 // ignores cancellation, sleeps payload[0]*10 ms
 	kindQuick    = 3 // returns its payload
 
-	callSlow = wire.CallUserBase + 1 // worker: sleeps 20s, for parked callers
+	callSlow = wire.CallUserBase + 1 // worker: prints "slow", sleeps 20s, for parked callers
 
 	procInterval  = 100 * time.Millisecond
 	childDeadline = 40 * time.Second // a child never outlives this
@@ -102,6 +102,10 @@ func runChild(role string) int {
 		return 3
 	}
 	_ = ep.Register(callSlow, "slow", nil, 0, func(*rfc.Request, *wire.Params) wire.Errno {
+		select {
+		case out <- "slow":
+		default:
+		}
 		time.Sleep(20 * time.Second)
 		return wire.OK
 	})
@@ -266,8 +270,11 @@ func (mn *masterNode) join(t *testing.T, c *child) {
 }
 
 // TestKillWorker: SIGKILL a worker process. The master declares it dead
-// within the bound and ends its tasks with ENODEAD; a caller parked on it
-// returns ENODEAD long before its own deadline.
+// and ends its tasks with ENODEAD; a caller parked on it returns ENODEAD,
+// ended by the verdict, not by its own deadline (which would end it
+// ETIMEDOUT). On real processes the test asserts no time: that the
+// verdict comes within the detection bound is checked in virtual time by
+// the simulation (TestSimHeartbeat, docs/SIMULATION.md).
 func TestKillWorker(t *testing.T) {
 	mn := startMaster(t, procInterval)
 	c := spawnWorker(t, mn.ep.Addr(), procInterval)
@@ -286,13 +293,14 @@ func TestKillWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer parked.Release()
-	time.Sleep(procInterval) // the slow call reaches the worker
+	if _, ok := c.next(t, "slow"); !ok {
+		t.Fatal("the slow call never reached the worker")
+	}
 
 	killed := time.Now()
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	bound := DetectBound(mn.svc.Config())
 	for i, task := range tasks {
 		_, err := task.Wait(ctxFor(t, waitDeadline))
 		if errnoOf(err) != wire.ENODEAD {
@@ -302,12 +310,7 @@ func TestKillWorker(t *testing.T) {
 	if err := parked.Wait(); errnoOf(err) != wire.ENODEAD {
 		t.Fatalf("parked call: %v, want ENODEAD", err)
 	}
-	el := time.Since(killed)
-	t.Logf("dead after %v (bound %v)", el, bound)
-	// Generous: twice the bound plus scheduling slack under -race.
-	if el > 2*bound+time.Second || el > parkedDeadline/4 {
-		t.Fatalf("ended after %v, bound %v", el, bound)
-	}
+	t.Logf("dead after %v (bound %v)", time.Since(killed), DetectBound(mn.svc.Config()))
 	if stateOf(mn.svc, c.addr) != StateDead {
 		t.Fatal("worker not dead")
 	}
@@ -331,9 +334,12 @@ func TestStopWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Ignores cancellation and finishes 0.5s after it starts: while the
-	// worker is stopped, so its result goes out right after SIGCONT.
-	stubborn, err := mn.m.Start(ctxFor(t, 5*time.Second), c.addr, kindStubborn, []byte{50})
+	// Ignores cancellation and finishes stubbornRun after it starts:
+	// while the worker is stopped, so its result goes out right after
+	// SIGCONT.
+	const stubbornRun = 500 * time.Millisecond
+	stubbornStart := time.Now()
+	stubborn, err := mn.m.Start(ctxFor(t, 5*time.Second), c.addr, kindStubborn, []byte{byte(stubbornRun / (10 * time.Millisecond))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +361,10 @@ func TestStopWorker(t *testing.T) {
 	if stateOf(mn.svc, c.addr) != StateDead {
 		t.Fatal("worker not dead")
 	}
-	time.Sleep(3 * procInterval) // well past the bound
+	// Stopped until the stubborn task's run has passed, so that its
+	// result is due when the worker continues: the length of the fault,
+	// it waits for no event.
+	time.Sleep(time.Until(stubbornStart.Add(stubbornRun)))
 	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}

@@ -111,27 +111,18 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 			return nil, err
 		}
 	}
-	type reg struct {
-		no     uint16
-		name   string
-		schema wire.Schema
-		flags  rfc.CallFlags
-		h      rfc.Handler
-	}
-	regs := [...]reg{
-		{CallHeartbeat, "heartbeat", schemaHeartbeat, rfc.Idempotent | rfc.Priority, s.serveHeartbeat},
-		{CallProbeRequest, "probe-request", schemaProbeRequest, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeRequest},
-		{CallProbeAck, "probe-ack", schemaProbeAck, rfc.Idempotent | rfc.OneWay | rfc.Priority, s.serveProbeAck},
-		{CallMembers, "members", schemaMembers, rfc.Idempotent, s.serveMembers},
+	calls := []rfc.CallSpec{
+		{No: CallHeartbeat, Name: "heartbeat", Schema: schemaHeartbeat, Flags: rfc.Idempotent | rfc.Priority, H: s.serveHeartbeat},
+		{No: CallProbeRequest, Name: "probe-request", Schema: schemaProbeRequest, Flags: rfc.Idempotent | rfc.OneWay | rfc.Priority, H: s.serveProbeRequest},
+		{No: CallProbeAck, Name: "probe-ack", Schema: schemaProbeAck, Flags: rfc.Idempotent | rfc.OneWay | rfc.Priority, H: s.serveProbeAck},
+		{No: CallMembers, Name: "members", Schema: schemaMembers, Flags: rfc.Idempotent, H: s.serveMembers},
 		// Gossip and joins take the ordinary queue: a burst of updates
 		// never delays the heartbeats on the priority worker.
-		{CallGossip, "gossip", schemaGossip, rfc.Idempotent | rfc.OneWay, s.serveGossip},
-		{CallJoin, "join", schemaJoin, rfc.Idempotent, s.serveJoin},
+		{No: CallGossip, Name: "gossip", Schema: schemaGossip, Flags: rfc.Idempotent | rfc.OneWay, H: s.serveGossip},
+		{No: CallJoin, Name: "join", Schema: schemaJoin, Flags: rfc.Idempotent, H: s.serveJoin},
 	}
-	for _, r := range regs {
-		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
-			return nil, err
-		}
+	if err := ep.RegisterCalls(calls); err != nil {
+		return nil, err
 	}
 	// Every long-lived goroutine of the service starts here.
 	s.wg.Add(3)
@@ -324,17 +315,6 @@ func (s *Service) Member(addr netip.AddrPort) (MemberInfo, bool) {
 		return MemberInfo{Addr: addr}, false
 	}
 	return m.infoLocked(now), true
-}
-
-// revivedAt returns the engine clock at which the member at addr last
-// became alive again after this node had declared it dead; 0 if never.
-func (s *Service) revivedAt(addr netip.AddrPort) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m := s.mu.members[addr]; m != nil {
-		return m.revived
-	}
-	return 0
 }
 
 // Stats returns a snapshot of the counters.

@@ -155,7 +155,7 @@ func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	mep := newEndpoint(t, 1, nil)
 	wep := newEndpoint(t, 2, nil)
 	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
-		if req.Param(tkParamID).Uint64() == 1 {
+		if req.Param(rpParamID).Uint64() == 1 {
 			return wire.ENOENT // given up on
 		}
 		return wire.OK

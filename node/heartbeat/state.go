@@ -51,7 +51,6 @@ func (s *Service) toAliveLocked(m *member, now int64) {
 	old := m.state
 	if old == StateDead {
 		m.tellDied = true
-		m.revived = now
 	}
 	m.state = StateAlive
 	m.since = now

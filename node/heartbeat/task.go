@@ -87,6 +87,44 @@ func (t *Task) Progress() (done, total uint64) {
 	return t.mu.progress, t.mu.total
 }
 
+// pairLoss reports whether ev may end tasks of a master/worker pair:
+// the other side declared dead or removed here, or this node declared
+// dead by it (see endsTask).
+func pairLoss(ev Event) bool {
+	return ev.Kind == EventDead || ev.Kind == EventRemoved || ev.Kind == EventDeclaredDeadBy
+}
+
+// endsTask is the one rule by which Master and Worker end a task of the
+// pair on a loss event ev about the other side: peerInc is the other
+// side's incarnation the task was started under (0: not known yet),
+// ownInc this node's. A death of the other side at n ends the tasks it
+// took part in under n or below; this node declared dead at n by the
+// other side ends the tasks this node took part in under n or below (the
+// other side has given them up); a removal ends them all. A task started
+// under a higher incarnation began after the loss and goes on.
+func endsTask(ev Event, peerInc, ownInc uint32) bool {
+	switch ev.Kind {
+	case EventDead:
+		return peerInc <= ev.Incarnation
+	case EventDeclaredDeadBy:
+		return ownInc <= ev.Incarnation
+	}
+	return ev.Kind == EventRemoved
+}
+
+// startedAs reports whether a worker's report about this task (a
+// check, progress or a result) names the start this master made: it
+// comes from the task's worker and names the master incarnation the
+// task was started under and, once the start reply is in, the worker
+// incarnation it runs under. Anything else is about another start of
+// the same id: one of an earlier process of this master, or one the
+// worker accepted under an incarnation given up on.
+func (t *Task) startedAs(from netip.AddrPort, mastInc, inc uint32) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Worker == from && t.mu.mastInc == mastInc && (t.mu.inc == 0 || t.mu.inc == inc)
+}
+
 // finish sets the outcome once and reports whether this call set it.
 func (t *Task) finish(e wire.Errno, result []byte) bool {
 	t.mu.Lock()

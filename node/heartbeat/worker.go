@@ -50,12 +50,19 @@ type TaskInfo struct {
 
 // Progress reports progress to the master (one datagram, not retried).
 func (t *TaskInfo) Progress(done, total uint64) error {
-	ps := paramsBuf(4 * sizeU64Param)
-	ps.Uint64(t.ID)
-	ps.Uint64(uint64(t.Incarnation))
+	ps := paramsBuf(tpParams * sizeU64Param)
+	t.putReport(ps)
 	ps.Uint64(done)
 	ps.Uint64(total)
 	return t.w.ep.Send(t.Master, CallTaskProgress, ps)
+}
+
+// putReport writes what opens every report about t (task-check,
+// task-progress, task-result): the start it is about.
+func (t *TaskInfo) putReport(ps *wire.Params) {
+	ps.Uint64(t.ID)
+	ps.Uint64(uint64(t.MasterIncarnation))
+	ps.Uint64(uint64(t.Incarnation))
 }
 
 // workTask is a task held by a Worker from its start call until its
@@ -69,11 +76,11 @@ type workTask struct {
 	// The task's lease (see Worker). Atomics: the engine goroutine that
 	// completes a check updates them without taking Worker.mu.
 	leased   atomic.Int64 // ep.Now() when the master last held the task: the acceptance, then the send time of a confirmed check
-	checked  int64        // ep.Now() when the last check was sent; leaseLoop only (outside Worker.mu)
+	checked  int64        // ep.Now() when the last check was sent; set by serveStart before the task is published, then leaseLoop only (outside Worker.mu)
 	checking atomic.Bool  // a check is in flight
 
-	// confirm, when not nil, is closed by the first confirmed check: the
-	// task waits for it before its code runs (see serveStart).
+	// confirm is closed by the first confirmed check: the task's code
+	// runs only after it (see serveStart).
 	confirm   chan struct{}
 	confirmed atomic.Bool
 }
@@ -88,6 +95,13 @@ type workKey struct {
 // task of that master is cancelled (its context ends). A stale start is
 // refused with ESTALE (see serveStart).
 //
+// A start never authorises its task by itself: it may have been held
+// (in the network, or in this node's socket while the node was stopped)
+// long after the master gave the task up, and it looks fresh. The
+// worker sends a CallTaskCheck at once when it accepts a task, and the
+// task's code runs only after a check sent at or after the acceptance
+// is confirmed, and only while its lease is current.
+//
 // Every task held (queued or running) is under a lease: once per
 // service Interval the worker asks the master (CallTaskCheck) whether it
 // still holds the task. A confirmation renews the lease from the time
@@ -96,7 +110,9 @@ type workKey struct {
 // whose lease was not renewed within DetectBound of the service's
 // configuration is cancelled. So a task never runs longer than
 // DetectBound plus one Tick after its master ended it, whatever was
-// lost on the way. All methods are safe for concurrent use.
+// lost or held on the way: every time is measured on this node's clock
+// from a send of its own, so the rule needs no clock shared with the
+// master. All methods are safe for concurrent use.
 type Worker struct {
 	svc *Service
 	ep  *rfc.Endpoint
@@ -211,7 +227,9 @@ func (w *Worker) Stats() WorkerStats {
 // own loss handler cancelled the rest). The checks and the
 // insertion hold w.mu, as onEvent does: a loss either comes before the
 // check, and the start is refused, or after the insertion, and cancels
-// the task.
+// the task. A start accepted is not yet confirmed: its first check goes
+// out here, and a runner runs its code only once a check is confirmed
+// (see Worker).
 func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	t := &workTask{TaskInfo: TaskInfo{
 		ID: req.Param(tsParamID).Uint64(), Kind: req.Param(tsParamKind).Uint64(),
@@ -242,16 +260,17 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 		return wire.EEXIST
 	}
 	t.Incarnation = inc
-	t.checked = w.ep.Now()
-	t.leased.Store(t.checked)
-	if rev := w.svc.revivedAt(req.From); rev != 0 && t.checked-rev < int64(DetectBound(w.svc.Config())) {
-		// The master came back from a death declared here within a
-		// lease: the start may have waited out the loss in the network,
-		// long after the master gave it up. Its code runs only once a
-		// check sent from now on confirms that the master holds it.
-		t.confirm = make(chan struct{})
-		t.checked -= int64(w.svc.Config().Interval) // checked at the lease loop's next tick
-	}
+	now := w.ep.Now()
+	t.checked = now
+	t.leased.Store(now)
+	// The start may have waited out a loss before it was read (held in
+	// the network, or in this node's socket while it was stopped): it
+	// looks fresh, since the engine measures a budget from arrival, long
+	// after the master gave the task up. Its code runs only once a check
+	// sent from now on confirms that the master holds it; the first
+	// check goes out at once.
+	t.confirm = make(chan struct{})
+	t.checking.Store(true)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	select {
 	case w.queue <- t:
@@ -264,6 +283,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	w.mu.Unlock()
 	w.svc.Pin(req.From) // the pair's heartbeat channel stays direct
 	w.stats.started.Add(1)
+	w.sendCheck(t, now)
 	rep.Uint64(uint64(inc))
 	return wire.OK
 }
@@ -283,9 +303,7 @@ func (w *Worker) serveCancel(req *rfc.Request, _ *wire.Params) wire.Errno {
 
 // onEvent cancels the tasks of a master that is lost to this worker.
 func (w *Worker) onEvent(ev Event) {
-	switch ev.Kind {
-	case EventDead, EventRemoved, EventDeclaredDeadBy:
-	default:
+	if !pairLoss(ev) {
 		return
 	}
 	w.mu.Lock()
@@ -297,11 +315,8 @@ func (w *Worker) onEvent(ev Event) {
 	}
 	var ts []*workTask
 	for k, t := range w.mu.tasks {
-		if k.master != ev.Addr {
-			continue
-		}
-		if ev.Kind == EventDeclaredDeadBy && t.Incarnation > ev.Incarnation {
-			continue // accepted after this node rejoined
+		if k.master != ev.Addr || !endsTask(ev, t.MasterIncarnation, t.Incarnation) {
+			continue // another master's, or started after the loss
 		}
 		ts = append(ts, t)
 	}
@@ -332,90 +347,12 @@ func (w *Worker) abort(t *workTask) {
 	t.cancel()
 }
 
-// leaseLoop is the lease goroutine: every service Tick it cancels the
-// tasks whose lease lapsed and sends a CallTaskCheck for each task not
-// checked for an Interval (one check in flight per task, with the
-// service's ProbeTimeout, below Interval, so that it has ended before
-// the next is due; the engine runs the answer in checkDone).
-func (w *Worker) leaseLoop() {
-	defer w.wg.Done()
-	scfg := w.svc.Config()
-	lease, every := int64(DetectBound(scfg)), int64(scfg.Interval)
-	// Half a Tick out of phase with the service's probe loop, started
-	// at the same time: the two never act at the same instant, so that
-	// a simulated run replays.
-	select {
-	case <-time.After(scfg.Tick / 2):
-	case <-w.done:
-		return
-	}
-	tick := time.NewTicker(scfg.Tick)
-	defer tick.Stop()
-	var due []*workTask
-	for {
-		select {
-		case <-tick.C:
-		case <-w.done:
-			return
-		}
-		now := w.ep.Now()
-		due = due[:0]
-		w.mu.Lock()
-		for _, t := range w.mu.tasks {
-			if t.ctx.Err() == nil {
-				due = append(due, t)
-			}
-		}
-		w.mu.Unlock()
-		sortWork(due)
-		for i, t := range due {
-			due[i] = nil
-			switch {
-			case now-t.leased.Load() > lease:
-				w.abort(t)
-				continue
-			case now-t.checked < every || !t.checking.CompareAndSwap(false, true):
-				continue
-			}
-			t.checked = now
-			ps := paramsBuf(tkParams * sizeU64Param)
-			ps.Uint64(t.ID)
-			ps.Uint64(uint64(t.MasterIncarnation))
-			ps.Uint64(uint64(t.Incarnation))
-			sent := now
-			err := w.ep.GoFunc(t.Master, CallTaskCheck, ps, scfg.ProbeTimeout, func(p *rfc.Pending) {
-				w.checkDone(t, sent, wire.AsErrno(p.Err()))
-			})
-			if err != nil {
-				w.checkDone(t, sent, wire.ETIMEDOUT) // not sent: the lease runs on
-			}
-		}
-	}
-}
-
-// checkDone applies the master's answer to a check sent at sent: OK
-// renews t's lease, a definite refusal cancels t, anything else (the
-// call timed out or the master is marked dead) leaves the lease to run
-// out. It runs on an engine goroutine and takes no lock.
-func (w *Worker) checkDone(t *workTask, sent int64, e wire.Errno) {
-	switch e {
-	case wire.OK:
-		for old := t.leased.Load(); sent > old && !t.leased.CompareAndSwap(old, sent); old = t.leased.Load() {
-		}
-		if t.confirm != nil && !t.confirmed.Swap(true) {
-			close(t.confirm)
-		}
-	case wire.ENOENT, wire.ESTALE, wire.ECLOSED:
-		w.abort(t)
-	}
-	t.checking.Store(false)
-}
-
 // runLoop is a runner goroutine: it runs queued tasks and sends their
 // results.
 func (w *Worker) runLoop() {
 	defer w.wg.Done()
 	buf := make([]byte, w.ep.Config().MaxDatagram)
+	lease := int64(DetectBound(w.svc.Config()))
 	var ps wire.Params
 	var rep rfc.Reply
 	for {
@@ -425,13 +362,14 @@ func (w *Worker) runLoop() {
 		case <-w.done:
 			return
 		}
-		if t.confirm != nil {
-			// Ended by the check's refusal, the lease running out or
-			// Close (which cancels every task) if not confirmed.
-			select {
-			case <-t.confirm:
-			case <-t.ctx.Done():
-			}
+		// Ended by the check's refusal, the lease running out or Close
+		// (which cancels every task) if not confirmed.
+		select {
+		case <-t.confirm:
+		case <-t.ctx.Done():
+		}
+		if w.ep.Now()-t.leased.Load() > lease {
+			w.abort(t) // confirmed, then stopped here past its lease
 		}
 		var res []byte
 		e := wire.ECANCELED
@@ -455,8 +393,7 @@ func (w *Worker) runLoop() {
 func (w *Worker) sendResult(t *workTask, res []byte, e wire.Errno, buf []byte, ps *wire.Params, rep *rfc.Reply) {
 	build := func(res []byte, e wire.Errno) {
 		ps.Reset(buf)
-		ps.Uint64(t.ID)
-		ps.Uint64(uint64(t.Incarnation))
+		t.putReport(ps)
 		ps.Uint64(uint64(e))
 		ps.Bytes(res)
 	}

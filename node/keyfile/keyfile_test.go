@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"fastcall/shm/fileowner/fileownertest"
 	"fastcall/wire"
 )
 
@@ -42,18 +44,14 @@ func TestRead(t *testing.T) {
 // A key file another user owns is refused, even with mode 0600: its owner
 // chose the key.
 func TestReadRefusesOtherOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	p := filepath.Join(t.TempDir(), "key")
 	if err := Write(p, []byte("0123456789abcdef0123")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(p, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	fileownertest.Plant(t, p)
 	_, err := Read(p)
-	if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") || wire.AsErrno(errors.Unwrap(err)) != wire.EPERM {
+	if err == nil || !strings.Contains(err.Error(), "owned by uid "+strconv.Itoa(fileownertest.HostileUID)) || wire.AsErrno(errors.Unwrap(err)) != wire.EPERM {
 		t.Fatalf("Read of another uid's key file: %v", err)
 	}
 	os.Chown(p, 0, 0)
@@ -66,20 +64,9 @@ func TestReadRefusesOtherOwner(t *testing.T) {
 // Write replaces a file planted at the path by another user instead of
 // writing the key into it (which would leave the planter able to read it).
 func TestWriteReplacesPlanted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	p := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(p, nil, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(p, 0o666)
-	os.Chown(p, 65534, 65534)
-	planted, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer planted.Close()
+	planted := fileownertest.PlantWritable(t, p)
 	key := []byte("0123456789abcdef0123")
 	if err := Write(p, key); err != nil {
 		t.Fatal(err)
@@ -127,5 +114,38 @@ func TestReadPrevAndID(t *testing.T) {
 	key := []byte("0123456789abcdef0123")
 	if id := ID(key); len(id) != 8 || strings.Contains(string(key), id) || ID(nil) != "none" {
 		t.Errorf("ID: %q", id)
+	}
+}
+
+// TestReadRefusesForeignSymlink: a symbolic link another user made
+// at the key path (in a shared directory) points the process at a file of
+// its own that the link's maker chose; the key would be that file's
+// bytes. Read refuses a link not owned by the effective uid or root, and
+// still follows one that is (mounted secrets are such links).
+func TestReadRefusesForeignSymlink(t *testing.T) {
+	fileownertest.RequireRoot(t)
+	dir := t.TempDir()
+	real := filepath.Join(dir, "some-private-file")
+	if err := Write(real, []byte("0123456789abcdef0123")); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(dir, "own-link")
+	if err := os.Symlink(real, own); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := Read(own); err != nil || string(k) != "0123456789abcdef0123" {
+		t.Fatalf("Read through a link of the effective uid: %q %v", k, err)
+	}
+	foreign := filepath.Join(dir, "key")
+	if err := os.Symlink(real, foreign); err != nil {
+		t.Fatal(err)
+	}
+	fileownertest.Plant(t, foreign)
+	k, err := Read(foreign)
+	if err == nil {
+		t.Fatalf("Read followed another uid's link and took %q as the key", k)
+	}
+	if wire.AsErrno(errors.Unwrap(err)) != wire.EPERM {
+		t.Fatalf("Read of another uid's link: %v, want an EPERM error", err)
 	}
 }

@@ -34,8 +34,12 @@ const (
 	CallNotice uint16 = wire.CallRouteBase + 0x08
 	// CallSetRole makes a member active (true) or standby (false). The
 	// router calls it with false to fence an active member it finds dead
-	// or unreachable, then with true to promote a standby. Request: bool active. Reply: bool
-	// previous role (true: was active).
+	// or unreachable, then with true to promote a standby. Request: bool
+	// active, u64 epoch (the router's role epoch, growing with every
+	// request it sends, across its restarts; 0: unordered, an operator's).
+	// Reply: bool previous role (true: was active). A member refuses,
+	// ECONFLICT, a request whose epoch is below the highest it has obeyed:
+	// the network delayed it past a later decision.
 	CallSetRole uint16 = wire.CallRouteBase + 0x09
 	// CallNotices returns the last failure notices a member received,
 	// newest first. Request: u64 skip, bytes padding. Reply: u64 total
@@ -94,7 +98,8 @@ var (
 	schemaNSDelete = wire.Schema{wire.TypeString}
 	schemaNotice   = wire.Schema{wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64,
 		wire.TypeString, wire.TypeUint64, wire.TypeString, wire.TypeUint64}
-	schemaAudit = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeString,
+	schemaSetRole = wire.Schema{wire.TypeBool, wire.TypeUint64}
+	schemaAudit   = wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeString,
 		wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 )
 

@@ -3,28 +3,14 @@ package route_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"time"
 
 	"fastcall/node/route"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func listen(node uint32) *rfc.Endpoint {
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return ep
-}
 
 // A router forwards namespace calls by path to the active member of the
 // sub-cluster its mount table names, and keeps an audit record of each.
@@ -40,7 +26,7 @@ func Example() {
 	defer cancel()
 
 	// One sub-cluster, "users", of one active member.
-	mep := listen(30)
+	mep := rfctest.Must(rfc.Listen(rfctest.Config(30)))
 	defer mep.Close()
 	if err := route.NewMember(route.MemberConfig{Active: true}).Register(mep); err != nil {
 		panic(err)
@@ -49,11 +35,11 @@ func Example() {
 	_ = route.AddCluster(ctx, mounts, route.DefaultTablePrefix, "users", []route.MemberSpec{{Addr: mep.Addr(), Role: route.RoleActive}})
 	_ = route.AddMount(ctx, mounts, route.DefaultTablePrefix, "/users", "users")
 
-	rep := listen(2)
+	rep := rfctest.Must(rfc.Listen(rfctest.Config(2)))
 	defer rep.Close()
 	rc := route.DefaultConfig()
 	rc.AuditDir = dir
-	rc.Logger = quiet
+	rc.Logger = rfctest.Quiet
 	router, err := route.New(rep, rc, mounts)
 	if err != nil {
 		panic(err)
@@ -61,7 +47,7 @@ func Example() {
 	defer router.Close()
 
 	// A client calls the router as it would call a member.
-	cli := listen(0)
+	cli := rfctest.Must(rfc.Listen(rfctest.Config(0)))
 	defer cli.Close()
 	var p wire.Params
 	p.Reset(make([]byte, 128))

@@ -51,7 +51,7 @@ func failoverLostFence(t *testing.T, refuse, active *atomic.Bool) *outcomeCluste
 	refuse.Store(true)
 	active.Store(true)
 	oc := newOutcomeCluster(t, func(old *rfc.Endpoint) {
-		if err := old.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
+		if err := old.Register(CallSetRole, "route-set-role", schemaSetRole, rfc.Idempotent,
 			func(req *rfc.Request, reply *wire.Params) wire.Errno {
 				if refuse.Load() {
 					return wire.EBUSY // the demotion is not acknowledged
@@ -200,7 +200,7 @@ func TestUnackedPromotionDemoted(t *testing.T) {
 	}
 	var active, acked atomic.Bool
 	cep := newEndpoint(t, 11, 0)
-	if err := cep.Register(CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent,
+	if err := cep.Register(CallSetRole, "route-set-role", schemaSetRole, rfc.Idempotent,
 		func(req *rfc.Request, reply *wire.Params) wire.Errno {
 			prev := active.Swap(req.Param(0).Bool())
 			if req.Param(0).Bool() {

@@ -2,6 +2,8 @@ package route
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"runtime"
 	"sync"
 	"testing"
@@ -204,5 +206,142 @@ func TestFailingCallsNoGoroutineEach(t *testing.T) {
 	}
 	if peak-base > calls/4 {
 		t.Fatalf("goroutines rose from %d to %d while %d calls failed", base, peak, calls)
+	}
+}
+
+// A member obeys CallSetRole in epoch order: a request below the highest
+// epoch it has obeyed is refused ECONFLICT and changes nothing; the same
+// epoch again (a retransmission) is obeyed; epoch 0 (an operator's) is
+// obeyed whatever came before and does not move the epoch.
+func TestSetRoleEpochOrder(t *testing.T) {
+	m := NewMember(MemberConfig{})
+	mep := newEndpoint(t, 10, 0)
+	if err := m.Register(mep); err != nil {
+		t.Fatal(err)
+	}
+	client := newEndpoint(t, 100, 0)
+	for i, st := range []struct {
+		active bool
+		epoch  uint64
+		want   wire.Errno
+		after  bool // the member's role after the request
+	}{
+		{true, 5, wire.OK, true},
+		{false, 7, wire.OK, false},
+		{true, 5, wire.ECONFLICT, false}, // delayed past epoch 7
+		{true, 6, wire.ECONFLICT, false},
+		{false, 7, wire.OK, false}, // a retransmission of epoch 7
+		{true, 0, wire.OK, true},   // an operator's
+		{false, 6, wire.ECONFLICT, true},
+		{false, 8, wire.OK, false},
+	} {
+		var ps wire.Params
+		ps.Reset(make([]byte, setRoleSize))
+		ps.Bool(st.active)
+		ps.Uint64(st.epoch)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := client.Call(ctx, mep.Addr(), CallSetRole, &ps, nil)
+		cancel()
+		if wire.AsErrno(err) != st.want || m.Active() != st.after {
+			t.Fatalf("step %d set-role(%v, epoch %d): %v active %v, want %v active %v", i, st.active, st.epoch, err, m.Active(), st.want, st.after)
+		}
+	}
+}
+
+// TestSilentMembersDoNotStallFailover: members that never answer
+// their owed demotion (listed but down) do not hold up the failover of
+// another sub-cluster. The failover goroutine sent a round of demotions
+// one after another, each waited up to ActivateTimeout, so a round cost
+// ActivateTimeout per silent member and every failover queued meanwhile
+// waited for it: a call whose active member had died ended ETIMEDOUT at
+// its client's deadline instead of reaching the standby (and New waited
+// as long for the first round).
+func TestSilentMembersDoNotStallFailover(t *testing.T) {
+	const silentN = 21 // three sub-clusters of one live member and 7 silent ones
+	table := NewMemMounts()
+	ctx := context.Background()
+	// Silent members read their requests and never answer; every first
+	// transmission of a set-role request is reported on sent.
+	sent := make(chan struct{}, 1024)
+	var silent []netip.AddrPort
+	for i := 0; i < silentN; i++ {
+		silent = append(silent, silentMember(t, func(retrans bool) bool {
+			if !retrans {
+				select {
+				case sent <- struct{}{}:
+				default:
+				}
+			}
+			return true
+		}))
+	}
+	live := NewMember(MemberConfig{Active: true})
+	lep := newEndpoint(t, 10, 0)
+	if err := live.Register(lep); err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; c < 3; c++ {
+		specs := []MemberSpec{{lep.Addr(), RoleActive}}
+		for _, a := range silent[c*silentN/3 : (c+1)*silentN/3] {
+			specs = append(specs, MemberSpec{a, RoleStandby})
+		}
+		name := fmt.Sprintf("down%d", c)
+		if err := AddCluster(ctx, table, DefaultTablePrefix, name, specs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// cx: A active, B and C standby; A dies below.
+	var specs []MemberSpec
+	mA := newEndpoint(t, 11, 0)
+	for i := 0; i < 3; i++ {
+		m := NewMember(MemberConfig{Active: i == 0})
+		ep := mA
+		if i > 0 {
+			ep = newEndpoint(t, uint32(11+i), 0)
+		}
+		if err := m.Register(ep); err != nil {
+			t.Fatal(err)
+		}
+		role := RoleStandby
+		if i == 0 {
+			role = RoleActive
+		}
+		specs = append(specs, MemberSpec{ep.Addr(), role})
+	}
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "cx", specs); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, table, DefaultTablePrefix, "/cx", "cx"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testRouterConfig(t)
+	cfg.ForwardTimeout = 400 * time.Millisecond
+	cfg.ActivateTimeout = 200 * time.Millisecond
+	cfg.ProbeTimeout = 100 * time.Millisecond
+	r, rep := startRouter(t, table, cfg)
+	tc := &testCluster{router: r, rep: rep, client: newEndpoint(t, 100, 0)}
+	if _, err := tc.get(t, "/cx/k"); err != wire.ENOENT {
+		t.Fatalf("get before the death: %v", err)
+	}
+	// Wait for the failover goroutine's next round of demotions: a first
+	// transmission after New returned (New's own round ended before).
+	for len(sent) > 0 {
+		<-sent
+	}
+	select {
+	case <-sent:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no round of demotions")
+	}
+	mA.Close()
+	// One round of the silent members one after another takes 4.2 s;
+	// the call may take the router's bound for cx, 1.9 s.
+	var ps wire.Params
+	ps.Reset(make([]byte, 1300))
+	ps.String("/cx/k")
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := tc.client.Call(cctx, rep.Addr(), CallNSGet, &ps, nil); err != wire.ENOENT {
+		t.Fatalf("get after the active member's death, during a round of demotions: %v (want the standby's ENOENT)", err)
 	}
 }

@@ -441,8 +441,6 @@ func (r *Router) redemote() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ps wire.Params
-			var buf [16]byte
 			for i := int(next.Add(1) - 1); i < len(todo); i = int(next.Add(1) - 1) {
 				d := todo[i]
 				cs := r.table.Load().clusters[d.cluster]
@@ -455,7 +453,7 @@ func (r *Router) redemote() {
 					acked[i] = true
 					continue
 				}
-				if r.setRole(d.member, false, &ps, buf[:]) == nil {
+				if r.setRole(d.member, false) == nil {
 					acked[i] = true
 					r.log.Info("route: replaced member demoted", "cluster", cs.name, "member", d.member.String())
 				}
@@ -603,9 +601,7 @@ func (r *Router) finish(f *forwarding) {
 // acknowledged (redemote).
 func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) int {
 	failed := roleIdx(view)
-	var ps wire.Params
-	var buf [16]byte
-	fenced := r.setRole(cs.members[failed], false, &ps, buf[:]) == nil
+	fenced := r.setRole(cs.members[failed], false) == nil
 	cand, ok := r.activateLocked(cs, view, failed+1, len(cs.members)-1)
 	if !ok {
 		return cand
@@ -630,14 +626,12 @@ func (r *Router) promoteLocked(cs *clusterState, view uint64, why wire.Errno) in
 // active meanwhile. Called with cs.promote held.
 func (r *Router) activateLocked(cs *clusterState, view uint64, first, count int) (int, bool) {
 	n := len(cs.members)
-	var ps wire.Params
-	var buf [16]byte
 	for j := 0; j < count; j++ {
 		cand := (first + j) % n
 		if info, ok := r.ep.Peer(cs.members[cand]); ok && info.State == rfc.PeerDead {
 			continue
 		}
-		if r.setRole(cs.members[cand], true, &ps, buf[:]) != nil {
+		if r.setRole(cs.members[cand], true) != nil {
 			r.rememberDemotion(cs.name, cs.members[cand])
 			continue
 		}
@@ -691,14 +685,38 @@ func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uin
 	return cand
 }
 
-// setRole calls CallSetRole(active) on m, bounded by ActivateTimeout.
-// The request goes out even to a member the engine holds dead.
-func (r *Router) setRole(m netip.AddrPort, active bool, ps *wire.Params, buf []byte) error {
-	ps.Reset(buf)
+// setRoleSize is the size of a CallSetRole request's parameters.
+const setRoleSize = 2*wire.ParamHdrSize + 1 + 8
+
+// setRole calls CallSetRole(active) on m, bounded by ActivateTimeout,
+// under a new role epoch (nextRoleEpoch). The request goes out even to a
+// member the engine holds dead. ECONFLICT (the member obeyed a later
+// request) is a failure like any other: the request was not obeyed.
+func (r *Router) setRole(m netip.AddrPort, active bool) error {
+	var ps wire.Params
+	var buf [setRoleSize]byte
+	ps.Reset(buf[:])
 	ps.Bool(active)
+	ps.Uint64(r.nextRoleEpoch())
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ActivateTimeout)
 	defer cancel()
-	return r.ep.Probe(ctx, m, CallSetRole, ps, nil)
+	return r.ep.Probe(ctx, m, CallSetRole, &ps, nil)
+}
+
+// nextRoleEpoch returns the epoch of the next CallSetRole request: above
+// every epoch the router has used, and at least the wall clock in Unix
+// ns, so that a restarted router (or the router that decided last, among
+// several) is above what an earlier run sent. A member obeys no request
+// below the highest epoch it has obeyed, so a request the network
+// delayed past a later one has no effect.
+func (r *Router) nextRoleEpoch() uint64 {
+	for {
+		last := r.roleEpoch.Load()
+		e := max(last+1, uint64(time.Now().UnixNano()))
+		if r.roleEpoch.CompareAndSwap(last, e) {
+			return e
+		}
+	}
 }
 
 // notice sends the member the failed call went to (or, if the engine

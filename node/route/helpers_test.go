@@ -2,6 +2,8 @@ package route
 
 import (
 	"context"
+	"encoding/binary"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -167,3 +169,31 @@ func (tc *testCluster) audit(t testing.TB, f AuditFilter) []audit.Entry {
 }
 
 func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// silentMember listens at a loopback address that reads requests and
+// never answers (a member listed but down), until the test ends. For
+// each set-role request it reads it calls setRole (on its reading
+// goroutine) with whether the datagram is a retransmission, and stops
+// calling it once it returns false.
+func silentMember(t testing.TB, setRole func(retrans bool) bool) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, wire.MaxDatagram)
+		watch := true
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			if watch && n >= wire.HeaderSize && binary.BigEndian.Uint16(buf[wire.OffCallNo:]) == CallSetRole {
+				watch = setRole(buf[wire.OffFlags]&wire.FlagRetrans != 0)
+			}
+		}
+	}()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}

@@ -64,6 +64,15 @@ type nsEntry struct {
 type Member struct {
 	cfg    MemberConfig
 	active atomic.Bool
+	// role orders the CallSetRole requests the member obeys: a request
+	// whose epoch is below epoch, the highest it has obeyed, was
+	// overtaken by a later decision and is refused ECONFLICT. Epoch 0 (an
+	// operator's request) is obeyed whatever came before and leaves
+	// epoch as it is.
+	role struct {
+		sync.Mutex // guards epoch; held while active is set by CallSetRole
+		epoch      uint64
+	}
 	writes atomic.Uint64 // namespace changes applied
 	ns     struct {
 		sync.RWMutex // guards m and version
@@ -120,13 +129,6 @@ func (m *Member) Notices() []Notice {
 // Register adds the member's calls to ep: the namespace calls in both
 // forms, CallNotice, CallSetRole and CallNotices.
 func (m *Member) Register(ep *rfc.Endpoint) error {
-	type reg struct {
-		no     uint16
-		name   string
-		schema wire.Schema
-		flags  rfc.CallFlags
-		h      rfc.Handler
-	}
 	op := func(f func(*rfc.Request, int, *wire.Params) wire.Errno, base int) rfc.Handler {
 		return func(req *rfc.Request, reply *wire.Params) wire.Errno {
 			if !m.active.Load() {
@@ -135,25 +137,20 @@ func (m *Member) Register(ep *rfc.Endpoint) error {
 			return f(req, base, reply)
 		}
 	}
-	regs := []reg{
-		{CallNSPut, "ns-put", schemaNSPut, 0, op(m.put, 0)},
-		{CallNSGet, "ns-get", schemaNSGet, rfc.Idempotent, op(m.get, 0)},
-		{CallNSList, "ns-list", schemaNSList, rfc.Idempotent, op(m.list, 0)},
-		{CallNSDelete, "ns-delete", schemaNSDelete, 0, op(m.del, 0)},
-		{CallNSPut + RoutedOffset, "ns-put-fwd", ForwardedSchema(schemaNSPut), 0, op(m.put, ContextParams)},
-		{CallNSGet + RoutedOffset, "ns-get-fwd", ForwardedSchema(schemaNSGet), rfc.Idempotent, op(m.get, ContextParams)},
-		{CallNSList + RoutedOffset, "ns-list-fwd", ForwardedSchema(schemaNSList), rfc.Idempotent, op(m.list, ContextParams)},
-		{CallNSDelete + RoutedOffset, "ns-delete-fwd", ForwardedSchema(schemaNSDelete), 0, op(m.del, ContextParams)},
-		{CallNotice, "route-notice", schemaNotice, rfc.OneWay | rfc.Idempotent, m.serveNotice},
-		{CallSetRole, "route-set-role", wire.Schema{wire.TypeBool}, rfc.Idempotent, m.serveSetRole},
-		{CallNotices, "route-notices", wire.Schema{wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, m.serveNotices},
+	calls := []rfc.CallSpec{
+		{No: CallNSPut, Name: "ns-put", Schema: schemaNSPut, H: op(m.put, 0)},
+		{No: CallNSGet, Name: "ns-get", Schema: schemaNSGet, Flags: rfc.Idempotent, H: op(m.get, 0)},
+		{No: CallNSList, Name: "ns-list", Schema: schemaNSList, Flags: rfc.Idempotent, H: op(m.list, 0)},
+		{No: CallNSDelete, Name: "ns-delete", Schema: schemaNSDelete, H: op(m.del, 0)},
+		{No: CallNSPut + RoutedOffset, Name: "ns-put-fwd", Schema: ForwardedSchema(schemaNSPut), H: op(m.put, ContextParams)},
+		{No: CallNSGet + RoutedOffset, Name: "ns-get-fwd", Schema: ForwardedSchema(schemaNSGet), Flags: rfc.Idempotent, H: op(m.get, ContextParams)},
+		{No: CallNSList + RoutedOffset, Name: "ns-list-fwd", Schema: ForwardedSchema(schemaNSList), Flags: rfc.Idempotent, H: op(m.list, ContextParams)},
+		{No: CallNSDelete + RoutedOffset, Name: "ns-delete-fwd", Schema: ForwardedSchema(schemaNSDelete), H: op(m.del, ContextParams)},
+		{No: CallNotice, Name: "route-notice", Schema: schemaNotice, Flags: rfc.OneWay | rfc.Idempotent, H: m.serveNotice},
+		{No: CallSetRole, Name: "route-set-role", Schema: schemaSetRole, Flags: rfc.Idempotent, H: m.serveSetRole},
+		{No: CallNotices, Name: "route-notices", Schema: wire.Schema{wire.TypeUint64, wire.TypeBytes}, Flags: rfc.Idempotent, H: m.serveNotices},
 	}
-	for _, g := range regs {
-		if err := ep.Register(g.no, g.name, g.schema, g.flags, g.h); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ep.RegisterCalls(calls)
 }
 
 func (m *Member) put(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
@@ -232,8 +229,19 @@ func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 	return wire.OK
 }
 
+// serveSetRole answers CallSetRole: the role is set unless a request of
+// a later epoch was obeyed before (ECONFLICT). A retransmission carries its
+// request's epoch and is obeyed again, to the same effect.
 func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
-	was := m.active.Swap(req.Param(0).Bool())
+	on, epoch := req.Param(0).Bool(), req.Param(1).Uint64()
+	m.role.Lock()
+	if epoch != 0 && epoch < m.role.epoch {
+		m.role.Unlock()
+		return wire.ECONFLICT
+	}
+	m.role.epoch = max(m.role.epoch, epoch)
+	was := m.active.Swap(on)
+	m.role.Unlock()
 	reply.Bool(was)
 	return wire.OK
 }

@@ -28,6 +28,7 @@ type Router struct {
 	fo        failoverQueue // calls whose attempt failed, for the failover goroutine
 	stopWatch func()
 	notices   atomic.Uint64 // failure notices sent
+	roleEpoch atomic.Uint64 // the last CallSetRole epoch sent (nextRoleEpoch)
 	closed    atomic.Bool
 	closeOnce sync.Once
 }

@@ -150,13 +150,7 @@ func runDispatch(t *testing.T, seed uint64, chk *checker) {
 	w.store = &dispStore{MemStore: dispatch.NewMemStore(0), chk: chk}
 	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
-	w.cfg = rfc.DefaultConfig()
-	w.cfg.MaxPending = 256
-	w.cfg.DupEntries = 4096
-	w.cfg.Logger = quietLogger
-	for i := 0; i < dispNodes; i++ {
-		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 3, byte(i + 1)}), 7300))
-	}
+	w.cfg, w.addrs = crashNodes(dispNodes, 3, 7300)
 	w.eps = make([]*rfc.Endpoint, dispNodes)
 	chk.tr.Add("world", noAddr, noAddr, fmt.Sprintf("seed=%d", seed))
 	for i := 0; i < dispNodes; i++ {
@@ -169,9 +163,7 @@ func runDispatch(t *testing.T, seed uint64, chk *checker) {
 	sampleStop := make(chan struct{})
 	sampled := make(chan struct{})
 	go w.sampler(sampleStop, sampled)
-	s := &schedule{net: w.net, tr: chk.tr, rnd: rnd.Fork(1), addrs: w.addrs[:dispS0], log: newFaultLog(), maxDown: 3 * time.Second,
-		links: randomFaults, crash: w.crash, restart: func(i int, _ *simnet.Rand) { w.start(i) }}
-	s.run(*flagTime, calm())
+	runAnyFaults(w.net, chk, rnd.Fork(1), w.addrs[:dispS0], w.crash, w.start)
 	close(w.stop)
 	w.wg.Wait()
 	// Every accepted operation ends by its deadline plus the marker TTL.
@@ -189,12 +181,7 @@ func runDispatch(t *testing.T, seed uint64, chk *checker) {
 
 // start starts node i's endpoint and its role.
 func (w *dispWorld) start(i int) {
-	cfg := w.cfg
-	cfg.NodeID = uint32(i + 1)
-	ep, err := rfc.OpenTransport(cfg, w.net.Attach(w.addrs[i]))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	ep := openNode(w.t, w.net, w.cfg, uint32(i+1), w.addrs[i])
 	switch i {
 	case dispD0, dispD1:
 		dc := dispatch.DefaultConfig()
@@ -218,7 +205,7 @@ func (w *dispWorld) start(i int) {
 		w.mu.Unlock()
 	case dispA0, dispA1, dispA2:
 		addr := w.addrs[i]
-		err = ep.Register(callDispWork, "work", wire.Schema{wire.TypeUint64}, 0, func(req *rfc.Request, reply *wire.Params) wire.Errno {
+		err := ep.Register(callDispWork, "work", wire.Schema{wire.TypeUint64}, 0, func(req *rfc.Request, reply *wire.Params) wire.Errno {
 			w.chk.tr.Add("work", addr, noAddr, fmt.Sprintf("tok=%x", req.Param(0).Uint64()))
 			return wire.OK
 		})
@@ -226,21 +213,15 @@ func (w *dispWorld) start(i int) {
 			w.t.Fatal(err)
 		}
 	}
-	if !ep.Started() {
-		if err := ep.Start(); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	w.eps[i] = ep
+	w.eps[i] = startNode(w.t, ep)
 }
 
 // crash stops node i: its endpoint first, as a process killed, then what
 // ran on it.
 func (w *dispWorld) crash(i int) {
-	if w.eps[i] == nil {
+	if !killNode(&w.eps[i]) {
 		return
 	}
-	w.eps[i].Close()
 	if i == dispD0 || i == dispD1 {
 		w.mu.Lock()
 		d := w.mu.ds[i][len(w.mu.ds[i])-1]
@@ -248,7 +229,6 @@ func (w *dispWorld) crash(i int) {
 		w.mu.Unlock()
 		d.Close()
 	}
-	w.eps[i] = nil
 }
 
 // gen returns dispatcher i's current generation, -1 while it is down.

@@ -110,6 +110,16 @@ type schedule struct {
 	busy  map[int]bool
 }
 
+// runAnyFaults runs the fault phase of a scenario that must hold under
+// any fault (randomFaults on the links, crashes, pauses and partitions
+// of up to 3 s) over the nodes at addrs, with the scenario's crash and
+// restart, for -sim.time, then lifts every fault (schedule.run).
+func runAnyFaults(net *simnet.Network, chk *checker, rnd *simnet.Rand, addrs []netip.AddrPort, crash, restart func(i int)) {
+	s := &schedule{net: net, tr: chk.tr, rnd: rnd, addrs: addrs, log: newFaultLog(), maxDown: 3 * time.Second,
+		links: randomFaults, crash: crash, restart: func(i int, _ *simnet.Rand) { restart(i) }}
+	s.run(*flagTime, calm())
+}
+
 // undo is a fault to lift, or a check to run, at a time.
 type undo struct {
 	at time.Duration
@@ -249,3 +259,78 @@ func (s *schedule) one() {
 		s.log.mu.Unlock()
 	}
 }
+
+// rateDraw draws one fault rate of a link: with probability p, a rate
+// of a whole number of percent below below; otherwise none.
+type rateDraw struct {
+	p     float64
+	below uint64
+}
+
+func (d rateDraw) draw(rnd *simnet.Rand) (float64, bool) {
+	if !rnd.Chance(d.p) {
+		return 0, false
+	}
+	return float64(rnd.Below(d.below)) / 100, true
+}
+
+// linkBase bounds the base delay of every link a schedule draws.
+const linkBase = 5 * time.Millisecond
+
+// linkDraw bounds the fault model drawn for a link (a schedule's
+// links): a base delay below linkBase and a jitter below jitter, then
+// each rate in turn, reordering by up to reorderBy and a tail of up to
+// tailLen. The draws come in one fixed order, so that a seed names the
+// same faults for every scenario that uses the same bounds.
+type linkDraw struct {
+	jitter                            time.Duration
+	loss, dup, reorder, corrupt, tail rateDraw
+	reorderBy, tailLen                time.Duration
+}
+
+// maxDelay bounds a datagram's time on a link drawn within d.
+func (d linkDraw) maxDelay() time.Duration { return linkBase + d.jitter + d.tailLen + d.reorderBy }
+
+// draw draws a link's faults within d.
+func (d linkDraw) draw(rnd *simnet.Rand) simnet.Faults {
+	f := simnet.Faults{Delay: simnet.Dist{Base: rnd.Dur(linkBase), Jitter: rnd.Dur(d.jitter)}}
+	if r, ok := d.loss.draw(rnd); ok {
+		f.Loss = r
+	}
+	if r, ok := d.dup.draw(rnd); ok {
+		f.Dup = r
+	}
+	if r, ok := d.reorder.draw(rnd); ok {
+		f.Reorder = r
+		f.ReorderBy = rnd.Dur(d.reorderBy)
+	}
+	if r, ok := d.corrupt.draw(rnd); ok {
+		f.Corrupt = r
+	}
+	if r, ok := d.tail.draw(rnd); ok {
+		f.Delay.TailP = r
+		f.Delay.Tail = rnd.Dur(d.tailLen)
+	}
+	return f
+}
+
+// anyLinks bounds the links of the scenarios that must hold under any
+// fault (RFC, Registry, Dispatch, Router): heavy loss, duplication,
+// reordering, corruption and long tails.
+var anyLinks = linkDraw{
+	jitter: 10 * time.Millisecond,
+	loss:   rateDraw{0.5, 40}, dup: rateDraw{0.4, 30}, reorder: rateDraw{0.4, 30}, corrupt: rateDraw{0.3, 10}, tail: rateDraw{0.3, 20},
+	reorderBy: 100 * time.Millisecond, tailLen: 500 * time.Millisecond,
+}
+
+// hbLinkDraw bounds the links under which the heartbeat is meant to
+// hold (hbLinks): moderate loss, short delays.
+var hbLinkDraw = linkDraw{
+	jitter: 5 * time.Millisecond,
+	loss:   rateDraw{0.5, 11}, dup: rateDraw{0.3, 20}, reorder: rateDraw{0.3, 20}, corrupt: rateDraw{0.2, 5}, tail: rateDraw{0.3, 10},
+	reorderBy: 30 * time.Millisecond, tailLen: 20 * time.Millisecond,
+}
+
+// randomFaults draws a fault model for a link of a scenario that must
+// hold under any fault.
+func randomFaults(rnd *simnet.Rand) simnet.Faults { return anyLinks.draw(rnd) }

@@ -26,31 +26,11 @@ func TestSimHeartbeat(t *testing.T) { runSeeds(t, "Heartbeat", runHeartbeat) }
 // hbMaxDelay bounds a datagram's time in the heartbeat scenario's
 // network (base + jitter + tail + reordering, see hbLinks): a datagram a
 // member sent just before it crashed may still be heard that much later.
-const hbMaxDelay = 5*time.Millisecond + 5*time.Millisecond + 20*time.Millisecond + 30*time.Millisecond
+var hbMaxDelay = hbLinkDraw.maxDelay()
 
 // hbLinks draws a link fault model under which the heartbeat is meant
 // to hold: moderate loss, short delays.
-func hbLinks(rnd *simnet.Rand) simnet.Faults {
-	f := simnet.Faults{Delay: simnet.Dist{Base: rnd.Dur(5 * time.Millisecond), Jitter: rnd.Dur(5 * time.Millisecond)}}
-	if rnd.Chance(0.5) {
-		f.Loss = float64(rnd.Below(11)) / 100
-	}
-	if rnd.Chance(0.3) {
-		f.Dup = float64(rnd.Below(20)) / 100
-	}
-	if rnd.Chance(0.3) {
-		f.Reorder = float64(rnd.Below(20)) / 100
-		f.ReorderBy = rnd.Dur(30 * time.Millisecond)
-	}
-	if rnd.Chance(0.2) {
-		f.Corrupt = float64(rnd.Below(5)) / 100
-	}
-	if rnd.Chance(0.3) {
-		f.Delay.TailP = float64(rnd.Below(10)) / 100
-		f.Delay.Tail = rnd.Dur(20 * time.Millisecond)
-	}
-	return f
-}
+func hbLinks(rnd *simnet.Rand) simnet.Faults { return hbLinkDraw.draw(rnd) }
 
 type hbWorld struct {
 	t     *testing.T
@@ -154,12 +134,7 @@ func (w *hbWorld) run(seed uint64, load func(stop <-chan struct{}, rnd *simnet.R
 
 // start starts a new incarnation of member i.
 func (w *hbWorld) start(i int) {
-	cfg := w.cfg
-	cfg.NodeID = uint32(i + 1)
-	ep, err := rfc.OpenTransport(cfg, w.net.Attach(w.addrs[i]))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	ep := openNode(w.t, w.net, w.cfg, uint32(i+1), w.addrs[i])
 	svc, err := heartbeat.Start(ep, w.hcfg, w.addrs)
 	if err != nil {
 		w.t.Fatal(err)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -15,10 +16,12 @@ import (
 
 // TestSimMasterWorker is the master/worker scenario on the heartbeat
 // world: member 0 is a master that starts tasks on the others, which run
-// them step by step in virtual time. Invariant: no task runs after its
+// them step by step in virtual time. Invariants: no task runs after its
 // master ended it (the master's task ended with an error, or the master
 // crashed), beyond the time the worker needs to learn it: the detection
-// bound, one interval, the longest link delay and one step.
+// bound, one interval, the longest link delay and one step; a task that
+// succeeds has its own result (the worker echoes the task's payload), not
+// that of another task, of an earlier master process or not.
 func TestSimMasterWorker(t *testing.T) { runSeeds(t, "MasterWorker", runMasterWorker) }
 
 // mwStep is the time a task step takes.
@@ -106,7 +109,7 @@ func (w *mwWorld) task(ctx context.Context, i int, ti *heartbeat.TaskInfo) ([]by
 			w.hb.chk.failf("task tok=%x on %v ran a step at %v; its master (gen %d) crashed at %v", tok, w.hb.addrs[i], now, gen, crashed)
 		}
 	}
-	return []byte{1}, wire.OK
+	return ti.Payload, wire.OK
 }
 
 // load starts tasks from the current master on random workers until
@@ -159,6 +162,8 @@ func (w *mwWorld) load(stop <-chan struct{}, rnd *simnet.Rand) {
 				w.mu.ended[tok] = w.hb.chk.tr.Since()
 				w.mu.Unlock()
 				w.hb.chk.tr.Add("task-ended", w.hb.addrs[0], worker, fmt.Sprintf("tok=%x err=%v", tok, err))
+			} else if res := tk.Result(); !bytes.Equal(res, pl[:]) {
+				w.hb.chk.failf("task tok=%x (gen %d) on %v succeeded with the result %x of another task", tok, gen, worker, res)
 			}
 		}()
 	}

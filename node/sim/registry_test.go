@@ -74,13 +74,7 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 	w.mu.acked = map[string]uint64{}
 	w.net = simnet.New(seed, calm(), chk.tr)
 	defer w.net.Close()
-	w.cfg = rfc.DefaultConfig()
-	w.cfg.MaxPending = 256
-	w.cfg.DupEntries = 4096
-	w.cfg.Logger = quietLogger
-	for i := 0; i < regNodes; i++ {
-		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(i + 1)}), 7200))
-	}
+	w.cfg, w.addrs = crashNodes(regNodes, 2, 7200)
 	w.eps = make([]*rfc.Endpoint, regNodes)
 	for i := range w.disks {
 		w.disks[i] = memdisk.New()
@@ -93,9 +87,7 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 		w.wg.Add(1)
 		go w.writer(i, rnd.Fork(uint64(i)))
 	}
-	s := &schedule{net: w.net, tr: chk.tr, rnd: rnd.Fork(1), addrs: w.addrs[:regWriter0], log: newFaultLog(), maxDown: 3 * time.Second,
-		links: randomFaults, crash: w.crash, restart: func(i int, _ *simnet.Rand) { w.start(i) }}
-	s.run(*flagTime, calm())
+	runAnyFaults(w.net, chk, rnd.Fork(1), w.addrs[:regWriter0], w.crash, w.start)
 	close(w.stop)
 	w.wg.Wait()
 	// Once the faults stop: anti-entropy, pushes and resubscription
@@ -124,12 +116,8 @@ func seededIDs(rnd *simnet.Rand) registry.IDSource {
 
 // start starts node i's endpoint and its role.
 func (w *regWorld) start(i int) {
-	cfg := w.cfg
-	cfg.NodeID = uint32(i + 1)
-	ep, err := rfc.OpenTransport(cfg, w.net.Attach(w.addrs[i]))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	ep := openNode(w.t, w.net, w.cfg, uint32(i+1), w.addrs[i])
+	var err error
 	centers := []netip.AddrPort{w.addrs[regCenter0], w.addrs[regCenter1]}
 	// Each start of a node draws its identifiers from its own stream, so
 	// that what a crashed instance drew while it died does not shift them.
@@ -156,22 +144,16 @@ func (w *regWorld) start(i int) {
 			w.t.Fatal(err)
 		}
 	}
-	if !ep.Started() {
-		if err := ep.Start(); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	w.eps[i] = ep
+	w.eps[i] = startNode(w.t, ep)
 }
 
 // crash stops node i: its endpoint first, as a process killed, then what
 // ran on it; a center's disk loses first what was not synced, and the
 // dying center reaches it no more.
 func (w *regWorld) crash(i int) {
-	if w.eps[i] == nil {
+	if !killNode(&w.eps[i]) {
 		return
 	}
-	w.eps[i].Close()
 	switch i {
 	case regCenter0, regCenter1:
 		// What the center had not synced dies with it.
@@ -182,7 +164,6 @@ func (w *regWorld) crash(i int) {
 		w.ags[i-regAgent0].Close()
 		w.ags[i-regAgent0] = nil
 	}
-	w.eps[i] = nil
 }
 
 // writer puts random keys until the world stops, and records the

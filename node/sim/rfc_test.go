@@ -110,14 +110,9 @@ func calm() simnet.Faults {
 // startNode opens a new incarnation at nd's address and starts its
 // client.
 func (w *rfcWorld) startNode(t *testing.T, nd *rfcNode, rnd *simnet.Rand) {
-	cfg := w.cfg
-	cfg.NodeID = uint32(nd.i + 1)
-	ep, err := rfc.OpenTransport(cfg, w.net.Attach(nd.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep := openNode(t, w.net, w.cfg, uint32(nd.i+1), nd.addr)
 	addr := nd.addr
-	err = ep.Register(callApply, "apply", wire.Schema{wire.TypeUint64, wire.TypeInt64}, 0, func(req *rfc.Request, reply *wire.Params) wire.Errno {
+	err := ep.Register(callApply, "apply", wire.Schema{wire.TypeUint64, wire.TypeInt64}, 0, func(req *rfc.Request, reply *wire.Params) wire.Errno {
 		tok := req.Param(0).Uint64()
 		w.ran(addr, tok)
 		if d := time.Duration(req.Param(1).Int64()); d > 0 {
@@ -268,27 +263,4 @@ func (w *rfcWorld) faults(t *testing.T, rnd *simnet.Rand) {
 	w.mu.settled = w.chk.tr.Since()
 	w.mu.Unlock()
 	time.Sleep(*flagQuiet)
-}
-
-// randomFaults draws a fault model for a link.
-func randomFaults(rnd *simnet.Rand) simnet.Faults {
-	f := simnet.Faults{Delay: simnet.Dist{Base: rnd.Dur(5 * time.Millisecond), Jitter: rnd.Dur(10 * time.Millisecond)}}
-	if rnd.Chance(0.5) {
-		f.Loss = float64(rnd.Below(40)) / 100
-	}
-	if rnd.Chance(0.4) {
-		f.Dup = float64(rnd.Below(30)) / 100
-	}
-	if rnd.Chance(0.4) {
-		f.Reorder = float64(rnd.Below(30)) / 100
-		f.ReorderBy = rnd.Dur(100 * time.Millisecond)
-	}
-	if rnd.Chance(0.3) {
-		f.Corrupt = float64(rnd.Below(10)) / 100
-	}
-	if rnd.Chance(0.3) {
-		f.Delay.TailP = float64(rnd.Below(20)) / 100
-		f.Delay.Tail = rnd.Dur(500 * time.Millisecond)
-	}
-	return f
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,6 +27,13 @@ var (
 	flagTrace = flag.Int("sim.trace", 0, "print the last N trace events of every run (replay)")
 	flagTime  = flag.Duration("sim.time", 10*time.Second, "virtual time of the fault phase of a run")
 	flagQuiet = flag.Duration("sim.quiet", 5*time.Second, "virtual time after the faults stop")
+
+	// The registry push at scale (docs/SIMULATION.md, "Scale"): the
+	// size is set by flags so that go test runs a small world and a
+	// measurement run the full one.
+	flagRegScaleAgents = flag.Int("scale.agents", 50, "TestScaleRegistryPush: subscribed agents")
+	flagRegScaleRegs   = flag.Int("scale.regs", 20, "TestScaleRegistryPush: measured registrations per loss rate")
+	flagRegScaleTarget = flag.Duration("scale.target", 50*time.Millisecond, "TestScaleRegistryPush: bound on the p99 with no loss (0: report only)")
 )
 
 // failTrace is how many trace events a failure prints.
@@ -205,6 +213,60 @@ func runOne(t *testing.T, name string, seed uint64, sc scenario) (count, hash ui
 
 // quietLogger drops the services' logs: the trace is the record.
 var quietLogger = slog.New(slog.DiscardHandler)
+
+// crashNodes is what the crash-and-restart scenarios (Registry,
+// Dispatch, Router) give their nodes alike: the endpoint configuration
+// (room for the calls and duplicates of a run under faults) and n
+// addresses, 10.0.subnet.1 and up, at port.
+func crashNodes(n int, subnet byte, port uint16) (rfc.Config, []netip.AddrPort) {
+	cfg := rfc.DefaultConfig()
+	cfg.MaxPending = 256
+	cfg.DupEntries = 4096
+	cfg.Logger = quietLogger
+	addrs := make([]netip.AddrPort, n)
+	for i := range addrs {
+		addrs[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, subnet, byte(i + 1)}), port)
+	}
+	return cfg, addrs
+}
+
+// openNode opens the endpoint of a node of a scenario, cfg with NodeID
+// node, at addr on net; it is not started, so that the node's roles
+// register their calls first (startNode). A failure ends the test.
+func openNode(t testing.TB, net *simnet.Network, cfg rfc.Config, node uint32, addr netip.AddrPort) *rfc.Endpoint {
+	t.Helper()
+	cfg.NodeID = node
+	ep, err := rfc.OpenTransport(cfg, net.Attach(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// startNode starts ep once the node's roles registered their calls,
+// unless a role started it already, and returns it. A failure ends the
+// test.
+func startNode(t testing.TB, ep *rfc.Endpoint) *rfc.Endpoint {
+	t.Helper()
+	if !ep.Started() {
+		if err := ep.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ep
+}
+
+// killNode closes a node's endpoint *ep first, as a process killed (the
+// caller then closes what ran on it), and clears it. It reports whether
+// the node was up.
+func killNode(ep **rfc.Endpoint) bool {
+	if *ep == nil {
+		return false
+	}
+	(*ep).Close()
+	*ep = nil
+	return true
+}
 
 // TestSimReplay runs seeds of every scenario twice each and requires
 // equal trace hashes: a seed replays exactly.

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"flag"
 	"net/netip"
 	"path/filepath"
 	"runtime"
@@ -19,15 +18,6 @@ import (
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
 	"fastcall/shm"
-)
-
-// The registry push at scale (docs/SIMULATION.md, "Scale"): the size is
-// set by flags so that go test runs a small world and a measurement run
-// the full one.
-var (
-	flagRegScaleAgents = flag.Int("scale.agents", 50, "TestScaleRegistryPush: subscribed agents")
-	flagRegScaleRegs   = flag.Int("scale.regs", 20, "TestScaleRegistryPush: measured registrations per loss rate")
-	flagRegScaleTarget = flag.Duration("scale.target", 50*time.Millisecond, "TestScaleRegistryPush: bound on the p99 with no loss (0: report only)")
 )
 
 const (
@@ -110,20 +100,15 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 	addr := func(a, b, c byte) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, a, b, c}), 7300)
 	}
-	open := func(cfg rfc.Config, at netip.AddrPort) *rfc.Endpoint {
+	open := func(cfg rfc.Config, node uint32, at netip.AddrPort) *rfc.Endpoint {
 		cfg.Logger = quietLogger
-		ep, err := rfc.OpenTransport(cfg, w.net.Attach(at))
-		if err != nil {
-			t.Fatal(err)
-		}
+		ep := openNode(t, w.net, cfg, node, at)
 		w.eps = append(w.eps, ep)
 		return ep
 	}
 	w.centers = []netip.AddrPort{addr(3, 0, 1), addr(3, 0, 2)}
 	for i := range w.centers {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(i + 1)
-		ep := open(cfg, w.centers[i])
+		ep := open(rfc.DefaultConfig(), uint32(i+1), w.centers[i])
 		rc := center.DefaultConfig(filepath.Join(w.dir, "center"+strconv.Itoa(i)))
 		rc.Index = uint8(i)
 		rc.Peer = w.centers[1-i]
@@ -133,15 +118,9 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 			t.Fatal(err)
 		}
 		w.ctrs = append(w.ctrs, c)
-		if !ep.Started() {
-			if err := ep.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		startNode(t, ep)
 	}
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = w.node
-	ep := open(cfg, addr(3, 0, 3))
+	ep := open(rfc.DefaultConfig(), w.node, addr(3, 0, 3))
 	for i := range w.cls {
 		cc := client.DefaultClientConfig(w.centers[i], w.centers[1-i])
 		c, err := client.NewClient(ep, cc)
@@ -150,19 +129,16 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 		}
 		w.cls[i] = c
 	}
-	if err := ep.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startNode(t, ep)
 	// Agents: light endpoints (one worker), each its own address and
 	// map file of the smallest size.
 	for i := 0; i < n; i++ {
 		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(1000 + i)
 		cfg.Workers = 1
 		cfg.QueueLen = 64
 		cfg.MaxPending = 64
 		cfg.DupEntries = 256
-		ep := open(cfg, addr(4, byte(i/250), byte(i%250+1)))
+		ep := open(cfg, uint32(1000+i), addr(4, byte(i/250), byte(i%250+1)))
 		ac := agent.DefaultAgentConfig(filepath.Join(w.dir, "agent"+strconv.Itoa(i)+".shm"), w.centers...)
 		ac.ShmSize = shm.MinSize
 		ac.Logger = quietLogger
@@ -171,11 +147,7 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 			t.Fatal(err)
 		}
 		w.ags = append(w.ags, a)
-		if !ep.Started() {
-			if err := ep.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		startNode(t, ep)
 	}
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		synced := 0

@@ -257,17 +257,13 @@ func runScale(t *testing.T, n int, seed uint64) {
 
 func (w *scaleWorld) startMember(i int) {
 	cfg := rfc.DefaultConfig()
-	cfg.NodeID = uint32(i + 1)
 	cfg.Logger = quietLogger
 	cfg.Workers = 1
 	cfg.QueueLen = 128
 	cfg.MaxPending = 256
 	cfg.DupEntries = 1024
 	cfg.MaxPeers = 4096
-	ep, err := rfc.OpenTransport(cfg, w.net.Attach(w.addrs[i]))
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	ep := openNode(w.t, w.net, cfg, uint32(i+1), w.addrs[i])
 	svc, err := heartbeat.Start(ep, w.hcfg, w.addrs)
 	if err != nil {
 		w.t.Fatal(err)

@@ -1,7 +1,9 @@
 // Package rfctest provides rfc endpoints for the tests of the packages
 // above rfc, as net/http/httptest does for HTTP servers: loopback
-// endpoints that log nothing and are closed when the test ends, and the
-// bounded waits that tests of asynchronous services need.
+// endpoints that log nothing and are closed when the test ends, the
+// bounded waits that tests of asynchronous services need, and endpoints
+// on a calm simulated network in a synctest bubble (Sim, InSim) for the
+// tests whose subject is time.
 //
 // rfc's own tests cannot import it (rfctest imports rfc); they keep their
 // helpers in rfc/helpers_test.go. docs/TESTING.md ("Shared test helpers")
@@ -44,6 +46,16 @@ func Listen(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
 		t.Fatalf("Listen: %v", err)
 	}
 	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+// Must returns ep, and panics if err is not nil. It is for examples,
+// which have no testing.TB to fail and show the call a user writes:
+// rfctest.Must(rfc.Listen(rfctest.Config(1))). The caller closes ep.
+func Must(ep *rfc.Endpoint, err error) *rfc.Endpoint {
+	if err != nil {
+		panic(err)
+	}
 	return ep
 }
 

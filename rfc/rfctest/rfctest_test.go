@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/wire"
 )
 
 // TestListenCallClose: two endpoints from Listen call each other on
@@ -42,4 +43,48 @@ func TestWaitFor(t *testing.T) {
 	if WaitFor(5*time.Millisecond, func() bool { return false }) {
 		t.Fatal("a false condition reported true")
 	}
+}
+
+// TestInSim: endpoints from Sim.Listen call each other on the simulated
+// network, each at its own address, with the node id and the change of
+// mod; time in the bubble is virtual, so a call to an address where
+// nothing listens ends ETIMEDOUT at its deadline, within one engine tick
+// (MinRTO/4, at least 100µs).
+func TestInSim(t *testing.T) {
+	InSim(t, func(t *testing.T, s *Sim) {
+		srv := s.Listen(7, nil)
+		cli := s.Listen(8, func(c *rfc.Config) { c.Workers = 1 })
+		if cli.Config().NodeID != 8 || cli.Config().Workers != 1 || srv.Config().Logger != Quiet || cli.Addr() == srv.Addr() {
+			t.Fatalf("config %+v at %v, server at %v", cli.Config(), cli.Addr(), srv.Addr())
+		}
+		if err := cli.Call(Context(t, time.Second), srv.Addr(), rfc.CallPing, nil, nil); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		const deadline = 300 * time.Millisecond
+		tick := max(cli.Config().MinRTO/4, 100*time.Microsecond)
+		start := time.Now()
+		err := cli.Call(Context(t, deadline), s.Addr(), rfc.CallPing, nil, nil)
+		if took := time.Since(start); wire.AsErrno(err) != wire.ETIMEDOUT || took < deadline || took > deadline+tick {
+			t.Fatalf("call to a silent address: %v after %v, want ETIMEDOUT at %v (+%v)", err, took, deadline, tick)
+		}
+	})
+}
+
+// TestMust: Must hands back the endpoint of a call that succeeded and
+// panics with the error of one that failed.
+func TestMust(t *testing.T) {
+	ep := Must(rfc.Open(Config(9)))
+	defer ep.Close()
+	if ep.Config().NodeID != 9 {
+		t.Fatalf("node %d, want 9", ep.Config().NodeID)
+	}
+	bad := Config(9)
+	bad.Addr = "not an address"
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for an endpoint that failed to open")
+		}
+	}()
+	Must(rfc.Open(bad))
+	t.Fatal("Must returned after a failure")
 }

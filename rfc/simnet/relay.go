@@ -112,6 +112,21 @@ func (r *Relay) frontLoop() {
 	}
 }
 
+// Upstream opens client's upstream socket if it is not open yet and
+// returns its address: what the server sees as the source of client's
+// datagrams. A datagram the server sends there goes to client through the
+// front socket, with the same faults, so a server that calls client at
+// this address and a client that calls the server at Addr both go through
+// the relay, each seeing the other at one address. ok is false once the
+// relay is closed.
+func (r *Relay) Upstream(client netip.AddrPort) (addr netip.AddrPort, ok bool) {
+	c := r.upstream(client)
+	if c == nil {
+		return netip.AddrPort{}, false
+	}
+	return c.LocalAddr().(*net.UDPAddr).AddrPort(), true
+}
+
 // upstream returns client's upstream socket, opening it and starting its
 // reader (which forwards the server's replies to client) on first use.
 func (r *Relay) upstream(client netip.AddrPort) *net.UDPConn {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"fastcall/shm/fileowner/fileownertest"
 	"fastcall/wire"
 
 	"golang.org/x/sys/unix"
@@ -44,9 +45,7 @@ func TestReason(t *testing.T) {
 }
 
 func TestCreateFreshAndOpenTrusted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	// A file planted by another user, writable by all.
@@ -54,7 +53,7 @@ func TestCreateFreshAndOpenTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(p, 0o666)
-	os.Chown(p, 65534, 65534)
+	fileownertest.Plant(t, p)
 	if f, err := OpenTrusted(p, os.O_RDONLY); wire.AsErrno(err) != wire.EPERM {
 		if err == nil {
 			f.Close()
@@ -90,5 +89,25 @@ func TestCreateFreshAndOpenTrusted(t *testing.T) {
 	os.Symlink(p, link)
 	if _, err := OpenTrusted(link, os.O_RDONLY); wire.AsErrno(err) != wire.EPERM {
 		t.Fatalf("OpenTrusted of a symlink: %v", err)
+	}
+}
+
+func TestDirReason(t *testing.T) {
+	for _, tc := range []struct {
+		mode, uid uint32
+		ok        bool
+	}{
+		{unix.S_IFDIR | 0o700, 1000, true},
+		{unix.S_IFDIR | 0o755, 0, true},
+		{unix.S_IFDIR | 0o1777, 1000, true},
+		{unix.S_IFDIR | 0o775, 1000, false},
+		{unix.S_IFDIR | 0o757, 1000, false},
+		{unix.S_IFDIR | 0o700, 65534, false},
+		{unix.S_IFREG | 0o700, 1000, false},
+	} {
+		st := unix.Stat_t{Mode: tc.mode, Uid: tc.uid}
+		if r := DirReason(&st, 1000); (r == "") != tc.ok {
+			t.Errorf("mode %o uid %d: %q", tc.mode, tc.uid, r)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"fastcall/node/registry/client"
@@ -19,6 +21,7 @@ import (
 // -json.
 type command struct {
 	name    string
+	args    string // the positional arguments, as the usage line shows them
 	fs      *flag.FlagSet
 	stderr  io.Writer
 	cf      *clientFlags // nil for a command that calls no node
@@ -42,7 +45,7 @@ func newCommand(name, args string, stderr io.Writer, shared int) *command {
 		fmt.Fprintf(stderr, "usage: rfcctl %s [flags] %s\n\nflags:\n", name, args)
 		fs.PrintDefaults()
 	}
-	c := &command{name: name, fs: fs, stderr: stderr}
+	c := &command{name: name, args: args, fs: fs, stderr: stderr}
 	if shared&withClient != 0 {
 		c.cf = addClientFlags(fs)
 	}
@@ -82,6 +85,76 @@ func (c *command) parse(args []string, valid func(pos []string) bool, want strin
 		return nil, c.usageError("%s", want), false
 	}
 	return pos, 0, true
+}
+
+// verbSpec is one verb of a command of the form "NAME [flags] VERB
+// ARGS...": its name, its arguments as the usage line shows them, and how
+// many it takes, at least min and at most max (max < 0: no bound).
+type verbSpec struct {
+	name, args string
+	min, max   int
+}
+
+// verbsOf reads the verbs of a command from its usage line, "VERB ARGS |
+// VERB ARGS | ...": an argument ARG is required, [ARG] optional, and ARG...
+// is one or more.
+func verbsOf(usage string) []verbSpec {
+	var verbs []verbSpec
+	for _, alt := range strings.Split(usage, "|") {
+		f := strings.Fields(alt)
+		v := verbSpec{name: f[0], args: strings.Join(f[1:], " ")}
+		unbounded := false
+		for _, a := range f[1:] {
+			switch {
+			case strings.HasPrefix(a, "["):
+				v.max++
+			case strings.HasSuffix(a, "..."):
+				v.min++
+				unbounded = true
+			default:
+				v.min++
+				v.max++
+			}
+		}
+		if unbounded {
+			v.max = -1
+		}
+		verbs = append(verbs, v)
+	}
+	return verbs
+}
+
+// parseVerb is parse for a command of verbs, whose usage line (the args
+// of newCommand) verbsOf reads: it wants a verb (and -c for a command that
+// has it), one of the usage line's and with an argument count in its
+// bounds, and returns the verb and its arguments. When ok is false the
+// command ends with code.
+func (c *command) parseVerb(args []string) (verb string, rest []string, code int, ok bool) {
+	verbs := verbsOf(c.args)
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
+		names[i] = v.name
+	}
+	want := "want a verb (" + strings.Join(names, ", ") + ")"
+	if c.centers != nil {
+		want = "want -c CENTERS and a verb (" + strings.Join(names, ", ") + ")"
+	}
+	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && (c.centers == nil || *c.centers != "") }, want)
+	if !ok {
+		return "", nil, code, false
+	}
+	verb, rest = pos[0], pos[1:]
+	i := slices.Index(names, verb)
+	if i < 0 {
+		return "", nil, c.usageError("unknown verb %q", verb), false
+	}
+	if v := verbs[i]; len(rest) < v.min || (v.max >= 0 && len(rest) > v.max) {
+		if v.args == "" {
+			return "", nil, usageError(c.stderr, "%s %s: takes no arguments", c.name, verb), false
+		}
+		return "", nil, usageError(c.stderr, "%s %s: want %s", c.name, verb, v.args), false
+	}
+	return verb, rest, 0, true
 }
 
 // nargs returns a check that there are exactly n positional arguments.

@@ -18,19 +18,9 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	expect := c.fs.Uint64("expect", 0, "put: compare-and-set against this version (with -cas); del: delete only this version")
 	cas := c.fs.Bool("cas", false, "put: compare-and-set with -expect (0: the key must not exist)")
 	watchFor := c.fs.Duration("for", 5*time.Second, "watch: how long to print changes")
-	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *c.centers != "" },
-		"want -c CENTERS and a verb (ls, get, put, del, services, watch)")
+	verb, rest, code, ok := c.parseVerb(args)
 	if !ok {
 		return code
-	}
-	want := map[string][2]int{"ls": {0, 1}, "get": {1, 1}, "put": {2, 2}, "del": {1, 1}, "services": {0, 1}, "watch": {1, 1}}
-	verb, rest := pos[0], pos[1:]
-	n, ok := want[verb]
-	if !ok {
-		return usageError(stderr, "reg: unknown verb %q", verb)
-	}
-	if len(rest) < n[0] || len(rest) > n[1] {
-		return usageError(stderr, "reg %s: wrong number of arguments", verb)
 	}
 	s, cli, code := c.dialRegistry()
 	if code != 0 {

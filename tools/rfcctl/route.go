@@ -12,19 +12,9 @@ import (
 // cmdRoute edits and reads the router's mount table, kept in the registry.
 func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	c := newCommand("route", "ls | add PREFIX CLUSTER | del PREFIX | cluster NAME ROLE=ADDR... | resolve PATH", stderr, withClient|withJSON|withCenters)
-	pos, code, ok := c.parse(args, func(pos []string) bool { return len(pos) > 0 && *c.centers != "" },
-		"want -c CENTERS and a verb (ls, add, del, cluster, resolve)")
+	verb, rest, code, ok := c.parseVerb(args)
 	if !ok {
 		return code
-	}
-	verb, rest := pos[0], pos[1:]
-	need := map[string]int{"ls": 0, "add": 2, "del": 1, "resolve": 1}
-	if n, ok := need[verb]; ok && len(rest) != n {
-		return usageError(stderr, "route %s: wrong number of arguments", verb)
-	} else if !ok && verb != "cluster" {
-		return usageError(stderr, "route: unknown verb %q", verb)
-	} else if verb == "cluster" && len(rest) < 2 {
-		return usageError(stderr, "route cluster: want NAME ROLE=ADDR...")
 	}
 	s, cli, code := c.dialRegistry()
 	if code != 0 {

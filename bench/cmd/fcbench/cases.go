@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +17,7 @@ type runEnv struct {
 	peers    string
 	trials   int
 	interval time.Duration
+	scale    scaleOpts
 	progress func(string)
 }
 
@@ -32,6 +34,7 @@ var runners = map[string]func(*runEnv) (*section, error){
 	"registry":      runRegistry,
 	"regscale":      runRegScale,
 	"dispatchscale": runDispatchScale,
+	"scale":         runScale,
 }
 
 // writeChart writes an SVG next to RESULTS.md and links it.
@@ -41,6 +44,21 @@ func (e *runEnv) writeChart(s *section, name, title, svg string) error {
 	}
 	fmt.Fprintf(&s.md, "![%s](%s)\n\n", title, name)
 	return nil
+}
+
+// tableSection makes the section of a case whose measurement returned
+// data and err: on success its heading, a paragraph on how the case
+// measures, and the table that table writes, with data as the section's
+// data; on failure err.
+func tableSection(data any, err error, heading, method string, table func(w io.Writer)) (*section, error) {
+	if err != nil {
+		return nil, err
+	}
+	s := &section{data: data}
+	fmt.Fprintf(&s.md, "%s\n\n%s\n\n", heading, method)
+	table(&s.md)
+	fmt.Fprintln(&s.md)
+	return s, nil
 }
 
 func runCalls(e *runEnv) (*section, error) {
@@ -100,61 +118,33 @@ func runCalls(e *runEnv) (*section, error) {
 
 func runShm(e *runEnv) (*section, error) {
 	rs, err := bench.RunShm(e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: rs}
-	fmt.Fprintln(&s.md, "## shm: shared-memory map against a Go map with sync.RWMutex")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "100,000 keys of 24 bytes, 64-byte values, uniformly random keys. Get copies the value out; Put replaces an existing key's value (the Go map stores a fresh copy); Range reads 100 consecutive keys from a random start (the Go map keeps a sorted key slice beside it for this). The second-process row is a child process (this binary re-executed) that opens the same file read-only and calls Get, as local readers of the registry do.")
-	fmt.Fprintln(&s.md)
-	bench.WriteOpsMarkdown(&s.md, rs, "shm.Map")
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(rs, err, "## shm: shared-memory map against a Go map with sync.RWMutex",
+		"100,000 keys of 24 bytes, 64-byte values, uniformly random keys. Get copies the value out; Put replaces an existing key's value (the Go map stores a fresh copy); Range reads 100 consecutive keys from a random start (the Go map keeps a sorted key slice beside it for this). The second-process row is a child process (this binary re-executed) that opens the same file read-only and calls Get, as local readers of the registry do.",
+		func(w io.Writer) { bench.WriteOpsMarkdown(w, rs, "shm.Map") })
 }
 
 func runLock(e *runEnv) (*section, error) {
 	rs, err := bench.RunLock(e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: rs}
-	fmt.Fprintln(&s.md, "## lock: process-shared robust rwlock against sync.RWMutex")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "An operation is one hold and its release around a one-word access. Read-mostly takes a write hold once in 100 operations, read holds otherwise. The two-process row runs this binary re-executed as a child on the same lock region (a shared file mapping), both processes measuring at once; its ns/op is the mean of the two, ops/s their sum.")
-	fmt.Fprintln(&s.md)
-	bench.WriteOpsMarkdown(&s.md, rs, "lock.RWLock")
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(rs, err, "## lock: process-shared robust rwlock against sync.RWMutex",
+		"An operation is one hold and its release around a one-word access. Read-mostly takes a write hold once in 100 operations, read holds otherwise. The two-process row runs this binary re-executed as a child on the same lock region (a shared file mapping), both processes measuring at once; its ns/op is the mean of the two, ops/s their sum.",
+		func(w io.Writer) { bench.WriteOpsMarkdown(w, rs, "lock.RWLock") })
 }
 
 func runLoss(e *runEnv) (*section, error) {
 	rs, err := bench.RunCalls(bench.LossSystems(), bench.LossShapes, e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: rs}
-	fmt.Fprintln(&s.md, "## loss: fastcall through a lossy link")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "The client sends to the user-space relay of package fastcall/rfc/simnet (simnet.Relay), which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.")
-	fmt.Fprintln(&s.md)
-	bench.WriteCallsTable(&s.md, rs, bench.LossBase)
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(rs, err, "## loss: fastcall through a lossy link",
+		"The client sends to the user-space relay of package fastcall/rfc/simnet (simnet.Relay), which forwards to the server and drops each datagram, each way, with the given probability; lost calls are retransmitted by the engine. The reference row is the same relay with no loss (the relay itself adds a hop of its own); the direct row has no relay. 64-byte echo.",
+		func(w io.Writer) { bench.WriteCallsTable(w, rs, bench.LossBase) })
 }
 
 func runDispatch(e *runEnv) (*section, error) {
 	ps, err := bench.RunDispatch(e.o, e.progress)
+	s, err := tableSection(ps, err, "## dispatch: parallel fan-out against a serial loop",
+		"One operation sends one call to each target; every target is an rfc endpoint in this process whose handler sleeps 10 ms on a worker (not Inline). node/dispatch (in-memory marker store) from Submit to Wait, against a loop that calls the targets one after another.",
+		func(w io.Writer) { bench.WriteDispatchMarkdown(w, ps, e.o.Rounds) })
 	if err != nil {
 		return nil, err
 	}
-	s := &section{data: ps}
-	fmt.Fprintln(&s.md, "## dispatch: parallel fan-out against a serial loop")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "One operation sends one call to each target; every target is an rfc endpoint in this process whose handler sleeps 10 ms on a worker (not Inline). node/dispatch (in-memory marker store) from Submit to Wait, against a loop that calls the targets one after another.")
-	fmt.Fprintln(&s.md)
-	bench.WriteDispatchMarkdown(&s.md, ps, e.o.Rounds)
-	fmt.Fprintln(&s.md)
 	if err := e.writeChart(s, "dispatch-fanout.svg", "fan-out time against target count", bench.FanoutSVG(ps)); err != nil {
 		return nil, err
 	}
@@ -181,30 +171,14 @@ func runDetection(e *runEnv) (*section, error) {
 
 func runRoute(e *runEnv) (*section, error) {
 	r, err := bench.RunRoute(e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: r}
-	fmt.Fprintln(&s.md, "## route: routed against direct calls, auditing on")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "A namespace get of a 64-byte value: sent through the router (node/route Router, mount table in memory, every call audited to a file) or straight to the sub-cluster's active member (node/route Member). The ratio column is routed ÷ direct.")
-	fmt.Fprintln(&s.md)
-	bench.WriteRouteMarkdown(&s.md, r)
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(r, err, "## route: routed against direct calls, auditing on",
+		"A namespace get of a 64-byte value: sent through the router (node/route Router, mount table in memory, every call audited to a file) or straight to the sub-cluster's active member (node/route Member). The ratio column is routed ÷ direct.",
+		func(w io.Writer) { bench.WriteRouteMarkdown(w, r) })
 }
 
 func runRegistry(e *runEnv) (*section, error) {
 	r, err := bench.RunRegistry(e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: r}
-	fmt.Fprintln(&s.md, "## registry: local SDK lookups against calls to a center; push propagation")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "Two centers (fsync before acknowledging), a node agent writing the subscribed services into its shm map, and three registered instances of one service. The SDK reads that map in this process; the center lookup is a call over loopback.")
-	fmt.Fprintln(&s.md)
-	bench.WriteRegistryMarkdown(&s.md, r)
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(r, err, "## registry: local SDK lookups against calls to a center; push propagation",
+		"Two centers (fsync before acknowledging), a node agent writing the subscribed services into its shm map, and three registered instances of one service. The SDK reads that map in this process; the center lookup is a call over loopback.",
+		func(w io.Writer) { bench.WriteRegistryMarkdown(w, r) })
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 )
 
 // allCases in the order they run and appear in RESULTS.md.
-var allCases = []string{"calls", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale", "dispatchscale"}
+var allCases = []string{"calls", "loss", "shm", "lock", "dispatch", "detection", "route", "registry", "regscale", "dispatchscale", "scale"}
 
 func main() {
 	if bench.ChildMain() {
@@ -48,6 +49,10 @@ func run(args []string) int {
 	interval := fs.Duration("interval", 100*time.Millisecond, "detection: probe interval of both detectors")
 	agents := fs.String("agents", joinInts(bench.RegScaleCounts), "regscale: agent counts, comma-separated")
 	targets := fs.String("targets", joinInts(bench.DispatchScaleCounts), "dispatchscale: target counts, comma-separated")
+	scaleN := fs.String("scale-n", bench.ScaleSizes, "scale: cluster sizes, comma-separated")
+	scaleRun := fs.Duration("scale-run", 30*time.Second, "scale: measured run per system, size and CPU setting")
+	scaleInterval := fs.Duration("scale-interval", 200*time.Millisecond, "scale: probe interval of both systems")
+	scaleBusy := fs.Int("scale-busy", 2, "scale: goroutines spinning in the saturated runs (0: idle runs only)")
 	peers := fs.String("peers", "bench/peers", "directory of the nested module with the peer programs")
 	outDir := fs.String("out", "bench", "directory for RESULTS.md and charts")
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of the markdown")
@@ -76,6 +81,10 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "fcbench: -agents wants positive counts, comma-separated")
 		return 2
 	}
+	if ns := parseCounts(*scaleN); ns == nil || slices.Min(ns) < 2 || *scaleRun <= 0 || *scaleInterval <= 0 || *scaleBusy < 0 {
+		fmt.Fprintln(os.Stderr, "fcbench: -scale-n wants sizes of at least 2, comma-separated; -scale-run > 0, -scale-interval > 0, -scale-busy >= 0")
+		return 2
+	}
 	if bench.DispatchScaleCounts = parseCounts(*targets); bench.DispatchScaleCounts == nil {
 		fmt.Fprintln(os.Stderr, "fcbench: -targets wants positive counts, comma-separated")
 		return 2
@@ -95,6 +104,7 @@ func run(args []string) int {
 		return 1
 	}
 	env := &runEnv{o: o, outDir: *outDir, peers: *peers, trials: *trials, interval: *interval,
+		scale:    scaleOpts{n: *scaleN, run: *scaleRun, interval: *scaleInterval, busy: *scaleBusy},
 		progress: func(s string) { fmt.Fprintln(os.Stderr, s) }}
 	start := time.Now()
 	var md bytes.Buffer

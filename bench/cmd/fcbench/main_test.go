@@ -29,3 +29,42 @@ func TestResultsDir(t *testing.T) {
 		})
 	}
 }
+
+// TestBadScaleFlags: the scale case's flags are checked before anything
+// runs: exit 2.
+func TestBadScaleFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-case", "scale", "-scale-n", "1"},
+		{"-case", "scale", "-scale-n", "16,x"},
+		{"-case", "scale", "-scale-run", "0s"},
+		{"-case", "scale", "-scale-interval", "-1ms"},
+		{"-case", "scale", "-scale-busy", "-1"},
+	} {
+		if rc := run(append(args, "-out", t.TempDir())); rc != 2 {
+			t.Errorf("%v: exit %d, want 2", args, rc)
+		}
+	}
+}
+
+// TestKeptSection: the hand-kept speed-mechanism section of RESULTS.md is
+// carried into the next run's file, and a file without one gives nothing.
+func TestKeptSection(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "RESULTS.md")
+	if got := keptSection(p); got != nil {
+		t.Fatalf("missing file: %q", got)
+	}
+	kept := keptHeading + "\n\nbell: 1.29x\n"
+	if err := os.WriteFile(p, []byte("# results\n\n## calls\n\nrows\n"+kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(keptSection(p)); got != kept {
+		t.Fatalf("kept %q, want %q", got, kept)
+	}
+	if err := os.WriteFile(p, []byte("# results\n\n## calls\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := keptSection(p); got != nil {
+		t.Fatalf("no section: %q", got)
+	}
+}

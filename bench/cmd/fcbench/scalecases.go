@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -10,17 +10,9 @@ import (
 
 func runRegScale(e *runEnv) (*section, error) {
 	ps, err := bench.RunRegScale(e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: ps}
-	fmt.Fprintln(&s.md, "## regscale: registry pushes to many subscribed agents, real endpoints on loopback")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "Two centers (default configuration, fsync before acknowledging) run in a child process (this binary re-executed); the agents run in this process, each on its own rfc endpoint bound to its own loopback address (127.1.x.y) with its own shm map, all watching \"svc/\" (so all at the first center). A node registers one new instance at a time, alternately first at either center (the other replicates it), 20 ms apart; the time runs from the start of Register until every agent's map holds the instance (every map, over the registrations) or until one agent's does (one map, over every agent of every registration), and until Register returns (acknowledged: on disk at both centers); the maps are read every 20 µs. 5 registrations warm up unmeasured. Centers' CPU: the child's user + system time (getrusage) over the measured registrations, divided by their wall time; idle: the same length of time right after, with no registration (the agents' keepalives alone); per registration: (busy − idle) ÷ registrations. The agents' process CPU is this process's (agents, the registering node and the polling reader). Load average: the machine's, at the end of the count's run.")
-	fmt.Fprintln(&s.md)
-	bench.WriteRegScaleMarkdown(&s.md, ps)
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(ps, err, "## regscale: registry pushes to many subscribed agents, real endpoints on loopback",
+		"Two centers (default configuration, fsync before acknowledging) run in a child process (this binary re-executed); the agents run in this process, each on its own rfc endpoint bound to its own loopback address (127.1.x.y) with its own shm map, all watching \"svc/\" (so all at the first center). A node registers one new instance at a time, alternately first at either center (the other replicates it), 20 ms apart; the time runs from the start of Register until every agent's map holds the instance (every map, over the registrations) or until one agent's does (one map, over every agent of every registration), and until Register returns (acknowledged: on disk at both centers); the maps are read every 20 µs. 5 registrations warm up unmeasured. Centers' CPU: the child's user + system time (getrusage) over the measured registrations, divided by their wall time; idle: the same length of time right after, with no registration (the agents' keepalives alone); per registration: (busy − idle) ÷ registrations. The agents' process CPU is this process's (agents, the registering node and the polling reader). Load average: the machine's, at the end of the count's run.",
+		func(w io.Writer) { bench.WriteRegScaleMarkdown(w, ps) })
 }
 
 // parseCounts parses "50,200": positive counts, comma-separated; nil if
@@ -47,15 +39,7 @@ func joinInts(v []int) string {
 
 func runDispatchScale(e *runEnv) (*section, error) {
 	ps, err := bench.RunDispatchScale(e.o, e.progress)
-	if err != nil {
-		return nil, err
-	}
-	s := &section{data: ps}
-	fmt.Fprintln(&s.md, "## dispatchscale: one operation fanned out to many targets, real endpoints on loopback")
-	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "node/dispatch (default configuration, in-memory marker store) in this process; the targets, each its own rfc endpoint whose handler answers at once on a worker, in a child process (this binary re-executed). One operation at a time to every target, 10 ms apart, 5 unmeasured first; the time runs from Submit until Wait returns with every target's reply gathered. CPU: this process's user + system time (getrusage) over the measured operations, divided by their count: the dispatcher, its endpoint and the submitting loop. Datagrams: the dispatcher endpoint's sent and received (retransmissions included). Kernel drops: /proc/net/udp's count at the dispatcher's socket and at the targets' over the measured operations. Load average: the machine's, at the end of the count's run.")
-	fmt.Fprintln(&s.md)
-	bench.WriteDispatchScaleMarkdown(&s.md, ps)
-	fmt.Fprintln(&s.md)
-	return s, nil
+	return tableSection(ps, err, "## dispatchscale: one operation fanned out to many targets, real endpoints on loopback",
+		"node/dispatch (default configuration, in-memory marker store) in this process; the targets, each its own rfc endpoint whose handler answers at once on a worker, in a child process (this binary re-executed). One operation at a time to every target, 10 ms apart, 5 unmeasured first; the time runs from Submit until Wait returns with every target's reply gathered. CPU: this process's user + system time (getrusage) over the measured operations, divided by their count: the dispatcher, its endpoint and the submitting loop. Datagrams: the dispatcher endpoint's sent and received (retransmissions included). Kernel drops: /proc/net/udp's count at the dispatcher's socket and at the targets' over the measured operations. Load average: the machine's, at the end of the count's run.",
+		func(w io.Writer) { bench.WriteDispatchScaleMarkdown(w, ps) })
 }

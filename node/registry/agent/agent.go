@@ -96,6 +96,7 @@ type Agent struct {
 	mapKick   chan struct{} // a map write failed: retry; capacity 1
 	renewKick chan struct{}
 	done      chan struct{}
+	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
 
@@ -207,17 +208,16 @@ func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter
 
 // Close stops the agent's goroutines and closes the map. The map file
 // stays, with what it last held; registrations are left to expire (or to
-// be removed when the node is declared dead).
+// be removed when the node is declared dead). Close may be called more
+// than once, from several goroutines at once; each call returns once the
+// agent is closed.
 func (a *Agent) Close() {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	close(a.done)
-	a.wg.Wait()
-	a.watch.Close()
-	a.closeMap()
+	a.closeOnce.Do(func() {
+		close(a.done)
+		a.wg.Wait()
+		a.watch.Close()
+		a.closeMap()
+	})
 }
 
 func (a *Agent) closeMap() {

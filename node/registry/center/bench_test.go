@@ -19,13 +19,7 @@ import (
 func benchSetup(b *testing.B, policy FsyncPolicy) (*pair, *agent.Agent, *sdk.Reader, *client.Client) {
 	p := startPair(b, func(i int, c *Config) { c.Fsync = policy })
 	path := filepath.Join(b.TempDir(), "bench.map")
-	cfg := agent.DefaultAgentConfig(path, p.Addrs()...)
-	cfg.Logger = rfctest.Quiet
-	a, err := agent.StartAgent(regtest.Endpoint(b, 50, ""), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(a.Close)
+	a := startAgent(b, regtest.Endpoint(b, 50, ""), path, p.Addrs(), nil)
 	for i := 0; i < 3; i++ {
 		c := newClient(b, regtest.Endpoint(b, uint32(60+i), ""), p.Addrs()...)
 		if _, err := c.Register(rfctest.Context(b, time.Second), "bench", fmt.Sprintf("127.0.0.1:%d", 9000+i), []byte("zone=a"), time.Minute); err != nil {

@@ -64,6 +64,7 @@ type centerStats struct {
 	streamsExpired, subscribeRefused      atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
 	retried, notCaughtUp                  atomic.Uint64
+	notPeer                               atomic.Uint64
 }
 
 // CenterStats is a snapshot of a center's counters.
@@ -89,6 +90,7 @@ type CenterStats struct {
 	StreamsExpired    uint64 // streams dropped for not being renewed within StreamIdle
 	SubscribeRefused  uint64 // subscriptions refused past a bound (ENOSPC)
 	Malformed         uint64 // malformed requests refused
+	NotPeer           uint64 // calls between centers refused (EPERM) from a sender that is not the peer center
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
 	Retried           uint64 // client operations found applied before and answered again
@@ -155,32 +157,23 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 	}
 	keys := c.mu.st.len()
 
-	type reg struct {
-		no     uint16
-		name   string
-		schema wire.Schema
-		flags  rfc.CallFlags
-		h      rfc.Handler
+	calls := []rfc.CallSpec{
+		{No: registry.CallGet, Name: "reg-get", Schema: registry.SchemaGet, Flags: rfc.Idempotent, H: c.serveGet},
+		{No: registry.CallPut, Name: "reg-put", Schema: registry.SchemaPut, H: c.servePut},
+		{No: registry.CallDelete, Name: "reg-delete", Schema: registry.SchemaDelete, H: c.serveDelete},
+		{No: registry.CallList, Name: "reg-list", Schema: registry.SchemaList, Flags: rfc.Idempotent, H: c.serveList},
+		{No: registry.CallRegister, Name: "reg-register", Schema: registry.SchemaRegister, H: c.serveRegister},
+		{No: registry.CallDeregister, Name: "reg-deregister", Schema: registry.SchemaDeregister, H: c.serveDeregister},
+		{No: registry.CallRenew, Name: "reg-renew", Schema: registry.SchemaRenew, Flags: rfc.Idempotent, H: c.serveRenew},
+		{No: registry.CallSubscribe, Name: "reg-subscribe", Schema: registry.SchemaSubscribe, Flags: rfc.Idempotent, H: c.serveSubscribe},
+		{No: registry.CallUnsubscribe, Name: "reg-unsubscribe", Schema: registry.SchemaUnsubscribe, Flags: rfc.Idempotent, H: c.serveUnsubscribe},
+		{No: registry.CallSubCheck, Name: "reg-subcheck", Schema: registry.SchemaSubCheck, Flags: rfc.Idempotent, H: c.serveSubCheck},
+		{No: registry.CallReplicate, Name: "reg-replicate", Schema: registry.SchemaReplicate, Flags: rfc.Priority, H: c.serveReplicate},
+		{No: registry.CallTouch, Name: "reg-touch", Schema: registry.SchemaTouch, Flags: rfc.Idempotent | rfc.Priority, H: c.serveTouch},
 	}
-	regs := [...]reg{
-		{registry.CallGet, "reg-get", registry.SchemaGet, rfc.Idempotent, c.serveGet},
-		{registry.CallPut, "reg-put", registry.SchemaPut, 0, c.servePut},
-		{registry.CallDelete, "reg-delete", registry.SchemaDelete, 0, c.serveDelete},
-		{registry.CallList, "reg-list", registry.SchemaList, rfc.Idempotent, c.serveList},
-		{registry.CallRegister, "reg-register", registry.SchemaRegister, 0, c.serveRegister},
-		{registry.CallDeregister, "reg-deregister", registry.SchemaDeregister, 0, c.serveDeregister},
-		{registry.CallRenew, "reg-renew", registry.SchemaRenew, rfc.Idempotent, c.serveRenew},
-		{registry.CallSubscribe, "reg-subscribe", registry.SchemaSubscribe, rfc.Idempotent, c.serveSubscribe},
-		{registry.CallUnsubscribe, "reg-unsubscribe", registry.SchemaUnsubscribe, rfc.Idempotent, c.serveUnsubscribe},
-		{registry.CallSubCheck, "reg-subcheck", registry.SchemaSubCheck, rfc.Idempotent, c.serveSubCheck},
-		{registry.CallReplicate, "reg-replicate", registry.SchemaReplicate, rfc.Priority, c.serveReplicate},
-		{registry.CallTouch, "reg-touch", registry.SchemaTouch, rfc.Idempotent | rfc.Priority, c.serveTouch},
-	}
-	for _, r := range regs {
-		if err := ep.Register(r.no, r.name, r.schema, r.flags, r.h); err != nil {
-			wal.close()
-			return nil, err
-		}
+	if err := ep.RegisterCalls(calls); err != nil {
+		wal.close()
+		return nil, err
 	}
 	if err := ep.RegisterDeferred(registry.CallLogSync, "reg-logsync", registry.SchemaLogSync, rfc.Inline, c.serveLogSync); err != nil {
 		wal.close()
@@ -272,7 +265,7 @@ func (c *Center) Stats() CenterStats {
 		SyncRounds: st.syncRounds.Load(), SyncApplied: st.syncApplied.Load(), SyncFailed: st.syncFailed.Load(),
 		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
-		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(),
+		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(), NotPeer: st.notPeer.Load(),
 		StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
 		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(), Retried: st.retried.Load(),
 		NotCaughtUp: st.notCaughtUp.Load(),

@@ -80,17 +80,11 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 			relays = append(relays, r.Addr())
 		}
 		ep := regtest.Endpoint(t, uint32(10+i), "")
-		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), relays...)
-		cfg.Prefixes = []string{"kv/conv/"}
-		cfg.Logger = rfctest.Quiet
-		cfg.AttemptTimeout = 200 * time.Millisecond
-		cfg.KeepaliveEvery = 50 * time.Millisecond
-		a, err := agent.StartAgent(ep, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Close)
-		agents = append(agents, a)
+		agents = append(agents, startAgent(t, ep, filepath.Join(t.TempDir(), "node.map"), relays, func(c *agent.AgentConfig) {
+			c.Prefixes = []string{"kv/conv/"}
+			c.AttemptTimeout = 200 * time.Millisecond
+			c.KeepaliveEvery = 50 * time.Millisecond
+		}))
 	}
 	writers := []*client.Client{newClient(t, regtest.Endpoint(t, 7, ""), p.Addrs()[0]), newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()[1])}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -123,20 +117,21 @@ func TestSubscribersConvergeUnderLoss(t *testing.T) {
 
 // TestDeadNodeRemoved kills a node (its endpoint goes silent): the
 // heartbeat service declares it dead and its instances disappear from
-// every other node's map, long before their lease would have expired
-// them. The heartbeat runs at its default interval (a shorter one makes
-// members suspect each other on a loaded machine); the wait is bounded
-// well below the lease, not by the detection bound, which is the
-// heartbeat package's to check.
-func TestDeadNodeRemoved(t *testing.T) {
-	p := startPair(t, nil)
+// every other node's map within the detection bound, long before their
+// lease would have expired them. In a synctest bubble on rfc/simnet (no
+// delay): the heartbeat runs at its default interval in virtual time,
+// and the bound is checked exactly.
+func TestDeadNodeRemoved(t *testing.T) { rfctest.InSim(t, deadNodeRemoved) }
+
+func deadNodeRemoved(t *testing.T, s *rfctest.Sim) {
+	p := startSimPair(t, s, nil)
 	hc := heartbeat.DefaultConfig()
 	hc.Logger = rfctest.Quiet
 	const lease = time.Minute
 	const nodes = 3
 	var eps []*rfc.Endpoint
 	for i := 0; i < nodes; i++ {
-		eps = append(eps, regtest.Endpoint(t, uint32(10+i), ""))
+		eps = append(eps, s.Listen(uint32(10+i), nil))
 	}
 	members := append(p.Addrs(), eps[0].Addr(), eps[1].Addr(), eps[2].Addr())
 	for _, ep := range append([]*rfc.Endpoint{p.EPs[0], p.EPs[1]}, eps...) {
@@ -148,14 +143,9 @@ func TestDeadNodeRemoved(t *testing.T) {
 	}
 	var agents []*agent.Agent
 	for i, ep := range eps {
-		cfg := agent.DefaultAgentConfig(filepath.Join(t.TempDir(), "node.map"), p.Addrs()...)
-		cfg.Logger = rfctest.Quiet
-		cfg.KeepaliveEvery = 50 * time.Millisecond
-		a, err := agent.StartAgent(ep, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Close)
+		a := startAgent(t, ep, filepath.Join(t.TempDir(), "node.map"), p.Addrs(), func(c *agent.AgentConfig) {
+			c.KeepaliveEvery = 50 * time.Millisecond
+		})
 		agents = append(agents, a)
 		if err := a.Register(rfctest.Context(t, 10*time.Second), "worker", fmt.Sprintf("127.0.0.1:%d", 7000+i), nil, lease); err != nil {
 			t.Fatal(err)
@@ -171,7 +161,7 @@ func TestDeadNodeRemoved(t *testing.T) {
 	agents[2].Close()
 	eps[2].Close()
 	start := time.Now()
-	bound := heartbeat.DetectBound(hc)
+	bound := heartbeat.DetectBoundAt(hc, len(members))
 	for i, a := range agents[:2] {
 		if !rfctest.WaitFor(lease/2, func() bool {
 			_, ok := mapState(t, a.Map(), victim)[victim]
@@ -182,6 +172,9 @@ func TestDeadNodeRemoved(t *testing.T) {
 		if count(a) != nodes-1 {
 			t.Fatalf("agent %d sees %d instances", i, count(a))
 		}
+	}
+	if took := time.Since(start); took > bound {
+		t.Fatalf("removed from every map %v after the node went silent, detection bound %v", took, bound)
 	}
 	t.Logf("removed from every map after %v (detection bound %v)", time.Since(start), bound)
 }

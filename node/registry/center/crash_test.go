@@ -34,24 +34,14 @@ func mapAddr(r *sdk.Reader, name string) string {
 // restarted center makes again for another record, is taken.
 func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "center")
-	ep := regtest.Endpoint(t, 100, "")
-	addr := ep.Addr()
 	cfg := testCenterConfig(dir, 0, netip.AddrPort{})
-	c, err := StartCenter(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := startLone(t, cfg)
+	addr := c.Endpoint().Addr()
 	path := filepath.Join(t.TempDir(), "crash.map")
-	acfg := agent.DefaultAgentConfig(path, addr)
-	acfg.Logger = rfctest.Quiet
-	acfg.AttemptTimeout = 100 * time.Millisecond
-	acfg.KeepaliveEvery = 50 * time.Millisecond
-	a, err := agent.StartAgent(regtest.Endpoint(t, 50, ""), acfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
+	a := startAgent(t, regtest.Endpoint(t, 50, ""), path, []netip.AddrPort{addr}, func(c *agent.AgentConfig) {
+		c.AttemptTimeout = 100 * time.Millisecond
+		c.KeepaliveEvery = 50 * time.Millisecond
+	})
 	r := regtest.OpenMap(t, path)
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
 	ctx := rfctest.Context(t, 20*time.Second)
@@ -93,7 +83,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 	// The machine fails: the fsyncs fail (so nothing is acknowledged),
 	// the center stops, and its log loses what was not synced.
 	release.open()
-	ep.Close()
+	c.Endpoint().Close()
 	for i := 0; i < 2; i++ {
 		if err := <-lost; err == nil {
 			t.Fatal("a write whose fsync failed was acknowledged")

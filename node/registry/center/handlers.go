@@ -2,6 +2,7 @@ package center
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -237,10 +238,35 @@ func (c *Center) serveRenew(req *rfc.Request, reply *wire.Params) wire.Errno {
 	return wire.OK
 }
 
-func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
-	if req.Param(0).Uint64() == uint64(c.cfg.Index) {
+// fromPeer reports whether from is the configured peer center. The calls
+// between centers (registry.CallReplicate, CallTouch, CallLogSync) are
+// answered only for it: any other sender, keyed or not, is refused EPERM,
+// so a node cannot keep a dead owner's leases alive or write records past
+// the write rules. A center without a peer refuses them all.
+func (c *Center) fromPeer(from netip.AddrPort) bool {
+	p := c.cfg.Peer
+	return p.IsValid() && from.Port() == p.Port() && from.Addr().Unmap() == p.Addr().Unmap()
+}
+
+// checkPeerCall is the first check of every call between centers, whose
+// first parameter is the sender's center index: EPERM (counted in
+// NotPeer) unless the call comes from the peer center (fromPeer), EINVAL
+// (counted as malformed) unless the index is the other center's.
+func (c *Center) checkPeerCall(req *rfc.Request) wire.Errno {
+	if !c.fromPeer(req.From) {
+		c.stats.notPeer.Add(1)
+		return wire.EPERM
+	}
+	if sender := req.Param(0).Uint64(); sender > 1 || uint8(sender) == c.cfg.Index {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
+	}
+	return wire.OK
+}
+
+func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
+	if e := c.checkPeerCall(req); e != wire.OK {
+		return e
 	}
 	reply.Uint64(uint64(c.renewOwner(req.Param(1).Str())))
 	return wire.OK
@@ -268,9 +294,11 @@ func (c *Center) serveTouch(req *rfc.Request, reply *wire.Params) wire.Errno {
 // An OK reply carries the log position that holds the record; the log
 // syncer starts on it at once, and the sender's registry.CallLogSync waits for it.
 func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno {
-	sender, prev := req.Param(0).Uint64(), req.Param(1).Uint64()
-	key, recv := req.Param(2).Str(), req.Param(3).Bytes()
-	if sender > 1 || uint8(sender) == c.cfg.Index || len(key) == 0 || len(key) > registry.MaxKeyLen {
+	if e := c.checkPeerCall(req); e != wire.OK {
+		return e
+	}
+	prev, key, recv := req.Param(1).Uint64(), req.Param(2).Str(), req.Param(3).Bytes()
+	if len(key) == 0 || len(key) > registry.MaxKeyLen {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}
@@ -342,12 +370,11 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 // its registry.CallReplicate reply gave (see registry.CallLogSync). It runs on the reader
 // goroutine and never blocks: the fsync that covers the position replies.
 func (c *Center) serveLogSync(req *rfc.Request, d *rfc.Deferred) wire.Errno {
-	sender, inc := req.Param(0).Uint64(), req.Param(1).Uint64()
-	pos := logPos{gen: req.Param(2).Uint64(), off: int64(req.Param(3).Uint64())}
-	if sender > 1 || uint8(sender) == c.cfg.Index {
-		c.stats.malformed.Add(1)
-		return wire.EINVAL
+	if e := c.checkPeerCall(req); e != wire.OK {
+		return e
 	}
+	inc := req.Param(1).Uint64()
+	pos := logPos{gen: req.Param(2).Uint64(), off: int64(req.Param(3).Uint64())}
 	if inc != c.wal.incarnation {
 		return wire.ESTALE
 	}

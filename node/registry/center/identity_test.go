@@ -80,6 +80,20 @@ func newReplyDropper(t *testing.T, server netip.AddrPort) *replyDropper {
 
 func (r *replyDropper) addr() netip.AddrPort { return r.front.LocalAddr().(*net.UDPAddr).AddrPort() }
 
+// clientBehindDropper returns a client (node 7) of p that reaches p's
+// first center through a replyDropper, and that dropper.
+func clientBehindDropper(t *testing.T, p *pair) (*client.Client, *replyDropper) {
+	t.Helper()
+	relay := newReplyDropper(t, p.EPs[0].Addr())
+	cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
+	cfg.AttemptTimeout = 500 * time.Millisecond
+	cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, relay
+}
+
 // TestRetriedWriteAnsweredAtOtherCenter: a client's write is applied at
 // the first center (and replicated), but the reply is lost, so the
 // client fails over and sends the same operation to the other center.
@@ -90,6 +104,14 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 	p := startPair(t, nil)
 	direct := newClient(t, regtest.Endpoint(t, 8, ""), p.Addrs()...)
 	ctx := rfctest.Context(t, 30*time.Second)
+	// putOld writes "old" at key and returns its version.
+	putOld := func(t *testing.T, key string) uint64 {
+		v, err := direct.Put(ctx, key, []byte("old"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	cases := []struct {
 		name string
 		// prepare returns the version of "kv/"+key the write expects.
@@ -97,32 +119,18 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 		run     func(cl *client.Client, key string, expect uint64) (uint64, error)
 		deleted bool
 	}{
-		{"cas", func(t *testing.T, key string) uint64 {
-			v, err := direct.Put(ctx, key, []byte("old"), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}, func(cl *client.Client, key string, expect uint64) (uint64, error) {
+		{"cas", putOld, func(cl *client.Client, key string, expect uint64) (uint64, error) {
 			return cl.CAS(ctx, key, expect, []byte("new"), 0)
 		}, false},
 		{"cas-create", func(t *testing.T, key string) uint64 { return 0 },
 			func(cl *client.Client, key string, expect uint64) (uint64, error) {
 				return cl.CAS(ctx, key, 0, []byte("new"), 0)
 			}, false},
-		{"delete-expected", func(t *testing.T, key string) uint64 {
-			v, err := direct.Put(ctx, key, []byte("old"), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}, func(cl *client.Client, key string, expect uint64) (uint64, error) {
+		{"delete-expected", putOld, func(cl *client.Client, key string, expect uint64) (uint64, error) {
 			return cl.DeleteVersion(ctx, key, expect)
 		}, true},
 		{"delete-any", func(t *testing.T, key string) uint64 {
-			if _, err := direct.Put(ctx, key, []byte("old"), 0); err != nil {
-				t.Fatal(err)
-			}
+			putOld(t, key)
 			return 0
 		}, func(cl *client.Client, key string, expect uint64) (uint64, error) {
 			return cl.DeleteVersion(ctx, key, 0)
@@ -132,13 +140,7 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "retry/" + tc.name
 			expect := tc.prepare(t, key)
-			relay := newReplyDropper(t, p.EPs[0].Addr())
-			cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
-			cfg.AttemptTimeout = 500 * time.Millisecond
-			cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cl, relay := clientBehindDropper(t, p)
 			// A read through the relay first: the client learns the
 			// first center's incarnation, as any client that has talked
 			// to it has, so its write runs there at the first attempt
@@ -172,13 +174,7 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 // retry would otherwise find its own tombstone and answer ENOENT.
 func TestRetriedDeregisterAnswered(t *testing.T) {
 	p := startPair(t, nil)
-	relay := newReplyDropper(t, p.EPs[0].Addr())
-	cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
-	cfg.AttemptTimeout = 500 * time.Millisecond
-	cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, relay := clientBehindDropper(t, p)
 	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Register(ctx, "svc1", "127.0.0.1:9", nil, time.Minute); err != nil {
 		t.Fatal(err)
@@ -301,7 +297,7 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 	if sdk.ParseRecord(held, &r) != wire.OK {
 		t.Fatal("no record")
 	}
-	ep := regtest.Endpoint(t, 101, "")
+	ep := p.EPs[1] // replicas come from the peer center's address
 	send := func(rec []byte) error {
 		var ps wire.Params
 		ps.Reset(make([]byte, 1200))
@@ -340,7 +336,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 	}
 	b.Close()
 	epB.Close()
-	epA.MarkDead(addrB)
+	epA.MarkDead(r.cfgA.Peer)
 	if _, err := atA.Put(ctx, "k", []byte("2"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +360,8 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 }
 
 // relayed is two centers A (index 0) and B (index 1) whose anti-entropy
-// runs only at start, B reaching A through a relay the test can cut.
+// runs only at start, each reaching the other through a relay the test
+// can cut.
 type relayed struct {
 	epA, epB   *rfc.Endpoint
 	relay      *simnet.Relay
@@ -380,7 +377,12 @@ func startRelayed(t *testing.T) *relayed {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.relay.Close)
-	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, r.epB.Addr())
+	// Both ways go through the relay: A sees B at B's upstream socket.
+	upB, ok := r.relay.Upstream(r.epB.Addr())
+	if !ok {
+		t.Fatal("relay closed")
+	}
+	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, upB)
 	r.cfgB = testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, r.relay.Addr())
 	r.cfgA.AntiEntropyEvery, r.cfgB.AntiEntropyEvery = time.Hour, time.Hour
 	if r.a, err = StartCenter(r.epA, r.cfgA); err != nil {

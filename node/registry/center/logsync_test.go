@@ -210,13 +210,9 @@ func logSync(ep *rfc.Endpoint, dst netip.AddrPort, inc uint64, pos logPos) wire.
 // refuses a position of another incarnation of the log (the center
 // restarted since it gave it) or one past the end.
 func TestLogSyncCall(t *testing.T) {
-	ep := regtest.Endpoint(t, 100, "")
-	c, err := StartCenter(ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	caller := regtest.Endpoint(t, 101, "")
+	caller := regtest.Endpoint(t, 101, "") // the peer center, as far as c knows
+	c := startLone(t, testCenterConfig(t.TempDir(), 0, caller.Addr()))
+	ep := c.Endpoint()
 	inc := c.wal.incarnation
 	if e := logSync(caller, ep.Addr(), inc, c.wal.end()); e != wire.OK {
 		t.Fatalf("durable position: %v", e)
@@ -238,6 +234,7 @@ func TestLogSyncCall(t *testing.T) {
 		release.wait()
 		return f.Sync()
 	})
+	ep.MarkDead(caller.Addr()) // c writes alone: no replica to wait for
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
 	put := make(chan error, 1)
 	go func() {

@@ -54,15 +54,10 @@ func TestLeaseIgnoresWallClockSteps(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newStepClock()
-			ep := regtest.Endpoint(t, 100, "")
 			cfg := testCenterConfig(t.TempDir(), 0, netip.AddrPort{})
 			cfg.Clock = clk
-			c, err := StartCenter(ep, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			cl := newClient(t, regtest.Endpoint(t, 7, ""), ep.Addr())
+			c := startLone(t, cfg)
+			cl := newClient(t, regtest.Endpoint(t, 7, ""), c.Endpoint().Addr())
 			if _, err := cl.Register(rfctest.Context(t, 10*time.Second), "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -160,15 +155,11 @@ func TestPurgedTombstoneStaysPurged(t *testing.T) {
 func TestAgedTombstoneDeletesOlderRecord(t *testing.T) {
 	clk := newStepClock()
 	dir := t.TempDir()
-	ep := regtest.Endpoint(t, 100, "")
-	addr := ep.Addr()
 	cfg := testCenterConfig(dir, 0, netip.AddrPort{})
 	cfg.Clock = clk
 	cfg.SweepEvery = time.Hour // the test sweeps
-	c, err := StartCenter(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startLone(t, cfg)
+	addr := c.Endpoint().Addr()
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), addr)
 	ctx := rfctest.Context(t, 10*time.Second)
 	v, err := cl.Put(ctx, "b", []byte("1"), 0)

@@ -425,37 +425,32 @@ func (c *Center) refuseLocked(from netip.AddrPort, bound string, now int64) wire
 	return wire.ENOSPC
 }
 
-// ownedLocked returns the stream that req's first parameter names if it
-// belongs to req's source address (only its owner may check or close a
-// stream), nil otherwise; t.mu is held.
-func (t *pushTable) ownedLocked(req *rfc.Request) *stream {
-	if s := t.streams[req.Param(0).Uint64()]; s != nil && s.addr == req.From {
-		return s
+// withOwned runs fn, with t.mu held, on the stream that req's first
+// parameter names if it belongs to req's source address (only its owner
+// may check or close a stream), and returns what fn returns; otherwise it
+// returns missing.
+func (t *pushTable) withOwned(req *rfc.Request, missing wire.Errno, fn func(s *stream) wire.Errno) wire.Errno {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streams[req.Param(0).Uint64()]
+	if s == nil || s.addr != req.From {
+		return missing
 	}
-	return nil
+	return fn(s)
 }
 
 func (c *Center) serveUnsubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
 	t := &c.push
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.ownedLocked(req)
-	if s == nil {
-		return wire.ENOENT
-	}
-	t.dropLocked(s)
-	return wire.OK
+	return t.withOwned(req, wire.ENOENT, func(s *stream) wire.Errno {
+		t.dropLocked(s)
+		return wire.OK
+	})
 }
 
 func (c *Center) serveSubCheck(req *rfc.Request, reply *wire.Params) wire.Errno {
-	t := &c.push
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.ownedLocked(req)
-	if s == nil {
-		return wire.ESTALE
-	}
-	s.heard = c.ep.Now()
-	reply.Uint64(s.lastSeq)
-	return wire.OK
+	return c.push.withOwned(req, wire.ESTALE, func(s *stream) wire.Errno {
+		s.heard = c.ep.Now()
+		reply.Uint64(s.lastSeq)
+		return wire.OK
+	})
 }

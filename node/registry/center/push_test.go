@@ -3,7 +3,6 @@ package center
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -12,52 +11,11 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/node/registry/registrytest"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-// subscribeFlood opens streams the way an attacker does: from ports UDP
-// sockets on ip, perPort subscriptions each, on a prefix that never
-// matches, and never renews them. It returns how many the center
-// accepted. The sockets stay open until the test ends.
-func subscribeFlood(t *testing.T, center netip.AddrPort, ip string, ports, perPort int) int {
-	t.Helper()
-	codec, _ := wire.NewCodec(0, nil)
-	dg := make([]byte, 1400)
-	buf := make([]byte, 1500)
-	seg := make([]byte, 64)
-	var pk wire.Packet
-	accepted := 0
-	for i := 0; i < ports; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		for j := 0; j < perPort; j++ {
-			var ps wire.Params
-			ps.Reset(seg)
-			ps.Uint64(uint64(1<<40 | i*perPort + j + 1))
-			ps.String("nomatch/")
-			h := wire.Header{Flags: wire.FlagRequest, CallNo: registry.CallSubscribe, Src: uint32(5000 + i), CallID: uint64(j+1) << 20,
-				Incarnation: 1, Budget: 1_000_000, Stamp: uint32(time.Now().UnixMilli())}
-			n, e := codec.EncodeParams(dg, &h, &ps)
-			if e != wire.OK {
-				t.Fatal(e)
-			}
-			if _, err := c.WriteToUDPAddrPort(dg[:n], center); err != nil {
-				t.Fatal(err)
-			}
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			m, _, err := c.ReadFromUDPAddrPort(buf)
-			if err == nil && codec.Decode(&pk, buf[:m]) == wire.ReasonNone && pk.Errno == wire.OK {
-				accepted++
-			}
-		}
-	}
-	return accepted
-}
 
 // countHandler counts the log records with one message.
 type countHandler struct {
@@ -113,7 +71,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 			}
 			t.Cleanup(func() { c.Close() })
 			const ports, perPort = 32, 4
-			accepted := subscribeFlood(t, ep.Addr(), "127.0.0.1", ports, perPort)
+			accepted := registrytest.SubscribeFlood(t, ep.Addr(), "127.0.0.1", nil, ports, perPort)
 			if accepted > tc.maxFlood || accepted == 0 {
 				t.Fatalf("flood: %d streams accepted, want 1..%d", accepted, tc.maxFlood)
 			}
@@ -129,14 +87,9 @@ func TestSubscriptionExhaustion(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := t.TempDir() + "/agent.map"
-			acfg := agent.DefaultAgentConfig(path, ep.Addr())
-			acfg.Logger = rfctest.Quiet
-			acfg.KeepaliveEvery = 50 * time.Millisecond
-			a, err := agent.StartAgent(regtest.Endpoint(t, 9, tc.agentIP+":0"), acfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := startAgent(t, regtest.Endpoint(t, 9, tc.agentIP+":0"), path, []netip.AddrPort{ep.Addr()}, func(c *agent.AgentConfig) {
+				c.KeepaliveEvery = 50 * time.Millisecond
+			})
 			r := regtest.OpenMap(t, path)
 			if !rfctest.WaitFor(5*time.Second, func() bool { in, err := r.Lookup("db"); return err == nil && len(in) == 1 }) {
 				t.Fatalf("the agent's map did not get the instance (watch error %v, %d streams at the center)",
@@ -150,12 +103,8 @@ func TestSubscriptionExhaustion(t *testing.T) {
 // opened it, which no parameter can name; another address using its id
 // can neither extend, renew nor close it.
 func TestStreamBelongsToItsAddress(t *testing.T) {
-	ep := regtest.Endpoint(t, 100, "")
-	c, err := StartCenter(ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := startLone(t, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+	ep := c.Endpoint()
 	owner := regtest.Endpoint(t, 7, "")
 	other := regtest.Endpoint(t, 8, "")
 	call := func(from *rfc.Endpoint, no uint16, prefix string) wire.Errno {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"fastcall/node/registry"
-	"fastcall/node/registry/internal/regtest"
+	"fastcall/shm/fileowner/fileownertest"
 	"fastcall/wire"
 )
 
@@ -23,17 +23,7 @@ func logDir(t *testing.T, plant bool) string {
 	// Scratch names planted by another user, writable by all.
 	var planted []*os.File
 	for _, name := range plantNames(plant) {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, nil, 0o666); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(p, 0o666)
-		os.Chown(p, regtest.HostileUID, regtest.HostileUID)
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		planted = append(planted, f)
+		planted = append(planted, fileownertest.PlantWritable(t, filepath.Join(dir, name)))
 	}
 	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
 	if err != nil {
@@ -55,7 +45,6 @@ func logDir(t *testing.T, plant bool) string {
 		if b, _ := io.ReadAll(f); len(b) != 0 {
 			t.Fatalf("data written into the planted %s", f.Name())
 		}
-		f.Close()
 	}
 	for _, name := range plantNames(plant) {
 		name = name[:len(name)-len(tmpExt)]
@@ -82,9 +71,7 @@ func plantNames(plant bool) []string {
 // 0600 by this process, never written into a file another user planted at
 // their scratch names.
 func TestLogFilesCreatedFresh(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	dir := logDir(t, true)
 	n := 0
 	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { n++ })
@@ -101,18 +88,16 @@ func TestLogFilesCreatedFresh(t *testing.T) {
 // another uid owns, or that group or others may write, is refused (EPERM)
 // instead of loaded.
 func TestLogFilesRefusedUntrusted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files to another uid")
-	}
+	fileownertest.RequireRoot(t)
 	tests := []struct {
 		name string
 		file string
 		uid  int
 		mode os.FileMode
 	}{
-		{"snapshot-other-uid", SnapshotName, regtest.HostileUID, 0o600},
+		{"snapshot-other-uid", SnapshotName, fileownertest.HostileUID, 0o600},
 		{"snapshot-group-write", SnapshotName, 0, 0o620},
-		{"log-other-uid", LogName, regtest.HostileUID, 0o600},
+		{"log-other-uid", LogName, fileownertest.HostileUID, 0o600},
 		{"log-other-write", LogName, 0, 0o602},
 	}
 	for _, tc := range tests {
@@ -135,5 +120,59 @@ func TestLogFilesRefusedUntrusted(t *testing.T) {
 				t.Fatalf("%v, want EPERM", err)
 			}
 		})
+	}
+}
+
+// TestDataDirRefusedUntrusted: the snapshot and the log are refused
+// when another user owns them or may write them, but the directory that
+// holds them decides as much: whoever owns it, or may write it (without
+// the sticky bit), can delete, rename or swap in an older copy of either
+// file between two starts. Such a directory is refused (EPERM) and the
+// center does not start.
+func TestDataDirRefusedUntrusted(t *testing.T) {
+	fileownertest.RequireRoot(t)
+	for _, tc := range []struct {
+		name string
+		mode os.FileMode
+		uid  int
+	}{
+		{"other owner", 0o755, fileownertest.HostileUID},
+		{"group writable", 0o775, 0},
+		{"world writable", 0o777, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(dir, tc.mode)
+			if err := os.Chown(dir, tc.uid, tc.uid); err != nil {
+				t.Fatal(err)
+			}
+			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
+			if err == nil {
+				l.close()
+				t.Fatalf("openLog accepted a data directory of uid %d mode %v", tc.uid, tc.mode)
+			}
+			if wire.AsErrno(err) != wire.EPERM {
+				t.Fatalf("openLog: %v, want EPERM", err)
+			}
+		})
+	}
+	// Sticky and world-writable (others cannot touch this user's files),
+	// and this user's own 0700 directory, are accepted.
+	for _, mode := range []os.FileMode{0o700, 0o777 | os.ModeSticky} {
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
+		if err != nil {
+			t.Fatalf("openLog of a %v directory: %v", mode, err)
+		}
+		l.close()
 	}
 }

@@ -3,53 +3,25 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
-	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/internal/centertest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func listen(node uint32) *rfc.Endpoint {
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return ep
-}
 
 // A node talks to the registry through a Client: a versioned key/value
 // store with compare-and-set, and service registrations with leases. One
-// center here; a real cluster runs two that back each other up.
+// center here (centertest.StartSingle); a real cluster runs two that back
+// each other up.
 func ExampleClient() {
-	dir, err := os.MkdirTemp("", "registry-example")
-	if err != nil {
-		panic(err)
-	}
-	defer os.RemoveAll(dir)
-	cep := listen(100)
-	defer cep.Close()
-	ccfg := center.DefaultConfig(filepath.Join(dir, "center"))
-	ccfg.Fsync = center.FsyncNever
-	ccfg.Logger = quiet
-	cen, err := center.StartCenter(cep, ccfg)
-	if err != nil {
-		panic(err)
-	}
+	cen := centertest.StartSingle(100)
 	defer cen.Close()
 
-	ep := listen(1)
+	ep := rfctest.Must(rfc.Listen(rfctest.Config(1)))
 	defer ep.Close()
-	c, err := client.NewClient(ep, client.DefaultClientConfig(cep.Addr()))
+	c, err := client.NewClient(ep, client.DefaultClientConfig(cen.Addr()))
 	if err != nil {
 		panic(err)
 	}

@@ -68,6 +68,7 @@ type Watch struct {
 	pushes, dups, gaps, resyncs, malformed atomic.Uint64
 
 	done chan struct{}
+	once sync.Once // Close
 	wg   sync.WaitGroup
 }
 
@@ -121,13 +122,14 @@ func (c *Client) watch(prefixes []string, fn func(Change), known map[string]verS
 	return w, nil
 }
 
-// Close stops the watch and tells its center, best effort.
+// Close stops the watch and tells its center, best effort. It may be
+// called more than once, from several goroutines at once; each call
+// returns once the watch is closed.
 func (w *Watch) Close() {
-	select {
-	case <-w.done:
-		return
-	default:
-	}
+	w.once.Do(w.close)
+}
+
+func (w *Watch) close() {
 	close(w.done)
 	w.wg.Wait()
 	w.mu.Lock()

@@ -1,7 +1,6 @@
 package linz
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -15,10 +14,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/node/heartbeat"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
@@ -60,9 +59,10 @@ func buildRfcd(t *testing.T, dir string) string {
 // centerProc is one center as an rfcd process, restarted on the same
 // address and data directory.
 type centerProc struct {
+	t                 *testing.T
 	bin, cfg, logPath string
 	mu                sync.Mutex
-	cmd               *exec.Cmd
+	proc              *proctest.Child
 }
 
 func newCenterProc(t *testing.T, bin, dir string, idx int, addr, peer string) *centerProc {
@@ -75,7 +75,7 @@ func newCenterProc(t *testing.T, bin, dir string, idx int, addr, peer string) *c
 			"index": idx, "fsync": "always"},
 	}
 	b, _ := json.Marshal(conf)
-	p := &centerProc{bin: bin, cfg: filepath.Join(dir, fmt.Sprintf("center%d.json", idx)),
+	p := &centerProc{t: t, bin: bin, cfg: filepath.Join(dir, fmt.Sprintf("center%d.json", idx)),
 		logPath: filepath.Join(dir, fmt.Sprintf("center%d.log", idx))}
 	if err := os.WriteFile(p.cfg, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -83,7 +83,8 @@ func newCenterProc(t *testing.T, bin, dir string, idx int, addr, peer string) *c
 	return p
 }
 
-// start starts the process and waits for its "listening" line.
+// start starts the process (through lock/proctest, which kills it when
+// the test ends) and waits for its first line, "rfcd: listening ...".
 func (p *centerProc) start() error {
 	logf, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -92,33 +93,13 @@ func (p *centerProc) start() error {
 	defer logf.Close()
 	cmd := exec.Command(p.bin, "-config", p.cfg)
 	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	ready := make(chan bool, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- strings.HasPrefix(line, "rfcd: listening")
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return fmt.Errorf("rfcd did not start; see %s", p.logPath)
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		return fmt.Errorf("rfcd: no listening line; see %s", p.logPath)
+	c := proctest.StartCmd(p.t, cmd)
+	if line, ok := c.Next("", 20*time.Second); !ok || !strings.HasPrefix(line, "rfcd: listening") {
+		c.Kill()
+		return fmt.Errorf("rfcd did not start (first line %q); see %s", line, p.logPath)
 	}
 	p.mu.Lock()
-	p.cmd = cmd
+	p.proc = c
 	p.mu.Unlock()
 	return nil
 }
@@ -126,12 +107,11 @@ func (p *centerProc) start() error {
 // kill SIGKILLs the process, if running, and reaps it.
 func (p *centerProc) kill() {
 	p.mu.Lock()
-	cmd := p.cmd
-	p.cmd = nil
+	c := p.proc
+	p.proc = nil
 	p.mu.Unlock()
-	if cmd != nil {
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+	if c != nil {
+		c.Kill()
 	}
 }
 

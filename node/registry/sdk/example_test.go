@@ -3,30 +3,16 @@ package sdk_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"fastcall/node/registry/agent"
-	"fastcall/node/registry/center"
+	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func listen(node uint32) *rfc.Endpoint {
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return ep
-}
 
 // A node's agent mirrors the registry into a shared-memory map file; a
 // local process opens the file with sdk.Open and looks services up with
@@ -37,22 +23,15 @@ func ExampleReader_Lookup() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	// A registry center and, on the node, its agent.
-	cep := listen(100)
-	defer cep.Close()
-	ccfg := center.DefaultConfig(filepath.Join(dir, "center"))
-	ccfg.Fsync = center.FsyncNever
-	ccfg.Logger = quiet
-	cen, err := center.StartCenter(cep, ccfg)
-	if err != nil {
-		panic(err)
-	}
+	// A registry center (centertest.StartSingle) and, on the node, its
+	// agent.
+	cen := centertest.StartSingle(100)
 	defer cen.Close()
-	ep := listen(7)
+	ep := rfctest.Must(rfc.Listen(rfctest.Config(7)))
 	defer ep.Close()
 	mapFile := filepath.Join(dir, "node.map")
-	acfg := agent.DefaultAgentConfig(mapFile, cep.Addr())
-	acfg.Logger = quiet
+	acfg := agent.DefaultAgentConfig(mapFile, cen.Addr())
+	acfg.Logger = rfctest.Quiet
 	a, err := agent.StartAgent(ep, acfg)
 	if err != nil {
 		panic(err)

@@ -75,9 +75,17 @@ type StartFunc[C io.Closer] func(i int, ep *rfc.Endpoint, dir string, peer netip
 // read of an absent key answers ENOENT (not EBUSY) once a center has caught up with the other.
 func StartPair[C io.Closer](t testing.TB, start StartFunc[C]) *Pair[C] {
 	t.Helper()
+	return StartPairOn(t, func(node uint32) *rfc.Endpoint { return Endpoint(t, node, "") }, start)
+}
+
+// StartPairOn is StartPair with the endpoints (the centers' and the
+// probe's) that listen opens: rfctest.Sim.Listen for a pair on the
+// simulated network, in a synctest bubble.
+func StartPairOn[C io.Closer](t testing.TB, listen func(node uint32) *rfc.Endpoint, start StartFunc[C]) *Pair[C] {
+	t.Helper()
 	p := &Pair[C]{}
 	for i := range p.EPs {
-		p.EPs[i] = Endpoint(t, uint32(100+i), "")
+		p.EPs[i] = listen(uint32(100 + i))
 		p.Dirs[i] = filepath.Join(t.TempDir(), "center")
 	}
 	for i := range p.Cs {
@@ -88,7 +96,7 @@ func StartPair[C io.Closer](t testing.TB, start StartFunc[C]) *Pair[C] {
 		p.Cs[i] = c
 		t.Cleanup(func() { c.Close() })
 	}
-	probe := Endpoint(t, 99, "")
+	probe := listen(99)
 	serves := func(i int) bool {
 		return Call(t, probe, p.EPs[i].Addr(), registry.CallGet, func(ps *wire.Params) {
 			ps.String("kv/regtest-ready")
@@ -100,10 +108,6 @@ func StartPair[C io.Closer](t testing.TB, start StartFunc[C]) *Pair[C] {
 	}
 	return p
 }
-
-// HostileUID is a uid other than the test's (nobody) that planted files
-// are given, to check that the registry refuses files it may not trust.
-const HostileUID = 65534
 
 // FreeAddrs returns n loopback UDP addresses that were free a moment ago,
 // for processes that must be told their address before they start.
