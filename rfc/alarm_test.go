@@ -115,3 +115,25 @@ func TestCallRetransmitsAfterKick(t *testing.T) {
 		t.Fatalf("%d retransmissions in 2s with a 10ms timeout: the timer goroutine slept through them", retrans)
 	}
 }
+
+// TestTimerPushKicksOnlyEarlier checks that a new timer wakes the sleeping
+// timer goroutine only when it comes due before the goroutine wakes
+// anyway, whatever the heap holds: a sequential caller's timers, each
+// pushed into a heap the goroutine emptied, do not wake it one by one.
+func TestTimerPushKicksOnlyEarlier(t *testing.T) {
+	var th timerHeap
+	th.init(8)
+	th.sleepingUntil(1000)
+	th.push(timerEntry{at: 2000, id: 1, idx: 0})
+	select {
+	case <-th.wake:
+		t.Fatal("a timer due after the goroutine's wake-up kicked it")
+	default:
+	}
+	th.push(timerEntry{at: 500, id: 2, idx: 1})
+	select {
+	case <-th.wake:
+	default:
+		t.Fatal("a timer due before the goroutine's wake-up did not kick it")
+	}
+}

@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -14,18 +15,22 @@ type timerEntry struct {
 }
 
 // timerHeap is a min-heap of timer entries. Entries of calls that finished
-// are not removed; the timer goroutine discards them when they come due
-// (their call id no longer matches). Bounded by MaxPending live entries
-// plus one stale entry per call finished within the last MaxRTO.
+// are not removed at once; the timer goroutine discards them when they
+// reach the top of the heap (their call id no longer matches). Bounded by
+// MaxPending live entries plus one stale entry per call finished within
+// the last MaxRTO. A push wakes the sleeping goroutine only when its entry
+// comes due before the goroutine's own wake-up (wakeAt).
 type timerHeap struct {
-	mu    sync.Mutex
-	h     []timerEntry
-	wake  chan struct{} // cap 1: the earliest entry changed (no alarm)
-	alarm *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
+	mu     sync.Mutex
+	h      []timerEntry
+	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
+	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
+	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
 }
 
 func (t *timerHeap) init(n int) {
 	t.h = make([]timerEntry, 0, n)
+	t.wakeAt = math.MaxInt64
 	t.wake = make(chan struct{}, 1)
 }
 
@@ -41,11 +46,19 @@ func (t *timerHeap) push(e timerEntry) {
 		t.h[p], t.h[i] = t.h[i], t.h[p]
 		i = p
 	}
-	first := i == 0
+	early := e.at < t.wakeAt
 	t.mu.Unlock()
-	if first {
+	if early {
 		t.kick()
 	}
+}
+
+// sleepingUntil records, before the timer goroutine sleeps, when it
+// wakes: a push of an earlier entry from now on kicks it.
+func (t *timerHeap) sleepingUntil(at int64) {
+	t.mu.Lock()
+	t.wakeAt = at
+	t.mu.Unlock()
 }
 
 // kick makes the timer goroutine look at the heap and the watched
@@ -104,6 +117,7 @@ func (ep *Endpoint) timerLoop() {
 			if again {
 				continue
 			}
+			ep.timers.sleepingUntil(ep.Now() + int64(wait))
 			a.set(wait)
 			if a.takeKick() {
 				continue
@@ -126,6 +140,7 @@ func (ep *Endpoint) timerLoop() {
 		if again {
 			continue
 		}
+		ep.timers.sleepingUntil(ep.Now() + int64(wait))
 		tm.Reset(wait)
 		select {
 		case <-tm.C:
@@ -142,6 +157,7 @@ func (ep *Endpoint) timerLoop() {
 func (ep *Endpoint) timerRound(due *[64]timerEntry, sweepAt *int64) (wait time.Duration, again bool) {
 	now := ep.Now()
 	ep.timers.mu.Lock()
+	ep.timers.wakeAt = math.MaxInt64 // awake: every push kicks until it sleeps again
 	n := 0
 	for n < len(due) {
 		e, ok := ep.timers.popDueLocked(now)
