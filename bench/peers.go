@@ -48,8 +48,14 @@ func runPeer(dir, prog string, limit time.Duration, doc any, args ...string) err
 	return nil
 }
 
+// lastLine returns the last line of a peer program's standard error,
+// where it says why it failed; go run's own closing "exit status N" line
+// is passed over (the error already says it).
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 && strings.HasPrefix(s[i+1:], "exit status ") {
+		s = strings.TrimSpace(s[:i])
+	}
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		return s[i+1:]
 	}

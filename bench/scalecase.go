@@ -35,6 +35,10 @@ type ScaleResult struct {
 // ScaleSizes are the cluster sizes of the scale case.
 const ScaleSizes = "16,64,128,256"
 
+// ScaleMaxBusy bounds the spinning goroutines of the scale program
+// (-busy): it keeps each spinner's thread CPU time in a slot of its own.
+const ScaleMaxBusy = 64
+
 // RunScale runs the nested module's scale program (both systems) at the
 // cluster sizes ns ("16,64"), with the given probe interval and run
 // length, with busy goroutines spinning (0: none).

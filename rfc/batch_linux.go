@@ -10,7 +10,6 @@ package rfc
 import (
 	"net"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -277,7 +276,7 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
 		a := netip.AddrFrom16(sa.Addr)
 		if sa.Scope_id != 0 {
-			a = a.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
+			a = a.WithZone(zoneText(sa.Scope_id))
 		}
 		return peerAddr(netip.AddrPortFrom(a, uint16(p[0])<<8|uint16(p[1])))
 	}

@@ -35,6 +35,9 @@ type bell struct {
 	waitF  func(fd uintptr) bool // b.poll, made once
 	closed atomic.Bool
 	waits  atomic.Uint64 // calls waited for on the bell
+	// on is set once init has set the fields above, which are read only
+	// after on is seen set: a service may call while Start runs.
+	on atomic.Bool
 }
 
 // init opens the eventfd; where there is none, the bell stays off.
@@ -50,6 +53,7 @@ func (b *bell) init() {
 	}
 	b.f, b.raw = f, raw
 	b.waitF = b.poll
+	b.on.Store(true)
 }
 
 // poll is the RawRead function of the caller holding the bell: done when
@@ -68,7 +72,7 @@ func (b *bell) poll(fd uintptr) bool {
 // holds a value once p is complete.
 func (ep *Endpoint) bellWait(p *Pending) {
 	b := &ep.bell
-	if b.raw == nil || ep.pending.used.Load() != 1 || !b.busy.CompareAndSwap(false, true) {
+	if !b.on.Load() || ep.pending.used.Load() != 1 || !b.busy.CompareAndSwap(false, true) {
 		return
 	}
 	p.mu.Lock()
@@ -95,7 +99,7 @@ func (b *bell) ring() {
 // close closes the eventfd; a caller parked on it returns and finds its
 // call on the channel.
 func (b *bell) close() {
-	if b.f != nil && b.closed.CompareAndSwap(false, true) {
+	if b.on.Load() && b.closed.CompareAndSwap(false, true) {
 		b.f.Close()
 	}
 }

@@ -3,6 +3,8 @@ package rfc
 import (
 	"context"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,5 +110,40 @@ func TestBellConcurrentCallers(t *testing.T) {
 	concurrentAdds(t, cli, srv.Addr(), 8, 300, context.Background)
 	if cli.bell.busy.Load() {
 		t.Fatal("the bell is still held")
+	}
+}
+
+// TestCallDuringStart: a service started between Open and Start (a
+// registry center with a peer) may call at any moment; a call that
+// begins while Start runs (started set, bell not yet set up) must not
+// race with Start.
+func TestCallDuringStart(t *testing.T) {
+	srv := newTestServer(t, nil)
+	for round := 0; round < 20; round++ {
+		cfg := DefaultConfig()
+		cfg.Addr = "127.0.0.1:0"
+		ep, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Millisecond)
+					ep.Call(ctx, srv.Addr(), CallPing, nil, nil)
+					cancel()
+				}
+			}()
+		}
+		if err := ep.Start(); err != nil {
+			t.Fatal(err)
+		}
+		stop.Store(true)
+		wg.Wait()
+		ep.Close()
 	}
 }

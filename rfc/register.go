@@ -52,8 +52,8 @@ type callEntry struct {
 	dh     DeferredHandler // instead of h, for RegisterDeferred
 }
 
-// Register adds a call number. Registering a number twice, number 0, or
-// a handler that is nil gives EINVAL; a number in the engine's own range
+// Register adds a call number. Registering a number twice gives EEXIST;
+// number 0 or a handler that is nil EINVAL; a number in the engine's own range
 // (below 0x0100) is refused unless the engine registers it itself.
 func (ep *Endpoint) Register(callNo uint16, name string, schema wire.Schema, flags CallFlags, h Handler) error {
 	if callNo < wire.CallHeartbeatBase {
@@ -72,23 +72,36 @@ func (ep *Endpoint) register(callNo uint16, name string, schema wire.Schema, fla
 // registerEntry adds ce to the call table, with its own copy of the
 // schema.
 func (ep *Endpoint) registerEntry(ce *callEntry) error {
-	if ce.no == 0 || len(ce.schema) > wire.MaxParams {
-		return wire.EINVAL
+	return ep.registerEntries([]*callEntry{ce})
+}
+
+// registerEntries adds every entry of ces to the call table, each with
+// its own copy of its schema, or none: an entry with number 0 or too long
+// a schema is EINVAL, a number registered already or twice in ces EEXIST.
+func (ep *Endpoint) registerEntries(ces []*callEntry) error {
+	for _, ce := range ces {
+		if ce.no == 0 || len(ce.schema) > wire.MaxParams {
+			return wire.EINVAL
+		}
 	}
-	ce.schema = append(wire.Schema(nil), ce.schema...)
 	ep.regMu.Lock()
 	defer ep.regMu.Unlock()
 	old := *ep.calls.Load()
-	if _, ok := old[ce.no]; ok {
-		return wire.EEXIST
-	}
-	m := make(map[uint16]*callEntry, len(old)+1)
+	m := make(map[uint16]*callEntry, len(old)+len(ces))
 	for k, v := range old {
 		m[k] = v
 	}
-	m[ce.no] = ce
+	for _, ce := range ces {
+		if _, ok := m[ce.no]; ok {
+			return wire.EEXIST
+		}
+		ce.schema = append(wire.Schema(nil), ce.schema...)
+		m[ce.no] = ce
+	}
 	ep.calls.Store(&m)
-	ep.NameCall(ce.no, ce.name)
+	for _, ce := range ces {
+		ep.NameCall(ce.no, ce.name)
+	}
 	return nil
 }
 

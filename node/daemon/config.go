@@ -267,9 +267,14 @@ func (c *Config) Validate() error {
 			return bad("roles", "router and agent both watch the registry; run them on different nodes")
 		}
 	}
+	peer, hasPeer := c.centerPeer()
 	for i, a := range c.Dispatcher.Targets {
-		if _, err := netip.ParseAddrPort(a); err != nil {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
 			return bad(fmt.Sprintf("dispatcher.targets[%d]", i), "want IP:PORT")
+		}
+		if hasPeer && sameAddr(ap, peer) {
+			return bad(fmt.Sprintf("dispatcher.targets[%d]", i), "is center.peer: the peer center answers this node's address as its peer")
 		}
 	}
 	for i, cs := range c.Registry.Centers {
@@ -307,20 +312,38 @@ func sameAddr(a, b netip.AddrPort) bool {
 }
 
 // DispatchTargets returns the addresses a remote dispatch-submit may name:
-// dispatcher.targets, or the heartbeat members when it is empty. Call it
-// on a validated configuration.
+// dispatcher.targets, or the heartbeat members when it is empty, never
+// the peer center of a center node. A center answers the calls between
+// centers from its peer's address only, and a dispatcher sends from its
+// node's address: on the peer's node it would pass any sender's
+// reg-touch or reg-replicate on as the peer's. Call it on a validated
+// configuration.
 func (c *Config) DispatchTargets() []netip.AddrPort {
 	list := c.Dispatcher.Targets
 	if len(list) == 0 {
 		list = c.Heartbeat.Members
 	}
+	peer, hasPeer := c.centerPeer()
 	out := make([]netip.AddrPort, 0, len(list))
 	for _, a := range list {
-		if ap, err := netip.ParseAddrPort(a); err == nil {
+		if ap, err := netip.ParseAddrPort(a); err == nil && !(hasPeer && sameAddr(ap, peer)) {
 			out = append(out, ap)
 		}
 	}
 	return out
+}
+
+// centerPeer returns center.peer when this node is a center with a peer.
+func (c *Config) centerPeer() (netip.AddrPort, bool) {
+	if c.Center.Peer == "" {
+		return netip.AddrPort{}, false
+	}
+	hasCenter := false
+	for _, r := range c.Roles {
+		hasCenter = hasCenter || r == RoleCenter
+	}
+	peer, err := netip.ParseAddrPort(c.Center.Peer)
+	return peer, hasCenter && err == nil
 }
 
 // engineConfig turns the engine section into an rfc.Config: a zero field

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -45,6 +46,7 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "engine": {"workers": "many"}}`, "engine.workers"},
 		{`{"insecure": true, "colour": "blue"}`, "colour"},
 		{`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["x"]}}`, "dispatcher.targets[0]"},
+		{`{"insecure": true, "roles": ["center", "dispatcher"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7001"]}, "dispatcher": {"targets": ["127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "dispatcher.targets[1]"},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -114,5 +116,29 @@ func TestCenterPeerWatched(t *testing.T) {
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("watched peer refused: %v", err)
+	}
+}
+
+// TestDispatchTargetsNotPeer: a center node's dispatcher may not send a
+// remote submit to the peer center (the peer answers the calls between
+// centers from this node's address): the default remote targets, the
+// heartbeat members, leave it out, in any form. TestNoRelayToPeerCenter
+// shows the relay end to end.
+func TestDispatchTargetsNotPeer(t *testing.T) {
+	c := Default()
+	body := `{"insecure": true, "addr": "127.0.0.1:7000", "roles": ["center", "dispatcher"], "center": {"data_dir": "d", "peer": "[::ffff:127.0.0.1]:7001"}, "heartbeat": {"members": ["127.0.0.1:7001", "127.0.0.1:7002"]}}`
+	if err := Load(strings.NewReader(body), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := c.DispatchTargets()
+	if len(got) != 1 || got[0] != netip.MustParseAddrPort("127.0.0.1:7002") {
+		t.Fatalf("remote targets %v, want only 127.0.0.1:7002", got)
+	}
+	c.Roles = []string{"dispatcher"}
+	if got := c.DispatchTargets(); len(got) != 2 {
+		t.Fatalf("a node that is no center: remote targets %v, want both members", got)
 	}
 }

@@ -52,7 +52,7 @@ func run(args []string) int {
 	scaleN := fs.String("scale-n", bench.ScaleSizes, "scale: cluster sizes, comma-separated")
 	scaleRun := fs.Duration("scale-run", 30*time.Second, "scale: measured run per system, size and CPU setting")
 	scaleInterval := fs.Duration("scale-interval", 200*time.Millisecond, "scale: probe interval of both systems")
-	scaleBusy := fs.Int("scale-busy", 2, "scale: goroutines spinning in the saturated runs (0: idle runs only)")
+	scaleBusy := fs.Int("scale-busy", 2, "scale: goroutines spinning in the saturated runs (0: idle runs only; at most 64)")
 	peers := fs.String("peers", "bench/peers", "directory of the nested module with the peer programs")
 	outDir := fs.String("out", "bench", "directory for RESULTS.md and charts")
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of the markdown")
@@ -81,8 +81,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "fcbench: -agents wants positive counts, comma-separated")
 		return 2
 	}
-	if ns := parseCounts(*scaleN); ns == nil || slices.Min(ns) < 2 || *scaleRun <= 0 || *scaleInterval <= 0 || *scaleBusy < 0 {
-		fmt.Fprintln(os.Stderr, "fcbench: -scale-n wants sizes of at least 2, comma-separated; -scale-run > 0, -scale-interval > 0, -scale-busy >= 0")
+	if ns := parseCounts(*scaleN); ns == nil || slices.Min(ns) < 2 || *scaleRun <= 0 || *scaleInterval <= 0 || *scaleBusy < 0 || *scaleBusy > bench.ScaleMaxBusy {
+		fmt.Fprintf(os.Stderr, "fcbench: -scale-n wants sizes of at least 2, comma-separated; -scale-run > 0, -scale-interval > 0, -scale-busy from 0 to %d\n", bench.ScaleMaxBusy)
 		return 2
 	}
 	if bench.DispatchScaleCounts = parseCounts(*targets); bench.DispatchScaleCounts == nil {

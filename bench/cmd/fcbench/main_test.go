@@ -39,8 +39,9 @@ func TestBadScaleFlags(t *testing.T) {
 		{"-case", "scale", "-scale-run", "0s"},
 		{"-case", "scale", "-scale-interval", "-1ms"},
 		{"-case", "scale", "-scale-busy", "-1"},
+		{"-case", "scale", "-scale-busy", "65"}, // past bench.ScaleMaxBusy: the scale program refuses it
 	} {
-		if rc := run(append(args, "-out", t.TempDir())); rc != 2 {
+		if rc := run(append(args, "-out", t.TempDir(), "-peers", t.TempDir())); rc != 2 {
 			t.Errorf("%v: exit %d, want 2", args, rc)
 		}
 	}

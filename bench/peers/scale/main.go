@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"fastcall/bench"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -135,7 +137,7 @@ func systems(which string) []string {
 
 // spinCPU holds each spinner's own thread CPU time in nanoseconds, so
 // the spinners' share can be taken out of the process CPU time.
-var spinCPU [64]atomic.Int64
+var spinCPU [bench.ScaleMaxBusy]atomic.Int64
 
 // spin burns CPU on its own OS thread until stop, publishing its thread's
 // CPU time (getrusage RUSAGE_THREAD) in spinCPU[i].

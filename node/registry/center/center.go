@@ -680,7 +680,7 @@ func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
 // back starts anti-entropy; a dead node's instances are queued for
 // removal. It runs on an engine goroutine and only hands work off.
 func (c *Center) peerChanged(info rfc.PeerInfo) {
-	if info.Addr == c.cfg.Peer {
+	if c.fromPeer(info.Addr) {
 		switch info.State {
 		case rfc.PeerAlive:
 			c.kickSync()

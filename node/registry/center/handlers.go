@@ -242,10 +242,12 @@ func (c *Center) serveRenew(req *rfc.Request, reply *wire.Params) wire.Errno {
 // between centers (registry.CallReplicate, CallTouch, CallLogSync) are
 // answered only for it: any other sender, keyed or not, is refused EPERM,
 // so a node cannot keep a dead owner's leases alive or write records past
-// the write rules. A center without a peer refuses them all.
+// the write rules. A center without a peer (or with port 0) refuses them
+// all. Peer is compared in the engine's form of a sender (rfc.PeerAddr:
+// IPv4-mapped unmapped, a link-local zone as its interface's index).
 func (c *Center) fromPeer(from netip.AddrPort) bool {
 	p := c.cfg.Peer
-	return p.IsValid() && from.Port() == p.Port() && from.Addr().Unmap() == p.Addr().Unmap()
+	return p.IsValid() && p.Port() != 0 && rfc.PeerAddr(from) == rfc.PeerAddr(p)
 }
 
 // checkPeerCall is the first check of every call between centers, whose

@@ -2,11 +2,15 @@ package center
 
 import (
 	"context"
+	"net"
+	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
@@ -59,6 +63,43 @@ func TestTouchOnlyFromPeer(t *testing.T) {
 	}
 }
 
+// TestFromPeerForms: the peer is recognised in the form the engine names
+// a sender: an IPv4-mapped Peer as IPv4, and a link-local Peer whose zone
+// names an interface ("fe80::1%lo") by the interface's index, the zone
+// every datagram from it carries. Another port, address or zone is not
+// the peer.
+func TestFromPeerForms(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no interface lo")
+	}
+	idx := strconv.Itoa(lo.Index)
+	cases := []struct {
+		peer, from string
+		want       bool
+	}{
+		{"127.0.0.1:7001", "127.0.0.1:7001", true},
+		{"[::ffff:127.0.0.1]:7001", "127.0.0.1:7001", true},
+		{"127.0.0.1:7001", "127.0.0.1:7002", false},
+		{"127.0.0.1:7001", "127.0.0.2:7001", false},
+		{"[fe80::1%lo]:7001", "[fe80::1%" + idx + "]:7001", true},
+		{"[fe80::1%" + idx + "]:7001", "[fe80::1%" + idx + "]:7001", true},
+		{"[fe80::1%lo]:7001", "[fe80::1%" + strconv.Itoa(lo.Index+1000) + "]:7001", false},
+		{"[fe80::1%lo]:7001", "[fe80::1]:7001", false},
+		{"", "127.0.0.1:7001", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	}
+	for _, tc := range cases {
+		c := &Center{}
+		if tc.peer != "" {
+			c.cfg.Peer = netip.MustParseAddrPort(tc.peer)
+		}
+		if got := c.fromPeer(netip.MustParseAddrPort(tc.from)); got != tc.want {
+			t.Errorf("peer %q, sender %s: fromPeer %v, want %v", tc.peer, tc.from, got, tc.want)
+		}
+	}
+}
+
 // TestTouchSenderIndex: from the peer center's address, a touch whose
 // sender index is not the other center's (the receiver's own, or past the
 // two indexes) is refused EINVAL and counted as malformed; the other
@@ -82,5 +123,22 @@ func TestTouchSenderIndex(t *testing.T) {
 		if n := p.Cs[0].Stats().Malformed - before; (n == 1) != (tc.want == wire.EINVAL) {
 			t.Fatalf("sender %d: malformed counted %d times", tc.sender, n)
 		}
+	}
+}
+
+// TestPeerChangedForms: the engine names the peer center unmapped (and a
+// link-local zone by index); a Peer configured mapped must still be
+// recognised as the other center when the engine reports it dead, not
+// queued as a dead node whose instances are removed.
+func TestPeerChangedForms(t *testing.T) {
+	c := &Center{deadQ: make(chan netip.AddrPort, 1), syncKick: make(chan struct{}, 1), log: rfctest.Quiet}
+	c.cfg.Peer = netip.MustParseAddrPort("[::ffff:127.0.0.1]:7001")
+	c.peerChanged(rfc.PeerInfo{Addr: netip.MustParseAddrPort("127.0.0.1:7001"), State: rfc.PeerDead})
+	if len(c.deadQ) != 0 {
+		t.Fatalf("the peer center, declared dead, was queued as a dead node")
+	}
+	c.peerChanged(rfc.PeerInfo{Addr: netip.MustParseAddrPort("127.0.0.1:7001"), State: rfc.PeerAlive})
+	if len(c.syncKick) != 1 {
+		t.Fatalf("the peer center back alive did not start anti-entropy")
 	}
 }
