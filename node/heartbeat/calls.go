@@ -72,7 +72,8 @@ const (
 	// u64 worker incarnation it runs under. Reply: none; ENOENT if the
 	// master never issued the id, ESTALE if it ended the task, holds
 	// that id for another start, or fenced the worker incarnation,
-	// ECLOSED if the master is closed. Idempotent (it only reads).
+	// ECLOSED if the master is closed. Idempotent (it only reads),
+	// Priority (served ahead of ordinary calls, as a heartbeat).
 	CallTaskCheck uint16 = wire.CallHeartbeatBase + 0x14
 )
 

@@ -23,14 +23,18 @@
 // runs them. Both follow the Service's events: a master that loses a
 // worker ends the worker's tasks with ENODEAD at once; a worker that loses
 // its master, or learns that the master declared it dead, cancels the
-// master's tasks. Results carry the incarnation the task was started
-// under, and the master rejects with ESTALE any result from an
+// master's tasks. A worker runs a task only once the master confirms,
+// in answer to a check sent after the acceptance, that it still holds
+// it (a start held in the network or in a stopped worker's socket looks
+// fresh), and only under a lease renewed by such checks. Results carry
+// the master and worker incarnations the task was started under, and
+// the master rejects with ESTALE any result of another start or of an
 // incarnation it has given up on.
 //
 // Goroutines: Start starts three, and nowhere else: the probe loop (timers,
 // direct and indirect probes, state changes, gossip), the reprobe loop (dead
 // members, which the engine refuses ordinary calls to) and the event loop
 // (delivers events in order to listeners). NewWorker starts
-// WorkerConfig.Runners task runners. No goroutine is started per probe,
-// per call or per task.
+// WorkerConfig.Runners task runners and the lease goroutine. No goroutine
+// is started per probe, per call or per task.
 package heartbeat

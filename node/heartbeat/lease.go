@@ -14,9 +14,10 @@ import (
 
 // leaseLoop is the lease goroutine: every service Tick it cancels the
 // tasks whose lease lapsed and sends a CallTaskCheck for each task not
-// checked for an Interval (one check in flight per task, with the
-// service's ProbeTimeout, below Interval, so that it has ended before
-// the next is due; the engine runs the answer in checkDone).
+// checked for an Interval, or not yet confirmed and with no check in
+// flight (one check in flight per task, with the service's
+// ProbeTimeout, below Interval, so that it has ended before the next is
+// due; the engine runs the answer in checkDone).
 func (w *Worker) leaseLoop() {
 	defer w.wg.Done()
 	scfg := w.svc.Config()
@@ -54,7 +55,10 @@ func (w *Worker) leaseLoop() {
 			case now-t.leased.Load() > lease:
 				w.abort(t)
 				continue
-			case now-t.checked < every || !t.checking.CompareAndSwap(false, true):
+			case t.confirmed.Load() && now-t.checked < every, !t.checking.CompareAndSwap(false, true):
+				// A confirmed task is checked every Interval; one still
+				// waiting for its first confirmation as soon as its last
+				// check has ended.
 				continue
 			}
 			t.checked = now
@@ -87,7 +91,7 @@ func (w *Worker) checkDone(t *workTask, sent int64, e wire.Errno) {
 		for old := t.leased.Load(); sent > old && !t.leased.CompareAndSwap(old, sent); old = t.leased.Load() {
 		}
 		if !t.confirmed.Swap(true) {
-			close(t.confirm)
+			w.hand(t)
 		}
 	case wire.ENOENT, wire.ESTALE, wire.ECLOSED:
 		w.abort(t)

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +12,27 @@ import (
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
+
+// leaseTask is task code that reports when it runs and when its
+// context ends, and otherwise runs until release is closed.
+type leaseTask struct {
+	ran, ended, release chan struct{}
+}
+
+func newLeaseTask() *leaseTask {
+	return &leaseTask{ran: make(chan struct{}, 1), ended: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (lt *leaseTask) run(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) {
+	lt.ran <- struct{}{}
+	select {
+	case <-ctx.Done():
+		lt.ended <- struct{}{}
+		return nil, wire.ECANCELED
+	case <-lt.release:
+		return nil, wire.OK
+	}
+}
 
 // TestWorkerLeaseCancelsTaskItsMasterEnded: a master that ends a task
 // without telling the worker (here it closes, which sends no cancel;
@@ -24,20 +46,9 @@ func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := make(chan struct{}, 1)
-	ended := make(chan struct{}, 1)
-	release := make(chan struct{})
-	defer close(release) // a failing test frees the runner before Close
-	wk, err := NewWorker(nodes[1].svc, DefaultWorkerConfig(), func(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) {
-		ran <- struct{}{}
-		select {
-		case <-ctx.Done():
-			ended <- struct{}{}
-			return nil, wire.ECANCELED
-		case <-release:
-			return nil, wire.OK
-		}
-	})
+	lt := newLeaseTask()
+	defer close(lt.release) // a failing test frees the runner before Close
+	wk, err := NewWorker(nodes[1].svc, DefaultWorkerConfig(), lt.run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,13 +57,13 @@ func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	select {
-	case <-ran:
+	case <-lt.ran:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the task never ran")
 	}
 	m.Close()
 	select {
-	case <-ended:
+	case <-lt.ended:
 	case <-time.After(20 * DetectBound(testConfig())):
 		t.Fatal("the worker still runs a task its master ended")
 	}
@@ -83,20 +94,9 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := make(chan struct{}, 1)
-	ended := make(chan struct{}, 1)
-	release := make(chan struct{})
-	defer close(release) // a failing test frees the runner before Close
-	wk, err := NewWorker(wn.svc, DefaultWorkerConfig(), func(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) {
-		ran <- struct{}{}
-		select {
-		case <-ctx.Done():
-			ended <- struct{}{}
-			return nil, wire.ECANCELED
-		case <-release:
-			return nil, wire.OK
-		}
-	})
+	lt := newLeaseTask()
+	defer close(lt.release) // a failing test frees the runner before Close
+	wk, err := NewWorker(wn.svc, DefaultWorkerConfig(), lt.run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	select {
-	case <-ran:
+	case <-lt.ran:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the task never ran")
 	}
@@ -132,7 +132,7 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 	}
 	defer m2.Close()
 	select {
-	case <-ended:
+	case <-lt.ended:
 	case <-time.After(20 * DetectBound(cfg)):
 		t.Fatal("the worker still runs a task of the master's previous process")
 	}
@@ -360,4 +360,70 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 			t.Errorf("new master stats %+v: want the old result refused (Stale 1)", st)
 		}
 	})
+}
+
+// TestWorkerRunsConfirmedTaskPastUnconfirmed: a task whose check the
+// master does not confirm (here it answers EBUSY, neither a
+// confirmation nor a refusal) takes no runner: with one runner, a task
+// started after it and confirmed runs while the first still waits (its
+// lease has not lapsed). Accepted tasks not yet taken by a runner are
+// bounded by Queue: past it a start is refused EBUSY.
+func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
+	mep := newEndpoint(t, 1, nil)
+	wep := newEndpoint(t, 2, nil)
+	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
+		if req.Param(rpParamID).Uint64()%2 == 1 {
+			return wire.EBUSY // odd ids: never confirmed
+		}
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig().WithInterval(time.Second)
+	cfg.Logger = quiet
+	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	type run struct {
+		id      uint64
+		aborted uint64
+	}
+	ran := make(chan run, 4)
+	release := make(chan struct{})
+	defer close(release) // a failing test frees the runner before Close
+	var wkp atomic.Pointer[Worker]
+	wcfg := DefaultWorkerConfig()
+	wcfg.Runners, wcfg.Queue = 1, 2
+	wk, err := NewWorker(svc, wcfg, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+		ran <- run{ti.ID, wkp.Load().Stats().Aborted}
+		select {
+		case <-ctx.Done():
+		case <-release:
+		}
+		return nil, wire.OK
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wkp.Store(wk)
+	t.Cleanup(wk.Close)
+	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
+	for _, id := range []uint64{1, 2} {
+		if err := start(id); err != nil {
+			t.Fatalf("start %d: %v", id, err)
+		}
+	}
+	select {
+	case r := <-ran:
+		if r.id != 2 || r.aborted != 0 {
+			t.Errorf("task %d ran with %d aborted; want task 2 running while task 1 waits unaborted", r.id, r.aborted)
+		}
+	case <-time.After(20 * DetectBound(cfg)):
+		t.Fatalf("no task ran: %+v", wk.Stats())
+	}
+	// Task 1 waits, task 2 runs: one more start fills the Queue.
+	if err := start(3); err != nil {
+		t.Fatalf("start 3: %v", err)
+	}
+	if err := start(5); errnoOf(err) != wire.EBUSY {
+		t.Errorf("start 5 with two tasks waiting and Queue 2: %v, want EBUSY", err)
+	}
 }

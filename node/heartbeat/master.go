@@ -82,13 +82,15 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 	m := &Master{svc: svc, ep: svc.ep, cfg: cfg}
 	m.mu.tasks = make(map[uint64]*Task)
 	m.mu.fence = make(map[netip.AddrPort]uint32)
-	if err := m.ep.Register(CallTaskProgress, "task-progress", schemaTaskProgress, rfc.Idempotent|rfc.OneWay, m.serveProgress); err != nil {
-		return nil, err
+	calls := []rfc.CallSpec{
+		{No: CallTaskProgress, Name: "task-progress", Schema: schemaTaskProgress, Flags: rfc.Idempotent | rfc.OneWay, H: m.serveProgress},
+		{No: CallTaskResult, Name: "task-result", Schema: schemaTaskResult, H: m.serveResult},
+		// A check is part of the pair's liveness, as a heartbeat is:
+		// served ahead of ordinary calls, so that a busy master keeps
+		// its workers' leases.
+		{No: CallTaskCheck, Name: "task-check", Schema: schemaTaskCheck, Flags: rfc.Idempotent | rfc.Priority, H: m.serveCheck},
 	}
-	if err := m.ep.Register(CallTaskResult, "task-result", schemaTaskResult, 0, m.serveResult); err != nil {
-		return nil, err
-	}
-	if err := m.ep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, m.serveCheck); err != nil {
+	if err := m.ep.RegisterCalls(calls); err != nil {
 		return nil, err
 	}
 	m.stop = svc.OnEvent(m.onEvent)

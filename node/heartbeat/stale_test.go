@@ -47,13 +47,21 @@ func newStaleWorld(t *testing.T) *staleWorld {
 // with mastInc as the master incarnation it names.
 func (sw *staleWorld) start(t *testing.T, id uint64, mastInc uint32) error {
 	t.Helper()
+	return sendStart(t, sw.master, sw.wep.Addr(), id, mastInc)
+}
+
+// sendStart sends a task-start (kind 1, no payload) from a bare
+// endpoint to a worker, as Master.Start does, naming mastInc as the
+// master incarnation.
+func sendStart(t *testing.T, from *rfc.Endpoint, to netip.AddrPort, id uint64, mastInc uint32) error {
+	t.Helper()
 	ps := paramsBuf(4*sizeU64Param + 16)
 	ps.Uint64(id)
 	ps.Uint64(uint64(mastInc))
 	ps.Uint64(1)
 	ps.Bytes(nil)
 	var rep rfc.Reply
-	return sw.master.Call(ctxFor(t, 5*time.Second), sw.wep.Addr(), CallTaskStart, ps, &rep)
+	return from.Call(ctxFor(t, 5*time.Second), to, CallTaskStart, ps, &rep)
 }
 
 // TestWorkerRefusesStartToLeftIncarnation: a start the master addressed
@@ -149,8 +157,8 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 // after this worker's service revived its master from a death it had
 // declared (the start may have waited out the loss in the network, long
 // after the master gave it up) runs only once a check confirms that the
-// master holds the task: refused by the master (ENOENT), it is aborted
-// without running; confirmed, it runs.
+// master holds the task, as every start does: refused by the master
+// (ENOENT), it is aborted without running; confirmed, it runs.
 func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	mep := newEndpoint(t, 1, nil)
 	wep := newEndpoint(t, 2, nil)
@@ -182,15 +190,7 @@ func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	svc.toAliveLocked(m, svc.ep.Now())
 	svc.mu.Unlock()
 	mep.SetIncarnation(mep.Incarnation() + 1)
-	start := func(id uint64) error {
-		ps := paramsBuf(4*sizeU64Param + 16)
-		ps.Uint64(id)
-		ps.Uint64(uint64(mep.Incarnation()))
-		ps.Uint64(1)
-		ps.Bytes(nil)
-		var rep rfc.Reply
-		return mep.Call(ctxFor(t, 5*time.Second), wep.Addr(), CallTaskStart, ps, &rep)
-	}
+	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
 	if err := start(1); err != nil {
 		t.Fatalf("start 1: %v", err)
 	}

@@ -79,10 +79,12 @@ type workTask struct {
 	checked  int64        // ep.Now() when the last check was sent; set by serveStart before the task is published, then leaseLoop only (outside Worker.mu)
 	checking atomic.Bool  // a check is in flight
 
-	// confirm is closed by the first confirmed check: the task's code
-	// runs only after it (see serveStart).
-	confirm   chan struct{}
+	// confirmed is set by the first confirmed check: the task's code runs
+	// only after it (see serveStart). handed is set when the task goes to
+	// the runners (Worker.hand): once confirmed, or once ended unconfirmed
+	// (a runner then reports it cancelled).
 	confirmed atomic.Bool
+	handed    atomic.Bool
 }
 
 type workKey struct {
@@ -121,11 +123,12 @@ type Worker struct {
 
 	mu struct {
 		sync.Mutex
-		tasks  map[workKey]*workTask
-		deadAt map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
-		closed bool
+		tasks   map[workKey]*workTask
+		deadAt  map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
+		waiting int                       // tasks accepted and not yet taken by a runner; at most WorkerConfig.Queue
+		closed  bool
 	}
-	queue chan *workTask     // bounded by WorkerConfig.Queue
+	queue chan *workTask     // tasks handed to the runners; capacity WorkerConfig.Queue, so a send (at most one per waiting task) never blocks
 	ctx   context.Context    // parent of the result calls; ended by Close
 	end   context.CancelFunc // ends ctx
 	stop  func()
@@ -161,10 +164,11 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	w.mu.tasks = make(map[workKey]*workTask)
 	w.mu.deadAt = make(map[netip.AddrPort]uint32)
 	w.queue = make(chan *workTask, cfg.Queue)
-	if err := w.ep.Register(CallTaskStart, "task-start", schemaTaskStart, 0, w.serveStart); err != nil {
-		return nil, err
+	calls := []rfc.CallSpec{
+		{No: CallTaskStart, Name: "task-start", Schema: schemaTaskStart, H: w.serveStart},
+		{No: CallTaskCancel, Name: "task-cancel", Schema: schemaTaskCancel, Flags: rfc.Idempotent, H: w.serveCancel},
 	}
-	if err := w.ep.Register(CallTaskCancel, "task-cancel", schemaTaskCancel, rfc.Idempotent, w.serveCancel); err != nil {
+	if err := w.ep.RegisterCalls(calls); err != nil {
 		return nil, err
 	}
 	w.stop = svc.OnEvent(w.onEvent)
@@ -258,6 +262,9 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	case w.mu.tasks[key] != nil:
 		w.mu.Unlock()
 		return wire.EEXIST
+	case w.mu.waiting >= w.cfg.Queue:
+		w.mu.Unlock()
+		return wire.EBUSY
 	}
 	t.Incarnation = inc
 	now := w.ep.Now()
@@ -268,18 +275,12 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	// looks fresh, since the engine measures a budget from arrival, long
 	// after the master gave the task up. Its code runs only once a check
 	// sent from now on confirms that the master holds it; the first
-	// check goes out at once.
-	t.confirm = make(chan struct{})
+	// check goes out at once, and the task goes to the runners when it
+	// is confirmed (checkDone), so that no runner waits on it.
 	t.checking.Store(true)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	select {
-	case w.queue <- t:
-	default:
-		w.mu.Unlock()
-		t.cancel()
-		return wire.EBUSY
-	}
 	w.mu.tasks[key] = t
+	w.mu.waiting++
 	w.mu.Unlock()
 	w.svc.Pin(req.From) // the pair's heartbeat channel stays direct
 	w.stats.started.Add(1)
@@ -298,6 +299,7 @@ func (w *Worker) serveCancel(req *rfc.Request, _ *wire.Params) wire.Errno {
 		return wire.ENOENT
 	}
 	t.cancel()
+	w.hand(t)
 	return wire.OK
 }
 
@@ -345,6 +347,16 @@ func (w *Worker) abort(t *workTask) {
 		w.stats.aborted.Add(1)
 	}
 	t.cancel()
+	w.hand(t)
+}
+
+// hand gives t to the runners, once: when a check confirms it, or when
+// it ends unconfirmed (the runner reports it cancelled). It never
+// blocks (see Worker.queue) and takes no lock.
+func (w *Worker) hand(t *workTask) {
+	if !t.handed.Swap(true) {
+		w.queue <- t
+	}
 }
 
 // runLoop is a runner goroutine: it runs queued tasks and sends their
@@ -362,18 +374,15 @@ func (w *Worker) runLoop() {
 		case <-w.done:
 			return
 		}
-		// Ended by the check's refusal, the lease running out or Close
-		// (which cancels every task) if not confirmed.
-		select {
-		case <-t.confirm:
-		case <-t.ctx.Done():
-		}
+		w.mu.Lock()
+		w.mu.waiting--
+		w.mu.Unlock()
 		if w.ep.Now()-t.leased.Load() > lease {
 			w.abort(t) // confirmed, then stopped here past its lease
 		}
 		var res []byte
 		e := wire.ECANCELED
-		if t.ctx.Err() == nil {
+		if t.confirmed.Load() && t.ctx.Err() == nil {
 			res, e = invokeTask(w.fn, t)
 		}
 		t.cancel()
