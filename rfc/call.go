@@ -233,6 +233,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	}
 	p.mu.state = slotWaiting
 	p.fin.Store(false)
+	p.live.Store(id)
 	p.mu.bell = false
 	p.mu.callID = id
 	p.mu.callNo = callNo

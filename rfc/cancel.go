@@ -76,10 +76,7 @@ func (ep *Endpoint) watchCancel(ctx context.Context, p *Pending) (uint64, bool) 
 	// time, and this caller raised n before it looks at polling: one of
 	// the two sees the other.
 	if !w.polling.Load() {
-		select {
-		case ep.timers.wake <- struct{}{}:
-		default:
-		}
+		ep.timers.kick()
 	}
 	return id, true
 }

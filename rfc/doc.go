@@ -28,9 +28,18 @@
 // with a deadline or cancellable context costs no goroutine, wake-up or
 // allocation more than one with context.Background.
 //
+// The timer goroutine of a socket endpoint sleeps in the poller on a
+// timerfd (the endpoint's alarm, Linux only), not on a runtime timer: with
+// a runtime timer a few milliseconds out, every time the process blocks in
+// the poller the kernel arms and cancels a timer for the poll's timeout,
+// twice per sequential call (alarm.go). It sleeps until the timer of the
+// first call still waiting, at least one engine tick (docs/PROTOCOL.md);
+// the timers of calls that finished are dropped, not waited for.
+//
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram
-// goes through Recv and Send and the bell stays off (docs/SIMULATION.md).
+// goes through Recv and Send, the bell stays off and the timer goroutine
+// sleeps on a runtime timer (docs/SIMULATION.md).
 //
 // The datagram format is docs/PROTOCOL.md; the call life cycle is described
 // in its "Call life cycle" section.

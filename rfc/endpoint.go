@@ -179,6 +179,12 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
 	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram, int64(cfg.MaxRTO)+2*int64(cfg.MaxAge))
 	ep.timers.init(cfg.MaxPending)
+	if tr == nil {
+		// Set here, before any call can push a timer: a service may
+		// call between Open and Start (alarm.go). On a Transport the
+		// timer goroutine sleeps on a runtime timer.
+		ep.timers.alarm = newAlarm()
+	}
 	ep.tick = cfg.MinRTO / 4
 	if ep.tick < 100*time.Microsecond {
 		ep.tick = 100 * time.Microsecond
@@ -254,6 +260,9 @@ func (ep *Endpoint) Close() error {
 		p.finish(fn)
 	}
 	ep.bell.close()
+	if a := ep.timers.alarm; a != nil {
+		a.close()
+	}
 	ep.wg.Wait()
 	return err
 }

@@ -6,24 +6,32 @@ import (
 	"fastcall/wire"
 )
 
-// heard records a sign of life from a peer. The signs of life are a
-// request that passed the tag and the age bound, and a reply matched to a
-// call parked on the peer (deliver); a reply that matches no call is not
-// one. A suspect peer that is heard becomes alive again; a dead one only
-// if the datagram's stamp is later than every stamp heard from the peer
-// before, so that a copy of what it sent before it was declared dead,
-// replayed within the age bound, does not revive it.
+// heard records a request from a peer. The signs of life are a request
+// that passed the tag and the age bound and whose stamp is later than
+// every stamp heard from the peer before, and a reply matched to a call
+// parked on the peer (deliver); a reply that matches no call is not one,
+// nor is a copy of a request heard before (a capture replayed within the
+// age bound: requests that take no duplicate cache entry reach the
+// handler again, but they do not keep a crashed peer alive). A suspect
+// peer that is heard becomes alive again; a dead one only if the
+// datagram's stamp is later than every stamp heard from the peer before,
+// so that a copy of what it sent before it was declared dead, replayed
+// within the age bound, does not revive it.
 func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
-	if ep.noteHeard(peer, p, now) {
+	if ep.noteHeard(peer, p, now, true) {
 		ep.notify(peer)
 	}
 }
 
 // noteHeard is heard without telling the listeners: it reports whether
 // the peer became alive, for the caller to call notify once it holds no
-// lock.
-func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64) bool {
+// lock. For a request (request set) whose stamp is not later than every
+// stamp heard from the peer it records nothing.
+func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64, request bool) bool {
 	later := peer.noteStamp(p.Stamp)
+	if request && !later {
+		return false
+	}
 	peer.lastHeard.Store(now)
 	if peer.node.Load() != p.Src {
 		peer.node.Store(p.Src)

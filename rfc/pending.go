@@ -35,6 +35,7 @@ type Pending struct {
 	idx  int32
 	done chan struct{} // one value per completed call; reused
 	fin  atomic.Bool   // completed: what a caller on the bell looks at
+	live atomic.Uint64 // the call id while waiting, else 0: what the timer goroutine looks at
 
 	mu struct {
 		sync.Mutex
@@ -102,6 +103,7 @@ func (p *Pending) Release() {
 		p.mu.err = wire.ECANCELED
 	}
 	p.mu.state = slotFree
+	p.live.Store(0)
 	p.mu.callID = 0
 	p.mu.peer = nil
 	p.mu.fn = nil
@@ -123,6 +125,7 @@ func (p *Pending) completeLocked(err wire.Errno) func(*Pending) {
 	p.mu.state = slotDone
 	p.mu.err = err
 	p.fin.Store(true)
+	p.live.Store(0)
 	if fn := p.mu.fn; fn != nil {
 		return fn
 	}

@@ -172,7 +172,7 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 	// The peer is told before the caller wakes, so that its next call
 	// carries what this reply taught (the callee's incarnation).
 	peer := p.mu.peer
-	revived := peer != nil && ep.noteHeard(peer, pkt, now)
+	revived := peer != nil && ep.noteHeard(peer, pkt, now, false)
 	if pkt.Errno == wire.ESTALE && pkt.PeerInc != 0 && pkt.Incarnation != 0 {
 		named := binary.BigEndian.Uint32(p.mu.req[wire.OffPeerInc:])
 		resend := named == 0

@@ -265,3 +265,44 @@ func TestReplayDoesNotRevive(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayNoSignOfLife: a copy of a request the peer sent, replayed
+// within the age bound, is no sign of life of a suspect or alive peer
+// either: its last-heard time does not move and a suspect peer stays
+// suspect (a membership layer reading it would keep a crashed peer alive
+// for the whole age bound). A request it stamps later is one.
+func TestReplayNoSignOfLife(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		raw := w.rawSender(srv.Addr(), keyA, 21, 210)
+		stamp := nowStamp()
+		ping := func(id uint64, st uint32) []byte {
+			return raw.encode(wire.Header{Flags: wire.FlagRequest, CallNo: CallPing, CallID: id,
+				PeerInc: srv.Incarnation(), Budget: 5_000_000, Stamp: st}, nil)
+		}
+		captured := ping(1<<20, stamp)
+		if e := raw.call(captured); e != wire.OK {
+			t.Fatalf("ping: %v", e)
+		}
+		heard, _ := srv.Peer(raw.addr())
+		srv.MarkSuspect(raw.addr())
+		time.Sleep(time.Second) // virtual
+		rx := srv.Stats().Rx
+		raw.send(captured) // the replay
+		synctest.Wait()
+		if got := srv.Stats().Rx; got != rx+1 {
+			t.Fatalf("the server read %d datagrams, want %d", got, rx+1)
+		}
+		raw.recv(200 * time.Millisecond) // its answer, if any
+		if info, _ := srv.Peer(raw.addr()); info.State != PeerSuspect || info.LastHeardNs != heard.LastHeardNs {
+			t.Fatalf("a replayed request is a sign of life: state %v, last heard moved by %v",
+				info.State, time.Duration(info.LastHeardNs-heard.LastHeardNs))
+		}
+		if e := raw.call(ping(2<<20, stamp+1000)); e != wire.OK {
+			t.Fatalf("fresh ping: %v", e)
+		}
+		if info, _ := srv.Peer(raw.addr()); info.State != PeerAlive || info.LastHeardNs <= heard.LastHeardNs {
+			t.Fatalf("a fresh request: state %v, last heard moved by %v", info.State, time.Duration(info.LastHeardNs-heard.LastHeardNs))
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -14,17 +15,22 @@ type timerEntry struct {
 }
 
 // timerHeap is a min-heap of timer entries. Entries of calls that finished
-// are not removed; the timer goroutine discards them when they come due
-// (their call id no longer matches). Bounded by MaxPending live entries
-// plus one stale entry per call finished within the last MaxRTO.
+// are not removed at once; the timer goroutine discards them when they
+// reach the top of the heap (their call id no longer matches). Bounded by
+// MaxPending live entries plus one stale entry per call finished within
+// the last MaxRTO. A push wakes the sleeping goroutine only when its entry
+// comes due before the goroutine's own wake-up (wakeAt).
 type timerHeap struct {
-	mu   sync.Mutex
-	h    []timerEntry
-	wake chan struct{} // cap 1: the earliest entry changed
+	mu     sync.Mutex
+	h      []timerEntry
+	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
+	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
+	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
 }
 
 func (t *timerHeap) init(n int) {
 	t.h = make([]timerEntry, 0, n)
+	t.wakeAt = math.MaxInt64
 	t.wake = make(chan struct{}, 1)
 }
 
@@ -40,13 +46,31 @@ func (t *timerHeap) push(e timerEntry) {
 		t.h[p], t.h[i] = t.h[i], t.h[p]
 		i = p
 	}
-	first := i == 0
+	early := e.at < t.wakeAt
 	t.mu.Unlock()
-	if first {
-		select {
-		case t.wake <- struct{}{}:
-		default:
-		}
+	if early {
+		t.kick()
+	}
+}
+
+// sleepingUntil records, before the timer goroutine sleeps, when it
+// wakes: a push of an earlier entry from now on kicks it.
+func (t *timerHeap) sleepingUntil(at int64) {
+	t.mu.Lock()
+	t.wakeAt = at
+	t.mu.Unlock()
+}
+
+// kick makes the timer goroutine look at the heap and the watched
+// contexts again at once.
+func (t *timerHeap) kick() {
+	if t.alarm != nil {
+		t.alarm.kick()
+		return
+	}
+	select {
+	case t.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -81,54 +105,42 @@ func (t *timerHeap) popDueLocked(now int64) (timerEntry, bool) {
 // timerLoop is the endpoint's timer goroutine: it retransmits calls whose
 // timer expired, fails calls whose deadline passed, fails calls whose
 // caller's context was cancelled (cancel.go), and sweeps idle peers from
-// the peer table (sweepPeers).
+// the peer table (sweepPeers). It sleeps on the endpoint's alarm when it
+// has one, else on a runtime timer.
 func (ep *Endpoint) timerLoop() {
 	defer ep.wg.Done()
-	tm := time.NewTimer(time.Hour)
-	defer tm.Stop()
 	var due [64]timerEntry
 	sweepAt := ep.sweepEvery()
-	for {
-		now := ep.Now()
-		ep.timers.mu.Lock()
-		n := 0
-		for n < len(due) {
-			e, ok := ep.timers.popDueLocked(now)
-			if !ok {
-				break
+	if a := ep.timers.alarm; a != nil {
+		for {
+			wait, again := ep.timerRound(&due, &sweepAt)
+			if again {
+				continue
 			}
-			due[n] = e
-			n++
+			ep.timers.sleepingUntil(ep.Now() + int64(wait))
+			a.set(wait)
+			if a.takeKick() {
+				continue
+			}
+			if !a.wait() {
+				return
+			}
+			a.takeKick()
+			select {
+			case <-ep.done:
+				return
+			default:
+			}
 		}
-		next := int64(-1)
-		if len(ep.timers.h) > 0 {
-			next = ep.timers.h[0].at
+	}
+	tm := time.NewTimer(time.Hour)
+	defer tm.Stop()
+	for {
+		wait, again := ep.timerRound(&due, &sweepAt)
+		if again {
+			continue
 		}
-		ep.timers.mu.Unlock()
-		for i := 0; i < n; i++ {
-			ep.expire(due[i], now)
-		}
-		if n == len(due) {
-			continue // more may be due
-		}
-		poll := ep.scanCancels()
-		if now >= sweepAt {
-			ep.sweepPeers(now)
-			sweepAt = now + ep.sweepEvery()
-		}
-		// Timers fire with a granularity of tick: entries of calls that
-		// already finished come due all the time under load, and waking
-		// for each would cost a goroutine switch per call.
-		if next < 0 || next > sweepAt {
-			next = sweepAt
-		}
-		wait := time.Duration(next - ep.Now())
-		if wait < ep.tick {
-			wait = ep.tick
-		}
-		if poll && wait > ep.tick {
-			wait = ep.tick // callers' contexts under watch (cancel.go)
-		}
+		ep.timers.sleepingUntil(ep.Now() + int64(wait))
 		tm.Reset(wait)
 		select {
 		case <-tm.C:
@@ -137,6 +149,64 @@ func (ep *Endpoint) timerLoop() {
 			return
 		}
 	}
+}
+
+// timerRound is one wake-up of the timer goroutine: it handles the due
+// timers, the watched contexts and the peer sweep, and returns how long
+// to sleep, or again when more timers may be due at once.
+func (ep *Endpoint) timerRound(due *[64]timerEntry, sweepAt *int64) (wait time.Duration, again bool) {
+	now := ep.Now()
+	ep.timers.mu.Lock()
+	ep.timers.wakeAt = math.MaxInt64 // awake: every push kicks until it sleeps again
+	n := 0
+	for n < len(due) {
+		e, ok := ep.timers.popDueLocked(now)
+		if !ok {
+			break
+		}
+		due[n] = e
+		n++
+	}
+	// Entries of calls that finished are dropped from the top, so that
+	// the goroutine sleeps until the first call still waiting needs
+	// it, not until a finished call's timer.
+	for len(ep.timers.h) > 0 {
+		e := ep.timers.h[0]
+		if ep.pending.slots[e.idx].live.Load() == e.id {
+			break
+		}
+		ep.timers.popDueLocked(e.at)
+	}
+	next := int64(-1)
+	if len(ep.timers.h) > 0 {
+		next = ep.timers.h[0].at
+	}
+	ep.timers.mu.Unlock()
+	for i := 0; i < n; i++ {
+		ep.expire(due[i], now)
+	}
+	if n == len(due) {
+		return 0, true // more may be due
+	}
+	poll := ep.scanCancels()
+	if now >= *sweepAt {
+		ep.sweepPeers(now)
+		*sweepAt = now + ep.sweepEvery()
+	}
+	// Timers fire with a granularity of tick: under load the first
+	// waiting call changes all the time, and waking for each would cost
+	// a goroutine switch per call.
+	if next < 0 || next > *sweepAt {
+		next = *sweepAt
+	}
+	wait = time.Duration(next - ep.Now())
+	if wait < ep.tick {
+		wait = ep.tick
+	}
+	if poll && wait > ep.tick {
+		wait = ep.tick // callers' contexts under watch (cancel.go)
+	}
+	return wait, false
 }
 
 // expire handles one due timer: retransmit, or fail with ETIMEDOUT.

@@ -225,11 +225,10 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		b = rest
 		s.stats.updatesHeard.Add(1)
 		if u.addr == self || (u.node != 0 && u.node == selfNode) {
-			cur := s.ep.Incarnation()
-			if u.state != StateAlive && u.inc >= cur && u.inc != maxInc {
-				s.ep.SetIncarnation(u.inc + 1)
+			if inc, ok := refuteInc(u.inc, s.ep.Incarnation()); ok && u.state != StateAlive {
+				s.ep.SetIncarnation(inc)
 				s.stats.refutations.Add(1)
-				s.enqueueLocked(self, selfNode, StateAlive, u.inc+1)
+				s.enqueueLocked(self, selfNode, StateAlive, inc)
 				s.mu.selfRefuted = true
 				s.mu.gossipNow = true
 			}
@@ -317,9 +316,12 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 		if u.state == StateDead {
 			m.susp.conf = maxConfirm
 		}
-		// Probed at once: the probe tells it that it is suspected (a
-		// live member refutes in its reply), and only its failure lets
-		// the timer end in a death here (suspicion.verified).
+		// Probed at once, as when heard recently: the probe tells it
+		// that it is suspected, a live member answers within a round
+		// trip, which clears the suspicion here long before the timer,
+		// whoever made the claim; and only a failed probe of this
+		// node's own lets the timer end in a death here
+		// (suspicion.verified).
 		m.probeNow = true
 		s.enqueueFromLocked(m.addr, m.node, StateSuspect, m.inc, u.from)
 		s.mu.gossipNow = true // passed on at once (gossip)

@@ -22,17 +22,20 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
-	// Only a member's claims about this node count, and only from the
-	// member's own address (a node id in a header is no proof: anyone
-	// can write it). What a non-member says is answered and otherwise
-	// ignored.
+	// Only a member's claims count, and only from the member's own
+	// address (a node id in a header is no proof: anyone can write it,
+	// and the members page shows every node id): neither its sign of
+	// life, nor its incarnation, nor what it says of this node. What
+	// anyone else says is answered and otherwise ignored.
 	m := s.lookupLocked(req.From, req.Src)
 	if m != nil {
-		if m.node == 0 {
-			m.node = req.Src
-		}
-		s.observeLocked(m, sInc, req.Arrived)
 		if m.addr == req.From {
+			if m.node == 0 {
+				m.node = req.Src
+			}
+			if s.freshLocked(m, req, sInc) {
+				s.observeLocked(m, sInc, req.Arrived)
+			}
 			s.selfNewsLocked(m, v, req.Arrived)
 			if len(upd) > 0 {
 				s.applyUpdatesLocked(m, upd, req.Arrived)
@@ -73,6 +76,13 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 		v: view{state: State(req.Param(prqParamViewState).Uint64()),
 			inc: uint32(req.Param(prqParamViewInc).Uint64())},
 	}
+	if job.v.state != StateSuspect {
+		// A relayed probe passes on at most the asker's suspicion: a
+		// death is only ever told by the member that declared it, in its
+		// own heartbeats (the target reports EventDeclaredDeadBy from
+		// whoever sends the probe, here this node).
+		job.v = view{}
+	}
 	addr, _ := netip.ParseAddrPort(req.Param(prqParamAddr).Str())
 	s.mu.Lock()
 	if s.mu.closed {
@@ -112,8 +122,9 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 }
 
 // serveProbeAck takes the outcome of an indirect probe this node asked
-// for, from a member. A reached target is a sign of life for the member whose current
-// suspect round carries the sequence number.
+// for, from a helper it asked in that round (at its own address). A
+// reached target is a sign of life for the member whose current suspect
+// round carries the sequence number.
 func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
 	reached := req.Param(pakParamReached).Bool()
@@ -129,6 +140,13 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	for _, m := range s.mu.order {
 		if m.ackSeq == seq && !m.removed {
+			if !containsAddr(m.asked, req.From) {
+				// Not a helper this round asked: the sequence numbers
+				// are easy to guess, the list of helpers asked is not
+				// forged.
+				s.stats.nonMember.Add(1)
+				return wire.EPERM
+			}
 			if reached {
 				s.observeLocked(m, inc, req.Arrived)
 			}
@@ -160,9 +178,27 @@ func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
 	if m.node == 0 {
 		m.node = req.Src
 	}
-	s.observeLocked(m, sInc, req.Arrived)
+	if s.freshLocked(m, req, sInc) {
+		s.observeLocked(m, sInc, req.Arrived)
+	}
 	s.applyUpdatesLocked(m, upd, req.Arrived)
 	return wire.OK
+}
+
+// freshLocked reports whether request req from member m, carrying m's
+// incarnation inc, is news of m: the engine counted it as a sign of life
+// (docs/PROTOCOL.md, "Liveness evidence"), or it carries an incarnation
+// above the highest heard of m. A copy of a request heard before,
+// replayed within the age bound, is neither, and must not keep a crashed
+// member alive here; a request stamped in the same millisecond as the
+// one before it is not a sign of life for the engine but may carry a new
+// incarnation.
+func (s *Service) freshLocked(m *member, req *rfc.Request, inc uint32) bool {
+	if inc > m.inc {
+		return true
+	}
+	info, ok := s.ep.Peer(req.From)
+	return ok && info.LastHeardNs >= req.Arrived
 }
 
 // serveJoin adds the sender, at its own address, as a member when this
@@ -182,7 +218,9 @@ func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
 		return wire.EPERM
 	}
 	if m := s.mu.members[req.From]; m != nil {
-		s.observeLocked(m, inc, req.Arrived)
+		if s.freshLocked(m, req, inc) {
+			s.observeLocked(m, inc, req.Arrived)
+		}
 		return wire.OK
 	}
 	if s.joinedLocked(req.From, req.Src, inc, req.Arrived) == nil {

@@ -66,6 +66,13 @@ type member struct {
 	probeNow bool // probe at the next tick (a suspicion heard of a member heard recently)
 	touched  bool // listed in Service.mu.touched for the probe loop
 
+	// Guarded by Service.mu too. The helpers asked in the current
+	// indirect round, the only members whose acks count (serveProbeAck).
+	asked []netip.AddrPort
+	// Added on the cluster's word (joinedLocked), not by this node's
+	// configuration: never reprobed once dead unless heard before.
+	learnt bool
+
 	// Owned by the probe loop.
 	active     bool // in the loop's active list
 	due        bool // picked by the probe schedule for this tick
@@ -75,6 +82,7 @@ type member struct {
 	fails      int   // probes failed in a row (alive)
 	roundStart int64 // start of the current indirect round
 	roundEnd   int64 // end of the current indirect round
+	checking   bool  // the probe in flight checks a suspicion heard: its failure confirms nothing
 
 	probeEnd  int64        // engine clock at which the probe in flight has failed (ProbeTimeout)
 	lateProbe *rfc.Pending // a failed probe's call, open until Interval after it was sent: its reply is still a sign of life

@@ -552,9 +552,10 @@ func (pr *prober) step(m *member, now int64) bool {
 	case StateSuspect:
 		if probeDone && !probeOK && !stalled {
 			// This node's own probe failed too: the suspicion is verified
-			// here, and a confirmation, passed on.
+			// here, and, unless the probe only checked a suspicion heard
+			// (see probeNow below), a confirmation, passed on.
 			m.susp.verified = true
-			if m.susp.confirm(s.self) {
+			if (!m.checking || m.pinned || small) && m.susp.confirm(s.self) {
 				s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
 			}
 		}
@@ -584,11 +585,19 @@ func (pr *prober) step(m *member, now int64) bool {
 		// The reprobe loop looks after dead members.
 		m.probeNow = false
 	}
+	if probeDone {
+		m.checking = false
+	}
 	if m.probeNow && m.state != StateDead {
-		// A suspicion heard of a member heard recently: see for itself
-		// and tell it.
+		// A suspicion heard: see for itself and tell it. A check of a
+		// suspect member that fails is no confirmation unless the member
+		// is probed on its own cadence anyway (pinned, a small cluster):
+		// a lossy link would shorten every timer.
 		m.probeNow = false
-		wantProbe = m.probe == nil
+		if m.probe == nil {
+			wantProbe = true
+			m.checking = m.state == StateSuspect
+		}
 	}
 	v := m.viewLocked()
 	sync, state := m.syncRFC, m.state
@@ -679,6 +688,7 @@ func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 			pr.helpers = append(pr.helpers, h.addr)
 		}
 	}
+	m.asked = append(m.asked[:0], pr.helpers...)
 	if n > 0 {
 		s.mu.helper = (s.mu.helper + 1) % n
 	}
@@ -786,7 +796,10 @@ func (s *Service) reprobeLoop() {
 		n := len(s.mu.order)
 		for i := 0; i < n && len(dead) < reprobeMax; i++ {
 			m := s.mu.order[(cursor+i)%n]
-			if !m.removed && m.state == StateDead {
+			if !m.removed && m.state == StateDead && (!m.learnt || m.heardNs != 0) {
+				// A member added on another member's word and never
+				// heard is not reprobed: an injected address would be
+				// sent to for as long as the cluster runs.
 				dead = append(dead, target{m.addr, m.viewLocked()})
 			}
 			if i == n-1 || len(dead) == reprobeMax {

@@ -207,7 +207,7 @@ func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64)
 	if err != nil {
 		return nil
 	}
-	m.node, m.inc = node, inc
+	m.node, m.inc, m.learnt = node, inc, true
 	s.stats.joined.Add(1)
 	s.enqueueLocked(addr, node, StateAlive, inc)
 	return m

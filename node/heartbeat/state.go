@@ -141,10 +141,10 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 		top = suspect
 	}
 	cur := s.ep.Incarnation()
-	if top >= cur && top != maxInc {
-		s.ep.SetIncarnation(top + 1)
+	if inc, ok := refuteInc(top, cur); ok {
+		s.ep.SetIncarnation(inc)
 		s.stats.refutations.Add(1)
-		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, top+1)
+		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, inc)
 		s.mu.selfRefuted = true
 		s.mu.gossipNow = true
 	}
@@ -181,6 +181,22 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 // dead there takes it back on the reply to a probe that told it of its
 // death (reviveAtTopLocked).
 const maxInc = ^uint32(0)
+
+// refuteInc returns the incarnation that refutes a suspicion or a death
+// of this node at claim, this node being at cur: claim+1, or the top
+// itself for a claim at the top (a member that declared it dead there
+// takes it back when it answers at the top, reviveAtTopLocked); ok is
+// false when there is nothing to refute (claim below cur) or no raise
+// left (cur at the top).
+func refuteInc(claim, cur uint32) (inc uint32, ok bool) {
+	switch {
+	case claim < cur || cur == maxInc:
+		return 0, false
+	case claim == maxInc:
+		return maxInc, true
+	}
+	return claim + 1, true
+}
 
 // newsLogEvery is the least time between two log lines about this node
 // being declared dead; the lines left out are counted in the next one.

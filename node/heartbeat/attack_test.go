@@ -1,0 +1,359 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
+	"fastcall/wire"
+)
+
+// Attacks on the membership layer: a non-member on the network, a member
+// holding the key, a replayed capture. Each test is an attack that
+// worked once and the rule that stops it (docs/HEARTBEAT.md, "Incarnations
+// and refutation" and "Security").
+
+// TestAttackNodeIDIsNoSignOfLife: a non-member whose header carries a
+// dead member's node id (readable on any members page) sends heartbeats
+// from its own address with an incarnation above the death. That is no
+// sign of life of the member: it stays dead, and a call to it still fails
+// fast.
+func TestAttackNodeIDIsNoSignOfLife(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		cfg.ReprobeInterval = time.Hour
+		teller := s.Listen(2, nil)
+		victim := s.Addr() // nothing answers there: crashed
+		x := startNode(t, s.Listen(1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+		sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, state: StateDead, inc: 0})
+		if !waitFor(10*DetectBound(cfg), func() bool { return stateOf(x.svc, victim) == StateDead }) {
+			t.Fatalf("victim %v, want dead", stateOf(x.svc, victim))
+		}
+		// The attacker: a non-member endpoint with the victim's node id.
+		forger := s.Listen(4, nil)
+		var ps wire.Params
+		for _, inc := range []uint32{1, 1 << 20, maxInc} {
+			heartbeatParams(&ps, make([]byte, 256), inc, view{}, nil)
+			if err := forger.Call(ctxFor(t, time.Second), x.ep.Addr(), CallHeartbeat, &ps, nil); err != nil {
+				t.Fatalf("forged heartbeat: %v", err)
+			}
+			if info, _ := x.svc.Member(victim); info.State != StateDead || info.Incarnation != 0 {
+				t.Fatalf("forged heartbeat at incarnation %d from a non-member with the victim's node id: victim %+v, want dead at 0", inc, info)
+			}
+		}
+		time.Sleep(2 * cfg.Interval) // virtual: the probe loop steps the victim
+		if st := stateOf(x.svc, victim); st != StateDead {
+			t.Fatalf("victim %v after forged heartbeats", st)
+		}
+		if err := x.ep.Call(ctxFor(t, time.Second), victim, wire.CallUserBase, nil, nil); errnoOf(err) != wire.ENODEAD {
+			t.Fatalf("call to the dead victim: %v, want ENODEAD", err)
+		}
+	})
+}
+
+// TestAttackRelayedDeathView: a member asks a helper for an indirect probe
+// of a live member x, with a view that says x is dead. The helper must
+// not pass the death on: x would report EventDeclaredDeadBy from the
+// helper (a worker cancels every task of that master) and refute a death
+// nobody declared. A relayed probe carries at most the asker's suspicion.
+func TestAttackRelayedDeathView(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		asker := s.Listen(3, nil)
+		acks := make(chan bool, 4)
+		if err := asker.RegisterCalls([]rfc.CallSpec{{No: CallProbeAck, Name: "probe-ack", Schema: schemaProbeAck,
+			Flags: rfc.Idempotent | rfc.OneWay, H: func(req *rfc.Request, _ *wire.Params) wire.Errno {
+				acks <- req.Param(pakParamReached).Bool()
+				return wire.OK
+			}}}); err != nil {
+			t.Fatalf("RegisterCalls: %v", err)
+		}
+		xep, hep := s.Listen(1, nil), s.Listen(2, nil)
+		x := startNode(t, xep, cfg, []netip.AddrPort{hep.Addr()})
+		helper := startNode(t, hep, cfg, []netip.AddrPort{xep.Addr(), asker.Addr()})
+		inc := xep.Incarnation()
+		for i, st := range []uint64{uint64(StateDead), 0x100 + uint64(StateDead)} {
+			var ps wire.Params
+			ps.Reset(make([]byte, 256))
+			ps.Uint64(uint64(7 + i))
+			ps.Uint64(1)
+			ps.String(xep.Addr().String())
+			ps.Uint64(st)
+			ps.Uint64(uint64(inc))
+			if err := asker.Send(hep.Addr(), CallProbeRequest, &ps); err != nil {
+				t.Fatalf("probe-request: %v", err)
+			}
+			select {
+			case reached := <-acks:
+				if !reached {
+					t.Fatalf("x not reached by the helper")
+				}
+			case <-time.After(4 * cfg.Interval):
+				t.Fatalf("no probe-ack: helper stats %+v", helper.svc.Stats())
+			}
+		}
+		synctest.Wait()
+		if got := xep.Incarnation(); got != inc || x.svc.Stats().Refutations != 0 {
+			t.Errorf("x refuted a relayed death: incarnation %d (was %d), stats %+v", got, inc, x.svc.Stats())
+		}
+		if n := x.log.count(EventDeclaredDeadBy, hep.Addr()); n != 0 {
+			t.Errorf("x reports %d EventDeclaredDeadBy from the helper, which declared nothing", n)
+		}
+	})
+}
+
+// TestAttackUnsolicitedProbeAck: a member sends probe-acks (reached) for
+// indirect rounds it was never asked to help in, guessing their sequence
+// numbers. They must not close the rounds: the crashed member is still
+// declared dead within the bound.
+func TestAttackUnsolicitedProbeAck(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.IndirectProbes = 0 // the attacker is asked for nothing
+		victim := s.Addr()
+		aep, bep := s.Listen(1, nil), s.Listen(2, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), victim})
+		startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), victim})
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			tk := time.NewTicker(cfg.Tick)
+			defer tk.Stop()
+			var ps wire.Params
+			buf := make([]byte, 128)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+				for seq := uint64(1); seq <= 64; seq++ {
+					ps.Reset(buf)
+					ps.Uint64(seq)
+					ps.Uint64(0)
+					ps.Bool(true)
+					ps.Uint64(0)
+					_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
+				}
+			}
+		}()
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, victim) == StateDead })
+		close(stop)
+		<-done
+		if !ok {
+			t.Fatalf("crashed member %v at a after %v of forged probe-acks, want dead (stats %+v)",
+				stateOf(a.svc, victim), 2*DetectBound(cfg), a.svc.Stats())
+		}
+	})
+}
+
+// TestAttackDeathAtTopIncarnation: a member tells a that x is dead at
+// 2^32-1 while a has not heard x for an Interval (x cut off for a
+// moment). a declares x dead there; x, alive and reachable again, must
+// be able to come back: told of a death at the top incarnation it raises
+// its own to the top, and a's reprobe takes it back (reviveAtTopLocked).
+// Before, x raised nothing (no incarnation above the top) and stayed
+// dead at a for good.
+func TestAttackDeathAtTopIncarnation(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		teller := s.Listen(3, nil)
+		aep, xep := s.Listen(1, nil), s.Listen(2, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{teller.Addr(), xep.Addr()})
+		startNode(t, xep, cfg, []netip.AddrPort{aep.Addr()})
+		if !waitFor(4*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 }) {
+			t.Fatal("a never heard x")
+		}
+		s.Net.Pause(xep.Addr())
+		time.Sleep(cfg.Interval + cfg.Tick) // virtual: x not heard for an Interval
+		sendUpdates(t, teller, aep.Addr(), update{addr: xep.Addr(), node: 2, state: StateDead, inc: maxInc})
+		ok := waitFor(4*cfg.Interval, func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		s.Net.Resume(xep.Addr())
+		if !ok {
+			t.Fatalf("x %v at a, want dead", stateOf(a.svc, xep.Addr()))
+		}
+		if info, _ := a.svc.Member(xep.Addr()); info.Incarnation != maxInc {
+			t.Logf("x declared dead at %d, not at the top", info.Incarnation)
+		}
+		if !waitFor(4*cfg.ReprobeInterval, func() bool { return stateOf(a.svc, xep.Addr()) == StateAlive }) {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("x, alive and reachable, still %v at a after %v (a's view %+v, x's incarnation %d)",
+				info.State, 4*cfg.ReprobeInterval, info, xep.Incarnation())
+		}
+	})
+}
+
+// TestAttackReplayedHeartbeatHidesCrash: in authenticated mode an
+// attacker without the key captures one heartbeat request x sent, and
+// once x has crashed replays it from x's address every half Interval
+// (heartbeats are idempotent: no duplicate cache entry answers them, and
+// the copy is within the age bound). A copy of what x sent before is no
+// sign of life: x is declared dead within the bound.
+func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		keyed := func(c *rfc.Config) { c.Key = []byte("attack-test-cluster-key") }
+		cfg := testConfig()
+		aep, xep := s.Listen(1, keyed), s.Listen(2, keyed)
+		a := startNode(t, aep, cfg, []netip.AddrPort{xep.Addr()})
+		x := startNode(t, xep, cfg, []netip.AddrPort{aep.Addr()})
+		if !waitFor(4*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 }) {
+			t.Fatal("a never heard x")
+		}
+		// The capture: a heartbeat x sends, read off the network.
+		tap := s.Net.Attach(s.Addr())
+		var ps wire.Params
+		p, err := xep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
+			heartbeatParams(&ps, make([]byte, 256), xep.Incarnation(), view{}, nil))
+		if err != nil {
+			t.Fatalf("Go: %v", err)
+		}
+		capt := make([]byte, 2048)
+		n, _, err := tap.Recv(capt)
+		if err != nil {
+			t.Fatalf("capture: %v", err)
+		}
+		capt = capt[:n]
+		p.Release()
+		// x crashes; the attacker sends the copy from x's address.
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		forger := s.Net.Attach(xep.Addr())
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			tk := time.NewTicker(cfg.Interval / 2)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+				_ = forger.Send(capt, aep.Addr())
+			}
+		}()
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		close(stop)
+		<-done
+		if !ok {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("crashed x %+v at a after %v of replayed heartbeats, want dead (engine: %d requests in)",
+				info, 2*DetectBound(cfg), aep.Stats().Rx)
+		}
+	})
+}
+
+// TestAttackInjectedMembersNotReprobed: with AcceptJoins, a member
+// gossips alive updates about eight addresses nothing answers on (a
+// victim's ports). Every member adds them and probes them until it
+// declares them dead; then it must stop (it sent the victim about 60
+// datagrams per member per second for as long as it ran, reprobes): a member never heard is not
+// reprobed, so one datagram does not make the cluster send to the victim
+// for as long as it runs.
+func TestAttackInjectedMembersNotReprobed(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		var addrs []netip.AddrPort
+		var nodes []*node
+		for i := 0; i < 3; i++ {
+			ep := s.Listen(uint32(i+1), nil)
+			addrs = append(addrs, ep.Addr())
+			nodes = append(nodes, &node{ep: ep})
+		}
+		for i := range nodes {
+			nodes[i] = startNode(t, nodes[i].ep, cfg, addrs)
+		}
+		var got atomic.Int64
+		var upd []byte
+		var victims []netip.AddrPort
+		for i := 0; i < 8; i++ {
+			c := s.Net.Attach(s.Addr())
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					if _, _, err := c.Recv(buf); err != nil {
+						return
+					}
+					got.Add(1)
+				}
+			}()
+			victims = append(victims, c.LocalAddr())
+			upd = putUpdate(upd, &update{addr: c.LocalAddr(), state: StateAlive, inc: 1})
+		}
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		ps.Uint64(uint64(nodes[0].ep.Incarnation()))
+		ps.Bytes(upd)
+		if err := nodes[0].ep.Send(addrs[1], CallGossip, &ps); err != nil {
+			t.Fatalf("gossip: %v", err)
+		}
+		allDead := func() bool {
+			for _, n := range nodes {
+				for _, v := range victims {
+					if info, ok := n.svc.Member(v); !ok || info.State != StateDead {
+						return false
+					}
+				}
+			}
+			return true
+		}
+		if !waitFor(20*DetectBound(cfg), allDead) {
+			t.Fatalf("injected members not all listed dead by every member after %v", 20*DetectBound(cfg))
+		}
+		time.Sleep(cfg.ProbeTimeout + cfg.Interval) // virtual: the last probes end
+		before := got.Load()
+		time.Sleep(10 * cfg.ReprobeInterval)
+		if n := got.Load() - before; n != 0 {
+			t.Fatalf("the victim received %d datagrams in %v after every injected member was dead (%d before)",
+				n, 10*cfg.ReprobeInterval, before)
+		}
+	})
+}
+
+// TestAttackForgedDeathOfLiveMember: one member of thirty tells every
+// other member, once, that a live member x is dead at its incarnation.
+// Few of them heard x within the last Interval (each member is probed
+// about twice per Interval cluster-wide), so most suspect it with the
+// shortest timer; each must probe x at once, and x's answer clears the
+// suspicion there: no member declares x dead. Before, 23 of the 28 did.
+func TestAttackForgedDeathOfLiveMember(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		const n = 30
+		cfg := DefaultConfig()
+		cfg.Logger = quiet
+		addrs := make([]netip.AddrPort, n)
+		nodes := make([]*node, n)
+		for i := range nodes {
+			ep := s.Listen(uint32(i+1), nil)
+			addrs[i] = ep.Addr()
+			nodes[i] = &node{ep: ep}
+		}
+		for i := range nodes {
+			nodes[i] = startNode(t, nodes[i].ep, cfg, addrs)
+		}
+		time.Sleep(25 * cfg.Interval) // virtual: settled
+		x := nodes[n-1]
+		for i := 1; i < n-1; i++ {
+			sendUpdates(t, nodes[0].ep, addrs[i], update{addr: x.ep.Addr(), node: n, state: StateDead, inc: x.ep.Incarnation()})
+		}
+		time.Sleep(10 * DetectBoundAt(cfg, n))
+		deaths := 0
+		for _, nd := range nodes[:n-1] {
+			deaths += nd.log.count(EventDead, x.ep.Addr())
+		}
+		if deaths != 0 {
+			t.Fatalf("%d of %d members declared live x dead on one member's word", deaths, n-2)
+		}
+	})
+}

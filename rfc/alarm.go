@@ -1,0 +1,58 @@
+package rfc
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// alarm is what the timer goroutine of a socket endpoint sleeps on: a
+// kernel timer (a timerfd on Linux) that the goroutine waits for in the
+// network poller, instead of a runtime timer.
+//
+// The difference is where the kernel arms its timer. While a runtime
+// timer is pending, every time the process runs out of work it blocks in
+// the poller with a timeout, and the kernel arms a timer for that
+// timeout, and cancels it when a datagram wakes the process first: twice
+// per call for a caller waiting for its reply. Retransmission timers are
+// a few milliseconds out, earlier than the kernel's own next event, so
+// each of those arms reprograms the processor's timer, which is costly in
+// a virtual machine (bench/RESULTS.md, "Speed mechanisms"). An alarm is
+// armed once per sleep of the timer goroutine, and the poller blocks
+// without a timeout.
+//
+// set arms the alarm to fire after d (at once when d <= 0), replacing
+// any earlier setting. kick makes the sleeper's current or next wait
+// return at once: a kick between the sleeper's set and its wait is not
+// lost (the sleeper calls takeKick after set and skips the wait). wait
+// parks until the alarm fires and reports false once the alarm is
+// closed. One goroutine waits; set and kick may be called by any.
+type alarm struct {
+	mu     sync.Mutex // serializes settings: d, spec and the system call
+	d      time.Duration
+	spec   alarmSpec // the system call's argument, kept here so that it is not allocated
+	buf    [8]byte   // what a read of the kernel timer fills in; the waiter's
+	raw    syscall.RawConn
+	setF   func(fd uintptr)      // arms the kernel timer to a.d
+	waitF  func(fd uintptr) bool // consumes an expiry, or reports none yet
+	kicked atomic.Bool
+	close  func() error
+}
+
+func (a *alarm) set(d time.Duration) {
+	a.mu.Lock()
+	a.d = d
+	_ = a.raw.Control(a.setF)
+	a.mu.Unlock()
+}
+
+func (a *alarm) kick() {
+	a.kicked.Store(true)
+	a.set(0)
+}
+
+// takeKick reports whether a kick came since the last takeKick.
+func (a *alarm) takeKick() bool { return a.kicked.Swap(false) }
+
+func (a *alarm) wait() bool { return a.raw.Read(a.waitF) == nil }
