@@ -61,6 +61,7 @@ type Master struct {
 
 type masterStats struct {
 	started, completed, failed, stale, unknown atomic.Uint64
+	startRetried                               atomic.Uint64
 }
 
 // MasterStats is a snapshot of a Master's counters.
@@ -70,6 +71,7 @@ type MasterStats struct {
 	Failed    uint64 // tasks ended by a lost worker (ENODEAD)
 	Stale     uint64 // results rejected with ESTALE
 	Unknown   uint64 // results for task ids never issued (ENOENT)
+	Retried   uint64 // starts refused ESTALE (unrun) and sent once more
 }
 
 // NewMaster registers the master's call numbers (CallTaskProgress,
@@ -123,7 +125,8 @@ func (m *Master) Close() {
 // Stats returns a snapshot of the counters.
 func (m *Master) Stats() MasterStats {
 	return MasterStats{Started: m.stats.started.Load(), Completed: m.stats.completed.Load(),
-		Failed: m.stats.failed.Load(), Stale: m.stats.stale.Load(), Unknown: m.stats.unknown.Load()}
+		Failed: m.stats.failed.Load(), Stale: m.stats.stale.Load(), Unknown: m.stats.unknown.Load(),
+		Retried: m.stats.startRetried.Load()}
 }
 
 // InFlight returns the number of tasks in flight on worker.
@@ -182,6 +185,15 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	ps.Bytes(payload)
 	var rep rfc.Reply
 	err := m.ep.Call(ctx, worker, CallTaskStart, ps, &rep)
+	if wire.AsErrno(err) == wire.ESTALE {
+		// Refused unrun: the start named an incarnation of the worker
+		// below its current one (it refuted a suspicion since this node
+		// last heard from it directly), or one this master has left.
+		// The refusal carried the worker's incarnation, which the
+		// engine now names: one more try.
+		m.stats.startRetried.Add(1)
+		err = m.ep.Call(ctx, worker, CallTaskStart, ps, &rep)
+	}
 	var inc uint32
 	if err == nil {
 		inc = rep.Incarnation
