@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -15,27 +14,9 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/client"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-// freeLoopback returns n distinct UDP addresses on 127.0.0.1 that were
-// free a moment ago.
-func freeLoopback(t *testing.T, n int) []string {
-	var out []string
-	var conns []*net.UDPConn
-	for i := 0; i < n; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		out = append(out, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	return out
-}
 
 // TestNoRelayToPeerCenter: a center answers the calls between centers
 // only from its peer's address. A dispatcher on the peer's node sends
@@ -45,7 +26,7 @@ func freeLoopback(t *testing.T, n int) []string {
 // peer's.
 func TestNoRelayToPeerCenter(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	addrs := freeLoopback(t, 2)
+	addrs := rfctest.FreeAddrs(t, 2)
 	start := func(i int, roles ...string) *Node {
 		c := Default()
 		c.Insecure = true
@@ -117,7 +98,7 @@ func TestWildcardCenters(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, any := range []string{"0.0.0.0", "[::]"} {
 		t.Run(any, func(t *testing.T) {
-			addrs := freeLoopback(t, 2)
+			addrs := rfctest.FreeAddrs(t, 2)
 			var ns [2]*Node
 			for i := range ns {
 				c := Default()

@@ -13,6 +13,7 @@ package rfctest
 import (
 	"context"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -77,4 +78,24 @@ func WaitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(time.Millisecond)
 	}
 	return true
+}
+
+// FreeAddrs returns n loopback UDP addresses that were free a moment ago,
+// for processes that must be told their address before they start.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var out []string
+	var conns []*net.UDPConn
+	for i := 0; i < n; i++ {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		out = append(out, c.LocalAddr().String())
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	return out
 }

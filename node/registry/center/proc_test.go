@@ -154,7 +154,7 @@ func (p *centerProc) kill() {
 // stream of writes: every write that returned success is on the survivor
 // and, once the killed center is back, on it too.
 func TestKillCenterMidStream(t *testing.T) {
-	addrs := regtest.FreeAddrs(t, 2)
+	addrs := rfctest.FreeAddrs(t, 2)
 	dirs := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
 	a := spawnCenter(t, 0, addrs[0], addrs[1], dirs[0])
 	spawnCenter(t, 1, addrs[1], addrs[0], dirs[1])

@@ -20,8 +20,8 @@ import (
 	"fastcall/lock/proctest"
 	"fastcall/node/heartbeat"
 	"fastcall/node/registry/client"
-	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -211,7 +211,7 @@ func workload(ctx context.Context, h *History, id int, cl *client.Client, keys [
 // checks the history.
 func runOnce(t *testing.T, bin string, nkeys int, d time.Duration, seed uint64) (porcupine.CheckResult, *History, int) {
 	dir := t.TempDir()
-	addrs := regtest.FreeAddrs(t, 2)
+	addrs := rfctest.FreeAddrs(t, 2)
 	procs := []*centerProc{
 		newCenterProc(t, bin, dir, 0, addrs[0], addrs[1]),
 		newCenterProc(t, bin, dir, 1, addrs[1], addrs[0]),

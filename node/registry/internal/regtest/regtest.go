@@ -8,7 +8,6 @@ package regtest
 
 import (
 	"io"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -107,24 +106,4 @@ func StartPairOn[C io.Closer](t testing.TB, listen func(node uint32) *rfc.Endpoi
 		t.Fatal("centers did not complete their first anti-entropy rounds")
 	}
 	return p
-}
-
-// FreeAddrs returns n loopback UDP addresses that were free a moment ago,
-// for processes that must be told their address before they start.
-func FreeAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	var conns []*net.UDPConn
-	for i := 0; i < n; i++ {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		out = append(out, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	return out
 }
