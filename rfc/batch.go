@@ -42,14 +42,10 @@ func peerAddr(ap netip.AddrPort) netip.AddrPort {
 			// The kernel ignores it, and names the replies without it.
 			return netip.AddrPortFrom(a.WithZone(""), ap.Port())
 		}
-		if n, ok := zoneNumber(z); ok {
-			if zoneText(n) == z {
-				return ap
+		if id := zoneIndex(z); id != 0 {
+			if t := zoneText(id); t != z { // "eth0" or "003" is read back as "2" or "3"
+				return netip.AddrPortFrom(a.WithZone(t), ap.Port())
 			}
-			return netip.AddrPortFrom(a.WithZone(zoneText(n)), ap.Port()) // "003" is read back as "3"
-		}
-		if id := zones.index(z); id != 0 {
-			return netip.AddrPortFrom(a.WithZone(zoneText(id)), ap.Port())
 		}
 	}
 	return ap
