@@ -211,6 +211,24 @@ func TestGofuzzRoundTrip(t *testing.T) {
 		Params []param
 		Auth   bool
 	}
+	// kinds holds, for each parameter type, how a param is appended and
+	// how the decoded value is checked against it; Kind picks the row.
+	// Strings are sent as valid UTF-8 (the decoder rejects anything else).
+	type kind struct {
+		t    wire.Type
+		put  func(*wire.Params, param)
+		same func(wire.Value, param) bool
+	}
+	str := func(p param) string { return strings.ToValidUTF8(p.S, "?") }
+	kinds := [...]kind{
+		{wire.TypeInt64, func(ps *wire.Params, p param) { ps.Int64(p.I) }, func(v wire.Value, p param) bool { return v.Int64() == p.I }},
+		{wire.TypeUint64, func(ps *wire.Params, p param) { ps.Uint64(p.U) }, func(v wire.Value, p param) bool { return v.Uint64() == p.U }},
+		{wire.TypeFloat64, func(ps *wire.Params, p param) { ps.Float64(p.F) },
+			func(v wire.Value, p param) bool { return math.Float64bits(v.Float64()) == math.Float64bits(p.F) }},
+		{wire.TypeBool, func(ps *wire.Params, p param) { ps.Bool(p.B) }, func(v wire.Value, p param) bool { return v.Bool() == p.B }},
+		{wire.TypeBytes, func(ps *wire.Params, p param) { ps.Bytes(p.Raw) }, func(v wire.Value, p param) bool { return bytes.Equal(v.Raw, p.Raw) }},
+		{wire.TypeString, func(ps *wire.Params, p param) { ps.String(str(p)) }, func(v wire.Value, p param) bool { return string(v.Raw) == str(p) }},
+	}
 	fz := gofuzz.NewWithSeed(1).NilChance(0.1).NumElements(0, 12)
 	plain, _ := wire.NewCodec(0, nil)
 	keyed, _ := wire.NewCodec(0, fuzzKey)
@@ -238,31 +256,8 @@ func TestGofuzzRoundTrip(t *testing.T) {
 		}
 		var ps wire.Params
 		ps.Reset(make([]byte, 1400))
-		var want []wire.Value
 		for _, p := range in.Params {
-			s := strings.ToValidUTF8(p.S, "?")
-			var v wire.Value
-			switch p.Kind % 6 {
-			case 0:
-				ps.Int64(p.I)
-				v = wire.Value{Type: wire.TypeInt64}
-			case 1:
-				ps.Uint64(p.U)
-				v = wire.Value{Type: wire.TypeUint64}
-			case 2:
-				ps.Float64(p.F)
-				v = wire.Value{Type: wire.TypeFloat64}
-			case 3:
-				ps.Bool(p.B)
-				v = wire.Value{Type: wire.TypeBool}
-			case 4:
-				ps.Bytes(p.Raw)
-				v = wire.Value{Type: wire.TypeBytes, Raw: p.Raw}
-			case 5:
-				ps.String(s)
-				v = wire.Value{Type: wire.TypeString, Raw: []byte(s)}
-			}
-			want = append(want, v)
+			kinds[p.Kind%uint8(len(kinds))].put(&ps, p)
 		}
 		dg := make([]byte, wire.DefaultMaxDatagram)
 		sz, e := c.EncodeParams(dg, &in.H, &ps)
@@ -274,36 +269,16 @@ func TestGofuzzRoundTrip(t *testing.T) {
 		if r := c.Decode(&p, dg[:sz]); r != wire.ReasonNone {
 			t.Fatalf("case %d: decode %v", n, r)
 		}
-		if p.NParams() != len(want) {
-			t.Fatalf("case %d: %d params, want %d", n, p.NParams(), len(want))
+		if p.NParams() != len(in.Params) {
+			t.Fatalf("case %d: %d params, want %d", n, p.NParams(), len(in.Params))
 		}
-		for i, w := range want {
-			got := p.Param(i)
-			if got.Type != w.Type {
-				t.Fatalf("case %d param %d: type %v want %v", n, i, got.Type, w.Type)
+		for i, pr := range in.Params {
+			k, got := kinds[pr.Kind%uint8(len(kinds))], p.Param(i)
+			if got.Type != k.t {
+				t.Fatalf("case %d param %d: type %v want %v", n, i, got.Type, k.t)
 			}
-			pr := in.Params[i]
-			switch w.Type {
-			case wire.TypeInt64:
-				if got.Int64() != pr.I {
-					t.Fatal("i64")
-				}
-			case wire.TypeUint64:
-				if got.Uint64() != pr.U {
-					t.Fatal("u64")
-				}
-			case wire.TypeFloat64:
-				if math.Float64bits(got.Float64()) != math.Float64bits(pr.F) {
-					t.Fatal("f64")
-				}
-			case wire.TypeBool:
-				if got.Bool() != pr.B {
-					t.Fatal("bool")
-				}
-			default:
-				if !bytes.Equal(got.Raw, w.Raw) {
-					t.Fatal("bytes")
-				}
+			if !k.same(got, pr) {
+				t.Fatalf("case %d param %d: %v %x, sent %+v", n, i, got.Type, got.Raw, pr)
 			}
 		}
 		ok++
