@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -61,8 +62,7 @@ func ChildMain() bool {
 		err = fmt.Errorf("unknown child job %q", job)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fcbench child:", err)
-		os.Exit(1)
+		childFail(err)
 	}
 	fmt.Println("ready")
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
@@ -146,8 +146,16 @@ func (c *child) kill() {
 	_ = c.cmd.Wait()
 }
 
+// childFail ends a child that cannot do its job, saying why on its
+// standard error (the parent's).
+func childFail(err error) {
+	fmt.Fprintln(os.Stderr, "fcbench child:", err)
+	os.Exit(1)
+}
+
 // Server jobs: the child serves until its standard input ends, instead of
-// measuring. It prints "ready ADDR" once it serves on ADDR.
+// measuring. Once it serves, it prints its ready line, "ready ADDR...":
+// every address it serves on (printReady, read by startServerChild).
 const (
 	childRawEcho  = "calls-raw-echo" // the raw UDP echo loop
 	childFastcall = "calls-fastcall" // a fastcall endpoint with the builtin echo, checksum mode
@@ -155,52 +163,71 @@ const (
 
 // serveChildMain runs a server job in the child.
 func serveChildMain(job string) {
-	var addr string
+	var addr netip.AddrPort
 	var stop func()
 	switch job {
 	case childRawEcho:
 		c, err := listenRawEcho()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fcbench child:", err)
-			os.Exit(1)
+			childFail(err)
 		}
 		go serveRawEcho(c)
-		addr, stop = c.LocalAddr().String(), func() { c.Close() }
+		addr, stop = c.LocalAddr().(*net.UDPAddr).AddrPort(), func() { c.Close() }
 	case childFastcall:
 		ep, err := listenFastcallEcho(false)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "fcbench child:", err)
-			os.Exit(1)
+			childFail(err)
 		}
-		addr, stop = ep.Addr().String(), func() { ep.Close() }
+		addr, stop = ep.Addr(), func() { ep.Close() }
 	}
-	fmt.Println("ready " + addr)
+	printReady(addr)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	stop()
 }
 
-// serverChild is a child process serving calls on addr.
-type serverChild struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	addr netip.AddrPort
+// printReady prints a server child's ready line, naming addrs.
+func printReady(addrs ...netip.AddrPort) {
+	w := bufio.NewWriter(os.Stdout)
+	w.WriteString("ready")
+	for _, a := range addrs {
+		w.WriteString(" " + a.String())
+	}
+	w.WriteString("\n")
+	w.Flush()
 }
 
-// startServerChild starts a server job and waits until it serves.
-func startServerChild(job string) (*serverChild, error) {
-	cmd, in, out, err := spawn(job)
+// serverChild is a child process serving calls on addrs; out reads what
+// it prints after its ready line.
+type serverChild struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   *bufio.Reader
+	addrs []netip.AddrPort
+}
+
+// startServerChild starts a server job, with env (KEY=VALUE) added to its
+// environment, and waits until it serves: until it prints a ready line
+// naming n addresses.
+func startServerChild(job string, n int, env ...string) (*serverChild, error) {
+	cmd, in, out, err := spawn(job, env...)
 	if err != nil {
 		return nil, err
 	}
-	c := &serverChild{cmd: cmd, in: in}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
-	if err == nil && ok {
-		c.addr, err = netip.ParseAddrPort(rest)
+	c := &serverChild{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	line, err := c.out.ReadString('\n')
+	f := strings.Fields(line)
+	if err == nil && (len(f) != n+1 || f[0] != "ready") {
+		err = fmt.Errorf("want ready and %d addresses", n)
 	}
-	if err != nil || !ok {
+	for i := 1; err == nil && i < len(f); i++ {
+		var a netip.AddrPort
+		if a, err = netip.ParseAddrPort(f[i]); err == nil {
+			c.addrs = append(c.addrs, a)
+		}
+	}
+	if err != nil {
 		c.stop()
-		return nil, fmt.Errorf("child %s not ready: %q %v", job, line, err)
+		return nil, fmt.Errorf("child %s not ready: %.200q %v", job, line, err)
 	}
 	return c, nil
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"fastcall/node/dispatch"
@@ -53,55 +51,25 @@ type DispatchScalePoint struct {
 }
 
 // dispatchTargetsChildMain is the child: N targets serving callWork, each
-// its own endpoint on loopback; it prints "ready N" and then one address
-// per line, and stops when its standard input ends.
+// its own endpoint on loopback; it prints its ready line with the N
+// addresses, and stops when its standard input ends.
 func dispatchTargetsChildMain() {
 	n, err := strconv.Atoi(os.Getenv(childCountEnv))
 	if err != nil || n < 1 {
-		fmt.Fprintln(os.Stderr, "fcbench child: bad", childCountEnv)
-		os.Exit(1)
+		childFail(fmt.Errorf("bad %s", childCountEnv))
 	}
 	raiseFileLimit(uint64(n + 256))
 	eps, err := startDispatchTargets(n)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fcbench child:", err)
-		os.Exit(1)
+		childFail(err)
 	}
-	w := bufio.NewWriter(os.Stdout)
-	fmt.Fprintln(w, "ready", n)
-	for _, ep := range eps {
-		fmt.Fprintln(w, ep.Addr())
+	addrs := make([]netip.AddrPort, len(eps))
+	for i, ep := range eps {
+		addrs[i] = ep.Addr()
 	}
-	w.Flush()
+	printReady(addrs...)
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	closeAll(eps)
-}
-
-// startDispatchTargetsChild starts the child and reads the addresses.
-func startDispatchTargetsChild(n int) (*serverChild, []netip.AddrPort, error) {
-	cmd, in, out, err := spawn(childDispatchTargets, childCountEnv+"="+itoa(n))
-	if err != nil {
-		return nil, nil, err
-	}
-	c, r := &serverChild{cmd: cmd, in: in}, bufio.NewReader(out)
-	line, err := r.ReadString('\n')
-	if err == nil && strings.TrimSpace(line) != "ready "+itoa(n) {
-		err = fmt.Errorf("child said %q", line)
-	}
-	addrs := make([]netip.AddrPort, 0, n)
-	for err == nil && len(addrs) < n {
-		if line, err = r.ReadString('\n'); err == nil {
-			var a netip.AddrPort
-			if a, err = netip.ParseAddrPort(strings.TrimSpace(line)); err == nil {
-				addrs = append(addrs, a)
-			}
-		}
-	}
-	if err != nil {
-		c.stop()
-		return nil, nil, fmt.Errorf("dispatchscale targets: %v", err)
-	}
-	return c, addrs, nil
 }
 
 // RunDispatchScale measures, for each target count, operations one after
@@ -114,11 +82,12 @@ func RunDispatchScale(o Options, progress func(string)) ([]DispatchScalePoint, e
 
 func measureDispatchScale(n int) (DispatchScalePoint, error) {
 	p := DispatchScalePoint{Targets: n, Ops: dispatchScaleOps, FileLimit: raiseFileLimit(1100)}
-	tc, addrs, err := startDispatchTargetsChild(n)
+	tc, err := startServerChild(childDispatchTargets, n, childCountEnv+"="+itoa(n))
 	if err != nil {
 		return p, err
 	}
 	defer tc.stop()
+	addrs := tc.addrs
 	d, ep, err := startDispatcher()
 	if err != nil {
 		return p, err

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"fastcall/node/registry/agent"
@@ -65,35 +64,12 @@ type RegScalePoint struct {
 }
 
 // regCentersChild is the child process running the two centers.
-type regCentersChild struct {
-	*serverChild
-	out   *bufio.Reader
-	addrs []netip.AddrPort
-}
+type regCentersChild struct{ *serverChild }
 
 // startRegCenters starts the child and reads the centers' addresses.
-func startRegCenters() (*regCentersChild, error) {
-	cmd, in, out, err := spawn(childRegCenters)
-	if err != nil {
-		return nil, err
-	}
-	c := &regCentersChild{serverChild: &serverChild{cmd: cmd, in: in}, out: bufio.NewReader(out)}
-	line, err := c.out.ReadString('\n')
-	f := strings.Fields(line)
-	if err == nil && (len(f) != 3 || f[0] != "ready") {
-		err = fmt.Errorf("child said %q", line)
-	}
-	for i := 1; err == nil && i < 3; i++ {
-		var a netip.AddrPort
-		if a, err = netip.ParseAddrPort(f[i]); err == nil {
-			c.addrs = append(c.addrs, a)
-		}
-	}
-	if err != nil {
-		c.stop()
-		return nil, fmt.Errorf("regscale centers: %v", err)
-	}
-	return c, nil
+func startRegCenters() (regCentersChild, error) {
+	c, err := startServerChild(childRegCenters, 2)
+	return regCentersChild{c}, err
 }
 
 // regCentersSnap is what the child reports when asked: its CPU time so
@@ -105,7 +81,7 @@ type regCentersSnap struct {
 }
 
 // snap asks the child for its figures so far.
-func (c *regCentersChild) snap() (regCentersSnap, error) {
+func (c regCentersChild) snap() (regCentersSnap, error) {
 	var s regCentersSnap
 	if _, err := io.WriteString(c.in, "snap\n"); err != nil {
 		return s, err
@@ -123,18 +99,14 @@ func (c *regCentersChild) snap() (regCentersSnap, error) {
 }
 
 // regCentersChildMain is the child: two centers (default configuration,
-// data in a temporary directory) on loopback; it prints "ready ADDR0
-// ADDR1", answers each "snap" line on its standard input with its CPU
+// data in a temporary directory) on loopback; it prints its ready line
+// with both centers' addresses, answers each "snap" line on its standard input with its CPU
 // time in nanoseconds and the counters of regCentersSnap, and stops when
 // its standard input ends.
 func regCentersChildMain() {
-	fail := func(err error) {
-		fmt.Fprintln(os.Stderr, "fcbench child:", err)
-		os.Exit(1)
-	}
 	dir, err := os.MkdirTemp("", "fcbench-regscale")
 	if err != nil {
-		fail(err)
+		childFail(err)
 	}
 	defer os.RemoveAll(dir)
 	var eps []*rfc.Endpoint
@@ -142,7 +114,7 @@ func regCentersChildMain() {
 	for i := 0; i < 2; i++ {
 		ep, err := newEndpoint(uint32(100 + i))
 		if err != nil {
-			fail(err)
+			childFail(err)
 		}
 		eps = append(eps, ep)
 	}
@@ -154,11 +126,11 @@ func regCentersChildMain() {
 		cfg.Logger = quiet()
 		c, err := center.StartCenter(eps[i], cfg)
 		if err != nil {
-			fail(err)
+			childFail(err)
 		}
 		cs = append(cs, c)
 	}
-	fmt.Println("ready", eps[0].Addr(), eps[1].Addr())
+	printReady(eps[0].Addr(), eps[1].Addr())
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		if sc.Text() != "snap" {

@@ -69,12 +69,12 @@ func (s *rawUDP) Name() string {
 
 func (s *rawUDP) Start() error {
 	if s.child {
-		c, err := startServerChild(childRawEcho)
+		c, err := startServerChild(childRawEcho, 1)
 		if err != nil {
 			return err
 		}
 		s.srv = c
-		s.addr = net.UDPAddrFromAddrPort(c.addr)
+		s.addr = net.UDPAddrFromAddrPort(c.addrs[0])
 		return nil
 	}
 	c, err := listenRawEcho()
@@ -220,11 +220,11 @@ func (s *fastcallSys) Name() string {
 
 func (s *fastcallSys) Start() error {
 	if s.child {
-		c, err := startServerChild(childFastcall)
+		c, err := startServerChild(childFastcall, 1)
 		if err != nil {
 			return err
 		}
-		s.proc, s.addr = c, c.addr
+		s.proc, s.addr = c, c.addrs[0]
 		return nil
 	}
 	ep, err := listenFastcallEcho(s.keyed)
