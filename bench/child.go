@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -163,22 +162,13 @@ const (
 
 // serveChildMain runs a server job in the child.
 func serveChildMain(job string) {
-	var addr netip.AddrPort
-	var stop func()
-	switch job {
-	case childRawEcho:
-		c, err := listenRawEcho()
-		if err != nil {
-			childFail(err)
-		}
-		go serveRawEcho(c)
-		addr, stop = c.LocalAddr().(*net.UDPAddr).AddrPort(), func() { c.Close() }
-	case childFastcall:
-		ep, err := listenFastcallEcho(false)
-		if err != nil {
-			childFail(err)
-		}
-		addr, stop = ep.Addr(), func() { ep.Close() }
+	start := startRawEcho
+	if job == childFastcall {
+		start = func() (netip.AddrPort, func(), error) { return startFastcallEcho(false) }
+	}
+	addr, stop, err := start()
+	if err != nil {
+		childFail(err)
 	}
 	printReady(addr)
 	_, _ = io.Copy(io.Discard, os.Stdin)

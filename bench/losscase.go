@@ -38,7 +38,7 @@ func (s *lossySys) Start() error {
 	if err := s.fastcallSys.Start(); err != nil {
 		return err
 	}
-	r, err := simnet.NewRelay(s.srv.Addr(), simnet.RelayConfig{Faults: simnet.Faults{Loss: s.loss}, Seed: 1})
+	r, err := simnet.NewRelay(s.addr, simnet.RelayConfig{Faults: simnet.Faults{Loss: s.loss}, Seed: 1})
 	if err != nil {
 		s.fastcallSys.Stop()
 		return err

@@ -50,11 +50,10 @@ func Systems() []System {
 // With child, the echo server runs in a child process (this binary
 // re-executed), and the client in this one.
 type rawUDP struct {
-	conn    *net.UDPConn
 	addr    *net.UDPAddr
+	stop    func()
 	handoff bool
 	child   bool
-	srv     *serverChild
 }
 
 func (s *rawUDP) Name() string {
@@ -68,28 +67,33 @@ func (s *rawUDP) Name() string {
 }
 
 func (s *rawUDP) Start() error {
-	if s.child {
-		c, err := startServerChild(childRawEcho, 1)
-		if err != nil {
-			return err
-		}
-		s.srv = c
-		s.addr = net.UDPAddrFromAddrPort(c.addrs[0])
-		return nil
-	}
-	c, err := listenRawEcho()
-	if err != nil {
-		return err
-	}
-	s.conn = c
-	s.addr = c.LocalAddr().(*net.UDPAddr)
-	go serveRawEcho(c)
-	return nil
+	a, stop, err := startEcho(s.child, childRawEcho, startRawEcho)
+	s.addr, s.stop = net.UDPAddrFromAddrPort(a), stop
+	return err
 }
 
-// listenRawEcho opens the raw echo server's socket on loopback.
-func listenRawEcho() (*net.UDPConn, error) {
-	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+// startEcho starts a system's echo server: in a child process running
+// job (this binary re-executed) when child is set, else in this process
+// by start. It returns the server's address and how to stop it.
+func startEcho(child bool, job string, start func() (netip.AddrPort, func(), error)) (netip.AddrPort, func(), error) {
+	if !child {
+		return start()
+	}
+	c, err := startServerChild(job, 1)
+	if err != nil {
+		return netip.AddrPort{}, nil, err
+	}
+	return c.addrs[0], c.stop, nil
+}
+
+// startRawEcho starts the raw echo server on loopback.
+func startRawEcho() (netip.AddrPort, func(), error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return netip.AddrPort{}, nil, err
+	}
+	go serveRawEcho(c)
+	return c.LocalAddr().(*net.UDPAddr).AddrPort(), func() { c.Close() }, nil
 }
 
 // serveRawEcho echoes every datagram on c until c is closed.
@@ -170,13 +174,7 @@ func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
 	return call, done, nil
 }
 
-func (s *rawUDP) Stop() {
-	if s.srv != nil {
-		s.srv.stop()
-		return
-	}
-	s.conn.Close()
-}
+func (s *rawUDP) Stop() { s.stop() }
 
 // How a fastcall client's callers make their contexts.
 const (
@@ -196,12 +194,11 @@ var benchKey = []byte("fcbench cluster key, 32 bytes..")
 // unless keyed. With child, the server runs in a child process (this
 // binary re-executed), and the client in this one.
 type fastcallSys struct {
-	srv   *rfc.Endpoint
 	addr  netip.AddrPort
+	stop  func()
 	ctx   int  // ctxBackground, ctxPerCall or ctxPerCaller
 	keyed bool // Config.Key on both ends
 	child bool
-	proc  *serverChild
 }
 
 func (s *fastcallSys) Name() string {
@@ -218,25 +215,14 @@ func (s *fastcallSys) Name() string {
 	return FastcallSystem
 }
 
-func (s *fastcallSys) Start() error {
-	if s.child {
-		c, err := startServerChild(childFastcall, 1)
-		if err != nil {
-			return err
-		}
-		s.proc, s.addr = c, c.addrs[0]
-		return nil
-	}
-	ep, err := listenFastcallEcho(s.keyed)
-	if err != nil {
-		return err
-	}
-	s.srv, s.addr = ep, ep.Addr()
-	return nil
+func (s *fastcallSys) Start() (err error) {
+	s.addr, s.stop, err = startEcho(s.child, childFastcall, func() (netip.AddrPort, func(), error) { return startFastcallEcho(s.keyed) })
+	return err
 }
 
-// listenFastcallEcho starts a fastcall server with the builtin echo call.
-func listenFastcallEcho(keyed bool) (*rfc.Endpoint, error) {
+// startFastcallEcho starts a fastcall server with the builtin echo call
+// on loopback.
+func startFastcallEcho(keyed bool) (netip.AddrPort, func(), error) {
 	cfg := rfc.DefaultConfig()
 	cfg.Logger = quiet()
 	if keyed {
@@ -244,13 +230,13 @@ func listenFastcallEcho(keyed bool) (*rfc.Endpoint, error) {
 	}
 	ep, err := rfc.Listen(cfg)
 	if err != nil {
-		return nil, err
+		return netip.AddrPort{}, nil, err
 	}
 	if _, err := builtin.Register(ep); err != nil {
 		ep.Close()
-		return nil, err
+		return netip.AddrPort{}, nil, err
 	}
-	return ep, nil
+	return ep.Addr(), func() { ep.Close() }, nil
 }
 
 func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
@@ -310,13 +296,7 @@ func (s *fastcallSys) clientTo(callers, size int, dst netip.AddrPort) (func(int)
 	return call, done, nil
 }
 
-func (s *fastcallSys) Stop() {
-	if s.proc != nil {
-		s.proc.stop()
-		return
-	}
-	s.srv.Close()
-}
+func (s *fastcallSys) Stop() { s.stop() }
 
 // EchoService is the net/rpc echo service.
 type EchoService struct{}
