@@ -25,10 +25,9 @@ const propagationSamples = 200
 // that registered instances of service "bench".
 type registrySetup struct {
 	eps    []*rfc.Endpoint
-	cs     []*center.Center
 	agent  *agent.Agent
 	reader *sdk.Reader
-	dir    string
+	undo
 }
 
 func (s *registrySetup) addrs() []netip.AddrPort {
@@ -39,22 +38,9 @@ func (s *registrySetup) newEP(node uint32) (*rfc.Endpoint, error) {
 	ep, err := newEndpoint(node)
 	if err == nil {
 		s.eps = append(s.eps, ep)
+		s.add(func() { ep.Close() })
 	}
 	return ep, err
-}
-
-func (s *registrySetup) close() {
-	if s.reader != nil {
-		s.reader.Close()
-	}
-	if s.agent != nil {
-		s.agent.Close()
-	}
-	for _, c := range s.cs {
-		c.Close()
-	}
-	closeAll(s.eps)
-	os.RemoveAll(s.dir)
 }
 
 func (s *registrySetup) client(node uint32) (*client.Client, error) {
@@ -67,16 +53,16 @@ func (s *registrySetup) client(node uint32) (*client.Client, error) {
 	return client.NewClient(ep, cfg)
 }
 
-func startRegistry(policy center.FsyncPolicy) (*registrySetup, error) {
+func startRegistry(policy center.FsyncPolicy) (_ *registrySetup, err error) {
 	s := &registrySetup{}
+	defer s.closeOnError(&err)
 	dir, err := os.MkdirTemp("", "fcbench-registry")
 	if err != nil {
 		return nil, err
 	}
-	s.dir = dir
+	s.add(func() { os.RemoveAll(dir) })
 	for i := 0; i < 2; i++ {
 		if _, err := s.newEP(uint32(100 + i)); err != nil {
-			s.close()
 			return nil, err
 		}
 	}
@@ -88,46 +74,41 @@ func startRegistry(policy center.FsyncPolicy) (*registrySetup, error) {
 		cfg.Fsync = policy
 		c, err := center.StartCenter(s.eps[i], cfg)
 		if err != nil {
-			s.close()
 			return nil, err
 		}
-		s.cs = append(s.cs, c)
+		s.add(func() { c.Close() })
 	}
 	ep, err := s.newEP(50)
 	if err != nil {
-		s.close()
 		return nil, err
 	}
 	path := filepath.Join(dir, "bench.map")
 	acfg := agent.DefaultAgentConfig(path, s.addrs()...)
 	acfg.Logger = quiet()
 	if s.agent, err = agent.StartAgent(ep, acfg); err != nil {
-		s.close()
 		return nil, err
 	}
+	s.add(func() { s.agent.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := 0; i < 3; i++ {
 		c, err := s.client(uint32(60 + i))
 		if err != nil {
-			s.close()
 			return nil, err
 		}
 		if _, err := c.Register(ctx, "bench", fmt.Sprintf("127.0.0.1:%d", 9000+i), []byte("zone=a"), time.Minute); err != nil {
-			s.close()
 			return nil, fmt.Errorf("registry: Register: %v", err)
 		}
 	}
 	if s.reader, err = sdk.Open(path); err != nil {
-		s.close()
 		return nil, err
 	}
+	s.add(func() { s.reader.Close() })
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
 		if in, _ := s.reader.LookupDirect("bench", nil); len(in) == 3 {
 			break
 		}
 		if time.Now().After(end) {
-			s.close()
 			return nil, fmt.Errorf("registry: instances not in the map")
 		}
 	}

@@ -24,10 +24,10 @@ const (
 // routeCluster is a router, a sub-cluster "c1" of two members (one
 // active) mounted at "/c1", all in this process.
 type routeCluster struct {
-	router   *route.Router
-	rep      *rfc.Endpoint
-	meps     [2]*rfc.Endpoint
-	auditDir string
+	router *route.Router
+	rep    *rfc.Endpoint
+	meps   [2]*rfc.Endpoint
+	undo
 }
 
 func newEndpoint(node uint32) (*rfc.Endpoint, error) {
@@ -37,56 +37,52 @@ func newEndpoint(node uint32) (*rfc.Endpoint, error) {
 	return rfc.Listen(cfg)
 }
 
-func startRouteCluster(valueSize int) (*routeCluster, error) {
+func startRouteCluster(valueSize int) (_ *routeCluster, err error) {
 	rc := &routeCluster{}
+	defer rc.closeOnError(&err)
 	table := route.NewMemMounts()
 	for i := range rc.meps {
 		ep, err := newEndpoint(uint32(10 + i))
 		if err != nil {
-			rc.close()
 			return nil, err
 		}
 		rc.meps[i] = ep
+		rc.add(func() { ep.Close() })
 		if err := route.NewMember(route.MemberConfig{Active: i == 0}).Register(ep); err != nil {
-			rc.close()
 			return nil, err
 		}
 	}
 	ctx := context.Background()
 	if err := route.AddCluster(ctx, table, route.DefaultTablePrefix, "c1", []route.MemberSpec{
 		{Addr: rc.meps[0].Addr(), Role: route.RoleActive}, {Addr: rc.meps[1].Addr(), Role: route.RoleStandby}}); err != nil {
-		rc.close()
 		return nil, err
 	}
 	if err := route.AddMount(ctx, table, route.DefaultTablePrefix, "/c1", "c1"); err != nil {
-		rc.close()
 		return nil, err
 	}
 	ep, err := newEndpoint(1)
 	if err != nil {
-		rc.close()
 		return nil, err
 	}
 	rc.rep = ep
+	rc.add(func() { ep.Close() })
 	dir, err := os.MkdirTemp("", "fcbench-audit")
 	if err != nil {
-		rc.close()
 		return nil, err
 	}
-	rc.auditDir = dir
+	rc.add(func() { os.RemoveAll(dir) })
 	cfg := route.DefaultConfig()
 	cfg.AuditDir = dir
 	cfg.Logger = quiet()
 	r, err := route.New(ep, cfg, table)
 	if err != nil {
-		rc.close()
 		return nil, err
 	}
 	rc.router = r
+	rc.add(func() { r.Close() })
 	// The value the calls read.
 	cli, err := newEndpoint(100)
 	if err != nil {
-		rc.close()
 		return nil, err
 	}
 	defer cli.Close()
@@ -97,30 +93,12 @@ func startRouteCluster(valueSize int) (*routeCluster, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := cli.Call(cctx, ep.Addr(), route.CallNSPut, &ps, nil); err != nil {
-		rc.close()
 		return nil, fmt.Errorf("route: put through the router: %v", err)
 	}
 	return rc, nil
 }
 
 const routePath = "/c1/bench"
-
-func (rc *routeCluster) close() {
-	if rc.router != nil {
-		rc.router.Close()
-	}
-	if rc.rep != nil {
-		rc.rep.Close()
-	}
-	for _, ep := range rc.meps {
-		if ep != nil {
-			ep.Close()
-		}
-	}
-	if rc.auditDir != "" {
-		os.RemoveAll(rc.auditDir)
-	}
-}
 
 // routeSys reads the value at routePath with the namespace get call,
 // through the router or straight from the active member.
