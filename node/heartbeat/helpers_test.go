@@ -74,6 +74,25 @@ func startNode(t testing.TB, ep *rfc.Endpoint, cfg Config, members []netip.AddrP
 	return n
 }
 
+// startTold starts node 1 with two members that tests tell it about
+// each other: the teller (node 2), an endpoint the test sends updates
+// from, and the victim (node 4), an address nothing answers on, so that
+// node 1 never hears it. The interval is the test's, long enough that
+// node 1's own probes of the victim come too late to be what the test
+// sees; a dead victim is not probed again within the test.
+func startTold(t *testing.T, interval time.Duration) (x *node, teller *rfc.Endpoint, victim netip.AddrPort) {
+	t.Helper()
+	cfg := DefaultConfig().WithInterval(interval)
+	cfg.Logger = quiet
+	cfg.ReprobeInterval = time.Hour
+	teller = newEndpoint(t, 2, nil)
+	gone := newEndpoint(t, 4, nil)
+	victim = gone.Addr()
+	gone.Close()
+	x = startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	return x, teller, victim
+}
+
 // cluster starts n fully meshed members on loopback.
 func cluster(t testing.TB, n int, cfg Config) []*node {
 	t.Helper()
