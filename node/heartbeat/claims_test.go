@@ -117,9 +117,7 @@ func TestDeadAtTopRejoins(t *testing.T) {
 	nodes := cluster(t, 2, testConfig())
 	a, b := nodes[0], nodes[1]
 	victim := b.ep.Addr()
-	if !waitFor(5*time.Second, func() bool { info, _ := a.svc.Member(victim); return info.Node != 0 }) {
-		t.Fatal("victim never heard")
-	}
+	waitHeard(t, a, victim, 5*time.Second)
 	b.ep.SetIncarnation(maxInc)
 	// a declares b dead at the top, as if b had stopped for a while.
 	s := a.svc

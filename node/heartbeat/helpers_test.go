@@ -121,6 +121,15 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	return cond()
 }
 
+// waitHeard waits up to d until n has heard from addr (knows its node
+// id), and fails the test if it has not.
+func waitHeard(t testing.TB, n *node, addr netip.AddrPort, d time.Duration) {
+	t.Helper()
+	if !waitFor(d, func() bool { info, _ := n.svc.Member(addr); return info.Node != 0 }) {
+		t.Fatalf("%v never heard from %v", n.ep.Addr(), addr)
+	}
+}
+
 func stateOf(s *Service, addr netip.AddrPort) State {
 	info, _ := s.Member(addr)
 	return info.State

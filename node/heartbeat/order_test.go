@@ -69,9 +69,7 @@ func TestDeathEventsOrdered(t *testing.T) {
 	nodes := cluster(t, 2, testConfig())
 	a, b := nodes[0], nodes[1]
 	victim := b.ep.Addr()
-	if !waitFor(5*time.Second, func() bool { info, _ := a.svc.Member(victim); return info.Node != 0 }) {
-		t.Fatal("victim never heard")
-	}
+	waitHeard(t, a, victim, 5*time.Second)
 	revived := make(chan struct{})
 	var once sync.Once
 	a.ep.OnPeerChange(func(info rfc.PeerInfo) {
