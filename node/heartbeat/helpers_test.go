@@ -93,6 +93,30 @@ func startTold(t *testing.T, interval time.Duration) (x *node, teller *rfc.Endpo
 	return x, teller, victim
 }
 
+// newTestMaster starts a Master at the default configuration on svc,
+// closed when the test ends.
+func newTestMaster(t testing.TB, svc *Service) *Master {
+	t.Helper()
+	m, err := NewMaster(svc, DefaultMasterConfig())
+	if err != nil {
+		t.Fatalf("NewMaster: %v", err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// newTestWorker starts a Worker on svc running fn, closed when the test
+// ends.
+func newTestWorker(t testing.TB, svc *Service, cfg WorkerConfig, fn TaskFunc) *Worker {
+	t.Helper()
+	wk, err := NewWorker(svc, cfg, fn)
+	if err != nil {
+		t.Fatalf("NewWorker: %v", err)
+	}
+	t.Cleanup(wk.Close)
+	return wk
+}
+
 // cluster starts n fully meshed members on loopback.
 func cluster(t testing.TB, n int, cfg Config) []*node {
 	t.Helper()

@@ -20,7 +20,7 @@ func TestDeclaredDeadByKeepsWorker(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	w, err := NewWorker(wn.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	newTestWorker(t, wn.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		if ti.Kind == 1 {
 			select {
 			case <-ctx.Done():
@@ -29,15 +29,7 @@ func TestDeclaredDeadByKeepsWorker(t *testing.T) {
 		}
 		return []byte("ok"), wire.OK
 	})
-	if err != nil {
-		t.Fatalf("NewWorker: %v", err)
-	}
-	t.Cleanup(w.Close)
-	m, err := NewMaster(mn.svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatalf("NewMaster: %v", err)
-	}
-	t.Cleanup(m.Close)
+	m := newTestMaster(t, mn.svc)
 	worker := wn.ep.Addr()
 	first, err := m.Start(ctxFor(t, 5*time.Second), worker, 1, nil)
 	if err != nil {

@@ -187,12 +187,7 @@ func startMaster(t *testing.T, interval time.Duration) *masterNode {
 	cfg := DefaultConfig().WithInterval(interval)
 	cfg.Logger = quiet
 	n := startNode(t, ep, cfg, nil)
-	m, err := NewMaster(n.svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return &masterNode{node: n, m: m}
+	return &masterNode{node: n, m: newTestMaster(t, n.svc)}
 }
 
 // join adds the worker as a member and waits until a quick task runs on

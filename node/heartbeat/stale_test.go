@@ -30,15 +30,11 @@ func newStaleWorld(t *testing.T) *staleWorld {
 	cfg := DefaultConfig().WithInterval(time.Hour)
 	cfg.Logger = quiet
 	sw.svc = startNode(t, sw.wep, cfg, []netip.AddrPort{sw.master.Addr()}).svc
-	wk, err := NewWorker(sw.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	wk := newTestWorker(t, sw.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		sw.ran <- ti.ID
 		<-ctx.Done()
 		return nil, wire.ECANCELED
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wk.Close)
 	sw.wk = wk
 	return sw
 }
@@ -128,11 +124,7 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 	cfg := DefaultConfig().WithInterval(time.Hour)
 	cfg.Logger = quiet
 	svc := startNode(t, mep, cfg, []netip.AddrPort{wep.Addr()}).svc
-	m, err := NewMaster(svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
+	m := newTestMaster(t, svc)
 	mastInc := mep.Incarnation()
 	tk := newTask(m.nextID.Add(1), wep.Addr(), 1)
 	tk.mu.inc, tk.mu.mastInc = wep.Incarnation(), mastInc
@@ -175,14 +167,10 @@ func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	cfg.ReprobeInterval = time.Hour
 	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
 	ran := make(chan uint64, 4)
-	wk, err := NewWorker(svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	wk := newTestWorker(t, svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		ran <- ti.ID
 		return nil, wire.OK
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wk.Close)
 	// The master declared dead here, then alive again.
 	svc.mu.Lock()
 	m := svc.mu.members[mep.Addr()]
