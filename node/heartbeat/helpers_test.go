@@ -20,8 +20,11 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 const testInterval = 50 * time.Millisecond
 
 // testConfig is the default configuration at the test interval.
-func testConfig() Config {
-	c := DefaultConfig().WithInterval(testInterval)
+func testConfig() Config { return configAt(testInterval) }
+
+// configAt is the default configuration at interval d, logging to quiet.
+func configAt(d time.Duration) Config {
+	c := DefaultConfig().WithInterval(d)
 	c.Logger = quiet
 	return c
 }
@@ -82,8 +85,7 @@ func startNode(t testing.TB, ep *rfc.Endpoint, cfg Config, members []netip.AddrP
 // sees; a dead victim is not probed again within the test.
 func startTold(t *testing.T, interval time.Duration) (x *node, teller *rfc.Endpoint, victim netip.AddrPort) {
 	t.Helper()
-	cfg := DefaultConfig().WithInterval(interval)
-	cfg.Logger = quiet
+	cfg := configAt(interval)
 	cfg.ReprobeInterval = time.Hour
 	teller = newEndpoint(t, 2, nil)
 	gone := newEndpoint(t, 4, nil)
@@ -152,6 +154,15 @@ func waitHeard(t testing.TB, n *node, addr netip.AddrPort, d time.Duration) {
 	if !waitFor(d, func() bool { info, _ := n.svc.Member(addr); return info.Node != 0 }) {
 		t.Fatalf("%v never heard from %v", n.ep.Addr(), addr)
 	}
+}
+
+// heardPair starts a cluster of two at testConfig and waits until the
+// first member has heard from the second.
+func heardPair(t testing.TB) (a, b *node) {
+	t.Helper()
+	nodes := cluster(t, 2, testConfig())
+	waitHeard(t, nodes[0], nodes[1].ep.Addr(), 5*time.Second)
+	return nodes[0], nodes[1]
 }
 
 func stateOf(s *Service, addr netip.AddrPort) State {

@@ -346,8 +346,7 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
+	cfg := configAt(time.Second)
 	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
 	type run struct {
 		id      uint64

@@ -58,10 +58,8 @@ func TestDeclaredDeadByKeepsWorker(t *testing.T) {
 // the verdict and EventDead) reports EventDead before EventAlive, and
 // ends alive.
 func TestDeathEventsOrdered(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	a, b := nodes[0], nodes[1]
+	a, b := heardPair(t)
 	victim := b.ep.Addr()
-	waitHeard(t, a, victim, 5*time.Second)
 	revived := make(chan struct{})
 	var once sync.Once
 	a.ep.OnPeerChange(func(info rfc.PeerInfo) {

@@ -60,8 +60,7 @@ func runWorker() int {
 	if err != nil {
 		return 3
 	}
-	cfg := DefaultConfig().WithInterval(time.Duration(ms) * time.Millisecond)
-	cfg.Logger = quiet
+	cfg := configAt(time.Duration(ms) * time.Millisecond)
 	svc, err := Start(ep, cfg, []netip.AddrPort{master})
 	if err != nil {
 		return 3
@@ -184,8 +183,7 @@ type masterNode struct {
 
 func startMaster(t *testing.T, interval time.Duration) *masterNode {
 	ep := newEndpoint(t, 1, nil)
-	cfg := DefaultConfig().WithInterval(interval)
-	cfg.Logger = quiet
+	cfg := configAt(interval)
 	n := startNode(t, ep, cfg, nil)
 	return &masterNode{node: n, m: newTestMaster(t, n.svc)}
 }

@@ -123,8 +123,7 @@ func TestDeathHeardAboutSelfRefuted(t *testing.T) {
 // heard from within the last Interval is not applied; the member stays
 // alive.
 func TestDeathHearsayOfHeardMember(t *testing.T) {
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
+	cfg := configAt(time.Second)
 	teller := newEndpoint(t, 2, nil)
 	alive := newEndpoint(t, 3, nil)
 	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), alive.Addr()})
@@ -165,8 +164,7 @@ func TestProbesPerIntervalBounded(t *testing.T) {
 // queued.
 func TestDeathHearsayOfLiveMember(t *testing.T) {
 	// A long interval: the update lands before this node's first probe.
-	cfg := DefaultConfig().WithInterval(5 * time.Second)
-	cfg.Logger = quiet
+	cfg := configAt(5 * time.Second)
 	cfg.ReprobeInterval = time.Hour
 	teller := newEndpoint(t, 2, nil)
 	live := startNode(t, newEndpoint(t, 3, nil), cfg, nil)

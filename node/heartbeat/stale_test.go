@@ -27,8 +27,7 @@ func newStaleWorld(t *testing.T) *staleWorld {
 	sw := &staleWorld{ran: make(chan uint64, 16)}
 	sw.master = newEndpoint(t, 1, nil)
 	sw.wep = newEndpoint(t, 2, nil)
-	cfg := DefaultConfig().WithInterval(time.Hour)
-	cfg.Logger = quiet
+	cfg := configAt(time.Hour)
 	sw.svc = startNode(t, sw.wep, cfg, []netip.AddrPort{sw.master.Addr()}).svc
 	wk := newTestWorker(t, sw.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		sw.ran <- ti.ID
@@ -121,8 +120,7 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig().WithInterval(time.Hour)
-	cfg.Logger = quiet
+	cfg := configAt(time.Hour)
 	svc := startNode(t, mep, cfg, []netip.AddrPort{wep.Addr()}).svc
 	m := newTestMaster(t, svc)
 	mastInc := mep.Incarnation()
@@ -162,8 +160,7 @@ func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
+	cfg := configAt(time.Second)
 	cfg.ReprobeInterval = time.Hour
 	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
 	ran := make(chan uint64, 4)
