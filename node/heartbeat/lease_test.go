@@ -336,18 +336,13 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 // lease has not lapsed). Accepted tasks not yet taken by a runner are
 // bounded by Queue: past it a start is refused EBUSY.
 func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
-	mep := newEndpoint(t, 1, nil)
-	wep := newEndpoint(t, 2, nil)
-	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
-		if req.Param(rpParamID).Uint64()%2 == 1 {
+	cfg := configAt(time.Second)
+	cm := newCheckingMaster(t, cfg, func(id uint64) wire.Errno {
+		if id%2 == 1 {
 			return wire.EBUSY // odd ids: never confirmed
 		}
 		return wire.OK
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := configAt(time.Second)
-	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	})
 	type run struct {
 		id      uint64
 		aborted uint64
@@ -358,7 +353,7 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 	var wkp atomic.Pointer[Worker]
 	wcfg := DefaultWorkerConfig()
 	wcfg.Runners, wcfg.Queue = 1, 2
-	wk := newTestWorker(t, svc, wcfg, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	wk := newTestWorker(t, cm.svc, wcfg, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		ran <- run{ti.ID, wkp.Load().Stats().Aborted}
 		select {
 		case <-ctx.Done():
@@ -367,9 +362,8 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 		return nil, wire.OK
 	})
 	wkp.Store(wk)
-	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
 	for _, id := range []uint64{1, 2} {
-		if err := start(id); err != nil {
+		if err := cm.start(t, id); err != nil {
 			t.Fatalf("start %d: %v", id, err)
 		}
 	}
@@ -382,10 +376,10 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 		t.Fatalf("no task ran: %+v", wk.Stats())
 	}
 	// Task 1 waits, task 2 runs: one more start fills the Queue.
-	if err := start(3); err != nil {
+	if err := cm.start(t, 3); err != nil {
 		t.Fatalf("start 3: %v", err)
 	}
-	if err := start(5); errnoOf(err) != wire.EBUSY {
+	if err := cm.start(t, 5); errnoOf(err) != wire.EBUSY {
 		t.Errorf("start 5 with two tasks waiting and Queue 2: %v, want EBUSY", err)
 	}
 }

@@ -59,6 +59,34 @@ func sendStart(t *testing.T, from *rfc.Endpoint, to netip.AddrPort, id uint64, m
 	return from.Call(ctxFor(t, 5*time.Second), to, CallTaskStart, ps, &rep)
 }
 
+// checkingMaster is a bare endpoint (node 1) in a master's place that
+// answers a worker's task-check with check(task id), and a service (node
+// 2) whose only member it is, for a worker under test.
+type checkingMaster struct {
+	mep *rfc.Endpoint
+	svc *Service
+}
+
+func newCheckingMaster(t *testing.T, cfg Config, check func(id uint64) wire.Errno) *checkingMaster {
+	t.Helper()
+	cm := &checkingMaster{mep: newEndpoint(t, 1, nil)}
+	wep := newEndpoint(t, 2, nil)
+	if err := cm.mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
+		return check(req.Param(rpParamID).Uint64())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cm.svc = startNode(t, wep, cfg, []netip.AddrPort{cm.mep.Addr()}).svc
+	return cm
+}
+
+// start sends the worker a task-start for id from the bare endpoint,
+// under its current incarnation.
+func (cm *checkingMaster) start(t *testing.T, id uint64) error {
+	t.Helper()
+	return sendStart(t, cm.mep, cm.svc.Endpoint().Addr(), id, cm.mep.Incarnation())
+}
+
 // TestWorkerRefusesStartToLeftIncarnation: a start the master addressed
 // to an incarnation the worker has since left (it was declared dead and
 // refuted while the request was held) is refused ESTALE and never runs:
@@ -150,19 +178,15 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 // master holds the task, as every start does: refused by the master
 // (ENOENT), it is aborted without running; confirmed, it runs.
 func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
-	mep := newEndpoint(t, 1, nil)
-	wep := newEndpoint(t, 2, nil)
-	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
-		if req.Param(rpParamID).Uint64() == 1 {
+	cfg := configAt(time.Second)
+	cfg.ReprobeInterval = time.Hour
+	cm := newCheckingMaster(t, cfg, func(id uint64) wire.Errno {
+		if id == 1 {
 			return wire.ENOENT // given up on
 		}
 		return wire.OK
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := configAt(time.Second)
-	cfg.ReprobeInterval = time.Hour
-	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	})
+	mep, svc := cm.mep, cm.svc
 	ran := make(chan uint64, 4)
 	wk := newTestWorker(t, svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		ran <- ti.ID
@@ -175,14 +199,13 @@ func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	svc.toAliveLocked(m, svc.ep.Now())
 	svc.mu.Unlock()
 	mep.SetIncarnation(mep.Incarnation() + 1)
-	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
-	if err := start(1); err != nil {
+	if err := cm.start(t, 1); err != nil {
 		t.Fatalf("start 1: %v", err)
 	}
 	if !waitFor(10*time.Second, func() bool { return wk.Stats().Aborted == 1 }) {
 		t.Errorf("task 1 not aborted on the master's refusal: %+v", wk.Stats())
 	}
-	if err := start(2); err != nil {
+	if err := cm.start(t, 2); err != nil {
 		t.Fatalf("start 2: %v", err)
 	}
 	select {
