@@ -2,13 +2,12 @@ package daemon
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -65,7 +64,7 @@ func TestConfigErrors(t *testing.T) {
 // package that takes it (Validate lets it through), and Start refuses it
 // with an rfcd configuration error naming the file's field.
 func TestPackageRangeErrors(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := rfctest.Quiet
 	dir := t.TempDir()
 	cases := []struct{ json, field, why string }{
 		{`{"engine": {"max_datagram": 70000}}`, "engine.max_datagram", "between 120 and 65507"},

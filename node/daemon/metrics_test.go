@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -40,7 +39,7 @@ func TestMetricsListenAddr(t *testing.T) {
 	c.Insecure = true
 	c.Addr = "127.0.0.1:0"
 	c.MetricsAddr = "nowhere:1"
-	if _, err := Start(c, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || err.(*rfc.ConfigError).Field != "metrics_addr" {
+	if _, err := Start(c, rfctest.Quiet); err == nil || err.(*rfc.ConfigError).Field != "metrics_addr" {
 		t.Fatalf("bad metrics_addr: %v", err)
 	}
 }
@@ -88,7 +87,7 @@ func TestCheckExpositionRejects(t *testing.T) {
 // scrapes /metrics: every line must parse strictly, and each part of the
 // node must be there.
 func TestMetricsScrape(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := rfctest.Quiet
 	other := Default()
 	other.Insecure = true
 	other.Addr = "127.0.0.1:0"
@@ -126,15 +125,10 @@ func TestMetricsScrape(t *testing.T) {
 	// add is idempotent: a retransmission runs it again. The client waits
 	// 5 s before one, so that each call runs once and the counts below
 	// are exact on a loaded machine too.
-	ccfg := rfc.DefaultConfig()
-	ccfg.InitialRTO, ccfg.MinRTO, ccfg.MaxRTO = 5*time.Second, 5*time.Second, 5*time.Second
-	cli, err := rfc.Listen(ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	cli := rfctest.Listen(t, 0, func(c *rfc.Config) {
+		c.InitialRTO, c.MinRTO, c.MaxRTO = 5*time.Second, 5*time.Second, 5*time.Second
+	})
+	ctx := rfctest.Context(t, 20*time.Second)
 	var p wire.Params
 	p.Reset(make([]byte, 64))
 	p.Int64(1)

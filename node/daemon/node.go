@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,6 +58,10 @@ type Node struct {
 	Disp   *dispatch.Dispatcher
 
 	metrics *metricsServer // nil when metrics_addr is empty
+	// The Close of each role started, in the order they started: Stop
+	// runs them backwards, so a role is stopped before those it may
+	// use, and a role Start adds is stopped with no list to keep here.
+	stops []func()
 }
 
 // Start brings a node up: endpoint, built-in calls, then each role. Every
@@ -116,16 +121,19 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if n.HB, err = heartbeat.Start(ep, hc, members); err != nil {
 			return fail(fileError(err, "heartbeat.interval"))
 		}
+		n.stops = append(n.stops, n.HB.Close)
 	}
 	if roles[RoleWorker] {
 		if n.Worker, err = heartbeat.NewWorker(n.HB, heartbeat.DefaultWorkerConfig(), runTask); err != nil {
 			return fail(err)
 		}
+		n.stops = append(n.stops, n.Worker.Close)
 	}
 	if roles[RoleMaster] {
 		if n.Master, err = heartbeat.NewMaster(n.HB, heartbeat.DefaultMasterConfig()); err != nil {
 			return fail(err)
 		}
+		n.stops = append(n.stops, n.Master.Close)
 		if err := ep.Register(CallTaskRun, "task-run", wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeBytes}, 0, n.serveTaskRun); err != nil {
 			return fail(err)
 		}
@@ -146,6 +154,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if n.Center, err = center.StartCenter(ep, cc); err != nil {
 			return fail(fileError(err, "center"))
 		}
+		n.stops = append(n.stops, func() { _ = n.Center.Close() })
 	}
 	if roles[RoleMember] {
 		n.Member = route.NewMember(route.MemberConfig{Active: cfg.Member.Active})
@@ -180,6 +189,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if n.Router, err = route.New(ep, rc, route.RegistryMounts{C: n.Reg}); err != nil {
 			return fail(fileError(err, "router"))
 		}
+		n.stops = append(n.stops, func() { _ = n.Router.Close() })
 	}
 	if roles[RoleDisp] {
 		var store dispatch.MarkerStore
@@ -194,6 +204,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if n.Disp, err = dispatch.Start(ep, dc, store); err != nil {
 			return fail(fileError(err, "dispatcher"))
 		}
+		n.stops = append(n.stops, func() { _ = n.Disp.Close() })
 	}
 	if roles[RoleAgent] {
 		// The agent calls the centers at once: the endpoint must run.
@@ -209,6 +220,7 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if n.Agent, err = agent.StartAgent(ep, ac); err != nil {
 			return fail(err)
 		}
+		n.stops = append(n.stops, n.Agent.Close)
 		lease := cfg.Registry.Lease.Duration
 		for _, s := range cfg.Registry.Services {
 			addr := s.Addr
@@ -232,8 +244,9 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 }
 
 // Stop stops the node: it stops taking calls and answers those in flight
-// (for at most 5 s), then stops the roles (the router flushes its audit
-// log, the agent and the center their files) and closes the endpoint.
+// (for at most 5 s), then stops the roles in the reverse of the order
+// they started (the router flushes its audit log, the agent and the
+// center their files) and closes the endpoint.
 func (n *Node) Stop() {
 	if n.metrics != nil {
 		n.metrics.close()
@@ -241,26 +254,8 @@ func (n *Node) Stop() {
 	if n.Ep.Started() {
 		n.Ep.Drain(5 * time.Second)
 	}
-	if n.Disp != nil {
-		n.Disp.Close()
-	}
-	if n.Router != nil {
-		n.Router.Close()
-	}
-	if n.Agent != nil {
-		n.Agent.Close()
-	}
-	if n.Center != nil {
-		n.Center.Close()
-	}
-	if n.Master != nil {
-		n.Master.Close()
-	}
-	if n.Worker != nil {
-		n.Worker.Close()
-	}
-	if n.HB != nil {
-		n.HB.Close()
+	for _, stop := range slices.Backward(n.stops) {
+		stop()
 	}
 	n.Ep.Close()
 }

@@ -1,9 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -13,10 +10,22 @@ import (
 	"fastcall/node/dispatch"
 	"fastcall/node/registry"
 	"fastcall/node/registry/client"
-	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
+
+// pairConfig is the configuration of node, center i of a pair on addrs
+// (insecure, each center the other's peer and its one heartbeat member),
+// its data in a directory of the test's. The caller sets its roles.
+func pairConfig(t *testing.T, addrs []string, i int, node uint32) Config {
+	c := Default()
+	c.Insecure = true
+	c.Addr = addrs[i]
+	c.Node = node
+	c.Center = CenterConfig{DataDir: filepath.Join(t.TempDir(), "center"), Peer: addrs[1-i], Index: i, Fsync: "never"}
+	c.Heartbeat = HeartbeatConfig{Members: []string{addrs[1-i]}, Interval: Duration{50 * time.Millisecond}}
+	return c
+}
 
 // TestNoRelayToPeerCenter: a center answers the calls between centers
 // only from its peer's address. A dispatcher on the peer's node sends
@@ -25,17 +34,11 @@ import (
 // one datagram has its reg-touch (or reg-replicate) answered as the
 // peer's.
 func TestNoRelayToPeerCenter(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	addrs := rfctest.FreeAddrs(t, 2)
 	start := func(i int, roles ...string) *Node {
-		c := Default()
-		c.Insecure = true
-		c.Addr = addrs[i]
-		c.Node = uint32(40 + i)
+		c := pairConfig(t, addrs, i, uint32(40+i))
 		c.Roles = roles
-		c.Center = CenterConfig{DataDir: filepath.Join(t.TempDir(), "center"), Peer: addrs[1-i], Index: i, Fsync: "never"}
-		c.Heartbeat = HeartbeatConfig{Members: []string{addrs[1-i]}, Interval: Duration{50 * time.Millisecond}}
-		n, err := Start(c, quiet)
+		n, err := Start(c, rfctest.Quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,13 +49,8 @@ func TestNoRelayToPeerCenter(t *testing.T) {
 	b := start(1, RoleCenter, RoleDisp)
 	defer b.Stop()
 
-	cli, err := rfc.Listen(rfc.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	cli := rfctest.Listen(t, 0, nil)
+	ctx := rfctest.Context(t, 20*time.Second)
 	var ps wire.Params
 	ps.Reset(make([]byte, 128))
 	ps.Uint64(1)
@@ -95,33 +93,23 @@ func TestNoRelayToPeerCenter(t *testing.T) {
 // from ::ffff:127.0.0.1 on a dual-stack socket), and a write at one is
 // replicated to the other.
 func TestWildcardCenters(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, any := range []string{"0.0.0.0", "[::]"} {
 		t.Run(any, func(t *testing.T) {
 			addrs := rfctest.FreeAddrs(t, 2)
 			var ns [2]*Node
 			for i := range ns {
-				c := Default()
-				c.Insecure = true
+				c := pairConfig(t, addrs, i, uint32(50+i))
 				c.Addr = any + ":" + strconv.Itoa(int(netip.MustParseAddrPort(addrs[i]).Port()))
-				c.Node = uint32(50 + i)
 				c.Roles = []string{RoleCenter}
-				c.Center = CenterConfig{DataDir: filepath.Join(t.TempDir(), "center"), Peer: addrs[1-i], Index: i, Fsync: "never"}
-				c.Heartbeat = HeartbeatConfig{Members: []string{addrs[1-i]}, Interval: Duration{50 * time.Millisecond}}
-				n, err := Start(c, quiet)
+				n, err := Start(c, rfctest.Quiet)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer n.Stop()
 				ns[i] = n
 			}
-			cli, err := rfc.Listen(rfc.DefaultConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
+			cli := rfctest.Listen(t, 0, nil)
+			ctx := rfctest.Context(t, 20*time.Second)
 			for i := range ns {
 				rc, err := client.NewClient(cli, client.DefaultClientConfig(netip.MustParseAddrPort(addrs[i])))
 				if err != nil {

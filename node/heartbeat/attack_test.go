@@ -24,8 +24,7 @@ import (
 // fast.
 func TestAttackNodeIDIsNoSignOfLife(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		cfg := DefaultConfig().WithInterval(2 * time.Second)
-		cfg.Logger = quiet
+		cfg := configAt(2 * time.Second)
 		cfg.ReprobeInterval = time.Hour
 		teller := s.Listen(2, nil)
 		victim := s.Addr() // nothing answers there: crashed
@@ -63,8 +62,7 @@ func TestAttackNodeIDIsNoSignOfLife(t *testing.T) {
 // nobody declared. A relayed probe carries at most the asker's suspicion.
 func TestAttackRelayedDeathView(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		cfg := DefaultConfig().WithInterval(2 * time.Second)
-		cfg.Logger = quiet
+		cfg := configAt(2 * time.Second)
 		asker := s.Listen(3, nil)
 		acks := make(chan bool, 4)
 		if err := asker.RegisterCalls([]rfc.CallSpec{{No: CallProbeAck, Name: "probe-ack", Schema: schemaProbeAck,
@@ -163,8 +161,7 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 // dead at a for good.
 func TestAttackDeathAtTopIncarnation(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		cfg := DefaultConfig().WithInterval(2 * time.Second)
-		cfg.Logger = quiet
+		cfg := configAt(2 * time.Second)
 		teller := s.Listen(3, nil)
 		aep, xep := s.Listen(1, nil), s.Listen(2, nil)
 		a := startNode(t, aep, cfg, []netip.AddrPort{teller.Addr(), xep.Addr()})

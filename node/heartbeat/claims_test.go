@@ -114,12 +114,8 @@ func TestDeclaredDeadLogLimited(t *testing.T) {
 // cannot raise it; it rejoins once it answers a probe that told it of its
 // death.
 func TestDeadAtTopRejoins(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	a, b := nodes[0], nodes[1]
+	a, b := heardPair(t)
 	victim := b.ep.Addr()
-	if !waitFor(5*time.Second, func() bool { info, _ := a.svc.Member(victim); return info.Node != 0 }) {
-		t.Fatal("victim never heard")
-	}
 	b.ep.SetIncarnation(maxInc)
 	// a declares b dead at the top, as if b had stopped for a while.
 	s := a.svc

@@ -20,8 +20,11 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 const testInterval = 50 * time.Millisecond
 
 // testConfig is the default configuration at the test interval.
-func testConfig() Config {
-	c := DefaultConfig().WithInterval(testInterval)
+func testConfig() Config { return configAt(testInterval) }
+
+// configAt is the default configuration at interval d, logging to quiet.
+func configAt(d time.Duration) Config {
+	c := DefaultConfig().WithInterval(d)
 	c.Logger = quiet
 	return c
 }
@@ -74,6 +77,48 @@ func startNode(t testing.TB, ep *rfc.Endpoint, cfg Config, members []netip.AddrP
 	return n
 }
 
+// startTold starts node 1 with two members that tests tell it about
+// each other: the teller (node 2), an endpoint the test sends updates
+// from, and the victim (node 4), an address nothing answers on, so that
+// node 1 never hears it. The interval is the test's, long enough that
+// node 1's own probes of the victim come too late to be what the test
+// sees; a dead victim is not probed again within the test.
+func startTold(t *testing.T, interval time.Duration) (x *node, teller *rfc.Endpoint, victim netip.AddrPort) {
+	t.Helper()
+	cfg := configAt(interval)
+	cfg.ReprobeInterval = time.Hour
+	teller = newEndpoint(t, 2, nil)
+	gone := newEndpoint(t, 4, nil)
+	victim = gone.Addr()
+	gone.Close()
+	x = startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	return x, teller, victim
+}
+
+// newTestMaster starts a Master at the default configuration on svc,
+// closed when the test ends.
+func newTestMaster(t testing.TB, svc *Service) *Master {
+	t.Helper()
+	m, err := NewMaster(svc, DefaultMasterConfig())
+	if err != nil {
+		t.Fatalf("NewMaster: %v", err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// newTestWorker starts a Worker on svc running fn, closed when the test
+// ends.
+func newTestWorker(t testing.TB, svc *Service, cfg WorkerConfig, fn TaskFunc) *Worker {
+	t.Helper()
+	wk, err := NewWorker(svc, cfg, fn)
+	if err != nil {
+		t.Fatalf("NewWorker: %v", err)
+	}
+	t.Cleanup(wk.Close)
+	return wk
+}
+
 // cluster starts n fully meshed members on loopback.
 func cluster(t testing.TB, n int, cfg Config) []*node {
 	t.Helper()
@@ -100,6 +145,24 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return cond()
+}
+
+// waitHeard waits up to d until n has heard from addr (knows its node
+// id), and fails the test if it has not.
+func waitHeard(t testing.TB, n *node, addr netip.AddrPort, d time.Duration) {
+	t.Helper()
+	if !waitFor(d, func() bool { info, _ := n.svc.Member(addr); return info.Node != 0 }) {
+		t.Fatalf("%v never heard from %v", n.ep.Addr(), addr)
+	}
+}
+
+// heardPair starts a cluster of two at testConfig and waits until the
+// first member has heard from the second.
+func heardPair(t testing.TB) (a, b *node) {
+	t.Helper()
+	nodes := cluster(t, 2, testConfig())
+	waitHeard(t, nodes[0], nodes[1].ep.Addr(), 5*time.Second)
+	return nodes[0], nodes[1]
 }
 
 func stateOf(s *Service, addr netip.AddrPort) State {

@@ -179,14 +179,10 @@ func TestRefutationGossipedAtOnce(t *testing.T) {
 // period.
 func TestSuspicionGossipedAtOnce(t *testing.T) {
 	s, pr, m := stallProber(t)
-	teller := newEndpoint(t, 3, nil)
-	if err := s.AddMember(teller.Addr()); err != nil {
-		t.Fatal(err)
-	}
+	from := addTeller(t, s)
 	now := s.ep.Now()
 	pr.lastNs = now
 	pr.gossipAt = now + int64(s.cfg.GossipInterval) // a round just went out
-	from := s.mu.members[teller.Addr()]
 	hear := func(observer uint32) {
 		u := update{addr: m.addr, state: StateSuspect, from: observer}
 		s.mu.Lock()
@@ -219,17 +215,12 @@ func TestSuspicionGossipedAtOnce(t *testing.T) {
 // knew the crashed member's incarnation and ignored the suspicions of the
 // other half; one of them declared it dead 16 intervals after the crash.)
 func TestSuspicionOfUnknownIncarnation(t *testing.T) {
-	s, pr, m := stallProber(t)
-	_ = pr
-	teller := newEndpoint(t, 3, nil)
-	if err := s.AddMember(teller.Addr()); err != nil {
-		t.Fatal(err)
-	}
+	s, _, m := stallProber(t)
+	from := addTeller(t, s)
 	now := s.ep.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m.inc = 77
-	from := s.mu.members[teller.Addr()]
 	for _, st := range []State{StateSuspect, StateDead} {
 		s.mu.bcast = nil
 		u := update{addr: m.addr, state: st, inc: 0, from: 7}
@@ -253,10 +244,7 @@ func TestSuspicionOfUnknownIncarnation(t *testing.T) {
 // never declared dead by two members).
 func TestSuspectAfterRevivalProbes(t *testing.T) {
 	s, pr, m := stallProber(t)
-	teller := newEndpoint(t, 3, nil)
-	if err := s.AddMember(teller.Addr()); err != nil {
-		t.Fatal(err)
-	}
+	from := addTeller(t, s)
 	now := s.ep.Now()
 	s.mu.Lock()
 	m.inc = 5
@@ -265,7 +253,6 @@ func TestSuspectAfterRevivalProbes(t *testing.T) {
 	s.ep.MarkDead(m.addr)
 	s.finishDeath(m, dead)
 	s.mu.Lock()
-	from := s.mu.members[teller.Addr()]
 	u := update{addr: m.addr, state: StateAlive, inc: 6}
 	s.applyUpdatesLocked(from, putUpdate(nil, &u), now)
 	u = update{addr: m.addr, state: StateSuspect, inc: 6, from: 7}

@@ -1,6 +1,7 @@
 package heartbeat
 
 import (
+	"slices"
 	"time"
 
 	"fastcall/rfc"
@@ -48,7 +49,7 @@ func (w *Worker) leaseLoop() {
 			}
 		}
 		w.mu.Unlock()
-		sortWork(due)
+		slices.SortFunc(due, workOrder)
 		for i, t := range due {
 			due[i] = nil
 			switch {

@@ -42,17 +42,10 @@ func (lt *leaseTask) run(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) 
 // context ends, within a few intervals.
 func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
 	nodes := cluster(t, 2, testConfig())
-	m, err := NewMaster(nodes[0].svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newTestMaster(t, nodes[0].svc)
 	lt := newLeaseTask()
 	defer close(lt.release) // a failing test frees the runner before Close
-	wk, err := NewWorker(nodes[1].svc, DefaultWorkerConfig(), lt.run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wk.Close()
+	wk := newTestWorker(t, nodes[1].svc, DefaultWorkerConfig(), lt.run)
 	if _, err := m.Start(ctxFor(t, 5*time.Second), nodes[1].ep.Addr(), 1, nil); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -90,17 +83,10 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	wn := startNode(t, wep, cfg, members)
-	m, err := NewMaster(msvc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newTestMaster(t, msvc)
 	lt := newLeaseTask()
 	defer close(lt.release) // a failing test frees the runner before Close
-	wk, err := NewWorker(wn.svc, DefaultWorkerConfig(), lt.run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wk.Close()
+	newTestWorker(t, wn.svc, DefaultWorkerConfig(), lt.run)
 	if !waitFor(5*time.Second, func() bool { return stateOf(wn.svc, mep.Addr()) == StateAlive }) {
 		t.Fatal("the worker never saw the master alive")
 	}
@@ -126,11 +112,7 @@ func TestWorkerLeaseCancelsTaskOfRestartedMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(msvc2.Close)
-	m2, err := NewMaster(msvc2, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
+	newTestMaster(t, msvc2)
 	select {
 	case <-lt.ended:
 	case <-time.After(20 * DetectBound(cfg)):
@@ -175,8 +157,8 @@ func newSimPair(t *testing.T, task func(ctx context.Context, ti *TaskInfo) ([]by
 	for i := range p.addrs {
 		p.start(t, i)
 	}
-	p.m = p.newMaster(t)
-	wk, err := NewWorker(p.svcs[1], DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	p.m = newTestMaster(t, p.svcs[0])
+	wk := newTestWorker(t, p.svcs[1], DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		p.ran <- ti
 		if p.task != nil {
 			return p.task(ctx, ti)
@@ -184,10 +166,6 @@ func newSimPair(t *testing.T, task func(ctx context.Context, ti *TaskInfo) ([]by
 		<-ctx.Done()
 		return nil, wire.ECANCELED
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wk.Close)
 	p.wk = wk
 	if !waitFor(20*DetectBound(p.cfg), p.allAlive) {
 		t.Fatal("the members never saw each other alive")
@@ -215,17 +193,6 @@ func (p *simPair) start(t *testing.T, i int) {
 	p.eps[i], p.svcs[i] = ep, svc
 }
 
-// newMaster starts a Master on the first member's current process.
-func (p *simPair) newMaster(t *testing.T) *Master {
-	t.Helper()
-	m, err := NewMaster(p.svcs[0], DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
-
 // restartMaster crashes the master's process and starts a new one on
 // its address (a new incarnation) with a new Master.
 func (p *simPair) restartMaster(t *testing.T) {
@@ -235,7 +202,7 @@ func (p *simPair) restartMaster(t *testing.T) {
 	p.svcs[0].Close()
 	p.eps[0].Close()
 	p.start(t, 0)
-	p.m = p.newMaster(t)
+	p.m = newTestMaster(t, p.svcs[0])
 }
 
 func (p *simPair) allAlive() bool {
@@ -369,19 +336,13 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 // lease has not lapsed). Accepted tasks not yet taken by a runner are
 // bounded by Queue: past it a start is refused EBUSY.
 func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
-	mep := newEndpoint(t, 1, nil)
-	wep := newEndpoint(t, 2, nil)
-	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
-		if req.Param(rpParamID).Uint64()%2 == 1 {
+	cfg := configAt(time.Second)
+	cm := newCheckingMaster(t, cfg, func(id uint64) wire.Errno {
+		if id%2 == 1 {
 			return wire.EBUSY // odd ids: never confirmed
 		}
 		return wire.OK
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
-	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	})
 	type run struct {
 		id      uint64
 		aborted uint64
@@ -392,7 +353,7 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 	var wkp atomic.Pointer[Worker]
 	wcfg := DefaultWorkerConfig()
 	wcfg.Runners, wcfg.Queue = 1, 2
-	wk, err := NewWorker(svc, wcfg, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	wk := newTestWorker(t, cm.svc, wcfg, func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		ran <- run{ti.ID, wkp.Load().Stats().Aborted}
 		select {
 		case <-ctx.Done():
@@ -400,14 +361,9 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 		}
 		return nil, wire.OK
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	wkp.Store(wk)
-	t.Cleanup(wk.Close)
-	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
 	for _, id := range []uint64{1, 2} {
-		if err := start(id); err != nil {
+		if err := cm.start(t, id); err != nil {
 			t.Fatalf("start %d: %v", id, err)
 		}
 	}
@@ -420,10 +376,10 @@ func TestWorkerRunsConfirmedTaskPastUnconfirmed(t *testing.T) {
 		t.Fatalf("no task ran: %+v", wk.Stats())
 	}
 	// Task 1 waits, task 2 runs: one more start fills the Queue.
-	if err := start(3); err != nil {
+	if err := cm.start(t, 3); err != nil {
 		t.Fatalf("start 3: %v", err)
 	}
-	if err := start(5); errnoOf(err) != wire.EBUSY {
+	if err := cm.start(t, 5); errnoOf(err) != wire.EBUSY {
 		t.Errorf("start 5 with two tasks waiting and Queue 2: %v, want EBUSY", err)
 	}
 }

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"cmp"
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -112,12 +113,7 @@ func (m *Master) Close() {
 	m.mu.tasks = map[uint64]*Task{}
 	m.mu.Unlock()
 	m.stop()
-	ts := make([]*Task, 0, len(tasks))
-	for _, t := range tasks {
-		ts = append(ts, t)
-	}
-	sortTasks(ts)
-	for _, t := range ts {
+	for _, t := range slices.SortedFunc(maps.Values(tasks), taskOrder) {
 		t.finish(wire.ECLOSED, nil)
 	}
 }
@@ -249,11 +245,9 @@ func (m *Master) sendCancel(worker netip.AddrPort, id uint64) {
 	_ = m.ep.Send(worker, CallTaskCancel, ps)
 }
 
-// sortTasks puts tasks in id order: they are ended in that order, not in
-// map order, so that a run replays.
-func sortTasks(ts []*Task) {
-	slices.SortFunc(ts, func(a, b *Task) int { return cmp.Compare(a.ID, b.ID) })
-}
+// taskOrder orders tasks by id: they are ended in that order, not in map
+// order, so that a run replays.
+func taskOrder(a, b *Task) int { return cmp.Compare(a.ID, b.ID) }
 
 // onEvent ends the tasks of a worker that is lost to this master, as
 // the Master's doc comment says.
@@ -280,7 +274,7 @@ func (m *Master) onEvent(ev Event) {
 		ended = append(ended, t)
 	}
 	m.mu.Unlock()
-	sortTasks(ended)
+	slices.SortFunc(ended, taskOrder)
 	for _, t := range ended {
 		if t.finish(wire.ENODEAD, nil) {
 			m.stats.failed.Add(1)

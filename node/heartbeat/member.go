@@ -88,6 +88,19 @@ type member struct {
 	lateProbe *rfc.Pending // a failed probe's call, open until Interval after it was sent: its reply is still a sign of life
 }
 
+// releaseProbes releases the probe calls of m still open: the probe
+// loop's, when it stops or finds m removed.
+func (m *member) releaseProbes() {
+	if m.probe != nil {
+		m.probe.Release()
+		m.probe = nil
+	}
+	if m.lateProbe != nil {
+		m.lateProbe.Release()
+		m.lateProbe = nil
+	}
+}
+
 // suspicion is a suspect member's timer (Lifeguard): it runs from start
 // for suspicionTimeout(n, conf), which shrinks as distinct observers
 // confirm it. Guarded by Service.mu.

@@ -20,7 +20,7 @@ func TestDeclaredDeadByKeepsWorker(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	w, err := NewWorker(wn.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	newTestWorker(t, wn.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		if ti.Kind == 1 {
 			select {
 			case <-ctx.Done():
@@ -29,15 +29,7 @@ func TestDeclaredDeadByKeepsWorker(t *testing.T) {
 		}
 		return []byte("ok"), wire.OK
 	})
-	if err != nil {
-		t.Fatalf("NewWorker: %v", err)
-	}
-	t.Cleanup(w.Close)
-	m, err := NewMaster(mn.svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatalf("NewMaster: %v", err)
-	}
-	t.Cleanup(m.Close)
+	m := newTestMaster(t, mn.svc)
 	worker := wn.ep.Addr()
 	first, err := m.Start(ctxFor(t, 5*time.Second), worker, 1, nil)
 	if err != nil {
@@ -66,12 +58,8 @@ func TestDeclaredDeadByKeepsWorker(t *testing.T) {
 // the verdict and EventDead) reports EventDead before EventAlive, and
 // ends alive.
 func TestDeathEventsOrdered(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	a, b := nodes[0], nodes[1]
+	a, b := heardPair(t)
 	victim := b.ep.Addr()
-	if !waitFor(5*time.Second, func() bool { info, _ := a.svc.Member(victim); return info.Node != 0 }) {
-		t.Fatal("victim never heard")
-	}
 	revived := make(chan struct{})
 	var once sync.Once
 	a.ep.OnPeerChange(func(info rfc.PeerInfo) {

@@ -266,14 +266,7 @@ func (pr *prober) activate(m *member) {
 
 func (pr *prober) shutdown() {
 	for _, m := range pr.active {
-		if m.probe != nil {
-			m.probe.Release()
-			m.probe = nil
-		}
-		if m.lateProbe != nil {
-			m.lateProbe.Release()
-			m.lateProbe = nil
-		}
+		m.releaseProbes()
 	}
 	for _, r := range pr.relays {
 		r.p.Release()
@@ -453,14 +446,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	s.mu.Lock()
 	if m.removed {
 		s.mu.Unlock()
-		if m.probe != nil {
-			m.probe.Release()
-			m.probe = nil
-		}
-		if m.lateProbe != nil {
-			m.lateProbe.Release()
-			m.lateProbe = nil
-		}
+		m.releaseProbes()
 		m.due = false
 		return false
 	}

@@ -2,31 +2,29 @@
 
 package heartbeat
 
-// Multi-process tests. The test binary re-executes itself: TestMain sees
-// envRole and runs a worker node instead of the tests. The worker talks to
+// Multi-process tests. The test binary re-executes itself (lock/proctest):
+// TestMain runs a worker node instead of the tests in the worker role. The worker talks to
 // the master in the parent over loopback and reports on stdout, one line
 // per fact: "ready ADDR INC", "event KIND ADDR INC", "stats ABORTED STALE
 // FINISHED INC".
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
 
 const (
-	envRole     = "FASTCALL_HB_TEST_ROLE"     // child role name
 	envMaster   = "FASTCALL_HB_TEST_MASTER"   // master address
 	envInterval = "FASTCALL_HB_TEST_INTERVAL" // heartbeat interval, ms
 
@@ -44,16 +42,12 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(envRole); role != "" {
-		os.Exit(runChild(role))
-	}
-	os.Exit(m.Run())
+	proctest.Main(m, map[string]func() int{roleWorker: runWorker})
 }
 
-func runChild(role string) int {
-	if role != roleWorker {
-		return 2
-	}
+// runWorker is the worker role: a heartbeat member and worker of the
+// master named by envMaster, reporting on stdout until the parent goes.
+func runWorker() int {
 	master, err := netip.ParseAddrPort(os.Getenv(envMaster))
 	if err != nil {
 		return 2
@@ -66,8 +60,7 @@ func runChild(role string) int {
 	if err != nil {
 		return 3
 	}
-	cfg := DefaultConfig().WithInterval(time.Duration(ms) * time.Millisecond)
-	cfg.Logger = quiet
+	cfg := configAt(time.Duration(ms) * time.Millisecond)
 	svc, err := Start(ep, cfg, []netip.AddrPort{master})
 	if err != nil {
 		return 3
@@ -110,16 +103,7 @@ func runChild(role string) int {
 		return wire.OK
 	})
 	fmt.Printf("ready %s %d\n", ep.Addr(), ep.Incarnation())
-	stdinEOF := make(chan struct{})
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			if _, err := os.Stdin.Read(buf); err != nil {
-				close(stdinEOF)
-				return
-			}
-		}
-	}()
+	parentGone := proctest.ParentGone()
 	tk := time.NewTicker(50 * time.Millisecond)
 	end := time.After(childDeadline)
 	for {
@@ -129,7 +113,7 @@ func runChild(role string) int {
 		case <-tk.C:
 			st := w.Stats()
 			fmt.Printf("stats %d %d %d %d\n", st.Aborted, st.Stale, st.Finished, ep.Incarnation())
-		case <-stdinEOF:
+		case <-parentGone:
 			return 0
 		case <-end:
 			return 0
@@ -139,48 +123,17 @@ func runChild(role string) int {
 
 // child is a worker process seen from the parent.
 type child struct {
-	cmd   *exec.Cmd
-	addr  netip.AddrPort
-	inc   uint32
-	lines chan string
+	*proctest.Child
+	addr netip.AddrPort
+	inc  uint32
 }
 
 // spawnWorker starts a worker process that knows master as its only
 // member and waits for its "ready" line.
 func spawnWorker(t *testing.T, master netip.AddrPort, interval time.Duration) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"="+roleWorker, envMaster+"="+master.String(),
-		envInterval+"="+strconv.Itoa(int(interval/time.Millisecond)))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, lines: make(chan string, 4096)}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case c.lines <- sc.Text():
-			default:
-			}
-		}
-		close(c.lines)
-	}()
+	c := &child{Child: proctest.Start(t, roleWorker, envMaster+"="+master.String(),
+		envInterval+"="+strconv.Itoa(int(interval/time.Millisecond)))}
 	line, ok := c.next(t, "ready ")
 	if !ok {
 		t.Fatal("worker never ready")
@@ -195,23 +148,12 @@ func spawnWorker(t *testing.T, master netip.AddrPort, interval time.Duration) *c
 // next returns the next line with the prefix, skipping others, within
 // waitDeadline.
 func (c *child) next(t *testing.T, prefix string) (string, bool) {
-	end := time.After(waitDeadline)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				return "", false
-			}
-			if testing.Verbose() && !strings.HasPrefix(line, "stats") {
-				t.Log("child:", line)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line, true
-			}
-		case <-end:
-			return "", false
-		}
+	t.Helper()
+	line, ok := c.Next(prefix, waitDeadline)
+	if ok && testing.Verbose() && prefix != "stats " {
+		t.Log("child:", line)
 	}
+	return line, ok
 }
 
 // waitStats waits for a "stats" line that satisfies cond.
@@ -241,15 +183,9 @@ type masterNode struct {
 
 func startMaster(t *testing.T, interval time.Duration) *masterNode {
 	ep := newEndpoint(t, 1, nil)
-	cfg := DefaultConfig().WithInterval(interval)
-	cfg.Logger = quiet
+	cfg := configAt(interval)
 	n := startNode(t, ep, cfg, nil)
-	m, err := NewMaster(n.svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return &masterNode{node: n, m: m}
+	return &masterNode{node: n, m: newTestMaster(t, n.svc)}
 }
 
 // join adds the worker as a member and waits until a quick task runs on
@@ -298,7 +234,7 @@ func TestKillWorker(t *testing.T) {
 	}
 
 	killed := time.Now()
-	if err := c.cmd.Process.Kill(); err != nil {
+	if err := c.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	for i, task := range tasks {
@@ -348,7 +284,7 @@ func TestStopWorker(t *testing.T) {
 		t.Fatalf("task incarnations %d %d", oldInc, stubborn.Incarnation())
 	}
 
-	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := c.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
@@ -365,7 +301,7 @@ func TestStopWorker(t *testing.T) {
 	// result is due when the worker continues: the length of the fault,
 	// it waits for no event.
 	time.Sleep(time.Until(stubbornStart.Add(stubbornRun)))
-	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := c.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 

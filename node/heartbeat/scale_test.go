@@ -72,16 +72,8 @@ func sendUpdates(t *testing.T, ep *rfc.Endpoint, dst netip.AddrPort, us ...updat
 func TestDeathHeardMarksDead(t *testing.T) {
 	// A long interval: this node's own probes would take seconds to
 	// find the victim suspect, so the suspicion seen here is the one heard.
-	cfg := DefaultConfig().WithInterval(2 * time.Second)
-	cfg.Logger = quiet
-	cfg.ReprobeInterval = time.Hour
-	teller := newEndpoint(t, 2, nil)
+	x, teller, victim := startTold(t, 2*time.Second)
 	stranger := newEndpoint(t, 3, nil)
-	// The victim: an address nothing answers on, so this node never hears it.
-	gone := newEndpoint(t, 4, nil)
-	victim := gone.Addr()
-	gone.Close()
-	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
 	p, err := x.ep.Go(ctxFor(t, 30*time.Second), victim, wire.CallUserBase, nil)
 	if err != nil {
 		t.Fatalf("Go: %v", err)
@@ -131,8 +123,7 @@ func TestDeathHeardAboutSelfRefuted(t *testing.T) {
 // heard from within the last Interval is not applied; the member stays
 // alive.
 func TestDeathHearsayOfHeardMember(t *testing.T) {
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
+	cfg := configAt(time.Second)
 	teller := newEndpoint(t, 2, nil)
 	alive := newEndpoint(t, 3, nil)
 	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), alive.Addr()})
@@ -173,8 +164,7 @@ func TestProbesPerIntervalBounded(t *testing.T) {
 // queued.
 func TestDeathHearsayOfLiveMember(t *testing.T) {
 	// A long interval: the update lands before this node's first probe.
-	cfg := DefaultConfig().WithInterval(5 * time.Second)
-	cfg.Logger = quiet
+	cfg := configAt(5 * time.Second)
 	cfg.ReprobeInterval = time.Hour
 	teller := newEndpoint(t, 2, nil)
 	live := startNode(t, newEndpoint(t, 3, nil), cfg, nil)

@@ -27,18 +27,13 @@ func newStaleWorld(t *testing.T) *staleWorld {
 	sw := &staleWorld{ran: make(chan uint64, 16)}
 	sw.master = newEndpoint(t, 1, nil)
 	sw.wep = newEndpoint(t, 2, nil)
-	cfg := DefaultConfig().WithInterval(time.Hour)
-	cfg.Logger = quiet
+	cfg := configAt(time.Hour)
 	sw.svc = startNode(t, sw.wep, cfg, []netip.AddrPort{sw.master.Addr()}).svc
-	wk, err := NewWorker(sw.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	wk := newTestWorker(t, sw.svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		sw.ran <- ti.ID
 		<-ctx.Done()
 		return nil, wire.ECANCELED
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wk.Close)
 	sw.wk = wk
 	return sw
 }
@@ -62,6 +57,34 @@ func sendStart(t *testing.T, from *rfc.Endpoint, to netip.AddrPort, id uint64, m
 	ps.Bytes(nil)
 	var rep rfc.Reply
 	return from.Call(ctxFor(t, 5*time.Second), to, CallTaskStart, ps, &rep)
+}
+
+// checkingMaster is a bare endpoint (node 1) in a master's place that
+// answers a worker's task-check with check(task id), and a service (node
+// 2) whose only member it is, for a worker under test.
+type checkingMaster struct {
+	mep *rfc.Endpoint
+	svc *Service
+}
+
+func newCheckingMaster(t *testing.T, cfg Config, check func(id uint64) wire.Errno) *checkingMaster {
+	t.Helper()
+	cm := &checkingMaster{mep: newEndpoint(t, 1, nil)}
+	wep := newEndpoint(t, 2, nil)
+	if err := cm.mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
+		return check(req.Param(rpParamID).Uint64())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cm.svc = startNode(t, wep, cfg, []netip.AddrPort{cm.mep.Addr()}).svc
+	return cm
+}
+
+// start sends the worker a task-start for id from the bare endpoint,
+// under its current incarnation.
+func (cm *checkingMaster) start(t *testing.T, id uint64) error {
+	t.Helper()
+	return sendStart(t, cm.mep, cm.svc.Endpoint().Addr(), id, cm.mep.Incarnation())
 }
 
 // TestWorkerRefusesStartToLeftIncarnation: a start the master addressed
@@ -125,14 +148,9 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig().WithInterval(time.Hour)
-	cfg.Logger = quiet
+	cfg := configAt(time.Hour)
 	svc := startNode(t, mep, cfg, []netip.AddrPort{wep.Addr()}).svc
-	m, err := NewMaster(svc, DefaultMasterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
+	m := newTestMaster(t, svc)
 	mastInc := mep.Incarnation()
 	tk := newTask(m.nextID.Add(1), wep.Addr(), 1)
 	tk.mu.inc, tk.mu.mastInc = wep.Incarnation(), mastInc
@@ -160,29 +178,20 @@ func TestMasterCancelsTasksItEnds(t *testing.T) {
 // master holds the task, as every start does: refused by the master
 // (ENOENT), it is aborted without running; confirmed, it runs.
 func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
-	mep := newEndpoint(t, 1, nil)
-	wep := newEndpoint(t, 2, nil)
-	if err := mep.Register(CallTaskCheck, "task-check", schemaTaskCheck, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
-		if req.Param(rpParamID).Uint64() == 1 {
+	cfg := configAt(time.Second)
+	cfg.ReprobeInterval = time.Hour
+	cm := newCheckingMaster(t, cfg, func(id uint64) wire.Errno {
+		if id == 1 {
 			return wire.ENOENT // given up on
 		}
 		return wire.OK
-	}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
-	cfg.ReprobeInterval = time.Hour
-	svc := startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()}).svc
+	})
+	mep, svc := cm.mep, cm.svc
 	ran := make(chan uint64, 4)
-	wk, err := NewWorker(svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
+	wk := newTestWorker(t, svc, DefaultWorkerConfig(), func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno) {
 		ran <- ti.ID
 		return nil, wire.OK
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(wk.Close)
 	// The master declared dead here, then alive again.
 	svc.mu.Lock()
 	m := svc.mu.members[mep.Addr()]
@@ -190,14 +199,13 @@ func TestWorkerConfirmsStartAfterMasterRevived(t *testing.T) {
 	svc.toAliveLocked(m, svc.ep.Now())
 	svc.mu.Unlock()
 	mep.SetIncarnation(mep.Incarnation() + 1)
-	start := func(id uint64) error { return sendStart(t, mep, wep.Addr(), id, mep.Incarnation()) }
-	if err := start(1); err != nil {
+	if err := cm.start(t, 1); err != nil {
 		t.Fatalf("start 1: %v", err)
 	}
 	if !waitFor(10*time.Second, func() bool { return wk.Stats().Aborted == 1 }) {
 		t.Errorf("task 1 not aborted on the master's refusal: %+v", wk.Stats())
 	}
-	if err := start(2); err != nil {
+	if err := cm.start(t, 2); err != nil {
 		t.Fatalf("start 2: %v", err)
 	}
 	select {

@@ -36,6 +36,19 @@ func stallProber(t *testing.T) (*Service, *prober, *member) {
 	return s, pr, s.mu.members[addr]
 }
 
+// addTeller adds a running endpoint (node 3) as a member of s and
+// returns that member: the one the updates a test applies come from.
+func addTeller(t *testing.T, s *Service) *member {
+	t.Helper()
+	teller := newEndpoint(t, 3, nil)
+	if err := s.AddMember(teller.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.members[teller.Addr()]
+}
+
 // ticksUntil runs on-time ticks from 'from' until m is in state want or
 // limit passes, and returns the engine time it got there (0: never).
 func ticksUntil(s *Service, pr *prober, m *member, from, limit int64, want State) int64 {

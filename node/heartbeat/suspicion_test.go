@@ -61,14 +61,7 @@ func TestSuspicionConfirmDistinct(t *testing.T) {
 // its own suspicion timer expires, with no indirect round of its own (it
 // need not fail to reach the member itself first).
 func TestSuspicionHeardStartsTimer(t *testing.T) {
-	cfg := DefaultConfig().WithInterval(time.Second)
-	cfg.Logger = quiet
-	cfg.ReprobeInterval = time.Hour
-	teller := newEndpoint(t, 2, nil)
-	gone := newEndpoint(t, 4, nil)
-	victim := gone.Addr()
-	gone.Close()
-	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	x, teller, victim := startTold(t, time.Second)
 	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, from: 2, state: StateSuspect, inc: 0})
 	if !waitFor(10*time.Second, func() bool { return x.log.count(EventDead, victim) == 1 }) {
 		t.Fatalf("victim %v, events %+v, stats %+v", stateOf(x.svc, victim), x.log.evs, x.svc.Stats())
@@ -84,14 +77,8 @@ func TestSuspicionHeardStartsTimer(t *testing.T) {
 // shortest suspicion timeout, sooner than an indirect round of its own
 // could end.
 func TestDeathHeardShortestTimeout(t *testing.T) {
-	cfg := DefaultConfig().WithInterval(4 * time.Second)
-	cfg.Logger = quiet
-	cfg.ReprobeInterval = time.Hour
-	teller := newEndpoint(t, 2, nil)
-	gone := newEndpoint(t, 4, nil)
-	victim := gone.Addr()
-	gone.Close()
-	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	x, teller, victim := startTold(t, 4*time.Second)
+	cfg := x.svc.Config()
 	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, state: StateDead, inc: 0})
 	if !waitFor(4*cfg.RoundTimeout, func() bool { return x.log.count(EventDead, victim) == 1 }) {
 		t.Fatalf("victim %v, events %+v", stateOf(x.svc, victim), x.log.evs)
@@ -116,13 +103,7 @@ func TestDeathHeardShortestTimeout(t *testing.T) {
 // own refutation (alive at a higher incarnation) heard: alive again, no
 // death.
 func TestAliveAboveSuspicionRevives(t *testing.T) {
-	cfg := DefaultConfig().WithInterval(2 * time.Second)
-	cfg.Logger = quiet
-	teller := newEndpoint(t, 2, nil)
-	gone := newEndpoint(t, 4, nil)
-	victim := gone.Addr()
-	gone.Close()
-	x := startNode(t, newEndpoint(t, 1, nil), cfg, []netip.AddrPort{teller.Addr(), victim})
+	x, teller, victim := startTold(t, 2*time.Second)
 	sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 4, from: 2, state: StateSuspect, inc: 5})
 	if st := stateOf(x.svc, victim); st != StateSuspect {
 		t.Fatalf("victim %v after a suspicion, want suspect", st)

@@ -213,11 +213,8 @@ func TestDeadOnClose(t *testing.T) {
 	cfg.Logger = quiet
 	nodes := cluster(t, 3, cfg)
 	victim := nodes[2].ep.Addr()
-	for i := 0; i < 2; i++ {
-		n := nodes[i]
-		if !waitFor(10*time.Second, func() bool { info, _ := n.svc.Member(victim); return info.Node != 0 }) {
-			t.Fatal("victim never heard")
-		}
+	for _, n := range nodes[:2] {
+		waitHeard(t, n, victim, 10*time.Second)
 	}
 	// Park a call on the victim: a request to an unregistered number on a
 	// closed socket gets no answer.

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"cmp"
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -192,12 +193,7 @@ func (w *Worker) Close() {
 		return
 	}
 	w.mu.closed = true
-	ts := make([]*workTask, 0, len(w.mu.tasks))
-	for _, t := range w.mu.tasks {
-		ts = append(ts, t)
-	}
-	sortWork(ts)
-	for _, t := range ts {
+	for _, t := range slices.SortedFunc(maps.Values(w.mu.tasks), workOrder) {
 		t.cancel()
 	}
 	w.mu.Unlock()
@@ -322,22 +318,20 @@ func (w *Worker) onEvent(ev Event) {
 		}
 		ts = append(ts, t)
 	}
-	sortWork(ts)
+	slices.SortFunc(ts, workOrder)
 	for _, t := range ts {
 		w.abort(t)
 	}
 	w.mu.Unlock()
 }
 
-// sortWork puts tasks in (id, master) order: tasks are cancelled and
-// checked in that order, not in map order, so that a run replays.
-func sortWork(ts []*workTask) {
-	slices.SortFunc(ts, func(a, b *workTask) int {
-		if c := cmp.Compare(a.ID, b.ID); c != 0 {
-			return c
-		}
-		return a.Master.Compare(b.Master)
-	})
+// workOrder orders tasks by (id, master): tasks are cancelled and checked
+// in that order, not in map order, so that a run replays.
+func workOrder(a, b *workTask) int {
+	if c := cmp.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	return a.Master.Compare(b.Master)
 }
 
 // abort cancels t because its master is lost to this worker or its

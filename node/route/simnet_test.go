@@ -96,34 +96,46 @@ func (sc *simCluster) startMember(t *testing.T, i int, active bool) {
 func TestStaleActivationRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := newSimCluster(t, nil)
-		act, stby := sc.meps[0].Addr(), sc.meps[1].Addr()
-		// The active member stops hearing the router; the router's
-		// requests to the standby take 3 s.
-		sc.net.Cut(sc.rep.Addr(), act)
-		sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 3 * time.Second}})
-		// The put's attempt times out, the ping goes unanswered, the
-		// fence is lost and the promotion not answered in time: no
-		// failover, the put ends ETIMEDOUT.
-		if _, err := sc.put(t, "/c1/k", []byte("v")); err == nil {
-			t.Fatal("put succeeded with the active member cut off")
-		}
-		// The links recover; the delayed promotion is still on its way.
-		sc.net.Heal(sc.rep.Addr(), act)
-		sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}})
-		// Virtual time: past the delayed promotion's arrival and several
-		// rounds of owed demotions.
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		if sc.members[1].Active() {
-			t.Errorf("standby %v active after a delayed promotion; the router routes to %v", stby, sc.router.resolveActive(t))
-		}
-		if !sc.members[0].Active() {
-			t.Errorf("active member %v demoted", act)
-		}
-		if _, err := sc.put(t, "/c1/k", []byte("v")); err != nil {
-			t.Errorf("put after the links recovered: %v", err)
-		}
+		sc.delayPromotion(t)
+		sc.promotionRefused(t, "standby")
 	})
+}
+
+// delayPromotion cuts the router off the active member (member 0) and
+// delays its requests to the standby by 3 s, then makes a put: the put's
+// attempt times out, the ping goes unanswered, the fence is lost and the
+// promotion not answered in time, so there is no failover, the put ends
+// ETIMEDOUT, and the router owes the standby a demotion while its
+// promotion is still on its way.
+func (sc *simCluster) delayPromotion(t *testing.T) {
+	t.Helper()
+	sc.net.Cut(sc.rep.Addr(), sc.meps[0].Addr())
+	sc.net.SetFaults(sc.rep.Addr(), sc.meps[1].Addr(), simnet.Faults{Delay: simnet.Dist{Base: 3 * time.Second}})
+	if _, err := sc.put(t, "/c1/k", []byte("v")); err == nil {
+		t.Fatal("put succeeded with the active member cut off")
+	}
+}
+
+// promotionRefused heals the links delayPromotion cut and delayed, moves
+// virtual time past the delayed promotion's arrival and several rounds of
+// owed demotions, and checks that member 1 (what names it in the error)
+// stayed standby, member 0 active, and a put goes through.
+func (sc *simCluster) promotionRefused(t *testing.T, what string) {
+	t.Helper()
+	act, stby := sc.meps[0].Addr(), sc.meps[1].Addr()
+	sc.net.Heal(sc.rep.Addr(), act)
+	sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}})
+	time.Sleep(10 * time.Second)
+	synctest.Wait()
+	if sc.members[1].Active() {
+		t.Errorf("%s %v active after a delayed promotion; the router routes to %v", what, stby, sc.router.resolveActive(t))
+	}
+	if !sc.members[0].Active() {
+		t.Errorf("active member %v demoted", act)
+	}
+	if _, err := sc.put(t, "/c1/k", []byte("v")); err != nil {
+		t.Errorf("put after the links recovered: %v", err)
+	}
 }
 
 // resolveActive is the member the router routes /c1 to.
@@ -145,28 +157,10 @@ func (r *Router) resolveActive(t *testing.T) netip.AddrPort {
 func TestActivationForEarlierProcessRefused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := newSimCluster(t, nil)
-		act, stby := sc.meps[0].Addr(), sc.meps[1].Addr()
-		sc.net.Cut(sc.rep.Addr(), act)
-		sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 3 * time.Second}})
-		if _, err := sc.put(t, "/c1/k", []byte("v")); err == nil {
-			t.Fatal("put succeeded with the active member cut off")
-		}
-		// The standby restarts while the promotion is on its way; the
-		// links recover.
+		sc.delayPromotion(t)
+		// The standby restarts while the promotion is on its way.
 		sc.meps[1].Close()
 		sc.startMember(t, 1, false)
-		sc.net.Heal(sc.rep.Addr(), act)
-		sc.net.SetFaults(sc.rep.Addr(), stby, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}})
-		time.Sleep(10 * time.Second)
-		synctest.Wait()
-		if sc.members[1].Active() {
-			t.Errorf("restarted standby %v active after a delayed promotion; the router routes to %v", stby, sc.router.resolveActive(t))
-		}
-		if !sc.members[0].Active() {
-			t.Errorf("active member %v demoted", act)
-		}
-		if _, err := sc.put(t, "/c1/k", []byte("v")); err != nil {
-			t.Errorf("put after the links recovered: %v", err)
-		}
+		sc.promotionRefused(t, "restarted standby")
 	})
 }
