@@ -141,13 +141,7 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 		top = suspect
 	}
 	cur := s.ep.Incarnation()
-	if inc, ok := refuteInc(top, cur); ok {
-		s.ep.SetIncarnation(inc)
-		s.stats.refutations.Add(1)
-		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, inc)
-		s.mu.selfRefuted = true
-		s.mu.gossipNow = true
-	}
+	s.refuteLocked(top)
 	if suspect < cur {
 		suspect = 0 // an old suspicion, refuted already
 	}
@@ -179,37 +173,80 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 // maxInc is the top incarnation. The engine's incarnation only rises,
 // so a node there cannot refute by raising it: a member that declared it
 // dead there takes it back on the reply to a probe that told it of its
-// death (reviveAtTopLocked).
+// death (reviveUnrefutedLocked).
 const maxInc = ^uint32(0)
+
+// refuteSpan bounds how far above its own incarnation a claim about this
+// node is refuted by a raise. An honest claim names an incarnation some
+// member heard from this node: its own, or that of a process that ran
+// before it on its address (a restart draws a new random incarnation,
+// which may be lower). A claim further above is refuted at the top if it
+// is at the top, else left alone: raising to meet a claim just below
+// 2^32-1 would leave this node no raise for any later claim. Such a claim
+// is still answered: every member that holds it probes this node and
+// clears it on the reply, and a death held there is taken back on the
+// reply to a reprobe (reviveUnrefutedLocked).
+const refuteSpan = 1 << 20
 
 // refuteInc returns the incarnation that refutes a suspicion or a death
 // of this node at claim, this node being at cur: claim+1, or the top
 // itself for a claim at the top (a member that declared it dead there
-// takes it back when it answers at the top, reviveAtTopLocked); ok is
-// false when there is nothing to refute (claim below cur) or no raise
-// left (cur at the top).
+// takes it back when it answers at the top, reviveUnrefutedLocked); ok is
+// false when there is nothing to refute (claim below cur), no raise left
+// (cur at the top), or the claim is more than refuteSpan above cur.
 func refuteInc(claim, cur uint32) (inc uint32, ok bool) {
 	switch {
 	case claim < cur || cur == maxInc:
 		return 0, false
 	case claim == maxInc:
+		if maxInc-cur > refuteSpan {
+			return 0, false
+		}
 		return maxInc, true
+	case claim-cur >= refuteSpan:
+		return 0, false
 	}
 	return claim + 1, true
+}
+
+// unrefuted reports whether this node, at incarnation cur, cannot refute
+// a claim at claim by a raise (refuteInc): it is at the top, or the claim
+// is too far above it.
+func unrefuted(claim, cur uint32) bool {
+	_, ok := refuteInc(claim, cur)
+	return !ok && claim >= cur
+}
+
+// refuteLocked refutes a suspicion or a death of this node at claim,
+// if refuteInc allows: it raises the incarnation and disseminates alive
+// at the new one, gossiped at the next tick. The probe loop's health
+// rises on it (prober.gauge), at most to claimHealthMax.
+func (s *Service) refuteLocked(claim uint32) {
+	inc, ok := refuteInc(claim, s.ep.Incarnation())
+	if !ok {
+		return
+	}
+	s.ep.SetIncarnation(inc)
+	s.stats.refutations.Add(1)
+	s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, inc)
+	s.mu.selfRefuted = true
+	s.mu.gossipNow = true
 }
 
 // newsLogEvery is the least time between two log lines about this node
 // being declared dead; the lines left out are counted in the next one.
 const newsLogEvery = time.Second
 
-// reviveAtTopLocked revives a dead member m that answered a probe
-// carrying its death, view v, with incarnation inc, when neither can go
-// higher: it was declared dead at the top incarnation and answers at the
-// top. Answering a probe that tells of its death is what a raise proves
-// (the member has heard of the death and given up what it held), and
-// raising is impossible there.
-func (s *Service) reviveAtTopLocked(m *member, v view, inc uint32, now int64) {
-	if m.state == StateDead && !m.marking && v.state == StateDead && v.inc == maxInc && m.deadInc == maxInc && inc == maxInc {
+// reviveUnrefutedLocked revives a dead member m that answered a probe
+// carrying its death, view v, with incarnation inc, when it could not
+// raise above that death (unrefuted): it was declared dead at the top
+// incarnation and answers at the top, or the death is more than
+// refuteSpan above its incarnation (a poisoned claim, or a process
+// restarted at a lower random incarnation). Answering a probe that tells
+// of its death is what a raise proves (the member has heard of the death
+// and given up what it held), and a raise is refused there.
+func (s *Service) reviveUnrefutedLocked(m *member, v view, inc uint32, now int64) {
+	if m.state == StateDead && !m.marking && v.state == StateDead && v.inc == m.deadInc && unrefuted(m.deadInc, inc) {
 		s.toAliveLocked(m, now)
 	}
 }
