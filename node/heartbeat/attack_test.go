@@ -456,6 +456,7 @@ func TestAttackHealthInflation(t *testing.T) {
 			t.Fatalf("x declared the crashed member dead after %v (dead %v), want within %v (2 DetectBound): health up to %d, %d refutations",
 				took, ok, bound, top.Load(), st.Refutations)
 		}
+		t.Logf("detection by x %v (DetectBound %v), health up to %d, %d refutations", took, DetectBound(cfg), top.Load(), st.Refutations)
 		if top.Load() > 1 {
 			t.Fatalf("x's local health reached %d on others' claims, want at most 1", top.Load())
 		}
@@ -556,10 +557,11 @@ func TestAttackInjectedMembersEvicted(t *testing.T) {
 }
 
 // TestAttackIncarnationBurn: a member tells x it is suspect at 2^32-2.
-// x never had an incarnation near that (its own is far below): raising
-// to 2^32-1 to refute it would leave x no raise for any later claim. x
-// does not chase a claim that far above its own incarnation; a later
-// claim at its incarnation is refuted as usual.
+// Raising to 2^32-1 to refute it would leave x no raise for any later
+// claim. A claim in the top refuteReserve incarnations is not refuted by
+// a raise from below them; a claim just below them costs x one raise and
+// leaves it refuteReserve more; a later claim at its incarnation is
+// refuted as usual.
 func TestAttackIncarnationBurn(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		cfg := DefaultConfig().WithInterval(2 * time.Second)
@@ -568,12 +570,14 @@ func TestAttackIncarnationBurn(t *testing.T) {
 		xep := s.Listen(1, nil)
 		x := startNode(t, xep, cfg, []netip.AddrPort{teller.Addr()})
 		xep.SetIncarnation(1000)
-		sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: maxInc - 1})
-		after := xep.Incarnation()
-		sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: after})
-		if got := xep.Incarnation(); got <= after {
-			t.Fatalf("x at %d after a claim at 2^32-2, then %d after a claim at its incarnation: it cannot refute any more (stats %+v)",
-				after, got, x.svc.Stats())
+		for _, claim := range []uint32{maxInc - 1, maxInc - refuteReserve - 1} {
+			sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: claim})
+			after := xep.Incarnation()
+			sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: after})
+			if got := xep.Incarnation(); got <= after || got > maxInc-refuteReserve+1 {
+				t.Fatalf("x at %d after a claim at %d, then %d after a claim at its incarnation: want a raise, below the top band (stats %+v)",
+					after, claim, got, x.svc.Stats())
+			}
 		}
 	})
 }

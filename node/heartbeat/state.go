@@ -176,35 +176,38 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 // death (reviveUnrefutedLocked).
 const maxInc = ^uint32(0)
 
-// refuteSpan bounds how far above its own incarnation a claim about this
-// node is refuted by a raise. An honest claim names an incarnation some
-// member heard from this node: its own, or that of a process that ran
-// before it on its address (a restart draws a new random incarnation,
-// which may be lower). A claim further above is refuted at the top if it
-// is at the top, else left alone: raising to meet a claim just below
-// 2^32-1 would leave this node no raise for any later claim. Such a claim
-// is still answered: every member that holds it probes this node and
-// clears it on the reply, and a death held there is taken back on the
-// reply to a reprobe (reviveUnrefutedLocked).
-const refuteSpan = 1 << 20
+// refuteReserve is the top band of incarnations that a claim about this
+// node, below the band, cannot make it raise into: a claim at
+// maxInc-refuteReserve or above, of a node below that, is not refuted by
+// a raise. Raising to meet a claim just below 2^32-1 would leave this
+// node no raise for any later claim; a claim just below the band leaves
+// it refuteReserve raises, one per claim. An honest claim names an
+// incarnation some member heard from this node: its own, or that of a
+// process that ran before it on its address (a restart draws a new
+// random incarnation, which may be lower, so such claims are refuted
+// with a raise wherever they fall below the band; they fall in it once
+// in 2^32/refuteReserve restarts). A claim in the band is still
+// answered: every member that holds a suspicion probes this node and
+// clears it on the reply, and a death is taken back on the reply to a
+// reprobe (reviveUnrefutedLocked).
+const refuteReserve = 1 << 20
 
 // refuteInc returns the incarnation that refutes a suspicion or a death
 // of this node at claim, this node being at cur: claim+1, or the top
 // itself for a claim at the top (a member that declared it dead there
 // takes it back when it answers at the top, reviveUnrefutedLocked); ok is
 // false when there is nothing to refute (claim below cur), no raise left
-// (cur at the top), or the claim is more than refuteSpan above cur.
+// (cur at the top), or the claim is in the top band (refuteReserve) and
+// cur below it.
 func refuteInc(claim, cur uint32) (inc uint32, ok bool) {
+	const band = maxInc - refuteReserve
 	switch {
 	case claim < cur || cur == maxInc:
 		return 0, false
-	case claim == maxInc:
-		if maxInc-cur > refuteSpan {
-			return 0, false
-		}
-		return maxInc, true
-	case claim-cur >= refuteSpan:
+	case claim >= band && cur < band:
 		return 0, false
+	case claim == maxInc:
+		return maxInc, true
 	}
 	return claim + 1, true
 }
@@ -240,9 +243,8 @@ const newsLogEvery = time.Second
 // reviveUnrefutedLocked revives a dead member m that answered a probe
 // carrying its death, view v, with incarnation inc, when it could not
 // raise above that death (unrefuted): it was declared dead at the top
-// incarnation and answers at the top, or the death is more than
-// refuteSpan above its incarnation (a poisoned claim, or a process
-// restarted at a lower random incarnation). Answering a probe that tells
+// incarnation and answers at the top, or the death is in the top band
+// (refuteReserve) and it is below it. Answering a probe that tells
 // of its death is what a raise proves (the member has heard of the death
 // and given up what it held), and a raise is refused there.
 func (s *Service) reviveUnrefutedLocked(m *member, v view, inc uint32, now int64) {
