@@ -159,8 +159,10 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 // TestAttackDeathAtTopIncarnation: a member tells a that x is dead at
 // 2^32-1 while a has not heard x for an Interval (x cut off for a
 // moment). a declares x dead there; x, alive and reachable again, must
-// be able to come back: told of a death at the top incarnation it raises
-// its own to the top, and a's reprobe takes it back (reviveAtTopLocked).
+// be able to come back: it cannot raise above a death at the top (nor
+// raise into the top incarnations, refuteReserve), and its reply to a's
+// reprobe, which told it of the death, takes the death back
+// (reviveUnrefutedLocked).
 // Before, x raised nothing (no incarnation above the top) and stayed
 // dead at a for good.
 func TestAttackDeathAtTopIncarnation(t *testing.T) {

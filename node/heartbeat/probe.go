@@ -71,11 +71,12 @@ type prober struct {
 const healthMax = 4
 
 // claimHealthMax bounds what others' claims about this node can raise the
-// local health to: a refutation raises it only from 0 to 1, and does not
+// local health to: a refutation raises it only below this, and does not
 // hold it there (it falls after an Interval of ticks on time as usual).
-// A member telling this node it is suspect once per Interval, each claim
-// new since the last was refuted, raised it to healthMax, stretching this
-// node's own timeouts five times; only this node's own late ticks do now.
+// Any member can make a new claim each Interval (each refuted, the next
+// is about the new incarnation); were each refutation to raise the health
+// up to healthMax, it could stretch this node's timeouts as far as a
+// stall does. Only this node's own late ticks raise it further.
 const claimHealthMax = 1
 
 // probeLoop is the service's timer: every Tick it finishes the probes
@@ -132,9 +133,9 @@ func (s *Service) probeLoop(seed uint64) {
 
 // gauge updates the local health score from this node's own timeliness:
 // a tick later than Interval/4 past its time raises it by one, and so
-// does a refutation of a claim about this node from 0 (claimHealthMax);
-// an Interval of ticks on time lowers it by one. A slow node thus stretches its own timeouts before it blames
-// others. A late tick also sets pr.late: the time this node was stalled
+// does a refutation of a claim about this node, up to claimHealthMax; an
+// Interval of ticks on time lowers it by one. A slow node thus stretches
+// its own timeouts before it blames others. A late tick also sets pr.late: the time this node was stalled
 // does not count against others (step shifts its rounds and suspicion
 // timers past it and ignores the probes that failed meanwhile).
 func (pr *prober) gauge(now int64) {

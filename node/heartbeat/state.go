@@ -214,7 +214,7 @@ func refuteInc(claim, cur uint32) (inc uint32, ok bool) {
 
 // unrefuted reports whether this node, at incarnation cur, cannot refute
 // a claim at claim by a raise (refuteInc): it is at the top, or the claim
-// is too far above it.
+// is in the top band (refuteReserve) and cur below it.
 func unrefuted(claim, cur uint32) bool {
 	_, ok := refuteInc(claim, cur)
 	return !ok && claim >= cur
