@@ -1,6 +1,8 @@
 package heartbeat
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -155,8 +157,10 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 // TestAttackDeathAtTopIncarnation: a member tells a that x is dead at
 // 2^32-1 while a has not heard x for an Interval (x cut off for a
 // moment). a declares x dead there; x, alive and reachable again, must
-// be able to come back: told of a death at the top incarnation it raises
-// its own to the top, and a's reprobe takes it back (reviveAtTopLocked).
+// be able to come back: it cannot raise above a death at the top (nor
+// raise into the top incarnations, refuteReserve), and its reply to a's
+// reprobe, which told it of the death, takes the death back
+// (reviveUnrefutedLocked).
 // Before, x raised nothing (no incarnation above the top) and stayed
 // dead at a for good.
 func TestAttackDeathAtTopIncarnation(t *testing.T) {
@@ -263,7 +267,7 @@ func TestAttackInjectedMembersNotReprobed(t *testing.T) {
 		var addrs []netip.AddrPort
 		var nodes []*node
 		for i := 0; i < 3; i++ {
-			ep := s.Listen(uint32(i+1), nil)
+			ep := s.Listen(uint32(i+1), keyed)
 			addrs = append(addrs, ep.Addr())
 			nodes = append(nodes, &node{ep: ep})
 		}
@@ -351,6 +355,228 @@ func TestAttackForgedDeathOfLiveMember(t *testing.T) {
 		}
 		if deaths != 0 {
 			t.Fatalf("%d of %d members declared live x dead on one member's word", deaths, n-2)
+		}
+	})
+}
+
+// TestAttackForgedRevival: a member tells x that a crashed member, dead
+// at x, is alive again at an incarnation above its death. x must not
+// take that word for it: it checks the member with a probe of its own,
+// which fails, and the member stays dead (a call to it still fails
+// fast). A member that did come back is alive again on the same news
+// within a few Ticks (the check's reply), not a ReprobeInterval later.
+func TestAttackForgedRevival(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		cfg.ReprobeInterval = time.Hour
+		teller := s.Listen(3, nil)
+		victim := s.Addr() // nothing answers there: crashed
+		yep := s.Listen(4, nil)
+		x := startNode(t, s.Listen(1, nil), cfg, []netip.AddrPort{teller.Addr(), victim, yep.Addr()})
+		// y knows nobody: it never sends to x on its own, so x hears it
+		// only through its own probes.
+		startNode(t, yep, cfg, nil)
+		s.Net.Pause(yep.Addr())
+		sendUpdates(t, teller, x.ep.Addr(),
+			update{addr: victim, node: 9, state: StateDead, inc: 0},
+			update{addr: yep.Addr(), node: 4, state: StateDead, inc: 0})
+		if !waitFor(10*DetectBound(cfg), func() bool {
+			return stateOf(x.svc, victim) == StateDead && stateOf(x.svc, yep.Addr()) == StateDead
+		}) {
+			t.Fatalf("victim %v, y %v, want both dead", stateOf(x.svc, victim), stateOf(x.svc, yep.Addr()))
+		}
+		s.Net.Resume(yep.Addr())
+		sendUpdates(t, teller, x.ep.Addr(), update{addr: victim, node: 9, state: StateAlive, inc: 7})
+		time.Sleep(cfg.Interval) // virtual: x checks the victim
+		if info, _ := x.svc.Member(victim); info.State != StateDead || x.log.count(EventAlive, victim) != 0 {
+			t.Fatalf("crashed member %+v at x after a forged alive update (%d EventAlive), want dead throughout",
+				info, x.log.count(EventAlive, victim))
+		}
+		if err := x.ep.Call(ctxFor(t, time.Second), victim, wire.CallUserBase, nil, nil); errnoOf(err) != wire.ENODEAD {
+			t.Fatalf("call to the dead victim: %v, want ENODEAD", err)
+		}
+		sendUpdates(t, teller, x.ep.Addr(), update{addr: yep.Addr(), node: 4, state: StateAlive, inc: yep.Incarnation()})
+		if !waitFor(cfg.Interval, func() bool { return stateOf(x.svc, yep.Addr()) == StateAlive }) {
+			t.Fatalf("y, back and told alive, still %v at x after %v", stateOf(x.svc, yep.Addr()), cfg.Interval)
+		}
+	})
+}
+
+// TestAttackHealthInflation: a member tells x, once per Interval, that x
+// is suspect at its current incarnation. Each claim is new (x refuted
+// the last one), and each refutation used to raise x's local health by
+// one, up to the top: x stretched its own timeouts five times and took
+// several DetectBounds to declare a crashed member dead. Others' claims
+// raise the health by one at most; x detects the crash within twice the
+// bound (the timeouts stretched at most twice).
+func TestAttackHealthInflation(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig()
+		cfg.Logger = quiet
+		teller := s.Listen(3, nil)
+		xep, vep := s.Listen(1, nil), s.Listen(2, nil)
+		x := startNode(t, xep, cfg, []netip.AddrPort{teller.Addr(), vep.Addr()})
+		v := startNode(t, vep, cfg, []netip.AddrPort{xep.Addr()})
+		stop, done := make(chan struct{}), make(chan struct{})
+		var top atomic.Int64
+		go func() {
+			defer close(done)
+			tk := time.NewTicker(cfg.Interval)
+			defer tk.Stop()
+			var ps wire.Params
+			buf := make([]byte, 256)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+				heartbeatParams(&ps, buf, teller.Incarnation(), view{state: StateSuspect, inc: xep.Incarnation()}, nil)
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.Interval)
+				_ = teller.Call(ctx, xep.Addr(), CallHeartbeat, &ps, nil)
+				cancel()
+				if h := int64(x.svc.Stats().Health); h > top.Load() {
+					top.Store(h)
+				}
+			}
+		}()
+		time.Sleep(20 * cfg.Interval) // virtual: the claims go on
+		s.Net.Crash(vep.Addr())
+		v.svc.Close()
+		crashed := time.Now()
+		bound := 2 * DetectBound(cfg)
+		ok := waitFor(10*DetectBound(cfg), func() bool { return stateOf(x.svc, vep.Addr()) == StateDead })
+		took := time.Since(crashed)
+		close(stop)
+		<-done
+		st := x.svc.Stats()
+		if !ok || took > bound {
+			t.Fatalf("x declared the crashed member dead after %v (dead %v), want within %v (2 DetectBound): health up to %d, %d refutations",
+				took, ok, bound, top.Load(), st.Refutations)
+		}
+		t.Logf("detection by x %v (DetectBound %v), health up to %d, %d refutations", took, DetectBound(cfg), top.Load(), st.Refutations)
+		if top.Load() > 1 {
+			t.Fatalf("x's local health reached %d on others' claims, want at most 1", top.Load())
+		}
+	})
+}
+
+// attackKey is the cluster key of the keyed attack tests.
+var attackKey = []byte("attack-test-cluster-key")
+
+func keyed(c *rfc.Config) { c.Key = attackKey }
+
+// TestAttackJoinsNeedKey: with AcceptJoins in checksum mode anyone could
+// send a join or an alive update from any address (a victim's), and every
+// member would add it and probe it. Start refuses AcceptJoins on an
+// endpoint without a cluster key, naming the field.
+func TestAttackJoinsNeedKey(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		svc, err := Start(s.Listen(1, nil), cfg, nil)
+		var ce *rfc.ConfigError
+		if !errors.As(err, &ce) || ce.Field != "AcceptJoins" || errnoOf(err) != wire.EINVAL {
+			if svc != nil {
+				svc.Close()
+			}
+			t.Fatalf("Start with AcceptJoins and no cluster key: %v, want a ConfigError naming AcceptJoins (EINVAL)", err)
+		}
+		x := startNode(t, s.Listen(2, keyed), cfg, nil)
+		if x.svc.Config().AcceptJoins != true {
+			t.Fatal("AcceptJoins lost on a keyed endpoint")
+		}
+	})
+}
+
+// TestAttackInjectedMembersEvicted: a member holding the key gossips
+// alive updates about addresses nothing answers on until the member list
+// of a seed is full. Once they are dead they must not keep a node from
+// joining (it was refused ENOSPC): a dead member added on the cluster's
+// word and never heard gives its place to a new one.
+func TestAttackInjectedMembersEvicted(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		const max = 8
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		cfg.MaxMembers = max
+		aep, sep := s.Listen(1, keyed), s.Listen(2, keyed)
+		startNode(t, aep, cfg, []netip.AddrPort{sep.Addr()})
+		seed := startNode(t, sep, cfg, []netip.AddrPort{aep.Addr()})
+		var upd []byte
+		var injected []netip.AddrPort
+		for i := 0; i < max-1; i++ {
+			a := s.Addr()
+			injected = append(injected, a)
+			upd = putUpdate(upd, &update{addr: a, state: StateAlive, inc: 1})
+		}
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		ps.Uint64(uint64(aep.Incarnation()))
+		ps.Bytes(upd)
+		if err := aep.Send(sep.Addr(), CallGossip, &ps); err != nil {
+			t.Fatalf("gossip: %v", err)
+		}
+		if !waitFor(20*DetectBound(cfg), func() bool {
+			for _, a := range injected {
+				if stateOf(seed.svc, a) != StateDead {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("injected members not all dead at the seed: %+v", seed.svc.Members())
+		}
+		if n := len(seed.svc.Members()); n != max {
+			t.Fatalf("seed lists %d members, want its bound %d", n, max)
+		}
+		j := startNode(t, s.Listen(3, keyed), testConfig(), nil)
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), sep.Addr()); err != nil {
+			t.Fatalf("join through a seed whose list is full of dead injected members: %v", err)
+		}
+		if st := stateOf(seed.svc, j.ep.Addr()); st != StateAlive {
+			t.Fatalf("joined node %v at the seed", st)
+		}
+		// A node without the key cannot inject at all: the engine drops
+		// its datagrams.
+		stranger := s.Listen(4, nil)
+		other := s.Addr()
+		ps.Reset(make([]byte, 512))
+		ps.Uint64(uint64(stranger.Incarnation()))
+		ps.Bytes(putUpdate(nil, &update{addr: other, state: StateAlive, inc: 1}))
+		if err := stranger.Send(sep.Addr(), CallGossip, &ps); err != nil {
+			t.Fatalf("gossip: %v", err)
+		}
+		time.Sleep(cfg.Interval)
+		if _, ok := seed.svc.Member(other); ok {
+			t.Fatalf("a node without the key added %v at the seed", other)
+		}
+	})
+}
+
+// TestAttackIncarnationBurn: a member tells x it is suspect at 2^32-2.
+// Raising to 2^32-1 to refute it would leave x no raise for any later
+// claim. A claim in the top refuteReserve incarnations is not refuted by
+// a raise from below them; a claim just below them costs x one raise and
+// leaves it refuteReserve more; a later claim at its incarnation is
+// refuted as usual.
+func TestAttackIncarnationBurn(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := DefaultConfig().WithInterval(2 * time.Second)
+		cfg.Logger = quiet
+		teller := s.Listen(3, nil)
+		xep := s.Listen(1, nil)
+		x := startNode(t, xep, cfg, []netip.AddrPort{teller.Addr()})
+		xep.SetIncarnation(1000)
+		for _, claim := range []uint32{maxInc - 1, maxInc - refuteReserve - 1} {
+			sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: claim})
+			after := xep.Incarnation()
+			sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: after})
+			if got := xep.Incarnation(); got <= after || got > maxInc-refuteReserve+1 {
+				t.Fatalf("x at %d after a claim at %d, then %d after a claim at its incarnation: want a raise, below the top band (stats %+v)",
+					after, claim, got, x.svc.Stats())
+			}
 		}
 	})
 }

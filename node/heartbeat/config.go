@@ -69,9 +69,9 @@ type Config struct {
 	// AcceptJoins lets a node join through this one (CallJoin, see
 	// Service.Join) and lets an alive update about an address that is
 	// not a member add it. Off by default: membership is then exactly
-	// what Start, AddMember and RemoveMember say. Turn it on only with
-	// a cluster key (rfc.Config.Key), so that only cluster nodes can
-	// join.
+	// what Start, AddMember and RemoveMember say. It needs a cluster key
+	// (rfc.Config.Key) on the endpoint, so that only cluster nodes can
+	// join: Start refuses it on an endpoint without one (checkEndpoint).
 	AcceptJoins bool
 	// ReprobeInterval is how often a dead member is probed so that a
 	// partition heals (default 5*Interval).
@@ -181,6 +181,18 @@ func (c *Config) check() error {
 		return bad("EventQueue", c.EventQueue, "must be between 1 and 1048576")
 	case c.RelayQueue < 1 || c.RelayQueue > 1<<16:
 		return bad("RelayQueue", c.RelayQueue, "must be between 1 and 65536")
+	}
+	return nil
+}
+
+// checkEndpoint checks c against the configuration of the endpoint it
+// runs on. AcceptJoins needs a cluster key: in checksum mode anyone can
+// send a join or an alive update from any address, and every member
+// would add the address and probe it (a member list filled, a victim
+// flooded).
+func (c *Config) checkEndpoint(rc rfc.Config) error {
+	if c.AcceptJoins && len(rc.Key) == 0 {
+		return rfc.BadConfig("heartbeat", "AcceptJoins", c.AcceptJoins, "needs a cluster key (rfc.Config.Key) on the endpoint")
 	}
 	return nil
 }

@@ -15,9 +15,11 @@
 // its expiry here declares the member dead, and the engine's MarkDead
 // then fails every call parked on it with ENODEAD. A suspected member
 // refutes by raising its incarnation; a member declared dead at
-// incarnation n is alive again only when heard above n. A node that is
-// itself slow (late ticks, refutations of claims about it) stretches its own
-// timeouts, and time it spent stalled does not count against others.
+// incarnation n is alive again only when heard itself above n (news of
+// it from another member makes this node probe it). A node that is
+// itself slow (late ticks; a refutation of a claim about it, at most
+// once) stretches its own timeouts, and time it spent stalled does not
+// count against others.
 //
 // Master/worker channels: a Master starts tasks on workers and a Worker
 // runs them. Both follow the Service's events: a master that loses a

@@ -208,7 +208,9 @@ func (s *Service) pendingUpdatesLocked() bool { return len(s.mu.bcast) > 0 }
 //     to suspect it. Dead only when that timer expires here, so a stale
 //     claim (from a member that was paused or cut off) is refuted first
 //     by a member that is alive and reachable.
-//   - alive X@i above the incarnation X is suspect or dead at: alive again.
+//   - alive X@i above the incarnation X is suspect at: alive again; above
+//     the one X is dead at: X is probed at once, alive again on its reply
+//     (revivalHeardLocked).
 //
 // A suspicion or death of an alive member heard from directly within the
 // last Interval is not applied: the member is probed at once instead
@@ -225,12 +227,8 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		b = rest
 		s.stats.updatesHeard.Add(1)
 		if u.addr == self || (u.node != 0 && u.node == selfNode) {
-			if inc, ok := refuteInc(u.inc, s.ep.Incarnation()); ok && u.state != StateAlive {
-				s.ep.SetIncarnation(inc)
-				s.stats.refutations.Add(1)
-				s.enqueueLocked(self, selfNode, StateAlive, inc)
-				s.mu.selfRefuted = true
-				s.mu.gossipNow = true
+			if u.state != StateAlive {
+				s.refuteLocked(u.inc)
 			}
 			continue
 		}
@@ -253,10 +251,7 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		case StateAlive:
 			switch m.state {
 			case StateDead:
-				if u.inc > m.deadInc && !m.marking {
-					m.inc = max(m.inc, u.inc)
-					s.toAliveLocked(m, now) // disseminates the revival
-				}
+				s.revivalHeardLocked(m, u.inc, now)
 			case StateSuspect:
 				if u.inc > m.inc {
 					m.inc = u.inc
@@ -272,6 +267,27 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		case StateSuspect, StateDead:
 			s.suspectHeardLocked(m, u, now)
 		}
+	}
+}
+
+// revivalHeardLocked applies alive m@inc heard from another member while
+// m is dead here. The word is not taken: anyone holding the key (in
+// checksum mode, anyone) can send it, and a member's news may be stale
+// (m restarted and crashed again since). Above the death, it makes the
+// reprobe loop probe m at once (at most once per Interval per member, so
+// that news repeated or forged costs one probe per Interval): the reply,
+// m's own word, revives it here (observeLocked, reviveUnrefutedLocked)
+// and this node passes the revival on; no reply, and m stays dead. It is
+// not passed on unchecked.
+func (s *Service) revivalHeardLocked(m *member, inc uint32, now int64) {
+	if inc <= m.deadInc || m.checkAt != 0 && now-m.checkAt < int64(s.cfg.Interval) {
+		return
+	}
+	select {
+	case s.checkQ <- m.addr:
+		m.checkAt = now
+	default:
+		// The queue is full: the reprobe loop reaches m in its round.
 	}
 }
 

@@ -253,14 +253,14 @@ func TestSuspectAfterRevivalProbes(t *testing.T) {
 	s.ep.MarkDead(m.addr)
 	s.finishDeath(m, dead)
 	s.mu.Lock()
-	u := update{addr: m.addr, state: StateAlive, inc: 6}
-	s.applyUpdatesLocked(from, putUpdate(nil, &u), now)
-	u = update{addr: m.addr, state: StateSuspect, inc: 6, from: 7}
+	s.observeLocked(m, 6, now)   // its own datagram at a higher incarnation
+	now += int64(s.cfg.Interval) // not heard since: a suspicion heard is taken
+	u := update{addr: m.addr, state: StateSuspect, inc: 6, from: 7}
 	s.applyUpdatesLocked(from, putUpdate(nil, &u), now)
 	st := m.state
 	s.mu.Unlock()
 	if st != StateSuspect {
-		t.Fatalf("member %v after alive then suspect heard, want suspect", st)
+		t.Fatalf("member %v after its revival then a suspicion heard, want suspect", st)
 	}
 	now += int64(s.cfg.Tick)
 	pr.lastNs = now

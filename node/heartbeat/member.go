@@ -70,8 +70,12 @@ type member struct {
 	// indirect round, the only members whose acks count (serveProbeAck).
 	asked []netip.AddrPort
 	// Added on the cluster's word (joinedLocked), not by this node's
-	// configuration: never reprobed once dead unless heard before.
+	// configuration: never reprobed once dead unless heard before, and
+	// evicted when the list is full (addMemberLocked).
 	learnt bool
+	// Dead here: the engine clock this node last asked the reprobe loop
+	// to check it, on an alive update heard (revivalHeardLocked).
+	checkAt int64
 
 	// Owned by the probe loop.
 	active     bool // in the loop's active list

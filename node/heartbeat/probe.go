@@ -70,6 +70,15 @@ type prober struct {
 // 1+healthMax times.
 const healthMax = 4
 
+// claimHealthMax bounds what others' claims about this node can raise the
+// local health to: a refutation raises it only below this, and does not
+// hold it there (it falls after an Interval of ticks on time as usual).
+// Any member can make a new claim each Interval (each refuted, the next
+// is about the new incarnation); were each refutation to raise the health
+// up to healthMax, it could stretch this node's timeouts as far as a
+// stall does. Only this node's own late ticks raise it further.
+const claimHealthMax = 1
+
 // probeLoop is the service's timer: every Tick it finishes the probes
 // that completed, moves members through their states, starts the probes
 // that are due, and runs the indirect probes other members asked for.
@@ -123,10 +132,10 @@ func (s *Service) probeLoop(seed uint64) {
 }
 
 // gauge updates the local health score from this node's own timeliness:
-// a tick later than Interval/4 past its time, or a refutation of a claim
-// about this node, raises it by one; an Interval of ticks on time lowers
-// it by one. A slow node thus stretches its own timeouts before it blames
-// others. A late tick also sets pr.late: the time this node was stalled
+// a tick later than Interval/4 past its time raises it by one, and so
+// does a refutation of a claim about this node, up to claimHealthMax; an
+// Interval of ticks on time lowers it by one. A slow node thus stretches
+// its own timeouts before it blames others. A late tick also sets pr.late: the time this node was stalled
 // does not count against others (step shifts its rounds and suspicion
 // timers past it and ignores the probes that failed meanwhile).
 func (pr *prober) gauge(now int64) {
@@ -141,12 +150,16 @@ func (pr *prober) gauge(now int64) {
 	refuted := s.mu.selfRefuted
 	s.mu.selfRefuted = false
 	s.mu.Unlock()
-	if late || refuted {
+	switch {
+	case late:
 		if pr.health < healthMax {
 			pr.health++
 		}
 		pr.onTime = now
-	} else if now-pr.onTime >= int64(s.cfg.Interval) {
+	case refuted && pr.health < claimHealthMax:
+		pr.health++
+		pr.onTime = now
+	case now-pr.onTime >= int64(s.cfg.Interval):
 		if pr.health > 0 {
 			pr.health--
 		}
@@ -748,30 +761,42 @@ func (pr *prober) ack(job *relayJob, reached bool, inc uint32) {
 	_ = pr.s.ep.Send(job.from, CallProbeAck, &pr.ps)
 }
 
+// checkQueue bounds the dead members heard alive that wait for the
+// reprobe loop's check (Service.checkQ).
+const checkQueue = 64
+
 // reprobeLoop probes dead members every ReprobeInterval with
 // rfc.Endpoint.Probe, the one call that reaches a peer the engine has
 // marked dead: at most ProbesPerInterval per Interval of ReprobeInterval
-// in one round, round-robin. A dead member that answers with a higher incarnation, or
-// that learns from the probe that it was declared dead and refutes it,
-// is alive again.
+// in one round, round-robin. It also probes at once a dead member heard
+// alive from another member (Service.checkQ). A dead member that answers
+// with a higher incarnation, or that learns from the probe that it was
+// declared dead and refutes it, is alive again.
 func (s *Service) reprobeLoop() {
 	defer s.wg.Done()
 	tk := time.NewTicker(s.cfg.ReprobeInterval)
 	defer tk.Stop()
-	type target struct {
-		addr netip.AddrPort
-		v    view
-	}
-	var dead []target
+	var dead []reprobeTarget
 	cursor := 0
 	reprobeMax := s.cfg.ProbesPerInterval * max(1, int(s.cfg.ReprobeInterval/s.cfg.Interval))
-	var ps wire.Params
-	buf := make([]byte, s.ep.Config().MaxDatagram)
-	var rep rfc.Reply
+	rp := &reprober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram)}
 	for {
 		select {
 		case <-s.done:
 			return
+		case a := <-s.checkQ:
+			s.mu.Lock()
+			m := s.mu.members[a]
+			ok := m != nil && m.state == StateDead
+			var v view
+			if ok {
+				v = m.viewLocked()
+			}
+			s.mu.Unlock()
+			if ok {
+				rp.probe(reprobeTarget{a, v})
+			}
+			continue
 		case <-tk.C:
 		}
 		// At most reprobeMax dead members per round, round-robin from
@@ -786,7 +811,7 @@ func (s *Service) reprobeLoop() {
 				// A member added on another member's word and never
 				// heard is not reprobed: an injected address would be
 				// sent to for as long as the cluster runs.
-				dead = append(dead, target{m.addr, m.viewLocked()})
+				dead = append(dead, reprobeTarget{m.addr, m.viewLocked()})
 			}
 			if i == n-1 || len(dead) == reprobeMax {
 				cursor = (cursor + i + 1) % n
@@ -799,25 +824,47 @@ func (s *Service) reprobeLoop() {
 				return
 			default:
 			}
-			heartbeatParams(&ps, buf, s.ep.Incarnation(), t.v, nil)
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
-			err := s.ep.Probe(ctx, t.addr, CallHeartbeat, &ps, &rep)
-			cancel()
-			if err != nil {
-				continue
-			}
-			inc, v := probeReply(&rep.Packet)
-			now := s.ep.Now()
-			s.mu.Lock()
-			if m := s.mu.members[t.addr]; m != nil {
-				if m.node == 0 {
-					m.node = rep.Src // first heard through its reply
-				}
-				s.observeLocked(m, inc, now)
-				s.reviveAtTopLocked(m, t.v, inc, now)
-				s.selfNewsLocked(m, v, now)
-			}
-			s.mu.Unlock()
+			rp.probe(t)
 		}
 	}
+}
+
+// reprobeTarget is a dead member the reprobe loop probes, with the view
+// of it the probe carries.
+type reprobeTarget struct {
+	addr netip.AddrPort
+	v    view
+}
+
+// reprober is the reprobe loop's scratch state.
+type reprober struct {
+	s   *Service
+	ps  wire.Params
+	buf []byte
+	rep rfc.Reply
+}
+
+// probe probes dead member t once, waiting at most ProbeTimeout, and
+// applies the reply.
+func (rp *reprober) probe(t reprobeTarget) {
+	s := rp.s
+	heartbeatParams(&rp.ps, rp.buf, s.ep.Incarnation(), t.v, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProbeTimeout)
+	err := s.ep.Probe(ctx, t.addr, CallHeartbeat, &rp.ps, &rp.rep)
+	cancel()
+	if err != nil {
+		return
+	}
+	inc, v := probeReply(&rp.rep.Packet)
+	now := s.ep.Now()
+	s.mu.Lock()
+	if m := s.mu.members[t.addr]; m != nil {
+		if m.node == 0 {
+			m.node = rp.rep.Src // first heard through its reply
+		}
+		s.observeLocked(m, inc, now)
+		s.reviveUnrefutedLocked(m, t.v, inc, now)
+		s.selfNewsLocked(m, v, now)
+	}
+	s.mu.Unlock()
 }

@@ -46,6 +46,10 @@ type Service struct {
 	seq    atomic.Uint64 // indirect-round sequence numbers
 	events chan Event    // bounded by Config.EventQueue
 	relayQ chan relayJob // bounded by Config.RelayQueue
+	// Dead members heard alive from another member, for the reprobe
+	// loop to probe at once; bounded by checkQueue, overflow left to its
+	// round.
+	checkQ chan netip.AddrPort
 	stats  serviceStats
 
 	done chan struct{}
@@ -97,12 +101,16 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkEndpoint(ep.Config()); err != nil {
+		return nil, err
+	}
 	s := &Service{ep: ep, cfg: cfg, log: cfg.Logger, self: observerID(ep), done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.events = make(chan Event, cfg.EventQueue)
 	s.relayQ = make(chan relayJob, cfg.RelayQueue)
+	s.checkQ = make(chan netip.AddrPort, checkQueue)
 	s.mu.members = make(map[netip.AddrPort]*member)
 	for _, a := range members {
 		if a == ep.Addr() {
@@ -180,7 +188,7 @@ func (s *Service) addMemberLocked(addr netip.AddrPort, now int64) (*member, erro
 	if m := s.mu.members[addr]; m != nil {
 		return m, wire.EEXIST
 	}
-	if len(s.mu.members) >= s.cfg.MaxMembers {
+	if len(s.mu.members) >= s.cfg.MaxMembers && !s.evictLocked(now) {
 		return nil, wire.ENOSPC
 	}
 	m := &member{addr: addr, state: StateAlive, since: now, syncRFC: true}
@@ -192,6 +200,21 @@ func (s *Service) addMemberLocked(addr netip.AddrPort, now int64) (*member, erro
 	s.touchLocked(m)
 	s.emitLocked(Event{Kind: EventAdded, Addr: addr, AtNs: now})
 	return m, nil
+}
+
+// evictLocked makes room in a full member list: it removes one dead
+// member added on the cluster's word and never heard (an address a
+// member named that nothing answered on), as RemoveMember would. It
+// reports false when there is none: the list is full of members this
+// node was configured with or has heard.
+func (s *Service) evictLocked(now int64) bool {
+	for _, m := range s.mu.order {
+		if !m.removed && m.learnt && m.heardNs == 0 && m.state == StateDead && !m.marking {
+			s.removeLocked(m, now)
+			return true
+		}
+	}
+	return false
 }
 
 // joinedLocked adds a member learnt from the cluster (a join request,
@@ -264,13 +287,18 @@ func (s *Service) RemoveMember(addr netip.AddrPort) error {
 	if m == nil {
 		return wire.ENOENT
 	}
-	delete(s.mu.members, addr)
+	s.removeLocked(m, s.ep.Now())
+	return nil
+}
+
+// removeLocked removes member m from the list (RemoveMember, evictLocked).
+func (s *Service) removeLocked(m *member, now int64) {
+	delete(s.mu.members, m.addr)
 	m.removed = true // the probe loop releases its probe and drops it
 	s.mu.gen++
 	s.mu.pruned = true
 	s.touchLocked(m)
-	s.emitLocked(Event{Kind: EventRemoved, Addr: addr, Node: m.node, Incarnation: m.inc, AtNs: s.ep.Now()})
-	return nil
+	s.emitLocked(Event{Kind: EventRemoved, Addr: m.addr, Node: m.node, Incarnation: m.inc, AtNs: now})
 }
 
 // Pin makes a member probed on its own cadence every Interval, as in a

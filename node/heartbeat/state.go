@@ -141,13 +141,7 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 		top = suspect
 	}
 	cur := s.ep.Incarnation()
-	if inc, ok := refuteInc(top, cur); ok {
-		s.ep.SetIncarnation(inc)
-		s.stats.refutations.Add(1)
-		s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, inc)
-		s.mu.selfRefuted = true
-		s.mu.gossipNow = true
-	}
+	s.refuteLocked(top)
 	if suspect < cur {
 		suspect = 0 // an old suspicion, refuted already
 	}
@@ -179,18 +173,38 @@ func (s *Service) selfNewsLocked(m *member, v view, now int64) {
 // maxInc is the top incarnation. The engine's incarnation only rises,
 // so a node there cannot refute by raising it: a member that declared it
 // dead there takes it back on the reply to a probe that told it of its
-// death (reviveAtTopLocked).
+// death (reviveUnrefutedLocked).
 const maxInc = ^uint32(0)
+
+// refuteReserve is the top band of incarnations that a claim about this
+// node, below the band, cannot make it raise into: a claim at
+// maxInc-refuteReserve or above, of a node below that, is not refuted by
+// a raise. Raising to meet a claim just below 2^32-1 would leave this
+// node no raise for any later claim; a claim just below the band leaves
+// it refuteReserve raises, one per claim. An honest claim names an
+// incarnation some member heard from this node: its own, or that of a
+// process that ran before it on its address (a restart draws a new
+// random incarnation, which may be lower, so such claims are refuted
+// with a raise wherever they fall below the band; they fall in it once
+// in 2^32/refuteReserve restarts). A claim in the band is still
+// answered: every member that holds a suspicion probes this node and
+// clears it on the reply, and a death is taken back on the reply to a
+// reprobe (reviveUnrefutedLocked).
+const refuteReserve = 1 << 20
 
 // refuteInc returns the incarnation that refutes a suspicion or a death
 // of this node at claim, this node being at cur: claim+1, or the top
 // itself for a claim at the top (a member that declared it dead there
-// takes it back when it answers at the top, reviveAtTopLocked); ok is
-// false when there is nothing to refute (claim below cur) or no raise
-// left (cur at the top).
+// takes it back when it answers at the top, reviveUnrefutedLocked); ok is
+// false when there is nothing to refute (claim below cur), no raise left
+// (cur at the top), or the claim is in the top band (refuteReserve) and
+// cur below it.
 func refuteInc(claim, cur uint32) (inc uint32, ok bool) {
+	const band = maxInc - refuteReserve
 	switch {
 	case claim < cur || cur == maxInc:
+		return 0, false
+	case claim >= band && cur < band:
 		return 0, false
 	case claim == maxInc:
 		return maxInc, true
@@ -198,18 +212,43 @@ func refuteInc(claim, cur uint32) (inc uint32, ok bool) {
 	return claim + 1, true
 }
 
+// unrefuted reports whether this node, at incarnation cur, cannot refute
+// a claim at claim by a raise (refuteInc): it is at the top, or the claim
+// is in the top band (refuteReserve) and cur below it.
+func unrefuted(claim, cur uint32) bool {
+	_, ok := refuteInc(claim, cur)
+	return !ok && claim >= cur
+}
+
+// refuteLocked refutes a suspicion or a death of this node at claim,
+// if refuteInc allows: it raises the incarnation and disseminates alive
+// at the new one, gossiped at the next tick. The probe loop's health
+// rises on it (prober.gauge), at most to claimHealthMax.
+func (s *Service) refuteLocked(claim uint32) {
+	inc, ok := refuteInc(claim, s.ep.Incarnation())
+	if !ok {
+		return
+	}
+	s.ep.SetIncarnation(inc)
+	s.stats.refutations.Add(1)
+	s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, inc)
+	s.mu.selfRefuted = true
+	s.mu.gossipNow = true
+}
+
 // newsLogEvery is the least time between two log lines about this node
 // being declared dead; the lines left out are counted in the next one.
 const newsLogEvery = time.Second
 
-// reviveAtTopLocked revives a dead member m that answered a probe
-// carrying its death, view v, with incarnation inc, when neither can go
-// higher: it was declared dead at the top incarnation and answers at the
-// top. Answering a probe that tells of its death is what a raise proves
-// (the member has heard of the death and given up what it held), and
-// raising is impossible there.
-func (s *Service) reviveAtTopLocked(m *member, v view, inc uint32, now int64) {
-	if m.state == StateDead && !m.marking && v.state == StateDead && v.inc == maxInc && m.deadInc == maxInc && inc == maxInc {
+// reviveUnrefutedLocked revives a dead member m that answered a probe
+// carrying its death, view v, with incarnation inc, when it could not
+// raise above that death (unrefuted): it was declared dead at the top
+// incarnation and answers at the top, or the death is in the top band
+// (refuteReserve) and it is below it. Answering a probe that tells
+// of its death is what a raise proves (the member has heard of the death
+// and given up what it held), and a raise is refused there.
+func (s *Service) reviveUnrefutedLocked(m *member, v view, inc uint32, now int64) {
+	if m.state == StateDead && !m.marking && v.state == StateDead && v.inc == m.deadInc && unrefuted(m.deadInc, inc) {
 		s.toAliveLocked(m, now)
 	}
 }

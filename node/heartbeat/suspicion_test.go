@@ -210,9 +210,19 @@ func TestGossipFromNonMemberIgnored(t *testing.T) {
 // that does not accept joins answers EPERM.
 func TestJoinThroughSeed(t *testing.T) {
 	cfg := testConfig()
-	cfg.AcceptJoins = true
-	nodes := cluster(t, 3, cfg)
-	j := startNode(t, newEndpoint(t, 9, nil), cfg, nil)
+	cfg.AcceptJoins = true // with a cluster key (Config.AcceptJoins)
+	key := func(c *rfc.Config) { c.Key = []byte("join-test-cluster-key") }
+	var addrs []netip.AddrPort
+	var eps []*rfc.Endpoint
+	for i := 0; i < 3; i++ {
+		eps = append(eps, newEndpoint(t, uint32(i+1), key))
+		addrs = append(addrs, eps[i].Addr())
+	}
+	var nodes []*node
+	for _, ep := range eps {
+		nodes = append(nodes, startNode(t, ep, cfg, addrs))
+	}
+	j := startNode(t, newEndpoint(t, 9, key), cfg, nil)
 	if err := j.svc.Join(ctxFor(t, 5*time.Second), nodes[1].ep.Addr()); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
