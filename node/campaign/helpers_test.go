@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -198,20 +197,6 @@ func aliveAs(id uint32) func(heartbeat.MemberInfo) bool {
 	return func(m heartbeat.MemberInfo) bool {
 		return m.State == heartbeat.StateAlive && m.Node != 0 && (id == 0 || m.Node == id)
 	}
-}
-
-// reservePort returns a loopback address no socket holds (a port the
-// kernel gave and took back), for configurations that name a node before
-// it starts.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := c.LocalAddr().String()
-	c.Close()
-	return a
 }
 
 // writeConfig writes an rfcd configuration file and returns its path.
