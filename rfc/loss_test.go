@@ -1,12 +1,12 @@
 package rfc
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"context"
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )

@@ -3,10 +3,10 @@ package rfc
 import (
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/wire"
-	"testing/synctest"
 )
 
 var (
