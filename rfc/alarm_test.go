@@ -2,7 +2,6 @@ package rfc
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -88,12 +87,7 @@ func TestTimerRoundSkipsFinishedCalls(t *testing.T) {
 // sweep) is retransmitted at its timeout: the first timer wakes the
 // goroutine. The callee is a socket that never answers.
 func TestCallRetransmitsAfterKick(t *testing.T) {
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	dst := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	dst := silentAddr(t)
 	cli := newTestEndpoint(t, func(c *Config) {
 		c.InitialRTO = 10 * time.Millisecond
 		c.MinRTO = 10 * time.Millisecond
@@ -101,7 +95,7 @@ func TestCallRetransmitsAfterKick(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err = cli.Call(ctx, netip.AddrPortFrom(dst.Addr(), dst.Port()), callEcho, nil, nil)
+	err := cli.Call(ctx, netip.AddrPortFrom(dst.Addr(), dst.Port()), callEcho, nil, nil)
 	if err != wire.ETIMEDOUT {
 		t.Fatalf("Call: %v, want ETIMEDOUT", err)
 	}

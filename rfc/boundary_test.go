@@ -265,12 +265,7 @@ func TestConfigDurationBounds(t *testing.T) {
 // calls do, so MarkDead on the IPv4-mapped form of an address fails the
 // calls parked on it, and Peer and MarkAlive find the same entry.
 func TestMappedLivenessMarks(t *testing.T) {
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	plain := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	plain := silentAddr(t)
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(plain.Addr().As16()), plain.Port())
 	cli := newTestEndpoint(t, nil)
 	pd, err := cli.Go(ctxTimeout(t, 20*time.Second), plain, callEcho, nil)

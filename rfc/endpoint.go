@@ -81,7 +81,12 @@ type sendScratch struct {
 
 // Listen opens the socket and starts the endpoint's goroutines.
 func Listen(cfg Config) (*Endpoint, error) {
-	ep, err := Open(cfg)
+	return started(Open(cfg))
+}
+
+// started starts ep, just opened with err, and closes it if it does not
+// start: one path from Open and OpenTransport to a running endpoint.
+func started(ep *Endpoint, err error) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}

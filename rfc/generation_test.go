@@ -1,13 +1,13 @@
 package rfc
 
 import (
+	"context"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
-	"context"
 	"fastcall/wire"
-	"net/netip"
 )
 
 // TestReplyGenerationBits: a reply whose call id names the caller's slot

@@ -2,6 +2,7 @@ package rfc
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -88,6 +89,18 @@ func registerTestCalls(t testing.TB, ep *Endpoint) *testServer {
 		return wire.EUSER + 5
 	}))
 	return s
+}
+
+// silentAddr returns the address of a loopback UDP socket that never
+// reads, closed when the test ends: a peer that answers nothing.
+func silentAddr(t testing.TB) netip.AddrPort {
+	t.Helper()
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	return silent.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {

@@ -1,16 +1,14 @@
 package rfc
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"context"
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
-	"net"
-	"net/netip"
 )
 
 // TestAtMostOnceUnderLoss sends non-idempotent increments through a relay
@@ -108,12 +106,7 @@ func TestAtMostOnceUnderLoss(t *testing.T) {
 // callee let the floor go would run again. The call still ends at its
 // deadline.
 func TestNoResendPastBudget(t *testing.T) {
-	silent, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	dst := silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	dst := silentAddr(t)
 	cli := newTestEndpoint(t, func(c *Config) {
 		// No real retransmission during the test: only the
 		// expiries the test drives.

@@ -3,10 +3,10 @@ package rfc
 import (
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/wire"
-	"testing/synctest"
 )
 
 var (
@@ -228,6 +228,55 @@ func TestKeyRotationLive(t *testing.T) {
 	}
 }
 
+// replayPeer is a keyed server and a raw peer that has pinged it once:
+// captured is that ping, for a test to replay.
+type replayPeer struct {
+	srv      *testServer
+	raw      *rawSender
+	stamp    uint32 // the stamp of captured
+	captured []byte
+}
+
+// newReplayPeer starts the server and the peer and makes the first ping.
+func newReplayPeer(t *testing.T, w *simWorld) *replayPeer {
+	t.Helper()
+	r := &replayPeer{srv: w.server(func(c *Config) { c.Key = keyA }), stamp: nowStamp()}
+	r.raw = w.rawSender(r.srv.Addr(), keyA, 21, 210)
+	r.captured = r.ping(1<<20, r.stamp)
+	if e := r.raw.call(r.captured); e != wire.OK {
+		t.Fatalf("ping: %v", e)
+	}
+	return r
+}
+
+// ping is a ping request with call id id and stamp st.
+func (r *replayPeer) ping(id uint64, st uint32) []byte {
+	return r.raw.encode(wire.Header{Flags: wire.FlagRequest, CallNo: CallPing, CallID: id,
+		PeerInc: r.srv.Incarnation(), Budget: 5_000_000, Stamp: st}, nil)
+}
+
+// replay sends the captured ping again, checks that the server read it
+// and drains its answer, if any.
+func (r *replayPeer) replay(t *testing.T) {
+	t.Helper()
+	rx := r.srv.Stats().Rx
+	r.raw.send(r.captured)
+	synctest.Wait()
+	if got := r.srv.Stats().Rx; got != rx+1 {
+		t.Fatalf("the server read %d datagrams, want %d", got, rx+1)
+	}
+	r.raw.recv(200 * time.Millisecond)
+}
+
+// fresh makes a ping stamped after the captured one and checks that it
+// is answered.
+func (r *replayPeer) fresh(t *testing.T) {
+	t.Helper()
+	if e := r.raw.call(r.ping(2<<20, r.stamp+1000)); e != wire.OK {
+		t.Fatalf("fresh ping: %v", e)
+	}
+}
+
 // TestReplayDoesNotRevive: a peer declared dead is revived by a
 // sign of life, a fresh request from it. A copy of a request it sent
 // before it was declared dead, replayed within the age bound by anyone on
@@ -235,31 +284,14 @@ func TestKeyRotationLive(t *testing.T) {
 // dead. A request it stamps later revives it.
 func TestReplayDoesNotRevive(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
-		srv := w.server(func(c *Config) { c.Key = keyA })
-		raw := w.rawSender(srv.Addr(), keyA, 21, 210)
-		stamp := nowStamp()
-		ping := func(id uint64, st uint32) []byte {
-			return raw.encode(wire.Header{Flags: wire.FlagRequest, CallNo: CallPing, CallID: id,
-				PeerInc: srv.Incarnation(), Budget: 5_000_000, Stamp: st}, nil)
-		}
-		captured := ping(1<<20, stamp)
-		if e := raw.call(captured); e != wire.OK {
-			t.Fatalf("ping: %v", e)
-		}
+		r := newReplayPeer(t, w)
+		srv, raw := r.srv, r.raw
 		srv.MarkDead(raw.addr())
-		rx := srv.Stats().Rx
-		raw.send(captured) // the replay
-		synctest.Wait()
-		if got := srv.Stats().Rx; got != rx+1 {
-			t.Fatalf("the server read %d datagrams, want %d", got, rx+1)
-		}
-		raw.recv(200 * time.Millisecond) // its answer, if any
+		r.replay(t)
 		if info, _ := srv.Peer(raw.addr()); info.State != PeerDead {
 			t.Fatalf("a replayed request revived a dead peer: state %v", info.State)
 		}
-		if e := raw.call(ping(2<<20, stamp+1000)); e != wire.OK {
-			t.Fatalf("fresh ping: %v", e)
-		}
+		r.fresh(t)
 		if info, _ := srv.Peer(raw.addr()); info.State != PeerAlive {
 			t.Fatalf("a fresh request left the peer %v", info.State)
 		}
@@ -273,34 +305,17 @@ func TestReplayDoesNotRevive(t *testing.T) {
 // for the whole age bound). A request it stamps later is one.
 func TestReplayNoSignOfLife(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
-		srv := w.server(func(c *Config) { c.Key = keyA })
-		raw := w.rawSender(srv.Addr(), keyA, 21, 210)
-		stamp := nowStamp()
-		ping := func(id uint64, st uint32) []byte {
-			return raw.encode(wire.Header{Flags: wire.FlagRequest, CallNo: CallPing, CallID: id,
-				PeerInc: srv.Incarnation(), Budget: 5_000_000, Stamp: st}, nil)
-		}
-		captured := ping(1<<20, stamp)
-		if e := raw.call(captured); e != wire.OK {
-			t.Fatalf("ping: %v", e)
-		}
+		r := newReplayPeer(t, w)
+		srv, raw := r.srv, r.raw
 		heard, _ := srv.Peer(raw.addr())
 		srv.MarkSuspect(raw.addr())
 		time.Sleep(time.Second) // virtual
-		rx := srv.Stats().Rx
-		raw.send(captured) // the replay
-		synctest.Wait()
-		if got := srv.Stats().Rx; got != rx+1 {
-			t.Fatalf("the server read %d datagrams, want %d", got, rx+1)
-		}
-		raw.recv(200 * time.Millisecond) // its answer, if any
+		r.replay(t)
 		if info, _ := srv.Peer(raw.addr()); info.State != PeerSuspect || info.LastHeardNs != heard.LastHeardNs {
 			t.Fatalf("a replayed request is a sign of life: state %v, last heard moved by %v",
 				info.State, time.Duration(info.LastHeardNs-heard.LastHeardNs))
 		}
-		if e := raw.call(ping(2<<20, stamp+1000)); e != wire.OK {
-			t.Fatalf("fresh ping: %v", e)
-		}
+		r.fresh(t)
 		if info, _ := srv.Peer(raw.addr()); info.State != PeerAlive || info.LastHeardNs <= heard.LastHeardNs {
 			t.Fatalf("a fresh request: state %v, last heard moved by %v", info.State, time.Duration(info.LastHeardNs-heard.LastHeardNs))
 		}

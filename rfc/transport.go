@@ -68,15 +68,7 @@ func (c transportConn) write(w *writeState, ms []message) (sent int, err error) 
 // ListenTransport is Listen on a Transport instead of a UDP socket;
 // cfg.Addr is not used.
 func ListenTransport(cfg Config, t Transport) (*Endpoint, error) {
-	ep, err := OpenTransport(cfg, t)
-	if err != nil {
-		return nil, err
-	}
-	if err := ep.Start(); err != nil {
-		ep.Close()
-		return nil, err
-	}
-	return ep, nil
+	return started(OpenTransport(cfg, t))
 }
 
 // OpenTransport is Open on a Transport instead of a UDP socket; cfg.Addr

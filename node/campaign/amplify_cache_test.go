@@ -8,6 +8,7 @@ import (
 
 	"fastcall/node/daemon"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -19,7 +20,8 @@ import (
 // more than three times the datagram that drew it, and the short ones are
 // dropped (dup-other).
 func TestDupCacheAmplification(t *testing.T) {
-	maddr, waddr := reservePort(t), reservePort(t)
+	free := rfctest.FreeAddrs(t, 2)
+	maddr, waddr := free[0], free[1]
 	startConfig(t, "worker.json", fmt.Sprintf(`{"addr": %q, "node": 11, "insecure": true,
 		"log_level": "error", "roles": ["worker"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, waddr, maddr))
 	master := startConfig(t, "master.json", fmt.Sprintf(`{"addr": %q, "node": 10, "insecure": true,

@@ -141,11 +141,7 @@ func TestStrangerFlood(t *testing.T) {
 	if !mapped.Addr().Is4In6() {
 		mapped = netip.AddrPortFrom(netip.AddrFrom16(n.addr.Addr().As16()), n.addr.Port())
 	}
-	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
+	u := loopbackUDP(t)
 	dropped := func(st map[string]uint64) (d uint64) {
 		for k, v := range st {
 			if strings.HasPrefix(k, "drop-") && k != "drop-too-big" {

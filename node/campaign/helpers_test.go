@@ -200,18 +200,17 @@ func aliveAs(id uint32) func(heartbeat.MemberInfo) bool {
 	}
 }
 
-// reservePort returns a loopback address no socket holds (a port the
-// kernel gave and took back), for configurations that name a node before
-// it starts.
-func reservePort(t *testing.T) string {
+// loopbackUDP returns a UDP socket on a loopback port, closed when the
+// test ends: a hand-made peer, a victim, or an address that answers
+// nothing.
+func loopbackUDP(t *testing.T) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := c.LocalAddr().String()
-	c.Close()
-	return a
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // writeConfig writes an rfcd configuration file and returns its path.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"fastcall/node/heartbeat"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -126,7 +127,8 @@ func countLines(t *testing.T, path, s string) int {
 // within one a second.
 func TestNonMemberClaims(t *testing.T) {
 	key := keyFile(t)
-	aaddr, baddr := reservePort(t), reservePort(t)
+	free := rfctest.FreeAddrs(t, 2)
+	aaddr, baddr := free[0], free[1]
 	logPath := filepath.Join(t.TempDir(), "a.log")
 	a := &node{args: []string{"-config", writeConfig(t, "a.json", fmt.Sprintf(`{"addr": %q, "node": 21, "key_file": %q,
 		"log_level": "warn", "heartbeat": {"members": [%q], "interval": "100ms"}}`, aaddr, key, baddr))}}

@@ -10,6 +10,7 @@ import (
 	"fastcall/node/builtin"
 	"fastcall/node/heartbeat"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -72,7 +73,7 @@ func settle(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, counter string
 // that was never heard before comes up, is seen alive, is killed: the node
 // declares it dead and its calls to it fail at once with ENODEAD.
 func TestPeerTableFill(t *testing.T) {
-	vaddr := reservePort(t)
+	vaddr := rfctest.FreeAddrs(t, 1)[0]
 	observer := startConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 31, "insecure": true,
 		"log_level": "error", "roles": ["dispatcher"], "heartbeat": {"members": [%q], "interval": "100ms"}}`, vaddr))
 	cli := listenClient(t, nil)

@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,17 +18,9 @@ import (
 // a dispatcher rfcd send the victim nothing; the requests are answered
 // with an error number.
 func TestDispatchReflection(t *testing.T) {
-	victim, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
+	victim := loopbackUDP(t)
 	va := victim.LocalAddr().String()
-	allowed, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer allowed.Close()
+	allowed := loopbackUDP(t)
 	cfg := filepath.Join(t.TempDir(), "disp.json")
 	body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "insecure": true, "log_level": "error", "roles": ["dispatcher"],
 		"dispatcher": {"targets": [%q]}}`, allowed.LocalAddr().String())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fastcall/node/registry/client"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -22,10 +23,7 @@ import (
 func TestRegistryCentersKilled(t *testing.T) {
 	key := keyFile(t)
 	dir := t.TempDir()
-	addrs := make([]string, 2)
-	for i := range addrs {
-		addrs[i] = reservePort(t) // fixed ports: configurations name the peer
-	}
+	addrs := rfctest.FreeAddrs(t, 2) // fixed ports: configurations name the peer
 	centers := make([]*node, 2)
 	for i := range centers {
 		centers[i] = startConfig(t, fmt.Sprintf("c%d.json", i), fmt.Sprintf(`{"addr": %q, "node": %d, "key_file": %q, "log_level": "error", "roles": ["center"],

@@ -91,11 +91,7 @@ func (r *relay) close() {
 func TestReplayedRepliesReviveNothing(t *testing.T) {
 	const maxAge = 500 * time.Millisecond
 	key := keyFile(t)
-	dummy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dummy.Close()
+	dummy := loopbackUDP(t)
 	// The callee serves heartbeats (its own member, never answering,
 	// only makes it register the call).
 	callee := startConfig(t, "callee.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 2, "key_file": %q,

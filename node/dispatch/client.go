@@ -32,12 +32,9 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 	}
 	ps := new(wire.Params)
 	ps.Reset(make([]byte, ep.Config().MaxDatagram-wire.HeaderSize))
-	ps.String(op.Resource)
-	ps.String(op.Kind.String())
-	ps.Uint64(uint64(op.Call.No))
-	ps.Bytes(op.Call.Seg)
-	ps.String(FormatTargets(addrs))
-	ps.Int64(int64(op.Deadline / time.Millisecond))
+	req := submitRequest{op.Resource, op.Kind.String(), uint64(op.Call.No), op.Call.Seg,
+		FormatTargets(addrs), int64(op.Deadline / time.Millisecond)}
+	req.put(ps)
 	if e := ps.Err(); e != wire.OK {
 		return 0, e
 	}
@@ -49,6 +46,27 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 		return 0, wire.EPROTO
 	}
 	return rep.Param(subReplyID).Uint64(), nil
+}
+
+// submitRequest is a CallSubmit request as it travels: text and numbers
+// that SubmitRemote derives from an Op, and that tests write directly to
+// send what SubmitRemote would refuse.
+type submitRequest struct {
+	resource, kind string
+	call           uint64
+	seg            []byte
+	targets        string
+	deadlineMs     int64
+}
+
+// put writes r into ps in the order of the subParam positions.
+func (r *submitRequest) put(ps *wire.Params) {
+	ps.String(r.resource)
+	ps.String(r.kind)
+	ps.Uint64(r.call)
+	ps.Bytes(r.seg)
+	ps.String(r.targets)
+	ps.Int64(r.deadlineMs)
 }
 
 // StatusRemote returns the status of operation id at the dispatcher at

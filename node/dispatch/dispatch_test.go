@@ -294,23 +294,11 @@ func TestRemoteSubmitAndStatus(t *testing.T) {
 		return cli.Call(ctx, srv.Addr(), CallSubmit, &p, nil)
 	}
 	// submit builds a well-formed CallSubmit request, changed by edit.
-	type submitFields struct {
-		resource, kind string
-		call           uint64
-		seg            []byte
-		targets        string
-		deadlineMs     int64
-	}
-	submit := func(edit func(f *submitFields)) func(p *wire.Params) {
+	submit := func(edit func(f *submitRequest)) func(p *wire.Params) {
 		return func(p *wire.Params) {
-			f := submitFields{"x", "read", uint64(callIncr), nil, ts.eps[0].Addr().String(), 100}
+			f := submitRequest{"x", "read", uint64(callIncr), nil, ts.eps[0].Addr().String(), 100}
 			edit(&f)
-			p.String(f.resource)
-			p.String(f.kind)
-			p.Uint64(f.call)
-			p.Bytes(f.seg)
-			p.String(f.targets)
-			p.Int64(f.deadlineMs)
+			f.put(p)
 		}
 	}
 	cases := []struct {
@@ -318,15 +306,15 @@ func TestRemoteSubmitAndStatus(t *testing.T) {
 		build func(p *wire.Params)
 		want  wire.Errno
 	}{
-		{"bad-kind", submit(func(f *submitFields) { f.kind = "write" }), wire.EINVAL},
-		{"bad-target", submit(func(f *submitFields) { f.targets += ",nonsense" }), wire.EINVAL},
-		{"bad-segment", submit(func(f *submitFields) { f.seg = []byte{1, 0, 8, 0} }), wire.EINVAL},
-		{"call-zero", submit(func(f *submitFields) { f.call = 0 }), wire.EINVAL},
-		{"negative-deadline", submit(func(f *submitFields) { f.deadlineMs = -1 }), wire.EINVAL},
-		{"empty-resource", submit(func(f *submitFields) { f.resource = "" }), wire.EINVAL},
-		{"target-twice", submit(func(f *submitFields) { f.targets += "," + f.targets }), wire.EINVAL},
-		{"target-not-allowed", submit(func(f *submitFields) { f.targets += "," + srv.Addr().String() }), wire.EPERM},
-		{"deadline-past-remote-max", submit(func(f *submitFields) { f.deadlineMs = 30000 }), wire.EINVAL},
+		{"bad-kind", submit(func(f *submitRequest) { f.kind = "write" }), wire.EINVAL},
+		{"bad-target", submit(func(f *submitRequest) { f.targets += ",nonsense" }), wire.EINVAL},
+		{"bad-segment", submit(func(f *submitRequest) { f.seg = []byte{1, 0, 8, 0} }), wire.EINVAL},
+		{"call-zero", submit(func(f *submitRequest) { f.call = 0 }), wire.EINVAL},
+		{"negative-deadline", submit(func(f *submitRequest) { f.deadlineMs = -1 }), wire.EINVAL},
+		{"empty-resource", submit(func(f *submitRequest) { f.resource = "" }), wire.EINVAL},
+		{"target-twice", submit(func(f *submitRequest) { f.targets += "," + f.targets }), wire.EINVAL},
+		{"target-not-allowed", submit(func(f *submitRequest) { f.targets += "," + srv.Addr().String() }), wire.EPERM},
+		{"deadline-past-remote-max", submit(func(f *submitRequest) { f.deadlineMs = 30000 }), wire.EINVAL},
 		{"schema", func(p *wire.Params) { p.String("x") }, wire.EINVAL},
 	}
 	for _, c := range cases {

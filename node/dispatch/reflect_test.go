@@ -30,12 +30,8 @@ func TestRemoteSubmitNoReflection(t *testing.T) {
 	submit := func(targets []netip.AddrPort, deadline time.Duration) error {
 		var p wire.Params
 		p.Reset(make([]byte, 1400))
-		p.String("victim")
-		p.String("read")
-		p.Uint64(uint64(callIncr))
-		p.Bytes(nil)
-		p.String(FormatTargets(targets))
-		p.Int64(int64(deadline / time.Millisecond))
+		req := submitRequest{"victim", "read", uint64(callIncr), nil, FormatTargets(targets), int64(deadline / time.Millisecond)}
+		req.put(&p)
 		if p.Err() != wire.OK {
 			t.Fatalf("request: %v", p.Err())
 		}

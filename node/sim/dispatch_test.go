@@ -156,10 +156,7 @@ func runDispatch(t *testing.T, seed uint64, chk *checker) {
 	for i := 0; i < dispNodes; i++ {
 		w.start(i)
 	}
-	for i := dispS0; i <= dispS1; i++ {
-		w.wg.Add(1)
-		go w.submitter(i, rnd.Fork(uint64(i)))
-	}
+	startClients(&w.wg, rnd, dispS0, dispS1, w.submitter)
 	sampleStop := make(chan struct{})
 	sampled := make(chan struct{})
 	go w.sampler(sampleStop, sampled)
@@ -244,7 +241,6 @@ func (w *dispWorld) gen(i int) int {
 // submitter submits random operations until the world stops and
 // records those accepted by a dispatcher incarnation it can name.
 func (w *dispWorld) submitter(i int, rnd *simnet.Rand) {
-	defer w.wg.Done()
 	kinds := []dispatch.Kind{dispatch.KindRead, dispatch.KindUpdate, dispatch.KindDelete}
 	for n := 0; ; n++ {
 		select {

@@ -83,10 +83,7 @@ func runRegistry(t *testing.T, seed uint64, chk *checker) {
 	for i := 0; i < regNodes; i++ {
 		w.start(i)
 	}
-	for i := regWriter0; i <= regWriter1; i++ {
-		w.wg.Add(1)
-		go w.writer(i, rnd.Fork(uint64(i)))
-	}
+	startClients(&w.wg, rnd, regWriter0, regWriter1, w.writer)
 	runAnyFaults(w.net, chk, rnd.Fork(1), w.addrs[:regWriter0], w.crash, w.start)
 	close(w.stop)
 	w.wg.Wait()
@@ -169,7 +166,6 @@ func (w *regWorld) crash(i int) {
 // writer puts random keys until the world stops, and records the
 // versions acknowledged.
 func (w *regWorld) writer(i int, rnd *simnet.Rand) {
-	defer w.wg.Done()
 	cc := client.DefaultClientConfig(w.addrs[regCenter0], w.addrs[regCenter1])
 	cc.IDs = seededIDs(simnet.NewRand(w.seed ^ uint64(i+1)<<40))
 	c, err := client.NewClient(w.eps[i], cc)

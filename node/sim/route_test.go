@@ -119,10 +119,7 @@ func runRouter(t *testing.T, seed uint64, chk *checker) {
 	for i := 0; i < rtNodes; i++ {
 		w.start(i, i == rtC1a || i == rtC2a)
 	}
-	for i := rtClient0; i <= rtClient1; i++ {
-		w.wg.Add(1)
-		go w.client(i, rnd.Fork(uint64(i)))
-	}
+	startClients(&w.wg, rnd, rtClient0, rtClient1, w.client)
 	runAnyFaults(w.net, chk, rnd.Fork(1), w.addrs[:rtClient0], w.crash, func(i int) { w.start(i, false) })
 	// Calls go on for a while on the calm network, so that the router
 	// meets every member it must fence or promote.
@@ -203,7 +200,6 @@ func (w *rtWorld) crash(i int) {
 // client sends routed calls until the world stops, each with a path of
 // its own, and records those that succeeded.
 func (w *rtWorld) client(i int, rnd *simnet.Rand) {
-	defer w.wg.Done()
 	for n := 0; ; n++ {
 		select {
 		case <-w.stop:

@@ -230,6 +230,17 @@ func crashNodes(n int, subnet byte, port uint16) (rfc.Config, []netip.AddrPort) 
 	return cfg, addrs
 }
 
+// startClients runs load on wg for each client node i from c0 to c1,
+// with rnd.Fork(i), forked in that order before the fault phase forks
+// its own: what a client draws does not depend on when the others run,
+// so a seed replays.
+func startClients(wg *sync.WaitGroup, rnd *simnet.Rand, c0, c1 int, load func(i int, rnd *simnet.Rand)) {
+	for i := c0; i <= c1; i++ {
+		r := rnd.Fork(uint64(i))
+		wg.Go(func() { load(i, r) })
+	}
+}
+
 // openNode opens the endpoint of a node of a scenario, cfg with NodeID
 // node, at addr on net; it is not started, so that the node's roles
 // register their calls first (startNode). A failure ends the test.

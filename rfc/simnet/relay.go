@@ -23,10 +23,11 @@ import (
 type Relay struct {
 	C RelayCounters
 
-	faults Faults
-	cut    *atomic.Bool
-	front  *net.UDPConn
-	server netip.AddrPort
+	faults     Faults
+	cut        *atomic.Bool
+	cutReplies atomic.Bool // CutReplies: the server's datagrams are dropped
+	front      *net.UDPConn
+	server     netip.AddrPort
 
 	mu struct {
 		sync.Mutex
@@ -76,8 +77,16 @@ func (r *Relay) Addr() netip.AddrPort { return r.front.LocalAddr().(*net.UDPAddr
 // Cut drops every datagram, each way, until Heal (a symmetric partition).
 func (r *Relay) Cut() { r.cut.Store(true) }
 
-// Heal ends a Cut.
-func (r *Relay) Heal() { r.cut.Store(false) }
+// CutReplies drops every datagram from the server to clients until Heal,
+// and forwards what clients send (a one-way partition): the server runs
+// each request, its client never learns that it did.
+func (r *Relay) CutReplies() { r.cutReplies.Store(true) }
+
+// Heal ends a Cut and a CutReplies.
+func (r *Relay) Heal() {
+	r.cut.Store(false)
+	r.cutReplies.Store(false)
+}
 
 // Close stops the relay and waits for its goroutines; datagrams still
 // delayed are dropped.
@@ -108,7 +117,7 @@ func (r *Relay) frontLoop() {
 		if up == nil {
 			return
 		}
-		r.forward(buf[:n], func(b []byte) { up.WriteToUDPAddrPort(b, r.server) })
+		r.forward(buf[:n], false, func(b []byte) { up.WriteToUDPAddrPort(b, r.server) })
 	}
 }
 
@@ -152,16 +161,16 @@ func (r *Relay) upstream(client netip.AddrPort) *net.UDPConn {
 			if err != nil {
 				return
 			}
-			r.forward(buf[:n], func(b []byte) { r.front.WriteToUDPAddrPort(b, client) })
+			r.forward(buf[:n], true, func(b []byte) { r.front.WriteToUDPAddrPort(b, client) })
 		}
 	}()
 	return c
 }
 
-// forward draws the fate of one datagram and sends what survives, each
-// copy after its delay.
-func (r *Relay) forward(in []byte, send func([]byte)) {
-	if r.cut.Load() {
+// forward draws the fate of one datagram, from the server if reply, and
+// sends what survives, each copy after its delay.
+func (r *Relay) forward(in []byte, reply bool, send func([]byte)) {
+	if r.cut.Load() || reply && r.cutReplies.Load() {
 		r.C.Dropped.Add(1)
 		return
 	}

@@ -70,31 +70,36 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// loopback returns a UDP socket on a loopback port, closed when the test
+// ends.
+func loopback(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// recv reads one datagram from c within wait (a generous bound); false
+// on none.
+func recv(c *net.UDPConn, wait time.Duration) (string, netip.AddrPort, bool) {
+	buf := make([]byte, 256)
+	c.SetReadDeadline(time.Now().Add(wait))
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		return "", netip.AddrPort{}, false
+	}
+	return string(buf[:n]), from, true
+}
+
 // TestRelayFaults: the real-socket relay acts on the model's fates: a
 // clean relay forwards each way, Dup 1 delivers every datagram twice,
 // Loss 1 and a Cut deliver nothing, and the counters say so.
 func TestRelayFaults(t *testing.T) {
-	srv, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv, cli := loopback(t), loopback(t)
 	srvAddr := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-	// recv reads one datagram within a generous bound; false on none.
-	recv := func(c *net.UDPConn, wait time.Duration) (string, netip.AddrPort, bool) {
-		buf := make([]byte, 256)
-		c.SetReadDeadline(time.Now().Add(wait))
-		n, from, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return "", netip.AddrPort{}, false
-		}
-		return string(buf[:n]), from, true
-	}
 	for _, tc := range []struct {
 		name   string
 		f      simnet.Faults
@@ -149,5 +154,49 @@ func TestRelayFaults(t *testing.T) {
 				t.Fatalf("forwarded %d, want %d", got, 2*tc.copies)
 			}
 		})
+	}
+}
+
+// TestRelayCutReplies: under CutReplies a request still reaches the
+// server and its reply is dropped; after Heal the reply is forwarded.
+func TestRelayCutReplies(t *testing.T) {
+	srv, cli := loopback(t), loopback(t)
+	r, err := simnet.NewRelay(srv.LocalAddr().(*net.UDPAddr).AddrPort(), simnet.RelayConfig{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.CutReplies()
+	// exchange sends a ping through the relay, answers it at the server
+	// and waits until the relay has forwarded or dropped the answer.
+	exchange := func() {
+		t.Helper()
+		if _, err := cli.WriteToUDPAddrPort([]byte("ping"), r.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		s, up, ok := recv(srv, 10*time.Second)
+		if !ok || s != "ping" {
+			t.Fatalf("the request at the server: %q, %v", s, ok)
+		}
+		handled := r.C.Forwarded.Load() + r.C.Dropped.Load()
+		if _, err := srv.WriteToUDPAddrPort([]byte("pong"), up); err != nil {
+			t.Fatal(err)
+		}
+		for end := time.Now().Add(10 * time.Second); r.C.Forwarded.Load()+r.C.Dropped.Load() == handled && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	exchange()
+	if r.C.Forwarded.Load() != 1 || r.C.Dropped.Load() != 1 {
+		t.Fatalf("cut replies: forwarded %d dropped %d, want the request forwarded and the reply dropped",
+			r.C.Forwarded.Load(), r.C.Dropped.Load())
+	}
+	r.Heal()
+	exchange()
+	if s, _, ok := recv(cli, 10*time.Second); !ok || s != "pong" {
+		t.Fatalf("healed: the reply at the client: %q, %v", s, ok)
+	}
+	if r.C.Forwarded.Load() != 3 || r.C.Dropped.Load() != 1 {
+		t.Fatalf("healed: forwarded %d dropped %d, want 3 and 1", r.C.Forwarded.Load(), r.C.Dropped.Load())
 	}
 }

@@ -1,7 +1,6 @@
 package center
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -25,8 +24,7 @@ func TestTouchOnlyFromPeer(t *testing.T) {
 	p := startPair(t, nil)
 	owner := regtest.Endpoint(t, 7, "")
 	c := newClient(t, owner, p.Addrs()...)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := rfctest.Context(t, 5*time.Second)
 	if _, err := c.Register(ctx, "db", "10.0.0.1:5432", nil, time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,8 @@ package center
 
 import (
 	"bytes"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,71 +18,16 @@ import (
 	"fastcall/wire"
 )
 
-// replyDropper is a loopback relay between one client and a server that
-// forwards every request and, while drop is set, loses every reply: the
-// server runs the call, the client never learns it did.
-type replyDropper struct {
-	front, up *net.UDPConn
-	client    atomic.Pointer[netip.AddrPort]
-	drop      atomic.Bool
-	wg        sync.WaitGroup
-}
-
-func newReplyDropper(t *testing.T, server netip.AddrPort) *replyDropper {
+// clientBehindRelay returns a client (node 7) of p that reaches p's
+// first center through a relay, and that relay.
+func clientBehindRelay(t *testing.T, p *pair) (*client.Client, *simnet.Relay) {
 	t.Helper()
-	lo := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0"))
-	front, err := net.ListenUDP("udp4", lo)
+	relay, err := simnet.NewRelay(p.EPs[0].Addr(), simnet.RelayConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
-	if err != nil {
-		front.Close()
-		t.Fatal(err)
-	}
-	r := &replyDropper{front: front, up: up}
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		buf := make([]byte, wire.MaxDatagram)
-		for {
-			n, from, err := front.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			r.client.Store(&from)
-			up.Write(buf[:n])
-		}
-	}()
-	go func() {
-		defer r.wg.Done()
-		buf := make([]byte, wire.MaxDatagram)
-		for {
-			n, err := up.Read(buf)
-			if err != nil {
-				return
-			}
-			if c := r.client.Load(); c != nil && !r.drop.Load() {
-				front.WriteToUDPAddrPort(buf[:n], *c)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		front.Close()
-		up.Close()
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *replyDropper) addr() netip.AddrPort { return r.front.LocalAddr().(*net.UDPAddr).AddrPort() }
-
-// clientBehindDropper returns a client (node 7) of p that reaches p's
-// first center through a replyDropper, and that dropper.
-func clientBehindDropper(t *testing.T, p *pair) (*client.Client, *replyDropper) {
-	t.Helper()
-	relay := newReplyDropper(t, p.EPs[0].Addr())
-	cfg := client.DefaultClientConfig(relay.addr(), p.EPs[1].Addr())
+	t.Cleanup(relay.Close)
+	cfg := client.DefaultClientConfig(relay.Addr(), p.EPs[1].Addr())
 	cfg.AttemptTimeout = 500 * time.Millisecond
 	cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), cfg)
 	if err != nil {
@@ -140,7 +82,7 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			key := "retry/" + tc.name
 			expect := tc.prepare(t, key)
-			cl, relay := clientBehindDropper(t, p)
+			cl, relay := clientBehindRelay(t, p)
 			// A read through the relay first: the client learns the
 			// first center's incarnation, as any client that has talked
 			// to it has, so its write runs there at the first attempt
@@ -148,7 +90,7 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 			if _, err := cl.GetRaw(ctx, key); err != nil && wire.AsErrno(err) != wire.ENOENT {
 				t.Fatal(err)
 			}
-			relay.drop.Store(true)
+			relay.CutReplies()
 			v, err := tc.run(cl, key, expect)
 			if err != nil {
 				t.Fatalf("retried write: %v", err)
@@ -174,12 +116,12 @@ func TestRetriedWriteAnsweredAtOtherCenter(t *testing.T) {
 // retry would otherwise find its own tombstone and answer ENOENT.
 func TestRetriedDeregisterAnswered(t *testing.T) {
 	p := startPair(t, nil)
-	cl, relay := clientBehindDropper(t, p)
+	cl, relay := clientBehindRelay(t, p)
 	ctx := rfctest.Context(t, 10*time.Second)
 	if _, err := cl.Register(ctx, "svc1", "127.0.0.1:9", nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	relay.drop.Store(true)
+	relay.CutReplies()
 	if err := cl.Deregister(ctx, "svc1"); err != nil {
 		t.Fatalf("retried deregistration: %v", err)
 	}

@@ -1,19 +1,15 @@
 package center
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/lock/proctest"
 	"fastcall/node/heartbeat"
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/client"
@@ -23,10 +19,10 @@ import (
 	"fastcall/rfc/rfctest"
 )
 
-// Multi-process tests re-exec the test binary; the child role is named by
-// childEnv and its parameters by the other REG_TEST_* variables.
+// Multi-process tests re-exec the test binary (lock/proctest) in the role
+// "center" or "sdk"; the REG_TEST_* variables carry the child's
+// parameters.
 const (
-	childEnv = "REG_TEST_CHILD"
 	addrEnv  = "REG_TEST_ADDR"
 	peerEnv  = "REG_TEST_PEER"
 	indexEnv = "REG_TEST_INDEX"
@@ -38,20 +34,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(childEnv) {
-	case "":
-		os.Exit(m.Run())
-	case "center":
-		os.Exit(childCenter())
-	case "sdk":
-		os.Exit(childSDK())
-	default:
-		os.Exit(3)
-	}
+	proctest.Main(m, map[string]func() int{"center": childCenter, "sdk": childSDK})
 }
 
 // childCenter runs a center with a heartbeat service toward its peer
-// until it is killed.
+// until it is killed or its parent is gone.
 func childCenter() int {
 	idx, _ := strconv.Atoi(os.Getenv(indexEnv))
 	peer := netip.MustParseAddrPort(os.Getenv(peerEnv))
@@ -77,7 +64,8 @@ func childCenter() int {
 		return 1
 	}
 	fmt.Println("ready")
-	select {}
+	<-proctest.ParentGone()
+	return 0
 }
 
 // childSDK looks a service up in a map file with the SDK and prints one
@@ -106,48 +94,15 @@ func childSDK() int {
 	return 0
 }
 
-// centerProc is a center running in a child process.
-type centerProc struct {
-	cmd *exec.Cmd
-}
-
-func spawnCenter(t *testing.T, idx int, addr, peer, dir string) *centerProc {
+// spawnCenter starts center idx in a child process and waits for its
+// "ready" line; the child is killed when the test ends.
+func spawnCenter(t *testing.T, idx int, addr, peer, dir string) *proctest.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=center", addrEnv+"="+addr, peerEnv+"="+peer,
-		indexEnv+"="+strconv.Itoa(idx), dirEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &centerProc{cmd: cmd}
-	t.Cleanup(p.kill)
-	ready := make(chan bool, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- strings.TrimSpace(line) == "ready"
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatal("center child did not start")
-		}
-	case <-time.After(10 * time.Second):
+	c := proctest.Start(t, "center", addrEnv+"="+addr, peerEnv+"="+peer, indexEnv+"="+strconv.Itoa(idx), dirEnv+"="+dir)
+	if _, ok := c.Next("ready", 10*time.Second); !ok {
 		t.Fatal("center child: no ready line")
 	}
-	return p
-}
-
-func (p *centerProc) kill() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
-	}
+	return c
 }
 
 // TestKillCenterMidStream kills one center (SIGKILL) in the middle of a
@@ -167,7 +122,7 @@ func TestKillCenterMidStream(t *testing.T) {
 	failed := 0
 	for i := 0; i < writes; i++ {
 		if i == killAt {
-			a.kill()
+			a.Kill()
 		}
 		k, v := fmt.Sprintf("stream/%04d", i), fmt.Sprintf("v%d", i)
 		if _, err := cl.Put(rfctest.Context(t, 3*time.Second), k, []byte(v), 0); err != nil {
@@ -227,9 +182,7 @@ func TestSDKSeparateProcess(t *testing.T) {
 	}) {
 		t.Fatal("agent did not write the map")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=sdk", pathEnv+"="+path, nameEnv+"=cache")
-	out, err := cmd.Output()
+	out, err := proctest.Command("sdk", pathEnv+"="+path, nameEnv+"=cache").Output()
 	if err != nil {
 		t.Fatalf("child: %v: %s", err, out)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"fastcall/lock/proctest"
 	"fastcall/node/heartbeat"
 	"fastcall/node/registry/client"
-	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 
 	"github.com/anishathalye/porcupine"
@@ -37,8 +35,6 @@ var (
 	keys     = flag.Int("linz.keys", 40, "keys of the many-key workload")
 	outDir   = flag.String("linz.out", "", "directory for the visualization of a history that is not linearizable (default: the test's temporary directory)")
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // buildRfcd builds the daemon from the main module into dir.
 func buildRfcd(t *testing.T, dir string) string {
@@ -120,16 +116,9 @@ func (p *centerProc) kill() {
 // declared dead (ENODEAD) rather than timed out.
 func newClient(t *testing.T, node uint32, centers []netip.AddrPort) *client.Client {
 	t.Helper()
-	cfg := rfc.DefaultConfig()
-	cfg.NodeID = node
-	cfg.Logger = quiet
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
+	ep := rfctest.Listen(t, node, nil)
 	hc := heartbeat.DefaultConfig().WithInterval(100 * time.Millisecond)
-	hc.Logger = quiet
+	hc.Logger = rfctest.Quiet
 	hb, err := heartbeat.Start(ep, hc, centers)
 	if err != nil {
 		t.Fatal(err)
