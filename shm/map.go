@@ -173,7 +173,7 @@ func (m *Map) rlock() (*mapping, error) {
 // read-only Map never recovers, so readers look at the path themselves.
 // The path is stat'ed only while a dead writer's mark is on mp.
 func (m *Map) replacedAfterDeath(mp *mapping) bool {
-	if mp.r.hdr(hdrWriteSeqOff)&1 == 0 && !mp.lk.NeedsRepair() {
+	if !mp.interrupted() {
 		return false
 	}
 	var st unix.Stat_t
@@ -411,7 +411,9 @@ func (m *Map) Delete(key []byte) error {
 // Verify checks the whole file under the shared lock and returns nil or an
 // error that unwraps to wire.EPROTO, naming the offset of the first
 // problem. It accepts the residue of an interrupted writer (see verify.go),
-// which the next writer repairs; it never panics and never reads outside
+// which the next writer repairs, only while the file shows that a writer
+// was interrupted (interrupted); otherwise no writer will repair it, and
+// the same residue is reported. It never panics and never reads outside
 // the mapping.
 func (m *Map) Verify() error {
 	mp, err := m.rlock()
@@ -419,7 +421,16 @@ func (m *Map) Verify() error {
 		return err
 	}
 	defer mp.lk.RUnlock()
-	return mp.r.verify(false)
+	return mp.r.verify(!mp.interrupted())
+}
+
+// interrupted reports, under a hold of mp's lock, whether a writer may have
+// left residue in mp since its last repair: the write sequence is odd (a
+// writer died between its first and last store), or the owner-died flag is
+// set (a writer died holding the lock, or a repair failed). A writer that
+// finishes, and every repair that succeeds, leaves neither.
+func (mp *mapping) interrupted() bool {
+	return mp.r.hdr(hdrWriteSeqOff)&1 != 0 || mp.lk.NeedsRepair()
 }
 
 // Repair takes the write lock and repairs the file whatever the lock says,
