@@ -5,10 +5,22 @@ package lock
 // Process identity and liveness. A holder is named by its pid paired with
 // its start time (field 22 of /proc/<pid>/stat, clock ticks since boot), so
 // that a pid reused by an unrelated process is not taken for the holder.
+//
+// The kernel shows that start time shifted by the boottime offset of the
+// reader's time namespace, so processes of one pid namespace in different
+// time namespaces see different start times for the same process. Every
+// start time is therefore recorded and compared in the first time
+// namespace's ticks: the reader's own offset (/proc/self/timens_offsets)
+// is taken off. An offset that is not a whole number of ticks leaves the
+// tick uncertain by one (the kernel rounds the shifted time down); such a
+// start time carries startUncertain, and two start times match when the
+// ticks they allow overlap.
 
 import (
+	"bytes"
 	"strconv"
 	"sync"
+	"time"
 
 	"fastcall/wire"
 
@@ -26,12 +38,109 @@ const (
 	statFieldStart = 22
 )
 
+// Start times in /proc/<pid>/stat count clock ticks (USER_HZ, 100 per
+// second on Linux).
+const clockTick = int64(10 * time.Millisecond)
+
+// startUncertain marks a recorded start time read in a time namespace
+// whose boottime offset is not a whole number of ticks: the process
+// started in the recorded tick or the one before.
+const startUncertain = uint64(1) << 63
+
 // self caches this process's identity; it is read once.
 var self struct {
 	once  sync.Once
 	pid   int
 	start uint64
 	err   wire.Errno
+}
+
+// bootShift caches this process's time namespace boottime offset: whole
+// ticks, and whether a part of a tick remains.
+var bootShift struct {
+	once  sync.Once
+	ticks int64
+	frac  bool
+}
+
+// ownBootShift returns this process's boottime offset in whole ticks
+// (rounded down) and whether a part of a tick remains. Without
+// /proc/self/timens_offsets (no time namespaces) the offset is zero.
+func ownBootShift() (int64, bool) {
+	bootShift.once.Do(func() {
+		var buf [statBufSize]byte
+		fd, e := unix.Open("/proc/self/timens_offsets", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if e != nil {
+			return
+		}
+		n, e := unix.Read(fd, buf[:])
+		unix.Close(fd)
+		if e != nil {
+			return
+		}
+		ns, ok := parseBootOffset(buf[:n])
+		if !ok {
+			return
+		}
+		q := ns / clockTick
+		if ns%clockTick < 0 {
+			q-- // round down
+		}
+		bootShift.ticks, bootShift.frac = q, ns-q*clockTick != 0
+	})
+	return bootShift.ticks, bootShift.frac
+}
+
+// parseBootOffset extracts the boottime offset, in nanoseconds, from the
+// text of timens_offsets ("boottime <seconds> <nanoseconds>" on a line).
+func parseBootOffset(b []byte) (int64, bool) {
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		f := bytes.Fields(line)
+		if len(f) != 3 || string(f[0]) != "boottime" {
+			continue
+		}
+		sec, e1 := strconv.ParseInt(string(f[1]), 10, 64)
+		nsec, e2 := strconv.ParseInt(string(f[2]), 10, 64)
+		if e1 != nil || e2 != nil || sec > 1<<32 || sec < -(1<<32) {
+			return 0, false
+		}
+		return sec*int64(time.Second) + nsec, true
+	}
+	return 0, false
+}
+
+// normalStart turns a start time read here into the first time
+// namespace's ticks, marked startUncertain when this namespace's offset
+// has a part of a tick.
+func normalStart(st uint64) uint64 {
+	q, frac := ownBootShift()
+	n := uint64(int64(st)-q) &^ startUncertain
+	if frac {
+		n |= startUncertain
+	}
+	return n
+}
+
+// sameStart reports whether two normalized start times may name the same
+// process start: the ticks they allow overlap.
+func sameStart(a, b uint64) bool {
+	if (a|b)&startUncertain == 0 {
+		return a == b
+	}
+	lo := func(s uint64) int64 {
+		if s&startUncertain != 0 {
+			return int64(s&^startUncertain) - 1
+		}
+		return int64(s)
+	}
+	hi := func(s uint64) int64 { return int64(s &^ startUncertain) }
+	return lo(a) <= hi(b) && lo(b) <= hi(a)
 }
 
 // selfIdentity returns this process's pid and start time. The result is
@@ -48,7 +157,7 @@ func selfIdentity() (pid int, start uint64, err wire.Errno) {
 		case self.pid <= 0 || self.pid > slotPidMask:
 			self.err = wire.EINVAL
 		default:
-			self.start = st
+			self.start = normalStart(st)
 		}
 	})
 	return self.pid, self.start, self.err
@@ -80,7 +189,7 @@ func processLiveness(pid int, start uint64, startKnown bool) liveness {
 	if !alive {
 		return livenessDead
 	}
-	if startKnown && st != start {
+	if startKnown && !sameStart(normalStart(st), start) {
 		return livenessDead // the pid was reused
 	}
 	return livenessAlive
