@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"fastcall/lock"
 	"fastcall/shm/fileowner"
@@ -186,7 +187,31 @@ func (mp *mapping) close() error {
 	return mp.f.Close()
 }
 
-// tempPath names a scratch file next to path, unique to this process.
+// scratchSeq numbers the scratch files this process makes.
+var scratchSeq atomic.Uint64
+
+// scratchTries bounds the names createScratch tries. A name that is taken
+// holds a scratch file that a process which had this pid before left when
+// it died in Create or Grow (pids are reused), or a file another user
+// placed there.
+const scratchTries = 16
+
+// createScratch is createMapping under a scratch name next to path that
+// no file has yet; it returns the name too.
+func createScratch(path string, size uint64, o Options, gen uint64) (*mapping, string, error) {
+	var err error
+	for i := 0; i < scratchTries; i++ {
+		tmp := tempPath(path, scratchSeq.Add(1))
+		var mp *mapping
+		if mp, err = createMapping(tmp, size, o, gen); wire.AsErrno(err) != wire.EEXIST {
+			return mp, tmp, err
+		}
+	}
+	return nil, "", err
+}
+
+// tempPath names a scratch file next to path; seq makes it unique within
+// this process.
 func tempPath(path string, seq uint64) string {
 	return path + ".tmp." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(seq, 10)
 }

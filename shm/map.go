@@ -34,7 +34,6 @@ type Map struct {
 	reopen struct {
 		sync.Mutex
 		old []*mapping
-		seq uint64 // temp file names
 	}
 }
 
@@ -72,9 +71,7 @@ func create(path string, size int64, opts Options, replace bool) (*Map, error) {
 		return nil, wire.EINVAL
 	}
 	m := &Map{path: o.resolve(path), opts: o}
-	m.reopen.seq = 1
-	tmp := tempPath(m.path, 0)
-	mp, err := createMapping(tmp, align(uint64(size), arenaAlign), o, 1)
+	mp, tmp, err := createScratch(m.path, align(uint64(size), arenaAlign), o, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +103,6 @@ func Open(path string, opts Options) (*Map, error) {
 	}
 	o := opts.withDefaults()
 	m := &Map{path: o.resolve(path), opts: o}
-	m.reopen.seq = 1
 	mp, err := openMapping(m.path, o)
 	if err != nil {
 		return nil, err
@@ -525,9 +521,7 @@ func (m *Map) Grow(newSize int64) error {
 	if newSize <= 0 || size <= mp.r.fileSize {
 		return wire.EINVAL
 	}
-	m.reopen.seq++
-	tmp := tempPath(m.path, m.reopen.seq)
-	nm, err := createMapping(tmp, size, m.opts, (mp.r.generation()&genMask)+1)
+	nm, tmp, err := createScratch(m.path, size, m.opts, (mp.r.generation()&genMask)+1)
 	if err != nil {
 		return err
 	}
