@@ -126,6 +126,15 @@ func openMapping(path string, o Options) (*mapping, error) {
 		return nil, &FileError{Path: path, Off: uint64(st.Size), Reason: "file too short or too long", No: wire.EPROTO}
 	}
 	size := int(st.Size)
+	if !o.ReadOnly {
+		// A file Create did not make may have holes; a store to one on a
+		// full tmpfs is SIGBUS. Readers store only to the lock page, which
+		// a valid file never leaves a hole (it holds the lock's magic).
+		if err := fillHoles(int(f.Fd()), st.Size); err != nil {
+			f.Close()
+			return nil, osErr(path, "fallocate", err)
+		}
+	}
 	mp := &mapping{f: f, ino: uint64(st.Ino)}
 	prot := unix.PROT_READ | unix.PROT_WRITE
 	split := o.ReadOnly && os.Getpagesize() <= lockRegionOff && lockRegionOff%os.Getpagesize() == 0
