@@ -81,9 +81,19 @@ func TestExecWordGeneration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem, l, path := newShared(t)
 			c := startChild(t, "sleep", path)
-			st, e := readStat("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat")
-			if e != wire.OK || st.stack == 0 {
-				t.Fatalf("stat of child: %v %+v", e, st)
+			// The stack shows once exec has set it up, a moment after
+			// the child started.
+			var st procStat
+			end := time.Now().Add(waitDeadline)
+			for {
+				var e wire.Errno
+				if st, e = readStat("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat"); e == wire.OK && st.stack != 0 {
+					break
+				}
+				if time.Now().After(end) {
+					t.Fatalf("stat of child: %v %+v", e, st)
+				}
+				time.Sleep(time.Millisecond)
 			}
 			plantHolder(mem, slot, c.cmd.Process.Pid, st.start, 1, false)
 			l.slotExec(slot).Store(tc.word(st.stack))
