@@ -173,14 +173,13 @@ func selfExec() uint64 { return self.exec }
 
 // processLiveness tells whether the process recorded as (pid, start) runs
 // the program whose stack starts at exec (execStackMask bits; 0: not
-// known). With startKnown false only
-// the pid is checked (the holder died or stalled before recording its
-// start time). A zombie counts as dead: it can never release anything; so
-// does a process that replaced its program with exec since (pid and start
-// time stay, but the start of the stack moves): the new program knows
-// nothing of the old one's holds. When the answer cannot be found (no
-// /proc access) the result is livenessUnknown, which callers treat as
-// alive.
+// known). With startKnown false only the pid is checked (the holder died
+// or stalled before recording its start time). A zombie counts as dead:
+// it can never release anything; so does a process that replaced its
+// program with exec since (pid and start time stay, but the start of the
+// stack moves): the new program knows nothing of the old one's holds.
+// When the answer cannot be found (no /proc access) the result is
+// livenessUnknown, which callers treat as alive.
 func processLiveness(pid int, start, exec uint64, startKnown bool) liveness {
 	if pid <= 0 || pid > slotPidMask {
 		return livenessDead
