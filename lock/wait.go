@@ -34,24 +34,25 @@ type waiter struct {
 	timed    bool
 	deadline time.Time
 	spins    int
-	checkAt  time.Time // the holders are checked at the first wake-up past this
+	checkAt  time.Time // the holders are checked at the first wake-up past this; zero before the first sleep
 }
 
 // start arms the waiter: with timed, the call fails d from now.
 func (w *waiter) start(d time.Duration, timed bool) {
-	now := time.Now()
 	w.timed = timed
 	if timed {
-		w.deadline = now.Add(d)
+		w.deadline = time.Now().Add(d)
 	}
-	w.checkAt = now.Add(LivenessPoll)
 }
 
 // checkDue reports whether the holders waited for must be checked after a
-// sleep: it ran its full length, or LivenessPoll has passed since the wait
-// began or the last check.
+// sleep: it ran its full length, or LivenessPoll has passed since the
+// first sleep or the last check.
 func (w *waiter) checkDue(full bool) bool {
 	now := time.Now()
+	if w.checkAt.IsZero() {
+		w.checkAt = now.Add(LivenessPoll)
+	}
 	if !full && now.Before(w.checkAt) {
 		return false
 	}
