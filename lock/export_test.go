@@ -16,5 +16,6 @@ func unsafeBytes(buf []uint64) []byte {
 
 // parseStatForTest exposes parseStat (Linux only) to the table test.
 func parseStatForTest(b []byte) (uint64, bool, wire.Errno) {
-	return parseStat(b)
+	st, e := parseStat(b)
+	return st.start, st.alive, e
 }

@@ -31,7 +31,8 @@ const (
 	slotOffWord    = 0                  // u64 slot word: identity, state, generation, read-hold count
 	slotOffStart   = slotOffWord + 8    // u64 start time of the process (clock ticks since boot)
 	slotOffWaiters = slotOffStart + 8   // u32 goroutines of this handle sleeping (statistics only)
-	slotOffPad     = slotOffWaiters + 4 // reserved, zero
+	slotOffPad     = slotOffWaiters + 4 // u32 reserved, zero
+	slotOffExec    = slotOffPad + 4     // u64 program word: generation << 48 | start of the stack (execStackMask)
 	slotSize       = 32                 // bytes per slot
 	slotCount      = (Size - headerSize) / slotSize
 )
@@ -93,6 +94,24 @@ const (
 	MaxReadHolds = 1<<(64-slotCountShift-1) - 1
 )
 
+// Program word (u64 at slotOffExec): which program the claiming process
+// ran, so that a process that replaced its program with exec (same pid,
+// same start time) is told apart. The start of its stack, kept to 48 bits,
+// moves with every exec. The slot's generation sits above it: a word left
+// by an earlier claim of the slot (a claimer that does not write the word)
+// has another generation and is not used. A stack of 0 means not known.
+const (
+	execGenShift  = 48
+	execStackMask = 1<<execGenShift - 1
+)
+
+// execWord returns the program word of a claim of generation gen (the slot
+// word's generation field, shifted) by a program whose stack starts at
+// stack.
+func execWord(gen, stack uint64) uint64 {
+	return gen>>slotGenShift<<execGenShift | stack&execStackMask
+}
+
 // Slots is the number of holder slots: the most handles (Attach or Init
 // results that have not been Detached) that may use one lock at once.
 const Slots = slotCount
@@ -102,6 +121,6 @@ const Slots = slotCount
 const (
 	_ = uint(headerSize - offReserved)
 	_ = uint(stateOwnerMask - slotCount)
-	_ = uint(slotSize - slotOffPad - 4)
+	_ = uint(slotSize - slotOffExec - 8)
 	_ = uint(Size - headerSize - slotCount*slotSize)
 )

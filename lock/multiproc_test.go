@@ -47,7 +47,7 @@ const (
 
 func TestMain(m *testing.M) {
 	roles := map[string]func() int{}
-	for _, role := range []string{"stress", "holdwrite", "holdread", "lockwait", "sleep", "hammer"} {
+	for _, role := range []string{"stress", "holdwrite", "holdread", "holdreadexec", "lockwait", "sleep", "hammer"} {
 		roles[role] = func() int { return runChild(role) }
 	}
 	proctest.Main(m, roles)
@@ -177,6 +177,8 @@ func runChild(role string) int {
 			l.RUnlock()
 		}
 		return 0
+	case "holdreadexec":
+		return holdReadExec(l, ready)
 	case "lockwait":
 		// Announce, then block in Lock (the test kills us while we drain).
 		ready.Store(1)
@@ -470,8 +472,9 @@ func TestPidReuse(t *testing.T) {
 			mem, l, path := newShared(t)
 			c := startChild(t, "sleep", path)
 			pid := c.cmd.Process.Pid
-			start, alive, e := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
-			if e != wire.OK || !alive {
+			st, e := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+			start := st.start
+			if e != wire.OK || !st.alive {
 				t.Fatalf("stat of child: %v", e)
 			}
 			if !tc.rightStart {
@@ -509,7 +512,8 @@ func TestReapedHolder(t *testing.T) {
 	mem, l, path := newShared(t)
 	c := startChild(t, "sleep", path)
 	pid := c.cmd.Process.Pid
-	start, _, _ := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, _ := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+	start := st.start
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	c.wait()
 	plantHolder(mem, 5, pid, start, 1, true)

@@ -25,7 +25,7 @@ type liveness uint8
 const (
 	livenessUnknown liveness = iota // could not tell; treated as alive
 	livenessAlive                   // the recorded process runs
-	livenessDead                    // gone, a zombie, or the pid was reused
+	livenessDead                    // gone, a zombie, the pid was reused, or the program replaced by exec
 )
 
 // slotLiveness checks the process recorded in slot word w of slot i. A free
@@ -35,13 +35,16 @@ func (l *RWLock) slotLiveness(i int, w uint64) liveness {
 	pid := int(w & slotPidMask)
 	switch w & slotStateMask {
 	case slotActive:
-		start := l.slotStart(i).Load()
+		start, exec := l.slotStart(i).Load(), l.slotExec(i).Load()
 		if l.slotWord(i).Load()&^slotCountMask != w&^slotCountMask {
 			return livenessAlive // the slot changed hands meanwhile: look again later
 		}
-		return processLiveness(pid, start, true)
+		if exec != execWord(w&slotGenMask, exec) {
+			exec = 0 // written by an earlier claim: the program is not known
+		}
+		return processLiveness(pid, start, exec&execStackMask, true)
 	case slotClaiming:
-		return processLiveness(pid, 0, false)
+		return processLiveness(pid, 0, 0, false)
 	default:
 		return livenessDead
 	}

@@ -150,6 +150,11 @@ func (l *RWLock) slotStart(i int) *atomic.Uint64 {
 	return word64(l.mem, headerSize+i*slotSize+slotOffStart)
 }
 
+// slotExec returns the program word of slot i.
+func (l *RWLock) slotExec(i int) *atomic.Uint64 {
+	return word64(l.mem, headerSize+i*slotSize+slotOffExec)
+}
+
 // slotWaitersWord returns the waiter counter of slot i.
 func (l *RWLock) slotWaitersWord(i int) *atomic.Uint32 {
 	return word32(l.mem, headerSize+i*slotSize+slotOffWaiters)
@@ -182,6 +187,7 @@ func (l *RWLock) claimSlot(pid int, start uint64) wire.Errno {
 				continue
 			}
 			l.slotStart(i).Store(start)
+			l.slotExec(i).Store(execWord(gen, selfExec()))
 			l.slotWaitersWord(i).Store(0)
 			w.Store(gen | slotActive | uint64(pid))
 			l.index = i

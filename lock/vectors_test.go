@@ -43,7 +43,10 @@ func TestWordVectors(t *testing.T) {
 	if le.Uint64(slot[slotOffStart:]) == 0 {
 		t.Error("slot 0 start time is zero")
 	}
-	check("slot 0 waiters and pad", slot[slotOffWaiters:], "00000000000000000000000000000000")
+	check("slot 0 waiters and pad", slot[slotOffWaiters:slotOffExec], "0000000000000000")
+	if le.Uint64(slot[slotOffExec:]) == 0 {
+		t.Error("slot 0 program word is zero")
+	}
 	check("slot 1", mem[headerSize+slotSize:headerSize+2*slotSize], "0000000000000000000000000000000000000000000000000000000000000000")
 
 	if err := l.Lock(); err != nil {

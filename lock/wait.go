@@ -12,8 +12,11 @@ import (
 // the same process usually leave quickly), then sleeps with FUTEX_WAIT on the
 // state word (or, for a writer waiting for readers, on the drain sequence).
 // Every sleep is bounded by LivenessPoll so that a sleeper wakes up to check
-// whether the holders it waits for are still alive; a sleep that runs its
-// full length triggers that check.
+// whether the holders it waits for are still alive. The check runs after a
+// sleep that ran its full length, and also once LivenessPoll has passed
+// since the last one however the sleeps ended: readers that meet a draining
+// writer wake it, and a steady stream of them would otherwise cut every
+// sleep short and keep a dead reader's hold, and the writer, in place.
 const (
 	// LivenessPoll is the longest a waiter sleeps before it checks that
 	// the holders it waits for are alive.
@@ -31,6 +34,7 @@ type waiter struct {
 	timed    bool
 	deadline time.Time
 	spins    int
+	checkAt  time.Time // the holders are checked at the first wake-up past this; zero before the first sleep
 }
 
 // start arms the waiter: with timed, the call fails d from now.
@@ -39,6 +43,21 @@ func (w *waiter) start(d time.Duration, timed bool) {
 	if timed {
 		w.deadline = time.Now().Add(d)
 	}
+}
+
+// checkDue reports whether the holders waited for must be checked after a
+// sleep: it ran its full length, or LivenessPoll has passed since the
+// first sleep or the last check.
+func (w *waiter) checkDue(full bool) bool {
+	now := time.Now()
+	if w.checkAt.IsZero() {
+		w.checkAt = now.Add(LivenessPoll)
+	}
+	if !full && now.Before(w.checkAt) {
+		return false
+	}
+	w.checkAt = now.Add(LivenessPoll)
+	return true
 }
 
 // next returns how long the next sleep may last, or wire.ETIMEDOUT when the
@@ -92,8 +111,8 @@ func (w *waiter) spin() bool {
 // waitState waits for the state word to change from s, which names a
 // writer. It records the sleeper in the waiters bit first, so the releasing
 // writer knows to wake. It returns wire.OK to make the caller re-read the
-// state, or wire.ETIMEDOUT. A sleep that runs its full length checks the
-// writer's liveness and reclaims the hold of a dead one.
+// state, or wire.ETIMEDOUT. A sleep after which a check is due (checkDue)
+// checks the writer's liveness and reclaims the hold of a dead one.
 func (l *RWLock) waitState(w *waiter, s uint32) wire.Errno {
 	sleep, e := w.round()
 	if sleep == 0 {
@@ -105,7 +124,7 @@ func (l *RWLock) waitState(w *waiter, s uint32) wire.Errno {
 		}
 		s |= stateWaiters
 	}
-	if l.sleep(l.state, s, sleep) {
+	if w.checkDue(l.sleep(l.state, s, sleep)) {
 		l.checkWriter(s)
 	}
 	return wire.OK
@@ -114,14 +133,16 @@ func (l *RWLock) waitState(w *waiter, s uint32) wire.Errno {
 // waitDrain waits for a read hold to go, as the writer that holds the
 // state word. seq is the drain sequence read before the readers were
 // counted. It returns wire.OK to make the caller recount, or
-// wire.ETIMEDOUT. A sleep that runs its full length checks the liveness of
-// the processes that hold read holds and reclaims the dead ones.
+// wire.ETIMEDOUT. A sleep after which a check is due (checkDue) checks the
+// liveness of the processes that hold read holds and reclaims the dead
+// ones: readers that come and go wake this sleep, so a check that waited
+// for a full-length sleep could wait forever.
 func (l *RWLock) waitDrain(w *waiter, seq uint32) wire.Errno {
 	sleep, e := w.round()
 	if sleep == 0 {
 		return e
 	}
-	if l.sleep(l.drainSeq, seq, sleep) {
+	if w.checkDue(l.sleep(l.drainSeq, seq, sleep)) {
 		l.reclaimDeadReaders()
 	}
 	return wire.OK
@@ -129,7 +150,7 @@ func (l *RWLock) waitDrain(w *waiter, seq uint32) wire.Errno {
 
 // sleep sleeps on word while it holds val, for at most d, counted among
 // the handle's sleepers, and reports whether the sleep ran its full length
-// (then the holders waited for must be checked).
+// (then the holders waited for must be checked; checkDue).
 func (l *RWLock) sleep(word *atomic.Uint32, val uint32, d time.Duration) bool {
 	l.slotWaiters.Add(1)
 	r := futexWait(word, val, d)

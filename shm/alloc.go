@@ -25,14 +25,17 @@ import "fastcall/wire"
 // freeHead is the header address of class c's list head.
 func freeHead(c int) uint64 { return hdrFreeHeadsOff + uint64(c)*wordSize }
 
-// blockAt validates a block offset below the bump pointer and returns its size.
+// blockAt validates a block offset below the bump pointer and returns its
+// size. The bump pointer is read from the file: a damaged one is cut to the
+// arena's end, so that no offset it admits lies outside the mapping.
 func (r *region) blockAt(off uint64) (uint64, uint64, bool) {
-	if off < r.arenaOff || off%blockAlign != 0 || off >= r.hdr(hdrBumpOff) {
+	top := min(r.hdr(hdrBumpOff), r.arenaEnd)
+	if off < r.arenaOff || off%blockAlign != 0 || off >= top {
 		return 0, 0, false
 	}
 	w := load64(r.mem, off)
 	sz := blockSize(w)
-	if !blockOK(w) || sz < minBlock || sz%blockAlign != 0 || off+sz > r.hdr(hdrBumpOff) {
+	if !blockOK(w) || sz < minBlock || sz%blockAlign != 0 || off+sz > top {
 		return 0, 0, false
 	}
 	return sz, blockKind(w), true
@@ -66,7 +69,10 @@ func (r *region) pushLocked(off, sz uint64) {
 
 // allocLocked returns a block of at least n bytes whose header says kind.
 // The block's contents other than the header are not cleared. On ENOSPC
-// nothing in the mapping has changed except, possibly, a coalesce.
+// nothing in the mapping has changed except, possibly, a coalesce. A
+// damaged bump pointer (bumpOK) is EPROTO, with nothing changed: carving
+// there would write outside the arena, into the lock or the index, or
+// past the mapping.
 func (r *region) allocLocked(n, kind uint64) (uint64, error) {
 	c := classCeil(n)
 	if c < 0 {
@@ -74,6 +80,9 @@ func (r *region) allocLocked(n, kind uint64) (uint64, error) {
 	}
 	want := classSize[c]
 	for attempt := 0; attempt < 2; attempt++ {
+		if !r.bumpOK(r.hdr(hdrBumpOff)) {
+			return 0, r.corrupt(hdrBumpOff, "bad arena top")
+		}
 		if off := r.popLocked(c); off != 0 {
 			sz := blockSize(load64(r.mem, off))
 			store64(r.mem, off, blockWord(sz, kind))
@@ -131,11 +140,14 @@ func (r *region) freeLocked(off uint64) {
 // it is reachable (Repair), and allocated blocks that are not live are
 // marked free; otherwise the block kinds decide.
 func (r *region) coalesceLocked(live func(off uint64) bool) error {
+	top := r.hdr(hdrBumpOff)
+	if !r.bumpOK(top) {
+		return r.corrupt(hdrBumpOff, "bad arena top")
+	}
 	for c := range classSize {
 		r.setHdr(freeHead(c), 0)
 	}
 	r.setHdr(hdrFreeBytesOff, 0)
-	top := r.hdr(hdrBumpOff)
 	used := uint64(0)
 	var runOff, runSize uint64
 	flush := func() {

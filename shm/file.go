@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"fastcall/lock"
 	"fastcall/shm/fileowner"
@@ -125,6 +126,15 @@ func openMapping(path string, o Options) (*mapping, error) {
 		return nil, &FileError{Path: path, Off: uint64(st.Size), Reason: "file too short or too long", No: wire.EPROTO}
 	}
 	size := int(st.Size)
+	if !o.ReadOnly {
+		// A file Create did not make may have holes; a store to one on a
+		// full tmpfs is SIGBUS. Readers store only to the lock page, which
+		// a valid file never leaves a hole (it holds the lock's magic).
+		if err := fillHoles(int(f.Fd()), st.Size); err != nil {
+			f.Close()
+			return nil, osErr(path, "fallocate", err)
+		}
+	}
 	mp := &mapping{f: f, ino: uint64(st.Ino)}
 	prot := unix.PROT_READ | unix.PROT_WRITE
 	split := o.ReadOnly && os.Getpagesize() <= lockRegionOff && lockRegionOff%os.Getpagesize() == 0
@@ -186,7 +196,31 @@ func (mp *mapping) close() error {
 	return mp.f.Close()
 }
 
-// tempPath names a scratch file next to path, unique to this process.
+// scratchSeq numbers the scratch files this process makes.
+var scratchSeq atomic.Uint64
+
+// scratchTries bounds the names createScratch tries. A name that is taken
+// holds a scratch file that a process which had this pid before left when
+// it died in Create or Grow (pids are reused), or a file another user
+// placed there.
+const scratchTries = 16
+
+// createScratch is createMapping under a scratch name next to path that
+// no file has yet; it returns the name too.
+func createScratch(path string, size uint64, o Options, gen uint64) (*mapping, string, error) {
+	var err error
+	for i := 0; i < scratchTries; i++ {
+		tmp := tempPath(path, scratchSeq.Add(1))
+		var mp *mapping
+		if mp, err = createMapping(tmp, size, o, gen); wire.AsErrno(err) != wire.EEXIST {
+			return mp, tmp, err
+		}
+	}
+	return nil, "", err
+}
+
+// tempPath names a scratch file next to path; seq makes it unique within
+// this process.
 func tempPath(path string, seq uint64) string {
 	return path + ".tmp." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(seq, 10)
 }

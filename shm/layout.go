@@ -256,6 +256,13 @@ type layout struct {
 	headOff  uint64
 }
 
+// bumpOK reports whether b may be the bump pointer of this geometry: on a
+// block boundary, above the head node and inside the arena. The word lives
+// in the file, so every user checks it before it trusts it.
+func (l layout) bumpOK(b uint64) bool {
+	return b >= l.headOff+headNodeSize && b <= l.arenaEnd && b%blockAlign == 0
+}
+
 // computeLayout derives the geometry for a new file of fileSize bytes with
 // slots index slots per buffer (0: derived from the size).
 func computeLayout(fileSize, slots uint64) (layout, bool) {

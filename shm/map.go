@@ -34,7 +34,6 @@ type Map struct {
 	reopen struct {
 		sync.Mutex
 		old []*mapping
-		seq uint64 // temp file names
 	}
 }
 
@@ -72,9 +71,7 @@ func create(path string, size int64, opts Options, replace bool) (*Map, error) {
 		return nil, wire.EINVAL
 	}
 	m := &Map{path: o.resolve(path), opts: o}
-	m.reopen.seq = 1
-	tmp := tempPath(m.path, 0)
-	mp, err := createMapping(tmp, align(uint64(size), arenaAlign), o, 1)
+	mp, tmp, err := createScratch(m.path, align(uint64(size), arenaAlign), o, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +103,6 @@ func Open(path string, opts Options) (*Map, error) {
 	}
 	o := opts.withDefaults()
 	m := &Map{path: o.resolve(path), opts: o}
-	m.reopen.seq = 1
 	mp, err := openMapping(m.path, o)
 	if err != nil {
 		return nil, err
@@ -173,7 +169,7 @@ func (m *Map) rlock() (*mapping, error) {
 // read-only Map never recovers, so readers look at the path themselves.
 // The path is stat'ed only while a dead writer's mark is on mp.
 func (m *Map) replacedAfterDeath(mp *mapping) bool {
-	if mp.r.hdr(hdrWriteSeqOff)&1 == 0 && !mp.lk.NeedsRepair() {
+	if !mp.interrupted() {
 		return false
 	}
 	var st unix.Stat_t
@@ -411,7 +407,9 @@ func (m *Map) Delete(key []byte) error {
 // Verify checks the whole file under the shared lock and returns nil or an
 // error that unwraps to wire.EPROTO, naming the offset of the first
 // problem. It accepts the residue of an interrupted writer (see verify.go),
-// which the next writer repairs; it never panics and never reads outside
+// which the next writer repairs, only while the file shows that a writer
+// was interrupted (interrupted); otherwise no writer will repair it, and
+// the same residue is reported. It never panics and never reads outside
 // the mapping.
 func (m *Map) Verify() error {
 	mp, err := m.rlock()
@@ -419,7 +417,16 @@ func (m *Map) Verify() error {
 		return err
 	}
 	defer mp.lk.RUnlock()
-	return mp.r.verify(false)
+	return mp.r.verify(!mp.interrupted())
+}
+
+// interrupted reports, under a hold of mp's lock, whether a writer may have
+// left residue in mp since its last repair: the write sequence is odd (a
+// writer died between its first and last store), or the owner-died flag is
+// set (a writer died holding the lock, or a repair failed). A writer that
+// finishes, and every repair that succeeds, leaves neither.
+func (mp *mapping) interrupted() bool {
+	return mp.r.hdr(hdrWriteSeqOff)&1 != 0 || mp.lk.NeedsRepair()
 }
 
 // Repair takes the write lock and repairs the file whatever the lock says,
@@ -514,9 +521,7 @@ func (m *Map) Grow(newSize int64) error {
 	if newSize <= 0 || size <= mp.r.fileSize {
 		return wire.EINVAL
 	}
-	m.reopen.seq++
-	tmp := tempPath(m.path, m.reopen.seq)
-	nm, err := createMapping(tmp, size, m.opts, (mp.r.generation()&genMask)+1)
+	nm, tmp, err := createScratch(m.path, size, m.opts, (mp.r.generation()&genMask)+1)
 	if err != nil {
 		return err
 	}

@@ -122,7 +122,7 @@ func attachRegion(mem []byte, path string) (*region, error) {
 		load64(mem, l.headOff+nodeMetaOff) != nodeMeta(0, maxLevel, 0) {
 		return nil, bad(l.headOff, "bad head node")
 	}
-	if b := load64(mem, hdrBumpOff); b < l.headOff+headNodeSize || b > l.arenaEnd || b%blockAlign != 0 {
+	if !l.bumpOK(load64(mem, hdrBumpOff)) {
 		return nil, bad(hdrBumpOff, "bad arena top")
 	}
 	return r, nil

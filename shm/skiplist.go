@@ -37,7 +37,9 @@ type nodeView struct {
 
 func (n nodeView) recOff() uint64 { return n.off + nodeRecOff(n.level, n.keyLen) }
 
-// node validates off as a node (or the head) and returns its view.
+// node validates off as a node (or the head) and returns its view. The
+// inline record's header must fit in the arena even with no capacity:
+// replaceLocked writes it for an empty value.
 func (r *region) node(off uint64) (nodeView, bool) {
 	if off < r.arenaOff || off%blockAlign != 0 || off > r.arenaEnd-nodeNextOff {
 		return nodeView{}, false
@@ -54,7 +56,7 @@ func (r *region) node(off uint64) (nodeView, bool) {
 		return nodeView{}, false
 	}
 	n.keyOff = off + nodeKeyOff(n.level)
-	if n.keyOff+n.keyLen > r.arenaEnd || n.icap > 0 && n.recOff()+recHdrSize+n.icap > r.arenaEnd {
+	if n.keyOff+n.keyLen > r.arenaEnd || n.recOff()+recHdrSize+n.icap > r.arenaEnd {
 		return nodeView{}, false
 	}
 	return n, true

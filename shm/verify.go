@@ -68,7 +68,7 @@ func (v *verifier) kindAt(off uint64) uint64 {
 func (v *verifier) walkArena() error {
 	r := v.r
 	v.top = r.hdr(hdrBumpOff)
-	if v.top < r.headOff+headNodeSize || v.top > r.arenaEnd || v.top%blockAlign != 0 {
+	if !r.bumpOK(v.top) {
 		return r.corrupt(hdrBumpOff, "bad arena top")
 	}
 	for off := r.arenaOff; off < v.top; {
