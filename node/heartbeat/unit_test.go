@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -44,10 +45,7 @@ func TestConfigCheck(t *testing.T) {
 				}
 				return
 			}
-			ce, ok := err.(*rfc.ConfigError)
-			if !ok || ce.Scope != "heartbeat" || ce.Field != tc.field || wire.AsErrno(err) != wire.EINVAL {
-				t.Fatalf("check = %v, want field %s", err, tc.field)
-			}
+			rfctest.ConfigError(t, err, "heartbeat", tc.field)
 		})
 	}
 }
