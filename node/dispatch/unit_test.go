@@ -271,8 +271,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Run(c.field, func(t *testing.T) {
 			cfg := DefaultConfig()
 			c.mod(&cfg)
-			err := cfg.check()
-			rfctest.ConfigError(t, err, "dispatch", c.field)
+			rfctest.ConfigError(t, cfg.check(), "dispatch", c.field)
 		})
 	}
 	def := DefaultConfig()

@@ -22,3 +22,18 @@ func ConfigError(t testing.TB, err error, scope, field string) *rfc.ConfigError 
 	}
 	return ce
 }
+
+// ConfigOutcome checks the outcome of a configuration check that must
+// accept the configuration when field is "" (err nil) and otherwise
+// refuse it with the ConfigError of scope naming field; it marks the test
+// failed when the outcome is another.
+func ConfigOutcome(t testing.TB, err error, scope, field string) {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Errorf("%s config refused: %v", scope, err)
+		}
+		return
+	}
+	ConfigError(t, err, scope, field)
+}

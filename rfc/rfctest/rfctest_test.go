@@ -129,3 +129,29 @@ func TestConfigError(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigOutcome: with no field ConfigOutcome wants the configuration
+// accepted; with one, refused naming it.
+func TestConfigOutcome(t *testing.T) {
+	ce := rfc.BadConfig("route", "Calls", nil, "empty")
+	for _, tc := range []struct {
+		name  string
+		err   error
+		field string
+		ok    bool
+	}{
+		{"accepted", nil, "", true},
+		{"refused, want accepted", ce, "", false},
+		{"refused naming it", ce, "Calls", true},
+		{"accepted, want refused", nil, "Calls", false},
+		{"refused naming another", ce, "TablePrefix", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &failRecorder{TB: t}
+			ConfigOutcome(r, tc.err, "route", tc.field)
+			if r.failed == tc.ok {
+				t.Fatalf("ConfigOutcome(%v, %q): failed %v, want ok %v", tc.err, tc.field, r.failed, tc.ok)
+			}
+		})
+	}
+}
