@@ -14,6 +14,7 @@ import (
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/registrytest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/shm"
@@ -193,21 +194,11 @@ func startRegScaleAgents(n int, centers []netip.AddrPort) (*regScaleAgents, erro
 		}
 		s.ags = append(s.ags, a)
 	}
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		synced := 0
-		for _, a := range s.ags {
-			if a.Watch().Synced() {
-				synced++
-			}
-		}
-		if synced == n {
-			return s, nil
-		}
-		if time.Now().After(end) {
-			s.close()
-			return nil, fmt.Errorf("regscale: %d of %d agents synced after 30s", synced, n)
-		}
+	if synced := registrytest.AwaitSynced(s.ags, time.Now().Add(30*time.Second)); synced != n {
+		s.close()
+		return nil, fmt.Errorf("regscale: %d of %d agents synced after 30s", synced, n)
 	}
+	return s, nil
 }
 
 // RunRegScale measures, for each agent count, registrations one after
@@ -246,8 +237,6 @@ func measureRegScale(n int) (RegScalePoint, error) {
 		}
 	}
 	var all, each, acks []time.Duration
-	buf := make([]byte, 4096)
-	left := make([]int, 0, n)
 	var snap0 regCentersSnap
 	var thisStart time.Duration
 	var wallStart time.Time
@@ -274,30 +263,16 @@ func measureRegScale(n int) (RegScalePoint, error) {
 			acked = time.Since(start)
 			done <- err
 		}()
-		left = left[:0]
-		for i := range s.ags {
-			left = append(left, i)
-		}
-		for len(left) > 0 {
-			keep := left[:0]
-			for _, i := range left {
-				if _, err := s.ags[i].Map().Get(key, buf); err != nil {
-					keep = append(keep, i)
-				} else if k >= regScaleWarm {
-					each = append(each, time.Since(start))
-				}
+		left := registrytest.AwaitKey(s.ags, key, regScalePoll, start.Add(regScaleBound), func(int) {
+			if k >= regScaleWarm {
+				each = append(each, time.Since(start))
 			}
-			left = keep
-			if len(left) == 0 {
-				break
-			}
-			if time.Since(start) > regScaleBound {
-				err := <-done
-				ws := s.ags[left[0]].Watch().Stats()
-				return p, fmt.Errorf("regscale: %s not in %d of %d maps after %v (Register: %v; the first such agent's watch: %+v)",
-					key, len(left), n, regScaleBound, err, ws)
-			}
-			time.Sleep(regScalePoll)
+		})
+		if len(left) > 0 {
+			err := <-done
+			ws := s.ags[left[0]].Watch().Stats()
+			return p, fmt.Errorf("regscale: %s not in %d of %d maps after %v (Register: %v; the first such agent's watch: %+v)",
+				key, len(left), n, regScaleBound, err, ws)
 		}
 		if k >= regScaleWarm {
 			all = append(all, time.Since(start))

@@ -118,14 +118,30 @@ func (h *histogram) latency() Latency {
 // Percentile returns the q-quantile (0 < q <= 1) in microseconds, as the
 // upper bound of the bucket that holds it; 0 when empty.
 func (h *histogram) percentile(q float64) uint64 {
-	var total uint64
 	var counts [histBuckets]uint64
 	for i := range h.b {
 		counts[i] = h.b[i].Load()
-		total += counts[i]
+	}
+	i := QuantileBucket(counts[:], q)
+	if i < 0 {
+		return 0
+	}
+	return histUpper(i)
+}
+
+// QuantileBucket returns the index of the bucket of a histogram's counts
+// that holds the q-quantile (0 < q <= 1): the first bucket at which the
+// running total reaches the rank q × total, rounded to the nearest and at
+// least 1; the last bucket when rounding leaves the rank unreached. It
+// returns -1 when every count is 0. It is the one percentile rule of
+// fastcall's histograms, whatever their bucket bounds.
+func QuantileBucket(counts []uint64, q float64) int {
+	var total uint64
+	for _, c := range counts {
+		total += c
 	}
 	if total == 0 {
-		return 0
+		return -1
 	}
 	rank := uint64(q*float64(total) + 0.5)
 	if rank < 1 {
@@ -135,10 +151,10 @@ func (h *histogram) percentile(q float64) uint64 {
 	for i, c := range counts {
 		seen += c
 		if seen >= rank {
-			return histUpper(i)
+			return i
 		}
 	}
-	return histUpper(histBuckets - 1)
+	return len(counts) - 1
 }
 
 // callStats are the counters of one call number on one side.

@@ -2,14 +2,13 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -272,11 +271,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Run(c.field, func(t *testing.T) {
 			cfg := DefaultConfig()
 			c.mod(&cfg)
-			err := cfg.check()
-			var ce *rfc.ConfigError
-			if !errors.As(err, &ce) || ce.Scope != "dispatch" || ce.Field != c.field || errnoOf(err) != wire.EINVAL {
-				t.Fatalf("got %v, want a dispatch ConfigError for %s", err, c.field)
-			}
+			rfctest.ConfigError(t, cfg.check(), "dispatch", c.field)
 		})
 	}
 	def := DefaultConfig()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -37,17 +38,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
 			tc.mod(&c)
-			err := c.check()
-			if tc.field == "" {
-				if err != nil {
-					t.Fatalf("check: %v", err)
-				}
-				return
-			}
-			ce, ok := err.(*rfc.ConfigError)
-			if !ok || ce.Scope != "heartbeat" || ce.Field != tc.field || wire.AsErrno(err) != wire.EINVAL {
-				t.Fatalf("check = %v, want field %s", err, tc.field)
-			}
+			rfctest.ConfigOutcome(t, c.check(), "heartbeat", tc.field)
 		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"sort"
 	"sync/atomic"
+
+	"fastcall/rfc"
 )
 
 // HistBuckets is the number of latency buckets of a sub-cluster: bucket 0
@@ -65,25 +67,11 @@ func (c *clusterCounters) snapshot(name string) ClusterCounters {
 // histPercentile returns the upper bound in µs of the bucket holding the
 // q-th fraction of the counts, 0 when there are none.
 func histPercentile(h *[HistBuckets]uint64, q float64) uint64 {
-	var total uint64
-	for _, v := range h {
-		total += v
-	}
-	if total == 0 {
+	i := rfc.QuantileBucket(h[:], q)
+	if i < 0 {
 		return 0
 	}
-	want := uint64(q*float64(total) + 0.5)
-	if want < 1 {
-		want = 1
-	}
-	var seen uint64
-	for i, v := range h {
-		seen += v
-		if seen >= want {
-			return uint64(1) << i
-		}
-	}
-	return uint64(1) << (HistBuckets - 1)
+	return uint64(1) << i
 }
 
 // Counters returns a snapshot of every sub-cluster's counters, by name.

@@ -3,7 +3,6 @@ package route
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -89,39 +88,29 @@ func TestParseMembers(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	cases := []struct {
-		name string
-		mod  func(*Config)
-		ok   bool
+		name  string
+		mod   func(*Config)
+		field string // refused, naming it; "" accepted
 	}{
-		{"default", func(*Config) {}, true},
-		{"no audit", func(c *Config) { c.AuditDir = "" }, true},
-		{"prefix", func(c *Config) { c.TablePrefix = "" }, false},
-		{"timeout", func(c *Config) { c.ForwardTimeout = 0 }, false},
-		{"rotate", func(c *Config) { c.AuditRotateBytes = 100 }, false},
-		{"keep", func(c *Config) { c.AuditKeep = 0 }, false},
-		{"buffer", func(c *Config) { c.AuditBuffer = 0 }, false},
-		{"valuemax", func(c *Config) { c.AuditValueMax = 1000 }, false},
-		{"call range", func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, false},
+		{"default", func(*Config) {}, ""},
+		{"no audit", func(c *Config) { c.AuditDir = "" }, ""},
+		{"prefix", func(c *Config) { c.TablePrefix = "" }, "TablePrefix"},
+		{"timeout", func(c *Config) { c.ForwardTimeout = 0 }, "ForwardTimeout"},
+		{"rotate", func(c *Config) { c.AuditRotateBytes = 100 }, "AuditRotateBytes"},
+		{"keep", func(c *Config) { c.AuditKeep = 0 }, "AuditKeep"},
+		{"buffer", func(c *Config) { c.AuditBuffer = 0 }, "AuditBuffer"},
+		{"valuemax", func(c *Config) { c.AuditValueMax = 1000 }, "AuditValueMax"},
+		{"call range", func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, "Calls"},
 		{"call path", func(c *Config) {
 			c.Calls = []RoutedCall{{No: CallNSPut, Name: "x", Schema: wire.Schema{wire.TypeBytes}}}
-		}, false},
-		{"call twice", func(c *Config) { c.Calls = append(c.Calls, c.Calls[0]) }, false},
+		}, "Calls"},
+		{"call twice", func(c *Config) { c.Calls = append(c.Calls, c.Calls[0]) }, "Calls"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			c.mod(&cfg)
-			err := cfg.check()
-			if (err == nil) != c.ok {
-				t.Fatalf("check = %v", err)
-			}
-			if err != nil && wire.AsErrno(err) != wire.EINVAL {
-				t.Fatalf("errno %v", wire.AsErrno(err))
-			}
-			var ce *rfc.ConfigError
-			if err != nil && (!errors.As(err, &ce) || ce.Scope != "route" || ce.Field == "") {
-				t.Fatalf("error %#v is not the route's rfc.ConfigError", err)
-			}
+			rfctest.ConfigOutcome(t, cfg.check(), "route", c.field)
 		})
 	}
 }
@@ -431,9 +420,8 @@ func TestCallNameAuditable(t *testing.T) {
 		if err == nil {
 			r.Close()
 		}
-		var ce *rfc.ConfigError
-		if !errors.As(err, &ce) || ce.Field != "Calls" {
-			t.Fatalf("call name %q: New = %v, want a ConfigError on Calls", name, err)
+		if rfctest.ConfigError(t, err, "route", "Calls") == nil {
+			t.Fatalf("call name %q accepted or refused otherwise", name)
 		}
 	}
 	// The longest name the line holds is accepted.

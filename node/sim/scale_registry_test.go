@@ -14,6 +14,7 @@ import (
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/registrytest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/simnet"
@@ -149,21 +150,12 @@ func startRegScaleWorld(t *testing.T, n int) *regScaleWorld {
 		w.ags = append(w.ags, a)
 		startNode(t, ep)
 	}
-	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-		synced := 0
-		for _, a := range w.ags {
-			if a.Watch().Synced() {
-				synced++
-			}
-		}
-		if synced == n {
-			t.Logf("%d agents synced in %v (virtual)", n, time.Since(start))
-			return w
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatalf("%d of %d agents synced after %v", synced, n, time.Since(start))
-		}
+	start := time.Now()
+	if synced := registrytest.AwaitSynced(w.ags, start.Add(time.Minute)); synced != n {
+		t.Fatalf("%d of %d agents synced after %v", synced, n, time.Since(start))
 	}
+	t.Logf("%d agents synced in %v (virtual)", n, time.Since(start))
+	return w
 }
 
 // measure makes regScaleWarm + regs registrations with loss on every
@@ -173,8 +165,6 @@ func (w *regScaleWorld) measure(t *testing.T, loss float64, regs int) regScaleRe
 	f.Loss = loss
 	w.net.SetDefault(f)
 	r := regScaleResult{loss: loss}
-	buf := make([]byte, 4096)
-	left := make([]int, 0, len(w.ags))
 	for k := 0; k < regScaleWarm+regs; k++ {
 		name := "scale-" + strconv.Itoa(w.seq)
 		c := w.cls[w.seq%2]
@@ -188,33 +178,19 @@ func (w *regScaleWorld) measure(t *testing.T, loss float64, regs int) regScaleRe
 			_, err := c.Register(ctx, name, "10.3.0.3:1", nil, time.Minute)
 			done <- err
 		}()
-		left = left[:0]
-		for i := range w.ags {
-			left = append(left, i)
-		}
-		for len(left) > 0 {
-			keep := left[:0]
-			for _, i := range left {
-				if _, err := w.ags[i].Map().Get([]byte(key), buf); err != nil {
-					keep = append(keep, i)
-				} else if k >= regScaleWarm {
-					r.each = append(r.each, time.Since(start))
-				}
+		left := registrytest.AwaitKey(w.ags, []byte(key), regScalePoll, start.Add(regScaleBound), func(int) {
+			if k >= regScaleWarm {
+				r.each = append(r.each, time.Since(start))
 			}
-			left = keep
-			if len(left) == 0 {
-				break
-			}
-			if time.Since(start) > regScaleBound {
-				_, ok0 := w.ctrs[0].Entry(key)
-				_, ok1 := w.ctrs[1].Entry(key)
-				var keys []string
-				w.ags[0].Map().Prefix([]byte("svc/"), func(k, v []byte) bool { keys = append(keys, string(k)); return true })
-				t.Logf("Register: %v; centers hold it: %v %v; agent 0's map holds %q; its watch %+v",
-					<-done, ok0, ok1, keys, w.ags[0].Watch().Stats())
-				t.Fatalf("loss %.0f%%: %s not in %d of %d maps after %v", loss*100, key, len(left), len(w.ags), time.Since(start))
-			}
-			time.Sleep(regScalePoll)
+		})
+		if len(left) > 0 {
+			_, ok0 := w.ctrs[0].Entry(key)
+			_, ok1 := w.ctrs[1].Entry(key)
+			var keys []string
+			w.ags[0].Map().Prefix([]byte("svc/"), func(k, v []byte) bool { keys = append(keys, string(k)); return true })
+			t.Logf("Register: %v; centers hold it: %v %v; agent 0's map holds %q; its watch %+v",
+				<-done, ok0, ok1, keys, w.ags[0].Watch().Stats())
+			t.Fatalf("loss %.0f%%: %s not in %d of %d maps after %v", loss*100, key, len(left), len(w.ags), time.Since(start))
 		}
 		if k >= regScaleWarm {
 			r.all = append(r.all, time.Since(start))

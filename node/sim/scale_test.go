@@ -264,12 +264,8 @@ func runScale(t *testing.T, n int, seed uint64) {
 }
 
 func (w *scaleWorld) startMember(i int) {
-	cfg := rfc.DefaultConfig()
+	cfg := heartbeat.LightEngine(rfc.DefaultConfig())
 	cfg.Logger = quietLogger
-	cfg.Workers = 1
-	cfg.QueueLen = 128
-	cfg.MaxPending = 256
-	cfg.DupEntries = 1024
 	cfg.MaxPeers = 4096
 	ep := openNode(w.t, w.net, cfg, uint32(i+1), w.addrs[i])
 	svc, err := heartbeat.Start(ep, w.hcfg, w.addrs)

@@ -2,6 +2,7 @@ package rfctest
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,4 +88,70 @@ func TestMust(t *testing.T) {
 	}()
 	Must(rfc.Open(bad))
 	t.Fatal("Must returned after a failure")
+}
+
+// failRecorder is a testing.TB that records Errorf instead of failing.
+type failRecorder struct {
+	testing.TB
+	failed bool
+}
+
+func (r *failRecorder) Helper()               {}
+func (r *failRecorder) Errorf(string, ...any) { r.failed = true }
+
+// TestConfigError: ConfigError accepts the ConfigError of the scope and
+// field asked, and fails the test on any other scope, field or error, and
+// on a wrapped one (its errno is lost: wire.AsErrno gives EFAULT).
+func TestConfigError(t *testing.T) {
+	ce := rfc.BadConfig("heartbeat", "Interval", 0, "must be positive")
+	for _, tc := range []struct {
+		name         string
+		err          error
+		scope, field string
+		ok           bool
+	}{
+		{"match", ce, "heartbeat", "Interval", true},
+		{"wrapped", fmt.Errorf("start: %w", ce), "heartbeat", "Interval", false},
+		{"other field", ce, "heartbeat", "Tick", false},
+		{"other scope", ce, "dispatch", "Interval", false},
+		{"nil", nil, "heartbeat", "Interval", false},
+		{"errno only", wire.EINVAL, "heartbeat", "Interval", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &failRecorder{TB: t}
+			got := ConfigError(r, tc.err, tc.scope, tc.field)
+			if r.failed == tc.ok || (got != nil) != tc.ok {
+				t.Fatalf("ConfigError(%v, %s, %s) = %v, failed %v; want ok %v", tc.err, tc.scope, tc.field, got, r.failed, tc.ok)
+			}
+			if tc.ok && got != ce {
+				t.Fatalf("returned %p, want %p", got, ce)
+			}
+		})
+	}
+}
+
+// TestConfigOutcome: with no field ConfigOutcome wants the configuration
+// accepted; with one, refused naming it.
+func TestConfigOutcome(t *testing.T) {
+	ce := rfc.BadConfig("route", "Calls", nil, "empty")
+	for _, tc := range []struct {
+		name  string
+		err   error
+		field string
+		ok    bool
+	}{
+		{"accepted", nil, "", true},
+		{"refused, want accepted", ce, "", false},
+		{"refused naming it", ce, "Calls", true},
+		{"accepted, want refused", nil, "Calls", false},
+		{"refused naming another", ce, "TablePrefix", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &failRecorder{TB: t}
+			ConfigOutcome(r, tc.err, "route", tc.field)
+			if r.failed == tc.ok {
+				t.Fatalf("ConfigOutcome(%v, %q): failed %v, want ok %v", tc.err, tc.field, r.failed, tc.ok)
+			}
+		})
+	}
 }

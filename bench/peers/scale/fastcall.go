@@ -20,15 +20,11 @@ func startFastcall(n int, interval time.Duration) (cluster, error) {
 	c := &fastcallCluster{}
 	addrs := make([]netip.AddrPort, 0, n)
 	for i := 0; i < n; i++ {
-		cfg := rfc.DefaultConfig()
-		cfg.NodeID = uint32(i + 1)
-		cfg.Logger = quiet
 		// A member that runs only the heartbeat: the engine's queues and
 		// caches sized for it, so that 256 endpoints fit one process.
-		cfg.Workers = 1
-		cfg.QueueLen = 128
-		cfg.MaxPending = 256
-		cfg.DupEntries = 1024
+		cfg := heartbeat.LightEngine(rfc.DefaultConfig())
+		cfg.NodeID = uint32(i + 1)
+		cfg.Logger = quiet
 		cfg.MaxPeers = 1024
 		ep, err := rfc.Listen(cfg)
 		if err != nil {

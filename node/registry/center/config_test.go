@@ -1,14 +1,11 @@
 package center
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	"fastcall/node/registry/internal/regtest"
-	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
-	"fastcall/wire"
 )
 
 // TestConfigRefused: StartCenter refuses an out-of-range configuration
@@ -33,12 +30,8 @@ func TestConfigRefused(t *testing.T) {
 				c.Close()
 				t.Fatal("accepted")
 			}
-			var ce *rfc.ConfigError
-			if !errors.As(err, &ce) || ce.Scope != "registry" || ce.Field != tc.field || ce.Value != tc.value {
-				t.Fatalf("got %#v, want registry field %s value %q", err, tc.field, tc.value)
-			}
-			if wire.AsErrno(err) != wire.EINVAL {
-				t.Fatalf("errno %v, want EINVAL", wire.AsErrno(err))
+			if ce := rfctest.ConfigError(t, err, "registry", tc.field); ce != nil && ce.Value != tc.value {
+				t.Fatalf("got %#v, want value %q", err, tc.value)
 			}
 		})
 	}
