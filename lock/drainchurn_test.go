@@ -4,7 +4,6 @@ package lock
 
 import (
 	"fastcall/wire"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -16,11 +15,7 @@ import (
 // woken before every such sleep ended, never reclaimed the dead hold, and
 // kept every reader out behind it for as long as readers arrived.
 func TestDeadReaderAmidReaderChurn(t *testing.T) {
-	mem, l, path := newShared(t)
-	c := startChild(t, "holdread", path)
-	waitWord(t, mem, offDataReady, 1)
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.wait()
+	mem, l, _ := deadHolder(t, "holdread")
 
 	// A live reader polls the lock until the writer is through.
 	churn := attachT(t, mem)
@@ -55,11 +50,7 @@ func TestDeadReaderAmidReaderChurn(t *testing.T) {
 // sleep runs its full length. The dead reader's hold must still be
 // reclaimed.
 func TestDrainWokenReclaimsDeadReader(t *testing.T) {
-	mem, l, path := newShared(t)
-	c := startChild(t, "holdread", path)
-	waitWord(t, mem, offDataReady, 1)
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.wait()
+	_, l, _ := deadHolder(t, "holdread")
 
 	// Claim the lock as Lock does and start draining.
 	s := l.state.Load()

@@ -119,6 +119,19 @@ func (c *child) wait() error {
 	return c.err
 }
 
+// deadHolder runs the child role (holdread or holdwrite) on a new shared
+// lock, waits until it holds the lock and kills it: the lock is left with
+// a dead process's hold.
+func deadHolder(t testing.TB, role string) ([]byte, *RWLock, string) {
+	t.Helper()
+	mem, l, path := newShared(t)
+	c := startChild(t, role, path)
+	waitWord(t, mem, offDataReady, 1)
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.wait()
+	return mem, l, path
+}
+
 // waitWord polls a data word until it equals want or waitDeadline passes.
 func waitWord(t testing.TB, mem []byte, off int, want uint64) {
 	t.Helper()
@@ -324,11 +337,7 @@ func TestDeadWriter(t *testing.T) {
 // Test 2b: readers get in past a dead writer and leave the flag for the
 // next writer.
 func TestDeadWriterReaderFirst(t *testing.T) {
-	mem, l, path := newShared(t)
-	c := startChild(t, "holdwrite", path)
-	waitWord(t, mem, offDataReady, 1)
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.wait()
+	_, l, _ := deadHolder(t, "holdwrite")
 	if err := l.RLockTimeout(5 * time.Second); err != nil {
 		t.Fatalf("reader: %v", err)
 	}
