@@ -34,7 +34,10 @@
 // the poller the kernel arms and cancels a timer for the poll's timeout,
 // twice per sequential call (alarm.go). It sleeps until the timer of the
 // first call still waiting, at least one engine tick (docs/PROTOCOL.md);
-// the timers of calls that finished are dropped, not waited for.
+// the timers of calls that finished are dropped, not waited for. While
+// calls are being made it sleeps at most MinRTO, so that a call's own
+// timer, due MinRTO or more after it starts, never has to wake it
+// (timerHeap.linger).
 //
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram
