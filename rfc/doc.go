@@ -37,7 +37,9 @@
 // the timers of calls that finished are dropped, not waited for. While
 // calls are being made it sleeps at most MinRTO, so that a call's own
 // timer, due MinRTO or more after it starts, never has to wake it
-// (timerHeap.linger).
+// (timerHeap.linger); a timer due less than a tick before its next
+// wake-up waits for it, and a timer pushed while it is awake only marks
+// the alarm (timerHeap.push).
 //
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram

@@ -189,6 +189,10 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	if ep.tick < 100*time.Microsecond {
 		ep.tick = 100 * time.Microsecond
 	}
+	if ep.timers.alarm != nil {
+		// A kick of an alarm is a system call; a channel's is not.
+		ep.timers.slack = int64(ep.tick)
+	}
 	ep.queue = make(chan *request, cfg.QueueLen)
 	ep.prio = make(chan *request, cfg.QueueLen)
 	ep.reqFree = make(chan *request, cfg.QueueLen+cfg.Workers+1)

@@ -19,11 +19,14 @@ type timerEntry struct {
 // reach the top of the heap (their call id no longer matches). Bounded by
 // MaxPending live entries plus one stale entry per call finished within
 // the last MaxRTO. A push wakes the sleeping goroutine only when its entry
-// comes due before the goroutine's own wake-up (wakeAt).
+// comes due more than slack before the goroutine's own wake-up (wakeAt); a
+// push while the goroutine is awake only tells it to look again before it
+// sleeps.
 type timerHeap struct {
 	mu     sync.Mutex
 	h      []timerEntry
 	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
+	slack  int64         // how late an entry may fire rather than kick: the engine's tick with an alarm, else 0
 	pushes uint64        // (mu) entries pushed so far
 	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
 	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
@@ -52,9 +55,20 @@ func (t *timerHeap) push(e timerEntry) {
 		t.h[p], t.h[i] = t.h[i], t.h[p]
 		i = p
 	}
-	early := e.at < t.wakeAt
+	// Timers fire with a granularity of a tick (timerRound), so an
+	// entry due less than a tick before the goroutine wakes waits for
+	// that wake-up: retransmission timeouts vary with the RTT estimate,
+	// and with many callers a push a little earlier than the top came
+	// with every few calls.
+	awake := t.wakeAt == math.MaxInt64
+	early := !awake && e.at < t.wakeAt-t.slack
+	if awake && t.alarm != nil {
+		// Under mu: the goroutine reads the mark after sleepingUntil
+		// (timerLoop), so it sees it; no system call is needed.
+		t.alarm.mark()
+	}
 	t.mu.Unlock()
-	if early {
+	if early || (awake && t.alarm == nil) {
 		t.kick()
 	}
 }
