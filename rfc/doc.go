@@ -24,9 +24,9 @@
 // already running, where readying a goroutine directly would wake a
 // second thread (bell.go). The caller's context does not change how it
 // parks: the call's timer enforces the context's deadline, and the timer
-// goroutine notices a cancellation within a tick (cancel.go), so a call
-// with a deadline or cancellable context costs no goroutine, wake-up or
-// allocation more than one with context.Background.
+// goroutine notices a cancellation within MinRTO (a tick on a Transport;
+// cancel.go), so a call with a deadline or cancellable context costs no
+// goroutine, wake-up or allocation more than one with context.Background.
 //
 // The timer goroutine of a socket endpoint sleeps in the poller on a
 // timerfd (the endpoint's alarm, Linux only), not on a runtime timer: with

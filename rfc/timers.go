@@ -257,8 +257,8 @@ func (ep *Endpoint) timerRound(due *[64]timerEntry, sweepAt *int64) (wait time.D
 	if wait < ep.tick {
 		wait = ep.tick
 	}
-	if poll && wait > ep.tick {
-		wait = ep.tick // callers' contexts under watch (cancel.go)
+	if poll && wait > ep.pollEvery {
+		wait = ep.pollEvery // callers' contexts under watch (cancel.go)
 	}
 	return wait, false
 }
