@@ -92,7 +92,7 @@ const timerLinger = 64
 // first timer is at least MinRTO after its push (a call's timeout
 // shorter than that aside), so a goroutine that wakes within minRTO is
 // never woken by a push (push kicks only for an entry due before
-// wakeAt). Without it a sequential caller would find the goroutine
+// wakeAt, less the slack). Without it a sequential caller would find the goroutine
 // asleep until its sweep whenever the previous call's timer was dropped
 // with no call in flight, and its push would kick: a timerfd_settime
 // and an immediate expiry on the caller's path. The wake-ups it costs
