@@ -52,6 +52,10 @@ func (a *alarm) kick() {
 	a.set(0)
 }
 
+// mark is kick for a waiter known to be awake: it will call takeKick
+// before it waits, so the kernel timer need not be touched.
+func (a *alarm) mark() { a.kicked.Store(true) }
+
 // takeKick reports whether a kick came since the last takeKick.
 func (a *alarm) takeKick() bool { return a.kicked.Swap(false) }
 

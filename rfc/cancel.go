@@ -17,29 +17,31 @@ import (
 // cancellation before the deadline (cancel(), or a parent's). A caller
 // whose context can end early records the context in its slot and sets
 // the slot's bit here; the timer goroutine, while any bit is set, wakes at
-// least once per tick (Endpoint.tick) and asks each watched context for
-// Err, completing the calls whose context ended. So such a caller parks
-// exactly as a caller with context.Background does (on the bell when its
-// call is the only one in flight, otherwise on its call's channel) and is
-// woken once, by whoever completes its call; a cancelled call returns
-// within about a tick of the cancellation.
+// least once per poll interval (Endpoint.pollEvery: MinRTO on a socket
+// endpoint, whose wake-ups are kernel timers; a tick on a Transport) and
+// asks each watched context for Err, completing the calls whose context
+// ended. So such a caller parks exactly as a caller with
+// context.Background does (on the bell when its call is the only one in
+// flight, otherwise on its call's channel) and is woken once, by whoever
+// completes its call; a cancelled call returns within about a poll
+// interval of the cancellation.
 //
 // The Done channel of a context with a deadline is never asked for: a
 // context made for one call, as the services make them, would allocate
 // its channel on the first Done.
 //
-// The timer goroutine keeps polling for watchLinger ticks after the last
+// The timer goroutine keeps polling for watchLinger intervals after the last
 // watched call ended, so that a caller making one call after another does
 // not have to wake it for each call; a caller that finds it not polling
 // wakes it.
 type cancelWatch struct {
 	bits    []atomic.Uint64 // bit i set: slot i's caller waits with a context to watch
 	n       atomic.Int32    // bits set
-	polling atomic.Bool     // the timer goroutine scans at least once per tick
+	polling atomic.Bool     // the timer goroutine scans at least once per poll interval
 	idle    int             // scans in a row that found no bit set; timer goroutine only
 }
 
-// watchLinger is how many ticks the timer goroutine goes on polling with
+// watchLinger is how many intervals the timer goroutine goes on polling with
 // no watched call before it stops.
 const watchLinger = 64
 
@@ -90,7 +92,7 @@ func (ep *Endpoint) unwatch(p *Pending) {
 
 // scanCancels is run by the timer goroutine on each of its wake-ups: it
 // completes every watched call whose context ended, and says whether the
-// goroutine must wake again within a tick.
+// goroutine must wake again within a poll interval.
 func (ep *Endpoint) scanCancels() bool {
 	w := &ep.watch
 	if w.n.Load() == 0 {

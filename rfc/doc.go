@@ -24,9 +24,9 @@
 // already running, where readying a goroutine directly would wake a
 // second thread (bell.go). The caller's context does not change how it
 // parks: the call's timer enforces the context's deadline, and the timer
-// goroutine notices a cancellation within a tick (cancel.go), so a call
-// with a deadline or cancellable context costs no goroutine, wake-up or
-// allocation more than one with context.Background.
+// goroutine notices a cancellation within MinRTO (a tick on a Transport;
+// cancel.go), so a call with a deadline or cancellable context costs no
+// goroutine, wake-up or allocation more than one with context.Background.
 //
 // The timer goroutine of a socket endpoint sleeps in the poller on a
 // timerfd (the endpoint's alarm, Linux only), not on a runtime timer: with
@@ -34,7 +34,12 @@
 // the poller the kernel arms and cancels a timer for the poll's timeout,
 // twice per sequential call (alarm.go). It sleeps until the timer of the
 // first call still waiting, at least one engine tick (docs/PROTOCOL.md);
-// the timers of calls that finished are dropped, not waited for.
+// the timers of calls that finished are dropped, not waited for. While
+// calls are being made it sleeps at most MinRTO, so that a call's own
+// timer, due MinRTO or more after it starts, never has to wake it
+// (timerHeap.linger); a timer due less than a tick before its next
+// wake-up waits for it, and a timer pushed while it is awake only marks
+// the alarm (timerHeap.push).
 //
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram

@@ -53,7 +53,8 @@ type Endpoint struct {
 	bell     bell         // wakes the only call in flight (bell.go)
 	watch    cancelWatch  // callers' contexts that may end early (cancel.go)
 
-	tick time.Duration // timer granularity: MinRTO/4, at least 100µs
+	tick      time.Duration // timer granularity: MinRTO/4, at least 100µs
+	pollEvery time.Duration // how often watched contexts are asked: MinRTO with an alarm, else tick (cancel.go)
 
 	started  atomic.Bool
 	draining atomic.Bool  // Shutdown: new requests are refused with ECLOSED
@@ -193,6 +194,16 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	ep.tick = cfg.MinRTO / 4
 	if ep.tick < 100*time.Microsecond {
 		ep.tick = 100 * time.Microsecond
+	}
+	ep.pollEvery = ep.tick
+	if ep.timers.alarm != nil {
+		// A kick of an alarm is a system call; a channel's is not.
+		ep.timers.slack = int64(ep.tick)
+		// Each wake-up of an alarm is a kernel timer and a thread
+		// woken through the poller; a runtime timer's is not. Once per
+		// MinRTO the goroutine wakes anyway while calls are made
+		// (timerHeap.linger).
+		ep.pollEvery = cfg.MinRTO
 	}
 	ep.queue = make(chan *request, cfg.QueueLen)
 	ep.prio = make(chan *request, cfg.QueueLen)

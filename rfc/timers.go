@@ -19,13 +19,21 @@ type timerEntry struct {
 // reach the top of the heap (their call id no longer matches). Bounded by
 // MaxPending live entries plus one stale entry per call finished within
 // the last MaxRTO. A push wakes the sleeping goroutine only when its entry
-// comes due before the goroutine's own wake-up (wakeAt).
+// comes due more than slack before the goroutine's own wake-up (wakeAt); a
+// push while the goroutine is awake only tells it to look again before it
+// sleeps.
 type timerHeap struct {
 	mu     sync.Mutex
 	h      []timerEntry
 	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
+	slack  int64         // how late an entry may fire rather than kick: the engine's tick with an alarm, else 0
+	pushes uint64        // (mu) entries pushed so far
 	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
 	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
+	// The timer goroutine's own: pushes as it last saw them, and its
+	// wake-ups in a row that saw none (linger).
+	seen uint64
+	idle int
 }
 
 func (t *timerHeap) init(n int) {
@@ -37,6 +45,7 @@ func (t *timerHeap) init(n int) {
 func (t *timerHeap) push(e timerEntry) {
 	t.mu.Lock()
 	t.h = append(t.h, e)
+	t.pushes++
 	i := len(t.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -46,9 +55,20 @@ func (t *timerHeap) push(e timerEntry) {
 		t.h[p], t.h[i] = t.h[i], t.h[p]
 		i = p
 	}
-	early := e.at < t.wakeAt
+	// Timers fire with a granularity of a tick (timerRound), so an
+	// entry due less than a tick before the goroutine wakes waits for
+	// that wake-up: retransmission timeouts vary with the RTT estimate,
+	// and with many callers a push a little earlier than the top came
+	// with every few calls.
+	awake := t.wakeAt == math.MaxInt64
+	early := !awake && e.at < t.wakeAt-t.slack
+	if awake && t.alarm != nil {
+		// Under mu: the goroutine reads the mark after sleepingUntil
+		// (timerLoop), so it sees it; no system call is needed.
+		t.alarm.mark()
+	}
 	t.mu.Unlock()
-	if early {
+	if early || (awake && t.alarm == nil) {
 		t.kick()
 	}
 }
@@ -59,6 +79,39 @@ func (t *timerHeap) sleepingUntil(at int64) {
 	t.mu.Lock()
 	t.wakeAt = at
 	t.mu.Unlock()
+}
+
+// timerLinger is how many wake-ups in a row without a push the timer
+// goroutine of a socket endpoint goes on waking at least once per MinRTO
+// (linger) before it sleeps as long as its heap lets it.
+const timerLinger = 64
+
+// linger returns how long the timer goroutine of a socket endpoint
+// sleeps when its next due entry is wait away: at most minRTO while
+// entries have been pushed in the last timerLinger wake-ups. A call's
+// first timer is at least MinRTO after its push (a call's timeout
+// shorter than that aside), so a goroutine that wakes within minRTO is
+// never woken by a push (push kicks only for an entry due before
+// wakeAt, less the slack). Without it a sequential caller would find the goroutine
+// asleep until its sweep whenever the previous call's timer was dropped
+// with no call in flight, and its push would kick: a timerfd_settime
+// and an immediate expiry on the caller's path. The wake-ups it costs
+// instead are the ones the goroutine makes anyway for the timers of
+// finished calls, about one per minRTO while calls are made.
+func (t *timerHeap) linger(wait, minRTO time.Duration) time.Duration {
+	t.mu.Lock()
+	if t.pushes != t.seen {
+		t.seen = t.pushes
+		t.idle = 0
+	} else if t.idle < timerLinger {
+		t.idle++
+	}
+	active := t.idle < timerLinger
+	t.mu.Unlock()
+	if active && wait > minRTO {
+		return minRTO
+	}
+	return wait
 }
 
 // kick makes the timer goroutine look at the heap and the watched
@@ -117,6 +170,7 @@ func (ep *Endpoint) timerLoop() {
 			if again {
 				continue
 			}
+			wait = ep.timers.linger(wait, ep.cfg.MinRTO)
 			ep.timers.sleepingUntil(ep.Now() + int64(wait))
 			a.set(wait)
 			if a.takeKick() {
@@ -203,8 +257,8 @@ func (ep *Endpoint) timerRound(due *[64]timerEntry, sweepAt *int64) (wait time.D
 	if wait < ep.tick {
 		wait = ep.tick
 	}
-	if poll && wait > ep.tick {
-		wait = ep.tick // callers' contexts under watch (cancel.go)
+	if poll && wait > ep.pollEvery {
+		wait = ep.pollEvery // callers' contexts under watch (cancel.go)
 	}
 	return wait, false
 }

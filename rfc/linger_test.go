@@ -1,0 +1,69 @@
+package rfc
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// timerSleep reports whether the timer goroutine of ep sleeps with an
+// empty heap, and until when.
+func timerSleep(ep *Endpoint) (asleep bool, wakeAt int64) {
+	ep.timers.mu.Lock()
+	defer ep.timers.mu.Unlock()
+	return len(ep.timers.h) == 0 && ep.timers.wakeAt != math.MaxInt64, ep.timers.wakeAt
+}
+
+// TestTimerLingerAfterCalls checks that the timer goroutine of a socket
+// endpoint, once it dropped the timer of a finished call, sleeps at most
+// MinRTO while calls are being made, so that the next call's timer (due
+// MinRTO or more after its push) does not kick it; and that after
+// timerLinger wake-ups with no call it sleeps as long as its heap lets it.
+func TestTimerLingerAfterCalls(t *testing.T) {
+	const minRTO = 20 * time.Millisecond // linger lasts timerLinger of these
+	mod := func(c *Config) { c.MinRTO, c.InitialRTO = minRTO, minRTO }
+	srv := newTestServer(t, mod)
+	cli := newTestEndpoint(t, mod)
+	if cli.timers.alarm == nil {
+		t.Skip("no alarm on this platform")
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, 64))
+	ps.Bytes([]byte("x"))
+	// context.Background: a context under watch (cancel.go) would
+	// keep the goroutine waking every tick anyway.
+	if err := cli.Call(context.Background(), srv.Addr(), callEcho, &ps, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The call's timer is due minRTO after its push; the goroutine
+	// drops it then and sleeps again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		asleep, wakeAt := timerSleep(cli)
+		if asleep {
+			if d := time.Duration(wakeAt - cli.Now()); d > minRTO {
+				t.Fatalf("after a call the timer goroutine sleeps %v, more than MinRTO (%v): the next call's push kicks it", d, minRTO)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the timer goroutine kept the finished call's timer")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	// With no call for timerLinger wake-ups it sleeps until its sweep.
+	deadline = time.Now().Add(time.Duration(4*timerLinger)*minRTO + 10*time.Second)
+	for {
+		asleep, wakeAt := timerSleep(cli)
+		if asleep && time.Duration(wakeAt-cli.Now()) > minRTO {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an idle endpoint's timer goroutine still wakes every MinRTO")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
