@@ -144,7 +144,11 @@ func Default() Config {
 // spells it.
 func bad(field, why string) error { return rfc.BadConfig("rfcd", field, nil, why) }
 
-// Load reads a JSON configuration over c. Unknown fields are errors.
+// Load reads a JSON configuration over c. Unknown fields are errors, and
+// so are a field given twice in one object (field names match without
+// regard to case, so "workers" and "Workers" are the same field) and
+// anything but white space after the object: either would otherwise be
+// settled silently, by the last copy or by ignoring the rest.
 func Load(r io.Reader, c *Config) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -165,7 +169,58 @@ func Load(r io.Reader, c *Config) error {
 		}
 		return bad("(file)", err.Error())
 	}
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
+		return bad("(file)", "data after the configuration object")
+	}
+	if f, err := duplicateField(json.NewDecoder(bytes.NewReader(b)), ""); err != nil {
+		return bad("(file)", err.Error())
+	} else if f != "" {
+		return bad(f, "given twice")
+	}
 	return nil
+}
+
+// duplicateField reads one JSON value from dec and returns the path of
+// the first field that an object in it holds twice (path names the value
+// itself: "engine", "registry.services[1]"), or "" when none does.
+func duplicateField(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			k, _ := kt.(string)
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			fk := strings.ToLower(k)
+			if seen[fk] {
+				return p, nil
+			}
+			seen[fk] = true
+			if f, err := duplicateField(dec, p); f != "" || err != nil {
+				return f, err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if f, err := duplicateField(dec, fmt.Sprintf("%s[%d]", path, i)); f != "" || err != nil {
+				return f, err
+			}
+		}
+	default:
+		return "", nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return "", err
 }
 
 func asType(err error, t **json.UnmarshalTypeError) bool {
@@ -265,6 +320,9 @@ func (c *Config) Validate() error {
 		}
 		if seen[RoleAgent] {
 			return bad("roles", "router and agent both watch the registry; run them on different nodes")
+		}
+		if seen[RoleMember] {
+			return bad("roles", "router and member both serve the namespace calls; run them on different nodes")
 		}
 	}
 	peer, hasPeer := c.centerPeer()

@@ -47,6 +47,16 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "colour": "blue"}`, "colour"},
 		{`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["x"]}}`, "dispatcher.targets[0]"},
 		{`{"insecure": true, "roles": ["center", "dispatcher"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7001"]}, "dispatcher": {"targets": ["127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "dispatcher.targets[1]"},
+		// A key given twice (in any case: field names match without
+		// regard to case) is refused, not decided by its last copy.
+		{`{"insecure": true, "key_file": "k", "key_file": ""}`, "key_file"},
+		{`{"insecure": true, "engine": {"workers": 2, "Workers": 64}}`, "engine.Workers"},
+		{`{"insecure": true, "registry": {"services": [{"name": "a"}, {"name": "b", "meta": "x", "meta": "y"}]}}`, "registry.services[1].meta"},
+		// A second object after the first is refused, not ignored.
+		{`{"insecure": true} {"colour": "blue"}`, "(file)"},
+		{`{"insecure": true}]`, "(file)"},
+		// The router serves the namespace call numbers the member serves.
+		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
 	}
 	for _, tc := range cases {
 		c := Default()
