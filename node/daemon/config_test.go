@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -150,5 +151,26 @@ func TestDispatchTargetsNotPeer(t *testing.T) {
 	c.Roles = []string{"dispatcher"}
 	if got := c.DispatchTargets(); len(got) != 2 {
 		t.Fatalf("a node that is no center: remote targets %v, want both members", got)
+	}
+}
+
+// TestRouterWithoutRegistry: a router whose registry centers do not
+// answer cannot load its mount table; Start's error says so and names
+// registry.centers, not only the registry's error number.
+func TestRouterWithoutRegistry(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := Default()
+	c.Insecure = true
+	c.Addr = "127.0.0.1:0"
+	c.Roles = []string{RoleRouter}
+	c.Registry.Centers = rfctest.FreeAddrs(t, 1)
+	c.Router.AuditDir = t.TempDir()
+	n, err := Start(c, log)
+	if err == nil {
+		n.Stop()
+		t.Fatal("a router started without a registry")
+	}
+	if !strings.Contains(err.Error(), "registry.centers") || !errors.Is(err, wire.ETIMEDOUT) {
+		t.Fatalf("got %q, want an error naming registry.centers that wraps the registry's ETIMEDOUT", err)
 	}
 }

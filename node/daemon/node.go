@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -178,6 +179,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		rc.Logger = log
 		if n.Router, err = route.New(ep, rc, route.RegistryMounts{C: n.Reg}); err != nil {
+			var e wire.Errno
+			if errors.As(err, &e) {
+				// The registry's answer (or its silence) to the
+				// router's first read of the mount table.
+				err = fmt.Errorf("router: mount table from registry.centers %v: %w", cfg.Registry.Centers, err)
+			}
 			return fail(fileError(err, "router"))
 		}
 	}
