@@ -79,7 +79,10 @@ func TestPackageRangeErrors(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
 	cases := []struct{ json, field, why string }{
-		{`{"engine": {"max_datagram": 70000}}`, "engine.max_datagram", "between 120 and 65507"},
+		{`{"engine": {"max_datagram": 70000}}`, "engine.max_datagram", "between 124 and 65507"},
+		// The refusal names the bounds the engine applies: one header
+		// and 64 bytes of parameters at least.
+		{`{"engine": {"max_datagram": 123}}`, "engine.max_datagram", "123: must be between 124 and 65507"},
 		{`{"engine": {"workers": -1}}`, "engine.workers", "between 1 and 4096"},
 		{`{"engine": {"max_age": "-1s"}}`, "engine.max_age", "between 0 and"},
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "500us"}}`, "heartbeat.interval", "500µs: must be at least 1ms"},
