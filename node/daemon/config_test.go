@@ -87,6 +87,11 @@ func TestPackageRangeErrors(t *testing.T) {
 		{`{"engine": {"max_age": "-1s"}}`, "engine.max_age", "between 0 and"},
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "500us"}}`, "heartbeat.interval", "500µs: must be at least 1ms"},
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "-1s"}}`, "heartbeat.interval", "-1s: must be at least 1ms"},
+		// An interval whose derived timers would overflow is refused as
+		// given (it was reported as a negative RoundTimeout), and so is
+		// one past a day that would never probe.
+		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "1000000h"}}`, "heartbeat.interval", "1000000h0m0s: must be at most 24h0m0s"},
+		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "25h"}}`, "heartbeat.interval", "25h0m0s: must be at most 24h0m0s"},
 		{`{"roles": ["center"], "center": {"data_dir": "` + dir + `", "index": 2}}`, "center.index", "0 or 1"},
 		{`{"roles": ["dispatcher"], "dispatcher": {"targets": []}}`, "", ""},
 	}
