@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"fastcall/node/registry"
+	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 )
 
@@ -306,9 +308,18 @@ func (c *Config) Validate() error {
 			return bad("registry.shm_file", "required by the agent role")
 		}
 		for i, s := range r.Services {
-			if s.Name == "" {
+			switch {
+			case s.Name == "":
 				return bad(fmt.Sprintf("registry.services[%d].name", i), "empty")
+			case len(s.Name) > registry.MaxNameLen:
+				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("longer than %d bytes", registry.MaxNameLen))
+			case strings.IndexByte(s.Name, sdk.InstanceSep) >= 0:
+				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("holds %q, the instance separator", sdk.InstanceSep))
 			}
+		}
+		if len(r.Services) > 0 && c.Node == 0 {
+			// The centers key an instance by its node id and refuse 0.
+			return bad("node", "registry.services need a node id other than 0")
 		}
 		if r.Lease.Duration < 0 {
 			return bad("registry.lease", "must not be negative")

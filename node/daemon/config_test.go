@@ -56,6 +56,12 @@ func TestConfigErrors(t *testing.T) {
 		// A second object after the first is refused, not ignored.
 		{`{"insecure": true} {"colour": "blue"}`, "(file)"},
 		{`{"insecure": true}]`, "(file)"},
+		// A service instance is keyed by its node id, which the centers
+		// refuse to be 0, and by a name without the instance separator:
+		// rfcd started, then exited 1 with "registry.services "db":
+		// EINVAL" once a center answered.
+		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}]}}`, "node"},
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}, {"name": "db#2"}]}}`, "registry.services[1].name"},
 		// The router serves the namespace call numbers the member serves.
 		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
 	}
