@@ -233,8 +233,17 @@ func asType(err error, t **json.UnmarshalTypeError) bool {
 	return ok
 }
 
-// LoadFile is Load from a file path.
+// LoadFile is Load from a file path, which must name a regular file: a
+// device such as /dev/zero never ends and a FIFO blocks the open until a
+// writer comes.
 func LoadFile(path string, c *Config) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err

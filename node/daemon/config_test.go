@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
@@ -186,5 +189,31 @@ func TestRouterWithoutRegistry(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "registry.centers") || !errors.Is(err, wire.ETIMEDOUT) {
 		t.Fatalf("got %q, want an error naming registry.centers that wraps the registry's ETIMEDOUT", err)
+	}
+}
+
+// TestLoadFileNotRegular: a configuration path that is not a regular file
+// is refused at once, naming the path. rfcd -config /dev/zero read until
+// memory ran out (933 MB resident after 3 s) and -config FIFO waited
+// forever for a writer.
+func TestLoadFileNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/dev/zero", fifo, t.TempDir()} {
+		done := make(chan error, 1)
+		go func() {
+			c := Default()
+			done <- LoadFile(path, &c)
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("LoadFile(%s): %v, want an error saying it is not a regular file", path, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("LoadFile(%s) still reading after 20 s", path)
+		}
 	}
 }
