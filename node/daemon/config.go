@@ -286,10 +286,18 @@ func (c *Config) Validate() error {
 		}
 		seen[r] = true
 	}
+	members := make([]netip.AddrPort, 0, len(c.Heartbeat.Members))
 	for i, m := range c.Heartbeat.Members {
-		if _, err := netip.ParseAddrPort(m); err != nil {
+		ap, err := netip.ParseAddrPort(m)
+		if err != nil {
 			return bad(fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT")
 		}
+		for j, o := range members {
+			if sameAddr(ap, o) {
+				return bad(fmt.Sprintf("heartbeat.members[%d]", i), fmt.Sprintf("the member of heartbeat.members[%d] again", j))
+			}
+		}
+		members = append(members, ap)
 	}
 	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
 		return bad("heartbeat.members", "masters and workers need members to watch")

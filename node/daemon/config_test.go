@@ -65,6 +65,9 @@ func TestConfigErrors(t *testing.T) {
 		// EINVAL" once a center answered.
 		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}]}}`, "node"},
 		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}, {"name": "db#2"}]}}`, "registry.services[1].name"},
+		// A member listed twice, in any form, is refused: the heartbeat
+		// kept one entry per form, probing and reporting the node twice.
+		{`{"insecure": true, "heartbeat": {"members": ["127.0.0.1:7001", "127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "heartbeat.members[2]"},
 		// The router serves the namespace call numbers the member serves.
 		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
 	}
