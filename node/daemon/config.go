@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/node/registry/center"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 )
@@ -323,6 +324,11 @@ func (c *Config) Validate() error {
 		}
 		if r.ShmFile == "" {
 			return bad("registry.shm_file", "required by the agent role")
+		}
+		if len(r.Prefixes) > center.DefaultMaxPrefixesPerNode {
+			// An rfcd center refuses a node's subscriptions past its
+			// bound, and the agent's watch then mirrors nothing.
+			return bad("registry.prefixes", fmt.Sprintf("at most %d, the centers' bound per node", center.DefaultMaxPrefixesPerNode))
 		}
 		for i, s := range r.Services {
 			switch {

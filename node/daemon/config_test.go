@@ -68,6 +68,10 @@ func TestConfigErrors(t *testing.T) {
 		// A member listed twice, in any form, is refused: the heartbeat
 		// kept one entry per form, probing and reporting the node twice.
 		{`{"insecure": true, "heartbeat": {"members": ["127.0.0.1:7001", "127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "heartbeat.members[2]"},
+		// Past the centers' bound on prefixes per node every subscription
+		// of the agent's watch was refused (ENOSPC): rfcd ran with an
+		// empty map and said nothing.
+		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "prefixes": ["p0/", "p1/", "p2/", "p3/", "p4/", "p5/", "p6/", "p7/", "p8/", "p9/", "p10/", "p11/", "p12/", "p13/", "p14/", "p15/", "p16/", "p17/", "p18/", "p19/", "p20/", "p21/", "p22/", "p23/", "p24/", "p25/", "p26/", "p27/", "p28/", "p29/", "p30/", "p31/", "kv/"]}}`, "registry.prefixes"},
 		// The router serves the namespace call numbers the member serves.
 		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
 	}
