@@ -89,7 +89,7 @@ func boundaryParams(rng *rand.Rand, schema wire.Schema, ps *wire.Params) {
 
 // TestBoundaryParams: every call number two rfcd nodes serve between
 // them (every role: center, router, dispatcher, master on one; worker,
-// agent, member on the other) is called by an authenticated client with
+// agent, and an active member on the other) is called by an authenticated client with
 // parameters of its schema taken from the edges of each type. No handler
 // panics (no EFAULT but from the built-in fault call), and both nodes
 // still answer afterwards.
@@ -101,7 +101,7 @@ func TestBoundaryParams(t *testing.T) {
 		"center": {"data_dir": %q}, "registry": {"centers": [%q]}, "router": {"audit_dir": %q}, "heartbeat": {"members": [%q]}}`,
 		a, key, filepath.Join(dir, "data"), a, filepath.Join(dir, "audit"), b))
 	nb := startConfig(t, "b.json", fmt.Sprintf(`{"addr": %q, "node": 2, "key_file": %q, "log_level": "error", "roles": ["worker", "agent", "member"],
-		"registry": {"centers": [%q], "shm_file": %q}, "heartbeat": {"members": [%q]}}`, b, key, a, filepath.Join(dir, "b.map"), a))
+		"member": {"active": true}, "registry": {"centers": [%q], "shm_file": %q}, "heartbeat": {"members": [%q]}}`, b, key, a, filepath.Join(dir, "b.map"), a))
 	cli := listenClient(t, testKey)
 	rng := rand.New(rand.NewSource(1))
 	per := scale(8)
@@ -116,7 +116,7 @@ func TestBoundaryParams(t *testing.T) {
 				ps.Reset(make([]byte, 1300))
 				boundaryParams(rng, c.schema, &ps)
 				if ps.Err() != wire.OK {
-					t.Fatalf("%s: parameters do not encode: %v", c.name, ps.Err())
+					continue // long values drawn together past one datagram
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 				err := cli.Call(ctx, n.addr, c.no, &ps, nil)
