@@ -36,6 +36,10 @@ const (
 var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true, RoleCenter: true, RoleAgent: true,
 	RoleRouter: true, RoleMember: true, RoleDisp: true}
 
+// minLease is the shortest registry.lease: one that renewals at a third
+// of it keep alive across a few lost datagrams.
+const minLease = time.Second
+
 // Duration is a time.Duration written as a string ("200ms") in JSON.
 type Duration struct{ time.Duration }
 
@@ -344,8 +348,11 @@ func (c *Config) Validate() error {
 			// The centers key an instance by its node id and refuse 0.
 			return bad("node", "registry.services need a node id other than 0")
 		}
-		if r.Lease.Duration < 0 {
-			return bad("registry.lease", "must not be negative")
+		if l := r.Lease.Duration; l != 0 && (l < minLease || l > center.DefaultMaxLease) {
+			// Past the centers' bound every registration is refused;
+			// below a second a lease can expire between the agent's
+			// renewals, and the instance flaps in and out.
+			return bad("registry.lease", fmt.Sprintf("0 (the default) or between %v and %v", minLease, center.DefaultMaxLease))
 		}
 	}
 	if seen[RoleRouter] {

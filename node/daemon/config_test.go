@@ -72,6 +72,12 @@ func TestConfigErrors(t *testing.T) {
 		// of the agent's watch was refused (ENOSPC): rfcd ran with an
 		// empty map and said nothing.
 		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "prefixes": ["p0/", "p1/", "p2/", "p3/", "p4/", "p5/", "p6/", "p7/", "p8/", "p9/", "p10/", "p11/", "p12/", "p13/", "p14/", "p15/", "p16/", "p17/", "p18/", "p19/", "p20/", "p21/", "p22/", "p23/", "p24/", "p25/", "p26/", "p27/", "p28/", "p29/", "p30/", "p31/", "kv/"]}}`, "registry.prefixes"},
+		// A lease the centers refuse (past their 10 min bound) stopped the
+		// start with only "registry.services "db": EINVAL"; one of 1 ms
+		// expired between renewals: the instance flapped in and out of
+		// the registry while the agent renewed and registered again.
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "lease": "11m", "services": [{"name": "db"}]}}`, "registry.lease"},
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "lease": "1ms", "services": [{"name": "db"}]}}`, "registry.lease"},
 		// The router serves the namespace call numbers the member serves.
 		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
 	}

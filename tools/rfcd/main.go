@@ -49,7 +49,7 @@ flags below, which override it. Fields of the file:
   registry.shm_file       agent role: the node's shared-memory map file
   registry.prefixes       agent role: prefixes mirrored into the map (default ["svc/"])
   registry.services       agent role: [{"name", "addr", "meta"}] registrations kept alive
-  registry.lease          agent role: their lease (default "10s")
+  registry.lease          agent role: their lease (default "10s"; 1s to 10m)
                           (router and dispatcher roles use registry.centers too)
   router.audit_dir        router role: audit files, mode 0600 (default "audit")
   router.audit_rotate_bytes  router role: audit file rotation size (default 64 MiB)
