@@ -179,9 +179,11 @@ func Load(r io.Reader, c *Config) error {
 	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
 		return bad("(file)", "data after the configuration object")
 	}
-	if f, err := duplicateField(json.NewDecoder(bytes.NewReader(b)), ""); err != nil {
+	f, err := duplicateField(json.NewDecoder(bytes.NewReader(b)), "")
+	if err != nil {
 		return bad("(file)", err.Error())
-	} else if f != "" {
+	}
+	if f != "" {
 		return bad(f, "given twice")
 	}
 	return nil
@@ -331,7 +333,8 @@ func (c *Config) Validate() error {
 		}
 		if len(r.Prefixes) > center.DefaultMaxPrefixesPerNode {
 			// An rfcd center refuses a node's subscriptions past its
-			// bound, and the agent's watch then mirrors nothing.
+			// bound (ENOSPC) and the agent's watch stops at the
+			// refusal: the prefixes after it are never mirrored.
 			return bad("registry.prefixes", fmt.Sprintf("at most %d, the centers' bound per node", center.DefaultMaxPrefixesPerNode))
 		}
 		for i, s := range r.Services {
