@@ -293,18 +293,16 @@ func (c *Config) Validate() error {
 		}
 		seen[r] = true
 	}
-	members := make([]netip.AddrPort, 0, len(c.Heartbeat.Members))
+	members := make(map[netip.AddrPort]int, len(c.Heartbeat.Members)) // index by unmapped address
 	for i, m := range c.Heartbeat.Members {
 		ap, err := netip.ParseAddrPort(m)
 		if err != nil {
 			return bad(fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT")
 		}
-		for j, o := range members {
-			if sameAddr(ap, o) {
-				return bad(fmt.Sprintf("heartbeat.members[%d]", i), fmt.Sprintf("the member of heartbeat.members[%d] again", j))
-			}
+		if j, ok := members[unmapped(ap)]; ok {
+			return bad(fmt.Sprintf("heartbeat.members[%d]", i), fmt.Sprintf("the member of heartbeat.members[%d] again", j))
 		}
-		members = append(members, ap)
+		members[unmapped(ap)] = i
 	}
 	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
 		return bad("heartbeat.members", "masters and workers need members to watch")
@@ -409,9 +407,11 @@ func (c *Config) checkCenterPeer() error {
 }
 
 // sameAddr compares two addresses with IPv4-mapped IPv6 unmapped.
-func sameAddr(a, b netip.AddrPort) bool {
-	return a.Addr().Unmap() == b.Addr().Unmap() && a.Port() == b.Port()
-}
+func sameAddr(a, b netip.AddrPort) bool { return unmapped(a) == unmapped(b) }
+
+// unmapped returns a with an IPv4-mapped IPv6 address unmapped: the form
+// sameAddr compares, usable as a map key.
+func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 // DispatchTargets returns the addresses a remote dispatch-submit may name:
 // dispatcher.targets, or the heartbeat members when it is empty, never
