@@ -14,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"fastcall/node/registry"
@@ -244,18 +245,20 @@ func asType(err error, t **json.UnmarshalTypeError) bool {
 // device such as /dev/zero never ends and a FIFO blocks the open until a
 // writer comes.
 func LoadFile(path string, c *Config) error {
-	fi, err := os.Stat(path)
+	// O_NONBLOCK: a FIFO is refused, not waited on; the file checked is
+	// the file opened (as keyfile.Read does).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
 		return errors.New("not a regular file")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	return Load(f, c)
 }
 
