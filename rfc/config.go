@@ -145,13 +145,17 @@ func (e *ConfigError) Errno() wire.Errno { return wire.EINVAL }
 // that no sum overflows.
 const maxConfigDuration = 24 * time.Hour
 
+// minDatagram is the smallest MaxDatagram: a header and 64 bytes of
+// parameters.
+const minDatagram = wire.HeaderSize + 64
+
 func (c *Config) check() error {
 	bad := func(f string, v any, why string) error { return BadConfig("rfc", f, v, why) }
 	switch {
 	case c.Addr == "":
 		return bad("Addr", c.Addr, "empty")
-	case c.MaxDatagram < wire.HeaderSize+64 || c.MaxDatagram > wire.MaxDatagram:
-		return bad("MaxDatagram", c.MaxDatagram, "must be between 120 and 65507")
+	case c.MaxDatagram < minDatagram || c.MaxDatagram > wire.MaxDatagram:
+		return bad("MaxDatagram", c.MaxDatagram, "must be between "+strconv.Itoa(minDatagram)+" and "+strconv.Itoa(wire.MaxDatagram))
 	case c.Readers < 1 || c.Readers > 64:
 		return bad("Readers", c.Readers, "must be between 1 and 64")
 	case c.Workers < 1 || c.Workers > 4096:

@@ -59,6 +59,7 @@ func listenClient(t *testing.T, key []byte) *rfc.Endpoint {
 type node struct {
 	args []string
 	addr netip.AddrPort
+	line string // the start line, "rfcd: listening ADDR ..."
 	proc *proctest.Child
 }
 
@@ -93,7 +94,7 @@ func (n *node) start(t *testing.T, prefix ...string) {
 		p.Kill()
 		t.Fatal(err)
 	}
-	n.addr, n.proc = ap, p
+	n.addr, n.line, n.proc = ap, line, p
 }
 
 // kill ends the node with SIGKILL and reaps it.

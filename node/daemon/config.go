@@ -14,8 +14,12 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
+	"fastcall/node/registry"
+	"fastcall/node/registry/center"
+	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 )
 
@@ -32,6 +36,10 @@ const (
 
 var knownRoles = map[string]bool{RoleWorker: true, RoleMaster: true, RoleCenter: true, RoleAgent: true,
 	RoleRouter: true, RoleMember: true, RoleDisp: true}
+
+// minLease is the shortest registry.lease: one that renewals at a third
+// of it keep alive across a few lost datagrams.
+const minLease = time.Second
 
 // Duration is a time.Duration written as a string ("200ms") in JSON.
 type Duration struct{ time.Duration }
@@ -144,7 +152,11 @@ func Default() Config {
 // spells it.
 func bad(field, why string) error { return rfc.BadConfig("rfcd", field, nil, why) }
 
-// Load reads a JSON configuration over c. Unknown fields are errors.
+// Load reads a JSON configuration over c. Unknown fields are errors, and
+// so are a field given twice in one object (field names match without
+// regard to case, so "workers" and "Workers" are the same field) and
+// anything but white space after the object: either would otherwise be
+// settled silently, by the last copy or by ignoring the rest.
 func Load(r io.Reader, c *Config) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -165,7 +177,60 @@ func Load(r io.Reader, c *Config) error {
 		}
 		return bad("(file)", err.Error())
 	}
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
+		return bad("(file)", "data after the configuration object")
+	}
+	f, err := duplicateField(json.NewDecoder(bytes.NewReader(b)), "")
+	if err != nil {
+		return bad("(file)", err.Error())
+	}
+	if f != "" {
+		return bad(f, "given twice")
+	}
 	return nil
+}
+
+// duplicateField reads one JSON value from dec and returns the path of
+// the first field that an object in it holds twice (path names the value
+// itself: "engine", "registry.services[1]"), or "" when none does.
+func duplicateField(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			k, _ := kt.(string)
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			fk := strings.ToLower(k)
+			if seen[fk] {
+				return p, nil
+			}
+			seen[fk] = true
+			if f, err := duplicateField(dec, p); f != "" || err != nil {
+				return f, err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if f, err := duplicateField(dec, fmt.Sprintf("%s[%d]", path, i)); f != "" || err != nil {
+				return f, err
+			}
+		}
+	default:
+		return "", nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return "", err
 }
 
 func asType(err error, t **json.UnmarshalTypeError) bool {
@@ -176,13 +241,24 @@ func asType(err error, t **json.UnmarshalTypeError) bool {
 	return ok
 }
 
-// LoadFile is Load from a file path.
+// LoadFile is Load from a file path, which must name a regular file: a
+// device such as /dev/zero never ends and a FIFO blocks the open until a
+// writer comes.
 func LoadFile(path string, c *Config) error {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO is refused, not waited on; the file checked is
+	// the file opened (as keyfile.Read does).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
 	return Load(f, c)
 }
 
@@ -220,10 +296,16 @@ func (c *Config) Validate() error {
 		}
 		seen[r] = true
 	}
+	members := make(map[netip.AddrPort]int, len(c.Heartbeat.Members)) // index by unmapped address
 	for i, m := range c.Heartbeat.Members {
-		if _, err := netip.ParseAddrPort(m); err != nil {
+		ap, err := netip.ParseAddrPort(m)
+		if err != nil {
 			return bad(fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT")
 		}
+		if j, ok := members[unmapped(ap)]; ok {
+			return bad(fmt.Sprintf("heartbeat.members[%d]", i), fmt.Sprintf("the member of heartbeat.members[%d] again", j))
+		}
+		members[unmapped(ap)] = i
 	}
 	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
 		return bad("heartbeat.members", "masters and workers need members to watch")
@@ -250,13 +332,31 @@ func (c *Config) Validate() error {
 		if r.ShmFile == "" {
 			return bad("registry.shm_file", "required by the agent role")
 		}
+		if len(r.Prefixes) > center.DefaultMaxPrefixesPerNode {
+			// An rfcd center refuses a node's subscriptions past its
+			// bound (ENOSPC) and the agent's watch stops at the
+			// refusal: the prefixes after it are never mirrored.
+			return bad("registry.prefixes", fmt.Sprintf("at most %d, the centers' bound per node", center.DefaultMaxPrefixesPerNode))
+		}
 		for i, s := range r.Services {
-			if s.Name == "" {
+			switch {
+			case s.Name == "":
 				return bad(fmt.Sprintf("registry.services[%d].name", i), "empty")
+			case len(s.Name) > registry.MaxNameLen:
+				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("longer than %d bytes", registry.MaxNameLen))
+			case strings.IndexByte(s.Name, sdk.InstanceSep) >= 0:
+				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("holds %q, the instance separator", sdk.InstanceSep))
 			}
 		}
-		if r.Lease.Duration < 0 {
-			return bad("registry.lease", "must not be negative")
+		if len(r.Services) > 0 && c.Node == 0 {
+			// The centers key an instance by its node id and refuse 0.
+			return bad("node", "registry.services need a node id other than 0")
+		}
+		if l := r.Lease.Duration; l != 0 && (l < minLease || l > center.DefaultMaxLease) {
+			// Past the centers' bound every registration is refused;
+			// below a second a lease can expire between the agent's
+			// renewals, and the instance flaps in and out.
+			return bad("registry.lease", fmt.Sprintf("0 (the default) or between %v and %v", minLease, center.DefaultMaxLease))
 		}
 	}
 	if seen[RoleRouter] {
@@ -265,6 +365,9 @@ func (c *Config) Validate() error {
 		}
 		if seen[RoleAgent] {
 			return bad("roles", "router and agent both watch the registry; run them on different nodes")
+		}
+		if seen[RoleMember] {
+			return bad("roles", "router and member both serve the namespace calls; run them on different nodes")
 		}
 	}
 	peer, hasPeer := c.centerPeer()
@@ -307,9 +410,11 @@ func (c *Config) checkCenterPeer() error {
 }
 
 // sameAddr compares two addresses with IPv4-mapped IPv6 unmapped.
-func sameAddr(a, b netip.AddrPort) bool {
-	return a.Addr().Unmap() == b.Addr().Unmap() && a.Port() == b.Port()
-}
+func sameAddr(a, b netip.AddrPort) bool { return unmapped(a) == unmapped(b) }
+
+// unmapped returns a with an IPv4-mapped IPv6 address unmapped: the form
+// sameAddr compares, usable as a map key.
+func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 // DispatchTargets returns the addresses a remote dispatch-submit may name:
 // dispatcher.targets, or the heartbeat members when it is empty, never

@@ -1,11 +1,18 @@
 package daemon
 
 import (
+	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"fastcall/rfc/rfctest"
+	"fastcall/wire"
 )
 
 func TestExampleConfig(t *testing.T) {
@@ -43,6 +50,35 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "colour": "blue"}`, "colour"},
 		{`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["x"]}}`, "dispatcher.targets[0]"},
 		{`{"insecure": true, "roles": ["center", "dispatcher"], "center": {"data_dir": "d", "peer": "127.0.0.1:7001"}, "heartbeat": {"members": ["127.0.0.1:7001"]}, "dispatcher": {"targets": ["127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "dispatcher.targets[1]"},
+		// A key given twice (in any case: field names match without
+		// regard to case) is refused, not decided by its last copy.
+		{`{"insecure": true, "key_file": "k", "key_file": ""}`, "key_file"},
+		{`{"insecure": true, "engine": {"workers": 2, "Workers": 64}}`, "engine.Workers"},
+		{`{"insecure": true, "registry": {"services": [{"name": "a"}, {"name": "b", "meta": "x", "meta": "y"}]}}`, "registry.services[1].meta"},
+		// A second object after the first is refused, not ignored.
+		{`{"insecure": true} {"colour": "blue"}`, "(file)"},
+		{`{"insecure": true}]`, "(file)"},
+		// A service instance is keyed by its node id, which the centers
+		// refuse to be 0, and by a name without the instance separator:
+		// rfcd started, then exited 1 with "registry.services "db":
+		// EINVAL" once a center answered.
+		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}]}}`, "node"},
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}, {"name": "db#2"}]}}`, "registry.services[1].name"},
+		// A member listed twice, in any form, is refused: the heartbeat
+		// kept one entry per form, probing and reporting the node twice.
+		{`{"insecure": true, "heartbeat": {"members": ["127.0.0.1:7001", "127.0.0.1:7002", "[::ffff:127.0.0.1]:7001"]}}`, "heartbeat.members[2]"},
+		// Past the centers' bound on prefixes per node every subscription
+		// of the agent's watch was refused (ENOSPC): rfcd ran with an
+		// empty map and said nothing.
+		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "prefixes": ["p0/", "p1/", "p2/", "p3/", "p4/", "p5/", "p6/", "p7/", "p8/", "p9/", "p10/", "p11/", "p12/", "p13/", "p14/", "p15/", "p16/", "p17/", "p18/", "p19/", "p20/", "p21/", "p22/", "p23/", "p24/", "p25/", "p26/", "p27/", "p28/", "p29/", "p30/", "p31/", "kv/"]}}`, "registry.prefixes"},
+		// A lease the centers refuse (past their 10 min bound) stopped the
+		// start with only "registry.services "db": EINVAL"; one of 1 ms
+		// expired between renewals: the instance flapped in and out of
+		// the registry while the agent renewed and registered again.
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "lease": "11m", "services": [{"name": "db"}]}}`, "registry.lease"},
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "lease": "1ms", "services": [{"name": "db"}]}}`, "registry.lease"},
+		// The router serves the namespace call numbers the member serves.
+		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -63,11 +99,19 @@ func TestPackageRangeErrors(t *testing.T) {
 	log := rfctest.Quiet
 	dir := t.TempDir()
 	cases := []struct{ json, field, why string }{
-		{`{"engine": {"max_datagram": 70000}}`, "engine.max_datagram", "between 120 and 65507"},
+		{`{"engine": {"max_datagram": 70000}}`, "engine.max_datagram", "between 124 and 65507"},
+		// The refusal names the bounds the engine applies: one header
+		// and 64 bytes of parameters at least.
+		{`{"engine": {"max_datagram": 123}}`, "engine.max_datagram", "123: must be between 124 and 65507"},
 		{`{"engine": {"workers": -1}}`, "engine.workers", "between 1 and 4096"},
 		{`{"engine": {"max_age": "-1s"}}`, "engine.max_age", "between 0 and"},
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "500us"}}`, "heartbeat.interval", "500µs: must be at least 1ms"},
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "-1s"}}`, "heartbeat.interval", "-1s: must be at least 1ms"},
+		// An interval whose derived timers would overflow is refused as
+		// given (it was reported as a negative RoundTimeout), and so is
+		// one past a day that would never probe.
+		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "1000000h"}}`, "heartbeat.interval", "1000000h0m0s: must be at most 24h0m0s"},
+		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "25h"}}`, "heartbeat.interval", "25h0m0s: must be at most 24h0m0s"},
 		{`{"roles": ["center"], "center": {"data_dir": "` + dir + `", "index": 2}}`, "center.index", "0 or 1"},
 		{`{"roles": ["dispatcher"], "dispatcher": {"targets": []}}`, "", ""},
 	}
@@ -134,5 +178,52 @@ func TestDispatchTargetsNotPeer(t *testing.T) {
 	c.Roles = []string{"dispatcher"}
 	if got := c.DispatchTargets(); len(got) != 2 {
 		t.Fatalf("a node that is no center: remote targets %v, want both members", got)
+	}
+}
+
+// TestRouterWithoutRegistry: a router whose registry centers do not
+// answer cannot load its mount table; Start's error says so and names
+// registry.centers, not only the registry's error number.
+func TestRouterWithoutRegistry(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := Default()
+	c.Insecure = true
+	c.Addr = "127.0.0.1:0"
+	c.Roles = []string{RoleRouter}
+	c.Registry.Centers = rfctest.FreeAddrs(t, 1)
+	c.Router.AuditDir = t.TempDir()
+	n, err := Start(c, log)
+	if err == nil {
+		n.Stop()
+		t.Fatal("a router started without a registry")
+	}
+	if !strings.Contains(err.Error(), "registry.centers") || !errors.Is(err, wire.ETIMEDOUT) {
+		t.Fatalf("got %q, want an error naming registry.centers that wraps the registry's ETIMEDOUT", err)
+	}
+}
+
+// TestLoadFileNotRegular: a configuration path that is not a regular file
+// is refused at once, naming the path. rfcd -config /dev/zero read until
+// memory ran out (933 MB resident after 3 s) and -config FIFO waited
+// forever for a writer.
+func TestLoadFileNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/dev/zero", fifo, t.TempDir()} {
+		done := make(chan error, 1)
+		go func() {
+			c := Default()
+			done <- LoadFile(path, &c)
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("LoadFile(%s): %v, want an error saying it is not a regular file", path, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("LoadFile(%s) still reading after 20 s", path)
+		}
 	}
 }

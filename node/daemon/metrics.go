@@ -18,6 +18,8 @@ import (
 	"fastcall/node/heartbeat"
 	"fastcall/rfc"
 	"fastcall/wire"
+
+	"golang.org/x/net/netutil"
 )
 
 // Metrics: with metrics_addr set, the node serves its counters over HTTP
@@ -55,6 +57,17 @@ func MetricsListenAddr(s string) (string, error) {
 	return ap.String(), nil
 }
 
+// Bounds of the metrics server. Every connection it holds is a file
+// descriptor of the node's process, the one that also holds the center's
+// and the router's files: at most MetricsMaxConns are accepted at once
+// (more wait in the kernel's listen queue, which costs the process
+// nothing), and one that is idle between requests is closed after
+// metricsIdle, so that a client cannot keep the slots for good.
+const (
+	MetricsMaxConns = 16
+	metricsIdle     = 5 * time.Second
+)
+
 // metricsServer is the HTTP server of /metrics. Its one goroutine (the
 // server's accept loop) starts in startMetrics and ends in close.
 type metricsServer struct {
@@ -74,10 +87,10 @@ func (n *Node) startMetrics(addr string) error {
 	mux.HandleFunc(metricsPath, n.serveMetrics)
 	m := &metricsServer{ln: ln, done: make(chan struct{}),
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}}
+			IdleTimeout: metricsIdle, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}}
 	go func() {
 		defer close(m.done)
-		_ = m.srv.Serve(ln)
+		_ = m.srv.Serve(netutil.LimitListener(ln, MetricsMaxConns))
 	}()
 	n.metrics = m
 	return nil

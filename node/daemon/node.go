@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -187,6 +188,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		rc.Logger = log
 		if n.Router, err = route.New(ep, rc, route.RegistryMounts{C: n.Reg}); err != nil {
+			var e wire.Errno
+			if errors.As(err, &e) {
+				// The registry's answer (or its silence) to the
+				// router's first read of the mount table.
+				err = fmt.Errorf("router: mount table from registry.centers %v: %w", cfg.Registry.Centers, err)
+			}
 			return fail(fileError(err, "router"))
 		}
 		n.stops = append(n.stops, func() { _ = n.Router.Close() })

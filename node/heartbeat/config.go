@@ -12,7 +12,7 @@ import (
 // DefaultConfig().WithInterval(d)) and change what you need; Start refuses
 // out-of-range values with an *rfc.ConfigError carrying EINVAL.
 type Config struct {
-	// Interval is the probe period (default 200ms): a member not heard
+	// Interval is the probe period (default 200ms, 1ms to 24h): a member not heard
 	// from (any datagram) within Interval is probed.
 	Interval time.Duration
 	// ProbeTimeout is the deadline of one probe (default Interval/2).
@@ -107,6 +107,11 @@ const (
 	DefaultRelayQueue     = 64
 
 	minTick = time.Millisecond
+	// maxInterval bounds Interval: the timers derived from it (five
+	// intervals between reprobes, suspicion up to SuspicionMaxMult
+	// times its minimum, stretched by the health score) stay far from
+	// overflowing a time.Duration.
+	maxInterval = 24 * time.Hour
 )
 
 // DefaultConfig returns the documented defaults (Interval 200ms).
@@ -149,6 +154,8 @@ func (c *Config) check() error {
 	switch {
 	case c.Interval < minTick:
 		return bad("Interval", c.Interval, "must be at least 1ms")
+	case c.Interval > maxInterval:
+		return bad("Interval", c.Interval, "must be at most "+maxInterval.String())
 	case c.ProbeTimeout <= 0 || c.ProbeTimeout >= c.Interval:
 		return bad("ProbeTimeout", c.ProbeTimeout, "must be positive and below Interval")
 	case c.RoundTimeout < c.ProbeTimeout:

@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -45,6 +46,9 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 		reply.Value(wire.Value{Type: wire.TypeString, Raw: line})
 		return true
 	})
+	if errors.Is(err, audit.ErrCursor) {
+		return wire.EINVAL
+	}
 	if err != nil {
 		return wire.EPROTO
 	}

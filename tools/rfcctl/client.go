@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,9 +43,13 @@ func parseAddr(s string) (netip.AddrPort, error) {
 }
 
 // open is dial for a subcommand: on failure it prints the error and
-// returns exit status 1.
+// returns exit status 1, or 2 when the engine refuses -max-datagram.
 func (c *clientFlags) open(dst netip.AddrPort, stderr io.Writer) (*rfc.Endpoint, int) {
 	ep, err := c.dial(dst)
+	var ce *rfc.ConfigError
+	if errors.As(err, &ce) && ce.Field == "MaxDatagram" {
+		return nil, usageError(stderr, "-max-datagram %s: %s", ce.Value, ce.Why)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
 		return nil, 1

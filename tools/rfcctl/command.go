@@ -84,6 +84,10 @@ func (c *command) parse(args []string, valid func(pos []string) bool, want strin
 	if !valid(pos) {
 		return nil, c.usageError("%s", want), false
 	}
+	if c.cf != nil && *c.cf.timeout <= 0 {
+		// A call with no time left ends before it is sent.
+		return nil, c.usageError("-t %v: want a positive deadline", *c.cf.timeout), false
+	}
 	return pos, 0, true
 }
 

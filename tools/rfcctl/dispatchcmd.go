@@ -36,6 +36,9 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		if len(pos) != 2 || *resource == "" || *targets == "" || *call == "" {
 			return usageError(stderr, "dispatch submit: want DISPATCHER, -resource, -targets, -call")
 		}
+		if *deadline < 0 {
+			return usageError(stderr, "dispatch submit: -deadline %v: must not be negative", *deadline)
+		}
 		k, ok := dispatch.KindByName(*kind)
 		if !ok {
 			return usageError(stderr, "dispatch submit: -kind %q: want read, update or delete", *kind)

@@ -22,6 +22,14 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	switch {
+	case *ttl < 0:
+		return usageError(stderr, "reg -ttl %v: must not be negative", *ttl)
+	case verb == "put" && *expect != 0 && !*cas:
+		return usageError(stderr, "reg put: -expect needs -cas")
+	case verb == "watch" && *watchFor <= 0:
+		return usageError(stderr, "reg watch -for %v: must be positive", *watchFor)
+	}
 	s, cli, code := c.dialRegistry()
 	if code != 0 {
 		return code

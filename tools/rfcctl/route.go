@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fastcall/node/route"
+	"fastcall/node/route/audit"
 )
 
 // cmdRoute edits and reads the router's mount table, kept in the registry.
@@ -84,6 +85,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	dst, err := parseAddr(pos[0])
 	if err != nil {
 		return c.usageError("%v", err)
+	}
+	if *limit > route.MaxAuditLimit {
+		return usageError(stderr, "audit -limit %d: at most %d", *limit, route.MaxAuditLimit)
+	}
+	if _, _, ok := audit.ParseClient(*client); !ok {
+		return usageError(stderr, "audit -client %q: want IP or IP:PORT", *client)
 	}
 	f := route.AuditFilter{Call: *call, Client: *client, Limit: *limit}
 	if *since != "" {

@@ -49,7 +49,7 @@ flags below, which override it. Fields of the file:
   registry.shm_file       agent role: the node's shared-memory map file
   registry.prefixes       agent role: prefixes mirrored into the map (default ["svc/"])
   registry.services       agent role: [{"name", "addr", "meta"}] registrations kept alive
-  registry.lease          agent role: their lease (default "10s")
+  registry.lease          agent role: their lease (default "10s"; 1s to 10m)
                           (router and dispatcher roles use registry.centers too)
   router.audit_dir        router role: audit files, mode 0600 (default "audit")
   router.audit_rotate_bytes  router role: audit file rotation size (default 64 MiB)
@@ -163,6 +163,15 @@ func run(args []string) int {
 	var lv slog.Level
 	lv.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	// SIGHUP is taken before the start, which may last seconds (a
+	// center's recovery, a router's first table, the agent's
+	// registrations): until Notify its default action ends the process,
+	// and a key rotation sent to every node would kill one starting.
+	// One that comes during the start reloads the keys after it.
+	// SIGTERM and SIGINT keep their default action until the node
+	// serves: they end a start at once.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
 	n, err := daemon.Start(cfg, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rfcd: %v\n", err)
@@ -174,8 +183,7 @@ func run(args []string) int {
 	}
 	fmt.Printf("rfcd: listening %s\n", n)
 	ks := keySource{cfgFile: *cfgFile, keySet: set["key"], key: *keyFile, prevSet: set["prev-key"], prev: *prevKeyFile}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	for s := range sig {
 		if s == syscall.SIGHUP {
 			reloadKeys(n, ks, cfg, log)

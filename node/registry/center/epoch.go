@@ -36,7 +36,7 @@ func nextEpoch(l *logFile, floor uint64) (uint64, error) {
 	switch {
 	case err == nil:
 		if len(b) != epochSize || string(b[:sizeMagic]) != epochMagic {
-			return 0, wire.EPROTO
+			return 0, damaged(path, wire.EPROTO)
 		}
 		last = binary.BigEndian.Uint64(b[sizeMagic:])
 	case !os.IsNotExist(err):

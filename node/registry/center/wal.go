@@ -217,7 +217,7 @@ func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, a
 		}
 		n, err := loadSnapshot(b, snapApply)
 		if err != nil {
-			return nil, err
+			return nil, damaged(filepath.Join(dir, SnapshotName), err)
 		}
 		l.recovered += n
 	} else if !os.IsNotExist(err) {
@@ -244,7 +244,7 @@ func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, a
 		// A whole header of another format: refuse rather than take the
 		// log for one cut while it was created.
 		f.Close()
-		return nil, wire.EPROTO
+		return nil, damaged(path, wire.EPROTO)
 	}
 	if len(b) < logHdrSize {
 		if f != nil {
@@ -291,6 +291,27 @@ func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, a
 	l.setEndLocked()
 	l.wait.gen, l.wait.synced = 1, int64(off)
 	return l, nil
+}
+
+// damagedFile is a file of the data directory the center refuses to
+// start on: its error number (EPROTO) for callers, its path for the
+// operator.
+type damagedFile struct {
+	path string
+	e    wire.Errno
+}
+
+func (d *damagedFile) Error() string     { return d.path + ": damaged: " + d.e.Error() }
+func (d *damagedFile) Errno() wire.Errno { return d.e }
+func (d *damagedFile) Unwrap() error     { return d.e }
+
+// damaged names path on an error number err; other errors (those of
+// the file system name their path already) pass unchanged.
+func damaged(path string, err error) error {
+	if e, ok := err.(wire.Errno); ok {
+		return &damagedFile{path: path, e: e}
+	}
+	return err
 }
 
 // loadSnapshot applies every frame of a snapshot image.

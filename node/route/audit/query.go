@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -166,6 +167,9 @@ func (q *Filter) match(f *[auditFields][]byte) bool {
 	return true
 }
 
+// ErrCursor is Scan's error for a cursor offset past the end of its file.
+var ErrCursor = errors.New("audit: cursor past the end of its file")
+
 // Scan reads the audit files of the Log from the cursor (file, off) on,
 // (0, 0) meaning the oldest file, and calls emit for every selected line
 // (without newline) until emit returns false, limit lines were emitted,
@@ -193,6 +197,19 @@ func (a *Log) Scan(q *Filter, file, off uint64, limit int, scanBudget int64,
 		fh, err := a.fs.Open(filepath.Join(a.dir, FileName(seq)))
 		if err != nil {
 			continue // deleted by a rotation since the listing
+		}
+		if seq == file {
+			// A file only grows: a cursor past its end is none this
+			// log gave.
+			size, err := fh.Seek(0, io.SeekEnd)
+			if err != nil {
+				fh.Close()
+				return 0, 0, err
+			}
+			if off > uint64(size) {
+				fh.Close()
+				return 0, 0, ErrCursor
+			}
 		}
 		if _, err := fh.Seek(pos, io.SeekStart); err != nil {
 			fh.Close()

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestCommandFlagValues: a flag value the command cannot use is a usage
+// error (exit 2) that names the flag, found before any call is made. Each
+// of these exited 1 printing only the error number the client library or
+// the node returned (EINVAL), or, for -expect on put without -cas, was
+// ignored and the put made unconditionally.
+func TestCommandFlagValues(t *testing.T) {
+	const addr = "127.0.0.1:9"
+	cases := []struct {
+		args []string
+		said string
+	}{
+		{[]string{"audit", "-call", "ns-put", "-limit", "99999999", addr}, "-limit"},
+		{[]string{"audit", "-call", "ns-put", "-client", "nonsense", addr}, "-client"},
+		{[]string{"reg", "-c", addr, "-ttl", "-1s", "put", "k", "v"}, "-ttl"},
+		{[]string{"reg", "-c", addr, "-expect", "5", "put", "k", "v"}, "-expect"},
+		{[]string{"reg", "-c", addr, "-for", "-1s", "watch", "kv/"}, "-for"},
+		{[]string{"dispatch", "-resource", "r", "-targets", addr, "-call", "ping", "-deadline", "-1s", "submit", addr}, "-deadline"},
+	}
+	for _, c := range cases {
+		var stdout, stderr bytes.Buffer
+		code := runCommand(c.args, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.said) {
+			t.Errorf("rfcctl %q: exit %d, said %q%q, want exit 2 naming %s", c.args, code, stdout.String(), stderr.String(), c.said)
+		}
+	}
+}
