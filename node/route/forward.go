@@ -74,7 +74,11 @@ type attempt struct {
 // (or the failure of the attempt) arrives in complete, which fails over
 // as docs/ROUTE.md describes, or copies the reply and finishes the call.
 func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire.Errno {
+	// Counted before the check: Close sets closed before it waits for
+	// the count to reach 0, so a call it does not wait for sees closed.
+	r.inflight.Add(1)
 	if r.closed.Load() {
+		r.callEnded()
 		return wire.ECLOSED
 	}
 	f := r.fwds.Get().(*forwarding)
@@ -616,6 +620,7 @@ func (r *Router) finish(f *forwarding) {
 	f.d = nil
 	f.rc, f.cs = nil, nil
 	r.fwds.Put(f)
+	r.callEnded()
 }
 
 // promoteLocked replaces the active member of view, which failed.
