@@ -141,8 +141,9 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 // Close stops following the table, ends the calls waiting for a
 // failover decision (waiting for the one being decided), waits for the
 // routed calls still in flight to end (each within its deadline), writes
-// every queued audit record, closes the audit file and stops the writer. Routed calls answer ECLOSED
-// from then on. Close is idempotent; it does not close the endpoint.
+// every queued audit record, closes the audit file and stops the writer.
+// Routed calls answer ECLOSED from then on. Close is idempotent; it does
+// not close the endpoint.
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
