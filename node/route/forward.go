@@ -74,7 +74,11 @@ type attempt struct {
 // (or the failure of the attempt) arrives in complete, which fails over
 // as docs/ROUTE.md describes, or copies the reply and finishes the call.
 func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire.Errno {
+	// Counted before the check: Close sets closed before it waits for
+	// the count to reach 0, so a call it does not wait for sees closed.
+	r.inflight.Add(1)
 	if r.closed.Load() {
+		r.callEnded()
 		return wire.ECLOSED
 	}
 	f := r.fwds.Get().(*forwarding)
@@ -503,15 +507,47 @@ func (r *Router) failover(f *forwarding) {
 		r.finish(f)
 		return
 	}
-	cs := f.cs
-	cs.promote.Lock()
+	cs := r.lockCurrent(f)
+	before := cs.role.Load()
 	next := r.decideLocked(cs, f)
+	if cs.role.Load() != before {
+		r.carryOver(cs)
+	}
 	cs.promote.Unlock()
 	if next < 0 || f.unknown && !f.rc.Idempotent {
 		r.finish(f)
 		return
 	}
 	r.try(f, next)
+}
+
+// lockCurrent locks the promotions of the sub-cluster state the table
+// now publishes for f's sub-cluster and returns it. A table change
+// replaces the state, starting from the member the old one believes
+// active (apply); a decision made on a replaced state would be lost to
+// the new one, which may meanwhile have made another member active. So
+// a call whose state was replaced moves to the new one, with its view
+// and the index there of the member its attempt failed on (-1 if no
+// longer listed): decideLocked then sends it to the member now believed
+// active, or decides on the failed member if that is still the one. A
+// decision under way when the table replaces its state is carried over
+// (carryOver). A sub-cluster the table removed keeps the state the call
+// has.
+func (r *Router) lockCurrent(f *forwarding) *clusterState {
+	for {
+		cs := f.cs
+		cs.promote.Lock()
+		cur := r.table.Load().clusters[cs.name]
+		if cur == nil || cur == cs {
+			return cs
+		}
+		cs.promote.Unlock()
+		idx := -1
+		if f.idx >= 0 {
+			idx = slices.Index(cur.members, cs.members[f.idx])
+		}
+		f.cs, f.idx, f.view = cur, idx, cur.role.Load()
+	}
 }
 
 // decideLocked returns the member f tries next, -1 for none. Called with
@@ -584,6 +620,7 @@ func (r *Router) finish(f *forwarding) {
 	f.d = nil
 	f.rc, f.cs = nil, nil
 	r.fwds.Put(f)
+	r.callEnded()
 }
 
 // promoteLocked replaces the active member of view, which failed.
@@ -666,7 +703,7 @@ func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uin
 		return -1
 	}
 	start := time.Now()
-	if f.at.errno == wire.ETIMEDOUT && r.alive(cs.members[f.idx]) {
+	if f.at.errno == wire.ETIMEDOUT && f.idx >= 0 && r.alive(cs.members[f.idx]) {
 		cs.kept.view, cs.kept.at = view, start
 		return -1
 	}

@@ -31,6 +31,12 @@ type Router struct {
 	roleEpoch atomic.Uint64 // the last CallSetRole epoch sent (nextRoleEpoch)
 	closed    atomic.Bool
 	closeOnce sync.Once
+	// inflight counts the routed calls between forward and finish; idle
+	// is closed once the router is closed and none is left (callEnded),
+	// so that Close writes their audit records.
+	inflight atomic.Int64
+	idle     chan struct{}
+	idleOnce sync.Once
 }
 
 // New builds a router on ep: it opens the audit log, subscribes to the
@@ -52,7 +58,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	r := &Router{ep: ep, cfg: cfg, src: src, log: cfg.Logger}
+	r := &Router{ep: ep, cfg: cfg, src: src, log: cfg.Logger, idle: make(chan struct{})}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -133,9 +139,11 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 }
 
 // Close stops following the table, ends the calls waiting for a
-// failover decision (waiting for the one being decided), writes every
-// queued audit record, closes the audit file and stops the writer. Routed calls answer ECLOSED
-// from then on. Close is idempotent; it does not close the endpoint.
+// failover decision (waiting for the one being decided), waits for the
+// routed calls still in flight to end (each within its deadline), writes
+// every queued audit record, closes the audit file and stops the writer.
+// Routed calls answer ECLOSED from then on. Close is idempotent; it does
+// not close the endpoint.
 func (r *Router) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
@@ -143,11 +151,26 @@ func (r *Router) Close() error {
 			r.stopWatch()
 		}
 		r.fo.close()
+		// Calls forwarded before Close are answered after it: wait for
+		// them (each bounded by its deadline) so that their records are
+		// written.
+		if r.inflight.Load() == 0 {
+			r.idleOnce.Do(func() { close(r.idle) })
+		}
+		<-r.idle
 		if r.audit != nil {
 			r.audit.Close()
 		}
 	})
 	return nil
+}
+
+// callEnded counts a routed call ended (finish) and, once the router is
+// closed and none is left, lets Close go on.
+func (r *Router) callEnded() {
+	if r.inflight.Add(-1) == 0 && r.closed.Load() {
+		r.idleOnce.Do(func() { close(r.idle) })
+	}
 }
 
 // Flush waits until every audit record queued before the call is written

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,26 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		return
 	}
 	r.publishLocked()
+}
+
+// carryOver makes the member cs believes active the active one of the
+// state that replaced cs in the table, if the member is listed there. A
+// failover decision on cs that changed its view calls it, with
+// cs.promote held, once the decision is made: a table change that came
+// during the decision built the new state from the view before it.
+// Decisions are made on the one failover goroutine, so the new state has
+// made none meanwhile.
+func (r *Router) carryOver(cs *clusterState) {
+	t := &r.tbl
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	cur := t.mu.clusters[cs.name]
+	if cur == nil || cur == cs {
+		return
+	}
+	if idx := slices.Index(cur.members, cs.members[cs.activeIdx()]); idx >= 0 {
+		cur.setActive(idx)
+	}
 }
 
 // publishLocked builds and publishes a snapshot of the table.

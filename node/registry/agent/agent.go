@@ -92,6 +92,12 @@ type Agent struct {
 		sync.Mutex
 		pending map[string]mapChange // by key: the latest change the map refused
 	}
+	// regOp holds a token while a registration is changed at the
+	// centers: by Register, Deregister, and the renewal registering a
+	// service again, which takes the registration from mu.regs under it,
+	// so that it never registers again a service deregistered or changed
+	// meanwhile. A channel, not a mutex: a wait gives up with its context.
+	regOp     chan struct{}
 	mapErrors atomic.Uint64
 	mapKick   chan struct{} // a map write failed: retry; capacity 1
 	renewKick chan struct{}
@@ -176,7 +182,8 @@ func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log, c: c, m: m, renewKick: make(chan struct{}, 1), done: make(chan struct{}),
+		regOp: make(chan struct{}, 1)}
 	a.mu.regs = make(map[string]agentReg)
 	a.mapMu.pending = make(map[string]mapChange)
 	a.mapKick = make(chan struct{}, 1)
@@ -329,6 +336,10 @@ func (a *Agent) MapBehind() int {
 // Register registers this node as an instance of service name and keeps
 // it alive until Deregister or Close.
 func (a *Agent) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) error {
+	if err := a.lockRegOp(ctx); err != nil {
+		return err
+	}
+	defer a.unlockRegOp()
 	if _, err := a.c.Register(ctx, name, addr, meta, lease); err != nil {
 		return err
 	}
@@ -344,11 +355,31 @@ func (a *Agent) Register(ctx context.Context, name, addr string, meta []byte, le
 
 // Deregister removes this node's instance of service name.
 func (a *Agent) Deregister(ctx context.Context, name string) error {
+	if err := a.lockRegOp(ctx); err != nil {
+		return err
+	}
+	defer a.unlockRegOp()
 	a.mu.Lock()
 	delete(a.mu.regs, name)
 	a.mu.Unlock()
 	return a.c.Deregister(ctx, name)
 }
+
+// lockRegOp takes the regOp token, or returns ETIMEDOUT (ECANCELED) when
+// ctx ends first.
+func (a *Agent) lockRegOp(ctx context.Context) error {
+	select {
+	case a.regOp <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		if ctx.Err() == context.Canceled {
+			return wire.ECANCELED
+		}
+		return wire.ETIMEDOUT
+	}
+}
+
+func (a *Agent) unlockRegOp() { <-a.regOp }
 
 // renewEvery returns the renewal period for the registrations held.
 func (a *Agent) renewEvery() time.Duration {
@@ -435,10 +466,21 @@ func (a *Agent) renew() {
 	if n >= len(regs) {
 		return
 	}
-	for name, r := range regs {
-		if _, err := a.c.Register(ctx, name, r.addr, r.meta, r.lease); err != nil {
-			a.log.Warn("registry agent: register again failed", "service", name, "err", err.Error())
+	for name := range regs {
+		if a.lockRegOp(ctx) != nil {
+			return
 		}
+		// What the application holds now: a service deregistered
+		// or registered anew since the renewal began is not undone.
+		a.mu.Lock()
+		r, ok := a.mu.regs[name]
+		a.mu.Unlock()
+		if ok {
+			if _, err := a.c.Register(ctx, name, r.addr, r.meta, r.lease); err != nil {
+				a.log.Warn("registry agent: register again failed", "service", name, "err", err.Error())
+			}
+		}
+		a.unlockRegOp()
 	}
 }
 

@@ -362,10 +362,9 @@ func (l *logFile) newLogFileLocked() error {
 		f.Close()
 		return err
 	}
-	if err := l.syncDir(); err != nil {
-		f.Close()
-		return err
-	}
+	// From here the log's name is the new file's: appends go to it
+	// whatever the directory's fsync says, never to the old file, which
+	// no name holds any more.
 	if l.mu.f != nil {
 		l.mu.f.Close()
 	}
@@ -373,6 +372,15 @@ func (l *logFile) newLogFileLocked() error {
 	l.mu.size = logHdrSize
 	l.mu.gen++
 	l.setEndLocked()
+	if err := l.syncDir(); err != nil {
+		// The old log's frames are in the snapshot that replaced it
+		// (or it was empty): durable. Whether the new name is on disk
+		// is not known, so appends are refused until a snapshot
+		// rewrites the store.
+		l.syncedUpTo(logPos{gen: l.mu.gen}, nil, false)
+		l.syncedUpTo(logPos{}, err, false)
+		return err
+	}
 	// Every frame of the old log is in the snapshot that replaced it, or
 	// the log was empty: all of it is durable, whatever fsync failed
 	// before.

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"net/netip"
 	"path/filepath"
 	"sort"
@@ -161,7 +162,7 @@ func ValidName(name string) bool {
 // Stats are the audit writer's counters.
 type Stats struct {
 	Written     uint64 // records written to a file
-	Dropped     uint64 // records dropped: queue full, or no file open
+	Dropped     uint64 // records dropped: queue full, no file open, or a failed write
 	WriteErrors uint64 // failed writes, opens and rotations
 	Rotations   uint64
 	File        string // current file name, "" if none
@@ -185,11 +186,12 @@ type Log struct {
 	written, dropped, writeErrs, rotations atomic.Uint64
 
 	// writer
-	f    File
-	seq  uint64
-	size int64
-	buf  []byte
-	line []byte
+	f       File
+	seq     uint64
+	size    int64
+	buf     []byte
+	bufRecs int // records formatted in buf
+	line    []byte
 }
 
 // Config is where and how a Log writes. The router checks the values
@@ -420,9 +422,11 @@ func (a *Log) put(rec *Record) {
 	a.line = AppendLine(a.line[:0], rec)
 	if a.size+int64(len(a.buf))+int64(len(a.line)) > a.rotate && a.size+int64(len(a.buf)) > 0 {
 		a.writeOut()
-		a.rotations.Add(1)
-		if err := a.next(); err != nil {
-			a.writeErrs.Add(1)
+		if a.size > 0 { // writeOut did not start a new file
+			a.rotations.Add(1)
+			if err := a.next(); err != nil {
+				a.writeErrs.Add(1)
+			}
 		}
 	}
 	if a.f == nil {
@@ -433,23 +437,38 @@ func (a *Log) put(rec *Record) {
 		}
 	}
 	a.buf = append(a.buf, a.line...)
-	a.written.Add(1)
+	a.bufRecs++
 	if len(a.buf) >= auditWriteChunk {
 		a.writeOut()
 	}
 }
 
-// writeOut writes the buffer to the current file.
+// writeOut writes the buffer to the current file. The records of a
+// failed write that did not reach the file whole are counted dropped;
+// if it left part of a line at the end of the file, later records go to
+// a new file, where no query would join them to that part (Scan skips
+// the damaged tail of a file that is not the newest).
 func (a *Log) writeOut() {
 	if len(a.buf) == 0 {
 		return
 	}
+	whole := 0
 	if a.f != nil {
 		n, err := a.f.Write(a.buf)
 		a.size += int64(n)
+		whole = a.bufRecs
 		if err != nil {
 			a.writeErrs.Add(1)
+			whole = bytes.Count(a.buf[:n], []byte{'\n'})
+			if n > 0 && a.buf[n-1] != '\n' {
+				if err := a.next(); err != nil {
+					a.writeErrs.Add(1)
+				}
+			}
 		}
 	}
+	a.written.Add(uint64(whole))
+	a.dropped.Add(uint64(a.bufRecs - whole))
 	a.buf = a.buf[:0]
+	a.bufRecs = 0
 }
