@@ -13,6 +13,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -94,7 +95,8 @@ func boundaryParams(rng *rand.Rand, schema wire.Schema, ps *wire.Params) {
 // panics (no EFAULT but from the built-in fault call), and both nodes
 // still answer afterwards.
 func TestBoundaryParams(t *testing.T) {
-	a, b := reservePort(t), reservePort(t)
+	free := rfctest.FreeAddrs(t, 2)
+	a, b := free[0], free[1]
 	dir := t.TempDir()
 	key := keyFile(t)
 	na := startConfig(t, "a.json", fmt.Sprintf(`{"addr": %q, "node": 1, "key_file": %q, "log_level": "error", "roles": ["center", "router", "dispatcher", "master"],
