@@ -93,16 +93,21 @@ func TestReplayedRepliesReviveNothing(t *testing.T) {
 	key := keyFile(t)
 	dummy := loopbackUDP(t)
 	// The callee serves heartbeats (its own member, never answering,
-	// only makes it register the call).
+	// only makes it register the call). The observer is no member of the
+	// callee's, so a death it declared during a stall while both start
+	// would never be refuted: 200 ms intervals keep the start clear of
+	// its bound on a loaded machine (at 50 ms it failed under load with
+	// "the observer never saw the callee alive", state dead, heard 286 µs
+	// before).
 	callee := startConfig(t, "callee.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 2, "key_file": %q,
-		"log_level": "error", "heartbeat": {"members": [%q], "interval": "50ms"}}`, key, dummy.LocalAddr().String()))
+		"log_level": "error", "heartbeat": {"members": [%q], "interval": "200ms"}}`, key, dummy.LocalAddr().String()))
 	r := newRelay(t)
 	defer r.close()
 	r.run(callee.addr)
 	peer := r.addr()
 	observer := startConfig(t, "observer.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 1, "key_file": %q,
 		"log_level": "error", "roles": ["dispatcher"], "engine": {"max_age": %q},
-		"heartbeat": {"members": [%q], "interval": "50ms"}}`, key, maxAge.String(), peer.String()))
+		"heartbeat": {"members": [%q], "interval": "200ms"}}`, key, maxAge.String(), peer.String()))
 	cli := listenClient(t, testKey)
 
 	if m, ok := waitMember(t, cli, observer.addr, peer, aliveAs(2)); !ok {
@@ -174,7 +179,7 @@ func TestReplayedRepliesReviveNothing(t *testing.T) {
 	}
 	record(t, row{
 		Fault: "replay of captured authenticated replies at a caller",
-		Params: fmt.Sprintf("keyed rfcd observer (engine.max_age %v, heartbeat 50 ms, dispatcher) watching a keyed rfcd callee through a relay that kept its %d replies; callee killed, "+
+		Params: fmt.Sprintf("keyed rfcd observer (engine.max_age %v, heartbeat 200 ms, dispatcher) watching a keyed rfcd callee through a relay that kept its %d replies; callee killed, "+
 			"replies replayed from the callee's address once the observer declared it dead", maxAge, len(captured)),
 		Load:    fmt.Sprintf("%d rounds over %v, %d replayed replies", rounds, time.Since(killed).Round(time.Millisecond), replayed),
 		Checked: "the callee stays dead in the observer's view (same incarnation, no second death); every call the observer makes to it ends ENODEAD; every replayed reply dropped",
