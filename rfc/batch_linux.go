@@ -10,6 +10,7 @@ package rfc
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -65,6 +66,15 @@ func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	v6, err := socketV6(raw)
+	if err != nil {
+		return nil, err
+	}
+	return newMmsgConn(raw, v6, size, kernelMmsg), nil
+}
+
+// socketV6 reports whether raw is an AF_INET6 socket.
+func socketV6(raw syscall.RawConn) (bool, error) {
 	var v6 bool
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
@@ -72,12 +82,9 @@ func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 		sa, serr = unix.Getsockname(int(fd))
 		_, v6 = sa.(*unix.SockaddrInet6)
 	}); err != nil {
-		return nil, err
+		return false, err
 	}
-	if serr != nil {
-		return nil, serr
-	}
-	return newMmsgConn(raw, v6, size, kernelMmsg), nil
+	return v6, serr
 }
 
 // newMmsgConn returns an mmsgConn on raw, reading and writing batches of
@@ -300,4 +307,94 @@ func addrPortToSockaddr(ap netip.AddrPort, sa *unix.RawSockaddrInet6, v6 bool) u
 	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
 	p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
 	return unix.SizeofSockaddrInet6
+}
+
+// sockWriter sends single datagrams on the endpoint's socket: requests,
+// retransmissions, one-way sends and the workers' replies.
+//
+// Each send is one sendto made under the socket's reference only
+// (RawConn.Control), not under its write lock as net.UDPConn's writes
+// and RawConn.Write are: the kernel sends a datagram whole, whoever else
+// sends at the same time, so the lock orders nothing here, and with many
+// callers sending at once they queued on it and parked, one thread
+// switch each. The reference keeps the descriptor from being closed and
+// reused during the call. A socket whose buffer is full (EAGAIN) is
+// written the locked way, which waits in the poller until it drains.
+type sockWriter struct {
+	c    *net.UDPConn
+	raw  syscall.RawConn
+	v6   bool
+	sys  func(fd uintptr, b []byte, sa *unix.RawSockaddrInet6, salen uint32) syscall.Errno
+	pool sync.Pool // *sendTo
+}
+
+// sendTo is the state of one sendto under Control, with its function
+// made once.
+type sendTo struct {
+	w     *sockWriter
+	b     []byte
+	sa    unix.RawSockaddrInet6
+	salen uint32
+	err   syscall.Errno
+	f     func(fd uintptr)
+}
+
+func newSockWriter(c *net.UDPConn) (*sockWriter, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	v6, err := socketV6(raw)
+	if err != nil {
+		return nil, err
+	}
+	w := &sockWriter{c: c, raw: raw, v6: v6, sys: kernelSendto}
+	w.pool.New = func() any {
+		s := &sendTo{w: w}
+		s.f = s.send
+		return s
+	}
+	return w, nil
+}
+
+// kernelSendto sends b to sa without blocking.
+func kernelSendto(fd uintptr, b []byte, sa *unix.RawSockaddrInet6, salen uint32) syscall.Errno {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(p), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(sa)), uintptr(salen))
+	return e
+}
+
+func (s *sendTo) send(fd uintptr) {
+	for {
+		s.err = s.w.sys(fd, s.b, &s.sa, s.salen)
+		if s.err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// write sends b to dst once.
+func (w *sockWriter) write(b []byte, dst netip.AddrPort) error {
+	s := w.pool.Get().(*sendTo)
+	s.b = b
+	s.salen = addrPortToSockaddr(dst, &s.sa, w.v6)
+	err := w.raw.Control(s.f)
+	e := s.err
+	s.b = nil
+	w.pool.Put(s)
+	if err != nil {
+		return err
+	}
+	switch e {
+	case 0:
+		return nil
+	case unix.EAGAIN:
+		_, err = w.c.WriteToUDPAddrPort(b, dst)
+		return err
+	}
+	return e
 }

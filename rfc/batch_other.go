@@ -5,6 +5,7 @@ package rfc
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // udpConn is the portable batchConn: one datagram per system call.
@@ -57,4 +58,15 @@ func (u *udpConn) write(w *writeState, ms []message) (sent int, err error) {
 		}
 	}
 	return sent, err
+}
+
+// sockWriter sends single datagrams on the endpoint's socket.
+type sockWriter struct{ c *net.UDPConn }
+
+func newSockWriter(c *net.UDPConn) (*sockWriter, error) { return &sockWriter{c}, nil }
+
+// write sends b to dst once.
+func (w *sockWriter) write(b []byte, dst netip.AddrPort) error {
+	_, err := w.c.WriteToUDPAddrPort(b, dst)
+	return err
 }

@@ -167,7 +167,7 @@ func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
 	if ep.tr != nil {
 		err = ep.tr.Send(b, dst)
 	} else {
-		_, err = ep.conn.WriteToUDPAddrPort(b, dst)
+		err = ep.sw.write(b, dst)
 	}
 	if err != nil {
 		ep.stats.sendErrs.Add(1)

@@ -23,6 +23,7 @@ type Endpoint struct {
 	incUsed [incKept]atomic.Uint32 // incarnations this process had, newest at incNext-1
 	incNext int                    // ring position of the next write (incMu)
 	conn    *net.UDPConn           // the socket; nil on a Transport
+	sw      *sockWriter            // single sends on conn; nil on a Transport
 	tr      Transport              // the transport of OpenTransport; nil on a socket
 	local   netip.AddrPort
 	epoch   time.Time
@@ -151,6 +152,12 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 		}
 	} else {
 		ep.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
+		sw, err := newSockWriter(conn)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		ep.sw = sw
 	}
 	ep.log = cfg.Logger
 	if ep.log == nil {
