@@ -10,7 +10,7 @@ package rfc
 import (
 	"net"
 	"net/netip"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -325,12 +325,20 @@ type sockWriter struct {
 	raw  syscall.RawConn
 	v6   bool
 	sys  func(fd uintptr, b []byte, sa *unix.RawSockaddrInet6, salen uint32) syscall.Errno
-	pool sync.Pool // *sendTo
+	next atomic.Uint32
+	slot [sendSlots]sendTo
 }
 
-// sendTo is the state of one sendto under Control, with its function
-// made once.
+// sendSlots is how many sends may run at once without the write lock; a
+// send that finds every slot taken is written the locked way. The slots
+// are fixed, each with its function made once, so a send allocates
+// nothing (a sync.Pool may drop what it holds at any time, and does so
+// on purpose under the race detector).
+const sendSlots = 64
+
+// sendTo is the state of one sendto under Control.
 type sendTo struct {
+	busy  atomic.Bool
 	w     *sockWriter
 	b     []byte
 	sa    unix.RawSockaddrInet6
@@ -349,12 +357,23 @@ func newSockWriter(c *net.UDPConn) (*sockWriter, error) {
 		return nil, err
 	}
 	w := &sockWriter{c: c, raw: raw, v6: v6, sys: kernelSendto}
-	w.pool.New = func() any {
-		s := &sendTo{w: w}
-		s.f = s.send
-		return s
+	for i := range w.slot {
+		s := &w.slot[i]
+		s.w, s.f = w, s.send
 	}
 	return w, nil
+}
+
+// take returns a free slot, or nil when every slot is taken.
+func (w *sockWriter) take() *sendTo {
+	start := w.next.Add(1)
+	for i := range uint32(sendSlots) {
+		s := &w.slot[(start+i)%sendSlots]
+		if !s.busy.Load() && s.busy.CompareAndSwap(false, true) {
+			return s
+		}
+	}
+	return nil
 }
 
 // kernelSendto sends b to sa without blocking.
@@ -379,13 +398,17 @@ func (s *sendTo) send(fd uintptr) {
 
 // write sends b to dst once.
 func (w *sockWriter) write(b []byte, dst netip.AddrPort) error {
-	s := w.pool.Get().(*sendTo)
+	s := w.take()
+	if s == nil {
+		_, err := w.c.WriteToUDPAddrPort(b, dst)
+		return err
+	}
 	s.b = b
 	s.salen = addrPortToSockaddr(dst, &s.sa, w.v6)
 	err := w.raw.Control(s.f)
 	e := s.err
 	s.b = nil
-	w.pool.Put(s)
+	s.busy.Store(false)
 	if err != nil {
 		return err
 	}

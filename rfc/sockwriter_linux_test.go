@@ -104,3 +104,54 @@ func TestSockWriterRetries(t *testing.T) {
 		b.Close()
 	}
 }
+
+// With every slot taken a send is written the locked way, once; a slot
+// freed is taken again, and a send leaves its slot free.
+func TestSockWriterSlotsTaken(t *testing.T) {
+	a, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w, err := newSockWriter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	kernel := w.sys
+	w.sys = func(fd uintptr, p []byte, sa *unix.RawSockaddrInet6, salen uint32) syscall.Errno {
+		calls++
+		return kernel(fd, p, sa, salen)
+	}
+	var taken []*sendTo
+	for s := w.take(); s != nil; s = w.take() {
+		taken = append(taken, s)
+	}
+	if len(taken) != sendSlots {
+		t.Fatalf("%d slots taken, want %d", len(taken), sendSlots)
+	}
+	dst := b.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := w.write([]byte{0, 'x'}, dst); err != nil || calls != 0 {
+		t.Fatalf("send with every slot taken: %v, %d sendto calls through a slot", err, calls)
+	}
+	taken[7].busy.Store(false)
+	if err := w.write([]byte{1, 'x'}, dst); err != nil || calls != 1 {
+		t.Fatalf("send with one slot free: %v, %d sendto calls through a slot", err, calls)
+	}
+	if !taken[7].busy.CompareAndSwap(false, true) {
+		t.Fatal("the send left its slot taken")
+	}
+	buf := make([]byte, 16)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := 0; i < 2; i++ {
+		n, _, err := b.ReadFromUDPAddrPort(buf)
+		if err != nil || n != 2 || buf[0] != byte(i) {
+			t.Fatalf("datagram %d: %q %v", i, buf[:n], err)
+		}
+	}
+}
