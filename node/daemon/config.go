@@ -21,6 +21,7 @@ import (
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
+	"fastcall/wire"
 )
 
 // Roles a node may take.
@@ -346,6 +347,24 @@ func (c *Config) Validate() error {
 				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("longer than %d bytes", registry.MaxNameLen))
 			case strings.IndexByte(s.Name, sdk.InstanceSep) >= 0:
 				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("holds %q, the instance separator", sdk.InstanceSep))
+			case len(s.Addr) > registry.MaxAddrLen:
+				return bad(fmt.Sprintf("registry.services[%d].addr", i), fmt.Sprintf("longer than %d bytes", registry.MaxAddrLen))
+			}
+			// The centers refuse (EMSGSIZE) an entry that would not fit
+			// one push datagram: refused here, the bound is named.
+			addrLen := len(s.Addr)
+			if addrLen == 0 {
+				// The node's addr, its port as bound (port 0 picks one).
+				ap := netip.MustParseAddrPort(c.Addr)
+				addrLen = len(netip.AddrPortFrom(ap.Addr(), 65535).String())
+			}
+			dg := c.Engine.MaxDatagram
+			if dg == 0 {
+				dg = wire.DefaultMaxDatagram
+			}
+			if room := registry.MaxServiceMeta(dg, s.Name, c.Node, addrLen); len(s.Meta) > room {
+				return bad(fmt.Sprintf("registry.services[%d].meta", i),
+					fmt.Sprintf("longer than %d bytes, what fits one %d-byte datagram with this name and addr", room, dg))
 			}
 		}
 		if len(r.Services) > 0 && c.Node == 0 {

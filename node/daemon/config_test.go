@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
@@ -224,6 +226,41 @@ func TestLoadFileNotRegular(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatalf("LoadFile(%s) still reading after 20 s", path)
+		}
+	}
+}
+
+// TestServiceSizeErrors: a registration whose address or metadata the
+// centers would refuse as too large is refused by Validate, naming the
+// field and its bound. rfcd started, then exited 1 with only
+// "registry.services "db": EMSGSIZE" once a center answered.
+func TestServiceSizeErrors(t *testing.T) {
+	svc := func(s string) string {
+		return `{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db"}, ` + s + `]}}`
+	}
+	long := func(n int) string { return strings.Repeat("x", n) }
+	room := registry.MaxServiceMeta(wire.DefaultMaxDatagram, "db2", 3, len("127.0.0.1:7000"))
+	cases := []struct{ json, field, why string }{
+		{svc(`{"name": "db2", "addr": "` + long(256) + `"}`), "registry.services[1].addr", "longer than 255 bytes"},
+		{svc(`{"name": "db2", "meta": "` + long(1400) + `"}`), "registry.services[1].meta", "longer than "},
+		{svc(`{"name": "db2", "addr": "` + long(255) + `"}`), "", ""},
+		{svc(`{"name": "db2", "addr": "127.0.0.1:7000", "meta": "` + long(room) + `"}`), "", ""},
+		{svc(`{"name": "db2", "addr": "127.0.0.1:7000", "meta": "` + long(room+1) + `"}`), "registry.services[1].meta", fmt.Sprintf("longer than %d bytes", room)},
+	}
+	for _, tc := range cases {
+		c := Default()
+		err := Load(strings.NewReader(tc.json), &c)
+		if err == nil {
+			err = c.Validate()
+		}
+		if tc.field == "" {
+			if err != nil {
+				t.Errorf("refused: %v", err)
+			}
+			continue
+		}
+		if ce := rfctest.ConfigError(t, err, "rfcd", tc.field); ce != nil && !strings.Contains(ce.Why, tc.why) {
+			t.Errorf("got %q, want the bound %q", ce.Why, tc.why)
 		}
 	}
 }

@@ -171,7 +171,9 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		for _, c := range cfg.Registry.Centers {
 			centers = append(centers, netip.MustParseAddrPort(c))
 		}
-		if n.Reg, err = client.NewClient(ep, client.DefaultClientConfig(centers...)); err != nil {
+		cc := client.DefaultClientConfig(centers...)
+		cc.Logger = log
+		if n.Reg, err = client.NewClient(ep, cc); err != nil {
 			return fail(err)
 		}
 	}

@@ -1,6 +1,9 @@
 package registry
 
-import "fastcall/wire"
+import (
+	"fastcall/node/registry/sdk"
+	"fastcall/wire"
+)
 
 // Call numbers, in the range reserved for the registry
 // (wire.CallRegistryBase, 0x0200-0x02FF). This list is append-only: a
@@ -156,8 +159,24 @@ const (
 	MaxKeyLen = 512
 	// MaxNameLen bounds a service name.
 	MaxNameLen = 256
+	// MaxAddrLen bounds the address text of a service instance.
+	MaxAddrLen = 255
+	// MaxOwnerLen is the longest owner text a center records with a
+	// registration, the registering endpoint's address as
+	// netip.AddrPort prints it: "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+	// (an IPv6 zone, link-local only, adds its name).
+	MaxOwnerLen = 47
 )
 
 // MaxEntry returns the largest key length plus record length that fits one
 // push datagram under the limit maxDatagram.
 func MaxEntry(maxDatagram int) int { return maxDatagram - PushFixedSize - ChangeHdrSize }
+
+// MaxServiceMeta returns the most metadata bytes a registration of
+// service name by node at an address of addrLen bytes may carry under the
+// limit maxDatagram, whatever the registering endpoint's address (owner
+// text up to MaxOwnerLen); 0 if none fits.
+func MaxServiceMeta(maxDatagram int, name string, node uint32, addrLen int) int {
+	n := MaxEntry(maxDatagram) - len(sdk.ServiceKey(name, node)) - sdk.MinServiceRecord - addrLen - MaxOwnerLen
+	return max(n, 0)
+}

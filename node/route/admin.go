@@ -138,41 +138,66 @@ func ResolvePath(ctx context.Context, src MountSource, tablePrefix, path string)
 }
 
 // RouteStats reads the per-sub-cluster counters of the router at addr
-// over CallRouteStats.
+// over CallRouteStats, every page.
 func RouteStats(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort) ([]ClusterCounters, error) {
-	maxDg := ep.Config().MaxDatagram
-	buf := make([]byte, maxDg-wire.HeaderSize)
-	var ps wire.Params
-	var rep rfc.Reply
 	var out []ClusterCounters
-	cursor := uint64(0)
+	var cur StatsCursor
 	for page := 0; page < 1<<16; page++ {
-		ps.Reset(buf)
-		ps.Uint64(cursor)
-		rfc.AppendPad(&ps, maxDg)
-		if err := ep.Call(ctx, addr, CallRouteStats, &ps, &rep); err != nil {
+		cs, next, more, err := RouteStatsPage(ctx, ep, addr, cur)
+		out = append(out, cs...)
+		if err != nil || !more {
 			return out, err
 		}
-		if rep.NParams() < 1 || (rep.NParams()-1)%8 != 0 {
-			return out, wire.EPROTO
-		}
-		for i := 1; i+8 <= rep.NParams(); i += 8 {
-			c := ClusterCounters{Name: rep.Param(i).Str(), Calls: rep.Param(i + 1).Uint64(),
-				Errors: rep.Param(i + 2).Uint64(), Failovers: rep.Param(i + 3).Uint64(),
-				P50us: rep.Param(i + 5).Uint64(), P99us: rep.Param(i + 6).Uint64()}
-			h := rep.Param(i + 7).Bytes()
-			if len(h) != HistBuckets*8 {
-				return out, wire.EPROTO
-			}
-			for j := range c.Hist {
-				c.Hist[j] = binary.BigEndian.Uint64(h[8*j:])
-			}
-			out = append(out, c)
-		}
-		cursor = rep.Param(0).Uint64()
-		if cursor == 0 {
-			return out, nil
-		}
+		cur = next
 	}
 	return out, wire.EPROTO
+}
+
+// StatsCursor is where a page of CallRouteStats starts: after the last
+// sub-cluster name of the page before. The zero value is the first page.
+type StatsCursor struct {
+	after string
+}
+
+// RouteStatsPage reads one page of the per-sub-cluster counters of the
+// router at addr, from cur; more is true if another page follows, read
+// from next.
+func RouteStatsPage(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, cur StatsCursor) (out []ClusterCounters, next StatsCursor, more bool, err error) {
+	maxDg := ep.Config().MaxDatagram
+	var ps wire.Params
+	var rep rfc.Reply
+	ps.Reset(make([]byte, maxDg-wire.HeaderSize))
+	ps.String(cur.after)
+	rfc.AppendPad(&ps, maxDg)
+	if err := ep.Call(ctx, addr, CallRouteStats, &ps, &rep); err != nil {
+		return nil, next, false, err
+	}
+	if rep.NParams() < 1 || (rep.NParams()-1)%8 != 0 {
+		return nil, next, false, wire.EPROTO
+	}
+	next = cur
+	for i := 1; i+8 <= rep.NParams(); i += 8 {
+		c := ClusterCounters{Name: rep.Param(i).Str(), Calls: rep.Param(i + 1).Uint64(),
+			Errors: rep.Param(i + 2).Uint64(), Failovers: rep.Param(i + 3).Uint64(),
+			P50us: rep.Param(i + 5).Uint64(), P99us: rep.Param(i + 6).Uint64()}
+		h := rep.Param(i + 7).Bytes()
+		if len(h) != HistBuckets*8 {
+			return out, next, false, wire.EPROTO
+		}
+		for j := range c.Hist {
+			c.Hist[j] = binary.BigEndian.Uint64(h[8*j:])
+		}
+		// Names come in ascending order after the cursor: anything
+		// else would page forever or repeat.
+		if c.Name <= next.after {
+			return out, next, false, wire.EPROTO
+		}
+		next.after = c.Name
+		out = append(out, c)
+	}
+	more = rep.Param(0).Uint64() != 0
+	if more && len(out) == 0 {
+		return out, next, false, wire.EPROTO
+	}
+	return out, next, more, nil
 }

@@ -18,9 +18,11 @@ const (
 	// (the line as stored, without its newline). EINVAL for a limit of 0
 	// or past MaxAuditLimit, or a malformed client filter.
 	CallAudit uint16 = wire.CallRouteBase + 0x00
-	// CallRouteStats returns per-sub-cluster counters. Request: u64
-	// cursor (0 first), bytes padding. Reply: u64 next cursor (0: last
-	// page), then per sub-cluster: str name, u64 calls, u64 errors, u64
+	// CallRouteStats returns per-sub-cluster counters, by name. Request:
+	// str after (the last name of the page before; "" first), bytes
+	// padding. Reply: u64 more (1: another page follows; 0: last page),
+	// then per sub-cluster named strictly after "after", in ascending
+	// order: str name, u64 calls, u64 errors, u64
 	// failovers, u64 dropped audit records (same value in every entry),
 	// u64 p50 µs, u64 p99 µs, bytes histogram (HistBuckets big-endian
 	// u64 counts; bucket i counts latencies below 2^i µs and at least

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,7 +127,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 	if err := ep.Register(CallAudit, "route-audit", schemaAudit, rfc.Idempotent, r.serveAudit); err != nil {
 		return fail(err)
 	}
-	if err := ep.Register(CallRouteStats, "route-stats", wire.Schema{wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, r.serveStats); err != nil {
+	if err := ep.Register(CallRouteStats, "route-stats", schemaRouteStats, rfc.Idempotent, r.serveStats); err != nil {
 		return fail(err)
 	}
 	ep.NameCall(CallNotice, "route-notice")
@@ -197,21 +198,28 @@ func (r *Router) NoticesSent() uint64 { return r.notices.Load() }
 // histogram.
 const statsEntryMax = 3*wire.ParamHdrSize + MaxClusterName + 6*(wire.ParamHdrSize+8) + HistBuckets*8
 
-// serveStats answers CallRouteStats.
+// schemaRouteStats is the request of CallRouteStats: the name after
+// which the page starts, padding.
+var schemaRouteStats = wire.Schema{wire.TypeString, wire.TypeBytes}
+
+// serveStats answers CallRouteStats. A page starts after the name the
+// client gives (the last one it received), not at an index, so that
+// sub-clusters added or removed between pages shift no other entry into
+// a page already read or past the next one.
 func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
-	cursor := req.Param(0).Uint64()
+	after := req.Param(0).Str()
 	cs := r.Counters()
 	dropped := r.AuditStats().Dropped
-	nextAt := reply.ReserveUint64() // the next cursor, known after the page
-	next := uint64(0)
+	moreAt := reply.ReserveUint64() // 1 if another page follows, known after the page
+	more := uint64(0)
 	var hist [HistBuckets * 8]byte
-	first := int(min(cursor, uint64(len(cs))))
+	first := sort.Search(len(cs), func(i int) bool { return cs[i].Name > after })
 	for i := first; i < len(cs); i++ {
 		if reply.Len()+statsEntryMax > reply.Cap() || reply.Count()+8 > wire.MaxParams {
 			if i == first {
 				return wire.EMSGSIZE // the client did not pad its request
 			}
-			next = uint64(i)
+			more = 1
 			break
 		}
 		c := &cs[i]
@@ -227,6 +235,6 @@ func (r *Router) serveStats(req *rfc.Request, reply *wire.Params) wire.Errno {
 		}
 		reply.Bytes(hist[:])
 	}
-	reply.SetUint64(nextAt, next)
+	reply.SetUint64(moreAt, more)
 	return wire.OK
 }

@@ -40,7 +40,9 @@ type AgentConfig struct {
 	// client (client.ClientConfig).
 	AttemptTimeout, KeepaliveEvery time.Duration
 	IDs                            registry.IDSource
-	// Logger receives state changes; nil means slog.Default().
+	// Logger receives state changes, among them the client's (the
+	// centers stop or start answering: client.ClientConfig.Logger); nil
+	// means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -151,13 +153,14 @@ func startAgent(ep *rfc.Endpoint, cfg AgentConfig, wrap func(*shm.Map) mapWriter
 	if cfg.MapRetryEvery <= 0 {
 		cfg.MapRetryEvery = DefaultMapRetryEvery
 	}
-	c, err := client.NewClient(ep, client.ClientConfig{Centers: cfg.Centers, AttemptTimeout: cfg.AttemptTimeout, KeepaliveEvery: cfg.KeepaliveEvery, IDs: cfg.IDs})
-	if err != nil {
-		return nil, err
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	c, err := client.NewClient(ep, client.ClientConfig{Centers: cfg.Centers, AttemptTimeout: cfg.AttemptTimeout,
+		KeepaliveEvery: cfg.KeepaliveEvery, IDs: cfg.IDs, Logger: log})
+	if err != nil {
+		return nil, err
 	}
 	// A map file the agent makes is 0644: others may read it, only the
 	// agent's uid may write it (shm refuses group or other write).

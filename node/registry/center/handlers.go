@@ -181,7 +181,7 @@ func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno 
 	op := writeOp{key: key, id: registry.OpOf(req)}
 	op.rec = sdk.Record{Kind: sdk.KindService, Node: req.Src, LeaseMs: uint32(leaseMs),
 		Addr: append([]byte(nil), addr...), Owner: []byte(owner), Body: append([]byte(nil), meta...)}
-	if len(key) > registry.MaxKeyLen || len(addr) > 255 || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
+	if len(key) > registry.MaxKeyLen || len(addr) > registry.MaxAddrLen || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
 		return wire.EMSGSIZE
 	}
 	return c.writeAnswer(&op, reply)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -29,6 +30,10 @@ type ClientConfig struct {
 	// IDs draws the client's id and its watches' stream ids; nil means
 	// registry.RandomID.
 	IDs registry.IDSource
+	// Logger, if not nil, receives a warning when no center answers
+	// (once per outage, at most once per OutageLogEvery) and a notice
+	// when one answers again.
+	Logger *slog.Logger
 }
 
 // Client defaults.
@@ -76,6 +81,8 @@ type Client struct {
 	opSeq   atomic.Uint64 // the last operation number used
 	cur     atomic.Uint32 // index of the preferred center
 	bufPool sync.Pool     // *callBuf
+
+	reach reach // whether the centers answer, for the log
 
 	watchMu  sync.RWMutex
 	watches  map[uint64]*Watch // by current stream id
@@ -210,6 +217,7 @@ func (c *Client) run(ctx context.Context, callNo uint16, write bool, build func(
 		actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 		err := c.ep.Call(actx, c.cfg.Centers[i], callNo, &b.ps, &b.reply)
 		cancel()
+		c.noteCall(int(i), err)
 		e := wire.AsErrno(err)
 		if write && maybeRun && (e == wire.ECONFLICT || e == wire.ENOENT) {
 			return wire.ETIMEDOUT
@@ -262,7 +270,13 @@ func (c *Client) callAt(ctx context.Context, dst netip.AddrPort, callNo uint16, 
 	if e := b.ps.Err(); e != wire.OK {
 		return e
 	}
-	if err := c.ep.Call(ctx, dst, callNo, &b.ps, &b.reply); err != nil {
+	err := c.ep.Call(ctx, dst, callNo, &b.ps, &b.reply)
+	for i, a := range c.cfg.Centers {
+		if a == dst {
+			c.noteCall(i, err)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if read != nil {
