@@ -129,7 +129,8 @@ func (d *Dispatcher) Config() Config { return d.cfg }
 // operations so ended are released within a bounded time (what is not
 // released expires by its TTL); every goroutine ends. Close waits for the
 // goroutines and is idempotent. The dispatch call numbers stay registered
-// on the endpoint and answer ECLOSED.
+// on the endpoint: SUBMIT answers ECLOSED, STATUS the retained operations
+// (TestCallsAfterClose).
 func (d *Dispatcher) Close() error {
 	d.mu.Lock()
 	if d.mu.closed {

@@ -24,6 +24,12 @@ func (d *Dispatcher) sendLoop() {
 	var ps wire.Params
 	buf := make([]byte, d.ep.Config().MaxDatagram-wire.HeaderSize)
 	for {
+		// Close ends what is still queued with ECLOSED, unsent: it
+		// releases the markers at once, so a call sent after it would
+		// run at its target with the resource unlocked.
+		if d.closing() {
+			return
+		}
 		c, ok := d.queue.take(d.cfg.Batch)
 		if !ok {
 			select {
@@ -35,7 +41,7 @@ func (d *Dispatcher) sendLoop() {
 		}
 		c.op.markRunning()
 		for i := c.from; i < c.to; i++ {
-			if !d.sendOne(c.op, i, &ps, buf) {
+			if d.closing() || !d.sendOne(c.op, i, &ps, buf) {
 				// Closing: the rest of the chunk ends with ECLOSED.
 				now := time.Now()
 				for j := i; j < c.to; j++ {
@@ -44,6 +50,16 @@ func (d *Dispatcher) sendLoop() {
 				return
 			}
 		}
+	}
+}
+
+// closing reports whether Close has begun.
+func (d *Dispatcher) closing() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -140,6 +140,10 @@ const (
 	tcParamID = 0 // CallTaskCancel
 
 	tkParams = rpParams // CallTaskCheck
+
+	// maxErrno is the largest error number a task-result may carry: an
+	// Errno is 16 bits.
+	maxErrno = 1<<16 - 1
 )
 
 // Sizes used to keep a CallMembers page inside one datagram.

@@ -315,6 +315,10 @@ func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {
 
 // serveResult applies a worker's result, unless the task was given up on.
 func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
+	errno := req.Param(trParamErrno).Uint64()
+	if errno > maxErrno {
+		return wire.EINVAL // cut to an Errno it would read as another outcome, OK included
+	}
 	m.mu.Lock()
 	t, e := m.reportedLocked(req)
 	if e != wire.OK {
@@ -335,7 +339,7 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 	delete(m.mu.tasks, t.ID)
 	m.mu.Unlock()
 	data := append([]byte(nil), req.Param(trParamData).Bytes()...)
-	if t.finish(wire.Errno(req.Param(trParamErrno).Uint64()), data) {
+	if t.finish(wire.Errno(errno), data) {
 		m.stats.completed.Add(1)
 	}
 	return wire.OK

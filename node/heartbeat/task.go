@@ -10,8 +10,8 @@ import (
 
 // Task is a task a Master started on a worker. Its outcome is set once:
 // the worker's result, ENODEAD when the worker is lost (ready to be
-// reassigned), ECANCELED after Master.Cancel, ECLOSED after Master.Close,
-// or the error of the start call.
+// reassigned), ECANCELED after Master.Cancel, ECLOSED after Master.Close
+// or the worker's Worker.Close, or the error of the start call.
 type Task struct {
 	ID     uint64
 	Worker netip.AddrPort

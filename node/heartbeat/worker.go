@@ -185,7 +185,9 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 
 // Close cancels every task and the result calls in flight, stops the
 // runners and the lease goroutine and waits for them (a runner first
-// waits for its task code to return).
+// waits for its task code to return). The master of every task so ended
+// is sent a task-result ECLOSED (not waited for): the node may stay a
+// live member, and then nothing else would end the task there.
 func (w *Worker) Close() {
 	w.mu.Lock()
 	if w.mu.closed {
@@ -201,6 +203,40 @@ func (w *Worker) Close() {
 	w.stop()
 	close(w.done)
 	w.wg.Wait()
+	// The node may stay a live member: no loss event tells the master
+	// that these tasks ended, and it holds no lease of its own. The
+	// tasks the runners left unreported (queued, unconfirmed, or ended
+	// by this Close) are reported ECLOSED.
+	w.mu.Lock()
+	left := slices.SortedFunc(maps.Values(w.mu.tasks), workOrder)
+	clear(w.mu.tasks)
+	w.mu.Unlock()
+	for _, t := range left {
+		w.reportClosed(t)
+	}
+}
+
+// reportClosed tells t's master that t ended because this worker
+// closed: a task-result ECLOSED, sent without waiting for the answer (a
+// master that gave the task up answers ESTALE).
+func (w *Worker) reportClosed(t *workTask) {
+	ps := paramsBuf((tkParams+1)*sizeU64Param + wire.ParamHdrSize)
+	t.putReport(ps)
+	ps.Uint64(uint64(wire.ECLOSED))
+	ps.Bytes(nil)
+	err := w.ep.GoFunc(t.Master, CallTaskResult, ps, w.cfg.ResultTimeout, func(p *rfc.Pending) {
+		switch wire.AsErrno(p.Err()) {
+		case wire.OK:
+			w.stats.finished.Add(1)
+		case wire.ESTALE:
+			w.stats.stale.Add(1)
+		default:
+			w.stats.lost.Add(1)
+		}
+	})
+	if err != nil {
+		w.stats.lost.Add(1)
+	}
 }
 
 // Running returns the number of tasks accepted and not yet reported.
@@ -381,11 +417,13 @@ func (w *Worker) runLoop() {
 		}
 		t.cancel()
 		w.mu.Lock()
-		delete(w.mu.tasks, workKey{t.Master, t.ID})
 		closed := w.mu.closed
+		if !closed {
+			delete(w.mu.tasks, workKey{t.Master, t.ID})
+		}
 		w.mu.Unlock()
 		if closed {
-			continue
+			continue // Close reports it (reportClosed)
 		}
 		w.sendResult(t, res, e, buf, &ps, &rep)
 	}
@@ -413,6 +451,12 @@ func (w *Worker) sendResult(t *workTask, res []byte, e wire.Errno, buf []byte, p
 	case wire.ESTALE:
 		w.stats.stale.Add(1)
 	default:
+		if w.ctx.Err() != nil {
+			// Ended by Close: the master may not have the result
+			// (if it has, it answers this one ESTALE).
+			w.reportClosed(t)
+			return
+		}
 		w.stats.lost.Add(1)
 	}
 }

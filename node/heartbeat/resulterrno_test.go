@@ -1,0 +1,46 @@
+package heartbeat
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// TestMasterRefusesResultErrnoOutOfRange: a task-result whose error
+// number does not fit an errno (16 bits) is refused EINVAL and leaves
+// the task in flight. Before, the master cut it to 16 bits, so 65536
+// (or 65536 + any errno) from a faulty or hostile worker was applied as
+// that errno: here OK, a failed task taken for a success.
+func TestMasterRefusesResultErrnoOutOfRange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil)
+		tk, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		select {
+		case <-p.ran:
+		case <-time.After(20 * DetectBound(p.cfg)):
+			t.Fatal("the task never ran")
+		}
+		ps := paramsBuf((tkParams+1)*sizeU64Param + wire.ParamHdrSize + 8)
+		ps.Uint64(tk.ID)
+		ps.Uint64(uint64(p.eps[0].Incarnation()))
+		ps.Uint64(uint64(tk.Incarnation()))
+		ps.Uint64(1 << 16) // wire.OK once cut to 16 bits
+		ps.Bytes([]byte("forged"))
+		var rep rfc.Reply
+		err = p.eps[1].Call(ctxFor(t, 5*time.Second), p.master, CallTaskResult, ps, &rep)
+		if errnoOf(err) != wire.EINVAL {
+			t.Errorf("result with error number 65536: %v, want EINVAL", err)
+		}
+		select {
+		case <-tk.Done():
+			t.Fatalf("task ended with %v, result %q, by a result whose error number is out of range", tk.Err(), tk.Result())
+		default:
+		}
+	})
+}
