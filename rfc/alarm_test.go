@@ -115,19 +115,30 @@ func TestCallRetransmitsAfterKick(t *testing.T) {
 // anyway, whatever the heap holds: a sequential caller's timers, each
 // pushed into a heap the goroutine emptied, do not wake it one by one.
 func TestTimerPushKicksOnlyEarlier(t *testing.T) {
+	checkPushKicks(t, 0, 2000, 500, "a timer due after the goroutine's wake-up kicked it",
+		"a timer due before the goroutine's wake-up did not kick it")
+}
+
+// checkPushKicks pushes into a heap with the given slack, whose goroutine
+// sleeps until 1000, an entry due at quiet, which must not kick the
+// goroutine (else quietMsg), then one due at kick, which must (else
+// kickMsg).
+func checkPushKicks(t *testing.T, slack, quiet, kick int64, quietMsg, kickMsg string) {
+	t.Helper()
 	var th timerHeap
 	th.init(8)
+	th.slack = slack
 	th.sleepingUntil(1000)
-	th.push(timerEntry{at: 2000, id: 1, idx: 0})
+	th.push(timerEntry{at: quiet, id: 1, idx: 0})
 	select {
 	case <-th.wake:
-		t.Fatal("a timer due after the goroutine's wake-up kicked it")
+		t.Fatal(quietMsg)
 	default:
 	}
-	th.push(timerEntry{at: 500, id: 2, idx: 1})
+	th.push(timerEntry{at: kick, id: 2, idx: 1})
 	select {
 	case <-th.wake:
 	default:
-		t.Fatal("a timer due before the goroutine's wake-up did not kick it")
+		t.Fatal(kickMsg)
 	}
 }

@@ -63,22 +63,8 @@ func TestTimerPushWhileAwake(t *testing.T) {
 // slack (a tick on a socket endpoint) before the goroutine wakes does not
 // kick it, and one due earlier than that does.
 func TestTimerPushWithinSlack(t *testing.T) {
-	var th timerHeap
-	th.init(8)
-	th.slack = 100
-	th.sleepingUntil(1000)
-	th.push(timerEntry{at: 950, id: 1, idx: 0})
-	select {
-	case <-th.wake:
-		t.Fatal("an entry due within the slack before the wake-up kicked the goroutine")
-	default:
-	}
-	th.push(timerEntry{at: 850, id: 2, idx: 1})
-	select {
-	case <-th.wake:
-	default:
-		t.Fatal("an entry due more than the slack before the wake-up did not kick the goroutine")
-	}
+	checkPushKicks(t, 100, 950, 850, "an entry due within the slack before the wake-up kicked the goroutine",
+		"an entry due more than the slack before the wake-up did not kick the goroutine")
 }
 
 // TestSocketEndpointTimerSlack checks that a socket endpoint's timer heap

@@ -119,33 +119,20 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 		aep, bep := s.Listen(1, nil), s.Listen(2, nil)
 		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), victim})
 		startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), victim})
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			tk := time.NewTicker(cfg.Tick)
-			defer tk.Stop()
-			var ps wire.Params
-			buf := make([]byte, 128)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tk.C:
-				}
-				for seq := uint64(1); seq <= 64; seq++ {
-					ps.Reset(buf)
-					ps.Uint64(seq)
-					ps.Uint64(0)
-					ps.Bool(true)
-					ps.Uint64(0)
-					_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
-				}
+		var ps wire.Params
+		buf := make([]byte, 128)
+		stop := attackEvery(cfg.Tick, func() {
+			for seq := uint64(1); seq <= 64; seq++ {
+				ps.Reset(buf)
+				ps.Uint64(seq)
+				ps.Uint64(0)
+				ps.Bool(true)
+				ps.Uint64(0)
+				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
 			}
-		}()
+		})
 		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, victim) == StateDead })
-		close(stop)
-		<-done
+		stop()
 		if !ok {
 			t.Fatalf("crashed member %v at a after %v of forged probe-acks, want dead (stats %+v)",
 				stateOf(a.svc, victim), 2*DetectBound(cfg), a.svc.Stats())
@@ -199,7 +186,6 @@ func TestAttackDeathAtTopIncarnation(t *testing.T) {
 // sign of life: x is declared dead within the bound.
 func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		keyed := func(c *rfc.Config) { c.Key = []byte("attack-test-cluster-key") }
 		cfg := testConfig()
 		aep, xep := s.Listen(1, keyed), s.Listen(2, keyed)
 		a := startNode(t, aep, cfg, []netip.AddrPort{xep.Addr()})
@@ -227,23 +213,9 @@ func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
 		x.svc.Close()
 		xep.Close()
 		forger := s.Net.Attach(xep.Addr())
-		stop, done := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			tk := time.NewTicker(cfg.Interval / 2)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tk.C:
-				}
-				_ = forger.Send(capt, aep.Addr())
-			}
-		}()
+		stop := attackEvery(cfg.Interval/2, func() { _ = forger.Send(capt, aep.Addr()) })
 		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
-		close(stop)
-		<-done
+		stop()
 		if !ok {
 			info, _ := a.svc.Member(xep.Addr())
 			t.Fatalf("crashed x %+v at a after %v of replayed heartbeats, want dead (engine: %d requests in)",
@@ -417,29 +389,18 @@ func TestAttackHealthInflation(t *testing.T) {
 		xep, vep := s.Listen(1, nil), s.Listen(2, nil)
 		x := startNode(t, xep, cfg, []netip.AddrPort{teller.Addr(), vep.Addr()})
 		v := startNode(t, vep, cfg, []netip.AddrPort{xep.Addr()})
-		stop, done := make(chan struct{}), make(chan struct{})
 		var top atomic.Int64
-		go func() {
-			defer close(done)
-			tk := time.NewTicker(cfg.Interval)
-			defer tk.Stop()
-			var ps wire.Params
-			buf := make([]byte, 256)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tk.C:
-				}
-				heartbeatParams(&ps, buf, teller.Incarnation(), view{state: StateSuspect, inc: xep.Incarnation()}, nil)
-				ctx, cancel := context.WithTimeout(context.Background(), cfg.Interval)
-				_ = teller.Call(ctx, xep.Addr(), CallHeartbeat, &ps, nil)
-				cancel()
-				if h := int64(x.svc.Stats().Health); h > top.Load() {
-					top.Store(h)
-				}
+		var ps wire.Params
+		buf := make([]byte, 256)
+		stop := attackEvery(cfg.Interval, func() {
+			heartbeatParams(&ps, buf, teller.Incarnation(), view{state: StateSuspect, inc: xep.Incarnation()}, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Interval)
+			_ = teller.Call(ctx, xep.Addr(), CallHeartbeat, &ps, nil)
+			cancel()
+			if h := int64(x.svc.Stats().Health); h > top.Load() {
+				top.Store(h)
 			}
-		}()
+		})
 		time.Sleep(20 * cfg.Interval) // virtual: the claims go on
 		s.Net.Crash(vep.Addr())
 		v.svc.Close()
@@ -447,8 +408,7 @@ func TestAttackHealthInflation(t *testing.T) {
 		bound := 2 * DetectBound(cfg)
 		ok := waitFor(10*DetectBound(cfg), func() bool { return stateOf(x.svc, vep.Addr()) == StateDead })
 		took := time.Since(crashed)
-		close(stop)
-		<-done
+		stop()
 		st := x.svc.Stats()
 		if !ok || took > bound {
 			t.Fatalf("x declared the crashed member dead after %v (dead %v), want within %v (2 DetectBound): health up to %d, %d refutations",
@@ -459,6 +419,30 @@ func TestAttackHealthInflation(t *testing.T) {
 			t.Fatalf("x's local health reached %d on others' claims, want at most 1", top.Load())
 		}
 	})
+}
+
+// attackEvery runs send every period in its own goroutine (an attacker
+// that keeps at it) until the stop it returns is called; stop returns
+// once send has returned for the last time.
+func attackEvery(period time.Duration, send func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tk.C:
+			}
+			send()
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
 
 // attackKey is the cluster key of the keyed attack tests.

@@ -12,35 +12,24 @@ import (
 )
 
 func TestConfigCheck(t *testing.T) {
-	tests := []struct {
-		name  string
-		mod   func(*Config)
-		field string
-	}{
-		{"default", func(*Config) {}, ""},
-		{"interval", func(c *Config) { c.Interval = 0 }, "Interval"},
-		{"probe-timeout", func(c *Config) { c.ProbeTimeout = c.Interval }, "ProbeTimeout"},
-		{"round", func(c *Config) { c.RoundTimeout = c.ProbeTimeout - 1 }, "RoundTimeout"},
-		{"suspect-after", func(c *Config) { c.SuspectAfter = 0 }, "SuspectAfter"},
-		{"suspicion-min", func(c *Config) { c.SuspicionMin = 0 }, "SuspicionMin"},
-		{"suspicion-max", func(c *Config) { c.SuspicionMaxMult = 0 }, "SuspicionMaxMult"},
-		{"confirmations", func(c *Config) { c.Confirmations = maxConfirm + 1 }, "Confirmations"},
-		{"gossip-nodes", func(c *Config) { c.GossipNodes = 17 }, "GossipNodes"},
-		{"gossip-interval", func(c *Config) { c.GossipInterval = 0 }, "GossipInterval"},
-		{"indirect", func(c *Config) { c.IndirectProbes = 17 }, "IndirectProbes"},
-		{"reprobe", func(c *Config) { c.ReprobeInterval = c.Interval - 1 }, "ReprobeInterval"},
-		{"tick", func(c *Config) { c.Tick = 2 * c.Interval }, "Tick"},
-		{"members", func(c *Config) { c.MaxMembers = 0 }, "MaxMembers"},
-		{"events", func(c *Config) { c.EventQueue = 0 }, "EventQueue"},
-		{"relay", func(c *Config) { c.RelayQueue = 0 }, "RelayQueue"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
-			tc.mod(&c)
-			rfctest.ConfigOutcome(t, c.check(), "heartbeat", tc.field)
-		})
-	}
+	rfctest.ConfigCases(t, "heartbeat", DefaultConfig, (*Config).check, []rfctest.ConfigCase[Config]{
+		{Name: "default", Mod: func(*Config) {}, Field: ""},
+		{Name: "interval", Mod: func(c *Config) { c.Interval = 0 }, Field: "Interval"},
+		{Name: "probe-timeout", Mod: func(c *Config) { c.ProbeTimeout = c.Interval }, Field: "ProbeTimeout"},
+		{Name: "round", Mod: func(c *Config) { c.RoundTimeout = c.ProbeTimeout - 1 }, Field: "RoundTimeout"},
+		{Name: "suspect-after", Mod: func(c *Config) { c.SuspectAfter = 0 }, Field: "SuspectAfter"},
+		{Name: "suspicion-min", Mod: func(c *Config) { c.SuspicionMin = 0 }, Field: "SuspicionMin"},
+		{Name: "suspicion-max", Mod: func(c *Config) { c.SuspicionMaxMult = 0 }, Field: "SuspicionMaxMult"},
+		{Name: "confirmations", Mod: func(c *Config) { c.Confirmations = maxConfirm + 1 }, Field: "Confirmations"},
+		{Name: "gossip-nodes", Mod: func(c *Config) { c.GossipNodes = 17 }, Field: "GossipNodes"},
+		{Name: "gossip-interval", Mod: func(c *Config) { c.GossipInterval = 0 }, Field: "GossipInterval"},
+		{Name: "indirect", Mod: func(c *Config) { c.IndirectProbes = 17 }, Field: "IndirectProbes"},
+		{Name: "reprobe", Mod: func(c *Config) { c.ReprobeInterval = c.Interval - 1 }, Field: "ReprobeInterval"},
+		{Name: "tick", Mod: func(c *Config) { c.Tick = 2 * c.Interval }, Field: "Tick"},
+		{Name: "members", Mod: func(c *Config) { c.MaxMembers = 0 }, Field: "MaxMembers"},
+		{Name: "events", Mod: func(c *Config) { c.EventQueue = 0 }, Field: "EventQueue"},
+		{Name: "relay", Mod: func(c *Config) { c.RelayQueue = 0 }, Field: "RelayQueue"},
+	})
 }
 
 func TestDetectBound(t *testing.T) {

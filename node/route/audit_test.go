@@ -105,19 +105,26 @@ func TestAuditQueryRotation(t *testing.T) {
 	if _, err := AuditQuery(context.Background(), tc.client, tc.rep.Addr(), AuditFilter{Call: "x", Limit: MaxAuditLimit + 1}); err != wire.EINVAL {
 		t.Fatalf("limit past cap: %v", err)
 	}
+	if err := tc.rawAudit(MaxAuditLimit+1, 0, 0, nil); err != wire.EINVAL {
+		t.Fatalf("router limit past cap: %v", err)
+	}
+}
+
+// rawAudit sends the router an audit query for ns-put (all times, all
+// clients) as AuditQuery would not: limit records from cursor (file, off)
+// with reply room room, and returns the call's error.
+func (tc *testCluster) rawAudit(limit, file, off uint64, room []byte) error {
 	var ps wire.Params
 	ps.Reset(make([]byte, 1300))
 	ps.String("ns-put")
 	ps.Uint64(0)
 	ps.Uint64(0)
 	ps.String("")
-	ps.Uint64(MaxAuditLimit + 1)
-	ps.Uint64(0)
-	ps.Uint64(0)
-	ps.Bytes(nil)
-	if err := tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil); err != wire.EINVAL {
-		t.Fatalf("router limit past cap: %v", err)
-	}
+	ps.Uint64(limit)
+	ps.Uint64(file)
+	ps.Uint64(off)
+	ps.Bytes(room)
+	return tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil)
 }
 
 // TestAuditLineTooBigForPage: a record whose line does not fit the

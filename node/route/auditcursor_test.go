@@ -1,7 +1,6 @@
 package route
 
 import (
-	"context"
 	"math"
 	"testing"
 
@@ -21,17 +20,8 @@ func TestAuditCursorPastFile(t *testing.T) {
 		t.Fatalf("%d records, want 1", len(got))
 	}
 	for _, off := range []uint64{1 << 40, math.MaxInt64, 1 << 63, math.MaxUint64} {
-		var ps wire.Params
-		ps.Reset(make([]byte, 1300))
-		ps.String("ns-put")
-		ps.Uint64(0)
-		ps.Uint64(0)
-		ps.String("")
-		ps.Uint64(10)
-		ps.Uint64(1) // the first audit file
-		ps.Uint64(off)
-		ps.Bytes(make([]byte, 300))
-		if err := tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil); err != wire.EINVAL {
+		// Cursor in the first audit file.
+		if err := tc.rawAudit(10, 1, off, make([]byte, 300)); err != wire.EINVAL {
 			t.Errorf("cursor (1, %d): %v, want EINVAL", off, err)
 		}
 	}

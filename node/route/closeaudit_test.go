@@ -25,11 +25,7 @@ func TestCloseAuditsCallsInFlight(t *testing.T) {
 			c.AuditFS = fs
 		})
 		sc.net.SetFaults(sc.meps[0].Addr(), sc.rep.Addr(), simnet.Faults{Delay: simnet.Dist{Base: 100 * time.Millisecond}})
-		done := make(chan error, 1)
-		go func() {
-			_, err := sc.put(t, "/c1/k", []byte("v"))
-			done <- err
-		}()
+		done := sc.goPut(t, "/c1/k")
 		time.Sleep(50 * time.Millisecond)
 		sc.router.Close()
 		err := <-done

@@ -87,32 +87,21 @@ func TestParseMembers(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	cases := []struct {
-		name  string
-		mod   func(*Config)
-		field string // refused, naming it; "" accepted
-	}{
-		{"default", func(*Config) {}, ""},
-		{"no audit", func(c *Config) { c.AuditDir = "" }, ""},
-		{"prefix", func(c *Config) { c.TablePrefix = "" }, "TablePrefix"},
-		{"timeout", func(c *Config) { c.ForwardTimeout = 0 }, "ForwardTimeout"},
-		{"rotate", func(c *Config) { c.AuditRotateBytes = 100 }, "AuditRotateBytes"},
-		{"keep", func(c *Config) { c.AuditKeep = 0 }, "AuditKeep"},
-		{"buffer", func(c *Config) { c.AuditBuffer = 0 }, "AuditBuffer"},
-		{"valuemax", func(c *Config) { c.AuditValueMax = 1000 }, "AuditValueMax"},
-		{"call range", func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, "Calls"},
-		{"call path", func(c *Config) {
+	rfctest.ConfigCases(t, "route", DefaultConfig, (*Config).check, []rfctest.ConfigCase[Config]{
+		{Name: "default", Mod: func(*Config) {}, Field: ""},
+		{Name: "no audit", Mod: func(c *Config) { c.AuditDir = "" }, Field: ""},
+		{Name: "prefix", Mod: func(c *Config) { c.TablePrefix = "" }, Field: "TablePrefix"},
+		{Name: "timeout", Mod: func(c *Config) { c.ForwardTimeout = 0 }, Field: "ForwardTimeout"},
+		{Name: "rotate", Mod: func(c *Config) { c.AuditRotateBytes = 100 }, Field: "AuditRotateBytes"},
+		{Name: "keep", Mod: func(c *Config) { c.AuditKeep = 0 }, Field: "AuditKeep"},
+		{Name: "buffer", Mod: func(c *Config) { c.AuditBuffer = 0 }, Field: "AuditBuffer"},
+		{Name: "valuemax", Mod: func(c *Config) { c.AuditValueMax = 1000 }, Field: "AuditValueMax"},
+		{Name: "call range", Mod: func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, Field: "Calls"},
+		{Name: "call path", Mod: func(c *Config) {
 			c.Calls = []RoutedCall{{No: CallNSPut, Name: "x", Schema: wire.Schema{wire.TypeBytes}}}
-		}, "Calls"},
-		{"call twice", func(c *Config) { c.Calls = append(c.Calls, c.Calls[0]) }, "Calls"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			c.mod(&cfg)
-			rfctest.ConfigOutcome(t, cfg.check(), "route", c.field)
-		})
-	}
+		}, Field: "Calls"},
+		{Name: "call twice", Mod: func(c *Config) { c.Calls = append(c.Calls, c.Calls[0]) }, Field: "Calls"},
+	})
 }
 
 func TestRenderParams(t *testing.T) {

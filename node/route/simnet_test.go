@@ -28,13 +28,30 @@ func simAddr(i int) netip.AddrPort {
 // closed when the test ends.
 func newSimCluster(t *testing.T, mod func(*Config)) *simCluster {
 	t.Helper()
-	sc := &simCluster{net: simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}}, nil)}
-	sc.table = NewMemMounts()
-	t.Cleanup(sc.net.Close)
+	sc := newSimNet(t)
 	for i := range sc.members {
 		sc.startMember(t, i, i == 0)
 	}
 	mountC1(t, sc.table, sc.meps[0].Addr(), sc.meps[1].Addr())
+	sc.startRouter(t, mod)
+	return sc
+}
+
+// newSimNet is a simCluster with only its calm network (no loss, a fixed
+// small delay) and an empty mount table, closed when the test ends.
+func newSimNet(t *testing.T) *simCluster {
+	t.Helper()
+	sc := &simCluster{net: simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}}, nil)}
+	sc.table = NewMemMounts()
+	t.Cleanup(sc.net.Close)
+	return sc
+}
+
+// startRouter starts the router (node 1, without audit; mod adjusts its
+// configuration) on sc's table and the client (node 100), closed when the
+// test ends; it returns the router's configuration.
+func (sc *simCluster) startRouter(t *testing.T, mod func(*Config)) Config {
+	t.Helper()
 	sc.rep = sc.open(t, 1)
 	cfg := DefaultConfig()
 	cfg.AuditDir = ""
@@ -49,7 +66,18 @@ func newSimCluster(t *testing.T, mod func(*Config)) *simCluster {
 	t.Cleanup(func() { r.Close() })
 	sc.router = r
 	sc.client = sc.open(t, 100)
-	return sc
+	return cfg
+}
+
+// goPut starts a put of "v" at path in its own goroutine; its error
+// arrives on the channel returned.
+func (sc *simCluster) goPut(t *testing.T, path string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := sc.put(t, path, []byte("v"))
+		done <- err
+	}()
+	return done
 }
 
 // open starts an endpoint for node at simAddr(node) with a new

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"fastcall/rfc/simnet"
 )
 
 // TestFailoverDuringTableChange: a failover decision that is under way
@@ -23,12 +21,7 @@ func TestFailoverDuringTableChange(t *testing.T) {
 		sc, ms, a, cfg := newThreeMemberCluster(t)
 		r := sc.router
 		ctx := context.Background()
-		sc.net.Cut(sc.rep.Addr(), simAddr(10))
-		done := make(chan error, 1)
-		go func() {
-			_, err := sc.put(t, "/c1/k", []byte("v"))
-			done <- err
-		}()
+		done := sc.putActiveCut(t)
 		// The attempt ends at ForwardTimeout, the ping ProbeTimeout later;
 		// then the fence waits up to ActivateTimeout. Rewrite the list
 		// during the fence.
@@ -67,9 +60,7 @@ func TestFailoverDuringTableChange(t *testing.T) {
 // configuration.
 func newThreeMemberCluster(t *testing.T) (*simCluster, [3]*Member, [3]MemberSpec, Config) {
 	t.Helper()
-	sc := &simCluster{net: simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: 200 * time.Microsecond}}, nil)}
-	t.Cleanup(sc.net.Close)
-	sc.table = NewMemMounts()
+	sc := newSimNet(t)
 	var ms [3]*Member
 	for i := range ms {
 		ms[i] = NewMember(MemberConfig{Active: i == 0})
@@ -85,17 +76,7 @@ func newThreeMemberCluster(t *testing.T) (*simCluster, [3]*Member, [3]MemberSpec
 	if err := AddMount(ctx, sc.table, DefaultTablePrefix, "/c1", "c1"); err != nil {
 		t.Fatal(err)
 	}
-	sc.rep = sc.open(t, 1)
-	cfg := DefaultConfig()
-	cfg.AuditDir = ""
-	cfg.Logger = quiet
-	r, err := New(sc.rep, cfg, sc.table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	sc.router = r
-	sc.client = sc.open(t, 100)
+	cfg := sc.startRouter(t, nil)
 	return sc, ms, a, cfg
 }
 
@@ -112,12 +93,7 @@ func TestStaleCallFailsOverOnNewTable(t *testing.T) {
 		sc, ms, a, _ := newThreeMemberCluster(t)
 		r := sc.router
 		ctx := context.Background()
-		sc.net.Cut(sc.rep.Addr(), simAddr(10))
-		done := make(chan error, 1)
-		go func() {
-			_, err := sc.put(t, "/c1/k", []byte("v"))
-			done <- err
-		}()
+		done := sc.putActiveCut(t)
 		time.Sleep(10 * time.Millisecond)
 		if err := AddCluster(ctx, sc.table, DefaultTablePrefix, "c1", []MemberSpec{{a[2].Addr, RoleActive}, a[1]}); err != nil {
 			t.Fatal(err)
@@ -135,4 +111,12 @@ func TestStaleCallFailsOverOnNewTable(t *testing.T) {
 			t.Errorf("put after the failover: %v", err)
 		}
 	})
+}
+
+// putActiveCut cuts the router off the active member m0 (node 10) and
+// starts a put to /c1 that goes to it; the put's error arrives on the
+// channel returned.
+func (sc *simCluster) putActiveCut(t *testing.T) <-chan error {
+	sc.net.Cut(sc.rep.Addr(), simAddr(10))
+	return sc.goPut(t, "/c1/k")
 }

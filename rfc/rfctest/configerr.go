@@ -37,3 +37,26 @@ func ConfigOutcome(t testing.TB, err error, scope, field string) {
 	}
 	ConfigError(t, err, scope, field)
 }
+
+// ConfigCase is a case of a configuration check: Mod changes the default
+// configuration, which the check must then refuse naming Field, or accept
+// when Field is "".
+type ConfigCase[C any] struct {
+	Name  string
+	Mod   func(*C)
+	Field string
+}
+
+// ConfigCases runs each case as a subtest named by its Name: the default
+// configuration (def), changed by the case's Mod, checked by check, has
+// the outcome ConfigOutcome wants for scope and the case's Field.
+func ConfigCases[C any](t *testing.T, scope string, def func() C, check func(*C) error, cases []ConfigCase[C]) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			c := def()
+			tc.Mod(&c)
+			ConfigOutcome(t, check(&c), scope, tc.Field)
+		})
+	}
+}

@@ -269,37 +269,20 @@ func BenchmarkAuditSubmit(b *testing.B) {
 	b.ReportMetric(float64(a.Stats().Dropped), "dropped")
 }
 
-// failCreateFS is a MemFS whose Create fails while fail is set (a full
-// disk, a directory made read-only for a while).
-type failCreateFS struct {
-	*MemFS
-	fail atomic.Bool
-}
-
-func (f *failCreateFS) Create(name string) (File, error) {
-	if f.fail.Load() {
-		return nil, errors.New("disk full")
-	}
-	return f.MemFS.Create(name)
-}
-
 // TestKeepAfterCreateFailures: a spell of failed file creations
 // does not make the next rotation delete the files the keep bound still
 // holds. Every failed creation used to consume a sequence number, and the
 // keep bound counted sequence numbers, not files: after the spell the
 // first new file deleted every file written before it.
 func TestKeepAfterCreateFailures(t *testing.T) {
-	fsys := &failCreateFS{MemFS: NewMemFS()}
+	fsys := &faultFS{MemFS: NewMemFS()}
 	a := startLog(t, Config{Dir: "/audit", RotateBytes: 4 << 10, Keep: 4, Buffer: 1024, FS: fsys})
 	defer a.Close()
 	var rec Record
 	rec.Name = "x"
 	submit := func(n int) {
 		for i := 0; i < n; i++ {
-			a.Submit(&rec)
-			if !a.Flush(10 * time.Second) {
-				t.Fatal("flush timed out")
-			}
+			submitFlush(t, a, &rec)
 		}
 	}
 	// Three files written, the third open.
@@ -307,7 +290,7 @@ func TestKeepAfterCreateFailures(t *testing.T) {
 		submit(1)
 	}
 	before := mustFiles(t, fsys)
-	fsys.fail.Store(true)
+	fsys.failCreate.Store(true)
 	// Enough records to need a rotation, then more while it keeps failing.
 	for i := 0; i < 200 && a.Stats().WriteErrors == 0; i++ {
 		submit(1)
@@ -316,7 +299,7 @@ func TestKeepAfterCreateFailures(t *testing.T) {
 		t.Fatal("no rotation failed")
 	}
 	submit(20)
-	fsys.fail.Store(false)
+	fsys.failCreate.Store(false)
 	submit(1)
 	after := mustFiles(t, fsys)
 	if len(after) != len(before)+1 {
@@ -331,4 +314,47 @@ func mustFiles(t *testing.T, fsys FS) []uint64 {
 		t.Fatal(err)
 	}
 	return seqs
+}
+
+// faultFS is a MemFS that fails as a disk does while a flag is set: Create
+// fails while failCreate is set (a full disk, a directory made read-only
+// for a while), and its files write only half of a buffer, and fail, while
+// short is set (a disk that filled up and was freed again).
+type faultFS struct {
+	*MemFS
+	failCreate atomic.Bool
+	short      atomic.Bool
+}
+
+func (f *faultFS) Create(name string) (File, error) {
+	if f.failCreate.Load() {
+		return nil, errors.New("disk full")
+	}
+	w, err := f.MemFS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &shortWriter{File: w, fs: f}, nil
+}
+
+type shortWriter struct {
+	File
+	fs *faultFS
+}
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	if w.fs.short.Load() {
+		n, _ := w.File.Write(p[:len(p)/2])
+		return n, errors.New("no space left on device")
+	}
+	return w.File.Write(p)
+}
+
+// submitFlush submits rec to a and waits until it is written (or failed).
+func submitFlush(t *testing.T, a *Log, rec *Record) {
+	t.Helper()
+	a.Submit(rec)
+	if !a.Flush(10 * time.Second) {
+		t.Fatal("flush timed out")
+	}
 }

@@ -1,55 +1,21 @@
 package audit
 
 import (
-	"errors"
 	"net/netip"
-	"sync/atomic"
 	"testing"
-	"time"
 )
-
-// shortWriteFS is a MemFS whose files write only half of a buffer, and
-// fail, while short is set (a disk that filled up and was freed again).
-type shortWriteFS struct {
-	*MemFS
-	short atomic.Bool
-}
-
-func (f *shortWriteFS) Create(name string) (File, error) {
-	w, err := f.MemFS.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return &shortWriter{File: w, fs: f}, nil
-}
-
-type shortWriter struct {
-	File
-	fs *shortWriteFS
-}
-
-func (w *shortWriter) Write(p []byte) (int, error) {
-	if w.fs.short.Load() {
-		n, _ := w.File.Write(p[:len(p)/2])
-		return n, errors.New("no space left on device")
-	}
-	return w.File.Write(p)
-}
 
 // TestRecordAfterShortWrite: a record written after a failed, partial
 // write of the file is found by a query. The writer went on appending to
 // the file that ended in the part of a line, so the next record's line
 // was joined to it and no query could parse either.
 func TestRecordAfterShortWrite(t *testing.T) {
-	fsys := &shortWriteFS{MemFS: NewMemFS()}
+	fsys := &faultFS{MemFS: NewMemFS()}
 	a := startLog(t, Config{Dir: "/audit", RotateBytes: 64 << 20, Keep: 8, Buffer: 1024, FS: fsys})
 	defer a.Close()
 	submit := func(id uint64) {
 		rec := Record{Name: "ns-put", CallID: id, CallNo: callNSPut, Client: netip.MustParseAddrPort("127.0.0.1:4000")}
-		a.Submit(&rec)
-		if !a.Flush(10 * time.Second) {
-			t.Fatal("flush timed out")
-		}
+		submitFlush(t, a, &rec)
 	}
 	submit(1)
 	fsys.short.Store(true)
