@@ -53,6 +53,7 @@ type prober struct {
 	active   []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
 	ring     []*member // the probe schedule: the members and this node (nil), in address order
 	rank     int       // this node's place in ring
+	phase    int64     // this node's offset within each probe slot, ns: rank·slot/len(ring)
 	ringGen  uint64
 	slot     int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
 	lastNs   int64 // engine clock of the previous tick
@@ -170,9 +171,14 @@ func (pr *prober) stretch(d time.Duration) time.Duration {
 // probe in each slot a permutation of the cluster: every member is
 // probed by some member once per slot, and by each member once per pass
 // of len−1 slots (DetectBoundAt). A crashed member is probed within a
-// slot of its crash, where a random schedule leaves it unprobed for
-// several Intervals now and then. Members whose lists differ, or whose
-// clocks do, still probe each member once per pass. Suspect members stay
+// slot or two of its crash, where a random schedule leaves it unprobed
+// for several Intervals now and then. Each member's slots begin at its
+// own phase, rank·slot/len, so that the cluster's probes are spread over
+// the slot rather than sent by every member within a Tick of its start:
+// members that share a host or a process (a test, a benchmark) would
+// otherwise queue up behind one another at every slot. Members whose
+// lists differ, or whose clocks do, still probe each member once per
+// pass. Suspect members stay
 // in the schedule (Lifeguard): a failed probe of one is a confirmation,
 // a reply clears it here and the probe tells it it is suspected.
 func (pr *prober) schedule(now int64) {
@@ -208,9 +214,10 @@ func (pr *prober) schedule(now int64) {
 		self := s.ep.Addr()
 		slices.SortFunc(pr.ring, func(a, b *member) int { return ringAddr(a, self).Compare(ringAddr(b, self)) })
 		pr.rank = slices.Index(pr.ring, nil)
+		pr.phase = int64(pr.rank) * unit / int64(len(pr.ring))
 		pr.ringGen = s.mu.gen
 	}
-	k := time.Now().UnixNano() / unit
+	k := (time.Now().UnixNano() - pr.phase) / unit
 	n := k - pr.slot
 	if pr.slot == 0 || n < 0 {
 		n = 1 // the first tick, or the clock stepped back
