@@ -454,6 +454,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	}
 
 	wantProbe := false
+	lazy := false // a suspicion heard here is checked late (below)
 	pr.helpers = pr.helpers[:0]
 	var seq uint64
 	var dead Event
@@ -580,12 +581,25 @@ func (pr *prober) step(m *member, now int64) bool {
 			m.loopSince = m.since
 			break
 		}
-		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt)) {
+		// A suspicion heard and not yet verified here, in a cluster
+		// probed by schedule, is checked late: at checkAt, when a
+		// failed check still ends the timer on time. Every member
+		// hears a suspicion, and checks at once would send the suspect
+		// a probe from each of them within a few ticks, more than a
+		// loaded node answers in time (its failed answers then verify
+		// the suspicion everywhere); checked late, most members have
+		// heard the refutation first, and the rest check at the times
+		// they heard the suspicion, spread by its dissemination.
+		lazy = !m.susp.own && !m.susp.verified && !m.pinned && !small
+		checkAt := m.susp.start + int64(pr.stretch(to)) - int64(pr.stretch(cfg.ProbeTimeout)) - int64(cfg.Tick)
+		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt && (!lazy || now >= checkAt))) {
 			// Picked by the schedule, this node's own suspicion, or one
 			// heard and not yet verified here (probed every Interval):
 			// the probe tells it that it is suspected, so that a live
-			// member refutes; a failure confirms it.
+			// member refutes; a failure confirms it, unless it only
+			// checked a suspicion heard.
 			m.probeAt = now + int64(cfg.Interval)
+			m.checking = lazy && !due
 			wantProbe = true
 		}
 	case StateDead:
@@ -596,12 +610,19 @@ func (pr *prober) step(m *member, now int64) bool {
 		m.checking = false
 	}
 	if m.probeNow && m.state != StateDead {
-		// A suspicion heard: see for itself and tell it. A check of a
-		// suspect member that fails is no confirmation unless the member
-		// is probed on its own cadence anyway (pinned, a small cluster):
-		// a lossy link would shorten every timer.
+		// A suspicion heard: see for itself and tell it (a suspect
+		// member checked late, above, is left to that check). A check of
+		// a suspect member that fails is no confirmation unless the
+		// member is probed on its own cadence anyway (pinned, a small
+		// cluster): a lossy link would shorten every timer.
 		m.probeNow = false
-		if m.probe == nil {
+		// An alive member of a cluster probed by schedule that this node
+		// probed within the Interval is not probed again: the suspicion
+		// is heard again each time a member passes it on, and every
+		// member would probe its subject once a tick until the
+		// dissemination ends.
+		recent := m.state == StateAlive && !m.pinned && !small && m.probeSent != 0 && now-m.probeSent < int64(cfg.Interval)
+		if m.probe == nil && !(m.state == StateSuspect && lazy) && !recent {
 			wantProbe = true
 			m.checking = m.state == StateSuspect
 		}
@@ -638,6 +659,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	if wantProbe {
 		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
 			m.probe = p
+			m.probeSent = now
 			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout))
 		} else {
 			s.stats.probes.Add(1)

@@ -82,6 +82,7 @@ func (c *fastcallCluster) detail() string {
 		}
 	}
 	var rtt rfc.Latency
+	errs := map[string]uint64{}
 	drops := map[string]uint64{}
 	var health [8]int
 	for i, ep := range c.eps {
@@ -94,6 +95,9 @@ func (c *fastcallCluster) detail() string {
 				rtt.Counts[j] += cc.Latency.Counts[j]
 			}
 			rtt.Count += cc.Latency.Count
+			for e, v := range cc.Errors {
+				errs[e.String()] += v
+			}
 		}
 		for k, v := range st.Drops {
 			drops[k] += v
@@ -105,10 +109,15 @@ func (c *fastcallCluster) detail() string {
 		ds = append(ds, fmt.Sprintf("%s=%d", k, v))
 	}
 	sort.Strings(ds)
+	var es []string
+	for k, v := range errs {
+		es = append(es, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(es)
 	return fmt.Sprintf("probes %d fails %d skipped %d indirect %d relayed %d retransmissions %d updates %d; "+
-		"probe round trip p50 <%s p99 <%s p999 <%s; engine drops %s; members by local health 0..7 %v",
+		"probe round trip p50 <%s p99 <%s p999 <%s; probe errors %s; engine drops %s; members by local health 0..7 %v",
 		probes, fails, skipped, ind, rel, retrans, upd, quantile(&rtt, 0.5), quantile(&rtt, 0.99), quantile(&rtt, 0.999),
-		strings.Join(ds, " "), health)
+		strings.Join(es, " "), strings.Join(ds, " "), health)
 }
 
 // quantile is the bucket bound below which fraction q of the calls in l
