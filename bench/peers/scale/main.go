@@ -54,6 +54,7 @@ type result struct {
 	Load1Start  float64 `json:"load1_start"`
 	Load1End    float64 `json:"load1_end"`
 	Err         string  `json:"error,omitempty"`
+	Note        string  `json:"note,omitempty"` // how the cluster came up, when not whole
 }
 
 // cluster is one system's N members.
@@ -197,6 +198,9 @@ func measure(sys string, n int, interval, settle, run time.Duration) (result, cl
 		r.Err = err.Error()
 		return r, nil
 	}
+	if sn, ok := c.(interface{ startNote() string }); ok {
+		r.Note = sn.startNote()
+	}
 	fmt.Fprintf(os.Stderr, "scale: %s N=%d up, settling\n", sys, n)
 	stopProgress := make(chan struct{})
 	defer close(stopProgress)
@@ -259,8 +263,8 @@ func print(r result) {
 		fmt.Printf("%-10s N=%-4d busy=%d error: %s\n", r.System, r.N, r.Busy, r.Err)
 		return
 	}
-	fmt.Printf("%-10s N=%-4d busy=%d (spinning %.2f cores) cpu %.3f cores (%.3f ms/member/s) datagrams/member/interval %.2f deaths %d suspects %d not-alive %d/%d load1 %.1f-%.1f\n",
-		r.System, r.N, r.Busy, r.SpinCores, r.CPUCores, r.CPUPerMemMs, r.DgramsPerMI, r.Deaths, r.Suspects, r.NotAlive, r.Views, r.Load1Start, r.Load1End)
+	fmt.Printf("%-10s N=%-4d busy=%d (spinning %.2f cores) cpu %.3f cores (%.3f ms/member/s) datagrams/member/interval %.2f deaths %d suspects %d not-alive %d/%d load1 %.1f-%.1f %s\n",
+		r.System, r.N, r.Busy, r.SpinCores, r.CPUCores, r.CPUPerMemMs, r.DgramsPerMI, r.Deaths, r.Suspects, r.NotAlive, r.Views, r.Load1Start, r.Load1End, r.Note)
 }
 
 // lagTick is the period of the lag sampler.
