@@ -64,7 +64,7 @@ func startMemberlist(n int, interval time.Duration) (cluster, error) {
 		cfg.ProbeTimeout = interval / 2
 		cfg.LogOutput = discard{}
 		cfg.Events = leaves{c}
-		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0})
+		nt, err := netTransport()
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -200,4 +200,24 @@ func seeds(up []*memberlist.Memberlist, rnd *rand.Rand) []string {
 		out = append(out, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(up[i].LocalNode().Port))))
 	}
 	return out
+}
+
+// bindTries bounds the attempts to open a transport (netTransport).
+const bindTries = 20
+
+// netTransport opens a memberlist transport on a free loopback port.
+// With port 0 memberlist takes a free TCP port and then binds UDP to the
+// same number, which fails when that UDP port is taken (256 endpoints of
+// the previous run, or their sockets, may still hold UDP ports): it is
+// tried again on another port.
+func netTransport() (*memberlist.NetTransport, error) {
+	var err error
+	for range bindTries {
+		var nt *memberlist.NetTransport
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0})
+		if err == nil {
+			return nt, nil
+		}
+	}
+	return nil, err
 }
