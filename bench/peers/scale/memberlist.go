@@ -78,6 +78,10 @@ func startMemberlist(n int, interval time.Duration) (cluster, error) {
 		}
 		c.lists = append(c.lists, l)
 	}
+	// A Join started before joinBound ends when it ends: its push-pull
+	// waits for the seed's node lock, which a suspicion storm holds
+	// (N=256 at load 4-21: 220 joined by the bound, the last Join
+	// returned after 6m44s).
 	// The first joinCore members join one after the other, each through
 	// joinSeeds of those before it; the rest join through joinSeeds of
 	// the core, joinWorkers at a time. Joined one at a time through one
@@ -138,7 +142,9 @@ func startMemberlist(n int, interval time.Duration) (cluster, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintf(os.Stderr, "scale: memberlist N=%d after %v the member knowing fewest knows %d\n", n, time.Since(t0).Round(time.Millisecond), least)
+	if c.joined == n {
+		fmt.Fprintf(os.Stderr, "scale: memberlist N=%d after %v the member knowing fewest knows %d\n", n, time.Since(t0).Round(time.Millisecond), least)
+	}
 	c.deaths.Store(0)
 	return c, nil
 }
