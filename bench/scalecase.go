@@ -30,6 +30,7 @@ type ScaleResult struct {
 	Load1Start  float64 `json:"load1_start"`
 	Load1End    float64 `json:"load1_end"`
 	Err         string  `json:"error,omitempty"`
+	Note        string  `json:"note,omitempty"` // how the cluster came up, when not whole (memberlist's joins are bounded)
 }
 
 // ScaleSizes are the cluster sizes of the scale case.
@@ -44,7 +45,10 @@ const ScaleMaxBusy = 64
 // length, with busy goroutines spinning (0: none).
 func RunScale(peersDir, ns string, interval, run time.Duration, busy int) ([]ScaleResult, error) {
 	sizes := strings.Count(ns, ",") + 1
-	limit := 5*time.Minute + time.Duration(2*sizes)*(run+2*time.Minute)
+	// Per size and system: start (memberlist's joins take up to 2
+	// minutes), settle, run, stop (up to 30 s) and count the views (up
+	// to 20 s).
+	limit := 5*time.Minute + time.Duration(2*sizes)*(run+4*time.Minute)
 	var doc struct {
 		Scale []ScaleResult `json:"scale"`
 	}
@@ -77,13 +81,13 @@ func WriteScaleMarkdown(w io.Writer, rs []ScaleResult) {
 	var rows [][]string
 	for _, r := range rs {
 		if r.Err != "" {
-			rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), "error: " + r.Err, "", "", "", "", "", ""})
+			rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), "error: " + r.Err, "", "", "", "", "", "", ""})
 			continue
 		}
 		rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), fmt.Sprintf("%.2f", r.SpinCores), fmt.Sprintf("%.3f", r.CPUCores),
 			fmt.Sprintf("%.2f", r.CPUPerMemMs), fmt.Sprintf("%.2f", r.DgramsPerMI), itoa(r.Deaths),
-			fmt.Sprintf("%d/%d", r.NotAlive, r.Views), fmt.Sprintf("%.1f-%.1f", r.Load1Start, r.Load1End)})
+			fmt.Sprintf("%d/%d", r.NotAlive, r.Views), fmt.Sprintf("%.1f-%.1f", r.Load1Start, r.Load1End), r.Note})
 	}
 	WriteTable(w, []string{"system", "N", "busy goroutines", "their CPU cores", "detector CPU cores", "CPU ms per member per s",
-		"datagrams per member per interval", "deaths (none died)", "views not alive at end", "load average (1 min)"}, rows)
+		"datagrams per member per interval", "deaths (none died)", "views not alive at end", "load average (1 min)", "note"}, rows)
 }

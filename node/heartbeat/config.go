@@ -234,9 +234,12 @@ func DetectBound(c Config) time.Duration {
 //
 // A suspicion heard from another member starts the timer sooner; it ends
 // in a death only once a probe of this node's own has failed too, and
-// the member is probed at once when the suspicion is heard, so a heard
-// suspicion ends at most ProbeTimeout + Tick after it began here: it
-// never delays the verdict past the bound. The member list changing restarts the
+// the member is probed when the suspicion is heard (at once in a cluster
+// of ProbesPerInterval+1 or fewer and for a pinned member; otherwise at
+// the latest moment whose failed probe still ends the timer on time,
+// ProbeTimeout + Tick before it runs out), so a heard suspicion ends at
+// most the longer of its timeout and ProbeTimeout + Tick after it began
+// here: it never delays the verdict past the bound. The member list changing restarts the
 // round-robin in a new order, so one gap across that change may reach
 // two passes. In a large cluster the usual detection time is set by
 // dissemination, not by this bound (docs/HEARTBEAT.md, Measured). It is a

@@ -89,6 +89,7 @@ type member struct {
 	checking   bool  // the probe in flight checks a suspicion heard: its failure confirms nothing
 
 	probeEnd  int64        // engine clock at which the probe in flight has failed (ProbeTimeout)
+	probeSent int64        // engine clock of the last probe sent (0: none)
 	lateProbe *rfc.Pending // a failed probe's call, open until Interval after it was sent: its reply is still a sign of life
 }
 

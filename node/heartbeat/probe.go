@@ -53,6 +53,7 @@ type prober struct {
 	active   []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
 	ring     []*member // the probe schedule: the members and this node (nil), in address order
 	rank     int       // this node's place in ring
+	phase    int64     // this node's offset within each probe slot, ns: rank·slot/len(ring)
 	ringGen  uint64
 	slot     int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
 	lastNs   int64 // engine clock of the previous tick
@@ -183,9 +184,14 @@ func (pr *prober) stretch(d time.Duration) time.Duration {
 // probe in each slot a permutation of the cluster: every member is
 // probed by some member once per slot, and by each member once per pass
 // of len−1 slots (DetectBoundAt). A crashed member is probed within a
-// slot of its crash, where a random schedule leaves it unprobed for
-// several Intervals now and then. Members whose lists differ, or whose
-// clocks do, still probe each member once per pass. Suspect members stay
+// slot or two of its crash, where a random schedule leaves it unprobed
+// for several Intervals now and then. Each member's slots begin at its
+// own phase, rank·slot/len, so that the cluster's probes are spread over
+// the slot rather than sent by every member within a Tick of its start:
+// members that share a host or a process (a test, a benchmark) would
+// otherwise queue up behind one another at every slot. Members whose
+// lists differ, or whose clocks do, still probe each member once per
+// pass. Suspect members stay
 // in the schedule (Lifeguard): a failed probe of one is a confirmation,
 // a reply clears it here and the probe tells it it is suspected.
 func (pr *prober) schedule(now int64) {
@@ -221,9 +227,10 @@ func (pr *prober) schedule(now int64) {
 		self := s.ep.Addr()
 		slices.SortFunc(pr.ring, func(a, b *member) int { return ringAddr(a, self).Compare(ringAddr(b, self)) })
 		pr.rank = slices.Index(pr.ring, nil)
+		pr.phase = int64(pr.rank) * unit / int64(len(pr.ring))
 		pr.ringGen = s.mu.gen
 	}
-	k := time.Now().UnixNano() / unit
+	k := (time.Now().UnixNano() - pr.phase) / unit
 	n := k - pr.slot
 	if pr.slot == 0 || n < 0 {
 		n = 1 // the first tick, or the clock stepped back
@@ -453,6 +460,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	}
 
 	wantProbe := false
+	lazy := false // a suspicion heard here is checked late (below)
 	pr.helpers = pr.helpers[:0]
 	var seq uint64
 	var dead Event
@@ -572,12 +580,25 @@ func (pr *prober) step(m *member, now int64) bool {
 			m.loopSince = m.since
 			break
 		}
-		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt)) {
+		// A suspicion heard and not yet verified here, in a cluster
+		// probed by schedule, is checked late: at checkAt, when a
+		// failed check still ends the timer on time. Every member
+		// hears a suspicion, and checks at once would send the suspect
+		// a probe from each of them within a few ticks, more than a
+		// loaded node answers in time (its failed answers then verify
+		// the suspicion everywhere); checked late, most members have
+		// heard the refutation first, and the rest check at the times
+		// they heard the suspicion, spread by its dissemination.
+		lazy = !m.susp.own && !m.susp.verified && !m.pinned && !small
+		checkAt := m.susp.start + int64(pr.stretch(to)) - int64(pr.stretch(cfg.ProbeTimeout)) - int64(cfg.Tick)
+		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt && (!lazy || now >= checkAt))) {
 			// Picked by the schedule, this node's own suspicion, or one
 			// heard and not yet verified here (probed every Interval):
 			// the probe tells it that it is suspected, so that a live
-			// member refutes; a failure confirms it.
+			// member refutes; a failure confirms it, unless it only
+			// checked a suspicion heard.
 			m.probeAt = now + int64(cfg.Interval)
+			m.checking = lazy && !due
 			wantProbe = true
 		}
 	case StateDead:
@@ -588,12 +609,19 @@ func (pr *prober) step(m *member, now int64) bool {
 		m.checking = false
 	}
 	if m.probeNow && m.state != StateDead {
-		// A suspicion heard: see for itself and tell it. A check of a
-		// suspect member that fails is no confirmation unless the member
-		// is probed on its own cadence anyway (pinned, a small cluster):
-		// a lossy link would shorten every timer.
+		// A suspicion heard: see for itself and tell it (a suspect
+		// member checked late, above, is left to that check). A check of
+		// a suspect member that fails is no confirmation unless the
+		// member is probed on its own cadence anyway (pinned, a small
+		// cluster): a lossy link would shorten every timer.
 		m.probeNow = false
-		if m.probe == nil {
+		// An alive member of a cluster probed by schedule that this node
+		// probed within the Interval is not probed again: the suspicion
+		// is heard again each time a member passes it on, and every
+		// member would probe its subject once a tick until the
+		// dissemination ends.
+		recent := m.state == StateAlive && !m.pinned && !small && m.probeSent != 0 && now-m.probeSent < int64(cfg.Interval)
+		if m.probe == nil && !(m.state == StateSuspect && lazy) && !recent {
 			wantProbe = true
 			m.checking = m.state == StateSuspect
 		}
@@ -630,6 +658,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	if wantProbe {
 		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
 			m.probe = p
+			m.probeSent = now
 			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout))
 		} else {
 			s.stats.probes.Add(1)

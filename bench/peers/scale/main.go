@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -52,6 +54,7 @@ type result struct {
 	Load1Start  float64 `json:"load1_start"`
 	Load1End    float64 `json:"load1_end"`
 	Err         string  `json:"error,omitempty"`
+	Note        string  `json:"note,omitempty"` // how the cluster came up, when not whole
 }
 
 // cluster is one system's N members.
@@ -72,8 +75,19 @@ func main() {
 	busy := flag.Int("busy", 0, "goroutines spinning for the whole run (saturate the CPU)")
 	asJSON := flag.Bool("json", false, "print the results as one JSON object")
 	chart := flag.String("chart", "", "write an SVG chart of CPU per member against N from the -json outputs named as arguments, and exit")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	log.SetFlags(0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *chart != "" {
 		if err := writeChart(*chart, flag.Args()); err != nil {
 			log.Fatal(err)
@@ -184,12 +198,18 @@ func measure(sys string, n int, interval, settle, run time.Duration) (result, cl
 		r.Err = err.Error()
 		return r, nil
 	}
+	if sn, ok := c.(interface{ startNote() string }); ok {
+		r.Note = sn.startNote()
+	}
 	fmt.Fprintf(os.Stderr, "scale: %s N=%d up, settling\n", sys, n)
+	stopProgress := make(chan struct{})
+	defer close(stopProgress)
+	go progress(sys, n, c, stopProgress)
 	time.Sleep(settle)
 	r.Load1Start = load1()
 	sent0, deaths0, sus0 := c.counters()
 	cpu0, spin0, t0 := cpuTime(), spinnersCPU(busyN), time.Now()
-	time.Sleep(run)
+	lag := sampleLag(run)
 	cpu1, spin1, el := cpuTime(), spinnersCPU(busyN), time.Since(t0)
 	r.SpinCores = (spin1 - spin0).Seconds() / el.Seconds()
 	sent1, deaths1, sus1 := c.counters()
@@ -208,6 +228,7 @@ func measure(sys string, n int, interval, settle, run time.Duration) (result, cl
 	case <-time.After(20 * time.Second):
 		r.NotAlive = -1
 	}
+	fmt.Fprintf(os.Stderr, "scale: %s N=%d timer lag (a %v ticker in this process): %s\n", sys, n, lagTick, lag)
 	if d, ok := c.(interface{ detail() string }); ok {
 		fmt.Fprintf(os.Stderr, "scale: %s N=%d totals since start: %s\n", sys, n, d.detail())
 	}
@@ -242,6 +263,70 @@ func print(r result) {
 		fmt.Printf("%-10s N=%-4d busy=%d error: %s\n", r.System, r.N, r.Busy, r.Err)
 		return
 	}
-	fmt.Printf("%-10s N=%-4d busy=%d (spinning %.2f cores) cpu %.3f cores (%.3f ms/member/s) datagrams/member/interval %.2f deaths %d suspects %d not-alive %d/%d load1 %.1f-%.1f\n",
-		r.System, r.N, r.Busy, r.SpinCores, r.CPUCores, r.CPUPerMemMs, r.DgramsPerMI, r.Deaths, r.Suspects, r.NotAlive, r.Views, r.Load1Start, r.Load1End)
+	fmt.Printf("%-10s N=%-4d busy=%d (spinning %.2f cores) cpu %.3f cores (%.3f ms/member/s) datagrams/member/interval %.2f deaths %d suspects %d not-alive %d/%d load1 %.1f-%.1f %s\n",
+		r.System, r.N, r.Busy, r.SpinCores, r.CPUCores, r.CPUPerMemMs, r.DgramsPerMI, r.Deaths, r.Suspects, r.NotAlive, r.Views, r.Load1Start, r.Load1End, r.Note)
+}
+
+// lagTick is the period of the lag sampler.
+const lagTick = 10 * time.Millisecond
+
+// sampleLag runs a ticker for d and returns how late its ticks came past
+// their period (p50, p99, max, and how many were 50 ms or more late): the
+// scheduling delay every timer in this process saw, the detectors' own
+// included.
+func sampleLag(d time.Duration) string {
+	tk := time.NewTicker(lagTick)
+	defer tk.Stop()
+	var lags []time.Duration
+	end := time.Now().Add(d)
+	last := time.Now()
+	for now := range tk.C {
+		_ = now
+		t := time.Now()
+		lags = append(lags, max(0, t.Sub(last)-lagTick))
+		last = t
+		if t.After(end) {
+			break
+		}
+	}
+	if len(lags) == 0 {
+		return "no tick"
+	}
+	slices.Sort(lags)
+	over := 0
+	for _, l := range lags {
+		if l >= 50*time.Millisecond {
+			over++
+		}
+	}
+	q := func(f float64) time.Duration { return lags[min(len(lags)-1, int(f*float64(len(lags))))] }
+	return fmt.Sprintf("p50 %v p99 %v max %v, %d of %d ticks 50ms+ late", q(0.5), q(0.99), lags[len(lags)-1], over, len(lags))
+}
+
+// progressEvery is the period of the progress lines.
+const progressEvery = 5 * time.Second
+
+// progress prints, every progressEvery until stop, what the cluster did
+// in that period (datagrams, suspicions, deaths, and the system's own
+// detail if it has one), so that the start of a collapse can be seen.
+func progress(sys string, n int, c cluster, stop chan struct{}) {
+	t0 := time.Now()
+	sent0, deaths0, sus0 := c.counters()
+	tk := time.NewTicker(progressEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tk.C:
+		}
+		sent, deaths, sus := c.counters()
+		line := ""
+		if p, ok := c.(interface{ progressDetail() string }); ok {
+			line = p.progressDetail()
+		}
+		fmt.Fprintf(os.Stderr, "scale: %s N=%d at %4.0fs: datagrams %d suspicions %d deaths %d load1 %.1f %s\n", sys, n,
+			time.Since(t0).Seconds(), sent-sent0, sus-sus0, deaths-deaths0, load1(), line)
+		sent0, deaths0, sus0 = sent, deaths, sus
+	}
 }

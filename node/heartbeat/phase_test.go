@@ -1,0 +1,147 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc/simnet"
+)
+
+// TestProbeSlotsSpread: the members' scheduled probes are spread over
+// the probe slot, not sent by every member within a Tick of the slot's
+// start. Sixteen members started at one instant (their probe loops tick
+// together, as members sharing a process or a host do at worst); the
+// probes they send are counted by where in the slot (Interval /
+// ProbesPerInterval) they leave, in Tick-wide windows. No window may
+// hold more than half of them. (Sixteen probe loops, and 256 in the
+// scale benchmark, sent every probe of a slot in its first Tick: every
+// slot began with a burst the process had to queue.)
+func TestProbeSlotsSpread(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 16
+		tr := simnet.NewTrace(1 << 16)
+		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, tr)
+		defer net.Close()
+		cfg := DefaultConfig()
+		cfg.Logger = quiet
+		var addrs []netip.AddrPort
+		for i := range n {
+			addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
+		}
+		members := make([][]netip.AddrPort, n)
+		for i := range members {
+			members[i] = addrs
+		}
+		start := time.Now()
+		_, stop := simCluster(t, net, cfg, addrs, members)
+		defer stop()
+		const warm, span = 5, 20 // Intervals
+		time.Sleep(warm * cfg.Interval)
+		from := time.Since(start)
+		time.Sleep(span * cfg.Interval)
+		synctest.Wait()
+
+		unit := cfg.Interval / time.Duration(cfg.ProbesPerInterval)
+		windows := make([]int, int(unit/cfg.Tick))
+		req := "req call=" + strconv.FormatUint(uint64(CallHeartbeat), 16)
+		total := 0
+		for _, e := range tr.Events() {
+			if e.Kind != "send" || e.At < from || !strings.HasPrefix(e.Info, req) || strings.Contains(e.Info, "retrans") {
+				continue
+			}
+			off := time.Duration(start.Add(e.At).UnixNano() % int64(unit))
+			windows[min(int(off/cfg.Tick), len(windows)-1)]++
+			total++
+		}
+		if total < span*n*cfg.ProbesPerInterval/2 {
+			t.Fatalf("%d probes in %d Intervals of %d members: the cluster did not run", total, span, n)
+		}
+		for i, c := range windows {
+			if 2*c > total {
+				t.Errorf("%d of %d probes left in window %d of the slot (%v each): %v", c, total, i, cfg.Tick, windows)
+			}
+		}
+	})
+}
+
+// TestHeardSuspicionCheckedLate: in a cluster probed by schedule, the
+// members that hear a suspicion of a live member do not all probe it at
+// once. A is cut off from X and, with no helper (IndirectProbes 0),
+// suspects it and tells the others; X hears of it through gossip and
+// refutes, and A, still cut off, suspects it again. The most probes X
+// receives within any ProbeTimeout must stay at most half the cluster:
+// not one from every member that heard the suspicion, nor one per tick
+// from each member that hears it again as it is passed on (before: 18
+// within 100 ms, from 15 members, some probing at every tick). At
+// scale, checks that a loaded member could not answer in time verified
+// the suspicion everywhere. No member but A may declare X dead.
+func TestHeardSuspicionCheckedLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 16
+		tr := simnet.NewTrace(1 << 17)
+		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, tr)
+		defer net.Close()
+		cfg := DefaultConfig()
+		cfg.IndirectProbes = 0
+		cfg.ReprobeInterval = time.Hour
+		cfg.Logger = quiet
+		var addrs []netip.AddrPort
+		for i := range n {
+			addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
+		}
+		a, x := addrs[0], addrs[1]
+		members := make([][]netip.AddrPort, n)
+		for i := range members {
+			members[i] = addrs
+		}
+		nodes, stop := simCluster(t, net, cfg, addrs, members)
+		defer stop()
+		time.Sleep(5 * cfg.Interval)
+		net.Cut(a, x)
+		net.Cut(x, a)
+		time.Sleep(40 * cfg.Interval)
+		synctest.Wait()
+
+		if nodes[0].log.count(EventSuspect, x) == 0 {
+			t.Fatal("A never suspected X: the scenario did not run")
+		}
+		heard := 0
+		for _, nd := range nodes[2:] {
+			heard += nd.log.count(EventSuspect, x)
+			if d := nd.log.count(EventDead, x); d != 0 {
+				t.Errorf("%v declared X dead %d times; X answered it", nd.ep.Addr(), d)
+			}
+		}
+		if heard == 0 {
+			t.Fatal("no member heard A's suspicion of X: the scenario did not run")
+		}
+		req := "req call=" + strconv.FormatUint(uint64(CallHeartbeat), 16)
+		var at []time.Duration
+		var evs []simnet.Event
+		for _, e := range tr.Events() {
+			if e.Kind == "recv" && e.Dst == x && strings.HasPrefix(e.Info, req) && !strings.Contains(e.Info, "retrans") {
+				at = append(at, e.At)
+				evs = append(evs, e)
+			}
+		}
+		most, j, mi := 0, 0, 0
+		for i := range at {
+			for at[i]-at[j] >= cfg.ProbeTimeout {
+				j++
+			}
+			if i-j+1 > most {
+				most, mi = i-j+1, i
+			}
+		}
+		if limit := n / 2; most > limit {
+			for _, e := range evs[mi-most+1 : mi+1] {
+				t.Log(e)
+			}
+			t.Errorf("X received %d probes within %v (limit %d); %d suspicions heard", most, cfg.ProbeTimeout, limit, heard)
+		}
+	})
+}
