@@ -62,15 +62,21 @@ func kernelSendmmsg(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) {
 }
 
 func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	v6, err := socketV6(raw)
+	raw, v6, err := rawSocket(c)
 	if err != nil {
 		return nil, err
 	}
 	return newMmsgConn(raw, v6, size, kernelMmsg), nil
+}
+
+// rawSocket returns c's raw socket and whether it is an IPv6 socket.
+func rawSocket(c *net.UDPConn) (syscall.RawConn, bool, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, false, err
+	}
+	v6, err := socketV6(raw)
+	return raw, v6, err
 }
 
 // socketV6 reports whether raw is an AF_INET6 socket.
@@ -348,11 +354,7 @@ type sendTo struct {
 }
 
 func newSockWriter(c *net.UDPConn) (*sockWriter, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	v6, err := socketV6(raw)
+	raw, v6, err := rawSocket(c)
 	if err != nil {
 		return nil, err
 	}

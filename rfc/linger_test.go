@@ -34,28 +34,45 @@ func TestTimerLingerAfterCalls(t *testing.T) {
 	ps.Reset(make([]byte, 64))
 	ps.Bytes([]byte("x"))
 	// context.Background: a context under watch (cancel.go) would
-	// keep the goroutine waking every tick anyway.
-	if err := cli.Call(context.Background(), srv.Addr(), callEcho, &ps, nil); err != nil {
+	// keep the goroutine waking anyway. Calls are made one after another
+	// for a while; each time the goroutine is seen asleep meanwhile, it
+	// wakes within minRTO.
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := cli.Call(context.Background(), srv.Addr(), callEcho, &ps, nil); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	seen := 0
+	for end := time.Now().Add(10 * minRTO); time.Now().Before(end); time.Sleep(100 * time.Microsecond) {
+		if asleep, wakeAt := timerSleep(cli); asleep {
+			seen++
+			if d := time.Duration(wakeAt - cli.Now()); d > minRTO {
+				close(stop)
+				<-done
+				t.Fatalf("while calls are made the timer goroutine sleeps %v, more than MinRTO (%v): the next call's push kicks it", d, minRTO)
+			}
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// The call's timer is due minRTO after its push; the goroutine
-	// drops it then and sleeps again.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		asleep, wakeAt := timerSleep(cli)
-		if asleep {
-			if d := time.Duration(wakeAt - cli.Now()); d > minRTO {
-				t.Fatalf("after a call the timer goroutine sleeps %v, more than MinRTO (%v): the next call's push kicks it", d, minRTO)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the timer goroutine kept the finished call's timer")
-		}
-		time.Sleep(100 * time.Microsecond)
+	if seen == 0 {
+		t.Fatal("the timer goroutine was never seen asleep while calls were made")
 	}
 	// With no call for timerLinger wake-ups it sleeps until its sweep.
-	deadline = time.Now().Add(time.Duration(4*timerLinger)*minRTO + 10*time.Second)
+	deadline := time.Now().Add(time.Duration(4*timerLinger)*minRTO + 10*time.Second)
 	for {
 		asleep, wakeAt := timerSleep(cli)
 		if asleep && time.Duration(wakeAt-cli.Now()) > minRTO {

@@ -57,18 +57,7 @@ func TestSendWithoutWriteLock(t *testing.T) {
 // once.
 func TestSockWriterRetries(t *testing.T) {
 	for _, script := range [][]syscall.Errno{{unix.EINTR, 0}, {unix.EAGAIN}, {unix.EINTR, unix.EAGAIN}} {
-		a, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := newSockWriter(a)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, b, w := writerPair(t)
 		calls := 0
 		kernel := w.sys
 		w.sys = func(fd uintptr, p []byte, sa *unix.RawSockaddrInet6, salen uint32) syscall.Errno {
@@ -100,28 +89,13 @@ func TestSockWriterRetries(t *testing.T) {
 		if n, _, err := b.ReadFromUDPAddrPort(buf); err == nil {
 			t.Fatalf("%v: extra datagram %q", script, buf[:n])
 		}
-		a.Close()
-		b.Close()
 	}
 }
 
 // With every slot taken a send is written the locked way, once; a slot
 // freed is taken again, and a send leaves its slot free.
 func TestSockWriterSlotsTaken(t *testing.T) {
-	a, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	w, err := newSockWriter(a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b, w := writerPair(t)
 	calls := 0
 	kernel := w.sys
 	w.sys = func(fd uintptr, p []byte, sa *unix.RawSockaddrInet6, salen uint32) syscall.Errno {
@@ -154,4 +128,21 @@ func TestSockWriterSlotsTaken(t *testing.T) {
 			t.Fatalf("datagram %d: %q %v", i, buf[:n], err)
 		}
 	}
+}
+
+// writerPair opens two loopback sockets, closed when the test ends, and a
+// sockWriter on the first.
+func writerPair(t *testing.T) (a, b *net.UDPConn, w *sockWriter) {
+	t.Helper()
+	var err error
+	for _, c := range []**net.UDPConn{&a, &b} {
+		if *c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0"))); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { (*c).Close() })
+	}
+	if w, err = newSockWriter(a); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, w
 }

@@ -83,8 +83,12 @@ func (t *timerHeap) sleepingUntil(at int64) {
 
 // timerLinger is how many wake-ups in a row without a push the timer
 // goroutine of a socket endpoint goes on waking at least once per MinRTO
-// (linger) before it sleeps as long as its heap lets it.
-const timerLinger = 64
+// (linger) before it sleeps as long as its heap lets it. One is enough
+// for callers that call again within MinRTO, which a sequential caller
+// does; a longer linger kept every heartbeat member, which pushes a call
+// every few hundred milliseconds, waking every MinRTO for good (the
+// figures are in bench/calls-context.md).
+const timerLinger = 1
 
 // linger returns how long the timer goroutine of a socket endpoint
 // sleeps when its next due entry is wait away: at most minRTO while
