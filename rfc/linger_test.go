@@ -35,7 +35,7 @@ func TestTimerLingerAfterCalls(t *testing.T) {
 	ps.Bytes([]byte("x"))
 	// context.Background: a context under watch (cancel.go) would
 	// keep the goroutine waking anyway. Calls are made one after another
-	// for a while; each time the goroutine is seen asleep meanwhile, it
+	// until the goroutine has been seen asleep 20 times; each time it
 	// wakes within minRTO.
 	stop := make(chan struct{})
 	done := make(chan error, 1)
@@ -53,8 +53,11 @@ func TestTimerLingerAfterCalls(t *testing.T) {
 			}
 		}
 	}()
+	// The first push kicks a goroutine asleep until its sweep; until it
+	// has woken, it still reads as asleep with that wake-up time.
+	time.Sleep(2 * minRTO)
 	seen := 0
-	for end := time.Now().Add(10 * minRTO); time.Now().Before(end); time.Sleep(100 * time.Microsecond) {
+	for end := time.Now().Add(10 * time.Second); seen < 20 && time.Now().Before(end); time.Sleep(100 * time.Microsecond) {
 		if asleep, wakeAt := timerSleep(cli); asleep {
 			seen++
 			if d := time.Duration(wakeAt - cli.Now()); d > minRTO {

@@ -30,10 +30,10 @@ type timerHeap struct {
 	pushes uint64        // (mu) entries pushed so far
 	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
 	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
-	// The timer goroutine's own: pushes as it last saw them, and its
-	// wake-ups in a row that saw none (linger).
-	seen uint64
-	idle int
+	// The timer goroutine's own: pushes as it last saw them, and when it
+	// last saw them change (linger).
+	seen   uint64
+	pushAt int64
 }
 
 func (t *timerHeap) init(n int) {
@@ -81,36 +81,31 @@ func (t *timerHeap) sleepingUntil(at int64) {
 	t.mu.Unlock()
 }
 
-// timerLinger is how many wake-ups in a row without a push the timer
+// timerLinger is how many MinRTOs after it last saw a push the timer
 // goroutine of a socket endpoint goes on waking at least once per MinRTO
-// (linger) before it sleeps as long as its heap lets it. One is enough
-// for callers that call again within MinRTO, which a sequential caller
-// does; a longer linger kept every heartbeat member, which pushes a call
-// every few hundred milliseconds, waking every MinRTO for good (the
-// figures are in bench/calls-context.md).
-const timerLinger = 1
+// (linger) before it sleeps as long as its heap lets it. A sequential
+// caller pushes before every wake-up and keeps it; a heartbeat member,
+// which pushes a call every few hundred milliseconds, costs two or three
+// wake-ups a call, where a linger of 64 wake-ups kept every member waking
+// every MinRTO for good (the figures are in bench/calls-context.md).
+const timerLinger = 2
 
 // linger returns how long the timer goroutine of a socket endpoint
-// sleeps when its next due entry is wait away: at most minRTO while
-// entries have been pushed in the last timerLinger wake-ups. A call's
-// first timer is at least MinRTO after its push (a call's timeout
+// sleeps at now when its next due entry is wait away: at most minRTO
+// while it saw entries pushed within the last timerLinger MinRTOs. A
+// call's first timer is at least MinRTO after its push (a call's timeout
 // shorter than that aside), so a goroutine that wakes within minRTO is
-// never woken by a push (push kicks only for an entry due before
-// wakeAt, less the slack). Without it a sequential caller would find the goroutine
-// asleep until its sweep whenever the previous call's timer was dropped
-// with no call in flight, and its push would kick: a timerfd_settime
-// and an immediate expiry on the caller's path. The wake-ups it costs
-// instead are the ones the goroutine makes anyway for the timers of
-// finished calls, about one per minRTO while calls are made.
-func (t *timerHeap) linger(wait, minRTO time.Duration) time.Duration {
+// never woken by a push (push kicks only for an entry due before wakeAt,
+// less the slack). Without it a sequential caller would find the
+// goroutine asleep until its sweep whenever the previous call's timer was
+// dropped with no call in flight, and its push would kick: a
+// timerfd_settime and an immediate expiry on the caller's path.
+func (t *timerHeap) linger(now int64, wait, minRTO time.Duration) time.Duration {
 	t.mu.Lock()
 	if t.pushes != t.seen {
-		t.seen = t.pushes
-		t.idle = 0
-	} else if t.idle < timerLinger {
-		t.idle++
+		t.seen, t.pushAt = t.pushes, now
 	}
-	active := t.idle < timerLinger
+	active := t.pushes != 0 && now-t.pushAt < timerLinger*int64(minRTO)
 	t.mu.Unlock()
 	if active && wait > minRTO {
 		return minRTO
@@ -174,7 +169,7 @@ func (ep *Endpoint) timerLoop() {
 			if again {
 				continue
 			}
-			wait = ep.timers.linger(wait, ep.cfg.MinRTO)
+			wait = ep.timers.linger(ep.Now(), wait, ep.cfg.MinRTO)
 			ep.timers.sleepingUntil(ep.Now() + int64(wait))
 			a.set(wait)
 			if a.takeKick() {
