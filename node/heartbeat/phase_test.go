@@ -137,7 +137,11 @@ func TestHeardSuspicionCheckedLate(t *testing.T) {
 				most, mi = i-j+1, i
 			}
 		}
-		if limit := n / 2; most > limit {
+		// Under the race detector the bubble's goroutines run in other
+		// orders: 9 probes in 100 ms were seen, and once more than the
+		// n/2+2 allowed then; the code before the rules sent 13 (one
+		// rule) or 18.
+		if limit := n/2 + 3; most > limit {
 			for _, e := range evs[mi-most+1 : mi+1] {
 				t.Log(e)
 			}
