@@ -35,7 +35,8 @@
 // twice per sequential call (alarm.go). It sleeps until the timer of the
 // first call still waiting, at least one engine tick (docs/PROTOCOL.md);
 // the timers of calls that finished are dropped, not waited for. While
-// calls are being made it sleeps at most MinRTO, so that a call's own
+// calls are being made (a new timer seen within two MinRTOs) it sleeps
+// at most MinRTO, so that a call's own
 // timer, due MinRTO or more after it starts, never has to wake it
 // (timerHeap.linger); a timer due less than a tick before its next
 // wake-up waits for it, and a timer pushed while it is awake only marks

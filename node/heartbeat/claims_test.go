@@ -1,15 +1,13 @@
 package heartbeat
 
 import (
-	"bytes"
 	"log/slog"
 	"net/netip"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -69,29 +67,11 @@ func TestNonMemberClaimsIgnored(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) count(s string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return strings.Count(w.b.String(), s)
-}
-
 // TestDeclaredDeadLogLimited: a member that keeps declaring this node dead
 // at new incarnations gets an event each time, but not a log line each
 // time.
 func TestDeclaredDeadLogLimited(t *testing.T) {
-	var logs syncBuffer
+	var logs rfctest.LogBuffer
 	cfg := testConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cli := newEndpoint(t, 77, nil)
@@ -105,7 +85,7 @@ func TestDeclaredDeadLogLimited(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return b.log.count(EventDeclaredDeadBy, cli.Addr()) == n }) {
 		t.Fatalf("%d events, want %d", b.log.count(EventDeclaredDeadBy, cli.Addr()), n)
 	}
-	if lines := logs.count("this node was declared dead"); lines < 1 || lines > n/10 {
+	if lines := logs.Lines("this node was declared dead"); lines < 1 || lines > n/10 {
 		t.Fatalf("%d log lines for %d declarations", lines, n)
 	}
 }
