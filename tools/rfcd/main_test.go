@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -30,12 +32,21 @@ type daemonProc struct {
 	addr netip.AddrPort
 }
 
-func startRfcd(t *testing.T, args ...string) *daemonProc {
+// spawnRfcd starts rfcd with args, its log to p.Log, and does not wait
+// for it to serve.
+func spawnRfcd(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
 	cmd := proctest.Command("rfcd")
 	cmd.Args = append(append(cmd.Args, "--"), args...)
-	cmd.Stderr = nil
-	p := &daemonProc{Child: proctest.StartCmd(t, cmd)}
+	cmd.Stderr = nil // to p.Log
+	return &daemonProc{Child: proctest.StartCmd(t, cmd)}
+}
+
+// startRfcd spawns rfcd with args and waits for the line that says where
+// it listens.
+func startRfcd(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
+	p := spawnRfcd(t, args...)
 	l, ok := p.Next("", 20*time.Second)
 	f := strings.Fields(l)
 	if !ok || len(f) < 3 {
@@ -46,6 +57,16 @@ func startRfcd(t *testing.T, args ...string) *daemonProc {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// writeConfig writes body as rfcd.json in dir and returns its path.
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, "rfcd.json")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // waitLine waits for a log line holding every one of parts.
@@ -99,16 +120,13 @@ func TestKeyRotationEnds(t *testing.T) {
 			dir := t.TempDir()
 			keyPath := filepath.Join(dir, "cluster.key")
 			prevPath := filepath.Join(dir, "prev.key")
-			cfgPath := filepath.Join(dir, "rfcd.json")
+			var cfgPath string
 			writeCfg := func(withPrev bool) {
 				prev := ""
 				if withPrev {
 					prev = fmt.Sprintf(`, "prev_key_file": %q`, prevPath)
 				}
-				body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "key_file": %q%s, "log_level": "info"}`, keyPath, prev)
-				if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				cfgPath = writeConfig(t, dir, fmt.Sprintf(`{"addr": "127.0.0.1:0", "key_file": %q%s, "log_level": "info"}`, keyPath, prev))
 			}
 			if err := keyfile.Write(keyPath, oldKey); err != nil {
 				t.Fatal(err)
@@ -159,5 +177,67 @@ func TestKeyRotationEnds(t *testing.T) {
 				t.Fatalf("old key after the rotation ended: %v, want no answer (ETIMEDOUT)", err)
 			}
 		})
+	}
+}
+
+// TestServiceTooLargeExits2: a registry.services entry whose addr or
+// metadata the centers would refuse makes rfcd exit 2 before it starts;
+// it exited 1 once a center answered EMSGSIZE.
+func TestServiceTooLargeExits2(t *testing.T) {
+	for _, svc := range []string{
+		`{"name": "db", "addr": "` + strings.Repeat("a", 256) + `"}`,
+		`{"name": "db", "meta": "` + strings.Repeat("m", 1400) + `"}`,
+	} {
+		path := writeConfig(t, t.TempDir(), `{"insecure": true, "addr": "127.0.0.1:0", "node": 3, "roles": ["agent"],
+			"registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [`+svc+`]}}`)
+		if code := run([]string{"-config", path}); code != 2 {
+			t.Errorf("exit %d, want 2, for %.60s...", code, svc)
+		}
+	}
+}
+
+// TestSignalDuringStart: a SIGHUP (a key rotation sent to every node)
+// that reaches rfcd while it starts does not end it. rfcd took signals
+// only once it served calls, so until then SIGHUP had its default action
+// and killed the node, with nothing on stderr. Here the start is slow:
+// a router whose registry does not answer waits for its mount table,
+// then gives up; the SIGHUP comes in that wait.
+func TestSignalDuringStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`{"addr": "127.0.0.1:0", "insecure": true, "log_level": "debug", "roles": ["router"],
+		"registry": {"centers": [%q]}, "router": {"audit_dir": %q}}`, rfctest.FreeAddrs(t, 1)[0], filepath.Join(dir, "audit")))
+	p := spawnRfcd(t, "-config", cfg)
+	// The engine is up (its debug line is logged during the start): the
+	// router's wait for its table comes next.
+	p.waitLine(t, "rfc endpoint up")
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		for l := range p.Log {
+			said = append(said, l)
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- p.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		p.Kill()
+		t.Fatal("rfcd neither started nor ended within 60 s")
+	}
+	<-logged
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("rfcd killed by %v during its start", ws.Signal())
+		}
+	}
+	if err == nil || !strings.Contains(strings.Join(said, "\n"), "registry.centers") {
+		t.Fatalf("rfcd ended with %v, said %q; want the router's refusal naming registry.centers", err, said)
 	}
 }
