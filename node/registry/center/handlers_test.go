@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,25 @@ func TestPeerChangedForms(t *testing.T) {
 	c.peerChanged(rfc.PeerInfo{Addr: netip.MustParseAddrPort("127.0.0.1:7001"), State: rfc.PeerAlive})
 	if len(c.syncKick) != 1 {
 		t.Fatalf("the peer center back alive did not start anti-entropy")
+	}
+}
+
+// TestServiceMetaBound: a registration carrying registry.MaxServiceMeta
+// bytes of metadata is accepted (the bound rfcd checks its config
+// against is not above what a center takes), and an address past
+// registry.MaxAddrLen is refused.
+func TestServiceMetaBound(t *testing.T) {
+	p := startPair(t, nil)
+	owner := regtest.Endpoint(t, 7, "")
+	c := newClient(t, owner, p.Addrs()...)
+	ctx := rfctest.Context(t, 5*time.Second)
+	addr := "10.0.0.1:5432"
+	room := registry.MaxServiceMeta(wire.DefaultMaxDatagram, "db", 7, len(addr))
+	if _, err := c.Register(ctx, "db", addr, make([]byte, room), time.Second); err != nil {
+		t.Fatalf("metadata of %d bytes, the bound: %v", room, err)
+	}
+	_, err := c.Register(ctx, "db2", strings.Repeat("x", registry.MaxAddrLen+1), nil, time.Second)
+	if e := wire.AsErrno(err); e != wire.EMSGSIZE {
+		t.Fatalf("address of %d bytes: %v, want EMSGSIZE", registry.MaxAddrLen+1, err)
 	}
 }
