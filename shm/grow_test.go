@@ -101,18 +101,14 @@ func TestGrowWhileReading(t *testing.T) {
 // repairs, must find the new file at the path and read from it.
 func TestGrowKilledAfterRename(t *testing.T) {
 	w, p := mustCreate(t, MinSize)
-	for i := 0; i < 20; i++ {
-		if err := w.Put([]byte(fmt.Sprintf("k%05d", i)), []byte("old")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putKeys(t, w, 20, "old")
 	r, err := Open(p, Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	buf := make([]byte, 16)
-	if c, err := r.Get([]byte("k00007"), buf); err != nil || string(buf[:c]) != "old" {
+	if c, err := r.Get(numberedKey(7), buf); err != nil || string(buf[:c]) != "old" {
 		t.Fatalf("reader before grow: %q %v", buf[:c], err)
 	}
 	oldIno := inode(r.cur.Load().f)
@@ -135,10 +131,10 @@ func TestGrowKilledAfterRename(t *testing.T) {
 	if inode(nw.cur.Load().f) == oldIno {
 		t.Fatal("the path still names the old file")
 	}
-	if err := nw.Put([]byte("k00007"), []byte("new")); err != nil {
+	if err := nw.Put(numberedKey(7), []byte("new")); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := r.Get([]byte("k00007"), buf); err != nil || string(buf[:c]) != "new" {
+	if c, err := r.Get(numberedKey(7), buf); err != nil || string(buf[:c]) != "new" {
 		t.Fatalf("reader after the killed grow: %q %v, want %q", buf[:c], err, "new")
 	}
 	if inode(r.cur.Load().f) == oldIno {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"testing"
 
 	"fastcall/wire"
@@ -30,11 +29,7 @@ func TestPutScribbledBump(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _ := mustCreate(t, MinSize)
-			for i := 0; i < 10; i++ {
-				if err := m.Put([]byte(fmt.Sprintf("key-%02d", i)), []byte("value")); err != nil {
-					t.Fatal(err)
-				}
-			}
+			putKeys(t, m, 10, "value")
 			r := m.cur.Load().r
 			below := func() []byte {
 				// The lock below its state words, and both index buffers.
@@ -132,16 +127,12 @@ func TestPutNodeAtArenaEnd(t *testing.T) {
 // returns EPROTO for ever. Verify must report it.
 func TestVerifyHiddenNodeWithoutCrash(t *testing.T) {
 	m, _ := mustCreate(t, MinSize)
-	for i := 0; i < 20; i++ {
-		if err := m.Put([]byte(fmt.Sprintf("key-%02d", i)), []byte("value")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putKeys(t, m, 20, "value")
 	if err := m.Verify(); err != nil {
 		t.Fatalf("clean file: %v", err)
 	}
 	r := m.cur.Load().r
-	key := []byte("key-07")
+	key := numberedKey(7)
 	n, ok := r.find(key, keyHash(key))
 	if !ok {
 		t.Fatal("key not found")

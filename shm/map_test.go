@@ -39,6 +39,20 @@ func mustCreate(t testing.TB, size int64) (*Map, string) {
 	return m, p
 }
 
+// putKeys puts the n keys numberedKey(0) to numberedKey(n-1), each with
+// value val.
+func putKeys(t testing.TB, m *Map, n int, val string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if err := m.Put(numberedKey(i), []byte(val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// numberedKey is key number i of putKeys: "key-00", "key-01", ...
+func numberedKey(i int) []byte { return []byte(fmt.Sprintf("key-%02d", i)) }
+
 func TestMapBasics(t *testing.T) {
 	m, p := mustCreate(t, 1<<20)
 	st, err := os.Stat(p)
