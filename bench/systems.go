@@ -2,9 +2,12 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/rpc"
+	"slices"
+	"strings"
 	"time"
 
 	"fastcall/node/builtin"
@@ -40,6 +43,32 @@ func Systems() []System {
 	return []System{&rawUDP{}, &rawUDP{handoff: true}, &fastcallSys{},
 		&fastcallSys{ctx: ctxPerCall}, &fastcallSys{ctx: ctxPerCaller}, &fastcallSys{keyed: true},
 		&netRPC{}, &rawUDP{child: true}, &fastcallSys{child: true}}
+}
+
+// SystemKeys are short names of Systems' systems, in its order, by which a
+// run picks some of them (fcbench -systems): their names hold commas.
+var SystemKeys = []string{"raw", "raw-handoff", "fastcall", "deadline-call", "deadline-caller",
+	"keyed", "netrpc", "raw-child", "fastcall-child"}
+
+// SystemsOf returns the systems of Systems that keys name, in Systems'
+// order, each once; an unknown key is an error that lists the known ones.
+func SystemsOf(keys []string) ([]System, error) {
+	all := Systems()
+	pick := make([]bool, len(all))
+	for _, k := range keys {
+		i := slices.Index(SystemKeys, k)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown system %q (%s)", k, strings.Join(SystemKeys, ", "))
+		}
+		pick[i] = true
+	}
+	var out []System
+	for i, s := range all {
+		if pick[i] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // rawUDP is the floor: a goroutine echoing datagrams, clients with
