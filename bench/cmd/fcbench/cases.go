@@ -99,7 +99,7 @@ func runCalls(e *runEnv) (*section, error) {
 	}
 	fmt.Fprintln(&s.md, "## calls: echo of a payload, one request datagram and one reply")
 	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "The fastcall row calls with context.Background in checksum mode. The deadline rows call as the services do: a context.WithTimeout (2s) made for each call and cancelled after it, or one per caller for the whole round. The authenticated row runs both ends with a cluster key (keyed tags, rfcd's default). The two child-process rows run the server in a child process (this binary re-executed) and the client in this one; their rounds are interleaved with the others'. allocs/call counts this process only: the client's and, for the in-process rows, the server's; the per-call deadline row includes context.WithTimeout's own allocations.")
+	fmt.Fprintln(&s.md, "The fastcall row calls with context.Background in checksum mode. The deadline rows call as the services do: a context.WithTimeout (2s) made for each call and cancelled after it, or one per caller for the whole round. The authenticated row runs both ends with a cluster key (keyed tags, rfcd's default). The two child-process rows run the server in a child process (this binary re-executed) and the client in this one; their rounds are interleaved with the others', and their sequential rounds run with both processes pinned to one CPU (bench/calls-context.md says why). allocs/call counts this process only: the client's and, for the in-process rows, the server's; the per-call deadline row includes context.WithTimeout's own allocations.")
 	fmt.Fprintln(&s.md)
 	bench.WriteCallsMarkdown(&s.md, all)
 	fmt.Fprintln(&s.md)
