@@ -119,16 +119,17 @@ func startEcho(child bool, job string, start func() (netip.AddrPort, func(), err
 	return c.addrs[0], c.stop, c.cmd.Process.Pid, nil
 }
 
-// pinRound pins a round of callers to a server in child process pid (0:
-// a server in this process) and returns what unpins it. A round with one
-// caller runs with every thread of this process and of the child on one
-// CPU: each call then wakes the other process on the CPU it runs on. Left
-// to the scheduler, an idle machine's scheduler puts the woken thread on
-// the idle CPU, and on a virtual machine the wake-up of an idle virtual
-// CPU costs tens of microseconds each way (bench/calls-context.md); it does
-// so in some rounds and not in others, and for one system more often than
-// for another. Rounds of more callers keep every CPU busy and run
-// unpinned. Where pinning is not supported, rounds run unpinned.
+// pinRound places a round of callers calling a server in child process
+// pid (0: a server in this process) and returns what undoes it. A round
+// with one caller runs with every thread of this process and of the child
+// on one CPU: each call then wakes the other process on the CPU it runs
+// on. Left to the scheduler, an idle machine can put the woken thread on
+// the other, idle CPU, and on a virtual machine the wake-up of an idle
+// virtual CPU costs tens of microseconds each way
+// (bench/calls-context.md); it did so in some rounds and not in others,
+// and for one system more often than for another. Rounds of more callers
+// keep every CPU busy and run unpinned. Where pinning is not supported,
+// rounds run unpinned.
 func pinRound(pid, callers int) (unpin func(), err error) {
 	if pid == 0 || callers != 1 {
 		return func() {}, nil
@@ -180,6 +181,7 @@ func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
 	return call, pinned(done, unpin), nil
 }
 
+// client is Client without the round's placement.
 func (s *rawUDP) client(callers, size int) (func(int) bool, func(), error) {
 	conns := make([]*net.UDPConn, callers)
 	for i := range conns {
