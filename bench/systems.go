@@ -2,9 +2,13 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/rpc"
+	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"fastcall/node/builtin"
@@ -42,6 +46,32 @@ func Systems() []System {
 		&netRPC{}, &rawUDP{child: true}, &fastcallSys{child: true}}
 }
 
+// SystemKeys are short names of Systems' systems, in its order, by which a
+// run picks some of them (fcbench -systems): their names hold commas.
+var SystemKeys = []string{"raw", "raw-handoff", "fastcall", "deadline-call", "deadline-caller",
+	"keyed", "netrpc", "raw-child", "fastcall-child"}
+
+// SystemsOf returns the systems of Systems that keys name, in Systems'
+// order, each once; an unknown key is an error that lists the known ones.
+func SystemsOf(keys []string) ([]System, error) {
+	all := Systems()
+	pick := make([]bool, len(all))
+	for _, k := range keys {
+		i := slices.Index(SystemKeys, k)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown system %q (%s)", k, strings.Join(SystemKeys, ", "))
+		}
+		pick[i] = true
+	}
+	var out []System
+	for i, s := range all {
+		if pick[i] {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // rawUDP is the floor: a goroutine echoing datagrams, clients with
 // connected sockets doing write then read. With handoff, each client
 // socket has a reader goroutine that hands replies to the caller over a
@@ -52,6 +82,7 @@ func Systems() []System {
 type rawUDP struct {
 	addr    *net.UDPAddr
 	stop    func()
+	pid     int // the server child's, when child
 	handoff bool
 	child   bool
 }
@@ -67,23 +98,52 @@ func (s *rawUDP) Name() string {
 }
 
 func (s *rawUDP) Start() error {
-	a, stop, err := startEcho(s.child, childRawEcho, startRawEcho)
-	s.addr, s.stop = net.UDPAddrFromAddrPort(a), stop
+	a, stop, pid, err := startEcho(s.child, childRawEcho, startRawEcho)
+	s.addr, s.stop, s.pid = net.UDPAddrFromAddrPort(a), stop, pid
 	return err
 }
 
 // startEcho starts a system's echo server: in a child process running
 // job (this binary re-executed) when child is set, else in this process
-// by start. It returns the server's address and how to stop it.
-func startEcho(child bool, job string, start func() (netip.AddrPort, func(), error)) (netip.AddrPort, func(), error) {
+// by start. It returns the server's address, how to stop it, and the
+// child's process id (0 in this process).
+func startEcho(child bool, job string, start func() (netip.AddrPort, func(), error)) (netip.AddrPort, func(), int, error) {
 	if !child {
-		return start()
+		a, stop, err := start()
+		return a, stop, 0, err
 	}
 	c, err := startServerChild(job, 1)
 	if err != nil {
-		return netip.AddrPort{}, nil, err
+		return netip.AddrPort{}, nil, 0, err
 	}
-	return c.addrs[0], c.stop, nil
+	return c.addrs[0], c.stop, c.cmd.Process.Pid, nil
+}
+
+// pinRound places a round of callers calling a server in child process
+// pid (0: a server in this process) and returns what undoes it. A round
+// with one caller runs with every thread of this process and of the child
+// on one CPU: each call then wakes the other process on the CPU it runs
+// on. Left to the scheduler, an idle machine can put the woken thread on
+// the other, idle CPU, and on a virtual machine the wake-up of an idle
+// virtual CPU costs tens of microseconds each way
+// (bench/calls-context.md); it did so in some rounds and not in others,
+// and for one system more often than for another. Rounds of more callers
+// keep every CPU busy and run unpinned. Where pinning is not supported,
+// rounds run unpinned.
+func pinRound(pid, callers int) (unpin func(), err error) {
+	if pid == 0 || callers != 1 {
+		return func() {}, nil
+	}
+	unpin, err = pinTogether(pid)
+	if err == syscall.ENOSYS {
+		return func() {}, nil
+	}
+	return unpin, err
+}
+
+// pinned is a client's done that unpins the round after done.
+func pinned(done, unpin func()) func() {
+	return func() { done(); unpin() }
 }
 
 // startRawEcho starts the raw echo server on loopback.
@@ -109,6 +169,20 @@ func serveRawEcho(c *net.UDPConn) {
 }
 
 func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
+	call, done, err := s.client(callers, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	unpin, err := pinRound(s.pid, callers)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return call, pinned(done, unpin), nil
+}
+
+// client is Client without the round's placement.
+func (s *rawUDP) client(callers, size int) (func(int) bool, func(), error) {
 	conns := make([]*net.UDPConn, callers)
 	for i := range conns {
 		c, err := net.DialUDP("udp4", nil, s.addr)
@@ -196,6 +270,7 @@ var benchKey = []byte("fcbench cluster key, 32 bytes..")
 type fastcallSys struct {
 	addr  netip.AddrPort
 	stop  func()
+	pid   int  // the server child's, when child
 	ctx   int  // ctxBackground, ctxPerCall or ctxPerCaller
 	keyed bool // Config.Key on both ends
 	child bool
@@ -216,7 +291,7 @@ func (s *fastcallSys) Name() string {
 }
 
 func (s *fastcallSys) Start() (err error) {
-	s.addr, s.stop, err = startEcho(s.child, childFastcall, func() (netip.AddrPort, func(), error) { return startFastcallEcho(s.keyed) })
+	s.addr, s.stop, s.pid, err = startEcho(s.child, childFastcall, func() (netip.AddrPort, func(), error) { return startFastcallEcho(s.keyed) })
 	return err
 }
 
@@ -240,7 +315,16 @@ func startFastcallEcho(keyed bool) (netip.AddrPort, func(), error) {
 }
 
 func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
-	return s.clientTo(callers, size, s.addr)
+	call, done, err := s.clientTo(callers, size, s.addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	unpin, err := pinRound(s.pid, callers)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return call, pinned(done, unpin), nil
 }
 
 // clientTo is Client sending to dst (the server, or a relay in front of it).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,8 @@ type runEnv struct {
 	trials   int
 	interval time.Duration
 	scale    scaleOpts
+	systems  []string // calls: keys of the systems to run; nil for all of them
+	grpc     bool     // calls: run the gRPC-go peer
 	progress func(string)
 }
 
@@ -36,6 +39,9 @@ var runners = map[string]func(*runEnv) (*section, error){
 	"dispatchscale": runDispatchScale,
 	"scale":         runScale,
 }
+
+// errNotPicked is why a peer left out by -systems has no rows.
+var errNotPicked = errors.New("not among -systems")
 
 // writeChart writes an SVG next to RESULTS.md and links it.
 func (e *runEnv) writeChart(s *section, name, title, svg string) error {
@@ -62,12 +68,19 @@ func tableSection(data any, err error, heading, method string, table func(w io.W
 }
 
 func runCalls(e *runEnv) (*section, error) {
-	rs, err := bench.RunCalls(bench.Systems(), bench.CallShapes, e.o, e.progress)
+	systems := bench.Systems()
+	if e.systems != nil {
+		systems, _ = bench.SystemsOf(e.systems) // checked when the flag was read
+	}
+	rs, err := bench.RunCalls(systems, bench.CallShapes, e.o, e.progress)
 	if err != nil {
 		return nil, err
 	}
 	s := &section{}
-	grpc, gerr := bench.RunGRPC(e.peers, e.o)
+	grpc, gerr := []bench.CallResult(nil), errNotPicked
+	if e.grpc {
+		grpc, gerr = bench.RunGRPC(e.peers, e.o)
+	}
 	all := rs
 	if gerr == nil {
 		all = nil
@@ -86,7 +99,7 @@ func runCalls(e *runEnv) (*section, error) {
 	}
 	fmt.Fprintln(&s.md, "## calls: echo of a payload, one request datagram and one reply")
 	fmt.Fprintln(&s.md)
-	fmt.Fprintln(&s.md, "The fastcall row calls with context.Background in checksum mode. The deadline rows call as the services do: a context.WithTimeout (2s) made for each call and cancelled after it, or one per caller for the whole round. The authenticated row runs both ends with a cluster key (keyed tags, rfcd's default). The two child-process rows run the server in a child process (this binary re-executed) and the client in this one; their rounds are interleaved with the others'. allocs/call counts this process only: the client's and, for the in-process rows, the server's; the per-call deadline row includes context.WithTimeout's own allocations.")
+	fmt.Fprintln(&s.md, "The fastcall row calls with context.Background in checksum mode. The deadline rows call as the services do: a context.WithTimeout (2s) made for each call and cancelled after it, or one per caller for the whole round. The authenticated row runs both ends with a cluster key (keyed tags, rfcd's default). The two child-process rows run the server in a child process (this binary re-executed) and the client in this one; their rounds are interleaved with the others', and their sequential rounds run with both processes pinned to one CPU (bench/calls-context.md says why). allocs/call counts this process only: the client's and, for the in-process rows, the server's; the per-call deadline row includes context.WithTimeout's own allocations.")
 	fmt.Fprintln(&s.md)
 	bench.WriteCallsMarkdown(&s.md, all)
 	fmt.Fprintln(&s.md)

@@ -7,6 +7,14 @@
 // hashicorp/memberlist for detection) run as `go run` programs of the
 // nested module bench/peers; when that fails (no module download, say) the
 // case notes it in RESULTS.md and goes on.
+//
+// -systems picks some of the calls case's systems by short key (their
+// names hold commas): raw, raw-handoff, fastcall, deadline-call,
+// deadline-caller, keyed, netrpc, raw-child, fastcall-child, and grpc for
+// the gRPC-go peer; `-case calls -systems raw-child,fastcall-child` runs
+// the two cross-process rows alone. A run of some systems is a partial
+// run (results under the temporary directory unless -out is given); an
+// unknown key stops fcbench with exit status 2 before anything runs.
 package main
 
 import (
@@ -55,6 +63,7 @@ func run(args []string) int {
 	scaleBusy := fs.Int("scale-busy", 2, "scale: goroutines spinning in the saturated runs (0: idle runs only; at most 64)")
 	peers := fs.String("peers", "bench/peers", "directory of the nested module with the peer programs")
 	outDir := fs.String("out", "bench", "directory for RESULTS.md and charts")
+	systems := fs.String("systems", "all", "calls: systems to run, comma-separated: "+strings.Join(bench.SystemKeys, ", ")+", "+grpcKey+" (or all)")
 	asJSON := fs.Bool("json", false, "print the results as JSON on stdout instead of the markdown")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -89,10 +98,15 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "fcbench: -targets wants positive counts, comma-separated")
 		return 2
 	}
+	keys, grpc, err := parseSystems(*systems)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fcbench: -systems: %v\n", err)
+		return 2
+	}
 	o := bench.Options{Warmup: *warm, Duration: *dur, Rounds: *rounds}
 	cmdline := strings.TrimSpace("go run ./bench/cmd/fcbench " + strings.Join(args, " "))
 	m := bench.ThisMachine(cmdline)
-	full := true
+	full := keys == nil && grpc
 	for _, c := range allCases {
 		full = full && want[c]
 	}
@@ -104,6 +118,7 @@ func run(args []string) int {
 		return 1
 	}
 	env := &runEnv{o: o, outDir: *outDir, peers: *peers, trials: *trials, interval: *interval,
+		systems: keys, grpc: grpc,
 		scale:    scaleOpts{n: *scaleN, run: *scaleRun, interval: *scaleInterval, busy: *scaleBusy},
 		progress: func(s string) { fmt.Fprintln(os.Stderr, s) }}
 	start := time.Now()
@@ -183,4 +198,34 @@ func keptSection(path string) []byte {
 		return nil
 	}
 	return b[i+1:]
+}
+
+// grpcKey names the gRPC-go peer among -systems' keys: it runs in the
+// nested module, not among bench.Systems.
+const grpcKey = "grpc"
+
+// parseSystems reads -systems: "all", or keys of bench.SystemKeys and
+// grpcKey, comma-separated. It returns the calls systems' keys (nil for
+// all of them) and whether gRPC-go runs; a key it does not know, or no key,
+// is an error naming the known ones.
+func parseSystems(spec string) (keys []string, grpc bool, err error) {
+	if strings.TrimSpace(spec) == "all" {
+		return nil, true, nil
+	}
+	keys = []string{}
+	for _, k := range strings.Split(spec, ",") {
+		k = strings.TrimSpace(k)
+		if k == grpcKey {
+			grpc = true
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 && !grpc {
+		return nil, false, fmt.Errorf("no system named (%s, %s, all)", strings.Join(bench.SystemKeys, ", "), grpcKey)
+	}
+	if _, err := bench.SystemsOf(keys); err != nil {
+		return nil, false, fmt.Errorf("%v; or %s, all", err, grpcKey)
+	}
+	return keys, grpc, nil
 }

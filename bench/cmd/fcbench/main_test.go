@@ -3,7 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"fastcall/bench"
 )
 
 func TestResultsDir(t *testing.T) {
@@ -67,5 +71,42 @@ func TestKeptSection(t *testing.T) {
 	}
 	if got := keptSection(p); got != nil {
 		t.Fatalf("no section: %q", got)
+	}
+}
+
+// TestParseSystems: -systems picks calls systems by key and the gRPC-go
+// peer by its own; all is every one of them; an unknown key or none at
+// all is an error that names the known keys.
+func TestParseSystems(t *testing.T) {
+	keys, grpc, err := parseSystems("all")
+	if err != nil || keys != nil || !grpc {
+		t.Fatalf("all: %q, %v, %v", keys, grpc, err)
+	}
+	keys, grpc, err = parseSystems("raw-child, fastcall-child")
+	if err != nil || !slices.Equal(keys, []string{"raw-child", "fastcall-child"}) || grpc {
+		t.Fatalf("two keys: %q, %v, %v", keys, grpc, err)
+	}
+	if sys, _ := bench.SystemsOf(keys); len(sys) != 2 || sys[0].Name() != bench.RawChildSystem || sys[1].Name() != bench.FastcallChildSys {
+		t.Fatalf("systems of %q: %v", keys, sys)
+	}
+	keys, grpc, err = parseSystems("grpc")
+	if err != nil || len(keys) != 0 || !grpc {
+		t.Fatalf("grpc alone: %q, %v, %v", keys, grpc, err)
+	}
+	for _, bad := range []string{"", "raw,,fastcall", "raw-echo", "fastcall, server in a child process"} {
+		_, _, err := parseSystems(bad)
+		if err == nil || !strings.Contains(err.Error(), "raw-child") || !strings.Contains(err.Error(), grpcKey) {
+			t.Errorf("%q: error %v, want one naming the known keys", bad, err)
+		}
+	}
+}
+
+// TestBadSystemsFlag: a -systems value that names no known system stops
+// the run before anything is measured: exit 2.
+func TestBadSystemsFlag(t *testing.T) {
+	for _, v := range []string{"raw-echo", "", "raw,"} {
+		if rc := run([]string{"-case", "calls", "-systems", v, "-out", t.TempDir(), "-peers", t.TempDir()}); rc != 2 {
+			t.Errorf("-systems %q: exit %d, want 2", v, rc)
+		}
 	}
 }
