@@ -80,10 +80,12 @@ type Codec struct {
 	ghash [SizeTag]byte
 	tag   [SizeTag]byte
 	// scratch holds a copy of a datagram being verified, its tag field
-	// zeroed, because GCM takes M as one slice and Decode must not write
-	// into b: the caller may share it (a datagram kept for the duplicate
-	// cache, one buffer read by several goroutines). It grows to the
-	// largest datagram verified and is reused.
+	// zeroed, because GCM takes M as one slice and Decode leaves b as it
+	// found it: b is the caller's, and zeroing then restoring the tag in
+	// place would race with any goroutine reading b meanwhile (a datagram
+	// decoded by two codecs at once, TestKeyedDecodeLeavesInput). The copy
+	// costs far less than the tag. It grows to the largest datagram
+	// verified and is reused.
 	scratch []byte
 }
 
