@@ -1,0 +1,193 @@
+package rfc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// TestTagAttackLiveNode attacks a keyed endpoint on a real socket from a
+// raw UDP socket: every bit position of a valid request flipped once,
+// the request extended with zeros or cut (declared length fixed up, tag
+// kept), its tag zeroed or taken from another request, its AUTH flag
+// cleared, its version set to 1, and requests sealed under no key or
+// another key. The node answers none of them, runs none, counts each as
+// a drop under the reason the decoder gives, and still serves: a replay
+// of the one valid request is answered from the duplicate cache without
+// running again, and a fresh call works.
+func TestTagAttackLiveNode(t *testing.T) {
+	srv := newTestServer(t, func(c *Config) { c.Key = keyA })
+	raw := rawConn(t, srv.Endpoint)
+	inc := srv.Incarnation()
+	valid := encodeReqTo(t, keyA, callIncr, 1<<20, nowStamp(), inc, nil)
+	if _, err := raw.Write(valid); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readReply(raw, 5*time.Second); !ok {
+		t.Fatal("no reply to the valid request")
+	}
+	if srv.runs.Load() != 1 {
+		t.Fatalf("valid request ran %d times", srv.runs.Load())
+	}
+
+	base := encodeReqTo(t, keyA, callIncr, 2<<20, nowStamp(), inc, func(p *wire.Params) { p.Bytes([]byte("x")) })
+	dup := func() []byte { return append([]byte(nil), base...) }
+	var forged [][]byte
+	for i := range base {
+		b := dup()
+		b[i] ^= 1 << (i % 8)
+		forged = append(forged, b)
+	}
+	for _, k := range []int{1, 3, 16} {
+		b := append(dup(), make([]byte, k)...)
+		binary16(b[wire.OffPLen:], len(b)-wire.HeaderSize)
+		forged = append(forged, b)
+	}
+	cut := dup()[:len(base)-1]
+	binary16(cut[wire.OffPLen:], len(cut)-wire.HeaderSize)
+	forged = append(forged, cut, base[:wire.HeaderSize-1])
+	zero := dup()
+	clear(zero[wire.OffTag : wire.OffTag+wire.SizeTag])
+	moved := dup()
+	copy(moved[wire.OffTag:], valid[wire.OffTag:wire.OffTag+wire.SizeTag])
+	noAuth := dup()
+	noAuth[wire.OffFlags] &^= wire.FlagAuth
+	v1 := dup()
+	v1[wire.OffVersion] = 1
+	forged = append(forged, zero, moved, noAuth, v1,
+		encodeReqTo(t, nil, callIncr, 3<<20, nowStamp(), inc, nil),
+		encodeReqTo(t, keyB, callIncr, 4<<20, nowStamp(), inc, nil))
+
+	// What the decoder says of each, with the node's key: the counts the
+	// node must show. None may be accepted.
+	ref, err := wire.NewCodec(0, keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	var pk wire.Packet
+	for i, b := range forged {
+		r := ref.Decode(&pk, b)
+		if r == wire.ReasonNone {
+			t.Fatalf("forgery %d accepted by the codec", i)
+		}
+		want[r.String()]++
+	}
+	if want["tag"] == 0 || want["version"] < 2 || want["unauthenticated"] < 2 {
+		t.Fatalf("forgeries do not reach the tag check as meant: %v", want)
+	}
+
+	rx := srv.Stats().Rx
+	for _, b := range forged {
+		if _, err := raw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Microsecond) // stay inside the socket buffer
+	}
+	end := rx + uint64(len(forged))
+	if !waitFor(10*time.Second, func() bool { return srv.Stats().Rx >= end }) {
+		t.Fatalf("the node read %d of %d forgeries", srv.Stats().Rx-rx, len(forged))
+	}
+	if b, ok := readReply(raw, 200*time.Millisecond); ok {
+		t.Fatalf("a forgery was answered: %x", b)
+	}
+	got := srv.Stats().Drops
+	for name, n := range want {
+		if got[name] != n {
+			t.Fatalf("drops %v, want %v", got, want)
+		}
+	}
+	if srv.runs.Load() != 1 {
+		t.Fatalf("forgeries ran: %d runs", srv.runs.Load())
+	}
+
+	if _, err := raw.Write(valid); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readReply(raw, 5*time.Second); !ok {
+		t.Fatal("no cached reply to the replayed valid request")
+	}
+	cli := newTestEndpoint(t, func(c *Config) { c.Key = keyA })
+	if err := cli.Call(ctxTimeout(t, 5*time.Second), srv.Addr(), callIncr, nil, nil); err != nil {
+		t.Fatalf("call after the attack: %v", err)
+	}
+	if srv.runs.Load() != 2 {
+		t.Fatalf("runs %d after a replay and one fresh call, want 2", srv.runs.Load())
+	}
+}
+
+func binary16(b []byte, v int) { b[0], b[1] = byte(v>>8), byte(v) }
+
+// TestTagRotationInFlight: callers keep calling (inline, worker and
+// non-idempotent calls) while both ends swap
+// their current and previous keys over and over, each at its own time.
+// Every end accepts both keys throughout, so every call succeeds with
+// the right result and no datagram is dropped on its tag; under -race it
+// shows that the per-goroutine codecs re-key without sharing state.
+func TestTagRotationInFlight(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	srv := newTestServer(t, func(c *Config) { c.Key = keyA; c.PrevKey = keyB; c.Logger = quiet })
+	cli := newTestEndpoint(t, func(c *Config) { c.Key = keyA; c.PrevKey = keyB; c.Logger = quiet })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+				var rep Reply
+				var err error
+				switch i % 3 {
+				case 0:
+					err = cli.Call(cctx, srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(int64(g)); p.Int64(int64(i)) }), &rep)
+					if err == nil && rep.Param(0).Int64() != int64(g+i) {
+						err = errors.New("wrong sum")
+					}
+				case 1:
+					err = cli.Call(cctx, srv.Addr(), callEchoW, params(func(p *wire.Params) { p.Bytes(make([]byte, 100*g)) }), &rep)
+				default:
+					err = cli.Call(cctx, srv.Addr(), callIncr, nil, nil)
+				}
+				ccancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	keys := [2][]byte{keyA, keyB}
+	for i := 0; i < 40; i++ {
+		cur, prev := keys[i%2], keys[1-i%2]
+		ends := []*Endpoint{srv.Endpoint, cli}
+		if i%3 == 0 {
+			ends[0], ends[1] = ends[1], ends[0]
+		}
+		for _, ep := range ends {
+			if err := ep.SetKeys(cur, prev); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("call during rotation: %v", err)
+	}
+	for _, ep := range []*Endpoint{srv.Endpoint, cli} {
+		if d := ep.Stats().Drops; d["tag"] != 0 || d["unauthenticated"] != 0 {
+			t.Fatalf("drops during rotation: %v", d)
+		}
+	}
+	if srv.Stats().Rx == 0 || srv.runs.Load() == 0 {
+		t.Fatal("no calls ran during the rotation")
+	}
+}
