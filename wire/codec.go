@@ -92,7 +92,8 @@ type Codec struct {
 // NewCodec returns a codec with the given datagram size limit (0 means
 // DefaultMaxDatagram) and cluster key (nil or empty means checksum mode).
 // A limit outside [MinDatagram, MaxDatagram] or a key shorter than
-// MinKeyLen gives EINVAL.
+// MinKeyLen gives EINVAL; a key where the tag cannot be computed gives
+// ENOSYS (SetKeys).
 func NewCodec(limit int, key []byte) (*Codec, error) {
 	if limit == 0 {
 		limit = DefaultMaxDatagram
@@ -111,19 +112,23 @@ func NewCodec(limit int, key []byte) (*Codec, error) {
 
 // SetKeys installs the current key and, during a rotation window, the
 // previous one, which is still accepted on receive but never used to send.
-// Keys are copied.
+// Keys are copied. EINVAL for a key shorter than MinKeyLen; ENOSYS where
+// the tag's ciphers cannot be built: Go's FIPS 140-only mode
+// (GODEBUG=fips140=only) refuses GCM with a nonce the caller chooses, and
+// newTagKey's other steps cannot fail for a 32-byte AES key. On error the
+// codec keeps its keys.
 func (c *Codec) SetKeys(key, prev []byte) error {
 	if len(key) < MinKeyLen || (len(prev) > 0 && len(prev) < MinKeyLen) {
 		return EINVAL
 	}
 	tk, err := newTagKey(key)
 	if err != nil {
-		return EINVAL
+		return ENOSYS
 	}
 	var ptk *tagKey
 	if len(prev) > 0 {
 		if ptk, err = newTagKey(prev); err != nil {
-			return EINVAL
+			return ENOSYS
 		}
 	}
 	c.key, c.tk = append([]byte(nil), key...), tk

@@ -3,6 +3,8 @@ package wire
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"sync"
 	"testing"
 )
@@ -164,5 +166,32 @@ func TestKeyedClonesConcurrent(t *testing.T) {
 	}
 	if rs := parent.Decode(&p, shared); rs != ReasonNone {
 		t.Fatalf("parent after a clone was re-keyed: %v", rs)
+	}
+}
+
+// fipsChildEnv marks the re-executed test binary of TestKeyedTagFIPSOnly.
+const fipsChildEnv = "FASTCALL_WIRE_FIPS_CHILD"
+
+// TestKeyedTagFIPSOnly: in Go's FIPS 140-only mode (GODEBUG=fips140=only)
+// the standard library refuses GCM with a nonce the caller chooses, so
+// the keyed tag cannot be computed. A codec then refuses a key with
+// ENOSYS (not supported here), not EINVAL (which blames the key), and
+// never falls back to checksum mode. The test re-executes its binary in
+// that mode, which is fixed at process start.
+func TestKeyedTagFIPSOnly(t *testing.T) {
+	if os.Getenv(fipsChildEnv) == "1" {
+		if _, err := NewCodec(0, testKey); err != ENOSYS {
+			t.Fatalf("NewCodec with a key in FIPS 140-only mode: %v, want ENOSYS", err)
+		}
+		c := mustCodec(t, 0, nil)
+		if err := c.SetKeys(testKey, nil); err != ENOSYS || c.Authenticated() {
+			t.Fatalf("SetKeys in FIPS 140-only mode: %v, authenticated %v", err, c.Authenticated())
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKeyedTagFIPSOnly$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fipsChildEnv+"=1", "GODEBUG=fips140=only")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child in FIPS 140-only mode: %v\n%s", err, out)
 	}
 }
