@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,44 +125,59 @@ func TestTagAttackLiveNode(t *testing.T) {
 func binary16(b []byte, v int) { b[0], b[1] = byte(v>>8), byte(v) }
 
 // TestTagRotationInFlight: callers keep calling (inline, worker and
-// non-idempotent calls) while both ends swap
-// their current and previous keys over and over, each at its own time.
-// Every end accepts both keys throughout, so every call succeeds with
-// the right result and no datagram is dropped on its tag; under -race it
-// shows that the per-goroutine codecs re-key without sharing state.
+// non-idempotent calls) while both ends swap their current and previous
+// keys over and over, each at its own time. Every end accepts both keys
+// throughout, so every call succeeds with the right result and no
+// datagram is dropped on its tag; under -race it shows that the
+// per-goroutine codecs re-key without sharing state. Then both ends drop
+// keyA: the client's callers, on the same pending slots, get through to a
+// server that has only keyB, a client with only keyB gets through to the
+// server, and one with only keyA does not. That holds only if every codec
+// that had been in use (pending slots, readers, workers) took the new keys.
 func TestTagRotationInFlight(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 	srv := newTestServer(t, func(c *Config) { c.Key = keyA; c.PrevKey = keyB; c.Logger = quiet })
 	cli := newTestEndpoint(t, func(c *Config) { c.Key = keyA; c.PrevKey = keyB; c.Logger = quiet })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := 0; g < 4; g++ {
-		wg.Go(func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-				var rep Reply
-				var err error
-				switch i % 3 {
-				case 0:
-					err = cli.Call(cctx, srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(int64(g)); p.Int64(int64(i)) }), &rep)
-					if err == nil && rep.Param(0).Int64() != int64(g+i) {
-						err = errors.New("wrong sum")
-					}
-				case 1:
-					err = cli.Call(cctx, srv.Addr(), callEchoW, params(func(p *wire.Params) { p.Bytes(make([]byte, 100*g)) }), &rep)
-				default:
-					err = cli.Call(cctx, srv.Addr(), callIncr, nil, nil)
-				}
-				ccancel()
-				if err != nil {
-					errs <- err
-					return
-				}
+	dst := srv.Addr()
+	call := func(g, i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var rep Reply
+		switch i % 3 {
+		case 0:
+			err := cli.Call(ctx, dst, callAdd, params(func(p *wire.Params) { p.Int64(int64(g)); p.Int64(int64(i)) }), &rep)
+			if err == nil && rep.Param(0).Int64() != int64(g+i) {
+				err = errors.New("wrong sum")
 			}
-		})
+			return err
+		case 1:
+			return cli.Call(ctx, dst, callEchoW, params(func(p *wire.Params) { p.Bytes(make([]byte, 100*g)) }), &rep)
+		default:
+			return cli.Call(ctx, dst, callIncr, nil, nil)
+		}
 	}
+	// callers runs 4 callers until stop says so and returns the first
+	// error.
+	callers := func(stop func(i int) bool) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for g := 0; g < 4; g++ {
+			wg.Go(func() {
+				for i := 0; !stop(i); i++ {
+					if err := call(g, i); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		return <-errs
+	}
+	var done atomic.Bool
+	res := make(chan error, 1)
+	go func() { res <- callers(func(int) bool { return done.Load() }) }()
 	keys := [2][]byte{keyA, keyB}
 	for i := 0; i < 40; i++ {
 		cur, prev := keys[i%2], keys[1-i%2]
@@ -176,10 +192,8 @@ func TestTagRotationInFlight(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	cancel()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	done.Store(true)
+	if err := <-res; err != nil {
 		t.Fatalf("call during rotation: %v", err)
 	}
 	for _, ep := range []*Endpoint{srv.Endpoint, cli} {
@@ -187,7 +201,32 @@ func TestTagRotationInFlight(t *testing.T) {
 			t.Fatalf("drops during rotation: %v", d)
 		}
 	}
-	if srv.Stats().Rx == 0 || srv.runs.Load() == 0 {
+	if srv.runs.Load() == 0 {
 		t.Fatal("no calls ran during the rotation")
+	}
+	for _, ep := range []*Endpoint{srv.Endpoint, cli} {
+		if err := ep.SetKeys(keyB, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onlyB := newTestServer(t, func(c *Config) { c.Key = keyB; c.Logger = quiet })
+	dst = onlyB.Addr()
+	if err := callers(func(i int) bool { return i == 12 }); err != nil {
+		t.Fatalf("call to a keyB server after the rotation ended: %v", err)
+	}
+	for _, tc := range []struct {
+		key  []byte
+		want wire.Errno
+	}{{keyB, wire.OK}, {keyA, wire.ETIMEDOUT}} {
+		c := newTestEndpoint(t, func(c *Config) { c.Key = tc.key; c.Logger = quiet })
+		for _, no := range []uint16{callAdd, callEchoW} {
+			ps := params(func(p *wire.Params) { p.Int64(1); p.Int64(2) })
+			if no == callEchoW {
+				ps = params(func(p *wire.Params) { p.Bytes([]byte("x")) })
+			}
+			if err := c.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), no, ps, nil); wire.AsErrno(err) != tc.want {
+				t.Fatalf("call %#x from a client keyed %q after the rotation ended: %v, want %v", no, tc.key[:13], err, tc.want)
+			}
+		}
 	}
 }
