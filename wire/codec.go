@@ -267,7 +267,9 @@ func (c *Codec) verify(b []byte) Reason {
 // Decode validates datagram b (size, magic, version, flags, lengths,
 // integrity, parameters) and fills p with views into b. It returns
 // ReasonNone or the first reason for rejection; reason.Errno() gives the
-// error number. Decode never allocates and never reads outside b.
+// error number. Decode never reads outside b and allocates nothing in
+// steady state: a keyed codec allocates only when b is longer than every
+// datagram it verified before (its verify copy grows once to that size).
 func (c *Codec) Decode(p *Packet, b []byte) Reason {
 	if r := parseHeader(p, b, c.limit); r != ReasonNone {
 		return r
