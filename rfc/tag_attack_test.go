@@ -230,3 +230,48 @@ func TestTagRotationInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestTagLargestDatagramLive: keyed endpoints configured for the largest
+// UDP payload exchange a request and a reply of exactly wire.MaxDatagram
+// bytes over a real socket; a request past that size is refused before
+// sending (EMSGSIZE); a forged datagram of that size is dropped on its tag.
+func TestTagLargestDatagramLive(t *testing.T) {
+	big := func(c *Config) { c.Key = keyA; c.MaxDatagram = wire.MaxDatagram }
+	srv := newTestServer(t, big)
+	cli := newTestEndpoint(t, big)
+	const most = wire.MaxDatagram - wire.HeaderSize - wire.ParamHdrSize
+	val := make([]byte, most)
+	for i := range val {
+		val[i] = byte(i * 7)
+	}
+	sized := func(n int) *wire.Params {
+		p := new(wire.Params)
+		p.Reset(make([]byte, wire.MaxDatagram))
+		p.Bytes(val[:min(n, most)])
+		if n > most {
+			p.Bytes(nil)
+		}
+		return p
+	}
+	var rep Reply
+	if err := cli.Call(ctxTimeout(t, 5*time.Second), srv.Addr(), callEcho, sized(most), &rep); err != nil {
+		t.Fatalf("echo of %d bytes: %v", most, err)
+	}
+	if rep.Len != wire.MaxDatagram || string(rep.Param(0).Bytes()) != string(val) {
+		t.Fatalf("reply of %d bytes, echo intact %v", rep.Len, string(rep.Param(0).Bytes()) == string(val))
+	}
+	if err := cli.Call(ctxTimeout(t, 5*time.Second), srv.Addr(), callEcho, sized(most+1), nil); wire.AsErrno(err) != wire.EMSGSIZE {
+		t.Fatalf("request past %d bytes: %v, want EMSGSIZE", wire.MaxDatagram, err)
+	}
+	forged := append([]byte(nil), rep.Datagram()...)
+	forged[wire.OffFlags] = wire.FlagRequest | wire.FlagAuth
+	forged[len(forged)-1] ^= 1
+	raw := rawConn(t, srv.Endpoint)
+	tags := srv.Stats().Drops["tag"]
+	if _, err := raw.Write(forged); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { return srv.Stats().Drops["tag"] == tags+1 }) {
+		t.Fatalf("forged largest datagram: drops %v", srv.Stats().Drops)
+	}
+}
