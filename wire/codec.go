@@ -1,10 +1,11 @@
 package wire
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
-	"hash"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -12,10 +13,59 @@ import (
 // MinKeyLen is the shortest cluster key the codec accepts.
 const MinKeyLen = 16
 
+// Keyed tag (docs/PROTOCOL.md, "Integrity" and "Security"): the tag is
+// AES-256(Kp, AES-256-GCM(Kg).Seal(nonce tagNonce, plaintext empty,
+// additional data M)), where M is the datagram with its tag field taken
+// as zeros, and Kg, Kp are HKDF-SHA256 expansions of the cluster key (no
+// salt) with the two info labels below. GCM with an empty plaintext is
+// GHASH(M) masked by a constant block; the second AES keeps every GHASH
+// value secret, which is why one fixed nonce is sound here.
+const (
+	tagKeyLen     = 32                   // AES-256 key bytes, each of Kg and Kp
+	tagLabelGHASH = "fastcall tag ghash" // HKDF info for Kg
+	tagLabelPRP   = "fastcall tag prp"   // HKDF info for Kp
+	sizeTagNonce  = 12                   // GCM's standard nonce size
+)
+
+// tagNonce is the fixed GCM nonce of the keyed tag: eleven zero bytes and
+// a one.
+var tagNonce = [sizeTagNonce]byte{sizeTagNonce - 1: 1}
+
+// tagKey is one cluster key's tag state: the GHASH half and the PRP half.
+type tagKey struct {
+	gh  cipher.AEAD  // AES-256-GCM under Kg
+	prp cipher.Block // AES-256 under Kp
+}
+
+// newTagKey derives Kg and Kp from a cluster key.
+func newTagKey(key []byte) (*tagKey, error) {
+	kg, err := hkdf.Key(sha256.New, key, nil, tagLabelGHASH, tagKeyLen)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := hkdf.Key(sha256.New, key, nil, tagLabelPRP, tagKeyLen)
+	if err != nil {
+		return nil, err
+	}
+	gb, err := aes.NewCipher(kg)
+	if err != nil {
+		return nil, err
+	}
+	gh, err := cipher.NewGCM(gb)
+	if err != nil {
+		return nil, err
+	}
+	prp, err := aes.NewCipher(kp)
+	if err != nil {
+		return nil, err
+	}
+	return &tagKey{gh: gh, prp: prp}, nil
+}
+
 // Codec seals and opens datagrams: it writes headers, computes and checks
 // the checksum or keyed tag, and enforces the size limit. A Codec holds
-// per-goroutine scratch state (the HMAC instances) and is not safe for
-// concurrent use: give each goroutine its own, with Clone.
+// per-goroutine scratch state (the tag's block and the verify copy) and is
+// not safe for concurrent use: give each goroutine its own, with Clone.
 //
 // With no key the codec writes checksummed datagrams and rejects
 // authenticated ones (it cannot check them). With a key it writes
@@ -23,17 +73,27 @@ const MinKeyLen = 16
 // authenticated with the key or, during a rotation, the previous key.
 type Codec struct {
 	limit int
-	key   []byte    // current key; nil in checksum mode
-	prev  []byte    // previous key still accepted; nil if none
-	mac   hash.Hash // HMAC-SHA256 with key
-	pmac  hash.Hash // HMAC-SHA256 with prev
-	sum   [sha256.Size]byte
+	key   []byte  // current key; nil in checksum mode
+	prev  []byte  // previous key still accepted; nil if none
+	tk    *tagKey // tag state of key
+	ptk   *tagKey // tag state of prev; nil if none
+	ghash [SizeTag]byte
+	tag   [SizeTag]byte
+	// scratch holds a copy of a datagram being verified, its tag field
+	// zeroed, because GCM takes M as one slice and Decode leaves b as it
+	// found it: b is the caller's, and zeroing then restoring the tag in
+	// place would race with any goroutine reading b meanwhile (a datagram
+	// decoded by two codecs at once, TestKeyedDecodeLeavesInput). The copy
+	// costs far less than the tag. It grows to the largest datagram
+	// verified and is reused.
+	scratch []byte
 }
 
 // NewCodec returns a codec with the given datagram size limit (0 means
 // DefaultMaxDatagram) and cluster key (nil or empty means checksum mode).
 // A limit outside [MinDatagram, MaxDatagram] or a key shorter than
-// MinKeyLen gives EINVAL.
+// MinKeyLen gives EINVAL; a key where the tag cannot be computed gives
+// ENOSYS (SetKeys).
 func NewCodec(limit int, key []byte) (*Codec, error) {
 	if limit == 0 {
 		limit = DefaultMaxDatagram
@@ -52,17 +112,29 @@ func NewCodec(limit int, key []byte) (*Codec, error) {
 
 // SetKeys installs the current key and, during a rotation window, the
 // previous one, which is still accepted on receive but never used to send.
-// Keys are copied.
+// Keys are copied. EINVAL for a key shorter than MinKeyLen; ENOSYS where
+// the tag's ciphers cannot be built: Go's FIPS 140-only mode
+// (GODEBUG=fips140=only) refuses GCM with a nonce the caller chooses, and
+// newTagKey's other steps cannot fail for a 32-byte AES key. On error the
+// codec keeps its keys.
 func (c *Codec) SetKeys(key, prev []byte) error {
 	if len(key) < MinKeyLen || (len(prev) > 0 && len(prev) < MinKeyLen) {
 		return EINVAL
 	}
-	c.key = append([]byte(nil), key...)
-	c.mac = hmac.New(sha256.New, c.key)
-	c.prev, c.pmac = nil, nil
+	tk, err := newTagKey(key)
+	if err != nil {
+		return ENOSYS
+	}
+	var ptk *tagKey
 	if len(prev) > 0 {
+		if ptk, err = newTagKey(prev); err != nil {
+			return ENOSYS
+		}
+	}
+	c.key, c.tk = append([]byte(nil), key...), tk
+	c.prev, c.ptk = nil, ptk
+	if ptk != nil {
 		c.prev = append([]byte(nil), prev...)
-		c.pmac = hmac.New(sha256.New, c.prev)
 	}
 	return nil
 }
@@ -134,7 +206,9 @@ func (c *Codec) seal(b []byte) {
 		clear(tag[SizeSum:])
 		return
 	}
-	copy(tag, c.hmacOf(c.mac, b))
+	// The encoder owns b: M is b itself with the tag field zeroed.
+	clear(tag)
+	copy(tag, c.tagOf(c.tk, b))
 }
 
 // checksum is xxhash64 (seed 0) over the header up to the tag field
@@ -147,13 +221,13 @@ func checksum(b []byte) uint64 {
 	return d.Sum64()
 }
 
-// hmacOf returns the first SizeTag bytes of HMAC-SHA256 over the same
-// ranges as checksum, in the codec's scratch space.
-func (c *Codec) hmacOf(m hash.Hash, b []byte) []byte {
-	m.Reset()
-	m.Write(b[:OffTag])
-	m.Write(b[HeaderSize:])
-	return m.Sum(c.sum[:0])[:SizeTag]
+// tagOf returns the keyed tag of m, a datagram whose tag field is zero,
+// in the codec's scratch space: GHASH with the GCM mask under Kg, then
+// one AES block under Kp.
+func (c *Codec) tagOf(k *tagKey, m []byte) []byte {
+	g := k.gh.Seal(c.ghash[:0], tagNonce[:], nil, m)
+	k.prp.Encrypt(c.tag[:], g)
+	return c.tag[:]
 }
 
 // verify checks the integrity field of a datagram whose header parsed.
@@ -175,10 +249,16 @@ func (c *Codec) verify(b []byte) Reason {
 	if c.key == nil {
 		return ReasonTag
 	}
-	if subtle.ConstantTimeCompare(tag, c.hmacOf(c.mac, b)) == 1 {
+	if cap(c.scratch) < len(b) {
+		c.scratch = make([]byte, len(b))
+	}
+	m := c.scratch[:len(b)]
+	copy(m, b)
+	clear(m[OffTag : OffTag+SizeTag])
+	if subtle.ConstantTimeCompare(tag, c.tagOf(c.tk, m)) == 1 {
 		return ReasonNone
 	}
-	if c.pmac != nil && subtle.ConstantTimeCompare(tag, c.hmacOf(c.pmac, b)) == 1 {
+	if c.ptk != nil && subtle.ConstantTimeCompare(tag, c.tagOf(c.ptk, m)) == 1 {
 		return ReasonNone
 	}
 	return ReasonTag
@@ -187,7 +267,9 @@ func (c *Codec) verify(b []byte) Reason {
 // Decode validates datagram b (size, magic, version, flags, lengths,
 // integrity, parameters) and fills p with views into b. It returns
 // ReasonNone or the first reason for rejection; reason.Errno() gives the
-// error number. Decode never allocates and never reads outside b.
+// error number. Decode never reads outside b and allocates nothing in
+// steady state: a keyed codec allocates only when b is longer than every
+// datagram it verified before (its verify copy grows once to that size).
 func (c *Codec) Decode(p *Packet, b []byte) Reason {
 	if r := parseHeader(p, b, c.limit); r != ReasonNone {
 		return r

@@ -1,6 +1,8 @@
 // Package wire owns the bytes of fastcall's one datagram format: the fixed
 // header, the typed parameter segment, the checksum and the keyed
-// authentication tag, and the error numbers shared by every package.
+// authentication tag (GHASH by AES-GCM, then AES, under two keys derived
+// from the cluster key with HKDF-SHA256), and the error numbers shared by
+// every package.
 //
 // It knows bytes only: no sockets, no goroutines, no fmt, no reflection.
 // Encoders write into caller-owned buffers and decoders return views that

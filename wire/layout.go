@@ -4,7 +4,7 @@ package wire
 // from the previous field so that a change of one size moves the rest.
 const (
 	Magic   = 0xFCA1 // first two bytes of every datagram
-	Version = 1      // header layout version
+	Version = 2      // protocol version: raised on any incompatible change (docs/PROTOCOL.md, "Versions")
 
 	OffMagic   = 0
 	SizeMagic  = 2
@@ -51,7 +51,7 @@ const (
 	FlagError    = 1 << 2 // an error reply: Errno is non-zero
 	FlagOneWay   = 1 << 3 // request that wants no reply
 	FlagRetrans  = 1 << 4 // retransmission of an earlier request
-	FlagAuth     = 1 << 5 // the tag is an HMAC-SHA256-128, not a checksum
+	FlagAuth     = 1 << 5 // the tag is the keyed tag (GHASH then AES), not a checksum
 	flagReserved = 1<<6 | 1<<7
 )
 

@@ -366,14 +366,14 @@ func TestNoFmt(t *testing.T) {
 	}
 }
 
-// benchCodecs runs bench once per sealing mode (checksum, hmac), given a
+// benchCodecs runs bench once per sealing mode (checksum, keyed), given a
 // codec of the mode and a datagram buffer whose parameter segment holds
 // fourParams, described by p, under the sample header h.
 func benchCodecs(b *testing.B, bench func(b *testing.B, c *Codec, dg []byte, h *Header, p *Params)) {
 	for _, mode := range []struct {
 		name string
 		key  []byte
-	}{{"checksum", nil}, {"hmac", testKey}} {
+	}{{"checksum", nil}, {"keyed", testKey}} {
 		b.Run(mode.name, func(b *testing.B) {
 			c := mustCodec(b, 0, mode.key)
 			var p Params

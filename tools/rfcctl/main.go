@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"fastcall/wire"
 )
 
 // subcommand is one rfcctl verb.
@@ -79,6 +81,6 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	if _, code, ok := c.parse(args, nargs(0), "no arguments expected"); !ok {
 		return code
 	}
-	fmt.Fprintf(stdout, "rfcctl %s (protocol version 1)\n", Version)
+	fmt.Fprintf(stdout, "rfcctl %s (protocol version %d)\n", Version, wire.Version)
 	return 0
 }

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"fastcall/shm"
+	"fastcall/wire"
 )
 
 var binDir string
@@ -114,7 +116,7 @@ func TestSubcommands(t *testing.T) {
 		{"bench", []string{"bench", "-c", "2", "-d", "300ms", addr}, 0, "calls/s"},
 		{"bench json", []string{"bench", "-json", "-c", "2", "-d", "200ms", "-call", "add", addr}, 0, `"p99_us"`},
 		{"bench bad", []string{"bench", "-c", "0", addr}, 2, "bench: want"},
-		{"version", []string{"version"}, 0, "rfcctl "},
+		{"version", []string{"version"}, 0, "(protocol version " + strconv.Itoa(wire.Version) + ")"},
 		{"help", []string{"call", "-h"}, 0, "usage: rfcctl call"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"bad flag", []string{"ping", "-x", addr}, 2, "flag provided but not defined"},
