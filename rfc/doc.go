@@ -41,8 +41,9 @@
 // wake it; a wake-up that finds one new timer, as a heartbeat member's
 // one call every few hundred milliseconds leaves, starts no such linger
 // (timerHeap.linger). A timer due less than a tick before its next
-// wake-up waits for it, and a timer pushed while it is awake only marks
-// the alarm (timerHeap.push).
+// wake-up waits for it, one due earlier arms the alarm for its own time
+// (the goroutine does not wake at once to do so), and a timer pushed
+// while it is awake only marks the alarm (timerHeap.push).
 //
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram

@@ -106,13 +106,14 @@ func TestTimerNoLingerForSparseCalls(t *testing.T) {
 	if a == nil {
 		t.Skip("no alarm on this platform")
 	}
-	// Every sleep of the timer goroutine sets the alarm for a positive
-	// time (a kick sets it for none); settings are made under a.mu.
+	// Every sleep of the timer goroutine sets the alarm as the sleeper's
+	// own setting (alarm.set, at math.MaxInt64); a push's setting or a
+	// kick is not a sleep. Settings are made under a.mu.
 	var sleeps int
 	a.mu.Lock()
 	setF := a.setF
 	a.setF = func(fd uintptr) {
-		if a.d > 0 {
+		if a.at == math.MaxInt64 {
 			sleeps++
 		}
 		setF(fd)

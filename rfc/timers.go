@@ -27,6 +27,7 @@ type timerHeap struct {
 	h      []timerEntry
 	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
 	slack  int64         // how late an entry may fire rather than kick: the engine's tick with an alarm, else 0
+	now    func() int64  // (mu) the engine's clock, for a push that arms the alarm; set by timerLoop before it first sleeps
 	pushes uint64        // (mu) entries pushed by callers so far
 	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
 	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
@@ -69,19 +70,39 @@ func (t *timerHeap) add(e timerEntry, caller uint64) {
 	// with every few calls.
 	awake := t.wakeAt == math.MaxInt64
 	early := !awake && e.at < t.wakeAt-t.slack
-	if awake && t.alarm != nil {
+	if t.alarm == nil {
+		t.mu.Unlock()
+		if early || awake {
+			t.kick()
+		}
+		return
+	}
+	if awake || early {
 		// Under mu: the goroutine reads the mark after sleepingUntil
-		// (timerLoop), so it sees it; no system call is needed.
+		// (timerLoop), so it sees it. Awake, it looks again before it
+		// sleeps and no system call is needed; asleep, the mark makes
+		// it look again if it has not waited yet, and would otherwise
+		// set the alarm after the arm below.
 		t.alarm.mark()
 	}
+	var d time.Duration
+	if early {
+		// Asleep: the alarm is armed for the entry's own time, not
+		// fired at once. The goroutine wakes once, when the entry is
+		// due, instead of at once to set the alarm for it and again
+		// then: a call answered by then costs one wake-up, not two.
+		t.wakeAt = e.at
+		d = time.Duration(e.at - t.now())
+	}
 	t.mu.Unlock()
-	if early || (awake && t.alarm == nil) {
-		t.kick()
+	if early {
+		t.alarm.armEarlier(e.at, d)
 	}
 }
 
 // sleepingUntil records, before the timer goroutine sleeps, when it
-// wakes: a push of an earlier entry from now on kicks it.
+// wakes: a push of an earlier entry from now on kicks it (arms the alarm
+// for the entry's time, where there is one).
 func (t *timerHeap) sleepingUntil(at int64) {
 	t.mu.Lock()
 	t.wakeAt = at
@@ -94,8 +115,8 @@ func (t *timerHeap) sleepingUntil(at int64) {
 // when it finds two or more timers pushed by callers since the one before:
 // a sequential caller makes a call every few tens of microseconds and
 // keeps it busy; a heartbeat member, which pushes one call every few
-// hundred milliseconds and kicks the goroutine for it, finds one and does
-// not linger.
+// hundred milliseconds and arms the alarm for it, finds one and does not
+// linger.
 const timerLinger = 2
 
 // timerBusyPushes is how many callers' pushes since its previous wake-up
@@ -110,10 +131,10 @@ const timerBusyPushes = 2
 // never woken by a push (push kicks only for an entry due before wakeAt,
 // less the slack). Without it a sequential caller would find the
 // goroutine asleep until its sweep whenever the previous call's timer was
-// dropped with no call in flight, and its push would kick: a
-// timerfd_settime and an immediate expiry on the caller's path. One push
-// per wake-up starts no linger: each such push costs one kick, where
-// lingering would cost a wake-up per MinRTO for timerLinger MinRTOs.
+// dropped with no call in flight, and its push would arm the alarm: a
+// timerfd_settime on the caller's path. One push per wake-up starts no
+// linger: each such push costs that one system call, where lingering
+// would cost a wake-up per MinRTO for timerLinger MinRTOs.
 func (t *timerHeap) linger(now int64, wait, minRTO time.Duration) time.Duration {
 	t.mu.Lock()
 	if t.pushes-t.seen >= timerBusyPushes {
@@ -178,6 +199,9 @@ func (ep *Endpoint) timerLoop() {
 	var due [64]timerEntry
 	sweepAt := ep.sweepEvery()
 	if a := ep.timers.alarm; a != nil {
+		ep.timers.mu.Lock()
+		ep.timers.now = ep.Now
+		ep.timers.mu.Unlock()
 		for {
 			wait, again := ep.timerRound(&due, &sweepAt)
 			if again {
