@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,14 +24,19 @@ import (
 // without a timeout.
 //
 // set arms the alarm to fire after d (at once when d <= 0), replacing
-// any earlier setting. kick makes the sleeper's current or next wait
-// return at once: a kick between the sleeper's set and its wait is not
-// lost (the sleeper calls takeKick after set and skips the wait). wait
-// parks until the alarm fires and reports false once the alarm is
-// closed. One goroutine waits; set and kick may be called by any.
+// any earlier setting: it is the sleeper's own setting. armEarlier arms
+// it to fire after d, for engine time at, unless a caller's setting made
+// since the sleeper's last set fires no later than at, so that of
+// concurrent callers the earliest wins. kick makes the sleeper's current
+// or next wait return at once: a kick between the sleeper's set and its
+// wait is not lost (the sleeper calls takeKick after set and skips the
+// wait). wait parks until the alarm fires and reports false once the
+// alarm is closed. One goroutine waits and sets; armEarlier and kick may
+// be called by any.
 type alarm struct {
-	mu     sync.Mutex // serializes settings: d, spec and the system call
+	mu     sync.Mutex // serializes settings: d, at, spec and the system call
 	d      time.Duration
+	at     int64     // engine time of a caller's setting since the sleeper's set: math.MaxInt64 for none, math.MinInt64 for a kick
 	spec   alarmSpec // the system call's argument, kept here so that it is not allocated
 	buf    [8]byte   // what a read of the kernel timer fills in; the waiter's
 	raw    syscall.RawConn
@@ -40,16 +46,27 @@ type alarm struct {
 	close  func() error
 }
 
-func (a *alarm) set(d time.Duration) {
+func (a *alarm) set(d time.Duration) { a.arm(d, math.MaxInt64) }
+
+func (a *alarm) arm(d time.Duration, at int64) {
 	a.mu.Lock()
-	a.d = d
+	a.d, a.at = d, at
 	_ = a.raw.Control(a.setF)
+	a.mu.Unlock()
+}
+
+func (a *alarm) armEarlier(at int64, d time.Duration) {
+	a.mu.Lock()
+	if at < a.at {
+		a.d, a.at = d, at
+		_ = a.raw.Control(a.setF)
+	}
 	a.mu.Unlock()
 }
 
 func (a *alarm) kick() {
 	a.kicked.Store(true)
-	a.set(0)
+	a.arm(0, math.MinInt64)
 }
 
 // mark is kick for a waiter known to be awake: it will call takeKick

@@ -3,6 +3,7 @@
 package rfc
 
 import (
+	"math"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,7 @@ func newAlarm() *alarm {
 		f.Close()
 		return nil
 	}
-	a := &alarm{raw: raw, close: f.Close}
+	a := &alarm{raw: raw, close: f.Close, at: math.MaxInt64}
 	a.setF = a.settime
 	a.waitF = a.read
 	return a

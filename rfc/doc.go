@@ -35,12 +35,15 @@
 // twice per sequential call (alarm.go). It sleeps until the timer of the
 // first call still waiting, at least one engine tick (docs/PROTOCOL.md);
 // the timers of calls that finished are dropped, not waited for. While
-// calls are being made (a new timer seen within two MinRTOs) it sleeps
-// at most MinRTO, so that a call's own
-// timer, due MinRTO or more after it starts, never has to wake it
-// (timerHeap.linger); a timer due less than a tick before its next
-// wake-up waits for it, and a timer pushed while it is awake only marks
-// the alarm (timerHeap.push).
+// calls are being made (within two MinRTOs of a wake-up that found two or
+// more new timers since the one before) it sleeps at most MinRTO, so that
+// a call's own timer, due MinRTO or more after it starts, never has to
+// wake it; a wake-up that finds one new timer, as a heartbeat member's
+// one call every few hundred milliseconds leaves, starts no such linger
+// (timerHeap.linger). A timer due less than a tick before its next
+// wake-up waits for it, one due earlier arms the alarm for its own time
+// (the goroutine does not wake at once to do so), and a timer pushed
+// while it is awake only marks the alarm (timerHeap.push).
 //
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram

@@ -87,3 +87,61 @@ func TestTimerLingerAfterCalls(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestTimerNoLingerForSparseCalls checks that an endpoint making one call
+// every 100 ms, as a heartbeat member does, puts its timer goroutine to
+// sleep at most twice per call: once after the call's push kicked it, and
+// once after the call's first timer, dropped by then. A goroutine that
+// lingered after each push would sleep timerLinger times more.
+func TestTimerNoLingerForSparseCalls(t *testing.T) {
+	const (
+		minRTO = 20 * time.Millisecond // above a loopback round trip, even under -race
+		calls  = 20
+		every  = 100 * time.Millisecond
+	)
+	mod := func(c *Config) { c.MinRTO, c.InitialRTO = minRTO, minRTO }
+	srv := newTestServer(t, mod)
+	cli := newTestEndpoint(t, mod)
+	a := cli.timers.alarm
+	if a == nil {
+		t.Skip("no alarm on this platform")
+	}
+	// Every sleep of the timer goroutine sets the alarm as the sleeper's
+	// own setting (alarm.set, at math.MaxInt64); a push's setting or a
+	// kick is not a sleep. Settings are made under a.mu.
+	var sleeps int
+	a.mu.Lock()
+	setF := a.setF
+	a.setF = func(fd uintptr) {
+		if a.at == math.MaxInt64 {
+			sleeps++
+		}
+		setF(fd)
+	}
+	a.mu.Unlock()
+	slept := func() int {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return sleeps
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, 64))
+	ps.Bytes([]byte("x"))
+	call := func() {
+		if err := cli.Call(context.Background(), srv.Addr(), callEcho, &ps, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call() // the peer's first round trip
+	time.Sleep(every)
+	before := slept()
+	for i := 0; i < calls; i++ {
+		call()
+		time.Sleep(every)
+	}
+	n := slept() - before
+	t.Logf("%d sleeps of the timer goroutine for %d calls %v apart", n, calls, every)
+	if n > 2*calls+2 {
+		t.Fatalf("%d sleeps of the timer goroutine for %d calls %v apart: more than two a call", n, calls, every)
+	}
+}

@@ -50,12 +50,52 @@ func TestTimerPushWhileAwake(t *testing.T) {
 	if alarmFired(t, a) {
 		t.Fatal("a push while the goroutine is awake set the kernel timer")
 	}
-	// Asleep until 1000, an entry due at 500 still kicks it at once.
+	// Asleep until 1000 (engine time 0 now), an entry due at 500 arms
+	// the alarm for 500 ns from now.
+	th.now = func() int64 { return 0 }
 	th.sleepingUntil(1000)
 	th.push(timerEntry{at: 500, id: 2, idx: 1})
 	time.Sleep(5 * time.Millisecond)
 	if !alarmFired(t, a) {
 		t.Fatal("an entry due before the goroutine wakes did not fire the alarm")
+	}
+}
+
+// TestTimerPushArmsForEntry checks that a push of an entry due before the
+// sleeping goroutine wakes arms the alarm for the entry's time, not for
+// at once: the goroutine wakes once, when the entry is due, instead of
+// once to set the alarm for it and once more then. Of two such pushes the
+// earlier entry sets the alarm, whatever their order.
+func TestTimerPushArmsForEntry(t *testing.T) {
+	a := newAlarm()
+	if a == nil {
+		t.Skip("no alarm on this platform")
+	}
+	defer a.close()
+	var th timerHeap
+	th.init(8)
+	th.alarm = a
+	th.now = func() int64 { return 0 }
+	th.sleepingUntil(int64(2 * time.Hour))
+	a.set(2 * time.Hour)
+	th.push(timerEntry{at: int64(time.Hour), id: 1, idx: 0})
+	time.Sleep(5 * time.Millisecond)
+	if alarmFired(t, a) {
+		t.Fatal("an entry due in an hour fired the alarm at once")
+	}
+	if a.at != int64(time.Hour) || a.d != time.Hour {
+		t.Fatalf("alarm armed for %v (engine time %d), want an hour", a.d, a.at)
+	}
+	// An entry due in 2 ms arms it earlier; a later one does not undo it.
+	th.push(timerEntry{at: int64(2 * time.Millisecond), id: 2, idx: 1})
+	a.armEarlier(int64(30*time.Minute), 30*time.Minute) // a slower caller's arm for an entry in between
+	if a.d != 2*time.Millisecond {
+		t.Fatalf("alarm armed for %v, want 2ms", a.d)
+	}
+	for end := time.Now().Add(10 * time.Second); !alarmFired(t, a); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the alarm armed for 2ms did not fire")
+		}
 	}
 }
 

@@ -27,13 +27,15 @@ type timerHeap struct {
 	h      []timerEntry
 	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
 	slack  int64         // how late an entry may fire rather than kick: the engine's tick with an alarm, else 0
-	pushes uint64        // (mu) entries pushed so far
+	now    func() int64  // (mu) the engine's clock, for a push that arms the alarm; set by timerLoop before it first sleeps
+	pushes uint64        // (mu) entries pushed by callers so far
 	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
 	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
 	// The timer goroutine's own: pushes as it last saw them, and when it
-	// last saw them change (linger).
+	// last saw two or more new ones at once (linger).
 	seen   uint64
-	pushAt int64
+	busyAt int64
+	busy   bool // busyAt is set
 }
 
 func (t *timerHeap) init(n int) {
@@ -42,10 +44,16 @@ func (t *timerHeap) init(n int) {
 	t.wake = make(chan struct{}, 1)
 }
 
-func (t *timerHeap) push(e timerEntry) {
+// push adds a caller's entry; pushOwn adds one of the timer goroutine's
+// own (a retransmission's next timer), which is not counted in pushes:
+// a busy wake-up (linger) is about callers' pushes.
+func (t *timerHeap) push(e timerEntry)    { t.add(e, 1) }
+func (t *timerHeap) pushOwn(e timerEntry) { t.add(e, 0) }
+
+func (t *timerHeap) add(e timerEntry, caller uint64) {
 	t.mu.Lock()
 	t.h = append(t.h, e)
-	t.pushes++
+	t.pushes += caller
 	i := len(t.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -62,52 +70,79 @@ func (t *timerHeap) push(e timerEntry) {
 	// with every few calls.
 	awake := t.wakeAt == math.MaxInt64
 	early := !awake && e.at < t.wakeAt-t.slack
-	if awake && t.alarm != nil {
+	if t.alarm == nil {
+		t.mu.Unlock()
+		if early || awake {
+			t.kick()
+		}
+		return
+	}
+	if awake || early {
 		// Under mu: the goroutine reads the mark after sleepingUntil
-		// (timerLoop), so it sees it; no system call is needed.
+		// (timerLoop), so it sees it. Awake, it looks again before it
+		// sleeps and no system call is needed; asleep, the mark makes
+		// it look again if it has not waited yet, and would otherwise
+		// set the alarm after the arm below.
 		t.alarm.mark()
 	}
+	var d time.Duration
+	if early {
+		// Asleep: the alarm is armed for the entry's own time, not
+		// fired at once. The goroutine wakes once, when the entry is
+		// due, instead of at once to set the alarm for it and again
+		// then: a call answered by then costs one wake-up, not two.
+		t.wakeAt = e.at
+		d = time.Duration(e.at - t.now())
+	}
 	t.mu.Unlock()
-	if early || (awake && t.alarm == nil) {
-		t.kick()
+	if early {
+		t.alarm.armEarlier(e.at, d)
 	}
 }
 
 // sleepingUntil records, before the timer goroutine sleeps, when it
-// wakes: a push of an earlier entry from now on kicks it.
+// wakes: a push of an earlier entry from now on kicks it (arms the alarm
+// for the entry's time, where there is one).
 func (t *timerHeap) sleepingUntil(at int64) {
 	t.mu.Lock()
 	t.wakeAt = at
 	t.mu.Unlock()
 }
 
-// timerLinger is how many MinRTOs after it last saw a push the timer
+// timerLinger is how many MinRTOs after its last busy wake-up the timer
 // goroutine of a socket endpoint goes on waking at least once per MinRTO
-// (linger) before it sleeps as long as its heap lets it. A sequential
-// caller pushes before every wake-up and keeps it; a heartbeat member,
-// which pushes a call every few hundred milliseconds, costs two or three
-// wake-ups a call, where a linger of 64 wake-ups kept every member waking
-// every MinRTO for good (the figures are in bench/calls-context.md).
+// (linger) before it sleeps as long as its heap lets it. A wake-up is busy
+// when it finds two or more timers pushed by callers since the one before:
+// a sequential caller makes a call every few tens of microseconds and
+// keeps it busy; a heartbeat member, which pushes one call every few
+// hundred milliseconds and arms the alarm for it, finds one and does not
+// linger.
 const timerLinger = 2
+
+// timerBusyPushes is how many callers' pushes since its previous wake-up
+// make a wake-up of the timer goroutine busy (linger).
+const timerBusyPushes = 2
 
 // linger returns how long the timer goroutine of a socket endpoint
 // sleeps at now when its next due entry is wait away: at most minRTO
-// while it saw entries pushed within the last timerLinger MinRTOs. A
+// while its last busy wake-up was within the last timerLinger MinRTOs. A
 // call's first timer is at least MinRTO after its push (a call's timeout
 // shorter than that aside), so a goroutine that wakes within minRTO is
 // never woken by a push (push kicks only for an entry due before wakeAt,
 // less the slack). Without it a sequential caller would find the
 // goroutine asleep until its sweep whenever the previous call's timer was
-// dropped with no call in flight, and its push would kick: a
-// timerfd_settime and an immediate expiry on the caller's path.
+// dropped with no call in flight, and its push would arm the alarm: a
+// timerfd_settime on the caller's path. One push per wake-up starts no
+// linger: each such push costs that one system call, where lingering
+// would cost a wake-up per MinRTO for timerLinger MinRTOs.
 func (t *timerHeap) linger(now int64, wait, minRTO time.Duration) time.Duration {
 	t.mu.Lock()
-	if t.pushes != t.seen {
-		t.seen, t.pushAt = t.pushes, now
+	if t.pushes-t.seen >= timerBusyPushes {
+		t.busy, t.busyAt = true, now
 	}
-	active := t.pushes != 0 && now-t.pushAt < timerLinger*int64(minRTO)
+	t.seen = t.pushes
 	t.mu.Unlock()
-	if active && wait > minRTO {
+	if t.busy && now-t.busyAt < timerLinger*int64(minRTO) && wait > minRTO {
 		return minRTO
 	}
 	return wait
@@ -164,6 +199,9 @@ func (ep *Endpoint) timerLoop() {
 	var due [64]timerEntry
 	sweepAt := ep.sweepEvery()
 	if a := ep.timers.alarm; a != nil {
+		ep.timers.mu.Lock()
+		ep.timers.now = ep.Now
+		ep.timers.mu.Unlock()
 		for {
 			wait, again := ep.timerRound(&due, &sweepAt)
 			if again {
@@ -287,7 +325,7 @@ func (ep *Endpoint) expire(e timerEntry, now int64) {
 		// its reply or its deadline.
 		id, idx, at := p.mu.callID, p.idx, p.mu.deadline
 		p.mu.Unlock()
-		ep.timers.push(timerEntry{at: at, id: id, idx: idx})
+		ep.timers.pushOwn(timerEntry{at: at, id: id, idx: idx})
 		return
 	}
 	p.mu.rto = backoff(p.mu.rto, int64(ep.cfg.MaxRTO))
@@ -300,5 +338,5 @@ func (ep *Endpoint) expire(e timerEntry, now int64) {
 	id, idx, callNo := p.mu.callID, p.idx, p.mu.callNo
 	p.mu.Unlock()
 	ep.stats.callOut(callNo).retrans.Add(1)
-	ep.timers.push(timerEntry{at: at, id: id, idx: idx})
+	ep.timers.pushOwn(timerEntry{at: at, id: id, idx: idx})
 }
