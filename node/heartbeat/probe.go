@@ -61,6 +61,10 @@ type prober struct {
 	health   int   // local health score (loop-owned; published in Stats)
 	late     int64 // how late this tick came past Tick (0: on time; see gauge)
 	gossipAt int64 // engine clock of the next gossip round
+	credit   int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
+	lagCur   int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
+	lagPrev  int64 // the same in the previous window
+	lagAt    int64 // engine clock the lag window began
 	targets  []netip.AddrPort
 	relays   []relayProbe
 	helpers  []netip.AddrPort
@@ -99,6 +103,8 @@ func (s *Service) probeLoop(seed uint64) {
 	defer tk.Stop()
 	pr.lastNs = s.ep.Now()
 	pr.onTime = pr.lastNs
+	pr.lagAt = pr.lastNs
+	pr.credit = pr.bank()
 	for {
 		select {
 		case <-s.done:
@@ -141,10 +147,26 @@ func (s *Service) probeLoop(seed uint64) {
 // timers past it and ignores the probes that failed meanwhile).
 func (pr *prober) gauge(now int64) {
 	s := pr.s
-	late := now-pr.lastNs > int64(s.cfg.Tick)+int64(s.cfg.Interval)/4
+	tick := int64(s.cfg.Tick)
+	over := now - pr.lastNs - tick
+	late := over > int64(s.cfg.Interval)/4
 	pr.late = 0
 	if late {
-		pr.late = now - pr.lastNs - int64(s.cfg.Tick)
+		pr.late = over
+	}
+	// The lag: how late this node's own ticks come, over the last one
+	// to two Intervals. Replies to this node's probes and its view of
+	// others' timers are as late as its own ticks, so the deadlines it
+	// sets wait that much longer (lag); one missed Tick or less is
+	// granularity, not lag.
+	if now-pr.lagAt >= int64(s.cfg.Interval) {
+		pr.lagPrev, pr.lagCur, pr.lagAt = pr.lagCur, 0, now
+	}
+	if over > tick && over > pr.lagCur {
+		pr.lagCur = over
+	}
+	if now > pr.lastNs {
+		pr.credit = min(pr.credit+now-pr.lastNs, pr.bank())
 	}
 	pr.lastNs = now
 	s.mu.Lock()
@@ -172,6 +194,51 @@ func (pr *prober) gauge(now int64) {
 // stretch scales a timeout by the local health score.
 func (pr *prober) stretch(d time.Duration) time.Duration {
 	return d * time.Duration(1+pr.health)
+}
+
+// lag is how late this node's own ticks have come over the last one to
+// two Intervals (0 when none came more than a Tick late). The deadlines
+// this node sets for others (a probe, an indirect round, a suspicion
+// timer) are stretched by the health score and then extended by the lag:
+// a node whose timers run a second late also reads replies a second late.
+func (pr *prober) lag() int64 {
+	return max(pr.lagCur, pr.lagPrev)
+}
+
+// cost is what one datagram of failure-driven work draws from the
+// budget, in ns of credit: Interval·(1+health)/Budget, so that the
+// credit earned in one Interval, one ns per ns, pays for Budget/(1+health)
+// datagrams.
+func (pr *prober) cost() int64 {
+	return int64(pr.stretch(pr.s.cfg.Interval)) / int64(max(1, pr.s.cfg.Budget))
+}
+
+// bank is the most credit held: one Interval, and at least one indirect
+// round's worth (IndirectProbes requests and the direct probe), so that a
+// member at any health can still open a round.
+func (pr *prober) bank() int64 {
+	return max(int64(pr.s.cfg.Interval), int64(pr.s.cfg.IndirectProbes+1)*pr.cost())
+}
+
+// spend draws n datagrams of failure-driven work from the budget and
+// reports whether they may be sent now (Config.Budget; 0: always).
+// Work refused is tried again at a later tick (a relay is dropped): a
+// member starved of CPU, whose probes fail because its own replies and
+// timers run late, does not add work in proportion to its failures.
+func (pr *prober) spend(n int) bool {
+	s := pr.s
+	if s.cfg.Budget == 0 {
+		s.stats.extra.Add(uint64(n))
+		return true
+	}
+	c := int64(n) * pr.cost()
+	if pr.credit < c {
+		s.stats.deferred.Add(uint64(n))
+		return false
+	}
+	pr.credit -= c
+	s.stats.extra.Add(uint64(n))
+	return true
 }
 
 // schedule adds to the active list the members touched outside the loop
@@ -248,7 +315,13 @@ func (pr *prober) schedule(now int64) {
 		n = 0
 	}
 	for i := k - n + 1; i <= k; i++ {
-		pr.scheduleSlotLocked(i)
+		// A node at local health h uses one slot in 1+h (Lifeguard
+		// stretches the probe period): a node whose own ticks run late
+		// probes less, so that its probes, and the work their failures
+		// cause, fit the CPU it gets.
+		if i%int64(1+pr.health) == 0 {
+			pr.scheduleSlotLocked(i)
+		}
 	}
 	s.mu.Unlock()
 }
@@ -336,7 +409,22 @@ func (pr *prober) gossip(now int64) {
 		}
 	}
 	s.mu.Unlock()
-	for _, a := range pr.targets {
+	for i, a := range pr.targets {
+		s.mu.Lock()
+		pending := s.pendingUpdatesLocked()
+		s.mu.Unlock()
+		if !pending {
+			break
+		}
+		if !pr.spend(1) {
+			if urgent && i == 0 {
+				// Tried again at the next tick.
+				s.mu.Lock()
+				s.mu.gossipNow = true
+				s.mu.Unlock()
+			}
+			break
+		}
 		pr.upd = s.takeUpdates(pr.upd[:0], piggybackBuf)
 		if len(pr.upd) == 0 {
 			break
@@ -376,7 +464,7 @@ func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view, upd []byte
 // piggybacking the membership updates due; the call's deadline is
 // timeout stretched by the local health.
 func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration) (*rfc.Pending, error) {
-	pr.ctx.at = time.Now().Add(pr.stretch(timeout))
+	pr.ctx.at = time.Now().Add(pr.stretch(timeout) + time.Duration(pr.lag()))
 	pr.upd = pr.s.takeUpdates(pr.upd[:0], piggybackBuf)
 	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
@@ -530,26 +618,39 @@ func (pr *prober) step(m *member, now int64) bool {
 			break
 		}
 		if m.fails >= cfg.SuspectAfter {
-			seq = pr.startRoundLocked(m, now)
-			wantProbe = m.probe == nil
+			// The round (its requests and a direct probe) is paid from
+			// the budget; with none left it opens at a later tick, and
+			// m is suspected later.
+			cost := cfg.IndirectProbes
+			if m.probe == nil {
+				cost++
+			}
+			if pr.spend(cost) {
+				seq = pr.startRoundLocked(m, now)
+				wantProbe = m.probe == nil
+			}
 			break
 		}
 		if m.tellDied && m.probe == nil {
 			// Rejoined after this node declared it dead: tell it now,
 			// busy link or not, so it drops what this node gave up on.
-			wantProbe = true
+			wantProbe = pr.spend(1)
 			break
 		}
 		// A pinned member, one whose last probe failed, and every member
 		// of a cluster of ProbesPerInterval+1 or fewer are probed on
 		// their own cadence every Interval; the others when the schedule
 		// picks them.
-		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt) {
+		// A probe of a member whose last probe failed is paid from the
+		// budget; with none left it waits for a later tick.
+		heard := now-m.heardNs < int64(cfg.Interval)
+		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt &&
+			(m.pinned || small || heard || m.probe != nil || pr.spend(1))) {
 			m.probeAt += int64(cfg.Interval)
 			if m.probeAt <= now {
 				m.probeAt = now + int64(cfg.Interval)
 			}
-			if now-m.heardNs < int64(cfg.Interval) {
+			if heard {
 				m.fails = 0
 				s.stats.probesSkipped.Add(1)
 			} else {
@@ -571,7 +672,7 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to)) {
+		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to))+pr.lag() {
 			// Only a suspicion this node has seen fail for itself ends
 			// in a death: a member cut off from m (rightly suspecting
 			// it from where it stands) cannot make a member that still
@@ -591,7 +692,12 @@ func (pr *prober) step(m *member, now int64) bool {
 		// they heard the suspicion, spread by its dissemination.
 		lazy = !m.susp.own && !m.susp.verified && !m.pinned && !small
 		checkAt := m.susp.start + int64(pr.stretch(to)) - int64(pr.stretch(cfg.ProbeTimeout)) - int64(cfg.Tick)
-		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt && (!lazy || now >= checkAt))) {
+		// Probes off the schedule of a member not probed on its own
+		// cadence are paid from the budget; with none left they wait
+		// for a later tick (the timer waits for a failed probe of this
+		// node's own).
+		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt && (!lazy || now >= checkAt) &&
+			(m.pinned || small || pr.spend(1)))) {
 			// Picked by the schedule, this node's own suspicion, or one
 			// heard and not yet verified here (probed every Interval):
 			// the probe tells it that it is suspected, so that a live
@@ -622,8 +728,12 @@ func (pr *prober) step(m *member, now int64) bool {
 		// dissemination ends.
 		recent := m.state == StateAlive && !m.pinned && !small && m.probeSent != 0 && now-m.probeSent < int64(cfg.Interval)
 		if m.probe == nil && !(m.state == StateSuspect && lazy) && !recent {
-			wantProbe = true
-			m.checking = m.state == StateSuspect
+			if m.pinned || small || pr.spend(1) {
+				wantProbe = true
+				m.checking = m.state == StateSuspect
+			} else {
+				m.probeNow = true // paid at a later tick
+			}
 		}
 	}
 	v := m.viewLocked()
@@ -659,7 +769,7 @@ func (pr *prober) step(m *member, now int64) bool {
 		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
 			m.probe = p
 			m.probeSent = now
-			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout))
+			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout)) + pr.lag()
 		} else {
 			s.stats.probes.Add(1)
 			s.stats.probeFails.Add(1)
@@ -706,7 +816,7 @@ func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
 func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
 	s := pr.s
 	m.roundStart = now
-	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout))
+	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout)) + pr.lag()
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
 	n := len(s.mu.order)
@@ -752,6 +862,13 @@ drain:
 		case job = <-s.relayQ:
 		default:
 			break drain
+		}
+		if !pr.spend(1) {
+			// No budget left: dropped unanswered. The asker's round
+			// counts only acks that say reached; a probe this node
+			// could not follow in time would say nothing better.
+			s.stats.relayDropped.Add(1)
+			continue
 		}
 		p, err := pr.goProbe(job.target, job.v, s.cfg.ProbeTimeout)
 		if err != nil {
