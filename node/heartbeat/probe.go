@@ -120,22 +120,26 @@ func (s *Service) probeLoop(seed uint64) {
 			return
 		default:
 		}
-		now := s.ep.Now()
-		pr.gauge(now)
-		pr.schedule(now)
-		kept := pr.active[:0]
-		for _, m := range pr.active {
-			if pr.step(m, now) {
-				kept = append(kept, m)
-			} else {
-				m.active = false
-			}
-		}
-		clear(pr.active[len(kept):])
-		pr.active = kept
-		pr.runRelays()
-		pr.gossip(now)
+		pr.tick(s.ep.Now())
 	}
+}
+
+// tick is one pass of the probe loop at engine clock now.
+func (pr *prober) tick(now int64) {
+	pr.gauge(now)
+	pr.schedule(now)
+	kept := pr.active[:0]
+	for _, m := range pr.active {
+		if pr.step(m, now) {
+			kept = append(kept, m)
+		} else {
+			m.active = false
+		}
+	}
+	clear(pr.active[len(kept):])
+	pr.active = kept
+	pr.runRelays()
+	pr.gossip(now)
 }
 
 // gauge updates the local health score from this node's own timeliness:
@@ -213,11 +217,12 @@ func (pr *prober) cost() int64 {
 	return int64(pr.stretch(pr.s.cfg.Interval)) / int64(max(1, pr.s.cfg.Budget))
 }
 
-// bank is the most credit held: one Interval, and at least one indirect
-// round's worth (IndirectProbes requests and the direct probe), so that a
-// member at any health can still open a round.
+// bank is the most credit held: one Interval, and at least two indirect
+// rounds' worth (IndirectProbes requests and the direct probe each), so
+// that a member at any health can still open a round and run a relay
+// (spendLow).
 func (pr *prober) bank() int64 {
-	return max(int64(pr.s.cfg.Interval), int64(pr.s.cfg.IndirectProbes+1)*pr.cost())
+	return max(int64(pr.s.cfg.Interval), int64(2*(pr.s.cfg.IndirectProbes+1))*pr.cost())
 }
 
 // spend draws n datagrams of failure-driven work from the budget and
@@ -226,13 +231,25 @@ func (pr *prober) bank() int64 {
 // member starved of CPU, whose probes fail because its own replies and
 // timers run late, does not add work in proportion to its failures.
 func (pr *prober) spend(n int) bool {
+	return pr.draw(n, 0)
+}
+
+// spendLow is spend for work done for others (an indirect probe asked
+// for): it leaves one indirect round's worth in the bank, so that this
+// node's own rounds and probes, paid at the next ticks, come first.
+func (pr *prober) spendLow(n int) bool {
+	return pr.draw(n, pr.s.cfg.IndirectProbes+1)
+}
+
+// draw takes n datagrams from the budget if n+keep are there.
+func (pr *prober) draw(n, keep int) bool {
 	s := pr.s
 	if s.cfg.Budget == 0 {
 		s.stats.extra.Add(uint64(n))
 		return true
 	}
 	c := int64(n) * pr.cost()
-	if pr.credit < c {
+	if pr.credit < c+int64(keep)*pr.cost() {
 		s.stats.deferred.Add(uint64(n))
 		return false
 	}
@@ -863,7 +880,7 @@ drain:
 		default:
 			break drain
 		}
-		if !pr.spend(1) {
+		if !pr.spendLow(1) {
 			// No budget left: dropped unanswered. The asker's round
 			// counts only acks that say reached; a probe this node
 			// could not follow in time would say nothing better.
