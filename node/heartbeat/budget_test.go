@@ -3,6 +3,8 @@ package heartbeat
 import (
 	"net/netip"
 	"testing"
+
+	"fastcall/rfc"
 )
 
 // starvedSends is what the probe loop has sent so far: probes, indirect
@@ -28,11 +30,15 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 	// The suspects stay suspect for the whole test: each is probed
 	// every Interval.
 	s.cfg.SuspicionMin = 20 * s.cfg.Interval
+	// Addresses nothing answers on, all held open until each is taken
+	// (a port closed at once could be handed out again).
+	var gone []*rfc.Endpoint
 	for i := range 23 {
-		gone := newEndpoint(t, uint32(10+i), nil)
-		a := gone.Addr()
-		gone.Close()
-		if err := s.AddMember(a); err != nil {
+		gone = append(gone, newEndpoint(t, uint32(10+i), nil))
+	}
+	for _, g := range gone {
+		g.Close()
+		if err := s.AddMember(g.Addr()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,11 +58,12 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 	now := t0
 	// run drives cycles of ten ticks, the last Interval/2 late, asking
 	// for one relay at each, and returns the engine time reached.
+	starved := true
 	run := func(cycles int) int64 {
 		for c := range cycles {
 			for i := range 10 {
 				now += tick
-				if i == 9 {
+				if i == 9 && starved {
 					now += iv / 2
 				}
 				select {
@@ -87,4 +94,20 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 		t.Errorf("nothing deferred: the budget was never reached (%+v)", st)
 	}
 	t.Logf("%d datagrams in %.1f Intervals: %.1f per Interval (bound %.1f)", n, intervals, per, bound)
+
+	// Fed again (every tick on time), it is back at health 0 within
+	// healthMax Intervals and does the work at the full budget.
+	starved = false
+	run(10)
+	if pr.health != 0 {
+		t.Fatalf("health %d after ten cycles on time, want 0", pr.health)
+	}
+	from, sent = now, starvedSends(s)
+	end = run(20)
+	n = starvedSends(s) - sent
+	intervals = float64(end-from) / float64(iv)
+	if per := float64(n) / intervals; per < float64(s.cfg.Budget)/2 {
+		t.Errorf("fed again: %d datagrams in %.1f Intervals (%.1f per Interval), want at least half the budget, %d",
+			n, intervals, per, s.cfg.Budget/2)
+	}
 }
