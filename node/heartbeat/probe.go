@@ -201,12 +201,14 @@ func (pr *prober) stretch(d time.Duration) time.Duration {
 }
 
 // lag is how late this node's own ticks have come over the last one to
-// two Intervals (0 when none came more than a Tick late). The deadlines
-// this node sets for others (a probe, an indirect round, a suspicion
-// timer) are stretched by the health score and then extended by the lag:
-// a node whose timers run a second late also reads replies a second late.
+// two Intervals (0 when none came more than a Tick late), at most one
+// Interval. The deadlines this node sets for others (a probe, an
+// indirect round, a suspicion timer) are stretched by the health score
+// and then extended by the lag: a node whose timers run late also reads
+// replies late. A longer stall is the stall rule's (gauge): the timers
+// open across it move past it.
 func (pr *prober) lag() int64 {
-	return max(pr.lagCur, pr.lagPrev)
+	return min(max(pr.lagCur, pr.lagPrev), int64(pr.s.cfg.Interval))
 }
 
 // cost is what one datagram of failure-driven work draws from the
