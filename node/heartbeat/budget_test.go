@@ -84,7 +84,7 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 	n := starvedSends(s) - sent
 	intervals := float64(end-from) / float64(iv)
 	per := float64(n) / intervals
-	bound := float64(s.cfg.ProbesPerInterval) + float64(s.cfg.Budget)/float64(1+healthMax)
+	bound := float64(s.cfg.ProbesPerInterval) + float64(s.cfg.Budget)/float64((1+healthMax)*(1+healthMax))
 	// One bank of credit may be spent on top (bank).
 	if limit := bound*intervals + float64(s.cfg.Budget); float64(n) > limit {
 		t.Errorf("starved member sent %d datagrams in %.1f Intervals (%.1f per Interval), want at most %.0f (%.1f per Interval and one bank)",

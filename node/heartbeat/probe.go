@@ -212,11 +212,15 @@ func (pr *prober) lag() int64 {
 }
 
 // cost is what one datagram of failure-driven work draws from the
-// budget, in ns of credit: Interval·(1+health)/Budget, so that the
-// credit earned in one Interval, one ns per ns, pays for Budget/(1+health)
-// datagrams.
+// budget, in ns of credit: Interval·(1+health)²/Budget, so that the
+// credit earned in one Interval, one ns per ns, pays for
+// Budget/(1+health)² datagrams: 16, 4, 1.8, 1, 0.64 per Interval with
+// the default Budget. The schedule's own probes fall as 1/(1+health)
+// (schedule); the failures a starved node sees are mostly its own
+// lateness, so the work they cause falls faster.
 func (pr *prober) cost() int64 {
-	return int64(pr.stretch(pr.s.cfg.Interval)) / int64(max(1, pr.s.cfg.Budget))
+	h := int64(1 + pr.health)
+	return h * h * int64(pr.s.cfg.Interval) / int64(max(1, pr.s.cfg.Budget))
 }
 
 // bank is the most credit held: one Interval, and at least two indirect
@@ -945,6 +949,7 @@ func (s *Service) reprobeLoop() {
 	cursor := 0
 	reprobeMax := s.cfg.ProbesPerInterval * max(1, int(s.cfg.ReprobeInterval/s.cfg.Interval))
 	rp := &reprober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram)}
+	checks := 0 // checks of revivals heard since the last round
 	for {
 		select {
 		case <-s.done:
@@ -958,7 +963,9 @@ func (s *Service) reprobeLoop() {
 				v = m.viewLocked()
 			}
 			s.mu.Unlock()
-			if ok {
+			if ok && checks < reprobeLimit(reprobeMax, int(s.stats.health.Load())) {
+				// Past the limit the member waits for a round.
+				checks++
 				rp.probe(reprobeTarget{a, v})
 			}
 			continue
@@ -966,11 +973,16 @@ func (s *Service) reprobeLoop() {
 		}
 		// At most reprobeMax dead members per round, round-robin from
 		// where the last round stopped: the cost of reprobing stays that
-		// of the probe schedule however many members are dead.
+		// of the probe schedule however many members are dead. A node at
+		// local health h probes reprobeMax/(1+h)², as the budget for
+		// failure-driven work falls (prober.cost), and as many checks of
+		// revivals heard between two rounds.
+		checks = 0
+		limit := reprobeLimit(reprobeMax, int(s.stats.health.Load()))
 		dead = dead[:0]
 		s.mu.Lock()
 		n := len(s.mu.order)
-		for i := 0; i < n && len(dead) < reprobeMax; i++ {
+		for i := 0; i < n && len(dead) < limit; i++ {
 			m := s.mu.order[(cursor+i)%n]
 			if !m.removed && m.state == StateDead && (!m.learnt || m.heardNs != 0) {
 				// A member added on another member's word and never
@@ -978,7 +990,7 @@ func (s *Service) reprobeLoop() {
 				// sent to for as long as the cluster runs.
 				dead = append(dead, reprobeTarget{m.addr, m.viewLocked()})
 			}
-			if i == n-1 || len(dead) == reprobeMax {
+			if i == n-1 || len(dead) == limit {
 				cursor = (cursor + i + 1) % n
 			}
 		}
@@ -992,6 +1004,12 @@ func (s *Service) reprobeLoop() {
 			rp.probe(t)
 		}
 	}
+}
+
+// reprobeLimit is the dead members a reprobe round probes at local
+// health h: most/(1+h)², at least one.
+func reprobeLimit(most, h int) int {
+	return max(1, most/((1+h)*(1+h)))
 }
 
 // reprobeTarget is a dead member the reprobe loop probes, with the view
