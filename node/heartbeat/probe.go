@@ -609,12 +609,20 @@ func (pr *prober) step(m *member, now int64) bool {
 		m.roundEnd += pr.late
 		m.susp.start += pr.late
 	}
+	// A node whose own ticks run late (health above what others' claims
+	// can raise it to) holds its verdicts: the failures it sees are
+	// most likely its own lateness. Its failed probes count for nothing
+	// (no indirect round, no confirmation, no verified suspicion), and
+	// an indirect round that ran out stays open; once its ticks are on
+	// time again (health falls by one per Interval) a failed probe of
+	// its own counts as before.
+	held := stalled || pr.health > claimHealthMax
 	switch m.state {
 	case StateAlive:
 		if probeDone {
 			if probeOK {
 				m.fails = 0
-			} else if !stalled {
+			} else if !held {
 				m.fails++
 			}
 		}
@@ -625,7 +633,7 @@ func (pr *prober) step(m *member, now int64) bool {
 				m.ackSeq, m.fails = 0, 0
 				break
 			}
-			if now < m.roundEnd {
+			if now < m.roundEnd || held {
 				break
 			}
 			s.toSuspectLocked(m, now)
@@ -681,7 +689,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 		}
 	case StateSuspect:
-		if probeDone && !probeOK && !stalled {
+		if probeDone && !probeOK && !held {
 			// This node's own probe failed too: the suspicion is verified
 			// here, and, unless the probe only checked a suspicion heard
 			// (see probeNow below), a confirmation, passed on.
