@@ -79,7 +79,7 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 	if pr.health != healthMax {
 		t.Fatalf("health %d after ten cycles with a late tick each, want %d", pr.health, healthMax)
 	}
-	from, sent := now, starvedSends(s)
+	from, sent, susp := now, starvedSends(s), s.Stats().Suspects
 	end := run(30)
 	n := starvedSends(s) - sent
 	intervals := float64(end-from) / float64(iv)
@@ -93,6 +93,11 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 	if st := s.Stats(); st.Deferred == 0 {
 		t.Errorf("nothing deferred: the budget was never reached (%+v)", st)
 	}
+	// Its verdicts are held while its own ticks run late.
+	if st := s.Stats(); st.Suspects != susp || st.Deaths != 0 {
+		t.Errorf("starved member suspected %d members on its own evidence and declared %d dead, want none",
+			st.Suspects-susp, st.Deaths)
+	}
 	t.Logf("%d datagrams in %.1f Intervals: %.1f per Interval (bound %.1f)", n, intervals, per, bound)
 
 	// Fed again (every tick on time), it is back at health 0 within
@@ -102,12 +107,15 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 	if pr.health != 0 {
 		t.Fatalf("health %d after ten cycles on time, want 0", pr.health)
 	}
-	from, sent = now, starvedSends(s)
+	from, sent, susp = now, starvedSends(s), s.Stats().Suspects
 	end = run(20)
 	n = starvedSends(s) - sent
 	intervals = float64(end-from) / float64(iv)
 	if per := float64(n) / intervals; per < float64(s.cfg.Budget)/2 {
 		t.Errorf("fed again: %d datagrams in %.1f Intervals (%.1f per Interval), want at least half the budget, %d",
 			n, intervals, per, s.cfg.Budget/2)
+	}
+	if st := s.Stats(); st.Suspects == susp {
+		t.Errorf("fed again, it suspected none of the members that never answer")
 	}
 }
