@@ -61,6 +61,7 @@ type prober struct {
 	health   int   // local health score (loop-owned; published in Stats)
 	late     int64 // how late this tick came past Tick (0: on time; see gauge)
 	gossipAt int64 // engine clock of the next gossip round
+	heldTill int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
 	credit   int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
 	lagCur   int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
 	lagPrev  int64 // the same in the previous window
@@ -191,6 +192,9 @@ func (pr *prober) gauge(now int64) {
 			pr.health--
 		}
 		pr.onTime = now
+	}
+	if pr.health > claimHealthMax {
+		pr.heldTill = now + int64(s.cfg.Interval)
 	}
 	s.stats.health.Store(int64(pr.health))
 }
@@ -610,13 +614,15 @@ func (pr *prober) step(m *member, now int64) bool {
 		m.susp.start += pr.late
 	}
 	// A node whose own ticks run late (health above what others' claims
-	// can raise it to) holds its verdicts: the failures it sees are
-	// most likely its own lateness. Its failed probes count for nothing
-	// (no indirect round, no confirmation, no verified suspicion), and
-	// an indirect round that ran out stays open; once its ticks are on
-	// time again (health falls by one per Interval) a failed probe of
-	// its own counts as before.
-	held := stalled || pr.health > claimHealthMax
+	// can raise it to, or was within the last Interval) holds its
+	// verdicts: the failures it sees are most likely its own lateness.
+	// Its failed probes count for nothing (no indirect round, no
+	// confirmation, no verified suspicion), nor do those of probes it
+	// sent while it held them, and an indirect round that ran out stays
+	// open; once its ticks are on time again (health falls by one per
+	// Interval) a failed probe of its own counts as before.
+	holding := stalled || pr.health > claimHealthMax || now < pr.heldTill
+	held := holding || probeDone && m.probeHeld
 	switch m.state {
 	case StateAlive:
 		if probeDone {
@@ -799,6 +805,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	if wantProbe {
 		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
 			m.probe = p
+			m.probeHeld = holding
 			m.probeSent = now
 			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout)) + pr.lag()
 		} else {
