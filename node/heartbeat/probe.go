@@ -709,11 +709,12 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to))+pr.lag() {
+		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to))+pr.lag() && !holding {
 			// Only a suspicion this node has seen fail for itself ends
 			// in a death: a member cut off from m (rightly suspecting
 			// it from where it stands) cannot make a member that still
-			// reaches m declare it dead.
+			// reaches m declare it dead. Nor does one end while this
+			// node holds its verdicts (its timer waits).
 			dead = s.toDeadLocked(m, now)
 			m.loopSince = m.since
 			break
