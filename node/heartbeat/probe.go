@@ -490,8 +490,8 @@ func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view, upd []byte
 // goProbe starts a heartbeat call to addr without waiting for it,
 // piggybacking the membership updates due; the call's deadline is
 // timeout stretched by the local health.
-func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration) (*rfc.Pending, error) {
-	pr.ctx.at = time.Now().Add(pr.stretch(timeout) + time.Duration(pr.lag()))
+func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration, lag int64) (*rfc.Pending, error) {
+	pr.ctx.at = time.Now().Add(pr.stretch(timeout) + time.Duration(lag))
 	pr.upd = pr.s.takeUpdates(pr.upd[:0], piggybackBuf)
 	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
@@ -621,8 +621,17 @@ func (pr *prober) step(m *member, now int64) bool {
 	// sent while it held them, and an indirect round that ran out stays
 	// open; once its ticks are on time again (health falls by one per
 	// Interval) a failed probe of its own counts as before.
-	holding := stalled || pr.health > claimHealthMax || now < pr.heldTill
-	held := holding || probeDone && m.probeHeld
+	// A member probed on its own cadence (pinned, a small cluster) is
+	// judged as before, on the stretched timeouts alone: its detection
+	// bound (DetectBound) is what a master/worker pair and a small
+	// cluster rely on, and one member's probes cannot make a storm.
+	own := m.pinned || small
+	holding := stalled || !own && (pr.health > claimHealthMax || now < pr.heldTill)
+	held := holding || !own && probeDone && m.probeHeld
+	var lag int64
+	if !own {
+		lag = pr.lag()
+	}
 	switch m.state {
 	case StateAlive:
 		if probeDone {
@@ -663,7 +672,7 @@ func (pr *prober) step(m *member, now int64) bool {
 				cost++
 			}
 			if pr.spend(cost) {
-				seq = pr.startRoundLocked(m, now)
+				seq = pr.startRoundLocked(m, now, lag)
 				wantProbe = m.probe == nil
 			}
 			break
@@ -709,7 +718,7 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to))+pr.lag() && !holding {
+		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to))+lag && !holding {
 			// Only a suspicion this node has seen fail for itself ends
 			// in a death: a member cut off from m (rightly suspecting
 			// it from where it stands) cannot make a member that still
@@ -804,11 +813,11 @@ func (pr *prober) step(m *member, now int64) bool {
 		s.finishDeath(m, dead) // the calls have failed first
 	}
 	if wantProbe {
-		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
+		if p, err := pr.goProbe(m.addr, v, cfg.Interval, lag); err == nil {
 			m.probe = p
 			m.probeHeld = holding
 			m.probeSent = now
-			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout)) + pr.lag()
+			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout)) + lag
 		} else {
 			s.stats.probes.Add(1)
 			s.stats.probeFails.Add(1)
@@ -852,10 +861,10 @@ func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
 // startRoundLocked opens an indirect round: its deadline, its sequence
 // number, and the helpers (alive members other than m, chosen round-robin)
 // left in pr.helpers.
-func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
+func (pr *prober) startRoundLocked(m *member, now, lag int64) uint64 {
 	s := pr.s
 	m.roundStart = now
-	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout)) + pr.lag()
+	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout)) + lag
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
 	n := len(s.mu.order)
@@ -909,7 +918,7 @@ drain:
 			s.stats.relayDropped.Add(1)
 			continue
 		}
-		p, err := pr.goProbe(job.target, job.v, s.cfg.ProbeTimeout)
+		p, err := pr.goProbe(job.target, job.v, s.cfg.ProbeTimeout, pr.lag())
 		if err != nil {
 			pr.ack(&job, false, 0)
 			continue
