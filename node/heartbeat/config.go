@@ -91,10 +91,11 @@ type Config struct {
 	// (default 16; 0: no bound): indirect rounds, probes off the
 	// schedule (a member whose probe failed, a suspect, a suspicion
 	// heard, a member back from the dead), indirect probes run for
-	// others and gossip datagrams. It is divided by 1+Health, so that a
-	// member starved of CPU adds less work the later it runs; the
-	// schedule's own probes do not draw from it. Work past it waits for
-	// a later tick (a relay asked for is dropped). At least
+	// others and gossip datagrams. It is divided by (1+Health)², so
+	// that a member starved of CPU adds less work the later it runs; the
+	// schedule's own probes, and members probed on their own cadence
+	// (pinned, a small cluster), do not draw from it. Work past it waits
+	// for a later tick (a relay asked for is dropped). At least
 	// IndirectProbes+1, so that one indirect round fits.
 	Budget int
 	// Logger receives state changes; nil means slog.Default(). Nothing is
