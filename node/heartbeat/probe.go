@@ -665,13 +665,14 @@ func (pr *prober) step(m *member, now int64) bool {
 		}
 		if m.fails >= cfg.SuspectAfter {
 			// The round (its requests and a direct probe) is paid from
-			// the budget; with none left it opens at a later tick, and
-			// m is suspected later.
+			// the budget, unless m is probed on its own cadence; with
+			// none left it opens at a later tick, and m is suspected
+			// later.
 			cost := cfg.IndirectProbes
 			if m.probe == nil {
 				cost++
 			}
-			if pr.spend(cost) {
+			if own || pr.spend(cost) {
 				seq = pr.startRoundLocked(m, now, lag)
 				wantProbe = m.probe == nil
 			}
@@ -680,7 +681,7 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.tellDied && m.probe == nil {
 			// Rejoined after this node declared it dead: tell it now,
 			// busy link or not, so it drops what this node gave up on.
-			wantProbe = pr.spend(1)
+			wantProbe = own || pr.spend(1)
 			break
 		}
 		// A pinned member, one whose last probe failed, and every member
