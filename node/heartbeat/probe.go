@@ -719,7 +719,18 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to))+lag && !holding {
+		start := m.susp.start
+		if !own {
+			// The time this node held its verdicts does not count
+			// against m: its timer runs from the end of the last hold,
+			// so that the members suspected meanwhile have a whole
+			// timeout to answer once this node reads replies in time
+			// again (without it, every suspicion whose timer ran out
+			// during a hold ended in a death at the first failed probe
+			// after it).
+			start = max(start, pr.heldTill)
+		}
+		if m.susp.verified && now-start >= int64(pr.stretch(to))+lag && !holding {
 			// Only a suspicion this node has seen fail for itself ends
 			// in a death: a member cut off from m (rightly suspecting
 			// it from where it stands) cannot make a member that still
