@@ -87,6 +87,17 @@ type Config struct {
 	// RelayQueue bounds the indirect probes this member runs for others
 	// at once (default 64). Requests past it are dropped and counted.
 	RelayQueue int
+	// Budget bounds the datagrams per Interval that failures cause
+	// (default 16; 0: no bound): indirect rounds, probes off the
+	// schedule (a member whose probe failed, a suspect, a suspicion
+	// heard, a member back from the dead), indirect probes run for
+	// others and gossip datagrams. It is divided by (1+Health)², so
+	// that a member starved of CPU adds less work the later it runs; the
+	// schedule's own probes, and members probed on their own cadence
+	// (pinned, a small cluster), do not draw from it. Work past it waits
+	// for a later tick (a relay asked for is dropped). At least
+	// IndirectProbes+1, so that one indirect round fits.
+	Budget int
 	// Logger receives state changes; nil means slog.Default(). Nothing is
 	// logged per probe.
 	Logger *slog.Logger
@@ -105,6 +116,7 @@ const (
 	DefaultMaxMembers     = 1024
 	DefaultEventQueue     = 1024
 	DefaultRelayQueue     = 64
+	DefaultBudget         = 16
 
 	minTick = time.Millisecond
 	// maxInterval bounds Interval: the timers derived from it (five
@@ -127,6 +139,7 @@ func DefaultConfig() Config {
 		MaxMembers:        DefaultMaxMembers,
 		EventQueue:        DefaultEventQueue,
 		RelayQueue:        DefaultRelayQueue,
+		Budget:            DefaultBudget,
 	}
 	return c.WithInterval(DefaultInterval)
 }
@@ -188,6 +201,8 @@ func (c *Config) check() error {
 		return bad("EventQueue", c.EventQueue, "must be between 1 and 1048576")
 	case c.RelayQueue < 1 || c.RelayQueue > 1<<16:
 		return bad("RelayQueue", c.RelayQueue, "must be between 1 and 65536")
+	case c.Budget != 0 && (c.Budget < c.IndirectProbes+1 || c.Budget > 1<<16):
+		return bad("Budget", c.Budget, "must be 0 or between IndirectProbes+1 and 65536")
 	}
 	return nil
 }

@@ -87,6 +87,7 @@ type member struct {
 	roundStart int64 // start of the current indirect round
 	roundEnd   int64 // end of the current indirect round
 	checking   bool  // the probe in flight checks a suspicion heard: its failure confirms nothing
+	probeHeld  bool  // the probe in flight was sent while this node held its verdicts (step): its failure counts for nothing
 
 	probeEnd  int64        // engine clock at which the probe in flight has failed (ProbeTimeout)
 	probeSent int64        // engine clock of the last probe sent (0: none)

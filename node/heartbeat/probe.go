@@ -61,6 +61,11 @@ type prober struct {
 	health   int   // local health score (loop-owned; published in Stats)
 	late     int64 // how late this tick came past Tick (0: on time; see gauge)
 	gossipAt int64 // engine clock of the next gossip round
+	heldTill int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
+	credit   int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
+	lagCur   int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
+	lagPrev  int64 // the same in the previous window
+	lagAt    int64 // engine clock the lag window began
 	targets  []netip.AddrPort
 	relays   []relayProbe
 	helpers  []netip.AddrPort
@@ -99,6 +104,8 @@ func (s *Service) probeLoop(seed uint64) {
 	defer tk.Stop()
 	pr.lastNs = s.ep.Now()
 	pr.onTime = pr.lastNs
+	pr.lagAt = pr.lastNs
+	pr.credit = pr.bank()
 	for {
 		select {
 		case <-s.done:
@@ -114,22 +121,26 @@ func (s *Service) probeLoop(seed uint64) {
 			return
 		default:
 		}
-		now := s.ep.Now()
-		pr.gauge(now)
-		pr.schedule(now)
-		kept := pr.active[:0]
-		for _, m := range pr.active {
-			if pr.step(m, now) {
-				kept = append(kept, m)
-			} else {
-				m.active = false
-			}
-		}
-		clear(pr.active[len(kept):])
-		pr.active = kept
-		pr.runRelays()
-		pr.gossip(now)
+		pr.tick(s.ep.Now())
 	}
+}
+
+// tick is one pass of the probe loop at engine clock now.
+func (pr *prober) tick(now int64) {
+	pr.gauge(now)
+	pr.schedule(now)
+	kept := pr.active[:0]
+	for _, m := range pr.active {
+		if pr.step(m, now) {
+			kept = append(kept, m)
+		} else {
+			m.active = false
+		}
+	}
+	clear(pr.active[len(kept):])
+	pr.active = kept
+	pr.runRelays()
+	pr.gossip(now)
 }
 
 // gauge updates the local health score from this node's own timeliness:
@@ -141,10 +152,26 @@ func (s *Service) probeLoop(seed uint64) {
 // timers past it and ignores the probes that failed meanwhile).
 func (pr *prober) gauge(now int64) {
 	s := pr.s
-	late := now-pr.lastNs > int64(s.cfg.Tick)+int64(s.cfg.Interval)/4
+	tick := int64(s.cfg.Tick)
+	over := now - pr.lastNs - tick
+	late := over > int64(s.cfg.Interval)/4
 	pr.late = 0
 	if late {
-		pr.late = now - pr.lastNs - int64(s.cfg.Tick)
+		pr.late = over
+	}
+	// The lag: how late this node's own ticks come, over the last one
+	// to two Intervals. Replies to this node's probes and its view of
+	// others' timers are as late as its own ticks, so the deadlines it
+	// sets wait that much longer (lag); one missed Tick or less is
+	// granularity, not lag.
+	if now-pr.lagAt >= int64(s.cfg.Interval) {
+		pr.lagPrev, pr.lagCur, pr.lagAt = pr.lagCur, 0, now
+	}
+	if over > tick && over > pr.lagCur {
+		pr.lagCur = over
+	}
+	if now > pr.lastNs {
+		pr.credit = min(pr.credit+now-pr.lastNs, pr.bank())
 	}
 	pr.lastNs = now
 	s.mu.Lock()
@@ -166,12 +193,79 @@ func (pr *prober) gauge(now int64) {
 		}
 		pr.onTime = now
 	}
+	if pr.health > claimHealthMax {
+		pr.heldTill = now + int64(s.cfg.Interval)
+	}
 	s.stats.health.Store(int64(pr.health))
 }
 
 // stretch scales a timeout by the local health score.
 func (pr *prober) stretch(d time.Duration) time.Duration {
 	return d * time.Duration(1+pr.health)
+}
+
+// lag is how late this node's own ticks have come over the last one to
+// two Intervals (0 when none came more than a Tick late), at most one
+// Interval. The deadlines this node sets for others (a probe, an
+// indirect round, a suspicion timer) are stretched by the health score
+// and then extended by the lag: a node whose timers run late also reads
+// replies late. A longer stall is the stall rule's (gauge): the timers
+// open across it move past it.
+func (pr *prober) lag() int64 {
+	return min(max(pr.lagCur, pr.lagPrev), int64(pr.s.cfg.Interval))
+}
+
+// cost is what one datagram of failure-driven work draws from the
+// budget, in ns of credit: Interval·(1+health)²/Budget, so that the
+// credit earned in one Interval, one ns per ns, pays for
+// Budget/(1+health)² datagrams: 16, 4, 1.8, 1, 0.64 per Interval with
+// the default Budget. The schedule's own probes fall as 1/(1+health)
+// (schedule); the failures a starved node sees are mostly its own
+// lateness, so the work they cause falls faster.
+func (pr *prober) cost() int64 {
+	h := int64(1 + pr.health)
+	return h * h * int64(pr.s.cfg.Interval) / int64(max(1, pr.s.cfg.Budget))
+}
+
+// bank is the most credit held: one Interval, and at least two indirect
+// rounds' worth (IndirectProbes requests and the direct probe each), so
+// that a member at any health can still open a round and run a relay
+// (spendLow).
+func (pr *prober) bank() int64 {
+	return max(int64(pr.s.cfg.Interval), int64(2*(pr.s.cfg.IndirectProbes+1))*pr.cost())
+}
+
+// spend draws n datagrams of failure-driven work from the budget and
+// reports whether they may be sent now (Config.Budget; 0: always).
+// Work refused is tried again at a later tick (a relay is dropped): a
+// member starved of CPU, whose probes fail because its own replies and
+// timers run late, does not add work in proportion to its failures.
+func (pr *prober) spend(n int) bool {
+	return pr.draw(n, 0)
+}
+
+// spendLow is spend for work done for others (an indirect probe asked
+// for): it leaves one indirect round's worth in the bank, so that this
+// node's own rounds and probes, paid at the next ticks, come first.
+func (pr *prober) spendLow(n int) bool {
+	return pr.draw(n, pr.s.cfg.IndirectProbes+1)
+}
+
+// draw takes n datagrams from the budget if n+keep are there.
+func (pr *prober) draw(n, keep int) bool {
+	s := pr.s
+	if s.cfg.Budget == 0 {
+		s.stats.extra.Add(uint64(n))
+		return true
+	}
+	c := int64(n) * pr.cost()
+	if pr.credit < c+int64(keep)*pr.cost() {
+		s.stats.deferred.Add(uint64(n))
+		return false
+	}
+	pr.credit -= c
+	s.stats.extra.Add(uint64(n))
+	return true
 }
 
 // schedule adds to the active list the members touched outside the loop
@@ -248,7 +342,13 @@ func (pr *prober) schedule(now int64) {
 		n = 0
 	}
 	for i := k - n + 1; i <= k; i++ {
-		pr.scheduleSlotLocked(i)
+		// A node at local health h uses one slot in 1+h (Lifeguard
+		// stretches the probe period): a node whose own ticks run late
+		// probes less, so that its probes, and the work their failures
+		// cause, fit the CPU it gets.
+		if i%int64(1+pr.health) == 0 {
+			pr.scheduleSlotLocked(i)
+		}
 	}
 	s.mu.Unlock()
 }
@@ -336,7 +436,22 @@ func (pr *prober) gossip(now int64) {
 		}
 	}
 	s.mu.Unlock()
-	for _, a := range pr.targets {
+	for i, a := range pr.targets {
+		s.mu.Lock()
+		pending := s.pendingUpdatesLocked()
+		s.mu.Unlock()
+		if !pending {
+			break
+		}
+		if !pr.spend(1) {
+			if urgent && i == 0 {
+				// Tried again at the next tick.
+				s.mu.Lock()
+				s.mu.gossipNow = true
+				s.mu.Unlock()
+			}
+			break
+		}
 		pr.upd = s.takeUpdates(pr.upd[:0], piggybackBuf)
 		if len(pr.upd) == 0 {
 			break
@@ -375,8 +490,8 @@ func heartbeatParams(ps *wire.Params, buf []byte, inc uint32, v view, upd []byte
 // goProbe starts a heartbeat call to addr without waiting for it,
 // piggybacking the membership updates due; the call's deadline is
 // timeout stretched by the local health.
-func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration) (*rfc.Pending, error) {
-	pr.ctx.at = time.Now().Add(pr.stretch(timeout))
+func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration, lag int64) (*rfc.Pending, error) {
+	pr.ctx.at = time.Now().Add(pr.stretch(timeout) + time.Duration(lag))
 	pr.upd = pr.s.takeUpdates(pr.upd[:0], piggybackBuf)
 	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
@@ -498,12 +613,31 @@ func (pr *prober) step(m *member, now int64) bool {
 		m.roundEnd += pr.late
 		m.susp.start += pr.late
 	}
+	// A node whose own ticks run late (health above what others' claims
+	// can raise it to, or was within the last Interval) holds its
+	// verdicts: the failures it sees are most likely its own lateness.
+	// Its failed probes count for nothing (no indirect round, no
+	// confirmation, no verified suspicion), nor do those of probes it
+	// sent while it held them, and an indirect round that ran out stays
+	// open; once its ticks are on time again (health falls by one per
+	// Interval) a failed probe of its own counts as before.
+	// A member probed on its own cadence (pinned, a small cluster) is
+	// judged as before, on the stretched timeouts alone: its detection
+	// bound (DetectBound) is what a master/worker pair and a small
+	// cluster rely on, and one member's probes cannot make a storm.
+	own := m.pinned || small
+	holding := stalled || !own && (pr.health > claimHealthMax || now < pr.heldTill)
+	held := holding || !own && probeDone && m.probeHeld
+	var lag int64
+	if !own {
+		lag = pr.lag()
+	}
 	switch m.state {
 	case StateAlive:
 		if probeDone {
 			if probeOK {
 				m.fails = 0
-			} else if !stalled {
+			} else if !held {
 				m.fails++
 			}
 		}
@@ -514,7 +648,7 @@ func (pr *prober) step(m *member, now int64) bool {
 				m.ackSeq, m.fails = 0, 0
 				break
 			}
-			if now < m.roundEnd {
+			if now < m.roundEnd || held {
 				break
 			}
 			s.toSuspectLocked(m, now)
@@ -530,26 +664,40 @@ func (pr *prober) step(m *member, now int64) bool {
 			break
 		}
 		if m.fails >= cfg.SuspectAfter {
-			seq = pr.startRoundLocked(m, now)
-			wantProbe = m.probe == nil
+			// The round (its requests and a direct probe) is paid from
+			// the budget, unless m is probed on its own cadence; with
+			// none left it opens at a later tick, and m is suspected
+			// later.
+			cost := cfg.IndirectProbes
+			if m.probe == nil {
+				cost++
+			}
+			if own || pr.spend(cost) {
+				seq = pr.startRoundLocked(m, now, lag)
+				wantProbe = m.probe == nil
+			}
 			break
 		}
 		if m.tellDied && m.probe == nil {
 			// Rejoined after this node declared it dead: tell it now,
 			// busy link or not, so it drops what this node gave up on.
-			wantProbe = true
+			wantProbe = own || pr.spend(1)
 			break
 		}
 		// A pinned member, one whose last probe failed, and every member
 		// of a cluster of ProbesPerInterval+1 or fewer are probed on
 		// their own cadence every Interval; the others when the schedule
 		// picks them.
-		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt) {
+		// A probe of a member whose last probe failed is paid from the
+		// budget; with none left it waits for a later tick.
+		heard := now-m.heardNs < int64(cfg.Interval)
+		if due || ((m.pinned || m.fails > 0 || small) && now >= m.probeAt &&
+			(m.pinned || small || heard || m.probe != nil || pr.spend(1))) {
 			m.probeAt += int64(cfg.Interval)
 			if m.probeAt <= now {
 				m.probeAt = now + int64(cfg.Interval)
 			}
-			if now-m.heardNs < int64(cfg.Interval) {
+			if heard {
 				m.fails = 0
 				s.stats.probesSkipped.Add(1)
 			} else {
@@ -557,7 +705,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 		}
 	case StateSuspect:
-		if probeDone && !probeOK && !stalled {
+		if probeDone && !probeOK && !held {
 			// This node's own probe failed too: the suspicion is verified
 			// here, and, unless the probe only checked a suspicion heard
 			// (see probeNow below), a confirmation, passed on.
@@ -571,11 +719,23 @@ func (pr *prober) step(m *member, now int64) bool {
 		if m.pinned {
 			to = min(to, suspicionTimeout(cfg, cfg.ProbesPerInterval+1, m.susp.conf))
 		}
-		if m.susp.verified && now-m.susp.start >= int64(pr.stretch(to)) {
+		start := m.susp.start
+		if !own {
+			// The time this node held its verdicts does not count
+			// against m: its timer runs from the end of the last hold,
+			// so that the members suspected meanwhile have a whole
+			// timeout to answer once this node reads replies in time
+			// again (without it, every suspicion whose timer ran out
+			// during a hold ended in a death at the first failed probe
+			// after it).
+			start = max(start, pr.heldTill)
+		}
+		if m.susp.verified && now-start >= int64(pr.stretch(to))+lag && !holding {
 			// Only a suspicion this node has seen fail for itself ends
 			// in a death: a member cut off from m (rightly suspecting
 			// it from where it stands) cannot make a member that still
-			// reaches m declare it dead.
+			// reaches m declare it dead. Nor does one end while this
+			// node holds its verdicts (its timer waits).
 			dead = s.toDeadLocked(m, now)
 			m.loopSince = m.since
 			break
@@ -591,7 +751,12 @@ func (pr *prober) step(m *member, now int64) bool {
 		// they heard the suspicion, spread by its dissemination.
 		lazy = !m.susp.own && !m.susp.verified && !m.pinned && !small
 		checkAt := m.susp.start + int64(pr.stretch(to)) - int64(pr.stretch(cfg.ProbeTimeout)) - int64(cfg.Tick)
-		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt && (!lazy || now >= checkAt))) {
+		// Probes off the schedule of a member not probed on its own
+		// cadence are paid from the budget; with none left they wait
+		// for a later tick (the timer waits for a failed probe of this
+		// node's own).
+		if m.probe == nil && (due || ((m.susp.own || !m.susp.verified || m.pinned || small) && now >= m.probeAt && (!lazy || now >= checkAt) &&
+			(m.pinned || small || pr.spend(1)))) {
 			// Picked by the schedule, this node's own suspicion, or one
 			// heard and not yet verified here (probed every Interval):
 			// the probe tells it that it is suspected, so that a live
@@ -622,8 +787,12 @@ func (pr *prober) step(m *member, now int64) bool {
 		// dissemination ends.
 		recent := m.state == StateAlive && !m.pinned && !small && m.probeSent != 0 && now-m.probeSent < int64(cfg.Interval)
 		if m.probe == nil && !(m.state == StateSuspect && lazy) && !recent {
-			wantProbe = true
-			m.checking = m.state == StateSuspect
+			if m.pinned || small || pr.spend(1) {
+				wantProbe = true
+				m.checking = m.state == StateSuspect
+			} else {
+				m.probeNow = true // paid at a later tick
+			}
 		}
 	}
 	v := m.viewLocked()
@@ -656,10 +825,11 @@ func (pr *prober) step(m *member, now int64) bool {
 		s.finishDeath(m, dead) // the calls have failed first
 	}
 	if wantProbe {
-		if p, err := pr.goProbe(m.addr, v, cfg.Interval); err == nil {
+		if p, err := pr.goProbe(m.addr, v, cfg.Interval, lag); err == nil {
 			m.probe = p
+			m.probeHeld = holding
 			m.probeSent = now
-			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout))
+			m.probeEnd = now + int64(pr.stretch(cfg.ProbeTimeout)) + lag
 		} else {
 			s.stats.probes.Add(1)
 			s.stats.probeFails.Add(1)
@@ -703,10 +873,10 @@ func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
 // startRoundLocked opens an indirect round: its deadline, its sequence
 // number, and the helpers (alive members other than m, chosen round-robin)
 // left in pr.helpers.
-func (pr *prober) startRoundLocked(m *member, now int64) uint64 {
+func (pr *prober) startRoundLocked(m *member, now, lag int64) uint64 {
 	s := pr.s
 	m.roundStart = now
-	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout))
+	m.roundEnd = now + int64(pr.stretch(s.cfg.RoundTimeout)) + lag
 	seq := s.seq.Add(1)
 	m.ackSeq = seq
 	n := len(s.mu.order)
@@ -753,7 +923,14 @@ drain:
 		default:
 			break drain
 		}
-		p, err := pr.goProbe(job.target, job.v, s.cfg.ProbeTimeout)
+		if !pr.spendLow(1) {
+			// No budget left: dropped unanswered. The asker's round
+			// counts only acks that say reached; a probe this node
+			// could not follow in time would say nothing better.
+			s.stats.relayDropped.Add(1)
+			continue
+		}
+		p, err := pr.goProbe(job.target, job.v, s.cfg.ProbeTimeout, pr.lag())
 		if err != nil {
 			pr.ack(&job, false, 0)
 			continue
@@ -809,6 +986,7 @@ func (s *Service) reprobeLoop() {
 	cursor := 0
 	reprobeMax := s.cfg.ProbesPerInterval * max(1, int(s.cfg.ReprobeInterval/s.cfg.Interval))
 	rp := &reprober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram)}
+	checks := 0 // checks of revivals heard since the last round
 	for {
 		select {
 		case <-s.done:
@@ -822,7 +1000,9 @@ func (s *Service) reprobeLoop() {
 				v = m.viewLocked()
 			}
 			s.mu.Unlock()
-			if ok {
+			if ok && checks < reprobeLimit(reprobeMax, int(s.stats.health.Load())) {
+				// Past the limit the member waits for a round.
+				checks++
 				rp.probe(reprobeTarget{a, v})
 			}
 			continue
@@ -830,11 +1010,16 @@ func (s *Service) reprobeLoop() {
 		}
 		// At most reprobeMax dead members per round, round-robin from
 		// where the last round stopped: the cost of reprobing stays that
-		// of the probe schedule however many members are dead.
+		// of the probe schedule however many members are dead. A node at
+		// local health h probes reprobeMax/(1+h)², as the budget for
+		// failure-driven work falls (prober.cost), and as many checks of
+		// revivals heard between two rounds.
+		checks = 0
+		limit := reprobeLimit(reprobeMax, int(s.stats.health.Load()))
 		dead = dead[:0]
 		s.mu.Lock()
 		n := len(s.mu.order)
-		for i := 0; i < n && len(dead) < reprobeMax; i++ {
+		for i := 0; i < n && len(dead) < limit; i++ {
 			m := s.mu.order[(cursor+i)%n]
 			if !m.removed && m.state == StateDead && (!m.learnt || m.heardNs != 0) {
 				// A member added on another member's word and never
@@ -842,7 +1027,7 @@ func (s *Service) reprobeLoop() {
 				// sent to for as long as the cluster runs.
 				dead = append(dead, reprobeTarget{m.addr, m.viewLocked()})
 			}
-			if i == n-1 || len(dead) == reprobeMax {
+			if i == n-1 || len(dead) == limit {
 				cursor = (cursor + i + 1) % n
 			}
 		}
@@ -856,6 +1041,12 @@ func (s *Service) reprobeLoop() {
 			rp.probe(t)
 		}
 	}
+}
+
+// reprobeLimit is the dead members a reprobe round probes at local
+// health h: most/(1+h)², at least one.
+func reprobeLimit(most, h int) int {
+	return max(1, most/((1+h)*(1+h)))
 }
 
 // reprobeTarget is a dead member the reprobe loop probes, with the view

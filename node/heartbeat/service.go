@@ -69,6 +69,7 @@ type serviceStats struct {
 	updatesSent              atomic.Uint64
 	updatesHeard, badUpdates atomic.Uint64
 	gossipSent, joined       atomic.Uint64
+	extra, deferred          atomic.Uint64
 	health                   atomic.Int64
 }
 
@@ -91,6 +92,8 @@ type Stats struct {
 	BadUpdates    uint64 // malformed update parameters (the rest of the parameter dropped)
 	GossipSent    uint64 // CallGossip datagrams sent (only while updates wait)
 	Joined        uint64 // members added by a join (Config.AcceptJoins)
+	Extra         uint64 // datagrams of failure-driven work sent (Config.Budget): indirect requests, probes off the schedule, relays, gossip
+	Deferred      uint64 // failure-driven datagrams the budget put off (counted at each tick that tried) or dropped (relays)
 	Health        int    // local health score: timeouts are stretched by 1+Health (0: healthy)
 }
 
@@ -356,6 +359,7 @@ func (s *Service) Stats() Stats {
 		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
 		UpdatesSent: st.updatesSent.Load(), UpdatesHeard: st.updatesHeard.Load(), BadUpdates: st.badUpdates.Load(),
 		GossipSent: st.gossipSent.Load(), Joined: st.joined.Load(),
+		Extra: st.extra.Load(), Deferred: st.deferred.Load(),
 		Health: int(st.health.Load()),
 	}
 }

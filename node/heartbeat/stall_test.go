@@ -26,6 +26,7 @@ func stallProber(t *testing.T) (*Service, *prober, *member) {
 	pr := &prober{s: s, buf: make([]byte, ep.Config().MaxDatagram), upd: make([]byte, 0, piggybackBuf),
 		rnd: rand.New(rand.NewPCG(1, 2))}
 	pr.ctx.Context = context.Background()
+	pr.credit = pr.bank() // as probeLoop starts it
 	t.Cleanup(pr.shutdown)
 	gone := newEndpoint(t, 2, nil)
 	addr := gone.Addr()
