@@ -61,12 +61,13 @@ func crashDetect(t *testing.T, s *rfctest.Sim, n, k int, loss float64, limit tim
 
 // TestMassCrashWithinBound: every live member declares every crashed
 // member dead within DetectBoundAt for the cluster, when many members
-// stop at once, every live member healthy, with and without 5% loss.
+// stop at once, every live member healthy, with and without 5% loss,
+// from a cluster of three to one of 48.
 func TestMassCrashWithinBound(t *testing.T) {
 	for _, c := range []struct {
 		n, k int
 		loss float64
-	}{{8, 1, 0.05}, {16, 8, 0}, {24, 12, 0}, {24, 12, 0.05}} {
+	}{{3, 1, 0.05}, {4, 1, 0.05}, {8, 1, 0.05}, {16, 8, 0}, {24, 12, 0}, {24, 12, 0.05}, {48, 24, 0.05}} {
 		rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 			cfg := testConfig()
 			bound := DetectBoundAt(cfg, c.n)
