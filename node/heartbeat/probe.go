@@ -45,32 +45,33 @@ type relayProbe struct {
 // every probe, the members it steps each tick, the probe schedule and
 // the relays in flight.
 type prober struct {
-	s         *Service
-	ctx       deadlineCtx
-	ps        wire.Params
-	buf       []byte
-	upd       []byte
-	active    []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
-	ring      []*member // the probe schedule: the members and this node (nil), in address order
-	rank      int       // this node's place in ring
-	phase     int64     // this node's offset within each probe slot, ns: rank·slot/len(ring)
-	ringGen   uint64
-	slot      int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
-	lastNs    int64 // engine clock of the previous tick
-	onTime    int64 // engine clock since which every tick was on time
-	health    int   // local health score (loop-owned; published in Stats)
-	late      int64 // how late this tick came past Tick (0: on time; see gauge)
-	gossipAt  int64 // engine clock of the next gossip round
-	heldTill  int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
-	credit    int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
-	roundWait int64 // engine clock of the last tick an indirect round waited for the budget (0: none; spend)
-	lagCur    int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
-	lagPrev   int64 // the same in the previous window
-	lagAt     int64 // engine clock the lag window began
-	targets   []netip.AddrPort
-	relays    []relayProbe
-	helpers   []netip.AddrPort
-	rnd       *rand.Rand // gossip targets, seeded from this node's incarnation and address
+	s          *Service
+	ctx        deadlineCtx
+	ps         wire.Params
+	buf        []byte
+	upd        []byte
+	active     []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
+	ring       []*member // the probe schedule: the members and this node (nil), in address order
+	rank       int       // this node's place in ring
+	phase      int64     // this node's offset within each probe slot, ns: rank·slot/len(ring)
+	ringGen    uint64
+	slot       int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
+	lastNs     int64 // engine clock of the previous tick
+	onTime     int64 // engine clock since which every tick was on time
+	health     int   // local health score (loop-owned; published in Stats)
+	late       int64 // how late this tick came past Tick (0: on time; see gauge)
+	gossipAt   int64 // engine clock of the next gossip round
+	heldTill   int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
+	credit     int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
+	roundWait  int64 // engine clock of the last tick an indirect round waited for the budget (0: none; spend)
+	urgentNext int64 // engine clock from which an urgent gossip datagram may again be sent past the rounds' reserve (gossip)
+	lagCur     int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
+	lagPrev    int64 // the same in the previous window
+	lagAt      int64 // engine clock the lag window began
+	targets    []netip.AddrPort
+	relays     []relayProbe
+	helpers    []netip.AddrPort
+	rnd        *rand.Rand // gossip targets, seeded from this node's incarnation and address
 }
 
 // healthMax bounds the local health score: timeouts stretch at most
@@ -468,7 +469,18 @@ func (pr *prober) gossip(now int64) {
 		if !pending {
 			break
 		}
-		if !pr.spend(1) {
+		ok := pr.spend(1)
+		if !ok && urgent && i == 0 && now >= pr.urgentNext {
+			// A refutation or a new suspicion is not kept back for the
+			// rounds waiting (spend), at most once per Interval: the
+			// refutation races timers as short as SuspicionMin, and
+			// claims made at every tick still leave the rounds most of
+			// the budget.
+			if ok = pr.draw(1, 0); ok {
+				pr.urgentNext = now + int64(cfg.Interval)
+			}
+		}
+		if !ok {
 			if urgent && i == 0 {
 				// Tried again at the next tick.
 				s.mu.Lock()
