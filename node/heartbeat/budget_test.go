@@ -102,12 +102,15 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 
 	// Fed again (every tick on time), it is back at health 0 within
 	// healthMax Intervals and does the work at the full budget.
+	// The suspicions it makes once fed again count from here: the rounds
+	// held open while it starved end as soon as the hold does.
+	fedSusp := s.Stats().Suspects
 	starved = false
 	run(10)
 	if pr.health != 0 {
 		t.Fatalf("health %d after ten cycles on time, want 0", pr.health)
 	}
-	from, sent, susp = now, starvedSends(s), s.Stats().Suspects
+	from, sent = now, starvedSends(s)
 	end = run(20)
 	n = starvedSends(s) - sent
 	intervals = float64(end-from) / float64(iv)
@@ -115,7 +118,56 @@ func TestStarvedMemberBoundsWork(t *testing.T) {
 		t.Errorf("fed again: %d datagrams in %.1f Intervals (%.1f per Interval), want at least half the budget, %d",
 			n, intervals, per, s.cfg.Budget/2)
 	}
-	if st := s.Stats(); st.Suspects == susp {
+	if st := s.Stats(); st.Suspects == fedSusp {
 		t.Errorf("fed again, it suspected none of the members that never answer")
+	}
+}
+
+// TestRefutationNotHeldForRounds: a refutation is gossiped at once even
+// while indirect rounds wait for the budget (a round's worth is kept
+// from other work then, spend): the members that heard the claim may
+// run timers as short as SuspicionMin. With every datagram of the
+// budget given to four waiting rounds first, the refutation went out
+// 1.8 Intervals after the claim.
+func TestRefutationNotHeldForRounds(t *testing.T) {
+	s, pr, _ := stallProber(t)
+	for i := range 3 {
+		g := newEndpoint(t, uint32(20+i), nil)
+		g.Close()
+		if err := s.AddMember(g.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iv, tick := int64(s.cfg.Interval), int64(s.cfg.Tick)
+	teller := addTeller(t, s)
+	t0 := s.ep.Now()
+	s.mu.Lock()
+	for _, m := range s.mu.order {
+		if m == teller {
+			continue
+		}
+		m.heardNs = t0 - 2*iv
+		m.fails = s.cfg.SuspectAfter // each opens a round
+		m.loopSince = m.since
+		pr.activate(m)
+	}
+	s.mu.Unlock()
+	pr.lastNs, pr.onTime, pr.lagAt = t0, t0, t0
+	pr.credit = 0 // the rounds wait
+	pr.gossipAt = t0 + 10*iv
+	now := t0 + tick
+	pr.tick(now)
+	u := update{addr: s.ep.Addr(), node: s.ep.NodeID(), from: 7, state: StateSuspect, inc: s.ep.Incarnation()}
+	s.mu.Lock()
+	s.applyUpdatesLocked(teller, putUpdate(nil, &u), now)
+	s.mu.Unlock()
+	at := now
+	for now-at < 2*iv && s.Stats().GossipSent == 0 {
+		now += tick
+		pr.tick(now)
+	}
+	if took := now - at; s.Stats().GossipSent == 0 || took > int64(s.cfg.SuspicionMin) {
+		t.Fatalf("refutation gossiped %.2f Intervals after the claim (sent %d), want within SuspicionMin (%.2f)",
+			float64(took)/float64(iv), s.Stats().GossipSent, float64(s.cfg.SuspicionMin)/float64(iv))
 	}
 }

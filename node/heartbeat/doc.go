@@ -19,7 +19,11 @@
 // it from another member makes this node probe it). A node that is
 // itself slow (late ticks; a refutation of a claim about it, at most
 // once) stretches its own timeouts, and time it spent stalled does not
-// count against others.
+// count against others. While its own ticks run late (local health above
+// 1, and one Interval after) it holds its verdicts about members not
+// probed on their own cadence: a crash is declared by it only once its
+// ticks are on time again (DetectBoundAt is stated for health 0), and
+// the work that failures cause is bounded by Config.Budget.
 //
 // Master/worker channels: a Master starts tasks on workers and a Worker
 // runs them. Both follow the Service's events: a master that loses a

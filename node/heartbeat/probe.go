@@ -45,31 +45,33 @@ type relayProbe struct {
 // every probe, the members it steps each tick, the probe schedule and
 // the relays in flight.
 type prober struct {
-	s        *Service
-	ctx      deadlineCtx
-	ps       wire.Params
-	buf      []byte
-	upd      []byte
-	active   []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
-	ring     []*member // the probe schedule: the members and this node (nil), in address order
-	rank     int       // this node's place in ring
-	phase    int64     // this node's offset within each probe slot, ns: rank·slot/len(ring)
-	ringGen  uint64
-	slot     int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
-	lastNs   int64 // engine clock of the previous tick
-	onTime   int64 // engine clock since which every tick was on time
-	health   int   // local health score (loop-owned; published in Stats)
-	late     int64 // how late this tick came past Tick (0: on time; see gauge)
-	gossipAt int64 // engine clock of the next gossip round
-	heldTill int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
-	credit   int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
-	lagCur   int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
-	lagPrev  int64 // the same in the previous window
-	lagAt    int64 // engine clock the lag window began
-	targets  []netip.AddrPort
-	relays   []relayProbe
-	helpers  []netip.AddrPort
-	rnd      *rand.Rand // gossip targets, seeded from this node's incarnation and address
+	s          *Service
+	ctx        deadlineCtx
+	ps         wire.Params
+	buf        []byte
+	upd        []byte
+	active     []*member // stepped every tick: probes in flight, failures, suspects, pinned, touched
+	ring       []*member // the probe schedule: the members and this node (nil), in address order
+	rank       int       // this node's place in ring
+	phase      int64     // this node's offset within each probe slot, ns: rank·slot/len(ring)
+	ringGen    uint64
+	slot       int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
+	lastNs     int64 // engine clock of the previous tick
+	onTime     int64 // engine clock since which every tick was on time
+	health     int   // local health score (loop-owned; published in Stats)
+	late       int64 // how late this tick came past Tick (0: on time; see gauge)
+	gossipAt   int64 // engine clock of the next gossip round
+	heldTill   int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
+	credit     int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
+	roundWait  int64 // engine clock of the last tick an indirect round waited for the budget (0: none; spend)
+	urgentNext int64 // engine clock from which an urgent gossip datagram may again be sent past the rounds' reserve (gossip)
+	lagCur     int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
+	lagPrev    int64 // the same in the previous window
+	lagAt      int64 // engine clock the lag window began
+	targets    []netip.AddrPort
+	relays     []relayProbe
+	helpers    []netip.AddrPort
+	rnd        *rand.Rand // gossip targets, seeded from this node's incarnation and address
 }
 
 // healthMax bounds the local health score: timeouts stretch at most
@@ -240,8 +242,32 @@ func (pr *prober) bank() int64 {
 // Work refused is tried again at a later tick (a relay is dropped): a
 // member starved of CPU, whose probes fail because its own replies and
 // timers run late, does not add work in proportion to its failures.
+// While an indirect round waits for the budget (refused at this tick or
+// the one before: a waiting round is tried at every tick), spend leaves
+// one round's worth in the bank: a round needs that much at once, and
+// single datagrams drawn as soon as each is paid for (a gossip retried
+// at every tick after refutations, the checks of claims heard) would
+// otherwise never leave it there. Before, a member holding the key that
+// told each member once per Tick that it was suspect kept the rounds of
+// a crashed member from opening for several DetectBounds
+// (TestAttackClaimsStarveRounds).
 func (pr *prober) spend(n int) bool {
-	return pr.draw(n, 0)
+	keep := 0
+	if pr.roundWait != 0 && pr.lastNs-pr.roundWait <= int64(pr.s.cfg.Tick) {
+		keep = pr.s.cfg.IndirectProbes + 1
+	}
+	return pr.draw(n, keep)
+}
+
+// spendRound is spend for an indirect round at engine clock now (its
+// requests and direct probe); refused, it keeps a round's worth from the
+// other work until the round is paid (spend).
+func (pr *prober) spendRound(n int, now int64) bool {
+	if pr.draw(n, 0) {
+		return true
+	}
+	pr.roundWait = now
+	return false
 }
 
 // spendLow is spend for work done for others (an indirect probe asked
@@ -443,7 +469,18 @@ func (pr *prober) gossip(now int64) {
 		if !pending {
 			break
 		}
-		if !pr.spend(1) {
+		ok := pr.spend(1)
+		if !ok && urgent && i == 0 && now >= pr.urgentNext {
+			// A refutation or a new suspicion is not kept back for the
+			// rounds waiting (spend), at most once per Interval: the
+			// refutation races timers as short as SuspicionMin, and
+			// claims made at every tick still leave the rounds most of
+			// the budget.
+			if ok = pr.draw(1, 0); ok {
+				pr.urgentNext = now + int64(cfg.Interval)
+			}
+		}
+		if !ok {
 			if urgent && i == 0 {
 				// Tried again at the next tick.
 				s.mu.Lock()
@@ -672,7 +709,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			if m.probe == nil {
 				cost++
 			}
-			if own || pr.spend(cost) {
+			if own || pr.spendRound(cost, now) {
 				seq = pr.startRoundLocked(m, now, lag)
 				wantProbe = m.probe == nil
 			}
