@@ -141,9 +141,19 @@ func pinRound(pid, callers int) (unpin func(), err error) {
 	return unpin, err
 }
 
-// pinned is a client's done that unpins the round after done.
-func pinned(done, unpin func()) func() {
-	return func() { done(); unpin() }
+// pinClient places the round of a client just made (call, done, err from
+// the system's client function) with pinRound; its done unpins the round
+// after done.
+func pinClient(pid, callers int, call func(int) bool, done func(), err error) (func(int) bool, func(), error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	unpin, err := pinRound(pid, callers)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return call, func() { done(); unpin() }, nil
 }
 
 // startRawEcho starts the raw echo server on loopback.
@@ -170,15 +180,7 @@ func serveRawEcho(c *net.UDPConn) {
 
 func (s *rawUDP) Client(callers, size int) (func(int) bool, func(), error) {
 	call, done, err := s.client(callers, size)
-	if err != nil {
-		return nil, nil, err
-	}
-	unpin, err := pinRound(s.pid, callers)
-	if err != nil {
-		done()
-		return nil, nil, err
-	}
-	return call, pinned(done, unpin), nil
+	return pinClient(s.pid, callers, call, done, err)
 }
 
 // client is Client without the round's placement.
@@ -316,15 +318,7 @@ func startFastcallEcho(keyed bool) (netip.AddrPort, func(), error) {
 
 func (s *fastcallSys) Client(callers, size int) (func(int) bool, func(), error) {
 	call, done, err := s.clientTo(callers, size, s.addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	unpin, err := pinRound(s.pid, callers)
-	if err != nil {
-		done()
-		return nil, nil, err
-	}
-	return call, pinned(done, unpin), nil
+	return pinClient(s.pid, callers, call, done, err)
 }
 
 // clientTo is Client sending to dst (the server, or a relay in front of it).

@@ -28,19 +28,26 @@ func alarmFired(t *testing.T, a *alarm) bool {
 	return false
 }
 
+// alarmHeap returns a timer heap with a kernel alarm, closed when the test
+// ends; the test is skipped where there is no alarm.
+func alarmHeap(t *testing.T) (*timerHeap, *alarm) {
+	a := newAlarm()
+	if a == nil {
+		t.Skip("no alarm on this platform")
+	}
+	t.Cleanup(func() { a.close() })
+	th := new(timerHeap)
+	th.init(8)
+	th.alarm = a
+	return th, a
+}
+
 // TestTimerPushWhileAwake checks that a push while the timer goroutine is
 // awake marks the alarm for it to look again, and leaves the kernel timer
 // alone: the goroutine reads the mark before it waits, so a system call on
 // the pushing caller's path would buy nothing.
 func TestTimerPushWhileAwake(t *testing.T) {
-	a := newAlarm()
-	if a == nil {
-		t.Skip("no alarm on this platform")
-	}
-	defer a.close()
-	var th timerHeap
-	th.init(8)
-	th.alarm = a
+	th, a := alarmHeap(t)
 	a.set(time.Hour)
 	th.push(timerEntry{at: 500, id: 1, idx: 0}) // init leaves the goroutine awake
 	if !a.takeKick() {
@@ -67,14 +74,7 @@ func TestTimerPushWhileAwake(t *testing.T) {
 // once to set the alarm for it and once more then. Of two such pushes the
 // earlier entry sets the alarm, whatever their order.
 func TestTimerPushArmsForEntry(t *testing.T) {
-	a := newAlarm()
-	if a == nil {
-		t.Skip("no alarm on this platform")
-	}
-	defer a.close()
-	var th timerHeap
-	th.init(8)
-	th.alarm = a
+	th, a := alarmHeap(t)
 	th.now = func() int64 { return 0 }
 	th.sleepingUntil(int64(2 * time.Hour))
 	a.set(2 * time.Hour)
