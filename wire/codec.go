@@ -139,13 +139,12 @@ func (c *Codec) SetKeys(key, prev []byte) error {
 	return nil
 }
 
-// Clone returns an independent codec with the same limit and keys.
+// Clone returns an independent codec with the same limit and keys. The
+// keys and their tag state are shared, not derived again: neither is ever
+// written after SetKeys (which replaces them), and the ciphers are safe
+// for concurrent use; the scratch space is the clone's own.
 func (c *Codec) Clone() *Codec {
-	n := &Codec{limit: c.limit}
-	if c.key != nil {
-		_ = n.SetKeys(c.key, c.prev)
-	}
-	return n
+	return &Codec{limit: c.limit, key: c.key, prev: c.prev, tk: c.tk, ptk: c.ptk}
 }
 
 // Limit returns the datagram size limit.
