@@ -368,11 +368,14 @@ func (pr *prober) schedule(now int64) {
 		n = 0
 	}
 	for i := k - n + 1; i <= k; i++ {
-		// A node at local health h uses one slot in 1+h (Lifeguard
-		// stretches the probe period): a node whose own ticks run late
-		// probes less, so that its probes, and the work their failures
-		// cause, fit the CPU it gets.
-		if i%int64(1+pr.health) == 0 {
+		// A node at local health h above claimHealthMax uses one slot
+		// in 1+h (Lifeguard stretches the probe period): a node whose
+		// own ticks run late probes less, so that its probes, and the
+		// work their failures cause, fit the CPU it gets. It holds its
+		// verdicts then; at claimHealthMax or below it still judges, and
+		// keeps every slot, so that its suspicions are checked within
+		// the detection bound.
+		if pr.health <= claimHealthMax || i%int64(1+pr.health) == 0 {
 			pr.scheduleSlotLocked(i)
 		}
 	}

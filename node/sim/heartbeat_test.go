@@ -222,3 +222,13 @@ func (w *hbWorld) crashCheck(j int, down time.Duration) (time.Duration, func()) 
 		}
 	}
 }
+
+// TestSimHeartbeatSeeds replays seeds that once broke the detection
+// bound: 9500022, a crashed member still suspect past DetectBoundAt at an
+// observer whose health had risen to 1 and whose probe schedule was
+// thinned (it keeps every slot at health 1 now).
+func TestSimHeartbeatSeeds(t *testing.T) {
+	for _, seed := range []uint64{9500022} {
+		runOne(t, "Heartbeat", seed, runHeartbeat)
+	}
+}
