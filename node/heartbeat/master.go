@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,10 +49,9 @@ type Master struct {
 	cfg MasterConfig
 
 	mu struct {
-		sync.Mutex
-		tasks  map[uint64]*Task
-		fence  map[netip.AddrPort]uint32 // per worker: highest incarnation declared dead
-		closed bool
+		closing
+		tasks map[uint64]*Task
+		fence map[netip.AddrPort]uint32 // per worker: highest incarnation declared dead
 	}
 	nextID atomic.Uint64 // last task id issued
 	stop   func()        // removes the event listener
@@ -103,12 +101,9 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 // Close ends every task in flight with ECLOSED and stops following the
 // service. The call numbers stay registered and answer ECLOSED.
 func (m *Master) Close() {
-	m.mu.Lock()
-	if m.mu.closed {
-		m.mu.Unlock()
+	if !m.mu.lockToClose() {
 		return
 	}
-	m.mu.closed = true
 	tasks := m.mu.tasks
 	m.mu.tasks = map[uint64]*Task{}
 	m.mu.Unlock()

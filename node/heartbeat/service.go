@@ -22,13 +22,12 @@ type Service struct {
 	self uint32 // this node as an observer in updates (observerID)
 
 	mu struct {
-		sync.Mutex
+		closing
 		members map[netip.AddrPort]*member // by address
 		order   []*member                  // insertion order; removed members leave via the probe loop
-		closed  bool
-		helper  int    // rotating start of the helper choice for indirect probes
-		gen     uint64 // raised by every AddMember and RemoveMember
-		pruned  bool   // a member was removed: the probe loop compacts order
+		helper  int                        // rotating start of the helper choice for indirect probes
+		gen     uint64                     // raised by every AddMember and RemoveMember
+		pruned  bool                       // a member was removed: the probe loop compacts order
 
 		bcast       []update  // membership changes to disseminate, oldest first
 		touched     []*member // members the probe loop must step at its next tick
@@ -151,12 +150,9 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 // Close stops the service's goroutines and waits for them. The call
 // numbers stay registered on the endpoint and answer ECLOSED. Idempotent.
 func (s *Service) Close() {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
+	if !s.mu.lockToClose() {
 		return
 	}
-	s.mu.closed = true
 	s.mu.Unlock()
 	close(s.done)
 	s.wg.Wait()
@@ -284,13 +280,20 @@ func (s *Service) Join(ctx context.Context, seed netip.AddrPort) error {
 // RemoveMember removes a member; it is no longer probed and its state
 // changes are no longer reported. ENOENT if it is not a member.
 func (s *Service) RemoveMember(addr netip.AddrPort) error {
+	return s.withMember(addr, func(m *member) { s.removeLocked(m, s.ep.Now()) })
+}
+
+// withMember runs f on the member at addr with s.mu held; ENOENT if addr
+// is not a member. It owns that rule for the methods that change one
+// member named by its address (RemoveMember, Pin).
+func (s *Service) withMember(addr netip.AddrPort, f func(m *member)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.mu.members[addr]
 	if m == nil {
 		return wire.ENOENT
 	}
-	s.removeLocked(m, s.ep.Now())
+	f(m)
 	return nil
 }
 
@@ -310,17 +313,12 @@ func (s *Service) removeLocked(m *member, now int64) {
 // worker when it starts a task there, a Worker pins a master whose task
 // it accepts. ENOENT if addr is not a member.
 func (s *Service) Pin(addr netip.AddrPort) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.mu.members[addr]
-	if m == nil {
-		return wire.ENOENT
-	}
-	if !m.pinned {
-		m.pinned = true
-		s.touchLocked(m)
-	}
-	return nil
+	return s.withMember(addr, func(m *member) {
+		if !m.pinned {
+			m.pinned = true
+			s.touchLocked(m)
+		}
+	})
 }
 
 // Members returns this node's view of every member.

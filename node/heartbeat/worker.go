@@ -123,11 +123,10 @@ type Worker struct {
 	fn  TaskFunc
 
 	mu struct {
-		sync.Mutex
+		closing
 		tasks   map[workKey]*workTask
 		deadAt  map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
 		waiting int                       // tasks accepted and not yet taken by a runner; at most WorkerConfig.Queue
-		closed  bool
 	}
 	queue chan *workTask     // tasks handed to the runners; capacity WorkerConfig.Queue, so a send (at most one per waiting task) never blocks
 	ctx   context.Context    // parent of the result calls; ended by Close
@@ -189,12 +188,9 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 // is sent a task-result ECLOSED (not waited for): the node may stay a
 // live member, and then nothing else would end the task there.
 func (w *Worker) Close() {
-	w.mu.Lock()
-	if w.mu.closed {
-		w.mu.Unlock()
+	if !w.mu.lockToClose() {
 		return
 	}
-	w.mu.closed = true
 	for _, t := range slices.SortedFunc(maps.Values(w.mu.tasks), workOrder) {
 		t.cancel()
 	}
