@@ -18,10 +18,6 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	dst, err := parseAddr(pos[0])
-	if err != nil {
-		return c.usageError("%v", err)
-	}
 	no, err := callNumber(pos[1])
 	if err != nil {
 		return c.usageError("%v", err)
@@ -30,14 +26,14 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return c.usageError("%v", err)
 	}
-	s, code := c.open(dst)
+	s, code := c.dial(pos[0])
 	if code != 0 {
 		return code
 	}
 	defer s.close()
 	var rep rfc.Reply
 	start := time.Now()
-	err = s.ep.Call(s.ctx, dst, no, p, &rep)
+	err = s.ep.Call(s.ctx, s.dst, no, p, &rep)
 	rtt := time.Since(start)
 	errno := wire.AsErrno(err)
 	if *c.asJSON {

@@ -25,12 +25,9 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	dst, err := parseAddr(pos[1])
-	if err != nil {
-		return c.usageError("%v", err)
-	}
 	var id uint64
 	var op dispatch.Op
+	var err error
 	switch pos[0] {
 	case "submit":
 		if len(pos) != 2 || *resource == "" || *targets == "" || *call == "" {
@@ -69,13 +66,13 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	default:
 		return usageError(stderr, "dispatch: unknown verb %q (submit, status)", pos[0])
 	}
-	s, code := c.open(dst)
+	s, code := c.dial(pos[1])
 	if code != 0 {
 		return code
 	}
 	defer s.close()
 	if pos[0] == "submit" {
-		if id, err = dispatch.SubmitRemote(s.ctx, s.ep, dst, &op); err != nil {
+		if id, err = dispatch.SubmitRemote(s.ctx, s.ep, s.dst, &op); err != nil {
 			return callFailed(stdout, err)
 		}
 		if !*wait {
@@ -86,10 +83,10 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	var st dispatch.Status
 	if pos[0] == "submit" {
 		wctx, wcancel := context.WithTimeout(context.Background(), *deadline+*c.cf.timeout)
-		st, err = dispatch.WaitRemote(wctx, s.ep, dst, id, 20*time.Millisecond)
+		st, err = dispatch.WaitRemote(wctx, s.ep, s.dst, id, 20*time.Millisecond)
 		wcancel()
 	} else {
-		st, err = dispatch.StatusRemote(s.ctx, s.ep, dst, id)
+		st, err = dispatch.StatusRemote(s.ctx, s.ep, s.dst, id)
 	}
 	if err != nil {
 		return callFailed(stdout, err)

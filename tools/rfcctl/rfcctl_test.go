@@ -107,6 +107,8 @@ func TestSubcommands(t *testing.T) {
 		{"call bad param", []string{"call", addr, "add", "-p", "i64:x"}, 2, "not an int64"},
 		{"call bad utf8", []string{"call", addr, "0x0800", "-p", "str:\xff"}, 2, "not valid UTF-8"},
 		{"call bad addr", []string{"call", "nowhere", "ping"}, 2, "want IP:PORT"},
+		{"dispatch bad addr", []string{"dispatch", "status", "nowhere", "1"}, 2, "want IP:PORT"},
+		{"audit bad addr", []string{"audit", "-call", "ns-put", "nowhere"}, 2, "want IP:PORT"},
 		{"call bad name", []string{"call", addr, "nosuch"}, 2, "not a known name"},
 		{"call missing", []string{"call", addr}, 2, "want ADDR CALL"},
 		{"ping", []string{"ping", "-c", "3", "-i", "1ms", addr}, 0, "3 sent, 3 received"},

@@ -82,10 +82,6 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	dst, err := parseAddr(pos[0])
-	if err != nil {
-		return c.usageError("%v", err)
-	}
 	if *limit > route.MaxAuditLimit {
 		return usageError(stderr, "audit -limit %d: at most %d", *limit, route.MaxAuditLimit)
 	}
@@ -102,12 +98,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 			return usageError(stderr, "audit -since: want an RFC 3339 time or a duration")
 		}
 	}
-	s, code := c.open(dst)
+	s, code := c.dial(pos[0])
 	if code != 0 {
 		return code
 	}
 	defer s.close()
-	es, err := route.AuditQuery(s.ctx, s.ep, dst, f)
+	es, err := route.AuditQuery(s.ctx, s.ep, s.dst, f)
 	if code, done := c.printed(stdout, es, err); done {
 		return code
 	}
