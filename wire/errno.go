@@ -39,7 +39,7 @@ const (
 	EUSER Errno = 1000
 )
 
-var errnoNames = [...]string{
+var errnoNames = Names{
 	OK:         "OK",
 	ETIMEDOUT:  "ETIMEDOUT",
 	ENODEAD:    "ENODEAD",
@@ -90,8 +90,8 @@ var errnoText = [...]string{
 // String returns the symbolic name, "EUSER+n" for handler-defined numbers,
 // and "E?n" for numbers this version does not know.
 func (e Errno) String() string {
-	if e <= errnoLast {
-		return errnoNames[e]
+	if s, ok := errnoNames.Name(uint64(e)); ok {
+		return s
 	}
 	if e >= EUSER {
 		return "EUSER+" + utoa(uint64(e-EUSER))
@@ -115,12 +115,8 @@ func (e Errno) Known() bool {
 
 // ErrnoByName returns the number for a symbolic name such as "EBUSY".
 func ErrnoByName(name string) (Errno, bool) {
-	for i, n := range errnoNames {
-		if n == name {
-			return Errno(i), true
-		}
-	}
-	return 0, false
+	e, ok := errnoNames.Value(name, uint64(OK))
+	return Errno(e), ok
 }
 
 // AsErrno extracts an Errno from err: nil is OK, an Errno is itself, and

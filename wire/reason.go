@@ -28,7 +28,7 @@ const (
 // NumReasons is the number of reason codes, for counter arrays.
 const NumReasons = int(reasonLimit)
 
-var reasonNames = [...]string{
+var reasonNames = Names{
 	ReasonNone:       "none",
 	ReasonShort:      "short",
 	ReasonTooBig:     "too-big",
@@ -49,8 +49,8 @@ var reasonNames = [...]string{
 }
 
 func (r Reason) String() string {
-	if int(r) < len(reasonNames) {
-		return reasonNames[r]
+	if s, ok := reasonNames.Name(uint64(r)); ok {
+		return s
 	}
 	return "reason?" + utoa(uint64(r))
 }

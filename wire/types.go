@@ -16,7 +16,7 @@ const (
 	typeLimit   Type = 7
 )
 
-var typeNames = [...]string{
+var typeNames = Names{
 	TypeInvalid: "invalid",
 	TypeInt64:   "i64",
 	TypeUint64:  "u64",
@@ -29,20 +29,16 @@ var typeNames = [...]string{
 // String returns the short name used by rfcctl and the audit trail
 // ("i64", "u64", "f64", "bool", "bytes", "str").
 func (t Type) String() string {
-	if t < typeLimit {
-		return typeNames[t]
+	if s, ok := typeNames.Name(uint64(t)); ok {
+		return s
 	}
 	return "type?" + utoa(uint64(t))
 }
 
 // TypeByName is the inverse of String.
 func TypeByName(s string) (Type, bool) {
-	for i := TypeInt64; i < typeLimit; i++ {
-		if typeNames[i] == s {
-			return i, true
-		}
-	}
-	return TypeInvalid, false
+	t, ok := typeNames.Value(s, uint64(TypeInt64))
+	return Type(t), ok
 }
 
 // fixedSize returns the value size of a fixed-size type, -1 for a
