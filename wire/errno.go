@@ -90,13 +90,10 @@ var errnoText = [...]string{
 // String returns the symbolic name, "EUSER+n" for handler-defined numbers,
 // and "E?n" for numbers this version does not know.
 func (e Errno) String() string {
-	if s, ok := errnoNames.Name(uint64(e)); ok {
-		return s
-	}
 	if e >= EUSER {
 		return "EUSER+" + utoa(uint64(e-EUSER))
 	}
-	return "E?" + utoa(uint64(e))
+	return errnoNames.String(uint64(e), "E?")
 }
 
 // Error returns "NAME: text".

@@ -13,6 +13,15 @@ func (n Names) Name(v uint64) (string, bool) {
 	return "", false
 }
 
+// String returns the name of v, or unknown followed by v in decimal when
+// v has none (it allocates only then).
+func (n Names) String(v uint64, unknown string) string {
+	if s, ok := n.Name(v); ok {
+		return s
+	}
+	return unknown + utoa(v)
+}
+
 // Value returns the value named s, looking at the values from first up
 // (a value below first, such as an invalid zero, is never found), and
 // false when none of them has that name.

@@ -48,12 +48,7 @@ var reasonNames = Names{
 	ReasonTrailing:   "trailing",
 }
 
-func (r Reason) String() string {
-	if s, ok := reasonNames.Name(uint64(r)); ok {
-		return s
-	}
-	return "reason?" + utoa(uint64(r))
-}
+func (r Reason) String() string { return reasonNames.String(uint64(r), "reason?") }
 
 // Errno is the error number for a rejection: EPERM for authentication
 // failures, EMSGSIZE for oversize datagrams, EPROTO for the rest.

@@ -28,12 +28,7 @@ var typeNames = Names{
 
 // String returns the short name used by rfcctl and the audit trail
 // ("i64", "u64", "f64", "bool", "bytes", "str").
-func (t Type) String() string {
-	if s, ok := typeNames.Name(uint64(t)); ok {
-		return s
-	}
-	return "type?" + utoa(uint64(t))
-}
+func (t Type) String() string { return typeNames.String(uint64(t), "type?") }
 
 // TypeByName is the inverse of String.
 func TypeByName(s string) (Type, bool) {
