@@ -232,15 +232,13 @@ func stress(l *RWLock, mem []byte, iters int) uint64 {
 	var bad atomic.Uint64
 	var wg sync.WaitGroup
 	for g := 0; g < stressGoroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < iters; i++ {
 				if ok, _ := pairOp(l, x, y, i%stressWriteEvery == 0, i%8 == 1); !ok {
 					bad.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	word64(mem, offDataBad).Add(bad.Load())

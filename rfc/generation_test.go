@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/rfc/internal/testenv"
 	"fastcall/wire"
 )
 
@@ -17,11 +18,7 @@ import (
 // callee here is a bare socket that answers by hand.
 func TestReplyGenerationBits(t *testing.T) {
 	cli := newTestEndpoint(t, nil)
-	callee, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer callee.Close()
+	callee := testenv.UDP(t)
 	dst := callee.LocalAddr().(*net.UDPAddr).AddrPort()
 	codec, _ := wire.NewCodec(0, nil)
 	p, err := cli.Go(ctxTimeout(t, 30*time.Second), dst, CallPing, nil)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/rfc/internal/testenv"
 	"fastcall/wire"
 )
 
@@ -95,12 +96,7 @@ func registerTestCalls(t testing.TB, ep *Endpoint) *testServer {
 // reads, closed when the test ends: a peer that answers nothing.
 func silentAddr(t testing.TB) netip.AddrPort {
 	t.Helper()
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { silent.Close() })
-	return silent.LocalAddr().(*net.UDPAddr).AddrPort()
+	return testenv.UDP(t).LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
@@ -156,16 +152,7 @@ func params(f func(p *wire.Params)) *wire.Params {
 
 // waitFor polls cond until it holds or d passes, and reports whether it
 // held.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
-}
+func waitFor(d time.Duration, cond func() bool) bool { return testenv.WaitFor(d, cond) }
 
 // waitResult waits up to 10 s for the result of what on res and fails the
 // test if it is an error or does not come.

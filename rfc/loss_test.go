@@ -36,9 +36,7 @@ func TestAtMostOnceUnderLoss(t *testing.T) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for c := 0; c < callers; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var rep Reply
 			for next.Add(1) <= int64(total) {
 				err := cli.Call(ctxTimeout(t, 3*time.Second), relay.Addr(), callIncr, nil, &rep)
@@ -55,7 +53,7 @@ func TestAtMostOnceUnderLoss(t *testing.T) {
 					dupValue.Store(true)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if ok.Load()+failed.Load() != int64(total) {

@@ -3,45 +3,38 @@ package rfc
 import (
 	"net/netip"
 	"testing"
-	"testing/synctest"
 	"time"
 
+	"fastcall/rfc/internal/testenv"
 	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
-// simWorld is a simulated network (rfc/simnet) inside a testing/synctest
-// bubble, for the tests that need time to pass or a datagram not to come
-// rather than the kernel's socket: time is virtual, so a wait is exact
-// and takes no real time, a timeout that expires proves that nothing came
-// (every goroutine of the bubble was blocked until then), and an elapsed
-// time can be asserted exactly. Endpoints on it have no socket and no
-// bell (docs/SIMULATION.md); the socket path keeps its real tests.
+// simWorld is the calm simulated network in a testing/synctest bubble
+// that rfctest.Sim is for the packages above (rfc/internal/testenv), for
+// the tests that need time to pass or a datagram not to come rather than
+// the kernel's socket: time is virtual, so a wait is exact and takes no
+// real time, a timeout that expires proves that nothing came (every
+// goroutine of the bubble was blocked until then), and an elapsed time
+// can be asserted exactly. Endpoints on it have no socket and no bell
+// (docs/SIMULATION.md); the socket path keeps its real tests.
 type simWorld struct {
-	t    *testing.T
-	net  *simnet.Network
-	next byte // last host number handed out
+	*testenv.Sim
 }
 
 // inSim runs fn inside a bubble with a calm network: no faults, no delay.
 // Everything fn opens is closed by its cleanups, inside the bubble.
 func inSim(t *testing.T, fn func(t *testing.T, w *simWorld)) {
-	synctest.Test(t, func(t *testing.T) {
-		w := &simWorld{t: t, net: simnet.New(1, simnet.Faults{}, nil)}
-		t.Cleanup(w.net.Close) // last: after the endpoints
-		fn(t, w)
-	})
+	testenv.InSim(t, func(t *testing.T, s *testenv.Sim) { fn(t, &simWorld{s}) })
 }
 
 // attach returns the Conn of a new loopback address on the network.
-func (w *simWorld) attach() *simnet.Conn {
-	w.next++
-	return w.net.Attach(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, w.next}), 7000))
-}
+func (w *simWorld) attach() *simnet.Conn { return w.Net.Attach(w.Addr()) }
 
 // endpoint is newTestEndpoint on the simulated network.
 func (w *simWorld) endpoint(mod func(*Config)) *Endpoint {
-	w.t.Helper()
+	t := w.T()
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.NodeID = 0
 	if mod != nil {
@@ -49,33 +42,31 @@ func (w *simWorld) endpoint(mod func(*Config)) *Endpoint {
 	}
 	ep, err := ListenTransport(cfg, w.attach())
 	if err != nil {
-		w.t.Fatalf("ListenTransport: %v", err)
+		t.Fatalf("ListenTransport: %v", err)
 	}
-	w.t.Cleanup(func() { ep.Close() })
+	t.Cleanup(func() { ep.Close() })
 	return ep
 }
 
 // server is newTestServer on the simulated network.
 func (w *simWorld) server(mod func(*Config)) *testServer {
-	return registerTestCalls(w.t, w.endpoint(mod))
+	return registerTestCalls(w.T(), w.endpoint(mod))
 }
 
 // deadAddr is an address on the network where nothing listens.
-func (w *simWorld) deadAddr() netip.AddrPort {
-	w.next++
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, w.next}), 7000)
-}
+func (w *simWorld) deadAddr() netip.AddrPort { return w.Addr() }
 
 // rawSender is newRawSender on the simulated network.
 func (w *simWorld) rawSender(to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
+	t := w.T()
 	codec, err := wire.NewCodec(0, key)
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
 	r := &simRaw{c: w.attach(), in: make(chan []byte, simnet.InboxLen)}
-	w.t.Cleanup(func() { r.c.Close() })
+	t.Cleanup(func() { r.c.Close() })
 	go r.read()
-	return &rawSender{t: w.t, sim: r, codec: codec, to: to, src: src, inc: inc}
+	return &rawSender{t: t, sim: r, codec: codec, to: to, src: src, inc: inc}
 }
 
 // simRaw is a raw peer's Conn and the datagrams its reader received.

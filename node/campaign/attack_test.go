@@ -141,7 +141,7 @@ func TestStrangerFlood(t *testing.T) {
 	if !mapped.Addr().Is4In6() {
 		mapped = netip.AddrPortFrom(netip.AddrFrom16(n.addr.Addr().As16()), n.addr.Port())
 	}
-	u := loopbackUDP(t)
+	u := rfctest.UDP(t)
 	dropped := func(st map[string]uint64) (d uint64) {
 		for k, v := range st {
 			if strings.HasPrefix(k, "drop-") && k != "drop-too-big" {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -199,19 +198,6 @@ func aliveAs(id uint32) func(heartbeat.MemberInfo) bool {
 	return func(m heartbeat.MemberInfo) bool {
 		return m.State == heartbeat.StateAlive && m.Node != 0 && (id == 0 || m.Node == id)
 	}
-}
-
-// loopbackUDP returns a UDP socket on a loopback port, closed when the
-// test ends: a hand-made peer, a victim, or an address that answers
-// nothing.
-func loopbackUDP(t *testing.T) *net.UDPConn {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // writeConfig writes an rfcd configuration file and returns its path.

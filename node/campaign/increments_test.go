@@ -42,14 +42,12 @@ func TestKillRestart(t *testing.T) {
 	log := newIncrLog()
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
+		wg.Go(func() {
 			var rep rfc.Reply
 			for i := 0; !stop.Load(); i++ {
 				log.incr(cli, addrs[(g+i)%len(addrs)], builtin.CallIncr, 300*time.Millisecond, &rep)
 			}
-		}(g)
+		})
 	}
 	rng := rand.New(rand.NewSource(3))
 	kills := churn(t, rng, time.Now().Add(time.Duration(scale(3))*time.Second), [2]int{150, 200}, [2]int{50, 0},
@@ -108,14 +106,12 @@ func TestLossyIncrements(t *testing.T) {
 			var next atomic.Int64
 			var wg sync.WaitGroup
 			for c := 0; c < 32; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					var rep rfc.Reply
 					for next.Add(1) <= int64(total) {
 						log.incr(cli, relay.Addr(), builtin.CallIncr, 3*time.Second, &rep)
 					}
-				}()
+				})
 			}
 			wg.Wait()
 			ok, errs := log.ok, log.errs

@@ -10,6 +10,7 @@ import (
 
 	"fastcall/node/builtin"
 	"fastcall/node/dispatch"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -18,9 +19,9 @@ import (
 // a dispatcher rfcd send the victim nothing; the requests are answered
 // with an error number.
 func TestDispatchReflection(t *testing.T) {
-	victim := loopbackUDP(t)
+	victim := rfctest.UDP(t)
 	va := victim.LocalAddr().String()
-	allowed := loopbackUDP(t)
+	allowed := rfctest.UDP(t)
 	cfg := filepath.Join(t.TempDir(), "disp.json")
 	body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "insecure": true, "log_level": "error", "roles": ["dispatcher"],
 		"dispatcher": {"targets": [%q]}}`, allowed.LocalAddr().String())

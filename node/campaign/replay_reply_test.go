@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fastcall/node/heartbeat"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -91,7 +92,7 @@ func (r *relay) close() {
 func TestReplayedRepliesReviveNothing(t *testing.T) {
 	const maxAge = 500 * time.Millisecond
 	key := keyFile(t)
-	dummy := loopbackUDP(t)
+	dummy := rfctest.UDP(t)
 	// The callee serves heartbeats (its own member, never answering,
 	// only makes it register the call). The observer is no member of the
 	// callee's, so a death it declared during a stall while both start

@@ -193,6 +193,23 @@ func (p *simPair) start(t *testing.T, i int) {
 	p.eps[i], p.svcs[i] = ep, svc
 }
 
+// startRunning starts a task of kind 1 on the worker and waits until its
+// code runs; it fails the test if the start is refused or the task has
+// not run within 20 detection bounds.
+func (p *simPair) startRunning(t *testing.T) *Task {
+	t.Helper()
+	tk, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	select {
+	case <-p.ran:
+	case <-time.After(20 * DetectBound(p.cfg)):
+		t.Fatalf("task %d never ran: worker stats %+v", tk.ID, p.wk.Stats())
+	}
+	return tk
+}
+
 // restartMaster crashes the master's process and starts a new one on
 // its address (a new incarnation) with a new Master.
 func (p *simPair) restartMaster(t *testing.T) {
@@ -245,14 +262,7 @@ func TestWorkerRunsNoStartHeldWhilePaused(t *testing.T) {
 		default:
 		}
 		// A new task on the worker's new incarnation runs.
-		if _, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil); err != nil {
-			t.Fatalf("Start after the worker came back: %v", err)
-		}
-		select {
-		case <-p.ran:
-		case <-time.After(20 * DetectBound(p.cfg)):
-			t.Errorf("a task started after the worker came back never ran: %+v", p.wk.Stats())
-		}
+		p.startRunning(t)
 	})
 }
 
@@ -287,15 +297,7 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 			}
 		})
 		old = p.eps[0].Incarnation()
-		tk1, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
-		if err != nil {
-			t.Fatalf("Start under the first process: %v", err)
-		}
-		select {
-		case <-p.ran:
-		case <-time.After(20 * DetectBound(p.cfg)):
-			t.Fatalf("the first task never ran: %+v", p.wk.Stats())
-		}
+		tk1 := p.startRunning(t)
 		p.restartMaster(t)
 		if p.eps[0].Incarnation() == old {
 			t.Fatalf("the restarted master kept incarnation %d", old)

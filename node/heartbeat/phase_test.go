@@ -23,22 +23,10 @@ import (
 func TestProbeSlotsSpread(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 16
-		tr := simnet.NewTrace(1 << 16)
-		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, tr)
-		defer net.Close()
 		cfg := DefaultConfig()
 		cfg.Logger = quiet
-		var addrs []netip.AddrPort
-		for i := range n {
-			addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
-		}
-		members := make([][]netip.AddrPort, n)
-		for i := range members {
-			members[i] = addrs
-		}
 		start := time.Now()
-		_, stop := simCluster(t, net, cfg, addrs, members)
-		defer stop()
+		mc := startMeshCluster(t, n, 1<<16, cfg)
 		const warm, span = 5, 20 // Intervals
 		time.Sleep(warm * cfg.Interval)
 		from := time.Since(start)
@@ -49,7 +37,7 @@ func TestProbeSlotsSpread(t *testing.T) {
 		windows := make([]int, int(unit/cfg.Tick))
 		req := "req call=" + strconv.FormatUint(uint64(CallHeartbeat), 16)
 		total := 0
-		for _, e := range tr.Events() {
+		for _, e := range mc.tr.Events() {
 			if e.Kind != "send" || e.At < from || !strings.HasPrefix(e.Info, req) || strings.Contains(e.Info, "retrans") {
 				continue
 			}
@@ -82,27 +70,16 @@ func TestProbeSlotsSpread(t *testing.T) {
 func TestHeardSuspicionCheckedLate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const n = 16
-		tr := simnet.NewTrace(1 << 17)
-		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, tr)
-		defer net.Close()
 		cfg := DefaultConfig()
 		cfg.IndirectProbes = 0
 		cfg.ReprobeInterval = time.Hour
 		cfg.Logger = quiet
-		var addrs []netip.AddrPort
-		for i := range n {
-			addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
-		}
-		a, x := addrs[0], addrs[1]
-		members := make([][]netip.AddrPort, n)
-		for i := range members {
-			members[i] = addrs
-		}
-		nodes, stop := simCluster(t, net, cfg, addrs, members)
-		defer stop()
+		mc := startMeshCluster(t, n, 1<<17, cfg)
+		nodes := mc.nodes
+		a, x := mc.addrs[0], mc.addrs[1]
 		time.Sleep(5 * cfg.Interval)
-		net.Cut(a, x)
-		net.Cut(x, a)
+		mc.net.Cut(a, x)
+		mc.net.Cut(x, a)
 		time.Sleep(40 * cfg.Interval)
 		synctest.Wait()
 
@@ -122,7 +99,7 @@ func TestHeardSuspicionCheckedLate(t *testing.T) {
 		req := "req call=" + strconv.FormatUint(uint64(CallHeartbeat), 16)
 		var at []time.Duration
 		var evs []simnet.Event
-		for _, e := range tr.Events() {
+		for _, e := range mc.tr.Events() {
 			if e.Kind == "recv" && e.Dst == x && strings.HasPrefix(e.Info, req) && !strings.Contains(e.Info, "retrans") {
 				at = append(at, e.At)
 				evs = append(evs, e)
@@ -148,4 +125,34 @@ func TestHeardSuspicionCheckedLate(t *testing.T) {
 			t.Errorf("X received %d probes within %v (limit %d); %d suspicions heard", most, cfg.ProbeTimeout, limit, heard)
 		}
 	})
+}
+
+// meshCluster is a cluster of members that each list all the others, on
+// a simulated network with a 1 ms delay whose datagrams are traced.
+type meshCluster struct {
+	net   *simnet.Network
+	tr    *simnet.Trace
+	addrs []netip.AddrPort
+	nodes []*node
+}
+
+// startMeshCluster starts n members with cfg on a new network whose trace
+// keeps traceLen events; the members and then the network are closed
+// when the test ends. It must run inside a synctest bubble.
+func startMeshCluster(t *testing.T, n, traceLen int, cfg Config) *meshCluster {
+	t.Helper()
+	mc := &meshCluster{tr: simnet.NewTrace(traceLen)}
+	mc.net = simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, mc.tr)
+	t.Cleanup(mc.net.Close)
+	for i := range n {
+		mc.addrs = append(mc.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
+	}
+	members := make([][]netip.AddrPort, n)
+	for i := range members {
+		members[i] = mc.addrs
+	}
+	var stop func()
+	mc.nodes, stop = simCluster(t, mc.net, cfg, mc.addrs, members)
+	t.Cleanup(stop)
+	return mc
 }

@@ -17,15 +17,7 @@ import (
 func TestMasterRefusesResultErrnoOutOfRange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, nil)
-		tk, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
-		if err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		select {
-		case <-p.ran:
-		case <-time.After(20 * DetectBound(p.cfg)):
-			t.Fatal("the task never ran")
-		}
+		tk := p.startRunning(t)
 		ps := paramsBuf((tkParams+1)*sizeU64Param + wire.ParamHdrSize + 8)
 		ps.Uint64(tk.ID)
 		ps.Uint64(uint64(p.eps[0].Incarnation()))
@@ -33,7 +25,7 @@ func TestMasterRefusesResultErrnoOutOfRange(t *testing.T) {
 		ps.Uint64(1 << 16) // wire.OK once cut to 16 bits
 		ps.Bytes([]byte("forged"))
 		var rep rfc.Reply
-		err = p.eps[1].Call(ctxFor(t, 5*time.Second), p.master, CallTaskResult, ps, &rep)
+		err := p.eps[1].Call(ctxFor(t, 5*time.Second), p.master, CallTaskResult, ps, &rep)
 		if errnoOf(err) != wire.EINVAL {
 			t.Errorf("result with error number 65536: %v, want EINVAL", err)
 		}
@@ -55,16 +47,7 @@ func TestMasterRefusesResultErrnoOutOfRange(t *testing.T) {
 func TestWorkerCloseEndsMasterTasks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, nil)
-		ctx := ctxFor(t, 20*DetectBound(p.cfg))
-		tk, err := p.m.Start(ctx, p.worker, 1, nil)
-		if err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		select {
-		case <-p.ran:
-		case <-time.After(20 * DetectBound(p.cfg)):
-			t.Fatal("the task never ran")
-		}
+		tk := p.startRunning(t)
 		p.wk.Close()
 		if _, err := tk.Wait(ctxFor(t, 20*DetectBound(p.cfg))); errnoOf(err) != wire.ECLOSED {
 			t.Fatalf("the master's task after its worker closed: %v, want ECLOSED (master in flight %d)",

@@ -177,11 +177,7 @@ func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // calling it once it returns false.
 func silentMember(t testing.TB, setRole func(retrans bool) bool) netip.AddrPort {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := rfctest.UDP(t)
 	go func() {
 		buf := make([]byte, wire.MaxDatagram)
 		watch := true

@@ -338,11 +338,7 @@ func TestFailureNotice(t *testing.T) {
 // Test 5: a client retransmission is forwarded once.
 func TestRetransmissionForwardedOnce(t *testing.T) {
 	tc := newTestCluster(t, nil)
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := rfctest.UDP(t)
 	codec, _ := wire.NewCodec(wire.DefaultMaxDatagram, nil)
 	var ps wire.Params
 	ps.Reset(make([]byte, 1300))

@@ -6,8 +6,9 @@
 // tests whose subject is time.
 //
 // rfc's own tests cannot import it (rfctest imports rfc); they keep their
-// helpers in rfc/helpers_test.go. docs/TESTING.md ("Shared test helpers")
-// describes it.
+// helpers in rfc/helpers_test.go and share the polling and the calm
+// network in a bubble with it through rfc/internal/testenv.
+// docs/TESTING.md ("Shared test helpers") describes it.
 package rfctest
 
 import (
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/internal/testenv"
 )
 
 // Quiet is a logger that discards every record: tests provoke peer
@@ -69,15 +71,14 @@ func Context(t testing.TB, d time.Duration) context.Context {
 
 // WaitFor polls cond every millisecond until it holds or d passes, and
 // reports whether it held.
-func WaitFor(d time.Duration, cond func() bool) bool {
-	end := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(end) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
+func WaitFor(d time.Duration, cond func() bool) bool { return testenv.WaitFor(d, cond) }
+
+// UDP opens a bare UDP socket on 127.0.0.1 at a port the kernel picks,
+// for a test that plays a peer by hand; it is closed when the test ends,
+// and a failure to open ends the test.
+func UDP(t testing.TB) *net.UDPConn {
+	t.Helper()
+	return testenv.UDP(t)
 }
 
 // FreeAddrs returns n loopback UDP addresses that were free a moment ago,
