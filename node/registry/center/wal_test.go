@@ -271,6 +271,11 @@ func TestLogMidDamageRefused(t *testing.T) {
 			if wire.AsErrno(err) != wire.EPROTO || err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("recovered %d records, err %v; want EPROTO %q", len(got), err, want)
 			}
+			// A center refuses to start on it the same way.
+			_, err = StartCenter(regtest.Endpoint(t, 100, ""), testCenterConfig(dir, 0, netip.AddrPort{}))
+			if wire.AsErrno(err) != wire.EPROTO || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("StartCenter: %v; want EPROTO %q", err, want)
+			}
 			after, _ := os.ReadFile(path)
 			if string(after) != string(b) {
 				t.Fatalf("log changed by a refused start: %d bytes, was %d", len(after), len(b))
