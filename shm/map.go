@@ -26,6 +26,10 @@ import (
 // lock compares the path's inode with the mapping's and reopens if they
 // differ. Superseded mappings stay mapped until Close, so a goroutine
 // still inside an old mapping never faults.
+//
+// Faults: a method that touches a page another process truncated away
+// returns an error that unwraps to wire.EPROTO instead of dying of
+// SIGBUS (fault.go).
 type Map struct {
 	path string
 	opts Options
