@@ -140,6 +140,10 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		}
 		return
 	}
+	if p.Dst == 0 && ep.reflected(p, m.addr) {
+		ep.stats.reflected.Add(1)
+		return
+	}
 	peer := ep.peers.learn(m.addr)
 	if peer != nil {
 		ep.heard(peer, p, now)

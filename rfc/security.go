@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,9 @@ import (
 //   - amplification: a reply to a request that is not authenticated is at
 //     most AmplifyFactor times the request's size, and a cached reply goes
 //     only to a copy of its request;
-//   - error replies to unauthenticated requests are rate limited.
+//   - error replies to unauthenticated requests are rate limited;
+//   - reflection: a request of this endpoint's own that names no
+//     destination node, brought back to it, is dropped (reflected).
 
 // AmplifyFactor bounds a reply to an unauthenticated request, as a
 // multiple of the request's size.
@@ -72,6 +75,28 @@ func (ep *Endpoint) SetKeys(key, prev []byte) error {
 	ep.keys.Store(&keySet{key: append([]byte(nil), key...), prev: append([]byte(nil), prev...), gen: old.gen + 1})
 	ep.log.Info("cluster keys rotated", "previous-accepted", len(prev) > 0)
 	return nil
+}
+
+// reflected reports whether the request p from address from, which names
+// no destination node id (the sender had not learnt the callee's), is
+// one this endpoint sent, brought back to it: it comes from this
+// endpoint's own address or carries its node id (not 0), and it is not a
+// call of this endpoint in flight to that address (a call to itself).
+// Its tag is valid, since this endpoint made it, and any endpoint
+// accepts destination 0; without this check an attacker on the path
+// could make a node run the idempotent calls it sends to others.
+func (ep *Endpoint) reflected(p *wire.Packet, from netip.AddrPort) bool {
+	if p.Flags&wire.FlagRequest == 0 || from != ep.local && (ep.id == 0 || p.Src != ep.id) {
+		return false
+	}
+	pd := ep.pending.byID(p.CallID)
+	if pd == nil {
+		return true
+	}
+	pd.mu.Lock()
+	ours := pd.mu.state == slotWaiting && pd.mu.callID == p.CallID && pd.mu.dst == from
+	pd.mu.Unlock()
+	return !ours
 }
 
 // tooOld reports whether a datagram's stamp is outside the age bound.

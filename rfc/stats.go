@@ -228,6 +228,7 @@ type engineStats struct {
 	dupOther     atomic.Uint64                  // dropped: a cached request's key with other content
 	peersFull    atomic.Uint64                  // refused EBUSY: non-idempotent request from a sender the full peer table does not track
 	peersSwept   atomic.Uint64                  // idle peers removed from the table
+	reflected    atomic.Uint64                  // dropped: a request of this endpoint's own, brought back to it (security.go)
 	in, out      statTable
 	peerDeaths   atomic.Uint64
 	peerSuspects atomic.Uint64
@@ -310,7 +311,7 @@ type DropCount struct {
 // dropNames are the engine's own drop counters, after the decoder's
 // reasons, in the order Drops lists them.
 var dropNames = [...]string{"wrong-dst", "late-reply", "busy", "expired", "stale", "too-old", "dup-other",
-	"peers-full", "peers-swept", "read-errors", "error-rate-limited", "dup-evicted-early"}
+	"peers-full", "peers-swept", "read-errors", "error-rate-limited", "dup-evicted-early", "reflected"}
 
 // Drops returns every drop counter, zero ones included, in a fixed order:
 // the decoder's reasons in wire.Reason order, then dropNames. Stats.Drops
@@ -323,7 +324,7 @@ func (ep *Endpoint) Drops() []DropCount {
 	}
 	vals := [len(dropNames)]uint64{s.wrongDst.Load(), s.lateReplies.Load(), s.busy.Load(), s.expired.Load(), s.stale.Load(),
 		s.tooOld.Load(), s.dupOther.Load(), s.peersFull.Load(), s.peersSwept.Load(), s.readErrs.Load(),
-		ep.errLim.denied.Load(), ep.dup.earlyCount()}
+		ep.errLim.denied.Load(), ep.dup.earlyCount(), s.reflected.Load()}
 	for i, name := range dropNames {
 		out = append(out, DropCount{name, vals[i]})
 	}

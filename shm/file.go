@@ -182,7 +182,7 @@ func (mp *mapping) unlockWrite() {
 // close releases the lock slot, the mappings and the file.
 func (mp *mapping) close() error {
 	if mp.lk != nil {
-		mp.lk.Detach()
+		detachLock(mp.lk)
 		mp.lk = nil
 	}
 	if mp.lockMem != nil {

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +26,10 @@ import (
 // lock compares the path's inode with the mapping's and reopens if they
 // differ. Superseded mappings stay mapped until Close, so a goroutine
 // still inside an old mapping never faults.
+//
+// Faults: a method that touches a page another process truncated away
+// returns an error that unwraps to wire.EPROTO instead of dying of
+// SIGBUS (fault.go).
 type Map struct {
 	path string
 	opts Options
@@ -192,7 +197,7 @@ func (m *Map) lockWrite(mp *mapping) error {
 	}
 	mp.r.beginWriteLocked()
 	if err == wire.EOWNERDEAD {
-		if err = m.recoverLocked(mp); err != nil {
+		if err = mp.unlockOnFault(func() error { return m.recoverLocked(mp) }); err != nil {
 			mp.unlockWrite()
 		}
 	}
@@ -298,7 +303,16 @@ func (m *Map) openNext(old *mapping) (*mapping, error) {
 // Where seqReads allows it, Get first reads without the lock and keeps the
 // answer only if no writer was inside meanwhile (seqread.go); otherwise it
 // takes the shared lock.
-func (m *Map) Get(key, dst []byte) (int, error) {
+func (m *Map) Get(key, dst []byte) (n int, err error) {
+	// catchFault written out: a deferred closure costs less than a
+	// deferred call with arguments, which goes through a wrapper.
+	prev := guard()
+	defer func() {
+		debug.SetPanicOnFault(prev)
+		if p := recover(); p != nil {
+			err = m.faultError(p)
+		}
+	}()
 	if mp := m.cur.Load(); seqReads && mp != nil {
 		n, e := mp.r.getSeq(key, dst)
 		if e == errSeqMoved {
@@ -323,14 +337,14 @@ func (m *Map) getLocked(key, dst []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := mp.r.getInto(key, dst, keyHash(key))
-	mp.lk.RUnlock()
-	return n, err
+	defer mp.lk.RUnlock()
+	return mp.r.getInto(key, dst, keyHash(key))
 }
 
 // View calls fn with the value of key, lent from the mapping under the
 // shared lock: fn must not retain val or write to it.
-func (m *Map) View(key []byte, fn func(val []byte)) error {
+func (m *Map) View(key []byte, fn func(val []byte)) (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return err
@@ -347,7 +361,8 @@ func (m *Map) View(key []byte, fn func(val []byte)) error {
 // Range calls fn for every key k with from <= k < to in byte order (to nil:
 // no upper bound), until fn returns false. Keys and values are lent as in
 // View. The whole walk holds the shared lock.
-func (m *Map) Range(from, to []byte, fn func(key, val []byte) bool) error {
+func (m *Map) Range(from, to []byte, fn func(key, val []byte) bool) (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return err
@@ -358,7 +373,8 @@ func (m *Map) Range(from, to []byte, fn func(key, val []byte) bool) error {
 
 // Prefix calls fn, in order, for every key that starts with prefix, as
 // Range does.
-func (m *Map) Prefix(prefix []byte, fn func(key, val []byte) bool) error {
+func (m *Map) Prefix(prefix []byte, fn func(key, val []byte) bool) (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return err
@@ -368,14 +384,14 @@ func (m *Map) Prefix(prefix []byte, fn func(key, val []byte) bool) error {
 }
 
 // Len returns the number of keys.
-func (m *Map) Len() (int, error) {
+func (m *Map) Len() (n int, err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return 0, err
 	}
-	n := mp.r.hdr(hdrNodesOff)
-	mp.lk.RUnlock()
-	return int(n), nil
+	defer mp.lk.RUnlock()
+	return int(mp.r.hdr(hdrNodesOff)), nil
 }
 
 // Put inserts key with value val, or replaces its value. When it returns
@@ -383,23 +399,25 @@ func (m *Map) Len() (int, error) {
 // from the death of any process. wire.ENOSPC (arena or index full) and
 // wire.EINVAL (key empty or longer than MaxKeyLen, value longer than
 // MaxValueLen) leave the map unchanged.
-func (m *Map) Put(key, val []byte) error {
+func (m *Map) Put(key, val []byte) (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.wlock()
 	if err != nil {
 		return err
 	}
-	err = mp.r.putLocked(key, val)
+	err = mp.unlockOnFault(func() error { return mp.r.putLocked(key, val) })
 	mp.unlockWrite()
 	return err
 }
 
 // Delete removes key; wire.ENOENT if it is absent. Its space is reused.
-func (m *Map) Delete(key []byte) error {
+func (m *Map) Delete(key []byte) (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.wlock()
 	if err != nil {
 		return err
 	}
-	err = mp.r.deleteLocked(key)
+	err = mp.unlockOnFault(func() error { return mp.r.deleteLocked(key) })
 	mp.unlockWrite()
 	return err
 }
@@ -411,7 +429,8 @@ func (m *Map) Delete(key []byte) error {
 // was interrupted (interrupted); otherwise no writer will repair it, and
 // the same residue is reported. It never panics and never reads outside
 // the mapping.
-func (m *Map) Verify() error {
+func (m *Map) Verify() (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return err
@@ -432,17 +451,21 @@ func (mp *mapping) interrupted() bool {
 // Repair takes the write lock and repairs the file whatever the lock says,
 // then checks it strictly. Writers repair on their own after a crash; this
 // is for operators and tests.
-func (m *Map) Repair() error {
+func (m *Map) Repair() (err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.wlock()
 	if err != nil {
 		return err
 	}
-	defer mp.unlockWrite()
-	if err := mp.r.repairLocked(); err != nil {
-		return err
-	}
-	mp.lk.MarkConsistent()
-	return nil
+	err = mp.unlockOnFault(func() error {
+		if err := mp.r.repairLocked(); err != nil {
+			return err
+		}
+		mp.lk.MarkConsistent()
+		return nil
+	})
+	mp.unlockWrite()
+	return err
 }
 
 // Stats is a snapshot of a map file. Fields are read one by one.
@@ -465,7 +488,8 @@ type Stats struct {
 }
 
 // Stats returns a snapshot of the map.
-func (m *Map) Stats() (Stats, error) {
+func (m *Map) Stats() (_ Stats, err error) {
+	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return Stats{}, err
@@ -509,14 +533,21 @@ func (m *Map) Stats() (Stats, error) {
 // after the rename and before marking the old file leaves the old file with
 // a dead writer's mark; every Map's next operation under the shared lock
 // finds the mark, sees another inode at the path and reopens it.
-func (m *Map) Grow(newSize int64) error {
+func (m *Map) Grow(newSize int64) (err error) {
+	defer m.catchFault(guard(), &err)
 	m.reopen.Lock()
 	defer m.reopen.Unlock()
 	mp, err := m.wlockHeld()
 	if err != nil {
 		return err
 	}
-	defer mp.unlockWrite()
+	err = mp.unlockOnFault(func() error { return m.growLocked(mp, newSize) })
+	mp.unlockWrite()
+	return err
+}
+
+// growLocked is Grow with m.reopen and mp's write hold held.
+func (m *Map) growLocked(mp *mapping, newSize int64) error {
 	size := align(uint64(newSize), arenaAlign)
 	if newSize <= 0 || size <= mp.r.fileSize {
 		return wire.EINVAL

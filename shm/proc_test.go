@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		"reader":      childReader,
 		"stopper":     childStopper,
 		"growstopper": childGrowStopper,
+		"truncated":   childTruncated,
 	})
 }
 

@@ -104,3 +104,15 @@ func store64(mem []byte, off, v uint64) {
 func aligned8(b []byte) bool {
 	return len(b) > 0 && uintptr(unsafe.Pointer(&b[0]))&(wordSize-1) == 0
 }
+
+// addrIn returns the offset in mem of address a, if mem holds it.
+func addrIn(mem []byte, a uintptr) (uint64, bool) {
+	if len(mem) == 0 {
+		return 0, false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	if a < base || a-base >= uintptr(len(mem)) {
+		return 0, false
+	}
+	return uint64(a - base), true
+}

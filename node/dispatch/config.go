@@ -46,8 +46,10 @@ type Config struct {
 	// entry bound is refused by the store (EMSGSIZE).
 	MaxHolders int
 	// MarkerTimeout bounds the marker calls the dispatcher makes on its
-	// own: the compare-and-set of a remote SUBMIT and each release
-	// (default 2s). A release that fails leaves the marker to its TTL.
+	// own: the compare-and-set of a remote SUBMIT and each try of a
+	// release (default 2s). A release that fails on a transient error
+	// (one whose outcome is unknown) is tried again, up to four tries; one
+	// that still fails leaves the marker to its TTL.
 	MarkerTimeout time.Duration
 	// PollInterval is how often the gatherer looks at every call in
 	// flight (default 1ms); the oldest call is watched without polling.
@@ -97,6 +99,9 @@ const (
 	maxSenders             = 64
 	minPollInterval        = 50 * time.Microsecond
 	closeReleaseBudget     = 2 * time.Second // Close's bound on releasing markers
+	releaseTries           = 4               // tries of a release failing on a transient error
+	releaseBackoff         = 20 * time.Millisecond
+	releaseBackoffMax      = 200 * time.Millisecond
 	sendBusyBackoff        = 200 * time.Microsecond
 	sendBusyBackoffMax     = 5 * time.Millisecond
 	remoteSubmitMinTimeout = 10 * time.Millisecond

@@ -287,7 +287,7 @@ func (d *Dispatcher) Submit(ctx context.Context, op *Op) (uint64, error) {
 			// A CAS of ours may have been applied: take the holder
 			// out rather than leave the resource locked to its expiry.
 			rctx, cancel := context.WithTimeout(context.Background(), d.cfg.MarkerTimeout)
-			d.markers.release(rctx, o.resource, o.holder)
+			d.release(rctx, o.resource, o.holder, o.id)
 			cancel()
 		}
 		if e == wire.ECONFLICT {
@@ -305,7 +305,7 @@ func (d *Dispatcher) Submit(ctx context.Context, op *Op) (uint64, error) {
 		d.queue.unreserve(n)
 		d.unactive()
 		rctx, cancel := context.WithTimeout(context.Background(), d.cfg.MarkerTimeout)
-		d.markers.release(rctx, o.resource, o.holder)
+		d.release(rctx, o.resource, o.holder, o.id)
 		cancel()
 		return 0, wire.ECLOSED
 	}

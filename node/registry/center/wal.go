@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -31,8 +32,11 @@ import (
 // trailer repeating the frame count) and replays the log; versions decide,
 // so replaying a record the snapshot already holds changes nothing. The
 // first log frame that is short, too long or fails its checksum ends the
-// log: it and everything after it are cut off (truncated) and never
-// applied.
+// log if no frame that passes its checksum starts after it (a torn
+// tail): it and everything after it are cut off (truncated) and never
+// applied. If one does, the log was damaged in the middle and the center
+// refuses to start (EPROTO naming the log and the offset), cutting
+// nothing: the frames after the damage may hold acknowledged writes.
 //
 // The magic names the record format of the frames: "...02" files hold
 // format 2 records (sdk.RecFormat). Files of format 1 ("...01") are
@@ -198,8 +202,9 @@ func upgradeApply(apply func(key string, rec []byte)) func(key string, rec []byt
 
 // openLog recovers the store from dir (creating the directory and an
 // empty log if needed) through apply, cuts a torn log tail, and returns
-// the log open for appending. A damaged snapshot is EPROTO: the center
-// refuses to start rather than run on partial data. Files of record
+// the log open for appending. A damaged snapshot, or a log damaged
+// before a frame that is whole, is EPROTO: the center refuses to start
+// rather than run on partial data. Files of record
 // format 1 are upgraded as they are read and upgraded is set: the caller
 // writes a snapshot before it appends anything.
 func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, apply func(key string, rec []byte)) (*logFile, error) {
@@ -271,6 +276,14 @@ func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, a
 		off = next
 	}
 	if off < len(b) {
+		if goodFrameAfter(b, off) {
+			// Not a torn tail: a whole frame follows the bad one, and
+			// frames reach the disk in order, so the bad frame was
+			// written whole and damaged since, and the frames after it
+			// may hold acknowledged writes. Refuse rather than cut them.
+			f.Close()
+			return nil, &damagedFile{path: path, off: int64(off), e: wire.EPROTO}
+		}
 		l.tornBytes = int64(len(b) - off)
 		if err := f.Truncate(int64(off)); err != nil {
 			f.Close()
@@ -293,15 +306,36 @@ func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, a
 	return l, nil
 }
 
+// goodFrameAfter reports whether a frame that parses and passes its
+// checksum starts anywhere after the bad frame at b[bad:]. The bad
+// frame's length field may itself be what is damaged, so every offset
+// is tried, not only the one it names.
+func goodFrameAfter(b []byte, bad int) bool {
+	for p := bad + 1; len(b)-p >= frameHdrSize; p++ {
+		if _, _, next := nextFrame(b, p); next >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // damagedFile is a file of the data directory the center refuses to
-// start on: its error number (EPROTO) for callers, its path for the
+// start on: its error number (EPROTO) for callers, its path (and, for
+// damage inside the log, the offset of the first bad frame) for the
 // operator.
 type damagedFile struct {
 	path string
+	off  int64 // offset of the damage; < 0: not known
 	e    wire.Errno
 }
 
-func (d *damagedFile) Error() string     { return d.path + ": damaged: " + d.e.Error() }
+func (d *damagedFile) Error() string {
+	if d.off < 0 {
+		return d.path + ": damaged: " + d.e.Error()
+	}
+	return d.path + ": damaged at offset " + strconv.FormatInt(d.off, 10) + ": " + d.e.Error()
+}
+
 func (d *damagedFile) Errno() wire.Errno { return d.e }
 func (d *damagedFile) Unwrap() error     { return d.e }
 
@@ -309,7 +343,7 @@ func (d *damagedFile) Unwrap() error     { return d.e }
 // the file system name their path already) pass unchanged.
 func damaged(path string, err error) error {
 	if e, ok := err.(wire.Errno); ok {
-		return &damagedFile{path: path, e: e}
+		return &damagedFile{path: path, off: -1, e: e}
 	}
 	return err
 }

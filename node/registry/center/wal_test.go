@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,4 +215,71 @@ func startPairOn(t testing.TB, dirs [2]string) *pair {
 	})
 	p.Dirs = dirs
 	return p
+}
+
+// TestLogMidDamageRefused: a frame damaged in the middle of the log, with
+// whole frames after it, is not a torn tail: the frames after it were
+// acknowledged. Recovery truncated the log at the damaged frame and
+// started without them; it must refuse (EPROTO naming the log and the
+// frame's offset) and leave the file as it found it.
+func TestLogMidDamageRefused(t *testing.T) {
+	const nrec, bad = 10, 4
+	for _, tc := range []struct {
+		name string
+		at   func(frame int) int // offset in the frame of the byte damaged
+	}{
+		{"length", func(int) int { return offFrameLen + sizeFrameLen - 1 }},
+		{"length-high", func(int) int { return offFrameLen }},
+		{"checksum", func(int) int { return offFrameSum }},
+		{"key", func(int) int { return frameHdrSize + sizeKeyLen }},
+		{"body-last", func(n int) int { return n - 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			off, badOff, badLen := logHdrSize, 0, 0
+			for i := 0; i < nrec; i++ {
+				k, rec := fmt.Sprintf("kv/k%d", i), kvRecord(uint64(2*i+2), "value")
+				pos, err := l.append(k, rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := l.syncTo(pos); err != nil {
+					t.Fatal(err)
+				}
+				if i == bad {
+					badOff, badLen = off, int(pos.off)-off
+				}
+				off = int(pos.off)
+			}
+			l.close()
+			path := filepath.Join(dir, LogName)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[badOff+tc.at(badLen)] ^= 0x55
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			_, err = openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, rec []byte) { got[k] = true })
+			want := fmt.Sprintf("%s: damaged at offset %d", path, badOff)
+			if wire.AsErrno(err) != wire.EPROTO || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("recovered %d records, err %v; want EPROTO %q", len(got), err, want)
+			}
+			// A center refuses to start on it the same way.
+			_, err = StartCenter(regtest.Endpoint(t, 100, ""), testCenterConfig(dir, 0, netip.AddrPort{}))
+			if wire.AsErrno(err) != wire.EPROTO || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("StartCenter: %v; want EPROTO %q", err, want)
+			}
+			after, _ := os.ReadFile(path)
+			if string(after) != string(b) {
+				t.Fatalf("log changed by a refused start: %d bytes, was %d", len(after), len(b))
+			}
+		})
+	}
 }

@@ -1,0 +1,137 @@
+package shm
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fastcall/lock/proctest"
+	"fastcall/wire"
+)
+
+// truncateEnv is the size the truncated child cuts the file to.
+const truncateEnv = "SHM_TEST_TRUNCATE"
+
+// truncatedKeys are put before the cut; their nodes lie past every cut
+// the test makes but the last (the arena starts after the index).
+const truncatedKeys = 64
+
+// childTruncated maps a file as a writer and as a reader, truncates it
+// (as another local process may), then runs every method twice and
+// prints "name errno" for each: a method that faults kills the process
+// unless the fault is turned into an error. A read or write hold left by
+// a faulting method would make the second round time out (ETIMEDOUT).
+func childTruncated() int {
+	path := os.Getenv(pathEnv)
+	size, _ := strconv.ParseInt(os.Getenv(truncateEnv), 10, 64)
+	opts := Options{Timeout: 200 * time.Millisecond}
+	w, err := Open(path, opts)
+	if err != nil {
+		fmt.Println("open", err)
+		return 1
+	}
+	ro := opts
+	ro.ReadOnly = true
+	r, err := Open(path, ro)
+	if err != nil {
+		fmt.Println("open-ro", err)
+		return 1
+	}
+	if err := os.Truncate(path, size); err != nil {
+		fmt.Println("truncate", err)
+		return 1
+	}
+	key := procKey(truncatedKeys - 1)
+	buf := make([]byte, 4096)
+	for round := 0; round < 2; round++ {
+		for _, op := range []struct {
+			name string
+			fn   func() error
+		}{
+			{"get", func() error { _, err := w.Get(key, buf); return err }},
+			{"get-ro", func() error { _, err := r.Get(key, buf); return err }},
+			{"view", func() error { return r.View(key, func([]byte) {}) }},
+			{"range", func() error { return r.Range(nil, nil, func(k, v []byte) bool { return true }) }},
+			{"prefix", func() error { return r.Prefix([]byte("key-"), func(k, v []byte) bool { return true }) }},
+			{"put", func() error { return w.Put(key, []byte("new value")) }},
+			{"put-new", func() error { return w.Put([]byte("another key"), []byte("v")) }},
+			{"delete", func() error { return w.Delete(key) }},
+			{"verify", func() error { return r.Verify() }},
+			{"repair", func() error { return w.Repair() }},
+			{"stats", func() error { _, err := r.Stats(); return err }},
+			{"grow", func() error { return w.Grow(1 << 22) }},
+		} {
+			err := op.fn()
+			fmt.Println(op.name, wire.AsErrno(err).String(), err)
+		}
+	}
+	fmt.Println("close", wire.AsErrno(w.Close()).String(), wire.AsErrno(r.Close()).String())
+	fmt.Println("alive")
+	return 0
+}
+
+// TestTruncatedAfterMap: a local process that truncates the file under
+// processes that mapped it made their next access past the new end fault
+// (SIGBUS), which killed them. Every method now returns EPROTO instead
+// (or its usual answer where it touched nothing past the end), leaves no
+// lock hold behind, and the process lives.
+func TestTruncatedAfterMap(t *testing.T) {
+	for _, size := range []int64{0, hdrSize, indexOffset, indexOffset + 4096} {
+		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "map")
+			m, err := Create(path, 1<<20, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < truncatedKeys; i++ {
+				if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m.Close()
+			cmd := proctest.Command("truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
+			cmd.Stderr = nil
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("child: %v\n%s", err, head(out))
+			}
+			sc := bufio.NewScanner(bytes.NewReader(out))
+			alive, faulted := false, 0
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				switch {
+				case len(f) == 0:
+				case f[0] == "alive":
+					alive = true
+				case f[0] == "close":
+				case f[1] == "EPROTO":
+					faulted++
+				case f[1] == "OK" || f[1] == "ENOENT" || f[1] == "EINVAL" || f[1] == "EMSGSIZE":
+					// Touched nothing past the end (or not this time).
+				default:
+					t.Errorf("%s", sc.Text())
+				}
+			}
+			if !alive || faulted == 0 {
+				t.Fatalf("alive %v, %d methods EPROTO:\n%s", alive, faulted, out)
+			}
+			t.Logf("%d of 24 calls EPROTO", faulted)
+		})
+	}
+}
+
+// head returns the start of a child's output: its last answers and, if
+// it died, why.
+func head(b []byte) []byte {
+	const max = 2048
+	if i := bytes.Index(b, []byte("\ngoroutine ")); i >= 0 && i < max {
+		return b[:i]
+	}
+	return b[:min(len(b), max)]
+}
