@@ -26,7 +26,8 @@
 //	              +0  8 slot word: pid(22) | state(2) | generation(16) | read holds(24)
 //	              +8  8 process start time (clock ticks since boot)
 //	              +16 4 sleeping goroutines (statistics)
-//	              +20 12 reserved
+//	              +20 4 reserved
+//	              +24 8 program word: claim generation << 48 | start of the stack
 //
 // # Holders
 //
@@ -36,8 +37,9 @@
 // writer is named by slot index inside the state word, set by the same CAS
 // that takes the lock. A waiter that cannot get in checks, every
 // LivenessPoll, whether the holders it waits for are alive (kill(pid, 0),
-// then the start time and state in /proc/<pid>/stat) and reclaims the holds
-// of dead ones. A dead writer leaves the owner-died flag set: the next writer
+// then the start time, state and stack start in /proc/<pid>/stat: a
+// process that replaced its program with exec holds nothing) and reclaims
+// the holds of dead ones. A dead writer leaves the owner-died flag set: the next writer
 // gets wire.EOWNERDEAD, repairs, and calls MarkConsistent.
 //
 // # Fast paths

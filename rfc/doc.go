@@ -6,9 +6,11 @@
 // worker pool with EBUSY backpressure, batching with recvmmsg/sendmmsg, and
 // statistics. It knows nothing of the services built on it.
 //
-// Goroutines: an Endpoint starts, in Listen and nowhere else, Config.Readers
-// reader goroutines, Config.Workers worker goroutines, one priority worker
-// and one timer goroutine. Close stops them all and fails every parked
+// Goroutines: an Endpoint starts, in Start (which Listen and
+// ListenTransport call; Open and OpenTransport start none, so that calls
+// can be registered first) and nowhere else, Config.Readers reader
+// goroutines, Config.Workers worker goroutines, one priority worker and
+// one timer goroutine. Close stops them all and fails every parked
 // caller with ECLOSED. No goroutine is started per packet or per call.
 //
 // A reader waits on the poller as soon as a batch comes back short, so a

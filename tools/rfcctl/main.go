@@ -1,5 +1,9 @@
 // Command rfcctl drives fastcall nodes from the command line: make any
-// call, ping a node, read its statistics, and run the demo.
+// call, ping and load a node, read its statistics, call table and
+// membership view, use the registry's store and a node's shared-memory
+// map, manage a router's mount table and query its audit trail, submit
+// operations to a dispatcher, and run the demo. docs/RFCD.md lists the
+// commands.
 //
 // Conventions: every subcommand takes -h; -json where the output is data;
 // exit status 0 on success, 1 when a call failed, 2 on a usage error;
