@@ -73,3 +73,36 @@ func TestIdleLoopSleeps(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleWorkerLeaseSleeps: a worker that holds no task does not wake
+// its lease goroutine every Tick, and a task started on it afterwards
+// still runs and is checked with its master. (Before, the lease
+// goroutine woke every Tick, task or none: 10 times per Interval.)
+func TestIdleWorkerLeaseSleeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil)
+		const span = 50 // Intervals
+		before := p.wk.Stats().Wakes
+		time.Sleep(span * p.cfg.Interval)
+		synctest.Wait()
+		if w := float64(p.wk.Stats().Wakes-before) / span; w > 1 {
+			t.Errorf("the lease goroutine of a worker with no task woke %.2f times per Interval", w)
+		}
+		task, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		select {
+		case <-p.ran:
+		case <-time.After(20 * DetectBound(p.cfg)):
+			t.Fatalf("a task started on an idle worker never ran: %+v", p.wk.Stats())
+		}
+		// The task runs past several lease terms: its checks renew it.
+		time.Sleep(4 * DetectBound(p.cfg))
+		synctest.Wait()
+		if st := p.wk.Stats(); st.Aborted != 0 {
+			t.Errorf("the task's lease lapsed while its master held it: %+v", st)
+		}
+		_ = p.m.Cancel(ctxFor(t, DetectBound(p.cfg)), task)
+	})
+}
