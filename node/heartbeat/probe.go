@@ -62,7 +62,7 @@ type prober struct {
 	lastWant   int64 // wantAt of the previous tick (gauge)
 	onTime     int64 // engine clock since which every tick was on time
 	health     int   // local health score (loop-owned; published in Stats)
-	late       int64 // how late this tick came past Tick (0: on time; see gauge)
+	late       int64 // how much later than planned this tick came past the previous one (0: on time; see gauge)
 	gossipAt   int64 // engine clock of the next gossip round
 	heldTill   int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
 	credit     int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
