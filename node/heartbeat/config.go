@@ -77,7 +77,11 @@ type Config struct {
 	// partition heals (default 5*Interval).
 	ReprobeInterval time.Duration
 	// Tick is the probe loop's granularity (default Interval/10, at
-	// least 1ms). Detection bounds include one Tick.
+	// least 1ms): it ticks at points Tick apart, at every point while
+	// anything needs stepping (a probe in flight, a failure, a suspect,
+	// work handed to it), else only at the first point at or after its
+	// next due event (a probe slot, a probe or gossip due). Detection
+	// bounds include one Tick.
 	Tick time.Duration
 	// MaxMembers bounds the member list (default 1024).
 	MaxMembers int

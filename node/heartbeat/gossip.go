@@ -132,6 +132,7 @@ func (s *Service) enqueueFromLocked(addr netip.AddrPort, node uint32, st State, 
 		q = q[:len(q)-1]
 	}
 	s.mu.bcast = append(q, update{addr: addr, node: node, from: from, state: st, inc: inc})
+	s.wakeLoop() // gossiped at the loop's gossip time
 }
 
 // takeUpdates appends to dst the queued updates that fit room bytes (at
@@ -376,5 +377,21 @@ func (s *Service) touchLocked(m *member) {
 	if !m.touched {
 		m.touched = true
 		s.mu.touched = append(s.mu.touched, m)
+		s.wakeLoop()
+	}
+}
+
+// wakeLoop rouses the probe loop if it sleeps past its next Tick, so
+// that the work just handed to it (a member touched, an update to
+// gossip, a relay asked for) is done at its next Tick, as if it had
+// ticked all along. The caller has made the work visible first: the
+// loop sets asleep before it looks for work (prober.plan), so that one
+// of the two sees the other. It never blocks.
+func (s *Service) wakeLoop() {
+	if s.asleep.CompareAndSwap(true, false) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 }

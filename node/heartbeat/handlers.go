@@ -118,6 +118,7 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 		s.stats.relayDropped.Add(1)
 		return wire.EBUSY
 	}
+	s.wakeLoop()
 	return wire.OK
 }
 

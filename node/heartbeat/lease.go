@@ -1,6 +1,7 @@
 package heartbeat
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -18,29 +19,49 @@ import (
 // checked for an Interval, or not yet confirmed and with no check in
 // flight (one check in flight per task, with the service's
 // ProbeTimeout, below Interval, so that it has ended before the next is
-// due; the engine runs the answer in checkDone).
+// due; the engine runs the answer in checkDone). While the worker holds
+// no task still running it sleeps; serveStart wakes it (wakeLease) to
+// tick at the next point of its grid.
 func (w *Worker) leaseLoop() {
 	defer w.wg.Done()
 	scfg := w.svc.Config()
-	lease, every := int64(DetectBound(scfg)), int64(scfg.Interval)
+	lease, every, tick := int64(DetectBound(scfg)), int64(scfg.Interval), int64(scfg.Tick)
 	// Half a Tick out of phase with the service's probe loop, started
 	// at the same time: the two never act at the same instant, so that
-	// a simulated run replays.
-	select {
-	case <-time.After(scfg.Tick / 2):
-	case <-w.done:
-		return
+	// a simulated run replays. The loop ticks at grid + k·Tick.
+	grid := w.ep.Now() + tick/2 + tick
+	tm := time.NewTimer(time.Duration(tick/2 + tick))
+	defer tm.Stop()
+	last := int64(math.MinInt64) // the last tick
+	next := grid
+	gridAfter := func(t int64) int64 {
+		t = max(t, last+1, grid)
+		return grid + (t-grid+tick-1)/tick*tick
 	}
-	tick := time.NewTicker(scfg.Tick)
-	defer tick.Stop()
 	var due []*workTask
 	for {
 		select {
-		case <-tick.C:
+		case <-tm.C:
+		case <-w.wake:
+			// A task came while asleep: tick at the next point.
+			w.stats.wakes.Add(1)
+			now := w.ep.Now()
+			if at := gridAfter(now); at < next {
+				next = at
+				tm.Reset(time.Duration(at - now))
+			}
+			continue
 		case <-w.done:
 			return
 		}
+		w.stats.wakes.Add(1)
+		w.asleep.Store(false)
+		select {
+		case <-w.wake: // sent before asleep was cleared: this tick sees the task
+		default:
+		}
 		now := w.ep.Now()
+		last = now
 		due = due[:0]
 		w.mu.Lock()
 		for _, t := range w.mu.tasks {
@@ -49,6 +70,7 @@ func (w *Worker) leaseLoop() {
 			}
 		}
 		w.mu.Unlock()
+		live := len(due) > 0
 		slices.SortFunc(due, workOrder)
 		for i, t := range due {
 			due[i] = nil
@@ -64,6 +86,41 @@ func (w *Worker) leaseLoop() {
 			}
 			t.checked = now
 			w.sendCheck(t, now)
+		}
+		now = w.ep.Now()
+		if !live {
+			// No task running: asleep until serveStart publishes one. It
+			// publishes under Worker.mu and then looks at asleep, set
+			// here before the look below, so one of the two sees the
+			// other. A task ended meanwhile asks nothing of this loop.
+			w.asleep.Store(true)
+			w.mu.Lock()
+			for _, t := range w.mu.tasks {
+				if t.ctx.Err() == nil {
+					live = true
+					break
+				}
+			}
+			w.mu.Unlock()
+			if !live {
+				next = math.MaxInt64
+				continue // the timer has fired and stays stopped
+			}
+			w.asleep.Store(false)
+		}
+		next = gridAfter(now)
+		tm.Reset(time.Duration(next - now))
+	}
+}
+
+// wakeLease wakes the lease goroutine if it sleeps for want of a task
+// (leaseLoop); the caller has published the task under Worker.mu. It
+// never blocks.
+func (w *Worker) wakeLease() {
+	if w.asleep.CompareAndSwap(true, false) {
+		select {
+		case w.wake <- struct{}{}:
+		default:
 		}
 	}
 }

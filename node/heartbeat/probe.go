@@ -57,9 +57,12 @@ type prober struct {
 	ringGen    uint64
 	slot       int64 // the last probe slot scheduled (wall clock / slot length; 0: none yet)
 	lastNs     int64 // engine clock of the previous tick
+	grid       int64 // engine clock the loop started: it ticks at grid + k·Tick
+	wantAt     int64 // engine clock the loop meant this tick, or the next, to run at (plan)
+	lastWant   int64 // wantAt of the previous tick (gauge)
 	onTime     int64 // engine clock since which every tick was on time
 	health     int   // local health score (loop-owned; published in Stats)
-	late       int64 // how late this tick came past Tick (0: on time; see gauge)
+	late       int64 // how much later than planned this tick came past the previous one (0: on time; see gauge)
 	gossipAt   int64 // engine clock of the next gossip round
 	heldTill   int64 // engine clock until which this node holds its verdicts (step), one Interval past its last health above claimHealthMax
 	credit     int64 // failure-driven work banked, ns: a datagram costs cost(), at most bank() is held (Config.Budget)
@@ -87,24 +90,35 @@ const healthMax = 4
 // stall does. Only this node's own late ticks raise it further.
 const claimHealthMax = 1
 
-// probeLoop is the service's timer: every Tick it finishes the probes
-// that completed, moves members through their states, starts the probes
-// that are due, and runs the indirect probes other members asked for.
-// Its work per tick is bounded by the members it must step (probes in
-// flight, failures, suspects, pinned and touched members, and the
-// ProbesPerInterval the schedule picks), not by the member count. The
-// schedule's shuffles draw from seed and the endpoint's address, not from
-// the global generator, so that a run whose incarnations are fixed (the
-// simulation) replays.
+// probeLoop is the service's timer: at points of a grid Tick apart it
+// finishes the probes that completed, moves members through their
+// states, starts the probes that are due, and runs the indirect probes
+// other members asked for. It ticks at every point while anything needs
+// stepping (plan) and otherwise sleeps to the first point at or after
+// its next due event: the next slot of the probe schedule, the next
+// probe of a member probed on its own cadence, the gossip time while
+// updates wait, the fall of the local health. Work handed to it while it
+// sleeps (wakeLoop) wakes it only to move its timer to the next point.
+// An idle member thus wakes a few times per Interval, not every Tick,
+// and every tick it does run comes at the instant the fixed Tick would
+// have run it. Its work per tick is bounded by the members it must step
+// (probes in flight, failures, suspects, pinned and touched members, and
+// the ProbesPerInterval the schedule picks), not by the member count.
+// The schedule's shuffles draw from seed and the endpoint's address, not
+// from the global generator, so that a run whose incarnations are fixed
+// (the simulation) replays.
 func (s *Service) probeLoop(seed uint64) {
 	defer s.wg.Done()
 	pr := &prober{s: s, buf: make([]byte, s.ep.Config().MaxDatagram), upd: make([]byte, 0, piggybackBuf)}
 	addr := s.ep.Addr().Addr().As16()
 	pr.rnd = rand.New(rand.NewPCG(seed, xxhash.Sum64(addr[:])^uint64(s.ep.Addr().Port())))
 	pr.ctx.Context = context.Background()
-	tk := time.NewTicker(s.cfg.Tick)
-	defer tk.Stop()
+	tm := time.NewTimer(s.cfg.Tick)
+	defer tm.Stop()
 	pr.lastNs = s.ep.Now()
+	pr.grid = pr.lastNs
+	pr.lastWant = pr.lastNs
+	pr.wantAt = pr.lastNs + int64(s.cfg.Tick)
 	pr.onTime = pr.lastNs
 	pr.lagAt = pr.lastNs
 	pr.credit = pr.bank()
@@ -113,18 +127,103 @@ func (s *Service) probeLoop(seed uint64) {
 		case <-s.done:
 			pr.shutdown()
 			return
-		case <-tk.C:
+		case <-tm.C:
+		case <-s.wake:
+			// Work handed over while asleep: tick at the next point.
+			s.stats.wakes.Add(1)
+			now := s.ep.Now()
+			if at := pr.gridAfter(now); at < pr.wantAt {
+				pr.wantAt = at
+				tm.Reset(time.Duration(at - now))
+			}
+			continue
 		}
+		s.stats.wakes.Add(1)
+		s.asleep.Store(false)
 		select {
 		case <-s.done:
 			// Closed at the instant of a tick: no tick, whichever case
 			// the select above drew.
 			pr.shutdown()
 			return
+		case <-s.wake:
+			// Sent before asleep was cleared: this tick sees the work.
 		default:
 		}
 		pr.tick(s.ep.Now())
+		now := s.ep.Now()
+		pr.wantAt = pr.plan(now)
+		tm.Reset(time.Duration(pr.wantAt - now))
 	}
+}
+
+// gridAfter is the first point of the loop's grid (grid + k·Tick) at or
+// after t and after the last tick.
+func (pr *prober) gridAfter(t int64) int64 {
+	tick := int64(pr.s.cfg.Tick)
+	t = max(t, pr.lastNs+1)
+	return pr.grid + (t-pr.grid+tick-1)/tick*tick
+}
+
+// plan returns the engine clock of the loop's next tick, after a tick
+// that ended at now: the next point of the grid while anything needs
+// stepping, else the first point at or after its next due event, with
+// asleep set so that work handed over meanwhile wakes it (wakeLoop).
+// Stepped at every point are the members in the active list, save one
+// probed on its own cadence with nothing in flight or pending (its next
+// probe is due at probeAt), the relays in flight or queued, a gossip
+// due at once, a refutation the health has not taken yet, and the
+// members touched. An alive member no one has touched is stepped only
+// when the schedule picks it, so it needs no tick.
+func (pr *prober) plan(now int64) int64 {
+	s := pr.s
+	cfg := &s.cfg
+	soon := pr.gridAfter(now)
+	if len(pr.relays) > 0 {
+		return soon
+	}
+	// The next slot of the schedule, counted on the wall clock as
+	// schedule counts it: within one slot of now, wherever the wall
+	// clock stepped.
+	unit := int64(cfg.Interval) / int64(cfg.ProbesPerInterval)
+	wall := time.Now().UnixNano() - pr.phase
+	slot := now + (wall/unit+1)*unit - wall
+	if wall < 0 {
+		slot = now + unit // before 1970 plus a phase: not worth exactness
+	}
+	at := now + int64(cfg.Interval) // at most an Interval asleep, whatever is missed below
+	if pr.health > 0 {
+		at = pr.onTime + int64(cfg.Interval) // gauge lowers it
+	}
+	s.asleep.Store(true)
+	busy := len(s.relayQ) > 0
+	s.mu.Lock()
+	busy = busy || len(s.mu.touched) > 0 || s.mu.gossipNow || s.mu.selfRefuted || s.mu.pruned || pr.ringGen != s.mu.gen
+	if s.pendingUpdatesLocked() && cfg.GossipNodes > 0 && cfg.Retransmit > 0 {
+		at = min(at, pr.gossipAt)
+	}
+	small := len(s.mu.members) <= cfg.ProbesPerInterval
+	if !small {
+		at = min(at, slot) // a cluster this small is probed whole, on the members' cadence
+	}
+	for _, m := range pr.active {
+		if busy {
+			break
+		}
+		if m.removed || m.touched || m.due || m.probe != nil || m.lateProbe != nil ||
+			m.state != StateAlive || m.since != m.loopSince || m.syncRFC ||
+			m.fails > 0 || m.ackSeq != 0 || m.tellDied || m.probeNow || !(m.pinned || small) {
+			busy = true
+			break
+		}
+		at = min(at, m.probeAt)
+	}
+	s.mu.Unlock()
+	if busy || at <= soon {
+		s.asleep.Store(false)
+		return soon
+	}
+	return pr.gridAfter(at)
 }
 
 // tick is one pass of the probe loop at engine clock now.
@@ -155,7 +254,12 @@ func (pr *prober) tick(now int64) {
 func (pr *prober) gauge(now int64) {
 	s := pr.s
 	tick := int64(s.cfg.Tick)
-	over := now - pr.lastNs - tick
+	// How much longer than planned the gap since the previous tick was:
+	// planned is the gap between the times the loop meant the two ticks
+	// to run at (plan), a Tick while it ticks at every point of its grid,
+	// longer after a planned sleep, which is thus no late tick.
+	over := now - pr.lastNs - (pr.wantAt - pr.lastWant)
+	pr.lastWant = pr.wantAt
 	late := over > int64(s.cfg.Interval)/4
 	pr.late = 0
 	if late {
@@ -180,6 +284,7 @@ func (pr *prober) gauge(now int64) {
 	refuted := s.mu.selfRefuted
 	s.mu.selfRefuted = false
 	s.mu.Unlock()
+	held := pr.health > claimHealthMax
 	switch {
 	case late:
 		if pr.health < healthMax {
@@ -197,6 +302,10 @@ func (pr *prober) gauge(now int64) {
 	}
 	if pr.health > claimHealthMax {
 		pr.heldTill = now + int64(s.cfg.Interval)
+	} else if held {
+		// Above claimHealthMax until this tick: held as long as if the
+		// loop had ticked a Tick before (it may have slept since).
+		pr.heldTill = max(pr.heldTill, now-tick+int64(s.cfg.Interval))
 	}
 	s.stats.health.Store(int64(pr.health))
 }

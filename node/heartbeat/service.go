@@ -49,6 +49,11 @@ type Service struct {
 	// loop to probe at once; bounded by checkQueue, overflow left to its
 	// round.
 	checkQ chan netip.AddrPort
+	// wake rouses the probe loop while it sleeps past its next Tick
+	// (asleep): work handed to it since it planned the sleep (wakeLoop).
+	// One slot: one wake-up covers all the work handed meanwhile.
+	wake   chan struct{}
+	asleep atomic.Bool
 	stats  serviceStats
 
 	done chan struct{}
@@ -69,6 +74,7 @@ type serviceStats struct {
 	updatesHeard, badUpdates atomic.Uint64
 	gossipSent, joined       atomic.Uint64
 	extra, deferred          atomic.Uint64
+	wakes                    atomic.Uint64
 	health                   atomic.Int64
 }
 
@@ -93,6 +99,7 @@ type Stats struct {
 	Joined        uint64 // members added by a join (Config.AcceptJoins)
 	Extra         uint64 // datagrams of failure-driven work sent (Config.Budget): indirect requests, probes off the schedule, relays, gossip
 	Deferred      uint64 // failure-driven datagrams the budget put off (counted at each tick that tried) or dropped (relays)
+	Wakes         uint64 // times the probe loop woke: its ticks, and the wake-ups for work handed to it while it slept
 	Health        int    // local health score: timeouts are stretched by 1+Health (0: healthy)
 }
 
@@ -113,6 +120,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	s.events = make(chan Event, cfg.EventQueue)
 	s.relayQ = make(chan relayJob, cfg.RelayQueue)
 	s.checkQ = make(chan netip.AddrPort, checkQueue)
+	s.wake = make(chan struct{}, 1)
 	s.mu.members = make(map[netip.AddrPort]*member)
 	for _, a := range members {
 		if a == ep.Addr() {
@@ -357,7 +365,7 @@ func (s *Service) Stats() Stats {
 		Refutations: st.refutations.Load(), EventsDropped: st.eventsDropped.Load(), NonMember: st.nonMember.Load(),
 		UpdatesSent: st.updatesSent.Load(), UpdatesHeard: st.updatesHeard.Load(), BadUpdates: st.badUpdates.Load(),
 		GossipSent: st.gossipSent.Load(), Joined: st.joined.Load(),
-		Extra: st.extra.Load(), Deferred: st.deferred.Load(),
+		Extra: st.extra.Load(), Deferred: st.deferred.Load(), Wakes: st.wakes.Load(),
 		Health: int(st.health.Load()),
 	}
 }

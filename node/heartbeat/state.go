@@ -234,6 +234,7 @@ func (s *Service) refuteLocked(claim uint32) {
 	s.enqueueLocked(s.ep.Addr(), s.ep.NodeID(), StateAlive, inc)
 	s.mu.selfRefuted = true
 	s.mu.gossipNow = true
+	s.wakeLoop()
 }
 
 // newsLogEvery is the least time between two log lines about this node

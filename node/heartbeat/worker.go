@@ -133,12 +133,17 @@ type Worker struct {
 	end   context.CancelFunc // ends ctx
 	stop  func()
 	stats workerStats
-	done  chan struct{}
-	wg    sync.WaitGroup
+	// wake rouses the lease goroutine while it sleeps for want of a
+	// task (asleep); one slot (wakeLease).
+	wake   chan struct{}
+	asleep atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 type workerStats struct {
 	started, finished, aborted, stale, lost, refused atomic.Uint64
+	wakes                                            atomic.Uint64
 }
 
 // WorkerStats is a snapshot of a Worker's counters.
@@ -149,6 +154,7 @@ type WorkerStats struct {
 	Stale    uint64 // results the master rejected with ESTALE
 	Lost     uint64 // results that could not be delivered
 	Refused  uint64 // stale starts refused with ESTALE, unrun
+	Wakes    uint64 // times the lease goroutine woke: its ticks, and the wake-ups for a task while it slept
 }
 
 // NewWorker registers the worker's call numbers (CallTaskStart,
@@ -159,7 +165,7 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 	if cfg.Runners < 1 || cfg.Runners > 4096 || cfg.Queue < 1 || cfg.ResultTimeout <= 0 || fn == nil {
 		return nil, rfc.BadConfig("heartbeat", "WorkerConfig", nil, "Runners 1-4096, Queue and ResultTimeout positive, fn set")
 	}
-	w := &Worker{svc: svc, ep: svc.ep, cfg: cfg, fn: fn, done: make(chan struct{})}
+	w := &Worker{svc: svc, ep: svc.ep, cfg: cfg, fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.ctx, w.end = context.WithCancel(context.Background())
 	w.mu.tasks = make(map[workKey]*workTask)
 	w.mu.deadAt = make(map[netip.AddrPort]uint32)
@@ -246,7 +252,7 @@ func (w *Worker) Running() int {
 func (w *Worker) Stats() WorkerStats {
 	return WorkerStats{Started: w.stats.started.Load(), Finished: w.stats.finished.Load(),
 		Aborted: w.stats.aborted.Load(), Stale: w.stats.stale.Load(), Lost: w.stats.lost.Load(),
-		Refused: w.stats.refused.Load()}
+		Refused: w.stats.refused.Load(), Wakes: w.stats.wakes.Load()}
 }
 
 // serveStart accepts a task from a master that is a live member. A
@@ -310,6 +316,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	w.mu.tasks[key] = t
 	w.mu.waiting++
 	w.mu.Unlock()
+	w.wakeLease()
 	w.svc.Pin(req.From) // the pair's heartbeat channel stays direct
 	w.stats.started.Add(1)
 	w.sendCheck(t, now)

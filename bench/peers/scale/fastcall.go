@@ -64,9 +64,10 @@ func (c *fastcallCluster) counters() (sent, deaths, suspects uint64) {
 // detail sums the heartbeat and engine counters that explain the
 // datagram count.
 func (c *fastcallCluster) detail() string {
-	var probes, fails, skipped, ind, rel, retrans, upd uint64
+	var probes, fails, skipped, ind, rel, retrans, upd, wakes uint64
 	for i, ep := range c.eps {
 		st := c.svcs[i].Stats()
+		wakes += st.Wakes
 		probes += st.Probes
 		fails += st.ProbeFails
 		skipped += st.ProbesSkipped
@@ -110,9 +111,9 @@ func (c *fastcallCluster) detail() string {
 		es = append(es, fmt.Sprintf("%s=%d", k, v))
 	}
 	sort.Strings(es)
-	return fmt.Sprintf("probes %d fails %d skipped %d indirect %d relayed %d retransmissions %d updates %d; "+
+	return fmt.Sprintf("probes %d fails %d skipped %d indirect %d relayed %d retransmissions %d updates %d probe-loop wake-ups %d; "+
 		"probe round trip p50 <%s p99 <%s p999 <%s; probe errors %s; engine drops %s; members by local health 0..7 %v",
-		probes, fails, skipped, ind, rel, retrans, upd, quantile(&rtt, 0.5), quantile(&rtt, 0.99), quantile(&rtt, 0.999),
+		probes, fails, skipped, ind, rel, retrans, upd, wakes, quantile(&rtt, 0.5), quantile(&rtt, 0.99), quantile(&rtt, 0.999),
 		strings.Join(es, " "), strings.Join(ds, " "), health)
 }
 

@@ -1,0 +1,108 @@
+package heartbeat
+
+import (
+	"net/netip"
+	"strconv"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc/simnet"
+)
+
+// idleWakesMax bounds the probe loop's wake-ups per Interval in an idle
+// cluster: the schedule's ProbesPerInterval slots (DefaultProbes), the
+// tick after each that finishes its probe, and as much again for the
+// odd one (a reply later than a Tick, a slot boundary off the grid).
+// A loop that ticked every Tick woke Interval/Tick (10) times.
+const idleWakesMax = 2 * 2 * DefaultProbes
+
+// TestIdleLoopSleeps: in a cluster where every member is alive and
+// nothing changes, a member's probe loop sleeps between the events it
+// has due instead of waking every Tick, and a planned sleep is no late
+// tick: the local health stays 0 and no member is suspected. Run in
+// virtual time for sixteen members probed by schedule and for two (a
+// cluster probed whole, each member on its own cadence), at the default
+// Interval. (Before, every loop woke every Tick: 10 times per Interval.)
+func TestIdleLoopSleeps(t *testing.T) {
+	for _, n := range []int{16, 2} {
+		t.Run("n="+strconv.Itoa(n), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, nil)
+				defer net.Close()
+				cfg := DefaultConfig()
+				cfg.Logger = quiet
+				var addrs []netip.AddrPort
+				for i := range n {
+					addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
+				}
+				members := make([][]netip.AddrPort, n)
+				for i := range members {
+					members[i] = addrs
+				}
+				nodes, stop := simCluster(t, net, cfg, addrs, members)
+				defer stop()
+				const warm, span = 10, 50 // Intervals
+				time.Sleep(warm * cfg.Interval)
+				synctest.Wait()
+				before := make([]Stats, n)
+				for i, nd := range nodes {
+					before[i] = nd.svc.Stats()
+				}
+				time.Sleep(span * cfg.Interval)
+				synctest.Wait()
+				for i, nd := range nodes {
+					st := nd.svc.Stats()
+					wakes := float64(st.Wakes-before[i].Wakes) / span
+					// Probed, or skipped as heard within the Interval.
+					probes := float64(st.Probes+st.ProbesSkipped-before[i].Probes-before[i].ProbesSkipped) / span
+					if probes < 0.5 {
+						t.Fatalf("member %d probed %.2f members per Interval: the cluster did not run", i, probes)
+					}
+					if i == 0 {
+						t.Logf("member 0: %.2f wake-ups and %.2f probes per Interval", wakes, probes)
+					}
+					if wakes > idleWakesMax {
+						t.Errorf("member %d's probe loop woke %.2f times per Interval, idle (at most %d)", i, wakes, idleWakesMax)
+					}
+					if st.Health != 0 || st.Suspects != 0 || st.Deaths != 0 {
+						t.Errorf("member %d: health %d, %d suspects, %d deaths in an idle cluster", i, st.Health, st.Suspects, st.Deaths)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestIdleWorkerLeaseSleeps: a worker that holds no task does not wake
+// its lease goroutine every Tick, and a task started on it afterwards
+// still runs and is checked with its master. (Before, the lease
+// goroutine woke every Tick, task or none: 10 times per Interval.)
+func TestIdleWorkerLeaseSleeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newSimPair(t, nil)
+		const span = 50 // Intervals
+		before := p.wk.Stats().Wakes
+		time.Sleep(span * p.cfg.Interval)
+		synctest.Wait()
+		if w := float64(p.wk.Stats().Wakes-before) / span; w > 1 {
+			t.Errorf("the lease goroutine of a worker with no task woke %.2f times per Interval", w)
+		}
+		task, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		select {
+		case <-p.ran:
+		case <-time.After(20 * DetectBound(p.cfg)):
+			t.Fatalf("a task started on an idle worker never ran: %+v", p.wk.Stats())
+		}
+		// The task runs past several lease terms: its checks renew it.
+		time.Sleep(4 * DetectBound(p.cfg))
+		synctest.Wait()
+		if st := p.wk.Stats(); st.Aborted != 0 {
+			t.Errorf("the task's lease lapsed while its master held it: %+v", st)
+		}
+		_ = p.m.Cancel(ctxFor(t, DetectBound(p.cfg)), task)
+	})
+}
