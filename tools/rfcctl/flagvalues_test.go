@@ -22,6 +22,8 @@ func TestCommandFlagValues(t *testing.T) {
 		{[]string{"reg", "-c", addr, "-ttl", "-1s", "put", "k", "v"}, "-ttl"},
 		{[]string{"reg", "-c", addr, "-expect", "5", "put", "k", "v"}, "-expect"},
 		{[]string{"reg", "-c", addr, "-for", "-1s", "watch", "kv/"}, "-for"},
+		{[]string{"reg", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
+		{[]string{"route", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"dispatch", "-resource", "r", "-targets", addr, "-call", "ping", "-deadline", "-1s", "submit", addr}, "-deadline"},
 	}
 	for _, c := range cases {
