@@ -562,3 +562,67 @@ func TestAttackIncarnationBurn(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackOtherMembersHeartbeatHidesCrash: in authenticated mode an
+// attacker without the key captures, again and again, fresh heartbeats a
+// live member w sends, and sends each from the address of a member x
+// that has crashed. The tag does not cover the source address and each
+// copy's stamp is later than anything x sent: the engine took it for a
+// sign of life of x (its stamps are later than x's last), so x stayed
+// alive at a as long as w ran. A request from a peer's address naming
+// another node id than the peer's is no sign of life (rfc, "Liveness
+// evidence"): x is declared dead within the bound.
+func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, xep, wep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		all := []netip.AddrPort{aep.Addr(), xep.Addr(), wep.Addr()}
+		others := func(self netip.AddrPort) (o []netip.AddrPort) {
+			for _, x := range all {
+				if x != self {
+					o = append(o, x)
+				}
+			}
+			return o
+		}
+		a := startNode(t, aep, cfg, others(aep.Addr()))
+		x := startNode(t, xep, cfg, others(xep.Addr()))
+		startNode(t, wep, cfg, others(wep.Addr()))
+		if !waitFor(10*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 }) {
+			t.Fatal("a never heard x")
+		}
+		// w above x in incarnation: its heartbeat would also read as x
+		// refuting at a higher one.
+		if wep.Incarnation() <= xep.Incarnation() {
+			wep.SetIncarnation(xep.Incarnation() + 1)
+		}
+		tap := s.Net.Attach(s.Addr())
+		capture := func() []byte {
+			var ps wire.Params
+			// w's heartbeat to a, as w sends it: w's view of a.
+			p, err := wep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
+				heartbeatParams(&ps, make([]byte, 256), wep.Incarnation(), view{}, nil))
+			if err != nil {
+				t.Fatalf("Go: %v", err)
+			}
+			b := make([]byte, 2048)
+			n, _, err := tap.Recv(b)
+			if err != nil {
+				t.Fatalf("capture: %v", err)
+			}
+			p.Release()
+			return b[:n]
+		}
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		forger := s.Net.Attach(xep.Addr())
+		stop := attackEvery(cfg.Interval/2, func() { _ = forger.Send(capture(), aep.Addr()) })
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		stop()
+		if !ok {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("crashed x %+v at a after %v of w's fresh heartbeats sent from x's address, want dead", info, 2*DetectBound(cfg))
+		}
+	})
+}
