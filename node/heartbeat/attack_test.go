@@ -618,11 +618,17 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 		xep.Close()
 		forger := s.Net.Attach(xep.Addr())
 		stop := attackEvery(cfg.Interval/2, func() { _ = forger.Send(capture(), aep.Addr()) })
+		defer stop()
 		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
-		stop()
 		if !ok {
 			info, _ := a.svc.Member(xep.Addr())
 			t.Fatalf("crashed x %+v at a after %v of w's fresh heartbeats sent from x's address, want dead", info, 2*DetectBound(cfg))
+		}
+		// And it stays dead while they go on.
+		for end := time.Now().Add(2 * DetectBound(cfg)); time.Now().Before(end); time.Sleep(cfg.Interval / 4) {
+			if info, _ := a.svc.Member(xep.Addr()); info.State != StateDead {
+				t.Fatalf("crashed x back to %+v at a under w's heartbeats sent from x's address", info)
+			}
 		}
 	})
 }
