@@ -121,8 +121,11 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 		startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), victim})
 		var ps wire.Params
 		buf := make([]byte, 128)
+		// The guesses cover a's next 64 round numbers (they start at its
+		// clock at Start and grow by one).
+		base := a.svc.seq.Load()
 		stop := attackEvery(cfg.Tick, func() {
-			for seq := uint64(1); seq <= 64; seq++ {
+			for seq := base + 1; seq <= base+64; seq++ {
 				ps.Reset(buf)
 				ps.Uint64(seq)
 				ps.Uint64(0)
@@ -634,14 +637,60 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 }
 
 // TestAttackProbeAckForOtherTarget: x has crashed; the helper a asks in
-// its indirect rounds about x sends probe-acks (reached) for every
-// sequence number, naming another target (node 99), as the acks of an
-// earlier process of a would be, replayed or held in the network: a
-// restarted node numbers its rounds from 1 again. An ack naming another
-// node id than the round's member must not close the round: x is
-// declared dead within the bound. Before, such an ack was x's sign of
-// life and x stayed alive.
+// its indirect rounds about x sends probe-acks (reached) for the numbers
+// of a's rounds to come, naming another target (node 99), as acks sent
+// to an earlier process of a about another member would be, replayed or
+// held in the network, should the numbers meet (a clock stepped back
+// across the restart; before round numbers started at the clock, every
+// process numbered from 1). An ack naming another node id than the
+// round's member must not close the round: x is declared dead within
+// the bound. Before, such an ack was x's sign of life and x stayed alive.
 func TestAttackProbeAckForOtherTarget(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, bep, xep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(4, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), xep.Addr()})
+		// The helper's own verdict on x comes long after a's bound, so
+		// that only a's rounds decide x at a.
+		startNode(t, bep, configAt(40*cfg.Interval), []netip.AddrPort{aep.Addr(), xep.Addr()})
+		x := startNode(t, xep, cfg, []netip.AddrPort{aep.Addr(), bep.Addr()})
+		if !waitFor(10*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 && info.Node == 4 }) {
+			t.Fatal("a never heard x")
+		}
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		var ps wire.Params
+		buf := make([]byte, 128)
+		base := a.svc.seq.Load() // the rounds to come: numbers base+1 on
+		stop := attackEvery(cfg.Tick/4, func() {
+			for seq := base + 1; seq <= base+256; seq++ {
+				ps.Reset(buf)
+				ps.Uint64(seq)
+				ps.Uint64(99) // another target than x
+				ps.Bool(true)
+				ps.Uint64(5)
+				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
+			}
+		})
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		stop()
+		if !ok {
+			t.Fatalf("crashed x %v at a after %v of probe-acks about node 99 from the helper a asks, want dead (stats %+v)",
+				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), a.svc.Stats())
+		}
+	})
+}
+
+// TestAttackProbeAckOfEarlierProcess: as TestAttackProbeAckForOtherTarget,
+// but the acks name x, with the sequence numbers an earlier process of a
+// gave its rounds (from 1): acks of rounds about x that a's previous
+// process made while b could reach x and a could not, held in the
+// network or replayed within the age bound after a restarted and x
+// crashed. They must not close the new process's rounds: a process
+// numbers its rounds from its wall clock at Start, above any number an
+// earlier process gave.
+func TestAttackProbeAckOfEarlierProcess(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		cfg := testConfig()
 		aep, bep, xep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(4, nil)
@@ -662,7 +711,7 @@ func TestAttackProbeAckForOtherTarget(t *testing.T) {
 			for seq := uint64(1); seq <= 256; seq++ {
 				ps.Reset(buf)
 				ps.Uint64(seq)
-				ps.Uint64(99) // another target than x
+				ps.Uint64(4) // x, as the earlier process's rounds about x were acked
 				ps.Bool(true)
 				ps.Uint64(5)
 				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
@@ -671,7 +720,7 @@ func TestAttackProbeAckForOtherTarget(t *testing.T) {
 		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
 		stop()
 		if !ok {
-			t.Fatalf("crashed x %v at a after %v of probe-acks about node 99 from the helper a asks, want dead (stats %+v)",
+			t.Fatalf("crashed x %v at a after %v of probe-acks about x with the sequence numbers of an earlier process, want dead (stats %+v)",
 				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), a.svc.Stats())
 		}
 	})

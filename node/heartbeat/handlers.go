@@ -126,10 +126,11 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 // reached target is a sign of life for the member whose current suspect
 // round carries the sequence number and whose node id the ack names (as
 // the request told the helper: 0 if this node did not know it then).
-// An ack about another target is no news of the round's member: a
-// restarted node numbers its rounds from 1 again, so an ack sent to its
-// previous process (held in the network, or replayed within the age
-// bound) may carry the sequence number of a round about another member.
+// An ack about another target is no news of the round's member: round
+// numbers start at the clock (Service.seq), but an ack sent to an earlier
+// process (held in the network, or replayed within the age bound) may
+// still carry the number of a round about another member if the clock
+// stepped back across the restart.
 func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
 	node := uint32(req.Param(pakParamNode).Uint64())
