@@ -148,7 +148,7 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 	}
 	s := ep.sendBuf.Get().(*sendScratch)
 	defer ep.sendBuf.Put(s)
-	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(),
+	h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: callNo, Src: ep.id, Dst: peer.dst(),
 		CallID: ep.seq.Add(1) << slotBits, Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&s.codec).EncodeParams(s.buf, &h, params)
 	if e != wire.OK {
@@ -217,7 +217,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		p.mu.rep = make([]byte, ep.cfg.MaxDatagram)
 	}
 	id := ep.seq.Add(1)<<slotBits | uint64(p.idx)
-	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.node.Load(), CallID: id,
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.dst(), CallID: id,
 		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
 	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
 	if e == wire.OK && ep.closed.Load() {

@@ -7,8 +7,9 @@ import (
 )
 
 // heard records a request from a peer. The signs of life are a request
-// that passed the tag and the age bound and whose stamp is later than
-// every stamp heard from the peer before, and a reply matched to a call
+// that passed the tag and the age bound, whose stamp is later than every
+// stamp heard from the peer before and whose source node id is the
+// peer's (or the peer's is not known yet, 0), and a reply matched to a call
 // parked on the peer (deliver); a reply that matches no call is not one,
 // nor is a copy of a request heard before (a capture replayed within the
 // age bound: requests that take no duplicate cache entry reach the
@@ -28,6 +29,16 @@ func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
 // lock. For a request (request set) whose stamp is not later than every
 // stamp heard from the peer it records nothing.
 func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64, request bool) bool {
+	if known := peer.node.Load(); request && known != 0 && p.Src != known {
+		// Another node's request from this address: the tag does not
+		// cover the source address, so this may be another member's
+		// datagram, captured and sent from a crashed peer's address to
+		// keep it alive. It records nothing (not even its stamp, which
+		// would hold back the peer's own); only a reply to a call of
+		// this endpoint, which names its call id, teaches a new id.
+		peer.otherID.Store(true)
+		return false
+	}
 	later := peer.noteStamp(p.Stamp)
 	if request && !later {
 		return false
@@ -35,6 +46,9 @@ func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64, reques
 	peer.lastHeard.Store(now)
 	if peer.node.Load() != p.Src {
 		peer.node.Store(p.Src)
+	}
+	if peer.otherID.Load() && !request {
+		peer.otherID.Store(false)
 	}
 	if peer.incarn.Load() != p.Incarnation {
 		peer.incarn.Store(p.Incarnation)

@@ -42,6 +42,12 @@ type peerState struct {
 	node      atomic.Uint32
 	incarn    atomic.Uint32
 	calling   atomic.Uint64 // sweep generation that found a call parked on the peer
+	// otherID is set when a request from this address named another
+	// node id than node (known, non-zero): it was no sign of life (see
+	// noteHeard), and calls go out with destination 0 until a matched
+	// reply names the node again, so that a node restarted at this
+	// address with a new id answers and its reply teaches it.
+	otherID atomic.Bool
 
 	dupRefs int  // duplicate-cache entries naming this peer (dupCache.mu)
 	gone    bool // removed from the table: begin refuses it (dupCache.mu)
@@ -385,3 +391,12 @@ const (
 	sweepMin = 10 * time.Millisecond
 	sweepMax = 10 * time.Second
 )
+
+// dst returns the destination node id of a datagram to the peer: its
+// node id, or 0 while a request from its address named another one.
+func (p *peerState) dst() uint32 {
+	if p.otherID.Load() {
+		return 0
+	}
+	return p.node.Load()
+}

@@ -153,15 +153,23 @@ func Default() Config {
 // spells it.
 func bad(field, why string) error { return rfc.BadConfig("rfcd", field, nil, why) }
 
-// Load reads a JSON configuration over c. Unknown fields are errors, and
+// MaxConfigBytes bounds a configuration file: a large file is a wrong
+// path (a log, an image), which would be read whole into memory before
+// the decoder finds it is no configuration.
+const MaxConfigBytes = 1 << 20
+
+// Load reads a JSON configuration over c, at most MaxConfigBytes. Unknown fields are errors, and
 // so are a field given twice in one object (field names match without
 // regard to case, so "workers" and "Workers" are the same field) and
 // anything but white space after the object: either would otherwise be
 // settled silently, by the last copy or by ignoring the rest.
 func Load(r io.Reader, c *Config) error {
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, MaxConfigBytes+1))
 	if err != nil {
 		return err
+	}
+	if len(b) > MaxConfigBytes {
+		return fmt.Errorf("rfcd config: more than %d bytes: not a configuration file", MaxConfigBytes)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -227,6 +228,23 @@ func TestLoadFileNotRegular(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatalf("LoadFile(%s) still reading after 20 s", path)
 		}
+	}
+}
+
+// TestLoadFileTooLarge: a configuration path naming a large file (here
+// 64 MiB, sparse) is refused without reading it whole; rfcd read any
+// regular file into memory before decoding it.
+func TestLoadFileTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.log")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	if err := LoadFile(path, &c); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes") {
+		t.Fatalf("LoadFile of 64 MiB: %v, want an error naming the bound", err)
 	}
 }
 

@@ -24,7 +24,12 @@ type Dispatcher struct {
 	markers  markerLock
 	instance uint64                  // random; names this dispatcher in markers
 	remoteOK map[netip.AddrPort]bool // Config.RemoteTargets, unmapped; read-only after Start
-	nextID   atomic.Uint64
+	// nextID is the last operation id given. It starts at the wall
+	// clock in Unix ns when the dispatcher starts, so a restarted
+	// dispatcher does not give its predecessor's ids again: a client
+	// asking for the status of an operation of the previous process gets
+	// ENOENT, not the status of another operation.
+	nextID atomic.Uint64
 
 	queue    sendQueue
 	gatherQ  chan inflight   // sent calls for the gatherer; bounded by the endpoint's MaxPending
@@ -94,6 +99,7 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 	var rb [8]byte
 	_, _ = rand.Read(rb[:])
 	d.instance = binary.BigEndian.Uint64(rb[:])
+	d.nextID.Store(uint64(time.Now().UnixNano()))
 	d.markers = markerLock{store: store, prefix: cfg.KeyPrefix, maxHolders: cfg.MaxHolders, nowMs: wallMs}
 	d.queue.init(cfg.QueueLen)
 	d.gatherQ = make(chan inflight, ep.Config().MaxPending)

@@ -121,8 +121,11 @@ func TestAttackUnsolicitedProbeAck(t *testing.T) {
 		startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), victim})
 		var ps wire.Params
 		buf := make([]byte, 128)
+		// The guesses cover a's next 64 round numbers (they start at its
+		// clock at Start and grow by one).
+		base := a.svc.seq.Load()
 		stop := attackEvery(cfg.Tick, func() {
-			for seq := uint64(1); seq <= 64; seq++ {
+			for seq := base + 1; seq <= base+64; seq++ {
 				ps.Reset(buf)
 				ps.Uint64(seq)
 				ps.Uint64(0)
@@ -559,6 +562,166 @@ func TestAttackIncarnationBurn(t *testing.T) {
 				t.Fatalf("x at %d after a claim at %d, then %d after a claim at its incarnation: want a raise, below the top band (stats %+v)",
 					after, claim, got, x.svc.Stats())
 			}
+		}
+	})
+}
+
+// TestAttackOtherMembersHeartbeatHidesCrash: in authenticated mode an
+// attacker without the key captures, again and again, fresh heartbeats a
+// live member w sends, and sends each from the address of a member x
+// that has crashed. The tag does not cover the source address and each
+// copy's stamp is later than anything x sent: the engine took it for a
+// sign of life of x (its stamps are later than x's last), so x stayed
+// alive at a as long as w ran. A request from a peer's address naming
+// another node id than the peer's is no sign of life (rfc, "Liveness
+// evidence"): x is declared dead within the bound.
+func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, xep, wep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		all := []netip.AddrPort{aep.Addr(), xep.Addr(), wep.Addr()}
+		others := func(self netip.AddrPort) (o []netip.AddrPort) {
+			for _, x := range all {
+				if x != self {
+					o = append(o, x)
+				}
+			}
+			return o
+		}
+		a := startNode(t, aep, cfg, others(aep.Addr()))
+		x := startNode(t, xep, cfg, others(xep.Addr()))
+		startNode(t, wep, cfg, others(wep.Addr()))
+		if !waitFor(10*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 }) {
+			t.Fatal("a never heard x")
+		}
+		// w above x in incarnation: its heartbeat would also read as x
+		// refuting at a higher one.
+		if wep.Incarnation() <= xep.Incarnation() {
+			wep.SetIncarnation(xep.Incarnation() + 1)
+		}
+		tap := s.Net.Attach(s.Addr())
+		capture := func() []byte {
+			var ps wire.Params
+			// w's heartbeat to a, as w sends it: w's view of a.
+			p, err := wep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
+				heartbeatParams(&ps, make([]byte, 256), wep.Incarnation(), view{}, nil))
+			if err != nil {
+				t.Fatalf("Go: %v", err)
+			}
+			b := make([]byte, 2048)
+			n, _, err := tap.Recv(b)
+			if err != nil {
+				t.Fatalf("capture: %v", err)
+			}
+			p.Release()
+			return b[:n]
+		}
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		forger := s.Net.Attach(xep.Addr())
+		stop := attackEvery(cfg.Interval/2, func() { _ = forger.Send(capture(), aep.Addr()) })
+		defer stop()
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		if !ok {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("crashed x %+v at a after %v of w's fresh heartbeats sent from x's address, want dead", info, 2*DetectBound(cfg))
+		}
+		// And it stays dead while they go on.
+		for end := time.Now().Add(2 * DetectBound(cfg)); time.Now().Before(end); time.Sleep(cfg.Interval / 4) {
+			if info, _ := a.svc.Member(xep.Addr()); info.State != StateDead {
+				t.Fatalf("crashed x back to %+v at a under w's heartbeats sent from x's address", info)
+			}
+		}
+	})
+}
+
+// TestAttackProbeAckForOtherTarget: x has crashed; the helper a asks in
+// its indirect rounds about x sends probe-acks (reached) for the numbers
+// of a's rounds to come, naming another target (node 99), as acks sent
+// to an earlier process of a about another member would be, replayed or
+// held in the network, should the numbers meet (a clock stepped back
+// across the restart; before round numbers started at the clock, every
+// process numbered from 1). An ack naming another node id than the
+// round's member must not close the round: x is declared dead within
+// the bound. Before, such an ack was x's sign of life and x stayed alive.
+func TestAttackProbeAckForOtherTarget(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, bep, xep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(4, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), xep.Addr()})
+		// The helper's own verdict on x comes long after a's bound, so
+		// that only a's rounds decide x at a.
+		startNode(t, bep, configAt(40*cfg.Interval), []netip.AddrPort{aep.Addr(), xep.Addr()})
+		x := startNode(t, xep, cfg, []netip.AddrPort{aep.Addr(), bep.Addr()})
+		if !waitFor(10*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 && info.Node == 4 }) {
+			t.Fatal("a never heard x")
+		}
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		var ps wire.Params
+		buf := make([]byte, 128)
+		base := a.svc.seq.Load() // the rounds to come: numbers base+1 on
+		stop := attackEvery(cfg.Tick/4, func() {
+			for seq := base + 1; seq <= base+256; seq++ {
+				ps.Reset(buf)
+				ps.Uint64(seq)
+				ps.Uint64(99) // another target than x
+				ps.Bool(true)
+				ps.Uint64(5)
+				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
+			}
+		})
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		stop()
+		if !ok {
+			t.Fatalf("crashed x %v at a after %v of probe-acks about node 99 from the helper a asks, want dead (stats %+v)",
+				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), a.svc.Stats())
+		}
+	})
+}
+
+// TestAttackProbeAckOfEarlierProcess: as TestAttackProbeAckForOtherTarget,
+// but the acks name x, with the sequence numbers an earlier process of a
+// gave its rounds (from 1): acks of rounds about x that a's previous
+// process made while b could reach x and a could not, held in the
+// network or replayed within the age bound after a restarted and x
+// crashed. They must not close the new process's rounds: a process
+// numbers its rounds from its wall clock at Start, above any number an
+// earlier process gave.
+func TestAttackProbeAckOfEarlierProcess(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, bep, xep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(4, nil)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), xep.Addr()})
+		// The helper's own verdict on x comes long after a's bound, so
+		// that only a's rounds decide x at a.
+		startNode(t, bep, configAt(40*cfg.Interval), []netip.AddrPort{aep.Addr(), xep.Addr()})
+		x := startNode(t, xep, cfg, []netip.AddrPort{aep.Addr(), bep.Addr()})
+		if !waitFor(10*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 && info.Node == 4 }) {
+			t.Fatal("a never heard x")
+		}
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		var ps wire.Params
+		buf := make([]byte, 128)
+		stop := attackEvery(cfg.Tick/4, func() {
+			for seq := uint64(1); seq <= 256; seq++ {
+				ps.Reset(buf)
+				ps.Uint64(seq)
+				ps.Uint64(4) // x, as the earlier process's rounds about x were acked
+				ps.Bool(true)
+				ps.Uint64(5)
+				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
+			}
+		})
+		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
+		stop()
+		if !ok {
+			t.Fatalf("crashed x %v at a after %v of probe-acks about x with the sequence numbers of an earlier process, want dead (stats %+v)",
+				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), a.svc.Stats())
 		}
 	})
 }

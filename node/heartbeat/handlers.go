@@ -125,9 +125,16 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 // serveProbeAck takes the outcome of an indirect probe this node asked
 // for, from a helper it asked in that round (at its own address). A
 // reached target is a sign of life for the member whose current suspect
-// round carries the sequence number.
+// round carries the sequence number and whose node id the ack names (as
+// the request told the helper: 0 if this node did not know it then).
+// An ack about another target is no news of the round's member: round
+// numbers start at the clock (Service.seq), but an ack sent to an earlier
+// process (held in the network, or replayed within the age bound) may
+// still carry the number of a round about another member if the clock
+// stepped back across the restart.
 func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
+	node := uint32(req.Param(pakParamNode).Uint64())
 	reached := req.Param(pakParamReached).Bool()
 	inc := uint32(req.Param(pakParamInc).Uint64())
 	if seq == 0 {
@@ -141,6 +148,10 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	for _, m := range s.mu.order {
 		if m.ackSeq == seq && !m.removed {
+			if node != 0 && node != m.node {
+				s.stats.nonMember.Add(1)
+				return wire.EPERM
+			}
 			if !containsAddr(m.asked, req.From) {
 				// Not a helper this round asked: the sequence numbers
 				// are easy to guess, the list of helpers asked is not

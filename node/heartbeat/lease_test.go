@@ -268,11 +268,14 @@ func TestWorkerRunsNoStartHeldWhilePaused(t *testing.T) {
 
 // TestMasterRefusesResultOfPreviousProcess: the master restarts on its
 // address (a new process, a new incarnation) within the detection
-// bound, and its new task reuses the id of a task the previous process
-// started on the same worker incarnation. The old task's result, sent
-// when the worker already knows the new incarnation (so the engine's
-// fence lets it through) and arriving while the new task's start is in
-// flight, must be refused ESTALE, not applied to the new task.
+// bound, and starts a new task on the worker incarnation that runs a
+// task of the previous process. The old task's result, sent when the
+// worker already knows the new incarnation (so the engine's fence lets
+// it through) and arriving while the new task's start is in flight,
+// must be refused ESTALE, not applied to the new task. The new task's id
+// is not the old one's (a master's ids start at its clock): before, it
+// was the same id, and the master incarnation the result names told
+// them apart.
 func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gate := make(chan struct{})
@@ -315,8 +318,8 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Start under the new process: %v", err)
 		}
-		if tk2.ID != tk1.ID {
-			t.Fatalf("new task id %d, old %d: the test needs the same id", tk2.ID, tk1.ID)
+		if tk2.ID <= tk1.ID {
+			t.Fatalf("new task id %d, old %d: a restarted master issued its predecessor's ids again", tk2.ID, tk1.ID)
 		}
 		time.Sleep(2 * p.cfg.Interval)
 		synctest.Wait()

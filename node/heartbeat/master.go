@@ -53,8 +53,15 @@ type Master struct {
 		tasks map[uint64]*Task
 		fence map[netip.AddrPort]uint32 // per worker: highest incarnation declared dead
 	}
-	nextID atomic.Uint64 // last task id issued
-	stop   func()        // removes the event listener
+	// nextID is the last task id issued. It starts at the wall clock in
+	// Unix ns when the Master is made, so a restarted master does not
+	// issue its predecessor's ids again: a worker keys a task-cancel by
+	// (master address, task id) alone, and a copy of a cancel the
+	// previous process sent (held in the network, or replayed within the
+	// age bound: the call is idempotent) would cancel the new task of
+	// that id.
+	nextID atomic.Uint64
+	stop   func() // removes the event listener
 	stats  masterStats
 }
 
@@ -81,6 +88,7 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 		return nil, rfc.BadConfig("heartbeat", "MasterConfig", nil, "MaxTasks and StartTimeout must be positive")
 	}
 	m := &Master{svc: svc, ep: svc.ep, cfg: cfg}
+	m.nextID.Store(uint64(time.Now().UnixNano()))
 	m.mu.tasks = make(map[uint64]*Task)
 	m.mu.fence = make(map[netip.AddrPort]uint32)
 	calls := []rfc.CallSpec{
@@ -285,7 +293,8 @@ func (m *Master) onEvent(ev Event) {
 // task-progress, task-result) names, if this master holds it for that
 // very start (Task.startedAs) under a worker incarnation above the
 // worker's fence. Otherwise the errno says why: ECLOSED once closed,
-// ENOENT for an id never issued, ESTALE for a task ended since, held
+// ENOENT for an id never issued, ESTALE for a task ended since (an id
+// below the first this master issued is an earlier process's), held
 // for another start, or run under a fenced incarnation. The caller
 // holds m.mu.
 func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -42,7 +43,11 @@ type Service struct {
 	listeners    atomic.Pointer[[]listener] // copy on write
 	nextListener int
 
-	seq    atomic.Uint64 // indirect-round sequence numbers
+	// seq numbers the indirect rounds. It starts at the wall clock in
+	// Unix ns at Start, so a restarted node gives no round a number its
+	// previous process gave: an ack to that process, held in the network
+	// or replayed within the age bound, closes no round of this one.
+	seq    atomic.Uint64
 	events chan Event    // bounded by Config.EventQueue
 	relayQ chan relayJob // bounded by Config.RelayQueue
 	// Dead members heard alive from another member, for the reprobe
@@ -114,6 +119,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 		return nil, err
 	}
 	s := &Service{ep: ep, cfg: cfg, log: cfg.Logger, self: observerID(ep), done: make(chan struct{})}
+	s.seq.Store(uint64(time.Now().UnixNano()))
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -21,11 +21,17 @@ import (
 // groupOtherRead are the permission bits that let another user read a key.
 const groupOtherRead = 0o044
 
+// MaxKeyLen bounds a key read from a file. A cluster key is a few dozen
+// random bytes; a larger file is a wrong path (a log, an image), read
+// whole into memory before this bound, and taken for the key.
+const MaxKeyLen = 4096
+
 // Read returns the key held in path: the file's bytes with one trailing
 // newline removed. It refuses a file that is not owned by the process's
 // effective uid or that group or others may write (an error that unwraps to
 // wire.EPERM, from fileowner), a file that group or others may read, a
-// non-regular file, and a key shorter than wire.MinKeyLen. The checks are
+// non-regular file, a key shorter than wire.MinKeyLen and one longer than
+// MaxKeyLen (reading no more than that). The checks are
 // made on the open file, so the bytes read are those of the file checked.
 //
 // A symbolic link at path is followed only if the effective uid or root
@@ -54,13 +60,17 @@ func Read(path string) ([]byte, error) {
 	if perm := fi.Mode().Perm(); perm&groupOtherRead != 0 {
 		return nil, fmt.Errorf("key file %s: mode %04o lets group or others read it; chmod 600 it", path, perm)
 	}
-	b, err := io.ReadAll(f)
+	// One byte past the longest key and its newline tells a longer file.
+	b, err := io.ReadAll(io.LimitReader(f, MaxKeyLen+2))
 	if err != nil {
 		return nil, err
 	}
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	if len(b) < wire.MinKeyLen {
 		return nil, fmt.Errorf("key file %s: key of %d bytes, need at least %d", path, len(b), wire.MinKeyLen)
+	}
+	if len(b) > MaxKeyLen {
+		return nil, fmt.Errorf("key file %s: more than %d bytes; a key is a few dozen random bytes (head -c 32 /dev/urandom)", path, MaxKeyLen)
 	}
 	return b, nil
 }
@@ -77,7 +87,7 @@ func ReadPrev(path string) ([]byte, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err == nil && fi.Mode().IsRegular() {
+	if err == nil && fi.Mode().IsRegular() && fi.Size() <= MaxKeyLen+1 {
 		// A regular file is read whole here only to see whether it is
 		// empty; Read makes every check on the file it opens.
 		if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) == 0 {

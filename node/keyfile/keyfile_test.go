@@ -29,15 +29,31 @@ func TestRead(t *testing.T) {
 	os.Chmod(open, 0o644)
 	short := filepath.Join(dir, "short")
 	Write(short, []byte("short"))
+	longest := filepath.Join(dir, "longest")
+	Write(longest, []byte(strings.Repeat("k", MaxKeyLen)+"\n"))
+	if k, err := Read(longest); err != nil || len(k) != MaxKeyLen {
+		t.Fatalf("a key of MaxKeyLen bytes and a newline: %d bytes, %v", len(k), err)
+	}
+	// A large file named by mistake (here 64 MiB, sparse) is refused,
+	// not read whole and taken for the key.
+	long := filepath.Join(dir, "long")
+	Write(long, nil)
+	if err := os.Truncate(long, 64<<20); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ path, want string }{
 		{open, "group or others"},
 		{short, "need at least"},
+		{long, "more than 4096 bytes"},
 		{dir, "not a regular file"},
 		{filepath.Join(dir, "missing"), "no such file"},
 	} {
 		if _, err := Read(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.path, err)
 		}
+	}
+	if _, err := ReadPrev(long); err == nil || !strings.Contains(err.Error(), "more than 4096 bytes") {
+		t.Errorf("ReadPrev %s: %v", long, err)
 	}
 }
 

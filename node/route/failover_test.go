@@ -213,9 +213,13 @@ func TestFailingCallsNoGoroutineEach(t *testing.T) {
 // A member obeys CallSetRole in epoch order: a request below the highest
 // epoch it has obeyed is refused ECONFLICT and changes nothing; the same
 // epoch again (a retransmission) is obeyed; epoch 0 (an operator's) is
-// obeyed whatever came before and does not move the epoch.
+// obeyed whatever came before and does not move the epoch. The epochs
+// are counted from the wall clock after the member was made, as a
+// router's are (a member refuses the epochs of before its start,
+// TestPromotionBeforeRestartRefused).
 func TestSetRoleEpochOrder(t *testing.T) {
 	m := NewMember(MemberConfig{})
+	base := uint64(time.Now().UnixNano())
 	mep := newEndpoint(t, 10, 0)
 	if err := m.Register(mep); err != nil {
 		t.Fatal(err)
@@ -239,7 +243,11 @@ func TestSetRoleEpochOrder(t *testing.T) {
 		var ps wire.Params
 		ps.Reset(make([]byte, setRoleSize))
 		ps.Bool(st.active)
-		ps.Uint64(st.epoch)
+		if st.epoch != 0 {
+			ps.Uint64(base + st.epoch)
+		} else {
+			ps.Uint64(0)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := client.Call(ctx, mep.Addr(), CallSetRole, &ps, nil)
 		cancel()

@@ -66,9 +66,15 @@ type Member struct {
 	active atomic.Bool
 	// role orders the CallSetRole requests the member obeys: a request
 	// whose epoch is below epoch, the highest it has obeyed, was
-	// overtaken by a later decision and is refused ECONFLICT. Epoch 0 (an
-	// operator's request) is obeyed whatever came before and leaves
-	// epoch as it is.
+	// overtaken by a later decision and is refused ECONFLICT. epoch
+	// starts at the wall clock in Unix ns when the member is made: a
+	// router's epoch is at least its wall clock when it sent the request,
+	// so a copy of a request sent before this process started (delayed
+	// in the network, or replayed within the age bound: the call is
+	// idempotent, so neither the duplicate cache nor the restart rule
+	// stops it) is refused, not obeyed by a member restarted as standby
+	// while the router has made another active. Epoch 0 (an operator's
+	// request) is obeyed whatever came before and leaves epoch as it is.
 	role struct {
 		sync.Mutex // guards epoch; held while active is set by CallSetRole
 		epoch      uint64
@@ -98,6 +104,7 @@ func NewMember(cfg MemberConfig) *Member {
 	}
 	m := &Member{cfg: cfg}
 	m.active.Store(cfg.Active)
+	m.role.epoch = uint64(time.Now().UnixNano())
 	m.ns.m = map[string]nsEntry{}
 	m.notices.ring = make([]Notice, 0, cfg.Notices)
 	return m

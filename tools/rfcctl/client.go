@@ -75,6 +75,11 @@ func (c *clientFlags) registryClient(name, centers string, stderr io.Writer) (*r
 	cli, err := client.NewClient(ep, client.DefaultClientConfig(cs...))
 	if err != nil {
 		ep.Close()
+		// The client owns the rule on how many centers there may be;
+		// breaking it is -c's fault, a usage error.
+		if ce, ok := errors.AsType[*rfc.ConfigError](err); ok && ce.Field == "Centers" {
+			return nil, nil, usageError(stderr, "%s -c %s: %s", name, centers, ce.Why)
+		}
 		fmt.Fprintf(stderr, "rfcctl: %v\n", err)
 		return nil, nil, 1
 	}

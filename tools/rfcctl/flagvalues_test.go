@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"fastcall/wire"
 )
 
 // TestCommandFlagValues: a flag value the command cannot use is a usage
-// error (exit 2) that names the flag, found before any call is made. Each
+// error (exit 2) that names the flag (a 65th -p: the parameter limit),
+// found before any call is made. Each
 // of these exited 1 printing only the error number the client library or
 // the node returned (EINVAL), or, for -expect on put without -cas, was
 // ignored and the put made unconditionally.
@@ -22,8 +25,18 @@ func TestCommandFlagValues(t *testing.T) {
 		{[]string{"reg", "-c", addr, "-ttl", "-1s", "put", "k", "v"}, "-ttl"},
 		{[]string{"reg", "-c", addr, "-expect", "5", "put", "k", "v"}, "-expect"},
 		{[]string{"reg", "-c", addr, "-for", "-1s", "watch", "kv/"}, "-for"},
+		{[]string{"reg", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
+		{[]string{"route", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"dispatch", "-resource", "r", "-targets", addr, "-call", "ping", "-deadline", "-1s", "submit", addr}, "-deadline"},
 	}
+	tooMany := []string{"call", addr, "echo"}
+	for i := 0; i <= wire.MaxParams; i++ {
+		tooMany = append(tooMany, "-p", "i64:1")
+	}
+	cases = append(cases, struct {
+		args []string
+		said string
+	}{tooMany, "at most 64 parameters"})
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer
 		code := runCommand(c.args, &stdout, &stderr)

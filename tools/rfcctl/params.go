@@ -40,6 +40,9 @@ var valueNoun = [...]string{
 // (wire.TypeByName: i64, u64, f64, bool, str, bytes) with its text form
 // (wire.Params.ParseValue), or hex for bytes written in hex.
 func appendParam(ps *wire.Params, s string) error {
+	if ps.Count() >= wire.MaxParams {
+		return fmt.Errorf("parameter %q: a request holds at most %d parameters", s, wire.MaxParams)
+	}
 	ty, val, ok := strings.Cut(s, ":")
 	if !ok {
 		return fmt.Errorf("parameter %q: want TYPE:VALUE", s)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -349,14 +350,20 @@ func TestRouteAuditDispatch(t *testing.T) {
 		{[]string{"audit", router, "-call", "ns-get"}, 0, `str:"/data/k"`},
 		{[]string{"audit", router}, 2, "-call NAME"},
 		{[]string{"dispatch", "submit", disp, "-resource", "r1", "-targets", member + "," + router, "-call", "add", "-p", "i64:1", "-p", "i64:2"}, 0, "2/2 targets done, 0 failed"},
-		{[]string{"dispatch", "status", disp, "1"}, 0, "operation 1 on r1"},
 		{[]string{"dispatch", "status", disp, "999"}, 1, "ENOENT"},
 		{[]string{"dispatch", "submit", disp, "-resource", "r1", "-kind", "frob", "-targets", member, "-call", "ping"}, 2, "read, update or delete"},
 	}
+	var opID string
 	for _, s := range steps {
 		out, code := rfcctl(t, s.args...)
 		if code != s.code || !strings.Contains(out, s.want) {
 			t.Errorf("rfcctl %v: exit %d, output:\n%s", s.args, code, out)
 		}
+		if m := regexp.MustCompile(`operation ([0-9]+)`).FindStringSubmatch(out); m != nil && opID == "" {
+			opID = m[1] // the id the dispatcher gave the first submit
+		}
+	}
+	if out, code := rfcctl(t, "dispatch", "status", disp, opID); code != 0 || !strings.Contains(out, "operation "+opID+" on r1") {
+		t.Errorf("rfcctl dispatch status %s: exit %d, output:\n%s", opID, code, out)
 	}
 }
