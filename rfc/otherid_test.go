@@ -33,7 +33,7 @@ func TestOtherNodeIDIsNoSignOfLife(t *testing.T) {
 		h := wire.Header{Flags: wire.FlagRequest, CallNo: CallPing, Src: 3, CallID: 1 << 20, Incarnation: 9, Stamp: nowStamp()}
 		dg := make([]byte, 256)
 		n, _ := codec.Encode(dg, &h, nil, 0)
-		forger := w.net.Attach(addr)
+		forger := w.Net.Attach(addr)
 		forger.Send(dg[:n], srv.Addr())
 		time.Sleep(10 * time.Millisecond)
 		if info, _ := srv.Peer(addr); info.State != PeerDead || info.Node != 2 || info.Incarnation != inc {
@@ -43,7 +43,7 @@ func TestOtherNodeIDIsNoSignOfLife(t *testing.T) {
 
 		cfg := DefaultConfig()
 		cfg.Key, cfg.NodeID = keyA, 3
-		next, err := ListenTransport(cfg, w.net.Attach(addr))
+		next, err := ListenTransport(cfg, w.Net.Attach(addr))
 		if err != nil {
 			t.Fatal(err)
 		}
