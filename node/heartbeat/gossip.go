@@ -209,7 +209,9 @@ func (s *Service) pendingUpdatesLocked() bool { return len(s.mu.bcast) > 0 }
 //     to suspect it. Dead only when that timer expires here, so a stale
 //     claim (from a member that was paused or cut off) is refuted first
 //     by a member that is alive and reachable.
-//   - alive X@i above the incarnation X is suspect at: alive again; above
+//   - alive X@i above the incarnation X is suspect at: alive again (but a
+//     suspicion made before any incarnation of X was heard adopts i and
+//     stays); above
 //     the one X is dead at: X is probed at once, alive again on its reply
 //     (revivalHeardLocked).
 //
@@ -254,6 +256,22 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 			case StateDead:
 				s.revivalHeardLocked(m, u.inc, now)
 			case StateSuspect:
+				if m.inc == 0 && u.inc > 0 {
+					// Suspected here before any incarnation of m was
+					// heard (a node that just started): the suspicion is
+					// about m as it is, as one heard at 0 is
+					// (suspectHeardLocked). Another's word of m alive
+					// at an incarnation may be older than this node's
+					// failed probes, so it is adopted and the suspicion
+					// kept and passed on at it, for m to refute; cleared
+					// by it, a restarted observer could not declare a
+					// member that crashed as it started dead within
+					// DetectBoundAt.
+					m.inc = u.inc
+					s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
+					s.touchLocked(m)
+					continue
+				}
 				if u.inc > m.inc {
 					m.inc = u.inc
 					s.toAliveLocked(m, now)

@@ -226,9 +226,13 @@ func (w *hbWorld) crashCheck(j int, down time.Duration) (time.Duration, func()) 
 // TestSimHeartbeatSeeds replays seeds that once broke the detection
 // bound: 9500022, a crashed member still suspect past DetectBoundAt at an
 // observer whose health had risen to 1 and whose probe schedule was
-// thinned (it keeps every slot at health 1 now).
+// thinned (it keeps every slot at health 1 now); 9720010, a member that
+// crashed as an observer restarted, suspected there before any
+// incarnation of it was heard, then cleared by another member's older
+// word of it alive (a suspicion at no incarnation now adopts the one
+// heard and stays).
 func TestSimHeartbeatSeeds(t *testing.T) {
-	for _, seed := range []uint64{9500022} {
+	for _, seed := range []uint64{9500022, 9720010} {
 		runOne(t, "Heartbeat", seed, runHeartbeat)
 	}
 }
