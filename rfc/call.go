@@ -160,7 +160,17 @@ func (ep *Endpoint) Send(dst netip.AddrPort, callNo uint16, params *wire.Params)
 }
 
 // stamp returns the header's clock field.
-func (ep *Endpoint) stamp() uint32 { return uint32(time.Now().UnixMilli()) }
+func (ep *Endpoint) stamp() uint32 { return stampOf(time.Now()) }
+
+// stampOf is the header's clock field at t: wall-clock milliseconds.
+func stampOf(t time.Time) uint32 { return uint32(t.UnixMilli()) }
+
+// clock returns the engine clock (Now) and the header's clock field
+// (stamp) from one reading of the time.
+func (ep *Endpoint) clock() (now int64, stamp uint32) {
+	t := time.Now()
+	return int64(t.Sub(ep.epoch)), stampOf(t)
+}
 
 func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
 	var err error
@@ -196,7 +206,8 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		return nil, wire.ECLOSED
 	}
 	dst = peerAddr(dst)
-	peer := ep.peers.get(dst)
+	now, stamp := ep.clock()
+	peer := ep.peers.getAt(dst, now)
 	if !probe && PeerState(peer.state.Load()) == PeerDead {
 		ep.stats.callOut(callNo).errs.add(wire.ENODEAD)
 		return nil, wire.ENODEAD
@@ -204,7 +215,6 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	if timeout <= 0 {
 		return nil, wire.ETIMEDOUT
 	}
-	now := ep.Now()
 	deadline := clockAfter(now, timeout)
 	p := ep.pending.get()
 	if p == nil {
@@ -218,7 +228,7 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 	}
 	id := ep.seq.Add(1)<<slotBits | uint64(p.idx)
 	h := wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: ep.id, Dst: peer.dst(), CallID: id,
-		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: ep.stamp()}
+		Incarnation: ep.inc.Load(), PeerInc: peer.incarn.Load(), Budget: budgetUs(deadline - now), Stamp: stamp}
 	n, e := ep.codecOf(&p.mu.codec).EncodeParams(p.mu.req, &h, params)
 	if e == wire.OK && ep.closed.Load() {
 		// Close sets closed before it sweeps the slots under their

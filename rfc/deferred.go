@@ -72,7 +72,7 @@ func (d *Deferred) Reply(e wire.Errno) {
 	}
 	n := 0
 	if !d.oneway {
-		n = ep.encodeReply(ep.codecOf(&d.codec), d.buf, d.ce.no, d.src, d.callID, e, &d.ps)
+		n = ep.encodeReply(ep.codecOf(&d.codec), d.buf, d.ce.no, d.src, d.callID, e, &d.ps, ep.stamp())
 	}
 	ep.dup.end(d.ent, &d.key, d.buf[:n])
 	if n > 0 {
@@ -171,7 +171,7 @@ func (ep *Endpoint) runDeferred(ce *callEntry, req *Request, codec *wire.Codec, 
 	cs.errs.add(e)
 	n := 0
 	if req.Flags&wire.FlagOneWay == 0 && ce.flags&OneWay == 0 {
-		n = ep.encodeReply(codec, out, ce.no, req.Src, req.CallID, e, nil)
+		n = ep.encodeReply(codec, out, ce.no, req.Src, req.CallID, e, nil, req.stamp)
 	}
 	ep.dup.end(ent, key, out[:n])
 	return n

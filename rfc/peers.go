@@ -121,25 +121,32 @@ func (t *peerTable) init(max int, initRTO int64, now func() int64) {
 // get returns the peer for addr, creating it if needed: for calls and
 // marks this endpoint makes itself.
 func (t *peerTable) get(addr netip.AddrPort) *peerState {
-	return t.getOrMake(addr, false)
+	return t.getOrMake(addr, false, t.now())
+}
+
+// getAt is get for a caller that has read the engine clock: now.
+func (t *peerTable) getAt(addr netip.AddrPort, now int64) *peerState {
+	return t.getOrMake(addr, false, now)
 }
 
 // learn returns the peer for addr, creating it only if the table has room,
-// or nil: for a sender heard in an authenticated, fresh datagram.
-func (t *peerTable) learn(addr netip.AddrPort) *peerState {
-	return t.getOrMake(addr, true)
+// or nil: for a sender heard in an authenticated, fresh datagram read at
+// now (engine clock).
+func (t *peerTable) learn(addr netip.AddrPort, now int64) *peerState {
+	return t.getOrMake(addr, true, now)
 }
 
 // getOrMake is get (bounded false) and learn (bounded true). get marks
 // the entry taken while it holds the table's lock, so a sweep
 // (which removes under the write lock) either ran before, and get finds
 // or makes the table's entry, or runs after and sees it taken just now:
-// a call never parks on an entry the sweep removed.
-func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
+// a call never parks on an entry the sweep removed. now is the engine
+// clock.
+func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool, now int64) *peerState {
 	t.mu.RLock()
 	p := t.m[addr]
 	if p != nil && !bounded {
-		p.taken.Store(t.now())
+		p.taken.Store(now)
 	}
 	t.mu.RUnlock()
 	if p != nil {
@@ -149,14 +156,14 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool) *peerState {
 	defer t.mu.Unlock()
 	if p = t.m[addr]; p != nil {
 		if !bounded {
-			p.taken.Store(t.now())
+			p.taken.Store(now)
 		}
 		return p
 	}
 	if bounded && len(t.m) >= t.max {
 		return nil
 	}
-	p = &peerState{addr: addr, created: t.now()}
+	p = &peerState{addr: addr, created: now}
 	p.taken.Store(p.created)
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p

@@ -38,12 +38,15 @@ func (ep *Endpoint) readLoop(bc batchConn) {
 // callers, and what can be answered at once is sent in one sendmmsg.
 func (rd *reader) batch(got int) {
 	ep := rd.ep
-	now := ep.Now()
+	// One reading of the time for the batch: the datagrams were read
+	// together, and the replies queued here go out together at its end.
+	now, stamp := ep.clock()
+	rd.stamp = stamp
 	rd.codec = ep.codecOf(&rd.cref)
 	rd.nout = 0
 	rd.woke = false
+	ep.stats.rx.Add(uint64(got))
 	for i := 0; i < got; i++ {
-		ep.stats.rx.Add(1)
 		rd.datagram(rd.in[i].buf[:rd.in[i].n], &rd.in[i], now)
 	}
 	if rd.nout > 0 {
@@ -74,7 +77,8 @@ type reader struct {
 	w     *writeState
 	req   Request
 	ps    wire.Params
-	woke  bool // a parked caller was woken in this batch
+	woke  bool   // a parked caller was woken in this batch
+	stamp uint32 // the header clock field (Endpoint.stamp) of the batch
 }
 
 // outSlot returns the next reply buffer of the batch, or nil if full.
@@ -103,7 +107,7 @@ func (rd *reader) errorReplyInc(m *message, e wire.Errno, peerInc uint32) {
 		return
 	}
 	h := wire.Header{Flags: wire.FlagReply | wire.FlagError, CallNo: rd.pkt.CallNo, Errno: e, Src: rd.ep.id,
-		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), PeerInc: peerInc, Stamp: rd.ep.stamp()}
+		Dst: rd.pkt.Src, CallID: rd.pkt.CallID, Incarnation: rd.ep.inc.Load(), PeerInc: peerInc, Stamp: rd.stamp}
 	n, err := rd.codec.Encode(o.buf, &h, nil, 0)
 	if err != wire.OK {
 		return
@@ -116,7 +120,9 @@ func (rd *reader) errorReplyInc(m *message, e wire.Errno, peerInc uint32) {
 func (rd *reader) datagram(b []byte, m *message, now int64) {
 	ep := rd.ep
 	p := &rd.pkt
-	if r := rd.codec.Decode(p, b); r != wire.ReasonNone {
+	// b is a receive buffer of this goroutine's, which nothing else
+	// reads or writes during the batch.
+	if r := rd.codec.DecodeOwned(p, b); r != wire.ReasonNone {
 		ep.stats.drops[r].Add(1)
 		// Answer only what is exactly as its sender sent it.
 		if p.Verified && p.Flags&wire.FlagRequest != 0 {
@@ -128,7 +134,7 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		ep.stats.wrongDst.Add(1)
 		return
 	}
-	if ep.tooOld(p.Stamp) {
+	if ep.tooOld(p.Stamp, rd.stamp) {
 		ep.stats.tooOld.Add(1)
 		return
 	}
@@ -144,7 +150,7 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		ep.stats.reflected.Add(1)
 		return
 	}
-	peer := ep.peers.learn(m.addr)
+	peer := ep.peers.learn(m.addr, now)
 	if peer != nil {
 		ep.heard(peer, p, now)
 	}
@@ -284,7 +290,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			if o != nil && n > 0 && n <= ep.ReplyRoom(p) && p.Flags&wire.FlagOneWay == 0 {
 				// Stamped anew: the caller applies the age bound to
 				// replies too.
-				rd.codec.Restamp(o.buf[:n], 0, ep.stamp(), false)
+				rd.codec.Restamp(o.buf[:n], 0, rd.stamp, false)
 				o.n, o.addr = n, m.addr
 				rd.nout++
 			}
@@ -314,7 +320,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			ep.stats.busy.Add(1)
 			return
 		}
-		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline}
+		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline, stamp: rd.stamp}
 		if n := ep.answer(ce, &rd.req, rd.codec, o.buf, &rd.ps, ent, &key); n > 0 {
 			o.n, o.addr = n, m.addr
 			rd.nout++

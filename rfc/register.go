@@ -40,6 +40,7 @@ type Request struct {
 	Arrived  int64 // engine clock (Endpoint.Now) when the datagram was read
 	Deadline int64 // engine clock when the caller gives up; 0 = none
 	buf      []byte
+	stamp    uint32 // the header clock field its reply carries (Endpoint.stamp)
 }
 
 // callEntry is one registered call number.

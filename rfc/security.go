@@ -99,12 +99,13 @@ func (ep *Endpoint) reflected(p *wire.Packet, from netip.AddrPort) bool {
 	return !ours
 }
 
-// tooOld reports whether a datagram's stamp is outside the age bound.
-func (ep *Endpoint) tooOld(stamp uint32) bool {
+// tooOld reports whether a datagram's stamp is outside the age bound,
+// by this endpoint's stamp at, the time it was read.
+func (ep *Endpoint) tooOld(stamp, at uint32) bool {
 	if ep.cfg.MaxAge <= 0 {
 		return false
 	}
-	age := int64(int32(ep.stamp() - stamp)) // modular difference, ms
+	age := int64(int32(at - stamp)) // modular difference, ms
 	max := ep.cfg.MaxAge.Milliseconds()
 	return age > max || age < -max
 }

@@ -19,10 +19,14 @@ func (ep *Endpoint) workLoop(q chan *request) {
 				// The caller has given up: do not run it. Remember an
 				// ETIMEDOUT answer in case a retransmission arrives.
 				ep.stats.expired.Add(1)
-				n := ep.encodeReply(codec, buf, r.CallNo, r.Src, r.CallID, wire.ETIMEDOUT, nil)
+				n := ep.encodeReply(codec, buf, r.CallNo, r.Src, r.CallID, wire.ETIMEDOUT, nil, ep.stamp())
 				ep.dup.end(r.ent, &r.key, buf[:n])
-			} else if n := ep.answer(r.ce, &r.Request, codec, buf, &ps, r.ent, &r.key); n > 0 {
-				ep.writeTo(buf[:n], r.From)
+			} else {
+				// The reply goes out as soon as the handler returns.
+				r.stamp = ep.stamp()
+				if n := ep.answer(r.ce, &r.Request, codec, buf, &ps, r.ent, &r.key); n > 0 {
+					ep.writeTo(buf[:n], r.From)
+				}
 			}
 			r.ce = nil
 			ep.reqFree <- r
@@ -64,14 +68,15 @@ func (ep *Endpoint) run(ce *callEntry, req *Request, codec *wire.Codec, out []by
 	if req.Flags&wire.FlagOneWay != 0 || ce.flags&OneWay != 0 {
 		return 0
 	}
-	return ep.encodeReply(codec, out, req.CallNo, req.Src, req.CallID, e, ps)
+	return ep.encodeReply(codec, out, req.CallNo, req.Src, req.CallID, e, ps, req.stamp)
 }
 
 // encodeReply writes into out the reply to call callID of node dst: the
-// parameters of ps on success, none on error.
-func (ep *Endpoint) encodeReply(codec *wire.Codec, out []byte, callNo uint16, dst uint32, callID uint64, e wire.Errno, ps *wire.Params) int {
+// parameters of ps on success, none on error, with the header clock field
+// stamp.
+func (ep *Endpoint) encodeReply(codec *wire.Codec, out []byte, callNo uint16, dst uint32, callID uint64, e wire.Errno, ps *wire.Params, stamp uint32) int {
 	h := wire.Header{Flags: wire.FlagReply, CallNo: callNo, Errno: e, Src: ep.id, Dst: dst,
-		CallID: callID, Incarnation: ep.inc.Load(), Stamp: ep.stamp()}
+		CallID: callID, Incarnation: ep.inc.Load(), Stamp: stamp}
 	var n int
 	var err wire.Errno
 	if e != wire.OK || ps == nil {

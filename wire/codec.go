@@ -230,7 +230,10 @@ func (c *Codec) tagOf(k *tagKey, m []byte) []byte {
 }
 
 // verify checks the integrity field of a datagram whose header parsed.
-func (c *Codec) verify(b []byte) Reason {
+// With owned, the caller holds b alone until verify returns: the keyed
+// check zeroes the tag field in place and puts it back, instead of
+// copying the datagram (DecodeOwned).
+func (c *Codec) verify(b []byte, owned bool) Reason {
 	tag := b[OffTag : OffTag+SizeTag]
 	if b[OffFlags]&FlagAuth == 0 {
 		if c.key != nil {
@@ -248,12 +251,26 @@ func (c *Codec) verify(b []byte) Reason {
 	if c.key == nil {
 		return ReasonTag
 	}
+	if owned {
+		var got [SizeTag]byte
+		copy(got[:], tag)
+		clear(tag)
+		r := c.checkTag(got[:], b)
+		copy(tag, got[:])
+		return r
+	}
 	if cap(c.scratch) < len(b) {
 		c.scratch = make([]byte, len(b))
 	}
 	m := c.scratch[:len(b)]
 	copy(m, b)
 	clear(m[OffTag : OffTag+SizeTag])
+	return c.checkTag(tag, m)
+}
+
+// checkTag compares tag with the keyed tag of m (whose tag field is zero)
+// under the current key, then the previous one.
+func (c *Codec) checkTag(tag, m []byte) Reason {
 	if subtle.ConstantTimeCompare(tag, c.tagOf(c.tk, m)) == 1 {
 		return ReasonNone
 	}
@@ -269,11 +286,20 @@ func (c *Codec) verify(b []byte) Reason {
 // error number. Decode never reads outside b and allocates nothing in
 // steady state: a keyed codec allocates only when b is longer than every
 // datagram it verified before (its verify copy grows once to that size).
-func (c *Codec) Decode(p *Packet, b []byte) Reason {
+func (c *Codec) Decode(p *Packet, b []byte) Reason { return c.decode(p, b, false) }
+
+// DecodeOwned is Decode of a datagram that no other goroutine reads or
+// writes until it returns, such as a receive buffer of the goroutine
+// calling it. A keyed codec then checks the tag in b itself (the tag
+// field zeroed during the check, and put back before it returns) instead
+// of in a copy, and allocates nothing. b is as it was on return.
+func (c *Codec) DecodeOwned(p *Packet, b []byte) Reason { return c.decode(p, b, true) }
+
+func (c *Codec) decode(p *Packet, b []byte, owned bool) Reason {
 	if r := parseHeader(p, b, c.limit); r != ReasonNone {
 		return r
 	}
-	if r := c.verify(b); r != ReasonNone {
+	if r := c.verify(b, owned); r != ReasonNone {
 		return r
 	}
 	p.Verified = true

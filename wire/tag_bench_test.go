@@ -63,3 +63,20 @@ func BenchmarkDecodePayload(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkDecodeOwnedPayload(b *testing.B) {
+	benchSealModes(b, func(b *testing.B, c *Codec, dg []byte, h *Header, p *Params) {
+		n, e := c.EncodeParams(dg, h, p)
+		if e != OK {
+			b.Fatal(e)
+		}
+		var pk Packet
+		b.SetBytes(int64(n))
+		b.ReportAllocs()
+		for b.Loop() {
+			if r := c.DecodeOwned(&pk, dg[:n]); r != ReasonNone {
+				b.Fatal(r)
+			}
+		}
+	})
+}
