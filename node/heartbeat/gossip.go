@@ -343,7 +343,7 @@ func (s *Service) suspectHeardLocked(m *member, u update, now int64) {
 	if m.state == StateAlive || u.inc > m.inc {
 		m.inc = u.inc
 		s.toSuspectLocked(m, now)
-		m.susp = suspicion{start: now}
+		m.susp = suspicion{start: now, health: int(s.stats.health.Load())}
 		if u.from != 0 && u.from != s.self {
 			m.susp.confirmers[0] = u.from // the first observer is the suspicion, not a confirmation
 			m.susp.n = 1

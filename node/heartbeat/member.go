@@ -115,8 +115,20 @@ type suspicion struct {
 	conf       int   // confirmations counted (maxConfirm: a death heard, the shortest timeout)
 	own        bool  // this node's own indirect round failed: it probes the member every Interval
 	verified   bool  // own, or a probe of this node's own failed since the suspicion began: the timer may end it
+	health     int   // the local health score when it began: the timer is stretched by no more (timeout)
 	n          int   // observers recorded in confirmers
 	confirmers [maxConfirm + 1]uint32
+}
+
+// timeout is the suspicion's timer, to stretched by the local health
+// score (prober.stretch), but by no more than the score when the
+// suspicion began. A refutation of a claim about this node raises the
+// score (up to claimHealthMax); heard while a suspicion runs, it would
+// otherwise lengthen that timer past DetectBoundAt (simulation Heartbeat
+// seed 9760001). A node whose own ticks run late holds its verdicts
+// instead (gauge).
+func (p *suspicion) timeout(to time.Duration, health int) int64 {
+	return int64(to) * int64(1+min(health, p.health))
 }
 
 // confirm records observer from (see observerID) and reports whether it

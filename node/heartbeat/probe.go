@@ -802,7 +802,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			}
 			s.toSuspectLocked(m, now)
 			m.loopSince = m.since
-			m.susp = suspicion{start: now, own: true, verified: true}
+			m.susp = suspicion{start: now, own: true, verified: true, health: pr.health}
 			m.susp.confirmers[0] = s.self
 			m.susp.n = 1
 			s.enqueueLocked(m.addr, m.node, StateSuspect, m.inc)
@@ -879,7 +879,7 @@ func (pr *prober) step(m *member, now int64) bool {
 			// after it).
 			start = max(start, pr.heldTill)
 		}
-		if m.susp.verified && now-start >= int64(pr.stretch(to))+lag && !holding {
+		if m.susp.verified && now-start >= m.susp.timeout(to, pr.health)+lag && !holding {
 			// Only a suspicion this node has seen fail for itself ends
 			// in a death: a member cut off from m (rightly suspecting
 			// it from where it stands) cannot make a member that still
