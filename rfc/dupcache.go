@@ -9,7 +9,9 @@ import (
 	"fastcall/wire"
 )
 
-// dupKey names one request of one sender instance.
+// dupKey names one request of one sender instance. addr is the address
+// of the sender's home entry for an authenticated member (homeOf), else
+// the request's source address.
 type dupKey struct {
 	addr   netip.AddrPort
 	src    uint32

@@ -107,12 +107,18 @@ type peerTable struct {
 	initRTO int64
 	now     func() int64 // the engine clock
 
+	// home maps a node id to the entry (one of m's) that holds the
+	// duplicate-cache entries and floors of that node's authenticated
+	// requests, from whatever address they come (homeOf). Under mu.
+	home map[uint32]*peerState
+
 	sweepMu sync.Mutex // serializes sweepPeers; guards gen
 	gen     uint64     // sweep generation
 }
 
 func (t *peerTable) init(max int, initRTO int64, now func() int64) {
 	t.m = make(map[netip.AddrPort]*peerState)
+	t.home = make(map[uint32]*peerState)
 	t.max = max
 	t.initRTO = initRTO
 	t.now = now
@@ -168,6 +174,34 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool, now int64) *pee
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
 	return p
+}
+
+// homeOf returns the entry that judges the authenticated non-idempotent
+// requests of node id src (not 0) for the duplicate cache: the one that
+// already does, or else peer, the entry of the address the request came
+// from, which becomes src's home; nil if there is none and peer is nil.
+// The tag does not cover the source address, so a captured request sent
+// again from another address must meet the same cache entries and floors
+// as its original, wherever that came from. The home stays until the
+// sweep removes it, which it does only once no floor of it is held: by
+// then every request of src it judged fails the age bound.
+func (t *peerTable) homeOf(src uint32, peer *peerState) *peerState {
+	t.mu.RLock()
+	h := t.home[src]
+	t.mu.RUnlock()
+	if h != nil || peer == nil {
+		return h
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h = t.home[src]; h != nil {
+		return h
+	}
+	if t.m[peer.addr] == peer {
+		// Not swept since the reader took it (else begin refuses it).
+		t.home[src] = peer
+	}
+	return peer
 }
 
 // lookup returns the peer for addr or nil, without creating it.
@@ -353,7 +387,8 @@ func (p *peerState) info() PeerInfo {
 //
 // So removing a peer forgets nothing that could refuse a copy: a request
 // that arrives from its address later is new, and is judged against a
-// fresh entry. A reader that took the peer before it was removed finds it
+// fresh entry. A peer that is the home of node ids (homeOf) stops being
+// it: their floors are all its own, and none is held. A reader that took the peer before it was removed finds it
 // gone in dupCache.begin and answers EBUSY.
 func (ep *Endpoint) sweepPeers(now int64) {
 	t := &ep.peers
@@ -370,6 +405,7 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		p.mu.Unlock()
 	}
 	idle := int64(ep.cfg.DupAge)
+	swept := false
 	t.mu.Lock()
 	ep.dup.mu.Lock()
 	for addr, p := range t.m {
@@ -382,6 +418,14 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		p.gone = true
 		delete(t.m, addr)
 		ep.stats.peersSwept.Add(1)
+		swept = true
+	}
+	if swept {
+		for id, p := range t.home {
+			if p.gone {
+				delete(t.home, id)
+			}
+		}
 	}
 	ep.dup.mu.Unlock()
 	t.mu.Unlock()

@@ -260,14 +260,20 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			rd.fenceReply(m)
 			return
 		}
-		if peer == nil {
+		dp := peer
+		if p.Flags&wire.FlagAuth != 0 && p.Src != 0 {
+			// The tag does not cover the source address: a node's
+			// requests are judged at its home entry, from any address.
+			dp = ep.peers.homeOf(p.Src, peer)
+		}
+		if dp == nil {
 			// The peer table is full: without a floor for the sender,
 			// at-most-once could not be kept.
 			ep.stats.peersFull.Add(1)
 			rd.errorReply(m, wire.EBUSY)
 			return
 		}
-		key = dupKey{addr: m.addr, src: p.Src, incarn: p.Incarnation, callID: p.CallID}
+		key = dupKey{addr: dp.addr, src: p.Src, incarn: p.Incarnation, callID: p.CallID}
 		o := rd.outSlot()
 		var scratch []byte
 		if o != nil {
@@ -277,7 +283,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if deadline != 0 {
 			keep = deadline + int64(ep.cfg.MaxRTO)
 		}
-		outcome, n, e := ep.dup.begin(&key, requestSum(p), peer, now, keep, scratch)
+		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)

@@ -1,0 +1,113 @@
+package rfc
+
+import (
+	"testing"
+	"time"
+
+	"fastcall/wire"
+)
+
+// TestReplayFromOtherAddresses: a captured authenticated non-idempotent
+// request, replayed within the age bound from source addresses other than
+// its sender's (on loopback any 127.0.0.0/8 address can be written), is
+// not run again: the tag is valid, but the call was made once. In
+// virtual time on rfc/simnet.
+func TestReplayFromOtherAddresses(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		req := encodeReqTo(t, keyA, callIncr, 1<<20, nowStamp(), srv.Incarnation(), nil)
+		first := w.rawSender(srv.Addr(), keyA, 77, 5)
+		first.send(req)
+		if _, ok := first.sim.recv(time.Second); !ok {
+			t.Fatal("no reply to the request")
+		}
+		const replays = 8
+		for i := 0; i < replays; i++ {
+			w.rawSender(srv.Addr(), keyA, 77, 5).send(req)
+		}
+		time.Sleep(time.Second)
+		if n := srv.runs.Load(); n != 1 {
+			t.Fatalf("one request replayed from %d other addresses ran %d times", replays, n)
+		}
+	})
+}
+
+// TestReplayFromOtherAddressBelowFloor: a captured authenticated request
+// whose entry left the cache, sent again from another address, meets its
+// sender's floor (ESTALE, not run) as long as a copy may pass the age
+// bound; the sweep keeps the sender's home entry until then, and then
+// forgets it.
+func TestReplayFromOtherAddressBelowFloor(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
+		s := w.rawSender(srv.Addr(), keyA, 77, 5)
+		o := w.rawSender(srv.Addr(), keyA, 78, 6)
+		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+		if e := s.call(req); e != wire.OK {
+			t.Fatalf("call: %v", e)
+		}
+		for i := uint64(1); i <= 16; i++ { // push s's entry out of the cache
+			if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
+				t.Fatalf("call %d: %v", i, e)
+			}
+		}
+		now := srv.Now()
+		srv.sweepPeers(now + int64(srv.cfg.DupAge) + int64(time.Second))
+		runs := srv.runs.Load()
+		if e := w.rawSender(srv.Addr(), keyA, 77, 5).call(req); e != wire.ESTALE || srv.runs.Load() != runs {
+			t.Fatalf("replay from another address: %v, runs %d -> %d", e, runs, srv.runs.Load())
+		}
+		late := now + int64(5*time.Second+srv.cfg.MaxRTO+2*srv.cfg.MaxAge+srv.cfg.DupAge+time.Second)
+		srv.sweepPeers(late)
+		srv.peers.mu.RLock()
+		h := srv.peers.home[77]
+		srv.peers.mu.RUnlock()
+		if h != nil {
+			t.Fatalf("home of node 77 (%v) kept after its peer was swept", h.addr)
+		}
+	})
+}
+
+// TestRestartAtNewAddress: a node restarted at another address with a new
+// incarnation is a new sender instance: its calls run, once each, even
+// with the call ids of its earlier process.
+func TestRestartAtNewAddress(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		old := w.rawSender(srv.Addr(), keyA, 77, 5)
+		if e := old.call(old.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
+			t.Fatalf("call of the earlier process: %v", e)
+		}
+		s := w.rawSender(srv.Addr(), keyA, 77, 6)
+		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+		for i := 0; i < 2; i++ { // the call, then its retransmission
+			if e := s.call(req); e != wire.OK {
+				t.Fatalf("send %d of the restarted node's call: %v", i, e)
+			}
+		}
+		if e := s.call(s.request(callIncr, 2<<20, srv.Incarnation(), nil)); e != wire.OK {
+			t.Fatalf("next call of the restarted node: %v", e)
+		}
+		if n := srv.runs.Load(); n != 3 {
+			t.Fatalf("runs %d, want 3", n)
+		}
+	})
+}
+
+// TestChecksumModeKeysByAddress: without a key nothing authenticates a
+// sender, and the duplicate cache keys on the source address as before:
+// the same call id of the same node id from two addresses is two calls.
+func TestChecksumModeKeysByAddress(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		for i := 0; i < 2; i++ {
+			s := w.rawSender(srv.Addr(), nil, 77, 5)
+			if e := s.call(s.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
+				t.Fatalf("call from address %d: %v", i, e)
+			}
+		}
+		if n := srv.runs.Load(); n != 2 {
+			t.Fatalf("runs %d, want 2", n)
+		}
+	})
+}
