@@ -18,10 +18,25 @@ import (
 // subscribed prefix, with their retransmissions and retries, must not
 // send the victim more than rfc.AmplifyFactor times the bytes sent in its
 // name. In a synctest bubble on rfc/simnet: the victim never answers, and
-// the whole life of the streams passes in virtual time.
+// the whole life of the streams passes in virtual time. In keyed mode the
+// subscribes, sealed with the cluster key, stand for captured ones of a
+// real subscriber replayed from the victim's address.
 func TestSpoofedSubscribeNoAmplifier(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{
+		{"checksum", nil},
+		{"keyed-replay", []byte("cluster-key-A-0123456789abcdef!!")},
+	} {
+		t.Run(tc.name, func(t *testing.T) { spoofSubscribes(t, tc.key) })
+	}
+}
+
+func spoofSubscribes(t *testing.T, key []byte) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		ep := s.Listen(100, nil)
+		keyed := func(c *rfc.Config) { c.Key = key }
+		ep := s.Listen(100, keyed)
 		c, err := StartCenter(ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
 		if err != nil {
 			t.Fatal(err)
@@ -41,7 +56,10 @@ func TestSpoofedSubscribeNoAmplifier(t *testing.T) {
 				got <- n
 			}
 		}()
-		codec, _ := wire.NewCodec(0, nil)
+		codec, err := wire.NewCodec(0, key)
+		if err != nil {
+			t.Fatal(err)
+		}
 		dg := make([]byte, wire.DefaultMaxDatagram)
 		sent := 0
 		for i := 0; i < DefaultMaxStreamsPerNode; i++ {
@@ -58,7 +76,7 @@ func TestSpoofedSubscribeNoAmplifier(t *testing.T) {
 			victim.Send(dg[:n], ep.Addr())
 			sent += n
 		}
-		cl := newClient(t, s.Listen(7, nil), ep.Addr())
+		cl := newClient(t, s.Listen(7, keyed), ep.Addr())
 		if _, err := cl.Put(rfctest.Context(t, time.Second), "kv/x", make([]byte, 1000), 0); err != nil {
 			t.Fatalf("Put: %v", err)
 		}
