@@ -60,18 +60,23 @@ const (
 	// CallSubscribe adds a prefix to a push stream, opening the stream
 	// if it is new. Request: u64 stream id (chosen by the subscriber,
 	// not 0), str prefix. Reply: u64 sequence number the next push will
-	// carry. ENOSPC past Config.MaxStreamsPerNode,
+	// carry, u64 the stream's cookie. ENOSPC past Config.MaxStreamsPerNode,
 	// Config.MaxPrefixesPerNode, Config.MaxStreamsPerIP or
-	// Config.MaxStreams. Pushes go to the request's source address.
+	// Config.MaxStreams. Pushes go to the request's source address, and
+	// only once the subscriber has echoed the cookie in a CallSubCheck
+	// (return routability: the cookie reaches only a reader at that
+	// address).
 	CallSubscribe uint16 = wire.CallRegistryBase + 0x10
 	// CallUnsubscribe closes a stream. Request: u64 stream id. Reply:
 	// none; ENOENT if unknown.
 	CallUnsubscribe uint16 = wire.CallRegistryBase + 0x11
 	// CallSubCheck is a subscriber's keepalive; it renews the stream
-	// (Config.StreamIdle). Request: u64 stream id.
-	// Reply: u64 the last sequence number assigned on the stream. ESTALE
-	// if the center does not know the stream (it restarted, or dropped
-	// it): the subscriber resynchronizes.
+	// (Config.StreamIdle) and, the first time, proves it: pushes start.
+	// Request: u64 stream id, u64 the cookie the CallSubscribe reply
+	// gave. Reply: u64 the last sequence number assigned on the stream.
+	// ESTALE if the center does not know the stream (it restarted, or
+	// dropped it) or the cookie is not the stream's: the subscriber
+	// resynchronizes.
 	CallSubCheck uint16 = wire.CallRegistryBase + 0x12
 	// CallPush (center to subscriber) carries a batch of changes.
 	// Request: u64 stream id, u64 sequence number of the first change,
@@ -136,7 +141,7 @@ var (
 	SchemaRenew       = wire.Schema(nil)
 	SchemaSubscribe   = wire.Schema{wire.TypeUint64, wire.TypeString}
 	SchemaUnsubscribe = wire.Schema{wire.TypeUint64}
-	SchemaSubCheck    = wire.Schema{wire.TypeUint64}
+	SchemaSubCheck    = wire.Schema{wire.TypeUint64, wire.TypeUint64}
 	SchemaPush        = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
 	SchemaReplicate   = wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeBytes}
 	SchemaTouch       = wire.Schema{wire.TypeUint64, wire.TypeString}

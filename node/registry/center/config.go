@@ -69,8 +69,9 @@ type Config struct {
 	MaxStreamsPerNode, MaxPrefixesPerNode, MaxStreamsPerIP, MaxStreams int
 	// StreamIdle is how long a push stream lives without being renewed
 	// (default 5s): by its subscriber's registry.CallSubCheck (a Watch sends one
-	// every KeepaliveEvery, default 250ms) or registry.CallSubscribe, or by an
-	// acknowledged push. A stream not renewed within it is dropped.
+	// every KeepaliveEvery, default 250ms), by registry.CallSubscribe once
+	// the stream is proven, or by an acknowledged push. A stream not renewed
+	// within it is dropped.
 	StreamIdle time.Duration
 	// StreamQueue bounds the changes waiting to be pushed on one stream
 	// (default 4096). A stream that overflows is broken: its next push
@@ -102,8 +103,8 @@ type Config struct {
 	// Disk is the center's view of its data directory (disk.go); nil
 	// means the host's file system (OSDisk).
 	Disk Disk
-	// IDs draws the incarnation of each opening of the log; nil means
-	// registry.RandomID.
+	// IDs draws the incarnation of each opening of the log and the
+	// cookie of each push stream; nil means registry.RandomID.
 	IDs registry.IDSource
 }
 

@@ -33,6 +33,17 @@ import (
 // the others. Streams are bounded per subscriber address, per source IP
 // address and in all; a refusal is counted and logged, at most once per
 // StreamIdle. Pushes go only to the address the subscription came from.
+//
+// Return routability: a subscription proves nothing about its source
+// address (in checksum mode anyone can write it; in keyed mode a captured
+// request can be replayed from another one), and pushes with their
+// retransmissions and retries would send that address far more than it
+// sent. So a new stream is unproven: the subscribe reply carries the
+// stream's cookie, a random number only a reader at the address sees,
+// and the stream queues changes but pushes nothing, and is renewed by
+// nothing, until its subscriber echoes the cookie in a
+// registry.CallSubCheck. Until then the center sends the address only
+// replies, which the engine's reply budget bounds.
 
 // change is one queued change: a key and its new record (a tombstone for
 // a deletion).
@@ -44,9 +55,10 @@ type change struct {
 // stream is one subscriber's push stream. Fields below addr are guarded
 // by pushTable.mu.
 type stream struct {
-	id   uint64
-	addr netip.AddrPort
-	at   int // index in pushTable.list
+	id     uint64
+	addr   netip.AddrPort
+	cookie uint64 // echoed by the subscriber's CallSubCheck: proves it reads at addr
+	at     int    // index in pushTable.list
 
 	prefixes []string
 	queue    []change // changes not yet acknowledged, sequence numbers nextSeq...
@@ -59,6 +71,7 @@ type stream struct {
 	heard    int64    // engine clock of the last renewal (subscribe, subcheck, acknowledged push)
 	fails    int      // failed pushes in a row
 	dropped  bool
+	proven   bool   // the subscriber echoed the cookie: pushes may go out
 	seg      []byte // request parameters of the batch in flight; made on first push
 	batch    []byte // the batch in flight
 }
@@ -171,7 +184,7 @@ func (t *pushTable) notify(c *Center, key string, rec []byte) {
 		} else {
 			s.queue = append(s.queue, change{key: key, rec: rec})
 		}
-		if !s.queued && !s.inflight && s.retryAt == 0 && !s.dropped {
+		if s.proven && !s.queued && !s.inflight && s.retryAt == 0 && !s.dropped {
 			s.queued = true
 			t.due = append(t.due, s)
 		}
@@ -197,7 +210,7 @@ func (c *Center) sendDue() {
 // channel holds Config.MaxStreams streams and a stream is in it at most
 // once.
 func (c *Center) wakeLocked(s *stream) {
-	if s.queued || s.inflight || s.retryAt != 0 || s.dropped {
+	if !s.proven || s.queued || s.inflight || s.retryAt != 0 || s.dropped {
 		return
 	}
 	select {
@@ -247,13 +260,14 @@ func (c *Center) pushLoop() {
 }
 
 // startPush sends the head of s's queue as one asynchronous call, unless
-// the stream has nothing to send, is dropped or has a batch in flight.
+// the stream has nothing to send, is unproven, is dropped or has a batch
+// in flight.
 // pushDone handles the outcome.
 func (c *Center) startPush(s *stream) {
 	t := &c.push
 	t.mu.Lock()
 	s.queued = false
-	if s.dropped || s.inflight || (len(s.queue) == 0 && !s.broken) {
+	if s.dropped || !s.proven || s.inflight || (len(s.queue) == 0 && !s.broken) {
 		t.mu.Unlock()
 		return
 	}
@@ -351,9 +365,11 @@ func (c *Center) pushDone(s *stream, first uint64, n int, e wire.Errno) {
 	}
 }
 
-// serveSubscribe adds a prefix to a stream, opening it if new. The
-// stream belongs to the request's source address: pushes go there and
-// nowhere else, and only that address may renew, extend or close it.
+// serveSubscribe adds a prefix to a stream, opening it (unproven, with a
+// new cookie) if new, and answers the stream's cookie. The stream belongs
+// to the request's source address: pushes go there and nowhere else, and
+// only that address may renew, extend or close it. A subscription renews
+// only a proven stream, so that spoofed ones expire after StreamIdle.
 func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno {
 	id, prefix := req.Param(0).Uint64(), req.Param(1).Str()
 	if id == 0 || len(prefix) > registry.MaxKeyLen {
@@ -372,10 +388,13 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 		return wire.EINVAL
 	}
 	if s != nil {
-		s.heard = now
+		if s.proven {
+			s.heard = now
+		}
 		for _, p := range s.prefixes {
 			if p == prefix {
 				reply.Uint64(s.lastSeq + 1)
+				reply.Uint64(s.cookie)
 				return wire.OK
 			}
 		}
@@ -397,7 +416,7 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 		case len(t.streams) >= c.cfg.MaxStreams:
 			return c.refuseLocked(req.From, "streams in all", now)
 		}
-		s = &stream{id: id, addr: req.From, nextSeq: 1, heard: now}
+		s = &stream{id: id, addr: req.From, cookie: c.cfg.IDs(), nextSeq: 1, heard: now}
 		t.streams[id] = s
 		s.at = len(t.list)
 		t.list = append(t.list, s)
@@ -406,6 +425,7 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 	}
 	s.prefixes = append(s.prefixes, prefix)
 	reply.Uint64(s.lastSeq + 1)
+	reply.Uint64(s.cookie)
 	return wire.OK
 }
 
@@ -447,9 +467,21 @@ func (c *Center) serveUnsubscribe(req *rfc.Request, reply *wire.Params) wire.Err
 	})
 }
 
+// serveSubCheck renews a stream whose cookie the request echoes, and
+// proves it if it was not: what queued since the subscription goes out.
+// A wrong cookie is answered ESTALE, as for an unknown stream.
 func (c *Center) serveSubCheck(req *rfc.Request, reply *wire.Params) wire.Errno {
 	return c.push.withOwned(req, wire.ESTALE, func(s *stream) wire.Errno {
+		if req.Param(1).Uint64() != s.cookie {
+			return wire.ESTALE
+		}
 		s.heard = c.ep.Now()
+		if !s.proven {
+			s.proven = true
+			if len(s.queue) > 0 || s.broken {
+				c.wakeLocked(s)
+			}
+		}
 		reply.Uint64(s.lastSeq)
 		return wire.OK
 	})

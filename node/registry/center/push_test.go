@@ -101,23 +101,30 @@ func TestSubscriptionExhaustion(t *testing.T) {
 
 // TestStreamBelongsToItsAddress: a stream pushes to the address that
 // opened it, which no parameter can name; another address using its id
-// can neither extend, renew nor close it.
+// can neither extend, renew nor close it, even knowing its cookie.
 func TestStreamBelongsToItsAddress(t *testing.T) {
 	c := startLone(t, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
 	ep := c.Endpoint()
 	owner := regtest.Endpoint(t, 7, "")
 	other := regtest.Endpoint(t, 8, "")
+	var cookie uint64
 	call := func(from *rfc.Endpoint, no uint16, prefix string) wire.Errno {
 		return regtest.Call(t, from, ep.Addr(), no, func(ps *wire.Params) {
 			ps.Uint64(77)
-			if no == registry.CallSubscribe {
+			switch no {
+			case registry.CallSubscribe:
 				ps.String(prefix)
+			case registry.CallSubCheck:
+				ps.Uint64(cookie)
 			}
 		})
 	}
 	if e := call(owner, registry.CallSubscribe, "kv/"); e != wire.OK {
 		t.Fatalf("subscribe: %v", e)
 	}
+	c.push.mu.Lock()
+	cookie = c.push.streams[77].cookie
+	c.push.mu.Unlock()
 	for _, tc := range []struct {
 		name string
 		no   uint16
@@ -130,6 +137,21 @@ func TestStreamBelongsToItsAddress(t *testing.T) {
 		if e := call(other, tc.no, "svc/"); e != tc.want {
 			t.Fatalf("%s from another address: %v, want %v", tc.name, e, tc.want)
 		}
+	}
+	// The owner proves the stream only with its cookie.
+	proven := func() bool {
+		c.push.mu.Lock()
+		defer c.push.mu.Unlock()
+		return c.push.streams[77].proven
+	}
+	right := cookie
+	cookie = right + 1
+	if e := call(owner, registry.CallSubCheck, ""); e != wire.ESTALE || proven() {
+		t.Fatalf("subcheck with a wrong cookie: %v, proven %v; want ESTALE, unproven", e, proven())
+	}
+	cookie = right
+	if e := call(owner, registry.CallSubCheck, ""); e != wire.OK || !proven() {
+		t.Fatalf("subcheck with the cookie: %v, proven %v; want OK, proven", e, proven())
 	}
 	c.push.mu.Lock()
 	var addr netip.AddrPort

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type Watch struct {
 	mu struct {
 		sync.Mutex
 		stream    uint64 // current stream id
+		cookie    uint64 // the stream's cookie (CallSubscribe reply), echoed by CallSubCheck
 		expect    uint64 // next sequence number expected
 		center    int    // index of the center the stream is at
 		versions  map[string]verState
@@ -227,12 +229,9 @@ func (w *Watch) loop() {
 // resynchronizes if the center does not know it or does not answer.
 func (w *Watch) keepalive() {
 	w.mu.Lock()
-	id, center := w.mu.stream, w.mu.center
+	id, cookie, center := w.mu.stream, w.mu.cookie, w.mu.center
 	w.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
-	err := w.c.callAt(ctx, w.c.cfg.Centers[center], registry.CallSubCheck, func(ps *wire.Params) { ps.Uint64(id) }, nil)
-	cancel()
-	switch e := wire.AsErrno(err); {
+	switch e := w.subCheck(w.c.cfg.Centers[center], id, cookie); {
 	case e == wire.OK:
 	case failover(e):
 		w.switchCenter()
@@ -240,6 +239,19 @@ func (w *Watch) keepalive() {
 	default:
 		w.kickResync()
 	}
+}
+
+// subCheck sends CallSubCheck for stream id with its cookie: it renews
+// the stream and, the first time, proves to the center that this watch
+// reads at its address, so that pushes start.
+func (w *Watch) subCheck(dst netip.AddrPort, id, cookie uint64) wire.Errno {
+	ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
+	err := w.c.callAt(ctx, dst, registry.CallSubCheck, func(ps *wire.Params) {
+		ps.Uint64(id)
+		ps.Uint64(cookie)
+	}, nil)
+	cancel()
+	return wire.AsErrno(err)
 }
 
 func (w *Watch) switchCenter() {
@@ -251,13 +263,16 @@ func (w *Watch) switchCenter() {
 	w.mu.Unlock()
 }
 
-// resync opens a new stream, subscribes its prefixes and lists them.
+// resync opens a new stream, subscribes its prefixes, proves the stream
+// with its cookie (CallSubCheck) so that the center pushes, and lists the
+// prefixes.
 func (w *Watch) resync() wire.Errno {
 	w.resyncs.Add(1)
 	id := w.c.cfg.IDs()
 	w.mu.Lock()
 	old, center := w.mu.stream, w.mu.center
 	w.mu.stream = id
+	w.mu.cookie = 0
 	w.mu.expect = 1
 	w.mu.resyncing = true
 	w.mu.touched = make(map[string]struct{})
@@ -276,12 +291,19 @@ func (w *Watch) resync() wire.Errno {
 		w.c.callAt(ctx, dst, registry.CallUnsubscribe, func(ps *wire.Params) { ps.Uint64(old) }, nil)
 		cancel()
 	}
+	var cookie uint64
 	for _, p := range w.prefixes {
 		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
 		err := w.c.callAt(ctx, dst, registry.CallSubscribe, func(ps *wire.Params) {
 			ps.Uint64(id)
 			ps.String(p)
-		}, nil)
+		}, func(pk *wire.Packet) error {
+			if pk.NParams() != 2 || pk.Param(1).Type != wire.TypeUint64 {
+				return wire.EPROTO
+			}
+			cookie = pk.Param(1).Uint64()
+			return nil
+		})
 		cancel()
 		if e := wire.AsErrno(err); e != wire.OK {
 			if !failover(e) {
@@ -289,6 +311,18 @@ func (w *Watch) resync() wire.Errno {
 			}
 			return e
 		}
+	}
+	w.mu.Lock()
+	if w.mu.stream != id {
+		w.mu.Unlock()
+		return wire.EAGAIN
+	}
+	w.mu.cookie = cookie
+	w.mu.Unlock()
+	// Prove the stream now, before listing: what changes from here on is
+	// pushed. Should this be lost, the next keepalive proves it.
+	if e := w.subCheck(dst, id, cookie); e != wire.OK {
+		return e
 	}
 	seen := make(map[string]struct{})
 	var page []registry.RawEntry
