@@ -1,0 +1,107 @@
+package heartbeat
+
+import (
+	"bytes"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/rfc/simnet"
+)
+
+// stallConn is a simulated transport whose next send from the probe
+// loop first sleeps for stall (virtual time): the probe loop stalled in
+// the middle of a tick, as a process descheduled or paused there is.
+type stallConn struct {
+	rfc.Transport
+	stall atomic.Int64 // ns; 0: none armed
+	hit   atomic.Bool  // the armed stall happened
+}
+
+func (c *stallConn) Send(b []byte, dst netip.AddrPort) error {
+	if d := c.stall.Load(); d > 0 && inProbeLoop() && c.stall.CompareAndSwap(d, 0) {
+		time.Sleep(time.Duration(d))
+		c.hit.Store(true)
+	}
+	return c.Transport.Send(b, dst)
+}
+
+// inProbeLoop reports whether the caller runs on a probe loop.
+func inProbeLoop() bool {
+	buf := make([]byte, 8<<10)
+	return bytes.Contains(buf[:runtime.Stack(buf, false)], []byte("probeLoop"))
+}
+
+// TestStallInTickCounted: a stall of this process in the middle of a
+// probe loop tick (here half an Interval inside the send of a probe) is a
+// late tick: the next tick comes that much after the one before, and the
+// local health rises, as for a stall between two ticks. The loop plans
+// its next tick from the start of the one that ran, not from its end.
+// (Before, the planned gap was measured from the end of the tick: the
+// time stalled inside it was no lateness, and the health stayed 0.)
+func TestStallInTickCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, nil)
+		defer net.Close()
+		cfg := DefaultConfig()
+		cfg.Logger = quiet
+		a := netip.MustParseAddrPort("10.0.0.1:7100")
+		b := netip.MustParseAddrPort("10.0.0.2:7100")
+		var nodes []*node
+		var conn *stallConn
+		for i, pair := range [][2]netip.AddrPort{{a, b}, {b, a}} {
+			rc := rfc.DefaultConfig()
+			rc.NodeID = uint32(i + 1)
+			rc.Logger = quiet
+			var tr rfc.Transport = net.Attach(pair[0])
+			if i == 0 {
+				conn = &stallConn{Transport: tr}
+				tr = conn
+			}
+			ep, err := rfc.OpenTransport(rc, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, err := Start(ep, cfg, []netip.AddrPort{pair[1]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ep.Start(); err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes, &node{ep: ep, svc: svc, log: new(eventLog)})
+		}
+		defer func() {
+			for _, n := range nodes {
+				n.svc.Close()
+				n.ep.Close()
+			}
+		}()
+		time.Sleep(5 * cfg.Interval)
+		synctest.Wait()
+		if h := nodes[0].svc.Stats().Health; h != 0 {
+			t.Fatalf("health %d before the stall", h)
+		}
+		stall := cfg.Interval / 2 // past Interval/4 + Tick: late, with a fixed Tick too
+		conn.stall.Store(int64(stall))
+		worst := 0
+		for range 3 * int(cfg.Interval/cfg.Tick) {
+			time.Sleep(cfg.Tick)
+			synctest.Wait()
+			worst = max(worst, nodes[0].svc.Stats().Health)
+		}
+		if !conn.hit.Load() {
+			t.Fatal("the probe loop sent nothing in 3 Intervals")
+		}
+		if worst == 0 {
+			t.Errorf("a stall of %v inside a tick left the local health at 0", stall)
+		}
+		if st := nodes[0].svc.Stats(); st.Suspects != 0 || st.Deaths != 0 {
+			t.Errorf("a stall of this node made it suspect its peer: %+v", st)
+		}
+	})
+}
