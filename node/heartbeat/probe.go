@@ -70,7 +70,7 @@ type prober struct {
 	urgentNext int64 // engine clock from which an urgent gossip datagram may again be sent past the rounds' reserve (gossip)
 	lagCur     int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
 	lagPrev    int64 // the same in the previous window
-	lagAt      int64 // engine clock the lag window began
+	lagAt      int64 // engine clock the lag window began (windows an Interval long from the loop's start)
 	targets    []netip.AddrPort
 	relays     []relayProbe
 	helpers    []netip.AddrPort
@@ -273,8 +273,15 @@ func (pr *prober) gauge(now int64) {
 	// others' timers are as late as its own ticks, so the deadlines it
 	// sets wait that much longer (lag); one missed Tick or less is
 	// granularity, not lag.
-	if now-pr.lagAt >= int64(s.cfg.Interval) {
-		pr.lagPrev, pr.lagCur, pr.lagAt = pr.lagCur, 0, now
+	// The windows are an Interval long from the loop's start, whatever
+	// the ticks: the loop sleeps up to an Interval, and a window begun
+	// at a tick after a sleep would hold a late tick that much longer.
+	if d := now - pr.lagAt; d >= int64(s.cfg.Interval) {
+		if d >= 2*int64(s.cfg.Interval) {
+			pr.lagCur = 0 // a window with no tick came between
+		}
+		pr.lagPrev, pr.lagCur = pr.lagCur, 0
+		pr.lagAt += d / int64(s.cfg.Interval) * int64(s.cfg.Interval)
 	}
 	if over > tick && over > pr.lagCur {
 		pr.lagCur = over

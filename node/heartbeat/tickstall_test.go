@@ -105,3 +105,38 @@ func TestStallInTickCounted(t *testing.T) {
 		}
 	})
 }
+
+// TestLagWindowsAfterSleeps: the lag (how late this node's own ticks
+// came) is held over the last one to two Intervals, however far apart
+// the ticks are: the probe loop sleeps up to an Interval between ticks
+// when idle, and a lag window that began at the tick after such a sleep
+// held a late tick up to a sleep longer. Driven as the loop drives the
+// gauge: one tick 2 Ticks late (lag, not a stall), then ticks planned
+// 0.9 Interval apart. (Before, the lag still counted 1.8 Intervals after
+// the late tick, in the third Interval, as a loop ticking every Tick
+// would not have held it.)
+func TestLagWindowsAfterSleeps(t *testing.T) {
+	s, pr, _ := stallProber(t)
+	iv, tick := int64(s.cfg.Interval), int64(s.cfg.Tick)
+	t0 := s.ep.Now()
+	pr.grid, pr.lastNs, pr.lastWant, pr.onTime, pr.lagAt = t0, t0, t0, t0, t0
+	pr.wantAt = t0 + tick
+	at := t0 + 3*tick // planned at t0+Tick: 2 Ticks late
+	pr.gauge(at)
+	if pr.late != 0 || pr.lag() != 2*tick {
+		t.Fatalf("a tick 2 Ticks late: late %v, lag %v (want 0 and %v)", pr.late, pr.lag(), 2*tick)
+	}
+	for range 2 {
+		pr.wantAt = at + 9*iv/10
+		at = pr.wantAt
+		pr.gauge(at)
+		if pr.late != 0 {
+			t.Fatalf("a planned sleep counted as a stall at %v", time.Duration(at-t0))
+		}
+		if lag := pr.lag(); at-t0 < 2*iv && lag != 2*tick {
+			t.Errorf("%v after the start, in the second Interval: lag %v, want %v", time.Duration(at-t0), time.Duration(lag), time.Duration(2*tick))
+		} else if at-t0 >= 2*iv && lag != 0 {
+			t.Errorf("%v after the start, past two Intervals of the late tick's window: lag %v, want 0", time.Duration(at-t0), time.Duration(lag))
+		}
+	}
+}
