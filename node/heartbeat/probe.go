@@ -167,11 +167,11 @@ func (pr *prober) gridAfter(t int64) int64 {
 
 // plan returns the engine clock of the loop's next tick, after a tick
 // that began at pr.lastNs and ended at now: the next point of the grid
-// after the tick's start while anything needs stepping (at once if the
-// tick ran past it, as a fixed ticker's pending tick would, so that a
-// stall inside a tick is lateness to gauge), else the first point at or
-// after its next due event, with asleep set so that work handed over
-// meanwhile wakes it (wakeLoop).
+// after the tick's start while anything needs stepping or when the tick
+// ran past that point (then at once, as a fixed ticker's pending tick
+// would come, so that a stall inside a tick is lateness to gauge), else
+// the first point at or after its next due event, with asleep set so
+// that work handed over meanwhile wakes it (wakeLoop).
 // Stepped at every point are the members in the active list, save one
 // probed on its own cadence with nothing in flight or pending (its next
 // probe is due at probeAt), the relays in flight or queued, a gossip
@@ -182,7 +182,9 @@ func (pr *prober) plan(now int64) int64 {
 	s := pr.s
 	cfg := &s.cfg
 	soon := pr.gridAfter(pr.lastNs)
-	if len(pr.relays) > 0 {
+	if len(pr.relays) > 0 || soon <= now {
+		// Relays in flight, or the tick ran past its next point: the
+		// next comes at once and gauges the overrun, whatever is due.
 		return soon
 	}
 	// The next slot of the schedule, counted on the wall clock as
