@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fastcall/rfc/simnet"
+	"fastcall/wire"
 )
 
 // idleWakesMax bounds the probe loop's wake-ups per Interval in an idle
@@ -104,5 +105,73 @@ func TestIdleWorkerLeaseSleeps(t *testing.T) {
 			t.Errorf("the task's lease lapsed while its master held it: %+v", st)
 		}
 		_ = p.m.Cancel(ctxFor(t, DetectBound(p.cfg)), task)
+	})
+}
+
+// TestWorkWakesSleepingLoop: work handed to a probe loop that sleeps is
+// done at the next point of its Tick grid, as a loop ticking every Tick
+// would do it, wherever the hand-over falls between its ticks: a claim
+// about this node (refuted, gossiped at the next tick) and an indirect
+// probe asked for by a member (relayed at the next tick). Run in an idle
+// cluster of sixteen, whose loops sleep between probe slots, at hand-over
+// times spread over the Tick grid and the probe slots.
+func TestWorkWakesSleepingLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const link = time.Millisecond
+		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: link}}, nil)
+		defer net.Close()
+		cfg := DefaultConfig()
+		cfg.Logger = quiet
+		const n = 16
+		var addrs []netip.AddrPort
+		for i := range n {
+			addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
+		}
+		members := make([][]netip.AddrPort, n)
+		for i := range members {
+			members[i] = addrs
+		}
+		nodes, stop := simCluster(t, net, cfg, addrs, members)
+		defer stop()
+		s := nodes[0].svc
+		time.Sleep(5 * cfg.Interval)
+		synctest.Wait()
+		// Offsets 7 ms apart, coprime with the Tick (20 ms) and the slot
+		// (100 ms): every phase of both, once per 20 hand-overs.
+		const step = 7 * time.Millisecond
+		for i := range 24 {
+			time.Sleep(cfg.Interval + step)
+			synctest.Wait()
+			before := s.Stats()
+			if i%2 == 0 {
+				s.mu.Lock()
+				s.refuteLocked(s.ep.Incarnation()) // a claim heard about this node
+				s.mu.Unlock()
+				time.Sleep(cfg.Tick)
+				synctest.Wait()
+				if st := s.Stats(); st.Refutations != before.Refutations+1 || st.GossipSent == before.GossipSent {
+					t.Errorf("hand-over %d: a refutation not gossiped within a Tick: %d gossip datagrams before, %d after", i, before.GossipSent, st.GossipSent)
+				}
+				continue
+			}
+			var ps wire.Params
+			ps.Reset(make([]byte, 256))
+			ps.Uint64(uint64(1000 + i))
+			ps.Uint64(0)
+			ps.String(addrs[2].String())
+			ps.Uint64(uint64(StateAlive))
+			ps.Uint64(0)
+			if err := nodes[1].ep.Send(addrs[0], CallProbeRequest, &ps); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(link + cfg.Tick)
+			synctest.Wait()
+			if st := s.Stats(); st.Relayed != before.Relayed+1 {
+				t.Errorf("hand-over %d: an indirect probe asked for not started within a Tick of its arrival: %d relayed before, %d after", i, before.Relayed, st.Relayed)
+			}
+		}
+		if st := s.Stats(); st.Suspects != 0 || st.Deaths != 0 {
+			t.Errorf("suspicions in a calm cluster: %+v", st)
+		}
 	})
 }

@@ -70,7 +70,7 @@ type prober struct {
 	urgentNext int64 // engine clock from which an urgent gossip datagram may again be sent past the rounds' reserve (gossip)
 	lagCur     int64 // the latest a tick came past Tick in this lag window, ns (only lateness over a Tick counts)
 	lagPrev    int64 // the same in the previous window
-	lagAt      int64 // engine clock the lag window began
+	lagAt      int64 // engine clock the lag window began (windows an Interval long from the loop's start)
 	targets    []netip.AddrPort
 	relays     []relayProbe
 	helpers    []netip.AddrPort
@@ -166,9 +166,12 @@ func (pr *prober) gridAfter(t int64) int64 {
 }
 
 // plan returns the engine clock of the loop's next tick, after a tick
-// that ended at now: the next point of the grid while anything needs
-// stepping, else the first point at or after its next due event, with
-// asleep set so that work handed over meanwhile wakes it (wakeLoop).
+// that began at pr.lastNs and ended at now: the next point of the grid
+// after the tick's start while anything needs stepping or when the tick
+// ran past that point (then at once, as a fixed ticker's pending tick
+// would come, so that a stall inside a tick is lateness to gauge), else
+// the first point at or after its next due event, with asleep set so
+// that work handed over meanwhile wakes it (wakeLoop).
 // Stepped at every point are the members in the active list, save one
 // probed on its own cadence with nothing in flight or pending (its next
 // probe is due at probeAt), the relays in flight or queued, a gossip
@@ -178,8 +181,10 @@ func (pr *prober) gridAfter(t int64) int64 {
 func (pr *prober) plan(now int64) int64 {
 	s := pr.s
 	cfg := &s.cfg
-	soon := pr.gridAfter(now)
-	if len(pr.relays) > 0 {
+	soon := pr.gridAfter(pr.lastNs)
+	if len(pr.relays) > 0 || soon <= now {
+		// Relays in flight, or the tick ran past its next point: the
+		// next comes at once and gauges the overrun, whatever is due.
 		return soon
 	}
 	// The next slot of the schedule, counted on the wall clock as
@@ -270,8 +275,15 @@ func (pr *prober) gauge(now int64) {
 	// others' timers are as late as its own ticks, so the deadlines it
 	// sets wait that much longer (lag); one missed Tick or less is
 	// granularity, not lag.
-	if now-pr.lagAt >= int64(s.cfg.Interval) {
-		pr.lagPrev, pr.lagCur, pr.lagAt = pr.lagCur, 0, now
+	// The windows are an Interval long from the loop's start, whatever
+	// the ticks: the loop sleeps up to an Interval, and a window begun
+	// at a tick after a sleep would hold a late tick that much longer.
+	if d := now - pr.lagAt; d >= int64(s.cfg.Interval) {
+		if d >= 2*int64(s.cfg.Interval) {
+			pr.lagCur = 0 // a window with no tick came between
+		}
+		pr.lagPrev, pr.lagCur = pr.lagCur, 0
+		pr.lagAt += d / int64(s.cfg.Interval) * int64(s.cfg.Interval)
 	}
 	if over > tick && over > pr.lagCur {
 		pr.lagCur = over
