@@ -201,9 +201,11 @@ func (pr *prober) plan(now int64) int64 {
 		at = pr.onTime + int64(cfg.Interval) // gauge lowers it
 	}
 	s.asleep.Store(true)
-	busy := len(s.relayQ) > 0
 	s.mu.Lock()
-	busy = busy || len(s.mu.touched) > 0 || s.mu.gossipNow || s.mu.selfRefuted || s.mu.pruned || pr.ringGen != s.mu.gen
+	// The queue is read after the lock's acquire, which orders it after
+	// the store above on every architecture: a relay queued before a
+	// handler's wakeLoop saw asleep false is seen here.
+	busy := len(s.relayQ) > 0 || len(s.mu.touched) > 0 || s.mu.gossipNow || s.mu.selfRefuted || s.mu.pruned || pr.ringGen != s.mu.gen
 	if s.pendingUpdatesLocked() && cfg.GossipNodes > 0 && cfg.Retransmit > 0 {
 		at = min(at, pr.gossipAt)
 	}
