@@ -47,7 +47,7 @@ const (
 
 func TestMain(m *testing.M) {
 	roles := map[string]func() int{}
-	for _, role := range []string{"stress", "holdwrite", "holdread", "holdreadexec", "lockwait", "sleep", "hammer"} {
+	for _, role := range []string{"stress", "holdwrite", "holdread", "holdreadexec", "lockwait", "sleep", "hammer", "halfwrite"} {
 		roles[role] = func() int { return runChild(role) }
 	}
 	proctest.Main(m, roles)
@@ -192,6 +192,23 @@ func runChild(role string) int {
 		return 0
 	case "holdreadexec":
 		return holdReadExec(l, ready)
+	case "halfwrite":
+		// Move X, announce, and move Y only when told: a reader that
+		// gets in meanwhile sees the two words differ.
+		if err := l.Lock(); err != nil {
+			fmt.Fprintln(os.Stderr, role, err)
+			return 1
+		}
+		x := word64(mem, offDataX)
+		x.Store(x.Load() + 1)
+		ready.Store(1)
+		for stop.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		y := word64(mem, offDataY)
+		y.Store(y.Load() + 1)
+		l.Unlock()
+		return 0
 	case "lockwait":
 		// Announce, then block in Lock (the test kills us while we drain).
 		ready.Store(1)
@@ -267,6 +284,61 @@ func TestMultiProcessStress(t *testing.T) {
 	}
 	if s := l.Stats(); s.ReadHolds != 0 || s.Writer || s.ReclaimedWriters != 0 || s.StrayUnlocks != 0 {
 		t.Fatalf("stats: %+v", s)
+	}
+}
+
+// A writer in another process stops in the middle of an update of two
+// words. No reader may get in until it released: a try fails, and a
+// blocking RLock goes to sleep and, once woken, sees both words moved. The
+// test waits for events only (the reader asleep, the reader back), so a
+// reader that gets in beside the writer fails it on every run.
+func TestReaderWaitsForWriterInAnotherProcess(t *testing.T) {
+	mem, l, path := newShared(t)
+	c := startChild(t, "halfwrite", path)
+	waitWord(t, mem, offDataReady, 1)
+	x, y := word64(mem, offDataX), word64(mem, offDataY)
+	if err := l.RLockTimeout(0); wire.AsErrno(err) != wire.ETIMEDOUT {
+		if err == nil {
+			t.Errorf("try saw x=%d y=%d", x.Load(), y.Load())
+			l.RUnlock()
+		}
+		t.Fatalf("RLockTimeout(0) beside a writer: got %v, want ETIMEDOUT", err)
+	}
+	type seen struct {
+		err  error
+		x, y uint64
+	}
+	res := make(chan seen, 1)
+	go func() {
+		err := l.RLock()
+		s := seen{err: err, x: x.Load(), y: y.Load()}
+		if err == nil {
+			l.RUnlock()
+		}
+		res <- s
+	}()
+	end := time.Now().Add(waitDeadline)
+	for l.Stats().Waiters == 0 {
+		select {
+		case s := <-res:
+			t.Fatalf("RLock returned while a writer held the lock: %v, x=%d y=%d", s.err, s.x, s.y)
+		default:
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the reader never slept on the writer: %+v", l.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	word64(mem, offDataStop).Store(1)
+	s := <-res
+	if s.err != nil || s.x != 1 || s.y != 1 {
+		t.Fatalf("reader after the writer left: %v, x=%d y=%d, want x=y=1", s.err, s.x, s.y)
+	}
+	if err := c.wait(); err != nil {
+		t.Fatalf("child: %v\n%s", err, c.out.String())
+	}
+	if st := l.Stats(); st.ReadHolds != 0 || st.Writer || st.ReclaimedWriters != 0 {
+		t.Fatalf("stats: %+v", st)
 	}
 }
 

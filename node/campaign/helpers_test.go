@@ -148,7 +148,9 @@ func pause(rng *rand.Rand, r [2]int) time.Duration {
 
 // incrLog collects the outcomes of non-idempotent increments from many
 // callers: a counter value returned twice by the same incarnation of a
-// node means an increment ran twice.
+// node means one run answered two calls. An increment run twice gives a
+// value no caller sees, so finding one takes the counter itself
+// (Counter.Value, or CallCounter).
 type incrLog struct {
 	mu   sync.Mutex
 	seen map[incrKey]bool

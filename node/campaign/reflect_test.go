@@ -17,7 +17,11 @@ import (
 // TestDispatchReflection: unauthenticated dispatch-submit requests that
 // name a victim address (once, or many times with a long deadline) make
 // a dispatcher rfcd send the victim nothing; the requests are answered
-// with an error number.
+// with an error number. They name the node's incarnation, as a caller
+// that heard from it does, so that the engine's fence does not refuse
+// them (ESTALE) before the dispatcher sees them: a deadline past the
+// bound is refused first (EINVAL), and within the bounds the victim is
+// refused by the dispatcher's target list (EPERM).
 func TestDispatchReflection(t *testing.T) {
 	victim := rfctest.UDP(t)
 	va := victim.LocalAddr().String()
@@ -31,12 +35,15 @@ func TestDispatchReflection(t *testing.T) {
 	n := startNode(t, "-config", cfg)
 	c := udpTo(t, n.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
+	inc := pingIncarnation(t, c, codec)
 	dg := make([]byte, 1400)
 	shapes := []struct {
 		repeat   int
 		deadline time.Duration
-	}{{1, time.Second}, {75, 30 * time.Second}, {20, 5 * time.Second}}
+		want     wire.Errno
+	}{{1, time.Second, wire.EPERM}, {75, 30 * time.Second, wire.EINVAL}, {20, 5 * time.Second, wire.EPERM}}
 	asked, answered, reqBytes := 0, 0, 0
+	var pk wire.Packet
 	for round := 0; round < scale(20); round++ {
 		for _, sh := range shapes {
 			var ps wire.Params
@@ -48,15 +55,23 @@ func TestDispatchReflection(t *testing.T) {
 			ps.String(strings.TrimSuffix(strings.Repeat(va+",", sh.repeat), ","))
 			ps.Int64(int64(sh.deadline / time.Millisecond))
 			asked++
-			h := wire.Header{Flags: wire.FlagRequest, CallNo: dispatch.CallSubmit, CallID: uint64(asked) << 20, Stamp: uint32(time.Now().UnixMilli())}
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: dispatch.CallSubmit, CallID: uint64(asked) << 20, PeerInc: inc, Stamp: uint32(time.Now().UnixMilli())}
 			m, e := codec.EncodeParams(dg, &h, &ps)
 			if e != wire.OK {
 				t.Fatalf("encode: %v", e)
 			}
 			reqBytes += m
 			c.Write(dg[:m])
-			r, _ := drain(c, 100*time.Millisecond)
-			answered += r
+			var errs []wire.Errno
+			readQuiet(c, 100*time.Millisecond, func(b []byte) {
+				if codec.Decode(&pk, b) == wire.ReasonNone && pk.CallID == h.CallID {
+					errs = append(errs, pk.Errno)
+				}
+			})
+			if len(errs) != 1 || errs[0] != sh.want {
+				t.Fatalf("target named %d times, deadline %v: answered %v, want one %v", sh.repeat, sh.deadline, errs, sh.want)
+			}
+			answered++
 		}
 	}
 	got, _ := drain(victim, 500*time.Millisecond)
@@ -65,9 +80,9 @@ func TestDispatchReflection(t *testing.T) {
 	}
 	record(t, row{
 		Fault:   "dispatch reflection",
-		Params:  "unauthenticated dispatch-submit naming a victim 1, 20 and 75 times, deadlines 1-30 s; dispatcher.targets lists another address",
+		Params:  "unauthenticated dispatch-submit naming the node's incarnation and a victim 1, 20 and 75 times, deadlines 1-30 s; dispatcher.targets lists another address",
 		Load:    fmt.Sprintf("%d requests, %d bytes", asked, reqBytes),
-		Checked: "datagrams received by the victim = 0",
+		Checked: "datagrams received by the victim = 0; each request answered once: EINVAL past the remote deadline bound, else EPERM (victim not on the target list)",
 		Result:  fmt.Sprintf("pass: 0 datagrams at the victim, %d error replies", answered),
 	})
 }
