@@ -1,13 +1,11 @@
 package heartbeat
 
 import (
-	"net/netip"
 	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -29,20 +27,9 @@ func TestIdleLoopSleeps(t *testing.T) {
 	for _, n := range []int{16, 2} {
 		t.Run("n="+strconv.Itoa(n), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, nil)
-				defer net.Close()
 				cfg := DefaultConfig()
 				cfg.Logger = quiet
-				var addrs []netip.AddrPort
-				for i := range n {
-					addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
-				}
-				members := make([][]netip.AddrPort, n)
-				for i := range members {
-					members[i] = addrs
-				}
-				nodes, stop := simCluster(t, net, cfg, addrs, members)
-				defer stop()
+				nodes := startMeshCluster(t, n, 1, cfg).nodes
 				const warm, span = 10, 50 // Intervals
 				time.Sleep(warm * cfg.Interval)
 				synctest.Wait()
@@ -117,22 +104,11 @@ func TestIdleWorkerLeaseSleeps(t *testing.T) {
 // times spread over the Tick grid and the probe slots.
 func TestWorkWakesSleepingLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const link = time.Millisecond
-		net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: link}}, nil)
-		defer net.Close()
+		const link = time.Millisecond // startMeshCluster's link delay
 		cfg := DefaultConfig()
 		cfg.Logger = quiet
-		const n = 16
-		var addrs []netip.AddrPort
-		for i := range n {
-			addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
-		}
-		members := make([][]netip.AddrPort, n)
-		for i := range members {
-			members[i] = addrs
-		}
-		nodes, stop := simCluster(t, net, cfg, addrs, members)
-		defer stop()
+		mc := startMeshCluster(t, 16, 1, cfg)
+		nodes, addrs := mc.nodes, mc.addrs
 		s := nodes[0].svc
 		time.Sleep(5 * cfg.Interval)
 		synctest.Wait()
