@@ -81,8 +81,11 @@ func TestExecWordGeneration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem, l, path := newShared(t)
 			c := startChild(t, "sleep", path)
-			// The stack shows once exec has set it up, a moment after
-			// the child started.
+			// The start of the stack is read once the child runs: while
+			// the kernel is still in execve (the parent's Start has
+			// returned by then) stat shows an intermediate value that
+			// moves before the program starts.
+			waitWord(t, mem, offDataReady, 1)
 			var st procStat
 			end := time.Now().Add(waitDeadline)
 			for {
@@ -97,7 +100,7 @@ func TestExecWordGeneration(t *testing.T) {
 			}
 			plantHolder(mem, slot, c.cmd.Process.Pid, st.start, 1, false)
 			l.slotExec(slot).Store(tc.word(st.stack))
-			err := l.LockTimeout(4 * LivenessPoll)
+			err := l.LockTimeout(pollsFor(tc.want))
 			if got := wire.AsErrno(err); got != tc.want {
 				t.Fatalf("LockTimeout: %v, want %v", err, tc.want)
 			}

@@ -144,6 +144,17 @@ func waitWord(t testing.TB, mem []byte, off int, want uint64) {
 	}
 }
 
+// pollsFor is how long a test waits for a lock whose holder is planted:
+// a few liveness polls when the holder must be judged alive (the wait
+// times out, whatever the load), the whole waitDeadline when it must be
+// judged dead (on a loaded host a poll may come late).
+func pollsFor(want wire.Errno) time.Duration {
+	if want == wire.ETIMEDOUT {
+		return 4 * LivenessPoll
+	}
+	return waitDeadline
+}
+
 // runChild is the body of a child process; its result is the exit status.
 func runChild(role string) int {
 	time.AfterFunc(childDeadline, func() {
@@ -219,6 +230,9 @@ func runChild(role string) int {
 		}
 		return 0
 	case "sleep":
+		// Announce: the program runs, so the kernel is done with exec
+		// (exec_test.go reads the start of the stack after this).
+		ready.Store(1)
 		for stop.Load() == 0 {
 			time.Sleep(time.Millisecond)
 		}
@@ -564,7 +578,7 @@ func TestPidReuse(t *testing.T) {
 				reads = 2
 			}
 			plantHolder(mem, slot, pid, start, reads, tc.writer)
-			err := l.LockTimeout(4 * LivenessPoll)
+			err := l.LockTimeout(pollsFor(tc.want))
 			if got := wire.AsErrno(err); got != tc.want {
 				t.Fatalf("LockTimeout: got %v, want %v", got, tc.want)
 			}
