@@ -61,6 +61,28 @@ func replySizes(c *net.UDPConn, codec *wire.Codec, pk *wire.Packet, id uint64, d
 	return sizes, inc
 }
 
+// replyWait bounds the wait for a reply that must come: a loaded host
+// answers late, and only a node that never answers should trip it.
+const replyWait = 10 * time.Second
+
+// awaitReplies reads the replies to call id from c: it waits up to
+// replyWait for the first (datagrams of other calls are passed over),
+// then for more until none comes for quiet. It returns their error
+// numbers and the incarnation the last carries; pk is left holding it.
+func awaitReplies(c *net.UDPConn, codec *wire.Codec, pk *wire.Packet, id uint64, quiet time.Duration) (errs []wire.Errno, inc uint32) {
+	read := func(dg []byte) {
+		if codec.Decode(pk, dg) == wire.ReasonNone && pk.CallID == id {
+			errs = append(errs, pk.Errno)
+			inc = pk.Incarnation
+		}
+	}
+	for end := time.Now().Add(replyWait); len(errs) == 0 && time.Now().Before(end); {
+		readQuiet(c, quiet, read)
+	}
+	readQuiet(c, quiet, read)
+	return errs, inc
+}
+
 // pingIncarnation pings the node c is connected to, as a raw datagram
 // sealed by codec, and returns the incarnation its reply carries.
 func pingIncarnation(t *testing.T, c *net.UDPConn, codec *wire.Codec) uint32 {
@@ -70,7 +92,7 @@ func pingIncarnation(t *testing.T, c *net.UDPConn, codec *wire.Codec) uint32 {
 	m, _ := codec.EncodeParams(dg, &h, nil)
 	c.Write(dg[:m])
 	var pk wire.Packet
-	_, inc := replySizes(c, codec, &pk, h.CallID, 500*time.Millisecond)
+	_, inc := awaitReplies(c, codec, &pk, h.CallID, 100*time.Millisecond)
 	if inc == 0 {
 		t.Fatal("no reply to ping")
 	}

@@ -62,12 +62,7 @@ func TestDispatchReflection(t *testing.T) {
 			}
 			reqBytes += m
 			c.Write(dg[:m])
-			var errs []wire.Errno
-			readQuiet(c, 100*time.Millisecond, func(b []byte) {
-				if codec.Decode(&pk, b) == wire.ReasonNone && pk.CallID == h.CallID {
-					errs = append(errs, pk.Errno)
-				}
-			})
+			errs, _ := awaitReplies(c, codec, &pk, h.CallID, 100*time.Millisecond)
 			if len(errs) != 1 || errs[0] != sh.want {
 				t.Fatalf("target named %d times, deadline %v: answered %v, want one %v", sh.repeat, sh.deadline, errs, sh.want)
 			}
