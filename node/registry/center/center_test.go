@@ -58,10 +58,14 @@ func TestKVOperations(t *testing.T) {
 			}
 		})
 	}
-	// Both centers hold the same record of "a".
-	r0, _ := p.Cs[0].Entry("kv/a")
-	r1, _ := p.Cs[1].Entry("kv/a")
-	if !bytes.Equal(r0, r1) || r0 == nil {
+	// Both centers hold the same record of "a" (at once, or after an
+	// anti-entropy round when a replication timed out on a loaded host).
+	var r0, r1 []byte
+	if !rfctest.WaitFor(10*time.Second, func() bool {
+		r0, _ = p.Cs[0].Entry("kv/a")
+		r1, _ = p.Cs[1].Entry("kv/a")
+		return bytes.Equal(r0, r1) && r0 != nil
+	}) {
 		t.Fatalf("centers differ: %x / %x", r0, r1)
 	}
 	// Paged listing.

@@ -234,7 +234,13 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 	if _, err := cl.Put(ctx, "k", []byte("held"), 0); err != nil {
 		t.Fatal(err)
 	}
-	held, _ := p.Cs[0].Entry("kv/k")
+	// The write may have gone to the other center (a first attempt late
+	// on a loaded host) and reach this one by replication or
+	// anti-entropy.
+	var held []byte
+	if !rfctest.WaitFor(10*time.Second, func() bool { held, _ = p.Cs[0].Entry("kv/k"); return held != nil }) {
+		t.Fatal("the record never reached center 0")
+	}
 	var r sdk.Record
 	if sdk.ParseRecord(held, &r) != wire.OK {
 		t.Fatal("no record")
