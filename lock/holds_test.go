@@ -59,13 +59,7 @@ func TestReaderLeavingWakesDrainer(t *testing.T) {
 	}
 	res := make(chan error, 1)
 	go func() { res <- w.Lock() }()
-	end := time.Now().Add(10 * time.Second)
-	for !a.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", a.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitDraining(t, a)
 	seq := a.drainSeq.Load()
 	if err := c.RLockTimeout(0); wire.AsErrno(err) != wire.ETIMEDOUT {
 		t.Fatalf("reader beside a draining writer: got %v, want ETIMEDOUT", err)
@@ -120,13 +114,7 @@ func TestSlowWriterState(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { res <- b.Lock() }()
-	end := time.Now().Add(10 * time.Second)
-	for !a.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", a.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitDraining(t, a)
 	a.RUnlock()
 	if err := <-res; err != nil {
 		t.Fatalf("writer behind a reader: %v", err)
@@ -149,13 +137,7 @@ func TestForceUnlockRestartsDrainingWriter(t *testing.T) {
 	}
 	res := make(chan error, 1)
 	go func() { res <- w.Lock() }()
-	end := time.Now().Add(10 * time.Second)
-	for !a.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", a.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitDraining(t, a)
 	c.ForceUnlock()
 	if err := <-res; wire.AsErrno(err) != wire.EOWNERDEAD {
 		t.Fatalf("writer after ForceUnlock: got %v, want EOWNERDEAD", err)
@@ -181,6 +163,18 @@ func waitSleepers(t *testing.T, l *RWLock, n uint32) {
 	for l.Stats().Waiters < n {
 		if time.Now().After(end) {
 			t.Fatalf("fewer than %d sleepers: %+v", n, l.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitDraining waits until a writer waits for the readers to leave.
+func waitDraining(t *testing.T, l *RWLock) {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for !l.Stats().Draining {
+		if time.Now().After(end) {
+			t.Fatalf("the writer never waited for the reader: %+v", l.Stats())
 		}
 		time.Sleep(time.Millisecond)
 	}
