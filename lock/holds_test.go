@@ -52,14 +52,7 @@ func TestMaxReadHolds(t *testing.T) {
 // an RUnlock and for the tentative hold of a reader that met the writer
 // and gave way. The sequence is read, not the time the writer took.
 func TestReaderLeavingWakesDrainer(t *testing.T) {
-	mem, a := newRegion(t)
-	w, c := attachT(t, mem), attachT(t, mem)
-	if err := a.RLock(); err != nil {
-		t.Fatal(err)
-	}
-	res := make(chan error, 1)
-	go func() { res <- w.Lock() }()
-	waitDraining(t, a)
+	a, w, c, res := drainingWriter(t)
 	seq := a.drainSeq.Load()
 	if err := c.RLockTimeout(0); wire.AsErrno(err) != wire.ETIMEDOUT {
 		t.Fatalf("reader beside a draining writer: got %v, want ETIMEDOUT", err)
@@ -130,14 +123,7 @@ func TestSlowWriterState(t *testing.T) {
 // be half-written (the force set the owner-died flag); no other writer
 // gets in beside it.
 func TestForceUnlockRestartsDrainingWriter(t *testing.T) {
-	mem, a := newRegion(t)
-	w, c := attachT(t, mem), attachT(t, mem)
-	if err := a.RLock(); err != nil {
-		t.Fatal(err)
-	}
-	res := make(chan error, 1)
-	go func() { res <- w.Lock() }()
-	waitDraining(t, a)
+	a, w, c, res := drainingWriter(t)
 	c.ForceUnlock()
 	if err := <-res; wire.AsErrno(err) != wire.EOWNERDEAD {
 		t.Fatalf("writer after ForceUnlock: got %v, want EOWNERDEAD", err)
@@ -166,6 +152,22 @@ func waitSleepers(t *testing.T, l *RWLock, n uint32) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// drainingWriter returns three handles on a new lock once the second, w,
+// waits in Lock for the read hold of the first, a, to leave; w's Lock
+// returns its error on res. The third, c, holds nothing.
+func drainingWriter(t *testing.T) (a, w, c *RWLock, res <-chan error) {
+	t.Helper()
+	mem, a := newRegion(t)
+	w, c = attachT(t, mem), attachT(t, mem)
+	if err := a.RLock(); err != nil {
+		t.Fatal(err)
+	}
+	lockRes := make(chan error, 1)
+	go func() { lockRes <- w.Lock() }()
+	waitDraining(t, a)
+	return a, w, c, lockRes
 }
 
 // waitDraining waits until a writer waits for the readers to leave.
