@@ -10,6 +10,7 @@ import (
 
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -197,20 +198,7 @@ func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
 			t.Fatal("a never heard x")
 		}
 		// The capture: a heartbeat x sends, read off the network.
-		tap := s.Net.Attach(s.Addr())
-		var ps wire.Params
-		p, err := xep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
-			heartbeatParams(&ps, make([]byte, 256), xep.Incarnation(), view{}, nil))
-		if err != nil {
-			t.Fatalf("Go: %v", err)
-		}
-		capt := make([]byte, 2048)
-		n, _, err := tap.Recv(capt)
-		if err != nil {
-			t.Fatalf("capture: %v", err)
-		}
-		capt = capt[:n]
-		p.Release()
+		capt := captureHeartbeat(t, xep, s.Net.Attach(s.Addr()))
 		// x crashes; the attacker sends the copy from x's address.
 		s.Net.Crash(xep.Addr())
 		x.svc.Close()
@@ -424,6 +412,25 @@ func TestAttackHealthInflation(t *testing.T) {
 	})
 }
 
+// captureHeartbeat returns a heartbeat request ep sends, as tap reads it
+// off the network.
+func captureHeartbeat(t *testing.T, ep *rfc.Endpoint, tap *simnet.Conn) []byte {
+	t.Helper()
+	var ps wire.Params
+	p, err := ep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
+		heartbeatParams(&ps, make([]byte, 256), ep.Incarnation(), view{}, nil))
+	if err != nil {
+		t.Fatalf("Go: %v", err)
+	}
+	defer p.Release()
+	b := make([]byte, 2048)
+	n, _, err := tap.Recv(b)
+	if err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	return b[:n]
+}
+
 // attackEvery runs send every period in its own goroutine (an attacker
 // that keeps at it) until the stop it returns is called; stop returns
 // once send has returned for the last time.
@@ -600,22 +607,8 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 			wep.SetIncarnation(xep.Incarnation() + 1)
 		}
 		tap := s.Net.Attach(s.Addr())
-		capture := func() []byte {
-			var ps wire.Params
-			// w's heartbeat to a, as w sends it: w's view of a.
-			p, err := wep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
-				heartbeatParams(&ps, make([]byte, 256), wep.Incarnation(), view{}, nil))
-			if err != nil {
-				t.Fatalf("Go: %v", err)
-			}
-			b := make([]byte, 2048)
-			n, _, err := tap.Recv(b)
-			if err != nil {
-				t.Fatalf("capture: %v", err)
-			}
-			p.Release()
-			return b[:n]
-		}
+		// w's heartbeat to a, as w sends it: w's view of a.
+		capture := func() []byte { return captureHeartbeat(t, wep, tap) }
 		s.Net.Crash(xep.Addr())
 		x.svc.Close()
 		xep.Close()
