@@ -52,20 +52,7 @@ func TestMaxReadHolds(t *testing.T) {
 // an RUnlock and for the tentative hold of a reader that met the writer
 // and gave way. The sequence is read, not the time the writer took.
 func TestReaderLeavingWakesDrainer(t *testing.T) {
-	mem, a := newRegion(t)
-	w, c := attachT(t, mem), attachT(t, mem)
-	if err := a.RLock(); err != nil {
-		t.Fatal(err)
-	}
-	res := make(chan error, 1)
-	go func() { res <- w.Lock() }()
-	end := time.Now().Add(10 * time.Second)
-	for !a.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", a.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	a, w, c, res := drainingWriter(t)
 	seq := a.drainSeq.Load()
 	if err := c.RLockTimeout(0); wire.AsErrno(err) != wire.ETIMEDOUT {
 		t.Fatalf("reader beside a draining writer: got %v, want ETIMEDOUT", err)
@@ -120,13 +107,7 @@ func TestSlowWriterState(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { res <- b.Lock() }()
-	end := time.Now().Add(10 * time.Second)
-	for !a.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", a.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitDraining(t, a)
 	a.RUnlock()
 	if err := <-res; err != nil {
 		t.Fatalf("writer behind a reader: %v", err)
@@ -142,20 +123,7 @@ func TestSlowWriterState(t *testing.T) {
 // be half-written (the force set the owner-died flag); no other writer
 // gets in beside it.
 func TestForceUnlockRestartsDrainingWriter(t *testing.T) {
-	mem, a := newRegion(t)
-	w, c := attachT(t, mem), attachT(t, mem)
-	if err := a.RLock(); err != nil {
-		t.Fatal(err)
-	}
-	res := make(chan error, 1)
-	go func() { res <- w.Lock() }()
-	end := time.Now().Add(10 * time.Second)
-	for !a.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", a.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	a, w, c, res := drainingWriter(t)
 	c.ForceUnlock()
 	if err := <-res; wire.AsErrno(err) != wire.EOWNERDEAD {
 		t.Fatalf("writer after ForceUnlock: got %v, want EOWNERDEAD", err)
@@ -181,6 +149,34 @@ func waitSleepers(t *testing.T, l *RWLock, n uint32) {
 	for l.Stats().Waiters < n {
 		if time.Now().After(end) {
 			t.Fatalf("fewer than %d sleepers: %+v", n, l.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// drainingWriter returns three handles on a new lock once the second, w,
+// waits in Lock for the read hold of the first, a, to leave; w's Lock
+// returns its error on res. The third, c, holds nothing.
+func drainingWriter(t *testing.T) (a, w, c *RWLock, res <-chan error) {
+	t.Helper()
+	mem, a := newRegion(t)
+	w, c = attachT(t, mem), attachT(t, mem)
+	if err := a.RLock(); err != nil {
+		t.Fatal(err)
+	}
+	lockRes := make(chan error, 1)
+	go func() { lockRes <- w.Lock() }()
+	waitDraining(t, a)
+	return a, w, c, lockRes
+}
+
+// waitDraining waits until a writer waits for the readers to leave.
+func waitDraining(t *testing.T, l *RWLock) {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for !l.Stats().Draining {
+		if time.Now().After(end) {
+			t.Fatalf("the writer never waited for the reader: %+v", l.Stats())
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -315,6 +315,20 @@ func TestDupFloorRecords(t *testing.T) {
 	}
 }
 
+// callThenEvict has s make the call req on srv, then o as many calls as
+// srv's duplicate cache holds: they push s's entry out of the cache.
+func callThenEvict(t *testing.T, srv *testServer, s, o *rawSender, req []byte) {
+	t.Helper()
+	if e := s.call(req); e != wire.OK {
+		t.Fatalf("call: %v", e)
+	}
+	for i := uint64(1); i <= uint64(srv.cfg.DupEntries); i++ {
+		if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
+			t.Fatalf("call %d: %v", i, e)
+		}
+	}
+}
+
 // TestPeerSweepKeepsFloors: an idle peer leaves the table only once no
 // copy of a request it sent can still arrive; until then a resent request
 // that left the cache is refused.
@@ -323,14 +337,7 @@ func TestPeerSweepKeepsFloors(t *testing.T) {
 	s := newRawSender(t, srv.Addr(), nil, 77, 5)
 	o := newRawSender(t, srv.Addr(), nil, 78, 6)
 	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-	if e := s.call(req); e != wire.OK {
-		t.Fatalf("call: %v", e)
-	}
-	for i := uint64(1); i <= 16; i++ { // push s's entry out of the cache
-		if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
-			t.Fatalf("call %d: %v", i, e)
-		}
-	}
+	callThenEvict(t, srv, s, o, req)
 	now := srv.Now()
 	srv.sweepPeers(now + int64(srv.cfg.DupAge) + int64(time.Second))
 	if _, ok := srv.Peer(s.addr()); !ok {

@@ -2,7 +2,6 @@ package rfc
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -19,34 +18,11 @@ import (
 func TestReplyGenerationBits(t *testing.T) {
 	cli := newTestEndpoint(t, nil)
 	callee := testenv.UDP(t)
-	dst := callee.LocalAddr().(*net.UDPAddr).AddrPort()
-	codec, _ := wire.NewCodec(0, nil)
-	p, err := cli.Go(ctxTimeout(t, 30*time.Second), dst, CallPing, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, req, from := parkCall(t, cli, callee)
 	defer p.Release()
-	buf := make([]byte, 2048)
-	callee.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, from, err := callee.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		t.Fatalf("no request: %v", err)
-	}
-	var req wire.Packet
-	if r := codec.Decode(&req, buf[:n]); r != wire.ReasonNone {
-		t.Fatalf("request: %v", r)
-	}
 	reply := func(id uint64) {
 		t.Helper()
-		h := wire.Header{Flags: wire.FlagReply, CallNo: req.CallNo, Src: 9, Dst: req.Src, CallID: id, Incarnation: 77, Stamp: nowStamp()}
-		dg := make([]byte, 256)
-		n, e := codec.Encode(dg, &h, nil, 0)
-		if e != wire.OK {
-			t.Fatal(e)
-		}
-		if _, err := callee.WriteToUDPAddrPort(dg[:n], from); err != nil {
-			t.Fatal(err)
-		}
+		sendReply(t, callee, from, req.CallNo, req.Src, id)
 	}
 	late := func() uint64 { return cli.Stats().Drops["late-reply"] }
 	gen := uint64(1) << slotBits
@@ -69,14 +45,7 @@ func TestReplyGenerationBits(t *testing.T) {
 		}
 	}
 	reply(req.CallID)
-	select {
-	case <-p.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the call's own reply did not complete it")
-	}
-	if err := p.Err(); err != nil {
-		t.Fatalf("call: %v", err)
-	}
+	waitCompleted(t, p, "the call's own reply")
 }
 
 // TestDupFloorRefusesEvicted: with a duplicate cache of 16 entries, a

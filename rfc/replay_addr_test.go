@@ -43,14 +43,7 @@ func TestReplayFromOtherAddressBelowFloor(t *testing.T) {
 		s := w.rawSender(srv.Addr(), keyA, 77, 5)
 		o := w.rawSender(srv.Addr(), keyA, 78, 6)
 		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-		if e := s.call(req); e != wire.OK {
-			t.Fatalf("call: %v", e)
-		}
-		for i := uint64(1); i <= 16; i++ { // push s's entry out of the cache
-			if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
-				t.Fatalf("call %d: %v", i, e)
-			}
-		}
+		callThenEvict(t, srv, s, o, req)
 		now := srv.Now()
 		srv.sweepPeers(now + int64(srv.cfg.DupAge) + int64(time.Second))
 		runs := srv.runs.Load()

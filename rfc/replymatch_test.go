@@ -33,23 +33,8 @@ func sendReply(t *testing.T, c *net.UDPConn, dst netip.AddrPort, callNo uint16, 
 func TestReplyFromOtherAddress(t *testing.T) {
 	cli := newTestEndpoint(t, nil)
 	callee, other := testenv.UDP(t), testenv.UDP(t)
-	dst := callee.LocalAddr().(*net.UDPAddr).AddrPort()
-	p, err := cli.Go(ctxTimeout(t, 30*time.Second), dst, CallPing, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, req, from := parkCall(t, cli, callee)
 	defer p.Release()
-	buf := make([]byte, 2048)
-	callee.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, from, err := callee.ReadFromUDPAddrPort(buf)
-	if err != nil {
-		t.Fatalf("no request: %v", err)
-	}
-	codec, _ := wire.NewCodec(0, nil)
-	var req wire.Packet
-	if r := codec.Decode(&req, buf[:n]); r != wire.ReasonNone {
-		t.Fatalf("request: %v", r)
-	}
 	late := func() uint64 { return cli.Stats().Drops["late-reply"] }
 	sendReply(t, other, from, req.CallNo, req.Src, req.CallID)
 	if !waitFor(10*time.Second, func() bool { return late() == 1 }) {
@@ -61,10 +46,43 @@ func TestReplyFromOtherAddress(t *testing.T) {
 	default:
 	}
 	sendReply(t, callee, from, req.CallNo, req.Src, req.CallID)
+	waitCompleted(t, p, "the callee's reply")
+}
+
+// parkCall makes a ping call from cli to the bare socket callee, which
+// does not answer, and returns the parked call, the request as callee
+// read it and the address it came from.
+func parkCall(t *testing.T, cli *Endpoint, callee *net.UDPConn) (*Pending, wire.Packet, netip.AddrPort) {
+	t.Helper()
+	dst := callee.LocalAddr().(*net.UDPAddr).AddrPort()
+	p, err := cli.Go(ctxTimeout(t, 30*time.Second), dst, CallPing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	callee.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, from, err := callee.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		p.Release()
+		t.Fatalf("no request: %v", err)
+	}
+	codec, _ := wire.NewCodec(0, nil)
+	var req wire.Packet
+	if r := codec.Decode(&req, buf[:n]); r != wire.ReasonNone {
+		p.Release()
+		t.Fatalf("request: %v", r)
+	}
+	return p, req, from
+}
+
+// waitCompleted waits until the reply named by what has completed the
+// parked call p, and fails the test unless the call succeeded.
+func waitCompleted(t *testing.T, p *Pending, what string) {
+	t.Helper()
 	select {
 	case <-p.Done():
 	case <-time.After(10 * time.Second):
-		t.Fatal("the callee's reply did not complete the call")
+		t.Fatalf("%s did not complete the call", what)
 	}
 	if err := p.Err(); err != nil {
 		t.Fatalf("call: %v", err)

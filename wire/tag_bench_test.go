@@ -49,13 +49,8 @@ func BenchmarkEncodePayload(b *testing.B) {
 
 func BenchmarkDecodePayload(b *testing.B) {
 	benchSealModes(b, func(b *testing.B, c *Codec, dg []byte, h *Header, p *Params) {
-		n, e := c.EncodeParams(dg, h, p)
-		if e != OK {
-			b.Fatal(e)
-		}
+		n := encodeToDecode(b, c, dg, h, p)
 		var pk Packet
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
 		for b.Loop() {
 			if r := c.Decode(&pk, dg[:n]); r != ReasonNone {
 				b.Fatal(r)
@@ -66,13 +61,8 @@ func BenchmarkDecodePayload(b *testing.B) {
 
 func BenchmarkDecodeOwnedPayload(b *testing.B) {
 	benchSealModes(b, func(b *testing.B, c *Codec, dg []byte, h *Header, p *Params) {
-		n, e := c.EncodeParams(dg, h, p)
-		if e != OK {
-			b.Fatal(e)
-		}
+		n := encodeToDecode(b, c, dg, h, p)
 		var pk Packet
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
 		for b.Loop() {
 			if r := c.DecodeOwned(&pk, dg[:n]); r != ReasonNone {
 				b.Fatal(r)

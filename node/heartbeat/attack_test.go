@@ -10,6 +10,7 @@ import (
 
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -197,20 +198,7 @@ func TestAttackReplayedHeartbeatHidesCrash(t *testing.T) {
 			t.Fatal("a never heard x")
 		}
 		// The capture: a heartbeat x sends, read off the network.
-		tap := s.Net.Attach(s.Addr())
-		var ps wire.Params
-		p, err := xep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
-			heartbeatParams(&ps, make([]byte, 256), xep.Incarnation(), view{}, nil))
-		if err != nil {
-			t.Fatalf("Go: %v", err)
-		}
-		capt := make([]byte, 2048)
-		n, _, err := tap.Recv(capt)
-		if err != nil {
-			t.Fatalf("capture: %v", err)
-		}
-		capt = capt[:n]
-		p.Release()
+		capt := captureHeartbeat(t, xep, s.Net.Attach(s.Addr()))
 		// x crashes; the attacker sends the copy from x's address.
 		s.Net.Crash(xep.Addr())
 		x.svc.Close()
@@ -424,6 +412,25 @@ func TestAttackHealthInflation(t *testing.T) {
 	})
 }
 
+// captureHeartbeat returns a heartbeat request ep sends, as tap reads it
+// off the network.
+func captureHeartbeat(t *testing.T, ep *rfc.Endpoint, tap *simnet.Conn) []byte {
+	t.Helper()
+	var ps wire.Params
+	p, err := ep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
+		heartbeatParams(&ps, make([]byte, 256), ep.Incarnation(), view{}, nil))
+	if err != nil {
+		t.Fatalf("Go: %v", err)
+	}
+	defer p.Release()
+	b := make([]byte, 2048)
+	n, _, err := tap.Recv(b)
+	if err != nil {
+		t.Fatalf("capture: %v", err)
+	}
+	return b[:n]
+}
+
 // attackEvery runs send every period in its own goroutine (an attacker
 // that keeps at it) until the stop it returns is called; stop returns
 // once send has returned for the last time.
@@ -600,22 +607,8 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 			wep.SetIncarnation(xep.Incarnation() + 1)
 		}
 		tap := s.Net.Attach(s.Addr())
-		capture := func() []byte {
-			var ps wire.Params
-			// w's heartbeat to a, as w sends it: w's view of a.
-			p, err := wep.Go(ctxFor(t, time.Second), tap.LocalAddr(), CallHeartbeat,
-				heartbeatParams(&ps, make([]byte, 256), wep.Incarnation(), view{}, nil))
-			if err != nil {
-				t.Fatalf("Go: %v", err)
-			}
-			b := make([]byte, 2048)
-			n, _, err := tap.Recv(b)
-			if err != nil {
-				t.Fatalf("capture: %v", err)
-			}
-			p.Release()
-			return b[:n]
-		}
+		// w's heartbeat to a, as w sends it: w's view of a.
+		capture := func() []byte { return captureHeartbeat(t, wep, tap) }
 		s.Net.Crash(xep.Addr())
 		x.svc.Close()
 		xep.Close()
@@ -646,40 +639,9 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 // round's member must not close the round: x is declared dead within
 // the bound. Before, such an ack was x's sign of life and x stayed alive.
 func TestAttackProbeAckForOtherTarget(t *testing.T) {
-	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
-		cfg := testConfig()
-		aep, bep, xep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(4, nil)
-		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), xep.Addr()})
-		// The helper's own verdict on x comes long after a's bound, so
-		// that only a's rounds decide x at a.
-		startNode(t, bep, configAt(40*cfg.Interval), []netip.AddrPort{aep.Addr(), xep.Addr()})
-		x := startNode(t, xep, cfg, []netip.AddrPort{aep.Addr(), bep.Addr()})
-		if !waitFor(10*cfg.Interval, func() bool { info, _ := a.svc.Member(xep.Addr()); return info.HeardAgo >= 0 && info.Node == 4 }) {
-			t.Fatal("a never heard x")
-		}
-		s.Net.Crash(xep.Addr())
-		x.svc.Close()
-		xep.Close()
-		var ps wire.Params
-		buf := make([]byte, 128)
-		base := a.svc.seq.Load() // the rounds to come: numbers base+1 on
-		stop := attackEvery(cfg.Tick/4, func() {
-			for seq := base + 1; seq <= base+256; seq++ {
-				ps.Reset(buf)
-				ps.Uint64(seq)
-				ps.Uint64(99) // another target than x
-				ps.Bool(true)
-				ps.Uint64(5)
-				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
-			}
-		})
-		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
-		stop()
-		if !ok {
-			t.Fatalf("crashed x %v at a after %v of probe-acks about node 99 from the helper a asks, want dead (stats %+v)",
-				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), a.svc.Stats())
-		}
-	})
+	// The rounds to come: numbers seq+1 on.
+	next := func(a *Service) uint64 { return a.seq.Load() + 1 }
+	attackProbeAcks(t, next, 99, "probe-acks about node 99 from the helper a asks")
 }
 
 // TestAttackProbeAckOfEarlierProcess: as TestAttackProbeAckForOtherTarget,
@@ -691,6 +653,16 @@ func TestAttackProbeAckForOtherTarget(t *testing.T) {
 // numbers its rounds from its wall clock at Start, above any number an
 // earlier process gave.
 func TestAttackProbeAckOfEarlierProcess(t *testing.T) {
+	earlier := func(*Service) uint64 { return 1 }
+	const x = 4 // as the earlier process's rounds about x were acked
+	attackProbeAcks(t, earlier, x, "probe-acks about x with the sequence numbers of an earlier process")
+}
+
+// attackProbeAcks starts a, its helper b and x (node 4), crashes x, and
+// has b send a, every Tick/4, probe-acks (reached) naming node target for
+// the 256 round numbers from first(a's service) on; x must be dead at a
+// within twice the detection bound. what names the acks in the failure.
+func attackProbeAcks(t *testing.T, first func(a *Service) uint64, target uint64, what string) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		cfg := testConfig()
 		aep, bep, xep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(4, nil)
@@ -707,11 +679,12 @@ func TestAttackProbeAckOfEarlierProcess(t *testing.T) {
 		xep.Close()
 		var ps wire.Params
 		buf := make([]byte, 128)
+		from := first(a.svc)
 		stop := attackEvery(cfg.Tick/4, func() {
-			for seq := uint64(1); seq <= 256; seq++ {
+			for seq := from; seq < from+256; seq++ {
 				ps.Reset(buf)
 				ps.Uint64(seq)
-				ps.Uint64(4) // x, as the earlier process's rounds about x were acked
+				ps.Uint64(target)
 				ps.Bool(true)
 				ps.Uint64(5)
 				_ = bep.Send(aep.Addr(), CallProbeAck, &ps)
@@ -720,8 +693,8 @@ func TestAttackProbeAckOfEarlierProcess(t *testing.T) {
 		ok := waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead })
 		stop()
 		if !ok {
-			t.Fatalf("crashed x %v at a after %v of probe-acks about x with the sequence numbers of an earlier process, want dead (stats %+v)",
-				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), a.svc.Stats())
+			t.Fatalf("crashed x %v at a after %v of %s, want dead (stats %+v)",
+				stateOf(a.svc, xep.Addr()), 2*DetectBound(cfg), what, a.svc.Stats())
 		}
 	})
 }

@@ -18,11 +18,7 @@ import (
 func TestLateCancelSparesRestartedMastersTask(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newSimPair(t, nil)
-		tk1, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
-		if err != nil {
-			t.Fatalf("Start under the first process: %v", err)
-		}
-		<-p.ran
+		tk1 := p.startRunning(t)
 		// The first copy of the cancel is held 2 s in the network; the
 		// retransmission goes through and cancels the task at once.
 		calm := simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
@@ -36,11 +32,7 @@ func TestLateCancelSparesRestartedMastersTask(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		p.restartMaster(t)
-		tk2, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
-		if err != nil {
-			t.Fatalf("Start under the new process: %v", err)
-		}
-		<-p.ran
+		tk2 := p.startRunning(t)
 		time.Sleep(2 * time.Second) // the held copy arrives
 		synctest.Wait()
 		select {

@@ -76,15 +76,7 @@ func TestIdleWorkerLeaseSleeps(t *testing.T) {
 		if w := float64(p.wk.Stats().Wakes-before) / span; w > 1 {
 			t.Errorf("the lease goroutine of a worker with no task woke %.2f times per Interval", w)
 		}
-		task, err := p.m.Start(ctxFor(t, 20*DetectBound(p.cfg)), p.worker, 1, nil)
-		if err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		select {
-		case <-p.ran:
-		case <-time.After(20 * DetectBound(p.cfg)):
-			t.Fatalf("a task started on an idle worker never ran: %+v", p.wk.Stats())
-		}
+		task := p.startRunning(t)
 		// The task runs past several lease terms: its checks renew it.
 		time.Sleep(4 * DetectBound(p.cfg))
 		synctest.Wait()
