@@ -40,11 +40,13 @@ const (
 	// start), u64 limit (0: as many as fit), u64 flags (ListTombstones:
 	// include deleted entries, for anti-entropy and resynchronization),
 	// bytes padding. Reply: u64 more (1 if the page is not the last),
-	// str next (the key to send as "after" for the next page: the last
-	// key the page examined, returned or skipped; "" on the last page),
-	// then per entry: str key, bytes record. A page examines at most
-	// ListScan keys: one of a prefix that holds many deleted or expired
-	// entries may return none and a next key among them.
+	// str next (the key to send as "after" for the next page when the
+	// page ended on skipped entries: the last key skipped; "" when it
+	// ended on its last entry, to resume after that entry, or on the
+	// last page), then per entry: str key, bytes record. A page examines
+	// at most ListScan keys: one of a prefix that holds many deleted or
+	// expired entries may return none and a next key among them
+	// (ListNext reads the key to resume after).
 	CallList uint16 = wire.CallRegistryBase + 0x03
 	// CallRegister registers (or replaces) the caller's instance of a
 	// service; the instance is keyed by the request's source node id,
