@@ -40,7 +40,13 @@ const (
 	// start), u64 limit (0: as many as fit), u64 flags (ListTombstones:
 	// include deleted entries, for anti-entropy and resynchronization),
 	// bytes padding. Reply: u64 more (1 if the page is not the last),
-	// then per entry: str key, bytes record.
+	// str next (the key to send as "after" for the next page when the
+	// page ended on skipped entries: the last key skipped; "" when it
+	// ended on its last entry, to resume after that entry, or on the
+	// last page), then per entry: str key, bytes record. A page examines
+	// at most ListScan keys: one of a prefix that holds many deleted or
+	// expired entries may return none and a next key among them
+	// (ListNext reads the key to resume after).
 	CallList uint16 = wire.CallRegistryBase + 0x03
 	// CallRegister registers (or replaces) the caller's instance of a
 	// service; the instance is keyed by the request's source node id,
@@ -130,6 +136,13 @@ const (
 	ListTombstones = 1 << 0
 )
 
+// ListScan bounds the keys one CallList page examines, returned or
+// skipped (deleted or expired entries of a listing without
+// ListTombstones): the center holds its one lock while it walks them, and
+// a prefix may hold up to its Config.MaxKeys tombstones. A page that
+// reaches the bound ends with more set and its next key.
+const ListScan = 256
+
 // Parameter schemas.
 var (
 	SchemaGet         = wire.Schema{wire.TypeString, wire.TypeBytes}
@@ -156,9 +169,17 @@ var (
 const (
 	ParamU64Size   = wire.ParamHdrSize + wire.SizeFixed8
 	PushFixedSize  = wire.HeaderSize + 3*ParamU64Size + wire.ParamHdrSize
-	ChangeHdrSize  = 2 + 2 // key length, record length
-	ListFixedSize  = wire.HeaderSize + ParamU64Size
+	ChangeHdrSize  = 2 + 2                 // key length, record length
 	ListEntryExtra = 2 * wire.ParamHdrSize // str key, bytes record
+	// ListFixedSize is a CallList reply's header, u64 more and the
+	// header of str next (its text aside).
+	ListFixedSize = wire.HeaderSize + ParamU64Size + wire.ParamHdrSize
+	// ListFirstEntry is the index of the first entry's key parameter in
+	// a CallList reply (after more and next).
+	ListFirstEntry = 2
+	// MaxListEntries is the most entries one CallList page holds: the
+	// datagram's parameters, less more and next, two per entry.
+	MaxListEntries = (wire.MaxParams - ListFirstEntry) / 2
 
 	// MaxKeyLen bounds a key (namespace prefix included).
 	MaxKeyLen = 512

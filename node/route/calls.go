@@ -58,8 +58,12 @@ const (
 	CallNSPut uint16 = wire.CallRouteBase + 0x10
 	// CallNSGet: str path -> bytes value, u64 version. ENOENT if absent.
 	CallNSGet uint16 = wire.CallRouteBase + 0x11
-	// CallNSList: str prefix, u64 limit (0: as many as fit) -> u64 more
-	// (1: the page was cut), then str path per entry, in path order.
+	// CallNSList: str prefix, str after (the last path of the page
+	// before; "" for the first), u64 limit (0: as many as fit), bytes
+	// padding -> u64 more (1: the page was cut; ask again after its last
+	// path), then str path per entry, in path order, paths strictly
+	// after "after". A page costs the member a binary search and the
+	// paths it returns, whatever the namespace's size.
 	CallNSList uint16 = wire.CallRouteBase + 0x12
 	// CallNSDelete: str path -> u64 version. ENOENT if absent. Not
 	// idempotent.
@@ -96,7 +100,7 @@ var contextSchema = wire.Schema{wire.TypeUint64, wire.TypeString, wire.TypeUint6
 var (
 	schemaNSPut    = wire.Schema{wire.TypeString, wire.TypeBytes}
 	schemaNSGet    = wire.Schema{wire.TypeString}
-	schemaNSList   = wire.Schema{wire.TypeString, wire.TypeUint64}
+	schemaNSList   = wire.Schema{wire.TypeString, wire.TypeString, wire.TypeUint64, wire.TypeBytes}
 	schemaNSDelete = wire.Schema{wire.TypeString}
 	schemaNotice   = wire.Schema{wire.TypeUint64, wire.TypeString, wire.TypeUint64, wire.TypeUint64,
 		wire.TypeString, wire.TypeUint64, wire.TypeString, wire.TypeUint64}

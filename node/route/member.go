@@ -2,7 +2,7 @@ package route
 
 import (
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,9 +81,14 @@ type Member struct {
 	}
 	writes atomic.Uint64 // namespace changes applied
 	ns     struct {
-		sync.RWMutex // guards m and version
+		sync.RWMutex // guards m, keys and version
 		m            map[string]nsEntry
-		version      uint64
+		// keys holds every path of m, sorted: an ns-list page starts at
+		// its prefix or cursor by binary search and walks only the
+		// paths it returns. A new path costs a copy of the slice, which
+		// MemberConfig.MaxEntries bounds.
+		keys    []string
+		version uint64
 	}
 	notices struct {
 		sync.Mutex // guards ring, next, total
@@ -171,6 +176,10 @@ func (m *Member) put(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 		m.ns.Unlock()
 		return wire.ENOSPC
 	}
+	if _, ok := m.ns.m[string(path)]; !ok {
+		i, _ := slices.BinarySearch(m.ns.keys, string(path))
+		m.ns.keys = slices.Insert(m.ns.keys, i, string(path))
+	}
 	m.ns.version++
 	v := m.ns.version
 	m.ns.m[string(path)] = nsEntry{value: val, version: v}
@@ -194,30 +203,48 @@ func (m *Member) get(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 }
 
 func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
-	prefix := req.Param(base).Str()
-	limit := req.Param(base + 1).Uint64()
-	m.ns.RLock()
-	var keys []string
-	for k := range m.ns.m {
-		if strings.HasPrefix(k, prefix) {
-			keys = append(keys, k)
-		}
+	prefix, after := req.Param(base).Str(), req.Param(base+1).Str()
+	limit := req.Param(base + 2).Uint64()
+	if m.listPage(prefix, after, limit, reply) > 0 && reply.Count() == 1 {
+		// The reply room is below the first path: the request was not
+		// padded, and a page without a path gives no cursor.
+		return wire.EMSGSIZE
 	}
-	m.ns.RUnlock()
-	sort.Strings(keys)
+	return wire.OK
+}
+
+// listPage writes the ns-list page of the paths starting with prefix,
+// strictly after after, to reply: u64 more, then at most limit paths (0:
+// as many as fit) in order. It finds the page's first path by binary
+// search and stops at the first path that does not fit, so a page
+// examines at most one path more than it returns, however large the
+// namespace. It returns how many paths it examined.
+func (m *Member) listPage(prefix, after string, limit uint64, reply *wire.Params) int {
 	moreAt := reply.ReserveUint64() // 1 if the list was cut, known after it
-	more := false
-	for i, k := range keys {
-		if (limit != 0 && uint64(i) >= limit) || reply.Len()+wire.ParamHdrSize+len(k) > reply.Cap() || reply.Count() >= wire.MaxParams {
-			more = true
+	from := prefix
+	if after >= prefix {
+		from = after
+	}
+	m.ns.RLock()
+	defer m.ns.RUnlock()
+	i, found := slices.BinarySearch(m.ns.keys, from)
+	if found && from == after {
+		i++ // strictly after the cursor
+	}
+	n := 0
+	for ; i < len(m.ns.keys); i++ {
+		k := m.ns.keys[i]
+		if !strings.HasPrefix(k, prefix) {
+			break
+		}
+		n++
+		if (limit != 0 && uint64(reply.Count()-1) >= limit) || reply.Len()+wire.ParamHdrSize+len(k) > reply.Cap() || reply.Count() >= wire.MaxParams {
+			reply.SetUint64(moreAt, 1)
 			break
 		}
 		reply.String(k)
 	}
-	if more {
-		reply.SetUint64(moreAt, 1)
-	}
-	return wire.OK
+	return n
 }
 
 func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
@@ -228,6 +255,9 @@ func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 		return wire.ENOENT
 	}
 	delete(m.ns.m, string(path))
+	if i, ok := slices.BinarySearch(m.ns.keys, string(path)); ok {
+		m.ns.keys = slices.Delete(m.ns.keys, i, i+1)
+	}
 	m.ns.version++
 	v := m.ns.version
 	m.ns.Unlock()

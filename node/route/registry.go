@@ -29,17 +29,17 @@ func (r RegistryMounts) List(ctx context.Context, prefix string) ([]KV, error) {
 	var out []KV
 	after := ""
 	for page := 0; page < 1<<16; page++ {
-		es, more, err := r.C.List(ctx, p, after, 0)
+		es, next, err := r.C.List(ctx, p, after, 0)
 		if err != nil && err != wire.ENOENT {
 			return nil, err
 		}
 		for _, e := range es {
 			out = append(out, KV{Key: kvNamespace + e.Key, Value: e.Value})
 		}
-		if !more || len(es) == 0 {
+		if next == "" {
 			break
 		}
-		after = es[len(es)-1].Key
+		after = next
 	}
 	return out, nil
 }

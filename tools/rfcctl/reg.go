@@ -47,15 +47,15 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		var all []client.Entry
 		after := ""
 		for page := 0; page < 10000; page++ {
-			es, more, err := cli.List(ctx, arg(0), after, 0)
+			es, next, err := cli.List(ctx, arg(0), after, 0)
 			if err != nil {
 				return callFailed(stdout, err)
 			}
 			all = append(all, es...)
-			if !more || len(es) == 0 {
+			if next == "" {
 				break
 			}
-			after = es[len(es)-1].Key
+			after = next
 		}
 		if *asJSON {
 			printJSON(stdout, all)

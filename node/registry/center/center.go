@@ -641,20 +641,23 @@ func (c *Center) fetch(key string) {
 
 // takeEntries applies the entries of a registry.CallList reply (versions decide);
 // only keys starting with prefix are taken. It returns the count applied
-// and the last key of the page.
+// and the key to list after for the next page ("" on the last page).
 func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
 	nowMs := c.clock.WallMs()
-	n, last := 0, ""
+	n := 0
 	var pos logPos
+	if p.NParams() < registry.ListFirstEntry || p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeString {
+		c.stats.malformed.Add(1)
+		return 0, ""
+	}
 	c.mu.Lock()
-	for i := 1; i+1 < p.NParams(); i += 2 {
+	for i := registry.ListFirstEntry; i+1 < p.NParams(); i += 2 {
 		kv, rv := p.Param(i), p.Param(i+1)
 		if kv.Type != wire.TypeString || rv.Type != wire.TypeBytes {
 			c.stats.malformed.Add(1)
 			break
 		}
 		key := kv.Str()
-		last = key
 		if len(key) < len(prefix) || key[:len(prefix)] != prefix {
 			continue
 		}
@@ -673,7 +676,7 @@ func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
 	c.mu.Unlock()
 	c.sendDue()
 	c.sync(pos)
-	return n, last
+	return n, registry.ListNext(p)
 }
 
 // peerChanged follows the engine's peer states: the other center coming

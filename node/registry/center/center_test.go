@@ -77,18 +77,18 @@ func TestKVOperations(t *testing.T) {
 	var all []client.Entry
 	after := ""
 	for pages := 0; ; pages++ {
-		page, more, err := cl.List(ctx, "list/", after, 0)
+		page, next, err := cl.List(ctx, "list/", after, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, page...)
-		if !more {
+		if next == "" {
 			if pages == 0 {
 				t.Fatal("expected several pages")
 			}
 			break
 		}
-		after = page[len(page)-1].Key
+		after = next
 	}
 	if len(all) != 50 || all[0].Key != "list/000" || all[49].Key != "list/049" {
 		t.Fatalf("listed %d entries", len(all))

@@ -116,49 +116,90 @@ func (c *Center) writeAnswer(op *writeOp, reply *wire.Params) wire.Errno {
 func (c *Center) serveList(req *rfc.Request, reply *wire.Params) wire.Errno {
 	prefix, after := req.Param(0).Str(), req.Param(1).Str()
 	limit, flags := req.Param(2).Uint64(), req.Param(3).Uint64()
-	maxEntries := (wire.MaxParams - 1) / 2
-	if limit == 0 || limit > uint64(maxEntries) {
-		limit = uint64(maxEntries)
+	if limit == 0 || limit > registry.MaxListEntries {
+		limit = registry.MaxListEntries
 	}
 	nowMs := c.clock.WallMs()
-	room := reply.Cap() - registry.ParamU64Size
-	more := false
-	var keys []string
-	var recs [][]byte
+	room := reply.Cap() - registry.ParamU64Size - wire.ParamHdrSize
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
 		return wire.ECLOSED
 	}
-	c.mu.st.scan(prefix, after, func(k string, e *entry) bool {
-		if flags&registry.ListTombstones == 0 && !e.live(nowMs) {
-			return true
-		}
-		need := registry.ListEntryExtra + len(k) + len(e.rec)
-		if uint64(len(keys)) >= limit || need > room {
-			more = true
-			return false
-		}
-		room -= need
-		keys = append(keys, k)
-		recs = append(recs, e.rec)
-		return true
-	})
+	pg := listPage(c.mu.st, prefix, after, int(limit), flags&registry.ListTombstones != 0, nowMs, room)
 	c.mu.Unlock()
-	if more && len(keys) == 0 {
+	if pg.more && pg.examined == 0 {
 		// The reply room is below one entry: the request was not padded.
 		return wire.EMSGSIZE
 	}
-	if more {
+	if pg.more {
 		reply.Uint64(1)
 	} else {
 		reply.Uint64(0)
 	}
-	for i, k := range keys {
+	if pg.more && pg.skipped {
+		reply.String(pg.next)
+	} else {
+		reply.String("")
+	}
+	for i, k := range pg.keys {
 		reply.String(k)
-		reply.Bytes(recs[i])
+		reply.Bytes(pg.recs[i])
 	}
 	return wire.OK
+}
+
+// listResult is one CallList page: the entries it returns, whether the
+// listing goes on, and after which key.
+type listResult struct {
+	keys     []string
+	recs     [][]byte
+	more     bool
+	next     string // the last key examined
+	skipped  bool   // next was skipped as dead, not returned
+	examined int    // keys examined (returned or skipped)
+}
+
+// listPage builds the CallList page of st's keys starting with prefix,
+// strictly after after: at most limit entries, dead ones (tombstones and
+// expired entries) skipped unless tombstones, within room bytes of
+// parameters beyond more and the next key's header. It examines at most
+// registry.ListScan keys, so that the center's lock, which the caller
+// holds, is held for a bounded walk however many dead entries the prefix
+// holds. A page whose last examined key was skipped carries that key as
+// its next key (it is kept within room with the entries); otherwise the
+// next key is empty and the listing resumes after the last entry, so an
+// entry that fits a push datagram always fits a page alone.
+func listPage(st *store, prefix, after string, limit int, tombstones bool, nowMs int64, room int) listResult {
+	var pg listResult
+	used := 0 // entries' bytes
+	st.scan(prefix, after, func(k string, e *entry) bool {
+		if pg.examined >= registry.ListScan {
+			pg.more = true
+			return false
+		}
+		if !tombstones && !e.live(nowMs) {
+			if used+len(k) > room {
+				pg.more = true
+				return false
+			}
+			pg.examined++
+			pg.next, pg.skipped = k, true
+			return true
+		}
+		need := registry.ListEntryExtra + len(k) + len(e.rec)
+		if len(pg.keys) >= limit || used+need > room {
+			pg.more = true
+			return false
+		}
+		used += need
+		pg.examined++
+		pg.next, pg.skipped = k, false
+		pg.keys = append(pg.keys, k)
+		pg.recs = append(pg.recs, e.rec)
+		return true
+	})
+	return pg
 }
 
 func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno {

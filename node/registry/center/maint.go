@@ -198,11 +198,11 @@ func (c *Center) antiEntropy() bool {
 		if err != nil {
 			return false
 		}
-		n, last := c.takeEntries(&reply.Packet, "")
+		n, next := c.takeEntries(&reply.Packet, "")
 		c.stats.syncApplied.Add(uint64(n))
-		if reply.Param(0).Uint64() == 0 || last == "" {
+		if next == "" {
 			return true
 		}
-		after = last
+		after = next
 	}
 }

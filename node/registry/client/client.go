@@ -388,9 +388,13 @@ func (c *Client) DeleteVersion(ctx context.Context, key string, expectVersion ui
 
 // ListRaw returns one page of entries of the whole namespace whose keys
 // start with prefix, strictly after the key after, at most limit (0: as
-// many as fit a datagram), tombstones included if asked; more is true if
-// the listing goes on (continue after the last key returned).
-func (c *Client) ListRaw(ctx context.Context, prefix, after string, limit int, tombstones bool) (page []registry.RawEntry, more bool, err error) {
+// many as fit a datagram), tombstones included if asked, and next: the
+// key to pass as after for the next page, "" when the listing has ended.
+// A page examines a bounded number of keys at the center
+// (registry.ListScan), so one over many deleted or expired entries may be
+// empty with next set: a caller listing a whole prefix goes on while next
+// is not "".
+func (c *Client) ListRaw(ctx context.Context, prefix, after string, limit int, tombstones bool) (page []registry.RawEntry, next string, err error) {
 	var flags uint64
 	if tombstones {
 		flags = registry.ListTombstones
@@ -400,34 +404,39 @@ func (c *Client) ListRaw(ctx context.Context, prefix, after string, limit int, t
 		registry.BuildList(ps, prefix, after, limit, flags, maxDg)
 	}, func(p *wire.Packet) error {
 		var e error
-		page, more, e = registry.ReadList(p, page[:0])
+		page, next, e = registry.ReadList(p, page[:0])
 		return e
 	})
-	return page, more, err
+	return page, next, err
 }
 
 // List returns one page of key/value entries whose keys start with
 // prefix, strictly after the key after ("" from the start; keys are given
-// without "kv/"), at most limit (0: as many as fit a datagram). more is
-// true if the listing goes on: call again with after set to the last key.
-func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]Entry, bool, error) {
+// without "kv/"), at most limit (0: as many as fit a datagram), and next:
+// the key to pass as after for the next page, "" when the listing has
+// ended. A page may be empty with next set (ListRaw).
+func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]Entry, string, error) {
 	a := ""
 	if after != "" {
 		a = sdk.KVPrefix + after
 	}
-	raw, more, err := c.ListRaw(ctx, sdk.KVPrefix+prefix, a, limit, false)
+	raw, next, err := c.ListRaw(ctx, sdk.KVPrefix+prefix, a, limit, false)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
+	}
+	if next != "" && !strings.HasPrefix(next, sdk.KVPrefix) {
+		// Every key under a "kv/" prefix starts with it.
+		return nil, "", wire.EPROTO
 	}
 	out := make([]Entry, 0, len(raw))
 	for _, r := range raw {
 		e, err := entryOf(r.Key, r.Record)
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 		out = append(out, e)
 	}
-	return out, more, nil
+	return out, strings.TrimPrefix(next, sdk.KVPrefix), nil
 }
 
 // Register registers this endpoint's node (its node id, which must not be
@@ -477,9 +486,9 @@ func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instanc
 	var page []registry.RawEntry
 	after := ""
 	for {
-		var more bool
+		var next string
 		var err error
-		page, more, err = c.ListRaw(ctx, sdk.ServicePrefix+prefix, after, 0, false)
+		page, next, err = c.ListRaw(ctx, sdk.ServicePrefix+prefix, after, 0, false)
 		if err != nil {
 			return nil, err
 		}
@@ -490,10 +499,10 @@ func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instanc
 			}
 			out = append(out, in)
 		}
-		if !more || len(page) == 0 {
+		if next == "" {
 			break
 		}
-		after = page[len(page)-1].Key
+		after = next
 	}
 	if len(out) == 0 {
 		return nil, wire.ENOENT

@@ -334,14 +334,14 @@ func (w *Watch) resync() wire.Errno {
 				return wire.ECLOSED
 			default:
 			}
-			var more bool
+			var next string
 			maxDg := w.c.ep.Config().MaxDatagram
 			ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.AttemptTimeout)
 			err := w.c.callAt(ctx, dst, registry.CallList, func(ps *wire.Params) {
 				registry.BuildList(ps, p, after, 0, registry.ListTombstones, maxDg)
 			}, func(pk *wire.Packet) error {
 				var e error
-				page, more, e = registry.ReadList(pk, page[:0])
+				page, next, e = registry.ReadList(pk, page[:0])
 				return e
 			})
 			cancel()
@@ -360,10 +360,10 @@ func (w *Watch) resync() wire.Errno {
 				}
 			}
 			w.mu.Unlock()
-			if !more || len(page) == 0 {
+			if next == "" {
 				break
 			}
-			after = page[len(page)-1].Key
+			after = next
 		}
 	}
 	w.mu.Lock()
