@@ -95,7 +95,7 @@ func cutName(name string) string {
 // name of at most nameMax bytes, a schema of at most MaxParams bytes,
 // u64 flags.
 const (
-	callsEntryMax    = 2*(wire.ParamHdrSize+8) + 2*wire.ParamHdrSize + nameMax + wire.MaxParams
+	callsEntryMax    = 2*wire.ParamFixed8Size + 2*wire.ParamHdrSize + nameMax + wire.MaxParams
 	callsEntryParams = 4
 )
 
@@ -136,7 +136,7 @@ func (ep *Endpoint) serveCalls(req *Request, reply *wire.Params) wire.Errno {
 // statsEntryMax bounds the bytes of one CallStats entry so a page never
 // overflows: 9 u64 values and a name of at most 48 bytes.
 const (
-	statsEntryMax    = 9*(wire.ParamHdrSize+8) + wire.ParamHdrSize + nameMax
+	statsEntryMax    = 9*wire.ParamFixed8Size + wire.ParamHdrSize + nameMax
 	statsEntryParams = 10
 )
 

@@ -135,14 +135,21 @@ func (ep *Endpoint) checkCancel(p *Pending) {
 	}
 }
 
-// endWaiting completes p, if it is still waiting for call id, because its
-// caller's context ended with err: ETIMEDOUT when by its deadline (the
-// peer missed a call), ECANCELED otherwise.
-func (ep *Endpoint) endWaiting(p *Pending, id uint64, err error) {
-	e := wire.ECANCELED
+// ContextErrno is the error number of a wait whose context ended with err
+// (its Err): ETIMEDOUT when by its deadline, ECANCELED otherwise. A call
+// and every wait of the services above report the end of a context so.
+func ContextErrno(err error) wire.Errno {
 	if err == context.DeadlineExceeded {
-		e = wire.ETIMEDOUT
+		return wire.ETIMEDOUT
 	}
+	return wire.ECANCELED
+}
+
+// endWaiting completes p, if it is still waiting for call id, because its
+// caller's context ended with err: ContextErrno, ETIMEDOUT meaning the
+// peer missed a call.
+func (ep *Endpoint) endWaiting(p *Pending, id uint64, err error) {
+	e := ContextErrno(err)
 	p.mu.Lock()
 	if p.mu.state != slotWaiting || p.mu.callID != id {
 		p.mu.Unlock()

@@ -361,26 +361,26 @@ func (m *Map) View(key []byte, fn func(val []byte)) (err error) {
 // Range calls fn for every key k with from <= k < to in byte order (to nil:
 // no upper bound), until fn returns false. Keys and values are lent as in
 // View. The whole walk holds the shared lock.
-func (m *Map) Range(from, to []byte, fn func(key, val []byte) bool) (err error) {
-	defer m.catchFault(guard(), &err)
-	mp, err := m.rlock()
-	if err != nil {
-		return err
-	}
-	defer mp.lk.RUnlock()
-	return mp.r.scan(from, to, false, fn)
+func (m *Map) Range(from, to []byte, fn func(key, val []byte) bool) error {
+	return m.scan(from, to, false, fn)
 }
 
 // Prefix calls fn, in order, for every key that starts with prefix, as
 // Range does.
-func (m *Map) Prefix(prefix []byte, fn func(key, val []byte) bool) (err error) {
+func (m *Map) Prefix(prefix []byte, fn func(key, val []byte) bool) error {
+	return m.scan(prefix, nil, true, fn)
+}
+
+// scan is Range and Prefix: the reader's scan under the shared lock, a
+// fault in the mapping turned into an error.
+func (m *Map) scan(from, to []byte, prefix bool, fn func(key, val []byte) bool) (err error) {
 	defer m.catchFault(guard(), &err)
 	mp, err := m.rlock()
 	if err != nil {
 		return err
 	}
 	defer mp.lk.RUnlock()
-	return mp.r.scan(prefix, nil, true, fn)
+	return mp.r.scan(from, to, prefix, fn)
 }
 
 // Len returns the number of keys.

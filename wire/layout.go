@@ -65,6 +65,12 @@ const (
 	ParamHdrSize  = OffParamLen + SizeParamLen // 3
 	SizeFixed8    = 8                          // int64, uint64, float64 values
 	SizeBool      = 1                          // bool value: 0 or 1
+
+	// ParamFixed8Size is one encoded int64, uint64 or float64 parameter,
+	// header and value, and ParamBoolSize one bool parameter: what a
+	// caller sizing a buffer or a page counts for each.
+	ParamFixed8Size = ParamHdrSize + SizeFixed8
+	ParamBoolSize   = ParamHdrSize + SizeBool
 )
 
 // Size limits.

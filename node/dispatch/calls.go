@@ -61,9 +61,8 @@ const (
 
 // Sizes used to keep a CallStatus page inside one datagram.
 const (
-	sizeU64Param = wire.ParamHdrSize + wire.SizeFixed8
 	// stEntryFixed is one target entry without its address text.
-	stEntryFixed = wire.ParamHdrSize + (stEntryParams-1)*sizeU64Param
+	stEntryFixed = wire.ParamHdrSize + (stEntryParams-1)*wire.ParamFixed8Size
 	// stMaxEntries is the most target entries a page can hold by count.
 	stMaxEntries = (wire.MaxParams - stReplyHead) / stEntryParams
 	// maxStatusPages bounds the pages StatusRemote follows.

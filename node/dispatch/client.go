@@ -176,10 +176,7 @@ func WaitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, id ui
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			if ctx.Err() == context.DeadlineExceeded {
-				return st, wire.ETIMEDOUT
-			}
-			return st, wire.ECANCELED
+			return st, rfc.ContextErrno(ctx.Err())
 		}
 	}
 }

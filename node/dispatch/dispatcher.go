@@ -405,10 +405,7 @@ func (d *Dispatcher) Wait(ctx context.Context, id uint64) (Status, error) {
 	case <-op.done:
 		return op.status(0, -1), nil
 	case <-ctx.Done():
-		if ctx.Err() == context.DeadlineExceeded {
-			return op.status(0, -1), wire.ETIMEDOUT
-		}
-		return op.status(0, -1), wire.ECANCELED
+		return op.status(0, -1), rfc.ContextErrno(ctx.Err())
 	}
 }
 

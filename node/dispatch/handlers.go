@@ -120,7 +120,7 @@ func (d *Dispatcher) serveStatus(req *rfc.Request, reply *wire.Params) wire.Errn
 	st := op.status(int(cursor), stMaxEntries)
 	// Count the entries that fit before writing: the next cursor leads
 	// the reply.
-	room := reply.Cap() - (stReplyHead-2)*sizeU64Param - 2*wire.ParamHdrSize - len(st.Kind.String()) - len(st.Resource)
+	room := reply.Cap() - (stReplyHead-2)*wire.ParamFixed8Size - 2*wire.ParamHdrSize - len(st.Kind.String()) - len(st.Resource)
 	if room < 0 {
 		return wire.EMSGSIZE
 	}

@@ -148,7 +148,7 @@ const (
 
 // Sizes used to keep a CallMembers page inside one datagram.
 const (
-	sizeU64Param = wire.ParamHdrSize + wire.SizeFixed8
+	sizeU64Param = wire.ParamFixed8Size // one u64 parameter, as wire encodes it
 	// maxAddrText bounds an address as text: a bracketed IPv6 address
 	// with a zone and a port.
 	maxAddrText = 64

@@ -698,36 +698,22 @@ func (pr *prober) step(m *member, now int64) bool {
 	var repInc uint32
 	var repView view
 	if m.probe != nil {
-		select {
-		case <-m.probe.Done():
-			probeDone = true
-			if m.probe.Err() == nil {
-				probeOK = true
-				repInc, repView = pr.finishReply(m, m.probe, now)
-			}
-			m.probe.Release()
+		if done, ok := pr.reap(m, m.probe, now, &repInc, &repView); done {
+			probeDone, probeOK = true, ok
 			m.probe = nil
-		default:
-			if now >= m.probeEnd {
-				probeDone = true
-				if m.lateProbe != nil {
-					m.lateProbe.Release()
-				}
-				m.lateProbe, m.probe = m.probe, nil
+		} else if now >= m.probeEnd {
+			probeDone = true
+			if m.lateProbe != nil {
+				m.lateProbe.Release()
 			}
+			m.lateProbe, m.probe = m.probe, nil
 		}
 	}
 	lateOK := false
 	if m.lateProbe != nil {
-		select {
-		case <-m.lateProbe.Done():
-			if m.lateProbe.Err() == nil {
-				lateOK = true
-				repInc, repView = pr.finishReply(m, m.lateProbe, now)
-			}
-			m.lateProbe.Release()
+		if done, ok := pr.reap(m, m.lateProbe, now, &repInc, &repView); done {
+			lateOK = ok
 			m.lateProbe = nil
-		default:
 		}
 	}
 	if probeDone {
@@ -1002,6 +988,23 @@ func (pr *prober) step(m *member, now int64) bool {
 		pr.sendIndirect(seq, node, m.addr, v)
 	}
 	return keep || m.probe != nil || m.lateProbe != nil
+}
+
+// reap reports whether the probe call p of m has completed, without
+// waiting. A completed call is released; if it succeeded (ok), its reply
+// is taken by finishReply into *inc and *v.
+func (pr *prober) reap(m *member, p *rfc.Pending, now int64, inc *uint32, v *view) (done, ok bool) {
+	select {
+	case <-p.Done():
+	default:
+		return false, false
+	}
+	if p.Err() == nil {
+		ok = true
+		*inc, *v = pr.finishReply(m, p, now)
+	}
+	p.Release()
+	return true, ok
 }
 
 // finishReply takes what the reply to a probe of m says: its sender's

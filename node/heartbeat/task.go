@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -64,10 +65,7 @@ func (t *Task) Wait(ctx context.Context) ([]byte, error) {
 	select {
 	case <-t.done:
 	case <-ctx.Done():
-		if ctx.Err() == context.DeadlineExceeded {
-			return nil, wire.ETIMEDOUT
-		}
-		return nil, wire.ECANCELED
+		return nil, rfc.ContextErrno(ctx.Err())
 	}
 	return t.Result(), t.Err()
 }

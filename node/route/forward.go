@@ -723,7 +723,7 @@ func (r *Router) activateStandbyLocked(cs *clusterState, f *forwarding, view uin
 }
 
 // setRoleSize is the size of a CallSetRole request's parameters.
-const setRoleSize = 2*wire.ParamHdrSize + 1 + 8
+const setRoleSize = wire.ParamBoolSize + wire.ParamFixed8Size
 
 // setRole calls CallSetRole(active) on m, bounded by ActivateTimeout,
 // under a new role epoch (nextRoleEpoch). The request goes out even to a

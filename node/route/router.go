@@ -196,7 +196,7 @@ func (r *Router) NoticesSent() uint64 { return r.notices.Load() }
 
 // statsEntryMax bounds one CallRouteStats entry: a name, six u64 and the
 // histogram.
-const statsEntryMax = 3*wire.ParamHdrSize + MaxClusterName + 6*(wire.ParamHdrSize+8) + HistBuckets*8
+const statsEntryMax = 3*wire.ParamHdrSize + MaxClusterName + 6*wire.ParamFixed8Size + HistBuckets*8
 
 // schemaRouteStats is the request of CallRouteStats: the name after
 // which the page starts, padding.

@@ -375,10 +375,7 @@ func (a *Agent) lockRegOp(ctx context.Context) error {
 	case a.regOp <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		if ctx.Err() == context.Canceled {
-			return wire.ECANCELED
-		}
-		return wire.ETIMEDOUT
+		return rfc.ContextErrno(ctx.Err())
 	}
 }
 
