@@ -1011,26 +1011,24 @@ func (pr *prober) reap(m *member, p *rfc.Pending, now int64, inc *uint32, v *vie
 // node id if not known yet, the membership updates it carries, and the
 // replier's incarnation and view of this node.
 func (pr *prober) finishReply(m *member, p *rfc.Pending, now int64) (uint32, view) {
-	if m.node == 0 {
-		m.node = p.Reply().Src // first heard through its reply
-	}
-	pr.applyReplyUpdates(m, p.Reply(), now)
+	pr.applyReply(m, p.Reply(), now)
 	return probeReply(p.Reply())
 }
 
-// applyReplyUpdates applies the membership updates in the reply to a
-// probe of m.
-func (pr *prober) applyReplyUpdates(m *member, r *wire.Packet, now int64) {
-	if r.NParams() != hbParamsUpd || r.Param(hbParamUpdates).Type != wire.TypeBytes {
-		return
-	}
-	b := r.Param(hbParamUpdates).Bytes()
-	if len(b) == 0 {
-		return
+// applyReply takes, under s.mu (Members and the handlers read the
+// member meanwhile), the replier's node id if not known yet and the
+// membership updates in the reply to a probe of m.
+func (pr *prober) applyReply(m *member, r *wire.Packet, now int64) {
+	var b []byte
+	if r.NParams() == hbParamsUpd && r.Param(hbParamUpdates).Type == wire.TypeBytes {
+		b = r.Param(hbParamUpdates).Bytes()
 	}
 	s := pr.s
 	s.mu.Lock()
-	if !m.removed {
+	if m.node == 0 {
+		m.node = r.Src // first heard through its reply
+	}
+	if !m.removed && len(b) > 0 {
 		s.applyUpdatesLocked(m, b, now)
 	}
 	s.mu.Unlock()
