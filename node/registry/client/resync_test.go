@@ -51,8 +51,10 @@ func TestResyncsKeepOneStream(t *testing.T) {
 				p.Cs[center].Stats().Streams, p.Cs[center].Stats().SubscribeRefused)
 		}
 	}
-	if st := p.Cs[center].Stats(); st.Streams != 1 {
-		t.Fatalf("center holds %d streams after %d resyncs, want 1", st.Streams, 2*bound)
+	// An unsubscribe whose attempt timed out on a loaded host may still
+	// reach the center a moment later.
+	if !rfctest.WaitFor(10*time.Second, func() bool { return p.Cs[center].Stats().Streams == 1 }) {
+		t.Fatalf("center holds %d streams after %d resyncs, want 1", p.Cs[center].Stats().Streams, 2*bound)
 	}
 	if _, err := cl.Put(rfctest.Context(t, 5*time.Second), "a", []byte("x"), 0); err != nil {
 		t.Fatal(err)
