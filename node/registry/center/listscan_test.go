@@ -44,7 +44,10 @@ func startTombstoned(t *testing.T) (*Center, *client.Client) {
 	}
 	c.mu.Unlock()
 	cli := newClient(t, regtest.Endpoint(t, 8, ""), c.Endpoint().Addr())
-	ctx := rfctest.Context(t, 10*time.Second)
+	// Generous: the maintenance sweep walks the tombstones under the
+	// center's lock, and under -race on a loaded host a put may wait
+	// 100 ms or more for it.
+	ctx := rfctest.Context(t, 60*time.Second)
 	for i := 0; i < liveKeys; i++ {
 		if _, err := cli.Put(ctx, strings.TrimPrefix(liveKey(i), sdk.KVPrefix), []byte("v"), 0); err != nil {
 			t.Fatal(err)
@@ -62,7 +65,7 @@ func TestListPageStopsInTombstones(t *testing.T) {
 	c, _ := startTombstoned(t)
 	ep := regtest.Endpoint(t, 9, "")
 	var rep rfc.Reply
-	if err := registry.ListCall(rfctest.Context(t, 5*time.Second), ep, c.Endpoint().Addr(), "kv/t/", "", 0, 0, &rep); err != nil {
+	if err := registry.ListCall(rfctest.Context(t, 60*time.Second), ep, c.Endpoint().Addr(), "kv/t/", "", 0, 0, &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.NParams() < 2 || rep.Param(0).Type != wire.TypeUint64 || rep.Param(1).Type != wire.TypeString {
@@ -109,7 +112,7 @@ func TestListPageBound(t *testing.T) {
 // following the pages that hold no entry.
 func TestListThroughTombstones(t *testing.T) {
 	_, cli := startTombstoned(t)
-	ctx := rfctest.Context(t, 30*time.Second)
+	ctx := rfctest.Context(t, 60*time.Second)
 	var got []string
 	after, pages, empty := "", 0, 0
 	for {
@@ -151,7 +154,7 @@ func TestListThroughTombstones(t *testing.T) {
 func TestListLargestEntry(t *testing.T) {
 	c := startLone(t, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
 	cli := newClient(t, regtest.Endpoint(t, 8, ""), c.Endpoint().Addr())
-	ctx := rfctest.Context(t, 10*time.Second)
+	ctx := rfctest.Context(t, 60*time.Second)
 	key := strings.Repeat("k", registry.MaxKeyLen-len(sdk.KVPrefix+"big/"))
 	var val []byte
 	for n := registry.MaxEntry(wire.DefaultMaxDatagram); n > 0; n-- {
