@@ -1008,9 +1008,12 @@ func (pr *prober) step(m *member, now int64) bool {
 // node id if not known yet, the membership updates it carries, and the
 // replier's incarnation and view of this node.
 func (pr *prober) finishReply(m *member, p *rfc.Pending, now int64) (uint32, view) {
+	s := pr.s
+	s.mu.Lock() // m.node is read under it by Members and the handlers
 	if m.node == 0 {
 		m.node = p.Reply().Src // first heard through its reply
 	}
+	s.mu.Unlock()
 	pr.applyReplyUpdates(m, p.Reply(), now)
 	return probeReply(p.Reply())
 }
