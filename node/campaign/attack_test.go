@@ -28,10 +28,6 @@ func udpTo(t *testing.T, addr string) *net.UDPConn {
 	return c
 }
 
-// replyWait bounds the wait for a reply that must come: only a node that
-// never answers runs it out, on a loaded machine too.
-const replyWait = 10 * time.Second
-
 // readQuiet reads datagrams from c, handing each to got, until none comes
 // for d.
 func readQuiet(c *net.UDPConn, d time.Duration, got func(dg []byte)) {
@@ -74,10 +70,7 @@ func pingIncarnation(t *testing.T, c *net.UDPConn, codec *wire.Codec) uint32 {
 	m, _ := codec.EncodeParams(dg, &h, nil)
 	c.Write(dg[:m])
 	var pk wire.Packet
-	var inc uint32
-	for end := time.Now().Add(replyWait); inc == 0 && time.Now().Before(end); {
-		_, inc = replySizes(c, codec, &pk, h.CallID, 500*time.Millisecond)
-	}
+	_, inc := replySizes(c, codec, &pk, h.CallID, 500*time.Millisecond)
 	if inc == 0 {
 		t.Fatal("no reply to ping")
 	}
