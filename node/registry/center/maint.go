@@ -50,6 +50,7 @@ func (c *Center) logSyncLoop() {
 type expiry struct {
 	key     string
 	version uint64
+	e       *entry
 }
 
 // sweep deletes expired entries (through the write path, so the deletion
@@ -59,26 +60,39 @@ func (c *Center) sweep() {
 	var due []expiry
 	var purge []string
 	c.mu.Lock()
-	for _, k := range c.mu.st.keys {
-		e := c.mu.st.m[k]
-		if !e.due(nowMs, monoNs) {
-			continue
-		}
+	c.mu.st.takeDue(nowMs, monoNs, func(k string, e *entry) {
 		if e.kind == sdk.KindTombstone {
 			purge = append(purge, k)
 		} else {
-			due = append(due, expiry{k, e.version})
+			due = append(due, expiry{k, e.version, e})
 		}
-	}
+	})
 	for _, k := range purge {
 		c.mu.st.remove(k)
 	}
 	c.mu.Unlock()
+	var failed []expiry
 	for _, d := range due {
 		if _, e := c.expire(d); e == wire.OK {
 			c.stats.expired.Add(1)
+		} else {
+			failed = append(failed, d)
 		}
 	}
+	if len(failed) == 0 {
+		return
+	}
+	// An expiry whose write failed (the log refused it, or the center
+	// closes) is tried again at the next sweep, as long as the entry is
+	// the one found due; one renewed or replaced meanwhile is tracked
+	// already.
+	c.mu.Lock()
+	for _, d := range failed {
+		if c.mu.st.get(d.key) == d.e {
+			c.mu.st.track(d.key, d.e)
+		}
+	}
+	c.mu.Unlock()
 }
 
 // dueLocked reports whether e is past its TTL or lease; c.mu is held.
@@ -102,7 +116,7 @@ func (c *Center) removeDead(addr netip.AddrPort) {
 	c.mu.Lock()
 	for k := range c.mu.owners[owner] {
 		if e := c.mu.st.get(k); e != nil && e.kind == sdk.KindService {
-			due = append(due, expiry{k, e.version})
+			due = append(due, expiry{k, e.version, e})
 		}
 	}
 	c.mu.Unlock()

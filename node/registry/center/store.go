@@ -50,16 +50,126 @@ func (e *entry) live(nowMs int64) bool {
 	return e.kind != sdk.KindKV || e.expireMs == 0 || e.expireMs > nowMs
 }
 
-// store is a center's ordered map: a hash map for lookups and a sorted key
-// slice for paging. Not safe for concurrent use: the center's mutex
-// guards it. Inserting a new key costs a copy of the key slice, which
-// bounds the store to Config.MaxKeys keys.
+// store is a center's ordered map: a hash map for lookups, a sorted key
+// slice for paging, and the deadlines of its entries in two min-heaps
+// (wall clock: KV expiries and tombstone purges; monotonic clock:
+// service leases), so that the expiry sweep looks at the entries that
+// came due, not at every key. Not safe for concurrent use: the center's
+// mutex guards it. Inserting a new key costs a copy of the key slice,
+// which bounds the store to Config.MaxKeys keys.
 type store struct {
 	m    map[string]*entry
 	keys []string // sorted, every key of m
+	// wall and mono hold a deadline per entry stored (set). An item
+	// whose entry was replaced or removed since is stale and is dropped
+	// when it comes due; a lease renewed in place (leaseDue moved on) is
+	// pushed again at its new deadline then (takeDue).
+	wall, mono dueHeap
 }
 
+// dueItem is the deadline at of entry e stored under k.
+type dueItem struct {
+	at int64
+	k  string
+	e  *entry
+}
+
+// dueHeap is a min-heap of deadlines.
+type dueHeap []dueItem
+
+func (h *dueHeap) push(it dueItem) {
+	*h = append(*h, it)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if a[p].at <= a[i].at {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *dueHeap) pop() dueItem {
+	a := *h
+	it := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a[n] = dueItem{}
+	a = a[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && a[r].at < a[l].at {
+			m = r
+		}
+		if a[i].at <= a[m].at {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
+	return it
+}
+
+// dueSlack is how many items the two heaps may hold beyond one per
+// stored key before set rebuilds them from the map: items of replaced
+// entries wait in a heap until their deadline, which a TTL of hours puts
+// far off while the key is written again and again.
+const dueSlack = 1024
+
 func newStore() *store { return &store{m: make(map[string]*entry)} }
+
+// track pushes e's deadline, if it has one, into its heap.
+func (s *store) track(k string, e *entry) {
+	switch {
+	case e.kind == sdk.KindService:
+		s.mono.push(dueItem{e.leaseDue, k, e})
+	case e.expireMs != 0:
+		s.wall.push(dueItem{e.expireMs, k, e})
+	}
+}
+
+// retrack rebuilds both heaps from the map (stale items gone).
+func (s *store) retrack() {
+	s.wall, s.mono = s.wall[:0], s.mono[:0]
+	for _, k := range s.keys {
+		s.track(k, s.m[k])
+	}
+}
+
+// takeDue calls fn with each stored entry due at wall time nowMs and
+// monotonic time monoNs (entry.due), and takes it off the heaps: fn
+// either replaces or removes it, or hands it back with track (the
+// expiry sweep does when its write failed). An entry found not due (a
+// lease renewed since its item was pushed) is pushed again at its
+// deadline.
+func (s *store) takeDue(nowMs, monoNs int64, fn func(k string, e *entry)) {
+	for _, h := range [2]struct {
+		heap *dueHeap
+		now  int64
+	}{{&s.wall, nowMs}, {&s.mono, monoNs}} {
+		var later []dueItem
+		for len(*h.heap) > 0 && (*h.heap)[0].at <= h.now {
+			it := h.heap.pop()
+			if s.m[it.k] != it.e {
+				continue // replaced or removed since
+			}
+			if !it.e.due(nowMs, monoNs) {
+				later = append(later, it)
+				continue
+			}
+			fn(it.k, it.e)
+		}
+		for _, it := range later {
+			s.track(it.k, it.e)
+		}
+	}
+}
 
 func (s *store) get(k string) *entry { return s.m[k] }
 
@@ -72,6 +182,11 @@ func (s *store) set(k string, e *entry) {
 		s.keys = slices.Insert(s.keys, i, k)
 	}
 	s.m[k] = e
+	if len(s.wall)+len(s.mono) > len(s.keys)+dueSlack {
+		s.retrack() // e is in the map: tracked there
+		return
+	}
+	s.track(k, e)
 }
 
 // remove forgets k entirely (tombstone purge).
