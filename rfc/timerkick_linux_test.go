@@ -29,7 +29,9 @@ func alarmFired(t *testing.T, a *alarm) bool {
 }
 
 // alarmHeap returns a timer heap with a kernel alarm, closed when the test
-// ends; the test is skipped where there is no alarm.
+// ends; the test is skipped where there is no alarm. The call in slot i
+// waits with call id i+1: a push of an entry of a call that finished
+// does not arm the alarm (timerHeap.add).
 func alarmHeap(t *testing.T) (*timerHeap, *alarm) {
 	a := newAlarm()
 	if a == nil {
@@ -39,6 +41,10 @@ func alarmHeap(t *testing.T) (*timerHeap, *alarm) {
 	th := new(timerHeap)
 	th.init(8)
 	th.alarm = a
+	th.slots = make([]Pending, 8)
+	for i := range th.slots {
+		th.slots[i].live.Store(uint64(i + 1))
+	}
 	return th, a
 }
 
