@@ -160,11 +160,15 @@ func (t *timerHeap) sleepingUntil(at int64) {
 // the alarm stays as it is: the goroutine wakes, as before, at the
 // finished call's time and sleeps until the waiting one's, which keeps
 // callers that overlap from paying a system call per reply. Any other
-// completion costs the one load of sparse.
+// completion costs the one load of sparse (settled is inlined).
 func (t *timerHeap) settled(id uint64) {
-	if t.sparse.Load() != id {
-		return
+	if t.sparse.Load() == id {
+		t.setBack(id)
 	}
+}
+
+// setBack is settled for the call the alarm was armed for.
+func (t *timerHeap) setBack(id uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.sparse.Load() != id || t.wakeAt == math.MaxInt64 {
