@@ -27,12 +27,14 @@ import (
 // any earlier setting: it is the sleeper's own setting. armEarlier arms
 // it to fire after d, for engine time at, unless a caller's setting made
 // since the sleeper's last set fires no later than at, so that of
-// concurrent callers the earliest wins. kick makes the sleeper's current
-// or next wait return at once: a kick between the sleeper's set and its
-// wait is not lost (the sleeper calls takeKick after set and skips the
-// wait). wait parks until the alarm fires and reports false once the
-// alarm is closed. One goroutine waits and sets; armEarlier and kick may
-// be called by any.
+// concurrent callers the earliest wins. rearm replaces a caller's setting
+// for engine time from with one for at, after d, and reports true, unless
+// the alarm was set or kicked since that setting. kick makes the
+// sleeper's current or next wait return at once: a kick between the
+// sleeper's set and its wait is not lost (the sleeper calls takeKick
+// after set and skips the wait). wait parks until the alarm fires and
+// reports false once the alarm is closed. One goroutine waits and sets;
+// armEarlier, rearm and kick may be called by any.
 type alarm struct {
 	mu     sync.Mutex // serializes settings: d, at, spec and the system call
 	d      time.Duration
@@ -62,6 +64,17 @@ func (a *alarm) armEarlier(at int64, d time.Duration) {
 		_ = a.raw.Control(a.setF)
 	}
 	a.mu.Unlock()
+}
+
+func (a *alarm) rearm(from, at int64, d time.Duration) bool {
+	a.mu.Lock()
+	ok := a.at == from
+	if ok {
+		a.d, a.at = d, at
+		_ = a.raw.Control(a.setF)
+	}
+	a.mu.Unlock()
+	return ok
 }
 
 func (a *alarm) kick() {

@@ -45,7 +45,11 @@
 // (timerHeap.linger). A timer due less than a tick before its next
 // wake-up waits for it, one due earlier arms the alarm for its own time
 // (the goroutine does not wake at once to do so), and a timer pushed
-// while it is awake only marks the alarm (timerHeap.push).
+// while it is awake only marks the alarm (timerHeap.push). When such arms
+// come at least MinRTO apart, the call's reply sets the alarm back to the
+// goroutine's own wake-up if no call still waiting needs it earlier, so
+// that an answered call costs the goroutine no wake-up
+// (timerHeap.settled).
 //
 // OpenTransport and ListenTransport put an endpoint on a Transport instead
 // of a socket: the simulated network of rfc/simnet, where every datagram

@@ -192,6 +192,7 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
 	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram, int64(cfg.MaxRTO)+2*int64(cfg.MaxAge))
 	ep.timers.init(cfg.MaxPending)
+	ep.timers.slots = ep.pending.slots
 	if tr == nil {
 		// Set here, before any call can push a timer: a service may
 		// call between Open and Start (alarm.go). On a Transport the
@@ -206,6 +207,11 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	if ep.timers.alarm != nil {
 		// A kick of an alarm is a system call; a channel's is not.
 		ep.timers.slack = int64(ep.tick)
+		// Pushes that arm the alarm at least MinRTO apart are
+		// sparse: a reply before the entry's time sets the alarm
+		// back (timerHeap.settled). Closer ones are a caller whose
+		// goroutine lingers (timerHeap.linger).
+		ep.timers.gap = int64(cfg.MinRTO)
 		// Each wake-up of an alarm is a kernel timer and a thread
 		// woken through the poller; a runtime timer's is not. Once per
 		// MinRTO the goroutine wakes anyway while calls are made

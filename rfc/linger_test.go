@@ -120,24 +120,7 @@ func TestTimerNoLingerForSparseCalls(t *testing.T) {
 	if a == nil {
 		t.Skip("no alarm on this platform")
 	}
-	// Every sleep of the timer goroutine sets the alarm as the sleeper's
-	// own setting (alarm.set, at math.MaxInt64); a push's setting or a
-	// kick is not a sleep. Settings are made under a.mu.
-	var sleeps int
-	a.mu.Lock()
-	setF := a.setF
-	a.setF = func(fd uintptr) {
-		if a.at == math.MaxInt64 {
-			sleeps++
-		}
-		setF(fd)
-	}
-	a.mu.Unlock()
-	slept := func() int {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return sleeps
-	}
+	slept := countSleeps(a)
 	var ps wire.Params
 	ps.Reset(make([]byte, 64))
 	ps.Bytes([]byte("x"))
@@ -157,5 +140,149 @@ func TestTimerNoLingerForSparseCalls(t *testing.T) {
 	t.Logf("%d sleeps of the timer goroutine for %d calls %v apart", n, calls, every)
 	if n > 2*calls+2 {
 		t.Fatalf("%d sleeps of the timer goroutine for %d calls %v apart: more than two a call", n, calls, every)
+	}
+}
+
+// countSleeps returns a function that counts the sleeps of the timer
+// goroutine that sleeps on a from now on. Every sleep sets the alarm as
+// the sleeper's own setting (alarm.set, at math.MaxInt64); a push's
+// setting, a completion's or a kick is not a sleep. Settings are made
+// under a.mu.
+func countSleeps(a *alarm) func() int {
+	var sleeps int
+	a.mu.Lock()
+	setF := a.setF
+	a.setF = func(fd uintptr) {
+		if a.at == math.MaxInt64 {
+			sleeps++
+		}
+		setF(fd)
+	}
+	a.mu.Unlock()
+	return func() int {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return sleeps
+	}
+}
+
+// TestTimerNoWakeForAnsweredSparseCalls checks that a call made while the
+// timer goroutine sleeps long, and answered before its first timer, costs
+// the goroutine no wake-up: the reply sets the alarm back to when the
+// goroutine would have woken without the call. Before, the goroutine woke
+// once per call, at the call's first timer, to drop it.
+func TestTimerNoWakeForAnsweredSparseCalls(t *testing.T) {
+	const (
+		rto   = 200 * time.Millisecond // far above a loopback round trip, even loaded and under -race
+		calls = 10
+		every = rto + rto/2 // more than MinRTO apart: sparse (timerHeap.add)
+	)
+	mod := func(c *Config) {
+		c.MinRTO, c.InitialRTO = rto, rto
+		c.DupAge = time.Hour // the peer sweep, and so the idle sleep, is sweepMax away
+	}
+	srv := newTestServer(t, mod)
+	cli := newTestEndpoint(t, mod)
+	a := cli.timers.alarm
+	if a == nil {
+		t.Skip("no alarm on this platform")
+	}
+	slept := countSleeps(a)
+	var ps wire.Params
+	ps.Reset(make([]byte, 64))
+	ps.Bytes([]byte("x"))
+	call := func() {
+		if err := cli.Call(context.Background(), srv.Addr(), callEcho, &ps, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call() // the peer's first round trip
+	time.Sleep(2 * every)
+	before := slept()
+	for i := 0; i < calls; i++ {
+		call()
+		time.Sleep(every)
+	}
+	n := slept() - before
+	var retrans uint64
+	for _, c := range cli.Stats().Called {
+		retrans += c.Retrans
+	}
+	t.Logf("%d sleeps of the timer goroutine for %d answered calls %v apart, %d retransmissions", n, calls, every, retrans)
+	// A call answered only after its first timer (a loaded machine)
+	// wakes the goroutine, as it must: that wake-up is not counted.
+	if n > int(retrans)+calls/5 {
+		t.Fatalf("%d sleeps of the timer goroutine for %d answered calls %v apart (%d retransmitted): a wake-up per call", n, calls, every, retrans)
+	}
+}
+
+// TestTimerSettledLosesNoTimer checks that a call nobody answers is still
+// retransmitted and times out while sparse calls answered before their
+// first timer set the alarm back (timerHeap.settled), each made while the
+// unanswered call's timer is in the heap: the alarm is never set back
+// past a timer still waiting.
+func TestTimerSettledLosesNoTimer(t *testing.T) {
+	const (
+		rto     = 20 * time.Millisecond
+		timeout = 600 * time.Millisecond
+	)
+	mod := func(c *Config) {
+		c.MinRTO, c.InitialRTO = rto, rto
+		c.DupAge = time.Hour // the peer sweep, and so the idle sleep, is sweepMax away
+	}
+	srv := newTestServer(t, mod)
+	cli := newTestEndpoint(t, mod)
+	a := cli.timers.alarm
+	if a == nil {
+		t.Skip("no alarm on this platform")
+	}
+	dst := silentAddr(t)
+	slept := countSleeps(a)
+	var ps wire.Params
+	ps.Reset(make([]byte, 64))
+	ps.Bytes([]byte("x"))
+	for round := 0; round < 3; round++ {
+		before := slept()
+		done := make(chan error, 1)
+		err := cli.GoFunc(dst, callEchoW, &ps, timeout, func(p *Pending) { done <- p.Err() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Answered calls, more than MinRTO apart (sparse), until the
+		// unanswered one ends. context.Background: a context under
+		// watch would keep the goroutine waking anyway.
+		var res error
+		answered := 0
+		guard := time.After(30 * time.Second)
+	wait:
+		for {
+			select {
+			case res = <-done:
+				break wait
+			case <-guard:
+				t.Fatal("a call nobody answers never timed out: its timer was lost")
+			case <-time.After(rto + rto/2):
+			}
+			var aps wire.Params
+			aps.Reset(make([]byte, 64))
+			aps.Bytes([]byte("y"))
+			if err := cli.Call(context.Background(), srv.Addr(), callEcho, &aps, nil); err != nil {
+				t.Fatal(err)
+			}
+			answered++
+		}
+		if res != wire.ETIMEDOUT {
+			t.Fatalf("the unanswered call: %v, want ETIMEDOUT", res)
+		}
+		var retrans uint64
+		for _, c := range cli.Stats().Called {
+			if c.CallNo == callEchoW {
+				retrans = c.Retrans
+			}
+		}
+		t.Logf("round %d: %d answered calls, %d retransmissions of the unanswered ones so far, %d sleeps", round, answered, retrans, slept()-before)
+		if retrans < uint64(2*(round+1)) {
+			t.Fatalf("%d retransmissions in %d calls of %v with a %v timeout: timers were lost", retrans, round+1, timeout, rto)
+		}
 	}
 }

@@ -211,8 +211,10 @@ func (ep *Endpoint) deliver(pkt *wire.Packet, m *message, now int64) bool {
 	rtt := now - p.mu.sentAt
 	clean := p.mu.retrans == 0
 	callNo := p.mu.callNo
+	id := p.mu.callID
 	fn := p.completeLocked(pkt.Errno)
 	p.mu.Unlock()
+	ep.timers.settled(id)
 	if revived {
 		ep.notify(peer)
 	}

@@ -3,6 +3,7 @@
 package rfc
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -29,7 +30,9 @@ func alarmFired(t *testing.T, a *alarm) bool {
 }
 
 // alarmHeap returns a timer heap with a kernel alarm, closed when the test
-// ends; the test is skipped where there is no alarm.
+// ends; the test is skipped where there is no alarm. The call in slot i
+// waits with call id i+1: a push of an entry of a call that finished
+// does not arm the alarm (timerHeap.add).
 func alarmHeap(t *testing.T) (*timerHeap, *alarm) {
 	a := newAlarm()
 	if a == nil {
@@ -39,6 +42,10 @@ func alarmHeap(t *testing.T) (*timerHeap, *alarm) {
 	th := new(timerHeap)
 	th.init(8)
 	th.alarm = a
+	th.slots = make([]Pending, 8)
+	for i := range th.slots {
+		th.slots[i].live.Store(uint64(i + 1))
+	}
 	return th, a
 }
 
@@ -117,4 +124,77 @@ func TestSocketEndpointTimerSlack(t *testing.T) {
 	if ep.timers.slack != int64(ep.tick) {
 		t.Fatalf("slack %d, tick %d", ep.timers.slack, ep.tick)
 	}
+}
+
+// TestTimerSettledSetsAlarmBack checks what the reply to a call does to
+// the alarm its push armed (timerHeap.settled): it sets the alarm back to
+// the goroutine's own wake-up, unless the alarm was kicked since, a call
+// still waiting needs it earlier, or the push was not sparse; and a push
+// of a call answered before it does not arm the alarm.
+func TestTimerSettledSetsAlarmBack(t *testing.T) {
+	const own = int64(2 * time.Hour)
+	hour := int64(time.Hour)
+	th, a := alarmHeap(t)
+	th.now = func() int64 { return 0 }
+	sleep := func() {
+		th.mu.Lock()
+		th.h = th.h[:0]
+		th.mu.Unlock()
+		th.sleepingUntil(own)
+		a.set(time.Duration(own))
+	}
+	// finish completes the call in slot idx and delivers its reply.
+	finish := func(idx int32) {
+		th.slots[idx].live.Store(0)
+		th.settled(uint64(idx + 1))
+	}
+	check := func(what string, at, wakeAt int64) {
+		t.Helper()
+		th.mu.Lock()
+		w := th.wakeAt
+		th.mu.Unlock()
+		if a.at != at || w != wakeAt {
+			t.Fatalf("%s: alarm set for %d, goroutine wakes at %d; want %d and %d", what, a.at, w, at, wakeAt)
+		}
+	}
+
+	sleep()
+	th.push(timerEntry{at: hour, id: 1, idx: 0})
+	check("a sparse push", hour, hour)
+	finish(0)
+	check("its reply", own, own)
+	if a.d != time.Duration(own) {
+		t.Fatalf("alarm set back to fire after %v, want %v", a.d, time.Duration(own))
+	}
+
+	sleep()
+	th.push(timerEntry{at: hour, id: 2, idx: 1})
+	a.kick()
+	finish(1)
+	check("a reply after a kick", math.MinInt64, hour)
+
+	sleep()
+	th.push(timerEntry{at: hour, id: 3, idx: 2})
+	th.push(timerEntry{at: hour + hour/2, id: 4, idx: 3}) // waits, due before own
+	finish(2)
+	check("a reply with a call still waiting earlier", hour, hour)
+
+	sleep()
+	th.slots[4].live.Store(0) // answered before its push
+	th.push(timerEntry{at: hour, id: 5, idx: 4})
+	check("a push of an answered call", math.MaxInt64, own)
+
+	sleep()
+	th.gap = hour // the push before armed the alarm less than gap ago
+	th.push(timerEntry{at: hour, id: 6, idx: 5})
+	finish(5)
+	check("a reply to a call that was not sparse", hour, hour)
+
+	th.push(timerEntry{at: hour / 2, id: 7, idx: 6})
+	th.mu.Lock()
+	th.wakeAt = math.MaxInt64 // the goroutine woke
+	th.mu.Unlock()
+	th.sparse.Store(7)
+	finish(6)
+	check("a reply while the goroutine is awake", hour/2, math.MaxInt64)
 }

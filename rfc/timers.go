@@ -3,6 +3,7 @@ package rfc
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,22 +22,41 @@ type timerEntry struct {
 // the last MaxRTO. A push wakes the sleeping goroutine only when its entry
 // comes due more than slack before the goroutine's own wake-up (wakeAt); a
 // push while the goroutine is awake only tells it to look again before it
-// sleeps.
+// sleeps. The reply to a sparse call sets the alarm back (settled), so
+// that its stale entry does not wake the goroutine.
 type timerHeap struct {
-	mu     sync.Mutex
-	h      []timerEntry
-	wakeAt int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
-	slack  int64         // how late an entry may fire rather than kick: the engine's tick with an alarm, else 0
-	now    func() int64  // (mu) the engine's clock, for a push that arms the alarm; set by timerLoop before it first sleeps
-	pushes uint64        // (mu) entries pushed by callers so far
-	wake   chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
-	alarm  *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
-	// The timer goroutine's own: pushes as it last saw them, and when it
-	// last saw two or more new ones at once (linger).
-	seen   uint64
+	mu      sync.Mutex
+	h       []timerEntry
+	wakeAt  int64         // (mu) when the timer goroutine wakes next; math.MaxInt64 while it is awake
+	own     int64         // (mu) when it chose to wake before it slept (sleepingUntil), before any push armed the alarm earlier
+	slack   int64         // how late an entry may fire rather than kick: the engine's tick with an alarm, else 0
+	gap     int64         // how long after the last push that armed the alarm a push that arms it is sparse: MinRTO with an alarm
+	earlyAt int64         // (mu) when a push last armed the alarm
+	now     func() int64  // (mu) the engine's clock, for a push that arms the alarm; set by timerLoop before it first sleeps
+	pushes  uint64        // (mu) entries pushed by callers so far
+	wake    chan struct{} // cap 1: an entry came due before wakeAt (no alarm)
+	alarm   *alarm        // what the timer goroutine sleeps on, if not on a runtime timer (alarm.go)
+	slots   []Pending     // the endpoint's pending slots, whose live ids tell stale entries
+	// The timer goroutine's own, and a sparse call's reply's under mu
+	// (settled): pushes as it last saw them.
+	seen uint64
+	// The timer goroutine's own: when it last saw two or more new
+	// pushes at once (linger).
 	busyAt int64
 	busy   bool // busyAt is set
+	// Apart from the fields above, which callers' pushes write: every
+	// reply loads sparse.
+	_ [cacheLine]byte
+	// The call id of the sparse call whose push armed the alarm for its
+	// entry while the goroutine sleeps, else 0 (add, settled). Written
+	// under mu.
+	sparse atomic.Uint64
+	_      [cacheLine - 8]byte // and off what follows in Endpoint
 }
+
+// cacheLine is the size of a processor's cache line, for keeping a field
+// read on every reply off the line that every push writes.
+const cacheLine = 64
 
 func (t *timerHeap) init(n int) {
 	t.h = make([]timerEntry, 0, n)
@@ -77,6 +97,30 @@ func (t *timerHeap) add(e timerEntry, caller uint64) {
 		}
 		return
 	}
+	if early {
+		// A push that arms the alarm at least gap after the one
+		// before is sparse: a reply before its entry's time sets the
+		// alarm back (settled). Closer ones are a caller making calls
+		// one after another, whose goroutine wakes at the entry's
+		// time and lingers. sparse is stored before the call's
+		// liveness is loaded, and a reply stores the liveness before
+		// it loads sparse: either this push sees the call answered
+		// (its entry is stale and need not wake anyone), or the reply
+		// sees it sparse and sets the alarm back once this push has
+		// armed it (under mu).
+		now := t.now()
+		id := e.id
+		if now-t.earlyAt < t.gap {
+			id = 0
+		}
+		t.earlyAt = now
+		t.sparse.Store(id)
+		if id != 0 && t.slots[e.idx].live.Load() != id {
+			t.sparse.Store(0)
+			t.mu.Unlock()
+			return
+		}
+	}
 	if awake || early {
 		// Under mu: the goroutine reads the mark after sleepingUntil
 		// (timerLoop), so it sees it. Awake, it looks again before it
@@ -85,19 +129,15 @@ func (t *timerHeap) add(e timerEntry, caller uint64) {
 		// set the alarm after the arm below.
 		t.alarm.mark()
 	}
-	var d time.Duration
 	if early {
 		// Asleep: the alarm is armed for the entry's own time, not
 		// fired at once. The goroutine wakes once, when the entry is
 		// due, instead of at once to set the alarm for it and again
-		// then: a call answered by then costs one wake-up, not two.
+		// then; a sparse call answered by then costs it no wake-up.
 		t.wakeAt = e.at
-		d = time.Duration(e.at - t.now())
+		t.alarm.armEarlier(e.at, time.Duration(e.at-t.now()))
 	}
 	t.mu.Unlock()
-	if early {
-		t.alarm.armEarlier(e.at, d)
-	}
 }
 
 // sleepingUntil records, before the timer goroutine sleeps, when it
@@ -105,8 +145,60 @@ func (t *timerHeap) add(e timerEntry, caller uint64) {
 // for the entry's time, where there is one).
 func (t *timerHeap) sleepingUntil(at int64) {
 	t.mu.Lock()
-	t.wakeAt = at
+	t.wakeAt, t.own = at, at
 	t.mu.Unlock()
+}
+
+// settled is told, by whoever delivered its reply, that call id
+// completed. When the timer goroutine sleeps with the alarm armed for
+// that call's entry by its sparse push (add), and no call still waiting
+// needs it earlier, the alarm is set back to the goroutine's own wake-up
+// (own): a sparse call answered before its first timer costs the
+// goroutine no wake-up, where it would wake only to drop the entry. The
+// call's push is then counted as seen: it kept the goroutine asleep, it
+// is no sign of a busy caller (linger). With a call still waiting earlier
+// the alarm stays as it is: the goroutine wakes, as before, at the
+// finished call's time and sleeps until the waiting one's, which keeps
+// callers that overlap from paying a system call per reply. Any other
+// completion costs the one load of sparse (settled is inlined).
+func (t *timerHeap) settled(id uint64) {
+	if t.sparse.Load() == id {
+		t.setBack(id)
+	}
+}
+
+// setBack is settled for the call the alarm was armed for.
+func (t *timerHeap) setBack(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sparse.Load() != id || t.wakeAt == math.MaxInt64 {
+		return // the goroutine woke, or another push armed the alarm
+	}
+	t.sparse.Store(0)
+	t.dropFinishedLocked()
+	if len(t.h) > 0 && t.h[0].at < t.own-t.slack {
+		return
+	}
+	// Under mu, which a push holds while it arms the alarm for an
+	// earlier entry: such a push sees wakeAt = own and arms after
+	// this. rearm does nothing if the alarm was set since the sparse
+	// push armed it (a kick, the sleeper's own setting).
+	if t.alarm.rearm(t.wakeAt, t.own, time.Duration(t.own-t.now())) {
+		t.wakeAt = t.own
+		t.seen = t.pushes
+	}
+}
+
+// dropFinishedLocked drops the entries of calls that finished from the
+// top of the heap, so that its top is the first call still waiting.
+func (t *timerHeap) dropFinishedLocked() {
+	for len(t.h) > 0 {
+		e := t.h[0]
+		if t.slots[e.idx].live.Load() == e.id {
+			return
+		}
+		t.popDueLocked(e.at)
+	}
 }
 
 // timerLinger is how many MinRTOs after its last busy wake-up the timer
@@ -249,6 +341,9 @@ func (ep *Endpoint) timerRound(due *[64]timerEntry, sweepAt *int64) (wait time.D
 	now := ep.Now()
 	ep.timers.mu.Lock()
 	ep.timers.wakeAt = math.MaxInt64 // awake: every push kicks until it sleeps again
+	if ep.timers.sparse.Load() != 0 {
+		ep.timers.sparse.Store(0)
+	}
 	n := 0
 	for n < len(due) {
 		e, ok := ep.timers.popDueLocked(now)
@@ -261,13 +356,7 @@ func (ep *Endpoint) timerRound(due *[64]timerEntry, sweepAt *int64) (wait time.D
 	// Entries of calls that finished are dropped from the top, so that
 	// the goroutine sleeps until the first call still waiting needs
 	// it, not until a finished call's timer.
-	for len(ep.timers.h) > 0 {
-		e := ep.timers.h[0]
-		if ep.pending.slots[e.idx].live.Load() == e.id {
-			break
-		}
-		ep.timers.popDueLocked(e.at)
-	}
+	ep.timers.dropFinishedLocked()
 	next := int64(-1)
 	if len(ep.timers.h) > 0 {
 		next = ep.timers.h[0].at
