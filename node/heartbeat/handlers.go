@@ -159,7 +159,9 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 				s.stats.nonMember.Add(1)
 				return wire.EPERM
 			}
-			if reached {
+			if reached && (m.state != StateSuspect || inc >= m.inc) {
+				// A suspect member reached below the suspected
+				// incarnation is no news of it as it is now.
 				s.observeLocked(m, inc, req.Arrived)
 			}
 			break
