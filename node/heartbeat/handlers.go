@@ -124,9 +124,12 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 
 // serveProbeAck takes the outcome of an indirect probe this node asked
 // for, from a helper it asked in that round (at its own address). A
-// reached target is a sign of life for the member whose current suspect
+// reached target is a sign of life for the member whose current indirect
 // round carries the sequence number and whose node id the ack names (as
-// the request told the helper: 0 if this node did not know it then).
+// the request told the helper: 0 if this node did not know it then); for
+// a member suspect here (its rounds go on: suspectRoundLocked), only at
+// an incarnation at or above the suspected one, and then it clears the
+// suspicion.
 // An ack about another target is no news of the round's member: round
 // numbers start at the clock (Service.seq), but an ack sent to an earlier
 // process (held in the network, or replayed within the age bound) may
@@ -159,7 +162,9 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 				s.stats.nonMember.Add(1)
 				return wire.EPERM
 			}
-			if reached {
+			if reached && (m.state != StateSuspect || inc >= m.inc) {
+				// A suspect member reached below the suspected
+				// incarnation is no news of it as it is now.
 				s.observeLocked(m, inc, req.Arrived)
 			}
 			break

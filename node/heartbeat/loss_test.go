@@ -242,9 +242,18 @@ func TestBrokenLinkIndirect(t *testing.T) {
 		sa, sb := na.svc.Stats(), nb.svc.Stats()
 		return sa.Deaths+sb.Deaths != 0 || (sa.IndirectSent >= rounds && sb.IndirectSent >= rounds)
 	})
+	for _, n := range []*node{na, nb, nc} {
+		t.Logf("%v: %+v", n.ep.Addr(), n.svc.Stats())
+		n.log.mu.Lock()
+		for _, ev := range n.log.evs {
+			if ev.Kind == EventSuspect || ev.Kind == EventDead {
+				t.Logf("%v: %v %v at %v", n.ep.Addr(), ev.Kind, ev.Addr, time.Duration(ev.AtNs))
+			}
+		}
+		n.log.mu.Unlock()
+	}
 	for _, n := range []*node{na, nb} {
 		st := n.svc.Stats()
-		t.Logf("%v: %+v", n.ep.Addr(), st)
 		if st.Deaths != 0 {
 			t.Fatalf("%v declared a member dead over one broken link", n.ep.Addr())
 		}

@@ -113,7 +113,7 @@ func (m *member) releaseProbes() {
 type suspicion struct {
 	start      int64 // engine clock the suspicion began here (shifted past this node's own stalls)
 	conf       int   // confirmations counted (maxConfirm: a death heard, the shortest timeout)
-	own        bool  // this node's own indirect round failed: it probes the member every Interval
+	own        bool  // this node's own indirect round failed: it probes the member every Interval, with a round beside each probe
 	verified   bool  // own, or a probe of this node's own failed since the suspicion began: the timer may end it
 	health     int   // the local health score when it began: the timer is stretched by no more (timeout)
 	n          int   // observers recorded in confirmers

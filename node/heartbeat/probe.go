@@ -810,6 +810,11 @@ func (pr *prober) step(m *member, now int64) bool {
 			// Tell m now (a live member refutes), then every Interval.
 			m.probeAt = now + int64(cfg.Interval)
 			wantProbe = m.probe == nil
+			// And open a fresh round at once (suspectRoundLocked): the
+			// one that ran out may only have run late or lost a
+			// datagram, and its helpers' probes now tell m that it is
+			// suspected where this node's own may not reach it.
+			seq = pr.suspectRoundLocked(m, own, now, lag)
 			break
 		}
 		if m.fails >= cfg.SuspectAfter {
@@ -914,6 +919,9 @@ func (pr *prober) step(m *member, now int64) bool {
 			m.probeAt = now + int64(cfg.Interval)
 			m.checking = lazy && !due
 			wantProbe = true
+			if m.susp.own && !holding {
+				seq = pr.suspectRoundLocked(m, own, now, lag)
+			}
 		}
 	case StateDead:
 		// The reprobe loop looks after dead members.
@@ -1055,6 +1063,30 @@ func (pr *prober) startRoundLocked(m *member, now, lag int64) uint64 {
 		s.mu.helper = (s.mu.helper + 1) % n
 	}
 	return seq
+}
+
+// suspectRoundLocked opens an indirect round of m, suspect on this
+// node's own evidence, beside the direct probe that tells m it is
+// suspected (at the suspicion's start and then every Interval), and
+// returns its sequence number (0: none opened). A member whose direct
+// link to this node is broken is reached only through others: without
+// these rounds, one round that ran late or lost a datagram would make it
+// suspect here for good, its suspicion told only over that broken link
+// (the members that reach it, having heard it within the Interval, do
+// not adopt the suspicion, and so do not pass it on), and the timer would
+// end in a death of a live member. The round's requests carry the
+// suspicion, so a helper's probe tells m and m refutes it; a helper's
+// ack that it reached m, for this round and at an incarnation at or above
+// the suspected one (serveProbeAck), is a sign of life after the
+// suspicion began and clears it here. A round that runs out changes
+// nothing: the timer alone ends the suspicion, so a member really down
+// is declared dead as before. Paid from the budget unless m is probed
+// on its own cadence (own); refused, none is opened until the next.
+func (pr *prober) suspectRoundLocked(m *member, own bool, now, lag int64) uint64 {
+	if !own && !pr.spend(pr.s.cfg.IndirectProbes) {
+		return 0
+	}
+	return pr.startRoundLocked(m, now, lag)
 }
 
 // sendIndirect asks the helpers in pr.helpers to probe target.
