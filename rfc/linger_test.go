@@ -148,6 +148,28 @@ func TestTimerNoLingerForSparseCalls(t *testing.T) {
 // the sleeper's own setting (alarm.set, at math.MaxInt64); a push's
 // setting, a completion's or a kick is not a sleep. Settings are made
 // under a.mu.
+// sparsePair starts a server and a client endpoint with MinRTO and
+// InitialRTO rto and the peer sweep an hour off, so that the client's
+// timer goroutine sleeps long between sparse calls; it returns them, the
+// count of the client's timer sleeps (countSleeps) and echo parameters.
+// Skipped where the engine has no alarm.
+func sparsePair(t *testing.T, rto time.Duration) (srv *testServer, cli *Endpoint, slept func() int, ps *wire.Params) {
+	t.Helper()
+	mod := func(c *Config) {
+		c.MinRTO, c.InitialRTO = rto, rto
+		c.DupAge = time.Hour // the peer sweep, and so the idle sleep, is sweepMax away
+	}
+	srv = newTestServer(t, mod)
+	cli = newTestEndpoint(t, mod)
+	if cli.timers.alarm == nil {
+		t.Skip("no alarm on this platform")
+	}
+	ps = new(wire.Params)
+	ps.Reset(make([]byte, 64))
+	ps.Bytes([]byte("x"))
+	return srv, cli, countSleeps(cli.timers.alarm), ps
+}
+
 func countSleeps(a *alarm) func() int {
 	var sleeps int
 	a.mu.Lock()
@@ -177,22 +199,9 @@ func TestTimerNoWakeForAnsweredSparseCalls(t *testing.T) {
 		calls = 10
 		every = rto + rto/2 // more than MinRTO apart: sparse (timerHeap.add)
 	)
-	mod := func(c *Config) {
-		c.MinRTO, c.InitialRTO = rto, rto
-		c.DupAge = time.Hour // the peer sweep, and so the idle sleep, is sweepMax away
-	}
-	srv := newTestServer(t, mod)
-	cli := newTestEndpoint(t, mod)
-	a := cli.timers.alarm
-	if a == nil {
-		t.Skip("no alarm on this platform")
-	}
-	slept := countSleeps(a)
-	var ps wire.Params
-	ps.Reset(make([]byte, 64))
-	ps.Bytes([]byte("x"))
+	srv, cli, slept, ps := sparsePair(t, rto)
 	call := func() {
-		if err := cli.Call(context.Background(), srv.Addr(), callEcho, &ps, nil); err != nil {
+		if err := cli.Call(context.Background(), srv.Addr(), callEcho, ps, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -226,25 +235,12 @@ func TestTimerSettledLosesNoTimer(t *testing.T) {
 		rto     = 20 * time.Millisecond
 		timeout = 600 * time.Millisecond
 	)
-	mod := func(c *Config) {
-		c.MinRTO, c.InitialRTO = rto, rto
-		c.DupAge = time.Hour // the peer sweep, and so the idle sleep, is sweepMax away
-	}
-	srv := newTestServer(t, mod)
-	cli := newTestEndpoint(t, mod)
-	a := cli.timers.alarm
-	if a == nil {
-		t.Skip("no alarm on this platform")
-	}
+	srv, cli, slept, ps := sparsePair(t, rto)
 	dst := silentAddr(t)
-	slept := countSleeps(a)
-	var ps wire.Params
-	ps.Reset(make([]byte, 64))
-	ps.Bytes([]byte("x"))
 	for round := 0; round < 3; round++ {
 		before := slept()
 		done := make(chan error, 1)
-		err := cli.GoFunc(dst, callEchoW, &ps, timeout, func(p *Pending) { done <- p.Err() })
+		err := cli.GoFunc(dst, callEchoW, ps, timeout, func(p *Pending) { done <- p.Err() })
 		if err != nil {
 			t.Fatal(err)
 		}
