@@ -153,10 +153,15 @@ func (p *suspicion) confirm(from uint32) bool {
 }
 
 // heardAgo returns the time since the member was last heard at engine
-// clock now, -1 if never.
+// clock now, -1 if never. Readers take now before the service lock, so a
+// sign of life recorded while they waited for it is later than now: that
+// is heard just now (0), not a negative age that reads as never heard.
 func (m *member) heardAgo(now int64) time.Duration {
 	if m.heardNs == 0 {
 		return -1
+	}
+	if now < m.heardNs {
+		return 0
 	}
 	return time.Duration(now - m.heardNs)
 }

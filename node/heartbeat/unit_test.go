@@ -93,6 +93,26 @@ func TestStateStrings(t *testing.T) {
 	}
 }
 
+// TestHeardAgoNeverNegative: Members and the mem-list handler read the
+// clock before they take the service lock, so a reply recorded while they
+// waited is later than their now. That age is 0; a negative one reads as
+// "never heard" in MemberInfo and on the wire (TestAliveAndMembers saw it).
+func TestHeardAgoNeverNegative(t *testing.T) {
+	m := &member{}
+	if got := m.heardAgo(100); got != -1 {
+		t.Fatalf("never heard: %v, want -1", got)
+	}
+	m.heardNs = 1000
+	for _, c := range []struct {
+		now  int64
+		want time.Duration
+	}{{1500, 500}, {1000, 0}, {990, 0}} {
+		if got := m.heardAgo(c.now); got != c.want {
+			t.Errorf("heard at 1000, now %d: %v, want %v", c.now, got, c.want)
+		}
+	}
+}
+
 func TestMembership(t *testing.T) {
 	ep := newEndpoint(t, 1, nil)
 	other := netip.MustParseAddrPort("127.0.0.1:9")
