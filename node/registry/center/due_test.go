@@ -50,7 +50,7 @@ func TestTakeDueVisitsOnlyDue(t *testing.T) {
 		t.Fatalf("after the renewed lease: %q", g)
 	}
 	// An expiry whose write failed is handed back and taken again.
-	s.track("svc/renewed", renewed)
+	s.handBack("svc/renewed", renewed, s.rebuilds)
 	if g := take(200, 6000); !slices.Equal(g, []string{"svc/renewed"}) {
 		t.Fatalf("handed back: %q", g)
 	}
@@ -76,5 +76,37 @@ func TestDueHeapsBounded(t *testing.T) {
 	s.takeDue(far+int64(10*dueSlack), 0, func(k string, e *entry) { got = append(got, k) })
 	if !slices.Equal(got, []string{"kv/k"}) {
 		t.Fatalf("due: %q", got)
+	}
+}
+
+// TestHandBackAfterRebuild: an entry takeDue handed over is out of the
+// heaps while the sweep's write of its expiry runs without the center's
+// lock; writes of other keys meanwhile may rebuild the heaps from the
+// map, which holds it still. If that write fails and the sweep hands the
+// entry back, the next sweep takes it once, not once per item.
+func TestHandBackAfterRebuild(t *testing.T) {
+	s := newStore()
+	e := &entry{kind: sdk.KindService, leaseDue: 1000}
+	s.set("svc/a", e)
+	take := func() []string {
+		var got []string
+		s.takeDue(0, 2000, func(k string, e *entry) { got = append(got, k) })
+		return got
+	}
+	if g := take(); !slices.Equal(g, []string{"svc/a"}) {
+		t.Fatalf("due: %q", g)
+	}
+	taken := s.rebuilds
+	// Writes during the expiry's write, enough to rebuild the heaps.
+	far := time.Now().Add(time.Hour).UnixMilli()
+	for i := 0; i < 2*dueSlack; i++ {
+		s.set("kv/k", &entry{kind: sdk.KindKV, expireMs: far})
+	}
+	s.handBack("svc/a", e, taken) // the expiry's write failed
+	if g := take(); !slices.Equal(g, []string{"svc/a"}) {
+		t.Fatalf("after a rebuild and the hand-back, the next sweep took %q: want svc/a once", g)
+	}
+	if g := take(); len(g) != 0 {
+		t.Fatalf("taken again with nothing handed back: %q", g)
 	}
 }

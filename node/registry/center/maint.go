@@ -67,6 +67,7 @@ func (c *Center) sweep() {
 			due = append(due, expiry{k, e.version, e})
 		}
 	})
+	taken := c.mu.st.rebuilds
 	for _, k := range purge {
 		c.mu.st.remove(k)
 	}
@@ -84,13 +85,12 @@ func (c *Center) sweep() {
 	}
 	// An expiry whose write failed (the log refused it, or the center
 	// closes) is tried again at the next sweep, as long as the entry is
-	// the one found due; one renewed or replaced meanwhile is tracked
-	// already.
+	// the one found due (renewed in place or not); one replaced
+	// meanwhile, or still stored when the heaps were rebuilt meanwhile,
+	// is tracked already (store.handBack).
 	c.mu.Lock()
 	for _, d := range failed {
-		if c.mu.st.get(d.key) == d.e {
-			c.mu.st.track(d.key, d.e)
-		}
+		c.mu.st.handBack(d.key, d.e, taken)
 	}
 	c.mu.Unlock()
 }

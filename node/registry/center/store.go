@@ -65,6 +65,7 @@ type store struct {
 	// when it comes due; a lease renewed in place (leaseDue moved on) is
 	// pushed again at its new deadline then (takeDue).
 	wall, mono dueHeap
+	rebuilds   uint64 // times retrack rebuilt the heaps
 }
 
 // dueItem is the deadline at of entry e stored under k.
@@ -136,6 +137,7 @@ func (s *store) track(k string, e *entry) {
 
 // retrack rebuilds both heaps from the map (stale items gone).
 func (s *store) retrack() {
+	s.rebuilds++
 	s.wall, s.mono = s.wall[:0], s.mono[:0]
 	for _, k := range s.keys {
 		s.track(k, s.m[k])
@@ -144,7 +146,7 @@ func (s *store) retrack() {
 
 // takeDue calls fn with each stored entry due at wall time nowMs and
 // monotonic time monoNs (entry.due), and takes it off the heaps: fn
-// either replaces or removes it, or hands it back with track (the
+// either replaces or removes it, or hands it back with handBack (the
 // expiry sweep does when its write failed). An entry found not due (a
 // lease renewed since its item was pushed) is pushed again at its
 // deadline.
@@ -168,6 +170,19 @@ func (s *store) takeDue(nowMs, monoNs int64, fn func(k string, e *entry)) {
 		for _, it := range later {
 			s.track(it.k, it.e)
 		}
+	}
+}
+
+// handBack tracks again entry e of key k, which takeDue handed over when
+// the heaps had been rebuilt taken times (rebuilds), and whose expiry
+// failed: unless it was replaced or removed since, or the heaps were
+// rebuilt since, from the map that held it (an expiry's write runs
+// without the center's lock, while other keys' writes may rebuild
+// them), which tracked it already: a second item would hand it over
+// twice at each sweep from then on.
+func (s *store) handBack(k string, e *entry, taken uint64) {
+	if s.m[k] == e && s.rebuilds == taken {
+		s.track(k, e)
 	}
 }
 
