@@ -107,10 +107,10 @@ type peerTable struct {
 	initRTO int64
 	now     func() int64 // the engine clock
 
-	// home maps a node id to the entry (one of m's) that holds the
-	// duplicate-cache entries and floors of that node's authenticated
+	// home maps a sender (senderKey) to the entry (one of m's) that
+	// holds the duplicate-cache entries and floors of its authenticated
 	// requests, from whatever address they come (homeOf). Under mu.
-	home map[uint32]*peerState
+	home map[uint64]*peerState
 
 	sweepMu sync.Mutex // serializes sweepPeers; guards gen
 	gen     uint64     // sweep generation
@@ -118,7 +118,7 @@ type peerTable struct {
 
 func (t *peerTable) init(max int, initRTO int64, now func() int64) {
 	t.m = make(map[netip.AddrPort]*peerState)
-	t.home = make(map[uint32]*peerState)
+	t.home = make(map[uint64]*peerState)
 	t.max = max
 	t.initRTO = initRTO
 	t.now = now
@@ -140,6 +140,20 @@ func (t *peerTable) getAt(addr netip.AddrPort, now int64) *peerState {
 // now (engine clock).
 func (t *peerTable) learn(addr netip.AddrPort, now int64) *peerState {
 	return t.getOrMake(addr, true, now)
+}
+
+// senderKey names the sender of an authenticated request for its home:
+// its node id, or, for node id 0 (a client that is not a member), its
+// incarnation, kept apart from every node id. Both are under the tag, so
+// a replayer without the key changes neither. A client without a node id
+// draws its incarnation at random: two share one only by chance, and
+// then share a home, where the floor of one may refuse (never run twice)
+// a call of the other.
+func senderKey(src, inc uint32) uint64 {
+	if src != 0 {
+		return uint64(src)
+	}
+	return 1<<32 | uint64(inc)
 }
 
 // getOrMake is get (bounded false) and learn (bounded true). get marks
@@ -177,29 +191,29 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool, now int64) *pee
 }
 
 // homeOf returns the entry that judges the authenticated non-idempotent
-// requests of node id src (not 0) for the duplicate cache: the one that
+// requests of sender k (senderKey) for the duplicate cache: the one that
 // already does, or else peer, the entry of the address the request came
-// from, which becomes src's home; nil if there is none and peer is nil.
+// from, which becomes k's home; nil if there is none and peer is nil.
 // The tag does not cover the source address, so a captured request sent
 // again from another address must meet the same cache entries and floors
 // as its original, wherever that came from. The home stays until the
 // sweep removes it, which it does only once no floor of it is held: by
-// then every request of src it judged fails the age bound.
-func (t *peerTable) homeOf(src uint32, peer *peerState) *peerState {
+// then every request of k it judged fails the age bound.
+func (t *peerTable) homeOf(k uint64, peer *peerState) *peerState {
 	t.mu.RLock()
-	h := t.home[src]
+	h := t.home[k]
 	t.mu.RUnlock()
 	if h != nil || peer == nil {
 		return h
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if h = t.home[src]; h != nil {
+	if h = t.home[k]; h != nil {
 		return h
 	}
 	if t.m[peer.addr] == peer {
 		// Not swept since the reader took it (else begin refuses it).
-		t.home[src] = peer
+		t.home[k] = peer
 	}
 	return peer
 }
@@ -387,7 +401,7 @@ func (p *peerState) info() PeerInfo {
 //
 // So removing a peer forgets nothing that could refuse a copy: a request
 // that arrives from its address later is new, and is judged against a
-// fresh entry. A peer that is the home of node ids (homeOf) stops being
+// fresh entry. A peer that is the home of senders (homeOf) stops being
 // it: their floors are all its own, and none is held. A reader that took the peer before it was removed finds it
 // gone in dupCache.begin and answers EBUSY.
 func (ep *Endpoint) sweepPeers(now int64) {
@@ -421,9 +435,9 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		swept = true
 	}
 	if swept {
-		for id, p := range t.home {
+		for k, p := range t.home {
 			if p.gone {
-				delete(t.home, id)
+				delete(t.home, k)
 			}
 		}
 	}

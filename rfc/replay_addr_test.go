@@ -104,3 +104,63 @@ func TestChecksumModeKeysByAddress(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayNodeIDZeroFromOtherAddresses: a client without a node id
+// (source 0, as rfcctl) is authenticated by the tag like a member, and
+// the tag does not cover the source address either: a captured
+// non-idempotent request of such a client, replayed within the age bound
+// from other addresses, is not run again, neither while its entry is in
+// the cache nor once it left it (ESTALE).
+func TestReplayNodeIDZeroFromOtherAddresses(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
+		s := w.rawSender(srv.Addr(), keyA, 0, 5)
+		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+		if e := s.call(req); e != wire.OK {
+			t.Fatalf("call: %v", e)
+		}
+		const replays = 8
+		for i := 0; i < replays; i++ {
+			w.rawSender(srv.Addr(), keyA, 0, 5).send(req)
+		}
+		time.Sleep(time.Second)
+		if n := srv.runs.Load(); n != 1 {
+			t.Fatalf("one request of node id 0 replayed from %d other addresses ran %d times", replays, n)
+		}
+		o := w.rawSender(srv.Addr(), keyA, 78, 6)
+		for i := uint64(1); i <= uint64(srv.cfg.DupEntries); i++ {
+			if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
+				t.Fatalf("call %d: %v", i, e)
+			}
+		}
+		runs := srv.runs.Load()
+		if e := w.rawSender(srv.Addr(), keyA, 0, 5).call(req); e != wire.ESTALE || srv.runs.Load() != runs {
+			t.Fatalf("replay from another address after eviction: %v, runs %d -> %d", e, runs, srv.runs.Load())
+		}
+	})
+}
+
+// TestNodeIDZeroClientsApart: clients without a node id are told apart
+// by their incarnations: two of them with the same call id each run
+// their call, and an Endpoint with node id 0 and the key makes its
+// first non-idempotent call and the ones after it, once each.
+func TestNodeIDZeroClientsApart(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		for inc := uint32(5); inc <= 6; inc++ {
+			s := w.rawSender(srv.Addr(), keyA, 0, inc)
+			if e := s.call(s.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
+				t.Fatalf("client of incarnation %d: %v", inc, e)
+			}
+		}
+		cli := w.endpoint(func(c *Config) { c.Key = keyA })
+		for i := 0; i < 3; i++ {
+			if err := cli.Call(ctxTimeout(t, 2*time.Second), srv.Addr(), callIncr, nil, nil); err != nil {
+				t.Fatalf("call %d of an endpoint with node id 0: %v", i, err)
+			}
+		}
+		if n := srv.runs.Load(); n != 5 {
+			t.Fatalf("runs %d, want 5", n)
+		}
+	})
+}
