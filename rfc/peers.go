@@ -48,6 +48,11 @@ type peerState struct {
 	// reply names the node again, so that a node restarted at this
 	// address with a new id answers and its reply teaches it.
 	otherID atomic.Bool
+	// homed is the sender (senderKey) whose home a request from this
+	// address last made sure of (learnSender), 0 = none: it spares the
+	// sender's next requests a look at the home map. The sweep clears
+	// it when it removes that home.
+	homed atomic.Uint64
 
 	dupRefs int  // duplicate-cache entries naming this peer (dupCache.mu)
 	gone    bool // removed from the table: begin refuses it (dupCache.mu)
@@ -97,9 +102,11 @@ const peerFloors = 4
 // peer takes the write lock once.
 //
 // Peers this endpoint calls or marks (get) are always tracked. A peer
-// learnt from an incoming datagram (learn) is tracked only while the
-// table holds fewer than max entries, and only after the datagram passed
-// its tag and the age bound. sweep removes idle entries: see sweepPeers.
+// learnt from an incoming datagram (learn, learnSender) is tracked only
+// while the table holds fewer than max entries, and only after the
+// datagram passed its tag and the age bound; an authenticated request
+// makes no entry when it is no later than what its sender's home heard
+// (learnSender). sweep removes idle entries: see sweepPeers.
 type peerTable struct {
 	mu      sync.RWMutex
 	m       map[netip.AddrPort]*peerState
@@ -109,7 +116,8 @@ type peerTable struct {
 
 	// home maps a sender (senderKey) to the entry (one of m's) that
 	// holds the duplicate-cache entries and floors of its authenticated
-	// requests, from whatever address they come (homeOf). Under mu.
+	// requests, from whatever address they come (homeOf), and whose
+	// stamp tells a copy of them (learnSender). Under mu.
 	home map[uint64]*peerState
 
 	sweepMu sync.Mutex // serializes sweepPeers; guards gen
@@ -156,6 +164,45 @@ func senderKey(src, inc uint32) uint64 {
 	return 1<<32 | uint64(inc)
 }
 
+// learnSender is learn for an authenticated request of sender k stamped
+// st. The tag does not cover the source address, so a captured request
+// sent again from other addresses would make an entry at each, fill the
+// table, and leave new senders' non-idempotent calls refused. A request
+// from an address the table does not hold makes its entry only if its
+// stamp is later than the latest stamp the sender's home heard, which a
+// copy of a request heard there is not: only a holder of the key makes
+// such a request. The entry a sender is first heard at becomes its home
+// (homeOf), whatever the request's call.
+func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now int64) *peerState {
+	t.mu.RLock()
+	p := t.m[addr]
+	t.mu.RUnlock()
+	if p != nil {
+		if p.homed.Load() != k {
+			t.homeOf(k, p)
+			p.homed.Store(k)
+		}
+		return p
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.home[k]
+	if p = t.m[addr]; p == nil {
+		if h != nil && !laterStamp(st, h.stamp.Load()) {
+			return nil // a copy of a request the home heard, or older
+		}
+		if len(t.m) >= t.max {
+			return nil
+		}
+		p = t.makeLocked(addr, now)
+	}
+	if h == nil {
+		t.home[k] = p
+	}
+	p.homed.Store(k)
+	return p
+}
+
 // getOrMake is get (bounded false) and learn (bounded true). get marks
 // the entry taken while it holds the table's lock, so a sweep
 // (which removes under the write lock) either ran before, and get finds
@@ -183,7 +230,13 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool, now int64) *pee
 	if bounded && len(t.m) >= t.max {
 		return nil
 	}
-	p = &peerState{addr: addr, created: now}
+	return t.makeLocked(addr, now)
+}
+
+// makeLocked adds an entry for addr made at engine time now; t.mu is
+// held for writing.
+func (t *peerTable) makeLocked(addr netip.AddrPort, now int64) *peerState {
+	p := &peerState{addr: addr, created: now}
 	p.taken.Store(p.created)
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
@@ -254,13 +307,20 @@ const stampHeard = 1 << 32
 func (p *peerState) noteStamp(st uint32) bool {
 	for {
 		old := p.stamp.Load()
-		if old != 0 && int32(st-uint32(old)) <= 0 {
+		if !laterStamp(st, old) {
 			return false
 		}
 		if p.stamp.CompareAndSwap(old, stampHeard|uint64(st)) {
 			return true
 		}
 	}
+}
+
+// laterStamp reports whether stamp st is later (modular, as the age
+// bound compares them) than the one peerState.stamp value old holds, or
+// old holds none.
+func laterStamp(st uint32, old uint64) bool {
+	return old == 0 || int32(st-uint32(old)) > 0
 }
 
 // rto returns the peer's current retransmission timeout.
@@ -438,6 +498,13 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		for k, p := range t.home {
 			if p.gone {
 				delete(t.home, k)
+			}
+		}
+		for _, p := range t.m {
+			if k := p.homed.Load(); k != 0 && t.home[k] == nil {
+				// The next request of sender k makes sure of a
+				// home again (learnSender).
+				p.homed.Store(0)
 			}
 		}
 	}

@@ -150,7 +150,12 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		ep.stats.reflected.Add(1)
 		return
 	}
-	peer := ep.peers.learn(m.addr, now)
+	var peer *peerState
+	if p.Flags&wire.FlagAuth != 0 {
+		peer = ep.peers.learnSender(m.addr, senderKey(p.Src, p.Incarnation), p.Stamp, now)
+	} else {
+		peer = ep.peers.learn(m.addr, now)
+	}
 	if peer != nil {
 		ep.heard(peer, p, now)
 	}

@@ -164,3 +164,57 @@ func TestNodeIDZeroClientsApart(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayFillsNoPeerTable: captured authenticated requests replayed
+// within the age bound from other addresses make no peer entry for those
+// addresses, so they cannot fill the table: a new sender's
+// non-idempotent call afterwards still runs (with an entry made per
+// replay address it was refused EBUSY, peers-full). So for a
+// non-idempotent request and an idempotent one from a sender whose entry
+// its first request made, and for an idempotent one from a sender whose
+// entry this endpoint made before (a call or a mark).
+func TestReplayFillsNoPeerTable(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		marked bool // the sender's entry is made by MarkAlive first
+		incr   bool // a non-idempotent request is captured too
+	}{{"learnt", false, true}, {"marked", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			inSim(t, func(t *testing.T, w *simWorld) {
+				const max = 4
+				srv := w.server(func(c *Config) { c.Key = keyA; c.MaxPeers = max })
+				s := w.rawSender(srv.Addr(), keyA, 77, 5)
+				if tc.marked {
+					srv.MarkAlive(s.addr())
+				}
+				reqs := [][]byte{s.request(CallPing, 2<<20, 0, nil)}
+				if tc.incr {
+					reqs = append(reqs, s.request(callIncr, 1<<20, srv.Incarnation(), nil))
+				}
+				for _, req := range reqs {
+					if e := s.call(req); e != wire.OK {
+						t.Fatalf("call: %v", e)
+					}
+				}
+				runs := srv.runs.Load()
+				for i := 0; i < 2*max; i++ {
+					r := w.rawSender(srv.Addr(), keyA, 77, 5)
+					for _, req := range reqs {
+						r.send(req)
+					}
+				}
+				time.Sleep(time.Second)
+				if n := srv.Stats().Peers; n != 1 {
+					t.Errorf("%d peers tracked after replays from %d other addresses, want 1", n, 2*max)
+				}
+				n := w.rawSender(srv.Addr(), keyA, 90, 7)
+				if e := n.call(n.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
+					t.Fatalf("new sender's call after the replays: %v (peers-full %d)", e, srv.Stats().Drops["peers-full"])
+				}
+				if r := srv.runs.Load(); r != runs+1 {
+					t.Fatalf("runs %d -> %d, want one more", runs, r)
+				}
+			})
+		})
+	}
+}
