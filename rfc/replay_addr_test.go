@@ -218,3 +218,42 @@ func TestReplayFillsNoPeerTable(t *testing.T) {
 		})
 	}
 }
+
+// TestHomeMadeAgainAfterSweep: a node heard at a second address (a
+// restart, with later stamps) gets an entry there while its home stays at
+// the first; once the sweep removes the first, the node's next request
+// makes its live entry the home, and copies of what that entry heard,
+// replayed from other addresses, make no entry.
+func TestHomeMadeAgainAfterSweep(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		old := w.rawSender(srv.Addr(), keyA, 77, 5)
+		if e := old.call(old.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("ping of the earlier process: %v", e)
+		}
+		time.Sleep(srv.cfg.DupAge / 2)
+		s := w.rawSender(srv.Addr(), keyA, 77, 6)
+		if e := s.call(s.request(CallPing, 2<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("first ping at the new address: %v", e)
+		}
+		if _, ok := srv.Peer(s.addr()); !ok {
+			t.Fatal("no entry for the node's new address")
+		}
+		time.Sleep(srv.cfg.DupAge/2 + time.Second)
+		srv.sweepPeers(srv.Now())
+		if _, ok := srv.Peer(old.addr()); ok {
+			t.Fatal("the earlier address was not swept")
+		}
+		ping := s.request(CallPing, 3<<20, 0, nil)
+		if e := s.call(ping); e != wire.OK {
+			t.Fatalf("ping after the sweep: %v", e)
+		}
+		for i := 0; i < 4; i++ {
+			w.rawSender(srv.Addr(), keyA, 77, 6).send(ping)
+		}
+		time.Sleep(time.Second)
+		if n := srv.Stats().Peers; n != 1 {
+			t.Fatalf("%d peers tracked after replays from 4 other addresses, want 1", n)
+		}
+	})
+}
