@@ -10,7 +10,7 @@ import (
 )
 
 // dupKey names one request of one sender instance. addr is the address
-// of the sender's home entry for an authenticated member (homeOf), else
+// of the sender's home entry for an authenticated request (homeOf), else
 // the request's source address.
 type dupKey struct {
 	addr   netip.AddrPort

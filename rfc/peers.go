@@ -48,6 +48,11 @@ type peerState struct {
 	// reply names the node again, so that a node restarted at this
 	// address with a new id answers and its reply teaches it.
 	otherID atomic.Bool
+	// homed is the sender (senderKey) whose home a request from this
+	// address last made sure of (learnSender), 0 = none: it spares the
+	// sender's next requests a look at the home map. The sweep clears
+	// it when it removes that home.
+	homed atomic.Uint64
 
 	dupRefs int  // duplicate-cache entries naming this peer (dupCache.mu)
 	gone    bool // removed from the table: begin refuses it (dupCache.mu)
@@ -97,9 +102,11 @@ const peerFloors = 4
 // peer takes the write lock once.
 //
 // Peers this endpoint calls or marks (get) are always tracked. A peer
-// learnt from an incoming datagram (learn) is tracked only while the
-// table holds fewer than max entries, and only after the datagram passed
-// its tag and the age bound. sweep removes idle entries: see sweepPeers.
+// learnt from an incoming datagram (learn, learnSender) is tracked only
+// while the table holds fewer than max entries, and only after the
+// datagram passed its tag and the age bound; an authenticated request
+// makes no entry when it is no later than what its sender's home heard
+// (learnSender). sweep removes idle entries: see sweepPeers.
 type peerTable struct {
 	mu      sync.RWMutex
 	m       map[netip.AddrPort]*peerState
@@ -107,10 +114,11 @@ type peerTable struct {
 	initRTO int64
 	now     func() int64 // the engine clock
 
-	// home maps a node id to the entry (one of m's) that holds the
-	// duplicate-cache entries and floors of that node's authenticated
-	// requests, from whatever address they come (homeOf). Under mu.
-	home map[uint32]*peerState
+	// home maps a sender (senderKey) to the entry (one of m's) that
+	// holds the duplicate-cache entries and floors of its authenticated
+	// requests, from whatever address they come (homeOf), and whose
+	// stamp tells a copy of them (learnSender). Under mu.
+	home map[uint64]*peerState
 
 	sweepMu sync.Mutex // serializes sweepPeers; guards gen
 	gen     uint64     // sweep generation
@@ -118,7 +126,7 @@ type peerTable struct {
 
 func (t *peerTable) init(max int, initRTO int64, now func() int64) {
 	t.m = make(map[netip.AddrPort]*peerState)
-	t.home = make(map[uint32]*peerState)
+	t.home = make(map[uint64]*peerState)
 	t.max = max
 	t.initRTO = initRTO
 	t.now = now
@@ -140,6 +148,59 @@ func (t *peerTable) getAt(addr netip.AddrPort, now int64) *peerState {
 // now (engine clock).
 func (t *peerTable) learn(addr netip.AddrPort, now int64) *peerState {
 	return t.getOrMake(addr, true, now)
+}
+
+// senderKey names the sender of an authenticated request for its home:
+// its node id, or, for node id 0 (a client that is not a member), its
+// incarnation, kept apart from every node id. Both are under the tag, so
+// a replayer without the key changes neither. A client without a node id
+// draws its incarnation at random: two share one only by chance, and
+// then share a home, where the floor of one may refuse (never run twice)
+// a call of the other.
+func senderKey(src, inc uint32) uint64 {
+	if src != 0 {
+		return uint64(src)
+	}
+	return 1<<32 | uint64(inc)
+}
+
+// learnSender is learn for an authenticated request of sender k stamped
+// st. The tag does not cover the source address, so a captured request
+// sent again from other addresses would make an entry at each, fill the
+// table, and leave new senders' non-idempotent calls refused. A request
+// from an address the table does not hold makes its entry only if its
+// stamp is later than the latest stamp the sender's home heard, which a
+// copy of a request heard there is not: only a holder of the key makes
+// such a request. The entry a sender is first heard at becomes its home
+// (homeOf), whatever the request's call.
+func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now int64) *peerState {
+	t.mu.RLock()
+	p := t.m[addr]
+	t.mu.RUnlock()
+	if p != nil {
+		if p.homed.Load() != k {
+			t.homeOf(k, p)
+			p.homed.Store(k)
+		}
+		return p
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.home[k]
+	if p = t.m[addr]; p == nil {
+		if h != nil && !laterStamp(st, h.stamp.Load()) {
+			return nil // a copy of a request the home heard, or older
+		}
+		if len(t.m) >= t.max {
+			return nil
+		}
+		p = t.makeLocked(addr, now)
+	}
+	if h == nil {
+		t.home[k] = p
+	}
+	p.homed.Store(k)
+	return p
 }
 
 // getOrMake is get (bounded false) and learn (bounded true). get marks
@@ -169,7 +230,13 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool, now int64) *pee
 	if bounded && len(t.m) >= t.max {
 		return nil
 	}
-	p = &peerState{addr: addr, created: now}
+	return t.makeLocked(addr, now)
+}
+
+// makeLocked adds an entry for addr made at engine time now; t.mu is
+// held for writing.
+func (t *peerTable) makeLocked(addr netip.AddrPort, now int64) *peerState {
+	p := &peerState{addr: addr, created: now}
 	p.taken.Store(p.created)
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
@@ -177,29 +244,29 @@ func (t *peerTable) getOrMake(addr netip.AddrPort, bounded bool, now int64) *pee
 }
 
 // homeOf returns the entry that judges the authenticated non-idempotent
-// requests of node id src (not 0) for the duplicate cache: the one that
+// requests of sender k (senderKey) for the duplicate cache: the one that
 // already does, or else peer, the entry of the address the request came
-// from, which becomes src's home; nil if there is none and peer is nil.
+// from, which becomes k's home; nil if there is none and peer is nil.
 // The tag does not cover the source address, so a captured request sent
 // again from another address must meet the same cache entries and floors
 // as its original, wherever that came from. The home stays until the
 // sweep removes it, which it does only once no floor of it is held: by
-// then every request of src it judged fails the age bound.
-func (t *peerTable) homeOf(src uint32, peer *peerState) *peerState {
+// then every request of k it judged fails the age bound.
+func (t *peerTable) homeOf(k uint64, peer *peerState) *peerState {
 	t.mu.RLock()
-	h := t.home[src]
+	h := t.home[k]
 	t.mu.RUnlock()
 	if h != nil || peer == nil {
 		return h
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if h = t.home[src]; h != nil {
+	if h = t.home[k]; h != nil {
 		return h
 	}
 	if t.m[peer.addr] == peer {
 		// Not swept since the reader took it (else begin refuses it).
-		t.home[src] = peer
+		t.home[k] = peer
 	}
 	return peer
 }
@@ -240,13 +307,20 @@ const stampHeard = 1 << 32
 func (p *peerState) noteStamp(st uint32) bool {
 	for {
 		old := p.stamp.Load()
-		if old != 0 && int32(st-uint32(old)) <= 0 {
+		if !laterStamp(st, old) {
 			return false
 		}
 		if p.stamp.CompareAndSwap(old, stampHeard|uint64(st)) {
 			return true
 		}
 	}
+}
+
+// laterStamp reports whether stamp st is later (modular, as the age
+// bound compares them) than the one peerState.stamp value old holds, or
+// old holds none.
+func laterStamp(st uint32, old uint64) bool {
+	return old == 0 || int32(st-uint32(old)) > 0
 }
 
 // rto returns the peer's current retransmission timeout.
@@ -387,7 +461,7 @@ func (p *peerState) info() PeerInfo {
 //
 // So removing a peer forgets nothing that could refuse a copy: a request
 // that arrives from its address later is new, and is judged against a
-// fresh entry. A peer that is the home of node ids (homeOf) stops being
+// fresh entry. A peer that is the home of senders (homeOf) stops being
 // it: their floors are all its own, and none is held. A reader that took the peer before it was removed finds it
 // gone in dupCache.begin and answers EBUSY.
 func (ep *Endpoint) sweepPeers(now int64) {
@@ -421,9 +495,16 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		swept = true
 	}
 	if swept {
-		for id, p := range t.home {
+		for k, p := range t.home {
 			if p.gone {
-				delete(t.home, id)
+				delete(t.home, k)
+			}
+		}
+		for _, p := range t.m {
+			if k := p.homed.Load(); k != 0 && t.home[k] == nil {
+				// The next request of sender k makes sure of a
+				// home again (learnSender).
+				p.homed.Store(0)
 			}
 		}
 	}

@@ -150,7 +150,12 @@ func (rd *reader) datagram(b []byte, m *message, now int64) {
 		ep.stats.reflected.Add(1)
 		return
 	}
-	peer := ep.peers.learn(m.addr, now)
+	var peer *peerState
+	if p.Flags&wire.FlagAuth != 0 {
+		peer = ep.peers.learnSender(m.addr, senderKey(p.Src, p.Incarnation), p.Stamp, now)
+	} else {
+		peer = ep.peers.learn(m.addr, now)
+	}
 	if peer != nil {
 		ep.heard(peer, p, now)
 	}
@@ -263,10 +268,11 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			return
 		}
 		dp := peer
-		if p.Flags&wire.FlagAuth != 0 && p.Src != 0 {
-			// The tag does not cover the source address: a node's
-			// requests are judged at its home entry, from any address.
-			dp = ep.peers.homeOf(p.Src, peer)
+		if p.Flags&wire.FlagAuth != 0 {
+			// The tag does not cover the source address: a sender's
+			// requests are judged at its home entry, from any
+			// address, a sender without node id by its incarnation.
+			dp = ep.peers.homeOf(senderKey(p.Src, p.Incarnation), peer)
 		}
 		if dp == nil {
 			// The peer table is full: without a floor for the sender,

@@ -21,8 +21,8 @@ import (
 //     non-idempotent calls from the cache and its floors refuse older
 //     ones, so nothing runs twice, and a reply counts only for the call
 //     it answers; the tag does not cover the source address, so a
-//     member's requests are judged at its home entry from any address
-//     (peerTable.homeOf);
+//     sender's requests are judged at its home entry from any address,
+//     a sender without node id by its incarnation (peerTable.homeOf);
 //   - amplification: a reply to a request that is not authenticated is at
 //     most AmplifyFactor times the request's size, and a cached reply goes
 //     only to a copy of its request;
