@@ -18,7 +18,7 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 	upd := req.Param(hbParamUpdates).Bytes()
 	var rv view
 	s.mu.Lock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -85,7 +85,7 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 	}
 	addr, _ := netip.ParseAddrPort(req.Param(prqParamAddr).Str())
 	s.mu.Lock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -184,7 +184,7 @@ func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
 	upd := req.Param(gsParamUpdates).Bytes()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		return wire.ECLOSED
 	}
 	m := s.mu.members[req.From]
@@ -227,7 +227,7 @@ func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		return wire.ECLOSED
 	}
 	if !s.cfg.AcceptJoins {
