@@ -100,17 +100,7 @@ func Drive(callers int, warmup, d time.Duration, call func(worker int) bool) Sam
 		}(w)
 	}
 	start.Wait()
-	time.Sleep(warmup)
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	t0 := time.Now()
-	close(phase)
-	time.Sleep(d)
-	close(stopCh)
-	elapsed := time.Since(t0)
-	wg.Wait()
-	runtime.ReadMemStats(&m1)
+	elapsed, mallocs := measuredPhase(warmup, d, func() { close(phase) }, func() { close(stopCh) }, wg.Wait)
 	var s Sample
 	for _, r := range res {
 		s.Latencies = append(s.Latencies, r.lat...)
@@ -119,9 +109,29 @@ func Drive(callers int, warmup, d time.Duration, call func(worker int) bool) Sam
 	s.Calls = len(s.Latencies)
 	sort.Slice(s.Latencies, func(i, j int) bool { return s.Latencies[i] < s.Latencies[j] })
 	s.Elapsed = elapsed
-	s.Mallocs = m1.Mallocs - m0.Mallocs
+	s.Mallocs = mallocs
 	s.Throughput = float64(s.Calls) / elapsed.Seconds()
 	return s
+}
+
+// measuredPhase is the timed part of Drive and MeasureOps, whose workers
+// run already: it waits out warmup, collects garbage, then calls begin,
+// sleeps d and calls end, and once wait has returned (the workers have
+// stopped) it returns the time from begin to end and the process's
+// allocations from before begin until then.
+func measuredPhase(warmup, d time.Duration, begin, end, wait func()) (elapsed time.Duration, mallocs uint64) {
+	time.Sleep(warmup)
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	t0 := time.Now()
+	begin()
+	time.Sleep(d)
+	end()
+	elapsed = time.Since(t0)
+	wait()
+	runtime.ReadMemStats(&m1)
+	return elapsed, m1.Mallocs - m0.Mallocs
 }
 
 // measureCounts measures each of counts in order with measure, tells

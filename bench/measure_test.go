@@ -7,6 +7,29 @@ import (
 	"testing"
 )
 
+// measureSink keeps TestMeasuredPhase's allocations on the heap.
+var measureSink []*[64]byte
+
+// TestMeasuredPhase: begin, end and wait are called in that order, and
+// the allocations that the workers make until wait returns are counted.
+func TestMeasuredPhase(t *testing.T) {
+	var order []string
+	const allocs = 100
+	_, mallocs := measuredPhase(0, 0, func() { order = append(order, "begin") }, func() { order = append(order, "end") }, func() {
+		order = append(order, "wait")
+		for range allocs {
+			measureSink = append(measureSink, new([64]byte))
+		}
+	})
+	measureSink = nil
+	if want := []string{"begin", "end", "wait"}; !slices.Equal(order, want) {
+		t.Errorf("called %q, want %q", order, want)
+	}
+	if mallocs < allocs {
+		t.Errorf("%d allocations counted, want at least %d", mallocs, allocs)
+	}
+}
+
 // TestMeasureCounts: the counts are measured in order and each point is
 // told to progress; a failure stops the run with the points before it.
 func TestMeasureCounts(t *testing.T) {

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -57,22 +56,12 @@ func MeasureOps(g int, warmup, d time.Duration, op func(w, i int)) (ops int64, e
 			counts[w] = n
 		}(w)
 	}
-	time.Sleep(warmup)
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	t0 := time.Now()
-	measuring.Store(true)
-	time.Sleep(d)
-	stop.Store(true)
-	elapsed = time.Since(t0)
-	wg.Wait()
-	runtime.ReadMemStats(&m1)
+	elapsed, mallocs := measuredPhase(warmup, d, func() { measuring.Store(true) }, func() { stop.Store(true) }, wg.Wait)
 	for _, c := range counts {
 		ops += c
 	}
 	if ops > 0 {
-		allocs = float64(m1.Mallocs-m0.Mallocs) / float64(ops)
+		allocs = float64(mallocs) / float64(ops)
 	}
 	return ops, elapsed, allocs
 }

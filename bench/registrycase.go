@@ -13,6 +13,7 @@ import (
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/registrytest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 )
@@ -20,6 +21,11 @@ import (
 // propagationSamples is how many registrations the propagation
 // measurement times per fsync policy.
 const propagationSamples = 200
+
+const (
+	propagationPoll  = 10 * time.Microsecond // the map is read this often while a registration runs
+	propagationBound = 5 * time.Second       // one registration's wait for the map
+)
 
 // registrySetup is two centers, an agent writing a map, and three nodes
 // that registered instances of service "bench".
@@ -195,36 +201,16 @@ func measurePropagation(policy center.FsyncPolicy) (Propagation, error) {
 	defer cancel()
 	lat := make([]time.Duration, 0, propagationSamples)
 	acks := make([]time.Duration, 0, propagationSamples)
-	type ack struct {
-		at  time.Duration
-		err error
-	}
-	done := make(chan ack, 1)
 	for i := 0; i < propagationSamples+10; i++ {
 		name := "prop-" + itoa(i)
-		start := time.Now()
-		go func() {
-			_, err := reg.Register(ctx, name, "127.0.0.1:1", nil, time.Minute)
-			done <- ack{time.Since(start), err}
-		}()
-		for {
-			if _, err := s.reader.Lookup(name); err == nil {
-				break
-			}
-			if time.Since(start) > 5*time.Second {
-				<-done
-				return p, fmt.Errorf("propagation: %s not in the map after 5s", name)
-			}
-			time.Sleep(10 * time.Microsecond)
-		}
-		vis := time.Since(start)
-		a := <-done
-		if a.err != nil {
-			return p, fmt.Errorf("propagation: Register: %v", a.err)
+		inMap := func() bool { _, err := s.reader.Lookup(name); return err == nil }
+		vis, acked, err := registrytest.TimeRegistration(ctx, reg, name, inMap, propagationPoll, propagationBound)
+		if err != nil {
+			return p, fmt.Errorf("propagation: %v", err)
 		}
 		if i >= 10 { // the first ones warm up
 			lat = append(lat, vis)
-			acks = append(acks, a.at)
+			acks = append(acks, acked)
 		}
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })

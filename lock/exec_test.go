@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // holdReadExec is the child role "holdreadexec": take a read hold, report
@@ -44,16 +43,10 @@ func TestReadHolderExecs(t *testing.T) {
 	c := startChild(t, "holdreadexec", path)
 	waitWord(t, mem, offDataReady, 1)
 	exe := "/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/exe"
-	end := time.Now().Add(waitDeadline)
-	for {
-		if p, err := os.Readlink(exe); err == nil && strings.HasSuffix(p, "/sleep") {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("child never ran sleep(1)\n%s", c.out.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool {
+		p, err := os.Readlink(exe)
+		return err == nil && strings.HasSuffix(p, "/sleep")
+	}, func() string { return "child never ran sleep(1)\n" + c.out.String() })
 	if err := l.LockTimeout(waitDeadline); err != nil {
 		t.Fatalf("writer behind the read hold of a program replaced by exec: %v (stats %+v)", err, l.Stats())
 	}
@@ -87,17 +80,11 @@ func TestExecWordGeneration(t *testing.T) {
 			// moves before the program starts.
 			waitWord(t, mem, offDataReady, 1)
 			var st procStat
-			end := time.Now().Add(waitDeadline)
-			for {
-				var e wire.Errno
-				if st, e = readStat("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat"); e == wire.OK && st.stack != 0 {
-					break
-				}
-				if time.Now().After(end) {
-					t.Fatalf("stat of child: %v %+v", e, st)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			var e wire.Errno
+			waitUntil(t, func() bool {
+				st, e = readStat("/proc/" + strconv.Itoa(c.cmd.Process.Pid) + "/stat")
+				return e == wire.OK && st.stack != 0
+			}, func() string { return fmt.Sprintf("stat of child: %v %+v", e, st) })
 			plantHolder(mem, slot, c.cmd.Process.Pid, st.start, 1, false)
 			l.slotExec(slot).Store(tc.word(st.stack))
 			err := l.LockTimeout(pollsFor(tc.want))

@@ -3,8 +3,8 @@
 package lock
 
 import (
+	"fmt"
 	"testing"
-	"time"
 
 	"fastcall/wire"
 )
@@ -145,13 +145,8 @@ func TestForceUnlockRestartsDrainingWriter(t *testing.T) {
 // waitSleepers waits until at least n goroutines sleep on the lock.
 func waitSleepers(t *testing.T, l *RWLock, n uint32) {
 	t.Helper()
-	end := time.Now().Add(10 * time.Second)
-	for l.Stats().Waiters < n {
-		if time.Now().After(end) {
-			t.Fatalf("fewer than %d sleepers: %+v", n, l.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return l.Stats().Waiters >= n },
+		func() string { return fmt.Sprintf("fewer than %d sleepers: %+v", n, l.Stats()) })
 }
 
 // drainingWriter returns three handles on a new lock once the second, w,
@@ -173,13 +168,8 @@ func drainingWriter(t *testing.T) (a, w, c *RWLock, res <-chan error) {
 // waitDraining waits until a writer waits for the readers to leave.
 func waitDraining(t *testing.T, l *RWLock) {
 	t.Helper()
-	end := time.Now().Add(10 * time.Second)
-	for !l.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatalf("the writer never waited for the reader: %+v", l.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return l.Stats().Draining },
+		func() string { return fmt.Sprintf("the writer never waited for the reader: %+v", l.Stats()) })
 }
 
 // A handle that holds the write lock cannot Detach: its slot names the

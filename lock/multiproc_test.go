@@ -132,16 +132,25 @@ func deadHolder(t testing.TB, role string) ([]byte, *RWLock, string) {
 	return mem, l, path
 }
 
-// waitWord polls a data word until it equals want or waitDeadline passes.
-func waitWord(t testing.TB, mem []byte, off int, want uint64) {
+// waitUntil polls cond every millisecond until it holds. Past
+// waitDeadline it fails the test with what(), called then, so that the
+// message shows the state the wait ran out on.
+func waitUntil(t testing.TB, cond func() bool, what func() string) {
 	t.Helper()
 	end := time.Now().Add(waitDeadline)
-	for word64(mem, off).Load() != want {
+	for !cond() {
 		if time.Now().After(end) {
-			t.Fatalf("word at %d never became %d", off, want)
+			t.Fatal(what())
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// waitWord polls a data word until it equals want or waitDeadline passes.
+func waitWord(t testing.TB, mem []byte, off int, want uint64) {
+	t.Helper()
+	waitUntil(t, func() bool { return word64(mem, off).Load() == want },
+		func() string { return fmt.Sprintf("word at %d never became %d", off, want) })
 }
 
 // pollsFor is how long a test waits for a lock whose holder is planted:
@@ -384,13 +393,8 @@ func TestDeadWriter(t *testing.T) {
 		rres <- result{err, elapsed}
 	}()
 	// Both sleep on the live holder before it dies.
-	end := time.Now().Add(waitDeadline)
-	for l.Stats().Waiters < 2 {
-		if time.Now().After(end) {
-			t.Fatalf("the waiters never slept on the holder: %+v", l.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return l.Stats().Waiters >= 2 },
+		func() string { return fmt.Sprintf("the waiters never slept on the holder: %+v", l.Stats()) })
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	// Not reaped yet: the holder is a zombie, and must count as dead.
 
@@ -466,13 +470,7 @@ func TestDeadDrainingWriter(t *testing.T) {
 	}
 	c := startChild(t, "lockwait", path)
 	waitWord(t, mem, offDataReady, 1)
-	end := time.Now().Add(waitDeadline)
-	for !l.Stats().Draining {
-		if time.Now().After(end) {
-			t.Fatal("child never started draining")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return l.Stats().Draining }, func() string { return "child never started draining" })
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	c.wait()
 	l.RUnlock()
@@ -624,13 +622,8 @@ func TestAttachReclaimsDeadSlots(t *testing.T) {
 		hs = append(hs, attachT(t, mem))
 	}
 	c := startChild(t, "sleep", path) // takes the last slot, then dies
-	end := time.Now().Add(waitDeadline)
-	for l.Stats().SlotsInUse != Slots {
-		if time.Now().After(end) {
-			t.Fatalf("child never attached: %+v", l.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return l.Stats().SlotsInUse == Slots },
+		func() string { return fmt.Sprintf("child never attached: %+v", l.Stats()) })
 	if _, err := Attach(mem); wire.AsErrno(err) != wire.ENOSPC {
 		t.Fatalf("got %v, want ENOSPC", err)
 	}

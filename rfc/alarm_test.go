@@ -99,13 +99,7 @@ func TestCallRetransmitsAfterKick(t *testing.T) {
 	if err != wire.ETIMEDOUT {
 		t.Fatalf("Call: %v, want ETIMEDOUT", err)
 	}
-	var retrans uint64
-	for _, c := range cli.Stats().Called {
-		if c.CallNo == callEcho {
-			retrans = c.Retrans
-		}
-	}
-	if retrans < 3 {
+	if retrans := retransOf(cli, callEcho); retrans < 3 {
 		t.Fatalf("%d retransmissions in 2s with a 10ms timeout: the timer goroutine slept through them", retrans)
 	}
 }

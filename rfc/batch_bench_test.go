@@ -3,6 +3,7 @@
 package rfc
 
 import (
+	"fastcall/rfc/internal/testenv"
 	"net"
 	"testing"
 
@@ -11,10 +12,7 @@ import (
 
 // batchPair returns a receiving socket and a sender that keeps it fed.
 func batchPair(b *testing.B) (*net.UDPConn, func()) {
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	rx := testenv.UDP(b)
 	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		b.Fatal(err)
@@ -25,7 +23,7 @@ func batchPair(b *testing.B) (*net.UDPConn, func()) {
 			tx.Write(msg)
 		}
 	}
-	b.Cleanup(func() { rx.Close(); tx.Close() })
+	b.Cleanup(func() { tx.Close() })
 	return rx, feed
 }
 

@@ -4,6 +4,7 @@ package rfc
 
 import (
 	"errors"
+	"fastcall/rfc/internal/testenv"
 	"net"
 	"net/netip"
 	"strconv"
@@ -153,16 +154,7 @@ func TestWriteScripted(t *testing.T) {
 // Through a real socket, a sendmmsg that takes one message at a time
 // still delivers the batch exactly once and in order.
 func TestWritePartialSocket(t *testing.T) {
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	rx, tx := testenv.UDP(t), testenv.UDP(t)
 	raw, err := tx.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

@@ -175,10 +175,7 @@ func TestMappedDestination(t *testing.T) {
 	// A late reply is one that matched no waiting call: only the answer
 	// to a retransmission may be one (a loaded machine resends); before
 	// destinations were normalised every reply to a mapped call was.
-	var resent uint64
-	for _, c := range st.Called {
-		resent += c.Retrans
-	}
+	resent := allRetrans(st)
 	if st.Drops["late-reply"] > resent || st.Peers != 1 {
 		t.Fatalf("late replies %d (retransmissions %d), peers %d: the mapped and plain address were two peers",
 			st.Drops["late-reply"], resent, st.Peers)

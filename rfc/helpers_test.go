@@ -150,6 +150,27 @@ func params(f func(p *wire.Params)) *wire.Params {
 	return p
 }
 
+// retransOf returns the retransmissions ep counts for its calls of
+// number no.
+func retransOf(ep *Endpoint, no uint16) uint64 {
+	for _, c := range ep.Stats().Called {
+		if c.CallNo == no {
+			return c.Retrans
+		}
+	}
+	return 0
+}
+
+// allRetrans returns the retransmissions st counts for the calls of
+// every number.
+func allRetrans(st Stats) uint64 {
+	var n uint64
+	for _, c := range st.Called {
+		n += c.Retrans
+	}
+	return n
+}
+
 // waitFor polls cond until it holds or d passes, and reports whether it
 // held.
 func waitFor(d time.Duration, cond func() bool) bool { return testenv.WaitFor(d, cond) }

@@ -213,10 +213,7 @@ func TestTimerNoWakeForAnsweredSparseCalls(t *testing.T) {
 		time.Sleep(every)
 	}
 	n := slept() - before
-	var retrans uint64
-	for _, c := range cli.Stats().Called {
-		retrans += c.Retrans
-	}
+	retrans := allRetrans(cli.Stats())
 	t.Logf("%d sleeps of the timer goroutine for %d answered calls %v apart, %d retransmissions", n, calls, every, retrans)
 	// A call answered only after its first timer (a loaded machine)
 	// wakes the goroutine, as it must: that wake-up is not counted.
@@ -270,12 +267,7 @@ func TestTimerSettledLosesNoTimer(t *testing.T) {
 		if res != wire.ETIMEDOUT {
 			t.Fatalf("the unanswered call: %v, want ETIMEDOUT", res)
 		}
-		var retrans uint64
-		for _, c := range cli.Stats().Called {
-			if c.CallNo == callEchoW {
-				retrans = c.Retrans
-			}
-		}
+		retrans := retransOf(cli, callEchoW)
 		t.Logf("round %d: %d answered calls, %d retransmissions of the unanswered ones so far, %d sleeps", round, answered, retrans, slept()-before)
 		if retrans < uint64(2*(round+1)) {
 			t.Fatalf("%d retransmissions in %d calls of %v with a %v timeout: timers were lost", retrans, round+1, timeout, rto)

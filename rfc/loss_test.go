@@ -84,11 +84,7 @@ func TestAtMostOnceUnderLoss(t *testing.T) {
 			dups = c.Dups
 		}
 	}
-	cs := cli.Stats()
-	var retrans uint64
-	for _, c := range cs.Called {
-		retrans += c.Retrans
-	}
+	retrans := allRetrans(cli.Stats())
 	t.Logf("%d calls: %d ok, errors %v; runs %d; retransmissions %d; duplicates absorbed %d; relay dropped %d duplicated %d reordered %d",
 		total, ok.Load(), errs, runs, retrans, dups, relay.C.Dropped.Load(), relay.C.Duplicated.Load(), relay.C.Reordered.Load())
 	if relay.C.Dropped.Load() == 0 || relay.C.Duplicated.Load() == 0 || dups == 0 || retrans == 0 {

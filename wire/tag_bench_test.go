@@ -47,26 +47,5 @@ func BenchmarkEncodePayload(b *testing.B) {
 	})
 }
 
-func BenchmarkDecodePayload(b *testing.B) {
-	benchSealModes(b, func(b *testing.B, c *Codec, dg []byte, h *Header, p *Params) {
-		n := encodeToDecode(b, c, dg, h, p)
-		var pk Packet
-		for b.Loop() {
-			if r := c.Decode(&pk, dg[:n]); r != ReasonNone {
-				b.Fatal(r)
-			}
-		}
-	})
-}
-
-func BenchmarkDecodeOwnedPayload(b *testing.B) {
-	benchSealModes(b, func(b *testing.B, c *Codec, dg []byte, h *Header, p *Params) {
-		n := encodeToDecode(b, c, dg, h, p)
-		var pk Packet
-		for b.Loop() {
-			if r := c.DecodeOwned(&pk, dg[:n]); r != ReasonNone {
-				b.Fatal(r)
-			}
-		}
-	})
-}
+func BenchmarkDecodePayload(b *testing.B)      { benchSealModes(b, benchDecode(false)) }
+func BenchmarkDecodeOwnedPayload(b *testing.B) { benchSealModes(b, benchDecode(true)) }

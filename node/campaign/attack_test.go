@@ -247,14 +247,7 @@ func engineStats(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort) map[strin
 // holds, for at most 10 seconds, and reports whether it held.
 func waitEngine(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, cond func(map[string]uint64) bool) bool {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond(engineStats(t, cli, addr)) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
+	return rfctest.WaitFor(10*time.Second, func() bool { return cond(engineStats(t, cli, addr)) })
 }
 
 // TestReplayCampaign: a captured authenticated request replayed at once is

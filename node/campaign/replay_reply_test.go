@@ -32,11 +32,7 @@ type relay struct {
 func newRelay(t *testing.T) *relay {
 	r := &relay{}
 	for _, c := range []**net.UDPConn{&r.front, &r.back} {
-		u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		*c = u
+		*c = rfctest.UDP(t)
 	}
 	return r
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"fastcall/node/internal/closing"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -37,11 +38,10 @@ type Dispatcher struct {
 	stats    dispatchStats
 
 	mu struct {
-		sync.Mutex
+		closing.Mutex
 		ops     map[uint64]*operation // active and retained
 		active  int                   // accepted and not yet done, reservations included
 		retired []*operation          // done, oldest first
-		closed  bool
 	}
 
 	done        chan struct{} // closed by Close: the senders stop
@@ -138,12 +138,9 @@ func (d *Dispatcher) Config() Config { return d.cfg }
 // on the endpoint: SUBMIT answers ECLOSED, STATUS the retained operations
 // (TestCallsAfterClose).
 func (d *Dispatcher) Close() error {
-	d.mu.Lock()
-	if d.mu.closed {
-		d.mu.Unlock()
+	if !d.mu.LockToClose() {
 		return nil
 	}
-	d.mu.closed = true
 	d.mu.Unlock()
 	close(d.done)
 	d.sendWG.Wait()
@@ -248,7 +245,7 @@ func (d *Dispatcher) Submit(ctx context.Context, op *Op) (uint64, error) {
 	n := len(calls)
 	d.mu.Lock()
 	switch {
-	case d.mu.closed:
+	case d.mu.Closed:
 		d.mu.Unlock()
 		return 0, wire.ECLOSED
 	case d.mu.active >= d.cfg.MaxActive:
@@ -305,7 +302,7 @@ func (d *Dispatcher) Submit(ctx context.Context, op *Op) (uint64, error) {
 	}
 	o.ctx, o.cancel = context.WithDeadline(context.Background(), o.deadline)
 	d.mu.Lock()
-	if d.mu.closed {
+	if d.mu.Closed {
 		d.mu.Unlock()
 		o.cancel()
 		d.queue.unreserve(n)

@@ -10,7 +10,6 @@ package dispatch
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -169,9 +168,7 @@ func TestKilledDispatcherMarkerExpires(t *testing.T) {
 	ts := startTargets(t, 1)
 	// The child's target reads requests and never answers, so the child's
 	// operation is still running when it is killed.
-	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	must(t, err)
-	t.Cleanup(func() { silent.Close() })
+	silent := rfctest.UDP(t)
 	arrived := make(chan struct{})
 	go func() {
 		buf := make([]byte, 2048)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -19,11 +20,7 @@ func TestRemoteSubmitNoReflection(t *testing.T) {
 	ts := startTargets(t, 1)
 	srv := newEP(t, 1, nil)
 	d := newDispatcher(t, srv, NewMemStore(0), func(c *Config) { c.RemoteTargets = ts.addrs() })
-	victim, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
+	victim := rfctest.UDP(t)
 	va := victim.LocalAddr().(*net.UDPAddr).AddrPort()
 	cli := newEP(t, 0, nil)
 	ctx := ctxFor(t, 10*time.Second)

@@ -23,12 +23,8 @@ import (
 // it, and A never heard that it was suspected.)
 func TestBrokenLinkLateRound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fast := simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
-		net := simnet.New(1, fast, nil)
-		defer net.Close()
-		a := netip.MustParseAddrPort("10.0.0.1:7100")
-		b := netip.MustParseAddrPort("10.0.0.2:7100")
-		c := netip.MustParseAddrPort("10.0.0.3:7100")
+		net, addrs := simNet(t, 1, nil, 3)
+		a, b, c := addrs[0], addrs[1], addrs[2]
 		cfg := DefaultConfig().WithInterval(100 * time.Millisecond)
 		cfg.Logger = quiet
 		nodes, stop := simCluster(t, net, cfg, []netip.AddrPort{a, b, c},
@@ -60,7 +56,7 @@ func TestBrokenLinkLateRound(t *testing.T) {
 			time.Sleep(time.Millisecond)
 			synctest.Wait()
 		}
-		net.SetFaults(b, c, fast)
+		net.SetFaults(b, c, calmLink)
 		time.Sleep(10 * cfg.Interval)
 		synctest.Wait()
 		if nb.log.count(EventSuspect, a) == 0 {

@@ -21,12 +21,11 @@ func TestLateCancelSparesRestartedMastersTask(t *testing.T) {
 		tk1 := p.startRunning(t)
 		// The first copy of the cancel is held 2 s in the network; the
 		// retransmission goes through and cancels the task at once.
-		calm := simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
 		p.net.SetFaults(p.master, p.worker, simnet.Faults{Delay: simnet.Dist{Base: 2 * time.Second}})
 		done := make(chan error, 1)
 		go func() { done <- p.m.Cancel(ctxFor(t, time.Second), tk1) }()
 		time.Sleep(time.Millisecond)
-		p.net.SetFaults(p.master, p.worker, calm)
+		p.net.SetFaults(p.master, p.worker, calmLink)
 		if err := <-done; err != nil {
 			t.Fatalf("Cancel: %v", err)
 		}

@@ -71,7 +71,7 @@ type listener struct {
 // Close has begun nothing more is queued, so the events a closed service
 // delivers are exactly those it queued before (see eventLoop).
 func (s *Service) emitLocked(ev Event) {
-	if s.mu.closed {
+	if s.mu.Closed {
 		return
 	}
 	select {

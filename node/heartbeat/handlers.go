@@ -10,15 +10,12 @@ import (
 // serveHeartbeat answers a probe. It runs on the engine's priority worker
 // (rfc.Priority), ahead of ordinary calls, and holds Service.mu briefly.
 func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno {
-	sInc := uint32(req.Param(hbParamInc).Uint64())
-	if req.Incarnation > sInc {
-		sInc = req.Incarnation
-	}
+	sInc := senderInc(req, hbParamInc)
 	v := readView(req.Packet)
 	upd := req.Param(hbParamUpdates).Bytes()
 	var rv view
 	s.mu.Lock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -30,12 +27,7 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 	m := s.lookupLocked(req.From, req.Src)
 	if m != nil {
 		if m.addr == req.From {
-			if m.node == 0 {
-				m.node = req.Src
-			}
-			if s.freshLocked(m, req, sInc) {
-				s.observeLocked(m, sInc, req.Arrived)
-			}
+			s.heardFromLocked(m, req, sInc)
 			s.selfNewsLocked(m, v, req.Arrived)
 			if len(upd) > 0 {
 				s.applyUpdatesLocked(m, upd, req.Arrived)
@@ -85,7 +77,7 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 	}
 	addr, _ := netip.ParseAddrPort(req.Param(prqParamAddr).Str())
 	s.mu.Lock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		s.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -177,14 +169,11 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 // (CallGossip), from its own address; anything else is counted in
 // NonMember and dropped. The datagram is a sign of life of its sender.
 func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
-	sInc := uint32(req.Param(gsParamInc).Uint64())
-	if req.Incarnation > sInc {
-		sInc = req.Incarnation
-	}
+	sInc := senderInc(req, gsParamInc)
 	upd := req.Param(gsParamUpdates).Bytes()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		return wire.ECLOSED
 	}
 	m := s.mu.members[req.From]
@@ -192,14 +181,29 @@ func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
 		s.stats.nonMember.Add(1)
 		return wire.EPERM
 	}
+	s.heardFromLocked(m, req, sInc)
+	s.applyUpdatesLocked(m, upd, req.Arrived)
+	return wire.OK
+}
+
+// senderInc is the incarnation a request says its sender is at: the
+// parameter at index param, or the header's incarnation when that is
+// higher.
+func senderInc(req *rfc.Request, param int) uint32 {
+	return max(uint32(req.Param(param).Uint64()), req.Incarnation)
+}
+
+// heardFromLocked takes request req, sent by member m from its own
+// address and saying m is at incarnation inc, as what it tells of m:
+// m's node id, if not known yet, and a sign of life if it is fresh
+// (freshLocked). The caller holds s.mu.
+func (s *Service) heardFromLocked(m *member, req *rfc.Request, inc uint32) {
 	if m.node == 0 {
 		m.node = req.Src
 	}
-	if s.freshLocked(m, req, sInc) {
-		s.observeLocked(m, sInc, req.Arrived)
+	if s.freshLocked(m, req, inc) {
+		s.observeLocked(m, inc, req.Arrived)
 	}
-	s.applyUpdatesLocked(m, upd, req.Arrived)
-	return wire.OK
 }
 
 // freshLocked reports whether request req from member m, carrying m's
@@ -221,13 +225,10 @@ func (s *Service) freshLocked(m *member, req *rfc.Request, inc uint32) bool {
 // serveJoin adds the sender, at its own address, as a member when this
 // node accepts joins (Config.AcceptJoins), and disseminates it.
 func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
-	inc := uint32(req.Param(jnParamInc).Uint64())
-	if req.Incarnation > inc {
-		inc = req.Incarnation
-	}
+	inc := senderInc(req, jnParamInc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.closed {
+	if s.mu.Closed {
 		return wire.ECLOSED
 	}
 	if !s.cfg.AcceptJoins {

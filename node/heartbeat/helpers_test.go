@@ -11,6 +11,7 @@ import (
 
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -21,6 +22,25 @@ const testInterval = 50 * time.Millisecond
 
 // testConfig is the default configuration at the test interval.
 func testConfig() Config { return configAt(testInterval) }
+
+// calmLink is the link of the tests' simulated networks: every datagram
+// delayed 1 ms, none lost.
+var calmLink = simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
+
+// simNet returns a simulated network of calm links (calmLink) seeded with
+// seed, whose datagrams tr traces (nil: none), and n member addresses on
+// it, 10.0.0.1:7100 upward. The network is closed when the test ends,
+// after what the test's defers and later cleanups close. It must run
+// inside a synctest bubble.
+func simNet(t *testing.T, seed uint64, tr *simnet.Trace, n int) (*simnet.Network, []netip.AddrPort) {
+	net := simnet.New(seed, calmLink, tr)
+	t.Cleanup(net.Close)
+	addrs := make([]netip.AddrPort, n)
+	for i := range addrs {
+		addrs[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100)
+	}
+	return net, addrs
+}
 
 // configAt is the default configuration at interval d, logging to quiet.
 func configAt(d time.Duration) Config {

@@ -58,12 +58,8 @@ func simCluster(t *testing.T, net *simnet.Network, cfg Config, addrs []netip.Add
 // suspicion from a member cut off from the target ran out first.)
 func TestLateReplyIsSignOfLife(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fast := simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}
-		net := simnet.New(1, fast, nil)
-		defer net.Close()
-		a := netip.MustParseAddrPort("10.0.0.1:7100")
-		b := netip.MustParseAddrPort("10.0.0.2:7100")
-		x := netip.MustParseAddrPort("10.0.0.3:7100")
+		net, addrs := simNet(t, 1, nil, 3)
+		a, b, x := addrs[0], addrs[1], addrs[2]
 		slow := simnet.Faults{Delay: simnet.Dist{Base: 30 * time.Millisecond}}
 		net.SetFaults(a, x, slow)
 		net.SetFaults(x, a, slow)
@@ -106,12 +102,7 @@ func TestHearsayDeathOfReachableMember(t *testing.T) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cryptotest.SetGlobalRandom(t, seed)
-				net := simnet.New(seed, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, nil)
-				defer net.Close()
-				var addrs []netip.AddrPort
-				for i := range 5 {
-					addrs = append(addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
-				}
+				net, addrs := simNet(t, seed, nil, 5)
 				a, b, x, c, d := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 				net.Cut(b, x)
 				net.Cut(x, b)

@@ -147,11 +147,7 @@ type simPair struct {
 func newSimPair(t *testing.T, task func(ctx context.Context, ti *TaskInfo) ([]byte, wire.Errno)) *simPair {
 	t.Helper()
 	p := &simPair{ran: make(chan *TaskInfo, 16), cfg: testConfig(), task: task}
-	p.net = simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, simnet.NewTrace(0))
-	t.Cleanup(p.net.Close)
-	for i := 0; i < 3; i++ {
-		p.addrs = append(p.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), 7100))
-	}
+	p.net, p.addrs = simNet(t, 1, simnet.NewTrace(0), 3)
 	p.master, p.worker = p.addrs[0], p.addrs[1]
 	p.eps, p.svcs = make([]*rfc.Endpoint, 3), make([]*Service, 3)
 	for i := range p.addrs {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fastcall/node/internal/closing"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -49,7 +50,7 @@ type Master struct {
 	cfg MasterConfig
 
 	mu struct {
-		closing
+		closing.Mutex
 		tasks map[uint64]*Task
 		fence map[netip.AddrPort]uint32 // per worker: highest incarnation declared dead
 	}
@@ -109,7 +110,7 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 // Close ends every task in flight with ECLOSED and stops following the
 // service. The call numbers stay registered and answer ECLOSED.
 func (m *Master) Close() {
-	if !m.mu.lockToClose() {
+	if !m.mu.LockToClose() {
 		return
 	}
 	tasks := m.mu.tasks
@@ -158,7 +159,7 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	t := newTask(id, worker, kind)
 	m.mu.Lock()
 	switch {
-	case m.mu.closed:
+	case m.mu.Closed:
 		m.mu.Unlock()
 		return nil, wire.ECLOSED
 	case len(m.mu.tasks) >= m.cfg.MaxTasks:
@@ -298,7 +299,7 @@ func (m *Master) onEvent(ev Event) {
 // for another start, or run under a fenced incarnation. The caller
 // holds m.mu.
 func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {
-	if m.mu.closed {
+	if m.mu.Closed {
 		return nil, wire.ECLOSED
 	}
 	id := req.Param(rpParamID).Uint64()

@@ -142,11 +142,7 @@ type meshCluster struct {
 func startMeshCluster(t *testing.T, n, traceLen int, cfg Config) *meshCluster {
 	t.Helper()
 	mc := &meshCluster{tr: simnet.NewTrace(traceLen)}
-	mc.net = simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, mc.tr)
-	t.Cleanup(mc.net.Close)
-	for i := range n {
-		mc.addrs = append(mc.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7100))
-	}
+	mc.net, mc.addrs = simNet(t, 1, mc.tr, n)
 	members := make([][]netip.AddrPort, n)
 	for i := range members {
 		members[i] = mc.addrs

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"fastcall/node/internal/closing"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -23,7 +24,7 @@ type Service struct {
 	self uint32 // this node as an observer in updates (observerID)
 
 	mu struct {
-		closing
+		closing.Mutex
 		members map[netip.AddrPort]*member // by address
 		order   []*member                  // insertion order; removed members leave via the probe loop
 		helper  int                        // rotating start of the helper choice for indirect probes
@@ -164,7 +165,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 // Close stops the service's goroutines and waits for them. The call
 // numbers stay registered on the endpoint and answer ECLOSED. Idempotent.
 func (s *Service) Close() {
-	if !s.mu.lockToClose() {
+	if !s.mu.LockToClose() {
 		return
 	}
 	s.mu.Unlock()
@@ -195,7 +196,7 @@ func (s *Service) AddMember(addr netip.AddrPort) error {
 // addMemberLocked adds addr as an alive member not yet heard (see
 // AddMember for the errors).
 func (s *Service) addMemberLocked(addr netip.AddrPort, now int64) (*member, error) {
-	if s.mu.closed {
+	if s.mu.Closed {
 		return nil, wire.ECLOSED
 	}
 	if m := s.mu.members[addr]; m != nil {

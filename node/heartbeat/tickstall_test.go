@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"fastcall/rfc"
-	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -65,12 +64,10 @@ func TestStallInTickCounted(t *testing.T) {
 }
 
 func stallInTick(t *testing.T, call uint16) {
-	net := simnet.New(1, simnet.Faults{Delay: simnet.Dist{Base: time.Millisecond}}, nil)
-	defer net.Close()
+	net, addrs := simNet(t, 1, nil, 2)
 	cfg := DefaultConfig()
 	cfg.Logger = quiet
-	a := netip.MustParseAddrPort("10.0.0.1:7100")
-	b := netip.MustParseAddrPort("10.0.0.2:7100")
+	a, b := addrs[0], addrs[1]
 	var nodes []*node
 	var conn *stallConn
 	for i, pair := range [][2]netip.AddrPort{{a, b}, {b, a}} {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fastcall/node/internal/closing"
 	"fastcall/rfc"
 	"fastcall/wire"
 )
@@ -123,7 +124,7 @@ type Worker struct {
 	fn  TaskFunc
 
 	mu struct {
-		closing
+		closing.Mutex
 		tasks   map[workKey]*workTask
 		deadAt  map[netip.AddrPort]uint32 // per master: highest incarnation this node declared it dead at
 		waiting int                       // tasks accepted and not yet taken by a runner; at most WorkerConfig.Queue
@@ -194,7 +195,7 @@ func NewWorker(svc *Service, cfg WorkerConfig, fn TaskFunc) (*Worker, error) {
 // is sent a task-result ECLOSED (not waited for): the node may stay a
 // live member, and then nothing else would end the task there.
 func (w *Worker) Close() {
-	if !w.mu.lockToClose() {
+	if !w.mu.LockToClose() {
 		return
 	}
 	for _, t := range slices.SortedFunc(maps.Values(w.mu.tasks), workOrder) {
@@ -276,7 +277,7 @@ func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
 	}}
 	key := workKey{req.From, t.ID}
 	w.mu.Lock()
-	if w.mu.closed {
+	if w.mu.Closed {
 		w.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -420,7 +421,7 @@ func (w *Worker) runLoop() {
 		}
 		t.cancel()
 		w.mu.Lock()
-		closed := w.mu.closed
+		closed := w.mu.Closed
 		if !closed {
 			delete(w.mu.tasks, workKey{t.Master, t.ID})
 		}

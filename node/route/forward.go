@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fastcall/node/internal/closing"
 	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/wire"
@@ -244,9 +245,8 @@ type failoverQueue struct {
 	owedCh chan struct{} // wakes the goroutine for mu.owed; one slot
 	wait   rfc.Backoff   // between rounds of demotions; owned by the goroutine
 	mu     struct {
-		sync.Mutex // guards closed and owed; held while a call is queued
-		closed     bool
-		owed       []demotion // demotions handed over by owe, not yet taken
+		closing.Mutex            // guards Closed and owed; held while a call is queued
+		owed          []demotion // demotions handed over by owe, not yet taken
 	}
 }
 
@@ -301,7 +301,7 @@ func (q *failoverQueue) takeOwed() {
 // enqueue queues f for the failover goroutine without blocking.
 func (q *failoverQueue) enqueue(f *forwarding) {
 	q.mu.Lock()
-	ok := !q.mu.closed
+	ok := !q.mu.Closed
 	if ok {
 		select {
 		case q.ch <- f:
@@ -318,12 +318,10 @@ func (q *failoverQueue) enqueue(f *forwarding) {
 // close stops taking calls, lets the goroutine end the queued ones and
 // waits for it.
 func (q *failoverQueue) close() {
-	q.mu.Lock()
-	if !q.mu.closed {
-		q.mu.closed = true
+	if q.mu.LockToClose() {
 		close(q.ch)
+		q.mu.Unlock()
 	}
-	q.mu.Unlock()
 	<-q.done
 }
 

@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fastcall/bench"
 	"flag"
 	"fmt"
 	"io"
@@ -127,21 +128,9 @@ func detection(mk func() system, trials int, interval time.Duration) detectionRe
 		ds = append(ds, d)
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	q := func(p float64) time.Duration {
-		if len(ds) == 0 {
-			return 0
-		}
-		i := int(p*float64(len(ds))+0.5) - 1
-		if i < 0 {
-			i = 0
-		}
-		if i >= len(ds) {
-			i = len(ds) - 1
-		}
-		return ds[i]
-	}
+	smp := bench.Sample{Latencies: ds}
 	return detectionResult{System: name, Interval: interval, Trials: trials, OK: len(ds),
-		P50: q(0.50), P99: q(0.99), Max: q(1)}
+		P50: smp.Percentile(0.50), P99: smp.Percentile(0.99), Max: smp.Percentile(1)}
 }
 
 func trial(s system, interval time.Duration) (time.Duration, error) {

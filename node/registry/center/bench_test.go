@@ -10,6 +10,7 @@ import (
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/node/registry/registrytest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc/rfctest"
 )
@@ -96,37 +97,17 @@ func benchPropagation(b *testing.B, policy FsyncPolicy) {
 	visible := make([]time.Duration, 0, b.N)
 	acked := make([]time.Duration, 0, b.N)
 	both := make([]time.Duration, 0, b.N)
-	type ack struct {
-		at  time.Duration
-		err error
-	}
-	done := make(chan ack, 1)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		name := fmt.Sprintf("prop-%d", i)
-		start := time.Now()
-		go func() {
-			_, err := reg.Register(ctx, name, "127.0.0.1:1", nil, time.Minute)
-			done <- ack{time.Since(start), err}
-		}()
-		for {
-			if _, err := r.Lookup(name); err == nil {
-				break
-			}
-			if time.Since(start) > 5*time.Second {
-				b.Fatal("registration not propagated")
-			}
-			time.Sleep(10 * time.Microsecond)
-		}
-		vis := time.Since(start)
-		a := <-done
-
-		if a.err != nil {
-			b.Fatal(a.err)
+		inMap := func() bool { _, err := r.Lookup(name); return err == nil }
+		vis, at, err := registrytest.TimeRegistration(ctx, reg, name, inMap, 10*time.Microsecond, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
 		}
 		visible = append(visible, vis)
-		acked = append(acked, a.at)
-		both = append(both, max(vis, a.at))
+		acked = append(acked, at)
+		both = append(both, max(vis, at))
 	}
 	b.StopTimer()
 	for _, m := range [...]struct {

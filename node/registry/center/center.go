@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fastcall/node/internal/closing"
 	"fastcall/node/registry"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
@@ -32,12 +33,11 @@ type Center struct {
 	epoch uint64
 
 	mu struct {
-		sync.Mutex
+		closing.Mutex
 		st       *store
 		inflight map[string]uint64              // keys with a write of this center waiting for the other center -> the version it makes
 		owners   map[string]map[string]struct{} // owner address -> instance keys
 		ops      opTable                        // client operations applied
-		closed   bool
 	}
 	written *sync.Cond // on mu: a key left inflight, or a record was applied
 
@@ -200,12 +200,9 @@ func StartCenter(ep *rfc.Endpoint, cfg Config) (*Center, error) {
 // Close stops the center's goroutines, syncs and closes the log. The call
 // numbers stay registered on the endpoint and answer ECLOSED. Idempotent.
 func (c *Center) Close() error {
-	c.mu.Lock()
-	if c.mu.closed {
-		c.mu.Unlock()
+	if !c.mu.LockToClose() {
 		return nil
 	}
-	c.mu.closed = true
 	c.written.Broadcast()
 	c.mu.Unlock()
 	close(c.done)
@@ -400,7 +397,7 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	nowMs := c.clock.WallMs()
 	c.mu.Lock()
 	for {
-		if c.mu.closed {
+		if c.mu.Closed {
 			c.mu.Unlock()
 			return 0, wire.ECLOSED
 		}
@@ -513,7 +510,7 @@ func (c *Center) waitChangeLocked(key string, cur *entry, d time.Duration) bool 
 		c.mu.Unlock()
 	})
 	defer t.Stop()
-	for c.mu.st.get(key) == cur && !expired && !c.mu.closed {
+	for c.mu.st.get(key) == cur && !expired && !c.mu.Closed {
 		c.written.Wait()
 	}
 	return c.mu.st.get(key) != cur

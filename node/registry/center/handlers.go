@@ -25,7 +25,7 @@ func (c *Center) entryFits(keyLen, recLen int) bool {
 func (c *Center) closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.mu.closed
+	return c.mu.Closed
 }
 
 func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
@@ -41,7 +41,7 @@ func (c *Center) serveGet(req *rfc.Request, reply *wire.Params) wire.Errno {
 	// outcome here, so that no read here returns what a read there
 	// already saw replaced.
 	for {
-		if c.mu.closed {
+		if c.mu.Closed {
 			return wire.ECLOSED
 		}
 		if _, busy := c.mu.inflight[key]; !busy {
@@ -122,7 +122,7 @@ func (c *Center) serveList(req *rfc.Request, reply *wire.Params) wire.Errno {
 	nowMs := c.clock.WallMs()
 	room := reply.Cap() - registry.ParamU64Size - wire.ParamHdrSize
 	c.mu.Lock()
-	if c.mu.closed {
+	if c.mu.Closed {
 		c.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -353,7 +353,7 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 	rec := append([]byte(nil), recv...)
 	nowMs := c.clock.WallMs()
 	c.mu.Lock()
-	if c.mu.closed {
+	if c.mu.Closed {
 		c.mu.Unlock()
 		return wire.ECLOSED
 	}
@@ -371,7 +371,7 @@ func (c *Center) serveReplicate(req *rfc.Request, reply *wire.Params) wire.Errno
 		// its replicate call times out): neither waits for this
 		// handler.
 		c.written.Wait()
-		if c.mu.closed {
+		if c.mu.Closed {
 			c.mu.Unlock()
 			return wire.ECLOSED
 		}

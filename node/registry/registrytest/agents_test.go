@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fastcall/node/registry/agent"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
@@ -51,5 +52,32 @@ func TestAwaitSyncedKey(t *testing.T) {
 	left := AwaitKey(ags, []byte(sdk.ServiceKey("none", 10)), time.Millisecond, time.Now(), nil)
 	if !slices.Equal(left, []int{0, 1, 2}) {
 		t.Fatalf("AwaitKey of a key no map holds = %v, want every agent", left)
+	}
+}
+
+// TestTimeRegistration: a registration is timed until visible holds and
+// until Register returns; one never seen is an error once the bound has
+// passed, after Register has returned, and a refused Register is its
+// error.
+func TestTimeRegistration(t *testing.T) {
+	p := centertest.StartPair(t)
+	reg, err := client.NewClient(regtest.Endpoint(t, 70, ""), client.DefaultClientConfig(p.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := rfctest.Context(t, 30*time.Second)
+	polls := 0
+	third := func() bool { polls++; return polls == 3 }
+	seen, acked, err := TimeRegistration(ctx, reg, "db", third, time.Millisecond, 10*time.Second)
+	if err != nil || polls != 3 || seen <= 0 || acked <= 0 {
+		t.Fatalf("TimeRegistration = %v, %v, %v after %d polls, want times after 3 polls", seen, acked, err, polls)
+	}
+	never := func() bool { return false }
+	if _, _, err := TimeRegistration(ctx, reg, "db2", never, time.Millisecond, 0); err == nil {
+		t.Fatal("TimeRegistration of a registration never seen: no error")
+	}
+	always := func() bool { return true }
+	if _, _, err := TimeRegistration(ctx, reg, "", always, time.Millisecond, 10*time.Second); err == nil {
+		t.Fatal("TimeRegistration of an empty name: no error")
 	}
 }

@@ -1,9 +1,9 @@
 // Package registrytest holds the registry test support that tests outside
 // node/registry use too (the campaign's, the simulation's) and the
 // benchmark harness: the flood of push streams an attacker opens at a
-// center, and the waits for a set of agents to sync and for a key to
-// reach every agent's map. The registry's own tests find the rest of
-// their support in internal/regtest.
+// center, the waits for a set of agents to sync and for a key to reach
+// every agent's map, and the timing of one registration. The registry's
+// own tests find the rest of their support in internal/regtest.
 package registrytest
 
 import (
