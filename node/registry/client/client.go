@@ -345,15 +345,27 @@ func (c *Client) put(ctx context.Context, key string, value []byte, expect uint6
 		ps.String(sdk.KVPrefix + key)
 		ps.Bytes(value)
 		ps.Uint64(expect)
-		ps.Uint64(uint64(ttl.Milliseconds()))
+		ps.Uint64(ttlMs(ttl))
 		ps.Uint64(mode)
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
 }
 
+// ttlMs is the ttl field of a CallPut: ttl in milliseconds, rounded up,
+// since the center reads 0 as no expiry and a positive ttl below a
+// millisecond would otherwise write an entry that never expires.
+func ttlMs(ttl time.Duration) uint64 {
+	ms := uint64(ttl / time.Millisecond)
+	if ttl%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
+}
+
 // Put writes key unconditionally and returns its new version. ttl 0
-// means no expiry. EMSGSIZE if the entry would not fit one datagram.
+// means no expiry; another ttl is rounded up to whole milliseconds.
+// EMSGSIZE if the entry would not fit one datagram.
 func (c *Client) Put(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
 	return c.put(ctx, key, value, 0, ttl, registry.PutPlain)
 }
