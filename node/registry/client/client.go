@@ -345,19 +345,21 @@ func (c *Client) put(ctx context.Context, key string, value []byte, expect uint6
 		ps.String(sdk.KVPrefix + key)
 		ps.Bytes(value)
 		ps.Uint64(expect)
-		ps.Uint64(ttlMs(ttl))
+		ps.Uint64(ceilMs(ttl))
 		ps.Uint64(mode)
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
 }
 
-// ttlMs is the ttl field of a CallPut: ttl in milliseconds, rounded up,
-// since the center reads 0 as no expiry and a positive ttl below a
-// millisecond would otherwise write an entry that never expires.
-func ttlMs(ttl time.Duration) uint64 {
-	ms := uint64(ttl / time.Millisecond)
-	if ttl%time.Millisecond != 0 {
+// ceilMs is a ttl or lease as a request carries it: d in milliseconds,
+// rounded up. The center reads 0 as no expiry (CallPut) or as its
+// default lease (CallRegister), so a positive d below a millisecond sent
+// as 0 would write an entry that never expires, or an instance leased
+// for the default.
+func ceilMs(d time.Duration) uint64 {
+	ms := uint64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
 		ms++
 	}
 	return ms
@@ -453,16 +455,20 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]E
 
 // Register registers this endpoint's node (its node id, which must not be
 // 0) as an instance of service name at addr with metadata meta, kept alive
-// by renewals for lease (0: the center's default). It replaces an earlier
+// by renewals for lease (0: the center's default; another is rounded up
+// to whole milliseconds; negative: EINVAL). It replaces an earlier
 // registration of the same name by this node.
 func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) (uint64, error) {
+	if lease < 0 {
+		return 0, wire.EINVAL
+	}
 	var v uint64
 	id := c.newOp()
 	err := c.write(ctx, registry.CallRegister, func(ps *wire.Params) {
 		ps.String(name)
 		ps.String(addr)
 		ps.Bytes(meta)
-		ps.Uint64(uint64(lease.Milliseconds()))
+		ps.Uint64(ceilMs(lease))
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err

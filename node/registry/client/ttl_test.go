@@ -51,3 +51,30 @@ func TestPutSubMillisecondTTL(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterSubMillisecondLease: the center reads a lease of 0 ms as
+// its default (seconds). A Register with a positive lease below a
+// millisecond is leased for 1 ms, not the default; a negative lease is
+// EINVAL, not the default either.
+func TestRegisterSubMillisecondLease(t *testing.T) {
+	s := centertest.StartSingle(1)
+	defer s.Close()
+	cl := newClient(t, regtest.Endpoint(t, 7, ""), s.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cl.Register(ctx, "neg", "127.0.0.1:1", nil, -time.Nanosecond); wire.AsErrno(err) != wire.EINVAL {
+		t.Fatalf("lease -1ns: %v, want EINVAL", err)
+	}
+	if _, err := cl.Register(ctx, "short", "127.0.0.1:1", nil, 500*time.Microsecond); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	ins, err := cl.Lookup(ctx, "short")
+	if err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	for _, in := range ins {
+		if in.LeaseMs != 1 {
+			t.Fatalf("lease 500µs registered as %d ms, want 1", in.LeaseMs)
+		}
+	}
+}
