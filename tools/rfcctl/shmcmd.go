@@ -22,6 +22,14 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	switch {
+	case *timeout <= 0:
+		// shm reads 0 as no bound: the command would wait for a held
+		// lock without end.
+		return usageError(stderr, "shm -t %v: want a positive lock wait bound", *timeout)
+	case *limit < 1:
+		return usageError(stderr, "shm -n %d: want at least 1", *limit)
+	}
 	asJSON := c.asJSON
 	verb, path := pos[0], pos[1]
 	switch verb {
