@@ -118,7 +118,9 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 }
 
 // printable returns b as text when it is printable UTF-8, else as hex
-// prefixed with 0x.
+// prefixed with 0x. Text from the network or a map (keys, names,
+// values: anyone's writes) is printed through it, so that no newline,
+// tab or control sequence of it reaches the table or the terminal.
 func printable(b []byte) string {
 	if utf8.Valid(b) {
 		s := string(b)
@@ -128,3 +130,6 @@ func printable(b []byte) string {
 	}
 	return "0x" + hex.EncodeToString(b)
 }
+
+// printableString is printable for a string.
+func printableString(s string) string { return printable([]byte(s)) }
