@@ -49,11 +49,13 @@ func Register(ep *rfc.Endpoint) (*Counter, error) {
 			}},
 		{No: CallSleep, Name: "sleep", Schema: wire.Schema{wire.TypeInt64},
 			H: func(r *rfc.Request, rep *wire.Params) wire.Errno {
-				d := time.Duration(r.Param(0).Int64()) * time.Millisecond
-				if d < 0 || d > MaxSleep {
+				// Checked in milliseconds: a count past MaxSleep could
+				// wrap to a short duration once multiplied.
+				ms := r.Param(0).Int64()
+				if ms < 0 || ms > int64(MaxSleep/time.Millisecond) {
 					return wire.EINVAL
 				}
-				time.Sleep(d)
+				time.Sleep(time.Duration(ms) * time.Millisecond)
 				return wire.OK
 			}},
 		{No: CallIncr, Name: "incr", H: func(r *rfc.Request, rep *wire.Params) wire.Errno {

@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -41,6 +42,11 @@ func TestBuiltins(t *testing.T) {
 		{"add", CallAdd, p(func(ps *wire.Params) { ps.Int64(2); ps.Int64(3) }), wire.OK, func() bool { return rep.Param(0).Int64() == 5 }},
 		{"sleep", CallSleep, p(func(ps *wire.Params) { ps.Int64(1) }), wire.OK, nil},
 		{"sleep-too-long", CallSleep, p(func(ps *wire.Params) { ps.Int64(int64(MaxSleep/time.Millisecond) + 1) }), wire.EINVAL, nil},
+		// 18446744073710 ms times 10^6 ns wraps past 2^64 to under a
+		// millisecond: refused like any sleep past MaxSleep.
+		{"sleep-wraps", CallSleep, p(func(ps *wire.Params) { ps.Int64(18446744073710) }), wire.EINVAL, nil},
+		{"sleep-max-i64", CallSleep, p(func(ps *wire.Params) { ps.Int64(math.MaxInt64) }), wire.EINVAL, nil},
+		{"sleep-negative", CallSleep, p(func(ps *wire.Params) { ps.Int64(-1) }), wire.EINVAL, nil},
 		{"incr", CallIncr, nil, wire.OK, func() bool { return rep.Param(0).Uint64() == 1 && ctr.Value() == 1 }},
 		{"counter", CallCounter, nil, wire.OK, func() bool { return rep.Param(0).Uint64() == 1 }},
 		{"fault", CallFault, nil, wire.EFAULT, nil},
@@ -49,7 +55,7 @@ func TestBuiltins(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := cli.Call(ctx, srv.Addr(), tc.no, tc.ps, &rep)
 			if wire.AsErrno(err) != tc.want || (tc.chk != nil && !tc.chk()) {
-				t.Fatalf("err %v", err)
+				t.Fatalf("err %v, want %v", err, tc.want)
 			}
 		})
 	}

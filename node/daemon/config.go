@@ -347,7 +347,14 @@ func (c *Config) Validate() error {
 			// refusal: the prefixes after it are never mirrored.
 			return bad("registry.prefixes", fmt.Sprintf("at most %d, the centers' bound per node", center.DefaultMaxPrefixesPerNode))
 		}
+		names := make(map[string]int, len(r.Services)) // index by name
 		for i, s := range r.Services {
+			// One instance per name and node: a second entry would
+			// replace the first at the centers.
+			if j, ok := names[s.Name]; ok {
+				return bad(fmt.Sprintf("registry.services[%d].name", i), fmt.Sprintf("the name of registry.services[%d] again", j))
+			}
+			names[s.Name] = i
 			switch {
 			case s.Name == "":
 				return bad(fmt.Sprintf("registry.services[%d].name", i), "empty")

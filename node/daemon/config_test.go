@@ -82,6 +82,10 @@ func TestConfigErrors(t *testing.T) {
 		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "lease": "1ms", "services": [{"name": "db"}]}}`, "registry.lease"},
 		// The router serves the namespace call numbers the member serves.
 		{`{"insecure": true, "roles": ["router", "member"], "registry": {"centers": ["127.0.0.1:1"]}}`, "roles"},
+		// A service named twice: the node holds one instance per name,
+		// so the second registration replaced the first and the first
+		// address was never registered, without a word.
+		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db", "addr": "10.0.0.1:1"}, {"name": "x"}, {"name": "db", "addr": "10.0.0.2:2"}]}}`, "registry.services[2].name"},
 	}
 	for _, tc := range cases {
 		c := Default()

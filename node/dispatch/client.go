@@ -33,7 +33,7 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 	ps := new(wire.Params)
 	ps.Reset(make([]byte, ep.Config().MaxDatagram-wire.HeaderSize))
 	req := submitRequest{op.Resource, op.Kind.String(), uint64(op.Call.No), op.Call.Seg,
-		FormatTargets(addrs), int64(op.Deadline / time.Millisecond)}
+		FormatTargets(addrs), deadlineMs(op.Deadline)}
 	req.put(ps)
 	if e := ps.Err(); e != wire.OK {
 		return 0, e
@@ -46,6 +46,17 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 		return 0, wire.EPROTO
 	}
 	return rep.Param(subReplyID).Uint64(), nil
+}
+
+// deadlineMs is the deadline field of a CallSubmit: d in milliseconds,
+// rounded up, since the dispatcher reads 0 as Config.DefaultDeadline and a
+// deadline below a millisecond would otherwise run for that default.
+func deadlineMs(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
 }
 
 // submitRequest is a CallSubmit request as it travels: text and numbers

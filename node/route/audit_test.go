@@ -77,14 +77,24 @@ func TestAuditQueryRotation(t *testing.T) {
 		{"client ip", AuditFilter{Call: "ns-list", Client: "127.0.0.1", Since: at(300), Limit: MaxAuditLimit}},
 		{"limit", AuditFilter{Call: "ns-put", Limit: 7}},
 		{"none", AuditFilter{Call: "nothing", Limit: 10}},
+		// Bounds outside what Unix ns in an int64 holds (1970 to
+		// 2262): before, a since before 1970 was refused EINVAL by
+		// the router, one before 1678 wrapped and matched nothing, and
+		// an until past 2262 wrapped the same way.
+		{"since before 1970", AuditFilter{Call: "ns-get", Since: time.Unix(-5, 0), Limit: MaxAuditLimit}},
+		{"since before 1678", AuditFilter{Call: "ns-get", Since: time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), Limit: MaxAuditLimit}},
+		{"until after 2262", AuditFilter{Call: "ns-get", Until: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), Limit: MaxAuditLimit}},
+		{"since after 2262", AuditFilter{Call: "ns-get", Since: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), Limit: MaxAuditLimit}},
+		{"until before 1970", AuditFilter{Call: "ns-get", Until: time.Unix(-5, 0), Limit: MaxAuditLimit}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var want []uint64
 			cl, port, _ := audit.ParseClient(c.f.Client)
 			for _, r := range all {
-				if r.name != c.f.Call || (!c.f.Since.IsZero() && r.start < c.f.Since.UnixNano()) ||
-					(!c.f.Until.IsZero() && r.start >= c.f.Until.UnixNano()) ||
+				start := time.Unix(0, r.start)
+				if r.name != c.f.Call || (!c.f.Since.IsZero() && start.Before(c.f.Since)) ||
+					(!c.f.Until.IsZero() && !start.Before(c.f.Until)) ||
 					(cl.IsValid() && (r.client.Addr() != cl || (port != 0 && r.client.Port() != port))) {
 					continue
 				}

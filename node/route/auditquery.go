@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"errors"
+	"math"
 	"net/netip"
 	"time"
 
@@ -62,6 +63,21 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	return wire.OK
 }
 
+// auditBound returns t as a since or until bound of CallAudit, in Unix ns
+// within what the router takes (1 to math.MaxInt64; 0 is no bound): a
+// time before 1970 as 1, one after 2262 as math.MaxInt64, the same
+// records either way. UnixNano alone is undefined outside that range: it
+// wrapped, and the router refused the bound or matched nothing.
+func auditBound(t time.Time) uint64 {
+	switch {
+	case t.Before(time.Unix(0, 1)):
+		return 1
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return uint64(t.UnixNano())
+}
+
 // AuditFilter is a query of the audit trail (rfcctl audit).
 type AuditFilter struct {
 	Call   string    // call name, required
@@ -84,10 +100,10 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 	}
 	var since, until uint64
 	if !f.Since.IsZero() {
-		since = uint64(f.Since.UnixNano())
+		since = auditBound(f.Since)
 	}
 	if !f.Until.IsZero() {
-		until = uint64(f.Until.UnixNano())
+		until = auditBound(f.Until)
 	}
 	maxDg := ep.Config().MaxDatagram
 	buf := make([]byte, maxDg-wire.HeaderSize)

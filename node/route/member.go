@@ -79,6 +79,14 @@ type Member struct {
 		sync.Mutex // guards epoch; held while active is set by CallSetRole
 		epoch      uint64
 	}
+	// maxAhead bounds how far past this member's clock an epoch may be
+	// (the engine's MaxAge, set by Register; 0: no bound). A router's
+	// epoch is its clock, and nodes' clocks agree within MaxAge: an
+	// epoch further ahead was sent by no router, and obeyed it would
+	// make the member refuse the router's every set-role until its
+	// clock caught up (forever, for 2^64-1).
+	maxAhead time.Duration
+
 	writes atomic.Uint64 // namespace changes applied
 	ns     struct {
 		sync.RWMutex // guards m, keys and version
@@ -162,6 +170,7 @@ func (m *Member) Register(ep *rfc.Endpoint) error {
 		{No: CallSetRole, Name: "route-set-role", Schema: schemaSetRole, Flags: rfc.Idempotent, H: m.serveSetRole},
 		{No: CallNotices, Name: "route-notices", Schema: wire.Schema{wire.TypeUint64, wire.TypeBytes}, Flags: rfc.Idempotent, H: m.serveNotices},
 	}
+	m.maxAhead = ep.Config().MaxAge
 	return ep.RegisterCalls(calls)
 }
 
@@ -267,10 +276,14 @@ func (m *Member) del(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 }
 
 // serveSetRole answers CallSetRole: the role is set unless a request of
-// a later epoch was obeyed before (ECONFLICT). A retransmission carries its
-// request's epoch and is obeyed again, to the same effect.
+// a later epoch was obeyed before (ECONFLICT) or the epoch is further
+// ahead of this member's clock than maxAhead (EINVAL). A retransmission
+// carries its request's epoch and is obeyed again, to the same effect.
 func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
 	on, epoch := req.Param(0).Bool(), req.Param(1).Uint64()
+	if m.maxAhead > 0 && epoch > uint64(time.Now().UnixNano())+uint64(m.maxAhead) {
+		return wire.EINVAL
+	}
 	m.role.Lock()
 	if epoch != 0 && epoch < m.role.epoch {
 		m.role.Unlock()

@@ -94,7 +94,7 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	if *c.asJSON {
 		printJSON(stdout, st)
 	} else {
-		fmt.Fprintf(stdout, "operation %d on %s (%s): %s, %d/%d targets done, %d failed, %s\n", st.ID, st.Resource, st.Kind, st.State,
+		fmt.Fprintf(stdout, "operation %d on %s (%s): %s, %d/%d targets done, %d failed, %s\n", st.ID, printableString(st.Resource), st.Kind, st.State,
 			st.Done, st.Targets, st.Failed, st.Elapsed.Round(time.Microsecond))
 		tw := newTable(stdout)
 		for _, o := range st.Outcomes {

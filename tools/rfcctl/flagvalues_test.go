@@ -28,6 +28,12 @@ func TestCommandFlagValues(t *testing.T) {
 		{[]string{"reg", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"route", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"dispatch", "-resource", "r", "-targets", addr, "-call", "ping", "-deadline", "-1s", "submit", addr}, "-deadline"},
+		// shm's lock wait bound: 0 or less waited for the lock without
+		// a bound; -n 0 or less still dumped one entry.
+		{[]string{"shm", "-t", "0", "stat", "/nonexistent/map"}, "-t"},
+		{[]string{"shm", "-t", "-1s", "get", "/nonexistent/map", "k"}, "-t"},
+		{[]string{"shm", "-n", "0", "dump", "/nonexistent/map"}, "-n"},
+		{[]string{"shm", "-n", "-1", "dump", "/nonexistent/map"}, "-n"},
 	}
 	tooMany := []string{"call", addr, "echo"}
 	for i := 0; i <= wire.MaxParams; i++ {

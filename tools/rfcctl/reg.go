@@ -64,7 +64,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		tw := newTable(stdout)
 		fmt.Fprintln(tw, "key\tversion\tvalue")
 		for _, e := range all {
-			fmt.Fprintf(tw, "%s\t%d\t%s\n", e.Key, e.Version, printable(e.Value))
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", printableString(e.Key), e.Version, printable(e.Value))
 		}
 		tw.Flush()
 	case "get":
@@ -107,7 +107,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 				s = "del"
 			}
 			select {
-			case ch <- fmt.Sprintf("%s %s version %d", s, c.Key, c.Version):
+			case ch <- fmt.Sprintf("%s %s version %d", s, printableString(c.Key), c.Version):
 			default:
 			}
 		})
@@ -132,7 +132,8 @@ func printInstances(w io.Writer, is []sdk.Instance) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "service\taddr\tnode\towner\tmeta")
 	for _, i := range is {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", i.Name, i.Addr, i.Node, i.Owner, printable(i.Meta))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", printableString(i.Name), printableString(i.Addr), i.Node,
+			printableString(i.Owner), printable(i.Meta))
 	}
 	tw.Flush()
 }

@@ -34,11 +34,11 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		tw := newTable(stdout)
 		fmt.Fprintln(tw, "mount\tsub-cluster")
 		for _, m := range tab.Mounts {
-			fmt.Fprintf(tw, "%s\t%s\n", m.Prefix, m.Cluster)
+			fmt.Fprintf(tw, "%s\t%s\n", printableString(m.Prefix), printableString(m.Cluster))
 		}
 		fmt.Fprintln(tw, "\nsub-cluster\tmembers")
 		for _, c := range tab.Clusters {
-			fmt.Fprintf(tw, "%s\t%s\n", c.Name, string(route.EncodeMembers(c.Members)))
+			fmt.Fprintf(tw, "%s\t%s\n", printableString(c.Name), string(route.EncodeMembers(c.Members)))
 		}
 		tw.Flush()
 	case "add":

@@ -22,6 +22,14 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	switch {
+	case *timeout <= 0:
+		// shm reads 0 as no bound: the command would wait for a held
+		// lock without end.
+		return usageError(stderr, "shm -t %v: want a positive lock wait bound", *timeout)
+	case *limit < 1:
+		return usageError(stderr, "shm -n %d: want at least 1", *limit)
+	}
 	asJSON := c.asJSON
 	verb, path := pos[0], pos[1]
 	switch verb {
@@ -110,7 +118,9 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 }
 
 // printable returns b as text when it is printable UTF-8, else as hex
-// prefixed with 0x.
+// prefixed with 0x. Text from the network or a map (keys, names,
+// values: anyone's writes) is printed through it, so that no newline,
+// tab or control sequence of it reaches the table or the terminal.
 func printable(b []byte) string {
 	if utf8.Valid(b) {
 		s := string(b)
@@ -120,3 +130,6 @@ func printable(b []byte) string {
 	}
 	return "0x" + hex.EncodeToString(b)
 }
+
+// printableString is printable for a string.
+func printableString(s string) string { return printable([]byte(s)) }

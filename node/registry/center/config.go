@@ -2,6 +2,7 @@ package center
 
 import (
 	"log/slog"
+	"math"
 	"net/netip"
 	"time"
 
@@ -57,7 +58,8 @@ type Config struct {
 	// SweepEvery is the period of the expiry sweep of KV TTLs and
 	// service leases (default 50ms).
 	SweepEvery time.Duration
-	// MaxLease bounds a registration's lease (default 10 min);
+	// MaxLease bounds a registration's lease (default 10 min, at most
+	// 2^32-1 ms, what a record holds);
 	// DefaultLease is used when a registration asks for 0 (default 10s).
 	MaxLease, DefaultLease time.Duration
 	// MaxStreamsPerNode and MaxPrefixesPerNode bound the push streams and
@@ -133,6 +135,10 @@ const (
 	DefaultDeadQueue          = 1024
 )
 
+// maxLease bounds Config.MaxLease: a record keeps its lease as u32
+// milliseconds (sdk.Record.LeaseMs), so a longer one would be cut.
+const maxLease = math.MaxUint32 * time.Millisecond
+
 // DefaultConfig returns the documented defaults for a center keeping its
 // data in dir.
 func DefaultConfig(dir string) Config {
@@ -187,8 +193,8 @@ func (c *Config) check() error {
 		return rfc.BadConfig("registry", "SyncPage", c.SyncPage, "must be between 1 and 31")
 	case c.SweepEvery < time.Millisecond:
 		return rfc.BadConfig("registry", "SweepEvery", c.SweepEvery, "must be at least 1ms")
-	case c.MaxLease < time.Second || c.DefaultLease <= 0 || c.DefaultLease > c.MaxLease:
-		return rfc.BadConfig("registry", "MaxLease", c.MaxLease, "MaxLease at least 1s, DefaultLease in (0, MaxLease]")
+	case c.MaxLease < time.Second || c.MaxLease > maxLease || c.DefaultLease <= 0 || c.DefaultLease > c.MaxLease:
+		return rfc.BadConfig("registry", "MaxLease", c.MaxLease, "MaxLease between 1s and "+maxLease.String()+", DefaultLease in (0, MaxLease]")
 	case c.MaxStreamsPerNode < 1 || c.MaxPrefixesPerNode < 1 || c.MaxStreamsPerIP < 1 || c.MaxStreams < 1:
 		return rfc.BadConfig("registry", "MaxStreams", c.MaxStreams, "stream and prefix bounds must be at least 1")
 	case c.StreamIdle < 10*time.Millisecond:

@@ -20,6 +20,9 @@ func TestConfigRefused(t *testing.T) {
 		{"Index", func(c *Config) { c.Index = 2 }, "2"},
 		{"SweepEvery", func(c *Config) { c.SweepEvery = time.Microsecond }, "1µs"},
 		{"Pushers", func(c *Config) { c.Pushers = 0 }, "0"},
+		// A lease travels and is kept as u32 ms in the record: one past
+		// 2^32-1 ms (49.7 days) was cut to a lease of a few days.
+		{"MaxLease", func(c *Config) { c.MaxLease = 50 * 24 * time.Hour }, "1200h0m0s"},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := DefaultConfig(t.TempDir())

@@ -345,15 +345,29 @@ func (c *Client) put(ctx context.Context, key string, value []byte, expect uint6
 		ps.String(sdk.KVPrefix + key)
 		ps.Bytes(value)
 		ps.Uint64(expect)
-		ps.Uint64(uint64(ttl.Milliseconds()))
+		ps.Uint64(ceilMs(ttl))
 		ps.Uint64(mode)
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
 }
 
+// ceilMs is a ttl or lease as a request carries it: d in milliseconds,
+// rounded up. The center reads 0 as no expiry (CallPut) or as its
+// default lease (CallRegister), so a positive d below a millisecond sent
+// as 0 would write an entry that never expires, or an instance leased
+// for the default.
+func ceilMs(d time.Duration) uint64 {
+	ms := uint64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return ms
+}
+
 // Put writes key unconditionally and returns its new version. ttl 0
-// means no expiry. EMSGSIZE if the entry would not fit one datagram.
+// means no expiry; another ttl is rounded up to whole milliseconds.
+// EMSGSIZE if the entry would not fit one datagram.
 func (c *Client) Put(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
 	return c.put(ctx, key, value, 0, ttl, registry.PutPlain)
 }
@@ -441,16 +455,20 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]E
 
 // Register registers this endpoint's node (its node id, which must not be
 // 0) as an instance of service name at addr with metadata meta, kept alive
-// by renewals for lease (0: the center's default). It replaces an earlier
+// by renewals for lease (0: the center's default; another is rounded up
+// to whole milliseconds; negative: EINVAL). It replaces an earlier
 // registration of the same name by this node.
 func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) (uint64, error) {
+	if lease < 0 {
+		return 0, wire.EINVAL
+	}
 	var v uint64
 	id := c.newOp()
 	err := c.write(ctx, registry.CallRegister, func(ps *wire.Params) {
 		ps.String(name)
 		ps.String(addr)
 		ps.Bytes(meta)
-		ps.Uint64(uint64(lease.Milliseconds()))
+		ps.Uint64(ceilMs(lease))
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err

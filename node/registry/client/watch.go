@@ -55,10 +55,11 @@ type Watch struct {
 
 	mu struct {
 		sync.Mutex
-		stream    uint64 // current stream id
-		cookie    uint64 // the stream's cookie (CallSubscribe reply), echoed by CallSubCheck
-		expect    uint64 // next sequence number expected
-		center    int    // index of the center the stream is at
+		stream    uint64         // current stream id
+		at        netip.AddrPort // the center the stream is at, as rfc.PeerAddr names it: only it pushes
+		cookie    uint64         // the stream's cookie (CallSubscribe reply), echoed by CallSubCheck
+		expect    uint64         // next sequence number expected
+		center    int            // index of the center the stream is at
 		versions  map[string]verState
 		resyncing bool
 		touched   map[string]struct{} // keys pushed during a resynchronization
@@ -67,7 +68,7 @@ type Watch struct {
 	synced atomic.Bool   // a resynchronization completed and no gap seen since
 	err    atomic.Value  // last permanent error (wire.Errno)
 
-	pushes, dups, gaps, resyncs, malformed atomic.Uint64
+	pushes, dups, gaps, resyncs, malformed, notCenter atomic.Uint64
 
 	done chan struct{}
 	once sync.Once // Close
@@ -77,8 +78,11 @@ type Watch struct {
 // WatchStats is a snapshot of a Watch's counters.
 type WatchStats struct {
 	Pushes, Dups, Gaps, Resyncs, Malformed uint64
-	Keys                                   int
-	Synced                                 bool
+	// NotCenter counts pushes refused (EPERM) because they did not come
+	// from the center the stream is subscribed at.
+	NotCenter uint64
+	Keys      int
+	Synced    bool
 }
 
 // Watch opens a watch of the given prefixes of the namespace (for example
@@ -169,7 +173,8 @@ func (w *Watch) Stats() WatchStats {
 	}
 	w.mu.Unlock()
 	return WatchStats{Pushes: w.pushes.Load(), Dups: w.dups.Load(), Gaps: w.gaps.Load(),
-		Resyncs: w.resyncs.Load(), Malformed: w.malformed.Load(), Keys: n, Synced: w.synced.Load()}
+		Resyncs: w.resyncs.Load(), Malformed: w.malformed.Load(), NotCenter: w.notCenter.Load(), Keys: n,
+		Synced: w.synced.Load()}
 }
 
 func (w *Watch) kickResync() {
@@ -272,6 +277,7 @@ func (w *Watch) resync() wire.Errno {
 	w.mu.Lock()
 	old, center := w.mu.stream, w.mu.center
 	w.mu.stream = id
+	w.mu.at = rfc.PeerAddr(w.c.cfg.Centers[center])
 	w.mu.cookie = 0
 	w.mu.expect = 1
 	w.mu.resyncing = true
@@ -456,14 +462,24 @@ func (c *Client) servePush(req *rfc.Request, reply *wire.Params) wire.Errno {
 	if w == nil {
 		return wire.ESTALE
 	}
-	return w.onPush(id, first, count, batch)
+	return w.onPush(req.From, id, first, count, batch)
 }
 
-func (w *Watch) onPush(id, first, count uint64, batch []byte) wire.Errno {
+// onPush applies a push on stream id from the address from. Stream ids
+// travel in the clear: a push from any address but the stream's center
+// is refused (EPERM, counted in NotCenter), or a sender that named the
+// stream could write records into the watch past the centers' write
+// rules and move the expected sequence number past the center's next
+// pushes, which would then be dropped as duplicates.
+func (w *Watch) onPush(from netip.AddrPort, id, first, count uint64, batch []byte) wire.Errno {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.mu.stream != id {
 		return wire.ESTALE
+	}
+	if from != w.mu.at {
+		w.notCenter.Add(1)
+		return wire.EPERM
 	}
 	if first > w.mu.expect {
 		w.gaps.Add(1)
