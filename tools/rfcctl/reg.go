@@ -44,18 +44,10 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "ls":
-		var all []client.Entry
-		after := ""
-		for page := 0; page < 10000; page++ {
-			es, next, err := cli.List(ctx, arg(0), after, 0)
-			if err != nil {
-				return callFailed(stdout, err)
-			}
-			all = append(all, es...)
-			if next == "" {
-				break
-			}
-			after = next
+		// Every page, or a failure: never a list cut short.
+		all, err := cli.ListAll(ctx, arg(0))
+		if err != nil {
+			return callFailed(stdout, err)
 		}
 		if *asJSON {
 			printJSON(stdout, all)
