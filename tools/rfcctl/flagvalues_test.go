@@ -22,6 +22,9 @@ func TestCommandFlagValues(t *testing.T) {
 	}{
 		{[]string{"audit", "-call", "ns-put", "-limit", "99999999", addr}, "-limit"},
 		{[]string{"audit", "-call", "ns-put", "-client", "nonsense", addr}, "-client"},
+		// -since is a duration ago: a negative one asked the router
+		// for calls started in the future (none, exit 0).
+		{[]string{"audit", "-call", "ns-put", "-since", "-10m", addr}, "-since"},
 		{[]string{"reg", "-c", addr, "-ttl", "-1s", "put", "k", "v"}, "-ttl"},
 		{[]string{"reg", "-c", addr, "-expect", "5", "put", "k", "v"}, "-expect"},
 		{[]string{"reg", "-c", addr, "-for", "-1s", "watch", "kv/"}, "-for"},

@@ -91,6 +91,11 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	f := route.AuditFilter{Call: *call, Client: *client, Limit: *limit}
 	if *since != "" {
 		if d, err := time.ParseDuration(*since); err == nil {
+			if d < 0 {
+				// A duration ago: a negative one is in the future,
+				// where no call started.
+				return usageError(stderr, "audit -since %v: a duration ago must not be negative", d)
+			}
 			f.Since = time.Now().Add(-d)
 		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
 			f.Since = t
