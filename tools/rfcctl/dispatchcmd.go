@@ -48,6 +48,11 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, "dispatch submit: -targets: %v", err)
 		}
+		for _, t := range ts {
+			if err := checkPort(t); err != nil {
+				return usageError(stderr, "dispatch submit: -targets: %v", err)
+			}
+		}
 		p, err := ps.params()
 		if err != nil {
 			return usageError(stderr, "dispatch submit: %v", err)

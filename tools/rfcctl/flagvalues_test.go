@@ -31,6 +31,21 @@ func TestCommandFlagValues(t *testing.T) {
 		{[]string{"reg", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"route", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"dispatch", "-resource", "r", "-targets", addr, "-call", "ping", "-deadline", "-1s", "submit", addr}, "-deadline"},
+		// Port 0 names no node: a call to it waited out -t (or the
+		// dispatcher's deadline, or every router forward) for a reply
+		// that could not come.
+		{[]string{"call", "127.0.0.1:0", "ping"}, "port 0"},
+		{[]string{"ping", "-c", "1", "127.0.0.1:0"}, "port 0"},
+		{[]string{"stats", "127.0.0.1:0"}, "port 0"},
+		{[]string{"calls", "127.0.0.1:0"}, "port 0"},
+		{[]string{"members", "127.0.0.1:0"}, "port 0"},
+		{[]string{"bench", "-d", "1s", "127.0.0.1:0"}, "port 0"},
+		{[]string{"audit", "-call", "ns-put", "127.0.0.1:0"}, "port 0"},
+		{[]string{"reg", "-c", addr + ",127.0.0.1:0", "ls"}, "port 0"},
+		{[]string{"route", "-c", "127.0.0.1:0", "ls"}, "port 0"},
+		{[]string{"route", "-c", addr, "cluster", "c", "active=127.0.0.1:0"}, "port 0"},
+		{[]string{"dispatch", "-resource", "r", "-targets", addr + ",127.0.0.1:0", "-call", "ping", "submit", addr}, "port 0"},
+		{[]string{"dispatch", "status", "127.0.0.1:0", "1"}, "port 0"},
 		// shm's lock wait bound: 0 or less waited for the lock without
 		// a bound; -n 0 or less still dumped one entry.
 		{[]string{"shm", "-t", "0", "stat", "/nonexistent/map"}, "-t"},

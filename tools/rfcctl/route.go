@@ -56,6 +56,11 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, "route cluster: members: want active=IP:PORT standby=IP:PORT ...")
 		}
+		for _, m := range ms {
+			if err := checkPort(m.Addr); err != nil {
+				return usageError(stderr, "route cluster: members: %v", err)
+			}
+		}
 		if err := route.AddCluster(ctx, st, tp, rest[0], ms); err != nil {
 			return callFailed(stdout, err)
 		}
