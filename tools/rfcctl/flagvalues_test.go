@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"fastcall/node/dispatch"
 	"fastcall/wire"
 )
 
@@ -46,6 +50,11 @@ func TestCommandFlagValues(t *testing.T) {
 		{[]string{"route", "-c", addr, "cluster", "c", "active=127.0.0.1:0"}, "port 0"},
 		{[]string{"dispatch", "-resource", "r", "-targets", addr + ",127.0.0.1:0", "-call", "ping", "submit", addr}, "port 0"},
 		{[]string{"dispatch", "status", "127.0.0.1:0", "1"}, "port 0"},
+		// A ttl past the centers' bound (365 days) and a submit whose
+		// targets do not fit one datagram printed only EINVAL or
+		// EMSGSIZE, not the limit.
+		{[]string{"reg", "-c", addr, "-ttl", "8761h", "put", "k", "v"}, "registry.MaxTTL (8760h0m0s, 365 days): EINVAL"},
+		{[]string{"dispatch", "-resource", "r", "-targets", manyTargets(100), "-call", "ping", "submit", addr}, "past -max-datagram 1400: EMSGSIZE"},
 		// shm's lock wait bound: 0 or less waited for the lock without
 		// a bound; -n 0 or less still dumped one entry.
 		{[]string{"shm", "-t", "0", "stat", "/nonexistent/map"}, "-t"},
@@ -67,5 +76,30 @@ func TestCommandFlagValues(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr.String(), c.said) {
 			t.Errorf("rfcctl %q: exit %d, said %q%q, want exit 2 naming %s", c.args, code, stdout.String(), stderr.String(), c.said)
 		}
+	}
+}
+
+// manyTargets returns n distinct target addresses, comma-separated.
+func manyTargets(n int) string {
+	ts := make([]string, n)
+	for i := range ts {
+		ts[i] = fmt.Sprintf("10.0.0.1:%d", 10000+i)
+	}
+	return strings.Join(ts, ",")
+}
+
+// TestDispatchPastRemoteTargets: a submit that fits one datagram but names
+// more targets than an rfcd dispatcher takes from a remote submit
+// (dispatch.DefaultMaxRemoteTargets) is answered ENOSPC, and rfcctl says
+// which bound that is, not the error number alone.
+func TestDispatchPastRemoteTargets(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "disp.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["127.0.0.1:9"]}}`), 0o600)
+	disp := startNode(t, "-config", cfg)
+	n := dispatch.DefaultMaxRemoteTargets + 1
+	out, code := rfcctl(t, "dispatch", "-resource", "r", "-targets", manyTargets(n), "-call", "ping", "submit", disp)
+	want := fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("rfcctl dispatch submit with %d targets: exit %d, output %q, want exit 1 and %q", n, code, out, want)
 	}
 }

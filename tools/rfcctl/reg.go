@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
@@ -25,6 +26,8 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *ttl < 0:
 		return usageError(stderr, "reg -ttl %v: must not be negative", *ttl)
+	case *ttl > registry.MaxTTL:
+		return usageError(stderr, "reg -ttl %v: past registry.MaxTTL (%v, %d days): EINVAL", *ttl, registry.MaxTTL, registry.MaxTTL/(24*time.Hour))
 	case verb == "put" && *expect != 0 && !*cas:
 		return usageError(stderr, "reg put: -expect needs -cas")
 	case verb == "watch" && *watchFor <= 0:
