@@ -54,6 +54,11 @@ func TestCommandFlagValues(t *testing.T) {
 		// targets do not fit one datagram printed only EINVAL or
 		// EMSGSIZE, not the limit.
 		{[]string{"reg", "-c", addr, "-ttl", "8761h", "put", "k", "v"}, "registry.MaxTTL (8760h0m0s, 365 days): EINVAL"},
+		// So did a key past registry.MaxKeyLen and a value past the
+		// entry bound of one datagram.
+		{[]string{"reg", "-c", addr, "put", strings.Repeat("k", 510), "v"}, "registry.MaxKeyLen"},
+		{[]string{"reg", "-c", addr, "del", strings.Repeat("k", 510)}, "registry.MaxKeyLen"},
+		{[]string{"reg", "-c", addr, "put", "k", strings.Repeat("v", 1400)}, "past registry.MaxEntry"},
 		{[]string{"dispatch", "-resource", "r", "-targets", manyTargets(100), "-call", "ping", "submit", addr}, "past -max-datagram 1400: EMSGSIZE"},
 		// shm's lock wait bound: 0 or less waited for the lock without
 		// a bound; -n 0 or less still dumped one entry.

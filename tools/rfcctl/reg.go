@@ -33,6 +33,21 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	case verb == "watch" && *watchFor <= 0:
 		return usageError(stderr, "reg watch -for %v: must be positive", *watchFor)
 	}
+	if verb == "put" || verb == "del" {
+		// The centers refuse these (EINVAL, EMSGSIZE); refused here,
+		// the bound is named.
+		if n := len(sdk.KVPrefix) + len(rest[0]); n > registry.MaxKeyLen {
+			return usageError(stderr, "reg %s: key of %d bytes, past registry.MaxKeyLen (%d bytes with the %q prefix): EINVAL",
+				verb, len(rest[0]), registry.MaxKeyLen, sdk.KVPrefix)
+		}
+	}
+	if verb == "put" {
+		n := len(sdk.KVPrefix) + len(rest[0]) + sdk.RecordSize(&sdk.Record{Kind: sdk.KindKV, Body: []byte(rest[1])})
+		if max := registry.MaxEntry(*c.cf.maxDg); n > max {
+			return usageError(stderr, "reg put: key and value make a %d-byte entry, past registry.MaxEntry (%d bytes at -max-datagram %d): EMSGSIZE",
+				n, max, *c.cf.maxDg)
+		}
+	}
 	s, cli, code := c.dialRegistry()
 	if code != 0 {
 		return code

@@ -111,3 +111,20 @@ func TestRegLsManyEmptyPages(t *testing.T) {
 		t.Fatalf("reg ls from a center whose next key does not advance: exit %d, output:\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestRegPutEntryBound: rfcctl reg put's own entry bound is the centers':
+// a value that makes an entry of exactly registry.MaxEntry is written,
+// one byte more is refused before sending, naming the bound.
+func TestRegPutEntryBound(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "center.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"}}`), 0o600)
+	addr := startNode(t, "-config", cfg)
+	room := registry.MaxEntry(wire.DefaultMaxDatagram) - len(sdk.KVPrefix+"k") - sdk.RecHeaderSize
+	if out, code := rfcctl(t, "reg", "-c", addr, "put", "k", strings.Repeat("v", room)); code != 0 || !strings.Contains(out, "OK version") {
+		t.Fatalf("reg put of a %d-byte value (an entry of registry.MaxEntry): exit %d, output:\n%s", room, code, out)
+	}
+	if out, code := rfcctl(t, "reg", "-c", addr, "put", "k", strings.Repeat("v", room+1)); code != 2 || !strings.Contains(out, "past registry.MaxEntry") {
+		t.Fatalf("reg put of a %d-byte value: exit %d, output:\n%s", room+1, code, out)
+	}
+}
