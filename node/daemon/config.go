@@ -414,10 +414,18 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("dispatcher.targets[%d]", i), "is center.peer: the peer center answers this node's address as its peer")
 		}
 	}
+	centers := make(map[netip.AddrPort]int, len(c.Registry.Centers)) // index by unmapped address
 	for i, cs := range c.Registry.Centers {
-		if _, err := netip.ParseAddrPort(cs); err != nil {
+		ap, err := netip.ParseAddrPort(cs)
+		if err != nil {
 			return bad(fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT")
 		}
+		// The registry client takes each entry for a center of its
+		// own: a second copy made it fail over from a center to itself.
+		if j, ok := centers[unmapped(ap)]; ok {
+			return bad(fmt.Sprintf("registry.centers[%d]", i), fmt.Sprintf("the center of registry.centers[%d] again", j))
+		}
+		centers[unmapped(ap)] = i
 	}
 	return nil
 }

@@ -86,6 +86,11 @@ func TestConfigErrors(t *testing.T) {
 		// so the second registration replaced the first and the first
 		// address was never registered, without a word.
 		{`{"insecure": true, "node": 3, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1"], "shm_file": "f", "services": [{"name": "db", "addr": "10.0.0.1:1"}, {"name": "x"}, {"name": "db", "addr": "10.0.0.2:2"}]}}`, "registry.services[2].name"},
+		// A center listed twice, in any form, is refused: the registry
+		// client took it for two centers, failing over from the center
+		// to itself, and the node ran on one center as if it had two.
+		{`{"insecure": true, "roles": ["agent"], "registry": {"centers": ["127.0.0.1:1", "127.0.0.1:1"], "shm_file": "f"}}`, "registry.centers[1]"},
+		{`{"insecure": true, "roles": ["router"], "registry": {"centers": ["127.0.0.1:1", "[::ffff:127.0.0.1]:1"]}}`, "registry.centers[1]"},
 	}
 	for _, tc := range cases {
 		c := Default()

@@ -32,8 +32,7 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 	}
 	ps := new(wire.Params)
 	ps.Reset(make([]byte, ep.Config().MaxDatagram-wire.HeaderSize))
-	req := submitRequest{op.Resource, op.Kind.String(), uint64(op.Call.No), op.Call.Seg,
-		FormatTargets(addrs), deadlineMs(op.Deadline)}
+	req := submitOf(op, addrs)
 	req.put(ps)
 	if e := ps.Err(); e != wire.OK {
 		return 0, e
@@ -46,6 +45,31 @@ func SubmitRemote(ctx context.Context, ep *rfc.Endpoint, dst netip.AddrPort, op 
 		return 0, wire.EPROTO
 	}
 	return rep.Param(subReplyID).Uint64(), nil
+}
+
+// SubmitSize returns the size of the CallSubmit datagram SubmitRemote
+// would send for op, header included: past the endpoint's MaxDatagram,
+// SubmitRemote refuses op with EMSGSIZE. A caller can name that bound
+// before it calls.
+func SubmitSize(op *Op) int {
+	addrs := make([]netip.AddrPort, len(op.Targets))
+	for i := range op.Targets {
+		addrs[i] = op.Targets[i].Addr
+	}
+	var ps wire.Params
+	ps.Reset(make([]byte, wire.MaxDatagram))
+	req := submitOf(op, addrs)
+	req.put(&ps)
+	if ps.Err() != wire.OK {
+		return wire.MaxDatagram + 1 // past any datagram
+	}
+	return wire.HeaderSize + ps.Len()
+}
+
+// submitOf is the CallSubmit request of op, sent to addrs (its targets).
+func submitOf(op *Op, addrs []netip.AddrPort) submitRequest {
+	return submitRequest{op.Resource, op.Kind.String(), uint64(op.Call.No), op.Call.Seg,
+		FormatTargets(addrs), deadlineMs(op.Deadline)}
 }
 
 // deadlineMs is the deadline field of a CallSubmit: d in milliseconds,

@@ -26,20 +26,13 @@ const kvNamespace = "kv/"
 // List returns every entry under prefix.
 func (r RegistryMounts) List(ctx context.Context, prefix string) ([]KV, error) {
 	p := strings.TrimPrefix(prefix, kvNamespace)
-	var out []KV
-	after := ""
-	for page := 0; page < 1<<16; page++ {
-		es, next, err := r.C.List(ctx, p, after, 0)
-		if err != nil && err != wire.ENOENT {
-			return nil, err
-		}
-		for _, e := range es {
-			out = append(out, KV{Key: kvNamespace + e.Key, Value: e.Value})
-		}
-		if next == "" {
-			break
-		}
-		after = next
+	es, err := r.C.ListAll(ctx, p)
+	if err != nil && err != wire.ENOENT {
+		return nil, err
+	}
+	out := make([]KV, 0, len(es))
+	for _, e := range es {
+		out = append(out, KV{Key: kvNamespace + e.Key, Value: e.Value})
 	}
 	return out, nil
 }

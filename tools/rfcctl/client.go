@@ -33,13 +33,23 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	}
 }
 
-// parseAddr accepts host:port with a numeric host.
+// parseAddr accepts host:port with a numeric host and a port other than
+// 0 (checkPort).
 func parseAddr(s string) (netip.AddrPort, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return ap, fmt.Errorf("address %q: want IP:PORT", s)
 	}
-	return ap, nil
+	return ap, checkPort(ap)
+}
+
+// checkPort refuses an address with port 0, which names no node: a call
+// sent there could only wait out its deadline.
+func checkPort(ap netip.AddrPort) error {
+	if ap.Port() == 0 {
+		return fmt.Errorf("address %s: port 0 names no node", ap)
+	}
+	return nil
 }
 
 // open is dial for a subcommand: on failure it prints the error and

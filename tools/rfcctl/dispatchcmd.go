@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"fastcall/node/dispatch"
+	"fastcall/wire"
 )
 
 // cmdDispatch submits an operation to a dispatcher and reads its status.
@@ -48,6 +49,11 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, "dispatch submit: -targets: %v", err)
 		}
+		for _, t := range ts {
+			if err := checkPort(t); err != nil {
+				return usageError(stderr, "dispatch submit: -targets: %v", err)
+			}
+		}
 		p, err := ps.params()
 		if err != nil {
 			return usageError(stderr, "dispatch submit: %v", err)
@@ -55,6 +61,11 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		op = dispatch.Op{Resource: *resource, Kind: k, Call: dispatch.CallOf(no, p), Deadline: *deadline}
 		for _, t := range ts {
 			op.Targets = append(op.Targets, dispatch.Target{Addr: t})
+		}
+		if n := dispatch.SubmitSize(&op); n > *c.cf.maxDg {
+			// The whole operation travels in one request datagram.
+			return usageError(stderr, "dispatch submit: %d targets make a %d-byte request, past -max-datagram %d: EMSGSIZE",
+				len(ts), n, *c.cf.maxDg)
 		}
 	case "status":
 		if len(pos) != 3 {
@@ -73,6 +84,12 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	defer s.close()
 	if pos[0] == "submit" {
 		if id, err = dispatch.SubmitRemote(s.ctx, s.ep, s.dst, &op); err != nil {
+			if wire.AsErrno(err) == wire.ENOSPC && len(op.Targets) > dispatch.DefaultMaxRemoteTargets {
+				// rfcd's dispatcher takes the default bound; name it.
+				fmt.Fprintf(stdout, "%s: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)\n",
+					errName(err), len(op.Targets), dispatch.DefaultMaxRemoteTargets)
+				return 1
+			}
 			return callFailed(stdout, err)
 		}
 		if !*wait {

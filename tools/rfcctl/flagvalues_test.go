@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"fastcall/node/dispatch"
 	"fastcall/wire"
 )
 
@@ -22,12 +26,40 @@ func TestCommandFlagValues(t *testing.T) {
 	}{
 		{[]string{"audit", "-call", "ns-put", "-limit", "99999999", addr}, "-limit"},
 		{[]string{"audit", "-call", "ns-put", "-client", "nonsense", addr}, "-client"},
+		// -since is a duration ago: a negative one asked the router
+		// for calls started in the future (none, exit 0).
+		{[]string{"audit", "-call", "ns-put", "-since", "-10m", addr}, "-since"},
 		{[]string{"reg", "-c", addr, "-ttl", "-1s", "put", "k", "v"}, "-ttl"},
 		{[]string{"reg", "-c", addr, "-expect", "5", "put", "k", "v"}, "-expect"},
 		{[]string{"reg", "-c", addr, "-for", "-1s", "watch", "kv/"}, "-for"},
 		{[]string{"reg", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"route", "-c", addr + "," + addr + "," + addr, "ls"}, "-c"},
 		{[]string{"dispatch", "-resource", "r", "-targets", addr, "-call", "ping", "-deadline", "-1s", "submit", addr}, "-deadline"},
+		// Port 0 names no node: a call to it waited out -t (or the
+		// dispatcher's deadline, or every router forward) for a reply
+		// that could not come.
+		{[]string{"call", "127.0.0.1:0", "ping"}, "port 0"},
+		{[]string{"ping", "-c", "1", "127.0.0.1:0"}, "port 0"},
+		{[]string{"stats", "127.0.0.1:0"}, "port 0"},
+		{[]string{"calls", "127.0.0.1:0"}, "port 0"},
+		{[]string{"members", "127.0.0.1:0"}, "port 0"},
+		{[]string{"bench", "-d", "1s", "127.0.0.1:0"}, "port 0"},
+		{[]string{"audit", "-call", "ns-put", "127.0.0.1:0"}, "port 0"},
+		{[]string{"reg", "-c", addr + ",127.0.0.1:0", "ls"}, "port 0"},
+		{[]string{"route", "-c", "127.0.0.1:0", "ls"}, "port 0"},
+		{[]string{"route", "-c", addr, "cluster", "c", "active=127.0.0.1:0"}, "port 0"},
+		{[]string{"dispatch", "-resource", "r", "-targets", addr + ",127.0.0.1:0", "-call", "ping", "submit", addr}, "port 0"},
+		{[]string{"dispatch", "status", "127.0.0.1:0", "1"}, "port 0"},
+		// A ttl past the centers' bound (365 days) and a submit whose
+		// targets do not fit one datagram printed only EINVAL or
+		// EMSGSIZE, not the limit.
+		{[]string{"reg", "-c", addr, "-ttl", "8761h", "put", "k", "v"}, "registry.MaxTTL (8760h0m0s, 365 days): EINVAL"},
+		// So did a key past registry.MaxKeyLen and a value past the
+		// entry bound of one datagram.
+		{[]string{"reg", "-c", addr, "put", strings.Repeat("k", 510), "v"}, "registry.MaxKeyLen"},
+		{[]string{"reg", "-c", addr, "del", strings.Repeat("k", 510)}, "registry.MaxKeyLen"},
+		{[]string{"reg", "-c", addr, "put", "k", strings.Repeat("v", 1400)}, "past registry.MaxEntry"},
+		{[]string{"dispatch", "-resource", "r", "-targets", manyTargets(100), "-call", "ping", "submit", addr}, "past -max-datagram 1400: EMSGSIZE"},
 		// shm's lock wait bound: 0 or less waited for the lock without
 		// a bound; -n 0 or less still dumped one entry.
 		{[]string{"shm", "-t", "0", "stat", "/nonexistent/map"}, "-t"},
@@ -49,5 +81,30 @@ func TestCommandFlagValues(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr.String(), c.said) {
 			t.Errorf("rfcctl %q: exit %d, said %q%q, want exit 2 naming %s", c.args, code, stdout.String(), stderr.String(), c.said)
 		}
+	}
+}
+
+// manyTargets returns n distinct target addresses, comma-separated.
+func manyTargets(n int) string {
+	ts := make([]string, n)
+	for i := range ts {
+		ts[i] = fmt.Sprintf("10.0.0.1:%d", 10000+i)
+	}
+	return strings.Join(ts, ",")
+}
+
+// TestDispatchPastRemoteTargets: a submit that fits one datagram but names
+// more targets than an rfcd dispatcher takes from a remote submit
+// (dispatch.DefaultMaxRemoteTargets) is answered ENOSPC, and rfcctl says
+// which bound that is, not the error number alone.
+func TestDispatchPastRemoteTargets(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "disp.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["127.0.0.1:9"]}}`), 0o600)
+	disp := startNode(t, "-config", cfg)
+	n := dispatch.DefaultMaxRemoteTargets + 1
+	out, code := rfcctl(t, "dispatch", "-resource", "r", "-targets", manyTargets(n), "-call", "ping", "submit", disp)
+	want := fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("rfcctl dispatch submit with %d targets: exit %d, output %q, want exit 1 and %q", n, code, out, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
@@ -25,10 +26,27 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *ttl < 0:
 		return usageError(stderr, "reg -ttl %v: must not be negative", *ttl)
+	case *ttl > registry.MaxTTL:
+		return usageError(stderr, "reg -ttl %v: past registry.MaxTTL (%v, %d days): EINVAL", *ttl, registry.MaxTTL, registry.MaxTTL/(24*time.Hour))
 	case verb == "put" && *expect != 0 && !*cas:
 		return usageError(stderr, "reg put: -expect needs -cas")
 	case verb == "watch" && *watchFor <= 0:
 		return usageError(stderr, "reg watch -for %v: must be positive", *watchFor)
+	}
+	if verb == "put" || verb == "del" {
+		// The centers refuse these (EINVAL, EMSGSIZE); refused here,
+		// the bound is named.
+		if n := len(sdk.KVPrefix) + len(rest[0]); n > registry.MaxKeyLen {
+			return usageError(stderr, "reg %s: key of %d bytes, past registry.MaxKeyLen (%d bytes with the %q prefix): EINVAL",
+				verb, len(rest[0]), registry.MaxKeyLen, sdk.KVPrefix)
+		}
+	}
+	if verb == "put" {
+		n := len(sdk.KVPrefix) + len(rest[0]) + sdk.RecordSize(&sdk.Record{Kind: sdk.KindKV, Body: []byte(rest[1])})
+		if max := registry.MaxEntry(*c.cf.maxDg); n > max {
+			return usageError(stderr, "reg put: key and value make a %d-byte entry, past registry.MaxEntry (%d bytes at -max-datagram %d): EMSGSIZE",
+				n, max, *c.cf.maxDg)
+		}
 	}
 	s, cli, code := c.dialRegistry()
 	if code != 0 {
@@ -44,18 +62,10 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 	}
 	switch verb {
 	case "ls":
-		var all []client.Entry
-		after := ""
-		for page := 0; page < 10000; page++ {
-			es, next, err := cli.List(ctx, arg(0), after, 0)
-			if err != nil {
-				return callFailed(stdout, err)
-			}
-			all = append(all, es...)
-			if next == "" {
-				break
-			}
-			after = next
+		// Every page, or a failure: never a list cut short.
+		all, err := cli.ListAll(ctx, arg(0))
+		if err != nil {
+			return callFailed(stdout, err)
 		}
 		if *asJSON {
 			printJSON(stdout, all)

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/client"
+	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
+	"fastcall/wire"
 )
 
 // TestRegLsPastTombstones: rfcctl reg ls lists every live key of a prefix
@@ -52,5 +57,74 @@ func TestRegLsPastTombstones(t *testing.T) {
 	}
 	if len(es) != live || es[0].Key != "t/b0000" || es[live-1].Key != fmt.Sprintf("t/b%04d", live-1) {
 		t.Fatalf("rfcctl reg ls listed %d entries, want %d live ones", len(es), live)
+	}
+}
+
+// TestRegLsManyEmptyPages: rfcctl reg ls follows a listing however many
+// empty pages it takes (a center over a prefix of many deleted keys
+// answers ListScan keys at a time): a fake center answers pages that hold
+// no entry, each after the last, well past any fixed page count, then one
+// with the only live key. The command lists that key, and a center whose
+// next key does not advance fails the command instead of looping.
+func TestRegLsManyEmptyPages(t *testing.T) {
+	const emptyPages = 12000
+	rec := sdk.AppendRecord(nil, &sdk.Record{Kind: sdk.KindKV, Version: 1, Body: []byte("v")})
+	fake := func(t *testing.T, stuck bool) string {
+		srv := rfctest.Listen(t, 9, nil)
+		err := srv.RegisterCalls([]rfc.CallSpec{{No: registry.CallList, Name: "reg-list", Schema: registry.SchemaList,
+			Flags: rfc.Idempotent, H: func(req *rfc.Request, rep *wire.Params) wire.Errno {
+				after := req.Param(1).Str()
+				n := 0
+				if after != "" {
+					fmt.Sscanf(strings.TrimPrefix(after, "kv/t/a"), "%d", &n)
+					if !stuck {
+						n++
+					}
+				}
+				if n < emptyPages {
+					rep.Uint64(1)
+					rep.String(fmt.Sprintf("kv/t/a%06d", n))
+					return wire.OK
+				}
+				rep.Uint64(0)
+				rep.String("")
+				rep.String("kv/t/b")
+				rep.Bytes(rec)
+				return wire.OK
+			}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv.Addr().String()
+	}
+	var out, errOut bytes.Buffer
+	code := cmdReg([]string{"-c", fake(t, false), "-t", "120s", "-json", "ls", "t/"}, &out, &errOut)
+	var es []client.Entry
+	if code != 0 || json.Unmarshal(out.Bytes(), &es) != nil || len(es) != 1 || es[0].Key != "t/b" {
+		t.Fatalf("reg ls over %d empty pages: exit %d, listed %d entries, want the one live key; output:\n%s%s",
+			emptyPages, code, len(es), out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	code = cmdReg([]string{"-c", fake(t, true), "-t", "120s", "ls", "t/"}, &out, &errOut)
+	if code == 0 || !strings.Contains(out.String()+errOut.String(), "EPROTO") {
+		t.Fatalf("reg ls from a center whose next key does not advance: exit %d, output:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestRegPutEntryBound: rfcctl reg put's own entry bound is the centers':
+// a value that makes an entry of exactly registry.MaxEntry is written,
+// one byte more is refused before sending, naming the bound.
+func TestRegPutEntryBound(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "center.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"}}`), 0o600)
+	addr := startNode(t, "-config", cfg)
+	room := registry.MaxEntry(wire.DefaultMaxDatagram) - len(sdk.KVPrefix+"k") - sdk.RecHeaderSize
+	if out, code := rfcctl(t, "reg", "-c", addr, "put", "k", strings.Repeat("v", room)); code != 0 || !strings.Contains(out, "OK version") {
+		t.Fatalf("reg put of a %d-byte value (an entry of registry.MaxEntry): exit %d, output:\n%s", room, code, out)
+	}
+	if out, code := rfcctl(t, "reg", "-c", addr, "put", "k", strings.Repeat("v", room+1)); code != 2 || !strings.Contains(out, "past registry.MaxEntry") {
+		t.Fatalf("reg put of a %d-byte value: exit %d, output:\n%s", room+1, code, out)
 	}
 }

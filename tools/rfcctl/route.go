@@ -56,6 +56,11 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return usageError(stderr, "route cluster: members: want active=IP:PORT standby=IP:PORT ...")
 		}
+		for _, m := range ms {
+			if err := checkPort(m.Addr); err != nil {
+				return usageError(stderr, "route cluster: members: %v", err)
+			}
+		}
 		if err := route.AddCluster(ctx, st, tp, rest[0], ms); err != nil {
 			return callFailed(stdout, err)
 		}
@@ -91,6 +96,11 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	f := route.AuditFilter{Call: *call, Client: *client, Limit: *limit}
 	if *since != "" {
 		if d, err := time.ParseDuration(*since); err == nil {
+			if d < 0 {
+				// A duration ago: a negative one is in the future,
+				// where no call started.
+				return usageError(stderr, "audit -since %v: a duration ago must not be negative", d)
+			}
 			f.Since = time.Now().Add(-d)
 		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
 			f.Since = t

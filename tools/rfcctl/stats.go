@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 
 	"fastcall/rfc"
@@ -95,13 +96,15 @@ func fetchStats(s *session, cf *clientFlags) ([]callRow, []engineValue, error) {
 // bytes statsPad); a reply is (u64 next cursor, 0 after the last page)
 // followed by rows of stride parameters, handed to row by the index of
 // their first parameter. A reply of another shape, or a next cursor that
-// does not advance, is EPROTO.
+// does not advance or is not a call number, is EPROTO. A cursor is a call
+// number, so the pages end within 65536 of them: there is no page cap to
+// cut the listing short.
 func (c *clientFlags) queryPages(s *session, callNo uint16, stride int, row func(rep *rfc.Reply, i int)) error {
 	var rep rfc.Reply
 	var p wire.Params
 	buf := make([]byte, 1024)
 	cursor := uint64(0)
-	for page := 0; page < 1000; page++ {
+	for {
 		p.Reset(buf)
 		p.Uint64(cursor)
 		p.Bytes(statsPad)
@@ -121,10 +124,9 @@ func (c *clientFlags) queryPages(s *session, callNo uint16, stride int, row func
 		if next == 0 {
 			return nil
 		}
-		if next <= cursor {
+		if next <= cursor || next > math.MaxUint16 {
 			return wire.EPROTO
 		}
 		cursor = next
 	}
-	return nil
 }

@@ -66,7 +66,7 @@ func (c *Center) servePut(req *rfc.Request, reply *wire.Params) wire.Errno {
 	key := req.Param(0).Str()
 	value := req.Param(1).Bytes()
 	expect, ttlMs, mode := req.Param(2).Uint64(), req.Param(3).Uint64(), req.Param(4).Uint64()
-	if !validKVKey(key) || mode > registry.PutCAS || ttlMs > uint64(365*24*time.Hour/time.Millisecond) {
+	if !validKVKey(key) || mode > registry.PutCAS || ttlMs > uint64(registry.MaxTTL/time.Millisecond) {
 		c.stats.malformed.Add(1)
 		return wire.EINVAL
 	}

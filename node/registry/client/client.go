@@ -453,6 +453,30 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]E
 	return out, strings.TrimPrefix(next, sdk.KVPrefix), nil
 }
 
+// ListAll returns every key/value entry whose key starts with prefix,
+// reading page after page (List) until the listing ends, however many
+// pages hold no entry; ctx bounds the whole listing. A page whose next key
+// is not after the key it listed after is EPROTO: resuming there would
+// never end.
+func (c *Client) ListAll(ctx context.Context, prefix string) ([]Entry, error) {
+	var all []Entry
+	after := ""
+	for {
+		es, next, err := c.List(ctx, prefix, after, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, es...)
+		if next == "" {
+			return all, nil
+		}
+		if next <= after {
+			return nil, wire.EPROTO
+		}
+		after = next
+	}
+}
+
 // Register registers this endpoint's node (its node id, which must not be
 // 0) as an instance of service name at addr with metadata meta, kept alive
 // by renewals for lease (0: the center's default; another is rounded up
@@ -519,6 +543,9 @@ func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instanc
 		}
 		if next == "" {
 			break
+		}
+		if next <= after {
+			return nil, wire.EPROTO // a listing that never ends (ListAll)
 		}
 		after = next
 	}
