@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"fastcall/wire"
 )
 
 // TestLearnSenderHomeLongSilent: a sender's home entry that is never
@@ -40,7 +42,7 @@ func TestLearnSenderHomeLongSilent(t *testing.T) {
 			if h == nil {
 				t.Fatal("no entry for the sender's first request")
 			}
-			h.noteStamp(s0)
+			h.noteStamp(s0, false)
 			h.lastHeard.Store(now)
 			h.state.Store(uint32(PeerDead))
 			now += int64(tc.after)
@@ -55,4 +57,38 @@ func TestLearnSenderHomeLongSilent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequestAfterLongSilenceIsSignOfLife: a peer's entry holds the last
+// stamp it heard for as long as it stays, and a dead one (MarkDead) is
+// never swept. Once that stamp was heard longer ago than twice the age
+// bound, no copy of what the entry heard passes the age bound, so the
+// peer's request, weeks on, is a sign of life that revives it, also past
+// 2^31 ms (about 24.9 days), where a modular comparison with the old
+// stamp reads it as earlier.
+func TestRequestAfterLongSilenceIsSignOfLife(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		s := w.rawSender(srv.Addr(), keyA, 77, 5)
+		if e := s.call(s.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("ping: %v", e)
+		}
+		p := srv.peers.lookup(s.addr())
+		if p == nil {
+			t.Fatal("no entry for the sender")
+		}
+		srv.MarkDead(s.addr())
+		// As if the entry last heard the peer 25 days ago.
+		const silence = 25 * 24 * time.Hour
+		p.stamp.Store(stampHeard | uint64(nowStamp()-uint32(silence/time.Millisecond)))
+		old := srv.Now() - int64(silence)
+		p.lastHeard.Store(old)
+		if e := s.call(s.request(CallPing, 2<<20, 0, nil)); e != wire.OK {
+			t.Fatalf("ping after the silence: %v", e)
+		}
+		if in, _ := srv.Peer(s.addr()); in.LastHeardNs == old || in.State != PeerAlive {
+			t.Fatalf("the dead peer's request after %v of silence was no sign of life: %v, last heard %d (was %d)",
+				silence, in.State, in.LastHeardNs, old)
+		}
+	})
 }

@@ -212,9 +212,9 @@ func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now in
 	return p
 }
 
-// copyMayPass reports whether a copy of a request home h heard may still
-// pass the age bound at engine time now. Every stamp h holds was heard by
-// h.lastHeard (noteHeard).
+// copyMayPass reports whether a copy of a datagram entry h heard may
+// still pass the age bound at engine time now. Every stamp h holds was
+// heard by h.lastHeard (noteHeard).
 func (t *peerTable) copyMayPass(h *peerState, now int64) bool {
 	return t.copyFor == 0 || now-h.lastHeard.Load() <= t.copyFor
 }
@@ -319,16 +319,21 @@ const stampHeard = 1 << 32
 
 // noteStamp records stamp st of a datagram heard from the peer and
 // reports whether it is later than every stamp heard from it before
-// (modular, as the age bound compares them), or the first.
-func (p *peerState) noteStamp(st uint32) bool {
+// (modular, as the age bound compares them), or the first. stale says
+// the stamp held was heard so long ago that no copy of what it came
+// with passes the age bound (copyMayPass false): st, which passed it, is
+// later, whatever the modular comparison (wrong past 2^31 ms) says.
+func (p *peerState) noteStamp(st uint32, stale bool) bool {
 	for {
 		old := p.stamp.Load()
-		if !laterStamp(st, old) {
+		if !stale && !laterStamp(st, old) {
 			return false
 		}
 		if p.stamp.CompareAndSwap(old, stampHeard|uint64(st)) {
 			return true
 		}
+		// Another datagram's stamp came in meanwhile: compare with it.
+		stale = false
 	}
 }
 
