@@ -189,7 +189,7 @@ func open(cfg Config, codec *wire.Codec, conn *net.UDPConn, tr Transport) (*Endp
 	ep.pending.init(ep, cfg.MaxPending)
 	ep.watch.init(cfg.MaxPending)
 	ep.deferred.max = cfg.MaxPending
-	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), ep.Now)
+	ep.peers.init(cfg.MaxPeers, int64(cfg.InitialRTO), cfg.MaxAge, ep.Now)
 	ep.dup.init(cfg.DupEntries, int64(cfg.DupAge), cfg.MaxDatagram, int64(cfg.MaxRTO)+2*int64(cfg.MaxAge))
 	ep.timers.init(cfg.MaxPending)
 	ep.timers.slots = ep.pending.slots

@@ -17,7 +17,9 @@ import (
 // peer that is heard becomes alive again; a dead one only if the
 // datagram's stamp is later than every stamp heard from the peer before,
 // so that a copy of what it sent before it was declared dead, replayed
-// within the age bound, does not revive it.
+// within the age bound, does not revive it. Once every stamp the entry
+// holds was heard longer ago than a copy may pass the age bound
+// (copyMayPass), any stamp is later (noteStamp).
 func (ep *Endpoint) heard(peer *peerState, p *wire.Packet, now int64) {
 	if ep.noteHeard(peer, p, now, true) {
 		ep.notify(peer)
@@ -39,7 +41,7 @@ func (ep *Endpoint) noteHeard(peer *peerState, p *wire.Packet, now int64, reques
 		peer.otherID.Store(true)
 		return false
 	}
-	later := peer.noteStamp(p.Stamp)
+	later := peer.noteStamp(p.Stamp, !ep.peers.copyMayPass(peer, now))
 	if request && !later {
 		return false
 	}

@@ -113,6 +113,11 @@ type peerTable struct {
 	max     int
 	initRTO int64
 	now     func() int64 // the engine clock
+	// copyFor is how long (engine ns) after a home last heard a copy of
+	// a request it heard may still pass the age bound: twice MaxAge (its
+	// stamp within MaxAge of the home's clock then, and of this one's
+	// now); 0 = always, the age bound being off (learnSender).
+	copyFor int64
 
 	// home maps a sender (senderKey) to the entry (one of m's) that
 	// holds the duplicate-cache entries and floors of its authenticated
@@ -124,11 +129,12 @@ type peerTable struct {
 	gen     uint64     // sweep generation
 }
 
-func (t *peerTable) init(max int, initRTO int64, now func() int64) {
+func (t *peerTable) init(max int, initRTO int64, maxAge time.Duration, now func() int64) {
 	t.m = make(map[netip.AddrPort]*peerState)
 	t.home = make(map[uint64]*peerState)
 	t.max = max
 	t.initRTO = initRTO
+	t.copyFor = 2 * int64(maxAge)
 	t.now = now
 }
 
@@ -171,8 +177,11 @@ func senderKey(src, inc uint32) uint64 {
 // from an address the table does not hold makes its entry only if its
 // stamp is later than the latest stamp the sender's home heard, which a
 // copy of a request heard there is not: only a holder of the key makes
-// such a request. The entry a sender is first heard at becomes its home
-// (homeOf), whatever the request's call.
+// such a request. A home that last heard longer ago than copyFor tells
+// nothing: a copy of what it heard fails the age bound, and its stamp,
+// kept while the entry stays (a dead one is never swept), would read as
+// later than the sender's own once 2^31 ms passed. The entry a sender is
+// first heard at becomes its home (homeOf), whatever the request's call.
 func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now int64) *peerState {
 	t.mu.RLock()
 	p := t.m[addr]
@@ -188,7 +197,7 @@ func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now in
 	defer t.mu.Unlock()
 	h := t.home[k]
 	if p = t.m[addr]; p == nil {
-		if h != nil && !laterStamp(st, h.stamp.Load()) {
+		if h != nil && t.copyMayPass(h, now) && !laterStamp(st, h.stamp.Load()) {
 			return nil // a copy of a request the home heard, or older
 		}
 		if len(t.m) >= t.max {
@@ -201,6 +210,13 @@ func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now in
 	}
 	p.homed.Store(k)
 	return p
+}
+
+// copyMayPass reports whether a copy of a datagram entry h heard may
+// still pass the age bound at engine time now. Every stamp h holds was
+// heard by h.lastHeard (noteHeard).
+func (t *peerTable) copyMayPass(h *peerState, now int64) bool {
+	return t.copyFor == 0 || now-h.lastHeard.Load() <= t.copyFor
 }
 
 // getOrMake is get (bounded false) and learn (bounded true). get marks
@@ -303,16 +319,21 @@ const stampHeard = 1 << 32
 
 // noteStamp records stamp st of a datagram heard from the peer and
 // reports whether it is later than every stamp heard from it before
-// (modular, as the age bound compares them), or the first.
-func (p *peerState) noteStamp(st uint32) bool {
+// (modular, as the age bound compares them), or the first. stale says
+// the stamp held was heard so long ago that no copy of what it came
+// with passes the age bound (copyMayPass false): st, which passed it, is
+// later, whatever the modular comparison (wrong past 2^31 ms) says.
+func (p *peerState) noteStamp(st uint32, stale bool) bool {
 	for {
 		old := p.stamp.Load()
-		if !laterStamp(st, old) {
+		if !stale && !laterStamp(st, old) {
 			return false
 		}
 		if p.stamp.CompareAndSwap(old, stampHeard|uint64(st)) {
 			return true
 		}
+		// Another datagram's stamp came in meanwhile: compare with it.
+		stale = false
 	}
 }
 
