@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -22,10 +23,7 @@ func TestReplayFromOtherAddresses(t *testing.T) {
 			t.Fatal("no reply to the request")
 		}
 		const replays = 8
-		for i := 0; i < replays; i++ {
-			w.rawSender(srv.Addr(), keyA, 77, 5).send(req)
-		}
-		time.Sleep(time.Second)
+		w.replayFrom(srv.Addr(), replays, req)
 		if n := srv.runs.Load(); n != 1 {
 			t.Fatalf("one request replayed from %d other addresses ran %d times", replays, n)
 		}
@@ -120,10 +118,7 @@ func TestReplayNodeIDZeroFromOtherAddresses(t *testing.T) {
 			t.Fatalf("call: %v", e)
 		}
 		const replays = 8
-		for i := 0; i < replays; i++ {
-			w.rawSender(srv.Addr(), keyA, 0, 5).send(req)
-		}
-		time.Sleep(time.Second)
+		w.replayFrom(srv.Addr(), replays, req)
 		if n := srv.runs.Load(); n != 1 {
 			t.Fatalf("one request of node id 0 replayed from %d other addresses ran %d times", replays, n)
 		}
@@ -197,13 +192,7 @@ func TestReplayFillsNoPeerTable(t *testing.T) {
 					}
 				}
 				runs := srv.runs.Load()
-				for i := 0; i < 2*max; i++ {
-					r := w.rawSender(srv.Addr(), keyA, 77, 5)
-					for _, req := range reqs {
-						r.send(req)
-					}
-				}
-				time.Sleep(time.Second)
+				w.replayFrom(srv.Addr(), 2*max, reqs...)
 				if n := srv.Stats().Peers; n != 1 {
 					t.Errorf("%d peers tracked after replays from %d other addresses, want 1", n, 2*max)
 				}
@@ -248,12 +237,22 @@ func TestHomeMadeAgainAfterSweep(t *testing.T) {
 		if e := s.call(ping); e != wire.OK {
 			t.Fatalf("ping after the sweep: %v", e)
 		}
-		for i := 0; i < 4; i++ {
-			w.rawSender(srv.Addr(), keyA, 77, 6).send(ping)
-		}
-		time.Sleep(time.Second)
+		w.replayFrom(srv.Addr(), 4, ping)
 		if n := srv.Stats().Peers; n != 1 {
 			t.Fatalf("%d peers tracked after replays from 4 other addresses, want 1", n)
 		}
 	})
+}
+
+// replayFrom sends the captured datagrams reqs to to again from n new
+// addresses, all of them from each, and waits a second of virtual time
+// for them to be served.
+func (w *simWorld) replayFrom(to netip.AddrPort, n int, reqs ...[]byte) {
+	for i := 0; i < n; i++ {
+		r := w.rawSender(to, keyA, 0, 1)
+		for _, req := range reqs {
+			r.send(req)
+		}
+	}
+	time.Sleep(time.Second)
 }

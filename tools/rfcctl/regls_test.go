@@ -24,15 +24,7 @@ import (
 // examines (registry.ListScan): it follows the pages that hold no entry
 // to the live keys after them.
 func TestRegLsPastTombstones(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "center.json")
-	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"}}`), 0o600)
-	addr := startNode(t, "-config", cfg)
-	ccfg := client.DefaultClientConfig(netip.MustParseAddrPort(addr))
-	cli, err := client.NewClient(rfctest.Listen(t, 7, nil), ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, cli := startCenter(t)
 	ctx := rfctest.Context(t, 60*time.Second)
 	dead := registry.ListScan + 50
 	for i := 0; i < dead; i++ {
@@ -116,10 +108,7 @@ func TestRegLsManyEmptyPages(t *testing.T) {
 // a value that makes an entry of exactly registry.MaxEntry is written,
 // one byte more is refused before sending, naming the bound.
 func TestRegPutEntryBound(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "center.json")
-	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"}}`), 0o600)
-	addr := startNode(t, "-config", cfg)
+	addr, _ := startCenter(t)
 	room := registry.MaxEntry(wire.DefaultMaxDatagram) - len(sdk.KVPrefix+"k") - sdk.RecHeaderSize
 	if out, code := rfcctl(t, "reg", "-c", addr, "put", "k", strings.Repeat("v", room)); code != 0 || !strings.Contains(out, "OK version") {
 		t.Fatalf("reg put of a %d-byte value (an entry of registry.MaxEntry): exit %d, output:\n%s", room, code, out)
@@ -127,4 +116,19 @@ func TestRegPutEntryBound(t *testing.T) {
 	if out, code := rfcctl(t, "reg", "-c", addr, "put", "k", strings.Repeat("v", room+1)); code != 2 || !strings.Contains(out, "past registry.MaxEntry") {
 		t.Fatalf("reg put of a %d-byte value: exit %d, output:\n%s", room+1, code, out)
 	}
+}
+
+// startCenter starts an insecure rfcd whose one role is a registry
+// center, and returns its address and a registry client of it.
+func startCenter(t *testing.T) (string, *client.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "center.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"}}`), 0o600)
+	addr := startNode(t, "-config", cfg)
+	cli, err := client.NewClient(rfctest.Listen(t, 7, nil), client.DefaultClientConfig(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, cli
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"fastcall/node/registry/client"
 	"fastcall/rfc/rfctest"
 )
 
@@ -19,14 +15,7 @@ import (
 // the table, and one holding ESC sent a terminal control sequence to the
 // operator's terminal.
 func TestRegPrintsHostileText(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "center.json")
-	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "data")+`"}}`), 0o600)
-	addr := startNode(t, "-config", cfg)
-	cli, err := client.NewClient(rfctest.Listen(t, 7, nil), client.DefaultClientConfig(netip.MustParseAddrPort(addr)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, cli := startCenter(t)
 	ctx := rfctest.Context(t, 10*time.Second)
 	for _, k := range []string{"h/a\t1\tforged\nh/forged", "h/\x1b]0;title\x07"} {
 		if _, err := cli.Put(ctx, k, []byte("v"), 0); err != nil {

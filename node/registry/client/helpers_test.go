@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 )
 
 // newClient is a client with test-sized timers.
@@ -19,4 +20,26 @@ func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *Clien
 		t.Fatalf("NewClient: %v", err)
 	}
 	return c
+}
+
+// syncedWatch watches prefixes through cl until the watch has synced; its
+// changes arrive on the channel (up to 64 unread, later ones dropped),
+// and it is closed when the test ends.
+func syncedWatch(t testing.TB, cl *Client, prefixes ...string) (*Watch, chan Change) {
+	t.Helper()
+	changes := make(chan Change, 64)
+	w, err := cl.Watch(prefixes, func(c Change) {
+		select {
+		case changes <- c:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	if !rfctest.WaitFor(10*time.Second, w.Synced) {
+		t.Fatal("watch never synced")
+	}
+	return w, changes
 }

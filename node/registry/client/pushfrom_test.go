@@ -25,20 +25,7 @@ func TestPushOnlyFromItsCenter(t *testing.T) {
 	s := centertest.StartSingle(1)
 	defer s.Close()
 	cl := newClient(t, regtest.Endpoint(t, 7, ""), s.Addr())
-	changes := make(chan Change, 64)
-	w, err := cl.Watch([]string{"kv/"}, func(c Change) {
-		select {
-		case changes <- c:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	if !rfctest.WaitFor(10*time.Second, w.Synced) {
-		t.Fatal("watch never synced")
-	}
+	w, changes := syncedWatch(t, cl, "kv/")
 	w.mu.Lock()
 	stream, expect := w.mu.stream, w.mu.expect
 	w.mu.Unlock()

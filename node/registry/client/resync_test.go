@@ -20,20 +20,7 @@ func TestResyncsKeepOneStream(t *testing.T) {
 	p := centertest.StartPair(t)
 	ep := regtest.Endpoint(t, 300, "127.0.0.1:0")
 	cl := newClient(t, ep, p.Addrs()...)
-	changes := make(chan Change, 64)
-	w, err := cl.Watch([]string{"kv/"}, func(c Change) {
-		select {
-		case changes <- c:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	if !rfctest.WaitFor(10*time.Second, w.Synced) {
-		t.Fatal("watch never synced")
-	}
+	w, changes := syncedWatch(t, cl, "kv/")
 	w.mu.Lock()
 	center := w.mu.center
 	w.mu.Unlock()
