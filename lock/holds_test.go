@@ -14,8 +14,7 @@ import (
 // giving them all back leaves nothing held (no hold counted as stray).
 // Another handle's slot has a count of its own.
 func TestMaxReadHolds(t *testing.T) {
-	mem, a := newRegion(t)
-	b := attachT(t, mem)
+	a, b := twoHandles(t)
 	for i := 0; i < MaxReadHolds; i++ {
 		if err := a.RLock(); err != nil {
 			t.Fatalf("hold %d of %d: %v", i+1, MaxReadHolds, err)
@@ -78,8 +77,7 @@ func TestReaderLeavingWakesDrainer(t *testing.T) {
 // the lock: the bit says it never returned from Lock, and a writer that
 // dies with it set is reclaimed without the owner-died flag.
 func TestSlowWriterState(t *testing.T) {
-	mem, a := newRegion(t)
-	b := attachT(t, mem)
+	a, b := twoHandles(t)
 	if err := a.Lock(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +173,7 @@ func waitDraining(t *testing.T, l *RWLock) {
 // A handle that holds the write lock cannot Detach: its slot names the
 // writer, and a freed slot must never be named by the state word.
 func TestDetachWhileWriting(t *testing.T) {
-	mem, a := newRegion(t)
-	b := attachT(t, mem)
+	a, b := twoHandles(t)
 	if err := a.Lock(); err != nil {
 		t.Fatal(err)
 	}

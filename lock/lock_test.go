@@ -36,6 +36,14 @@ func attachT(t testing.TB, mem []byte) *RWLock {
 	return l
 }
 
+// twoHandles returns two handles on a new lock, each with a slot of its
+// own, as two processes that share the region would hold them.
+func twoHandles(t testing.TB) (a, b *RWLock) {
+	t.Helper()
+	mem, a := newRegion(t)
+	return a, attachT(t, mem)
+}
+
 func TestLayout(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -201,8 +209,7 @@ func TestSleepLength(t *testing.T) {
 }
 
 func TestBasicExclusion(t *testing.T) {
-	mem, a := newRegion(t)
-	b := attachT(t, mem)
+	a, b := twoHandles(t)
 	steps := []struct {
 		name string
 		op   func() error
@@ -232,8 +239,7 @@ func TestBasicExclusion(t *testing.T) {
 }
 
 func TestStrayUnlockIsCounted(t *testing.T) {
-	mem, a := newRegion(t)
-	b := attachT(t, mem)
+	a, b := twoHandles(t)
 	a.RUnlock() // nothing held
 	if err := b.Lock(); err != nil {
 		t.Fatal(err)
@@ -250,8 +256,7 @@ func TestStrayUnlockIsCounted(t *testing.T) {
 }
 
 func TestOwnerDiedFlag(t *testing.T) {
-	mem, l := newRegion(t)
-	other := attachT(t, mem)
+	l, other := twoHandles(t)
 	if err := other.Lock(); err != nil {
 		t.Fatal(err)
 	}
@@ -285,8 +290,7 @@ func TestOwnerDiedFlag(t *testing.T) {
 }
 
 func TestForceUnlockDropsReaders(t *testing.T) {
-	mem, l := newRegion(t)
-	other := attachT(t, mem)
+	l, other := twoHandles(t)
 	for i := 0; i < 3; i++ {
 		if err := other.RLock(); err != nil {
 			t.Fatal(err)
@@ -416,8 +420,8 @@ func pairOp(l *RWLock, x, y *atomic.Uint64, write, yield bool) (ok bool, err err
 // writers move two words together, readers check they are equal.
 func TestGoroutinesInvariant(t *testing.T) {
 	const goroutines, iters = 8, 400
-	mem, first := newRegion(t)
-	hs := []*RWLock{first, attachT(t, mem)}
+	first, second := twoHandles(t)
+	hs := []*RWLock{first, second}
 	var x, y, bad atomic.Uint64
 	var wg sync.WaitGroup
 	for g := 0; g < goroutines; g++ {
