@@ -27,8 +27,9 @@ const (
 	propagationBound = 5 * time.Second       // one registration's wait for the map
 )
 
-// registrySetup is two centers, an agent writing a map, and three nodes
-// that registered instances of service "bench".
+// registrySetup is what a registry case opened: two centers
+// (startCenters), and in the registry case an agent writing a map and
+// three nodes that registered instances of service "bench".
 type registrySetup struct {
 	eps    []*rfc.Endpoint
 	agent  *agent.Agent
