@@ -27,8 +27,9 @@ const (
 	propagationBound = 5 * time.Second       // one registration's wait for the map
 )
 
-// registrySetup is two centers, an agent writing a map, and three nodes
-// that registered instances of service "bench".
+// registrySetup is what a registry case opened: two centers
+// (startCenters), and in the registry case an agent writing a map and
+// three nodes that registered instances of service "bench".
 type registrySetup struct {
 	eps    []*rfc.Endpoint
 	agent  *agent.Agent
@@ -59,19 +60,17 @@ func (s *registrySetup) client(node uint32) (*client.Client, error) {
 	return client.NewClient(ep, cfg)
 }
 
-func startRegistry(policy center.FsyncPolicy) (_ *registrySetup, err error) {
-	s := &registrySetup{}
-	defer s.closeOnError(&err)
-	dir, err := os.MkdirTemp("", "fcbench-registry")
-	if err != nil {
-		return nil, err
-	}
-	s.add(func() { os.RemoveAll(dir) })
+// startCenters starts the two centers of a registry, peers of each other,
+// on the set-up's first two endpoints (nodes 100 and 101, made here),
+// each with its data in its own directory under dir and the given fsync
+// policy. They are closed with the set-up.
+func (s *registrySetup) startCenters(dir string, policy center.FsyncPolicy) ([]*center.Center, error) {
 	for i := 0; i < 2; i++ {
 		if _, err := s.newEP(uint32(100 + i)); err != nil {
 			return nil, err
 		}
 	}
+	var cs []*center.Center
 	for i := 0; i < 2; i++ {
 		cfg := center.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
 		cfg.Index = uint8(i)
@@ -83,6 +82,21 @@ func startRegistry(policy center.FsyncPolicy) (_ *registrySetup, err error) {
 			return nil, err
 		}
 		s.add(func() { c.Close() })
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+func startRegistry(policy center.FsyncPolicy) (_ *registrySetup, err error) {
+	s := &registrySetup{}
+	defer s.closeOnError(&err)
+	dir, err := os.MkdirTemp("", "fcbench-registry")
+	if err != nil {
+		return nil, err
+	}
+	s.add(func() { os.RemoveAll(dir) })
+	if _, err := s.startCenters(dir, policy); err != nil {
+		return nil, err
 	}
 	ep, err := s.newEP(50)
 	if err != nil {

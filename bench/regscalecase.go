@@ -110,28 +110,13 @@ func regCentersChildMain() {
 		childFail(err)
 	}
 	defer os.RemoveAll(dir)
-	var eps []*rfc.Endpoint
-	defer func() { closeAll(eps) }()
-	for i := 0; i < 2; i++ {
-		ep, err := newEndpoint(uint32(100 + i))
-		if err != nil {
-			childFail(err)
-		}
-		eps = append(eps, ep)
+	var rs registrySetup
+	defer rs.close()
+	cs, err := rs.startCenters(dir, center.FsyncAlways)
+	if err != nil {
+		childFail(err)
 	}
-	var cs []*center.Center
-	for i := 0; i < 2; i++ {
-		cfg := center.DefaultConfig(filepath.Join(dir, "center"+itoa(i)))
-		cfg.Index = uint8(i)
-		cfg.Peer = eps[1-i].Addr()
-		cfg.Logger = quiet()
-		c, err := center.StartCenter(eps[i], cfg)
-		if err != nil {
-			childFail(err)
-		}
-		cs = append(cs, c)
-	}
-	printReady(eps[0].Addr(), eps[1].Addr())
+	printReady(rs.addrs()...)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		if sc.Text() != "snap" {
@@ -139,16 +124,13 @@ func regCentersChildMain() {
 		}
 		var s regCentersSnap
 		for i, c := range cs {
-			es, cst := eps[i].Stats(), c.Stats()
+			es, cst := rs.eps[i].Stats(), c.Stats()
 			s.tx += es.Tx
 			s.rx += es.Rx
 			s.pushes += cst.Pushes
 			s.pushFailures += cst.PushFailures
 		}
 		fmt.Println(int64(cpuOfProcess()), s.tx, s.rx, s.pushes, s.pushFailures)
-	}
-	for _, c := range cs {
-		c.Close()
 	}
 }
 
