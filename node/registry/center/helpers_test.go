@@ -85,7 +85,13 @@ func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *clien
 // with no other center running; it is closed when the test ends.
 func startLone(t testing.TB, cfg Config) *Center {
 	t.Helper()
-	c, err := StartCenter(regtest.Endpoint(t, 100, ""), cfg)
+	return startLoneOn(t, regtest.Endpoint(t, 100, ""), cfg)
+}
+
+// startLoneOn is startLone on ep.
+func startLoneOn(t testing.TB, ep *rfc.Endpoint, cfg Config) *Center {
+	t.Helper()
+	c, err := StartCenter(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
