@@ -191,11 +191,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 	// B starts cut off from A: its first anti-entropy round fails.
 	relay.Cut()
 	epB = regtest.Endpoint(t, 101, addrB.String())
-	b, err = StartCenter(epB, cfgB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b = startCenterOn(t, epB, cfgB)
 	if !rfctest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
@@ -289,11 +285,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay.Cut()
-	b, err := StartCenter(regtest.Endpoint(t, 101, addrB.String()), cfgB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b = startCenterOn(t, regtest.Endpoint(t, 101, addrB.String()), cfgB)
 	if !rfctest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
@@ -340,10 +332,7 @@ func startRelayed(t *testing.T) *relayed {
 	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, upB)
 	r.cfgB = testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, r.relay.Addr())
 	r.cfgA.AntiEntropyEvery, r.cfgB.AntiEntropyEvery = time.Hour, time.Hour
-	if r.a, err = StartCenter(r.epA, r.cfgA); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.a.Close() })
+	r.a = startCenterOn(t, r.epA, r.cfgA)
 	if r.b, err = StartCenter(r.epB, r.cfgB); err != nil {
 		t.Fatal(err)
 	}

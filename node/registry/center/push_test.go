@@ -100,7 +100,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 			cfg := testCenterConfig(t.TempDir(), 0, netip.AddrPort{})
 			cfg.Logger = slog.New(countHandler{"registry: subscriptions refused", &refusedLogs})
 			tc.mod(&cfg)
-			c := startLoneOn(t, ep, cfg)
+			c := startCenterOn(t, ep, cfg)
 			const ports, perPort = 32, 4
 			accepted := registrytest.SubscribeFlood(t, ep.Addr(), "127.0.0.1", nil, ports, perPort)
 			if accepted > tc.maxFlood || accepted == 0 {
@@ -221,7 +221,7 @@ func spoofSubscribes(t *testing.T, key []byte) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		keyed := func(c *rfc.Config) { c.Key = key }
 		ep := s.Listen(100, keyed)
-		startLoneOn(t, ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+		startCenterOn(t, ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
 		victim := s.Net.Attach(s.Addr())
 		t.Cleanup(func() { victim.Close() })
 		got := make(chan int, 4096)
@@ -281,7 +281,7 @@ func spoofSubscribes(t *testing.T, key []byte) {
 func TestWatchProvesStream(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		ep := s.Listen(100, nil)
-		c := startLoneOn(t, ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+		c := startCenterOn(t, ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
 		cl := newClient(t, s.Listen(7, nil), ep.Addr())
 		pushed := make(chan string, 16)
 		w, err := cl.Watch([]string{"kv/"}, func(ch client.Change) {
