@@ -46,10 +46,7 @@ func setSyncFile(l *logFile, fn func(f File) error) {
 // the next one, however they interleave; a whenSynced callback is
 // answered by the same fsync.
 func TestLogGroupCommit(t *testing.T) {
-	l, err := openLog(OSDisk{}, registry.RandomID, t.TempDir(), FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, t.TempDir(), nil)
 	defer l.close()
 	var syncs atomic.Int32
 	entered, release := make(chan struct{}), newGate(t)
@@ -123,10 +120,7 @@ func TestLogGroupCommit(t *testing.T) {
 func TestLogSyncAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	for round := 0; round < 2; round++ {
-		l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := openTestLog(t, dir, nil)
 		var syncs atomic.Int32
 		setSyncFile(l, func(f File) error { syncs.Add(1); return f.Sync() })
 		pos, err := l.append("kv/k", kvRecord(uint64(2+2*round), "v"))
@@ -151,10 +145,7 @@ func TestLogSyncAfterReopen(t *testing.T) {
 // rewritten the store.
 func TestLogSyncFailureSticky(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, dir, nil)
 	defer l.close()
 	setSyncFile(l, func(File) error { return syscall.EIO })
 	pos, err := l.append("kv/a", kvRecord(2, "a"))
@@ -183,10 +174,7 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	}
 	l.close()
 	got := map[string]bool{}
-	l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l2 := openTestLog(t, dir, func(k string, _ []byte) { got[k] = true })
 	l2.close()
 	if !got["kv/a"] || !got["kv/b"] {
 		t.Fatalf("recovered %v", got)
