@@ -242,26 +242,25 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 		t.Fatal("no record")
 	}
 	ep := p.EPs[1] // replicas come from the peer center's address
-	send := func(rec []byte) error {
-		var ps wire.Params
-		ps.Reset(make([]byte, 1200))
-		ps.Uint64(1)
-		ps.Uint64(0)
-		ps.String("kv/k")
-		ps.Bytes(rec)
-		return ep.Call(ctx, p.EPs[0].Addr(), registry.CallReplicate, &ps, nil)
+	send := func(rec []byte) wire.Errno {
+		return regtest.Call(t, ep, p.EPs[0].Addr(), registry.CallReplicate, func(ps *wire.Params) {
+			ps.Uint64(1)
+			ps.Uint64(0)
+			ps.String("kv/k")
+			ps.Bytes(rec)
+		})
 	}
 	other := r
 	other.Epoch++
 	other.Body = []byte("other")
-	if err := send(sdk.AppendRecord(nil, &other)); wire.AsErrno(err) != wire.ECONFLICT {
-		t.Fatalf("same version, another epoch: %v, want ECONFLICT", err)
+	if e := send(sdk.AppendRecord(nil, &other)); e != wire.ECONFLICT {
+		t.Fatalf("same version, another epoch: %v, want ECONFLICT", e)
 	}
 	if now, _ := p.Cs[0].Entry("kv/k"); !bytes.Equal(now, held) {
 		t.Fatal("the record held was replaced")
 	}
-	if err := send(held); err != nil {
-		t.Fatalf("the record held again: %v, want OK", err)
+	if e := send(held); e != wire.OK {
+		t.Fatalf("the record held again: %v, want OK", e)
 	}
 }
 
