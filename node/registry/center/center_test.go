@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry"
 	"fastcall/node/registry/agent"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
@@ -235,37 +234,6 @@ func TestAgentWritesMap(t *testing.T) {
 	}
 	if !rfctest.WaitFor(2*time.Second, func() bool { _, err := r.Lookup("db"); return wire.AsErrno(err) == wire.ENOENT }) {
 		t.Fatal("instance still in the map")
-	}
-}
-
-func TestSubscriptionBound(t *testing.T) {
-	p := startPair(t, func(i int, c *Config) { c.MaxPrefixesPerNode = 2; c.MaxStreamsPerNode = 1 })
-	ep := regtest.Endpoint(t, 7, "")
-	sub := func(id uint64, prefix string) wire.Errno {
-		return regtest.Call(t, ep, p.Addrs()[0], registry.CallSubscribe, func(ps *wire.Params) {
-			ps.Uint64(id)
-			ps.String(prefix)
-		})
-	}
-	cases := []struct {
-		name   string
-		id     uint64
-		prefix string
-		want   wire.Errno
-	}{
-		{"first", 1, "kv/a", wire.OK},
-		{"second-prefix", 1, "kv/b", wire.OK},
-		{"same-prefix-again", 1, "kv/b", wire.OK},
-		{"third-prefix", 1, "kv/c", wire.ENOSPC},
-		{"second-stream", 2, "kv/d", wire.ENOSPC},
-		{"stream-zero", 0, "kv/e", wire.EINVAL},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := sub(c.id, c.prefix); got != c.want {
-				t.Fatalf("got %v, want %v", got, c.want)
-			}
-		})
 	}
 }
 

@@ -94,12 +94,7 @@ func TestCrashBeforeSyncWithdrawn(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ep2 := regtest.Endpoint(t, 100, addr.String())
-	c2, err := StartCenter(ep2, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c2.Close() })
+	c2 := startCenterOn(t, regtest.Endpoint(t, 100, addr.String()), cfg)
 	if !rfctest.WaitFor(5*time.Second, func() bool {
 		return mapAddr(r, "keep") == "127.0.0.1:1" && mapAddr(r, "new") == ""
 	}) {

@@ -30,32 +30,31 @@ func TestTouchOnlyFromPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stranger := regtest.Endpoint(t, 8, "")
-	var ps wire.Params
-	ps.Reset(make([]byte, 256))
-	ps.Uint64(1) // claims to be center 1
-	ps.String(owner.Addr().String())
-	err := stranger.Call(ctx, p.EPs[0].Addr(), registry.CallTouch, &ps, nil)
-	if e := wire.AsErrno(err); e != wire.EPERM {
-		t.Fatalf("touch from a node that is not the peer center: %v, want EPERM", err)
+	e := regtest.Call(t, stranger, p.EPs[0].Addr(), registry.CallTouch, func(ps *wire.Params) {
+		ps.Uint64(1) // claims to be center 1
+		ps.String(owner.Addr().String())
+	})
+	if e != wire.EPERM {
+		t.Fatalf("touch from a node that is not the peer center: %v, want EPERM", e)
 	}
 
 	// The other calls between centers are refused the same way.
-	ps.Reset(make([]byte, 256))
-	ps.Uint64(1)
-	ps.Uint64(0)
-	ps.String("db/x")
-	ps.Bytes([]byte{1, 2, 3})
-	err = stranger.Call(ctx, p.EPs[0].Addr(), registry.CallReplicate, &ps, nil)
-	if e := wire.AsErrno(err); e != wire.EPERM {
-		t.Fatalf("replicate from a node that is not the peer center: %v, want EPERM", err)
-	}
-	ps.Reset(make([]byte, 256))
-	for i := 0; i < 4; i++ {
+	e = regtest.Call(t, stranger, p.EPs[0].Addr(), registry.CallReplicate, func(ps *wire.Params) {
 		ps.Uint64(1)
+		ps.Uint64(0)
+		ps.String("db/x")
+		ps.Bytes([]byte{1, 2, 3})
+	})
+	if e != wire.EPERM {
+		t.Fatalf("replicate from a node that is not the peer center: %v, want EPERM", e)
 	}
-	err = stranger.Call(ctx, p.EPs[0].Addr(), registry.CallLogSync, &ps, nil)
-	if e := wire.AsErrno(err); e != wire.EPERM {
-		t.Fatalf("log sync from a node that is not the peer center: %v, want EPERM", err)
+	e = regtest.Call(t, stranger, p.EPs[0].Addr(), registry.CallLogSync, func(ps *wire.Params) {
+		for i := 0; i < 4; i++ {
+			ps.Uint64(1)
+		}
+	})
+	if e != wire.EPERM {
+		t.Fatalf("log sync from a node that is not the peer center: %v, want EPERM", e)
 	}
 	if n := p.Cs[0].Stats().NotPeer; n != 3 {
 		t.Fatalf("NotPeer = %d, want 3", n)
@@ -105,19 +104,17 @@ func TestFromPeerForms(t *testing.T) {
 // center's index is answered.
 func TestTouchSenderIndex(t *testing.T) {
 	p := startPair(t, nil)
-	ctx := rfctest.Context(t, 5*time.Second)
 	for _, tc := range []struct {
 		sender uint64
 		want   wire.Errno
 	}{{0, wire.EINVAL}, {2, wire.EINVAL}, {1, wire.OK}} {
-		var ps wire.Params
-		ps.Reset(make([]byte, 256))
-		ps.Uint64(tc.sender)
-		ps.String("127.0.0.1:9")
 		before := p.Cs[0].Stats().Malformed
-		err := p.EPs[1].Call(ctx, p.EPs[0].Addr(), registry.CallTouch, &ps, nil)
-		if e := wire.AsErrno(err); e != tc.want {
-			t.Fatalf("touch from the peer naming sender %d: %v, want %v", tc.sender, err, tc.want)
+		e := regtest.Call(t, p.EPs[1], p.EPs[0].Addr(), registry.CallTouch, func(ps *wire.Params) {
+			ps.Uint64(tc.sender)
+			ps.String("127.0.0.1:9")
+		})
+		if e != tc.want {
+			t.Fatalf("touch from the peer naming sender %d: %v, want %v", tc.sender, e, tc.want)
 		}
 		if n := p.Cs[0].Stats().Malformed - before; (n == 1) != (tc.want == wire.EINVAL) {
 			t.Fatalf("sender %d: malformed counted %d times", tc.sender, n)

@@ -85,7 +85,14 @@ func newClient(t testing.TB, ep *rfc.Endpoint, centers ...netip.AddrPort) *clien
 // with no other center running; it is closed when the test ends.
 func startLone(t testing.TB, cfg Config) *Center {
 	t.Helper()
-	c, err := StartCenter(regtest.Endpoint(t, 100, ""), cfg)
+	return startCenterOn(t, regtest.Endpoint(t, 100, ""), cfg)
+}
+
+// startCenterOn starts a center with cfg on ep; it is closed when the test
+// ends.
+func startCenterOn(t testing.TB, ep *rfc.Endpoint, cfg Config) *Center {
+	t.Helper()
+	c, err := StartCenter(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +108,5 @@ func restartCenter(t testing.TB, c *Center, cfg Config) *Center {
 	addr := c.Endpoint().Addr()
 	c.Close()
 	c.Endpoint().Close()
-	c2, err := StartCenter(regtest.Endpoint(t, 100, addr.String()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c2.Close() })
-	return c2
+	return startCenterOn(t, regtest.Endpoint(t, 100, addr.String()), cfg)
 }

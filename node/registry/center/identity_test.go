@@ -191,11 +191,7 @@ func TestReissuedVersionConverges(t *testing.T) {
 	// B starts cut off from A: its first anti-entropy round fails.
 	relay.Cut()
 	epB = regtest.Endpoint(t, 101, addrB.String())
-	b, err = StartCenter(epB, cfgB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b = startCenterOn(t, epB, cfgB)
 	if !rfctest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
@@ -246,26 +242,25 @@ func TestReplicaSameVersionIsNotDuplicate(t *testing.T) {
 		t.Fatal("no record")
 	}
 	ep := p.EPs[1] // replicas come from the peer center's address
-	send := func(rec []byte) error {
-		var ps wire.Params
-		ps.Reset(make([]byte, 1200))
-		ps.Uint64(1)
-		ps.Uint64(0)
-		ps.String("kv/k")
-		ps.Bytes(rec)
-		return ep.Call(ctx, p.EPs[0].Addr(), registry.CallReplicate, &ps, nil)
+	send := func(rec []byte) wire.Errno {
+		return regtest.Call(t, ep, p.EPs[0].Addr(), registry.CallReplicate, func(ps *wire.Params) {
+			ps.Uint64(1)
+			ps.Uint64(0)
+			ps.String("kv/k")
+			ps.Bytes(rec)
+		})
 	}
 	other := r
 	other.Epoch++
 	other.Body = []byte("other")
-	if err := send(sdk.AppendRecord(nil, &other)); wire.AsErrno(err) != wire.ECONFLICT {
-		t.Fatalf("same version, another epoch: %v, want ECONFLICT", err)
+	if e := send(sdk.AppendRecord(nil, &other)); e != wire.ECONFLICT {
+		t.Fatalf("same version, another epoch: %v, want ECONFLICT", e)
 	}
 	if now, _ := p.Cs[0].Entry("kv/k"); !bytes.Equal(now, held) {
 		t.Fatal("the record held was replaced")
 	}
-	if err := send(held); err != nil {
-		t.Fatalf("the record held again: %v, want OK", err)
+	if e := send(held); e != wire.OK {
+		t.Fatalf("the record held again: %v, want OK", e)
 	}
 }
 
@@ -289,11 +284,7 @@ func TestRestartedCenterWaitsForAntiEntropy(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay.Cut()
-	b, err := StartCenter(regtest.Endpoint(t, 101, addrB.String()), cfgB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b = startCenterOn(t, regtest.Endpoint(t, 101, addrB.String()), cfgB)
 	if !rfctest.WaitFor(10*time.Second, func() bool { return b.Stats().SyncFailed > 0 }) {
 		t.Fatal("B's first anti-entropy round did not fail")
 	}
@@ -340,10 +331,7 @@ func startRelayed(t *testing.T) *relayed {
 	r.cfgA = testCenterConfig(filepath.Join(t.TempDir(), "a"), 0, upB)
 	r.cfgB = testCenterConfig(filepath.Join(t.TempDir(), "b"), 1, r.relay.Addr())
 	r.cfgA.AntiEntropyEvery, r.cfgB.AntiEntropyEvery = time.Hour, time.Hour
-	if r.a, err = StartCenter(r.epA, r.cfgA); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.a.Close() })
+	r.a = startCenterOn(t, r.epA, r.cfgA)
 	if r.b, err = StartCenter(r.epB, r.cfgB); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package center
 
 import (
-	"context"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -46,10 +45,7 @@ func setSyncFile(l *logFile, fn func(f File) error) {
 // the next one, however they interleave; a whenSynced callback is
 // answered by the same fsync.
 func TestLogGroupCommit(t *testing.T) {
-	l, err := openLog(OSDisk{}, registry.RandomID, t.TempDir(), FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, t.TempDir(), nil)
 	defer l.close()
 	var syncs atomic.Int32
 	entered, release := make(chan struct{}), newGate(t)
@@ -123,10 +119,7 @@ func TestLogGroupCommit(t *testing.T) {
 func TestLogSyncAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	for round := 0; round < 2; round++ {
-		l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := openTestLog(t, dir, nil)
 		var syncs atomic.Int32
 		setSyncFile(l, func(f File) error { syncs.Add(1); return f.Sync() })
 		pos, err := l.append("kv/k", kvRecord(uint64(2+2*round), "v"))
@@ -151,10 +144,7 @@ func TestLogSyncAfterReopen(t *testing.T) {
 // rewritten the store.
 func TestLogSyncFailureSticky(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, dir, nil)
 	defer l.close()
 	setSyncFile(l, func(File) error { return syscall.EIO })
 	pos, err := l.append("kv/a", kvRecord(2, "a"))
@@ -183,10 +173,7 @@ func TestLogSyncFailureSticky(t *testing.T) {
 	}
 	l.close()
 	got := map[string]bool{}
-	l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, _ []byte) { got[k] = true })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l2 := openTestLog(t, dir, func(k string, _ []byte) { got[k] = true })
 	l2.close()
 	if !got["kv/a"] || !got["kv/b"] {
 		t.Fatalf("recovered %v", got)
@@ -194,16 +181,13 @@ func TestLogSyncFailureSticky(t *testing.T) {
 }
 
 // logSync calls registry.CallLogSync on dst as center index 1.
-func logSync(ep *rfc.Endpoint, dst netip.AddrPort, inc uint64, pos logPos) wire.Errno {
-	var ps wire.Params
-	ps.Reset(make([]byte, 4*registry.ParamU64Size))
-	ps.Uint64(1)
-	ps.Uint64(inc)
-	ps.Uint64(pos.gen)
-	ps.Uint64(uint64(pos.off))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return wire.AsErrno(ep.Call(ctx, dst, registry.CallLogSync, &ps, nil))
+func logSync(t testing.TB, ep *rfc.Endpoint, dst netip.AddrPort, inc uint64, pos logPos) wire.Errno {
+	return regtest.Call(t, ep, dst, registry.CallLogSync, func(ps *wire.Params) {
+		ps.Uint64(1)
+		ps.Uint64(inc)
+		ps.Uint64(pos.gen)
+		ps.Uint64(uint64(pos.off))
+	})
 }
 
 // TestLogSyncCall: registry.CallLogSync answers once the position is on disk, and
@@ -214,17 +198,17 @@ func TestLogSyncCall(t *testing.T) {
 	c := startLone(t, testCenterConfig(t.TempDir(), 0, caller.Addr()))
 	ep := c.Endpoint()
 	inc := c.wal.incarnation
-	if e := logSync(caller, ep.Addr(), inc, c.wal.end()); e != wire.OK {
+	if e := logSync(t, caller, ep.Addr(), inc, c.wal.end()); e != wire.OK {
 		t.Fatalf("durable position: %v", e)
 	}
-	if e := logSync(caller, ep.Addr(), inc+1, c.wal.end()); e != wire.ESTALE {
+	if e := logSync(t, caller, ep.Addr(), inc+1, c.wal.end()); e != wire.ESTALE {
 		t.Fatalf("other incarnation: %v, want ESTALE", e)
 	}
 	end := c.wal.end()
-	if e := logSync(caller, ep.Addr(), inc, logPos{gen: end.gen, off: end.off + 1}); e != wire.EINVAL {
+	if e := logSync(t, caller, ep.Addr(), inc, logPos{gen: end.gen, off: end.off + 1}); e != wire.EINVAL {
 		t.Fatalf("past the end: %v, want EINVAL", e)
 	}
-	if e := logSync(caller, ep.Addr(), inc, logPos{gen: end.gen + 1, off: logHdrSize}); e != wire.EINVAL {
+	if e := logSync(t, caller, ep.Addr(), inc, logPos{gen: end.gen + 1, off: logHdrSize}); e != wire.EINVAL {
 		t.Fatalf("future generation: %v, want EINVAL", e)
 	}
 
@@ -245,7 +229,7 @@ func TestLogSyncCall(t *testing.T) {
 		t.Fatal("write not applied")
 	}
 	sync := make(chan wire.Errno, 1)
-	go func() { sync <- logSync(caller, ep.Addr(), inc, c.wal.end()) }()
+	go func() { sync <- logSync(t, caller, ep.Addr(), inc, c.wal.end()) }()
 	release.open()
 	if e := <-sync; e != wire.OK {
 		t.Fatalf("pending position: %v", e)

@@ -113,12 +113,7 @@ func TestPurgedTombstoneStaysPurged(t *testing.T) {
 	cfg := testCenterConfig(p.Dirs[1], 1, p.EPs[0].Addr())
 	mod(1, &cfg)
 	p.EPs[1] = regtest.Endpoint(t, 101, addr.String())
-	c1, err := StartCenter(p.EPs[1], cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c1.Close() })
-	p.Cs[1] = c1
+	p.Cs[1] = startCenterOn(t, p.EPs[1], cfg)
 
 	// An hour and a minute after the deletion, center 0 purges it, then
 	// compares with center 1, which has not swept yet.

@@ -10,6 +10,7 @@ import (
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/agent"
+	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/registrytest"
 	"fastcall/rfc"
@@ -32,6 +33,40 @@ func (h countHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSubscriptionBound: a node holds at most MaxStreamsPerNode streams of
+// at most MaxPrefixesPerNode prefixes each; a subscription past either
+// bound is refused ENOSPC, and one to stream id 0 EINVAL.
+func TestSubscriptionBound(t *testing.T) {
+	p := startPair(t, func(i int, c *Config) { c.MaxPrefixesPerNode = 2; c.MaxStreamsPerNode = 1 })
+	ep := regtest.Endpoint(t, 7, "")
+	sub := func(id uint64, prefix string) wire.Errno {
+		return regtest.Call(t, ep, p.Addrs()[0], registry.CallSubscribe, func(ps *wire.Params) {
+			ps.Uint64(id)
+			ps.String(prefix)
+		})
+	}
+	cases := []struct {
+		name   string
+		id     uint64
+		prefix string
+		want   wire.Errno
+	}{
+		{"first", 1, "kv/a", wire.OK},
+		{"second-prefix", 1, "kv/b", wire.OK},
+		{"same-prefix-again", 1, "kv/b", wire.OK},
+		{"third-prefix", 1, "kv/c", wire.ENOSPC},
+		{"second-stream", 2, "kv/d", wire.ENOSPC},
+		{"stream-zero", 0, "kv/e", wire.EINVAL},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := sub(c.id, c.prefix); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
 
 // TestSubscriptionExhaustion: streams opened by one IP address and never
 // renewed cannot keep a real agent from subscribing. Before, streams
@@ -65,11 +100,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 			cfg := testCenterConfig(t.TempDir(), 0, netip.AddrPort{})
 			cfg.Logger = slog.New(countHandler{"registry: subscriptions refused", &refusedLogs})
 			tc.mod(&cfg)
-			c, err := StartCenter(ep, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
+			c := startCenterOn(t, ep, cfg)
 			const ports, perPort = 32, 4
 			accepted := registrytest.SubscribeFlood(t, ep.Addr(), "127.0.0.1", nil, ports, perPort)
 			if accepted > tc.maxFlood || accepted == 0 {
@@ -163,4 +194,124 @@ func TestStreamBelongsToItsAddress(t *testing.T) {
 	if addr != owner.Addr() || prefixes != 1 {
 		t.Fatalf("stream pushing to %v with %d prefixes, want %v with one", addr, prefixes, owner.Addr())
 	}
+}
+
+// TestSpoofedSubscribeNoAmplifier: in checksum mode a sender that writes
+// a victim's address as its source opens push streams to the victim with
+// a few small reg-subscribe requests. The pushes of one write under the
+// subscribed prefix, with their retransmissions and retries, must not
+// send the victim more than rfc.AmplifyFactor times the bytes sent in its
+// name. In a synctest bubble on rfc/simnet: the victim never answers, and
+// the whole life of the streams passes in virtual time. In keyed mode the
+// subscribes, sealed with the cluster key, stand for captured ones of a
+// real subscriber replayed from the victim's address.
+func TestSpoofedSubscribeNoAmplifier(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{
+		{"checksum", nil},
+		{"keyed-replay", []byte("cluster-key-A-0123456789abcdef!!")},
+	} {
+		t.Run(tc.name, func(t *testing.T) { spoofSubscribes(t, tc.key) })
+	}
+}
+
+func spoofSubscribes(t *testing.T, key []byte) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		keyed := func(c *rfc.Config) { c.Key = key }
+		ep := s.Listen(100, keyed)
+		startCenterOn(t, ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+		victim := s.Net.Attach(s.Addr())
+		t.Cleanup(func() { victim.Close() })
+		got := make(chan int, 4096)
+		go func() {
+			b := make([]byte, wire.MaxDatagram)
+			for {
+				n, _, err := victim.Recv(b)
+				if err != nil {
+					close(got)
+					return
+				}
+				got <- n
+			}
+		}()
+		codec, err := wire.NewCodec(0, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dg := make([]byte, wire.DefaultMaxDatagram)
+		sent := 0
+		for i := 0; i < DefaultMaxStreamsPerNode; i++ {
+			var ps wire.Params
+			ps.Reset(make([]byte, 64))
+			ps.Uint64(uint64(1<<40 | i + 1))
+			ps.String("kv/")
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: registry.CallSubscribe, CallID: uint64(i+1) << 20,
+				Incarnation: 1, Budget: 1_000_000, Stamp: uint32(time.Now().UnixMilli())}
+			n, e := codec.EncodeParams(dg, &h, &ps)
+			if e != wire.OK {
+				t.Fatal(e)
+			}
+			victim.Send(dg[:n], ep.Addr())
+			sent += n
+		}
+		cl := newClient(t, s.Listen(7, keyed), ep.Addr())
+		if _, err := cl.Put(rfctest.Context(t, time.Second), "kv/x", make([]byte, 1000), 0); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		time.Sleep(3 * DefaultStreamIdle)
+		victim.Close()
+		recv, dgs := 0, 0
+		for n := range got {
+			recv += n
+			dgs++
+		}
+		t.Logf("%d bytes sent in the victim's name drew %d datagrams, %d bytes, to it", sent, dgs, recv)
+		if recv > rfc.AmplifyFactor*sent {
+			t.Fatalf("%d bytes sent in the victim's name drew %d datagrams, %d bytes, to it: %.1f times",
+				sent, dgs, recv, float64(recv)/float64(sent))
+		}
+	})
+}
+
+// TestWatchProvesStream: a client's Watch echoes its stream's cookie as
+// soon as it has subscribed, so the center pushes it the changes made
+// after its listing: they arrive as pushes, not by a resynchronization.
+func TestWatchProvesStream(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		ep := s.Listen(100, nil)
+		c := startCenterOn(t, ep, testCenterConfig(t.TempDir(), 0, netip.AddrPort{}))
+		cl := newClient(t, s.Listen(7, nil), ep.Addr())
+		pushed := make(chan string, 16)
+		w, err := cl.Watch([]string{"kv/"}, func(ch client.Change) {
+			if !ch.Resync {
+				pushed <- ch.Key
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		for i := 0; !w.Synced(); i++ {
+			if i == 500 {
+				t.Fatal("watch not synced")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := cl.Put(rfctest.Context(t, time.Second), "y", []byte("v"), 0); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		select {
+		case k := <-pushed:
+			if k != "kv/y" {
+				t.Fatalf("pushed %q, want kv/y", k)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("kv/y not pushed; watch %+v, center pushes %d", w.Stats(), c.Stats().Pushes)
+		}
+		if st := w.Stats(); st.Pushes == 0 || st.Resyncs != 1 {
+			t.Fatalf("watch %+v: want pushes and one resynchronization", st)
+		}
+	})
 }

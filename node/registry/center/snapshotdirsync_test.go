@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-
-	"fastcall/node/registry"
 )
 
 // TestAppendAfterLogRenameUnsynced: a write acknowledged after a snapshot
@@ -16,10 +14,7 @@ import (
 // gone at the next start.
 func TestAppendAfterLogRenameUnsynced(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, dir, nil)
 	store := map[string][]byte{}
 	put := func(key string, rec []byte) error {
 		pos, err := l.append(key, rec)
@@ -46,7 +41,7 @@ func TestAppendAfterLogRenameUnsynced(t *testing.T) {
 		}
 		return f.Sync()
 	})
-	err = l.snapshot(func(fn func(string, []byte)) {
+	err := l.snapshot(func(fn func(string, []byte)) {
 		for k, v := range store {
 			fn(k, v)
 		}
@@ -60,10 +55,7 @@ func TestAppendAfterLogRenameUnsynced(t *testing.T) {
 	// snapshot).
 	recovered := func() map[string]bool {
 		got := map[string]bool{}
-		l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, rec []byte) { got[k] = true })
-		if err != nil {
-			t.Fatal(err)
-		}
+		l2 := openTestLog(t, dir, func(k string, rec []byte) { got[k] = true })
 		l2.close()
 		return got
 	}

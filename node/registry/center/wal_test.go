@@ -17,6 +17,21 @@ import (
 	"fastcall/wire"
 )
 
+// openTestLog opens the log in dir on the host's disk, fsyncing every
+// write; apply is called for each record recovered (nil: none is looked
+// at). A failure to open ends the test.
+func openTestLog(t testing.TB, dir string, apply func(key string, rec []byte)) *logFile {
+	t.Helper()
+	if apply == nil {
+		apply = func(string, []byte) {}
+	}
+	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // kvRecord returns a KV record at version v.
 func kvRecord(v uint64, val string) []byte {
 	return sdk.AppendRecord(nil, &sdk.Record{Kind: sdk.KindKV, Version: v, Body: []byte(val)})
@@ -41,10 +56,7 @@ func TestLogTornTail(t *testing.T) {
 	for _, c := range cuts {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := openTestLog(t, dir, nil)
 			for i := 0; i < 10; i++ {
 				pos, err := l.append(fmt.Sprintf("kv/k%d", i), kvRecord(uint64(2*i+2), "value"))
 				if err != nil {
@@ -59,16 +71,13 @@ func TestLogTornTail(t *testing.T) {
 			b, _ := os.ReadFile(path)
 			os.WriteFile(path, c.mod(b), 0o644)
 			got := map[string]bool{}
-			l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, rec []byte) {
+			l2 := openTestLog(t, dir, func(k string, rec []byte) {
 				var r sdk.Record
 				if sdk.ParseRecord(rec, &r) != 0 {
 					t.Fatalf("applied a bad record for %s", k)
 				}
 				got[k] = true
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 			if len(got) != c.whole {
 				t.Fatalf("recovered %d records, want %d", len(got), c.whole)
 			}
@@ -83,10 +92,7 @@ func TestLogTornTail(t *testing.T) {
 			}
 			l2.close()
 			n := 0
-			l3, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { n++ })
-			if err != nil {
-				t.Fatal(err)
-			}
+			l3 := openTestLog(t, dir, func(string, []byte) { n++ })
 			l3.close()
 			if n != c.whole+1 || l3.tornBytes != 0 {
 				t.Fatalf("after reopen: %d records, torn %d", n, l3.tornBytes)
@@ -101,10 +107,7 @@ var lastFrame = appendFrame(nil, "kv/k9", kvRecord(20, "value"))
 func TestSnapshotAndLogRecover(t *testing.T) {
 	dir := t.TempDir()
 	store := map[string][]byte{}
-	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, dir, nil)
 	for i := 0; i < 20; i++ {
 		k := fmt.Sprintf("kv/%d", i%7)
 		rec := kvRecord(uint64(2*i+2), fmt.Sprint(i))
@@ -122,14 +125,11 @@ func TestSnapshotAndLogRecover(t *testing.T) {
 	}
 	l.close()
 	got := map[string][]byte{}
-	l2, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(k string, rec []byte) {
+	l2 := openTestLog(t, dir, func(k string, rec []byte) {
 		if sdk.RecordVersion(rec) > sdk.RecordVersion(got[k]) {
 			got[k] = rec
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	l2.close()
 	if len(got) != len(store) {
 		t.Fatalf("recovered %d keys, want %d", len(got), len(store))
@@ -239,10 +239,7 @@ func TestLogMidDamageRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := openTestLog(t, dir, nil)
 			off, badOff, badLen := logHdrSize, 0, 0
 			for i := 0; i < nrec; i++ {
 				k, rec := fmt.Sprintf("kv/k%d", i), kvRecord(uint64(2*i+2), "value")

@@ -25,10 +25,7 @@ func logDir(t *testing.T, plant bool) string {
 	for _, name := range plantNames(plant) {
 		planted = append(planted, fileownertest.PlantWritable(t, filepath.Join(dir, name)))
 	}
-	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, dir, nil)
 	for i := 0; i < 4; i++ {
 		if _, err := l.append(fmt.Sprintf("kv/k%d", i), kvRecord(uint64(i+2), "v")); err != nil {
 			t.Fatal(err)
@@ -74,10 +71,7 @@ func TestLogFilesCreatedFresh(t *testing.T) {
 	fileownertest.RequireRoot(t)
 	dir := logDir(t, true)
 	n := 0
-	l, err := openLog(OSDisk{}, registry.RandomID, dir, FsyncAlways, func(string, []byte) { n++ })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := openTestLog(t, dir, func(string, []byte) { n++ })
 	l.close()
 	if n != 2 {
 		t.Fatalf("recovered %d records, want 2", n)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/registry/internal/centertest"
+	"fastcall/node/registry/internal/regtest"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 )
@@ -42,4 +44,13 @@ func syncedWatch(t testing.TB, cl *Client, prefixes ...string) (*Watch, chan Cha
 		t.Fatal("watch never synced")
 	}
 	return w, changes
+}
+
+// singleClient starts one center (centertest.StartSingle), closed when the
+// test ends, and returns a client of it on a new endpoint (node 7).
+func singleClient(t testing.TB) *Client {
+	t.Helper()
+	s := centertest.StartSingle(1)
+	t.Cleanup(func() { s.Close() })
+	return newClient(t, regtest.Endpoint(t, 7, ""), s.Addr())
 }

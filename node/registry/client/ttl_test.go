@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/node/registry/internal/centertest"
-	"fastcall/node/registry/internal/regtest"
 	"fastcall/wire"
 )
 
@@ -15,9 +13,7 @@ import (
 // below a millisecond writes an entry that expires (gone, or read with an
 // expiry), never one that lives forever.
 func TestPutSubMillisecondTTL(t *testing.T) {
-	s := centertest.StartSingle(1)
-	defer s.Close()
-	cl := newClient(t, regtest.Endpoint(t, 7, ""), s.Addr())
+	cl := singleClient(t)
 	cases := []struct {
 		name string
 		ttl  time.Duration
@@ -57,9 +53,7 @@ func TestPutSubMillisecondTTL(t *testing.T) {
 // millisecond is leased for 1 ms, not the default; a negative lease is
 // EINVAL, not the default either.
 func TestRegisterSubMillisecondLease(t *testing.T) {
-	s := centertest.StartSingle(1)
-	defer s.Close()
-	cl := newClient(t, regtest.Endpoint(t, 7, ""), s.Addr())
+	cl := singleClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := cl.Register(ctx, "neg", "127.0.0.1:1", nil, -time.Nanosecond); wire.AsErrno(err) != wire.EINVAL {
