@@ -20,6 +20,7 @@ import (
 	"fastcall/lock/proctest"
 	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
+	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
@@ -210,6 +211,38 @@ func writeConfig(t *testing.T, name, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// startCenter starts a lone registry center rfcd with node id id, keyed
+// with the key file key, its data in a directory of the test's; it is
+// killed when the test ends.
+func startCenter(t *testing.T, id int, key string) *node {
+	t.Helper()
+	return startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": %d, "key_file": %q, "log_level": "error",
+		"roles": ["center"], "center": {"data_dir": %q}}`, id, key, filepath.Join(t.TempDir(), "data")))
+}
+
+// waitInstance opens the shm map at path as the local SDK does and looks
+// name up until it holds one instance, at addr, for at most within. It
+// returns the instances, or an error that tells what the last lookup
+// found.
+func waitInstance(t *testing.T, path, name, addr string, within time.Duration) ([]sdk.Instance, error) {
+	t.Helper()
+	r, err := sdk.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for end := time.Now().Add(within); ; {
+		in, err := r.Lookup(name)
+		if err == nil && len(in) == 1 && in[0].Addr == addr {
+			return in, nil
+		}
+		if time.Now().After(end) {
+			return nil, fmt.Errorf("lookup of %s after %v: %+v %v, want one instance at %s", name, within, in, err, addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // memberOf returns the view that the node at addr has of member.
