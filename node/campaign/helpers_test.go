@@ -6,7 +6,6 @@ package campaign
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand"
 	"net/netip"
 	"os"
@@ -25,8 +24,6 @@ import (
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-func quietLogger() *slog.Logger { return rfctest.Quiet }
 
 var testKey = []byte("campaign-cluster-key-0123456789ab")
 
@@ -63,12 +60,10 @@ type node struct {
 	proc *proctest.Child
 }
 
+// keyFile writes testKey as a key file and returns its path.
 func keyFile(t *testing.T) string {
-	p := filepath.Join(t.TempDir(), "cluster.key")
-	if err := os.WriteFile(p, testKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	t.Helper()
+	return writeConfig(t, "cluster.key", string(testKey))
 }
 
 // startWait bounds the wait for a starting rfcd's first line.
@@ -203,7 +198,8 @@ func aliveAs(id uint32) func(heartbeat.MemberInfo) bool {
 	}
 }
 
-// writeConfig writes an rfcd configuration file and returns its path.
+// writeConfig writes an rfcd file (a configuration, a key) in a directory
+// of the test's, readable by its owner only, and returns its path.
 func writeConfig(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)

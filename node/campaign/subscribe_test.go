@@ -52,7 +52,7 @@ func TestSubscriptionExhaustion(t *testing.T) {
 		defer aep.Close()
 		path := filepath.Join(t.TempDir(), "agent.map")
 		acfg := agent.DefaultAgentConfig(path, center.addr)
-		acfg.Logger = quietLogger()
+		acfg.Logger = rfctest.Quiet
 		a, err := agent.StartAgent(aep, acfg)
 		if err != nil {
 			t.Fatal(err)
