@@ -8,13 +8,11 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"fastcall/node/builtin"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
-	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -248,135 +246,4 @@ func engineStats(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort) map[strin
 func waitEngine(t *testing.T, cli *rfc.Endpoint, addr netip.AddrPort, cond func(map[string]uint64) bool) bool {
 	t.Helper()
 	return rfctest.WaitFor(10*time.Second, func() bool { return cond(engineStats(t, cli, addr)) })
-}
-
-// TestReplayCampaign: a captured authenticated request replayed at once is
-// answered from the duplicate cache (not run again); replayed after the
-// age bound it is dropped. It runs in a synctest bubble on rfc/simnet:
-// the age bound passes in virtual time, and "no reply" is a virtual
-// timeout that nothing could have beaten.
-func TestReplayCampaign(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const maxAge = 500 * time.Millisecond
-		sn := simnet.New(1, simnet.Faults{}, nil)
-		defer sn.Close()
-		cfg := rfctest.Config(0)
-		cfg.Key = testKey
-		cfg.MaxAge = maxAge
-		srv, err := rfc.ListenTransport(cfg, sn.Attach(netip.MustParseAddrPort("127.0.0.1:7000")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		ctr, _ := builtin.Register(srv)
-		codec, _ := wire.NewCodec(0, testKey)
-		dg := make([]byte, 1400)
-		h := wire.Header{Flags: wire.FlagRequest, CallNo: builtin.CallIncr, Src: 9, CallID: 1 << 20, Incarnation: 3, Budget: 2_000_000,
-			PeerInc: srv.Incarnation(), Stamp: uint32(time.Now().UnixMilli())}
-		m, _ := codec.Encode(dg, &h, nil, 0)
-		captured := append([]byte(nil), dg[:m]...)
-		c := sn.Attach(netip.MustParseAddrPort("127.0.0.2:7000"))
-		defer c.Close()
-		replies := make(chan int, 64)
-		go func() {
-			b := make([]byte, 2048)
-			for {
-				n, _, err := c.Recv(b)
-				if err != nil {
-					return
-				}
-				replies <- n
-			}
-		}()
-		// count counts the replies until none comes for d.
-		count := func(d time.Duration) (n int) {
-			for {
-				select {
-				case <-replies:
-					n++
-				case <-time.After(d):
-					return n
-				}
-			}
-		}
-		sent := time.Now()
-		for i := 0; i < 10; i++ {
-			c.Send(captured, srv.Addr())
-		}
-		early := count(200 * time.Millisecond)
-		time.Sleep(maxAge + time.Millisecond - time.Since(sent)) // past the bound, on the server's clock
-		for i := 0; i < 10; i++ {
-			c.Send(captured, srv.Addr())
-		}
-		late := count(200 * time.Millisecond)
-		if ctr.Value() != 1 || late != 0 || early == 0 {
-			t.Fatalf("counter %d, early replies %d, late replies %d", ctr.Value(), early, late)
-		}
-		record(t, row{
-			Fault:   "replay of a captured authenticated request",
-			Params:  "10 copies at once, 10 copies 1 ms past the age bound (MaxAge 500 ms here; 30 s by default), in virtual time on the simulated network",
-			Load:    "one non-idempotent increment",
-			Checked: "ran once; early copies absorbed by the duplicate cache (dropped while the call runs, answered from the cache after); late copies dropped unanswered",
-			Result:  fmt.Sprintf("pass: counter 1, %d early replies (cached), %d late replies, %d dropped as too old", early, late, srv.Stats().Drops["too-old"]),
-		})
-	})
-}
-
-// TestAmplification: against an rfcd without a key, no reply is more than
-// three times the size of the request that asked for it.
-func TestAmplification(t *testing.T) {
-	n := startNode(t, "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error")
-	c := udpTo(t, n.addr.String())
-	codec, _ := wire.NewCodec(0, nil)
-	worst := 0.0
-	asked := 0
-	dg := make([]byte, 1400)
-	// answered sums the bytes of the replies to call id within d; a late
-	// reply to an earlier request is not charged to this one.
-	answered := func(id uint64, d time.Duration) (bytes int, inc uint32) {
-		var pk wire.Packet
-		sizes, inc := replySizes(c, codec, &pk, id, d)
-		for _, n := range sizes {
-			bytes += n
-		}
-		return bytes, inc
-	}
-	// The callee's incarnation, as a caller learns it on first contact:
-	// non-idempotent requests that name it run, so their replies are
-	// measured, not the engine's ESTALE refusal.
-	peerInc := pingIncarnation(t, c, codec)
-	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
-		builtin.CallIncr, builtin.CallFault, 0x7777} {
-		for _, shape := range []func(*wire.Params){
-			nil,
-			func(p *wire.Params) { p.Uint64(0); p.Bytes(nil) },
-			func(p *wire.Params) { p.Bytes(nil) },
-			func(p *wire.Params) { p.Int64(1); p.Int64(2) },
-		} {
-			var ps wire.Params
-			ps.Reset(make([]byte, 256))
-			if shape != nil {
-				shape(&ps)
-			}
-			asked++
-			h := wire.Header{Flags: wire.FlagRequest, CallNo: no, CallID: uint64(asked) << 20, PeerInc: peerInc,
-				Stamp: uint32(time.Now().UnixMilli())}
-			m, _ := codec.EncodeParams(dg, &h, &ps)
-			c.Write(dg[:m])
-			b, _ := answered(h.CallID, 100*time.Millisecond)
-			if r := float64(b) / float64(m); r > worst {
-				worst = r
-			}
-		}
-	}
-	if worst > rfc.AmplifyFactor {
-		t.Fatalf("a reply was %.2f times its request", worst)
-	}
-	record(t, row{
-		Fault:   "amplification",
-		Params:  "rfcd without a key; every engine and built-in call, and an unknown one, with small requests",
-		Load:    fmt.Sprintf("%d requests", asked),
-		Checked: "bytes answered ÷ bytes asked per request ≤ 3",
-		Result:  fmt.Sprintf("pass: worst ratio %.2f", worst),
-	})
 }

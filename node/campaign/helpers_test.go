@@ -6,7 +6,6 @@ package campaign
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand"
 	"net/netip"
 	"os"
@@ -20,12 +19,11 @@ import (
 	"fastcall/lock/proctest"
 	"fastcall/node/dispatch"
 	"fastcall/node/heartbeat"
+	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-func quietLogger() *slog.Logger { return rfctest.Quiet }
 
 var testKey = []byte("campaign-cluster-key-0123456789ab")
 
@@ -62,12 +60,10 @@ type node struct {
 	proc *proctest.Child
 }
 
+// keyFile writes testKey as a key file and returns its path.
 func keyFile(t *testing.T) string {
-	p := filepath.Join(t.TempDir(), "cluster.key")
-	if err := os.WriteFile(p, testKey, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	t.Helper()
+	return writeConfig(t, "cluster.key", string(testKey))
 }
 
 // startWait bounds the wait for a starting rfcd's first line.
@@ -202,7 +198,8 @@ func aliveAs(id uint32) func(heartbeat.MemberInfo) bool {
 	}
 }
 
-// writeConfig writes an rfcd configuration file and returns its path.
+// writeConfig writes an rfcd file (a configuration, a key) in a directory
+// of the test's, readable by its owner only, and returns its path.
 func writeConfig(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -210,6 +207,38 @@ func writeConfig(t *testing.T, name, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// startCenter starts a lone registry center rfcd with node id id, keyed
+// with the key file key, its data in a directory of the test's; it is
+// killed when the test ends.
+func startCenter(t *testing.T, id int, key string) *node {
+	t.Helper()
+	return startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": %d, "key_file": %q, "log_level": "error",
+		"roles": ["center"], "center": {"data_dir": %q}}`, id, key, filepath.Join(t.TempDir(), "data")))
+}
+
+// waitInstance opens the shm map at path as the local SDK does and looks
+// name up until it holds one instance, at addr, for at most within. It
+// returns the instances, or an error that tells what the last lookup
+// found.
+func waitInstance(t *testing.T, path, name, addr string, within time.Duration) ([]sdk.Instance, error) {
+	t.Helper()
+	r, err := sdk.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for end := time.Now().Add(within); ; {
+		in, err := r.Lookup(name)
+		if err == nil && len(in) == 1 && in[0].Addr == addr {
+			return in, nil
+		}
+		if time.Now().After(end) {
+			return nil, fmt.Errorf("lookup of %s after %v: %+v %v, want one instance at %s", name, within, in, err, addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // memberOf returns the view that the node at addr has of member.

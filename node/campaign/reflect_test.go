@@ -2,8 +2,6 @@ package campaign
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,13 +24,8 @@ func TestDispatchReflection(t *testing.T) {
 	victim := rfctest.UDP(t)
 	va := victim.LocalAddr().String()
 	allowed := rfctest.UDP(t)
-	cfg := filepath.Join(t.TempDir(), "disp.json")
-	body := fmt.Sprintf(`{"addr": "127.0.0.1:0", "insecure": true, "log_level": "error", "roles": ["dispatcher"],
-		"dispatcher": {"targets": [%q]}}`, allowed.LocalAddr().String())
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, "-config", cfg)
+	n := startConfig(t, "disp.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "insecure": true, "log_level": "error", "roles": ["dispatcher"],
+		"dispatcher": {"targets": [%q]}}`, allowed.LocalAddr().String()))
 	c := udpTo(t, n.addr.String())
 	codec, _ := wire.NewCodec(0, nil)
 	inc := pingIncarnation(t, c, codec)

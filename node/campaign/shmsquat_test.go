@@ -22,11 +22,9 @@ import (
 func TestShmSquat(t *testing.T) {
 	fileownertest.RequireRoot(t)
 	key := keyFile(t)
-	dir := t.TempDir()
-	center := startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 40, "key_file": %q,
-		"log_level": "error", "roles": ["center"], "center": {"data_dir": %q}}`, key, filepath.Join(dir, "data")))
+	center := startCenter(t, 40, key)
 
-	path := filepath.Join(dir, "agent.map")
+	path := filepath.Join(t.TempDir(), "agent.map")
 	m, err := shm.Create(path, 1<<20, shm.Options{Mode: 0o644})
 	if err != nil {
 		t.Fatal(err)
@@ -59,22 +57,16 @@ func TestShmSquat(t *testing.T) {
 	if st.Ino == planted.Ino || st.Uid != uint32(os.Geteuid()) {
 		t.Fatalf("map file after the agent started: inode %d (planted %d), uid %d", st.Ino, planted.Ino, st.Uid)
 	}
+	in, err := waitInstance(t, path, "db", "10.0.0.1:5432", 10*time.Second)
+	if err != nil {
+		t.Fatalf("the agent's map: %v (the one registered instance)", err)
+	}
+	served := time.Since(began)
 	r, err := sdk.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var in []sdk.Instance
-	for end := time.Now().Add(10 * time.Second); ; {
-		if in, err = r.Lookup("db"); err == nil && len(in) == 1 && in[0].Addr == "10.0.0.1:5432" {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("lookup of db in the agent's map: %+v %v, want the one registered instance at 10.0.0.1:5432", in, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	served := time.Since(began)
 	if pay, err := r.Lookup("pay"); err != wire.ENOENT {
 		t.Fatalf("lookup of pay, which nobody registered: %+v %v, want ENOENT", pay, err)
 	}

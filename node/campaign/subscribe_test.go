@@ -10,7 +10,6 @@ import (
 	regcenter "fastcall/node/registry/center"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/registrytest"
-	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 )
@@ -20,8 +19,7 @@ import (
 // another address and on the flooded one, still get the registered
 // instance into their maps.
 func TestSubscriptionExhaustion(t *testing.T) {
-	center := startConfig(t, "center.json", fmt.Sprintf(`{"addr": "127.0.0.1:0", "node": 70, "key_file": %q, "log_level": "error", "roles": ["center"],
-		"center": {"data_dir": %q}}`, keyFile(t), filepath.Join(t.TempDir(), "data")))
+	center := startCenter(t, 70, keyFile(t))
 
 	// An instance is keyed by its node id.
 	ep := rfctest.Listen(t, 42, func(c *rfc.Config) { c.Key = testKey })
@@ -54,26 +52,16 @@ func TestSubscriptionExhaustion(t *testing.T) {
 		defer aep.Close()
 		path := filepath.Join(t.TempDir(), "agent.map")
 		acfg := agent.DefaultAgentConfig(path, center.addr)
-		acfg.Logger = quietLogger()
+		acfg.Logger = rfctest.Quiet
 		a, err := agent.StartAgent(aep, acfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		r, err := sdk.Open(path)
-		if err != nil {
-			t.Fatal(err)
+		if _, err := waitInstance(t, path, "db", "10.0.0.1:5432", within); err != nil {
+			t.Fatalf("agent on %s: %v (watch error %v)", ip, err, a.Watch().Err())
 		}
-		defer r.Close()
-		for end := time.Now().Add(within); ; {
-			if in, err := r.Lookup("db"); err == nil && len(in) == 1 {
-				return time.Since(flooded)
-			}
-			if time.Now().After(end) {
-				t.Fatalf("agent on %s: no instance in its map after %v (watch error %v)", ip, within, a.Watch().Err())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		return time.Since(flooded)
 	}
 	other := agentGets("127.0.0.2", 5*time.Second)
 	same := agentGets("127.0.0.1", 3*regcenter.DefaultStreamIdle)

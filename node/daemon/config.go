@@ -305,16 +305,8 @@ func (c *Config) Validate() error {
 		}
 		seen[r] = true
 	}
-	members := make(map[netip.AddrPort]int, len(c.Heartbeat.Members)) // index by unmapped address
-	for i, m := range c.Heartbeat.Members {
-		ap, err := netip.ParseAddrPort(m)
-		if err != nil {
-			return bad(fmt.Sprintf("heartbeat.members[%d]", i), "want IP:PORT")
-		}
-		if j, ok := members[unmapped(ap)]; ok {
-			return bad(fmt.Sprintf("heartbeat.members[%d]", i), fmt.Sprintf("the member of heartbeat.members[%d] again", j))
-		}
-		members[unmapped(ap)] = i
+	if err := checkAddrList("heartbeat.members", "member", c.Heartbeat.Members); err != nil {
+		return err
 	}
 	if (seen[RoleWorker] || seen[RoleMaster]) && len(c.Heartbeat.Members) == 0 {
 		return bad("heartbeat.members", "masters and workers need members to watch")
@@ -414,18 +406,25 @@ func (c *Config) Validate() error {
 			return bad(fmt.Sprintf("dispatcher.targets[%d]", i), "is center.peer: the peer center answers this node's address as its peer")
 		}
 	}
-	centers := make(map[netip.AddrPort]int, len(c.Registry.Centers)) // index by unmapped address
-	for i, cs := range c.Registry.Centers {
-		ap, err := netip.ParseAddrPort(cs)
+	// The registry client takes each entry for a center of its own: a
+	// second copy made it fail over from a center to itself.
+	return checkAddrList("registry.centers", "center", c.Registry.Centers)
+}
+
+// checkAddrList checks the list of addresses at field: each entry
+// IP:PORT, and no address twice (an IPv4-mapped IPv6 address is its IPv4
+// one); what names an entry in the error ("the center of ... again").
+func checkAddrList(field, what string, list []string) error {
+	seen := make(map[netip.AddrPort]int, len(list)) // index by unmapped address
+	for i, s := range list {
+		ap, err := netip.ParseAddrPort(s)
 		if err != nil {
-			return bad(fmt.Sprintf("registry.centers[%d]", i), "want IP:PORT")
+			return bad(fmt.Sprintf("%s[%d]", field, i), "want IP:PORT")
 		}
-		// The registry client takes each entry for a center of its
-		// own: a second copy made it fail over from a center to itself.
-		if j, ok := centers[unmapped(ap)]; ok {
-			return bad(fmt.Sprintf("registry.centers[%d]", i), fmt.Sprintf("the center of registry.centers[%d] again", j))
+		if j, ok := seen[unmapped(ap)]; ok {
+			return bad(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("the %s of %s[%d] again", what, field, j))
 		}
-		centers[unmapped(ap)] = i
+		seen[unmapped(ap)] = i
 	}
 	return nil
 }

@@ -1,16 +1,79 @@
 package campaign
 
+// Amplification: no reply of an rfcd is more than three times the
+// datagram that drew it.
+
 import (
 	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
+	"fastcall/node/builtin"
 	"fastcall/node/daemon"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
+
+// TestAmplification: against an rfcd without a key, no reply is more than
+// three times the size of the request that asked for it.
+func TestAmplification(t *testing.T) {
+	n := startNode(t, "-addr", "127.0.0.1:0", "-insecure", "-log-level", "error")
+	c := udpTo(t, n.addr.String())
+	codec, _ := wire.NewCodec(0, nil)
+	worst := 0.0
+	asked := 0
+	dg := make([]byte, 1400)
+	// answered sums the bytes of the replies to call id within d; a late
+	// reply to an earlier request is not charged to this one.
+	answered := func(id uint64, d time.Duration) (bytes int, inc uint32) {
+		var pk wire.Packet
+		sizes, inc := replySizes(c, codec, &pk, id, d)
+		for _, n := range sizes {
+			bytes += n
+		}
+		return bytes, inc
+	}
+	// The callee's incarnation, as a caller learns it on first contact:
+	// non-idempotent requests that name it run, so their replies are
+	// measured, not the engine's ESTALE refusal.
+	peerInc := pingIncarnation(t, c, codec)
+	for _, no := range []uint16{rfc.CallPing, rfc.CallStats, rfc.CallEngineStats, rfc.CallCalls, builtin.CallEcho, builtin.CallAdd, builtin.CallCounter,
+		builtin.CallIncr, builtin.CallFault, 0x7777} {
+		for _, shape := range []func(*wire.Params){
+			nil,
+			func(p *wire.Params) { p.Uint64(0); p.Bytes(nil) },
+			func(p *wire.Params) { p.Bytes(nil) },
+			func(p *wire.Params) { p.Int64(1); p.Int64(2) },
+		} {
+			var ps wire.Params
+			ps.Reset(make([]byte, 256))
+			if shape != nil {
+				shape(&ps)
+			}
+			asked++
+			h := wire.Header{Flags: wire.FlagRequest, CallNo: no, CallID: uint64(asked) << 20, PeerInc: peerInc,
+				Stamp: uint32(time.Now().UnixMilli())}
+			m, _ := codec.EncodeParams(dg, &h, &ps)
+			c.Write(dg[:m])
+			b, _ := answered(h.CallID, 100*time.Millisecond)
+			if r := float64(b) / float64(m); r > worst {
+				worst = r
+			}
+		}
+	}
+	if worst > rfc.AmplifyFactor {
+		t.Fatalf("a reply was %.2f times its request", worst)
+	}
+	record(t, row{
+		Fault:   "amplification",
+		Params:  "rfcd without a key; every engine and built-in call, and an unknown one, with small requests",
+		Load:    fmt.Sprintf("%d requests", asked),
+		Checked: "bytes answered ÷ bytes asked per request ≤ 3",
+		Result:  fmt.Sprintf("pass: worst ratio %.2f", worst),
+	})
+}
 
 // TestDupCacheAmplification: against an rfcd master without a key, a
 // large non-idempotent task-run (an echo task, so the reply is as large
