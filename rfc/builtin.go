@@ -8,27 +8,25 @@ import (
 	"fastcall/wire"
 )
 
-// The engine's own call numbers (docs/PROTOCOL.md, "Engine calls").
+// The engine's own call numbers. docs/PROTOCOL.md ("Engine calls") is
+// the specification of their parameters, replies and paging; the schemas
+// registerBuiltins passes are what the receiver checks. Every call but
+// CallPing ends its request with padding: a reply to an unauthenticated
+// request is at most AmplifyFactor times the request's size, so such a
+// client pads to get full pages.
 const (
 	// CallPing answers with no parameters. Idempotent, inline.
 	CallPing uint16 = wire.CallEngineBase + 0
 	// CallStats returns the counters of the call numbers served and
-	// called, one page per reply: request (u64 cursor, bytes padding: a
-	// reply to an unauthenticated request is at most three times the
-	// request's size, so such a client pads to get full pages), reply (u64 next
-	// cursor, 0 at the end; then per call number: u64 number, str name,
-	// u64 served, u64 served errors, u64 called, u64 called errors,
-	// u64 retransmissions, u64 duplicates, u64 p50 µs, u64 p99 µs of
-	// the round trip, or of the handler time if not called).
+	// called, one page per reply, in call-number order from the
+	// request's cursor.
 	CallStats uint16 = wire.CallEngineBase + 1
-	// CallEngineStats returns endpoint-wide counters as (str name, u64
-	// value) pairs: request (bytes padding), reply pairs.
+	// CallEngineStats returns endpoint-wide counters as name and value
+	// pairs.
 	CallEngineStats uint16 = wire.CallEngineBase + 2
 	// CallCalls lists the registered call numbers, like rpcinfo, one page
-	// per reply: request (u64 cursor, bytes padding, as for CallStats),
-	// reply (u64 next cursor, 0 at the end; then per call number in
-	// ascending order: u64 number, str name, bytes schema with one type
-	// code per parameter, u64 flags, the CallInfo flag bits).
+	// per reply as for CallStats: per call number, its name, schema and
+	// CallInfo flag bits.
 	CallCalls uint16 = wire.CallEngineBase + 3
 )
 
