@@ -9,7 +9,8 @@ import (
 // number, once used, is never reassigned. docs/HEARTBEAT.md ("Wire: call
 // numbers and parameters") is the specification of each call's parameters
 // and replies; the schemas below are what the receiver checks, and the
-// parameter positions after this list are where the code reads them.
+// parameter positions after this list are where the code reads and
+// writes them.
 const (
 	// CallHeartbeat is a probe: each side sends its incarnation and its
 	// view of the other, and membership updates (gossip.go) ride along
