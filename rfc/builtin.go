@@ -8,27 +8,25 @@ import (
 	"fastcall/wire"
 )
 
-// The engine's own call numbers (docs/PROTOCOL.md, "Engine calls").
+// The engine's own call numbers. docs/PROTOCOL.md ("Engine calls") is
+// the specification of their parameters, replies and paging; the schemas
+// registerBuiltins passes are what the receiver checks. Every call but
+// CallPing ends its request with padding: a reply to an unauthenticated
+// request is at most AmplifyFactor times the request's size, so such a
+// client pads to get full pages.
 const (
 	// CallPing answers with no parameters. Idempotent, inline.
 	CallPing uint16 = wire.CallEngineBase + 0
 	// CallStats returns the counters of the call numbers served and
-	// called, one page per reply: request (u64 cursor, bytes padding: a
-	// reply to an unauthenticated request is at most three times the
-	// request's size, so such a client pads to get full pages), reply (u64 next
-	// cursor, 0 at the end; then per call number: u64 number, str name,
-	// u64 served, u64 served errors, u64 called, u64 called errors,
-	// u64 retransmissions, u64 duplicates, u64 p50 µs, u64 p99 µs of
-	// the round trip, or of the handler time if not called).
+	// called, one page per reply, in call-number order from the
+	// request's cursor.
 	CallStats uint16 = wire.CallEngineBase + 1
-	// CallEngineStats returns endpoint-wide counters as (str name, u64
-	// value) pairs: request (bytes padding), reply pairs.
+	// CallEngineStats returns endpoint-wide counters as name and value
+	// pairs.
 	CallEngineStats uint16 = wire.CallEngineBase + 2
 	// CallCalls lists the registered call numbers, like rpcinfo, one page
-	// per reply: request (u64 cursor, bytes padding, as for CallStats),
-	// reply (u64 next cursor, 0 at the end; then per call number in
-	// ascending order: u64 number, str name, bytes schema with one type
-	// code per parameter, u64 flags, the CallInfo flag bits).
+	// per reply as for CallStats: per call number, its name, schema and
+	// CallInfo flag bits.
 	CallCalls uint16 = wire.CallEngineBase + 3
 )
 
@@ -100,48 +98,64 @@ const (
 )
 
 func (ep *Endpoint) serveCalls(req *Request, reply *wire.Params) wire.Errno {
-	cursor := req.Param(0).Uint64()
-	nextAt := reply.ReserveUint64() // the next cursor, known after the page
-	next := uint64(0)
-	entries := 0
+	cis := ep.Calls()
 	var schema [wire.MaxParams]byte
-	for _, ci := range ep.Calls() {
-		if uint64(ci.CallNo) < cursor {
-			continue
-		}
-		if reply.Len()+callsEntryMax > reply.Cap() || reply.Count()+callsEntryParams > wire.MaxParams {
-			if entries == 0 {
-				return wire.EMSGSIZE
-			}
-			next = uint64(ci.CallNo)
-			break
-		}
-		entries++
+	no := func(i int) uint16 { return cis[i].CallNo }
+	return writePage(req, reply, len(cis), no, callsEntryMax, callsEntryParams, func(i int) {
+		ci := &cis[i]
 		flags := uint64(ci.Flags)
 		if ci.Deferred {
 			flags |= InfoDeferred
 		}
-		for i, t := range ci.Schema {
-			schema[i] = byte(t)
+		for j, t := range ci.Schema {
+			schema[j] = byte(t)
 		}
 		reply.Uint64(uint64(ci.CallNo))
 		reply.String(cutName(ci.Name))
 		reply.Bytes(schema[:len(ci.Schema)])
 		reply.Uint64(flags)
+	})
+}
+
+// writePage writes one page of a CallStats or CallCalls reply: the next
+// cursor, then the entries of call numbers no(0) to no(n-1) (ascending)
+// from the request's cursor, each written by put, while one more entry
+// counted at its largest size (entryMax bytes, entryParams parameters)
+// fits the reply. The next cursor is the number of the first entry left
+// out, 0 when the page reaches the end. A reply that cannot hold one entry
+// is EMSGSIZE: a page without entries would send the client back to the
+// same cursor.
+func writePage(req *Request, reply *wire.Params, n int, no func(i int) uint16, entryMax, entryParams int, put func(i int)) wire.Errno {
+	cursor := req.Param(0).Uint64()
+	nextAt := reply.ReserveUint64() // the next cursor, known after the page
+	next := uint64(0)
+	entries := 0
+	for i := 0; i < n; i++ {
+		if uint64(no(i)) < cursor {
+			continue
+		}
+		if reply.Len()+entryMax > reply.Cap() || reply.Count()+entryParams > wire.MaxParams {
+			if entries == 0 {
+				return wire.EMSGSIZE
+			}
+			next = uint64(no(i))
+			break
+		}
+		entries++
+		put(i)
 	}
 	reply.SetUint64(nextAt, next)
 	return wire.OK
 }
 
 // statsEntryMax bounds the bytes of one CallStats entry so a page never
-// overflows: 9 u64 values and a name of at most 48 bytes.
+// overflows: 9 u64 values and a name of at most nameMax bytes.
 const (
 	statsEntryMax    = 9*wire.ParamFixed8Size + wire.ParamHdrSize + nameMax
 	statsEntryParams = 10
 )
 
 func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
-	cursor := req.Param(0).Uint64()
 	st := ep.Stats()
 	type row struct {
 		no                uint16
@@ -176,29 +190,12 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		r.called, r.calledErr, r.retrans = c.Calls, sum(c.Errors), c.Retrans
 		r.p50, r.p99 = c.P50us, c.P99us
 	}
-	// Call numbers in ascending order, starting at the cursor.
 	slices.Sort(order)
-	nextAt := reply.ReserveUint64() // the next cursor, known after the page
-	next := uint64(0)
-	entries := 0
-	for _, no := range order {
-		if uint64(no) < cursor {
-			continue
-		}
-		if reply.Len()+statsEntryMax > reply.Cap() || reply.Count()+statsEntryParams > wire.MaxParams {
-			if entries == 0 {
-				// Not even one entry fits: a page without entries
-				// would send the client back to the same cursor.
-				return wire.EMSGSIZE
-			}
-			next = uint64(no)
-			break
-		}
-		entries++
-		r := rows[no]
-		name := cutName(statsName(no, ep.CallName(no)))
-		reply.Uint64(uint64(no))
-		reply.String(name)
+	no := func(i int) uint16 { return order[i] }
+	return writePage(req, reply, len(order), no, statsEntryMax, statsEntryParams, func(i int) {
+		r := rows[order[i]]
+		reply.Uint64(uint64(r.no))
+		reply.String(cutName(statsName(r.no, ep.CallName(r.no))))
 		reply.Uint64(r.served)
 		reply.Uint64(r.servedErr)
 		reply.Uint64(r.called)
@@ -207,9 +204,7 @@ func (ep *Endpoint) serveStats(req *Request, reply *wire.Params) wire.Errno {
 		reply.Uint64(r.dups)
 		reply.Uint64(r.p50)
 		reply.Uint64(r.p99)
-	}
-	reply.SetUint64(nextAt, next)
-	return wire.OK
+	})
 }
 
 func (ep *Endpoint) serveEngineStats(req *Request, reply *wire.Params) wire.Errno {

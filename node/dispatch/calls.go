@@ -6,27 +6,21 @@ import (
 
 // Call numbers, in the range reserved for dispatch (wire.CallDispatchBase,
 // 0x0300-0x03FF). This list is append-only: a number, once used, is never
-// reassigned. docs/DISPATCH.md documents the parameters; the schemas below
-// are what the receiver checks.
+// reassigned. docs/DISPATCH.md ("Wire: call numbers and parameters") is
+// the specification of each call's parameters and replies; the schemas
+// below are what the receiver checks, and the parameter positions after
+// this list are where the code reads and writes them.
 const (
-	// CallSubmit submits an operation. Request: str resource, str kind
-	// ("read", "update", "delete"), u64 call number, bytes parameter
-	// segment (wire format, sent unchanged to every target), str targets
-	// ("host:port" separated by commas), i64 deadline in milliseconds
-	// (0: the dispatcher's default). Reply: u64 operation id. Errors as
+	// CallSubmit submits an operation; the reply is its id. Errors as
 	// Dispatcher.Submit. Not idempotent: a retransmission is answered
 	// from the duplicate cache, never submitted twice.
 	CallSubmit uint16 = wire.CallDispatchBase + 0x00
-	// CallStatus returns one page of an operation's status. Request: u64
-	// operation id, u64 cursor (index of the first target wanted; 0 for
-	// the first page), bytes padding (a reply to an unauthenticated
-	// request is at most rfc.AmplifyFactor times the request's size, so a
-	// client pads its request to get full pages). Reply: u64 next cursor
-	// (0: last page), u64 state, str kind, str resource, u64 targets, u64
-	// targets done, u64 targets failed, u64 elapsed µs, then per target
-	// from the cursor: str address, u64 error number, u64 elapsed µs
-	// (MaxUint64 while the target has no outcome). ENOENT for an unknown
-	// or forgotten id. Idempotent.
+	// CallStatus returns one page of an operation's status, a target
+	// entry per target from the request's cursor. The request carries
+	// padding: a reply to an unauthenticated request is at most
+	// rfc.AmplifyFactor times the request's size, so a client pads its
+	// request to get full pages. ENOENT for an unknown or forgotten id,
+	// EINVAL for a cursor past the end. Idempotent.
 	CallStatus uint16 = wire.CallDispatchBase + 0x01
 )
 

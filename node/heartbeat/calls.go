@@ -6,71 +6,53 @@ import (
 
 // Call numbers, in the range reserved for the heartbeat service
 // (wire.CallHeartbeatBase, 0x0100-0x01FF). This list is append-only: a
-// number, once used, is never reassigned. The parameter layouts are
-// documented in docs/HEARTBEAT.md; the schemas below are what the
-// receiver checks.
+// number, once used, is never reassigned. docs/HEARTBEAT.md ("Wire: call
+// numbers and parameters") is the specification of each call's parameters
+// and replies; the schemas below are what the receiver checks, and the
+// parameter positions after this list are where the code reads and
+// writes them.
 const (
-	// CallHeartbeat is a probe. Request: u64 sender incarnation, then
-	// the sender's view of the receiver: u64 state (State), u64 the
-	// incarnation that state refers to, u64 the incarnation the sender
-	// last declared the receiver dead at (0: never), bytes membership
-	// updates (gossip.go). Reply: u64 the receiver's incarnation (after
-	// any refutation), then the receiver's view of the sender in the same
-	// three fields, bytes membership updates (within the reply budget).
-	// Idempotent, Priority.
+	// CallHeartbeat is a probe: each side sends its incarnation and its
+	// view of the other, and membership updates (gossip.go) ride along
+	// within the reply budget. Idempotent, Priority.
 	CallHeartbeat uint16 = wire.CallHeartbeatBase + 0x00
 	// CallProbeRequest asks a member to probe a target for the sender
-	// (an indirect probe). One-way: u64 sequence, u64 target node id,
-	// str target address (as the sender knows it), u64 the sender's view
-	// of the target's state, u64 the incarnation that view refers to.
+	// (an indirect probe). One-way.
 	CallProbeRequest uint16 = wire.CallHeartbeatBase + 0x01
-	// CallProbeAck answers a CallProbeRequest. One-way: u64 sequence,
-	// u64 target node id, bool reached, u64 target incarnation.
+	// CallProbeAck answers a CallProbeRequest. One-way.
 	CallProbeAck uint16 = wire.CallHeartbeatBase + 0x02
-	// CallMembers returns one page of the receiver's member view.
-	// Request: u64 cursor (0 for the first page), bytes padding (the
-	// engine caps a reply to an unauthenticated request at
-	// rfc.AmplifyFactor times the request's size, so a client that wants
-	// full pages pads its request). Reply: u64 next cursor
-	// (0 at the end), u64 receiver node id, u64 receiver incarnation,
-	// then per member: str address, u64 node id, u64 state, u64
-	// incarnation, u64 microseconds since last heard (MaxUint64: never).
+	// CallMembers returns one page of the receiver's member view. The
+	// request carries padding: the engine caps a reply to an
+	// unauthenticated request at rfc.AmplifyFactor times the request's
+	// size, so a client that wants full pages pads its request.
 	CallMembers uint16 = wire.CallHeartbeatBase + 0x03
 	// CallGossip carries membership updates alone, while some wait to
-	// be disseminated. One-way: u64 sender incarnation, bytes membership
-	// updates (gossip.go). Applied only from a member's own address.
+	// be disseminated. One-way. Applied only from a member's own address.
 	CallGossip uint16 = wire.CallHeartbeatBase + 0x04
 	// CallJoin asks the receiver to add the sender (at its own address)
-	// as a member. Request: u64 sender incarnation. Reply: none; EPERM
-	// unless the receiver runs with Config.AcceptJoins, ENOSPC when its
-	// member list is full. Idempotent (a member already listed is OK).
+	// as a member. EPERM unless the receiver runs with
+	// Config.AcceptJoins, ENOSPC when its member list is full.
+	// Idempotent (a member already listed is OK).
 	CallJoin uint16 = wire.CallHeartbeatBase + 0x05
 
-	// CallTaskStart (master to worker) starts a task. Request: u64 task
-	// id, u64 master incarnation, u64 kind, bytes payload. Reply: u64 the
-	// worker incarnation the task runs under; ESTALE, unrun, for a stale
-	// start (see Worker.serveStart). Not idempotent (at most once through
-	// the duplicate cache).
+	// CallTaskStart (master to worker) starts a task; the reply names
+	// the worker incarnation it runs under. ESTALE, unrun, for a stale
+	// start (see Worker.serveStart). Not idempotent (at most once
+	// through the duplicate cache).
 	CallTaskStart uint16 = wire.CallHeartbeatBase + 0x10
-	// CallTaskProgress (worker to master) reports progress. One-way:
-	// u64 task id, u64 master incarnation the task was started under,
-	// u64 task incarnation, u64 done, u64 total.
+	// CallTaskProgress (worker to master) reports progress. One-way.
 	CallTaskProgress uint16 = wire.CallHeartbeatBase + 0x11
 	// CallTaskResult (worker to master) delivers a task's outcome.
-	// Request: u64 task id, u64 master incarnation the task was started
-	// under, u64 task incarnation, u64 error number, bytes result. Reply:
-	// none; ESTALE if the master gave the task up, holds that id for
-	// another start, or fenced the worker incarnation, ENOENT if it
-	// never issued it. Not idempotent.
+	// ESTALE if the master gave the task up, holds that id for another
+	// start, or fenced the worker incarnation, ENOENT if it never issued
+	// it, EINVAL for an error number above maxErrno (the task stays in
+	// flight). Not idempotent.
 	CallTaskResult uint16 = wire.CallHeartbeatBase + 0x12
-	// CallTaskCancel (master to worker) cancels a task. Request: u64
-	// task id. Reply: none; ENOENT if the worker does not run it.
-	// Idempotent.
+	// CallTaskCancel (master to worker) cancels a task. ENOENT if the
+	// worker does not run it. Idempotent.
 	CallTaskCancel uint16 = wire.CallHeartbeatBase + 0x13
-	// CallTaskCheck (worker to master) renews a task's lease. Request:
-	// u64 task id, u64 master incarnation the task was started under,
-	// u64 worker incarnation it runs under. Reply: none; ENOENT if the
-	// master never issued the id, ESTALE if it ended the task, holds
+	// CallTaskCheck (worker to master) renews a task's lease. ENOENT if
+	// the master never issued the id, ESTALE if it ended the task, holds
 	// that id for another start, or fenced the worker incarnation,
 	// ECLOSED if the master is closed. Idempotent (it only reads),
 	// Priority (served ahead of ordinary calls, as a heartbeat).

@@ -7,113 +7,83 @@ import (
 
 // Call numbers, in the range reserved for the registry
 // (wire.CallRegistryBase, 0x0200-0x02FF). This list is append-only: a
-// number, once used, is never reassigned. docs/REGISTRY.md documents the
-// parameters; the schemas below are what the receiver checks. Keys are
-// full keys of the registry namespace ("svc/...", "kv/..."); records are
-// encoded as package sdk defines (sdk.AppendRecord).
+// number, once used, is never reassigned. docs/REGISTRY.md ("Call
+// numbers") is the specification of each call's parameters and replies;
+// the schemas below are what the receiver checks. Keys are full keys of
+// the registry namespace ("svc/...", "kv/..."); records are encoded as
+// package sdk defines (sdk.AppendRecord).
 //
 // Calls whose reply can be large end with a bytes padding parameter: the
 // engine caps a reply to an unauthenticated request at rfc.AmplifyFactor
 // times the request's size, so a client in checksum mode pads its request
 // to a third of the datagram limit.
 const (
-	// CallGet reads one entry. Request: str key, bytes padding. Reply:
-	// bytes record. ENOENT if absent, deleted or expired.
+	// CallGet reads one entry. ENOENT if absent, deleted or expired.
 	CallGet uint16 = wire.CallRegistryBase + 0x00
-	// CallPut writes a key/value entry. Request: str key (under "kv/"),
-	// bytes value, u64 expected version, u64 ttl ms (0: none), u64 mode
-	// (PutPlain: expected version ignored; PutCAS: the entry must be at
-	// exactly the expected version, 0 = must not exist), then the
-	// operation (OpParams). Reply: u64 new version. ECONFLICT on a
-	// version mismatch, EMSGSIZE if the entry would not fit one push
-	// datagram, EAGAIN if the other center could not be reached and is
-	// not declared dead. An operation found applied before is answered
-	// with the version it made.
+	// CallPut writes a key/value entry under "kv/", plainly or as a
+	// compare-and-set (PutPlain, PutCAS). ECONFLICT on a version
+	// mismatch, EMSGSIZE if the entry would not fit one push datagram,
+	// EAGAIN if the other center could not be reached and is not
+	// declared dead. An operation found applied before is answered with
+	// the version it made.
 	CallPut uint16 = wire.CallRegistryBase + 0x01
-	// CallDelete deletes a key/value entry. Request: str key, u64
-	// expected version (0: any), then the operation (OpParams). Reply:
-	// u64 version of the tombstone. ENOENT if absent, ECONFLICT on a
-	// version mismatch.
+	// CallDelete deletes a key/value entry; the reply is the version of
+	// its tombstone. ENOENT if absent, ECONFLICT on a version mismatch.
 	CallDelete uint16 = wire.CallRegistryBase + 0x02
-	// CallList returns one page of entries in key order. Request: str
-	// prefix, str after (start strictly after this key; "" from the
-	// start), u64 limit (0: as many as fit), u64 flags (ListTombstones:
-	// include deleted entries, for anti-entropy and resynchronization),
-	// bytes padding. Reply: u64 more (1 if the page is not the last),
-	// str next (the key to send as "after" for the next page when the
-	// page ended on skipped entries: the last key skipped; "" when it
-	// ended on its last entry, to resume after that entry, or on the
-	// last page), then per entry: str key, bytes record. A page examines
+	// CallList returns one page of entries in key order. A page examines
 	// at most ListScan keys: one of a prefix that holds many deleted or
 	// expired entries may return none and a next key among them
 	// (ListNext reads the key to resume after).
 	CallList uint16 = wire.CallRegistryBase + 0x03
 	// CallRegister registers (or replaces) the caller's instance of a
 	// service; the instance is keyed by the request's source node id,
-	// which must not be 0. Request: str name, str service address, bytes
-	// metadata, u64 lease ms, then the operation (OpParams). Reply: u64
-	// version.
+	// which must not be 0.
 	CallRegister uint16 = wire.CallRegistryBase + 0x04
-	// CallDeregister removes the caller's instance. Request: str name,
-	// then the operation (OpParams). Reply: u64 version of the tombstone.
-	// ENOENT if absent.
+	// CallDeregister removes the caller's instance. ENOENT if absent.
 	CallDeregister uint16 = wire.CallRegistryBase + 0x05
 	// CallRenew renews the lease of every instance registered from the
-	// caller's address. Request: none. Reply: u64 instances renewed.
-	// ENOENT if there is none (the caller registers again).
+	// caller's address. ENOENT if there is none (the caller registers
+	// again).
 	CallRenew uint16 = wire.CallRegistryBase + 0x06
 
 	// CallSubscribe adds a prefix to a push stream, opening the stream
-	// if it is new. Request: u64 stream id (chosen by the subscriber,
-	// not 0), str prefix. Reply: u64 sequence number the next push will
-	// carry, u64 the stream's cookie. ENOSPC past Config.MaxStreamsPerNode,
+	// if it is new. ENOSPC past Config.MaxStreamsPerNode,
 	// Config.MaxPrefixesPerNode, Config.MaxStreamsPerIP or
 	// Config.MaxStreams. Pushes go to the request's source address, and
-	// only once the subscriber has echoed the cookie in a CallSubCheck
-	// (return routability: the cookie reaches only a reader at that
-	// address).
+	// only once the subscriber has echoed the stream's cookie in a
+	// CallSubCheck (return routability: the cookie reaches only a reader
+	// at that address).
 	CallSubscribe uint16 = wire.CallRegistryBase + 0x10
-	// CallUnsubscribe closes a stream. Request: u64 stream id. Reply:
-	// none; ENOENT if unknown.
+	// CallUnsubscribe closes a stream. ENOENT if unknown.
 	CallUnsubscribe uint16 = wire.CallRegistryBase + 0x11
 	// CallSubCheck is a subscriber's keepalive; it renews the stream
 	// (Config.StreamIdle) and, the first time, proves it: pushes start.
-	// Request: u64 stream id, u64 the cookie the CallSubscribe reply
-	// gave. Reply: u64 the last sequence number assigned on the stream.
 	// ESTALE if the center does not know the stream (it restarted, or
 	// dropped it) or the cookie is not the stream's: the subscriber
 	// resynchronizes.
 	CallSubCheck uint16 = wire.CallRegistryBase + 0x12
 	// CallPush (center to subscriber) carries a batch of changes.
-	// Request: u64 stream id, u64 sequence number of the first change,
-	// u64 count, bytes batch (count times: u16 key length, key, u16
-	// record length, record). Reply: none. ESTALE: unknown stream (the
-	// center drops it); EAGAIN: the subscriber saw a gap and is
-	// resynchronizing on a new stream (the center drops this one).
+	// ESTALE: unknown stream (the center drops it); EAGAIN: the
+	// subscriber saw a gap and is resynchronizing on a new stream (the
+	// center drops this one).
 	CallPush uint16 = wire.CallRegistryBase + 0x13
 
 	// CallReplicate (center to center) applies a write made at the other
-	// center. Request: u64 sender's center index, u64 the version the
-	// sender's write replaces (0: none), str key, bytes record. Reply: u64
-	// log incarnation, u64 log generation, u64 log offset: the receiver
-	// has applied and logged the record and answers before its log is
-	// synced; the sender waits for that position with CallLogSync
-	// (generation 0: nothing to wait for, the receiver does not sync
-	// before acknowledging). ECONFLICT if the receiver holds a version
-	// the sender did not see, or is itself writing the key and the sender
-	// is the junior center. Priority: it runs on the engine's priority
-	// worker, never behind client writes that wait for it.
+	// center. The receiver has applied and logged the record when it
+	// answers, before its log is synced; the reply names the log
+	// position the sender then waits for with CallLogSync. ECONFLICT if
+	// the receiver holds a version the sender did not see, or is itself
+	// writing the key and the sender is the junior center. Priority: it
+	// runs on the engine's priority worker, never behind client writes
+	// that wait for it.
 	CallReplicate uint16 = wire.CallRegistryBase + 0x20
-	// CallTouch (center to center) forwards a lease renewal. Request: u64
-	// sender's center index, str owner address. Reply: u64 instances
-	// renewed. Idempotent, Priority.
+	// CallTouch (center to center) forwards a lease renewal. Idempotent,
+	// Priority.
 	CallTouch uint16 = wire.CallRegistryBase + 0x21
 	// CallLogSync (center to center) waits until the receiver's log is
-	// durable up to a position a CallReplicate reply gave. Request: u64
-	// sender's center index, u64 log incarnation, u64 log generation, u64
-	// log offset. Reply: none, once the position is on disk. ESTALE if the
-	// incarnation is not the receiver's (it restarted: the record may be
-	// lost there); EFAULT if its log failed. Served inline on the
+	// durable up to a position a CallReplicate reply gave. ESTALE if the
+	// log incarnation is not the receiver's (it restarted: the record
+	// may be lost there); EFAULT if its log failed. Served inline on the
 	// receiver's reader goroutine: the reply comes from the fsync that
 	// covers the position, no goroutine waits for it.
 	CallLogSync uint16 = wire.CallRegistryBase + 0x22
@@ -133,6 +103,8 @@ const OpParams = 2
 
 // CallList flags.
 const (
+	// ListTombstones includes deleted entries, for anti-entropy and
+	// resynchronization.
 	ListTombstones = 1 << 0
 )
 

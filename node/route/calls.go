@@ -6,67 +6,45 @@ import (
 
 // Call numbers, in the range reserved for the router and its members
 // (wire.CallRouteBase, 0x0400-0x04FF). This list is append-only: a number,
-// once used, is never reassigned. docs/ROUTE.md documents every schema.
+// once used, is never reassigned. docs/ROUTE.md ("Calls") is the
+// specification of each call's parameters and replies; the schemas below
+// are what the receiver checks.
 const (
-	// CallAudit queries the router's audit trail by call name. Request:
-	// str call name, u64 since (Unix ns of the record's start, 0: no
-	// bound), u64 until (Unix ns, exclusive, 0: no bound), str client
-	// ("" any; "ip" or "ip:port"), u64 limit (records still wanted, 1 to
-	// MaxAuditLimit), u64 cursor file, u64 cursor offset (0, 0 for the
-	// first page), bytes padding. Reply: u64 next cursor file, u64 next
-	// cursor offset (both 0: no more), then per record: str audit line
-	// (the line as stored, without its newline). EINVAL for a limit of 0
-	// or past MaxAuditLimit, or a malformed client filter.
+	// CallAudit queries the router's audit trail by call name, one page
+	// per reply. EINVAL for a limit of 0 or past MaxAuditLimit, or a
+	// malformed client filter.
 	CallAudit uint16 = wire.CallRouteBase + 0x00
-	// CallRouteStats returns per-sub-cluster counters, by name. Request:
-	// str after (the last name of the page before; "" first), bytes
-	// padding. Reply: u64 more (1: another page follows; 0: last page),
-	// then per sub-cluster named strictly after "after", in ascending
-	// order: str name, u64 calls, u64 errors, u64
-	// failovers, u64 dropped audit records (same value in every entry),
-	// u64 p50 µs, u64 p99 µs, bytes histogram (HistBuckets big-endian
-	// u64 counts; bucket i counts latencies below 2^i µs and at least
-	// 2^(i-1) µs).
+	// CallRouteStats returns per-sub-cluster counters, by name, one page
+	// per reply; a page starts after the last name of the page before.
 	CallRouteStats uint16 = wire.CallRouteBase + 0x01
 
 	// CallNotice tells a member that a routed call failed and who made
-	// it. One-way. Request: u64 client node id, str client address, u64
-	// client call id, u64 call number, str call name, u64 error number,
-	// str path, u64 time (Unix ns).
+	// it. One-way.
 	CallNotice uint16 = wire.CallRouteBase + 0x08
 	// CallSetRole makes a member active (true) or standby (false). The
 	// router calls it with false to fence an active member it finds dead
-	// or unreachable, then with true to promote a standby. Request: bool
-	// active, u64 epoch (the router's role epoch, growing with every
-	// request it sends, across its restarts; 0: unordered, an operator's).
-	// Reply: bool previous role (true: was active). A member refuses,
-	// ECONFLICT, a request whose epoch is below the highest it has obeyed:
-	// the network delayed it past a later decision.
+	// or unreachable, then with true to promote a standby; each request
+	// carries the router's role epoch (0: unordered, an operator's). A
+	// member refuses, ECONFLICT, a request whose epoch is below the
+	// highest it has obeyed: the network delayed it past a later
+	// decision; and, EINVAL, one further ahead of its clock than MaxAge.
 	CallSetRole uint16 = wire.CallRouteBase + 0x09
 	// CallNotices returns the last failure notices a member received,
-	// newest first. Request: u64 skip, bytes padding. Reply: u64 total
-	// held, then per notice: u64 time (Unix ns), str client address, u64
-	// client node, u64 client call id, str call name, u64 error number,
-	// str path.
+	// newest first.
 	CallNotices uint16 = wire.CallRouteBase + 0x0A
 
 	// Namespace calls, served by a Member (direct form) and by a Router
 	// (which forwards them). The first parameter is the path.
 	//
-	// CallNSPut: str path, bytes value -> u64 version (a member-wide
-	// counter of writes). Not idempotent.
+	// CallNSPut writes a path. Not idempotent.
 	CallNSPut uint16 = wire.CallRouteBase + 0x10
-	// CallNSGet: str path -> bytes value, u64 version. ENOENT if absent.
+	// CallNSGet reads a path. ENOENT if absent.
 	CallNSGet uint16 = wire.CallRouteBase + 0x11
-	// CallNSList: str prefix, str after (the last path of the page
-	// before; "" for the first), u64 limit (0: as many as fit), bytes
-	// padding -> u64 more (1: the page was cut; ask again after its last
-	// path), then str path per entry, in path order, paths strictly
-	// after "after". A page costs the member a binary search and the
-	// paths it returns, whatever the namespace's size.
+	// CallNSList returns one page of the paths under a prefix, in path
+	// order. A page costs the member a binary search and the paths it
+	// returns, whatever the namespace's size.
 	CallNSList uint16 = wire.CallRouteBase + 0x12
-	// CallNSDelete: str path -> u64 version. ENOENT if absent. Not
-	// idempotent.
+	// CallNSDelete deletes a path. ENOENT if absent. Not idempotent.
 	CallNSDelete uint16 = wire.CallRouteBase + 0x13
 
 	// RoutedOffset is added to a routed call's number to get the number
