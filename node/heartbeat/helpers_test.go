@@ -185,6 +185,18 @@ func heardPair(t testing.TB) (a, b *node) {
 	return nodes[0], nodes[1]
 }
 
+// settled reports whether n holds every member it lists alive and has
+// heard from each (knows its node id): a helper of an indirect probe
+// finds the target by node id, so tests of indirect rounds wait for it.
+func settled(n *node) bool {
+	for _, m := range n.svc.Members() {
+		if m.State != StateAlive || m.Node == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func stateOf(s *Service, addr netip.AddrPort) State {
 	info, _ := s.Member(addr)
 	return info.State
