@@ -562,9 +562,9 @@ func TestAttackIncarnationBurn(t *testing.T) {
 		x := startNode(t, xep, cfg, []netip.AddrPort{teller.Addr()})
 		xep.SetIncarnation(1000)
 		for _, claim := range []uint32{maxInc - 1, maxInc - refuteReserve - 1} {
-			sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: claim})
+			sendHeartbeat(t, teller, xep.Addr(), view{state: StateSuspect, inc: claim})
 			after := xep.Incarnation()
-			sendView(t, teller, xep.Addr(), view{state: StateSuspect, inc: after})
+			sendHeartbeat(t, teller, xep.Addr(), view{state: StateSuspect, inc: after})
 			if got := xep.Incarnation(); got <= after || got > maxInc-refuteReserve+1 {
 				t.Fatalf("x at %d after a claim at %d, then %d after a claim at its incarnation: want a raise, below the top band (stats %+v)",
 					after, claim, got, x.svc.Stats())

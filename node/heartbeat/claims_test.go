@@ -6,31 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
-
-// sendView sends one heartbeat from ep to dst carrying view v of dst.
-func sendView(t *testing.T, ep *rfc.Endpoint, dst netip.AddrPort, v view) {
-	t.Helper()
-	var ps wire.Params
-	heartbeatParams(&ps, make([]byte, 64), ep.Incarnation(), v, nil)
-	if err := ep.Call(ctxFor(t, 2*time.Second), dst, CallHeartbeat, &ps, nil); err != nil {
-		t.Fatalf("heartbeat: %v", err)
-	}
-}
 
 // TestNonMemberClaimsIgnored: what a non-member says about a node, in a
 // heartbeat or through an indirect probe it asks a member to run, never
 // moves the node's incarnation and reports nothing.
 func TestNonMemberClaimsIgnored(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	a, b := nodes[0], nodes[1]
+	a, b := pair(t)
 	cli := newEndpoint(t, 77, nil)
 	before := b.ep.Incarnation()
 	for i := 0; i < 200; i++ {
-		sendView(t, cli, b.ep.Addr(), view{state: StateDead, inc: maxInc - 1})
+		sendHeartbeat(t, cli, b.ep.Addr(), view{state: StateDead, inc: maxInc - 1})
 	}
 	if got := b.ep.Incarnation(); got != before {
 		t.Fatalf("incarnation %d after non-member claims, was %d", got, before)
@@ -38,7 +26,7 @@ func TestNonMemberClaimsIgnored(t *testing.T) {
 	// A non-member that writes a member's node id in its headers is not
 	// that member.
 	spoof := newEndpoint(t, a.ep.NodeID(), nil)
-	sendView(t, spoof, b.ep.Addr(), view{state: StateDead, inc: maxInc - 1})
+	sendHeartbeat(t, spoof, b.ep.Addr(), view{state: StateDead, inc: maxInc - 1})
 	if got := b.ep.Incarnation(); got != before {
 		t.Fatalf("incarnation %d after a claim under a member's node id, was %d", got, before)
 	}
@@ -80,7 +68,7 @@ func TestDeclaredDeadLogLimited(t *testing.T) {
 	b := startNode(t, ep, cfg, []netip.AddrPort{cli.Addr()})
 	const n = 200
 	for i := 0; i < n; i++ {
-		sendView(t, cli, ep.Addr(), view{state: StateDead, inc: ep.Incarnation()})
+		sendHeartbeat(t, cli, ep.Addr(), view{state: StateDead, inc: ep.Incarnation()})
 	}
 	if !waitFor(5*time.Second, func() bool { return b.log.count(EventDeclaredDeadBy, cli.Addr()) == n }) {
 		t.Fatalf("%d events, want %d", b.log.count(EventDeclaredDeadBy, cli.Addr()), n)

@@ -176,13 +176,47 @@ func waitHeard(t testing.TB, n *node, addr netip.AddrPort, d time.Duration) {
 	}
 }
 
-// heardPair starts a cluster of two at testConfig and waits until the
-// first member has heard from the second.
-func heardPair(t testing.TB) (a, b *node) {
+// pair starts a cluster of two at testConfig.
+func pair(t testing.TB) (a, b *node) {
 	t.Helper()
 	nodes := cluster(t, 2, testConfig())
-	waitHeard(t, nodes[0], nodes[1].ep.Addr(), 5*time.Second)
 	return nodes[0], nodes[1]
+}
+
+// heardPair starts a pair and waits until the first member has heard
+// from the second.
+func heardPair(t testing.TB) (a, b *node) {
+	t.Helper()
+	a, b = pair(t)
+	waitHeard(t, a, b.ep.Addr(), 5*time.Second)
+	return a, b
+}
+
+// sendHeartbeat sends one heartbeat from ep to dst carrying view v of
+// dst and the given updates, and fails the test unless it is answered.
+func sendHeartbeat(t testing.TB, ep *rfc.Endpoint, dst netip.AddrPort, v view, us ...update) {
+	t.Helper()
+	var b []byte
+	for i := range us {
+		b = putUpdate(b, &us[i])
+	}
+	var ps wire.Params
+	heartbeatParams(&ps, make([]byte, 512), ep.Incarnation(), v, b)
+	if err := ep.Call(ctxFor(t, 2*time.Second), dst, CallHeartbeat, &ps, nil); err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+}
+
+// settled reports whether n holds every member it lists alive and has
+// heard from each (knows its node id): a helper of an indirect probe
+// finds the target by node id, so tests of indirect rounds wait for it.
+func settled(n *node) bool {
+	for _, m := range n.svc.Members() {
+		if m.State != StateAlive || m.Node == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func stateOf(s *Service, addr netip.AddrPort) State {

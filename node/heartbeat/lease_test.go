@@ -41,12 +41,12 @@ func (lt *leaseTask) run(ctx context.Context, _ *TaskInfo) ([]byte, wire.Errno) 
 // worker's lease check is answered with a refusal and the task's
 // context ends, within a few intervals.
 func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	m := newTestMaster(t, nodes[0].svc)
+	mn, wn := pair(t)
+	m := newTestMaster(t, mn.svc)
 	lt := newLeaseTask()
 	defer close(lt.release) // a failing test frees the runner before Close
-	wk := newTestWorker(t, nodes[1].svc, DefaultWorkerConfig(), lt.run)
-	if _, err := m.Start(ctxFor(t, 5*time.Second), nodes[1].ep.Addr(), 1, nil); err != nil {
+	wk := newTestWorker(t, wn.svc, DefaultWorkerConfig(), lt.run)
+	if _, err := m.Start(ctxFor(t, 5*time.Second), wn.ep.Addr(), 1, nil); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	select {
@@ -60,7 +60,7 @@ func TestWorkerLeaseCancelsTaskItsMasterEnded(t *testing.T) {
 	case <-time.After(20 * DetectBound(testConfig())):
 		t.Fatal("the worker still runs a task its master ended")
 	}
-	if st := stateOf(nodes[1].svc, nodes[0].ep.Addr()); st != StateAlive {
+	if st := stateOf(wn.svc, mn.ep.Addr()); st != StateAlive {
 		t.Fatalf("master seen %v; the test needs it alive", st)
 	}
 	if wk.Stats().Aborted != 1 {

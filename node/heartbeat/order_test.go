@@ -15,8 +15,7 @@ import (
 // worker itself is alive at the same incarnation (only the master
 // refuted), so new tasks start there and report.
 func TestDeclaredDeadByKeepsWorker(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	mn, wn := nodes[0], nodes[1]
+	mn, wn := pair(t)
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })

@@ -53,15 +53,7 @@ func TestUpdateCodec(t *testing.T) {
 // to dst carrying the given updates.
 func sendUpdates(t *testing.T, ep *rfc.Endpoint, dst netip.AddrPort, us ...update) {
 	t.Helper()
-	var b []byte
-	for i := range us {
-		b = putUpdate(b, &us[i])
-	}
-	var ps wire.Params
-	heartbeatParams(&ps, make([]byte, 512), ep.Incarnation(), view{}, b)
-	if err := ep.Call(ctxFor(t, 2*time.Second), dst, CallHeartbeat, &ps, nil); err != nil {
-		t.Fatalf("heartbeat with updates: %v", err)
-	}
+	sendHeartbeat(t, ep, dst, view{}, us...)
 }
 
 // TestDeathHeardMarksDead: a death disseminated by a member makes this

@@ -131,14 +131,7 @@ func TestSuspicionRefutedThroughGossip(t *testing.T) {
 	cfg.Logger = quiet
 	nodes := cluster(t, 3, cfg)
 	for _, n := range nodes {
-		if !waitFor(10*time.Second, func() bool {
-			for _, m := range n.svc.Members() {
-				if m.Node == 0 {
-					return false
-				}
-			}
-			return true
-		}) {
+		if !waitFor(10*time.Second, func() bool { return settled(n) }) {
 			t.Fatal("members never heard each other")
 		}
 	}
@@ -232,14 +225,7 @@ func TestJoinThroughSeed(t *testing.T) {
 			t.Fatalf("%v does not list the joined node: %+v", n.ep.Addr(), n.svc.Members())
 		}
 	}
-	if !waitFor(10*time.Second, func() bool {
-		for _, m := range j.svc.Members() {
-			if m.State != StateAlive || m.Node == 0 {
-				return false
-			}
-		}
-		return true
-	}) {
+	if !waitFor(10*time.Second, func() bool { return settled(j) }) {
 		t.Fatalf("joined node's view: %+v", j.svc.Members())
 	}
 	closed := startNode(t, newEndpoint(t, 10, nil), testConfig(), nil)

@@ -279,8 +279,7 @@ func TestDeadOnClose(t *testing.T) {
 // raises it and says so in the reply; told it is dead, it reports the
 // news as an event once.
 func TestRefutation(t *testing.T) {
-	nodes := cluster(t, 2, testConfig())
-	b := nodes[1]
+	a, b := pair(t)
 	// Only a member's claims count: cli is a member of b, with a service
 	// of its own so that b's probes of it succeed.
 	cli := newEndpoint(t, 77, nil)
@@ -336,10 +335,10 @@ func TestRefutation(t *testing.T) {
 	}
 	// The other member sees b alive throughout, at its new incarnation.
 	if !waitFor(10*time.Second, func() bool {
-		info, _ := nodes[0].svc.Member(b.ep.Addr())
+		info, _ := a.svc.Member(b.ep.Addr())
 		return info.State == StateAlive && info.Incarnation == b.ep.Incarnation()
 	}) {
-		info, _ := nodes[0].svc.Member(b.ep.Addr())
+		info, _ := a.svc.Member(b.ep.Addr())
 		t.Fatalf("a sees b as %+v, b at %d", info, b.ep.Incarnation())
 	}
 }

@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand"
 	"net/netip"
 	"os"
@@ -226,4 +227,41 @@ func TestCloseAuditsCallsInFlight(t *testing.T) {
 			t.Errorf("put answered OK after Close: %d audit records, none counted dropped", records)
 		}
 	})
+}
+
+// TestAuditCursorPastFile: an audit query whose cursor offset lies past
+// the end of its file (or past what a file offset can be) is a bad
+// request, EINVAL; the router answered EPROTO, the error number of a
+// damaged audit trail, as the seek failed.
+func TestAuditCursorPastFile(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	if _, err := tc.put(t, "/c1/x", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tc.audit(t, AuditFilter{Call: "ns-put"}); len(got) != 1 {
+		t.Fatalf("%d records, want 1", len(got))
+	}
+	for _, off := range []uint64{1 << 40, math.MaxInt64, 1 << 63, math.MaxUint64} {
+		// Cursor in the first audit file.
+		if err := tc.rawAudit(10, 1, off, make([]byte, 300)); err != wire.EINVAL {
+			t.Errorf("cursor (1, %d): %v, want EINVAL", off, err)
+		}
+	}
+}
+
+// TestAuditRecordBeforeReply: a client that has its answer finds its
+// call's audit record in a query it sends at once. The router queues the
+// record before it replies; replying first left a window in which the
+// client's query, flushed and scanned, came before the record was queued.
+func TestAuditRecordBeforeReply(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	for i := 0; i < 300; i++ {
+		t0 := time.Now()
+		if _, err := tc.put(t, "/c1/order", []byte("v")); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		if es := tc.audit(t, AuditFilter{Call: "ns-put", Since: t0}); len(es) != 1 {
+			t.Fatalf("call %d: %d audit records right after its answer, want 1", i, len(es))
+		}
+	}
 }

@@ -28,11 +28,7 @@ func newOutcomeCluster(t *testing.T, register func(old *rfc.Endpoint)) *outcomeC
 	oc.table = table
 	oc.old = newEndpoint(t, 10, 0)
 	register(oc.old)
-	oc.standby = NewMember(MemberConfig{})
-	oc.sep = newEndpoint(t, 11, 0)
-	if err := oc.standby.Register(oc.sep); err != nil {
-		t.Fatal(err)
-	}
+	oc.standby, oc.sep = newTestMember(t, 11, MemberConfig{})
 	mountC1(t, table, oc.old.Addr(), oc.sep.Addr())
 	cfg := testRouterConfig(t)
 	cfg.ForwardTimeout = 10 * time.Second
@@ -193,11 +189,7 @@ func TestUnackedDemotionResent(t *testing.T) {
 // members.
 func TestUnackedPromotionDemoted(t *testing.T) {
 	table := NewMemMounts()
-	old := NewMember(MemberConfig{Active: true})
-	oep := newEndpoint(t, 10, 0)
-	if err := old.Register(oep); err != nil {
-		t.Fatal(err)
-	}
+	_, oep := newTestMember(t, 10, MemberConfig{Active: true})
 	var active, acked atomic.Bool
 	cep := newEndpoint(t, 11, 0)
 	if err := cep.Register(CallSetRole, "route-set-role", schemaSetRole, rfc.Idempotent,

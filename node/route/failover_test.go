@@ -99,11 +99,7 @@ func TestLateAnswerKeepsView(t *testing.T) {
 		}); err != nil {
 		t.Fatal(err)
 	}
-	standby := NewMember(MemberConfig{Active: true})
-	sep := newEndpoint(t, 11, 0)
-	if err := standby.Register(sep); err != nil {
-		t.Fatal(err)
-	}
+	_, sep := newTestMember(t, 11, MemberConfig{Active: true})
 	mountC1(t, table, slow.Addr(), sep.Addr())
 	cfg := testRouterConfig(t)
 	cfg.ForwardTimeout = 10 * time.Second
@@ -210,53 +206,6 @@ func TestFailingCallsNoGoroutineEach(t *testing.T) {
 	}
 }
 
-// A member obeys CallSetRole in epoch order: a request below the highest
-// epoch it has obeyed is refused ECONFLICT and changes nothing; the same
-// epoch again (a retransmission) is obeyed; epoch 0 (an operator's) is
-// obeyed whatever came before and does not move the epoch. The epochs
-// are counted from the wall clock after the member was made, as a
-// router's are (a member refuses the epochs of before its start,
-// TestPromotionBeforeRestartRefused).
-func TestSetRoleEpochOrder(t *testing.T) {
-	m := NewMember(MemberConfig{})
-	base := uint64(time.Now().UnixNano())
-	mep := newEndpoint(t, 10, 0)
-	if err := m.Register(mep); err != nil {
-		t.Fatal(err)
-	}
-	client := newEndpoint(t, 100, 0)
-	for i, st := range []struct {
-		active bool
-		epoch  uint64
-		want   wire.Errno
-		after  bool // the member's role after the request
-	}{
-		{true, 5, wire.OK, true},
-		{false, 7, wire.OK, false},
-		{true, 5, wire.ECONFLICT, false}, // delayed past epoch 7
-		{true, 6, wire.ECONFLICT, false},
-		{false, 7, wire.OK, false}, // a retransmission of epoch 7
-		{true, 0, wire.OK, true},   // an operator's
-		{false, 6, wire.ECONFLICT, true},
-		{false, 8, wire.OK, false},
-	} {
-		var ps wire.Params
-		ps.Reset(make([]byte, setRoleSize))
-		ps.Bool(st.active)
-		if st.epoch != 0 {
-			ps.Uint64(base + st.epoch)
-		} else {
-			ps.Uint64(0)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := client.Call(ctx, mep.Addr(), CallSetRole, &ps, nil)
-		cancel()
-		if wire.AsErrno(err) != st.want || m.Active() != st.after {
-			t.Fatalf("step %d set-role(%v, epoch %d): %v active %v, want %v active %v", i, st.active, st.epoch, err, m.Active(), st.want, st.after)
-		}
-	}
-}
-
 // TestSilentMembersDoNotStallFailover: members that never answer
 // their owed demotion (listed but down) do not hold up the failover of
 // another sub-cluster. The failover goroutine sent a round of demotions
@@ -284,11 +233,7 @@ func TestSilentMembersDoNotStallFailover(t *testing.T) {
 			return true
 		}))
 	}
-	live := NewMember(MemberConfig{Active: true})
-	lep := newEndpoint(t, 10, 0)
-	if err := live.Register(lep); err != nil {
-		t.Fatal(err)
-	}
+	_, lep := newTestMember(t, 10, MemberConfig{Active: true})
 	for c := 0; c < 3; c++ {
 		specs := []MemberSpec{{lep.Addr(), RoleActive}}
 		for _, a := range silent[c*silentN/3 : (c+1)*silentN/3] {

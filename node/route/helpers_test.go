@@ -40,6 +40,18 @@ type testCluster struct {
 	auditDir string
 }
 
+// newTestMember registers a Member of cfg on a new endpoint for node
+// (newEndpoint, no reader workers).
+func newTestMember(t testing.TB, node uint32, cfg MemberConfig) (*Member, *rfc.Endpoint) {
+	t.Helper()
+	m := NewMember(cfg)
+	ep := newEndpoint(t, node, 0)
+	if err := m.Register(ep); err != nil {
+		t.Fatalf("member Register: %v", err)
+	}
+	return m, ep
+}
+
 func testRouterConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.AuditDir = t.TempDir()
@@ -52,11 +64,7 @@ func newTestCluster(t testing.TB, mod func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{table: NewMemMounts()}
 	for i := range tc.members {
-		tc.members[i] = NewMember(MemberConfig{Active: i == 0})
-		tc.meps[i] = newEndpoint(t, uint32(10+i), 0)
-		if err := tc.members[i].Register(tc.meps[i]); err != nil {
-			t.Fatalf("member Register: %v", err)
-		}
+		tc.members[i], tc.meps[i] = newTestMember(t, uint32(10+i), MemberConfig{Active: i == 0})
 	}
 	mountC1(t, tc.table, tc.meps[0].Addr(), tc.meps[1].Addr())
 	cfg := testRouterConfig(t)

@@ -33,11 +33,7 @@ func TestRegistryMounts(t *testing.T) {
 		return RegistryMounts{C: c}
 	}
 	admin := client(60)
-	m := NewMember(MemberConfig{Active: true})
-	mep := newEndpoint(t, 61, 0)
-	if err := m.Register(mep); err != nil {
-		t.Fatal(err)
-	}
+	_, mep := newTestMember(t, 61, MemberConfig{Active: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := AddCluster(ctx, admin, DefaultTablePrefix, "c1", []MemberSpec{{mep.Addr(), RoleActive}}); err != nil {

@@ -21,11 +21,7 @@ func restartCluster(t *testing.T, active0, active1 bool) (*Router, [2]*Member, *
 	var ms [2]*Member
 	var eps [2]*rfc.Endpoint
 	for i, on := range []bool{active0, active1} {
-		ms[i] = NewMember(MemberConfig{Active: on})
-		eps[i] = newEndpoint(t, uint32(10+i), 0)
-		if err := ms[i].Register(eps[i]); err != nil {
-			t.Fatal(err)
-		}
+		ms[i], eps[i] = newTestMember(t, uint32(10+i), MemberConfig{Active: on})
 	}
 	mountC1(t, table, eps[0].Addr(), eps[1].Addr())
 	r, rep := startRouter(t, table, testRouterConfig(t))
@@ -126,21 +122,11 @@ func TestClusterAddedDuringFirstDemotionsOwed(t *testing.T) {
 	table := NewMemMounts()
 	// c1: a live active member and a silent standby that holds New's
 	// round for ActivateTimeout.
-	live := NewMember(MemberConfig{Active: true})
-	lep := newEndpoint(t, 10, 0)
-	if err := live.Register(lep); err != nil {
-		t.Fatal(err)
-	}
+	_, lep := newTestMember(t, 10, MemberConfig{Active: true})
 	// c2, added when the silent member hears its demotion: x active, y
 	// still active from an earlier run.
-	x, y := NewMember(MemberConfig{Active: true}), NewMember(MemberConfig{Active: true})
-	xep, yep := newEndpoint(t, 11, 0), newEndpoint(t, 12, 0)
-	if err := x.Register(xep); err != nil {
-		t.Fatal(err)
-	}
-	if err := y.Register(yep); err != nil {
-		t.Fatal(err)
-	}
+	x, xep := newTestMember(t, 11, MemberConfig{Active: true})
+	y, yep := newTestMember(t, 12, MemberConfig{Active: true})
 	added := make(chan error, 1)
 	silent := silentMember(t, func(bool) bool {
 		added <- AddCluster(ctx, table, DefaultTablePrefix, "c2", []MemberSpec{{xep.Addr(), RoleActive}, {yep.Addr(), RoleStandby}})

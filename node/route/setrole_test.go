@@ -1,0 +1,135 @@
+package route
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"fastcall/rfc"
+	"fastcall/wire"
+)
+
+// setRoleParams is the parameters of a CallSetRole request: the role and
+// the role epoch (0: an operator's request).
+func setRoleParams(active bool, epoch uint64) *wire.Params {
+	ps := new(wire.Params)
+	ps.Reset(make([]byte, setRoleSize))
+	ps.Bool(active)
+	ps.Uint64(epoch)
+	return ps
+}
+
+// callSetRole calls CallSetRole(active, epoch) from cli on the member at
+// dst and returns the answer's errno.
+func callSetRole(cli *rfc.Endpoint, dst netip.AddrPort, active bool, epoch uint64) wire.Errno {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return wire.AsErrno(cli.Call(ctx, dst, CallSetRole, setRoleParams(active, epoch), nil))
+}
+
+// TestPromotionBeforeRestartRefused: a copy of a set-role(true) that a
+// member obeyed before it restarted (a copy the network delayed, or one
+// captured and replayed within the age bound: the call is idempotent, so
+// neither the duplicate cache nor the restart rule stops it) reaches the
+// restarted member, which came back as standby. It must stay standby:
+// the router may have made another member active since, and does not
+// know it has to demote this one again.
+func TestPromotionBeforeRestartRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := newSimNet(t)
+		sc.startMember(t, 0, false)
+		codec, _ := wire.NewCodec(0, nil)
+		ps := setRoleParams(true, uint64(time.Now().UnixNano()))
+		h := wire.Header{Flags: wire.FlagRequest, CallNo: CallSetRole, Src: 1, CallID: 1 << 20, Incarnation: 9,
+			Budget: 200_000, Stamp: uint32(time.Now().UnixMilli())}
+		dg := make([]byte, wire.DefaultMaxDatagram)
+		n, e := codec.EncodeParams(dg, &h, ps)
+		if e != wire.OK {
+			t.Fatal(e)
+		}
+		router := sc.net.Attach(simAddr(1))
+		defer router.Close()
+		router.Send(dg[:n], sc.meps[0].Addr())
+		time.Sleep(100 * time.Millisecond)
+		if !sc.members[0].Active() {
+			t.Fatal("the promotion was not obeyed")
+		}
+
+		// The member crashes and restarts as standby, as it must.
+		time.Sleep(time.Second)
+		sc.meps[0].Close()
+		sc.startMember(t, 0, false)
+		time.Sleep(time.Second)
+		router.Send(dg[:n], sc.meps[0].Addr())
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if sc.members[0].Active() {
+			t.Fatal("a set-role(true) sent before the member restarted made the restarted member active")
+		}
+	})
+}
+
+// A member obeys CallSetRole in epoch order: a request below the highest
+// epoch it has obeyed is refused ECONFLICT and changes nothing; the same
+// epoch again (a retransmission) is obeyed; epoch 0 (an operator's) is
+// obeyed whatever came before and does not move the epoch. The epochs
+// are counted from the wall clock after the member was made, as a
+// router's are (a member refuses the epochs of before its start,
+// TestPromotionBeforeRestartRefused).
+func TestSetRoleEpochOrder(t *testing.T) {
+	m, mep := newTestMember(t, 10, MemberConfig{})
+	base := uint64(time.Now().UnixNano())
+	client := newEndpoint(t, 100, 0)
+	for i, st := range []struct {
+		active bool
+		epoch  uint64
+		want   wire.Errno
+		after  bool // the member's role after the request
+	}{
+		{true, 5, wire.OK, true},
+		{false, 7, wire.OK, false},
+		{true, 5, wire.ECONFLICT, false}, // delayed past epoch 7
+		{true, 6, wire.ECONFLICT, false},
+		{false, 7, wire.OK, false}, // a retransmission of epoch 7
+		{true, 0, wire.OK, true},   // an operator's
+		{false, 6, wire.ECONFLICT, true},
+		{false, 8, wire.OK, false},
+	} {
+		epoch := uint64(0)
+		if st.epoch != 0 {
+			epoch = base + st.epoch
+		}
+		if e := callSetRole(client, mep.Addr(), st.active, epoch); e != st.want || m.Active() != st.after {
+			t.Fatalf("step %d set-role(%v, epoch %d): %v active %v, want %v active %v", i, st.active, st.epoch, e, m.Active(), st.want, st.after)
+		}
+	}
+}
+
+// TestSetRoleFarFutureEpochRefused: a member refuses (EINVAL) a set-role
+// whose epoch is further ahead of its clock than the engine's age bound,
+// which no router could have sent: nodes' clocks agree within it, and a
+// router's epoch is its clock. Before, one set-role with epoch 2^64-1
+// was obeyed and every later set-role from the router (fence, promotion)
+// was refused ECONFLICT until the member restarted: its sub-cluster
+// could no longer fail over.
+func TestSetRoleFarFutureEpochRefused(t *testing.T) {
+	m, ep := newTestMember(t, 2, DefaultMemberConfig())
+	cli := newEndpoint(t, 1, 0)
+	ahead := uint64(ep.Config().MaxAge + time.Minute)
+	for _, epoch := range []uint64{math.MaxUint64, uint64(time.Now().UnixNano()) + ahead} {
+		if e := callSetRole(cli, ep.Addr(), true, epoch); e != wire.EINVAL {
+			t.Errorf("set-role(true) at epoch %d: %v, want EINVAL", epoch, e)
+		}
+		if m.Active() {
+			t.Errorf("set-role(true) at epoch %d obeyed", epoch)
+			m.SetActive(false)
+		}
+	}
+	// A router's request, at its clock, is still obeyed.
+	if e := callSetRole(cli, ep.Addr(), true, uint64(time.Now().UnixNano())); e != wire.OK || !m.Active() {
+		t.Fatalf("set-role(true) at the clock: %v, active %v", e, m.Active())
+	}
+}
