@@ -33,19 +33,10 @@ func (w *simWorld) attach() *simnet.Conn { return w.Net.Attach(w.Addr()) }
 
 // endpoint is newTestEndpoint on the simulated network.
 func (w *simWorld) endpoint(mod func(*Config)) *Endpoint {
-	t := w.T()
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.NodeID = 0
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := ListenTransport(cfg, w.attach())
-	if err != nil {
-		t.Fatalf("ListenTransport: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	w.T().Helper()
+	return testenv.Open(w.T(), DefaultConfig(), mod, func(cfg Config) (*Endpoint, error) {
+		return ListenTransport(cfg, w.attach())
+	})
 }
 
 // server is newTestServer on the simulated network.
