@@ -34,8 +34,15 @@ func (w *simWorld) attach() *simnet.Conn { return w.Net.Attach(w.Addr()) }
 // endpoint is newTestEndpoint on the simulated network.
 func (w *simWorld) endpoint(mod func(*Config)) *Endpoint {
 	w.T().Helper()
+	return w.endpointOn(w.attach(), mod)
+}
+
+// endpointOn is endpoint on the Conn c, for a test that also sends on c
+// to play a datagram from the endpoint's own address.
+func (w *simWorld) endpointOn(c *simnet.Conn, mod func(*Config)) *Endpoint {
+	w.T().Helper()
 	return testenv.Open(w.T(), DefaultConfig(), mod, func(cfg Config) (*Endpoint, error) {
-		return ListenTransport(cfg, w.attach())
+		return ListenTransport(cfg, c)
 	})
 }
 
