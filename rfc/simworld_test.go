@@ -7,7 +7,6 @@ import (
 
 	"fastcall/rfc/internal/testenv"
 	"fastcall/rfc/simnet"
-	"fastcall/wire"
 )
 
 // simWorld is the calm simulated network in a testing/synctest bubble
@@ -57,14 +56,10 @@ func (w *simWorld) deadAddr() netip.AddrPort { return w.Addr() }
 // rawSender is newRawSender on the simulated network.
 func (w *simWorld) rawSender(to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
 	t := w.T()
-	codec, err := wire.NewCodec(0, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &simRaw{c: w.attach(), in: make(chan []byte, simnet.InboxLen)}
 	t.Cleanup(func() { r.c.Close() })
 	go r.read()
-	return &rawSender{t: t, sim: r, codec: codec, to: to, src: src, inc: inc}
+	return rawSenderOn(t, nil, r, to, key, src, inc)
 }
 
 // simRaw is a raw peer's Conn and the datagrams its reader received.
