@@ -9,12 +9,15 @@ import (
 	"fastcall/wire"
 )
 
+// Tests of a caller's context (cancel.go): how a caller with a deadline
+// or a cancellable context parks, what such a call allocates, how a
+// cancellation ends it, and which error number an ended context gives.
+
 // A sole caller whose context has a deadline, or can be cancelled, waits
 // on the bell as a caller with context.Background does: its context is
 // watched by the timer goroutine, not by the caller.
 func TestBellContextCaller(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	needBell(t, cli)
 	kinds := []struct {
 		name string
@@ -53,8 +56,7 @@ func TestBellContextCaller(t *testing.T) {
 // goroutines call in a loop beside it with a long deadline context of
 // their own; ctx's own allocations (and done's) are counted too.
 func callerAllocs(t *testing.T, others int, ctx func() (context.Context, context.CancelFunc)) float64 {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -185,9 +187,57 @@ func TestCancelWakesParkedCaller(t *testing.T) {
 	}
 }
 
+// TestCancelEndsCall: a call whose context is cancelled returns
+// ECANCELED within a tick of the cancellation (cancel.go), not at its
+// timeout.
+func TestCancelEndsCall(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		cli := w.endpoint(nil)
+		const after = 20 * time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { time.Sleep(after); cancel() }()
+		start := time.Now()
+		err := cli.Call(ctx, w.deadAddr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+		took := time.Since(start)
+		if wire.AsErrno(err) != wire.ECANCELED {
+			t.Fatalf("got %v after %v", err, took)
+		}
+		if took < after || took > after+cli.tick {
+			t.Fatalf("ECANCELED %v after the call, cancelled at %v (tick %v)", took, after, cli.tick)
+		}
+	})
+}
+
 func itoaTest(n int) string {
 	if n == 1 {
 		return "sole"
 	}
 	return "many"
+}
+
+// TestContextErrno: a context that ended by its deadline is ETIMEDOUT,
+// one cancelled before it (or with none) ECANCELED.
+func TestContextErrno(t *testing.T) {
+	past, cancelPast := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	defer cancelPast()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	early, cancelEarly := context.WithTimeout(context.Background(), time.Hour)
+	cancelEarly()
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		want wire.Errno
+	}{
+		{"deadline passed", past, wire.ETIMEDOUT},
+		{"cancelled", cancelled, wire.ECANCELED},
+		{"cancelled before its deadline", early, wire.ECANCELED},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := ContextErrno(c.ctx.Err()); got != c.want {
+				t.Fatalf("ContextErrno(%v) = %v, want %v", c.ctx.Err(), got, c.want)
+			}
+		})
+	}
 }

@@ -42,6 +42,13 @@ func newTestServer(t testing.TB, mod func(*Config)) *testServer {
 	return registerTestCalls(t, newTestEndpoint(t, mod))
 }
 
+// newTestPair opens a test server and a client endpoint, both on
+// DefaultConfig: the opening of most loopback tests.
+func newTestPair(t testing.TB) (*testServer, *Endpoint) {
+	t.Helper()
+	return newTestServer(t, nil), newTestEndpoint(t, nil)
+}
+
 // registerTestCalls registers the test calls on ep.
 func registerTestCalls(t testing.TB, ep *Endpoint) *testServer {
 	s := &testServer{Endpoint: ep}
