@@ -25,8 +25,7 @@ func needBell(t *testing.T, ep *Endpoint) {
 }
 
 func TestBellSoleCaller(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	needBell(t, cli)
 	var rep Reply
 	for i := 0; i < 200; i++ {
@@ -117,8 +116,7 @@ func TestBellWakeups(t *testing.T) {
 // Concurrent callers share the bell with callers on channels; every call
 // gets its own reply.
 func TestBellConcurrentCallers(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	needBell(t, cli)
 	concurrentAdds(t, cli, srv.Addr(), 8, 300, context.Background)
 	if cli.bell.busy.Load() {

@@ -18,8 +18,7 @@ func TestCallAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation count needs a quiet process")
 	}
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	ctx := context.Background()
 	var p wire.Params
 	seg := make([]byte, 128)

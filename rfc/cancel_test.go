@@ -9,12 +9,16 @@ import (
 	"fastcall/wire"
 )
 
+// Tests of a caller's context (cancel.go): how a caller with a deadline
+// or a cancellable context parks, what such a call allocates, how often
+// watched contexts are asked, how a cancellation ends the call, and which
+// error number an ended context gives.
+
 // A sole caller whose context has a deadline, or can be cancelled, waits
 // on the bell as a caller with context.Background does: its context is
 // watched by the timer goroutine, not by the caller.
 func TestBellContextCaller(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	needBell(t, cli)
 	kinds := []struct {
 		name string
@@ -53,8 +57,7 @@ func TestBellContextCaller(t *testing.T) {
 // goroutines call in a loop beside it with a long deadline context of
 // their own; ctx's own allocations (and done's) are counted too.
 func callerAllocs(t *testing.T, others int, ctx func() (context.Context, context.CancelFunc)) float64 {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -185,9 +188,90 @@ func TestCancelWakesParkedCaller(t *testing.T) {
 	}
 }
 
+// TestCancelEndsCall: a call whose context is cancelled returns
+// ECANCELED within a tick of the cancellation (cancel.go), not at its
+// timeout.
+func TestCancelEndsCall(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		cli := w.endpoint(nil)
+		const after = 20 * time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { time.Sleep(after); cancel() }()
+		start := time.Now()
+		err := cli.Call(ctx, w.deadAddr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+		took := time.Since(start)
+		if wire.AsErrno(err) != wire.ECANCELED {
+			t.Fatalf("got %v after %v", err, took)
+		}
+		if took < after || took > after+cli.tick {
+			t.Fatalf("ECANCELED %v after the call, cancelled at %v (tick %v)", took, after, cli.tick)
+		}
+	})
+}
+
+// TestWatchPollEvery checks how often the timer goroutine asks watched
+// contexts: once per MinRTO on a socket endpoint, whose every wake-up is a
+// kernel timer and a thread woken through the poller, and once per tick on
+// an endpoint whose goroutine sleeps on a runtime timer.
+func TestWatchPollEvery(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MinRTO = 8 * time.Millisecond
+	cfg.InitialRTO = cfg.MinRTO
+	ep, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	// One caller under watch, with no context in its slot yet: the scan
+	// finds nothing to end and polls on.
+	ep.watch.bits[0].Or(1)
+	ep.watch.n.Add(1)
+	var due [64]timerEntry
+	sweepAt := ep.Now() + int64(time.Hour)
+	wait, again := ep.timerRound(&due, &sweepAt)
+	if again {
+		t.Fatal("again with nothing due")
+	}
+	want := ep.tick
+	if ep.timers.alarm != nil {
+		want = cfg.MinRTO
+	}
+	if wait != want {
+		t.Fatalf("with a context under watch the goroutine sleeps %v, want %v (tick %v, MinRTO %v, alarm %v)",
+			wait, want, ep.tick, cfg.MinRTO, ep.timers.alarm != nil)
+	}
+}
+
 func itoaTest(n int) string {
 	if n == 1 {
 		return "sole"
 	}
 	return "many"
+}
+
+// TestContextErrno: a context that ended by its deadline is ETIMEDOUT,
+// one cancelled before it (or with none) ECANCELED.
+func TestContextErrno(t *testing.T) {
+	past, cancelPast := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	defer cancelPast()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	early, cancelEarly := context.WithTimeout(context.Background(), time.Hour)
+	cancelEarly()
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		want wire.Errno
+	}{
+		{"deadline passed", past, wire.ETIMEDOUT},
+		{"cancelled", cancelled, wire.ECANCELED},
+		{"cancelled before its deadline", early, wire.ECANCELED},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := ContextErrno(c.ctx.Err()); got != c.want {
+				t.Fatalf("ContextErrno(%v) = %v, want %v", c.ctx.Err(), got, c.want)
+			}
+		})
+	}
 }

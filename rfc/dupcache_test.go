@@ -3,8 +3,146 @@ package rfc
 import (
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"fastcall/wire"
 )
+
+// Tests of the duplicate-request cache (dupcache.go) and of the floors a
+// sender's evicted entries leave in its peer entry (peers.go): the
+// cache's edges, a floor that never falls, and the floor records of a
+// sender's instances.
+
+// TestStrictFloorSparesNewInstance: a sender restarted more often than
+// there are floor records does not lock its newest instance out. The
+// records taken over fold into strict, which still refuses the calls of
+// the instances that lost their records; a new instance, whose call ids
+// start at a random point that may lie below strict's floor, has its
+// calls served (before, strict refused every instance at the address
+// until its hold: sim RFC seed 600060, a restarted sender refused ESTALE
+// for the rest of the run).
+func TestStrictFloorSparesNewInstance(t *testing.T) {
+	p := &peerState{}
+	const now, hold = 10, 1000
+	// Six instances of node 1 at one address, each leaving a high floor.
+	for inc := uint32(1); inc <= peerFloors+2; inc++ {
+		p.raiseFloor(1, inc, 1<<40+uint64(inc), hold+int64(inc), now)
+	}
+	// The two taken over are still refused at and below their floors.
+	for inc := uint32(1); inc <= 2; inc++ {
+		if !p.belowFloor(1, inc, 1<<40+uint64(inc), now) || !p.belowFloor(1, inc, 5, now) {
+			t.Fatalf("instance %d, whose record was taken over: a forgotten call may run again", inc)
+		}
+	}
+	// New instances, with call ids far below strict's floor, are served
+	// unless both their bits happen to be set (a few in a thousand).
+	refused := 0
+	for inc := uint32(1000); inc < 2000; inc++ {
+		if p.belowFloor(1, inc, 5, now) {
+			refused++
+		}
+	}
+	if refused > 50 {
+		t.Fatalf("%d of 1000 new instances refused by strict", refused)
+	}
+	// Once strict's hold has passed, the next fold starts it anew.
+	p.raiseFloor(1, 77, 9, hold+10_000, hold+5000)
+	if p.belowFloor(1, 1, 5, hold+5001) {
+		t.Fatal("strict held past its hold")
+	}
+}
+
+// TestFloorRecordTakenBackLower: entries of one sender instance
+// leave the duplicate cache out of call-id order when an older call is
+// still running as the ring passes it. Instance A's record (floor a2) is
+// taken over by a fifth instance and folds into the strict floor; then
+// A's older call a1 leaves and makes A a new record with floor a1 < a2.
+// A copy of a2, which ran, must still be refused, not judged against the
+// lower record alone. In virtual time: a1 runs its 1.5 s with no real
+// wait.
+// a1Sleep is how long the call a1 runs.
+const a1Sleep = 1500 * time.Millisecond
+
+func TestFloorRecordTakenBackLower(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		s := w.server(func(c *Config) { c.DupEntries = 16 })
+		raw := w.rawSender(s.Addr(), nil, 1, 1)
+		inc := s.Incarnation()
+		req := func(src uint32, callNo uint16, id uint64, f func(*wire.Params)) []byte {
+			return raw.encode(wire.Header{Flags: wire.FlagRequest, CallNo: callNo, Src: src, Incarnation: src * 10,
+				CallID: id, PeerInc: inc, Budget: 5_000_000, Stamp: nowStamp()}, f)
+		}
+		const a, b, c, d, e = 1, 2, 3, 4, 5
+		seq := uint64(0)
+		next := func() uint64 { seq++; return seq << 20 }
+		// answer sends b and returns the error number of the answer to call
+		// id (a1's answer comes at some point in between).
+		answer := func(b []byte, id uint64) wire.Errno {
+			t.Helper()
+			raw.send(b)
+			for {
+				pk, _, ok := raw.recv(2 * time.Second)
+				if !ok {
+					return wire.ETIMEDOUT
+				}
+				if pk.CallID == id {
+					return pk.Errno
+				}
+			}
+		}
+		call := func(src uint32) {
+			t.Helper()
+			id := next()
+			if got := answer(req(src, callIncr, id, nil), id); got != wire.OK {
+				t.Fatalf("call from instance %d: %v", src, got)
+			}
+		}
+		// a1: a call of A still running while the ring passes its entry.
+		a1 := next()
+		raw.send(req(a, callSleep, a1, func(p *wire.Params) { p.Int64(a1Sleep.Milliseconds()) }))
+		a2 := next()
+		a2req := req(a, callIncr, a2, nil)
+		if got := answer(a2req, a2); got != wire.OK {
+			t.Fatalf("a2: %v", got)
+		}
+		// Entries 2..15: C, D, E, then B.
+		for _, src := range []uint32{c, d, e} {
+			call(src)
+		}
+		for i := 0; i < 11; i++ {
+			call(b)
+		}
+		// The ring passes a1 (running), evicts a2 (A's record, floor a2),
+		// C, D and E (records of their own), then B's first entry: B takes
+		// over A's record (the shortest held), A's floor folds into strict.
+		for i := 0; i < 5; i++ {
+			call(b)
+		}
+		// Wait for a1 to end, then go round to its entry: a1 leaves, and A
+		// gets a record again, with floor a1.
+		time.Sleep(a1Sleep)
+		synctest.Wait()
+		s.dup.mu.Lock()
+		st := s.dup.ents[0].state
+		s.dup.mu.Unlock()
+		if st != dupDone {
+			t.Fatalf("a1's entry is %v %v after its call began, want done", st, a1Sleep)
+		}
+		for i := 0; i < 11; i++ {
+			call(b)
+		}
+		runs := s.runs.Load()
+		// A copy of a2 (it ran): refused.
+		got := answer(req(a, callIncr, a2, nil), a2)
+		if n := s.runs.Load(); n != runs {
+			t.Fatalf("a copy of a2 ran again (answer %v)", got)
+		}
+		if got != wire.ESTALE {
+			t.Fatalf("a copy of a2: %v, want ESTALE", got)
+		}
+	})
+}
 
 // TestDupCacheEdges: the outcomes of dupCache.begin at its edges. A
 // datagram with a cached request's key but other content is dropped

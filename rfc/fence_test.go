@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/rfc/internal/testenv"
 	"fastcall/wire"
 )
 
@@ -27,16 +28,17 @@ type rawSender struct {
 }
 
 func newRawSender(t *testing.T, to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
-	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	return rawSenderOn(t, testenv.UDP(t), nil, to, key, src, inc)
+}
+
+// rawSenderOn is a rawSender on the socket c or, on a simulated network,
+// on sim (c nil), with a codec for key.
+func rawSenderOn(t *testing.T, c *net.UDPConn, sim *simRaw, to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
 	codec, err := wire.NewCodec(0, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rawSender{t: t, c: c, codec: codec, to: to, src: src, inc: inc}
+	return &rawSender{t: t, c: c, sim: sim, codec: codec, to: to, src: src, inc: inc}
 }
 
 func (s *rawSender) addr() netip.AddrPort {
@@ -121,6 +123,15 @@ func (s *rawSender) call(b []byte) wire.Errno {
 	return pk.Errno
 }
 
+// callOK sends b and fails the test unless the answer is OK; the failure
+// names what (a format for args) and the error number.
+func (s *rawSender) callOK(b []byte, what string, args ...any) {
+	s.t.Helper()
+	if e := s.call(b); e != wire.OK {
+		s.t.Fatalf(what+": %v", append(args, e)...)
+	}
+}
+
 // waitRx polls until ep has read at least n datagrams in all.
 func waitRx(t *testing.T, ep *Endpoint, n uint64) {
 	t.Helper()
@@ -142,14 +153,10 @@ func TestAtMostOnceAcrossIncarnations(t *testing.T) {
 		srv := newTestServer(t, func(c *Config) { c.DupEntries = 16 })
 		s := newRawSender(t, srv.Addr(), nil, 77, 5)
 		first := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-		if e := s.call(first); e != wire.OK {
-			t.Fatalf("first call: %v", e)
-		}
+		s.callOK(first, "first call")
 		s.inc = 6 // refuted a suspicion: same process, call ids go on
 		for i := uint64(2); i <= 18; i++ {
-			if e := s.call(s.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
-				t.Fatalf("call %d: %v", i, e)
-			}
+			s.callOK(s.request(callIncr, i<<20, srv.Incarnation(), nil), "call %d", i)
 		}
 		runs := srv.runs.Load()
 		e := s.call(first) // the first request, retransmitted
@@ -160,9 +167,7 @@ func TestAtMostOnceAcrossIncarnations(t *testing.T) {
 	t.Run("untracked senders", func(t *testing.T) {
 		srv := newTestServer(t, func(c *Config) { c.DupEntries = 16; c.MaxPeers = 1 })
 		first := newRawSender(t, srv.Addr(), nil, 70, 3)
-		if e := first.call(first.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
-			t.Fatalf("ping: %v", e)
-		}
+		first.callOK(first.request(CallPing, 1<<20, 0, nil), "ping")
 		a := newRawSender(t, srv.Addr(), nil, 71, 5)
 		b := newRawSender(t, srv.Addr(), nil, 72, 9)
 		req := a.request(callIncr, 1<<20, srv.Incarnation(), nil)
@@ -319,13 +324,9 @@ func TestDupFloorRecords(t *testing.T) {
 // srv's duplicate cache holds: they push s's entry out of the cache.
 func callThenEvict(t *testing.T, srv *testServer, s, o *rawSender, req []byte) {
 	t.Helper()
-	if e := s.call(req); e != wire.OK {
-		t.Fatalf("call: %v", e)
-	}
+	s.callOK(req, "call")
 	for i := uint64(1); i <= uint64(srv.cfg.DupEntries); i++ {
-		if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
-			t.Fatalf("call %d: %v", i, e)
-		}
+		o.callOK(o.request(callIncr, i<<20, srv.Incarnation(), nil), "call %d", i)
 	}
 }
 
@@ -366,18 +367,14 @@ func TestPeerTableBound(t *testing.T) {
 	srv := newTestServer(t, func(c *Config) { c.MaxPeers = 2 })
 	for i := 0; i < 2; i++ {
 		s := newRawSender(t, srv.Addr(), nil, uint32(10+i), 1)
-		if e := s.call(s.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
-			t.Fatalf("ping: %v", e)
-		}
+		s.callOK(s.request(CallPing, 1<<20, 0, nil), "ping")
 	}
 	late := newRawSender(t, srv.Addr(), nil, 20, 1)
 	req := late.request(callIncr, 1<<20, srv.Incarnation(), nil)
 	if e := late.call(req); e != wire.EBUSY || srv.runs.Load() != 0 {
 		t.Fatalf("non-idempotent request past MaxPeers: %v, runs %d", e, srv.runs.Load())
 	}
-	if e := late.call(late.request(CallPing, 2<<20, 0, nil)); e != wire.OK {
-		t.Fatalf("ping past MaxPeers: %v", e)
-	}
+	late.callOK(late.request(CallPing, 2<<20, 0, nil), "ping past MaxPeers")
 	srv.sweepPeers(srv.Now() + int64(srv.cfg.DupAge) + int64(time.Second))
 	if e := late.call(late.request(callIncr, 3<<20, srv.Incarnation(), nil)); e != wire.OK || srv.runs.Load() != 1 {
 		t.Fatalf("after the sweep: %v, runs %d", e, srv.runs.Load())
@@ -487,9 +484,7 @@ func TestRestartRefutationNoRerun(t *testing.T) {
 	}
 	raw := newRawSender(t, addr, nil, 9, 90)
 	req := raw.request(callIncr, 5<<20, i1, nil)
-	if e := raw.call(req); e != wire.OK {
-		t.Fatalf("first run on P1: %v", e)
-	}
+	raw.callOK(req, "first run on P1")
 	p1.Close()
 	var p2 *testServer
 	for try := 0; try < 64; try++ {

@@ -31,23 +31,22 @@ type testServer struct {
 	runs    atomic.Uint64
 }
 
+// newTestEndpoint opens a loopback endpoint on DefaultConfig (node id 0),
+// changed by mod when mod is not nil, closed when the test ends.
 func newTestEndpoint(t testing.TB, mod func(*Config)) *Endpoint {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.NodeID = 0
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return testenv.Open(t, DefaultConfig(), mod, Listen)
 }
 
 func newTestServer(t testing.TB, mod func(*Config)) *testServer {
 	return registerTestCalls(t, newTestEndpoint(t, mod))
+}
+
+// newTestPair opens a test server and a client endpoint, both on
+// DefaultConfig: the opening of most loopback tests.
+func newTestPair(t testing.TB) (*testServer, *Endpoint) {
+	t.Helper()
+	return newTestServer(t, nil), newTestEndpoint(t, nil)
 }
 
 // registerTestCalls registers the test calls on ep.

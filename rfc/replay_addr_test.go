@@ -8,6 +8,11 @@ import (
 	"fastcall/wire"
 )
 
+// Tests of a sender's requests that come from an address other than its
+// home (docs/PROTOCOL.md, "Callee" 4 and "Peer table"): captured requests
+// replayed from other addresses, a node restarted at a new address, node
+// id 0 clients, and the home's last stamp after a long silence.
+
 // TestReplayFromOtherAddresses: a captured authenticated non-idempotent
 // request, replayed within the age bound from source addresses other than
 // its sender's (on loopback any 127.0.0.0/8 address can be written), is
@@ -66,19 +71,13 @@ func TestRestartAtNewAddress(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
 		srv := w.server(func(c *Config) { c.Key = keyA })
 		old := w.rawSender(srv.Addr(), keyA, 77, 5)
-		if e := old.call(old.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
-			t.Fatalf("call of the earlier process: %v", e)
-		}
+		old.callOK(old.request(callIncr, 1<<20, srv.Incarnation(), nil), "call of the earlier process")
 		s := w.rawSender(srv.Addr(), keyA, 77, 6)
 		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
 		for i := 0; i < 2; i++ { // the call, then its retransmission
-			if e := s.call(req); e != wire.OK {
-				t.Fatalf("send %d of the restarted node's call: %v", i, e)
-			}
+			s.callOK(req, "send %d of the restarted node's call", i)
 		}
-		if e := s.call(s.request(callIncr, 2<<20, srv.Incarnation(), nil)); e != wire.OK {
-			t.Fatalf("next call of the restarted node: %v", e)
-		}
+		s.callOK(s.request(callIncr, 2<<20, srv.Incarnation(), nil), "next call of the restarted node")
 		if n := srv.runs.Load(); n != 3 {
 			t.Fatalf("runs %d, want 3", n)
 		}
@@ -93,9 +92,7 @@ func TestChecksumModeKeysByAddress(t *testing.T) {
 		srv := w.server(nil)
 		for i := 0; i < 2; i++ {
 			s := w.rawSender(srv.Addr(), nil, 77, 5)
-			if e := s.call(s.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
-				t.Fatalf("call from address %d: %v", i, e)
-			}
+			s.callOK(s.request(callIncr, 1<<20, srv.Incarnation(), nil), "call from address %d", i)
 		}
 		if n := srv.runs.Load(); n != 2 {
 			t.Fatalf("runs %d, want 2", n)
@@ -114,9 +111,7 @@ func TestReplayNodeIDZeroFromOtherAddresses(t *testing.T) {
 		srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
 		s := w.rawSender(srv.Addr(), keyA, 0, 5)
 		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-		if e := s.call(req); e != wire.OK {
-			t.Fatalf("call: %v", e)
-		}
+		s.callOK(req, "call")
 		const replays = 8
 		w.replayFrom(srv.Addr(), replays, req)
 		if n := srv.runs.Load(); n != 1 {
@@ -124,9 +119,7 @@ func TestReplayNodeIDZeroFromOtherAddresses(t *testing.T) {
 		}
 		o := w.rawSender(srv.Addr(), keyA, 78, 6)
 		for i := uint64(1); i <= uint64(srv.cfg.DupEntries); i++ {
-			if e := o.call(o.request(callIncr, i<<20, srv.Incarnation(), nil)); e != wire.OK {
-				t.Fatalf("call %d: %v", i, e)
-			}
+			o.callOK(o.request(callIncr, i<<20, srv.Incarnation(), nil), "call %d", i)
 		}
 		runs := srv.runs.Load()
 		if e := w.rawSender(srv.Addr(), keyA, 0, 5).call(req); e != wire.ESTALE || srv.runs.Load() != runs {
@@ -144,9 +137,7 @@ func TestNodeIDZeroClientsApart(t *testing.T) {
 		srv := w.server(func(c *Config) { c.Key = keyA })
 		for inc := uint32(5); inc <= 6; inc++ {
 			s := w.rawSender(srv.Addr(), keyA, 0, inc)
-			if e := s.call(s.request(callIncr, 1<<20, srv.Incarnation(), nil)); e != wire.OK {
-				t.Fatalf("client of incarnation %d: %v", inc, e)
-			}
+			s.callOK(s.request(callIncr, 1<<20, srv.Incarnation(), nil), "client of incarnation %d", inc)
 		}
 		cli := w.endpoint(func(c *Config) { c.Key = keyA })
 		for i := 0; i < 3; i++ {
@@ -187,9 +178,7 @@ func TestReplayFillsNoPeerTable(t *testing.T) {
 					reqs = append(reqs, s.request(callIncr, 1<<20, srv.Incarnation(), nil))
 				}
 				for _, req := range reqs {
-					if e := s.call(req); e != wire.OK {
-						t.Fatalf("call: %v", e)
-					}
+					s.callOK(req, "call")
 				}
 				runs := srv.runs.Load()
 				w.replayFrom(srv.Addr(), 2*max, reqs...)
@@ -217,14 +206,10 @@ func TestHomeMadeAgainAfterSweep(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
 		srv := w.server(func(c *Config) { c.Key = keyA })
 		old := w.rawSender(srv.Addr(), keyA, 77, 5)
-		if e := old.call(old.request(CallPing, 1<<20, 0, nil)); e != wire.OK {
-			t.Fatalf("ping of the earlier process: %v", e)
-		}
+		old.callOK(old.request(CallPing, 1<<20, 0, nil), "ping of the earlier process")
 		time.Sleep(srv.cfg.DupAge / 2)
 		s := w.rawSender(srv.Addr(), keyA, 77, 6)
-		if e := s.call(s.request(CallPing, 2<<20, 0, nil)); e != wire.OK {
-			t.Fatalf("first ping at the new address: %v", e)
-		}
+		s.callOK(s.request(CallPing, 2<<20, 0, nil), "first ping at the new address")
 		if _, ok := srv.Peer(s.addr()); !ok {
 			t.Fatal("no entry for the node's new address")
 		}
@@ -234,12 +219,91 @@ func TestHomeMadeAgainAfterSweep(t *testing.T) {
 			t.Fatal("the earlier address was not swept")
 		}
 		ping := s.request(CallPing, 3<<20, 0, nil)
-		if e := s.call(ping); e != wire.OK {
-			t.Fatalf("ping after the sweep: %v", e)
-		}
+		s.callOK(ping, "ping after the sweep")
 		w.replayFrom(srv.Addr(), 4, ping)
 		if n := srv.Stats().Peers; n != 1 {
 			t.Fatalf("%d peers tracked after replays from 4 other addresses, want 1", n)
+		}
+	})
+}
+
+// TestLearnSenderHomeLongSilent: a sender's home entry that is never
+// swept (declared dead: MarkDead) holds the last stamp it heard for as
+// long as it stays. Once that stamp is older than twice the age bound, no
+// copy of a request the home heard can pass the age bound any more, so a
+// later request of the sender from another address (the node back at a
+// new address, weeks on) makes its entry and is a sign of life, also
+// past the half of the 32-bit stamp span (2^31 ms, about 24.9 days)
+// where a modular comparison with the old stamp reads it as earlier. A
+// copy within twice the age bound still makes none.
+func TestLearnSenderHomeLongSilent(t *testing.T) {
+	const maxAge = 30 * time.Second
+	const k = 77
+	home := netip.MustParseAddrPort("10.0.0.1:7000")
+	s0 := stampOf(time.Unix(1_800_000_000, 0))
+	now0 := int64(time.Hour)
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // engine time since the home last heard
+		want  bool          // the request from a new address makes an entry
+	}{
+		{"copy", time.Second, false},
+		{"within-bound", 2 * maxAge, false},
+		{"past-bound", 2*maxAge + time.Millisecond, true},
+		{"past-half-span", 1<<31*time.Millisecond + time.Hour, true},
+		{"past-full-span", 1<<32*time.Millisecond + time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tb peerTable
+			now := now0
+			tb.init(4, int64(time.Second), maxAge, func() int64 { return now })
+			h := tb.learnSender(home, k, s0, now)
+			if h == nil {
+				t.Fatal("no entry for the sender's first request")
+			}
+			h.noteStamp(s0, false)
+			h.lastHeard.Store(now)
+			h.state.Store(uint32(PeerDead))
+			now += int64(tc.after)
+			st := s0 // a copy of what the home heard
+			if tc.want {
+				st = stampOf(time.Unix(1_800_000_000, 0).Add(tc.after))
+			}
+			addr := netip.MustParseAddrPort("10.0.0.2:7000")
+			if p := tb.learnSender(addr, k, st, now); (p != nil) != tc.want {
+				t.Fatalf("request %v after the home last heard (stamp %d, home's %d): entry made %v, want %v",
+					tc.after, st, s0, p != nil, tc.want)
+			}
+		})
+	}
+}
+
+// TestRequestAfterLongSilenceIsSignOfLife: a peer's entry holds the last
+// stamp it heard for as long as it stays, and a dead one (MarkDead) is
+// never swept. Once that stamp was heard longer ago than twice the age
+// bound, no copy of what the entry heard passes the age bound, so the
+// peer's request, weeks on, is a sign of life that revives it, also past
+// 2^31 ms (about 24.9 days), where a modular comparison with the old
+// stamp reads it as earlier.
+func TestRequestAfterLongSilenceIsSignOfLife(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		s := w.rawSender(srv.Addr(), keyA, 77, 5)
+		s.callOK(s.request(CallPing, 1<<20, 0, nil), "ping")
+		p := srv.peers.lookup(s.addr())
+		if p == nil {
+			t.Fatal("no entry for the sender")
+		}
+		srv.MarkDead(s.addr())
+		// As if the entry last heard the peer 25 days ago.
+		const silence = 25 * 24 * time.Hour
+		p.stamp.Store(stampHeard | uint64(nowStamp()-uint32(silence/time.Millisecond)))
+		old := srv.Now() - int64(silence)
+		p.lastHeard.Store(old)
+		s.callOK(s.request(CallPing, 2<<20, 0, nil), "ping after the silence")
+		if in, _ := srv.Peer(s.addr()); in.LastHeardNs == old || in.State != PeerAlive {
+			t.Fatalf("the dead peer's request after %v of silence was no sign of life: %v, last heard %d (was %d)",
+				silence, in.State, in.LastHeardNs, old)
 		}
 	})
 }

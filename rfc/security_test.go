@@ -248,9 +248,7 @@ func newReplayPeer(t *testing.T, w *simWorld) *replayPeer {
 	r := &replayPeer{srv: w.server(func(c *Config) { c.Key = keyA }), stamp: nowStamp()}
 	r.raw = w.rawSender(r.srv.Addr(), keyA, 21, 210)
 	r.captured = r.ping(1<<20, r.stamp)
-	if e := r.raw.call(r.captured); e != wire.OK {
-		t.Fatalf("ping: %v", e)
-	}
+	r.raw.callOK(r.captured, "ping")
 	return r
 }
 
@@ -277,9 +275,7 @@ func (r *replayPeer) replay(t *testing.T) {
 // is answered.
 func (r *replayPeer) fresh(t *testing.T) {
 	t.Helper()
-	if e := r.raw.call(r.ping(2<<20, r.stamp+1000)); e != wire.OK {
-		t.Fatalf("fresh ping: %v", e)
-	}
+	r.raw.callOK(r.ping(2<<20, r.stamp+1000), "fresh ping")
 }
 
 // TestReplayDoesNotRevive: a peer declared dead is revived by a

@@ -7,7 +7,6 @@ import (
 
 	"fastcall/rfc/internal/testenv"
 	"fastcall/rfc/simnet"
-	"fastcall/wire"
 )
 
 // simWorld is the calm simulated network in a testing/synctest bubble
@@ -33,19 +32,17 @@ func (w *simWorld) attach() *simnet.Conn { return w.Net.Attach(w.Addr()) }
 
 // endpoint is newTestEndpoint on the simulated network.
 func (w *simWorld) endpoint(mod func(*Config)) *Endpoint {
-	t := w.T()
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.NodeID = 0
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := ListenTransport(cfg, w.attach())
-	if err != nil {
-		t.Fatalf("ListenTransport: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	w.T().Helper()
+	return w.endpointOn(w.attach(), mod)
+}
+
+// endpointOn is endpoint on the Conn c, for a test that also sends on c
+// to play a datagram from the endpoint's own address.
+func (w *simWorld) endpointOn(c *simnet.Conn, mod func(*Config)) *Endpoint {
+	w.T().Helper()
+	return testenv.Open(w.T(), DefaultConfig(), mod, func(cfg Config) (*Endpoint, error) {
+		return ListenTransport(cfg, c)
+	})
 }
 
 // server is newTestServer on the simulated network.
@@ -59,14 +56,10 @@ func (w *simWorld) deadAddr() netip.AddrPort { return w.Addr() }
 // rawSender is newRawSender on the simulated network.
 func (w *simWorld) rawSender(to netip.AddrPort, key []byte, src, inc uint32) *rawSender {
 	t := w.T()
-	codec, err := wire.NewCodec(0, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &simRaw{c: w.attach(), in: make(chan []byte, simnet.InboxLen)}
 	t.Cleanup(func() { r.c.Close() })
 	go r.read()
-	return &rawSender{t: t, sim: r, codec: codec, to: to, src: src, inc: inc}
+	return rawSenderOn(t, nil, r, to, key, src, inc)
 }
 
 // simRaw is a raw peer's Conn and the datagrams its reader received.

@@ -17,8 +17,7 @@ import (
 // A caller's send does not wait for the socket's write lock: a sendmmsg
 // parked on a full socket holds that lock, and calls go out meanwhile.
 func TestSendWithoutWriteLock(t *testing.T) {
-	srv := newTestServer(t, nil)
-	cli := newTestEndpoint(t, nil)
+	srv, cli := newTestPair(t)
 	raw, err := cli.conn.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

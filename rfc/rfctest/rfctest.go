@@ -40,16 +40,7 @@ func Config(node uint32) rfc.Config {
 // the test.
 func Listen(t testing.TB, node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
 	t.Helper()
-	cfg := Config(node)
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := rfc.Listen(cfg)
-	if err != nil {
-		t.Fatalf("Listen: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	return testenv.Open(t, Config(node), mod, rfc.Listen)
 }
 
 // Must returns ep, and panics if err is not nil. It is for examples,

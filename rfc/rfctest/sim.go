@@ -28,16 +28,8 @@ func InSim(t *testing.T, fn func(t *testing.T, s *Sim)) {
 // Listen is Listen on the simulated network: an endpoint at a new
 // address, closed when the test ends.
 func (s *Sim) Listen(node uint32, mod func(*rfc.Config)) *rfc.Endpoint {
-	t := s.T()
-	t.Helper()
-	cfg := Config(node)
-	if mod != nil {
-		mod(&cfg)
-	}
-	ep, err := rfc.ListenTransport(cfg, s.Net.Attach(s.Addr()))
-	if err != nil {
-		t.Fatalf("ListenTransport: %v", err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	return ep
+	s.T().Helper()
+	return testenv.Open(s.T(), Config(node), mod, func(cfg rfc.Config) (*rfc.Endpoint, error) {
+		return rfc.ListenTransport(cfg, s.Net.Attach(s.Addr()))
+	})
 }

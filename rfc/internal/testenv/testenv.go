@@ -6,6 +6,7 @@
 package testenv
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -26,6 +27,25 @@ func WaitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(time.Millisecond)
 	}
 	return true
+}
+
+// Open opens an endpoint with listen (on a socket or a simulated
+// network) on cfg, changed by mod when mod is not nil: rfc's tests and
+// rfctest open theirs through it, with their own configuration and
+// listen (testenv cannot name rfc's types, hence the type parameters).
+// The endpoint is closed when the test ends; a failure to open ends the
+// test.
+func Open[C any, E io.Closer](t testing.TB, cfg C, mod func(*C), listen func(C) (E, error)) E {
+	t.Helper()
+	if mod != nil {
+		mod(&cfg)
+	}
+	ep, err := listen(cfg)
+	if err != nil {
+		t.Fatalf("open an endpoint: %v", err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
 }
 
 // UDP opens a bare UDP socket on 127.0.0.1 at a port the kernel picks,
