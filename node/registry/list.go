@@ -46,11 +46,7 @@ func BuildList(ps *wire.Params, prefix, after string, limit int, flags uint64, m
 // resumes after next, not after its last entry. A malformed page, or one
 // whose next key is refused (ListNext), is EPROTO.
 func ReadList(p *wire.Packet, after string, dst []RawEntry) ([]RawEntry, string, error) {
-	if p.NParams() < ListFirstEntry || (p.NParams()-ListFirstEntry)%2 != 0 ||
-		p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeString {
-		return dst, "", wire.EPROTO
-	}
-	next, err := ListNext(p, after)
+	next, err := ListNext(p, after) // checks the header and the count
 	if err != nil {
 		return dst, "", err
 	}
