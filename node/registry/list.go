@@ -40,14 +40,15 @@ func BuildList(ps *wire.Params, prefix, after string, limit int, flags uint64, m
 
 // ReadList appends the entries of a CallList reply to dst and returns the
 // key to list after for the next page (ListNext): "" when this page is
-// the last. A page may hold no entry and still not be the last
-// (ListScan): a caller listing a whole prefix goes on until next is "",
-// never stops at an empty page, and resumes after next, not after its
-// last entry.
-func ReadList(p *wire.Packet, dst []RawEntry) ([]RawEntry, string, error) {
-	if p.NParams() < ListFirstEntry || (p.NParams()-ListFirstEntry)%2 != 0 ||
-		p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeString {
-		return dst, "", wire.EPROTO
+// the last. after is the key the request listed after. A page may hold no
+// entry and still not be the last (ListScan): a caller listing a whole
+// prefix goes on until next is "", never stops at an empty page, and
+// resumes after next, not after its last entry. A malformed page, or one
+// whose next key is refused (ListNext), is EPROTO.
+func ReadList(p *wire.Packet, after string, dst []RawEntry) ([]RawEntry, string, error) {
+	next, err := ListNext(p, after) // checks the header and the count
+	if err != nil {
+		return dst, "", err
 	}
 	for i := ListFirstEntry; i+1 < p.NParams(); i += 2 {
 		k, r := p.Param(i), p.Param(i+1)
@@ -56,29 +57,34 @@ func ReadList(p *wire.Packet, dst []RawEntry) ([]RawEntry, string, error) {
 		}
 		dst = append(dst, RawEntry{Key: k.Str(), Record: append([]byte(nil), r.Bytes()...)})
 	}
-	next := ListNext(p)
-	if p.Param(0).Uint64() != 0 && next == "" {
-		// Resuming after "" would start the listing over.
-		return dst, "", wire.EPROTO
-	}
 	return dst, next, nil
 }
 
 // ListNext returns the key to list after for the page that follows the
-// CallList reply p: "" if p is the last page (or malformed); else the
-// reply's next key, which a page that ended on skipped entries carries,
-// or, when that is empty, the page's last entry's key.
-func ListNext(p *wire.Packet) string {
+// CallList reply p, which listed the keys after after: "" if p is the
+// last page; else the reply's next key, which a page that ended on
+// skipped entries carries, or, when that is empty, the page's last
+// entry's key. Every reader that follows a listing from page to page
+// takes its next key here, so that a center cannot keep one looping: a
+// page that is not the last yet names no key after after is EPROTO, as
+// resuming after "" would start the listing over and resuming at or
+// before after would list the same keys again, without end. A page
+// whose header or entry count is malformed is EPROTO too.
+func ListNext(p *wire.Packet, after string) (string, error) {
 	n := p.NParams()
-	if n < ListFirstEntry || p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeString ||
-		p.Param(0).Uint64() == 0 {
-		return ""
+	if n < ListFirstEntry || (n-ListFirstEntry)%2 != 0 ||
+		p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeString {
+		return "", wire.EPROTO
 	}
-	if next := p.Param(1).Str(); next != "" {
-		return next
+	if p.Param(0).Uint64() == 0 {
+		return "", nil
 	}
-	if last := n - 2; last >= ListFirstEntry && (n-ListFirstEntry)%2 == 0 && p.Param(last).Type == wire.TypeString {
-		return p.Param(last).Str()
+	next := p.Param(1).Str()
+	if last := n - 2; next == "" && last >= ListFirstEntry && p.Param(last).Type == wire.TypeString {
+		next = p.Param(last).Str()
 	}
-	return ""
+	if next <= after {
+		return "", wire.EPROTO
+	}
+	return next, nil
 }

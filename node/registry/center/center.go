@@ -633,19 +633,24 @@ func (c *Center) fetch(key string) {
 	if registry.ListCall(ctx, c.ep, c.cfg.Peer, key, "", 1, registry.ListTombstones, &reply) != nil {
 		return
 	}
-	c.takeEntries(&reply.Packet, key)
+	c.takeEntries(&reply.Packet, key, "")
 }
 
-// takeEntries applies the entries of a registry.CallList reply (versions decide);
-// only keys starting with prefix are taken. It returns the count applied
-// and the key to list after for the next page ("" on the last page).
-func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
+// takeEntries applies the entries of a registry.CallList reply to a
+// request that listed after after (versions decide); only keys starting
+// with prefix are taken. It returns the count applied and the key to list
+// after for the next page ("" on the last page). A reply whose header is
+// malformed or whose next key is refused (registry.ListNext: following it
+// would never end) is EPROTO, counted as malformed, and nothing of it is
+// applied.
+func (c *Center) takeEntries(p *wire.Packet, prefix, after string) (int, string, error) {
 	nowMs := c.clock.WallMs()
 	n := 0
 	var pos logPos
-	if p.NParams() < registry.ListFirstEntry || p.Param(0).Type != wire.TypeUint64 || p.Param(1).Type != wire.TypeString {
+	next, err := registry.ListNext(p, after)
+	if err != nil {
 		c.stats.malformed.Add(1)
-		return 0, ""
+		return 0, "", err
 	}
 	c.mu.Lock()
 	for i := registry.ListFirstEntry; i+1 < p.NParams(); i += 2 {
@@ -673,7 +678,7 @@ func (c *Center) takeEntries(p *wire.Packet, prefix string) (int, string) {
 	c.mu.Unlock()
 	c.sendDue()
 	c.sync(pos)
-	return n, registry.ListNext(p)
+	return n, next, nil
 }
 
 // peerChanged follows the engine's peer states: the other center coming

@@ -239,11 +239,15 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 }
 
 // renewOwner pushes back the lease deadline of every instance registered
-// from owner and returns how many there were.
+// from owner and returns how many there were. It reads the clock under
+// c.mu, as a registration does (applyLocked): a reading taken before
+// waiting for the lock could be older than that of a registration of the
+// same instance that held the lock meanwhile, and would move the
+// deadline it set back.
 func (c *Center) renewOwner(owner string) int {
-	monoNs := c.clock.MonoNs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	monoNs := c.clock.MonoNs()
 	n := 0
 	for k := range c.mu.owners[owner] {
 		if e := c.mu.st.get(k); e != nil && e.kind == sdk.KindService {

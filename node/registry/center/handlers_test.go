@@ -5,11 +5,13 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"fastcall/node/registry"
 	"fastcall/node/registry/internal/regtest"
+	"fastcall/node/registry/sdk"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
@@ -156,5 +158,81 @@ func TestServiceMetaBound(t *testing.T) {
 	_, err := c.Register(ctx, "db2", strings.Repeat("x", registry.MaxAddrLen+1), nil, time.Second)
 	if e := wire.AsErrno(err); e != wire.EMSGSIZE {
 		t.Fatalf("address of %d bytes: %v, want EMSGSIZE", registry.MaxAddrLen+1, err)
+	}
+}
+
+// hookClock is a stepClock that runs hook once, at the first reading of
+// the monotonic clock after it is set, and returns the reading taken
+// before hook ran: what hook does happens after the reader read the time.
+type hookClock struct {
+	*stepClock
+	hook atomic.Pointer[func()]
+}
+
+func (c *hookClock) MonoNs() int64 {
+	now := c.stepClock.MonoNs()
+	if h := c.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return now
+}
+
+// TestRenewDeadlineNeverBack: a lease renewal reads the clock under the
+// center's lock, so a lease deadline never moves back. Before, the
+// renewal read the clock and then waited for the lock: a registration of
+// the same instance that took the lock in between, a moment later, set a
+// later deadline, which the renewal then replaced with one from its
+// earlier reading. The clock plays that registration right after the
+// renewal's reading, whenever the lock is free to let it in (otherwise
+// it comes after the renewal); either way the deadline must be the
+// registration's.
+func TestRenewDeadlineNeverBack(t *testing.T) {
+	clk := &hookClock{stepClock: newStepClock()}
+	cfg := testCenterConfig(t.TempDir(), 0, netip.AddrPort{})
+	cfg.Clock = clk
+	cfg.SweepEvery = time.Hour // no sweep takes the lock or reads the clock meanwhile
+	c := startLone(t, cfg)
+	cl := newClient(t, regtest.Endpoint(t, 7, ""), c.Endpoint().Addr())
+	const lease = 10 * time.Second
+	if _, err := cl.Register(rfctest.Context(t, 5*time.Second), "db", "10.0.0.1:5432", nil, lease); err != nil {
+		t.Fatal(err)
+	}
+	key := sdk.ServiceKey("db", 7)
+	cur, ok := c.Entry(key)
+	var r sdk.Record
+	if !ok || sdk.ParseRecord(cur, &r) != wire.OK {
+		t.Fatalf("no record of %s after the registration", key)
+	}
+	r.Version = sdk.VersionNext(r.Version, cfg.Index)
+	again := sdk.AppendRecord(nil, &r) // the same instance registered again
+	const later = time.Second
+	registered := false
+	register := func() { // c.mu is held
+		clk.stepMono(later)
+		if _, applied, err := c.applyLocked(key, again, clk.WallMs()); !applied || err != nil {
+			t.Errorf("registration again: applied %v, %v", applied, err)
+		}
+		registered = true
+	}
+	hook := func() {
+		if c.mu.TryLock() {
+			register()
+			c.mu.Unlock()
+		}
+	}
+	m0 := clk.MonoNs()
+	clk.hook.Store(&hook)
+	if n := c.renewOwner(string(r.Owner)); n != 1 {
+		t.Fatalf("renewal of %s renewed %d instances, want 1", r.Owner, n)
+	}
+	c.mu.Lock()
+	if !registered {
+		register()
+	}
+	due := c.mu.st.get(key).leaseDue
+	c.mu.Unlock()
+	if want := m0 + int64(later) + int64(lease); due != want {
+		t.Fatalf("lease deadline %d ns after the renewal and the later registration, want %d (the registration's): moved back %v",
+			due, want, time.Duration(want-due))
 	}
 }

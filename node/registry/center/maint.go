@@ -196,7 +196,10 @@ func (c *Center) syncLoop() {
 	}
 }
 
-// antiEntropy runs one round; it reports whether it reached the end.
+// antiEntropy runs one round; it reports whether it reached the end. A
+// page the other center answers that is malformed, or whose next key does
+// not move on (registry.ListNext), ends the round as failed: a faulty
+// center cannot keep it paging without end.
 func (c *Center) antiEntropy() bool {
 	var reply rfc.Reply
 	after := ""
@@ -212,7 +215,11 @@ func (c *Center) antiEntropy() bool {
 		if err != nil {
 			return false
 		}
-		n, next := c.takeEntries(&reply.Packet, "")
+		n, next, err := c.takeEntries(&reply.Packet, "", after)
+		if err != nil {
+			// Counted as malformed; the round fails (syncFailed).
+			return false
+		}
 		c.stats.syncApplied.Add(uint64(n))
 		if next == "" {
 			return true

@@ -180,3 +180,25 @@ func TestAgedTombstoneDeletesOlderRecord(t *testing.T) {
 		t.Fatalf("after the sweep: kind %d, %d keys; want purged, none", k, n)
 	}
 }
+
+// TestAntiEntropyRefusesStuckListing: anti-entropy pages through the
+// other center's store following each page's next key; a page whose next
+// key does not move on is refused (counted as malformed) and the round
+// fails (SyncFailed), instead of listing the same page without end.
+// Before, the round paged through the fake center's stuck pages until the
+// fake gave up, and then counted as completed.
+func TestAntiEntropyRefusesStuckListing(t *testing.T) {
+	const stuckPages = 2000
+	peer := regtest.Endpoint(t, 101, "")
+	pages := regtest.StuckList(t, peer, stuckPages)
+	cfg := testCenterConfig(t.TempDir(), 0, peer.Addr())
+	cfg.AntiEntropyEvery = time.Hour // the round at start only
+	c := startLone(t, cfg)
+	if !rfctest.WaitFor(30*time.Second, func() bool { st := c.Stats(); return st.SyncFailed > 0 || st.SyncRounds > 0 }) {
+		t.Fatalf("anti-entropy round neither failed nor ended: %d pages listed", pages.Load())
+	}
+	if st := c.Stats(); st.SyncRounds != 0 || st.SyncFailed == 0 || st.Malformed == 0 {
+		t.Fatalf("after %d pages: %d rounds ended, %d failed, %d malformed; want the round refused as malformed",
+			pages.Load(), st.SyncRounds, st.SyncFailed, st.Malformed)
+	}
+}

@@ -407,7 +407,8 @@ func (c *Client) DeleteVersion(ctx context.Context, key string, expectVersion ui
 // A page examines a bounded number of keys at the center
 // (registry.ListScan), so one over many deleted or expired entries may be
 // empty with next set: a caller listing a whole prefix goes on while next
-// is not "".
+// is not "". A page that is not the last yet gives no next key after after
+// is EPROTO (registry.ListNext): following it would never end.
 func (c *Client) ListRaw(ctx context.Context, prefix, after string, limit int, tombstones bool) (page []registry.RawEntry, next string, err error) {
 	var flags uint64
 	if tombstones {
@@ -418,7 +419,7 @@ func (c *Client) ListRaw(ctx context.Context, prefix, after string, limit int, t
 		registry.BuildList(ps, prefix, after, limit, flags, maxDg)
 	}, func(p *wire.Packet) error {
 		var e error
-		page, next, e = registry.ReadList(p, page[:0])
+		page, next, e = registry.ReadList(p, after, page[:0])
 		return e
 	})
 	return page, next, err
@@ -456,8 +457,8 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) ([]E
 // ListAll returns every key/value entry whose key starts with prefix,
 // reading page after page (List) until the listing ends, however many
 // pages hold no entry; ctx bounds the whole listing. A page whose next key
-// is not after the key it listed after is EPROTO: resuming there would
-// never end.
+// is not after the key it listed after is EPROTO (ListRaw): resuming there
+// would never end.
 func (c *Client) ListAll(ctx context.Context, prefix string) ([]Entry, error) {
 	var all []Entry
 	after := ""
@@ -469,9 +470,6 @@ func (c *Client) ListAll(ctx context.Context, prefix string) ([]Entry, error) {
 		all = append(all, es...)
 		if next == "" {
 			return all, nil
-		}
-		if next <= after {
-			return nil, wire.EPROTO
 		}
 		after = next
 	}
@@ -543,9 +541,6 @@ func (c *Client) LookupPrefix(ctx context.Context, prefix string) ([]sdk.Instanc
 		}
 		if next == "" {
 			break
-		}
-		if next <= after {
-			return nil, wire.EPROTO // a listing that never ends (ListAll)
 		}
 		after = next
 	}

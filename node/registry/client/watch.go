@@ -77,7 +77,10 @@ type Watch struct {
 
 // WatchStats is a snapshot of a Watch's counters.
 type WatchStats struct {
-	Pushes, Dups, Gaps, Resyncs, Malformed uint64
+	Pushes, Dups, Gaps, Resyncs uint64
+	// Malformed counts pushes refused as malformed and listing pages
+	// refused (EPROTO) by a resynchronization, which then fails.
+	Malformed uint64
 	// NotCenter counts pushes refused (EPERM) because they did not come
 	// from the center the stream is subscribed at.
 	NotCenter uint64
@@ -347,7 +350,13 @@ func (w *Watch) resync() wire.Errno {
 				registry.BuildList(ps, p, after, 0, registry.ListTombstones, maxDg)
 			}, func(pk *wire.Packet) error {
 				var e error
-				page, next, e = registry.ReadList(pk, page[:0])
+				page, next, e = registry.ReadList(pk, after, page[:0])
+				if e != nil {
+					// A malformed page, or one whose next key does
+					// not move on (registry.ListNext): following it
+					// would list without end.
+					w.malformed.Add(1)
+				}
 				return e
 			})
 			cancel()

@@ -13,6 +13,7 @@ import (
 	"fastcall/node/registry/internal/centertest"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
+	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
@@ -206,5 +207,44 @@ func TestResyncsKeepOneStream(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no push for kv/a after the resyncs")
 		}
+	}
+}
+
+// TestWatchRefusesStuckListing: a watch's first listing follows the
+// listing's next key from a center; a page whose next key does not move
+// on is refused (EPROTO, counted as malformed) and the resynchronization
+// fails, instead of listing the same page without end. Before, the watch
+// paged through the fake center's stuck pages until the fake gave up and
+// then reported itself synced.
+func TestWatchRefusesStuckListing(t *testing.T) {
+	const stuckPages = 2000
+	fake := regtest.Endpoint(t, 100, "")
+	pages := regtest.StuckList(t, fake, stuckPages)
+	ok := func(req *rfc.Request, rep *wire.Params) wire.Errno { return wire.OK }
+	err := fake.RegisterCalls([]rfc.CallSpec{
+		{No: registry.CallSubscribe, Name: "reg-subscribe", Schema: registry.SchemaSubscribe, Flags: rfc.Idempotent,
+			H: func(req *rfc.Request, rep *wire.Params) wire.Errno {
+				rep.Uint64(1) // first sequence number
+				rep.Uint64(7) // cookie
+				return wire.OK
+			}},
+		{No: registry.CallSubCheck, Name: "reg-subcheck", Schema: registry.SchemaSubCheck, Flags: rfc.Idempotent, H: ok},
+		{No: registry.CallUnsubscribe, Name: "reg-unsubscribe", Schema: registry.SchemaUnsubscribe, Flags: rfc.Idempotent, H: ok},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := newClient(t, regtest.Endpoint(t, 7, ""), fake.Addr())
+	w, err := cl.Watch([]string{sdk.KVPrefix}, func(Change) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if !rfctest.WaitFor(30*time.Second, func() bool { st := w.Stats(); return st.Malformed > 0 || st.Synced }) {
+		t.Fatalf("watch neither refused nor finished the listing: %d pages listed", pages.Load())
+	}
+	if st := w.Stats(); st.Synced || st.Malformed == 0 {
+		t.Fatalf("watch synced %v, malformed %d after %d pages: it followed a next key that does not move on",
+			st.Synced, st.Malformed, pages.Load())
 	}
 }

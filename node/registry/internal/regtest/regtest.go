@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,36 @@ func Call(t testing.TB, ep *rfc.Endpoint, dst netip.AddrPort, no uint16, build f
 		return e
 	}
 	return wire.AsErrno(ep.Call(rfctest.Context(t, 2*time.Second), dst, no, &ps, nil))
+}
+
+// StuckList answers reg-list on ep as a faulty or hostile center whose
+// listing never moves on: every page says more follow and names as its
+// next key the key it listed after ("kv/stuck" from the start), until it
+// has answered pages of them; from then on each page is the last, so that
+// a reader that follows such a listing unchecked ends instead of hanging.
+// It returns the count of pages answered.
+func StuckList(t testing.TB, ep *rfc.Endpoint, pages int64) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	err := ep.RegisterCalls([]rfc.CallSpec{{No: registry.CallList, Name: "reg-list", Schema: registry.SchemaList,
+		Flags: rfc.Idempotent, H: func(req *rfc.Request, rep *wire.Params) wire.Errno {
+			next := req.Param(1).Str()
+			if next == "" {
+				next = "kv/stuck"
+			}
+			if n.Add(1) > pages {
+				rep.Uint64(0)
+				rep.String("")
+				return wire.OK
+			}
+			rep.Uint64(1)
+			rep.String(next)
+			return wire.OK
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &n
 }
 
 // Pair is two centers on loopback, each with its endpoint and data
