@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/route"
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/shm"
 	"fastcall/wire"
 )
@@ -365,5 +368,41 @@ func TestRouteAuditDispatch(t *testing.T) {
 	}
 	if out, code := rfcctl(t, "dispatch", "status", disp, opID); code != 0 || !strings.Contains(out, "operation "+opID+" on r1") {
 		t.Errorf("rfcctl dispatch status %s: exit %d, output:\n%s", opID, code, out)
+	}
+}
+
+// TestAuditPrintsHostileText: a router (or anyone answering in its
+// place in checksum mode) sends the audit records rfcctl audit prints;
+// their call name, sub-cluster and parameters are printed as reg ls
+// prints keys (printable), never raw, while the quoted parameters of an
+// honest record stay text. Before, a name holding a newline printed a
+// forged row, and ESC and BEL reached the operator's terminal. A record
+// with no destination prints "-", as the audit file has it, not
+// "invalid AddrPort".
+func TestAuditPrintsHostileText(t *testing.T) {
+	line := func(name, cluster, params string) string {
+		return strings.Join([]string{"2026-01-01T00:00:00.000000Z", "1", "2", "1", "1.2.3.4:5", "1", "1", "0x0410",
+			name, cluster, "-", "OK", "1", "-", params}, "\t")
+	}
+	lines := []string{line("ns-put", "data", `str:"/data/k" bytes:7631`),
+		line("ns-put\n00:00:00.000000  forged", "c\x1b[2J", "str:\"x\" \x1b]0;title\x07")}
+	fake := rfctest.Listen(t, 9, nil)
+	if err := fake.Register(route.CallAudit, "route-audit", wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64,
+		wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, func(req *rfc.Request, rep *wire.Params) wire.Errno {
+		rep.Uint64(0)
+		rep.Uint64(0)
+		for _, l := range lines {
+			rep.String(l)
+		}
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, code := rfcctl(t, "audit", fake.Addr().String(), "-call", "ns-put")
+	n := len(strings.Split(strings.TrimRight(out, "\n"), "\n"))
+	bad := strings.ContainsAny(out, "\x1b\x07")
+	if code != 0 || n != 1+len(lines) || bad || !strings.Contains(out, `str:"/data/k" bytes:7631`) ||
+		strings.Contains(out, "invalid") {
+		t.Fatalf("rfcctl audit: exit %d, %d lines (want %d), control bytes %v:\n%q", code, n, 1+len(lines), bad, out)
 	}
 }

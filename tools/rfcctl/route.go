@@ -120,8 +120,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	tw := newTable(stdout)
 	fmt.Fprintln(tw, "start\tclient\tcall\tsub-cluster\tdestination\toutcome\telapsed\tparams")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), e.Client, e.Name, e.Cluster, e.Dest,
-			e.Errno.String(), e.Elapsed, e.Params)
+		dest := "-" // no member was tried
+		if e.Dest.IsValid() {
+			dest = e.Dest.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), e.Client, printableString(e.Name),
+			printableString(e.Cluster), dest, e.Errno.String(), e.Elapsed, printableString(e.Params))
 	}
 	tw.Flush()
 	return 0

@@ -117,18 +117,31 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printable returns b as text when it is printable UTF-8, else as hex
-// prefixed with 0x. Text from the network or a map (keys, names,
-// values: anyone's writes) is printed through it, so that no newline,
-// tab or control sequence of it reaches the table or the terminal.
+// printable returns b as text when it is valid UTF-8 of printable runes
+// only (strconv.IsPrint: letters, marks, numbers, punctuation, symbols
+// and the ASCII space), else as hex prefixed with 0x. Text from the
+// network or a map (keys, names, values, counters, audit records:
+// anyone's writes) is printed through it, so that no newline, tab,
+// control or format character of it reaches the table or the terminal.
+// Quotes and backslashes are printable: the rendered parameters of an
+// audit record (wire.AppendValue) stay text.
 func printable(b []byte) string {
-	if utf8.Valid(b) {
-		s := string(b)
-		if q := strconv.Quote(s); q == `"`+s+`"` {
-			return s
-		}
+	if isPrintable(b) {
+		return string(b)
 	}
 	return "0x" + hex.EncodeToString(b)
+}
+
+// isPrintable reports whether b is valid UTF-8 of printable runes only.
+func isPrintable(b []byte) bool {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if (r == utf8.RuneError && n <= 1) || !strconv.IsPrint(r) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // printableString is printable for a string.

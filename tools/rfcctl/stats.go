@@ -40,14 +40,14 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	}
 	tw := newTable(stdout)
 	for _, kv := range engine {
-		fmt.Fprintf(tw, "%s\t%d\n", kv.Name, kv.Value)
+		fmt.Fprintf(tw, "%s\t%d\n", printableString(kv.Name), kv.Value)
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "call\tname\tserved\terrors\tcalled\terrors\tretrans\tdups\tp50µs\tp99µs\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%#04x\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Call, r.Name, r.Served, r.ServedErr,
+		fmt.Fprintf(tw, "%#04x\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Call, printableString(r.Name), r.Served, r.ServedErr,
 			r.Called, r.CalledErr, r.Retrans, r.Dups, r.P50us, r.P99us)
 	}
 	tw.Flush()
