@@ -406,3 +406,31 @@ func TestAuditPrintsHostileText(t *testing.T) {
 		t.Fatalf("rfcctl audit: exit %d, %d lines (want %d), control bytes %v:\n%q", code, n, 1+len(lines), bad, out)
 	}
 }
+
+// TestShmHolderSlotsFull: rfcctl shm opening a map whose lock has every
+// holder slot taken by a live process names that bound (lock.Slots)
+// instead of a bare ENOSPC that reads as a full disk.
+func TestShmHolderSlotsFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.shm")
+	m, err := shm.Create(path, 1<<20, shm.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	opts := shm.DefaultOptions()
+	opts.ReadOnly = true
+	for {
+		r, err := shm.Open(path, opts)
+		if err == wire.ENOSPC {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+	}
+	out, code := rfcctl(t, "shm", "stat", path)
+	if code != 1 || !strings.Contains(out, "ENOSPC") || !strings.Contains(out, "lock.Slots") {
+		t.Fatalf("rfcctl shm stat of a map with every holder slot held: exit %d, output:\n%s", code, out)
+	}
+}
