@@ -84,10 +84,19 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	defer s.close()
 	if pos[0] == "submit" {
 		if id, err = dispatch.SubmitRemote(s.ctx, s.ep, s.dst, &op); err != nil {
-			if wire.AsErrno(err) == wire.ENOSPC && len(op.Targets) > dispatch.DefaultMaxRemoteTargets {
-				// rfcd's dispatcher takes the default bound; name it.
-				fmt.Fprintf(stdout, "%s: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)\n",
-					errName(err), len(op.Targets), dispatch.DefaultMaxRemoteTargets)
+			if wire.AsErrno(err) == wire.ENOSPC {
+				// rfcd's dispatcher takes the default bounds; name the
+				// one hit. Within MaxRemoteTargets (at most MaxTargets),
+				// the resource's conflict marker is full, or the
+				// registry refused a new marker key.
+				if len(op.Targets) > dispatch.DefaultMaxRemoteTargets {
+					fmt.Fprintf(stdout, "%s: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)\n",
+						errName(err), len(op.Targets), dispatch.DefaultMaxRemoteTargets)
+				} else {
+					fmt.Fprintf(stdout, "%s: resource %s is held by the dispatcher's MaxHolders operations (%d in rfcd), "+
+						"or the registry centers hold their MaxKeys keys and refused its marker\n",
+						errName(err), printableString(op.Resource), dispatch.DefaultMaxHolders)
+				}
 				return 1
 			}
 			return callFailed(stdout, err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/dispatch"
 	"fastcall/node/route"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
@@ -432,5 +433,42 @@ func TestShmHolderSlotsFull(t *testing.T) {
 	out, code := rfcctl(t, "shm", "stat", path)
 	if code != 1 || !strings.Contains(out, "ENOSPC") || !strings.Contains(out, "lock.Slots") {
 		t.Fatalf("rfcctl shm stat of a map with every holder slot held: exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestDispatchMarkerFull: rfcctl dispatch submit, refused ENOSPC because
+// the resource's conflict marker already holds the dispatcher's
+// MaxHolders operations, names that bound instead of a bare ENOSPC.
+func TestDispatchMarkerFull(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	center := startNode(t, "-config", write("center.json", `{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "c")+`", "fsync": "never"}}`))
+	// The target holds every call until the test ends, and with it every
+	// operation and its place in the marker.
+	target := rfctest.Listen(t, 11, nil)
+	hold := make(chan struct{})
+	if err := target.Register(0x1000, "hold", nil, 0, func(*rfc.Request, *wire.Params) wire.Errno { <-hold; return wire.OK }); err != nil {
+		t.Fatal(err)
+	}
+	disp := startNode(t, "-config", write("disp.json", `{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]},
+		"dispatcher": {"targets": ["`+target.Addr().String()+`"]}}`))
+	t.Cleanup(func() { close(hold) })
+	// Reads share a marker.
+	submit := []string{"submit", disp, "-t", "10s", "-resource", "r", "-kind", "read", "-targets", target.Addr().String(),
+		"-call", "0x1000", "-deadline", "9s", "-wait=false"}
+	for i := 0; i < dispatch.DefaultMaxHolders; i++ {
+		var out, errOut bytes.Buffer
+		if code := cmdDispatch(submit, &out, &errOut); code != 0 {
+			t.Fatalf("dispatch submit %d: exit %d, output:\n%s%s", i, code, out.String(), errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	code := cmdDispatch(submit, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxHolders") {
+		t.Fatalf("dispatch submit past MaxHolders: exit %d, output:\n%s%s", code, out.String(), errOut.String())
 	}
 }
