@@ -144,3 +144,21 @@ func TestClientFlagValues(t *testing.T) {
 		}
 	}
 }
+
+// TestCallPastMaxDatagram: rfcctl call whose parameters make a request
+// past -max-datagram fails with EMSGSIZE before sending (exit 1), and
+// says that the request's size passed -max-datagram, not the error number
+// alone, which a node may answer too.
+func TestCallPastMaxDatagram(t *testing.T) {
+	var p wire.Params
+	p.Reset(make([]byte, wire.MaxDatagram))
+	p.Bytes(make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize))
+	n := wire.HeaderSize + p.Len()
+	var stdout, stderr bytes.Buffer
+	code := runCommand([]string{"call", "127.0.0.1:9", "echo", "-p", "bytes:" + strings.Repeat("v", wire.DefaultMaxDatagram-wire.HeaderSize)},
+		&stdout, &stderr)
+	want := fmt.Sprintf("a request of %d bytes (header and parameters), past -max-datagram %d", n, wire.DefaultMaxDatagram)
+	if code != 1 || !strings.HasPrefix(stdout.String(), "EMSGSIZE") || !strings.Contains(stdout.String(), want) {
+		t.Fatalf("rfcctl call of a %d-byte request: exit %d, output %q%q, want exit 1 and %q", n, code, stdout.String(), stderr.String(), want)
+	}
+}
