@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
@@ -92,7 +93,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 			v, err = cli.Put(ctx, arg(0), []byte(arg(1)), *ttl)
 		}
 		if err != nil {
-			return callFailed(stdout, err)
+			return writeFailed(stdout, err)
 		}
 		fmt.Fprintf(stdout, "OK version %d\n", v)
 	case "del":
@@ -136,6 +137,18 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// writeFailed is callFailed for a write of a new key to the registry's
+// store (reg put, route add and cluster): ENOSPC there is no full disk
+// but the centers' bound on keys, which it names.
+func writeFailed(stdout io.Writer, err error) int {
+	if wire.AsErrno(err) != wire.ENOSPC {
+		return callFailed(stdout, err)
+	}
+	fmt.Fprintf(stdout, "%s: the centers hold their MaxKeys keys, deleted ones included (center.Config.MaxKeys, %d by default)\n",
+		errName(err), center.DefaultMaxKeys)
+	return 1
 }
 
 func printInstances(w io.Writer, is []sdk.Instance) {

@@ -163,3 +163,29 @@ func TestRegPrintsHostileText(t *testing.T) {
 		}
 	}
 }
+
+// TestRegWriteKeysFull: a write of a new key that the centers refuse
+// with ENOSPC (their MaxKeys keys held) makes rfcctl reg put and route
+// add and cluster name that bound, not print the error number alone,
+// which reads as a full disk.
+func TestRegWriteKeysFull(t *testing.T) {
+	srv := rfctest.Listen(t, 9, nil)
+	err := srv.RegisterCalls([]rfc.CallSpec{{No: registry.CallPut, Name: "reg-put", Schema: registry.SchemaPut,
+		H: func(*rfc.Request, *wire.Params) wire.Errno { return wire.ENOSPC }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr().String()
+	for _, args := range [][]string{
+		{"reg", "-c", addr, "put", "k", "v"},
+		{"reg", "-c", addr, "-cas", "put", "k", "v"},
+		{"route", "-c", addr, "add", "/data", "data"},
+		{"route", "-c", addr, "cluster", "data", "active=127.0.0.1:7001"},
+	} {
+		var out, errOut bytes.Buffer
+		code := runCommand(args, &out, &errOut)
+		if code != 1 || !strings.HasPrefix(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxKeys") {
+			t.Errorf("rfcctl %q: exit %d, output %q%q, want exit 1 naming MaxKeys", args, code, out.String(), errOut.String())
+		}
+	}
+}

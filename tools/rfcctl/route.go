@@ -43,7 +43,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	case "add":
 		if err := route.AddMount(ctx, st, tp, rest[0], rest[1]); err != nil {
-			return callFailed(stdout, err)
+			return writeFailed(stdout, err)
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "del":
@@ -62,7 +62,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if err := route.AddCluster(ctx, st, tp, rest[0], ms); err != nil {
-			return callFailed(stdout, err)
+			return writeFailed(stdout, err)
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "resolve":
