@@ -189,3 +189,22 @@ func TestRegWriteKeysFull(t *testing.T) {
 		}
 	}
 }
+
+// TestRegWatchRefused: centers that refuse rfcctl reg watch's
+// subscription (ENOSPC: past their bounds on push streams) make the
+// command fail (exit 1) naming those bounds. Before, the refusal was
+// seen only by the watch's Err: the command printed nothing for -for and
+// ended 0, as if no key had changed.
+func TestRegWatchRefused(t *testing.T) {
+	srv := rfctest.Listen(t, 9, nil)
+	err := srv.RegisterCalls([]rfc.CallSpec{{No: registry.CallSubscribe, Name: "reg-subscribe", Schema: registry.SchemaSubscribe,
+		H: func(*rfc.Request, *wire.Params) wire.Errno { return wire.ENOSPC }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := cmdReg([]string{"-c", srv.Addr().String(), "-for", "2s", "watch", "t/"}, &out, &errOut)
+	if code != 1 || !strings.HasPrefix(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxStreamsPerIP") {
+		t.Fatalf("reg watch refused ENOSPC: exit %d, output %q%q, want exit 1 naming the stream bounds", code, out.String(), errOut.String())
+	}
+}
