@@ -95,7 +95,8 @@ func fetchStats(s *session, cf *clientFlags) ([]callRow, []engineValue, error) {
 // CallCalls), each with its own -t deadline. A request is (u64 cursor,
 // bytes statsPad); a reply is (u64 next cursor, 0 after the last page)
 // followed by rows of stride parameters, handed to row by the index of
-// their first parameter. A reply of another shape, or a next cursor that
+// their first parameter. A request past -max-datagram is EMSGSIZE,
+// named as such, before it is sent. A reply of another shape, or a next cursor that
 // does not advance or is not a call number, is EPROTO. A cursor is a call
 // number, so the pages end within 65536 of them: there is no page cap to
 // cut the listing short.
@@ -108,6 +109,11 @@ func (c *clientFlags) queryPages(s *session, callNo uint16, stride int, row func
 		p.Reset(buf)
 		p.Uint64(cursor)
 		p.Bytes(statsPad)
+		if n := wire.HeaderSize + p.Len(); n > *c.maxDg {
+			// The engine would refuse it with a bare EMSGSIZE.
+			return fmt.Errorf("%s: a %d-byte request (padded so that the node may answer a page), past -max-datagram %d",
+				errName(wire.EMSGSIZE), n, *c.maxDg)
+		}
 		ctx, cancel := c.ctx()
 		err := s.ep.Call(ctx, s.dst, callNo, &p, &rep)
 		cancel()
