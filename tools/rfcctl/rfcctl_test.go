@@ -472,3 +472,17 @@ func TestDispatchMarkerFull(t *testing.T) {
 		t.Fatalf("dispatch submit past MaxHolders: exit %d, output:\n%s%s", code, out.String(), errOut.String())
 	}
 }
+
+// TestBenchManyCallers: rfcctl bench with more callers than its
+// endpoint's default bound on calls in flight (64) makes every caller's
+// calls. Before, the callers past the 64th found no free slot and failed
+// at once with EBUSY, over and over: a bench -c 100 reported a million
+// EBUSY, a limit of rfcctl's own that read as a busy node.
+func TestBenchManyCallers(t *testing.T) {
+	addr := startNode(t, "-node", "5", "-insecure")
+	out, code := rfcctl(t, "bench", "-json", "-c", "100", "-d", "300ms", "-t", "10s", addr)
+	var sum benchSummary
+	if code != 0 || json.Unmarshal([]byte(out), &sum) != nil || sum.Errors["EBUSY"] != 0 {
+		t.Fatalf("rfcctl bench -c 100: exit %d, errors %v, output:\n%s", code, sum.Errors, out)
+	}
+}
