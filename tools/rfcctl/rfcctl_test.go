@@ -440,13 +440,7 @@ func TestShmHolderSlotsFull(t *testing.T) {
 // the resource's conflict marker already holds the dispatcher's
 // MaxHolders operations, names that bound instead of a bare ENOSPC.
 func TestDispatchMarkerFull(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(body), 0o600)
-		return p
-	}
-	center := startNode(t, "-config", write("center.json", `{"insecure": true, "roles": ["center"], "center": {"data_dir": "`+filepath.Join(dir, "c")+`", "fsync": "never"}}`))
+	center, _ := startCenter(t)
 	// The target holds every call until the test ends, and with it every
 	// operation and its place in the marker.
 	target := rfctest.Listen(t, 11, nil)
@@ -454,8 +448,10 @@ func TestDispatchMarkerFull(t *testing.T) {
 	if err := target.Register(0x1000, "hold", nil, 0, func(*rfc.Request, *wire.Params) wire.Errno { <-hold; return wire.OK }); err != nil {
 		t.Fatal(err)
 	}
-	disp := startNode(t, "-config", write("disp.json", `{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]},
-		"dispatcher": {"targets": ["`+target.Addr().String()+`"]}}`))
+	cfg := filepath.Join(t.TempDir(), "disp.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]},
+		"dispatcher": {"targets": ["`+target.Addr().String()+`"]}}`), 0o600)
+	disp := startNode(t, "-config", cfg)
 	t.Cleanup(func() { close(hold) })
 	// Reads share a marker.
 	submit := []string{"submit", disp, "-t", "10s", "-resource", "r", "-kind", "read", "-targets", target.Addr().String(),
