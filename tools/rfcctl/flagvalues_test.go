@@ -93,19 +93,34 @@ func manyTargets(n int) string {
 	return strings.Join(ts, ",")
 }
 
-// TestDispatchPastRemoteTargets: a submit that fits one datagram but names
-// more targets than an rfcd dispatcher takes from a remote submit
-// (dispatch.DefaultMaxRemoteTargets) is answered ENOSPC, and rfcctl says
-// which bound that is, not the error number alone.
-func TestDispatchPastRemoteTargets(t *testing.T) {
+// TestDispatchPastRemoteBounds: a submit that fits one datagram but
+// passes a bound of an rfcd dispatcher is refused, and rfcctl says which
+// bound that is, not the error number alone (exit 1): more targets than
+// a remote submit may name (dispatch.DefaultMaxRemoteTargets, ENOSPC), a
+// resource past dispatch.MaxResource or a deadline past
+// dispatch.DefaultMaxRemoteDeadline (EINVAL; before, a bare EINVAL).
+func TestDispatchPastRemoteBounds(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "disp.json")
 	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["127.0.0.1:9"]}}`), 0o600)
 	disp := startNode(t, "-config", cfg)
 	n := dispatch.DefaultMaxRemoteTargets + 1
-	out, code := rfcctl(t, "dispatch", "-resource", "r", "-targets", manyTargets(n), "-call", "ping", "submit", disp)
-	want := fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)
-	if code != 1 || !strings.Contains(out, want) {
-		t.Fatalf("rfcctl dispatch submit with %d targets: exit %d, output %q, want exit 1 and %q", n, code, out, want)
+	long := strings.Repeat("r", dispatch.MaxResource+1)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-resource", "r", "-targets", manyTargets(n)},
+			fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)},
+		{[]string{"-resource", long, "-targets", "127.0.0.1:9"},
+			fmt.Sprintf("EINVAL: a resource of %d bytes, past dispatch.MaxResource (%d)", len(long), dispatch.MaxResource)},
+		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-deadline", "30s"},
+			fmt.Sprintf("EINVAL: -deadline 30s, past the dispatcher's MaxRemoteDeadline (%v in rfcd)", dispatch.DefaultMaxRemoteDeadline)},
+	} {
+		args := append(append([]string{"dispatch"}, c.args...), "-call", "ping", "submit", disp)
+		out, code := rfcctl(t, args...)
+		if code != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("rfcctl %.120q: exit %d, output %q, want exit 1 and %q", args, code, out, c.want)
+		}
 	}
 }
 
