@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"fastcall/node/dispatch"
+	"fastcall/node/route"
 	"fastcall/wire"
 )
 
@@ -175,5 +176,37 @@ func TestCallPastMaxDatagram(t *testing.T) {
 	want := fmt.Sprintf("a request of %d bytes (header and parameters), past -max-datagram %d", n, wire.DefaultMaxDatagram)
 	if code != 1 || !strings.HasPrefix(stdout.String(), "EMSGSIZE") || !strings.Contains(stdout.String(), want) {
 		t.Fatalf("rfcctl call of a %d-byte request: exit %d, output %q%q, want exit 1 and %q", n, code, stdout.String(), stderr.String(), want)
+	}
+}
+
+// TestRouteNamesRules: a mount prefix or sub-cluster name the route
+// package would not route by is refused EINVAL (exit 1) naming the rule
+// and its bound (route.MaxPathLen, route.MaxClusterName), and too many
+// members of a sub-cluster is a usage error naming route.MaxMembers.
+// Before, the first printed a bare EINVAL and the last no bound.
+func TestRouteNamesRules(t *testing.T) {
+	const addr = "127.0.0.1:9"
+	members := []string{"cluster", "data"} // one more than route.MaxMembers, each address once
+	for i := 0; i <= route.MaxMembers; i++ {
+		members = append(members, fmt.Sprintf("standby=127.0.0.1:%d", i+1))
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		said string
+	}{
+		{[]string{"add", "/" + strings.Repeat("p", route.MaxPathLen), "data"}, 1, "EINVAL: mount prefix of 1025 bytes"},
+		{[]string{"add", "/data/", "data"}, 1, "no trailing"},
+		{[]string{"del", "data"}, 1, "route.MaxPathLen"},
+		{[]string{"add", "/data", strings.Repeat("c", route.MaxClusterName+1)}, 1, "route.MaxClusterName"},
+		{[]string{"cluster", "da ta", "active=127.0.0.1:2"}, 1, "route.MaxClusterName"},
+		{members, 2, "route.MaxMembers"},
+	} {
+		args := append([]string{"route", "-c", addr, "-t", "300ms"}, c.args...)
+		var stdout, stderr bytes.Buffer
+		code := runCommand(args, &stdout, &stderr)
+		if code != c.code || !strings.Contains(stdout.String()+stderr.String(), c.said) {
+			t.Errorf("rfcctl %.80q: exit %d, said %q%q, want exit %d and %q", args, code, stdout.String(), stderr.String(), c.code, c.said)
+		}
 	}
 }
