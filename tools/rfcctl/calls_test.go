@@ -149,3 +149,53 @@ func TestCallsStatsPastMaxDatagram(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsPrintsHostileEngineNames: whoever answers in a node's place
+// (checksum mode: anyone on the path) names the engine counters of
+// rfcctl stats too; they are printed through printable like the call
+// names. A peer played by hand answers CallStats with no call and
+// CallEngineStats with a counter whose name holds a newline and ESC.
+func TestStatsPrintsHostileEngineNames(t *testing.T) {
+	conn := rfctest.UDP(t)
+	codec, err := wire.NewCodec(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"rx", "tx\nforged\x1b[2J"}
+	go func() {
+		buf := make([]byte, wire.MaxDatagram)
+		out := make([]byte, wire.DefaultMaxDatagram)
+		var req wire.Packet
+		var p wire.Params
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if codec.Decode(&req, buf[:n]) != wire.ReasonNone {
+				continue
+			}
+			p.Reset(make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize))
+			switch req.CallNo {
+			case rfc.CallStats:
+				p.Uint64(0) // the last page, no call
+			case rfc.CallEngineStats:
+				for i, n := range names {
+					p.Bytes([]byte(n))
+					p.Uint64(uint64(i))
+				}
+			}
+			h := wire.Header{Flags: wire.FlagReply, CallNo: req.CallNo, Src: 9, Dst: req.Src, CallID: req.CallID,
+				Incarnation: 1, Stamp: uint32(time.Now().UnixMilli())}
+			if m, e := codec.EncodeParams(out, &h, &p); e == wire.OK {
+				conn.WriteToUDPAddrPort(out[:m], from)
+			}
+		}
+	}()
+	out, code := rfcctl(t, "stats", conn.LocalAddr().String())
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	want := len(names) + 2 // engine lines, blank, header
+	if code != 0 || len(lines) != want || strings.ContainsAny(out, "\x1b") {
+		t.Fatalf("rfcctl stats: exit %d, %d lines (want %d):\n%q", code, len(lines), want, out)
+	}
+}
