@@ -387,25 +387,47 @@ func TestAuditPrintsHostileText(t *testing.T) {
 	}
 	lines := []string{line("ns-put", "data", `str:"/data/k" bytes:7631`),
 		line("ns-put\n00:00:00.000000  forged", "c\x1b[2J", "str:\"x\" \x1b]0;title\x07")}
-	fake := rfctest.Listen(t, 9, nil)
-	if err := fake.Register(route.CallAudit, "route-audit", wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64,
-		wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, func(req *rfc.Request, rep *wire.Params) wire.Errno {
+	fake := fakeRouter(t, func(rep *wire.Params) wire.Errno {
 		rep.Uint64(0)
 		rep.Uint64(0)
 		for _, l := range lines {
 			rep.String(l)
 		}
 		return wire.OK
-	}); err != nil {
-		t.Fatal(err)
-	}
-	out, code := rfcctl(t, "audit", fake.Addr().String(), "-call", "ns-put")
+	})
+	out, code := rfcctl(t, "audit", fake, "-call", "ns-put")
 	n := len(strings.Split(strings.TrimRight(out, "\n"), "\n"))
 	bad := strings.ContainsAny(out, "\x1b\x07")
 	if code != 0 || n != 1+len(lines) || bad || !strings.Contains(out, `str:"/data/k" bytes:7631`) ||
 		strings.Contains(out, "invalid") {
 		t.Fatalf("rfcctl audit: exit %d, %d lines (want %d), control bytes %v:\n%q", code, n, 1+len(lines), bad, out)
 	}
+}
+
+// TestAuditRecordPastMaxDatagram: a router answers an audit page EMSGSIZE
+// when its next record does not fit the reply; rfcctl audit says that
+// -max-datagram bounds the reply (exit 1), not the error number alone.
+func TestAuditRecordPastMaxDatagram(t *testing.T) {
+	fake := fakeRouter(t, func(*wire.Params) wire.Errno { return wire.EMSGSIZE })
+	out, code := rfcctl(t, "audit", "-max-datagram", "512", fake, "-call", "ns-put")
+	if code != 1 || !strings.HasPrefix(out, "EMSGSIZE") || !strings.Contains(out, "-max-datagram 512") {
+		t.Fatalf("rfcctl audit answered EMSGSIZE: exit %d, output %q", code, out)
+	}
+}
+
+// fakeRouter starts a stand-in for a router whose audit call answers by
+// answer, and returns its address.
+func fakeRouter(t *testing.T, answer func(rep *wire.Params) wire.Errno) string {
+	t.Helper()
+	fake := rfctest.Listen(t, 9, nil)
+	schema := wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64,
+		wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	if err := fake.Register(route.CallAudit, "route-audit", schema, rfc.Idempotent, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
+		return answer(rep)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return fake.Addr().String()
 }
 
 // TestShmHolderSlotsFull: rfcctl shm opening a map whose lock has every

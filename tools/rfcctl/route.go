@@ -138,6 +138,13 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	defer s.close()
 	es, err := route.AuditQuery(s.ctx, s.ep, s.dst, f)
+	if wire.AsErrno(err) == wire.EMSGSIZE {
+		// The router answers it for a record too long for the reply,
+		// the client for a request too long for the datagram.
+		fmt.Fprintf(stdout, "%s: a record of the router's does not fit a reply within -max-datagram %d (and the router's own limit), "+
+			"or the request does not fit it\n", errName(err), *c.cf.maxDg)
+		return 1
+	}
 	if code, done := c.printed(stdout, es, err); done {
 		return code
 	}
