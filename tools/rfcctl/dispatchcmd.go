@@ -99,6 +99,14 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	} else {
 		st, err = dispatch.StatusRemote(s.ctx, s.ep, s.dst, id)
 	}
+	if wire.AsErrno(err) == wire.EMSGSIZE {
+		// The dispatcher answers it when not even the head of a status
+		// page, or one target's outcome, fits the reply; the request
+		// asks for one of up to -max-datagram.
+		fmt.Fprintf(stdout, "%s: the operation's status (its resource, or one target's outcome) does not fit a reply within "+
+			"-max-datagram %d (and the dispatcher's own limit)\n", errName(err), *c.cf.maxDg)
+		return 1
+	}
 	if err != nil {
 		return callFailed(stdout, err)
 	}

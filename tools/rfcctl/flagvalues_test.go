@@ -210,3 +210,16 @@ func TestRouteNamesRules(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatchStatusPastMaxDatagram: a dispatcher answers a status page
+// EMSGSIZE when not even one entry fits the reply; rfcctl dispatch status
+// says that -max-datagram bounds the reply (exit 1), not the error number
+// alone.
+func TestDispatchStatusPastMaxDatagram(t *testing.T) {
+	addr := refusingNode(t, dispatch.CallStatus, wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}, wire.EMSGSIZE)
+	var stdout, stderr bytes.Buffer
+	code := runCommand([]string{"dispatch", "-max-datagram", "300", "status", addr, "1"}, &stdout, &stderr)
+	if code != 1 || !strings.HasPrefix(stdout.String(), "EMSGSIZE") || !strings.Contains(stdout.String(), "-max-datagram 300") {
+		t.Fatalf("rfcctl dispatch status answered EMSGSIZE: exit %d, output %q%q", code, stdout.String(), stderr.String())
+	}
+}

@@ -169,7 +169,7 @@ func TestRegPrintsHostileText(t *testing.T) {
 // add and cluster name that bound, not print the error number alone,
 // which reads as a full disk.
 func TestRegWriteKeysFull(t *testing.T) {
-	addr := refusingCenter(t, registry.CallPut, registry.SchemaPut, wire.ENOSPC)
+	addr := refusingNode(t, registry.CallPut, registry.SchemaPut, wire.ENOSPC)
 	for _, args := range [][]string{
 		{"reg", "-c", addr, "put", "k", "v"},
 		{"reg", "-c", addr, "-cas", "put", "k", "v"},
@@ -190,7 +190,7 @@ func TestRegWriteKeysFull(t *testing.T) {
 // seen only by the watch's Err: the command printed nothing for -for and
 // ended 0, as if no key had changed.
 func TestRegWatchRefused(t *testing.T) {
-	addr := refusingCenter(t, registry.CallSubscribe, registry.SchemaSubscribe, wire.ENOSPC)
+	addr := refusingNode(t, registry.CallSubscribe, registry.SchemaSubscribe, wire.ENOSPC)
 	var out, errOut bytes.Buffer
 	code := cmdReg([]string{"-c", addr, "-for", "2s", "watch", "t/"}, &out, &errOut)
 	if code != 1 || !strings.HasPrefix(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxStreamsPerIP") {
@@ -198,9 +198,10 @@ func TestRegWatchRefused(t *testing.T) {
 	}
 }
 
-// refusingCenter starts a stand-in for a registry center that answers
-// every call number no (of schema) with e, and returns its address.
-func refusingCenter(t *testing.T, no uint16, schema wire.Schema, e wire.Errno) string {
+// refusingNode starts a stand-in for a node (a registry center, a
+// dispatcher) that answers every call number no (of schema) with e, and
+// returns its address.
+func refusingNode(t *testing.T, no uint16, schema wire.Schema, e wire.Errno) string {
 	t.Helper()
 	srv := rfctest.Listen(t, 9, nil)
 	if err := srv.Register(no, "refused", schema, 0, func(*rfc.Request, *wire.Params) wire.Errno { return e }); err != nil {
