@@ -73,6 +73,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	case builtin.CallAdd:
 		fill = func(p *wire.Params) { p.Int64(1); p.Int64(2) }
 	}
+	cf.inFlight = *callers
 	ep, code := cf.open(dst, stderr)
 	if code != 0 {
 		return code

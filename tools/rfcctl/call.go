@@ -52,7 +52,13 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stdout, renderValue(rep.Param(i)))
 			}
 		}
-		fmt.Fprintf(stdout, "%s rtt %s\n", errno.String(), fmtDur(rtt))
+		why := ""
+		if n := wire.HeaderSize + p.Len(); errno == wire.EMSGSIZE && n > *c.cf.maxDg {
+			// Refused before sending: say which limit, not only the
+			// number the node could have answered as well.
+			why = fmt.Sprintf(": a request of %d bytes (header and parameters), past -max-datagram %d", n, *c.cf.maxDg)
+		}
+		fmt.Fprintf(stdout, "%s rtt %s%s\n", errno.String(), fmtDur(rtt), why)
 	}
 	if err != nil {
 		return 1

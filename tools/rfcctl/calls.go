@@ -53,7 +53,7 @@ func cmdCalls(args []string, stdout, stderr io.Writer) int {
 		if fl == "" {
 			fl = "-"
 		}
-		fmt.Fprintf(tw, "%#04x\t%s\t%s\t%s\n", r.Call, r.Name, sc, fl)
+		fmt.Fprintf(tw, "%#04x\t%s\t%s\t%s\n", r.Call, printableString(r.Name), sc, fl)
 	}
 	tw.Flush()
 	return 0

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
@@ -71,5 +73,129 @@ func TestCallsCommand(t *testing.T) {
 	}
 	if out, code := rfcctl(t, "calls"); code != 2 || !strings.Contains(out, "want ADDR") {
 		t.Fatalf("calls without ADDR: %d %s", code, out)
+	}
+}
+
+// TestCallsStatsPrintHostileNames: a node names its calls as it likes,
+// and rfcctl calls and stats print those names as reg ls prints keys
+// (printable: hex unless printable UTF-8), never raw. Before, a name
+// holding a newline and tabs printed forged rows, and one holding ESC
+// or BEL sent a control sequence to the operator's terminal.
+func TestCallsStatsPrintHostileNames(t *testing.T) {
+	srv := rfctest.Listen(t, 9, nil)
+	names := []string{"h\t1\tforged\n0x0999\tforged", "h\x1b]0;title\x07", "h\u202eevil"}
+	for i, n := range names {
+		if err := srv.Register(uint16(0x1000+i), n, nil, rfc.Idempotent,
+			func(*rfc.Request, *wire.Params) wire.Errno { return wire.OK }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// stats lists the calls served: serve each hostile one once.
+	cli := rfctest.Listen(t, 10, nil)
+	ctx := rfctest.Context(t, 10*time.Second)
+	for i := range names {
+		if err := cli.Call(ctx, srv.Addr(), uint16(0x1000+i), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := srv.Addr().String()
+	// The JSON output counts the entries each table has a line for; the
+	// first stats makes the rows of the stats calls themselves.
+	rfcctl(t, "stats", addr)
+	var rows []callInfoRow
+	out, code := rfcctl(t, "calls", "-json", addr)
+	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil {
+		t.Fatalf("calls -json: exit %d, output:\n%s", code, out)
+	}
+	var st struct {
+		Engine []engineValue `json:"engine"`
+		Calls  []callRow     `json:"calls"`
+	}
+	out, code = rfcctl(t, "stats", "-json", addr)
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("stats -json: exit %d, output:\n%s", code, out)
+	}
+	for _, c := range []struct {
+		cmd   string
+		lines int
+	}{
+		{"calls", 1 + len(rows)},                      // header, one line a call
+		{"stats", len(st.Engine) + 2 + len(st.Calls)}, // engine lines, blank, header, one line a call
+	} {
+		out, code := rfcctl(t, c.cmd, addr)
+		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		bad := strings.ContainsAny(out, "\x1b\x07\u202e")
+		if code != 0 || len(lines) != c.lines || bad || strings.Contains(out, "\nforged") {
+			t.Errorf("rfcctl %s: exit %d, %d lines (want %d), control bytes %v:\n%q", c.cmd, code, len(lines), c.lines, bad, out)
+		}
+		for i := range names {
+			if n := strings.Count(out, fmt.Sprintf("%#04x", 0x1000+i)); n != 1 {
+				t.Errorf("rfcctl %s: call %#04x on %d lines, want 1:\n%q", c.cmd, 0x1000+i, n, out)
+			}
+		}
+	}
+}
+
+// TestCallsStatsPastMaxDatagram: rfcctl calls and stats pad their
+// requests so that a node may answer a full page; with a -max-datagram
+// too small for the padded request they fail (exit 1) saying so, not
+// with the engine's bare EMSGSIZE.
+func TestCallsStatsPastMaxDatagram(t *testing.T) {
+	for _, cmd := range []string{"calls", "stats"} {
+		var out, errOut bytes.Buffer
+		code := runCommand([]string{cmd, "-max-datagram", "400", "127.0.0.1:9"}, &out, &errOut)
+		if code != 1 || !strings.Contains(errOut.String(), "EMSGSIZE") || !strings.Contains(errOut.String(), "past -max-datagram 400") {
+			t.Errorf("rfcctl %s -max-datagram 400: exit %d, output %q%q, want exit 1 naming -max-datagram", cmd, code, out.String(), errOut.String())
+		}
+	}
+}
+
+// TestStatsPrintsHostileEngineNames: whoever answers in a node's place
+// (checksum mode: anyone on the path) names the engine counters of
+// rfcctl stats too; they are printed through printable like the call
+// names. A peer played by hand answers CallStats with no call and
+// CallEngineStats with a counter whose name holds a newline and ESC.
+func TestStatsPrintsHostileEngineNames(t *testing.T) {
+	conn := rfctest.UDP(t)
+	codec, err := wire.NewCodec(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"rx", "tx\nforged\x1b[2J"}
+	go func() {
+		buf := make([]byte, wire.MaxDatagram)
+		out := make([]byte, wire.DefaultMaxDatagram)
+		var req wire.Packet
+		var p wire.Params
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if codec.Decode(&req, buf[:n]) != wire.ReasonNone {
+				continue
+			}
+			p.Reset(make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize))
+			switch req.CallNo {
+			case rfc.CallStats:
+				p.Uint64(0) // the last page, no call
+			case rfc.CallEngineStats:
+				for i, n := range names {
+					p.Bytes([]byte(n))
+					p.Uint64(uint64(i))
+				}
+			}
+			h := wire.Header{Flags: wire.FlagReply, CallNo: req.CallNo, Src: 9, Dst: req.Src, CallID: req.CallID,
+				Incarnation: 1, Stamp: uint32(time.Now().UnixMilli())}
+			if m, e := codec.EncodeParams(out, &h, &p); e == wire.OK {
+				conn.WriteToUDPAddrPort(out[:m], from)
+			}
+		}
+	}()
+	out, code := rfcctl(t, "stats", conn.LocalAddr().String())
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	want := len(names) + 2 // engine lines, blank, header
+	if code != 0 || len(lines) != want || strings.ContainsAny(out, "\x1b") {
+		t.Fatalf("rfcctl stats: exit %d, %d lines (want %d):\n%q", code, len(lines), want, out)
 	}
 }

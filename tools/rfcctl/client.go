@@ -23,7 +23,15 @@ type clientFlags struct {
 	key     *string
 	timeout *time.Duration
 	maxDg   *int
+	// inFlight is the most calls the command has in flight at once
+	// (bench: -c); the endpoint holds at least that many, else every
+	// call past its slots fails at once with EBUSY. 0: clientPending.
+	inFlight int
 }
+
+// clientPending is the endpoint's bound on calls in flight (MaxPending)
+// for a command that makes one call at a time.
+const clientPending = 64
 
 func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	return &clientFlags{
@@ -112,7 +120,7 @@ func (c *clientFlags) dial(dst netip.AddrPort) (*rfc.Endpoint, error) {
 	cfg.MaxDatagram = *c.maxDg
 	cfg.Workers = 1
 	cfg.DupEntries = 16
-	cfg.MaxPending = 64
+	cfg.MaxPending = max(clientPending, c.inFlight)
 	if *c.key != "" {
 		key, err := keyfile.Read(*c.key)
 		if err != nil {

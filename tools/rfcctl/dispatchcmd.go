@@ -84,13 +84,7 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	defer s.close()
 	if pos[0] == "submit" {
 		if id, err = dispatch.SubmitRemote(s.ctx, s.ep, s.dst, &op); err != nil {
-			if wire.AsErrno(err) == wire.ENOSPC && len(op.Targets) > dispatch.DefaultMaxRemoteTargets {
-				// rfcd's dispatcher takes the default bound; name it.
-				fmt.Fprintf(stdout, "%s: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)\n",
-					errName(err), len(op.Targets), dispatch.DefaultMaxRemoteTargets)
-				return 1
-			}
-			return callFailed(stdout, err)
+			return submitFailed(stdout, err, &op)
 		}
 		if !*wait {
 			fmt.Fprintf(stdout, "operation %d\n", id)
@@ -104,6 +98,14 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		wcancel()
 	} else {
 		st, err = dispatch.StatusRemote(s.ctx, s.ep, s.dst, id)
+	}
+	if wire.AsErrno(err) == wire.EMSGSIZE {
+		// The dispatcher answers it when not even the head of a status
+		// page, or one target's outcome, fits the reply; the request
+		// asks for one of up to -max-datagram.
+		fmt.Fprintf(stdout, "%s: the operation's status (its resource, or one target's outcome) does not fit a reply within "+
+			"-max-datagram %d (and the dispatcher's own limit)\n", errName(err), *c.cf.maxDg)
+		return 1
 	}
 	if err != nil {
 		return callFailed(stdout, err)
@@ -127,4 +129,35 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// submitFailed is callFailed for a refused submit of op: for ENOSPC and
+// EINVAL it names the bound op passed, with the value rfcd's dispatcher
+// takes (the package defaults), and exits 1 all the same.
+func submitFailed(stdout io.Writer, err error, op *dispatch.Op) int {
+	why := ""
+	switch wire.AsErrno(err) {
+	case wire.ENOSPC:
+		// Within MaxRemoteTargets (at most MaxTargets), the
+		// resource's conflict marker is full, or its store had no
+		// room for a new marker.
+		why = fmt.Sprintf("resource %s is held by the dispatcher's MaxHolders operations (%d in rfcd), or its marker store "+
+			"is full (the registry centers' MaxKeys keys; without a registry, dispatch.DefaultMemStoreKeys, %d)",
+			printableString(op.Resource), dispatch.DefaultMaxHolders, dispatch.DefaultMemStoreKeys)
+		if len(op.Targets) > dispatch.DefaultMaxRemoteTargets {
+			why = fmt.Sprintf("%d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", len(op.Targets), dispatch.DefaultMaxRemoteTargets)
+		}
+	case wire.EINVAL:
+		switch {
+		case len(op.Resource) > dispatch.MaxResource:
+			why = fmt.Sprintf("a resource of %d bytes, past dispatch.MaxResource (%d)", len(op.Resource), dispatch.MaxResource)
+		case op.Deadline > dispatch.DefaultMaxRemoteDeadline:
+			why = fmt.Sprintf("-deadline %v, past the dispatcher's MaxRemoteDeadline (%v in rfcd)", op.Deadline, dispatch.DefaultMaxRemoteDeadline)
+		}
+	}
+	if why == "" {
+		return callFailed(stdout, err)
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", errName(err), why)
+	return 1
 }

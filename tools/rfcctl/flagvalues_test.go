@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"fastcall/node/dispatch"
+	"fastcall/node/route"
 	"fastcall/wire"
 )
 
@@ -93,19 +94,34 @@ func manyTargets(n int) string {
 	return strings.Join(ts, ",")
 }
 
-// TestDispatchPastRemoteTargets: a submit that fits one datagram but names
-// more targets than an rfcd dispatcher takes from a remote submit
-// (dispatch.DefaultMaxRemoteTargets) is answered ENOSPC, and rfcctl says
-// which bound that is, not the error number alone.
-func TestDispatchPastRemoteTargets(t *testing.T) {
+// TestDispatchPastRemoteBounds: a submit that fits one datagram but
+// passes a bound of an rfcd dispatcher is refused, and rfcctl says which
+// bound that is, not the error number alone (exit 1): more targets than
+// a remote submit may name (dispatch.DefaultMaxRemoteTargets, ENOSPC), a
+// resource past dispatch.MaxResource or a deadline past
+// dispatch.DefaultMaxRemoteDeadline (EINVAL; before, a bare EINVAL).
+func TestDispatchPastRemoteBounds(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "disp.json")
 	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["127.0.0.1:9"]}}`), 0o600)
 	disp := startNode(t, "-config", cfg)
 	n := dispatch.DefaultMaxRemoteTargets + 1
-	out, code := rfcctl(t, "dispatch", "-resource", "r", "-targets", manyTargets(n), "-call", "ping", "submit", disp)
-	want := fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)
-	if code != 1 || !strings.Contains(out, want) {
-		t.Fatalf("rfcctl dispatch submit with %d targets: exit %d, output %q, want exit 1 and %q", n, code, out, want)
+	long := strings.Repeat("r", dispatch.MaxResource+1)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-resource", "r", "-targets", manyTargets(n)},
+			fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)},
+		{[]string{"-resource", long, "-targets", "127.0.0.1:9"},
+			fmt.Sprintf("EINVAL: a resource of %d bytes, past dispatch.MaxResource (%d)", len(long), dispatch.MaxResource)},
+		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-deadline", "30s"},
+			fmt.Sprintf("EINVAL: -deadline 30s, past the dispatcher's MaxRemoteDeadline (%v in rfcd)", dispatch.DefaultMaxRemoteDeadline)},
+	} {
+		args := append(append([]string{"dispatch"}, c.args...), "-call", "ping", "submit", disp)
+		out, code := rfcctl(t, args...)
+		if code != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("rfcctl %.120q: exit %d, output %q, want exit 1 and %q", args, code, out, c.want)
+		}
 	}
 }
 
@@ -142,5 +158,68 @@ func TestClientFlagValues(t *testing.T) {
 				t.Errorf("rfcctl %q: exit %d, said %q%q, want exit 2 naming %s", args, code, stdout.String(), stderr.String(), b.said)
 			}
 		}
+	}
+}
+
+// TestCallPastMaxDatagram: rfcctl call whose parameters make a request
+// past -max-datagram fails with EMSGSIZE before sending (exit 1), and
+// says that the request's size passed -max-datagram, not the error number
+// alone, which a node may answer too.
+func TestCallPastMaxDatagram(t *testing.T) {
+	var p wire.Params
+	p.Reset(make([]byte, wire.MaxDatagram))
+	p.Bytes(make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize))
+	n := wire.HeaderSize + p.Len()
+	var stdout, stderr bytes.Buffer
+	code := runCommand([]string{"call", "127.0.0.1:9", "echo", "-p", "bytes:" + strings.Repeat("v", wire.DefaultMaxDatagram-wire.HeaderSize)},
+		&stdout, &stderr)
+	want := fmt.Sprintf("a request of %d bytes (header and parameters), past -max-datagram %d", n, wire.DefaultMaxDatagram)
+	if code != 1 || !strings.HasPrefix(stdout.String(), "EMSGSIZE") || !strings.Contains(stdout.String(), want) {
+		t.Fatalf("rfcctl call of a %d-byte request: exit %d, output %q%q, want exit 1 and %q", n, code, stdout.String(), stderr.String(), want)
+	}
+}
+
+// TestRouteNamesRules: a mount prefix or sub-cluster name the route
+// package would not route by is refused EINVAL (exit 1) naming the rule
+// and its bound (route.MaxPathLen, route.MaxClusterName), and too many
+// members of a sub-cluster is a usage error naming route.MaxMembers.
+// Before, the first printed a bare EINVAL and the last no bound.
+func TestRouteNamesRules(t *testing.T) {
+	const addr = "127.0.0.1:9"
+	members := []string{"cluster", "data"} // one more than route.MaxMembers, each address once
+	for i := 0; i <= route.MaxMembers; i++ {
+		members = append(members, fmt.Sprintf("standby=127.0.0.1:%d", i+1))
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		said string
+	}{
+		{[]string{"add", "/" + strings.Repeat("p", route.MaxPathLen), "data"}, 1, "EINVAL: mount prefix of 1025 bytes"},
+		{[]string{"add", "/data/", "data"}, 1, "no trailing"},
+		{[]string{"del", "data"}, 1, "route.MaxPathLen"},
+		{[]string{"add", "/data", strings.Repeat("c", route.MaxClusterName+1)}, 1, "route.MaxClusterName"},
+		{[]string{"cluster", "da ta", "active=127.0.0.1:2"}, 1, "route.MaxClusterName"},
+		{members, 2, "route.MaxMembers"},
+	} {
+		args := append([]string{"route", "-c", addr, "-t", "300ms"}, c.args...)
+		var stdout, stderr bytes.Buffer
+		code := runCommand(args, &stdout, &stderr)
+		if code != c.code || !strings.Contains(stdout.String()+stderr.String(), c.said) {
+			t.Errorf("rfcctl %.80q: exit %d, said %q%q, want exit %d and %q", args, code, stdout.String(), stderr.String(), c.code, c.said)
+		}
+	}
+}
+
+// TestDispatchStatusPastMaxDatagram: a dispatcher answers a status page
+// EMSGSIZE when not even one entry fits the reply; rfcctl dispatch status
+// says that -max-datagram bounds the reply (exit 1), not the error number
+// alone.
+func TestDispatchStatusPastMaxDatagram(t *testing.T) {
+	addr := refusingNode(t, dispatch.CallStatus, wire.Schema{wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}, wire.EMSGSIZE)
+	var stdout, stderr bytes.Buffer
+	code := runCommand([]string{"dispatch", "-max-datagram", "300", "status", addr, "1"}, &stdout, &stderr)
+	if code != 1 || !strings.HasPrefix(stdout.String(), "EMSGSIZE") || !strings.Contains(stdout.String(), "-max-datagram 300") {
+		t.Fatalf("rfcctl dispatch status answered EMSGSIZE: exit %d, output %q%q", code, stdout.String(), stderr.String())
 	}
 }

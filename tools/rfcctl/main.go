@@ -7,7 +7,9 @@
 //
 // Conventions: every subcommand takes -h; -json where the output is data;
 // exit status 0 on success, 1 when a call failed, 2 on a usage error;
-// error numbers are printed by name.
+// error numbers are printed by name, followed by the bound that was hit
+// where the number alone would leave the operator to guess which; text a
+// node or the registry supplies is printed through printable.
 package main
 
 import (

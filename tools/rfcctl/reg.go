@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"fastcall/node/registry"
+	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
 	"fastcall/wire"
@@ -92,7 +93,7 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 			v, err = cli.Put(ctx, arg(0), []byte(arg(1)), *ttl)
 		}
 		if err != nil {
-			return callFailed(stdout, err)
+			return writeFailed(stdout, err)
 		}
 		fmt.Fprintf(stdout, "OK version %d\n", v)
 	case "del":
@@ -126,16 +127,55 @@ func cmdReg(args []string, stdout, stderr io.Writer) int {
 		}
 		defer w.Close()
 		end := time.After(*watchFor)
+		// The watch subscribes in the background: a refusal shows only
+		// in w.Err, and without a look the command printed nothing and
+		// ended 0, as if no key had changed.
+		poll := time.NewTicker(watchErrPoll)
+		defer poll.Stop()
 		for {
 			select {
 			case l := <-ch:
 				fmt.Fprintln(stdout, l)
+			case <-poll.C:
+				if err := w.Err(); err != nil {
+					return watchFailed(stdout, err)
+				}
 			case <-end:
+				if err := w.Err(); err != nil {
+					return watchFailed(stdout, err)
+				}
 				return 0
 			}
 		}
 	}
 	return 0
+}
+
+// watchErrPoll is how often reg watch looks for a refused subscription.
+const watchErrPoll = 50 * time.Millisecond
+
+// watchFailed is callFailed for reg watch: ENOSPC is the centers' bounds
+// on push streams, which it names.
+func watchFailed(stdout io.Writer, err error) int {
+	if wire.AsErrno(err) != wire.ENOSPC {
+		return callFailed(stdout, err)
+	}
+	fmt.Fprintf(stdout, "%s: the centers refused the subscription, past one of their bounds on push streams "+
+		"(center.Config MaxStreamsPerNode %d, MaxPrefixesPerNode %d, MaxStreamsPerIP %d, MaxStreams %d by default)\n",
+		errName(err), center.DefaultMaxStreamsPerNode, center.DefaultMaxPrefixesPerNode, center.DefaultMaxStreamsPerIP, center.DefaultMaxStreams)
+	return 1
+}
+
+// writeFailed is callFailed for a write of a new key to the registry's
+// store (reg put, route add and cluster): ENOSPC there is no full disk
+// but the centers' bound on keys, which it names.
+func writeFailed(stdout io.Writer, err error) int {
+	if wire.AsErrno(err) != wire.ENOSPC {
+		return callFailed(stdout, err)
+	}
+	fmt.Fprintf(stdout, "%s: the centers hold their MaxKeys keys, deleted ones included (center.Config.MaxKeys, %d by default)\n",
+		errName(err), center.DefaultMaxKeys)
+	return 1
 }
 
 func printInstances(w io.Writer, is []sdk.Instance) {

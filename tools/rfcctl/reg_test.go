@@ -163,3 +163,49 @@ func TestRegPrintsHostileText(t *testing.T) {
 		}
 	}
 }
+
+// TestRegWriteKeysFull: a write of a new key that the centers refuse
+// with ENOSPC (their MaxKeys keys held) makes rfcctl reg put and route
+// add and cluster name that bound, not print the error number alone,
+// which reads as a full disk.
+func TestRegWriteKeysFull(t *testing.T) {
+	addr := refusingNode(t, registry.CallPut, registry.SchemaPut, wire.ENOSPC)
+	for _, args := range [][]string{
+		{"reg", "-c", addr, "put", "k", "v"},
+		{"reg", "-c", addr, "-cas", "put", "k", "v"},
+		{"route", "-c", addr, "add", "/data", "data"},
+		{"route", "-c", addr, "cluster", "data", "active=127.0.0.1:7001"},
+	} {
+		var out, errOut bytes.Buffer
+		code := runCommand(args, &out, &errOut)
+		if code != 1 || !strings.HasPrefix(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxKeys") {
+			t.Errorf("rfcctl %q: exit %d, output %q%q, want exit 1 naming MaxKeys", args, code, out.String(), errOut.String())
+		}
+	}
+}
+
+// TestRegWatchRefused: centers that refuse rfcctl reg watch's
+// subscription (ENOSPC: past their bounds on push streams) make the
+// command fail (exit 1) naming those bounds. Before, the refusal was
+// seen only by the watch's Err: the command printed nothing for -for and
+// ended 0, as if no key had changed.
+func TestRegWatchRefused(t *testing.T) {
+	addr := refusingNode(t, registry.CallSubscribe, registry.SchemaSubscribe, wire.ENOSPC)
+	var out, errOut bytes.Buffer
+	code := cmdReg([]string{"-c", addr, "-for", "2s", "watch", "t/"}, &out, &errOut)
+	if code != 1 || !strings.HasPrefix(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxStreamsPerIP") {
+		t.Fatalf("reg watch refused ENOSPC: exit %d, output %q%q, want exit 1 naming the stream bounds", code, out.String(), errOut.String())
+	}
+}
+
+// refusingNode starts a stand-in for a node (a registry center, a
+// dispatcher) that answers every call number no (of schema) with e, and
+// returns its address.
+func refusingNode(t *testing.T, no uint16, schema wire.Schema, e wire.Errno) string {
+	t.Helper()
+	srv := rfctest.Listen(t, 9, nil)
+	if err := srv.Register(no, "refused", schema, 0, func(*rfc.Request, *wire.Params) wire.Errno { return e }); err != nil {
+		t.Fatal(err)
+	}
+	return srv.Addr().String()
+}

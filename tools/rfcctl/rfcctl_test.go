@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/dispatch"
+	"fastcall/node/route"
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/shm"
 	"fastcall/wire"
 )
@@ -365,5 +369,138 @@ func TestRouteAuditDispatch(t *testing.T) {
 	}
 	if out, code := rfcctl(t, "dispatch", "status", disp, opID); code != 0 || !strings.Contains(out, "operation "+opID+" on r1") {
 		t.Errorf("rfcctl dispatch status %s: exit %d, output:\n%s", opID, code, out)
+	}
+}
+
+// TestAuditPrintsHostileText: a router (or anyone answering in its
+// place in checksum mode) sends the audit records rfcctl audit prints;
+// their call name, sub-cluster and parameters are printed as reg ls
+// prints keys (printable), never raw, while the quoted parameters of an
+// honest record stay text. Before, a name holding a newline printed a
+// forged row, and ESC and BEL reached the operator's terminal. A record
+// with no destination prints "-", as the audit file has it, not
+// "invalid AddrPort".
+func TestAuditPrintsHostileText(t *testing.T) {
+	line := func(name, cluster, params string) string {
+		return strings.Join([]string{"2026-01-01T00:00:00.000000Z", "1", "2", "1", "1.2.3.4:5", "1", "1", "0x0410",
+			name, cluster, "-", "OK", "1", "-", params}, "\t")
+	}
+	lines := []string{line("ns-put", "data", `str:"/data/k" bytes:7631`),
+		line("ns-put\n00:00:00.000000  forged", "c\x1b[2J", "str:\"x\" \x1b]0;title\x07")}
+	fake := fakeRouter(t, func(rep *wire.Params) wire.Errno {
+		rep.Uint64(0)
+		rep.Uint64(0)
+		for _, l := range lines {
+			rep.String(l)
+		}
+		return wire.OK
+	})
+	out, code := rfcctl(t, "audit", fake, "-call", "ns-put")
+	n := len(strings.Split(strings.TrimRight(out, "\n"), "\n"))
+	bad := strings.ContainsAny(out, "\x1b\x07")
+	if code != 0 || n != 1+len(lines) || bad || !strings.Contains(out, `str:"/data/k" bytes:7631`) ||
+		strings.Contains(out, "invalid") {
+		t.Fatalf("rfcctl audit: exit %d, %d lines (want %d), control bytes %v:\n%q", code, n, 1+len(lines), bad, out)
+	}
+}
+
+// TestAuditRecordPastMaxDatagram: a router answers an audit page EMSGSIZE
+// when its next record does not fit the reply; rfcctl audit says that
+// -max-datagram bounds the reply (exit 1), not the error number alone.
+func TestAuditRecordPastMaxDatagram(t *testing.T) {
+	fake := fakeRouter(t, func(*wire.Params) wire.Errno { return wire.EMSGSIZE })
+	out, code := rfcctl(t, "audit", "-max-datagram", "512", fake, "-call", "ns-put")
+	if code != 1 || !strings.HasPrefix(out, "EMSGSIZE") || !strings.Contains(out, "-max-datagram 512") {
+		t.Fatalf("rfcctl audit answered EMSGSIZE: exit %d, output %q", code, out)
+	}
+}
+
+// fakeRouter starts a stand-in for a router whose audit call answers by
+// answer, and returns its address.
+func fakeRouter(t *testing.T, answer func(rep *wire.Params) wire.Errno) string {
+	t.Helper()
+	fake := rfctest.Listen(t, 9, nil)
+	schema := wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64,
+		wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
+	if err := fake.Register(route.CallAudit, "route-audit", schema, rfc.Idempotent, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
+		return answer(rep)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return fake.Addr().String()
+}
+
+// TestShmHolderSlotsFull: rfcctl shm opening a map whose lock has every
+// holder slot taken by a live process names that bound (lock.Slots)
+// instead of a bare ENOSPC that reads as a full disk.
+func TestShmHolderSlotsFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.shm")
+	m, err := shm.Create(path, 1<<20, shm.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	opts := shm.DefaultOptions()
+	opts.ReadOnly = true
+	for {
+		r, err := shm.Open(path, opts)
+		if err == wire.ENOSPC {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+	}
+	out, code := rfcctl(t, "shm", "stat", path)
+	if code != 1 || !strings.Contains(out, "ENOSPC") || !strings.Contains(out, "lock.Slots") {
+		t.Fatalf("rfcctl shm stat of a map with every holder slot held: exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestDispatchMarkerFull: rfcctl dispatch submit, refused ENOSPC because
+// the resource's conflict marker already holds the dispatcher's
+// MaxHolders operations, names that bound instead of a bare ENOSPC.
+func TestDispatchMarkerFull(t *testing.T) {
+	center, _ := startCenter(t)
+	// The target holds every call until the test ends, and with it every
+	// operation and its place in the marker.
+	target := rfctest.Listen(t, 11, nil)
+	hold := make(chan struct{})
+	if err := target.Register(0x1000, "hold", nil, 0, func(*rfc.Request, *wire.Params) wire.Errno { <-hold; return wire.OK }); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "disp.json")
+	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "registry": {"centers": ["`+center+`"]},
+		"dispatcher": {"targets": ["`+target.Addr().String()+`"]}}`), 0o600)
+	disp := startNode(t, "-config", cfg)
+	t.Cleanup(func() { close(hold) })
+	// Reads share a marker.
+	submit := []string{"submit", disp, "-t", "10s", "-resource", "r", "-kind", "read", "-targets", target.Addr().String(),
+		"-call", "0x1000", "-deadline", "9s", "-wait=false"}
+	for i := 0; i < dispatch.DefaultMaxHolders; i++ {
+		var out, errOut bytes.Buffer
+		if code := cmdDispatch(submit, &out, &errOut); code != 0 {
+			t.Fatalf("dispatch submit %d: exit %d, output:\n%s%s", i, code, out.String(), errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	code := cmdDispatch(submit, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), "ENOSPC") || !strings.Contains(out.String(), "MaxHolders") {
+		t.Fatalf("dispatch submit past MaxHolders: exit %d, output:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestBenchManyCallers: rfcctl bench with more callers than its
+// endpoint's default bound on calls in flight (64) makes every caller's
+// calls. Before, the callers past the 64th found no free slot and failed
+// at once with EBUSY, over and over: a bench -c 100 reported a million
+// EBUSY, a limit of rfcctl's own that read as a busy node.
+func TestBenchManyCallers(t *testing.T) {
+	addr := startNode(t, "-node", "5", "-insecure")
+	out, code := rfcctl(t, "bench", "-json", "-c", "100", "-d", "300ms", "-t", "10s", addr)
+	var sum benchSummary
+	if code != 0 || json.Unmarshal([]byte(out), &sum) != nil || sum.Errors["EBUSY"] != 0 {
+		t.Fatalf("rfcctl bench -c 100: exit %d, errors %v, output:\n%s", code, sum.Errors, out)
 	}
 }

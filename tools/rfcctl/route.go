@@ -8,6 +8,7 @@ import (
 
 	"fastcall/node/route"
 	"fastcall/node/route/audit"
+	"fastcall/wire"
 )
 
 // cmdRoute edits and reads the router's mount table, kept in the registry.
@@ -43,18 +44,19 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 	case "add":
 		if err := route.AddMount(ctx, st, tp, rest[0], rest[1]); err != nil {
-			return callFailed(stdout, err)
+			return mountFailed(stdout, err, rest[0], rest[1])
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "del":
 		if err := route.DelMount(ctx, st, tp, rest[0]); err != nil {
-			return callFailed(stdout, err)
+			return mountFailed(stdout, err, rest[0], "")
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "cluster":
 		ms, err := route.ParseMembers([]byte(strings.Join(rest[1:], " ")))
 		if err != nil {
-			return usageError(stderr, "route cluster: members: want active=IP:PORT standby=IP:PORT ...")
+			return usageError(stderr, "route cluster: members: want 1 to route.MaxMembers (%d) of active=IP:PORT or standby=IP:PORT, "+
+				"each address once, at most one active", route.MaxMembers)
 		}
 		for _, m := range ms {
 			if err := checkPort(m.Addr); err != nil {
@@ -62,7 +64,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if err := route.AddCluster(ctx, st, tp, rest[0], ms); err != nil {
-			return callFailed(stdout, err)
+			return mountFailed(stdout, err, "", rest[0])
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "resolve":
@@ -73,6 +75,28 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s -> mount %s, sub-cluster %s, active %s\n", rest[0], res.Prefix, res.Cluster, res.Active)
 	}
 	return 0
+}
+
+// mountFailed is writeFailed for a change of the mount table naming a
+// mount prefix and a sub-cluster ("" for none): the route package
+// refuses a prefix or a name it would not route by with EINVAL, and
+// this says which rule the argument breaks.
+func mountFailed(stdout io.Writer, err error, prefix, cluster string) int {
+	why := ""
+	switch {
+	case wire.AsErrno(err) != wire.EINVAL:
+	case prefix != "" && !route.ValidPrefix(prefix):
+		why = fmt.Sprintf("mount prefix of %d bytes: want \"/\" or /-separated components, none empty, no trailing \"/\", "+
+			"at most route.MaxPathLen (%d) bytes", len(prefix), route.MaxPathLen)
+	case cluster != "" && !route.ValidClusterName(cluster):
+		why = fmt.Sprintf("sub-cluster name of %d bytes: want 1 to route.MaxClusterName (%d) letters, digits, '.', '_' or '-'",
+			len(cluster), route.MaxClusterName)
+	}
+	if why == "" {
+		return writeFailed(stdout, err)
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", errName(err), why)
+	return 1
 }
 
 // cmdAudit queries a router's audit trail by call name.
@@ -114,14 +138,25 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	defer s.close()
 	es, err := route.AuditQuery(s.ctx, s.ep, s.dst, f)
+	if wire.AsErrno(err) == wire.EMSGSIZE {
+		// The router answers it for a record too long for the reply,
+		// the client for a request too long for the datagram.
+		fmt.Fprintf(stdout, "%s: a record of the router's does not fit a reply within -max-datagram %d (and the router's own limit), "+
+			"or the request does not fit it\n", errName(err), *c.cf.maxDg)
+		return 1
+	}
 	if code, done := c.printed(stdout, es, err); done {
 		return code
 	}
 	tw := newTable(stdout)
 	fmt.Fprintln(tw, "start\tclient\tcall\tsub-cluster\tdestination\toutcome\telapsed\tparams")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), e.Client, e.Name, e.Cluster, e.Dest,
-			e.Errno.String(), e.Elapsed, e.Params)
+		dest := "-" // no member was tried
+		if e.Dest.IsValid() {
+			dest = e.Dest.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), e.Client, printableString(e.Name),
+			printableString(e.Cluster), dest, e.Errno.String(), e.Elapsed, printableString(e.Params))
 	}
 	tw.Flush()
 	return 0

@@ -8,7 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"fastcall/lock"
 	"fastcall/shm"
+	"fastcall/wire"
 )
 
 // cmdShm inspects a node's shared-memory map file without any network
@@ -52,7 +54,7 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	opts.ReadOnly = true
 	opts.Timeout = *timeout
 	fail := func(what string, err error) int {
-		fmt.Fprintf(stderr, "rfcctl: shm %s: %v\n", what, err)
+		fmt.Fprintf(stderr, "rfcctl: shm %s: %v%s\n", what, err, slotsFull(err))
 		return 1
 	}
 	m, err := shm.Open(path, opts)
@@ -83,7 +85,7 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 		var out []byte
 		err := m.View([]byte(pos[2]), func(v []byte) { out = append(out, v...) })
 		if err != nil {
-			fmt.Fprintf(stdout, "%s: %s\n", pos[2], errName(err))
+			fmt.Fprintf(stdout, "%s: %s%s\n", pos[2], errName(err), slotsFull(err))
 			return 1
 		}
 		if *asJSON {
@@ -117,18 +119,43 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printable returns b as text when it is printable UTF-8, else as hex
-// prefixed with 0x. Text from the network or a map (keys, names,
-// values: anyone's writes) is printed through it, so that no newline,
-// tab or control sequence of it reaches the table or the terminal.
+// slotsFull says which bound an ENOSPC of a read-only map is, to follow
+// the error's name; "" for any other error. It is no full disk: a reader
+// writes nothing but its holder slot of the map's lock, taken when the
+// map is opened (or opened again after the file was replaced), and every
+// slot was held by a live process.
+func slotsFull(err error) string {
+	if err != wire.ENOSPC {
+		return ""
+	}
+	return fmt.Sprintf(": all %d holder slots of the map's lock (lock.Slots) are held by live processes", lock.Slots)
+}
+
+// printable returns b as text when it is valid UTF-8 of printable runes
+// only (strconv.IsPrint: letters, marks, numbers, punctuation, symbols
+// and the ASCII space), else as hex prefixed with 0x. Text from the
+// network or a map (keys, names, values, counters, audit records:
+// anyone's writes) is printed through it, so that no newline, tab,
+// control or format character of it reaches the table or the terminal.
+// Quotes and backslashes are printable: the rendered parameters of an
+// audit record (wire.AppendValue) stay text.
 func printable(b []byte) string {
-	if utf8.Valid(b) {
-		s := string(b)
-		if q := strconv.Quote(s); q == `"`+s+`"` {
-			return s
-		}
+	if isPrintable(b) {
+		return string(b)
 	}
 	return "0x" + hex.EncodeToString(b)
+}
+
+// isPrintable reports whether b is valid UTF-8 of printable runes only.
+func isPrintable(b []byte) bool {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if (r == utf8.RuneError && n <= 1) || !strconv.IsPrint(r) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // printableString is printable for a string.

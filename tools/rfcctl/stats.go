@@ -40,14 +40,14 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	}
 	tw := newTable(stdout)
 	for _, kv := range engine {
-		fmt.Fprintf(tw, "%s\t%d\n", kv.Name, kv.Value)
+		fmt.Fprintf(tw, "%s\t%d\n", printableString(kv.Name), kv.Value)
 	}
 	tw.Flush()
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "call\tname\tserved\terrors\tcalled\terrors\tretrans\tdups\tp50µs\tp99µs\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%#04x\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Call, r.Name, r.Served, r.ServedErr,
+		fmt.Fprintf(tw, "%#04x\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Call, printableString(r.Name), r.Served, r.ServedErr,
 			r.Called, r.CalledErr, r.Retrans, r.Dups, r.P50us, r.P99us)
 	}
 	tw.Flush()
@@ -95,7 +95,8 @@ func fetchStats(s *session, cf *clientFlags) ([]callRow, []engineValue, error) {
 // CallCalls), each with its own -t deadline. A request is (u64 cursor,
 // bytes statsPad); a reply is (u64 next cursor, 0 after the last page)
 // followed by rows of stride parameters, handed to row by the index of
-// their first parameter. A reply of another shape, or a next cursor that
+// their first parameter. A request past -max-datagram is EMSGSIZE,
+// named as such, before it is sent. A reply of another shape, or a next cursor that
 // does not advance or is not a call number, is EPROTO. A cursor is a call
 // number, so the pages end within 65536 of them: there is no page cap to
 // cut the listing short.
@@ -108,6 +109,11 @@ func (c *clientFlags) queryPages(s *session, callNo uint16, stride int, row func
 		p.Reset(buf)
 		p.Uint64(cursor)
 		p.Bytes(statsPad)
+		if n := wire.HeaderSize + p.Len(); n > *c.maxDg {
+			// The engine would refuse it with a bare EMSGSIZE.
+			return fmt.Errorf("%s: a %d-byte request (padded so that the node may answer a page), past -max-datagram %d",
+				errName(wire.EMSGSIZE), n, *c.maxDg)
+		}
 		ctx, cancel := c.ctx()
 		err := s.ep.Call(ctx, s.dst, callNo, &p, &rep)
 		cancel()
