@@ -795,3 +795,50 @@ func claimsStarve(t *testing.T, kind string) {
 			kind, took, bound, top.Load(), refuted, extra, deferred)
 	})
 }
+
+// TestAttackForgedNodeIDHidesCrash: a member holding the key tells a,
+// once, that x (which runs without a node id, 0) is alive under y's node
+// id, then leaves. A helper finds an indirect probe's target by node id
+// first: had a taken the id, the honest helper z would probe y for each
+// of a's rounds about x and answer reached, and a crashed x would stay
+// alive at a for as long as y lives. A member's node id is the member's
+// own word (its datagrams and replies), never another member's: x is
+// declared dead at a within the bound.
+func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, bep, xep, yep, zep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(0, keyed), s.Listen(5, keyed), s.Listen(6, keyed)
+		all := []netip.AddrPort{aep.Addr(), bep.Addr(), xep.Addr(), yep.Addr(), zep.Addr()}
+		others := func(self netip.AddrPort) (o []netip.AddrPort) {
+			for _, m := range all {
+				if m != self {
+					o = append(o, m)
+				}
+			}
+			return o
+		}
+		a := startNode(t, aep, cfg, others(aep.Addr()))
+		x := startNode(t, xep, cfg, others(xep.Addr()))
+		y := startNode(t, yep, cfg, others(yep.Addr()))
+		z := startNode(t, zep, cfg, others(zep.Addr()))
+		if !waitFor(20*cfg.Interval, func() bool {
+			info, _ := a.svc.Member(xep.Addr())
+			zy, _ := z.svc.Member(yep.Addr())
+			return info.HeardAgo >= 0 && zy.Node == 5
+		}) {
+			t.Fatal("a never heard x, or z never heard y")
+		}
+		info, _ := a.svc.Member(xep.Addr())
+		sendHeartbeat(t, bep, aep.Addr(), view{}, update{addr: xep.Addr(), node: 5, state: StateAlive, inc: info.Incarnation})
+		s.Net.Crash(bep.Addr())
+		bep.Close()
+		s.Net.Crash(xep.Addr())
+		x.svc.Close()
+		xep.Close()
+		if !waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead }) {
+			info, _ := a.svc.Member(xep.Addr())
+			t.Fatalf("crashed x %+v at a %v after one update naming it under y's node id, want dead", info, 2*DetectBound(cfg))
+		}
+		_ = y
+	})
+}
