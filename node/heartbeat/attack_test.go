@@ -586,15 +586,7 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		cfg := testConfig()
 		aep, xep, wep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
-		all := []netip.AddrPort{aep.Addr(), xep.Addr(), wep.Addr()}
-		others := func(self netip.AddrPort) (o []netip.AddrPort) {
-			for _, x := range all {
-				if x != self {
-					o = append(o, x)
-				}
-			}
-			return o
-		}
+		others := allBut(aep.Addr(), xep.Addr(), wep.Addr())
 		a := startNode(t, aep, cfg, others(aep.Addr()))
 		x := startNode(t, xep, cfg, others(xep.Addr()))
 		startNode(t, wep, cfg, others(wep.Addr()))
@@ -627,6 +619,19 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 			}
 		}
 	})
+}
+
+// allBut returns a function giving the members of all but self: the
+// member list each of a test's nodes starts with.
+func allBut(all ...netip.AddrPort) func(self netip.AddrPort) []netip.AddrPort {
+	return func(self netip.AddrPort) (o []netip.AddrPort) {
+		for _, m := range all {
+			if m != self {
+				o = append(o, m)
+			}
+		}
+		return o
+	}
 }
 
 // TestAttackProbeAckForOtherTarget: x has crashed; the helper a asks in
@@ -808,15 +813,7 @@ func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		cfg := testConfig()
 		aep, bep, xep, yep, zep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(0, keyed), s.Listen(5, keyed), s.Listen(6, keyed)
-		all := []netip.AddrPort{aep.Addr(), bep.Addr(), xep.Addr(), yep.Addr(), zep.Addr()}
-		others := func(self netip.AddrPort) (o []netip.AddrPort) {
-			for _, m := range all {
-				if m != self {
-					o = append(o, m)
-				}
-			}
-			return o
-		}
+		others := allBut(aep.Addr(), bep.Addr(), xep.Addr(), yep.Addr(), zep.Addr())
 		a := startNode(t, aep, cfg, others(aep.Addr()))
 		x := startNode(t, xep, cfg, others(xep.Addr()))
 		y := startNode(t, yep, cfg, others(yep.Addr()))
