@@ -482,6 +482,39 @@ func TestAttackJoinsNeedKey(t *testing.T) {
 	})
 }
 
+// TestAttackJoinUnderLiveNodeID: with AcceptJoins, a node holding the
+// key joins under the node id of a live member y (3), then crashes. A
+// helper asked about it must probe it, at its address: found by node id
+// first, y was probed instead and answered, and the crashed joiner stayed
+// alive (and probed) for as long as y lived, a place in the member list
+// that no eviction frees (only dead members are evicted).
+func TestAttackJoinUnderLiveNodeID(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		aep, bep, yep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		others := allBut(aep.Addr(), bep.Addr(), yep.Addr())
+		a := startNode(t, aep, cfg, others(aep.Addr()))
+		b := startNode(t, bep, cfg, others(bep.Addr()))
+		startNode(t, yep, cfg, others(yep.Addr()))
+		if !waitFor(20*cfg.Interval, func() bool { return settled(a) && settled(b) }) {
+			t.Fatal("cluster never settled")
+		}
+		jep := s.Listen(3, keyed)
+		j := startNode(t, jep, cfg, nil)
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), aep.Addr()); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		s.Net.Crash(jep.Addr())
+		j.svc.Close()
+		jep.Close()
+		if !waitFor(4*DetectBound(cfg), func() bool { return stateOf(a.svc, jep.Addr()) == StateDead }) {
+			info, _ := a.svc.Member(jep.Addr())
+			t.Fatalf("crashed joiner under y's node id %+v at its seed after %v, want dead", info, 4*DetectBound(cfg))
+		}
+	})
+}
+
 // TestAttackInjectedMembersEvicted: a member holding the key gossips
 // alive updates about addresses nothing answers on until the member list
 // of a seed is full. Once they are dead they must not keep a node from

@@ -245,7 +245,8 @@ func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64)
 	if err != nil {
 		return nil
 	}
-	m.node, m.inc, m.learnt = node, inc, true
+	m.inc, m.learnt = inc, true
+	s.adoptNodeLocked(m, node)
 	s.stats.joined.Add(1)
 	s.enqueueLocked(addr, node, StateAlive, inc)
 	return m
@@ -276,8 +277,8 @@ func (s *Service) Join(ctx context.Context, seed netip.AddrPort) error {
 	now := s.ep.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m := s.mu.members[seed]; m != nil && m.node == 0 {
-		m.node = v.Node
+	if m := s.mu.members[seed]; m != nil {
+		s.adoptNodeLocked(m, v.Node)
 	}
 	for _, mi := range v.Members {
 		if mi.State == StateDead || mi.Addr == s.ep.Addr() {
@@ -288,7 +289,8 @@ func (s *Service) Join(ctx context.Context, seed netip.AddrPort) error {
 			return err
 		}
 		if m != nil && m.node == 0 {
-			m.node, m.inc = mi.Node, max(m.inc, mi.Incarnation)
+			m.inc = max(m.inc, mi.Incarnation)
+			s.adoptNodeLocked(m, mi.Node)
 		}
 	}
 	return nil
