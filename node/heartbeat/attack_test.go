@@ -505,13 +505,7 @@ func TestAttackJoinUnderLiveNodeID(t *testing.T) {
 		if err := j.svc.Join(ctxFor(t, 5*time.Second), aep.Addr()); err != nil {
 			t.Fatalf("join: %v", err)
 		}
-		s.Net.Crash(jep.Addr())
-		j.svc.Close()
-		jep.Close()
-		if !waitFor(4*DetectBound(cfg), func() bool { return stateOf(a.svc, jep.Addr()) == StateDead }) {
-			info, _ := a.svc.Member(jep.Addr())
-			t.Fatalf("crashed joiner under y's node id %+v at its seed after %v, want dead", info, 4*DetectBound(cfg))
-		}
+		crashWantDead(t, s, j, a, 4*DetectBound(cfg), "the crashed joiner under y's node id, at its seed,")
 	})
 }
 
@@ -652,6 +646,20 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 			}
 		}
 	})
+}
+
+// crashWantDead crashes victim and fails the test unless a holds it dead
+// within bound; what names the victim in the failure.
+func crashWantDead(t *testing.T, s *rfctest.Sim, victim, a *node, bound time.Duration, what string) {
+	t.Helper()
+	addr := victim.ep.Addr()
+	s.Net.Crash(addr)
+	victim.svc.Close()
+	victim.ep.Close()
+	if !waitFor(bound, func() bool { return stateOf(a.svc, addr) == StateDead }) {
+		info, _ := a.svc.Member(addr)
+		t.Fatalf("%s %+v at %v after %v, want dead", what, info, a.ep.Addr(), bound)
+	}
 }
 
 // allBut returns a function giving the members of all but self: the
@@ -849,7 +857,7 @@ func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
 		others := allBut(aep.Addr(), bep.Addr(), xep.Addr(), yep.Addr(), zep.Addr())
 		a := startNode(t, aep, cfg, others(aep.Addr()))
 		x := startNode(t, xep, cfg, others(xep.Addr()))
-		y := startNode(t, yep, cfg, others(yep.Addr()))
+		startNode(t, yep, cfg, others(yep.Addr()))
 		z := startNode(t, zep, cfg, others(zep.Addr()))
 		if !waitFor(20*cfg.Interval, func() bool {
 			info, _ := a.svc.Member(xep.Addr())
@@ -862,13 +870,6 @@ func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
 		sendHeartbeat(t, bep, aep.Addr(), view{}, update{addr: xep.Addr(), node: 5, state: StateAlive, inc: info.Incarnation})
 		s.Net.Crash(bep.Addr())
 		bep.Close()
-		s.Net.Crash(xep.Addr())
-		x.svc.Close()
-		xep.Close()
-		if !waitFor(2*DetectBound(cfg), func() bool { return stateOf(a.svc, xep.Addr()) == StateDead }) {
-			info, _ := a.svc.Member(xep.Addr())
-			t.Fatalf("crashed x %+v at a %v after one update naming it under y's node id, want dead", info, 2*DetectBound(cfg))
-		}
-		_ = y
+		crashWantDead(t, s, x, a, 2*DetectBound(cfg), "crashed x, after one update naming it under y's node id,")
 	})
 }
