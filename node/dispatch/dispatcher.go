@@ -75,7 +75,7 @@ type Stats struct {
 	OpsDone       uint64 // operations done
 	ReleaseFailed uint64 // markers left to their TTL because the release failed
 	RemoteSubmits uint64 // operations accepted through the SUBMIT call
-	RemoteRefused uint64 // SUBMIT calls refused EPERM: a target outside Config.RemoteTargets
+	RemoteRefused uint64 // SUBMIT calls refused EPERM: a target outside Config.RemoteTargets or a call of fastcall's own services
 	Queued        int    // calls waiting to be sent
 	Active        int    // operations not yet done
 	Retained      int    // done operations whose status is kept

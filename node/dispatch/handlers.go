@@ -44,7 +44,8 @@ func parseTargets(s string, max int, dst []Target) ([]Target, wire.Errno) {
 // serveSubmit answers CallSubmit. Beyond Submit's checks, a remote
 // operation names at most MaxRemoteTargets targets, each once and each in
 // Config.RemoteTargets (EPERM otherwise), with a deadline of at most
-// MaxRemoteDeadline.
+// MaxRemoteDeadline, and a call number at or above wire.CallToolBase
+// (EPERM otherwise).
 func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	kind, ok := KindByName(string(req.Param(subParamKind).Bytes()))
 	if !ok {
@@ -53,6 +54,14 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 	no := req.Param(subParamCallNo).Uint64()
 	if no == 0 || no > 0xFFFF {
 		return wire.EINVAL
+	}
+	// Nor a call of fastcall's own services: its targets would take it
+	// as the dispatcher's own (a SUBMIT would fan out again from every
+	// dispatcher it names, a heartbeat, registry or route call would
+	// speak for this node).
+	if no < wire.CallToolBase {
+		d.stats.remoteRefused.Add(1)
+		return wire.EPERM
 	}
 	seg := req.Param(subParamSeg).Bytes()
 	count, r := wire.CheckSegment(seg)

@@ -258,3 +258,49 @@ func TestSubmitSize(t *testing.T) {
 		t.Fatalf("%d target counts fit, %d did not: the range misses the bound", fits, past)
 	}
 }
+
+// TestRemoteSubmitNoServiceCalls: a remote SUBMIT names the call its
+// targets receive from the dispatcher's own address. One naming a call
+// of fastcall's own services (below wire.CallToolBase) is refused EPERM
+// and sends nothing: a SUBMIT of a SUBMIT to another dispatcher made it
+// fan out in turn (one unauthenticated datagram, an operation per level
+// of nesting, each multiplied by its targets), and a heartbeat, registry
+// or route call would reach a member as the dispatcher's own.
+func TestRemoteSubmitNoServiceCalls(t *testing.T) {
+	ts := startTargets(t, 1)
+	srvB := newEP(t, 2, nil)
+	dB := newDispatcher(t, srvB, NewMemStore(0), func(c *Config) { c.RemoteTargets = ts.addrs() })
+	srvA := newEP(t, 1, nil)
+	dA := newDispatcher(t, srvA, NewMemStore(0), func(c *Config) {
+		c.RemoteTargets = append(ts.addrs(), srvB.Addr())
+	})
+	cli := newEP(t, 0, nil)
+	ctx := ctxFor(t, 10*time.Second)
+
+	inner := submitRequest{"inner", "read", uint64(callIncr), nil, ts.eps[0].Addr().String(), 1000}
+	var ip wire.Params
+	ip.Reset(make([]byte, 512))
+	inner.put(&ip)
+	nested := submitRequest{"outer", "read", uint64(CallSubmit), CallOf(CallSubmit, &ip).Seg, srvB.Addr().String(), 1000}
+	if got := errnoOf(rawSubmit(ctx, t, cli, srvA.Addr(), nested.put)); got != wire.EPERM {
+		t.Errorf("SUBMIT of a SUBMIT: got %v, want EPERM", got)
+	}
+	for _, no := range []uint16{wire.CallEngineBase, wire.CallHeartbeatBase + 4, wire.CallRegistryBase, wire.CallRouteBase + 9, wire.CallToolBase - 1} {
+		req := submitRequest{"svc", "read", uint64(no), nil, ts.eps[0].Addr().String(), 1000}
+		if got := errnoOf(rawSubmit(ctx, t, cli, srvA.Addr(), req.put)); got != wire.EPERM {
+			t.Errorf("call %#04x: got %v, want EPERM", no, got)
+		}
+	}
+	// Had the nested SUBMIT gone out, B would have run the inner
+	// operation on the target by now; give it the time it takes.
+	time.Sleep(200 * time.Millisecond)
+	if st := dA.Stats(); st.Sent != 0 || st.Submitted != 0 {
+		t.Errorf("refused submits sent calls: %+v", st)
+	}
+	if n := dB.Stats().RemoteSubmits; n != 0 {
+		t.Errorf("dispatcher B took %d SUBMITs from A", n)
+	}
+	if n := ts.runs.Load(); n != 0 {
+		t.Errorf("target ran %d calls", n)
+	}
+}

@@ -482,6 +482,33 @@ func TestAttackJoinsNeedKey(t *testing.T) {
 	})
 }
 
+// TestAttackJoinUnderLiveNodeID: with AcceptJoins, a node holding the
+// key joins under the node id of a live member y (3), then crashes. A
+// helper asked about it must probe it, at its address: found by node id
+// first, y was probed instead and answered, and the crashed joiner stayed
+// alive (and probed) for as long as y lived, a place in the member list
+// that no eviction frees (only dead members are evicted).
+func TestAttackJoinUnderLiveNodeID(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		aep, bep, yep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		others := allBut(aep.Addr(), bep.Addr(), yep.Addr())
+		a := startNode(t, aep, cfg, others(aep.Addr()))
+		b := startNode(t, bep, cfg, others(bep.Addr()))
+		startNode(t, yep, cfg, others(yep.Addr()))
+		if !waitFor(20*cfg.Interval, func() bool { return settled(a) && settled(b) }) {
+			t.Fatal("cluster never settled")
+		}
+		jep := s.Listen(3, keyed)
+		j := startNode(t, jep, cfg, nil)
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), aep.Addr()); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		crashWantDead(t, s, j, a, 4*DetectBound(cfg), "the crashed joiner under y's node id, at its seed,")
+	})
+}
+
 // TestAttackInjectedMembersEvicted: a member holding the key gossips
 // alive updates about addresses nothing answers on until the member list
 // of a seed is full. Once they are dead they must not keep a node from
@@ -586,15 +613,7 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
 		cfg := testConfig()
 		aep, xep, wep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
-		all := []netip.AddrPort{aep.Addr(), xep.Addr(), wep.Addr()}
-		others := func(self netip.AddrPort) (o []netip.AddrPort) {
-			for _, x := range all {
-				if x != self {
-					o = append(o, x)
-				}
-			}
-			return o
-		}
+		others := allBut(aep.Addr(), xep.Addr(), wep.Addr())
 		a := startNode(t, aep, cfg, others(aep.Addr()))
 		x := startNode(t, xep, cfg, others(xep.Addr()))
 		startNode(t, wep, cfg, others(wep.Addr()))
@@ -627,6 +646,33 @@ func TestAttackOtherMembersHeartbeatHidesCrash(t *testing.T) {
 			}
 		}
 	})
+}
+
+// crashWantDead crashes victim and fails the test unless a holds it dead
+// within bound; what names the victim in the failure.
+func crashWantDead(t *testing.T, s *rfctest.Sim, victim, a *node, bound time.Duration, what string) {
+	t.Helper()
+	addr := victim.ep.Addr()
+	s.Net.Crash(addr)
+	victim.svc.Close()
+	victim.ep.Close()
+	if !waitFor(bound, func() bool { return stateOf(a.svc, addr) == StateDead }) {
+		info, _ := a.svc.Member(addr)
+		t.Fatalf("%s %+v at %v after %v, want dead", what, info, a.ep.Addr(), bound)
+	}
+}
+
+// allBut returns a function giving the members of all but self: the
+// member list each of a test's nodes starts with.
+func allBut(all ...netip.AddrPort) func(self netip.AddrPort) []netip.AddrPort {
+	return func(self netip.AddrPort) (o []netip.AddrPort) {
+		for _, m := range all {
+			if m != self {
+				o = append(o, m)
+			}
+		}
+		return o
+	}
 }
 
 // TestAttackProbeAckForOtherTarget: x has crashed; the helper a asks in
@@ -793,5 +839,37 @@ func claimsStarve(t *testing.T, kind string) {
 		}
 		t.Logf("claims about %s: detection %v (2 DetectBoundAt %v), health up to %d, %d refutations, budget paid %d, deferred %d",
 			kind, took, bound, top.Load(), refuted, extra, deferred)
+	})
+}
+
+// TestAttackForgedNodeIDHidesCrash: a member holding the key tells a,
+// once, that x (which runs without a node id, 0) is alive under y's node
+// id, then leaves. A helper finds an indirect probe's target by node id
+// first: had a taken the id, the honest helper z would probe y for each
+// of a's rounds about x and answer reached, and a crashed x would stay
+// alive at a for as long as y lives. A member's node id is the member's
+// own word (its datagrams and replies), never another member's: x is
+// declared dead at a within the bound.
+func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		aep, bep, xep, yep, zep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(0, keyed), s.Listen(5, keyed), s.Listen(6, keyed)
+		others := allBut(aep.Addr(), bep.Addr(), xep.Addr(), yep.Addr(), zep.Addr())
+		a := startNode(t, aep, cfg, others(aep.Addr()))
+		x := startNode(t, xep, cfg, others(xep.Addr()))
+		startNode(t, yep, cfg, others(yep.Addr()))
+		z := startNode(t, zep, cfg, others(zep.Addr()))
+		if !waitFor(20*cfg.Interval, func() bool {
+			info, _ := a.svc.Member(xep.Addr())
+			zy, _ := z.svc.Member(yep.Addr())
+			return info.HeardAgo >= 0 && zy.Node == 5
+		}) {
+			t.Fatal("a never heard x, or z never heard y")
+		}
+		info, _ := a.svc.Member(xep.Addr())
+		sendHeartbeat(t, bep, aep.Addr(), view{}, update{addr: xep.Addr(), node: 5, state: StateAlive, inc: info.Incarnation})
+		s.Net.Crash(bep.Addr())
+		bep.Close()
+		crashWantDead(t, s, x, a, 2*DetectBound(cfg), "crashed x, after one update naming it under y's node id,")
 	})
 }

@@ -198,12 +198,26 @@ func senderInc(req *rfc.Request, param int) uint32 {
 // m's node id, if not known yet, and a sign of life if it is fresh
 // (freshLocked). The caller holds s.mu.
 func (s *Service) heardFromLocked(m *member, req *rfc.Request, inc uint32) {
-	if m.node == 0 {
-		m.node = req.Src
-	}
+	s.adoptNodeLocked(m, req.Src)
 	if s.freshLocked(m, req, inc) {
 		s.observeLocked(m, inc, req.Arrived)
 	}
+}
+
+// adoptNodeLocked gives m node id node, m's own word (its datagram or
+// reply), if m has none yet and no other member holds it. A helper finds
+// an indirect probe's target by node id first: a member that took a live
+// member's id (a node joining under it) would have every helper probe
+// that member instead, whose replies kept it alive after it crashed.
+// The caller holds s.mu.
+func (s *Service) adoptNodeLocked(m *member, node uint32) {
+	if m.node != 0 || node == 0 {
+		return
+	}
+	if o := s.lookupLocked(netip.AddrPort{}, node); o != nil && o != m {
+		return
+	}
+	m.node = node
 }
 
 // freshLocked reports whether request req from member m, carrying m's

@@ -738,9 +738,7 @@ func (pr *prober) step(m *member, now int64) bool {
 	if known && info.LastHeardNs > m.rfcHeard {
 		// Any datagram from the member counts as a sign of life.
 		m.rfcHeard = info.LastHeardNs
-		if m.node == 0 {
-			m.node = info.Node
-		}
+		s.adoptNodeLocked(m, info.Node)
 		s.observeLocked(m, info.Incarnation, info.LastHeardNs)
 	}
 	if probeOK || lateOK {
@@ -1033,9 +1031,7 @@ func (pr *prober) applyReply(m *member, r *wire.Packet, now int64) {
 	}
 	s := pr.s
 	s.mu.Lock()
-	if m.node == 0 {
-		m.node = r.Src // first heard through its reply
-	}
+	s.adoptNodeLocked(m, r.Src) // first heard through its reply
 	if !m.removed && len(b) > 0 {
 		s.applyUpdatesLocked(m, b, now)
 	}
@@ -1275,9 +1271,7 @@ func (rp *reprober) probe(t reprobeTarget) {
 	now := s.ep.Now()
 	s.mu.Lock()
 	if m := s.mu.members[t.addr]; m != nil {
-		if m.node == 0 {
-			m.node = rp.rep.Src // first heard through its reply
-		}
+		s.adoptNodeLocked(m, rp.rep.Src) // first heard through its reply
 		s.observeLocked(m, inc, now)
 		s.reviveUnrefutedLocked(m, t.v, inc, now)
 		s.selfNewsLocked(m, v, now)

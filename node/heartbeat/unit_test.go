@@ -113,6 +113,11 @@ func TestHeardAgoNeverNegative(t *testing.T) {
 	}
 }
 
+// mapped returns a in the IPv4-mapped IPv6 form.
+func mapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+}
+
 func TestMembership(t *testing.T) {
 	ep := newEndpoint(t, 1, nil)
 	other := netip.MustParseAddrPort("127.0.0.1:9")
@@ -123,7 +128,14 @@ func TestMembership(t *testing.T) {
 	}{
 		{"add", func(s *Service) error { return s.AddMember(other) }, wire.OK},
 		{"add-again", func(s *Service) error { return s.AddMember(other) }, wire.EEXIST},
+		// The IPv4-mapped form is the same address (the engine unmaps
+		// the address a datagram comes from): before, it was a second
+		// member beside the IPv4 one, and this node's own address in
+		// that form was added as a member.
+		{"add-again-mapped", func(s *Service) error { return s.AddMember(mapped(other)) }, wire.EEXIST},
 		{"add-self", func(s *Service) error { return s.AddMember(ep.Addr()) }, wire.EINVAL},
+		{"add-self-mapped", func(s *Service) error { return s.AddMember(mapped(ep.Addr())) }, wire.EINVAL},
+		{"pin-mapped", func(s *Service) error { return s.Pin(mapped(other)) }, wire.OK},
 		{"add-invalid", func(s *Service) error { return s.AddMember(netip.AddrPort{}) }, wire.EINVAL},
 		{"remove", func(s *Service) error { return s.RemoveMember(other) }, wire.OK},
 		{"remove-again", func(s *Service) error { return s.RemoveMember(other) }, wire.ENOENT},

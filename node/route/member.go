@@ -214,7 +214,11 @@ func (m *Member) get(req *rfc.Request, base int, reply *wire.Params) wire.Errno 
 func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno {
 	prefix, after := req.Param(base).Str(), req.Param(base+1).Str()
 	limit := req.Param(base + 2).Uint64()
-	if m.listPage(prefix, after, limit, reply) > 0 && reply.Count() == 1 {
+	room := reply.Cap()
+	if base == ContextParams {
+		room = min(room, clientRoom(req))
+	}
+	if m.listPage(prefix, after, limit, room, reply) > 0 && reply.Count() == 1 {
 		// The reply room is below the first path: the request was not
 		// padded, and a page without a path gives no cursor.
 		return wire.EMSGSIZE
@@ -222,13 +226,29 @@ func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno
 	return wire.OK
 }
 
+// clientRoom is the reply room, parameters only, of the client whose
+// call a router forwarded as req: the router relays the member's reply
+// whole, and the client's request was req without the client context.
+// An unauthenticated reply is bounded by that request, not by req: a
+// page sized by req did not fit the client's reply (EMSGSIZE there).
+func clientRoom(req *rfc.Request) int {
+	if req.Flags&wire.FlagAuth != 0 {
+		return wire.MaxDatagram // the client's request was authenticated too
+	}
+	n := req.Len
+	for i := 0; i < ContextParams; i++ {
+		n -= wire.ParamHdrSize + len(req.Param(i).Raw)
+	}
+	return rfc.AmplifyFactor*n - wire.HeaderSize
+}
+
 // listPage writes the ns-list page of the paths starting with prefix,
 // strictly after after, to reply: u64 more, then at most limit paths (0:
-// as many as fit) in order. It finds the page's first path by binary
+// as many as fit in room bytes of parameters) in order. It finds the page's first path by binary
 // search and stops at the first path that does not fit, so a page
 // examines at most one path more than it returns, however large the
 // namespace. It returns how many paths it examined.
-func (m *Member) listPage(prefix, after string, limit uint64, reply *wire.Params) int {
+func (m *Member) listPage(prefix, after string, limit uint64, room int, reply *wire.Params) int {
 	moreAt := reply.ReserveUint64() // 1 if the list was cut, known after it
 	from := prefix
 	if after >= prefix {
@@ -247,7 +267,7 @@ func (m *Member) listPage(prefix, after string, limit uint64, reply *wire.Params
 			break
 		}
 		n++
-		if (limit != 0 && uint64(reply.Count()-1) >= limit) || reply.Len()+wire.ParamHdrSize+len(k) > reply.Cap() || reply.Count() >= wire.MaxParams {
+		if (limit != 0 && uint64(reply.Count()-1) >= limit) || reply.Len()+wire.ParamHdrSize+len(k) > room || reply.Count() >= wire.MaxParams {
 			reply.SetUint64(moreAt, 1)
 			break
 		}

@@ -119,9 +119,13 @@ func ParseMembers(v []byte) ([]MemberSpec, error) {
 		if err != nil {
 			return nil, wire.EINVAL
 		}
-		m.Addr = a
+		// The IPv4-mapped form names the same member (datagrams from
+		// it arrive unmapped): kept mapped, a member listed in both
+		// forms was two members to the router, which demoted it as the
+		// standby it owed a demotion while routing to it as active.
+		m.Addr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		for _, o := range out {
-			if o.Addr == a {
+			if o.Addr == m.Addr {
 				return nil, wire.EINVAL
 			}
 		}

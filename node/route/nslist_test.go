@@ -134,7 +134,7 @@ func TestNSListPageBound(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var ps wire.Params
 			ps.Reset(make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize))
-			examined := m.listPage(c.prefix, c.after, c.limit, &ps)
+			examined := m.listPage(c.prefix, c.after, c.limit, ps.Cap(), &ps)
 			if ps.Err() != wire.OK {
 				t.Fatal(ps.Err())
 			}
@@ -219,5 +219,38 @@ func TestNSListUnpadded(t *testing.T) {
 	defer cancel()
 	if err := tc.client.Call(ctx, tc.meps[0].Addr(), CallNSList, &ps, nil); err != wire.EMSGSIZE {
 		t.Fatalf("unpadded ns-list of a %d-byte path: %v, want EMSGSIZE", len(long), err)
+	}
+}
+
+// TestNSListPartlyPaddedThroughRouter: an ns-list through the router
+// whose request is padded for a few paths (checksum mode) gets a page of
+// the paths its own reply room holds, as from the member directly. The
+// member sized the page by the forwarded request, which is longer by the
+// client context, and the router could not fit it in the client's reply:
+// the client got EMSGSIZE for a page of paths its room held.
+func TestNSListPartlyPaddedThroughRouter(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	for i := 0; i < 40; i++ {
+		if _, err := tc.put(t, fmt.Sprintf("/c1/k%02d-%s", i, strings.Repeat("a", 20)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dst := range []netip.AddrPort{tc.meps[0].Addr(), tc.rep.Addr()} {
+		var ps wire.Params
+		ps.Reset(make([]byte, 256))
+		ps.String("/c1/")
+		ps.String("")
+		ps.Uint64(0)
+		ps.Bytes(make([]byte, 40))
+		var rep rfc.Reply
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := tc.client.Call(ctx, dst, CallNSList, &ps, &rep)
+		cancel()
+		if err != nil {
+			t.Fatalf("ns-list at %v: %v", dst, err)
+		}
+		if rep.NParams() < 2 || rep.Param(0).Uint64() != 1 {
+			t.Fatalf("ns-list at %v: %d parameters, more %d; want a cut page", dst, rep.NParams(), rep.Param(0).Uint64())
+		}
 	}
 }

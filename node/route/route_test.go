@@ -69,10 +69,21 @@ func TestParseMembers(t *testing.T) {
 		{"active=127.0.0.1", 0, false},
 		{"active=127.0.0.1:1 standby=127.0.0.1:1", 0, false},
 		{"127.0.0.1:1", 0, false},
+		// The IPv4-mapped form is the same member: listed beside it as a
+		// standby, a router demoted the active member as a standby owed
+		// a demotion, activated it again on the next call's ENOTACTIVE,
+		// and so on for as long as the table held it.
+		{"active=127.0.0.1:1 standby=[::ffff:127.0.0.1]:1", 0, false},
+		{"standby=[::ffff:127.0.0.1]:1", 1, true},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
 			ms, err := ParseMembers([]byte(c.in))
+			for _, m := range ms {
+				if m.Addr.Addr().Is4In6() {
+					t.Fatalf("ParseMembers(%q): member %v kept in the IPv4-mapped form", c.in, m.Addr)
+				}
+			}
 			if (err == nil) != c.ok || len(ms) != c.n {
 				t.Fatalf("ParseMembers(%q) = %v, %v", c.in, ms, err)
 			}

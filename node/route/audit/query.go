@@ -132,19 +132,23 @@ type Filter struct {
 	Port         uint16
 }
 
-// ParseClient parses "", "ip" or "ip:port".
+// ParseClient parses "", "ip" or "ip:port"; an IPv4-mapped address is
+// returned as the IPv4 one.
 func ParseClient(s string) (netip.Addr, uint16, bool) {
 	if s == "" {
 		return netip.Addr{}, 0, true
 	}
+	// Unmapped: a record holds the address a datagram came from, which
+	// the engine unmaps, so the IPv4-mapped form names the IPv4 client
+	// (kept mapped, it matched no record).
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr(), ap.Port(), true
+		return ap.Addr().Unmap(), ap.Port(), true
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, 0, false
 	}
-	return a, 0, true
+	return a.Unmap(), 0, true
 }
 
 // match reports whether the split line is selected.
