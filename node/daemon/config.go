@@ -421,10 +421,10 @@ func checkAddrList(field, what string, list []string) error {
 		if err != nil {
 			return bad(fmt.Sprintf("%s[%d]", field, i), "want IP:PORT")
 		}
-		if j, ok := seen[unmapped(ap)]; ok {
+		if j, ok := seen[rfc.PeerAddr(ap)]; ok {
 			return bad(fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf("the %s of %s[%d] again", what, field, j))
 		}
-		seen[unmapped(ap)] = i
+		seen[rfc.PeerAddr(ap)] = i
 	}
 	return nil
 }
@@ -450,12 +450,9 @@ func (c *Config) checkCenterPeer() error {
 	return bad("center.peer", "must also be listed in heartbeat.members: only the heartbeat finds the peer dead")
 }
 
-// sameAddr compares two addresses with IPv4-mapped IPv6 unmapped.
-func sameAddr(a, b netip.AddrPort) bool { return unmapped(a) == unmapped(b) }
-
-// unmapped returns a with an IPv4-mapped IPv6 address unmapped: the form
-// sameAddr compares, usable as a map key.
-func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+// sameAddr compares two addresses in the form the engine names senders
+// (rfc.PeerAddr: IPv4-mapped unmapped, a link-local zone as its index).
+func sameAddr(a, b netip.AddrPort) bool { return rfc.PeerAddr(a) == rfc.PeerAddr(b) }
 
 // DispatchTargets returns the addresses a remote dispatch-submit may name:
 // dispatcher.targets, or the heartbeat members when it is empty, never

@@ -24,7 +24,7 @@ type Dispatcher struct {
 	log      *slog.Logger
 	markers  markerLock
 	instance uint64                  // random; names this dispatcher in markers
-	remoteOK map[netip.AddrPort]bool // Config.RemoteTargets, unmapped; read-only after Start
+	remoteOK map[netip.AddrPort]bool // Config.RemoteTargets as rfc.PeerAddr names them; read-only after Start
 	// nextID is the last operation id given. It starts at the wall
 	// clock in Unix ns when the dispatcher starts, so a restarted
 	// dispatcher does not give its predecessor's ids again: a client
@@ -107,7 +107,7 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 	d.mu.ops = make(map[uint64]*operation)
 	d.remoteOK = make(map[netip.AddrPort]bool, len(cfg.RemoteTargets))
 	for _, a := range cfg.RemoteTargets {
-		d.remoteOK[unmapped(a)] = true
+		d.remoteOK[rfc.PeerAddr(a)] = true
 	}
 	if err := d.registerCalls(); err != nil {
 		return nil, err
@@ -200,10 +200,10 @@ func (d *Dispatcher) check(op *Op) ([]Call, wire.Errno) {
 		if !t.Addr.IsValid() || t.Addr.Port() == 0 {
 			return nil, wire.EINVAL
 		}
-		if _, dup := seen[unmapped(t.Addr)]; dup {
+		if _, dup := seen[rfc.PeerAddr(t.Addr)]; dup {
 			return nil, wire.EINVAL // one call per target
 		}
-		seen[unmapped(t.Addr)] = struct{}{}
+		seen[rfc.PeerAddr(t.Addr)] = struct{}{}
 		if t.Call.No != 0 {
 			if e := checkCall(&t.Call); e != wire.OK {
 				return nil, e
@@ -220,12 +220,6 @@ func (d *Dispatcher) check(op *Op) ([]Call, wire.Errno) {
 		calls[i] = common
 	}
 	return calls, wire.OK
-}
-
-// unmapped is a with an IPv4-mapped IPv6 address unmapped, so that one
-// target has one spelling.
-func unmapped(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // Submit accepts an operation and returns its id once the conflict marker

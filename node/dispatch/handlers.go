@@ -83,7 +83,7 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 	// A remote SUBMIT sends only to the configured targets: never to an
 	// address its sender chose (docs/DISPATCH.md, "Remote SUBMIT").
 	for i := range targets {
-		if !d.remoteOK[unmapped(targets[i].Addr)] {
+		if !d.remoteOK[rfc.PeerAddr(targets[i].Addr)] {
 			d.stats.remoteRefused.Add(1)
 			return wire.EPERM
 		}

@@ -131,7 +131,7 @@ func (m *Master) Stats() MasterStats {
 
 // InFlight returns the number of tasks in flight on worker.
 func (m *Master) InFlight(worker netip.AddrPort) int {
-	worker = unmapped(worker)
+	worker = rfc.PeerAddr(worker)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -148,7 +148,7 @@ func (m *Master) InFlight(worker netip.AddrPort) int {
 // dead (ENOENT, ENODEAD); EBUSY when MaxTasks are in flight or the worker's
 // queue is full; otherwise the error of the start call.
 func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, payload []byte) (*Task, error) {
-	worker = unmapped(worker) // as the worker's replies and results come from it
+	worker = rfc.PeerAddr(worker) // as the worker's replies and results come from it
 	info, ok := m.svc.Member(worker)
 	if !ok {
 		return nil, wire.ENOENT

@@ -130,7 +130,7 @@ func Start(ep *rfc.Endpoint, cfg Config, members []netip.AddrPort) (*Service, er
 	s.wake = make(chan struct{}, 1)
 	s.mu.members = make(map[netip.AddrPort]*member)
 	for _, a := range members {
-		if unmapped(a) == ep.Addr() {
+		if rfc.PeerAddr(a) == ep.Addr() {
 			continue
 		}
 		if err := s.AddMember(a); err != nil && err != wire.EEXIST {
@@ -183,7 +183,7 @@ func (s *Service) Config() Config { return s.cfg }
 // the address is already a member, ENOSPC past Config.MaxMembers, EINVAL
 // for an invalid address or this node's own, ECLOSED after Close.
 func (s *Service) AddMember(addr netip.AddrPort) error {
-	addr = unmapped(addr)
+	addr = rfc.PeerAddr(addr)
 	if !addr.IsValid() || addr == s.ep.Addr() {
 		return wire.EINVAL
 	}
@@ -260,7 +260,7 @@ func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64)
 // otherwise it answers EPERM. It returns the error number of the first
 // call that fails.
 func (s *Service) Join(ctx context.Context, seed netip.AddrPort) error {
-	seed = unmapped(seed)
+	seed = rfc.PeerAddr(seed)
 	if err := s.AddMember(seed); err != nil && err != wire.EEXIST {
 		return err
 	}
@@ -308,7 +308,7 @@ func (s *Service) RemoveMember(addr netip.AddrPort) error {
 func (s *Service) withMember(addr netip.AddrPort, f func(m *member)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.mu.members[unmapped(addr)]
+	m := s.mu.members[rfc.PeerAddr(addr)]
 	if m == nil {
 		return wire.ENOENT
 	}
@@ -356,7 +356,7 @@ func (s *Service) Members() []MemberInfo {
 
 // Member returns this node's view of one member.
 func (s *Service) Member(addr netip.AddrPort) (MemberInfo, bool) {
-	addr = unmapped(addr)
+	addr = rfc.PeerAddr(addr)
 	now := s.ep.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -395,14 +395,6 @@ func observerID(ep *rfc.Endpoint) uint32 {
 		h = 1
 	}
 	return h
-}
-
-// unmapped returns a as members are keyed: the engine gives the address a
-// datagram came from unmapped, so an IPv4-mapped IPv6 address names the
-// IPv4 member (held mapped, it was a second member beside its IPv4 form,
-// and this node's own address in that form was added as a member).
-func unmapped(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // lookupLocked finds the member a datagram came from: by address, else

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -119,11 +120,11 @@ func ParseMembers(v []byte) ([]MemberSpec, error) {
 		if err != nil {
 			return nil, wire.EINVAL
 		}
-		// The IPv4-mapped form names the same member (datagrams from
-		// it arrive unmapped): kept mapped, a member listed in both
-		// forms was two members to the router, which demoted it as the
-		// standby it owed a demotion while routing to it as active.
-		m.Addr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		// Held as the engine names a sender (rfc.PeerAddr): kept
+		// mapped, a member listed in both forms was two members to the
+		// router, which demoted it as the standby it owed a demotion
+		// while routing to it as active.
+		m.Addr = rfc.PeerAddr(a)
 		for _, o := range out {
 			if o.Addr == m.Addr {
 				return nil, wire.EINVAL
