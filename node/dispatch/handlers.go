@@ -44,8 +44,8 @@ func parseTargets(s string, max int, dst []Target) ([]Target, wire.Errno) {
 // serveSubmit answers CallSubmit. Beyond Submit's checks, a remote
 // operation names at most MaxRemoteTargets targets, each once and each in
 // Config.RemoteTargets (EPERM otherwise), with a deadline of at most
-// MaxRemoteDeadline, and a call number at or above wire.CallToolBase
-// (EPERM otherwise).
+// MaxRemoteDeadline, and a call number of the engine (ping, stats, calls)
+// or at or above wire.CallToolBase (EPERM otherwise).
 func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	kind, ok := KindByName(string(req.Param(subParamKind).Bytes()))
 	if !ok {
@@ -58,8 +58,9 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 	// Nor a call of fastcall's own services: its targets would take it
 	// as the dispatcher's own (a SUBMIT would fan out again from every
 	// dispatcher it names, a heartbeat, registry or route call would
-	// speak for this node).
-	if no < wire.CallToolBase {
+	// speak for this node). The engine's own calls only read, and their
+	// replies come back here: a fan-out ping is a health check.
+	if no >= wire.CallHeartbeatBase && no < wire.CallToolBase {
 		d.stats.remoteRefused.Add(1)
 		return wire.EPERM
 	}

@@ -261,11 +261,14 @@ func TestSubmitSize(t *testing.T) {
 
 // TestRemoteSubmitNoServiceCalls: a remote SUBMIT names the call its
 // targets receive from the dispatcher's own address. One naming a call
-// of fastcall's own services (below wire.CallToolBase) is refused EPERM
-// and sends nothing: a SUBMIT of a SUBMIT to another dispatcher made it
-// fan out in turn (one unauthenticated datagram, an operation per level
-// of nesting, each multiplied by its targets), and a heartbeat, registry
-// or route call would reach a member as the dispatcher's own.
+// of fastcall's own services (wire.CallHeartbeatBase up to
+// wire.CallToolBase) is refused EPERM and sends nothing: a SUBMIT of a
+// SUBMIT to another dispatcher made it fan out in turn (one
+// unauthenticated datagram, an operation per level of nesting, each
+// multiplied by its targets), and a heartbeat, registry or route call
+// would reach a member as the dispatcher's own. The engine's calls
+// (ping, stats, calls) only read and stay allowed: a fan-out ping is a
+// health check.
 func TestRemoteSubmitNoServiceCalls(t *testing.T) {
 	ts := startTargets(t, 1)
 	srvB := newEP(t, 2, nil)
@@ -285,7 +288,7 @@ func TestRemoteSubmitNoServiceCalls(t *testing.T) {
 	if got := errnoOf(rawSubmit(ctx, t, cli, srvA.Addr(), nested.put)); got != wire.EPERM {
 		t.Errorf("SUBMIT of a SUBMIT: got %v, want EPERM", got)
 	}
-	for _, no := range []uint16{wire.CallEngineBase, wire.CallHeartbeatBase + 4, wire.CallRegistryBase, wire.CallRouteBase + 9, wire.CallToolBase - 1} {
+	for _, no := range []uint16{wire.CallHeartbeatBase, wire.CallHeartbeatBase + 4, wire.CallRegistryBase, wire.CallRouteBase + 9, wire.CallToolBase - 1} {
 		req := submitRequest{"svc", "read", uint64(no), nil, ts.eps[0].Addr().String(), 1000}
 		if got := errnoOf(rawSubmit(ctx, t, cli, srvA.Addr(), req.put)); got != wire.EPERM {
 			t.Errorf("call %#04x: got %v, want EPERM", no, got)
@@ -302,5 +305,9 @@ func TestRemoteSubmitNoServiceCalls(t *testing.T) {
 	}
 	if n := ts.runs.Load(); n != 0 {
 		t.Errorf("target ran %d calls", n)
+	}
+	ping := submitRequest{"svc", "read", uint64(rfc.CallPing), nil, ts.eps[0].Addr().String(), 1000}
+	if got := errnoOf(rawSubmit(ctx, t, cli, srvA.Addr(), ping.put)); got != wire.OK {
+		t.Errorf("engine ping: got %v, want OK", got)
 	}
 }
