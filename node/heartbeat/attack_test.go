@@ -509,6 +509,49 @@ func TestAttackJoinUnderLiveNodeID(t *testing.T) {
 	})
 }
 
+// TestAttackJoinUnderNodeIDHeldElsewhere: as TestAttackJoinUnderLiveNodeID,
+// but the seed a holds no member under y's node id (3) when the joiner
+// takes it: y is a member of b alone, heard there first. The joiner joins
+// a, then b, so a holds it as 3 and b without an id (y holds 3 there).
+// After the joiner crashes, a's indirect rounds about it ask b about node
+// 3 at the joiner's address: a helper that looked by node id first found
+// y and probed it, y answered, and the crashed joiner stayed alive at a
+// for as long as y lived.
+func TestAttackJoinUnderNodeIDHeldElsewhere(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		aep, bep, yep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		jep := s.Listen(3, keyed)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr()})
+		b := startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), yep.Addr()})
+		startNode(t, yep, cfg, []netip.AddrPort{bep.Addr()})
+		if !waitFor(20*cfg.Interval, func() bool { return settled(a) && settled(b) }) {
+			t.Fatal("cluster never settled")
+		}
+		if info, _ := a.svc.Member(yep.Addr()); info.Node != 0 {
+			t.Fatalf("a holds y under node id %d before the join, want none (the test needs a without y's id)", info.Node)
+		}
+		j := startNode(t, jep, cfg, nil)
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), aep.Addr()); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), bep.Addr()); err != nil {
+			t.Fatalf("join b: %v", err)
+		}
+		if !waitFor(20*cfg.Interval, func() bool {
+			ia, oka := a.svc.Member(jep.Addr())
+			ib, okb := b.svc.Member(jep.Addr())
+			return oka && okb && ia.Node == 3 && ia.State == StateAlive && ib.State == StateAlive
+		}) {
+			ia, _ := a.svc.Member(jep.Addr())
+			ib, _ := b.svc.Member(jep.Addr())
+			t.Fatalf("joiner at a %+v, at b %+v: want alive at both, node 3 at a", ia, ib)
+		}
+		crashWantDead(t, s, j, a, 4*DetectBound(cfg), "the crashed joiner under y's node id, at its seed,")
+	})
+}
+
 // TestAttackInjectedMembersEvicted: a member holding the key gossips
 // alive updates about addresses nothing answers on until the member list
 // of a seed is full. Once they are dead they must not keep a node from
