@@ -121,7 +121,7 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 			if o.Done {
 				out = o.Errno.String()
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Addr, out, o.Elapsed.Round(time.Microsecond))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", printableAddr(o.Addr), out, o.Elapsed.Round(time.Microsecond))
 		}
 		tw.Flush()
 	}
