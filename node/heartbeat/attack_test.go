@@ -509,6 +509,87 @@ func TestAttackJoinUnderLiveNodeID(t *testing.T) {
 	})
 }
 
+// TestAttackJoinUnderNodeIDHeldElsewhere: as TestAttackJoinUnderLiveNodeID,
+// but the seed a holds no member under y's node id (3) when the joiner
+// takes it: y is a member of b alone, heard there first. The joiner joins
+// a, then b, so a holds it as 3 and b without an id (y holds 3 there).
+// After the joiner crashes, a's indirect rounds about it ask b about node
+// 3 at the joiner's address: a helper that looked by node id first found
+// y and probed it, y answered, and the crashed joiner stayed alive at a
+// for as long as y lived.
+func TestAttackJoinUnderNodeIDHeldElsewhere(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		aep, bep, yep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		jep := s.Listen(3, keyed)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr()})
+		b := startNode(t, bep, cfg, []netip.AddrPort{aep.Addr(), yep.Addr()})
+		startNode(t, yep, cfg, []netip.AddrPort{bep.Addr()})
+		if !waitFor(20*cfg.Interval, func() bool { return settled(a) && settled(b) }) {
+			t.Fatal("cluster never settled")
+		}
+		if info, _ := a.svc.Member(yep.Addr()); info.Node != 0 {
+			t.Fatalf("a holds y under node id %d before the join, want none (the test needs a without y's id)", info.Node)
+		}
+		j := startNode(t, jep, cfg, nil)
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), aep.Addr()); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		if err := j.svc.Join(ctxFor(t, 5*time.Second), bep.Addr()); err != nil {
+			t.Fatalf("join b: %v", err)
+		}
+		if !waitFor(20*cfg.Interval, func() bool {
+			ia, oka := a.svc.Member(jep.Addr())
+			ib, okb := b.svc.Member(jep.Addr())
+			return oka && okb && ia.Node == 3 && ia.State == StateAlive && ib.State == StateAlive
+		}) {
+			ia, _ := a.svc.Member(jep.Addr())
+			ib, _ := b.svc.Member(jep.Addr())
+			t.Fatalf("joiner at a %+v, at b %+v: want alive at both, node 3 at a", ia, ib)
+		}
+		crashWantDead(t, s, j, a, 4*DetectBound(cfg), "the crashed joiner under y's node id, at its seed,")
+	})
+}
+
+// TestAttackForgedNodeIDOfNewMember: as TestAttackForgedNodeIDHidesCrash,
+// but the update names an address a did not hold (a joins it, under
+// AcceptJoins) and nothing answers on: a member holding the key tells a
+// once that x is alive under y's node id (5), where a holds no member
+// under it (y is a member of z, not of a), then leaves. Had a taken the
+// id from the update, its indirect rounds about x would ask z about node
+// 5, and z, which holds no member at x's address, would probe y and
+// answer reached: x would stay alive at a for as long as y lives.
+func TestAttackForgedNodeIDOfNewMember(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		aep, bep, yep, zep := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(5, keyed), s.Listen(6, keyed)
+		a := startNode(t, aep, cfg, []netip.AddrPort{bep.Addr(), zep.Addr()})
+		startNode(t, bep, cfg, []netip.AddrPort{aep.Addr()})
+		startNode(t, yep, cfg, []netip.AddrPort{zep.Addr()})
+		z := startNode(t, zep, cfg, []netip.AddrPort{aep.Addr(), yep.Addr()})
+		if !waitFor(20*cfg.Interval, func() bool {
+			zy, _ := z.svc.Member(yep.Addr())
+			return settled(a) && zy.Node == 5
+		}) {
+			t.Fatal("cluster never settled, or z never heard y")
+		}
+		x := s.Addr()
+		sendHeartbeat(t, bep, aep.Addr(), view{}, update{addr: x, node: 5, state: StateAlive, inc: 1})
+		s.Net.Crash(bep.Addr())
+		bep.Close()
+		if !waitFor(20*cfg.Interval, func() bool { _, ok := a.svc.Member(x); return ok }) {
+			t.Fatal("a never added x")
+		}
+		bound := 4 * DetectBound(cfg)
+		if !waitFor(bound, func() bool { return stateOf(a.svc, x) == StateDead }) {
+			info, _ := a.svc.Member(x)
+			t.Fatalf("x, named once under y's node id and never heard, %+v at a after %v, want dead", info, bound)
+		}
+	})
+}
+
 // TestAttackInjectedMembersEvicted: a member holding the key gossips
 // alive updates about addresses nothing answers on until the member list
 // of a seed is full. Once they are dead they must not keep a node from

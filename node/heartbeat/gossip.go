@@ -240,8 +240,10 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 			m = s.lookupLocked(netip.AddrPort{}, u.node)
 		}
 		if m == nil && u.state == StateAlive {
-			// A member that joined elsewhere (Config.AcceptJoins).
-			s.joinedLocked(u.addr, u.node, u.inc, now)
+			// A member that joined elsewhere (Config.AcceptJoins),
+			// without the node id the update names: that is the
+			// sender's word, not the member's (below).
+			s.joinedLocked(u.addr, 0, u.inc, now)
 			continue
 		}
 		if m == nil || m.removed || m == from && u.state != StateAlive {

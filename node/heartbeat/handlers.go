@@ -57,9 +57,10 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 }
 
 // serveProbeRequest queues an indirect probe for another member. The
-// asker and the target must be members here (found by node id, else by address); the
-// request is dropped when the relay queue is full. One-way: nothing is
-// answered; the outcome goes back as a CallProbeAck.
+// asker and the target must be members here (the target at the address
+// the request names, else by node id); the request is dropped when the
+// relay queue is full. One-way: nothing is answered; the outcome goes
+// back as a CallProbeAck.
 func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno {
 	job := relayJob{
 		from: req.From,
@@ -89,13 +90,15 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 		s.stats.nonMember.Add(1)
 		return wire.EPERM
 	}
-	var m *member
-	if job.node != 0 {
-		m = s.lookupLocked(netip.AddrPort{}, job.node)
-	}
-	if m == nil && addr.IsValid() {
-		m = s.mu.members[addr]
-	}
+	// The target is the member at the address the asker gave, else the
+	// one holding the node id it gave (a member the asker knows at
+	// another address: through a relay, or a second socket). Members may
+	// disagree on which member holds a node id: a member takes none
+	// another holds, so a node that joined under y's id is held under it
+	// where y was not known first, and without it where y was; a helper
+	// that looked by node id first probed y for the rounds about the
+	// joiner, and y's replies kept the joiner alive after it crashed.
+	m := s.lookupLocked(rfc.PeerAddr(addr), job.node)
 	if m != nil {
 		job.target = m.addr
 	}

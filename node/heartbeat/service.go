@@ -234,9 +234,11 @@ func (s *Service) evictLocked(now int64) bool {
 
 // joinedLocked adds a member learnt from the cluster (a join request,
 // an alive update about an unknown address, a joined node's pull) when
-// Config.AcceptJoins is set, with its node id and incarnation, and
-// disseminates it. It returns nil when the member is not added (joins
-// not accepted, this node's own address, the list full).
+// Config.AcceptJoins is set, with its incarnation and node id node (the
+// member's own word: 0 when another member told it, adoptNodeLocked),
+// and disseminates it with the node id it holds here. It returns nil
+// when the member is not added (joins not accepted, this node's own
+// address, the list full).
 func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64) *member {
 	if !s.cfg.AcceptJoins || !addr.IsValid() || addr == s.ep.Addr() {
 		return nil
@@ -248,7 +250,7 @@ func (s *Service) joinedLocked(addr netip.AddrPort, node, inc uint32, now int64)
 	m.inc, m.learnt = inc, true
 	s.adoptNodeLocked(m, node)
 	s.stats.joined.Add(1)
-	s.enqueueLocked(addr, node, StateAlive, inc)
+	s.enqueueLocked(addr, m.node, StateAlive, inc)
 	return m
 }
 

@@ -32,7 +32,9 @@ func TestAuditQueryRotation(t *testing.T) {
 	a := tc.router.audit
 	rng := rand.New(rand.NewSource(1))
 	names := []string{"ns-put", "ns-get", "ns-list"}
-	clients := []netip.AddrPort{mustAddr("127.0.0.1:4001"), mustAddr("127.0.0.1:4002"), mustAddr("127.0.0.2:4001")}
+	// The link-local client is held as the engine names a sender, its
+	// zone the interface's index (1: lo).
+	clients := []netip.AddrPort{mustAddr("127.0.0.1:4001"), mustAddr("127.0.0.1:4002"), mustAddr("127.0.0.2:4001"), mustAddr("[fe80::1%1]:4003")}
 	base := time.Now().Add(-time.Hour).UnixNano()
 	type ref struct {
 		name   string
@@ -81,6 +83,11 @@ func TestAuditQueryRotation(t *testing.T) {
 		// filters matched no record.
 		{"client mapped", AuditFilter{Call: "ns-list", Client: "[::ffff:127.0.0.1]:4002", Limit: MaxAuditLimit}},
 		{"client ip mapped", AuditFilter{Call: "ns-get", Client: "::ffff:127.0.0.2", Limit: MaxAuditLimit}},
+		// A zone by interface name names the same client as its
+		// index, as rfc.PeerAddr reads it. Before, it matched no
+		// record.
+		{"client zone name", AuditFilter{Call: "ns-get", Client: "[fe80::1%lo]:4003", Limit: MaxAuditLimit}},
+		{"client ip zone name", AuditFilter{Call: "ns-put", Client: "fe80::1%lo", Limit: MaxAuditLimit}},
 		{"limit", AuditFilter{Call: "ns-put", Limit: 7}},
 		{"none", AuditFilter{Call: "nothing", Limit: 10}},
 		// Bounds outside what Unix ns in an int64 holds (1970 to
@@ -96,8 +103,15 @@ func TestAuditQueryRotation(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var want []uint64
-			cl, port, _ := audit.ParseClient(c.f.Client)
-			cl = cl.Unmap()
+			var cl netip.Addr
+			var port uint16
+			if c.f.Client != "" {
+				ap, err := netip.ParseAddrPort(c.f.Client)
+				if err != nil {
+					ap = netip.AddrPortFrom(netip.MustParseAddr(c.f.Client), 0)
+				}
+				cl, port = rfc.PeerAddr(ap).Addr(), ap.Port()
+			}
 			for _, r := range all {
 				start := time.Unix(0, r.start)
 				if r.name != c.f.Call || (!c.f.Since.IsZero() && start.Before(c.f.Since)) ||
@@ -108,6 +122,9 @@ func TestAuditQueryRotation(t *testing.T) {
 				if len(want) < c.f.Limit {
 					want = append(want, r.callID)
 				}
+			}
+			if cl.IsValid() && len(want) == 0 {
+				t.Fatal("no record of the client: the case checks nothing")
 			}
 			got := tc.audit(t, c.f)
 			if len(got) != len(want) {

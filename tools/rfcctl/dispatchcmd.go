@@ -121,7 +121,7 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 			if o.Done {
 				out = o.Errno.String()
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Addr, out, o.Elapsed.Round(time.Microsecond))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", printableAddr(o.Addr), out, o.Elapsed.Round(time.Microsecond))
 		}
 		tw.Flush()
 	}
@@ -131,9 +131,10 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// submitFailed is callFailed for a refused submit of op: for ENOSPC and
-// EINVAL it names the bound op passed, with the value rfcd's dispatcher
-// takes (the package defaults), and exits 1 all the same.
+// submitFailed is callFailed for a refused submit of op: for ENOSPC,
+// EINVAL and EPERM it names the bound or rule op broke, with the value
+// rfcd's dispatcher takes (the package defaults), and exits 1 all the
+// same.
 func submitFailed(stdout io.Writer, err error, op *dispatch.Op) int {
 	why := ""
 	switch wire.AsErrno(err) {
@@ -153,6 +154,14 @@ func submitFailed(stdout io.Writer, err error, op *dispatch.Op) int {
 			why = fmt.Sprintf("a resource of %d bytes, past dispatch.MaxResource (%d)", len(op.Resource), dispatch.MaxResource)
 		case op.Deadline > dispatch.DefaultMaxRemoteDeadline:
 			why = fmt.Sprintf("-deadline %v, past the dispatcher's MaxRemoteDeadline (%v in rfcd)", op.Deadline, dispatch.DefaultMaxRemoteDeadline)
+		}
+	case wire.EPERM:
+		// The dispatcher's two rules on a remote submit
+		// (docs/DISPATCH.md, "Remote SUBMIT is restricted").
+		why = "a target not on the dispatcher's list of targets (rfcd: dispatcher.targets, or heartbeat.members when it is empty)"
+		if op.Call.No < wire.CallToolBase {
+			why = fmt.Sprintf("call 0x%04x is one of fastcall's own services (below wire.CallToolBase, 0x%04x), which a remote submit may not name",
+				op.Call.No, wire.CallToolBase)
 		}
 	}
 	if why == "" {

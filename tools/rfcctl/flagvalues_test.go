@@ -10,6 +10,7 @@ import (
 
 	"fastcall/node/dispatch"
 	"fastcall/node/route"
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -99,7 +100,9 @@ func manyTargets(n int) string {
 // bound that is, not the error number alone (exit 1): more targets than
 // a remote submit may name (dispatch.DefaultMaxRemoteTargets, ENOSPC), a
 // resource past dispatch.MaxResource or a deadline past
-// dispatch.DefaultMaxRemoteDeadline (EINVAL; before, a bare EINVAL).
+// dispatch.DefaultMaxRemoteDeadline (EINVAL; before, a bare EINVAL), a
+// call of fastcall's own services or a target not on the dispatcher's
+// list (EPERM; before, a bare EPERM).
 func TestDispatchPastRemoteBounds(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "disp.json")
 	os.WriteFile(cfg, []byte(`{"insecure": true, "roles": ["dispatcher"], "dispatcher": {"targets": ["127.0.0.1:9"]}}`), 0o600)
@@ -110,14 +113,18 @@ func TestDispatchPastRemoteBounds(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-resource", "r", "-targets", manyTargets(n)},
+		{[]string{"-resource", "r", "-targets", manyTargets(n), "-call", "counter"},
 			fmt.Sprintf("ENOSPC: %d targets, past the dispatcher's MaxRemoteTargets (%d in rfcd)", n, dispatch.DefaultMaxRemoteTargets)},
-		{[]string{"-resource", long, "-targets", "127.0.0.1:9"},
+		{[]string{"-resource", long, "-targets", "127.0.0.1:9", "-call", "counter"},
 			fmt.Sprintf("EINVAL: a resource of %d bytes, past dispatch.MaxResource (%d)", len(long), dispatch.MaxResource)},
-		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-deadline", "30s"},
+		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-deadline", "30s", "-call", "counter"},
 			fmt.Sprintf("EINVAL: -deadline 30s, past the dispatcher's MaxRemoteDeadline (%v in rfcd)", dispatch.DefaultMaxRemoteDeadline)},
+		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-call", "ping"},
+			fmt.Sprintf("EPERM: call 0x%04x is one of fastcall's own services (below wire.CallToolBase, 0x%04x)", rfc.CallPing, wire.CallToolBase)},
+		{[]string{"-resource", "r", "-targets", "127.0.0.1:10", "-call", "counter"},
+			"EPERM: a target not on the dispatcher's list of targets"},
 	} {
-		args := append(append([]string{"dispatch"}, c.args...), "-call", "ping", "submit", disp)
+		args := append(append([]string{"dispatch"}, c.args...), "submit", disp)
 		out, code := rfcctl(t, args...)
 		if code != 1 || !strings.Contains(out, c.want) {
 			t.Errorf("rfcctl %.120q: exit %d, output %q, want exit 1 and %q", args, code, out, c.want)

@@ -40,7 +40,7 @@ func cmdMembers(args []string, stdout, stderr io.Writer) int {
 		if m.HeardAgo >= 0 {
 			ago = m.HeardAgo.Round(time.Millisecond).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", m.Addr, m.Node, m.State, m.Incarnation, ago)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", printableAddr(m.Addr), m.Node, m.State, m.Incarnation, ago)
 	}
 	tw.Flush()
 	return 0

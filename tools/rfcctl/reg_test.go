@@ -14,6 +14,7 @@ import (
 	"fastcall/node/registry"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/sdk"
+	"fastcall/node/route"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
@@ -134,9 +135,9 @@ func startCenter(t *testing.T) (string, *client.Client) {
 }
 
 // TestRegPrintsHostileText: keys, service names and addresses are written
-// by any client of the registry; rfcctl reg ls and reg services print
-// them as shm dump does (printable: hex unless printable UTF-8), never
-// raw. Before, a key holding a newline and tabs printed a forged row in
+// by any client of the registry; rfcctl reg ls and reg services, route ls
+// and route resolve print them as shm dump does (printable: hex unless
+// printable UTF-8), never raw. Before, a key holding a newline and tabs printed a forged row in
 // the table, and one holding ESC sent a terminal control sequence to the
 // operator's terminal.
 func TestRegPrintsHostileText(t *testing.T) {
@@ -150,12 +151,29 @@ func TestRegPrintsHostileText(t *testing.T) {
 	if _, err := cli.Register(ctx, "hsvc\nforged", "1.2.3.4:5\x1b[2J", nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"reg", "-c", addr, "ls", "h/"}, {"reg", "-c", addr, "services", "hsvc"}} {
+	// The route table is registry text too: a member's IPv6 zone is any
+	// text netip takes, ESC and BEL included.
+	tp, st := route.DefaultTablePrefix, route.RegistryMounts{C: cli}
+	ms, err := route.ParseMembers([]byte("active=[fe80::1%\x1b[2J\x07]:7000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := route.AddMount(ctx, st, tp, "/h", "hc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := route.AddCluster(ctx, st, tp, "hc", ms); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"reg", "-c", addr, "ls", "h/"}, {"reg", "-c", addr, "services", "hsvc"},
+		{"route", "-c", addr, "ls"}, {"route", "-c", addr, "resolve", "/h/x"}} {
 		out, code := rfcctl(t, args...)
 		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-		want := 3 // header and the two keys
-		if args[3] == "services" {
-			want = 2 // header and the instance
+		want := map[string]int{
+			"ls":       3, // header and the two keys
+			"services": 2, // header and the instance
+		}[args[3]]
+		if args[0] == "route" {
+			want = map[string]int{"ls": 5, "resolve": 1}[args[3]] // mounts, blank line, sub-clusters
 		}
 		if code != 0 || len(lines) != want || strings.ContainsAny(out, "\x1b\x07") {
 			t.Errorf("rfcctl %q: exit %d, %d lines (want %d), control bytes %v:\n%q", args, code, len(lines), want,

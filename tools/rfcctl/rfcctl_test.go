@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"fastcall/node/dispatch"
+	"fastcall/node/heartbeat"
 	"fastcall/node/route"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
@@ -374,19 +375,21 @@ func TestRouteAuditDispatch(t *testing.T) {
 
 // TestAuditPrintsHostileText: a router (or anyone answering in its
 // place in checksum mode) sends the audit records rfcctl audit prints;
-// their call name, sub-cluster and parameters are printed as reg ls
-// prints keys (printable), never raw, while the quoted parameters of an
+// their call name, sub-cluster, parameters and addresses (an IPv6 zone
+// is any text) are printed as reg ls prints keys (printable), never raw, while the quoted parameters of an
 // honest record stay text. Before, a name holding a newline printed a
 // forged row, and ESC and BEL reached the operator's terminal. A record
 // with no destination prints "-", as the audit file has it, not
 // "invalid AddrPort".
 func TestAuditPrintsHostileText(t *testing.T) {
-	line := func(name, cluster, params string) string {
-		return strings.Join([]string{"2026-01-01T00:00:00.000000Z", "1", "2", "1", "1.2.3.4:5", "1", "1", "0x0410",
-			name, cluster, "-", "OK", "1", "-", params}, "\t")
+	line := func(client, name, cluster, dest, params string) string {
+		return strings.Join([]string{"2026-01-01T00:00:00.000000Z", "1", "2", "1", client, "1", "1", "0x0410",
+			name, cluster, dest, "OK", "1", "-", params}, "\t")
 	}
-	lines := []string{line("ns-put", "data", `str:"/data/k" bytes:7631`),
-		line("ns-put\n00:00:00.000000  forged", "c\x1b[2J", "str:\"x\" \x1b]0;title\x07")}
+	// An IPv6 zone is any text netip takes, ESC and BEL included.
+	lines := []string{line("1.2.3.4:5", "ns-put", "data", "-", `str:"/data/k" bytes:7631`),
+		line("1.2.3.4:5", "ns-put\n00:00:00.000000  forged", "c\x1b[2J", "-", "str:\"x\" \x1b]0;title\x07"),
+		line("[fe80::1%\x1b[2J\x07]:5", "ns-put", "data", "[fe80::2%\x1b[2J]:6", "-")}
 	fake := fakeRouter(t, func(rep *wire.Params) wire.Errno {
 		rep.Uint64(0)
 		rep.Uint64(0)
@@ -401,6 +404,34 @@ func TestAuditPrintsHostileText(t *testing.T) {
 	if code != 0 || n != 1+len(lines) || bad || !strings.Contains(out, `str:"/data/k" bytes:7631`) ||
 		strings.Contains(out, "invalid") {
 		t.Fatalf("rfcctl audit: exit %d, %d lines (want %d), control bytes %v:\n%q", code, n, 1+len(lines), bad, out)
+	}
+}
+
+// TestMembersPrintsHostileAddr: a node (or anyone answering in its place
+// in checksum mode) names its members as it likes, and an IPv6 zone is
+// any text netip takes: rfcctl members prints each address through
+// printable. Before, ESC and BEL of a zone reached the terminal.
+func TestMembersPrintsHostileAddr(t *testing.T) {
+	fake := rfctest.Listen(t, 9, nil)
+	if err := fake.Register(heartbeat.CallMembers, "members", wire.Schema{wire.TypeUint64, wire.TypeBytes}, rfc.Idempotent, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
+		rep.Uint64(0) // last page
+		rep.Uint64(9)
+		rep.Uint64(1)
+		for _, a := range []string{"127.0.0.1:7001", "[fe80::1%\x1b[2J\x07]:7002"} {
+			rep.String(a)
+			rep.Uint64(3)
+			rep.Uint64(uint64(heartbeat.StateAlive))
+			rep.Uint64(1)
+			rep.Uint64(1000)
+		}
+		return wire.OK
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, code := rfcctl(t, "members", fake.Addr().String())
+	n := len(strings.Split(strings.TrimRight(out, "\n"), "\n"))
+	if bad := strings.ContainsAny(out, "\x1b\x07"); code != 0 || n != 3 || bad {
+		t.Fatalf("rfcctl members: exit %d, %d lines (want 3), control bytes %v:\n%q", code, n, bad, out)
 	}
 }
 

@@ -39,7 +39,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(tw, "\nsub-cluster\tmembers")
 		for _, c := range tab.Clusters {
-			fmt.Fprintf(tw, "%s\t%s\n", printableString(c.Name), string(route.EncodeMembers(c.Members)))
+			fmt.Fprintf(tw, "%s\t%s\n", printableString(c.Name), printable(route.EncodeMembers(c.Members)))
 		}
 		tw.Flush()
 	case "add":
@@ -72,7 +72,8 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		if code, done := c.printed(stdout, res, err); done {
 			return code
 		}
-		fmt.Fprintf(stdout, "%s -> mount %s, sub-cluster %s, active %s\n", rest[0], res.Prefix, res.Cluster, res.Active)
+		fmt.Fprintf(stdout, "%s -> mount %s, sub-cluster %s, active %s\n", printableString(rest[0]), printableString(res.Prefix),
+			printableString(res.Cluster), printableAddr(res.Active))
 	}
 	return 0
 }
@@ -153,9 +154,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	for _, e := range es {
 		dest := "-" // no member was tried
 		if e.Dest.IsValid() {
-			dest = e.Dest.String()
+			dest = printableAddr(e.Dest)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), e.Client, printableString(e.Name),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Format("15:04:05.000000"), printableAddr(e.Client), printableString(e.Name),
 			printableString(e.Cluster), dest, e.Errno.String(), e.Elapsed, printableString(e.Params))
 	}
 	tw.Flush()

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -160,3 +161,8 @@ func isPrintable(b []byte) bool {
 
 // printableString is printable for a string.
 func printableString(s string) string { return printable([]byte(s)) }
+
+// printableAddr is printable for an address read from the network or the
+// registry: an IPv6 zone is any text netip takes, control characters
+// included.
+func printableAddr(a netip.AddrPort) string { return printableString(a.String()) }

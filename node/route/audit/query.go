@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -132,23 +133,24 @@ type Filter struct {
 	Port         uint16
 }
 
-// ParseClient parses "", "ip" or "ip:port"; an IPv4-mapped address is
-// returned as the IPv4 one.
+// ParseClient parses "", "ip" or "ip:port", read as the engine names a
+// sender (rfc.PeerAddr): an IPv4-mapped address as the IPv4 one, a
+// link-local zone as its interface's index.
 func ParseClient(s string) (netip.Addr, uint16, bool) {
 	if s == "" {
 		return netip.Addr{}, 0, true
 	}
-	// Unmapped: a record holds the address a datagram came from, which
-	// the engine unmaps, so the IPv4-mapped form names the IPv4 client
-	// (kept mapped, it matched no record).
+	// A record holds the address a datagram came from, as the engine
+	// names it: read in another form (IPv4-mapped, a zone by its
+	// interface's name) the filter matched no record.
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), ap.Port(), true
+		return rfc.PeerAddr(ap).Addr(), ap.Port(), true
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, 0, false
 	}
-	return a.Unmap(), 0, true
+	return rfc.PeerAddr(netip.AddrPortFrom(a, 0)).Addr(), 0, true
 }
 
 // match reports whether the split line is selected.
