@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -120,11 +119,13 @@ func ParseMembers(v []byte) ([]MemberSpec, error) {
 		if err != nil {
 			return nil, wire.EINVAL
 		}
-		// Held as the engine names a sender (rfc.PeerAddr): kept
-		// mapped, a member listed in both forms was two members to the
-		// router, which demoted it as the standby it owed a demotion
-		// while routing to it as active.
-		m.Addr = rfc.PeerAddr(a)
+		// The IPv4-mapped form names the same member (datagrams from
+		// it arrive unmapped): kept mapped, a member listed in both
+		// forms was two members to the router, which demoted it as the
+		// standby it owed a demotion while routing to it as active. A
+		// zone is kept as written: the value is shared by every node,
+		// and an interface's index is this machine's own.
+		m.Addr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		for _, o := range out {
 			if o.Addr == m.Addr {
 				return nil, wire.EINVAL
