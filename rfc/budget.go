@@ -17,13 +17,20 @@ var zeroPad [wire.MaxDatagram/AmplifyFactor + 1]byte
 // limit and, when req does not carry FlagAuth, at most AmplifyFactor times
 // req's length.
 func (ep *Endpoint) ReplyRoom(req *wire.Packet) int {
-	room := ep.cfg.MaxDatagram
-	if req.Flags&wire.FlagAuth == 0 {
-		if lim := AmplifyFactor * req.Len; lim < room {
-			room = lim
-		}
+	return min(ep.cfg.MaxDatagram, ReplyBudget(req.Flags&wire.FlagAuth != 0, req.Len))
+}
+
+// ReplyBudget returns how many bytes the reply to a request of reqLen
+// bytes may take by the amplification rule: AmplifyFactor times reqLen,
+// or the largest datagram when the request is authenticated (auth).
+// ReplyRoom applies it with the endpoint's own datagram limit; a member
+// whose reply a router relays whole to the client applies it to the
+// client's request.
+func ReplyBudget(auth bool, reqLen int) int {
+	if auth {
+		return wire.MaxDatagram
 	}
-	return room
+	return min(AmplifyFactor*reqLen, wire.MaxDatagram)
 }
 
 // PadFor returns how many bytes of padding a request of reqLen bytes

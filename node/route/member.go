@@ -232,14 +232,12 @@ func (m *Member) list(req *rfc.Request, base int, reply *wire.Params) wire.Errno
 // An unauthenticated reply is bounded by that request, not by req: a
 // page sized by req did not fit the client's reply (EMSGSIZE there).
 func clientRoom(req *rfc.Request) int {
-	if req.Flags&wire.FlagAuth != 0 {
-		return wire.MaxDatagram // the client's request was authenticated too
-	}
 	n := req.Len
 	for i := 0; i < ContextParams; i++ {
 		n -= wire.ParamHdrSize + len(req.Param(i).Raw)
 	}
-	return rfc.AmplifyFactor*n - wire.HeaderSize
+	// An authenticated forward carries an authenticated client request.
+	return rfc.ReplyBudget(req.Flags&wire.FlagAuth != 0, n) - wire.HeaderSize
 }
 
 // listPage writes the ns-list page of the paths starting with prefix,
