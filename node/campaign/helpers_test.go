@@ -280,8 +280,7 @@ func waitMember(t *testing.T, cli *rfc.Endpoint, addr, member netip.AddrPort, co
 // dispatchPing has the dispatcher at disp reach target (a remote
 // dispatch-submit of one target) and returns the target's outcome and how
 // long the dispatcher took to reach it. The call is rfcd's built-in
-// counter read, not the engine's ping: a remote SUBMIT takes no call of
-// fastcall's own services (below wire.CallToolBase, docs/DISPATCH.md).
+// counter read.
 func dispatchPing(t *testing.T, cli *rfc.Endpoint, disp, target netip.AddrPort, resource string) (wire.Errno, time.Duration) {
 	t.Helper()
 	op := dispatch.Op{Resource: resource, Kind: dispatch.KindRead, Call: dispatch.CallOf(builtin.CallCounter, nil),

@@ -159,9 +159,9 @@ func submitFailed(stdout io.Writer, err error, op *dispatch.Op) int {
 		// The dispatcher's two rules on a remote submit
 		// (docs/DISPATCH.md, "Remote SUBMIT is restricted").
 		why = "a target not on the dispatcher's list of targets (rfcd: dispatcher.targets, or heartbeat.members when it is empty)"
-		if op.Call.No < wire.CallToolBase {
-			why = fmt.Sprintf("call 0x%04x is one of fastcall's own services (below wire.CallToolBase, 0x%04x), which a remote submit may not name",
-				op.Call.No, wire.CallToolBase)
+		if op.Call.No >= wire.CallHeartbeatBase && op.Call.No < wire.CallToolBase {
+			why = fmt.Sprintf("call 0x%04x is one of fastcall's own services (0x%04x up to wire.CallToolBase, 0x%04x), which a remote submit may not name",
+				op.Call.No, wire.CallHeartbeatBase, wire.CallToolBase)
 		}
 	}
 	if why == "" {

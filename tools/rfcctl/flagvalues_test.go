@@ -10,7 +10,6 @@ import (
 
 	"fastcall/node/dispatch"
 	"fastcall/node/route"
-	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -119,8 +118,8 @@ func TestDispatchPastRemoteBounds(t *testing.T) {
 			fmt.Sprintf("EINVAL: a resource of %d bytes, past dispatch.MaxResource (%d)", len(long), dispatch.MaxResource)},
 		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-deadline", "30s", "-call", "counter"},
 			fmt.Sprintf("EINVAL: -deadline 30s, past the dispatcher's MaxRemoteDeadline (%v in rfcd)", dispatch.DefaultMaxRemoteDeadline)},
-		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-call", "ping"},
-			fmt.Sprintf("EPERM: call 0x%04x is one of fastcall's own services (below wire.CallToolBase, 0x%04x)", rfc.CallPing, wire.CallToolBase)},
+		{[]string{"-resource", "r", "-targets", "127.0.0.1:9", "-call", "0x0104"},
+			fmt.Sprintf("EPERM: call 0x0104 is one of fastcall's own services (0x%04x up to wire.CallToolBase, 0x%04x)", wire.CallHeartbeatBase, wire.CallToolBase)},
 		{[]string{"-resource", "r", "-targets", "127.0.0.1:10", "-call", "counter"},
 			"EPERM: a target not on the dispatcher's list of targets"},
 	} {
