@@ -93,15 +93,7 @@ func (r *Router) forward(rc *routedCall, req *rfc.Request, d *rfc.Deferred) wire
 	if r.audit != nil {
 		f.rec.NParams = uint16(renderParams(&f.rec.Params, req.Packet, 0, r.cfg.AuditValueMax))
 	}
-	mt := r.table.Load()
-	if _, name, ok := longestMount(mt.mounts, path.Raw); ok && len(path.Raw) <= MaxPathLen {
-		f.cs = mt.clusters[name]
-	}
-	if f.cs == nil {
-		f.at.errno = wire.ENOENT
-		if len(path.Raw) > MaxPathLen {
-			f.at.errno = wire.EINVAL
-		}
+	if f.cs, f.at.errno = r.table.Load().resolve(path.Raw); f.cs == nil {
 		r.finish(f)
 		return wire.OK
 	}

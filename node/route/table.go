@@ -63,6 +63,23 @@ type mountTable struct {
 	clusters map[string]*clusterState
 }
 
+// resolve returns the sub-cluster a routed call for path goes to: ENOENT
+// if no mount matches or the mount names an undefined sub-cluster, EINVAL
+// if the path is longer than MaxPathLen.
+func (mt *mountTable) resolve(path []byte) (*clusterState, wire.Errno) {
+	var cs *clusterState
+	if _, name, ok := longestMount(mt.mounts, path); ok && len(path) <= MaxPathLen {
+		cs = mt.clusters[name]
+	}
+	if cs == nil {
+		if len(path) > MaxPathLen {
+			return nil, wire.EINVAL
+		}
+		return nil, wire.ENOENT
+	}
+	return cs, wire.OK
+}
+
 // tableState is the router's copy of the table as the MountSource holds
 // it, from which snapshots are built.
 type tableState struct {
