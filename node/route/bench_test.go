@@ -67,11 +67,12 @@ func BenchmarkCall(b *testing.B) {
 //
 //	go test -run '^$' -bench LongPathRefused ./node/route
 func BenchmarkLongPathRefused(b *testing.B) {
-	mt := &mountTable{mounts: map[string]mountRef{}, clusters: map[string]*clusterState{}}
-	for p, c := range map[string]string{"/c1": "c1", "/c2/data": "c2", "/c3/x/y": "c3"} {
-		mt.mounts[p] = mountRef{p, c}
-		mt.clusters[c] = &clusterState{name: c}
+	mounts := map[string]string{"/c1": "c1", "/c2/data": "c2", "/c3/x/y": "c3"}
+	clusters := map[string]*clusterState{}
+	for _, c := range mounts {
+		clusters[c] = &clusterState{name: c}
 	}
+	mt := newMountTable(mounts, clusters)
 	paths := []struct {
 		name  string
 		path  []byte

@@ -44,6 +44,23 @@ func TestLongestMount(t *testing.T) {
 			}
 		})
 	}
+	// The table's lookup walks only the path's first bytes up to the
+	// longest prefix (here 7, "/a/bc/d"), cut on a component boundary,
+	// and finds what longestMount finds over the whole path.
+	names := map[string]string{}
+	for p, m := range mounts {
+		names[p] = m.cluster
+	}
+	mt := newMountTable(names, nil)
+	long := strings.Repeat("/e", MaxPathLen)
+	for _, c := range cases {
+		for _, path := range []string{c.path, c.path + long, c.path + "e" + long} {
+			p, cl, ok := longestMount(mounts, []byte(path))
+			if lp, lcl, lok := mt.lookup([]byte(path)); lp != p || lcl != cl || lok != ok {
+				t.Errorf("lookup(%.20q) = %q %q %v, want %q %q %v", path, lp, lcl, lok, p, cl, ok)
+			}
+		}
+	}
 	delete(mounts, "/")
 	if _, _, ok := longestMount(mounts, []byte("/z")); ok {
 		t.Fatal("match without a root mount")
@@ -51,6 +68,24 @@ func TestLongestMount(t *testing.T) {
 	path := []byte("/a/b/c/d")
 	if n := testing.AllocsPerRun(100, func() { longestMount(mounts, path) }); n != 0 {
 		t.Fatalf("longestMount allocates %v", n)
+	}
+}
+
+// TestLongPathRefused: a routed call whose path is past MaxPathLen is
+// answered EINVAL (the router refuses it before the mount lookup, see
+// BenchmarkLongPathRefused); one of exactly MaxPathLen bytes is forwarded.
+func TestLongPathRefused(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	at := "/c1" + strings.Repeat("/a", (MaxPathLen-3)/2)
+	at += strings.Repeat("a", MaxPathLen-len(at))
+	if _, err := tc.put(t, at, []byte("v")); err != nil {
+		t.Fatalf("put of a %d-byte path: %v", len(at), err)
+	}
+	if _, err := tc.get(t, at+"a"); err != wire.EINVAL {
+		t.Fatalf("get of a %d-byte path: %v, want EINVAL", len(at)+1, err)
+	}
+	if _, err := tc.get(t, at+"/a"); err != wire.EINVAL {
+		t.Fatalf("get of a %d-byte path: %v, want EINVAL", len(at)+2, err)
 	}
 }
 

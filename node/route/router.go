@@ -64,7 +64,7 @@ func New(ep *rfc.Endpoint, cfg Config, src MountSource) (*Router, error) {
 		r.log = slog.Default()
 	}
 	r.tbl.init()
-	r.table.Store(&mountTable{mounts: map[string]mountRef{}, clusters: map[string]*clusterState{}})
+	r.table.Store(newMountTable(nil, nil))
 	maxSeg := ep.Config().MaxDatagram - wire.HeaderSize
 	r.fwds.New = func() any { return r.newForwarding(maxSeg) }
 	r.fo.init(r, ep.Config().MaxPending)

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"slices"
@@ -61,23 +62,37 @@ func (cs *clusterState) switchActive(from uint64, idx int) bool {
 type mountTable struct {
 	mounts   map[string]mountRef // by prefix
 	clusters map[string]*clusterState
+	longest  int // length of the longest prefix in mounts
 }
 
-// resolve returns the sub-cluster a routed call for path goes to: ENOENT
-// if no mount matches or the mount names an undefined sub-cluster, EINVAL
-// if the path is longer than MaxPathLen.
+// resolve returns the sub-cluster a routed call for path goes to: EINVAL
+// if the path is longer than MaxPathLen, ENOENT if no mount matches or
+// the mount names an undefined sub-cluster. The length is checked first:
+// resolve runs on the reader goroutine, and a path past the bound is
+// refused without a lookup.
 func (mt *mountTable) resolve(path []byte) (*clusterState, wire.Errno) {
-	var cs *clusterState
-	if _, name, ok := longestMount(mt.mounts, path); ok && len(path) <= MaxPathLen {
-		cs = mt.clusters[name]
+	if len(path) > MaxPathLen {
+		return nil, wire.EINVAL
 	}
-	if cs == nil {
-		if len(path) > MaxPathLen {
-			return nil, wire.EINVAL
-		}
+	_, name, ok := mt.lookup(path)
+	if !ok || mt.clusters[name] == nil {
 		return nil, wire.ENOENT
 	}
-	return cs, wire.OK
+	return mt.clusters[name], wire.OK
+}
+
+// lookup is longestMount of path over only its first longest bytes, cut
+// on a component boundary: no longer prefix is mounted, and the walk
+// hashes every prefix it tries, so a whole path of one-letter components
+// would cost the square of its length, whatever the table holds.
+func (mt *mountTable) lookup(path []byte) (prefix, cluster string, ok bool) {
+	if len(path) > mt.longest {
+		// path[i] is '/' (a boundary) and i <= longest; a mount no
+		// longer than longest that matches path matches path[:i].
+		i := bytes.LastIndexByte(path[:mt.longest+1], '/')
+		path = path[:max(i, 1)]
+	}
+	return longestMount(mt.mounts, path)
 }
 
 // tableState is the router's copy of the table as the MountSource holds
@@ -198,14 +213,21 @@ func (r *Router) carryOver(cs *clusterState) {
 // publishLocked builds and publishes a snapshot of the table.
 func (r *Router) publishLocked() {
 	t := &r.tbl
-	mt := &mountTable{mounts: make(map[string]mountRef, len(t.mu.mounts)), clusters: make(map[string]*clusterState, len(t.mu.clusters))}
-	for k, v := range t.mu.mounts {
+	r.table.Store(newMountTable(t.mu.mounts, t.mu.clusters))
+}
+
+// newMountTable returns a snapshot of mounts (prefix to sub-cluster name)
+// and clusters (by name), which it copies.
+func newMountTable(mounts map[string]string, clusters map[string]*clusterState) *mountTable {
+	mt := &mountTable{mounts: make(map[string]mountRef, len(mounts)), clusters: make(map[string]*clusterState, len(clusters))}
+	for k, v := range mounts {
 		mt.mounts[k] = mountRef{k, v}
+		mt.longest = max(mt.longest, len(k))
 	}
-	for k, v := range t.mu.clusters {
+	for k, v := range clusters {
 		mt.clusters[k] = v
 	}
-	r.table.Store(mt)
+	return mt
 }
 
 // load subscribes to the table and reads it: Watch first, then List, so
@@ -256,7 +278,7 @@ type Resolution struct {
 // names a sub-cluster the table does not define.
 func (r *Router) Resolve(path string) (Resolution, error) {
 	mt := r.table.Load()
-	prefix, name, ok := longestMount(mt.mounts, []byte(path))
+	prefix, name, ok := mt.lookup([]byte(path))
 	if !ok {
 		return Resolution{}, wire.ENOENT
 	}
