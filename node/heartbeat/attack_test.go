@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -953,4 +954,158 @@ func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
 		bep.Close()
 		crashWantDead(t, s, x, a, 2*DetectBound(cfg), "crashed x, after one update naming it under y's node id,")
 	})
+}
+
+// TestAttackWideParams: a u64 parameter that carries a 32-bit field (an
+// incarnation, a node id) or a view state is refused EINVAL when its
+// value does not fit, before anything changes. Before, the handlers cut
+// it (1<<32 + x read as x) and acted on x: a heartbeat at 2^32 + the
+// sender's incarnation was taken at that incarnation, a task report
+// naming 2^32 + the task's incarnation renewed or ended the task.
+func TestAttackWideParams(t *testing.T) {
+	mn, wn := heardPair(t)
+	waitHeard(t, wn, mn.ep.Addr(), 5*time.Second)
+	m := newTestMaster(t, mn.svc)
+	lt := newLeaseTask()
+	defer close(lt.release)
+	wk := newTestWorker(t, wn.svc, DefaultWorkerConfig(), lt.run)
+	task, err := m.Start(ctxFor(t, 5*time.Second), wn.ep.Addr(), 1, nil)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	<-lt.ran
+	mInc, wInc := uint64(mn.ep.Incarnation()), uint64(wn.ep.Incarnation())
+	const wide = 1 << 32
+	u64s := func(ps *wire.Params, vs ...uint64) {
+		for _, v := range vs {
+			ps.Uint64(v)
+		}
+	}
+	codec, err := wire.NewCodec(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serve runs handler h on a request from the worker's address (a
+	// member of the master's node) carrying the parameters fill writes.
+	serve := func(ep *rfc.Endpoint, call uint16, h rfc.Handler, fill func(ps *wire.Params)) wire.Errno {
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		fill(&ps)
+		h0 := wire.Header{Flags: wire.FlagRequest, CallNo: call, Src: ep.NodeID(), Incarnation: ep.Incarnation(), CallID: 1}
+		dg := make([]byte, 2048)
+		n, e := codec.EncodeParams(dg, &h0, &ps)
+		if e != wire.OK {
+			t.Fatalf("encode: %v", e)
+		}
+		var p wire.Packet
+		if r := codec.Decode(&p, dg[:n]); r != wire.ReasonNone {
+			t.Fatalf("decode: %v", r)
+		}
+		var rep wire.Params
+		rep.Reset(make([]byte, 2048))
+		return h(&rfc.Request{Packet: &p, From: ep.Addr(), Arrived: mn.ep.Now()}, &rep)
+	}
+	s := mn.svc
+	cases := []struct {
+		name string
+		call uint16
+		h    rfc.Handler
+		fill func(ps *wire.Params)
+	}{
+		{"heartbeat sender incarnation", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wide+wInc+1, 0, 0, 0)
+			ps.Bytes(nil)
+		}},
+		{"heartbeat view state", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wInc, 256+uint64(StateSuspect), mInc, 0)
+			ps.Bytes(nil)
+		}},
+		{"heartbeat view incarnation", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wInc, uint64(StateSuspect), wide+mInc, 0)
+			ps.Bytes(nil)
+		}},
+		{"heartbeat died-at", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wInc, uint64(StateAlive), mInc, wide+mInc)
+			ps.Bytes(nil)
+		}},
+		{"probe-request node", CallProbeRequest, s.serveProbeRequest, func(ps *wire.Params) {
+			u64s(ps, 1, wide+uint64(wn.ep.NodeID()))
+			ps.String(mn.ep.Addr().String())
+			u64s(ps, uint64(StateAlive), 0)
+		}},
+		{"probe-request view incarnation", CallProbeRequest, s.serveProbeRequest, func(ps *wire.Params) {
+			u64s(ps, 1, uint64(wn.ep.NodeID()))
+			ps.String(wn.ep.Addr().String())
+			u64s(ps, uint64(StateSuspect), wide+wInc)
+		}},
+		{"probe-request view state", CallProbeRequest, s.serveProbeRequest, func(ps *wire.Params) {
+			u64s(ps, 1, uint64(wn.ep.NodeID()))
+			ps.String(wn.ep.Addr().String())
+			u64s(ps, 256+uint64(StateSuspect), wInc)
+		}},
+		{"probe-ack node", CallProbeAck, s.serveProbeAck, func(ps *wire.Params) {
+			u64s(ps, 1, wide+uint64(wn.ep.NodeID()))
+			ps.Bool(true)
+			u64s(ps, wInc)
+		}},
+		{"probe-ack incarnation", CallProbeAck, s.serveProbeAck, func(ps *wire.Params) {
+			u64s(ps, 1, uint64(wn.ep.NodeID()))
+			ps.Bool(true)
+			u64s(ps, wide+wInc)
+		}},
+		{"gossip sender incarnation", CallGossip, s.serveGossip, func(ps *wire.Params) {
+			u64s(ps, wide+wInc+1)
+			ps.Bytes(nil)
+		}},
+		{"join sender incarnation", CallJoin, s.serveJoin, func(ps *wire.Params) { u64s(ps, wide+wInc+1) }},
+		{"task-check master incarnation", CallTaskCheck, m.serveCheck, func(ps *wire.Params) {
+			u64s(ps, task.ID, wide+mInc, wInc)
+		}},
+		{"task-check task incarnation", CallTaskCheck, m.serveCheck, func(ps *wire.Params) {
+			u64s(ps, task.ID, mInc, wide+wInc)
+		}},
+		{"task-progress task incarnation", CallTaskProgress, m.serveProgress, func(ps *wire.Params) {
+			u64s(ps, task.ID, mInc, wide+wInc, 1, 2)
+		}},
+		{"task-result task incarnation", CallTaskResult, m.serveResult, func(ps *wire.Params) {
+			u64s(ps, task.ID, mInc, wide+wInc, 0)
+			ps.Bytes(nil)
+		}},
+	}
+	members := func(s *Service) []MemberInfo {
+		ms := s.Members()
+		for i := range ms {
+			ms[i].HeardAgo = 0
+		}
+		return ms
+	}
+	for _, c := range cases {
+		before := members(s)
+		if e := serve(wn.ep, c.call, c.h, c.fill); e != wire.EINVAL {
+			t.Errorf("%s past 32 bits: %v, want EINVAL", c.name, e)
+		}
+		if after := members(s); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("%s past 32 bits: members %+v, were %+v", c.name, after, before)
+		}
+		if len(s.relayQ) != 0 {
+			t.Errorf("%s past 32 bits: an indirect probe queued", c.name)
+		}
+		if p, _ := task.Progress(); p != 0 {
+			t.Errorf("%s past 32 bits: progress %d taken", c.name, p)
+		}
+		select {
+		case <-task.Done():
+			t.Fatalf("%s past 32 bits: the task ended", c.name)
+		default:
+		}
+	}
+	// The worker's side: a start under 2^32 + the master's incarnation.
+	started := wk.Stats().Started
+	e := serve(mn.ep, CallTaskStart, wk.serveStart, func(ps *wire.Params) {
+		u64s(ps, task.ID+1, wide+mInc, 1)
+		ps.Bytes(nil)
+	})
+	if e != wire.EINVAL || wk.Stats().Started != started {
+		t.Errorf("task-start master incarnation past 32 bits: %v, started %d (was %d), want EINVAL and none", e, wk.Stats().Started, started)
+	}
 }
