@@ -430,3 +430,54 @@ func TestCallNameAuditable(t *testing.T) {
 	}
 	r.Close()
 }
+
+// TestNoticeWideParams: a route-notice whose client node (32 bits), call
+// number or error number (16 bits) is past its range is refused EINVAL
+// and not held. Before, the member cut it (2^32 + 100 read as node 100,
+// 2^16 + ENOENT as ENOENT) and held a notice of another call.
+func TestNoticeWideParams(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	m := tc.members[0]
+	codec, err := wire.NewCodec(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name              string
+		node, callNo, eno uint64
+	}{
+		{"client node", 1<<32 + 100, uint64(CallNSGet), uint64(wire.ENOENT)},
+		{"call number", 100, 1<<16 + uint64(CallNSGet), uint64(wire.ENOENT)},
+		{"error number", 100, uint64(CallNSGet), 1<<16 + uint64(wire.ENOENT)},
+	}
+	for _, c := range cases {
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		ps.Uint64(c.node)
+		ps.String(tc.client.Addr().String())
+		ps.Uint64(7)
+		ps.Uint64(c.callNo)
+		ps.String("ns-get")
+		ps.Uint64(c.eno)
+		ps.String("/c1/missing")
+		ps.Uint64(uint64(time.Now().UnixNano()))
+		h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: CallNotice, CallID: 1}
+		dg := make([]byte, 2048)
+		n, e := codec.EncodeParams(dg, &h, &ps)
+		if e != wire.OK {
+			t.Fatalf("encode: %v", e)
+		}
+		var p wire.Packet
+		if r := codec.Decode(&p, dg[:n]); r != wire.ReasonNone {
+			t.Fatalf("decode: %v", r)
+		}
+		var rep wire.Params
+		rep.Reset(make([]byte, 64))
+		if e := m.serveNotice(&rfc.Request{Packet: &p, From: tc.rep.Addr()}, &rep); e != wire.EINVAL {
+			t.Errorf("%s past its range: %v, want EINVAL", c.name, e)
+		}
+		if ns := m.Notices(); len(ns) != 0 {
+			t.Errorf("%s past its range: held %+v", c.name, ns)
+		}
+	}
+}
