@@ -989,29 +989,17 @@ func TestAttackWideParams(t *testing.T) {
 			ps.Uint64(v)
 		}
 	}
-	codec, err := wire.NewCodec(0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// serve runs handler h on a request from the worker's address (a
-	// member of the master's node) carrying the parameters fill writes.
+	// serve runs handler h on a request from ep (a member of the other
+	// node) carrying the parameters fill writes.
 	serve := func(ep *rfc.Endpoint, call uint16, h rfc.Handler, fill func(ps *wire.Params)) wire.Errno {
 		var ps wire.Params
 		ps.Reset(make([]byte, 512))
 		fill(&ps)
-		h0 := wire.Header{Flags: wire.FlagRequest, CallNo: call, Src: ep.NodeID(), Incarnation: ep.Incarnation(), CallID: 1}
-		dg := make([]byte, 2048)
-		n, e := codec.EncodeParams(dg, &h0, &ps)
-		if e != wire.OK {
-			t.Fatalf("encode: %v", e)
-		}
-		var p wire.Packet
-		if r := codec.Decode(&p, dg[:n]); r != wire.ReasonNone {
-			t.Fatalf("decode: %v", r)
-		}
+		req := rfctest.Request(t, ep.Addr(), ep.NodeID(), ep.Incarnation(), call, &ps)
+		req.Arrived = mn.ep.Now()
 		var rep wire.Params
 		rep.Reset(make([]byte, 2048))
-		return h(&rfc.Request{Packet: &p, From: ep.Addr(), Arrived: mn.ep.Now()}, &rep)
+		return h(req, &rep)
 	}
 	s := mn.svc
 	cases := []struct {

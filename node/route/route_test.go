@@ -438,10 +438,6 @@ func TestCallNameAuditable(t *testing.T) {
 func TestNoticeWideParams(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	m := tc.members[0]
-	codec, err := wire.NewCodec(0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cases := []struct {
 		name              string
 		node, callNo, eno uint64
@@ -461,19 +457,10 @@ func TestNoticeWideParams(t *testing.T) {
 		ps.Uint64(c.eno)
 		ps.String("/c1/missing")
 		ps.Uint64(uint64(time.Now().UnixNano()))
-		h := wire.Header{Flags: wire.FlagRequest | wire.FlagOneWay, CallNo: CallNotice, CallID: 1}
-		dg := make([]byte, 2048)
-		n, e := codec.EncodeParams(dg, &h, &ps)
-		if e != wire.OK {
-			t.Fatalf("encode: %v", e)
-		}
-		var p wire.Packet
-		if r := codec.Decode(&p, dg[:n]); r != wire.ReasonNone {
-			t.Fatalf("decode: %v", r)
-		}
+		req := rfctest.Request(t, tc.rep.Addr(), tc.rep.NodeID(), tc.rep.Incarnation(), CallNotice, &ps)
 		var rep wire.Params
 		rep.Reset(make([]byte, 64))
-		if e := m.serveNotice(&rfc.Request{Packet: &p, From: tc.rep.Addr()}, &rep); e != wire.EINVAL {
+		if e := m.serveNotice(req, &rep); e != wire.EINVAL {
 			t.Errorf("%s past its range: %v, want EINVAL", c.name, e)
 		}
 		if ns := m.Notices(); len(ns) != 0 {
