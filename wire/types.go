@@ -73,6 +73,21 @@ func (v Value) Uint64() uint64 {
 	return be64(v.Raw)
 }
 
+// Uint32 returns the value of a uint64 parameter that carries a 32-bit
+// field (an incarnation, a node id), 0 for other types. ok is false for a
+// value past 32 bits: a receiver refuses it (EINVAL) rather than read it
+// cut to another valid value.
+func (v Value) Uint32() (uint32, bool) {
+	x := v.Uint64()
+	return uint32(x), x <= math.MaxUint32
+}
+
+// Uint16 is Uint32 for a 16-bit field (a call number, an error number).
+func (v Value) Uint16() (uint16, bool) {
+	x := v.Uint64()
+	return uint16(x), x <= math.MaxUint16
+}
+
 // Float64 returns the value of a float64 parameter, 0 for other types.
 func (v Value) Float64() float64 {
 	if v.Type != TypeFloat64 || len(v.Raw) != SizeFixed8 {

@@ -2,6 +2,7 @@ package heartbeat
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -78,7 +79,10 @@ func TestAttackRelayedDeathView(t *testing.T) {
 		x := startNode(t, xep, cfg, []netip.AddrPort{hep.Addr()})
 		helper := startNode(t, hep, cfg, []netip.AddrPort{xep.Addr(), asker.Addr()})
 		inc := xep.Incarnation()
+		// A state past the three is refused (EINVAL, TestAttackWideParams):
+		// no probe goes out, no ack comes back.
 		for i, st := range []uint64{uint64(StateDead), 0x100 + uint64(StateDead)} {
+			wide := st > uint64(StateDead)
 			var ps wire.Params
 			ps.Reset(make([]byte, 256))
 			ps.Uint64(uint64(7 + i))
@@ -91,11 +95,16 @@ func TestAttackRelayedDeathView(t *testing.T) {
 			}
 			select {
 			case reached := <-acks:
+				if wide {
+					t.Fatalf("a probe-request with view state %#x was relayed", st)
+				}
 				if !reached {
 					t.Fatalf("x not reached by the helper")
 				}
 			case <-time.After(4 * cfg.Interval):
-				t.Fatalf("no probe-ack: helper stats %+v", helper.svc.Stats())
+				if !wide {
+					t.Fatalf("no probe-ack: helper stats %+v", helper.svc.Stats())
+				}
 			}
 		}
 		synctest.Wait()
@@ -953,4 +962,146 @@ func TestAttackForgedNodeIDHidesCrash(t *testing.T) {
 		bep.Close()
 		crashWantDead(t, s, x, a, 2*DetectBound(cfg), "crashed x, after one update naming it under y's node id,")
 	})
+}
+
+// TestAttackWideParams: a u64 parameter that carries a 32-bit field (an
+// incarnation, a node id) or a view state is refused EINVAL when its
+// value does not fit, before anything changes. Before, the handlers cut
+// it (1<<32 + x read as x) and acted on x: a heartbeat at 2^32 + the
+// sender's incarnation was taken at that incarnation, a task report
+// naming 2^32 + the task's incarnation renewed or ended the task.
+func TestAttackWideParams(t *testing.T) {
+	mn, wn := heardPair(t)
+	waitHeard(t, wn, mn.ep.Addr(), 5*time.Second)
+	m := newTestMaster(t, mn.svc)
+	lt := newLeaseTask()
+	defer close(lt.release)
+	wk := newTestWorker(t, wn.svc, DefaultWorkerConfig(), lt.run)
+	task, err := m.Start(ctxFor(t, 5*time.Second), wn.ep.Addr(), 1, nil)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	<-lt.ran
+	mInc, wInc := uint64(mn.ep.Incarnation()), uint64(wn.ep.Incarnation())
+	const wide = 1 << 32
+	u64s := func(ps *wire.Params, vs ...uint64) {
+		for _, v := range vs {
+			ps.Uint64(v)
+		}
+	}
+	// serve runs handler h on a request from ep (a member of the other
+	// node) carrying the parameters fill writes.
+	serve := func(ep *rfc.Endpoint, call uint16, h rfc.Handler, fill func(ps *wire.Params)) wire.Errno {
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		fill(&ps)
+		req := rfctest.Request(t, ep.Addr(), ep.NodeID(), ep.Incarnation(), call, &ps)
+		req.Arrived = mn.ep.Now()
+		var rep wire.Params
+		rep.Reset(make([]byte, 2048))
+		return h(req, &rep)
+	}
+	s := mn.svc
+	cases := []struct {
+		name string
+		call uint16
+		h    rfc.Handler
+		fill func(ps *wire.Params)
+	}{
+		{"heartbeat sender incarnation", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wide+wInc+1, 0, 0, 0)
+			ps.Bytes(nil)
+		}},
+		{"heartbeat view state", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wInc, 256+uint64(StateSuspect), mInc, 0)
+			ps.Bytes(nil)
+		}},
+		{"heartbeat view incarnation", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wInc, uint64(StateSuspect), wide+mInc, 0)
+			ps.Bytes(nil)
+		}},
+		{"heartbeat died-at", CallHeartbeat, s.serveHeartbeat, func(ps *wire.Params) {
+			u64s(ps, wInc, uint64(StateAlive), mInc, wide+mInc)
+			ps.Bytes(nil)
+		}},
+		{"probe-request node", CallProbeRequest, s.serveProbeRequest, func(ps *wire.Params) {
+			u64s(ps, 1, wide+uint64(wn.ep.NodeID()))
+			ps.String(mn.ep.Addr().String())
+			u64s(ps, uint64(StateAlive), 0)
+		}},
+		{"probe-request view incarnation", CallProbeRequest, s.serveProbeRequest, func(ps *wire.Params) {
+			u64s(ps, 1, uint64(wn.ep.NodeID()))
+			ps.String(wn.ep.Addr().String())
+			u64s(ps, uint64(StateSuspect), wide+wInc)
+		}},
+		{"probe-request view state", CallProbeRequest, s.serveProbeRequest, func(ps *wire.Params) {
+			u64s(ps, 1, uint64(wn.ep.NodeID()))
+			ps.String(wn.ep.Addr().String())
+			u64s(ps, 256+uint64(StateSuspect), wInc)
+		}},
+		{"probe-ack node", CallProbeAck, s.serveProbeAck, func(ps *wire.Params) {
+			u64s(ps, 1, wide+uint64(wn.ep.NodeID()))
+			ps.Bool(true)
+			u64s(ps, wInc)
+		}},
+		{"probe-ack incarnation", CallProbeAck, s.serveProbeAck, func(ps *wire.Params) {
+			u64s(ps, 1, uint64(wn.ep.NodeID()))
+			ps.Bool(true)
+			u64s(ps, wide+wInc)
+		}},
+		{"gossip sender incarnation", CallGossip, s.serveGossip, func(ps *wire.Params) {
+			u64s(ps, wide+wInc+1)
+			ps.Bytes(nil)
+		}},
+		{"join sender incarnation", CallJoin, s.serveJoin, func(ps *wire.Params) { u64s(ps, wide+wInc+1) }},
+		{"task-check master incarnation", CallTaskCheck, m.serveCheck, func(ps *wire.Params) {
+			u64s(ps, task.ID, wide+mInc, wInc)
+		}},
+		{"task-check task incarnation", CallTaskCheck, m.serveCheck, func(ps *wire.Params) {
+			u64s(ps, task.ID, mInc, wide+wInc)
+		}},
+		{"task-progress task incarnation", CallTaskProgress, m.serveProgress, func(ps *wire.Params) {
+			u64s(ps, task.ID, mInc, wide+wInc, 1, 2)
+		}},
+		{"task-result task incarnation", CallTaskResult, m.serveResult, func(ps *wire.Params) {
+			u64s(ps, task.ID, mInc, wide+wInc, 0)
+			ps.Bytes(nil)
+		}},
+	}
+	members := func(s *Service) []MemberInfo {
+		ms := s.Members()
+		for i := range ms {
+			ms[i].HeardAgo = 0
+		}
+		return ms
+	}
+	for _, c := range cases {
+		before := members(s)
+		if e := serve(wn.ep, c.call, c.h, c.fill); e != wire.EINVAL {
+			t.Errorf("%s past 32 bits: %v, want EINVAL", c.name, e)
+		}
+		if after := members(s); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("%s past 32 bits: members %+v, were %+v", c.name, after, before)
+		}
+		if len(s.relayQ) != 0 {
+			t.Errorf("%s past 32 bits: an indirect probe queued", c.name)
+		}
+		if p, _ := task.Progress(); p != 0 {
+			t.Errorf("%s past 32 bits: progress %d taken", c.name, p)
+		}
+		select {
+		case <-task.Done():
+			t.Fatalf("%s past 32 bits: the task ended", c.name)
+		default:
+		}
+	}
+	// The worker's side: a start under 2^32 + the master's incarnation.
+	started := wk.Stats().Started
+	e := serve(mn.ep, CallTaskStart, wk.serveStart, func(ps *wire.Params) {
+		u64s(ps, task.ID+1, wide+mInc, 1)
+		ps.Bytes(nil)
+	})
+	if e != wire.EINVAL || wk.Stats().Started != started {
+		t.Errorf("task-start master incarnation past 32 bits: %v, started %d (was %d), want EINVAL and none", e, wk.Stats().Started, started)
+	}
 }

@@ -45,8 +45,8 @@ const (
 	// CallTaskResult (worker to master) delivers a task's outcome.
 	// ESTALE if the master gave the task up, holds that id for another
 	// start, or fenced the worker incarnation, ENOENT if it never issued
-	// it, EINVAL for an error number above maxErrno (the task stays in
-	// flight). Not idempotent.
+	// it, EINVAL for an error number past 16 bits (an Errno), an incarnation
+	// past 32 (the task stays in flight). Not idempotent.
 	CallTaskResult uint16 = wire.CallHeartbeatBase + 0x12
 	// CallTaskCancel (master to worker) cancels a task. ENOENT if the
 	// worker does not run it. Idempotent.
@@ -122,10 +122,6 @@ const (
 	tcParamID = 0 // CallTaskCancel
 
 	tkParams = rpParams // CallTaskCheck
-
-	// maxErrno is the largest error number a task-result may carry: an
-	// Errno is 16 bits.
-	maxErrno = 1<<16 - 1
 )
 
 // Sizes used to keep a CallMembers page inside one datagram.

@@ -10,8 +10,11 @@ import (
 // serveHeartbeat answers a probe. It runs on the engine's priority worker
 // (rfc.Priority), ahead of ordinary calls, and holds Service.mu briefly.
 func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno {
-	sInc := senderInc(req, hbParamInc)
-	v := readView(req.Packet)
+	sInc, ok := senderInc(req, hbParamInc)
+	v, vok := readView(req.Packet)
+	if !ok || !vok {
+		return wire.EINVAL
+	}
 	upd := req.Param(hbParamUpdates).Bytes()
 	var rv view
 	s.mu.Lock()
@@ -62,13 +65,13 @@ func (s *Service) serveHeartbeat(req *rfc.Request, rep *wire.Params) wire.Errno 
 // relay queue is full. One-way: nothing is answered; the outcome goes
 // back as a CallProbeAck.
 func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno {
-	job := relayJob{
-		from: req.From,
-		seq:  req.Param(prqParamSeq).Uint64(),
-		node: uint32(req.Param(prqParamNode).Uint64()),
-		v: view{state: State(req.Param(prqParamViewState).Uint64()),
-			inc: uint32(req.Param(prqParamViewInc).Uint64())},
+	node, nok := req.Param(prqParamNode).Uint32()
+	st, sok := readState(req.Param(prqParamViewState))
+	inc, iok := req.Param(prqParamViewInc).Uint32()
+	if !nok || !sok || !iok {
+		return wire.EINVAL
 	}
+	job := relayJob{from: req.From, seq: req.Param(prqParamSeq).Uint64(), node: node, v: view{state: st, inc: inc}}
 	if job.v.state != StateSuspect {
 		// A relayed probe passes on at most the asker's suspicion: a
 		// death is only ever told by the member that declared it, in its
@@ -132,9 +135,12 @@ func (s *Service) serveProbeRequest(req *rfc.Request, _ *wire.Params) wire.Errno
 // stepped back across the restart.
 func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 	seq := req.Param(pakParamSeq).Uint64()
-	node := uint32(req.Param(pakParamNode).Uint64())
+	node, nok := req.Param(pakParamNode).Uint32()
 	reached := req.Param(pakParamReached).Bool()
-	inc := uint32(req.Param(pakParamInc).Uint64())
+	inc, iok := req.Param(pakParamInc).Uint32()
+	if !nok || !iok {
+		return wire.EINVAL
+	}
 	if seq == 0 {
 		return wire.OK
 	}
@@ -172,7 +178,10 @@ func (s *Service) serveProbeAck(req *rfc.Request, _ *wire.Params) wire.Errno {
 // (CallGossip), from its own address; anything else is counted in
 // NonMember and dropped. The datagram is a sign of life of its sender.
 func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
-	sInc := senderInc(req, gsParamInc)
+	sInc, ok := senderInc(req, gsParamInc)
+	if !ok {
+		return wire.EINVAL
+	}
 	upd := req.Param(gsParamUpdates).Bytes()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,9 +200,10 @@ func (s *Service) serveGossip(req *rfc.Request, _ *wire.Params) wire.Errno {
 
 // senderInc is the incarnation a request says its sender is at: the
 // parameter at index param, or the header's incarnation when that is
-// higher.
-func senderInc(req *rfc.Request, param int) uint32 {
-	return max(uint32(req.Param(param).Uint64()), req.Incarnation)
+// higher. ok is false for a parameter past 32 bits (refused EINVAL).
+func senderInc(req *rfc.Request, param int) (uint32, bool) {
+	inc, ok := req.Param(param).Uint32()
+	return max(inc, req.Incarnation), ok
 }
 
 // heardFromLocked takes request req, sent by member m from its own
@@ -242,7 +252,10 @@ func (s *Service) freshLocked(m *member, req *rfc.Request, inc uint32) bool {
 // serveJoin adds the sender, at its own address, as a member when this
 // node accepts joins (Config.AcceptJoins), and disseminates it.
 func (s *Service) serveJoin(req *rfc.Request, _ *wire.Params) wire.Errno {
-	inc := senderInc(req, jnParamInc)
+	inc, ok := senderInc(req, jnParamInc)
+	if !ok {
+		return wire.EINVAL
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.Closed {

@@ -312,9 +312,13 @@ func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {
 		}
 		return nil, wire.ENOENT
 	}
-	inc := uint32(req.Param(rpParamInc).Uint64())
+	inc, iok := req.Param(rpParamInc).Uint32()
+	mastInc, mok := req.Param(rpParamMastInc).Uint32()
+	if !iok || !mok {
+		return nil, wire.EINVAL
+	}
 	fence := m.mu.fence[t.Worker]
-	if !t.startedAs(req.From, uint32(req.Param(rpParamMastInc).Uint64()), inc) || (fence != 0 && inc <= fence) {
+	if !t.startedAs(req.From, mastInc, inc) || (fence != 0 && inc <= fence) {
 		return nil, wire.ESTALE
 	}
 	return t, wire.OK
@@ -322,8 +326,8 @@ func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {
 
 // serveResult applies a worker's result, unless the task was given up on.
 func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
-	errno := req.Param(trParamErrno).Uint64()
-	if errno > maxErrno {
+	errno, ok := req.Param(trParamErrno).Uint16()
+	if !ok {
 		return wire.EINVAL // cut to an Errno it would read as another outcome, OK included
 	}
 	m.mu.Lock()
@@ -340,7 +344,7 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 	}
 	t.mu.Lock()
 	if t.mu.inc == 0 {
-		t.mu.inc = uint32(req.Param(rpParamInc).Uint64()) // the result overtook the start reply
+		t.mu.inc, _ = req.Param(rpParamInc).Uint32() // the result overtook the start reply; in range (reportedLocked)
 	}
 	t.mu.Unlock()
 	delete(m.mu.tasks, t.ID)

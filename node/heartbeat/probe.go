@@ -659,13 +659,30 @@ func (pr *prober) goProbe(addr netip.AddrPort, v view, timeout time.Duration, la
 	return pr.s.ep.Go(&pr.ctx, addr, CallHeartbeat, heartbeatParams(&pr.ps, pr.buf, pr.s.ep.Incarnation(), v, pr.upd))
 }
 
-// readView decodes the view in a CallHeartbeat request or reply.
-func readView(p *wire.Packet) view {
+// readView decodes the view in a CallHeartbeat request or reply. ok is
+// false for a state that is none or an incarnation past 32 bits: a
+// request is refused EINVAL, a reply's view is taken as none.
+func readView(p *wire.Packet) (view, bool) {
 	if p.NParams() < hbParams || p.Param(hbParamViewDied).Type != wire.TypeUint64 {
-		return view{}
+		return view{}, true
 	}
-	return view{state: State(p.Param(hbParamViewState).Uint64()), inc: uint32(p.Param(hbParamViewInc).Uint64()),
-		died: uint32(p.Param(hbParamViewDied).Uint64())}
+	st, sok := readState(p.Param(hbParamViewState))
+	inc, iok := p.Param(hbParamViewInc).Uint32()
+	died, dok := p.Param(hbParamViewDied).Uint32()
+	if !sok || !iok || !dok {
+		return view{}, false
+	}
+	return view{state: st, inc: inc, died: died}, true
+}
+
+// readState decodes a u64 view state; ok is false for a value that is no
+// State (at or above stateLimit), which would otherwise be cut to 8 bits.
+func readState(v wire.Value) (State, bool) {
+	x := v.Uint64()
+	if x >= uint64(stateLimit) {
+		return 0, false
+	}
+	return State(x), true
 }
 
 // probeReply decodes a CallHeartbeat reply: the replier's incarnation and
@@ -673,11 +690,12 @@ func readView(p *wire.Packet) view {
 func probeReply(r *wire.Packet) (uint32, view) {
 	inc := r.Incarnation
 	if r.NParams() >= hbParams && r.Param(hbParamInc).Type == wire.TypeUint64 {
-		if v := uint32(r.Param(hbParamInc).Uint64()); v > inc {
+		if v, ok := r.Param(hbParamInc).Uint32(); ok && v > inc {
 			inc = v
 		}
 	}
-	return inc, readView(r)
+	v, _ := readView(r)
+	return inc, v
 }
 
 // step advances one member and reports whether the loop must step it

@@ -270,10 +270,14 @@ func (w *Worker) Stats() WorkerStats {
 // out here, and a runner runs its code only once a check is confirmed
 // (see Worker).
 func (w *Worker) serveStart(req *rfc.Request, rep *wire.Params) wire.Errno {
+	mastInc, ok := req.Param(tsParamMastInc).Uint32()
+	if !ok {
+		return wire.EINVAL
+	}
 	t := &workTask{TaskInfo: TaskInfo{
 		ID: req.Param(tsParamID).Uint64(), Kind: req.Param(tsParamKind).Uint64(),
 		Payload: append([]byte(nil), req.Param(tsParamPayload).Bytes()...), Master: req.From,
-		MasterIncarnation: uint32(req.Param(tsParamMastInc).Uint64()), w: w,
+		MasterIncarnation: mastInc, w: w,
 	}}
 	key := workKey{req.From, t.ID}
 	w.mu.Lock()

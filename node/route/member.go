@@ -314,15 +314,24 @@ func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
 	return wire.OK
 }
 
+// serveNotice holds a router's CallNotice. A client node past 32 bits, or
+// a call or error number past 16, is refused EINVAL, not held cut to
+// another call's.
 func (m *Member) serveNotice(req *rfc.Request, _ *wire.Params) wire.Errno {
+	node, nok := req.Param(0).Uint32()
+	no, cok := req.Param(3).Uint16()
+	eno, eok := req.Param(5).Uint16()
+	if !nok || !cok || !eok {
+		return wire.EINVAL
+	}
 	n := Notice{
 		Router:     req.From,
-		ClientNode: uint32(req.Param(0).Uint64()),
+		ClientNode: node,
 		ClientAddr: req.Param(1).Str(),
 		CallID:     req.Param(2).Uint64(),
-		CallNo:     uint16(req.Param(3).Uint64()),
+		CallNo:     no,
 		CallName:   req.Param(4).Str(),
-		Errno:      wire.Errno(req.Param(5).Uint64()),
+		Errno:      wire.Errno(eno),
 		Path:       req.Param(6).Str(),
 		Time:       time.Unix(0, int64(req.Param(7).Uint64())),
 	}

@@ -465,3 +465,41 @@ func TestCallNameAuditable(t *testing.T) {
 	}
 	r.Close()
 }
+
+// TestNoticeWideParams: a route-notice whose client node (32 bits), call
+// number or error number (16 bits) is past its range is refused EINVAL
+// and not held. Before, the member cut it (2^32 + 100 read as node 100,
+// 2^16 + ENOENT as ENOENT) and held a notice of another call.
+func TestNoticeWideParams(t *testing.T) {
+	tc := newTestCluster(t, nil)
+	m := tc.members[0]
+	cases := []struct {
+		name              string
+		node, callNo, eno uint64
+	}{
+		{"client node", 1<<32 + 100, uint64(CallNSGet), uint64(wire.ENOENT)},
+		{"call number", 100, 1<<16 + uint64(CallNSGet), uint64(wire.ENOENT)},
+		{"error number", 100, uint64(CallNSGet), 1<<16 + uint64(wire.ENOENT)},
+	}
+	for _, c := range cases {
+		var ps wire.Params
+		ps.Reset(make([]byte, 512))
+		ps.Uint64(c.node)
+		ps.String(tc.client.Addr().String())
+		ps.Uint64(7)
+		ps.Uint64(c.callNo)
+		ps.String("ns-get")
+		ps.Uint64(c.eno)
+		ps.String("/c1/missing")
+		ps.Uint64(uint64(time.Now().UnixNano()))
+		req := rfctest.Request(t, tc.rep.Addr(), tc.rep.NodeID(), tc.rep.Incarnation(), CallNotice, &ps)
+		var rep wire.Params
+		rep.Reset(make([]byte, 64))
+		if e := m.serveNotice(req, &rep); e != wire.EINVAL {
+			t.Errorf("%s past its range: %v, want EINVAL", c.name, e)
+		}
+		if ns := m.Notices(); len(ns) != 0 {
+			t.Errorf("%s past its range: held %+v", c.name, ns)
+		}
+	}
+}

@@ -15,11 +15,13 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
 	"fastcall/rfc"
 	"fastcall/rfc/internal/testenv"
+	"fastcall/wire"
 )
 
 // Quiet is a logger that discards every record: tests provoke peer
@@ -90,4 +92,27 @@ func FreeAddrs(t testing.TB, n int) []string {
 		c.Close()
 	}
 	return out
+}
+
+// Request is request ps to call number call, sent by node src at
+// incarnation inc from address from, as the engine hands it to a
+// handler: encoded and decoded again. Tests call a handler with it to see
+// the error number a one-way call sends nowhere.
+func Request(t testing.TB, from netip.AddrPort, src, inc uint32, call uint16, ps *wire.Params) *rfc.Request {
+	t.Helper()
+	codec, err := wire.NewCodec(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := wire.Header{Flags: wire.FlagRequest, CallNo: call, Src: src, Incarnation: inc, CallID: 1}
+	dg := make([]byte, codec.Limit())
+	n, e := codec.EncodeParams(dg, &h, ps)
+	if e != wire.OK {
+		t.Fatalf("encode call %#x: %v", call, e)
+	}
+	p := new(wire.Packet)
+	if r := codec.Decode(p, dg[:n]); r != wire.ReasonNone {
+		t.Fatalf("decode call %#x: %v", call, r)
+	}
+	return &rfc.Request{Packet: p, From: from}
 }
