@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -119,7 +120,16 @@ func FuzzHeartbeatUpdates(f *testing.F) {
 		ps.Bytes(upd)
 		ctx := rfctest.Context(t, 10*time.Second)
 		var rep rfc.Reply
-		if err := mep.Call(ctx, xep.Addr(), heartbeat.CallHeartbeat, &ps, &rep); err != nil {
+		err := mep.Call(ctx, xep.Addr(), heartbeat.CallHeartbeat, &ps, &rep)
+		if state >= hbStates {
+			// A view state that is none of the states is refused, not
+			// read cut (docs/HEARTBEAT.md).
+			if !errors.Is(err, wire.EINVAL) {
+				t.Fatalf("heartbeat with view state %d: %v, want EINVAL", state, err)
+			}
+			return
+		}
+		if err != nil {
 			t.Fatalf("heartbeat with %d bytes of updates: %v", len(upd), err)
 		}
 		st := x.Stats()
