@@ -200,10 +200,11 @@ func (d *Dispatcher) check(op *Op) ([]Call, wire.Errno) {
 		if !t.Addr.IsValid() || t.Addr.Port() == 0 {
 			return nil, wire.EINVAL
 		}
-		if _, dup := seen[rfc.PeerAddr(t.Addr)]; dup {
+		a := rfc.PeerAddr(t.Addr)
+		if _, dup := seen[a]; dup {
 			return nil, wire.EINVAL // one call per target
 		}
-		seen[rfc.PeerAddr(t.Addr)] = struct{}{}
+		seen[a] = struct{}{}
 		if t.Call.No != 0 {
 			if e := checkCall(&t.Call); e != wire.OK {
 				return nil, e

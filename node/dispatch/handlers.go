@@ -51,8 +51,8 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 	if !ok {
 		return wire.EINVAL
 	}
-	no := req.Param(subParamCallNo).Uint64()
-	if no == 0 || no > 0xFFFF {
+	no, ok := req.Param(subParamCallNo).Uint16()
+	if !ok || no == 0 {
 		return wire.EINVAL
 	}
 	// Nor a call of fastcall's own services: its targets would take it
@@ -92,7 +92,7 @@ func (d *Dispatcher) serveSubmit(req *rfc.Request, reply *wire.Params) wire.Errn
 	op := Op{
 		Resource: req.Param(subParamResource).Str(),
 		Kind:     kind,
-		Call:     Call{No: uint16(no), Seg: seg, Count: count},
+		Call:     Call{No: no, Seg: seg, Count: count},
 		Targets:  targets,
 		Deadline: time.Duration(ms) * time.Millisecond,
 	}

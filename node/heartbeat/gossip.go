@@ -249,11 +249,8 @@ func (s *Service) applyUpdatesLocked(from *member, b []byte, now int64) {
 		if m == nil || m.removed || m == from && u.state != StateAlive {
 			continue // not a member here; a member's word about itself is its heartbeat
 		}
-		// m's node id is m's own word (its datagrams, its replies), not
-		// another member's: a helper finds an indirect probe's target by
-		// node id first, so an id told by another member (another
-		// member's id) would send every helper's probe to that member,
-		// and its replies would keep a crashed m alive.
+		// m's node id is m's own word, never an update's
+		// (adoptNodeLocked).
 		switch u.state {
 		case StateAlive:
 			switch m.state {

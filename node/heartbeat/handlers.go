@@ -218,10 +218,11 @@ func (s *Service) heardFromLocked(m *member, req *rfc.Request, inc uint32) {
 }
 
 // adoptNodeLocked gives m node id node, m's own word (its datagram or
-// reply), if m has none yet and no other member holds it. A helper finds
-// an indirect probe's target by node id first: a member that took a live
-// member's id (a node joining under it) would have every helper probe
-// that member instead, whose replies kept it alive after it crashed.
+// reply), if m has none yet and no other member holds it. A helper that
+// holds no member at the address an indirect probe names finds the
+// target by node id: a member that took a live member's id (a node
+// joining under it) would have such helpers probe that member instead,
+// whose replies kept it alive after it crashed.
 // The caller holds s.mu.
 func (s *Service) adoptNodeLocked(m *member, node uint32) {
 	if m.node != 0 || node == 0 {

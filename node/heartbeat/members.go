@@ -106,8 +106,8 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 		view.Incarnation = uint32(rep.Param(memReplyInc).Uint64())
 		for i := memReplyHead; i < n; i += memEntryParams {
 			a, err := netip.ParseAddrPort(rep.Param(i + memEntryAddr).Str())
-			st := rep.Param(i + memEntryState).Uint64()
-			if err != nil || st >= uint64(stateLimit) {
+			st, ok := readState(rep.Param(i + memEntryState))
+			if err != nil || !ok {
 				return view, wire.EPROTO
 			}
 			ago := time.Duration(-1)
@@ -115,7 +115,7 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 				ago = time.Duration(us) * time.Microsecond
 			}
 			view.Members = append(view.Members, MemberInfo{
-				Addr: a, Node: uint32(rep.Param(i + memEntryNode).Uint64()), State: State(st),
+				Addr: a, Node: uint32(rep.Param(i + memEntryNode).Uint64()), State: st,
 				Incarnation: uint32(rep.Param(i + memEntryInc).Uint64()), HeardAgo: ago,
 			})
 		}

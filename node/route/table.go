@@ -75,10 +75,11 @@ func (mt *mountTable) resolve(path []byte) (*clusterState, wire.Errno) {
 		return nil, wire.EINVAL
 	}
 	_, name, ok := mt.lookup(path)
-	if !ok || mt.clusters[name] == nil {
+	cs := mt.clusters[name]
+	if !ok || cs == nil {
 		return nil, wire.ENOENT
 	}
-	return mt.clusters[name], wire.OK
+	return cs, wire.OK
 }
 
 // lookup is longestMount of path over only its first longest bytes, cut

@@ -253,6 +253,16 @@ func callFailed(stdout io.Writer, err error) int {
 	return 1
 }
 
+// explained is callFailed with why, the bound or rule the call broke,
+// after the error's name; callFailed itself when why is "".
+func explained(stdout io.Writer, err error, why string) int {
+	if why == "" {
+		return callFailed(stdout, err)
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", errName(err), why)
+	return 1
+}
+
 // printed ends the step of a command that fetched v: on err it prints the
 // error's name on stdout and the command ends with status 1; with -json it
 // prints v as JSON and the command ends with status 0. done is false when

@@ -103,9 +103,8 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		// The dispatcher answers it when not even the head of a status
 		// page, or one target's outcome, fits the reply; the request
 		// asks for one of up to -max-datagram.
-		fmt.Fprintf(stdout, "%s: the operation's status (its resource, or one target's outcome) does not fit a reply within "+
-			"-max-datagram %d (and the dispatcher's own limit)\n", errName(err), *c.cf.maxDg)
-		return 1
+		return explained(stdout, err, fmt.Sprintf("the operation's status (its resource, or one target's outcome) does not fit a reply within "+
+			"-max-datagram %d (and the dispatcher's own limit)", *c.cf.maxDg))
 	}
 	if err != nil {
 		return callFailed(stdout, err)
@@ -164,9 +163,5 @@ func submitFailed(stdout io.Writer, err error, op *dispatch.Op) int {
 				op.Call.No, wire.CallHeartbeatBase, wire.CallToolBase)
 		}
 	}
-	if why == "" {
-		return callFailed(stdout, err)
-	}
-	fmt.Fprintf(stdout, "%s: %s\n", errName(err), why)
-	return 1
+	return explained(stdout, err, why)
 }

@@ -160,10 +160,9 @@ func watchFailed(stdout io.Writer, err error) int {
 	if wire.AsErrno(err) != wire.ENOSPC {
 		return callFailed(stdout, err)
 	}
-	fmt.Fprintf(stdout, "%s: the centers refused the subscription, past one of their bounds on push streams "+
-		"(center.Config MaxStreamsPerNode %d, MaxPrefixesPerNode %d, MaxStreamsPerIP %d, MaxStreams %d by default)\n",
-		errName(err), center.DefaultMaxStreamsPerNode, center.DefaultMaxPrefixesPerNode, center.DefaultMaxStreamsPerIP, center.DefaultMaxStreams)
-	return 1
+	return explained(stdout, err, fmt.Sprintf("the centers refused the subscription, past one of their bounds on push streams "+
+		"(center.Config MaxStreamsPerNode %d, MaxPrefixesPerNode %d, MaxStreamsPerIP %d, MaxStreams %d by default)",
+		center.DefaultMaxStreamsPerNode, center.DefaultMaxPrefixesPerNode, center.DefaultMaxStreamsPerIP, center.DefaultMaxStreams))
 }
 
 // writeFailed is callFailed for a write of a new key to the registry's
@@ -173,9 +172,8 @@ func writeFailed(stdout io.Writer, err error) int {
 	if wire.AsErrno(err) != wire.ENOSPC {
 		return callFailed(stdout, err)
 	}
-	fmt.Fprintf(stdout, "%s: the centers hold their MaxKeys keys, deleted ones included (center.Config.MaxKeys, %d by default)\n",
-		errName(err), center.DefaultMaxKeys)
-	return 1
+	return explained(stdout, err, fmt.Sprintf("the centers hold their MaxKeys keys, deleted ones included (center.Config.MaxKeys, %d by default)",
+		center.DefaultMaxKeys))
 }
 
 func printInstances(w io.Writer, is []sdk.Instance) {

@@ -96,8 +96,7 @@ func mountFailed(stdout io.Writer, err error, prefix, cluster string) int {
 	if why == "" {
 		return writeFailed(stdout, err)
 	}
-	fmt.Fprintf(stdout, "%s: %s\n", errName(err), why)
-	return 1
+	return explained(stdout, err, why)
 }
 
 // cmdAudit queries a router's audit trail by call name.
@@ -142,9 +141,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 	if wire.AsErrno(err) == wire.EMSGSIZE {
 		// The router answers it for a record too long for the reply,
 		// the client for a request too long for the datagram.
-		fmt.Fprintf(stdout, "%s: a record of the router's does not fit a reply within -max-datagram %d (and the router's own limit), "+
-			"or the request does not fit it\n", errName(err), *c.cf.maxDg)
-		return 1
+		return explained(stdout, err, fmt.Sprintf("a record of the router's does not fit a reply within -max-datagram %d "+
+			"(and the router's own limit), or the request does not fit it", *c.cf.maxDg))
 	}
 	if code, done := c.printed(stdout, es, err); done {
 		return code

@@ -126,7 +126,7 @@ func cmdShm(args []string, stdout, stderr io.Writer) int {
 // map is opened (or opened again after the file was replaced), and every
 // slot was held by a live process.
 func slotsFull(err error) string {
-	if err != wire.ENOSPC {
+	if wire.AsErrno(err) != wire.ENOSPC {
 		return ""
 	}
 	return fmt.Sprintf(": all %d holder slots of the map's lock (lock.Slots) are held by live processes", lock.Slots)

@@ -1,7 +1,7 @@
 // Package closing owns the rule every Close of the node services follows
 // (heartbeat's Service, Master and Worker, the dispatcher, the registry
 // center, the router's failover queue): the first Close ends the value,
-// a later one returns at once. The closed flag is guarded by the value's
+// a later one does not end it again. The closed flag is guarded by the value's
 // own mutex, so that the handlers that refuse work once closed (ECLOSED)
 // read it under the lock they take anyway.
 package closing
