@@ -148,7 +148,10 @@ func (m *Master) InFlight(worker netip.AddrPort) int {
 // worker has accepted it. worker must be a member of the service and not
 // dead (ENOENT, ENODEAD); EBUSY when MaxTasks are in flight or the worker's
 // queue is full; EPROTO for a malformed reply (see startReply; the task is
-// cancelled on the worker); otherwise the error of the start call.
+// cancelled on the worker); otherwise the error of the start call. A task
+// whose result the master applied before the start call ended is
+// returned with that outcome, whatever the call's error: the worker
+// accepted it and ran it.
 func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, payload []byte) (*Task, error) {
 	worker = rfc.PeerAddr(worker) // as the worker's replies and results come from it
 	info, ok := m.svc.Member(worker)
@@ -207,15 +210,27 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 		}
 	}
 	m.mu.Lock()
-	if err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0 {
+	t.mu.Lock()
+	reported := t.mu.reported
+	t.mu.Unlock()
+	switch {
+	case reported:
+		// The worker's result came in ahead of the answer (a reply lost
+		// and resent, the result not), applied under an incarnation
+		// above the fence: the worker accepted the task and ran it,
+		// whatever the call says since (timed out, or failed ENODEAD
+		// when the worker was lost meanwhile). Failing the start would
+		// have the caller run the task again, its result dropped.
+		err = nil
+	case err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0:
 		err = wire.ESTALE // accepted by an incarnation already given up on
 	}
-	ended := m.mu.tasks[id] != t // ended by a lost worker while starting
+	ended := m.mu.tasks[id] != t // ended by a lost worker, or by its result, while starting
 	if err != nil {
 		delete(m.mu.tasks, id)
 	}
 	m.mu.Unlock()
-	if err == nil && ended {
+	if err == nil && ended && !reported {
 		m.sendCancel(worker, id) // accepted, but given up on here
 	}
 	if err != nil {
@@ -232,7 +247,8 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	t.mu.Unlock()
 	m.stats.started.Add(1)
 	// If the worker was lost while the task was starting, the task has
-	// already left the table and its outcome is ENODEAD.
+	// already left the table and its outcome is ENODEAD; if its result
+	// came in first, the outcome is the result.
 	return t, nil
 }
 
@@ -363,6 +379,7 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 	if t.mu.inc == 0 {
 		t.mu.inc, _ = req.Param(rpParamInc).Uint32() // the result overtook the start reply; in range (reportedLocked)
 	}
+	t.mu.reported = true // under m.mu, before the task leaves the table: Start looks under m.mu
 	t.mu.Unlock()
 	delete(m.mu.tasks, t.ID)
 	m.mu.Unlock()
