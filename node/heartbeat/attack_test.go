@@ -1105,3 +1105,82 @@ func TestAttackWideParams(t *testing.T) {
 		t.Errorf("task-start master incarnation past 32 bits: %v, started %d (was %d), want EINVAL and none", e, wk.Stats().Started, started)
 	}
 }
+
+// TestAttackWideReplies: a reply field that carries a 32-bit value (a
+// node id, an incarnation) past its range, or a heard-ago past what a
+// Duration holds, is malformed: QueryMembersView and Master.Start answer
+// EPROTO instead of reading it cut (2^32 + x as x) as another valid
+// value. The start the worker claims to have accepted is given up and
+// cancelled there, and counted in MasterStats.Malformed.
+func TestAttackWideReplies(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		const wide = 1 << 32
+		liar := s.Listen(2, nil)
+		cli := s.Listen(3, nil)
+		inc := uint64(liar.Incarnation())
+		// page is the liar's members page: its header node id and
+		// incarnation, then one entry's node id, incarnation, heard-ago.
+		var page [5]uint64
+		if err := liar.Register(CallMembers, "members", schemaMembers, rfc.Idempotent, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
+			rep.Uint64(0)
+			rep.Uint64(page[0])
+			rep.Uint64(page[1])
+			rep.String(cli.Addr().String())
+			rep.Uint64(page[2])
+			rep.Uint64(uint64(StateAlive))
+			rep.Uint64(page[3])
+			rep.Uint64(page[4])
+			return rep.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		good := [5]uint64{2, inc, 3, 1, 1000}
+		page = good
+		if v, err := QueryMembersView(ctxFor(t, time.Second), cli, liar.Addr()); err != nil || v.Node != 2 || len(v.Members) != 1 {
+			t.Fatalf("well-formed page: %+v, %v", v, err)
+		}
+		for i, name := range []string{"receiver node id", "receiver incarnation", "member node id", "member incarnation"} {
+			page = good
+			page[i] += wide
+			v, err := QueryMembersView(ctxFor(t, time.Second), cli, liar.Addr())
+			if errnoOf(err) != wire.EPROTO {
+				t.Errorf("members page with %s past 32 bits: %+v, %v, want EPROTO", name, v, err)
+			}
+		}
+		page = good
+		page[4] = 1 << 60 // µs: past a Duration, and not "never"
+		if v, err := QueryMembersView(ctxFor(t, time.Second), cli, liar.Addr()); errnoOf(err) != wire.EPROTO {
+			t.Errorf("members page with heard-ago 2^60 µs: %+v, %v, want EPROTO", v, err)
+		}
+
+		// The task-start reply: the liar accepts, naming 2^32 + its
+		// incarnation.
+		cancels := make(chan uint64, 4)
+		if err := liar.Register(CallTaskStart, "task-start", schemaTaskStart, 0, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
+			rep.Uint64(wide + inc)
+			return wire.OK
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := liar.Register(CallTaskCancel, "task-cancel", schemaTaskCancel, rfc.Idempotent, func(req *rfc.Request, _ *wire.Params) wire.Errno {
+			cancels <- req.Param(tcParamID).Uint64()
+			return wire.OK
+		}); err != nil {
+			t.Fatal(err)
+		}
+		mn := startNode(t, s.Listen(1, nil), configAt(time.Hour), []netip.AddrPort{liar.Addr()})
+		m := newTestMaster(t, mn.svc)
+		task, err := m.Start(ctxFor(t, time.Second), liar.Addr(), 1, nil)
+		if errnoOf(err) != wire.EPROTO {
+			t.Fatalf("start accepted under incarnation 2^32 + %d: task %+v, %v, want EPROTO", inc, task, err)
+		}
+		if n := m.InFlight(liar.Addr()); n != 0 || m.Stats().Malformed != 1 {
+			t.Errorf("after a malformed start reply: %d in flight, stats %+v, want none and Malformed 1", n, m.Stats())
+		}
+		select {
+		case <-cancels:
+		case <-time.After(time.Second):
+			t.Errorf("no task-cancel for the start given up on")
+		}
+	})
+}

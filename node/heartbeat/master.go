@@ -68,7 +68,7 @@ type Master struct {
 
 type masterStats struct {
 	started, completed, failed, stale, unknown atomic.Uint64
-	startRetried                               atomic.Uint64
+	startRetried, malformed                    atomic.Uint64
 }
 
 // MasterStats is a snapshot of a Master's counters.
@@ -79,6 +79,7 @@ type MasterStats struct {
 	Stale     uint64 // results rejected with ESTALE
 	Unknown   uint64 // results for task ids never issued (ENOENT)
 	Retried   uint64 // starts refused ESTALE (unrun) and sent once more
+	Malformed uint64 // start replies refused as malformed (Start returns EPROTO)
 }
 
 // NewMaster registers the master's call numbers (CallTaskProgress,
@@ -126,7 +127,7 @@ func (m *Master) Close() {
 func (m *Master) Stats() MasterStats {
 	return MasterStats{Started: m.stats.started.Load(), Completed: m.stats.completed.Load(),
 		Failed: m.stats.failed.Load(), Stale: m.stats.stale.Load(), Unknown: m.stats.unknown.Load(),
-		Retried: m.stats.startRetried.Load()}
+		Retried: m.stats.startRetried.Load(), Malformed: m.stats.malformed.Load()}
 }
 
 // InFlight returns the number of tasks in flight on worker.
@@ -146,7 +147,11 @@ func (m *Master) InFlight(worker netip.AddrPort) int {
 // Start starts a task of the given kind on worker and returns once the
 // worker has accepted it. worker must be a member of the service and not
 // dead (ENOENT, ENODEAD); EBUSY when MaxTasks are in flight or the worker's
-// queue is full; otherwise the error of the start call.
+// queue is full; EPROTO for a malformed reply (see startReply; the task is
+// cancelled on the worker); otherwise the error of the start call. A task
+// whose result the master applied before the start call ended is
+// returned with that outcome, whatever the call's error: the worker
+// accepted it and ran it.
 func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, payload []byte) (*Task, error) {
 	worker = rfc.PeerAddr(worker) // as the worker's replies and results come from it
 	info, ok := m.svc.Member(worker)
@@ -198,26 +203,39 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	}
 	var inc uint32
 	if err == nil {
-		inc = rep.Incarnation
-		if rep.NParams() == 1 {
-			inc = uint32(rep.Param(tsReplyInc).Uint64())
+		var ok bool
+		if inc, ok = startReply(&rep.Packet); !ok {
+			m.stats.malformed.Add(1)
+			err = wire.EPROTO // accepted, by its word, under no incarnation it can have
 		}
 	}
 	m.mu.Lock()
-	if err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0 {
+	t.mu.Lock()
+	reported := t.mu.reported
+	t.mu.Unlock()
+	switch {
+	case reported:
+		// The worker's result came in ahead of the answer (a reply lost
+		// and resent, the result not), applied under an incarnation
+		// above the fence: the worker accepted the task and ran it,
+		// whatever the call says since (timed out, or failed ENODEAD
+		// when the worker was lost meanwhile). Failing the start would
+		// have the caller run the task again, its result dropped.
+		err = nil
+	case err == nil && inc <= m.mu.fence[worker] && m.mu.fence[worker] != 0:
 		err = wire.ESTALE // accepted by an incarnation already given up on
 	}
-	ended := m.mu.tasks[id] != t // ended by a lost worker while starting
+	ended := m.mu.tasks[id] != t // ended by a lost worker, or by its result, while starting
 	if err != nil {
 		delete(m.mu.tasks, id)
 	}
 	m.mu.Unlock()
-	if err == nil && ended {
+	if err == nil && ended && !reported {
 		m.sendCancel(worker, id) // accepted, but given up on here
 	}
 	if err != nil {
 		t.finish(wire.AsErrno(err), nil)
-		if e := wire.AsErrno(err); e == wire.ETIMEDOUT || e == wire.ESTALE {
+		if e := wire.AsErrno(err); e == wire.ETIMEDOUT || e == wire.ESTALE || e == wire.EPROTO {
 			m.sendCancel(worker, id) // it may run there: best effort
 		}
 		return nil, err
@@ -229,8 +247,23 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	t.mu.Unlock()
 	m.stats.started.Add(1)
 	// If the worker was lost while the task was starting, the task has
-	// already left the table and its outcome is ENODEAD.
+	// already left the table and its outcome is ENODEAD; if its result
+	// came in first, the outcome is the result.
 	return t, nil
+}
+
+// startReply decodes a task-start reply: the worker incarnation the
+// task runs under, the reply header's when the reply carries none. ok is
+// false for a reply that carries anything else, or a value past 32 bits,
+// which would otherwise be read cut as another incarnation.
+func startReply(r *wire.Packet) (uint32, bool) {
+	switch {
+	case r.NParams() == 0:
+		return r.Incarnation, true
+	case r.NParams() != 1 || r.Param(tsReplyInc).Type != wire.TypeUint64:
+		return 0, false
+	}
+	return r.Param(tsReplyInc).Uint32()
 }
 
 // Cancel asks the worker to cancel t and ends t with ECANCELED. It returns
@@ -346,6 +379,7 @@ func (m *Master) serveResult(req *rfc.Request, _ *wire.Params) wire.Errno {
 	if t.mu.inc == 0 {
 		t.mu.inc, _ = req.Param(rpParamInc).Uint32() // the result overtook the start reply; in range (reportedLocked)
 	}
+	t.mu.reported = true // under m.mu, before the task leaves the table: Start looks under m.mu
 	t.mu.Unlock()
 	delete(m.mu.tasks, t.ID)
 	m.mu.Unlock()

@@ -102,22 +102,18 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 				return view, wire.EPROTO
 			}
 		}
-		view.Node = uint32(rep.Param(memReplyNode).Uint64())
-		view.Incarnation = uint32(rep.Param(memReplyInc).Uint64())
+		var nok, iok bool
+		view.Node, nok = rep.Param(memReplyNode).Uint32()
+		view.Incarnation, iok = rep.Param(memReplyInc).Uint32()
+		if !nok || !iok {
+			return view, wire.EPROTO
+		}
 		for i := memReplyHead; i < n; i += memEntryParams {
-			a, err := netip.ParseAddrPort(rep.Param(i + memEntryAddr).Str())
-			st, ok := readState(rep.Param(i + memEntryState))
-			if err != nil || !ok {
+			mi, ok := readMember(&rep.Packet, i)
+			if !ok {
 				return view, wire.EPROTO
 			}
-			ago := time.Duration(-1)
-			if us := rep.Param(i + memEntryHeardAgo).Uint64(); us != math.MaxUint64 {
-				ago = time.Duration(us) * time.Microsecond
-			}
-			view.Members = append(view.Members, MemberInfo{
-				Addr: a, Node: uint32(rep.Param(i + memEntryNode).Uint64()), State: st,
-				Incarnation: uint32(rep.Param(i + memEntryInc).Uint64()), HeardAgo: ago,
-			})
+			view.Members = append(view.Members, mi)
 		}
 		next := rep.Param(memReplyNext).Uint64()
 		if next == 0 {
@@ -129,4 +125,29 @@ func QueryMembersView(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort
 		cursor = next
 	}
 	return view, wire.EPROTO
+}
+
+// readMember decodes the member entry at parameter i of a members page
+// whose types are checked. ok is false for a malformed entry: an address
+// that does not parse, a state that is none, a node id or incarnation
+// past 32 bits, or a heard-ago past what a Duration holds (other than
+// never), each of which would otherwise be read cut as another valid
+// value.
+func readMember(p *wire.Packet, i int) (MemberInfo, bool) {
+	a, err := netip.ParseAddrPort(p.Param(i + memEntryAddr).Str())
+	st, sok := readState(p.Param(i + memEntryState))
+	node, nok := p.Param(i + memEntryNode).Uint32()
+	inc, iok := p.Param(i + memEntryInc).Uint32()
+	us := p.Param(i + memEntryHeardAgo).Uint64()
+	ago := time.Duration(-1)
+	if us != math.MaxUint64 {
+		if us > uint64(math.MaxInt64/time.Microsecond) {
+			return MemberInfo{}, false
+		}
+		ago = time.Duration(us) * time.Microsecond
+	}
+	if err != nil || !sok || !nok || !iok {
+		return MemberInfo{}, false
+	}
+	return MemberInfo{Addr: a, Node: node, State: st, Incarnation: inc, HeardAgo: ago}, true
 }

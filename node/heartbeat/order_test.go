@@ -2,11 +2,13 @@ package heartbeat
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -106,4 +108,78 @@ func TestDeathEventsOrdered(t *testing.T) {
 	if !ok || seq[0] != EventSuspect || seq[1] != EventDead || seq[2] != EventAlive {
 		t.Fatalf("events after the suspicion: %v, want suspect, dead, alive", seq)
 	}
+}
+
+// TestStartAnswersWithResultAhead: the worker's result comes in ahead of
+// the answer to the task start (the start reply lost and resent, the
+// result not), and the start call then fails: it times out, or the
+// worker's heartbeat is lost and the engine fails the parked call
+// ENODEAD. The worker accepted the task and ran it, and the master
+// applied its result: Start returns the task with that result. It
+// returned the call's error, so the caller took the task for not started
+// (and would run it again elsewhere) while the master counted it
+// completed.
+func TestStartAnswersWithResultAhead(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := configAt(100 * time.Millisecond)
+		mep, wep := s.Listen(1, nil), s.Listen(2, nil)
+		mn := startNode(t, mep, cfg, []netip.AddrPort{wep.Addr()})
+		startNode(t, wep, cfg, []netip.AddrPort{mep.Addr()})
+		waitHeard(t, mn, wep.Addr(), 10*DetectBound(cfg))
+		// The worker: its start handler reports the result first and
+		// holds its answer until the test ends.
+		release := make(chan struct{})
+		defer close(release)
+		if err := wep.Register(CallTaskStart, "task-start", schemaTaskStart, 0, func(req *rfc.Request, rep *wire.Params) wire.Errno {
+			ps := paramsBuf(256)
+			u64s := []uint64{req.Param(tsParamID).Uint64(), req.Param(tsParamMastInc).Uint64(), uint64(wep.Incarnation()), uint64(wire.OK)}
+			for _, v := range u64s {
+				ps.Uint64(v)
+			}
+			ps.Bytes([]byte("done"))
+			if err := wep.Call(ctxFor(t, time.Second), mep.Addr(), CallTaskResult, ps, nil); err != nil {
+				t.Errorf("task-result: %v", err)
+			}
+			<-release
+			rep.Uint64(uint64(wep.Incarnation()))
+			return wire.OK
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := wep.Register(CallTaskCancel, "task-cancel", schemaTaskCancel, rfc.Idempotent, func(*rfc.Request, *wire.Params) wire.Errno {
+			return wire.ENOENT
+		}); err != nil {
+			t.Fatal(err)
+		}
+		m := newTestMaster(t, mn.svc)
+		check := func(how string, task *Task, err error, completed uint64) {
+			t.Helper()
+			if err != nil || task == nil {
+				t.Errorf("%s after the result was applied: task %v, %v, want the task (stats %+v)", how, task, err, m.Stats())
+				return
+			}
+			if res, err := task.Wait(ctxFor(t, time.Second)); err != nil || string(res) != "done" {
+				t.Errorf("%s: outcome %q, %v, want the worker's result", how, res, err)
+			}
+			if st := m.Stats(); st.Completed != completed || st.Started != completed {
+				t.Errorf("%s: stats %+v, want %d started and completed", how, st, completed)
+			}
+		}
+		// The start reply does not come in time.
+		task, err := m.Start(ctxFor(t, time.Second), wep.Addr(), 1, nil)
+		check("start timed out", task, err, 1)
+		// The worker's heartbeat is lost while the start waits.
+		go func() {
+			for m.Stats().Completed < 2 {
+				time.Sleep(time.Millisecond)
+			}
+			s.Net.Cut(mep.Addr(), wep.Addr())
+			s.Net.Cut(wep.Addr(), mep.Addr())
+		}()
+		task, err = m.Start(ctxFor(t, 10*DetectBound(cfg)), wep.Addr(), 1, nil)
+		if st := stateOf(mn.svc, wep.Addr()); st != StateDead {
+			t.Errorf("worker %v at the master once the start ended, want dead", st)
+		}
+		check("worker lost", task, err, 2)
+	})
 }

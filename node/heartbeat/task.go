@@ -24,6 +24,7 @@ type Task struct {
 		inc      uint32 // worker incarnation the task runs under; 0 until the start reply
 		mastInc  uint32 // this master's incarnation when it sent the start
 		finished bool
+		reported bool // the outcome is the worker's result (serveResult)
 		err      wire.Errno
 		result   []byte
 		progress uint64
