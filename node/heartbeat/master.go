@@ -212,6 +212,11 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 	m.mu.Lock()
 	t.mu.Lock()
 	reported := t.mu.reported
+	if err == nil && t.mu.inc == 0 {
+		// Set under m.mu, where a worker's loss is applied: a loss event
+		// that comes after this sees the incarnation the task runs under.
+		t.mu.inc = inc
+	}
 	t.mu.Unlock()
 	switch {
 	case reported:
@@ -240,11 +245,6 @@ func (m *Master) Start(ctx context.Context, worker netip.AddrPort, kind uint64, 
 		}
 		return nil, err
 	}
-	t.mu.Lock()
-	if t.mu.inc == 0 {
-		t.mu.inc = inc
-	}
-	t.mu.Unlock()
 	m.stats.started.Add(1)
 	// If the worker was lost while the task was starting, the task has
 	// already left the table and its outcome is ENODEAD; if its result
