@@ -37,9 +37,10 @@ type verState struct {
 // Watch follows the prefixes it was opened with: it subscribes at a
 // center, lists the prefixes once, then applies the center's pushes in
 // sequence. A gap in the sequence, an unknown stream, or a center that
-// stops answering makes it resynchronize (at the other center if need
-// be) on a new stream: it subscribes again, lists again, and reports as
-// deleted the keys that are gone. Within a stream, changes of a key are
+// stops answering or answers what it cannot follow (EPROTO) makes it
+// resynchronize (at the other center for the last two) on a new stream:
+// it subscribes again, lists again, and reports as deleted the keys that
+// are gone. Within a stream, changes of a key are
 // applied in version order and an older version is ignored; a
 // resynchronization takes the center's record of every key, even one
 // older than the record held (see applyLocked).
