@@ -114,15 +114,8 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 	}{{center.FsyncAlways, true}, {center.FsyncNever, false}} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			d := New()
-			ep := regtest.Endpoint(t, 100, "")
-			cfg := center.DefaultConfig("/data/center")
-			cfg.Logger = rfctest.Quiet
-			cfg.Fsync = tc.policy
-			cfg.Disk = d.Boot()
-			c, err := center.StartCenter(ep, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := memCenter(t, d.Boot(), "", tc.policy)
+			ep := c.Endpoint()
 			ccfg := client.DefaultClientConfig(ep.Addr())
 			ccfg.AttemptTimeout = 200 * time.Millisecond
 			cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), ccfg)
@@ -138,11 +131,7 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 			d.Crash()
 			c.Close()
 
-			cfg.Disk = d.Boot()
-			c, err = center.StartCenter(regtest.Endpoint(t, 100, ep.Addr().String()), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c = memCenter(t, d.Boot(), ep.Addr().String(), tc.policy)
 			defer c.Close()
 			rec, ok := c.Entry(sdk.KVPrefix + "k")
 			switch {
@@ -153,6 +142,21 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// memCenter starts a center (node 100) with its data in /data/center
+// on disk under policy, listening on addr (any loopback port if empty).
+func memCenter(t *testing.T, disk center.Disk, addr string, policy center.FsyncPolicy) *center.Center {
+	t.Helper()
+	cfg := center.DefaultConfig("/data/center")
+	cfg.Logger = rfctest.Quiet
+	cfg.Fsync = policy
+	cfg.Disk = disk
+	c, err := center.StartCenter(regtest.Endpoint(t, 100, addr), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // syncFailDisk is a center.Disk whose files' Sync fails (EIO) while fail
@@ -199,17 +203,11 @@ func (d *syncFailDisk) CreateFile(path string, perm os.FileMode) (center.File, e
 func TestRecoveredLogMadeDurable(t *testing.T) {
 	d := New()
 	fd := &syncFailDisk{Disk: d.Boot()}
-	ep := regtest.Endpoint(t, 100, "")
-	cfg := center.DefaultConfig("/data/center")
-	cfg.Logger = rfctest.Quiet
-	cfg.Disk = fd
-	c, err := center.StartCenter(ep, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := memCenter(t, fd, "", center.FsyncAlways)
+	addr := c.Endpoint().Addr()
 	op := sdk.OpID{Client: 1, Seq: 1}
 	put := func(node uint32) wire.Errno {
-		return regtest.Call(t, regtest.Endpoint(t, node, ""), ep.Addr(), registry.CallPut, func(ps *wire.Params) {
+		return regtest.Call(t, regtest.Endpoint(t, node, ""), addr, registry.CallPut, func(ps *wire.Params) {
 			ps.String(sdk.KVPrefix + "k")
 			ps.Bytes([]byte("v"))
 			ps.Uint64(0)
@@ -223,14 +221,10 @@ func TestRecoveredLogMadeDurable(t *testing.T) {
 		t.Fatal("a write whose fsync failed was acknowledged")
 	}
 	// The process dies; what it wrote stays in the page cache.
-	ep.Close()
+	c.Endpoint().Close()
 	c.Close()
 
-	cfg.Disk = d.Boot()
-	c, err = center.StartCenter(regtest.Endpoint(t, 100, ep.Addr().String()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = memCenter(t, d.Boot(), addr.String(), center.FsyncAlways)
 	if e := put(8); e != wire.OK {
 		t.Fatalf("retry of the write after the restart: %v", e)
 	}
@@ -239,11 +233,7 @@ func TestRecoveredLogMadeDurable(t *testing.T) {
 	d.Crash()
 	c.Close()
 
-	cfg.Disk = d.Boot()
-	c, err = center.StartCenter(regtest.Endpoint(t, 100, ep.Addr().String()), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = memCenter(t, d.Boot(), addr.String(), center.FsyncAlways)
 	defer c.Close()
 	if _, ok := c.Entry(sdk.KVPrefix + "k"); !ok {
 		t.Fatal("acknowledged write lost in the machine's failure")
