@@ -64,7 +64,7 @@ type centerStats struct {
 	streamsExpired, subscribeRefused      atomic.Uint64
 	logErrors, snapshots                  atomic.Uint64
 	retried, notCaughtUp                  atomic.Uint64
-	notPeer                               atomic.Uint64
+	notPeer, notOwner                     atomic.Uint64
 }
 
 // CenterStats is a snapshot of a center's counters.
@@ -91,6 +91,7 @@ type CenterStats struct {
 	SubscribeRefused  uint64 // subscriptions refused past a bound (ENOSPC)
 	Malformed         uint64 // malformed requests refused
 	NotPeer           uint64 // calls between centers refused (EPERM) from a sender that is not the peer center
+	NotOwner          uint64 // registrations and deregistrations refused (EPERM) from an address that is not the live instance's owner
 	LogErrors         uint64 // log write or sync failures
 	Snapshots         uint64 // snapshots written
 	Retried           uint64 // client operations found applied before and answered again
@@ -263,7 +264,7 @@ func (c *Center) Stats() CenterStats {
 		Expired: st.expired.Load(), DeadRemoved: st.deadRemoved.Load(), DeadDropped: st.deadDropped.Load(),
 		Pushes: st.pushes.Load(), PushFailures: st.pushFailures.Load(), PushDropped: st.pushDropped.Load(),
 		StreamsOverflowed: st.streamsOverflowed.Load(), Malformed: st.malformed.Load(), NotPeer: st.notPeer.Load(),
-		StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
+		NotOwner: st.notOwner.Load(), StreamsExpired: st.streamsExpired.Load(), SubscribeRefused: st.subscribeRefused.Load(),
 		LogErrors: st.logErrors.Load(), Snapshots: st.snapshots.Load(), Retried: st.retried.Load(),
 		NotCaughtUp: st.notCaughtUp.Load(),
 		Recovered:   c.wal.recovered, TornBytes: c.wal.tornBytes,
@@ -379,6 +380,20 @@ type writeOp struct {
 	rawCheck  bool // the entry, live or not, must be at exactly rawExpect
 	rawExpect uint64
 	dueOnly   bool // the entry must be past its TTL or lease (expiry)
+	// owner, if not empty, is the address a client's registration or
+	// deregistration came from: a live instance held must have been
+	// registered from it, unless its lease has run out (ownedLocked).
+	owner string
+}
+
+// ownedLocked reports whether a client's write from owner may replace the
+// entry e held: any entry but a live instance, an instance registered
+// from owner, or one whose lease has run out (its node gone, or started
+// again at another address). The cluster key is shared, so a request's
+// node id tells one key holder from another no better than its source
+// address does; the address is what renewals go by. c.mu is held.
+func (c *Center) ownedLocked(e *entry, owner string, nowMs int64) bool {
+	return owner == "" || !e.live(nowMs) || e.kind != sdk.KindService || e.owner == owner || c.dueLocked(e)
 }
 
 // write makes a write at this center: it checks the condition against the
@@ -420,6 +435,10 @@ func (c *Center) write(op *writeOp) (uint64, wire.Errno) {
 	case op.mustExist && !live:
 		c.mu.Unlock()
 		return 0, wire.ENOENT
+	case !c.ownedLocked(cur, op.owner, nowMs):
+		c.mu.Unlock()
+		c.stats.notOwner.Add(1)
+		return 0, wire.EPERM
 	case op.check && op.expect == 0 && live,
 		op.check && op.expect != 0 && (!live || curVer != op.expect):
 		c.mu.Unlock()

@@ -219,7 +219,7 @@ func (c *Center) serveRegister(req *rfc.Request, reply *wire.Params) wire.Errno 
 	}
 	key := sdk.ServiceKey(name, req.Src)
 	owner := req.From.String()
-	op := writeOp{key: key, id: registry.OpOf(req)}
+	op := writeOp{key: key, id: registry.OpOf(req), owner: owner}
 	op.rec = sdk.Record{Kind: sdk.KindService, Node: req.Src, LeaseMs: uint32(leaseMs),
 		Addr: append([]byte(nil), addr...), Owner: []byte(owner), Body: append([]byte(nil), meta...)}
 	if len(key) > registry.MaxKeyLen || len(addr) > registry.MaxAddrLen || !c.entryFits(len(key), sdk.RecordSize(&op.rec)) {
@@ -235,6 +235,7 @@ func (c *Center) serveDeregister(req *rfc.Request, reply *wire.Params) wire.Errn
 		return wire.EINVAL
 	}
 	op := deleteOp(sdk.ServiceKey(name, req.Src), 0, req.Src, registry.OpOf(req))
+	op.owner = req.From.String()
 	return c.writeAnswer(&op, reply)
 }
 

@@ -236,3 +236,57 @@ func TestRenewDeadlineNeverBack(t *testing.T) {
 			due, want, time.Duration(want-due))
 	}
 }
+
+// TestInstanceOnlyFromOwner: in keyed mode every node holds the cluster
+// key, so a node can name another node's id in its requests. An instance
+// is deregistered, or registered over, only from its owner's address: a
+// node that names the owner's id from another address is refused EPERM
+// and the instance stays as its owner registered it. Once its lease has
+// run out, an instance may be registered again from another address (its
+// node restarted on another port).
+func TestInstanceOnlyFromOwner(t *testing.T) {
+	keyed := func(c *rfc.Config) { c.Key = []byte("cluster-key-A-0123456789abcdef!!") }
+	cfg := testCenterConfig(t.TempDir(), 0, netip.AddrPort{})
+	cfg.SweepEvery = time.Hour // the lease runs out, but stays unswept
+	ctr := startCenterOn(t, rfctest.Listen(t, 100, keyed), cfg)
+	ctx := rfctest.Context(t, 10*time.Second)
+	owner := newClient(t, rfctest.Listen(t, 7, keyed), ctr.Endpoint().Addr())
+	other := newClient(t, rfctest.Listen(t, 7, keyed), ctr.Endpoint().Addr())
+	const lease = 500 * time.Millisecond
+	if _, err := owner.Register(ctx, "db", "10.0.0.1:5432", nil, lease); err != nil {
+		t.Fatal(err)
+	}
+	key := sdk.ServiceKey("db", 7)
+	addrOf := func() string {
+		rec, ok := ctr.Entry(key)
+		var r sdk.Record
+		if !ok || sdk.ParseRecord(rec, &r) != wire.OK || r.Kind != sdk.KindService {
+			return ""
+		}
+		return string(r.Addr)
+	}
+	if err := other.Deregister(ctx, "db"); wire.AsErrno(err) != wire.EPERM {
+		t.Fatalf("deregistration from another address: %v, want EPERM", err)
+	}
+	if _, err := other.Register(ctx, "db", "10.6.6.6:5432", nil, lease); wire.AsErrno(err) != wire.EPERM {
+		t.Fatalf("registration over the instance from another address: %v, want EPERM", err)
+	}
+	if a := addrOf(); a != "10.0.0.1:5432" {
+		t.Fatalf("instance address %q, want the owner's 10.0.0.1:5432", a)
+	}
+	if n := ctr.Stats().NotOwner; n != 2 {
+		t.Fatalf("NotOwner = %d, want 2", n)
+	}
+	if !rfctest.WaitFor(5*time.Second, func() bool {
+		_, err := other.Register(ctx, "db", "10.0.0.2:5432", nil, lease)
+		return err == nil
+	}) {
+		t.Fatal("instance past its lease not registered again from another address")
+	}
+	if err := owner.Deregister(ctx, "db"); wire.AsErrno(err) != wire.EPERM {
+		t.Fatalf("deregistration by the former owner: %v, want EPERM", err)
+	}
+	if err := other.Deregister(ctx, "db"); err != nil {
+		t.Fatalf("deregistration by the owner: %v", err)
+	}
+}

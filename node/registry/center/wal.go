@@ -37,6 +37,8 @@ import (
 // applied. If one does, the log was damaged in the middle and the center
 // refuses to start (EPROTO naming the log and the offset), cutting
 // nothing: the frames after the damage may hold acknowledged writes.
+// The log and the directory are then fsynced before the log is taken
+// for durable: what was read may have been only in the page cache.
 //
 // The magic names the record format of the frames: "...02" files hold
 // format 2 records (sdk.RecFormat). Files of format 1 ("...01") are
@@ -289,10 +291,20 @@ func openLog(disk Disk, ids registry.IDSource, dir string, policy FsyncPolicy, a
 			f.Close()
 			return nil, err
 		}
-		if err := l.syncFile(f); err != nil {
-			f.Close()
-			return nil, err
-		}
+	}
+	// What was read may be only in the page cache: the previous process
+	// died after appending frames whose fsync never returned, or after
+	// renaming in a log (or a snapshot) whose directory fsync failed.
+	// Its records are in the store from now on, answered to reads and
+	// to retries of the operations that made them as durable: make them
+	// so before anything is served.
+	if err := l.syncFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := l.syncDir(); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if _, err := f.Seek(int64(off), 0); err != nil {
 		f.Close()

@@ -479,7 +479,9 @@ func (c *Client) ListAll(ctx context.Context, prefix string) ([]Entry, error) {
 // 0) as an instance of service name at addr with metadata meta, kept alive
 // by renewals for lease (0: the center's default; another is rounded up
 // to whole milliseconds; negative: EINVAL). It replaces an earlier
-// registration of the same name by this node.
+// registration of the same name by this node made from this endpoint's
+// address, or one whose lease has run out; a live one registered from
+// another address is EPERM (docs/REGISTRY.md).
 func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, lease time.Duration) (uint64, error) {
 	if lease < 0 {
 		return 0, wire.EINVAL
@@ -496,7 +498,8 @@ func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, l
 	return v, err
 }
 
-// Deregister removes this node's instance of service name.
+// Deregister removes this node's instance of service name; EPERM if it
+// is live and was registered from another address.
 func (c *Client) Deregister(ctx context.Context, name string) error {
 	var v uint64
 	id := c.newOp()

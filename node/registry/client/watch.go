@@ -37,9 +37,10 @@ type verState struct {
 // Watch follows the prefixes it was opened with: it subscribes at a
 // center, lists the prefixes once, then applies the center's pushes in
 // sequence. A gap in the sequence, an unknown stream, or a center that
-// stops answering makes it resynchronize (at the other center if need
-// be) on a new stream: it subscribes again, lists again, and reports as
-// deleted the keys that are gone. Within a stream, changes of a key are
+// stops answering or answers what it cannot follow (EPROTO) makes it
+// resynchronize (at the other center for the last two) on a new stream:
+// it subscribes again, lists again, and reports as deleted the keys that
+// are gone. Within a stream, changes of a key are
 // applied in version order and an older version is ignored; a
 // resynchronization takes the center's record of every key, even one
 // older than the record held (see applyLocked).
@@ -221,8 +222,8 @@ func (w *Watch) loop() {
 			}
 			if e := w.resync(); e != wire.OK {
 				// Try again at the next keepalive, at the other
-				// center if this one did not answer.
-				if failover(e) || e == wire.EAGAIN {
+				// center if this one failed.
+				if centerFailed(e) || e == wire.EAGAIN {
 					w.switchCenter()
 				}
 				w.synced.Store(false)
@@ -241,7 +242,7 @@ func (w *Watch) keepalive() {
 	w.mu.Unlock()
 	switch e := w.subCheck(w.c.cfg.Centers[center], id, cookie); {
 	case e == wire.OK:
-	case failover(e):
+	case centerFailed(e):
 		w.switchCenter()
 		w.kickResync()
 	default:
@@ -260,6 +261,16 @@ func (w *Watch) subCheck(dst netip.AddrPort, id, cookie uint64) wire.Errno {
 	}, nil)
 	cancel()
 	return wire.AsErrno(err)
+}
+
+// centerFailed reports whether e from a center makes a Watch go to the
+// other center: the center does not answer (failover), or it answers
+// what the Watch cannot follow (EPROTO: a malformed reply, or a listing
+// page whose next key does not move on, registry.ListNext), which it may
+// answer again at every try, so that trying it again would keep the
+// Watch unsynced while the other center serves.
+func centerFailed(e wire.Errno) bool {
+	return failover(e) || e == wire.EPROTO
 }
 
 func (w *Watch) switchCenter() {
@@ -315,7 +326,7 @@ func (w *Watch) resync() wire.Errno {
 		})
 		cancel()
 		if e := wire.AsErrno(err); e != wire.OK {
-			if !failover(e) {
+			if !centerFailed(e) {
 				w.err.Store(e)
 			}
 			return e

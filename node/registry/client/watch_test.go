@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,8 +219,51 @@ func TestResyncsKeepOneStream(t *testing.T) {
 // then reported itself synced.
 func TestWatchRefusesStuckListing(t *testing.T) {
 	const stuckPages = 2000
+	fake, pages := stuckCenter(t, stuckPages)
+	cl := newClient(t, regtest.Endpoint(t, 7, ""), fake.Addr())
+	w, err := cl.Watch([]string{sdk.KVPrefix}, func(Change) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if !rfctest.WaitFor(30*time.Second, func() bool { st := w.Stats(); return st.Malformed > 0 || st.Synced }) {
+		t.Fatalf("watch neither refused nor finished the listing: %d pages listed", pages.Load())
+	}
+	if st := w.Stats(); st.Synced || st.Malformed == 0 {
+		t.Fatalf("watch synced %v, malformed %d after %d pages: it followed a next key that does not move on",
+			st.Synced, st.Malformed, pages.Load())
+	}
+}
+
+// TestWatchLeavesStuckCenter: a center whose listing does not move on
+// (EPROTO) has failed the watch as a dead one has: the watch's next
+// resynchronization goes to the other center, and syncs there. Before,
+// it tried the stuck center again at every keepalive and never synced.
+func TestWatchLeavesStuckCenter(t *testing.T) {
+	fake, pages := stuckCenter(t, 1<<40)
+	good := centertest.StartSingle(1)
+	t.Cleanup(func() { good.Close() })
+	cl := newClient(t, regtest.Endpoint(t, 7, ""), fake.Addr(), good.Addr())
+	direct := newClient(t, regtest.Endpoint(t, 8, ""), good.Addr())
+	if _, err := direct.Put(rfctest.Context(t, 10*time.Second), "a", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, changes := syncedWatch(t, cl, sdk.KVPrefix)
+	if pages.Load() == 0 {
+		t.Fatal("the watch did not start at the stuck center")
+	}
+	if ch := <-changes; ch.Key != "kv/a" {
+		t.Fatalf("first change %+v, want kv/a from the other center", ch)
+	}
+}
+
+// stuckCenter is a fake center on a new endpoint (node 100) that answers
+// subscribes and keepalives and lists as regtest.StuckList does, for
+// pages pages, whose count it returns.
+func stuckCenter(t *testing.T, pages int64) (*rfc.Endpoint, *atomic.Int64) {
+	t.Helper()
 	fake := regtest.Endpoint(t, 100, "")
-	pages := regtest.StuckList(t, fake, stuckPages)
+	n := regtest.StuckList(t, fake, pages)
 	ok := func(req *rfc.Request, rep *wire.Params) wire.Errno { return wire.OK }
 	err := fake.RegisterCalls([]rfc.CallSpec{
 		{No: registry.CallSubscribe, Name: "reg-subscribe", Schema: registry.SchemaSubscribe, Flags: rfc.Idempotent,
@@ -234,17 +278,5 @@ func TestWatchRefusesStuckListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := newClient(t, regtest.Endpoint(t, 7, ""), fake.Addr())
-	w, err := cl.Watch([]string{sdk.KVPrefix}, func(Change) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if !rfctest.WaitFor(30*time.Second, func() bool { st := w.Stats(); return st.Malformed > 0 || st.Synced }) {
-		t.Fatalf("watch neither refused nor finished the listing: %d pages listed", pages.Load())
-	}
-	if st := w.Stats(); st.Synced || st.Malformed == 0 {
-		t.Fatalf("watch synced %v, malformed %d after %d pages: it followed a next key that does not move on",
-			st.Synced, st.Malformed, pages.Load())
-	}
+	return fake, n
 }

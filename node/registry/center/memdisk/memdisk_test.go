@@ -5,14 +5,18 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/node/registry/center"
 	"fastcall/node/registry/client"
 	"fastcall/node/registry/internal/regtest"
 	"fastcall/node/registry/sdk"
 	"fastcall/rfc/rfctest"
+	"fastcall/wire"
 )
 
 func write(t *testing.T, f interface{ Write([]byte) (int, error) }, s string) {
@@ -110,15 +114,8 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 	}{{center.FsyncAlways, true}, {center.FsyncNever, false}} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			d := New()
-			ep := regtest.Endpoint(t, 100, "")
-			cfg := center.DefaultConfig("/data/center")
-			cfg.Logger = rfctest.Quiet
-			cfg.Fsync = tc.policy
-			cfg.Disk = d.Boot()
-			c, err := center.StartCenter(ep, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := memCenter(t, d.Boot(), "", tc.policy)
+			ep := c.Endpoint()
 			ccfg := client.DefaultClientConfig(ep.Addr())
 			ccfg.AttemptTimeout = 200 * time.Millisecond
 			cl, err := client.NewClient(regtest.Endpoint(t, 7, ""), ccfg)
@@ -134,11 +131,7 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 			d.Crash()
 			c.Close()
 
-			cfg.Disk = d.Boot()
-			c, err = center.StartCenter(regtest.Endpoint(t, 100, ep.Addr().String()), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c = memCenter(t, d.Boot(), ep.Addr().String(), tc.policy)
 			defer c.Close()
 			rec, ok := c.Entry(sdk.KVPrefix + "k")
 			switch {
@@ -148,5 +141,101 @@ func TestCenterCrashOnMemDisk(t *testing.T) {
 				t.Fatalf("an unsynced write survived the crash (version %d)", sdk.RecordVersion(rec))
 			}
 		})
+	}
+}
+
+// memCenter starts a center (node 100) with its data in /data/center
+// on disk under policy, listening on addr (any loopback port if empty).
+func memCenter(t *testing.T, disk center.Disk, addr string, policy center.FsyncPolicy) *center.Center {
+	t.Helper()
+	cfg := center.DefaultConfig("/data/center")
+	cfg.Logger = rfctest.Quiet
+	cfg.Fsync = policy
+	cfg.Disk = disk
+	c, err := center.StartCenter(regtest.Endpoint(t, 100, addr), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// syncFailDisk is a center.Disk whose files' Sync fails (EIO) while fail
+// is set: a disk that stops writing, or a process that dies before its
+// fsyncs return.
+type syncFailDisk struct {
+	center.Disk
+	fail atomic.Bool
+}
+
+type syncFailFile struct {
+	center.File
+	d *syncFailDisk
+}
+
+func (f syncFailFile) Sync() error {
+	if f.d.fail.Load() {
+		return syscall.EIO
+	}
+	return f.File.Sync()
+}
+
+func (d *syncFailDisk) wrap(f center.File, err error) (center.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return syncFailFile{f, d}, nil
+}
+
+func (d *syncFailDisk) OpenFile(path string) (center.File, error) {
+	return d.wrap(d.Disk.OpenFile(path))
+}
+func (d *syncFailDisk) OpenDir(dir string) (center.File, error) { return d.wrap(d.Disk.OpenDir(dir)) }
+func (d *syncFailDisk) CreateFile(path string, perm os.FileMode) (center.File, error) {
+	return d.wrap(d.Disk.CreateFile(path, perm))
+}
+
+// TestRecoveredLogMadeDurable: a center that dies after appending a
+// write but before its fsync returned finds the write in its log at the
+// next start (the process died, the machine did not: the page cache
+// still holds it). Recovery took every frame it read for durable, so the
+// write's retry was acknowledged at once, found applied, with no fsync
+// ever covering it: the machine failing then lost an acknowledged write.
+func TestRecoveredLogMadeDurable(t *testing.T) {
+	d := New()
+	fd := &syncFailDisk{Disk: d.Boot()}
+	c := memCenter(t, fd, "", center.FsyncAlways)
+	addr := c.Endpoint().Addr()
+	op := sdk.OpID{Client: 1, Seq: 1}
+	put := func(node uint32) wire.Errno {
+		return regtest.Call(t, regtest.Endpoint(t, node, ""), addr, registry.CallPut, func(ps *wire.Params) {
+			ps.String(sdk.KVPrefix + "k")
+			ps.Bytes([]byte("v"))
+			ps.Uint64(0)
+			ps.Uint64(0)
+			ps.Uint64(registry.PutPlain)
+			registry.AppendOp(ps, op)
+		})
+	}
+	fd.fail.Store(true)
+	if e := put(7); e == wire.OK {
+		t.Fatal("a write whose fsync failed was acknowledged")
+	}
+	// The process dies; what it wrote stays in the page cache.
+	c.Endpoint().Close()
+	c.Close()
+
+	c = memCenter(t, d.Boot(), addr.String(), center.FsyncAlways)
+	if e := put(8); e != wire.OK {
+		t.Fatalf("retry of the write after the restart: %v", e)
+	}
+	// The machine fails.
+	c.Endpoint().Close()
+	d.Crash()
+	c.Close()
+
+	c = memCenter(t, d.Boot(), addr.String(), center.FsyncAlways)
+	defer c.Close()
+	if _, ok := c.Entry(sdk.KVPrefix + "k"); !ok {
+		t.Fatal("acknowledged write lost in the machine's failure")
 	}
 }
