@@ -3,6 +3,7 @@ package bench
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -21,5 +22,20 @@ func TestLogTicks(t *testing.T) {
 	}
 	if got := ticks(3, 4); got != nil {
 		t.Errorf("ticks of 3..4: %v, want none", got)
+	}
+}
+
+// TestScaleViewsNotCounted: a scale row whose views the program did not
+// count (NotAlive -1) says "not counted", not "-1/N", which reads as a
+// count; a counted row shows not alive of all views.
+func TestScaleViewsNotCounted(t *testing.T) {
+	var b strings.Builder
+	WriteScaleMarkdown(&b, []ScaleResult{
+		{System: "memberlist", N: 256, NotAlive: -1, Views: 65280},
+		{System: "fastcall", N: 256, NotAlive: 0, Views: 65280},
+	})
+	out := b.String()
+	if strings.Contains(out, "-1/") || !strings.Contains(out, "| not counted |") || !strings.Contains(out, "| 0/65280 |") {
+		t.Errorf("scale table:\n%s\nwant \"not counted\" for the uncounted row and 0/65280 for the other", out)
 	}
 }

@@ -25,12 +25,25 @@ type ScaleResult struct {
 	DgramsPerMI float64 `json:"datagrams_per_member_interval"`
 	Deaths      int     `json:"false_deaths"`
 	Suspects    int     `json:"suspects"`
-	NotAlive    int     `json:"views_not_alive"`
+	NotAlive    int     `json:"views_not_alive"` // notCounted: the count ran past the scale program's bound
 	Views       int     `json:"views"`
 	Load1Start  float64 `json:"load1_start"`
 	Load1End    float64 `json:"load1_end"`
 	Err         string  `json:"error,omitempty"`
 	Note        string  `json:"note,omitempty"` // how the cluster came up, when not whole (memberlist's joins are bounded)
+}
+
+// notCounted is NotAlive when the scale program did not take the count:
+// a collapsed cluster held its locks past the program's bound on it.
+const notCounted = -1
+
+// viewsCell is the "views not alive at end" cell of r: not alive of all
+// views, or "not counted", never the -1 that stands for it.
+func viewsCell(r *ScaleResult) string {
+	if r.NotAlive == notCounted {
+		return "not counted"
+	}
+	return fmt.Sprintf("%d/%d", r.NotAlive, r.Views)
 }
 
 // ScaleSizes are the cluster sizes of the scale case.
@@ -79,14 +92,15 @@ func ScaleChart(peersDir, svgPath string, rs []ScaleResult) error {
 // WriteScaleMarkdown writes one row per system and size.
 func WriteScaleMarkdown(w io.Writer, rs []ScaleResult) {
 	var rows [][]string
-	for _, r := range rs {
+	for i := range rs {
+		r := &rs[i]
 		if r.Err != "" {
 			rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), "error: " + r.Err, "", "", "", "", "", "", ""})
 			continue
 		}
 		rows = append(rows, []string{r.System, itoa(r.N), itoa(r.Busy), fmt.Sprintf("%.2f", r.SpinCores), fmt.Sprintf("%.3f", r.CPUCores),
 			fmt.Sprintf("%.2f", r.CPUPerMemMs), fmt.Sprintf("%.2f", r.DgramsPerMI), itoa(r.Deaths),
-			fmt.Sprintf("%d/%d", r.NotAlive, r.Views), fmt.Sprintf("%.1f-%.1f", r.Load1Start, r.Load1End), r.Note})
+			viewsCell(r), fmt.Sprintf("%.1f-%.1f", r.Load1Start, r.Load1End), r.Note})
 	}
 	WriteTable(w, []string{"system", "N", "busy goroutines", "their CPU cores", "detector CPU cores", "CPU ms per member per s",
 		"datagrams per member per interval", "deaths (none died)", "views not alive at end", "load average (1 min)", "note"}, rows)

@@ -315,3 +315,17 @@ func budgetUs(ns int64) uint32 {
 	}
 	return uint32(us)
 }
+
+// CeilMs returns d in whole milliseconds, rounded up (toward +∞): the
+// one form of a duration that a call carries as a millisecond parameter
+// (a dispatch deadline, a registry ttl or lease). Their receivers read 0
+// as "none" or "the default", so a positive d below a millisecond must
+// travel as 1, never as 0: rounded down, a short deadline would run for
+// the default and a short ttl would never expire.
+func CeilMs(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond > 0 {
+		ms++
+	}
+	return ms
+}

@@ -521,6 +521,18 @@ func (ep *Endpoint) sweepPeers(now int64) {
 				delete(t.home, k)
 			}
 		}
+		// A second pass over the table, needed: whether a kept peer's sender
+		// lost its home is known only once every entry was judged, and the
+		// range above visits them in no set order, so a home may go after the
+		// peer that names it was kept. A mark that outlived its home would
+		// spare the sender the look at the home map (learnSender) until a
+		// later sweep, and meanwhile copies of its requests replayed from
+		// other addresses would make entries there
+		// (TestHomesMadeAgainAfterOneSweep). Judging the home early, out of
+		// order, would judge it twice against fields callers change meanwhile
+		// (state, lastHeard), or need a per-sweep mark in each entry and a
+		// home lookup per kept peer on every sweep; this pass runs only on a
+		// sweep that removed something.
 		for _, p := range t.m {
 			if k := p.homed.Load(); k != 0 && t.home[k] == nil {
 				// The next request of sender k makes sure of a

@@ -227,6 +227,54 @@ func TestHomeMadeAgainAfterSweep(t *testing.T) {
 	})
 }
 
+// TestHomesMadeAgainAfterOneSweep is TestHomeMadeAgainAfterSweep for
+// many nodes at once, so that the sweep meets kept entries both before
+// and after the homes it removes (a map's range has no set order): right
+// after the sweep that removes the earlier addresses, every node's next
+// request makes its live entry the home again, and replayed copies make
+// no entry.
+func TestHomesMadeAgainAfterOneSweep(t *testing.T) {
+	const nodes = 16
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		// Off the timer's sweep instants (multiples of sweepEvery
+		// from the start), so that the explicit sweep below is the
+		// only one between the earlier addresses going idle and the
+		// pings after it.
+		time.Sleep(time.Millisecond)
+		for i := range nodes {
+			old := w.rawSender(srv.Addr(), keyA, uint32(100+i), 5)
+			old.callOK(old.request(CallPing, 1<<20, 0, nil), "ping of node %d's earlier process", 100+i)
+		}
+		time.Sleep(srv.cfg.DupAge / 2)
+		var fresh []*rawSender
+		for i := range nodes {
+			s := w.rawSender(srv.Addr(), keyA, uint32(100+i), 6)
+			s.callOK(s.request(CallPing, 2<<20, 0, nil), "node %d's first ping at its new address", 100+i)
+			fresh = append(fresh, s)
+		}
+		// The earlier addresses are idle from now on: this sweep
+		// removes them.
+		time.Sleep(srv.cfg.DupAge / 2)
+		srv.sweepPeers(srv.Now())
+		if n := srv.Stats().Peers; n != nodes {
+			t.Fatalf("%d peers tracked after the sweep, want the %d new addresses", n, nodes)
+		}
+		var pings [][]byte // all sent before any replay: no sweep comes between
+		for _, s := range fresh {
+			ping := s.request(CallPing, 3<<20, 0, nil)
+			s.callOK(ping, "ping after the sweep")
+			pings = append(pings, ping)
+		}
+		for _, ping := range pings {
+			w.replayFrom(srv.Addr(), 1, ping)
+		}
+		if n := srv.Stats().Peers; n != nodes {
+			t.Fatalf("%d peers tracked after replays of each node's ping from an address of its own, want %d", n, nodes)
+		}
+	})
+}
+
 // TestLearnSenderHomeLongSilent: a sender's home entry that is never
 // swept (declared dead: MarkDead) holds the last stamp it heard for as
 // long as it stays. Once that stamp is older than twice the age bound, no

@@ -1,6 +1,7 @@
 package rfc
 
 import (
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -181,5 +182,32 @@ func TestDupCacheSpread(t *testing.T) {
 	}
 	if mean > 2 || worst > 64 {
 		t.Fatalf("clustered index: mean probe distance %.2f, worst %d", mean, worst)
+	}
+}
+
+// TestCeilMs: a duration travels as whole milliseconds rounded up, so a
+// positive one is never 0 (which receivers read as none or the default),
+// and a negative one rounds toward zero, its ceiling.
+func TestCeilMs(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int64
+	}{
+		{0, 0},
+		{time.Nanosecond, 1},
+		{time.Millisecond - 1, 1},
+		{time.Millisecond, 1},
+		{time.Millisecond + 1, 2},
+		{1500 * time.Microsecond, 2},
+		{10 * time.Second, 10000},
+		{-time.Nanosecond, 0},
+		{-1500 * time.Microsecond, -1},
+		{-2 * time.Millisecond, -2},
+		{math.MaxInt64, math.MaxInt64/int64(time.Millisecond) + 1},
+		{math.MinInt64, math.MinInt64 / int64(time.Millisecond)},
+	} {
+		if got := CeilMs(c.d); got != c.want {
+			t.Errorf("CeilMs(%v) = %d, want %d", c.d, got, c.want)
+		}
 	}
 }

@@ -69,18 +69,7 @@ func SubmitSize(op *Op) int {
 // submitOf is the CallSubmit request of op, sent to addrs (its targets).
 func submitOf(op *Op, addrs []netip.AddrPort) submitRequest {
 	return submitRequest{op.Resource, op.Kind.String(), uint64(op.Call.No), op.Call.Seg,
-		FormatTargets(addrs), deadlineMs(op.Deadline)}
-}
-
-// deadlineMs is the deadline field of a CallSubmit: d in milliseconds,
-// rounded up, since the dispatcher reads 0 as Config.DefaultDeadline and a
-// deadline below a millisecond would otherwise run for that default.
-func deadlineMs(d time.Duration) int64 {
-	ms := int64(d / time.Millisecond)
-	if d%time.Millisecond != 0 {
-		ms++
-	}
-	return ms
+		FormatTargets(addrs), rfc.CeilMs(op.Deadline)}
 }
 
 // submitRequest is a CallSubmit request as it travels: text and numbers

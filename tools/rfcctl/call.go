@@ -31,6 +31,9 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer s.close()
+	if n := wire.HeaderSize + p.Len(); n > *c.cf.maxDg {
+		return c.pastMaxDatagram(n, "header and parameters")
+	}
 	var rep rfc.Reply
 	start := time.Now()
 	err = s.ep.Call(s.ctx, s.dst, no, p, &rep)
@@ -52,13 +55,7 @@ func cmdCall(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stdout, renderValue(rep.Param(i)))
 			}
 		}
-		why := ""
-		if n := wire.HeaderSize + p.Len(); errno == wire.EMSGSIZE && n > *c.cf.maxDg {
-			// Refused before sending: say which limit, not only the
-			// number the node could have answered as well.
-			why = fmt.Sprintf(": a request of %d bytes (header and parameters), past -max-datagram %d", n, *c.cf.maxDg)
-		}
-		fmt.Fprintf(stdout, "%s rtt %s%s\n", errno.String(), fmtDur(rtt), why)
+		fmt.Fprintf(stdout, "%s rtt %s\n", errno.String(), fmtDur(rtt))
 	}
 	if err != nil {
 		return 1

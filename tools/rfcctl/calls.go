@@ -30,7 +30,7 @@ var callFlagNames = []struct {
 }
 
 func cmdCalls(args []string, stdout, stderr io.Writer) int {
-	c, s, code, ok := queryNode("calls", args, stderr)
+	c, s, code, ok := queryNode("calls", args, stderr, pageRequestSize)
 	if !ok {
 		return code
 	}

@@ -136,20 +136,6 @@ func TestCallsStatsPrintHostileNames(t *testing.T) {
 	}
 }
 
-// TestCallsStatsPastMaxDatagram: rfcctl calls and stats pad their
-// requests so that a node may answer a full page; with a -max-datagram
-// too small for the padded request they fail (exit 1) saying so, not
-// with the engine's bare EMSGSIZE.
-func TestCallsStatsPastMaxDatagram(t *testing.T) {
-	for _, cmd := range []string{"calls", "stats"} {
-		var out, errOut bytes.Buffer
-		code := runCommand([]string{cmd, "-max-datagram", "400", "127.0.0.1:9"}, &out, &errOut)
-		if code != 1 || !strings.Contains(errOut.String(), "EMSGSIZE") || !strings.Contains(errOut.String(), "past -max-datagram 400") {
-			t.Errorf("rfcctl %s -max-datagram 400: exit %d, output %q%q, want exit 1 naming -max-datagram", cmd, code, out.String(), errOut.String())
-		}
-	}
-}
-
 // TestStatsPrintsHostileEngineNames: whoever answers in a node's place
 // (checksum mode: anyone on the path) names the engine counters of
 // rfcctl stats too; they are printed through printable like the call

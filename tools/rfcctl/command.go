@@ -228,16 +228,33 @@ func (c *command) dialRegistry() (*session, *client.Client, int) {
 
 // queryNode is the start of a command of the form "NAME [flags] ADDR"
 // (client flags and -json): it parses args and opens a session with ADDR.
-// When ok is false the command ends with status code (0 for -h);
-// otherwise the caller closes the session.
-func queryNode(name string, args []string, stderr io.Writer) (c *command, s *session, code int, ok bool) {
+// req is the size of the command's largest request, header included, when
+// the arguments fix it (0: none to check): past -max-datagram, the command
+// ends before any call (pastMaxDatagram). When ok is false the command
+// ends with status code (0 for -h); otherwise the caller closes the
+// session.
+func queryNode(name string, args []string, stderr io.Writer, req int) (c *command, s *session, code int, ok bool) {
 	c = newCommand(name, "ADDR", stderr, withClient|withJSON)
 	pos, code, ok := c.parse(args, nargs(1), "want ADDR")
 	if !ok {
 		return c, nil, code, false
 	}
 	s, code = c.dial(pos[0])
+	if code == 0 && req > *c.cf.maxDg {
+		s.close()
+		return c, nil, c.pastMaxDatagram(req, "header, cursor and the padding that lets the node answer a page"), false
+	}
 	return c, s, code, code == 0
+}
+
+// pastMaxDatagram ends a command whose request makes n bytes, header
+// included, past -max-datagram; what says what is in it. The engine would
+// refuse it with EMSGSIZE, so it is not sent. It is a usage error (exit
+// 2), like every bound rfcctl checks before a call: the same arguments
+// fail the same way whatever the node does. The message names the size,
+// the bound and the error number.
+func (c *command) pastMaxDatagram(n int, what string) int {
+	return c.usageError("a %d-byte request (%s), past -max-datagram %d: EMSGSIZE", n, what, *c.cf.maxDg)
 }
 
 // queryFailed prints "rfcctl: NAME ADDR: ERROR" and returns exit status 1.

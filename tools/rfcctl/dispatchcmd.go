@@ -64,8 +64,7 @@ func cmdDispatch(args []string, stdout, stderr io.Writer) int {
 		}
 		if n := dispatch.SubmitSize(&op); n > *c.cf.maxDg {
 			// The whole operation travels in one request datagram.
-			return usageError(stderr, "dispatch submit: %d targets make a %d-byte request, past -max-datagram %d: EMSGSIZE",
-				len(ts), n, *c.cf.maxDg)
+			return c.pastMaxDatagram(n, fmt.Sprintf("submit of %d targets", len(ts)))
 		}
 	case "status":
 		if len(pos) != 3 {

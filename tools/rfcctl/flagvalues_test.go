@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"fastcall/node/dispatch"
 	"fastcall/node/route"
+	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -167,21 +170,49 @@ func TestClientFlagValues(t *testing.T) {
 	}
 }
 
-// TestCallPastMaxDatagram: rfcctl call whose parameters make a request
-// past -max-datagram fails with EMSGSIZE before sending (exit 1), and
-// says that the request's size passed -max-datagram, not the error number
-// alone, which a node may answer too.
-func TestCallPastMaxDatagram(t *testing.T) {
+// TestPastMaxDatagramIsUsageError: a request that the command's
+// arguments make longer than -max-datagram is refused before it is sent,
+// in every command that checks it, the same way: a usage error (exit 2)
+// naming the request's size, the bound and EMSGSIZE. The node, a socket
+// here, receives nothing. (call, stats and calls exited 1; reg put and
+// dispatch submit 2.)
+func TestPastMaxDatagramIsUsageError(t *testing.T) {
+	node := rfctest.UDP(t)
+	addr := node.LocalAddr().String()
 	var p wire.Params
 	p.Reset(make([]byte, wire.MaxDatagram))
 	p.Bytes(make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize))
-	n := wire.HeaderSize + p.Len()
-	var stdout, stderr bytes.Buffer
-	code := runCommand([]string{"call", "127.0.0.1:9", "echo", "-p", "bytes:" + strings.Repeat("v", wire.DefaultMaxDatagram-wire.HeaderSize)},
-		&stdout, &stderr)
-	want := fmt.Sprintf("a request of %d bytes (header and parameters), past -max-datagram %d", n, wire.DefaultMaxDatagram)
-	if code != 1 || !strings.HasPrefix(stdout.String(), "EMSGSIZE") || !strings.Contains(stdout.String(), want) {
-		t.Fatalf("rfcctl call of a %d-byte request: exit %d, output %q%q, want exit 1 and %q", n, code, stdout.String(), stderr.String(), want)
+	callLen := wire.HeaderSize + p.Len()
+	pageLen := wire.HeaderSize + wire.ParamHdrSize + wire.SizeFixed8 + wire.ParamHdrSize + len(statsPad) // cursor, padding
+	ts := manyTargets(100)
+	op := dispatch.Op{Resource: "r", Kind: dispatch.KindUpdate, Call: dispatch.CallOf(rfc.CallPing, nil)} // -kind update, the default
+	addrs, _ := dispatch.ParseTargets(ts)
+	for _, a := range addrs {
+		op.Targets = append(op.Targets, dispatch.Target{Addr: a})
+	}
+	for _, c := range []struct {
+		args []string
+		said string
+	}{
+		{[]string{"call", addr, "echo", "-p", "bytes:" + strings.Repeat("v", wire.DefaultMaxDatagram-wire.HeaderSize)},
+			fmt.Sprintf("a %d-byte request (header and parameters), past -max-datagram %d: EMSGSIZE", callLen, wire.DefaultMaxDatagram)},
+		{[]string{"stats", "-max-datagram", "400", addr}, fmt.Sprintf("a %d-byte request (", pageLen) + "header, cursor and the padding that lets the node answer a page), past -max-datagram 400: EMSGSIZE"},
+		{[]string{"calls", "-max-datagram", "400", addr}, fmt.Sprintf("a %d-byte request (", pageLen) + "header, cursor and the padding that lets the node answer a page), past -max-datagram 400: EMSGSIZE"},
+		{[]string{"dispatch", "-resource", "r", "-targets", ts, "-call", "ping", "submit", addr},
+			fmt.Sprintf("a %d-byte request (submit of 100 targets), past -max-datagram %d: EMSGSIZE", dispatch.SubmitSize(&op), wire.DefaultMaxDatagram)},
+		{[]string{"reg", "-c", addr, "put", "k", strings.Repeat("v", wire.DefaultMaxDatagram)}, "past registry.MaxEntry"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := runCommand(c.args, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.said) {
+			t.Errorf("rfcctl %.60q: exit %d, said %q%q, want exit 2 and %q", c.args, code, stdout.String(), stderr.String(), c.said)
+		}
+	}
+	// Nothing is in flight once the commands returned: a datagram any
+	// of them sent is in the socket's buffer already.
+	node.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if n, _, err := node.ReadFrom(make([]byte, wire.MaxDatagram)); err == nil {
+		t.Errorf("the node received a %d-byte datagram", n)
 	}
 }
 

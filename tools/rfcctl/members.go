@@ -9,7 +9,7 @@ import (
 )
 
 func cmdMembers(args []string, stdout, stderr io.Writer) int {
-	c, s, code, ok := queryNode("members", args, stderr)
+	c, s, code, ok := queryNode("members", args, stderr, 0)
 	if !ok {
 		return code
 	}

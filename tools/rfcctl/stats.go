@@ -25,7 +25,7 @@ type callRow struct {
 }
 
 func cmdStats(args []string, stdout, stderr io.Writer) int {
-	c, s, code, ok := queryNode("stats", args, stderr)
+	c, s, code, ok := queryNode("stats", args, stderr, pageRequestSize)
 	if !ok {
 		return code
 	}
@@ -57,6 +57,11 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 // statsPad pads stats requests so that a node answering an
 // unauthenticated request (at most three times its size) can fill a page.
 var statsPad = make([]byte, 420)
+
+// pageRequestSize is the size of a request of queryPages, header
+// included: a cursor and statsPad. It is the largest request of stats
+// and calls, whose commands refuse a -max-datagram below it (queryNode).
+var pageRequestSize = wire.HeaderSize + wire.ParamHdrSize + wire.SizeFixed8 + wire.ParamHdrSize + len(statsPad)
 
 type engineValue struct {
 	Name  string `json:"name"`
@@ -95,8 +100,8 @@ func fetchStats(s *session, cf *clientFlags) ([]callRow, []engineValue, error) {
 // CallCalls), each with its own -t deadline. A request is (u64 cursor,
 // bytes statsPad); a reply is (u64 next cursor, 0 after the last page)
 // followed by rows of stride parameters, handed to row by the index of
-// their first parameter. A request past -max-datagram is EMSGSIZE,
-// named as such, before it is sent. A reply of another shape, or a next cursor that
+// their first parameter. Its command has checked the request against
+// -max-datagram (pageRequestSize). A reply of another shape, or a next cursor that
 // does not advance or is not a call number, is EPROTO. A cursor is a call
 // number, so the pages end within 65536 of them: there is no page cap to
 // cut the listing short.
@@ -109,11 +114,6 @@ func (c *clientFlags) queryPages(s *session, callNo uint16, stride int, row func
 		p.Reset(buf)
 		p.Uint64(cursor)
 		p.Bytes(statsPad)
-		if n := wire.HeaderSize + p.Len(); n > *c.maxDg {
-			// The engine would refuse it with a bare EMSGSIZE.
-			return fmt.Errorf("%s: a %d-byte request (padded so that the node may answer a page), past -max-datagram %d",
-				errName(wire.EMSGSIZE), n, *c.maxDg)
-		}
 		ctx, cancel := c.ctx()
 		err := s.ep.Call(ctx, s.dst, callNo, &p, &rep)
 		cancel()

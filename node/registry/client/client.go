@@ -345,24 +345,11 @@ func (c *Client) put(ctx context.Context, key string, value []byte, expect uint6
 		ps.String(sdk.KVPrefix + key)
 		ps.Bytes(value)
 		ps.Uint64(expect)
-		ps.Uint64(ceilMs(ttl))
+		ps.Uint64(uint64(rfc.CeilMs(ttl)))
 		ps.Uint64(mode)
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
-}
-
-// ceilMs is a ttl or lease as a request carries it: d in milliseconds,
-// rounded up. The center reads 0 as no expiry (CallPut) or as its
-// default lease (CallRegister), so a positive d below a millisecond sent
-// as 0 would write an entry that never expires, or an instance leased
-// for the default.
-func ceilMs(d time.Duration) uint64 {
-	ms := uint64(d / time.Millisecond)
-	if d%time.Millisecond != 0 {
-		ms++
-	}
-	return ms
 }
 
 // Put writes key unconditionally and returns its new version. ttl 0
@@ -492,7 +479,7 @@ func (c *Client) Register(ctx context.Context, name, addr string, meta []byte, l
 		ps.String(name)
 		ps.String(addr)
 		ps.Bytes(meta)
-		ps.Uint64(ceilMs(lease))
+		ps.Uint64(uint64(rfc.CeilMs(lease)))
 		registry.AppendOp(ps, id)
 	}, readVersion(&v))
 	return v, err
