@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
@@ -142,6 +143,9 @@ func TestConfigCheck(t *testing.T) {
 		{Name: "keep", Mod: func(c *Config) { c.AuditKeep = 0 }, Field: "AuditKeep"},
 		{Name: "buffer", Mod: func(c *Config) { c.AuditBuffer = 0 }, Field: "AuditBuffer"},
 		{Name: "valuemax", Mod: func(c *Config) { c.AuditValueMax = 1000 }, Field: "AuditValueMax"},
+		{Name: "scan page", Mod: func(c *Config) { c.QueryScanBytes = audit.ScanMin - 1 }, Field: "QueryScanBytes"},
+		{Name: "scan page big", Mod: func(c *Config) { c.QueryScanBytes = maxScanBytes + 1 }, Field: "QueryScanBytes"},
+		{Name: "scan rate", Mod: func(c *Config) { c.QueryScanRate = 0 }, Field: "QueryScanRate"},
 		{Name: "call range", Mod: func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, Field: "Calls"},
 		{Name: "call path", Mod: func(c *Config) {
 			c.Calls = []RoutedCall{{No: CallNSPut, Name: "x", Schema: wire.Schema{wire.TypeBytes}}}
