@@ -471,19 +471,22 @@ func TestCallNameAuditable(t *testing.T) {
 }
 
 // TestNoticeWideParams: a route-notice whose client node (32 bits), call
-// number or error number (16 bits) is past its range is refused EINVAL
-// and not held. Before, the member cut it (2^32 + 100 read as node 100,
-// 2^16 + ENOENT as ENOENT) and held a notice of another call.
+// number or error number (16 bits), or time (Unix ns in 63 bits) is past
+// its range is refused EINVAL and not held. Before, the member cut it
+// (2^32 + 100 read as node 100, 2^16 + ENOENT as ENOENT) and held a
+// notice of another call, and read a time past 2^63 as one before 1970.
 func TestNoticeWideParams(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	m := tc.members[0]
+	now := uint64(time.Now().UnixNano())
 	cases := []struct {
-		name              string
-		node, callNo, eno uint64
+		name                  string
+		node, callNo, eno, at uint64
 	}{
-		{"client node", 1<<32 + 100, uint64(CallNSGet), uint64(wire.ENOENT)},
-		{"call number", 100, 1<<16 + uint64(CallNSGet), uint64(wire.ENOENT)},
-		{"error number", 100, uint64(CallNSGet), 1<<16 + uint64(wire.ENOENT)},
+		{"client node", 1<<32 + 100, uint64(CallNSGet), uint64(wire.ENOENT), now},
+		{"call number", 100, 1<<16 + uint64(CallNSGet), uint64(wire.ENOENT), now},
+		{"error number", 100, uint64(CallNSGet), 1<<16 + uint64(wire.ENOENT), now},
+		{"time", 100, uint64(CallNSGet), uint64(wire.ENOENT), 1<<63 + now},
 	}
 	for _, c := range cases {
 		var ps wire.Params
@@ -495,7 +498,7 @@ func TestNoticeWideParams(t *testing.T) {
 		ps.String("ns-get")
 		ps.Uint64(c.eno)
 		ps.String("/c1/missing")
-		ps.Uint64(uint64(time.Now().UnixNano()))
+		ps.Uint64(c.at)
 		req := rfctest.Request(t, tc.rep.Addr(), tc.rep.NodeID(), tc.rep.Incarnation(), CallNotice, &ps)
 		var rep wire.Params
 		rep.Reset(make([]byte, 64))
