@@ -96,6 +96,19 @@ func (mt *mountTable) lookup(path []byte) (prefix, cluster string, ok bool) {
 	return longestMount(mt.mounts, path)
 }
 
+// activeElsewhere reports whether a sub-cluster of the snapshot other
+// than except lists m and believes it active. A member has one role for
+// every sub-cluster that lists it (CallSetRole names none), so a
+// demotion owed as a standby of except would take it out of that one.
+func (mt *mountTable) activeElsewhere(m netip.AddrPort, except string) bool {
+	for name, cs := range mt.clusters {
+		if name != except && cs.members[cs.activeIdx()] == m {
+			return true
+		}
+	}
+	return false
+}
+
 // tableState is the router's copy of the table as the MountSource holds
 // it, from which snapshots are built.
 type tableState struct {
