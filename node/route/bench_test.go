@@ -97,3 +97,44 @@ func BenchmarkLongPathRefused(b *testing.B) {
 	b.ReportMetric(ns[1]/ns[0], "at-max-ratio")
 	b.ReportMetric(ns[2]/ns[0], "too-long-ratio")
 }
+
+// BenchmarkLongMount resolves paths against a table one of whose mount
+// prefixes is long (1,022 bytes of one-letter components, as an operator
+// may write up to MaxPathLen): a normal path, a path of MaxPathLen bytes
+// under the long mount, and one of MaxPathLen bytes of one-letter
+// components that shares no component with it. It reports each one's ns
+// per resolution and their ratios to the normal path's.
+//
+//	go test -run '^$' -bench LongMount ./node/route
+func BenchmarkLongMount(b *testing.B) {
+	long := strings.Repeat("/b", (MaxPathLen-2)/2)
+	mounts := map[string]string{"/c1": "c1", "/c2/data": "c2", long: "c3"}
+	clusters := map[string]*clusterState{}
+	for _, c := range mounts {
+		clusters[c] = &clusterState{name: c}
+	}
+	mt := newMountTable(mounts, clusters)
+	paths := []struct {
+		name  string
+		path  []byte
+		errno wire.Errno
+	}{
+		{"normal", []byte("/c1/bench"), wire.OK},
+		{"under-long", []byte(long + "/x"), wire.OK},
+		{"beside-long", []byte(strings.Repeat("/a", MaxPathLen/2)), wire.ENOENT},
+	}
+	var ns [3]float64
+	b.ResetTimer()
+	for k, p := range paths {
+		t0 := time.Now()
+		for i := 0; i < b.N; i++ {
+			if _, e := mt.resolve(p.path); e != p.errno {
+				b.Fatalf("%s: %v, want %v", p.name, e, p.errno)
+			}
+		}
+		ns[k] = float64(time.Since(t0).Nanoseconds()) / float64(b.N)
+		b.ReportMetric(ns[k], p.name+"-ns")
+	}
+	b.ReportMetric(ns[1]/ns[0], "under-long-ratio")
+	b.ReportMetric(ns[2]/ns[0], "beside-long-ratio")
+}

@@ -3,7 +3,9 @@ package route
 import (
 	"bytes"
 	"context"
+	"math/rand"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,11 +16,32 @@ import (
 	"fastcall/wire"
 )
 
-func TestLongestMount(t *testing.T) {
-	mounts := map[string]mountRef{}
-	for p, c := range map[string]string{"/": "root", "/a": "a", "/a/b": "ab", "/a/bc/d": "abcd", "/x/y": "xy"} {
-		mounts[p] = mountRef{p, c}
+// longestMount is the reference of mountTable.lookup: it tries every
+// prefix of path on a component boundary, from the longest, in a map of
+// the mounts by prefix.
+func longestMount(mounts map[string]mountRef, path []byte) (prefix, cluster string, ok bool) {
+	if len(path) == 0 || path[0] != '/' {
+		return "", "", false
 	}
+	p := path
+	for {
+		if m, found := mounts[string(p)]; found {
+			return m.prefix, m.cluster, true
+		}
+		if len(p) <= 1 {
+			return "", "", false
+		}
+		i := bytes.LastIndexByte(p, '/')
+		if i <= 0 {
+			p = p[:1]
+		} else {
+			p = p[:i]
+		}
+	}
+}
+
+func TestLongestMount(t *testing.T) {
+	names := map[string]string{"/": "root", "/a": "a", "/a/b": "ab", "/a/bc/d": "abcd", "/x/y": "xy"}
 	cases := []struct {
 		path, prefix, cluster string
 		ok                    bool
@@ -32,27 +55,28 @@ func TestLongestMount(t *testing.T) {
 		{"/a/bc", "/a", "a", true},
 		{"/a/bc/d", "/a/bc/d", "abcd", true},
 		{"/a/bc/de", "/a", "a", true},
+		{"/a//b", "/a", "a", true},
+		{"//a", "/", "root", true},
 		{"/x", "/", "root", true},
 		{"/x/y/z", "/x/y", "xy", true},
 		{"", "", "", false},
 		{"a/b", "", "", false},
 	}
+	mt := newMountTable(names, nil)
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {
-			p, cl, ok := longestMount(mounts, []byte(c.path))
+			p, cl, ok := mt.lookup([]byte(c.path))
 			if p != c.prefix || cl != c.cluster || ok != c.ok {
-				t.Fatalf("longestMount(%q) = %q %q %v, want %q %q %v", c.path, p, cl, ok, c.prefix, c.cluster, c.ok)
+				t.Fatalf("lookup(%q) = %q %q %v, want %q %q %v", c.path, p, cl, ok, c.prefix, c.cluster, c.ok)
 			}
 		})
 	}
-	// The table's lookup walks only the path's first bytes up to the
-	// longest prefix (here 7, "/a/bc/d"), cut on a component boundary,
-	// and finds what longestMount finds over the whole path.
-	names := map[string]string{}
-	for p, m := range mounts {
-		names[p] = m.cluster
+	// Past the deepest mount the walk stops, and finds what the
+	// reference finds over the whole path.
+	mounts := map[string]mountRef{}
+	for p, c := range names {
+		mounts[p] = mountRef{p, c}
 	}
-	mt := newMountTable(names, nil)
 	long := strings.Repeat("/e", MaxPathLen)
 	for _, c := range cases {
 		for _, path := range []string{c.path, c.path + long, c.path + "e" + long} {
@@ -62,13 +86,54 @@ func TestLongestMount(t *testing.T) {
 			}
 		}
 	}
-	delete(mounts, "/")
-	if _, _, ok := longestMount(mounts, []byte("/z")); ok {
+	delete(names, "/")
+	if _, _, ok := newMountTable(names, nil).lookup([]byte("/z")); ok {
 		t.Fatal("match without a root mount")
 	}
 	path := []byte("/a/b/c/d")
-	if n := testing.AllocsPerRun(100, func() { longestMount(mounts, path) }); n != 0 {
-		t.Fatalf("longestMount allocates %v", n)
+	if n := testing.AllocsPerRun(100, func() { mt.lookup(path) }); n != 0 {
+		t.Fatalf("lookup allocates %v", n)
+	}
+}
+
+// TestLookupMatchesReference: random tables of mounts over a few
+// components, and random paths over the same components and empty ones,
+// resolve as the reference resolves them.
+func TestLookupMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	comps := []string{"a", "b", "ab", "", "a.b"}
+	randPath := func(max int) string {
+		var sb strings.Builder
+		for range rng.Intn(max + 1) {
+			sb.WriteString("/" + comps[rng.Intn(len(comps))])
+		}
+		if sb.Len() == 0 {
+			return "/"
+		}
+		return sb.String()
+	}
+	for round := 0; round < 500; round++ {
+		names := map[string]string{}
+		mounts := map[string]mountRef{}
+		for i := range rng.Intn(12) {
+			p := randPath(6)
+			if !ValidPrefix(p) {
+				continue
+			}
+			c := "c" + strconv.Itoa(i)
+			names[p], mounts[p] = c, mountRef{p, c}
+		}
+		mt := newMountTable(names, nil)
+		for range 50 {
+			path := randPath(8)
+			if rng.Intn(4) == 0 {
+				path += "/"
+			}
+			p, cl, ok := longestMount(mounts, []byte(path))
+			if lp, lcl, lok := mt.lookup([]byte(path)); lp != p || lcl != cl || lok != ok {
+				t.Fatalf("table %v: lookup(%q) = %q %q %v, want %q %q %v", names, path, lp, lcl, lok, p, cl, ok)
+			}
+		}
 	}
 }
 
