@@ -153,17 +153,23 @@ func TestAuditQueryRotation(t *testing.T) {
 // clients) as AuditQuery would not: limit records from cursor (file, off)
 // with reply room room, and returns the call's error.
 func (tc *testCluster) rawAudit(limit, file, off uint64, room []byte) error {
-	var ps wire.Params
+	return tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, auditParams("ns-put", limit, file, off, room), nil)
+}
+
+// auditParams is a CallAudit request for call name (all times, all
+// clients): limit records from cursor (file, off), padded with pad.
+func auditParams(name string, limit, file, off uint64, pad []byte) *wire.Params {
+	ps := new(wire.Params)
 	ps.Reset(make([]byte, 1300))
-	ps.String("ns-put")
+	ps.String(name)
 	ps.Uint64(0)
 	ps.Uint64(0)
 	ps.String("")
 	ps.Uint64(limit)
 	ps.Uint64(file)
 	ps.Uint64(off)
-	ps.Bytes(room)
-	return tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil)
+	ps.Bytes(pad)
+	return ps
 }
 
 // TestAuditLineTooBigForPage: a record whose line does not fit the
@@ -354,17 +360,9 @@ func TestAuditQueryScanBudget(t *testing.T) {
 		if err != nil || len(seqs) == 0 {
 			t.Fatalf("files %v %v", seqs, err)
 		}
-		var ps wire.Params
-		ps.Reset(make([]byte, 256))
-		ps.String("ns-nothing")
-		ps.Uint64(0)
-		ps.Uint64(0)
-		ps.String("")
-		ps.Uint64(MaxAuditLimit)
-		ps.Uint64(seqs[0]) // a cursor: no flush of the writer first
-		ps.Uint64(0)
-		ps.Bytes(nil)
-		req := rfctest.Request(t, mustAddr("127.0.0.1:4001"), 100, 1, CallAudit, &ps)
+		// From a cursor: no flush of the writer first.
+		ps := auditParams("ns-nothing", MaxAuditLimit, seqs[0], 0, nil)
+		req := rfctest.Request(t, mustAddr("127.0.0.1:4001"), 100, 1, CallAudit, ps)
 		reqBytes := int64(req.Len)
 		const n = 50
 		var reply wire.Params
