@@ -113,11 +113,11 @@ func ResolvePath(ctx context.Context, src MountSource, tablePrefix, path string)
 	if err != nil {
 		return Resolution{}, err
 	}
-	mounts := make(map[string]mountRef, len(t.Mounts))
+	mounts := make(map[string]string, len(t.Mounts))
 	for _, m := range t.Mounts {
-		mounts[m.Prefix] = mountRef{m.Prefix, m.Cluster}
+		mounts[m.Prefix] = m.Cluster
 	}
-	prefix, name, ok := longestMount(mounts, []byte(path))
+	prefix, name, ok := newMountTable(mounts, nil).lookup([]byte(path))
 	if !ok {
 		return Resolution{}, wire.ENOENT
 	}

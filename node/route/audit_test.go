@@ -3,12 +3,14 @@ package route
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,17 +153,23 @@ func TestAuditQueryRotation(t *testing.T) {
 // clients) as AuditQuery would not: limit records from cursor (file, off)
 // with reply room room, and returns the call's error.
 func (tc *testCluster) rawAudit(limit, file, off uint64, room []byte) error {
-	var ps wire.Params
+	return tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, auditParams("ns-put", limit, file, off, room), nil)
+}
+
+// auditParams is a CallAudit request for call name (all times, all
+// clients): limit records from cursor (file, off), padded with pad.
+func auditParams(name string, limit, file, off uint64, pad []byte) *wire.Params {
+	ps := new(wire.Params)
 	ps.Reset(make([]byte, 1300))
-	ps.String("ns-put")
+	ps.String(name)
 	ps.Uint64(0)
 	ps.Uint64(0)
 	ps.String("")
 	ps.Uint64(limit)
 	ps.Uint64(file)
 	ps.Uint64(off)
-	ps.Bytes(room)
-	return tc.client.Call(context.Background(), tc.rep.Addr(), CallAudit, &ps, nil)
+	ps.Bytes(pad)
+	return ps
 }
 
 // TestAuditLineTooBigForPage: a record whose line does not fit the
@@ -287,4 +295,105 @@ func TestAuditRecordBeforeReply(t *testing.T) {
 			t.Fatalf("call %d: %d audit records right after its answer, want 1", i, len(es))
 		}
 	}
+}
+
+// countFS is a MemFS that counts the bytes its readers read.
+type countFS struct {
+	*audit.MemFS
+	read atomic.Int64
+}
+
+func (c *countFS) Open(name string) (io.ReadSeekCloser, error) {
+	f, err := c.MemFS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countReader{f, &c.read}, nil
+}
+
+type countReader struct {
+	io.ReadSeekCloser
+	n *atomic.Int64
+}
+
+func (r *countReader) Read(p []byte) (int, error) {
+	n, err := r.ReadSeekCloser.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+// TestAuditQueryScanBudget: a flood of small unauthenticated audit
+// queries (a call name no record has, so that each page reads all it may)
+// reads a bounded number of audit bytes, whatever the number of requests:
+// the router's default configuration, a trail of several MiB, requests
+// counted in bytes and the audit bytes read counted at the disk seam.
+// Time is virtual and stands still while the requests are served. Each
+// page used to read up to QueryScanBytes (4 MiB): every request of about
+// 130 bytes cost the node 4 MiB of reads.
+func TestAuditQueryScanBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := newSimNet(t)
+		fsys := &countFS{MemFS: audit.NewMemFS()}
+		cfg := sc.startRouter(t, func(c *Config) {
+			*c = DefaultConfig()
+			c.Logger = quiet
+			c.AuditDir, c.AuditFS = "audit", fsys
+		})
+		a := sc.router.audit
+		const trail = 6 << 20
+		var rec audit.Record
+		for i, size := 0, 0; size < trail; i++ {
+			rec = audit.Record{Start: int64(i+1) * int64(time.Millisecond), Client: mustAddr("127.0.0.1:4001"),
+				CallID: uint64(i + 1), CallNo: CallNSGet, Name: "ns-get", Cluster: "c1", Dest: simAddr(10), Tries: 1}
+			rec.End = rec.Start + 1000
+			rec.NParams = uint16(copy(rec.Params[:], fmt.Sprintf(`str:"/c1/%d"`, i)))
+			a.Submit(&rec)
+			size += len(audit.AppendLine(nil, &rec))
+			if i%1000 == 999 && !a.Flush(time.Second) {
+				t.Fatal("flush")
+			}
+		}
+		if !a.Flush(time.Second) {
+			t.Fatal("flush")
+		}
+		seqs, err := audit.Files(fsys, "audit")
+		if err != nil || len(seqs) == 0 {
+			t.Fatalf("files %v %v", seqs, err)
+		}
+		// From a cursor: no flush of the writer first.
+		ps := auditParams("ns-nothing", MaxAuditLimit, seqs[0], 0, nil)
+		req := rfctest.Request(t, mustAddr("127.0.0.1:4001"), 100, 1, CallAudit, ps)
+		reqBytes := int64(req.Len)
+		const n = 50
+		var reply wire.Params
+		buf := make([]byte, wire.DefaultMaxDatagram-wire.HeaderSize)
+		flood := func() {
+			t.Helper()
+			fsys.read.Store(0)
+			served := 0
+			for range n {
+				reply.Reset(buf)
+				switch e := sc.router.serveAudit(req, &reply); e {
+				case wire.OK:
+					served++
+				case wire.EBUSY:
+				default:
+					t.Fatalf("serveAudit: %v", e)
+				}
+			}
+			read := fsys.read.Load()
+			t.Logf("%d requests of %d bytes (%d served): %d audit bytes read, %d per request, %d per request byte",
+				n, reqBytes, served, read, read/n, read/(n*reqBytes))
+			if served == 0 {
+				t.Fatal("no page served")
+			}
+			if bound := queryScanBurst * cfg.QueryScanBytes; read > bound {
+				t.Fatalf("%d requests read %d audit bytes, more than the burst %d", n, read, bound)
+			}
+		}
+		flood()
+		// The allowance fills again with time.
+		time.Sleep(time.Second)
+		flood()
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"fastcall/node/route/audit"
@@ -32,6 +33,10 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	}
 	q := audit.Filter{Name: name, Since: since, Until: until, Client: cl, Port: port}
 	file, off := req.Param(5).Uint64(), req.Param(6).Uint64()
+	grant := r.scan.take(time.Now(), &r.cfg)
+	if grant == 0 {
+		return wire.EBUSY
+	}
 	if file == 0 && off == 0 {
 		// A new query sees every record queued before it.
 		r.audit.Flush(100 * time.Millisecond)
@@ -39,7 +44,7 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	fileAt := reply.ReserveUint64() // where the next page starts, known after this one
 	offAt := reply.ReserveUint64()
 	full := false // a selected line did not fit the page
-	nf, no, err := r.audit.Scan(&q, file, off, int(limit), r.cfg.QueryScanBytes, func(line []byte) bool {
+	nf, no, read, err := r.audit.Scan(&q, file, off, int(limit), grant, func(line []byte) bool {
 		if reply.Len()+wire.ParamHdrSize+len(line) > reply.Cap() || reply.Count() >= wire.MaxParams {
 			full = true
 			return false
@@ -47,6 +52,7 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 		reply.Value(wire.Value{Type: wire.TypeString, Raw: line})
 		return true
 	})
+	r.scan.give(grant, read, &r.cfg)
 	if errors.Is(err, audit.ErrCursor) {
 		return wire.EINVAL
 	}
@@ -61,6 +67,66 @@ func (r *Router) serveAudit(req *rfc.Request, reply *wire.Params) wire.Errno {
 	reply.SetUint64(fileAt, nf)
 	reply.SetUint64(offAt, no)
 	return wire.OK
+}
+
+// queryScanBurst is how many pages of QueryScanBytes the query budget
+// holds when no query has run for a while.
+const queryScanBurst = 4
+
+// queryBudget is the router's allowance of audit bytes that CallAudit
+// pages may read, one for every client: a request costs its sender one
+// small datagram and the router the bytes its page reads, and a source
+// address proves nothing (a forged one costs nothing more), so only an
+// allowance shared by all bounds what a flood of queries costs the node.
+// It fills at Config.QueryScanRate bytes a second up to queryScanBurst
+// pages of QueryScanBytes. A page takes up to QueryScanBytes of it and
+// gives back what it did not read, less audit.ScanMin, the least a page
+// costs (the listing and opening of the files); a page that finds less
+// than audit.ScanMin is answered EBUSY before it touches the disk.
+type queryBudget struct {
+	mu    sync.Mutex // guards the fields below
+	avail int64      // bytes a page may read now
+	last  time.Time  // when avail was last filled
+}
+
+// fillLocked adds what the rate gave since the last fill.
+func (b *queryBudget) fillLocked(now time.Time, c *Config) {
+	limit := queryScanBurst * c.QueryScanBytes
+	if b.last.IsZero() {
+		b.avail, b.last = limit, now
+		return
+	}
+	d := now.Sub(b.last)
+	if d <= 0 {
+		return
+	}
+	b.last = now
+	// In float64: d times the rate overflows an int64 after minutes.
+	b.avail = min(limit, b.avail+int64(float64(d)*float64(c.QueryScanRate)/float64(time.Second)))
+}
+
+// take returns the bytes a page may read now, 0 if it must wait.
+func (b *queryBudget) take(now time.Time, c *Config) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fillLocked(now, c)
+	if b.avail < audit.ScanMin {
+		return 0
+	}
+	g := min(b.avail, c.QueryScanBytes)
+	b.avail -= g
+	return g
+}
+
+// give returns what a page granted grant bytes did not read of them.
+func (b *queryBudget) give(grant, read int64, c *Config) {
+	back := grant - max(read, audit.ScanMin)
+	if back <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.avail = min(queryScanBurst*c.QueryScanBytes, b.avail+back)
+	b.mu.Unlock()
 }
 
 // auditBound returns t as a since or until bound of CallAudit, in Unix ns
@@ -78,6 +144,14 @@ func auditBound(t time.Time) uint64 {
 	return uint64(t.UnixNano())
 }
 
+// The pause of AuditQuery before it asks again for a page answered
+// EBUSY: about the time the default QueryScanRate takes to refill a page
+// of the default QueryScanBytes at first, doubling while it is refused.
+const (
+	auditBusyMin = 2 * time.Millisecond
+	auditBusyMax = 200 * time.Millisecond
+)
+
 // AuditFilter is a query of the audit trail (rfcctl audit).
 type AuditFilter struct {
 	Call   string    // call name, required
@@ -90,6 +164,8 @@ type AuditFilter struct {
 // AuditQuery asks the router at addr for the records matching f, page by
 // page, and returns them in file order (oldest first). It returns what it
 // gathered with the first error. EINVAL for a limit past MaxAuditLimit.
+// A page answered EBUSY (the router's QueryScanRate spent) is asked
+// again after a pause, until ctx ends.
 func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f AuditFilter) ([]audit.Entry, error) {
 	limit := f.Limit
 	if limit == 0 {
@@ -111,6 +187,7 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 	var rep rfc.Reply
 	var out []audit.Entry
 	var file, off uint64
+	busy := rfc.Backoff{Min: auditBusyMin, Max: auditBusyMax}
 	for len(out) < limit {
 		ps.Reset(buf)
 		ps.String(f.Call)
@@ -125,8 +202,14 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 			return out, e
 		}
 		if err := ep.Call(ctx, addr, CallAudit, &ps, &rep); err != nil {
+			// EBUSY: the router's query budget (QueryScanRate) is spent
+			// for now; the same page is asked again after a pause.
+			if err == wire.EBUSY && busy.Wait(ctx, nil) {
+				continue
+			}
 			return out, err
 		}
+		busy.Reset()
 		if rep.NParams() < 2 {
 			return out, wire.EPROTO
 		}

@@ -58,31 +58,17 @@ func BenchmarkCall(b *testing.B) {
 	b.ReportMetric(float64(tc.router.AuditStats().Dropped), "audit-dropped")
 }
 
-// BenchmarkLongPathRefused compares the resolution of a routed call's
-// path past MaxPathLen (1,379 bytes of one-letter components, refused
-// EINVAL) and of a path of exactly MaxPathLen bytes of such components
-// with that of a normal path, against a table of a few mounts. It
-// reports each one's ns per resolution and their ratios to the normal
-// path's.
-//
-//	go test -run '^$' -bench LongPathRefused ./node/route
-func BenchmarkLongPathRefused(b *testing.B) {
-	mounts := map[string]string{"/c1": "c1", "/c2/data": "c2", "/c3/x/y": "c3"}
-	clusters := map[string]*clusterState{}
-	for _, c := range mounts {
-		clusters[c] = &clusterState{name: c}
-	}
-	mt := newMountTable(mounts, clusters)
-	paths := []struct {
-		name  string
-		path  []byte
-		errno wire.Errno
-	}{
-		{"normal", []byte("/c1/bench"), wire.OK},
-		{"at-max", []byte(strings.Repeat("/a", MaxPathLen/2)), wire.ENOENT},
-		{"too-long", []byte("/" + strings.Repeat("a/", 689)), wire.EINVAL},
-	}
-	var ns [3]float64
+// resolvePath is a path a benchmark resolves and the answer it expects.
+type resolvePath struct {
+	name  string
+	path  []byte
+	errno wire.Errno
+}
+
+// benchResolve resolves each path b.N times in mt and reports each one's
+// ns per resolution and the ratio of each but the first to the first's.
+func benchResolve(b *testing.B, mt *mountTable, paths []resolvePath) {
+	ns := make([]float64, len(paths))
 	b.ResetTimer()
 	for k, p := range paths {
 		t0 := time.Now()
@@ -94,6 +80,51 @@ func BenchmarkLongPathRefused(b *testing.B) {
 		ns[k] = float64(time.Since(t0).Nanoseconds()) / float64(b.N)
 		b.ReportMetric(ns[k], p.name+"-ns")
 	}
-	b.ReportMetric(ns[1]/ns[0], "at-max-ratio")
-	b.ReportMetric(ns[2]/ns[0], "too-long-ratio")
+	for k := 1; k < len(paths); k++ {
+		b.ReportMetric(ns[k]/ns[0], paths[k].name+"-ratio")
+	}
+}
+
+// benchTable is a snapshot of mounts, each naming a sub-cluster of its own.
+func benchTable(mounts map[string]string) *mountTable {
+	clusters := map[string]*clusterState{}
+	for _, c := range mounts {
+		clusters[c] = &clusterState{name: c}
+	}
+	return newMountTable(mounts, clusters)
+}
+
+// BenchmarkLongPathRefused compares the resolution of a routed call's
+// path past MaxPathLen (1,379 bytes of one-letter components, refused
+// EINVAL) and of a path of exactly MaxPathLen bytes of such components
+// with that of a normal path, against a table of a few mounts. It
+// reports each one's ns per resolution and their ratios to the normal
+// path's.
+//
+//	go test -run '^$' -bench LongPathRefused ./node/route
+func BenchmarkLongPathRefused(b *testing.B) {
+	mt := benchTable(map[string]string{"/c1": "c1", "/c2/data": "c2", "/c3/x/y": "c3"})
+	benchResolve(b, mt, []resolvePath{
+		{"normal", []byte("/c1/bench"), wire.OK},
+		{"at-max", []byte(strings.Repeat("/a", MaxPathLen/2)), wire.ENOENT},
+		{"too-long", []byte("/" + strings.Repeat("a/", 689)), wire.EINVAL},
+	})
+}
+
+// BenchmarkLongMount resolves paths against a table one of whose mount
+// prefixes is long (1,022 bytes of one-letter components, as an operator
+// may write up to MaxPathLen): a normal path, a path of MaxPathLen bytes
+// under the long mount, and one of MaxPathLen bytes of one-letter
+// components that shares no component with it. It reports each one's ns
+// per resolution and their ratios to the normal path's.
+//
+//	go test -run '^$' -bench LongMount ./node/route
+func BenchmarkLongMount(b *testing.B) {
+	long := strings.Repeat("/b", (MaxPathLen-2)/2)
+	mt := benchTable(map[string]string{"/c1": "c1", "/c2/data": "c2", long: "c3"})
+	benchResolve(b, mt, []resolvePath{
+		{"normal", []byte("/c1/bench"), wire.OK},
+		{"under-long", []byte(long + "/x"), wire.OK},
+		{"beside-long", []byte(strings.Repeat("/a", MaxPathLen/2)), wire.ENOENT},
+	})
 }

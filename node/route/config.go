@@ -60,9 +60,16 @@ type Config struct {
 	// rendered as hex of the first AuditValueMax bytes).
 	AuditValueMax int
 	// QueryScanBytes bounds the audit bytes one CallAudit page reads
-	// (default 4 MiB); a page that reaches it returns what it found and a
-	// cursor to continue.
+	// (default 64 KiB, at least audit.ScanMin, at most 1 GiB); a page
+	// that reaches it returns what it found and a cursor to continue.
 	QueryScanBytes int64
+	// QueryScanRate bounds the audit bytes read by the CallAudit pages
+	// of all clients together, in bytes a second (default 32 MiB, at
+	// least audit.ScanMin); up to 4 pages of QueryScanBytes may be read
+	// at once after a quiet spell. A page that finds the allowance spent
+	// is answered EBUSY without reading, and AuditQuery asks again after
+	// a pause.
+	QueryScanRate int64
 	// Logger receives table changes and failovers; nil means
 	// slog.Default(). Nothing is logged per call.
 	Logger *slog.Logger
@@ -80,10 +87,12 @@ const (
 	DefaultAuditKeep        = 8
 	DefaultAuditBuffer      = 16384
 	DefaultAuditValueMax    = 32
-	DefaultQueryScanBytes   = 4 << 20
+	DefaultQueryScanBytes   = 64 << 10
+	DefaultQueryScanRate    = 32 << 20
 
 	minRotateBytes = 4 << 10
 	maxValueMax    = 128
+	maxScanBytes   = 1 << 30
 )
 
 // DefaultConfig returns the documented defaults.
@@ -101,6 +110,7 @@ func DefaultConfig() Config {
 		AuditBuffer:      DefaultAuditBuffer,
 		AuditValueMax:    DefaultAuditValueMax,
 		QueryScanBytes:   DefaultQueryScanBytes,
+		QueryScanRate:    DefaultQueryScanRate,
 	}
 }
 
@@ -134,8 +144,10 @@ func (c *Config) check() error {
 		return bad("AuditBuffer", c.AuditBuffer, "must be between 1 and 4194304")
 	case c.AuditValueMax < 1 || c.AuditValueMax > maxValueMax:
 		return bad("AuditValueMax", c.AuditValueMax, "must be between 1 and 128")
-	case c.QueryScanBytes < 1<<10:
-		return bad("QueryScanBytes", c.QueryScanBytes, "must be at least 1024")
+	case c.QueryScanBytes < audit.ScanMin || c.QueryScanBytes > maxScanBytes:
+		return bad("QueryScanBytes", c.QueryScanBytes, "must be between 2048 and 1073741824")
+	case c.QueryScanRate < audit.ScanMin:
+		return bad("QueryScanRate", c.QueryScanRate, "must be at least 2048")
 	}
 	for i, rc := range c.Calls {
 		switch {

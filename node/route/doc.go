@@ -22,7 +22,10 @@
 // package audit (node/route/audit): written by one writer goroutine to
 // append-only text files with size-based rotation; a full audit queue
 // drops and counts records, it never slows forwarding. Audit records are
-// queried by call name over CallAudit, in pages of one datagram each.
+// queried by call name over CallAudit, in pages of one datagram each;
+// the pages of all clients share one allowance of audit bytes read a
+// second (Config.QueryScanRate), and a page that finds it spent is
+// answered EBUSY.
 //
 // A Member serves a small path-keyed namespace (put, get, list, delete) in
 // memory; a standby member answers ENOTACTIVE to every namespace call.

@@ -420,7 +420,11 @@ const demoteParallel = 32
 // demoteParallel at once, so that a round lasts about ActivateTimeout
 // however many members do not answer. A member that acknowledges, that is
 // no longer listed in its sub-cluster, or that the router believes active
-// again, is forgotten. Nothing is sent once the router is closed. Runs
+// again, is forgotten. A member that another sub-cluster lists and the
+// router believes active there is not sent the demotion (a member has one
+// role, whatever the sub-clusters that list it: CallSetRole names none);
+// it stays pending until no sub-cluster believes it active. Nothing is
+// sent once the router is closed. Runs
 // on the failover goroutine, which owns q.demote (or in New before it
 // starts) and makes every promotion: no promotion runs during a round.
 func (r *Router) redemote() {
@@ -437,7 +441,8 @@ func (r *Router) redemote() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(todo); i = int(next.Add(1) - 1) {
 				d := todo[i]
-				cs := r.table.Load().clusters[d.cluster]
+				mt := r.table.Load()
+				cs := mt.clusters[d.cluster]
 				if cs == nil {
 					acked[i] = true
 					continue
@@ -446,6 +451,9 @@ func (r *Router) redemote() {
 				if idx < 0 || idx == cs.activeIdx() {
 					acked[i] = true
 					continue
+				}
+				if mt.activeElsewhere(d.member, d.cluster) {
+					continue // held until that sub-cluster replaces it
 				}
 				if r.setRole(d.member, false) == nil {
 					acked[i] = true

@@ -1,6 +1,7 @@
 package route
 
 import (
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -314,14 +315,16 @@ func (m *Member) serveSetRole(req *rfc.Request, reply *wire.Params) wire.Errno {
 	return wire.OK
 }
 
-// serveNotice holds a router's CallNotice. A client node past 32 bits, or
-// a call or error number past 16, is refused EINVAL, not held cut to
-// another call's.
+// serveNotice holds a router's CallNotice. A client node past 32 bits, a
+// call or error number past 16, or a time past 63 (Unix ns in an int64)
+// is refused EINVAL, not held cut to another call's or read as a time
+// before 1970.
 func (m *Member) serveNotice(req *rfc.Request, _ *wire.Params) wire.Errno {
 	node, nok := req.Param(0).Uint32()
 	no, cok := req.Param(3).Uint16()
 	eno, eok := req.Param(5).Uint16()
-	if !nok || !cok || !eok {
+	at := req.Param(7).Uint64()
+	if !nok || !cok || !eok || at > math.MaxInt64 {
 		return wire.EINVAL
 	}
 	n := Notice{
@@ -333,7 +336,7 @@ func (m *Member) serveNotice(req *rfc.Request, _ *wire.Params) wire.Errno {
 		CallName:   req.Param(4).Str(),
 		Errno:      wire.Errno(eno),
 		Path:       req.Param(6).Str(),
-		Time:       time.Unix(0, int64(req.Param(7).Uint64())),
+		Time:       time.Unix(0, int64(at)),
 	}
 	m.notices.Lock()
 	if len(m.notices.ring) < cap(m.notices.ring) {

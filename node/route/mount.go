@@ -1,7 +1,6 @@
 package route
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"sort"
@@ -167,32 +166,8 @@ func ValidClusterName(n string) bool {
 	return true
 }
 
-// mountRef is one mount in a lookup map keyed by its prefix.
+// mountRef is one mount: its prefix and the sub-cluster it names.
 type mountRef struct{ prefix, cluster string }
-
-// longestMount returns the longest prefix of path present in mounts, on
-// component boundaries: "/a/b" matches "/a/b" and "/a/b/c", never "/a/bc".
-// It allocates nothing.
-func longestMount(mounts map[string]mountRef, path []byte) (prefix, cluster string, ok bool) {
-	if len(path) == 0 || path[0] != '/' {
-		return "", "", false
-	}
-	p := path
-	for {
-		if m, found := mounts[string(p)]; found {
-			return m.prefix, m.cluster, true
-		}
-		if len(p) <= 1 {
-			return "", "", false
-		}
-		i := bytes.LastIndexByte(p, '/')
-		if i <= 0 {
-			p = p[:1]
-		} else {
-			p = p[:i]
-		}
-	}
-}
 
 // MemMounts is an in-memory MountStore for a single node and for tests.
 // Watch callbacks run on the goroutine that calls Put or Delete, in

@@ -23,11 +23,13 @@ type RegistryMounts struct {
 
 const kvNamespace = "kv/"
 
-// List returns every entry under prefix.
+// List returns every entry under prefix (none, and no error, when the
+// registry holds none). Every error of the listing is returned: the
+// router does not start on a table it could not read.
 func (r RegistryMounts) List(ctx context.Context, prefix string) ([]KV, error) {
 	p := strings.TrimPrefix(prefix, kvNamespace)
 	es, err := r.C.ListAll(ctx, p)
-	if err != nil && err != wire.ENOENT {
+	if err != nil {
 		return nil, err
 	}
 	out := make([]KV, 0, len(es))

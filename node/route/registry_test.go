@@ -36,6 +36,11 @@ func TestRegistryMounts(t *testing.T) {
 	_, mep := newTestMember(t, 61, MemberConfig{Active: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// A prefix the registry holds nothing under lists empty, without
+	// an error (the center answers a page with no entry, not ENOENT).
+	if kvs, err := admin.List(ctx, DefaultTablePrefix); err != nil || len(kvs) != 0 {
+		t.Fatalf("List of an empty table: %v %v", kvs, err)
+	}
 	if err := AddCluster(ctx, admin, DefaultTablePrefix, "c1", []MemberSpec{{mep.Addr(), RoleActive}}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,21 +3,45 @@ package route
 import (
 	"bytes"
 	"context"
+	"math/rand"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"fastcall/node/route/audit"
 	"fastcall/rfc"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
-func TestLongestMount(t *testing.T) {
-	mounts := map[string]mountRef{}
-	for p, c := range map[string]string{"/": "root", "/a": "a", "/a/b": "ab", "/a/bc/d": "abcd", "/x/y": "xy"} {
-		mounts[p] = mountRef{p, c}
+// longestMount is the reference of mountTable.lookup: it tries every
+// prefix of path on a component boundary, from the longest, in a map of
+// the mounts by prefix.
+func longestMount(mounts map[string]mountRef, path []byte) (prefix, cluster string, ok bool) {
+	if len(path) == 0 || path[0] != '/' {
+		return "", "", false
 	}
+	p := path
+	for {
+		if m, found := mounts[string(p)]; found {
+			return m.prefix, m.cluster, true
+		}
+		if len(p) <= 1 {
+			return "", "", false
+		}
+		i := bytes.LastIndexByte(p, '/')
+		if i <= 0 {
+			p = p[:1]
+		} else {
+			p = p[:i]
+		}
+	}
+}
+
+func TestLongestMount(t *testing.T) {
+	names := map[string]string{"/": "root", "/a": "a", "/a/b": "ab", "/a/bc/d": "abcd", "/x/y": "xy"}
 	cases := []struct {
 		path, prefix, cluster string
 		ok                    bool
@@ -31,27 +55,28 @@ func TestLongestMount(t *testing.T) {
 		{"/a/bc", "/a", "a", true},
 		{"/a/bc/d", "/a/bc/d", "abcd", true},
 		{"/a/bc/de", "/a", "a", true},
+		{"/a//b", "/a", "a", true},
+		{"//a", "/", "root", true},
 		{"/x", "/", "root", true},
 		{"/x/y/z", "/x/y", "xy", true},
 		{"", "", "", false},
 		{"a/b", "", "", false},
 	}
+	mt := newMountTable(names, nil)
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {
-			p, cl, ok := longestMount(mounts, []byte(c.path))
+			p, cl, ok := mt.lookup([]byte(c.path))
 			if p != c.prefix || cl != c.cluster || ok != c.ok {
-				t.Fatalf("longestMount(%q) = %q %q %v, want %q %q %v", c.path, p, cl, ok, c.prefix, c.cluster, c.ok)
+				t.Fatalf("lookup(%q) = %q %q %v, want %q %q %v", c.path, p, cl, ok, c.prefix, c.cluster, c.ok)
 			}
 		})
 	}
-	// The table's lookup walks only the path's first bytes up to the
-	// longest prefix (here 7, "/a/bc/d"), cut on a component boundary,
-	// and finds what longestMount finds over the whole path.
-	names := map[string]string{}
-	for p, m := range mounts {
-		names[p] = m.cluster
+	// Past the deepest mount the walk stops, and finds what the
+	// reference finds over the whole path.
+	mounts := map[string]mountRef{}
+	for p, c := range names {
+		mounts[p] = mountRef{p, c}
 	}
-	mt := newMountTable(names, nil)
 	long := strings.Repeat("/e", MaxPathLen)
 	for _, c := range cases {
 		for _, path := range []string{c.path, c.path + long, c.path + "e" + long} {
@@ -61,13 +86,54 @@ func TestLongestMount(t *testing.T) {
 			}
 		}
 	}
-	delete(mounts, "/")
-	if _, _, ok := longestMount(mounts, []byte("/z")); ok {
+	delete(names, "/")
+	if _, _, ok := newMountTable(names, nil).lookup([]byte("/z")); ok {
 		t.Fatal("match without a root mount")
 	}
 	path := []byte("/a/b/c/d")
-	if n := testing.AllocsPerRun(100, func() { longestMount(mounts, path) }); n != 0 {
-		t.Fatalf("longestMount allocates %v", n)
+	if n := testing.AllocsPerRun(100, func() { mt.lookup(path) }); n != 0 {
+		t.Fatalf("lookup allocates %v", n)
+	}
+}
+
+// TestLookupMatchesReference: random tables of mounts over a few
+// components, and random paths over the same components and empty ones,
+// resolve as the reference resolves them.
+func TestLookupMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	comps := []string{"a", "b", "ab", "", "a.b"}
+	randPath := func(max int) string {
+		var sb strings.Builder
+		for range rng.Intn(max + 1) {
+			sb.WriteString("/" + comps[rng.Intn(len(comps))])
+		}
+		if sb.Len() == 0 {
+			return "/"
+		}
+		return sb.String()
+	}
+	for round := 0; round < 500; round++ {
+		names := map[string]string{}
+		mounts := map[string]mountRef{}
+		for i := range rng.Intn(12) {
+			p := randPath(6)
+			if !ValidPrefix(p) {
+				continue
+			}
+			c := "c" + strconv.Itoa(i)
+			names[p], mounts[p] = c, mountRef{p, c}
+		}
+		mt := newMountTable(names, nil)
+		for range 50 {
+			path := randPath(8)
+			if rng.Intn(4) == 0 {
+				path += "/"
+			}
+			p, cl, ok := longestMount(mounts, []byte(path))
+			if lp, lcl, lok := mt.lookup([]byte(path)); lp != p || lcl != cl || lok != ok {
+				t.Fatalf("table %v: lookup(%q) = %q %q %v, want %q %q %v", names, path, lp, lcl, lok, p, cl, ok)
+			}
+		}
 	}
 }
 
@@ -142,6 +208,9 @@ func TestConfigCheck(t *testing.T) {
 		{Name: "keep", Mod: func(c *Config) { c.AuditKeep = 0 }, Field: "AuditKeep"},
 		{Name: "buffer", Mod: func(c *Config) { c.AuditBuffer = 0 }, Field: "AuditBuffer"},
 		{Name: "valuemax", Mod: func(c *Config) { c.AuditValueMax = 1000 }, Field: "AuditValueMax"},
+		{Name: "scan page", Mod: func(c *Config) { c.QueryScanBytes = audit.ScanMin - 1 }, Field: "QueryScanBytes"},
+		{Name: "scan page big", Mod: func(c *Config) { c.QueryScanBytes = maxScanBytes + 1 }, Field: "QueryScanBytes"},
+		{Name: "scan rate", Mod: func(c *Config) { c.QueryScanRate = 0 }, Field: "QueryScanRate"},
 		{Name: "call range", Mod: func(c *Config) { c.Calls = []RoutedCall{{No: 0x1000, Name: "x", Schema: wire.Schema{wire.TypeString}}} }, Field: "Calls"},
 		{Name: "call path", Mod: func(c *Config) {
 			c.Calls = []RoutedCall{{No: CallNSPut, Name: "x", Schema: wire.Schema{wire.TypeBytes}}}
@@ -467,19 +536,22 @@ func TestCallNameAuditable(t *testing.T) {
 }
 
 // TestNoticeWideParams: a route-notice whose client node (32 bits), call
-// number or error number (16 bits) is past its range is refused EINVAL
-// and not held. Before, the member cut it (2^32 + 100 read as node 100,
-// 2^16 + ENOENT as ENOENT) and held a notice of another call.
+// number or error number (16 bits), or time (Unix ns in 63 bits) is past
+// its range is refused EINVAL and not held. Before, the member cut it
+// (2^32 + 100 read as node 100, 2^16 + ENOENT as ENOENT) and held a
+// notice of another call, and read a time past 2^63 as one before 1970.
 func TestNoticeWideParams(t *testing.T) {
 	tc := newTestCluster(t, nil)
 	m := tc.members[0]
+	now := uint64(time.Now().UnixNano())
 	cases := []struct {
-		name              string
-		node, callNo, eno uint64
+		name                  string
+		node, callNo, eno, at uint64
 	}{
-		{"client node", 1<<32 + 100, uint64(CallNSGet), uint64(wire.ENOENT)},
-		{"call number", 100, 1<<16 + uint64(CallNSGet), uint64(wire.ENOENT)},
-		{"error number", 100, uint64(CallNSGet), 1<<16 + uint64(wire.ENOENT)},
+		{"client node", 1<<32 + 100, uint64(CallNSGet), uint64(wire.ENOENT), now},
+		{"call number", 100, 1<<16 + uint64(CallNSGet), uint64(wire.ENOENT), now},
+		{"error number", 100, uint64(CallNSGet), 1<<16 + uint64(wire.ENOENT), now},
+		{"time", 100, uint64(CallNSGet), uint64(wire.ENOENT), 1<<63 + now},
 	}
 	for _, c := range cases {
 		var ps wire.Params
@@ -491,7 +563,7 @@ func TestNoticeWideParams(t *testing.T) {
 		ps.String("ns-get")
 		ps.Uint64(c.eno)
 		ps.String("/c1/missing")
-		ps.Uint64(uint64(time.Now().UnixNano()))
+		ps.Uint64(c.at)
 		req := rfctest.Request(t, tc.rep.Addr(), tc.rep.NodeID(), tc.rep.Incarnation(), CallNotice, &ps)
 		var rep wire.Params
 		rep.Reset(make([]byte, 64))

@@ -25,6 +25,7 @@ type Router struct {
 	tbl       tableState
 	calls     []*routedCall
 	audit     *audit.Log    // nil when Config.AuditDir is empty
+	scan      queryBudget   // audit bytes CallAudit pages may read
 	fwds      sync.Pool     // *forwarding
 	fo        failoverQueue // calls whose attempt failed, for the failover goroutine
 	stopWatch func()

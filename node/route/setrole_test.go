@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fastcall/rfc"
+	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
 
@@ -131,5 +132,65 @@ func TestSetRoleFarFutureEpochRefused(t *testing.T) {
 	// A router's request, at its clock, is still obeyed.
 	if e := callSetRole(cli, ep.Addr(), true, uint64(time.Now().UnixNano())); e != wire.OK || !m.Active() {
 		t.Fatalf("set-role(true) at the clock: %v, active %v", e, m.Active())
+	}
+}
+
+// TestSharedMemberRoles: a member listed in two sub-clusters, active in
+// one (a) and standby in the other (b), keeps serving a: the demotion
+// the router owes b's standbys does not take it out of a. A member has
+// one role; the router demoted it as it started, and its first call for
+// a was refused ENOTACTIVE and activated it again. The demotion is held
+// until a no longer believes it active.
+func TestSharedMemberRoles(t *testing.T) {
+	var ms [3]*Member
+	var eps [3]*rfc.Endpoint
+	for i := range ms {
+		ms[i], eps[i] = newTestMember(t, uint32(10+i), MemberConfig{Active: i != 1})
+	}
+	x, y, z := eps[0].Addr(), eps[1].Addr(), eps[2].Addr()
+	table := NewMemMounts()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		ms   []MemberSpec
+	}{
+		{"a", []MemberSpec{{x, RoleActive}, {y, RoleStandby}}},
+		{"b", []MemberSpec{{z, RoleActive}, {x, RoleStandby}}},
+	} {
+		if err := AddCluster(ctx, table, DefaultTablePrefix, c.name, c.ms); err != nil {
+			t.Fatal(err)
+		}
+		if err := AddMount(ctx, table, DefaultTablePrefix, "/"+c.name, c.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc := &testCluster{table: table}
+	tc.router, tc.rep = startRouter(t, table, testRouterConfig(t))
+	tc.client = newEndpoint(t, 100, 0)
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !ms[1].Active() }) {
+		t.Fatal("a's standby not demoted")
+	}
+	if !ms[0].Active() || !ms[2].Active() {
+		t.Fatalf("members active x %v z %v after the router started, want both", ms[0].Active(), ms[2].Active())
+	}
+	for i := range 20 {
+		for _, p := range []string{"/a/k", "/b/k"} {
+			if _, err := tc.put(t, p, []byte("v")); err != nil {
+				t.Fatalf("put %d %s: %v", i, p, err)
+			}
+		}
+	}
+	if ms[0].Writes() != 20 || ms[1].Writes() != 0 || ms[2].Writes() != 20 {
+		t.Fatalf("writes x %d y %d z %d, want 20 0 20", ms[0].Writes(), ms[1].Writes(), ms[2].Writes())
+	}
+	if res, err := tc.router.Resolve("/a/k"); err != nil || res.Active != x {
+		t.Fatalf("a resolves to %v (%v), want x %v", res.Active, err, x)
+	}
+	// Once a no longer lists it, x is demoted as b's standby.
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "a", []MemberSpec{{y, RoleActive}}); err != nil {
+		t.Fatal(err)
+	}
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !ms[0].Active() }) {
+		t.Fatal("x still active after a dropped it")
 	}
 }

@@ -60,9 +60,60 @@ func (cs *clusterState) switchActive(from uint64, idx int) bool {
 // mountTable is an immutable snapshot of the table, published through
 // Router.table and read without locks on every routed call.
 type mountTable struct {
-	mounts   map[string]mountRef // by prefix
+	root     *mountNode // the mounts, by component
 	clusters map[string]*clusterState
-	longest  int // length of the longest prefix in mounts
+}
+
+// mountNode is a prefix of the mount trie: the mount of that prefix, if
+// any, and the longer prefixes below it. The root is "/". A node below
+// the node of prefix p has prefix p+"/"+edge ("/"+edge below the root):
+// edge is one component, or several joined by '/' where the prefixes
+// between are no mount and lead nowhere else (compact), so that a walk
+// along a long mount compares bytes instead of looking up each component.
+type mountNode struct {
+	edge  string
+	ref   mountRef
+	mount bool                  // ref is a mount
+	kids  map[string]*mountNode // by the first component of their edge
+}
+
+// addMount adds the mount of prefix to the trie under root, one node per
+// component (compact joins them after). A prefix that does not start with
+// '/' is no path's prefix and is left out.
+func addMount(root *mountNode, prefix, cluster string) {
+	if prefix == "" || prefix[0] != '/' {
+		return
+	}
+	n := root
+	if prefix != "/" {
+		for c := range strings.SplitSeq(prefix[1:], "/") {
+			k := n.kids[c]
+			if k == nil {
+				if n.kids == nil {
+					n.kids = map[string]*mountNode{}
+				}
+				k = &mountNode{edge: c}
+				n.kids[c] = k
+			}
+			n = k
+		}
+	}
+	n.ref, n.mount = mountRef{prefix, cluster}, true
+}
+
+// compact joins every node below n that is no mount and has one node
+// below it to that node, whose edge becomes the two edges joined.
+func compact(n *mountNode) {
+	for c, k := range n.kids {
+		for !k.mount && len(k.kids) == 1 {
+			for _, g := range k.kids {
+				g.edge = k.edge + "/" + g.edge
+				k = g
+			}
+		}
+		n.kids[c] = k
+		compact(k)
+	}
 }
 
 // resolve returns the sub-cluster a routed call for path goes to: EINVAL
@@ -82,18 +133,58 @@ func (mt *mountTable) resolve(path []byte) (*clusterState, wire.Errno) {
 	return cs, wire.OK
 }
 
-// lookup is longestMount of path over only its first longest bytes, cut
-// on a component boundary: no longer prefix is mounted, and the walk
-// hashes every prefix it tries, so a whole path of one-letter components
-// would cost the square of its length, whatever the table holds.
+// lookup returns the longest mount prefix of path, on component
+// boundaries: "/a/b" matches "/a/b" and "/a/b/c", never "/a/bc". It walks
+// the trie along path and stops where the trie holds no longer prefix of
+// it, so it reads each byte of path at most twice (finding the next
+// component, comparing an edge), and no further than the deepest mount.
+// Trying each prefix of the path from the longest, each hashed, cost the
+// square of the longest mount prefix. It allocates nothing.
 func (mt *mountTable) lookup(path []byte) (prefix, cluster string, ok bool) {
-	if len(path) > mt.longest {
-		// path[i] is '/' (a boundary) and i <= longest; a mount no
-		// longer than longest that matches path matches path[:i].
-		i := bytes.LastIndexByte(path[:mt.longest+1], '/')
-		path = path[:max(i, 1)]
+	if len(path) == 0 || path[0] != '/' {
+		return "", "", false
 	}
-	return longestMount(mt.mounts, path)
+	n := mt.root
+	best, ok := n.ref, n.mount
+	rest := path[1:] // after the prefix of n and its '/'
+	for n.kids != nil {
+		c := rest
+		if i := bytes.IndexByte(rest, '/'); i >= 0 {
+			c = rest[:i]
+		}
+		k := n.kids[string(c)]
+		if k == nil {
+			break
+		}
+		// An edge of one component is c, which ends rest or a '/'
+		// follows; a longer one must follow in rest up to a boundary.
+		e := len(k.edge)
+		if e > len(c) && (len(rest) < e || string(rest[:e]) != k.edge || len(rest) > e && rest[e] != '/') {
+			break
+		}
+		n = k
+		if n.mount {
+			best, ok = n.ref, true
+		}
+		if len(rest) == e {
+			break
+		}
+		rest = rest[e+1:]
+	}
+	return best.prefix, best.cluster, ok
+}
+
+// activeElsewhere reports whether a sub-cluster of the snapshot other
+// than except lists m and believes it active. A member has one role for
+// every sub-cluster that lists it (CallSetRole names none), so a
+// demotion owed as a standby of except would take it out of that one.
+func (mt *mountTable) activeElsewhere(m netip.AddrPort, except string) bool {
+	for name, cs := range mt.clusters {
+		if name != except && cs.members[cs.activeIdx()] == m {
+			return true
+		}
+	}
+	return false
 }
 
 // tableState is the router's copy of the table as the MountSource holds
@@ -220,11 +311,11 @@ func (r *Router) publishLocked() {
 // newMountTable returns a snapshot of mounts (prefix to sub-cluster name)
 // and clusters (by name), which it copies.
 func newMountTable(mounts map[string]string, clusters map[string]*clusterState) *mountTable {
-	mt := &mountTable{mounts: make(map[string]mountRef, len(mounts)), clusters: make(map[string]*clusterState, len(clusters))}
+	mt := &mountTable{root: new(mountNode), clusters: make(map[string]*clusterState, len(clusters))}
 	for k, v := range mounts {
-		mt.mounts[k] = mountRef{k, v}
-		mt.longest = max(mt.longest, len(k))
+		addMount(mt.root, k, v)
 	}
+	compact(mt.root)
 	for k, v := range clusters {
 		mt.clusters[k] = v
 	}

@@ -121,7 +121,7 @@ func TestMemFSMatchesOS(t *testing.T) {
 		q := Filter{Name: []byte("ns-get")}
 		var file, off uint64
 		for page := 0; page < 100; page++ {
-			nf, no, err := a.Scan(&q, file, off, 7, 1<<20, func(line []byte) bool {
+			nf, no, _, err := a.Scan(&q, file, off, 7, 1<<20, func(line []byte) bool {
 				scans[k] = append(scans[k], string(line))
 				return true
 			})
@@ -326,7 +326,7 @@ func TestRecordAfterShortWrite(t *testing.T) {
 	submit(3)
 	var ids []uint64
 	q := Filter{Name: []byte("ns-put")}
-	if _, _, err := a.Scan(&q, 0, 0, 100, 1<<20, func(line []byte) bool {
+	if _, _, _, err := a.Scan(&q, 0, 0, 100, 1<<20, func(line []byte) bool {
 		e, err := ParseLine(string(line))
 		if err != nil {
 			t.Fatalf("line %q: %v", line, err)
@@ -395,5 +395,87 @@ func submitFlush(t *testing.T, a *Log, rec *Record) {
 	a.Submit(rec)
 	if !a.Flush(10 * time.Second) {
 		t.Fatal("flush timed out")
+	}
+}
+
+// TestScanBudgetPages: a scan read page by page, each page within a
+// budget counted at the file, returns the lines one scan without a bound
+// returns, for every budget from ScanMin up: across rotated files, past
+// a line too long to be a record (which a page may end inside), and from
+// a cursor inside a line, where it resumes at the next line.
+func TestScanBudgetPages(t *testing.T) {
+	fsys := NewMemFS()
+	if err := fsys.MkdirAll("/audit"); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(i int) *Record {
+		r := &Record{Start: int64(i) * 1e6, End: int64(i)*1e6 + 1000, CallID: uint64(i), CallNo: callNSPut,
+			Name: []string{"ns-put", "ns-get"}[i%3/2], Client: netip.MustParseAddrPort("127.0.0.1:4000")}
+		r.NParams = uint16(copy(r.Params[:], strings.Repeat("p", i%ParamsMax)))
+		return r
+	}
+	// A file of another writer: records around a line of 40 KiB.
+	var old []byte
+	for i := 0; i < 20; i++ {
+		old = AppendLine(old, rec(i))
+	}
+	old = append(old, strings.Repeat("x", 40<<10)+"\n"...)
+	for i := 20; i < 40; i++ {
+		old = AppendLine(old, rec(i))
+	}
+	f, err := fsys.Create(filepath.Join("/audit", FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(old)
+	f.Close()
+	a := startLog(t, Config{Dir: "/audit", RotateBytes: 8 << 10, Keep: 100, Buffer: 1024, FS: fsys})
+	defer a.Close()
+	for i := 40; i < 400; i++ {
+		a.Submit(rec(i))
+	}
+	if !a.Flush(10 * time.Second) {
+		t.Fatal("flush timed out")
+	}
+	if n := len(mustFiles(t, fsys)); n < 5 {
+		t.Fatalf("%d files, want rotations", n)
+	}
+	q := Filter{Name: []byte("ns-put")}
+	scan := func(file, off uint64, budget int64) (lines []string) {
+		for page := 0; ; page++ {
+			if page > 10000 {
+				t.Fatalf("budget %d: no end", budget)
+			}
+			nf, no, read, err := a.Scan(&q, file, off, 5, budget, func(line []byte) bool {
+				lines = append(lines, string(line))
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if read > budget {
+				t.Fatalf("budget %d: page read %d", budget, read)
+			}
+			if nf == 0 && no == 0 {
+				return lines
+			}
+			if nf == file && no == off {
+				t.Fatalf("budget %d: page at (%d, %d) does not advance", budget, file, off)
+			}
+			file, off = nf, no
+		}
+	}
+	want := scan(0, 0, 1<<30)
+	if len(want) != 267 {
+		t.Fatalf("%d lines, want 267", len(want))
+	}
+	for _, b := range []int64{ScanMin, ScanMin + 1, 3000, 5000, 20000, 50000} {
+		if got := scan(0, 0, b); !slices.Equal(got, want) {
+			t.Errorf("budget %d: %d lines, want %d", b, len(got), len(want))
+		}
+	}
+	first := len(AppendLine(nil, rec(0)))
+	if got := scan(1, uint64(first/2), ScanMin); !slices.Equal(got, want[1:]) {
+		t.Errorf("cursor inside the first line: %d lines, want %d", len(got), len(want)-1)
 	}
 }

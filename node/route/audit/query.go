@@ -176,29 +176,72 @@ func (q *Filter) match(f *[auditFields][]byte) bool {
 // ErrCursor is Scan's error for a cursor offset past the end of its file.
 var ErrCursor = errors.New("audit: cursor past the end of its file")
 
+// ScanMin is the smallest budget Scan takes: the newline before a cursor
+// and a whole line of this log fit in it, so that a scan from a cursor it
+// gave always gets past a line.
+const ScanMin = 2 * auditLineMax
+
+// scanBufSize is the read buffer of a scan: past a line of this log, so
+// that a longer one is known as none of its lines.
+const scanBufSize = 16 << 10
+
+// errBudget ends a budgetReader.
+var errBudget = errors.New("audit: scan budget spent")
+
+// budgetReader reads from r until left bytes were read, then fails with
+// errBudget: a scan counts what it reads at the file, read-ahead and
+// skipped bytes included, not the lines it examines.
+type budgetReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errBudget
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
 // Scan reads the audit files of the Log from the cursor (file, off) on,
 // (0, 0) meaning the oldest file, and calls emit for every selected line
 // (without newline) until emit returns false, limit lines were emitted,
-// or scanBudget bytes were read. It returns the cursor of the first line
-// not yet examined, (0, 0) when every file was read to its end. A line
-// without its newline at the end of the newest file is still being
-// written and ends the scan; elsewhere it is a damaged tail and skipped.
-func (a *Log) Scan(q *Filter, file, off uint64, limit int, scanBudget int64,
-	emit func(line []byte) bool) (nextFile, nextOff uint64, err error) {
+// or budget bytes (at least ScanMin) were read from the files. It
+// returns the cursor of the first line not yet examined, (0, 0) when
+// every file was read to its end, and the bytes it read. A line without
+// its newline at the end of the newest file is still being written and
+// ends the scan; elsewhere it is a damaged tail and skipped. A scan from
+// a cursor reads from the byte before it and examines no line before the
+// first newline: a cursor Scan gave follows a newline, and one inside a
+// line (the budget ran out in a line too long to be a record, or the
+// client made it up) resumes at the next line.
+func (a *Log) Scan(q *Filter, file, off uint64, limit int, budget int64,
+	emit func(line []byte) bool) (nextFile, nextOff uint64, read int64, err error) {
 	seqs, err := Files(a.fs, a.dir)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
+	budget = max(budget, ScanMin)
 	var f [auditFields][]byte
 	emitted := 0
-	var scanned int64
+	lim := budgetReader{left: budget}
+	var br *bufio.Reader
 	for i, seq := range seqs {
 		if seq < file {
 			continue
 		}
 		pos := int64(0)
+		skip := false // in a line not to examine, up to its newline
 		if seq == file {
 			pos = int64(off)
+		}
+		if lim.left <= 0 {
+			return seq, uint64(pos), budget, nil
 		}
 		fh, err := a.fs.Open(filepath.Join(a.dir, FileName(seq)))
 		if err != nil {
@@ -210,57 +253,72 @@ func (a *Log) Scan(q *Filter, file, off uint64, limit int, scanBudget int64,
 			size, err := fh.Seek(0, io.SeekEnd)
 			if err != nil {
 				fh.Close()
-				return 0, 0, err
+				return 0, 0, budget - lim.left, err
 			}
 			if off > uint64(size) {
 				fh.Close()
-				return 0, 0, ErrCursor
+				return 0, 0, budget - lim.left, ErrCursor
+			}
+			if off > 0 {
+				pos, skip = pos-1, true
 			}
 		}
 		if _, err := fh.Seek(pos, io.SeekStart); err != nil {
 			fh.Close()
-			return 0, 0, err
+			return 0, 0, budget - lim.left, err
 		}
-		br := bufio.NewReaderSize(fh, 64<<10)
+		lim.r = fh
+		if br == nil {
+			br = bufio.NewReaderSize(&lim, scanBufSize)
+		} else {
+			br.Reset(&lim)
+		}
 		last := i == len(seqs)-1
 		for {
 			line, rerr := br.ReadSlice('\n')
-			if rerr == bufio.ErrBufferFull {
-				// Not a line this router wrote: skip to the next newline.
-				pos += int64(len(line))
-				for rerr == bufio.ErrBufferFull {
-					line, rerr = br.ReadSlice('\n')
-					pos += int64(len(line))
+			if rerr == nil {
+				n := int64(len(line))
+				if !skip {
+					body := line[:n-1]
+					if splitLine(body, &f) && q.match(&f) && utf8.Valid(body) {
+						if !emit(body) {
+							fh.Close()
+							return seq, uint64(pos), budget - lim.left, nil
+						}
+						emitted++
+					}
 				}
-				if rerr != nil {
-					break
+				pos += n
+				skip = false
+				if emitted >= limit {
+					fh.Close()
+					return seq, uint64(pos), budget - lim.left, nil
 				}
 				continue
 			}
-			if rerr != nil { // EOF, maybe with a partial line
-				if len(line) > 0 && last {
-					fh.Close()
-					return 0, 0, nil
-				}
-				break
+			if rerr == bufio.ErrBufferFull {
+				// Not a line this router wrote: skip to the next newline.
+				pos += int64(len(line))
+				skip = true
+				continue
 			}
-			n := int64(len(line))
-			body := line[:len(line)-1]
-			if splitLine(body, &f) && q.match(&f) && utf8.Valid(body) {
-				if !emit(body) {
-					fh.Close()
-					return seq, uint64(pos), nil
+			if rerr == errBudget {
+				// The next page starts at this line, or inside it when
+				// it is none of this log's.
+				if skip || len(line) > auditLineMax {
+					pos += int64(len(line))
 				}
-				emitted++
-			}
-			pos += n
-			scanned += n
-			if emitted >= limit || scanned >= scanBudget {
 				fh.Close()
-				return seq, uint64(pos), nil
+				return seq, uint64(pos), budget, nil
 			}
+			// EOF, maybe with a partial line.
+			if len(line) > 0 && last {
+				fh.Close()
+				return 0, 0, budget - lim.left, nil
+			}
+			break
 		}
 		fh.Close()
 	}
-	return 0, 0, nil
+	return 0, 0, budget - lim.left, nil
 }
