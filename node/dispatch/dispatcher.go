@@ -133,7 +133,9 @@ func (d *Dispatcher) Config() Config { return d.cfg }
 // Close stops the dispatcher: Submit answers ECLOSED from now on; calls
 // not yet sent and calls in flight end with ECLOSED; the markers of the
 // operations so ended are released within a bounded time (what is not
-// released expires by its TTL); every goroutine ends. Close waits for the
+// released expires by its TTL), except those of operations with a call
+// in flight, which may still run at its target: they stay to their
+// expiry; every goroutine ends. Close waits for the
 // goroutines and is idempotent. The dispatch call numbers stay registered
 // on the endpoint: SUBMIT answers ECLOSED, STATUS the retained operations
 // (TestCallsAfterClose).

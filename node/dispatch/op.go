@@ -110,6 +110,10 @@ type operation struct {
 		failed    int
 		remaining int // targets without an outcome
 		ended     time.Time
+		// inFlight: Close ended a call of the operation that was sent
+		// and not answered; it may still run at its target, so the
+		// marker is left to its expiry instead of released.
+		inFlight bool
 	}
 }
 
@@ -142,6 +146,22 @@ func (op *operation) finish(i int, e wire.Errno, now time.Time) bool {
 		op.mu.state = StateRunning
 	}
 	return op.mu.remaining == 0
+}
+
+// abandonInFlight records that Close ended a call of the operation while
+// it was in flight.
+func (op *operation) abandonInFlight() {
+	op.mu.Lock()
+	op.mu.inFlight = true
+	op.mu.Unlock()
+}
+
+// callsMayRun reports whether a call of the operation that Close ended
+// in flight may still run at its target.
+func (op *operation) callsMayRun() bool {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.mu.inFlight
 }
 
 // end marks the operation done (after its marker was released). retire

@@ -35,9 +35,16 @@ func (d *Dispatcher) releaseLoop() {
 	}
 }
 
-// releaseOp releases op's marker and ends op.
+// releaseOp releases op's marker and ends op. The marker of an operation
+// that Close ended with a call in flight stays to its expiry: the call
+// may still run at its target, and a conflicting operation must not
+// start beside it (docs/DISPATCH.md, "Expiry").
 func (d *Dispatcher) releaseOp(parent context.Context, op *operation) {
-	d.release(parent, op.resource, op.holder, op.id)
+	if op.callsMayRun() {
+		d.log.Info("dispatch marker left to its expiry: calls in flight at Close may still run", "resource", op.resource, "op", op.id)
+	} else {
+		d.release(parent, op.resource, op.holder, op.id)
+	}
 	op.end(time.Now(), d.retire)
 }
 
