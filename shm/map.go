@@ -72,7 +72,7 @@ func create(path string, size int64, opts Options, replace bool) (*Map, error) {
 		return nil, wire.ENOSYS
 	}
 	o := opts.withDefaults()
-	if o.ReadOnly || size < MinSize {
+	if o.ReadOnly || size < MinSize || o.check() != wire.OK {
 		return nil, wire.EINVAL
 	}
 	m := &Map{path: o.resolve(path), opts: o}
@@ -107,6 +107,9 @@ func Open(path string, opts Options) (*Map, error) {
 		return nil, wire.ENOSYS
 	}
 	o := opts.withDefaults()
+	if e := o.check(); e != wire.OK {
+		return nil, e
+	}
 	m := &Map{path: o.resolve(path), opts: o}
 	mp, err := openMapping(m.path, o)
 	if err != nil {
