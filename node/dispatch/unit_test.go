@@ -294,3 +294,31 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("Submit with the longest deadline: %v", err)
 	}
 }
+
+// TestParseTargets: the target text of a CallSubmit (and of rfcctl's
+// -targets) is IP:PORT items separated by commas, each non-empty. A
+// trailing comma was taken for the end of the list, while an empty item
+// anywhere else was EINVAL.
+func TestParseTargets(t *testing.T) {
+	cases := []struct {
+		text string
+		n    int
+		want wire.Errno
+	}{
+		{"127.0.0.1:1", 1, wire.OK},
+		{"127.0.0.1:1,127.0.0.1:2", 2, wire.OK},
+		{" 127.0.0.1:1 , [::1]:2", 2, wire.OK},
+		{"", 0, wire.OK},
+		{"127.0.0.1:1,", 0, wire.EINVAL},
+		{",127.0.0.1:1", 0, wire.EINVAL},
+		{"127.0.0.1:1,,127.0.0.1:2", 0, wire.EINVAL},
+		{"127.0.0.1:1, ", 0, wire.EINVAL},
+		{"127.0.0.1", 0, wire.EINVAL},
+	}
+	for _, c := range cases {
+		ts, err := ParseTargets(c.text)
+		if e := errnoOf(err); e != c.want || (e == wire.OK && len(ts) != c.n) {
+			t.Errorf("ParseTargets(%q) = %v, %v; want %d targets, %v", c.text, ts, err, c.n, c.want)
+		}
+	}
+}
