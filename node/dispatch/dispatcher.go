@@ -25,11 +25,13 @@ type Dispatcher struct {
 	markers  markerLock
 	instance uint64                  // random; names this dispatcher in markers
 	remoteOK map[netip.AddrPort]bool // Config.RemoteTargets as rfc.PeerAddr names them; read-only after Start
-	// nextID is the last operation id given. It starts at the wall
-	// clock in Unix ns when the dispatcher starts, so a restarted
-	// dispatcher does not give its predecessor's ids again: a client
-	// asking for the status of an operation of the previous process gets
-	// ENOENT, not the status of another operation.
+	// nextID is the last operation id given. It starts at a random
+	// value below 2^63 (so it never wraps to 0), so a restarted
+	// dispatcher does not give its predecessor's ids again, whatever its
+	// clock did meanwhile: a client asking for the status of an
+	// operation of the previous process gets ENOENT, not the status of
+	// another operation. (A start at the wall clock gave the same ids
+	// again after the clock was stepped back.)
 	nextID atomic.Uint64
 
 	queue    sendQueue
@@ -96,10 +98,10 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 	if d.log == nil {
 		d.log = slog.Default()
 	}
-	var rb [8]byte
+	var rb [16]byte
 	_, _ = rand.Read(rb[:])
-	d.instance = binary.BigEndian.Uint64(rb[:])
-	d.nextID.Store(uint64(time.Now().UnixNano()))
+	d.instance = binary.BigEndian.Uint64(rb[:8])
+	d.nextID.Store(binary.BigEndian.Uint64(rb[8:]) >> 1)
 	d.markers = markerLock{store: store, prefix: cfg.KeyPrefix, maxHolders: cfg.MaxHolders, nowMs: wallMs}
 	d.queue.init(cfg.QueueLen)
 	d.gatherQ = make(chan inflight, ep.Config().MaxPending)
