@@ -3,6 +3,7 @@ package shm
 import (
 	"errors"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 
@@ -77,16 +78,39 @@ func createMapping(path string, size uint64, o Options, gen uint64) (*mapping, e
 	if err != nil {
 		return fail(osErr(path, "mmap", err))
 	}
-	r := formatRegion(mem, l, gen)
-	r.path = path
-	lk, err := lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
+	r, lk, err := formatFile(path, mem, l, gen)
 	if err != nil {
 		unix.Munmap(mem)
 		return fail(err)
 	}
+	r.path = path
 	mp := &mapping{r: r, lk: lk, f: f}
 	mp.ino = inode(f)
 	return mp, nil
+}
+
+// formatFile formats the map and its lock into mem, the mapping of a new
+// file at path. A local process may truncate the file meanwhile (a
+// scratch file's name is no secret): the stores then fault, and the fault
+// is this file's failure (EPROTO), not the death of the process.
+func formatFile(path string, mem []byte, l layout, gen uint64) (r *region, lk *lock.RWLock, err error) {
+	defer func(prev bool) {
+		debug.SetPanicOnFault(prev)
+		if p := recover(); p != nil {
+			f, ok := p.(faultPanic)
+			if !ok {
+				panic(p)
+			}
+			off, in := addrIn(mem, f.Addr())
+			if !in {
+				panic(p)
+			}
+			r, lk, err = nil, nil, &FileError{Path: path, Off: off, Reason: "fault: file truncated while it was formatted", No: wire.EPROTO}
+		}
+	}(debug.SetPanicOnFault(true))
+	r = formatRegion(mem, l, gen)
+	lk, err = lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
+	return r, lk, err
 }
 
 func inode(f *os.File) uint64 {

@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 		"stopper":     childStopper,
 		"growstopper": childGrowStopper,
 		"truncated":   childTruncated,
+		"cutscratch":  childCutScratch,
 	})
 }
 

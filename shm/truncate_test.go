@@ -3,6 +3,7 @@ package shm
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,4 +135,88 @@ func head(b []byte) []byte {
 		return b[:i]
 	}
 	return b[:min(len(b), max)]
+}
+
+// childCutScratch grows the map at pathEnv while, at store stopEnv into
+// the new file, it truncates that scratch file to nothing (as another
+// local process may), then prints Grow's error number and what it was
+// doing, whether the map still reads and takes writes, and the scratch
+// files left; "alive" last.
+func childCutScratch() int {
+	path := os.Getenv(pathEnv)
+	at, _ := strconv.Atoi(os.Getenv(stopEnv))
+	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return 1
+	}
+	st, err := m.Stats()
+	if err != nil {
+		fmt.Println("stats", err)
+		return 1
+	}
+	cut, n := false, 0
+	storeHook = func() {
+		if cut {
+			return
+		}
+		if tmps, _ := filepath.Glob(path + ".tmp.*"); len(tmps) == 1 {
+			if n++; n == at {
+				cut = os.Truncate(tmps[0], 0) == nil
+			}
+		}
+	}
+	err = m.Grow(int64(2 * st.FileSize))
+	storeHook = nil
+	var fe *FileError
+	phase := "none"
+	if errors.As(err, &fe) {
+		phase = fe.Reason
+	}
+	fmt.Println("grow", wire.AsErrno(err).String(), cut)
+	fmt.Println("phase", phase)
+	buf := make([]byte, 4096)
+	_, err = m.Get(procKey(0), buf)
+	fmt.Println("get", wire.AsErrno(err).String())
+	fmt.Println("put", wire.AsErrno(m.Put([]byte("after"), []byte("v"))).String())
+	tmps, _ := filepath.Glob(path + ".tmp.*")
+	fmt.Println("scratch", len(tmps))
+	fmt.Println("alive")
+	return 0
+}
+
+// TestScratchTruncatedDuringGrow: Grow copies the map into a scratch
+// file it has mapped; a process that truncated that file during the copy
+// made the copy fault, and the fault, outside the map's own mappings,
+// killed the growing process (an rfcd agent grows its map when full).
+// Grow now fails with EPROTO, drops the scratch file, and the map stays
+// current: it reads and takes writes as before.
+func TestScratchTruncatedDuringGrow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map")
+	m, err := Create(path, 1<<20, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < truncatedKeys; i++ {
+		if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	// The first store formats the new file; the 50th copies a key.
+	for _, tc := range []struct {
+		at    int
+		phase string
+	}{{1, "fault: file truncated while it was formatted"}, {50, "fault: scratch file truncated while Grow wrote it"}} {
+		cmd := proctest.Command("cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
+		cmd.Stderr = nil
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cut at store %d: child: %v\n%s", tc.at, err, head(out))
+		}
+		want := "grow EPROTO true\nphase " + tc.phase + "\nget OK\nput OK\nscratch 0\nalive\n"
+		if string(out) != want {
+			t.Fatalf("cut at store %d: child said:\n%s\nwant:\n%s", tc.at, out, want)
+		}
+	}
 }
