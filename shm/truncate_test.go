@@ -85,17 +85,7 @@ func childTruncated() int {
 func TestTruncatedAfterMap(t *testing.T) {
 	for _, size := range []int64{0, hdrSize, indexOffset, indexOffset + 4096} {
 		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "map")
-			m, err := Create(path, 1<<20, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < truncatedKeys; i++ {
-				if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			m.Close()
+			path := truncatedMap(t)
 			cmd := proctest.Command("truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
 			cmd.Stderr = nil
 			out, err := cmd.CombinedOutput()
@@ -125,6 +115,24 @@ func TestTruncatedAfterMap(t *testing.T) {
 			t.Logf("%d of 24 calls EPROTO", faulted)
 		})
 	}
+}
+
+// truncatedMap makes the map the truncating children open: a 1 MiB file
+// holding truncatedKeys keys.
+func truncatedMap(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "map")
+	m, err := Create(path, 1<<20, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := 0; i < truncatedKeys; i++ {
+		if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
 }
 
 // head returns the start of a child's output: its last answers and, if
@@ -192,17 +200,7 @@ func childCutScratch() int {
 // Grow now fails with EPROTO, drops the scratch file, and the map stays
 // current: it reads and takes writes as before.
 func TestScratchTruncatedDuringGrow(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "map")
-	m, err := Create(path, 1<<20, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < truncatedKeys; i++ {
-		if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m.Close()
+	path := truncatedMap(t)
 	// The first store formats the new file; the 50th copies a key.
 	for _, tc := range []struct {
 		at    int
