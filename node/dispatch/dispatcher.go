@@ -46,6 +46,11 @@ type Dispatcher struct {
 		retired []*operation          // done, oldest first
 	}
 
+	// relCtx bounds the releaser's releases: Close cancels it once
+	// closeReleaseBudget has passed, a release under way included.
+	relCtx    context.Context
+	relCancel context.CancelFunc
+
 	done        chan struct{} // closed by Close: the senders stop
 	gatherStop  chan struct{} // closed by Close after the senders ended: the gatherer drains and stops
 	releaseStop chan struct{} // closed by Close last: the releaser drains and stops
@@ -104,6 +109,7 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 	d.nextID.Store(binary.BigEndian.Uint64(rb[8:]) >> 1)
 	d.markers = markerLock{store: store, prefix: cfg.KeyPrefix, maxHolders: cfg.MaxHolders, nowMs: wallMs}
 	d.queue.init(cfg.QueueLen)
+	d.relCtx, d.relCancel = context.WithCancel(context.Background())
 	d.gatherQ = make(chan inflight, ep.Config().MaxPending)
 	d.releaseQ = make(chan *operation, cfg.MaxActive)
 	d.mu.ops = make(map[uint64]*operation)
@@ -112,6 +118,7 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 		d.remoteOK[rfc.PeerAddr(a)] = true
 	}
 	if err := d.registerCalls(); err != nil {
+		d.relCancel()
 		return nil, err
 	}
 	for i := 0; i < cfg.Senders; i++ {
@@ -146,6 +153,11 @@ func (d *Dispatcher) Close() error {
 		return nil
 	}
 	d.mu.Unlock()
+	// Every release from now on, the one under way included, ends
+	// within the budget; what is not released lapses at its expiry.
+	budget := time.AfterFunc(closeReleaseBudget, d.relCancel)
+	defer budget.Stop()
+	defer d.relCancel()
 	close(d.done)
 	d.sendWG.Wait()
 	close(d.gatherStop)

@@ -12,21 +12,21 @@ import (
 // operation from its resource's marker, then marks the operation done.
 // Releases are sequential; each try is bounded by MarkerTimeout and a
 // release by releaseTries tries (release), and a marker not released is
-// left to its TTL. On Close it drains the operations
-// still waiting within closeReleaseBudget, then stops.
+// left to its TTL. All of them run under d.relCtx, which Close cancels
+// closeReleaseBudget after it began: on Close the releaser drains the
+// operations still waiting, then stops, and a store out of reach holds
+// Close no longer than the budget.
 func (d *Dispatcher) releaseLoop() {
 	defer d.relWG.Done()
 	for {
 		select {
 		case op := <-d.releaseQ:
-			d.releaseOp(context.Background(), op)
+			d.releaseOp(d.relCtx, op)
 		case <-d.releaseStop:
-			ctx, cancel := context.WithTimeout(context.Background(), closeReleaseBudget)
-			defer cancel()
 			for {
 				select {
 				case op := <-d.releaseQ:
-					d.releaseOp(ctx, op)
+					d.releaseOp(d.relCtx, op)
 				default:
 					return
 				}
