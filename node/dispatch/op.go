@@ -164,7 +164,8 @@ func (op *operation) callsMayRun() bool {
 	return op.mu.inFlight
 }
 
-// end marks the operation done (after its marker was released). retire
+// end marks the operation done (after its marker was released, or left
+// to its expiry when a call may still run: releaseOp). retire
 // runs between the state change and the wake-up of the waiters, so that a
 // waiter that returns sees the retention bounds already applied.
 func (op *operation) end(now time.Time, retire func(*operation)) {
