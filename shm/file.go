@@ -3,7 +3,6 @@ package shm
 import (
 	"errors"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 
@@ -78,39 +77,20 @@ func createMapping(path string, size uint64, o Options, gen uint64) (*mapping, e
 	if err != nil {
 		return fail(osErr(path, "mmap", err))
 	}
-	r, lk, err := formatFile(path, mem, l, gen)
+	mp := &mapping{r: &region{mem: mem}, f: f}
+	err = mp.catchOwnFault(path, "formatted", func() error {
+		mp.r = formatRegion(mem, l, gen)
+		var err error
+		mp.lk, err = lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
+		return err
+	})
 	if err != nil {
 		unix.Munmap(mem)
 		return fail(err)
 	}
-	r.path = path
-	mp := &mapping{r: r, lk: lk, f: f}
+	mp.r.path = path
 	mp.ino = inode(f)
 	return mp, nil
-}
-
-// formatFile formats the map and its lock into mem, the mapping of a new
-// file at path. A local process may truncate the file meanwhile (a
-// scratch file's name is no secret): the stores then fault, and the fault
-// is this file's failure (EPROTO), not the death of the process.
-func formatFile(path string, mem []byte, l layout, gen uint64) (r *region, lk *lock.RWLock, err error) {
-	defer func(prev bool) {
-		debug.SetPanicOnFault(prev)
-		if p := recover(); p != nil {
-			f, ok := p.(faultPanic)
-			if !ok {
-				panic(p)
-			}
-			off, in := addrIn(mem, f.Addr())
-			if !in {
-				panic(p)
-			}
-			r, lk, err = nil, nil, &FileError{Path: path, Off: off, Reason: "fault: file truncated while it was formatted", No: wire.EPROTO}
-		}
-	}(debug.SetPanicOnFault(true))
-	r = formatRegion(mem, l, gen)
-	lk, err = lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
-	return r, lk, err
 }
 
 func inode(f *os.File) uint64 {
@@ -171,26 +151,32 @@ func openMapping(path string, o Options) (*mapping, error) {
 		return nil, osErr(path, "mmap", err)
 	}
 	mp.r = &region{mem: mem}
-	r, err := attachRegion(mem, path)
+	// The size read above may be stale: the reads below fault if the
+	// file was truncated since.
+	err = mp.catchOwnFault(path, "opened", func() error {
+		r, err := attachRegion(mem, path)
+		if err != nil {
+			return err
+		}
+		mp.r = r
+		lockMem := mem[lockRegionOff : lockRegionOff+lockRegionSize]
+		if split {
+			mp.lockMem, err = unix.Mmap(int(f.Fd()), lockRegionOff, lockRegionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				return osErr(path, "mmap lock", err)
+			}
+			lockMem = mp.lockMem
+		}
+		if mp.lk, err = lock.Attach(lockMem); err != nil {
+			if wire.AsErrno(err) == wire.EPROTO {
+				return &FileError{Path: path, Off: lockRegionOff, Reason: "bad lock region", No: wire.EPROTO}
+			}
+			return err
+		}
+		return nil
+	})
 	if err != nil {
 		mp.close()
-		return nil, err
-	}
-	mp.r = r
-	lockMem := mem[lockRegionOff : lockRegionOff+lockRegionSize]
-	if split {
-		mp.lockMem, err = unix.Mmap(int(f.Fd()), lockRegionOff, lockRegionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		if err != nil {
-			mp.close()
-			return nil, osErr(path, "mmap lock", err)
-		}
-		lockMem = mp.lockMem
-	}
-	if mp.lk, err = lock.Attach(lockMem); err != nil {
-		mp.close()
-		if wire.AsErrno(err) == wire.EPROTO {
-			return nil, &FileError{Path: path, Off: lockRegionOff, Reason: "bad lock region", No: wire.EPROTO}
-		}
 		return nil, err
 	}
 	return mp, nil

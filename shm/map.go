@@ -550,7 +550,7 @@ func (m *Map) Grow(newSize int64) (err error) {
 }
 
 // growLocked is Grow with m.reopen and mp's write hold held.
-func (m *Map) growLocked(mp *mapping, newSize int64) (err error) {
+func (m *Map) growLocked(mp *mapping, newSize int64) error {
 	size := align(uint64(newSize), arenaAlign)
 	if newSize <= 0 || size <= mp.r.fileSize {
 		return wire.EINVAL
@@ -560,38 +560,27 @@ func (m *Map) growLocked(mp *mapping, newSize int64) (err error) {
 		return err
 	}
 	// Until the rename the scratch file is this Grow's alone, but a
-	// local process may still truncate it: the copy then faults in nm,
-	// outside the map's mappings, which catchFault would pass on and
-	// kill the process. Such a fault fails the Grow (EPROTO) and the old
-	// file stays current; any other failure drops the scratch as well.
+	// local process may still truncate it: a fault in nm fails the Grow
+	// (EPROTO) and the old file stays current. Every failure drops the
+	// scratch, a fault in mp too (catchFault's, on the way out).
 	kept := false
 	defer func() {
-		if kept {
-			return
-		}
-		p := recover()
-		var off uint64
-		faulted := false
-		if f, ok := p.(faultPanic); ok {
-			off, faulted = nm.offsetOf(f.Addr())
-		}
-		nm.close()
-		os.Remove(tmp)
-		switch {
-		case faulted:
-			err = &FileError{Path: tmp, Off: off, Reason: "fault: scratch file truncated while Grow wrote it", No: wire.EPROTO}
-		case p != nil:
-			panic(p) // a fault in mp is catchFault's; anything else goes on
+		if !kept {
+			nm.close()
+			os.Remove(tmp)
 		}
 	}()
-	var putErr error
-	err = mp.r.scan(nil, nil, false, func(k, v []byte) bool {
-		putErr = nm.r.putLocked(k, v)
-		return putErr == nil
+	err = nm.catchOwnFault(tmp, "filled", func() error {
+		var putErr error
+		err := mp.r.scan(nil, nil, false, func(k, v []byte) bool {
+			putErr = nm.r.putLocked(k, v)
+			return putErr == nil
+		})
+		if err == nil {
+			err = putErr
+		}
+		return err
 	})
-	if err == nil {
-		err = putErr
-	}
 	if err == nil {
 		err = os.Rename(tmp, m.path)
 	}

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 		"growstopper": childGrowStopper,
 		"truncated":   childTruncated,
 		"cutscratch":  childCutScratch,
+		"cutopen":     childCutOpen,
 	})
 }
 

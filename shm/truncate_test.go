@@ -117,6 +117,69 @@ func TestTruncatedAfterMap(t *testing.T) {
 	}
 }
 
+// childCutOpen opens the map at pathEnv, as a reader and as a writer in
+// turn, for a second, while a goroutine truncates the file to nothing and
+// writes its bytes back, over and over (as a local process may); it
+// prints how many opens the cut made fail (EPROTO) and "alive" last.
+func childCutOpen() int {
+	path := os.Getenv(pathEnv)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Println("read", err)
+		return 1
+	}
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Truncate(path, 0)
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err == nil {
+				f.Write(good)
+				f.Close()
+			}
+		}
+	}()
+	cut := 0
+	for end, i := time.Now().Add(time.Second), 0; time.Now().Before(end); i++ {
+		m, err := Open(path, Options{ReadOnly: i%2 == 0, Timeout: 200 * time.Millisecond})
+		var fe *FileError
+		switch {
+		case err == nil:
+			m.Close()
+		case errors.As(err, &fe) && strings.HasPrefix(fe.Reason, "fault: "):
+			cut++
+		}
+	}
+	close(stop)
+	fmt.Println("cut", cut > 0)
+	fmt.Println("alive")
+	return 0
+}
+
+// TestTruncatedWhileOpened: Open maps the file, then reads its header
+// and attaches its lock; a local process that truncated the file between
+// the two made those reads fault, which killed the opening process (it
+// died within milliseconds of such a loop). The fault is Open's EPROTO
+// now.
+func TestTruncatedWhileOpened(t *testing.T) {
+	path := truncatedMap(t)
+	cmd := proctest.Command("cutopen", pathEnv+"="+path)
+	cmd.Stderr = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, head(out))
+	}
+	if !strings.HasSuffix(string(out), "alive\n") {
+		t.Fatalf("child said:\n%s", out)
+	}
+	t.Logf("%s", out)
+}
+
 // truncatedMap makes the map the truncating children open: a 1 MiB file
 // holding truncatedKeys keys.
 func truncatedMap(t *testing.T) string {
@@ -205,7 +268,7 @@ func TestScratchTruncatedDuringGrow(t *testing.T) {
 	for _, tc := range []struct {
 		at    int
 		phase string
-	}{{1, "fault: file truncated while it was formatted"}, {50, "fault: scratch file truncated while Grow wrote it"}} {
+	}{{1, "fault: file truncated while it was formatted"}, {50, "fault: file truncated while it was filled"}} {
 		cmd := proctest.Command("cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
 		cmd.Stderr = nil
 		out, err := cmd.CombinedOutput()
