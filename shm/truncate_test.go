@@ -167,6 +167,14 @@ func childCutOpen() int {
 // died within milliseconds of such a loop). The fault is Open's EPROTO
 // now.
 func TestTruncatedWhileOpened(t *testing.T) {
+	if raceEnabled {
+		// The race detector runs atomic operations on memory outside
+		// the Go heap in its own C code, on the system stack, where the
+		// runtime cannot turn a fault into a panic: the cut kills the
+		// race-built child at its first atomic operation on the cut
+		// file, whatever Open does.
+		t.Skip("a fault in the race detector's atomics cannot be recovered")
+	}
 	path := truncatedMap(t)
 	cmd := proctest.Command("cutopen", pathEnv+"="+path)
 	cmd.Stderr = nil
