@@ -43,15 +43,23 @@ func (m *Map) catchFault(prev bool, err *error) {
 // faultError returns the error for the panic p recovered in a method of
 // m, or passes p on if it is not a fault inside m's mappings.
 func (m *Map) faultError(p any) error {
+	off := faultOffset(p, m.mappedOffset)
+	return &FileError{Path: m.path, Off: off, Reason: "fault: file truncated after it was mapped", No: wire.EPROTO}
+}
+
+// faultOffset returns the file offset of the fault p, as offset finds it
+// in the mappings it knows, or passes p on if it is no fault or the
+// address is in none of them.
+func faultOffset(p any, offset func(uintptr) (uint64, bool)) uint64 {
 	f, ok := p.(faultPanic)
 	if !ok {
 		panic(p)
 	}
-	off, ok := m.mappedOffset(f.Addr())
+	off, ok := offset(f.Addr())
 	if !ok {
 		panic(p)
 	}
-	return &FileError{Path: m.path, Off: off, Reason: "fault: file truncated after it was mapped", No: wire.EPROTO}
+	return off
 }
 
 // mappedOffset returns the file offset of address a if it lies inside
@@ -87,6 +95,25 @@ func (mp *mapping) offsetOf(a uintptr) (uint64, bool) {
 		return lockRegionOff + off, true
 	}
 	return 0, false
+}
+
+// catchOwnFault runs fn, which touches mp's mappings while mp is no Map's
+// yet: Create, Replace and Grow format and fill a new file in it, Open
+// checks the header and the lock of the file it mapped. A local process
+// may truncate the file meanwhile (a scratch file's name is no secret, and
+// Open's size may be stale by the time it reads); the fault is then fn's
+// failure, an EPROTO FileError naming path, the offset and what was being
+// done to the file, not the death of the process. Any other panic goes
+// on.
+func (mp *mapping) catchOwnFault(path, doing string, fn func() error) (err error) {
+	defer func(prev bool) {
+		debug.SetPanicOnFault(prev)
+		if p := recover(); p != nil {
+			off := faultOffset(p, mp.offsetOf)
+			err = &FileError{Path: path, Off: off, Reason: "fault: file truncated while it was " + doing, No: wire.EPROTO}
+		}
+	}(debug.SetPanicOnFault(true))
+	return fn()
 }
 
 // unlockOnFault runs fn, which a caller runs with mp's write hold. If fn

@@ -77,14 +77,18 @@ func createMapping(path string, size uint64, o Options, gen uint64) (*mapping, e
 	if err != nil {
 		return fail(osErr(path, "mmap", err))
 	}
-	r := formatRegion(mem, l, gen)
-	r.path = path
-	lk, err := lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
+	mp := &mapping{r: &region{mem: mem}, f: f}
+	err = mp.catchOwnFault(path, "formatted", func() error {
+		mp.r = formatRegion(mem, l, gen)
+		var err error
+		mp.lk, err = lock.Init(mem[lockRegionOff : lockRegionOff+lockRegionSize])
+		return err
+	})
 	if err != nil {
 		unix.Munmap(mem)
 		return fail(err)
 	}
-	mp := &mapping{r: r, lk: lk, f: f}
+	mp.r.path = path
 	mp.ino = inode(f)
 	return mp, nil
 }
@@ -147,26 +151,32 @@ func openMapping(path string, o Options) (*mapping, error) {
 		return nil, osErr(path, "mmap", err)
 	}
 	mp.r = &region{mem: mem}
-	r, err := attachRegion(mem, path)
+	// The size read above may be stale: the reads below fault if the
+	// file was truncated since.
+	err = mp.catchOwnFault(path, "opened", func() error {
+		r, err := attachRegion(mem, path)
+		if err != nil {
+			return err
+		}
+		mp.r = r
+		lockMem := mem[lockRegionOff : lockRegionOff+lockRegionSize]
+		if split {
+			mp.lockMem, err = unix.Mmap(int(f.Fd()), lockRegionOff, lockRegionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				return osErr(path, "mmap lock", err)
+			}
+			lockMem = mp.lockMem
+		}
+		if mp.lk, err = lock.Attach(lockMem); err != nil {
+			if wire.AsErrno(err) == wire.EPROTO {
+				return &FileError{Path: path, Off: lockRegionOff, Reason: "bad lock region", No: wire.EPROTO}
+			}
+			return err
+		}
+		return nil
+	})
 	if err != nil {
 		mp.close()
-		return nil, err
-	}
-	mp.r = r
-	lockMem := mem[lockRegionOff : lockRegionOff+lockRegionSize]
-	if split {
-		mp.lockMem, err = unix.Mmap(int(f.Fd()), lockRegionOff, lockRegionSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-		if err != nil {
-			mp.close()
-			return nil, osErr(path, "mmap lock", err)
-		}
-		lockMem = mp.lockMem
-	}
-	if mp.lk, err = lock.Attach(lockMem); err != nil {
-		mp.close()
-		if wire.AsErrno(err) == wire.EPROTO {
-			return nil, &FileError{Path: path, Off: lockRegionOff, Reason: "bad lock region", No: wire.EPROTO}
-		}
 		return nil, err
 	}
 	return mp, nil

@@ -72,7 +72,7 @@ func create(path string, size int64, opts Options, replace bool) (*Map, error) {
 		return nil, wire.ENOSYS
 	}
 	o := opts.withDefaults()
-	if o.ReadOnly || size < MinSize {
+	if o.ReadOnly || size < MinSize || o.check() != wire.OK {
 		return nil, wire.EINVAL
 	}
 	m := &Map{path: o.resolve(path), opts: o}
@@ -107,6 +107,9 @@ func Open(path string, opts Options) (*Map, error) {
 		return nil, wire.ENOSYS
 	}
 	o := opts.withDefaults()
+	if e := o.check(); e != wire.OK {
+		return nil, e
+	}
 	m := &Map{path: o.resolve(path), opts: o}
 	mp, err := openMapping(m.path, o)
 	if err != nil {
@@ -556,22 +559,35 @@ func (m *Map) growLocked(mp *mapping, newSize int64) error {
 	if err != nil {
 		return err
 	}
-	var putErr error
-	err = mp.r.scan(nil, nil, false, func(k, v []byte) bool {
-		putErr = nm.r.putLocked(k, v)
-		return putErr == nil
+	// Until the rename the scratch file is this Grow's alone, but a
+	// local process may still truncate it: a fault in nm fails the Grow
+	// (EPROTO) and the old file stays current. Every failure drops the
+	// scratch, a fault in mp too (catchFault's, on the way out).
+	kept := false
+	defer func() {
+		if !kept {
+			nm.close()
+			os.Remove(tmp)
+		}
+	}()
+	err = nm.catchOwnFault(tmp, "filled", func() error {
+		var putErr error
+		err := mp.r.scan(nil, nil, false, func(k, v []byte) bool {
+			putErr = nm.r.putLocked(k, v)
+			return putErr == nil
+		})
+		if err == nil {
+			err = putErr
+		}
+		return err
 	})
-	if err == nil {
-		err = putErr
-	}
 	if err == nil {
 		err = os.Rename(tmp, m.path)
 	}
 	if err != nil {
-		nm.close()
-		os.Remove(tmp)
 		return err
 	}
+	kept = true
 	nm.r.path = m.path
 	mp.r.setHdr(hdrGenOff, mp.r.generation()|genSuperseded)
 	m.reopen.old = append(m.reopen.old, mp)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"fastcall/wire"
 
@@ -121,6 +122,23 @@ func TestMapBasics(t *testing.T) {
 	}
 	if err := ro.Verify(); err != nil {
 		t.Fatal(err)
+	}
+	// A negative Timeout is refused: it was taken and waited forever on
+	// a held lock, where the lock's own timed calls read d <= 0 as "try
+	// once".
+	for _, o := range []Options{{Timeout: -time.Millisecond}, {Timeout: -time.Millisecond, ReadOnly: true}} {
+		if m2, err := Open(p, o); !errors.Is(err, wire.EINVAL) {
+			if err == nil {
+				m2.Close()
+			}
+			t.Fatalf("Open with Timeout %v: %v, want EINVAL", o.Timeout, err)
+		}
+	}
+	if m2, err := Create(p+"2", 1<<20, Options{Timeout: -time.Millisecond}); !errors.Is(err, wire.EINVAL) {
+		if err == nil {
+			m2.Close()
+		}
+		t.Fatalf("Create with a negative Timeout: %v, want EINVAL", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package shm
 import (
 	"os"
 	"time"
+
+	"fastcall/wire"
 )
 
 // DefaultDir is where a bare file name (no '/') is placed.
@@ -18,7 +20,7 @@ type Options struct {
 	// refuses files that others may write.
 	Mode os.FileMode
 	// Timeout bounds every lock wait (wire.ETIMEDOUT past it); 0 waits as
-	// long as needed.
+	// long as needed. A negative one is refused (wire.EINVAL).
 	Timeout time.Duration
 	// ReadOnly maps the data read-only (the lock page stays writable: taking
 	// a read hold writes to it). Put, Delete, Grow and Repair return
@@ -44,6 +46,16 @@ func (o Options) withDefaults() Options {
 		o.Mode = 0o600
 	}
 	return o
+}
+
+// check refuses what no Map can be opened with: a negative Timeout,
+// which would otherwise wait forever where the lock's own timed calls
+// take d <= 0 as "try once".
+func (o Options) check() wire.Errno {
+	if o.Timeout < 0 {
+		return wire.EINVAL
+	}
+	return wire.OK
 }
 
 // resolve returns the file path for name.

@@ -42,6 +42,8 @@ func TestMain(m *testing.M) {
 		"stopper":     childStopper,
 		"growstopper": childGrowStopper,
 		"truncated":   childTruncated,
+		"cutscratch":  childCutScratch,
+		"cutopen":     childCutOpen,
 	})
 }
 

@@ -3,6 +3,7 @@ package shm
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,17 +85,7 @@ func childTruncated() int {
 func TestTruncatedAfterMap(t *testing.T) {
 	for _, size := range []int64{0, hdrSize, indexOffset, indexOffset + 4096} {
 		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "map")
-			m, err := Create(path, 1<<20, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < truncatedKeys; i++ {
-				if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			m.Close()
+			path := truncatedMap(t)
 			cmd := proctest.Command("truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
 			cmd.Stderr = nil
 			out, err := cmd.CombinedOutput()
@@ -126,6 +117,95 @@ func TestTruncatedAfterMap(t *testing.T) {
 	}
 }
 
+// childCutOpen opens the map at pathEnv, as a reader and as a writer in
+// turn, for a second, while a goroutine truncates the file to nothing and
+// writes its bytes back, over and over (as a local process may); it
+// prints how many opens the cut made fail (EPROTO) and "alive" last.
+func childCutOpen() int {
+	path := os.Getenv(pathEnv)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Println("read", err)
+		return 1
+	}
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.Truncate(path, 0)
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err == nil {
+				f.Write(good)
+				f.Close()
+			}
+		}
+	}()
+	cut := 0
+	for end, i := time.Now().Add(time.Second), 0; time.Now().Before(end); i++ {
+		m, err := Open(path, Options{ReadOnly: i%2 == 0, Timeout: 200 * time.Millisecond})
+		var fe *FileError
+		switch {
+		case err == nil:
+			m.Close()
+		case errors.As(err, &fe) && strings.HasPrefix(fe.Reason, "fault: "):
+			cut++
+		}
+	}
+	close(stop)
+	fmt.Println("cut", cut > 0)
+	fmt.Println("alive")
+	return 0
+}
+
+// TestTruncatedWhileOpened: Open maps the file, then reads its header
+// and attaches its lock; a local process that truncated the file between
+// the two made those reads fault, which killed the opening process (it
+// died within milliseconds of such a loop). The fault is Open's EPROTO
+// now.
+func TestTruncatedWhileOpened(t *testing.T) {
+	if raceEnabled {
+		// The race detector runs atomic operations on memory outside
+		// the Go heap in its own C code, on the system stack, where the
+		// runtime cannot turn a fault into a panic: the cut kills the
+		// race-built child at its first atomic operation on the cut
+		// file, whatever Open does.
+		t.Skip("a fault in the race detector's atomics cannot be recovered")
+	}
+	path := truncatedMap(t)
+	cmd := proctest.Command("cutopen", pathEnv+"="+path)
+	cmd.Stderr = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, head(out))
+	}
+	if !strings.HasSuffix(string(out), "alive\n") {
+		t.Fatalf("child said:\n%s", out)
+	}
+	t.Logf("%s", out)
+}
+
+// truncatedMap makes the map the truncating children open: a 1 MiB file
+// holding truncatedKeys keys.
+func truncatedMap(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "map")
+	m, err := Create(path, 1<<20, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := 0; i < truncatedKeys; i++ {
+		if err := m.Put(procKey(i), bytes.Repeat([]byte{'v'}, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
 // head returns the start of a child's output: its last answers and, if
 // it died, why.
 func head(b []byte) []byte {
@@ -134,4 +214,78 @@ func head(b []byte) []byte {
 		return b[:i]
 	}
 	return b[:min(len(b), max)]
+}
+
+// childCutScratch grows the map at pathEnv while, at store stopEnv into
+// the new file, it truncates that scratch file to nothing (as another
+// local process may), then prints Grow's error number and what it was
+// doing, whether the map still reads and takes writes, and the scratch
+// files left; "alive" last.
+func childCutScratch() int {
+	path := os.Getenv(pathEnv)
+	at, _ := strconv.Atoi(os.Getenv(stopEnv))
+	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return 1
+	}
+	st, err := m.Stats()
+	if err != nil {
+		fmt.Println("stats", err)
+		return 1
+	}
+	cut, n := false, 0
+	storeHook = func() {
+		if cut {
+			return
+		}
+		if tmps, _ := filepath.Glob(path + ".tmp.*"); len(tmps) == 1 {
+			if n++; n == at {
+				cut = os.Truncate(tmps[0], 0) == nil
+			}
+		}
+	}
+	err = m.Grow(int64(2 * st.FileSize))
+	storeHook = nil
+	var fe *FileError
+	phase := "none"
+	if errors.As(err, &fe) {
+		phase = fe.Reason
+	}
+	fmt.Println("grow", wire.AsErrno(err).String(), cut)
+	fmt.Println("phase", phase)
+	buf := make([]byte, 4096)
+	_, err = m.Get(procKey(0), buf)
+	fmt.Println("get", wire.AsErrno(err).String())
+	fmt.Println("put", wire.AsErrno(m.Put([]byte("after"), []byte("v"))).String())
+	tmps, _ := filepath.Glob(path + ".tmp.*")
+	fmt.Println("scratch", len(tmps))
+	fmt.Println("alive")
+	return 0
+}
+
+// TestScratchTruncatedDuringGrow: Grow copies the map into a scratch
+// file it has mapped; a process that truncated that file during the copy
+// made the copy fault, and the fault, outside the map's own mappings,
+// killed the growing process (an rfcd agent grows its map when full).
+// Grow now fails with EPROTO, drops the scratch file, and the map stays
+// current: it reads and takes writes as before.
+func TestScratchTruncatedDuringGrow(t *testing.T) {
+	path := truncatedMap(t)
+	// The first store formats the new file; the 50th copies a key.
+	for _, tc := range []struct {
+		at    int
+		phase string
+	}{{1, "fault: file truncated while it was formatted"}, {50, "fault: file truncated while it was filled"}} {
+		cmd := proctest.Command("cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
+		cmd.Stderr = nil
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cut at store %d: child: %v\n%s", tc.at, err, head(out))
+		}
+		want := "grow EPROTO true\nphase " + tc.phase + "\nget OK\nput OK\nscratch 0\nalive\n"
+		if string(out) != want {
+			t.Fatalf("cut at store %d: child said:\n%s\nwant:\n%s", tc.at, out, want)
+		}
+	}
 }

@@ -125,6 +125,11 @@ func TestPackageRangeErrors(t *testing.T) {
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "1000000h"}}`, "heartbeat.interval", "1000000h0m0s: must be at most 24h0m0s"},
 		{`{"heartbeat": {"members": ["127.0.0.1:9"], "interval": "25h"}}`, "heartbeat.interval", "25h0m0s: must be at most 24h0m0s"},
 		{`{"roles": ["center"], "center": {"data_dir": "` + dir + `", "index": 2}}`, "center.index", "0 or 1"},
+		// An index outside the registry's byte is refused as the file
+		// gives it: -1 was taken as center 0 and started a center
+		// without a word, 256 was reported as 255.
+		{`{"roles": ["center"], "center": {"data_dir": "` + dir + `", "index": -1}}`, "center.index", "-1: must be 0 or 1"},
+		{`{"roles": ["center"], "center": {"data_dir": "` + dir + `", "index": 256}}`, "center.index", "256: must be 0 or 1"},
 		{`{"roles": ["dispatcher"], "dispatcher": {"targets": []}}`, "", ""},
 	}
 	for _, tc := range cases {

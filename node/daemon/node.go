@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -144,7 +145,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		if cfg.Center.Peer != "" {
 			cc.Peer = netip.MustParseAddrPort(cfg.Center.Peer)
 		}
-		cc.Index = uint8(min(max(cfg.Center.Index, 0), 255)) // out of uint8: a value the registry refuses
+		cc.Index = uint8(cfg.Center.Index)
+		if cfg.Center.Index < 0 || cfg.Center.Index > math.MaxUint8 {
+			// Out of the registry's byte: a value it refuses, not
+			// a clamp (-1 became a valid center 0).
+			cc.Index = math.MaxUint8
+		}
 		switch cfg.Center.Fsync {
 		case "interval":
 			cc.Fsync = center.FsyncInterval
@@ -153,7 +159,12 @@ func Start(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		cc.Logger = log
 		if n.Center, err = center.StartCenter(ep, cc); err != nil {
-			return fail(fileError(err, "center"))
+			err = fileError(err, "center")
+			var ce *rfc.ConfigError
+			if errors.As(err, &ce) && ce.Field == "center.index" {
+				ce.Value = strconv.Itoa(cfg.Center.Index) // the file's value, not the byte passed on
+			}
+			return fail(err)
 		}
 		n.stops = append(n.stops, func() { _ = n.Center.Close() })
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/rfc"
 )
 
@@ -37,8 +38,10 @@ type Config struct {
 	DefaultDeadline, MaxDeadline time.Duration
 	// MarkerTTL is how long a conflict marker outlives its operation's
 	// deadline (default 10s): the marker of a dispatcher that dies stays
-	// at most deadline + MarkerTTL after Submit. Clocks of the nodes must
-	// agree to well within it (holders carry absolute expiry times).
+	// at most deadline + MarkerTTL after Submit. MaxDeadline + MarkerTTL
+	// is at most registry.MaxTTL, the longest TTL of a registry key.
+	// Clocks of the nodes must agree to well within it (holders carry
+	// absolute expiry times).
 	MarkerTTL time.Duration
 	// MaxHolders bounds the operations sharing one marker (default 32, at
 	// most 48); past it Submit answers ENOSPC. 32 holders (802 bytes) fit
@@ -94,7 +97,8 @@ const (
 	DefaultKeyPrefix       = "dispatch/"
 	MaxResource            = 200 // bytes of a resource name
 	maxHoldersLimit        = 48
-	maxCASRounds           = 16 // compare-and-set attempts before EAGAIN
+	maxMarkerLife          = registry.MaxTTL // MaxDeadline + MarkerTTL: a marker key's longest TTL
+	maxCASRounds           = 16              // compare-and-set attempts before EAGAIN
 	maxQueueLen            = 1 << 22
 	maxSenders             = 64
 	minPollInterval        = 50 * time.Microsecond
@@ -156,8 +160,13 @@ func (c *Config) check() error {
 		return bad("DefaultDeadline", c.DefaultDeadline, "must be positive")
 	case c.MaxDeadline < c.DefaultDeadline:
 		return bad("MaxDeadline", c.MaxDeadline, "must be at least DefaultDeadline")
-	case c.MarkerTTL <= 0:
-		return bad("MarkerTTL", c.MarkerTTL, "must be positive")
+	case c.MarkerTTL <= 0 || c.MarkerTTL > maxMarkerLife:
+		return bad("MarkerTTL", c.MarkerTTL, "must be positive and at most "+maxMarkerLife.String()+" (registry.MaxTTL)")
+	case c.MaxDeadline > maxMarkerLife-c.MarkerTTL:
+		// A holder lives the deadline + MarkerTTL, the key's TTL as
+		// long: past the registry's bound every CAS of a long operation
+		// is refused, and past a Duration the TTL wraps negative.
+		return bad("MaxDeadline", c.MaxDeadline, "with MarkerTTL must be at most "+maxMarkerLife.String()+" (registry.MaxTTL)")
 	case c.MaxHolders < 1 || c.MaxHolders > maxHoldersLimit:
 		return bad("MaxHolders", c.MaxHolders, "must be between 1 and 48")
 	case c.MarkerTimeout <= 0:

@@ -292,7 +292,8 @@ func TestStatusRetention(t *testing.T) {
 }
 
 // TestCloseEndsOperations: Close ends queued and in-flight calls with
-// ECLOSED, releases the markers and refuses new operations.
+// ECLOSED and refuses new operations; the marker of calls in flight
+// stays to its expiry (TestCloseKeepsMarkerOfCallsInFlight).
 func TestCloseEndsOperations(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
 		ts := w.targets(4)
@@ -319,11 +320,50 @@ func TestCloseEndsOperations(t *testing.T) {
 				t.Fatalf("outcome %+v", o)
 			}
 		}
-		if store.Len() != 0 {
-			t.Fatal("marker left behind")
+		if store.Len() != 1 {
+			t.Fatal("marker of calls still running at their targets released")
 		}
 		if _, err := d.Submit(ctx, opFor("close/y", KindRead, workCall(1), ts.addrs(), time.Second)); errnoOf(err) != wire.ECLOSED {
 			t.Fatalf("after Close: %v", err)
+		}
+	})
+}
+
+// TestCloseKeepsMarkerOfCallsInFlight: calls that Close ends while they
+// are in flight may still run at their targets, so their operation's
+// marker stays to its expiry, as a dead dispatcher's would; an operation
+// whose calls Close ended unsent has its marker released. Close released
+// both, and a conflicting update of the first resource was accepted while
+// the first operation's four calls still ran.
+func TestCloseKeepsMarkerOfCallsInFlight(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		ts := w.targets(4)
+		store := NewMemStore(0)
+		// Four call slots: the first operation's calls take them all and
+		// the second's wait for one, unsent.
+		ep := w.ep(1, func(c *rfc.Config) { c.MaxPending = 4 })
+		d := newDispatcher(t, ep, store, func(c *Config) { c.Senders = 1 })
+		ctx := ctxFor(t, time.Minute)
+		const deadline = 5 * time.Second
+		_, err := d.Submit(ctx, opFor("close/sent", KindUpdate, workCall(700), ts.addrs(), deadline))
+		must(t, err)
+		_, err = d.Submit(ctx, opFor("close/unsent", KindUpdate, workCall(700), ts.addrs(), deadline))
+		must(t, err)
+		synctest.Wait()
+		if n := ts.runs.Load(); n != 4 {
+			t.Fatalf("%d calls running, want 4", n)
+		}
+		must(t, d.Close())
+		other := newDispatcher(t, w.ep(2, nil), store, nil)
+		if _, err := other.Submit(ctx, opFor("close/sent", KindUpdate, workCall(1), ts.addrs(), time.Second)); errnoOf(err) != wire.ECONFLICT {
+			t.Fatalf("update of a resource whose calls still run at its targets: %v, want ECONFLICT", err)
+		}
+		if _, _, err := store.Get(ctx, DefaultKeyPrefix+"close/unsent"); errnoOf(err) != wire.ENOENT {
+			t.Fatalf("marker of the operation Close ended unsent: %v, want ENOENT (released)", err)
+		}
+		time.Sleep(deadline + DefaultMarkerTTL)
+		if _, _, err := store.Get(ctx, DefaultKeyPrefix+"close/sent"); errnoOf(err) != wire.ENOENT {
+			t.Fatalf("marker past its expiry: %v, want ENOENT", err)
 		}
 	})
 }

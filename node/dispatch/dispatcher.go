@@ -25,11 +25,13 @@ type Dispatcher struct {
 	markers  markerLock
 	instance uint64                  // random; names this dispatcher in markers
 	remoteOK map[netip.AddrPort]bool // Config.RemoteTargets as rfc.PeerAddr names them; read-only after Start
-	// nextID is the last operation id given. It starts at the wall
-	// clock in Unix ns when the dispatcher starts, so a restarted
-	// dispatcher does not give its predecessor's ids again: a client
-	// asking for the status of an operation of the previous process gets
-	// ENOENT, not the status of another operation.
+	// nextID is the last operation id given. It starts at a random
+	// value below 2^63 (so it never wraps to 0), so a restarted
+	// dispatcher does not give its predecessor's ids again, whatever its
+	// clock did meanwhile: a client asking for the status of an
+	// operation of the previous process gets ENOENT, not the status of
+	// another operation. (A start at the wall clock gave the same ids
+	// again after the clock was stepped back.)
 	nextID atomic.Uint64
 
 	queue    sendQueue
@@ -43,6 +45,11 @@ type Dispatcher struct {
 		active  int                   // accepted and not yet done, reservations included
 		retired []*operation          // done, oldest first
 	}
+
+	// relCtx bounds the releaser's releases: Close cancels it once
+	// closeReleaseBudget has passed, a release under way included.
+	relCtx    context.Context
+	relCancel context.CancelFunc
 
 	done        chan struct{} // closed by Close: the senders stop
 	gatherStop  chan struct{} // closed by Close after the senders ended: the gatherer drains and stops
@@ -96,12 +103,13 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 	if d.log == nil {
 		d.log = slog.Default()
 	}
-	var rb [8]byte
+	var rb [16]byte
 	_, _ = rand.Read(rb[:])
-	d.instance = binary.BigEndian.Uint64(rb[:])
-	d.nextID.Store(uint64(time.Now().UnixNano()))
+	d.instance = binary.BigEndian.Uint64(rb[:8])
+	d.nextID.Store(binary.BigEndian.Uint64(rb[8:]) >> 1)
 	d.markers = markerLock{store: store, prefix: cfg.KeyPrefix, maxHolders: cfg.MaxHolders, nowMs: wallMs}
 	d.queue.init(cfg.QueueLen)
+	d.relCtx, d.relCancel = context.WithCancel(context.Background())
 	d.gatherQ = make(chan inflight, ep.Config().MaxPending)
 	d.releaseQ = make(chan *operation, cfg.MaxActive)
 	d.mu.ops = make(map[uint64]*operation)
@@ -110,6 +118,7 @@ func Start(ep *rfc.Endpoint, cfg Config, store MarkerStore) (*Dispatcher, error)
 		d.remoteOK[rfc.PeerAddr(a)] = true
 	}
 	if err := d.registerCalls(); err != nil {
+		d.relCancel()
 		return nil, err
 	}
 	for i := 0; i < cfg.Senders; i++ {
@@ -133,7 +142,9 @@ func (d *Dispatcher) Config() Config { return d.cfg }
 // Close stops the dispatcher: Submit answers ECLOSED from now on; calls
 // not yet sent and calls in flight end with ECLOSED; the markers of the
 // operations so ended are released within a bounded time (what is not
-// released expires by its TTL); every goroutine ends. Close waits for the
+// released expires by its TTL), except those of operations with a call
+// in flight, which may still run at its target: they stay to their
+// expiry; every goroutine ends. Close waits for the
 // goroutines and is idempotent. The dispatch call numbers stay registered
 // on the endpoint: SUBMIT answers ECLOSED, STATUS the retained operations
 // (TestCallsAfterClose).
@@ -142,6 +153,11 @@ func (d *Dispatcher) Close() error {
 		return nil
 	}
 	d.mu.Unlock()
+	// Every release from now on, the one under way included, ends
+	// within the budget; what is not released lapses at its expiry.
+	budget := time.AfterFunc(closeReleaseBudget, d.relCancel)
+	defer budget.Stop()
+	defer d.relCancel()
 	close(d.done)
 	d.sendWG.Wait()
 	close(d.gatherStop)

@@ -83,7 +83,9 @@ func (d *Dispatcher) complete(it inflight) {
 }
 
 // abandon ends the calls in flight and those still on the way with
-// ECLOSED (the senders have stopped).
+// ECLOSED (the senders have stopped). A call already answered keeps its
+// outcome; one not answered may still run at its target, so its
+// operation's marker is not released (releaseOp).
 func (d *Dispatcher) abandon(fl []inflight) {
 	for {
 		select {
@@ -96,6 +98,13 @@ func (d *Dispatcher) abandon(fl []inflight) {
 	}
 	now := time.Now()
 	for _, it := range fl {
+		select {
+		case <-it.p.Done():
+			d.complete(it)
+			continue
+		default:
+		}
+		it.op.abandonInFlight()
 		it.p.Release()
 		d.finish(it.op, it.i, wire.ECLOSED, now)
 	}

@@ -19,8 +19,9 @@ func (d *Dispatcher) registerCalls() error {
 	return d.ep.Register(CallStatus, "dispatch-status", schemaStatus, rfc.Idempotent, d.serveStatus)
 }
 
-// parseTargets parses "host:port,host:port" into dst. Malformed text is
-// EINVAL; more than max targets ENOSPC.
+// parseTargets parses "host:port,host:port" into dst. Malformed text
+// (an empty item, a trailing comma included) is EINVAL; more than max
+// targets ENOSPC.
 func parseTargets(s string, max int, dst []Target) ([]Target, wire.Errno) {
 	for len(s) > 0 {
 		if len(dst) == max {
@@ -29,6 +30,9 @@ func parseTargets(s string, max int, dst []Target) ([]Target, wire.Errno) {
 		item := s
 		if i := strings.IndexByte(s, ','); i >= 0 {
 			item, s = s[:i], s[i+1:]
+			if s == "" {
+				return dst, wire.EINVAL // a comma ends the list
+			}
 		} else {
 			s = ""
 		}

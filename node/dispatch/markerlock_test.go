@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"fastcall/rfc"
@@ -289,4 +290,48 @@ func TestReleaseRetriesTransientError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unreachableStore is a MemStore that, once down, answers no read: a Get
+// waits for its context and returns ETIMEDOUT, as the registry client
+// does while both centers are out of reach.
+type unreachableStore struct {
+	*MemStore
+	down atomic.Bool
+}
+
+func (s *unreachableStore) Get(ctx context.Context, key string) ([]byte, uint64, error) {
+	if s.down.Load() {
+		<-ctx.Done()
+		return nil, 0, wire.ETIMEDOUT
+	}
+	return s.MemStore.Get(ctx, key)
+}
+
+// TestCloseBoundedWithStoreDown: with the marker store out of reach, a
+// release tries releaseTries times, each up to MarkerTimeout; Close
+// waits for the releaser, and a release under way when Close came ran
+// all its tries, so Close took about four MarkerTimeouts instead of its
+// closeReleaseBudget (rfcd took 7.7 s to stop with its registry down).
+// Close now ends that release too when the budget runs out; the marker
+// lapses at its expiry.
+func TestCloseBoundedWithStoreDown(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		ts := w.targets(1)
+		store := &unreachableStore{MemStore: NewMemStore(0)}
+		d := newDispatcher(t, w.ep(1, nil), store, nil)
+		ctx := ctxFor(t, time.Minute)
+		_, err := d.Submit(ctx, opFor("db/down", KindUpdate, workCall(0), ts.addrs(), 5*time.Second))
+		must(t, err)
+		store.down.Store(true)
+		synctest.Wait() // the call is done and its release waits on the store
+		start := time.Now()
+		must(t, d.Close())
+		if took := time.Since(start); took > closeReleaseBudget {
+			t.Fatalf("Close took %v with the store out of reach, want at most %v", took, closeReleaseBudget)
+		}
+		if n := d.Stats().ReleaseFailed; n != 1 {
+			t.Fatalf("ReleaseFailed %d, want 1", n)
+		}
+	})
 }

@@ -110,6 +110,10 @@ type operation struct {
 		failed    int
 		remaining int // targets without an outcome
 		ended     time.Time
+		// inFlight: Close ended a call of the operation that was sent
+		// and not answered; it may still run at its target, so the
+		// marker is left to its expiry instead of released.
+		inFlight bool
 	}
 }
 
@@ -144,7 +148,24 @@ func (op *operation) finish(i int, e wire.Errno, now time.Time) bool {
 	return op.mu.remaining == 0
 }
 
-// end marks the operation done (after its marker was released). retire
+// abandonInFlight records that Close ended a call of the operation while
+// it was in flight.
+func (op *operation) abandonInFlight() {
+	op.mu.Lock()
+	op.mu.inFlight = true
+	op.mu.Unlock()
+}
+
+// callsMayRun reports whether a call of the operation that Close ended
+// in flight may still run at its target.
+func (op *operation) callsMayRun() bool {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return op.mu.inFlight
+}
+
+// end marks the operation done (after its marker was released, or left
+// to its expiry when a call may still run: releaseOp). retire
 // runs between the state change and the wake-up of the waiters, so that a
 // waiter that returns sees the retention bounds already applied.
 func (op *operation) end(now time.Time, retire func(*operation)) {

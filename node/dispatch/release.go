@@ -12,21 +12,21 @@ import (
 // operation from its resource's marker, then marks the operation done.
 // Releases are sequential; each try is bounded by MarkerTimeout and a
 // release by releaseTries tries (release), and a marker not released is
-// left to its TTL. On Close it drains the operations
-// still waiting within closeReleaseBudget, then stops.
+// left to its TTL. All of them run under d.relCtx, which Close cancels
+// closeReleaseBudget after it began: on Close the releaser drains the
+// operations still waiting, then stops, and a store out of reach holds
+// Close no longer than the budget.
 func (d *Dispatcher) releaseLoop() {
 	defer d.relWG.Done()
 	for {
 		select {
 		case op := <-d.releaseQ:
-			d.releaseOp(context.Background(), op)
+			d.releaseOp(d.relCtx, op)
 		case <-d.releaseStop:
-			ctx, cancel := context.WithTimeout(context.Background(), closeReleaseBudget)
-			defer cancel()
 			for {
 				select {
 				case op := <-d.releaseQ:
-					d.releaseOp(ctx, op)
+					d.releaseOp(d.relCtx, op)
 				default:
 					return
 				}
@@ -35,9 +35,16 @@ func (d *Dispatcher) releaseLoop() {
 	}
 }
 
-// releaseOp releases op's marker and ends op.
+// releaseOp releases op's marker and ends op. The marker of an operation
+// that Close ended with a call in flight stays to its expiry: the call
+// may still run at its target, and a conflicting operation must not
+// start beside it (docs/DISPATCH.md, "Expiry").
 func (d *Dispatcher) releaseOp(parent context.Context, op *operation) {
-	d.release(parent, op.resource, op.holder, op.id)
+	if op.callsMayRun() {
+		d.log.Info("dispatch marker left to its expiry: calls in flight at Close may still run", "resource", op.resource, "op", op.id)
+	} else {
+		d.release(parent, op.resource, op.holder, op.id)
+	}
 	op.end(time.Now(), d.retire)
 }
 

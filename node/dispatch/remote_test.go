@@ -195,6 +195,34 @@ func TestStatusOfPreviousProcessUnknown(t *testing.T) {
 	}
 }
 
+// TestOperationIDsApartFromClock: two dispatchers that start at the same
+// wall-clock reading, as a restarted one does after the clock was
+// stepped back (NTP, a restored VM), give different ids, so a client
+// asking the new process for an id of the old one gets ENOENT, not the
+// new process's operation. Ids grew from the wall clock at Start: in the
+// bubble, where the clock stands still, both gave the same id and STATUS
+// of the first answered the second's operation.
+func TestOperationIDsApartFromClock(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		ts := w.targets(1)
+		ep1, ep2 := w.ep(1, nil), w.ep(2, nil)
+		d1 := newDispatcher(t, ep1, NewMemStore(0), nil)
+		d2 := newDispatcher(t, ep2, NewMemStore(0), nil)
+		ctx := ctxFor(t, 5*time.Second)
+		id1, err := d1.Submit(ctx, opFor("mine", KindUpdate, Call{No: callIncr}, ts.addrs(), time.Second))
+		must(t, err)
+		id2, err := d2.Submit(ctx, opFor("theirs", KindUpdate, Call{No: callIncr}, ts.addrs(), time.Second))
+		must(t, err)
+		if id1 == id2 {
+			t.Fatalf("both dispatchers gave id %d", id1)
+		}
+		cli := w.ep(3, nil)
+		if st, err := StatusRemote(ctx, cli, ep2.Addr(), id1); errnoOf(err) != wire.ENOENT {
+			t.Fatalf("status of the first dispatcher's id %d at the second: %q %v, want ENOENT", id1, st.Resource, err)
+		}
+	})
+}
+
 // TestSubmitRemoteDeadlineRounding: a CallSubmit carries the deadline in
 // whole milliseconds and the dispatcher reads 0 as its default deadline.
 // SubmitRemote rounds a deadline up, so that one below a millisecond is

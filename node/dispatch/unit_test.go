@@ -2,12 +2,14 @@ package dispatch
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/rfc/rfctest"
 	"fastcall/wire"
 )
@@ -265,6 +267,13 @@ func TestConfigCheck(t *testing.T) {
 		{"MaxDeadline", func(c *Config) { c.MaxDeadline = c.DefaultDeadline - 1 }},
 		{"PollInterval", func(c *Config) { c.PollInterval = time.Microsecond }},
 		{"MarkerTTL", func(c *Config) { c.MarkerTTL = 0 }},
+		// A marker lives the operation's deadline + MarkerTTL, which the
+		// registry bounds (registry.MaxTTL) and a Duration must hold:
+		// past them every Submit failed EINVAL, the configuration taken.
+		{"MarkerTTL", func(c *Config) { c.MarkerTTL = math.MaxInt64 }},
+		{"MarkerTTL", func(c *Config) { c.MarkerTTL = registry.MaxTTL + 1 }},
+		{"MaxDeadline", func(c *Config) { c.MaxDeadline = math.MaxInt64 }},
+		{"MaxDeadline", func(c *Config) { c.MaxDeadline = registry.MaxTTL - c.MarkerTTL + 1 }},
 		{"RemoteTargets", func(c *Config) { c.RemoteTargets = []netip.AddrPort{{}} }},
 	}
 	for _, c := range cases {
@@ -277,5 +286,39 @@ func TestConfigCheck(t *testing.T) {
 	def := DefaultConfig()
 	if err := def.check(); err != nil {
 		t.Fatal(err)
+	}
+	// At the bound, an operation of the longest deadline gets its marker.
+	ts := startTargets(t, 1)
+	d := newDispatcher(t, newEP(t, 1, nil), NewMemStore(0), func(c *Config) { c.MaxDeadline = registry.MaxTTL - c.MarkerTTL })
+	if _, err := d.Submit(ctxFor(t, 5*time.Second), opFor("long", KindUpdate, Call{No: callIncr}, ts.addrs(), d.cfg.MaxDeadline)); err != nil {
+		t.Fatalf("Submit with the longest deadline: %v", err)
+	}
+}
+
+// TestParseTargets: the target text of a CallSubmit (and of rfcctl's
+// -targets) is IP:PORT items separated by commas, each non-empty. A
+// trailing comma was taken for the end of the list, while an empty item
+// anywhere else was EINVAL.
+func TestParseTargets(t *testing.T) {
+	cases := []struct {
+		text string
+		n    int
+		want wire.Errno
+	}{
+		{"127.0.0.1:1", 1, wire.OK},
+		{"127.0.0.1:1,127.0.0.1:2", 2, wire.OK},
+		{" 127.0.0.1:1 , [::1]:2", 2, wire.OK},
+		{"", 0, wire.OK},
+		{"127.0.0.1:1,", 0, wire.EINVAL},
+		{",127.0.0.1:1", 0, wire.EINVAL},
+		{"127.0.0.1:1,,127.0.0.1:2", 0, wire.EINVAL},
+		{"127.0.0.1:1, ", 0, wire.EINVAL},
+		{"127.0.0.1", 0, wire.EINVAL},
+	}
+	for _, c := range cases {
+		ts, err := ParseTargets(c.text)
+		if e := errnoOf(err); e != c.want || (e == wire.OK && len(ts) != c.n) {
+			t.Errorf("ParseTargets(%q) = %v, %v; want %d targets, %v", c.text, ts, err, c.n, c.want)
+		}
 	}
 }
