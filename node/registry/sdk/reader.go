@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"sync"
 	"time"
 
 	"fastcall/shm"
@@ -67,6 +68,16 @@ func (r *Reader) Close() error {
 	return r.m.Close()
 }
 
+// dropSeq ends the cache: the change-sequence file was cut under the
+// mapping (a local process truncated it), and a sequence read from it
+// again could not be trusted to move on. Lookups read the map from here
+// on, as without the file.
+func (r *Reader) dropSeq() {
+	r.seq.close()
+	r.seq = nil
+	clear(r.cache)
+}
+
 // Map returns the underlying map, for tools (stat, dump, verify).
 func (r *Reader) Map() *shm.Map { return r.m }
 
@@ -82,7 +93,11 @@ func (r *Reader) CacheStats() (hits, misses uint64) { return r.hits, r.misses }
 // stays valid after later lookups. ENOENT if there is none.
 func (r *Reader) Lookup(name string) ([]Instance, error) {
 	if r.seq != nil {
-		s := r.seq.load()
+		s, ok := r.seq.load()
+		if !ok {
+			r.dropSeq()
+			return r.Lookup(name)
+		}
 		if s != r.cacheSeq || len(r.cache) >= maxCacheNames {
 			clear(r.cache)
 			r.cacheSeq = s
@@ -210,7 +225,15 @@ func DecodeInstance(k, v []byte, in *Instance) wire.Errno {
 
 // SeqWriter is the writer side of a change-sequence file, used by the
 // node agent. Safe for concurrent use.
-type SeqWriter struct{ s *seqMap }
+type SeqWriter struct {
+	path string
+	mu   struct {
+		sync.Mutex
+		s      *seqMap // nil: closed, or the file could not be made again
+		last   uint64  // the sequence last written
+		closed bool
+	}
+}
 
 // OpenSeqWriter creates or opens the change-sequence file of the map at
 // mapPath (the map's full path, shm.Map.Path). ENOSYS off Linux.
@@ -219,14 +242,56 @@ func OpenSeqWriter(mapPath string) (*SeqWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SeqWriter{s: s}, nil
+	w := &SeqWriter{path: mapPath + SeqSuffix}
+	w.mu.s = s
+	w.mu.last, _ = s.load()
+	return w, nil
 }
 
-// Bump raises the sequence: readers drop what they cached.
-func (w *SeqWriter) Bump() { w.s.bump() }
+// Bump raises the sequence: readers drop what they cached. A file cut
+// under the mapping (a local process truncated it) is made again, its
+// sequence set above every value written before so that no reader's
+// cached sequence comes back; readers that find the cut stop caching.
+func (w *SeqWriter) Bump() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mu.closed {
+		return
+	}
+	if w.mu.s != nil {
+		if v, ok := w.mu.s.add(1); ok {
+			w.mu.last = v
+			return
+		}
+		w.mu.s.close()
+		w.mu.s = nil
+	}
+	s, err := openSeq(w.path, true)
+	if err != nil {
+		return // tried again at the next Bump
+	}
+	if !s.store(w.mu.last + 1) {
+		s.close() // cut again meanwhile
+		return
+	}
+	w.mu.s = s
+	w.mu.last++
+}
 
-// Load returns the current sequence.
-func (w *SeqWriter) Load() uint64 { return w.s.load() }
+// Load returns the sequence last written.
+func (w *SeqWriter) Load() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mu.last
+}
 
 // Close unmaps the file.
-func (w *SeqWriter) Close() { w.s.close() }
+func (w *SeqWriter) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mu.closed = true
+	if w.mu.s != nil {
+		w.mu.s.close()
+		w.mu.s = nil
+	}
+}

@@ -9,6 +9,7 @@ package sdk
 
 import (
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -63,6 +64,46 @@ func openSeq(path string, create bool) (*seqMap, error) {
 	return &seqMap{mem: mem, seq: (*uint64)(unsafe.Pointer(&mem[OffSeq]))}, nil
 }
 
-func (s *seqMap) load() uint64 { return atomic.LoadUint64(s.seq) }
-func (s *seqMap) bump()        { atomic.AddUint64(s.seq, 1) }
-func (s *seqMap) close()       { syscall.Munmap(s.mem) }
+// The word is read and written with debug.SetPanicOnFault set: a local
+// process that truncates the file takes its page away, and the access
+// would raise SIGBUS, a fatal error of the whole process (the agent's
+// node, or a reader's). The runtime makes the fault a panic instead, which
+// catch turns into ok false (docs/REGISTRY.md, "Change sequence file").
+
+// load returns the sequence; ok is false if the file was cut under the
+// mapping.
+func (s *seqMap) load() (v uint64, ok bool) {
+	defer s.catch(debug.SetPanicOnFault(true), &ok)
+	return atomic.LoadUint64(s.seq), true
+}
+
+// add raises the sequence by d and returns it; ok as for load.
+func (s *seqMap) add(d uint64) (v uint64, ok bool) {
+	defer s.catch(debug.SetPanicOnFault(true), &ok)
+	return atomic.AddUint64(s.seq, d), true
+}
+
+// store sets the sequence to v; false as for load.
+func (s *seqMap) store(v uint64) (ok bool) {
+	defer s.catch(debug.SetPanicOnFault(true), &ok)
+	atomic.StoreUint64(s.seq, v)
+	return true
+}
+
+// catch restores the goroutine's setting prev and turns a fault inside
+// the mapping into *ok false. Any other panic goes on.
+func (s *seqMap) catch(prev bool, ok *bool) {
+	debug.SetPanicOnFault(prev)
+	p := recover()
+	if p == nil {
+		return
+	}
+	f, fault := p.(interface{ Addr() uintptr })
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s.mem)))
+	if !fault || f.Addr() < base || f.Addr()-base >= uintptr(len(s.mem)) {
+		panic(p)
+	}
+	*ok = false
+}
+
+func (s *seqMap) close() { syscall.Munmap(s.mem) }
