@@ -269,9 +269,8 @@ func TestWorkerRunsNoStartHeldWhilePaused(t *testing.T) {
 // worker already knows the new incarnation (so the engine's fence lets
 // it through) and arriving while the new task's start is in flight,
 // must be refused ESTALE, not applied to the new task. The new task's id
-// is not the old one's (a master's ids start at its clock): before, it
-// was the same id, and the master incarnation the result names told
-// them apart.
+// is not the old one's (a master's ids start at a random value); the
+// master incarnation the result names tells them apart should they meet.
 func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gate := make(chan struct{})
@@ -314,7 +313,7 @@ func TestMasterRefusesResultOfPreviousProcess(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Start under the new process: %v", err)
 		}
-		if tk2.ID <= tk1.ID {
+		if tk2.ID == tk1.ID {
 			t.Fatalf("new task id %d, old %d: a restarted master issued its predecessor's ids again", tk2.ID, tk1.ID)
 		}
 		time.Sleep(2 * p.cfg.Interval)

@@ -3,6 +3,8 @@ package heartbeat
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"maps"
 	"net/netip"
 	"slices"
@@ -54,16 +56,19 @@ type Master struct {
 		tasks map[uint64]*Task
 		fence map[netip.AddrPort]uint32 // per worker: highest incarnation declared dead
 	}
-	// nextID is the last task id issued. It starts at the wall clock in
-	// Unix ns when the Master is made, so a restarted master does not
-	// issue its predecessor's ids again: a worker keys a task-cancel by
-	// (master address, task id) alone, and a copy of a cancel the
-	// previous process sent (held in the network, or replayed within the
-	// age bound: the call is idempotent) would cancel the new task of
-	// that id.
-	nextID atomic.Uint64
-	stop   func() // removes the event listener
-	stats  masterStats
+	// nextID is the last task id issued. It starts at firstID, a random
+	// value below 2^63 (so it never wraps to 0), so a restarted master
+	// does not issue its predecessor's ids again, whatever its clock did
+	// meanwhile: a worker keys a task-cancel by (master address, task id)
+	// alone, and a copy of a cancel the previous process sent (held in
+	// the network, or replayed within the age bound: the call is
+	// idempotent) would cancel the new task of that id. (A start at the
+	// wall clock gave the same ids again after the clock was stepped
+	// back.)
+	firstID uint64
+	nextID  atomic.Uint64
+	stop    func() // removes the event listener
+	stats   masterStats
 }
 
 type masterStats struct {
@@ -90,7 +95,10 @@ func NewMaster(svc *Service, cfg MasterConfig) (*Master, error) {
 		return nil, rfc.BadConfig("heartbeat", "MasterConfig", nil, "MaxTasks and StartTimeout must be positive")
 	}
 	m := &Master{svc: svc, ep: svc.ep, cfg: cfg}
-	m.nextID.Store(uint64(time.Now().UnixNano()))
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	m.firstID = binary.BigEndian.Uint64(rb[:]) >> 1
+	m.nextID.Store(m.firstID)
 	m.mu.tasks = make(map[uint64]*Task)
 	m.mu.fence = make(map[netip.AddrPort]uint32)
 	calls := []rfc.CallSpec{
@@ -329,26 +337,30 @@ func (m *Master) onEvent(ev Event) {
 // task-progress, task-result) names, if this master holds it for that
 // very start (Task.startedAs) under a worker incarnation above the
 // worker's fence. Otherwise the errno says why: ECLOSED once closed,
-// ENOENT for an id never issued, ESTALE for a task ended since (an id
-// below the first this master issued is an earlier process's), held
-// for another start, or run under a fenced incarnation. The caller
+// EINVAL for an incarnation past 32 bits, ENOENT for an id never
+// issued, ESTALE for a task ended since (or an earlier process's: it
+// names a master incarnation below this one's), held for another start,
+// or run under a fenced incarnation. The caller
 // holds m.mu.
 func (m *Master) reportedLocked(req *rfc.Request) (*Task, wire.Errno) {
 	if m.mu.Closed {
 		return nil, wire.ECLOSED
 	}
 	id := req.Param(rpParamID).Uint64()
-	t := m.mu.tasks[id]
-	if t == nil {
-		if id != 0 && id <= m.nextID.Load() {
-			return nil, wire.ESTALE
-		}
-		return nil, wire.ENOENT
-	}
 	inc, iok := req.Param(rpParamInc).Uint32()
 	mastInc, mok := req.Param(rpParamMastInc).Uint32()
 	if !iok || !mok {
 		return nil, wire.EINVAL
+	}
+	t := m.mu.tasks[id]
+	if t == nil {
+		// Issued here and ended, or a task of an earlier process of
+		// this master (its ids are apart from this one's, its
+		// incarnation below).
+		if id > m.firstID && id <= m.nextID.Load() || mastInc < m.ep.Incarnation() {
+			return nil, wire.ESTALE
+		}
+		return nil, wire.ENOENT
 	}
 	fence := m.mu.fence[t.Worker]
 	if !t.startedAs(req.From, mastInc, inc) || (fence != 0 && inc <= fence) {

@@ -183,3 +183,35 @@ func TestStartAnswersWithResultAhead(t *testing.T) {
 		check("worker lost", task, err, 2)
 	})
 }
+
+// TestTaskIDsApartFromClock: two masters made at the same wall-clock
+// reading, as a master restarted after the clock was stepped back (NTP,
+// a restored VM) is, issue different task ids, so that a copy of a
+// cancel its predecessor sent cannot name the new process's task. Ids
+// grew from the wall clock when the Master was made: in the bubble, where
+// the clock stands still, both masters gave the same first id.
+func TestTaskIDsApartFromClock(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := configAt(100 * time.Millisecond)
+		aep, bep, wep := s.Listen(1, nil), s.Listen(2, nil), s.Listen(3, nil)
+		all := []netip.AddrPort{aep.Addr(), bep.Addr(), wep.Addr()}
+		an, bn, wn := startNode(t, aep, cfg, all), startNode(t, bep, cfg, all), startNode(t, wep, cfg, all)
+		waitHeard(t, an, wep.Addr(), 10*DetectBound(cfg))
+		waitHeard(t, bn, wep.Addr(), 10*DetectBound(cfg))
+		newTestWorker(t, wn.svc, DefaultWorkerConfig(), func(context.Context, *TaskInfo) ([]byte, wire.Errno) {
+			return nil, wire.OK
+		})
+		ma, mb := newTestMaster(t, an.svc), newTestMaster(t, bn.svc)
+		ta, err := ma.Start(ctxFor(t, time.Second), wep.Addr(), 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, err := mb.Start(ctxFor(t, time.Second), wep.Addr(), 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ta.ID == tb.ID {
+			t.Fatalf("both masters gave task id %d", ta.ID)
+		}
+	})
+}
