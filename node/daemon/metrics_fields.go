@@ -26,6 +26,16 @@ var heartbeatFields = []field[heartbeat.Stats]{
 	{"fastcall_heartbeat_rejoins_total", "counter", "Transitions of members from suspect or dead to alive.", func(s *heartbeat.Stats) float64 { return u(s.Rejoins) }},
 	{"fastcall_heartbeat_refutations_total", "counter", "Times this node raised its incarnation to refute a suspicion.", func(s *heartbeat.Stats) float64 { return u(s.Refutations) }},
 	{"fastcall_heartbeat_events_dropped_total", "counter", "Membership events lost to a full queue.", func(s *heartbeat.Stats) float64 { return u(s.EventsDropped) }},
+	{"fastcall_heartbeat_non_member_calls_total", "counter", "Heartbeat, probe-request and probe-ack calls from non-members; their claims ignored.", func(s *heartbeat.Stats) float64 { return u(s.NonMember) }},
+	{"fastcall_heartbeat_updates_sent_total", "counter", "Membership updates piggybacked on heartbeats.", func(s *heartbeat.Stats) float64 { return u(s.UpdatesSent) }},
+	{"fastcall_heartbeat_updates_heard_total", "counter", "Membership updates received from members.", func(s *heartbeat.Stats) float64 { return u(s.UpdatesHeard) }},
+	{"fastcall_heartbeat_bad_updates_total", "counter", "Malformed update parameters (the rest of the parameter dropped).", func(s *heartbeat.Stats) float64 { return u(s.BadUpdates) }},
+	{"fastcall_heartbeat_gossip_sent_total", "counter", "Gossip datagrams sent (only while updates wait).", func(s *heartbeat.Stats) float64 { return u(s.GossipSent) }},
+	{"fastcall_heartbeat_joined_total", "counter", "Members added by a join.", func(s *heartbeat.Stats) float64 { return u(s.Joined) }},
+	{"fastcall_heartbeat_extra_sent_total", "counter", "Datagrams of failure-driven work sent within the budget: indirect requests, probes off the schedule, relays, gossip.", func(s *heartbeat.Stats) float64 { return u(s.Extra) }},
+	{"fastcall_heartbeat_deferred_total", "counter", "Failure-driven datagrams the budget put off (at each tick that tried) or dropped (relays).", func(s *heartbeat.Stats) float64 { return u(s.Deferred) }},
+	{"fastcall_heartbeat_wakes_total", "counter", "Times the probe loop woke.", func(s *heartbeat.Stats) float64 { return u(s.Wakes) }},
+	{"fastcall_heartbeat_health", "gauge", "Local health score: timeouts are stretched by 1+health (0: healthy).", func(s *heartbeat.Stats) float64 { return float64(s.Health) }},
 }
 
 var masterFields = []field[heartbeat.MasterStats]{
@@ -34,6 +44,8 @@ var masterFields = []field[heartbeat.MasterStats]{
 	{"fastcall_master_tasks_failed_total", "counter", "Tasks ended by a lost worker.", func(s *heartbeat.MasterStats) float64 { return u(s.Failed) }},
 	{"fastcall_master_results_stale_total", "counter", "Results rejected with ESTALE.", func(s *heartbeat.MasterStats) float64 { return u(s.Stale) }},
 	{"fastcall_master_results_unknown_total", "counter", "Results for task ids never issued.", func(s *heartbeat.MasterStats) float64 { return u(s.Unknown) }},
+	{"fastcall_master_start_replies_malformed_total", "counter", "Task-start replies refused as malformed (EPROTO; the task cancelled on the worker).", func(s *heartbeat.MasterStats) float64 { return u(s.Malformed) }},
+	{"fastcall_master_starts_retried_total", "counter", "Task starts refused ESTALE (unrun) and sent once more.", func(s *heartbeat.MasterStats) float64 { return u(s.Retried) }},
 }
 
 var workerFields = []field[heartbeat.WorkerStats]{
@@ -42,6 +54,8 @@ var workerFields = []field[heartbeat.WorkerStats]{
 	{"fastcall_worker_tasks_aborted_total", "counter", "Tasks cancelled because their master was lost.", func(s *heartbeat.WorkerStats) float64 { return u(s.Aborted) }},
 	{"fastcall_worker_results_stale_total", "counter", "Results the master rejected with ESTALE.", func(s *heartbeat.WorkerStats) float64 { return u(s.Stale) }},
 	{"fastcall_worker_results_lost_total", "counter", "Results that could not be delivered.", func(s *heartbeat.WorkerStats) float64 { return u(s.Lost) }},
+	{"fastcall_worker_starts_refused_total", "counter", "Stale task starts refused with ESTALE, unrun.", func(s *heartbeat.WorkerStats) float64 { return u(s.Refused) }},
+	{"fastcall_worker_wakes_total", "counter", "Times the lease goroutine woke.", func(s *heartbeat.WorkerStats) float64 { return u(s.Wakes) }},
 }
 
 var centerFields = []field[center.CenterStats]{
@@ -65,6 +79,13 @@ var centerFields = []field[center.CenterStats]{
 	{"fastcall_registry_streams_overflowed_total", "counter", "Streams whose queue overflowed.", func(s *center.CenterStats) float64 { return u(s.StreamsOverflowed) }},
 	{"fastcall_registry_malformed_total", "counter", "Malformed requests refused.", func(s *center.CenterStats) float64 { return u(s.Malformed) }},
 	{"fastcall_registry_not_peer_total", "counter", "Calls between centers refused (EPERM) from a sender that is not the peer center.", func(s *center.CenterStats) float64 { return u(s.NotPeer) }},
+	{"fastcall_registry_not_owner_total", "counter", "Deregistrations and registrations over a live instance refused (EPERM) from an address other than its owner's.", func(s *center.CenterStats) float64 { return u(s.NotOwner) }},
+	{"fastcall_registry_streams_expired_total", "counter", "Push streams dropped for not being renewed within StreamIdle.", func(s *center.CenterStats) float64 { return u(s.StreamsExpired) }},
+	{"fastcall_registry_subscribe_refused_total", "counter", "Subscriptions refused past a bound (ENOSPC).", func(s *center.CenterStats) float64 { return u(s.SubscribeRefused) }},
+	{"fastcall_registry_retried_total", "counter", "Client operations found applied before and answered again.", func(s *center.CenterStats) float64 { return u(s.Retried) }},
+	{"fastcall_registry_not_caught_up_total", "counter", "Client reads and writes refused (EBUSY) before the first anti-entropy round.", func(s *center.CenterStats) float64 { return u(s.NotCaughtUp) }},
+	{"fastcall_registry_recovered_records", "gauge", "Records applied at start from the snapshot and the log.", func(s *center.CenterStats) float64 { return float64(s.Recovered) }},
+	{"fastcall_registry_torn_bytes", "gauge", "Bytes cut off the log's tail at start.", func(s *center.CenterStats) float64 { return float64(s.TornBytes) }},
 	{"fastcall_registry_log_errors_total", "counter", "Log write or sync failures.", func(s *center.CenterStats) float64 { return u(s.LogErrors) }},
 	{"fastcall_registry_snapshots_total", "counter", "Snapshots written.", func(s *center.CenterStats) float64 { return u(s.Snapshots) }},
 }
@@ -84,6 +105,7 @@ var dispatchFields = []field[dispatch.Stats]{
 	{"fastcall_dispatch_queued_calls", "gauge", "Calls waiting to be sent.", func(s *dispatch.Stats) float64 { return float64(s.Queued) }},
 	{"fastcall_dispatch_active_ops", "gauge", "Operations not yet done.", func(s *dispatch.Stats) float64 { return float64(s.Active) }},
 	{"fastcall_dispatch_retained_ops", "gauge", "Done operations whose status is kept.", func(s *dispatch.Stats) float64 { return float64(s.Retained) }},
+	{"fastcall_dispatch_remote_refused_total", "counter", "Remote SUBMITs refused EPERM: a target outside the allowed ones or a call of fastcall's own services.", func(s *dispatch.Stats) float64 { return u(s.RemoteRefused) }},
 }
 
 var auditFields = []field[audit.Stats]{

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +203,46 @@ func family(body []byte, want string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestMetricsCoverStats: every counter and gauge of the services' Stats
+// that the node exports is read by one metric: each numeric field, set
+// alone to a value of its own, shows in some metric of its table. A
+// counter added to a Stats without its metric fails here.
+func TestMetricsCoverStats(t *testing.T) {
+	covers(t, heartbeatFields)
+	covers(t, masterFields)
+	covers(t, workerFields)
+	covers(t, centerFields)
+	covers(t, dispatchFields)
+	covers(t, auditFields)
+}
+
+func covers[T any](t *testing.T, fs []field[T]) {
+	t.Helper()
+	typ := reflect.TypeFor[T]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		var st T
+		v := reflect.ValueOf(&st).Elem().Field(i)
+		const mark = 7919
+		switch v.Kind() {
+		case reflect.Uint64, reflect.Uint32:
+			v.SetUint(mark)
+		case reflect.Int64, reflect.Int:
+			v.SetInt(mark)
+		default:
+			continue
+		}
+		found := false
+		for _, m := range fs {
+			if m.get(&st) == mark {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("%s.%s is read by no metric", typ, f.Name)
+		}
+	}
 }
