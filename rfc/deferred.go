@@ -171,7 +171,7 @@ func (ep *Endpoint) runDeferred(ce *callEntry, req *Request, codec *wire.Codec, 
 	cs.errs.add(e)
 	n := 0
 	if req.Flags&wire.FlagOneWay == 0 && ce.flags&OneWay == 0 {
-		n = ep.encodeReply(codec, out, ce.no, req.Src, req.CallID, e, nil, req.stamp)
+		n = ep.encodeReply(codec, out, ce.no, req.Src, req.CallID, e, nil, ep.replyStamp(req))
 	}
 	ep.dup.end(ent, key, out[:n])
 	return n

@@ -334,7 +334,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			ep.stats.busy.Add(1)
 			return
 		}
-		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline, stamp: rd.stamp}
+		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline, stamp: rd.stamp, onReader: true}
 		if n := ep.answer(ce, &rd.req, rd.codec, o.buf, &rd.ps, ent, &key); n > 0 {
 			o.n, o.addr = n, m.addr
 			rd.nout++
