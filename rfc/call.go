@@ -236,6 +236,13 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		// unlock and finds the call waiting, or closed shows here.
 		e = wire.ECLOSED
 	}
+	if e == wire.OK && !probe && PeerState(peer.state.Load()) == PeerDead {
+		// The same for MarkDead, which marks the peer before it
+		// sweeps: a call that found the peer alive above fails now,
+		// rather than park on a dead peer until its deadline.
+		e = wire.ENODEAD
+		ep.stats.callOut(callNo).errs.add(e)
+	}
 	if e != wire.OK {
 		p.mu.Unlock()
 		ep.pending.put(p.idx)
