@@ -24,7 +24,7 @@ func (ep *Endpoint) workLoop(q chan *request) {
 			} else {
 				// The reply goes out as soon as the handler returns.
 				if n := ep.answer(r.ce, &r.Request, codec, buf, &ps, r.ent, &r.key); n > 0 {
-					ep.writeTo(buf[:n], r.From)
+					ep.replyTo(buf[:n], r.From, r.local)
 				}
 			}
 			r.ce = nil
