@@ -529,18 +529,19 @@ func (w *sockWriter) write(b []byte, dst netip.AddrPort) error {
 // writeFrom sends b to dst once from the local address local (a reply on
 // a wildcard socket, message.local), or as write does when local is
 // invalid. It writes the locked way, with the control message in a
-// slot's space.
+// slot's space, or in space of its own when every slot is taken.
 func (w *sockWriter) writeFrom(b []byte, dst netip.AddrPort, local netip.Addr) error {
 	if !local.IsValid() {
 		return w.write(b, dst)
 	}
-	s := w.take()
-	if s == nil {
-		_, err := w.c.WriteToUDPAddrPort(b, dst)
-		return err
+	var ctl []byte
+	if s := w.take(); s != nil {
+		ctl = s.ctl
+		defer s.busy.Store(false)
+	} else {
+		ctl = make([]byte, pktCtl)
 	}
-	n := putLocal(s.ctl, local)
-	_, _, err := w.c.WriteMsgUDPAddrPort(b, s.ctl[:n], dst)
-	s.busy.Store(false)
+	n := putLocal(ctl, local)
+	_, _, err := w.c.WriteMsgUDPAddrPort(b, ctl[:n], dst)
 	return err
 }
