@@ -18,6 +18,12 @@ type message struct {
 	buf  []byte
 	n    int
 	addr netip.AddrPort
+	// local is, on a socket bound to a wildcard address, the address a
+	// datagram read was sent to, and the address a datagram to write
+	// goes out from (a reply from the address its request went to, the
+	// only one its caller accepts it from); invalid elsewhere: the
+	// kernel's choice, the socket's own address.
+	local netip.Addr
 }
 
 // peerAddr is the form in which the engine names a peer: an IPv4

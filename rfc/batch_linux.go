@@ -28,6 +28,7 @@ type mmsgConn struct {
 	rhdr  []unix.Mmsghdr
 	riov  []unix.Iovec
 	rname []unix.RawSockaddrInet6
+	rctl  []byte // per header pktCtl bytes for the local address, on a wildcard socket; else nil
 	rms   []message
 	rn    int
 	rerr  syscall.Errno
@@ -66,7 +67,89 @@ func newBatchConn(c *net.UDPConn, size int) (batchConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newMmsgConn(raw, v6, size, kernelMmsg), nil
+	m := newMmsgConn(raw, v6, size, kernelMmsg)
+	if wildcard(c) && recvLocal(raw) {
+		m.rctl = make([]byte, size*pktCtl)
+	}
+	return m, nil
+}
+
+// wildcard reports whether c is bound to a wildcard address (0.0.0.0,
+// ::), where the kernel picks the source address of what it sends by
+// the route to the destination, not by the address a request came to.
+func wildcard(c *net.UDPConn) bool {
+	a, ok := c.LocalAddr().(*net.UDPAddr)
+	return ok && a.IP.IsUnspecified()
+}
+
+// recvLocal asks the kernel to tell, with each datagram read from raw,
+// the address it was sent to (IP_PKTINFO; on an IPv6 socket
+// IPV6_RECVPKTINFO too, IPv4 datagrams of a dual-stack socket coming
+// with the former). It reports whether it may.
+func recvLocal(raw syscall.RawConn) bool {
+	var e4, e6 error
+	if err := raw.Control(func(fd uintptr) {
+		e4 = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		e6 = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+	}); err != nil {
+		return false
+	}
+	return e4 == nil || e6 == nil
+}
+
+// pktCtl is the control space of one datagram for its local address:
+// room for either packet-info message.
+var pktCtl = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+
+// parseLocal returns the destination address of a datagram read from its
+// control messages b, or an invalid address if they name none.
+func parseLocal(b []byte) netip.Addr {
+	hdr := unix.CmsgLen(0)
+	for len(b) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		n := int(h.Len)
+		if n < hdr || n > len(b) {
+			return netip.Addr{}
+		}
+		data := b[hdr:n]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom4(pi.Addr)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			a := netip.AddrFrom16(pi.Addr).Unmap()
+			if pi.Ifindex != 0 && needsZone(a) {
+				a = a.WithZone(zoneText(pi.Ifindex))
+			}
+			return a
+		}
+		b = b[min(unix.CmsgSpace(n-hdr), len(b)):]
+	}
+	return netip.Addr{}
+}
+
+// putLocal writes into b a control message that sends a datagram from
+// local, and returns its length; 0 when local is no address to send
+// from (multicast or broadcast), leaving the choice to the kernel.
+func putLocal(b []byte, local netip.Addr) int {
+	if local.IsMulticast() || local == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return 0
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	data := b[unix.CmsgLen(0):]
+	if local.Is4() {
+		h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+		h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+		pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+		*pi = unix.Inet4Pktinfo{Spec_dst: local.As4()}
+		return unix.CmsgSpace(unix.SizeofInet4Pktinfo)
+	}
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+	*pi = unix.Inet6Pktinfo{Addr: local.As16(), Ifindex: zoneIndex(local.Zone())}
+	return unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 }
 
 // rawSocket returns c's raw socket and whether it is an IPv6 socket.
@@ -170,6 +253,10 @@ func (m *mmsgConn) prepare(ms []message, n int) {
 		h.SetIovlen(1)
 		h.Control = nil
 		h.SetControllen(0)
+		if m.rctl != nil {
+			h.Control = &m.rctl[i*pktCtl]
+			h.SetControllen(pktCtl)
+		}
 		h.Flags = 0
 		m.rhdr[i].Len = 0
 	}
@@ -186,6 +273,10 @@ func (m *mmsgConn) collect(ms []message) {
 		}
 		ms[i].n = n
 		ms[i].addr = sockaddrToAddrPort(&m.rname[i])
+		if m.rctl != nil {
+			c := m.rctl[i*pktCtl:]
+			ms[i].local = parseLocal(c[:min(int(m.rhdr[i].Hdr.Controllen), pktCtl)])
+		}
 	}
 }
 
@@ -194,6 +285,7 @@ type writeState struct {
 	hdr  []unix.Mmsghdr
 	iov  []unix.Iovec
 	name []unix.RawSockaddrInet6
+	ctl  []byte                                                   // per header pktCtl bytes: the local address to send from (message.local)
 	hs   []unix.Mmsghdr                                           // the headers of the messages not yet sent
 	send func(fd uintptr, hs []unix.Mmsghdr) (int, syscall.Errno) // the conn's sendmmsg
 	n    int
@@ -206,6 +298,7 @@ func newWriter(size int) *writeState {
 		hdr:  make([]unix.Mmsghdr, size),
 		iov:  make([]unix.Iovec, size),
 		name: make([]unix.RawSockaddrInet6, size),
+		ctl:  make([]byte, size*pktCtl),
 	}
 	w.f = w.sendmmsg
 	return w
@@ -247,6 +340,13 @@ func (m *mmsgConn) write(w *writeState, ms []message) (sent int, err error) {
 		h.SetIovlen(1)
 		h.Control = nil
 		h.SetControllen(0)
+		if ms[i].local.IsValid() {
+			c := w.ctl[i*pktCtl : (i+1)*pktCtl]
+			if n := putLocal(c, ms[i].local); n > 0 {
+				h.Control = &c[0]
+				h.SetControllen(n)
+			}
+		}
 		h.Flags = 0
 	}
 	w.send = m.sys.sendmmsg
@@ -351,6 +451,7 @@ type sendTo struct {
 	salen uint32
 	err   syscall.Errno
 	f     func(fd uintptr)
+	ctl   []byte // control space for a local address (writeFrom)
 }
 
 func newSockWriter(c *net.UDPConn) (*sockWriter, error) {
@@ -362,6 +463,7 @@ func newSockWriter(c *net.UDPConn) (*sockWriter, error) {
 	for i := range w.slot {
 		s := &w.slot[i]
 		s.w, s.f = w, s.send
+		s.ctl = make([]byte, pktCtl)
 	}
 	return w, nil
 }
@@ -422,4 +524,24 @@ func (w *sockWriter) write(b []byte, dst netip.AddrPort) error {
 		return err
 	}
 	return e
+}
+
+// writeFrom sends b to dst once from the local address local (a reply on
+// a wildcard socket, message.local), or as write does when local is
+// invalid. It writes the locked way, with the control message in a
+// slot's space, or in space of its own when every slot is taken.
+func (w *sockWriter) writeFrom(b []byte, dst netip.AddrPort, local netip.Addr) error {
+	if !local.IsValid() {
+		return w.write(b, dst)
+	}
+	var ctl []byte
+	if s := w.take(); s != nil {
+		ctl = s.ctl
+		defer s.busy.Store(false)
+	} else {
+		ctl = make([]byte, pktCtl)
+	}
+	n := putLocal(ctl, local)
+	_, _, err := w.c.WriteMsgUDPAddrPort(b, ctl[:n], dst)
+	return err
 }

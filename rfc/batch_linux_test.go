@@ -5,6 +5,7 @@ package rfc
 import (
 	"errors"
 	"fastcall/rfc/internal/testenv"
+	"fastcall/wire"
 	"net"
 	"net/netip"
 	"strconv"
@@ -295,6 +296,45 @@ func TestReadScripted(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("datagram %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestWildcardRepliesFromCalledAddress: an endpoint bound to a wildcard
+// address answers from the address each request was sent to, the only
+// one its caller accepts a reply from, whatever source the route to the
+// caller would pick: replies made by the reader (an inline call, the
+// restart rule's refusal of a first non-idempotent call), by a worker
+// and by a deferred handler, on an IPv4 and on a dual-stack socket. The
+// caller reaches the wildcard node through 127.0.0.2, the route back to
+// it picks 127.0.0.1: every reply was dropped as late and the calls
+// timed out.
+func TestWildcardRepliesFromCalledAddress(t *testing.T) {
+	for _, bind := range []string{"0.0.0.0:0", "[::]:0"} {
+		srv := newTestServer(t, func(c *Config) { c.Addr = bind })
+		const callLater = wire.CallUserBase + 61
+		err := srv.RegisterDeferred(callLater, "later", nil, Idempotent, func(r *Request, d *Deferred) wire.Errno {
+			go d.Reply(wire.OK)
+			return wire.OK
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := newTestEndpoint(t, nil)
+		dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), srv.Addr().Port())
+		hello := func(p *wire.Params) { p.Bytes([]byte("hello")) }
+		for _, c := range []struct {
+			name string
+			no   uint16
+			p    func(*wire.Params)
+		}{{"inline", callEcho, hello}, {"worker", callEchoW, hello}, {"deferred", callLater, nil}, {"fenced first call", callIncr, nil}} {
+			var ps *wire.Params
+			if c.p != nil {
+				ps = params(c.p)
+			}
+			if err := cli.Call(ctxTimeout(t, 2*time.Second), dst, c.no, ps, nil); err != nil {
+				t.Fatalf("%s: %s call to %v: %v (dropped: %v)", bind, c.name, dst, err, cli.Stats().Drops)
+			}
 		}
 	}
 }

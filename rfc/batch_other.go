@@ -70,3 +70,9 @@ func (w *sockWriter) write(b []byte, dst netip.AddrPort) error {
 	_, err := w.c.WriteToUDPAddrPort(b, dst)
 	return err
 }
+
+// writeFrom is write: the local address of a reply on a wildcard socket
+// (message.local) is known on Linux only.
+func (w *sockWriter) writeFrom(b []byte, dst netip.AddrPort, _ netip.Addr) error {
+	return w.write(b, dst)
+}

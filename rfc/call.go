@@ -186,6 +186,21 @@ func (ep *Endpoint) writeTo(b []byte, dst netip.AddrPort) {
 	ep.stats.tx.Add(1)
 }
 
+// replyTo sends the reply b to dst from local, the address its request
+// was sent to on a wildcard socket (Request.local), which is the one its
+// caller accepts it from; with local invalid it is writeTo.
+func (ep *Endpoint) replyTo(b []byte, dst netip.AddrPort, local netip.Addr) {
+	if ep.tr != nil || !local.IsValid() {
+		ep.writeTo(b, dst)
+		return
+	}
+	if err := ep.sw.writeFrom(b, dst, local); err != nil {
+		ep.stats.sendErrs.Add(1)
+		return
+	}
+	ep.stats.tx.Add(1)
+}
+
 // start takes a slot, encodes and sends the request, and arms its timer.
 // The deadline is the context's, or Config.DefaultTimeout.
 func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, probe bool) (*Pending, error) {
@@ -235,6 +250,13 @@ func (ep *Endpoint) startCall(dst netip.AddrPort, callNo uint16, params *wire.Pa
 		// locks: either its sweep of this slot comes after this
 		// unlock and finds the call waiting, or closed shows here.
 		e = wire.ECLOSED
+	}
+	if e == wire.OK && !probe && PeerState(peer.state.Load()) == PeerDead {
+		// The same for MarkDead, which marks the peer before it
+		// sweeps: a call that found the peer alive above fails now,
+		// rather than park on a dead peer until its deadline.
+		e = wire.ENODEAD
+		ep.stats.callOut(callNo).errs.add(e)
 	}
 	if e != wire.OK {
 		p.mu.Unlock()

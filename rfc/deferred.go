@@ -28,6 +28,7 @@ type Deferred struct {
 	ep       *Endpoint
 	ce       *callEntry
 	from     netip.AddrPort
+	local    netip.Addr // the address the request was sent to (Request.local)
 	src      uint32
 	callID   uint64
 	oneway   bool
@@ -76,7 +77,7 @@ func (d *Deferred) Reply(e wire.Errno) {
 	}
 	ep.dup.end(d.ent, &d.key, d.buf[:n])
 	if n > 0 {
-		ep.writeTo(d.buf[:n], d.from)
+		ep.replyTo(d.buf[:n], d.from, d.local)
 	}
 	ep.deferred.put(d)
 	ep.busy.Add(-1)
@@ -140,7 +141,7 @@ func (ep *Endpoint) runDeferred(ce *callEntry, req *Request, codec *wire.Codec, 
 	d := ep.deferred.get(ep)
 	e := wire.EBUSY
 	if d != nil {
-		d.ce, d.from, d.src, d.callID = ce, req.From, req.Src, req.CallID
+		d.ce, d.from, d.local, d.src, d.callID = ce, req.From, req.local, req.Src, req.CallID
 		d.oneway = req.Flags&wire.FlagOneWay != 0 || ce.flags&OneWay != 0
 		d.arrived, d.deadline = req.Arrived, req.Deadline
 		d.ent, d.key = ent, *key
@@ -171,7 +172,7 @@ func (ep *Endpoint) runDeferred(ce *callEntry, req *Request, codec *wire.Codec, 
 	cs.errs.add(e)
 	n := 0
 	if req.Flags&wire.FlagOneWay == 0 && ce.flags&OneWay == 0 {
-		n = ep.encodeReply(codec, out, ce.no, req.Src, req.CallID, e, nil, req.stamp)
+		n = ep.encodeReply(codec, out, ce.no, req.Src, req.CallID, e, nil, ep.replyStamp(req))
 	}
 	ep.dup.end(ent, key, out[:n])
 	return n

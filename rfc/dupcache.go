@@ -79,6 +79,7 @@ type dupCache struct {
 	limit  int    // reply buffer size
 	window int64  // added to an entry's keep time for its hold
 	early  uint64 // finished entries taken before their keep time ran out
+	used   int    // entries not empty, kept so that len does not scan the ring under mu
 }
 
 // dupSlab is the reply space each entry starts with, carved from one
@@ -194,6 +195,7 @@ func (c *dupCache) evictLocked(i int, now int64) {
 	}
 	e.state = dupEmpty
 	e.peer = nil
+	c.used--
 }
 
 // Outcomes of dupCache.begin.
@@ -266,6 +268,7 @@ func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, now, keep int64
 		e.hash = h
 		e.sum = sum
 		e.state = dupRunning
+		c.used++
 		e.at = now
 		e.until = keep
 		e.hold = hold
@@ -319,21 +322,19 @@ func (c *dupCache) forget(ent int32, k *dupKey) {
 		}
 		e.state = dupEmpty
 		e.peer = nil
+		c.used--
 	}
 	c.mu.Unlock()
 }
 
-// len returns the number of occupied entries (for stats and tests).
+// len returns the number of occupied entries (for stats and tests). It
+// reads a count: a scan of the ring would hold mu, which the reader
+// takes for every non-idempotent request, for as long as it takes to
+// walk every entry, on each stats request anyone may send.
 func (c *dupCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for i := range c.ents {
-		if c.ents[i].state != dupEmpty {
-			n++
-		}
-	}
-	return n
+	return c.used
 }
 
 // earlyCount returns how many finished entries were taken before their

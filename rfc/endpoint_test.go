@@ -138,6 +138,32 @@ func TestMarkDeadFailsParked(t *testing.T) {
 	})
 }
 
+// TestMarkDeadDuringCallStart: a call that starts while its peer is
+// declared dead fails with ENODEAD, whichever comes first, never parks on
+// the dead peer until its deadline: here the call has found the peer
+// alive and waits for the slot table when MarkDead marks the peer and
+// sweeps the slots (the call's slot not yet among them).
+func TestMarkDeadDuringCallStart(t *testing.T) {
+	cli := newTestEndpoint(t, nil)
+	addr := silentAddr(t)
+	cli.pending.mu.Lock()
+	res := make(chan error, 1)
+	go func() { res <- cli.Call(ctxTimeout(t, 500*time.Millisecond), addr, CallPing, nil, nil) }()
+	// The call has looked the peer up (made its entry) before it takes a
+	// slot; the pause lets it pass the dead check to the table's lock.
+	for _, ok := cli.Peer(addr); !ok; _, ok = cli.Peer(addr) {
+		runtime.Gosched()
+	}
+	time.Sleep(time.Millisecond)
+	if n := cli.MarkDead(addr); n != 0 {
+		t.Fatalf("MarkDead failed %d calls before the call took its slot", n)
+	}
+	cli.pending.mu.Unlock()
+	if err := <-res; wire.AsErrno(err) != wire.ENODEAD {
+		t.Fatalf("call started while its peer was declared dead: %v, want ENODEAD", err)
+	}
+}
+
 func deadAddr2(t *testing.T) netip.AddrPort {
 	e := newTestEndpoint(t, nil)
 	a := e.Addr()

@@ -438,6 +438,44 @@ func TestCachedReplyRestamped(t *testing.T) {
 	})
 }
 
+// TestWorkerReplyStampedWhenSent: a worker's reply carries the clock of
+// when its handler returned, not of when the worker took the request, so
+// that a handler running longer than the age bound does not send a reply
+// its caller drops as too old: an idempotent call then failed ETIMEDOUT
+// with its handler run again for every retransmission. In virtual time:
+// the handler outlives the bound exactly.
+func TestWorkerReplyStampedWhenSent(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		const maxAge = 200 * time.Millisecond
+		age := func(c *Config) { c.MaxAge = maxAge }
+		srv := w.server(age)
+		const callSlow = wire.CallUserBase + 60
+		var runs atomic.Int32
+		err := srv.Register(callSlow, "slow", nil, Idempotent, func(r *Request, rep *wire.Params) wire.Errno {
+			runs.Add(1)
+			time.Sleep(2 * maxAge)
+			return wire.OK
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli := w.endpoint(age)
+		err = cli.Call(ctxTimeout(t, 3*time.Second), srv.Addr(), callSlow, nil, nil)
+		if err != nil {
+			t.Fatalf("idempotent call slower than the age bound: %v, handler ran %d times", err, runs.Load())
+		}
+		s := w.rawSender(srv.Addr(), nil, 77, 5)
+		s.send(s.request(callSleep, 1<<20, srv.Incarnation(), func(p *wire.Params) { p.Int64(int64(2 * maxAge / time.Millisecond)) }))
+		rep, _, ok := s.recv(time.Second)
+		if !ok || rep.Errno != wire.OK {
+			t.Fatalf("reply: %v %v", ok, rep.Errno)
+		}
+		if d := int32(nowStamp() - rep.Stamp); d != 0 {
+			t.Fatalf("worker's reply stamped %d ms before it was sent", d)
+		}
+	})
+}
+
 // TestUnusedIncarnationRefused: a non-idempotent request naming an
 // incarnation between this process's first and its current one, which it
 // never had (SetIncarnation jumped over it), is refused with ESTALE.

@@ -112,7 +112,7 @@ func (rd *reader) errorReplyInc(m *message, e wire.Errno, peerInc uint32) {
 	if err != wire.OK {
 		return
 	}
-	o.n, o.addr = n, m.addr
+	o.n, o.addr, o.local = n, m.addr, m.local
 	rd.nout++
 	rd.ep.stats.callIn(rd.pkt.CallNo).errs.add(e)
 }
@@ -305,7 +305,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 				// Stamped anew: the caller applies the age bound to
 				// replies too.
 				rd.codec.Restamp(o.buf[:n], 0, rd.stamp, false)
-				o.n, o.addr = n, m.addr
+				o.n, o.addr, o.local = n, m.addr, m.local
 				rd.nout++
 			}
 			return
@@ -334,9 +334,9 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			ep.stats.busy.Add(1)
 			return
 		}
-		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline, stamp: rd.stamp}
+		rd.req = Request{Packet: p, From: m.addr, Arrived: now, Deadline: deadline, local: m.local, stamp: rd.stamp, onReader: true}
 		if n := ep.answer(ce, &rd.req, rd.codec, o.buf, &rd.ps, ent, &key); n > 0 {
-			o.n, o.addr = n, m.addr
+			o.n, o.addr, o.local = n, m.addr, m.local
 			rd.nout++
 		}
 		return
@@ -356,7 +356,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	n := copy(r.buf, p.Datagram())
 	r.pkt = *p
 	r.pkt.Rebase(r.buf[:n])
-	r.Request = Request{Packet: &r.pkt, From: m.addr, Arrived: now, Deadline: deadline, buf: r.buf}
+	r.Request = Request{Packet: &r.pkt, From: m.addr, Arrived: now, Deadline: deadline, local: m.local, buf: r.buf}
 	r.ce, r.ent, r.key = ce, ent, key
 	q := ep.queue
 	if ce.flags&Priority != 0 {

@@ -40,7 +40,9 @@ type Request struct {
 	Arrived  int64 // engine clock (Endpoint.Now) when the datagram was read
 	Deadline int64 // engine clock when the caller gives up; 0 = none
 	buf      []byte
-	stamp    uint32 // the header clock field its reply carries (Endpoint.stamp)
+	local    netip.Addr // the address it was sent to, on a wildcard socket: its reply goes out from it (message.local)
+	stamp    uint32     // the reader's header clock field (Endpoint.stamp) for its batch
+	onReader bool       // run by the reader: its reply carries stamp (replyStamp)
 }
 
 // callEntry is one registered call number.

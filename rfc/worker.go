@@ -23,9 +23,8 @@ func (ep *Endpoint) workLoop(q chan *request) {
 				ep.dup.end(r.ent, &r.key, buf[:n])
 			} else {
 				// The reply goes out as soon as the handler returns.
-				r.stamp = ep.stamp()
 				if n := ep.answer(r.ce, &r.Request, codec, buf, &ps, r.ent, &r.key); n > 0 {
-					ep.writeTo(buf[:n], r.From)
+					ep.replyTo(buf[:n], r.From, r.local)
 				}
 			}
 			r.ce = nil
@@ -68,7 +67,19 @@ func (ep *Endpoint) run(ce *callEntry, req *Request, codec *wire.Codec, out []by
 	if req.Flags&wire.FlagOneWay != 0 || ce.flags&OneWay != 0 {
 		return 0
 	}
-	return ep.encodeReply(codec, out, req.CallNo, req.Src, req.CallID, e, ps, req.stamp)
+	return ep.encodeReply(codec, out, req.CallNo, req.Src, req.CallID, e, ps, ep.replyStamp(req))
+}
+
+// replyStamp returns the header clock field of the reply to req, made
+// now: the reader's reading for its batch when the reader runs the call
+// (inline, never blocking), else the clock now, read after the handler
+// returned: a stamp read before it would age by the handler's run time,
+// and a reply older than the caller's age bound is dropped there.
+func (ep *Endpoint) replyStamp(req *Request) uint32 {
+	if req.onReader {
+		return req.stamp
+	}
+	return ep.stamp()
 }
 
 // encodeReply writes into out the reply to call callID of node dst: the
