@@ -423,7 +423,8 @@ const demoteParallel = 32
 // again, is forgotten. A member that another sub-cluster lists and the
 // router believes active there is not sent the demotion (a member has one
 // role, whatever the sub-clusters that list it: CallSetRole names none);
-// it stays pending until no sub-cluster believes it active. Nothing is
+// it stays pending until no sub-cluster believes it active. Only a
+// sub-cluster that a mount names counts (mountTable.activeElsewhere). Nothing is
 // sent once the router is closed. Runs
 // on the failover goroutine, which owns q.demote (or in New before it
 // starts) and makes every promotion: no promotion runs during a round.
