@@ -397,3 +397,27 @@ func TestAuditQueryScanBudget(t *testing.T) {
 		flood()
 	})
 }
+
+// TestQueryBudgetLargeRate: the query allowance fills to its burst after
+// an idle spell whatever QueryScanRate, which Config bounds only from
+// below. The bytes the rate gave were converted to an int64 before they
+// were capped: past the int64 range (a second at math.MaxInt64, or 1 TiB
+// a second idle for 400 days) the conversion gave math.MinInt64 on amd64,
+// the allowance went negative and every page was answered EBUSY.
+func TestQueryBudgetLargeRate(t *testing.T) {
+	for _, rate := range []int64{math.MaxInt64, 1 << 40} {
+		c := DefaultConfig()
+		c.QueryScanRate = rate
+		var b queryBudget
+		now := time.Unix(1000, 0)
+		for b.take(now, &c) != 0 {
+		}
+		for _, idle := range []time.Duration{2 * time.Second, 400 * 24 * time.Hour} {
+			now = now.Add(idle)
+			if g := b.take(now, &c); g != c.QueryScanBytes {
+				t.Fatalf("rate %d, after %v idle: a page granted %d bytes, want %d (allowance %d)",
+					rate, idle, g, c.QueryScanBytes, b.avail)
+			}
+		}
+	}
+}
