@@ -324,7 +324,11 @@ func (q *failoverQueue) close() {
 // is acknowledged. Owed demotions (owe) are sent at once.
 //
 // Events are handled one at a time in a fixed order: owed demotions,
-// then queued calls, then a due round. A select picks at random among
+// then a due round, then queued calls. A round is due at most once a
+// wait and lasts about ActivateTimeout; handled after the queued calls,
+// it waited for a queue that a flood of failing calls keeps from ever
+// being empty, and a fence not acknowledged was never sent again. A
+// select picks at random among
 // ready cases; here each select only notes what is ready (a signal, or
 // the call taken from the queue), and the switch handles it in that
 // order, so that a simulation whose events coincide replays exactly.
@@ -362,16 +366,16 @@ func (q *failoverQueue) run() {
 			owed = false
 			q.takeOwed()
 			q.r.redemote()
-		case next != nil:
-			f := next
-			next = nil
-			q.handle(f)
 		case due:
 			due = false
 			q.r.redemote()
 			if len(q.demote) == 0 {
 				q.wait.Reset()
 			}
+		case next != nil:
+			f := next
+			next = nil
+			q.handle(f)
 		default:
 			select {
 			case f, ok := <-q.ch:
