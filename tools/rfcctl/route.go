@@ -56,7 +56,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		ms, err := route.ParseMembers([]byte(strings.Join(rest[1:], " ")))
 		if err != nil {
 			return usageError(stderr, "route cluster: members: want 1 to route.MaxMembers (%d) of active=IP:PORT or standby=IP:PORT, "+
-				"each address once, at most one active", route.MaxMembers)
+				"each address once, an IPv6 zone of at most route.MaxZoneLen (%d) bytes, at most one active", route.MaxMembers, route.MaxZoneLen)
 		}
 		for _, m := range ms {
 			if err := checkPort(m.Addr); err != nil {
