@@ -257,21 +257,30 @@ func (q *failoverQueue) init(r *Router, size int) {
 }
 
 // owe hands the goroutine demotions to send until acknowledged: every
-// member of a sub-cluster but the one the router makes active, when the
-// router first learns the sub-cluster (at start, or when the table adds
-// it). A router does not keep the demotions an earlier run of it owed
-// (a fence not acknowledged, a promotion not heard); owing them all again
-// re-derives them, so that no member it once made active stays active
-// beside the one it routes to. Safe from any goroutine.
-func (q *failoverQueue) owe(cs *clusterState) {
+// member of a sub-cluster but the one the router makes active and those
+// in known, when the router first learns the sub-cluster (at start, or
+// when the table adds it; known empty) or a member of it (the table adds
+// one; known the members listed before). A router does not keep the
+// demotions an earlier run of it owed (a fence not acknowledged, a
+// promotion not heard); owing them all again re-derives them, so that no
+// member it once made active stays active beside the one it routes to.
+// A member new to a sub-cluster may be active too: made so for another
+// sub-cluster since removed, or by an earlier run. Safe from any
+// goroutine.
+func (q *failoverQueue) owe(cs *clusterState, known []netip.AddrPort) {
 	act := cs.activeIdx()
+	added := false
 	q.mu.Lock()
 	for i, m := range cs.members {
-		if i != act {
+		if i != act && !slices.Contains(known, m) {
 			q.mu.owed = append(q.mu.owed, demotion{cs.name, m})
+			added = true
 		}
 	}
 	q.mu.Unlock()
+	if known != nil && !added {
+		return // a change of a known sub-cluster that adds no member
+	}
 	select {
 	case q.owedCh <- struct{}{}:
 	default:

@@ -277,9 +277,11 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		}
 		cs.setActive(act)
 		t.mu.clusters[name] = cs
-		if old == nil {
-			r.fo.owe(cs)
+		var known []netip.AddrPort
+		if old != nil {
+			known = old.members
 		}
+		r.fo.owe(cs, known)
 	default:
 		t.mu.bad++
 		return
