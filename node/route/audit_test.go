@@ -397,3 +397,63 @@ func TestAuditQueryScanBudget(t *testing.T) {
 		flood()
 	})
 }
+
+// TestQueryBudgetLargeRate: the query allowance fills to its burst after
+// an idle spell whatever QueryScanRate, which Config bounds only from
+// below. The bytes the rate gave were converted to an int64 before they
+// were capped: past the int64 range (a second at math.MaxInt64, or 1 TiB
+// a second idle for 400 days) the conversion gave math.MinInt64 on amd64,
+// the allowance went negative and every page was answered EBUSY.
+func TestQueryBudgetLargeRate(t *testing.T) {
+	for _, rate := range []int64{math.MaxInt64, 1 << 40} {
+		c := DefaultConfig()
+		c.QueryScanRate = rate
+		var b queryBudget
+		now := time.Unix(1000, 0)
+		for b.take(now, &c) != 0 {
+		}
+		for _, idle := range []time.Duration{2 * time.Second, 400 * 24 * time.Hour} {
+			now = now.Add(idle)
+			if g := b.take(now, &c); g != c.QueryScanBytes {
+				t.Fatalf("rate %d, after %v idle: a page granted %d bytes, want %d (allowance %d)",
+					rate, idle, g, c.QueryScanBytes, b.avail)
+			}
+		}
+	}
+}
+
+// TestAuditLongMemberZone: a member address whose IPv6 zone is longer
+// than an interface name is refused in a cluster value, as the table's
+// other malformed values are. An address keeps its zone as written, and
+// the audit trail writes it in every record of a call that went there:
+// with a zone of a thousand bytes (a cluster value the registry takes) a
+// line passed the longest line of the trail the query knows
+// (auditLineMax), and a page that ran out in such a line more than that
+// far into it took it for none of the router's and resumed past it: the
+// query skipped the record.
+func TestAuditLongMemberZone(t *testing.T) {
+	tc := newTestCluster(t, func(c *Config) { c.QueryScanBytes = audit.ScanMin })
+	long := "active=[fe80::1%" + strings.Repeat("z", 1100) + "]:7000"
+	if _, err := ParseMembers([]byte(long)); err != wire.EINVAL {
+		t.Errorf("ParseMembers of a member with a 1100-byte zone: %v, want EINVAL", err)
+	}
+	// Written as a registry client can, past AddCluster's check.
+	ctx := context.Background()
+	if err := tc.table.Put(ctx, ClusterKey(DefaultTablePrefix, "c2"), []byte(long)); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, tc.table, DefaultTablePrefix, "/c2", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 8
+	for i := range rounds {
+		for _, p := range []string{"/c1/a", "/c1/b", "/c1/c", "/c1/d", "/c1/e", "/c2/f"} {
+			tc.put(t, fmt.Sprintf("%s%d", p, i), []byte("v"))
+		}
+	}
+	// A page holds five records of c1 and runs out more than
+	// auditLineMax bytes into the record of c2 that follows.
+	if es := tc.audit(t, AuditFilter{Call: "ns-put", Limit: MaxAuditLimit}); len(es) != 6*rounds {
+		t.Fatalf("%d calls, the audit query returned %d records", 6*rounds, len(es))
+	}
+}

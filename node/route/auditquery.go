@@ -101,8 +101,15 @@ func (b *queryBudget) fillLocked(now time.Time, c *Config) {
 		return
 	}
 	b.last = now
-	// In float64: d times the rate overflows an int64 after minutes.
-	b.avail = min(limit, b.avail+int64(float64(d)*float64(c.QueryScanRate)/float64(time.Second)))
+	// In float64, and capped before it is converted: d times the rate
+	// overflows an int64 after minutes, and their quotient can be past
+	// the int64 range too (Config bounds the rate only from below), where
+	// the conversion is undefined (math.MinInt64 on amd64).
+	if add := float64(d) * float64(c.QueryScanRate) / float64(time.Second); add < float64(limit-b.avail) {
+		b.avail += int64(add)
+	} else {
+		b.avail = limit
+	}
 }
 
 // take returns the bytes a page may read now, 0 if it must wait.

@@ -217,3 +217,82 @@ func TestUnackedPromotionDemoted(t *testing.T) {
 		t.Fatalf("the standby that took the role unheard was never demoted (active %v)", active.Load())
 	}
 }
+
+// TestUnackedDemotionResentUnderFailoverLoad: a lost fence is re-sent
+// while calls of another sub-cluster keep the failover goroutine busy.
+// Here c2's members are both dead to the router, and a client sends a
+// call for /c2 every millisecond without waiting for the answers: every
+// call fails over, and each decision (a fence that no one answers)
+// outlasts the calls that fail meanwhile. The goroutine took a queued
+// call before a due round of demotions, so with a call always queued the
+// round never came: the old active member of c1, which can answer again,
+// stayed active beside the promoted standby for as long as the calls
+// went on.
+func TestUnackedDemotionResentUnderFailoverLoad(t *testing.T) {
+	var refuse, active atomic.Bool
+	oc := failoverLostFence(t, &refuse, &active)
+	// s2 hears the demotion c2 is owed when added (a round that also
+	// re-sends c1's lost fence), s1 the fence of a failover decision.
+	owed, fenced := make(chan struct{}), make(chan struct{})
+	s1 := silentMember(t, func(bool) bool { close(fenced); return false })
+	s2 := silentMember(t, func(bool) bool { close(owed); return false })
+	ctx := context.Background()
+	if err := AddCluster(ctx, oc.table, DefaultTablePrefix, "c2", []MemberSpec{{s1, RoleActive}, {s2, RoleStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, oc.table, DefaultTablePrefix, "/c2", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	oc.rep.MarkDead(s1)
+	oc.rep.MarkDead(s2)
+	// Calls go out without waiting for their answers, as a flood does.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var ps wire.Params
+		ps.Reset(make([]byte, 64))
+		ps.String("/c2/k")
+		var pend []*rfc.Pending
+		defer func() {
+			for _, p := range pend {
+				p.Release()
+			}
+		}()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			p, err := oc.client.Go(cctx, oc.rep.Addr(), CallNSGet, &ps)
+			cancel()
+			if err == nil {
+				pend = append(pend, p)
+			}
+			if len(pend) >= 512 {
+				for _, p := range pend {
+					p.Release()
+				}
+				pend = pend[:0]
+			}
+		}
+	}()
+	for _, ch := range []chan struct{}{owed, fenced} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("c2's members heard no set-role")
+		}
+	}
+	refuse.Store(false)
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !active.Load() }) {
+		t.Fatal("the old active member of c1 was never demoted while c2's calls failed over")
+	}
+}

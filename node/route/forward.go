@@ -257,21 +257,30 @@ func (q *failoverQueue) init(r *Router, size int) {
 }
 
 // owe hands the goroutine demotions to send until acknowledged: every
-// member of a sub-cluster but the one the router makes active, when the
-// router first learns the sub-cluster (at start, or when the table adds
-// it). A router does not keep the demotions an earlier run of it owed
-// (a fence not acknowledged, a promotion not heard); owing them all again
-// re-derives them, so that no member it once made active stays active
-// beside the one it routes to. Safe from any goroutine.
-func (q *failoverQueue) owe(cs *clusterState) {
+// member of a sub-cluster but the one the router makes active and those
+// in known, when the router first learns the sub-cluster (at start, or
+// when the table adds it; known empty) or a member of it (the table adds
+// one; known the members listed before). A router does not keep the
+// demotions an earlier run of it owed (a fence not acknowledged, a
+// promotion not heard); owing them all again re-derives them, so that no
+// member it once made active stays active beside the one it routes to.
+// A member new to a sub-cluster may be active too: made so for another
+// sub-cluster since removed, or by an earlier run. Safe from any
+// goroutine.
+func (q *failoverQueue) owe(cs *clusterState, known []netip.AddrPort) {
 	act := cs.activeIdx()
+	added := false
 	q.mu.Lock()
 	for i, m := range cs.members {
-		if i != act {
+		if i != act && !slices.Contains(known, m) {
 			q.mu.owed = append(q.mu.owed, demotion{cs.name, m})
+			added = true
 		}
 	}
 	q.mu.Unlock()
+	if known != nil && !added {
+		return // a change of a known sub-cluster that adds no member
+	}
 	select {
 	case q.owedCh <- struct{}{}:
 	default:
@@ -324,7 +333,11 @@ func (q *failoverQueue) close() {
 // is acknowledged. Owed demotions (owe) are sent at once.
 //
 // Events are handled one at a time in a fixed order: owed demotions,
-// then queued calls, then a due round. A select picks at random among
+// then a due round, then queued calls. A round is due at most once a
+// wait and lasts about ActivateTimeout; handled after the queued calls,
+// it waited for a queue that a flood of failing calls keeps from ever
+// being empty, and a fence not acknowledged was never sent again. A
+// select picks at random among
 // ready cases; here each select only notes what is ready (a signal, or
 // the call taken from the queue), and the switch handles it in that
 // order, so that a simulation whose events coincide replays exactly.
@@ -362,16 +375,16 @@ func (q *failoverQueue) run() {
 			owed = false
 			q.takeOwed()
 			q.r.redemote()
-		case next != nil:
-			f := next
-			next = nil
-			q.handle(f)
 		case due:
 			due = false
 			q.r.redemote()
 			if len(q.demote) == 0 {
 				q.wait.Reset()
 			}
+		case next != nil:
+			f := next
+			next = nil
+			q.handle(f)
 		default:
 			select {
 			case f, ok := <-q.ch:
@@ -423,7 +436,8 @@ const demoteParallel = 32
 // again, is forgotten. A member that another sub-cluster lists and the
 // router believes active there is not sent the demotion (a member has one
 // role, whatever the sub-clusters that list it: CallSetRole names none);
-// it stays pending until no sub-cluster believes it active. Nothing is
+// it stays pending until no sub-cluster believes it active. Only a
+// sub-cluster that a mount names counts (mountTable.activeElsewhere). Nothing is
 // sent once the router is closed. Runs
 // on the failover goroutine, which owns q.demote (or in New before it
 // starts) and makes every promotion: no promotion runs during a round.

@@ -47,6 +47,11 @@ const (
 	MaxMembers = 8
 	// MaxClusterName bounds a sub-cluster name.
 	MaxClusterName = 64
+	// MaxZoneLen bounds the IPv6 zone of a member address: an interface
+	// name (Linux IFNAMSIZ less its NUL) or index. The audit trail writes
+	// the address in each record of a call sent there, and a record
+	// longer than the trail's line bound is skipped by the audit query.
+	MaxZoneLen = 15
 )
 
 // MountKey returns the key of the mount of prefix under tablePrefix.
@@ -91,8 +96,9 @@ func EncodeMembers(ms []MemberSpec) []byte {
 }
 
 // ParseMembers parses a cluster value: space-separated role=addr fields,
-// role "active" or "standby", 1 to MaxMembers members, at most one
-// active. EINVAL for anything else.
+// role "active" or "standby", addr an IP:PORT whose zone, if any, is at
+// most MaxZoneLen bytes, 1 to MaxMembers members, at most one active.
+// EINVAL for anything else.
 func ParseMembers(v []byte) ([]MemberSpec, error) {
 	fs := strings.Fields(string(v))
 	if len(fs) == 0 || len(fs) > MaxMembers {
@@ -115,7 +121,7 @@ func ParseMembers(v []byte) ([]MemberSpec, error) {
 			return nil, wire.EINVAL
 		}
 		a, err := netip.ParseAddrPort(addr)
-		if err != nil {
+		if err != nil || len(a.Addr().Zone()) > MaxZoneLen {
 			return nil, wire.EINVAL
 		}
 		// The IPv4-mapped form names the same member (datagrams from

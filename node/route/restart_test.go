@@ -151,3 +151,25 @@ func TestClusterAddedDuringFirstDemotionsOwed(t *testing.T) {
 		t.Fatal("c2's active member demoted")
 	}
 }
+
+// TestMemberAddedToClusterDemoted: a member the table adds to a
+// sub-cluster the router already knows is owed a demotion, as every
+// member but the active one is when the router learns a sub-cluster:
+// it may be active (made so for a sub-cluster since removed, or by an
+// earlier run of a router). Before, only a sub-cluster new to the router
+// owed demotions, and a member added to a known one as standby stayed
+// active beside the one the router routes to.
+func TestMemberAddedToClusterDemoted(t *testing.T) {
+	r, ms, _, _, eps := restartCluster(t, true, false)
+	z, zep := newTestMember(t, 12, MemberConfig{Active: true})
+	if err := AddCluster(context.Background(), r.src.(*MemMounts), DefaultTablePrefix, "c1", []MemberSpec{
+		{eps[0].Addr(), RoleActive}, {eps[1].Addr(), RoleStandby}, {zep.Addr(), RoleStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !z.Active() }) {
+		t.Fatal("the member added to c1 as standby is still active")
+	}
+	if !ms[0].Active() {
+		t.Fatal("the member the router routes to was demoted")
+	}
+}

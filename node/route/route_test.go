@@ -176,6 +176,8 @@ func TestParseMembers(t *testing.T) {
 		// and so on for as long as the table held it.
 		{"active=127.0.0.1:1 standby=[::ffff:127.0.0.1]:1", 0, false},
 		{"standby=[::ffff:127.0.0.1]:1", 1, true},
+		{"active=[fe80::1%eth0]:1", 1, true},
+		{"active=[fe80::1%abcdefghijklmnop]:1", 0, false},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {

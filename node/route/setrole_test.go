@@ -194,3 +194,37 @@ func TestSharedMemberRoles(t *testing.T) {
 		t.Fatal("x still active after a dropped it")
 	}
 }
+
+// TestUnmountedClusterHoldsNoDemotion: a sub-cluster that no mount names
+// (here "ghost", listing a's standby y alone, so the router takes y for
+// its active member) routes no call, and so needs no member active. A
+// demotion owed to y as a's standby is not held for it. Before, the
+// router held it as long as ghost was in the table: y, made active by an
+// earlier run, stayed active beside a's active member x, and one table
+// entry that nothing routes to kept two members of a active forever.
+func TestUnmountedClusterHoldsNoDemotion(t *testing.T) {
+	var ms [2]*Member
+	var eps [2]*rfc.Endpoint
+	for i := range ms {
+		ms[i], eps[i] = newTestMember(t, uint32(10+i), MemberConfig{Active: true})
+	}
+	x, y := eps[0].Addr(), eps[1].Addr()
+	table := NewMemMounts()
+	ctx := context.Background()
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "a", []MemberSpec{{x, RoleActive}, {y, RoleStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddMount(ctx, table, DefaultTablePrefix, "/a", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddCluster(ctx, table, DefaultTablePrefix, "ghost", []MemberSpec{{y, RoleStandby}}); err != nil {
+		t.Fatal(err)
+	}
+	startRouter(t, table, testRouterConfig(t))
+	if !rfctest.WaitFor(10*time.Second, func() bool { return !ms[1].Active() }) {
+		t.Fatal("a's standby y still active: its demotion held for a sub-cluster no mount names")
+	}
+	if !ms[0].Active() {
+		t.Fatal("a's active member x demoted")
+	}
+}

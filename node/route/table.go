@@ -62,6 +62,7 @@ func (cs *clusterState) switchActive(from uint64, idx int) bool {
 type mountTable struct {
 	root     *mountNode // the mounts, by component
 	clusters map[string]*clusterState
+	mounted  map[string]bool // the sub-clusters some mount names
 }
 
 // mountNode is a prefix of the mount trie: the mount of that prefix, if
@@ -175,12 +176,16 @@ func (mt *mountTable) lookup(path []byte) (prefix, cluster string, ok bool) {
 }
 
 // activeElsewhere reports whether a sub-cluster of the snapshot other
-// than except lists m and believes it active. A member has one role for
-// every sub-cluster that lists it (CallSetRole names none), so a
-// demotion owed as a standby of except would take it out of that one.
+// than except, named by a mount, lists m and believes it active. A member
+// has one role for every sub-cluster that lists it (CallSetRole names
+// none), so a demotion owed as a standby of except would take it out of
+// that one. A sub-cluster no mount names routes no call and needs no
+// member active: without a call the router never tests its belief
+// (which, for a sub-cluster listing no active member, is its first), and
+// one such table entry would hold the demotion for good.
 func (mt *mountTable) activeElsewhere(m netip.AddrPort, except string) bool {
 	for name, cs := range mt.clusters {
-		if name != except && cs.members[cs.activeIdx()] == m {
+		if name != except && mt.mounted[name] && cs.members[cs.activeIdx()] == m {
 			return true
 		}
 	}
@@ -272,9 +277,11 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		}
 		cs.setActive(act)
 		t.mu.clusters[name] = cs
-		if old == nil {
-			r.fo.owe(cs)
+		var known []netip.AddrPort
+		if old != nil {
+			known = old.members
 		}
+		r.fo.owe(cs, known)
 	default:
 		t.mu.bad++
 		return
@@ -311,9 +318,11 @@ func (r *Router) publishLocked() {
 // newMountTable returns a snapshot of mounts (prefix to sub-cluster name)
 // and clusters (by name), which it copies.
 func newMountTable(mounts map[string]string, clusters map[string]*clusterState) *mountTable {
-	mt := &mountTable{root: new(mountNode), clusters: make(map[string]*clusterState, len(clusters))}
+	mt := &mountTable{root: new(mountNode), clusters: make(map[string]*clusterState, len(clusters)),
+		mounted: make(map[string]bool, len(mounts))}
 	for k, v := range mounts {
 		addMount(mt.root, k, v)
+		mt.mounted[v] = true
 	}
 	compact(mt.root)
 	for k, v := range clusters {

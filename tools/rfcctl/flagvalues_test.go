@@ -218,7 +218,8 @@ func TestPastMaxDatagramIsUsageError(t *testing.T) {
 
 // TestRouteNamesRules: a mount prefix or sub-cluster name the route
 // package would not route by is refused EINVAL (exit 1) naming the rule
-// and its bound (route.MaxPathLen, route.MaxClusterName), and too many
+// and its bound (route.MaxPathLen, route.MaxClusterName; for a prefix
+// whose key the registry would refuse, registry.MaxKeyLen), and too many
 // members of a sub-cluster is a usage error naming route.MaxMembers.
 // Before, the first printed a bare EINVAL and the last no bound.
 func TestRouteNamesRules(t *testing.T) {
@@ -234,6 +235,11 @@ func TestRouteNamesRules(t *testing.T) {
 	}{
 		{[]string{"add", "/" + strings.Repeat("p", route.MaxPathLen), "data"}, 1, "EINVAL: mount prefix of 1025 bytes"},
 		{[]string{"add", "/data/", "data"}, 1, "no trailing"},
+		// Within route.MaxPathLen, but its key is past what the registry
+		// takes: refused here, naming the bound, not a bare EINVAL from
+		// the center (or a timeout without one).
+		{[]string{"add", "/" + strings.Repeat("p", 600), "data"}, 1, "EINVAL: mount prefix of 601 bytes: its registry key"},
+		{[]string{"del", "/" + strings.Repeat("p", 600)}, 1, "registry.MaxKeyLen (512)"},
 		{[]string{"del", "data"}, 1, "route.MaxPathLen"},
 		{[]string{"add", "/data", strings.Repeat("c", route.MaxClusterName+1)}, 1, "route.MaxClusterName"},
 		{[]string{"cluster", "da ta", "active=127.0.0.1:2"}, 1, "route.MaxClusterName"},

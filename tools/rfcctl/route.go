@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"fastcall/node/registry"
 	"fastcall/node/route"
 	"fastcall/node/route/audit"
 	"fastcall/wire"
@@ -43,11 +44,17 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		}
 		tw.Flush()
 	case "add":
+		if why := mountKeyTooLong(tp, rest[0]); why != "" {
+			return explained(stdout, wire.EINVAL, why)
+		}
 		if err := route.AddMount(ctx, st, tp, rest[0], rest[1]); err != nil {
 			return mountFailed(stdout, err, rest[0], rest[1])
 		}
 		fmt.Fprintln(stdout, "OK")
 	case "del":
+		if why := mountKeyTooLong(tp, rest[0]); why != "" {
+			return explained(stdout, wire.EINVAL, why)
+		}
 		if err := route.DelMount(ctx, st, tp, rest[0]); err != nil {
 			return mountFailed(stdout, err, rest[0], "")
 		}
@@ -56,7 +63,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 		ms, err := route.ParseMembers([]byte(strings.Join(rest[1:], " ")))
 		if err != nil {
 			return usageError(stderr, "route cluster: members: want 1 to route.MaxMembers (%d) of active=IP:PORT or standby=IP:PORT, "+
-				"each address once, at most one active", route.MaxMembers)
+				"each address once, an IPv6 zone of at most route.MaxZoneLen (%d) bytes, at most one active", route.MaxMembers, route.MaxZoneLen)
 		}
 		for _, m := range ms {
 			if err := checkPort(m.Addr); err != nil {
@@ -97,6 +104,19 @@ func mountFailed(stdout io.Writer, err error, prefix, cluster string) int {
 		return writeFailed(stdout, err)
 	}
 	return explained(stdout, err, why)
+}
+
+// mountKeyTooLong says why the registry would refuse the key of the mount
+// of prefix under tablePrefix, "" if it would not: a prefix route takes
+// (up to route.MaxPathLen) can make a key past registry.MaxKeyLen, which
+// the center refuses EINVAL; said here, at once, with the bound.
+func mountKeyTooLong(tablePrefix, prefix string) string {
+	k := route.MountKey(tablePrefix, prefix)
+	if !route.ValidPrefix(prefix) || len(k) <= registry.MaxKeyLen {
+		return ""
+	}
+	return fmt.Sprintf("mount prefix of %d bytes: its registry key (%s + the prefix) would be %d bytes, past registry.MaxKeyLen (%d)",
+		len(prefix), route.MountKey(tablePrefix, ""), len(k), registry.MaxKeyLen)
 }
 
 // cmdAudit queries a router's audit trail by call name.

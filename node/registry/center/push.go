@@ -32,7 +32,9 @@ import (
 // push) at least once per Config.StreamIdle; the maintenance loop drops
 // the others. Streams are bounded per subscriber address, per source IP
 // address and in all; a refusal is counted and logged, at most once per
-// StreamIdle. Pushes go only to the address the subscription came from.
+// StreamIdle; with the table full (MaxStreams), a new stream takes the
+// place of the oldest one never proven (see below). Pushes go only to the
+// address the subscription came from.
 //
 // Return routability: a subscription proves nothing about its source
 // address (in checksum mode anyone can write it; in keyed mode a captured
@@ -413,7 +415,7 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 			return c.refuseLocked(req.From, "streams per address", now)
 		case t.byIP[ip] >= c.cfg.MaxStreamsPerIP:
 			return c.refuseLocked(req.From, "streams per IP address", now)
-		case len(t.streams) >= c.cfg.MaxStreams:
+		case len(t.streams) >= c.cfg.MaxStreams && !t.evictUnprovenLocked():
 			return c.refuseLocked(req.From, "streams in all", now)
 		}
 		s = &stream{id: id, addr: req.From, cookie: c.cfg.IDs(), nextSeq: 1, heard: now}
@@ -427,6 +429,31 @@ func (c *Center) serveSubscribe(req *rfc.Request, reply *wire.Params) wire.Errno
 	reply.Uint64(s.lastSeq + 1)
 	reply.Uint64(s.cookie)
 	return wire.OK
+}
+
+// evictUnprovenLocked drops the stream opened first among those never
+// proven, and reports whether there was one: at MaxStreams, a new stream
+// takes its place. An unproven stream costs its sender one datagram from
+// any source address it writes, and the bounds per address and per IP
+// address do not bound senders of many addresses; left in place until
+// they expired (StreamIdle), such streams sent again each StreamIdle kept
+// every new subscriber out, whose own stream is proven one round trip
+// after it opens. It walks the streams (at most MaxStreams) only when a
+// subscription finds the table full. t.mu is held.
+func (t *pushTable) evictUnprovenLocked() bool {
+	var old *stream
+	for _, x := range t.list {
+		// heard of an unproven stream is when it opened: only a proven
+		// one is renewed.
+		if !x.proven && (old == nil || x.heard < old.heard) {
+			old = x
+		}
+	}
+	if old == nil {
+		return false
+	}
+	t.dropLocked(old)
+	return true
 }
 
 // refuseLocked counts a refused subscription and logs it, at most once

@@ -79,19 +79,30 @@ func TestSubscriptionExhaustion(t *testing.T) {
 		name     string
 		mod      func(*Config)
 		agentIP  string
-		maxFlood int // streams the flood may be granted
+		maxFlood int  // streams the flood may hold at once
+		refused  bool // the flood meets a bound that refuses (per IP address)
 	}{
 		// The table holds 128 streams; the flood's address gets at most
 		// MaxStreamsPerIP (64) of them; the agent comes from another.
-		{"other-address", func(c *Config) { c.MaxStreams = 128 }, "127.0.0.2", DefaultMaxStreamsPerIP},
-		// The flood takes the whole table from the agent's own address;
-		// its streams expire, not being renewed (some may expire while
-		// the flood lasts, making room for more of it).
+		{"other-address", func(c *Config) { c.MaxStreams = 128 }, "127.0.0.2", DefaultMaxStreamsPerIP, true},
+		// The flood fills the whole table from the agent's own address;
+		// its streams expire, not being renewed, and the agent's takes
+		// the place of the oldest of them meanwhile.
 		{"same-address-expiry", func(c *Config) {
 			c.MaxStreams = 32
 			c.MaxStreamsPerIP = 128
 			c.StreamIdle = 300 * time.Millisecond
-		}, "127.0.0.1", 128},
+		}, "127.0.0.1", 32, false},
+		// The flood fills the whole table from other addresses, and its
+		// streams would live long: the agent's subscription takes the
+		// place of the oldest stream never proven. Before, it was refused
+		// until the flood's streams expired, and a flood sent again each
+		// StreamIdle kept every new subscriber out for as long as it
+		// lasted.
+		{"table-full-unproven", func(c *Config) {
+			c.MaxStreams = 32
+			c.StreamIdle = 30 * time.Second
+		}, "127.0.0.2", 32, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,13 +114,14 @@ func TestSubscriptionExhaustion(t *testing.T) {
 			c := startCenterOn(t, ep, cfg)
 			const ports, perPort = 32, 4
 			accepted := registrytest.SubscribeFlood(t, ep.Addr(), "127.0.0.1", nil, ports, perPort)
-			if accepted > tc.maxFlood || accepted == 0 {
-				t.Fatalf("flood: %d streams accepted, want 1..%d", accepted, tc.maxFlood)
+			if held := c.Stats().Streams; held > tc.maxFlood || accepted == 0 || !tc.refused && accepted != ports*perPort {
+				t.Fatalf("flood: %d of %d subscriptions accepted, %d streams held; want at most %d held, every one accepted unless a bound per IP address refuses (%v)",
+					accepted, ports*perPort, held, tc.maxFlood, tc.refused)
 			}
 			// Every refusal is counted; the log is rate-limited (once per
 			// StreamIdle), not a line per refusal.
 			refused, logs := c.Stats().SubscribeRefused, refusedLogs.Load()
-			if refused != uint64(ports*perPort-accepted) || refused == 0 || logs < 1 || uint64(logs)*8 > refused {
+			if refused != uint64(ports*perPort-accepted) || tc.refused && (refused == 0 || logs < 1 || uint64(logs)*8 > refused) {
 				t.Fatalf("%d of %d refusals counted, logged %d times", refused, ports*perPort-accepted, logs)
 			}
 
