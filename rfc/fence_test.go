@@ -684,17 +684,12 @@ func BenchmarkSweepPeers(b *testing.B) {
 			// under way to end, before the table is refilled (which
 			// holds its lock too) or the next sweep begins.
 			var sweep, rounds atomic.Int64
+			var stop atomic.Bool
 			worst := make([]time.Duration, b.N+1)
-			stop := make(chan struct{})
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
+				for !stop.Load() {
 					s := sweep.Load()
 					t0 := time.Now()
 					ep.peers.mu.RLock()
@@ -725,7 +720,7 @@ func BenchmarkSweepPeers(b *testing.B) {
 				b.StartTimer()
 			}
 			b.StopTimer()
-			close(stop)
+			stop.Store(true)
 			<-done
 			w := worst[1:]
 			slices.Sort(w)

@@ -47,10 +47,7 @@ func TestReplayFromOtherAddresses(t *testing.T) {
 // rfc/simnet.
 func TestReplayFromOtherAddressUnanswered(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
-		srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
-		s := w.rawSender(srv.Addr(), keyA, 77, 5)
-		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-		s.callOK(req, "call")
+		srv, s, req := calledOnce(w, 77, 5)
 		victim := w.rawSender(srv.Addr(), keyA, 0, 1)
 		victim.send(req)
 		if pk, n, ok := victim.recv(time.Second); ok {
@@ -154,10 +151,7 @@ func TestChecksumModeKeysByAddress(t *testing.T) {
 // the cache nor once it left it (ESTALE).
 func TestReplayNodeIDZeroFromOtherAddresses(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
-		srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
-		s := w.rawSender(srv.Addr(), keyA, 0, 5)
-		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-		s.callOK(req, "call")
+		srv, _, req := calledOnce(w, 0, 5)
 		const replays = 8
 		w.replayFrom(srv.Addr(), replays, req)
 		if n := srv.runs.Load(); n != 1 {
@@ -400,6 +394,17 @@ func TestRequestAfterLongSilenceIsSignOfLife(t *testing.T) {
 				silence, in.State, in.LastHeardNs, old)
 		}
 	})
+}
+
+// calledOnce opens a keyed server with 16 duplicate-cache entries and a
+// raw sender of node id src and incarnation inc, whose non-idempotent
+// request it returns once it ran.
+func calledOnce(w *simWorld, src, inc uint32) (*testServer, *rawSender, []byte) {
+	srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
+	s := w.rawSender(srv.Addr(), keyA, src, inc)
+	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	s.callOK(req, "call")
+	return srv, s, req
 }
 
 // replayFrom sends the captured datagrams reqs to to again from n new
