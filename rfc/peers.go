@@ -58,13 +58,6 @@ type peerState struct {
 	dupRefs int  // duplicate-cache entries naming this peer (dupCache.mu)
 	gone    bool // removed from the table: begin refuses it (dupCache.mu)
 
-	// idx is the entry's place in peerTable.list, and homes the senders
-	// (senderKey) whose home it was made (homeOf): the sweep removes an
-	// entry and the homes it holds without a walk of either map. Both
-	// under peerTable.mu.
-	idx   int
-	homes []uint64
-
 	mu struct {
 		sync.Mutex
 		rtt rttState
@@ -74,6 +67,14 @@ type peerState struct {
 		floors [peerFloors]dupFloor
 		strict dupFloor
 	}
+
+	// idx is the entry's place in peerTable.list, and homes the senders
+	// (senderKey) whose home it was made (homeOf): the sweep removes an
+	// entry and the homes it holds without a walk of either map. Both
+	// under peerTable.mu. Last, so that the fields above keep their
+	// places in the entry's cache lines.
+	idx   int
+	homes []uint64
 }
 
 // dupFloor is the duplicate-cache floor of one sender instance: floor is
