@@ -36,6 +36,7 @@ type dupEntry struct {
 	until int64 // kept at least until then: the caller may still retransmit
 	hold  int64 // a copy may arrive until then: the floor's hold once it leaves
 	peer  *peerState
+	from  netip.AddrPort // the address the request came from: only its copies from there are answered
 	rep   []byte
 	n     int
 }
@@ -64,7 +65,13 @@ type dupEntry struct {
 // A cached reply answers only a copy of the request it replies to: same
 // call number, parameter count, length and parameter bytes (requestSum).
 // Another datagram with the same key is dropped, so a small datagram
-// never draws a large cached reply.
+// never draws a large cached reply. Nor does a copy from another address
+// than the request's own (dupElsewhere): the tag does not cover the
+// source address, and an on-path attacker sending a captured request
+// again from a victim's address would have the reply, up to the
+// datagram limit, reflected there. A refusal below the floor (ESTALE)
+// still goes to any address: it is a bare header, no larger than any
+// request, so it reflects nothing an attacker could not send itself.
 //
 // An open-addressing index (linear probing, backward-shift deletion) maps
 // keys to entries; nothing allocates in steady state. One mutex guards it
@@ -200,20 +207,23 @@ func (c *dupCache) evictLocked(i int, now int64) {
 
 // Outcomes of dupCache.begin.
 const (
-	dupNew    = iota // recorded as running; run the call
-	dupBusy          // a retransmission of a call still running: drop it
-	dupReplay        // finished: resend the cached reply (copied to out)
-	dupStale         // below the sender's floor: refuse with ESTALE
-	dupFull          // every entry is running, or the peer left the table: answer EBUSY
-	dupOther         // same key, other content than the cached request: drop it
+	dupNew       = iota // recorded as running; run the call
+	dupBusy             // a retransmission of a call still running: drop it
+	dupReplay           // finished: resend the cached reply (copied to out)
+	dupStale            // below the sender's floor: refuse with ESTALE
+	dupFull             // every entry is running, or the peer left the table: answer EBUSY
+	dupOther            // same key, other content than the cached request: drop it
+	dupElsewhere        // finished, and from another address than the request's: drop it
 )
 
 // begin looks k up and, if new, records it as running, to be kept until
 // keep (capped at now+age); keep is when its caller stops retransmitting.
-// sum is the request's requestSum. For dupReplay the cached reply is
-// copied into out and its length returned. It returns the entry index for
-// end.
-func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, now, keep int64, out []byte) (outcome int, n int, ent int32) {
+// sum is the request's requestSum, from the address it came from. A
+// finished copy from another address than its entry's is dupElsewhere
+// (for a running one, dupBusy drops it anyway). For dupReplay
+// the cached reply is copied into out and its length returned. It returns
+// the entry index for end.
+func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, from netip.AddrPort, now, keep int64, out []byte) (outcome int, n int, ent int32) {
 	h := k.hash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -227,6 +237,9 @@ func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, now, keep int64
 			return dupBusy, 0, -1
 		}
 		if now-e.at <= c.age {
+			if e.from != from {
+				return dupElsewhere, 0, -1
+			}
 			return dupReplay, copy(out, e.rep[:e.n]), -1
 		}
 		c.evictLocked(int(ei), now)
@@ -273,6 +286,7 @@ func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, now, keep int64
 		e.until = keep
 		e.hold = hold
 		e.peer = peer
+		e.from = from
 		peer.dupRefs++
 		e.n = 0
 		for s := h & c.mask; ; s = (s + 1) & c.mask {

@@ -3,6 +3,8 @@ package rfc
 import (
 	"net"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -571,5 +573,159 @@ func TestSweepKeepsPeerJustTaken(t *testing.T) {
 	cli.sweepPeers(cli.Now())
 	if cli.peers.lookup(dst) != p {
 		t.Fatal("the sweep removed the entry a call had just taken")
+	}
+}
+
+// fillPeers makes n entries in ep's peer table, made at engine time now
+// and idle from then on, as senders learnt from requests would (forged
+// sources in checksum mode can fill the table so).
+func fillPeers(ep *Endpoint, n int, now int64) {
+	t := &ep.peers
+	t.mu.Lock()
+	for i := 0; i < n; i++ {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		t.makeLocked(netip.AddrPortFrom(a, 7000), now)
+	}
+	t.mu.Unlock()
+}
+
+// TestSweepLetsReaderIn: the sweep of a full table of idle peers does not
+// hold the table's lock for the whole walk: a reader waiting for the read
+// lock (as the reader goroutine does for every datagram) gets it while the
+// sweep is part done, so it never waits for more than a bounded part of
+// the walk. Counted, not timed: the number of peers removed when the
+// waiting reader got in. A reader blocked on the read lock while the sweep
+// holds the write lock is let in when the sweep releases it, before the
+// sweep takes it again.
+func TestSweepLetsReaderIn(t *testing.T) {
+	ep := newTestEndpoint(t, func(c *Config) { c.DupAge = time.Hour })
+	const n = 1 << 16
+	now := ep.Now()
+	fillPeers(ep, n, now)
+	tb := &ep.peers
+	swept0 := ep.stats.peersSwept.Load()
+	// Every peer's own lock is held, so the sweep stops at the first
+	// peer it judges, with the table's locks held, until they are let go.
+	ps := tb.all()
+	for _, p := range ps {
+		p.mu.Lock()
+	}
+	done := make(chan struct{})
+	go func() {
+		ep.sweepPeers(now + int64(ep.cfg.DupAge) + int64(time.Second))
+		close(done)
+	}()
+	for tb.mu.TryRLock() {
+		tb.mu.RUnlock()
+		runtime.Gosched()
+	}
+	seen := make(chan uint64, 1)
+	go func() {
+		var part uint64
+		for {
+			tb.mu.RLock()
+			v := ep.stats.peersSwept.Load() - swept0
+			tb.mu.RUnlock()
+			if v > 0 && v < n && part == 0 {
+				part = v
+			}
+			select {
+			case <-done:
+				seen <- part
+				return
+			default:
+			}
+			runtime.Gosched()
+		}
+	}()
+	for i := 0; i < 100; i++ {
+		runtime.Gosched()
+	}
+	for _, p := range ps {
+		p.mu.Unlock()
+	}
+	<-done
+	part := <-seen
+	if got := ep.stats.peersSwept.Load() - swept0; got != n {
+		t.Fatalf("%d of %d idle peers swept", got, n)
+	}
+	if part == 0 {
+		t.Fatalf("a reader waiting for the table's lock got it only once the sweep of %d peers was over", n)
+	}
+	t.Logf("a reader got the table's lock with %d of %d peers swept", part, n)
+}
+
+// BenchmarkSweepPeers sweeps a full table (the default MaxPeers) of peers
+// heard recently (kept) or idle for DupAge (removed, the table refilled
+// between sweeps). A goroutine takes the table's read lock and the
+// duplicate cache's lock in a loop meanwhile, as the reader goroutine
+// does: the longest of its waits during one sweep tells how long that
+// sweep held them at once. It reports the median over the sweeps of that
+// longest wait (wait-ns), and the longest of all (max-wait-ns, which also
+// counts the scheduling delays of a loaded machine).
+func BenchmarkSweepPeers(b *testing.B) {
+	for _, idle := range []bool{false, true} {
+		name := "kept"
+		if idle {
+			name = "idle"
+		}
+		b.Run(name, func(b *testing.B) {
+			ep := newTestEndpoint(b, func(c *Config) { c.DupAge = time.Hour })
+			n := ep.cfg.MaxPeers
+			now := ep.Now()
+			fillPeers(ep, n, now)
+			at := now
+			if idle {
+				at += int64(ep.cfg.DupAge) + int64(time.Second)
+			}
+			// sweep is the number of the sweep running, 0 between
+			// sweeps: a wait that began during a sweep counts for it.
+			// After each sweep the loop waits for the goroutine's wait
+			// under way to end, before the table is refilled (which
+			// holds its lock too) or the next sweep begins.
+			var sweep, rounds atomic.Int64
+			var stop atomic.Bool
+			worst := make([]time.Duration, b.N+1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for !stop.Load() {
+					s := sweep.Load()
+					t0 := time.Now()
+					ep.peers.mu.RLock()
+					ep.peers.mu.RUnlock()
+					ep.dup.mu.Lock()
+					ep.dup.mu.Unlock()
+					if d := time.Since(t0); s != 0 {
+						worst[s] = max(worst[s], d)
+					}
+					rounds.Add(1)
+					runtime.Gosched()
+				}
+			}()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if idle && i > 0 {
+					b.StopTimer()
+					fillPeers(ep, n, now)
+					b.StartTimer()
+				}
+				sweep.Store(int64(i + 1))
+				ep.sweepPeers(at)
+				sweep.Store(0)
+				b.StopTimer()
+				for r := rounds.Load(); rounds.Load() < r+2; {
+					runtime.Gosched()
+				}
+				b.StartTimer()
+			}
+			b.StopTimer()
+			stop.Store(true)
+			<-done
+			w := worst[1:]
+			slices.Sort(w)
+			b.ReportMetric(float64(w[len(w)/2]), "wait-ns")
+			b.ReportMetric(float64(w[len(w)-1]), "max-wait-ns")
+		})
 	}
 }

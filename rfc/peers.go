@@ -2,6 +2,7 @@ package rfc
 
 import (
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,14 @@ type peerState struct {
 		floors [peerFloors]dupFloor
 		strict dupFloor
 	}
+
+	// idx is the entry's place in peerTable.list, and homes the senders
+	// (senderKey) whose home it was made (homeOf): the sweep removes an
+	// entry and the homes it holds without a walk of either map. Both
+	// under peerTable.mu. Last, so that the fields above keep their
+	// places in the entry's cache lines.
+	idx   int
+	homes []uint64
 }
 
 // dupFloor is the duplicate-cache floor of one sender instance: floor is
@@ -124,6 +133,12 @@ type peerTable struct {
 	// requests, from whatever address they come (homeOf), and whose
 	// stamp tells a copy of them (learnSender). Under mu.
 	home map[uint64]*peerState
+
+	// list holds m's entries in no set order (each at its idx), so
+	// that the sweep walks them a chunk at a time, releasing mu between
+	// chunks, where a map's range cannot be resumed. Under mu; only the
+	// sweep removes from it.
+	list []*peerState
 
 	sweepMu sync.Mutex // serializes sweepPeers; guards gen
 	gen     uint64     // sweep generation
@@ -206,7 +221,7 @@ func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now in
 		p = t.makeLocked(addr, now)
 	}
 	if h == nil {
-		t.home[k] = p
+		t.setHomeLocked(k, p)
 	}
 	p.homed.Store(k)
 	return p
@@ -256,7 +271,35 @@ func (t *peerTable) makeLocked(addr netip.AddrPort, now int64) *peerState {
 	p.taken.Store(p.created)
 	p.mu.rtt.rto = t.initRTO
 	t.m[addr] = p
+	p.idx = len(t.list)
+	t.list = append(t.list, p)
 	return p
+}
+
+// setHomeLocked makes p, an entry of the table, the home of sender k;
+// t.mu is held for writing.
+func (t *peerTable) setHomeLocked(k uint64, p *peerState) {
+	t.home[k] = p
+	p.homes = append(p.homes, k)
+}
+
+// removeLocked removes entry p from the table, and from the home map
+// the senders it is home of; t.mu is held for writing. The last entry
+// of list takes p's place.
+func (t *peerTable) removeLocked(p *peerState) {
+	last := len(t.list) - 1
+	q := t.list[last]
+	t.list[p.idx] = q
+	q.idx = p.idx
+	t.list[last] = nil
+	t.list = t.list[:last]
+	delete(t.m, p.addr)
+	for _, k := range p.homes {
+		if t.home[k] == p {
+			delete(t.home, k)
+		}
+	}
+	p.homes = nil
 }
 
 // homeOf returns the entry that judges the authenticated non-idempotent
@@ -282,7 +325,7 @@ func (t *peerTable) homeOf(k uint64, peer *peerState) *peerState {
 	}
 	if t.m[peer.addr] == peer {
 		// Not swept since the reader took it (else begin refuses it).
-		t.home[k] = peer
+		t.setHomeLocked(k, peer)
 	}
 	return peer
 }
@@ -483,8 +526,16 @@ func (p *peerState) info() PeerInfo {
 // So removing a peer forgets nothing that could refuse a copy: a request
 // that arrives from its address later is new, and is judged against a
 // fresh entry. A peer that is the home of senders (homeOf) stops being
-// it: their floors are all its own, and none is held. A reader that took the peer before it was removed finds it
-// gone in dupCache.begin and answers EBUSY.
+// it: their floors are all its own, and none is held. A reader that took
+// the peer before it was removed finds it gone in dupCache.begin and
+// answers EBUSY.
+//
+// The walk holds the table's lock and the duplicate cache's for at most
+// sweepChunk entries at once, and releases them between chunks, so that
+// the reader goroutine waits at most that long even at a full table
+// (BenchmarkSweepPeers, TestSweepLetsReaderIn). Each entry is judged
+// under the locks, against its fields as they are then, as a walk under
+// one hold judges it.
 func (ep *Endpoint) sweepPeers(now int64) {
 	t := &ep.peers
 	t.sweepMu.Lock()
@@ -501,48 +552,71 @@ func (ep *Endpoint) sweepPeers(now int64) {
 	}
 	idle := int64(ep.cfg.DupAge)
 	swept := false
-	t.mu.Lock()
-	ep.dup.mu.Lock()
-	for addr, p := range t.m {
-		if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 {
-			continue
-		}
-		if now-max(p.lastHeard.Load(), p.created, p.taken.Load()) < idle || p.floorsHeld(now) {
-			continue
-		}
-		p.gone = true
-		delete(t.m, addr)
-		ep.stats.peersSwept.Add(1)
-		swept = true
-	}
-	if swept {
-		for k, p := range t.home {
-			if p.gone {
-				delete(t.home, k)
+	// Each chunk of the walk holds the table's lock and the duplicate
+	// cache's (which the reader takes for every datagram, and every
+	// non-idempotent request) for at most sweepChunk entries, so a full
+	// table stalls the reader no longer than that at once. The walk runs
+	// down list: an entry removed takes the place of the last one, which
+	// was judged already or was made during the sweep (and so is not
+	// idle); entries made meanwhile go past the end.
+	t.mu.RLock()
+	i := len(t.list) - 1
+	t.mu.RUnlock()
+	for i >= 0 {
+		t.mu.Lock()
+		ep.dup.mu.Lock()
+		for end := i - sweepChunk; i >= 0 && i > end; i-- {
+			p := t.list[i]
+			if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 {
+				continue
 			}
+			if now-max(p.lastHeard.Load(), p.created, p.taken.Load()) < idle || p.floorsHeld(now) {
+				continue
+			}
+			p.gone = true
+			t.removeLocked(p)
+			ep.stats.peersSwept.Add(1)
+			swept = true
 		}
-		// A second pass over the table, needed: whether a kept peer's sender
-		// lost its home is known only once every entry was judged, and the
-		// range above visits them in no set order, so a home may go after the
-		// peer that names it was kept. A mark that outlived its home would
-		// spare the sender the look at the home map (learnSender) until a
-		// later sweep, and meanwhile copies of its requests replayed from
-		// other addresses would make entries there
-		// (TestHomesMadeAgainAfterOneSweep). Judging the home early, out of
-		// order, would judge it twice against fields callers change meanwhile
-		// (state, lastHeard), or need a per-sweep mark in each entry and a
-		// home lookup per kept peer on every sweep; this pass runs only on a
-		// sweep that removed something.
-		for _, p := range t.m {
+		ep.dup.mu.Unlock()
+		t.mu.Unlock()
+		// Let a goroutine woken by the unlocks take the locks before
+		// the next chunk does.
+		runtime.Gosched()
+	}
+	if !swept {
+		return
+	}
+	// A second pass over the table, needed: whether a kept peer's sender
+	// lost its home is known only once every entry was judged, and the
+	// walk above visits them in no set order, so a home may go after the
+	// peer that names it was kept. A mark that outlived its home would
+	// spare the sender the look at the home map (learnSender) until a
+	// later sweep, and meanwhile copies of its requests replayed from
+	// other addresses would make entries there
+	// (TestHomesMadeAgainAfterOneSweep). Judging the home early, out of
+	// order, would judge it twice against fields callers change meanwhile
+	// (state, lastHeard), or need a per-sweep mark in each entry and a
+	// home lookup per kept peer on every sweep; this pass runs only on a
+	// sweep that removed something, in chunks as the first. A home made
+	// between chunks is in the map before its mark is set (learnSender,
+	// homeOf), so no mark of a live home is cleared.
+	t.mu.RLock()
+	i = len(t.list) - 1
+	t.mu.RUnlock()
+	for i >= 0 {
+		t.mu.RLock()
+		for end := i - sweepChunk; i >= 0 && i > end; i-- {
+			p := t.list[i]
 			if k := p.homed.Load(); k != 0 && t.home[k] == nil {
 				// The next request of sender k makes sure of a
 				// home again (learnSender).
 				p.homed.Store(0)
 			}
 		}
+		t.mu.RUnlock()
+		runtime.Gosched()
 	}
-	ep.dup.mu.Unlock()
-	t.mu.Unlock()
 }
 
 // sweepEvery returns how often the timer goroutine sweeps the peer table:
@@ -555,6 +629,9 @@ func (ep *Endpoint) sweepEvery() int64 {
 const (
 	sweepMin = 10 * time.Millisecond
 	sweepMax = 10 * time.Second
+	// sweepChunk is how many entries the sweep judges under one hold
+	// of the table's lock.
+	sweepChunk = 256
 )
 
 // dst returns the destination node id of a datagram to the peer: its

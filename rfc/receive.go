@@ -291,13 +291,18 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if deadline != 0 {
 			keep = deadline + int64(ep.cfg.MaxRTO)
 		}
-		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, now, keep, scratch)
+		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, m.addr, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
 			return
 		case dupOther:
 			ep.stats.dupOther.Add(1)
+			return
+		case dupElsewhere:
+			// A copy from another address than its original's: the
+			// reply or refusal would be reflected at that address.
+			ep.stats.dupAddr.Add(1)
 			return
 		case dupReplay:
 			ep.stats.callIn(p.CallNo).dups.Add(1)

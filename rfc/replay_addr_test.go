@@ -35,6 +35,49 @@ func TestReplayFromOtherAddresses(t *testing.T) {
 	})
 }
 
+// TestReplayFromOtherAddressUnanswered: the tag does not cover the source
+// address, so an on-path attacker could send a captured authenticated
+// request again, within the age bound, from a victim's address, and have
+// its cached reply (up to the datagram limit, whatever the request's
+// size) reflected at the victim. A copy from another address than the one
+// its original came from draws no reply and is counted dup-addr; the
+// sender's own retransmission from its address is still answered from the
+// cache. Once the entry left the cache, a copy from anywhere is refused
+// ESTALE, a bare header no larger than the request. In virtual time on
+// rfc/simnet.
+func TestReplayFromOtherAddressUnanswered(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv, s, req := calledOnce(w, 77, 5)
+		victim := w.rawSender(srv.Addr(), keyA, 0, 1)
+		victim.send(req)
+		if pk, n, ok := victim.recv(time.Second); ok {
+			t.Fatalf("a copy from another address drew a reply of %d bytes (%v) to that address", n, pk.Errno)
+		}
+		if n := dropCount(srv.Endpoint, "dup-addr"); n != 1 {
+			t.Fatalf("dup-addr drops %d, want 1", n)
+		}
+		s.callOK(req, "retransmission from the sender's address")
+		o := w.rawSender(srv.Addr(), keyA, 78, 6)
+		for i := uint64(1); i <= uint64(srv.cfg.DupEntries); i++ {
+			o.callOK(o.request(callIncr, i<<20, srv.Incarnation(), nil), "call %d", i)
+		}
+		victim.send(req)
+		if pk, n, ok := victim.recv(time.Second); !ok || pk.Errno != wire.ESTALE || n > len(req) {
+			t.Fatalf("a copy below the floor from another address: answered %v, %v of %d bytes (request %d), want ESTALE no larger than the request",
+				ok, pk.Errno, n, len(req))
+		}
+		if e := s.call(req); e != wire.ESTALE {
+			t.Fatalf("retransmission from the sender's address below the floor: %v, want ESTALE", e)
+		}
+		if n := dropCount(srv.Endpoint, "dup-addr"); n != 1 {
+			t.Fatalf("dup-addr drops %d, want 1", n)
+		}
+		if n, want := srv.runs.Load(), uint64(1+srv.cfg.DupEntries); n != want {
+			t.Fatalf("runs %d, want %d", n, want)
+		}
+	})
+}
+
 // TestReplayFromOtherAddressBelowFloor: a captured authenticated request
 // whose entry left the cache, sent again from another address, meets its
 // sender's floor (ESTALE, not run) as long as a copy may pass the age
@@ -108,10 +151,7 @@ func TestChecksumModeKeysByAddress(t *testing.T) {
 // the cache nor once it left it (ESTALE).
 func TestReplayNodeIDZeroFromOtherAddresses(t *testing.T) {
 	inSim(t, func(t *testing.T, w *simWorld) {
-		srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
-		s := w.rawSender(srv.Addr(), keyA, 0, 5)
-		req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
-		s.callOK(req, "call")
+		srv, _, req := calledOnce(w, 0, 5)
 		const replays = 8
 		w.replayFrom(srv.Addr(), replays, req)
 		if n := srv.runs.Load(); n != 1 {
@@ -354,6 +394,17 @@ func TestRequestAfterLongSilenceIsSignOfLife(t *testing.T) {
 				silence, in.State, in.LastHeardNs, old)
 		}
 	})
+}
+
+// calledOnce opens a keyed server with 16 duplicate-cache entries and a
+// raw sender of node id src and incarnation inc, whose non-idempotent
+// request it returns once it ran.
+func calledOnce(w *simWorld, src, inc uint32) (*testServer, *rawSender, []byte) {
+	srv := w.server(func(c *Config) { c.Key = keyA; c.DupEntries = 16 })
+	s := w.rawSender(srv.Addr(), keyA, src, inc)
+	req := s.request(callIncr, 1<<20, srv.Incarnation(), nil)
+	s.callOK(req, "call")
+	return srv, s, req
 }
 
 // replayFrom sends the captured datagrams reqs to to again from n new

@@ -25,7 +25,9 @@ import (
 //     a sender without node id by its incarnation (peerTable.homeOf);
 //   - amplification: a reply to a request that is not authenticated is at
 //     most AmplifyFactor times the request's size, and a cached reply goes
-//     only to a copy of its request;
+//     only to a copy of its request from the address that request came
+//     from (a copy from elsewhere, which would reflect the reply at that
+//     address, is dropped: dup-addr);
 //   - error replies to unauthenticated requests are rate limited;
 //   - reflection: a request of this endpoint's own that names no
 //     destination node, brought back to it, is dropped (reflected).

@@ -226,6 +226,7 @@ type engineStats struct {
 	stale        atomic.Uint64                  // refused ESTALE: below a duplicate-cache floor, or no incarnation of this process named
 	tooOld       atomic.Uint64                  // dropped: stamp outside the age bound
 	dupOther     atomic.Uint64                  // dropped: a cached request's key with other content
+	dupAddr      atomic.Uint64                  // dropped: a copy of a cached request from another address than its original's
 	peersFull    atomic.Uint64                  // refused EBUSY: non-idempotent request from a sender the full peer table does not track
 	peersSwept   atomic.Uint64                  // idle peers removed from the table
 	reflected    atomic.Uint64                  // dropped: a request of this endpoint's own, brought back to it (security.go)
@@ -292,7 +293,7 @@ type Stats struct {
 	Incarnation uint32
 	Rx, Tx      uint64
 	SendErrors  uint64
-	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, dup-other, peers-full, peers-swept, read-errors, error-rate-limited, dup-evicted-early
+	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, dup-other, peers-full, peers-swept, read-errors, error-rate-limited, dup-evicted-early, reflected, dup-addr
 	Served      []CallCounters    // callee side, by registered call number; UnknownCalls counts all others
 	Called      []CallCounters    // caller side, by call number
 	Pending     int
@@ -311,7 +312,7 @@ type DropCount struct {
 // dropNames are the engine's own drop counters, after the decoder's
 // reasons, in the order Drops lists them.
 var dropNames = [...]string{"wrong-dst", "late-reply", "busy", "expired", "stale", "too-old", "dup-other",
-	"peers-full", "peers-swept", "read-errors", "error-rate-limited", "dup-evicted-early", "reflected"}
+	"peers-full", "peers-swept", "read-errors", "error-rate-limited", "dup-evicted-early", "reflected", "dup-addr"}
 
 // Drops returns every drop counter, zero ones included, in a fixed order:
 // the decoder's reasons in wire.Reason order, then dropNames. Stats.Drops
@@ -324,7 +325,7 @@ func (ep *Endpoint) Drops() []DropCount {
 	}
 	vals := [len(dropNames)]uint64{s.wrongDst.Load(), s.lateReplies.Load(), s.busy.Load(), s.expired.Load(), s.stale.Load(),
 		s.tooOld.Load(), s.dupOther.Load(), s.peersFull.Load(), s.peersSwept.Load(), s.readErrs.Load(),
-		ep.errLim.denied.Load(), ep.dup.earlyCount(), s.reflected.Load()}
+		ep.errLim.denied.Load(), ep.dup.earlyCount(), s.reflected.Load(), s.dupAddr.Load()}
 	for i, name := range dropNames {
 		out = append(out, DropCount{name, vals[i]})
 	}
