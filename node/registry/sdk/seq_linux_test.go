@@ -85,16 +85,11 @@ func TestSeqFileCutWhileOpened(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
+	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for !stop.Load() {
 			os.Truncate(path, 0)
 			os.WriteFile(path, good, 0o644)
 		}
@@ -109,12 +104,12 @@ func TestSeqFileCutWhileOpened(t *testing.T) {
 		case err == wire.EPROTO:
 			cut++
 		default:
-			close(stop)
+			stop.Store(true)
 			<-done
 			t.Fatalf("open %d: %v, want success or EPROTO", i, err)
 		}
 	}
-	close(stop)
+	stop.Store(true)
 	<-done
 	t.Logf("opened %d, cut %d", opened, cut)
 }
