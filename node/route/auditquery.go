@@ -166,13 +166,17 @@ type AuditFilter struct {
 	Until  time.Time // zero: no upper bound (exclusive)
 	Client string    // "" any, "ip" or "ip:port"
 	Limit  int       // 0: DefaultAuditLimit; at most MaxAuditLimit
+	// PageTimeout bounds each page, its EBUSY pauses included (0: the
+	// context alone bounds them): a query of a long trail takes about
+	// its size over the router's QueryScanRate, however quick each page.
+	PageTimeout time.Duration
 }
 
 // AuditQuery asks the router at addr for the records matching f, page by
 // page, and returns them in file order (oldest first). It returns what it
 // gathered with the first error. EINVAL for a limit past MaxAuditLimit.
 // A page answered EBUSY (the router's QueryScanRate spent) is asked
-// again after a pause, until ctx ends.
+// again after a pause, until ctx or the page's f.PageTimeout ends.
 func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f AuditFilter) ([]audit.Entry, error) {
 	limit := f.Limit
 	if limit == 0 {
@@ -195,7 +199,22 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 	var out []audit.Entry
 	var file, off uint64
 	busy := rfc.Backoff{Min: auditBusyMin, Max: auditBusyMax}
+	pctx, pageEnd := ctx, context.CancelFunc(nil) // the page's context
+	defer func() {
+		if pageEnd != nil {
+			pageEnd()
+		}
+	}()
+	newPage := true
 	for len(out) < limit {
+		if newPage && f.PageTimeout > 0 {
+			if pageEnd != nil {
+				pageEnd()
+			}
+			c, cancel := context.WithTimeout(ctx, f.PageTimeout)
+			pctx, pageEnd = c, cancel
+		}
+		newPage = false
 		ps.Reset(buf)
 		ps.String(f.Call)
 		ps.Uint64(since)
@@ -208,15 +227,16 @@ func AuditQuery(ctx context.Context, ep *rfc.Endpoint, addr netip.AddrPort, f Au
 		if e := ps.Err(); e != wire.OK {
 			return out, e
 		}
-		if err := ep.Call(ctx, addr, CallAudit, &ps, &rep); err != nil {
+		if err := ep.Call(pctx, addr, CallAudit, &ps, &rep); err != nil {
 			// EBUSY: the router's query budget (QueryScanRate) is spent
 			// for now; the same page is asked again after a pause.
-			if err == wire.EBUSY && busy.Wait(ctx, nil) {
+			if err == wire.EBUSY && busy.Wait(pctx, nil) {
 				continue
 			}
 			return out, err
 		}
 		busy.Reset()
+		newPage = true
 		if rep.NParams() < 2 {
 			return out, wire.EPROTO
 		}

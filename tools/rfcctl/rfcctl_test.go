@@ -390,7 +390,7 @@ func TestAuditPrintsHostileText(t *testing.T) {
 	lines := []string{line("1.2.3.4:5", "ns-put", "data", "-", `str:"/data/k" bytes:7631`),
 		line("1.2.3.4:5", "ns-put\n00:00:00.000000  forged", "c\x1b[2J", "-", "str:\"x\" \x1b]0;title\x07"),
 		line("[fe80::1%\x1b[2J\x07]:5", "ns-put", "data", "[fe80::2%\x1b[2J]:6", "-")}
-	fake := fakeRouter(t, func(rep *wire.Params) wire.Errno {
+	fake := fakeRouter(t, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
 		rep.Uint64(0)
 		rep.Uint64(0)
 		for _, l := range lines {
@@ -439,22 +439,50 @@ func TestMembersPrintsHostileAddr(t *testing.T) {
 // when its next record does not fit the reply; rfcctl audit says that
 // -max-datagram bounds the reply (exit 1), not the error number alone.
 func TestAuditRecordPastMaxDatagram(t *testing.T) {
-	fake := fakeRouter(t, func(*wire.Params) wire.Errno { return wire.EMSGSIZE })
+	fake := fakeRouter(t, func(*rfc.Request, *wire.Params) wire.Errno { return wire.EMSGSIZE })
 	out, code := rfcctl(t, "audit", "-max-datagram", "512", fake, "-call", "ns-put")
 	if code != 1 || !strings.HasPrefix(out, "EMSGSIZE") || !strings.Contains(out, "-max-datagram 512") {
 		t.Fatalf("rfcctl audit answered EMSGSIZE: exit %d, output %q", code, out)
 	}
 }
 
+// TestAuditPagesOwnDeadline: a router reads a long trail page by page at
+// its QueryScanRate (a full default trail takes some 16 s), each page
+// answered at once or after a pause; rfcctl audit gives each page its own
+// -t, as calls and stats do, so that a query longer than -t still ends.
+// Its one deadline for the whole query made every query of a trail past
+// about -t times the rate end ETIMEDOUT, printing nothing. The stand-in
+// answers each page after a pause, with a cursor that advances, until
+// auditPages pages were read.
+func TestAuditPagesOwnDeadline(t *testing.T) {
+	const auditPages = 30
+	const pause = 50 * time.Millisecond // auditPages of it are past -t
+	fake := fakeRouter(t, func(req *rfc.Request, rep *wire.Params) wire.Errno {
+		time.Sleep(pause)
+		if off := req.Param(6).Uint64(); off < auditPages {
+			rep.Uint64(1)
+			rep.Uint64(off + 1)
+		} else {
+			rep.Uint64(0)
+			rep.Uint64(0)
+		}
+		return wire.OK
+	})
+	out, code := rfcctl(t, "audit", "-t", "1s", fake, "-call", "ns-put")
+	if code != 0 || !strings.HasPrefix(out, "start") {
+		t.Fatalf("rfcctl audit of %d pages of %v each with -t 1s: exit %d, output %q", auditPages, pause, code, out)
+	}
+}
+
 // fakeRouter starts a stand-in for a router whose audit call answers by
 // answer, and returns its address.
-func fakeRouter(t *testing.T, answer func(rep *wire.Params) wire.Errno) string {
+func fakeRouter(t *testing.T, answer func(req *rfc.Request, rep *wire.Params) wire.Errno) string {
 	t.Helper()
 	fake := rfctest.Listen(t, 9, nil)
 	schema := wire.Schema{wire.TypeString, wire.TypeUint64, wire.TypeUint64, wire.TypeString, wire.TypeUint64,
 		wire.TypeUint64, wire.TypeUint64, wire.TypeBytes}
-	if err := fake.Register(route.CallAudit, "route-audit", schema, rfc.Idempotent, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
-		return answer(rep)
+	if err := fake.Register(route.CallAudit, "route-audit", schema, rfc.Idempotent, func(req *rfc.Request, rep *wire.Params) wire.Errno {
+		return answer(req, rep)
 	}); err != nil {
 		t.Fatal(err)
 	}

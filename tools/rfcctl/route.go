@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -157,7 +158,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer s.close()
-	es, err := route.AuditQuery(s.ctx, s.ep, s.dst, f)
+	// Each page has its own -t: the query as a whole takes about the
+	// trail's size over the router's QueryScanRate.
+	f.PageTimeout = *c.cf.timeout
+	es, err := route.AuditQuery(context.Background(), s.ep, s.dst, f)
 	if wire.AsErrno(err) == wire.EMSGSIZE {
 		// The router answers it for a record too long for the reply,
 		// the client for a request too long for the datagram.

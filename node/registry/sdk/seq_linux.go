@@ -54,14 +54,28 @@ func openSeq(path string, create bool) (*seqMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	if string(mem[OffSeqMagic:OffSeqMagic+SizeSeqMagic]) != SeqMagic {
-		if !create {
-			syscall.Munmap(mem)
-			return nil, wire.EPROTO
-		}
-		copy(mem[OffSeqMagic:], SeqMagic)
+	s := &seqMap{mem: mem, seq: (*uint64)(unsafe.Pointer(&mem[OffSeq]))}
+	if good, ok := s.magic(create); !good || !ok {
+		// Not a sequence file, or cut since its size was read.
+		s.close()
+		return nil, wire.EPROTO
 	}
-	return &seqMap{mem: mem, seq: (*uint64)(unsafe.Pointer(&mem[OffSeq]))}, nil
+	return s, nil
+}
+
+// magic reports whether the file holds the magic, which it writes first
+// when create is set; ok as for load: the size openSeq read may be stale
+// by the time the magic is touched.
+func (s *seqMap) magic(create bool) (good, ok bool) {
+	defer s.catch(debug.SetPanicOnFault(true), &ok)
+	m := s.mem[OffSeqMagic : OffSeqMagic+SizeSeqMagic]
+	if string(m) != SeqMagic {
+		if !create {
+			return false, true
+		}
+		copy(m, SeqMagic)
+	}
+	return true, true
 }
 
 // The word is read and written with debug.SetPanicOnFault set: a local

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"fastcall/shm"
 	"fastcall/wire"
@@ -62,6 +63,55 @@ func TestSeqFileCut(t *testing.T) {
 	if s, ok := r2.seq.load(); !ok || s != 4 {
 		t.Fatalf("the file made again reads %d, %v; want 4", s, ok)
 	}
+}
+
+// TestSeqFileCutWhileOpened: openSeq maps the change-sequence file, then
+// reads (and, for the agent, writes) its magic; a local process that
+// truncated the file between its size check and that access made the
+// access fault, which killed the opening process (a reader's Open, or the
+// agent's OpenSeqWriter and the Bump that makes the file again). The
+// cut is openSeq's EPROTO now, and the opener lives on.
+func TestSeqFileCutWhileOpened(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a fault in the race detector's atomics cannot be recovered")
+	}
+	path := filepath.Join(t.TempDir(), "map") + SeqSuffix
+	w, err := openSeq(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			os.Truncate(path, 0)
+			os.WriteFile(path, good, 0o644)
+		}
+	}()
+	opened, cut := 0, 0
+	for end, i := time.Now().Add(time.Second), 0; time.Now().Before(end); i++ {
+		s, err := openSeq(path, i%2 == 0)
+		switch {
+		case err == nil:
+			s.close()
+			opened++
+		case err == wire.EPROTO:
+			cut++
+		default:
+			stop.Store(true)
+			<-done
+			t.Fatalf("open %d: %v, want success or EPROTO", i, err)
+		}
+	}
+	stop.Store(true)
+	<-done
+	t.Logf("opened %d, cut %d", opened, cut)
 }
 
 // BenchmarkSeqLoad: the sequence read a cached Lookup makes, with the
