@@ -101,8 +101,11 @@ func recvLocal(raw syscall.RawConn) bool {
 // room for either packet-info message.
 var pktCtl = unix.CmsgSpace(unix.SizeofInet6Pktinfo) + unix.CmsgSpace(unix.SizeofInet4Pktinfo)
 
-// parseLocal returns the destination address of a datagram read from its
-// control messages b, or an invalid address if they name none.
+// parseLocal returns the local address to answer a datagram from, read
+// from its control messages b, or an invalid address if they name none.
+// For IPv4 that is the packet info's local address (ipi_spec_dst, ip(7)),
+// not its header's destination (ipi_addr): they differ for a datagram
+// sent to a broadcast address, which no datagram may be sent from.
 func parseLocal(b []byte) netip.Addr {
 	hdr := unix.CmsgLen(0)
 	for len(b) >= hdr {
@@ -115,7 +118,7 @@ func parseLocal(b []byte) netip.Addr {
 		switch {
 		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
 			pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom4(pi.Addr)
+			return netip.AddrFrom4(pi.Spec_dst)
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
 			a := netip.AddrFrom16(pi.Addr).Unmap()

@@ -4,8 +4,6 @@ package rfc
 
 import (
 	"errors"
-	"fastcall/rfc/internal/testenv"
-	"fastcall/wire"
 	"net"
 	"net/netip"
 	"strconv"
@@ -15,6 +13,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"fastcall/rfc/internal/testenv"
+	"fastcall/wire"
 )
 
 // scriptFD is the descriptor a scripted mmsgConn hands its system calls.
@@ -297,6 +298,22 @@ func TestReadScripted(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("datagram %d: got %v, want %v", i, got[i], want[i])
 		}
+	}
+}
+
+// TestParseLocalBroadcast: the local address a datagram is answered from
+// is the IPv4 packet info's local address (ipi_spec_dst), not the header's
+// destination: for a datagram sent to a subnet's broadcast address they
+// differ, and a reply from the broadcast address is refused by the kernel.
+func TestParseLocalBroadcast(t *testing.T) {
+	b := make([]byte, pktCtl)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.IPPROTO_IP, unix.IP_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet4Pktinfo))
+	pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&b[unix.CmsgLen(0)]))
+	*pi = unix.Inet4Pktinfo{Ifindex: 2, Spec_dst: [4]byte{10, 1, 0, 5}, Addr: [4]byte{10, 1, 0, 255}}
+	if got, want := parseLocal(b[:unix.CmsgSpace(unix.SizeofInet4Pktinfo)]), netip.MustParseAddr("10.1.0.5"); got != want {
+		t.Fatalf("a datagram to 10.1.0.255 at 10.1.0.5 is answered from %v, want %v", got, want)
 	}
 }
 
