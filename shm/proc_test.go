@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 		"truncated":   childTruncated,
 		"cutscratch":  childCutScratch,
 		"cutopen":     childCutOpen,
+		"cutold":      childCutOld,
 	})
 }
 

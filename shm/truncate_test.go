@@ -14,6 +14,8 @@ import (
 
 	"fastcall/lock/proctest"
 	"fastcall/wire"
+
+	"golang.org/x/sys/unix"
 )
 
 // truncateEnv is the size the truncated child cuts the file to.
@@ -287,5 +289,87 @@ func TestScratchTruncatedDuringGrow(t *testing.T) {
 		if string(out) != want {
 			t.Fatalf("cut at store %d: child said:\n%s\nwant:\n%s", tc.at, out, want)
 		}
+	}
+}
+
+// childCutOld grows the map at pathEnv while, at the first store after
+// the rename, another descriptor truncates the old file to nothing (as
+// another local process may), so that marking it superseded faults. It
+// prints Grow's error number, whether the map reads and takes writes,
+// Close's error number, and the descriptors and mappings of files next
+// to the map still open after Close; "alive" last.
+func childCutOld() int {
+	path := os.Getenv(pathEnv)
+	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return 1
+	}
+	old, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Println("open old", err)
+		return 1
+	}
+	st, err := m.Stats()
+	if err != nil {
+		fmt.Println("stats", err)
+		return 1
+	}
+	ino := inode(old)
+	cut := false
+	storeHook = func() {
+		if !cut && fileIno(path) != ino {
+			cut = old.Truncate(0) == nil
+		}
+	}
+	err = m.Grow(int64(2 * st.FileSize))
+	storeHook = nil
+	old.Close()
+	fmt.Println("grow", wire.AsErrno(err).String(), cut)
+	buf := make([]byte, 4096)
+	_, err = m.Get(procKey(0), buf)
+	fmt.Println("get", wire.AsErrno(err).String())
+	fmt.Println("put", wire.AsErrno(m.Put([]byte("after"), []byte("v"))).String())
+	fmt.Println("close", wire.AsErrno(m.Close()).String())
+	dir := filepath.Dir(path)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	open := 0
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(l, dir+"/") {
+			open++
+		}
+	}
+	maps, _ := os.ReadFile("/proc/self/maps")
+	fmt.Println("fds", open, "maps", strings.Count(string(maps), dir+"/"))
+	fmt.Println("alive")
+	return 0
+}
+
+// fileIno returns the inode number path names, 0 if none.
+func fileIno(path string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return 0
+	}
+	return uint64(st.Ino)
+}
+
+// TestOldTruncatedDuringGrow: a local process that truncated the old
+// file after Grow renamed the new one over the path made Grow's mark of
+// the old file fault; the Map kept the old, truncated mapping as current
+// (every later call EPROTO) and the new mapping, its descriptor and its
+// lock slot were never released, not even by Close. Grow now reports
+// the fault, the Map goes on with the new file, and Close releases both.
+func TestOldTruncatedDuringGrow(t *testing.T) {
+	path := truncatedMap(t)
+	cmd := proctest.Command("cutold", pathEnv+"="+path)
+	cmd.Stderr = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, head(out))
+	}
+	want := "grow EPROTO true\nget OK\nput OK\nclose OK\nfds 0 maps 0\nalive\n"
+	if string(out) != want {
+		t.Fatalf("child said:\n%s\nwant:\n%s", out, want)
 	}
 }
