@@ -672,42 +672,24 @@ func churn(l *RWLock, mem []byte) int {
 	for g := 0; g < churnGoroutines; g++ {
 		wg.Go(func() {
 			for i := g; stop.Load() == 0; i++ {
-				timed := i%3 == 0
-				if i%stressWriteEvery == 0 {
-					var err error
-					if timed {
-						err = l.LockTimeout(LivenessPoll)
-					} else {
-						err = l.Lock()
-					}
-					if err == wire.ETIMEDOUT {
-						continue
-					}
-					if err == wire.EOWNERDEAD {
-						y.Store(x.Load())
-						l.MarkConsistent()
-					} else if err != nil {
-						fail <- err
-						return
-					}
+				write := i%stressWriteEvery == 0
+				err := churnTake(l, write, i%3 == 0)
+				if err == wire.ETIMEDOUT {
+					continue
+				}
+				if err == wire.EOWNERDEAD {
+					y.Store(x.Load()) // a writer died between the two
+					l.MarkConsistent()
+				} else if err != nil {
+					fail <- err
+					return
+				}
+				if write {
 					x.Store(x.Load() + 1)
 					runtime.Gosched()
 					y.Store(y.Load() + 1)
 					l.Unlock()
 				} else {
-					var err error
-					if timed {
-						err = l.RLockTimeout(LivenessPoll)
-					} else {
-						err = l.RLock()
-					}
-					if err == wire.ETIMEDOUT {
-						continue
-					}
-					if err != nil {
-						fail <- err
-						return
-					}
 					if !l.NeedsRepair() && x.Load() != y.Load() {
 						bad.Add(1)
 					}
@@ -725,6 +707,20 @@ func churn(l *RWLock, mem []byte) int {
 	default:
 	}
 	return 0
+}
+
+// churnTake takes the write (write) or a read hold, waiting at most
+// LivenessPoll if timed.
+func churnTake(l *RWLock, write, timed bool) error {
+	switch {
+	case write && timed:
+		return l.LockTimeout(LivenessPoll)
+	case write:
+		return l.Lock()
+	case timed:
+		return l.RLockTimeout(LivenessPoll)
+	}
+	return l.RLock()
 }
 
 // TestKillChurn: churnChildren processes of readers and writers while

@@ -88,12 +88,7 @@ func TestTruncatedAfterMap(t *testing.T) {
 	for _, size := range []int64{0, hdrSize, indexOffset, indexOffset + 4096} {
 		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
 			path := truncatedMap(t)
-			cmd := proctest.Command("truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
-			cmd.Stderr = nil
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("child: %v\n%s", err, head(out))
-			}
+			out := runChild(t, "truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
 			sc := bufio.NewScanner(bytes.NewReader(out))
 			alive, faulted := false, 0
 			for sc.Scan() {
@@ -178,12 +173,7 @@ func TestTruncatedWhileOpened(t *testing.T) {
 		t.Skip("a fault in the race detector's atomics cannot be recovered")
 	}
 	path := truncatedMap(t)
-	cmd := proctest.Command("cutopen", pathEnv+"="+path)
-	cmd.Stderr = nil
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, head(out))
-	}
+	out := runChild(t, "cutopen", pathEnv+"="+path)
 	if !strings.HasSuffix(string(out), "alive\n") {
 		t.Fatalf("child said:\n%s", out)
 	}
@@ -208,6 +198,19 @@ func truncatedMap(t *testing.T) string {
 	return path
 }
 
+// runChild runs the child role with env and returns what it printed; a
+// child that died or failed fails the test.
+func runChild(t *testing.T, role string, env ...string) []byte {
+	t.Helper()
+	cmd := proctest.Command(role, env...)
+	cmd.Stderr = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s child: %v\n%s", role, err, head(out))
+	}
+	return out
+}
+
 // head returns the start of a child's output: its last answers and, if
 // it died, why.
 func head(b []byte) []byte {
@@ -226,14 +229,8 @@ func head(b []byte) []byte {
 func childCutScratch() int {
 	path := os.Getenv(pathEnv)
 	at, _ := strconv.Atoi(os.Getenv(stopEnv))
-	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
-	if err != nil {
-		fmt.Println("open", err)
-		return 1
-	}
-	st, err := m.Stats()
-	if err != nil {
-		fmt.Println("stats", err)
+	m, size := openToGrow(path)
+	if m == nil {
 		return 1
 	}
 	cut, n := false, 0
@@ -247,7 +244,7 @@ func childCutScratch() int {
 			}
 		}
 	}
-	err = m.Grow(int64(2 * st.FileSize))
+	err := m.Grow(int64(2 * size))
 	storeHook = nil
 	var fe *FileError
 	phase := "none"
@@ -279,12 +276,7 @@ func TestScratchTruncatedDuringGrow(t *testing.T) {
 		at    int
 		phase string
 	}{{1, "fault: file truncated while it was formatted"}, {50, "fault: file truncated while it was filled"}} {
-		cmd := proctest.Command("cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
-		cmd.Stderr = nil
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("cut at store %d: child: %v\n%s", tc.at, err, head(out))
-		}
+		out := runChild(t, "cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
 		want := "grow EPROTO true\nphase " + tc.phase + "\nget OK\nput OK\nscratch 0\nalive\n"
 		if string(out) != want {
 			t.Fatalf("cut at store %d: child said:\n%s\nwant:\n%s", tc.at, out, want)
@@ -300,19 +292,13 @@ func TestScratchTruncatedDuringGrow(t *testing.T) {
 // to the map still open after Close; "alive" last.
 func childCutOld() int {
 	path := os.Getenv(pathEnv)
-	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
-	if err != nil {
-		fmt.Println("open", err)
+	m, size := openToGrow(path)
+	if m == nil {
 		return 1
 	}
 	old, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		fmt.Println("open old", err)
-		return 1
-	}
-	st, err := m.Stats()
-	if err != nil {
-		fmt.Println("stats", err)
 		return 1
 	}
 	ino := inode(old)
@@ -322,7 +308,7 @@ func childCutOld() int {
 			cut = old.Truncate(0) == nil
 		}
 	}
-	err = m.Grow(int64(2 * st.FileSize))
+	err = m.Grow(int64(2 * size))
 	storeHook = nil
 	old.Close()
 	fmt.Println("grow", wire.AsErrno(err).String(), cut)
@@ -345,6 +331,23 @@ func childCutOld() int {
 	return 0
 }
 
+// openToGrow opens the map at path as a writer for a child that grows
+// it and returns it with its file size, or prints why it could not and
+// returns nil.
+func openToGrow(path string) (*Map, uint64) {
+	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return nil, 0
+	}
+	st, err := m.Stats()
+	if err != nil {
+		fmt.Println("stats", err)
+		return nil, 0
+	}
+	return m, st.FileSize
+}
+
 // fileIno returns the inode number path names, 0 if none.
 func fileIno(path string) uint64 {
 	var st unix.Stat_t
@@ -362,12 +365,7 @@ func fileIno(path string) uint64 {
 // the fault, the Map goes on with the new file, and Close releases both.
 func TestOldTruncatedDuringGrow(t *testing.T) {
 	path := truncatedMap(t)
-	cmd := proctest.Command("cutold", pathEnv+"="+path)
-	cmd.Stderr = nil
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, head(out))
-	}
+	out := runChild(t, "cutold", pathEnv+"="+path)
 	want := "grow EPROTO true\nget OK\nput OK\nclose OK\nfds 0 maps 0\nalive\n"
 	if string(out) != want {
 		t.Fatalf("child said:\n%s\nwant:\n%s", out, want)
