@@ -29,7 +29,9 @@ import (
 //
 // Faults: a method that touches a page another process truncated away
 // returns an error that unwraps to wire.EPROTO instead of dying of
-// SIGBUS (fault.go).
+// SIGBUS (fault.go); if the path names another file by then (a Grow
+// elsewhere that could not mark the truncated file superseded), the next
+// call reopens it.
 type Map struct {
 	path string
 	opts Options

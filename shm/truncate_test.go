@@ -357,17 +357,61 @@ func fileIno(path string) uint64 {
 	return uint64(st.Ino)
 }
 
+// childCutOldElsewhere opens the map at pathEnv twice, as two processes
+// would; the second grows it and, at the first store after the rename,
+// truncates the old file (as another local process may) before it is
+// marked superseded. It prints the first Map's answers to Get twice, and
+// to Put; "alive" last.
+func childCutOldElsewhere() int {
+	path := os.Getenv(pathEnv)
+	first, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return 1
+	}
+	m, size := openToGrow(path)
+	if m == nil {
+		return 1
+	}
+	ino := inode(first.cur.Load().f)
+	cut := false
+	storeHook = func() {
+		if !cut && fileIno(path) != ino {
+			cut = first.cur.Load().f.Truncate(0) == nil
+		}
+	}
+	err = m.Grow(int64(2 * size))
+	storeHook = nil
+	fmt.Println("grow", wire.AsErrno(err).String(), cut)
+	buf := make([]byte, 4096)
+	for i := 0; i < 2; i++ {
+		_, err = first.Get(procKey(0), buf)
+		fmt.Println("get", wire.AsErrno(err).String())
+	}
+	fmt.Println("put", wire.AsErrno(first.Put([]byte("after"), []byte("v"))).String())
+	fmt.Println("alive")
+	return 0
+}
+
 // TestOldTruncatedDuringGrow: a local process that truncated the old
 // file after Grow renamed the new one over the path made Grow's mark of
-// the old file fault; the Map kept the old, truncated mapping as current
-// (every later call EPROTO) and the new mapping, its descriptor and its
-// lock slot were never released, not even by Close. Grow now reports
-// the fault, the Map goes on with the new file, and Close releases both.
+// the old file fault. The growing Map kept the old, truncated mapping as
+// current (every later call EPROTO), and the new mapping, its descriptor
+// and its lock slot were never released, not even by Close ("grower");
+// another Map of the old file faulted on every call and never looked at
+// the path again, where the new file was ("elsewhere"). Grow now reports
+// the fault and its Map goes on with the new file, which Close releases;
+// the other Map's faulting call fails and its next one uses the new file.
 func TestOldTruncatedDuringGrow(t *testing.T) {
-	path := truncatedMap(t)
-	out := runChild(t, "cutold", pathEnv+"="+path)
-	want := "grow EPROTO true\nget OK\nput OK\nclose OK\nfds 0 maps 0\nalive\n"
-	if string(out) != want {
-		t.Fatalf("child said:\n%s\nwant:\n%s", out, want)
+	for _, tc := range []struct{ name, role, want string }{
+		{"grower", "cutold", "grow EPROTO true\nget OK\nput OK\nclose OK\nfds 0 maps 0\nalive\n"},
+		{"elsewhere", "cutoldelsewhere", "grow EPROTO true\nget EPROTO\nget OK\nput OK\nalive\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := runChild(t, tc.role, pathEnv+"="+truncatedMap(t))
+			if string(out) != tc.want {
+				t.Fatalf("child said:\n%s\nwant:\n%s", out, tc.want)
+			}
+		})
 	}
 }
