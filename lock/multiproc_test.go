@@ -10,9 +10,11 @@ package lock
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,7 @@ const (
 	offDataReady = Size + 16 // u64 set by a child once it holds what it was asked to
 	offDataStop  = Size + 24 // u64 set by the parent to tell children to finish
 	offDataBad   = Size + 32 // u64 invariant violations seen by children
+	offDataOps   = Size + 40 // u64 operations the churn children completed
 	sharedSize   = Size + 4096
 
 	stressGoroutines = 4 // goroutines per process in the stress test
@@ -47,7 +50,7 @@ const (
 
 func TestMain(m *testing.M) {
 	roles := map[string]func() int{}
-	for _, role := range []string{"stress", "holdwrite", "holdread", "holdreadexec", "lockwait", "sleep", "hammer", "halfwrite"} {
+	for _, role := range []string{"stress", "holdwrite", "holdread", "holdreadexec", "lockwait", "sleep", "hammer", "halfwrite", "churn"} {
 		roles[role] = func() int { return runChild(role) }
 	}
 	proctest.Main(m, roles)
@@ -246,6 +249,8 @@ func runChild(role string) int {
 			time.Sleep(time.Millisecond)
 		}
 		return 0
+	case "churn":
+		return churn(l, mem)
 	case "hammer":
 		ready.Store(1)
 		for i := 0; stop.Load() == 0; i++ {
@@ -647,4 +652,126 @@ func startHammer(tb testing.TB) (mem []byte, l *RWLock, stop func()) {
 			tb.Errorf("hammer: %v\n%s", err, c.out.String())
 		}
 	}
+}
+
+// churnGoroutines is the goroutines per churn child.
+const churnGoroutines = 2
+
+// churn runs churnGoroutines goroutines until the stop word is set: one
+// operation in stressWriteEvery moves both data words under the write
+// lock, every third operation waits at most LivenessPoll (a timed-out
+// drainer gives its claim up) (after repairing them, Y = X, when told a writer died), the rest
+// check under the read lock that they are equal unless a dead writer's
+// repair is pending. Violations go to the bad word, completed operations
+// to the ops word.
+func churn(l *RWLock, mem []byte) int {
+	x, y := word64(mem, offDataX), word64(mem, offDataY)
+	stop, bad, ops := word64(mem, offDataStop), word64(mem, offDataBad), word64(mem, offDataOps)
+	fail := make(chan error, churnGoroutines)
+	var wg sync.WaitGroup
+	for g := 0; g < churnGoroutines; g++ {
+		wg.Go(func() {
+			for i := g; stop.Load() == 0; i++ {
+				write := i%stressWriteEvery == 0
+				err := churnTake(l, write, i%3 == 0)
+				if err == wire.ETIMEDOUT {
+					continue
+				}
+				if err == wire.EOWNERDEAD {
+					y.Store(x.Load()) // a writer died between the two
+					l.MarkConsistent()
+				} else if err != nil {
+					fail <- err
+					return
+				}
+				if write {
+					x.Store(x.Load() + 1)
+					runtime.Gosched()
+					y.Store(y.Load() + 1)
+					l.Unlock()
+				} else {
+					if !l.NeedsRepair() && x.Load() != y.Load() {
+						bad.Add(1)
+					}
+					l.RUnlock()
+				}
+				ops.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-fail:
+		fmt.Fprintln(os.Stderr, "churn:", err)
+		return 1
+	default:
+	}
+	return 0
+}
+
+// churnTake takes the write (write) or a read hold, waiting at most
+// LivenessPoll if timed.
+func churnTake(l *RWLock, write, timed bool) error {
+	switch {
+	case write && timed:
+		return l.LockTimeout(LivenessPoll)
+	case write:
+		return l.Lock()
+	case timed:
+		return l.RLockTimeout(LivenessPoll)
+	}
+	return l.RLock()
+}
+
+// TestKillChurn: churnChildren processes of readers and writers while
+// this one kills one of them, at whatever point of acquiring, holding or
+// releasing it is (or of reclaiming another dead one's holds), and starts
+// another in its place, churnKills times: more than the lock has slots, so
+// Attach must reclaim dead processes' slots too. After every kill the
+// survivors must go on (a dead holder must wedge nobody); at the end every
+// child stops by itself, no reader saw a half-done write that was not
+// flagged, and the words agree after a repair.
+func TestKillChurn(t *testing.T) {
+	const churnChildren, churnKills, opsPerKill = 4, Slots + 8, 32
+	mem, l, path := newShared(t)
+	ops := word64(mem, offDataOps)
+	var cs []*child
+	for i := 0; i < churnChildren; i++ {
+		cs = append(cs, startChild(t, "churn", path))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for k := 0; k < churnKills; k++ {
+		from := ops.Load()
+		waitUntil(t, func() bool { return ops.Load() >= from+opsPerKill },
+			func() string {
+				return fmt.Sprintf("kill %d: no progress past %d operations: %+v", k, ops.Load(), l.Stats())
+			})
+		i := rng.IntN(len(cs))
+		cs[i].cmd.Process.Signal(syscall.SIGKILL)
+		if k%2 == 0 {
+			cs[i].wait() // else left a zombie until the test ends
+		}
+		cs[i] = startChild(t, "churn", path)
+	}
+	word64(mem, offDataStop).Store(1)
+	for i, c := range cs {
+		if err := c.wait(); err != nil {
+			t.Fatalf("child %d: %v\n%s", i, err, c.out.String())
+		}
+	}
+	if bad := word64(mem, offDataBad).Load(); bad != 0 {
+		t.Fatalf("%d reads saw a half-done write", bad)
+	}
+	err := l.LockTimeout(waitDeadline)
+	if err == wire.EOWNERDEAD {
+		word64(mem, offDataY).Store(word64(mem, offDataX).Load())
+		l.MarkConsistent()
+	} else if err != nil {
+		t.Fatalf("last Lock: %v: %+v", err, l.Stats())
+	}
+	l.Unlock()
+	if s := l.Stats(); s.ReadHolds != 0 || s.Writer {
+		t.Fatalf("stats: %+v", s)
+	}
+	t.Logf("%d operations; %+v", ops.Load(), l.Stats())
 }

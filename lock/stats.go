@@ -13,7 +13,7 @@ type Stats struct {
 	WriterPID int    // pid of that writer, 0 if none
 	Draining  bool   // the writer waits for readers to leave
 	OwnerDied bool   // the owner-died flag (NeedsRepair)
-	Waiters   uint32 // goroutines sleeping, over all slots
+	Waiters   uint32 // goroutines sleeping, over all slots in use; a process that died asleep stays counted until its slot is reclaimed
 	WriteSeq  uint32 // write acquisitions, modulo 1<<22
 
 	ReclaimedWriters   uint64 // write holds of dead processes cleared

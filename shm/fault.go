@@ -5,6 +5,8 @@ import (
 
 	"fastcall/lock"
 	"fastcall/wire"
+
+	"golang.org/x/sys/unix"
 )
 
 // Faults on the mapping (docs/SHM.md, "Bad files"). Every check of the
@@ -44,7 +46,26 @@ func (m *Map) catchFault(prev bool, err *error) {
 // m, or passes p on if it is not a fault inside m's mappings.
 func (m *Map) faultError(p any) error {
 	off := faultOffset(p, m.mappedOffset)
+	m.reopenAfterFault()
 	return &FileError{Path: m.path, Off: off, Reason: "fault: file truncated after it was mapped", No: wire.EPROTO}
+}
+
+// reopenAfterFault reopens the path after a fault if the current
+// mapping's file is no longer there: a Grow elsewhere renamed a new file
+// over it, and the old file was truncated before that Grow could mark it
+// superseded, so no call of m could ever read the mark. The call that
+// faulted fails; the next one uses the new file. A failed reopen leaves
+// m as it was. m.reopen is not held here (see mappedOffset).
+func (m *Map) reopenAfterFault() {
+	mp := m.cur.Load()
+	if mp == nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Stat(m.path, &st) != nil || uint64(st.Ino) == mp.ino {
+		return
+	}
+	m.reopenFrom(mp)
 }
 
 // faultOffset returns the file offset of the fault p, as offset finds it

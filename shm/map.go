@@ -29,7 +29,9 @@ import (
 //
 // Faults: a method that touches a page another process truncated away
 // returns an error that unwraps to wire.EPROTO instead of dying of
-// SIGBUS (fault.go).
+// SIGBUS (fault.go); if the path names another file by then (a Grow
+// elsewhere that could not mark the truncated file superseded), the next
+// call reopens it.
 type Map struct {
 	path string
 	opts Options
@@ -535,7 +537,9 @@ func (m *Map) Stats() (_ Stats, err error) {
 // current and a scratch file "<path>.tmp.<pid>.<n>" behind. A Grow that dies
 // after the rename and before marking the old file leaves the old file with
 // a dead writer's mark; every Map's next operation under the shared lock
-// finds the mark, sees another inode at the path and reopens it.
+// finds the mark, sees another inode at the path and reopens it. A fault
+// in marking the old file (truncated by a local process) is EPROTO with
+// the new file already current.
 func (m *Map) Grow(newSize int64) (err error) {
 	defer m.catchFault(guard(), &err)
 	m.reopen.Lock()
@@ -587,10 +591,14 @@ func (m *Map) growLocked(mp *mapping, newSize int64) error {
 	if err != nil {
 		return err
 	}
+	// The new file is the path's now: nm becomes current before the
+	// old file is marked, since a local process may have truncated the
+	// old file and the mark fault (EPROTO on the way out); nm must not
+	// be left unowned then, nor mp current.
 	kept = true
 	nm.r.path = m.path
-	mp.r.setHdr(hdrGenOff, mp.r.generation()|genSuperseded)
 	m.reopen.old = append(m.reopen.old, mp)
 	m.cur.Store(nm)
+	mp.r.setHdr(hdrGenOff, mp.r.generation()|genSuperseded)
 	return nil
 }

@@ -37,13 +37,15 @@ const (
 
 func TestMain(m *testing.M) {
 	proctest.Main(m, map[string]func() int{
-		"writer":      childWriter,
-		"reader":      childReader,
-		"stopper":     childStopper,
-		"growstopper": childGrowStopper,
-		"truncated":   childTruncated,
-		"cutscratch":  childCutScratch,
-		"cutopen":     childCutOpen,
+		"writer":          childWriter,
+		"reader":          childReader,
+		"stopper":         childStopper,
+		"growstopper":     childGrowStopper,
+		"truncated":       childTruncated,
+		"cutscratch":      childCutScratch,
+		"cutopen":         childCutOpen,
+		"cutold":          childCutOld,
+		"cutoldelsewhere": childCutOldElsewhere,
 	})
 }
 

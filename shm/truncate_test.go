@@ -14,6 +14,8 @@ import (
 
 	"fastcall/lock/proctest"
 	"fastcall/wire"
+
+	"golang.org/x/sys/unix"
 )
 
 // truncateEnv is the size the truncated child cuts the file to.
@@ -86,12 +88,7 @@ func TestTruncatedAfterMap(t *testing.T) {
 	for _, size := range []int64{0, hdrSize, indexOffset, indexOffset + 4096} {
 		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
 			path := truncatedMap(t)
-			cmd := proctest.Command("truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
-			cmd.Stderr = nil
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("child: %v\n%s", err, head(out))
-			}
+			out := runChild(t, "truncated", pathEnv+"="+path, truncateEnv+"="+strconv.FormatInt(size, 10))
 			sc := bufio.NewScanner(bytes.NewReader(out))
 			alive, faulted := false, 0
 			for sc.Scan() {
@@ -176,12 +173,7 @@ func TestTruncatedWhileOpened(t *testing.T) {
 		t.Skip("a fault in the race detector's atomics cannot be recovered")
 	}
 	path := truncatedMap(t)
-	cmd := proctest.Command("cutopen", pathEnv+"="+path)
-	cmd.Stderr = nil
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, head(out))
-	}
+	out := runChild(t, "cutopen", pathEnv+"="+path)
 	if !strings.HasSuffix(string(out), "alive\n") {
 		t.Fatalf("child said:\n%s", out)
 	}
@@ -206,6 +198,19 @@ func truncatedMap(t *testing.T) string {
 	return path
 }
 
+// runChild runs the child role with env and returns what it printed; a
+// child that died or failed fails the test.
+func runChild(t *testing.T, role string, env ...string) []byte {
+	t.Helper()
+	cmd := proctest.Command(role, env...)
+	cmd.Stderr = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s child: %v\n%s", role, err, head(out))
+	}
+	return out
+}
+
 // head returns the start of a child's output: its last answers and, if
 // it died, why.
 func head(b []byte) []byte {
@@ -224,14 +229,8 @@ func head(b []byte) []byte {
 func childCutScratch() int {
 	path := os.Getenv(pathEnv)
 	at, _ := strconv.Atoi(os.Getenv(stopEnv))
-	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
-	if err != nil {
-		fmt.Println("open", err)
-		return 1
-	}
-	st, err := m.Stats()
-	if err != nil {
-		fmt.Println("stats", err)
+	m, size := openToGrow(path)
+	if m == nil {
 		return 1
 	}
 	cut, n := false, 0
@@ -245,7 +244,7 @@ func childCutScratch() int {
 			}
 		}
 	}
-	err = m.Grow(int64(2 * st.FileSize))
+	err := m.Grow(int64(2 * size))
 	storeHook = nil
 	var fe *FileError
 	phase := "none"
@@ -277,15 +276,142 @@ func TestScratchTruncatedDuringGrow(t *testing.T) {
 		at    int
 		phase string
 	}{{1, "fault: file truncated while it was formatted"}, {50, "fault: file truncated while it was filled"}} {
-		cmd := proctest.Command("cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
-		cmd.Stderr = nil
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("cut at store %d: child: %v\n%s", tc.at, err, head(out))
-		}
+		out := runChild(t, "cutscratch", pathEnv+"="+path, stopEnv+"="+strconv.Itoa(tc.at))
 		want := "grow EPROTO true\nphase " + tc.phase + "\nget OK\nput OK\nscratch 0\nalive\n"
 		if string(out) != want {
 			t.Fatalf("cut at store %d: child said:\n%s\nwant:\n%s", tc.at, out, want)
 		}
+	}
+}
+
+// childCutOld grows the map at pathEnv while, at the first store after
+// the rename, another descriptor truncates the old file to nothing (as
+// another local process may), so that marking it superseded faults. It
+// prints Grow's error number, whether the map reads and takes writes,
+// Close's error number, and the descriptors and mappings of files next
+// to the map still open after Close; "alive" last.
+func childCutOld() int {
+	path := os.Getenv(pathEnv)
+	m, size := openToGrow(path)
+	if m == nil {
+		return 1
+	}
+	old, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Println("open old", err)
+		return 1
+	}
+	ino := inode(old)
+	cut := false
+	storeHook = func() {
+		if !cut && fileIno(path) != ino {
+			cut = old.Truncate(0) == nil
+		}
+	}
+	err = m.Grow(int64(2 * size))
+	storeHook = nil
+	old.Close()
+	fmt.Println("grow", wire.AsErrno(err).String(), cut)
+	buf := make([]byte, 4096)
+	_, err = m.Get(procKey(0), buf)
+	fmt.Println("get", wire.AsErrno(err).String())
+	fmt.Println("put", wire.AsErrno(m.Put([]byte("after"), []byte("v"))).String())
+	fmt.Println("close", wire.AsErrno(m.Close()).String())
+	dir := filepath.Dir(path)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	open := 0
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(l, dir+"/") {
+			open++
+		}
+	}
+	maps, _ := os.ReadFile("/proc/self/maps")
+	fmt.Println("fds", open, "maps", strings.Count(string(maps), dir+"/"))
+	fmt.Println("alive")
+	return 0
+}
+
+// openToGrow opens the map at path as a writer for a child that grows
+// it and returns it with its file size, or prints why it could not and
+// returns nil.
+func openToGrow(path string) (*Map, uint64) {
+	m, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return nil, 0
+	}
+	st, err := m.Stats()
+	if err != nil {
+		fmt.Println("stats", err)
+		return nil, 0
+	}
+	return m, st.FileSize
+}
+
+// fileIno returns the inode number path names, 0 if none.
+func fileIno(path string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return 0
+	}
+	return uint64(st.Ino)
+}
+
+// childCutOldElsewhere opens the map at pathEnv twice, as two processes
+// would; the second grows it and, at the first store after the rename,
+// truncates the old file (as another local process may) before it is
+// marked superseded. It prints the first Map's answers to Get twice, and
+// to Put; "alive" last.
+func childCutOldElsewhere() int {
+	path := os.Getenv(pathEnv)
+	first, err := Open(path, Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		fmt.Println("open", err)
+		return 1
+	}
+	m, size := openToGrow(path)
+	if m == nil {
+		return 1
+	}
+	ino := inode(first.cur.Load().f)
+	cut := false
+	storeHook = func() {
+		if !cut && fileIno(path) != ino {
+			cut = first.cur.Load().f.Truncate(0) == nil
+		}
+	}
+	err = m.Grow(int64(2 * size))
+	storeHook = nil
+	fmt.Println("grow", wire.AsErrno(err).String(), cut)
+	buf := make([]byte, 4096)
+	for i := 0; i < 2; i++ {
+		_, err = first.Get(procKey(0), buf)
+		fmt.Println("get", wire.AsErrno(err).String())
+	}
+	fmt.Println("put", wire.AsErrno(first.Put([]byte("after"), []byte("v"))).String())
+	fmt.Println("alive")
+	return 0
+}
+
+// TestOldTruncatedDuringGrow: a local process that truncated the old
+// file after Grow renamed the new one over the path made Grow's mark of
+// the old file fault. The growing Map kept the old, truncated mapping as
+// current (every later call EPROTO), and the new mapping, its descriptor
+// and its lock slot were never released, not even by Close ("grower");
+// another Map of the old file faulted on every call and never looked at
+// the path again, where the new file was ("elsewhere"). Grow now reports
+// the fault and its Map goes on with the new file, which Close releases;
+// the other Map's faulting call fails and its next one uses the new file.
+func TestOldTruncatedDuringGrow(t *testing.T) {
+	for _, tc := range []struct{ name, role, want string }{
+		{"grower", "cutold", "grow EPROTO true\nget OK\nput OK\nclose OK\nfds 0 maps 0\nalive\n"},
+		{"elsewhere", "cutoldelsewhere", "grow EPROTO true\nget EPROTO\nget OK\nput OK\nalive\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := runChild(t, tc.role, pathEnv+"="+truncatedMap(t))
+			if string(out) != tc.want {
+				t.Fatalf("child said:\n%s\nwant:\n%s", out, tc.want)
+			}
+		})
 	}
 }
