@@ -292,8 +292,8 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 
 // heldMembers rewrites the members of ms in the form the router holds
 // them, the engine's name for a peer (rfc.PeerAddr: a link-local zone as
-// this host's interface index), and reports whether they are still
-// distinct. A cluster value keeps a zone as written, for it is shared by
+// this host's interface index, as it is when the value is read), and
+// reports whether they are still distinct. A cluster value keeps a zone as written, for it is shared by
 // every node and an index is one machine's own; held as written,
 // "fe80::1%eth0" and "fe80::1%2" were two members to the router, so a
 // member listed under both spellings in two sub-clusters was demoted as
