@@ -129,7 +129,8 @@ func ParseMembers(v []byte) ([]MemberSpec, error) {
 		// forms was two members to the router, which demoted it as the
 		// standby it owed a demotion while routing to it as active. A
 		// zone is kept as written: the value is shared by every node,
-		// and an interface's index is this machine's own.
+		// and an interface's index is this machine's own. A router
+		// holds the members in the engine's form (heldMembers).
 		m.Addr = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		for _, o := range out {
 			if o.Addr == m.Addr {

@@ -3,7 +3,10 @@ package route
 import (
 	"context"
 	"math"
+	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -226,5 +229,63 @@ func TestUnmountedClusterHoldsNoDemotion(t *testing.T) {
 	}
 	if !ms[0].Active() {
 		t.Fatal("a's active member x demoted")
+	}
+}
+
+// TestSharedMemberZoneSpellings: a link-local member listed in two
+// sub-clusters, once with its zone as the interface's name and once as
+// its index, is one member to the router, held in the form the engine
+// names a sender (rfc.PeerAddr): the demotion owed to it as b's standby
+// is held while a believes it active, and one sub-cluster listing it
+// under both is malformed on this router. The table keeps each value as
+// written: an index is the writing machine's own.
+func TestSharedMemberZoneSpellings(t *testing.T) {
+	ifi, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skipf("no loopback interface: %v", err)
+	}
+	byName := mustAddr("[fe80::1%lo]:7000")
+	byIndex := netip.AddrPortFrom(byName.Addr().WithZone(strconv.Itoa(ifi.Index)), byName.Port())
+	_, zep := newTestMember(t, 10, MemberConfig{Active: true})
+	table := NewMemMounts()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		ms   []MemberSpec
+	}{
+		{"a", []MemberSpec{{byName, RoleActive}}},
+		{"b", []MemberSpec{{zep.Addr(), RoleActive}, {byIndex, RoleStandby}}},
+		{"c", []MemberSpec{{byName, RoleActive}, {byIndex, RoleStandby}}},
+	} {
+		if err := AddCluster(ctx, table, DefaultTablePrefix, c.name, c.ms); err != nil {
+			t.Fatal(err)
+		}
+		if err := AddMount(ctx, table, DefaultTablePrefix, "/"+c.name, c.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := startRouter(t, table, testRouterConfig(t))
+	ra, err := r.Resolve("/a/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := r.Resolve("/b/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Active != rb.Members[1] || ra.Active != rfc.PeerAddr(byName) {
+		t.Fatalf("a's active %v, b's standby %v: want both %v", ra.Active, rb.Members[1], rfc.PeerAddr(byName))
+	}
+	if !r.table.Load().activeElsewhere(rb.Members[1], "b") {
+		t.Fatalf("b's standby %v not active elsewhere: a's active is %v", rb.Members[1], ra.Active)
+	}
+	// One value listing it under both spellings lists it twice here.
+	if rc, err := r.Resolve("/c/k"); err != wire.ENOENT {
+		t.Fatalf("c, listing %v and %v, resolves to %v (%v), want ENOENT", byName, byIndex, rc, err)
+	}
+	// The table holds the values as written.
+	kvs, err := table.List(ctx, ClusterKey(DefaultTablePrefix, "a"))
+	if err != nil || len(kvs) != 1 || !strings.Contains(string(kvs[0].Value), "%lo]") {
+		t.Fatalf("a's value %v (%v), want the zone as written", kvs, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"fastcall/rfc"
 	"fastcall/wire"
 )
 
@@ -248,7 +249,7 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		var ms []MemberSpec
 		var err error
 		if !deleted {
-			if ms, err = ParseMembers(value); err != nil || !ValidClusterName(name) {
+			if ms, err = ParseMembers(value); err != nil || !ValidClusterName(name) || !heldMembers(ms) {
 				t.mu.bad++
 				deleted = true
 			}
@@ -287,6 +288,28 @@ func (r *Router) apply(key string, value []byte, deleted bool) {
 		return
 	}
 	r.publishLocked()
+}
+
+// heldMembers rewrites the members of ms in the form the router holds
+// them, the engine's name for a peer (rfc.PeerAddr: a link-local zone as
+// this host's interface index, as it is when the value is read), and
+// reports whether they are still distinct. A cluster value keeps a zone as written, for it is shared by
+// every node and an index is one machine's own; held as written,
+// "fe80::1%eth0" and "fe80::1%2" were two members to the router, so a
+// member listed under both spellings in two sub-clusters was demoted as
+// one's standby while the other routed to it as active. Two members of
+// one value that name the same peer here make the value malformed on
+// this router, as the IPv4-mapped form does everywhere (ParseMembers).
+func heldMembers(ms []MemberSpec) bool {
+	for i := range ms {
+		ms[i].Addr = rfc.PeerAddr(ms[i].Addr)
+		for _, o := range ms[:i] {
+			if o.Addr == ms[i].Addr {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // carryOver makes the member cs believes active the active one of the

@@ -167,10 +167,14 @@ func (c *Client) newOp() sdk.OpID { return sdk.OpID{Client: c.id, Seq: c.opSeq.A
 
 // mayHaveRun reports whether an attempt of a write that failed with e may
 // have been applied: every error but those that say the center refused
-// it or never ran it.
+// it or never ran it. ESTALE is not one of those: the engine also answers
+// it for a call that ran (a retransmission below the duplicate cache's
+// floor after its reply left the cache early) or may still run (a
+// first-contact refusal that arrives after the center raised its
+// incarnation, while the resent request is on its way).
 func mayHaveRun(e wire.Errno) bool {
 	switch e {
-	case wire.ESTALE, wire.EBUSY, wire.ENOCALL, wire.EINVAL, wire.EMSGSIZE, wire.EPERM,
+	case wire.EBUSY, wire.ENOCALL, wire.EINVAL, wire.EMSGSIZE, wire.EPERM,
 		wire.ECONFLICT, wire.ENOENT, wire.ENOSPC:
 		return false
 	}
@@ -231,8 +235,11 @@ func (c *Client) run(ctx context.Context, callNo uint16, write bool, build func(
 			return nil
 		case e == wire.ESTALE && !staleRetried:
 			// The center restarted since this endpoint last heard from
-			// it: the engine refused the call without running it, and
-			// its reply carried the new incarnation. Once more at once.
+			// it (the engine refused the call without running it, and
+			// its reply carried the new incarnation), or the call ran
+			// or may still run (mayHaveRun). Once more at once: a write
+			// is sent again with its operation id, which the center's
+			// operation table answers with the version it made.
 			staleRetried = true
 			last = err
 		case e == wire.EAGAIN:

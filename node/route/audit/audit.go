@@ -50,7 +50,10 @@ const (
 	auditDirMode    = 0o700
 	// auditWriteChunk is the buffered size past which the writer writes.
 	auditWriteChunk = 64 << 10
-	// auditLineMax bounds one formatted line.
+	// auditLineMax bounds one formatted line, newline included: the
+	// longest line the query pages through (ScanMin). The writer refuses
+	// a longer one (Log.put); the fields' own bounds (NameMax, ParamsMax,
+	// route.MaxZoneLen for the addresses) keep a record's line below it.
 	auditLineMax = 1024
 )
 
@@ -162,7 +165,8 @@ func ValidName(name string) bool {
 // Stats are the audit writer's counters.
 type Stats struct {
 	Written     uint64 // records written to a file
-	Dropped     uint64 // records dropped: queue full, no file open, or a failed write
+	Dropped     uint64 // records dropped: queue full, no file open, a failed write, or Oversize
+	Oversize    uint64 // records dropped because their line passed the query's line bound
 	WriteErrors uint64 // failed writes, opens and rotations
 	Rotations   uint64
 	File        string // current file name, "" if none
@@ -183,7 +187,7 @@ type Log struct {
 	closing  sync.Once
 	file     atomic.Pointer[string] // current file name
 
-	written, dropped, writeErrs, rotations atomic.Uint64
+	written, dropped, oversize, writeErrs, rotations atomic.Uint64
 
 	// writer
 	f       File
@@ -336,7 +340,7 @@ func (a *Log) Close() {
 
 // Stats returns the writer's counters.
 func (a *Log) Stats() Stats {
-	s := Stats{Written: a.written.Load(), Dropped: a.dropped.Load(), WriteErrors: a.writeErrs.Load(),
+	s := Stats{Written: a.written.Load(), Dropped: a.dropped.Load(), Oversize: a.oversize.Load(), WriteErrors: a.writeErrs.Load(),
 		Rotations: a.rotations.Load()}
 	if p := a.file.Load(); p != nil {
 		s.File = *p
@@ -417,9 +421,17 @@ func (a *Log) drain() {
 }
 
 // put formats one record into the buffer, rotating first if the line
-// would take the current file past the rotation size.
+// would take the current file past the rotation size. A line longer than
+// auditLineMax is refused, counted: the query takes a page that runs out
+// that far into a line for a line of no record and resumes past it, so
+// written it would be skipped, or end a page inside it.
 func (a *Log) put(rec *Record) {
 	a.line = AppendLine(a.line[:0], rec)
+	if len(a.line) > auditLineMax {
+		a.oversize.Add(1)
+		a.dropped.Add(1)
+		return
+	}
 	if a.size+int64(len(a.buf))+int64(len(a.line)) > a.rotate && a.size+int64(len(a.buf)) > 0 {
 		a.writeOut()
 		if a.size > 0 { // writeOut did not start a new file

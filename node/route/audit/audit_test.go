@@ -479,3 +479,62 @@ func TestScanBudgetPages(t *testing.T) {
 		t.Errorf("cursor inside the first line: %d lines, want %d", len(got), len(want)-1)
 	}
 }
+
+// TestAuditRefusesLongLine: a record whose line would pass auditLineMax,
+// the longest line the query pages through, is refused by the writer and
+// counted (Dropped, Oversize), so the trail never holds one. Before, the
+// writer wrote it whole; a page whose budget ran out more than
+// auditLineMax bytes into it took it for no record of this log and
+// resumed past it.
+func TestAuditRefusesLongLine(t *testing.T) {
+	fsys := NewMemFS()
+	a := startLog(t, Config{Dir: "/audit", RotateBytes: 64 << 20, Keep: 8, Buffer: 16, FS: fsys})
+	defer a.Close()
+	rec := func(i int, dest string) *Record {
+		return &Record{Start: int64(i) * 1e6, End: int64(i)*1e6 + 1000, CallID: uint64(i), CallNo: callNSPut,
+			Name: "ns-put", Client: netip.MustParseAddrPort("127.0.0.1:4000"), Dest: netip.MustParseAddrPort(dest)}
+	}
+	long := "[fe80::1%" + strings.Repeat("z", 1100) + "]:7000"
+	a.Submit(rec(1, "127.0.0.1:7000"))
+	a.Submit(rec(2, long))
+	a.Submit(rec(3, "127.0.0.1:7000"))
+	if !a.Flush(10 * time.Second) {
+		t.Fatal("flush timed out")
+	}
+	if s := a.Stats(); s.Written != 2 || s.Dropped != 1 || s.Oversize != 1 {
+		t.Errorf("written %d, dropped %d, oversize %d: want 2, 1, 1", s.Written, s.Dropped, s.Oversize)
+	}
+	for _, seq := range mustFiles(t, fsys) {
+		r, err := fsys.Open(filepath.Join("/audit", FileName(seq)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		for _, l := range strings.SplitAfter(string(b), "\n") {
+			if len(l) > auditLineMax {
+				t.Errorf("file %d holds a line of %d bytes, past %d", seq, len(l), auditLineMax)
+			}
+		}
+	}
+	var ids []uint64
+	file, off := uint64(0), uint64(0)
+	for page := 0; page < 100; page++ {
+		nf, no, _, err := a.Scan(&Filter{Name: []byte("ns-put")}, file, off, 5, ScanMin, func(line []byte) bool {
+			if e, err := ParseLine(string(line)); err == nil {
+				ids = append(ids, e.CallID)
+			}
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nf == 0 && no == 0 {
+			break
+		}
+		file, off = nf, no
+	}
+	if !slices.Equal(ids, []uint64{1, 3}) {
+		t.Errorf("query found calls %v, want [1 3]", ids)
+	}
+}
