@@ -110,7 +110,8 @@ var dispatchFields = []field[dispatch.Stats]{
 
 var auditFields = []field[audit.Stats]{
 	{"fastcall_route_audit_written_total", "counter", "Audit records written.", func(s *audit.Stats) float64 { return u(s.Written) }},
-	{"fastcall_route_audit_dropped_total", "counter", "Audit records dropped (queue full, or no file open).", func(s *audit.Stats) float64 { return u(s.Dropped) }},
+	{"fastcall_route_audit_dropped_total", "counter", "Audit records dropped (queue full, no file open, a failed write, or past the line bound).", func(s *audit.Stats) float64 { return u(s.Dropped) }},
+	{"fastcall_route_audit_oversize_total", "counter", "Audit records dropped because their line passed the query's line bound.", func(s *audit.Stats) float64 { return u(s.Oversize) }},
 	{"fastcall_route_audit_write_errors_total", "counter", "Failed audit writes, opens and rotations.", func(s *audit.Stats) float64 { return u(s.WriteErrors) }},
 	{"fastcall_route_audit_rotations_total", "counter", "Audit file rotations.", func(s *audit.Stats) float64 { return u(s.Rotations) }},
 }
