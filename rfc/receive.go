@@ -325,9 +325,15 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		}
 		ent = e
 	}
+	// The request counts as in flight (busy) before draining is read,
+	// and Drain sets draining before it reads busy: either this request
+	// is refused here or Drain waits until it is answered, so no handler
+	// runs after Drain returned.
+	ep.busy.Add(1)
 	if ep.draining.Load() {
 		// Shutting down: retransmissions were absorbed or answered
 		// above; a new call is refused.
+		ep.busy.Add(-1)
 		ep.dup.forget(ent, &key)
 		rd.errorReply(m, wire.ECLOSED)
 		return
@@ -335,6 +341,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	if ce.flags&Inline != 0 {
 		o := rd.outSlot()
 		if o == nil {
+			ep.busy.Add(-1)
 			ep.dup.forget(ent, &key)
 			ep.stats.busy.Add(1)
 			return
@@ -344,12 +351,14 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			o.n, o.addr, o.local = n, m.addr, m.local
 			rd.nout++
 		}
+		ep.busy.Add(-1)
 		return
 	}
 	var r *request
 	select {
 	case r = <-ep.reqFree:
 	default:
+		ep.busy.Add(-1)
 		ep.dup.forget(ent, &key)
 		ep.stats.busy.Add(1)
 		rd.errorReply(m, wire.EBUSY)
@@ -367,7 +376,6 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	if ce.flags&Priority != 0 {
 		q = ep.prio
 	}
-	ep.busy.Add(1)
 	select {
 	case q <- r:
 	default:
