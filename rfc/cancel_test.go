@@ -275,3 +275,45 @@ func TestContextErrno(t *testing.T) {
 		})
 	}
 }
+
+// TestCallContextEnded: a call whose context has ended before it starts
+// is not sent and fails as one that ended during the call would:
+// ETIMEDOUT for a context past its deadline (a child of one too),
+// ECANCELED for one cancelled before its deadline.
+func TestCallContextEnded(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		cli := w.endpoint(nil)
+		past, cancelPast := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancelPast()
+		child, cancelChild := context.WithCancel(past)
+		defer cancelChild()
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		early, cancelEarly := context.WithTimeout(context.Background(), time.Hour)
+		cancelEarly()
+		for _, c := range []struct {
+			name string
+			ctx  context.Context
+			want wire.Errno
+		}{
+			{"deadline passed", past, wire.ETIMEDOUT},
+			{"parent's deadline passed", child, wire.ETIMEDOUT},
+			{"cancelled", cancelled, wire.ECANCELED},
+			{"cancelled before its deadline", early, wire.ECANCELED},
+		} {
+			sent := cli.stats.tx.Load()
+			err := cli.Call(c.ctx, srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+			if got := wire.AsErrno(err); got != c.want {
+				t.Errorf("%s: Call: %v, want %v", c.name, err, c.want)
+			}
+			_, err = cli.Go(c.ctx, srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }))
+			if got := wire.AsErrno(err); got != c.want {
+				t.Errorf("%s: Go: %v, want %v", c.name, err, c.want)
+			}
+			if n := cli.stats.tx.Load() - sent; n != 0 {
+				t.Errorf("%s: %d datagrams sent", c.name, n)
+			}
+		}
+	})
+}
