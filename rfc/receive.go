@@ -268,11 +268,12 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			return
 		}
 		dp := peer
+		var home *homeRec
 		if p.Flags&wire.FlagAuth != 0 {
 			// The tag does not cover the source address: a sender's
 			// requests are judged at its home entry, from any
 			// address, a sender without node id by its incarnation.
-			dp = ep.peers.homeOf(senderKey(p.Src, p.Incarnation), peer)
+			dp, home = ep.peers.homeOf(senderKey(p.Src, p.Incarnation), peer, now)
 		}
 		if dp == nil {
 			// The peer table is full: without a floor for the sender,
@@ -291,7 +292,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if deadline != 0 {
 			keep = deadline + int64(ep.cfg.MaxRTO)
 		}
-		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, m.addr, now, keep, scratch)
+		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, home, m.addr, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
