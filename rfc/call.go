@@ -28,9 +28,11 @@ func (r *Reply) set(p *Pending) {
 
 // Call sends a request to dst and parks until its reply, its deadline (the
 // context's, or Config.DefaultTimeout), the context's cancellation
-// (noticed within a timer tick, cancel.go), or the peer's declared death. It returns nil or an error number (wire.Errno):
-// the callee's, or ETIMEDOUT, ENODEAD, ECANCELED, EBUSY (no free slot),
-// EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
+// (noticed within a timer tick, cancel.go), or the peer's declared death.
+// It returns nil or an error number (wire.Errno): the callee's, or
+// ETIMEDOUT (the deadline passed, before the call started too), ENODEAD,
+// ECANCELED (the context was cancelled before its deadline), EBUSY (no
+// free slot), EMSGSIZE, ECLOSED. On success the reply is copied into reply (which may
 // be nil). A destination given as an IPv4-mapped IPv6 address is the IPv4
 // peer, in this and every other method that takes one (peerAddr).
 func (ep *Endpoint) Call(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, reply *Reply) error {
@@ -202,10 +204,13 @@ func (ep *Endpoint) replyTo(b []byte, dst netip.AddrPort, local netip.Addr) {
 }
 
 // start takes a slot, encodes and sends the request, and arms its timer.
-// The deadline is the context's, or Config.DefaultTimeout.
+// The deadline is the context's, or Config.DefaultTimeout. A context that
+// has ended already fails the call unsent as it would have failed in
+// flight (ContextErrno): ETIMEDOUT past its deadline, ECANCELED if
+// cancelled before it.
 func (ep *Endpoint) start(ctx context.Context, dst netip.AddrPort, callNo uint16, params *wire.Params, probe bool) (*Pending, error) {
 	if err := ctx.Err(); err != nil && !ep.closed.Load() {
-		return nil, wire.ECANCELED
+		return nil, ContextErrno(err)
 	}
 	timeout := ep.cfg.DefaultTimeout
 	if d, ok := ctx.Deadline(); ok {

@@ -2,6 +2,7 @@ package rfc
 
 import (
 	"context"
+	"errors"
 	"math/bits"
 	"sync/atomic"
 
@@ -137,9 +138,11 @@ func (ep *Endpoint) checkCancel(p *Pending) {
 
 // ContextErrno is the error number of a wait whose context ended with err
 // (its Err): ETIMEDOUT when by its deadline, ECANCELED otherwise. A call
-// and every wait of the services above report the end of a context so.
+// (whether its context ended before it was sent or while it was in
+// flight) and every wait of the services above report the end of a
+// context so. ECANCELED thus means the caller gave up before its deadline.
 func ContextErrno(err error) wire.Errno {
-	if err == context.DeadlineExceeded {
+	if errors.Is(err, context.DeadlineExceeded) {
 		return wire.ETIMEDOUT
 	}
 	return wire.ECANCELED

@@ -250,28 +250,67 @@ func itoaTest(n int) string {
 	return "many"
 }
 
-// TestContextErrno: a context that ended by its deadline is ETIMEDOUT,
-// one cancelled before it (or with none) ECANCELED.
-func TestContextErrno(t *testing.T) {
-	past, cancelPast := context.WithDeadline(context.Background(), time.Unix(1, 0))
-	defer cancelPast()
+// endedContext is a context that has ended, and the error number a
+// wait on it reports.
+type endedContext struct {
+	name string
+	ctx  context.Context
+	want wire.Errno
+}
+
+// endedContexts returns contexts that have ended every way: past their
+// deadline (a child of one too) ETIMEDOUT, cancelled (before a deadline,
+// or with none) ECANCELED. They are released when the test ends.
+func endedContexts(t *testing.T) []endedContext {
+	past, cancelPast := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	t.Cleanup(cancelPast)
+	child, cancelChild := context.WithCancel(past)
+	t.Cleanup(cancelChild)
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	early, cancelEarly := context.WithTimeout(context.Background(), time.Hour)
 	cancelEarly()
-	for _, c := range []struct {
-		name string
-		ctx  context.Context
-		want wire.Errno
-	}{
+	return []endedContext{
 		{"deadline passed", past, wire.ETIMEDOUT},
+		{"parent's deadline passed", child, wire.ETIMEDOUT},
 		{"cancelled", cancelled, wire.ECANCELED},
 		{"cancelled before its deadline", early, wire.ECANCELED},
-	} {
+	}
+}
+
+// TestContextErrno: a context that ended by its deadline is ETIMEDOUT,
+// one cancelled before it (or with none) ECANCELED.
+func TestContextErrno(t *testing.T) {
+	for _, c := range endedContexts(t) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := ContextErrno(c.ctx.Err()); got != c.want {
 				t.Fatalf("ContextErrno(%v) = %v, want %v", c.ctx.Err(), got, c.want)
 			}
 		})
 	}
+}
+
+// TestCallContextEnded: a call whose context has ended before it starts
+// is not sent and fails as one that ended during the call would:
+// ETIMEDOUT for a context past its deadline (a child of one too),
+// ECANCELED for one cancelled before its deadline.
+func TestCallContextEnded(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(nil)
+		cli := w.endpoint(nil)
+		for _, c := range endedContexts(t) {
+			sent := cli.stats.tx.Load()
+			err := cli.Call(c.ctx, srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }), nil)
+			if got := wire.AsErrno(err); got != c.want {
+				t.Errorf("%s: Call: %v, want %v", c.name, err, c.want)
+			}
+			_, err = cli.Go(c.ctx, srv.Addr(), callAdd, params(func(p *wire.Params) { p.Int64(1); p.Int64(1) }))
+			if got := wire.AsErrno(err); got != c.want {
+				t.Errorf("%s: Go: %v, want %v", c.name, err, c.want)
+			}
+			if n := cli.stats.tx.Load() - sent; n != 0 {
+				t.Errorf("%s: %d datagrams sent", c.name, n)
+			}
+		}
+	})
 }

@@ -211,7 +211,7 @@ const (
 	dupBusy             // a retransmission of a call still running: drop it
 	dupReplay           // finished: resend the cached reply (copied to out)
 	dupStale            // below the sender's floor: refuse with ESTALE
-	dupFull             // every entry is running, or the peer left the table: answer EBUSY
+	dupFull             // every entry is running, or the peer left the table or the home was released: answer EBUSY
 	dupOther            // same key, other content than the cached request: drop it
 	dupElsewhere        // finished, and from another address than the request's: drop it
 )
@@ -222,8 +222,11 @@ const (
 // finished copy from another address than its entry's is dupElsewhere
 // (for a running one, dupBusy drops it anyway). For dupReplay
 // the cached reply is copied into out and its length returned. It returns
-// the entry index for end.
-func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, from netip.AddrPort, now, keep int64, out []byte) (outcome int, n int, ent int32) {
+// the entry index for end. home, if not nil, is the sender's home at peer
+// (homeOf): one the sweep released is dupFull, and a new entry raises its
+// until to the entry's hold, so the sweep keeps the home while a copy may
+// meet the entry or its floor.
+func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, home *homeRec, from netip.AddrPort, now, keep int64, out []byte) (outcome int, n int, ent int32) {
 	h := k.hash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -244,7 +247,7 @@ func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, from netip.Addr
 		}
 		c.evictLocked(int(ei), now)
 	}
-	if peer.gone {
+	if peer.gone || home != nil && home.gone {
 		return dupFull, 0, -1
 	}
 	if peer.belowFloor(k.src, k.incarn, k.callID, now) {
@@ -288,6 +291,9 @@ func (c *dupCache) begin(k *dupKey, sum uint64, peer *peerState, from netip.Addr
 		e.peer = peer
 		e.from = from
 		peer.dupRefs++
+		if home != nil && hold > home.until {
+			home.until = hold
+		}
 		e.n = 0
 		for s := h & c.mask; ; s = (s + 1) & c.mask {
 			if c.index[s] == 0 {

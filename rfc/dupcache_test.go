@@ -164,7 +164,7 @@ func TestDupCacheEdges(t *testing.T) {
 		c.init(16, age, 1400, int64(time.Second))
 		peer := &peerState{}
 		k := key(1 << slotBits)
-		o, _, ent := c.begin(&k, sum, peer, peer.addr, now, now+10, out)
+		o, _, ent := c.begin(&k, sum, peer, nil, peer.addr, now, now+10, out)
 		if o != dupNew {
 			t.Fatalf("new: %d", o)
 		}
@@ -173,29 +173,29 @@ func TestDupCacheEdges(t *testing.T) {
 	}
 	t.Run("other content", func(t *testing.T) {
 		c, peer, k := newCache(t)
-		if o, n, _ := c.begin(&k, other, peer, peer.addr, now, now+10, out); o != dupOther || n != 0 {
+		if o, n, _ := c.begin(&k, other, peer, nil, peer.addr, now, now+10, out); o != dupOther || n != 0 {
 			t.Fatalf("same key, other content: outcome %d, %d bytes", o, n)
 		}
-		if o, n, _ := c.begin(&k, sum, peer, peer.addr, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
+		if o, n, _ := c.begin(&k, sum, peer, nil, peer.addr, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
 			t.Fatalf("copy after a datagram with other content: outcome %d %q", o, out[:n])
 		}
 	})
 	t.Run("other address", func(t *testing.T) {
 		c, peer, k := newCache(t)
 		elsewhere := netip.MustParseAddrPort("127.0.0.2:9")
-		if o, n, _ := c.begin(&k, sum, peer, elsewhere, now, now+10, out); o != dupElsewhere || n != 0 {
+		if o, n, _ := c.begin(&k, sum, peer, nil, elsewhere, now, now+10, out); o != dupElsewhere || n != 0 {
 			t.Fatalf("copy from another address: outcome %d, %d bytes", o, n)
 		}
-		if o, n, _ := c.begin(&k, sum, peer, peer.addr, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
+		if o, n, _ := c.begin(&k, sum, peer, nil, peer.addr, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
 			t.Fatalf("copy from the request's address after one from another: outcome %d %q", o, out[:n])
 		}
 	})
 	t.Run("age bound", func(t *testing.T) {
 		c, peer, k := newCache(t)
-		if o, n, _ := c.begin(&k, sum, peer, peer.addr, now+age, now+age+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
+		if o, n, _ := c.begin(&k, sum, peer, nil, peer.addr, now+age, now+age+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
 			t.Fatalf("copy at the age bound: outcome %d %q", o, out[:n])
 		}
-		if o, _, _ := c.begin(&k, sum, peer, peer.addr, now+age+1, now+age+10, out); o != dupStale {
+		if o, _, _ := c.begin(&k, sum, peer, nil, peer.addr, now+age+1, now+age+10, out); o != dupStale {
 			t.Fatalf("copy past the age bound: outcome %d, want dupStale", o)
 		}
 		if c.len() != 0 {
@@ -206,7 +206,7 @@ func TestDupCacheEdges(t *testing.T) {
 		c, peer, _ := newCache(t)
 		peer.gone = true
 		k2 := key(2 << slotBits)
-		if o, _, _ := c.begin(&k2, sum, peer, peer.addr, now, now+10, out); o != dupFull {
+		if o, _, _ := c.begin(&k2, sum, peer, nil, peer.addr, now, now+10, out); o != dupFull {
 			t.Fatalf("new request of a removed peer: outcome %d, want dupFull", o)
 		}
 	})
@@ -217,12 +217,12 @@ func TestDupCacheEdges(t *testing.T) {
 		c.init(1, age, 1400, int64(time.Second))
 		peer := &peerState{}
 		k1, k2 := key(1<<slotBits), key(2<<slotBits)
-		_, _, e1 := c.begin(&k1, sum, peer, peer.addr, now, now+10, out)
-		if o, _, _ := c.begin(&k2, sum, peer, peer.addr, now+age+1, now+age+10, out); o != dupNew {
+		_, _, e1 := c.begin(&k1, sum, peer, nil, peer.addr, now, now+10, out)
+		if o, _, _ := c.begin(&k2, sum, peer, nil, peer.addr, now+age+1, now+age+10, out); o != dupNew {
 			t.Fatalf("new request in the place of an expired running one: outcome %d", o)
 		}
 		c.end(e1, &k1, []byte("reply-1"))
-		if o, n, _ := c.begin(&k2, sum, peer, peer.addr, now+age+2, now+age+10, out); o != dupBusy {
+		if o, n, _ := c.begin(&k2, sum, peer, nil, peer.addr, now+age+2, now+age+10, out); o != dupBusy {
 			t.Fatalf("copy of a running request after another's late end: outcome %d %q, want dupBusy", o, out[:n])
 		}
 	})
@@ -237,7 +237,7 @@ func TestDupCacheEdges(t *testing.T) {
 		if k2.hash() != k.hash() {
 			t.Fatal("the keys do not collide: the test needs another construction")
 		}
-		if o, n, _ := c.begin(&k2, sum, peer, peer.addr, now, now+10, out); o != dupNew {
+		if o, n, _ := c.begin(&k2, sum, peer, nil, peer.addr, now, now+10, out); o != dupNew {
 			t.Fatalf("another request with a colliding hash: outcome %d %q, want dupNew", o, out[:n])
 		}
 	})
@@ -284,7 +284,7 @@ func TestDupCacheLenCounts(t *testing.T) {
 		switch r.Below(3) {
 		case 0:
 			k := dupKey{addr: addr, src: 1, incarn: uint32(r.Below(3)), callID: r.Below(64) << slotBits}
-			if o, _, ent := c.begin(&k, 0, peer, peer.addr, now, now+int64(r.Below(uint64(2*age))), out); o == dupNew {
+			if o, _, ent := c.begin(&k, 0, peer, nil, peer.addr, now, now+int64(r.Below(uint64(2*age))), out); o == dupNew {
 				running = append(running, started{ent, k})
 			}
 		case 1, 2:

@@ -59,7 +59,7 @@ type Endpoint struct {
 
 	started  atomic.Bool
 	draining atomic.Bool  // Shutdown: new requests are refused with ECLOSED
-	busy     atomic.Int32 // requests taken by workers and not yet answered
+	busy     atomic.Int32 // requests past the draining check (receive.go) and not yet answered
 	closed   atomic.Bool
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -307,12 +307,17 @@ func (ep *Endpoint) Shutdown(timeout time.Duration) error {
 
 // Drain is Shutdown without the Close: new requests are refused with
 // ECLOSED from now on, and Drain returns once the requests in flight are
-// answered or timeout passed. The endpoint can still make calls.
+// answered or timeout passed. A request is in flight from the moment a
+// reader accepts it (before it is queued, or while an Inline handler runs
+// on the reader) until its reply is sent, a deferred one's by
+// Deferred.Reply: once Drain returned before its timeout, no handler runs
+// until the endpoint closes. The endpoint can still make calls.
 func (ep *Endpoint) Drain(timeout time.Duration) {
 	ep.draining.Store(true)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) && ep.started.Load() && !ep.closed.Load() {
-		if len(ep.queue) == 0 && len(ep.prio) == 0 && ep.busy.Load() == 0 {
+		// busy counts the queued requests too.
+		if ep.busy.Load() == 0 {
 			return
 		}
 		time.Sleep(time.Millisecond)

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -445,4 +446,53 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+}
+
+// TestDrainWaitsInline: a request the reader has taken counts as in flight
+// for Drain until it is answered, an Inline call's too, so that no
+// handler runs after Drain returned. In virtual time: Drain is called
+// while an Inline handler runs on the reader and returns only after it.
+func TestDrainWaitsInline(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.endpoint(nil)
+		const callHold = wire.CallUserBase + 41
+		hold := make(chan struct{})
+		var running, ran atomic.Bool
+		if err := srv.Register(callHold, "hold-inline", nil, Inline, func(*Request, *wire.Params) wire.Errno {
+			running.Store(true)
+			<-hold
+			ran.Store(true)
+			return wire.OK
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cli := w.endpoint(nil)
+		p, err := cli.Go(ctxTimeout(t, 30*time.Second), srv.Addr(), callHold, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Release()
+		synctest.Wait()
+		if !running.Load() {
+			t.Fatal("the inline handler is not running; the test shows nothing")
+		}
+		const later = 3 * time.Second
+		drained := make(chan struct{})
+		go func() {
+			srv.Drain(10 * time.Second)
+			close(drained)
+		}()
+		time.Sleep(later)
+		select {
+		case <-drained:
+			close(hold)
+			t.Fatalf("Drain returned while an inline handler runs (handler done %v)", ran.Load())
+		default:
+		}
+		close(hold)
+		<-drained
+		if err := p.Wait(); err != nil {
+			t.Fatalf("inline call across Drain: %v", err)
+		}
+	})
 }

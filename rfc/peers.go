@@ -68,13 +68,27 @@ type peerState struct {
 		strict dupFloor
 	}
 
-	// idx is the entry's place in peerTable.list, and homes the senders
-	// (senderKey) whose home it was made (homeOf): the sweep removes an
+	// idx is the entry's place in peerTable.list, and homes the homes
+	// of the senders it was made home of (homeOf): the sweep removes an
 	// entry and the homes it holds without a walk of either map. Both
 	// under peerTable.mu. Last, so that the fields above keep their
 	// places in the entry's cache lines.
 	idx   int
-	homes []uint64
+	homes []*homeRec
+}
+
+// homeRec is the home of sender k (senderKey): the entry p that judges
+// its authenticated non-idempotent requests (homeOf), made at engine time
+// made. until is the latest hold (dupCache.begin) of a request of k
+// judged at p: till then a copy of one may meet its cache entry or floor
+// there. until and gone are guarded by the endpoint's dupCache.mu, the
+// rest by peerTable.mu.
+type homeRec struct {
+	k     uint64
+	p     *peerState
+	made  int64
+	until int64
+	gone  bool // released by the sweep: begin refuses it (dupCache.mu)
 }
 
 // dupFloor is the duplicate-cache floor of one sender instance: floor is
@@ -128,11 +142,11 @@ type peerTable struct {
 	// now); 0 = always, the age bound being off (learnSender).
 	copyFor int64
 
-	// home maps a sender (senderKey) to the entry (one of m's) that
-	// holds the duplicate-cache entries and floors of its authenticated
-	// requests, from whatever address they come (homeOf), and whose
-	// stamp tells a copy of them (learnSender). Under mu.
-	home map[uint64]*peerState
+	// home maps a sender (senderKey) to its home: the entry (one of
+	// m's) that holds the duplicate-cache entries and floors of its
+	// authenticated requests, from whatever address they come (homeOf),
+	// and whose stamp tells a copy of them (learnSender). Under mu.
+	home map[uint64]*homeRec
 
 	// list holds m's entries in no set order (each at its idx), so
 	// that the sweep walks them a chunk at a time, releasing mu between
@@ -146,7 +160,7 @@ type peerTable struct {
 
 func (t *peerTable) init(max int, initRTO int64, maxAge time.Duration, now func() int64) {
 	t.m = make(map[netip.AddrPort]*peerState)
-	t.home = make(map[uint64]*peerState)
+	t.home = make(map[uint64]*homeRec)
 	t.max = max
 	t.initRTO = initRTO
 	t.copyFor = 2 * int64(maxAge)
@@ -203,16 +217,16 @@ func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now in
 	t.mu.RUnlock()
 	if p != nil {
 		if p.homed.Load() != k {
-			t.homeOf(k, p)
+			t.homeOf(k, p, now)
 			p.homed.Store(k)
 		}
 		return p
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h := t.home[k]
+	hr := t.home[k]
 	if p = t.m[addr]; p == nil {
-		if h != nil && t.copyMayPass(h, now) && !laterStamp(st, h.stamp.Load()) {
+		if hr != nil && t.copyMayPass(hr.p, now) && !laterStamp(st, hr.p.stamp.Load()) {
 			return nil // a copy of a request the home heard, or older
 		}
 		if len(t.m) >= t.max {
@@ -220,8 +234,8 @@ func (t *peerTable) learnSender(addr netip.AddrPort, k uint64, st uint32, now in
 		}
 		p = t.makeLocked(addr, now)
 	}
-	if h == nil {
-		t.setHomeLocked(k, p)
+	if hr == nil {
+		t.setHomeLocked(k, p, now)
 	}
 	p.homed.Store(k)
 	return p
@@ -276,11 +290,13 @@ func (t *peerTable) makeLocked(addr netip.AddrPort, now int64) *peerState {
 	return p
 }
 
-// setHomeLocked makes p, an entry of the table, the home of sender k;
-// t.mu is held for writing.
-func (t *peerTable) setHomeLocked(k uint64, p *peerState) {
-	t.home[k] = p
-	p.homes = append(p.homes, k)
+// setHomeLocked makes p, an entry of the table, the home of sender k at
+// engine time now, and returns the home; t.mu is held for writing.
+func (t *peerTable) setHomeLocked(k uint64, p *peerState, now int64) *homeRec {
+	hr := &homeRec{k: k, p: p, made: now}
+	t.home[k] = hr
+	p.homes = append(p.homes, hr)
+	return hr
 }
 
 // removeLocked removes entry p from the table, and from the home map
@@ -294,40 +310,76 @@ func (t *peerTable) removeLocked(p *peerState) {
 	t.list[last] = nil
 	t.list = t.list[:last]
 	delete(t.m, p.addr)
-	for _, k := range p.homes {
-		if t.home[k] == p {
-			delete(t.home, k)
+	for _, hr := range p.homes {
+		if t.home[hr.k] == hr {
+			delete(t.home, hr.k)
 		}
 	}
 	p.homes = nil
 }
 
+// releaseHomesLocked releases the homes that entry p, which the sweep
+// keeps, holds for senders that hold nothing at it any more, as the sweep
+// removes an idle entry: no request of the sender judged at p can still
+// meet its cache entry or floor there (until passed), the home was made
+// idle ago or more, and the sender is not the one whose request p's
+// address sent last (homed), which a request from p's address would make
+// its home again anyway. It returns how many it released. t.mu is held
+// for writing, and the duplicate cache's mu (for until and gone).
+func (t *peerTable) releaseHomesLocked(p *peerState, now, idle int64) int {
+	mark := p.homed.Load()
+	n := 0
+	for i := 0; i < len(p.homes); {
+		hr := p.homes[i]
+		if hr.k == mark || now-hr.made < idle || hr.until > now {
+			i++
+			continue
+		}
+		hr.gone = true
+		if t.home[hr.k] == hr {
+			delete(t.home, hr.k)
+		}
+		last := len(p.homes) - 1
+		p.homes[i] = p.homes[last]
+		p.homes[last] = nil
+		p.homes = p.homes[:last]
+		n++
+	}
+	return n
+}
+
 // homeOf returns the entry that judges the authenticated non-idempotent
-// requests of sender k (senderKey) for the duplicate cache: the one that
-// already does, or else peer, the entry of the address the request came
-// from, which becomes k's home; nil if there is none and peer is nil.
-// The tag does not cover the source address, so a captured request sent
-// again from another address must meet the same cache entries and floors
-// as its original, wherever that came from. The home stays until the
-// sweep removes it, which it does only once no floor of it is held: by
-// then every request of k it judged fails the age bound.
-func (t *peerTable) homeOf(k uint64, peer *peerState) *peerState {
+// requests of sender k (senderKey) for the duplicate cache, and k's home
+// there: the one that already does, or else peer, the entry of the
+// address the request came from, which becomes k's home at engine time
+// now; nil if there is none and peer is nil, and a nil home if peer was
+// swept since the reader took it. The tag does not cover the source
+// address, so a captured request sent again from another address must
+// meet the same cache entries and floors as its original, wherever that
+// came from. The home stays until the sweep removes its entry or releases
+// it (releaseHomesLocked), which it does only once no floor or cache entry
+// of k's is held there: by then every request of k it judged fails the
+// age bound.
+func (t *peerTable) homeOf(k uint64, peer *peerState, now int64) (*peerState, *homeRec) {
 	t.mu.RLock()
-	h := t.home[k]
+	hr := t.home[k]
 	t.mu.RUnlock()
-	if h != nil || peer == nil {
-		return h
+	if hr != nil {
+		return hr.p, hr
+	}
+	if peer == nil {
+		return nil, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if h = t.home[k]; h != nil {
-		return h
+	if hr = t.home[k]; hr != nil {
+		return hr.p, hr
 	}
 	if t.m[peer.addr] == peer {
 		// Not swept since the reader took it (else begin refuses it).
-		t.setHomeLocked(k, peer)
+		hr = t.setHomeLocked(k, peer, now)
 	}
-	return peer
+	return peer, hr
 }
 
 // lookup returns the peer for addr or nil, without creating it.
@@ -530,6 +582,14 @@ func (p *peerState) info() PeerInfo {
 // the peer before it was removed finds it gone in dupCache.begin and
 // answers EBUSY.
 //
+// A peer that is kept (an address that stays busy) releases, by the same
+// rule for each sender alone, the homes of senders that hold nothing at
+// it any more (releaseHomesLocked), counted homes-released: so the home
+// map holds the senders of the last hold window, not every sender an
+// address ever sent for (client incarnations come and go at one address).
+// A reader that took a home before it was released finds it gone in
+// dupCache.begin and answers EBUSY.
+//
 // The walk holds the table's lock and the duplicate cache's for at most
 // sweepChunk entries at once, and releases them between chunks, so that
 // the reader goroutine waits at most that long even at a full table
@@ -552,6 +612,7 @@ func (ep *Endpoint) sweepPeers(now int64) {
 	}
 	idle := int64(ep.cfg.DupAge)
 	swept := false
+	released := 0 // homes of kept entries released
 	// Each chunk of the walk holds the table's lock and the duplicate
 	// cache's (which the reader takes for every datagram, and every
 	// non-idempotent request) for at most sweepChunk entries, so a full
@@ -567,10 +628,11 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		ep.dup.mu.Lock()
 		for end := i - sweepChunk; i >= 0 && i > end; i-- {
 			p := t.list[i]
-			if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 {
-				continue
-			}
-			if now-max(p.lastHeard.Load(), p.created, p.taken.Load()) < idle || p.floorsHeld(now) {
+			if PeerState(p.state.Load()) == PeerDead || p.calling.Load() == gen || p.dupRefs != 0 ||
+				now-max(p.lastHeard.Load(), p.created, p.taken.Load()) < idle || p.floorsHeld(now) {
+				if len(p.homes) != 0 {
+					released += t.releaseHomesLocked(p, now, idle)
+				}
 				continue
 			}
 			p.gone = true
@@ -584,7 +646,10 @@ func (ep *Endpoint) sweepPeers(now int64) {
 		// the next chunk does.
 		runtime.Gosched()
 	}
-	if !swept {
+	if released != 0 {
+		ep.stats.homesReleased.Add(uint64(released))
+	}
+	if !swept && released == 0 {
 		return
 	}
 	// A second pass over the table, needed: whether a kept peer's sender
@@ -598,7 +663,8 @@ func (ep *Endpoint) sweepPeers(now int64) {
 	// order, would judge it twice against fields callers change meanwhile
 	// (state, lastHeard), or need a per-sweep mark in each entry and a
 	// home lookup per kept peer on every sweep; this pass runs only on a
-	// sweep that removed something, in chunks as the first. A home made
+	// sweep that removed an entry or released a home, in chunks as the
+	// first. A home made
 	// between chunks is in the map before its mark is set (learnSender,
 	// homeOf), so no mark of a live home is cleared.
 	t.mu.RLock()

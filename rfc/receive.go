@@ -268,11 +268,12 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			return
 		}
 		dp := peer
+		var home *homeRec
 		if p.Flags&wire.FlagAuth != 0 {
 			// The tag does not cover the source address: a sender's
 			// requests are judged at its home entry, from any
 			// address, a sender without node id by its incarnation.
-			dp = ep.peers.homeOf(senderKey(p.Src, p.Incarnation), peer)
+			dp, home = ep.peers.homeOf(senderKey(p.Src, p.Incarnation), peer, now)
 		}
 		if dp == nil {
 			// The peer table is full: without a floor for the sender,
@@ -291,7 +292,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		if deadline != 0 {
 			keep = deadline + int64(ep.cfg.MaxRTO)
 		}
-		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, m.addr, now, keep, scratch)
+		outcome, n, e := ep.dup.begin(&key, requestSum(p), dp, home, m.addr, now, keep, scratch)
 		switch outcome {
 		case dupBusy:
 			ep.stats.callIn(p.CallNo).dups.Add(1)
@@ -325,9 +326,15 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 		}
 		ent = e
 	}
+	// The request counts as in flight (busy) before draining is read,
+	// and Drain sets draining before it reads busy: either this request
+	// is refused here or Drain waits until it is answered, so no handler
+	// runs after Drain returned.
+	ep.busy.Add(1)
 	if ep.draining.Load() {
 		// Shutting down: retransmissions were absorbed or answered
 		// above; a new call is refused.
+		ep.busy.Add(-1)
 		ep.dup.forget(ent, &key)
 		rd.errorReply(m, wire.ECLOSED)
 		return
@@ -335,6 +342,7 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	if ce.flags&Inline != 0 {
 		o := rd.outSlot()
 		if o == nil {
+			ep.busy.Add(-1)
 			ep.dup.forget(ent, &key)
 			ep.stats.busy.Add(1)
 			return
@@ -344,12 +352,14 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 			o.n, o.addr, o.local = n, m.addr, m.local
 			rd.nout++
 		}
+		ep.busy.Add(-1)
 		return
 	}
 	var r *request
 	select {
 	case r = <-ep.reqFree:
 	default:
+		ep.busy.Add(-1)
 		ep.dup.forget(ent, &key)
 		ep.stats.busy.Add(1)
 		rd.errorReply(m, wire.EBUSY)
@@ -367,7 +377,6 @@ func (rd *reader) serve(m *message, peer *peerState, now int64) {
 	if ce.flags&Priority != 0 {
 		q = ep.prio
 	}
-	ep.busy.Add(1)
 	select {
 	case q <- r:
 	default:

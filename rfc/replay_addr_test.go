@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"fastcall/rfc/simnet"
 	"fastcall/wire"
 )
 
@@ -102,7 +103,7 @@ func TestReplayFromOtherAddressBelowFloor(t *testing.T) {
 		h := srv.peers.home[77]
 		srv.peers.mu.RUnlock()
 		if h != nil {
-			t.Fatalf("home of node 77 (%v) kept after its peer was swept", h.addr)
+			t.Fatalf("home of node 77 (%v) kept after its peer was swept", h.p.addr)
 		}
 	})
 }
@@ -418,4 +419,58 @@ func (w *simWorld) replayFrom(to netip.AddrPort, n int, reqs ...[]byte) {
 		}
 	}
 	time.Sleep(time.Second)
+}
+
+// TestHomesOfBusyAddressBounded: an address that stays busy is never
+// swept, and each client incarnation (node id 0) heard from it made a
+// home there. The sweep releases the home of a sender that holds nothing
+// at it any more (no floor or cache entry of its calls can refuse a copy,
+// DupAge since the home was made, not the address's latest sender), so
+// the homes kept are those of the senders of the last hold window, not of
+// every one ever heard; the releases are counted (homes-released). In
+// virtual time on rfc/simnet.
+func TestHomesOfBusyAddressBounded(t *testing.T) {
+	inSim(t, func(t *testing.T, w *simWorld) {
+		srv := w.server(func(c *Config) { c.Key = keyA })
+		cfg := srv.cfg
+		conn := &simRaw{c: w.attach(), in: make(chan []byte, simnet.InboxLen)}
+		t.Cleanup(func() { conn.c.Close() })
+		go conn.read()
+		// A new client every gap keeps the address heard well within
+		// DupAge: its entry is never idle.
+		gap := cfg.DupAge / 3
+		// What a home may be kept for: its calls' hold (budget,
+		// retransmission timeout, twice the age bound, and the window
+		// after the entry's keep time), DupAge after it was made, and a
+		// sweep period.
+		budget := 5 * time.Second // rawSender.request's
+		span := budget + 2*cfg.MaxRTO + 2*cfg.MaxAge + cfg.DupAge + time.Duration(srv.sweepEvery())
+		bound := int(span/gap) + 2
+		clients := 4 * bound
+		for i := 1; i <= clients; i++ {
+			s := rawSenderOn(t, nil, conn, srv.Addr(), keyA, 0, uint32(i))
+			s.callOK(s.request(callIncr, 1<<20, srv.Incarnation(), nil), "call of client %d", i)
+			time.Sleep(gap)
+		}
+		srv.peers.mu.RLock()
+		homes, entries := len(srv.peers.home), len(srv.peers.m)
+		srv.peers.mu.RUnlock()
+		if homes > bound {
+			t.Fatalf("%d client incarnations at one busy address: %d homes kept (%d peer entries), want at most %d",
+				clients, homes, entries, bound)
+		}
+		if n := dropCount(srv.Endpoint, "homes-released"); n < int64(clients-bound) {
+			t.Fatalf("homes-released %d, want at least %d", n, clients-bound)
+		}
+		// The latest sender keeps its home: a copy of its call from
+		// another address meets its cache entry there, unanswered.
+		last := rawSenderOn(t, nil, conn, srv.Addr(), keyA, 0, uint32(clients+1))
+		req := last.request(callIncr, 1<<20, srv.Incarnation(), nil)
+		last.callOK(req, "call of the latest client")
+		runs := srv.runs.Load()
+		w.replayFrom(srv.Addr(), 1, req)
+		if n := srv.runs.Load(); n != runs {
+			t.Fatalf("a copy of the latest client's call from another address ran: runs %d -> %d", runs, n)
+		}
+	})
 }

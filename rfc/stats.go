@@ -215,24 +215,25 @@ func (t *statTable) each(f func(callNo uint16, s *callStats)) {
 
 // engineStats are the endpoint-wide counters.
 type engineStats struct {
-	rx, tx       atomic.Uint64
-	sendErrs     atomic.Uint64
-	readErrs     atomic.Uint64                  // socket reads that failed (other than on Close)
-	drops        [wire.NumReasons]atomic.Uint64 // rejected by the decoder, by reason
-	wrongDst     atomic.Uint64                  // addressed to another node id
-	lateReplies  atomic.Uint64                  // reply to a call that already finished
-	busy         atomic.Uint64                  // answered EBUSY (queue or cache full)
-	expired      atomic.Uint64                  // dropped: the caller's deadline had passed
-	stale        atomic.Uint64                  // refused ESTALE: below a duplicate-cache floor, or no incarnation of this process named
-	tooOld       atomic.Uint64                  // dropped: stamp outside the age bound
-	dupOther     atomic.Uint64                  // dropped: a cached request's key with other content
-	dupAddr      atomic.Uint64                  // dropped: a copy of a cached request from another address than its original's
-	peersFull    atomic.Uint64                  // refused EBUSY: non-idempotent request from a sender the full peer table does not track
-	peersSwept   atomic.Uint64                  // idle peers removed from the table
-	reflected    atomic.Uint64                  // dropped: a request of this endpoint's own, brought back to it (security.go)
-	in, out      statTable
-	peerDeaths   atomic.Uint64
-	peerSuspects atomic.Uint64
+	rx, tx        atomic.Uint64
+	sendErrs      atomic.Uint64
+	readErrs      atomic.Uint64                  // socket reads that failed (other than on Close)
+	drops         [wire.NumReasons]atomic.Uint64 // rejected by the decoder, by reason
+	wrongDst      atomic.Uint64                  // addressed to another node id
+	lateReplies   atomic.Uint64                  // reply to a call that already finished
+	busy          atomic.Uint64                  // answered EBUSY (queue or cache full)
+	expired       atomic.Uint64                  // dropped: the caller's deadline had passed
+	stale         atomic.Uint64                  // refused ESTALE: below a duplicate-cache floor, or no incarnation of this process named
+	tooOld        atomic.Uint64                  // dropped: stamp outside the age bound
+	dupOther      atomic.Uint64                  // dropped: a cached request's key with other content
+	dupAddr       atomic.Uint64                  // dropped: a copy of a cached request from another address than its original's
+	peersFull     atomic.Uint64                  // refused EBUSY: non-idempotent request from a sender the full peer table does not track
+	peersSwept    atomic.Uint64                  // idle peers removed from the table
+	homesReleased atomic.Uint64                  // senders' homes released by a kept peer (sweepPeers)
+	reflected     atomic.Uint64                  // dropped: a request of this endpoint's own, brought back to it (security.go)
+	in, out       statTable
+	peerDeaths    atomic.Uint64
+	peerSuspects  atomic.Uint64
 	// calls is the endpoint's call table: the served side keeps counters
 	// only for registered numbers, every other number shares the bucket
 	// of number 0 (UnknownCalls), so that a peer cannot grow the table.
@@ -293,7 +294,7 @@ type Stats struct {
 	Incarnation uint32
 	Rx, Tx      uint64
 	SendErrors  uint64
-	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, dup-other, peers-full, peers-swept, read-errors, error-rate-limited, dup-evicted-early, reflected, dup-addr
+	Drops       map[string]uint64 // by reason name; also wrong-dst, late-reply, busy, expired, stale, too-old, dup-other, peers-full, peers-swept, read-errors, error-rate-limited, dup-evicted-early, reflected, dup-addr, homes-released
 	Served      []CallCounters    // callee side, by registered call number; UnknownCalls counts all others
 	Called      []CallCounters    // caller side, by call number
 	Pending     int
@@ -312,7 +313,7 @@ type DropCount struct {
 // dropNames are the engine's own drop counters, after the decoder's
 // reasons, in the order Drops lists them.
 var dropNames = [...]string{"wrong-dst", "late-reply", "busy", "expired", "stale", "too-old", "dup-other",
-	"peers-full", "peers-swept", "read-errors", "error-rate-limited", "dup-evicted-early", "reflected", "dup-addr"}
+	"peers-full", "peers-swept", "read-errors", "error-rate-limited", "dup-evicted-early", "reflected", "dup-addr", "homes-released"}
 
 // Drops returns every drop counter, zero ones included, in a fixed order:
 // the decoder's reasons in wire.Reason order, then dropNames. Stats.Drops
@@ -325,7 +326,7 @@ func (ep *Endpoint) Drops() []DropCount {
 	}
 	vals := [len(dropNames)]uint64{s.wrongDst.Load(), s.lateReplies.Load(), s.busy.Load(), s.expired.Load(), s.stale.Load(),
 		s.tooOld.Load(), s.dupOther.Load(), s.peersFull.Load(), s.peersSwept.Load(), s.readErrs.Load(),
-		ep.errLim.denied.Load(), ep.dup.earlyCount(), s.reflected.Load(), s.dupAddr.Load()}
+		ep.errLim.denied.Load(), ep.dup.earlyCount(), s.reflected.Load(), s.dupAddr.Load(), s.homesReleased.Load()}
 	for i, name := range dropNames {
 		out = append(out, DropCount{name, vals[i]})
 	}

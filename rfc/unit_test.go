@@ -72,22 +72,22 @@ func TestDupCache(t *testing.T) {
 	out := make([]byte, 1400)
 	now := int64(time.Second)
 	k := key(1)
-	o, _, ent := c.begin(&k, 0, peer, peer.addr, now, now+10, out)
+	o, _, ent := c.begin(&k, 0, peer, nil, peer.addr, now, now+10, out)
 	if o != dupNew {
 		t.Fatalf("new: %d", o)
 	}
-	if o, _, _ := c.begin(&k, 0, peer, peer.addr, now, now+10, out); o != dupBusy {
+	if o, _, _ := c.begin(&k, 0, peer, nil, peer.addr, now, now+10, out); o != dupBusy {
 		t.Fatalf("running duplicate: %d", o)
 	}
 	c.end(ent, &k, []byte("reply-1"))
-	if o, n, _ := c.begin(&k, 0, peer, peer.addr, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
+	if o, n, _ := c.begin(&k, 0, peer, nil, peer.addr, now, now+10, out); o != dupReplay || string(out[:n]) != "reply-1" {
 		t.Fatalf("finished duplicate: %d %q", o, out[:n])
 	}
 	// Fill the ring with finished entries still inside their keep time:
 	// the next request takes the oldest one's place, and the floor rises.
 	for id := uint64(2); id <= 16; id++ {
 		k := key(id)
-		o, _, e := c.begin(&k, 0, peer, peer.addr, now, now+int64(time.Second), out)
+		o, _, e := c.begin(&k, 0, peer, nil, peer.addr, now, now+int64(time.Second), out)
 		if o != dupNew {
 			t.Fatalf("id %d: %d", id, o)
 		}
@@ -95,23 +95,23 @@ func TestDupCache(t *testing.T) {
 	}
 	k17 := key(17)
 	later := now + 100
-	if o, _, _ := c.begin(&k17, 0, peer, peer.addr, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 0 {
+	if o, _, _ := c.begin(&k17, 0, peer, nil, peer.addr, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 0 {
 		t.Fatalf("entry past its keep time: %d, early %d", o, c.earlyCount())
 	}
 	if !peer.belowFloor(1, 7, 1, later) || peer.belowFloor(1, 7, 2, later) {
 		t.Fatal("floor is not call id 1")
 	}
-	if o, _, _ := c.begin(&k, 0, peer, peer.addr, later, later+10, out); o != dupStale {
+	if o, _, _ := c.begin(&k, 0, peer, nil, peer.addr, later, later+10, out); o != dupStale {
 		t.Fatalf("retransmission of a forgotten call: %d", o)
 	}
 	// The next oldest (id 2) is finished but inside its keep time: it is
 	// taken anyway, counted, and its retransmission refused.
 	k18 := key(18)
-	if o, _, _ := c.begin(&k18, 0, peer, peer.addr, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 1 {
+	if o, _, _ := c.begin(&k18, 0, peer, nil, peer.addr, later, later+int64(time.Second), out); o != dupNew || c.earlyCount() != 1 {
 		t.Fatalf("finished entry inside its keep time: %d, early %d", o, c.earlyCount())
 	}
 	k2 := key(2)
-	if o, _, _ := c.begin(&k2, 0, peer, peer.addr, later, later+10, out); o != dupStale {
+	if o, _, _ := c.begin(&k2, 0, peer, nil, peer.addr, later, later+10, out); o != dupStale {
 		t.Fatalf("retransmission of an entry taken early: %d", o)
 	}
 	// A ring of running calls answers EBUSY.
@@ -120,12 +120,12 @@ func TestDupCache(t *testing.T) {
 	p3 := &peerState{}
 	for id := uint64(1); id <= 16; id++ {
 		k := key(id)
-		if o, _, _ := c3.begin(&k, 0, p3, p3.addr, now, now+10, out); o != dupNew {
+		if o, _, _ := c3.begin(&k, 0, p3, nil, p3.addr, now, now+10, out); o != dupNew {
 			t.Fatal(o)
 		}
 	}
 	k99 := key(99)
-	if o, _, _ := c3.begin(&k99, 0, p3, p3.addr, now, now+10, out); o != dupFull {
+	if o, _, _ := c3.begin(&k99, 0, p3, nil, p3.addr, now, now+10, out); o != dupFull {
 		t.Fatalf("ring of running calls: %d", o)
 	}
 	// forget leaves no trace and does not raise the floor.
@@ -133,12 +133,12 @@ func TestDupCache(t *testing.T) {
 	c2 := dupCache{}
 	c2.init(16, int64(time.Minute), 1400, int64(time.Second))
 	p2 := &peerState{}
-	_, _, e := c2.begin(&k18, 0, p2, p2.addr, now, now+10, out)
+	_, _, e := c2.begin(&k18, 0, p2, nil, p2.addr, now, now+10, out)
 	c2.forget(e, &k18)
 	if c2.len() != 0 || p2.belowFloor(1, 7, 1, now) {
 		t.Fatal("forget")
 	}
-	if o, _, _ := c2.begin(&k18, 0, p2, p2.addr, now, now+10, out); o != dupNew {
+	if o, _, _ := c2.begin(&k18, 0, p2, nil, p2.addr, now, now+10, out); o != dupNew {
 		t.Fatal("after forget")
 	}
 }
@@ -158,7 +158,7 @@ func TestDupCacheSpread(t *testing.T) {
 	now := int64(time.Second)
 	for seq := uint64(1); seq <= 3*n; seq++ {
 		k := dupKey{addr: addr, src: 9, incarn: 3, callID: seq<<20 | seq%4}
-		o, _, e := c.begin(&k, 0, peer, peer.addr, now, now+1, out)
+		o, _, e := c.begin(&k, 0, peer, nil, peer.addr, now, now+1, out)
 		if o != dupNew {
 			t.Fatalf("seq %d: outcome %d", seq, o)
 		}
