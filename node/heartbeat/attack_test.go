@@ -1184,3 +1184,56 @@ func TestAttackWideReplies(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackJoinPageMappedAddrs: a seed's members page that lists the
+// joiner itself and a live member in IPv4-mapped form. The engine names
+// every sender unmapped, so the joiner held a second copy of the live
+// member that RemoveMember of either form could not take out, and held
+// itself as a member, probing itself.
+func TestAttackJoinPageMappedAddrs(t *testing.T) {
+	rfctest.InSim(t, func(t *testing.T, s *rfctest.Sim) {
+		cfg := testConfig()
+		cfg.AcceptJoins = true
+		jep, bep, seed := s.Listen(1, keyed), s.Listen(2, keyed), s.Listen(3, keyed)
+		startNode(t, bep, cfg, []netip.AddrPort{jep.Addr()})
+		j := startNode(t, jep, cfg, []netip.AddrPort{bep.Addr()})
+		mapped := func(a netip.AddrPort) netip.AddrPort {
+			return netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+		}
+		if err := seed.Register(CallJoin, "join", schemaJoin, rfc.Idempotent, func(*rfc.Request, *wire.Params) wire.Errno { return wire.OK }); err != nil {
+			t.Fatal(err)
+		}
+		if err := seed.Register(CallMembers, "members", schemaMembers, rfc.Idempotent, func(_ *rfc.Request, rep *wire.Params) wire.Errno {
+			rep.Uint64(0)
+			rep.Uint64(3)
+			rep.Uint64(uint64(seed.Incarnation()))
+			for _, a := range []netip.AddrPort{mapped(jep.Addr()), mapped(bep.Addr())} {
+				rep.String(a.String())
+				rep.Uint64(0)
+				rep.Uint64(uint64(StateAlive))
+				rep.Uint64(1)
+				rep.Uint64(0)
+			}
+			return rep.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * cfg.Interval)
+		if err := j.svc.Join(ctxFor(t, 2*time.Second), seed.Addr()); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		for _, m := range j.svc.Members() {
+			if m.Addr.Addr().Is4In6() || m.Addr == jep.Addr() {
+				t.Errorf("after the join the joiner holds %v (%+v)", m.Addr, m)
+			}
+		}
+		if err := j.svc.RemoveMember(bep.Addr()); err != nil {
+			t.Fatalf("RemoveMember(%v): %v", bep.Addr(), err)
+		}
+		for _, m := range j.svc.Members() {
+			if m.Addr.Addr().Unmap() == bep.Addr().Addr() {
+				t.Errorf("after RemoveMember(%v) the joiner still holds %v", bep.Addr(), m.Addr)
+			}
+		}
+	})
+}

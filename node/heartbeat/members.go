@@ -149,5 +149,7 @@ func readMember(p *wire.Packet, i int) (MemberInfo, bool) {
 	if err != nil || !sok || !nok || !iok {
 		return MemberInfo{}, false
 	}
-	return MemberInfo{Addr: a, Node: node, State: st, Incarnation: inc, HeardAgo: ago}, true
+	// As the engine names a sender: a member listed in IPv4-mapped form
+	// is the same member, not a second one (nor this node unrecognized).
+	return MemberInfo{Addr: rfc.PeerAddr(a), Node: node, State: st, Incarnation: inc, HeardAgo: ago}, true
 }
